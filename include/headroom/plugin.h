@@ -1,0 +1,323 @@
+/* headroom/plugin.h — the stable plugin ABI of headroomd.
+ *
+ * This is the only header a plugin author needs. A plugin is a shared object
+ * exporting one const symbol, `headroom_plugin`, describing itself. The host
+ * loads it with libltdl, checks the ABI major, validates its config block
+ * against the keys it declares, and calls init() with a function table
+ * (struct hr_host) that is the plugin's only way into the host.
+ *
+ * Compatibility rules (ABI major HR_ABI_MAJOR):
+ *  - every struct crossing the boundary starts with `uint32_t struct_size`;
+ *  - fields are only ever appended, never removed or reordered;
+ *  - a plugin must check `struct_size` before reading a field added in a
+ *    later minor version (HR_HAS_FIELD below);
+ *  - anything the host passes is borrowed for the duration of the call;
+ *    anything a plugin hands back is released with the free callback it names.
+ */
+#ifndef HEADROOM_PLUGIN_H
+#define HEADROOM_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HR_ABI_MAJOR 1
+#define HR_ABI_MINOR 0
+
+#if defined(__GNUC__)
+#define HR_PLUGIN_EXPORT __attribute__((visibility("default")))
+#define HR_PRINTF_LIKE(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define HR_PLUGIN_EXPORT
+#define HR_PRINTF_LIKE(fmt, args)
+#endif
+
+/* True when a struct received across the ABI is large enough to hold FIELD. */
+#define HR_HAS_FIELD(ptr, type, field) \
+    ((ptr)->struct_size >= offsetof(type, field) + sizeof(((type *)0)->field))
+
+/* Name of the one symbol a plugin exports. */
+#define HEADROOM_PLUGIN_SYMBOL "headroom_plugin"
+
+enum hr_plugin_kind { HR_PLUGIN_TRANSFORM = 1, HR_PLUGIN_SINK = 2 };
+
+enum hr_log_level { HR_LOG_ERROR = 0, HR_LOG_WARN = 1, HR_LOG_INFO = 2, HR_LOG_DEBUG = 3 };
+
+enum hr_provider { HR_PROVIDER_UNKNOWN = 0, HR_PROVIDER_OPENAI = 1, HR_PROVIDER_ANTHROPIC = 2 };
+
+/* Content type of a candidate unit, set by the `router` transform. */
+enum hr_content_type {
+    HR_CT_UNKNOWN = 0,
+    HR_CT_JSON_ARRAY,
+    HR_CT_JSON_OBJECT,
+    HR_CT_LOG,
+    HR_CT_SEARCH,
+    HR_CT_DIFF,
+    HR_CT_CODE,
+    HR_CT_HTML,
+    HR_CT_TEXT,
+    HR_CT__COUNT
+};
+#define HR_CT_BIT(ct) (1u << (ct))
+
+/* Opaque handles owned by the host. */
+struct hr_instance; /* one loaded, configured plugin instance */
+struct hr_conf;     /* that instance's config block */
+
+/* ------------------------------------------------------------------ config */
+
+enum hr_conf_type { HR_CONF_STRING = 1, HR_CONF_INT, HR_CONF_BOOL, HR_CONF_DOUBLE };
+
+/* A config key a plugin accepts (nginx-style directive table). The host
+ * rejects unknown keys and values of the wrong type with file:line:col, and
+ * `headroomd --check-config` lists keys with their help text.
+ * Terminate the array with an entry whose name is NULL. */
+struct hr_conf_key {
+    const char *name;
+    enum hr_conf_type type;
+    const char *default_value; /* as text, as it would appear in the file; may be NULL */
+    const char *help;          /* one line */
+};
+
+/* ----------------------------------------------------------------- requests */
+
+#define HR_UNIT_PROTECTED  0x1u /* below the protected floor or a protected tool: do not modify */
+#define HR_UNIT_HAS_MARKER 0x2u /* already carries a retrieval marker: do not compress again */
+
+/* A candidate unit: one tool output's text (OpenAI role:"tool" content or an
+ * Anthropic tool_result's text). Transforms read `text` and replace it only
+ * through hr_host.unit_replace(). */
+struct hr_unit {
+    uint32_t struct_size;
+    uint32_t message_index;     /* index in messages[] */
+    const char *text;           /* NUL-terminated UTF-8, owned by the host */
+    size_t len;                 /* bytes, without the NUL */
+    size_t tokens;              /* host's count of `text` */
+    enum hr_content_type type;  /* writable by the router */
+    const char *tool_name;      /* name of the tool that produced it, or NULL */
+    uint32_t flags;             /* HR_UNIT_* */
+};
+
+/* A request going through the pipeline. `body` is the parsed client JSON;
+ * transforms may edit it in place (the host serialises it once after the last
+ * stage). Units point into it; after editing body structure directly a
+ * transform must not use units again in the same call. */
+struct hr_request {
+    uint32_t struct_size;
+    enum hr_provider provider;
+    const char *model;          /* "" when absent */
+    const char *stack;          /* X-Headroom-Stack or "" */
+    const char *session_id;     /* stable per conversation, host-derived */
+    json_t *body;
+    size_t protected_floor;     /* messages[0 .. floor) must not change */
+    struct hr_unit *units;
+    size_t n_units;
+    const char *query;          /* text of the latest user message, or "" */
+};
+
+/* ------------------------------------------------------------------- events */
+
+/* Per-stage result of one request, in pipeline order. */
+struct hr_stage_result {
+    uint32_t struct_size;
+    const char *name;       /* stage (transform instance) name */
+    double ms;              /* wall time spent in apply() */
+    int64_t tokens_saved;   /* tokens removed by this stage (>= 0) */
+    const char *tag;        /* e.g. "smart_crusher:top_n:kept=15/1000", or "" */
+    int failed;             /* stage errored or overran its budget: its change was dropped */
+};
+
+/* A completed request, handed to every sink. */
+struct hr_event {
+    uint32_t struct_size;
+    const char *request_id;
+    double timestamp;           /* completion, Unix seconds (UTC) */
+    enum hr_provider provider;
+    const char *provider_name;  /* "openai", "anthropic" */
+    const char *model;
+    const char *stack;          /* "" when the client did not tag itself */
+    const char *path;           /* e.g. "/v1/chat/completions" */
+    int status;                 /* HTTP status sent to the client */
+    int failed;                 /* no answer from upstream (connect, timeout, reset, internal) */
+    int cached;                 /* answered from the response cache */
+    int streamed;               /* SSE */
+    uint64_t tokens_input;      /* counted before compression */
+    uint64_t tokens_sent;       /* counted after compression */
+    uint64_t tokens_saved;      /* input - sent */
+    uint64_t tokens_output;     /* provider-reported */
+    uint64_t provider_input_tokens;  /* provider-reported uncached input */
+    uint64_t cache_read_tokens;
+    uint64_t cache_write_tokens;
+    uint64_t cache_write_5m_tokens;
+    uint64_t cache_write_1h_tokens;
+    double cost_usd;
+    double savings_usd;
+    int priced;                 /* 0 when the model has no known price */
+    double latency_ms;          /* accept to last byte */
+    double overhead_ms;         /* time spent before forwarding */
+    double ttfb_ms;             /* forward to first upstream byte; <0 when none */
+    size_t n_stages;
+    const struct hr_stage_result *stages;
+    const char *error;          /* NULL or a short reason */
+};
+
+/* -------------------------------------------------------------------- http */
+
+/* A request to a route a plugin registered. */
+struct hr_http_request {
+    uint32_t struct_size;
+    const char *method;
+    const char *path;           /* without the query string */
+    const char *query;          /* raw query string or "" */
+    const char *body;
+    size_t body_len;
+    int from_loopback;
+};
+
+/* The plugin fills this. `body` is released with `free_body` (e.g. free). */
+struct hr_http_response {
+    uint32_t struct_size;
+    int status;
+    const char *content_type;   /* static or owned by the plugin state */
+    char *body;
+    size_t body_len;
+    void (*free_body)(void *);
+};
+
+typedef int (*hr_route_fn)(void *state, const struct hr_http_request *req,
+                           struct hr_http_response *resp);
+
+/* ----------------------------------------------------------------- metrics */
+
+enum hr_metric_type { HR_METRIC_COUNTER = 1, HR_METRIC_GAUGE, HR_METRIC_HISTOGRAM };
+
+struct hr_metric_family {
+    uint32_t struct_size;
+    const char *name;           /* e.g. "headroom_requests_total" */
+    const char *help;
+    enum hr_metric_type type;
+    size_t n_labels;
+    const char *const *label_names;
+};
+
+struct hr_metric_sample {
+    uint32_t struct_size;
+    const char *const *label_values; /* n_labels values, unescaped */
+    double value;                    /* counters and gauges */
+    /* histograms: cumulative counts per upper bound; the last bound is +Inf */
+    size_t n_buckets;
+    const double *bucket_upper;
+    const uint64_t *bucket_cumulative;
+    uint64_t count;
+    double sum;
+};
+
+/* Called once per sample; samples of one family arrive together, families
+ * in a stable order. Borrowed pointers: copy what you keep. */
+typedef void (*hr_metric_visit_fn)(void *ud, const struct hr_metric_family *family,
+                                   const struct hr_metric_sample *sample);
+
+/* ------------------------------------------------------------ host table */
+
+#define HR_CCR_HASH_LEN 24 /* hex characters */
+
+/* Return codes used across the ABI. */
+#define HR_OK 0
+#define HR_ENOTSMALLER (-1001) /* unit_replace: the new text is not smaller */
+#define HR_EINVAL      (-22)
+#define HR_ENOMEM      (-12)
+
+struct hr_host {
+    uint32_t struct_size;
+    uint16_t abi_major, abi_minor;
+
+    /* Log one line as LEVEL:headroom.<kind>s.<name>:message. */
+    void (*log)(const struct hr_instance *self, enum hr_log_level level,
+                const char *fmt, ...) HR_PRINTF_LIKE(3, 4);
+    /* True when `level` would be written (skip building DEBUG text otherwise). */
+    int (*log_enabled)(enum hr_log_level level);
+
+    /* Config values of this instance's block, or the declared default.
+     * Types were validated at load time, so these cannot fail. */
+    const char *(*conf_string)(const struct hr_conf *conf, const char *key);
+    long long (*conf_int)(const struct hr_conf *conf, const char *key);
+    int (*conf_bool)(const struct hr_conf *conf, const char *key);
+    double (*conf_double)(const struct hr_conf *conf, const char *key);
+
+    /* Token count of `text` for `model` (exact BPE for OpenAI encodings,
+     * a documented estimate otherwise). Thread-safe. */
+    size_t (*count_tokens)(const char *model, const char *text, size_t len);
+
+    /* Replace a unit's text. The host refuses (HR_ENOTSMALLER) a text that
+     * counts as many tokens or more, keeps the JSON in sync and credits the
+     * saving to the calling stage. */
+    int (*unit_replace)(struct hr_request *req, size_t unit_index,
+                        const char *text, size_t len);
+    /* Attach a short tag to the current stage, e.g. "smart_crusher:top_n:kept=15/1000". */
+    void (*stage_tag)(struct hr_request *req, const char *tag);
+
+    /* Compress-cache-retrieve store: keep `data` under a content hash so the
+     * model (or a user) can fetch it later. Writes HR_CCR_HASH_LEN hex chars
+     * plus NUL to `hash_out`. */
+    int (*ccr_put)(const char *data, size_t len, char hash_out[HR_CCR_HASH_LEN + 1]);
+    /* Fetch a stored original; NULL when unknown or expired. Free with ccr_free. */
+    char *(*ccr_get)(const char *hash, size_t *len_out);
+    void (*ccr_free)(char *data);
+
+    /* Serve `method path` (exact path, or a prefix when it ends in '/').
+     * The handler runs on worker threads concurrently: it must be thread-safe. */
+    int (*register_route)(struct hr_instance *self, const char *method, const char *path,
+                          hr_route_fn fn, void *state);
+    /* Contribute a block `key` to GET /stats: fn returns a new reference. */
+    int (*register_stats)(struct hr_instance *self, const char *key,
+                          json_t *(*fn)(void *state), void *state);
+    /* Run fn every interval_ms on the housekeeping thread. */
+    int (*add_timer)(struct hr_instance *self, unsigned interval_ms,
+                     void (*fn)(void *state), void *state);
+
+    /* Walk a consistent snapshot of every metric (what /metrics renders). */
+    int (*metrics_visit)(hr_metric_visit_fn fn, void *ud);
+};
+
+/* ------------------------------------------------------------ descriptor */
+
+struct headroom_plugin {
+    uint32_t struct_size;       /* sizeof(struct headroom_plugin) as built */
+    uint16_t abi_major;         /* HR_ABI_MAJOR as built */
+    uint16_t abi_minor;         /* HR_ABI_MINOR as built */
+    const char *name;           /* [a-z][a-z0-9_]*; matches the .so name */
+    enum hr_plugin_kind kind;
+    const char *version;
+    const char *description;    /* one line */
+    const struct hr_conf_key *conf_keys; /* NULL-name terminated, or NULL */
+
+    /* Create an instance. Return 0 and set *state, or a negative code after
+     * logging why. */
+    int (*init)(const struct hr_host *host, struct hr_instance *self,
+                const struct hr_conf *conf, void **state);
+    /* Release the instance. Sinks have received every queued event by then. */
+    void (*fini)(void *state);
+
+    /* Transforms: rewrite candidate units. Return 0, or a negative code to
+     * have the host drop every change this stage made (fail open). */
+    int (*apply)(void *state, struct hr_request *req);
+    /* Transforms: content types acted on (HR_CT_BIT mask); 0 means all. */
+    uint32_t content_types;
+
+    /* Sinks: one completed request; runs on the sink's own thread. */
+    void (*on_event)(void *state, const struct hr_event *event);
+};
+
+/* Fills the version fields; use as the first line of your descriptor. */
+#define HR_PLUGIN_HEADER                                   \
+    .struct_size = sizeof(struct headroom_plugin),         \
+    .abi_major = HR_ABI_MAJOR, .abi_minor = HR_ABI_MINOR
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HEADROOM_PLUGIN_H */
