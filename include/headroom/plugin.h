@@ -88,6 +88,10 @@ struct hr_conf_key {
 #define HR_UNIT_PROTECTED  0x1u /* below the protected floor or a protected tool: do not modify */
 #define HR_UNIT_HAS_MARKER 0x2u /* already carries a retrieval marker: do not compress again */
 
+/* Key of the marker object a transform leaves where it dropped content; a
+ * unit whose text contains "\"_headroom\"" is flagged HR_UNIT_HAS_MARKER. */
+#define HR_MARKER_KEY "_headroom"
+
 /* A candidate unit: one tool output's text (OpenAI role:"tool" content or an
  * Anthropic tool_result's text). Transforms read `text` and replace it only
  * through hr_host.unit_replace(). */
@@ -117,6 +121,7 @@ struct hr_request {
     struct hr_unit *units;
     size_t n_units;
     const char *query;          /* text of the latest user message, or "" */
+    int body_edited;            /* set to 1 after editing body outside units (e.g. tool order) */
 };
 
 /* ------------------------------------------------------------------- events */
@@ -163,6 +168,7 @@ struct hr_event {
     size_t n_stages;
     const struct hr_stage_result *stages;
     const char *error;          /* NULL or a short reason */
+    double pipeline_ms;         /* whole compression pipeline, <0 when it did not run */
 };
 
 /* -------------------------------------------------------------------- http */

@@ -1,0 +1,684 @@
+/* cache_aligner.c — the `cache_aligner` transform: keeps the provider-cached prefix
+ * stable across turns (tool order, schema key order), reports volatile values in the
+ * system prompt, tracks a per-session prefix hash, and can add one cache breakpoint. */
+#include <ctype.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <headroom/plugin.h>
+
+struct sess {
+    char *id;
+    uint64_t idh;
+    uint64_t h_tools, h_system, h_msgs; /* h_msgs covers messages[0 .. floor) */
+    size_t floor;
+    struct sess *hnext;                 /* bucket chain */
+    struct sess *prev, *next;           /* LRU list, most recent first */
+};
+
+enum { C_TOOLS_SORTED, C_SCHEMAS, C_CC_ADDED, C_CHANGES, C_CH_TOOLS, C_CH_SYSTEM, C_CH_MSGS,
+       C_DATE_TOK, C_DATE_REQ, C_VOL_TOK, C_VOL_REQ, C_EVICTED, C__N };
+
+struct aligner {
+    const struct hr_host *host;
+    struct hr_instance *self;
+    int sort_tools, canonical_schemas, detect_volatile, track_prefix, add_cache_control;
+    size_t max_sessions;
+    pthread_mutex_t mu;                 /* guards the session table */
+    struct sess **buckets;
+    size_t n_buckets, n_sessions;
+    struct sess lru;                    /* sentinel */
+    atomic_ullong c[C__N];
+};
+
+static const struct hr_conf_key ca_keys[] = {
+    {"sort_tools", HR_CONF_BOOL, "yes", "sort tool definitions by name (skipped when a tool carries cache_control)"},
+    {"canonical_schemas", HR_CONF_BOOL, "yes", "sort the keys of tool parameter / input_schema objects recursively"},
+    {"detect_volatile", HR_CONF_BOOL, "yes", "report dates, times, UUIDs and request ids in the system prompt"},
+    {"track_prefix", HR_CONF_BOOL, "yes", "keep a per-session hash of the stable prefix and report changes"},
+    {"max_sessions", HR_CONF_INT, "10000", "sessions whose prefix hash is remembered (least recently used dropped)"},
+    {"add_cache_control", HR_CONF_BOOL, "no", "Anthropic: add one cache_control breakpoint at the end of the stable prefix when the client set none"},
+    {NULL, 0, NULL, NULL},
+};
+
+/* ------------------------------------------------------------ hashing */
+
+static uint64_t h_bytes(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* Order-sensitive: providers cache bytes, so key order counts. */
+static uint64_t h_json(uint64_t h, json_t *v)
+{
+    unsigned char t = (unsigned char)json_typeof(v);
+    h = h_bytes(h, &t, 1);
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x) {
+            h = h_bytes(h, k, strlen(k) + 1);
+            h = h_json(h, x);
+        }
+        break;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x)
+            h = h_json(h, x);
+        h = h_bytes(h, "]", 1);
+        break;
+    }
+    case JSON_STRING:
+        h = h_bytes(h, json_string_value(v), json_string_length(v) + 1);
+        break;
+    case JSON_INTEGER: {
+        json_int_t i = json_integer_value(v);
+        h = h_bytes(h, &i, sizeof i);
+        break;
+    }
+    case JSON_REAL: {
+        double d = json_real_value(v);
+        h = h_bytes(h, &d, sizeof d);
+        break;
+    }
+    default:
+        break;
+    }
+    return h;
+}
+
+#define H0 1469598103934665603ULL
+
+/* ------------------------------------------------------------ tools and schemas */
+
+static const char *tool_name(json_t *tool)
+{
+    const char *n = json_string_value(json_object_get(json_object_get(tool, "function"), "name"));
+    return n ? n : json_string_value(json_object_get(tool, "name"));
+}
+
+struct tix { const char *name; size_t i; json_t *v; };
+
+static int cmp_tix(const void *a, const void *b)
+{
+    const struct tix *x = a, *y = b;
+    if (x->name && y->name) {
+        int c = strcmp(x->name, y->name);
+        if (c)
+            return c;
+    } else if (x->name != y->name) {
+        return x->name ? -1 : 1; /* unnamed tools last */
+    }
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+static int sort_tools(json_t *tools)
+{
+    size_t n = json_array_size(tools);
+    if (n < 2)
+        return 0;
+    struct tix *v = malloc(n * sizeof *v);
+    if (!v)
+        return -1;
+    int sorted = 1;
+    for (size_t i = 0; i < n; i++) {
+        json_t *t = json_array_get(tools, i);
+        if (json_object_get(t, "cache_control")) {
+            free(v);
+            return 0; /* the client placed a breakpoint: its order is deliberate */
+        }
+        v[i] = (struct tix){tool_name(t), i, t};
+        if (i && cmp_tix(&v[i - 1], &v[i]) > 0)
+            sorted = 0;
+    }
+    if (!sorted) {
+        qsort(v, n, sizeof *v, cmp_tix);
+        for (size_t i = 0; i < n; i++)
+            json_incref(v[i].v);
+        json_array_clear(tools);
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(tools, v[i].v);
+    }
+    free(v);
+    return !sorted;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sort object keys bytewise at every depth; returns how many objects changed. */
+static int canon(json_t *v)
+{
+    int changed = 0;
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x)
+            changed += canon(x);
+        return changed;
+    }
+    if (!json_is_object(v))
+        return 0;
+    size_t n = json_object_size(v), i = 0;
+    const char *k, *prev = NULL;
+    json_t *x;
+    int sorted = 1;
+    json_object_foreach(v, k, x) {
+        changed += canon(x);
+        if (prev && strcmp(prev, k) > 0)
+            sorted = 0;
+        prev = k;
+    }
+    if (sorted || n < 2)
+        return changed;
+    char **keys = malloc(n * sizeof *keys);
+    if (!keys)
+        return changed;
+    json_object_foreach(v, k, x) {
+        keys[i] = strdup(k);
+        if (!keys[i]) {
+            while (i--)
+                free(keys[i]);
+            free(keys);
+            return changed;
+        }
+        i++;
+    }
+    qsort(keys, n, sizeof *keys, cmp_str);
+    for (i = 0; i < n; i++) {
+        /* Delete and re-insert moves the key to the end: in sorted order after n steps. */
+        json_t *val = json_incref(json_object_get(v, keys[i]));
+        json_object_del(v, keys[i]);
+        json_object_set_new(v, keys[i], val);
+        free(keys[i]);
+    }
+    free(keys);
+    return changed + 1;
+}
+
+static int canon_schemas(json_t *tools)
+{
+    size_t i;
+    json_t *t;
+    int changed = 0;
+    json_array_foreach(tools, i, t) {
+        json_t *s = json_object_get(json_object_get(t, "function"), "parameters");
+        if (s)
+            changed += canon(s);
+        if ((s = json_object_get(t, "input_schema")))
+            changed += canon(s);
+    }
+    return changed;
+}
+
+/* ------------------------------------------------------------ volatile values */
+
+static int is_month(const char *s, size_t n)
+{
+    static const char *const m[] = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep",
+                                    "oct", "nov", "dec", NULL};
+    if (n < 3)
+        return 0;
+    for (const char *const *p = m; *p; p++)
+        if (strncasecmp(s, *p, 3) == 0)
+            return 1;
+    return 0;
+}
+
+static int is_weekday(const char *s, size_t n)
+{
+    static const char *const d[] = {"monday", "tuesday", "wednesday", "thursday", "friday",
+                                    "saturday", "sunday", NULL};
+    for (const char *const *p = d; *p; p++)
+        if (n == strlen(*p) && strncasecmp(s, *p, n) == 0)
+            return 1;
+    return 0;
+}
+
+static int digits(const char *s, size_t n, size_t k)
+{
+    if (n < k)
+        return 0;
+    for (size_t i = 0; i < k; i++)
+        if (!isdigit((unsigned char)s[i]))
+            return 0;
+    return 1;
+}
+
+static int hexrun(const char *s, size_t n, size_t k)
+{
+    if (n < k)
+        return 0;
+    for (size_t i = 0; i < k; i++)
+        if (!isxdigit((unsigned char)s[i]))
+            return 0;
+    return 1;
+}
+
+/* Offset of the first date/time (kind 0) or id-like value (kind 1), or -1. */
+static long first_volatile(const char *s, size_t n, int kind)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i && isalnum((unsigned char)s[i - 1]))
+            continue; /* only at a word start */
+        const char *p = s + i;
+        size_t r = n - i;
+        if (kind == 0) {
+            if (digits(p, r, 4) && r >= 10 && (p[4] == '-' || p[4] == '/') && digits(p + 5, r - 5, 2) &&
+                p[7] == p[4] && digits(p + 8, r - 8, 2))
+                return (long)i; /* 2025-01-31 */
+            if (digits(p, r, 2) && r >= 10 && (p[2] == '/' || p[2] == '.') && digits(p + 3, r - 3, 2) &&
+                p[5] == p[2] && digits(p + 6, r - 6, 4))
+                return (long)i; /* 31/01/2025 */
+            size_t d = 0;
+            while (d < r && isdigit((unsigned char)p[d]))
+                d++;
+            if ((d == 1 || d == 2) && d + 3 <= r && p[d] == ':' && digits(p + d + 1, r - d - 1, 2))
+                return (long)i; /* 9:30, 14:05:59 */
+            if (d == 10 && p[0] == '1' && p[1] >= '5' && p[1] <= '9' && (d == r || !isalnum((unsigned char)p[d])))
+                return (long)i; /* Unix time 2017..2033 */
+            size_t w = 0;
+            while (w < r && isalpha((unsigned char)p[w]))
+                w++;
+            if (w && is_weekday(p, w))
+                return (long)i;
+            if (w >= 3 && w <= 9 && is_month(p, w)) {
+                size_t j = w;
+                if (j < r && p[j] == '.')
+                    j++;
+                if (j < r && p[j] == ' ' && j + 1 < r && isdigit((unsigned char)p[j + 1]))
+                    return (long)i; /* January 5, Jan 5 */
+            }
+        } else {
+            if (hexrun(p, r, 8) && r >= 36 && p[8] == '-' && hexrun(p + 9, r - 9, 4) && p[13] == '-' &&
+                hexrun(p + 14, r - 14, 4) && p[18] == '-' && hexrun(p + 19, r - 19, 4) && p[23] == '-' &&
+                hexrun(p + 24, r - 24, 12))
+                return (long)i; /* UUID */
+            size_t w = 0, nd = 0, na = 0;
+            while (w < r && (isalnum((unsigned char)p[w]) || p[w] == '_' || p[w] == '-')) {
+                nd += isdigit((unsigned char)p[w]) != 0;
+                na += isalpha((unsigned char)p[w]) != 0;
+                w++;
+            }
+            if (w >= 16 && nd >= 4 && na >= 4)
+                return (long)i; /* req_01HZX3..., 9f8e7d6c5b4a3f2e1d */
+            if (w)
+                i += w - 1;
+        }
+    }
+    return -1;
+}
+
+/* System prompt texts, in prompt order. */
+static size_t system_texts(json_t *body, const char **out, size_t *lens, size_t max)
+{
+    size_t n = 0;
+    json_t *sys = json_object_get(body, "system");
+    if (json_is_string(sys) && n < max) {
+        out[n] = json_string_value(sys);
+        lens[n++] = json_string_length(sys);
+    } else if (json_is_array(sys)) {
+        size_t i;
+        json_t *b;
+        json_array_foreach(sys, i, b) {
+            json_t *t = json_object_get(b, "text");
+            if (json_is_string(t) && n < max) {
+                out[n] = json_string_value(t);
+                lens[n++] = json_string_length(t);
+            }
+        }
+    }
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(body, "messages"), i, m) {
+        const char *role = json_string_value(json_object_get(m, "role"));
+        if (!role || (strcmp(role, "system") && strcmp(role, "developer")))
+            continue;
+        json_t *c = json_object_get(m, "content");
+        if (json_is_string(c) && n < max) {
+            out[n] = json_string_value(c);
+            lens[n++] = json_string_length(c);
+        } else if (json_is_array(c)) {
+            size_t j;
+            json_t *p;
+            json_array_foreach(c, j, p) {
+                json_t *t = json_object_get(p, "text");
+                if (json_is_string(t) && n < max) {
+                    out[n] = json_string_value(t);
+                    lens[n++] = json_string_length(t);
+                }
+            }
+        }
+    }
+    return n;
+}
+
+/* Tokens from the first volatile value of `kind` to the end of the system prompt:
+ * the part a provider cache cannot reuse once the value changes. 0 when none. */
+static size_t volatile_tokens(const struct aligner *a, const char *model, const char **txt,
+                              const size_t *lens, size_t n, int kind)
+{
+    size_t tokens = 0;
+    int found = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (found) {
+            tokens += a->host->count_tokens(model, txt[i], lens[i]);
+            continue;
+        }
+        long off = first_volatile(txt[i], lens[i], kind);
+        if (off >= 0) {
+            found = 1;
+            size_t t = a->host->count_tokens(model, txt[i] + off, lens[i] - (size_t)off);
+            tokens += t ? t : 1;
+        }
+    }
+    return tokens;
+}
+
+/* ------------------------------------------------------------ sessions */
+
+static void lru_unlink(struct sess *s)
+{
+    s->prev->next = s->next;
+    s->next->prev = s->prev;
+}
+
+static void lru_front(struct aligner *a, struct sess *s)
+{
+    s->next = a->lru.next;
+    s->prev = &a->lru;
+    a->lru.next->prev = s;
+    a->lru.next = s;
+}
+
+static void sess_drop(struct aligner *a, struct sess *s)
+{
+    struct sess **pp = &a->buckets[s->idh % a->n_buckets];
+    while (*pp && *pp != s)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = s->hnext;
+    lru_unlink(s);
+    free(s->id);
+    free(s);
+    a->n_sessions--;
+}
+
+/* Which parts changed since the session's previous request: bit 0 tools, 1 system,
+ * 2 messages. Records the new state. Returns -1 on a new session. */
+static int track(struct aligner *a, const char *sid, uint64_t ht, uint64_t hs, json_t *msgs,
+                 size_t floor)
+{
+    uint64_t idh = h_bytes(H0, sid, strlen(sid));
+    size_t nm = json_array_size(msgs);
+    if (floor > nm)
+        floor = nm;
+    pthread_mutex_lock(&a->mu);
+    struct sess *s = a->buckets[idh % a->n_buckets];
+    while (s && (s->idh != idh || strcmp(s->id, sid)))
+        s = s->hnext;
+    int changed = -1;
+    /* Hash the protected messages once, noting the value at the old floor on the way. */
+    size_t old_floor = s ? s->floor : 0;
+    uint64_t h = H0, h_at_old = H0;
+    for (size_t i = 0; i < floor; i++) {
+        if (i == old_floor)
+            h_at_old = h;
+        h = h_json(h, json_array_get(msgs, i));
+    }
+    if (old_floor == floor)
+        h_at_old = h;
+    if (s) {
+        changed = 0;
+        if (s->h_tools != ht)
+            changed |= 1;
+        if (s->h_system != hs)
+            changed |= 2;
+        if (old_floor <= floor && h_at_old != s->h_msgs)
+            changed |= 4;
+        lru_unlink(s);
+    } else {
+        s = calloc(1, sizeof *s);
+        if (s && !(s->id = strdup(sid))) {
+            free(s);
+            s = NULL;
+        }
+        if (!s) {
+            pthread_mutex_unlock(&a->mu);
+            return -1;
+        }
+        s->idh = idh;
+        s->hnext = a->buckets[idh % a->n_buckets];
+        a->buckets[idh % a->n_buckets] = s;
+        a->n_sessions++;
+        while (a->n_sessions > a->max_sessions && a->lru.prev != &a->lru) {
+            sess_drop(a, a->lru.prev);
+            atomic_fetch_add(&a->c[C_EVICTED], 1);
+        }
+    }
+    lru_front(a, s);
+    s->h_tools = ht;
+    s->h_system = hs;
+    s->h_msgs = h;
+    s->floor = floor;
+    pthread_mutex_unlock(&a->mu);
+    return changed;
+}
+
+/* ------------------------------------------------------------ cache_control */
+
+static int has_cache_control(json_t *v)
+{
+    if (json_is_object(v)) {
+        if (json_object_get(v, "cache_control"))
+            return 1;
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x)
+            if ((json_is_array(x) || json_is_object(x)) && strcmp(k, "input_schema") && has_cache_control(x))
+                return 1;
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x)
+            if (has_cache_control(x))
+                return 1;
+    }
+    return 0;
+}
+
+static int add_breakpoint(json_t *body)
+{
+    if (has_cache_control(json_object_get(body, "tools")) ||
+        has_cache_control(json_object_get(body, "system")) ||
+        has_cache_control(json_object_get(body, "messages")))
+        return 0;
+    json_t *cc = json_pack("{s:s}", "type", "ephemeral");
+    if (!cc)
+        return -1;
+    json_t *sys = json_object_get(body, "system");
+    if (json_is_string(sys) && json_string_length(sys) > 0) {
+        json_t *blocks = json_pack("[{s:s,s:O,s:o}]", "type", "text", "text", sys, "cache_control", cc);
+        return blocks && json_object_set_new(body, "system", blocks) == 0 ? 1 : -1;
+    }
+    json_t *last = json_is_array(sys) ? json_array_get(sys, json_array_size(sys) - 1) : NULL;
+    if (!json_is_object(last))
+        last = json_array_get(json_object_get(body, "tools"), json_array_size(json_object_get(body, "tools")) - 1);
+    if (!json_is_object(last)) {
+        json_decref(cc);
+        return 0;
+    }
+    return json_object_set_new(last, "cache_control", cc) == 0 ? 1 : -1;
+}
+
+/* ------------------------------------------------------------ plugin */
+
+static json_t *ca_stats(void *state)
+{
+    struct aligner *a = state;
+#define C(i) ((json_int_t)atomic_load(&a->c[i]))
+    pthread_mutex_lock(&a->mu);
+    json_int_t sessions = (json_int_t)a->n_sessions;
+    pthread_mutex_unlock(&a->mu);
+    return json_pack("{s:{s:{s:I,s:I},s:{s:I,s:I}},s:I,s:{s:I,s:I,s:I},s:I,s:I,s:I,s:I,s:I}",
+                     "waste_signals", "dynamic_date", "tokens", C(C_DATE_TOK), "requests", C(C_DATE_REQ),
+                     "volatile", "tokens", C(C_VOL_TOK), "requests", C(C_VOL_REQ),
+                     "prefix_changes", C(C_CHANGES), "prefix_changes_by_part", "tools", C(C_CH_TOOLS),
+                     "system", C(C_CH_SYSTEM), "messages", C(C_CH_MSGS), "tools_sorted", C(C_TOOLS_SORTED),
+                     "schemas_canonicalised", C(C_SCHEMAS), "cache_control_added", C(C_CC_ADDED),
+                     "sessions", sessions, "sessions_evicted", C(C_EVICTED));
+#undef C
+}
+
+static int ca_init(const struct hr_host *host, struct hr_instance *self, const struct hr_conf *conf,
+                   void **state)
+{
+    long long ms = host->conf_int(conf, "max_sessions");
+    if (ms < 1 || ms > 10000000) {
+        host->log(self, HR_LOG_ERROR, "bad config: max_sessions must be 1..10000000 (got %lld)", ms);
+        return HR_EINVAL;
+    }
+    struct aligner *a = calloc(1, sizeof *a);
+    if (!a)
+        return HR_ENOMEM;
+    a->host = host;
+    a->self = self;
+    a->sort_tools = host->conf_bool(conf, "sort_tools");
+    a->canonical_schemas = host->conf_bool(conf, "canonical_schemas");
+    a->detect_volatile = host->conf_bool(conf, "detect_volatile");
+    a->track_prefix = host->conf_bool(conf, "track_prefix");
+    a->add_cache_control = host->conf_bool(conf, "add_cache_control");
+    a->max_sessions = (size_t)ms;
+    a->n_buckets = a->max_sessions < 1024 ? 1024 : a->max_sessions;
+    a->buckets = calloc(a->n_buckets, sizeof *a->buckets);
+    if (!a->buckets || pthread_mutex_init(&a->mu, NULL)) {
+        free(a->buckets);
+        free(a);
+        return HR_ENOMEM;
+    }
+    a->lru.next = a->lru.prev = &a->lru;
+    for (int i = 0; i < C__N; i++)
+        atomic_init(&a->c[i], 0);
+    int rc = host->register_stats(self, "cache_aligner", ca_stats, a);
+    if (rc != HR_OK) {
+        pthread_mutex_destroy(&a->mu);
+        free(a->buckets);
+        free(a);
+        return rc;
+    }
+    *state = a;
+    return HR_OK;
+}
+
+static void ca_fini(void *state)
+{
+    struct aligner *a = state;
+    while (a->lru.next != &a->lru)
+        sess_drop(a, a->lru.next);
+    pthread_mutex_destroy(&a->mu);
+    free(a->buckets);
+    free(a);
+}
+
+static int ca_apply(void *state, struct hr_request *req)
+{
+    struct aligner *a = state;
+    json_t *body = req->body;
+    json_t *tools = json_object_get(body, "tools");
+    char tag[256];
+    size_t tl = (size_t)snprintf(tag, sizeof tag, "cache_aligner:");
+#define TAG(...) do { int w_ = snprintf(tag + tl, sizeof tag - tl, __VA_ARGS__); \
+        if (w_ > 0 && (size_t)w_ < sizeof tag - tl) tl += (size_t)w_; } while (0)
+    size_t tl0 = tl;
+
+    if (a->sort_tools && json_is_array(tools)) {
+        int rc = sort_tools(tools);
+        if (rc < 0)
+            return HR_ENOMEM;
+        if (rc) {
+            atomic_fetch_add(&a->c[C_TOOLS_SORTED], 1);
+            TAG("%stools_sorted", tl > tl0 ? "," : "");
+        }
+    }
+    if (a->canonical_schemas && json_is_array(tools)) {
+        int n = canon_schemas(tools);
+        if (n) {
+            atomic_fetch_add(&a->c[C_SCHEMAS], 1);
+            TAG("%sschema_keys=%d", tl > tl0 ? "," : "", n);
+        }
+    }
+    const char *txt[64];
+    size_t lens[64];
+    size_t nt = system_texts(body, txt, lens, 64);
+    if (a->detect_volatile && nt) {
+        size_t dt = volatile_tokens(a, req->model, txt, lens, nt, 0);
+        size_t vt = volatile_tokens(a, req->model, txt, lens, nt, 1);
+        if (dt) {
+            atomic_fetch_add(&a->c[C_DATE_TOK], dt);
+            atomic_fetch_add(&a->c[C_DATE_REQ], 1);
+            TAG("%sdynamic_date=%zu", tl > tl0 ? "," : "", dt);
+        }
+        if (vt) {
+            atomic_fetch_add(&a->c[C_VOL_TOK], vt);
+            atomic_fetch_add(&a->c[C_VOL_REQ], 1);
+            TAG("%svolatile=%zu", tl > tl0 ? "," : "", vt);
+        }
+    }
+    if (a->track_prefix && req->session_id && *req->session_id) {
+        uint64_t ht = tools ? h_json(H0, tools) : H0;
+        uint64_t hs = H0;
+        for (size_t i = 0; i < nt; i++)
+            hs = h_bytes(hs, txt[i], lens[i] + 1);
+        json_t *msgs = json_object_get(body, "messages");
+        int ch = track(a, req->session_id, ht, hs, msgs, req->protected_floor);
+        if (ch > 0) {
+            atomic_fetch_add(&a->c[C_CHANGES], 1);
+            if (ch & 1)
+                atomic_fetch_add(&a->c[C_CH_TOOLS], 1);
+            if (ch & 2)
+                atomic_fetch_add(&a->c[C_CH_SYSTEM], 1);
+            if (ch & 4)
+                atomic_fetch_add(&a->c[C_CH_MSGS], 1);
+            a->host->log(a->self, HR_LOG_INFO, "stable prefix changed for session %s:%s%s%s (provider cache busted)",
+                         req->session_id, ch & 1 ? " tools" : "", ch & 2 ? " system" : "",
+                         ch & 4 ? " cached messages" : "");
+            TAG("%sprefix_changed", tl > tl0 ? "," : "");
+        }
+    }
+    if (a->add_cache_control && req->provider == HR_PROVIDER_ANTHROPIC) {
+        int rc = add_breakpoint(body);
+        if (rc < 0)
+            return HR_ENOMEM;
+        if (rc) {
+            atomic_fetch_add(&a->c[C_CC_ADDED], 1);
+            TAG("%scache_control", tl > tl0 ? "," : "");
+        }
+    }
+#undef TAG
+    if (tl > tl0)
+        a->host->stage_tag(req, tag);
+    return HR_OK;
+}
+
+HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
+    HR_PLUGIN_HEADER,
+    .name = "cache_aligner",
+    .kind = HR_PLUGIN_TRANSFORM,
+    .version = "1.0.0",
+    .description = "keeps the provider-cached prefix stable: tool order, schema key order, volatile values, prefix changes",
+    .conf_keys = ca_keys,
+    .init = ca_init,
+    .fini = ca_fini,
+    .apply = ca_apply,
+    .content_types = 0,
+};

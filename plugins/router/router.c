@@ -1,0 +1,256 @@
+/* router.c — the `router` transform: detects each candidate unit's content type
+ * (exact for JSON, a bounded line sample otherwise), writes it into the unit, tags
+ * the stage and keeps per-type counters for /stats. */
+#include <ctype.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <headroom/plugin.h>
+
+static const char *const ct_names[HR_CT__COUNT] = {
+    "unknown", "json_array", "json_object", "log", "search", "diff", "code", "html", "text",
+};
+
+struct router {
+    const struct hr_host *host;
+    struct hr_instance *self;
+    size_t sample_bytes;
+    size_t sample_lines;
+    atomic_ullong counts[HR_CT__COUNT];
+};
+
+static const struct hr_conf_key router_keys[] = {
+    {"sample_bytes", HR_CONF_INT, "8192", "bytes of a non-JSON unit looked at to guess its type"},
+    {"sample_lines", HR_CONF_INT, "64", "lines of that sample looked at"},
+    {NULL, 0, NULL, NULL},
+};
+
+static int starts(const char *s, size_t n, const char *p)
+{
+    size_t l = strlen(p);
+    return n >= l && memcmp(s, p, l) == 0;
+}
+
+static int starts_ci(const char *s, size_t n, const char *p)
+{
+    size_t l = strlen(p);
+    return n >= l && strncasecmp(s, p, l) == 0;
+}
+
+/* `path:123:` or `path:123-` at line start (grep -n, ripgrep, git grep). */
+static int search_line(const char *s, size_t n)
+{
+    size_t i = 0;
+    int pathy = 0; /* a path has a '.' or '/', a timestamp ("2024-06-01T10:00") has not */
+    while (i < n && s[i] != ':' && !isspace((unsigned char)s[i])) {
+        pathy |= s[i] == '.' || s[i] == '/';
+        i++;
+    }
+    if (i == 0 || i >= n || s[i] != ':' || !pathy)
+        return 0;
+    size_t d = ++i;
+    while (i < n && isdigit((unsigned char)s[i]))
+        i++;
+    return i > d && i < n && (s[i] == ':' || s[i] == '-');
+}
+
+static int level_word(const char *s, size_t n)
+{
+    static const char *const lv[] = {"ERROR", "WARN", "INFO", "DEBUG", "TRACE", "FATAL",
+                                     "CRITICAL", "NOTICE", NULL};
+    for (size_t i = 0; i < n; i++) {
+        if (i && isalpha((unsigned char)s[i - 1]))
+            continue;
+        for (const char *const *w = lv; *w; w++)
+            if (starts(s + i, n - i, *w) &&
+                (i + strlen(*w) == n || !isalpha((unsigned char)s[i + strlen(*w)])))
+                return 1;
+    }
+    return 0;
+}
+
+/* A date or a clock time near the start of the line. */
+static int timestamp_prefix(const char *s, size_t n)
+{
+    size_t lim = n < 32 ? n : 32;
+    for (size_t i = 0; i + 5 <= lim; i++) {
+        const unsigned char *p = (const unsigned char *)s + i;
+        if (i + 10 <= n && isdigit(p[0]) && isdigit(p[1]) && isdigit(p[2]) && isdigit(p[3]) &&
+            (p[4] == '-' || p[4] == '/') && isdigit(p[5]) && isdigit(p[6]))
+            return 1;
+        if (isdigit(p[0]) && isdigit(p[1]) && p[2] == ':' && isdigit(p[3]) && isdigit(p[4]))
+            return 1;
+    }
+    return 0;
+}
+
+static int code_line(const char *s, size_t n)
+{
+    static const char *const kw[] = {"def ", "class ", "import ", "from ", "#include", "function ",
+        "fn ", "pub ", "return", "const ", "let ", "var ", "package ", "func ", "public ",
+        "private ", "static ", "if (", "for (", "while (", "} else", "#define", "using ", NULL};
+    while (n && isspace((unsigned char)*s))
+        s++, n--;
+    while (n && isspace((unsigned char)s[n - 1]))
+        n--;
+    if (!n)
+        return 0;
+    for (const char *const *k = kw; *k; k++)
+        if (starts(s, n, *k))
+            return 1;
+    char last = s[n - 1];
+    return last == '{' || last == '}' || last == ';' || (last == ':' && n > 1 && s[0] != '#') ||
+           starts(s, n, "//") || starts(s, n, "/*");
+}
+
+static enum hr_content_type sniff_text(const struct router *r, const char *text, size_t len)
+{
+    size_t lim = len < r->sample_bytes ? len : r->sample_bytes;
+    size_t lines = 0, blank = 0, diff_hdr = 0, hunk = 0, search = 0, log = 0, code = 0, tag = 0;
+    while (lim && isspace((unsigned char)*text))
+        text++, lim--, len--;
+    if (starts_ci(text, lim, "<!doctype html") || starts_ci(text, lim, "<html"))
+        return HR_CT_HTML;
+    if (starts(text, lim, "diff --git ") || starts(text, lim, "--- a/") || starts(text, lim, "Index: "))
+        diff_hdr++;
+    for (size_t i = 0; i < lim && lines < r->sample_lines;) {
+        const char *s = text + i;
+        const char *nl = memchr(s, '\n', lim - i);
+        size_t n = nl ? (size_t)(nl - s) : lim - i;
+        i += n + 1;
+        if (!nl && i < len && lines > 0)
+            break; /* a cut line at the end of the sample says little */
+        lines++;
+        if (n == 0 || (n == 1 && s[0] == '\r')) {
+            blank++;
+            continue;
+        }
+        if (starts(s, n, "diff --git ") || starts(s, n, "+++ ") || starts(s, n, "--- "))
+            diff_hdr++;
+        else if (starts(s, n, "@@ ") && memmem(s + 3, n - 3, " @@", 3))
+            hunk++;
+        if (search_line(s, n))
+            search++;
+        if (timestamp_prefix(s, n) || level_word(s, n < 40 ? n : 40))
+            log++;
+        if (code_line(s, n))
+            code++;
+        if (s[0] == '<' && n > 1 && (isalpha((unsigned char)s[1]) || s[1] == '/' || s[1] == '!'))
+            tag++;
+    }
+    size_t used = lines - blank;
+    if (used == 0)
+        return HR_CT_TEXT;
+    if (hunk && diff_hdr)
+        return HR_CT_DIFF;
+    if (search * 2 >= used)
+        return HR_CT_SEARCH;
+    if (tag * 2 >= used && memmem(text, lim, "</", 2))
+        return HR_CT_HTML;
+    if (log * 2 >= used)
+        return HR_CT_LOG;
+    if (code >= 2 && code * 10 >= used * 3)
+        return HR_CT_CODE;
+    return HR_CT_TEXT;
+}
+
+/* Detect one text's type; exported for tests through the plugin only. */
+static enum hr_content_type detect(const struct router *r, const char *text, size_t len)
+{
+    size_t i = 0;
+    while (i < len && isspace((unsigned char)text[i]))
+        i++;
+    if (i < len && (text[i] == '[' || text[i] == '{')) {
+        json_t *j = json_loadb(text, len, 0, NULL);
+        if (j) {
+            enum hr_content_type t = json_is_array(j) ? HR_CT_JSON_ARRAY : HR_CT_JSON_OBJECT;
+            json_decref(j);
+            return t;
+        }
+    }
+    return sniff_text(r, text, len);
+}
+
+static json_t *router_stats(void *state)
+{
+    struct router *r = state;
+    json_t *types = json_object();
+    for (int t = HR_CT_JSON_ARRAY; t < HR_CT__COUNT; t++)
+        json_object_set_new(types, ct_names[t], json_integer((json_int_t)atomic_load(&r->counts[t])));
+    return json_pack("{s:o}", "content_types", types);
+}
+
+static int router_init(const struct hr_host *host, struct hr_instance *self,
+                       const struct hr_conf *conf, void **state)
+{
+    long long sb = host->conf_int(conf, "sample_bytes"), sl = host->conf_int(conf, "sample_lines");
+    if (sb < 64 || sb > (1 << 24) || sl < 1 || sl > 100000) {
+        host->log(self, HR_LOG_ERROR,
+                  "bad config: sample_bytes must be 64..16777216 (got %lld), sample_lines 1..100000 (got %lld)",
+                  sb, sl);
+        return HR_EINVAL;
+    }
+    struct router *r = calloc(1, sizeof *r);
+    if (!r)
+        return HR_ENOMEM;
+    r->host = host;
+    r->self = self;
+    r->sample_bytes = (size_t)sb;
+    r->sample_lines = (size_t)sl;
+    for (int t = 0; t < HR_CT__COUNT; t++)
+        atomic_init(&r->counts[t], 0);
+    int rc = host->register_stats(self, "router", router_stats, r);
+    if (rc != HR_OK) {
+        free(r);
+        return rc;
+    }
+    *state = r;
+    return HR_OK;
+}
+
+static void router_fini(void *state)
+{
+    free(state);
+}
+
+static int router_apply(void *state, struct hr_request *req)
+{
+    struct router *r = state;
+    size_t seen[HR_CT__COUNT] = {0};
+    for (size_t i = 0; i < req->n_units; i++) {
+        struct hr_unit *u = &req->units[i];
+        enum hr_content_type t = detect(r, u->text, u->len);
+        u->type = t;
+        seen[t]++;
+        atomic_fetch_add_explicit(&r->counts[t], 1, memory_order_relaxed);
+    }
+    char tag[256];
+    size_t l = (size_t)snprintf(tag, sizeof tag, "router:");
+    int any = 0;
+    for (int t = HR_CT_JSON_ARRAY; t < HR_CT__COUNT; t++) {
+        if (!seen[t])
+            continue;
+        int w = snprintf(tag + l, sizeof tag - l, "%s%s=%zu", any ? "," : "", ct_names[t], seen[t]);
+        if (w < 0 || (size_t)w >= sizeof tag - l)
+            break;
+        l += (size_t)w;
+        any = 1;
+    }
+    if (any)
+        r->host->stage_tag(req, tag);
+    return HR_OK;
+}
+
+HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
+    HR_PLUGIN_HEADER,
+    .name = "router",
+    .kind = HR_PLUGIN_TRANSFORM,
+    .version = "1.0.0",
+    .description = "detects the content type of each tool output (json, log, search, diff, code, html, text)",
+    .conf_keys = router_keys,
+    .init = router_init,
+    .fini = router_fini,
+    .apply = router_apply,
+    .content_types = 0,
+};

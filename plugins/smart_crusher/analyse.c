@@ -1,0 +1,491 @@
+/* analyse.c — one pass over the rows of an array of objects: field presence, types,
+ * value hashes (distinct counts), robust numeric statistics, error/warning signals,
+ * rare fields (needles), the relevance field and exact duplicates. */
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "crush.h"
+
+#define TABLE_SLOTS 1024 /* > 2 * HR_SC_MAX_FIELDS, power of two */
+
+struct walk {
+    struct hr_sc_table *t;
+    uint16_t slots[TABLE_SLOTS]; /* field index + 1, 0 = empty */
+    int failed;
+};
+
+static int name_is(const char *name, const char *const *list)
+{
+    for (; *list; list++)
+        if (strcasecmp(name, *list) == 0)
+            return 1;
+    return 0;
+}
+
+static uint8_t classify(const char *path)
+{
+    static const char *const err[] = {"error", "errors", "exception", "exceptions", "err",
+        "error_message", "error_msg", "errormessage", "errmsg", "failure", "fault",
+        "stacktrace", "stack_trace", "traceback", NULL};
+    static const char *const status[] = {"status", "state", "result", "outcome", "conclusion",
+        "health", "status_code", "statuscode", "http_status", "success", "ok", "passed", NULL};
+    static const char *const level[] = {"level", "severity", "log_level", "loglevel", "lvl",
+        "levelname", NULL};
+    static const char *const rel[] = {"score", "_score", "relevance", "relevance_score",
+        "match_score", "similarity", "similarity_score", "search_score", NULL};
+    static const char *const id[] = {"id", "_id", "uuid", "index", "idx", "line", "lineno",
+        "line_number", "offset", "position", "seq", "row", NULL};
+    const char *dot = strrchr(path, '.');
+    const char *name = dot ? dot + 1 : path;
+    size_t len = strlen(name);
+    if (name_is(name, err))
+        return HR_SC_F_ERROR;
+    if (name_is(name, status))
+        return HR_SC_F_STATUS;
+    if (name_is(name, level))
+        return HR_SC_F_LEVEL;
+    if (name_is(name, rel))
+        return HR_SC_F_RELEVANCE;
+    if (name_is(name, id) || (len > 3 && strcasecmp(name + len - 3, "_id") == 0) ||
+        (len > 2 && name[len - 2] == 'I' && name[len - 1] == 'd'))
+        return HR_SC_F_ID;
+    return HR_SC_F_PLAIN;
+}
+
+static int lookup(struct walk *w, const char *path, size_t plen)
+{
+    struct hr_sc_table *t = w->t;
+    uint64_t h = hr_sc_hash(path, plen, 0x51ed);
+    size_t s = (size_t)h & (TABLE_SLOTS - 1);
+    for (;;) {
+        uint16_t v = w->slots[s];
+        if (v == 0)
+            break;
+        struct hr_sc_field *f = &t->fields[v - 1];
+        if (f->h == h && strncmp(f->path, path, plen) == 0 && f->path[plen] == '\0')
+            return v - 1;
+        s = (s + 1) & (TABLE_SLOTS - 1);
+    }
+    if (t->n_fields >= HR_SC_MAX_FIELDS)
+        return -1;
+    struct hr_sc_field *f = &t->fields[t->n_fields];
+    memset(f, 0, sizeof *f);
+    f->path = malloc(plen + 1);
+    f->nums = malloc(t->n * sizeof *f->nums);
+    f->num_rows = malloc(t->n * sizeof *f->num_rows);
+    f->vhash = malloc(t->n * sizeof *f->vhash);
+    f->rare_rows = malloc(t->rare_cap * sizeof *f->rare_rows);
+    if (!f->path || !f->nums || !f->num_rows || !f->vhash || !f->rare_rows) {
+        free(f->path), free(f->nums), free(f->num_rows), free(f->vhash), free(f->rare_rows);
+        w->failed = 1;
+        return -1;
+    }
+    memcpy(f->path, path, plen);
+    f->path[plen] = '\0';
+    f->h = h;
+    f->cls = classify(f->path);
+    w->slots[s] = (uint16_t)(t->n_fields + 1);
+    return (int)t->n_fields++;
+}
+
+/* Error words in free text. Matches at a word start, or at a camel-case boundary
+ * ("NullPointerException"), so "terror" does not count but "TypeError" does. */
+static int has_error_word(const char *s, size_t len)
+{
+    static const struct { const char *w; size_t n; } words[] = {
+        {"error", 5}, {"exception", 9}, {"traceback", 9}, {"fatal", 5}, {"failed", 6},
+        {"failure", 7}, {"panic", 5}, {"segfault", 8}, {"critical", 8}};
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        int lc = tolower(ch);
+        if (lc != 'e' && lc != 't' && lc != 'f' && lc != 'p' && lc != 's' && lc != 'c')
+            continue;
+        if (i > 0) {
+            unsigned char pv = (unsigned char)s[i - 1];
+            if (isalnum(pv) && !(isupper(ch) && islower(pv)))
+                continue;
+        }
+        for (size_t k = 0; k < sizeof words / sizeof words[0]; k++) {
+            if (words[k].w[0] != lc || i + words[k].n > len)
+                continue;
+            if (strncasecmp(s + i, words[k].w, words[k].n) == 0)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+static int str_in(const char *s, const char *const *list)
+{
+    return name_is(s, list);
+}
+
+static void signal(struct hr_sc_row *r, const struct hr_sc_field *f, json_t *v)
+{
+    static const char *const failed[] = {"failed", "failure", "fail", "error", "errored",
+        "fatal", "crashed", "critical", "aborted", "unhealthy", "down", NULL};
+    static const char *const warned[] = {"warning", "warn", "degraded", NULL};
+    static const char *const lvl_err[] = {"error", "err", NULL};
+    static const char *const lvl_fatal[] = {"critical", "crit", "fatal", "emerg", "emergency",
+        "alert", "panic", NULL};
+    const char *name = strrchr(f->path, '.');
+    name = name ? name + 1 : f->path;
+    uint8_t e = 0;
+    switch (f->cls) {
+    case HR_SC_F_ERROR:
+        if (json_is_string(v) ? json_string_length(v) > 0
+            : json_is_object(v) ? json_object_size(v) > 0
+            : json_is_array(v) ? json_array_size(v) > 0
+            : json_is_true(v) ? 1
+            : json_is_number(v) ? json_number_value(v) != 0 : 0)
+            e = 2;
+        break;
+    case HR_SC_F_STATUS:
+        if (json_is_string(v)) {
+            if (str_in(json_string_value(v), failed))
+                e = 2;
+            else if (str_in(json_string_value(v), warned))
+                r->warn = 1;
+        } else if (json_is_false(v) && (!strcasecmp(name, "success") || !strcasecmp(name, "ok") ||
+                                         !strcasecmp(name, "passed"))) {
+            e = 2;
+        } else if (json_is_integer(v) && json_integer_value(v) >= 500 &&
+                   json_integer_value(v) <= 599) {
+            e = 2;
+        }
+        break;
+    case HR_SC_F_LEVEL:
+        if (json_is_string(v)) {
+            if (str_in(json_string_value(v), lvl_fatal))
+                e = 4;
+            else if (str_in(json_string_value(v), lvl_err))
+                e = 3;
+            else if (str_in(json_string_value(v), warned))
+                r->warn = 1;
+        }
+        break;
+    default:
+        break;
+    }
+    if (e > r->err)
+        r->err = e;
+}
+
+static void visit(struct walk *w, size_t row, const char *path, size_t plen, json_t *v)
+{
+    struct hr_sc_table *t = w->t;
+    int fi = lookup(w, path, plen);
+    if (fi < 0)
+        return;
+    struct hr_sc_field *f = &t->fields[fi];
+    struct hr_sc_row *r = &t->rows[row];
+    if (f->count >= t->n)
+        return; /* "a.b" spelled both flat and nested in one row */
+    if (f->count < t->rare_cap)
+        f->rare_rows[f->count] = (uint32_t)row;
+    f->count++;
+    uint64_t vh;
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        vh = hr_sc_hash(json_string_value(v), json_string_length(v), 1);
+        if (f->cls == HR_SC_F_PLAIN && has_error_word(json_string_value(v), json_string_length(v))) {
+            f->kw_hits++;
+            r->kw_mask |= 1ULL << (fi < 63 ? fi : 63);
+        }
+        break;
+    case JSON_INTEGER:
+    case JSON_REAL: {
+        double d = json_number_value(v);
+        uint64_t bits;
+        memcpy(&bits, &d, sizeof bits);
+        vh = hr_sc_hash(&bits, sizeof bits, 2);
+        f->nums[f->num_count] = d;
+        f->num_rows[f->num_count++] = (uint32_t)row;
+        break;
+    }
+    case JSON_TRUE: vh = 3; break;
+    case JSON_FALSE: vh = 4; break;
+    case JSON_NULL: vh = 5; break;
+    default: vh = 6 + json_typeof(v); break;
+    }
+    f->vhash[f->n_vhash++] = vh;
+    if (f->cls != HR_SC_F_PLAIN && f->cls != HR_SC_F_ID && f->cls != HR_SC_F_RELEVANCE)
+        signal(r, f, v);
+    if (f->cls == HR_SC_F_RELEVANCE && json_is_number(v) && (int)fi == t->rel_field) {
+        r->rel = json_number_value(v);
+        r->has_rel = 1;
+    }
+}
+
+
+/* Distinct value hashes, with an open-addressing set of `slots` (> 2n, power of two);
+ * 0 marks an empty slot, so a 0 hash is remapped. */
+static uint32_t distinct(const uint64_t *h, size_t n, uint64_t *set, size_t slots)
+{
+    uint32_t d = 0;
+    memset(set, 0, slots * sizeof *set);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v = h[i] ? h[i] : 1;
+        size_t s = (size_t)(v ^ (v >> 29)) & (slots - 1);
+        while (set[s] && set[s] != v)
+            s = (s + 1) & (slots - 1);
+        if (!set[s]) {
+            set[s] = v;
+            d++;
+        }
+    }
+    return d;
+}
+
+/* k-th smallest (Hoare quickselect, middle pivot: deterministic, O(n) on typical data). */
+static double select_kth(double *v, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        double pivot = v[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < pivot)
+                i++;
+            while (v[j] > pivot)
+                j--;
+            if (i <= j) {
+                double x = v[i];
+                v[i] = v[j];
+                v[j] = x;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            break;
+    }
+    return v[k];
+}
+
+static double median_of(double *v, size_t n)
+{
+    double hi = select_kth(v, n, n / 2);
+    if (n % 2)
+        return hi;
+    /* After the select, everything left of n/2 is <= v[n/2]: the lower middle is their max. */
+    double lo = v[0];
+    for (size_t i = 1; i < n / 2; i++)
+        if (v[i] > lo)
+            lo = v[i];
+    return (lo + hi) / 2;
+}
+
+/* Modified z-score (Iglewicz & Hoaglin): |x - median| / (MAD / 0.6745); when more than
+ * half the values are equal the MAD is 0 and the mean absolute deviation stands in. */
+static int numeric_stats(struct hr_sc_table *t, struct hr_sc_field *f)
+{
+    size_t m = f->num_count;
+    if (m < 8 || m * 2 < t->n || f->cls == HR_SC_F_ID || f->cls == HR_SC_F_RELEVANCE)
+        return 0;
+    int increasing = 1;
+    for (size_t i = 1; i < m && increasing; i++)
+        if (!(f->nums[i] > f->nums[i - 1]))
+            increasing = 0;
+    if (increasing)
+        return 0; /* a sequence (ids, offsets, timestamps in order) has no outliers */
+    double *tmp = malloc(m * sizeof *tmp);
+    if (!tmp)
+        return -1;
+    memcpy(tmp, f->nums, m * sizeof *tmp);
+    double med = median_of(tmp, m);
+    double mean_ad = 0;
+    for (size_t i = 0; i < m; i++) {
+        tmp[i] = fabs(f->nums[i] - med);
+        mean_ad += tmp[i];
+    }
+    mean_ad /= (double)m;
+    double mad = median_of(tmp, m);
+    free(tmp);
+    double scale = mad > 0 ? mad / 0.6745 : mean_ad * 1.253314;
+    if (!(scale > 0) || !isfinite(scale))
+        return 0;
+    f->median = med;
+    f->scale = scale;
+    for (size_t i = 0; i < m; i++) {
+        double z = fabs(f->nums[i] - med) / scale;
+        struct hr_sc_row *r = &t->rows[f->num_rows[i]];
+        if (z > 3.5 && z > r->z) {
+            r->z = z > 1e30 ? 1e30f : (float)z;
+            r->z_field = (uint16_t)(f - t->fields);
+        }
+    }
+    return 0;
+}
+
+struct hix { uint64_t h; uint32_t i; };
+
+static int cmp_hix(const void *a, const void *b)
+{
+    const struct hix *x = a, *y = b;
+    if (x->h != y->h)
+        return x->h < y->h ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+static int mark_duplicates(struct hr_sc_table *t)
+{
+    struct hix *v = malloc(t->n * sizeof *v);
+    if (!v)
+        return -1;
+    for (size_t i = 0; i < t->n; i++) {
+        t->rows[i].hash = hr_sc_hash(t->text + t->rows[i].off, t->rows[i].len, 7);
+        v[i].h = t->rows[i].hash;
+        v[i].i = (uint32_t)i;
+    }
+    qsort(v, t->n, sizeof *v, cmp_hix);
+    for (size_t a = 0; a < t->n;) {
+        size_t b = a + 1;
+        while (b < t->n && v[b].h == v[a].h)
+            b++;
+        for (size_t j = a + 1; j < b; j++) {
+            const struct hr_sc_row *ra = &t->rows[v[a].i], *rj = &t->rows[v[j].i];
+            if (ra->len == rj->len && memcmp(t->text + ra->off, t->text + rj->off, ra->len) == 0) {
+                t->rows[v[j].i].dup = 1;
+                t->n_dups++;
+            }
+        }
+        a = b;
+    }
+    free(v);
+    return 0;
+}
+
+/* The relevance field is chosen before the walk (numeric in most rows) so that the
+ * walk can record its values directly. */
+static const char *pick_relevance(const struct hr_sc_table *t, json_t *array)
+{
+    static const char *const rel[] = {"score", "_score", "relevance", "relevance_score",
+        "match_score", "similarity", "similarity_score", "search_score", NULL};
+    size_t best = 0;
+    const char *best_name = NULL;
+    for (const char *const *name = rel; *name; name++) {
+        size_t c = 0;
+        for (size_t i = 0; i < t->n; i++)
+            if (json_is_number(json_object_get(json_array_get(array, i), *name)))
+                c++;
+        if (c * 2 > t->n && c > best) {
+            best = c;
+            best_name = *name;
+        }
+    }
+    return best_name;
+}
+
+int hr_sc_analyse(struct hr_sc_table *t, json_t *array)
+{
+    struct walk *w = calloc(1, sizeof *w);
+    char path[256];
+    if (!w)
+        return -1;
+    w->t = t;
+    t->rare_cap = t->n / 20 > 1 ? t->n / 20 : 1;
+    t->fields = calloc(HR_SC_MAX_FIELDS, sizeof *t->fields);
+    if (!t->fields) {
+        free(w);
+        return -1;
+    }
+    t->rel_field = -1;
+    const char *rel = pick_relevance(t, array);
+    if (rel)
+        t->rel_field = lookup(w, rel, strlen(rel)); /* field 0 */
+    for (size_t i = 0; i < t->n && !w->failed; i++) {
+        json_t *row = json_array_get(array, i);
+        const char *k;
+        json_t *v;
+        json_object_foreach(row, k, v) {
+            size_t kl = strlen(k);
+            visit(w, i, k, kl, v);
+            if (json_is_object(v) && kl + 2 < sizeof path) {
+                const char *k2;
+                json_t *v2;
+                memcpy(path, k, kl);
+                path[kl] = '.';
+                json_object_foreach(v, k2, v2) {
+                    size_t k2l = strlen(k2);
+                    if (kl + 1 + k2l >= sizeof path)
+                        continue;
+                    memcpy(path + kl + 1, k2, k2l + 1);
+                    visit(w, i, path, kl + 1 + k2l, v2);
+                }
+            }
+        }
+    }
+    int failed = w->failed;
+    free(w);
+    if (failed)
+        return -1;
+    size_t set_slots = 16;
+    while (set_slots < t->n * 2)
+        set_slots *= 2;
+    uint64_t *set = malloc(set_slots * sizeof *set);
+    if (!set)
+        return -1;
+    for (size_t fi = 0; fi < t->n_fields; fi++) {
+        struct hr_sc_field *f = &t->fields[fi];
+        if (numeric_stats(t, f)) {
+            free(set);
+            return -1;
+        }
+        f->distinct = distinct(f->vhash, f->n_vhash, set, set_slots);
+        /* A keyword that shows up in a tenth of the rows is vocabulary, not a signal. */
+        f->kw_ok = f->kw_hits > 0 && (size_t)f->kw_hits * 10 <= t->n;
+    }
+    free(set);
+    size_t needle_rows = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        struct hr_sc_row *r = &t->rows[i];
+        if (r->kw_mask && r->err == 0)
+            for (size_t fi = 0; fi < t->n_fields; fi++)
+                if (t->fields[fi].kw_ok && (r->kw_mask & (1ULL << (fi < 63 ? fi : 63)))) {
+                    r->err = 1;
+                    break;
+                }
+    }
+    /* Rare field (present in at most 5 % of rows): the rows carrying it are needles. */
+    for (size_t fi = 0; fi < t->n_fields; fi++) {
+        struct hr_sc_field *f = &t->fields[fi];
+        if (f->count == 0 || f->count > t->rare_cap)
+            continue;
+        for (size_t j = 0; j < f->count; j++) {
+            struct hr_sc_row *r = &t->rows[f->rare_rows[j]];
+            if (!r->needle) {
+                r->needle = 1;
+                r->rare_field = (uint16_t)fi;
+                needle_rows++;
+            }
+        }
+    }
+    /* When many rows carry rare fields the data is heterogeneous: no needles there. */
+    size_t limit = t->n / 10 > 2 ? t->n / 10 : 2;
+    t->needles_on = needle_rows > 0 && needle_rows <= limit;
+    return mark_duplicates(t);
+}
+
+void hr_sc_table_free(struct hr_sc_table *t)
+{
+    if (t->fields) {
+        for (size_t i = 0; i < t->n_fields; i++) {
+            free(t->fields[i].path);
+            free(t->fields[i].nums);
+            free(t->fields[i].num_rows);
+            free(t->fields[i].vhash);
+            free(t->fields[i].rare_rows);
+        }
+        free(t->fields);
+    }
+    free(t->rows);
+    memset(t, 0, sizeof *t);
+}

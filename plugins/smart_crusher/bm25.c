@@ -1,0 +1,161 @@
+/* bm25.c — Okapi BM25 of each row's text (its compacted JSON) against the latest
+ * user message, so rows the user is asking about survive the cut. */
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "crush.h"
+
+#define MAX_TERMS 32
+#define MAX_TERM_LEN 32
+
+struct term {
+    char s[MAX_TERM_LEN + 1];
+    size_t len;
+    uint64_t h;
+    uint32_t df;
+};
+
+/* ASCII letters and digits, and any non-ASCII byte (UTF-8 words); no locale lookup
+ * because this runs on every byte of every row. */
+static inline int word_byte(unsigned char c)
+{
+    return (unsigned)(c - '0') < 10 || (unsigned)((c | 32) - 'a') < 26 || c >= 0x80;
+}
+
+static uint64_t term_hash(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)tolower((unsigned char)s[i])) * 1099511628211ULL;
+    return h;
+}
+
+static int stopword(const char *s, size_t len)
+{
+    static const char *const words[] = {"the", "and", "for", "with", "that", "this", "from",
+        "are", "was", "were", "what", "which", "show", "find", "give", "list", "all", "any",
+        "me", "my", "of", "to", "in", "on", "is", "it", "an", "or", "be", "by", "at", "as",
+        "do", "does", "can", "you", "please", "about", "there", "their", "have", "has", NULL};
+    for (const char *const *w = words; *w; w++)
+        if (strlen(*w) == len && strncasecmp(*w, s, len) == 0)
+            return 1;
+    return 0;
+}
+
+static size_t query_terms(const char *q, struct term *terms)
+{
+    size_t n = 0;
+    for (size_t i = 0; q[i] && n < MAX_TERMS;) {
+        if (!word_byte((unsigned char)q[i])) {
+            i++;
+            continue;
+        }
+        size_t s = i;
+        while (q[i] && word_byte((unsigned char)q[i]))
+            i++;
+        size_t len = i - s;
+        if (len < 2 || len > MAX_TERM_LEN || stopword(q + s, len))
+            continue;
+        uint64_t h = term_hash(q + s, len);
+        int seen = 0;
+        for (size_t k = 0; k < n; k++)
+            if (terms[k].h == h && terms[k].len == len)
+                seen = 1;
+        if (seen)
+            continue;
+        for (size_t k = 0; k < len; k++)
+            terms[n].s[k] = (char)tolower((unsigned char)q[s + k]);
+        terms[n].s[len] = '\0';
+        terms[n].len = len;
+        terms[n].h = h;
+        terms[n].df = 0;
+        n++;
+    }
+    return n;
+}
+
+/* Term frequencies of one row; returns its length in words. */
+static size_t row_tf(const char *s, size_t len, const struct term *terms, size_t nt,
+                     uint16_t *tf)
+{
+    size_t words = 0;
+    memset(tf, 0, nt * sizeof *tf);
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\\') {
+            i += (i + 1 < len && s[i + 1] == 'u') ? 6 : 2;
+            continue;
+        }
+        if (!word_byte(c)) {
+            i++;
+            continue;
+        }
+        size_t st = i;
+        while (i < len && word_byte((unsigned char)s[i]))
+            i++;
+        words++;
+        size_t wl = i - st;
+        if (wl < 2 || wl > MAX_TERM_LEN)
+            continue;
+        uint64_t h = 0;
+        int hashed = 0;
+        for (size_t k = 0; k < nt; k++) {
+            if (terms[k].len != wl || tolower((unsigned char)s[st]) != terms[k].s[0])
+                continue;
+            if (!hashed) {
+                h = term_hash(s + st, wl);
+                hashed = 1;
+            }
+            if (terms[k].h == h && strncasecmp(terms[k].s, s + st, wl) == 0 && tf[k] < UINT16_MAX)
+                tf[k]++;
+        }
+    }
+    return words;
+}
+
+int hr_sc_bm25(struct hr_sc_table *t, const char *query)
+{
+    struct term terms[MAX_TERMS];
+    size_t nt = query ? query_terms(query, terms) : 0;
+    t->has_query_hits = 0;
+    if (nt == 0 || t->n == 0)
+        return 0;
+    uint16_t *tf = malloc(t->n * nt * sizeof *tf);
+    uint32_t *dl = malloc(t->n * sizeof *dl);
+    if (!tf || !dl) {
+        free(tf), free(dl);
+        return -1;
+    }
+    double total = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        size_t w = row_tf(t->text + t->rows[i].off, t->rows[i].len, terms, nt, tf + i * nt);
+        dl[i] = (uint32_t)w;
+        total += (double)w;
+        for (size_t k = 0; k < nt; k++)
+            if (tf[i * nt + k])
+                terms[k].df++;
+    }
+    double avgdl = total / (double)t->n;
+    if (avgdl <= 0)
+        avgdl = 1;
+    const double k1 = 1.2, b = 0.75;
+    for (size_t i = 0; i < t->n; i++) {
+        double score = 0;
+        for (size_t k = 0; k < nt; k++) {
+            double f = tf[i * nt + k];
+            /* A term in most rows says nothing about which rows matter. */
+            if (f == 0 || terms[k].df * 2 > t->n)
+                continue;
+            double df = terms[k].df;
+            double idf = log(1.0 + ((double)t->n - df + 0.5) / (df + 0.5));
+            score += idf * f * (k1 + 1) / (f + k1 * (1 - b + b * dl[i] / avgdl));
+        }
+        t->rows[i].bm25 = score;
+        if (score > 0)
+            t->has_query_hits = 1;
+    }
+    free(tf);
+    free(dl);
+    return 0;
+}

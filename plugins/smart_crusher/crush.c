@@ -1,0 +1,127 @@
+/* crush.c — smart_crusher's core entry point: parse, locate the array of objects
+ * (top level or one level down), analyse, select, render. No host calls here, so
+ * tests, fuzzing and the benchmark drive it directly. */
+#include <stdlib.h>
+#include <string.h>
+#include "crush.h"
+
+static int rows_are_objects(json_t *a)
+{
+    size_t i;
+    json_t *v;
+    if (json_array_size(a) == 0)
+        return 0;
+    json_array_foreach(a, i, v)
+        if (!json_is_object(v))
+            return 0;
+    return 1;
+}
+
+/* Position of the value of the `mi`-th member of the object opening at c[0]. */
+static size_t member_value_pos(const char *c, size_t len, size_t mi)
+{
+    size_t pos = 1;
+    for (size_t k = 0; pos < len; k++) {
+        pos = hr_sc_skip_value(c, len, pos); /* key */
+        if (pos >= len || c[pos] != ':')
+            return len;
+        pos++;
+        if (k == mi)
+            return pos;
+        pos = hr_sc_skip_value(c, len, pos);
+        if (pos >= len || c[pos] != ',')
+            return len;
+        pos++;
+    }
+    return len;
+}
+
+int hr_sc_crush(const struct hr_sc_config *cfg, const char *text, size_t len,
+                const char *query, struct hr_sc_output *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t i = 0;
+    while (i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t'))
+        i++;
+    if (i == len || (text[i] != '[' && text[i] != '{'))
+        return HR_SC_SKIP_NOT_JSON;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+    if (!root)
+        return HR_SC_SKIP_NOT_JSON;
+    json_t *arr = NULL;
+    size_t mi = 0;
+    if (json_is_array(root)) {
+        if (rows_are_objects(root))
+            arr = root;
+    } else if (json_is_object(root)) {
+        size_t k = 0;
+        const char *key;
+        json_t *v;
+        json_object_foreach(root, key, v) {
+            if (json_is_array(v) && json_array_size(v) > json_array_size(arr) &&
+                rows_are_objects(v)) {
+                arr = v;
+                mi = k;
+            }
+            k++;
+        }
+    }
+    if (!arr) {
+        json_decref(root);
+        return HR_SC_SKIP_NO_ARRAY;
+    }
+    size_t n = json_array_size(arr);
+    if (n <= cfg->max_items + 2) {
+        json_decref(root);
+        return HR_SC_SKIP_SMALL;
+    }
+    int rc = -12;
+    struct hr_sc_table t;
+    memset(&t, 0, sizeof t);
+    char *c = malloc(len + 1);
+    t.rows = calloc(n, sizeof *t.rows);
+    if (!c || !t.rows)
+        goto done;
+    size_t clen = hr_sc_compact(text, len, c);
+    c[clen] = '\0';
+    size_t apos = arr == root ? 0 : member_value_pos(c, clen, mi), aend = 0;
+    if (hr_sc_array_spans(c, clen, apos, t.rows, n, &aend)) {
+        rc = HR_SC_SKIP_NOT_JSON;
+        goto done;
+    }
+    t.text = c;
+    t.n = n;
+    if (hr_sc_analyse(&t, arr) || hr_sc_bm25(&t, query))
+        goto done;
+    size_t kept = hr_sc_select(&t, cfg);
+    if (kept == 0)
+        goto done;
+    if (kept >= n) {
+        rc = HR_SC_SKIP_SAVINGS;
+        goto done;
+    }
+    rc = hr_sc_render(&t, c, apos, c + aend, clen - aend, out);
+    if (rc == 0 && (double)out->len > (1.0 - cfg->min_savings) * (double)len) {
+        hr_sc_output_free(out);
+        rc = HR_SC_SKIP_SAVINGS;
+    }
+done:
+    hr_sc_table_free(&t);
+    free(c);
+    json_decref(root);
+    return rc;
+}
+
+void hr_sc_output_set_hash(struct hr_sc_output *out, const char *hash)
+{
+    for (size_t i = 0; i < out->n_hash_off; i++)
+        memcpy(out->text + out->hash_off[i], hash, HR_SC_HASH_LEN);
+}
+
+void hr_sc_output_free(struct hr_sc_output *out)
+{
+    free(out->text);
+    free(out->reasons);
+    free(out->kept_list);
+    memset(out, 0, sizeof *out);
+}

@@ -1,0 +1,133 @@
+/* crush.h — internal interface of smart_crusher's core (no host dependency), shared by
+ * its source files, the unit tests, the fuzz target and bench/compress. */
+#ifndef HR_SC_CRUSH_H
+#define HR_SC_CRUSH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#define HR_SC_HASH_LEN 24
+/* Stands in for the CCR hash until the caller decides to keep the result. */
+#define HR_SC_HASH_PLACEHOLDER "000000000000000000000000"
+
+/* Result codes of hr_sc_crush(); negative values are errors (HR_ENOMEM...). */
+enum hr_sc_status {
+    HR_SC_CRUSHED = 0,
+    HR_SC_SKIP_NOT_JSON = 1,   /* does not parse, or not an array/object */
+    HR_SC_SKIP_NO_ARRAY = 2,   /* no array of objects at the top or one level down */
+    HR_SC_SKIP_SMALL = 3,      /* <= max_items + 2 rows */
+    HR_SC_SKIP_SAVINGS = 4,    /* would not shrink by min_savings */
+};
+
+struct hr_sc_config {
+    size_t max_items;          /* target rows kept (critical rows may exceed it) */
+    double min_savings;        /* fraction of bytes the output must save */
+    double critical_fraction;  /* critical rows cap = max(max_items, n * this) */
+};
+
+/* Why a row was kept (bit set). */
+enum {
+    HR_SC_R_FIRST_LAST = 1u << 0,
+    HR_SC_R_ERROR = 1u << 1,
+    HR_SC_R_NEEDLE = 1u << 2,
+    HR_SC_R_OUTLIER = 1u << 3,
+    HR_SC_R_WARN = 1u << 4,
+    HR_SC_R_RELEVANCE = 1u << 5,
+    HR_SC_R_QUERY = 1u << 6,
+    HR_SC_R_SPACED = 1u << 7,
+};
+
+#define HR_SC_MAX_FIELDS 256
+
+struct hr_sc_row {
+    uint32_t off, len;      /* span of the compacted row text */
+    uint64_t hash;          /* of the compacted row text */
+    uint64_t kw_mask;       /* fields (bit = field index, 63 = any later) with error keywords */
+    float z;                /* largest robust deviation over numeric fields */
+    uint16_t z_field;
+    uint16_t rare_field;
+    uint8_t dup;            /* byte-identical to an earlier row */
+    uint8_t err;            /* 0 none, 1 keyword, 2 error field/status, 3 level ERROR, 4 FATAL/CRITICAL */
+    uint8_t warn;
+    uint8_t needle;
+    uint8_t has_rel;
+    uint32_t kept;          /* HR_SC_R_* bits */
+    double rel;
+    double bm25;
+};
+
+struct hr_sc_field {
+    char *path;             /* "name" or "parent.name" */
+    uint64_t h;
+    uint32_t count;         /* rows where present */
+    uint32_t num_count;
+    uint32_t kw_hits;
+    uint32_t distinct;
+    double *nums;           /* num_count values ... */
+    uint32_t *num_rows;     /* ... and the rows they came from */
+    uint64_t *vhash;        /* value hashes for distinct counts */
+    uint32_t n_vhash;
+    uint32_t *rare_rows;    /* first rare_cap rows carrying the field */
+    double median, scale;   /* robust location and scale (0 scale: not used) */
+    uint8_t cls;            /* HR_SC_F_* name class */
+    uint8_t kw_ok;          /* error keywords in this field are a signal */
+};
+
+enum { HR_SC_F_PLAIN = 0, HR_SC_F_ERROR, HR_SC_F_STATUS, HR_SC_F_LEVEL, HR_SC_F_ID, HR_SC_F_RELEVANCE };
+
+struct hr_sc_table {
+    const char *text;       /* compacted input */
+    size_t n;
+    size_t rare_cap;        /* a field in at most this many rows is rare */
+    struct hr_sc_row *rows;
+    struct hr_sc_field *fields;
+    size_t n_fields;
+    int32_t rel_field;      /* relevance field index or -1 */
+    int needles_on;         /* schema-outlier detection is meaningful here */
+    size_t n_dups;
+    int has_query_hits;
+};
+
+struct hr_sc_output {
+    char *text;             /* crushed JSON (malloc), with the placeholder hash */
+    size_t len;
+    size_t total, kept;
+    size_t hash_off[2];     /* where the placeholder hash sits in text */
+    size_t n_hash_off;
+    char *reasons;          /* human summary, e.g. "errors at 42, 77; first/last" */
+    char *kept_list;        /* "[0,1,42,99]" */
+};
+
+/* spans.c */
+size_t hr_sc_compact(const char *in, size_t len, char *out);
+size_t hr_sc_skip_value(const char *c, size_t len, size_t pos);
+int hr_sc_array_spans(const char *c, size_t len, size_t pos, struct hr_sc_row *rows,
+                      size_t n, size_t *end);
+uint64_t hr_sc_hash(const void *data, size_t len, uint64_t seed);
+
+/* analyse.c */
+int hr_sc_analyse(struct hr_sc_table *t, json_t *array);
+void hr_sc_table_free(struct hr_sc_table *t);
+
+/* bm25.c */
+int hr_sc_bm25(struct hr_sc_table *t, const char *query);
+
+/* select.c */
+size_t hr_sc_select(struct hr_sc_table *t, const struct hr_sc_config *cfg);
+
+/* marker.c */
+int hr_sc_render(const struct hr_sc_table *t, const char *prefix, size_t prefix_len,
+                 const char *suffix, size_t suffix_len, struct hr_sc_output *out);
+
+/* crush.c */
+/* Crush one JSON text. Returns HR_SC_CRUSHED and fills `out` (free with
+ * hr_sc_output_free), a positive HR_SC_SKIP_* when the text is left as is,
+ * or a negative error. `query` may be NULL. */
+int hr_sc_crush(const struct hr_sc_config *cfg, const char *text, size_t len,
+                const char *query, struct hr_sc_output *out);
+/* Write the real CCR hash over the placeholder. */
+void hr_sc_output_set_hash(struct hr_sc_output *out, const char *hash);
+void hr_sc_output_free(struct hr_sc_output *out);
+
+#endif

@@ -1,0 +1,129 @@
+/* spans.c — byte-level helpers over already-validated JSON text: whitespace removal,
+ * value skipping, array element spans and a fast non-cryptographic hash. Working on
+ * the original bytes keeps numbers and escapes exactly as the client sent them. */
+#include <string.h>
+#include "crush.h"
+
+/* Drop whitespace outside strings. `out` must hold `len` bytes. The input must be
+ * valid JSON (it was parsed before), so no error handling is needed here. */
+size_t hr_sc_compact(const char *in, size_t len, char *out)
+{
+    size_t o = 0;
+    size_t i = 0;
+    while (i < len) {
+        char ch = in[i];
+        if (ch == '"') {
+            size_t s = i++;
+            while (i < len && in[i] != '"') {
+                if (in[i] == '\\' && i + 1 < len)
+                    i++;
+                i++;
+            }
+            if (i < len)
+                i++;
+            memcpy(out + o, in + s, i - s);
+            o += i - s;
+        } else {
+            if (ch != ' ' && ch != '\n' && ch != '\r' && ch != '\t')
+                out[o++] = ch;
+            i++;
+        }
+    }
+    return o;
+}
+
+/* Position just past the value starting at `pos` in compacted text. */
+size_t hr_sc_skip_value(const char *c, size_t len, size_t pos)
+{
+    if (pos >= len)
+        return len;
+    if (c[pos] == '"') {
+        /* memchr to the next quote, then count the backslashes before it. */
+        size_t p = pos + 1;
+        for (;;) {
+            const char *q = p < len ? memchr(c + p, '"', len - p) : NULL;
+            if (!q)
+                return len;
+            size_t at = (size_t)(q - c), bs = 0;
+            while (at - bs > pos + 1 && c[at - bs - 1] == '\\')
+                bs++;
+            if (bs % 2 == 0)
+                return at + 1;
+            p = at + 1;
+        }
+    }
+    if (c[pos] == '{' || c[pos] == '[') {
+        int depth = 0;
+        while (pos < len) {
+            char ch = c[pos];
+            if (ch == '"') {
+                pos = hr_sc_skip_value(c, len, pos);
+                continue;
+            }
+            if (ch == '{' || ch == '[')
+                depth++;
+            else if (ch == '}' || ch == ']') {
+                if (--depth == 0)
+                    return pos + 1;
+            }
+            pos++;
+        }
+        return len;
+    }
+    while (pos < len && c[pos] != ',' && c[pos] != ']' && c[pos] != '}')
+        pos++;
+    return pos;
+}
+
+/* Record the spans of the `n` elements of the array opening at `pos`; *end is set
+ * just past its ']'. Returns 0, or -1 when the text does not match the count. */
+int hr_sc_array_spans(const char *c, size_t len, size_t pos, struct hr_sc_row *rows,
+                      size_t n, size_t *end)
+{
+    if (pos >= len || c[pos] != '[')
+        return -1;
+    pos++;
+    for (size_t i = 0; i < n; i++) {
+        size_t e = hr_sc_skip_value(c, len, pos);
+        if (e <= pos || e - pos > UINT32_MAX || pos > UINT32_MAX)
+            return -1;
+        rows[i].off = (uint32_t)pos;
+        rows[i].len = (uint32_t)(e - pos);
+        pos = e;
+        if (pos < len && c[pos] == ',')
+            pos++;
+    }
+    if (pos >= len || c[pos] != ']')
+        return -1;
+    *end = pos + 1;
+    return 0;
+}
+
+static inline uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ULL;
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ULL;
+    x ^= x >> 32;
+    return x;
+}
+
+/* 8 bytes per step; deterministic across runs and hosts (no random seed) so that
+ * duplicate detection and ordering never depend on the process. */
+uint64_t hr_sc_hash(const void *data, size_t len, uint64_t seed)
+{
+    const unsigned char *p = data;
+    uint64_t h = seed ^ (len * 0x9e3779b97f4a7c15ULL);
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ mix64(w)) * 0x9e3779b97f4a7c15ULL;
+        p += 8;
+        len -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, len);
+    h = (h ^ mix64(w ^ len)) * 0x9e3779b97f4a7c15ULL;
+    return mix64(h);
+}

@@ -1,0 +1,227 @@
+/* ccr.c — the CCR store front and its memory backend (hash table + LRU). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "ccr.h"
+#include "stats.h"
+
+struct entry {
+    char hash[HR_CCR_HASH_LEN + 1];
+    char *data;
+    size_t len;
+    double expires;
+    struct entry *next_in_bucket;
+    struct entry *lru_prev, *lru_next;   /* head = most recently used */
+};
+
+struct memstore {
+    pthread_mutex_t lock;
+    struct entry **buckets;
+    size_t n_buckets, n_entries, bytes, max_bytes;
+    unsigned ttl_s;
+    struct entry *lru_head, *lru_tail;
+    uint64_t puts, hits, misses, evictions;
+};
+
+static struct hr_ccr_backend backend;
+
+/* Two 64-bit FNV-1a lanes with different seeds, each finished with a
+ * murmur-style mix: 96 bits of content address, no dependency needed. */
+static uint64_t mix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+void hr_ccr_hash(const char *data, size_t len, char out[HR_CCR_HASH_LEN + 1])
+{
+    uint64_t a = 0xcbf29ce484222325ULL, b = 0x84222325cbf29ce4ULL ^ (uint64_t)len;
+    for (size_t i = 0; i < len; i++) {
+        a = (a ^ (unsigned char)data[i]) * 0x100000001b3ULL;
+        b = (b ^ (unsigned char)data[i]) * 0x00000100000001b3ULL + 0x9e3779b97f4a7c15ULL;
+    }
+    a = mix64(a ^ (uint64_t)len);
+    b = mix64(b ^ a);
+    snprintf(out, HR_CCR_HASH_LEN + 1, "%016llx%08llx", (unsigned long long)a, (unsigned long long)(b >> 32));
+}
+
+static size_t bucket_of(const struct memstore *m, const char *hash)
+{
+    uint64_t h = 0;
+    for (int i = 0; i < 16; i++) h = h * 16 + (uint64_t)(hash[i] <= '9' ? hash[i] - '0' : hash[i] - 'a' + 10);
+    return (size_t)(h % m->n_buckets);
+}
+
+static void lru_unlink(struct memstore *m, struct entry *e)
+{
+    if (e->lru_prev) e->lru_prev->lru_next = e->lru_next; else m->lru_head = e->lru_next;
+    if (e->lru_next) e->lru_next->lru_prev = e->lru_prev; else m->lru_tail = e->lru_prev;
+    e->lru_prev = e->lru_next = NULL;
+}
+
+static void lru_push_front(struct memstore *m, struct entry *e)
+{
+    e->lru_next = m->lru_head;
+    e->lru_prev = NULL;
+    if (m->lru_head) m->lru_head->lru_prev = e;
+    m->lru_head = e;
+    if (!m->lru_tail) m->lru_tail = e;
+}
+
+static void remove_entry(struct memstore *m, struct entry *e)
+{
+    struct entry **pp = &m->buckets[bucket_of(m, e->hash)];
+    while (*pp && *pp != e) pp = &(*pp)->next_in_bucket;
+    if (*pp) *pp = e->next_in_bucket;
+    lru_unlink(m, e);
+    m->bytes -= e->len;
+    m->n_entries--;
+    free(e->data);
+    free(e);
+}
+
+static struct entry *find(struct memstore *m, const char *hash)
+{
+    for (struct entry *e = m->buckets[bucket_of(m, hash)]; e; e = e->next_in_bucket)
+        if (!strcmp(e->hash, hash)) return e;
+    return NULL;
+}
+
+static int mem_put(void *ctx, const char *hash, const char *data, size_t len)
+{
+    struct memstore *m = ctx;
+    if (len > m->max_bytes) return HR_ENOMEM;
+    double now = hr_now();
+    pthread_mutex_lock(&m->lock);
+    m->puts++;
+    struct entry *e = find(m, hash);
+    if (e) { /* same content: refresh */
+        e->expires = now + m->ttl_s;
+        lru_unlink(m, e);
+        lru_push_front(m, e);
+        pthread_mutex_unlock(&m->lock);
+        return HR_OK;
+    }
+    while (m->lru_tail && (m->bytes + len > m->max_bytes || m->lru_tail->expires <= now)) {
+        m->evictions++;
+        remove_entry(m, m->lru_tail);
+    }
+    e = calloc(1, sizeof *e);
+    char *copy = malloc(len + 1);
+    if (!e || !copy) {
+        free(e);
+        free(copy);
+        pthread_mutex_unlock(&m->lock);
+        return HR_ENOMEM;
+    }
+    memcpy(copy, data, len);
+    copy[len] = '\0';
+    memcpy(e->hash, hash, sizeof e->hash);
+    e->data = copy;
+    e->len = len;
+    e->expires = now + m->ttl_s;
+    size_t b = bucket_of(m, hash);
+    e->next_in_bucket = m->buckets[b];
+    m->buckets[b] = e;
+    lru_push_front(m, e);
+    m->bytes += len;
+    m->n_entries++;
+    pthread_mutex_unlock(&m->lock);
+    return HR_OK;
+}
+
+static char *mem_get(void *ctx, const char *hash, size_t *len_out)
+{
+    struct memstore *m = ctx;
+    char *copy = NULL;
+    pthread_mutex_lock(&m->lock);
+    struct entry *e = find(m, hash);
+    if (e && e->expires <= hr_now()) {
+        remove_entry(m, e);
+        e = NULL;
+    }
+    if (e && (copy = malloc(e->len + 1))) {
+        memcpy(copy, e->data, e->len + 1);
+        if (len_out) *len_out = e->len;
+        lru_unlink(m, e);
+        lru_push_front(m, e);
+        m->hits++;
+    } else {
+        m->misses++;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return copy;
+}
+
+static json_t *mem_stats(void *ctx)
+{
+    struct memstore *m = ctx;
+    pthread_mutex_lock(&m->lock);
+    json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:i,s:I,s:I,s:I,s:I}", "backend", "memory", "entries",
+                          (json_int_t)m->n_entries, "bytes", (json_int_t)m->bytes, "max_bytes",
+                          (json_int_t)m->max_bytes, "ttl_seconds", (int)m->ttl_s, "stores", (json_int_t)m->puts,
+                          "hits", (json_int_t)m->hits, "misses", (json_int_t)m->misses, "evictions",
+                          (json_int_t)m->evictions);
+    pthread_mutex_unlock(&m->lock);
+    return j;
+}
+
+static void mem_destroy(void *ctx)
+{
+    struct memstore *m = ctx;
+    while (m->lru_head) remove_entry(m, m->lru_head);
+    free(m->buckets);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+int hr_ccr_init_memory(size_t max_bytes, unsigned ttl_s)
+{
+    struct memstore *m = calloc(1, sizeof *m);
+    if (!m) return HR_ENOMEM;
+    pthread_mutex_init(&m->lock, NULL);
+    m->n_buckets = 4093;
+    m->buckets = calloc(m->n_buckets, sizeof *m->buckets);
+    m->max_bytes = max_bytes;
+    m->ttl_s = ttl_s ? ttl_s : 3600;
+    if (!m->buckets) {
+        free(m);
+        return HR_ENOMEM;
+    }
+    hr_ccr_set_backend(&(struct hr_ccr_backend){"memory", mem_put, mem_get, mem_stats, mem_destroy, m});
+    return HR_OK;
+}
+
+void hr_ccr_set_backend(const struct hr_ccr_backend *b)
+{
+    hr_ccr_shutdown();
+    backend = *b;
+}
+
+void hr_ccr_shutdown(void)
+{
+    if (backend.destroy) backend.destroy(backend.ctx);
+    memset(&backend, 0, sizeof backend);
+}
+
+int hr_ccr_put(const char *data, size_t len, char hash_out[HR_CCR_HASH_LEN + 1])
+{
+    hr_ccr_hash(data, len, hash_out);
+    return backend.put ? backend.put(backend.ctx, hash_out, data, len) : HR_EINVAL;
+}
+
+char *hr_ccr_get(const char *hash, size_t *len_out)
+{
+    if (!backend.get || !hash || strlen(hash) != HR_CCR_HASH_LEN || strspn(hash, "0123456789abcdef") != HR_CCR_HASH_LEN)
+        return NULL;
+    return backend.get(backend.ctx, hash, len_out);
+}
+
+void hr_ccr_free(char *data) { free(data); }
+
+json_t *hr_ccr_stats_json(void) { return backend.stats ? backend.stats(backend.ctx) : json_null(); }

@@ -1,0 +1,33 @@
+/* ccr.h — compress-cache-retrieve: originals of what transforms dropped,
+ * kept under a content hash. The store sits behind a backend table so a
+ * shared backend (e.g. Redis) can serve a fleet; the built-in one is memory,
+ * bounded in bytes, with a TTL. */
+#ifndef HR_CCR_H
+#define HR_CCR_H
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "headroom/plugin.h"
+
+struct hr_ccr_backend {
+    const char *name;
+    int (*put)(void *ctx, const char *hash, const char *data, size_t len);
+    char *(*get)(void *ctx, const char *hash, size_t *len_out); /* malloc'd copy or NULL */
+    json_t *(*stats)(void *ctx);
+    void (*destroy)(void *ctx);
+    void *ctx;
+};
+
+/* Memory backend, the default. */
+int hr_ccr_init_memory(size_t max_bytes, unsigned ttl_s);
+/* Use another backend (takes ownership). */
+void hr_ccr_set_backend(const struct hr_ccr_backend *b);
+void hr_ccr_shutdown(void);
+
+/* Content hash as HR_CCR_HASH_LEN lowercase hex chars. */
+void hr_ccr_hash(const char *data, size_t len, char out[HR_CCR_HASH_LEN + 1]);
+int hr_ccr_put(const char *data, size_t len, char hash_out[HR_CCR_HASH_LEN + 1]);
+char *hr_ccr_get(const char *hash, size_t *len_out);
+void hr_ccr_free(char *data);
+json_t *hr_ccr_stats_json(void);
+#endif

@@ -1,0 +1,421 @@
+/* config.c — the core directives of headroom.conf, their defaults, the
+ * HEADROOM_* environment overrides, and value parsing shared with the flags. */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "config.h"
+#include "log.h"
+
+enum dtype { D_STRING, D_URL, D_INT, D_SIZE, D_BOOL, D_DOUBLE, D_LOG_LEVEL, D_WORKERS, D_LIST, D_TELEMETRY };
+
+struct directive {
+    const char *name;
+    enum dtype type;
+    size_t offset;
+    long long min, max;
+    const char *env;      /* HEADROOM_* override, or NULL */
+    const char *help;
+};
+
+#define OFF(f) offsetof(struct hr_config, f)
+static const struct directive directives[] = {
+    {"host", D_STRING, OFF(host), 0, 0, "HEADROOM_HOST", "address to listen on (default 127.0.0.1)"},
+    {"port", D_INT, OFF(port), 0, 65535, "HEADROOM_PORT", "TCP port (default 8787; 0 picks a free port)"},
+    {"workers", D_WORKERS, OFF(workers), 1, 256, "HEADROOM_WORKERS", "worker threads: a number or auto (one per core)"},
+    {"openai_api_url", D_URL, OFF(openai_url), 0, 0, "HEADROOM_OPENAI_API_URL", "OpenAI base URL (default https://api.openai.com)"},
+    {"anthropic_api_url", D_URL, OFF(anthropic_url), 0, 0, "HEADROOM_ANTHROPIC_API_URL", "Anthropic base URL (default https://api.anthropic.com)"},
+    {"plugin_dir", D_STRING, OFF(plugin_dir), 0, 0, "HEADROOM_PLUGIN_DIR", "directory holding plugin .so files"},
+    {"log_level", D_LOG_LEVEL, OFF(log_level), 0, 0, "HEADROOM_LOG_LEVEL", "error, warn, info or debug (default info)"},
+    {"log_file", D_STRING, OFF(log_file), 0, 0, "HEADROOM_LOG_FILE", "JSONL request log written by the request_log sink"},
+    {"log_messages", D_BOOL, OFF(log_messages), 0, 0, NULL, "include message bodies in the request log (default no)"},
+    {"optimize", D_BOOL, OFF(no_optimize), 0, 0, NULL, "run the transforms (default yes; no = passthrough)"},
+    {"admin_token", D_STRING, OFF(admin_token), 0, 0, "HEADROOM_ADMIN_TOKEN", "token allowing admin endpoints from non-loopback clients"},
+    {"max_body_size", D_SIZE, OFF(max_body_bytes), 1024, 1LL << 32, NULL, "largest request body accepted (default 32m)"},
+    {"max_header_size", D_SIZE, OFF(max_header_bytes), 1024, 1 << 24, NULL, "largest request header block (default 64k)"},
+    {"max_response_size", D_SIZE, OFF(max_response_bytes), 1024, 1LL << 34, NULL, "largest non-streamed upstream answer (default 64m)"},
+    {"max_connections", D_INT, OFF(max_connections), 1, 1000000, NULL, "client connections per worker (default 1024)"},
+    {"client_timeout", D_INT, OFF(client_timeout_s), 1, 86400, NULL, "seconds a client may take to send a request (default 60)"},
+    {"upstream_connect_timeout_ms", D_INT, OFF(upstream_connect_timeout_ms), 1, 600000, NULL, "upstream connect timeout (default 10000)"},
+    {"upstream_timeout", D_INT, OFF(upstream_timeout_s), 1, 86400, NULL, "seconds an upstream answer may take in all (default 600)"},
+    {"stage_budget_ms", D_INT, OFF(stage_budget_ms), 1, 60000, NULL, "a transform stage slower than this is undone (default 250)"},
+    {"min_tokens", D_INT, OFF(min_tokens), 0, 1 << 30, NULL, "tool outputs under this many tokens are left alone (default 200)"},
+    {"protect_recent", D_INT, OFF(protect_recent), 0, 1000, NULL, "last N outputs of protected tools are left alone (default 2)"},
+    {"protected_tools", D_LIST, OFF(protected_tools), 0, 0, NULL, "tool names whose recent outputs are protected"},
+    {"sink_queue_size", D_INT, OFF(sink_queue_size), 1, 1 << 22, NULL, "events buffered per sink before drops are counted (default 4096)"},
+    {"ccr_max_size", D_SIZE, OFF(ccr_max_bytes), 0, 1LL << 36, NULL, "bytes of dropped originals kept for retrieval (default 256m)"},
+    {"ccr_ttl", D_INT, OFF(ccr_ttl_s), 1, 86400 * 30, NULL, "seconds dropped originals stay retrievable (default 3600)"},
+    {"budget", D_DOUBLE, OFF(budget_usd), 0, 0, "HEADROOM_BUDGET", "spend limit in USD per budget_period (reserved)"},
+    {"budget_period", D_STRING, OFF(budget_period), 0, 0, "HEADROOM_BUDGET_PERIOD", "hourly, daily, weekly or monthly (reserved)"},
+    {"telemetry", D_TELEMETRY, OFF(telemetry), 0, 0, "HEADROOM_TELEMETRY", "anonymous usage beacon: on or off (reserved, default off)"},
+    {"cache", D_BOOL, OFF(no_cache), 0, 0, NULL, "response cache (reserved)"},
+    {"rate_limit", D_BOOL, OFF(no_rate_limit), 0, 0, NULL, "rate limiting (reserved)"},
+};
+#undef OFF
+#define N_DIRECTIVES (sizeof directives / sizeof *directives)
+
+/* Booleans stored inverted ("optimize no" sets no_optimize). */
+static int inverted(const struct directive *d)
+{
+    return !strcmp(d->name, "optimize") || !strcmp(d->name, "cache") || !strcmp(d->name, "rate_limit");
+}
+
+void hr_config_defaults(struct hr_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->host = strdup("127.0.0.1");
+    c->port = 8787;
+    c->workers = 0;
+    c->openai_url = strdup("https://api.openai.com");
+    c->anthropic_url = strdup("https://api.anthropic.com");
+    c->log_level = HR_LOG_INFO;
+    c->max_body_bytes = 32u << 20;
+    c->max_header_bytes = 64u << 10;
+    c->max_response_bytes = 64u << 20;
+    c->max_connections = 1024;
+    c->client_timeout_s = 60;
+    c->upstream_connect_timeout_ms = 10000;
+    c->upstream_timeout_s = 600;
+    c->stage_budget_ms = 250;
+    c->min_tokens = 200;
+    c->protect_recent = 2;
+    c->sink_queue_size = 4096;
+    c->ccr_max_bytes = 256u << 20;
+    c->ccr_ttl_s = 3600;
+    c->telemetry = -1;
+}
+
+int hr_parse_int(const char *s, long long min, long long max, long long *out)
+{
+    if (!s || !*s) return -EINVAL;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < min || v > max) return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+int hr_parse_size(const char *s, size_t *out)
+{
+    if (!s || !isdigit((unsigned char)*s)) return -EINVAL;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    unsigned shift = 0;
+    if (*end) {
+        switch (tolower((unsigned char)*end)) {
+        case 'k': shift = 10; break;
+        case 'm': shift = 20; break;
+        case 'g': shift = 30; break;
+        default: return -EINVAL;
+        }
+        if (end[1] && !(tolower((unsigned char)end[1]) == 'b' && !end[2]) &&
+            !(tolower((unsigned char)end[1]) == 'i' && tolower((unsigned char)end[2]) == 'b' && !end[3]))
+            return -EINVAL;
+    }
+    if (errno || v > (ULLONG_MAX >> shift)) return -EINVAL;
+    *out = (size_t)(v << shift);
+    return 0;
+}
+
+int hr_parse_bool(const char *s, int *out)
+{
+    static const char *yes[] = {"yes", "on", "true", "1"}, *no[] = {"no", "off", "false", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (!strcasecmp(s, yes[i])) { *out = 1; return 0; }
+        if (!strcasecmp(s, no[i])) { *out = 0; return 0; }
+    }
+    return -EINVAL;
+}
+
+int hr_parse_url(const char *s, char **normalised, char *why, size_t whylen)
+{
+    const char *rest;
+    if (!strncasecmp(s, "http://", 7)) rest = s + 7;
+    else if (!strncasecmp(s, "https://", 8)) rest = s + 8;
+    else {
+        snprintf(why, whylen, "'%s' is not an http:// or https:// URL", s);
+        return -EINVAL;
+    }
+    if (!*rest || *rest == '/' || strpbrk(s, " \t\r\n?#")) {
+        snprintf(why, whylen, "'%s' needs a host and no spaces, query or fragment", s);
+        return -EINVAL;
+    }
+    char *u = strdup(s);
+    size_t n = strlen(u);
+    while (n && u[n - 1] == '/') u[--n] = '\0';
+    /* Paths are forwarded as /v1/...: accept a base given with /v1 too. */
+    if (n >= 3 && !strcmp(u + n - 3, "/v1")) u[n - 3] = '\0';
+    *normalised = u;
+    return 0;
+}
+
+/* Store `value` into c according to d. `why` explains a bad value. */
+static int set_value(struct hr_config *c, const struct directive *d, const char *value, char *why, size_t whylen)
+{
+    void *field = (char *)c + d->offset;
+    long long iv;
+    size_t sz;
+    int b;
+    switch (d->type) {
+    case D_STRING:
+        free(*(char **)field);
+        *(char **)field = strdup(value);
+        return 0;
+    case D_URL: {
+        char *u;
+        if (hr_parse_url(value, &u, why, whylen)) return -EINVAL;
+        free(*(char **)field);
+        *(char **)field = u;
+        return 0;
+    }
+    case D_INT:
+        if (hr_parse_int(value, d->min, d->max, &iv)) {
+            snprintf(why, whylen, "'%s' must be a whole number from %lld to %lld", value, d->min, d->max);
+            return -EINVAL;
+        }
+        *(int *)field = (int)iv;
+        return 0;
+    case D_WORKERS:
+        if (!strcasecmp(value, "auto")) { *(int *)field = 0; return 0; }
+        if (hr_parse_int(value, d->min, d->max, &iv)) {
+            snprintf(why, whylen, "'%s' must be auto or a number from %lld to %lld", value, d->min, d->max);
+            return -EINVAL;
+        }
+        *(int *)field = (int)iv;
+        return 0;
+    case D_SIZE:
+        if (hr_parse_size(value, &sz) || (long long)sz < d->min || (unsigned long long)sz > (unsigned long long)d->max) {
+            snprintf(why, whylen, "'%s' must be a size like 64k, 32m or 1g, at least %lld bytes", value, d->min);
+            return -EINVAL;
+        }
+        *(size_t *)field = sz;
+        return 0;
+    case D_BOOL:
+        if (hr_parse_bool(value, &b)) {
+            snprintf(why, whylen, "'%s' must be yes or no", value);
+            return -EINVAL;
+        }
+        *(int *)field = inverted(d) ? !b : b;
+        return 0;
+    case D_TELEMETRY:
+        if (hr_parse_bool(value, &b)) {
+            snprintf(why, whylen, "'%s' must be on or off", value);
+            return -EINVAL;
+        }
+        *(int *)field = b;
+        return 0;
+    case D_DOUBLE: {
+        char *end;
+        double v = strtod(value, &end);
+        if (*end || !(v >= 0)) {
+            snprintf(why, whylen, "'%s' must be a number of at least 0", value);
+            return -EINVAL;
+        }
+        *(double *)field = v;
+        return 0;
+    }
+    case D_LOG_LEVEL: {
+        int lv = hr_log_level_parse(value);
+        if (lv < 0) {
+            snprintf(why, whylen, "'%s' must be error, warn, info or debug", value);
+            return -EINVAL;
+        }
+        *(int *)field = lv;
+        return 0;
+    }
+    case D_LIST:
+        break; /* handled by the caller: it takes every argument */
+    }
+    return -EINVAL;
+}
+
+static const struct directive *find_directive(const char *name)
+{
+    for (size_t i = 0; i < N_DIRECTIVES; i++)
+        if (!strcmp(directives[i].name, name)) return &directives[i];
+    return NULL;
+}
+
+/* Closest directive name, for "did you mean" hints. */
+static const char *suggest(const char *name)
+{
+    const char *best = NULL;
+    size_t best_score = 0;
+    for (size_t i = 0; i < N_DIRECTIVES; i++) {
+        const char *a = directives[i].name;
+        size_t common = 0;
+        while (a[common] && a[common] == name[common]) common++;
+        if (common > best_score) { best_score = common; best = a; }
+    }
+    return best_score >= 3 ? best : NULL;
+}
+
+static int add_plugin_block(struct hr_config *c, const struct hr_conf_node *n, const char *file, char *err, size_t errlen)
+{
+    int is_sink = !strcmp(n->name, "sink");
+    if (!n->has_block || n->n_args < 1) {
+        snprintf(err, errlen, "%s:%d:%d: '%s' needs a plugin name and a block, e.g. `%s %s { }`", file, n->line,
+                 n->col, n->name, n->name, is_sink ? "prometheus" : "smart_crusher");
+        return -EINVAL;
+    }
+    const char *name = n->args[0], *instance = name;
+    if (n->n_args == 3 && !strcmp(n->args[1], "as")) instance = n->args[2];
+    else if (n->n_args != 1) {
+        snprintf(err, errlen, "%s:%d:%d: '%s %s' takes only a name, or `NAME as INSTANCE`", file, n->line, n->col,
+                 n->name, name);
+        return -EINVAL;
+    }
+    for (const char *p = instance; *p; p++) {
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_') || (p == instance && !islower((unsigned char)*p))) {
+            snprintf(err, errlen, "%s:%d:%d: plugin name '%s' must match [a-z][a-z0-9_]*", file, n->line, n->col, instance);
+            return -EINVAL;
+        }
+    }
+    for (size_t i = 0; i < c->n_plugins; i++) {
+        if (!strcmp(c->plugins[i].instance, instance)) {
+            snprintf(err, errlen, "%s:%d:%d: %s '%s' is configured twice (use `%s %s as OTHER_NAME { }` for a second instance)",
+                     file, n->line, n->col, n->name, instance, n->name, name);
+            return -EINVAL;
+        }
+    }
+    struct hr_plugin_block *p = realloc(c->plugins, (c->n_plugins + 1) * sizeof *p);
+    if (!p) return -ENOMEM;
+    c->plugins = p;
+    p[c->n_plugins].is_sink = is_sink;
+    p[c->n_plugins].name = strdup(name);
+    p[c->n_plugins].instance = strdup(instance);
+    p[c->n_plugins].node = n;
+    c->n_plugins++;
+    return 0;
+}
+
+static void free_list(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(list[i]);
+    free(list);
+}
+
+int hr_config_apply_file(struct hr_config *c, const char *path, char *err, size_t errlen)
+{
+    struct hr_conf_doc *doc = NULL;
+    if (hr_conf_parse_file(path, NULL, &doc, err, errlen)) return -EINVAL;
+    const char *file = doc->file;
+    for (size_t i = 0; i < doc->root.n_children; i++) {
+        const struct hr_conf_node *n = &doc->root.children[i];
+        if (!strcmp(n->name, "transform") || !strcmp(n->name, "sink")) {
+            if (add_plugin_block(c, n, file, err, errlen)) goto fail;
+            continue;
+        }
+        const struct directive *d = find_directive(n->name);
+        if (!d) {
+            const char *s = suggest(n->name);
+            snprintf(err, errlen, "%s:%d:%d: unknown directive '%s'%s%s%s (see headroom.conf(5) or headroomd --help-config)",
+                     file, n->line, n->col, n->name, s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
+            goto fail;
+        }
+        if (n->has_block) {
+            snprintf(err, errlen, "%s:%d:%d: '%s' does not take a block", file, n->line, n->col, n->name);
+            goto fail;
+        }
+        if (d->type == D_LIST) {
+            char ***list = (char ***)((char *)c + d->offset);
+            free_list(*list, c->n_protected_tools);
+            *list = calloc(n->n_args ? n->n_args : 1, sizeof **list);
+            for (size_t k = 0; k < n->n_args; k++) (*list)[k] = strdup(n->args[k]);
+            c->n_protected_tools = n->n_args;
+            continue;
+        }
+        if (n->n_args != 1) {
+            snprintf(err, errlen, "%s:%d:%d: '%s' takes exactly one value, got %zu (quote a value that has spaces)",
+                     file, n->line, n->col, n->name, n->n_args);
+            goto fail;
+        }
+        char why[512];
+        if (set_value(c, d, n->args[0], why, sizeof why)) {
+            snprintf(err, errlen, "%s:%d:%d: %s: %s", file, n->arg_lines[0], n->arg_cols[0], n->name, why);
+            goto fail;
+        }
+    }
+    free(c->file);
+    c->file = strdup(path);
+    if (c->doc) hr_conf_doc_free(c->doc);
+    c->doc = doc;
+    return 0;
+fail:
+    /* plugin blocks point into doc: drop them with it */
+    for (size_t i = 0; i < c->n_plugins; i++) {
+        free(c->plugins[i].name);
+        free(c->plugins[i].instance);
+    }
+    free(c->plugins);
+    c->plugins = NULL;
+    c->n_plugins = 0;
+    hr_conf_doc_free(doc);
+    return -EINVAL;
+}
+
+int hr_config_apply_env(struct hr_config *c, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < N_DIRECTIVES; i++) {
+        const struct directive *d = &directives[i];
+        const char *v = d->env ? getenv(d->env) : NULL;
+        if (!v || !*v) continue;
+        char why[512];
+        if (set_value(c, d, v, why, sizeof why)) {
+            snprintf(err, errlen, "environment variable %s: %s", d->env, why);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+int hr_config_validate(const struct hr_config *c, char *err, size_t errlen)
+{
+    if (c->budget_period && strcmp(c->budget_period, "hourly") && strcmp(c->budget_period, "daily") &&
+        strcmp(c->budget_period, "weekly") && strcmp(c->budget_period, "monthly")) {
+        snprintf(err, errlen, "budget_period '%s' must be hourly, daily, weekly or monthly", c->budget_period);
+        return -EINVAL;
+    }
+    if (!*c->host) {
+        snprintf(err, errlen, "host must not be empty (use 127.0.0.1 to stay local)");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+void hr_config_free(struct hr_config *c)
+{
+    free(c->file);
+    free(c->host);
+    free(c->openai_url);
+    free(c->anthropic_url);
+    free(c->plugin_dir);
+    free(c->log_file);
+    free(c->admin_token);
+    free(c->budget_period);
+    free_list(c->protected_tools, c->n_protected_tools);
+    for (size_t i = 0; i < c->n_plugins; i++) {
+        free(c->plugins[i].name);
+        free(c->plugins[i].instance);
+    }
+    free(c->plugins);
+    if (c->doc) hr_conf_doc_free(c->doc);
+    memset(c, 0, sizeof *c);
+}
+
+void hr_config_print_directives(FILE *out)
+{
+    for (size_t i = 0; i < N_DIRECTIVES; i++) {
+        fprintf(out, "  %-28s %s", directives[i].name, directives[i].help);
+        if (directives[i].env) fprintf(out, " [env %s]", directives[i].env);
+        fputc('\n', out);
+    }
+    fprintf(out, "  %-28s %s\n", "transform NAME { … }", "load a transform plugin (in pipeline order)");
+    fprintf(out, "  %-28s %s\n", "sink NAME { … }", "load a sink plugin");
+}

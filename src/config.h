@@ -1,0 +1,71 @@
+/* config.h — headroomd settings: defaults, then the config file, then
+ * HEADROOM_* environment variables, then command-line flags. */
+#ifndef HR_CONFIG_H
+#define HR_CONFIG_H
+#include <stddef.h>
+#include "conf_parse.h"
+
+/* One `transform NAME { … }` or `sink NAME { … }` block, in file order. */
+struct hr_plugin_block {
+    int is_sink;
+    char *name;                        /* plugin name (.so base name) */
+    char *instance;                    /* `as NAME` or the plugin name */
+    const struct hr_conf_node *node;   /* the block, for key lookup and errors */
+};
+
+struct hr_config {
+    char *file;                        /* config path, or NULL */
+    char *host;
+    int port;
+    int workers;                       /* 0 = auto (one per core) */
+    char *openai_url;                  /* base URL without a trailing /v1 */
+    char *anthropic_url;
+    char *plugin_dir;                  /* NULL = build tree or $(pkglibdir) */
+    int log_level;
+    char *log_file;                    /* request log (request_log sink) */
+    int log_messages;
+    int no_optimize;                   /* passthrough: no transforms */
+    char *admin_token;
+    size_t max_body_bytes;
+    size_t max_header_bytes;
+    size_t max_response_bytes;
+    int max_connections;
+    int client_timeout_s;
+    int upstream_connect_timeout_ms;
+    int upstream_timeout_s;
+    int stage_budget_ms;               /* a stage over this is undone (fail open) */
+    int min_tokens;                    /* units smaller than this are not candidates */
+    int protect_recent;                /* last N outputs of protected tools stay as they are */
+    char **protected_tools;
+    size_t n_protected_tools;
+    int sink_queue_size;
+    size_t ccr_max_bytes;
+    int ccr_ttl_s;
+    /* reserved for later features; parsed so configs stay forward-compatible */
+    double budget_usd;
+    char *budget_period;
+    int telemetry;                     /* -1 unset, 0 off, 1 on */
+    int no_cache, no_rate_limit;
+    struct hr_plugin_block *plugins;
+    size_t n_plugins;
+    struct hr_conf_doc *doc;
+};
+
+/* Fill defaults. */
+void hr_config_defaults(struct hr_config *c);
+/* Apply a parsed file. Errors are file:line:col: message in err. */
+int hr_config_apply_file(struct hr_config *c, const char *path, char *err, size_t errlen);
+/* Apply HEADROOM_* variables; err names the variable. */
+int hr_config_apply_env(struct hr_config *c, char *err, size_t errlen);
+/* Check cross-field rules after everything was applied. */
+int hr_config_validate(const struct hr_config *c, char *err, size_t errlen);
+void hr_config_free(struct hr_config *c);
+
+/* Shared value parsers (used for flags too). 0 or -EINVAL. */
+int hr_parse_int(const char *s, long long min, long long max, long long *out);
+int hr_parse_size(const char *s, size_t *out);   /* 1024, 64k, 32m, 1g */
+int hr_parse_bool(const char *s, int *out);      /* yes/no, on/off, true/false, 1/0 */
+int hr_parse_url(const char *s, char **normalised, char *why, size_t whylen);
+/* Print every core directive with its help text. */
+void hr_config_print_directives(FILE *out);
+#endif

@@ -1,0 +1,50 @@
+/* daemon.h — the running daemon: settings, loaded plugins, worker threads. */
+#ifndef HR_DAEMON_H
+#define HR_DAEMON_H
+#include <pthread.h>
+#include <stdatomic.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include "config.h"
+#include "loader.h"
+#include "pipeline.h"
+#include "upstream.h"
+
+struct hr_daemon;
+
+struct hr_worker {
+    size_t index;
+    struct hr_daemon *d;
+    pthread_t thread;
+    struct event_base *base;
+    struct evhttp *http;
+    struct hr_upstream *up;
+    int inflight;
+    unsigned long long next_request;
+};
+
+struct hr_daemon {
+    struct hr_config *cfg;
+    struct hr_plugins plugins;
+    struct hr_pipeline_opts popts;
+    evutil_socket_t listen_fd;
+    int port;                           /* bound port (useful with port 0) */
+    size_t n_workers;
+    struct hr_worker *workers;
+    atomic_int ready;
+    atomic_int stopping;
+};
+
+/* Bind the listening socket, start workers; returns once they run. */
+int hr_server_start(struct hr_daemon *d, char *err, size_t errlen);
+/* Stop accepting, let workers finish their loops, join them. */
+void hr_server_stop(struct hr_daemon *d);
+
+/* proxy.c: requests under /v1/. */
+void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char *path);
+/* Send a JSON body with status (takes the reference). */
+void hr_send_json(struct evhttp_request *req, int status, json_t *body);
+/* Send an error in the provider's own error shape. */
+void hr_send_provider_error(struct evhttp_request *req, enum hr_provider p, int status, const char *type,
+                            const char *message);
+#endif

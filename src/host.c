@@ -1,0 +1,162 @@
+/* host.c — the hr_host function table and the registries behind it. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include "ccr.h"
+#include "host.h"
+#include "log.h"
+#include "metrics.h"
+#include "pipeline.h"
+#include "tokens.h"
+
+static struct hr_route *routes;
+static size_t n_routes;
+static struct hr_stats_block *blocks;
+static size_t n_blocks;
+static struct hr_timer *timers;
+static size_t n_timers;
+
+static void host_log(const struct hr_instance *self, enum hr_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    hr_logv(level, self ? self->logger : "headroom.plugin", fmt, ap);
+    va_end(ap);
+}
+
+static const char *conf_lookup(const struct hr_conf *conf, const char *key)
+{
+    for (size_t i = 0; conf && i < conf->n_keys; i++)
+        if (!strcmp(conf->keys[i].name, key)) return conf->values[i] ? conf->values[i] : conf->keys[i].default_value;
+    return NULL;
+}
+
+static const char *conf_string(const struct hr_conf *conf, const char *key) { return conf_lookup(conf, key); }
+
+static long long conf_int(const struct hr_conf *conf, const char *key)
+{
+    const char *v = conf_lookup(conf, key);
+    return v ? strtoll(v, NULL, 10) : 0;
+}
+
+static int conf_bool(const struct hr_conf *conf, const char *key)
+{
+    const char *v = conf_lookup(conf, key);
+    int b = 0;
+    return v && hr_parse_bool(v, &b) == 0 ? b : 0;
+}
+
+static double conf_double(const struct hr_conf *conf, const char *key)
+{
+    const char *v = conf_lookup(conf, key);
+    return v ? strtod(v, NULL) : 0;
+}
+
+static int register_route(struct hr_instance *self, const char *method, const char *path, hr_route_fn fn, void *state)
+{
+    if (!method || !path || path[0] != '/' || !fn) return HR_EINVAL;
+    struct hr_route *r = realloc(routes, (n_routes + 1) * sizeof *r);
+    if (!r) return HR_ENOMEM;
+    routes = r;
+    size_t len = strlen(path);
+    r[n_routes] = (struct hr_route){strdup(method), strdup(path), len > 1 && path[len - 1] == '/', fn, state, self};
+    n_routes++;
+    return HR_OK;
+}
+
+const struct hr_route *hr_routes_find(const char *method, const char *path, int *method_mismatch)
+{
+    *method_mismatch = 0;
+    for (size_t i = 0; i < n_routes; i++) {
+        const struct hr_route *r = &routes[i];
+        int match = r->prefix ? !strncmp(path, r->path, strlen(r->path)) : !strcmp(path, r->path);
+        if (!match) continue;
+        if (!strcmp(r->method, method)) return r;
+        *method_mismatch = 1;
+    }
+    return NULL;
+}
+
+static int register_stats(struct hr_instance *self, const char *key, json_t *(*fn)(void *), void *state)
+{
+    (void)self;
+    if (!key || !fn) return HR_EINVAL;
+    struct hr_stats_block *b = realloc(blocks, (n_blocks + 1) * sizeof *b);
+    if (!b) return HR_ENOMEM;
+    blocks = b;
+    b[n_blocks++] = (struct hr_stats_block){strdup(key), fn, state};
+    return HR_OK;
+}
+
+size_t hr_stats_block_count(void) { return n_blocks; }
+const struct hr_stats_block *hr_stats_block_at(size_t i) { return i < n_blocks ? &blocks[i] : NULL; }
+
+static int add_timer(struct hr_instance *self, unsigned interval_ms, void (*fn)(void *), void *state)
+{
+    (void)self;
+    if (!fn || interval_ms == 0) return HR_EINVAL;
+    struct hr_timer *t = realloc(timers, (n_timers + 1) * sizeof *t);
+    if (!t) return HR_ENOMEM;
+    timers = t;
+    t[n_timers++] = (struct hr_timer){interval_ms, fn, state, 0};
+    return HR_OK;
+}
+
+unsigned hr_timers_run(double now_ms)
+{
+    double next = now_ms + 1000;
+    for (size_t i = 0; i < n_timers; i++) {
+        struct hr_timer *t = &timers[i];
+        if (t->next_ms == 0) t->next_ms = now_ms + t->interval_ms;
+        if (now_ms >= t->next_ms) {
+            t->fn(t->state);
+            t->next_ms = now_ms + t->interval_ms;
+        }
+        if (t->next_ms < next) next = t->next_ms;
+    }
+    return next > now_ms ? (unsigned)(next - now_ms) : 1;
+}
+
+void hr_timers_run_all(void)
+{
+    for (size_t i = 0; i < n_timers; i++) timers[i].fn(timers[i].state);
+}
+
+void hr_host_registries_free(void)
+{
+    for (size_t i = 0; i < n_routes; i++) {
+        free(routes[i].method);
+        free(routes[i].path);
+    }
+    for (size_t i = 0; i < n_blocks; i++) free(blocks[i].key);
+    free(routes);
+    free(blocks);
+    free(timers);
+    routes = NULL;
+    blocks = NULL;
+    timers = NULL;
+    n_routes = n_blocks = n_timers = 0;
+}
+
+const struct hr_host hr_host_table = {
+    .struct_size = sizeof(struct hr_host),
+    .abi_major = HR_ABI_MAJOR,
+    .abi_minor = HR_ABI_MINOR,
+    .log = host_log,
+    .log_enabled = hr_log_enabled,
+    .conf_string = conf_string,
+    .conf_int = conf_int,
+    .conf_bool = conf_bool,
+    .conf_double = conf_double,
+    .count_tokens = hr_count_tokens,
+    .unit_replace = hr_pipeline_unit_replace,
+    .stage_tag = hr_pipeline_stage_tag,
+    .ccr_put = hr_ccr_put,
+    .ccr_get = hr_ccr_get,
+    .ccr_free = hr_ccr_free,
+    .register_route = register_route,
+    .register_stats = register_stats,
+    .add_timer = add_timer,
+    .metrics_visit = hr_metrics_visit,
+};

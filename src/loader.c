@@ -1,0 +1,261 @@
+/* loader.c — finds plugin .so files, refuses ABI mismatches with a message
+ * naming both versions and the file, and validates config blocks against the
+ * keys each plugin declares. */
+#include <errno.h>
+#include <ltdl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "config.h"
+#include "loader.h"
+
+/* The v1.0 descriptor ends with on_event: anything smaller is not a plugin. */
+#define MIN_DESCRIPTOR_SIZE (offsetof(struct headroom_plugin, on_event) + sizeof(void (*)(void)))
+
+const char *hr_default_plugin_dir(void)
+{
+#ifdef HR_ABS_BUILDDIR
+    /* Running uninstalled (libtool puts the binary in <builddir>/src/.libs):
+     * use the freshly built plugins, not an older installed set. */
+    static char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        size_t b = strlen(HR_ABS_BUILDDIR);
+        if (!strncmp(exe, HR_ABS_BUILDDIR, b) && exe[b] == '/') return HR_ABS_BUILDDIR "/plugins/.libs";
+    }
+#endif
+#ifdef HR_PKGLIBDIR
+    return HR_PKGLIBDIR;
+#else
+    return "/usr/local/lib/headroomd";
+#endif
+}
+
+static const char *type_name(enum hr_conf_type t)
+{
+    switch (t) {
+    case HR_CONF_INT: return "a whole number";
+    case HR_CONF_BOOL: return "yes or no";
+    case HR_CONF_DOUBLE: return "a number";
+    default: return "a string";
+    }
+}
+
+static int check_value(enum hr_conf_type t, const char *v)
+{
+    long long i;
+    int b;
+    char *end;
+    switch (t) {
+    case HR_CONF_INT: return hr_parse_int(v, -(1LL << 62), 1LL << 62, &i);
+    case HR_CONF_BOOL: return hr_parse_bool(v, &b);
+    case HR_CONF_DOUBLE: strtod(v, &end); return (*v && !*end) ? 0 : -EINVAL;
+    default: return 0;
+    }
+}
+
+static int bind_conf(struct hr_instance *in, const struct hr_plugin_block *blk, const char *file, char *err, size_t errlen)
+{
+    const struct hr_conf_key *keys = in->desc->conf_keys;
+    size_t n = 0;
+    while (keys && keys[n].name) n++;
+    in->conf.keys = keys;
+    in->conf.n_keys = n;
+    in->conf.values = calloc(n ? n : 1, sizeof(char *));
+    if (!in->conf.values) return -ENOMEM;
+    const struct hr_conf_node *node = blk->node;
+    for (size_t i = 0; i < node->n_children; i++) {
+        const struct hr_conf_node *c = &node->children[i];
+        size_t k = 0;
+        while (k < n && strcmp(keys[k].name, c->name)) k++;
+        if (k == n) {
+            int len = snprintf(err, errlen, "%s:%d:%d: %s %s has no setting '%s'; it accepts:", file, c->line, c->col,
+                               blk->is_sink ? "sink" : "transform", blk->name, c->name);
+            for (size_t j = 0; j < n && len > 0 && (size_t)len < errlen; j++)
+                len += snprintf(err + len, errlen - (size_t)len, " %s", keys[j].name);
+            if (n == 0 && len > 0 && (size_t)len < errlen) snprintf(err + len, errlen - (size_t)len, " no settings");
+            return -EINVAL;
+        }
+        if (c->has_block || c->n_args != 1) {
+            snprintf(err, errlen, "%s:%d:%d: '%s' takes exactly one value (%s)", file, c->line, c->col, c->name,
+                     type_name(keys[k].type));
+            return -EINVAL;
+        }
+        if (check_value(keys[k].type, c->args[0])) {
+            snprintf(err, errlen, "%s:%d:%d: %s: '%s' must be %s", file, c->arg_lines[0], c->arg_cols[0], c->name,
+                     c->args[0], type_name(keys[k].type));
+            return -EINVAL;
+        }
+        free(in->conf.values[k]);
+        in->conf.values[k] = strdup(c->args[0]);
+    }
+    return 0;
+}
+
+static void free_instance(struct hr_instance *in)
+{
+    if (!in) return;
+    if (in->conf.values)
+        for (size_t i = 0; i < in->conf.n_keys; i++) free(in->conf.values[i]);
+    free(in->conf.values);
+    if (in->handle) lt_dlclose((lt_dlhandle)in->handle);
+    free(in->path);
+    free(in->name);
+    free(in->logger);
+    free(in);
+}
+
+static struct hr_instance *open_plugin(const char *dir, const struct hr_plugin_block *blk, const char *file,
+                                       char *err, size_t errlen)
+{
+    const char *kind = blk->is_sink ? "sink" : "transform";
+    struct hr_instance *in = calloc(1, sizeof *in);
+    if (!in) return NULL;
+    size_t plen = strlen(dir) + strlen(blk->name) + 8;
+    in->path = malloc(plen);
+    snprintf(in->path, plen, "%s/%s.so", dir, blk->name);
+    if (access(in->path, R_OK) != 0) {
+        snprintf(err, errlen, "%s:%d:%d: %s '%s': no plugin file %s (%s); set plugin_dir or --plugin-dir to the directory holding %s.so",
+                 file, blk->node->line, blk->node->col, kind, blk->name, in->path, strerror(errno), blk->name);
+        goto fail;
+    }
+    in->handle = lt_dlopen(in->path);
+    if (!in->handle) {
+        snprintf(err, errlen, "%s: cannot load: %s", in->path, lt_dlerror());
+        goto fail;
+    }
+    const struct headroom_plugin *d = lt_dlsym((lt_dlhandle)in->handle, HEADROOM_PLUGIN_SYMBOL);
+    if (!d) {
+        snprintf(err, errlen, "%s: not a headroomd plugin (no '%s' symbol; export it with HR_PLUGIN_EXPORT)", in->path,
+                 HEADROOM_PLUGIN_SYMBOL);
+        goto fail;
+    }
+    if (d->abi_major != HR_ABI_MAJOR) {
+        snprintf(err, errlen, "%s: plugin ABI %u.%u does not match headroomd plugin ABI %d.%d; rebuild the plugin against this headroomd's headroom/plugin.h",
+                 in->path, d->abi_major, d->abi_minor, HR_ABI_MAJOR, HR_ABI_MINOR);
+        goto fail;
+    }
+    if (d->struct_size < MIN_DESCRIPTOR_SIZE) {
+        snprintf(err, errlen, "%s: descriptor is %u bytes, smaller than ABI %d.0's %zu; start it with HR_PLUGIN_HEADER",
+                 in->path, d->struct_size, HR_ABI_MAJOR, (size_t)MIN_DESCRIPTOR_SIZE);
+        goto fail;
+    }
+    if (!d->name || strcmp(d->name, blk->name)) {
+        snprintf(err, errlen, "%s: plugin calls itself '%s', expected '%s' (the file name and .name must agree)",
+                 in->path, d->name ? d->name : "(null)", blk->name);
+        goto fail;
+    }
+    int want = blk->is_sink ? HR_PLUGIN_SINK : HR_PLUGIN_TRANSFORM;
+    if ((int)d->kind != want) {
+        snprintf(err, errlen, "%s:%d:%d: '%s' is a %s plugin; load it with `%s %s { }`", file, blk->node->line,
+                 blk->node->col, blk->name, d->kind == HR_PLUGIN_SINK ? "sink" : "transform",
+                 d->kind == HR_PLUGIN_SINK ? "sink" : "transform", blk->name);
+        goto fail;
+    }
+    if (!d->init || (want == HR_PLUGIN_TRANSFORM && !d->apply) || (want == HR_PLUGIN_SINK && !d->on_event)) {
+        snprintf(err, errlen, "%s: descriptor lacks %s", in->path,
+                 !d->init ? "init" : want == HR_PLUGIN_SINK ? "on_event" : "apply");
+        goto fail;
+    }
+    in->desc = d;
+    in->name = strdup(blk->instance);
+    size_t llen = strlen(blk->instance) + 32;
+    in->logger = malloc(llen);
+    snprintf(in->logger, llen, "headroom.%s.%s", blk->is_sink ? "sinks" : "transforms", blk->instance);
+    if (bind_conf(in, blk, file, err, errlen)) goto fail;
+    return in;
+fail:
+    free_instance(in);
+    return NULL;
+}
+
+static int push(struct hr_instance ***arr, size_t *n, struct hr_instance *in)
+{
+    struct hr_instance **a = realloc(*arr, (*n + 1) * sizeof *a);
+    if (!a) return -ENOMEM;
+    a[(*n)++] = in;
+    *arr = a;
+    return 0;
+}
+
+int hr_plugins_load(const struct hr_config *c, struct hr_plugins *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (lt_dlinit() != 0) {
+        snprintf(err, errlen, "libltdl: %s", lt_dlerror());
+        return -EIO;
+    }
+    const char *dir = c->plugin_dir ? c->plugin_dir : hr_default_plugin_dir();
+    for (size_t i = 0; i < c->n_plugins; i++) {
+        const struct hr_plugin_block *blk = &c->plugins[i];
+        if (!blk->is_sink && c->no_optimize) continue; /* passthrough: transforms not even loaded */
+        struct hr_instance *in = open_plugin(dir, blk, c->file ? c->file : "(config)", err, errlen);
+        if (!in) {
+            hr_plugins_unload(out);
+            return -EINVAL;
+        }
+        if (blk->is_sink) push(&out->sinks, &out->n_sinks, in);
+        else {
+            in->stage_index = out->n_transforms;
+            push(&out->transforms, &out->n_transforms, in);
+        }
+    }
+    return 0;
+}
+
+int hr_plugins_init(struct hr_plugins *p, const struct hr_host *host, char *err, size_t errlen)
+{
+    struct hr_instance **lists[2] = {p->transforms, p->sinks};
+    size_t counts[2] = {p->n_transforms, p->n_sinks};
+    for (int l = 0; l < 2; l++) {
+        for (size_t i = 0; i < counts[l]; i++) {
+            struct hr_instance *in = lists[l][i];
+            int rc = in->desc->init(host, in, &in->conf, &in->state);
+            if (rc) {
+                snprintf(err, errlen, "%s '%s' failed to start (code %d); see the lines above", l ? "sink" : "transform",
+                         in->name, rc);
+                return rc < 0 ? rc : -EINVAL;
+            }
+            in->initialised = 1;
+        }
+    }
+    return 0;
+}
+
+static void unload_list(struct hr_instance **list, size_t n)
+{
+    for (size_t i = n; i-- > 0;) {
+        if (list[i]->initialised && list[i]->desc->fini) list[i]->desc->fini(list[i]->state);
+        free_instance(list[i]);
+    }
+    free(list);
+}
+
+void hr_plugins_unload(struct hr_plugins *p)
+{
+    unload_list(p->sinks, p->n_sinks);
+    unload_list(p->transforms, p->n_transforms);
+    memset(p, 0, sizeof *p);
+    lt_dlexit();
+}
+
+void hr_plugins_describe(const struct hr_plugins *p, FILE *out)
+{
+    struct hr_instance **lists[2] = {p->transforms, p->sinks};
+    size_t counts[2] = {p->n_transforms, p->n_sinks};
+    for (int l = 0; l < 2; l++) {
+        for (size_t i = 0; i < counts[l]; i++) {
+            const struct hr_instance *in = lists[l][i];
+            fprintf(out, "%s %s: %s %s (ABI %u.%u) %s\n", l ? "sink" : "transform", in->name, in->desc->name,
+                    in->desc->version ? in->desc->version : "", in->desc->abi_major, in->desc->abi_minor, in->path);
+            for (size_t k = 0; k < in->conf.n_keys; k++) {
+                const struct hr_conf_key *key = &in->conf.keys[k];
+                fprintf(out, "    %-22s = %-12s %s\n", key->name,
+                        in->conf.values[k] ? in->conf.values[k] : key->default_value ? key->default_value : "",
+                        key->help ? key->help : "");
+            }
+        }
+    }
+}

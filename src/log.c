@@ -1,0 +1,54 @@
+/* log.c — process logging. One write(2) per line so lines from worker
+ * threads never interleave. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include "log.h"
+
+static atomic_int current_level = HR_LOG_INFO;
+
+static const char *const level_names[] = {"ERROR", "WARNING", "INFO", "DEBUG"};
+
+int hr_log_level_parse(const char *s)
+{
+    if (!s) return -1;
+    if (!strcasecmp(s, "error")) return HR_LOG_ERROR;
+    if (!strcasecmp(s, "warn") || !strcasecmp(s, "warning")) return HR_LOG_WARN;
+    if (!strcasecmp(s, "info")) return HR_LOG_INFO;
+    if (!strcasecmp(s, "debug")) return HR_LOG_DEBUG;
+    return -1;
+}
+
+const char *hr_log_level_name(enum hr_log_level level)
+{
+    return (unsigned)level <= HR_LOG_DEBUG ? level_names[level] : "INFO";
+}
+
+void hr_log_set_level(enum hr_log_level level) { atomic_store(&current_level, (int)level); }
+enum hr_log_level hr_log_get_level(void) { return (enum hr_log_level)atomic_load(&current_level); }
+int hr_log_enabled(enum hr_log_level level) { return (int)level <= atomic_load(&current_level); }
+
+void hr_logv(enum hr_log_level level, const char *logger, const char *fmt, va_list ap)
+{
+    if (!hr_log_enabled(level)) return;
+    char line[8192];
+    int n = snprintf(line, sizeof line, "%s:%s:", hr_log_level_name(level), logger ? logger : "headroom");
+    if (n < 0) return;
+    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    if (m < 0) return;
+    size_t len = (size_t)n + (size_t)m;
+    if (len > sizeof line - 2) len = sizeof line - 2; /* truncated: still one line */
+    line[len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w; /* nowhere to report a failing log */
+}
+
+void hr_log(enum hr_log_level level, const char *logger, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    hr_logv(level, logger, fmt, ap);
+    va_end(ap);
+}

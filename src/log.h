@@ -1,0 +1,22 @@
+/* log.h — process logging: `LEVEL:logger:message` lines to stderr. */
+#ifndef HR_LOG_H
+#define HR_LOG_H
+#include <stdarg.h>
+#include "headroom/plugin.h"
+
+/* Parse "error|warn|info|debug" (also "warning"); -1 when unknown. */
+int hr_log_level_parse(const char *s);
+const char *hr_log_level_name(enum hr_log_level level);
+void hr_log_set_level(enum hr_log_level level);
+enum hr_log_level hr_log_get_level(void);
+int hr_log_enabled(enum hr_log_level level);
+
+void hr_logv(enum hr_log_level level, const char *logger, const char *fmt, va_list ap);
+void hr_log(enum hr_log_level level, const char *logger, const char *fmt, ...) HR_PRINTF_LIKE(3, 4);
+
+#define HR_ERROR(logger, ...) hr_log(HR_LOG_ERROR, logger, __VA_ARGS__)
+#define HR_WARN(logger, ...)  hr_log(HR_LOG_WARN, logger, __VA_ARGS__)
+#define HR_INFO(logger, ...)  hr_log(HR_LOG_INFO, logger, __VA_ARGS__)
+#define HR_DEBUG(logger, ...) \
+    do { if (hr_log_enabled(HR_LOG_DEBUG)) hr_log(HR_LOG_DEBUG, logger, __VA_ARGS__); } while (0)
+#endif

@@ -1,0 +1,301 @@
+/* main.c — headroomd: settings from defaults, the config file, HEADROOM_*
+ * variables and flags (in that order of strength), then plugins, sinks,
+ * workers, and a signal loop for clean shutdown. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <curl/curl.h>
+#include "ccr.h"
+#include "config.h"
+#include "daemon.h"
+#include "host.h"
+#include "log.h"
+#include "sinks.h"
+#include "stats.h"
+#include "tokens.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0.1.0"
+#endif
+#define LOGGER "headroom.server"
+
+enum {
+    OPT_HOST = 256, OPT_PORT, OPT_WORKERS, OPT_OPENAI, OPT_ANTHROPIC, OPT_PLUGIN_DIR, OPT_LOG_LEVEL, OPT_LOG_FILE,
+    OPT_LOG_MESSAGES, OPT_NO_OPTIMIZE, OPT_CHECK, OPT_HELP_CONFIG, OPT_BUDGET, OPT_BUDGET_PERIOD, OPT_TELEMETRY,
+    OPT_NO_TELEMETRY, OPT_NO_CACHE, OPT_NO_RATE_LIMIT,
+};
+
+static const struct option long_opts[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"host", required_argument, NULL, OPT_HOST},
+    {"port", required_argument, NULL, OPT_PORT},
+    {"workers", required_argument, NULL, OPT_WORKERS},
+    {"openai-api-url", required_argument, NULL, OPT_OPENAI},
+    {"anthropic-api-url", required_argument, NULL, OPT_ANTHROPIC},
+    {"plugin-dir", required_argument, NULL, OPT_PLUGIN_DIR},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"log-file", required_argument, NULL, OPT_LOG_FILE},
+    {"log-messages", no_argument, NULL, OPT_LOG_MESSAGES},
+    {"no-optimize", no_argument, NULL, OPT_NO_OPTIMIZE},
+    {"check-config", no_argument, NULL, OPT_CHECK},
+    {"help-config", no_argument, NULL, OPT_HELP_CONFIG},
+    {"budget", required_argument, NULL, OPT_BUDGET},
+    {"budget-period", required_argument, NULL, OPT_BUDGET_PERIOD},
+    {"telemetry", no_argument, NULL, OPT_TELEMETRY},
+    {"no-telemetry", no_argument, NULL, OPT_NO_TELEMETRY},
+    {"no-cache", no_argument, NULL, OPT_NO_CACHE},
+    {"no-rate-limit", no_argument, NULL, OPT_NO_RATE_LIMIT},
+    {"version", no_argument, NULL, 'V'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: headroomd [-c FILE] [options]\n"
+            "A local proxy for OpenAI and Anthropic APIs that compresses tool outputs and reports the savings.\n\n"
+            "  -c, --config FILE          config file (see headroom.conf(5))\n"
+            "      --host ADDR            listen address (default 127.0.0.1)\n"
+            "      --port N               listen port (default 8787)\n"
+            "      --workers N|auto       worker threads (default auto: one per core)\n"
+            "      --openai-api-url URL   OpenAI base URL (default https://api.openai.com)\n"
+            "      --anthropic-api-url URL  Anthropic base URL (default https://api.anthropic.com)\n"
+            "      --plugin-dir DIR       where plugin .so files are\n"
+            "      --log-level LEVEL      error, warn, info or debug (default info)\n"
+            "      --log-file FILE        JSONL request log (request_log sink)\n"
+            "      --log-messages         include message bodies in the request log\n"
+            "      --no-optimize          passthrough: forward requests unchanged\n"
+            "      --budget USD, --budget-period P, --telemetry, --no-telemetry, --no-cache, --no-rate-limit\n"
+            "                             reserved for budget, telemetry, cache and rate-limit features\n"
+            "      --check-config         parse the config, load plugins, report, exit 0 or 1\n"
+            "      --help-config          list config directives\n"
+            "  -V, --version              print the version\n"
+            "  -h, --help                 this help\n\n"
+            "Flags override the config file; HEADROOM_* variables override the file too.\n");
+}
+
+struct flag {
+    int opt;
+    const char *arg;
+};
+
+/* Apply one flag on top of file and environment. */
+static int apply_flag(struct hr_config *c, const struct flag *f, char *err, size_t errlen)
+{
+    long long v;
+    char why[512];
+    char *u;
+    int lv;
+    switch (f->opt) {
+    case OPT_HOST: free(c->host); c->host = strdup(f->arg); return 0;
+    case OPT_PORT:
+        if (hr_parse_int(f->arg, 0, 65535, &v)) break;
+        c->port = (int)v;
+        return 0;
+    case OPT_WORKERS:
+        if (!strcmp(f->arg, "auto")) { c->workers = 0; return 0; }
+        if (hr_parse_int(f->arg, 1, 256, &v)) break;
+        c->workers = (int)v;
+        return 0;
+    case OPT_OPENAI:
+    case OPT_ANTHROPIC:
+        if (hr_parse_url(f->arg, &u, why, sizeof why)) {
+            snprintf(err, errlen, "--%s: %s", f->opt == OPT_OPENAI ? "openai-api-url" : "anthropic-api-url", why);
+            return -EINVAL;
+        }
+        if (f->opt == OPT_OPENAI) { free(c->openai_url); c->openai_url = u; }
+        else { free(c->anthropic_url); c->anthropic_url = u; }
+        return 0;
+    case OPT_PLUGIN_DIR: free(c->plugin_dir); c->plugin_dir = strdup(f->arg); return 0;
+    case OPT_LOG_LEVEL:
+        if ((lv = hr_log_level_parse(f->arg)) < 0) break;
+        c->log_level = lv;
+        return 0;
+    case OPT_LOG_FILE: free(c->log_file); c->log_file = strdup(f->arg); return 0;
+    case OPT_LOG_MESSAGES: c->log_messages = 1; return 0;
+    case OPT_NO_OPTIMIZE: c->no_optimize = 1; return 0;
+    case OPT_BUDGET: {
+        char *end;
+        double b = strtod(f->arg, &end);
+        if (*end || !(b >= 0)) break;
+        c->budget_usd = b;
+        return 0;
+    }
+    case OPT_BUDGET_PERIOD: free(c->budget_period); c->budget_period = strdup(f->arg); return 0;
+    case OPT_TELEMETRY: if (c->telemetry != 0) c->telemetry = 1; return 0; /* --no-telemetry always wins */
+    case OPT_NO_TELEMETRY: c->telemetry = 0; return 0;
+    case OPT_NO_CACHE: c->no_cache = 1; return 0;
+    case OPT_NO_RATE_LIMIT: c->no_rate_limit = 1; return 0;
+    }
+    const char *hint = f->opt == OPT_LOG_LEVEL ? "error, warn, info or debug"
+                       : f->opt == OPT_WORKERS ? "auto or 1-256"
+                       : f->opt == OPT_PORT    ? "0-65535"
+                                               : "a number";
+    snprintf(err, errlen, "invalid value '%s' for %s (expected %s)", f->arg,
+             f->opt == OPT_PORT ? "--port" : f->opt == OPT_WORKERS ? "--workers" : f->opt == OPT_LOG_LEVEL ? "--log-level" : "--budget",
+             hint);
+    return -EINVAL;
+}
+
+static pthread_mutex_t hk_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hk_cond = PTHREAD_COND_INITIALIZER;
+static int hk_stop;
+
+/* Housekeeping: plugin timers and the live savings series, off the request path. */
+static void *housekeeping(void *arg)
+{
+    (void)arg;
+    double next_sample = 0;
+    pthread_mutex_lock(&hk_lock);
+    while (!hk_stop) {
+        pthread_mutex_unlock(&hk_lock);
+        double now = hr_monotonic_ms();
+        unsigned wait_ms = hr_timers_run(now);
+        if (now >= next_sample) {
+            hr_stats_sample_history(hr_now());
+            next_sample = now + 5000;
+        }
+        if (wait_ms > 1000) wait_ms = 1000;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+        ts.tv_sec += wait_ms / 1000 + ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_mutex_lock(&hk_lock);
+        if (!hk_stop) pthread_cond_timedwait(&hk_cond, &hk_lock, &ts);
+    }
+    pthread_mutex_unlock(&hk_lock);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    struct hr_config cfg;
+    hr_config_defaults(&cfg);
+    const char *conf_path = getenv("HEADROOM_CONFIG");
+    struct flag *flags = calloc((size_t)argc + 1, sizeof *flags);
+    size_t n_flags = 0;
+    int check_only = 0, opt;
+    char err[2048];
+    while ((opt = getopt_long(argc, argv, "c:Vh", long_opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': conf_path = optarg; break;
+        case 'V': printf("headroomd %s (plugin ABI %d.%d)\n", PACKAGE_VERSION, HR_ABI_MAJOR, HR_ABI_MINOR); return 0;
+        case 'h': usage(stdout); return 0;
+        case OPT_CHECK: check_only = 1; break;
+        case OPT_HELP_CONFIG: hr_config_print_directives(stdout); return 0;
+        case '?': fprintf(stderr, "Try 'headroomd --help'.\n"); return 2;
+        default: flags[n_flags++] = (struct flag){opt, optarg}; break;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "headroomd: unexpected argument '%s' (the config file goes after -c)\n", argv[optind]);
+        return 2;
+    }
+    int rc = 0;
+    if (conf_path && hr_config_apply_file(&cfg, conf_path, err, sizeof err)) rc = -1;
+    if (!rc && hr_config_apply_env(&cfg, err, sizeof err)) rc = -1;
+    for (size_t i = 0; !rc && i < n_flags; i++)
+        if (apply_flag(&cfg, &flags[i], err, sizeof err)) rc = -1;
+    free(flags);
+    if (!rc && hr_config_validate(&cfg, err, sizeof err)) rc = -1;
+    if (rc) {
+        fprintf(stderr, "headroomd: %s\n", err);
+        hr_config_free(&cfg);
+        return 1;
+    }
+    hr_log_set_level(cfg.log_level);
+    if (hr_tokens_init(err, sizeof err)) HR_WARN("headroom.tokens", "%s; token counts are estimates", err);
+
+    struct hr_daemon d = {.cfg = &cfg, .listen_fd = -1};
+    if (hr_plugins_load(&cfg, &d.plugins, err, sizeof err)) {
+        fprintf(stderr, "headroomd: %s\n", err);
+        hr_config_free(&cfg);
+        return 1;
+    }
+    if (check_only) {
+        printf("%s: OK\n", cfg.file ? cfg.file : "(no config file)");
+        printf("listen %s:%d, workers %s, openai %s, anthropic %s\n", cfg.host, cfg.port,
+               cfg.workers ? "fixed" : "auto", cfg.openai_url, cfg.anthropic_url);
+        hr_plugins_describe(&d.plugins, stdout);
+        hr_plugins_unload(&d.plugins);
+        hr_config_free(&cfg);
+        return 0;
+    }
+    if (!conf_path) HR_INFO(LOGGER, "no config file (-c): running with defaults and no plugins");
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    d.n_workers = cfg.workers ? (size_t)cfg.workers : (size_t)(cores > 0 ? cores : 1);
+    d.popts = (struct hr_pipeline_opts){cfg.min_tokens, cfg.protect_recent, cfg.protected_tools,
+                                        cfg.n_protected_tools, (double)cfg.stage_budget_ms};
+    const char **stage_names = calloc(d.plugins.n_transforms + 1, sizeof *stage_names);
+    for (size_t i = 0; i < d.plugins.n_transforms; i++) stage_names[i] = d.plugins.transforms[i]->name;
+    hr_stats_init(d.n_workers, stage_names, d.plugins.n_transforms);
+    free(stage_names);
+    hr_ccr_init_memory(cfg.ccr_max_bytes, (unsigned)cfg.ccr_ttl_s);
+
+    /* Signals go to the main thread only: block them before threads start. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int exit_code = 1;
+    pthread_t hk = 0;
+    if (hr_plugins_init(&d.plugins, &hr_host_table, err, sizeof err)) {
+        HR_ERROR(LOGGER, "%s", err);
+        goto out;
+    }
+    if (hr_sinks_start(&d.plugins, (size_t)cfg.sink_queue_size)) {
+        HR_ERROR(LOGGER, "cannot start sink threads");
+        goto out_sinks;
+    }
+    if (hr_server_start(&d, err, sizeof err)) {
+        HR_ERROR(LOGGER, "%s", err);
+        hr_server_stop(&d);
+        goto out_sinks;
+    }
+    pthread_create(&hk, NULL, housekeeping, NULL);
+    HR_INFO(LOGGER, "headroomd %s listening on http://%s:%d (%zu workers, %zu transforms, %zu sinks%s)",
+            PACKAGE_VERSION, cfg.host, d.port, d.n_workers, d.plugins.n_transforms, d.plugins.n_sinks,
+            cfg.no_optimize ? ", passthrough" : "");
+    for (;;) {
+        int sig = 0;
+        sigwait(&sigs, &sig);
+        if (sig == SIGHUP) {
+            HR_INFO(LOGGER, "SIGHUP received");
+            continue;
+        }
+        HR_INFO(LOGGER, "%s received: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        break;
+    }
+    hr_server_stop(&d);
+    pthread_mutex_lock(&hk_lock);
+    hk_stop = 1;
+    pthread_cond_signal(&hk_cond);
+    pthread_mutex_unlock(&hk_lock);
+    pthread_join(hk, NULL);
+    exit_code = 0;
+out_sinks:
+    hr_sinks_stop();
+    hr_timers_run_all(); /* last flush of what timers batch */
+out:
+    hr_plugins_unload(&d.plugins);
+    hr_host_registries_free();
+    hr_ccr_shutdown();
+    hr_stats_shutdown();
+    curl_global_cleanup();
+    hr_config_free(&cfg);
+    HR_INFO(LOGGER, "stopped");
+    return exit_code;
+}

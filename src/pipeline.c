@@ -1,0 +1,356 @@
+/* pipeline.c — candidate units, stage timing, fail-open undo, token totals. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "ccr.h"
+#include "log.h"
+#include "pipeline.h"
+#include "stats.h"
+#include "tokens.h"
+
+#define LOGGER "headroom.transforms.pipeline"
+#define PER_MESSAGE_TOKENS 3
+
+/* Where a unit's text lives: holder[key] is the JSON string. */
+struct unit_ref {
+    json_t *holder;
+    const char *key;
+};
+
+/* One unit_replace, kept so a failing stage can be undone. */
+struct journal_entry {
+    size_t unit;
+    json_t *old_value;     /* reference held */
+    size_t old_tokens;
+};
+
+struct req_ctx {
+    struct hr_request req;              /* first: plugins see only this */
+    struct unit_ref *refs;
+    size_t cur_stage;
+    int64_t stage_saved;
+    char *stage_tag;
+    struct journal_entry *journal;
+    size_t n_journal, cap_journal;
+};
+
+static struct req_ctx *ctx_of(struct hr_request *req) { return (struct req_ctx *)req; }
+
+static uint64_t count_strings(const char *model, const json_t *v)
+{
+    uint64_t n = 0;
+    size_t i;
+    const char *k;
+    json_t *x;
+    if (!v) return 0;
+    switch (json_typeof(v)) {
+    case JSON_STRING: return hr_count_tokens(model, json_string_value(v), json_string_length(v));
+    case JSON_ARRAY:
+        json_array_foreach(v, i, x) n += count_strings(model, x);
+        return n;
+    case JSON_OBJECT:
+        json_object_foreach((json_t *)v, k, x) n += count_strings(model, x);
+        return n;
+    default: return 0;
+    }
+}
+
+uint64_t hr_request_tokens(const char *model, const json_t *body)
+{
+    uint64_t n = 0;
+    const json_t *messages = json_object_get(body, "messages");
+    n += count_strings(model, json_object_get(body, "system"));
+    n += count_strings(model, json_object_get(body, "tools"));
+    n += count_strings(model, messages);
+    n += PER_MESSAGE_TOKENS * (uint64_t)json_array_size(messages);
+    return n;
+}
+
+static const char *tool_name_for_id(const json_t *messages, size_t before, const char *id, enum hr_provider p)
+{
+    if (!id) return NULL;
+    for (size_t i = before; i-- > 0;) {
+        const json_t *m = json_array_get(messages, i);
+        size_t k;
+        json_t *x;
+        if (p == HR_PROVIDER_OPENAI) {
+            json_array_foreach(json_object_get(m, "tool_calls"), k, x) {
+                const char *cid = json_string_value(json_object_get(x, "id"));
+                if (cid && !strcmp(cid, id))
+                    return json_string_value(json_object_get(json_object_get(x, "function"), "name"));
+            }
+        } else {
+            json_array_foreach(json_object_get(m, "content"), k, x) {
+                const char *cid = json_string_value(json_object_get(x, "id"));
+                if (cid && !strcmp(cid, id)) return json_string_value(json_object_get(x, "name"));
+            }
+        }
+    }
+    return NULL;
+}
+
+struct unit_list {
+    struct hr_unit *units;
+    struct unit_ref *refs;
+    size_t n, cap;
+};
+
+static void add_unit(struct unit_list *l, json_t *holder, const char *key, size_t msg, const char *tool)
+{
+    json_t *s = json_object_get(holder, key);
+    if (!json_is_string(s)) return;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        struct hr_unit *u = realloc(l->units, cap * sizeof *u);
+        if (u) l->units = u;
+        struct unit_ref *r = realloc(l->refs, cap * sizeof *r);
+        if (r) l->refs = r;
+        if (!u || !r) return;
+        l->cap = cap;
+    }
+    l->units[l->n] = (struct hr_unit){.struct_size = sizeof(struct hr_unit), .message_index = (uint32_t)msg,
+                                      .text = json_string_value(s), .len = json_string_length(s), .tool_name = tool};
+    l->refs[l->n] = (struct unit_ref){holder, key};
+    l->n++;
+}
+
+/* Text parts of a content array: every {"type":"text","text":…} object. */
+static void add_text_parts(struct unit_list *l, json_t *content, size_t msg, const char *tool)
+{
+    if (json_is_string(content)) return;
+    size_t k;
+    json_t *part;
+    json_array_foreach(content, k, part) {
+        const char *type = json_string_value(json_object_get(part, "type"));
+        if (type && !strcmp(type, "text") && !json_object_get(part, "cache_control")) add_unit(l, part, "text", msg, tool);
+    }
+}
+
+static void find_units(enum hr_provider p, json_t *messages, struct unit_list *l)
+{
+    size_t i, k;
+    json_t *m, *block;
+    json_array_foreach(messages, i, m) {
+        const char *role = json_string_value(json_object_get(m, "role"));
+        if (!role) continue;
+        if (p == HR_PROVIDER_OPENAI && !strcmp(role, "tool")) {
+            const char *tool = tool_name_for_id(messages, i, json_string_value(json_object_get(m, "tool_call_id")), p);
+            json_t *content = json_object_get(m, "content");
+            if (json_is_string(content)) add_unit(l, m, "content", i, tool);
+            else add_text_parts(l, content, i, tool);
+        } else if (p == HR_PROVIDER_ANTHROPIC && !strcmp(role, "user")) {
+            json_array_foreach(json_object_get(m, "content"), k, block) {
+                const char *type = json_string_value(json_object_get(block, "type"));
+                if (!type || strcmp(type, "tool_result") || json_object_get(block, "cache_control")) continue;
+                const char *tool = tool_name_for_id(messages, i, json_string_value(json_object_get(block, "tool_use_id")), p);
+                json_t *content = json_object_get(block, "content");
+                if (json_is_string(content)) add_unit(l, block, "content", i, tool);
+                else add_text_parts(l, content, i, tool);
+            }
+        }
+    }
+}
+
+/* Messages up to the last one carrying cache_control are in the provider's
+ * cache: changing them would bust it. */
+static size_t cache_control_floor(const json_t *messages)
+{
+    size_t floor = 0, i, k;
+    json_t *m, *b;
+    json_array_foreach(messages, i, m) {
+        json_t *content = json_object_get(m, "content");
+        if (json_object_get(m, "cache_control")) floor = i + 1;
+        json_array_foreach(content, k, b) {
+            if (json_object_get(b, "cache_control")) floor = i + 1;
+        }
+    }
+    return floor;
+}
+
+static const char *latest_user_text(const json_t *messages)
+{
+    for (size_t i = json_array_size(messages); i-- > 0;) {
+        const json_t *m = json_array_get(messages, i);
+        const char *role = json_string_value(json_object_get(m, "role"));
+        if (!role || strcmp(role, "user")) continue;
+        const json_t *content = json_object_get(m, "content");
+        if (json_is_string(content)) return json_string_value(content);
+        size_t k;
+        json_t *b;
+        json_array_foreach(content, k, b) {
+            const char *type = json_string_value(json_object_get(b, "type"));
+            if (type && !strcmp(type, "text") && json_is_string(json_object_get(b, "text")))
+                return json_string_value(json_object_get(b, "text"));
+        }
+    }
+    return "";
+}
+
+static int is_protected_tool(const struct hr_pipeline_opts *o, const char *tool)
+{
+    for (size_t i = 0; tool && i < o->n_protected_tools; i++)
+        if (!strcmp(o->protected_tools[i], tool)) return 1;
+    return 0;
+}
+
+int hr_pipeline_unit_replace(struct hr_request *req, size_t i, const char *text, size_t len)
+{
+    struct req_ctx *c = ctx_of(req);
+    if (!text || i >= req->n_units) return HR_EINVAL;
+    struct hr_unit *u = &req->units[i];
+    if (u->flags & HR_UNIT_PROTECTED) return HR_EINVAL;
+    size_t tokens = hr_count_tokens(req->model, text, len);
+    if (tokens >= u->tokens) return HR_ENOTSMALLER;
+    json_t *s = json_stringn(text, len);
+    if (!s) return HR_EINVAL; /* not UTF-8 */
+    if (c->n_journal == c->cap_journal) {
+        size_t cap = c->cap_journal ? c->cap_journal * 2 : 8;
+        struct journal_entry *j = realloc(c->journal, cap * sizeof *j);
+        if (!j) {
+            json_decref(s);
+            return HR_ENOMEM;
+        }
+        c->journal = j;
+        c->cap_journal = cap;
+    }
+    struct unit_ref *r = &c->refs[i];
+    c->journal[c->n_journal++] = (struct journal_entry){i, json_incref(json_object_get(r->holder, r->key)), u->tokens};
+    json_object_set_new(r->holder, r->key, s);
+    c->stage_saved += (int64_t)(u->tokens - tokens);
+    u->text = json_string_value(s);
+    u->len = len;
+    u->tokens = tokens;
+    return HR_OK;
+}
+
+void hr_pipeline_stage_tag(struct hr_request *req, const char *tag)
+{
+    struct req_ctx *c = ctx_of(req);
+    if (c->stage_tag && tag) snprintf(c->stage_tag, 128, "%s", tag);
+}
+
+/* Put back every unit this stage replaced, newest first. */
+static void undo_stage(struct req_ctx *c, size_t journal_mark)
+{
+    while (c->n_journal > journal_mark) {
+        struct journal_entry *e = &c->journal[--c->n_journal];
+        struct unit_ref *r = &c->refs[e->unit];
+        json_object_set_new(r->holder, r->key, e->old_value);
+        struct hr_unit *u = &c->req.units[e->unit];
+        u->text = json_string_value(e->old_value);
+        u->len = json_string_length(e->old_value);
+        u->tokens = e->old_tokens;
+    }
+}
+
+static void commit_journal(struct req_ctx *c)
+{
+    for (size_t k = 0; k < c->n_journal; k++) json_decref(c->journal[k].old_value);
+    c->n_journal = 0;
+}
+
+static void session_id(enum hr_provider p, const json_t *body, const char *hint, char out[HR_CCR_HASH_LEN + 1])
+{
+    if (hint && *hint) {
+        snprintf(out, HR_CCR_HASH_LEN + 1, "%s", hint);
+        return;
+    }
+    /* A conversation keeps its system prompt and first message across turns. */
+    json_t *key = json_pack("{s:i,s:O?,s:O?}", "p", (int)p, "s", json_object_get(body, "system"), "m",
+                            json_array_get(json_object_get(body, "messages"), 0));
+    char *text = key ? json_dumps(key, JSON_COMPACT) : NULL;
+    hr_ccr_hash(text ? text : "", text ? strlen(text) : 0, out);
+    free(text);
+    json_decref(key);
+}
+
+void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const struct hr_pipeline_opts *opts,
+                     enum hr_provider provider, json_t *body, const char *model, const char *stack,
+                     const char *session_hint, struct hr_pipeline_result *out)
+{
+    double t0 = hr_monotonic_ms();
+    memset(out, 0, sizeof *out);
+    json_t *messages = json_object_get(body, "messages");
+    out->tokens_before = hr_request_tokens(model, body);
+
+    struct unit_list l = {0};
+    find_units(provider, messages, &l);
+    size_t floor = cache_control_floor(messages);
+    size_t recent_protected = 0;
+    for (size_t i = l.n; i-- > 0;) {
+        struct hr_unit *u = &l.units[i];
+        if (u->message_index < floor) u->flags |= HR_UNIT_PROTECTED;
+        if (is_protected_tool(opts, u->tool_name) && recent_protected < (size_t)opts->protect_recent) {
+            u->flags |= HR_UNIT_PROTECTED;
+            recent_protected++;
+        }
+        if (strstr(u->text, "\"" HR_MARKER_KEY "\"")) u->flags |= HR_UNIT_HAS_MARKER;
+    }
+    /* Units below min_tokens are not candidates: count only what might be. */
+    size_t kept = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        l.units[i].tokens = hr_count_tokens(model, l.units[i].text, l.units[i].len);
+        if (l.units[i].tokens < (size_t)opts->min_tokens) continue;
+        l.units[kept] = l.units[i];
+        l.refs[kept] = l.refs[i];
+        kept++;
+    }
+    l.n = kept;
+    out->n_units = l.n;
+
+    char sid[HR_CCR_HASH_LEN + 1];
+    session_id(provider, body, session_hint, sid);
+    struct req_ctx c = {
+        .req = {.struct_size = sizeof(struct hr_request), .provider = provider, .model = model ? model : "",
+                .stack = stack ? stack : "", .session_id = sid, .body = body, .protected_floor = floor,
+                .units = l.units, .n_units = l.n, .query = latest_user_text(messages)},
+        .refs = l.refs,
+    };
+    out->stages = calloc(n ? n : 1, sizeof *out->stages);
+    out->tag_storage = calloc(n ? n : 1, sizeof *out->tag_storage);
+    out->n_stages = out->stages && out->tag_storage ? n : 0;
+    int64_t saved_total = 0;
+    for (size_t s = 0; s < out->n_stages; s++) {
+        const struct hr_instance *in = transforms[s];
+        struct hr_stage_result *r = &out->stages[s];
+        r->struct_size = sizeof *r;
+        r->name = in->name;
+        r->tag = out->tag_storage[s];
+        c.cur_stage = s;
+        c.stage_saved = 0;
+        c.stage_tag = out->tag_storage[s];
+        size_t mark = c.n_journal;
+        double st = hr_monotonic_ms();
+        int rc = in->desc->apply(in->state, &c.req);
+        r->ms = hr_monotonic_ms() - st;
+        if (rc != 0 || r->ms > opts->stage_budget_ms) {
+            undo_stage(&c, mark);
+            r->failed = 1;
+            HR_WARN(LOGGER, "stage %s %s (%.2f ms, budget %.0f ms): its changes were undone", in->name,
+                    rc ? "failed" : "ran over its time budget", r->ms, opts->stage_budget_ms);
+            continue;
+        }
+        r->tokens_saved = c.stage_saved;
+        saved_total += c.stage_saved;
+    }
+    out->changed = c.n_journal > 0 || c.req.body_edited;
+    commit_journal(&c);
+    free(c.journal);
+    out->tokens_after = out->tokens_before - (uint64_t)saved_total;
+    free(l.units);
+    free(l.refs);
+    out->pipeline_ms = hr_monotonic_ms() - t0;
+    if (out->tokens_before > out->tokens_after) {
+        uint64_t saved = out->tokens_before - out->tokens_after;
+        HR_INFO(LOGGER, "Pipeline complete: %llu -> %llu tokens (saved %llu, %.1f%% reduction)",
+                (unsigned long long)out->tokens_before, (unsigned long long)out->tokens_after,
+                (unsigned long long)saved, 100.0 * (double)saved / (double)out->tokens_before);
+    }
+}
+
+void hr_pipeline_result_free(struct hr_pipeline_result *r)
+{
+    free(r->stages);
+    free(r->tag_storage);
+    memset(r, 0, sizeof *r);
+}

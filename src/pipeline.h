@@ -1,0 +1,43 @@
+/* pipeline.h — runs the transform stages over one parsed request: finds the
+ * candidate units, times each stage, undoes a failed or slow stage, and
+ * reports tokens before/after. */
+#ifndef HR_PIPELINE_H
+#define HR_PIPELINE_H
+#include <jansson.h>
+#include "headroom/plugin.h"
+#include "loader.h"
+
+struct hr_pipeline_opts {
+    int min_tokens;
+    int protect_recent;
+    char *const *protected_tools;
+    size_t n_protected_tools;
+    double stage_budget_ms;
+};
+
+struct hr_pipeline_result {
+    uint64_t tokens_before, tokens_after;
+    int changed;                        /* body was modified: re-serialise it */
+    size_t n_units;
+    size_t n_stages;
+    struct hr_stage_result *stages;     /* tags point into tag_storage */
+    char (*tag_storage)[128];
+    double pipeline_ms;
+};
+
+/* Count the tokens a request carries: every string under system, messages
+ * and tools, plus a small per-message overhead. Additive over strings, so a
+ * unit's delta is exactly the request's delta. */
+uint64_t hr_request_tokens(const char *model, const json_t *body);
+
+/* Run `transforms` over `body` (edited in place). Never fails: a failing
+ * stage is undone and marked failed. */
+void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const struct hr_pipeline_opts *opts,
+                     enum hr_provider provider, json_t *body, const char *model, const char *stack,
+                     const char *session_hint, struct hr_pipeline_result *out);
+void hr_pipeline_result_free(struct hr_pipeline_result *r);
+
+/* hr_host entries (see plugin.h). */
+int hr_pipeline_unit_replace(struct hr_request *req, size_t unit_index, const char *text, size_t len);
+void hr_pipeline_stage_tag(struct hr_request *req, const char *tag);
+#endif

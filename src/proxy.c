@@ -1,0 +1,464 @@
+/* proxy.c — the /v1/... routes: parse, compress, forward with libcurl, relay
+ * the answer (whole or as an SSE stream), read usage, count, emit the event. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include "daemon.h"
+#include "log.h"
+#include "sinks.h"
+#include "sse.h"
+#include "stats.h"
+#include "usage.h"
+
+#define LOGGER "headroom.proxy"
+#define STREAM_HIGH_WATER (256 * 1024)   /* client output buffered before we pause upstream */
+#define MAX_STACK_LEN 64
+
+struct proxy_req {
+    struct hr_worker *w;
+    struct evhttp_request *req;          /* NULL once the client is gone */
+    struct evhttp_connection *conn;
+    struct hr_transfer *t;
+    enum hr_provider provider;
+    int llm;                             /* chat completions / messages */
+    char *model;
+    char stack[MAX_STACK_LEN + 1];
+    char request_id[40];
+    char *path;
+    double t_start, t_forward, t_first_byte;
+    struct hr_pipeline_result pr;
+    int pipeline_ran;
+    long status;
+    int streaming;                       /* relaying chunk by chunk */
+    int reply_started;
+    int transfer_done;
+    struct evbuffer *body;               /* buffered (non-streamed) answer */
+    int too_large;
+    struct hr_sse_parser *sse;
+    struct hr_usage usage;
+};
+
+static const char *const hop_by_hop[] = {"connection", "keep-alive", "proxy-connection", "proxy-authorization",
+                                         "proxy-authenticate", "te", "trailer", "trailers", "transfer-encoding",
+                                         "upgrade", "content-length", "host", "expect", "accept-encoding", NULL};
+
+static int is_hop_by_hop(const char *name)
+{
+    for (size_t i = 0; hop_by_hop[i]; i++)
+        if (!strcasecmp(name, hop_by_hop[i])) return 1;
+    return 0;
+}
+
+void hr_send_json(struct evhttp_request *req, int status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    struct evbuffer *buf = evbuffer_new();
+    if (text) evbuffer_add(buf, text, strlen(text));
+    evbuffer_add(buf, "\n", 1);
+    free(text);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_send_reply(req, status, NULL, buf);
+    evbuffer_free(buf);
+}
+
+void hr_send_provider_error(struct evhttp_request *req, enum hr_provider p, int status, const char *type,
+                            const char *message)
+{
+    json_t *body = p == HR_PROVIDER_ANTHROPIC
+                       ? json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type", type, "message", message)
+                       : json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", message, "type", type, "param",
+                                   "code");
+    hr_send_json(req, status, body);
+}
+
+static int valid_stack(const char *s)
+{
+    if (!s || !islower((unsigned char)s[0])) return 0;
+    size_t n = 1;
+    for (; s[n]; n++)
+        if (!(islower((unsigned char)s[n]) || isdigit((unsigned char)s[n]) || s[n] == '_')) return 0;
+    return n <= MAX_STACK_LEN;
+}
+
+static enum hr_provider provider_for(const char *path, struct evkeyvalq *in)
+{
+    if (!strncmp(path, "/v1/messages", 12) || !strncmp(path, "/v1/complete", 12)) return HR_PROVIDER_ANTHROPIC;
+    if (evhttp_find_header(in, "anthropic-version") || evhttp_find_header(in, "x-api-key"))
+        return HR_PROVIDER_ANTHROPIC;
+    return HR_PROVIDER_OPENAI;
+}
+
+/* The one place a finished request is counted and handed to the sinks. */
+static void emit_event(struct proxy_req *p, int status, int failed, const char *error)
+{
+    double now = hr_monotonic_ms();
+    struct hr_event ev = {
+        .struct_size = sizeof ev,
+        .request_id = p->request_id,
+        .timestamp = hr_now(),
+        .provider = p->provider,
+        .provider_name = hr_provider_name(p->provider),
+        .model = p->model ? p->model : "",
+        .stack = p->stack,
+        .path = p->path,
+        .status = status,
+        .failed = failed,
+        .streamed = p->streaming && p->llm,
+        .latency_ms = now - p->t_start,
+        .overhead_ms = p->t_forward > 0 ? p->t_forward - p->t_start : -1,
+        .ttfb_ms = p->t_first_byte > 0 ? p->t_first_byte - p->t_forward : -1,
+        .error = error,
+        .pipeline_ms = p->pipeline_ran ? p->pr.pipeline_ms : -1,
+        .n_stages = p->pr.n_stages,
+        .stages = p->pr.stages,
+    };
+    if (p->llm) {
+        ev.tokens_input = p->pr.tokens_before;
+        ev.tokens_sent = p->pr.tokens_after;
+        ev.tokens_saved = p->pr.tokens_before - p->pr.tokens_after;
+        ev.tokens_output = p->usage.output_tokens;
+        ev.provider_input_tokens = p->usage.input_tokens;
+        ev.cache_read_tokens = p->usage.cache_read_tokens;
+        ev.cache_write_tokens = p->usage.cache_write_tokens;
+        ev.cache_write_5m_tokens = p->usage.cache_write_5m_tokens;
+        ev.cache_write_1h_tokens = p->usage.cache_write_1h_tokens;
+    } else {
+        ev.model = "";
+    }
+    hr_stats_record(&ev);
+    hr_sinks_emit(&ev);
+    HR_DEBUG(LOGGER, "%s %s %s -> %d in %.1f ms%s%s", p->request_id, hr_provider_name(p->provider), p->path, status,
+             ev.latency_ms, error ? ": " : "", error ? error : "");
+}
+
+/* Before the final reply: evhttp may free a closing connection inside the
+ * send call, and its close callback must not find us then. */
+static void detach_client(struct proxy_req *p)
+{
+    if (p->conn) evhttp_connection_set_closecb(p->conn, NULL, NULL);
+    p->conn = NULL;
+}
+
+static void proxy_free(struct proxy_req *p)
+{
+    detach_client(p);
+    if (p->t) hr_transfer_abort(p->t);
+    if (p->sse) hr_sse_parser_free(p->sse);
+    if (p->body) evbuffer_free(p->body);
+    hr_pipeline_result_free(&p->pr);
+    p->w->inflight--;
+    free(p->model);
+    free(p->path);
+    free(p);
+}
+
+static void on_client_closed(struct evhttp_connection *conn, void *arg)
+{
+    (void)conn;
+    struct proxy_req *p = arg;
+    p->req = NULL;
+    p->conn = NULL; /* being freed by evhttp */
+    if (p->t) {
+        hr_transfer_abort(p->t); /* stops the upstream transfer now */
+        p->t = NULL;
+    }
+    emit_event(p, 499, 0, "client closed the connection");
+    proxy_free(p);
+}
+
+static void sse_event(void *ud, const char *event, size_t event_len, const char *data, size_t data_len)
+{
+    struct proxy_req *p = ud;
+    hr_usage_from_sse(p->provider, event, event_len, data, data_len, &p->usage);
+}
+
+static void add_token_headers(struct proxy_req *p, struct evkeyvalq *out)
+{
+    char v[32];
+    evhttp_add_header(out, "x-headroom-request-id", p->request_id);
+    if (!p->llm) return;
+    snprintf(v, sizeof v, "%llu", (unsigned long long)p->pr.tokens_before);
+    evhttp_add_header(out, "x-headroom-tokens-before", v);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)p->pr.tokens_after);
+    evhttp_add_header(out, "x-headroom-tokens-after", v);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)(p->pr.tokens_before - p->pr.tokens_after));
+    evhttp_add_header(out, "x-headroom-tokens-saved", v);
+}
+
+static void on_headers(void *ud, long status, const struct hr_header *h, size_t n)
+{
+    struct proxy_req *p = ud;
+    p->status = status;
+    p->t_first_byte = hr_monotonic_ms();
+    if (!p->req) return;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(p->req);
+    int event_stream = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (is_hop_by_hop(h[i].name)) continue;
+        if (!strcasecmp(h[i].name, "content-type") && !strncasecmp(h[i].value, "text/event-stream", 17))
+            event_stream = 1;
+        evhttp_add_header(out, h[i].name, h[i].value);
+    }
+    /* LLM answers are buffered (usage and token headers need the whole body)
+     * unless they are a stream; everything else is relayed as it comes. */
+    p->streaming = event_stream || !p->llm;
+    if (p->streaming) {
+        if (event_stream && p->llm) p->sse = hr_sse_parser_new(sse_event, p, HR_SSE_DEFAULT_MAX_EVENT);
+        add_token_headers(p, out);
+        evhttp_send_reply_start(p->req, (int)status, NULL);
+        p->reply_started = 1;
+    } else {
+        p->body = evbuffer_new();
+    }
+}
+
+static void chunk_flushed(struct evhttp_connection *conn, void *arg)
+{
+    (void)conn;
+    struct proxy_req *p = arg;
+    if (p->t) hr_transfer_resume(p->t);
+}
+
+static int on_data(void *ud, const char *buf, size_t len)
+{
+    struct proxy_req *p = ud;
+    if (!p->req) return 0;
+    if (!p->streaming) {
+        if (p->too_large) return 0;
+        if (evbuffer_get_length(p->body) + len > p->w->d->cfg->max_response_bytes) {
+            p->too_large = 1; /* answered with 502 when the transfer ends */
+            return 0;
+        }
+        evbuffer_add(p->body, buf, len);
+        return 0;
+    }
+    if (p->sse && hr_sse_feed(p->sse, buf, len) < 0) {
+        hr_sse_parser_free(p->sse); /* an oversized event: keep relaying, stop parsing */
+        p->sse = NULL;
+    }
+    struct evbuffer *chunk = evbuffer_new();
+    evbuffer_add(chunk, buf, len);
+    evhttp_send_reply_chunk_with_cb(p->req, chunk, chunk_flushed, p);
+    evbuffer_free(chunk);
+    struct bufferevent *bev = p->conn ? evhttp_connection_get_bufferevent(p->conn) : NULL;
+    return bev && evbuffer_get_length(bufferevent_get_output(bev)) > STREAM_HIGH_WATER;
+}
+
+/* A stream that broke after it started: tell the client in the provider's
+ * own SSE error shape (SDKs raise it), then end the stream. */
+static void stream_error_event(struct proxy_req *p, const char *why)
+{
+    json_t *err = p->provider == HR_PROVIDER_ANTHROPIC
+                      ? json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type", "api_error", "message", why)
+                      : json_pack("{s:{s:s,s:s}}", "error", "message", why, "type", "upstream_error");
+    char *text = json_dumps(err, JSON_COMPACT);
+    json_decref(err);
+    struct evbuffer *b = evbuffer_new();
+    if (p->provider == HR_PROVIDER_ANTHROPIC) evbuffer_add_printf(b, "event: error\ndata: %s\n\n", text);
+    else evbuffer_add_printf(b, "data: %s\n\n", text);
+    free(text);
+    evhttp_send_reply_chunk(p->req, b);
+    evbuffer_free(b);
+}
+
+static void on_done(void *ud, CURLcode rc, const char *why)
+{
+    struct proxy_req *p = ud;
+    p->t = NULL; /* freed by upstream.c after we return */
+    if (!p->req) return;
+    detach_client(p);
+    if (rc != CURLE_OK) {
+        char msg[512];
+        int timeout = rc == CURLE_OPERATION_TIMEDOUT;
+        snprintf(msg, sizeof msg, "headroomd could not get an answer from the %s API: %s",
+                 hr_provider_name(p->provider), why);
+        HR_WARN(LOGGER, "%s %s: %s", p->request_id, p->path, msg);
+        int status = timeout ? 504 : 502;
+        if (p->reply_started) {
+            stream_error_event(p, msg);
+            evhttp_send_reply_end(p->req);
+            status = (int)p->status;
+        } else {
+            hr_send_provider_error(p->req, p->provider, status, p->provider == HR_PROVIDER_ANTHROPIC ? "api_error" : "upstream_error", msg);
+        }
+        emit_event(p, status, 1, why);
+        proxy_free(p);
+        return;
+    }
+    if (p->streaming) {
+        evhttp_send_reply_end(p->req);
+        emit_event(p, (int)p->status, 0, NULL);
+        proxy_free(p);
+        return;
+    }
+    if (p->too_large) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "upstream answer larger than max_response_bytes (%zu bytes); raise it in headroom.conf",
+                 p->w->d->cfg->max_response_bytes);
+        evhttp_clear_headers(evhttp_request_get_output_headers(p->req));
+        hr_send_provider_error(p->req, p->provider, 502, "upstream_error", msg);
+        emit_event(p, 502, 1, "response too large");
+        proxy_free(p);
+        return;
+    }
+    if (p->llm && p->body) {
+        size_t len = evbuffer_get_length(p->body);
+        json_t *j = json_loadb((const char *)evbuffer_pullup(p->body, -1), len, 0, NULL);
+        if (j) hr_usage_from_json(p->provider, j, &p->usage);
+        json_decref(j);
+    }
+    add_token_headers(p, evhttp_request_get_output_headers(p->req));
+    evhttp_send_reply(p->req, (int)p->status, NULL, p->body);
+    emit_event(p, (int)p->status, 0, NULL);
+    proxy_free(p);
+}
+
+static const struct hr_transfer_cbs transfer_cbs = {on_headers, on_data, on_done};
+
+/* Headers forwarded upstream: the client's, minus hop-by-hop and x-headroom-*. */
+static struct curl_slist *upstream_headers(struct evkeyvalq *in, struct proxy_req *p, int body_rewritten)
+{
+    struct curl_slist *list = NULL;
+    char line[16384];
+    for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next) {
+        if (is_hop_by_hop(kv->key) || !strncasecmp(kv->key, "x-headroom-", 11)) continue;
+        snprintf(line, sizeof line, "%s: %s", kv->key, kv->value);
+        list = curl_slist_append(list, line);
+    }
+    if (body_rewritten && !evhttp_find_header(in, "content-type"))
+        list = curl_slist_append(list, "Content-Type: application/json");
+    (void)p;
+    return list;
+}
+
+static const char *method_name(enum evhttp_cmd_type c)
+{
+    switch (c) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    default: return NULL;
+    }
+}
+
+/* Parse and compress an LLM request. Returns the body to forward (malloc'd)
+ * or NULL with the client already answered. */
+static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, size_t *out_len)
+{
+    struct hr_daemon *d = p->w->d;
+    json_error_t jerr;
+    json_t *body = json_loadb(raw, len, 0, &jerr);
+    if (!body || !json_is_object(body)) {
+        char msg[300];
+        if (body) snprintf(msg, sizeof msg, "request body must be a JSON object");
+        else snprintf(msg, sizeof msg, "request body is not valid JSON: %s (line %d, column %d)", jerr.text,
+                      jerr.line, jerr.column);
+        json_decref(body);
+        hr_send_provider_error(p->req, p->provider, 400, "invalid_request_error", msg);
+        emit_event(p, 400, 0, "malformed JSON");
+        return NULL;
+    }
+    const char *model = json_string_value(json_object_get(body, "model"));
+    p->model = strdup(model ? model : "");
+    const char *session = evhttp_find_header(evhttp_request_get_input_headers(p->req), "x-headroom-session");
+    hr_pipeline_run(d->plugins.transforms, d->plugins.n_transforms, &d->popts, p->provider, body, p->model,
+                    p->stack, session, &p->pr);
+    p->pipeline_ran = 1;
+    char *out;
+    if (p->pr.changed) {
+        out = json_dumps(body, JSON_COMPACT);
+        *out_len = out ? strlen(out) : 0;
+    } else {
+        out = NULL;
+    }
+    json_decref(body);
+    if (!out) { /* unchanged: forward the client's bytes exactly */
+        out = malloc(len + 1);
+        if (out) memcpy(out, raw, len);
+        *out_len = len;
+    }
+    return out;
+}
+
+void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char *path)
+{
+    struct hr_daemon *d = w->d;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    enum hr_provider provider = provider_for(path, in);
+    const char *method = method_name(evhttp_request_get_command(req));
+    if (!method) {
+        hr_send_provider_error(req, provider, 405, "invalid_request_error", "method not supported by headroomd");
+        return;
+    }
+    if (w->inflight >= d->cfg->max_connections) {
+        hr_send_provider_error(req, provider, 503, "overloaded_error",
+                               "headroomd is at max_connections concurrent requests on this worker; retry, or raise max_connections");
+        hr_stats_count_rejected(503, 0, 0);
+        return;
+    }
+    struct proxy_req *p = calloc(1, sizeof *p);
+    if (!p) {
+        hr_send_provider_error(req, provider, 500, "api_error", "out of memory");
+        return;
+    }
+    w->inflight++;
+    p->w = w;
+    p->req = req;
+    p->provider = provider;
+    p->path = strdup(path);
+    p->t_start = hr_monotonic_ms();
+    snprintf(p->request_id, sizeof p->request_id, "hr-%zx-%llx", w->index, ++w->next_request);
+    const char *stack = evhttp_find_header(in, "x-headroom-stack");
+    if (valid_stack(stack)) snprintf(p->stack, sizeof p->stack, "%s", stack);
+    p->llm = !strcmp(method, "POST") && (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/v1/messages"));
+
+    struct evbuffer *inbuf = evhttp_request_get_input_buffer(req);
+    size_t raw_len = evbuffer_get_length(inbuf);
+    const char *raw = raw_len ? (const char *)evbuffer_pullup(inbuf, -1) : "";
+    char *body = NULL;
+    size_t body_len = raw_len;
+    if (p->llm) {
+        body = prepare_llm_body(p, raw, raw_len, &body_len);
+        if (!body) {
+            proxy_free(p);
+            return;
+        }
+    } else if (raw_len) {
+        body = malloc(raw_len);
+        if (body) memcpy(body, raw, raw_len);
+    }
+
+    const char *base = provider == HR_PROVIDER_ANTHROPIC ? d->cfg->anthropic_url : d->cfg->openai_url;
+    const char *uri = evhttp_request_get_uri(req);
+    const char *query = strchr(uri, '?');
+    size_t ulen = strlen(base) + strlen(path) + (query ? strlen(query) : 0) + 1;
+    char *url = malloc(ulen);
+    snprintf(url, ulen, "%s%s%s", base, path, query ? query : "");
+    struct curl_slist *headers = upstream_headers(in, p, p->pr.changed);
+    struct hr_transfer_opts opts = {d->cfg->upstream_connect_timeout_ms, d->cfg->upstream_timeout_s};
+    p->conn = evhttp_request_get_connection(req);
+    evhttp_connection_set_closecb(p->conn, on_client_closed, p);
+    p->t_forward = hr_monotonic_ms();
+    p->t = hr_transfer_start(w->up, method, url, headers, body, body_len, &opts, &transfer_cbs, p);
+    curl_slist_free_all(headers);
+    free(url);
+    free(body);
+    if (!p->t) {
+        detach_client(p);
+        hr_send_provider_error(req, provider, 500, "api_error", "headroomd could not start the upstream request");
+        emit_event(p, 500, 1, "transfer setup failed");
+        proxy_free(p);
+    }
+}

@@ -1,0 +1,156 @@
+/* sinks.c — sink threads fed by bounded ring buffers of owned event copies. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include "log.h"
+#include "sinks.h"
+
+/* An hr_event with its strings and stages copied into one allocation. */
+struct owned_event {
+    struct hr_event ev;
+    struct hr_stage_result stages[];
+};
+
+struct hr_sink_queue {
+    struct hr_instance *in;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct owned_event **ring;
+    size_t cap, head, len;
+    int stop;
+};
+
+static struct hr_sink_queue **queues;
+static size_t n_queues;
+
+static size_t str_size(const char *s) { return s ? strlen(s) + 1 : 0; }
+
+static const char *str_copy(char **cursor, const char *s)
+{
+    if (!s) return NULL;
+    size_t n = strlen(s) + 1;
+    memcpy(*cursor, s, n);
+    const char *out = *cursor;
+    *cursor += n;
+    return out;
+}
+
+static struct owned_event *copy_event(const struct hr_event *ev)
+{
+    size_t strings = str_size(ev->request_id) + str_size(ev->provider_name) + str_size(ev->model) +
+                     str_size(ev->stack) + str_size(ev->path) + str_size(ev->error);
+    for (size_t i = 0; i < ev->n_stages; i++) strings += str_size(ev->stages[i].name) + str_size(ev->stages[i].tag);
+    size_t head = sizeof(struct owned_event) + ev->n_stages * sizeof(struct hr_stage_result);
+    struct owned_event *o = malloc(head + strings);
+    if (!o) return NULL;
+    char *cursor = (char *)o + head;
+    o->ev = *ev;
+    o->ev.struct_size = sizeof o->ev;
+    o->ev.request_id = str_copy(&cursor, ev->request_id);
+    o->ev.provider_name = str_copy(&cursor, ev->provider_name);
+    o->ev.model = str_copy(&cursor, ev->model);
+    o->ev.stack = str_copy(&cursor, ev->stack);
+    o->ev.path = str_copy(&cursor, ev->path);
+    o->ev.error = str_copy(&cursor, ev->error);
+    for (size_t i = 0; i < ev->n_stages; i++) {
+        o->stages[i] = ev->stages[i];
+        o->stages[i].name = str_copy(&cursor, ev->stages[i].name);
+        o->stages[i].tag = str_copy(&cursor, ev->stages[i].tag);
+    }
+    o->ev.stages = o->stages;
+    return o;
+}
+
+static void *sink_thread(void *arg)
+{
+    struct hr_sink_queue *q = arg;
+    pthread_mutex_lock(&q->lock);
+    for (;;) {
+        while (!q->len && !q->stop) pthread_cond_wait(&q->cond, &q->lock);
+        if (!q->len && q->stop) break;
+        struct owned_event *o = q->ring[q->head];
+        q->head = (q->head + 1) % q->cap;
+        q->len--;
+        pthread_mutex_unlock(&q->lock);
+        q->in->desc->on_event(q->in->state, &o->ev);
+        atomic_fetch_add(&q->in->events, 1);
+        free(o);
+        pthread_mutex_lock(&q->lock);
+    }
+    pthread_mutex_unlock(&q->lock);
+    return NULL;
+}
+
+int hr_sinks_start(struct hr_plugins *p, size_t queue_size)
+{
+    queues = calloc(p->n_sinks ? p->n_sinks : 1, sizeof *queues);
+    if (!queues) return -12;
+    for (size_t i = 0; i < p->n_sinks; i++) {
+        struct hr_sink_queue *q = calloc(1, sizeof *q);
+        if (!q) return -12;
+        q->in = p->sinks[i];
+        q->cap = queue_size ? queue_size : 4096;
+        q->ring = calloc(q->cap, sizeof *q->ring);
+        pthread_mutex_init(&q->lock, NULL);
+        pthread_cond_init(&q->cond, NULL);
+        q->in->queue = q;
+        queues[n_queues++] = q;
+        if (!q->ring || pthread_create(&q->thread, NULL, sink_thread, q)) return -12;
+    }
+    return 0;
+}
+
+void hr_sinks_emit(const struct hr_event *ev)
+{
+    for (size_t i = 0; i < n_queues; i++) {
+        struct hr_sink_queue *q = queues[i];
+        struct owned_event *o = copy_event(ev);
+        pthread_mutex_lock(&q->lock);
+        if (!o || q->len == q->cap || q->stop) {
+            pthread_mutex_unlock(&q->lock);
+            free(o);
+            atomic_fetch_add(&q->in->dropped, 1);
+            continue;
+        }
+        q->ring[(q->head + q->len) % q->cap] = o;
+        q->len++;
+        pthread_cond_signal(&q->cond);
+        pthread_mutex_unlock(&q->lock);
+    }
+}
+
+void hr_sinks_stop(void)
+{
+    for (size_t i = 0; i < n_queues; i++) {
+        struct hr_sink_queue *q = queues[i];
+        pthread_mutex_lock(&q->lock);
+        q->stop = 1;
+        pthread_cond_signal(&q->cond);
+        pthread_mutex_unlock(&q->lock);
+        pthread_join(q->thread, NULL);
+        q->in->queue = NULL;
+        free(q->ring);
+        pthread_mutex_destroy(&q->lock);
+        pthread_cond_destroy(&q->cond);
+        free(q);
+    }
+    free(queues);
+    queues = NULL;
+    n_queues = 0;
+}
+
+json_t *hr_sinks_stats_json(void)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < n_queues; i++) {
+        struct hr_sink_queue *q = queues[i];
+        pthread_mutex_lock(&q->lock);
+        size_t queued = q->len;
+        pthread_mutex_unlock(&q->lock);
+        json_object_set_new(o, q->in->name,
+                            json_pack("{s:I,s:I,s:I}", "events", (json_int_t)atomic_load(&q->in->events), "dropped",
+                                      (json_int_t)atomic_load(&q->in->dropped), "queued", (json_int_t)queued));
+    }
+    return o;
+}

@@ -1,0 +1,287 @@
+/* src/tokenizer_pretok.c — hand-written equivalents of tiktoken's cl100k_base and o200k_base
+ * split regexes (leftmost-first alternation, backtracking semantics), plus strict UTF-8
+ * validation and the per-text counting loop. */
+#include "tokenizer.h"
+
+#include <string.h>
+
+size_t hr_utf8_valid_prefix(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        /* ASCII fast path, eight bytes at a time. */
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & 0x8080808080808080ull)
+                break;
+            i += 8;
+        }
+        if (i >= n)
+            break;
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF) {
+            if (i + 1 < n && (s[i + 1] & 0xC0) == 0x80) { i += 2; continue; }
+            return i;
+        }
+        if (c >= 0xE0 && c <= 0xEF) {
+            uint8_t lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF; /* no overlong, no surrogates */
+            if (i + 2 < n && s[i + 1] >= lo && s[i + 1] <= hi && (s[i + 2] & 0xC0) == 0x80) { i += 3; continue; }
+            return i;
+        }
+        if (c >= 0xF0 && c <= 0xF4) {
+            uint8_t lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+            if (i + 3 < n && s[i + 1] >= lo && s[i + 1] <= hi && (s[i + 2] & 0xC0) == 0x80 &&
+                (s[i + 3] & 0xC0) == 0x80) { i += 4; continue; }
+            return i;
+        }
+        return i;
+    }
+    return n;
+}
+
+/* Decode one code point of valid UTF-8 at s[i]; *len gets its byte length. */
+static inline uint32_t dec(const uint8_t *s, size_t i, size_t *len)
+{
+    uint8_t c = s[i];
+    if (c < 0x80) { *len = 1; return c; }
+    if (c < 0xE0) { *len = 2; return ((uint32_t)(c & 0x1F) << 6) | (s[i + 1] & 0x3F); }
+    if (c < 0xF0) {
+        *len = 3;
+        return ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F);
+    }
+    *len = 4;
+    return ((uint32_t)(c & 0x07) << 18) | ((uint32_t)(s[i + 1] & 0x3F) << 12) |
+           ((uint32_t)(s[i + 2] & 0x3F) << 6) | (s[i + 3] & 0x3F);
+}
+
+static inline unsigned flags_at(const uint8_t *s, size_t n, size_t i, uint32_t *cp, size_t *len)
+{
+    if (i >= n) { *len = 0; *cp = 0; return 0; }
+    *cp = dec(s, i, len);
+    return hr_uc_flags(*cp);
+}
+
+/* [^\r\n\p{L}\p{N}] */
+static inline int is_p(uint32_t cp, unsigned f) { return cp != '\r' && cp != '\n' && !(f & (HR_UC_L | HR_UC_N)); }
+/* [^\s\p{L}\p{N}] */
+static inline int is_q(unsigned f) { return !(f & (HR_UC_WS | HR_UC_L | HR_UC_N)); }
+
+/* End of the run of code points from i whose flags intersect mask (i when none). */
+static size_t run(const uint8_t *s, size_t n, size_t i, unsigned mask)
+{
+    uint32_t cp;
+    size_t l;
+    while (i < n) {
+        if (s[i] < 0x80) {
+            if (!(hr_uc_flags(s[i]) & mask))
+                break;
+            i++;
+            continue;
+        }
+        if (!(flags_at(s, n, i, &cp, &l) & mask))
+            break;
+        i += l;
+    }
+    return i;
+}
+
+/* Contraction after a letter run: (?i:'s|'t|'re|'ve|'m|'ll|'d). Unicode simple case folding
+ * makes U+017F LATIN SMALL LETTER LONG S match s, as it does in the reference. */
+static size_t contraction(const uint8_t *s, size_t n, size_t i)
+{
+    if (i >= n || s[i] != '\'')
+        return 0;
+    if (i + 1 >= n)
+        return 0;
+    int a = s[i + 1] | 0x20;
+    if (a == 's' || a == 't' || a == 'm' || a == 'd')
+        return 2;
+    if (s[i + 1] == 0xC5 && i + 2 < n && s[i + 2] == 0xBF)
+        return 3;
+    if (i + 2 < n) {
+        int c2 = s[i + 2] | 0x20;
+        if ((a == 'r' && c2 == 'e') || (a == 'v' && c2 == 'e') || (a == 'l' && c2 == 'l'))
+            return 3;
+    }
+    return 0;
+}
+
+/* Whitespace alternatives shared by both patterns, for a run starting at pos:
+ * \s*[\r\n]+ | \s+(?!\S) | \s+  */
+static size_t ws_tail(const uint8_t *s, size_t n, size_t pos)
+{
+    size_t i = pos, last_nl = (size_t)-1, last_start = pos;
+    uint32_t cp;
+    size_t l;
+    while (i < n && (flags_at(s, n, i, &cp, &l) & HR_UC_WS)) {
+        if (cp == '\r' || cp == '\n')
+            last_nl = i;
+        last_start = i;
+        i += l;
+    }
+    if (last_nl != (size_t)-1)
+        return last_nl + 1;          /* \s*[\r\n]+ backtracks to the last line break */
+    if (i == n || last_start > pos)
+        return i == n ? i : last_start; /* \s+(?!\S): leave the last blank for the next word */
+    return i;                         /* \s+ : a single blank before a non-blank */
+}
+
+/* ' ?[^\s\p{L}\p{N}]+' followed by `tail` characters (cl100k: \r\n; o200k: \r\n/). */
+static size_t punct(const uint8_t *s, size_t n, size_t pos, int slash)
+{
+    size_t p = pos;
+    uint32_t cp;
+    size_t l;
+    if (s[p] == ' ')
+        p++;
+    size_t q = p;
+    while (q < n && is_q(flags_at(s, n, q, &cp, &l)))
+        q += l;
+    if (q == p)
+        return 0;
+    while (q < n && (s[q] == '\r' || s[q] == '\n' || (slash && s[q] == '/')))
+        q++;
+    return q;
+}
+
+static size_t digits(const uint8_t *s, size_t n, size_t pos)
+{
+    uint32_t cp;
+    size_t l, i = pos;
+    for (int k = 0; k < 3 && i < n && (flags_at(s, n, i, &cp, &l) & HR_UC_N); k++)
+        i += l;
+    return i;
+}
+
+static size_t cl100k_next(const uint8_t *s, size_t n, size_t pos)
+{
+    uint32_t c;
+    size_t l, e;
+    unsigned f = flags_at(s, n, pos, &c, &l);
+    if (c == '\'' && (e = contraction(s, n, pos)))
+        return pos + e;
+    /* [^\r\n\p{L}\p{N}]?\p{L}+ */
+    size_t p = is_p(c, f) ? pos + l : pos;
+    e = run(s, n, p, HR_UC_L);
+    if (e > p)
+        return e;
+    if (f & HR_UC_N)
+        return digits(s, n, pos);
+    if ((e = punct(s, n, pos, 0)))
+        return e;
+    return ws_tail(s, n, pos);
+}
+
+/* One o200k letter alternative starting at i0 (after the optional prefix), 0 on failure.
+ * A: [UP]*[LO]+'?  — U* is greedy, so the match ends after the last LO reachable by
+ *    giving back U characters.  B: [UP]+[LO]*'?  */
+static size_t o200k_word(const uint8_t *s, size_t n, size_t i0, int alt_b)
+{
+    uint32_t cp;
+    size_t l, i = i0, last_lo = (size_t)-1;
+    unsigned f;
+    while (i < n && ((f = flags_at(s, n, i, &cp, &l)) & HR_UC_UP)) {
+        if (f & HR_UC_LO)
+            last_lo = i;
+        i += l;
+    }
+    size_t e;
+    if (!alt_b) {
+        if (i < n && (flags_at(s, n, i, &cp, &l) & HR_UC_LO))
+            e = run(s, n, i, HR_UC_LO);
+        else if (last_lo != (size_t)-1)
+            e = run(s, n, last_lo, HR_UC_LO);
+        else
+            return 0;
+    } else {
+        if (i == i0)
+            return 0;
+        e = run(s, n, i, HR_UC_LO);
+    }
+    return e + contraction(s, n, e);
+}
+
+static size_t o200k_next(const uint8_t *s, size_t n, size_t pos)
+{
+    uint32_t c;
+    size_t l, e;
+    unsigned f = flags_at(s, n, pos, &c, &l);
+    int pfx = is_p(c, f);
+    for (int alt_b = 0; alt_b < 2; alt_b++) {
+        if (pfx && (e = o200k_word(s, n, pos + l, alt_b)))
+            return e;
+        if ((e = o200k_word(s, n, pos, alt_b)))
+            return e;
+    }
+    if (f & HR_UC_N)
+        return digits(s, n, pos);
+    if ((e = punct(s, n, pos, 1)))
+        return e;
+    return ws_tail(s, n, pos);
+}
+
+size_t hr_pretok_next(enum hr_pretok pt, const uint8_t *s, size_t n, size_t pos)
+{
+    size_t e = pt == HR_PRETOK_O200K ? o200k_next(s, n, pos) : cl100k_next(s, n, pos);
+    /* Every character matches some alternative; this guard only protects against a bug. */
+    return e > pos ? e : pos + 1;
+}
+
+size_t hr_tokenizer_count(const struct hr_bpe *b, enum hr_pretok pt, const uint8_t *s, size_t n)
+{
+    size_t total = 0, i = 0;
+    while (i < n) {
+        size_t v = i + hr_utf8_valid_prefix(s + i, n - i);
+        /* Each valid run is its own text: `$` and (?!\S) see its end as the end. */
+        size_t pos = i;
+        while (pos < v) {
+            size_t e = hr_pretok_next(pt, s, v, pos);
+            total += hr_bpe_count_piece(b, s + pos, e - pos);
+            pos = e;
+        }
+        if (v < n) {
+            total++;  /* one invalid byte = one byte-level token */
+            v++;
+        }
+        i = v;
+    }
+    return total;
+}
+
+/* Tables-free estimate (doc/tokenizer.md): split with the o200k pre-tokeniser, then guess
+ * each piece from its shape. Constants fitted on t/tokens/corpus against exact o200k. */
+size_t hr_tokenizer_estimate(const uint8_t *s, size_t n)
+{
+    size_t total = 0, i = 0;
+    while (i < n) {
+        size_t v = i + hr_utf8_valid_prefix(s + i, n - i), pos = i;
+        while (pos < v) {
+            size_t e = hr_pretok_next(HR_PRETOK_O200K, s, v, pos), cps = 0, l;
+            int ascii = 1, ws = 1;
+            for (size_t k = pos; k < e; k += l) {
+                uint32_t cp = dec(s, k, &l);
+                cps++;
+                ascii &= cp < 0x80;
+                ws &= (hr_uc_flags(cp) & HR_UC_WS) != 0;
+            }
+            if (ws)
+                total += 1;
+            else if (ascii)
+                total += 1 + (e - pos > 4 ? (e - pos - 4) / 3 : 0);
+            else
+                total += cps * 7 / 10 + (cps * 7 % 10 != 0);
+            pos = e;
+        }
+        if (v < n) {
+            total++;
+            v++;
+        }
+        i = v;
+    }
+    return total;
+}

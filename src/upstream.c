@@ -1,0 +1,279 @@
+/* upstream.c — libcurl multi_socket driven by libevent, as in curl's
+ * hiperfifo example: curl tells us which sockets and timeouts to watch,
+ * libevent tells curl when they fire. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "upstream.h"
+
+struct hr_upstream {
+    struct event_base *base;
+    CURLM *multi;
+    struct event *timer;
+    int running;
+};
+
+struct hr_transfer {
+    struct hr_upstream *up;
+    CURL *easy;
+    struct curl_slist *req_headers;
+    char *body;
+    struct hr_transfer_cbs cbs;
+    void *ud;
+    long status;
+    struct hr_header *headers;
+    size_t n_headers, cap_headers;
+    int headers_sent;
+    int paused;
+    int in_callback;     /* abort requested from inside a curl callback */
+    int aborted;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+struct sock_watch {
+    struct event *ev;
+};
+
+static void check_done(struct hr_upstream *u);
+
+static void free_headers(struct hr_transfer *t)
+{
+    for (size_t i = 0; i < t->n_headers; i++) {
+        free(t->headers[i].name);
+        free(t->headers[i].value);
+    }
+    t->n_headers = 0;
+}
+
+static void transfer_free(struct hr_transfer *t)
+{
+    curl_multi_remove_handle(t->up->multi, t->easy);
+    curl_easy_cleanup(t->easy);
+    curl_slist_free_all(t->req_headers);
+    free_headers(t);
+    free(t->headers);
+    free(t->body);
+    free(t);
+}
+
+static void event_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct hr_upstream *u = arg;
+    int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
+    curl_multi_socket_action(u->multi, fd, flags, &u->running);
+    check_done(u);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct hr_upstream *u = arg;
+    curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &u->running);
+    check_done(u);
+}
+
+static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    struct hr_upstream *u = userp;
+    struct sock_watch *w = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (w) {
+            event_free(w->ev);
+            free(w);
+        }
+        curl_multi_assign(u->multi, s, NULL);
+        return 0;
+    }
+    short kind = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
+    if (!w) {
+        w = calloc(1, sizeof *w);
+        if (!w) return -1;
+        curl_multi_assign(u->multi, s, w);
+    } else {
+        event_free(w->ev);
+    }
+    w->ev = event_new(u->base, s, kind, event_cb, u);
+    event_add(w->ev, NULL);
+    return 0;
+}
+
+static int timer_set_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    struct hr_upstream *u = userp;
+    if (timeout_ms < 0) {
+        evtimer_del(u->timer);
+        return 0;
+    }
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    evtimer_add(u->timer, &tv);
+    return 0;
+}
+
+struct hr_upstream *hr_upstream_new(struct event_base *base)
+{
+    struct hr_upstream *u = calloc(1, sizeof *u);
+    if (!u) return NULL;
+    u->base = base;
+    u->multi = curl_multi_init();
+    u->timer = evtimer_new(base, timer_cb, u);
+    if (!u->multi || !u->timer) {
+        hr_upstream_free(u);
+        return NULL;
+    }
+    curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
+    curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, timer_set_cb);
+    curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
+    return u;
+}
+
+void hr_upstream_free(struct hr_upstream *u)
+{
+    if (!u) return;
+    /* Transfers still attached belong to requests that are being torn down. */
+    if (u->multi) curl_multi_cleanup(u->multi);
+    if (u->timer) event_free(u->timer);
+    free(u);
+}
+
+static void deliver_headers(struct hr_transfer *t)
+{
+    if (t->headers_sent) return;
+    t->headers_sent = 1;
+    if (t->cbs.on_headers) t->cbs.on_headers(t->ud, t->status, t->headers, t->n_headers);
+}
+
+static size_t header_cb(char *buf, size_t size, size_t n, void *ud)
+{
+    struct hr_transfer *t = ud;
+    size_t len = size * n;
+    if (len >= 5 && !strncmp(buf, "HTTP/", 5)) {
+        /* A new status line: 1xx answers come before the final one. */
+        free_headers(t);
+        const char *sp = memchr(buf, ' ', len);
+        t->status = sp ? strtol(sp + 1, NULL, 10) : 0;
+        return len;
+    }
+    const char *colon = memchr(buf, ':', len);
+    if (!colon) return len; /* the blank line that ends the block */
+    size_t nlen = (size_t)(colon - buf);
+    const char *v = colon + 1, *end = buf + len;
+    while (v < end && (*v == ' ' || *v == '\t')) v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
+    if (t->n_headers == t->cap_headers) {
+        size_t cap = t->cap_headers ? t->cap_headers * 2 : 16;
+        struct hr_header *h = realloc(t->headers, cap * sizeof *h);
+        if (!h) return 0;
+        t->headers = h;
+        t->cap_headers = cap;
+    }
+    t->headers[t->n_headers].name = strndup(buf, nlen);
+    t->headers[t->n_headers].value = strndup(v, (size_t)(end - v));
+    t->n_headers++;
+    return len;
+}
+
+static size_t write_cb(char *buf, size_t size, size_t n, void *ud)
+{
+    struct hr_transfer *t = ud;
+    size_t len = size * n;
+    if (t->aborted) return 0;
+    if (t->status >= 100 && t->status < 200) return len;
+    t->in_callback = 1;
+    deliver_headers(t);
+    int pause = t->aborted ? 0 : t->cbs.on_data(t->ud, buf, len);
+    t->in_callback = 0;
+    if (t->aborted) return 0; /* makes curl fail the transfer; freed in check_done */
+    if (pause) {
+        /* Returning PAUSE keeps this data: curl delivers it again on resume. */
+        t->paused = 1;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    return len;
+}
+
+static void check_done(struct hr_upstream *u)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(u->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        struct hr_transfer *t;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        CURLcode rc = msg->data.result;
+        if (!t->aborted) {
+            if (rc == CURLE_OK) deliver_headers(t);
+            if (t->cbs.on_done)
+                t->cbs.on_done(t->ud, rc, rc == CURLE_OK ? "" : t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+        }
+        transfer_free(t);
+    }
+}
+
+struct hr_transfer *hr_transfer_start(struct hr_upstream *u, const char *method, const char *url,
+                                      const struct curl_slist *headers, const char *body, size_t body_len,
+                                      const struct hr_transfer_opts *opts, const struct hr_transfer_cbs *cbs,
+                                      void *ud)
+{
+    struct hr_transfer *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->up = u;
+    t->cbs = *cbs;
+    t->ud = ud;
+    t->easy = curl_easy_init();
+    if (!t->easy) goto fail;
+    for (const struct curl_slist *h = headers; h; h = h->next) t->req_headers = curl_slist_append(t->req_headers, h->data);
+    /* Our own defaults, unless the client set them: no 100-continue round trip. */
+    t->req_headers = curl_slist_append(t->req_headers, "Expect:");
+    CURL *e = t->easy;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->req_headers);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, opts->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, opts->total_timeout_s);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    if (body || strcasecmp(method, "GET")) {
+        t->body = malloc(body_len + 1);
+        if (!t->body) goto fail;
+        if (body_len) memcpy(t->body, body, body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    if (strcasecmp(method, "GET") && strcasecmp(method, "POST")) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    if (!strcasecmp(method, "HEAD")) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    if (curl_multi_add_handle(u->multi, e) != CURLM_OK) goto fail;
+    return t;
+fail:
+    if (t->easy) curl_easy_cleanup(t->easy);
+    curl_slist_free_all(t->req_headers);
+    free(t->body);
+    free(t);
+    return NULL;
+}
+
+void hr_transfer_resume(struct hr_transfer *t)
+{
+    if (!t->paused || t->aborted) return;
+    t->paused = 0;
+    curl_easy_pause(t->easy, CURLPAUSE_CONT);
+}
+
+void hr_transfer_abort(struct hr_transfer *t)
+{
+    if (!t || t->aborted) return;
+    t->aborted = 1;
+    if (t->in_callback) return; /* write_cb returns 0; check_done frees it */
+    transfer_free(t);
+}

@@ -1,0 +1,409 @@
+/* t/crush_test.c — smart_crusher quality and safety: savings and must-keep rows on
+ * generated agent-style fixtures (through the plugin and t/fake_host.c), determinism,
+ * bad input, and the per-unit policy (protected, markers, min_tokens, types, logs). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <headroom/plugin.h>
+#include "tap.h"
+#include "fake_host.h"
+#include "../plugins/smart_crusher/crush.h"
+
+extern const struct headroom_plugin headroom_plugin;
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *p = malloc((size_t)n + 1);
+    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
+        free(p);
+        p = NULL;
+    }
+    fclose(f);
+    if (p) {
+        p[n] = '\0';
+        *len = (size_t)n;
+    }
+    return p;
+}
+
+static const char *fixture_dir(void)
+{
+    static char dir[512];
+    const char *d = getenv("HR_FIXTURE_DIR");
+    if (d && *d)
+        return d;
+    const char *src = getenv("srcdir");
+    char tmpl[] = "/tmp/hr_crush_fx.XXXXXX";
+    if (!mkdtemp(tmpl))
+        return NULL;
+    snprintf(dir, sizeof dir, "%s", tmpl);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "python3 '%s/t/fixtures/gen_fixtures.py' --out '%s' --seed 42",
+             src && *src ? src : ".", dir);
+    if (system(cmd) != 0)
+        return NULL;
+    return dir;
+}
+
+static json_t *openai_body(const char *query, const char *tool_text)
+{
+    return json_pack("{s:s,s:[{s:s,s:s},{s:s,s:n,s:[{s:s,s:s,s:{s:s,s:s}}]},{s:s,s:s,s:s}]}",
+                     "model", "gpt-4o", "messages",
+                     "role", "user", "content", query,
+                     "role", "assistant", "content", "tool_calls",
+                     "id", "c1", "type", "function", "function", "name", "fetch", "arguments", "{}",
+                     "role", "tool", "tool_call_id", "c1", "content", tool_text);
+}
+
+static int in_list(json_t *list, json_int_t v)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(list, i, x)
+        if (json_integer_value(x) == v)
+            return 1;
+    return 0;
+}
+
+static int all_kept(json_t *kept, json_t *must, const char *what, const char *file)
+{
+    size_t i, missing = 0;
+    json_t *x;
+    json_array_foreach(must, i, x)
+        if (!in_list(kept, json_integer_value(x))) {
+            tap_diag("%s: %s row %lld dropped", file, what, (long long)json_integer_value(x));
+            missing++;
+        }
+    return missing == 0;
+}
+
+static void *state;
+static struct hr_instance inst = {"smart_crusher"};
+
+static void fixture(const char *dir, const char *file, json_t *spec, double *sum100, double *sum1000)
+{
+    char path[1024];
+    size_t len;
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    char *text = slurp(path, &len);
+    ok(text != NULL, "%s: read", file);
+    if (!text)
+        return;
+    size_t rows = (size_t)json_integer_value(json_object_get(spec, "rows"));
+    const char *apath = json_string_value(json_object_get(spec, "path"));
+    const char *query = json_string_value(json_object_get(spec, "query"));
+    json_t *body = openai_body(query, text);
+    struct fh_request r;
+    fh_request_init(&r, body, HR_PROVIDER_OPENAI, query);
+    json_decref(body);
+    size_t before = r.units[0].tokens;
+    headroom_plugin.apply(state, &r.req);
+    is_int(r.replaced, 1, "%s: unit replaced", file);
+    size_t after = r.units[0].tokens;
+    double sav = 1.0 - (double)after / (double)before;
+    /* Savings against the compacted input too, so pretty-printing cannot flatter us. */
+    char *compact = malloc(len + 1);
+    size_t clen = hr_sc_compact(text, len, compact);
+    free(compact);
+    double csav = 1.0 - (double)r.units[0].len / (double)clen;
+    double want = rows >= 1000 ? 0.90 : 0.68;
+    ok(sav >= want, "%s: token savings %.1f%% >= %.0f%% (%zu -> %zu est. tokens; %.1f%% vs compacted bytes)",
+       file, sav * 100, want * 100, before, after, csav * 100);
+    if (rows >= 1000)
+        *sum1000 += sav;
+    else
+        *sum100 += sav;
+
+    json_error_t err;
+    json_t *out = json_loadb(r.units[0].text, r.units[0].len, 0, &err);
+    ok(out != NULL, "%s: output is valid JSON%s%s", file, out ? "" : ": ", out ? "" : err.text);
+    json_t *arr = out && *apath ? json_object_get(out, apath) : out;
+    json_t *orig = json_loadb(text, len, 0, NULL);
+    json_t *oarr = *apath ? json_object_get(orig, apath) : orig;
+    json_t *marker = json_object_get(json_array_get(arr, 0), "_headroom");
+    ok(json_is_object(marker), "%s: marker object first in the array", file);
+    json_t *kept = json_object_get(marker, "kept_indices");
+    ok(json_array_size(arr) == json_array_size(kept) + 1, "%s: one row per kept index", file);
+    int same = 1;
+    for (size_t i = 0; i < json_array_size(kept); i++)
+        if (!json_equal(json_array_get(arr, i + 1),
+                        json_array_get(oarr, (size_t)json_integer_value(json_array_get(kept, i)))))
+            same = 0;
+    ok(same, "%s: kept rows are the original rows, in order", file);
+    ok(in_list(kept, 0) && in_list(kept, (json_int_t)rows - 1), "%s: first and last rows kept", file);
+    ok(all_kept(kept, json_object_get(spec, "errors"), "error", file), "%s: all %zu error rows kept", file,
+       json_array_size(json_object_get(spec, "errors")));
+    ok(all_kept(kept, json_object_get(spec, "needles"), "rare-field", file), "%s: all %zu rare-field rows kept",
+       file, json_array_size(json_object_get(spec, "needles")));
+    ok(all_kept(kept, json_object_get(spec, "anomalies"), "anomaly", file), "%s: all %zu anomalies kept", file,
+       json_array_size(json_object_get(spec, "anomalies")));
+    ok(json_integer_value(json_object_get(marker, "omitted")) ==
+           (json_int_t)(rows - json_array_size(kept)), "%s: marker counts omitted rows", file);
+    if (*apath) {
+        json_t *o2 = json_deep_copy(out), *g2 = json_deep_copy(orig);
+        json_object_del(o2, apath);
+        json_object_del(g2, apath);
+        ok(json_equal(o2, g2), "%s: members around the array unchanged", file);
+        json_decref(o2);
+        json_decref(g2);
+    }
+    const char *hash = json_string_value(json_object_get(marker, "retrieve"));
+    size_t glen = 0;
+    char *back = hash ? fh_ccr_get(hash, &glen) : NULL;
+    ok(back && glen == len && memcmp(back, text, len) == 0, "%s: CCR returns the original bytes", file);
+    free(back);
+    tap_diag("%s: kept %zu/%zu: %s", file, json_array_size(kept), rows,
+             json_string_value(json_object_get(marker, "reasons")));
+
+    /* Byte-identical output on every run. */
+    struct hr_sc_config cfg = {15, 0.10, 0.05};
+    struct hr_sc_output first, o;
+    int rc = hr_sc_crush(&cfg, text, len, query, &first);
+    int identical = rc == 0;
+    for (int i = 0; i < 100 && identical; i++) {
+        if (hr_sc_crush(&cfg, text, len, query, &o) != 0)
+            identical = 0;
+        else {
+            identical = o.len == first.len && memcmp(o.text, first.text, o.len) == 0;
+            hr_sc_output_free(&o);
+        }
+    }
+    ok(identical, "%s: byte-identical across 100 runs", file);
+    if (rc == 0)
+        hr_sc_output_free(&first);
+    json_decref(out);
+    json_decref(orig);
+    fh_request_free(&r);
+    free(text);
+}
+
+static int crush_rc(const char *text, const char *query)
+{
+    struct hr_sc_config cfg = {15, 0.10, 0.05};
+    struct hr_sc_output o;
+    int rc = hr_sc_crush(&cfg, text, strlen(text), query, &o);
+    if (rc == 0)
+        hr_sc_output_free(&o);
+    return rc;
+}
+
+static char *rows_json(size_t n, const char *extra_at_5)
+{
+    size_t cap = n * 96 + 256;
+    char *p = malloc(cap);
+    size_t l = 0;
+    l += (size_t)snprintf(p + l, cap - l, "[");
+    for (size_t i = 0; i < n; i++)
+        l += (size_t)snprintf(p + l, cap - l, "%s{\"id\":%zu,\"name\":\"item number %zu\",\"v\":%zu%s}",
+                              i ? "," : "", i, i, i % 7, i == 5 && extra_at_5 ? extra_at_5 : "");
+    snprintf(p + l, cap - l, "]");
+    return p;
+}
+
+static void bad_input(void)
+{
+    is_int(crush_rc("", NULL), HR_SC_SKIP_NOT_JSON, "empty text skipped");
+    is_int(crush_rc("   \n ", NULL), HR_SC_SKIP_NOT_JSON, "whitespace skipped");
+    is_int(crush_rc("plain text [1]", NULL), HR_SC_SKIP_NOT_JSON, "text skipped");
+    is_int(crush_rc("[{\"a\":1},", NULL), HR_SC_SKIP_NOT_JSON, "truncated JSON skipped");
+    is_int(crush_rc("[tr ue]", NULL), HR_SC_SKIP_NOT_JSON, "invalid JSON that compacts to valid is skipped");
+    is_int(crush_rc("[]", NULL), HR_SC_SKIP_NO_ARRAY, "empty array skipped");
+    is_int(crush_rc("[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20]", NULL), HR_SC_SKIP_NO_ARRAY,
+           "array of numbers skipped");
+    is_int(crush_rc("{\"a\":{\"b\":[{\"x\":1}]}}", NULL), HR_SC_SKIP_NO_ARRAY, "array two levels down skipped");
+    is_int(crush_rc("[{\"a\":1,\"a\":2}]", NULL), HR_SC_SKIP_NOT_JSON, "duplicate keys skipped");
+    is_int(crush_rc("[{\"a\":123456789012345678901234567890}]", NULL), HR_SC_SKIP_NOT_JSON,
+           "integer jansson cannot hold skipped");
+    char *p = rows_json(17, NULL);
+    is_int(crush_rc(p, NULL), HR_SC_SKIP_SMALL, "17 rows (max_items + 2) left alone");
+    free(p);
+    p = rows_json(18, NULL);
+    is_int(crush_rc(p, NULL), HR_SC_SKIP_SAVINGS, "18 rows: 15 + marker does not save 10 %%, left alone");
+    free(p);
+    p = rows_json(40, NULL);
+    is_int(crush_rc(p, NULL), HR_SC_CRUSHED, "40 rows crushed");
+    free(p);
+    /* Mixed array: objects and a string. */
+    p = rows_json(40, NULL);
+    p[strlen(p) - 1] = '\0';
+    char *q = malloc(strlen(p) + 16);
+    sprintf(q, "%s,\"tail\"]", p);
+    is_int(crush_rc(q, NULL), HR_SC_SKIP_NO_ARRAY, "array with a non-object row skipped");
+    free(p);
+    free(q);
+    /* All rows identical: duplicates collapse, marker says so. */
+    {
+        char buf[8192];
+        size_t l = (size_t)snprintf(buf, sizeof buf, "[");
+        for (int i = 0; i < 60; i++)
+            l += (size_t)snprintf(buf + l, sizeof buf - l, "%s{\"msg\":\"same row again\",\"n\":1}", i ? "," : "");
+        snprintf(buf + l, sizeof buf - l, "]");
+        struct hr_sc_config cfg = {15, 0.10, 0.05};
+        struct hr_sc_output o;
+        int rc = hr_sc_crush(&cfg, buf, strlen(buf), NULL, &o);
+        is_int(rc, 0, "60 identical rows crushed");
+        if (rc == 0) {
+            is_int(o.kept, 2, "identical rows: only first and last kept");
+            ok(strstr(o.reasons, "58 exact duplicate rows dropped") != NULL, "duplicates reported: %s", o.reasons);
+            hr_sc_output_free(&o);
+        }
+    }
+    /* A rare field far from the ends is kept; the marker names it. */
+    p = rows_json(200, ",\"secret_flag\":true");
+    {
+        struct hr_sc_config cfg = {15, 0.10, 0.05};
+        struct hr_sc_output o;
+        int rc = hr_sc_crush(&cfg, p, strlen(p), NULL, &o);
+        ok(rc == 0 && strstr(o.reasons, "rare fields at 5 (secret_flag)"), "needle kept: %s",
+           rc == 0 ? o.reasons : "-");
+        if (rc == 0)
+            hr_sc_output_free(&o);
+    }
+    free(p);
+    /* Pretty-printed, nested, with unicode escapes: output still valid and compact. */
+    {
+        const char *hdr = "{\n  \"ok\" : true,\n  \"items\" : [\n";
+        char *buf = malloc(200000);
+        size_t l = (size_t)snprintf(buf, 200000, "%s", hdr);
+        for (int i = 0; i < 100; i++)
+            l += (size_t)snprintf(buf + l, 200000 - l, "%s    { \"k\" : \"caf\\u00e9 %d \\\"q\\\"\", \"x\" : 1.50 }",
+                                  i ? ",\n" : "", i);
+        snprintf(buf + l, 200000 - l, "\n  ],\n  \"next\" : null\n}\n");
+        struct hr_sc_config cfg = {15, 0.10, 0.05};
+        struct hr_sc_output o;
+        int rc = hr_sc_crush(&cfg, buf, strlen(buf), NULL, &o);
+        json_t *j = rc == 0 ? json_loadb(o.text, o.len, 0, NULL) : NULL;
+        ok(j && json_is_true(json_object_get(j, "ok")) && json_is_null(json_object_get(j, "next")) &&
+               json_array_size(json_object_get(j, "items")) == 16,
+           "pretty nested input: valid, shape kept, 15 rows + marker");
+        ok(rc == 0 && strstr(o.text, "\"x\":1.50}") && !strstr(o.text, "\n"),
+           "original number text kept, whitespace removed");
+        json_decref(j);
+        if (rc == 0)
+            hr_sc_output_free(&o);
+        free(buf);
+    }
+}
+
+static void policy(void)
+{
+    char *rows = rows_json(300, NULL);
+    json_t *body = openai_body("item", rows);
+    struct fh_request r;
+
+    fh_request_init(&r, body, HR_PROVIDER_OPENAI, "");
+    r.units[0].flags |= HR_UNIT_PROTECTED;
+    headroom_plugin.apply(state, &r.req);
+    is_int(r.replaced, 0, "protected unit untouched");
+    fh_request_free(&r);
+
+    fh_request_init(&r, body, HR_PROVIDER_OPENAI, "");
+    r.units[0].flags |= HR_UNIT_HAS_MARKER;
+    headroom_plugin.apply(state, &r.req);
+    is_int(r.replaced, 0, "unit with a marker untouched");
+    fh_request_free(&r);
+
+    fh_request_init(&r, body, HR_PROVIDER_OPENAI, "");
+    r.units[0].type = HR_CT_TEXT;
+    headroom_plugin.apply(state, &r.req);
+    is_int(r.replaced, 0, "unit the router called text untouched");
+    fh_request_free(&r);
+
+    fh_log_clear();
+    fh_request_init(&r, body, HR_PROVIDER_OPENAI, "");
+    r.units[0].type = HR_CT_JSON_ARRAY;
+    headroom_plugin.apply(state, &r.req);
+    is_int(r.replaced, 1, "json_array unit crushed");
+    is_str(r.tag, "smart_crusher:top_n:kept=15/300", "stage tag");
+    ok(strstr(fh_log(), "INFO:headroom.transforms.smart_crusher:SmartCrusher applied top_n strategy: kept 15 of 300 items\n") != NULL,
+       "INFO log line");
+    ok(strstr(fh_log(), "DEBUG:headroom.transforms.smart_crusher:Kept items: [0,") != NULL, "DEBUG log line");
+    ok(json_string_value(json_object_get(json_array_get(json_object_get(r.req.body, "messages"), 2), "content")) ==
+           r.units[0].text, "body JSON in sync with the unit");
+    /* A second turn carries the crushed text: it is not crushed again. */
+    json_t *body2 = openai_body("item", r.units[0].text);
+    fh_request_free(&r);
+    fh_request_init(&r, body2, HR_PROVIDER_OPENAI, "");
+    r.units[0].flags = 0;
+    headroom_plugin.apply(state, &r.req);
+    is_int(r.replaced, 0, "already-crushed text not crushed again");
+    fh_request_free(&r);
+    json_decref(body2);
+    json_decref(body);
+    free(rows);
+
+    /* Under min_tokens. */
+    rows = rows_json(20, NULL);
+    body = openai_body("x", rows);
+    fh_request_init(&r, body, HR_PROVIDER_OPENAI, "");
+    ok(r.units[0].tokens < 200, "small unit is under min_tokens (%zu)", r.units[0].tokens);
+    headroom_plugin.apply(state, &r.req);
+    is_int(r.replaced, 0, "unit under min_tokens untouched");
+    fh_request_free(&r);
+    json_decref(body);
+    free(rows);
+
+    /* Anthropic tool_result with text blocks. */
+    rows = rows_json(300, NULL);
+    body = json_pack("{s:s,s:[{s:s,s:[{s:s,s:s,s:[{s:s,s:s}]}]}]}", "model", "claude-sonnet-4",
+                     "messages", "role", "user", "content", "type", "tool_result", "tool_use_id", "t1",
+                     "content", "type", "text", "text", rows);
+    fh_request_init(&r, body, HR_PROVIDER_ANTHROPIC, "");
+    headroom_plugin.apply(state, &r.req);
+    is_int(r.replaced, 1, "anthropic tool_result text block crushed");
+    fh_request_free(&r);
+    json_decref(body);
+    free(rows);
+}
+
+int main(void)
+{
+    struct hr_conf conf;
+    fh_conf(&conf, headroom_plugin.conf_keys, NULL);
+    fh_set_log_level(HR_LOG_WARN);
+    is_int(headroom_plugin.init(fh_host(), &inst, &conf, &state), 0, "init with defaults");
+    {
+        struct hr_conf bad;
+        void *s2 = NULL;
+        fh_conf(&bad, headroom_plugin.conf_keys, "max_items", "0", NULL);
+        fh_set_log_level(-1);
+        ok(headroom_plugin.init(fh_host(), &inst, &bad, &s2) == HR_EINVAL, "max_items 0 refused");
+        ok(strstr(fh_log(), "max_items 1..100000 (got 0)") != NULL, "error says what was wrong");
+        fh_set_log_level(HR_LOG_WARN);
+    }
+    const char *dir = fixture_dir();
+    ok(dir != NULL, "fixtures available");
+    if (dir) {
+        char mpath[1024];
+        snprintf(mpath, sizeof mpath, "%s/manifest.json", dir);
+        json_t *manifest = json_load_file(mpath, 0, NULL);
+        ok(manifest != NULL, "manifest parsed");
+        const char *file;
+        json_t *spec;
+        double s100 = 0, s1000 = 0;
+        size_t n100 = 0, n1000 = 0;
+        json_object_foreach(manifest, file, spec) {
+            fixture(dir, file, spec, &s100, &s1000);
+            if (json_integer_value(json_object_get(spec, "rows")) >= 1000)
+                n1000++;
+            else
+                n100++;
+        }
+        tap_diag("mean token savings: %.1f%% on 100-row sets, %.1f%% on 1000-row sets",
+                 n100 ? s100 * 100 / (double)n100 : 0, n1000 ? s1000 * 100 / (double)n1000 : 0);
+        json_decref(manifest);
+    }
+    bad_input();
+    fh_set_log_level(HR_LOG_WARN);
+    policy();
+    headroom_plugin.fini(state);
+    fh_reset();
+    return tap_exit();
+}

@@ -1,0 +1,386 @@
+/* t/fake_host.c — the fake hr_host used by plugin unit tests and bench/compress:
+ * logging to a capture buffer, config defaults from the key table, a bytes/4 token
+ * estimator, unit replacement that keeps the JSON body in sync, an in-memory CCR. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "fake_host.h"
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static int log_level = HR_LOG_WARN;
+static char logbuf[1 << 16];
+static size_t loglen;
+
+struct ccr_entry {
+    struct ccr_entry *next;
+    char hash[HR_CCR_HASH_LEN + 1];
+    char *data;
+    size_t len;
+};
+static struct ccr_entry *ccr;
+
+struct stats_reg {
+    char key[64];
+    json_t *(*fn)(void *);
+    void *state;
+};
+static struct stats_reg stats[16];
+static size_t n_stats;
+
+void fh_set_log_level(int level) { log_level = level; }
+
+const char *fh_log(void) { return logbuf; }
+
+void fh_log_clear(void)
+{
+    pthread_mutex_lock(&mu);
+    loglen = 0;
+    logbuf[0] = '\0';
+    pthread_mutex_unlock(&mu);
+}
+
+static void fh_logf(const struct hr_instance *self, enum hr_log_level level, const char *fmt, ...)
+{
+    static const char *const names[] = {"ERROR", "WARNING", "INFO", "DEBUG"};
+    char msg[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char line[4300];
+    int n = snprintf(line, sizeof line, "%s:headroom.transforms.%s:%s\n",
+                     names[level <= HR_LOG_DEBUG ? level : HR_LOG_DEBUG],
+                     self && self->name ? self->name : "?", msg);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof line)
+        n = sizeof line - 1;
+    pthread_mutex_lock(&mu);
+    if ((int)level <= log_level)
+        fputs(line, stderr);
+    if (loglen + (size_t)n < sizeof logbuf) {
+        memcpy(logbuf + loglen, line, (size_t)n + 1);
+        loglen += (size_t)n;
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+static int fh_log_enabled(enum hr_log_level level)
+{
+    (void)level;
+    return 1; /* tests read DEBUG lines from the capture */
+}
+
+static const char *conf_lookup(const struct hr_conf *conf, const char *key)
+{
+    for (size_t i = 0; conf && conf->kv[i]; i += 2)
+        if (strcmp(conf->kv[i], key) == 0)
+            return conf->kv[i + 1];
+    for (const struct hr_conf_key *k = conf ? conf->keys : NULL; k && k->name; k++)
+        if (strcmp(k->name, key) == 0)
+            return k->default_value;
+    return NULL;
+}
+
+void fh_conf(struct hr_conf *conf, const struct hr_conf_key *keys, ...)
+{
+    va_list ap;
+    size_t n = 0;
+    memset(conf, 0, sizeof *conf);
+    conf->keys = keys;
+    va_start(ap, keys);
+    for (const char *k; (k = va_arg(ap, const char *)) && n < FH_MAX_CONF * 2;) {
+        conf->kv[n++] = k;
+        conf->kv[n++] = va_arg(ap, const char *);
+    }
+    va_end(ap);
+}
+
+static const char *fh_conf_string(const struct hr_conf *conf, const char *key)
+{
+    const char *v = conf_lookup(conf, key);
+    return v ? v : "";
+}
+
+static long long fh_conf_int(const struct hr_conf *conf, const char *key)
+{
+    const char *v = conf_lookup(conf, key);
+    return v ? strtoll(v, NULL, 10) : 0;
+}
+
+static int fh_conf_bool(const struct hr_conf *conf, const char *key)
+{
+    const char *v = conf_lookup(conf, key);
+    return v && (!strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "1"));
+}
+
+static double fh_conf_double(const struct hr_conf *conf, const char *key)
+{
+    const char *v = conf_lookup(conf, key);
+    return v ? strtod(v, NULL) : 0;
+}
+
+size_t fh_count_tokens(const char *model, const char *text, size_t len)
+{
+    (void)model;
+    (void)text;
+    return (len + 3) / 4;
+}
+
+static int fh_unit_replace(struct hr_request *req, size_t i, const char *text, size_t len)
+{
+    struct fh_request *r = (struct fh_request *)req;
+    if (i >= req->n_units)
+        return HR_EINVAL;
+    struct hr_unit *u = &r->units[i];
+    size_t t = fh_count_tokens(req->model, text, len);
+    if (t >= u->tokens)
+        return HR_ENOTSMALLER;
+    json_t *s = json_stringn(text, len);
+    if (!s || json_object_set_new(r->target[i], r->key[i], s))
+        return HR_ENOMEM;
+    s = json_object_get(r->target[i], r->key[i]);
+    r->tokens_saved += (int64_t)(u->tokens - t);
+    u->text = json_string_value(s);
+    u->len = json_string_length(s);
+    u->tokens = t;
+    r->replaced++;
+    return HR_OK;
+}
+
+static void fh_stage_tag(struct hr_request *req, const char *tag)
+{
+    struct fh_request *r = (struct fh_request *)req;
+    snprintf(r->tag, sizeof r->tag, "%s", tag);
+}
+
+static void hash24(const char *data, size_t len, char out[HR_CCR_HASH_LEN + 1])
+{
+    uint64_t a = 1469598103934665603ULL, b = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < len; i++) {
+        a = (a ^ (unsigned char)data[i]) * 1099511628211ULL;
+        b = (b ^ (unsigned char)data[i]) * 0x100000001b3ULL + (b >> 29);
+    }
+    snprintf(out, HR_CCR_HASH_LEN + 1, "%016llx%08llx", (unsigned long long)a,
+             (unsigned long long)(b & 0xffffffffULL));
+}
+
+static int fh_ccr_put(const char *data, size_t len, char hash_out[HR_CCR_HASH_LEN + 1])
+{
+    hash24(data, len, hash_out);
+    pthread_mutex_lock(&mu);
+    for (struct ccr_entry *e = ccr; e; e = e->next)
+        if (!strcmp(e->hash, hash_out)) {
+            pthread_mutex_unlock(&mu);
+            return HR_OK;
+        }
+    struct ccr_entry *e = calloc(1, sizeof *e);
+    if (e)
+        e->data = malloc(len + 1);
+    if (!e || !e->data) {
+        free(e);
+        pthread_mutex_unlock(&mu);
+        return HR_ENOMEM;
+    }
+    memcpy(e->data, data, len);
+    e->data[len] = '\0';
+    e->len = len;
+    memcpy(e->hash, hash_out, HR_CCR_HASH_LEN + 1);
+    e->next = ccr;
+    ccr = e;
+    pthread_mutex_unlock(&mu);
+    return HR_OK;
+}
+
+char *fh_ccr_get(const char *hash, size_t *len)
+{
+    char *out = NULL;
+    pthread_mutex_lock(&mu);
+    for (struct ccr_entry *e = ccr; e; e = e->next)
+        if (!strcmp(e->hash, hash)) {
+            out = malloc(e->len + 1);
+            if (out) {
+                memcpy(out, e->data, e->len + 1);
+                *len = e->len;
+            }
+            break;
+        }
+    pthread_mutex_unlock(&mu);
+    return out;
+}
+
+static char *fh_ccr_get_cb(const char *hash, size_t *len) { return fh_ccr_get(hash, len); }
+static void fh_ccr_free(char *data) { free(data); }
+
+static int fh_register_route(struct hr_instance *self, const char *method, const char *path,
+                             hr_route_fn fn, void *state)
+{
+    (void)self, (void)method, (void)path, (void)fn, (void)state;
+    return HR_OK;
+}
+
+static int fh_register_stats(struct hr_instance *self, const char *key,
+                             json_t *(*fn)(void *state), void *state)
+{
+    (void)self;
+    pthread_mutex_lock(&mu);
+    if (n_stats == sizeof stats / sizeof stats[0]) {
+        pthread_mutex_unlock(&mu);
+        return HR_ENOMEM;
+    }
+    snprintf(stats[n_stats].key, sizeof stats[n_stats].key, "%s", key);
+    stats[n_stats].fn = fn;
+    stats[n_stats].state = state;
+    n_stats++;
+    pthread_mutex_unlock(&mu);
+    return HR_OK;
+}
+
+json_t *fh_stats(const char *key)
+{
+    for (size_t i = n_stats; i-- > 0;)
+        if (!strcmp(stats[i].key, key))
+            return stats[i].fn(stats[i].state);
+    return NULL;
+}
+
+void fh_drop_stats(void *state)
+{
+    pthread_mutex_lock(&mu);
+    size_t k = 0;
+    for (size_t i = 0; i < n_stats; i++)
+        if (stats[i].state != state)
+            stats[k++] = stats[i];
+    n_stats = k;
+    pthread_mutex_unlock(&mu);
+}
+
+static int fh_add_timer(struct hr_instance *self, unsigned ms, void (*fn)(void *), void *state)
+{
+    (void)self, (void)ms, (void)fn, (void)state;
+    return HR_OK;
+}
+
+static int fh_metrics_visit(hr_metric_visit_fn fn, void *ud)
+{
+    (void)fn, (void)ud;
+    return HR_OK;
+}
+
+void fh_reset(void)
+{
+    pthread_mutex_lock(&mu);
+    n_stats = 0;
+    while (ccr) {
+        struct ccr_entry *e = ccr;
+        ccr = e->next;
+        free(e->data);
+        free(e);
+    }
+    pthread_mutex_unlock(&mu);
+}
+
+static const struct hr_host host = {
+    .struct_size = sizeof(struct hr_host),
+    .abi_major = HR_ABI_MAJOR,
+    .abi_minor = HR_ABI_MINOR,
+    .log = fh_logf,
+    .log_enabled = fh_log_enabled,
+    .conf_string = fh_conf_string,
+    .conf_int = fh_conf_int,
+    .conf_bool = fh_conf_bool,
+    .conf_double = fh_conf_double,
+    .count_tokens = fh_count_tokens,
+    .unit_replace = fh_unit_replace,
+    .stage_tag = fh_stage_tag,
+    .ccr_put = fh_ccr_put,
+    .ccr_get = fh_ccr_get_cb,
+    .ccr_free = fh_ccr_free,
+    .register_route = fh_register_route,
+    .register_stats = fh_register_stats,
+    .add_timer = fh_add_timer,
+    .metrics_visit = fh_metrics_visit,
+};
+
+const struct hr_host *fh_host(void) { return &host; }
+
+static void add_unit(struct fh_request *r, size_t msg, json_t *target, const char *key,
+                     json_t *name)
+{
+    if (r->req.n_units == FH_MAX_UNITS)
+        return;
+    size_t i = r->req.n_units++;
+    json_t *s = json_object_get(target, key);
+    struct hr_unit *u = &r->units[i];
+    u->struct_size = sizeof *u;
+    u->message_index = (uint32_t)msg;
+    u->text = json_string_value(s);
+    u->len = json_string_length(s);
+    u->tokens = fh_count_tokens(r->req.model, u->text, u->len);
+    u->type = HR_CT_UNKNOWN;
+    u->tool_name = json_string_value(name);
+    u->flags = memmem(u->text, u->len, "\"_headroom\"", 11) ? HR_UNIT_HAS_MARKER : 0;
+    r->target[i] = target;
+    r->key[i] = key;
+}
+
+int fh_request_init(struct fh_request *r, json_t *body, enum hr_provider provider,
+                    const char *query)
+{
+    memset(r, 0, sizeof *r);
+    r->req.struct_size = sizeof r->req;
+    r->req.provider = provider;
+    r->req.model = json_string_value(json_object_get(body, "model"));
+    if (!r->req.model)
+        r->req.model = "";
+    r->req.stack = "";
+    r->req.session_id = "test-session";
+    r->req.body = json_incref(body);
+    r->req.units = r->units;
+    r->req.query = query ? query : "";
+    json_t *msgs = json_object_get(body, "messages");
+    size_t mi;
+    json_t *m;
+    json_array_foreach(msgs, mi, m) {
+        json_t *content = json_object_get(m, "content");
+        const char *role = json_string_value(json_object_get(m, "role"));
+        if (provider == HR_PROVIDER_OPENAI && role && !strcmp(role, "tool")) {
+            if (json_is_string(content)) {
+                add_unit(r, mi, m, "content", json_object_get(m, "name"));
+            } else if (json_is_array(content)) {
+                size_t pi;
+                json_t *p;
+                json_array_foreach(content, pi, p)
+                    if (json_is_string(json_object_get(p, "text")))
+                        add_unit(r, mi, p, "text", json_object_get(m, "name"));
+            }
+        } else if (provider == HR_PROVIDER_ANTHROPIC && json_is_array(content)) {
+            size_t bi;
+            json_t *b;
+            json_array_foreach(content, bi, b) {
+                const char *type = json_string_value(json_object_get(b, "type"));
+                if (!type || strcmp(type, "tool_result"))
+                    continue;
+                json_t *c = json_object_get(b, "content");
+                if (json_is_string(c)) {
+                    add_unit(r, mi, b, "content", NULL);
+                } else if (json_is_array(c)) {
+                    size_t ci;
+                    json_t *cb;
+                    json_array_foreach(c, ci, cb)
+                        if (json_is_string(json_object_get(cb, "text")))
+                            add_unit(r, mi, cb, "text", NULL);
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+void fh_request_free(struct fh_request *r)
+{
+    json_decref(r->req.body);
+    memset(r, 0, sizeof *r);
+}

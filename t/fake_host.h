@@ -1,0 +1,61 @@
+/* t/fake_host.h — a minimal in-process stand-in for headroomd's struct hr_host, so
+ * plugin unit tests and benchmarks can drive a transform without the daemon. */
+#ifndef HR_FAKE_HOST_H
+#define HR_FAKE_HOST_H
+
+#include <stdint.h>
+#include <headroom/plugin.h>
+
+#define FH_MAX_UNITS 64
+#define FH_MAX_CONF 16
+
+/* Config block: overrides as key/value text, defaults from the plugin's declaration. */
+struct hr_conf {
+    const struct hr_conf_key *keys;
+    const char *kv[FH_MAX_CONF * 2 + 1];
+};
+
+struct hr_instance {
+    const char *name;
+};
+
+/* A request plus the bookkeeping a host keeps for it. `req` must stay first. */
+struct fh_request {
+    struct hr_request req;
+    struct hr_unit units[FH_MAX_UNITS];
+    json_t *target[FH_MAX_UNITS]; /* object holding the unit's text ... */
+    const char *key[FH_MAX_UNITS]; /* ... under this key */
+    char tag[512];
+    int64_t tokens_saved;
+    int replaced;
+};
+
+/* The host table (thread-safe, like the real one). */
+const struct hr_host *fh_host(void);
+/* Only lines at or below `level` go to stderr (default HR_LOG_WARN); all are captured. */
+void fh_set_log_level(int level);
+/* Captured log lines ("LEVEL:headroom.transforms.<name>:msg\n"...), and reset. */
+const char *fh_log(void);
+void fh_log_clear(void);
+/* The fake token estimator: ceil(bytes / 4). */
+size_t fh_count_tokens(const char *model, const char *text, size_t len);
+
+/* Fill a config block: pairs of key, value, ending with NULL. */
+void fh_conf(struct hr_conf *conf, const struct hr_conf_key *keys, ...);
+
+/* Build a request over `body` (a reference is taken): finds OpenAI role:"tool" and
+ * Anthropic tool_result units, counts their tokens. Returns 0 or -1. */
+int fh_request_init(struct fh_request *r, json_t *body, enum hr_provider provider,
+                    const char *query);
+void fh_request_free(struct fh_request *r);
+
+/* Call the /stats block a plugin registered under `key` (new reference or NULL). */
+json_t *fh_stats(const char *key);
+/* Forget the /stats blocks registered with `state` (call before the plugin's fini). */
+void fh_drop_stats(void *state);
+/* CCR lookup; free() the result. */
+char *fh_ccr_get(const char *hash, size_t *len);
+/* Drop every registration and stored CCR entry. */
+void fh_reset(void);
+
+#endif

@@ -1,0 +1,98 @@
+/* t/router_test.c — router content-type detection on typical tool outputs and bad
+ * input, the stage tag, and the /stats block, through t/fake_host.c. */
+#include <stdlib.h>
+#include <string.h>
+#include <headroom/plugin.h>
+#include "tap.h"
+#include "fake_host.h"
+
+extern const struct headroom_plugin headroom_plugin;
+
+static void *state;
+static struct hr_instance inst = {"router"};
+
+static enum hr_content_type detect(const char *text, char *tag, size_t tagsz)
+{
+    json_t *body = json_pack("{s:s,s:[{s:s,s:s,s:s}]}", "model", "gpt-4o", "messages", "role",
+                             "tool", "tool_call_id", "c", "content", text);
+    struct fh_request r;
+    fh_request_init(&r, body, HR_PROVIDER_OPENAI, "");
+    json_decref(body);
+    headroom_plugin.apply(state, &r.req);
+    enum hr_content_type t = r.units[0].type;
+    if (tag)
+        snprintf(tag, tagsz, "%s", r.tag);
+    fh_request_free(&r);
+    return t;
+}
+
+int main(void)
+{
+    struct hr_conf conf;
+    char tagbuf[512], *tag = tagbuf;
+    fh_conf(&conf, headroom_plugin.conf_keys, NULL);
+    is_int(headroom_plugin.init(fh_host(), &inst, &conf, &state), 0, "init");
+    is_int(detect("[{\"a\":1},{\"a\":2}]", tag, sizeof tagbuf), HR_CT_JSON_ARRAY, "json array");
+    is_str(tag, "router:json_array=1", "tag");
+    is_int(detect("  \n{\"results\":[1,2]}", NULL, 0), HR_CT_JSON_OBJECT, "json object after whitespace");
+    is_int(detect("[1, 2, oops", NULL, 0), HR_CT_TEXT, "broken JSON is not JSON");
+    is_int(detect("{not json at all}\nplain words here", NULL, 0), HR_CT_TEXT, "brace text is not JSON");
+    is_int(detect("2024-06-01T10:00:00Z INFO started\n2024-06-01T10:00:01Z ERROR boom\n"
+                  "2024-06-01T10:00:02Z WARN slow\n", NULL, 0), HR_CT_LOG, "timestamped log");
+    is_int(detect("[INFO] building\n[INFO] compiling 3 files\n[ERROR] failed: x.c\n", NULL, 0), HR_CT_LOG,
+           "level-prefixed log");
+    is_int(detect("src/a.c:12:int main(void)\nsrc/b.c:40:    return 0;\nsrc/c.h:3:#define X 1\n", NULL, 0),
+           HR_CT_SEARCH, "grep -n output");
+    is_int(detect("diff --git a/x.c b/x.c\n--- a/x.c\n+++ b/x.c\n@@ -1,3 +1,3 @@\n-a\n+b\n", NULL, 0),
+           HR_CT_DIFF, "unified diff");
+    is_int(detect("#include <stdio.h>\n\nint main(void)\n{\n    printf(\"hi\\n\");\n    return 0;\n}\n", NULL, 0),
+           HR_CT_CODE, "C code");
+    is_int(detect("import os\n\ndef main():\n    print(os.getcwd())\n\nclass A:\n    pass\n", NULL, 0),
+           HR_CT_CODE, "python code");
+    is_int(detect("<!DOCTYPE html><html><body><p>x</p></body></html>", NULL, 0), HR_CT_HTML, "html doctype");
+    is_int(detect("<div>\n<p>hello</p>\n</div>\n", NULL, 0), HR_CT_HTML, "html fragment");
+    is_int(detect("The build finished. Three tests were skipped because the network was down.", NULL, 0),
+           HR_CT_TEXT, "prose");
+    is_int(detect("", NULL, 0), HR_CT_TEXT, "empty text");
+    is_int(detect("   \n\n  ", NULL, 0), HR_CT_TEXT, "whitespace only");
+    {
+        /* Long input: only the sample is scanned; the cut last line does not matter. */
+        size_t n = 200000;
+        char *big = malloc(n + 1);
+        for (size_t i = 0; i < n; i++)
+            big[i] = "2024-06-01 12:00:00 INFO ok\n"[i % 28];
+        big[n] = '\0';
+        is_int(detect(big, NULL, 0), HR_CT_LOG, "200 KB log sampled");
+        free(big);
+    }
+    {
+        json_t *body = json_pack("{s:s,s:[{s:s,s:s,s:s},{s:s,s:s,s:s},{s:s,s:s,s:s}]}", "model", "m",
+                                 "messages", "role", "tool", "tool_call_id", "a", "content", "[1]",
+                                 "role", "tool", "tool_call_id", "b", "content", "x.c:1:y",
+                                 "role", "tool", "tool_call_id", "c", "content", "[2]");
+        struct fh_request r;
+        fh_request_init(&r, body, HR_PROVIDER_OPENAI, "");
+        json_decref(body);
+        headroom_plugin.apply(state, &r.req);
+        is_str(r.tag, "router:json_array=2,search=1", "tag counts per type in enum order");
+        fh_request_free(&r);
+    }
+    json_t *st = fh_stats("router");
+    json_t *ct = json_object_get(st, "content_types");
+    ok(json_is_object(ct), "stats block has content_types");
+    is_int(json_integer_value(json_object_get(ct, "json_array")), 3, "stats: json_array count");
+    is_int(json_integer_value(json_object_get(ct, "text")), 5, "stats: text count");
+    is_int(json_integer_value(json_object_get(ct, "diff")), 1, "stats: diff count");
+    json_decref(st);
+    {
+        struct hr_conf bad;
+        void *s2 = NULL;
+        fh_set_log_level(-1);
+        fh_conf(&bad, headroom_plugin.conf_keys, "sample_bytes", "1", NULL);
+        is_int(headroom_plugin.init(fh_host(), &inst, &bad, &s2), HR_EINVAL, "sample_bytes 1 refused");
+        ok(strstr(fh_log(), "sample_bytes must be 64..16777216 (got 1)") != NULL, "error names the key and range");
+    }
+    headroom_plugin.fini(state);
+    fh_reset();
+    return tap_exit();
+}

@@ -1,0 +1,308 @@
+/* t/tokens_test.c — token counter tests: golden counts from the reference tiktoken, edge cases
+ * (empty, invalid UTF-8, huge pieces), model mapping, fallback without tables, threads. */
+#include "tap.h"
+#include "../src/tokens.h"
+#include "../src/tokenizer.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *srcdir;
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while (buf && (r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+/* Same LCG as tools/gen_golden_tokens.mjs. */
+static char *gen_letters(size_t n)
+{
+    char *s = malloc(n + 1);
+    uint32_t seed = 12345;
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        s[i] = (char)('a' + (seed >> 16) % 26);
+    }
+    s[n] = 0;
+    return s;
+}
+
+static size_t cnt(enum hr_encoding e, const char *s) { return hr_count_tokens_enc(e, s, strlen(s)); }
+static size_t cntn(enum hr_encoding e, const char *s, size_t n) { return hr_count_tokens_enc(e, s, n); }
+
+struct golden { char name[256]; enum hr_encoding enc; size_t want; char *text; size_t len; };
+static struct golden gold[512];
+static int ngold;
+
+static void test_golden(void)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/t/tokens/golden.tsv", srcdir);
+    FILE *f = fopen(path, "r");
+    if (!ok(f != NULL, "open %s", path))
+        return;
+    char line[1024];
+    while (fgets(line, sizeof line, f) && ngold < 512) {
+        if (line[0] == '#' || line[0] == '\n')
+            continue;
+        char name[256], enc[64];
+        size_t want;
+        if (sscanf(line, "%255[^\t]\t%63[^\t]\t%zu", name, enc, &want) != 3)
+            continue;
+        struct golden *g = &gold[ngold];
+        snprintf(g->name, sizeof g->name, "%s", name);
+        if (hr_encoding_from_name(enc, &g->enc) != 0)
+            continue;
+        g->want = want;
+        if (strncmp(name, "@letters:", 9) == 0) {
+            g->len = strtoul(name + 9, NULL, 10);
+            g->text = gen_letters(g->len);
+        } else {
+            snprintf(path, sizeof path, "%s/t/tokens/%s", srcdir, name);
+            g->text = slurp(path, &g->len);
+            if (!ok(g->text != NULL, "read %s", path))
+                continue;
+        }
+        ngold++;
+        is_int(cntn(g->enc, g->text, g->len), want, "golden %s %s", name, enc);
+    }
+    fclose(f);
+    ok(ngold >= 60, "golden file has %d entries", ngold);
+}
+
+static void test_edges(void)
+{
+    enum hr_encoding O = HR_ENC_O200K_BASE, C = HR_ENC_CL100K_BASE;
+    is_int(cntn(O, "", 0), 0, "empty -> 0");
+    is_int(cntn(C, NULL, 0), 0, "NULL -> 0");
+    is_int(cntn(HR_ENC_ESTIMATE, "", 0), 0, "estimate of empty -> 0");
+    /* Small counts checked against the reference by hand. */
+    is_int(cnt(O, "Hello world"), 2, "o200k Hello world");
+    is_int(cnt(C, "hello, I'm fine 12345"), 8, "cl100k short sentence");
+    /* Invalid UTF-8: valid runs count on their own, each bad byte is one token. */
+    const char *bad[] = {"ab\xff" "cd", "\xed\xa0\x80", "x\xc0\xaf" "y", "\xe2\x82", "\xf4\x90\x80\x80",
+                         "caf\xc3", "\x80\x80\x80", "\xf0\x9f\x98", "ok \xed\xbf\xbf ok"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const uint8_t *s = (const uint8_t *)bad[i];
+        size_t n = strlen(bad[i]), want = 0, pos = 0;
+        for (int e = 0; e < 2; e++) {
+            want = 0;
+            pos = 0;
+            while (pos < n) {
+                size_t v = hr_utf8_valid_prefix(s + pos, n - pos);
+                want += cntn((enum hr_encoding)e, (const char *)s + pos, v);
+                pos += v;
+                if (pos < n) { want++; pos++; }
+            }
+            is_int(cntn((enum hr_encoding)e, bad[i], n), want, "invalid utf-8 case %zu %s", i,
+                   hr_encoding_name((enum hr_encoding)e));
+        }
+    }
+    is_int(cnt(O, "\xed\xa0\x80"), 3, "lone surrogate (CESU) = 3 byte tokens");
+    is_int(hr_utf8_valid_prefix((const uint8_t *)"\xe0\x80\x80", 3), 0, "overlong 3-byte rejected");
+    is_int(hr_utf8_valid_prefix((const uint8_t *)"\xf0\x9f\x98\x80", 4), 4, "emoji accepted");
+    /* Embedded NUL is ordinary text. */
+    is_int(cntn(O, "a\0b", 3), cntn(O, "a\0b", 3), "NUL bytes do not truncate");
+    ok(cntn(O, "a\0b", 3) >= 2, "NUL counted");
+    /* Whitespace and digit runs. */
+    char ws[4001];
+    memset(ws, ' ', 4000);
+    ws[4000] = 0;
+    ok(cnt(O, ws) >= 1 && cnt(O, ws) <= 4000, "4000 spaces sane (%zu)", cnt(O, ws));
+}
+
+static void test_huge(void)
+{
+    size_t n = 1 << 20;
+    char *s = gen_letters(n);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    size_t co = cntn(HR_ENC_O200K_BASE, s, n), cc = cntn(HR_ENC_CL100K_BASE, s, n);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    ok(co > n / 4 && co < n / 1.2, "1 MiB single-word o200k count sane (%zu)", co);
+    ok(cc > n / 4 && cc < n / 1.2, "1 MiB single-word cl100k count sane (%zu)", cc);
+    ok(secs < 20.0, "1 MiB single word counted in %.2fs (not quadratic)", secs);
+    memset(s, 'a', n);
+    size_t ca = cntn(HR_ENC_O200K_BASE, s, n);
+    ok(ca > 0 && ca < n / 4, "1 MiB of 'a' (%zu tokens)", ca);
+    /* A 1 MiB blob without spaces but with punctuation and digits: many short pieces. */
+    for (size_t i = 0; i < n; i++)
+        s[i] = "aZ9+/=_-."[(i * 7 + i / 3) % 9];
+    ok(cntn(HR_ENC_CL100K_BASE, s, n) > n / 10, "1 MiB no-space mixed blob");
+    free(s);
+}
+
+/* The small (tiktoken's rescan) and heap merges must agree on every piece. */
+static void test_merge_equiv(void)
+{
+    char err[512];
+    struct hr_bpe *b = NULL;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/data/o200k_base.tiktoken", srcdir);
+    if (!ok(hr_bpe_load(path, &b, err, sizeof err) == 0, "direct load of %s", path))
+        return;
+    uint32_t seed = 7;
+    int agree = 1;
+    uint8_t buf[128];
+    const char *alpha = "aeioustrnl ETAO.,'0123\xc3\xa9\xe6\x97\xa5";
+    size_t al = strlen(alpha);
+    for (int t = 0; t < 20000 && agree; t++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t n = 2 + (seed >> 16) % 120;
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            buf[i] = (uint8_t)alpha[(seed >> 16) % al];
+        }
+        agree = hr_bpe_count_small(b, buf, n) == hr_bpe_count_heap(b, buf, n);
+    }
+    ok(agree, "small and heap BPE agree on 20000 random pieces");
+    is_int(hr_bpe_size(b), 199998, "o200k has 199998 ranks");
+    hr_bpe_free(b);
+    /* Malformed table files are refused with a line number. */
+    char tmp[] = "/tmp/hr_tok_badXXXXXX";
+    int fd = mkstemp(tmp);
+    if (fd >= 0) {
+        ssize_t w = write(fd, "IQ== 0\n!!!! 1\n", 14);
+        (void)w;
+        close(fd);
+        ok(hr_bpe_load(tmp, &b, err, sizeof err) < 0 && strstr(err, ":2:"), "bad table refused: %s", err);
+        unlink(tmp);
+    }
+    ok(hr_bpe_load("/nonexistent/x.tiktoken", &b, err, sizeof err) < 0 && strstr(err, "/nonexistent"),
+       "missing table names the file: %s", err);
+}
+
+static void test_models(void)
+{
+    struct { const char *m; enum hr_encoding e; } t[] = {
+        {"gpt-4o", HR_ENC_O200K_BASE}, {"gpt-4o-mini-2024-07-18", HR_ENC_O200K_BASE},
+        {"gpt-4.1-nano", HR_ENC_O200K_BASE}, {"gpt-5", HR_ENC_O200K_BASE}, {"o1-mini", HR_ENC_O200K_BASE},
+        {"o3", HR_ENC_O200K_BASE}, {"o4-mini", HR_ENC_O200K_BASE}, {"chatgpt-4o-latest", HR_ENC_O200K_BASE},
+        {"openai/gpt-4o", HR_ENC_O200K_BASE}, {"GPT-4O", HR_ENC_O200K_BASE},
+        {"gpt-4", HR_ENC_CL100K_BASE}, {"gpt-4-turbo", HR_ENC_CL100K_BASE}, {"gpt-3.5-turbo", HR_ENC_CL100K_BASE},
+        {"text-embedding-3-small", HR_ENC_CL100K_BASE}, {"text-embedding-ada-002", HR_ENC_CL100K_BASE},
+        {"claude-sonnet-4-5", HR_ENC_ESTIMATE}, {"claude-3-5-haiku-latest", HR_ENC_ESTIMATE},
+        {"llama-3", HR_ENC_ESTIMATE}, {"o100x", HR_ENC_ESTIMATE}, {"", HR_ENC_ESTIMATE}, {NULL, HR_ENC_ESTIMATE},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++)
+        is_str(hr_encoding_name(hr_encoding_for_model(t[i].m)), hr_encoding_name(t[i].e), "model %s",
+               t[i].m ? t[i].m : "(null)");
+    enum hr_encoding e;
+    ok(hr_encoding_from_name("p50k_base", &e) < 0, "unknown encoding name refused");
+    const char *s = "The quick brown fox jumps over the lazy dog.";
+    is_int(hr_count_tokens("gpt-4o", s, strlen(s)), cnt(HR_ENC_O200K_BASE, s), "hr_count_tokens uses the model");
+    ok(hr_count_tokens("claude-opus-4", s, strlen(s)) >= cnt(HR_ENC_O200K_BASE, s), "claude estimate >= o200k");
+}
+
+/* Without tables (bad HEADROOM_DATA_DIR) init fails with a useful message and counting falls
+ * back to the estimator. Runs in a child: the tables load once per process. */
+static void test_no_tables(void)
+{
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        setenv("HEADROOM_DATA_DIR", "/nonexistent-hr-data", 1);
+        char err[512] = "";
+        int rc = hr_tokens_init(err, sizeof err);
+        size_t c = hr_count_tokens("gpt-4o", "hello world, this is text", 25);
+        char out[700];
+        int n = snprintf(out, sizeof out, "%d %zu %d %s", rc, c, hr_tokens_exact(HR_ENC_O200K_BASE), err);
+        ssize_t w = write(pfd[1], out, (size_t)n);
+        (void)w;
+        _exit(0);
+    }
+    close(pfd[1]);
+    char buf[700] = "";
+    ssize_t r = read(pfd[0], buf, sizeof buf - 1);
+    close(pfd[0]);
+    waitpid(pid, NULL, 0);
+    if (r > 0)
+        buf[r] = 0;
+    int rc = 0, exact = 1;
+    size_t c = 0;
+    int pos = 0;
+    sscanf(buf, "%d %zu %d %n", &rc, &c, &exact, &pos);
+    ok(rc < 0, "init fails without tables (rc=%d)", rc);
+    ok(strstr(buf, "HEADROOM_DATA_DIR") && strstr(buf, "o200k_base.tiktoken"), "error says what and how: %s",
+       buf + pos);
+    ok(c >= 4 && c <= 12 && !exact, "fallback estimate works without tables (%zu)", c);
+}
+
+static size_t seq[512];
+static void *worker(void *arg)
+{
+    (void)arg;
+    char err[256];
+    hr_tokens_init(err, sizeof err);
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < ngold; i++)
+            if (gold[i].len < 200000 && cntn(gold[i].enc, gold[i].text, gold[i].len) != seq[i])
+                return (void *)1;
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    for (int i = 0; i < ngold; i++)
+        seq[i] = gold[i].len < 200000 ? cntn(gold[i].enc, gold[i].text, gold[i].len) : 0;
+    pthread_t th[6];
+    int bad = 0;
+    for (int i = 0; i < 6; i++)
+        pthread_create(&th[i], NULL, worker, NULL);
+    for (int i = 0; i < 6; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        bad += r != NULL;
+    }
+    is_int(bad, 0, "6 threads counting the corpus concurrently agree with the sequential counts");
+}
+
+int main(void)
+{
+    srcdir = getenv("srcdir");
+    if (!srcdir || !*srcdir)
+        srcdir = ".";
+    test_no_tables();  /* before anything forks threads */
+    if (!getenv("HEADROOM_DATA_DIR")) {
+        static char dd[1024];
+        snprintf(dd, sizeof dd, "%s/data", srcdir);
+        setenv("HEADROOM_DATA_DIR", dd, 1);
+    }
+    char err[512] = "";
+    int rc = hr_tokens_init(err, sizeof err);
+    if (!is_int(rc, 0, "hr_tokens_init %s", err))
+        return tap_exit();
+    ok(hr_tokens_init(err, sizeof err) == 0, "init is idempotent");
+    ok(hr_tokens_exact(HR_ENC_O200K_BASE) && hr_tokens_exact(HR_ENC_CL100K_BASE), "exact counts available");
+    test_golden();
+    test_edges();
+    test_models();
+    test_merge_equiv();
+    test_huge();
+    test_threads();
+    for (int i = 0; i < ngold; i++)
+        free(gold[i].text);
+    return tap_exit();
+}

@@ -1,0 +1,263 @@
+/* t/usage_test.c — provider usage extraction from JSON bodies and single SSE
+ * events: both providers, cache fields and TTL buckets, bad and hostile values. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tap.h"
+#include "usage.h"
+
+static struct hr_usage from_json(enum hr_provider p, const char *text)
+{
+    struct hr_usage u;
+    json_error_t err;
+    json_t *j = json_loads(text, 0, &err);
+
+    memset(&u, 0, sizeof(u));
+    if (!j)
+        tap_diag("fixture does not parse: %s", err.text);
+    hr_usage_from_json(p, j, &u);
+    json_decref(j);
+    return u;
+}
+
+static void sse(enum hr_provider p, const char *ev, const char *data, struct hr_usage *u)
+{
+    hr_usage_from_sse(p, ev, strlen(ev), data, strlen(data), u);
+}
+
+static void test_openai_json(void)
+{
+    struct hr_usage u;
+
+    u = from_json(HR_PROVIDER_OPENAI,
+                  "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"model\":\"gpt-4o-mini-2024-07-18\","
+                  "\"choices\":[],\"usage\":{\"prompt_tokens\":2006,\"completion_tokens\":300,"
+                  "\"total_tokens\":2306,\"prompt_tokens_details\":{\"cached_tokens\":1920,\"audio_tokens\":0},"
+                  "\"completion_tokens_details\":{\"reasoning_tokens\":0}}}");
+    ok(u.seen, "openai: usage seen");
+    is_int(u.input_tokens, 2006 - 1920, "openai: input = prompt - cached");
+    is_int(u.output_tokens, 300, "openai: output = completion_tokens");
+    is_int(u.cache_read_tokens, 1920, "openai: cache read = cached_tokens");
+    is_int(u.cache_write_tokens + u.cache_write_5m_tokens + u.cache_write_1h_tokens, 0,
+           "openai: no cache writes");
+    is_str(u.model, "gpt-4o-mini-2024-07-18", "openai: model");
+
+    u = from_json(HR_PROVIDER_OPENAI, "{\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":2}}");
+    ok(u.seen && u.input_tokens == 10 && u.cache_read_tokens == 0 && u.output_tokens == 2,
+       "openai: no prompt_tokens_details means nothing cached");
+    is_str(u.model, "", "openai: no model, empty model");
+
+    u = from_json(HR_PROVIDER_OPENAI,
+                  "{\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":2,"
+                  "\"prompt_tokens_details\":{\"cached_tokens\":11}}}");
+    ok(u.input_tokens == 10 && u.cache_read_tokens == 0,
+       "openai: cached > prompt is inconsistent: breakdown dropped, total kept");
+
+    u = from_json(HR_PROVIDER_OPENAI,
+                  "{\"model\":42,\"usage\":{\"prompt_tokens\":\"12\",\"completion_tokens\":-5,"
+                  "\"prompt_tokens_details\":{\"cached_tokens\":1.5}}}");
+    ok(u.seen, "openai bad types: usage still seen");
+    ok(u.input_tokens == 0 && u.output_tokens == 0 && u.cache_read_tokens == 0,
+       "openai bad types: string, negative and fractional counts ignored");
+    is_str(u.model, "", "openai bad types: non-string model ignored");
+
+    u = from_json(HR_PROVIDER_OPENAI,
+                  "{\"usage\":{\"prompt_tokens\":9223372036854775807,\"completion_tokens\":1e300,"
+                  "\"prompt_tokens_details\":[1]}}");
+    ok(u.input_tokens == 0 && u.output_tokens == 0, "openai: absurdly large counts ignored");
+
+    u = from_json(HR_PROVIDER_OPENAI,
+                  "{\"usage\":{\"prompt_tokens\":12.0,\"completion_tokens\":3,"
+                  "\"prompt_tokens_details\":null}}");
+    ok(u.input_tokens == 12 && u.output_tokens == 3, "openai: integral real 12.0 accepted");
+
+    u = from_json(HR_PROVIDER_OPENAI, "{\"usage\":null}");
+    ok(!u.seen, "openai: usage null is not seen");
+    u = from_json(HR_PROVIDER_OPENAI, "{\"usage\":[1,2]}");
+    ok(!u.seen, "openai: usage array is not seen");
+    u = from_json(HR_PROVIDER_OPENAI, "[{\"usage\":{\"prompt_tokens\":1}}]");
+    ok(!u.seen, "openai: body not an object");
+
+    memset(&u, 0, sizeof(u));
+    hr_usage_from_json(HR_PROVIDER_OPENAI, NULL, &u);
+    ok(!u.seen, "NULL body is a no-op");
+}
+
+static void test_anthropic_json(void)
+{
+    struct hr_usage u;
+
+    u = from_json(HR_PROVIDER_ANTHROPIC,
+                  "{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-opus-4-1-20250805\","
+                  "\"content\":[{\"type\":\"text\",\"text\":\"hi\"}],\"stop_reason\":\"end_turn\","
+                  "\"usage\":{\"input_tokens\":25,\"cache_creation_input_tokens\":4000,"
+                  "\"cache_read_input_tokens\":50000,\"cache_creation\":{\"ephemeral_5m_input_tokens\":1500,"
+                  "\"ephemeral_1h_input_tokens\":2500},\"output_tokens\":412,\"service_tier\":\"standard\"}}");
+    ok(u.seen, "anthropic: usage seen");
+    is_int(u.input_tokens, 25, "anthropic: input_tokens");
+    is_int(u.output_tokens, 412, "anthropic: output_tokens");
+    is_int(u.cache_read_tokens, 50000, "anthropic: cache_read_input_tokens");
+    is_int(u.cache_write_tokens, 4000, "anthropic: cache_creation_input_tokens");
+    is_int(u.cache_write_5m_tokens, 1500, "anthropic: 5m bucket");
+    is_int(u.cache_write_1h_tokens, 2500, "anthropic: 1h bucket");
+    is_str(u.model, "claude-opus-4-1-20250805", "anthropic: model");
+
+    u = from_json(HR_PROVIDER_ANTHROPIC,
+                  "{\"usage\":{\"input_tokens\":5,\"cache_creation_input_tokens\":700,"
+                  "\"cache_read_input_tokens\":0,\"output_tokens\":9}}");
+    ok(u.cache_write_tokens == 700 && u.cache_write_5m_tokens == 700 && u.cache_write_1h_tokens == 0,
+       "anthropic: no cache_creation breakdown counts as the default 5m TTL");
+
+    u = from_json(HR_PROVIDER_ANTHROPIC,
+                  "{\"usage\":{\"input_tokens\":-1,\"output_tokens\":\"9\",\"cache_read_input_tokens\":true,"
+                  "\"cache_creation_input_tokens\":300,\"cache_creation\":[1000]}}");
+    ok(u.seen && u.input_tokens == 0 && u.output_tokens == 0 && u.cache_read_tokens == 0,
+       "anthropic bad types: negative, string, bool ignored");
+    ok(u.cache_write_tokens == 300 && u.cache_write_5m_tokens == 300,
+       "anthropic bad types: cache_creation not an object counts as no breakdown");
+
+    u = from_json(HR_PROVIDER_ANTHROPIC,
+                  "{\"usage\":{\"cache_creation_input_tokens\":300,"
+                  "\"cache_creation\":{\"ephemeral_5m_input_tokens\":{},\"ephemeral_1h_input_tokens\":300}}}");
+    ok(u.cache_write_5m_tokens == 0 && u.cache_write_1h_tokens == 300,
+       "anthropic: a partly bad breakdown keeps the good bucket");
+
+    /* a 200-byte model name is cut at a UTF-8 boundary below 128 bytes */
+    {
+        char body[512], name[256];
+        size_t i, n = 0;
+        for (i = 0; i < 62; i++)
+            name[n++] = 'm';
+        for (i = 0; i < 40; i++) { /* U+00E9: byte 127 falls inside one */
+            name[n++] = '\xC3';
+            name[n++] = '\xA9';
+        }
+        name[n] = '\0';
+        snprintf(body, sizeof(body), "{\"model\":\"%s\",\"usage\":{\"input_tokens\":1}}", name);
+        u = from_json(HR_PROVIDER_ANTHROPIC, body);
+        is_int(strlen(u.model), 126, "long model truncated on a character boundary");
+        ok((unsigned char)u.model[125] == 0xA9, "truncated model ends with a whole character");
+    }
+
+    u = from_json(HR_PROVIDER_UNKNOWN, "{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":1}}");
+    ok(u.input_tokens == 7 && u.output_tokens == 1, "unknown provider: OpenAI shape guessed");
+    u = from_json(HR_PROVIDER_UNKNOWN, "{\"usage\":{\"input_tokens\":7,\"output_tokens\":1}}");
+    ok(u.input_tokens == 7 && u.output_tokens == 1, "unknown provider: Anthropic shape guessed");
+}
+
+static void test_openai_sse(void)
+{
+    struct hr_usage u;
+
+    memset(&u, 0, sizeof(u));
+    sse(HR_PROVIDER_OPENAI, "message",
+        "{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4.1\",\"choices\":[{\"index\":0,"
+        "\"delta\":{\"content\":\"x\"}}],\"usage\":null}", &u);
+    ok(!u.seen, "openai sse: usage null is not usage");
+    is_str(u.model, "gpt-4.1", "openai sse: model from the first chunk");
+    sse(HR_PROVIDER_OPENAI, "message", "[DONE]", &u);
+    sse(HR_PROVIDER_OPENAI, "message", "not json {", &u);
+    sse(HR_PROVIDER_OPENAI, "message", "{\"usage\": {\"prompt_tokens\": 5,", &u);
+    ok(!u.seen, "openai sse: [DONE], garbage and truncated JSON ignored");
+    sse(HR_PROVIDER_OPENAI, "message",
+        "{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4.1\",\"choices\":[],"
+        "\"usage\" : {\"prompt_tokens\":100,\"completion_tokens\":20,"
+        "\"prompt_tokens_details\":{\"cached_tokens\":64}}}", &u);
+    ok(u.seen && u.input_tokens == 36 && u.output_tokens == 20 && u.cache_read_tokens == 64,
+       "openai sse: final usage chunk read (spaces around the colon)");
+    sse(HR_PROVIDER_OPENAI, "message", "[DONE]", &u);
+    ok(u.input_tokens == 36, "openai sse: [DONE] leaves usage alone");
+
+    memset(&u, 0, sizeof(u));
+    sse(HR_PROVIDER_OPENAI, "message",
+        "{\"choices\":[{\"delta\":{\"content\":\"\\\"usage\\\":{\\\"prompt_tokens\\\":9}\"}}],\"usage\":null}", &u);
+    ok(!u.seen, "openai sse: usage-looking text inside content is not usage");
+
+    memset(&u, 0, sizeof(u));
+    {
+        static const char d[] = "{\"usage\":{\"prompt_tokens\":3}}";
+        hr_usage_from_sse(HR_PROVIDER_OPENAI, NULL, 0, d, sizeof(d) - 1, &u);
+    }
+    ok(u.input_tokens == 3, "openai sse: NULL event name is treated as message");
+    hr_usage_from_sse(HR_PROVIDER_OPENAI, "message", 7, NULL, 0, &u);
+    ok(u.input_tokens == 3, "openai sse: NULL data is a no-op");
+}
+
+static void test_anthropic_sse(void)
+{
+    struct hr_usage u;
+    static const char start[] =
+        "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\","
+        "\"model\":\"claude-haiku-4-5\",\"content\":[],\"usage\":{\"input_tokens\":30,"
+        "\"cache_creation_input_tokens\":900,\"cache_read_input_tokens\":100,"
+        "\"cache_creation\":{\"ephemeral_5m_input_tokens\":0,\"ephemeral_1h_input_tokens\":900},"
+        "\"output_tokens\":1}}}";
+
+    memset(&u, 0, sizeof(u));
+    sse(HR_PROVIDER_ANTHROPIC, "message_start", start, &u);
+    ok(u.seen && u.input_tokens == 30 && u.output_tokens == 1 && u.cache_read_tokens == 100 &&
+           u.cache_write_tokens == 900 && u.cache_write_5m_tokens == 0 && u.cache_write_1h_tokens == 900,
+       "anthropic sse: message_start usage with 1h bucket");
+    is_str(u.model, "claude-haiku-4-5", "anthropic sse: model from message_start");
+    sse(HR_PROVIDER_ANTHROPIC, "content_block_delta",
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"\\\"usage\\\"\"}}",
+        &u);
+    sse(HR_PROVIDER_ANTHROPIC, "message_delta",
+        "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":15}}", &u);
+    is_int(u.output_tokens, 15, "anthropic sse: message_delta output_tokens");
+    sse(HR_PROVIDER_ANTHROPIC, "message_delta",
+        "{\"type\":\"message_delta\",\"delta\":{},\"usage\":{\"output_tokens\":40,\"input_tokens\":0,"
+        "\"cache_read_input_tokens\":0,\"cache_creation_input_tokens\":0}}", &u);
+    ok(u.output_tokens == 40 && u.input_tokens == 30 && u.cache_read_tokens == 100 &&
+           u.cache_write_tokens == 900,
+       "anthropic sse: later output wins; zeros in a delta do not clobber message_start");
+    sse(HR_PROVIDER_ANTHROPIC, "message_delta",
+        "{\"type\":\"message_delta\",\"delta\":{},\"usage\":{\"output_tokens\":41,\"input_tokens\":31,"
+        "\"cache_read_input_tokens\":100,\"cache_creation_input_tokens\":900}}", &u);
+    ok(u.output_tokens == 41 && u.input_tokens == 31 && u.cache_write_tokens == 900 &&
+           u.cache_write_5m_tokens == 0 && u.cache_write_1h_tokens == 900,
+       "anthropic sse: newer delta fields taken; a total without breakdown keeps the 1h bucket");
+    sse(HR_PROVIDER_ANTHROPIC, "message_delta",
+        "{\"type\":\"message_delta\",\"usage\":{\"output_tokens\":\"many\",\"input_tokens\":-4}}", &u);
+    ok(u.output_tokens == 41 && u.input_tokens == 31, "anthropic sse: bad delta values ignored");
+    sse(HR_PROVIDER_ANTHROPIC, "message_stop", "{\"type\":\"message_stop\"}", &u);
+    sse(HR_PROVIDER_ANTHROPIC, "error",
+        "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}", &u);
+    is_int(u.output_tokens, 41, "anthropic sse: message_stop and error change nothing");
+
+    memset(&u, 0, sizeof(u));
+    sse(HR_PROVIDER_ANTHROPIC, "message_start",
+        "{\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":3,\"cache_creation_input_tokens\":50,"
+        "\"output_tokens\":1}}}", &u);
+    ok(u.cache_write_5m_tokens == 50 && u.cache_write_1h_tokens == 0,
+       "anthropic sse: message_start without breakdown counts as 5m");
+    is_str(u.model, "", "anthropic sse: no model, empty model");
+
+    memset(&u, 0, sizeof(u));
+    sse(HR_PROVIDER_ANTHROPIC, "message", start, &u);
+    sse(HR_PROVIDER_ANTHROPIC, "message",
+        "{\"type\":\"message_delta\",\"usage\":{\"output_tokens\":7}}", &u);
+    ok(u.input_tokens == 30 && u.output_tokens == 7,
+       "anthropic sse: stream without event names falls back to \"type\"");
+
+    memset(&u, 0, sizeof(u));
+    sse(HR_PROVIDER_ANTHROPIC, "message_start", "{\"type\":\"message_start\",\"message\":[]}", &u);
+    sse(HR_PROVIDER_ANTHROPIC, "message_start", "{\"type\":\"message_start\",\"message\":{\"usage\":7}}", &u);
+    sse(HR_PROVIDER_ANTHROPIC, "message_start", "{\"type\":\"message_start\"", &u);
+    sse(HR_PROVIDER_ANTHROPIC, "message_delta", "null", &u);
+    ok(!u.seen, "anthropic sse: malformed message_start/delta ignored");
+
+    memset(&u, 0, sizeof(u));
+    sse(HR_PROVIDER_UNKNOWN, "message_start", start, &u);
+    ok(u.input_tokens == 30, "unknown provider sse: Anthropic event names recognised");
+}
+
+int main(void)
+{
+    test_openai_json();
+    test_anthropic_json();
+    test_openai_sse();
+    test_anthropic_sse();
+    return tap_exit();
+}
