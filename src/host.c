@@ -16,6 +16,8 @@ static struct hr_stats_block *blocks;
 static size_t n_blocks;
 static struct hr_timer *timers;
 static size_t n_timers;
+static struct hr_metrics_source *sources;
+static size_t n_sources;
 
 static void host_log(const struct hr_instance *self, enum hr_log_level level, const char *fmt, ...)
 {
@@ -103,6 +105,20 @@ static int add_timer(struct hr_instance *self, unsigned interval_ms, void (*fn)(
     return HR_OK;
 }
 
+static int register_metrics(struct hr_instance *self, int (*fn)(void *, hr_metric_visit_fn, void *), void *state)
+{
+    (void)self;
+    if (!fn) return HR_EINVAL;
+    struct hr_metrics_source *m = realloc(sources, (n_sources + 1) * sizeof *m);
+    if (!m) return HR_ENOMEM;
+    sources = m;
+    m[n_sources++] = (struct hr_metrics_source){fn, state};
+    return HR_OK;
+}
+
+size_t hr_metrics_source_count(void) { return n_sources; }
+const struct hr_metrics_source *hr_metrics_source_at(size_t i) { return i < n_sources ? &sources[i] : NULL; }
+
 unsigned hr_timers_run(double now_ms)
 {
     double next = now_ms + 1000;
@@ -133,6 +149,9 @@ void hr_host_registries_free(void)
     free(routes);
     free(blocks);
     free(timers);
+    free(sources);
+    sources = NULL;
+    n_sources = 0;
     routes = NULL;
     blocks = NULL;
     timers = NULL;
@@ -159,4 +178,5 @@ const struct hr_host hr_host_table = {
     .register_stats = register_stats,
     .add_timer = add_timer,
     .metrics_visit = hr_metrics_visit,
+    .register_metrics = register_metrics,
 };

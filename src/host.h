@@ -28,7 +28,15 @@ struct hr_timer {
     double next_ms;
 };
 
+struct hr_metrics_source {
+    int (*fn)(void *state, hr_metric_visit_fn visit, void *ud);
+    void *state;
+};
+
 extern const struct hr_host hr_host_table;
+
+size_t hr_metrics_source_count(void);
+const struct hr_metrics_source *hr_metrics_source_at(size_t i);
 
 const struct hr_route *hr_routes_find(const char *method, const char *path, int *method_mismatch);
 size_t hr_stats_block_count(void);

@@ -2,6 +2,7 @@
  * spec/monitoring.md). Histograms are in milliseconds. */
 #include <string.h>
 #include "hist.h"
+#include "host.h"
 #include "metrics.h"
 #include "sinks.h"
 #include "stats.h"
@@ -126,5 +127,9 @@ int hr_metrics_visit(hr_metric_visit_fn fn, void *ud)
     json_object_foreach(sinks, name, s) value(&v, (const char *const[]){name}, (double)json_integer_value(json_object_get(s, "dropped")));
     json_decref(sinks);
     hr_stats_snapshot_free(d);
+    for (size_t i = 0; i < hr_metrics_source_count(); i++) {
+        const struct hr_metrics_source *src = hr_metrics_source_at(i);
+        src->fn(src->state, fn, ud);
+    }
     return HR_OK;
 }

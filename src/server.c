@@ -102,8 +102,9 @@ static int plugin_route(struct evhttp_request *req, const char *method, const ch
     struct evbuffer *b = evbuffer_new();
     if (resp.body) evbuffer_add(b, resp.body, resp.body_len);
     if (resp.body && resp.free_body) resp.free_body(resp.body);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      resp.content_type ? resp.content_type : "text/plain; charset=utf-8");
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    evhttp_add_header(out, "Content-Type", resp.content_type ? resp.content_type : "text/plain; charset=utf-8");
+    for (const char *const *h = resp.extra_headers; h && h[0] && h[1]; h += 2) evhttp_add_header(out, h[0], h[1]);
     evhttp_send_reply(req, resp.status ? resp.status : 200, NULL, b);
     evbuffer_free(b);
     return 1;

@@ -192,6 +192,9 @@ struct hr_http_response {
     char *body;
     size_t body_len;
     void (*free_body)(void *);
+    /* Extra response headers as name, value, name, value, …, NULL; static or
+     * owned by the plugin state (e.g. Content-Disposition). May stay NULL. */
+    const char *const *extra_headers;
 };
 
 typedef int (*hr_route_fn)(void *state, const struct hr_http_request *req,
@@ -287,6 +290,10 @@ struct hr_host {
 
     /* Walk a consistent snapshot of every metric (what /metrics renders). */
     int (*metrics_visit)(hr_metric_visit_fn fn, void *ud);
+    /* Add families to every metrics walk: fn calls visit(ud, family, sample)
+     * for each sample it owns (e.g. durable totals). Thread-safe fn only. */
+    int (*register_metrics)(struct hr_instance *self,
+                            int (*fn)(void *state, hr_metric_visit_fn visit, void *ud), void *state);
 };
 
 /* ------------------------------------------------------------ descriptor */

@@ -606,6 +606,7 @@ static int ca_apply(void *state, struct hr_request *req)
         if (rc < 0)
             return HR_ENOMEM;
         if (rc) {
+            req->body_edited = 1;
             atomic_fetch_add(&a->c[C_TOOLS_SORTED], 1);
             TAG("%stools_sorted", tl > tl0 ? "," : "");
         }
@@ -613,6 +614,7 @@ static int ca_apply(void *state, struct hr_request *req)
     if (a->canonical_schemas && json_is_array(tools)) {
         int n = canon_schemas(tools);
         if (n) {
+            req->body_edited = 1;
             atomic_fetch_add(&a->c[C_SCHEMAS], 1);
             TAG("%sschema_keys=%d", tl > tl0 ? "," : "", n);
         }
@@ -660,6 +662,7 @@ static int ca_apply(void *state, struct hr_request *req)
         if (rc < 0)
             return HR_ENOMEM;
         if (rc) {
+            req->body_edited = 1;
             atomic_fetch_add(&a->c[C_CC_ADDED], 1);
             TAG("%scache_control", tl > tl0 ? "," : "");
         }
