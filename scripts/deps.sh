@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Install the Debian packages headroomd needs to build, run and test.
+# Install the Debian packages headroomd needs: `deps.sh` for building and
+# running, `deps.sh --test` adds what the test suite uses (promtool, valgrind).
 set -euo pipefail
 PKGS="build-essential autoconf automake libtool pkg-config libevent-dev libcurl4-openssl-dev
-      libjansson-dev libltdl-dev python3 curl ca-certificates prometheus valgrind"
+      libjansson-dev libltdl-dev python3 curl ca-certificates"
+[ "${1:-}" = "--test" ] && PKGS="$PKGS prometheus valgrind"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
-if [ -n "$missing" ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    # prometheus is only needed for promtool; do not let its service start.
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    apt-get install -y -qq --no-install-recommends $missing
-    rm -f /usr/sbin/policy-rc.d
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: missing packages:$missing; run as root or: sudo apt-get install$missing" >&2
+    exit 1
 fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# prometheus is only wanted for promtool: keep its service from starting.
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -42,6 +42,8 @@ void hr_server_stop(struct hr_daemon *d);
 
 /* proxy.c: requests under /v1/. */
 void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char *path);
+/* compress_api.c: POST /v1/compress (pipeline only, no upstream). */
+void hr_compress_handle(struct hr_daemon *d, struct evhttp_request *req, const char *query);
 /* Send a JSON body with status (takes the reference). */
 void hr_send_json(struct evhttp_request *req, int status, json_t *body);
 /* Send an error in the provider's own error shape. */

@@ -144,6 +144,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
             HR_INFO(LOGGER, "live counters reset by an admin request (durable savings untouched)");
             hr_send_json(req, 200, json_pack("{s:b}", "reset", 1));
         }
+    } else if (!strcmp(path, "/v1/compress") && !strcmp(method, "POST")) {
+        hr_compress_handle(d, req, q ? q + 1 : "");
     } else if (!strncmp(path, "/v1/retrieve/", 13) && !strcmp(method, "GET")) {
         handle_retrieve(req, path + 13);
     } else if (plugin_route(req, method, path, q ? q + 1 : "")) {
@@ -238,6 +240,7 @@ int hr_server_start(struct hr_daemon *d, char *err, size_t errlen)
 void hr_server_stop(struct hr_daemon *d)
 {
     atomic_store(&d->stopping, 1);
+    if (!d->workers) d->n_workers = 0; /* start failed before workers existed */
     for (size_t i = 0; i < d->n_workers; i++)
         if (d->workers[i].base) event_base_loopexit(d->workers[i].base, NULL);
     for (size_t i = 0; i < d->n_workers; i++)
