@@ -1,5 +1,6 @@
 /* metrics.c — walks a stats snapshot as metric families (names from
  * spec/monitoring.md). Histograms are in milliseconds. */
+#include <stdio.h>
 #include <string.h>
 #include "hist.h"
 #include "host.h"
@@ -51,6 +52,7 @@ static const char *const L_TRANSFORM[] = {"transform"};
 static const char *const L_PROVIDER_TTL[] = {"provider", "ttl"};
 static const char *const L_SINK[] = {"sink"};
 static const char *const L_VERSION[] = {"version"};
+static const char *const L_CODE[] = {"code"};
 
 static void per_provider(struct visit *v, const char *name, const char *help, const struct hr_stats_data *d,
                          size_t offset)
@@ -62,6 +64,24 @@ static void per_provider(struct visit *v, const char *name, const char *help, co
     }
 }
 
+/* One sample per label of a bounded table, the overflow slot (index cap) as
+ * "other". A client may also name its model or stack "other": that entry is
+ * folded into the overflow sample, since two series with one label set would
+ * make Prometheus reject the scrape. */
+static void bounded(struct visit *v, const uint64_t *counts, size_t cap, const char *(*name)(size_t))
+{
+    uint64_t other = counts[cap];
+    for (size_t i = 0; i < cap; i++) {
+        const char *n = name(i);
+        if (n && !strcmp(n, "other")) other += counts[i];
+    }
+    for (size_t i = 0; i < cap; i++) {
+        const char *n = name(i);
+        if (n && counts[i] && strcmp(n, "other")) value(v, (const char *const[]){n}, (double)counts[i]);
+    }
+    if (other) value(v, (const char *const[]){"other"}, (double)other);
+}
+
 int hr_metrics_visit(hr_metric_visit_fn fn, void *ud)
 {
     struct hr_stats_data *d = hr_stats_snapshot();
@@ -71,15 +91,21 @@ int hr_metrics_visit(hr_metric_visit_fn fn, void *ud)
     scalar(&v, "headroom_up", HR_METRIC_GAUGE, "1 while headroomd is serving", 1);
     family(&v, "headroom_build_info", HR_METRIC_GAUGE, "headroomd version", 1, L_VERSION);
     value(&v, (const char *const[]){PACKAGE_VERSION}, 1);
+    scalar(&v, "headroom_start_time_seconds", HR_METRIC_GAUGE, "Start time of the process (Unix seconds)", hr_now() - hr_uptime_seconds());
     scalar(&v, "headroom_requests_total", HR_METRIC_COUNTER, "Requests proxied", (double)d->requests_total);
     family(&v, "headroom_requests_by_provider", HR_METRIC_COUNTER, "Requests by provider", 1, L_PROVIDER);
     for (int p = 1; p < HR_NPROVIDERS; p++) value(&v, (const char *const[]){hr_provider_name(p)}, (double)d->by_provider[p]);
     family(&v, "headroom_requests_by_model", HR_METRIC_COUNTER, "Requests by model (64 models, then other)", 1, L_MODEL);
-    for (size_t i = 0; i <= HR_MAX_MODELS; i++)
-        if (d->by_model[i]) value(&v, (const char *const[]){hr_stats_model_name(i)}, (double)d->by_model[i]);
+    bounded(&v, d->by_model, HR_MAX_MODELS, hr_stats_model_name);
     family(&v, "headroom_requests_by_stack", HR_METRIC_COUNTER, "Requests by X-Headroom-Stack (32, then other)", 1, L_STACK);
-    for (size_t i = 0; i <= HR_MAX_STACKS; i++)
-        if (d->by_stack[i]) value(&v, (const char *const[]){hr_stats_stack_name(i)}, (double)d->by_stack[i]);
+    bounded(&v, d->by_stack, HR_MAX_STACKS, hr_stats_stack_name);
+    family(&v, "headroom_responses_total", HR_METRIC_COUNTER, "Responses sent to clients by HTTP status code", 1, L_CODE);
+    for (int st = HR_STATUS_MIN; st <= HR_STATUS_MAX; st++) {
+        uint64_t n = d->by_status[st - HR_STATUS_MIN];
+        char code[8];
+        snprintf(code, sizeof code, "%d", st);
+        if (n) value(&v, (const char *const[]){code}, (double)n);
+    }
     scalar(&v, "headroom_requests_failed_total", HR_METRIC_COUNTER, "Requests headroomd could not answer", (double)d->failed);
     scalar(&v, "headroom_requests_cached_total", HR_METRIC_COUNTER, "Requests answered from the response cache", (double)d->cached);
     scalar(&v, "headroom_requests_rate_limited_total", HR_METRIC_COUNTER, "Requests refused by the rate limit", (double)d->rate_limited);
@@ -87,8 +113,11 @@ int hr_metrics_visit(hr_metric_visit_fn fn, void *ud)
     scalar(&v, "headroom_tokens_input_total", HR_METRIC_COUNTER, "Input tokens before compression", (double)d->tokens_input);
     scalar(&v, "headroom_tokens_output_total", HR_METRIC_COUNTER, "Output tokens reported by providers", (double)d->tokens_output);
     scalar(&v, "headroom_tokens_saved_total", HR_METRIC_COUNTER, "Input tokens removed by compression", (double)d->tokens_saved);
+    scalar(&v, "headroom_tokens_sent_total", HR_METRIC_COUNTER, "Input tokens forwarded after compression", (double)d->tokens_sent);
     scalar(&v, "headroom_cost_usd_total", HR_METRIC_COUNTER, "Provider cost of proxied requests (USD)", d->cost_usd);
     scalar(&v, "headroom_savings_usd_total", HR_METRIC_COUNTER, "Compression savings at list input price (USD)", d->savings_usd);
+    scalar(&v, "headroom_requests_unpriced_total", HR_METRIC_COUNTER, "Requests for a model with no known price (their USD figures are 0)",
+           (double)d->unpriced);
 
     static const struct { const char *name, *help; size_t off; } hists[] = {
         {"headroom_latency_ms", "Request latency, accept to last byte (ms)", offsetof(struct hr_stats_data, latency)},
@@ -107,11 +136,16 @@ int hr_metrics_visit(hr_metric_visit_fn fn, void *ud)
     for (size_t i = 0; i < d->n_stages; i++) histogram(&v, (const char *const[]){hr_stats_stage_name(i)}, &d->stages[i]);
     family(&v, "headroom_transform_timing_ms_max", HR_METRIC_GAUGE, "Slowest run per pipeline stage (ms)", 1, L_TRANSFORM);
     for (size_t i = 0; i < d->n_stages; i++) value(&v, (const char *const[]){hr_stats_stage_name(i)}, d->stages[i].max_ms);
+    family(&v, "headroom_transform_failures_total", HR_METRIC_COUNTER, "Stage runs undone (error or over stage_budget_ms; fail open)",
+           1, L_TRANSFORM);
+    for (size_t i = 0; i + 1 < d->n_stages; i++) value(&v, (const char *const[]){hr_stats_stage_name(i)}, (double)d->stage_failures[i]);
 
     per_provider(&v, "headroom_provider_cache_requests_total", "Answers that carried usage", d, offsetof(struct hr_prefix_cache, requests));
     per_provider(&v, "headroom_provider_cache_hit_requests_total", "Answers with provider cache reads", d, offsetof(struct hr_prefix_cache, hit_requests));
     per_provider(&v, "headroom_cache_read_tokens_total", "Provider prompt-cache read tokens", d, offsetof(struct hr_prefix_cache, read_tokens));
     per_provider(&v, "headroom_cache_write_tokens_total", "Provider prompt-cache write tokens", d, offsetof(struct hr_prefix_cache, write_tokens));
+    per_provider(&v, "headroom_cache_uncached_input_tokens_total", "Provider-reported input tokens neither read from nor written to the prompt cache",
+                 d, offsetof(struct hr_prefix_cache, uncached_input_tokens));
     static const char *const ttl_names[] = {"5m", "1h"};
     family(&v, "headroom_cache_write_ttl_tokens_total", HR_METRIC_COUNTER, "Cache write tokens by observed TTL bucket", 2, L_PROVIDER_TTL);
     for (int p = 1; p < HR_NPROVIDERS; p++)
@@ -125,6 +159,10 @@ int hr_metrics_visit(hr_metric_visit_fn fn, void *ud)
     json_t *s;
     family(&v, "headroom_sink_events_dropped_total", HR_METRIC_COUNTER, "Events a full sink queue dropped", 1, L_SINK);
     json_object_foreach(sinks, name, s) value(&v, (const char *const[]){name}, (double)json_integer_value(json_object_get(s, "dropped")));
+    family(&v, "headroom_sink_events_total", HR_METRIC_COUNTER, "Events a sink has received", 1, L_SINK);
+    json_object_foreach(sinks, name, s) value(&v, (const char *const[]){name}, (double)json_integer_value(json_object_get(s, "events")));
+    family(&v, "headroom_sink_queue_length", HR_METRIC_GAUGE, "Events waiting in a sink's queue", 1, L_SINK);
+    json_object_foreach(sinks, name, s) value(&v, (const char *const[]){name}, (double)json_integer_value(json_object_get(s, "queued")));
     json_decref(sinks);
     hr_stats_snapshot_free(d);
     for (size_t i = 0; i < hr_metrics_source_count(); i++) {

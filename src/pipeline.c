@@ -36,7 +36,25 @@ struct req_ctx {
 
 static struct req_ctx *ctx_of(struct hr_request *req) { return (struct req_ctx *)req; }
 
-static uint64_t count_strings(const char *model, const json_t *v)
+/* Strings already counted as units, sorted by address, so the request total
+ * does not tokenize them twice. */
+struct skip_set {
+    const json_t **items;
+    size_t n;
+};
+
+static int cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)*(const json_t *const *)a, y = (uintptr_t)*(const json_t *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int in_skip(const struct skip_set *s, const json_t *v)
+{
+    return s && s->n && bsearch(&v, s->items, s->n, sizeof *s->items, cmp_ptr);
+}
+
+static uint64_t count_strings(const char *model, const json_t *v, const struct skip_set *skip)
 {
     uint64_t n = 0;
     size_t i;
@@ -44,27 +62,30 @@ static uint64_t count_strings(const char *model, const json_t *v)
     json_t *x;
     if (!v) return 0;
     switch (json_typeof(v)) {
-    case JSON_STRING: return hr_count_tokens(model, json_string_value(v), json_string_length(v));
+    case JSON_STRING:
+        return in_skip(skip, v) ? 0 : hr_count_tokens(model, json_string_value(v), json_string_length(v));
     case JSON_ARRAY:
-        json_array_foreach(v, i, x) n += count_strings(model, x);
+        json_array_foreach(v, i, x) n += count_strings(model, x, skip);
         return n;
     case JSON_OBJECT:
-        json_object_foreach((json_t *)v, k, x) n += count_strings(model, x);
+        json_object_foreach((json_t *)v, k, x) n += count_strings(model, x, skip);
         return n;
     default: return 0;
     }
 }
 
-uint64_t hr_request_tokens(const char *model, const json_t *body)
+static uint64_t request_tokens(const char *model, const json_t *body, const struct skip_set *skip)
 {
     uint64_t n = 0;
     const json_t *messages = json_object_get(body, "messages");
-    n += count_strings(model, json_object_get(body, "system"));
-    n += count_strings(model, json_object_get(body, "tools"));
-    n += count_strings(model, messages);
+    n += count_strings(model, json_object_get(body, "system"), skip);
+    n += count_strings(model, json_object_get(body, "tools"), skip);
+    n += count_strings(model, messages, skip);
     n += PER_MESSAGE_TOKENS * (uint64_t)json_array_size(messages);
     return n;
 }
+
+uint64_t hr_request_tokens(const char *model, const json_t *body) { return request_tokens(model, body, NULL); }
 
 static const char *tool_name_for_id(const json_t *messages, size_t before, const char *id, enum hr_provider p)
 {
@@ -271,10 +292,20 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     double t0 = hr_monotonic_ms();
     memset(out, 0, sizeof *out);
     json_t *messages = json_object_get(body, "messages");
-    out->tokens_before = hr_request_tokens(model, body);
-
     struct unit_list l = {0};
     find_units(provider, messages, &l);
+    /* Count each unit once; the request total reuses those counts. */
+    struct skip_set skip = {calloc(l.n ? l.n : 1, sizeof *skip.items), 0};
+    uint64_t unit_tokens = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        l.units[i].tokens = hr_count_tokens(model, l.units[i].text, l.units[i].len);
+        unit_tokens += l.units[i].tokens;
+        if (skip.items) skip.items[skip.n++] = json_object_get(l.refs[i].holder, l.refs[i].key);
+    }
+    if (skip.items) qsort(skip.items, skip.n, sizeof *skip.items, cmp_ptr);
+    out->tokens_before = request_tokens(model, body, &skip) + unit_tokens;
+    free(skip.items);
+
     size_t floor = cache_control_floor(messages);
     size_t recent_protected = 0;
     for (size_t i = l.n; i-- > 0;) {
@@ -289,7 +320,6 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     /* Units below min_tokens are not candidates: count only what might be. */
     size_t kept = 0;
     for (size_t i = 0; i < l.n; i++) {
-        l.units[i].tokens = hr_count_tokens(model, l.units[i].text, l.units[i].len);
         if (l.units[i].tokens < (size_t)opts->min_tokens) continue;
         l.units[kept] = l.units[i];
         l.refs[kept] = l.refs[i];

@@ -164,6 +164,7 @@ static void on_client_closed(struct evhttp_connection *conn, void *arg)
 {
     (void)conn;
     struct proxy_req *p = arg;
+    struct evhttp_request *req = p->req;
     p->req = NULL;
     p->conn = NULL; /* being freed by evhttp */
     if (p->t) {
@@ -172,6 +173,9 @@ static void on_client_closed(struct evhttp_connection *conn, void *arg)
     }
     emit_event(p, 499, 0, "client closed the connection");
     proxy_free(p);
+    /* On client EOF/timeout evhttp detaches an unfinished request from the
+     * connection and leaves it to us; one still attached is freed by evhttp. */
+    if (req && !evhttp_request_get_connection(req)) evhttp_request_free(req);
 }
 
 static void sse_event(void *ud, const char *event, size_t event_len, const char *data, size_t data_len)
@@ -323,15 +327,39 @@ static void on_done(void *ud, CURLcode rc, const char *why)
 
 static const struct hr_transfer_cbs transfer_cbs = {on_headers, on_data, on_done};
 
+/* RFC 9110 7.6.1: a header the client lists in Connection is hop-by-hop too. */
+static int named_in_connection(struct evkeyvalq *in, const char *name)
+{
+    size_t n = strlen(name);
+    for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next) {
+        if (strcasecmp(kv->key, "connection")) continue;
+        for (const char *p = kv->value; *p;) {
+            while (*p == ' ' || *p == '\t' || *p == ',') p++;
+            const char *e = p;
+            while (*e && *e != ',') e++;
+            const char *t = e;
+            while (t > p && (t[-1] == ' ' || t[-1] == '\t')) t--;
+            if ((size_t)(t - p) == n && !strncasecmp(p, name, n)) return 1;
+            p = e;
+        }
+    }
+    return 0;
+}
+
 /* Headers forwarded upstream: the client's, minus hop-by-hop and x-headroom-*. */
 static struct curl_slist *upstream_headers(struct evkeyvalq *in, struct proxy_req *p, int body_rewritten)
 {
     struct curl_slist *list = NULL;
-    char line[16384];
     for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next) {
-        if (is_hop_by_hop(kv->key) || !strncasecmp(kv->key, "x-headroom-", 11)) continue;
-        snprintf(line, sizeof line, "%s: %s", kv->key, kv->value);
+        if (is_hop_by_hop(kv->key) || !strncasecmp(kv->key, "x-headroom-", 11) || named_in_connection(in, kv->key))
+            continue;
+        /* Sized per header: a fixed buffer would silently cut long values. */
+        size_t need = strlen(kv->key) + strlen(kv->value) + 3;
+        char *line = malloc(need);
+        if (!line) continue;
+        snprintf(line, need, "%s: %s", kv->key, kv->value);
         list = curl_slist_append(list, line);
+        free(line);
     }
     if (body_rewritten && !evhttp_find_header(in, "content-type"))
         list = curl_slist_append(list, "Content-Type: application/json");

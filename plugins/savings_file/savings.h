@@ -64,6 +64,9 @@ int hr_sav_quarantine(const char *path, double now, char *dest, size_t destlen);
 void hr_sav_apply(json_t *doc, const struct hr_sav_delta *d, size_t n, double now, int checkpoint,
                   size_t max_points, int hourly_days);
 
+/* Fold bucket `src` (figures and by_provider/by_model splits) into `dst`. */
+void hr_sav_bucket_merge(json_t *dst, const json_t *src);
+
 /* Write `doc` to `path` atomically: temp file, fsync, rename, fsync dir. */
 int hr_sav_write_atomic(const char *path, const json_t *doc);
 /* Exclusive advisory lock on <path>.lock; returns the fd or -errno. */
