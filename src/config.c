@@ -38,7 +38,7 @@ static const struct directive directives[] = {
     {"max_body_size", D_SIZE, OFF(max_body_bytes), 1024, 1LL << 32, NULL, "largest request body accepted (default 32m)"},
     {"max_header_size", D_SIZE, OFF(max_header_bytes), 1024, 1 << 24, NULL, "largest request header block (default 64k)"},
     {"max_response_size", D_SIZE, OFF(max_response_bytes), 1024, 1LL << 34, NULL, "largest non-streamed upstream answer (default 64m)"},
-    {"max_connections", D_INT, OFF(max_connections), 1, 1000000, NULL, "client connections per worker (default 1024)"},
+    {"max_connections", D_INT, OFF(max_connections), 1, 1000000, NULL, "proxied requests in flight per worker, then 503 (default 1024)"},
     {"client_timeout", D_INT, OFF(client_timeout_s), 1, 86400, NULL, "seconds a client may take to send a request (default 60)"},
     {"upstream_connect_timeout_ms", D_INT, OFF(upstream_connect_timeout_ms), 1, 600000, NULL, "upstream connect timeout (default 10000)"},
     {"upstream_timeout", D_INT, OFF(upstream_timeout_s), 1, 86400, NULL, "seconds an upstream answer may take in all (default 600)"},

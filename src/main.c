@@ -174,6 +174,15 @@ static void *housekeeping(void *arg)
     return NULL;
 }
 
+/* Leak-free early exits: sanitizer and valgrind runs treat a leak as failure
+ * (and LeakSanitizer's exit drops buffered stdout, e.g. --version's line). */
+static int early_exit(struct hr_config *c, struct flag *flags, int code)
+{
+    free(flags);
+    hr_config_free(c);
+    return code;
+}
+
 int main(int argc, char **argv)
 {
     struct hr_config cfg;
@@ -186,17 +195,17 @@ int main(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "c:Vh", long_opts, NULL)) != -1) {
         switch (opt) {
         case 'c': conf_path = optarg; break;
-        case 'V': printf("headroomd %s (plugin ABI %d.%d)\n", PACKAGE_VERSION, HR_ABI_MAJOR, HR_ABI_MINOR); return 0;
-        case 'h': usage(stdout); return 0;
+        case 'V': printf("headroomd %s (plugin ABI %d.%d)\n", PACKAGE_VERSION, HR_ABI_MAJOR, HR_ABI_MINOR); return early_exit(&cfg, flags, 0);
+        case 'h': usage(stdout); return early_exit(&cfg, flags, 0);
         case OPT_CHECK: check_only = 1; break;
-        case OPT_HELP_CONFIG: hr_config_print_directives(stdout); return 0;
-        case '?': fprintf(stderr, "Try 'headroomd --help'.\n"); return 2;
+        case OPT_HELP_CONFIG: hr_config_print_directives(stdout); return early_exit(&cfg, flags, 0);
+        case '?': fprintf(stderr, "Try 'headroomd --help'.\n"); return early_exit(&cfg, flags, 2);
         default: flags[n_flags++] = (struct flag){opt, optarg}; break;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "headroomd: unexpected argument '%s' (the config file goes after -c)\n", argv[optind]);
-        return 2;
+        return early_exit(&cfg, flags, 2);
     }
     int rc = 0;
     if (conf_path && hr_config_apply_file(&cfg, conf_path, err, sizeof err)) rc = -1;
@@ -220,11 +229,21 @@ int main(int argc, char **argv)
         return 1;
     }
     if (check_only) {
+        /* Plugins validate their settings in init: run it, so a config that
+         * passes the check is one the daemon accepts. */
+        if (hr_plugins_init(&d.plugins, &hr_host_table, err, sizeof err)) {
+            fprintf(stderr, "headroomd: %s\n", err);
+            hr_plugins_unload(&d.plugins);
+            hr_host_registries_free();
+            hr_config_free(&cfg);
+            return 1;
+        }
         printf("%s: OK\n", cfg.file ? cfg.file : "(no config file)");
         printf("listen %s:%d, workers %s, openai %s, anthropic %s\n", cfg.host, cfg.port,
                cfg.workers ? "fixed" : "auto", cfg.openai_url, cfg.anthropic_url);
         hr_plugins_describe(&d.plugins, stdout);
         hr_plugins_unload(&d.plugins);
+        hr_host_registries_free();
         hr_config_free(&cfg);
         return 0;
     }

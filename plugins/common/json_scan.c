@@ -1,0 +1,726 @@
+/* json_scan.c — validating JSON scanner with jansson's acceptance rules (see
+ * json_scan.h) and decoders for accepted strings and numbers. One pass, no tree, no
+ * allocation except for duplicate-key bookkeeping of unusually wide objects. */
+#include <errno.h>
+#include <locale.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "json_scan.h"
+
+#define EINVAL_ (-22)
+#define ENOMEM_ (-12)
+
+static inline const unsigned char *skip_ws(const unsigned char *p, const unsigned char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    return p;
+}
+
+static inline int hexval(unsigned c)
+{
+    if (c - '0' < 10)
+        return (int)(c - '0');
+    c |= 32;
+    if (c - 'a' < 6)
+        return (int)(c - 'a' + 10);
+    return -1;
+}
+
+/* Four hex digits at p (p + 4 <= end checked by the caller), or -1. */
+static inline long hex4(const unsigned char *p)
+{
+    int a = hexval(p[0]), b = hexval(p[1]), c = hexval(p[2]), d = hexval(p[3]);
+    if ((a | b | c | d) < 0)
+        return -1;
+    return (long)((a << 12) | (b << 8) | (c << 4) | d);
+}
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* A word needs the careful path when a byte is a quote, a backslash, a control
+ * character or non-ASCII. */
+static inline int word_special(uint64_t w)
+{
+    uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+    uint64_t t = ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w) | w;
+    return (t & HIGHS) != 0;
+}
+
+/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0. Strict: no
+ * overlong forms, no surrogates, nothing above U+10FFFF (as jansson's utf8.c). */
+static inline size_t utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+    unsigned c = p[0];
+    size_t avail = (size_t)(end - p);
+    if (c >= 0xC2 && c <= 0xDF)
+        return avail >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (avail < 3 || (p[2] & 0xC0) != 0x80)
+            return 0;
+        unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+        return p[1] >= lo && p[1] <= hi ? 3 : 0;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (avail < 4 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
+            return 0;
+        unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+        return p[1] >= lo && p[1] <= hi ? 4 : 0;
+    }
+    return 0;
+}
+
+/* p is just past an opening quote. Returns the position just past the closing quote,
+ * or NULL with *msg set. *esc tells whether the body holds a backslash. */
+static const unsigned char *scan_string(const unsigned char *p, const unsigned char *end,
+                                        int *esc, const char **msg)
+{
+    for (;;) {
+        while (end - p >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (word_special(w))
+                break;
+            p += 8;
+        }
+        if (p >= end) {
+            *msg = "premature end of input in a string";
+            return NULL;
+        }
+        unsigned c = *p;
+        if (c == '"')
+            return p + 1;
+        if (c == '\\') {
+            *esc = 1;
+            if (end - p < 2) {
+                *msg = "premature end of input in a string";
+                return NULL;
+            }
+            unsigned e = p[1];
+            if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' ||
+                e == 'r' || e == 't') {
+                p += 2;
+                continue;
+            }
+            if (e != 'u' || end - p < 6) {
+                *msg = "invalid escape in a string";
+                return NULL;
+            }
+            long v = hex4(p + 2);
+            if (v < 0) {
+                *msg = "invalid escape in a string";
+                return NULL;
+            }
+            if (v == 0) {
+                *msg = "\\u0000 is not allowed in a string";
+                return NULL;
+            }
+            if (v >= 0xDC00 && v <= 0xDFFF) {
+                *msg = "lone low surrogate escape in a string";
+                return NULL;
+            }
+            if (v >= 0xD800 && v <= 0xDBFF) {
+                long v2 = end - p >= 12 && p[6] == '\\' && p[7] == 'u' ? hex4(p + 8) : -1;
+                if (v2 < 0xDC00 || v2 > 0xDFFF) {
+                    *msg = "high surrogate escape not followed by a low one";
+                    return NULL;
+                }
+                p += 12;
+            } else {
+                p += 6;
+            }
+            continue;
+        }
+        if (c < 0x20) {
+            *msg = "control character in a string (escape it)";
+            return NULL;
+        }
+        if (c >= 0x80) {
+            size_t n = utf8_seq(p, end);
+            if (!n) {
+                *msg = "invalid UTF-8 in a string";
+                return NULL;
+            }
+            p += n;
+            continue;
+        }
+        p++;
+    }
+}
+
+/* strtod on a NUL-terminated copy with the locale's decimal point, as jansson does.
+ * Returns 0, or -1 on overflow to infinity (underflow is accepted, as in jansson). */
+static int real_value(const char *s, size_t len, double *out)
+{
+    char stack[128], *buf = len < sizeof stack ? stack : malloc(len + 1);
+    if (!buf)
+        return -2;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    const char *dp = localeconv()->decimal_point;
+    if (dp && dp[0] && dp[0] != '.' && !dp[1]) {
+        char *dot = strchr(buf, '.');
+        if (dot)
+            *dot = dp[0];
+    }
+    errno = 0;
+    double v = strtod(buf, NULL);
+    int rc = (v == HUGE_VAL || v == -HUGE_VAL) && errno == ERANGE ? -1 : 0;
+    if (buf != stack)
+        free(buf);
+    *out = v;
+    return rc;
+}
+
+/* p at '-' or a digit. Returns the position past the number, or NULL with *msg. */
+static const unsigned char *scan_number(const unsigned char *p, const unsigned char *end,
+                                        const char **msg)
+{
+    const unsigned char *s = p;
+    int neg = 0;
+    if (*p == '-') {
+        neg = 1;
+        p++;
+    }
+    const unsigned char *ds = p;
+    if (p < end && *p == '0') {
+        p++;
+        if (p < end && (unsigned)(*p - '0') < 10) {
+            *msg = "invalid number (leading zero)";
+            return NULL;
+        }
+    } else if (p < end && (unsigned)(*p - '0') < 10) {
+        while (p < end && (unsigned)(*p - '0') < 10)
+            p++;
+    } else {
+        *msg = "invalid number";
+        return NULL;
+    }
+    size_t int_digits = (size_t)(p - ds);
+    if (p == end || (*p != '.' && *p != 'e' && *p != 'E')) {
+        /* Integer: must fit int64 (jansson uses strtoll and rejects ERANGE). */
+        if (int_digits > 19 ||
+            (int_digits == 19 &&
+             memcmp(ds, neg ? "9223372036854775808" : "9223372036854775807", 19) > 0)) {
+            *msg = neg ? "too big negative integer" : "too big integer";
+            return NULL;
+        }
+        return p;
+    }
+    if (*p == '.') {
+        p++;
+        if (p == end || (unsigned)(*p - '0') >= 10) {
+            *msg = "invalid number (digit expected after '.')";
+            return NULL;
+        }
+        while (p < end && (unsigned)(*p - '0') < 10)
+            p++;
+    }
+    long exp = 0;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        int eneg = 0;
+        if (p < end && (*p == '+' || *p == '-'))
+            eneg = *p++ == '-';
+        if (p == end || (unsigned)(*p - '0') >= 10) {
+            *msg = "invalid number (digit expected in the exponent)";
+            return NULL;
+        }
+        while (p < end && (unsigned)(*p - '0') < 10) {
+            if (exp < 100000)
+                exp = exp * 10 + (*p - '0');
+            p++;
+        }
+        if (eneg)
+            exp = -exp;
+    }
+    /* Below 10^308 a real cannot round to infinity; only larger ones need strtod. */
+    long sig = (ds[0] == '0') ? 0 : (long)(int_digits < 100000 ? int_digits : 100000);
+    if (sig + exp > 308) {
+        double v;
+        int rc = real_value((const char *)s, (size_t)(p - s), &v);
+        if (rc == -2) {
+            *msg = "out of memory";
+            return NULL;
+        }
+        if (rc) {
+            *msg = "real number overflow";
+            return NULL;
+        }
+    }
+    return p;
+}
+
+/* ---------------------------------------------------------- duplicate keys */
+
+struct key {
+    uint64_t h;
+    size_t off, len; /* raw body */
+    int esc;
+};
+
+struct keys {
+    struct key *v;
+    size_t n, cap;
+    struct key stack[64];
+};
+
+static uint64_t hash_bytes(const unsigned char *p, size_t len)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ len;
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+        p += 8;
+        len -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, len);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 29);
+}
+
+/* Keys compare decoded ("a" and "\u0061" are the same key, as in jansson). */
+static int key_equal(const char *text, const struct key *a, const struct key *b)
+{
+    if (!a->esc && !b->esc)
+        return a->len == b->len && memcmp(text + a->off, text + b->off, a->len) == 0;
+    char *x = malloc(a->len + 1), *y = malloc(b->len + 1);
+    int eq = -1;
+    if (x && y) {
+        size_t xl = a->esc ? hr_json_unescape(text + a->off, a->len, x) : a->len;
+        size_t yl = b->esc ? hr_json_unescape(text + b->off, b->len, y) : b->len;
+        if (!a->esc)
+            memcpy(x, text + a->off, xl);
+        if (!b->esc)
+            memcpy(y, text + b->off, yl);
+        eq = xl == yl && memcmp(x, y, xl) == 0;
+    }
+    free(x);
+    free(y);
+    return eq;
+}
+
+static int key_push(struct keys *k, const char *text, size_t off, size_t len, int esc)
+{
+    if (k->n == k->cap) {
+        size_t cap = k->cap * 2;
+        struct key *v = k->v == k->stack ? malloc(cap * sizeof *v) : realloc(k->v, cap * sizeof *v);
+        if (!v)
+            return ENOMEM_;
+        if (k->v == k->stack)
+            memcpy(v, k->stack, k->n * sizeof *v);
+        k->v = v;
+        k->cap = cap;
+    }
+    struct key *e = &k->v[k->n++];
+    e->off = off;
+    e->len = len;
+    e->esc = esc;
+    if (!esc) {
+        e->h = hash_bytes((const unsigned char *)text + off, len);
+    } else {
+        char small[256], *buf = len < sizeof small ? small : malloc(len);
+        if (!buf)
+            return ENOMEM_;
+        size_t dl = hr_json_unescape(text + off, len, buf);
+        e->h = hash_bytes((const unsigned char *)buf, dl);
+        if (buf != small)
+            free(buf);
+    }
+    return 0;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    const struct key *x = a, *y = b;
+    return (x->h > y->h) - (x->h < y->h);
+}
+
+/* 0 when the keys v[0..n) are distinct, 1 when two are equal, negative on ENOMEM. */
+static int keys_dup(const char *text, struct key *v, size_t n)
+{
+    if (n <= 16) {
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = 0; j < i; j++)
+                if (v[i].h == v[j].h) {
+                    int eq = key_equal(text, &v[i], &v[j]);
+                    if (eq)
+                        return eq < 0 ? ENOMEM_ : 1;
+                }
+        return 0;
+    }
+    qsort(v, n, sizeof *v, cmp_key);
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && v[j - 1].h == v[i].h; j--) {
+            int eq = key_equal(text, &v[i], &v[j - 1]);
+            if (eq)
+                return eq < 0 ? ENOMEM_ : 1;
+        }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ scanner */
+
+int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info,
+                 struct hr_json_error *err)
+{
+    const unsigned char *const base = (const unsigned char *)text, *const end = base + len;
+    const unsigned char *p = skip_ws(base, end);
+    unsigned char kind[HR_JSON_MAX_DEPTH];
+    uint32_t key_base[HR_JSON_MAX_DEPTH];
+    struct keys keys = {.v = keys.stack, .n = 0, .cap = 64};
+    const int dups = (flags & HR_JSON_REJECT_DUPLICATES) != 0;
+    const char *msg = NULL;
+    int rc = EINVAL_;
+    size_t d = 0; /* open containers */
+    /* rows bookkeeping (see hr_json_info) */
+    size_t top_count = 0, member = 0, cur_count = 0, cur_member = 0, best = 0, best_member = 0;
+    int top_objs = 1, cur_objs = 1;
+
+    if (info)
+        memset(info, 0, sizeof *info);
+    if (p == end || (*p != '[' && *p != '{')) {
+        msg = "'[' or '{' expected";
+        goto fail;
+    }
+    if (info)
+        info->root = (char)*p;
+    goto open;
+
+value:
+    /* p is at a non-space byte where a value must start; d containers are open. */
+    if (p == end) {
+        msg = "premature end of input (value expected)";
+        goto fail;
+    }
+    if (d >= HR_JSON_MAX_DEPTH) {
+        msg = "maximum nesting depth reached";
+        goto fail;
+    }
+    if (d == 1) {
+        if (kind[0] == '[') {
+            top_count++;
+            top_objs &= *p == '{';
+        } else if (*p == '[') {
+            cur_count = 0;
+            cur_objs = 1;
+            cur_member = member - 1;
+        }
+    } else if (d == 2 && kind[0] == '{' && kind[1] == '[') {
+        cur_count++;
+        cur_objs &= *p == '{';
+    }
+    switch (*p) {
+    case '"': {
+        int esc = 0;
+        const unsigned char *q = scan_string(p + 1, end, &esc, &msg);
+        if (!q)
+            goto fail; /* reported at the string's start */
+        p = q;
+        goto after;
+    }
+    case '[':
+    case '{':
+        goto open;
+    case 't':
+        if (end - p >= 4 && memcmp(p, "true", 4) == 0) {
+            p += 4;
+            goto literal;
+        }
+        goto bad_literal;
+    case 'f':
+        if (end - p >= 5 && memcmp(p, "false", 5) == 0) {
+            p += 5;
+            goto literal;
+        }
+        goto bad_literal;
+    case 'n':
+        if (end - p >= 4 && memcmp(p, "null", 4) == 0) {
+            p += 4;
+            goto literal;
+        }
+        goto bad_literal;
+    default:
+        if (*p == '-' || (unsigned)(*p - '0') < 10) {
+            const unsigned char *q = scan_number(p, end, &msg);
+            if (!q)
+                goto fail;
+            p = q;
+            goto token_end;
+        }
+        msg = "invalid token (value expected)";
+        goto fail;
+    }
+
+literal:
+    /* jansson reads a whole run of letters as one word: "truex" is not "true". */
+    if (p == end || (unsigned)((*p | 32) - 'a') >= 26)
+        goto token_end;
+bad_literal:
+    msg = "invalid token (true, false or null expected)";
+    goto fail;
+
+token_end:
+    /* jansson quirk, matched on purpose: after a number or a word its lexer puts the
+     * next byte back, and a NUL byte put back is lost, so "[1\0]" parses as [1]. */
+    if (p < end && *p == 0)
+        p++;
+    goto after;
+
+open:
+    kind[d] = *p;
+    if (*p == '{')
+        key_base[d] = (uint32_t)keys.n;
+    d++;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == (kind[d - 1] == '[' ? ']' : '}')) {
+        p++;
+        goto close;
+    }
+    if (kind[d - 1] == '[')
+        goto value;
+    goto key;
+
+key:
+    if (p == end || *p != '"') {
+        msg = "string or '}' expected (object key)";
+        goto fail;
+    }
+    {
+        int esc = 0;
+        const unsigned char *ks = p + 1;
+        const unsigned char *q = scan_string(ks, end, &esc, &msg);
+        if (!q)
+            goto fail;
+        p = q;
+        if (dups) {
+            if (keys.n >= UINT32_MAX) {
+                rc = ENOMEM_;
+                goto out;
+            }
+            if (key_push(&keys, text, (size_t)(ks - base), (size_t)(p - 1 - ks), esc)) {
+                rc = ENOMEM_;
+                goto out;
+            }
+        }
+    }
+    if (d == 1)
+        member++;
+    p = skip_ws(p, end);
+    if (p == end || *p != ':') {
+        msg = "':' expected after an object key";
+        goto fail;
+    }
+    p = skip_ws(p + 1, end);
+    goto value;
+
+close:
+    d--;
+    if (kind[d] == '{' && dups) {
+        size_t b = key_base[d];
+        int dup = keys_dup(text, keys.v + b, keys.n - b);
+        if (dup < 0) {
+            rc = ENOMEM_;
+            goto out;
+        }
+        if (dup) {
+            msg = "duplicate object key";
+            goto fail;
+        }
+        keys.n = b;
+    }
+    if (d == 1 && kind[0] == '{' && kind[1] == '[' && cur_count && cur_objs && cur_count > best) {
+        best = cur_count;
+        best_member = cur_member;
+    }
+    goto after;
+
+after:
+    if (d == 0) {
+        p = skip_ws(p, end);
+        if (p != end) {
+            msg = "end of input expected after the top-level value";
+            goto fail;
+        }
+        if (info) {
+            if (info->root == '[') {
+                info->rows = top_count && top_objs ? top_count : 0;
+            } else {
+                info->rows = best;
+                info->rows_member = best_member;
+            }
+        }
+        rc = 0;
+        goto out;
+    }
+    p = skip_ws(p, end);
+    if (p == end) {
+        msg = "premature end of input (',' or a closing bracket expected)";
+        goto fail;
+    }
+    if (*p == ',') {
+        p = skip_ws(p + 1, end);
+        if (kind[d - 1] == '[')
+            goto value;
+        goto key;
+    }
+    if (*p == (kind[d - 1] == '[' ? ']' : '}')) {
+        p++;
+        goto close;
+    }
+    msg = kind[d - 1] == '[' ? "',' or ']' expected" : "',' or '}' expected";
+    goto fail;
+
+fail:
+    if (msg && strcmp(msg, "out of memory") == 0)
+        rc = ENOMEM_;
+    if (err) {
+        err->pos = (size_t)(p - base);
+        err->msg = msg;
+    }
+    if (info)
+        memset(info, 0, sizeof *info);
+out:
+    if (keys.v != keys.stack)
+        free(keys.v);
+    return rc;
+}
+
+/* ----------------------------------------------------------------- decoders */
+
+static size_t utf8_put(unsigned long cp, char *o)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+size_t hr_json_unescape(const char *s, size_t len, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        const char *bs = memchr(s + i, '\\', len - i);
+        size_t run = bs ? (size_t)(bs - (s + i)) : len - i;
+        memmove(out + o, s + i, run);
+        o += run;
+        i += run;
+        if (i >= len || i + 1 >= len)
+            break;
+        char e = s[i + 1];
+        i += 2;
+        switch (e) {
+        case 'b': out[o++] = '\b'; break;
+        case 'f': out[o++] = '\f'; break;
+        case 'n': out[o++] = '\n'; break;
+        case 'r': out[o++] = '\r'; break;
+        case 't': out[o++] = '\t'; break;
+        case 'u': {
+            if (i + 4 > len)
+                return o;
+            long v = hex4((const unsigned char *)s + i);
+            i += 4;
+            if (v < 0)
+                return o;
+            unsigned long cp = (unsigned long)v;
+            if (v >= 0xD800 && v <= 0xDBFF && i + 6 <= len && s[i] == '\\' && s[i + 1] == 'u') {
+                long v2 = hex4((const unsigned char *)s + i + 2);
+                if (v2 >= 0xDC00 && v2 <= 0xDFFF) {
+                    cp = 0x10000 + (((unsigned long)v - 0xD800) << 10) + ((unsigned long)v2 - 0xDC00);
+                    i += 6;
+                }
+            }
+            o += utf8_put(cp, out + o);
+            break;
+        }
+        default: out[o++] = e; break; /* " \ / */
+        }
+    }
+    return o;
+}
+
+int hr_json_number(const char *s, size_t len, int64_t *iv, double *dv)
+{
+    size_t i = 0;
+    int neg = 0;
+    if (i < len && s[i] == '-') {
+        neg = 1;
+        i++;
+    }
+    uint64_t m = 0;
+    size_t sig = 0; /* significant digits gathered into m */
+    int exact = 1;
+    for (; i < len && (unsigned)(s[i] - '0') < 10; i++) {
+        if (sig < 19) {
+            m = m * 10 + (uint64_t)(s[i] - '0');
+            sig += m != 0;
+        } else {
+            exact = 0;
+        }
+    }
+    if (i == len) {
+        /* Integer in int64 range (the scanner checked). */
+        int64_t v = m > (uint64_t)INT64_MAX ? INT64_MIN /* only -9223372036854775808 */
+                    : neg ? -(int64_t)m : (int64_t)m;
+        *iv = v;
+        *dv = (double)v;
+        return 1;
+    }
+    /* Real: exact when the digits fit 2^53 and the power of ten is exact (Clinger's
+     * fast path: one correctly rounded operation, the same result as strtod). */
+    long e10 = 0;
+    if (s[i] == '.') {
+        for (i++; i < len && (unsigned)(s[i] - '0') < 10; i++) {
+            if (sig < 19) {
+                m = m * 10 + (uint64_t)(s[i] - '0');
+                sig += m != 0;
+                e10--;
+            } else {
+                exact = 0;
+            }
+        }
+    }
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        int eneg = 0;
+        if (i < len && (s[i] == '+' || s[i] == '-'))
+            eneg = s[i++] == '-';
+        long x = 0;
+        for (; i < len && (unsigned)(s[i] - '0') < 10; i++)
+            if (x < 100000)
+                x = x * 10 + (s[i] - '0');
+        e10 += eneg ? -x : x;
+    }
+    static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    if (exact && m <= (1ULL << 53) && e10 >= -22 && e10 <= 22) {
+        double v = (double)m;
+        v = e10 < 0 ? v / p10[-e10] : v * p10[e10];
+        *dv = neg ? -v : v;
+        return 0;
+    }
+    if (real_value(s, len, dv) == -2)
+        *dv = 0; /* no memory to copy a literal of 128+ bytes: the value is lost */
+    return 0;
+}

@@ -1,0 +1,47 @@
+/* json_scan.h — a single-pass validating JSON scanner that accepts exactly what
+ * jansson's json_loadb() accepts, without building a tree, plus decoders for text it
+ * accepted. Compiled into each plugin that uses it (plugins link only jansson + libc). */
+#ifndef HR_JSON_SCAN_H
+#define HR_JSON_SCAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HR_JSON_MAX_DEPTH 2048 /* jansson's JSON_PARSER_MAX_DEPTH */
+
+/* Flags of hr_json_scan(). */
+enum { HR_JSON_REJECT_DUPLICATES = 1u << 0 }; /* as jansson's JSON_REJECT_DUPLICATES */
+
+struct hr_json_info {
+    char root;          /* '[' or '{' */
+    /* The largest non-empty array whose elements are all objects, when that array is
+     * the root itself, or a member of the root object (the first of equal size wins):
+     * the "rows" smart_crusher works on. 0 when there is none. */
+    size_t rows;
+    size_t rows_member; /* its member index in the root object; 0 when it is the root */
+};
+
+struct hr_json_error {
+    size_t pos;         /* byte offset where the text stopped being acceptable */
+    const char *msg;    /* static text, e.g. "invalid UTF-8 in string" */
+};
+
+/* Validate `len` bytes as one JSON array or object, with optional whitespace around it
+ * (jansson's json_loadb with flags 0, or JSON_REJECT_DUPLICATES). Accepts what jansson
+ * accepts: RFC 8259 syntax, strict UTF-8, no \u0000, paired surrogate escapes,
+ * integers within int64, reals that do not overflow a double, nesting depth at most
+ * HR_JSON_MAX_DEPTH. `info` and `err` may be NULL.
+ * Returns 0, -22 (not acceptable; `err` says where and why) or -12 (out of memory). */
+int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info,
+                 struct hr_json_error *err);
+
+/* Decode the body of a string (between its quotes) that hr_json_scan accepted into
+ * `out`, which must hold `len` bytes (decoding never grows). Returns the decoded length. */
+size_t hr_json_unescape(const char *s, size_t len, char *out);
+
+/* Value of a number that hr_json_scan accepted, `len` bytes at `s`. Returns 1 for an
+ * integer (no '.', 'e', 'E': *iv set, and *dv = (double)*iv as jansson's
+ * json_number_value), 0 for a real (*dv set exactly as strtod in the C locale). */
+int hr_json_number(const char *s, size_t len, int64_t *iv, double *dv);
+
+#endif

@@ -1,0 +1,176 @@
+/* t/fuzz/fuzz_json_scan.c — differential target for plugins/common/json_scan.c: the
+ * scanner must accept exactly what jansson's json_loadb accepts (with and without
+ * JSON_REJECT_DUPLICATES), report the same rows array, and decode strings and numbers
+ * to the values jansson builds. Any mismatch aborts. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include "../../plugins/common/json_scan.h"
+
+static const char *ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    return p;
+}
+
+/* End of the string opening at p (text already accepted by the scanner). */
+static const char *str_end(const char *p)
+{
+    for (p++; *p != '"'; p++)
+        if (*p == '\\')
+            p++;
+    return p + 1;
+}
+
+/* Rebuild the value at *pp with the scanner's decoders only. */
+static json_t *build(const char **pp, const char *end)
+{
+    const char *p = ws(*pp, end);
+    json_t *v = NULL;
+    if (*p == '"') {
+        const char *e = str_end(p);
+        char *buf = malloc((size_t)(e - p));
+        size_t n = hr_json_unescape(p + 1, (size_t)(e - p - 2), buf);
+        v = json_stringn(buf, n);
+        free(buf);
+        p = e;
+    } else if (*p == '[' || *p == '{') {
+        int obj = *p == '{';
+        v = obj ? json_object() : json_array();
+        p = ws(p + 1, end);
+        if (*p == (obj ? '}' : ']')) {
+            *pp = p + 1;
+            return v;
+        }
+        for (;;) {
+            if (obj) {
+                p = ws(p, end);
+                const char *e = str_end(p);
+                char *key = malloc((size_t)(e - p));
+                size_t n = hr_json_unescape(p + 1, (size_t)(e - p - 2), key);
+                p = ws(e, end) + 1; /* ':' */
+                json_t *x = build(&p, end);
+                json_object_setn_new(v, key, n, x); /* last duplicate wins, as in jansson */
+                free(key);
+            } else {
+                json_array_append_new(v, build(&p, end));
+            }
+            p = ws(p, end);
+            if (*p++ != ',')
+                break;
+        }
+    } else if (*p == 't' || *p == 'f' || *p == 'n') {
+        v = *p == 't' ? json_true() : *p == 'f' ? json_false() : json_null();
+        p += *p == 'f' ? 5 : 4;
+        if (p < end && *p == 0)
+            p++; /* see token_end in json_scan.c */
+    } else {
+        const char *e = p;
+        while (e < end && ((*e && strchr("+-.eE", *e)) || (*e >= '0' && *e <= '9')))
+            e++;
+        int64_t iv;
+        double dv;
+        if (hr_json_number(p, (size_t)(e - p), &iv, &dv)) {
+            if ((double)iv != dv)
+                abort();
+            v = json_integer((json_int_t)iv);
+        } else {
+            v = json_real(dv);
+        }
+        p = e < end && *e == 0 ? e + 1 : e;
+    }
+    *pp = p;
+    return v;
+}
+
+static size_t rows_of(json_t *a)
+{
+    size_t i;
+    json_t *x;
+    if (!json_is_array(a) || json_array_size(a) == 0)
+        return 0;
+    json_array_foreach(a, i, x)
+        if (!json_is_object(x))
+            return 0;
+    return json_array_size(a);
+}
+
+/* Real values must be bit-identical (json_equal would let -0.0 equal 0.0). */
+static int same(json_t *a, json_t *b)
+{
+    if (json_typeof(a) != json_typeof(b))
+        return 0;
+    if (json_is_real(a)) {
+        double x = json_real_value(a), y = json_real_value(b);
+        return memcmp(&x, &y, sizeof x) == 0;
+    }
+    if (json_is_array(a)) {
+        if (json_array_size(a) != json_array_size(b))
+            return 0;
+        for (size_t i = 0; i < json_array_size(a); i++)
+            if (!same(json_array_get(a, i), json_array_get(b, i)))
+                return 0;
+        return 1;
+    }
+    if (json_is_object(a)) {
+        const char *k;
+        json_t *x;
+        if (json_object_size(a) != json_object_size(b))
+            return 0;
+        json_object_foreach(a, k, x) {
+            json_t *y = json_object_get(b, k);
+            if (!y || !same(x, y))
+                return 0;
+        }
+        return 1;
+    }
+    return json_equal(a, b);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *text = (const char *)data;
+    for (int pass = 0; pass < 2; pass++) {
+        struct hr_json_info info;
+        struct hr_json_error err = {0, NULL};
+        int rc = hr_json_scan(text, size, pass ? HR_JSON_REJECT_DUPLICATES : 0, &info, &err);
+        json_t *j = json_loadb(text, size, pass ? JSON_REJECT_DUPLICATES : 0, NULL);
+        if ((rc == 0) != (j != NULL))
+            abort();
+        if (rc != 0) {
+            if (rc != -22 || !err.msg || err.pos > size)
+                abort();
+            continue;
+        }
+        size_t rows = 0, member = 0;
+        if (json_is_array(j)) {
+            rows = rows_of(j);
+        } else {
+            size_t k = 0;
+            const char *key;
+            json_t *v;
+            json_object_foreach(j, key, v) {
+                size_t r = rows_of(v);
+                if (r > rows) {
+                    rows = r;
+                    member = k;
+                }
+                k++;
+            }
+        }
+        /* With duplicates allowed jansson's member order differs from the text's. */
+        if (info.root != (json_is_array(j) ? '[' : '{') ||
+            (pass && (info.rows != rows || info.rows_member != member)))
+            abort();
+        const char *p = text;
+        json_t *mine = build(&p, text + size);
+        if (!same(mine, j))
+            abort();
+        json_decref(mine);
+        json_decref(j);
+    }
+    return 0;
+}

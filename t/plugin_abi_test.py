@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+# plugin_abi_test.py — plugins through the real daemon: a plugin built for another
+# ABI major is refused (check and startup), the example plugin runs, is timed in
+# /stats.pipeline_timing, and strips ANSI escape codes from tool outputs.
+import os
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hrtest import *  # noqa: E402,F403
+import json  # noqa: E402
+import re  # noqa: E402
+import shlex  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+
+BIN = os.environ.get("HEADROOMD") or os.path.join(T_DIR, "..", "src", "headroomd")
+WRAPPER = shlex.split(os.environ.get("HEADROOMD_WRAPPER", ""))
+PLUGIN_DIR = os.environ.get("HEADROOM_TEST_PLUGIN_DIR")
+PLUGIN_ARGS = ["--plugin-dir", PLUGIN_DIR] if PLUGIN_DIR else []
+BAD_DIR = os.environ.get("HEADROOM_TEST_BAD_PLUGIN_DIR") or os.path.join(os.path.dirname(os.path.abspath(BIN)), "..",
+                                                                        "t", "plugins", ".libs")
+SRC_CONF = os.path.join(T_DIR, "..", "conf", "headroom.conf")
+
+
+def run(args, timeout=60):
+    p = subprocess.run(WRAPPER + [BIN] + args, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+                       env=dict(os.environ, HEADROOM_TELEMETRY="off"))
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+def abi_of_daemon():
+    rc, out, _ = run(["--version"])
+    mm = re.search(r"plugin ABI (\d+)\.(\d+)", out)
+    return (int(mm.group(1)), int(mm.group(2))) if mm else None
+
+
+# --- a plugin for another ABI major is refused ---
+bad_so = os.path.join(BAD_DIR, "bad_abi.so")
+if not os.path.exists(bad_so):
+    skip("t/plugins/.libs/bad_abi.so not built (make check builds it)", 6)
+else:
+    abi = abi_of_daemon()
+    ok(abi is not None, "daemon reports its plugin ABI")
+    major, minor = abi or (1, 0)
+    tmp = tempfile.mkdtemp(prefix="hr-abi-")
+    conf = os.path.join(tmp, "bad.conf")
+    with open(conf, "w") as f:
+        f.write("port 0\nplugin_dir %s\ntransform bad_abi {\n}\n" % BAD_DIR)
+    want_theirs = r"ABI %d\.0" % (major + 1)
+    want_ours = r"ABI %d\.%d" % (major, minor)
+    rc, out, err = run(["--check-config", "-c", conf])
+    is_(rc, 1, "--check-config with a plugin for ABI %d.0 exits 1" % (major + 1))
+    ok(re.search(want_theirs, err) and re.search(want_ours, err) and "bad_abi.so" in err,
+       "message names both ABI versions and the plugin file")
+    note("check-config said: " + (err.strip().splitlines() or [""])[-1])
+    rc, out, err = run(["-c", conf], timeout=30)
+    is_(rc, 1, "startup with that plugin exits 1")
+    ok(re.search(want_theirs, err) and re.search(want_ours, err) and "bad_abi.so" in err,
+       "startup message names both ABI versions and the file")
+    like(err, r"rebuild", "the message says how to fix it")
+    import shutil
+    shutil.rmtree(tmp, ignore_errors=True)
+
+# --- the example plugin through conf/headroom.conf ---
+with open(SRC_CONF) as f:
+    base = f.read()
+base = base.replace("port 8787", "port @PORT@").replace("workers auto", "workers 2")
+base = re.sub(r"(?m)^(openai_api_url|anthropic_api_url)\s.*$", r"\1 @MOCK_URL@", base)
+ok("transform example_transform" in base, "conf/headroom.conf loads example_transform")
+
+ANSI_LINE = "\x1b[1;31mERROR\x1b[0m step %d: \x1b[33mwarning\x1b[0m in \x1b[4mmodule_%d\x1b[24m (code %d)\n"
+ansi = "".join(ANSI_LINE % (i, i, 1000 + i) for i in range(60))
+clean = re.sub(r"\x1b\[[0-9;?]*[@-~]", "", ansi)
+
+with Mock() as m, Headroomd(conf_text=base, mock=m, args=PLUGIN_ARGS) as h:
+    pt = h.stats()["pipeline_timing"]
+    ok("example_transform" in pt and "pipeline_total" in pt, "/stats.pipeline_timing has the example stage")
+
+    # OpenAI tool message
+    msgs = [{"role": "user", "content": "build it"},
+            {"role": "assistant", "content": None,
+             "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "make", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": ansi},
+            {"role": "user", "content": "what failed?"}]
+    m.reset()
+    r = post_json(h.url + "/v1/chat/completions", openai_body(messages=msgs))
+    is_(r.status, 200, "openai request with an ANSI tool output proxied")
+    sent = json.loads(m.last_request()["body"])
+    tool = [x for x in sent.get("messages", []) if x.get("role") == "tool"]
+    content = tool[0]["content"] if tool else ""
+    ok(tool and "\x1b" not in content, "the upstream receives the tool output without escape codes")
+    ok("ERROR step 0: warning in module_0 (code 1000)" in content and "step 59" in content,
+       "the text around the escape codes is kept")
+    is_(sent["messages"][0], msgs[0], "other messages untouched")
+    saved = int(r.header("x-headroom-tokens-saved", "0"))
+    cmp_ok(saved, ">", 0, "x-headroom-tokens-saved > 0 (%d)" % saved)
+    is_(int(r.header("x-headroom-tokens-before")) - int(r.header("x-headroom-tokens-after")), saved,
+        "saved = before - after")
+    cmp_ok(int(r.header("x-headroom-tokens-before")), ">=", 200, "the tool output is over min_tokens")
+
+    # Anthropic tool_result block
+    amsgs = [{"role": "user", "content": "build it"},
+             {"role": "assistant", "content": [{"type": "tool_use", "id": "tu_1", "name": "make", "input": {}}]},
+             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tu_1", "content": ansi}]}]
+    m.reset()
+    r = post_json(h.url + "/v1/messages", anthropic_body(messages=amsgs))
+    is_(r.status, 200, "anthropic request with an ANSI tool_result proxied")
+    body = m.last_request()["body"]
+    ok(b"\\u001b" not in body and b"\x1b" not in body, "anthropic: no escape codes reach the upstream")
+    cmp_ok(int(r.header("x-headroom-tokens-saved", "0")), ">", 0, "anthropic: tokens saved > 0")
+
+    # A small tool output (under min_tokens) is left alone, byte for byte.
+    small = [{"role": "user", "content": "x"},
+             {"role": "assistant", "content": None,
+              "tool_calls": [{"id": "c", "type": "function", "function": {"name": "ls", "arguments": "{}"}}]},
+             {"role": "tool", "tool_call_id": "c", "content": "\x1b[32mok\x1b[0m"}]
+    raw = dumps(openai_body(messages=small))
+    m.reset()
+    r = request("POST", h.url + "/v1/chat/completions", body=raw, headers={"Content-Type": "application/json"})
+    is_((r.status, m.last_request()["body"]), (200, raw), "a tool output under min_tokens is forwarded unchanged")
+
+    st = h.stats()
+    pt = st["pipeline_timing"]
+    cmp_ok(pt.get("example_transform", {}).get("count", 0), ">=", 2, "example_transform timed in /stats after requests")
+    is_(pt.get("pipeline_total", {}).get("count"), 3, "pipeline_total counts each LLM request")
+    ok(all(k in pt.get("example_transform", {}) for k in ("count", "average_ms", "p99_ms", "max_ms")),
+       "stage timing fields")
+    cmp_ok(st["tokens"]["saved"], ">", 0, "/stats tokens.saved > 0")
+    is_(st["tokens"]["saved"], st["tokens"]["input"] - st["tokens"]["sent"], "/stats saved = input - sent")
+
+done()
