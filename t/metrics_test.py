@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hrtest import *  # noqa: E402,F401
@@ -651,10 +652,123 @@ def path_key(m):
              "the error names the key, the value and the fix")
 
 
+# ---------------------------------------------------------------------------
+# 6. every dashboard query returns data from a real Prometheus scraping headroomd
+# ---------------------------------------------------------------------------
+
+PROMETHEUS = shutil.which("prometheus")
+
+
+def dashboard_exprs():
+    with open(DASHBOARD) as f:
+        d = json.load(f)
+    out = []
+
+    def walk(ps):
+        for p in ps:
+            for t in p.get("targets", []):
+                if t.get("expr"):
+                    out.append((p.get("title"), t["expr"]))
+            walk(p.get("panels", []))
+    walk(d.get("panels", []))
+    return out
+
+
+def live_prometheus(m):
+    if not PROMETHEUS:
+        skip("prometheus server not installed (Debian package prometheus)", 3)
+        return
+    with Headroomd(mock=m, extra_conf=CONF) as h:
+        d = os.path.join(h.dir, "prom")
+        os.makedirs(d)
+        port = free_port()
+        with open(os.path.join(d, "prometheus.yml"), "w") as f:
+            f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                    "scrape_configs:\n  - job_name: headroomd\n    static_configs:\n"
+                    "      - targets: ['127.0.0.1:%d']\n" % h.port)
+        log = open(os.path.join(d, "log"), "wb")
+        p = subprocess.Popen([PROMETHEUS, "--config.file=" + os.path.join(d, "prometheus.yml"),
+                              "--storage.tsdb.path=" + os.path.join(d, "data"),
+                              "--web.listen-address=127.0.0.1:%d" % port, "--log.level=warn"],
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        base = "http://127.0.0.1:%d" % port
+        try:
+            # the scrape manager applies new targets every 5 s: wait for a first scrape
+            q_up = base + "/api/v1/query?query=" + urllib.parse.quote('up{job="headroomd"} == 1')
+            up = wait_until(lambda: ((request("GET", q_up, timeout=2, quiet=True).json() or {})
+                                     .get("data", {}).get("result")), 40, 0.25)
+            ok(up, "prometheus %s scrapes headroomd" % base)
+            if not up:
+                with open(os.path.join(d, "log"), "rb") as f:
+                    diag(f.read()[-2000:].decode("utf-8", "replace"))
+                return
+            t = Traffic(h)
+            deadline = time.monotonic() + 6  # several scrapes while traffic flows, so rate() has points
+            i = 0
+            while time.monotonic() < deadline:
+                t.send("openai", stream_=i % 2 == 0, stack="wrap_codex", messages=tool_messages() if i % 3 == 0 else None)
+                t.send("anthropic", stream_=i % 2 == 1, stack="adapter_ts_anthropic",
+                       usage={"cache_read_input_tokens": 50,
+                              "cache_creation": {"ephemeral_5m_input_tokens": 10, "ephemeral_1h_input_tokens": 5}})
+                i += 1
+                time.sleep(0.1)
+            empty = []
+            errors = []
+            for title, expr in dashboard_exprs():
+                q = (expr.replace("$__rate_interval", "20s").replace("$__range", "1h")
+                     .replace('"$job"', '".*"').replace('"$instance"', '".*"'))
+                r = request("GET", base + "/api/v1/query?" + urllib.parse.urlencode({"query": q}), quiet=True)
+                js = r.json() or {}
+                if js.get("status") != "success":
+                    errors.append("%s: %s -> %s" % (title, q, js.get("error") or r.status))
+                    continue
+                res = js["data"]["result"]
+                vals = [float(x["value"][1]) for x in res] if js["data"]["resultType"] == "vector" else []
+                if not res or all(math.isnan(v) for v in vals):
+                    empty.append("%s: %s" % (title, q))
+            is_(errors, [], "every dashboard query is valid PromQL for Prometheus")
+            is_(empty, [], "every dashboard query returns data after headroomd served traffic")
+        finally:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+            log.close()
+
+
+# ---------------------------------------------------------------------------
+# 7. families a plugin adds through register_metrics (savings_file) render too
+# ---------------------------------------------------------------------------
+
+def plugin_families(m):
+    pdir = os.environ.get("HEADROOM_TEST_PLUGIN_DIR") or os.path.join(
+        os.path.dirname(os.path.abspath(os.environ.get("HEADROOMD") or os.path.join(T_DIR, "..", "src", "headroomd"))),
+        "..", "plugins", ".libs")
+    if not os.path.exists(os.path.join(pdir, "savings_file.so")):
+        skip("savings_file plugin not built", 3)
+        return
+    with Headroomd(mock=m, extra_conf=CONF + "sink savings_file { }\n") as h:
+        t = Traffic(h)
+        t.send("openai", messages=tool_messages())
+        r, text = scrape(h)
+        try:
+            fams = parse_exposition(text)
+            ok(True, "exposition with savings_file families parses")
+        except ParseError as e:
+            ok(False, "exposition with savings_file families parses: %s" % e)
+            return
+        for name in ("headroom_persistent_savings_tokens_saved_total", "headroom_persistent_savings_usd_total"):
+            ok(name in fams and fams[name]["type"] == "counter", "%s rendered from register_metrics" % name)
+
+
 with Mock() as mock:
     _, scripted_fams = scripted(mock)
     dashboard(scripted_fams)
     concurrent(mock)
     bounds(mock)
     path_key(mock)
+    live_prometheus(mock)
+    plugin_families(mock)
 done()

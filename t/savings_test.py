@@ -8,10 +8,10 @@ import os
 import signal
 import stat
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hrtest  # noqa: E402
 from hrtest import *  # noqa: E402,F401
 
 PLUGIN_DIR = os.environ.get("HEADROOM_TEST_PLUGIN_DIR")
@@ -89,7 +89,7 @@ def warn_lines(h):
 
 
 with Mock() as m:
-    ws = tempfile.mkdtemp(prefix="hr-savings-ws-")
+    ws = hrtest._mkdtemp("hr-savings-ws-")
     env = {"HEADROOM_WORKSPACE_DIR": ws}
     path = os.path.join(ws, "proxy_savings.json")
 
@@ -205,7 +205,7 @@ with Mock() as m:
     h.stop()
 
     # ---- two daemons sharing one file lose none of each other's counts
-    shared = os.path.join(tempfile.mkdtemp(prefix="hr-savings-shared-"), "deep", "dir", "s.json")
+    shared = os.path.join(hrtest._mkdtemp("hr-savings-shared-"), "deep", "dir", "s.json")
     senv = {"HEADROOM_SAVINGS_PATH": shared}
     a = start(daemon(m, flush=1, env=senv))
     b = start(daemon(m, flush=1, env=senv))
@@ -223,7 +223,7 @@ with Mock() as m:
     is_(sum(r["by_model"].get("gpt-4o", {}).get("requests", 0) for r in rows), 8, "model splits exact")
 
     # ---- the path key, with ~ expansion
-    home = tempfile.mkdtemp(prefix="hr-savings-home-")
+    home = hrtest._mkdtemp("hr-savings-home-")
     h = start(Headroomd(mock=m, args=ARGS, env={"HOME": home},
                         extra_conf=TRANSFORM + "sink savings_file {\n    path ~/x/s.json\n    flush_interval 1\n}\n"))
     h.savings_path = os.path.join(home, "x", "s.json")
@@ -241,7 +241,7 @@ with Mock() as m:
         ("unreadable", None),
     ]
     for name, content in cases:
-        dws = tempfile.mkdtemp(prefix="hr-savings-bad-")
+        dws = hrtest._mkdtemp("hr-savings-bad-")
         p = os.path.join(dws, "proxy_savings.json")
         if content is None:
             os.mkdir(p)  # a directory where the file should be: unreadable even for root
@@ -265,7 +265,7 @@ with Mock() as m:
         h.stop()
 
     # damaged while running (another writer broke it): the next flush moves it aside
-    dws = tempfile.mkdtemp(prefix="hr-savings-bad-")
+    dws = hrtest._mkdtemp("hr-savings-bad-")
     h = start(daemon(m, flush=1, env={"HEADROOM_WORKSPACE_DIR": dws}))
     send(h, 1)
     ok(wait_flushed(h, 1), "written")

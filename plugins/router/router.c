@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <headroom/plugin.h>
+#include "../common/json_scan.h"
 
 static const char *const ct_names[HR_CT__COUNT] = {
     "unknown", "json_array", "json_object", "log", "search", "diff", "code", "html", "text",
@@ -155,19 +156,18 @@ static enum hr_content_type sniff_text(const struct router *r, const char *text,
     return HR_CT_TEXT;
 }
 
-/* Detect one text's type; exported for tests through the plugin only. */
+/* Detect one text's type; exported for tests through the plugin only. JSON is
+ * validated as jansson's json_loadb would (duplicate keys allowed) without building
+ * a tree; out of memory (wide objects only) counts as not JSON, as a failed load did. */
 static enum hr_content_type detect(const struct router *r, const char *text, size_t len)
 {
     size_t i = 0;
     while (i < len && isspace((unsigned char)text[i]))
         i++;
     if (i < len && (text[i] == '[' || text[i] == '{')) {
-        json_t *j = json_loadb(text, len, 0, NULL);
-        if (j) {
-            enum hr_content_type t = json_is_array(j) ? HR_CT_JSON_ARRAY : HR_CT_JSON_OBJECT;
-            json_decref(j);
-            return t;
-        }
+        struct hr_json_info info;
+        if (hr_json_scan(text, len, 0, &info, NULL) == 0)
+            return info.root == '[' ? HR_CT_JSON_ARRAY : HR_CT_JSON_OBJECT;
     }
     return sniff_text(r, text, len);
 }

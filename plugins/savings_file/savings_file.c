@@ -46,7 +46,7 @@ static const struct hr_conf_key keys[] = {
      "~/.headroom/proxy_savings.json)"},
     {"flush_interval", HR_CONF_INT, "5", "seconds between flushes of batched counts to the file (1-3600)"},
     {"max_history_points", HR_CONF_INT, "2048", "checkpoints kept in the file; older ones are thinned (2-1000000)"},
-    {"hourly_retention_days", HR_CONF_INT, "90", "days of hourly buckets kept; older hours fold into days (8-3660)"},
+    {"hourly_retention_days", HR_CONF_INT, "14", "days of hourly buckets kept; older hours fold into exact days (8-3660)"},
     {"dashboard", HR_CONF_BOOL, "yes", "serve GET /dashboard"},
     {NULL, 0, NULL, NULL},
 };

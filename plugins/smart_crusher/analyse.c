@@ -6,13 +6,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include "crush.h"
+#include "../common/json_scan.h"
 
 #define TABLE_SLOTS 1024 /* > 2 * HR_SC_MAX_FIELDS, power of two */
 
+struct scratch {
+    char *p;
+    size_t cap;
+};
+
 struct walk {
     struct hr_sc_table *t;
+    size_t clen;                 /* bytes of t->text */
     uint16_t slots[TABLE_SLOTS]; /* field index + 1, 0 = empty */
     int failed;
+    struct scratch skey, skey2, sval; /* decoded keys (row, nested) and string values */
+    /* Rows mostly repeat one key order: the field seen at the same position of the
+     * previous row is tried before hashing the path. */
+    size_t plen[HR_SC_MAX_FIELDS];
+    uint16_t pred[64];   /* field index + 1 per visit position, 0 = none */
+    size_t seq;          /* visit position within the current row */
 };
 
 static int name_is(const char *name, const char *const *list)
@@ -53,7 +66,24 @@ static uint8_t classify(const char *path)
     return HR_SC_F_PLAIN;
 }
 
+static int lookup_slow(struct walk *w, const char *path, size_t plen);
+
 static int lookup(struct walk *w, const char *path, size_t plen)
+{
+    struct hr_sc_table *t = w->t;
+    size_t seq = w->seq++;
+    if (seq < 64 && w->pred[seq]) {
+        int fi = w->pred[seq] - 1;
+        if (w->plen[fi] == plen && memcmp(t->fields[fi].path, path, plen) == 0)
+            return fi;
+    }
+    int fi = lookup_slow(w, path, plen);
+    if (fi >= 0 && seq < 64)
+        w->pred[seq] = (uint16_t)(fi + 1);
+    return fi;
+}
+
+static int lookup_slow(struct walk *w, const char *path, size_t plen)
 {
     struct hr_sc_table *t = w->t;
     uint64_t h = hr_sc_hash(path, plen, 0x51ed);
@@ -85,6 +115,7 @@ static int lookup(struct walk *w, const char *path, size_t plen)
     f->path[plen] = '\0';
     f->h = h;
     f->cls = classify(f->path);
+    w->plen[t->n_fields] = plen;
     w->slots[s] = (uint16_t)(t->n_fields + 1);
     return (int)t->n_fields++;
 }
@@ -116,12 +147,33 @@ static int has_error_word(const char *s, size_t len)
     return 0;
 }
 
-static int str_in(const char *s, const char *const *list)
+/* `s` (len bytes, no NUL inside: the scanner refuses \u0000) equals a list entry,
+ * ignoring ASCII case — strcasecmp on the decoded string. */
+static int str_in(const char *s, size_t len, const char *const *list)
 {
-    return name_is(s, list);
+    for (; *list; list++)
+        if (strlen(*list) == len && strncasecmp(s, *list, len) == 0)
+            return 1;
+    return 0;
 }
 
-static void signal(struct hr_sc_row *r, const struct hr_sc_field *f, json_t *v)
+/* One scalar or container of a row, decoded from the validated, compacted text.
+ * `type` uses jansson's json_type numbering so value hashes stay what they were. */
+struct val {
+    int type;
+    const char *s;   /* JSON_STRING: decoded bytes */
+    size_t len;
+    int64_t i;       /* JSON_INTEGER */
+    double d;        /* JSON_INTEGER (as a double) and JSON_REAL */
+    int nonempty;    /* JSON_OBJECT, JSON_ARRAY */
+};
+
+static int is_number(const struct val *v)
+{
+    return v->type == JSON_INTEGER || v->type == JSON_REAL;
+}
+
+static void signal(struct hr_sc_row *r, const struct hr_sc_field *f, const struct val *v)
 {
     static const char *const failed[] = {"failed", "failure", "fail", "error", "errored",
         "fatal", "crashed", "critical", "aborted", "unhealthy", "down", NULL};
@@ -134,34 +186,32 @@ static void signal(struct hr_sc_row *r, const struct hr_sc_field *f, json_t *v)
     uint8_t e = 0;
     switch (f->cls) {
     case HR_SC_F_ERROR:
-        if (json_is_string(v) ? json_string_length(v) > 0
-            : json_is_object(v) ? json_object_size(v) > 0
-            : json_is_array(v) ? json_array_size(v) > 0
-            : json_is_true(v) ? 1
-            : json_is_number(v) ? json_number_value(v) != 0 : 0)
+        if (v->type == JSON_STRING ? v->len > 0
+            : v->type == JSON_OBJECT || v->type == JSON_ARRAY ? v->nonempty
+            : v->type == JSON_TRUE ? 1
+            : is_number(v) ? v->d != 0 : 0)
             e = 2;
         break;
     case HR_SC_F_STATUS:
-        if (json_is_string(v)) {
-            if (str_in(json_string_value(v), failed))
+        if (v->type == JSON_STRING) {
+            if (str_in(v->s, v->len, failed))
                 e = 2;
-            else if (str_in(json_string_value(v), warned))
+            else if (str_in(v->s, v->len, warned))
                 r->warn = 1;
-        } else if (json_is_false(v) && (!strcasecmp(name, "success") || !strcasecmp(name, "ok") ||
-                                         !strcasecmp(name, "passed"))) {
+        } else if (v->type == JSON_FALSE && (!strcasecmp(name, "success") || !strcasecmp(name, "ok") ||
+                                             !strcasecmp(name, "passed"))) {
             e = 2;
-        } else if (json_is_integer(v) && json_integer_value(v) >= 500 &&
-                   json_integer_value(v) <= 599) {
+        } else if (v->type == JSON_INTEGER && v->i >= 500 && v->i <= 599) {
             e = 2;
         }
         break;
     case HR_SC_F_LEVEL:
-        if (json_is_string(v)) {
-            if (str_in(json_string_value(v), lvl_fatal))
+        if (v->type == JSON_STRING) {
+            if (str_in(v->s, v->len, lvl_fatal))
                 e = 4;
-            else if (str_in(json_string_value(v), lvl_err))
+            else if (str_in(v->s, v->len, lvl_err))
                 e = 3;
-            else if (str_in(json_string_value(v), warned))
+            else if (str_in(v->s, v->len, warned))
                 r->warn = 1;
         }
         break;
@@ -172,7 +222,7 @@ static void signal(struct hr_sc_row *r, const struct hr_sc_field *f, json_t *v)
         r->err = e;
 }
 
-static void visit(struct walk *w, size_t row, const char *path, size_t plen, json_t *v)
+static void visit(struct walk *w, size_t row, const char *path, size_t plen, const struct val *v)
 {
     struct hr_sc_table *t = w->t;
     int fi = lookup(w, path, plen);
@@ -186,17 +236,17 @@ static void visit(struct walk *w, size_t row, const char *path, size_t plen, jso
         f->rare_rows[f->count] = (uint32_t)row;
     f->count++;
     uint64_t vh;
-    switch (json_typeof(v)) {
+    switch (v->type) {
     case JSON_STRING:
-        vh = hr_sc_hash(json_string_value(v), json_string_length(v), 1);
-        if (f->cls == HR_SC_F_PLAIN && has_error_word(json_string_value(v), json_string_length(v))) {
+        vh = hr_sc_hash(v->s, v->len, 1);
+        if (f->cls == HR_SC_F_PLAIN && has_error_word(v->s, v->len)) {
             f->kw_hits++;
             r->kw_mask |= 1ULL << (fi < 63 ? fi : 63);
         }
         break;
     case JSON_INTEGER:
     case JSON_REAL: {
-        double d = json_number_value(v);
+        double d = v->d;
         uint64_t bits;
         memcpy(&bits, &d, sizeof bits);
         vh = hr_sc_hash(&bits, sizeof bits, 2);
@@ -207,15 +257,87 @@ static void visit(struct walk *w, size_t row, const char *path, size_t plen, jso
     case JSON_TRUE: vh = 3; break;
     case JSON_FALSE: vh = 4; break;
     case JSON_NULL: vh = 5; break;
-    default: vh = 6 + json_typeof(v); break;
+    default: vh = 6 + (uint64_t)v->type; break;
     }
     f->vhash[f->n_vhash++] = vh;
     if (f->cls != HR_SC_F_PLAIN && f->cls != HR_SC_F_ID && f->cls != HR_SC_F_RELEVANCE)
         signal(r, f, v);
-    if (f->cls == HR_SC_F_RELEVANCE && json_is_number(v) && (int)fi == t->rel_field) {
-        r->rel = json_number_value(v);
+    if (f->cls == HR_SC_F_RELEVANCE && is_number(v) && (int)fi == t->rel_field) {
+        r->rel = v->d;
         r->has_rel = 1;
     }
+}
+
+/* ------------------------------------------------ reading rows from the text */
+
+/* Decoded text of a string body; strings without escapes (most) are used in place. */
+static const char *decode(struct walk *w, struct scratch *b, const char *raw, size_t len,
+                          size_t *out_len)
+{
+    if (!memchr(raw, '\\', len)) {
+        *out_len = len;
+        return raw;
+    }
+    if (b->cap < len + 1) {
+        char *p = realloc(b->p, len + 1);
+        if (!p) {
+            w->failed = 1;
+            *out_len = 0;
+            return "";
+        }
+        b->p = p;
+        b->cap = len + 1;
+    }
+    *out_len = hr_json_unescape(raw, len, b->p);
+    b->p[*out_len] = '\0';
+    return b->p;
+}
+
+/* The key of the member at c[pos] (a '"'); returns the position of its value. */
+static size_t read_key(struct walk *w, struct scratch *b, size_t pos, const char **key,
+                       size_t *klen)
+{
+    const char *c = w->t->text;
+    size_t e = hr_sc_skip_value(c, w->clen, pos);
+    *key = decode(w, b, c + pos + 1, e - pos - 2, klen);
+    return e + 1; /* past ':' */
+}
+
+/* Decode the value at c[pos]; returns the position just past it. Objects and arrays
+ * are not entered (only their emptiness is read). */
+static size_t read_value(struct walk *w, size_t pos, struct val *v)
+{
+    const char *c = w->t->text;
+    size_t len = w->clen, e;
+    memset(v, 0, sizeof *v);
+    switch (c[pos]) {
+    case '"':
+        e = hr_sc_skip_value(c, len, pos);
+        v->type = JSON_STRING;
+        v->s = decode(w, &w->sval, c + pos + 1, e - pos - 2, &v->len);
+        return e;
+    case '{':
+        v->type = JSON_OBJECT;
+        v->nonempty = c[pos + 1] != '}';
+        return hr_sc_skip_value(c, len, pos);
+    case '[':
+        v->type = JSON_ARRAY;
+        v->nonempty = c[pos + 1] != ']';
+        return hr_sc_skip_value(c, len, pos);
+    case 't': v->type = JSON_TRUE; break;
+    case 'f': v->type = JSON_FALSE; break;
+    case 'n': v->type = JSON_NULL; break;
+    default: {
+        size_t n = pos;
+        while (n < len && ((unsigned)(c[n] - '0') < 10 || c[n] == '-' || c[n] == '+' ||
+                           c[n] == '.' || c[n] == 'e' || c[n] == 'E'))
+            n++;
+        v->type = hr_json_number(c + pos, n - pos, &v->i, &v->d) ? JSON_INTEGER : JSON_REAL;
+        break;
+    }
+    }
+    /* Literals and numbers end at the delimiter (a NUL byte jansson drops may precede it). */
+    return hr_sc_skip_value(c, len, pos);
 }
 
 
@@ -365,32 +487,87 @@ static int mark_duplicates(struct hr_sc_table *t)
 
 /* The relevance field is chosen before the walk (numeric in most rows) so that the
  * walk can record its values directly. */
-static const char *pick_relevance(const struct hr_sc_table *t, json_t *array)
+static const char *pick_relevance(struct walk *w)
 {
     static const char *const rel[] = {"score", "_score", "relevance", "relevance_score",
         "match_score", "similarity", "similarity_score", "search_score", NULL};
-    size_t best = 0;
-    const char *best_name = NULL;
-    for (const char *const *name = rel; *name; name++) {
-        size_t c = 0;
-        for (size_t i = 0; i < t->n; i++)
-            if (json_is_number(json_object_get(json_array_get(array, i), *name)))
-                c++;
-        if (c * 2 > t->n && c > best) {
-            best = c;
-            best_name = *name;
+    enum { N_REL = sizeof rel / sizeof rel[0] - 1 };
+    const struct hr_sc_table *t = w->t;
+    const char *c = t->text;
+    size_t counts[N_REL] = {0};
+    for (size_t i = 0; i < t->n && !w->failed; i++) {
+        size_t pos = t->rows[i].off + 1;
+        while (c[pos] == '"') {
+            const char *k;
+            size_t kl;
+            pos = read_key(w, &w->skey, pos, &k, &kl);
+            /* Keys are unique (duplicates were refused), so a row counts at most once. */
+            if (c[pos] == '-' || (unsigned)(c[pos] - '0') < 10)
+                for (size_t r = 0; r < N_REL; r++)
+                    if (strlen(rel[r]) == kl && memcmp(rel[r], k, kl) == 0)
+                        counts[r]++;
+            pos = hr_sc_skip_value(c, w->clen, pos);
+            if (c[pos] == ',')
+                pos++;
         }
     }
+    size_t best = 0;
+    const char *best_name = NULL;
+    for (size_t r = 0; r < N_REL; r++)
+        if (counts[r] * 2 > t->n && counts[r] > best) {
+            best = counts[r];
+            best_name = rel[r];
+        }
     return best_name;
 }
 
-int hr_sc_analyse(struct hr_sc_table *t, json_t *array)
+/* Visit every member of row `i`, and the members of object members one level down as
+ * "parent.child", in text order (jansson's order for duplicate-free objects). */
+static void walk_row(struct walk *w, size_t i)
+{
+    const char *c = w->t->text;
+    char path[256];
+    size_t pos = w->t->rows[i].off + 1;
+    w->seq = 0;
+    while (c[pos] == '"') {
+        const char *k;
+        size_t kl;
+        struct val v;
+        pos = read_key(w, &w->skey, pos, &k, &kl);
+        size_t vpos = pos;
+        pos = read_value(w, vpos, &v);
+        visit(w, i, k, kl, &v);
+        if (v.type == JSON_OBJECT && kl + 2 < sizeof path) {
+            memcpy(path, k, kl);
+            path[kl] = '.';
+            size_t p2 = vpos + 1;
+            while (c[p2] == '"') {
+                const char *k2;
+                size_t k2l;
+                struct val v2;
+                p2 = read_key(w, &w->skey2, p2, &k2, &k2l);
+                p2 = read_value(w, p2, &v2);
+                if (kl + 1 + k2l < sizeof path) {
+                    memcpy(path + kl + 1, k2, k2l);
+                    path[kl + 1 + k2l] = '\0';
+                    visit(w, i, path, kl + 1 + k2l, &v2);
+                }
+                if (c[p2] == ',')
+                    p2++;
+            }
+        }
+        if (c[pos] == ',')
+            pos++;
+    }
+}
+
+int hr_sc_analyse(struct hr_sc_table *t, size_t text_len)
 {
     struct walk *w = calloc(1, sizeof *w);
-    char path[256];
     if (!w)
         return -1;
     w->t = t;
+    w->clen = text_len;
     t->rare_cap = t->n / 20 > 1 ? t->n / 20 : 1;
     t->fields = calloc(HR_SC_MAX_FIELDS, sizeof *t->fields);
     if (!t->fields) {
@@ -398,31 +575,14 @@ int hr_sc_analyse(struct hr_sc_table *t, json_t *array)
         return -1;
     }
     t->rel_field = -1;
-    const char *rel = pick_relevance(t, array);
+    const char *rel = pick_relevance(w);
     if (rel)
         t->rel_field = lookup(w, rel, strlen(rel)); /* field 0 */
-    for (size_t i = 0; i < t->n && !w->failed; i++) {
-        json_t *row = json_array_get(array, i);
-        const char *k;
-        json_t *v;
-        json_object_foreach(row, k, v) {
-            size_t kl = strlen(k);
-            visit(w, i, k, kl, v);
-            if (json_is_object(v) && kl + 2 < sizeof path) {
-                const char *k2;
-                json_t *v2;
-                memcpy(path, k, kl);
-                path[kl] = '.';
-                json_object_foreach(v, k2, v2) {
-                    size_t k2l = strlen(k2);
-                    if (kl + 1 + k2l >= sizeof path)
-                        continue;
-                    memcpy(path + kl + 1, k2, k2l + 1);
-                    visit(w, i, path, kl + 1 + k2l, v2);
-                }
-            }
-        }
-    }
+    for (size_t i = 0; i < t->n && !w->failed; i++)
+        walk_row(w, i);
+    free(w->skey.p);
+    free(w->skey2.p);
+    free(w->sval.p);
     int failed = w->failed;
     free(w);
     if (failed)

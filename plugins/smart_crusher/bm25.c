@@ -77,7 +77,7 @@ static size_t query_terms(const char *q, struct term *terms)
 
 /* Term frequencies of one row; returns its length in words. */
 static size_t row_tf(const char *s, size_t len, const struct term *terms, size_t nt,
-                     uint16_t *tf)
+                     uint64_t len_mask, uint16_t *tf)
 {
     size_t words = 0;
     memset(tf, 0, nt * sizeof *tf);
@@ -96,7 +96,8 @@ static size_t row_tf(const char *s, size_t len, const struct term *terms, size_t
             i++;
         words++;
         size_t wl = i - st;
-        if (wl < 2 || wl > MAX_TERM_LEN)
+        /* Most words have no term of their length: one bit test rules them out. */
+        if (wl < 2 || wl > MAX_TERM_LEN || !((len_mask >> wl) & 1))
             continue;
         uint64_t h = 0;
         int hashed = 0;
@@ -127,9 +128,13 @@ int hr_sc_bm25(struct hr_sc_table *t, const char *query)
         free(tf), free(dl);
         return -1;
     }
+    uint64_t len_mask = 0;
+    for (size_t k = 0; k < nt; k++)
+        len_mask |= 1ULL << terms[k].len;
     double total = 0;
     for (size_t i = 0; i < t->n; i++) {
-        size_t w = row_tf(t->text + t->rows[i].off, t->rows[i].len, terms, nt, tf + i * nt);
+        size_t w = row_tf(t->text + t->rows[i].off, t->rows[i].len, terms, nt, len_mask,
+                          tf + i * nt);
         dl[i] = (uint32_t)w;
         total += (double)w;
         for (size_t k = 0; k < nt; k++)

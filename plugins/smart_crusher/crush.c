@@ -1,21 +1,10 @@
-/* crush.c — smart_crusher's core entry point: parse, locate the array of objects
+/* crush.c — smart_crusher's core entry point: validate, locate the array of objects
  * (top level or one level down), analyse, select, render. No host calls here, so
  * tests, fuzzing and the benchmark drive it directly. */
 #include <stdlib.h>
 #include <string.h>
 #include "crush.h"
-
-static int rows_are_objects(json_t *a)
-{
-    size_t i;
-    json_t *v;
-    if (json_array_size(a) == 0)
-        return 0;
-    json_array_foreach(a, i, v)
-        if (!json_is_object(v))
-            return 0;
-    return 1;
-}
+#include "../common/json_scan.h"
 
 /* Position of the value of the `mi`-th member of the object opening at c[0]. */
 static size_t member_value_pos(const char *c, size_t len, size_t mi)
@@ -45,36 +34,19 @@ int hr_sc_crush(const struct hr_sc_config *cfg, const char *text, size_t len,
         i++;
     if (i == len || (text[i] != '[' && text[i] != '{'))
         return HR_SC_SKIP_NOT_JSON;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
-    if (!root)
+    /* Validate as jansson would (duplicate keys refused) and find the rows in one pass,
+     * without building a tree: everything after works on the bytes. */
+    struct hr_json_info info;
+    int sc = hr_json_scan(text, len, HR_JSON_REJECT_DUPLICATES, &info, NULL);
+    if (sc == -12)
+        return -12;
+    if (sc)
         return HR_SC_SKIP_NOT_JSON;
-    json_t *arr = NULL;
-    size_t mi = 0;
-    if (json_is_array(root)) {
-        if (rows_are_objects(root))
-            arr = root;
-    } else if (json_is_object(root)) {
-        size_t k = 0;
-        const char *key;
-        json_t *v;
-        json_object_foreach(root, key, v) {
-            if (json_is_array(v) && json_array_size(v) > json_array_size(arr) &&
-                rows_are_objects(v)) {
-                arr = v;
-                mi = k;
-            }
-            k++;
-        }
-    }
-    if (!arr) {
-        json_decref(root);
+    if (!info.rows)
         return HR_SC_SKIP_NO_ARRAY;
-    }
-    size_t n = json_array_size(arr);
-    if (n <= cfg->max_items + 2) {
-        json_decref(root);
+    size_t n = info.rows, mi = info.rows_member;
+    if (n <= cfg->max_items + 2)
         return HR_SC_SKIP_SMALL;
-    }
     int rc = -12;
     struct hr_sc_table t;
     memset(&t, 0, sizeof t);
@@ -84,14 +56,14 @@ int hr_sc_crush(const struct hr_sc_config *cfg, const char *text, size_t len,
         goto done;
     size_t clen = hr_sc_compact(text, len, c);
     c[clen] = '\0';
-    size_t apos = arr == root ? 0 : member_value_pos(c, clen, mi), aend = 0;
+    size_t apos = info.root == '[' ? 0 : member_value_pos(c, clen, mi), aend = 0;
     if (hr_sc_array_spans(c, clen, apos, t.rows, n, &aend)) {
         rc = HR_SC_SKIP_NOT_JSON;
         goto done;
     }
     t.text = c;
     t.n = n;
-    if (hr_sc_analyse(&t, arr) || hr_sc_bm25(&t, query))
+    if (hr_sc_analyse(&t, clen) || hr_sc_bm25(&t, query))
         goto done;
     size_t kept = hr_sc_select(&t, cfg);
     if (kept == 0)
@@ -108,7 +80,6 @@ int hr_sc_crush(const struct hr_sc_config *cfg, const char *text, size_t len,
 done:
     hr_sc_table_free(&t);
     free(c);
-    json_decref(root);
     return rc;
 }
 

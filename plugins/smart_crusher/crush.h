@@ -107,7 +107,8 @@ int hr_sc_array_spans(const char *c, size_t len, size_t pos, struct hr_sc_row *r
 uint64_t hr_sc_hash(const void *data, size_t len, uint64_t seed);
 
 /* analyse.c */
-int hr_sc_analyse(struct hr_sc_table *t, json_t *array);
+/* `text_len`: bytes of t->text, the compacted text the row spans point into. */
+int hr_sc_analyse(struct hr_sc_table *t, size_t text_len);
 void hr_sc_table_free(struct hr_sc_table *t);
 
 /* bm25.c */
