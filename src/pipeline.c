@@ -87,6 +87,8 @@ static uint64_t request_tokens(const char *model, const json_t *body, const stru
 
 uint64_t hr_request_tokens(const char *model, const json_t *body) { return request_tokens(model, body, NULL); }
 
+uint64_t hr_json_tokens(const char *model, const json_t *value) { return count_strings(model, value, NULL); }
+
 static const char *tool_name_for_id(const json_t *messages, size_t before, const char *id, enum hr_provider p)
 {
     if (!id) return NULL;

@@ -29,6 +29,8 @@ struct hr_pipeline_result {
  * and tools, plus a small per-message overhead. Additive over strings, so a
  * unit's delta is exactly the request's delta. */
 uint64_t hr_request_tokens(const char *model, const json_t *body);
+/* Tokens of every string inside `value` (same counting as above). */
+uint64_t hr_json_tokens(const char *model, const json_t *value);
 
 /* Run `transforms` over `body` (edited in place). Never fails: a failing
  * stage is undone and marked failed. */

@@ -12,6 +12,7 @@
 #include <event2/keyvalq_struct.h>
 #include "daemon.h"
 #include "log.h"
+#include "retrieve_tool.h"
 #include "sinks.h"
 #include "sse.h"
 #include "stats.h"
@@ -20,6 +21,7 @@
 #define LOGGER "headroom.proxy"
 #define STREAM_HIGH_WATER (256 * 1024)   /* client output buffered before we pause upstream */
 #define MAX_STACK_LEN 64
+#define PER_MESSAGE_OVERHEAD 3              /* as hr_request_tokens counts a message */
 
 struct proxy_req {
     struct hr_worker *w;
@@ -43,7 +45,15 @@ struct proxy_req {
     int too_large;
     struct hr_sse_parser *sse;
     struct hr_usage usage;
+    /* headroom_retrieve: the body as sent, kept to answer the model's calls */
+    json_t *sent_body;
+    int retrieve_rounds;
+    struct hr_usage earlier_usage;       /* usage of rounds before the last */
+    char *url;
+    struct curl_slist *up_headers;
 };
+
+#define MAX_RETRIEVE_ROUNDS 3
 
 static const char *const hop_by_hop[] = {"connection", "keep-alive", "proxy-connection", "proxy-authorization",
                                          "proxy-authenticate", "te", "trailer", "trailers", "transfer-encoding",
@@ -124,12 +134,13 @@ static void emit_event(struct proxy_req *p, int status, int failed, const char *
         ev.tokens_input = p->pr.tokens_before;
         ev.tokens_sent = p->pr.tokens_after;
         ev.tokens_saved = p->pr.tokens_before - p->pr.tokens_after;
-        ev.tokens_output = p->usage.output_tokens;
-        ev.provider_input_tokens = p->usage.input_tokens;
-        ev.cache_read_tokens = p->usage.cache_read_tokens;
-        ev.cache_write_tokens = p->usage.cache_write_tokens;
-        ev.cache_write_5m_tokens = p->usage.cache_write_5m_tokens;
-        ev.cache_write_1h_tokens = p->usage.cache_write_1h_tokens;
+        const struct hr_usage *u = &p->usage, *e = &p->earlier_usage;
+        ev.tokens_output = u->output_tokens + e->output_tokens;
+        ev.provider_input_tokens = u->input_tokens + e->input_tokens;
+        ev.cache_read_tokens = u->cache_read_tokens + e->cache_read_tokens;
+        ev.cache_write_tokens = u->cache_write_tokens + e->cache_write_tokens;
+        ev.cache_write_5m_tokens = u->cache_write_5m_tokens + e->cache_write_5m_tokens;
+        ev.cache_write_1h_tokens = u->cache_write_1h_tokens + e->cache_write_1h_tokens;
     } else {
         ev.model = "";
     }
@@ -154,6 +165,9 @@ static void proxy_free(struct proxy_req *p)
     if (p->sse) hr_sse_parser_free(p->sse);
     if (p->body) evbuffer_free(p->body);
     hr_pipeline_result_free(&p->pr);
+    json_decref(p->sent_body);
+    free(p->url);
+    curl_slist_free_all(p->up_headers);
     p->w->inflight--;
     free(p->model);
     free(p->path);
@@ -204,6 +218,7 @@ static void on_headers(void *ud, long status, const struct hr_header *h, size_t 
     p->t_first_byte = hr_monotonic_ms();
     if (!p->req) return;
     struct evkeyvalq *out = evhttp_request_get_output_headers(p->req);
+    if (p->retrieve_rounds) evhttp_clear_headers(out); /* only the last round's headers */
     int event_stream = 0;
     for (size_t i = 0; i < n; i++) {
         if (is_hop_by_hop(h[i].name)) continue;
@@ -273,11 +288,68 @@ static void stream_error_event(struct proxy_req *p, const char *why)
     evbuffer_free(b);
 }
 
+static const struct hr_transfer_cbs transfer_cbs;
+
+static void add_usage(struct hr_usage *to, const struct hr_usage *u)
+{
+    to->input_tokens += u->input_tokens;
+    to->output_tokens += u->output_tokens;
+    to->cache_read_tokens += u->cache_read_tokens;
+    to->cache_write_tokens += u->cache_write_tokens;
+    to->cache_write_5m_tokens += u->cache_write_5m_tokens;
+    to->cache_write_1h_tokens += u->cache_write_1h_tokens;
+}
+
+/* The model answered with headroom_retrieve calls only: answer them from the
+ * CCR store and ask again, so the client sees a normal answer. Returns 1 when
+ * a follow-up request is under way. */
+static int answer_retrieve_calls(struct proxy_req *p)
+{
+    if (!p->sent_body || p->status != 200 || p->retrieve_rounds >= MAX_RETRIEVE_ROUNDS || !p->body) return 0;
+    size_t len = evbuffer_get_length(p->body);
+    json_t *answer = json_loadb((const char *)evbuffer_pullup(p->body, -1), len, 0, NULL);
+    if (!answer || !hr_retrieve_only_calls(answer, p->provider)) {
+        json_decref(answer);
+        return 0;
+    }
+    json_t *messages = json_object_get(p->sent_body, "messages");
+    size_t first_new = json_array_size(messages);
+    int n = hr_retrieve_answer(p->sent_body, answer, p->provider);
+    struct hr_usage u = {0};
+    hr_usage_from_json(p->provider, answer, &u);
+    json_decref(answer);
+    if (n <= 0) return 0;
+    /* What the follow-up sends again is counted as sent: retrieval gives
+     * back part of the saving, honestly. */
+    uint64_t extra = PER_MESSAGE_OVERHEAD * (json_array_size(messages) - first_new);
+    for (size_t i = first_new; i < json_array_size(messages); i++)
+        extra += hr_json_tokens(p->model, json_array_get(messages, i));
+    p->pr.tokens_after += extra;
+    if (p->pr.tokens_after > p->pr.tokens_before) p->pr.tokens_after = p->pr.tokens_before;
+    char *text = json_dumps(p->sent_body, JSON_COMPACT);
+    if (!text) return 0;
+    struct hr_daemon *d = p->w->d;
+    struct hr_transfer_opts opts = {d->cfg->upstream_connect_timeout_ms, d->cfg->upstream_timeout_s};
+    struct hr_transfer *t = hr_transfer_start(p->w->up, "POST", p->url, p->up_headers, text, strlen(text), &opts,
+                                              &transfer_cbs, p);
+    free(text);
+    if (!t) return 0;
+    add_usage(&p->earlier_usage, &u);
+    p->retrieve_rounds++;
+    HR_INFO(LOGGER, "%s: answered %d headroom_retrieve call%s from the CCR store (round %d)", p->request_id, n,
+            n == 1 ? "" : "s", p->retrieve_rounds);
+    evbuffer_free(p->body);
+    p->body = NULL;
+    p->t = t;
+    return 1;
+}
+
 static void on_done(void *ud, CURLcode rc, const char *why)
 {
     struct proxy_req *p = ud;
     p->t = NULL; /* freed by upstream.c after we return */
     if (!p->req) return;
+    if (rc == CURLE_OK && !p->streaming && !p->too_large && answer_retrieve_calls(p)) return;
     detach_client(p);
     if (rc != CURLE_OK) {
         char msg[512];
@@ -404,6 +476,17 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
     hr_pipeline_run(d->plugins.transforms, d->plugins.n_transforms, &d->popts, p->provider, body, p->model,
                     p->stack, session, &p->pr);
     p->pipeline_ran = 1;
+    /* Offer headroom_retrieve when rows were dropped and we can answer the
+     * call ourselves (a non-streamed answer; streams keep the marker's hash
+     * and GET /v1/retrieve/<hash>). */
+    if (!json_is_true(json_object_get(body, "stream")) && hr_retrieve_needed(body, p->provider) &&
+        hr_retrieve_tool_add(body, p->provider) > 0) {
+        json_t *tools = json_object_get(body, "tools");
+        p->pr.tokens_after += hr_json_tokens(p->model, json_array_get(tools, json_array_size(tools) - 1));
+        if (p->pr.tokens_after > p->pr.tokens_before) p->pr.tokens_after = p->pr.tokens_before;
+        p->pr.changed = 1;
+        p->sent_body = json_incref(body);
+    }
     char *out;
     if (p->pr.changed) {
         out = json_dumps(body, JSON_COMPACT);
@@ -480,9 +563,14 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
     evhttp_connection_set_closecb(p->conn, on_client_closed, p);
     p->t_forward = hr_monotonic_ms();
     p->t = hr_transfer_start(w->up, method, url, headers, body, body_len, &opts, &transfer_cbs, p);
-    curl_slist_free_all(headers);
-    free(url);
     free(body);
+    if (p->sent_body) { /* kept for headroom_retrieve follow-ups */
+        p->url = url;
+        p->up_headers = headers;
+    } else {
+        curl_slist_free_all(headers);
+        free(url);
+    }
     if (!p->t) {
         detach_client(p);
         hr_send_provider_error(req, provider, 500, "api_error", "headroomd could not start the upstream request");

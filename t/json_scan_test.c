@@ -1,0 +1,210 @@
+/* t/json_scan_test.c — plugins/common/json_scan.c: every accept/reject case is checked
+ * against jansson's json_loadb too, so the scanner cannot drift from the parser the
+ * plugins used before; plus the rows info, error messages and the decoders. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include "../plugins/common/json_scan.h"
+#include "tap.h"
+
+/* Scan `len` bytes with `flags`; the verdict must equal jansson's. Returns scan's rc. */
+static int scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info,
+                struct hr_json_error *err)
+{
+    int rc = hr_json_scan(text, len, flags, info, err);
+    json_t *j = json_loadb(text, len, flags & HR_JSON_REJECT_DUPLICATES ? JSON_REJECT_DUPLICATES : 0, NULL);
+    if ((rc == 0) != (j != NULL))
+        tap_diag("disagrees with jansson (scan %d, jansson %s): %.60s", rc, j ? "accepts" : "rejects", text);
+    ok((rc == 0) == (j != NULL), "same verdict as jansson: %.50s", text);
+    json_decref(j);
+    return rc;
+}
+
+static void good(const char *text)
+{
+    struct hr_json_error err = {0, NULL};
+    int rc = scan(text, strlen(text), HR_JSON_REJECT_DUPLICATES, NULL, &err);
+    if (rc)
+        tap_diag("refused at %zu: %s", err.pos, err.msg);
+    is_int(rc, 0, "accepted: %.50s", text);
+}
+
+/* `why` must occur in the error message, which tells the user what was wrong. */
+static void bad_n(const char *text, size_t len, unsigned flags, const char *why)
+{
+    struct hr_json_error err = {0, NULL};
+    is_int(scan(text, len, flags, NULL, &err), -22, "refused: %.50s", text);
+    ok(err.msg && strstr(err.msg, why) && err.pos <= len, "message '%s' says '%s'",
+       err.msg ? err.msg : "(none)", why);
+}
+
+static void bad(const char *text, const char *why)
+{
+    bad_n(text, strlen(text), 0, why);
+}
+
+static void rows(const char *text, size_t want_rows, size_t want_member, const char *what)
+{
+    struct hr_json_info info;
+    is_int(scan(text, strlen(text), HR_JSON_REJECT_DUPLICATES, &info, NULL), 0, "%s: accepted", what);
+    ok(info.rows == want_rows && info.rows_member == want_member, "%s: rows %zu member %zu", what,
+       info.rows, info.rows_member);
+}
+
+static char *nest(size_t depth, const char *inner)
+{
+    size_t il = strlen(inner);
+    char *s = malloc(2 * depth + il + 1);
+    memset(s, '[', depth);
+    memcpy(s + depth, inner, il);
+    memset(s + depth + il, ']', depth);
+    s[2 * depth + il] = '\0';
+    return s;
+}
+
+int main(void)
+{
+    /* Accepted. */
+    good("[]");
+    good("{}");
+    good(" \t\r\n[1, -0, 0.5, -1.25e-3, 1E+2, 2e-400, 1e308]\n ");
+    good("[-9223372036854775808, 9223372036854775807]");
+    good("{\"a\":{\"b\":[true,false,null,\"x\"]}}");
+    good("[\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u00e9 \\ud83d\\ude00\"]");
+    good("[\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xed\x9f\xbf \xee\x80\x80 \xf4\x8f\xbf\xbf\"]");
+    good("[\"\x7f\"]");
+    good("{\"a\":1,\"b\":{\"a\":2}}"); /* same key in different objects */
+
+    /* Refused, with a message that names the problem. */
+    bad("", "'[' or '{' expected");
+    bad("   ", "'[' or '{' expected");
+    bad("1", "'[' or '{' expected");
+    bad("\"s\"", "'[' or '{' expected");
+    bad("[1,]", "value expected");
+    bad("[1 2]", "',' or ']' expected");
+    bad("{\"a\" 1}", "':' expected");
+    bad("{\"a\":1,}", "object key");
+    bad("{1:2}", "object key");
+    bad("[1]x", "end of input expected");
+    bad("[1][2]", "end of input expected");
+    bad("[", "premature end");
+    bad("[\"abc", "premature end");
+    bad("[tru]", "true, false or null");
+    bad("[truex]", "true, false or null");
+    bad("[nul]", "true, false or null");
+    bad("[01]", "leading zero");
+    bad("[-]", "invalid number");
+    bad("[1.]", "digit expected after '.'");
+    bad("[.5]", "value expected");
+    bad("[1e]", "exponent");
+    bad("[1e+]", "exponent");
+    bad("[+1]", "value expected");
+    bad("[9223372036854775808]", "too big integer");
+    bad("[-9223372036854775809]", "too big negative integer");
+    bad("[123456789012345678901234567890]", "too big integer");
+    bad("[1e309]", "real number overflow");
+    bad("[-1.8e308]", "real number overflow");
+    bad("[\"a\tb\"]", "control character");
+    bad("[\"a\nb\"]", "control character");
+    bad("[\"\\x\"]", "invalid escape");
+    bad("[\"\\u12\"]", "invalid escape");
+    bad("[\"\\u12g4\"]", "invalid escape");
+    bad("[\"\\u0000\"]", "\\u0000");
+    bad("{\"\\u0000\":1}", "\\u0000");
+    bad("[\"\\ud800\"]", "high surrogate");
+    bad("[\"\\ud800\\u0041\"]", "high surrogate");
+    bad("[\"\\udc00\"]", "low surrogate");
+    bad("[\"\xc3\"]", "invalid UTF-8");          /* cut sequence */
+    bad("[\"\xc0\xaf\"]", "invalid UTF-8");      /* overlong */
+    bad("[\"\xe0\x80\xaf\"]", "invalid UTF-8");  /* overlong */
+    bad("[\"\xed\xa0\x80\"]", "invalid UTF-8");  /* encoded surrogate */
+    bad("[\"\xf4\x90\x80\x80\"]", "invalid UTF-8"); /* above U+10FFFF */
+    bad("[\"\xf5\x80\x80\x80\"]", "invalid UTF-8");
+    bad("[\"\x80\"]", "invalid UTF-8");          /* lone continuation byte */
+    bad("[\xc3\xa9]", "value expected");         /* non-ASCII outside a string */
+    bad_n("{\"a\":1,\"a\":2}", 13, HR_JSON_REJECT_DUPLICATES, "duplicate object key");
+    bad_n("{\"a\":1,\"\\u0061\":2}", 18, HR_JSON_REJECT_DUPLICATES, "duplicate object key");
+    bad_n("[{\"x\":{\"k\":1,\"b\":2,\"k\":3}}]", 26, HR_JSON_REJECT_DUPLICATES, "duplicate object key");
+
+    /* Duplicates are fine without the flag (jansson keeps the last one). */
+    {
+        const char *t = "{\"a\":1,\"a\":2}";
+        is_int(scan(t, strlen(t), 0, NULL, NULL), 0, "duplicate keys accepted without the flag");
+    }
+    /* A wide object takes the sorted duplicate check. */
+    {
+        char buf[4096];
+        size_t l = 0;
+        buf[l++] = '{';
+        for (int i = 0; i < 200; i++)
+            l += (size_t)snprintf(buf + l, sizeof buf - l, "%s\"k%d\":%d", i ? "," : "", i, i);
+        buf[l++] = '}';
+        buf[l] = '\0';
+        is_int(scan(buf, l, HR_JSON_REJECT_DUPLICATES, NULL, NULL), 0, "200 distinct keys accepted");
+        memcpy(buf + l - 1, ",\"k77\":0}", 10);
+        bad_n(buf, strlen(buf), HR_JSON_REJECT_DUPLICATES, "duplicate object key");
+    }
+
+    /* jansson's lexer drops a NUL byte right after a number or a word. */
+    is_int(scan("[1\0,2]", 6, 0, NULL, NULL), 0, "NUL after a number is dropped, as in jansson");
+    is_int(scan("[true\0]", 7, 0, NULL, NULL), 0, "NUL after a word is dropped, as in jansson");
+    bad_n("[1\0\0]", 5, 0, "',' or ']' expected");
+    bad_n("[\"a\"\0]", 6, 0, "',' or ']' expected");
+    bad_n("[]\0", 3, 0, "end of input expected");
+
+    /* Depth: jansson allows 2048 nested values. */
+    {
+        char *s = nest(2048, "");
+        is_int(scan(s, strlen(s), 0, NULL, NULL), 0, "2048 nested arrays accepted");
+        free(s);
+        s = nest(2047, "1");
+        is_int(scan(s, strlen(s), 0, NULL, NULL), 0, "a number inside 2047 arrays accepted");
+        free(s);
+        s = nest(2049, "");
+        bad_n(s, strlen(s), 0, "nesting depth");
+        free(s);
+        s = nest(2048, "1");
+        bad_n(s, strlen(s), 0, "nesting depth");
+        free(s);
+    }
+
+    /* Rows: the array of objects smart_crusher works on. */
+    rows("[{\"a\":1},{}]", 2, 0, "root array of objects");
+    rows("[{\"a\":1},2]", 0, 0, "root array with a scalar");
+    rows("[]", 0, 0, "empty root array");
+    rows("{\"m\":1,\"r\":[{},{},{}],\"s\":[{}]}", 3, 1, "largest member array");
+    rows("{\"a\":[{}],\"b\":[{}]}", 1, 0, "first of equal size wins");
+    rows("{\"a\":[{},1,{}],\"b\":[{},{}]}", 2, 1, "an array with a scalar is skipped");
+    rows("{\"a\":{\"b\":[{},{}]}}", 0, 0, "two levels down does not count");
+    rows("{\"a\":[[{}],[{}]]}", 0, 0, "arrays of arrays do not count");
+
+    /* Decoders. */
+    {
+        char out[64];
+        const char *s = "a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\\u00e9\\u20ac\\ud83d\\ude00z";
+        size_t n = hr_json_unescape(s, strlen(s), out);
+        const char want[] = "a\"b\\c/d\b\f\n\r\t\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z";
+        ok(n == sizeof want - 1 && memcmp(out, want, n) == 0, "unescape: every escape form");
+        n = hr_json_unescape("plain", 5, out);
+        ok(n == 5 && memcmp(out, "plain", 5) == 0, "unescape: plain text unchanged");
+    }
+    {
+        static const char *const nums[] = {"0", "-0", "42", "-9223372036854775808", "9223372036854775807",
+            "0.1", "-0.0", "3.14159", "1e22", "1e23", "1.5e-7", "123456789012345678901234567890.5",
+            "2.2250738585072014e-308", "4.9e-324", "1e-400", "1.7976931348623157e308", "0.30000000000000004",
+            "9007199254740993", "9007199254740993.0", "1E5", "12345678901234567e-3", NULL};
+        for (const char *const *p = nums; *p; p++) {
+            int64_t iv = 0;
+            double dv = 0;
+            int is_int = hr_json_number(*p, strlen(*p), &iv, &dv);
+            json_t *j = json_loadb(*p, strlen(*p), JSON_DECODE_ANY, NULL);
+            double jd = json_number_value(j);
+            ok(j && is_int == json_is_integer(j) && memcmp(&dv, &jd, sizeof dv) == 0 &&
+                   (!is_int || iv == json_integer_value(j)),
+               "number %s decodes as jansson's (%.17g)", *p, dv);
+            json_decref(j);
+        }
+    }
+    return tap_exit();
+}
