@@ -1,6 +1,7 @@
-/* analyse.c — one pass over the rows of an array of objects: field presence, types,
- * value hashes (distinct counts), robust numeric statistics, error/warning signals,
- * rare fields (needles), the relevance field and exact duplicates. */
+/* analyse.c — one pass over the rows of an array of objects, read straight from the
+ * validated compacted bytes: field presence, types, value hashes (distinct counts),
+ * robust numeric statistics, error/warning signals, rare fields (needles), the
+ * relevance field and exact duplicates. */
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>

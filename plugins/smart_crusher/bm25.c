@@ -76,23 +76,30 @@ static size_t query_terms(const char *q, struct term *terms)
 }
 
 /* Term frequencies of one row; returns its length in words. */
-static size_t row_tf(const char *s, size_t len, const struct term *terms, size_t nt,
-                     uint64_t len_mask, uint16_t *tf)
+/* Byte classes for row_tf: 0 other, 1 word byte, 2 backslash (an escape is skipped). */
+static void byte_classes(unsigned char cls[256])
+{
+    for (unsigned c = 0; c < 256; c++)
+        cls[c] = word_byte((unsigned char)c) ? 1 : c == '\\' ? 2 : 0;
+}
+
+static size_t row_tf(const char *s, size_t len, const unsigned char *cls, const struct term *terms,
+                     size_t nt, uint64_t len_mask, uint16_t *tf)
 {
     size_t words = 0;
     memset(tf, 0, nt * sizeof *tf);
     for (size_t i = 0; i < len;) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\\') {
-            i += (i + 1 < len && s[i + 1] == 'u') ? 6 : 2;
-            continue;
-        }
-        if (!word_byte(c)) {
+        unsigned k = cls[(unsigned char)s[i]];
+        if (k == 0) {
             i++;
             continue;
         }
+        if (k == 2) {
+            i += (i + 1 < len && s[i + 1] == 'u') ? 6 : 2;
+            continue;
+        }
         size_t st = i;
-        while (i < len && word_byte((unsigned char)s[i]))
+        while (i < len && cls[(unsigned char)s[i]] == 1)
             i++;
         words++;
         size_t wl = i - st;
@@ -128,12 +135,14 @@ int hr_sc_bm25(struct hr_sc_table *t, const char *query)
         free(tf), free(dl);
         return -1;
     }
+    unsigned char cls[256];
+    byte_classes(cls);
     uint64_t len_mask = 0;
     for (size_t k = 0; k < nt; k++)
         len_mask |= 1ULL << terms[k].len;
     double total = 0;
     for (size_t i = 0; i < t->n; i++) {
-        size_t w = row_tf(t->text + t->rows[i].off, t->rows[i].len, terms, nt, len_mask,
+        size_t w = row_tf(t->text + t->rows[i].off, t->rows[i].len, cls, terms, nt, len_mask,
                           tf + i * nt);
         dl[i] = (uint32_t)w;
         total += (double)w;

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+# retrieve_test.py — compression end to end through the daemon: smart_crusher
+# shrinks a large tool output, the original is retrievable by hash, the
+# headroom_retrieve tool is offered and answered by headroomd, /v1/compress,
+# and identical requests give identical upstream bodies.
+import os
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hrtest import *  # noqa: E402,F403
+import base64  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import shutil  # noqa: E402
+import atexit  # noqa: E402
+
+TRANSFORMS = """
+transform router { }
+transform cache_aligner { }
+transform smart_crusher { }
+"""
+
+fx = tempfile.mkdtemp(prefix="hr-fixtures-")
+atexit.register(shutil.rmtree, fx, True)
+subprocess.run([sys.executable, os.path.join(T_DIR, "fixtures", "gen_fixtures.py"), "--out", fx], check=True,
+               capture_output=True)
+ROWS = json.load(open(os.path.join(fx, "logs_1000.json")))
+ROWS_TEXT = json.dumps(ROWS)
+
+
+def openai_body(stream=False):
+    return {"model": "gpt-4o", "stream": stream, "messages": [
+        {"role": "user", "content": "Which requests failed?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "search_logs", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": ROWS_TEXT}]}
+
+
+def anthropic_body():
+    return {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [
+        {"role": "user", "content": "Which requests failed?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "search_logs", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": ROWS_TEXT}]}]}
+
+
+def upstream_bodies(mock, n):
+    return [json.loads(base64.b64decode(r["body_b64"])) for r in mock.requests()[-n:]]
+
+
+def marker_of(text):
+    arr = json.loads(text)
+    return arr[0]["_headroom"], arr[1:]
+
+
+with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
+    # --- OpenAI: compressed, deterministic, retrievable -------------------
+    r1 = post_json(hd.url + "/v1/chat/completions", openai_body())
+    r2 = post_json(hd.url + "/v1/chat/completions", openai_body())
+    is_(r1.status, 200, "OpenAI request with a 1000-row tool output answered")
+    before, after = int(r1.header("x-headroom-tokens-before")), int(r1.header("x-headroom-tokens-after"))
+    cmp_ok(1 - after / before, ">=", 0.90, "at least 90 %% of the request's tokens saved (%d -> %d)" % (before, after))
+    sent = upstream_bodies(mock, 2)
+    is_(json.dumps(sent[0]), json.dumps(sent[1]), "the same request twice gives byte-identical upstream bodies")
+    marker, kept = marker_of(sent[0]["messages"][2]["content"])
+    is_(marker["total"], 1000, "marker says 1000 rows were there")
+    is_(marker["omitted"] + len(kept), 1000, "kept + omitted = total")
+    errors = [i for i, row in enumerate(ROWS) if row.get("level") in ("ERROR", "CRITICAL", "FATAL")]
+    ok(set(errors) <= set(marker["kept_indices"]), "every ERROR/CRITICAL row is kept (%d rows)" % len(errors))
+    ok(0 in marker["kept_indices"] and 999 in marker["kept_indices"], "first and last rows kept")
+    names = [t["function"]["name"] for t in sent[0].get("tools", [])]
+    is_(names, ["headroom_retrieve"], "headroom_retrieve tool offered when rows were dropped")
+
+    st, orig = get_json(hd.url + "/v1/retrieve/" + marker["retrieve"])
+    is_(st, 200, "GET /v1/retrieve/<hash> answers")
+    is_(orig, ROWS, "and returns the original rows")
+    st, err = get_json(hd.url + "/v1/retrieve/" + "0" * 24)
+    is_(st, 404, "unknown hash -> 404")
+    ok(err and "error" in err, "with a JSON error body")
+
+    # --- streaming requests are compressed but not offered the tool -------
+    mock.reset()
+    s = request("POST", hd.url + "/v1/chat/completions", body=openai_body(stream=True))
+    is_(s.status, 200, "streamed request answered")
+    sent = upstream_bodies(mock, 1)[0]
+    ok("_headroom" in sent["messages"][2]["content"], "streamed request compressed too")
+    ok("tools" not in sent, "no headroom_retrieve tool on a streamed request")
+
+    # --- the model calls headroom_retrieve: headroomd answers it ----------
+    for provider, path, body, hdr in (
+            ("openai", "/v1/chat/completions", openai_body(), {}),
+            ("anthropic", "/v1/messages", anthropic_body(), {"x-api-key": "k", "anthropic-version": "2023-06-01"})):
+        mock.reset()
+        first = post_json(hd.url + "/v1/compress" + ("?provider=anthropic" if provider == "anthropic" else ""), body)
+        req = first.json()["request"]
+        content = req["messages"][2]["content"]
+        text = content if isinstance(content, str) else content[0]["content"]
+        h = marker_of(text)[0]["retrieve"]
+        hdr = dict(hdr, **{"x-mock-tool-call": "headroom_retrieve", "x-mock-tool-args": json.dumps({"hash": h})})
+        r = post_json(hd.url + path, body, headers=hdr)
+        is_(r.status, 200, "%s: answer after a headroom_retrieve call" % provider)
+        reply = json.dumps(r.json())
+        like(reply, r"tool result of %d bytes" % len(ROWS_TEXT),
+             "%s: the model got the full original back (%d bytes)" % (provider, len(ROWS_TEXT)))
+        ok("headroom_retrieve" not in reply, "%s: the client never sees the retrieve call" % provider)
+        is_(len(mock.requests()), 2, "%s: two upstream rounds" % provider)
+        is_(int(r.header("x-headroom-tokens-saved")), 0,
+            "%s: retrieving everything gives the saving back (saved reported as 0, never negative)" % provider)
+
+    # --- /v1/compress ------------------------------------------------------
+    c = post_json(hd.url + "/v1/compress", openai_body()).json()
+    cmp_ok(c["tokens_saved"], ">", 0, "/v1/compress reports tokens saved")
+    is_(c["tokens_before"] - c["tokens_after"], c["tokens_saved"], "before - after = saved")
+    ok(any(t.startswith("smart_crusher:") for t in c["tags"]), "tags name the smart_crusher strategy")
+    is_([s["name"] for s in c["stages"]], ["router", "cache_aligner", "smart_crusher"], "stages in config order")
+    bad = request("POST", hd.url + "/v1/compress", body=b"[1,2")
+    is_(bad.status, 400, "/v1/compress with bad JSON -> 400")
+    st, stats = get_json(hd.url + "/stats")
+    cmp_ok(stats["tokens"]["saved"], ">", 0, "/stats counts the saving")
+    is_(stats["pipeline_timing"]["smart_crusher"]["count"], stats["pipeline_timing"]["pipeline_total"]["count"],
+        "smart_crusher timed on every pipeline run")
+
+done()
