@@ -1,28 +1,55 @@
 #!/usr/bin/env bash
-# Install dependencies, build from a clean tree with sanitizers and warnings
-# as errors, run the whole test suite, print "N passed, M failed".
+# Install dependencies, build from a clean tree with warnings as errors, run
+# the whole test suite under ASan+UBSan, then the daemon integration tests
+# again under valgrind; print "N passed, M failed".
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-scripts/deps.sh --test || { echo "0 passed, 1 failed"; exit 1; }
-autoreconf -fi >/dev/null 2>&1 || { echo "autoreconf failed"; echo "0 passed, 1 failed"; exit 1; }
-build="$top/_build-test"
-rm -rf "$build" && mkdir -p "$build" && cd "$build"
-"$top/configure" --enable-werror --enable-sanitizers -q || { echo "0 passed, 1 failed"; exit 1; }
 jobs=$(nproc 2>/dev/null || echo 2)
-make -j"$jobs" >make.log 2>&1 || { tail -50 make.log; echo "0 passed, 1 failed"; exit 1; }
-# LeakSanitizer reports at exit; the daemon's own leaks are checked by valgrind runs.
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
-make -j"$jobs" check >check.log 2>&1
-status=$?
-grep -E '^(PASS|FAIL|XPASS|ERROR|SKIP)' check.log | sed 's/^/  /' | grep -v '^  PASS' | head -50
-for f in $(grep -l -E '^(not ok|Bail out)' $(find t -name '*.log' 2>/dev/null) 2>/dev/null); do
-    echo "---- $f"; grep -E -B2 -A12 '^(not ok|Bail out)' "$f" | head -60
+fail_early() { echo "$1"; echo "0 passed, 1 failed"; exit 1; }
+
+scripts/deps.sh --test || fail_early "installing dependencies failed"
+autoreconf -fi >/dev/null 2>&1 || fail_early "autoreconf failed"
+
+# build DIR CONFIGURE-FLAGS...: a fresh out-of-tree build
+build() {
+    local dir=$1; shift
+    rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || return 1
+    "$top/configure" -q "$@" || return 1
+    make -j"$jobs" >make.log 2>&1 || { tail -50 make.log; return 1; }
+    make -j"$jobs" bench-programs >>make.log 2>&1 || { tail -50 make.log; return 1; }
+}
+
+status=0
+# 1. Everything, under AddressSanitizer + UndefinedBehaviorSanitizer.
+san="$top/_build-test"
+build "$san" --enable-werror --enable-sanitizers || fail_early "sanitizer build failed"
+export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
+make -j"$jobs" check >check.log 2>&1 || status=1
+unset ASAN_OPTIONS UBSAN_OPTIONS
+
+# 2. The daemon under valgrind, through the integration tests.
+vg="$top/_build-valgrind"
+if command -v valgrind >/dev/null; then
+    build "$vg" --enable-werror || fail_early "valgrind build failed"
+    make -j"$jobs" check TESTS="t/proxy_test.py t/stream_test.py t/limits_test.py t/stats_test.py t/retrieve_test.py" \
+        HEADROOMD_WRAPPER="$vg/libtool --mode=execute valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
+        HRTEST_READY_TIMEOUT=60 >check.log 2>&1 || status=1
+fi
+
+cd "$top"
+for d in "$san" "$vg"; do
+    [ -f "$d/check.log" ] || continue
+    grep -E '^(FAIL|XPASS|ERROR):' "$d/check.log" | sed "s|^|  ${d##*/}: |"
+    for f in $(grep -l -E '^(not ok|Bail out)' $(find "$d/t" -name '*.log' 2>/dev/null) 2>/dev/null); do
+        echo "---- $f"; grep -E -B2 -A12 '^(not ok|Bail out)' "$f" | head -60
+    done
 done
-pass=$(grep -hE '^ok ' $(find t -name '*.log') 2>/dev/null | wc -l)
-fail=$(grep -hE '^not ok ' $(find t -name '*.log') 2>/dev/null | wc -l)
-errors=$(grep -cE '^(ERROR|FAIL):' check.log)
-[ "$status" -ne 0 ] && [ "$fail" -eq 0 ] && fail=$errors
+logs=$(find "$san/t" "$vg/t" -name '*.log' 2>/dev/null)
+pass=$(cat $logs 2>/dev/null | grep -cE '^ok ')
+fail=$(cat $logs 2>/dev/null | grep -cE '^not ok ')
+errors=$(cat "$san/check.log" "$vg/check.log" 2>/dev/null | grep -cE '^(ERROR|FAIL):')
+[ "$fail" -lt "$errors" ] && fail=$errors
 [ "$status" -ne 0 ] && [ "$fail" -eq 0 ] && fail=1
 echo "$pass passed, $fail failed"
 [ "$status" -eq 0 ]

@@ -80,15 +80,26 @@ const struct hr_route *hr_routes_find(const char *method, const char *path, int 
     return NULL;
 }
 
-static int register_stats(struct hr_instance *self, const char *key, json_t *(*fn)(void *), void *state)
+static int add_stats_block(const char *key, json_t *(*fn)(void *), json_t *(*fn_for)(void *, int), void *state)
 {
-    (void)self;
-    if (!key || !fn) return HR_EINVAL;
+    if (!key || (!fn && !fn_for)) return HR_EINVAL;
     struct hr_stats_block *b = realloc(blocks, (n_blocks + 1) * sizeof *b);
     if (!b) return HR_ENOMEM;
     blocks = b;
-    b[n_blocks++] = (struct hr_stats_block){strdup(key), fn, state};
+    b[n_blocks++] = (struct hr_stats_block){strdup(key), fn, fn_for, state};
     return HR_OK;
+}
+
+static int register_stats(struct hr_instance *self, const char *key, json_t *(*fn)(void *), void *state)
+{
+    (void)self;
+    return add_stats_block(key, fn, NULL, state);
+}
+
+static int register_stats_for(struct hr_instance *self, const char *key, json_t *(*fn)(void *, int), void *state)
+{
+    (void)self;
+    return add_stats_block(key, NULL, fn, state);
 }
 
 size_t hr_stats_block_count(void) { return n_blocks; }
@@ -179,4 +190,5 @@ const struct hr_host hr_host_table = {
     .add_timer = add_timer,
     .metrics_visit = hr_metrics_visit,
     .register_metrics = register_metrics,
+    .register_stats_for = register_stats_for,
 };

@@ -18,6 +18,7 @@ struct hr_route {
 struct hr_stats_block {
     char *key;
     json_t *(*fn)(void *state);
+    json_t *(*fn_for)(void *state, int from_loopback);
     void *state;
 };
 

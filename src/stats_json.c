@@ -115,7 +115,6 @@ static json_t *pipeline_json(const struct hr_stats_data *d)
 
 json_t *hr_stats_json(int loopback)
 {
-    (void)loopback;
     struct hr_stats_data *d = hr_stats_snapshot();
     if (!d) return json_pack("{s:s}", "error", "out of memory");
     json_t *o = json_object();
@@ -138,7 +137,7 @@ json_t *hr_stats_json(int loopback)
     json_object_set_new(o, "sinks", hr_sinks_stats_json());
     for (size_t i = 0; i < hr_stats_block_count(); i++) {
         const struct hr_stats_block *b = hr_stats_block_at(i);
-        json_t *v = b->fn(b->state);
+        json_t *v = b->fn_for ? b->fn_for(b->state, loopback) : b->fn(b->state);
         if (v) json_object_set_new(o, b->key, v);
     }
     hr_stats_snapshot_free(d);

@@ -113,7 +113,7 @@ with Mock() as m:
     ps = persistent(h)
     is_(ps.get("lifetime", {}).get("requests"), 0, "/stats.persistent_savings before traffic")
     is_(ps.get("recent_history"), [], "recent_history empty")
-    ok("storage_path" not in ps, "/stats.persistent_savings omits storage_path (no caller info in a stats block)")
+    is_(ps.get("storage_path"), path, "/stats.persistent_savings shows storage_path to a loopback caller")
     ok(not os.path.exists(path), "no file written while idle")
 
     # ---- traffic, flushed on the timer

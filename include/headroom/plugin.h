@@ -294,6 +294,10 @@ struct hr_host {
      * for each sample it owns (e.g. durable totals). Thread-safe fn only. */
     int (*register_metrics)(struct hr_instance *self,
                             int (*fn)(void *state, hr_metric_visit_fn visit, void *ud), void *state);
+    /* As register_stats, and fn learns whether the caller is on loopback
+     * (to show local paths only to local callers). */
+    int (*register_stats_for)(struct hr_instance *self, const char *key,
+                              json_t *(*fn)(void *state, int from_loopback), void *state);
 };
 
 /* ------------------------------------------------------------ descriptor */

@@ -336,7 +336,7 @@ static struct hr_sav_totals live_lifetime(struct sav *s)
     return t;
 }
 
-static json_t *stats_block(void *state)
+static json_t *stats_block_for(void *state, int from_loopback)
 {
     struct sav *s = state;
     struct hr_sav_totals t = live_lifetime(s);
@@ -348,8 +348,11 @@ static json_t *stats_block(void *state)
                           "last_flush_at", s->last_flush_at[0] ? s->last_flush_at : NULL, "last_flush_ms",
                           hr_sav_round6(s->last_flush_ms));
     pthread_mutex_unlock(&s->mu);
+    if (from_loopback) json_object_set_new(o, "storage_path", json_string(s->path));
     return o;
 }
+
+static json_t *stats_block(void *state) { return stats_block_for(state, 0); }
 
 static int metrics(void *state, hr_metric_visit_fn visit, void *ud)
 {
@@ -493,7 +496,9 @@ static int init(const struct hr_host *host, struct hr_instance *self, const stru
     remember_file(s);
 
     if (host->add_timer(self, s->flush_ms, flush, s) ||
-        host->register_stats(self, "persistent_savings", stats_block, s) ||
+        (HR_HAS_FIELD(host, struct hr_host, register_stats_for)
+             ? host->register_stats_for(self, "persistent_savings", stats_block_for, s)
+             : host->register_stats(self, "persistent_savings", stats_block, s)) ||
         host->register_route(self, "GET", "/stats-history", route_history, s) ||
         (HR_HAS_FIELD(host, struct hr_host, register_metrics) && host->register_metrics &&
          host->register_metrics(self, metrics, s)) ||
