@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ccr.h"
+#include "hash.h"
 #include "stats.h"
 
 struct entry {
@@ -26,27 +27,10 @@ struct memstore {
 
 static struct hr_ccr_backend backend;
 
-/* Two 64-bit FNV-1a lanes with different seeds, each finished with a
- * murmur-style mix: 96 bits of content address, no dependency needed. */
-static uint64_t mix64(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
 void hr_ccr_hash(const char *data, size_t len, char out[HR_CCR_HASH_LEN + 1])
 {
-    uint64_t a = 0xcbf29ce484222325ULL, b = 0x84222325cbf29ce4ULL ^ (uint64_t)len;
-    for (size_t i = 0; i < len; i++) {
-        a = (a ^ (unsigned char)data[i]) * 0x100000001b3ULL;
-        b = (b ^ (unsigned char)data[i]) * 0x00000100000001b3ULL + 0x9e3779b97f4a7c15ULL;
-    }
-    a = mix64(a ^ (uint64_t)len);
-    b = mix64(b ^ a);
+    uint64_t a, b;
+    hr_hash128(data, len, &a, &b);
     snprintf(out, HR_CCR_HASH_LEN + 1, "%016llx%08llx", (unsigned long long)a, (unsigned long long)(b >> 32));
 }
 

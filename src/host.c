@@ -191,4 +191,5 @@ const struct hr_host hr_host_table = {
     .metrics_visit = hr_metrics_visit,
     .register_metrics = register_metrics,
     .register_stats_for = register_stats_for,
+    .stage_tokens_removed = hr_pipeline_stage_tokens_removed,
 };

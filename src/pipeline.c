@@ -6,6 +6,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "stats.h"
+#include "token_cache.h"
 #include "tokens.h"
 
 #define LOGGER "headroom.transforms.pipeline"
@@ -63,7 +64,7 @@ static uint64_t count_strings(const char *model, const json_t *v, const struct s
     if (!v) return 0;
     switch (json_typeof(v)) {
     case JSON_STRING:
-        return in_skip(skip, v) ? 0 : hr_count_tokens(model, json_string_value(v), json_string_length(v));
+        return in_skip(skip, v) ? 0 : hr_count_tokens_cached(model, json_string_value(v), json_string_length(v));
     case JSON_ARRAY:
         json_array_foreach(v, i, x) n += count_strings(model, x, skip);
         return n;
@@ -246,6 +247,13 @@ int hr_pipeline_unit_replace(struct hr_request *req, size_t i, const char *text,
     return HR_OK;
 }
 
+void hr_pipeline_stage_tokens_removed(struct hr_request *req, uint64_t tokens)
+{
+    struct req_ctx *c = ctx_of(req);
+    c->stage_saved += (int64_t)tokens;
+    req->body_edited = 1;
+}
+
 void hr_pipeline_stage_tag(struct hr_request *req, const char *tag)
 {
     struct req_ctx *c = ctx_of(req);
@@ -300,7 +308,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     struct skip_set skip = {calloc(l.n ? l.n : 1, sizeof *skip.items), 0};
     uint64_t unit_tokens = 0;
     for (size_t i = 0; i < l.n; i++) {
-        l.units[i].tokens = hr_count_tokens(model, l.units[i].text, l.units[i].len);
+        l.units[i].tokens = hr_count_tokens_cached(model, l.units[i].text, l.units[i].len);
         unit_tokens += l.units[i].tokens;
         if (skip.items) skip.items[skip.n++] = json_object_get(l.refs[i].holder, l.refs[i].key);
     }
@@ -368,6 +376,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     out->changed = c.n_journal > 0 || c.req.body_edited;
     commit_journal(&c);
     free(c.journal);
+    if (saved_total > (int64_t)out->tokens_before) saved_total = (int64_t)out->tokens_before;
     out->tokens_after = out->tokens_before - (uint64_t)saved_total;
     free(l.units);
     free(l.refs);

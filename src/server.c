@@ -70,12 +70,12 @@ static void handle_retrieve(struct evhttp_request *req, const char *hash)
     json_t *parsed = json_loadb(data, len, 0, NULL);
     HR_INFO("headroom.cache.compression_store", "CCR cache hit: hash=%s, retrieved %zu items", hash,
             json_is_array(parsed) ? json_array_size(parsed) : (size_t)1);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      parsed ? "application/json" : "text/plain; charset=utf-8");
     json_decref(parsed);
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, data, len);
     hr_ccr_free(data);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      len && (data[0] == '[' || data[0] == '{') ? "application/json" : "text/plain; charset=utf-8");
     evhttp_send_reply(req, 200, NULL, b);
     evbuffer_free(b);
 }

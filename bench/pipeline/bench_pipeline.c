@@ -61,6 +61,7 @@ static void run(const char *label, struct hr_plugins *p, const struct hr_pipelin
     struct hr_hist *parse = calloc(1, sizeof *parse), *pipe = calloc(1, sizeof *pipe),
                    *dump = calloc(1, sizeof *dump), *all = calloc(1, sizeof *all);
     uint64_t before = 0, after = 0;
+    double cold_ms = 0;
     for (int i = 0; i < iters; i++) {
         double t0 = hr_monotonic_ms();
         json_t *body = json_loads(text, 0, NULL); /* the proxy parses once per request too */
@@ -71,7 +72,10 @@ static void run(const char *label, struct hr_plugins *p, const struct hr_pipelin
         char *out = r.changed ? json_dumps(body, JSON_COMPACT) : NULL;
         double t3 = hr_monotonic_ms();
         hr_hist_add(parse, t1 - t0);
-        hr_hist_add(pipe, t2 - t1);
+        /* The first run pays full token counting; later runs of the same
+         * request hit the token-count cache, as an agent's next turn does. */
+        if (i == 0) cold_ms = t2 - t1;
+        else hr_hist_add(pipe, t2 - t1);
         hr_hist_add(dump, t3 - t2);
         hr_hist_add(all, t3 - t0);
         before = r.tokens_before;
@@ -80,9 +84,9 @@ static void run(const char *label, struct hr_plugins *p, const struct hr_pipelin
         hr_pipeline_result_free(&r);
         json_decref(body);
     }
-    printf("| %s | %zu | %llu -> %llu (%.1f%%) | %.2f | %.2f / %.2f | %.2f | %.2f / %.2f |\n", label, bytes,
+    printf("| %s | %zu | %llu -> %llu (%.1f%%) | %.2f | %.2f | %.2f / %.2f | %.2f | %.2f / %.2f |\n", label, bytes,
            (unsigned long long)before, (unsigned long long)after,
-           before ? 100.0 * (double)(before - after) / (double)before : 0, hr_hist_quantile(parse, 0.5),
+           before ? 100.0 * (double)(before - after) / (double)before : 0, hr_hist_quantile(parse, 0.5), cold_ms,
            hr_hist_quantile(pipe, 0.5), hr_hist_quantile(pipe, 0.99), hr_hist_quantile(dump, 0.5),
            hr_hist_quantile(all, 0.5), hr_hist_quantile(all, 0.99));
     free(parse);
@@ -120,8 +124,8 @@ int main(int argc, char **argv)
         return 1;
     }
     struct hr_pipeline_opts o = {c.min_tokens, c.protect_recent, c.protected_tools, c.n_protected_tools, 1e9};
-    printf("| request | bytes | tokens (saved) | parse p50 ms | pipeline p50 / p99 ms | serialise p50 ms | total p50 / p99 ms |\n"
-           "|---|---|---|---|---|---|---|\n");
+    printf("| request | bytes | tokens (saved) | parse p50 ms | pipeline, first run ms | pipeline, repeat p50 / p99 ms "
+           "| serialise p50 ms | total p50 / p99 ms |\n|---|---|---|---|---|---|---|---|\n");
     json_t *small = json_pack("{s:s,s:[{s:s,s:s}]}", "model", "gpt-4o", "messages", "role", "user", "content", "Hello there");
     run("no tool output", &p, &o, small, iters * 10);
     const char *one[] = {"logs_1000.json"};

@@ -298,6 +298,10 @@ struct hr_host {
      * (to show local paths only to local callers). */
     int (*register_stats_for)(struct hr_instance *self, const char *key,
                               json_t *(*fn)(void *state, int from_loopback), void *state);
+    /* Credit the current stage with tokens it removed by editing req->body
+     * outside units (e.g. dropping whole messages); count them with
+     * count_tokens as the host does. Also set req->body_edited. */
+    void (*stage_tokens_removed)(struct hr_request *req, uint64_t tokens);
 };
 
 /* ------------------------------------------------------------ descriptor */

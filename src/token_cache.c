@@ -1,0 +1,61 @@
+/* token_cache.c — a fixed-size, set-associative cache of token counts keyed
+ * by a 128-bit content hash, the length and the encoding. Striped locks keep
+ * worker threads from contending; entries are replaced round-robin. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include "hash.h"
+#include "token_cache.h"
+#include "tokens.h"
+
+#define SETS 1024
+#define WAYS 4
+#define STRIPES 64
+
+struct entry {
+    uint64_t h1, h2;
+    uint64_t len;
+    uint32_t enc;
+    uint32_t used;
+    uint64_t tokens;
+};
+
+static struct entry table[SETS][WAYS];
+static uint8_t next_way[SETS];
+static pthread_mutex_t stripes[STRIPES] = {[0 ... STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER};
+static atomic_ullong hits, lookups;
+
+size_t hr_count_tokens_cached(const char *model, const char *text, size_t len)
+{
+    if (len < HR_TOKEN_CACHE_MIN_BYTES) return hr_count_tokens(model, text, len);
+    uint32_t enc = (uint32_t)hr_encoding_for_model(model);
+    uint64_t h1, h2;
+    hr_hash128(text, len, &h1, &h2);
+    size_t set = (size_t)(h1 % SETS);
+    pthread_mutex_t *lock = &stripes[set % STRIPES];
+    atomic_fetch_add_explicit(&lookups, 1, memory_order_relaxed);
+    pthread_mutex_lock(lock);
+    for (int w = 0; w < WAYS; w++) {
+        struct entry *e = &table[set][w];
+        if (e->used && e->h1 == h1 && e->h2 == h2 && e->len == len && e->enc == enc) {
+            size_t tokens = (size_t)e->tokens;
+            pthread_mutex_unlock(lock);
+            atomic_fetch_add_explicit(&hits, 1, memory_order_relaxed);
+            return tokens;
+        }
+    }
+    pthread_mutex_unlock(lock);
+    size_t tokens = hr_count_tokens(model, text, len); /* outside the lock: this is the slow part */
+    pthread_mutex_lock(lock);
+    struct entry *e = &table[set][next_way[set]];
+    next_way[set] = (uint8_t)((next_way[set] + 1) % WAYS);
+    *e = (struct entry){h1, h2, len, enc, 1, tokens};
+    pthread_mutex_unlock(lock);
+    return tokens;
+}
+
+void hr_token_cache_counters(uint64_t *h, uint64_t *l)
+{
+    *h = atomic_load(&hits);
+    *l = atomic_load(&lookups);
+}

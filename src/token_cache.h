@@ -1,0 +1,16 @@
+/* token_cache.h — remembers token counts of large strings by content, so an
+ * agent conversation that resends the same tool outputs every turn is not
+ * tokenized again each turn. */
+#ifndef HR_TOKEN_CACHE_H
+#define HR_TOKEN_CACHE_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* Strings shorter than this are counted directly (hashing would not pay). */
+#define HR_TOKEN_CACHE_MIN_BYTES 2048
+
+/* hr_count_tokens with a bounded, thread-safe cache for large strings. */
+size_t hr_count_tokens_cached(const char *model, const char *text, size_t len);
+/* Hits and lookups so far (for benchmarks and /stats). */
+void hr_token_cache_counters(uint64_t *hits, uint64_t *lookups);
+#endif
