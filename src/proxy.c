@@ -51,6 +51,7 @@ struct proxy_req {
     struct hr_usage earlier_usage;       /* usage of rounds before the last */
     char *url;
     struct curl_slist *up_headers;
+    struct event *peer_closed;           /* EV_CLOSED watch on the client socket */
 };
 
 #define MAX_RETRIEVE_ROUNDS 3
@@ -156,6 +157,8 @@ static void detach_client(struct proxy_req *p)
 {
     if (p->conn) evhttp_connection_set_closecb(p->conn, NULL, NULL);
     p->conn = NULL;
+    if (p->peer_closed) event_free(p->peer_closed);
+    p->peer_closed = NULL;
 }
 
 static void proxy_free(struct proxy_req *p)
@@ -190,6 +193,29 @@ static void on_client_closed(struct evhttp_connection *conn, void *arg)
     /* On client EOF/timeout evhttp detaches an unfinished request from the
      * connection and leaves it to us; one still attached is freed by evhttp. */
     if (req && !evhttp_request_get_connection(req)) evhttp_request_free(req);
+}
+
+/* evhttp stops reading a connection while its request is being answered, so
+ * it would notice a client that went away only at the next write. Watching
+ * the socket for the peer's close (EPOLLRDHUP) lets a waiting non-streamed
+ * request abort its upstream transfer at once, as nginx does (499). */
+static void on_peer_closed(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct proxy_req *p = arg;
+    struct evhttp_connection *conn = p->conn;
+    if (!conn) return;
+    evhttp_connection_free(conn); /* runs on_client_closed, which frees p */
+}
+
+static void watch_peer_close(struct proxy_req *p)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(p->conn);
+    struct event_base *base = bev ? bufferevent_get_base(bev) : NULL;
+    if (!base || !(event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE)) return;
+    p->peer_closed = event_new(base, bufferevent_getfd(bev), EV_CLOSED, on_peer_closed, p);
+    if (p->peer_closed) event_add(p->peer_closed, NULL);
 }
 
 static void sse_event(void *ud, const char *event, size_t event_len, const char *data, size_t data_len)
@@ -561,6 +587,7 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
     struct hr_transfer_opts opts = {d->cfg->upstream_connect_timeout_ms, d->cfg->upstream_timeout_s};
     p->conn = evhttp_request_get_connection(req);
     evhttp_connection_set_closecb(p->conn, on_client_closed, p);
+    watch_peer_close(p);
     p->t_forward = hr_monotonic_ms();
     p->t = hr_transfer_start(w->up, method, url, headers, body, body_len, &opts, &transfer_cbs, p);
     free(body);
