@@ -1,0 +1,187 @@
+/* turns.c — groups a request's messages into turns for `rolling_window` and finds
+ * which turns must go together because a tool call and its result span them. */
+#include <stdlib.h>
+#include <string.h>
+#include "window.h"
+
+static const char *role_of(const json_t *m) { return json_string_value(json_object_get(m, "role")); }
+
+static int is_system(const json_t *m)
+{
+    const char *r = role_of(m);
+    return r && (!strcmp(r, "system") || !strcmp(r, "developer"));
+}
+
+static int has_tool_result(const json_t *content)
+{
+    size_t i;
+    json_t *b;
+    json_array_foreach(content, i, b) {
+        const char *type = json_string_value(json_object_get(b, "type"));
+        if (type && !strcmp(type, "tool_result"))
+            return 1;
+    }
+    return 0;
+}
+
+/* A user message with the user's own words; one that returns tool results
+ * (Anthropic tool_result blocks) continues the turn of the call. */
+static int starts_turn(const json_t *m)
+{
+    const char *r = role_of(m);
+    return r && !strcmp(r, "user") && !has_tool_result(json_object_get(m, "content"));
+}
+
+struct call {
+    const char *id;
+    size_t turn;
+};
+
+static int cmp_call(const void *a, const void *b)
+{
+    const struct call *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    return c ? c : (x->turn > y->turn) - (x->turn < y->turn);
+}
+
+static int push(struct call **v, size_t *n, size_t *cap, const char *id, size_t turn)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        struct call *nv = realloc(*v, nc * sizeof *nv);
+        if (!nv)
+            return -12;
+        *v = nv;
+        *cap = nc;
+    }
+    (*v)[(*n)++] = (struct call){id, turn};
+    return 0;
+}
+
+/* Tool-call ids a message makes (OpenAI tool_calls[].id, Anthropic tool_use
+ * blocks) when `calls`; ids it answers (tool_call_id, tool_result.tool_use_id)
+ * otherwise. Appends to v; returns -12 on no memory. */
+static int collect(const json_t *m, int calls, size_t turn, struct call **v, size_t *n, size_t *cap)
+{
+    const json_t *openai_calls = json_object_get(m, "tool_calls");
+    const char *answered = json_string_value(json_object_get(m, "tool_call_id"));
+    size_t i;
+    json_t *x;
+    int rc = 0;
+    if (calls && json_is_array(openai_calls)) {
+        json_array_foreach(openai_calls, i, x) {
+            const char *id = json_string_value(json_object_get(x, "id"));
+            if (id && (rc = push(v, n, cap, id, turn)))
+                return rc;
+        }
+        return 0;
+    }
+    if (!calls && answered)
+        return push(v, n, cap, answered, turn);
+    json_array_foreach(json_object_get(m, "content"), i, x) {
+        const char *type = json_string_value(json_object_get(x, "type"));
+        const char *id = NULL;
+        if (!type)
+            continue;
+        if (calls && (!strcmp(type, "tool_use") || !strcmp(type, "server_tool_use")))
+            id = json_string_value(json_object_get(x, "id"));
+        else if (!calls && !strcmp(type, "tool_result"))
+            id = json_string_value(json_object_get(x, "tool_use_id"));
+        if (id && (rc = push(v, n, cap, id, turn)))
+            return rc;
+    }
+    return 0;
+}
+
+void hr_rw_turns_free(struct hr_rw_turns *t)
+{
+    free(t->turn_of);
+    free(t->keep);
+    free(t->reach);
+    memset(t, 0, sizeof *t);
+}
+
+int hr_rw_turns_build(const json_t *messages, struct hr_rw_turns *t)
+{
+    memset(t, 0, sizeof *t);
+    size_t n = json_is_array(messages) ? json_array_size(messages) : 0;
+    t->n_msgs = n;
+    t->turn_of = calloc(n ? n : 1, sizeof *t->turn_of);
+    t->keep = calloc(n ? n : 1, 1);
+    t->reach = calloc(n ? n : 1, sizeof *t->reach);
+    if (!t->turn_of || !t->keep || !t->reach) {
+        hr_rw_turns_free(t);
+        return -12;
+    }
+    size_t cur = 0;
+    int seen = 0; /* the current turn has a removable message */
+    for (size_t i = 0; i < n; i++) {
+        const json_t *m = json_array_get(messages, i);
+        if (is_system(m)) {
+            t->keep[i] = 1;
+        } else {
+            if (starts_turn(m) && seen)
+                cur++;
+            seen = 1;
+        }
+        t->turn_of[i] = (int)cur;
+    }
+    t->n_turns = seen ? cur + 1 : 0;
+    for (size_t k = 0; k < t->n_turns; k++)
+        t->reach[k] = k;
+
+    /* A call answered in another turn ties the turns between them together. */
+    struct call *calls = NULL, *results = NULL;
+    size_t nc = 0, cc = 0, nr = 0, cr = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const json_t *m = json_array_get(messages, i);
+        if (t->keep[i] || !json_is_object(m))
+            continue;
+        rc = collect(m, 1, (size_t)t->turn_of[i], &calls, &nc, &cc);
+        if (!rc)
+            rc = collect(m, 0, (size_t)t->turn_of[i], &results, &nr, &cr);
+    }
+    if (!rc && nc && nr) {
+        qsort(calls, nc, sizeof *calls, cmp_call);
+        for (size_t i = 0; i < nr; i++) {
+            /* Every call with that id (a repeated id is the client's bug; tie them all). */
+            size_t lo = 0, hi = nc;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (strcmp(calls[mid].id, results[i].id) < 0)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            for (size_t j = lo; j < nc && !strcmp(calls[j].id, results[i].id); j++) {
+                size_t a = calls[j].turn, b = results[i].turn;
+                if (a > b) {
+                    size_t s = a;
+                    a = b;
+                    b = s;
+                }
+                if (t->reach[a] < b)
+                    t->reach[a] = b;
+            }
+        }
+    }
+    free(calls);
+    free(results);
+    if (rc) {
+        hr_rw_turns_free(t);
+        return rc;
+    }
+    return 0;
+}
+
+size_t hr_rw_group_end(const struct hr_rw_turns *t, size_t first)
+{
+    if (first >= t->n_turns)
+        return t->n_turns;
+    size_t end = t->reach[first];
+    for (size_t k = first + 1; k <= end && k < t->n_turns; k++)
+        if (t->reach[k] > end)
+            end = t->reach[k];
+    return end;
+}
