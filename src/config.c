@@ -49,11 +49,17 @@ static const struct directive directives[] = {
     {"sink_queue_size", D_INT, OFF(sink_queue_size), 1, 1 << 22, NULL, "events buffered per sink before drops are counted (default 4096)"},
     {"ccr_max_size", D_SIZE, OFF(ccr_max_bytes), 0, 1LL << 36, NULL, "bytes of dropped originals kept for retrieval (default 256m)"},
     {"ccr_ttl", D_INT, OFF(ccr_ttl_s), 1, 86400 * 30, NULL, "seconds dropped originals stay retrievable (default 3600)"},
-    {"budget", D_DOUBLE, OFF(budget_usd), 0, 0, "HEADROOM_BUDGET", "spend limit in USD per budget_period (reserved)"},
-    {"budget_period", D_STRING, OFF(budget_period), 0, 0, "HEADROOM_BUDGET_PERIOD", "hourly, daily, weekly or monthly (reserved)"},
+    {"budget", D_DOUBLE, OFF(budget_usd), 0, 0, "HEADROOM_BUDGET", "spend limit in USD per budget_period; over it LLM requests get 429 (default 0 = none)"},
+    {"budget_period", D_STRING, OFF(budget_period), 0, 0, "HEADROOM_BUDGET_PERIOD", "hourly, daily, weekly (from Monday) or monthly, UTC (default daily)"},
+    {"prices", D_STRING, OFF(prices_file), 0, 0, "HEADROOM_PRICES", "model price table (JSON) replacing the installed prices.json"},
     {"telemetry", D_TELEMETRY, OFF(telemetry), 0, 0, "HEADROOM_TELEMETRY", "anonymous usage beacon: on or off (reserved, default off)"},
-    {"cache", D_BOOL, OFF(no_cache), 0, 0, NULL, "response cache (reserved)"},
-    {"rate_limit", D_BOOL, OFF(no_rate_limit), 0, 0, NULL, "rate limiting (reserved)"},
+    {"cache", D_BOOL, OFF(no_cache), 0, 0, NULL, "response cache for non-streaming 200s (default off; on when cache_ttl is set; no forces it off)"},
+    {"cache_max_entries", D_INT, OFF(cache_max_entries), 1, 1 << 24, NULL, "answers the response cache keeps (default 1000)"},
+    {"cache_max_size", D_SIZE, OFF(cache_max_bytes), 1024, 1LL << 36, NULL, "bytes of answers the response cache keeps (default 64m)"},
+    {"cache_ttl", D_INT, OFF(cache_ttl_s), 1, 86400 * 30, NULL, "seconds a cached answer is reused; setting it turns the cache on (default 300)"},
+    {"rate_limit", D_BOOL, OFF(no_rate_limit), 0, 0, NULL, "rate limiting (default yes once rate_limit_rpm/tpm is set; no forces it off)"},
+    {"rate_limit_rpm", D_INT, OFF(rate_limit_rpm), 0, 1 << 30, NULL, "requests per minute per API key, then 429 (default 0 = no limit)"},
+    {"rate_limit_tpm", D_INT, OFF(rate_limit_tpm), 0, 1 << 30, NULL, "input tokens (after compression) per minute per API key (default 0 = no limit)"},
 };
 #undef OFF
 #define N_DIRECTIVES (sizeof directives / sizeof *directives)
@@ -87,6 +93,9 @@ void hr_config_defaults(struct hr_config *c)
     c->ccr_max_bytes = 256u << 20;
     c->ccr_ttl_s = 3600;
     c->telemetry = -1;
+    c->no_cache = -1;
+    c->cache_max_entries = 1000;
+    c->cache_max_bytes = 64u << 20;
 }
 
 int hr_parse_int(const char *s, long long min, long long max, long long *out)
@@ -399,6 +408,7 @@ void hr_config_free(struct hr_config *c)
     free(c->log_file);
     free(c->admin_token);
     free(c->budget_period);
+    free(c->prices_file);
     free_list(c->protected_tools, c->n_protected_tools);
     for (size_t i = 0; i < c->n_plugins; i++) {
         free(c->plugins[i].name);

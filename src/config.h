@@ -44,8 +44,15 @@ struct hr_config {
     /* reserved for later features; parsed so configs stay forward-compatible */
     double budget_usd;
     char *budget_period;
+    char *prices_file;                 /* price table; NULL = the installed conf/prices.json */
     int telemetry;                     /* -1 unset, 0 off, 1 on */
-    int no_cache, no_rate_limit;
+    int no_cache;                      /* -1 unset (cache off unless cache_ttl is set), 0 on, 1 off */
+    int no_rate_limit;
+    /* response cache and rate limit (respcache.c, ratelimit.c) */
+    int cache_max_entries;
+    size_t cache_max_bytes;
+    int cache_ttl_s;                   /* 0 = not set (300 s when the cache is on) */
+    int rate_limit_rpm, rate_limit_tpm; /* 0 = no limit */
     struct hr_plugin_block *plugins;
     size_t n_plugins;
     struct hr_conf_doc *doc;

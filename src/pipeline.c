@@ -5,6 +5,7 @@
 #include "ccr.h"
 #include "log.h"
 #include "pipeline.h"
+#include "session_floor.h"
 #include "stats.h"
 #include "token_cache.h"
 #include "tokens.h"
@@ -304,6 +305,8 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     json_t *messages = json_object_get(body, "messages");
     struct unit_list l = {0};
     find_units(provider, messages, &l);
+    session_id(provider, body, session_hint, out->session_id);
+    out->n_messages = json_array_size(messages);
     /* Count each unit once; the request total reuses those counts. */
     struct skip_set skip = {calloc(l.n ? l.n : 1, sizeof *skip.items), 0};
     uint64_t unit_tokens = 0;
@@ -317,6 +320,8 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     free(skip.items);
 
     size_t floor = cache_control_floor(messages);
+    struct hr_session_view last_turn;
+    hr_session_get(out->session_id, &last_turn);
     size_t recent_protected = 0;
     for (size_t i = l.n; i-- > 0;) {
         struct hr_unit *u = &l.units[i];
@@ -326,7 +331,18 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
             recent_protected++;
         }
         if (strstr(u->text, "\"" HR_MARKER_KEY "\"")) u->flags |= HR_UNIT_HAS_MARKER;
+        if (u->message_index < last_turn.floor && !(u->flags & HR_UNIT_PROTECTED)) {
+            uint64_t h = hr_session_text_hash(u->text, u->len);
+            for (size_t k = 0; k < last_turn.n_raw; k++)
+                if (last_turn.raw[k] == h) u->flags |= HR_UNIT_PROTECTED; /* sent whole into the cache */
+        }
     }
+    /* Remember what this request sends whole (protected outputs). */
+    uint64_t raw[HR_SESSION_MAX_RAW];
+    size_t n_raw = 0;
+    for (size_t i = 0; i < l.n && n_raw < HR_SESSION_MAX_RAW; i++)
+        if (l.units[i].flags & HR_UNIT_PROTECTED) raw[n_raw++] = hr_session_text_hash(l.units[i].text, l.units[i].len);
+    if (n_raw || last_turn.n_raw) hr_session_set_raw(out->session_id, raw, n_raw);
     /* Units below min_tokens are not candidates: count only what might be. */
     size_t kept = 0;
     for (size_t i = 0; i < l.n; i++) {
@@ -338,11 +354,9 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     l.n = kept;
     out->n_units = l.n;
 
-    char sid[HR_CCR_HASH_LEN + 1];
-    session_id(provider, body, session_hint, sid);
     struct req_ctx c = {
         .req = {.struct_size = sizeof(struct hr_request), .provider = provider, .model = model ? model : "",
-                .stack = stack ? stack : "", .session_id = sid, .body = body, .protected_floor = floor,
+                .stack = stack ? stack : "", .session_id = out->session_id, .body = body, .protected_floor = floor,
                 .units = l.units, .n_units = l.n, .query = latest_user_text(messages)},
         .refs = l.refs,
     };

@@ -5,6 +5,7 @@
 #define HR_PIPELINE_H
 #include <jansson.h>
 #include "headroom/plugin.h"
+#include "ccr.h"
 #include "loader.h"
 
 struct hr_pipeline_opts {
@@ -23,6 +24,8 @@ struct hr_pipeline_result {
     struct hr_stage_result *stages;     /* tags point into tag_storage */
     char (*tag_storage)[128];
     double pipeline_ms;
+    char session_id[HR_CCR_HASH_LEN + 1]; /* as transforms saw it */
+    size_t n_messages;
 };
 
 /* Count the tokens a request carries: every string under system, messages

@@ -13,6 +13,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "retrieve_tool.h"
+#include "session_floor.h"
 #include "sinks.h"
 #include "sse.h"
 #include "stats.h"
@@ -145,6 +146,9 @@ static void emit_event(struct proxy_req *p, int status, int failed, const char *
     } else {
         ev.model = "";
     }
+    /* The provider cached this request's prefix: keep it stable next turn. */
+    if (p->llm && p->pipeline_ran && status == 200 && (ev.cache_read_tokens || ev.cache_write_tokens))
+        hr_session_set_floor(p->pr.session_id, p->pr.n_messages);
     hr_stats_record(&ev);
     hr_sinks_emit(&ev);
     HR_DEBUG(LOGGER, "%s %s %s -> %d in %.1f ms%s%s", p->request_id, hr_provider_name(p->provider), p->path, status,

@@ -217,6 +217,17 @@ void hr_stats_count_rejected(int status, int rate_limited, int budget)
     pthread_mutex_unlock(&s->lock);
 }
 
+void hr_stats_record_cost(double input_usd, double output_usd, double cache_savings_usd)
+{
+    struct shard *s = current_shard();
+    if (!s) return;
+    pthread_mutex_lock(&s->lock);
+    s->d.input_cost_usd += input_usd;
+    s->d.output_cost_usd += output_usd;
+    s->d.cache_savings_usd += cache_savings_usd;
+    pthread_mutex_unlock(&s->lock);
+}
+
 static void data_merge(struct hr_stats_data *to, const struct hr_stats_data *from)
 {
     to->requests_total += from->requests_total;
@@ -249,6 +260,9 @@ static void data_merge(struct hr_stats_data *to, const struct hr_stats_data *fro
     to->ratio_n += from->ratio_n;
     to->cost_usd += from->cost_usd;
     to->savings_usd += from->savings_usd;
+    to->input_cost_usd += from->input_cost_usd;
+    to->output_cost_usd += from->output_cost_usd;
+    to->cache_savings_usd += from->cache_savings_usd;
     to->unpriced += from->unpriced;
     hr_hist_merge(&to->latency, &from->latency);
     hr_hist_merge(&to->overhead, &from->overhead);

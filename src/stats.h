@@ -35,6 +35,7 @@ struct hr_stats_data {
     double ratio_sum;                      /* sum of per-request sent/input */
     uint64_t ratio_n;
     double cost_usd, savings_usd;
+    double input_cost_usd, output_cost_usd, cache_savings_usd;  /* hr_stats_record_cost */
     uint64_t unpriced;
     struct hr_hist latency, overhead, ttfb;
     struct hr_prefix_cache prefix[HR_NPROVIDERS];
@@ -65,6 +66,8 @@ const char *hr_stats_stage_name(size_t i);
 void hr_stats_record(const struct hr_event *ev);
 /* Counters for requests that never reached the pipeline. */
 void hr_stats_count_rejected(int status, int rate_limited, int budget);
+/* The cost split of one request (its total goes in through hr_stats_record). */
+void hr_stats_record_cost(double input_usd, double output_usd, double cache_savings_usd);
 
 /* Summed copy of every shard; free with hr_stats_snapshot_free. */
 struct hr_stats_data *hr_stats_snapshot(void);

@@ -1,6 +1,7 @@
 /* t/fake_host.c — the fake hr_host used by plugin unit tests and bench/compress:
  * logging to a capture buffer, config defaults from the key table, a bytes/4 token
- * estimator, unit replacement that keeps the JSON body in sync, an in-memory CCR. */
+ * estimator, unit replacement that keeps the JSON body in sync, an in-memory CCR,
+ * /stats blocks and register_metrics sources. */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,6 +29,13 @@ struct stats_reg {
 };
 static struct stats_reg stats[16];
 static size_t n_stats;
+
+struct metrics_reg {
+    int (*fn)(void *state, hr_metric_visit_fn visit, void *ud);
+    void *state;
+};
+static struct metrics_reg mregs[16];
+static size_t n_mregs;
 
 void fh_set_log_level(int level) { log_level = level; }
 
@@ -150,6 +158,14 @@ static int fh_unit_replace(struct hr_request *req, size_t i, const char *text, s
     return HR_OK;
 }
 
+static void fh_stage_tokens_removed(struct hr_request *req, uint64_t tokens)
+{
+    struct fh_request *r = (struct fh_request *)req;
+    r->tokens_saved += (int64_t)tokens;
+    r->tokens_removed += (int64_t)tokens;
+    req->body_edited = 1;
+}
+
 static void fh_stage_tag(struct hr_request *req, const char *tag)
 {
     struct fh_request *r = (struct fh_request *)req;
@@ -254,7 +270,37 @@ void fh_drop_stats(void *state)
         if (stats[i].state != state)
             stats[k++] = stats[i];
     n_stats = k;
+    k = 0;
+    for (size_t i = 0; i < n_mregs; i++)
+        if (mregs[i].state != state)
+            mregs[k++] = mregs[i];
+    n_mregs = k;
     pthread_mutex_unlock(&mu);
+}
+
+static int fh_register_metrics(struct hr_instance *self, int (*fn)(void *, hr_metric_visit_fn, void *), void *state)
+{
+    (void)self;
+    if (!fn)
+        return HR_EINVAL;
+    pthread_mutex_lock(&mu);
+    if (n_mregs == sizeof mregs / sizeof mregs[0]) {
+        pthread_mutex_unlock(&mu);
+        return HR_ENOMEM;
+    }
+    mregs[n_mregs++] = (struct metrics_reg){fn, state};
+    pthread_mutex_unlock(&mu);
+    return HR_OK;
+}
+
+int fh_metrics(hr_metric_visit_fn fn, void *ud)
+{
+    for (size_t i = 0; i < n_mregs; i++) {
+        int rc = mregs[i].fn(mregs[i].state, fn, ud);
+        if (rc)
+            return rc;
+    }
+    return HR_OK;
 }
 
 static int fh_add_timer(struct hr_instance *self, unsigned ms, void (*fn)(void *), void *state)
@@ -263,16 +309,13 @@ static int fh_add_timer(struct hr_instance *self, unsigned ms, void (*fn)(void *
     return HR_OK;
 }
 
-static int fh_metrics_visit(hr_metric_visit_fn fn, void *ud)
-{
-    (void)fn, (void)ud;
-    return HR_OK;
-}
+static int fh_metrics_visit(hr_metric_visit_fn fn, void *ud) { return fh_metrics(fn, ud); }
 
 void fh_reset(void)
 {
     pthread_mutex_lock(&mu);
     n_stats = 0;
+    n_mregs = 0;
     while (ccr) {
         struct ccr_entry *e = ccr;
         ccr = e->next;
@@ -302,6 +345,8 @@ static const struct hr_host host = {
     .register_stats = fh_register_stats,
     .add_timer = fh_add_timer,
     .metrics_visit = fh_metrics_visit,
+    .register_metrics = fh_register_metrics,
+    .stage_tokens_removed = fh_stage_tokens_removed,
 };
 
 const struct hr_host *fh_host(void) { return &host; }

@@ -26,8 +26,9 @@ struct fh_request {
     json_t *target[FH_MAX_UNITS]; /* object holding the unit's text ... */
     const char *key[FH_MAX_UNITS]; /* ... under this key */
     char tag[512];
-    int64_t tokens_saved;
+    int64_t tokens_saved;  /* unit savings plus stage_tokens_removed() */
     int replaced;
+    int64_t tokens_removed; /* stage_tokens_removed() alone */
 };
 
 /* The host table (thread-safe, like the real one). */
@@ -49,9 +50,14 @@ int fh_request_init(struct fh_request *r, json_t *body, enum hr_provider provide
                     const char *query);
 void fh_request_free(struct fh_request *r);
 
+/* Walk every metric family plugins registered with register_metrics (also what
+ * the host's metrics_visit walks). Returns 0 or the first source's error. */
+int fh_metrics(hr_metric_visit_fn fn, void *ud);
+
 /* Call the /stats block a plugin registered under `key` (new reference or NULL). */
 json_t *fh_stats(const char *key);
-/* Forget the /stats blocks registered with `state` (call before the plugin's fini). */
+/* Forget the /stats blocks and metric sources registered with `state` (call
+ * before the plugin's fini). */
 void fh_drop_stats(void *state);
 /* CCR lookup; free() the result. */
 char *fh_ccr_get(const char *hash, size_t *len);

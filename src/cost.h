@@ -1,0 +1,56 @@
+/* cost.h — the daemon's price table and budget: set up from the config,
+ * pricing of finished requests, the budget gate, and their /stats blocks. */
+#ifndef HR_COST_H
+#define HR_COST_H
+#include <stddef.h>
+#include <stdio.h>
+#include <jansson.h>
+#include "config.h"
+#include "headroom/plugin.h"
+#include "stats.h"
+
+/*
+ * hr_cost_init
+ *   Load the price table (`prices` / HEADROOM_PRICES, else the installed or
+ *   source-tree prices.json) and open the budget (budget > 0) with its state
+ *   in $HEADROOM_WORKSPACE_DIR/budget.json, else ~/.headroom/budget.json.
+ *   A bad price table or budget setting is an error naming file and problem.
+ *   Registers a 1 s flush timer for the budget file.
+ */
+int hr_cost_init(const struct hr_config *c, char *err, size_t errlen);
+/* Flush and free (clean shutdown). */
+void hr_cost_shutdown(void);
+/* One or two lines for --check-config. */
+void hr_cost_describe(FILE *out);
+
+/*
+ * hr_cost_price_event
+ *   Fill ev->cost_usd, ev->savings_usd and ev->priced from the event's model
+ *   and usage fields. Without provider usage (`usage_seen` 0) a 2xx answer's
+ *   input is estimated from ev->tokens_sent. `split` (optional) gets the parts.
+ */
+struct hr_cost;
+void hr_cost_price_event(struct hr_event *ev, int usage_seen, struct hr_cost *split);
+/* hr_cost_price_event, then count the cost split and add it to the budget. */
+void hr_cost_account_event(struct hr_event *ev, int usage_seen);
+
+/* USD as the headers and SSE comment print it (6 decimals). */
+void hr_cost_format_usd(double usd, char *out, size_t outlen);
+/* The closing SSE comment of a stream, e.g.
+ * ": headroom tokens_before=… tokens_after=… tokens_saved=… cost_usd=… savings_usd=…\n\n". */
+int hr_cost_sse_comment(const struct hr_event *ev, char *out, size_t outlen);
+
+/*
+ * hr_cost_budget_gate
+ *   1 when the budget is spent: *body is the provider-shaped 429 body
+ *   (type and code budget_exceeded) and *retry_after_s the whole seconds
+ *   until the period resets. 0 when the request may go on.
+ */
+int hr_cost_budget_gate(enum hr_provider p, json_t **body, long *retry_after_s);
+
+/* /stats "cost" and "budget" (null without a budget). */
+json_t *hr_cost_stats_json(const struct hr_stats_data *d);
+json_t *hr_cost_budget_json(const struct hr_stats_data *d);
+/* For /metrics: 1 and the figures when a budget is set, else 0. */
+int hr_cost_budget_figures(double *spent_usd, double *limit_usd);
+#endif

@@ -1,0 +1,234 @@
+/* ratelimit.c — token buckets per hashed API key in a bounded LRU table. */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include "log.h"
+#include "ratelimit.h"
+#include "stats.h"
+
+#define LOGGER "headroom.proxy.rate_limit"
+
+struct bucket {
+    uint8_t key[HR_SHA256_LEN];
+    double requests, tokens;   /* what is left; tokens may go negative (see admit) */
+    double at;                 /* when the levels were last brought up to date */
+    struct bucket *next_in_bucket;
+    struct bucket *lru_prev, *lru_next;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    int enabled;
+    uint64_t rpm, tpm;
+    size_t max_keys, n_keys, n_slots;
+    struct bucket **slots;
+    struct bucket *lru_head, *lru_tail;
+    uint64_t rejected, evicted;
+} rl = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+double hr_ratelimit_now(void)
+{
+    const char *t = getenv("HEADROOM_TEST_NOW");
+    if (t && *t) {
+        char *end;
+        double v = strtod(t, &end);
+        if (!*end && v > 0) return v;
+    }
+    return hr_now();
+}
+
+void hr_ratelimit_key(const char *credential, uint8_t key[HR_SHA256_LEN])
+{
+    struct hr_sha256 c;
+    hr_sha256_init(&c);
+    /* Domain-separated from the response cache's use of the same credential. */
+    hr_sha256_update(&c, "headroom-rate-limit-v1", 23);
+    if (credential && *credential) hr_sha256_update(&c, credential, strlen(credential));
+    else hr_sha256_update(&c, "\xff" "anonymous", 10);
+    hr_sha256_final(&c, key);
+}
+
+static size_t slot_of(const uint8_t *key)
+{
+    uint64_t h;
+    memcpy(&h, key, sizeof h);
+    return (size_t)(h % rl.n_slots);
+}
+
+static void lru_unlink(struct bucket *b)
+{
+    if (b->lru_prev) b->lru_prev->lru_next = b->lru_next; else rl.lru_head = b->lru_next;
+    if (b->lru_next) b->lru_next->lru_prev = b->lru_prev; else rl.lru_tail = b->lru_prev;
+    b->lru_prev = b->lru_next = NULL;
+}
+
+static void lru_push_front(struct bucket *b)
+{
+    b->lru_next = rl.lru_head;
+    b->lru_prev = NULL;
+    if (rl.lru_head) rl.lru_head->lru_prev = b;
+    rl.lru_head = b;
+    if (!rl.lru_tail) rl.lru_tail = b;
+}
+
+static void drop(struct bucket *b)
+{
+    struct bucket **pp = &rl.slots[slot_of(b->key)];
+    while (*pp && *pp != b) pp = &(*pp)->next_in_bucket;
+    if (*pp) *pp = b->next_in_bucket;
+    lru_unlink(b);
+    rl.n_keys--;
+    free(b);
+}
+
+static void clear_all(void)
+{
+    while (rl.lru_head) drop(rl.lru_head);
+    free(rl.slots);
+    rl.slots = NULL;
+    rl.n_slots = rl.n_keys = 0;
+}
+
+int hr_ratelimit_init(uint64_t rpm, uint64_t tpm, size_t max_keys)
+{
+    pthread_mutex_lock(&rl.lock);
+    clear_all();
+    rl.rpm = rpm;
+    rl.tpm = tpm;
+    rl.max_keys = max_keys ? max_keys : HR_RATELIMIT_MAX_KEYS;
+    rl.rejected = rl.evicted = 0;
+    rl.enabled = 0;
+    int rc = HR_OK;
+    if (rpm || tpm) {
+        rl.n_slots = rl.max_keys < 1021 ? 1021 : rl.max_keys | 1;
+        rl.slots = calloc(rl.n_slots, sizeof *rl.slots);
+        if (rl.slots) rl.enabled = 1;
+        else rc = HR_ENOMEM;
+    }
+    pthread_mutex_unlock(&rl.lock);
+    return rc;
+}
+
+int hr_ratelimit_setup(const struct hr_config *c)
+{
+    uint64_t rpm = c->no_rate_limit ? 0 : (uint64_t)c->rate_limit_rpm;
+    uint64_t tpm = c->no_rate_limit ? 0 : (uint64_t)c->rate_limit_tpm;
+    int rc = hr_ratelimit_init(rpm, tpm, HR_RATELIMIT_MAX_KEYS);
+    if (!rc && (rpm || tpm))
+        HR_INFO(LOGGER, "rate limit on, per API key: %llu requests/min, %llu tokens/min (0 = no limit)",
+                (unsigned long long)rpm, (unsigned long long)tpm);
+    else if (c->no_rate_limit && (c->rate_limit_rpm || c->rate_limit_tpm))
+        HR_INFO(LOGGER, "rate limit configured but forced off (rate_limit no / --no-rate-limit)");
+    return rc;
+}
+
+void hr_ratelimit_shutdown(void)
+{
+    pthread_mutex_lock(&rl.lock);
+    clear_all();
+    rl.enabled = 0;
+    pthread_mutex_unlock(&rl.lock);
+}
+
+int hr_ratelimit_enabled(void)
+{
+    pthread_mutex_lock(&rl.lock);
+    int on = rl.enabled;
+    pthread_mutex_unlock(&rl.lock);
+    return on;
+}
+
+/* Seconds until `level` reaches `need` at `per_minute` refill. */
+static int wait_s(double level, double need, uint64_t per_minute)
+{
+    double s = (need - level) * 60.0 / (double)per_minute;
+    double w = ceil(s - 1e-9);
+    return w < 1 ? 1 : w > 86400 ? 86400 : (int)w;
+}
+
+int hr_ratelimit_admit(const uint8_t key[HR_SHA256_LEN], uint64_t tokens, int charge, double now,
+                       struct hr_ratelimit_verdict *v)
+{
+    pthread_mutex_lock(&rl.lock);
+    if (!rl.enabled) {
+        pthread_mutex_unlock(&rl.lock);
+        return HR_OK;
+    }
+    struct bucket *b = rl.slots[slot_of(key)];
+    while (b && memcmp(b->key, key, HR_SHA256_LEN)) b = b->next_in_bucket;
+    if (b) {
+        lru_unlink(b);
+        /* Refill for the time since the last visit; a clock that went back
+         * (NTP, a test clock) refills nothing rather than draining. */
+        double dt = now > b->at ? now - b->at : 0;
+        b->requests = fmin((double)rl.rpm, b->requests + dt * (double)rl.rpm / 60.0);
+        b->tokens = fmin((double)rl.tpm, b->tokens + dt * (double)rl.tpm / 60.0);
+        b->at = now;
+    } else {
+        /* A key not seen (or forgotten) starts with a full bucket; forgetting
+         * the least recently seen key at the cap can only make it laxer. */
+        if (rl.n_keys >= rl.max_keys && rl.lru_tail) {
+            drop(rl.lru_tail);
+            rl.evicted++;
+        }
+        b = calloc(1, sizeof *b);
+        if (!b) { /* fail open: a limiter must not turn memory pressure into 429s */
+            pthread_mutex_unlock(&rl.lock);
+            return HR_OK;
+        }
+        memcpy(b->key, key, HR_SHA256_LEN);
+        b->requests = (double)rl.rpm;
+        b->tokens = (double)rl.tpm;
+        b->at = now;
+        size_t s = slot_of(key);
+        b->next_in_bucket = rl.slots[s];
+        rl.slots[s] = b;
+        rl.n_keys++;
+    }
+    lru_push_front(b);
+    int rc = HR_OK;
+    int req_wait = 0, tok_wait = 0;
+    if (rl.rpm && b->requests < 1.0) req_wait = wait_s(b->requests, 1.0, rl.rpm);
+    if (rl.tpm) {
+        /* A request larger than the whole per-minute allowance passes when
+         * the bucket is full and leaves it in debt: it is never stuck, and
+         * the average stays within the limit. */
+        double need = charge ? fmin((double)tokens, (double)rl.tpm) : fmin(1.0, (double)rl.tpm);
+        if (b->tokens < need) tok_wait = wait_s(b->tokens, need, rl.tpm);
+    }
+    if (req_wait || tok_wait) {
+        rc = HR_RATELIMIT_LIMITED;
+        rl.rejected++;
+        if (v) {
+            int tok = tok_wait > req_wait;
+            v->retry_after_s = tok ? tok_wait : req_wait;
+            v->limit = tok ? "tokens" : "requests";
+            v->per_minute = tok ? rl.tpm : rl.rpm;
+        }
+    } else if (charge) {
+        if (rl.rpm) b->requests -= 1.0;
+        if (rl.tpm) b->tokens -= (double)tokens;
+    }
+    pthread_mutex_unlock(&rl.lock);
+    return rc;
+}
+
+json_t *hr_ratelimit_error_body(enum hr_provider p, const char *message)
+{
+    if (p == HR_PROVIDER_ANTHROPIC)
+        return json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type", "rate_limit_error", "message", message);
+    return json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message", message, "type", "rate_limit_exceeded", "param",
+                     "code", "rate_limit_exceeded");
+}
+
+json_t *hr_ratelimit_stats_json(void)
+{
+    pthread_mutex_lock(&rl.lock);
+    json_t *o = json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I}", "enabled", rl.enabled, "rpm", (json_int_t)rl.rpm, "tpm",
+                          (json_int_t)rl.tpm, "tracked_keys", (json_int_t)rl.n_keys, "max_keys",
+                          (json_int_t)(rl.max_keys ? rl.max_keys : HR_RATELIMIT_MAX_KEYS), "rejected",
+                          (json_int_t)rl.rejected, "evicted_keys", (json_int_t)rl.evicted);
+    pthread_mutex_unlock(&rl.lock);
+    return o;
+}

@@ -1,0 +1,47 @@
+/* ratelimit.h — per-API-key request and token rate limits: a token bucket
+ * per key (burst up to the per-minute limit, refilled continuously), keys
+ * kept as SHA-256 digests only, at most max_keys tracked (least recently
+ * seen dropped first). Off unless a limit is configured. */
+#ifndef HR_RATELIMIT_H
+#define HR_RATELIMIT_H
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "config.h"
+#include "headroom/plugin.h"
+#include "sha256.h"
+
+#define HR_RATELIMIT_MAX_KEYS 10000
+#define HR_RATELIMIT_LIMITED 1
+
+struct hr_ratelimit_verdict {
+    int retry_after_s;          /* whole seconds until the request would pass (>= 1) */
+    const char *limit;          /* "requests" or "tokens": the limit that refused */
+    uint64_t per_minute;        /* that limit's value */
+};
+
+/* Decide from the config (limits set and no `rate_limit no` / --no-rate-limit). */
+int hr_ratelimit_setup(const struct hr_config *c);
+/* rpm/tpm 0 = that limit off; both 0 = disabled. */
+int hr_ratelimit_init(uint64_t rpm, uint64_t tpm, size_t max_keys);
+void hr_ratelimit_shutdown(void);
+int hr_ratelimit_enabled(void);
+
+/* Digest of the client's credential (Authorization or x-api-key value);
+ * NULL or empty means the shared "anonymous" bucket. */
+void hr_ratelimit_key(const char *credential, uint8_t key[HR_SHA256_LEN]);
+
+/* Admit a request of `tokens` input tokens at time `now` (Unix seconds).
+ * 0 = admitted (and charged when `charge`), HR_RATELIMIT_LIMITED = refused
+ * (nothing charged, `v` filled). With charge = 0 it only checks that the
+ * key has room for one more request (a cheap check before compressing). */
+int hr_ratelimit_admit(const uint8_t key[HR_SHA256_LEN], uint64_t tokens, int charge, double now,
+                       struct hr_ratelimit_verdict *v);
+
+/* The 429 body in the provider's own error shape. */
+json_t *hr_ratelimit_error_body(enum hr_provider p, const char *message);
+/* /stats.rate_limit: enabled, rpm, tpm, tracked_keys, max_keys, rejected. */
+json_t *hr_ratelimit_stats_json(void);
+/* Unix seconds: $HEADROOM_TEST_NOW when set (tests only), else the wall clock. */
+double hr_ratelimit_now(void);
+#endif
