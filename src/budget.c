@@ -28,6 +28,7 @@ struct hr_budget {
     double delta;               /* added since, not yet written */
     int warned;                 /* 0, 80 or 100: WARN lines already logged this period */
     int dirty;
+    struct stat seen;           /* the file as last read or written: a change means another writer */
 };
 
 static const char *const period_names[] = {"hourly", "daily", "weekly", "monthly"};
@@ -310,6 +311,7 @@ int hr_budget_open(double limit_usd, enum hr_budget_period period, const char *s
         }
         b->base = st.spent;
         b->warned = st.warned;
+        stat(b->path, &b->seen);
     }
     *out = b;
     return 0;
@@ -398,7 +400,11 @@ int hr_budget_flush(struct hr_budget *b)
     int warned = b->warned;
     b->dirty = 0;
     pthread_mutex_unlock(&b->lock);
-    if (!dirty) {
+    struct stat now_st;
+    int changed = stat(b->path, &now_st) == 0 &&
+                  (now_st.st_ino != b->seen.st_ino || now_st.st_size != b->seen.st_size ||
+                   now_st.st_mtim.tv_sec != b->seen.st_mtim.tv_sec || now_st.st_mtim.tv_nsec != b->seen.st_mtim.tv_nsec);
+    if (!dirty && !changed) {
         pthread_mutex_unlock(&b->io);
         return 0;
     }
@@ -410,11 +416,12 @@ int hr_budget_flush(struct hr_budget *b)
     if (rc == -ENOENT || rc == -EINVAL) rc = 0;
     double total = st.spent + delta;
     if (st.warned > warned) warned = st.warned;
-    if (!rc) rc = write_state(b, start, total, warned);
+    if (!rc && dirty) rc = write_state(b, start, total, warned);
+    if (!rc) stat(b->path, &b->seen); /* only the io holder touches `seen` */
     unlock_file(lfd);
     pthread_mutex_lock(&b->lock);
     if (b->start == start) {
-        if (rc) b->dirty = 1; /* delta kept: the next flush retries */
+        if (rc) b->dirty |= dirty; /* delta kept: the next flush retries */
         else {
             b->base = total;
             b->delta -= delta;

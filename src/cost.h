@@ -15,9 +15,10 @@
  *   source-tree prices.json) and open the budget (budget > 0) with its state
  *   in $HEADROOM_WORKSPACE_DIR/budget.json, else ~/.headroom/budget.json.
  *   A bad price table or budget setting is an error naming file and problem.
- *   Registers a 1 s flush timer for the budget file.
  */
 int hr_cost_init(const struct hr_config *c, char *err, size_t errlen);
+/* Write the budget file every second (housekeeping thread) when it changed. */
+void hr_cost_start_flusher(void);
 /* Flush and free (clean shutdown). */
 void hr_cost_shutdown(void);
 /* One or two lines for --check-config. */

@@ -11,6 +11,9 @@
 #include <unistd.h>
 #include <curl/curl.h>
 #include "ccr.h"
+#include "cost.h"
+#include "ratelimit.h"
+#include "respcache.h"
 #include "config.h"
 #include "daemon.h"
 #include "host.h"
@@ -28,6 +31,7 @@ enum {
     OPT_HOST = 256, OPT_PORT, OPT_WORKERS, OPT_OPENAI, OPT_ANTHROPIC, OPT_PLUGIN_DIR, OPT_LOG_LEVEL, OPT_LOG_FILE,
     OPT_LOG_MESSAGES, OPT_NO_OPTIMIZE, OPT_CHECK, OPT_HELP_CONFIG, OPT_BUDGET, OPT_BUDGET_PERIOD, OPT_TELEMETRY,
     OPT_NO_TELEMETRY, OPT_NO_CACHE, OPT_NO_RATE_LIMIT,
+    OPT_RATE_LIMIT_RPM, OPT_RATE_LIMIT_TPM,
 };
 
 static const struct option long_opts[] = {
@@ -50,6 +54,8 @@ static const struct option long_opts[] = {
     {"no-telemetry", no_argument, NULL, OPT_NO_TELEMETRY},
     {"no-cache", no_argument, NULL, OPT_NO_CACHE},
     {"no-rate-limit", no_argument, NULL, OPT_NO_RATE_LIMIT},
+    {"rate-limit-rpm", required_argument, NULL, OPT_RATE_LIMIT_RPM},
+    {"rate-limit-tpm", required_argument, NULL, OPT_RATE_LIMIT_TPM},
     {"version", no_argument, NULL, 'V'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -71,8 +77,12 @@ static void usage(FILE *out)
             "      --log-file FILE        JSONL request log (request_log sink)\n"
             "      --log-messages         include message bodies in the request log\n"
             "      --no-optimize          passthrough: forward requests unchanged\n"
-            "      --budget USD, --budget-period P, --telemetry, --no-telemetry, --no-cache, --no-rate-limit\n"
-            "                             reserved for budget, telemetry, cache and rate-limit features\n"
+            "      --budget USD           spend limit per budget period, then 429 on LLM routes (default none)\n"
+            "      --budget-period P      hourly, daily, weekly (from Monday) or monthly, UTC (default daily)\n"
+            "      --telemetry, --no-telemetry, --no-cache, --no-rate-limit\n"
+            "                             reserved for telemetry, cache and rate-limit features\n"
+            "      --rate-limit-rpm N     requests per minute per API key, then 429 (default: no limit)\n"
+            "      --rate-limit-tpm N     input tokens per minute per API key, then 429 (default: no limit)\n"
             "      --check-config         parse the config, load plugins, report, exit 0 or 1\n"
             "      --help-config          list config directives\n"
             "  -V, --version              print the version\n"
@@ -132,6 +142,16 @@ static int apply_flag(struct hr_config *c, const struct flag *f, char *err, size
     case OPT_NO_TELEMETRY: c->telemetry = 0; return 0;
     case OPT_NO_CACHE: c->no_cache = 1; return 0;
     case OPT_NO_RATE_LIMIT: c->no_rate_limit = 1; return 0;
+    case OPT_RATE_LIMIT_RPM:
+    case OPT_RATE_LIMIT_TPM:
+        if (hr_parse_int(f->arg, 0, 1 << 30, &v)) {
+            snprintf(err, errlen, "invalid value '%s' for --rate-limit-%s (expected a whole number from 0 to %d; 0 = no limit)",
+                     f->arg, f->opt == OPT_RATE_LIMIT_RPM ? "rpm" : "tpm", 1 << 30);
+            return -EINVAL;
+        }
+        if (f->opt == OPT_RATE_LIMIT_RPM) c->rate_limit_rpm = (int)v;
+        else c->rate_limit_tpm = (int)v;
+        return 0;
     }
     const char *hint = f->opt == OPT_LOG_LEVEL ? "error, warn, info or debug"
                        : f->opt == OPT_WORKERS ? "auto or 1-256"
@@ -221,10 +241,17 @@ int main(int argc, char **argv)
     }
     hr_log_set_level(cfg.log_level);
     if (hr_tokens_init(err, sizeof err)) HR_WARN("headroom.tokens", "%s; token counts are estimates", err);
+    if (hr_cost_init(&cfg, err, sizeof err)) { /* price table and budget */
+        fprintf(stderr, "headroomd: %s\n", err);
+        hr_cost_shutdown();
+        hr_config_free(&cfg);
+        return 1;
+    }
 
     struct hr_daemon d = {.cfg = &cfg, .listen_fd = -1};
     if (hr_plugins_load(&cfg, &d.plugins, err, sizeof err)) {
         fprintf(stderr, "headroomd: %s\n", err);
+        hr_cost_shutdown();
         hr_config_free(&cfg);
         return 1;
     }
@@ -235,6 +262,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "headroomd: %s\n", err);
             hr_plugins_unload(&d.plugins);
             hr_host_registries_free();
+            hr_cost_shutdown();
             hr_config_free(&cfg);
             return 1;
         }
@@ -242,6 +270,8 @@ int main(int argc, char **argv)
         printf("listen %s:%d, workers %s, openai %s, anthropic %s\n", cfg.host, cfg.port,
                cfg.workers ? "fixed" : "auto", cfg.openai_url, cfg.anthropic_url);
         hr_plugins_describe(&d.plugins, stdout);
+        hr_cost_describe(stdout);
+        hr_cost_shutdown();
         hr_plugins_unload(&d.plugins);
         hr_host_registries_free();
         hr_config_free(&cfg);
@@ -259,6 +289,9 @@ int main(int argc, char **argv)
     hr_stats_init(d.n_workers, stage_names, d.plugins.n_transforms);
     free(stage_names);
     hr_ccr_init_memory(cfg.ccr_max_bytes, (unsigned)cfg.ccr_ttl_s);
+    hr_cost_start_flusher();
+    hr_respcache_setup(&cfg);
+    hr_ratelimit_setup(&cfg);
 
     /* Signals go to the main thread only: block them before threads start. */
     sigset_t sigs;
@@ -311,7 +344,10 @@ out_sinks:
 out:
     hr_plugins_unload(&d.plugins);
     hr_host_registries_free();
+    hr_cost_shutdown(); /* writes the budget's last spend */
     hr_ccr_shutdown();
+    hr_respcache_shutdown();
+    hr_ratelimit_shutdown();
     hr_stats_shutdown();
     curl_global_cleanup();
     hr_config_free(&cfg);

@@ -2,6 +2,7 @@
  * spec/monitoring.md). Histograms are in milliseconds. */
 #include <stdio.h>
 #include <string.h>
+#include "cost.h"
 #include "hist.h"
 #include "host.h"
 #include "metrics.h"
@@ -110,6 +111,10 @@ int hr_metrics_visit(hr_metric_visit_fn fn, void *ud)
     scalar(&v, "headroom_requests_cached_total", HR_METRIC_COUNTER, "Requests answered from the response cache", (double)d->cached);
     scalar(&v, "headroom_requests_rate_limited_total", HR_METRIC_COUNTER, "Requests refused by the rate limit", (double)d->rate_limited);
     scalar(&v, "headroom_budget_rejected_total", HR_METRIC_COUNTER, "Requests refused by the budget", (double)d->budget_rejected);
+    double budget_spent, budget_limit;
+    int budget_set = hr_cost_budget_figures(&budget_spent, &budget_limit);
+    scalar(&v, "headroom_budget_spent_usd", HR_METRIC_GAUGE, "Spend in the current budget period (USD)", budget_spent);
+    if (budget_set) scalar(&v, "headroom_budget_limit_usd", HR_METRIC_GAUGE, "Budget limit per period (USD)", budget_limit);
     scalar(&v, "headroom_tokens_input_total", HR_METRIC_COUNTER, "Input tokens before compression", (double)d->tokens_input);
     scalar(&v, "headroom_tokens_output_total", HR_METRIC_COUNTER, "Output tokens reported by providers", (double)d->tokens_output);
     scalar(&v, "headroom_tokens_saved_total", HR_METRIC_COUNTER, "Input tokens removed by compression", (double)d->tokens_saved);

@@ -135,7 +135,9 @@ static void add_unit(struct unit_list *l, json_t *holder, const char *key, size_
     }
     l->units[l->n] = (struct hr_unit){.struct_size = sizeof(struct hr_unit), .message_index = (uint32_t)msg,
                                       .text = json_string_value(s), .len = json_string_length(s), .tool_name = tool};
-    l->refs[l->n] = (struct unit_ref){holder, key};
+    /* Held so a stage that removes whole messages cannot free a holder that
+     * the undo journal or a later unit_replace would still write to. */
+    l->refs[l->n] = (struct unit_ref){json_incref(holder), key};
     l->n++;
 }
 
@@ -346,7 +348,10 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     /* Units below min_tokens are not candidates: count only what might be. */
     size_t kept = 0;
     for (size_t i = 0; i < l.n; i++) {
-        if (l.units[i].tokens < (size_t)opts->min_tokens) continue;
+        if (l.units[i].tokens < (size_t)opts->min_tokens) {
+            json_decref(l.refs[i].holder);
+            continue;
+        }
         l.units[kept] = l.units[i];
         l.refs[kept] = l.refs[i];
         kept++;
@@ -393,6 +398,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     if (saved_total > (int64_t)out->tokens_before) saved_total = (int64_t)out->tokens_before;
     out->tokens_after = out->tokens_before - (uint64_t)saved_total;
     free(l.units);
+    for (size_t i = 0; i < l.n; i++) json_decref(l.refs[i].holder);
     free(l.refs);
     out->pipeline_ms = hr_monotonic_ms() - t0;
     if (out->tokens_before > out->tokens_after) {

@@ -218,7 +218,7 @@ static int load_doc(struct hr_prices *t, json_t *doc, char *err, size_t errlen)
     int rc = parse_refs(t, json_object_get(doc, "aliases"), "aliases", &t->aliases, &t->n_aliases, err, errlen);
     if (!rc) rc = parse_refs(t, json_object_get(doc, "prefixes"), "prefixes", &t->prefixes, &t->n_prefixes, err, errlen);
     if (rc) return rc;
-    qsort(t->aliases, t->n_aliases, sizeof *t->aliases, cmp_named);
+    if (t->n_aliases) qsort(t->aliases, t->n_aliases, sizeof *t->aliases, cmp_named);
     return 0;
 }
 
@@ -305,7 +305,10 @@ static size_t date_suffix_len(const char *s, size_t n)
     if (n > 9 && s[n - 9] == '-') {
         for (size_t i = n - 8; i < n; i++)
             if (!isdigit((unsigned char)s[i])) return 0;
-        return (s[n - 8] == '2' || s[n - 8] == '1') ? 9 : 0; /* a year, not a build number */
+        /* 19xx/20xx and a month: a date, not a build number */
+        int month = (s[n - 4] - '0') * 10 + (s[n - 3] - '0');
+        int century = (s[n - 8] - '0') * 10 + (s[n - 7] - '0');
+        return (century == 19 || century == 20) && month >= 1 && month <= 12 ? 9 : 0;
     }
     return 0;
 }

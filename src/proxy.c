@@ -10,8 +10,11 @@
 #include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include "cost.h"
 #include "daemon.h"
 #include "log.h"
+#include "ratelimit.h"
+#include "respcache.h"
 #include "retrieve_tool.h"
 #include "session_floor.h"
 #include "sinks.h"
@@ -52,6 +55,9 @@ struct proxy_req {
     struct hr_usage earlier_usage;       /* usage of rounds before the last */
     char *url;
     struct curl_slist *up_headers;
+    /* response cache (respcache.c): key of a cacheable request, and a hit */
+    int cacheable, cached;
+    uint8_t cache_key[HR_RESPCACHE_KEY_LEN];
     struct event *peer_closed;           /* EV_CLOSED watch on the client socket */
 };
 
@@ -108,6 +114,31 @@ static enum hr_provider provider_for(const char *path, struct evkeyvalq *in)
     return HR_PROVIDER_OPENAI;
 }
 
+/* Token counts and provider usage of an LLM request (all rounds), priced
+ * as the event, the cost headers and the stream's closing comment see it. */
+static void event_usage(struct proxy_req *p, struct hr_event *ev)
+{
+    ev->tokens_input = p->pr.tokens_before;
+    ev->tokens_sent = p->pr.tokens_after;
+    ev->tokens_saved = p->pr.tokens_before - p->pr.tokens_after;
+    const struct hr_usage *u = &p->usage, *e = &p->earlier_usage;
+    ev->tokens_output = u->output_tokens + e->output_tokens;
+    ev->provider_input_tokens = u->input_tokens + e->input_tokens;
+    ev->cache_read_tokens = u->cache_read_tokens + e->cache_read_tokens;
+    ev->cache_write_tokens = u->cache_write_tokens + e->cache_write_tokens;
+    ev->cache_write_5m_tokens = u->cache_write_5m_tokens + e->cache_write_5m_tokens;
+    ev->cache_write_1h_tokens = u->cache_write_1h_tokens + e->cache_write_1h_tokens;
+}
+
+/* What the request costs so far (headers and stream comment; the event
+ * itself is priced and accounted once, in emit_event). */
+static void price_so_far(struct proxy_req *p, struct hr_event *ev)
+{
+    *ev = (struct hr_event){.struct_size = sizeof *ev, .model = p->model ? p->model : "", .status = (int)p->status};
+    event_usage(p, ev);
+    hr_cost_price_event(ev, p->usage.seen || p->earlier_usage.seen, NULL);
+}
+
 /* The one place a finished request is counted and handed to the sinks. */
 static void emit_event(struct proxy_req *p, int status, int failed, const char *error)
 {
@@ -128,21 +159,14 @@ static void emit_event(struct proxy_req *p, int status, int failed, const char *
         .overhead_ms = p->t_forward > 0 ? p->t_forward - p->t_start : -1,
         .ttfb_ms = p->t_first_byte > 0 ? p->t_first_byte - p->t_forward : -1,
         .error = error,
+        .cached = p->cached,
         .pipeline_ms = p->pipeline_ran ? p->pr.pipeline_ms : -1,
         .n_stages = p->pr.n_stages,
         .stages = p->pr.stages,
     };
     if (p->llm) {
-        ev.tokens_input = p->pr.tokens_before;
-        ev.tokens_sent = p->pr.tokens_after;
-        ev.tokens_saved = p->pr.tokens_before - p->pr.tokens_after;
-        const struct hr_usage *u = &p->usage, *e = &p->earlier_usage;
-        ev.tokens_output = u->output_tokens + e->output_tokens;
-        ev.provider_input_tokens = u->input_tokens + e->input_tokens;
-        ev.cache_read_tokens = u->cache_read_tokens + e->cache_read_tokens;
-        ev.cache_write_tokens = u->cache_write_tokens + e->cache_write_tokens;
-        ev.cache_write_5m_tokens = u->cache_write_5m_tokens + e->cache_write_5m_tokens;
-        ev.cache_write_1h_tokens = u->cache_write_1h_tokens + e->cache_write_1h_tokens;
+        event_usage(p, &ev);
+        hr_cost_account_event(&ev, p->usage.seen || p->earlier_usage.seen);
     } else {
         ev.model = "";
     }
@@ -239,6 +263,28 @@ static void add_token_headers(struct proxy_req *p, struct evkeyvalq *out)
     evhttp_add_header(out, "x-headroom-tokens-after", v);
     snprintf(v, sizeof v, "%llu", (unsigned long long)(p->pr.tokens_before - p->pr.tokens_after));
     evhttp_add_header(out, "x-headroom-tokens-saved", v);
+    if (p->streaming) return; /* streams carry cost in their closing comment */
+    struct hr_event ev;
+    price_so_far(p, &ev);
+    hr_cost_format_usd(ev.cost_usd, v, sizeof v);
+    evhttp_add_header(out, "x-headroom-cost-usd", v);
+    hr_cost_format_usd(ev.savings_usd, v, sizeof v);
+    evhttp_add_header(out, "x-headroom-savings-usd", v);
+}
+
+/* Clients ignore SSE comments: the stream's figures ride at its very end. */
+static void stream_cost_comment(struct proxy_req *p)
+{
+    struct hr_event ev;
+    char line[320];
+    price_so_far(p, &ev);
+    int n = hr_cost_sse_comment(&ev, line, sizeof line);
+    if (n <= 0 || (size_t)n >= sizeof line) return;
+    struct evbuffer *b = evbuffer_new();
+    if (!b) return;
+    evbuffer_add(b, line, (size_t)n);
+    evhttp_send_reply_chunk(p->req, b);
+    evbuffer_free(b);
 }
 
 static void on_headers(void *ud, long status, const struct hr_header *h, size_t n)
@@ -374,6 +420,89 @@ static int answer_retrieve_calls(struct proxy_req *p)
     return 1;
 }
 
+/* ---- response cache and rate limit (respcache.c, ratelimit.c) ---- */
+
+/* Answer from the response cache when it holds this request (checked on
+ * the client's body, before compression). 1 = answered. A hit sends no
+ * tokens anywhere, so its event carries none; it replays the token headers
+ * of the answer it reuses. */
+static int answer_from_cache(struct proxy_req *p, const json_t *body)
+{
+    if (!hr_respcache_enabled()) return 0;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(p->req);
+    const char *query = strchr(evhttp_request_get_uri(p->req), '?');
+    const char *const hdrs[] = {"x-api-key", evhttp_find_header(in, "x-api-key"),
+                                "anthropic-version", evhttp_find_header(in, "anthropic-version"),
+                                "anthropic-beta", evhttp_find_header(in, "anthropic-beta"),
+                                "openai-organization", evhttp_find_header(in, "openai-organization"),
+                                "openai-project", evhttp_find_header(in, "openai-project"), NULL};
+    struct hr_respcache_request r = {p->provider, p->path, query, body, evhttp_find_header(in, "authorization"), hdrs};
+    if (hr_respcache_key(&r, p->cache_key)) return 0; /* a stream: never cached */
+    p->cacheable = 1;
+    struct hr_respcache_entry e;
+    if (hr_respcache_get(p->cache_key, &e)) return 0;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(p->req);
+    char v[32];
+    evhttp_add_header(out, "Content-Type", e.content_type);
+    evhttp_add_header(out, "x-headroom-cache", "hit");
+    evhttp_add_header(out, "x-headroom-request-id", p->request_id);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)e.tokens_before);
+    evhttp_add_header(out, "x-headroom-tokens-before", v);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)e.tokens_after);
+    evhttp_add_header(out, "x-headroom-tokens-after", v);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)(e.tokens_before - e.tokens_after));
+    evhttp_add_header(out, "x-headroom-tokens-saved", v);
+    struct evbuffer *buf = evbuffer_new();
+    if (buf) evbuffer_add(buf, e.body, e.body_len);
+    p->cached = 1;
+    evhttp_send_reply(p->req, e.status, NULL, buf);
+    if (buf) evbuffer_free(buf);
+    emit_event(p, e.status, 0, NULL);
+    hr_respcache_entry_free(&e);
+    return 1;
+}
+
+/* Keep a cacheable 200 answer for the next identical request. */
+static void cache_store(struct proxy_req *p)
+{
+    if (!p->cacheable || !p->req) return;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(p->req);
+    evhttp_add_header(out, "x-headroom-cache", "miss");
+    if (p->status != 200 || !p->body) return;
+    struct hr_respcache_entry e = {200, (char *)evhttp_find_header(out, "content-type"),
+                                   (char *)evbuffer_pullup(p->body, -1), evbuffer_get_length(p->body),
+                                   p->pr.tokens_before, p->pr.tokens_after};
+    hr_respcache_put(p->cache_key, &e);
+}
+
+/* Refuse a request over its API key's rate limit: 429 in the provider's
+ * shape with Retry-After. charge = 0 only checks there is room (before
+ * compressing); charge = 1 takes the request and its tokens after
+ * compression. 1 = refused and answered. */
+static int refuse_rate_limited(struct proxy_req *p, uint64_t tokens, int charge)
+{
+    if (!hr_ratelimit_enabled()) return 0;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(p->req);
+    const char *cred = evhttp_find_header(in, "authorization");
+    if (!cred || !*cred) cred = evhttp_find_header(in, "x-api-key");
+    uint8_t key[HR_SHA256_LEN];
+    hr_ratelimit_key(cred, key);
+    struct hr_ratelimit_verdict v;
+    if (hr_ratelimit_admit(key, tokens, charge, hr_ratelimit_now(), &v) != HR_RATELIMIT_LIMITED) return 0;
+    const char *unit = !strcmp(v.limit, "tokens") ? "tpm" : "rpm";
+    char msg[320], secs[16];
+    snprintf(msg, sizeof msg,
+             "headroomd rate limit reached: %llu %s per minute per API key (rate_limit_%s); retry after %d s, "
+             "or raise rate_limit_%s in headroom.conf", (unsigned long long)v.per_minute, v.limit, unit,
+             v.retry_after_s, unit);
+    snprintf(secs, sizeof secs, "%d", v.retry_after_s);
+    evhttp_add_header(evhttp_request_get_output_headers(p->req), "Retry-After", secs);
+    hr_send_json(p->req, 429, hr_ratelimit_error_body(p->provider, msg));
+    hr_stats_count_rejected(429, 1, 0);
+    HR_DEBUG(LOGGER, "%s %s: %s", p->request_id, p->path, msg);
+    return 1;
+}
+
 static void on_done(void *ud, CURLcode rc, const char *why)
 {
     struct proxy_req *p = ud;
@@ -400,6 +529,7 @@ static void on_done(void *ud, CURLcode rc, const char *why)
         return;
     }
     if (p->streaming) {
+        if (p->llm) stream_cost_comment(p);
         evhttp_send_reply_end(p->req);
         emit_event(p, (int)p->status, 0, NULL);
         proxy_free(p);
@@ -421,6 +551,7 @@ static void on_done(void *ud, CURLcode rc, const char *why)
         if (j) hr_usage_from_json(p->provider, j, &p->usage);
         json_decref(j);
     }
+    cache_store(p);
     add_token_headers(p, evhttp_request_get_output_headers(p->req));
     evhttp_send_reply(p->req, (int)p->status, NULL, p->body);
     emit_event(p, (int)p->status, 0, NULL);
@@ -502,6 +633,10 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
     }
     const char *model = json_string_value(json_object_get(body, "model"));
     p->model = strdup(model ? model : "");
+    if (answer_from_cache(p, body) || refuse_rate_limited(p, 0, 0)) {
+        json_decref(body);
+        return NULL;
+    }
     const char *session = evhttp_find_header(evhttp_request_get_input_headers(p->req), "x-headroom-session");
     hr_pipeline_run(d->plugins.transforms, d->plugins.n_transforms, &d->popts, p->provider, body, p->model,
                     p->stack, session, &p->pr);
@@ -516,6 +651,10 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
         if (p->pr.tokens_after > p->pr.tokens_before) p->pr.tokens_after = p->pr.tokens_before;
         p->pr.changed = 1;
         p->sent_body = json_incref(body);
+    }
+    if (refuse_rate_limited(p, p->pr.tokens_after, 1)) {
+        json_decref(body);
+        return NULL;
     }
     char *out;
     if (p->pr.changed) {
@@ -547,6 +686,18 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
         hr_send_provider_error(req, provider, 503, "overloaded_error",
                                "headroomd is at max_connections concurrent requests on this worker; retry, or raise max_connections");
         hr_stats_count_rejected(503, 0, 0);
+        return;
+    }
+    /* Budget spent: refused before anything is parsed or forwarded. */
+    json_t *budget_body;
+    long retry_after;
+    if (!strcmp(method, "POST") && (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/v1/messages")) &&
+        hr_cost_budget_gate(provider, &budget_body, &retry_after)) {
+        char ra[24];
+        snprintf(ra, sizeof ra, "%ld", retry_after);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+        hr_send_json(req, 429, budget_body);
+        hr_stats_count_rejected(429, 0, 1);
         return;
     }
     struct proxy_req *p = calloc(1, sizeof *p);

@@ -3,7 +3,10 @@
 #include <math.h>
 #include <string.h>
 #include "ccr.h"
+#include "cost.h"
 #include "host.h"
+#include "ratelimit.h"
+#include "respcache.h"
 #include "sinks.h"
 #include "stats.h"
 #include "stats_json.h"
@@ -122,18 +125,17 @@ json_t *hr_stats_json(int loopback)
     json_object_set_new(o, "uptime_seconds", json_real(hr_round(hr_uptime_seconds(), 1)));
     json_object_set_new(o, "requests", requests_json(d));
     json_object_set_new(o, "tokens", tokens_json(d));
-    json_object_set_new(o, "cost", json_pack("{s:f,s:f,s:f,s:f,s:f,s:I}", "total_cost_usd", hr_round(d->cost_usd, 6),
-                                             "total_savings_usd", hr_round(d->savings_usd, 6), "input_cost_usd", 0.0,
-                                             "output_cost_usd", 0.0, "cache_savings_usd", 0.0, "unpriced_requests",
-                                             (json_int_t)d->unpriced));
+    json_object_set_new(o, "cost", hr_cost_stats_json(d));
     json_object_set_new(o, "latency", hist_json(&d->latency, 1));
     json_object_set_new(o, "overhead", hist_json(&d->overhead, 1));
     json_object_set_new(o, "ttfb", hist_json(&d->ttfb, 1));
     json_object_set_new(o, "pipeline_timing", pipeline_json(d));
     json_object_set_new(o, "savings_history", hr_stats_history_json());
     json_object_set_new(o, "prefix_cache", prefix_cache_json(d));
-    json_object_set_new(o, "budget", json_null());
+    json_object_set_new(o, "budget", hr_cost_budget_json(d));
     json_object_set_new(o, "ccr", hr_ccr_stats_json());
+    json_object_set_new(o, "cache", hr_respcache_stats_json());
+    json_object_set_new(o, "rate_limit", hr_ratelimit_stats_json());
     json_object_set_new(o, "sinks", hr_sinks_stats_json());
     for (size_t i = 0; i < hr_stats_block_count(); i++) {
         const struct hr_stats_block *b = hr_stats_block_at(i);

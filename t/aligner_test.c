@@ -1,7 +1,9 @@
 /* t/aligner_test.c — cache_aligner: tool sorting, schema key canonicalisation, volatile
  * values in the system prompt, per-session prefix change tracking (bounded), the
- * optional cache_control breakpoint, and concurrent use, through t/fake_host.c. */
+ * optional cache_control breakpoint, its register_metrics families, and concurrent
+ * use, through t/fake_host.c. */
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <headroom/plugin.h>
@@ -69,6 +71,33 @@ static json_int_t waste(const char *kind, const char *what)
     json_int_t r = json_integer_value(json_object_get(json_object_get(json_object_get(st, "waste_signals"), kind), what));
     json_decref(st);
     return r;
+}
+
+/* One series of a register_metrics family, read through the fake host. */
+struct mget {
+    const char *family, *label;
+    double value;
+    int found;
+    enum hr_metric_type type;
+    const char *label_name;
+};
+
+static void mvisit(void *ud, const struct hr_metric_family *f, const struct hr_metric_sample *smp)
+{
+    struct mget *g = ud;
+    if (strcmp(f->name, g->family) || f->n_labels != 1 || strcmp(smp->label_values[0], g->label))
+        return;
+    g->found++;
+    g->value = smp->value;
+    g->type = f->type;
+    g->label_name = f->label_names[0];
+}
+
+static struct mget metric(const char *family, const char *label)
+{
+    struct mget g = {family, label, 0, 0, 0, NULL};
+    fh_metrics(mvisit, &g);
+    return g;
 }
 
 struct thr { void *s; int id; };
@@ -228,6 +257,36 @@ int main(void)
         run(s, pb, HR_PROVIDER_OPENAI, "sess-B", 3);
         is_int(stat2("prefix_changes", NULL), c0 + 2, "a new session is not a change");
         json_decref(pb);
+        /* An Anthropic session whose system prompt changes. */
+        json_t *ab = json_loads("{\"model\":\"claude\",\"system\":\"v1\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}",
+                                0, NULL);
+        run(s, ab, HR_PROVIDER_ANTHROPIC, "sess-C", 0);
+        json_object_set_new(ab, "system", json_string("v2"));
+        run(s, ab, HR_PROVIDER_ANTHROPIC, "sess-C", 0);
+        json_decref(ab);
+        is_int(stat2("prefix_changes", NULL), c0 + 3, "anthropic system change counted");
+    }
+
+    /* register_metrics: the waste-signal and cache-bust families. */
+    {
+        struct mget d = metric("headroom_waste_signal_tokens_total", "dynamic_date");
+        struct mget v = metric("headroom_waste_signal_tokens_total", "volatile");
+        is_int(d.found, 1, "waste_signal{signal=dynamic_date} published once");
+        ok(d.type == HR_METRIC_COUNTER && d.label_name && !strcmp(d.label_name, "signal"),
+           "waste_signal is a counter labelled signal");
+        is_int((long long)d.value, waste("dynamic_date", "tokens"), "dynamic_date metric = /stats tokens (%.0f)", d.value);
+        ok(d.value > 0, "dynamic_date tokens counted");
+        is_int(v.found, 1, "waste_signal{signal=volatile} published once");
+        is_int((long long)v.value, waste("volatile", "tokens"), "volatile metric = /stats tokens (%.0f)", v.value);
+        struct mget bo = metric("headroom_cache_bust_total", "openai");
+        struct mget ba = metric("headroom_cache_bust_total", "anthropic");
+        ok(bo.found == 1 && ba.found == 1, "cache_bust published for openai and anthropic");
+        ok(bo.type == HR_METRIC_COUNTER && bo.label_name && !strcmp(bo.label_name, "provider"),
+           "cache_bust is a counter labelled provider");
+        is_int((long long)bo.value, 2, "openai prefix changes: a tool added, a protected message edited");
+        is_int((long long)ba.value, 1, "anthropic prefix changes: one");
+        is_int((long long)(bo.value + ba.value), stat2("prefix_changes", NULL), "per-provider busts sum to prefix_changes");
+        is_int(stat2("prefix_changes_by_provider", "anthropic"), 1, "/stats prefix_changes_by_provider.anthropic");
     }
     /* add_cache_control. */
     {
@@ -272,6 +331,27 @@ int main(void)
         json_decref(pb);
         fh_drop_stats(s2);
         headroom_plugin.fini(s2);
+    }
+    /* Metrics only for what is switched on; a host without register_metrics still works. */
+    {
+        void *s5 = make("detect_volatile", "no", "track_prefix", "no");
+        ok(s5 != NULL, "init with detection and tracking off");
+        is_int(metric("headroom_waste_signal_tokens_total", "dynamic_date").found, 1,
+               "detect_volatile no + track_prefix no: no families registered");
+        fh_drop_stats(s5);
+        headroom_plugin.fini(s5);
+        struct hr_host old = *fh_host();
+        old.struct_size = (uint32_t)offsetof(struct hr_host, register_metrics);
+        struct hr_conf conf;
+        void *s6 = NULL;
+        fh_conf(&conf, headroom_plugin.conf_keys, NULL);
+        is_int(headroom_plugin.init(&old, &inst, &conf, &s6), HR_OK, "host without register_metrics: init works");
+        is_int(metric("headroom_cache_bust_total", "openai").found, 1, "and registers no metrics");
+        json_t *vb = openai("Today is 2025-01-31", "[]");
+        ok(strstr(run(s6, vb, HR_PROVIDER_OPENAI, "", 0), "dynamic_date") != NULL, "and still detects");
+        json_decref(vb);
+        fh_drop_stats(s6);
+        headroom_plugin.fini(s6);
     }
     /* sort_tools no. */
     {

@@ -1,6 +1,7 @@
 /* cache_aligner.c — the `cache_aligner` transform: keeps the provider-cached prefix
  * stable across turns (tool order, schema key order), reports volatile values in the
- * system prompt, tracks a per-session prefix hash, and can add one cache breakpoint. */
+ * system prompt, tracks a per-session prefix hash, and can add one cache breakpoint.
+ * Publishes headroom_waste_signal_tokens_total and headroom_cache_bust_total. */
 #include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,6 +32,7 @@ struct aligner {
     size_t n_buckets, n_sessions;
     struct sess lru;                    /* sentinel */
     atomic_ullong c[C__N];
+    atomic_ullong bust[3];              /* prefix changes by enum hr_provider */
 };
 
 static const struct hr_conf_key ca_keys[] = {
@@ -530,14 +532,52 @@ static json_t *ca_stats(void *state)
     pthread_mutex_lock(&a->mu);
     json_int_t sessions = (json_int_t)a->n_sessions;
     pthread_mutex_unlock(&a->mu);
-    return json_pack("{s:{s:{s:I,s:I},s:{s:I,s:I}},s:I,s:{s:I,s:I,s:I},s:I,s:I,s:I,s:I,s:I}",
+    json_int_t bust_openai = (json_int_t)atomic_load(&a->bust[HR_PROVIDER_OPENAI]);
+    json_int_t bust_anthropic = (json_int_t)atomic_load(&a->bust[HR_PROVIDER_ANTHROPIC]);
+    return json_pack("{s:{s:{s:I,s:I},s:{s:I,s:I}},s:I,s:{s:I,s:I,s:I},s:{s:I,s:I},s:I,s:I,s:I,s:I,s:I}",
                      "waste_signals", "dynamic_date", "tokens", C(C_DATE_TOK), "requests", C(C_DATE_REQ),
                      "volatile", "tokens", C(C_VOL_TOK), "requests", C(C_VOL_REQ),
                      "prefix_changes", C(C_CHANGES), "prefix_changes_by_part", "tools", C(C_CH_TOOLS),
-                     "system", C(C_CH_SYSTEM), "messages", C(C_CH_MSGS), "tools_sorted", C(C_TOOLS_SORTED),
+                     "system", C(C_CH_SYSTEM), "messages", C(C_CH_MSGS), "prefix_changes_by_provider",
+                     "openai", bust_openai, "anthropic", bust_anthropic, "tools_sorted", C(C_TOOLS_SORTED),
                      "schemas_canonicalised", C(C_SCHEMAS), "cache_control_added", C(C_CC_ADDED),
                      "sessions", sessions, "sessions_evicted", C(C_EVICTED));
 #undef C
+}
+
+/* Prometheus families (register_metrics): the waste-signal tokens and the
+ * prefix changes per provider, since start. */
+static int ca_metrics(void *state, hr_metric_visit_fn visit, void *ud)
+{
+    struct aligner *a = state;
+    static const char *const signal_label[] = {"signal"}, *const provider_label[] = {"provider"};
+    const char *v[1];
+    struct hr_metric_sample smp = {.struct_size = sizeof smp, .label_values = v};
+    if (a->detect_volatile) {
+        struct hr_metric_family fam = {sizeof fam, "headroom_waste_signal_tokens_total",
+                                       "System-prompt tokens a provider cache cannot reuse because of a volatile value "
+                                       "(from the first date/time or id to the end of the system prompt)",
+                                       HR_METRIC_COUNTER, 1, signal_label};
+        v[0] = "dynamic_date";
+        smp.value = (double)atomic_load(&a->c[C_DATE_TOK]);
+        visit(ud, &fam, &smp);
+        v[0] = "volatile";
+        smp.value = (double)atomic_load(&a->c[C_VOL_TOK]);
+        visit(ud, &fam, &smp);
+    }
+    if (a->track_prefix) {
+        struct hr_metric_family fam = {sizeof fam, "headroom_cache_bust_total",
+                                       "Requests whose stable prefix (tools, system prompt, cached messages) changed "
+                                       "since the session's previous request, busting the provider prompt cache",
+                                       HR_METRIC_COUNTER, 1, provider_label};
+        v[0] = "openai";
+        smp.value = (double)atomic_load(&a->bust[HR_PROVIDER_OPENAI]);
+        visit(ud, &fam, &smp);
+        v[0] = "anthropic";
+        smp.value = (double)atomic_load(&a->bust[HR_PROVIDER_ANTHROPIC]);
+        visit(ud, &fam, &smp);
+    }
+    return 0;
 }
 
 static int ca_init(const struct hr_host *host, struct hr_instance *self, const struct hr_conf *conf,
@@ -569,7 +609,13 @@ static int ca_init(const struct hr_host *host, struct hr_instance *self, const s
     a->lru.next = a->lru.prev = &a->lru;
     for (int i = 0; i < C__N; i++)
         atomic_init(&a->c[i], 0);
+    for (int i = 0; i < 3; i++)
+        atomic_init(&a->bust[i], 0);
     int rc = host->register_stats(self, "cache_aligner", ca_stats, a);
+    /* An older host without register_metrics still gets the /stats block. */
+    if (rc == HR_OK && (a->detect_volatile || a->track_prefix) &&
+        HR_HAS_FIELD(host, struct hr_host, register_metrics) && host->register_metrics)
+        rc = host->register_metrics(self, ca_metrics, a);
     if (rc != HR_OK) {
         pthread_mutex_destroy(&a->mu);
         free(a->buckets);
@@ -645,6 +691,8 @@ static int ca_apply(void *state, struct hr_request *req)
         int ch = track(a, req->session_id, ht, hs, msgs, req->protected_floor);
         if (ch > 0) {
             atomic_fetch_add(&a->c[C_CHANGES], 1);
+            if (req->provider == HR_PROVIDER_OPENAI || req->provider == HR_PROVIDER_ANTHROPIC)
+                atomic_fetch_add(&a->bust[req->provider], 1);
             if (ch & 1)
                 atomic_fetch_add(&a->c[C_CH_TOOLS], 1);
             if (ch & 2)

@@ -83,6 +83,8 @@ static uint64_t count_json(const struct counter *c, const json_t *v)
     size_t i;
     const char *k;
     json_t *x;
+    if (!v)
+        return 0;
     switch (json_typeof(v)) {
     case JSON_STRING: {
         const struct hr_unit *u = known_unit(c, json_string_value(v));

@@ -1,0 +1,240 @@
+/* cost.c — the daemon's price table and budget: which files, pricing a
+ * finished request, the budget gate before forwarding, /stats blocks. */
+#include <errno.h>
+#include <math.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "budget.h"
+#include "cost.h"
+#include "host.h"
+#include "log.h"
+#include "pricing.h"
+#include "stats_json.h"
+
+#define LOGGER "headroom.cost"
+
+#ifndef HR_PKGDATADIR
+#define HR_PKGDATADIR ""
+#endif
+#ifndef HR_SRCCONFDIR
+#define HR_SRCCONFDIR ""
+#endif
+
+/* Set once before workers start, read-only afterwards. */
+static struct hr_prices *prices;
+static char *prices_path;
+static struct hr_budget *budget;
+
+static int readable(const char *path) { return *path && access(path, R_OK) == 0; }
+
+/* Uninstalled binaries (libtool's .libs under the build tree) use the
+ * source tree's table, so a stale installed copy never shadows it. */
+static int running_uninstalled(void)
+{
+#ifdef HR_ABS_BUILDDIR
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        size_t b = strlen(HR_ABS_BUILDDIR);
+        return !strncmp(exe, HR_ABS_BUILDDIR, b) && exe[b] == '/';
+    }
+#endif
+    return 0;
+}
+
+static char *default_prices_path(void)
+{
+    const char *dirs[2] = {HR_PKGDATADIR, HR_SRCCONFDIR};
+    if (running_uninstalled()) {
+        dirs[0] = HR_SRCCONFDIR;
+        dirs[1] = HR_PKGDATADIR;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (!*dirs[i]) continue;
+        char *p;
+        if (asprintf(&p, "%s/prices.json", dirs[i]) < 0) return NULL;
+        if (readable(p)) return p;
+        free(p);
+    }
+    return NULL;
+}
+
+static char *budget_state_path(void)
+{
+    const char *ws = getenv("HEADROOM_WORKSPACE_DIR");
+    char *out = NULL;
+    if (ws && *ws) {
+        if (ws[0] == '~' && (ws[1] == '/' || !ws[1])) {
+            const char *home = getenv("HOME");
+            if (asprintf(&out, "%s%s/budget.json", home ? home : "", ws + 1) < 0) return NULL;
+            return out;
+        }
+        return asprintf(&out, "%s/budget.json", ws) < 0 ? NULL : out;
+    }
+    const char *home = getenv("HOME");
+    if (!home || !*home) {
+        struct passwd *pw = getpwuid(getuid());
+        home = pw ? pw->pw_dir : "/";
+    }
+    return asprintf(&out, "%s/.headroom/budget.json", home) < 0 ? NULL : out;
+}
+
+static void flush_timer(void *state)
+{
+    struct hr_budget *b = state;
+    int rc = hr_budget_flush(b);
+    if (rc) HR_WARN(LOGGER, "could not write the budget file: %s (retrying)", strerror(-rc));
+}
+
+int hr_cost_init(const struct hr_config *c, char *err, size_t errlen)
+{
+    char *path = c->prices_file ? strdup(c->prices_file) : default_prices_path();
+    if (path) {
+        int rc = hr_prices_load_file(path, &prices, err, errlen);
+        if (rc) {
+            free(path);
+            return rc;
+        }
+        prices_path = path;
+    } else {
+        HR_WARN(LOGGER, "no price table found (prices.json in %s or %s); every request is unpriced: set `prices FILE` "
+                "in headroom.conf", *HR_PKGDATADIR ? HR_PKGDATADIR : "(no pkgdatadir)",
+                *HR_SRCCONFDIR ? HR_SRCCONFDIR : "(no source tree)");
+    }
+    if (c->budget_usd > 0) {
+        int period = hr_budget_period_parse(c->budget_period ? c->budget_period : "daily");
+        if (period < 0) {
+            snprintf(err, errlen, "budget_period '%s' must be hourly, daily, weekly or monthly", c->budget_period);
+            return -EINVAL;
+        }
+        char *state = budget_state_path();
+        int rc = hr_budget_open(c->budget_usd, (enum hr_budget_period)period, state, &budget, err, errlen);
+        free(state);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+void hr_cost_start_flusher(void)
+{
+    if (budget) hr_host_table.add_timer(NULL, 1000, flush_timer, budget);
+}
+
+void hr_cost_shutdown(void)
+{
+    hr_budget_close(budget);
+    budget = NULL;
+    hr_prices_free(prices);
+    prices = NULL;
+    free(prices_path);
+    prices_path = NULL;
+}
+
+void hr_cost_describe(FILE *out)
+{
+    if (prices) fprintf(out, "prices %s (prices_version %s, %zu models)\n", prices_path, hr_prices_version(prices),
+                        hr_prices_model_count(prices));
+    else fprintf(out, "prices: none found, every request unpriced\n");
+    if (budget) {
+        struct hr_budget_state st;
+        hr_budget_get(budget, hr_budget_now(), &st);
+        fprintf(out, "budget $%.2f %s, spent $%.6f this period\n", st.limit_usd, hr_budget_period_name(st.period),
+                st.spent_usd);
+    }
+}
+
+void hr_cost_price_event(struct hr_event *ev, int usage_seen, struct hr_cost *split)
+{
+    struct hr_cost c;
+    const struct hr_price *p = hr_prices_lookup(prices, ev->model, NULL);
+    struct hr_cost_usage u = {
+        .input = ev->provider_input_tokens,
+        .cache_read = ev->cache_read_tokens,
+        .cache_write = ev->cache_write_tokens,
+        .cache_write_5m = ev->cache_write_5m_tokens,
+        .cache_write_1h = ev->cache_write_1h_tokens,
+        .output = ev->tokens_output,
+        .tokens_saved = ev->tokens_saved,
+    };
+    /* No usage in the answer (an OpenAI stream without include_usage): bill
+     * what we sent rather than nothing, so a budget cannot be bypassed. */
+    if (!usage_seen && ev->status >= 200 && ev->status < 300) u.input = ev->tokens_sent;
+    if (ev->cached) u = (struct hr_cost_usage){0}; /* our own response cache: the provider bills nothing */
+    hr_cost_compute(p, &u, &c);
+    ev->priced = p != NULL;
+    ev->cost_usd = c.total_usd;
+    ev->savings_usd = c.savings_usd;
+    if (split) *split = c;
+}
+
+void hr_cost_account_event(struct hr_event *ev, int usage_seen)
+{
+    struct hr_cost c;
+    hr_cost_price_event(ev, usage_seen, &c);
+    if (!ev->priced) return;
+    hr_stats_record_cost(c.input_usd, c.output_usd, c.cache_savings_usd);
+    if (budget) hr_budget_add(budget, c.total_usd, hr_budget_now());
+}
+
+void hr_cost_format_usd(double usd, char *out, size_t outlen) { snprintf(out, outlen, "%.6f", usd); }
+
+int hr_cost_sse_comment(const struct hr_event *ev, char *out, size_t outlen)
+{
+    return snprintf(out, outlen,
+                    ": headroom tokens_before=%llu tokens_after=%llu tokens_saved=%llu cost_usd=%.6f savings_usd=%.6f\n\n",
+                    (unsigned long long)ev->tokens_input, (unsigned long long)ev->tokens_sent,
+                    (unsigned long long)ev->tokens_saved, ev->cost_usd, ev->savings_usd);
+}
+
+int hr_cost_budget_gate(enum hr_provider p, json_t **body, long *retry_after_s)
+{
+    if (!budget) return 0;
+    double now = hr_budget_now(), wait;
+    if (!hr_budget_exceeded(budget, now, &wait)) return 0;
+    struct hr_budget_state st;
+    hr_budget_get(budget, now, &st);
+    char msg[300];
+    snprintf(msg, sizeof msg,
+             "headroomd budget exceeded: spent $%.2f of the %s budget of $%.2f; it resets in %ld s (raise `budget` in "
+             "headroom.conf or --budget to continue now)",
+             st.spent_usd, hr_budget_period_name(st.period), st.limit_usd, (long)ceil(wait));
+    *retry_after_s = (long)ceil(wait);
+    if (*retry_after_s < 1) *retry_after_s = 1;
+    *body = p == HR_PROVIDER_ANTHROPIC
+                ? json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type", "budget_exceeded", "message", msg)
+                : json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message", msg, "type", "budget_exceeded", "param",
+                            "code", "budget_exceeded");
+    return 1;
+}
+
+json_t *hr_cost_stats_json(const struct hr_stats_data *d)
+{
+    return json_pack("{s:f,s:f,s:f,s:f,s:f,s:I,s:s?}", "total_cost_usd", hr_round(d->cost_usd, 6),
+                     "total_savings_usd", hr_round(d->savings_usd, 6), "input_cost_usd",
+                     hr_round(d->input_cost_usd, 6), "output_cost_usd", hr_round(d->output_cost_usd, 6),
+                     "cache_savings_usd", hr_round(d->cache_savings_usd, 6), "unpriced_requests",
+                     (json_int_t)d->unpriced, "prices_version", prices ? hr_prices_version(prices) : NULL);
+}
+
+json_t *hr_cost_budget_json(const struct hr_stats_data *d)
+{
+    if (!budget) return json_null();
+    return hr_budget_json(budget, hr_budget_now(), (unsigned long long)d->budget_rejected);
+}
+
+int hr_cost_budget_figures(double *spent_usd, double *limit_usd)
+{
+    if (!budget) {
+        *spent_usd = *limit_usd = 0;
+        return 0;
+    }
+    struct hr_budget_state st;
+    hr_budget_get(budget, hr_budget_now(), &st);
+    *spent_usd = st.spent_usd;
+    *limit_usd = st.limit_usd;
+    return 1;
+}

@@ -1,0 +1,64 @@
+/* t/fuzz/fuzz_rolling_window.c — libFuzzer-style target for the rolling_window
+ * transform (through t/fake_host.c): any request body in, no crash or leak; the
+ * system messages survive and the message list never grows. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <headroom/plugin.h>
+#include "../fake_host.h"
+
+extern const struct headroom_plugin headroom_plugin;
+
+static size_t n_system(const json_t *msgs)
+{
+    size_t i, n = 0;
+    json_t *m;
+    json_array_foreach(msgs, i, m) {
+        const char *r = json_string_value(json_object_get(m, "role"));
+        n += r && (!strcmp(r, "system") || !strcmp(r, "developer"));
+    }
+    return n;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct hr_instance inst = {"rolling_window"};
+    static void *states[4];
+    static const char *const budgets[4] = {"16", "64", "256", "2048"};
+    if (!states[0]) {
+        fh_set_log_level(-1);
+        for (int i = 0; i < 4; i++) {
+            struct hr_conf conf;
+            fh_conf(&conf, headroom_plugin.conf_keys, "max_tokens", budgets[i], NULL);
+            if (headroom_plugin.init(fh_host(), &inst, &conf, &states[i]))
+                abort();
+        }
+    }
+    if (!size)
+        return 0;
+    /* The first byte picks the budget and the provider shape. */
+    void *s = states[data[0] & 3];
+    enum hr_provider p = data[0] & 4 ? HR_PROVIDER_ANTHROPIC : HR_PROVIDER_OPENAI;
+    json_t *body = json_loadb((const char *)data + 1, size - 1, 0, NULL);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        return 0;
+    }
+    json_t *msgs = json_object_get(body, "messages");
+    size_t nm = json_array_size(msgs), ns = n_system(msgs);
+    struct fh_request r;
+    fh_request_init(&r, body, p, "");
+    if (headroom_plugin.apply(s, &r.req) != HR_OK)
+        abort();
+    /* Later stages read every unit's text. */
+    for (size_t i = 0; i < r.req.n_units; i++)
+        if (!r.units[i].text || strlen(r.units[i].text) != r.units[i].len)
+            abort();
+    fh_request_free(&r);
+    msgs = json_object_get(body, "messages");
+    if (json_array_size(msgs) > nm || n_system(msgs) != ns)
+        abort();
+    fh_log_clear();
+    json_decref(body);
+    return 0;
+}
