@@ -2,6 +2,7 @@
 # stream_test.py — SSE through headroomd: exact bytes, incremental relay, odd
 # split boundaries, usage from streams, broken streams, client disconnects.
 import os
+import re
 import sys
 
 sys.dont_write_bytecode = True
@@ -9,6 +10,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hrtest import *  # noqa: E402,F403
 import threading  # noqa: E402
 import time  # noqa: E402
+
+# Streams end with headroomd's cost comment (spec: "streams end with an SSE
+# comment line"); everything before it must be the upstream's bytes.
+COST_COMMENT = re.compile(rb": headroom tokens_before=\d+ tokens_after=\d+ tokens_saved=\d+ "
+                          rb"cost_usd=\d+\.\d{6} savings_usd=\d+\.\d{6}\n\n\Z")
+
+
+def upstream_part(body):
+    """The stream without headroomd's closing comment line (None when it is missing)."""
+    m = COST_COMMENT.search(body)
+    return body[:m.start()] if m else None
 
 TTL_USAGE = '{"cache_creation":{"ephemeral_5m_input_tokens":100,"ephemeral_1h_input_tokens":300},"cache_read_input_tokens":50}'
 
@@ -40,7 +52,7 @@ with Mock() as m, Headroomd(mock=m) as h:
         direct = stream(m.url + path, body, {"Content-Type": "application/json"})
         is_(via.status, 200, name + " SSE: 200")
         ok(via.complete and via.error is None, name + " SSE: stream ended cleanly")
-        is_(via.body, direct.body, name + " SSE: client receives exactly the upstream's bytes")
+        is_(upstream_part(via.body), direct.body, name + " SSE: the upstream's exact bytes, then the cost comment")
         like(via.header("content-type", ""), r"^text/event-stream", name + " SSE: content-type relayed")
         is_(via.header("cache-control"), "no-cache", name + " SSE: cache-control relayed")
         ok(via.header("x-headroom-request-id"), name + " SSE: x-headroom-request-id present")
@@ -67,7 +79,7 @@ with Mock() as m, Headroomd(mock=m) as h:
             hd = {"x-mock-sse-split": split, "x-mock-usage": TTL_USAGE if name == "anthropic" else "{}"}
             via = stream(h.url + path, body, hd)
             direct = stream(m.url + path, body, hd)
-            is_(via.body, direct.body, "%s split %s: same bytes as the upstream" % (name, split))
+            is_(upstream_part(via.body), direct.body, "%s split %s: same bytes as the upstream" % (name, split))
             expect_out += final_usage(name, direct.body)
         st = h.stats()
         cmp_ok(expect_out, ">", 0, "split %s: the mock reported output tokens" % split)
@@ -85,7 +97,7 @@ with Mock() as m, Headroomd(mock=m) as h:
         hd = {"x-mock-stream-error": "overloaded_error"}
         via = stream(h.url + path, body, hd)
         direct = stream(m.url + path, body, hd)
-        is_((via.status, via.body), (direct.status, direct.body), name + ": upstream's stream error event relayed unchanged")
+        is_((via.status, upstream_part(via.body)), (direct.status, direct.body), name + ": upstream's stream error event relayed unchanged")
     is_(h.stats()["requests"]["failed"], 0, "an upstream error event is not counted as failed")
 
     # --- upstream reset mid-stream: SSE error event in the provider's shape, stream ends ---
