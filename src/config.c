@@ -416,7 +416,36 @@ void hr_config_free(struct hr_config *c)
     }
     free(c->plugins);
     if (c->doc) hr_conf_doc_free(c->doc);
+    if (c->generated_doc) hr_conf_doc_free(c->generated_doc);
     memset(c, 0, sizeof *c);
+}
+
+int hr_config_add_request_log(struct hr_config *c, char *err, size_t errlen)
+{
+    if (!c->log_file || !*c->log_file) return 0;
+    for (size_t i = 0; i < c->n_plugins; i++)
+        if (!strcmp(c->plugins[i].name, "request_log")) return 0;
+    /* Quote the path for the config syntax: \ " and $ are escaped. */
+    size_t n = strlen(c->log_file), k = 0;
+    char *text = malloc(2 * n + 96);
+    if (!text) return -ENOMEM;
+    k += (size_t)sprintf(text, "sink request_log {\n path \"");
+    for (const char *p = c->log_file; *p; p++) {
+        if (*p == '\\' || *p == '"' || *p == '$') text[k++] = '\\';
+        text[k++] = *p;
+    }
+    k += (size_t)sprintf(text + k, "\"\n messages %s\n}\n", c->log_messages ? "yes" : "no");
+    struct hr_conf_doc *doc = NULL;
+    int rc = hr_conf_parse_string("--log-file", text, k, NULL, &doc, err, errlen);
+    free(text);
+    if (rc) return rc;
+    rc = add_plugin_block(c, &doc->root.children[0], "--log-file", err, errlen);
+    if (rc) {
+        hr_conf_doc_free(doc);
+        return rc;
+    }
+    c->generated_doc = doc;
+    return 0;
 }
 
 void hr_config_print_directives(FILE *out)

@@ -56,6 +56,7 @@ struct hr_config {
     struct hr_plugin_block *plugins;
     size_t n_plugins;
     struct hr_conf_doc *doc;
+    struct hr_conf_doc *generated_doc;  /* blocks implied by flags (--log-file) */
 };
 
 /* Fill defaults. */
@@ -64,6 +65,9 @@ void hr_config_defaults(struct hr_config *c);
 int hr_config_apply_file(struct hr_config *c, const char *path, char *err, size_t errlen);
 /* Apply HEADROOM_* variables; err names the variable. */
 int hr_config_apply_env(struct hr_config *c, char *err, size_t errlen);
+/* --log-file / log_file imply `sink request_log { path …; messages … }`
+ * unless the config has its own request_log block. */
+int hr_config_add_request_log(struct hr_config *c, char *err, size_t errlen);
 /* Check cross-field rules after everything was applied. */
 int hr_config_validate(const struct hr_config *c, char *err, size_t errlen);
 void hr_config_free(struct hr_config *c);

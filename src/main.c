@@ -234,6 +234,7 @@ int main(int argc, char **argv)
         if (apply_flag(&cfg, &flags[i], err, sizeof err)) rc = -1;
     free(flags);
     if (!rc && hr_config_validate(&cfg, err, sizeof err)) rc = -1;
+    if (!rc && hr_config_add_request_log(&cfg, err, sizeof err)) rc = -1;
     if (rc) {
         fprintf(stderr, "headroomd: %s\n", err);
         hr_config_free(&cfg);
@@ -325,7 +326,12 @@ int main(int argc, char **argv)
         int sig = 0;
         sigwait(&sigs, &sig);
         if (sig == SIGHUP) {
-            HR_INFO(LOGGER, "SIGHUP received");
+            HR_INFO(LOGGER, "SIGHUP received: reopening sink files");
+            for (size_t i = 0; i < d.plugins.n_sinks; i++) {
+                const struct hr_instance *in = d.plugins.sinks[i];
+                if (HR_HAS_FIELD(in->desc, struct headroom_plugin, reopen) && in->desc->reopen)
+                    in->desc->reopen(in->state);
+            }
             continue;
         }
         HR_INFO(LOGGER, "%s received: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");

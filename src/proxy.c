@@ -59,6 +59,8 @@ struct proxy_req {
     int cacheable, cached;
     uint8_t cache_key[HR_RESPCACHE_KEY_LEN];
     struct event *peer_closed;           /* EV_CLOSED watch on the client socket */
+    char *logged_body;                   /* the client's body, only with log_messages */
+    size_t logged_body_len;
 };
 
 #define MAX_RETRIEVE_ROUNDS 3
@@ -161,6 +163,8 @@ static void emit_event(struct proxy_req *p, int status, int failed, const char *
         .error = error,
         .cached = p->cached,
         .pipeline_ms = p->pipeline_ran ? p->pr.pipeline_ms : -1,
+        .request_body = p->logged_body,
+        .request_body_len = p->logged_body_len,
         .n_stages = p->pr.n_stages,
         .stages = p->pr.stages,
     };
@@ -198,6 +202,7 @@ static void proxy_free(struct proxy_req *p)
     hr_pipeline_result_free(&p->pr);
     json_decref(p->sent_body);
     free(p->url);
+    free(p->logged_body);
     curl_slist_free_all(p->up_headers);
     p->w->inflight--;
     free(p->model);
@@ -719,6 +724,11 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
     struct evbuffer *inbuf = evhttp_request_get_input_buffer(req);
     size_t raw_len = evbuffer_get_length(inbuf);
     const char *raw = raw_len ? (const char *)evbuffer_pullup(inbuf, -1) : "";
+    if (p->llm && d->cfg->log_messages && (p->logged_body = malloc(raw_len + 1))) {
+        memcpy(p->logged_body, raw, raw_len);
+        p->logged_body[raw_len] = '\0';
+        p->logged_body_len = raw_len;
+    }
     char *body = NULL;
     size_t body_len = raw_len;
     if (p->llm) {

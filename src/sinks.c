@@ -42,7 +42,8 @@ static struct owned_event *copy_event(const struct hr_event *ev)
                      str_size(ev->stack) + str_size(ev->path) + str_size(ev->error);
     for (size_t i = 0; i < ev->n_stages; i++) strings += str_size(ev->stages[i].name) + str_size(ev->stages[i].tag);
     size_t head = sizeof(struct owned_event) + ev->n_stages * sizeof(struct hr_stage_result);
-    struct owned_event *o = malloc(head + strings);
+    size_t body = ev->request_body ? ev->request_body_len + 1 : 0;
+    struct owned_event *o = malloc(head + strings + body);
     if (!o) return NULL;
     char *cursor = (char *)o + head;
     o->ev = *ev;
@@ -59,6 +60,11 @@ static struct owned_event *copy_event(const struct hr_event *ev)
         o->stages[i].tag = str_copy(&cursor, ev->stages[i].tag);
     }
     o->ev.stages = o->stages;
+    if (body) {
+        memcpy(cursor, ev->request_body, ev->request_body_len);
+        cursor[ev->request_body_len] = '\0';
+        o->ev.request_body = cursor;
+    }
     return o;
 }
 

@@ -169,6 +169,10 @@ struct hr_event {
     const struct hr_stage_result *stages;
     const char *error;          /* NULL or a short reason */
     double pipeline_ms;         /* whole compression pipeline, <0 when it did not run */
+    /* The client's request body, only when the operator asked for message
+     * logging (log_messages yes / --log-messages); else NULL. */
+    const char *request_body;
+    size_t request_body_len;
 };
 
 /* -------------------------------------------------------------------- http */
@@ -331,6 +335,9 @@ struct headroom_plugin {
 
     /* Sinks: one completed request; runs on the sink's own thread. */
     void (*on_event)(void *state, const struct hr_event *event);
+    /* Optional: reopen files after log rotation (SIGHUP). Runs on the main
+     * thread, concurrently with on_event: take your own lock. */
+    void (*reopen)(void *state);
 };
 
 /* Fills the version fields; use as the first line of your descriptor. */
