@@ -99,6 +99,15 @@ void hr_send_provider_error(struct evhttp_request *req, enum hr_provider p, int 
     hr_send_json(req, status, body);
 }
 
+/* An error answer for a request we track: it carries the request id so the
+ * client can find the matching request-log line. */
+static void send_error_for(struct proxy_req *p, enum hr_provider provider, int status, const char *type,
+                           const char *message)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(p->req), "x-headroom-request-id", p->request_id);
+    hr_send_provider_error(p->req, provider, status, type, message);
+}
+
 static int valid_stack(const char *s)
 {
     if (!s || !islower((unsigned char)s[0])) return 0;
@@ -527,7 +536,7 @@ static void on_done(void *ud, CURLcode rc, const char *why)
             evhttp_send_reply_end(p->req);
             status = (int)p->status;
         } else {
-            hr_send_provider_error(p->req, p->provider, status, p->provider == HR_PROVIDER_ANTHROPIC ? "api_error" : "upstream_error", msg);
+            send_error_for(p, p->provider, status, p->provider == HR_PROVIDER_ANTHROPIC ? "api_error" : "upstream_error", msg);
         }
         emit_event(p, status, 1, why);
         proxy_free(p);
@@ -545,7 +554,7 @@ static void on_done(void *ud, CURLcode rc, const char *why)
         snprintf(msg, sizeof msg, "upstream answer larger than max_response_bytes (%zu bytes); raise it in headroom.conf",
                  p->w->d->cfg->max_response_bytes);
         evhttp_clear_headers(evhttp_request_get_output_headers(p->req));
-        hr_send_provider_error(p->req, p->provider, 502, "upstream_error", msg);
+        send_error_for(p, p->provider, 502, "upstream_error", msg);
         emit_event(p, 502, 1, "response too large");
         proxy_free(p);
         return;
@@ -632,7 +641,7 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
         else snprintf(msg, sizeof msg, "request body is not valid JSON: %s (line %d, column %d)", jerr.text,
                       jerr.line, jerr.column);
         json_decref(body);
-        hr_send_provider_error(p->req, p->provider, 400, "invalid_request_error", msg);
+        send_error_for(p, p->provider, 400, "invalid_request_error", msg);
         emit_event(p, 400, 0, "malformed JSON");
         return NULL;
     }
