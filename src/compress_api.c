@@ -47,8 +47,9 @@ void hr_compress_handle(struct hr_daemon *d, struct evhttp_request *req, const c
     const char *model = json_string_value(json_object_get(body, "model"));
     char *model_copy = strdup(model ? model : "");
     struct hr_pipeline_result pr;
-    hr_pipeline_run(d->plugins.transforms, d->plugins.n_transforms, &d->popts, provider, body, model_copy, "", NULL,
-                    &pr);
+    struct hr_pipeline_opts opts = d->popts;
+    opts.dry_run = 1;
+    hr_pipeline_run(d->plugins.transforms, d->plugins.n_transforms, &opts, provider, body, model_copy, "", NULL, &pr);
     json_t *stages = json_array(), *tags = json_array();
     for (size_t i = 0; i < pr.n_stages; i++) {
         const struct hr_stage_result *s = &pr.stages[i];

@@ -283,8 +283,11 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     d.n_workers = cfg.workers ? (size_t)cfg.workers : (size_t)(cores > 0 ? cores : 1);
-    d.popts = (struct hr_pipeline_opts){cfg.min_tokens, cfg.protect_recent, cfg.protected_tools,
-                                        cfg.n_protected_tools, (double)cfg.stage_budget_ms};
+    d.popts = (struct hr_pipeline_opts){.min_tokens = cfg.min_tokens,
+                                        .protect_recent = cfg.protect_recent,
+                                        .protected_tools = cfg.protected_tools,
+                                        .n_protected_tools = cfg.n_protected_tools,
+                                        .stage_budget_ms = (double)cfg.stage_budget_ms};
     const char **stage_names = calloc(d.plugins.n_transforms + 1, sizeof *stage_names);
     for (size_t i = 0; i < d.plugins.n_transforms; i++) stage_names[i] = d.plugins.transforms[i]->name;
     hr_stats_init(d.n_workers, stage_names, d.plugins.n_transforms);

@@ -277,6 +277,28 @@ static void undo_stage(struct req_ctx *c, size_t journal_mark)
     }
 }
 
+/* What a stage may edit outside units, kept so a failed stage can be
+ * undone: message order and membership (a shallow copy of the array), tool
+ * definitions and the system prompt (deep copies: stages edit them in
+ * place), every other top-level key by reference. */
+static json_t *snapshot_body(json_t *body)
+{
+    json_t *s = json_object(), *v;
+    const char *k;
+    json_object_foreach(body, k, v) {
+        if (!strcmp(k, "messages")) json_object_set_new(s, k, json_copy(v));
+        else if (!strcmp(k, "tools") || !strcmp(k, "system")) json_object_set_new(s, k, json_deep_copy(v));
+        else json_object_set(s, k, v);
+    }
+    return s;
+}
+
+static void restore_body(json_t *body, json_t *snapshot)
+{
+    json_object_clear(body);
+    json_object_update(body, snapshot);
+}
+
 static void commit_journal(struct req_ctx *c)
 {
     for (size_t k = 0; k < c->n_journal; k++) json_decref(c->journal[k].old_value);
@@ -344,7 +366,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     size_t n_raw = 0;
     for (size_t i = 0; i < l.n && n_raw < HR_SESSION_MAX_RAW; i++)
         if (l.units[i].flags & HR_UNIT_PROTECTED) raw[n_raw++] = hr_session_text_hash(l.units[i].text, l.units[i].len);
-    if (n_raw || last_turn.n_raw) hr_session_set_raw(out->session_id, raw, n_raw);
+    if (!opts->dry_run && (n_raw || last_turn.n_raw)) hr_session_set_raw(out->session_id, raw, n_raw);
     /* Units below min_tokens are not candidates: count only what might be. */
     size_t kept = 0;
     for (size_t i = 0; i < l.n; i++) {
@@ -379,16 +401,22 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
         c.stage_saved = 0;
         c.stage_tag = out->tag_storage[s];
         size_t mark = c.n_journal;
+        int edited_before = c.req.body_edited;
+        json_t *snapshot = snapshot_body(body);
         double st = hr_monotonic_ms();
         int rc = in->desc->apply(in->state, &c.req);
         r->ms = hr_monotonic_ms() - st;
         if (rc != 0 || r->ms > opts->stage_budget_ms) {
             undo_stage(&c, mark);
+            restore_body(body, snapshot);
+            c.req.body_edited = edited_before;
+            json_decref(snapshot);
             r->failed = 1;
             HR_WARN(LOGGER, "stage %s %s (%.2f ms, budget %.0f ms): its changes were undone", in->name,
                     rc ? "failed" : "ran over its time budget", r->ms, opts->stage_budget_ms);
             continue;
         }
+        json_decref(snapshot);
         r->tokens_saved = c.stage_saved;
         saved_total += c.stage_saved;
     }

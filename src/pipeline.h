@@ -14,6 +14,7 @@ struct hr_pipeline_opts {
     char *const *protected_tools;
     size_t n_protected_tools;
     double stage_budget_ms;
+    int dry_run;                        /* /v1/compress: remember nothing about the session */
 };
 
 struct hr_pipeline_result {

@@ -108,6 +108,17 @@ static void send_error_for(struct proxy_req *p, enum hr_provider provider, int s
     hr_send_provider_error(p->req, provider, status, type, message);
 }
 
+/* Routes that bill model tokens; chat completions and messages are the
+ * ones compressed and priced, the others are gated by the budget too. */
+static int is_model_route(const char *path)
+{
+    static const char *const routes[] = {"/v1/chat/completions", "/v1/messages", "/v1/responses", "/v1/completions",
+                                         "/v1/embeddings", "/v1/messages/batches", "/v1/batches", NULL};
+    for (size_t i = 0; routes[i]; i++)
+        if (!strcmp(path, routes[i])) return 1;
+    return 0;
+}
+
 static int valid_stack(const char *s)
 {
     if (!s || !islower((unsigned char)s[0])) return 0;
@@ -341,14 +352,17 @@ static int on_data(void *ud, const char *buf, size_t len)
     struct proxy_req *p = ud;
     if (!p->req) return 0;
     if (!p->streaming) {
-        if (p->too_large) return 0;
         if (evbuffer_get_length(p->body) + len > p->w->d->cfg->max_response_bytes) {
-            p->too_large = 1; /* answered with 502 when the transfer ends */
-            return 0;
+            p->too_large = 1; /* stop downloading; on_done answers 502 */
+            return -1;
         }
         evbuffer_add(p->body, buf, len);
         return 0;
     }
+    /* Backpressure: with the client this far behind, pause before relaying;
+     * curl hands the same bytes again when chunk_flushed resumes it. */
+    struct bufferevent *bev = p->conn ? evhttp_connection_get_bufferevent(p->conn) : NULL;
+    if (bev && evbuffer_get_length(bufferevent_get_output(bev)) > STREAM_HIGH_WATER) return 1;
     if (p->sse && hr_sse_feed(p->sse, buf, len) < 0) {
         hr_sse_parser_free(p->sse); /* an oversized event: keep relaying, stop parsing */
         p->sse = NULL;
@@ -357,8 +371,7 @@ static int on_data(void *ud, const char *buf, size_t len)
     evbuffer_add(chunk, buf, len);
     evhttp_send_reply_chunk_with_cb(p->req, chunk, chunk_flushed, p);
     evbuffer_free(chunk);
-    struct bufferevent *bev = p->conn ? evhttp_connection_get_bufferevent(p->conn) : NULL;
-    return bev && evbuffer_get_length(bufferevent_get_output(bev)) > STREAM_HIGH_WATER;
+    return 0;
 }
 
 /* A stream that broke after it started: tell the client in the provider's
@@ -524,6 +537,16 @@ static void on_done(void *ud, CURLcode rc, const char *why)
     if (!p->req) return;
     if (rc == CURLE_OK && !p->streaming && !p->too_large && answer_retrieve_calls(p)) return;
     detach_client(p);
+    if (p->too_large) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "upstream answer larger than max_response_size (%zu bytes); raise max_response_size in headroom.conf",
+                 p->w->d->cfg->max_response_bytes);
+        evhttp_clear_headers(evhttp_request_get_output_headers(p->req));
+        send_error_for(p, p->provider, 502, "upstream_error", msg);
+        emit_event(p, 502, 1, "response too large");
+        proxy_free(p);
+        return;
+    }
     if (rc != CURLE_OK) {
         char msg[512];
         int timeout = rc == CURLE_OPERATION_TIMEDOUT;
@@ -536,6 +559,8 @@ static void on_done(void *ud, CURLcode rc, const char *why)
             evhttp_send_reply_end(p->req);
             status = (int)p->status;
         } else {
+            /* Our own answer: none of the upstream's headers belong on it. */
+            evhttp_clear_headers(evhttp_request_get_output_headers(p->req));
             send_error_for(p, p->provider, status, p->provider == HR_PROVIDER_ANTHROPIC ? "api_error" : "upstream_error", msg);
         }
         emit_event(p, status, 1, why);
@@ -546,16 +571,6 @@ static void on_done(void *ud, CURLcode rc, const char *why)
         if (p->llm) stream_cost_comment(p);
         evhttp_send_reply_end(p->req);
         emit_event(p, (int)p->status, 0, NULL);
-        proxy_free(p);
-        return;
-    }
-    if (p->too_large) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "upstream answer larger than max_response_bytes (%zu bytes); raise it in headroom.conf",
-                 p->w->d->cfg->max_response_bytes);
-        evhttp_clear_headers(evhttp_request_get_output_headers(p->req));
-        send_error_for(p, p->provider, 502, "upstream_error", msg);
-        emit_event(p, 502, 1, "response too large");
         proxy_free(p);
         return;
     }
@@ -683,6 +698,10 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
         if (out) memcpy(out, raw, len);
         *out_len = len;
     }
+    if (!out) {
+        send_error_for(p, p->provider, 500, "api_error", "headroomd ran out of memory preparing the request");
+        emit_event(p, 500, 1, "out of memory");
+    }
     return out;
 }
 
@@ -702,11 +721,11 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
         hr_stats_count_rejected(503, 0, 0);
         return;
     }
-    /* Budget spent: refused before anything is parsed or forwarded. */
+    /* Budget spent: refused before anything is parsed or forwarded, on every
+     * route that runs a model (also those headroomd does not compress). */
     json_t *budget_body;
     long retry_after;
-    if (!strcmp(method, "POST") && (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/v1/messages")) &&
-        hr_cost_budget_gate(provider, &budget_body, &retry_after)) {
+    if (!strcmp(method, "POST") && is_model_route(path) && hr_cost_budget_gate(provider, &budget_body, &retry_after)) {
         char ra[24];
         snprintf(ra, sizeof ra, "%ld", retry_after);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);

@@ -100,9 +100,16 @@ int hr_sinks_start(struct hr_plugins *p, size_t queue_size)
         q->ring = calloc(q->cap, sizeof *q->ring);
         pthread_mutex_init(&q->lock, NULL);
         pthread_cond_init(&q->cond, NULL);
+        /* Registered only with a running thread: hr_sinks_stop joins each one. */
+        if (!q->ring || pthread_create(&q->thread, NULL, sink_thread, q)) {
+            free(q->ring);
+            pthread_mutex_destroy(&q->lock);
+            pthread_cond_destroy(&q->cond);
+            free(q);
+            return -12;
+        }
         q->in->queue = q;
         queues[n_queues++] = q;
-        if (!q->ring || pthread_create(&q->thread, NULL, sink_thread, q)) return -12;
     }
     return 0;
 }

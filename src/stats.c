@@ -56,9 +56,19 @@ const char *hr_provider_name(enum hr_provider p)
     }
 }
 
-/* Index of `name`, adding it while there is room; cap means "other". */
-static size_t label_index(struct label_table *t, const char *name)
+/* Index of `name`, adding it while there is room; cap means "other".
+ * Names are kept to 127 bytes (cut on a UTF-8 boundary) and compared as kept,
+ * so a long name maps to one slot however often it comes. */
+static size_t label_index(struct label_table *t, const char *full)
 {
+    char name[sizeof t->names[0]];
+    size_t len = strlen(full);
+    if (len >= sizeof name) {
+        len = sizeof name - 1;
+        while (len && ((unsigned char)full[len] & 0xC0) == 0x80) len--;
+    }
+    memcpy(name, full, len);
+    name[len] = '\0';
     size_t n = atomic_load_explicit(&t->n, memory_order_acquire);
     for (size_t i = 0; i < n; i++)
         if (!strcmp(t->names[i], name)) return i;

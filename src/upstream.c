@@ -186,7 +186,7 @@ static size_t write_cb(char *buf, size_t size, size_t n, void *ud)
     deliver_headers(t);
     int pause = t->aborted ? 0 : t->cbs.on_data(t->ud, buf, len);
     t->in_callback = 0;
-    if (t->aborted) return 0; /* makes curl fail the transfer; freed in check_done */
+    if (t->aborted || pause < 0) return 0; /* makes curl fail the transfer */
     if (pause) {
         /* Returning PAUSE keeps this data: curl delivers it again on resume. */
         t->paused = 1;
@@ -225,9 +225,15 @@ struct hr_transfer *hr_transfer_start(struct hr_upstream *u, const char *method,
     t->ud = ud;
     t->easy = curl_easy_init();
     if (!t->easy) goto fail;
-    for (const struct curl_slist *h = headers; h; h = h->next) t->req_headers = curl_slist_append(t->req_headers, h->data);
-    /* Our own defaults, unless the client set them: no 100-continue round trip. */
+    int has_content_type = 0;
+    for (const struct curl_slist *h = headers; h; h = h->next) {
+        t->req_headers = curl_slist_append(t->req_headers, h->data);
+        if (!strncasecmp(h->data, "content-type:", 13)) has_content_type = 1;
+    }
+    /* curl's own defaults must not leak into a relayed request: no
+     * 100-continue round trip, no invented form Content-Type. */
     t->req_headers = curl_slist_append(t->req_headers, "Expect:");
+    if (!has_content_type) t->req_headers = curl_slist_append(t->req_headers, "Content-Type:");
     CURL *e = t->easy;
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->req_headers);
@@ -251,7 +257,9 @@ struct hr_transfer *hr_transfer_start(struct hr_upstream *u, const char *method,
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     }
-    if (strcasecmp(method, "GET") && strcasecmp(method, "POST")) curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    /* POSTFIELDS implies POST: name any other method (a GET with a body too). */
+    if (strcasecmp(method, "POST") && (t->body || strcasecmp(method, "GET")))
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     if (!strcasecmp(method, "HEAD")) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     if (curl_multi_add_handle(u->multi, e) != CURLM_OK) goto fail;
     return t;

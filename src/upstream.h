@@ -16,8 +16,10 @@ struct hr_header {
 struct hr_transfer_cbs {
     /* The status line and headers of the final answer, before any body. */
     void (*on_headers)(void *ud, long status, const struct hr_header *h, size_t n);
-    /* Body bytes as they arrive. Return 0, or 1 to pause the transfer
-     * (backpressure) until hr_transfer_resume(). */
+    /* Body bytes as they arrive. Return 0 when consumed; 1 to pause the
+     * transfer (backpressure) without consuming them: the same bytes come
+     * again after hr_transfer_resume(); -1 to stop the transfer (on_done then
+     * reports a write error). */
     int (*on_data)(void *ud, const char *buf, size_t len);
     /* End of transfer: CURLE_OK or the error; `why` is a short text. The
      * transfer is freed right after this returns. */

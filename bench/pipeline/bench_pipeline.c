@@ -123,7 +123,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    struct hr_pipeline_opts o = {c.min_tokens, c.protect_recent, c.protected_tools, c.n_protected_tools, 1e9};
+    struct hr_pipeline_opts o = {.min_tokens = c.min_tokens, .protect_recent = c.protect_recent,
+                                 .protected_tools = c.protected_tools, .n_protected_tools = c.n_protected_tools,
+                                 .stage_budget_ms = 1e9};
     printf("| request | bytes | tokens (saved) | parse p50 ms | pipeline, first run ms | pipeline, repeat p50 / p99 ms "
            "| serialise p50 ms | total p50 / p99 ms |\n|---|---|---|---|---|---|---|---|\n");
     json_t *small = json_pack("{s:s,s:[{s:s,s:s}]}", "model", "gpt-4o", "messages", "role", "user", "content", "Hello there");
