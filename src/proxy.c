@@ -108,6 +108,24 @@ static void send_error_for(struct proxy_req *p, enum hr_provider provider, int s
     hr_send_provider_error(p->req, provider, status, type, message);
 }
 
+/* A request refused before proxying (overload, budget, rate limit) still
+ * reaches the sinks as one event, so the request log has every request;
+ * hr_stats_count_rejected counts it in the live stats. */
+static void emit_refusal(struct hr_worker *w, const char *request_id, enum hr_provider provider, const char *path,
+                         const char *stack, int status, const char *why)
+{
+    char id[40];
+    if (!request_id) {
+        snprintf(id, sizeof id, "hr-%zx-%llx", w->index, ++w->next_request);
+        request_id = id;
+    }
+    struct hr_event ev = {.struct_size = sizeof ev, .request_id = request_id, .timestamp = hr_now(),
+                          .provider = provider, .provider_name = hr_provider_name(provider), .model = "",
+                          .stack = stack ? stack : "", .path = path, .status = status, .overhead_ms = -1,
+                          .ttfb_ms = -1, .pipeline_ms = -1, .error = why};
+    hr_sinks_emit(&ev);
+}
+
 /* Routes that bill model tokens; chat completions and messages are the
  * ones compressed and priced, the others are gated by the budget too. */
 static int is_model_route(const char *path)
@@ -526,6 +544,7 @@ static int refuse_rate_limited(struct proxy_req *p, uint64_t tokens, int charge)
     evhttp_add_header(evhttp_request_get_output_headers(p->req), "Retry-After", secs);
     hr_send_json(p->req, 429, hr_ratelimit_error_body(p->provider, msg));
     hr_stats_count_rejected(429, 1, 0);
+    emit_refusal(p->w, p->request_id, p->provider, p->path, p->stack, 429, "rate limited");
     HR_DEBUG(LOGGER, "%s %s: %s", p->request_id, p->path, msg);
     return 1;
 }
@@ -719,6 +738,7 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
         hr_send_provider_error(req, provider, 503, "overloaded_error",
                                "headroomd is at max_connections concurrent requests on this worker; retry, or raise max_connections");
         hr_stats_count_rejected(503, 0, 0);
+        emit_refusal(w, NULL, provider, path, NULL, 503, "max_connections reached");
         return;
     }
     /* Budget spent: refused before anything is parsed or forwarded, on every
@@ -731,6 +751,7 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
         hr_send_json(req, 429, budget_body);
         hr_stats_count_rejected(429, 0, 1);
+        emit_refusal(w, NULL, provider, path, NULL, 429, "budget exceeded");
         return;
     }
     struct proxy_req *p = calloc(1, sizeof *p);

@@ -353,6 +353,16 @@ with Mock() as m:
         wait_events(h, 1)
         is_((len(read_lines(os.path.join(ws, "explicit.jsonl"))), os.path.exists(os.path.join(ws, "ignored.jsonl"))),
             (1, False), "an explicit sink block wins over --log-file")
+    refused_path = os.path.join(ws, "refused.jsonl")
+    with Headroomd(mock=m, args=ARGS + ["--log-file", refused_path, "--rate-limit-rpm", "1"]) as h:
+        first, second = openai_req(h, "r1"), openai_req(h, "r2")
+        is_((first.status, second.status), (200, 429), "rate limit 1 rpm: the second request is refused")
+        ok(wait_events(h, 2), "a refused request is logged too")
+        lines = read_lines(refused_path)
+        is_([ln.get("status") for ln in lines], [200, 429], "one line per request, refusals included")
+        is_(lines[-1].get("error") if lines else None, "rate limited", "the refusal says why")
+        st, js = get_json(h.url + "/stats")
+        is_(js["requests"]["total"], len(lines), "requests.total matches the log")
 
 # ------------------------------------------------------- unwritable paths
     for bad, what in ((ws, "a directory"), ("/proc/headroom-no-such/requests.jsonl", "a path under /proc")):
