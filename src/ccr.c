@@ -5,6 +5,7 @@
 #include <string.h>
 #include "ccr.h"
 #include "hash.h"
+#include "lru.h"
 #include "stats.h"
 
 struct entry {
@@ -13,7 +14,7 @@ struct entry {
     size_t len;
     double expires;
     struct entry *next_in_bucket;
-    struct entry *lru_prev, *lru_next;   /* head = most recently used */
+    struct hr_lru_node lru;              /* position in the store's recency list */
 };
 
 struct memstore {
@@ -21,7 +22,7 @@ struct memstore {
     struct entry **buckets;
     size_t n_buckets, n_entries, bytes, max_bytes;
     unsigned ttl_s;
-    struct entry *lru_head, *lru_tail;
+    struct hr_lru lru;                   /* head = most recently used */
     uint64_t puts, hits, misses, evictions;
 };
 
@@ -41,28 +42,14 @@ static size_t bucket_of(const struct memstore *m, const char *hash)
     return (size_t)(h % m->n_buckets);
 }
 
-static void lru_unlink(struct memstore *m, struct entry *e)
-{
-    if (e->lru_prev) e->lru_prev->lru_next = e->lru_next; else m->lru_head = e->lru_next;
-    if (e->lru_next) e->lru_next->lru_prev = e->lru_prev; else m->lru_tail = e->lru_prev;
-    e->lru_prev = e->lru_next = NULL;
-}
-
-static void lru_push_front(struct memstore *m, struct entry *e)
-{
-    e->lru_next = m->lru_head;
-    e->lru_prev = NULL;
-    if (m->lru_head) m->lru_head->lru_prev = e;
-    m->lru_head = e;
-    if (!m->lru_tail) m->lru_tail = e;
-}
+static struct entry *oldest(struct memstore *m) { return HR_LRU_ENTRY(m->lru.tail, struct entry, lru); }
 
 static void remove_entry(struct memstore *m, struct entry *e)
 {
     struct entry **pp = &m->buckets[bucket_of(m, e->hash)];
     while (*pp && *pp != e) pp = &(*pp)->next_in_bucket;
     if (*pp) *pp = e->next_in_bucket;
-    lru_unlink(m, e);
+    hr_lru_unlink(&m->lru, &e->lru);
     m->bytes -= e->len;
     m->n_entries--;
     free(e->data);
@@ -86,14 +73,13 @@ static int mem_put(void *ctx, const char *hash, const char *data, size_t len)
     struct entry *e = find(m, hash);
     if (e) { /* same content: refresh */
         e->expires = now + m->ttl_s;
-        lru_unlink(m, e);
-        lru_push_front(m, e);
+        hr_lru_touch(&m->lru, &e->lru);
         pthread_mutex_unlock(&m->lock);
         return HR_OK;
     }
-    while (m->lru_tail && (m->bytes + len > m->max_bytes || m->lru_tail->expires <= now)) {
+    while (m->lru.tail && (m->bytes + len > m->max_bytes || oldest(m)->expires <= now)) {
         m->evictions++;
-        remove_entry(m, m->lru_tail);
+        remove_entry(m, oldest(m));
     }
     e = calloc(1, sizeof *e);
     char *copy = malloc(len + 1);
@@ -112,7 +98,7 @@ static int mem_put(void *ctx, const char *hash, const char *data, size_t len)
     size_t b = bucket_of(m, hash);
     e->next_in_bucket = m->buckets[b];
     m->buckets[b] = e;
-    lru_push_front(m, e);
+    hr_lru_push_front(&m->lru, &e->lru);
     m->bytes += len;
     m->n_entries++;
     pthread_mutex_unlock(&m->lock);
@@ -132,8 +118,7 @@ static char *mem_get(void *ctx, const char *hash, size_t *len_out)
     if (e && (copy = malloc(e->len + 1))) {
         memcpy(copy, e->data, e->len + 1);
         if (len_out) *len_out = e->len;
-        lru_unlink(m, e);
-        lru_push_front(m, e);
+        hr_lru_touch(&m->lru, &e->lru);
         m->hits++;
     } else {
         m->misses++;
@@ -158,7 +143,7 @@ static json_t *mem_stats(void *ctx)
 static void mem_destroy(void *ctx)
 {
     struct memstore *m = ctx;
-    while (m->lru_head) remove_entry(m, m->lru_head);
+    while (m->lru.head) remove_entry(m, HR_LRU_ENTRY(m->lru.head, struct entry, lru));
     free(m->buckets);
     pthread_mutex_destroy(&m->lock);
     free(m);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "log.h"
+#include "lru.h"
 #include "ratelimit.h"
 #include "stats.h"
 
@@ -14,7 +15,7 @@ struct bucket {
     double requests, tokens;   /* what is left; tokens may go negative (see admit) */
     double at;                 /* when the levels were last brought up to date */
     struct bucket *next_in_bucket;
-    struct bucket *lru_prev, *lru_next;
+    struct hr_lru_node lru;
 };
 
 static struct {
@@ -23,7 +24,7 @@ static struct {
     uint64_t rpm, tpm;
     size_t max_keys, n_keys, n_slots;
     struct bucket **slots;
-    struct bucket *lru_head, *lru_tail;
+    struct hr_lru lru;
     uint64_t rejected, evicted;
 } rl = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -56,35 +57,19 @@ static size_t slot_of(const uint8_t *key)
     return (size_t)(h % rl.n_slots);
 }
 
-static void lru_unlink(struct bucket *b)
-{
-    if (b->lru_prev) b->lru_prev->lru_next = b->lru_next; else rl.lru_head = b->lru_next;
-    if (b->lru_next) b->lru_next->lru_prev = b->lru_prev; else rl.lru_tail = b->lru_prev;
-    b->lru_prev = b->lru_next = NULL;
-}
-
-static void lru_push_front(struct bucket *b)
-{
-    b->lru_next = rl.lru_head;
-    b->lru_prev = NULL;
-    if (rl.lru_head) rl.lru_head->lru_prev = b;
-    rl.lru_head = b;
-    if (!rl.lru_tail) rl.lru_tail = b;
-}
-
 static void drop(struct bucket *b)
 {
     struct bucket **pp = &rl.slots[slot_of(b->key)];
     while (*pp && *pp != b) pp = &(*pp)->next_in_bucket;
     if (*pp) *pp = b->next_in_bucket;
-    lru_unlink(b);
+    hr_lru_unlink(&rl.lru, &b->lru);
     rl.n_keys--;
     free(b);
 }
 
 static void clear_all(void)
 {
-    while (rl.lru_head) drop(rl.lru_head);
+    while (rl.lru.head) drop(HR_LRU_ENTRY(rl.lru.head, struct bucket, lru));
     free(rl.slots);
     rl.slots = NULL;
     rl.n_slots = rl.n_keys = 0;
@@ -158,7 +143,7 @@ int hr_ratelimit_admit(const uint8_t key[HR_SHA256_LEN], uint64_t tokens, int ch
     struct bucket *b = rl.slots[slot_of(key)];
     while (b && memcmp(b->key, key, HR_SHA256_LEN)) b = b->next_in_bucket;
     if (b) {
-        lru_unlink(b);
+        hr_lru_unlink(&rl.lru, &b->lru);
         /* Refill for the time since the last visit; a clock that went back
          * (NTP, a test clock) refills nothing rather than draining. */
         double dt = now > b->at ? now - b->at : 0;
@@ -168,8 +153,8 @@ int hr_ratelimit_admit(const uint8_t key[HR_SHA256_LEN], uint64_t tokens, int ch
     } else {
         /* A key not seen (or forgotten) starts with a full bucket; forgetting
          * the least recently seen key at the cap can only make it laxer. */
-        if (rl.n_keys >= rl.max_keys && rl.lru_tail) {
-            drop(rl.lru_tail);
+        if (rl.n_keys >= rl.max_keys && rl.lru.tail) {
+            drop(HR_LRU_ENTRY(rl.lru.tail, struct bucket, lru));
             rl.evicted++;
         }
         b = calloc(1, sizeof *b);
@@ -186,7 +171,7 @@ int hr_ratelimit_admit(const uint8_t key[HR_SHA256_LEN], uint64_t tokens, int ch
         rl.slots[s] = b;
         rl.n_keys++;
     }
-    lru_push_front(b);
+    hr_lru_push_front(&rl.lru, &b->lru);
     int rc = HR_OK;
     int req_wait = 0, tok_wait = 0;
     if (rl.rpm && b->requests < 1.0) req_wait = wait_s(b->requests, 1.0, rl.rpm);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "log.h"
+#include "lru.h"
 #include "respcache.h"
 #include "stats.h"
 
@@ -91,7 +92,7 @@ struct entry {
     size_t cost;
     double expires;
     struct entry *next_in_bucket;
-    struct entry *lru_prev, *lru_next; /* head = most recently used */
+    struct hr_lru_node lru;            /* position in the recency list */
 };
 
 struct memstore {
@@ -99,7 +100,7 @@ struct memstore {
     struct entry **buckets;
     size_t n_buckets, n_entries, bytes, max_entries, max_bytes;
     unsigned ttl_s;
-    struct entry *lru_head, *lru_tail;
+    struct hr_lru lru;                 /* head = most recently used */
     uint64_t evictions, expired;
 };
 
@@ -108,22 +109,6 @@ static size_t bucket_of(const struct memstore *m, const uint8_t *key)
     uint64_t h;
     memcpy(&h, key, sizeof h); /* SHA-256 bytes are already uniform */
     return (size_t)(h % m->n_buckets);
-}
-
-static void lru_unlink(struct memstore *m, struct entry *e)
-{
-    if (e->lru_prev) e->lru_prev->lru_next = e->lru_next; else m->lru_head = e->lru_next;
-    if (e->lru_next) e->lru_next->lru_prev = e->lru_prev; else m->lru_tail = e->lru_prev;
-    e->lru_prev = e->lru_next = NULL;
-}
-
-static void lru_push_front(struct memstore *m, struct entry *e)
-{
-    e->lru_next = m->lru_head;
-    e->lru_prev = NULL;
-    if (m->lru_head) m->lru_head->lru_prev = e;
-    m->lru_head = e;
-    if (!m->lru_tail) m->lru_tail = e;
 }
 
 static void entry_free(struct entry *e)
@@ -138,7 +123,7 @@ static void detach(struct memstore *m, struct entry *e)
     struct entry **pp = &m->buckets[bucket_of(m, e->key)];
     while (*pp && *pp != e) pp = &(*pp)->next_in_bucket;
     if (*pp) *pp = e->next_in_bucket;
-    lru_unlink(m, e);
+    hr_lru_unlink(&m->lru, &e->lru);
     m->bytes -= e->cost;
     m->n_entries--;
     e->next_in_bucket = NULL;
@@ -187,8 +172,7 @@ static int mem_get(void *ctx, const uint8_t key[HR_RESPCACHE_KEY_LEN], double no
         gone = e;
     } else if (e) {
         rc = copy_entry(out, &e->e);
-        lru_unlink(m, e);
-        lru_push_front(m, e);
+        hr_lru_touch(&m->lru, &e->lru);
     }
     pthread_mutex_unlock(&m->lock);
     if (gone) entry_free(gone);
@@ -218,8 +202,8 @@ static int mem_put(void *ctx, const uint8_t key[HR_RESPCACHE_KEY_LEN], double no
         old->next_in_bucket = victims;
         victims = old;
     }
-    while (m->lru_tail && (m->bytes + cost > m->max_bytes || m->n_entries + 1 > m->max_entries)) {
-        struct entry *v = m->lru_tail;
+    while (m->lru.tail && (m->bytes + cost > m->max_bytes || m->n_entries + 1 > m->max_entries)) {
+        struct entry *v = HR_LRU_ENTRY(m->lru.tail, struct entry, lru);
         detach(m, v);
         m->evictions++;
         v->next_in_bucket = victims;
@@ -228,7 +212,7 @@ static int mem_put(void *ctx, const uint8_t key[HR_RESPCACHE_KEY_LEN], double no
     size_t b = bucket_of(m, key);
     e->next_in_bucket = m->buckets[b];
     m->buckets[b] = e;
-    lru_push_front(m, e);
+    hr_lru_push_front(&m->lru, &e->lru);
     m->bytes += cost;
     m->n_entries++;
     pthread_mutex_unlock(&m->lock);
@@ -260,8 +244,8 @@ static void mem_stats(void *ctx, json_t *o)
 static void mem_destroy(void *ctx)
 {
     struct memstore *m = ctx;
-    while (m->lru_head) {
-        struct entry *e = m->lru_head;
+    while (m->lru.head) {
+        struct entry *e = HR_LRU_ENTRY(m->lru.head, struct entry, lru);
         detach(m, e);
         entry_free(e);
     }
