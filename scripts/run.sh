@@ -9,7 +9,8 @@ cd "$top"
 demo=0
 if [ "${1:-}" = "--demo" ]; then demo=1; shift; fi
 scripts/deps.sh
-[ -x configure ] || autoreconf -fi >/dev/null
+mkdir -p m4
+[ -x configure ] || autoreconf -fi >/dev/null 2>&1 || { echo "run.sh: autoreconf failed" >&2; exit 1; }
 build="$top/_build"
 mkdir -p "$build" && cd "$build"
 [ -f Makefile ] || "$top/configure" -q

@@ -9,6 +9,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 fail_early() { echo "$1"; echo "0 passed, 1 failed"; exit 1; }
 
 scripts/deps.sh --test || fail_early "installing dependencies failed"
+mkdir -p m4
 autoreconf -fi >/dev/null 2>&1 || fail_early "autoreconf failed"
 
 # build DIR CONFIGURE-FLAGS...: a fresh out-of-tree build
