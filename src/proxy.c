@@ -497,6 +497,9 @@ static int answer_from_cache(struct proxy_req *p, const json_t *body)
     evhttp_add_header(out, "x-headroom-tokens-after", v);
     snprintf(v, sizeof v, "%llu", (unsigned long long)(e.tokens_before - e.tokens_after));
     evhttp_add_header(out, "x-headroom-tokens-saved", v);
+    /* Nothing reached a provider: this answer cost nothing. */
+    evhttp_add_header(out, "x-headroom-cost-usd", "0.000000");
+    evhttp_add_header(out, "x-headroom-savings-usd", "0.000000");
     struct evbuffer *buf = evbuffer_new();
     if (buf) evbuffer_add(buf, e.body, e.body_len);
     p->cached = 1;
