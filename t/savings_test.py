@@ -16,7 +16,7 @@ from hrtest import *  # noqa: E402,F401
 
 PLUGIN_DIR = os.environ.get("HEADROOM_TEST_PLUGIN_DIR")
 ARGS = ["--plugin-dir", PLUGIN_DIR] if PLUGIN_DIR else []
-SAVINGS = "sink savings_file {\n    flush_interval %d\n}\n"
+SAVINGS = "sink savings_file {\n    flush_interval %d\n}\nsink prometheus { }\n"
 # The example transform strips ANSI codes from big tool outputs, so requests save tokens.
 TRANSFORM = "transform example_transform {\n}\n"
 
@@ -168,11 +168,9 @@ with Mock() as m:
     r = h.get("/stats-history?format=csv&series=daily&history_mode=bogus")
     is_(r.status, 400, "CSV validates history_mode too")
     r = h.get("/metrics")
-    if r.status == 200:
-        like(r.text, r"(?m)^headroom_persistent_savings_tokens_saved_total %d(\.0)?$" % saved, "metric tokens")
-        like(r.text, r"(?m)^headroom_persistent_savings_usd_total ", "metric usd")
-    else:
-        skip("no /metrics route in this build (prometheus sink not loaded)", 2)
+    is_(r.status, 200, "/metrics served (prometheus sink loaded)")
+    like(r.text, r"(?m)^headroom_persistent_savings_tokens_saved_total %d(\.0)?$" % saved, "metric tokens")
+    like(r.text, r"(?m)^headroom_persistent_savings_usd_total ", "metric usd")
     rc = h.stop()
     is_(rc, 0, "clean stop")
 
