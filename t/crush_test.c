@@ -9,29 +9,9 @@
 #include "tap.h"
 #include "fake_host.h"
 #include "../plugins/smart_crusher/crush.h"
+#include "slurp.h"
 
 extern const struct headroom_plugin headroom_plugin;
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
-        free(p);
-        p = NULL;
-    }
-    fclose(f);
-    if (p) {
-        p[n] = '\0';
-        *len = (size_t)n;
-    }
-    return p;
-}
 
 static const char *fixture_dir(void)
 {

@@ -11,26 +11,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "slurp.h"
 
 static const char *srcdir;
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    size_t r;
-    while (buf && (r = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
 
 /* Same LCG as tools/gen_golden_tokens.mjs. */
 static char *gen_letters(size_t n)

@@ -14,20 +14,7 @@
 #include "pipeline.h"
 #include "stats.h"
 #include "tokens.h"
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    *len = fread(buf, 1, (size_t)n, f);
-    buf[*len] = '\0';
-    fclose(f);
-    return buf;
-}
+#include "slurp.h"
 
 /* An OpenAI-shaped agent conversation: one tool call per fixture. */
 static json_t *agent_request(const char *dir, const char *const *names, size_t n)
