@@ -27,6 +27,7 @@ static const struct directive directives[] = {
     {"host", D_STRING, OFF(host), 0, 0, "HEADROOM_HOST", "address to listen on (default 127.0.0.1)"},
     {"port", D_INT, OFF(port), 0, 65535, "HEADROOM_PORT", "TCP port (default 8787; 0 picks a free port)"},
     {"workers", D_WORKERS, OFF(workers), 1, 256, "HEADROOM_WORKERS", "worker threads: a number or auto (one per core)"},
+    {"compress_threads", D_WORKERS, OFF(compress_threads), 1, 256, "HEADROOM_COMPRESS_THREADS", "threads sharing one large request's compression, its worker included: a number (1 = the worker alone) or auto (one per core)"},
     {"openai_api_url", D_URL, OFF(openai_url), 0, 0, "HEADROOM_OPENAI_API_URL", "OpenAI base URL (default https://api.openai.com)"},
     {"anthropic_api_url", D_URL, OFF(anthropic_url), 0, 0, "HEADROOM_ANTHROPIC_API_URL", "Anthropic base URL (default https://api.anthropic.com)"},
     {"plugin_dir", D_STRING, OFF(plugin_dir), 0, 0, "HEADROOM_PLUGIN_DIR", "directory holding plugin .so files"},

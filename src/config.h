@@ -18,6 +18,7 @@ struct hr_config {
     char *host;
     int port;
     int workers;                       /* 0 = auto (one per core) */
+    int compress_threads;              /* 0 = auto (one per core); 1 = no helpers */
     char *openai_url;                  /* base URL without a trailing /v1 */
     char *anthropic_url;
     char *plugin_dir;                  /* NULL = build tree or $(pkglibdir) */

@@ -7,7 +7,9 @@
 #include "host.h"
 #include "log.h"
 #include "metrics.h"
+#include "par.h"
 #include "pipeline.h"
+#include "token_cache.h"
 #include "tokens.h"
 
 static struct hr_route *routes;
@@ -179,7 +181,7 @@ const struct hr_host hr_host_table = {
     .conf_int = conf_int,
     .conf_bool = conf_bool,
     .conf_double = conf_double,
-    .count_tokens = hr_count_tokens,
+    .count_tokens = hr_count_tokens_cached,
     .unit_replace = hr_pipeline_unit_replace,
     .stage_tag = hr_pipeline_stage_tag,
     .ccr_put = hr_ccr_put,
@@ -192,4 +194,6 @@ const struct hr_host hr_host_table = {
     .register_metrics = register_metrics,
     .register_stats_for = register_stats_for,
     .stage_tokens_removed = hr_pipeline_stage_tokens_removed,
+    .unit_hash = hr_pipeline_unit_hash,
+    .parallel_for = hr_par_for,
 };

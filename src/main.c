@@ -18,6 +18,7 @@
 #include "daemon.h"
 #include "host.h"
 #include "log.h"
+#include "par.h"
 #include "sinks.h"
 #include "stats.h"
 #include "tokens.h"
@@ -308,6 +309,9 @@ int main(int argc, char **argv)
 
     int exit_code = 1;
     pthread_t hk = 0;
+    size_t compress_threads = cfg.compress_threads ? (size_t)cfg.compress_threads : (size_t)(cores > 0 ? cores : 1);
+    if (hr_par_start((unsigned)compress_threads - 1))
+        HR_WARN(LOGGER, "cannot start compression helper threads: large requests are compressed by their worker alone");
     if (hr_plugins_init(&d.plugins, &hr_host_table, err, sizeof err)) {
         HR_ERROR(LOGGER, "%s", err);
         goto out;
@@ -322,8 +326,8 @@ int main(int argc, char **argv)
         goto out_sinks;
     }
     pthread_create(&hk, NULL, housekeeping, NULL);
-    HR_INFO(LOGGER, "headroomd %s listening on http://%s:%d (%zu workers, %zu transforms, %zu sinks%s)",
-            PACKAGE_VERSION, cfg.host, d.port, d.n_workers, d.plugins.n_transforms, d.plugins.n_sinks,
+    HR_INFO(LOGGER, "headroomd %s listening on http://%s:%d (%zu workers, %u compression helpers, %zu transforms, %zu sinks%s)",
+            PACKAGE_VERSION, cfg.host, d.port, d.n_workers, hr_par_helpers(), d.plugins.n_transforms, d.plugins.n_sinks,
             cfg.no_optimize ? ", passthrough" : "");
     for (;;) {
         int sig = 0;
@@ -351,6 +355,7 @@ out_sinks:
     hr_sinks_stop();
     hr_timers_run_all(); /* last flush of what timers batch */
 out:
+    hr_par_stop();
     hr_plugins_unload(&d.plugins);
     hr_host_registries_free();
     hr_cost_shutdown(); /* writes the budget's last spend */

@@ -3,7 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ccr.h"
+#include "hash.h"
 #include "log.h"
+#include "par.h"
 #include "pipeline.h"
 #include "session_floor.h"
 #include "stats.h"
@@ -13,10 +15,13 @@
 #define LOGGER "headroom.transforms.pipeline"
 #define PER_MESSAGE_TOKENS 3
 
-/* Where a unit's text lives: holder[key] is the JSON string. */
+/* Where a unit's text lives: holder[key] is the JSON string; and the
+ * text's content hash once computed (reset whenever the text changes). */
 struct unit_ref {
     json_t *holder;
     const char *key;
+    int hashed;
+    uint64_t hash[2];
 };
 
 /* One unit_replace, kept so a failing stage can be undone. */
@@ -137,7 +142,7 @@ static void add_unit(struct unit_list *l, json_t *holder, const char *key, size_
                                       .text = json_string_value(s), .len = json_string_length(s), .tool_name = tool};
     /* Held so a stage that removes whole messages cannot free a holder that
      * the undo journal or a later unit_replace would still write to. */
-    l->refs[l->n] = (struct unit_ref){json_incref(holder), key};
+    l->refs[l->n] = (struct unit_ref){json_incref(holder), key, 0, {0, 0}};
     l->n++;
 }
 
@@ -226,7 +231,8 @@ int hr_pipeline_unit_replace(struct hr_request *req, size_t i, const char *text,
     if (!text || i >= req->n_units) return HR_EINVAL;
     struct hr_unit *u = &req->units[i];
     if (u->flags & HR_UNIT_PROTECTED) return HR_EINVAL;
-    size_t tokens = hr_count_tokens(req->model, text, len);
+    /* Cached: a plugin that counted its candidate first pays only once. */
+    size_t tokens = hr_count_tokens_cached(req->model, text, len);
     if (tokens >= u->tokens) return HR_ENOTSMALLER;
     json_t *s = json_stringn(text, len);
     if (!s) return HR_EINVAL; /* not UTF-8 */
@@ -243,11 +249,28 @@ int hr_pipeline_unit_replace(struct hr_request *req, size_t i, const char *text,
     struct unit_ref *r = &c->refs[i];
     c->journal[c->n_journal++] = (struct journal_entry){i, json_incref(json_object_get(r->holder, r->key)), u->tokens};
     json_object_set_new(r->holder, r->key, s);
+    r->hashed = 0;
     c->stage_saved += (int64_t)(u->tokens - tokens);
     u->text = json_string_value(s);
     u->len = len;
     u->tokens = tokens;
     return HR_OK;
+}
+
+static void unit_ref_hash(struct unit_ref *r, const struct hr_unit *u)
+{
+    if (!r->hashed) hr_hash128(u->text, u->len, &r->hash[0], &r->hash[1]);
+    r->hashed = 1;
+}
+
+void hr_pipeline_unit_hash(struct hr_request *req, size_t i, uint64_t out[2])
+{
+    struct req_ctx *c = ctx_of(req);
+    out[0] = out[1] = 0;
+    if (i >= req->n_units) return;
+    unit_ref_hash(&c->refs[i], &req->units[i]);
+    out[0] = c->refs[i].hash[0];
+    out[1] = c->refs[i].hash[1];
 }
 
 void hr_pipeline_stage_tokens_removed(struct hr_request *req, uint64_t tokens)
@@ -270,6 +293,7 @@ static void undo_stage(struct req_ctx *c, size_t journal_mark)
         struct journal_entry *e = &c->journal[--c->n_journal];
         struct unit_ref *r = &c->refs[e->unit];
         json_object_set_new(r->holder, r->key, e->old_value);
+        r->hashed = 0;
         struct hr_unit *u = &c->req.units[e->unit];
         u->text = json_string_value(e->old_value);
         u->len = json_string_length(e->old_value);
@@ -305,6 +329,37 @@ static void commit_journal(struct req_ctx *c)
     c->n_journal = 0;
 }
 
+/* Below this much candidate text, handing units to helper threads costs
+ * more than it saves. */
+#define PARALLEL_MIN_BYTES (64 * 1024)
+
+static size_t total_bytes(const struct unit_list *l)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < l->n; i++) n += l->units[i].len;
+    return n;
+}
+
+struct count_job {
+    const char *model;
+    struct hr_unit *units;
+    struct unit_ref *refs;
+};
+
+/* Token count of unit i; large texts are hashed here once, and that hash
+ * keys both the count cache and plugins' unit_hash. */
+static void count_unit(void *ctx, size_t i)
+{
+    struct count_job *j = ctx;
+    struct hr_unit *u = &j->units[i];
+    if (u->len < HR_TOKEN_CACHE_MIN_BYTES) {
+        u->tokens = hr_count_tokens(j->model, u->text, u->len);
+        return;
+    }
+    unit_ref_hash(&j->refs[i], u);
+    u->tokens = hr_count_tokens_cached_hash(j->model, u->text, u->len, j->refs[i].hash);
+}
+
 static void session_id(enum hr_provider p, const json_t *body, const char *hint, char out[HR_CCR_HASH_LEN + 1])
 {
     if (hint && *hint) {
@@ -331,11 +386,15 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     find_units(provider, messages, &l);
     session_id(provider, body, session_hint, out->session_id);
     out->n_messages = json_array_size(messages);
-    /* Count each unit once; the request total reuses those counts. */
+    /* Count each unit once, in parallel when they are big enough to be worth
+     * it; the request total reuses those counts. */
+    struct count_job cj = {model, l.units, l.refs};
+    if (total_bytes(&l) >= PARALLEL_MIN_BYTES) hr_par_for(l.n, count_unit, &cj);
+    else
+        for (size_t i = 0; i < l.n; i++) count_unit(&cj, i);
     struct skip_set skip = {calloc(l.n ? l.n : 1, sizeof *skip.items), 0};
     uint64_t unit_tokens = 0;
     for (size_t i = 0; i < l.n; i++) {
-        l.units[i].tokens = hr_count_tokens_cached(model, l.units[i].text, l.units[i].len);
         unit_tokens += l.units[i].tokens;
         if (skip.items) skip.items[skip.n++] = json_object_get(l.refs[i].holder, l.refs[i].key);
     }

@@ -47,4 +47,5 @@ void hr_pipeline_result_free(struct hr_pipeline_result *r);
 int hr_pipeline_unit_replace(struct hr_request *req, size_t unit_index, const char *text, size_t len);
 void hr_pipeline_stage_tag(struct hr_request *req, const char *tag);
 void hr_pipeline_stage_tokens_removed(struct hr_request *req, uint64_t tokens);
+void hr_pipeline_unit_hash(struct hr_request *req, size_t unit_index, uint64_t out[2]);
 #endif

@@ -28,9 +28,15 @@ static atomic_ullong hits, lookups;
 size_t hr_count_tokens_cached(const char *model, const char *text, size_t len)
 {
     if (len < HR_TOKEN_CACHE_MIN_BYTES) return hr_count_tokens(model, text, len);
+    uint64_t h[2];
+    hr_hash128(text, len, &h[0], &h[1]);
+    return hr_count_tokens_cached_hash(model, text, len, h);
+}
+
+size_t hr_count_tokens_cached_hash(const char *model, const char *text, size_t len, const uint64_t hash[2])
+{
     uint32_t enc = (uint32_t)hr_encoding_for_model(model);
-    uint64_t h1, h2;
-    hr_hash128(text, len, &h1, &h2);
+    uint64_t h1 = hash[0], h2 = hash[1];
     size_t set = (size_t)(h1 % SETS);
     pthread_mutex_t *lock = &stripes[set % STRIPES];
     atomic_fetch_add_explicit(&lookups, 1, memory_order_relaxed);

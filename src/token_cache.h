@@ -11,6 +11,8 @@
 
 /* hr_count_tokens with a bounded, thread-safe cache for large strings. */
 size_t hr_count_tokens_cached(const char *model, const char *text, size_t len);
+/* The same, given hr_hash128 of the text (computed once by the caller). */
+size_t hr_count_tokens_cached_hash(const char *model, const char *text, size_t len, const uint64_t hash[2]);
 /* Hits and lookups so far (for benchmarks and /stats). */
 void hr_token_cache_counters(uint64_t *hits, uint64_t *lookups);
 #endif

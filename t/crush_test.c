@@ -343,6 +343,115 @@ static void policy(void)
     free(rows);
 }
 
+/* Several JSON tool outputs in one OpenAI request. */
+static json_t *multi_body(const char *query, char *const *texts, size_t n)
+{
+    json_t *body = openai_body(query, texts[0]);
+    json_t *messages = json_object_get(body, "messages");
+    for (size_t i = 1; i < n; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "c%zu", i + 1);
+        json_array_append_new(messages, json_pack("{s:s,s:n,s:[{s:s,s:s,s:{s:s,s:s}}]}", "role", "assistant", "content",
+                                                  "tool_calls", "id", id, "type", "function", "function", "name",
+                                                  "fetch", "arguments", "{}"));
+        json_array_append_new(messages, json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id", id, "content",
+                                                  texts[i]));
+    }
+    return body;
+}
+
+static json_int_t cache_stat(const char *what)
+{
+    json_t *st = fh_stats("smart_crusher");
+    json_int_t v = json_integer_value(json_object_get(json_object_get(st, "result_cache"), what));
+    json_decref(st);
+    return v;
+}
+
+/* Outputs of one apply, as text joined by NUL-free separators. */
+static char *apply_outputs(void *inst_state, const char *query, char *const *texts, size_t n, size_t *replaced)
+{
+    json_t *body = multi_body(query, texts, n);
+    struct fh_request r;
+    fh_request_init(&r, body, HR_PROVIDER_OPENAI, query);
+    json_decref(body);
+    headroom_plugin.apply(inst_state, &r.req);
+    *replaced = (size_t)r.replaced;
+    size_t total = 1;
+    for (size_t i = 0; i < r.req.n_units; i++)
+        total += r.units[i].len + 1;
+    char *all = malloc(total), *p = all;
+    for (size_t i = 0; i < r.req.n_units; i++) {
+        memcpy(p, r.units[i].text, r.units[i].len);
+        p += r.units[i].len;
+        *p++ = '\n';
+    }
+    *p = '\0';
+    fh_request_free(&r);
+    return all;
+}
+
+/* The result cache and the parallel crush change nothing in the output: the
+ * same request gives the same bytes cached, uncached and crushed one unit
+ * at a time; a resent output is a hit, another query a miss. */
+static void result_cache(const char *dir)
+{
+    static const char *const names[] = {"logs_1000.json", "db_1000.json", "search_100.json", "metrics_1000.json",
+                                        "code_100.json", "api_1000.json"};
+    enum { N = sizeof names / sizeof *names };
+    char *texts[N];
+    for (size_t i = 0; i < N; i++) {
+        char path[1024];
+        size_t len;
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        texts[i] = slurp(path, &len);
+        if (!texts[i]) {
+            ok(0, "read %s", path);
+            return;
+        }
+    }
+    struct hr_conf on, off;
+    void *cached = NULL, *uncached = NULL;
+    fh_conf(&on, headroom_plugin.conf_keys, NULL);
+    fh_conf(&off, headroom_plugin.conf_keys, "result_cache_mb", "0", NULL);
+    is_int(headroom_plugin.init(fh_host(), &inst, &off, &uncached), 0, "init with result_cache_mb 0");
+    is_int(headroom_plugin.init(fh_host(), &inst, &on, &cached), 0, "init with the result cache on");
+    size_t n1, n2, n3, n4;
+    const char *q = "why did payment fail";
+    char *first = apply_outputs(cached, q, texts, N, &n1);
+    is_int(cache_stat("hits"), 0, "first sight: no cache hits");
+    is_int(cache_stat("lookups"), N, "one lookup per candidate output");
+    char *again = apply_outputs(cached, q, texts, N, &n2);
+    is_int(cache_stat("hits"), N, "resent outputs: every one a hit");
+    char *plain = apply_outputs(uncached, q, texts, N, &n3);
+    is_int(n1, N, "all %d outputs crushed", N);
+    ok(n1 == n2 && n2 == n3 && !strcmp(first, again) && !strcmp(first, plain),
+       "cached, uncached and repeated applies give byte-identical outputs");
+    /* One unit per request: no parallelism at all. */
+    size_t pos = 0, same = 1;
+    for (size_t i = 0; i < N; i++) {
+        size_t one;
+        char *single = apply_outputs(uncached, q, &texts[i], 1, &one);
+        size_t l = strlen(single);
+        same &= one == 1 && !strncmp(first + pos, single, l);
+        pos += l;
+        free(single);
+    }
+    ok(same, "crushing the outputs one request at a time gives the same bytes");
+    free(apply_outputs(cached, "suspended users", texts, N, &n4));
+    is_int(cache_stat("hits"), N, "another query: misses (relevance depends on it)");
+    is_int(cache_stat("lookups"), 3 * N, "lookups counted");
+    ok(cache_stat("bytes") > 0 && cache_stat("bytes") <= cache_stat("max_bytes"), "cache bytes within its budget");
+    free(first);
+    free(again);
+    free(plain);
+    fh_drop_stats(cached);
+    headroom_plugin.fini(cached);
+    headroom_plugin.fini(uncached);
+    for (size_t i = 0; i < N; i++)
+        free(texts[i]);
+}
+
 int main(void)
 {
     struct hr_conf conf;
@@ -379,6 +488,7 @@ int main(void)
         tap_diag("mean token savings: %.1f%% on 100-row sets, %.1f%% on 1000-row sets",
                  n100 ? s100 * 100 / (double)n100 : 0, n1000 ? s1000 * 100 / (double)n1000 : 0);
         json_decref(manifest);
+        result_cache(dir);
     }
     bad_input();
     fh_set_log_level(HR_LOG_WARN);

@@ -158,6 +158,52 @@ static int fh_unit_replace(struct hr_request *req, size_t i, const char *text, s
     return HR_OK;
 }
 
+/* Two FNV-1a lanes: plenty for tests, where texts are few. */
+static void fh_unit_hash(struct hr_request *req, size_t i, uint64_t out[2])
+{
+    struct fh_request *r = (struct fh_request *)req;
+    out[0] = 1469598103934665603ULL;
+    out[1] = 0x9e3779b97f4a7c15ULL;
+    if (i >= req->n_units)
+        return;
+    for (size_t k = 0; k < r->units[i].len; k++) {
+        unsigned char c = (unsigned char)r->units[i].text[k];
+        out[0] = (out[0] ^ c) * 1099511628211ULL;
+        out[1] = (out[1] ^ c) * 0x100000001b3ULL + k;
+    }
+}
+
+/* Real threads, so plugin tests exercise concurrent calls: this thread and
+ * one more claim indices from a shared counter. */
+struct fh_par {
+    void (*fn)(void *ctx, size_t i);
+    void *ctx;
+    size_t n, next;
+};
+
+static void *fh_par_worker(void *arg)
+{
+    struct fh_par *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&mu);
+        size_t i = p->next++;
+        pthread_mutex_unlock(&mu);
+        if (i >= p->n)
+            return NULL;
+        p->fn(p->ctx, i);
+    }
+}
+
+static void fh_parallel_for(size_t n, void (*fn)(void *ctx, size_t i), void *ctx)
+{
+    struct fh_par p = {fn, ctx, n, 0};
+    pthread_t t;
+    int helper = n > 1 && pthread_create(&t, NULL, fh_par_worker, &p) == 0;
+    fh_par_worker(&p);
+    if (helper)
+        pthread_join(t, NULL);
+}
+
 static void fh_stage_tokens_removed(struct hr_request *req, uint64_t tokens)
 {
     struct fh_request *r = (struct fh_request *)req;
@@ -347,6 +393,8 @@ static const struct hr_host host = {
     .metrics_visit = fh_metrics_visit,
     .register_metrics = fh_register_metrics,
     .stage_tokens_removed = fh_stage_tokens_removed,
+    .unit_hash = fh_unit_hash,
+    .parallel_for = fh_parallel_for,
 };
 
 const struct hr_host *fh_host(void) { return &host; }

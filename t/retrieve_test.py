@@ -120,5 +120,31 @@ with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
     cmp_ok(stats["tokens"]["saved"], ">", 0, "/stats counts the saving")
     is_(stats["pipeline_timing"]["smart_crusher"]["count"], stats["pipeline_timing"]["pipeline_total"]["count"],
         "smart_crusher timed on every pipeline run")
+    cache = stats["smart_crusher"]["result_cache"]
+    cmp_ok(cache["hits"], ">=", 1, "a resent tool output is a smart_crusher result-cache hit (%d of %d lookups)"
+           % (cache["hits"], cache["lookups"]))
+
+
+# --- Several outputs shared between threads: same bytes as one thread ------
+def agent_body():
+    msgs = [{"role": "user", "content": "Which requests failed?"}]
+    for i, name in enumerate(["logs_1000", "db_1000", "search_100", "metrics_1000", "api_100"]):
+        msgs.append({"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c%d" % i, "type": "function", "function": {"name": "run", "arguments": "{}"}}]})
+        msgs.append({"role": "tool", "tool_call_id": "c%d" % i,
+                     "content": open(os.path.join(fx, name + ".json")).read()})
+    return {"model": "gpt-4o", "messages": msgs}
+
+
+sent_by = {}
+for threads in ("1", "4"):
+    with Mock() as mock, Headroomd(extra_conf="compress_threads %s\n" % threads + TRANSFORMS) as hd:
+        r = post_json(hd.url + "/v1/chat/completions", agent_body())
+        is_(r.status, 200, "compress_threads %s: a 5-output agent request is answered" % threads)
+        sent_by[threads] = json.dumps(upstream_bodies(mock, 1)[0])
+        like(hd.stderr_text(), r"\(\d+ workers, %d compression helpers" % (int(threads) - 1),
+             "compress_threads %s: the start-up line counts %d helpers" % (threads, int(threads) - 1))
+ok(len(sent_by["1"]) < len(json.dumps(agent_body())) / 5, "the outputs were compressed")
+is_(sent_by["4"], sent_by["1"], "compress_threads 4 and 1 send byte-identical upstream bodies")
 
 done()

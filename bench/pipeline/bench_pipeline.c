@@ -5,50 +5,99 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "ccr.h"
 #include "config.h"
-#include "hist.h"
 #include "host.h"
 #include "loader.h"
 #include "log.h"
+#include "par.h"
 #include "pipeline.h"
 #include "stats.h"
 #include "tokens.h"
 #include "slurp.h"
 
-/* An OpenAI-shaped agent conversation: one tool call per fixture. */
-static json_t *agent_request(const char *dir, const char *const *names, size_t n)
+/* Every timing kept, so percentiles are exact (nearest rank), not bucketed. */
+#define MAX_SAMPLES 8192
+struct samples {
+    size_t n;
+    double v[MAX_SAMPLES];
+};
+
+static void sample_add(struct samples *s, double ms)
+{
+    if (s->n < MAX_SAMPLES) s->v[s->n++] = ms;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double sample_quantile(struct samples *s, double q)
+{
+    if (!s->n) return 0;
+    qsort(s->v, s->n, sizeof *s->v, cmp_double);
+    size_t rank = (size_t)(q * (double)s->n + 0.999999);
+    return s->v[rank ? rank - 1 : 0];
+}
+
+static char *fixture(const char *dir, const char *name)
+{
+    char path[4096];
+    size_t len;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *text = slurp(path, &len);
+    if (!text) {
+        fprintf(stderr, "cannot read %s (run t/fixtures/gen_fixtures.py --out %s)\n", path, dir);
+        exit(2);
+    }
+    return text;
+}
+
+static json_t *new_conversation(void)
 {
     json_t *messages = json_array();
     json_array_append_new(messages, json_pack("{s:s,s:s}", "role", "system", "content", "You are a coding agent."));
     json_array_append_new(messages, json_pack("{s:s,s:s}", "role", "user", "content", "Find the failing requests and explain why."));
+    return json_pack("{s:s,s:o}", "model", "gpt-4o", "messages", messages);
+}
+
+/* One assistant tool call and its result, appended to the conversation. */
+static void add_tool_turn(json_t *req, const char *id, const char *output)
+{
+    json_t *messages = json_object_get(req, "messages");
+    json_array_append_new(messages, json_pack("{s:s,s:n,s:[{s:s,s:s,s:{s:s,s:s}}]}", "role", "assistant", "content",
+                                              "tool_calls", "id", id, "type", "function", "function", "name",
+                                              "run_tool", "arguments", "{}"));
+    json_array_append_new(messages, json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id", id, "content", output));
+}
+
+/* An OpenAI-shaped agent conversation: one tool call per fixture. */
+static json_t *agent_request(const char *dir, const char *const *names, size_t n)
+{
+    json_t *req = new_conversation();
     for (size_t i = 0; i < n; i++) {
-        char path[4096], id[32];
-        size_t len;
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        char *text = slurp(path, &len);
-        if (!text) {
-            fprintf(stderr, "cannot read %s (run t/fixtures/gen_fixtures.py --out %s)\n", path, dir);
-            exit(2);
-        }
+        char id[32];
+        char *text = fixture(dir, names[i]);
         snprintf(id, sizeof id, "call_%zu", i);
-        json_array_append_new(messages, json_pack("{s:s,s:n,s:[{s:s,s:s,s:{s:s,s:s}}]}", "role", "assistant", "content",
-                                                  "tool_calls", "id", id, "type", "function", "function", "name",
-                                                  "run_tool", "arguments", "{}"));
-        json_array_append_new(messages, json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id", id, "content", text));
+        add_tool_turn(req, id, text);
         free(text);
     }
-    return json_pack("{s:s,s:o}", "model", "gpt-4o", "messages", messages);
+    return req;
 }
 
 static void run(const char *label, struct hr_plugins *p, const struct hr_pipeline_opts *o, json_t *req, int iters)
 {
     char *text = json_dumps(req, JSON_COMPACT);
     size_t bytes = strlen(text);
-    struct hr_hist *parse = calloc(1, sizeof *parse), *pipe = calloc(1, sizeof *pipe),
+    struct samples *parse = calloc(1, sizeof *parse), *pipe = calloc(1, sizeof *pipe),
                    *dump = calloc(1, sizeof *dump), *all = calloc(1, sizeof *all);
     uint64_t before = 0, after = 0;
     double cold_ms = 0;
+    struct samples *stage = calloc(p->n_transforms + 1, sizeof *stage); /* last: counting and unit search */
+    char cold_stages[512] = "";
     for (int i = 0; i < iters; i++) {
         double t0 = hr_monotonic_ms();
         json_t *body = json_loads(text, 0, NULL); /* the proxy parses once per request too */
@@ -58,13 +107,24 @@ static void run(const char *label, struct hr_plugins *p, const struct hr_pipelin
         double t2 = hr_monotonic_ms();
         char *out = r.changed ? json_dumps(body, JSON_COMPACT) : NULL;
         double t3 = hr_monotonic_ms();
-        hr_hist_add(parse, t1 - t0);
+        sample_add(parse, t1 - t0);
         /* The first run pays full token counting; later runs of the same
          * request hit the token-count cache, as an agent's next turn does. */
-        if (i == 0) cold_ms = t2 - t1;
-        else hr_hist_add(pipe, t2 - t1);
-        hr_hist_add(dump, t3 - t2);
-        hr_hist_add(all, t3 - t0);
+        double in_stages = 0;
+        for (size_t s = 0; s < r.n_stages; s++) in_stages += r.stages[s].ms;
+        if (i == 0) {
+            cold_ms = t2 - t1;
+            size_t off = (size_t)snprintf(cold_stages, sizeof cold_stages, "other %.2f", cold_ms - in_stages);
+            for (size_t s = 0; s < r.n_stages && off < sizeof cold_stages; s++)
+                off += (size_t)snprintf(cold_stages + off, sizeof cold_stages - off, ", %s %.2f", r.stages[s].name,
+                                        r.stages[s].ms);
+        } else {
+            sample_add(pipe, t2 - t1);
+            for (size_t s = 0; s < r.n_stages; s++) sample_add(&stage[s], r.stages[s].ms);
+            sample_add(&stage[p->n_transforms], t2 - t1 - in_stages);
+        }
+        sample_add(dump, t3 - t2);
+        sample_add(all, t3 - t0);
         before = r.tokens_before;
         after = r.tokens_after;
         free(out);
@@ -73,14 +133,145 @@ static void run(const char *label, struct hr_plugins *p, const struct hr_pipelin
     }
     printf("| %s | %zu | %llu -> %llu (%.1f%%) | %.2f | %.2f | %.2f / %.2f | %.2f | %.2f / %.2f |\n", label, bytes,
            (unsigned long long)before, (unsigned long long)after,
-           before ? 100.0 * (double)(before - after) / (double)before : 0, hr_hist_quantile(parse, 0.5), cold_ms,
-           hr_hist_quantile(pipe, 0.5), hr_hist_quantile(pipe, 0.99), hr_hist_quantile(dump, 0.5),
-           hr_hist_quantile(all, 0.5), hr_hist_quantile(all, 0.99));
+           before ? 100.0 * (double)(before - after) / (double)before : 0, sample_quantile(parse, 0.5), cold_ms,
+           sample_quantile(pipe, 0.5), sample_quantile(pipe, 0.99), sample_quantile(dump, 0.5),
+           sample_quantile(all, 0.5), sample_quantile(all, 0.99));
+    fprintf(stderr, "%s: first run: %s\n%s: repeat p50: other %.2f", label, cold_stages, label,
+            sample_quantile(&stage[p->n_transforms], 0.5));
+    for (size_t s = 0; s < p->n_transforms; s++)
+        fprintf(stderr, ", %s %.2f", p->transforms[s]->name, sample_quantile(&stage[s], 0.5));
+    fprintf(stderr, "\n");
+    free(stage);
     free(parse);
     free(pipe);
     free(dump);
     free(all);
     free(text);
+}
+
+/* The fixture again, made unique to one call of one session without changing
+ * its rows: an object gains a "call" member, an array is wrapped in one. */
+static char *unique_output(const char *text, size_t session, size_t turn)
+{
+    size_t len = strlen(text);
+    char *out = malloc(len + 64);
+    while (*text == ' ' || *text == '\n') text++;
+    if (*text == '{') sprintf(out, "{\"call\":\"%zu-%zu\",%s", session, turn, text + 1);
+    else sprintf(out, "{\"call\":\"%zu-%zu\",\"rows\":%s}", session, turn, text);
+    return out;
+}
+
+struct timing {
+    struct samples *pipe, *all;
+    size_t samples, bytes;
+    uint64_t before, after;
+    double stage_ms[9]; /* sums: stages, then counting and unit search */
+};
+
+/* Time one request the way the proxy handles it: parse, pipeline, serialise. */
+static void time_request(struct hr_plugins *p, const struct hr_pipeline_opts *o, const json_t *req, struct timing *tm)
+{
+    char *text = json_dumps(req, JSON_COMPACT);
+    double t0 = hr_monotonic_ms();
+    json_t *body = json_loads(text, 0, NULL);
+    double t1 = hr_monotonic_ms();
+    struct hr_pipeline_result r;
+    hr_pipeline_run(p->transforms, p->n_transforms, o, HR_PROVIDER_OPENAI, body, "gpt-4o", "", NULL, &r);
+    double t2 = hr_monotonic_ms();
+    char *fwd = r.changed ? json_dumps(body, JSON_COMPACT) : NULL;
+    double t3 = hr_monotonic_ms();
+    sample_add(tm->pipe, t2 - t1);
+    sample_add(tm->all, t3 - t0);
+    tm->samples++;
+    tm->bytes += strlen(text);
+    tm->before += r.tokens_before;
+    tm->after += r.tokens_after;
+    double in_stages = 0;
+    for (size_t k = 0; k < r.n_stages && k < 8; k++) {
+        tm->stage_ms[k] += r.stages[k].ms;
+        in_stages += r.stages[k].ms;
+    }
+    tm->stage_ms[8] += t2 - t1 - in_stages;
+    hr_pipeline_result_free(&r);
+    free(fwd);
+    free(text);
+    json_decref(body);
+}
+
+static void print_timing(const char *label, struct timing *tm, const struct hr_plugins *p)
+{
+    size_t n = tm->samples ? tm->samples : 1;
+    fprintf(stderr, "%s: mean ms: counting and unit search %.2f", label, tm->stage_ms[8] / (double)n);
+    for (size_t k = 0; k < p->n_transforms && k < 8; k++)
+        fprintf(stderr, ", %s %.2f", p->transforms[k]->name, tm->stage_ms[k] / (double)n);
+    fprintf(stderr, "\n");
+    printf("| %s | %zu avg | %llu -> %llu avg (%.1f%%) | %.2f / %.2f | %.2f / %.2f |\n", label, tm->bytes / n,
+           (unsigned long long)(tm->before / n), (unsigned long long)(tm->after / n),
+           tm->before ? 100.0 * (double)(tm->before - tm->after) / (double)tm->before : 0,
+           sample_quantile(tm->pipe, 0.5), sample_quantile(tm->pipe, 0.99), sample_quantile(tm->all, 0.5),
+           sample_quantile(tm->all, 0.99));
+    free(tm->pipe);
+    free(tm->all);
+}
+
+/* Requests carrying the same 8 outputs, each time with content never seen
+ * before: nothing in any cache (a client's very first ~1 MB request). */
+static void cold_bench(struct hr_plugins *p, const struct hr_pipeline_opts *o, char *const *texts, size_t n_mix,
+                       size_t iters)
+{
+    struct timing tm = {calloc(1, sizeof(struct samples)), calloc(1, sizeof(struct samples)), 0, 0, 0, 0, {0}};
+    for (size_t it = 0; it < iters; it++) {
+        json_t *req = new_conversation();
+        for (size_t k = 0; k < n_mix; k++) {
+            char id[32];
+            char *out = unique_output(texts[k], 1000000 + it, k);
+            snprintf(id, sizeof id, "call_%zu", k);
+            add_tool_turn(req, id, out);
+            free(out);
+        }
+        time_request(p, o, req, &tm);
+        json_decref(req);
+    }
+    char label[128];
+    snprintf(label, sizeof label, "%zu new tool outputs, all content unseen (%zu requests)", n_mix, iters);
+    print_timing(label, &tm, p);
+}
+
+/* Agent sessions as a proxy sees them: every turn resends the conversation so
+ * far plus one new tool output. Timed: the turn at which the request first
+ * reaches 1 MB (one new output, the rest seen on earlier turns). */
+static void session_bench(struct hr_plugins *p, const struct hr_pipeline_opts *o, char *const *texts, size_t n_mix,
+                          size_t sessions)
+{
+    struct timing tm = {calloc(1, sizeof(struct samples)), calloc(1, sizeof(struct samples)), 0, 0, 0, 0, {0}};
+    size_t turns = 0;
+    for (size_t sn = 0; sn < sessions; sn++) {
+        json_t *req = new_conversation();
+        for (size_t t = 0;; t++) {
+            char id[32];
+            char *out = unique_output(texts[(sn + t) % n_mix], sn, t);
+            snprintf(id, sizeof id, "call_%zu_%zu", sn, t);
+            add_tool_turn(req, id, out);
+            free(out);
+            char *text = json_dumps(req, JSON_COMPACT);
+            size_t len = strlen(text);
+            free(text);
+            if (len >= 1000000) {
+                time_request(p, o, req, &tm);
+                turns += t + 1;
+                break;
+            }
+            struct timing warm = {calloc(1, sizeof(struct samples)), calloc(1, sizeof(struct samples)), 0, 0, 0, 0, {0}};
+            time_request(p, o, req, &warm); /* the earlier turns, as the proxy saw them */
+            free(warm.pipe);
+            free(warm.all);
+        }
+        json_decref(req);
+    }
+    char label[160];
+    snprintf(label, sizeof label, "agent session, the turn reaching 1 MB: 1 new output + %.1f resent (%zu sessions)",
+             (double)turns / (double)sessions - 1, sessions);
+    print_timing(label, &tm, p);
 }
 
 int main(int argc, char **argv)
@@ -97,7 +288,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    if (hr_config_apply_env(&c, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
     hr_log_set_level(HR_LOG_ERROR);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned threads = c.compress_threads ? (unsigned)c.compress_threads : (unsigned)(cores > 0 ? cores : 1);
+    hr_par_start(threads - 1);
+    fprintf(stderr, "compress_threads %u (set HEADROOM_COMPRESS_THREADS to change)\n", threads);
     hr_tokens_init(err, sizeof err);
     struct hr_plugins p;
     if (hr_plugins_load(&c, &p, err, sizeof err)) {
@@ -124,9 +323,17 @@ int main(int argc, char **argv)
                          "search_100.json", "logs_100.json", "api_100.json"};
     json_t *r2 = agent_request(argv[2], mix, 8);
     run("agent request, 8 tool outputs (~1 MB)", &p, &o, r2, iters);
+    char *texts[8];
+    for (size_t k = 0; k < 8; k++) texts[k] = fixture(argv[2], mix[k]);
+    printf("\n| ~1 MB agent requests | bytes | tokens (saved) | pipeline p50 / p99 ms | parse + pipeline + serialise p50 / p99 ms |\n"
+           "|---|---|---|---|---|\n");
+    cold_bench(&p, &o, texts, 8, (size_t)iters);
+    session_bench(&p, &o, texts, 8, (size_t)iters);
+    for (size_t k = 0; k < 8; k++) free(texts[k]);
     json_decref(small);
     json_decref(r1);
     json_decref(r2);
+    hr_par_stop();
     hr_plugins_unload(&p);
     hr_ccr_shutdown();
     hr_stats_shutdown();

@@ -26,7 +26,7 @@ extern "C" {
 #endif
 
 #define HR_ABI_MAJOR 1
-#define HR_ABI_MINOR 0
+#define HR_ABI_MINOR 1
 
 #if defined(__GNUC__)
 #define HR_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -306,6 +306,19 @@ struct hr_host {
      * outside units (e.g. dropping whole messages); count them with
      * count_tokens as the host does. Also set req->body_edited. */
     void (*stage_tokens_removed)(struct hr_request *req, uint64_t tokens);
+
+    /* ---- ABI 1.1: check HR_HAS_FIELD(host, struct hr_host, parallel_for) */
+
+    /* 128-bit content hash of unit `unit_index`'s current text, computed once
+     * per text and shared with the host's token-count cache: a key for a
+     * plugin's own memo of per-output results. Stable within one process. */
+    void (*unit_hash)(struct hr_request *req, size_t unit_index, uint64_t out[2]);
+    /* Call fn(ctx, i) for every i in [0, n), on this thread and on idle
+     * helper threads (`compress_threads`), and return when all have returned.
+     * fn runs concurrently: it may use only its own data, count_tokens,
+     * ccr_put/ccr_get/ccr_free and log, never the request (unit_replace,
+     * stage_tag, ...). Results must not depend on which thread ran what. */
+    void (*parallel_for)(size_t n, void (*fn)(void *ctx, size_t i), void *ctx);
 };
 
 /* ------------------------------------------------------------ descriptor */

@@ -8,6 +8,12 @@
 #include <string.h>
 #include <headroom/plugin.h>
 #include "../common/json_scan.h"
+#include "../common/memo.h"
+
+/* Types of outputs at least this long are remembered by content: an agent
+ * resends them every turn, and a JSON scan of a big one costs ~1 ms/MB. */
+#define MEMO_MIN_BYTES 4096
+#define MEMO_BYTES (1u << 20)
 
 static const char *const ct_names[HR_CT__COUNT] = {
     "unknown", "json_array", "json_object", "log", "search", "diff", "code", "html", "text",
@@ -19,6 +25,7 @@ struct router {
     size_t sample_bytes;
     size_t sample_lines;
     atomic_ullong counts[HR_CT__COUNT];
+    struct hr_memo *memo; /* content type by content; NULL before ABI 1.1 */
 };
 
 static const struct hr_conf_key router_keys[] = {
@@ -200,8 +207,11 @@ static int router_init(const struct hr_host *host, struct hr_instance *self,
     r->sample_lines = (size_t)sl;
     for (int t = 0; t < HR_CT__COUNT; t++)
         atomic_init(&r->counts[t], 0);
+    if (HR_HAS_FIELD(host, struct hr_host, parallel_for))
+        r->memo = hr_memo_new(MEMO_BYTES);
     int rc = host->register_stats(self, "router", router_stats, r);
     if (rc != HR_OK) {
+        hr_memo_free(r->memo);
         free(r);
         return rc;
     }
@@ -211,17 +221,54 @@ static int router_init(const struct hr_host *host, struct hr_instance *self,
 
 static void router_fini(void *state)
 {
-    free(state);
+    struct router *r = state;
+    hr_memo_free(r->memo);
+    free(r);
+}
+
+struct detect_job {
+    const struct router *r;
+    struct hr_unit *units;
+    struct hr_memo_key *keys; /* len 0: not remembered */
+};
+
+static void detect_one(void *ctx, size_t i)
+{
+    struct detect_job *j = ctx;
+    struct hr_unit *u = &j->units[i];
+    size_t len;
+    unsigned char *known = j->keys[i].len ? hr_memo_get(j->r->memo, &j->keys[i], &len) : NULL;
+    if (known && len == 1 && *known < HR_CT__COUNT) {
+        u->type = (enum hr_content_type)*known;
+    } else {
+        u->type = detect(j->r, u->text, u->len);
+        unsigned char t = (unsigned char)u->type;
+        if (j->keys[i].len)
+            hr_memo_put(j->r->memo, &j->keys[i], &t, 1);
+    }
+    free(known);
 }
 
 static int router_apply(void *state, struct hr_request *req)
 {
     struct router *r = state;
     size_t seen[HR_CT__COUNT] = {0};
+    struct detect_job job = {r, req->units, calloc(req->n_units ? req->n_units : 1, sizeof *job.keys)};
+    if (!job.keys)
+        return HR_ENOMEM;
+    for (size_t i = 0; r->memo && i < req->n_units; i++)
+        if (req->units[i].len >= MEMO_MIN_BYTES) {
+            r->host->unit_hash(req, i, job.keys[i].hash);
+            job.keys[i].len = req->units[i].len;
+        }
+    if (r->memo)
+        r->host->parallel_for(req->n_units, detect_one, &job);
+    else
+        for (size_t i = 0; i < req->n_units; i++)
+            detect_one(&job, i);
+    free(job.keys);
     for (size_t i = 0; i < req->n_units; i++) {
-        struct hr_unit *u = &req->units[i];
-        enum hr_content_type t = detect(r, u->text, u->len);
-        u->type = t;
+        enum hr_content_type t = req->units[i].type;
         seen[t]++;
         atomic_fetch_add_explicit(&r->counts[t], 1, memory_order_relaxed);
     }

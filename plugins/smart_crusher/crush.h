@@ -131,4 +131,11 @@ int hr_sc_crush(const struct hr_sc_config *cfg, const char *text, size_t len,
 void hr_sc_output_set_hash(struct hr_sc_output *out, const char *hash);
 void hr_sc_output_free(struct hr_sc_output *out);
 
+/* result_blob.c */
+/* A crush result (status, and the output when crushed) as one malloc'd byte
+ * string; NULL when out of memory. */
+void *hr_sc_result_pack(int rc, const struct hr_sc_output *out, size_t *len);
+/* Back from the byte string: the status, with `out` filled when crushed. */
+int hr_sc_result_unpack(const void *blob, size_t len, struct hr_sc_output *out);
+
 #endif

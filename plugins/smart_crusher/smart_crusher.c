@@ -5,12 +5,14 @@
 #include <string.h>
 #include <headroom/plugin.h>
 #include "crush.h"
+#include "../common/memo.h"
 
 struct sc_state {
     const struct hr_host *host;
     struct hr_instance *self;
     struct hr_sc_config cfg;
     size_t min_tokens;
+    struct hr_memo *memo; /* crush results by content and query; NULL = off */
 };
 
 static const struct hr_conf_key sc_keys[] = {
@@ -18,8 +20,20 @@ static const struct hr_conf_key sc_keys[] = {
     {"min_savings", HR_CONF_DOUBLE, "0.10", "leave an array alone unless it shrinks by this fraction"},
     {"min_tokens", HR_CONF_INT, "200", "leave units under this many tokens alone"},
     {"critical_fraction", HR_CONF_DOUBLE, "0.05", "critical rows kept: at most max(max_items, rows * this)"},
+    {"result_cache_mb", HR_CONF_INT, "32",
+     "MB of results remembered by content, so outputs resent on the next turn are not analysed again (0 = off)"},
     {NULL, 0, NULL, NULL},
 };
+
+static json_t *sc_stats(void *state)
+{
+    struct sc_state *s = state;
+    struct hr_memo_counters c;
+    hr_memo_read_counters(s->memo, &c);
+    return json_pack("{s:{s:I,s:I,s:I,s:I,s:I,s:I}}", "result_cache", "hits", (json_int_t)c.hits, "lookups",
+                     (json_int_t)c.lookups, "evictions", (json_int_t)c.evictions, "entries", (json_int_t)c.entries,
+                     "bytes", (json_int_t)c.bytes, "max_bytes", (json_int_t)c.max_bytes);
+}
 
 static int sc_init(const struct hr_host *host, struct hr_instance *self,
                    const struct hr_conf *conf, void **state)
@@ -33,14 +47,30 @@ static int sc_init(const struct hr_host *host, struct hr_instance *self,
     long long min_tokens = host->conf_int(conf, "min_tokens");
     double min_savings = host->conf_double(conf, "min_savings");
     double crit = host->conf_double(conf, "critical_fraction");
+    long long cache_mb = host->conf_int(conf, "result_cache_mb");
     if (max_items < 1 || max_items > 100000 || min_tokens < 0 || !(min_savings >= 0) ||
-        min_savings >= 1 || !(crit >= 0) || crit > 1) {
+        min_savings >= 1 || !(crit >= 0) || crit > 1 || cache_mb < 0 || cache_mb > 65536) {
         host->log(self, HR_LOG_ERROR,
                   "bad config: need max_items 1..100000 (got %lld), min_tokens >= 0 (got %lld), "
-                  "min_savings in [0,1) (got %g), critical_fraction in [0,1] (got %g)",
-                  max_items, min_tokens, min_savings, crit);
+                  "min_savings in [0,1) (got %g), critical_fraction in [0,1] (got %g), "
+                  "result_cache_mb 0..65536 (got %lld)",
+                  max_items, min_tokens, min_savings, crit, cache_mb);
         free(s);
         return HR_EINVAL;
+    }
+    /* unit_hash keys the cache; a host older than ABI 1.1 has none. */
+    if (cache_mb && HR_HAS_FIELD(host, struct hr_host, unit_hash)) {
+        s->memo = hr_memo_new((size_t)cache_mb << 20);
+        if (!s->memo) {
+            free(s);
+            return HR_ENOMEM;
+        }
+        int rc = host->register_stats(self, "smart_crusher", sc_stats, s);
+        if (rc != HR_OK) {
+            hr_memo_free(s->memo);
+            free(s);
+            return rc;
+        }
     }
     s->cfg.max_items = (size_t)max_items;
     s->cfg.min_savings = min_savings;
@@ -52,7 +82,9 @@ static int sc_init(const struct hr_host *host, struct hr_instance *self,
 
 static void sc_fini(void *state)
 {
-    free(state);
+    struct sc_state *s = state;
+    hr_memo_free(s->memo);
+    free(s);
 }
 
 static int looks_json(const struct hr_unit *u)
@@ -66,57 +98,131 @@ static int looks_json(const struct hr_unit *u)
     return 0;
 }
 
+/* One candidate unit's crush, computed in parallel with the others. */
+struct candidate {
+    size_t unit;
+    struct hr_memo_key key;
+    const char *text;
+    size_t len;
+    int rc;
+    struct hr_sc_output out;
+};
+
+struct crush_job {
+    struct sc_state *s;
+    struct candidate *c;
+    const char *query;
+};
+
+/* Pure work on one unit: no request access, so it may run on any thread. */
+static void crush_one(void *ctx, size_t i)
+{
+    struct crush_job *j = ctx;
+    struct candidate *c = &j->c[i];
+    size_t blen;
+    void *blob = hr_memo_get(j->s->memo, &c->key, &blen);
+    if (blob) {
+        c->rc = hr_sc_result_unpack(blob, blen, &c->out);
+        free(blob);
+        if (c->rc >= 0)
+            return;
+    }
+    c->rc = hr_sc_crush(&j->s->cfg, c->text, c->len, j->query, &c->out);
+    if (c->rc >= 0 && j->s->memo) {
+        blob = hr_sc_result_pack(c->rc, &c->out, &blen);
+        if (blob)
+            hr_memo_put(j->s->memo, &c->key, blob, blen);
+        free(blob);
+    }
+}
+
+static int eligible(const struct sc_state *s, const struct hr_unit *u)
+{
+    if (u->flags & (HR_UNIT_PROTECTED | HR_UNIT_HAS_MARKER) || u->tokens < s->min_tokens)
+        return 0;
+    if (u->type == HR_CT_UNKNOWN ? !looks_json(u) : u->type != HR_CT_JSON_ARRAY && u->type != HR_CT_JSON_OBJECT)
+        return 0;
+    return !memmem(u->text, u->len, "{\"_headroom\":", 13); /* crushed on an earlier turn */
+}
+
+static uint64_t query_salt(const char *q)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a: the query is short */
+    for (; q && *q; q++)
+        h = (h ^ (unsigned char)*q) * 1099511628211ULL;
+    return h;
+}
+
+/* Keep the crush of one unit if it saves enough tokens: store the original
+ * for retrieval, put the real hash in the marker, replace the unit. */
+static void keep_result(struct sc_state *s, struct hr_request *req, struct candidate *c, char *tag, size_t *tl)
+{
+    const struct hr_host *h = s->host;
+    struct hr_unit *u = &req->units[c->unit];
+    if (c->rc < 0) {
+        h->log(s->self, HR_LOG_WARN, "unit %zu (message %u) left as is: out of memory", c->unit, u->message_index);
+        return;
+    }
+    if (c->rc != HR_SC_CRUSHED)
+        return;
+    size_t after = h->count_tokens(req->model, c->out.text, c->out.len);
+    if ((double)after > (1.0 - s->cfg.min_savings) * (double)u->tokens)
+        return;
+    char hash[HR_CCR_HASH_LEN + 1];
+    /* The CCR store keeps the client's original text, byte for byte. */
+    if (h->ccr_put(u->text, u->len, hash) != HR_OK) {
+        h->log(s->self, HR_LOG_WARN, "unit %zu left as is: the CCR store refused the original", c->unit);
+        return;
+    }
+    hr_sc_output_set_hash(&c->out, hash);
+    if (h->unit_replace(req, c->unit, c->out.text, c->out.len) != HR_OK)
+        return;
+    h->log(s->self, HR_LOG_INFO, "SmartCrusher applied top_n strategy: kept %zu of %zu items", c->out.kept,
+           c->out.total);
+    if (h->log_enabled(HR_LOG_DEBUG))
+        h->log(s->self, HR_LOG_DEBUG, "Kept items: %s (%s)", c->out.kept_list, c->out.reasons);
+    int w = snprintf(tag + *tl, 256 - *tl, "%s%zu/%zu", *tl ? "+" : "smart_crusher:top_n:kept=", c->out.kept,
+                     c->out.total);
+    if (w > 0 && (size_t)w < 256 - *tl)
+        *tl += (size_t)w;
+}
+
 static int sc_apply(void *state, struct hr_request *req)
 {
     struct sc_state *s = state;
     const struct hr_host *h = s->host;
+    int abi11 = HR_HAS_FIELD(h, struct hr_host, parallel_for);
+    struct candidate *c = calloc(req->n_units ? req->n_units : 1, sizeof *c);
+    if (!c)
+        return HR_ENOMEM;
+    size_t n = 0;
+    uint64_t salt = query_salt(req->query);
+    for (size_t i = 0; i < req->n_units; i++) {
+        const struct hr_unit *u = &req->units[i];
+        if (!eligible(s, u))
+            continue;
+        c[n] = (struct candidate){.unit = i, .text = u->text, .len = u->len};
+        if (s->memo) {
+            h->unit_hash(req, i, c[n].key.hash);
+            c[n].key.len = u->len;
+            c[n].key.salt = salt;
+        }
+        n++;
+    }
+    struct crush_job job = {s, c, req->query};
+    if (abi11)
+        h->parallel_for(n, crush_one, &job);
+    else
+        for (size_t k = 0; k < n; k++)
+            crush_one(&job, k);
+    /* Host calls that touch the request stay on this thread, in unit order. */
     char tag[256] = "";
     size_t tl = 0;
-    for (size_t i = 0; i < req->n_units; i++) {
-        struct hr_unit *u = &req->units[i];
-        if (u->flags & (HR_UNIT_PROTECTED | HR_UNIT_HAS_MARKER) || u->tokens < s->min_tokens)
-            continue;
-        if (u->type == HR_CT_UNKNOWN ? !looks_json(u)
-            : u->type != HR_CT_JSON_ARRAY && u->type != HR_CT_JSON_OBJECT)
-            continue;
-        if (memmem(u->text, u->len, "{\"_headroom\":", 13))
-            continue; /* crushed on an earlier turn */
-        struct hr_sc_output out;
-        int rc = hr_sc_crush(&s->cfg, u->text, u->len, req->query, &out);
-        if (rc < 0) {
-            h->log(s->self, HR_LOG_WARN, "unit %zu (message %u) left as is: out of memory", i,
-                   u->message_index);
-            continue;
-        }
-        if (rc != HR_SC_CRUSHED)
-            continue;
-        size_t after = h->count_tokens(req->model, out.text, out.len);
-        if ((double)after > (1.0 - s->cfg.min_savings) * (double)u->tokens) {
-            hr_sc_output_free(&out);
-            continue;
-        }
-        char hash[HR_CCR_HASH_LEN + 1];
-        /* The CCR store keeps the client's original text, byte for byte. */
-        if (h->ccr_put(u->text, u->len, hash) != HR_OK) {
-            h->log(s->self, HR_LOG_WARN, "unit %zu left as is: the CCR store refused the original", i);
-            hr_sc_output_free(&out);
-            continue;
-        }
-        hr_sc_output_set_hash(&out, hash);
-        size_t total = out.total, kept = out.kept;
-        rc = h->unit_replace(req, i, out.text, out.len);
-        if (rc == HR_OK) {
-            h->log(s->self, HR_LOG_INFO, "SmartCrusher applied top_n strategy: kept %zu of %zu items",
-                   kept, total);
-            if (h->log_enabled(HR_LOG_DEBUG))
-                h->log(s->self, HR_LOG_DEBUG, "Kept items: %s (%s)", out.kept_list, out.reasons);
-            int w = snprintf(tag + tl, sizeof tag - tl, "%s%zu/%zu",
-                             tl ? "+" : "smart_crusher:top_n:kept=", kept, total);
-            if (w > 0 && (size_t)w < sizeof tag - tl)
-                tl += (size_t)w;
-        }
-        hr_sc_output_free(&out);
+    for (size_t k = 0; k < n; k++) {
+        keep_result(s, req, &c[k], tag, &tl);
+        hr_sc_output_free(&c[k].out);
     }
+    free(c);
     if (tl)
         h->stage_tag(req, tag);
     return HR_OK;

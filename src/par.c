@@ -1,0 +1,114 @@
+/* par.c — the fork-join pool (see par.h). One mutex guards the list of
+ * jobs with unclaimed items; items are big (a tool output each), so taking
+ * the lock per item costs nothing measurable. A job lives on its caller's
+ * stack: the caller leaves only when every item is done and no helper still
+ * holds the job. */
+#include <pthread.h>
+#include <stdlib.h>
+#include "par.h"
+
+struct job {
+    hr_par_fn fn;
+    void *ctx;
+    size_t n, next, done;
+    unsigned holders;         /* helpers working on this job now */
+    pthread_cond_t finished;  /* done == n and holders == 0 */
+    struct job *queue_next;
+    int queued;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work = PTHREAD_COND_INITIALIZER;
+static struct job *queue;     /* jobs with unclaimed items, oldest first */
+static pthread_t *threads;
+static unsigned n_threads;
+static int stopping;
+
+static void dequeue(struct job *j)
+{
+    for (struct job **p = &queue; *p; p = &(*p)->queue_next)
+        if (*p == j) {
+            *p = j->queue_next;
+            break;
+        }
+    j->queued = 0;
+}
+
+/* Claim and run items of `j` until none is left. Called with the lock held;
+ * returns with it held. */
+static void run_items(struct job *j)
+{
+    while (j->next < j->n) {
+        size_t i = j->next++;
+        if (j->next == j->n && j->queued) dequeue(j);
+        pthread_mutex_unlock(&lock);
+        j->fn(j->ctx, i);
+        pthread_mutex_lock(&lock);
+        if (++j->done == j->n) pthread_cond_broadcast(&j->finished);
+    }
+}
+
+static void *helper_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        while (!stopping && !queue) pthread_cond_wait(&work, &lock);
+        if (stopping) break;
+        struct job *j = queue;
+        j->holders++;
+        run_items(j);
+        if (--j->holders == 0 && j->done == j->n) pthread_cond_broadcast(&j->finished);
+    }
+    pthread_mutex_unlock(&lock);
+    return NULL;
+}
+
+void hr_par_for(size_t n, hr_par_fn fn, void *ctx)
+{
+    if (n == 0) return;
+    if (n == 1 || n_threads == 0) {
+        for (size_t i = 0; i < n; i++) fn(ctx, i);
+        return;
+    }
+    struct job j = {.fn = fn, .ctx = ctx, .n = n, .queued = 1};
+    pthread_cond_init(&j.finished, NULL);
+    pthread_mutex_lock(&lock);
+    struct job **tail = &queue;
+    while (*tail) tail = &(*tail)->queue_next;
+    *tail = &j;
+    /* One wake per item the caller will not take itself. */
+    for (size_t k = 1; k < n && k <= n_threads; k++) pthread_cond_signal(&work);
+    run_items(&j);
+    while (j.done < j.n || j.holders) pthread_cond_wait(&j.finished, &lock);
+    if (j.queued) dequeue(&j);
+    pthread_mutex_unlock(&lock);
+    pthread_cond_destroy(&j.finished);
+}
+
+int hr_par_start(unsigned helpers)
+{
+    if (!helpers) return 0;
+    threads = calloc(helpers, sizeof *threads);
+    if (!threads) return -1;
+    stopping = 0;
+    for (unsigned i = 0; i < helpers; i++) {
+        if (pthread_create(&threads[i], NULL, helper_main, NULL)) break;
+        n_threads++;
+    }
+    return n_threads ? 0 : -1;
+}
+
+void hr_par_stop(void)
+{
+    pthread_mutex_lock(&lock);
+    stopping = 1;
+    pthread_cond_broadcast(&work);
+    pthread_mutex_unlock(&lock);
+    for (unsigned i = 0; i < n_threads; i++) pthread_join(threads[i], NULL);
+    free(threads);
+    threads = NULL;
+    n_threads = 0;
+}
+
+unsigned hr_par_helpers(void) { return n_threads; }

@@ -1,0 +1,24 @@
+/* par.h — a small fork-join pool so one large request's compression work
+ * (token counts of its tool outputs, smart_crusher's per-output analysis)
+ * can use more than its worker's core. The calling thread always works on
+ * its own job too, so a busy or absent pool only means no help, never a
+ * wait in a queue: with every helper busy, a call runs like a plain loop. */
+#ifndef HR_PAR_H
+#define HR_PAR_H
+#include <stddef.h>
+
+typedef void (*hr_par_fn)(void *ctx, size_t i);
+
+/* Start `helpers` helper threads (0 = none: hr_par_for runs inline).
+ * Returns 0, or -1 when no thread could be started (then none run). */
+int hr_par_start(unsigned helpers);
+/* Stop and join the helpers. Callers must have returned from hr_par_for. */
+void hr_par_stop(void);
+/* Helper threads running now. */
+unsigned hr_par_helpers(void);
+
+/* Call fn(ctx, i) once for every i in [0, n), on this thread and any idle
+ * helpers, in no particular order; return when all calls have returned.
+ * fn must be thread-safe across different i. Nested calls are allowed. */
+void hr_par_for(size_t n, hr_par_fn fn, void *ctx);
+#endif
