@@ -344,14 +344,28 @@ struct count_job {
     const char *model;
     struct hr_unit *units;
     struct unit_ref *refs;
+    size_t *order; /* longest first, so the last unit counted is a short one */
 };
 
-/* Token count of unit i; large texts are hashed here once, and that hash
- * keys both the count cache and plugins' unit_hash. */
+static void longest_first(size_t *order, const struct hr_unit *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++) order[i] = i;
+    for (size_t a = 1; a < n; a++)
+        for (size_t b = a; b > 0 && u[order[b]].len > u[order[b - 1]].len; b--) {
+            size_t t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
+}
+
+/* Token count and marker check of unit i; large texts are hashed here once,
+ * and that hash keys both the count cache and plugins' unit_hash. */
 static void count_unit(void *ctx, size_t i)
 {
     struct count_job *j = ctx;
+    if (j->order) i = j->order[i];
     struct hr_unit *u = &j->units[i];
+    if (strstr(u->text, "\"" HR_MARKER_KEY "\"")) u->flags |= HR_UNIT_HAS_MARKER;
     if (u->len < HR_TOKEN_CACHE_MIN_BYTES) {
         u->tokens = hr_count_tokens(j->model, u->text, u->len);
         return;
@@ -388,10 +402,14 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     out->n_messages = json_array_size(messages);
     /* Count each unit once, in parallel when they are big enough to be worth
      * it; the request total reuses those counts. */
-    struct count_job cj = {model, l.units, l.refs};
-    if (total_bytes(&l) >= PARALLEL_MIN_BYTES) hr_par_for(l.n, count_unit, &cj);
-    else
+    struct count_job cj = {model, l.units, l.refs, NULL};
+    if (total_bytes(&l) >= PARALLEL_MIN_BYTES && (cj.order = malloc(l.n * sizeof *cj.order))) {
+        longest_first(cj.order, l.units, l.n);
+        hr_par_for(l.n, count_unit, &cj);
+        free(cj.order);
+    } else {
         for (size_t i = 0; i < l.n; i++) count_unit(&cj, i);
+    }
     struct skip_set skip = {calloc(l.n ? l.n : 1, sizeof *skip.items), 0};
     uint64_t unit_tokens = 0;
     for (size_t i = 0; i < l.n; i++) {
@@ -413,7 +431,6 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
             u->flags |= HR_UNIT_PROTECTED;
             recent_protected++;
         }
-        if (strstr(u->text, "\"" HR_MARKER_KEY "\"")) u->flags |= HR_UNIT_HAS_MARKER;
         if (u->message_index < last_turn.floor && !(u->flags & HR_UNIT_PROTECTED)) {
             uint64_t h = hr_session_text_hash(u->text, u->len);
             for (size_t k = 0; k < last_turn.n_raw; k++)

@@ -3,6 +3,7 @@
  * validation and the per-text counting loop. */
 #include "tokenizer.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 size_t hr_utf8_valid_prefix(const uint8_t *s, size_t n)
@@ -232,16 +233,47 @@ size_t hr_pretok_next(enum hr_pretok pt, const uint8_t *s, size_t n, size_t pos)
     return e > pos ? e : pos + 1;
 }
 
+/* Long texts repeat their pieces (JSON keys, log levels, common words): a
+ * small direct-mapped cache of piece -> count, private to one call, keeps
+ * them out of the large rank table, whose lookups miss the CPU caches. */
+#define PIECE_CACHE_MIN_TEXT 16384
+#define PIECE_MAX 24
+#define PIECE_SLOTS 4096 /* power of two */
+
+struct piece_slot {
+    uint64_t w[PIECE_MAX / 8];
+    uint32_t len; /* 0 = empty */
+    uint32_t count;
+};
+
+static size_t cached_count(const struct hr_bpe *b, struct piece_slot *cache, const uint8_t *p, size_t n)
+{
+    if (n == 0 || n > PIECE_MAX) return hr_bpe_count_piece(b, p, n);
+    uint64_t w[PIECE_MAX / 8] = {0, 0, 0};
+    memcpy(w, p, n);
+    uint64_t h = (w[0] * 0x9E3779B97F4A7C15ull) ^ (w[1] * 0xC2B2AE3D27D4EB4Full) ^ (w[2] * 0x165667B19E3779F9ull) ^ n;
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ull;
+    struct piece_slot *sl = &cache[(h >> 40) & (PIECE_SLOTS - 1)];
+    if (sl->len == n && sl->w[0] == w[0] && sl->w[1] == w[1] && sl->w[2] == w[2]) return sl->count;
+    size_t c = hr_bpe_count_piece(b, p, n);
+    memcpy(sl->w, w, sizeof w);
+    sl->len = (uint32_t)n;
+    sl->count = (uint32_t)c;
+    return c;
+}
+
 size_t hr_tokenizer_count(const struct hr_bpe *b, enum hr_pretok pt, const uint8_t *s, size_t n)
 {
     size_t total = 0, i = 0;
+    struct piece_slot *cache = n >= PIECE_CACHE_MIN_TEXT ? calloc(PIECE_SLOTS, sizeof *cache) : NULL;
     while (i < n) {
         size_t v = i + hr_utf8_valid_prefix(s + i, n - i);
         /* Each valid run is its own text: `$` and (?!\S) see its end as the end. */
         size_t pos = i;
         while (pos < v) {
             size_t e = hr_pretok_next(pt, s, v, pos);
-            total += hr_bpe_count_piece(b, s + pos, e - pos);
+            total += cache ? cached_count(b, cache, s + pos, e - pos) : hr_bpe_count_piece(b, s + pos, e - pos);
             pos = e;
         }
         if (v < n) {
@@ -250,6 +282,7 @@ size_t hr_tokenizer_count(const struct hr_bpe *b, enum hr_pretok pt, const uint8
         }
         i = v;
     }
+    free(cache);
     return total;
 }
 

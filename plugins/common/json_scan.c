@@ -12,10 +12,13 @@
 #define EINVAL_ (-22)
 #define ENOMEM_ (-12)
 
-static inline const unsigned char *skip_ws(const unsigned char *p, const unsigned char *end)
+/* Past whitespace; *seen is set when there was any. */
+static inline const unsigned char *skip_ws(const unsigned char *p, const unsigned char *end, int *seen)
 {
+    const unsigned char *start = p;
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;
+    *seen |= p != start;
     return p;
 }
 
@@ -371,7 +374,8 @@ int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_in
                  struct hr_json_error *err)
 {
     const unsigned char *const base = (const unsigned char *)text, *const end = base + len;
-    const unsigned char *p = skip_ws(base, end);
+    int ws = 0;
+    const unsigned char *p = skip_ws(base, end, &ws);
     unsigned char kind[HR_JSON_MAX_DEPTH];
     uint32_t key_base[HR_JSON_MAX_DEPTH];
     struct keys keys = {.v = keys.stack, .n = 0, .cap = 64};
@@ -478,7 +482,7 @@ open:
     if (*p == '{')
         key_base[d] = (uint32_t)keys.n;
     d++;
-    p = skip_ws(p + 1, end);
+    p = skip_ws(p + 1, end, &ws);
     if (p < end && *p == (kind[d - 1] == '[' ? ']' : '}')) {
         p++;
         goto close;
@@ -512,12 +516,12 @@ key:
     }
     if (d == 1)
         member++;
-    p = skip_ws(p, end);
+    p = skip_ws(p, end, &ws);
     if (p == end || *p != ':') {
         msg = "':' expected after an object key";
         goto fail;
     }
-    p = skip_ws(p + 1, end);
+    p = skip_ws(p + 1, end, &ws);
     goto value;
 
 close:
@@ -543,12 +547,13 @@ close:
 
 after:
     if (d == 0) {
-        p = skip_ws(p, end);
+        p = skip_ws(p, end, &ws);
         if (p != end) {
             msg = "end of input expected after the top-level value";
             goto fail;
         }
         if (info) {
+            info->whitespace = ws;
             if (info->root == '[') {
                 info->rows = top_count && top_objs ? top_count : 0;
             } else {
@@ -559,13 +564,13 @@ after:
         rc = 0;
         goto out;
     }
-    p = skip_ws(p, end);
+    p = skip_ws(p, end, &ws);
     if (p == end) {
         msg = "premature end of input (',' or a closing bracket expected)";
         goto fail;
     }
     if (*p == ',') {
-        p = skip_ws(p + 1, end);
+        p = skip_ws(p + 1, end, &ws);
         if (kind[d - 1] == '[')
             goto value;
         goto key;

@@ -19,6 +19,7 @@ struct hr_json_info {
      * the "rows" smart_crusher works on. 0 when there is none. */
     size_t rows;
     size_t rows_member; /* its member index in the root object; 0 when it is the root */
+    int whitespace;     /* whitespace outside strings: the text is not compact */
 };
 
 struct hr_json_error {

@@ -263,10 +263,6 @@ static void visit(struct walk *w, size_t row, const char *path, size_t plen, con
     f->vhash[f->n_vhash++] = vh;
     if (f->cls != HR_SC_F_PLAIN && f->cls != HR_SC_F_ID && f->cls != HR_SC_F_RELEVANCE)
         signal(r, f, v);
-    if (f->cls == HR_SC_F_RELEVANCE && is_number(v) && (int)fi == t->rel_field) {
-        r->rel = v->d;
-        r->has_rel = 1;
-    }
 }
 
 /* ------------------------------------------------ reading rows from the text */
@@ -486,40 +482,29 @@ static int mark_duplicates(struct hr_sc_table *t)
     return 0;
 }
 
-/* The relevance field is chosen before the walk (numeric in most rows) so that the
- * walk can record its values directly. */
-static const char *pick_relevance(struct walk *w)
+/* The relevance field: a top-level score-like field that is numeric in most
+ * rows (the most such rows wins; on a tie, the earlier name in the list).
+ * Its values were recorded by the walk like any number's. */
+static void pick_relevance(struct hr_sc_table *t)
 {
     static const char *const rel[] = {"score", "_score", "relevance", "relevance_score",
         "match_score", "similarity", "similarity_score", "search_score", NULL};
-    enum { N_REL = sizeof rel / sizeof rel[0] - 1 };
-    const struct hr_sc_table *t = w->t;
-    const char *c = t->text;
-    size_t counts[N_REL] = {0};
-    for (size_t i = 0; i < t->n && !w->failed; i++) {
-        size_t pos = t->rows[i].off + 1;
-        while (c[pos] == '"') {
-            const char *k;
-            size_t kl;
-            pos = read_key(w, &w->skey, pos, &k, &kl);
-            /* Keys are unique (duplicates were refused), so a row counts at most once. */
-            if (c[pos] == '-' || (unsigned)(c[pos] - '0') < 10)
-                for (size_t r = 0; r < N_REL; r++)
-                    if (strlen(rel[r]) == kl && memcmp(rel[r], k, kl) == 0)
-                        counts[r]++;
-            pos = hr_sc_skip_value(c, w->clen, pos);
-            if (c[pos] == ',')
-                pos++;
-        }
-    }
     size_t best = 0;
-    const char *best_name = NULL;
-    for (size_t r = 0; r < N_REL; r++)
-        if (counts[r] * 2 > t->n && counts[r] > best) {
-            best = counts[r];
-            best_name = rel[r];
+    for (size_t r = 0; rel[r]; r++)
+        for (size_t fi = 0; fi < t->n_fields; fi++) {
+            const struct hr_sc_field *f = &t->fields[fi];
+            if (strcmp(f->path, rel[r]) == 0 && f->num_count * 2 > t->n && f->num_count > best) {
+                best = f->num_count;
+                t->rel_field = (int32_t)fi;
+            }
         }
-    return best_name;
+    if (t->rel_field < 0)
+        return;
+    const struct hr_sc_field *f = &t->fields[t->rel_field];
+    for (size_t k = 0; k < f->num_count; k++) {
+        t->rows[f->num_rows[k]].rel = f->nums[k];
+        t->rows[f->num_rows[k]].has_rel = 1;
+    }
 }
 
 /* Visit every member of row `i`, and the members of object members one level down as
@@ -576,9 +561,6 @@ int hr_sc_analyse(struct hr_sc_table *t, size_t text_len)
         return -1;
     }
     t->rel_field = -1;
-    const char *rel = pick_relevance(w);
-    if (rel)
-        t->rel_field = lookup(w, rel, strlen(rel)); /* field 0 */
     for (size_t i = 0; i < t->n && !w->failed; i++)
         walk_row(w, i);
     free(w->skey.p);
@@ -588,6 +570,7 @@ int hr_sc_analyse(struct hr_sc_table *t, size_t text_len)
     free(w);
     if (failed)
         return -1;
+    pick_relevance(t);
     size_t set_slots = 16;
     while (set_slots < t->n * 2)
         set_slots *= 2;

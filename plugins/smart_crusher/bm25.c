@@ -1,6 +1,5 @@
 /* bm25.c — Okapi BM25 of each row's text (its compacted JSON) against the latest
  * user message, so rows the user is asking about survive the cut. */
-#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,12 +22,27 @@ static inline int word_byte(unsigned char c)
     return (unsigned)(c - '0') < 10 || (unsigned)((c | 32) - 'a') < 26 || c >= 0x80;
 }
 
+/* ASCII case folding, as tolower() in the C locale, without a libc call per byte. */
+static inline unsigned char lower(unsigned char c)
+{
+    return (unsigned)(c - 'A') < 26 ? (unsigned char)(c + 32) : c;
+}
+
 static uint64_t term_hash(const char *s, size_t len)
 {
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)tolower((unsigned char)s[i])) * 1099511628211ULL;
+        h = (h ^ lower((unsigned char)s[i])) * 1099511628211ULL;
     return h;
+}
+
+/* The word at s (len bytes) equals the lower-case term t. */
+static int same_word(const char *t, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)t[i] != lower((unsigned char)s[i]))
+            return 0;
+    return 1;
 }
 
 static int stopword(const char *s, size_t len)
@@ -65,7 +79,7 @@ static size_t query_terms(const char *q, struct term *terms)
         if (seen)
             continue;
         for (size_t k = 0; k < len; k++)
-            terms[n].s[k] = (char)tolower((unsigned char)q[s + k]);
+            terms[n].s[k] = (char)lower((unsigned char)q[s + k]);
         terms[n].s[len] = '\0';
         terms[n].len = len;
         terms[n].h = h;
@@ -109,13 +123,13 @@ static size_t row_tf(const char *s, size_t len, const unsigned char *cls, const 
         uint64_t h = 0;
         int hashed = 0;
         for (size_t k = 0; k < nt; k++) {
-            if (terms[k].len != wl || tolower((unsigned char)s[st]) != terms[k].s[0])
+            if (terms[k].len != wl || lower((unsigned char)s[st]) != (unsigned char)terms[k].s[0])
                 continue;
             if (!hashed) {
                 h = term_hash(s + st, wl);
                 hashed = 1;
             }
-            if (terms[k].h == h && strncasecmp(terms[k].s, s + st, wl) == 0 && tf[k] < UINT16_MAX)
+            if (terms[k].h == h && same_word(terms[k].s, s + st, wl) && tf[k] < UINT16_MAX)
                 tf[k]++;
         }
     }

@@ -50,12 +50,17 @@ int hr_sc_crush(const struct hr_sc_config *cfg, const char *text, size_t len,
     int rc = -12;
     struct hr_sc_table t;
     memset(&t, 0, sizeof t);
-    char *c = malloc(len + 1);
+    /* Everything after works on compact text; most tool outputs already are. */
+    char *compacted = info.whitespace ? malloc(len + 1) : NULL;
+    const char *c = info.whitespace ? compacted : text;
+    size_t clen = len;
     t.rows = calloc(n, sizeof *t.rows);
     if (!c || !t.rows)
         goto done;
-    size_t clen = hr_sc_compact(text, len, c);
-    c[clen] = '\0';
+    if (compacted) {
+        clen = hr_sc_compact(text, len, compacted);
+        compacted[clen] = '\0';
+    }
     size_t apos = info.root == '[' ? 0 : member_value_pos(c, clen, mi), aend = 0;
     if (hr_sc_array_spans(c, clen, apos, t.rows, n, &aend)) {
         rc = HR_SC_SKIP_NOT_JSON;
@@ -79,7 +84,7 @@ int hr_sc_crush(const struct hr_sc_config *cfg, const char *text, size_t len,
     }
 done:
     hr_sc_table_free(&t);
-    free(c);
+    free(compacted);
     return rc;
 }
 

@@ -122,7 +122,7 @@ int hr_sc_render(const struct hr_sc_table *t, const char *prefix, size_t prefix_
                  const char *suffix, size_t suffix_len, struct hr_sc_output *out);
 
 /* crush.c */
-/* Crush one JSON text. Returns HR_SC_CRUSHED and fills `out` (free with
+/* Crush one JSON text; text[len] must be a NUL (a unit's text is). Returns HR_SC_CRUSHED and fills `out` (free with
  * hr_sc_output_free), a positive HR_SC_SKIP_* when the text is left as is,
  * or a negative error. `query` may be NULL. */
 int hr_sc_crush(const struct hr_sc_config *cfg, const char *text, size_t len,

@@ -103,22 +103,24 @@ struct candidate {
     size_t unit;
     struct hr_memo_key key;
     const char *text;
-    size_t len;
+    size_t len, tokens;
     int rc;
     struct hr_sc_output out;
+    int keep;                          /* 1 saves enough and the original is stored, -1 store refused */
+    char hash[HR_CCR_HASH_LEN + 1];    /* its CCR hash */
 };
 
 struct crush_job {
     struct sc_state *s;
     struct candidate *c;
+    size_t *order;                     /* largest first: the last item to finish is a small one */
     const char *query;
+    const char *model;
 };
 
-/* Pure work on one unit: no request access, so it may run on any thread. */
-static void crush_one(void *ctx, size_t i)
+/* Crush, or recall the crush of the same text under the same query. */
+static void crush_text(struct crush_job *j, struct candidate *c)
 {
-    struct crush_job *j = ctx;
-    struct candidate *c = &j->c[i];
     size_t blen;
     void *blob = hr_memo_get(j->s->memo, &c->key, &blen);
     if (blob) {
@@ -136,13 +138,36 @@ static void crush_one(void *ctx, size_t i)
     }
 }
 
+/* Work on one unit that needs no request access, so it may run on any
+ * thread: crush (or recall), count the result, store the original. */
+static void crush_one(void *ctx, size_t i)
+{
+    struct crush_job *j = ctx;
+    struct candidate *c = &j->c[j->order[i]];
+    const struct hr_host *h = j->s->host;
+    /* Crushed on an earlier turn (the host flags these too; this also holds
+     * for a host that does not). */
+    if (memmem(c->text, c->len, "{\"_headroom\":", 13)) {
+        c->rc = HR_SC_SKIP_SAVINGS;
+        return;
+    }
+    crush_text(j, c);
+    if (c->rc != HR_SC_CRUSHED)
+        return;
+    size_t after = h->count_tokens(j->model, c->out.text, c->out.len);
+    if ((double)after > (1.0 - j->s->cfg.min_savings) * (double)c->tokens)
+        return;
+    /* The CCR store keeps the client's original text, byte for byte. */
+    c->keep = h->ccr_put(c->text, c->len, c->hash) == HR_OK ? 1 : -1;
+    if (c->keep == 1)
+        hr_sc_output_set_hash(&c->out, c->hash);
+}
+
 static int eligible(const struct sc_state *s, const struct hr_unit *u)
 {
     if (u->flags & (HR_UNIT_PROTECTED | HR_UNIT_HAS_MARKER) || u->tokens < s->min_tokens)
         return 0;
-    if (u->type == HR_CT_UNKNOWN ? !looks_json(u) : u->type != HR_CT_JSON_ARRAY && u->type != HR_CT_JSON_OBJECT)
-        return 0;
-    return !memmem(u->text, u->len, "{\"_headroom\":", 13); /* crushed on an earlier turn */
+    return u->type == HR_CT_UNKNOWN ? looks_json(u) : u->type == HR_CT_JSON_ARRAY || u->type == HR_CT_JSON_OBJECT;
 }
 
 static uint64_t query_salt(const char *q)
@@ -153,8 +178,7 @@ static uint64_t query_salt(const char *q)
     return h;
 }
 
-/* Keep the crush of one unit if it saves enough tokens: store the original
- * for retrieval, put the real hash in the marker, replace the unit. */
+/* Replace one unit with its crush when that was kept. */
 static void keep_result(struct sc_state *s, struct hr_request *req, struct candidate *c, char *tag, size_t *tl)
 {
     const struct hr_host *h = s->host;
@@ -163,18 +187,12 @@ static void keep_result(struct sc_state *s, struct hr_request *req, struct candi
         h->log(s->self, HR_LOG_WARN, "unit %zu (message %u) left as is: out of memory", c->unit, u->message_index);
         return;
     }
-    if (c->rc != HR_SC_CRUSHED)
-        return;
-    size_t after = h->count_tokens(req->model, c->out.text, c->out.len);
-    if ((double)after > (1.0 - s->cfg.min_savings) * (double)u->tokens)
-        return;
-    char hash[HR_CCR_HASH_LEN + 1];
-    /* The CCR store keeps the client's original text, byte for byte. */
-    if (h->ccr_put(u->text, u->len, hash) != HR_OK) {
+    if (c->rc != HR_SC_CRUSHED || c->keep == 0)
+        return; /* not crushed, or too little saved */
+    if (c->keep < 0) {
         h->log(s->self, HR_LOG_WARN, "unit %zu left as is: the CCR store refused the original", c->unit);
         return;
     }
-    hr_sc_output_set_hash(&c->out, hash);
     if (h->unit_replace(req, c->unit, c->out.text, c->out.len) != HR_OK)
         return;
     h->log(s->self, HR_LOG_INFO, "SmartCrusher applied top_n strategy: kept %zu of %zu items", c->out.kept,
@@ -185,6 +203,17 @@ static void keep_result(struct sc_state *s, struct hr_request *req, struct candi
                      c->out.total);
     if (w > 0 && (size_t)w < 256 - *tl)
         *tl += (size_t)w;
+}
+
+/* Insertion sort of candidate indices by length, longest first (few items). */
+static void largest_first(size_t *order, const struct candidate *c, size_t n)
+{
+    for (size_t a = 1; a < n; a++)
+        for (size_t b = a; b > 0 && c[order[b]].len > c[order[b - 1]].len; b--) {
+            size_t t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
 }
 
 static int sc_apply(void *state, struct hr_request *req)
@@ -201,7 +230,7 @@ static int sc_apply(void *state, struct hr_request *req)
         const struct hr_unit *u = &req->units[i];
         if (!eligible(s, u))
             continue;
-        c[n] = (struct candidate){.unit = i, .text = u->text, .len = u->len};
+        c[n] = (struct candidate){.unit = i, .text = u->text, .len = u->len, .tokens = u->tokens};
         if (s->memo) {
             h->unit_hash(req, i, c[n].key.hash);
             c[n].key.len = u->len;
@@ -209,7 +238,15 @@ static int sc_apply(void *state, struct hr_request *req)
         }
         n++;
     }
-    struct crush_job job = {s, c, req->query};
+    struct crush_job job = {s, c, malloc((n ? n : 1) * sizeof *job.order), req->query, req->model};
+    if (!job.order) {
+        free(c);
+        return HR_ENOMEM;
+    }
+    for (size_t k = 0; k < n; k++)
+        job.order[k] = k;
+    if (abi11)
+        largest_first(job.order, c, n);
     if (abi11)
         h->parallel_for(n, crush_one, &job);
     else
@@ -222,6 +259,7 @@ static int sc_apply(void *state, struct hr_request *req)
         keep_result(s, req, &c[k], tag, &tl);
         hr_sc_output_free(&c[k].out);
     }
+    free(job.order);
     free(c);
     if (tl)
         h->stage_tag(req, tag);

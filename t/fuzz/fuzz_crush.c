@@ -9,10 +9,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* The first byte picks max_items so small arrays reach the selection code too. */
     struct hr_sc_config cfg = {1 + (size ? data[0] % 16 : 0), 0.0, 0.05};
-    const char *text = size ? (const char *)data + 1 : "";
     size_t len = size ? size - 1 : 0;
+    char *text = malloc(len + 1); /* NUL-terminated, as hr_sc_crush requires */
+    if (!text)
+        return 0;
+    memcpy(text, size ? (const char *)data + 1 : "", len);
+    text[len] = '\0';
     struct hr_sc_output out;
     int rc = hr_sc_crush(&cfg, text, len, "error timeout", &out);
+    free(text);
     if (rc == HR_SC_CRUSHED) {
         hr_sc_output_set_hash(&out, "0123456789abcdef01234567");
         json_t *j = json_loadb(out.text, out.len, 0, NULL);
