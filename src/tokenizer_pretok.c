@@ -246,11 +246,28 @@ struct piece_slot {
     uint32_t count;
 };
 
-static size_t cached_count(const struct hr_bpe *b, struct piece_slot *cache, const uint8_t *p, size_t n)
+/* Byte k of the piece goes to bits 8k.. of word k / 8; bytes past n are 0.
+ * Whole 8-byte loads when `avail` allows: assembling words from smaller
+ * stores stalls the load that follows (store forwarding). */
+static inline void piece_words(const uint8_t *p, size_t n, size_t avail, uint64_t w[PIECE_MAX / 8])
+{
+    if (avail < PIECE_MAX) {
+        w[0] = w[1] = w[2] = 0;
+        memcpy(w, p, n);
+        return;
+    }
+    memcpy(w, p, PIECE_MAX);
+    for (size_t k = 0; k < PIECE_MAX / 8; k++) {
+        size_t have = n > 8 * k ? n - 8 * k : 0;
+        if (have < 8) w[k] &= have ? (~0ull >> (64 - 8 * have)) : 0;
+    }
+}
+
+static size_t cached_count(const struct hr_bpe *b, struct piece_slot *cache, const uint8_t *p, size_t n, size_t avail)
 {
     if (n == 0 || n > PIECE_MAX) return hr_bpe_count_piece(b, p, n);
-    uint64_t w[PIECE_MAX / 8] = {0, 0, 0};
-    memcpy(w, p, n);
+    uint64_t w[PIECE_MAX / 8];
+    piece_words(p, n, avail, w);
     uint64_t h = (w[0] * 0x9E3779B97F4A7C15ull) ^ (w[1] * 0xC2B2AE3D27D4EB4Full) ^ (w[2] * 0x165667B19E3779F9ull) ^ n;
     h ^= h >> 29;
     h *= 0xBF58476D1CE4E5B9ull;
@@ -273,7 +290,7 @@ size_t hr_tokenizer_count(const struct hr_bpe *b, enum hr_pretok pt, const uint8
         size_t pos = i;
         while (pos < v) {
             size_t e = hr_pretok_next(pt, s, v, pos);
-            total += cache ? cached_count(b, cache, s + pos, e - pos) : hr_bpe_count_piece(b, s + pos, e - pos);
+            total += cache ? cached_count(b, cache, s + pos, e - pos, n - pos) : hr_bpe_count_piece(b, s + pos, e - pos);
             pos = e;
         }
         if (v < n) {
