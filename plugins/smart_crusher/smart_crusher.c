@@ -245,13 +245,13 @@ static int sc_apply(void *state, struct hr_request *req)
     }
     for (size_t k = 0; k < n; k++)
         job.order[k] = k;
-    if (abi11)
+    if (abi11) {
         largest_first(job.order, c, n);
-    if (abi11)
         h->parallel_for(n, crush_one, &job);
-    else
+    } else {
         for (size_t k = 0; k < n; k++)
             crush_one(&job, k);
+    }
     /* Host calls that touch the request stay on this thread, in unit order. */
     char tag[256] = "";
     size_t tl = 0;
