@@ -161,12 +161,31 @@ static char *unique_output(const char *text, size_t session, size_t turn)
     return out;
 }
 
+#define MAX_STAGES 8
 struct timing {
+    char label[160];
     struct samples *pipe, *all;
+    struct samples *stage[MAX_STAGES + 1]; /* each stage, then counting and unit search */
     size_t samples, bytes;
     uint64_t before, after;
-    double stage_ms[9]; /* sums: stages, then counting and unit search */
 };
+
+static struct timing *new_timing(void)
+{
+    struct timing *tm = calloc(1, sizeof *tm);
+    tm->pipe = calloc(1, sizeof *tm->pipe);
+    tm->all = calloc(1, sizeof *tm->all);
+    for (size_t k = 0; k <= MAX_STAGES; k++) tm->stage[k] = calloc(1, sizeof *tm->stage[k]);
+    return tm;
+}
+
+static void free_timing(struct timing *tm)
+{
+    free(tm->pipe);
+    free(tm->all);
+    for (size_t k = 0; k <= MAX_STAGES; k++) free(tm->stage[k]);
+    free(tm);
+}
 
 /* Time one request the way the proxy handles it: parse, pipeline, serialise. */
 static void time_request(struct hr_plugins *p, const struct hr_pipeline_opts *o, const json_t *req, struct timing *tm)
@@ -187,39 +206,53 @@ static void time_request(struct hr_plugins *p, const struct hr_pipeline_opts *o,
     tm->before += r.tokens_before;
     tm->after += r.tokens_after;
     double in_stages = 0;
-    for (size_t k = 0; k < r.n_stages && k < 8; k++) {
-        tm->stage_ms[k] += r.stages[k].ms;
+    for (size_t k = 0; k < r.n_stages && k < MAX_STAGES; k++) {
+        sample_add(tm->stage[k], r.stages[k].ms);
         in_stages += r.stages[k].ms;
     }
-    tm->stage_ms[8] += t2 - t1 - in_stages;
+    sample_add(tm->stage[MAX_STAGES], t2 - t1 - in_stages);
     hr_pipeline_result_free(&r);
     free(fwd);
     free(text);
     json_decref(body);
 }
 
-static void print_timing(const char *label, struct timing *tm, const struct hr_plugins *p)
+static void print_timing(struct timing *tm)
 {
     size_t n = tm->samples ? tm->samples : 1;
-    fprintf(stderr, "%s: mean ms: counting and unit search %.2f", label, tm->stage_ms[8] / (double)n);
-    for (size_t k = 0; k < p->n_transforms && k < 8; k++)
-        fprintf(stderr, ", %s %.2f", p->transforms[k]->name, tm->stage_ms[k] / (double)n);
-    fprintf(stderr, "\n");
-    printf("| %s | %zu avg | %llu -> %llu avg (%.1f%%) | %.2f / %.2f | %.2f / %.2f |\n", label, tm->bytes / n,
+    printf("| %s | %zu avg | %llu -> %llu avg (%.1f%%) | %.2f / %.2f | %.2f / %.2f |\n", tm->label, tm->bytes / n,
            (unsigned long long)(tm->before / n), (unsigned long long)(tm->after / n),
            tm->before ? 100.0 * (double)(tm->before - tm->after) / (double)tm->before : 0,
            sample_quantile(tm->pipe, 0.5), sample_quantile(tm->pipe, 0.99), sample_quantile(tm->all, 0.5),
            sample_quantile(tm->all, 0.99));
-    free(tm->pipe);
-    free(tm->all);
+}
+
+static double mean(const struct samples *s)
+{
+    double sum = 0;
+    for (size_t i = 0; i < s->n; i++) sum += s->v[i];
+    return s->n ? sum / (double)s->n : 0;
+}
+
+/* Each stage's share: latency, and throughput over the request's bytes. */
+static void print_stages(struct timing *tm, const struct hr_plugins *p)
+{
+    double mb = (double)tm->bytes / (double)(tm->samples ? tm->samples : 1) / 1e6;
+    for (size_t k = 0; k <= p->n_transforms && k <= MAX_STAGES; k++) {
+        size_t at = k == p->n_transforms ? MAX_STAGES : k;
+        const char *name = k == p->n_transforms ? "host: unit search, token counts" : p->transforms[k]->name;
+        double m = mean(tm->stage[at]);
+        printf("| %s | %s | %.3f / %.3f | %.3f | %.0f |\n", tm->label, name, sample_quantile(tm->stage[at], 0.5),
+               sample_quantile(tm->stage[at], 0.99), m, m > 0 ? mb / (m / 1e3) : 0);
+    }
 }
 
 /* Requests carrying the same 8 outputs, each time with content never seen
  * before: nothing in any cache (a client's very first ~1 MB request). */
-static void cold_bench(struct hr_plugins *p, const struct hr_pipeline_opts *o, char *const *texts, size_t n_mix,
+static struct timing *cold_bench(struct hr_plugins *p, const struct hr_pipeline_opts *o, char *const *texts, size_t n_mix,
                        size_t iters)
 {
-    struct timing tm = {calloc(1, sizeof(struct samples)), calloc(1, sizeof(struct samples)), 0, 0, 0, 0, {0}};
+    struct timing *tm = new_timing();
     for (size_t it = 0; it < iters; it++) {
         json_t *req = new_conversation();
         for (size_t k = 0; k < n_mix; k++) {
@@ -229,21 +262,20 @@ static void cold_bench(struct hr_plugins *p, const struct hr_pipeline_opts *o, c
             add_tool_turn(req, id, out);
             free(out);
         }
-        time_request(p, o, req, &tm);
+        time_request(p, o, req, tm);
         json_decref(req);
     }
-    char label[128];
-    snprintf(label, sizeof label, "%zu new tool outputs, all content unseen (%zu requests)", n_mix, iters);
-    print_timing(label, &tm, p);
+    snprintf(tm->label, sizeof tm->label, "%zu new tool outputs, all content unseen (%zu requests)", n_mix, iters);
+    return tm;
 }
 
 /* Agent sessions as a proxy sees them: every turn resends the conversation so
  * far plus one new tool output. Timed: the turn at which the request first
  * reaches 1 MB (one new output, the rest seen on earlier turns). */
-static void session_bench(struct hr_plugins *p, const struct hr_pipeline_opts *o, char *const *texts, size_t n_mix,
+static struct timing *session_bench(struct hr_plugins *p, const struct hr_pipeline_opts *o, char *const *texts, size_t n_mix,
                           size_t sessions)
 {
-    struct timing tm = {calloc(1, sizeof(struct samples)), calloc(1, sizeof(struct samples)), 0, 0, 0, 0, {0}};
+    struct timing *tm = new_timing(), *warm = new_timing();
     size_t turns = 0;
     for (size_t sn = 0; sn < sessions; sn++) {
         json_t *req = new_conversation();
@@ -257,21 +289,19 @@ static void session_bench(struct hr_plugins *p, const struct hr_pipeline_opts *o
             size_t len = strlen(text);
             free(text);
             if (len >= 1000000) {
-                time_request(p, o, req, &tm);
+                time_request(p, o, req, tm);
                 turns += t + 1;
                 break;
             }
-            struct timing warm = {calloc(1, sizeof(struct samples)), calloc(1, sizeof(struct samples)), 0, 0, 0, 0, {0}};
-            time_request(p, o, req, &warm); /* the earlier turns, as the proxy saw them */
-            free(warm.pipe);
-            free(warm.all);
+            time_request(p, o, req, warm); /* the earlier turns, as the proxy saw them */
         }
         json_decref(req);
     }
-    char label[160];
-    snprintf(label, sizeof label, "agent session, the turn reaching 1 MB: 1 new output + %.1f resent (%zu sessions)",
+    snprintf(tm->label, sizeof tm->label,
+             "agent session, the turn reaching 1 MB: 1 new output + %.1f resent (%zu sessions)",
              (double)turns / (double)sessions - 1, sessions);
-    print_timing(label, &tm, p);
+    free_timing(warm);
+    return tm;
 }
 
 int main(int argc, char **argv)
@@ -327,8 +357,16 @@ int main(int argc, char **argv)
     for (size_t k = 0; k < 8; k++) texts[k] = fixture(argv[2], mix[k]);
     printf("\n| ~1 MB agent requests | bytes | tokens (saved) | pipeline p50 / p99 ms | parse + pipeline + serialise p50 / p99 ms |\n"
            "|---|---|---|---|---|\n");
-    cold_bench(&p, &o, texts, 8, (size_t)iters);
-    session_bench(&p, &o, texts, 8, (size_t)iters);
+    struct timing *cold = cold_bench(&p, &o, texts, 8, (size_t)iters);
+    struct timing *session = session_bench(&p, &o, texts, 8, (size_t)iters);
+    print_timing(cold);
+    print_timing(session);
+    printf("\n| ~1 MB agent requests | stage | p50 / p99 ms | mean ms | MB/s (request bytes / mean) |\n"
+           "|---|---|---|---|---|\n");
+    print_stages(cold, &p);
+    print_stages(session, &p);
+    free_timing(cold);
+    free_timing(session);
     for (size_t k = 0; k < 8; k++) free(texts[k]);
     json_decref(small);
     json_decref(r1);
