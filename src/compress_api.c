@@ -7,6 +7,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include "daemon.h"
+#include "json_load.h"
 #include "stats_json.h"
 
 /* ?provider=openai|anthropic wins; else Anthropic shapes give it away. */
@@ -34,7 +35,7 @@ void hr_compress_handle(struct hr_daemon *d, struct evhttp_request *req, const c
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     json_error_t jerr;
-    json_t *body = json_loadb(len ? (const char *)evbuffer_pullup(in, -1) : "", len, 0, &jerr);
+    json_t *body = hr_json_load(len ? (const char *)evbuffer_pullup(in, -1) : "", len, &jerr);
     if (!json_is_object(body)) {
         char msg[300];
         snprintf(msg, sizeof msg, "body must be a chat completions or messages request as a JSON object%s%s",

@@ -12,6 +12,7 @@
 #include <event2/keyvalq_struct.h>
 #include "cost.h"
 #include "daemon.h"
+#include "json_load.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "respcache.h"
@@ -671,7 +672,7 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
 {
     struct hr_daemon *d = p->w->d;
     json_error_t jerr;
-    json_t *body = json_loadb(raw, len, 0, &jerr);
+    json_t *body = hr_json_load(raw, len, &jerr);
     if (!body || !json_is_object(body)) {
         char msg[300];
         if (body) snprintf(msg, sizeof msg, "request body must be a JSON object");

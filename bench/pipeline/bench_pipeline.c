@@ -9,6 +9,7 @@
 #include "ccr.h"
 #include "config.h"
 #include "host.h"
+#include "json_load.h"
 #include "loader.h"
 #include "log.h"
 #include "par.h"
@@ -135,7 +136,7 @@ static void time_request(struct hr_plugins *p, const struct hr_pipeline_opts *o,
 {
     char *text = json_dumps(req, JSON_COMPACT);
     double t0 = hr_monotonic_ms();
-    json_t *body = json_loads(text, 0, NULL);
+    json_t *body = hr_json_load(text, strlen(text), NULL); /* as the proxy parses */
     double t1 = hr_monotonic_ms();
     struct hr_pipeline_result r;
     hr_pipeline_run(p->transforms, p->n_transforms, o, HR_PROVIDER_OPENAI, body, "gpt-4o", "", NULL, &r);

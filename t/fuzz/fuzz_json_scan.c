@@ -1,90 +1,15 @@
 /* t/fuzz/fuzz_json_scan.c — differential target for plugins/common/json_scan.c: the
  * scanner must accept exactly what jansson's json_loadb accepts (with and without
  * JSON_REJECT_DUPLICATES), report the same rows array, and decode strings and numbers
- * to the values jansson builds. Any mismatch aborts. */
+ * to the values jansson builds (through src/json_load.c, which headroomd parses request
+ * bodies with). Any mismatch aborts. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
 #include "../../plugins/common/json_scan.h"
-
-static const char *ws(const char *p, const char *end)
-{
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-        p++;
-    return p;
-}
-
-/* End of the string opening at p (text already accepted by the scanner). */
-static const char *str_end(const char *p)
-{
-    for (p++; *p != '"'; p++)
-        if (*p == '\\')
-            p++;
-    return p + 1;
-}
-
-/* Rebuild the value at *pp with the scanner's decoders only. */
-static json_t *build(const char **pp, const char *end)
-{
-    const char *p = ws(*pp, end);
-    json_t *v = NULL;
-    if (*p == '"') {
-        const char *e = str_end(p);
-        char *buf = malloc((size_t)(e - p));
-        size_t n = hr_json_unescape(p + 1, (size_t)(e - p - 2), buf);
-        v = json_stringn(buf, n);
-        free(buf);
-        p = e;
-    } else if (*p == '[' || *p == '{') {
-        int obj = *p == '{';
-        v = obj ? json_object() : json_array();
-        p = ws(p + 1, end);
-        if (*p == (obj ? '}' : ']')) {
-            *pp = p + 1;
-            return v;
-        }
-        for (;;) {
-            if (obj) {
-                p = ws(p, end);
-                const char *e = str_end(p);
-                char *key = malloc((size_t)(e - p));
-                size_t n = hr_json_unescape(p + 1, (size_t)(e - p - 2), key);
-                p = ws(e, end) + 1; /* ':' */
-                json_t *x = build(&p, end);
-                json_object_setn_new(v, key, n, x); /* last duplicate wins, as in jansson */
-                free(key);
-            } else {
-                json_array_append_new(v, build(&p, end));
-            }
-            p = ws(p, end);
-            if (*p++ != ',')
-                break;
-        }
-    } else if (*p == 't' || *p == 'f' || *p == 'n') {
-        v = *p == 't' ? json_true() : *p == 'f' ? json_false() : json_null();
-        p += *p == 'f' ? 5 : 4;
-        if (p < end && *p == 0)
-            p++; /* see token_end in json_scan.c */
-    } else {
-        const char *e = p;
-        while (e < end && ((*e && strchr("+-.eE", *e)) || (*e >= '0' && *e <= '9')))
-            e++;
-        int64_t iv;
-        double dv;
-        if (hr_json_number(p, (size_t)(e - p), &iv, &dv)) {
-            if ((double)iv != dv)
-                abort();
-            v = json_integer((json_int_t)iv);
-        } else {
-            v = json_real(dv);
-        }
-        p = e < end && *e == 0 ? e + 1 : e;
-    }
-    *pp = p;
-    return v;
-}
+#include "../../src/json_load.h"
 
 static size_t rows_of(json_t *a)
 {
@@ -165,8 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (info.root != (json_is_array(j) ? '[' : '{') ||
             (pass && (info.rows != rows || info.rows_member != member)))
             abort();
-        const char *p = text;
-        json_t *mine = build(&p, text + size);
+        /* What headroomd parses request bodies with, built from the scanner's decoders. */
+        json_t *mine = hr_json_load(text, size, NULL);
         if (!same(mine, j))
             abort();
         json_decref(mine);
