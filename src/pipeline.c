@@ -332,38 +332,29 @@ static void commit_journal(struct req_ctx *c)
 /* Below this much candidate text, handing units to helper threads costs
  * more than it saves. */
 #define PARALLEL_MIN_BYTES (64 * 1024)
+/* Texts not in the count cache are counted in parts of about this size, so
+ * one long tool output does not leave the other threads idle. */
+#define PART_BYTES (128 * 1024)
 
-static size_t total_bytes(const struct unit_list *l)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < l->n; i++) n += l->units[i].len;
-    return n;
-}
+struct part {
+    size_t unit, off, len, tokens;
+};
 
 struct count_job {
     const char *model;
+    enum hr_encoding enc;
     struct hr_unit *units;
     struct unit_ref *refs;
-    size_t *order; /* longest first, so the last unit counted is a short one */
+    char *missed;          /* per unit: not in the count cache */
+    struct part *parts;
 };
 
-static void longest_first(size_t *order, const struct hr_unit *u, size_t n)
-{
-    for (size_t i = 0; i < n; i++) order[i] = i;
-    for (size_t a = 1; a < n; a++)
-        for (size_t b = a; b > 0 && u[order[b]].len > u[order[b - 1]].len; b--) {
-            size_t t = order[b];
-            order[b] = order[b - 1];
-            order[b - 1] = t;
-        }
-}
-
-/* Token count and marker check of unit i; large texts are hashed here once,
- * and that hash keys both the count cache and plugins' unit_hash. */
-static void count_unit(void *ctx, size_t i)
+/* Marker check, and the token count when it is cheap: small texts are
+ * counted, large ones hashed (that hash keys both the count cache and
+ * plugins' unit_hash) and looked up. */
+static void look_up_unit(void *ctx, size_t i)
 {
     struct count_job *j = ctx;
-    if (j->order) i = j->order[i];
     struct hr_unit *u = &j->units[i];
     if (strstr(u->text, "\"" HR_MARKER_KEY "\"")) u->flags |= HR_UNIT_HAS_MARKER;
     if (u->len < HR_TOKEN_CACHE_MIN_BYTES) {
@@ -371,7 +362,75 @@ static void count_unit(void *ctx, size_t i)
         return;
     }
     unit_ref_hash(&j->refs[i], u);
-    u->tokens = hr_count_tokens_cached_hash(j->model, u->text, u->len, j->refs[i].hash);
+    j->missed[i] = !hr_token_cache_lookup(j->model, u->len, j->refs[i].hash, &u->tokens);
+}
+
+static void count_part(void *ctx, size_t k)
+{
+    struct count_job *j = ctx;
+    struct part *p = &j->parts[k];
+    p->tokens = hr_count_tokens_part(j->enc, j->units[p->unit].text + p->off, p->len);
+}
+
+static void for_each(size_t n, hr_par_fn fn, void *ctx, int parallel)
+{
+    if (parallel) hr_par_for(n, fn, ctx);
+    else
+        for (size_t i = 0; i < n; i++) fn(ctx, i);
+}
+
+/* Cut the units the cache did not know into parts no pre-token crosses. */
+static size_t cut_parts(struct count_job *j, size_t n_units, struct part **out)
+{
+    size_t n = 0, cap = 0;
+    struct part *parts = NULL;
+    for (size_t i = 0; i < n_units; i++) {
+        const struct hr_unit *u = &j->units[i];
+        for (size_t off = 0; j->missed[i] && off < u->len;) {
+            size_t end = off + PART_BYTES >= u->len ? u->len
+                                                    : hr_tokens_split_point(j->enc, u->text, u->len, off + PART_BYTES);
+            if (n == cap) {
+                struct part *np = realloc(parts, (cap = cap ? cap * 2 : 16) * sizeof *np);
+                if (!np) {
+                    free(parts);
+                    return (size_t)-1;
+                }
+                parts = np;
+            }
+            parts[n++] = (struct part){i, off, end - off, 0};
+            off = end;
+        }
+    }
+    *out = parts;
+    return n;
+}
+
+/* Token count of every unit, from the cache where it can, in parallel when
+ * there is enough text; what was counted goes into the cache. */
+static void count_units(const char *model, struct unit_list *l)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < l->n; i++) total += l->units[i].len;
+    int parallel = total >= PARALLEL_MIN_BYTES;
+    struct count_job j = {model, hr_encoding_for_model(model), l->units, l->refs, calloc(l->n ? l->n : 1, 1), NULL};
+    for_each(j.missed ? l->n : 0, look_up_unit, &j, parallel);
+    size_t n_parts = j.missed ? cut_parts(&j, l->n, &j.parts) : (size_t)-1;
+    if (n_parts == (size_t)-1) { /* out of memory: count whole, one by one */
+        for (size_t i = 0; i < l->n; i++)
+            if (!j.missed || j.missed[i]) l->units[i].tokens = hr_count_tokens(model, l->units[i].text, l->units[i].len);
+        free(j.missed);
+        return;
+    }
+    for_each(n_parts, count_part, &j, parallel);
+    for (size_t i = 0, k = 0; i < l->n; i++) {
+        if (!j.missed[i]) continue;
+        size_t sum = 0;
+        for (; k < n_parts && j.parts[k].unit == i; k++) sum += j.parts[k].tokens;
+        l->units[i].tokens = hr_count_tokens_total(j.enc, sum, l->units[i].len);
+        hr_token_cache_store(model, l->units[i].len, l->refs[i].hash, l->units[i].tokens);
+    }
+    free(j.parts);
+    free(j.missed);
 }
 
 static void session_id(enum hr_provider p, const json_t *body, const char *hint, char out[HR_CCR_HASH_LEN + 1])
@@ -402,14 +461,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     out->n_messages = json_array_size(messages);
     /* Count each unit once, in parallel when they are big enough to be worth
      * it; the request total reuses those counts. */
-    struct count_job cj = {model, l.units, l.refs, NULL};
-    if (total_bytes(&l) >= PARALLEL_MIN_BYTES && (cj.order = malloc(l.n * sizeof *cj.order))) {
-        longest_first(cj.order, l.units, l.n);
-        hr_par_for(l.n, count_unit, &cj);
-        free(cj.order);
-    } else {
-        for (size_t i = 0; i < l.n; i++) count_unit(&cj, i);
-    }
+    count_units(model, &l);
     struct skip_set skip = {calloc(l.n ? l.n : 1, sizeof *skip.items), 0};
     uint64_t unit_tokens = 0;
     for (size_t i = 0; i < l.n; i++) {

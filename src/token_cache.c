@@ -33,30 +33,44 @@ size_t hr_count_tokens_cached(const char *model, const char *text, size_t len)
     return hr_count_tokens_cached_hash(model, text, len, h);
 }
 
-size_t hr_count_tokens_cached_hash(const char *model, const char *text, size_t len, const uint64_t hash[2])
+int hr_token_cache_lookup(const char *model, size_t len, const uint64_t hash[2], size_t *tokens)
 {
     uint32_t enc = (uint32_t)hr_encoding_for_model(model);
-    uint64_t h1 = hash[0], h2 = hash[1];
-    size_t set = (size_t)(h1 % SETS);
+    size_t set = (size_t)(hash[0] % SETS);
     pthread_mutex_t *lock = &stripes[set % STRIPES];
     atomic_fetch_add_explicit(&lookups, 1, memory_order_relaxed);
     pthread_mutex_lock(lock);
     for (int w = 0; w < WAYS; w++) {
         struct entry *e = &table[set][w];
-        if (e->used && e->h1 == h1 && e->h2 == h2 && e->len == len && e->enc == enc) {
-            size_t tokens = (size_t)e->tokens;
+        if (e->used && e->h1 == hash[0] && e->h2 == hash[1] && e->len == len && e->enc == enc) {
+            *tokens = (size_t)e->tokens;
             pthread_mutex_unlock(lock);
             atomic_fetch_add_explicit(&hits, 1, memory_order_relaxed);
-            return tokens;
+            return 1;
         }
     }
     pthread_mutex_unlock(lock);
-    size_t tokens = hr_count_tokens(model, text, len); /* outside the lock: this is the slow part */
+    return 0;
+}
+
+void hr_token_cache_store(const char *model, size_t len, const uint64_t hash[2], size_t tokens)
+{
+    uint32_t enc = (uint32_t)hr_encoding_for_model(model);
+    size_t set = (size_t)(hash[0] % SETS);
+    pthread_mutex_t *lock = &stripes[set % STRIPES];
     pthread_mutex_lock(lock);
     struct entry *e = &table[set][next_way[set]];
     next_way[set] = (uint8_t)((next_way[set] + 1) % WAYS);
-    *e = (struct entry){h1, h2, len, enc, 1, tokens};
+    *e = (struct entry){hash[0], hash[1], len, enc, 1, tokens};
     pthread_mutex_unlock(lock);
+}
+
+size_t hr_count_tokens_cached_hash(const char *model, const char *text, size_t len, const uint64_t hash[2])
+{
+    size_t tokens;
+    if (hr_token_cache_lookup(model, len, hash, &tokens)) return tokens;
+    tokens = hr_count_tokens(model, text, len); /* outside any lock: this is the slow part */
+    hr_token_cache_store(model, len, hash, tokens);
     return tokens;
 }
 

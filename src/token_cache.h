@@ -13,6 +13,10 @@
 size_t hr_count_tokens_cached(const char *model, const char *text, size_t len);
 /* The same, given hr_hash128 of the text (computed once by the caller). */
 size_t hr_count_tokens_cached_hash(const char *model, const char *text, size_t len, const uint64_t hash[2]);
+/* The two halves of the above, for a caller that counts a miss itself
+ * (in parts, on several threads): 1 and *tokens on a hit, else 0. */
+int hr_token_cache_lookup(const char *model, size_t len, const uint64_t hash[2], size_t *tokens);
+void hr_token_cache_store(const char *model, size_t len, const uint64_t hash[2], size_t tokens);
 /* Hits and lookups so far (for benchmarks and /stats). */
 void hr_token_cache_counters(uint64_t *hits, uint64_t *lookups);
 #endif

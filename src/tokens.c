@@ -142,22 +142,54 @@ int hr_tokens_exact(enum hr_encoding e)
 #define HR_ESTIMATE_NUM 113
 #define HR_ESTIMATE_DEN 100
 
-size_t hr_count_tokens_enc(enum hr_encoding e, const char *text, size_t len)
+static const struct hr_bpe *table_for(enum hr_encoding e)
+{
+    hr_tokens_init(NULL, 0);
+    return e == HR_ENC_CL100K_BASE ? tab_cl100k : tab_o200k; /* the estimate scales o200k */
+}
+
+size_t hr_count_tokens_part(enum hr_encoding e, const char *text, size_t len)
 {
     if (!text || !len)
         return 0;
-    hr_tokens_init(NULL, 0);
+    const struct hr_bpe *b = table_for(e);
     const uint8_t *s = (const uint8_t *)text;
-    if (e == HR_ENC_O200K_BASE && tab_o200k)
-        return hr_tokenizer_count(tab_o200k, HR_PRETOK_O200K, s, len);
-    if (e == HR_ENC_CL100K_BASE && tab_cl100k)
-        return hr_tokenizer_count(tab_cl100k, HR_PRETOK_CL100K, s, len);
-    if (e == HR_ENC_ESTIMATE && tab_o200k) {
-        size_t c = hr_tokenizer_count(tab_o200k, HR_PRETOK_O200K, s, len);
-        c = (c * HR_ESTIMATE_NUM + HR_ESTIMATE_DEN - 1) / HR_ESTIMATE_DEN;
-        return c < len ? c : len;  /* byte-level BPE never makes more tokens than bytes */
+    if (!b)
+        return hr_tokenizer_estimate(s, len);
+    return hr_tokenizer_count(b, e == HR_ENC_CL100K_BASE ? HR_PRETOK_CL100K : HR_PRETOK_O200K, s, len);
+}
+
+size_t hr_count_tokens_total(enum hr_encoding e, size_t c, size_t len)
+{
+    if (e != HR_ENC_ESTIMATE || !table_for(e))
+        return c;
+    c = (c * HR_ESTIMATE_NUM + HR_ESTIMATE_DEN - 1) / HR_ESTIMATE_DEN;
+    return c < len ? c : len;  /* byte-level BPE never makes more tokens than bytes */
+}
+
+static int ascii_alnum(unsigned char c)
+{
+    return (unsigned)(c - '0') < 10 || (unsigned)((c | 32) - 'a') < 26;
+}
+
+size_t hr_tokens_split_point(enum hr_encoding e, const char *text, size_t len, size_t from)
+{
+    /* A pre-token holding a letter or digit holds no punctuation after it
+     * (only a contraction's '), and punctuation runs hold no letters or
+     * digits: so a pre-token always ends between the two. */
+    if (!table_for(e))
+        return len;
+    for (size_t i = from ? from : 1; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c > 0x20 && c < 0x7f && c != '\'' && !ascii_alnum(c) && ascii_alnum((unsigned char)text[i - 1]))
+            return i;
     }
-    return hr_tokenizer_estimate(s, len);
+    return len;
+}
+
+size_t hr_count_tokens_enc(enum hr_encoding e, const char *text, size_t len)
+{
+    return hr_count_tokens_total(e, hr_count_tokens_part(e, text, len), len);
 }
 
 size_t hr_count_tokens(const char *model, const char *text, size_t len)

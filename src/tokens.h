@@ -31,6 +31,16 @@ size_t hr_count_tokens_enc(enum hr_encoding e, const char *text, size_t len);
 /* The host's counter: hr_count_tokens_enc(hr_encoding_for_model(model), ...). */
 size_t hr_count_tokens(const char *model, const char *text, size_t len);
 
+/* Counting one large text in parts (on several threads): cut it only where
+ * hr_tokens_split_point says, sum hr_count_tokens_part over the parts, and
+ * hr_count_tokens_total(e, sum, len) is exactly hr_count_tokens_enc(e, text, len). */
+/* The first cut at or after `from` that no pre-token crosses (an ASCII letter
+ * or digit followed by ASCII punctuation other than '), or len when there is
+ * none or e cannot be counted in parts (no tables: the shape estimate). */
+size_t hr_tokens_split_point(enum hr_encoding e, const char *text, size_t len, size_t from);
+size_t hr_count_tokens_part(enum hr_encoding e, const char *text, size_t len);
+size_t hr_count_tokens_total(enum hr_encoding e, size_t parts_sum, size_t len);
+
 /* 1 when the tables for e are loaded (counts are exact), else 0. */
 int hr_tokens_exact(enum hr_encoding e);
 

@@ -262,6 +262,39 @@ static void test_threads(void)
     is_int(bad, 0, "6 threads counting the corpus concurrently agree with the sequential counts");
 }
 
+/* Counting in parts at hr_tokens_split_point gives the whole text's count,
+ * whatever the part size, on every corpus text and encoding: the pipeline
+ * counts large tool outputs this way, on several threads. */
+static void test_parts(void)
+{
+    static const size_t steps[] = {1, 2, 7, 64, 500, 4096};
+    for (int e = HR_ENC_O200K_BASE; e <= HR_ENC_ESTIMATE; e++) {
+        for (size_t s = 0; s < sizeof steps / sizeof *steps; s++) {
+            int bad = 0, cuts = 0;
+            for (int g = 0; g < ngold; g++) {
+                const char *t = gold[g].text;
+                size_t len = gold[g].len, sum = 0;
+                for (size_t off = 0; off < len;) {
+                    size_t end = hr_tokens_split_point((enum hr_encoding)e, t, len, off + steps[s]);
+                    if (end > len || end <= off) {
+                        bad++;
+                        break;
+                    }
+                    sum += hr_count_tokens_part((enum hr_encoding)e, t + off, end - off);
+                    cuts += end < len;
+                    off = end;
+                }
+                if (hr_count_tokens_total((enum hr_encoding)e, sum, len) != cntn((enum hr_encoding)e, t, len)) {
+                    tap_diag("%s: parts of ~%zu bytes disagree", gold[g].name, steps[s]);
+                    bad++;
+                }
+            }
+            ok(bad == 0 && (steps[s] > 500 || cuts > 0), "%s: counting in parts of >= %zu bytes (%d cuts) = whole",
+               hr_encoding_name((enum hr_encoding)e), steps[s], cuts);
+        }
+    }
+}
+
 int main(void)
 {
     srcdir = getenv("srcdir");
@@ -280,6 +313,7 @@ int main(void)
     ok(hr_tokens_init(err, sizeof err) == 0, "init is idempotent");
     ok(hr_tokens_exact(HR_ENC_O200K_BASE) && hr_tokens_exact(HR_ENC_CL100K_BASE), "exact counts available");
     test_golden();
+    test_parts();
     test_edges();
     test_models();
     test_merge_equiv();
