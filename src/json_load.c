@@ -68,7 +68,7 @@ static json_t *object(struct builder *b)
         size_t klen;
         const char *k = read_string(b, &klen);
         /* The key may live in scratch, which the value can reuse: copy it. */
-        char small[256], *key = klen < sizeof small ? small : malloc(klen + 1);
+        char small[64], *key = klen < sizeof small ? small : malloc(klen + 1);
         if (!key) break;
         memcpy(key, k, klen);
         key[klen] = '\0';

@@ -349,6 +349,11 @@ struct count_job {
     struct part *parts;
 };
 
+static void flag_marker(struct hr_unit *u)
+{
+    if (strstr(u->text, "\"" HR_MARKER_KEY "\"")) u->flags |= HR_UNIT_HAS_MARKER;
+}
+
 /* Marker check, and the token count when it is cheap: small texts are
  * counted, large ones hashed (that hash keys both the count cache and
  * plugins' unit_hash) and looked up. */
@@ -356,7 +361,7 @@ static void look_up_unit(void *ctx, size_t i)
 {
     struct count_job *j = ctx;
     struct hr_unit *u = &j->units[i];
-    if (strstr(u->text, "\"" HR_MARKER_KEY "\"")) u->flags |= HR_UNIT_HAS_MARKER;
+    flag_marker(u);
     if (u->len < HR_TOKEN_CACHE_MIN_BYTES) {
         u->tokens = hr_count_tokens(j->model, u->text, u->len);
         return;
@@ -413,11 +418,18 @@ static void count_units(const char *model, struct unit_list *l)
     for (size_t i = 0; i < l->n; i++) total += l->units[i].len;
     int parallel = total >= PARALLEL_MIN_BYTES;
     struct count_job j = {model, hr_encoding_for_model(model), l->units, l->refs, calloc(l->n ? l->n : 1, 1), NULL};
-    for_each(j.missed ? l->n : 0, look_up_unit, &j, parallel);
-    size_t n_parts = j.missed ? cut_parts(&j, l->n, &j.parts) : (size_t)-1;
-    if (n_parts == (size_t)-1) { /* out of memory: count whole, one by one */
+    if (!j.missed) { /* out of memory: one by one, uncached */
+        for (size_t i = 0; i < l->n; i++) {
+            flag_marker(&l->units[i]);
+            l->units[i].tokens = hr_count_tokens(model, l->units[i].text, l->units[i].len);
+        }
+        return;
+    }
+    for_each(l->n, look_up_unit, &j, parallel);
+    size_t n_parts = cut_parts(&j, l->n, &j.parts);
+    if (n_parts == (size_t)-1) { /* out of memory: count whole */
         for (size_t i = 0; i < l->n; i++)
-            if (!j.missed || j.missed[i]) l->units[i].tokens = hr_count_tokens(model, l->units[i].text, l->units[i].len);
+            if (j.missed[i]) l->units[i].tokens = hr_count_tokens(model, l->units[i].text, l->units[i].len);
         free(j.missed);
         return;
     }
