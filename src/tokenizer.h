@@ -39,6 +39,8 @@ enum hr_pretok { HR_PRETOK_CL100K, HR_PRETOK_O200K };
 
 /* End offset of the pre-token starting at pos in valid UTF-8 s[0..n). */
 size_t hr_pretok_next(enum hr_pretok pt, const uint8_t *s, size_t n, size_t pos);
+/* The same without the ASCII fast path: the reference the tests hold it to. */
+size_t hr_pretok_next_general(enum hr_pretok pt, const uint8_t *s, size_t n, size_t pos);
 
 /* Length of the valid UTF-8 prefix of s[0..n) (strict: no overlongs, surrogates, > U+10FFFF). */
 size_t hr_utf8_valid_prefix(const uint8_t *s, size_t n);

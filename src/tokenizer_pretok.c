@@ -226,11 +226,74 @@ static size_t o200k_next(const uint8_t *s, size_t n, size_t pos)
     return ws_tail(s, n, pos);
 }
 
-size_t hr_pretok_next(enum hr_pretok pt, const uint8_t *s, size_t n, size_t pos)
+/* ASCII byte classes for the o200k fast path. Punctuation here is printable
+ * ASCII other than letters and digits: [^\s\p{L}\p{N}] for sure. Control
+ * bytes, whitespace other than ' ', and non-ASCII take the general path. */
+static inline int a_lower(unsigned c) { return c - 'a' < 26u; }
+static inline int a_upper(unsigned c) { return c - 'A' < 26u; }
+static inline int a_digit(unsigned c) { return c - '0' < 10u; }
+static inline int a_punct(unsigned c) { return c - 0x21u < 0x5Eu && !a_lower(c | 32) && !a_digit(c); }
+/* Bytes that end a punctuation run whatever follows: letters, digits, ' ',
+ * \t, \n, \r. */
+static inline int settled(unsigned c)
+{
+    return a_lower(c | 32) || a_digit(c) || c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* o200k's letter alternatives from s[i], for ASCII letters: Upper*Lower+,
+ * else Upper+. 0 when what follows could change the piece (non-ASCII, or a
+ * ' that may start a contraction). */
+static size_t o200k_ascii_letters(const uint8_t *s, size_t n, size_t i)
+{
+    size_t u = i;
+    while (u < n && a_upper(s[u])) u++;
+    size_t l = u;
+    while (l < n && a_lower(s[l])) l++;
+    if (l < n && (s[l] >= 0x80 || s[l] == '\''))
+        return 0;
+    return l > u ? l : u;
+}
+
+/* The o200k piece at pos when the bytes involved are plain ASCII (most of a
+ * JSON or log text), decided without the general matcher; 0 when the
+ * general matcher must decide. t/tokens_test compares both on every piece. */
+static size_t o200k_ascii(const uint8_t *s, size_t n, size_t pos)
+{
+    unsigned c = s[pos];
+    if (a_lower(c) || a_upper(c))
+        return o200k_ascii_letters(s, n, pos);
+    if (a_digit(c)) {
+        size_t e = pos;
+        while (e < n && e - pos < 3 && a_digit(s[e])) e++;
+        return e - pos < 3 && e < n && s[e] >= 0x80 ? 0 : e; /* a non-ASCII digit may follow */
+    }
+    if (!a_punct(c) && c != ' ')
+        return 0;
+    if (pos + 1 < n && (a_lower(s[pos + 1]) || a_upper(s[pos + 1]))) {
+        size_t e = o200k_ascii_letters(s, n, pos + 1); /* one-character prefix, then letters */
+        return e;
+    }
+    size_t e = pos + (c == ' ');
+    if (e == n || !a_punct(s[e]))
+        return 0; /* whitespace rules */
+    while (e < n && a_punct(s[e])) e++;
+    if (e < n && !settled(s[e]))
+        return 0; /* a control byte or a non-ASCII symbol would continue the run */
+    while (e < n && (s[e] == '\r' || s[e] == '\n' || s[e] == '/')) e++;
+    return e;
+}
+
+size_t hr_pretok_next_general(enum hr_pretok pt, const uint8_t *s, size_t n, size_t pos)
 {
     size_t e = pt == HR_PRETOK_O200K ? o200k_next(s, n, pos) : cl100k_next(s, n, pos);
     /* Every character matches some alternative; this guard only protects against a bug. */
     return e > pos ? e : pos + 1;
+}
+
+size_t hr_pretok_next(enum hr_pretok pt, const uint8_t *s, size_t n, size_t pos)
+{
+    size_t e = pt == HR_PRETOK_O200K && s[pos] < 0x80 ? o200k_ascii(s, n, pos) : 0;
+    return e ? e : hr_pretok_next_general(pt, s, n, pos);
 }
 
 /* Long texts repeat their pieces (JSON keys, log levels, common words): a

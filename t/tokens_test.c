@@ -262,6 +262,49 @@ static void test_threads(void)
     is_int(bad, 0, "6 threads counting the corpus concurrently agree with the sequential counts");
 }
 
+/* The o200k ASCII fast path finds the same pre-token as the general matcher
+ * at every position: of the corpus, and of random strings built from pieces
+ * chosen to sit on its edges (contractions, control bytes, non-ASCII letters,
+ * digits, symbols and spaces next to ASCII). */
+static void test_ascii_fast_path(void)
+{
+    static const char *const alpha[] = {"a", "z", "A", "Z", "0", "9", " ", "  ", "\t", "\n", "\r", "\r\n", "'",
+        "'s", "'ll", "'re", "'VE", "'T", "\"", "{", "}", ":", ",", ".", "/", "//", "-", "_", "@", "[", "]",
+        "\xc3\xa9", "\xc3\x89", "\xd9\xa3", "\xe2\x84\xa2", "\xf0\x9f\x98\x80", "\xc2\xa0", "\xc7\x85",
+        "\xca\xb0", "\xe4\xb8\xad", "\x01", "\x7f", "\v", "\f", "\x1c", "\x1f", "\xe2\x80\x83", "RE", "x'"};
+    long bad = 0, checked = 0;
+    char buf[512];
+    unsigned seed = 12345;
+    for (int g = 0; g <= ngold + 60000; g++) {
+        const uint8_t *s;
+        size_t n;
+        if (g < ngold) {
+            if (gold[g].len > 65536)
+                continue; /* every position of one long word would take quadratic time */
+            s = (const uint8_t *)gold[g].text;
+            n = gold[g].len;
+        } else {
+            n = 0;
+            for (int k = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 12; k > 0; k--) {
+                const char *p = alpha[((seed = seed * 1103515245u + 12345u) >> 16) % (sizeof alpha / sizeof *alpha)];
+                memcpy(buf + n, p, strlen(p));
+                n += strlen(p);
+            }
+            s = (const uint8_t *)buf;
+        }
+        size_t v = hr_utf8_valid_prefix(s, n);
+        for (size_t pos = 0; pos < v; pos++) {
+            if ((s[pos] & 0xC0) == 0x80)
+                continue; /* inside a code point */
+            checked++;
+            if (hr_pretok_next(HR_PRETOK_O200K, s, v, pos) != hr_pretok_next_general(HR_PRETOK_O200K, s, v, pos) &&
+                bad++ < 5)
+                tap_diag("fast path differs at %zu of %s", pos, g < ngold ? gold[g].name : "a random string");
+        }
+    }
+    ok(bad == 0, "o200k ASCII fast path = general matcher at %ld positions", checked);
+}
+
 /* Counting in parts at hr_tokens_split_point gives the whole text's count,
  * whatever the part size, on every corpus text and encoding: the pipeline
  * counts large tool outputs this way, on several threads. */
@@ -314,6 +357,7 @@ int main(void)
     ok(hr_tokens_exact(HR_ENC_O200K_BASE) && hr_tokens_exact(HR_ENC_CL100K_BASE), "exact counts available");
     test_golden();
     test_parts();
+    test_ascii_fast_path();
     test_edges();
     test_models();
     test_merge_equiv();
