@@ -4,6 +4,7 @@
  * stack: the caller leaves only when every item is done and no helper still
  * holds the job. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include "par.h"
 
@@ -23,6 +24,7 @@ static struct job *queue;     /* jobs with unclaimed items, oldest first */
 static pthread_t *threads;
 static unsigned n_threads;
 static int stopping;
+static atomic_int compressing; /* requests between hr_par_request_begin and _end */
 
 static void dequeue(struct job *j)
 {
@@ -67,7 +69,10 @@ static void *helper_main(void *arg)
 void hr_par_for(size_t n, hr_par_fn fn, void *ctx)
 {
     if (n == 0) return;
-    if (n == 1 || n_threads == 0) {
+    /* With as many requests being compressed as there are threads, every
+     * core is busy: a helper would only take a core from another request,
+     * and a preempted helper would hold up this one. */
+    if (n == 1 || n_threads == 0 || atomic_load_explicit(&compressing, memory_order_relaxed) > (int)n_threads) {
         for (size_t i = 0; i < n; i++) fn(ctx, i);
         return;
     }
@@ -112,3 +117,7 @@ void hr_par_stop(void)
 }
 
 unsigned hr_par_helpers(void) { return n_threads; }
+
+void hr_par_request_begin(void) { atomic_fetch_add_explicit(&compressing, 1, memory_order_relaxed); }
+
+void hr_par_request_end(void) { atomic_fetch_sub_explicit(&compressing, 1, memory_order_relaxed); }

@@ -1,8 +1,8 @@
 /* par.h — a small fork-join pool so one large request's compression work
  * (token counts of its tool outputs, smart_crusher's per-output analysis)
- * can use more than its worker's core. The calling thread always works on
- * its own job too, so a busy or absent pool only means no help, never a
- * wait in a queue: with every helper busy, a call runs like a plain loop. */
+ * can use cores no other request is using. The calling thread always works
+ * on its own job too, so a busy or absent pool means no help, not a wait in
+ * a queue; the caller waits only for items a helper has already started. */
 #ifndef HR_PAR_H
 #define HR_PAR_H
 #include <stddef.h>
@@ -19,6 +19,12 @@ unsigned hr_par_helpers(void);
 
 /* Call fn(ctx, i) once for every i in [0, n), on this thread and any idle
  * helpers, in no particular order; return when all calls have returned.
- * fn must be thread-safe across different i. Nested calls are allowed. */
+ * fn must be thread-safe across different i. Nested calls are allowed.
+ * Runs inline while more requests are being compressed than there are
+ * helpers: then every thread the pool may use is already busy. */
 void hr_par_for(size_t n, hr_par_fn fn, void *ctx);
+
+/* Bracket the compression of one request (the pipeline does). */
+void hr_par_request_begin(void);
+void hr_par_request_end(void);
 #endif

@@ -465,6 +465,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
                      const char *session_hint, struct hr_pipeline_result *out)
 {
     double t0 = hr_monotonic_ms();
+    hr_par_request_begin();
     memset(out, 0, sizeof *out);
     json_t *messages = json_object_get(body, "messages");
     struct unit_list l = {0};
@@ -568,6 +569,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     free(l.units);
     for (size_t i = 0; i < l.n; i++) json_decref(l.refs[i].holder);
     free(l.refs);
+    hr_par_request_end();
     out->pipeline_ms = hr_monotonic_ms() - t0;
     if (out->tokens_before > out->tokens_after) {
         uint64_t saved = out->tokens_before - out->tokens_after;

@@ -2,6 +2,7 @@
  * (plugins loaded from a config, tokens counted before and after, units
  * found, every stage timed) on agent requests built from the fixtures.
  * Usage: bench_pipeline CONFIG FIXTURE_DIR [ITERATIONS] */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,14 +214,14 @@ static void run(const char *label, struct hr_plugins *p, const struct hr_pipelin
 /* Requests carrying the same 8 outputs, each time with content never seen
  * before: nothing in any cache (a client's very first ~1 MB request). */
 static struct timing *cold_bench(struct hr_plugins *p, const struct hr_pipeline_opts *o, char *const *texts, size_t n_mix,
-                       size_t iters)
+                              size_t first, size_t iters)
 {
     struct timing *tm = new_timing();
     for (size_t it = 0; it < iters; it++) {
         json_t *req = new_conversation();
         for (size_t k = 0; k < n_mix; k++) {
             char id[32];
-            char *out = unique_output(texts[k], 1000000 + it, k);
+            char *out = unique_output(texts[k], 1000000 + first + it, k);
             snprintf(id, sizeof id, "call_%zu", k);
             add_tool_turn(req, id, out);
             free(out);
@@ -267,13 +268,56 @@ static struct timing *session_bench(struct hr_plugins *p, const struct hr_pipeli
     return tm;
 }
 
+/* Several clients at once, each sending never-seen 1 MB requests: what the
+ * helper threads cost or give when the cores are already busy. */
+struct client {
+    pthread_t t;
+    struct hr_plugins *p;
+    const struct hr_pipeline_opts *o;
+    char *const *texts;
+    size_t n_mix, first, iters;
+    struct timing *tm;
+};
+
+static void *client_main(void *arg)
+{
+    struct client *c = arg;
+    c->tm = cold_bench(c->p, c->o, c->texts, c->n_mix, c->first, c->iters);
+    return NULL;
+}
+
+static void load_bench(struct hr_plugins *p, const struct hr_pipeline_opts *o, char *const *texts, size_t n_mix,
+                       size_t clients, size_t iters)
+{
+    struct client *c = calloc(clients, sizeof *c);
+    struct samples *all = calloc(1, sizeof *all);
+    double t0 = hr_monotonic_ms();
+    for (size_t k = 0; k < clients; k++) {
+        c[k] = (struct client){.p = p, .o = o, .texts = texts, .n_mix = n_mix, .first = k * iters, .iters = iters};
+        pthread_create(&c[k].t, NULL, client_main, &c[k]);
+    }
+    for (size_t k = 0; k < clients; k++) pthread_join(c[k].t, NULL);
+    double wall = (hr_monotonic_ms() - t0) / 1e3;
+    for (size_t k = 0; k < clients; k++) {
+        for (size_t i = 0; i < c[k].tm->pipe->n; i++) sample_add(all, c[k].tm->pipe->v[i]);
+        free_timing(c[k].tm);
+    }
+    printf("| %u | %zu | %zu | %.2f | %.1f | %.2f / %.2f |\n", hr_par_helpers() + 1, clients, clients * iters, wall,
+           (double)(clients * iters) / wall, sample_quantile(all, 0.5), sample_quantile(all, 0.99));
+    free(all);
+    free(c);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s CONFIG FIXTURE_DIR [ITERATIONS]\n", argv[0]);
+        fprintf(stderr, "usage: %s CONFIG FIXTURE_DIR [ITERATIONS [CLIENTS]]\n"
+                        "  with CLIENTS: only the load test, CLIENTS threads x ITERATIONS unseen 1 MB requests\n",
+                argv[0]);
         return 2;
     }
     int iters = argc > 3 ? atoi(argv[3]) : 200;
+    size_t clients = argc > 4 ? (size_t)atoi(argv[4]) : 0;
     char err[2048];
     struct hr_config c;
     hr_config_defaults(&c);
@@ -305,6 +349,16 @@ int main(int argc, char **argv)
     struct hr_pipeline_opts o = {.min_tokens = c.min_tokens, .protect_recent = c.protect_recent,
                                  .protected_tools = c.protected_tools, .n_protected_tools = c.n_protected_tools,
                                  .stage_budget_ms = 1e9};
+    const char *mix[] = {"search_1000.json", "logs_1000.json", "db_1000.json", "metrics_1000.json", "code_1000.json",
+                         "search_100.json", "logs_100.json", "api_100.json"};
+    char *texts[8];
+    for (size_t k = 0; k < 8; k++) texts[k] = fixture(argv[2], mix[k]);
+    if (clients) {
+        printf("| compress_threads | clients | requests | wall s | requests/s | pipeline p50 / p99 ms |\n"
+               "|---|---|---|---|---|---|\n");
+        load_bench(&p, &o, texts, 8, clients, (size_t)iters);
+        goto done;
+    }
     printf("| request | bytes | tokens (saved) | parse p50 ms | pipeline, first run ms | pipeline, repeat p50 / p99 ms "
            "| serialise p50 ms | total p50 / p99 ms |\n|---|---|---|---|---|---|---|---|\n");
     json_t *small = json_pack("{s:s,s:[{s:s,s:s}]}", "model", "gpt-4o", "messages", "role", "user", "content", "Hello there");
@@ -312,15 +366,14 @@ int main(int argc, char **argv)
     const char *one[] = {"logs_1000.json"};
     json_t *r1 = agent_request(argv[2], one, 1);
     run("1 x logs_1000 (160 KB)", &p, &o, r1, iters);
-    const char *mix[] = {"search_1000.json", "logs_1000.json", "db_1000.json", "metrics_1000.json", "code_1000.json",
-                         "search_100.json", "logs_100.json", "api_100.json"};
     json_t *r2 = agent_request(argv[2], mix, 8);
     run("agent request, 8 tool outputs (~1 MB)", &p, &o, r2, iters);
-    char *texts[8];
-    for (size_t k = 0; k < 8; k++) texts[k] = fixture(argv[2], mix[k]);
+    json_decref(small);
+    json_decref(r1);
+    json_decref(r2);
     printf("\n| ~1 MB agent requests | bytes | tokens (saved) | pipeline p50 / p99 ms | parse + pipeline + serialise p50 / p99 ms |\n"
            "|---|---|---|---|---|\n");
-    struct timing *cold = cold_bench(&p, &o, texts, 8, (size_t)iters);
+    struct timing *cold = cold_bench(&p, &o, texts, 8, 0, (size_t)iters);
     struct timing *session = session_bench(&p, &o, texts, 8, (size_t)iters);
     print_timing(cold);
     print_timing(session);
@@ -330,10 +383,8 @@ int main(int argc, char **argv)
     print_stages(session, &p);
     free_timing(cold);
     free_timing(session);
+done:
     for (size_t k = 0; k < 8; k++) free(texts[k]);
-    json_decref(small);
-    json_decref(r1);
-    json_decref(r2);
     hr_par_stop();
     hr_plugins_unload(&p);
     hr_ccr_shutdown();
