@@ -226,7 +226,7 @@ static size_t o200k_next(const uint8_t *s, size_t n, size_t pos)
     return ws_tail(s, n, pos);
 }
 
-/* ASCII byte classes for the o200k fast path. Punctuation here is printable
+/* ASCII byte classes for the fast path. Punctuation here is printable
  * ASCII other than letters and digits: [^\s\p{L}\p{N}] for sure. Control
  * bytes, whitespace other than ' ', and non-ASCII take the general path. */
 static inline int a_lower(unsigned c) { return c - 'a' < 26u; }
@@ -254,14 +254,24 @@ static size_t o200k_ascii_letters(const uint8_t *s, size_t n, size_t i)
     return l > u ? l : u;
 }
 
-/* The o200k piece at pos when the bytes involved are plain ASCII (most of a
- * JSON or log text), decided without the general matcher; 0 when the
- * general matcher must decide. t/tokens_test compares both on every piece. */
-static size_t o200k_ascii(const uint8_t *s, size_t n, size_t pos)
+/* cl100k's \p{L}+ for ASCII letters; 0 when a non-ASCII byte follows. */
+static size_t cl100k_ascii_letters(const uint8_t *s, size_t n, size_t i)
 {
+    while (i < n && a_lower(s[i] | 32)) i++;
+    return i < n && s[i] >= 0x80 ? 0 : i;
+}
+
+/* The piece at pos when the bytes involved are plain ASCII (most of a JSON
+ * or log text), decided without the general matcher; 0 when the general
+ * matcher must decide. t/tokens_test compares both at every position. */
+static size_t ascii_piece(enum hr_pretok pt, const uint8_t *s, size_t n, size_t pos)
+{
+    int o200k = pt == HR_PRETOK_O200K;
     unsigned c = s[pos];
+    if (!o200k && c == '\'')
+        return 0; /* cl100k tries contractions first */
     if (a_lower(c) || a_upper(c))
-        return o200k_ascii_letters(s, n, pos);
+        return o200k ? o200k_ascii_letters(s, n, pos) : cl100k_ascii_letters(s, n, pos);
     if (a_digit(c)) {
         size_t e = pos;
         while (e < n && e - pos < 3 && a_digit(s[e])) e++;
@@ -269,17 +279,15 @@ static size_t o200k_ascii(const uint8_t *s, size_t n, size_t pos)
     }
     if (!a_punct(c) && c != ' ')
         return 0;
-    if (pos + 1 < n && (a_lower(s[pos + 1]) || a_upper(s[pos + 1]))) {
-        size_t e = o200k_ascii_letters(s, n, pos + 1); /* one-character prefix, then letters */
-        return e;
-    }
+    if (pos + 1 < n && (a_lower(s[pos + 1]) || a_upper(s[pos + 1]))) /* one-byte prefix, then letters */
+        return o200k ? o200k_ascii_letters(s, n, pos + 1) : cl100k_ascii_letters(s, n, pos + 1);
     size_t e = pos + (c == ' ');
     if (e == n || !a_punct(s[e]))
         return 0; /* whitespace rules */
     while (e < n && a_punct(s[e])) e++;
     if (e < n && !settled(s[e]))
         return 0; /* a control byte or a non-ASCII symbol would continue the run */
-    while (e < n && (s[e] == '\r' || s[e] == '\n' || s[e] == '/')) e++;
+    while (e < n && (s[e] == '\r' || s[e] == '\n' || (o200k && s[e] == '/'))) e++;
     return e;
 }
 
@@ -292,7 +300,7 @@ size_t hr_pretok_next_general(enum hr_pretok pt, const uint8_t *s, size_t n, siz
 
 size_t hr_pretok_next(enum hr_pretok pt, const uint8_t *s, size_t n, size_t pos)
 {
-    size_t e = pt == HR_PRETOK_O200K && s[pos] < 0x80 ? o200k_ascii(s, n, pos) : 0;
+    size_t e = s[pos] < 0x80 ? ascii_piece(pt, s, n, pos) : 0;
     return e ? e : hr_pretok_next_general(pt, s, n, pos);
 }
 

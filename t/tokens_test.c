@@ -262,7 +262,8 @@ static void test_threads(void)
     is_int(bad, 0, "6 threads counting the corpus concurrently agree with the sequential counts");
 }
 
-/* The o200k ASCII fast path finds the same pre-token as the general matcher
+/* The ASCII fast path finds the same pre-token as the general matcher, for
+ * both patterns,
  * at every position: of the corpus, and of random strings built from pieces
  * chosen to sit on its edges (contractions, control bytes, non-ASCII letters,
  * digits, symbols and spaces next to ASCII). */
@@ -296,13 +297,16 @@ static void test_ascii_fast_path(void)
         for (size_t pos = 0; pos < v; pos++) {
             if ((s[pos] & 0xC0) == 0x80)
                 continue; /* inside a code point */
-            checked++;
-            if (hr_pretok_next(HR_PRETOK_O200K, s, v, pos) != hr_pretok_next_general(HR_PRETOK_O200K, s, v, pos) &&
-                bad++ < 5)
-                tap_diag("fast path differs at %zu of %s", pos, g < ngold ? gold[g].name : "a random string");
+            static const enum hr_pretok pts[] = {HR_PRETOK_O200K, HR_PRETOK_CL100K};
+            for (size_t k = 0; k < 2; k++) {
+                checked++;
+                if (hr_pretok_next(pts[k], s, v, pos) != hr_pretok_next_general(pts[k], s, v, pos) && bad++ < 5)
+                    tap_diag("fast path (%s) differs at %zu of %s", k ? "cl100k" : "o200k", pos,
+                             g < ngold ? gold[g].name : "a random string");
+            }
         }
     }
-    ok(bad == 0, "o200k ASCII fast path = general matcher at %ld positions", checked);
+    ok(bad == 0, "ASCII fast path = general matcher at %ld positions (o200k and cl100k)", checked);
 }
 
 /* Counting in parts at hr_tokens_split_point gives the whole text's count,
