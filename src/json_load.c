@@ -34,23 +34,13 @@ static const char *read_string(struct builder *b, size_t *len)
         q++;
     }
     b->p = q + 1;
-    size_t raw = (size_t)(q - s);
-    if (!memchr(s, '\\', raw)) {
-        *len = raw;
-        return s;
+    const char *text = hr_json_string(s, (size_t)(q - s), &b->scratch, &b->cap, len);
+    if (!text) {
+        b->failed = 1;
+        *len = 0;
+        return "";
     }
-    if (b->cap < raw + 1) {
-        char *n = realloc(b->scratch, raw + 1);
-        if (!n) {
-            b->failed = 1;
-            *len = 0;
-            return "";
-        }
-        b->scratch = n;
-        b->cap = raw + 1;
-    }
-    *len = hr_json_unescape(s, raw, b->scratch);
-    return b->scratch;
+    return text;
 }
 
 static json_t *value(struct builder *b);

@@ -623,6 +623,23 @@ static size_t utf8_put(unsigned long cp, char *o)
     return 4;
 }
 
+const char *hr_json_string(const char *s, size_t len, char **buf, size_t *cap, size_t *out_len)
+{
+    *out_len = len;
+    if (!memchr(s, '\\', len))
+        return s;
+    if (*cap < len + 1) {
+        char *p = realloc(*buf, len + 1);
+        if (!p)
+            return NULL;
+        *buf = p;
+        *cap = len + 1;
+    }
+    *out_len = hr_json_unescape(s, len, *buf);
+    (*buf)[*out_len] = '\0';
+    return *buf;
+}
+
 size_t hr_json_unescape(const char *s, size_t len, char *out)
 {
     size_t o = 0;

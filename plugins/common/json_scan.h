@@ -40,6 +40,11 @@ int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_in
  * `out`, which must hold `len` bytes (decoding never grows). Returns the decoded length. */
 size_t hr_json_unescape(const char *s, size_t len, char *out);
 
+/* The decoded text of a string body that hr_json_scan accepted: the body
+ * itself when it holds no escape, else decoded (and NUL-terminated) into
+ * *buf, which grows with realloc (*cap is its size). NULL when out of memory. */
+const char *hr_json_string(const char *s, size_t len, char **buf, size_t *cap, size_t *out_len);
+
 /* Value of a number that hr_json_scan accepted, `len` bytes at `s`. Returns 1 for an
  * integer (no '.', 'e', 'E': *iv set, and *dv = (double)*iv as jansson's
  * json_number_value), 0 for a real (*dv set exactly as strtod in the C locale). */

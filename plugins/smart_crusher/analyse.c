@@ -271,23 +271,13 @@ static void visit(struct walk *w, size_t row, const char *path, size_t plen, con
 static const char *decode(struct walk *w, struct scratch *b, const char *raw, size_t len,
                           size_t *out_len)
 {
-    if (!memchr(raw, '\\', len)) {
-        *out_len = len;
-        return raw;
+    const char *s = hr_json_string(raw, len, &b->p, &b->cap, out_len);
+    if (!s) {
+        w->failed = 1;
+        *out_len = 0;
+        return "";
     }
-    if (b->cap < len + 1) {
-        char *p = realloc(b->p, len + 1);
-        if (!p) {
-            w->failed = 1;
-            *out_len = 0;
-            return "";
-        }
-        b->p = p;
-        b->cap = len + 1;
-    }
-    *out_len = hr_json_unescape(raw, len, b->p);
-    b->p[*out_len] = '\0';
-    return b->p;
+    return s;
 }
 
 /* The key of the member at c[pos] (a '"'); returns the position of its value. */
