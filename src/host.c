@@ -7,7 +7,6 @@
 #include "host.h"
 #include "log.h"
 #include "metrics.h"
-#include "par.h"
 #include "pipeline.h"
 #include "token_cache.h"
 #include "tokens.h"
@@ -195,5 +194,5 @@ const struct hr_host hr_host_table = {
     .register_stats_for = register_stats_for,
     .stage_tokens_removed = hr_pipeline_stage_tokens_removed,
     .unit_hash = hr_pipeline_unit_hash,
-    .parallel_for = hr_par_for,
+    .parallel_for = hr_pipeline_parallel_for,
 };

@@ -384,6 +384,12 @@ static void for_each(size_t n, hr_par_fn fn, void *ctx, int parallel)
         for (size_t i = 0; i < n; i++) fn(ctx, i);
 }
 
+/* Whether the request this worker is compressing is large enough for
+ * helpers; plugins' parallel_for asks it. */
+static _Thread_local int large_request;
+
+void hr_pipeline_parallel_for(size_t n, hr_par_fn fn, void *ctx) { for_each(n, fn, ctx, large_request); }
+
 /* Cut the units the cache did not know into parts no pre-token crosses. */
 static size_t cut_parts(struct count_job *j, size_t n_units, struct part **out)
 {
@@ -416,7 +422,7 @@ static void count_units(const char *model, struct unit_list *l)
 {
     size_t total = 0;
     for (size_t i = 0; i < l->n; i++) total += l->units[i].len;
-    int parallel = total >= PARALLEL_MIN_BYTES;
+    int parallel = large_request = total >= PARALLEL_MIN_BYTES;
     struct count_job j = {model, hr_encoding_for_model(model), l->units, l->refs, calloc(l->n ? l->n : 1, 1), NULL};
     if (!j.missed) { /* out of memory: one by one, uncached */
         for (size_t i = 0; i < l->n; i++) {
@@ -570,6 +576,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     for (size_t i = 0; i < l.n; i++) json_decref(l.refs[i].holder);
     free(l.refs);
     hr_par_request_end();
+    large_request = 0;
     out->pipeline_ms = hr_monotonic_ms() - t0;
     if (out->tokens_before > out->tokens_after) {
         uint64_t saved = out->tokens_before - out->tokens_after;

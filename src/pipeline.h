@@ -48,4 +48,7 @@ int hr_pipeline_unit_replace(struct hr_request *req, size_t unit_index, const ch
 void hr_pipeline_stage_tag(struct hr_request *req, const char *tag);
 void hr_pipeline_stage_tokens_removed(struct hr_request *req, uint64_t tokens);
 void hr_pipeline_unit_hash(struct hr_request *req, size_t unit_index, uint64_t out[2]);
+/* hr_par_for when the current request has 64 KiB or more of candidate text,
+ * else a plain loop (helpers would cost more than they save). */
+void hr_pipeline_parallel_for(size_t n, void (*fn)(void *ctx, size_t i), void *ctx);
 #endif

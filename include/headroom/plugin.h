@@ -314,7 +314,8 @@ struct hr_host {
      * plugin's own memo of per-output results. Stable within one process. */
     void (*unit_hash)(struct hr_request *req, size_t unit_index, uint64_t out[2]);
     /* Call fn(ctx, i) for every i in [0, n), on this thread and on idle
-     * helper threads (`compress_threads`), and return when all have returned.
+     * helper threads (`compress_threads`), and return when all have returned;
+     * a plain loop when the request is small or no core is free.
      * fn runs concurrently: it may use only its own data, count_tokens,
      * ccr_put/ccr_get/ccr_free and log, never the request (unit_replace,
      * stage_tag, ...). Results must not depend on which thread ran what. */
