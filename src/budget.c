@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "budget.h"
 #include "log.h"
+#include "stats.h"
 
 #define LOGGER "headroom.budget"
 #define STATE_VERSION 1
@@ -76,19 +77,6 @@ void hr_budget_period_bounds(enum hr_budget_period p, time_t t, time_t *start, t
         *end = *start + 86400;
         return;
     }
-}
-
-double hr_budget_now(void)
-{
-    const char *v = getenv("HEADROOM_TEST_NOW");
-    if (v && *v) {
-        char *end;
-        double t = strtod(v, &end);
-        if (!*end && t >= 0 && isfinite(t)) return t;
-    }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void iso(time_t t, char *out, size_t len)
@@ -286,7 +274,7 @@ int hr_budget_open(double limit_usd, enum hr_budget_period period, const char *s
     b->limit = limit_usd;
     b->period = period;
     b->start = b->end = -1;
-    roll(b, hr_budget_now());
+    roll(b, hr_clock_now());
     b->dirty = 0;
     if (state_path) {
         if (!(b->path = strdup(state_path))) {
@@ -393,7 +381,7 @@ int hr_budget_flush(struct hr_budget *b)
     if (!b->path) return 0;
     pthread_mutex_lock(&b->io);
     pthread_mutex_lock(&b->lock);
-    roll(b, hr_budget_now());
+    roll(b, hr_clock_now());
     int dirty = b->dirty;
     time_t start = b->start;
     double delta = b->delta;

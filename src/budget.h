@@ -14,9 +14,6 @@ const char *hr_budget_period_name(enum hr_budget_period p);
 /* The UTC period holding `t`: [*start, *end). */
 void hr_budget_period_bounds(enum hr_budget_period p, time_t t, time_t *start, time_t *end);
 
-/* Wall clock in Unix seconds. HEADROOM_TEST_NOW (Unix seconds), read on
- * every call, replaces it: for tests of period rollover only. */
-double hr_budget_now(void);
 
 struct hr_budget;
 

@@ -10,6 +10,7 @@
 #include "budget.h"
 #include "cost.h"
 #include "host.h"
+#include "stats.h"
 #include "log.h"
 #include "pricing.h"
 #include "stats_json.h"
@@ -141,7 +142,7 @@ void hr_cost_describe(FILE *out)
     else fprintf(out, "prices: none found, every request unpriced\n");
     if (budget) {
         struct hr_budget_state st;
-        hr_budget_get(budget, hr_budget_now(), &st);
+        hr_budget_get(budget, hr_clock_now(), &st);
         fprintf(out, "budget $%.2f %s, spent $%.6f this period\n", st.limit_usd, hr_budget_period_name(st.period),
                 st.spent_usd);
     }
@@ -177,7 +178,7 @@ void hr_cost_account_event(struct hr_event *ev, int usage_seen)
     hr_cost_price_event(ev, usage_seen, &c);
     if (!ev->priced) return;
     hr_stats_record_cost(c.input_usd, c.output_usd, c.cache_savings_usd);
-    if (budget) hr_budget_add(budget, c.total_usd, hr_budget_now());
+    if (budget) hr_budget_add(budget, c.total_usd, hr_clock_now());
 }
 
 void hr_cost_format_usd(double usd, char *out, size_t outlen) { snprintf(out, outlen, "%.6f", usd); }
@@ -193,7 +194,7 @@ int hr_cost_sse_comment(const struct hr_event *ev, char *out, size_t outlen)
 int hr_cost_budget_gate(enum hr_provider p, json_t **body, long *retry_after_s)
 {
     if (!budget) return 0;
-    double now = hr_budget_now(), wait;
+    double now = hr_clock_now(), wait;
     if (!hr_budget_exceeded(budget, now, &wait)) return 0;
     struct hr_budget_state st;
     hr_budget_get(budget, now, &st);
@@ -223,7 +224,7 @@ json_t *hr_cost_stats_json(const struct hr_stats_data *d)
 json_t *hr_cost_budget_json(const struct hr_stats_data *d)
 {
     if (!budget) return json_null();
-    return hr_budget_json(budget, hr_budget_now(), (unsigned long long)d->budget_rejected);
+    return hr_budget_json(budget, hr_clock_now(), (unsigned long long)d->budget_rejected);
 }
 
 int hr_cost_budget_figures(double *spent_usd, double *limit_usd)
@@ -233,7 +234,7 @@ int hr_cost_budget_figures(double *spent_usd, double *limit_usd)
         return 0;
     }
     struct hr_budget_state st;
-    hr_budget_get(budget, hr_budget_now(), &st);
+    hr_budget_get(budget, hr_clock_now(), &st);
     *spent_usd = st.spent_usd;
     *limit_usd = st.limit_usd;
     return 1;

@@ -4,16 +4,6 @@
 #include <string.h>
 #include "hash.h"
 
-static inline uint64_t mix(uint64_t x)
-{
-    x ^= x >> 32;
-    x *= 0xd6e8feb86659fd93ULL;
-    x ^= x >> 32;
-    x *= 0xd6e8feb86659fd93ULL;
-    x ^= x >> 32;
-    return x;
-}
-
 void hr_hash128(const void *data, size_t n, uint64_t *o1, uint64_t *o2)
 {
     const unsigned char *p = data;
@@ -28,8 +18,8 @@ void hr_hash128(const void *data, size_t n, uint64_t *o1, uint64_t *o2)
     }
     uint64_t tail = 0;
     memcpy(&tail, p + i, n - i);
-    a = mix(a ^ tail);
-    b = mix(b ^ (tail * 0xff51afd7ed558ccdULL) ^ a);
+    a = hr_mix64(a ^ tail);
+    b = hr_mix64(b ^ (tail * 0xff51afd7ed558ccdULL) ^ a);
     *o1 = a;
     *o2 = b;
 }

@@ -537,7 +537,7 @@ static int refuse_rate_limited(struct proxy_req *p, uint64_t tokens, int charge)
     uint8_t key[HR_SHA256_LEN];
     hr_ratelimit_key(cred, key);
     struct hr_ratelimit_verdict v;
-    if (hr_ratelimit_admit(key, tokens, charge, hr_ratelimit_now(), &v) != HR_RATELIMIT_LIMITED) return 0;
+    if (hr_ratelimit_admit(key, tokens, charge, hr_clock_now(), &v) != HR_RATELIMIT_LIMITED) return 0;
     const char *unit = !strcmp(v.limit, "tokens") ? "tpm" : "rpm";
     char msg[320], secs[16];
     snprintf(msg, sizeof msg,

@@ -28,17 +28,6 @@ static struct {
     uint64_t rejected, evicted;
 } rl = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-double hr_ratelimit_now(void)
-{
-    const char *t = getenv("HEADROOM_TEST_NOW");
-    if (t && *t) {
-        char *end;
-        double v = strtod(t, &end);
-        if (!*end && v > 0) return v;
-    }
-    return hr_now();
-}
-
 void hr_ratelimit_key(const char *credential, uint8_t key[HR_SHA256_LEN])
 {
     struct hr_sha256 c;

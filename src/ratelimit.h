@@ -42,6 +42,4 @@ int hr_ratelimit_admit(const uint8_t key[HR_SHA256_LEN], uint64_t tokens, int ch
 json_t *hr_ratelimit_error_body(enum hr_provider p, const char *message);
 /* /stats.rate_limit: enabled, rpm, tpm, tracked_keys, max_keys, rejected. */
 json_t *hr_ratelimit_stats_json(void);
-/* Unix seconds: $HEADROOM_TEST_NOW when set (tests only), else the wall clock. */
-double hr_ratelimit_now(void);
 #endif

@@ -71,18 +71,6 @@ int hr_respcache_key(const struct hr_respcache_request *r, uint8_t key[HR_RESPCA
     return HR_OK;
 }
 
-/* ---------------------------------------------------------------- clock */
-
-double hr_respcache_now(void)
-{
-    const char *t = getenv("HEADROOM_TEST_NOW");
-    if (t && *t) {
-        char *end;
-        double v = strtod(t, &end);
-        if (!*end && v > 0) return v;
-    }
-    return hr_now();
-}
 
 /* --------------------------------------------------------- memory store */
 
@@ -323,7 +311,7 @@ int hr_respcache_get(const uint8_t key[HR_RESPCACHE_KEY_LEN], struct hr_respcach
 {
     memset(out, 0, sizeof *out);
     if (!atomic_load(&enabled) || !backend.get) return HR_RESPCACHE_MISS;
-    int rc = backend.get(backend.ctx, key, hr_respcache_now(), out);
+    int rc = backend.get(backend.ctx, key, hr_clock_now(), out);
     atomic_fetch_add(rc == HR_OK ? &hits : &misses, 1);
     return rc;
 }
@@ -331,7 +319,7 @@ int hr_respcache_get(const uint8_t key[HR_RESPCACHE_KEY_LEN], struct hr_respcach
 int hr_respcache_put(const uint8_t key[HR_RESPCACHE_KEY_LEN], const struct hr_respcache_entry *e)
 {
     if (!atomic_load(&enabled) || !backend.put) return HR_EINVAL;
-    return backend.put(backend.ctx, key, hr_respcache_now(), e);
+    return backend.put(backend.ctx, key, hr_clock_now(), e);
 }
 
 void hr_respcache_entry_free(struct hr_respcache_entry *e)

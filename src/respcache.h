@@ -71,6 +71,4 @@ void hr_respcache_entry_free(struct hr_respcache_entry *e);
  * ttl_seconds, bytes, max_bytes. */
 json_t *hr_respcache_stats_json(void);
 
-/* Unix seconds: $HEADROOM_TEST_NOW when set (tests only), else the wall clock. */
-double hr_respcache_now(void);
 #endif

@@ -80,6 +80,10 @@ void hr_stats_sample_history(double now);
 json_t *hr_stats_history_json(void);
 
 double hr_now(void);            /* wall clock, Unix seconds */
+/* hr_now, or $HEADROOM_TEST_NOW (Unix seconds, read on every call) when set:
+ * the clock of everything with periods or expiry (budget, response cache,
+ * rate limit), so tests can move time. */
+double hr_clock_now(void);
 double hr_monotonic_ms(void);   /* monotonic clock in ms */
 double hr_uptime_seconds(void);
 #endif

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "budget.h"
 #include "log.h"
+#include "stats.h"
 #include "tap.h"
 
 /* 2025-11-26 (a Wednesday) 12:34:56 UTC */
@@ -78,7 +79,7 @@ static void test_memory_budget(void)
     char err[256];
     ok(hr_budget_open(0, HR_BUDGET_DAILY, NULL, &b, err, sizeof err) < 0, "limit 0 refused");
     setenv("HEADROOM_TEST_NOW", "1764160496", 1);
-    is_int((long long)hr_budget_now(), WED, "HEADROOM_TEST_NOW replaces the clock");
+    is_int((long long)hr_clock_now(), WED, "HEADROOM_TEST_NOW replaces the clock");
     if (!is_int(hr_budget_open(1.0, HR_BUDGET_DAILY, NULL, &b, err, sizeof err), 0, "memory budget opens")) return;
     double ra = -1;
     ok(!hr_budget_exceeded(b, WED, &ra), "fresh budget not exceeded");
@@ -172,7 +173,7 @@ static void test_persistence(void)
     snprintf(next, sizeof next, "%ld", MON_2025_11_24 + 7 * 86400 + 5);
     setenv("HEADROOM_TEST_NOW", next, 1);
     hr_budget_open(10, HR_BUDGET_WEEKLY, path, &b, err, sizeof err);
-    hr_budget_get(b, hr_budget_now(), &st);
+    hr_budget_get(b, hr_clock_now(), &st);
     ok(st.spent_usd == 0, "restart in the next week: 0");
     hr_budget_close(b);
     setenv("HEADROOM_TEST_NOW", "1764160496", 1);

@@ -170,14 +170,6 @@ static int eligible(const struct sc_state *s, const struct hr_unit *u)
     return u->type == HR_CT_UNKNOWN ? looks_json(u) : u->type == HR_CT_JSON_ARRAY || u->type == HR_CT_JSON_OBJECT;
 }
 
-static uint64_t query_salt(const char *q)
-{
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a: the query is short */
-    for (; q && *q; q++)
-        h = (h ^ (unsigned char)*q) * 1099511628211ULL;
-    return h;
-}
-
 /* Replace one unit with its crush when that was kept. */
 static void keep_result(struct sc_state *s, struct hr_request *req, struct candidate *c, char *tag, size_t *tl)
 {
@@ -225,7 +217,8 @@ static int sc_apply(void *state, struct hr_request *req)
     if (!c)
         return HR_ENOMEM;
     size_t n = 0;
-    uint64_t salt = query_salt(req->query);
+    const char *query = req->query ? req->query : "";
+    uint64_t salt = hr_sc_hash(query, strlen(query), 0x9e57); /* relevance depends on it */
     for (size_t i = 0; i < req->n_units; i++) {
         const struct hr_unit *u = &req->units[i];
         if (!eligible(s, u))

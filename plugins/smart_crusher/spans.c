@@ -3,6 +3,7 @@
  * the original bytes keeps numbers and escapes exactly as the client sent them. */
 #include <string.h>
 #include "crush.h"
+#include "../../src/hash.h"
 
 /* Drop whitespace outside strings. `out` must hold `len` bytes. The input must be
  * valid JSON (it was parsed before), so no error handling is needed here. */
@@ -99,16 +100,6 @@ int hr_sc_array_spans(const char *c, size_t len, size_t pos, struct hr_sc_row *r
     return 0;
 }
 
-static inline uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 32;
-    x *= 0xd6e8feb86659fd93ULL;
-    x ^= x >> 32;
-    x *= 0xd6e8feb86659fd93ULL;
-    x ^= x >> 32;
-    return x;
-}
-
 /* 8 bytes per step; deterministic across runs and hosts (no random seed) so that
  * duplicate detection and ordering never depend on the process. */
 uint64_t hr_sc_hash(const void *data, size_t len, uint64_t seed)
@@ -118,12 +109,12 @@ uint64_t hr_sc_hash(const void *data, size_t len, uint64_t seed)
     while (len >= 8) {
         uint64_t w;
         memcpy(&w, p, 8);
-        h = (h ^ mix64(w)) * 0x9e3779b97f4a7c15ULL;
+        h = (h ^ hr_mix64(w)) * 0x9e3779b97f4a7c15ULL;
         p += 8;
         len -= 8;
     }
     uint64_t w = 0;
     memcpy(&w, p, len);
-    h = (h ^ mix64(w ^ len)) * 0x9e3779b97f4a7c15ULL;
-    return mix64(h);
+    h = (h ^ hr_mix64(w ^ len)) * 0x9e3779b97f4a7c15ULL;
+    return hr_mix64(h);
 }
