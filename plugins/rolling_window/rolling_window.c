@@ -351,6 +351,13 @@ static json_t *rw_stats(void *state)
 #undef C
 }
 
+static void rw_fini(void *state)
+{
+    struct rw *w = state;
+    free(w->placeholder);
+    free(w);
+}
+
 static int rw_init(const struct hr_host *host, struct hr_instance *self, const struct hr_conf *conf, void **state)
 {
     long long max_tokens = host->conf_int(conf, "max_tokens");
@@ -397,19 +404,11 @@ static int rw_init(const struct hr_host *host, struct hr_instance *self, const s
         atomic_init(&w->c[i], 0);
     int rc = host->register_stats(self, "rolling_window", rw_stats, w);
     if (rc != HR_OK) {
-        free(w->placeholder);
-        free(w);
+        rw_fini(w);
         return rc;
     }
     *state = w;
     return HR_OK;
-}
-
-static void rw_fini(void *state)
-{
-    struct rw *w = state;
-    free(w->placeholder);
-    free(w);
 }
 
 HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {

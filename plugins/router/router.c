@@ -188,6 +188,13 @@ static json_t *router_stats(void *state)
     return json_pack("{s:o}", "content_types", types);
 }
 
+static void router_fini(void *state)
+{
+    struct router *r = state;
+    hr_memo_free(r->memo);
+    free(r);
+}
+
 static int router_init(const struct hr_host *host, struct hr_instance *self,
                        const struct hr_conf *conf, void **state)
 {
@@ -211,19 +218,11 @@ static int router_init(const struct hr_host *host, struct hr_instance *self,
         r->memo = hr_memo_new(MEMO_BYTES);
     int rc = host->register_stats(self, "router", router_stats, r);
     if (rc != HR_OK) {
-        hr_memo_free(r->memo);
-        free(r);
+        router_fini(r);
         return rc;
     }
     *state = r;
     return HR_OK;
-}
-
-static void router_fini(void *state)
-{
-    struct router *r = state;
-    hr_memo_free(r->memo);
-    free(r);
 }
 
 struct detect_job {

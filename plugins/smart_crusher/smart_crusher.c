@@ -35,6 +35,13 @@ static json_t *sc_stats(void *state)
                      "bytes", (json_int_t)c.bytes, "max_bytes", (json_int_t)c.max_bytes);
 }
 
+static void sc_fini(void *state)
+{
+    struct sc_state *s = state;
+    hr_memo_free(s->memo);
+    free(s);
+}
+
 static int sc_init(const struct hr_host *host, struct hr_instance *self,
                    const struct hr_conf *conf, void **state)
 {
@@ -67,8 +74,7 @@ static int sc_init(const struct hr_host *host, struct hr_instance *self,
         }
         int rc = host->register_stats(self, "smart_crusher", sc_stats, s);
         if (rc != HR_OK) {
-            hr_memo_free(s->memo);
-            free(s);
+            sc_fini(s);
             return rc;
         }
     }
@@ -78,13 +84,6 @@ static int sc_init(const struct hr_host *host, struct hr_instance *self,
     s->min_tokens = (size_t)min_tokens;
     *state = s;
     return HR_OK;
-}
-
-static void sc_fini(void *state)
-{
-    struct sc_state *s = state;
-    hr_memo_free(s->memo);
-    free(s);
 }
 
 static int looks_json(const struct hr_unit *u)
