@@ -1,7 +1,8 @@
 /* compress_api.c — POST /v1/compress: run the pipeline on a request body and
  * return the compressed request with its token figures, without calling any
  * provider. Useful for SDKs that only want compression, and for checking
- * what headroomd would send. */
+ * what headroomd would send. The wire format comes from ?format=NAME or
+ * ?provider=, else from the body's shape (src/api/api.c). */
 #include <stdlib.h>
 #include <string.h>
 #include <event2/buffer.h>
@@ -9,26 +10,6 @@
 #include "daemon.h"
 #include "json_load.h"
 #include "stats_json.h"
-
-/* ?provider=openai|anthropic wins; else Anthropic shapes give it away. */
-static enum hr_provider guess_provider(const char *query, const json_t *body)
-{
-    if (query && strstr(query, "provider=anthropic")) return HR_PROVIDER_ANTHROPIC;
-    if (query && strstr(query, "provider=openai")) return HR_PROVIDER_OPENAI;
-    if (json_object_get(body, "system"))
-        return HR_PROVIDER_ANTHROPIC;
-    size_t i;
-    json_t *m;
-    json_array_foreach(json_object_get(body, "messages"), i, m) {
-        size_t k;
-        json_t *b;
-        json_array_foreach(json_object_get(m, "content"), k, b) {
-            const char *type = json_string_value(json_object_get(b, "type"));
-            if (type && (!strcmp(type, "tool_result") || !strcmp(type, "tool_use"))) return HR_PROVIDER_ANTHROPIC;
-        }
-    }
-    return HR_PROVIDER_OPENAI;
-}
 
 void hr_compress_handle(struct hr_daemon *d, struct evhttp_request *req, const char *query)
 {
@@ -38,19 +19,20 @@ void hr_compress_handle(struct hr_daemon *d, struct evhttp_request *req, const c
     json_t *body = hr_json_load(len ? (const char *)evbuffer_pullup(in, -1) : "", len, &jerr);
     if (!json_is_object(body)) {
         char msg[300];
-        snprintf(msg, sizeof msg, "body must be a chat completions or messages request as a JSON object%s%s",
+        snprintf(msg, sizeof msg,
+                 "body must be a chat completions, messages or responses request as a JSON object%s%s",
                  body ? "" : ": ", body ? "" : jerr.text);
         json_decref(body);
-        hr_send_provider_error(req, HR_PROVIDER_OPENAI, 400, "invalid_request_error", msg);
+        hr_send_json(req, 400, hr_api_openai_chat.error_body(HR_API_ERR_INVALID_REQUEST, msg));
         return;
     }
-    enum hr_provider provider = guess_provider(query, body);
+    const struct hr_api *api = hr_api_guess(query, body);
     const char *model = json_string_value(json_object_get(body, "model"));
     char *model_copy = strdup(model ? model : "");
     struct hr_pipeline_result pr;
     struct hr_pipeline_opts opts = d->popts;
     opts.dry_run = 1;
-    hr_pipeline_run(d->plugins.transforms, d->plugins.n_transforms, &opts, provider, body, model_copy, "", NULL, &pr);
+    hr_pipeline_run(d->plugins.transforms, d->plugins.n_transforms, &opts, api, body, model_copy, "", NULL, &pr);
     json_t *stages = json_array(), *tags = json_array();
     for (size_t i = 0; i < pr.n_stages; i++) {
         const struct hr_stage_result *s = &pr.stages[i];
@@ -60,8 +42,8 @@ void hr_compress_handle(struct hr_daemon *d, struct evhttp_request *req, const c
         if (s->tag && *s->tag) json_array_append_new(tags, json_string(s->tag));
     }
     uint64_t saved = pr.tokens_before - pr.tokens_after;
-    json_t *out = json_pack("{s:s,s:s,s:I,s:I,s:I,s:f,s:o,s:o,s:O}", "provider", provider == HR_PROVIDER_ANTHROPIC ? "anthropic" : "openai",
-                            "model", model_copy, "tokens_before", (json_int_t)pr.tokens_before, "tokens_after",
+    json_t *out = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:f,s:o,s:o,s:O}", "provider", hr_provider_name(api->provider),
+                            "wire_format", api->name, "model", model_copy, "tokens_before", (json_int_t)pr.tokens_before, "tokens_after",
                             (json_int_t)pr.tokens_after, "tokens_saved", (json_int_t)saved, "savings_percent",
                             pr.tokens_before ? hr_round(100.0 * (double)saved / (double)pr.tokens_before, 2) : 0.0,
                             "tags", tags, "stages", stages, "request", body);

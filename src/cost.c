@@ -2,13 +2,13 @@
  * finished request, the budget gate before forwarding, /stats blocks. */
 #include <errno.h>
 #include <math.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "budget.h"
 #include "cost.h"
+#include "state_dir.h"
 #include "host.h"
 #include "stats.h"
 #include "log.h"
@@ -66,22 +66,8 @@ static char *default_prices_path(void)
 
 static char *budget_state_path(void)
 {
-    const char *ws = getenv("HEADROOM_WORKSPACE_DIR");
     char *out = NULL;
-    if (ws && *ws) {
-        if (ws[0] == '~' && (ws[1] == '/' || !ws[1])) {
-            const char *home = getenv("HOME");
-            if (asprintf(&out, "%s%s/budget.json", home ? home : "", ws + 1) < 0) return NULL;
-            return out;
-        }
-        return asprintf(&out, "%s/budget.json", ws) < 0 ? NULL : out;
-    }
-    const char *home = getenv("HOME");
-    if (!home || !*home) {
-        struct passwd *pw = getpwuid(getuid());
-        home = pw ? pw->pw_dir : "/";
-    }
-    return asprintf(&out, "%s/.headroom/budget.json", home) < 0 ? NULL : out;
+    return asprintf(&out, "%s/budget.json", hr_state_dir()) < 0 ? NULL : out;
 }
 
 static void flush_timer(void *state)
@@ -191,24 +177,19 @@ int hr_cost_sse_comment(const struct hr_event *ev, char *out, size_t outlen)
                     (unsigned long long)ev->tokens_saved, ev->cost_usd, ev->savings_usd);
 }
 
-int hr_cost_budget_gate(enum hr_provider p, json_t **body, long *retry_after_s)
+int hr_cost_budget_gate(char *msg, size_t msglen, long *retry_after_s)
 {
     if (!budget) return 0;
     double now = hr_clock_now(), wait;
     if (!hr_budget_exceeded(budget, now, &wait)) return 0;
     struct hr_budget_state st;
     hr_budget_get(budget, now, &st);
-    char msg[300];
-    snprintf(msg, sizeof msg,
+    snprintf(msg, msglen,
              "headroomd budget exceeded: spent $%.2f of the %s budget of $%.2f; it resets in %ld s (raise `budget` in "
              "headroom.conf or --budget to continue now)",
              st.spent_usd, hr_budget_period_name(st.period), st.limit_usd, (long)ceil(wait));
     *retry_after_s = (long)ceil(wait);
     if (*retry_after_s < 1) *retry_after_s = 1;
-    *body = p == HR_PROVIDER_ANTHROPIC
-                ? json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type", "budget_exceeded", "message", msg)
-                : json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message", msg, "type", "budget_exceeded", "param",
-                            "code", "budget_exceeded");
     return 1;
 }
 

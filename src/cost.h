@@ -43,11 +43,12 @@ int hr_cost_sse_comment(const struct hr_event *ev, char *out, size_t outlen);
 
 /*
  * hr_cost_budget_gate
- *   1 when the budget is spent: *body is the provider-shaped 429 body
- *   (type and code budget_exceeded) and *retry_after_s the whole seconds
- *   until the period resets. 0 when the request may go on.
+ *   1 when the budget is spent: `msg` says so (spent, limit, period, when
+ *   it resets, how to raise it) for the format's budget_exceeded error, and
+ *   *retry_after_s is the whole seconds until the period resets. 0 when the
+ *   request may go on.
  */
-int hr_cost_budget_gate(enum hr_provider p, json_t **body, long *retry_after_s);
+int hr_cost_budget_gate(char *msg, size_t msglen, long *retry_after_s);
 
 /* /stats "cost" and "budget" (null without a budget). */
 json_t *hr_cost_stats_json(const struct hr_stats_data *d);

@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include "api/api.h"
 #include "config.h"
 #include "loader.h"
 #include "pipeline.h"
@@ -44,9 +45,9 @@ void hr_server_stop(struct hr_daemon *d);
 void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char *path);
 /* compress_api.c: POST /v1/compress (pipeline only, no upstream). */
 void hr_compress_handle(struct hr_daemon *d, struct evhttp_request *req, const char *query);
-/* Send a JSON body with status (takes the reference). */
+/* reply.c: a JSON body with status (takes the reference). */
 void hr_send_json(struct evhttp_request *req, int status, json_t *body);
-/* Send an error in the provider's own error shape. */
-void hr_send_provider_error(struct evhttp_request *req, enum hr_provider p, int status, const char *type,
-                            const char *message);
+/* reply.c: an error in the wire format's own error shape. */
+void hr_send_api_error(struct evhttp_request *req, const struct hr_api *api, int status, enum hr_api_error kind,
+                       const char *message);
 #endif

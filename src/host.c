@@ -8,6 +8,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "state_dir.h"
+#include "stats.h"
 #include "token_cache.h"
 #include "tokens.h"
 
@@ -195,4 +197,6 @@ const struct hr_host hr_host_table = {
     .stage_tokens_removed = hr_pipeline_stage_tokens_removed,
     .unit_hash = hr_pipeline_unit_hash,
     .parallel_for = hr_pipeline_parallel_for,
+    .now = hr_clock_now,
+    .state_dir = hr_state_dir,
 };

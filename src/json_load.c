@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "json_load.h"
-#include "../plugins/common/json_scan.h"
+#include "json_scan.h"
 
 struct builder {
     const char *p, *end;

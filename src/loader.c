@@ -43,24 +43,69 @@ static const char *type_name(enum hr_conf_type t)
     }
 }
 
-static int check_value(enum hr_conf_type t, const char *v)
+/* "must be at least 0", "must be from 1 to 60" for an error message. */
+static void describe_bounds(const struct hr_conf_key *k, char *out, size_t outlen)
+{
+    int lo = (k->flags & HR_CONF_MIN) != 0, hi = (k->flags & HR_CONF_MAX) != 0;
+    if (lo && hi) snprintf(out, outlen, "from %g to %g", k->min, k->max);
+    else if (lo) snprintf(out, outlen, "at least %g", k->min);
+    else snprintf(out, outlen, "at most %g", k->max);
+}
+
+/* 0, -EINVAL for the wrong type, -ERANGE for a value out of the key's bounds. */
+static int check_value(const struct hr_conf_key *k, const char *v)
 {
     long long i;
     int b;
     char *end;
-    switch (t) {
-    case HR_CONF_INT: return hr_parse_int(v, -(1LL << 62), 1LL << 62, &i);
+    double x;
+    switch (k->type) {
+    case HR_CONF_INT:
+        if (hr_parse_int(v, -(1LL << 62), 1LL << 62, &i)) return -EINVAL;
+        x = (double)i;
+        break;
     case HR_CONF_BOOL: return hr_parse_bool(v, &b);
-    case HR_CONF_DOUBLE: strtod(v, &end); return (*v && !*end) ? 0 : -EINVAL;
+    case HR_CONF_DOUBLE:
+        x = strtod(v, &end);
+        if (!*v || *end) return -EINVAL;
+        break;
     default: return 0;
     }
+    if (((k->flags & HR_CONF_MIN) && x < k->min) || ((k->flags & HR_CONF_MAX) && x > k->max)) return -ERANGE;
+    return 0;
+}
+
+/* The 1.0/1.1 layout of struct hr_conf_key: the stride of key tables in
+ * plugins built before 1.2. */
+struct conf_key_1_0 {
+    const char *name;
+    enum hr_conf_type type;
+    const char *default_value;
+    const char *help;
+};
+
+/* The plugin's key table in the current layout, owned by the host. */
+static struct hr_conf_key *copy_keys(const struct headroom_plugin *d, size_t *n_out)
+{
+    const struct conf_key_1_0 *old = (const void *)d->conf_keys;
+    int current = d->abi_minor >= 2;
+    size_t n = 0;
+    if (d->conf_keys)
+        while (current ? d->conf_keys[n].name != NULL : old[n].name != NULL) n++;
+    struct hr_conf_key *keys = calloc(n + 1, sizeof *keys);
+    if (!keys) return NULL;
+    for (size_t i = 0; i < n; i++)
+        keys[i] = current ? d->conf_keys[i]
+                          : (struct hr_conf_key){old[i].name, old[i].type, old[i].default_value, old[i].help, 0, 0, 0};
+    *n_out = n;
+    return keys;
 }
 
 static int bind_conf(struct hr_instance *in, const struct hr_plugin_block *blk, const char *file, char *err, size_t errlen)
 {
-    const struct hr_conf_key *keys = in->desc->conf_keys;
     size_t n = 0;
-    while (keys && keys[n].name) n++;
+    struct hr_conf_key *keys = copy_keys(in->desc, &n);
+    if (!keys) return -ENOMEM;
     in->conf.keys = keys;
     in->conf.n_keys = n;
     in->conf.values = calloc(n ? n : 1, sizeof(char *));
@@ -83,13 +128,29 @@ static int bind_conf(struct hr_instance *in, const struct hr_plugin_block *blk, 
                      type_name(keys[k].type));
             return -EINVAL;
         }
-        if (check_value(keys[k].type, c->args[0])) {
+        int rc = check_value(&keys[k], c->args[0]);
+        if (rc == -ERANGE) {
+            char bounds[96];
+            describe_bounds(&keys[k], bounds, sizeof bounds);
+            snprintf(err, errlen, "%s:%d:%d: %s %s: %s: '%s' must be %s (%s)", file, c->arg_lines[0],
+                     c->arg_cols[0], blk->is_sink ? "sink" : "transform", blk->name, c->name, c->args[0], bounds,
+                     keys[k].help ? keys[k].help : "see --check-config");
+            return -EINVAL;
+        }
+        if (rc) {
             snprintf(err, errlen, "%s:%d:%d: %s: '%s' must be %s", file, c->arg_lines[0], c->arg_cols[0], c->name,
                      c->args[0], type_name(keys[k].type));
             return -EINVAL;
         }
         free(in->conf.values[k]);
         in->conf.values[k] = strdup(c->args[0]);
+    }
+    for (size_t k = 0; k < n; k++) {
+        if ((keys[k].flags & HR_CONF_REQUIRED) && !in->conf.values[k]) {
+            snprintf(err, errlen, "%s:%d:%d: %s %s needs '%s' set (%s)", file, node->line, node->col,
+                     blk->is_sink ? "sink" : "transform", blk->name, keys[k].name, keys[k].help ? keys[k].help : "");
+            return -EINVAL;
+        }
     }
     return 0;
 }
@@ -100,6 +161,7 @@ static void free_instance(struct hr_instance *in)
     if (in->conf.values)
         for (size_t i = 0; i < in->conf.n_keys; i++) free(in->conf.values[i]);
     free(in->conf.values);
+    free((void *)in->conf.keys);
     if (in->handle) lt_dlclose((lt_dlhandle)in->handle);
     free(in->path);
     free(in->name);
@@ -154,7 +216,9 @@ static struct hr_instance *open_plugin(const char *dir, const struct hr_plugin_b
                  d->kind == HR_PLUGIN_SINK ? "sink" : "transform", blk->name);
         goto fail;
     }
-    if (!d->init || (want == HR_PLUGIN_TRANSFORM && !d->apply) || (want == HR_PLUGIN_SINK && !d->on_event)) {
+    /* on_event is optional since 1.2 (a sink that only reads registries). */
+    if (!d->init || (want == HR_PLUGIN_TRANSFORM && !d->apply) ||
+        (want == HR_PLUGIN_SINK && !d->on_event && d->abi_minor < 2)) {
         snprintf(err, errlen, "%s: descriptor lacks %s", in->path,
                  !d->init ? "init" : want == HR_PLUGIN_SINK ? "on_event" : "apply");
         goto fail;

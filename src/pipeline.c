@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "api/api.h"
 #include "ccr.h"
 #include "hash.h"
 #include "log.h"
@@ -81,43 +82,21 @@ static uint64_t count_strings(const char *model, const json_t *v, const struct s
     }
 }
 
-static uint64_t request_tokens(const char *model, const json_t *body, const struct skip_set *skip)
+static uint64_t request_tokens(const struct hr_api *api, const char *model, const json_t *body,
+                               const struct skip_set *skip)
 {
     uint64_t n = 0;
-    const json_t *messages = json_object_get(body, "messages");
-    n += count_strings(model, json_object_get(body, "system"), skip);
-    n += count_strings(model, json_object_get(body, "tools"), skip);
-    n += count_strings(model, messages, skip);
-    n += PER_MESSAGE_TOKENS * (uint64_t)json_array_size(messages);
+    for (size_t i = 0; api->counted_keys[i]; i++) n += count_strings(model, json_object_get(body, api->counted_keys[i]), skip);
+    n += PER_MESSAGE_TOKENS * (uint64_t)json_array_size(json_object_get(body, api->items_key));
     return n;
 }
 
-uint64_t hr_request_tokens(const char *model, const json_t *body) { return request_tokens(model, body, NULL); }
+uint64_t hr_request_tokens(const struct hr_api *api, const char *model, const json_t *body)
+{
+    return request_tokens(api, model, body, NULL);
+}
 
 uint64_t hr_json_tokens(const char *model, const json_t *value) { return count_strings(model, value, NULL); }
-
-static const char *tool_name_for_id(const json_t *messages, size_t before, const char *id, enum hr_provider p)
-{
-    if (!id) return NULL;
-    for (size_t i = before; i-- > 0;) {
-        const json_t *m = json_array_get(messages, i);
-        size_t k;
-        json_t *x;
-        if (p == HR_PROVIDER_OPENAI) {
-            json_array_foreach(json_object_get(m, "tool_calls"), k, x) {
-                const char *cid = json_string_value(json_object_get(x, "id"));
-                if (cid && !strcmp(cid, id))
-                    return json_string_value(json_object_get(json_object_get(x, "function"), "name"));
-            }
-        } else {
-            json_array_foreach(json_object_get(m, "content"), k, x) {
-                const char *cid = json_string_value(json_object_get(x, "id"));
-                if (cid && !strcmp(cid, id)) return json_string_value(json_object_get(x, "name"));
-            }
-        }
-    }
-    return NULL;
-}
 
 struct unit_list {
     struct hr_unit *units;
@@ -125,8 +104,10 @@ struct unit_list {
     size_t n, cap;
 };
 
-static void add_unit(struct unit_list *l, json_t *holder, const char *key, size_t msg, const char *tool)
+/* hr_api_unit_fn: the adapter found a tool output at holder[key]. */
+static void add_unit(void *ud, json_t *holder, const char *key, size_t msg, const char *tool)
 {
+    struct unit_list *l = ud;
     json_t *s = json_object_get(holder, key);
     if (!json_is_string(s)) return;
     if (l->n == l->cap) {
@@ -146,43 +127,6 @@ static void add_unit(struct unit_list *l, json_t *holder, const char *key, size_
     l->n++;
 }
 
-/* Text parts of a content array: every {"type":"text","text":…} object. */
-static void add_text_parts(struct unit_list *l, json_t *content, size_t msg, const char *tool)
-{
-    if (json_is_string(content)) return;
-    size_t k;
-    json_t *part;
-    json_array_foreach(content, k, part) {
-        const char *type = json_string_value(json_object_get(part, "type"));
-        if (type && !strcmp(type, "text") && !json_object_get(part, "cache_control")) add_unit(l, part, "text", msg, tool);
-    }
-}
-
-static void find_units(enum hr_provider p, json_t *messages, struct unit_list *l)
-{
-    size_t i, k;
-    json_t *m, *block;
-    json_array_foreach(messages, i, m) {
-        const char *role = json_string_value(json_object_get(m, "role"));
-        if (!role) continue;
-        if (p == HR_PROVIDER_OPENAI && !strcmp(role, "tool")) {
-            const char *tool = tool_name_for_id(messages, i, json_string_value(json_object_get(m, "tool_call_id")), p);
-            json_t *content = json_object_get(m, "content");
-            if (json_is_string(content)) add_unit(l, m, "content", i, tool);
-            else add_text_parts(l, content, i, tool);
-        } else if (p == HR_PROVIDER_ANTHROPIC && !strcmp(role, "user")) {
-            json_array_foreach(json_object_get(m, "content"), k, block) {
-                const char *type = json_string_value(json_object_get(block, "type"));
-                if (!type || strcmp(type, "tool_result") || json_object_get(block, "cache_control")) continue;
-                const char *tool = tool_name_for_id(messages, i, json_string_value(json_object_get(block, "tool_use_id")), p);
-                json_t *content = json_object_get(block, "content");
-                if (json_is_string(content)) add_unit(l, block, "content", i, tool);
-                else add_text_parts(l, content, i, tool);
-            }
-        }
-    }
-}
-
 /* Messages up to the last one carrying cache_control are in the provider's
  * cache: changing them would bust it. */
 static size_t cache_control_floor(const json_t *messages)
@@ -197,25 +141,6 @@ static size_t cache_control_floor(const json_t *messages)
         }
     }
     return floor;
-}
-
-static const char *latest_user_text(const json_t *messages)
-{
-    for (size_t i = json_array_size(messages); i-- > 0;) {
-        const json_t *m = json_array_get(messages, i);
-        const char *role = json_string_value(json_object_get(m, "role"));
-        if (!role || strcmp(role, "user")) continue;
-        const json_t *content = json_object_get(m, "content");
-        if (json_is_string(content)) return json_string_value(content);
-        size_t k;
-        json_t *b;
-        json_array_foreach(content, k, b) {
-            const char *type = json_string_value(json_object_get(b, "type"));
-            if (type && !strcmp(type, "text") && json_is_string(json_object_get(b, "text")))
-                return json_string_value(json_object_get(b, "text"));
-        }
-    }
-    return "";
 }
 
 static int is_protected_tool(const struct hr_pipeline_opts *o, const char *tool)
@@ -305,12 +230,12 @@ static void undo_stage(struct req_ctx *c, size_t journal_mark)
  * undone: message order and membership (a shallow copy of the array), tool
  * definitions and the system prompt (deep copies: stages edit them in
  * place), every other top-level key by reference. */
-static json_t *snapshot_body(json_t *body)
+static json_t *snapshot_body(const struct hr_api *api, json_t *body)
 {
     json_t *s = json_object(), *v;
     const char *k;
     json_object_foreach(body, k, v) {
-        if (!strcmp(k, "messages")) json_object_set_new(s, k, json_copy(v));
+        if (!strcmp(k, api->items_key)) json_object_set_new(s, k, json_copy(v));
         else if (!strcmp(k, "tools") || !strcmp(k, "system")) json_object_set_new(s, k, json_deep_copy(v));
         else json_object_set(s, k, v);
     }
@@ -451,15 +376,15 @@ static void count_units(const char *model, struct unit_list *l)
     free(j.missed);
 }
 
-static void session_id(enum hr_provider p, const json_t *body, const char *hint, char out[HR_CCR_HASH_LEN + 1])
+static void session_id(const struct hr_api *api, const json_t *body, const char *hint, char out[HR_CCR_HASH_LEN + 1])
 {
     if (hint && *hint) {
         snprintf(out, HR_CCR_HASH_LEN + 1, "%s", hint);
         return;
     }
     /* A conversation keeps its system prompt and first message across turns. */
-    json_t *key = json_pack("{s:i,s:O?,s:O?}", "p", (int)p, "s", json_object_get(body, "system"), "m",
-                            json_array_get(json_object_get(body, "messages"), 0));
+    json_t *key = json_pack("{s:s,s:O?,s:O?}", "f", api->name, "s", json_object_get(body, api->system_key), "m",
+                            json_array_get(json_object_get(body, api->items_key), 0));
     char *text = key ? json_dumps(key, JSON_COMPACT) : NULL;
     hr_ccr_hash(text ? text : "", text ? strlen(text) : 0, out);
     free(text);
@@ -467,16 +392,16 @@ static void session_id(enum hr_provider p, const json_t *body, const char *hint,
 }
 
 void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const struct hr_pipeline_opts *opts,
-                     enum hr_provider provider, json_t *body, const char *model, const char *stack,
+                     const struct hr_api *api, json_t *body, const char *model, const char *stack,
                      const char *session_hint, struct hr_pipeline_result *out)
 {
     double t0 = hr_monotonic_ms();
     hr_par_request_begin();
     memset(out, 0, sizeof *out);
-    json_t *messages = json_object_get(body, "messages");
+    json_t *messages = json_object_get(body, api->items_key);
     struct unit_list l = {0};
-    find_units(provider, messages, &l);
-    session_id(provider, body, session_hint, out->session_id);
+    api->find_units(body, add_unit, &l);
+    session_id(api, body, session_hint, out->session_id);
     out->n_messages = json_array_size(messages);
     /* Count each unit once, in parallel when they are big enough to be worth
      * it; the request total reuses those counts. */
@@ -488,7 +413,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
         if (skip.items) skip.items[skip.n++] = json_object_get(l.refs[i].holder, l.refs[i].key);
     }
     if (skip.items) qsort(skip.items, skip.n, sizeof *skip.items, cmp_ptr);
-    out->tokens_before = request_tokens(model, body, &skip) + unit_tokens;
+    out->tokens_before = request_tokens(api, model, body, &skip) + unit_tokens;
     free(skip.items);
 
     size_t floor = cache_control_floor(messages);
@@ -508,12 +433,12 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
                 if (last_turn.raw[k] == h) u->flags |= HR_UNIT_PROTECTED; /* sent whole into the cache */
         }
     }
-    /* Remember what this request sends whole (protected outputs). */
-    uint64_t raw[HR_SESSION_MAX_RAW];
-    size_t n_raw = 0;
-    for (size_t i = 0; i < l.n && n_raw < HR_SESSION_MAX_RAW; i++)
-        if (l.units[i].flags & HR_UNIT_PROTECTED) raw[n_raw++] = hr_session_text_hash(l.units[i].text, l.units[i].len);
-    if (!opts->dry_run && (n_raw || last_turn.n_raw)) hr_session_set_raw(out->session_id, raw, n_raw);
+    /* What this request sends whole (protected outputs), for the session
+     * record written when the request ends (hr_session_record). */
+    for (size_t i = 0; i < l.n && out->n_raw < HR_SESSION_MAX_RAW; i++)
+        if (l.units[i].flags & HR_UNIT_PROTECTED)
+            out->raw[out->n_raw++] = hr_session_text_hash(l.units[i].text, l.units[i].len);
+    out->record_raw = !opts->dry_run && (out->n_raw || last_turn.n_raw);
     /* Units below min_tokens are not candidates: count only what might be. */
     size_t kept = 0;
     for (size_t i = 0; i < l.n; i++) {
@@ -529,9 +454,10 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     out->n_units = l.n;
 
     struct req_ctx c = {
-        .req = {.struct_size = sizeof(struct hr_request), .provider = provider, .model = model ? model : "",
+        .req = {.struct_size = sizeof(struct hr_request), .provider = api->provider, .model = model ? model : "",
                 .stack = stack ? stack : "", .session_id = out->session_id, .body = body, .protected_floor = floor,
-                .units = l.units, .n_units = l.n, .query = latest_user_text(messages)},
+                .units = l.units, .n_units = l.n, .query = api->latest_user_text(body),
+                .wire_format = api->format},
         .refs = l.refs,
     };
     out->stages = calloc(n ? n : 1, sizeof *out->stages);
@@ -549,7 +475,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
         c.stage_tag = out->tag_storage[s];
         size_t mark = c.n_journal;
         int edited_before = c.req.body_edited;
-        json_t *snapshot = snapshot_body(body);
+        json_t *snapshot = snapshot_body(api, body);
         double st = hr_monotonic_ms();
         int rc = in->desc->apply(in->state, &c.req);
         r->ms = hr_monotonic_ms() - st;

@@ -5,8 +5,10 @@
 #define HR_PIPELINE_H
 #include <jansson.h>
 #include "headroom/plugin.h"
+#include "api/api.h"
 #include "ccr.h"
 #include "loader.h"
+#include "session_floor.h"
 
 struct hr_pipeline_opts {
     int min_tokens;
@@ -27,19 +29,24 @@ struct hr_pipeline_result {
     double pipeline_ms;
     char session_id[HR_CCR_HASH_LEN + 1]; /* as transforms saw it */
     size_t n_messages;
+    /* Outputs sent whole, for the session record (session_floor.h). */
+    uint64_t raw[HR_SESSION_MAX_RAW];
+    size_t n_raw;
+    int record_raw;
 };
 
-/* Count the tokens a request carries: every string under system, messages
- * and tools, plus a small per-message overhead. Additive over strings, so a
- * unit's delta is exactly the request's delta. */
-uint64_t hr_request_tokens(const char *model, const json_t *body);
+/* Count the tokens a request carries: every string under the format's
+ * counted keys (system, tools, messages / instructions, tools, input), plus
+ * a small per-message overhead. Additive over strings, so a unit's delta is
+ * exactly the request's delta. */
+uint64_t hr_request_tokens(const struct hr_api *api, const char *model, const json_t *body);
 /* Tokens of every string inside `value` (same counting as above). */
 uint64_t hr_json_tokens(const char *model, const json_t *value);
 
 /* Run `transforms` over `body` (edited in place). Never fails: a failing
  * stage is undone and marked failed. */
 void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const struct hr_pipeline_opts *opts,
-                     enum hr_provider provider, json_t *body, const char *model, const char *stack,
+                     const struct hr_api *api, json_t *body, const char *model, const char *stack,
                      const char *session_hint, struct hr_pipeline_result *out);
 void hr_pipeline_result_free(struct hr_pipeline_result *r);
 

@@ -188,14 +188,6 @@ int hr_ratelimit_admit(const uint8_t key[HR_SHA256_LEN], uint64_t tokens, int ch
     return rc;
 }
 
-json_t *hr_ratelimit_error_body(enum hr_provider p, const char *message)
-{
-    if (p == HR_PROVIDER_ANTHROPIC)
-        return json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type", "rate_limit_error", "message", message);
-    return json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message", message, "type", "rate_limit_exceeded", "param",
-                     "code", "rate_limit_exceeded");
-}
-
 json_t *hr_ratelimit_stats_json(void)
 {
     pthread_mutex_lock(&rl.lock);

@@ -38,8 +38,6 @@ void hr_ratelimit_key(const char *credential, uint8_t key[HR_SHA256_LEN]);
 int hr_ratelimit_admit(const uint8_t key[HR_SHA256_LEN], uint64_t tokens, int charge, double now,
                        struct hr_ratelimit_verdict *v);
 
-/* The 429 body in the provider's own error shape. */
-json_t *hr_ratelimit_error_body(enum hr_provider p, const char *message);
 /* /stats.rate_limit: enabled, rpm, tpm, tracked_keys, max_keys, rejected. */
 json_t *hr_ratelimit_stats_json(void);
 #endif

@@ -1,135 +1,74 @@
-/* retrieve_tool.c — building, detecting and answering headroom_retrieve calls. */
+/* retrieve_tool.c — offering, detecting and answering headroom_retrieve
+ * calls; the format's adapter knows where tools, calls and results go. */
 #include <stdlib.h>
 #include <string.h>
 #include "ccr.h"
 #include "log.h"
 #include "retrieve_tool.h"
 
+#define MAX_CALLS 64
 #define DESCRIPTION                                                                                         \
     "Fetch the full original of a tool output that headroom compressed. Compressed outputs contain an "    \
     "object {\"_headroom\": {..., \"retrieve\": \"<hash>\"}} listing which rows were kept; call this with " \
     "that hash when you need rows that were omitted."
 
-json_t *hr_retrieve_tool_def(enum hr_provider p)
+json_t *hr_retrieve_tool_def(const struct hr_api *api)
 {
     json_t *schema = json_pack("{s:s,s:{s:{s:s,s:s}},s:[s]}", "type", "object", "properties", "hash", "type", "string",
                                "description", "the value of _headroom.retrieve", "required", "hash");
-    if (p == HR_PROVIDER_ANTHROPIC)
-        return json_pack("{s:s,s:s,s:o}", "name", HR_RETRIEVE_TOOL, "description", DESCRIPTION, "input_schema", schema);
-    return json_pack("{s:s,s:{s:s,s:s,s:o}}", "type", "function", "function", "name", HR_RETRIEVE_TOOL, "description",
-                     DESCRIPTION, "parameters", schema);
+    return api->tool_def(HR_RETRIEVE_TOOL, DESCRIPTION, schema);
 }
 
-static int has_marker_text(const json_t *v)
+struct marker_scan {
+    int found;
+};
+
+static void scan_unit(void *ud, json_t *holder, const char *key, size_t item, const char *tool)
 {
-    const char *s = json_string_value(v);
-    return s && strstr(s, "{\"" HR_MARKER_KEY "\":") != NULL;
+    (void)item;
+    (void)tool;
+    struct marker_scan *s = ud;
+    const char *text = json_string_value(json_object_get(holder, key));
+    if (text && strstr(text, "{\"" HR_MARKER_KEY "\":")) s->found = 1;
 }
 
-/* A tool output's texts: a string, or text parts/blocks. */
-static int content_has_marker(const json_t *content)
+int hr_retrieve_needed(const struct hr_api *api, json_t *body)
 {
-    if (has_marker_text(content)) return 1;
-    size_t i;
-    json_t *part;
-    json_array_foreach(content, i, part) {
-        if (has_marker_text(json_object_get(part, "text"))) return 1;
-    }
-    return 0;
+    struct marker_scan s = {0};
+    api->find_units(body, scan_unit, &s);
+    return s.found;
 }
 
-int hr_retrieve_needed(const json_t *body, enum hr_provider p)
-{
-    size_t i, k;
-    json_t *m, *b;
-    json_array_foreach(json_object_get(body, "messages"), i, m) {
-        const char *role = json_string_value(json_object_get(m, "role"));
-        if (!role) continue;
-        if (p == HR_PROVIDER_OPENAI && !strcmp(role, "tool") && content_has_marker(json_object_get(m, "content")))
-            return 1;
-        if (p == HR_PROVIDER_ANTHROPIC && !strcmp(role, "user")) {
-            json_array_foreach(json_object_get(m, "content"), k, b) {
-                const char *type = json_string_value(json_object_get(b, "type"));
-                if (type && !strcmp(type, "tool_result") && content_has_marker(json_object_get(b, "content"))) return 1;
-            }
-        }
-    }
-    return 0;
-}
-
-static const char *tool_name(const json_t *tool, enum hr_provider p)
-{
-    return json_string_value(p == HR_PROVIDER_ANTHROPIC ? json_object_get(tool, "name")
-                                                        : json_object_get(json_object_get(tool, "function"), "name"));
-}
-
-int hr_retrieve_tool_add(json_t *body, enum hr_provider p)
+int hr_retrieve_tool_add(const struct hr_api *api, json_t *body)
 {
     json_t *tools = json_object_get(body, "tools");
     if (tools && !json_is_array(tools)) return HR_EINVAL;
     size_t i;
     json_t *t;
     json_array_foreach(tools, i, t) {
-        const char *name = tool_name(t, p);
+        const char *name = api->tool_def_name(t);
         if (name && !strcmp(name, HR_RETRIEVE_TOOL)) return 0;
     }
     if (!tools) {
         tools = json_array();
         json_object_set_new(body, "tools", tools);
     }
-    return json_array_append_new(tools, hr_retrieve_tool_def(p)) ? HR_ENOMEM : 1;
+    return json_array_append_new(tools, hr_retrieve_tool_def(api)) ? HR_ENOMEM : 1;
 }
 
-/* Calls in an answer: OpenAI choices[0].message.tool_calls, Anthropic content[] tool_use. */
-static size_t collect_calls(const json_t *answer, enum hr_provider p, const json_t **calls, size_t max)
+int hr_retrieve_only_calls(const struct hr_api *api, const json_t *answer)
 {
-    size_t n = 0, i;
-    json_t *c;
-    if (p == HR_PROVIDER_ANTHROPIC) {
-        json_array_foreach(json_object_get(answer, "content"), i, c) {
-            const char *type = json_string_value(json_object_get(c, "type"));
-            if (type && !strcmp(type, "tool_use") && n < max) calls[n++] = c;
-        }
-    } else {
-        const json_t *msg = json_object_get(json_array_get(json_object_get(answer, "choices"), 0), "message");
-        json_array_foreach(json_object_get(msg, "tool_calls"), i, c) if (n < max) calls[n++] = c;
-    }
-    return n;
-}
-
-static const char *call_name(const json_t *call, enum hr_provider p)
-{
-    return json_string_value(p == HR_PROVIDER_ANTHROPIC ? json_object_get(call, "name")
-                                                        : json_object_get(json_object_get(call, "function"), "name"));
-}
-
-int hr_retrieve_only_calls(const json_t *answer, enum hr_provider p)
-{
-    const json_t *calls[64];
-    size_t n = collect_calls(answer, p, calls, 64);
-    if (!n || n == 64) return 0;
+    const json_t *calls[MAX_CALLS];
+    size_t n = api->answer_calls(answer, calls, MAX_CALLS);
+    if (!n || n == MAX_CALLS) return 0;
     for (size_t i = 0; i < n; i++) {
-        const char *name = call_name(calls[i], p);
+        const char *name = api->call_name(calls[i]);
         if (!name || strcmp(name, HR_RETRIEVE_TOOL)) return 0;
     }
     return 1;
 }
 
-/* The hash argument of a call, or NULL. */
-static char *call_hash(const json_t *call, enum hr_provider p)
-{
-    if (p == HR_PROVIDER_ANTHROPIC) {
-        const char *h = json_string_value(json_object_get(json_object_get(call, "input"), "hash"));
-        return h ? strdup(h) : NULL;
-    }
-    const char *args = json_string_value(json_object_get(json_object_get(call, "function"), "arguments"));
-    json_t *a = args ? json_loads(args, 0, NULL) : NULL;
-    const char *h = json_string_value(json_object_get(a, "hash"));
-    char *out = h ? strdup(h) : NULL;
-    json_decref(a);
-    return out;
-}
-
+/* hr_api_result_fn: the stored original, or why there is none. */
 static json_t *result_text(const char *hash)
 {
     size_t len = 0;
@@ -149,35 +88,10 @@ static json_t *result_text(const char *hash)
     return s ? s : json_string("headroom_retrieve: stored original is not valid UTF-8");
 }
 
-int hr_retrieve_answer(json_t *body, const json_t *answer, enum hr_provider p)
+int hr_retrieve_answer(const struct hr_api *api, json_t *body, const json_t *answer)
 {
-    json_t *messages = json_object_get(body, "messages");
-    const json_t *calls[64];
-    size_t n = collect_calls(answer, p, calls, 64);
-    if (!json_is_array(messages) || !n) return 0;
-    if (p == HR_PROVIDER_ANTHROPIC) {
-        json_array_append_new(messages, json_pack("{s:s,s:O}", "role", "assistant", "content",
-                                                  json_object_get(answer, "content")));
-        json_t *results = json_array();
-        for (size_t i = 0; i < n; i++) {
-            char *hash = call_hash(calls[i], p);
-            json_array_append_new(results, json_pack("{s:s,s:O,s:o}", "type", "tool_result", "tool_use_id",
-                                                     json_object_get(calls[i], "id"), "content", result_text(hash)));
-            free(hash);
-        }
-        json_array_append_new(messages, json_pack("{s:s,s:o}", "role", "user", "content", results));
-    } else {
-        const json_t *msg = json_object_get(json_array_get(json_object_get(answer, "choices"), 0), "message");
-        json_t *turn = json_deep_copy(msg);
-        json_object_del(turn, "refusal");
-        json_object_del(turn, "annotations");
-        json_array_append_new(messages, turn);
-        for (size_t i = 0; i < n; i++) {
-            char *hash = call_hash(calls[i], p);
-            json_array_append_new(messages, json_pack("{s:s,s:O,s:o}", "role", "tool", "tool_call_id",
-                                                      json_object_get(calls[i], "id"), "content", result_text(hash)));
-            free(hash);
-        }
-    }
-    return (int)n;
+    const json_t *calls[MAX_CALLS];
+    size_t n = api->answer_calls(answer, calls, MAX_CALLS);
+    if (!n) return 0;
+    return api->append_results(body, answer, calls, n, result_text);
 }

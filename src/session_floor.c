@@ -42,24 +42,17 @@ static struct slot *claim(uint64_t k)
     return s;
 }
 
-void hr_session_set_raw(const char *session, const uint64_t *raw, size_t n)
+void hr_session_record(const char *session, const uint64_t *raw, size_t n_raw, int write_raw, size_t cached_messages)
 {
-    if (!session || !*session) return;
+    if (!session || !*session || (!write_raw && !cached_messages)) return;
     uint64_t k = key_of(session);
-    if (n > HR_SESSION_MAX_RAW) n = HR_SESSION_MAX_RAW;
+    if (n_raw > HR_SESSION_MAX_RAW) n_raw = HR_SESSION_MAX_RAW;
     pthread_mutex_lock(&lock);
     struct slot *s = claim(k);
-    memcpy(s->v.raw, raw, n * sizeof *raw);
-    s->v.n_raw = n;
-    pthread_mutex_unlock(&lock);
-}
-
-void hr_session_set_floor(const char *session, size_t n_messages)
-{
-    if (!session || !*session) return;
-    uint64_t k = key_of(session);
-    pthread_mutex_lock(&lock);
-    struct slot *s = claim(k);
-    if (s->v.floor < n_messages) s->v.floor = n_messages;
+    if (write_raw) {
+        memcpy(s->v.raw, raw, n_raw * sizeof *raw);
+        s->v.n_raw = n_raw;
+    }
+    if (s->v.floor < cached_messages) s->v.floor = cached_messages;
     pthread_mutex_unlock(&lock);
 }

@@ -18,9 +18,9 @@ struct hr_session_view {
 };
 
 void hr_session_get(const char *session, struct hr_session_view *out);
-/* After the pipeline: the outputs this request sends whole. */
-void hr_session_set_raw(const char *session, const uint64_t *raw, size_t n);
-/* After the answer: the provider cached a request of n_messages messages. */
-void hr_session_set_floor(const char *session, size_t n_messages);
+/* The one writer, when a request ends: with write_raw, the outputs it sent
+ * whole (raw[0..n_raw)); with cached_messages > 0, the provider cached a
+ * prefix of that many messages. */
+void hr_session_record(const char *session, const uint64_t *raw, size_t n_raw, int write_raw, size_t cached_messages);
 uint64_t hr_session_text_hash(const char *text, size_t len);
 #endif

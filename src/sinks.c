@@ -39,7 +39,8 @@ static const char *str_copy(char **cursor, const char *s)
 static struct owned_event *copy_event(const struct hr_event *ev)
 {
     size_t strings = str_size(ev->request_id) + str_size(ev->provider_name) + str_size(ev->model) +
-                     str_size(ev->stack) + str_size(ev->path) + str_size(ev->error);
+                     str_size(ev->stack) + str_size(ev->path) + str_size(ev->error) +
+                     str_size(ev->wire_format_name);
     for (size_t i = 0; i < ev->n_stages; i++) strings += str_size(ev->stages[i].name) + str_size(ev->stages[i].tag);
     size_t head = sizeof(struct owned_event) + ev->n_stages * sizeof(struct hr_stage_result);
     size_t body = ev->request_body ? ev->request_body_len + 1 : 0;
@@ -54,6 +55,7 @@ static struct owned_event *copy_event(const struct hr_event *ev)
     o->ev.stack = str_copy(&cursor, ev->stack);
     o->ev.path = str_copy(&cursor, ev->path);
     o->ev.error = str_copy(&cursor, ev->error);
+    o->ev.wire_format_name = str_copy(&cursor, ev->wire_format_name);
     for (size_t i = 0; i < ev->n_stages; i++) {
         o->stages[i] = ev->stages[i];
         o->stages[i].name = str_copy(&cursor, ev->stages[i].name);
@@ -93,6 +95,7 @@ int hr_sinks_start(struct hr_plugins *p, size_t queue_size)
     queues = calloc(p->n_sinks ? p->n_sinks : 1, sizeof *queues);
     if (!queues) return -12;
     for (size_t i = 0; i < p->n_sinks; i++) {
+        if (!p->sinks[i]->desc->on_event) continue; /* reads the registries only: no events, no thread */
         struct hr_sink_queue *q = calloc(1, sizeof *q);
         if (!q) return -12;
         q->in = p->sinks[i];

@@ -59,15 +59,6 @@ double hr_monotonic_ms(void)
 
 double hr_uptime_seconds(void) { return (hr_monotonic_ms() - started_mono_ms) / 1e3; }
 
-const char *hr_provider_name(enum hr_provider p)
-{
-    switch (p) {
-    case HR_PROVIDER_OPENAI: return "openai";
-    case HR_PROVIDER_ANTHROPIC: return "anthropic";
-    default: return "unknown";
-    }
-}
-
 /* Index of `name`, adding it while there is room; cap means "other".
  * Names are kept to 127 bytes (cut on a UTF-8 boundary) and compared as kept,
  * so a long name maps to one slot however often it comes. */

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include "headroom/plugin.h"
 #include "hist.h"
+#include "api/api.h" /* hr_provider_name */
 
 #define HR_MAX_MODELS 64
 #define HR_MAX_STACKS 32
@@ -51,7 +52,6 @@ const char *hr_stats_stack_name(size_t i);
 size_t hr_stats_model_count(void);
 size_t hr_stats_stack_count(void);
 
-const char *hr_provider_name(enum hr_provider p);
 
 /* Call once before workers start: stage names in pipeline order. */
 int hr_stats_init(size_t n_workers, const char *const *stage_names, size_t n_stages);

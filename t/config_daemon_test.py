@@ -110,13 +110,26 @@ for i, path in enumerate(fixtures):
         failures.append((os.path.basename(path), rc, err[:200]))
 is_(failures, [], "each t/conf/bad fixture: exit 1 with file:line:col: in stderr")
 
-# A plugin setting its init refuses: --check-config must refuse it too (the daemon would).
-path = write("plugin_init.conf", "transform example_transform {\n  max_blank_lines -3\n}\n")
+# A plugin setting out of its declared bounds: refused by --check-config
+# without running the plugin's init, and by the daemon the same way.
+path = write("plugin_bounds.conf", "transform example_transform {\n  max_blank_lines -3\n}\n")
 rc, out, err = run(["--check-config", "-c", path] + PLUGIN_ARGS)
-is_(rc, 1, "--check-config runs plugin init: a value init rejects exits 1")
-like(err, r"max_blank_lines must be 0 or more", "the plugin's own message is shown")
+is_(rc, 1, "--check-config: a value below the key's declared minimum exits 1")
+like(err, re.escape(path) + r":2:\d+: transform example_transform: max_blank_lines: '-3' must be at least 0",
+     "the message names file:line:col, the plugin, the key and its bounds")
 rc, out, err = run(["-c", path, "--port", "0"] + PLUGIN_ARGS)
-ok(rc == 1 and "example_transform" in err, "and the daemon refuses to start with it (exit %s)" % rc)
+ok(rc == 1 and "must be at least 0" in err, "and the daemon refuses to start with it (exit %s)" % rc)
+# --check-config never runs init: the request_log sink's init creates its
+# file; the check must not.
+log_path = os.path.join(TMP, "noinit-requests.jsonl")
+path = write("plugin_noinit.conf", "sink request_log {\n  path %s\n}\n" % log_path)
+rc, out, err = run(["--check-config", "-c", path] + PLUGIN_ARGS)
+is_(rc, 0, "--check-config with a request_log sink exits 0")
+ok(not os.path.exists(log_path), "--check-config ran no plugin init: the log file was not created")
+path = write("plugin_required.conf", "sink request_log {\n  fsync no\n}\n")
+rc, out, err = run(["--check-config", "-c", path] + PLUGIN_ARGS)
+ok(rc == 1 and re.search(re.escape(path) + r":1:\d+: sink request_log needs 'path' set", err),
+   "a required plugin key left out: file:line:col names the block and the key (%s)" % err.strip()[-160:])
 
 rc, out, err = run(["-c", os.path.join(TMP, "missing.conf")])
 is_(rc, 1, "missing config file exits 1")

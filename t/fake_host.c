@@ -194,6 +194,10 @@ static void *fh_par_worker(void *arg)
     }
 }
 
+static double fh_now(void) { return 1700000000.0; }
+
+static const char *fh_state_dir(void) { return "/nonexistent/headroom-fake-host"; }
+
 static void fh_parallel_for(size_t n, void (*fn)(void *ctx, size_t i), void *ctx)
 {
     struct fh_par p = {fn, ctx, n, 0};
@@ -395,6 +399,8 @@ static const struct hr_host host = {
     .stage_tokens_removed = fh_stage_tokens_removed,
     .unit_hash = fh_unit_hash,
     .parallel_for = fh_parallel_for,
+    .now = fh_now,
+    .state_dir = fh_state_dir,
 };
 
 const struct hr_host *fh_host(void) { return &host; }
@@ -425,6 +431,7 @@ int fh_request_init(struct fh_request *r, json_t *body, enum hr_provider provide
     memset(r, 0, sizeof *r);
     r->req.struct_size = sizeof r->req;
     r->req.provider = provider;
+    r->req.wire_format = provider == HR_PROVIDER_ANTHROPIC ? HR_WIRE_ANTHROPIC_MESSAGES : HR_WIRE_OPENAI_CHAT;
     r->req.model = json_string_value(json_object_get(body, "model"));
     if (!r->req.model)
         r->req.model = "";

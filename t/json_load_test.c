@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "json_load.h"
-#include "../plugins/common/json_scan.h"
+#include "json_scan.h"
 #include "tap.h"
 
 /* Dumped with every flag that could hide a difference off: compact, key

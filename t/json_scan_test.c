@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
-#include "../plugins/common/json_scan.h"
+#include "json_scan.h"
 #include "tap.h"
 
 /* Scan `len` bytes with `flags`; the verdict must equal jansson's. Returns scan's rc. */

@@ -2,6 +2,7 @@
  * limits, refill, Retry-After values, per-key isolation, the key cap, the
  * config decision, and the 429 bodies in each provider's shape. */
 #include <string.h>
+#include "api/api.h"
 #include "ratelimit.h"
 #include "tap.h"
 
@@ -131,16 +132,16 @@ int main(void)
         json_decref(s);
     }
 
-    /* error bodies */
+    /* rate-limit error bodies, as the wire formats shape them */
     {
-        json_t *o = hr_ratelimit_error_body(HR_PROVIDER_OPENAI, "slow down");
+        json_t *o = hr_api_openai_chat.error_body(HR_API_ERR_RATE_LIMIT, "slow down");
         json_t *e = json_object_get(o, "error");
         is_str(json_string_value(json_object_get(e, "type")), "rate_limit_exceeded", "openai: error.type");
         is_str(json_string_value(json_object_get(e, "code")), "rate_limit_exceeded", "openai: error.code");
         is_str(json_string_value(json_object_get(e, "message")), "slow down", "openai: error.message");
         ok(json_is_null(json_object_get(e, "param")), "openai: error.param null");
         json_decref(o);
-        o = hr_ratelimit_error_body(HR_PROVIDER_ANTHROPIC, "slow down");
+        o = hr_api_anthropic_messages.error_body(HR_API_ERR_RATE_LIMIT, "slow down");
         is_str(json_string_value(json_object_get(o, "type")), "error", "anthropic: type error");
         e = json_object_get(o, "error");
         is_str(json_string_value(json_object_get(e, "type")), "rate_limit_error", "anthropic: error.type");

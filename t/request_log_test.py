@@ -404,7 +404,7 @@ with Mock() as m:
         except subprocess.TimeoutExpired:
             rc = None
         is_(rc, 1, "%s: exit 1" % what)
-        like(h.stderr_text(), r"request_log.*`path` is required", "%s: the message names the key" % what)
+        like(h.stderr_text(), r"request_log.*(`path` is required|needs 'path' set)", "%s: the message names the key" % what)
         h.stop()
 
 done()

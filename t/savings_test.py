@@ -4,6 +4,7 @@
 # (JSON, CSV, errors), /stats.persistent_savings and the path rules.
 import glob
 import json
+import re
 import os
 import signal
 import stat
@@ -290,7 +291,8 @@ with Mock() as m:
                   expect_exit=None)
     h.start()
     rc = h.proc.wait(10)
-    ok(rc != 0 and "flush_interval must be 1..3600" in h.stderr_text(), "flush_interval 0 refused")
+    ok(rc != 0 and re.search(r":\d+:\d+: sink savings_file: flush_interval: '0' must be from 1 to 3600",
+                             h.stderr_text()), "flush_interval 0 refused with file:line:col and its bounds")
     h.stop()
 
 done()

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "tap.h"
+#include "api/api.h"
 #include "sse.h"
 #include "usage.h"
 
@@ -50,7 +51,8 @@ static void on_event(void *ud, const char *ev, size_t ev_len, const char *data, 
     /* the parser promises NUL-terminated views */
     if (ev[ev_len] != '\0' || data[data_len] != '\0')
         rec_put(r, "!NUL", 4);
-    hr_usage_from_sse(r->provider, ev, ev_len, data, data_len, &r->usage);
+    const struct hr_api *api = r->provider == HR_PROVIDER_ANTHROPIC ? &hr_api_anthropic_messages : &hr_api_openai_chat;
+    if (data_len) api->usage_from_sse(ev, ev_len, data, data_len, &r->usage);
 }
 
 static void rec_init(struct rec *r, enum hr_provider p)

@@ -1,13 +1,24 @@
 /* t/usage_test.c — provider usage extraction from JSON bodies and single SSE
- * events: both providers, cache fields and TTL buckets, bad and hostile values. */
+ * events, as each wire format's adapter reads it: Chat Completions,
+ * Messages and Responses, cache fields, TTL buckets, reasoning tokens, bad
+ * and hostile values. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tap.h"
+#include "api/api.h"
 #include "usage.h"
 
-static struct hr_usage from_json(enum hr_provider p, const char *text)
+#define HR_WIRE_RESPONSES_TEST 99 /* pseudo-provider: the Responses adapter */
+
+static const struct hr_api *api_of(int p)
+{
+    if (p == HR_WIRE_RESPONSES_TEST) return &hr_api_openai_responses;
+    return p == HR_PROVIDER_ANTHROPIC ? &hr_api_anthropic_messages : &hr_api_openai_chat;
+}
+
+static struct hr_usage from_json(int p, const char *text)
 {
     struct hr_usage u;
     json_error_t err;
@@ -16,14 +27,14 @@ static struct hr_usage from_json(enum hr_provider p, const char *text)
     memset(&u, 0, sizeof(u));
     if (!j)
         tap_diag("fixture does not parse: %s", err.text);
-    hr_usage_from_json(p, j, &u);
+    api_of(p)->usage_from_json(j, &u);
     json_decref(j);
     return u;
 }
 
-static void sse(enum hr_provider p, const char *ev, const char *data, struct hr_usage *u)
+static void sse(int p, const char *ev, const char *data, struct hr_usage *u)
 {
-    hr_usage_from_sse(p, ev, strlen(ev), data, strlen(data), u);
+    api_of(p)->usage_from_sse(ev, strlen(ev), data, strlen(data), u);
 }
 
 static void test_openai_json(void)
@@ -80,7 +91,7 @@ static void test_openai_json(void)
     ok(!u.seen, "openai: body not an object");
 
     memset(&u, 0, sizeof(u));
-    hr_usage_from_json(HR_PROVIDER_OPENAI, NULL, &u);
+    hr_api_openai_chat.usage_from_json(NULL, &u);
     ok(!u.seen, "NULL body is a no-op");
 }
 
@@ -140,10 +151,6 @@ static void test_anthropic_json(void)
         ok((unsigned char)u.model[125] == 0xA9, "truncated model ends with a whole character");
     }
 
-    u = from_json(HR_PROVIDER_UNKNOWN, "{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":1}}");
-    ok(u.input_tokens == 7 && u.output_tokens == 1, "unknown provider: OpenAI shape guessed");
-    u = from_json(HR_PROVIDER_UNKNOWN, "{\"usage\":{\"input_tokens\":7,\"output_tokens\":1}}");
-    ok(u.input_tokens == 7 && u.output_tokens == 1, "unknown provider: Anthropic shape guessed");
 }
 
 static void test_openai_sse(void)
@@ -177,11 +184,12 @@ static void test_openai_sse(void)
     memset(&u, 0, sizeof(u));
     {
         static const char d[] = "{\"usage\":{\"prompt_tokens\":3}}";
-        hr_usage_from_sse(HR_PROVIDER_OPENAI, NULL, 0, d, sizeof(d) - 1, &u);
+        hr_api_openai_chat.usage_from_sse(NULL, 0, d, sizeof(d) - 1, &u);
     }
-    ok(u.input_tokens == 3, "openai sse: NULL event name is treated as message");
-    hr_usage_from_sse(HR_PROVIDER_OPENAI, "message", 7, NULL, 0, &u);
-    ok(u.input_tokens == 3, "openai sse: NULL data is a no-op");
+    ok(u.input_tokens == 3, "openai sse: a chunk without an event name is read");
+    sse(HR_PROVIDER_OPENAI, "message", "{\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":40,"
+        "\"completion_tokens_details\":{\"reasoning_tokens\":32}}}", &u);
+    ok(u.output_tokens == 40 && u.reasoning_tokens == 32, "openai sse: reasoning tokens read, within output");
 }
 
 static void test_anthropic_sse(void)
@@ -247,10 +255,50 @@ static void test_anthropic_sse(void)
     sse(HR_PROVIDER_ANTHROPIC, "message_start", "{\"type\":\"message_start\"", &u);
     sse(HR_PROVIDER_ANTHROPIC, "message_delta", "null", &u);
     ok(!u.seen, "anthropic sse: malformed message_start/delta ignored");
+}
+
+static void test_responses(void)
+{
+    struct hr_usage u;
+    u = from_json(HR_WIRE_RESPONSES_TEST,
+                  "{\"object\":\"response\",\"model\":\"gpt-4.1-2025-04-14\",\"usage\":{\"input_tokens\":120,"
+                  "\"input_tokens_details\":{\"cached_tokens\":100},\"output_tokens\":50,"
+                  "\"output_tokens_details\":{\"reasoning_tokens\":20},\"total_tokens\":170}}");
+    ok(u.seen, "responses: usage seen");
+    is_int(u.input_tokens, 20, "responses: uncached input = input_tokens - cached_tokens");
+    is_int(u.cache_read_tokens, 100, "responses: cached_tokens are cache reads");
+    is_int(u.output_tokens, 50, "responses: output_tokens");
+    is_int(u.reasoning_tokens, 20, "responses: reasoning_tokens");
+    is_str(u.model, "gpt-4.1-2025-04-14", "responses: model");
+    u = from_json(HR_WIRE_RESPONSES_TEST, "{\"usage\":{\"input_tokens\":5,\"input_tokens_details\":"
+                                          "{\"cached_tokens\":9},\"output_tokens\":1,"
+                                          "\"output_tokens_details\":{\"reasoning_tokens\":3}}}");
+    ok(u.input_tokens == 5 && u.cache_read_tokens == 0, "responses: more cached than input: breakdown dropped");
+    is_int(u.reasoning_tokens, 0, "responses: more reasoning than output: ignored");
+    u = from_json(HR_WIRE_RESPONSES_TEST, "{\"usage\":{\"input_tokens\":-1,\"output_tokens\":\"7\"}}");
+    ok(u.seen && !u.input_tokens && !u.output_tokens, "responses: bad counts ignored");
 
     memset(&u, 0, sizeof(u));
-    sse(HR_PROVIDER_UNKNOWN, "message_start", start, &u);
-    ok(u.input_tokens == 30, "unknown provider sse: Anthropic event names recognised");
+    sse(HR_WIRE_RESPONSES_TEST, "response.created",
+        "{\"type\":\"response.created\",\"response\":{\"model\":\"gpt-4o\",\"usage\":null}}", &u);
+    ok(!u.seen && !strcmp(u.model, "gpt-4o"), "responses sse: response.created gives the model, no usage");
+    sse(HR_WIRE_RESPONSES_TEST, "response.output_text.delta",
+        "{\"type\":\"response.output_text.delta\",\"delta\":\"\\\"usage\\\":{\\\"input_tokens\\\":9}\"}", &u);
+    ok(!u.seen, "responses sse: deltas are never read for usage");
+    sse(HR_WIRE_RESPONSES_TEST, "response.completed",
+        "{\"type\":\"response.completed\",\"response\":{\"model\":\"gpt-4o\",\"usage\":{\"input_tokens\":40,"
+        "\"input_tokens_details\":{\"cached_tokens\":8},\"output_tokens\":6,"
+        "\"output_tokens_details\":{\"reasoning_tokens\":2}}}}", &u);
+    ok(u.input_tokens == 32 && u.cache_read_tokens == 8 && u.output_tokens == 6 && u.reasoning_tokens == 2,
+       "responses sse: response.completed carries the usage");
+    memset(&u, 0, sizeof(u));
+    sse(HR_WIRE_RESPONSES_TEST, "message",
+        "{\"type\":\"response.incomplete\",\"response\":{\"usage\":{\"input_tokens\":4,\"output_tokens\":1}}}", &u);
+    ok(u.input_tokens == 4, "responses sse: without event names, the type member is used (response.incomplete)");
+    memset(&u, 0, sizeof(u));
+    sse(HR_WIRE_RESPONSES_TEST, "response.completed", "{\"type\":\"response.completed\",\"response\":[1]}", &u);
+    sse(HR_WIRE_RESPONSES_TEST, "response.completed", "{\"type\":", &u);
+    ok(!u.seen, "responses sse: malformed response.completed ignored");
 }
 
 int main(void)
@@ -259,5 +307,6 @@ int main(void)
     test_anthropic_json();
     test_openai_sse();
     test_anthropic_sse();
+    test_responses();
     return tap_exit();
 }

@@ -140,7 +140,7 @@ static void time_request(struct hr_plugins *p, const struct hr_pipeline_opts *o,
     json_t *body = hr_json_load(text, strlen(text), NULL); /* as the proxy parses */
     double t1 = hr_monotonic_ms();
     struct hr_pipeline_result r;
-    hr_pipeline_run(p->transforms, p->n_transforms, o, HR_PROVIDER_OPENAI, body, "gpt-4o", "", NULL, &r);
+    hr_pipeline_run(p->transforms, p->n_transforms, o, &hr_api_openai_chat, body, "gpt-4o", "", NULL, &r);
     double t2 = hr_monotonic_ms();
     char *fwd = r.changed ? json_dumps(body, JSON_COMPACT) : NULL;
     double t3 = hr_monotonic_ms();

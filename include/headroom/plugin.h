@@ -12,7 +12,11 @@
  *  - a plugin must check `struct_size` before reading a field added in a
  *    later minor version (HR_HAS_FIELD below);
  *  - anything the host passes is borrowed for the duration of the call;
- *    anything a plugin hands back is released with the free callback it names.
+ *    anything a plugin hands back is released with the free callback it names;
+ *  - the minor version that added a field is written next to it ("1.1",
+ *    "1.2"); fields without a mark are 1.0. The host reads a plugin's
+ *    structs as the minor the plugin was built with (descriptor abi_minor),
+ *    so plugins built against an older minor keep loading.
  */
 #ifndef HEADROOM_PLUGIN_H
 #define HEADROOM_PLUGIN_H
@@ -26,7 +30,7 @@ extern "C" {
 #endif
 
 #define HR_ABI_MAJOR 1
-#define HR_ABI_MINOR 1
+#define HR_ABI_MINOR 2
 
 #if defined(__GNUC__)
 #define HR_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -48,6 +52,16 @@ enum hr_plugin_kind { HR_PLUGIN_TRANSFORM = 1, HR_PLUGIN_SINK = 2 };
 enum hr_log_level { HR_LOG_ERROR = 0, HR_LOG_WARN = 1, HR_LOG_INFO = 2, HR_LOG_DEBUG = 3 };
 
 enum hr_provider { HR_PROVIDER_UNKNOWN = 0, HR_PROVIDER_OPENAI = 1, HR_PROVIDER_ANTHROPIC = 2 };
+
+/* 1.2: the API a request speaks. Plugins that edit the body beyond units
+ * check it: the conversation is `messages` (chat, messages) or `input`
+ * (responses), and only Anthropic Messages takes cache_control. */
+enum hr_wire_format {
+    HR_WIRE_UNKNOWN = 0,
+    HR_WIRE_OPENAI_CHAT = 1,        /* POST /v1/chat/completions */
+    HR_WIRE_ANTHROPIC_MESSAGES = 2, /* POST /v1/messages */
+    HR_WIRE_OPENAI_RESPONSES = 3,   /* POST /v1/responses */
+};
 
 /* Content type of a candidate unit, set by the `router` transform. */
 enum hr_content_type {
@@ -72,16 +86,35 @@ struct hr_conf;     /* that instance's config block */
 
 enum hr_conf_type { HR_CONF_STRING = 1, HR_CONF_INT, HR_CONF_BOOL, HR_CONF_DOUBLE };
 
+/* 1.2: flags of a config key. */
+#define HR_CONF_REQUIRED 0x1u /* the block must set it */
+#define HR_CONF_MIN      0x2u /* INT/DOUBLE: value >= min */
+#define HR_CONF_MAX      0x4u /* INT/DOUBLE: value <= max */
+
 /* A config key a plugin accepts (nginx-style directive table). The host
- * rejects unknown keys and values of the wrong type with file:line:col, and
- * `headroomd --check-config` lists keys with their help text.
- * Terminate the array with an entry whose name is NULL. */
+ * rejects unknown keys, values of the wrong type or out of bounds, and
+ * missing required keys with file:line:col, before any plugin's init runs;
+ * `headroomd --check-config` does exactly that (it never calls init) and
+ * lists keys with their help text.
+ * Terminate the array with an entry whose name is NULL. The array's stride
+ * is this struct as of the plugin's abi_minor: a plugin built against 1.0
+ * or 1.1 has only the first four fields. */
 struct hr_conf_key {
     const char *name;
     enum hr_conf_type type;
     const char *default_value; /* as text, as it would appear in the file; may be NULL */
     const char *help;          /* one line */
+    unsigned flags;            /* 1.2: HR_CONF_* */
+    double min, max;           /* 1.2: bounds, with HR_CONF_MIN / HR_CONF_MAX */
 };
+
+/* Table entries (1.2); every field initialised, so -Wextra stays quiet. */
+#define HR_CONF_KEY(name, type, def, help) {(name), (type), (def), (help), 0u, 0.0, 0.0}
+#define HR_CONF_KEY_MIN(name, type, def, help, lo) {(name), (type), (def), (help), HR_CONF_MIN, (lo), 0.0}
+#define HR_CONF_KEY_RANGE(name, type, def, help, lo, hi) \
+    {(name), (type), (def), (help), HR_CONF_MIN | HR_CONF_MAX, (lo), (hi)}
+#define HR_CONF_KEY_REQUIRED(name, type, help) {(name), (type), NULL, (help), HR_CONF_REQUIRED, 0.0, 0.0}
+#define HR_CONF_END {NULL, (enum hr_conf_type)0, NULL, NULL, 0u, 0.0, 0.0}
 
 /* ----------------------------------------------------------------- requests */
 
@@ -122,6 +155,7 @@ struct hr_request {
     size_t n_units;
     const char *query;          /* text of the latest user message, or "" */
     int body_edited;            /* set to 1 after editing body outside units (e.g. tool order) */
+    enum hr_wire_format wire_format; /* 1.2 */
 };
 
 /* ------------------------------------------------------------------- events */
@@ -173,6 +207,12 @@ struct hr_event {
      * logging (log_messages yes / --log-messages); else NULL. */
     const char *request_body;
     size_t request_body_len;
+    /* 1.2: the API the request spoke (HR_WIRE_UNKNOWN, "" on routes
+     * headroomd only passes through), and the reasoning part of
+     * tokens_output when the provider reports it. */
+    enum hr_wire_format wire_format;
+    const char *wire_format_name;   /* "openai_chat", "anthropic_messages", "openai_responses", "" */
+    uint64_t reasoning_tokens;
 };
 
 /* -------------------------------------------------------------------- http */
@@ -320,6 +360,15 @@ struct hr_host {
      * ccr_put/ccr_get/ccr_free and log, never the request (unit_replace,
      * stage_tag, ...). Results must not depend on which thread ran what. */
     void (*parallel_for)(size_t n, void (*fn)(void *ctx, size_t i), void *ctx);
+
+    /* ---- ABI 1.2: check HR_HAS_FIELD(host, struct hr_host, state_dir) */
+
+    /* Wall clock, Unix seconds. Use it instead of time(): tests move it
+     * ($HEADROOM_TEST_NOW) to check hourly/daily rollups and budgets. */
+    double (*now)(void);
+    /* The directory headroomd keeps state in ($HEADROOM_WORKSPACE_DIR, else
+     * ~/.headroom), without a trailing slash; it may not exist yet. */
+    const char *(*state_dir)(void);
 };
 
 /* ------------------------------------------------------------ descriptor */
@@ -347,7 +396,9 @@ struct headroom_plugin {
     /* Transforms: content types acted on (HR_CT_BIT mask); 0 means all. */
     uint32_t content_types;
 
-    /* Sinks: one completed request; runs on the sink's own thread. */
+    /* Sinks: one completed request; runs on the sink's own thread. Since
+     * 1.2 it may be NULL for a sink that only reads the registries (routes,
+     * metrics_visit): it then gets no queue and no thread. */
     void (*on_event)(void *state, const struct hr_event *event);
     /* Optional: reopen files after log rotation (SIGHUP). Runs on the main
      * thread, concurrently with on_event: take your own lock. */

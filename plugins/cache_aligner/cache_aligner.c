@@ -36,13 +36,13 @@ struct aligner {
 };
 
 static const struct hr_conf_key ca_keys[] = {
-    {"sort_tools", HR_CONF_BOOL, "yes", "sort tool definitions by name (skipped when a tool carries cache_control)"},
-    {"canonical_schemas", HR_CONF_BOOL, "yes", "sort the keys of tool parameter / input_schema objects recursively"},
-    {"detect_volatile", HR_CONF_BOOL, "yes", "report dates, times, UUIDs and request ids in the system prompt"},
-    {"track_prefix", HR_CONF_BOOL, "yes", "keep a per-session hash of the stable prefix and report changes"},
-    {"max_sessions", HR_CONF_INT, "10000", "sessions whose prefix hash is remembered (least recently used dropped)"},
-    {"add_cache_control", HR_CONF_BOOL, "no", "Anthropic: add one cache_control breakpoint at the end of the stable prefix when the client set none"},
-    {NULL, 0, NULL, NULL},
+    HR_CONF_KEY("sort_tools", HR_CONF_BOOL, "yes", "sort tool definitions by name (skipped when a tool carries cache_control)"),
+    HR_CONF_KEY("canonical_schemas", HR_CONF_BOOL, "yes", "sort the keys of tool parameter / input_schema objects recursively"),
+    HR_CONF_KEY("detect_volatile", HR_CONF_BOOL, "yes", "report dates, times, UUIDs and request ids in the system prompt"),
+    HR_CONF_KEY("track_prefix", HR_CONF_BOOL, "yes", "keep a per-session hash of the stable prefix and report changes"),
+    HR_CONF_KEY_RANGE("max_sessions", HR_CONF_INT, "10000", "sessions whose prefix hash is remembered (least recently used dropped)", 1, 10000000),
+    HR_CONF_KEY("add_cache_control", HR_CONF_BOOL, "no", "Anthropic: add one cache_control breakpoint at the end of the stable prefix when the client set none"),
+    HR_CONF_END,
 };
 
 /* ------------------------------------------------------------ hashing */
@@ -636,6 +636,22 @@ static void ca_fini(void *state)
     free(a);
 }
 
+/* Only Anthropic Messages takes cache_control breakpoints (hosts before
+ * ABI 1.2 do not say the wire format: their only Anthropic API was it). */
+static int takes_cache_control(const struct hr_request *req)
+{
+    if (HR_HAS_FIELD(req, struct hr_request, wire_format)) return req->wire_format == HR_WIRE_ANTHROPIC_MESSAGES;
+    return req->provider == HR_PROVIDER_ANTHROPIC;
+}
+
+/* The conversation array: `input` in the Responses API, else `messages`. */
+static const char *conversation_key(const struct hr_request *req)
+{
+    return HR_HAS_FIELD(req, struct hr_request, wire_format) && req->wire_format == HR_WIRE_OPENAI_RESPONSES
+               ? "input"
+               : "messages";
+}
+
 static int ca_apply(void *state, struct hr_request *req)
 {
     struct aligner *a = state;
@@ -687,7 +703,7 @@ static int ca_apply(void *state, struct hr_request *req)
         uint64_t hs = H0;
         for (size_t i = 0; i < nt; i++)
             hs = h_bytes(hs, txt[i], lens[i] + 1);
-        json_t *msgs = json_object_get(body, "messages");
+        json_t *msgs = json_object_get(body, conversation_key(req));
         int ch = track(a, req->session_id, ht, hs, msgs, req->protected_floor);
         if (ch > 0) {
             atomic_fetch_add(&a->c[C_CHANGES], 1);
@@ -705,7 +721,7 @@ static int ca_apply(void *state, struct hr_request *req)
             TAG("%sprefix_changed", tl > tl0 ? "," : "");
         }
     }
-    if (a->add_cache_control && req->provider == HR_PROVIDER_ANTHROPIC) {
+    if (a->add_cache_control && takes_cache_control(req)) {
         int rc = add_breakpoint(body);
         if (rc < 0)
             return HR_ENOMEM;

@@ -16,9 +16,9 @@ struct state {
 };
 
 static const struct hr_conf_key keys[] = {
-    {"squeeze_blank_lines", HR_CONF_BOOL, "yes", "collapse runs of blank lines"},
-    {"max_blank_lines", HR_CONF_INT, "1", "blank lines kept in a row when squeezing"},
-    {NULL, 0, NULL, NULL},
+    HR_CONF_KEY("squeeze_blank_lines", HR_CONF_BOOL, "yes", "collapse runs of blank lines"),
+    HR_CONF_KEY_MIN("max_blank_lines", HR_CONF_INT, "1", "blank lines kept in a row when squeezing", 0),
+    HR_CONF_END,
 };
 
 static int init(const struct hr_host *host, struct hr_instance *self, const struct hr_conf *conf, void **out)

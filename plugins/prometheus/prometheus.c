@@ -16,8 +16,8 @@ struct prom {
 };
 
 static const struct hr_conf_key prom_keys[] = {
-    {"path", HR_CONF_STRING, "/metrics", "URL path Prometheus scrapes (GET)"},
-    {NULL, 0, NULL, NULL},
+    HR_CONF_KEY("path", HR_CONF_STRING, "/metrics", "URL path Prometheus scrapes (GET)"),
+    HR_CONF_END,
 };
 
 static int valid_path(const char *p)

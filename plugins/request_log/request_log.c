@@ -34,11 +34,11 @@ struct rlog {
 };
 
 static const struct hr_conf_key keys[] = {
-    {"path", HR_CONF_STRING, NULL, "file the JSONL request log is appended to (required; --log-file sets it)"},
-    {"messages", HR_CONF_BOOL, "no",
-     "add the client's request body as `request` (also needs log_messages yes / --log-messages)"},
-    {"fsync", HR_CONF_BOOL, "no", "fdatasync after every line: survives power loss, costs a disk flush per request"},
-    {NULL, 0, NULL, NULL},
+    HR_CONF_KEY_REQUIRED("path", HR_CONF_STRING, "file the JSONL request log is appended to (--log-file sets it)"),
+    HR_CONF_KEY("messages", HR_CONF_BOOL, "no",
+                 "add the client's request body as `request` (also needs log_messages yes / --log-messages)"),
+    HR_CONF_KEY("fsync", HR_CONF_BOOL, "no", "fdatasync after every line: survives power loss, costs a disk flush per request"),
+    HR_CONF_END,
 };
 
 static int open_log(const char *path)

@@ -31,17 +31,17 @@ struct rw {
 };
 
 static const struct hr_conf_key rw_keys[] = {
-    {"max_tokens", HR_CONF_INT, "0",
-     "input token budget of a request; 0 = the model's context window (built-in table) minus reserve_output"},
-    {"reserve_output", HR_CONF_INT, "8192",
-     "tokens left for the answer when max_tokens is 0 (at most half the context window)"},
-    {"default_context", HR_CONF_INT, "0",
-     "context window assumed for models missing from the built-in table; 0 = leave their requests alone"},
-    {"drop_turns", HR_CONF_BOOL, "yes",
-     "after tool outputs, drop the oldest whole turns when the request still does not fit"},
-    {"placeholder", HR_CONF_STRING, RW_DEFAULT_PLACEHOLDER,
-     "text that replaces a dropped tool output"},
-    {NULL, 0, NULL, NULL},
+    HR_CONF_KEY_RANGE("max_tokens", HR_CONF_INT, "0",
+                 "input token budget of a request; 0 = the model's context window (built-in table) minus reserve_output", 0, 100000000),
+    HR_CONF_KEY_RANGE("reserve_output", HR_CONF_INT, "8192",
+                 "tokens left for the answer when max_tokens is 0 (at most half the context window)", 0, 10000000),
+    HR_CONF_KEY_RANGE("default_context", HR_CONF_INT, "0",
+                 "context window assumed for models missing from the built-in table; 0 = leave their requests alone", 0, 100000000),
+    HR_CONF_KEY("drop_turns", HR_CONF_BOOL, "yes",
+                 "after tool outputs, drop the oldest whole turns when the request still does not fit"),
+    HR_CONF_KEY("placeholder", HR_CONF_STRING, RW_DEFAULT_PLACEHOLDER,
+                 "text that replaces a dropped tool output"),
+    HR_CONF_END,
 };
 
 /* ------------------------------------------------------------ counting */

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <headroom/plugin.h>
-#include "../common/json_scan.h"
-#include "../common/memo.h"
+#include "json_scan.h"
+#include "memo.h"
 
 /* Types of outputs at least this long are remembered by content: an agent
  * resends them every turn, and a JSON scan of a big one costs ~1 ms/MB. */
@@ -29,9 +29,9 @@ struct router {
 };
 
 static const struct hr_conf_key router_keys[] = {
-    {"sample_bytes", HR_CONF_INT, "8192", "bytes of a non-JSON unit looked at to guess its type"},
-    {"sample_lines", HR_CONF_INT, "64", "lines of that sample looked at"},
-    {NULL, 0, NULL, NULL},
+    HR_CONF_KEY_RANGE("sample_bytes", HR_CONF_INT, "8192", "bytes of a non-JSON unit looked at to guess its type", 64, 16777216),
+    HR_CONF_KEY_RANGE("sample_lines", HR_CONF_INT, "64", "lines of that sample looked at", 1, 100000),
+    HR_CONF_END,
 };
 
 static int starts(const char *s, size_t n, const char *p)

@@ -41,14 +41,14 @@ struct sav {
 };
 
 static const struct hr_conf_key keys[] = {
-    {"path", HR_CONF_STRING, NULL,
-     "savings file (default $HEADROOM_SAVINGS_PATH, else $HEADROOM_WORKSPACE_DIR/proxy_savings.json, else "
-     "~/.headroom/proxy_savings.json)"},
-    {"flush_interval", HR_CONF_INT, "5", "seconds between flushes of batched counts to the file (1-3600)"},
-    {"max_history_points", HR_CONF_INT, "2048", "checkpoints kept in the file; older ones are thinned (2-1000000)"},
-    {"hourly_retention_days", HR_CONF_INT, "14", "days of hourly buckets kept; older hours fold into exact days (8-3660)"},
-    {"dashboard", HR_CONF_BOOL, "yes", "serve GET /dashboard"},
-    {NULL, 0, NULL, NULL},
+    HR_CONF_KEY("path", HR_CONF_STRING, NULL,
+                 "savings file (default $HEADROOM_SAVINGS_PATH, else $HEADROOM_WORKSPACE_DIR/proxy_savings.json, else "
+     "~/.headroom/proxy_savings.json)"),
+    HR_CONF_KEY_RANGE("flush_interval", HR_CONF_INT, "5", "seconds between flushes of batched counts to the file (1-3600)", 1, 3600),
+    HR_CONF_KEY_RANGE("max_history_points", HR_CONF_INT, "2048", "checkpoints kept in the file; older ones are thinned (2-1000000)", 2, 1000000),
+    HR_CONF_KEY_RANGE("hourly_retention_days", HR_CONF_INT, "14", "days of hourly buckets kept; older hours fold into exact days (8-3660)", 8, 3660),
+    HR_CONF_KEY("dashboard", HR_CONF_BOOL, "yes", "serve GET /dashboard"),
+    HR_CONF_END,
 };
 
 static double now_s(void)
@@ -80,14 +80,17 @@ static char *expand_tilde(const char *p)
 }
 
 /* HEADROOM_* variables beat the config file (project-wide precedence); the
- * workspace default only applies when neither names a file. */
-static char *resolve_path(const char *conf_path)
+ * state root only applies when neither names a file. */
+static char *resolve_path(const struct hr_host *host, const char *conf_path)
 {
     const char *env = getenv("HEADROOM_SAVINGS_PATH");
     if (env && *env) return expand_tilde(env);
     if (conf_path && *conf_path) return expand_tilde(conf_path);
-    const char *ws = getenv("HEADROOM_WORKSPACE_DIR");
     char *out;
+    if (HR_HAS_FIELD(host, struct hr_host, state_dir))
+        return asprintf(&out, "%s/proxy_savings.json", host->state_dir()) < 0 ? NULL : out;
+    /* A host before ABI 1.2: its state root rule, by hand. */
+    const char *ws = getenv("HEADROOM_WORKSPACE_DIR");
     if (ws && *ws) {
         char *w = expand_tilde(ws);
         if (!w) return NULL;
@@ -478,7 +481,7 @@ static int init(const struct hr_host *host, struct hr_instance *self, const stru
     s->hourly_days = (int)days;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->flush_mu, NULL);
-    s->path = resolve_path(host->conf_string(conf, "path"));
+    s->path = resolve_path(host, host->conf_string(conf, "path"));
     if (!s->path) {
         fini(s);
         return HR_ENOMEM;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "crush.h"
-#include "../common/json_scan.h"
+#include "json_scan.h"
 
 #define TABLE_SLOTS 1024 /* > 2 * HR_SC_MAX_FIELDS, power of two */
 

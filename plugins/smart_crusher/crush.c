@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "crush.h"
-#include "../common/json_scan.h"
+#include "json_scan.h"
 
 /* Position of the value of the `mi`-th member of the object opening at c[0]. */
 static size_t member_value_pos(const char *c, size_t len, size_t mi)

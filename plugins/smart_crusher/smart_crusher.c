@@ -5,7 +5,7 @@
 #include <string.h>
 #include <headroom/plugin.h>
 #include "crush.h"
-#include "../common/memo.h"
+#include "memo.h"
 
 struct sc_state {
     const struct hr_host *host;
@@ -16,13 +16,13 @@ struct sc_state {
 };
 
 static const struct hr_conf_key sc_keys[] = {
-    {"max_items", HR_CONF_INT, "15", "rows kept per array besides critical rows (errors, needles, outliers)"},
-    {"min_savings", HR_CONF_DOUBLE, "0.10", "leave an array alone unless it shrinks by this fraction"},
-    {"min_tokens", HR_CONF_INT, "200", "leave units under this many tokens alone"},
-    {"critical_fraction", HR_CONF_DOUBLE, "0.05", "critical rows kept: at most max(max_items, rows * this)"},
-    {"result_cache_mb", HR_CONF_INT, "32",
-     "MB of results remembered by content, so outputs resent on the next turn are not analysed again (0 = off)"},
-    {NULL, 0, NULL, NULL},
+    HR_CONF_KEY_RANGE("max_items", HR_CONF_INT, "15", "rows kept per array besides critical rows (errors, needles, outliers)", 1, 100000),
+    HR_CONF_KEY("min_savings", HR_CONF_DOUBLE, "0.10", "leave an array alone unless it shrinks by this fraction"),
+    HR_CONF_KEY_MIN("min_tokens", HR_CONF_INT, "200", "leave units under this many tokens alone", 0),
+    HR_CONF_KEY_RANGE("critical_fraction", HR_CONF_DOUBLE, "0.05", "critical rows kept: at most max(max_items, rows * this)", 0, 1),
+    HR_CONF_KEY_RANGE("result_cache_mb", HR_CONF_INT, "32",
+                 "MB of results remembered by content, so outputs resent on the next turn are not analysed again (0 = off)", 0, 65536),
+    HR_CONF_END,
 };
 
 static json_t *sc_stats(void *state)

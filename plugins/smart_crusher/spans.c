@@ -3,7 +3,7 @@
  * the original bytes keeps numbers and escapes exactly as the client sent them. */
 #include <string.h>
 #include "crush.h"
-#include "../../src/hash.h"
+#include "hash.h"
 
 /* Drop whitespace outside strings. `out` must hold `len` bytes. The input must be
  * valid JSON (it was parsed before), so no error handling is needed here. */

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
-#include "../../plugins/common/json_scan.h"
-#include "../../src/json_load.h"
+#include "json_scan.h"
+#include "json_load.h"
 
 static size_t rows_of(json_t *a)
 {

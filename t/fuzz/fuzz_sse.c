@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "sse.h"
 #include "usage.h"
 
@@ -17,7 +18,7 @@ struct run {
     uint64_t hash;
     size_t n_events;
     int rc;
-    struct hr_usage oa, an;
+    struct hr_usage oa, an, re;
 };
 
 static void mix(struct run *r, const void *p, size_t n)
@@ -40,8 +41,10 @@ static void on_event(void *ud, const char *ev, size_t ev_len, const char *data, 
     mix(r, ev, ev_len);
     mix(r, &data_len, sizeof(data_len));
     mix(r, data, data_len);
-    hr_usage_from_sse(HR_PROVIDER_OPENAI, ev, ev_len, data, data_len, &r->oa);
-    hr_usage_from_sse(HR_PROVIDER_ANTHROPIC, ev, ev_len, data, data_len, &r->an);
+    if (!data_len) return;
+    hr_api_openai_chat.usage_from_sse(ev, ev_len, data, data_len, &r->oa);
+    hr_api_anthropic_messages.usage_from_sse(ev, ev_len, data, data_len, &r->an);
+    hr_api_openai_responses.usage_from_sse(ev, ev_len, data, data_len, &r->re);
 }
 
 static int same_usage(const struct hr_usage *a, const struct hr_usage *b)
@@ -114,9 +117,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hr_sse_parser_free(p);
 
     if (chunked.hash != whole.hash || chunked.n_events != whole.n_events || chunked.rc != whole.rc ||
-        !same_usage(&chunked.oa, &whole.oa) || !same_usage(&chunked.an, &whole.an))
+        !same_usage(&chunked.oa, &whole.oa) || !same_usage(&chunked.an, &whole.an) ||
+        !same_usage(&chunked.re, &whole.re))
         abort(); /* chunk boundaries changed the result */
     check_usage(&whole.oa);
     check_usage(&whole.an);
+    check_usage(&whole.re);
     return 0;
 }

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "memo.h"
-#include "../../src/lru.h"
+#include "lru.h"
 
 struct entry {
     struct hr_memo_key key;

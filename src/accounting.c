@@ -1,0 +1,153 @@
+/* accounting.c — one request's figures: tokens before/sent/saved (what the
+ * pipeline measured plus what headroomd itself added to the request), the
+ * provider's usage over every upstream round, the price, and the one event
+ * that carries them to /stats and the sinks. Headers, the stream's closing
+ * comment and the event all read the same values from here. */
+#include <stdio.h>
+#include <string.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include "cost.h"
+#include "log.h"
+#include "proxy.h"
+#include "session_floor.h"
+#include "sinks.h"
+#include "stats.h"
+
+#define LOGGER "headroom.proxy"
+
+void hr_acct_charge_sent(struct proxy_req *p, uint64_t tokens)
+{
+    p->pr.tokens_after += tokens;
+    if (p->pr.tokens_after > p->pr.tokens_before) p->pr.tokens_after = p->pr.tokens_before;
+}
+
+/* Token counts and provider usage of an LLM request (all rounds). */
+static void fill_figures(const struct proxy_req *p, struct hr_event *ev)
+{
+    ev->tokens_input = p->pr.tokens_before;
+    ev->tokens_sent = p->pr.tokens_after;
+    ev->tokens_saved = p->pr.tokens_before - p->pr.tokens_after;
+    struct hr_usage u = p->earlier_usage;
+    hr_usage_add(&u, &p->usage);
+    ev->tokens_output = u.output_tokens;
+    ev->reasoning_tokens = u.reasoning_tokens;
+    ev->provider_input_tokens = u.input_tokens;
+    ev->cache_read_tokens = u.cache_read_tokens;
+    ev->cache_write_tokens = u.cache_write_tokens;
+    ev->cache_write_5m_tokens = u.cache_write_5m_tokens;
+    ev->cache_write_1h_tokens = u.cache_write_1h_tokens;
+}
+
+static int usage_seen(const struct proxy_req *p) { return p->usage.seen || p->earlier_usage.seen; }
+
+/* What the request costs so far (headers and stream comment; the event
+ * itself is priced and accounted once, in hr_acct_finish). */
+static void price_so_far(const struct proxy_req *p, struct hr_event *ev)
+{
+    *ev = (struct hr_event){.struct_size = sizeof *ev, .model = p->model ? p->model : "", .status = (int)p->status};
+    fill_figures(p, ev);
+    hr_cost_price_event(ev, usage_seen(p), NULL);
+}
+
+void hr_acct_headers(struct proxy_req *p, struct evkeyvalq *out)
+{
+    char v[32];
+    evhttp_add_header(out, "x-headroom-request-id", p->request_id);
+    if (!p->llm) return;
+    snprintf(v, sizeof v, "%llu", (unsigned long long)p->pr.tokens_before);
+    evhttp_add_header(out, "x-headroom-tokens-before", v);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)p->pr.tokens_after);
+    evhttp_add_header(out, "x-headroom-tokens-after", v);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)(p->pr.tokens_before - p->pr.tokens_after));
+    evhttp_add_header(out, "x-headroom-tokens-saved", v);
+    if (p->streaming) return; /* streams carry cost in their closing comment */
+    struct hr_event ev;
+    price_so_far(p, &ev);
+    hr_cost_format_usd(ev.cost_usd, v, sizeof v);
+    evhttp_add_header(out, "x-headroom-cost-usd", v);
+    hr_cost_format_usd(ev.savings_usd, v, sizeof v);
+    evhttp_add_header(out, "x-headroom-savings-usd", v);
+}
+
+/* Clients ignore SSE comments: the stream's figures ride at its very end. */
+void hr_acct_stream_comment(struct proxy_req *p)
+{
+    struct hr_event ev;
+    char line[320];
+    price_so_far(p, &ev);
+    int n = hr_cost_sse_comment(&ev, line, sizeof line);
+    if (n <= 0 || (size_t)n >= sizeof line) return;
+    struct evbuffer *b = evbuffer_new();
+    if (!b) return;
+    evbuffer_add(b, line, (size_t)n);
+    evhttp_send_reply_chunk(p->req, b);
+    evbuffer_free(b);
+}
+
+void hr_acct_finish(struct proxy_req *p, int status, int failed, const char *error)
+{
+    double now = hr_monotonic_ms();
+    struct hr_event ev = {
+        .struct_size = sizeof ev,
+        .request_id = p->request_id,
+        .timestamp = hr_now(),
+        .provider = p->api->provider,
+        .provider_name = hr_provider_name(p->api->provider),
+        .model = p->model ? p->model : "",
+        .stack = p->stack,
+        .path = p->path,
+        .status = status,
+        .failed = failed,
+        .streamed = p->streaming && p->llm,
+        .latency_ms = now - p->t_start,
+        .overhead_ms = p->t_forward > 0 ? p->t_forward - p->t_start : -1,
+        .ttfb_ms = p->t_first_byte > 0 ? p->t_first_byte - p->t_forward : -1,
+        .error = error,
+        .cached = p->cached,
+        .pipeline_ms = p->pipeline_ran ? p->pr.pipeline_ms : -1,
+        .request_body = p->logged_body,
+        .request_body_len = p->logged_body_len,
+        .n_stages = p->pr.n_stages,
+        .stages = p->pr.stages,
+        .wire_format = p->llm ? p->api->format : HR_WIRE_UNKNOWN,
+        .wire_format_name = p->llm ? p->api->name : "",
+    };
+    if (p->llm) {
+        fill_figures(p, &ev);
+        hr_cost_account_event(&ev, usage_seen(p));
+    } else {
+        ev.model = "";
+    }
+    if (p->pipeline_ran) {
+        /* The provider cached this request's prefix: keep it stable next turn. */
+        size_t cached_prefix =
+            status == 200 && (ev.cache_read_tokens || ev.cache_write_tokens) ? p->pr.n_messages : 0;
+        hr_session_record(p->pr.session_id, p->pr.raw, p->pr.n_raw, p->pr.record_raw, cached_prefix);
+    }
+    hr_stats_record(&ev);
+    hr_sinks_emit(&ev);
+    HR_DEBUG(LOGGER, "%s %s %s -> %d in %.1f ms%s%s", p->request_id, ev.provider_name, p->path, status,
+             ev.latency_ms, error ? ": " : "", error ? error : "");
+}
+
+void hr_acct_refusal(struct hr_worker *w, const char *request_id, const struct hr_api *api, const char *path,
+                     const char *stack, int status, const char *why)
+{
+    char id[40];
+    if (!request_id) {
+        snprintf(id, sizeof id, "hr-%zx-%llx", w->index, ++w->next_request);
+        request_id = id;
+    }
+    struct hr_event ev = {.struct_size = sizeof ev, .request_id = request_id, .timestamp = hr_now(),
+                          .provider = api->provider, .provider_name = hr_provider_name(api->provider), .model = "",
+                          .stack = stack ? stack : "", .path = path, .status = status, .overhead_ms = -1,
+                          .ttfb_ms = -1, .pipeline_ms = -1, .error = why, .wire_format_name = ""};
+    hr_sinks_emit(&ev);
+}
+
+void hr_acct_send_error(struct proxy_req *p, int status, enum hr_api_error kind, const char *message)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(p->req), "x-headroom-request-id", p->request_id);
+    hr_send_api_error(p->req, p->api, status, kind, message);
+}

@@ -1,0 +1,139 @@
+/* admission.c — what may refuse or short-cut a request before it reaches a
+ * provider: the per-worker max_connections, the spending budget, the
+ * per-key rate limit, and the response cache. Each refusal is answered in
+ * the wire format's error shape and still reaches the sinks as one event. */
+#include <stdio.h>
+#include <string.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include "cost.h"
+#include "log.h"
+#include "proxy.h"
+#include "ratelimit.h"
+#include "respcache.h"
+#include "stats.h"
+
+#define LOGGER "headroom.proxy"
+
+/* Routes that bill model tokens: gated by the budget whether or not
+ * headroomd compresses them. */
+static int is_model_route(const char *path)
+{
+    static const char *const routes[] = {"/v1/completions", "/v1/embeddings", "/v1/messages/batches",
+                                         "/v1/batches", NULL};
+    if (hr_api_for_route("POST", path)) return 1;
+    for (size_t i = 0; routes[i]; i++)
+        if (!strcmp(path, routes[i])) return 1;
+    return 0;
+}
+
+int hr_admit_connection(struct hr_worker *w, struct evhttp_request *req, const struct hr_api *api,
+                        const char *method, const char *path)
+{
+    struct hr_daemon *d = w->d;
+    if (w->inflight >= d->cfg->max_connections) {
+        hr_send_api_error(req, api, 503, HR_API_ERR_OVERLOADED,
+                          "headroomd is at max_connections concurrent requests on this worker; retry, or raise max_connections");
+        hr_stats_count_rejected(503, 0, 0);
+        hr_acct_refusal(w, NULL, api, path, NULL, 503, "max_connections reached");
+        return 1;
+    }
+    /* Budget spent: refused before anything is parsed or forwarded, on every
+     * route that runs a model (also those headroomd does not compress). */
+    char msg[300];
+    long retry_after;
+    if (!strcmp(method, "POST") && is_model_route(path) && hr_cost_budget_gate(msg, sizeof msg, &retry_after)) {
+        char ra[24];
+        snprintf(ra, sizeof ra, "%ld", retry_after);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+        hr_send_api_error(req, api, 429, HR_API_ERR_BUDGET, msg);
+        hr_stats_count_rejected(429, 0, 1);
+        hr_acct_refusal(w, NULL, api, path, NULL, 429, "budget exceeded");
+        return 1;
+    }
+    return 0;
+}
+
+/* Answer from the response cache when it holds this request (checked on
+ * the client's body, before compression). A hit sends no tokens anywhere,
+ * so its event carries none; it replays the token headers of the answer it
+ * reuses. */
+int hr_admit_from_cache(struct proxy_req *p, const json_t *body)
+{
+    if (!hr_respcache_enabled()) return 0;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(p->req);
+    const char *query = strchr(evhttp_request_get_uri(p->req), '?');
+    const char *const hdrs[] = {"x-api-key", evhttp_find_header(in, "x-api-key"),
+                                "anthropic-version", evhttp_find_header(in, "anthropic-version"),
+                                "anthropic-beta", evhttp_find_header(in, "anthropic-beta"),
+                                "openai-organization", evhttp_find_header(in, "openai-organization"),
+                                "openai-project", evhttp_find_header(in, "openai-project"), NULL};
+    struct hr_respcache_request r = {p->api->provider, p->path, query, body, evhttp_find_header(in, "authorization"),
+                                     hdrs};
+    if (hr_respcache_key(&r, p->cache_key)) return 0; /* a stream: never cached */
+    p->cacheable = 1;
+    struct hr_respcache_entry e;
+    if (hr_respcache_get(p->cache_key, &e)) return 0;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(p->req);
+    char v[32];
+    evhttp_add_header(out, "Content-Type", e.content_type);
+    evhttp_add_header(out, "x-headroom-cache", "hit");
+    evhttp_add_header(out, "x-headroom-request-id", p->request_id);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)e.tokens_before);
+    evhttp_add_header(out, "x-headroom-tokens-before", v);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)e.tokens_after);
+    evhttp_add_header(out, "x-headroom-tokens-after", v);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)(e.tokens_before - e.tokens_after));
+    evhttp_add_header(out, "x-headroom-tokens-saved", v);
+    /* Nothing reached a provider: this answer cost nothing. */
+    evhttp_add_header(out, "x-headroom-cost-usd", "0.000000");
+    evhttp_add_header(out, "x-headroom-savings-usd", "0.000000");
+    struct evbuffer *buf = evbuffer_new();
+    if (buf) evbuffer_add(buf, e.body, e.body_len);
+    p->cached = 1;
+    evhttp_send_reply(p->req, e.status, NULL, buf);
+    if (buf) evbuffer_free(buf);
+    hr_acct_finish(p, e.status, 0, NULL);
+    hr_respcache_entry_free(&e);
+    return 1;
+}
+
+void hr_admit_cache_store(struct proxy_req *p)
+{
+    if (!p->cacheable || !p->req) return;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(p->req);
+    evhttp_add_header(out, "x-headroom-cache", "miss");
+    if (p->status != 200 || !p->body) return;
+    struct hr_respcache_entry e = {200, (char *)evhttp_find_header(out, "content-type"),
+                                   (char *)evbuffer_pullup(p->body, -1), evbuffer_get_length(p->body),
+                                   p->pr.tokens_before, p->pr.tokens_after};
+    hr_respcache_put(p->cache_key, &e);
+}
+
+/* Refuse a request over its API key's rate limit: 429 in the format's
+ * shape with Retry-After. */
+int hr_admit_rate(struct proxy_req *p, uint64_t tokens, int charge)
+{
+    if (!hr_ratelimit_enabled()) return 0;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(p->req);
+    const char *cred = evhttp_find_header(in, "authorization");
+    if (!cred || !*cred) cred = evhttp_find_header(in, "x-api-key");
+    uint8_t key[HR_SHA256_LEN];
+    hr_ratelimit_key(cred, key);
+    struct hr_ratelimit_verdict v;
+    if (hr_ratelimit_admit(key, tokens, charge, hr_clock_now(), &v) != HR_RATELIMIT_LIMITED) return 0;
+    const char *unit = !strcmp(v.limit, "tokens") ? "tpm" : "rpm";
+    char msg[320], secs[16];
+    snprintf(msg, sizeof msg,
+             "headroomd rate limit reached: %llu %s per minute per API key (rate_limit_%s); retry after %d s, "
+             "or raise rate_limit_%s in headroom.conf", (unsigned long long)v.per_minute, v.limit, unit,
+             v.retry_after_s, unit);
+    snprintf(secs, sizeof secs, "%d", v.retry_after_s);
+    evhttp_add_header(evhttp_request_get_output_headers(p->req), "Retry-After", secs);
+    hr_send_api_error(p->req, p->api, 429, HR_API_ERR_RATE_LIMIT, msg);
+    hr_stats_count_rejected(429, 1, 0);
+    hr_acct_refusal(p->w, p->request_id, p->api, p->path, p->stack, 429, "rate limited");
+    HR_DEBUG(LOGGER, "%s %s: %s", p->request_id, p->path, msg);
+    return 1;
+}

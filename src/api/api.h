@@ -1,0 +1,111 @@
+/* api.h — wire formats as adapters. One adapter per API a client speaks
+ * (OpenAI Chat Completions, Anthropic Messages, OpenAI Responses) answers
+ * every question whose answer depends on the format: which route it owns,
+ * where the tool outputs are, what counts as request tokens, how the
+ * provider reports usage, what its errors look like, and how the
+ * headroom_retrieve tool is offered and answered. Nothing outside src/api/
+ * asks "which provider is this?". Adding a format: one file here, one entry
+ * in api.c's table (see doc/wire-formats.md). */
+#ifndef HR_API_H
+#define HR_API_H
+#include <stddef.h>
+#include <jansson.h>
+#include "headroom/plugin.h"
+#include "usage.h"
+
+/* What went wrong, as the adapter turns it into the provider's error body. */
+enum hr_api_error {
+    HR_API_ERR_INVALID_REQUEST = 0, /* 400, 405: the client's request */
+    HR_API_ERR_RATE_LIMIT,          /* 429: the per-key rate limit */
+    HR_API_ERR_BUDGET,              /* 429: the spending budget */
+    HR_API_ERR_OVERLOADED,          /* 503: max_connections */
+    HR_API_ERR_UPSTREAM,            /* 502, 504: no answer from the provider */
+    HR_API_ERR_INTERNAL,            /* 500: headroomd itself */
+};
+
+/* find_units calls this for every tool output text: holder[key] is the JSON
+ * string, `item` the index of its message/item in the conversation array. */
+typedef void (*hr_api_unit_fn)(void *ud, json_t *holder, const char *key, size_t item, const char *tool_name);
+
+/* Hands back a tool result for a headroom_retrieve call (new reference). */
+typedef json_t *(*hr_api_result_fn)(const char *hash);
+
+struct hr_api {
+    const char *name;                 /* "openai_chat", also the `wire_format` in events and logs */
+    enum hr_wire_format format;
+    enum hr_provider provider;        /* whose upstream base URL and prices */
+    const char *path;                 /* the POST route it owns */
+    const char *items_key;            /* the conversation array: "messages" or "input" */
+    const char *system_key;           /* the system prompt's key, or NULL */
+    const char *const *counted_keys;  /* top-level keys whose strings are request tokens */
+
+    /* ---- the request */
+    /* Every tool output of `body` that a transform may compress. */
+    void (*find_units)(json_t *body, hr_api_unit_fn add, void *ud);
+    /* Text of the latest user message, "" when none (the relevance query). */
+    const char *(*latest_user_text)(const json_t *body);
+
+    /* ---- the answer */
+    void (*usage_from_json)(const json_t *answer, struct hr_usage *u);
+    /* One event of a streamed answer; must be cheap on events without usage. */
+    void (*usage_from_sse)(const char *event, size_t event_len, const char *data, size_t len, struct hr_usage *u);
+
+    /* ---- errors */
+    /* The provider's error body (new reference). */
+    json_t *(*error_body)(enum hr_api_error kind, const char *message);
+    /* A stream that broke mid-way: the SSE text the SDKs raise (malloc'd). */
+    char *(*stream_error)(const char *message);
+
+    /* ---- headroom_retrieve */
+    /* The tool definition in this format (new reference). */
+    json_t *(*tool_def)(const char *name, const char *description, json_t *parameters_schema);
+    /* Name of a tool definition in body.tools, or NULL. */
+    const char *(*tool_def_name)(const json_t *tool);
+    /* Tool calls in a non-streamed answer, up to max; returns how many. */
+    size_t (*answer_calls)(const json_t *answer, const json_t **calls, size_t max);
+    const char *(*call_name)(const json_t *call);
+    /* The call's "hash" argument (malloc'd), or NULL. */
+    char *(*call_hash)(const json_t *call);
+    /* Append the model's turn and one result per call (from `result`) to the
+     * conversation in `body`, ready to send again. Returns calls answered. */
+    int (*append_results)(json_t *body, const json_t *answer, const json_t *const *calls, size_t n,
+                          hr_api_result_fn result);
+};
+
+/* The adapter that owns `method path` (compressed, priced, counted), or NULL. */
+const struct hr_api *hr_api_for_route(const char *method, const char *path);
+/* The adapter whose errors a request to a route no adapter owns gets: the
+ * provider that route goes to (by path prefix, then by Anthropic headers). */
+const struct hr_api *hr_api_for_passthrough(const char *path, int has_anthropic_headers);
+/* POST /v1/compress: from ?format= / ?provider= in `query`, else the shape of `body`. */
+const struct hr_api *hr_api_guess(const char *query, const json_t *body);
+const struct hr_api *hr_api_for_format(enum hr_wire_format f);
+/* Every adapter, in table order; NULL past the end. */
+const struct hr_api *hr_api_at(size_t i);
+
+/* The provider's base URL from the config (openai_url, anthropic_url). */
+struct hr_config;
+const char *hr_api_upstream_base(const struct hr_api *api, const struct hr_config *cfg);
+/* "openai", "anthropic". */
+const char *hr_provider_name(enum hr_provider p);
+
+/* Shared by adapters (api_common.c). */
+int hr_api_get_count(const json_t *obj, const char *key, uint64_t *out);
+void hr_api_set_model(struct hr_usage *u, const json_t *obj);
+int hr_api_str_is(const char *s, size_t n, const char *lit);
+/* The `"usage": {` test that spares a JSON parse per streamed chunk. */
+int hr_api_has_usage_object(const char *data, size_t len);
+/* {"error":{"message","type","param":null,"code"}}: OpenAI's error shape. */
+json_t *hr_api_openai_error(const char *type, const char *code, const char *message);
+/* Chat Completions and Messages: the last user turn's text, "" when none. */
+const char *hr_api_messages_latest_user_text(const json_t *body);
+/* A tool output given as content parts: every {"type":"text","text"} part
+ * without cache_control is a unit. */
+void hr_api_add_text_parts(json_t *content, size_t item, const char *tool, hr_api_unit_fn add, void *ud);
+/* "data: <json>\n\n" or "event: NAME\ndata: <json>\n\n" (malloc'd); takes `obj`. */
+char *hr_api_sse_text(const char *event, json_t *obj);
+
+extern const struct hr_api hr_api_openai_chat;
+extern const struct hr_api hr_api_anthropic_messages;
+extern const struct hr_api hr_api_openai_responses;
+#endif

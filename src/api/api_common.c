@@ -1,0 +1,124 @@
+/* api_common.c — small helpers the wire-format adapters share: sane token
+ * counts, the reported model, OpenAI's error shape, SSE framing. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem, strnlen */
+#endif
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "api.h"
+
+/* A token count; 0 when absent or not a sane count, so one bad field never
+ * spoils the rest of the object. */
+int hr_api_get_count(const json_t *obj, const char *key, uint64_t *out)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (json_is_integer(v)) {
+        json_int_t i = json_integer_value(v);
+        if (i < 0 || (uint64_t)i > HR_USAGE_MAX_TOKENS) return 0;
+        *out = (uint64_t)i;
+        return 1;
+    }
+    if (json_is_real(v)) {
+        /* Some OpenAI-compatible servers print counts as 12.0. */
+        double d = json_real_value(v);
+        if (!(d >= 0.0 && d <= (double)HR_USAGE_MAX_TOKENS) || (double)(uint64_t)d != d) return 0;
+        *out = (uint64_t)d;
+        return 1;
+    }
+    return 0;
+}
+
+void hr_api_set_model(struct hr_usage *u, const json_t *obj)
+{
+    const json_t *m = json_object_get(obj, "model");
+    if (!json_is_string(m)) return;
+    const char *s = json_string_value(m);
+    size_t n = strnlen(s, sizeof(u->model) - 1);
+    /* Truncate on a character boundary so the name stays valid UTF-8. */
+    if (s[n] != '\0')
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+    if (n == 0) return;
+    memcpy(u->model, s, n);
+    u->model[n] = '\0';
+}
+
+int hr_api_str_is(const char *s, size_t n, const char *lit)
+{
+    size_t l = strlen(lit);
+    return s && n == l && memcmp(s, lit, l) == 0;
+}
+
+/* True when the chunk has a `"usage": {` — with include_usage every chunk
+ * carries `"usage":null` and only the last one an object. A `"usage"`
+ * inside a string value cannot match: its quotes would be escaped. */
+int hr_api_has_usage_object(const char *d, size_t n)
+{
+    static const char key[] = "\"usage\"";
+    const char *end = d + n, *q;
+    while ((q = memmem(d, (size_t)(end - d), key, sizeof(key) - 1)) != NULL) {
+        q += sizeof(key) - 1;
+        while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')) q++;
+        if (q < end && *q == ':') {
+            q++;
+            while (q < end && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')) q++;
+            if (q < end && *q == '{') return 1;
+        }
+        d = q;
+    }
+    return 0;
+}
+
+json_t *hr_api_openai_error(const char *type, const char *code, const char *message)
+{
+    return json_pack("{s:{s:s,s:s,s:n,s:s?}}", "error", "message", message, "type", type, "param", "code", code);
+}
+
+char *hr_api_sse_text(const char *event, json_t *obj)
+{
+    char *json = json_dumps(obj, JSON_COMPACT);
+    json_decref(obj);
+    if (!json) return NULL;
+    size_t need = strlen(json) + (event ? strlen(event) : 0) + 32;
+    char *out = malloc(need);
+    if (out) {
+        if (event) snprintf(out, need, "event: %s\ndata: %s\n\n", event, json);
+        else snprintf(out, need, "data: %s\n\n", json);
+    }
+    free(json);
+    return out;
+}
+
+/* Chat and Messages: the last user turn's string, or its first text part. */
+const char *hr_api_messages_latest_user_text(const json_t *body)
+{
+    const json_t *messages = json_object_get(body, "messages");
+    for (size_t i = json_array_size(messages); i-- > 0;) {
+        const json_t *m = json_array_get(messages, i);
+        const char *role = json_string_value(json_object_get(m, "role"));
+        if (!role || strcmp(role, "user")) continue;
+        const json_t *content = json_object_get(m, "content");
+        if (json_is_string(content)) return json_string_value(content);
+        size_t k;
+        json_t *b;
+        json_array_foreach(content, k, b) {
+            const char *type = json_string_value(json_object_get(b, "type"));
+            if (type && !strcmp(type, "text") && json_is_string(json_object_get(b, "text")))
+                return json_string_value(json_object_get(b, "text"));
+        }
+    }
+    return "";
+}
+
+/* Text parts of a content array: every {"type":"text","text":…} without cache_control. */
+void hr_api_add_text_parts(json_t *content, size_t item, const char *tool, hr_api_unit_fn add, void *ud)
+{
+    size_t k;
+    json_t *part;
+    json_array_foreach(content, k, part) {
+        const char *type = json_string_value(json_object_get(part, "type"));
+        if (type && !strcmp(type, "text") && !json_object_get(part, "cache_control") &&
+            json_is_string(json_object_get(part, "text")))
+            add(ud, part, "text", item, tool);
+    }
+}

@@ -1,0 +1,174 @@
+/* openai_chat.c — OpenAI Chat Completions (POST /v1/chat/completions):
+ * tool outputs are role:"tool" messages, usage is prompt/completion tokens,
+ * tools are {"type":"function","function":{...}}. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
+#include <stdlib.h>
+#include <string.h>
+#include "api.h"
+
+/* The function name of tool call `id`, searched in the assistant turns before `before`. */
+static const char *tool_name_for_call(const json_t *messages, size_t before, const char *id)
+{
+    if (!id) return NULL;
+    for (size_t i = before; i-- > 0;) {
+        size_t k;
+        json_t *x;
+        json_array_foreach(json_object_get(json_array_get(messages, i), "tool_calls"), k, x) {
+            const char *cid = json_string_value(json_object_get(x, "id"));
+            if (cid && !strcmp(cid, id))
+                return json_string_value(json_object_get(json_object_get(x, "function"), "name"));
+        }
+    }
+    return NULL;
+}
+
+static void find_units(json_t *body, hr_api_unit_fn add, void *ud)
+{
+    json_t *messages = json_object_get(body, "messages"), *m;
+    size_t i;
+    json_array_foreach(messages, i, m) {
+        const char *role = json_string_value(json_object_get(m, "role"));
+        if (!role || strcmp(role, "tool")) continue;
+        const char *tool = tool_name_for_call(messages, i, json_string_value(json_object_get(m, "tool_call_id")));
+        json_t *content = json_object_get(m, "content");
+        if (json_is_string(content)) add(ud, m, "content", i, tool);
+        else hr_api_add_text_parts(content, i, tool, add, ud);
+    }
+}
+
+static void read_usage(struct hr_usage *u, const json_t *usage)
+{
+    uint64_t prompt = 0, cached = 0, completion = 0, reasoning = 0;
+    if (!json_is_object(usage)) return;
+    u->seen = 1;
+    int have_prompt = hr_api_get_count(usage, "prompt_tokens", &prompt);
+    int have_cached = hr_api_get_count(json_object_get(usage, "prompt_tokens_details"), "cached_tokens", &cached);
+    /* prompt_tokens includes the cached part; more cached than prompt is
+     * nonsense, so trust the total and drop the breakdown. */
+    if (have_prompt && have_cached && cached > prompt) have_cached = 0;
+    if (have_cached) u->cache_read_tokens = cached;
+    if (have_prompt) u->input_tokens = prompt - (have_cached ? cached : 0);
+    if (hr_api_get_count(usage, "completion_tokens", &completion)) u->output_tokens = completion;
+    if (hr_api_get_count(json_object_get(usage, "completion_tokens_details"), "reasoning_tokens", &reasoning) &&
+        reasoning <= u->output_tokens)
+        u->reasoning_tokens = reasoning;
+}
+
+static void usage_from_json(const json_t *answer, struct hr_usage *u)
+{
+    if (!json_is_object(answer)) return;
+    hr_api_set_model(u, answer);
+    read_usage(u, json_object_get(answer, "usage"));
+}
+
+static void usage_from_sse(const char *event, size_t event_len, const char *data, size_t len, struct hr_usage *u)
+{
+    (void)event;
+    (void)event_len;
+    size_t i = 0;
+    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n')) i++;
+    if (i == len || data[i] != '{') return; /* "[DONE]" and anything else that is not a chunk object */
+    int want_model = u->model[0] == '\0' && memmem(data, len, "\"model\"", 7) != NULL;
+    int want_usage = hr_api_has_usage_object(data, len);
+    if (!want_model && !want_usage) return;
+    json_t *root = json_loadb(data, len, 0, NULL);
+    if (json_is_object(root)) {
+        if (want_model) hr_api_set_model(u, root);
+        if (want_usage) read_usage(u, json_object_get(root, "usage"));
+    }
+    json_decref(root);
+}
+
+static json_t *error_body(enum hr_api_error kind, const char *message)
+{
+    switch (kind) {
+    case HR_API_ERR_INVALID_REQUEST: return hr_api_openai_error("invalid_request_error", NULL, message);
+    case HR_API_ERR_RATE_LIMIT: return hr_api_openai_error("rate_limit_exceeded", "rate_limit_exceeded", message);
+    case HR_API_ERR_BUDGET: return hr_api_openai_error("budget_exceeded", "budget_exceeded", message);
+    case HR_API_ERR_OVERLOADED: return hr_api_openai_error("overloaded_error", NULL, message);
+    case HR_API_ERR_UPSTREAM: return hr_api_openai_error("upstream_error", NULL, message);
+    case HR_API_ERR_INTERNAL: break;
+    }
+    return hr_api_openai_error("api_error", NULL, message);
+}
+
+static char *stream_error(const char *message)
+{
+    return hr_api_sse_text(NULL, json_pack("{s:{s:s,s:s}}", "error", "message", message, "type", "upstream_error"));
+}
+
+static json_t *tool_def(const char *name, const char *description, json_t *schema)
+{
+    return json_pack("{s:s,s:{s:s,s:s,s:o}}", "type", "function", "function", "name", name, "description",
+                     description, "parameters", schema);
+}
+
+static const char *tool_def_name(const json_t *tool)
+{
+    return json_string_value(json_object_get(json_object_get(tool, "function"), "name"));
+}
+
+static size_t answer_calls(const json_t *answer, const json_t **calls, size_t max)
+{
+    const json_t *msg = json_object_get(json_array_get(json_object_get(answer, "choices"), 0), "message");
+    size_t n = 0, i;
+    json_t *c;
+    json_array_foreach(json_object_get(msg, "tool_calls"), i, c) if (n < max) calls[n++] = c;
+    return n;
+}
+
+static const char *call_name(const json_t *call) { return tool_def_name(call); }
+
+static char *call_hash(const json_t *call)
+{
+    const char *args = json_string_value(json_object_get(json_object_get(call, "function"), "arguments"));
+    json_t *a = args ? json_loads(args, 0, NULL) : NULL;
+    const char *h = json_string_value(json_object_get(a, "hash"));
+    char *out = h ? strdup(h) : NULL;
+    json_decref(a);
+    return out;
+}
+
+static int append_results(json_t *body, const json_t *answer, const json_t *const *calls, size_t n,
+                          hr_api_result_fn result)
+{
+    json_t *messages = json_object_get(body, "messages");
+    if (!json_is_array(messages)) return 0;
+    json_t *turn = json_deep_copy(json_object_get(json_array_get(json_object_get(answer, "choices"), 0), "message"));
+    json_object_del(turn, "refusal");
+    json_object_del(turn, "annotations");
+    json_array_append_new(messages, turn);
+    for (size_t i = 0; i < n; i++) {
+        char *hash = call_hash(calls[i]);
+        json_array_append_new(messages, json_pack("{s:s,s:O,s:o}", "role", "tool", "tool_call_id",
+                                                  json_object_get(calls[i], "id"), "content", result(hash)));
+        free(hash);
+    }
+    return (int)n;
+}
+
+static const char *const counted[] = {"system", "tools", "messages", NULL};
+
+const struct hr_api hr_api_openai_chat = {
+    .name = "openai_chat",
+    .format = HR_WIRE_OPENAI_CHAT,
+    .provider = HR_PROVIDER_OPENAI,
+    .path = "/v1/chat/completions",
+    .items_key = "messages",
+    .system_key = "system",
+    .counted_keys = counted,
+    .find_units = find_units,
+    .latest_user_text = hr_api_messages_latest_user_text,
+    .usage_from_json = usage_from_json,
+    .usage_from_sse = usage_from_sse,
+    .error_body = error_body,
+    .stream_error = stream_error,
+    .tool_def = tool_def,
+    .tool_def_name = tool_def_name,
+    .answer_calls = answer_calls,
+    .call_name = call_name,
+    .call_hash = call_hash,
+    .append_results = append_results,
+};

@@ -1,0 +1,216 @@
+/* openai_responses.c — OpenAI Responses API (POST /v1/responses), spoken by
+ * coding agents such as Codex CLI: the conversation is `input` (a string or
+ * a list of items), tool outputs are function_call_output items, usage comes
+ * in the answer or in the stream's response.completed event, and tools are
+ * flat {"type":"function","name",...}. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
+#include <stdlib.h>
+#include <string.h>
+#include "api.h"
+
+static int type_is(const json_t *item, const char *type)
+{
+    const char *t = json_string_value(json_object_get(item, "type"));
+    return t && !strcmp(t, type);
+}
+
+/* The name of the call `call_id` answers, from the items before `before`
+ * (NULL when the call is in a stored earlier response). */
+static const char *tool_name_for_call(const json_t *items, size_t before, const char *call_id)
+{
+    if (!call_id) return NULL;
+    for (size_t i = before; i-- > 0;) {
+        const json_t *it = json_array_get(items, i);
+        if (!type_is(it, "function_call") && !type_is(it, "custom_tool_call")) continue;
+        const char *cid = json_string_value(json_object_get(it, "call_id"));
+        if (cid && !strcmp(cid, call_id)) return json_string_value(json_object_get(it, "name"));
+    }
+    return NULL;
+}
+
+static void find_units(json_t *body, hr_api_unit_fn add, void *ud)
+{
+    json_t *items = json_object_get(body, "input"), *it, *part;
+    size_t i, k;
+    json_array_foreach(items, i, it) {
+        if (!type_is(it, "function_call_output") && !type_is(it, "custom_tool_call_output")) continue;
+        const char *tool = tool_name_for_call(items, i, json_string_value(json_object_get(it, "call_id")));
+        json_t *output = json_object_get(it, "output");
+        if (json_is_string(output)) {
+            add(ud, it, "output", i, tool);
+            continue;
+        }
+        /* Content-part form: the text parts are the output. */
+        json_array_foreach(output, k, part) {
+            if ((type_is(part, "input_text") || type_is(part, "output_text")) &&
+                json_is_string(json_object_get(part, "text")))
+                add(ud, part, "text", i, tool);
+        }
+    }
+}
+
+static const char *latest_user_text(const json_t *body)
+{
+    const json_t *input = json_object_get(body, "input");
+    if (json_is_string(input)) return json_string_value(input);
+    for (size_t i = json_array_size(input); i-- > 0;) {
+        const json_t *m = json_array_get(input, i);
+        const char *role = json_string_value(json_object_get(m, "role"));
+        if (!role || strcmp(role, "user")) continue;
+        const json_t *content = json_object_get(m, "content");
+        if (json_is_string(content)) return json_string_value(content);
+        size_t k;
+        json_t *part;
+        json_array_foreach(content, k, part) {
+            if (type_is(part, "input_text") && json_is_string(json_object_get(part, "text")))
+                return json_string_value(json_object_get(part, "text"));
+        }
+    }
+    return "";
+}
+
+/* input_tokens includes the cached part, output_tokens the reasoning part. */
+static void read_usage(struct hr_usage *u, const json_t *usage)
+{
+    uint64_t input = 0, cached = 0, output = 0, reasoning = 0;
+    if (!json_is_object(usage)) return;
+    u->seen = 1;
+    int have_input = hr_api_get_count(usage, "input_tokens", &input);
+    int have_cached = hr_api_get_count(json_object_get(usage, "input_tokens_details"), "cached_tokens", &cached);
+    if (have_input && have_cached && cached > input) have_cached = 0;
+    if (have_cached) u->cache_read_tokens = cached;
+    if (have_input) u->input_tokens = input - (have_cached ? cached : 0);
+    if (hr_api_get_count(usage, "output_tokens", &output)) u->output_tokens = output;
+    if (hr_api_get_count(json_object_get(usage, "output_tokens_details"), "reasoning_tokens", &reasoning) &&
+        reasoning <= u->output_tokens)
+        u->reasoning_tokens = reasoning;
+}
+
+static void usage_from_json(const json_t *answer, struct hr_usage *u)
+{
+    if (!json_is_object(answer)) return;
+    hr_api_set_model(u, answer);
+    read_usage(u, json_object_get(answer, "usage"));
+}
+
+/* Events that carry the whole response: created (model), and the three
+ * final ones (usage). Deltas are recognised by name and never parsed. */
+static const char *const final_events[] = {"response.completed", "response.incomplete", "response.failed", NULL};
+
+static int named(const char *event, size_t event_len, const char *data, size_t len, const char *name)
+{
+    if (hr_api_str_is(event, event_len, name)) return 1;
+    if (!hr_api_str_is(event, event_len, "message")) return 0;
+    /* No event names (a proxy dropped them): look for the type member. */
+    char pattern[64];
+    int n = snprintf(pattern, sizeof pattern, "\"type\":\"%s\"", name);
+    return n > 0 && (size_t)n < sizeof pattern && memmem(data, len, pattern, (size_t)n);
+}
+
+static void usage_from_sse(const char *event, size_t event_len, const char *data, size_t len, struct hr_usage *u)
+{
+    int final = 0, created = 0;
+    for (size_t i = 0; final_events[i] && !final; i++) final = named(event, event_len, data, len, final_events[i]);
+    if (!final) created = u->model[0] == '\0' && named(event, event_len, data, len, "response.created");
+    if (!final && !created) return;
+    json_t *root = json_loadb(data, len, 0, NULL);
+    const json_t *response = json_object_get(root, "response");
+    if (json_is_object(response)) {
+        hr_api_set_model(u, response);
+        if (final) read_usage(u, json_object_get(response, "usage"));
+    }
+    json_decref(root);
+}
+
+static json_t *error_body(enum hr_api_error kind, const char *message)
+{
+    return hr_api_openai_chat.error_body(kind, message);
+}
+
+/* The Responses stream's own error event, which the SDKs raise. */
+static char *stream_error(const char *message)
+{
+    return hr_api_sse_text("error", json_pack("{s:s,s:s,s:s,s:n}", "type", "error", "code", "upstream_error",
+                                              "message", message, "param"));
+}
+
+static json_t *tool_def(const char *name, const char *description, json_t *schema)
+{
+    return json_pack("{s:s,s:s,s:s,s:o}", "type", "function", "name", name, "description", description,
+                     "parameters", schema);
+}
+
+static const char *tool_def_name(const json_t *tool) { return json_string_value(json_object_get(tool, "name")); }
+
+static size_t answer_calls(const json_t *answer, const json_t **calls, size_t max)
+{
+    size_t n = 0, i;
+    json_t *it;
+    json_array_foreach(json_object_get(answer, "output"), i, it) {
+        if (type_is(it, "function_call") && n < max) calls[n++] = it;
+    }
+    return n;
+}
+
+static char *call_hash(const json_t *call)
+{
+    const char *args = json_string_value(json_object_get(call, "arguments"));
+    json_t *a = args ? json_loads(args, 0, NULL) : NULL;
+    const char *h = json_string_value(json_object_get(a, "hash"));
+    char *out = h ? strdup(h) : NULL;
+    json_decref(a);
+    return out;
+}
+
+/* input += answer.output, then one function_call_output per call: the
+ * follow-up the API documents for answering function calls. */
+static int append_results(json_t *body, const json_t *answer, const json_t *const *calls, size_t n,
+                          hr_api_result_fn result)
+{
+    json_t *input = json_object_get(body, "input");
+    if (json_is_string(input)) {
+        json_t *items = json_pack("[{s:s,s:O}]", "role", "user", "content", input);
+        if (!items || json_object_set_new(body, "input", items)) return 0;
+        input = items;
+    } else if (!input) {
+        input = json_array();
+        if (json_object_set_new(body, "input", input)) return 0;
+    }
+    if (!json_is_array(input)) return 0;
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(answer, "output"), i, it) json_array_append_new(input, json_deep_copy(it));
+    for (size_t c = 0; c < n; c++) {
+        char *hash = call_hash(calls[c]);
+        json_array_append_new(input, json_pack("{s:s,s:O,s:o}", "type", "function_call_output", "call_id",
+                                               json_object_get(calls[c], "call_id"), "output", result(hash)));
+        free(hash);
+    }
+    return (int)n;
+}
+
+static const char *const counted[] = {"instructions", "tools", "input", NULL};
+
+const struct hr_api hr_api_openai_responses = {
+    .name = "openai_responses",
+    .format = HR_WIRE_OPENAI_RESPONSES,
+    .provider = HR_PROVIDER_OPENAI,
+    .path = "/v1/responses",
+    .items_key = "input",
+    .system_key = "instructions",
+    .counted_keys = counted,
+    .find_units = find_units,
+    .latest_user_text = latest_user_text,
+    .usage_from_json = usage_from_json,
+    .usage_from_sse = usage_from_sse,
+    .error_body = error_body,
+    .stream_error = stream_error,
+    .tool_def = tool_def,
+    .tool_def_name = tool_def_name,
+    .answer_calls = answer_calls,
+    .call_name = tool_def_name,
+    .call_hash = call_hash,
+    .append_results = append_results,
+};

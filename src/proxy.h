@@ -1,0 +1,94 @@
+/* proxy.h — one proxied request, as the files that handle it share it:
+ *   proxy.c       route, parse, compress, forward;
+ *   admission.c   what may refuse or short-cut a request: max_connections,
+ *                 budget, rate limit, response cache;
+ *   relay.c       the upstream's answer to the client, whole or streamed,
+ *                 and headroom_retrieve rounds;
+ *   accounting.c  the request's figures (tokens, usage, cost) and its one
+ *                 event; the only writer of tokens sent and of the session
+ *                 record. */
+#ifndef HR_PROXY_H
+#define HR_PROXY_H
+#include <event2/http.h>
+#include "api/api.h"
+#include "daemon.h"
+#include "respcache.h"
+#include "sse.h"
+#include "usage.h"
+
+#define HR_MAX_STACK_LEN 64
+
+struct proxy_req {
+    struct hr_worker *w;
+    struct evhttp_request *req;          /* NULL once the client is gone */
+    struct evhttp_connection *conn;
+    struct hr_transfer *t;
+    const struct hr_api *api;            /* the wire format (errors too, on pass-through routes) */
+    int llm;                             /* a route an adapter owns: compressed, priced, counted */
+    char *model;
+    char stack[HR_MAX_STACK_LEN + 1];
+    char request_id[40];
+    char *path;
+    double t_start, t_forward, t_first_byte;
+    struct hr_pipeline_result pr;        /* tokens_after: written by accounting.c after the pipeline */
+    int pipeline_ran;
+    long status;
+    int streaming;                       /* relaying chunk by chunk */
+    int reply_started;
+    struct evbuffer *body;               /* buffered (non-streamed) answer */
+    int too_large;
+    struct hr_sse_parser *sse;
+    struct hr_usage usage;               /* the last round's */
+    struct hr_usage earlier_usage;       /* rounds before the last (headroom_retrieve) */
+    /* headroom_retrieve: the body as sent, kept to answer the model's calls */
+    json_t *sent_body;
+    int retrieve_rounds;
+    char *url;
+    struct curl_slist *up_headers;
+    /* response cache: key of a cacheable request, and a hit */
+    int cacheable, cached;
+    uint8_t cache_key[HR_RESPCACHE_KEY_LEN];
+    struct event *peer_closed;           /* EV_CLOSED watch on the client socket */
+    char *logged_body;                   /* the client's body, only with log_messages */
+    size_t logged_body_len;
+};
+
+/* proxy.c */
+void hr_proxy_free(struct proxy_req *p);
+/* Hop-by-hop headers are never forwarded, either way. */
+int hr_proxy_is_hop_by_hop(const char *name);
+/* Upstream options from the config. */
+struct hr_transfer_opts hr_proxy_transfer_opts(const struct proxy_req *p);
+
+/* admission.c — each returns 1 when it answered the client (refused or served). */
+int hr_admit_connection(struct hr_worker *w, struct evhttp_request *req, const struct hr_api *api,
+                        const char *method, const char *path);
+int hr_admit_from_cache(struct proxy_req *p, const json_t *body);
+/* charge 0: is there room (before compressing); 1: take the request and its tokens. */
+int hr_admit_rate(struct proxy_req *p, uint64_t tokens, int charge);
+/* Keep a cacheable 200 answer for the next identical request. */
+void hr_admit_cache_store(struct proxy_req *p);
+
+/* relay.c */
+extern const struct hr_transfer_cbs hr_relay_cbs;
+/* Watch for the client going away (close callback, EV_CLOSED). */
+void hr_relay_watch_client(struct proxy_req *p);
+/* Before the final reply: stop watching the client. */
+void hr_relay_detach_client(struct proxy_req *p);
+
+/* accounting.c */
+/* Tokens added to what is sent after the pipeline (the retrieve tool's
+ * definition, retrieve rounds), capped at tokens before. */
+void hr_acct_charge_sent(struct proxy_req *p, uint64_t tokens);
+/* x-headroom-request-id and the token (and, unless streamed, cost) headers. */
+void hr_acct_headers(struct proxy_req *p, struct evkeyvalq *out);
+/* A stream's figures, as an SSE comment at its very end. */
+void hr_acct_stream_comment(struct proxy_req *p);
+/* The one place a finished request is counted and handed to the sinks. */
+void hr_acct_finish(struct proxy_req *p, int status, int failed, const char *error);
+/* A request refused before proxying: one event, and the live counters. */
+void hr_acct_refusal(struct hr_worker *w, const char *request_id, const struct hr_api *api, const char *path,
+                     const char *stack, int status, const char *why);
+/* An error answer for a tracked request, with its request id. */
+void hr_acct_send_error(struct proxy_req *p, int status, enum hr_api_error kind, const char *message);
+#endif

@@ -1,0 +1,261 @@
+/* relay.c — the upstream's answer to the client: headers filtered, an SSE
+ * stream relayed chunk by chunk with backpressure (usage read on the way),
+ * other answers buffered whole; a model turn made only of headroom_retrieve
+ * calls answered from the CCR store and sent again; the client going away
+ * noticed at once. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include "log.h"
+#include "pipeline.h"
+#include "proxy.h"
+#include "retrieve_tool.h"
+#include "stats.h"
+
+#define LOGGER "headroom.proxy"
+#define STREAM_HIGH_WATER (256 * 1024)   /* client output buffered before we pause upstream */
+#define MAX_RETRIEVE_ROUNDS 3
+#define PER_MESSAGE_OVERHEAD 3           /* as hr_request_tokens counts a message */
+
+void hr_relay_detach_client(struct proxy_req *p)
+{
+    /* evhttp may free a closing connection inside the send call, and its
+     * close callback must not find us then. */
+    if (p->conn) evhttp_connection_set_closecb(p->conn, NULL, NULL);
+    p->conn = NULL;
+    if (p->peer_closed) event_free(p->peer_closed);
+    p->peer_closed = NULL;
+}
+
+static void on_client_closed(struct evhttp_connection *conn, void *arg)
+{
+    (void)conn;
+    struct proxy_req *p = arg;
+    struct evhttp_request *req = p->req;
+    p->req = NULL;
+    p->conn = NULL; /* being freed by evhttp */
+    if (p->t) {
+        hr_transfer_abort(p->t); /* stops the upstream transfer now */
+        p->t = NULL;
+    }
+    hr_acct_finish(p, 499, 0, "client closed the connection");
+    hr_proxy_free(p);
+    /* On client EOF/timeout evhttp detaches an unfinished request from the
+     * connection and leaves it to us; one still attached is freed by evhttp. */
+    if (req && !evhttp_request_get_connection(req)) evhttp_request_free(req);
+}
+
+/* evhttp stops reading a connection while its request is being answered, so
+ * it would notice a client that went away only at the next write. Watching
+ * the socket for the peer's close (EPOLLRDHUP) lets a waiting non-streamed
+ * request abort its upstream transfer at once, as nginx does (499). */
+static void on_peer_closed(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct proxy_req *p = arg;
+    struct evhttp_connection *conn = p->conn;
+    if (!conn) return;
+    evhttp_connection_free(conn); /* runs on_client_closed, which frees p */
+}
+
+void hr_relay_watch_client(struct proxy_req *p)
+{
+    p->conn = evhttp_request_get_connection(p->req);
+    evhttp_connection_set_closecb(p->conn, on_client_closed, p);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(p->conn);
+    struct event_base *base = bev ? bufferevent_get_base(bev) : NULL;
+    if (!base || !(event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE)) return;
+    p->peer_closed = event_new(base, bufferevent_getfd(bev), EV_CLOSED, on_peer_closed, p);
+    if (p->peer_closed) event_add(p->peer_closed, NULL);
+}
+
+static void sse_event(void *ud, const char *event, size_t event_len, const char *data, size_t data_len)
+{
+    struct proxy_req *p = ud;
+    if (data && data_len) p->api->usage_from_sse(event, event_len, data, data_len, &p->usage);
+}
+
+static void on_headers(void *ud, long status, const struct hr_header *h, size_t n)
+{
+    struct proxy_req *p = ud;
+    p->status = status;
+    p->t_first_byte = hr_monotonic_ms();
+    if (!p->req) return;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(p->req);
+    if (p->retrieve_rounds) evhttp_clear_headers(out); /* only the last round's headers */
+    int event_stream = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (hr_proxy_is_hop_by_hop(h[i].name)) continue;
+        if (!strcasecmp(h[i].name, "content-type") && !strncasecmp(h[i].value, "text/event-stream", 17))
+            event_stream = 1;
+        evhttp_add_header(out, h[i].name, h[i].value);
+    }
+    /* LLM answers are buffered (usage and token headers need the whole body)
+     * unless they are a stream; everything else is relayed as it comes. */
+    p->streaming = event_stream || !p->llm;
+    if (p->streaming) {
+        if (event_stream && p->llm) p->sse = hr_sse_parser_new(sse_event, p, HR_SSE_DEFAULT_MAX_EVENT);
+        hr_acct_headers(p, out);
+        evhttp_send_reply_start(p->req, (int)status, NULL);
+        p->reply_started = 1;
+    } else {
+        p->body = evbuffer_new();
+    }
+}
+
+static void chunk_flushed(struct evhttp_connection *conn, void *arg)
+{
+    (void)conn;
+    struct proxy_req *p = arg;
+    if (p->t) hr_transfer_resume(p->t);
+}
+
+static int on_data(void *ud, const char *buf, size_t len)
+{
+    struct proxy_req *p = ud;
+    if (!p->req) return 0;
+    if (!p->streaming) {
+        if (evbuffer_get_length(p->body) + len > p->w->d->cfg->max_response_bytes) {
+            p->too_large = 1; /* stop downloading; on_done answers 502 */
+            return -1;
+        }
+        evbuffer_add(p->body, buf, len);
+        return 0;
+    }
+    /* Backpressure: with the client this far behind, pause before relaying;
+     * curl hands the same bytes again when chunk_flushed resumes it. */
+    struct bufferevent *bev = p->conn ? evhttp_connection_get_bufferevent(p->conn) : NULL;
+    if (bev && evbuffer_get_length(bufferevent_get_output(bev)) > STREAM_HIGH_WATER) return 1;
+    if (p->sse && hr_sse_feed(p->sse, buf, len) < 0) {
+        hr_sse_parser_free(p->sse); /* an oversized event: keep relaying, stop parsing */
+        p->sse = NULL;
+    }
+    struct evbuffer *chunk = evbuffer_new();
+    evbuffer_add(chunk, buf, len);
+    evhttp_send_reply_chunk_with_cb(p->req, chunk, chunk_flushed, p);
+    evbuffer_free(chunk);
+    return 0;
+}
+
+/* A stream that broke after it started: tell the client in the format's
+ * own SSE error shape (SDKs raise it), then end the stream. */
+static void stream_error_event(struct proxy_req *p, const char *why)
+{
+    char *text = p->api->stream_error(why);
+    if (!text) return;
+    struct evbuffer *b = evbuffer_new();
+    if (b) {
+        evbuffer_add(b, text, strlen(text));
+        evhttp_send_reply_chunk(p->req, b);
+        evbuffer_free(b);
+    }
+    free(text);
+}
+
+/* The model answered with headroom_retrieve calls only: answer them from the
+ * CCR store and ask again, so the client sees a normal answer. Returns 1 when
+ * a follow-up request is under way. */
+static int answer_retrieve_calls(struct proxy_req *p)
+{
+    if (!p->sent_body || p->status != 200 || p->retrieve_rounds >= MAX_RETRIEVE_ROUNDS || !p->body) return 0;
+    size_t len = evbuffer_get_length(p->body);
+    json_t *answer = json_loadb((const char *)evbuffer_pullup(p->body, -1), len, 0, NULL);
+    if (!answer || !hr_retrieve_only_calls(p->api, answer)) {
+        json_decref(answer);
+        return 0;
+    }
+    json_t *items = json_object_get(p->sent_body, p->api->items_key);
+    size_t first_new = json_array_size(items);
+    int n = hr_retrieve_answer(p->api, p->sent_body, answer);
+    struct hr_usage u = {0};
+    p->api->usage_from_json(answer, &u);
+    json_decref(answer);
+    if (n <= 0) return 0;
+    /* What the follow-up sends again is counted as sent: retrieval gives
+     * back part of the saving, honestly. (A string input became a list:
+     * its text was already counted.) */
+    items = json_object_get(p->sent_body, p->api->items_key);
+    uint64_t extra = PER_MESSAGE_OVERHEAD * (json_array_size(items) - first_new);
+    for (size_t i = first_new; i < json_array_size(items); i++)
+        extra += hr_json_tokens(p->model, json_array_get(items, i));
+    hr_acct_charge_sent(p, extra);
+    char *text = json_dumps(p->sent_body, JSON_COMPACT);
+    if (!text) return 0;
+    struct hr_transfer_opts opts = hr_proxy_transfer_opts(p);
+    struct hr_transfer *t = hr_transfer_start(p->w->up, "POST", p->url, p->up_headers, text, strlen(text), &opts,
+                                              &hr_relay_cbs, p);
+    free(text);
+    if (!t) return 0;
+    hr_usage_add(&p->earlier_usage, &u);
+    p->retrieve_rounds++;
+    HR_INFO(LOGGER, "%s: answered %d headroom_retrieve call%s from the CCR store (round %d)", p->request_id, n,
+            n == 1 ? "" : "s", p->retrieve_rounds);
+    evbuffer_free(p->body);
+    p->body = NULL;
+    p->t = t;
+    return 1;
+}
+
+static void on_done(void *ud, CURLcode rc, const char *why)
+{
+    struct proxy_req *p = ud;
+    p->t = NULL; /* freed by upstream.c after we return */
+    if (!p->req) return;
+    if (rc == CURLE_OK && !p->streaming && !p->too_large && answer_retrieve_calls(p)) return;
+    hr_relay_detach_client(p);
+    if (p->too_large) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "upstream answer larger than max_response_size (%zu bytes); raise max_response_size in headroom.conf",
+                 p->w->d->cfg->max_response_bytes);
+        evhttp_clear_headers(evhttp_request_get_output_headers(p->req));
+        hr_acct_send_error(p, 502, HR_API_ERR_UPSTREAM, msg);
+        hr_acct_finish(p, 502, 1, "response too large");
+        hr_proxy_free(p);
+        return;
+    }
+    if (rc != CURLE_OK) {
+        char msg[512];
+        int timeout = rc == CURLE_OPERATION_TIMEDOUT;
+        snprintf(msg, sizeof msg, "headroomd could not get an answer from the %s API: %s",
+                 hr_provider_name(p->api->provider), why);
+        HR_WARN(LOGGER, "%s %s: %s", p->request_id, p->path, msg);
+        int status = timeout ? 504 : 502;
+        if (p->reply_started) {
+            stream_error_event(p, msg);
+            evhttp_send_reply_end(p->req);
+            status = (int)p->status;
+        } else {
+            /* Our own answer: none of the upstream's headers belong on it. */
+            evhttp_clear_headers(evhttp_request_get_output_headers(p->req));
+            hr_acct_send_error(p, status, HR_API_ERR_UPSTREAM, msg);
+        }
+        hr_acct_finish(p, status, 1, why);
+        hr_proxy_free(p);
+        return;
+    }
+    if (p->streaming) {
+        if (p->llm) hr_acct_stream_comment(p);
+        evhttp_send_reply_end(p->req);
+        hr_acct_finish(p, (int)p->status, 0, NULL);
+        hr_proxy_free(p);
+        return;
+    }
+    if (p->llm && p->body) {
+        size_t len = evbuffer_get_length(p->body);
+        json_t *j = json_loadb((const char *)evbuffer_pullup(p->body, -1), len, 0, NULL);
+        if (j) p->api->usage_from_json(j, &p->usage);
+        json_decref(j);
+    }
+    hr_admit_cache_store(p);
+    hr_acct_headers(p, evhttp_request_get_output_headers(p->req));
+    evhttp_send_reply(p->req, (int)p->status, NULL, p->body);
+    hr_acct_finish(p, (int)p->status, 0, NULL);
+    hr_proxy_free(p);
+}
+
+const struct hr_transfer_cbs hr_relay_cbs = {on_headers, on_data, on_done};

@@ -1,0 +1,27 @@
+/* reply.c — answers headroomd writes itself: JSON bodies, and errors in the
+ * shape the client's SDK expects from its provider. */
+#include <stdlib.h>
+#include <string.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include "api/api.h"
+#include "daemon.h"
+
+void hr_send_json(struct evhttp_request *req, int status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    struct evbuffer *buf = evbuffer_new();
+    if (text) evbuffer_add(buf, text, strlen(text));
+    evbuffer_add(buf, "\n", 1);
+    free(text);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_send_reply(req, status, NULL, buf);
+    evbuffer_free(buf);
+}
+
+void hr_send_api_error(struct evhttp_request *req, const struct hr_api *api, int status, enum hr_api_error kind,
+                       const char *message)
+{
+    hr_send_json(req, status, api->error_body(kind, message));
+}

@@ -1,0 +1,35 @@
+/* state_dir.c — resolving the state root once for the host and plugins. */
+#include <pthread.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "state_dir.h"
+
+static char dir[4096];
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static const char *home_dir(void)
+{
+    const char *home = getenv("HOME");
+    if (home && *home) return home;
+    struct passwd *pw = getpwuid(getuid());
+    return pw && pw->pw_dir ? pw->pw_dir : "/";
+}
+
+static void resolve(void)
+{
+    const char *ws = getenv("HEADROOM_WORKSPACE_DIR");
+    if (ws && *ws && ws[0] == '~' && (ws[1] == '/' || !ws[1])) snprintf(dir, sizeof dir, "%s%s", home_dir(), ws + 1);
+    else if (ws && *ws) snprintf(dir, sizeof dir, "%s", ws);
+    else snprintf(dir, sizeof dir, "%s/.headroom", home_dir());
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') dir[--n] = '\0';
+}
+
+const char *hr_state_dir(void)
+{
+    pthread_once(&once, resolve);
+    return dir;
+}
