@@ -76,9 +76,9 @@ ok(rc == 0 and re.search(r"^\s*max_body_size\s", out, re.M), "--help-config list
 rc, out, err = run(["--check-config", "-c", SRC_CONF] + PLUGIN_ARGS)
 is_(rc, 0, "--check-config conf/headroom.conf exits 0")
 like(out, r"headroom\.conf: OK", "--check-config says OK")
-like(out, r"transform example_transform: example_transform \S+ \(ABI \d+\.\d+\) \S+example_transform\.so",
-     "--check-config lists the example plugin with version, ABI and file")
-like(out, r"max_blank_lines\s+= 1", "--check-config lists plugin settings with their values")
+like(out, r"transform smart_crusher: smart_crusher \S+ \(ABI \d+\.\d+\) \S+smart_crusher\.so",
+     "--check-config lists each plugin with version, ABI and file")
+like(out, r"max_items\s+= 15", "--check-config lists plugin settings with their values")
 if err.strip() and not WRAPPER:
     diag(err)
 
