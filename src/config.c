@@ -50,7 +50,7 @@ static const struct directive directives[] = {
     {"sink_queue_size", D_INT, OFF(sink_queue_size), 1, 1 << 22, NULL, "events buffered per sink before drops are counted (default 4096)"},
     {"ccr_max_size", D_SIZE, OFF(ccr_max_bytes), 0, 1LL << 36, NULL, "bytes of dropped originals kept for retrieval (default 256m)"},
     {"ccr_ttl", D_INT, OFF(ccr_ttl_s), 1, 86400 * 30, NULL, "seconds dropped originals stay retrievable (default 3600)"},
-    {"budget", D_DOUBLE, OFF(budget_usd), 0, 0, "HEADROOM_BUDGET", "spend limit in USD per budget_period; over it LLM requests get 429 (default 0 = none)"},
+    {"budget", D_DOUBLE, OFF(budget_usd), 0, 0, "HEADROOM_BUDGET", "spend limit in USD per budget_period; over it POSTs to model routes get 429 (default 0 = none)"},
     {"budget_period", D_STRING, OFF(budget_period), 0, 0, "HEADROOM_BUDGET_PERIOD", "hourly, daily, weekly (from Monday) or monthly, UTC (default daily)"},
     {"prices", D_STRING, OFF(prices_file), 0, 0, "HEADROOM_PRICES", "model price table (JSON) replacing the installed prices.json"},
     {"telemetry", D_TELEMETRY, OFF(telemetry), 0, 0, "HEADROOM_TELEMETRY", "anonymous usage beacon: on or off (reserved, default off)"},

@@ -64,6 +64,10 @@ static char *default_prices_path(void)
     return NULL;
 }
 
+/* --check-config: the budget as configured, never opened. */
+static double check_budget_usd;
+static int check_budget_period;
+
 static char *budget_state_path(void)
 {
     char *out = NULL;
@@ -77,7 +81,7 @@ static void flush_timer(void *state)
     if (rc) HR_WARN(LOGGER, "could not write the budget file: %s (retrying)", strerror(-rc));
 }
 
-int hr_cost_init(const struct hr_config *c, char *err, size_t errlen)
+int hr_cost_init(const struct hr_config *c, int check_only, char *err, size_t errlen)
 {
     char *path = c->prices_file ? strdup(c->prices_file) : default_prices_path();
     if (path) {
@@ -97,6 +101,11 @@ int hr_cost_init(const struct hr_config *c, char *err, size_t errlen)
         if (period < 0) {
             snprintf(err, errlen, "budget_period '%s' must be hourly, daily, weekly or monthly", c->budget_period);
             return -EINVAL;
+        }
+        if (check_only) { /* --check-config touches no file: the budget is only described */
+            check_budget_usd = c->budget_usd;
+            check_budget_period = period;
+            return 0;
         }
         char *state = budget_state_path();
         int rc = hr_budget_open(c->budget_usd, (enum hr_budget_period)period, state, &budget, err, errlen);
@@ -131,6 +140,11 @@ void hr_cost_describe(FILE *out)
         hr_budget_get(budget, hr_clock_now(), &st);
         fprintf(out, "budget $%.2f %s, spent $%.6f this period\n", st.limit_usd, hr_budget_period_name(st.period),
                 st.spent_usd);
+    } else if (check_budget_usd > 0) {
+        char *state = budget_state_path();
+        fprintf(out, "budget $%.2f %s (spend kept in %s)\n", check_budget_usd,
+                hr_budget_period_name((enum hr_budget_period)check_budget_period), state ? state : "?");
+        free(state);
     }
 }
 

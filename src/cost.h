@@ -15,8 +15,10 @@
  *   source-tree prices.json) and open the budget (budget > 0) with its state
  *   in $HEADROOM_WORKSPACE_DIR/budget.json, else ~/.headroom/budget.json.
  *   A bad price table or budget setting is an error naming file and problem.
+ *   With check_only (--check-config) the budget file is not opened: nothing
+ *   is created or moved aside.
  */
-int hr_cost_init(const struct hr_config *c, char *err, size_t errlen);
+int hr_cost_init(const struct hr_config *c, int check_only, char *err, size_t errlen);
 /* Write the budget file every second (housekeeping thread) when it changed. */
 void hr_cost_start_flusher(void);
 /* Flush and free (clean shutdown). */

@@ -199,6 +199,13 @@ static struct hr_instance *open_plugin(const char *dir, const struct hr_plugin_b
                  in->path, d->abi_major, d->abi_minor, HR_ABI_MAJOR, HR_ABI_MINOR);
         goto fail;
     }
+    /* A newer minor may lay out its tables (conf keys) in a way this host
+     * cannot read: refuse it rather than misread its settings. */
+    if (d->abi_minor > HR_ABI_MINOR) {
+        snprintf(err, errlen, "%s: plugin built for ABI %u.%u, newer than this headroomd's %d.%d; upgrade headroomd or rebuild the plugin against this headroomd's headroom/plugin.h",
+                 in->path, d->abi_major, d->abi_minor, HR_ABI_MAJOR, HR_ABI_MINOR);
+        goto fail;
+    }
     if (d->struct_size < MIN_DESCRIPTOR_SIZE) {
         snprintf(err, errlen, "%s: descriptor is %u bytes, smaller than ABI %d.0's %zu; start it with HR_PLUGIN_HEADER",
                  in->path, d->struct_size, HR_ABI_MAJOR, (size_t)MIN_DESCRIPTOR_SIZE);

@@ -78,13 +78,16 @@ static void usage(FILE *out)
             "      --log-file FILE        JSONL request log (request_log sink)\n"
             "      --log-messages         include message bodies in the request log\n"
             "      --no-optimize          passthrough: forward requests unchanged\n"
-            "      --budget USD           spend limit per budget period, then 429 on LLM routes (default none)\n"
+            "      --budget USD           spend limit per budget period, then 429 on model routes (default none)\n"
             "      --budget-period P      hourly, daily, weekly (from Monday) or monthly, UTC (default daily)\n"
-            "      --telemetry, --no-telemetry, --no-cache, --no-rate-limit\n"
-            "                             reserved for telemetry, cache and rate-limit features\n"
+            "      --telemetry, --no-telemetry\n"
+            "                             accepted; no effect (this release has no usage beacon)\n"
+            "      --no-cache             response cache off, even if the file sets cache or cache_ttl\n"
             "      --rate-limit-rpm N     requests per minute per API key, then 429 (default: no limit)\n"
             "      --rate-limit-tpm N     input tokens per minute per API key, then 429 (default: no limit)\n"
-            "      --check-config         parse the config, load plugins, report, exit 0 or 1\n"
+            "      --no-rate-limit        rate limit off, whatever the file or the other flags set\n"
+            "      --check-config         parse the config, load plugins, check their settings (without\n"
+            "                             starting them), report, exit 0 or 1\n"
             "      --help-config          list config directives\n"
             "  -V, --version              print the version\n"
             "  -h, --help                 this help\n\n"
@@ -243,7 +246,7 @@ int main(int argc, char **argv)
     }
     hr_log_set_level(cfg.log_level);
     if (hr_tokens_init(err, sizeof err)) HR_WARN("headroom.tokens", "%s; token counts are estimates", err);
-    if (hr_cost_init(&cfg, err, sizeof err)) { /* price table and budget */
+    if (hr_cost_init(&cfg, check_only, err, sizeof err)) { /* price table and budget */
         fprintf(stderr, "headroomd: %s\n", err);
         hr_cost_shutdown();
         hr_config_free(&cfg);

@@ -1,5 +1,5 @@
 /* metrics.c — walks a stats snapshot as metric families (names from
- * spec/monitoring.md). Histograms are in milliseconds. */
+ * doc/metrics.md). Histograms are in milliseconds. */
 #include <stdio.h>
 #include <string.h>
 #include "cost.h"

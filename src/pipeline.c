@@ -236,7 +236,8 @@ static json_t *snapshot_body(const struct hr_api *api, json_t *body)
     const char *k;
     json_object_foreach(body, k, v) {
         if (!strcmp(k, api->items_key)) json_object_set_new(s, k, json_copy(v));
-        else if (!strcmp(k, "tools") || !strcmp(k, "system")) json_object_set_new(s, k, json_deep_copy(v));
+        else if (!strcmp(k, "tools") || (api->system_key && !strcmp(k, api->system_key)))
+            json_object_set_new(s, k, json_deep_copy(v));
         else json_object_set(s, k, v);
     }
     return s;

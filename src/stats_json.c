@@ -1,5 +1,5 @@
 /* stats_json.c — renders a stats snapshot as the /stats document defined in
- * spec/monitoring.md, plus the blocks plugins contribute. */
+ * doc/stats.md, plus the blocks plugins contribute. */
 #include <math.h>
 #include <string.h>
 #include "ccr.h"

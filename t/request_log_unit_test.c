@@ -7,8 +7,9 @@
 #include "tap.h"
 #include "../plugins/request_log/line.h"
 
-static const char *ORDER[] = {"request_id", "timestamp", "provider", "model", "stack", "path", "status",
+static const char *ORDER[] = {"request_id", "timestamp", "provider", "model", "stack", "path", "wire_format", "status",
                               "streamed", "tokens_input", "tokens_sent", "tokens_saved", "tokens_output",
+                              "reasoning_tokens",
                               "savings_percent", "cost_usd", "savings_usd", "priced", "latency_ms", "overhead_ms",
                               "ttfb_ms", "cached", "transforms", "error"};
 #define N_ORDER (sizeof ORDER / sizeof *ORDER)
@@ -66,6 +67,16 @@ int main(void)
     }
     ok(in_order && i == N_ORDER, "every field, in the contract's order (%zu keys)", i);
     is_str(json_string_value(json_object_get(o, "stack")), "wrap_claude", "stack");
+    {
+        struct hr_event rev = base();
+        rev.wire_format = HR_WIRE_OPENAI_RESPONSES;
+        rev.wire_format_name = "openai_responses";
+        rev.reasoning_tokens = 12;
+        json_t *r = line_of(&rev, 0, NULL);
+        is_str(json_string_value(json_object_get(r, "wire_format")), "openai_responses", "wire_format (ABI 1.2)");
+        is_int(json_integer_value(json_object_get(r, "reasoning_tokens")), 12, "reasoning_tokens (ABI 1.2)");
+        json_decref(r);
+    }
     ok(json_is_real(json_object_get(o, "savings_percent")) &&
            json_real_value(json_object_get(o, "savings_percent")) == 33.33,
        "savings_percent rounded to 2 decimals");

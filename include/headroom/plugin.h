@@ -196,7 +196,7 @@ struct hr_event {
     double cost_usd;
     double savings_usd;
     int priced;                 /* 0 when the model has no known price */
-    double latency_ms;          /* accept to last byte */
+    double latency_ms;          /* request fully read to last byte sent */
     double overhead_ms;         /* time spent before forwarding */
     double ttfb_ms;             /* forward to first upstream byte; <0 when none */
     size_t n_stages;

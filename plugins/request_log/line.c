@@ -131,12 +131,17 @@ static json_t *event_json(const struct hr_event *ev, int with_request)
     json_object_set_new(o, "model", str_or_empty(ev->model));
     json_object_set_new(o, "stack", str_or_empty(ev->stack));
     json_object_set_new(o, "path", str_or_empty(ev->path));
+    /* ABI 1.2: the API the request spoke ("" on pass-through routes). */
+    json_object_set_new(o, "wire_format", str_or_empty(HR_HAS_FIELD(ev, struct hr_event, wire_format_name)
+                                                           ? ev->wire_format_name : NULL));
     json_object_set_new(o, "status", json_integer(ev->status));
     json_object_set_new(o, "streamed", json_boolean(ev->streamed));
     json_object_set_new(o, "tokens_input", json_integer((json_int_t)ev->tokens_input));
     json_object_set_new(o, "tokens_sent", json_integer((json_int_t)ev->tokens_sent));
     json_object_set_new(o, "tokens_saved", json_integer((json_int_t)ev->tokens_saved));
     json_object_set_new(o, "tokens_output", json_integer((json_int_t)ev->tokens_output));
+    json_object_set_new(o, "reasoning_tokens", json_integer(HR_HAS_FIELD(ev, struct hr_event, reasoning_tokens)
+                                                                ? (json_int_t)ev->reasoning_tokens : 0));
     json_object_set_new(o, "savings_percent", rounded(pct, 1e2));
     json_object_set_new(o, "cost_usd", rounded(ev->cost_usd, 1e6));
     json_object_set_new(o, "savings_usd", rounded(ev->savings_usd, 1e6));
