@@ -201,6 +201,16 @@ static int answer_retrieve_calls(struct proxy_req *p)
     return 1;
 }
 
+/* The answer the client gets, re-serialised after headroomd edited it. */
+static void replace_body(struct proxy_req *p, const json_t *answer)
+{
+    char *text = json_dumps(answer, JSON_COMPACT);
+    if (!text) return; /* out of memory: the answer as the provider sent it */
+    evbuffer_drain(p->body, evbuffer_get_length(p->body));
+    evbuffer_add(p->body, text, strlen(text));
+    free(text);
+}
+
 static void on_done(void *ud, CURLcode rc, const char *why)
 {
     struct proxy_req *p = ud;
@@ -249,6 +259,7 @@ static void on_done(void *ud, CURLcode rc, const char *why)
         size_t len = evbuffer_get_length(p->body);
         json_t *j = json_loadb((const char *)evbuffer_pullup(p->body, -1), len, 0, NULL);
         if (j) p->api->usage_from_json(j, &p->usage);
+        if (j && p->sent_body && hr_retrieve_hide_tool(p->api, j)) replace_body(p, j);
         json_decref(j);
     }
     hr_admit_cache_store(p);

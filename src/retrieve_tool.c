@@ -95,3 +95,14 @@ int hr_retrieve_answer(const struct hr_api *api, json_t *body, const json_t *ans
     if (!n) return 0;
     return api->append_results(body, answer, calls, n, result_text);
 }
+
+int hr_retrieve_hide_tool(const struct hr_api *api, json_t *answer)
+{
+    json_t *tools = api->answer_tools_key ? json_object_get(answer, api->answer_tools_key) : NULL;
+    int changed = 0;
+    for (size_t i = json_array_size(tools); i-- > 0;) {
+        const char *name = api->tool_def_name(json_array_get(tools, i));
+        if (name && !strcmp(name, HR_RETRIEVE_TOOL) && !json_array_remove(tools, i)) changed = 1;
+    }
+    return changed;
+}

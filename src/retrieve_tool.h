@@ -24,4 +24,7 @@ int hr_retrieve_only_calls(const struct hr_api *api, const json_t *answer);
  * an error text for unknown hashes) to the conversation, ready to re-send.
  * Returns the number of calls answered. */
 int hr_retrieve_answer(const struct hr_api *api, json_t *body, const json_t *answer);
+/* Remove headroom_retrieve from the tools an answer echoes (Responses do),
+ * so the client sees the tools it sent. Returns 1 when the answer changed. */
+int hr_retrieve_hide_tool(const struct hr_api *api, json_t *answer);
 #endif

@@ -38,6 +38,7 @@ struct hr_api {
     const char *items_key;            /* the conversation array: "messages" or "input" */
     const char *system_key;           /* the system prompt's key, or NULL */
     const char *const *counted_keys;  /* top-level keys whose strings are request tokens */
+    const char *answer_tools_key;     /* where an answer echoes the request's tools, or NULL */
 
     /* ---- the request */
     /* Every tool output of `body` that a transform may compress. */

@@ -201,6 +201,7 @@ const struct hr_api hr_api_openai_responses = {
     .items_key = "input",
     .system_key = "instructions",
     .counted_keys = counted,
+    .answer_tools_key = "tools", /* a Response echoes the request's tools */
     .find_units = find_units,
     .latest_user_text = latest_user_text,
     .usage_from_json = usage_from_json,
