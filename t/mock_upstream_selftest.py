@@ -84,6 +84,146 @@ with Mock(max_seconds=60) as m:
     is_(data[-2]["usage"]["output_tokens"], 6, "anthropic sse: message_delta carries output_tokens")
     is_([d["type"] for d in data], names, "anthropic sse: event: name matches data.type")
 
+    # ---- OpenAI Responses, JSON ----
+    RS = m.url + "/v1/responses"
+    items = [{"role": "user", "content": "hi"}, {"type": "message", "role": "user",
+                                                  "content": [{"type": "input_text", "text": "and?"}]}]
+    body = dumps({"model": "gpt-4o", "input": items, "previous_response_id": "resp_prev1", "store": True})
+    r = request("POST", RS, body, {"Content-Type": "application/json"})
+    j = r.json() or {}
+    is_((r.status, j.get("object"), j.get("status"), j.get("model"), j.get("created_at")),
+        (200, "response", "completed", "gpt-4o", 1700000000), "responses: a completed Response object")
+    like(j.get("id", ""), r"^resp_[0-9a-f]+$", "responses: id resp_<hash>")
+    is_((j.get("previous_response_id"), j.get("store")), ("resp_prev1", True),
+        "responses: previous_response_id and store echoed")
+    out = j.get("output") or [{}]
+    is_((len(out), out[0].get("type"), out[0].get("role"), out[0].get("status")),
+        (1, "message", "assistant", "completed"), "responses: one assistant message item")
+    like(out[0].get("id", ""), r"^msg_[0-9a-f]+$", "responses: message id msg_<hash>")
+    is_(out[0].get("content"), [{"type": "output_text", "annotations": [], "logprobs": [],
+                                 "text": "mock reply to 2 items"}], "responses: output_text names the item count")
+    u = j.get("usage", {})
+    is_((u.get("input_tokens"), u.get("input_tokens_details"), u.get("output_tokens_details")),
+        (len(body) // 4, {"cached_tokens": 0}, {"reasoning_tokens": 0}), "responses: usage fields")
+    is_(u.get("total_tokens"), u.get("input_tokens", 0) + u.get("output_tokens", 0), "responses: total = in + out")
+    is_(request("POST", RS, body, {"Content-Type": "application/json"}).body, r.body,
+        "responses: deterministic bytes for the same request")
+    r = post_json(RS, {"model": "gpt-4o", "input": "just a string"})
+    j = r.json() or {}
+    is_((j["output"][0]["content"][0]["text"], j["store"], j["previous_response_id"]),
+        ("mock reply to 1 items", True, None), "responses: string input counts as 1 item; store defaults to true")
+    r = post_json(RS, {"model": "gpt-4o", "input": "x"},
+                  {"x-mock-usage": '{"input_tokens_details":{"cached_tokens":7},"output_tokens_details":{"reasoning_tokens":5}}'})
+    u = (r.json() or {}).get("usage", {})
+    is_((u["input_tokens_details"]["cached_tokens"], u["output_tokens_details"]["reasoning_tokens"],
+         u["total_tokens"]), (7, 5, u["input_tokens"] + u["output_tokens"]), "responses: x-mock-usage deep-merged")
+
+    # ---- OpenAI Responses, SSE ----
+    RS_EVENTS = (["response.created", "response.in_progress", "response.output_item.added",
+                  "response.content_part.added"] + ["response.output_text.delta"] * 3 +
+                 ["response.output_text.done", "response.content_part.done", "response.output_item.done",
+                  "response.completed"])
+    r = stream(RS, {"model": "gpt-4o", "input": items, "stream": True},
+               {"x-mock-chunks": "3", "x-mock-usage": '{"input_tokens_details":{"cached_tokens":3}}'})
+    is_(r.status, 200, "responses sse: 200")
+    like(r.header("content-type"), r"^text/event-stream", "responses sse: event-stream")
+    ev = sse_events(r.body)
+    is_([n for n, _ in ev], RS_EVENTS, "responses sse: the API's event sequence, no [DONE]")
+    data = sse_data_json(r.body)
+    is_([d.get("type") for d in data], [n for n, _ in ev], "responses sse: event: name matches data.type")
+    is_([d.get("sequence_number") for d in data], list(range(len(data))), "responses sse: sequence_number 0, 1, ...")
+    is_("".join(d["delta"] for d in data if d["type"] == "response.output_text.delta"), "mock reply to 2 items",
+        "responses sse: deltas concatenate to the reply")
+    is_(data[-4]["text"], "mock reply to 2 items", "responses sse: output_text.done carries the text")
+    ok(data[0]["response"]["status"] == "in_progress" and data[0]["response"]["usage"] is None,
+       "responses sse: response.created is in progress, no usage yet")
+    fin = data[-1]["response"]
+    is_((fin["status"], fin["output"][0]["content"][0]["text"], fin["usage"]["input_tokens_details"]["cached_tokens"]),
+        ("completed", "mock reply to 2 items", 3), "responses sse: response.completed has the output and usage")
+    is_(fin["usage"]["total_tokens"], fin["usage"]["input_tokens"] + fin["usage"]["output_tokens"],
+        "responses sse: completed usage total = in + out")
+    r2 = stream(RS, {"model": "gpt-4o", "input": items, "stream": True},
+                {"x-mock-chunks": "3", "x-mock-usage": '{"input_tokens_details":{"cached_tokens":3}}',
+                 "x-mock-sse-split": "5"})
+    ok(r2.body == r.body and len(r2.pieces) > 1, "responses sse: x-mock-sse-split gives the same bytes")
+    r = stream(RS, {"model": "gpt-4o", "input": "x", "stream": True}, {"x-mock-stream-error": "server_error"})
+    ev = sse_events(r.body)
+    last = json.loads(ev[-1][1]) if ev else {}
+    is_((ev[-1][0] if ev else None, last.get("type"), last.get("code"), last.get("param")),
+        ("error", "error", "server_error", None), "responses sse: x-mock-stream-error ends with an error event")
+    ok(isinstance(last.get("message"), str) and last.get("sequence_number") == len(ev) - 1,
+       "responses sse: the error event has a message and the next sequence_number")
+    r = post_json(RS, {"model": "gpt-4o", "input": "x", "stream": True}, {"x-mock-status": "429"})
+    is_((r.status, r.json()["error"]["type"], r.json()["error"]["code"], r.header("retry-after")),
+        (429, "rate_limit_exceeded", "rate_limit_exceeded", "1"), "responses: x-mock-status 429 in OpenAI's shape")
+    r = stream(RS, {"model": "gpt-4o", "input": "x", "stream": True},
+               {"x-mock-reset": "mid-body", "x-mock-chunks": "6"})
+    ok(r.status == 200 and not r.complete and r.error and b"response.created" in r.body
+       and b"response.completed" not in r.body, "responses sse: x-mock-reset mid-body cuts the stream")
+    t = time.monotonic()
+    r = stream(RS, {"model": "gpt-4o", "input": "x", "stream": True},
+               {"x-mock-delay-ms": "100", "x-mock-chunk-delay-ms": "20", "x-mock-chunks": "3"})
+    took = time.monotonic() - t
+    ok(took >= 0.1 + 0.02 * 10 and len(r.pieces) >= 6,
+       "responses sse: x-mock-delay-ms and x-mock-chunk-delay-ms honoured (%.2fs, %d reads)" % (took, len(r.pieces)))
+    r = post_json(RS, {"model": "gpt-4o", "input": "x"}, {"x-mock-body-bytes": "20000"})
+    cmp_ok(abs(len(r.body) - 20000), "<", 64, "responses: x-mock-body-bytes pads the Response")
+    r = request("POST", RS, b'{"model":', {"Content-Type": "application/json"})
+    is_((r.status, sorted((r.json() or {}).get("error", {}))), (400, ["code", "message", "param", "type"]),
+        "responses: malformed JSON -> 400 OpenAI error")
+
+    # ---- OpenAI Responses, tool calls ----
+    call_hdr = {"x-mock-tool-call": "lookup", "x-mock-tool-args": '{"hash":"abc123"}'}
+    tin = [{"role": "user", "content": "find it"}]
+    r = post_json(RS, {"model": "gpt-4o", "input": tin}, call_hdr)
+    out = (r.json() or {}).get("output") or [{}]
+    fc = out[0]
+    is_((len(out), fc.get("type"), fc.get("name"), fc.get("status"), json.loads(fc.get("arguments", "null"))),
+        (1, "function_call", "lookup", "completed", {"hash": "abc123"}), "responses: x-mock-tool-call -> function_call")
+    ok(isinstance(fc.get("arguments"), str), "responses: function_call arguments is a JSON string")
+    like(fc.get("id", ""), r"^fc_", "responses: function_call id fc_<hash>")
+    like(fc.get("call_id", ""), r"^call_", "responses: call_id call_<hash>")
+    follow = tin + [fc, {"type": "function_call_output", "call_id": fc.get("call_id"), "output": "x" * 1234}]
+    r = post_json(RS, {"model": "gpt-4o", "input": follow}, call_hdr)
+    out = (r.json() or {}).get("output") or [{}]
+    is_((out[0].get("type"), out[0].get("content", [{}])[0].get("text")),
+        ("message", "mock reply to 3 items; tool result of 1234 bytes"),
+        "responses: a function_call_output answering the call gets a text answer naming its size")
+    own = tin + [{"type": "function_call", "call_id": "call_1", "name": "grep", "arguments": "{}"},
+                 {"type": "function_call_output", "call_id": "call_1", "output": "z" * 99}]
+    r = post_json(RS, {"model": "gpt-4o", "input": own}, call_hdr)
+    is_(((r.json() or {}).get("output") or [{}])[0].get("type"), "function_call",
+        "responses: the result of another tool's call does not stop x-mock-tool-call")
+    r = post_json(RS, {"model": "gpt-4o", "input": own})
+    is_((((r.json() or {}).get("output") or [{}])[0].get("content") or [{}])[0].get("text"),
+        "mock reply to 3 items; tool result of 99 bytes", "responses: without the header, any answered call's size")
+    # reasoning models: a reasoning item first; encrypted_content when included
+    r = post_json(RS, {"model": "o4-mini", "input": tin, "reasoning": {"effort": "low"}, "store": False,
+                       "include": ["reasoning.encrypted_content"]}, call_hdr)
+    out = (r.json() or {}).get("output") or [{}]
+    is_([o.get("type") for o in out], ["reasoning", "function_call"], "responses: reasoning item before the call")
+    ok(out[0].get("id", "").startswith("rs_") and out[0].get("encrypted_content"),
+       "responses: reasoning item rs_<hash> with encrypted_content when included")
+    r = post_json(RS, {"model": "o4-mini", "input": tin, "reasoning": {"effort": "low"}})
+    out = (r.json() or {}).get("output") or [{}]
+    ok([o.get("type") for o in out] == ["reasoning", "message"] and "encrypted_content" not in out[0],
+       "responses: reasoning item before the message; no encrypted_content unless included")
+    # store false: items referred to by id were never persisted
+    r = post_json(RS, {"model": "gpt-4o", "store": False, "input": tin + [dict(fc, id="fc_123")]})
+    e = (r.json() or {}).get("error") or {}
+    is_((r.status, e.get("type"), e.get("param")), (404, "invalid_request_error", "input"),
+        "responses: store false + an item with an id -> 404 as the API answers")
+    like(e.get("message", ""), r"^Item with id 'fc_123' not found\. Items are not persisted when `store` is set to false",
+         "responses: ... naming the item")
+    r = post_json(RS, {"model": "gpt-4o", "store": False, "input": tin + [{k: v for k, v in fc.items() if k != "id"}]})
+    is_(r.status, 200, "responses: store false without item ids is fine")
+    r = post_json(RS, {"model": "gpt-4o", "input": tin + [dict(fc, id="fc_123")]})
+    is_(r.status, 200, "responses: item ids are fine when stored (store defaults to true)")
+    orphan = tin + [{"type": "function_call_output", "call_id": "call_elsewhere", "output": "y"}]
+    r = post_json(RS, {"model": "gpt-4o", "input": orphan}, call_hdr)
+    is_(((r.json() or {}).get("output") or [{}])[0].get("type"), "function_call",
+        "responses: an output without its function_call in input is not taken as the answer")
+
     # ---- errors and control headers ----
     r = request("POST", OA, b"{not json", {"Content-Type": "application/json"})
     is_((r.status, sorted((r.json() or {}).get("error", {}))), (400, ["code", "message", "param", "type"]),

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # sdk_test.py — the official OpenAI and Anthropic SDKs (npm `openai`,
 # `@anthropic-ai/sdk`) talk to headroomd as they would to the providers:
-# JSON and streamed answers, usage, errors raised as the SDKs' own classes,
+# JSON and streamed answers (Chat Completions, Responses, Messages), usage,
+# errors raised as the SDKs' own classes,
 # and every request counted in /stats. Skipped when node or the npm registry
 # is not available.
 import os
@@ -50,6 +51,27 @@ with Mock() as mock, Headroomd() as hd:
     is_(as_.get("text"), "mock reply to 1 messages", "Anthropic SDK: messages.stream finalMessage")
     cmp_ok(as_.get("events", 0), ">", 4, "Anthropic SDK: stream events seen")
 
+    rj, rs = r["openai_responses_json"], r["openai_responses_stream"]
+    is_((rj.get("thrown"), rj.get("object"), rj.get("status"), rj.get("output_types")),
+        (None, "response", "completed", ["message"]), "OpenAI SDK: responses.create gets a completed Response")
+    is_(rj.get("text"), "mock reply to 1 items", "OpenAI SDK: response.output_text is the reply")
+    ru = rj.get("usage") or {}
+    ok(ru.get("input_tokens", 0) > 0 and ru.get("output_tokens", 0) > 0
+       and ru.get("total_tokens") == ru.get("input_tokens", 0) + ru.get("output_tokens", 0),
+       "OpenAI SDK: Responses usage parsed (input/output/total)")
+    is_(((ru.get("input_tokens_details") or {}).get("cached_tokens"),
+         (ru.get("output_tokens_details") or {}).get("reasoning_tokens")), (0, 0),
+        "OpenAI SDK: Responses usage details parsed")
+    is_(rs.get("thrown"), None, "OpenAI SDK: responses.create({stream: true}) iterates without error")
+    is_(rs.get("types"), ["response.created", "response.in_progress", "response.output_item.added",
+                          "response.content_part.added"] + ["response.output_text.delta"] * 4 +
+        ["response.output_text.done", "response.content_part.done", "response.output_item.done",
+         "response.completed"], "OpenAI SDK: every Responses stream event, in order")
+    ok(rs.get("seqOk"), "OpenAI SDK: sequence_numbers consecutive (nothing dropped or added)")
+    is_((rs.get("text"), rs.get("status")), ("mock reply to 1 items", "completed"),
+        "OpenAI SDK: streamed deltas reassemble the reply")
+    cmp_ok((rs.get("usage") or {}).get("output_tokens", 0), ">", 0, "OpenAI SDK: usage from response.completed")
+
     e1, e2, e3 = r["openai_429"], r["anthropic_529"], r["anthropic_stream_error"]
     is_((e1.get("thrown"), e1.get("status")), ("RateLimitError", 429), "OpenAI SDK raises RateLimitError on a relayed 429")
     is_(e2.get("status"), 529, "Anthropic SDK sees the relayed 529 status")
@@ -60,9 +82,16 @@ with Mock() as mock, Headroomd() as hd:
 
     st, stats = get_json(hd.url + "/stats")
     req = stats["requests"]
-    is_(req["total"], 7, "every SDK request counted in /stats")
-    is_(req["by_provider"], {"openai": 3, "anthropic": 4}, "by provider")
+    # 3 chat + 2 responses (OpenAI), 4 messages (Anthropic)
+    is_(req["total"], 9, "every SDK request counted in /stats, /v1/responses ones too")
+    is_(req["by_provider"], {"openai": 5, "anthropic": 4}, "by provider")
+    is_(req["by_model"].get("gpt-4o"), 5, "by model: the Responses requests' model is read too (3 chat + 2 responses)")
     is_(req["by_status"].get("429"), 1, "the 429 counted by status")
     is_(req["failed"], 1, "only the broken stream counted as failed")
     cmp_ok(stats["tokens"]["output"], ">", 0, "output tokens from streamed and JSON answers")
+    seen_out = sum((x.get("usage") or {}).get(k, 0) for x, k in (
+        (oj, "completion_tokens"), (os_, "completion_tokens"), (aj, "output_tokens"), (as_, "output_tokens"),
+        (rj, "output_tokens"), (rs, "output_tokens")))
+    cmp_ok(stats["tokens"]["output"], ">=", seen_out,
+           "/stats output tokens include every answer's usage, Responses JSON and response.completed too")
 done()

@@ -179,9 +179,19 @@ static int append_results(json_t *body, const json_t *answer, const json_t *cons
         if (json_object_set_new(body, "input", input)) return 0;
     }
     if (!json_is_array(input)) return 0;
+    /* With store:false the API keeps no items: sending one back by its id is
+     * a 404, so ids go, and so does a reasoning item that cannot be sent
+     * back without them (no encrypted_content). */
+    int stored = !json_is_false(json_object_get(body, "store"));
     size_t i;
     json_t *it;
-    json_array_foreach(json_object_get(answer, "output"), i, it) json_array_append_new(input, json_deep_copy(it));
+    json_array_foreach(json_object_get(answer, "output"), i, it) {
+        if (!stored && type_is(it, "reasoning") && !json_is_string(json_object_get(it, "encrypted_content")))
+            continue;
+        json_t *copy = json_deep_copy(it);
+        if (!stored) json_object_del(copy, "id");
+        json_array_append_new(input, copy);
+    }
     for (size_t c = 0; c < n; c++) {
         char *hash = call_hash(calls[c]);
         json_array_append_new(input, json_pack("{s:s,s:O,s:o}", "type", "function_call_output", "call_id",

@@ -34,6 +34,23 @@ await attempt("openai_stream", async () => {
   }
   return { text, usage, chunks };
 });
+await attempt("openai_responses_json", async () => {
+  const r = await openai.responses.create({ model: "gpt-4o", input: [{ role: "user", content: "Hello" }] });
+  return { id: r.id, object: r.object, status: r.status, text: r.output_text, usage: r.usage,
+           output_types: r.output.map((o) => o.type) };
+});
+await attempt("openai_responses_stream", async () => {
+  const s = await openai.responses.create({ model: "gpt-4o", input: "Hello", stream: true });
+  const types = [];
+  let text = "", usage = null, status = null, seqOk = true;
+  for await (const ev of s) {
+    if (ev.sequence_number !== types.length) seqOk = false;
+    types.push(ev.type);
+    if (ev.type === "response.output_text.delta") text += ev.delta;
+    if (ev.type === "response.completed") { usage = ev.response.usage; status = ev.response.status; }
+  }
+  return { types, text, usage, status, seqOk };
+});
 await attempt("anthropic_json", async () => {
   const r = await anthropic.messages.create({ model: "claude-sonnet-4-5", max_tokens: 64, messages: msgs });
   return { text: r.content[0].text, usage: r.usage };
