@@ -22,12 +22,22 @@ void hr_acct_charge_sent(struct proxy_req *p, uint64_t tokens)
     if (p->pr.tokens_after > p->pr.tokens_before) p->pr.tokens_after = p->pr.tokens_before;
 }
 
+/* The rule for every surface (doc/stats.md): a saving is credited only when
+ * the provider answered the compressed request with a 2xx — it billed the
+ * smaller request. A stream that broke after its 200 counts: the provider
+ * billed what it sent. */
+static int credited(const struct proxy_req *p)
+{
+    return p->llm && p->pipeline_ran && !p->cached && p->t_first_byte > 0 && p->status >= 200 && p->status < 300;
+}
+
 /* Token counts and provider usage of an LLM request (all rounds). */
 static void fill_figures(const struct proxy_req *p, struct hr_event *ev)
 {
+    ev->credited = credited(p);
     ev->tokens_input = p->pr.tokens_before;
     ev->tokens_sent = p->pr.tokens_after;
-    ev->tokens_saved = p->pr.tokens_before - p->pr.tokens_after;
+    ev->tokens_saved = ev->credited ? p->pr.tokens_before - p->pr.tokens_after : 0;
     struct hr_usage u = p->earlier_usage;
     hr_usage_add(&u, &p->usage);
     ev->tokens_output = u.output_tokens;
@@ -55,15 +65,15 @@ void hr_acct_headers(struct proxy_req *p, struct evkeyvalq *out)
     char v[32];
     evhttp_add_header(out, "x-headroom-request-id", p->request_id);
     if (!p->llm) return;
-    snprintf(v, sizeof v, "%llu", (unsigned long long)p->pr.tokens_before);
-    evhttp_add_header(out, "x-headroom-tokens-before", v);
-    snprintf(v, sizeof v, "%llu", (unsigned long long)p->pr.tokens_after);
-    evhttp_add_header(out, "x-headroom-tokens-after", v);
-    snprintf(v, sizeof v, "%llu", (unsigned long long)(p->pr.tokens_before - p->pr.tokens_after));
-    evhttp_add_header(out, "x-headroom-tokens-saved", v);
-    if (p->streaming) return; /* streams carry cost in their closing comment */
     struct hr_event ev;
     price_so_far(p, &ev);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)ev.tokens_input);
+    evhttp_add_header(out, "x-headroom-tokens-before", v);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)ev.tokens_sent);
+    evhttp_add_header(out, "x-headroom-tokens-after", v);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)ev.tokens_saved);
+    evhttp_add_header(out, "x-headroom-tokens-saved", v);
+    if (p->streaming) return; /* streams carry cost in their closing comment */
     hr_cost_format_usd(ev.cost_usd, v, sizeof v);
     evhttp_add_header(out, "x-headroom-cost-usd", v);
     hr_cost_format_usd(ev.savings_usd, v, sizeof v);
@@ -116,6 +126,7 @@ void hr_acct_finish(struct proxy_req *p, int status, int failed, const char *err
     if (p->llm) {
         fill_figures(p, &ev);
         hr_cost_account_event(&ev, usage_seen(p));
+        if (ev.credited) hr_pipeline_log_saving(ev.tokens_input, ev.tokens_sent);
     } else {
         ev.model = "";
     }

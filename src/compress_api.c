@@ -42,6 +42,7 @@ void hr_compress_handle(struct hr_daemon *d, struct evhttp_request *req, const c
         if (s->tag && *s->tag) json_array_append_new(tags, json_string(s->tag));
     }
     uint64_t saved = pr.tokens_before - pr.tokens_after;
+    hr_pipeline_log_saving(pr.tokens_before, pr.tokens_after);
     json_t *out = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:f,s:o,s:o,s:O}", "provider", hr_provider_name(api->provider),
                             "wire_format", api->name, "model", model_copy, "tokens_before", (json_int_t)pr.tokens_before, "tokens_after",
                             (json_int_t)pr.tokens_after, "tokens_saved", (json_int_t)saved, "savings_percent",

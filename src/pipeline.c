@@ -505,12 +505,14 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     hr_par_request_end();
     large_request = 0;
     out->pipeline_ms = hr_monotonic_ms() - t0;
-    if (out->tokens_before > out->tokens_after) {
-        uint64_t saved = out->tokens_before - out->tokens_after;
-        HR_INFO(LOGGER, "Pipeline complete: %llu -> %llu tokens (saved %llu, %.1f%% reduction)",
-                (unsigned long long)out->tokens_before, (unsigned long long)out->tokens_after,
-                (unsigned long long)saved, 100.0 * (double)saved / (double)out->tokens_before);
-    }
+}
+
+void hr_pipeline_log_saving(uint64_t before, uint64_t after)
+{
+    if (before <= after) return;
+    uint64_t saved = before - after;
+    HR_INFO(LOGGER, "Pipeline complete: %llu -> %llu tokens (saved %llu, %.1f%% reduction)", (unsigned long long)before,
+            (unsigned long long)after, (unsigned long long)saved, 100.0 * (double)saved / (double)before);
 }
 
 void hr_pipeline_result_free(struct hr_pipeline_result *r)

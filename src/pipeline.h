@@ -49,6 +49,10 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
                      const struct hr_api *api, json_t *body, const char *model, const char *stack,
                      const char *session_hint, struct hr_pipeline_result *out);
 void hr_pipeline_result_free(struct hr_pipeline_result *r);
+/* The INFO line "Pipeline complete: B -> A tokens (saved S, P% reduction)",
+ * written with the figures every other surface shows (accounting.c, when a
+ * saving is credited; compress_api.c). */
+void hr_pipeline_log_saving(uint64_t before, uint64_t after);
 
 /* hr_host entries (see plugin.h). */
 int hr_pipeline_unit_replace(struct hr_request *req, size_t unit_index, const char *text, size_t len);

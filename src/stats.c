@@ -177,11 +177,15 @@ void hr_stats_record(const struct hr_event *ev)
     d->by_provider[provider]++;
     if (model != SIZE_MAX) d->by_model[model]++;
     if (stack != SIZE_MAX) d->by_stack[stack]++;
-    d->tokens_input += ev->tokens_input;
-    d->tokens_sent += ev->tokens_sent;
-    d->tokens_saved += ev->tokens_saved;
+    /* Token totals cover credited requests only, so input - sent = saved
+     * holds for the totals as for each request (doc/stats.md). */
+    if (ev->credited) {
+        d->tokens_input += ev->tokens_input;
+        d->tokens_sent += ev->tokens_sent;
+        d->tokens_saved += ev->tokens_saved;
+    }
     d->tokens_output += ev->tokens_output;
-    if (ev->tokens_input > 0) {
+    if (ev->credited && ev->tokens_input > 0) {
         d->ratio_sum += (double)ev->tokens_sent / (double)ev->tokens_input;
         d->ratio_n++;
     }

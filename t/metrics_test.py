@@ -342,7 +342,7 @@ class Traffic:
             self.by_code[r.status] = self.by_code.get(r.status, 0) + 1
             if before is None or saved is None:
                 self.missing_headers += 1
-            else:
+            elif 200 <= r.status < 300:  # only credited requests count in token totals
                 self.tokens_before += int(before)
                 self.tokens_saved += int(saved)
             if r.status == 200:

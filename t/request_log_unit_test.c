@@ -8,7 +8,7 @@
 #include "../plugins/request_log/line.h"
 
 static const char *ORDER[] = {"request_id", "timestamp", "provider", "model", "stack", "path", "wire_format", "status",
-                              "streamed", "tokens_input", "tokens_sent", "tokens_saved", "tokens_output",
+                              "streamed", "credited", "tokens_input", "tokens_sent", "tokens_saved", "tokens_output",
                               "reasoning_tokens",
                               "savings_percent", "cost_usd", "savings_usd", "priced", "latency_ms", "overhead_ms",
                               "ttfb_ms", "cached", "transforms", "error"};

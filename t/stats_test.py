@@ -20,8 +20,10 @@ class Tally:
         self.before = self.after = self.output = 0
 
     def add(self, r, provider):
-        self.before += int(r.header("x-headroom-tokens-before", "0"))
-        self.after += int(r.header("x-headroom-tokens-after", "0"))
+        # Token totals count credited requests only: the provider answered 2xx.
+        if 200 <= r.status < 300:
+            self.before += int(r.header("x-headroom-tokens-before", "0"))
+            self.after += int(r.header("x-headroom-tokens-after", "0"))
         if r.header("content-type", "").startswith("text/event-stream"):
             for ev in sse_data_json(r.body):
                 if provider == "openai" and isinstance(ev.get("usage"), dict):

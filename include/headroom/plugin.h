@@ -213,6 +213,11 @@ struct hr_event {
     enum hr_wire_format wire_format;
     const char *wire_format_name;   /* "openai_chat", "anthropic_messages", "openai_responses", "" */
     uint64_t reasoning_tokens;
+    /* 1.2: the provider answered the compressed request with a 2xx, so the
+     * saving is real: tokens_saved = tokens_input - tokens_sent. Otherwise
+     * (failed, refused, non-2xx, response cache) tokens_saved and
+     * savings_usd are 0 and totals leave the request's tokens out. */
+    int credited;
 };
 
 /* -------------------------------------------------------------------- http */

@@ -136,6 +136,7 @@ static json_t *event_json(const struct hr_event *ev, int with_request)
                                                            ? ev->wire_format_name : NULL));
     json_object_set_new(o, "status", json_integer(ev->status));
     json_object_set_new(o, "streamed", json_boolean(ev->streamed));
+    json_object_set_new(o, "credited", json_boolean(HR_HAS_FIELD(ev, struct hr_event, credited) ? ev->credited : 1));
     json_object_set_new(o, "tokens_input", json_integer((json_int_t)ev->tokens_input));
     json_object_set_new(o, "tokens_sent", json_integer((json_int_t)ev->tokens_sent));
     json_object_set_new(o, "tokens_saved", json_integer((json_int_t)ev->tokens_saved));

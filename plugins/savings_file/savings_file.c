@@ -267,8 +267,11 @@ static void on_event(void *state, const struct hr_event *ev)
     copy_name(cell.provider, ev->provider_name, "unknown");
     copy_name(cell.model, ev->model, "unknown");
     cell.t.requests = 1;
-    cell.t.tokens_saved = ev->tokens_saved;
-    cell.t.input_tokens = ev->tokens_input;
+    /* Hosts since 1.2 say whether the saving is credited (the provider
+     * answered 2xx); only those requests' tokens count (doc/stats.md). */
+    int credited = HR_HAS_FIELD(ev, struct hr_event, credited) ? ev->credited : 1;
+    cell.t.tokens_saved = credited ? ev->tokens_saved : 0;
+    cell.t.input_tokens = credited ? ev->tokens_input : 0;
     cell.t.savings_usd = ev->savings_usd > 0 ? ev->savings_usd : 0;
     cell.t.cost_usd = ev->cost_usd > 0 ? ev->cost_usd : 0;
 
