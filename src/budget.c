@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "budget.h"
+#include "numfmt.h"
 #include "log.h"
 #include "stats.h"
 
@@ -337,17 +338,21 @@ void hr_budget_add(struct hr_budget *b, double usd, double now)
     b->delta += usd;
     b->dirty = 1;
     double spent = b->base + b->delta;
-    int warn = 0;
-    if (spent >= b->limit && b->warned < 100) warn = b->warned = 100;
-    else if (spent >= 0.8 * b->limit && b->warned < 80) warn = b->warned = 80;
+    /* One request may cross both thresholds: each warning is said once. */
+    int warn80 = spent >= 0.8 * b->limit && b->warned < 80;
+    int warn100 = spent >= b->limit && b->warned < 100;
+    if (warn80) b->warned = 80;
+    if (warn100) b->warned = 100;
     enum hr_budget_period period = b->period;
     pthread_mutex_unlock(&b->lock);
-    if (warn == 100)
-        HR_WARN(LOGGER, "budget exceeded: spent $%.6f of the %s budget of $%.2f; LLM requests get 429 until the "
-                "period resets", spent, hr_budget_period_name(period), b->limit);
-    else if (warn == 80)
-        HR_WARN(LOGGER, "budget 80%% used: spent $%.6f of the %s budget of $%.2f", spent, hr_budget_period_name(period),
-                b->limit);
+    char s[32], l[32];
+    hr_numfmt_money(spent, s, sizeof s);
+    hr_numfmt_money(b->limit, l, sizeof l);
+    if (warn80)
+        HR_WARN(LOGGER, "budget 80%% used: spent $%s of the %s budget of $%s", s, hr_budget_period_name(period), l);
+    if (warn100)
+        HR_WARN(LOGGER, "budget exceeded: spent $%s of the %s budget of $%s; POSTs to model routes get 429 until the "
+                "period resets", s, hr_budget_period_name(period), l);
 }
 
 void hr_budget_get(struct hr_budget *b, double now, struct hr_budget_state *st)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include "budget.h"
 #include "cost.h"
+#include "numfmt.h"
 #include "state_dir.h"
 #include "host.h"
 #include "stats.h"
@@ -138,11 +139,15 @@ void hr_cost_describe(FILE *out)
     if (budget) {
         struct hr_budget_state st;
         hr_budget_get(budget, hr_clock_now(), &st);
-        fprintf(out, "budget $%.2f %s, spent $%.6f this period\n", st.limit_usd, hr_budget_period_name(st.period),
-                st.spent_usd);
+        char spent[32], limit[32];
+        hr_numfmt_money(st.spent_usd, spent, sizeof spent);
+        hr_numfmt_money(st.limit_usd, limit, sizeof limit);
+        fprintf(out, "budget $%s %s, spent $%s this period\n", limit, hr_budget_period_name(st.period), spent);
     } else if (check_budget_usd > 0) {
         char *state = budget_state_path();
-        fprintf(out, "budget $%.2f %s (spend kept in %s)\n", check_budget_usd,
+        char limit[32];
+        hr_numfmt_money(check_budget_usd, limit, sizeof limit);
+        fprintf(out, "budget $%s %s (spend kept in %s)\n", limit,
                 hr_budget_period_name((enum hr_budget_period)check_budget_period), state ? state : "?");
         free(state);
     }
@@ -181,14 +186,20 @@ void hr_cost_account_event(struct hr_event *ev, int usage_seen)
     if (budget) hr_budget_add(budget, c.total_usd, hr_clock_now());
 }
 
-void hr_cost_format_usd(double usd, char *out, size_t outlen) { snprintf(out, outlen, "%.6f", usd); }
+/* Fixed six decimals of the value every surface rounds to (numfmt.h), so a
+ * header and the request log's number are the same figure. */
+void hr_cost_format_usd(double usd, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%.6f", hr_numfmt_round(usd, HR_DECIMALS_USD) + 0.0);
+}
 
 int hr_cost_sse_comment(const struct hr_event *ev, char *out, size_t outlen)
 {
     return snprintf(out, outlen,
                     ": headroom tokens_before=%llu tokens_after=%llu tokens_saved=%llu cost_usd=%.6f savings_usd=%.6f\n\n",
                     (unsigned long long)ev->tokens_input, (unsigned long long)ev->tokens_sent,
-                    (unsigned long long)ev->tokens_saved, ev->cost_usd, ev->savings_usd);
+                    (unsigned long long)ev->tokens_saved, hr_numfmt_round(ev->cost_usd, HR_DECIMALS_USD) + 0.0,
+                    hr_numfmt_round(ev->savings_usd, HR_DECIMALS_USD) + 0.0);
 }
 
 int hr_cost_budget_gate(char *msg, size_t msglen, long *retry_after_s)
@@ -198,10 +209,13 @@ int hr_cost_budget_gate(char *msg, size_t msglen, long *retry_after_s)
     if (!hr_budget_exceeded(budget, now, &wait)) return 0;
     struct hr_budget_state st;
     hr_budget_get(budget, now, &st);
+    char spent[32], limit[32];
+    hr_numfmt_money(st.spent_usd, spent, sizeof spent);
+    hr_numfmt_money(st.limit_usd, limit, sizeof limit);
     snprintf(msg, msglen,
-             "headroomd budget exceeded: spent $%.2f of the %s budget of $%.2f; it resets in %ld s (raise `budget` in "
+             "headroomd budget exceeded: spent $%s of the %s budget of $%s; it resets in %ld s (raise `budget` in "
              "headroom.conf or --budget to continue now)",
-             st.spent_usd, hr_budget_period_name(st.period), st.limit_usd, (long)ceil(wait));
+             spent, hr_budget_period_name(st.period), limit, (long)ceil(wait));
     *retry_after_s = (long)ceil(wait);
     if (*retry_after_s < 1) *retry_after_s = 1;
     return 1;

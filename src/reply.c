@@ -6,10 +6,13 @@
 #include <event2/http.h>
 #include "api/api.h"
 #include "daemon.h"
+#include "numfmt.h"
 
 void hr_send_json(struct evhttp_request *req, int status, json_t *body)
 {
-    char *text = json_dumps(body, JSON_COMPACT);
+    /* Figures were rounded to their unit (numfmt.h): print them without
+     * binary noise ("0.051991", not "0.051990999999999996"). */
+    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(HR_JSON_FIGURES_PRECISION));
     json_decref(body);
     struct evbuffer *buf = evbuffer_new();
     if (text) evbuffer_add(buf, text, strlen(text));

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 #include "ccr.h"
+#include "numfmt.h"
 #include "cost.h"
 #include "host.h"
 #include "ratelimit.h"
@@ -15,11 +16,7 @@
 #define PACKAGE_VERSION "0.1.0"
 #endif
 
-double hr_round(double v, int decimals)
-{
-    double f = pow(10, decimals);
-    return round(v * f) / f;
-}
+double hr_round(double v, int decimals) { return hr_numfmt_round(v, decimals) + 0.0; /* + 0.0: no "-0" */ }
 
 static double pct(uint64_t part, uint64_t whole)
 {

@@ -95,6 +95,21 @@ static void unescape(const char *in, char *out)
 
 int main(void)
 {
+    {
+        char f[32];
+        hr_prom_format_figure(f, 0.051990999999999996, hr_prom_decimals_for("headroom_cost_usd_total"));
+        is_str(f, "0.051991", "a USD counter: at most 6 decimals, no binary noise");
+        hr_prom_format_figure(f, 69.099999999999994, hr_prom_decimals_for("headroom_uptime_seconds"));
+        is_str(f, "69.1", "seconds: 3 decimals at most");
+        hr_prom_format_figure(f, 12.345678, hr_prom_decimals_for("headroom_overhead_ms"));
+        is_str(f, "12.346", "_ms: 3 decimals");
+        hr_prom_format_figure(f, 3.0, hr_prom_decimals_for("headroom_cost_usd_total"));
+        is_str(f, "3", "a whole value has no decimals");
+        hr_prom_format_figure(f, 1e-7, hr_prom_decimals_for("headroom_savings_usd_total"));
+        is_str(f, "0", "under half a micro-dollar rounds to 0");
+        is_int(hr_prom_decimals_for("headroom_requests_total"), -1, "a count is not rounded");
+    }
+
     /* ---- escaping */
     is_str(esc("plain-model_1.0", 1), "plain-model_1.0", "plain label value unchanged");
     is_str(esc("a\\b\"c\nd", 1), "a\\\\b\\\"c\\nd", "label: backslash, quote, newline escaped");
@@ -169,7 +184,7 @@ int main(void)
         "headroom_transform_timing_ms_sum{transform=\"smart_crusher\"} 7.25\n"
         "headroom_transform_timing_ms_count{transform=\"smart_crusher\"} 4\n"
         "# TYPE headroom_cost_usd_total counter\n"
-        "headroom_cost_usd_total 0.30000000000000004\n";
+        "headroom_cost_usd_total 0.3\n";
     is_str(out, want, "exposition text: HELP/TYPE, escaping, histogram lines, no HELP when empty");
     is_int(dropped, 0, "nothing dropped");
     free(out);

@@ -230,7 +230,7 @@ static void test_history(void)
     char *csv = hr_sav_history_csv(doc, &q, NOW, &len);
     ok(csv && !strncmp(csv, "timestamp,requests,tokens_saved,compression_savings_usd,input_tokens,total_cost_usd,"
                             "total_tokens_saved\r\n", 93), "CSV header row");
-    ok(csv && strstr(csv, "\r\n2024-05-01T00:00:00Z,2000,2000,0.002000,8000,0.004000,2000\r\n") != NULL,
+    ok(csv && strstr(csv, "\r\n2024-05-01T00:00:00Z,2000,2000,0.002,8000,0.004,2000\r\n") != NULL,
        "CSV data row with CRLF");
     free(csv);
     q.series = HR_SAV_HISTORY;

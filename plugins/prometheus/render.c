@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "numfmt.h"
 #include "render.h"
 
 /* ------------------------------------------------------------------ buffer */
@@ -89,6 +90,21 @@ static void escape(struct hr_prom_buf *b, const char *s, int quote)
 
 void hr_prom_escape_label(struct hr_prom_buf *b, const char *s) { escape(b, s, 1); }
 void hr_prom_escape_help(struct hr_prom_buf *b, const char *s) { escape(b, s, 0); }
+
+int hr_prom_decimals_for(const char *name)
+{
+    size_t n = strlen(name);
+    if (strstr(name, "_usd")) return HR_DECIMALS_USD;
+    if (strstr(name, "percent")) return HR_DECIMALS_PERCENT;
+    if ((n >= 3 && !strcmp(name + n - 3, "_ms")) || strstr(name, "_ms_") || strstr(name, "_seconds")) return HR_DECIMALS_MS;
+    return -1;
+}
+
+void hr_prom_format_figure(char out[32], double v, int decimals)
+{
+    if (decimals < 0) hr_prom_format_double(out, v);
+    else hr_numfmt(v, decimals, out, 32);
+}
 
 void hr_prom_format_double(char out[32], double v)
 {
@@ -312,7 +328,7 @@ void hr_prom_visit(void *ud, const struct hr_metric_family *f, const struct hr_m
         drop(r, f->name, "duplicate series (same label values twice)");
     } else if (f->type != HR_METRIC_HISTOGRAM) {
         char v[32];
-        hr_prom_format_double(v, s->value);
+        hr_prom_format_figure(v, s->value, hr_prom_decimals_for(f->name));
         series(&a->body, a->name, "", lp, labels.len, NULL, v);
     } else {
         char le[32], v[32];
@@ -325,7 +341,7 @@ void hr_prom_visit(void *ud, const struct hr_metric_family *f, const struct hr_m
             fmt_u64(v, s->count);
             series(&a->body, a->name, "_bucket", lp, labels.len, "+Inf", v);
         }
-        hr_prom_format_double(v, s->sum);
+        hr_prom_format_figure(v, s->sum, hr_prom_decimals_for(f->name));
         series(&a->body, a->name, "_sum", lp, labels.len, NULL, v);
         fmt_u64(v, s->count);
         series(&a->body, a->name, "_count", lp, labels.len, NULL, v);

@@ -27,6 +27,11 @@ void hr_prom_escape_help(struct hr_prom_buf *b, const char *s);
 
 /* Shortest text that reads back as the same double; "+Inf", "-Inf", "NaN". */
 void hr_prom_format_double(char out[32], double v);
+/* Decimals a family's values are printed with, from its unit in the name:
+ * _usd 6, percent 2, _ms / _seconds 3; -1 = shortest round-trip as is. */
+int hr_prom_decimals_for(const char *family_name);
+/* v rounded to `decimals` (numfmt.h), or as hr_prom_format_double when < 0. */
+void hr_prom_format_figure(char out[32], double v, int decimals);
 
 /* [a-zA-Z_:][a-zA-Z0-9_:]* for metrics; labels without ':' and not "__*". */
 int hr_prom_valid_metric_name(const char *s);

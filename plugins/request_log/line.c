@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include "line.h"
+#include "numfmt.h"
 
 /* 15 significant digits print every value we round (≤ 6 decimals) exactly,
  * where jansson's default of 17 would show binary noise (0.30000000000000004). */
@@ -16,7 +17,8 @@
 static json_t *rounded(double v, double scale)
 {
     if (!isfinite(v)) return json_null();
-    return json_real(round(v * scale) / scale + 0.0); /* + 0.0 turns -0 into 0 */
+    int decimals = (int)lround(log10(scale));
+    return json_real(hr_numfmt_round(v, decimals) + 0.0); /* + 0.0 turns -0 into 0 */
 }
 
 /* Durations the host reports as negative mean "did not happen". */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "numfmt.h"
 #include "savings.h"
 
 #define HOURLY_SERIES_HOURS 168 /* the hourly chart shows the last 7 days */
@@ -307,6 +308,13 @@ struct buf {
     int oom;
 };
 
+/* A USD figure as every surface prints it: at most 6 decimals, shortest. */
+static const char *usd(double v, char out[32])
+{
+    hr_numfmt(v, HR_DECIMALS_USD, out, 32);
+    return out;
+}
+
 __attribute__((format(printf, 2, 3)))
 static void put(struct buf *b, const char *fmt, ...)
 {
@@ -354,6 +362,7 @@ static double dval(const json_t *o, const char *k) { return json_number_value(js
 char *hr_sav_history_csv(const json_t *doc, const struct hr_sav_query *q, double now, size_t *len)
 {
     struct buf b = {malloc(4096), 0, 4096, 0};
+    char u1[32], u2[32];
     if (!b.p) return NULL;
     b.p[0] = '\0';
     json_t *rows;
@@ -364,9 +373,9 @@ char *hr_sav_history_csv(const json_t *doc, const struct hr_sav_query *q, double
         put(&b, "timestamp,requests,total_tokens_saved,input_tokens,compression_savings_usd,total_cost_usd\r\n");
         json_array_foreach(rows, i, r) {
             put_field(&b, str_or_empty(json_object_get(r, "timestamp")));
-            put(&b, ",%" JSON_INTEGER_FORMAT ",%" JSON_INTEGER_FORMAT ",%" JSON_INTEGER_FORMAT ",%.6f,%.6f\r\n",
+            put(&b, ",%" JSON_INTEGER_FORMAT ",%" JSON_INTEGER_FORMAT ",%" JSON_INTEGER_FORMAT ",%s,%s\r\n",
                 ival(r, "requests"), ival(r, "total_tokens_saved"), ival(r, "input_tokens"),
-                dval(r, "compression_savings_usd"), dval(r, "total_cost_usd"));
+                usd(dval(r, "compression_savings_usd"), u1), usd(dval(r, "total_cost_usd"), u2));
         }
     } else {
         rows = hr_sav_series(doc, q->series, now);
@@ -374,9 +383,9 @@ char *hr_sav_history_csv(const json_t *doc, const struct hr_sav_query *q, double
                 "total_tokens_saved\r\n");
         json_array_foreach(rows, i, r) {
             put_field(&b, str_or_empty(json_object_get(r, "timestamp")));
-            put(&b, ",%" JSON_INTEGER_FORMAT ",%" JSON_INTEGER_FORMAT ",%.6f,%" JSON_INTEGER_FORMAT ",%.6f,%" JSON_INTEGER_FORMAT
-                "\r\n", ival(r, "requests"), ival(r, "tokens_saved"), dval(r, "compression_savings_usd"),
-                ival(r, "input_tokens"), dval(r, "total_cost_usd"), ival(r, "total_tokens_saved"));
+            put(&b, ",%" JSON_INTEGER_FORMAT ",%" JSON_INTEGER_FORMAT ",%s,%" JSON_INTEGER_FORMAT ",%s,%" JSON_INTEGER_FORMAT
+                "\r\n", ival(r, "requests"), ival(r, "tokens_saved"), usd(dval(r, "compression_savings_usd"), u1),
+                ival(r, "input_tokens"), usd(dval(r, "total_cost_usd"), u2), ival(r, "total_tokens_saved"));
         }
     }
     json_decref(rows);

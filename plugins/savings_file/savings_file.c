@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <headroom/plugin.h>
+#include "numfmt.h"
 #include "savings.h"
 
 #define RECENT_POINTS 20
@@ -387,7 +388,7 @@ static void send_json(struct hr_http_response *resp, int status, json_t *body)
 {
     resp->status = status;
     resp->content_type = "application/json";
-    resp->body = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    resp->body = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(HR_JSON_FIGURES_PRECISION)) : NULL;
     resp->body_len = resp->body ? strlen(resp->body) : 0;
     resp->free_body = free;
     json_decref(body);

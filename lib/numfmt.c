@@ -1,0 +1,52 @@
+/* numfmt.c — rounding and shortest round-trip printing of figures. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "numfmt.h"
+
+static const double pow10_table[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+
+double hr_numfmt_round(double v, int decimals)
+{
+    if (!isfinite(v) || decimals < 0 || decimals > 9 || fabs(v) >= 1e15) return v;
+    double scale = pow10_table[decimals];
+    /* scale and the rounded integer are exact, and IEEE division is
+     * correctly rounded: the result is the double nearest the decimal. */
+    return round(v * scale) / scale;
+}
+
+int hr_numfmt(double v, int decimals, char *out, size_t outlen)
+{
+    if (isnan(v)) return snprintf(out, outlen, "NaN");
+    if (isinf(v)) return snprintf(out, outlen, v > 0 ? "+Inf" : "-Inf");
+    double r = hr_numfmt_round(v, decimals);
+    char buf[64];
+    if (decimals >= 0 && decimals <= 9 && fabs(r) < 1e15) {
+        snprintf(buf, sizeof buf, "%.*f", decimals, r);
+        char *dot = strchr(buf, '.');
+        if (dot) { /* drop trailing zeros, and the point if nothing follows */
+            char *end = buf + strlen(buf);
+            while (end > dot + 1 && end[-1] == '0') *--end = '\0';
+            if (end == dot + 1) *dot = '\0';
+        }
+        if (!strcmp(buf, "-0")) strcpy(buf, "0");
+        return snprintf(out, outlen, "%s", buf);
+    }
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, r);
+        if (strtod(buf, NULL) == r) break;
+    }
+    return snprintf(out, outlen, "%s", buf);
+}
+
+int hr_numfmt_money(double usd, char *out, size_t outlen)
+{
+    char buf[64];
+    hr_numfmt(usd, HR_DECIMALS_USD, buf, sizeof buf);
+    char *dot = strchr(buf, '.');
+    size_t decimals = dot ? strlen(dot + 1) : 0;
+    if (!isfinite(usd)) return snprintf(out, outlen, "%s", buf);
+    if (!dot) return snprintf(out, outlen, "%s.00", buf);
+    return snprintf(out, outlen, "%s%s", buf, decimals == 1 ? "0" : "");
+}

@@ -1,0 +1,56 @@
+/* t/numfmt_test.c — figures print as people expect: rounded to their unit,
+ * shortest form, no binary noise, the same everywhere (lib/numfmt.c). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "numfmt.h"
+#include "tap.h"
+
+static const char *fmt(double v, int decimals)
+{
+    static char out[64];
+    hr_numfmt(v, decimals, out, sizeof out);
+    return out;
+}
+
+static const char *money(double v)
+{
+    static char out[64];
+    hr_numfmt_money(v, out, sizeof out);
+    return out;
+}
+
+int main(void)
+{
+    is_str(fmt(0.87083200000000005, HR_DECIMALS_USD), "0.870832", "USD: the value, not its binary expansion");
+    is_str(fmt(0.051990999999999996, HR_DECIMALS_USD), "0.051991", "USD: a sum of prices rounds to the micro-dollar");
+    is_str(fmt(69.099999999999994, HR_DECIMALS_MS), "69.1", "duration: 3 decimals at most, trailing zeros dropped");
+    is_str(fmt(12.0, HR_DECIMALS_PERCENT), "12", "a whole number has no point");
+    is_str(fmt(93.456, HR_DECIMALS_PERCENT), "93.46", "percent: 2 decimals");
+    is_str(fmt(0.0000004, HR_DECIMALS_USD), "0", "below half a micro-dollar is 0");
+    is_str(fmt(-0.0000004, HR_DECIMALS_USD), "0", "never \"-0\"");
+    is_str(fmt(0.0000005, HR_DECIMALS_USD), "0.000001", "half a micro-dollar rounds up, no exponent");
+    is_str(fmt(0.0110975, HR_DECIMALS_USD), "0.011098", "half way rounds away from zero");
+    is_str(fmt(1234567.5, 0), "1234568", "0 decimals");
+    is_str(fmt(0.1 + 0.2, -1), "0.30000000000000004", "not rounded: the shortest exact form");
+    is_str(fmt(0.5, -1), "0.5", "not rounded: short values stay short");
+    is_str(fmt(NAN, 3), "NaN", "NaN");
+    is_str(fmt(INFINITY, 3), "+Inf", "+Inf");
+    is_str(fmt(-INFINITY, 3), "-Inf", "-Inf");
+    is_str(fmt(1e300, 6), "1e+300", "huge values are not rounded, and stay exact");
+    /* round trip: what is printed reads back as the rounded value */
+    int all = 1;
+    for (int i = 0; i < 100000; i++) {
+        double v = (double)rand() / RAND_MAX * 1000.0;
+        char out[64];
+        hr_numfmt(v, HR_DECIMALS_USD, out, sizeof out);
+        if (strtod(out, NULL) != hr_numfmt_round(v, HR_DECIMALS_USD) || strlen(out) > 12) all = 0;
+    }
+    ok(all, "100000 random values: printed text reads back as the rounded value, at most 6 decimals");
+    is_str(money(0.004), "0.004", "money: a tiny budget shows its size, not $0.00");
+    is_str(money(12.5), "12.50", "money: at least 2 decimals");
+    is_str(money(3), "3.00", "money: whole dollars");
+    is_str(money(0.0000001), "0.00", "money: nothing is 0.00");
+    return tap_exit();
+}
