@@ -65,6 +65,36 @@ static char *default_prices_path(void)
     return NULL;
 }
 
+/* Days since a YYYY-MM-DD date at the (test-able) clock's now; -1 when the
+ * text is not such a date. */
+static long days_since(const char *date)
+{
+    int y, m, d;
+    char tail;
+    if (!date || sscanf(date, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || m < 1 || m > 12 || d < 1 || d > 31)
+        return -1;
+    /* days from civil (proleptic Gregorian), as in timegm without the TZ dance */
+    y -= m <= 2;
+    long era = (y >= 0 ? y : y - 399) / 400;
+    long yoe = y - era * 400;
+    long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    long day = era * 146097 + doe - 719468;
+    return (long)floor(hr_clock_now() / 86400.0) - day;
+}
+
+/* Prices change: a table older than this many days gets one WARN at start. */
+#define PRICES_STALE_DAYS 90
+
+static void warn_if_stale(const char *path)
+{
+    long age = days_since(hr_prices_version(prices));
+    if (age > PRICES_STALE_DAYS)
+        HR_WARN(LOGGER, "%s: prices_version %s is %ld days old; costs may be wrong: check the providers' pricing pages "
+                "and update the file, or point `prices` in headroom.conf at your own", path, hr_prices_version(prices),
+                age);
+}
+
 /* --check-config: the budget as configured, never opened. */
 static double check_budget_usd;
 static int check_budget_period;
@@ -92,6 +122,7 @@ int hr_cost_init(const struct hr_config *c, int check_only, char *err, size_t er
             return rc;
         }
         prices_path = path;
+        warn_if_stale(path);
     } else {
         HR_WARN(LOGGER, "no price table found (prices.json in %s or %s); every request is unpriced: set `prices FILE` "
                 "in headroom.conf", *HR_PKGDATADIR ? HR_PKGDATADIR : "(no pkgdatadir)",

@@ -5,6 +5,8 @@
 # across restarts, period rollover (HEADROOM_TEST_NOW), metrics, bad files.
 import json
 import os
+import time
+import calendar
 import re
 import shlex
 import subprocess
@@ -221,12 +223,12 @@ with Mock() as m:
 # ------------------------------------------------------------ startup errors
 
 
-def run(args, conf_text):
+def run(args, conf_text, env=None):
     d = tempfile.mkdtemp(prefix="hr-cost-conf-")
     path = os.path.join(d, "headroom.conf")
     with open(path, "w") as f:
         f.write(conf_text)
-    e = dict(os.environ, HEADROOM_WORKSPACE_DIR=d, HEADROOM_TELEMETRY="off")
+    e = dict(os.environ, HEADROOM_WORKSPACE_DIR=d, HEADROOM_TELEMETRY="off", **(env or {}))
     p = subprocess.run(WRAPPER + [BIN, "-c", path] + args, stdin=subprocess.DEVNULL, capture_output=True, env=e,
                        timeout=60)
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace"), d
@@ -235,6 +237,15 @@ def run(args, conf_text):
 rc, out, err, d = run(["--check-config"], "port 0\nprices %s\n" % PRICES_PATH)
 is_(rc, 0, "--check-config with the shipped prices")
 like(out, r"prices .*prices\.json \(prices_version \d{4}-\d\d-\d\d, \d+ models\)", "--check-config reports prices")
+# A price table older than 90 days (by the clock) is warned about once.
+with open(PRICES_PATH) as f:
+    version = json.load(f)["prices_version"]
+vt = calendar.timegm(time.strptime(version, "%Y-%m-%d"))
+rc, out, err, _ = run(["--check-config"], "port 0\nprices %s\n" % PRICES_PATH, {"HEADROOM_TEST_NOW": str(vt + 30 * 86400)})
+ok(rc == 0 and "days old" not in err, "prices 30 days old: no warning")
+rc, out, err, _ = run(["--check-config"], "port 0\nprices %s\n" % PRICES_PATH, {"HEADROOM_TEST_NOW": str(vt + 91 * 86400)})
+like(err, r"WARNING:headroom\.cost:.*prices\.json: prices_version %s is 91 days old; costs may be wrong" % version,
+     "prices 91 days old: one WARN naming the file, the version and what to do")
 bad = os.path.join(d, "bad.json")
 with open(bad, "w") as f:
     f.write('{"prices_version": "x",\n "models": {"gpt-4o": {"input": 1,}}}\n')

@@ -49,6 +49,18 @@ static void test_shipped_table(void)
     p = hr_prices_lookup(t, "gpt-4o", NULL);
     ok(p && p->cache_write_5m == 0 && p->cache_write_1h == 0 && p->cache_read < p->input,
        "OpenAI: cache writes free, reads discounted");
+    /* The provider's bill for one Anthropic request with a 5-minute cache
+     * write, as its pricing page gives it: 3 input + 12,304 cache-write (5m)
+     * + 550 output tokens of claude-3-7-sonnet = $0.054399. */
+    p = hr_prices_lookup(t, "claude-3-7-sonnet-20250219", NULL);
+    struct hr_cost_usage u = {.input = 3, .cache_write = 12304, .cache_write_5m = 12304, .output = 550};
+    struct hr_cost c;
+    hr_cost_compute(p, &u, &c);
+    ok(p && fabs(c.total_usd - 0.054399) < 5e-10, "claude-3-7-sonnet, 3 in + 12,304 cache-write 5m + 550 out = $0.054399 (%.9f)",
+       c.total_usd);
+    u = (struct hr_cost_usage){.input = 3, .cache_write = 12304, .output = 550}; /* no TTL breakdown: 5m */
+    hr_cost_compute(p, &u, &c);
+    ok(p && fabs(c.total_usd - 0.054399) < 5e-10, "cache writes without a TTL breakdown are billed at the 5m price");
     hr_prices_free(t);
 }
 
