@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ccr.h"
-#include "hash.h"
+#include "log.h"
+#include "sha256.h"
 #include "lru.h"
 #include "stats.h"
 
@@ -23,16 +24,21 @@ struct memstore {
     size_t n_buckets, n_entries, bytes, max_bytes;
     unsigned ttl_s;
     struct hr_lru lru;                   /* head = most recently used */
-    uint64_t puts, hits, misses, evictions;
+    uint64_t puts, hits, misses, evictions, collisions;
 };
 
 static struct hr_ccr_backend backend;
 
+/* A content address must not collide even for content chosen to: the
+ * first 96 bits of SHA-256, as 24 hex characters. */
 void hr_ccr_hash(const char *data, size_t len, char out[HR_CCR_HASH_LEN + 1])
 {
-    uint64_t a, b;
-    hr_hash128(data, len, &a, &b);
-    snprintf(out, HR_CCR_HASH_LEN + 1, "%016llx%08llx", (unsigned long long)a, (unsigned long long)(b >> 32));
+    uint8_t d[HR_SHA256_LEN];
+    char hex[2 * HR_SHA256_LEN + 1];
+    hr_sha256(data, len, d);
+    hr_sha256_hex(d, hex);
+    memcpy(out, hex, HR_CCR_HASH_LEN);
+    out[HR_CCR_HASH_LEN] = '\0';
 }
 
 static size_t bucket_of(const struct memstore *m, const char *hash)
@@ -71,6 +77,15 @@ static int mem_put(void *ctx, const char *hash, const char *data, size_t len)
     pthread_mutex_lock(&m->lock);
     m->puts++;
     struct entry *e = find(m, hash);
+    if (e && (e->len != len || memcmp(e->data, data, len))) {
+        /* Different content under an address already taken: never replace
+         * what a marker in flight points to. */
+        m->collisions++;
+        pthread_mutex_unlock(&m->lock);
+        HR_WARN("headroom.cache.compression_store", "CCR address %s already holds different content (%zu vs %zu "
+                "bytes); the new content is not stored", hash, e->len, len);
+        return HR_EINVAL;
+    }
     if (e) { /* same content: refresh */
         e->expires = now + m->ttl_s;
         hr_lru_touch(&m->lru, &e->lru);
@@ -131,11 +146,11 @@ static json_t *mem_stats(void *ctx)
 {
     struct memstore *m = ctx;
     pthread_mutex_lock(&m->lock);
-    json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:i,s:I,s:I,s:I,s:I}", "backend", "memory", "entries",
+    json_t *j = json_pack("{s:s,s:I,s:I,s:I,s:i,s:I,s:I,s:I,s:I,s:I}", "backend", "memory", "entries",
                           (json_int_t)m->n_entries, "bytes", (json_int_t)m->bytes, "max_bytes",
                           (json_int_t)m->max_bytes, "ttl_seconds", (int)m->ttl_s, "stores", (json_int_t)m->puts,
                           "hits", (json_int_t)m->hits, "misses", (json_int_t)m->misses, "evictions",
-                          (json_int_t)m->evictions);
+                          (json_int_t)m->evictions, "collisions", (json_int_t)m->collisions);
     pthread_mutex_unlock(&m->lock);
     return j;
 }
@@ -181,7 +196,12 @@ void hr_ccr_shutdown(void)
 int hr_ccr_put(const char *data, size_t len, char hash_out[HR_CCR_HASH_LEN + 1])
 {
     hr_ccr_hash(data, len, hash_out);
-    return backend.put ? backend.put(backend.ctx, hash_out, data, len) : HR_EINVAL;
+    return hr_ccr_put_at(hash_out, data, len);
+}
+
+int hr_ccr_put_at(const char *hash, const char *data, size_t len)
+{
+    return backend.put ? backend.put(backend.ctx, hash, data, len) : HR_EINVAL;
 }
 
 char *hr_ccr_get(const char *hash, size_t *len_out)

@@ -27,6 +27,10 @@ void hr_ccr_shutdown(void);
 /* Content hash as HR_CCR_HASH_LEN lowercase hex chars. */
 void hr_ccr_hash(const char *data, size_t len, char out[HR_CCR_HASH_LEN + 1]);
 int hr_ccr_put(const char *data, size_t len, char hash_out[HR_CCR_HASH_LEN + 1]);
+/* Store under a given address (content another instance hashed). A
+ * different content already there is refused (HR_EINVAL) and counted as a
+ * collision: a marker in flight keeps pointing at what it meant. */
+int hr_ccr_put_at(const char *hash, const char *data, size_t len);
 char *hr_ccr_get(const char *hash, size_t *len_out);
 void hr_ccr_free(char *data);
 json_t *hr_ccr_stats_json(void);

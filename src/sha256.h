@@ -1,6 +1,6 @@
-/* sha256.h — SHA-256 (FIPS 180-4), for keys that must resist deliberate
- * collisions and must not reveal what they were made from (API keys, the
- * response cache's request keys). No crypto library needed. */
+/* sha256.h — SHA-256 from the system's libcrypto, for keys that must resist
+ * deliberate collisions and must not reveal what they were made from (API
+ * keys, response-cache keys, CCR content addresses). */
 #ifndef HR_SHA256_H
 #define HR_SHA256_H
 #include <stddef.h>
@@ -8,11 +8,9 @@
 
 #define HR_SHA256_LEN 32
 
+/* An incremental digest; hr_sha256_final releases it. */
 struct hr_sha256 {
-    uint32_t h[8];
-    uint64_t bytes;
-    uint8_t buf[64];
-    size_t used;
+    void *ctx; /* EVP_MD_CTX */
 };
 
 void hr_sha256_init(struct hr_sha256 *c);

@@ -130,9 +130,10 @@ int hr_sc_render(const struct hr_sc_table *t, const char *prefix, size_t prefix_
     put(&list, "]", 1);
     summary(&reasons, t);
     char hint[160];
+    /* "hash=<24 hex>" in the text too: clients and gateways look for it. */
     snprintf(hint, sizeof hint,
-             "%zu of %zu rows shown, original order. Call headroom_retrieve with this hash "
-             "for the full data.", kept, t->n);
+             "%zu of %zu rows shown, original order. Call headroom_retrieve with hash=" HR_SC_HASH_PLACEHOLDER
+             " for the full data.", kept, t->n);
     json_t *m = json_pack("{s:{s:I,s:I,s:o,s:s,s:s,s:s}}", "_headroom",
                           "omitted", (json_int_t)(t->n - kept), "total", (json_int_t)t->n,
                           "kept_indices", idx, "reasons", reasons.p ? reasons.p : "",
@@ -146,8 +147,10 @@ int hr_sc_render(const struct hr_sc_table *t, const char *prefix, size_t prefix_
     }
     put(&o, prefix, prefix_len);
     put(&o, "[", 1);
+    const char *in_hint = strstr(at, "hash=" HR_SC_HASH_PLACEHOLDER);
     out->hash_off[0] = o.len + (size_t)(at - mtext) + strlen("\"retrieve\":\"");
     out->n_hash_off = 1;
+    if (in_hint) out->hash_off[out->n_hash_off++] = o.len + (size_t)(in_hint - mtext) + strlen("hash=");
     put(&o, mtext, strlen(mtext));
     for (size_t i = 0; i < t->n; i++) {
         if (!t->rows[i].kept)
