@@ -14,6 +14,7 @@ struct entry {
     char *data;
     size_t len;
     double expires;
+    struct hr_ccr_info info;             /* what the retrieve API reports besides the data */
     struct entry *next_in_bucket;
     struct hr_lru_node lru;              /* position in the store's recency list */
 };
@@ -107,6 +108,7 @@ static int mem_put(void *ctx, const char *hash, const char *data, size_t len)
     memcpy(copy, data, len);
     copy[len] = '\0';
     memcpy(e->hash, hash, sizeof e->hash);
+    e->info.original_items = e->info.compressed_items = -1;
     e->data = copy;
     e->len = len;
     e->expires = now + m->ttl_s;
@@ -135,11 +137,27 @@ static char *mem_get(void *ctx, const char *hash, size_t *len_out)
         if (len_out) *len_out = e->len;
         hr_lru_touch(&m->lru, &e->lru);
         m->hits++;
+        e->info.retrieval_count++;
     } else {
         m->misses++;
     }
     pthread_mutex_unlock(&m->lock);
     return copy;
+}
+
+static int mem_describe(void *ctx, const char *hash, const struct hr_ccr_info *in, struct hr_ccr_info *out)
+{
+    struct memstore *m = ctx;
+    pthread_mutex_lock(&m->lock);
+    struct entry *e = find(m, hash);
+    if (e && in) {
+        if (in->tool_name[0]) memcpy(e->info.tool_name, in->tool_name, sizeof e->info.tool_name);
+        if (in->original_items >= 0) e->info.original_items = in->original_items;
+        if (in->compressed_items >= 0) e->info.compressed_items = in->compressed_items;
+    }
+    if (e && out) *out = e->info;
+    pthread_mutex_unlock(&m->lock);
+    return e ? HR_OK : HR_EINVAL;
 }
 
 static json_t *mem_stats(void *ctx)
@@ -177,7 +195,7 @@ int hr_ccr_init_memory(size_t max_bytes, unsigned ttl_s)
         free(m);
         return HR_ENOMEM;
     }
-    hr_ccr_set_backend(&(struct hr_ccr_backend){"memory", mem_put, mem_get, mem_stats, mem_destroy, m});
+    hr_ccr_set_backend(&(struct hr_ccr_backend){"memory", mem_put, mem_get, mem_stats, mem_destroy, m, mem_describe});
     return HR_OK;
 }
 
@@ -214,3 +232,52 @@ char *hr_ccr_get(const char *hash, size_t *len_out)
 void hr_ccr_free(char *data) { free(data); }
 
 json_t *hr_ccr_stats_json(void) { return backend.stats ? backend.stats(backend.ctx) : json_null(); }
+
+int hr_ccr_describe(const char *hash, const struct hr_ccr_info *in, struct hr_ccr_info *out)
+{
+    if (!backend.describe || !hash || strlen(hash) != HR_CCR_HASH_LEN) return HR_EINVAL;
+    return backend.describe(backend.ctx, hash, in, out);
+}
+
+/* Markers name their address either way: smart_crusher's JSON
+ * ("retrieve":"<hash>") or a text marker's hash=<hash>. */
+static const char *next_address(const char *p, const char *end, const char **addr)
+{
+    static const char *const keys[] = {"\"retrieve\":\"", "hash="};
+    const char *best = NULL;
+    size_t best_len = 0;
+    for (size_t k = 0; k < 2; k++) {
+        size_t kl = strlen(keys[k]);
+        const char *q = memmem(p, (size_t)(end - p), keys[k], kl);
+        if (q && (!best || q < best)) {
+            best = q;
+            best_len = kl;
+        }
+    }
+    if (!best) return NULL;
+    const char *h = best + best_len;
+    *addr = NULL;
+    if (end - h < HR_CCR_HASH_LEN) return h;
+    for (size_t i = 0; i < HR_CCR_HASH_LEN; i++)
+        if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f'))) return h;
+    *addr = h;
+    return h;
+}
+
+size_t hr_ccr_markers(const char *text, size_t len, char (*out)[HR_CCR_HASH_LEN + 1], size_t max)
+{
+    size_t n = 0;
+    const char *p = text, *end = text + len, *addr;
+    while (p < end && (p = next_address(p, end, &addr))) {
+        if (addr) {
+            size_t k = 0;
+            while (k < n && memcmp(out[k], addr, HR_CCR_HASH_LEN)) k++;
+            if (k == n && n < max) {
+                memcpy(out[n], addr, HR_CCR_HASH_LEN);
+                out[n++][HR_CCR_HASH_LEN] = '\0';
+            }
+        }
+        p++;
+    }
+    return n;
+}

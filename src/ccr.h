@@ -9,6 +9,14 @@
 #include <jansson.h>
 #include "headroom/plugin.h"
 
+/* What the retrieve API says about a stored original besides its text. */
+struct hr_ccr_info {
+    char tool_name[64];         /* the tool whose output it was, "" when unknown */
+    long long original_items;   /* rows/lines of the original, -1 when unknown */
+    long long compressed_items; /* of which the compressed output kept, -1 when unknown */
+    unsigned long long retrieval_count;
+};
+
 struct hr_ccr_backend {
     const char *name;
     int (*put)(void *ctx, const char *hash, const char *data, size_t len);
@@ -16,6 +24,9 @@ struct hr_ccr_backend {
     json_t *(*stats)(void *ctx);
     void (*destroy)(void *ctx);
     void *ctx;
+    /* Merge `in` (fields set) into an entry's info, and/or read it into
+     * `out`; HR_EINVAL when the address is unknown. May be NULL. */
+    int (*describe)(void *ctx, const char *hash, const struct hr_ccr_info *in, struct hr_ccr_info *out);
 };
 
 /* Memory backend, the default. */
@@ -34,4 +45,8 @@ int hr_ccr_put_at(const char *hash, const char *data, size_t len);
 char *hr_ccr_get(const char *hash, size_t *len_out);
 void hr_ccr_free(char *data);
 json_t *hr_ccr_stats_json(void);
+/* See struct hr_ccr_backend.describe. */
+int hr_ccr_describe(const char *hash, const struct hr_ccr_info *in, struct hr_ccr_info *out);
+/* The CCR addresses the markers in `text` point to, each once, up to max. */
+size_t hr_ccr_markers(const char *text, size_t len, char (*out)[HR_CCR_HASH_LEN + 1], size_t max);
 #endif

@@ -1,18 +1,53 @@
-/* compress_api.c — POST /v1/compress: run the pipeline on a request body and
- * return the compressed request with its token figures, without calling any
- * provider. Useful for SDKs that only want compression, and for checking
- * what headroomd would send. The wire format comes from ?format=NAME or
- * ?provider=, else from the body's shape (src/api/api.c). */
+/* compress_api.c — the compression service: POST /v1/compress runs the
+ * pipeline on a request and answers with the compressed messages and their
+ * figures, without calling any provider; GET /v1/retrieve/<hash> and
+ * POST /v1/retrieve give back a stored original. The shapes are those of
+ * the reference Headroom server, which the LiteLLM, Portkey and Kong
+ * integrations call; headroomd's own fields come alongside. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <math.h>
+#include "ccr.h"
 #include "daemon.h"
 #include "json_load.h"
+#include "log.h"
 #include "stats_json.h"
+#include "tokens.h"
+
+#define LOGGER "headroom.proxy"
+
+/* {"error": {"type", "message"}}: the service's own error shape. */
+static void service_error(struct evhttp_request *req, int status, const char *type, const char *message)
+{
+    hr_send_json(req, status, json_pack("{s:{s:s,s:s}}", "error", "type", type, "message", message));
+}
+
+/* With api_token set, the service needs Authorization: Bearer <token>. */
+static int authorised(struct hr_daemon *d, struct evhttp_request *req)
+{
+    const char *want = d->cfg->api_token;
+    if (!want || !*want) return 1;
+    const char *got = evhttp_find_header(evhttp_request_get_input_headers(req), "authorization");
+    if (got && !strncasecmp(got, "Bearer ", 7) && !strcmp(got + 7, want)) return 1;
+    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+    service_error(req, 401, "authentication_error",
+                  "this headroomd needs Authorization: Bearer <api_token> (api_token in headroom.conf / HEADROOM_API_TOKEN)");
+    return 0;
+}
+
+static const char *header_is(struct evhttp_request *req, const char *name, const char *value)
+{
+    const char *v = evhttp_find_header(evhttp_request_get_input_headers(req), name);
+    return v && !strcasecmp(v, value) ? v : NULL;
+}
 
 void hr_compress_handle(struct hr_daemon *d, struct evhttp_request *req, const char *query)
 {
+    if (!authorised(d, req)) return;
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     json_error_t jerr;
@@ -23,17 +58,33 @@ void hr_compress_handle(struct hr_daemon *d, struct evhttp_request *req, const c
                  "body must be a chat completions, messages or responses request as a JSON object%s%s",
                  body ? "" : ": ", body ? "" : jerr.text);
         json_decref(body);
-        hr_send_json(req, 400, hr_api_openai_chat.error_body(HR_API_ERR_INVALID_REQUEST, msg));
+        service_error(req, 400, "invalid_request", msg);
         return;
     }
     const struct hr_api *api = hr_api_guess(query, body);
+    json_t *items = json_object_get(body, api->items_key);
+    if (!items) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "Missing required field: %s", api->items_key);
+        json_decref(body);
+        service_error(req, 400, "invalid_request", msg);
+        return;
+    }
+    /* x-headroom-bypass: true hands the messages back untouched. */
+    if (header_is(req, "x-headroom-bypass", "true")) {
+        hr_send_json(req, 200, json_pack("{s:O,s:i,s:i,s:i,s:f,s:[],s:[]}", "messages", items, "tokens_before", 0,
+                                         "tokens_after", 0, "tokens_saved", 0, "compression_ratio", 1.0,
+                                         "transforms_applied", "ccr_hashes"));
+        json_decref(body);
+        return;
+    }
     const char *model = json_string_value(json_object_get(body, "model"));
     char *model_copy = strdup(model ? model : "");
     struct hr_pipeline_result pr;
     struct hr_pipeline_opts opts = d->popts;
     opts.dry_run = 1;
     hr_pipeline_run(d->plugins.transforms, d->plugins.n_transforms, &opts, api, body, model_copy, "", NULL, &pr);
-    json_t *stages = json_array(), *tags = json_array();
+    json_t *stages = json_array(), *tags = json_array(), *hashes = json_array();
     for (size_t i = 0; i < pr.n_stages; i++) {
         const struct hr_stage_result *s = &pr.stages[i];
         json_array_append_new(stages, json_pack("{s:s,s:f,s:I,s:s,s:b}", "name", s->name, "ms", hr_round(s->ms, 3),
@@ -41,15 +92,179 @@ void hr_compress_handle(struct hr_daemon *d, struct evhttp_request *req, const c
                                                 "failed", s->failed));
         if (s->tag && *s->tag) json_array_append_new(tags, json_string(s->tag));
     }
+    for (size_t i = 0; i < pr.n_ccr_hashes; i++) json_array_append_new(hashes, json_string(pr.ccr_hashes[i]));
     uint64_t saved = pr.tokens_before - pr.tokens_after;
     hr_pipeline_log_saving(pr.tokens_before, pr.tokens_after);
-    json_t *out = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:f,s:o,s:o,s:O}", "provider", hr_provider_name(api->provider),
-                            "wire_format", api->name, "model", model_copy, "tokens_before", (json_int_t)pr.tokens_before, "tokens_after",
-                            (json_int_t)pr.tokens_after, "tokens_saved", (json_int_t)saved, "savings_percent",
+    double ratio = pr.tokens_before ? (double)pr.tokens_after / (double)pr.tokens_before : 1.0;
+    json_t *out = json_pack("{s:O,s:I,s:I,s:I,s:f,s:O,s:o,s:s,s:s,s:s,s:f,s:O,s:o,s:O}",
+                            "messages", json_object_get(body, api->items_key),
+                            "tokens_before", (json_int_t)pr.tokens_before, "tokens_after", (json_int_t)pr.tokens_after,
+                            "tokens_saved", (json_int_t)saved, "compression_ratio", hr_round(ratio, 4),
+                            "transforms_applied", tags, "ccr_hashes", hashes,
+                            "provider", hr_provider_name(api->provider), "wire_format", api->name, "model", model_copy,
+                            "savings_percent",
                             pr.tokens_before ? hr_round(100.0 * (double)saved / (double)pr.tokens_before, 2) : 0.0,
                             "tags", tags, "stages", stages, "request", body);
     hr_pipeline_result_free(&pr);
     free(model_copy);
+    json_decref(tags);
     json_decref(body);
     hr_send_json(req, 200, out);
+}
+
+#define MAX_QUERY_TERMS 16
+
+/* Lowercase words of `text` (letters, digits, _), fed to fn one by one. */
+static void for_words(const char *text, void (*fn)(void *ud, const char *w, size_t n), void *ud)
+{
+    const char *p = text;
+    while (*p) {
+        while (*p && !(((*p | 32) >= 'a' && (*p | 32) <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) p++;
+        const char *w = p;
+        while (((*p | 32) >= 'a' && (*p | 32) <= 'z') || (*p >= '0' && *p <= '9') || *p == '_') p++;
+        if (p > w) fn(ud, w, (size_t)(p - w));
+    }
+}
+
+struct terms {
+    char t[MAX_QUERY_TERMS][64];
+    size_t n;
+};
+
+static void add_term(void *ud, const char *w, size_t n)
+{
+    struct terms *q = ud;
+    if (n < 2 || n >= 64 || q->n == MAX_QUERY_TERMS) return;
+    for (size_t i = 0; i < n; i++) q->t[q->n][i] = (char)((w[i] >= 'A' && w[i] <= 'Z') ? w[i] + 32 : w[i]);
+    q->t[q->n][n] = '\0';
+    for (size_t k = 0; k < q->n; k++)
+        if (!strcmp(q->t[k], q->t[q->n])) return;
+    q->n++;
+}
+
+struct row_count {
+    const struct terms *q;
+    unsigned tf[MAX_QUERY_TERMS];
+    size_t words;
+};
+
+static void count_word(void *ud, const char *w, size_t n)
+{
+    struct row_count *r = ud;
+    r->words++;
+    for (size_t k = 0; k < r->q->n; k++)
+        if (strlen(r->q->t[k]) == n && !strncasecmp(r->q->t[k], w, n)) r->tf[k]++;
+}
+
+/* The rows of a JSON-array original that rank best for `query` by BM25
+ * (k1 1.2, b 0.75), best first, at most `max`; rows with no query word are
+ * left out. */
+static json_t *rank_rows(const json_t *rows, const char *query, size_t max)
+{
+    json_t *out = json_array();
+    size_t n = json_array_size(rows);
+    struct terms q = {.n = 0};
+    if (query) for_words(query, add_term, &q);
+    if (!n || !q.n) return out;
+    struct row_count *rc = calloc(n, sizeof *rc);
+    double *score = calloc(n, sizeof *score);
+    if (!rc || !score) {
+        free(rc), free(score);
+        return out;
+    }
+    double total_words = 0;
+    size_t df[MAX_QUERY_TERMS] = {0};
+    for (size_t i = 0; i < n; i++) {
+        rc[i].q = &q;
+        char *text = json_dumps(json_array_get(rows, i), JSON_COMPACT | JSON_ENCODE_ANY);
+        if (text) for_words(text, count_word, &rc[i]);
+        free(text);
+        total_words += (double)rc[i].words;
+        for (size_t k = 0; k < q.n; k++) df[k] += rc[i].tf[k] > 0;
+    }
+    double avgdl = total_words / (double)n;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < q.n; k++) {
+            if (!rc[i].tf[k]) continue;
+            double idf = log(1.0 + ((double)n - (double)df[k] + 0.5) / ((double)df[k] + 0.5));
+            double tf = rc[i].tf[k], norm = 1.2 * (1 - 0.75 + 0.75 * (double)rc[i].words / (avgdl > 0 ? avgdl : 1));
+            score[i] += idf * tf * 2.2 / (tf + norm);
+        }
+    for (size_t k = 0; k < max; k++) {
+        size_t best = n;
+        for (size_t i = 0; i < n; i++)
+            if (score[i] > 0 && (best == n || score[i] > score[best])) best = i;
+        if (best == n) break;
+        json_array_append(out, json_array_get(rows, best));
+        score[best] = 0;
+    }
+    free(rc);
+    free(score);
+    return out;
+}
+
+static void retrieve(struct hr_daemon *d, struct evhttp_request *req, const char *hash, const char *query)
+{
+    (void)d;
+    size_t len = 0;
+    char *data = hr_ccr_get(hash, &len);
+    if (!data) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "no stored original for hash '%.40s': unknown, or expired (originals are kept for "
+                 "ccr_ttl seconds)", hash);
+        hr_send_json(req, 404, json_pack("{s:{s:s,s:s},s:s}", "error", "type", "not_found", "message", msg,
+                                         "hash", hash));
+        return;
+    }
+    struct hr_ccr_info info = {.original_items = -1, .compressed_items = -1};
+    hr_ccr_describe(hash, NULL, &info);
+    json_t *parsed = json_loadb(data, len, 0, NULL);
+    size_t items = json_is_array(parsed) ? json_array_size(parsed) : 1;
+    HR_INFO("headroom.cache.compression_store", "CCR cache hit: hash=%s, retrieved %zu items", hash, items);
+    json_t *content = json_stringn(data, len);
+    json_t *out = json_pack("{s:s,s:o,s:I,s:I,s:o,s:o,s:I}", "hash", hash, "original_content",
+                            content ? content : json_string(""), "original_tokens",
+                            (json_int_t)hr_count_tokens("", data, len), "original_item_count",
+                            (json_int_t)(info.original_items >= 0 ? (size_t)info.original_items : items),
+                            "compressed_item_count",
+                            info.compressed_items >= 0 ? json_integer(info.compressed_items) : json_null(), "tool_name",
+                            info.tool_name[0] ? json_string(info.tool_name) : json_null(), "retrieval_count",
+                            (json_int_t)info.retrieval_count);
+    if (query && *query) {
+        json_object_set_new(out, "query", json_string(query));
+        json_object_set_new(out, "query_matches", rank_rows(parsed, query, 20));
+    }
+    json_decref(parsed);
+    hr_ccr_free(data);
+    hr_send_json(req, 200, out);
+}
+
+/* The value of `name` in a query string, URL-decoded (malloc'd), or NULL. */
+static char *query_param(const char *query, const char *name)
+{
+    struct evkeyvalq params;
+    char *out = NULL;
+    if (!query || evhttp_parse_query_str(query, &params)) return NULL;
+    const char *v = evhttp_find_header(&params, name);
+    if (v) out = strdup(v);
+    evhttp_clear_headers(&params);
+    return out;
+}
+
+void hr_retrieve_handle(struct hr_daemon *d, struct evhttp_request *req, const char *hash_in_path, const char *query)
+{
+    if (!authorised(d, req)) return;
+    if (hash_in_path) {
+        char *q = query_param(query, "query");
+        retrieve(d, req, hash_in_path, q);
+        free(q);
+        return;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    json_t *body = json_loadb(len ? (const char *)evbuffer_pullup(in, -1) : "", len, 0, NULL);
+    const char *hash = json_string_value(json_object_get(body, "hash"));
+    if (!hash) service_error(req, 400, "invalid_request", "body must be {\"hash\": \"<24 hex>\", \"query\"?: \"...\"}");
+    else retrieve(d, req, hash, json_string_value(json_object_get(body, "query")));
+    json_decref(body);
 }

@@ -36,6 +36,7 @@ static const struct directive directives[] = {
     {"log_messages", D_BOOL, OFF(log_messages), 0, 0, NULL, "include message bodies in the request log (default no)"},
     {"optimize", D_BOOL, OFF(no_optimize), 0, 0, NULL, "run the transforms (default yes; no = passthrough)"},
     {"admin_token", D_STRING, OFF(admin_token), 0, 0, "HEADROOM_ADMIN_TOKEN", "token allowing admin endpoints from non-loopback clients"},
+    {"api_token", D_STRING, OFF(api_token), 0, 0, "HEADROOM_API_TOKEN", "when set, POST /v1/compress and /v1/retrieve need Authorization: Bearer <token>"},
     {"max_body_size", D_SIZE, OFF(max_body_bytes), 1024, 1LL << 32, NULL, "largest request body accepted (default 32m)"},
     {"max_header_size", D_SIZE, OFF(max_header_bytes), 1024, 1 << 24, NULL, "largest request header block (default 64k)"},
     {"max_response_size", D_SIZE, OFF(max_response_bytes), 1024, 1LL << 34, NULL, "largest non-streamed upstream answer (default 64m)"},
@@ -408,6 +409,7 @@ void hr_config_free(struct hr_config *c)
     free(c->plugin_dir);
     free(c->log_file);
     free(c->admin_token);
+    free(c->api_token);
     free(c->budget_period);
     free(c->prices_file);
     free_list(c->protected_tools, c->n_protected_tools);

@@ -27,6 +27,7 @@ struct hr_config {
     int log_messages;
     int no_optimize;                   /* passthrough: no transforms */
     char *admin_token;
+    char *api_token;            /* guards /v1/compress and /v1/retrieve when set */
     size_t max_body_bytes;
     size_t max_header_bytes;
     size_t max_response_bytes;

@@ -45,6 +45,8 @@ void hr_server_stop(struct hr_daemon *d);
 void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char *path);
 /* compress_api.c: POST /v1/compress (pipeline only, no upstream). */
 void hr_compress_handle(struct hr_daemon *d, struct evhttp_request *req, const char *query);
+/* compress_api.c: GET /v1/retrieve/<hash>[?query=] (hash_in_path) or POST /v1/retrieve {"hash","query"?}. */
+void hr_retrieve_handle(struct hr_daemon *d, struct evhttp_request *req, const char *hash_in_path, const char *query);
 /* reply.c: a JSON body with status (takes the reference). */
 void hr_send_json(struct evhttp_request *req, int status, json_t *body);
 /* reply.c: an error in the wire format's own error shape. */

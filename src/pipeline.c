@@ -249,6 +249,46 @@ static void restore_body(json_t *body, json_t *snapshot)
     json_object_update(body, snapshot);
 }
 
+/* smart_crusher's marker starts {"_headroom":{"omitted":O,"total":T: the
+ * counts the retrieve API reports. Other markers leave them unknown. */
+static void marker_counts(const char *text, const char *addr, struct hr_ccr_info *info)
+{
+    static const char head[] = "{\"" HR_MARKER_KEY "\":{\"omitted\":";
+    const char *m = NULL;
+    for (const char *p = text; (p = strstr(p, head)) && p < addr; p++) m = p;
+    long long omitted, total;
+    if (m && sscanf(m + sizeof head - 1, "%lld,\"total\":%lld", &omitted, &total) == 2 && omitted >= 0 &&
+        total >= omitted) {
+        info->original_items = total;
+        info->compressed_items = total - omitted;
+    }
+}
+
+/* The addresses markers in the final units point to: reported by
+ * /v1/compress (ccr_hashes), and described in the store (tool, counts). */
+static void note_markers(struct hr_request *req, struct hr_pipeline_result *out)
+{
+    for (size_t i = 0; i < req->n_units; i++) {
+        const struct hr_unit *u = &req->units[i];
+        if (!strstr(u->text, "hash=") && !strstr(u->text, "\"retrieve\":\"")) continue;
+        char found[16][HR_CCR_HASH_LEN + 1];
+        size_t n = hr_ccr_markers(u->text, u->len, found, 16);
+        for (size_t k = 0; k < n; k++) {
+            struct hr_ccr_info info = {.original_items = -1, .compressed_items = -1};
+            if (u->tool_name) snprintf(info.tool_name, sizeof info.tool_name, "%s", u->tool_name);
+            marker_counts(u->text, strstr(u->text, found[k]), &info);
+            hr_ccr_describe(found[k], &info, NULL);
+            size_t j = 0;
+            while (j < out->n_ccr_hashes && strcmp(out->ccr_hashes[j], found[k])) j++;
+            if (j < out->n_ccr_hashes) continue;
+            void *grown = realloc(out->ccr_hashes, (out->n_ccr_hashes + 1) * sizeof *out->ccr_hashes);
+            if (!grown) continue;
+            out->ccr_hashes = grown;
+            memcpy(out->ccr_hashes[out->n_ccr_hashes++], found[k], HR_CCR_HASH_LEN + 1);
+        }
+    }
+}
+
 static void commit_journal(struct req_ctx *c)
 {
     for (size_t k = 0; k < c->n_journal; k++) json_decref(c->journal[k].old_value);
@@ -495,6 +535,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
         saved_total += c.stage_saved;
     }
     out->changed = c.n_journal > 0 || c.req.body_edited;
+    note_markers(&c.req, out);
     commit_journal(&c);
     free(c.journal);
     if (saved_total > (int64_t)out->tokens_before) saved_total = (int64_t)out->tokens_before;
@@ -517,6 +558,7 @@ void hr_pipeline_log_saving(uint64_t before, uint64_t after)
 
 void hr_pipeline_result_free(struct hr_pipeline_result *r)
 {
+    free(r->ccr_hashes);
     free(r->stages);
     free(r->tag_storage);
     memset(r, 0, sizeof *r);

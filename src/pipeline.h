@@ -33,6 +33,9 @@ struct hr_pipeline_result {
     uint64_t raw[HR_SESSION_MAX_RAW];
     size_t n_raw;
     int record_raw;
+    /* CCR addresses the compressed request's markers point to (malloc'd). */
+    char (*ccr_hashes)[HR_CCR_HASH_LEN + 1];
+    size_t n_ccr_hashes;
 };
 
 /* Count the tokens a request carries: every string under the format's

@@ -59,27 +59,6 @@ static void handle_health(struct hr_daemon *d, struct evhttp_request *req)
                                      ready, "checks", checks));
 }
 
-static void handle_retrieve(struct evhttp_request *req, const char *hash)
-{
-    size_t len = 0;
-    char *data = hr_ccr_get(hash, &len);
-    if (!data) {
-        send_error(req, 404, "unknown or expired retrieval hash (originals are kept for ccr_ttl seconds)");
-        return;
-    }
-    json_t *parsed = json_loadb(data, len, 0, NULL);
-    HR_INFO("headroom.cache.compression_store", "CCR cache hit: hash=%s, retrieved %zu items", hash,
-            json_is_array(parsed) ? json_array_size(parsed) : (size_t)1);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      parsed ? "application/json" : "text/plain; charset=utf-8");
-    json_decref(parsed);
-    struct evbuffer *b = evbuffer_new();
-    evbuffer_add(b, data, len);
-    hr_ccr_free(data);
-    evhttp_send_reply(req, 200, NULL, b);
-    evbuffer_free(b);
-}
-
 static int plugin_route(struct evhttp_request *req, const char *method, const char *path, const char *query)
 {
     int wrong_method;
@@ -147,7 +126,9 @@ static void dispatch(struct evhttp_request *req, void *arg)
     } else if (!strcmp(path, "/v1/compress") && !strcmp(method, "POST")) {
         hr_compress_handle(d, req, q ? q + 1 : "");
     } else if (!strncmp(path, "/v1/retrieve/", 13) && !strcmp(method, "GET")) {
-        handle_retrieve(req, path + 13);
+        hr_retrieve_handle(d, req, path + 13, q ? q + 1 : "");
+    } else if (!strcmp(path, "/v1/retrieve") && !strcmp(method, "POST")) {
+        hr_retrieve_handle(d, req, NULL, NULL);
     } else if (plugin_route(req, method, path, q ? q + 1 : "")) {
         /* answered by a plugin */
     } else if (!strncmp(path, "/v1/", 4)) {
