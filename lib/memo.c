@@ -138,3 +138,12 @@ void hr_memo_read_counters(struct hr_memo *m, struct hr_memo_counters *out)
     *out = m->c;
     pthread_mutex_unlock(&m->lock);
 }
+
+void hr_memo_reset_counters(struct hr_memo *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->c.hits = m->c.lookups = m->c.evictions = 0;
+    pthread_mutex_unlock(&m->lock);
+}

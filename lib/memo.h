@@ -31,4 +31,6 @@ void *hr_memo_get(struct hr_memo *m, const struct hr_memo_key *k, size_t *len);
  * a quarter of the budget are not kept. */
 void hr_memo_put(struct hr_memo *m, const struct hr_memo_key *k, const void *val, size_t len);
 void hr_memo_read_counters(struct hr_memo *m, struct hr_memo_counters *out);
+/* Zero hits, lookups and evictions (what is stored stays). */
+void hr_memo_reset_counters(struct hr_memo *m);
 #endif

@@ -312,6 +312,18 @@ void hr_plugins_unload(struct hr_plugins *p)
     lt_dlexit();
 }
 
+void hr_plugins_reset(const struct hr_plugins *p)
+{
+    struct hr_instance **lists[2] = {p->transforms, p->sinks};
+    size_t counts[2] = {p->n_transforms, p->n_sinks};
+    for (int l = 0; l < 2; l++)
+        for (size_t i = 0; i < counts[l]; i++) {
+            const struct hr_instance *in = lists[l][i];
+            if (in->initialised && HR_HAS_FIELD(in->desc, struct headroom_plugin, reset) && in->desc->reset)
+                in->desc->reset(in->state);
+        }
+}
+
 void hr_plugins_describe(const struct hr_plugins *p, FILE *out)
 {
     struct hr_instance **lists[2] = {p->transforms, p->sinks};

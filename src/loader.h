@@ -45,6 +45,8 @@ int hr_plugins_load(const struct hr_config *c, struct hr_plugins *out, char *err
 int hr_plugins_init(struct hr_plugins *p, const struct hr_host *host, char *err, size_t errlen);
 /* fini() and unload everything (sinks must already be drained). */
 void hr_plugins_unload(struct hr_plugins *p);
+/* POST /stats/reset: each instance's reset (ABI 1.2), where it has one. */
+void hr_plugins_reset(const struct hr_plugins *p);
 /* Print the loaded plugins and their config keys (--check-config). */
 void hr_plugins_describe(const struct hr_plugins *p, FILE *out);
 #endif

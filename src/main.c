@@ -171,20 +171,15 @@ static pthread_mutex_t hk_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t hk_cond = PTHREAD_COND_INITIALIZER;
 static int hk_stop;
 
-/* Housekeeping: plugin timers and the live savings series, off the request path. */
+/* Housekeeping: plugin timers, off the request path. */
 static void *housekeeping(void *arg)
 {
     (void)arg;
-    double next_sample = 0;
     pthread_mutex_lock(&hk_lock);
     while (!hk_stop) {
         pthread_mutex_unlock(&hk_lock);
         double now = hr_monotonic_ms();
         unsigned wait_ms = hr_timers_run(now);
-        if (now >= next_sample) {
-            hr_stats_sample_history(hr_now());
-            next_sample = now + 5000;
-        }
         if (wait_ms > 1000) wait_ms = 1000;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

@@ -120,6 +120,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
         else if (!is_admin(d, req)) send_error(req, 403, "admin endpoint: call from loopback or send x-headroom-admin-token");
         else {
             hr_stats_reset();
+            hr_plugins_reset(&d->plugins);
             HR_INFO(LOGGER, "live counters reset by an admin request (durable savings untouched)");
             hr_send_json(req, 200, json_pack("{s:b}", "reset", 1));
         }

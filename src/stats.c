@@ -31,6 +31,7 @@ static double started_mono_ms;
 static pthread_mutex_t history_lock = PTHREAD_MUTEX_INITIALIZER;
 static double history[HR_HISTORY_POINTS][2];
 static size_t history_len, history_head;
+static uint64_t history_saved; /* = tokens.saved, kept beside the series */
 
 double hr_now(void)
 {
@@ -159,6 +160,24 @@ static void count_status(struct hr_stats_data *d, int status)
     if (status >= HR_STATUS_MIN && status <= HR_STATUS_MAX) d->by_status[status - HR_STATUS_MIN]++;
 }
 
+/* The savings series gets a point per credited saving, at the request's
+ * completion second (points of one second are merged). */
+static void history_add(double when, uint64_t saved)
+{
+    pthread_mutex_lock(&history_lock);
+    history_saved += saved;
+    size_t last = (history_head + HR_HISTORY_POINTS - 1) % HR_HISTORY_POINTS;
+    if (history_len && (long long)history[last][0] == (long long)when) {
+        history[last][1] = (double)history_saved;
+    } else {
+        history[history_head][0] = when;
+        history[history_head][1] = (double)history_saved;
+        history_head = (history_head + 1) % HR_HISTORY_POINTS;
+        if (history_len < HR_HISTORY_POINTS) history_len++;
+    }
+    pthread_mutex_unlock(&history_lock);
+}
+
 void hr_stats_record(const struct hr_event *ev)
 {
     struct shard *s = current_shard();
@@ -220,6 +239,7 @@ void hr_stats_record(const struct hr_event *ev)
     }
     if (ev->pipeline_ms >= 0 && d->n_stages) hr_hist_add(&d->stages[d->n_stages - 1], ev->pipeline_ms);
     pthread_mutex_unlock(&s->lock);
+    if (ev->credited && ev->tokens_saved) history_add(ev->timestamp > 0 ? ev->timestamp : hr_now(), ev->tokens_saved);
 }
 
 void hr_stats_count_rejected(int status, int rate_limited, int budget)
@@ -330,26 +350,7 @@ void hr_stats_reset(void)
     }
     pthread_mutex_lock(&history_lock);
     history_len = history_head = 0;
-    pthread_mutex_unlock(&history_lock);
-}
-
-/* Append a point when the cumulative saving moved (or the series is empty). */
-void hr_stats_sample_history(double now)
-{
-    uint64_t saved = 0;
-    for (size_t i = 0; i < n_shards; i++) {
-        pthread_mutex_lock(&shards[i].lock);
-        saved += shards[i].d.tokens_saved;
-        pthread_mutex_unlock(&shards[i].lock);
-    }
-    pthread_mutex_lock(&history_lock);
-    size_t last = (history_head + HR_HISTORY_POINTS - 1) % HR_HISTORY_POINTS;
-    if (history_len == 0 || history[last][1] != (double)saved) {
-        history[history_head][0] = now;
-        history[history_head][1] = (double)saved;
-        history_head = (history_head + 1) % HR_HISTORY_POINTS;
-        if (history_len < HR_HISTORY_POINTS) history_len++;
-    }
+    history_saved = 0;
     pthread_mutex_unlock(&history_lock);
 }
 

@@ -76,7 +76,6 @@ void hr_stats_snapshot_free(struct hr_stats_data *d);
 void hr_stats_reset(void);
 
 /* Session savings series: the housekeeping thread samples it. */
-void hr_stats_sample_history(double now);
 json_t *hr_stats_history_json(void);
 
 double hr_now(void);            /* wall clock, Unix seconds */

@@ -167,7 +167,8 @@ static const struct layout table[] = {
     FIELD(headroom_plugin, content_types, 72, 0),
     FIELD(headroom_plugin, on_event, 80, 0),
     FIELD(headroom_plugin, reopen, 88, 0),
-    SIZE(headroom_plugin, 96),
+    FIELD(headroom_plugin, reset, 96, 2),
+    SIZE(headroom_plugin, 104),
 };
 
 int main(void)

@@ -408,6 +408,10 @@ struct headroom_plugin {
     /* Optional: reopen files after log rotation (SIGHUP). Runs on the main
      * thread, concurrently with on_event: take your own lock. */
     void (*reopen)(void *state);
+    /* 1.2, optional: POST /stats/reset. Zero the live counters this
+     * instance shows in /stats and /metrics (durable totals stay). Runs on a
+     * worker thread, concurrently with apply/on_event: atomics or your lock. */
+    void (*reset)(void *state);
 };
 
 /* Fills the version fields; use as the first line of your descriptor. */

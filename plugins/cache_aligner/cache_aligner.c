@@ -737,6 +737,16 @@ static int ca_apply(void *state, struct hr_request *req)
     return HR_OK;
 }
 
+/* POST /stats/reset: every counter (the sessions it remembers stay). */
+static void ca_reset(void *state)
+{
+    struct aligner *a = state;
+    for (size_t i = 0; i < C__N; i++)
+        atomic_store(&a->c[i], 0);
+    for (size_t i = 0; i < sizeof a->bust / sizeof *a->bust; i++)
+        atomic_store(&a->bust[i], 0);
+}
+
 HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     HR_PLUGIN_HEADER,
     .name = "cache_aligner",
@@ -748,4 +758,5 @@ HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     .fini = ca_fini,
     .apply = ca_apply,
     .content_types = 0,
+    .reset = ca_reset,
 };

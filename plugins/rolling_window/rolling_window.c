@@ -411,6 +411,14 @@ static int rw_init(const struct hr_host *host, struct hr_instance *self, const s
     return HR_OK;
 }
 
+/* POST /stats/reset: every counter of /stats.rolling_window. */
+static void rw_reset(void *state)
+{
+    struct rw *w = state;
+    for (size_t i = 0; i < C__N; i++)
+        atomic_store(&w->c[i], 0);
+}
+
 HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     HR_PLUGIN_HEADER,
     .name = "rolling_window",
@@ -422,4 +430,5 @@ HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     .fini = rw_fini,
     .apply = rw_apply,
     .content_types = 0,
+    .reset = rw_reset,
 };

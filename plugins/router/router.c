@@ -288,6 +288,15 @@ static int router_apply(void *state, struct hr_request *req)
     return HR_OK;
 }
 
+/* POST /stats/reset: the per-type counts and the result-cache counters. */
+static void router_reset(void *state)
+{
+    struct router *r = state;
+    for (int t = 0; t < HR_CT__COUNT; t++)
+        atomic_store(&r->counts[t], 0);
+    hr_memo_reset_counters(r->memo);
+}
+
 HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     HR_PLUGIN_HEADER,
     .name = "router",
@@ -299,4 +308,5 @@ HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     .fini = router_fini,
     .apply = router_apply,
     .content_types = 0,
+    .reset = router_reset,
 };

@@ -296,7 +296,7 @@ json_t *hr_sav_history_json(const json_t *doc, const struct hr_sav_query *q, dou
                      hist, "series", series, "exports", "default_format", "json", "available_formats", "json", "csv",
                      "available_series", avail, "history_summary", "mode", mode_names[q->mode], "stored_points",
                      (json_int_t)stored, "returned_points", (json_int_t)returned, "compacted",
-                     q->mode != HR_SAV_NONE && returned < stored, "thinned_points",
+                     returned < stored, "thinned_points",
                      json_integer_value(json_object_get(doc, "checkpoints_thinned")));
 }
 

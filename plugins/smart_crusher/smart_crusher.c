@@ -35,6 +35,13 @@ static json_t *sc_stats(void *state)
                      "bytes", (json_int_t)c.bytes, "max_bytes", (json_int_t)c.max_bytes);
 }
 
+/* POST /stats/reset: the result-cache counters (what is cached stays). */
+static void sc_reset(void *state)
+{
+    struct sc_state *s = state;
+    hr_memo_reset_counters(s->memo);
+}
+
 static void sc_fini(void *state)
 {
     struct sc_state *s = state;
@@ -269,4 +276,5 @@ HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     .fini = sc_fini,
     .apply = sc_apply,
     .content_types = HR_CT_BIT(HR_CT_JSON_ARRAY) | HR_CT_BIT(HR_CT_JSON_OBJECT),
+    .reset = sc_reset,
 };
