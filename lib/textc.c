@@ -1,0 +1,261 @@
+/* textc.c — shared parts of the text compressors (see textc.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "hash.h"
+#include "textc.h"
+
+void hr_tbuf_put(struct hr_tbuf *b, const void *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void hr_tbuf_putc(struct hr_tbuf *b, char c) { hr_tbuf_put(b, &c, 1); }
+
+void hr_tbuf_putf(struct hr_tbuf *b, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        hr_tbuf_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+void hr_tbuf_free(struct hr_tbuf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+struct hr_line *hr_lines_split(const char *text, size_t len, size_t *n)
+{
+    *n = 0;
+    if (len >= UINT32_MAX)
+        return NULL;
+    size_t cap = 64, k = 0;
+    struct hr_line *l = malloc(cap * sizeof *l);
+    if (!l)
+        return NULL;
+    for (size_t i = 0; i < len;) {
+        const char *nl = memchr(text + i, '\n', len - i);
+        size_t e = nl ? (size_t)(nl - text) : len, ce = e;
+        if (ce > i && text[ce - 1] == '\r')
+            ce--;
+        if (k == cap) {
+            struct hr_line *g = realloc(l, (cap *= 2) * sizeof *l);
+            if (!g) {
+                free(l);
+                return NULL;
+            }
+            l = g;
+        }
+        l[k++] = (struct hr_line){(uint32_t)i, (uint32_t)(ce - i)};
+        i = e + 1;
+    }
+    *n = k;
+    return l;
+}
+
+void hr_text_marker(struct hr_text_out *o, const char *what, size_t omitted, size_t total)
+{
+    struct hr_tbuf *b = &o->b;
+    hr_tbuf_putf(b, "[headroom: %s; retrieve hash=", what);
+    o->hash_off[0] = b->len;
+    hr_tbuf_putf(b, HR_TEXTC_PLACEHOLDER "] {\"" HR_MARKER_KEY "\":{\"omitted\":%zu,\"total\":%zu,\"retrieve\":\"",
+                 omitted, total);
+    o->hash_off[1] = b->len;
+    hr_tbuf_put(b, HR_TEXTC_PLACEHOLDER "\"}}\n", HR_CCR_HASH_LEN + 4);
+    o->n_hash_off = 2;
+    o->total = total;
+    o->omitted = omitted;
+}
+
+void hr_text_set_hash(struct hr_text_out *o, const char *hash)
+{
+    for (size_t k = 0; k < o->n_hash_off; k++)
+        if (o->hash_off[k] + HR_CCR_HASH_LEN <= o->b.len)
+            memcpy(o->b.p + o->hash_off[k], hash, HR_CCR_HASH_LEN);
+}
+
+void hr_text_out_free(struct hr_text_out *o) { hr_tbuf_free(&o->b); }
+
+/* ------------------------------------------------------------------ driver */
+
+/* A result as one byte string for the memo: header, then the text. */
+struct blob_head {
+    int64_t rc;
+    uint64_t total, omitted, n_hash_off, hash_off[2];
+};
+
+static void *pack(int rc, const struct hr_text_out *o, size_t *len)
+{
+    struct blob_head h = {rc, 0, 0, 0, {0, 0}};
+    size_t tl = rc == 0 ? o->b.len : 0;
+    if (rc == 0)
+        h = (struct blob_head){rc, o->total, o->omitted, o->n_hash_off, {o->hash_off[0], o->hash_off[1]}};
+    unsigned char *p = malloc(sizeof h + tl + 1);
+    if (!p)
+        return NULL;
+    memcpy(p, &h, sizeof h);
+    if (tl)
+        memcpy(p + sizeof h, o->b.p, tl);
+    *len = sizeof h + tl;
+    return p;
+}
+
+static int unpack(const unsigned char *p, size_t len, struct hr_text_out *o)
+{
+    struct blob_head h;
+    if (len < sizeof h)
+        return -22;
+    memcpy(&h, p, sizeof h);
+    if (h.rc != 0)
+        return (int)h.rc;
+    memset(o, 0, sizeof *o);
+    hr_tbuf_put(&o->b, p + sizeof h, len - sizeof h);
+    if (o->b.oom || h.n_hash_off > 2) {
+        hr_tbuf_free(&o->b);
+        return -12;
+    }
+    o->total = h.total;
+    o->omitted = h.omitted;
+    o->n_hash_off = h.n_hash_off;
+    o->hash_off[0] = h.hash_off[0];
+    o->hash_off[1] = h.hash_off[1];
+    return 0;
+}
+
+struct cand {
+    size_t unit;
+    struct hr_memo_key key;
+    const char *text;
+    size_t len, tokens;
+    int rc;
+    int keep; /* 1 saves enough and the original is stored, -1 store refused */
+    struct hr_text_out out;
+    char hash[HR_CCR_HASH_LEN + 1];
+};
+
+struct job {
+    const struct hr_text_driver *d;
+    struct cand *c;
+    const char *query, *model;
+};
+
+static void run_one(void *ctx, size_t i)
+{
+    struct job *j = ctx;
+    struct cand *c = &j->c[i];
+    const struct hr_text_driver *d = j->d;
+    size_t blen;
+    unsigned char *blob = d->memo ? hr_memo_get(d->memo, &c->key, &blen) : NULL;
+    c->rc = blob ? unpack(blob, blen, &c->out) : -1;
+    free(blob);
+    if (!blob || c->rc < 0) {
+        c->rc = d->compress(d->cfg, c->text, c->len, j->query, &c->out);
+        if (c->rc == 0 && c->out.b.oom) {
+            hr_text_out_free(&c->out);
+            c->rc = -12;
+        }
+        if (c->rc >= 0 && d->memo) {
+            void *p = pack(c->rc, &c->out, &blen);
+            if (p)
+                hr_memo_put(d->memo, &c->key, p, blen);
+            free(p);
+        }
+    }
+    if (c->rc != 0)
+        return;
+    size_t after = d->host->count_tokens(j->model, c->out.b.p, c->out.b.len);
+    if ((double)after > (1.0 - d->min_savings) * (double)c->tokens)
+        return;
+    c->keep = d->host->ccr_put(c->text, c->len, c->hash) == HR_OK ? 1 : -1;
+    if (c->keep == 1)
+        hr_text_set_hash(&c->out, c->hash);
+}
+
+int hr_text_apply(const struct hr_text_driver *d, struct hr_request *req)
+{
+    const struct hr_host *h = d->host;
+    int abi11 = HR_HAS_FIELD(h, struct hr_host, parallel_for);
+    struct cand *c = calloc(req->n_units ? req->n_units : 1, sizeof *c);
+    if (!c)
+        return HR_ENOMEM;
+    const char *query = d->uses_query && req->query ? req->query : "";
+    uint64_t salt = hr_mix64(d->cfg_salt);
+    for (const char *q = query; *q; q++)
+        salt = hr_mix64(salt ^ (unsigned char)*q);
+    size_t n = 0;
+    for (size_t i = 0; i < req->n_units; i++) {
+        const struct hr_unit *u = &req->units[i];
+        if (u->flags & (HR_UNIT_PROTECTED | HR_UNIT_HAS_MARKER) || u->tokens < d->min_tokens ||
+            strstr(u->text, "{\"" HR_MARKER_KEY "\":") || !d->accept(d->cfg, u))
+            continue;
+        c[n] = (struct cand){.unit = i, .text = u->text, .len = u->len, .tokens = u->tokens};
+        if (d->memo && abi11) {
+            h->unit_hash(req, i, c[n].key.hash);
+            c[n].key.len = u->len;
+            c[n].key.salt = salt;
+        }
+        n++;
+    }
+    struct job job = {d, c, query, req->model};
+    if (abi11)
+        h->parallel_for(n, run_one, &job);
+    else
+        for (size_t k = 0; k < n; k++)
+            run_one(&job, k);
+    /* Request edits stay on this thread, in unit order. */
+    char tag[256] = "";
+    size_t tl = 0;
+    int rc = HR_OK;
+    for (size_t k = 0; k < n; k++) {
+        struct cand *x = &c[k];
+        if (x->rc < 0 && rc == HR_OK)
+            h->log(d->self, HR_LOG_WARN, "unit %zu left as is: out of memory", x->unit);
+        if (x->rc == 0 && x->keep < 0)
+            h->log(d->self, HR_LOG_WARN, "unit %zu left as is: the CCR store refused the original", x->unit);
+        if (x->rc == 0 && x->keep == 1 &&
+            h->unit_replace(req, x->unit, x->out.b.p, x->out.b.len) == HR_OK) {
+            size_t kept = x->out.total - x->out.omitted;
+            int w = tl ? snprintf(tag + tl, sizeof tag - tl, "+%zu/%zu", kept, x->out.total)
+                       : snprintf(tag, sizeof tag, "%s:kept=%zu/%zu", d->name, kept, x->out.total);
+            if (w > 0 && (size_t)w < sizeof tag - tl)
+                tl += (size_t)w;
+        }
+        hr_text_out_free(&x->out);
+    }
+    free(c);
+    if (tl)
+        h->stage_tag(req, tag);
+    return rc;
+}
+
+json_t *hr_text_memo_stats(void *driver)
+{
+    struct hr_text_driver *d = driver;
+    struct hr_memo_counters m;
+    hr_memo_read_counters(d->memo, &m);
+    return json_pack("{s:{s:I,s:I,s:I,s:I,s:I}}", "result_cache", "hits", (json_int_t)m.hits, "lookups",
+                     (json_int_t)m.lookups, "evictions", (json_int_t)m.evictions, "entries", (json_int_t)m.entries,
+                     "bytes", (json_int_t)m.bytes);
+}

@@ -1,0 +1,227 @@
+/* classify.c — one log line's class and template, in one pass over its
+ * bytes: words are looked up in small keyword tables, numbers and hex ids
+ * are folded into the template hash so near-duplicate lines share it. */
+#include <ctype.h>
+#include <string.h>
+#include "logc.h"
+
+#define W(s) {s, sizeof(s) - 1}
+struct kw {
+    const char *w;
+    size_t n;
+};
+static const struct kw err_words[] = {
+    W("error"), W("errors"), W("err"), W("fatal"), W("panic"), W("panicked"), W("exception"),
+    W("traceback"), W("failed"), W("failure"), W("failures"), W("fail"), W("fails"), W("assert"),
+    W("assertion"), W("segfault"), W("segmentation"), W("aborted"), W("abort"), W("critical"),
+    W("crashed"), W("emerg"), W("unhandled"), W("uncaught"), {NULL, 0},
+};
+static const struct kw warn_words[] = {
+    W("warning"), W("warnings"), W("warn"), W("deprecated"), W("deprecation"), {NULL, 0},
+};
+/* Counted after a number: "5 failed, 120 passed", "Ran 3 tests". */
+static const struct kw count_words[] = {
+    W("passed"), W("failed"), W("failures"), W("error"), W("errors"), W("skipped"), W("warning"),
+    W("warnings"), W("tests"), W("test"), W("xfailed"), W("xpassed"), W("deselected"), W("pending"),
+    W("todo"), W("total"), W("suites"), W("examples"), W("ignored"), W("measured"), W("filtered"),
+    W("succeeded"), W("passing"), W("failing"), W("ok"), {NULL, 0},
+};
+
+static int in(const struct kw *t, const char *w, size_t n)
+{
+    for (; t->w; t++)
+        if (t->n == n && memcmp(t->w, w, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* 1 alnum or '_', 2 also a hex digit, 4 a decimal digit. */
+static unsigned char cc[256];
+static void init_cc(void)
+{
+    for (int c = 0; c < 256; c++) {
+        unsigned char v = 0;
+        if (isalnum(c) || c == '_')
+            v = 1;
+        if (isxdigit(c))
+            v |= 2;
+        if (isdigit(c))
+            v |= 4;
+        cc[c] = v;
+    }
+}
+
+#define FNV 0x100000001b3ULL
+#define H(h, c) ((h) = ((h) ^ (unsigned char)(c)) * FNV)
+
+/* Progress: a bar (runs of =, #, >, block or box characters) with a
+ * percentage, or spinner glyphs (braille) at the start. */
+static int progress_line(const unsigned char *s, size_t n)
+{
+    size_t run = 0, best = 0;
+    int pct = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c == '%' && i && isdigit(s[i - 1]))
+            pct = 1;
+        if (c == '=' || c == '#' || c == '>') {
+            run++;
+        } else if (c == 0xE2 && i + 2 < n && (s[i + 1] == 0x96 || s[i + 1] == 0x94)) {
+            run++; /* U+2588.. blocks, U+2591 shades, U+2501 heavy line */
+            i += 2;
+        } else if (c != ' ' || run == 0) {
+            if (run > best)
+                best = run;
+            run = 0;
+        }
+    }
+    if (run > best)
+        best = run;
+    if (pct && best >= 3)
+        return 1;
+    size_t i = 0;
+    while (i < n && s[i] == ' ')
+        i++;
+    return i + 2 < n && s[i] == 0xE2 && s[i + 1] >= 0xA0 && s[i + 1] <= 0xA3; /* U+2800 braille spinner */
+}
+
+/* Stack frames of Python, Java/JS/Rust ("at …"), Go, gdb/C. */
+static enum hr_logc_class frame_line(const char *s, size_t n)
+{
+    size_t ws = 0;
+    while (ws < n && (s[ws] == ' ' || s[ws] == '\t'))
+        ws++;
+    const char *p = s + ws;
+    size_t m = n - ws;
+    if (ws && HR_STARTS(p, m, "File \"") && memmem(p, m, "\", line ", 8))
+        return HR_LOGC_FRAME;
+    if (ws && HR_STARTS(p, m, "at ") && m > 4 && (memchr(p, '(', m) || memchr(p, ':', m) || memchr(p, '.', m)))
+        return HR_LOGC_FRAME;
+    if (ws && HR_STARTS(p, m, "... ") && m > 9 && !memcmp(p + m - 5, " more", 5))
+        return HR_LOGC_FRAME;
+    if (ws && m > 3 && isdigit((unsigned char)p[0])) { /* rust "  12: std::rt::…" */
+        size_t d = 0;
+        while (d < m && isdigit((unsigned char)p[d]))
+            d++;
+        if (d + 1 < m && p[d] == ':' && p[d + 1] == ' ')
+            return HR_LOGC_FRAME;
+    }
+    if (ws && m > 6 && p[m - 1] == ')' && memmem(p, m, " (", 2) && memchr(p, ':', m)) { /* node "name (file:4:49)" */
+        size_t k = m - 1;
+        while (k && isdigit((unsigned char)p[k - 1]))
+            k--;
+        if (k < m - 1 && k && p[k - 1] == ':')
+            return HR_LOGC_FRAME;
+    }
+    if (s[0] == '\t' && m > 4 && memmem(p, m, ".go:", 4)) /* go "\t/src/x.go:12 +0x1d" */
+        return HR_LOGC_FRAME;
+    if (!ws && m > 3 && p[0] == '#' && isdigit((unsigned char)p[1]) && (memmem(p, m, " in ", 4) || memmem(p, m, " at ", 4)))
+        return HR_LOGC_FRAME;
+    return HR_LOGC_NORMAL;
+}
+
+/* "errors: 0", "failed=0": a count of zero right after the word. */
+static int zero_after(const char *s, size_t n, size_t j)
+{
+    while (j < n && (s[j] == ':' || s[j] == '=' || s[j] == ' '))
+        j++;
+    return j < n && s[j] == '0' && (j + 1 == n || !isdigit((unsigned char)s[j + 1]));
+}
+
+enum hr_logc_class hr_logc_classify(const char *s, size_t n, uint64_t *tmpl)
+{
+    if (!cc['a'])
+        init_cc(); /* idempotent; a race writes the same bytes */
+    const unsigned char *u = (const unsigned char *)s;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    int err = 0, warn = 0, summ = 0, prev_num = 0, prev_neg = 0, prev_not = 0, blank = 1;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        if (!cc[c]) {
+            if (c != ' ' && c != '\t')
+                blank = 0, prev_num = 0; /* "17:22: error" is a position, not a count */
+            H(h, c);
+            i++;
+            continue;
+        }
+        blank = 0;
+        size_t j = i;
+        unsigned all = 0xff, any = 0;
+        while (j < n && cc[u[j]]) {
+            all &= cc[u[j]];
+            any |= cc[u[j]];
+            j++;
+        }
+        size_t wl = j - i;
+        if (any & 4) {
+            /* numbers, hex ids, uuids parts, times: one symbol each */
+            if ((all & 2) || (wl > 2 && u[i] == '0' && (u[i + 1] | 0x20) == 'x')) {
+                H(h, '#');
+            } else {
+                for (size_t k = i; k < j; k++) {
+                    if (cc[u[k]] & 4) {
+                        if (k == i || !(cc[u[k - 1]] & 4))
+                            H(h, '0');
+                    } else {
+                        H(h, u[k]);
+                    }
+                }
+            }
+            prev_num = (all & 4) != 0;
+            prev_neg = prev_num && wl == 1 && u[i] == '0';
+            i = j;
+            continue;
+        }
+        for (size_t k = i; k < j; k++)
+            H(h, u[k]);
+        if (wl >= 2 && wl <= 16) {
+            char w[16];
+            for (size_t k = 0; k < wl; k++)
+                w[k] = (char)(u[i + k] | 0x20);
+            int neg = prev_neg || (wl == 2 && !memcmp(w, "no", 2));
+            if (wl == 2 && !memcmp(w, "ok", 2) && prev_not)
+                err = 1; /* TAP "not ok 24 - …" */
+            prev_not = wl == 3 && !memcmp(w, "not", 3);
+            if (prev_num && u[i - 1] == ' ' && in(count_words, w, wl)) {
+                summ = 1;
+            } else if (in(err_words, w, wl)) {
+                if (prev_neg || zero_after(s, n, j))
+                    summ = 1;
+                else if (!(i && (u[i - 1] == '-' || u[i - 1] == '/' || u[i - 1] == '.')) || j == n ||
+                         u[j] == ':')
+                    err = 1; /* not an option or path ("-Werror", "/errors/") unless it ends a label */
+            } else if (in(warn_words, w, wl)) {
+                if (prev_neg || zero_after(s, n, j))
+                    summ = 1;
+                else if (!(i && (u[i - 1] == '-' || u[i - 1] == '/')))
+                    warn = 1;
+            } else if (wl > 5 && ((wl >= 5 && !memcmp(s + j - 5, "Error", 5)) ||
+                                  (wl > 9 && !memcmp(s + j - 9, "Exception", 9)))) {
+                err = 1; /* ValueError, NullPointerException */
+            }
+            prev_neg = neg;
+        } else {
+            prev_neg = 0;
+        }
+        prev_num = 0;
+        i = j;
+    }
+    if (tmpl)
+        *tmpl = h;
+    if (blank)
+        return HR_LOGC_BLANK;
+    enum hr_logc_class f = frame_line(s, n);
+    if (f != HR_LOGC_NORMAL)
+        return f;
+    if (n >= 2 && s[0] == 'E' && s[1] == ' ')
+        return HR_LOGC_ERROR; /* pytest's assertion detail lines */
+    if (err)
+        return HR_LOGC_ERROR;
+    if (warn)
+        return HR_LOGC_WARN;
+    if (summ)
+        return HR_LOGC_SUMMARY;
+    if (progress_line(u, n))
+        return HR_LOGC_PROGRESS;
+    return HR_LOGC_NORMAL;
+}

@@ -1,0 +1,405 @@
+/* logc.c — log_compressor's selection and rendering: keep errors, warnings
+ * (with context), summaries, bounded stack traces, the first and last lines;
+ * fold the rest into "… N similar lines like: X" lines; drop progress bars,
+ * ANSI escapes and blank runs. */
+#include <stdlib.h>
+#include <string.h>
+#include "logc.h"
+
+#define EXAMPLE_MAX 160 /* bytes of a dropped line quoted as an example */
+#define ANSI_ESC 0x1b
+
+struct ll {
+    const char *s;
+    uint32_t len;
+    uint32_t id;   /* dense template id */
+    uint8_t cls;
+    uint8_t keep;
+    uint8_t lib;   /* a frame inside a library/runtime */
+};
+
+/* ESC [ … final, ESC ] … BEL or ESC \, and two-byte ESC x: removed. */
+static size_t strip_ansi(const char *s, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != ANSI_ESC) {
+            out[o++] = s[i];
+            continue;
+        }
+        if (i + 1 < n && s[i + 1] == '[') {
+            i += 2;
+            while (i < n && !((unsigned char)s[i] >= 0x40 && (unsigned char)s[i] <= 0x7e))
+                i++;
+        } else if (i + 1 < n && s[i + 1] == ']') {
+            i += 2;
+            while (i < n && s[i] != '\a' && !(s[i] == ANSI_ESC && i + 1 < n && s[i + 1] == '\\'))
+                i++;
+            if (i < n && s[i] == ANSI_ESC)
+                i++;
+        } else {
+            i++;
+        }
+    }
+    return o;
+}
+
+static int lib_frame(const char *s, size_t n)
+{
+    static const char *const libs[] = {"site-packages", "dist-packages", "/usr/lib", "node_modules", "node:internal",
+        "(internal/", "/rustc/", "std::", "core::", "<frozen", "/usr/local/go/", "runtime/", "java.base/",
+        "at java.", "at javax.", "at sun.", "at jdk.", "at org.junit.", "/usr/include/", "libc.so", NULL};
+    for (const char *const *l = libs; *l; l++)
+        if (memmem(s, n, *l, strlen(*l)))
+            return 1;
+    return 0;
+}
+
+/* Template ids: open addressing over the template hashes. */
+struct ids {
+    uint64_t *h;
+    uint32_t *id;
+    size_t mask, n;
+};
+
+static uint32_t id_of(struct ids *t, uint64_t h)
+{
+    size_t i = (size_t)(h ^ (h >> 29)) & t->mask;
+    while (t->id[i] && t->h[i] != h)
+        i = (i + 1) & t->mask;
+    if (!t->id[i]) {
+        t->h[i] = h;
+        t->id[i] = (uint32_t)++t->n;
+    }
+    return t->id[i] - 1;
+}
+
+struct work {
+    const struct hr_logc_config *cfg;
+    struct ll *l;
+    size_t n;
+    uint32_t *count;   /* per template id */
+    char *clean;       /* ANSI-free copies of lines that had escapes */
+    size_t kept, errors, warnings, progress;
+};
+
+/* Keep a stack trace [a, b): all of it when short, else the first and last
+ * two frames and project frames, up to max_stack_frames. */
+static void keep_stack(struct work *w, size_t a, size_t b)
+{
+    size_t frames = 0;
+    for (size_t i = a; i < b; i++)
+        frames += w->l[i].cls == HR_LOGC_FRAME;
+    size_t budget = w->cfg->max_stack_frames, seen = 0;
+    for (size_t i = a; i < b; i++) {
+        if (w->l[i].cls != HR_LOGC_FRAME) {
+            w->l[i].keep = i > a && w->l[i - 1].keep; /* the source line goes with its frame */
+            continue;
+        }
+        seen++;
+        int edge = seen <= 2 || seen + 2 > frames;
+        w->l[i].keep = frames <= budget || edge;
+    }
+    if (frames <= budget)
+        return;
+    size_t used = budget < 4 ? budget : 4;
+    for (size_t i = a; i < b && used < budget; i++)
+        if (w->l[i].cls == HR_LOGC_FRAME && !w->l[i].keep && !w->l[i].lib) {
+            w->l[i].keep = 1;
+            if (i + 1 < b && w->l[i + 1].cls == HR_LOGC_FRAME_CONT)
+                w->l[i + 1].keep = 1;
+            used++;
+        }
+}
+
+static void select_lines(struct work *w)
+{
+    const struct hr_logc_config *cfg = w->cfg;
+    struct ll *l = w->l;
+    size_t n = w->n;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = l[i].cls;
+        if (c == HR_LOGC_ERROR || c == HR_LOGC_WARN) {
+            l[i].keep = ++w->count[l[i].id] <= cfg->max_similar;
+            w->errors += c == HR_LOGC_ERROR;
+            w->warnings += c == HR_LOGC_WARN;
+        } else if (c == HR_LOGC_SUMMARY) {
+            l[i].keep = 1;
+        }
+        w->progress += c == HR_LOGC_PROGRESS;
+    }
+    /* context around kept errors and warnings */
+    for (size_t i = 0; i < n; i++) {
+        if (!l[i].keep || (l[i].cls != HR_LOGC_ERROR && l[i].cls != HR_LOGC_WARN))
+            continue;
+        size_t a = i > cfg->context_lines ? i - cfg->context_lines : 0;
+        size_t b = i + cfg->context_lines < n ? i + cfg->context_lines : n - 1;
+        for (size_t k = a; k <= b; k++)
+            if (l[k].cls == HR_LOGC_NORMAL || l[k].cls == HR_LOGC_BLANK)
+                l[k].keep |= 2; /* 2: context, not itself a signal */
+    }
+    /* stack traces next to a kept error */
+    for (size_t i = 0; i < n;) {
+        if (l[i].cls != HR_LOGC_FRAME) {
+            i++;
+            continue;
+        }
+        size_t b = i;
+        while (b < n && (l[b].cls == HR_LOGC_FRAME || l[b].cls == HR_LOGC_FRAME_CONT))
+            b++;
+        int near = 0;
+        for (size_t k = i > 3 ? i - 3 : 0; k < i && !near; k++)
+            near = (l[k].keep & 1) && l[k].cls == HR_LOGC_ERROR;
+        for (size_t k = b; k < n && k < b + 3 && !near; k++)
+            near = (l[k].keep & 1) && l[k].cls == HR_LOGC_ERROR;
+        if (near)
+            keep_stack(w, i, b);
+        i = b;
+    }
+    for (size_t i = 0, h = 0; i < n && h < cfg->head_lines; i++)
+        if (l[i].cls != HR_LOGC_PROGRESS && l[i].cls != HR_LOGC_BLANK)
+            l[i].keep |= 2, h++;
+    for (size_t i = n, t = 0; i-- > 0 && t < cfg->tail_lines;)
+        if (l[i].cls != HR_LOGC_PROGRESS && l[i].cls != HR_LOGC_BLANK)
+            l[i].keep |= 2, t++;
+    for (size_t i = 0; i < n; i++)
+        if (l[i].cls == HR_LOGC_PROGRESS)
+            l[i].keep = 0;
+}
+
+static void put_example(struct hr_tbuf *o, const struct ll *x)
+{
+    size_t n = x->len;
+    const char *s = x->s;
+    while (n && (*s == ' ' || *s == '\t'))
+        s++, n--;
+    if (n > EXAMPLE_MAX) {
+        n = EXAMPLE_MAX;
+        while (n && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--; /* cut on a character boundary */
+        hr_tbuf_put(o, s, n);
+        hr_tbuf_put(o, "\xe2\x80\xa6", 3);
+    } else {
+        hr_tbuf_put(o, s, n);
+    }
+}
+
+/* Lines [a, b) were dropped: say what they were in at most three lines. */
+static void render_run(struct work *w, struct hr_tbuf *o, size_t a, size_t b, uint32_t *run_count)
+{
+    size_t total = 0, frames = 0;
+    for (size_t i = a; i < b; i++) {
+        uint8_t c = w->l[i].cls;
+        if (c == HR_LOGC_PROGRESS || c == HR_LOGC_BLANK)
+            continue;
+        total++;
+        frames += c == HR_LOGC_FRAME || c == HR_LOGC_FRAME_CONT;
+    }
+    if (!total)
+        return;
+    if (total <= 2) { /* a summary line would cost as much as the lines */
+        for (size_t i = a; i < b; i++)
+            if (w->l[i].cls != HR_LOGC_PROGRESS && w->l[i].cls != HR_LOGC_BLANK) {
+                hr_tbuf_put(o, w->l[i].s, w->l[i].len);
+                hr_tbuf_putc(o, '\n');
+                w->kept++;
+            }
+        return;
+    }
+    if (frames == total) {
+        hr_tbuf_putf(o, "    \xe2\x80\xa6 %zu stack frame lines omitted\n", total);
+        return;
+    }
+    /* the two largest templates of the run (first seen wins ties) */
+    size_t best[2] = {SIZE_MAX, SIZE_MAX};
+    for (size_t i = a; i < b; i++) {
+        uint8_t c = w->l[i].cls;
+        if (c != HR_LOGC_PROGRESS && c != HR_LOGC_BLANK)
+            run_count[w->l[i].id]++;
+    }
+    for (size_t i = a; i < b; i++) {
+        uint8_t c = w->l[i].cls;
+        if (c == HR_LOGC_PROGRESS || c == HR_LOGC_BLANK)
+            continue;
+        uint32_t k = run_count[w->l[i].id];
+        if (k < 2 || (best[0] != SIZE_MAX && w->l[best[0]].id == w->l[i].id) ||
+            (best[1] != SIZE_MAX && w->l[best[1]].id == w->l[i].id))
+            continue;
+        if (best[0] == SIZE_MAX || k > run_count[w->l[best[0]].id]) {
+            best[1] = best[0];
+            best[0] = i;
+        } else if (best[1] == SIZE_MAX || k > run_count[w->l[best[1]].id]) {
+            best[1] = i;
+        }
+    }
+    if (best[1] != SIZE_MAX && best[1] < best[0]) { /* in order of first appearance */
+        size_t t = best[0];
+        best[0] = best[1];
+        best[1] = t;
+    }
+    size_t shown = 0;
+    for (int g = 0; g < 2; g++) {
+        if (best[g] == SIZE_MAX)
+            continue;
+        uint32_t k = run_count[w->l[best[g]].id];
+        hr_tbuf_putf(o, "\xe2\x80\xa6 %u similar lines like: ", k);
+        put_example(o, &w->l[best[g]]);
+        hr_tbuf_putc(o, '\n');
+        shown += k;
+    }
+    if (shown < total) {
+        size_t first = a;
+        while (w->l[first].cls == HR_LOGC_PROGRESS || w->l[first].cls == HR_LOGC_BLANK ||
+               (best[0] != SIZE_MAX && w->l[first].id == w->l[best[0]].id) ||
+               (best[1] != SIZE_MAX && w->l[first].id == w->l[best[1]].id))
+            first++;
+        hr_tbuf_putf(o, "\xe2\x80\xa6 %zu %slines omitted, first: ", total - shown, shown ? "other " : "");
+        put_example(o, &w->l[first]);
+        hr_tbuf_putc(o, '\n');
+    }
+    for (size_t i = a; i < b; i++)
+        run_count[w->l[i].id] = 0;
+}
+
+static int caret_line(const char *s, size_t n)
+{
+    size_t marks = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '^' || s[i] == '~')
+            marks++;
+        else if (s[i] != ' ')
+            return 0;
+    }
+    return marks > 0;
+}
+
+/* Split, clean (ANSI, '\r' overwrites) and classify every line. */
+static int load(struct work *w, const char *text, size_t len)
+{
+    size_t n;
+    struct hr_line *raw = hr_lines_split(text, len, &n);
+    if (!raw)
+        return len ? -12 : 1;
+    int esc = memchr(text, ANSI_ESC, len) != NULL, cr = memchr(text, '\r', len) != NULL;
+    w->l = malloc((n ? n : 1) * sizeof *w->l);
+    w->clean = esc ? malloc(len + 1) : NULL;
+    struct ids ids = {0};
+    size_t cap = 64;
+    while (cap < 2 * n)
+        cap *= 2;
+    ids.h = malloc(cap * sizeof *ids.h);
+    ids.id = calloc(cap, sizeof *ids.id);
+    ids.mask = cap - 1;
+    if (!w->l || (esc && !w->clean) || !ids.h || !ids.id) {
+        free(raw), free(ids.h), free(ids.id);
+        return -12;
+    }
+    size_t co = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = text + raw[i].off;
+        size_t m = raw[i].len;
+        int overwritten = 0;
+        if (cr) {
+            const char *r = memrchr(s, '\r', m);
+            if (r && (size_t)(r - s) + 1 < m) {
+                m -= (size_t)(r - s) + 1;
+                s = r + 1;
+                overwritten = 1;
+            } else if (r) {
+                m = (size_t)(r - s); /* "\r\r\n" */
+            }
+        }
+        if (esc && memchr(s, ANSI_ESC, m)) {
+            size_t k = strip_ansi(s, m, w->clean + co);
+            s = w->clean + co;
+            m = k;
+            co += k;
+        }
+        uint64_t t;
+        struct ll *x = &w->l[i];
+        x->s = s;
+        x->len = (uint32_t)m;
+        x->cls = (uint8_t)hr_logc_classify(s, m, &t);
+        if (overwritten && x->cls < HR_LOGC_FRAME)
+            x->cls = HR_LOGC_PROGRESS;
+        x->keep = 0;
+        x->lib = x->cls == HR_LOGC_FRAME && lib_frame(s, m);
+        x->id = id_of(&ids, t);
+    }
+    /* the indented source line under a Python frame */
+    for (size_t i = 1; i < n; i++)
+        if (w->l[i - 1].cls == HR_LOGC_FRAME && w->l[i].cls != HR_LOGC_FRAME && w->l[i].len &&
+            (w->l[i].s[0] == ' ' || w->l[i].s[0] == '\t') && memmem(w->l[i - 1].s, w->l[i - 1].len, "File \"", 6))
+            w->l[i].cls = HR_LOGC_FRAME_CONT;
+        else if (w->l[i - 1].cls == HR_LOGC_FRAME_CONT && caret_line(w->l[i].s, w->l[i].len))
+            w->l[i].cls = HR_LOGC_FRAME_CONT; /* Python 3.11+ "~~~^^^" under the source line */
+    w->n = n;
+    w->count = calloc(ids.n ? ids.n : 1, sizeof *w->count);
+    free(raw), free(ids.h), free(ids.id);
+    return w->count ? 0 : -12;
+}
+
+int hr_logc_compress(const void *cfgv, const char *text, size_t len, const char *query, struct hr_text_out *out)
+{
+    (void)query;
+    struct work w = {.cfg = cfgv};
+    memset(out, 0, sizeof *out);
+    int rc = load(&w, text, len);
+    if (rc == 0 && w.n < w.cfg->head_lines + w.cfg->tail_lines + 3)
+        rc = 2; /* too short to fold */
+    if (rc) {
+        free(w.l), free(w.clean), free(w.count);
+        return rc;
+    }
+    select_lines(&w);
+    for (size_t i = 0; i < w.n; i++)
+        w.count[w.l[i].id] = 0; /* reused below as per-run counts */
+    struct hr_tbuf body = {0};
+    for (size_t i = 0; i < w.n;) {
+        if (w.l[i].keep) {
+            hr_tbuf_put(&body, w.l[i].s, w.l[i].len);
+            hr_tbuf_putc(&body, '\n');
+            w.kept++;
+            i++;
+            continue;
+        }
+        size_t b = i;
+        while (b < w.n && !w.l[b].keep)
+            b++;
+        render_run(&w, &body, i, b, w.count);
+        i = b;
+    }
+    char what[200];
+    snprintf(what, sizeof what, "log: %zu of %zu lines omitted; kept %zu error, %zu warning lines%s", w.n - w.kept,
+             w.n, w.errors, w.warnings, w.progress ? ", progress bars dropped" : "");
+    if (w.kept == w.n)
+        rc = 3; /* nothing folded */
+    else
+        hr_text_marker(out, what, w.n - w.kept, w.n);
+    hr_tbuf_put(&out->b, body.p ? body.p : "", body.len);
+    if (body.oom)
+        out->b.oom = 1;
+    hr_tbuf_free(&body);
+    free(w.l), free(w.clean), free(w.count);
+    if (rc)
+        hr_text_out_free(out);
+    return rc;
+}
+
+/* Signatures of build and test tools, for text the router did not call a log. */
+int hr_logc_sniff(const char *text, size_t len)
+{
+    static const char *const sig[] = {"Traceback (most recent call last)", "npm ERR!", "error[E", "make: ***",
+        "make[", "--- FAIL", "FAIL\t", "test result:", "BUILD FAILURE", "BUILD SUCCESS", "[INFO] ", "[ERROR] ",
+        "short test summary info", "passed in ", "failed in ", ": error: ", ": warning: ", "Ran ", "Compiling ",
+        "Step ", " panicked at ", "Exception in thread", "\tat ", "    at ", "Tests:", "FAILED", "npm WARN", NULL};
+    size_t lim = len < 16384 ? len : 16384, lines = 0, hits = 0;
+    for (size_t i = 0; i < lim; i++)
+        lines += text[i] == '\n';
+    if (lines < 10)
+        return 0;
+    for (const char *const *s = sig; *s; s++)
+        if (memmem(text, lim, *s, strlen(*s)))
+            hits++;
+    return hits >= 2;
+}

@@ -1,0 +1,129 @@
+/* t/log_compressor_test.c — log_compressor on real tool output (make/gcc,
+ * python unittest, node --test via npm, cargo test, a Java exception) and a
+ * generated application log with planted needles: every evidence line a
+ * question needs survives, savings meet floors set from measurements, the
+ * original comes back from CCR; line classes; bad input; skipped units. */
+#include <stdlib.h>
+#include <string.h>
+#include "logc.h"
+#include "textc_check.h"
+
+static struct hr_instance inst = {"log_compressor"};
+
+static void classes(void)
+{
+    static const struct {
+        const char *line;
+        enum hr_logc_class want;
+    } t[] = {
+        {"lib/numfmt.c:17:22: error: 'scal' undeclared (first use in this function)", HR_LOGC_ERROR},
+        {"lib/numfmt.c:6:12: warning: 'unused_helper' defined but not used [-Wunused-function]", HR_LOGC_WARN},
+        {"gcc -Wall -Werror -c x.c", HR_LOGC_NORMAL},
+        {"FAILED (failures=1, errors=2)", HR_LOGC_ERROR},
+        {"Ran 100 tests in 0.019s", HR_LOGC_SUMMARY},
+        {"test result: FAILED. 48 passed; 2 failed; 0 ignored", HR_LOGC_ERROR},
+        {"== 3 passed, 0 errors in 1.2s ==", HR_LOGC_SUMMARY},
+        {"Errors: 0", HR_LOGC_SUMMARY},
+        {"KeyError: 'retries'", HR_LOGC_ERROR},
+        {"E       assert 1 == 2", HR_LOGC_ERROR},
+        {"  File \"/tmp/x.py\", line 7, in load_config", HR_LOGC_FRAME},
+        {"\tat Orders.depth(Orders.java:3)", HR_LOGC_FRAME},
+        {"    at TestContext.<anonymous> (/tmp/cart.test.js:7:26)", HR_LOGC_FRAME},
+        {"Downloading 45% |########          | 12.3 MB/s", HR_LOGC_PROGRESS},
+        {"   ", HR_LOGC_BLANK},
+        {"", HR_LOGC_BLANK},
+        {"INFO processing order 1000 for customer c-0", HR_LOGC_NORMAL},
+        {"not ok 24 - cart total 23", HR_LOGC_ERROR},
+        {"thread 'main' panicked at src/lib.rs:18:35:", HR_LOGC_ERROR},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++)
+        is_int(hr_logc_classify(t[i].line, strlen(t[i].line), NULL), t[i].want, "class of \"%s\"", t[i].line);
+    uint64_t a, b, c;
+    const char *x = "2024-06-01T10:00:00Z INFO req 7f3a9c21d4e5 took 12ms";
+    const char *y = "2024-06-01T10:00:07Z INFO req 0b1c2d3e4f50 took 340ms";
+    const char *z = "2024-06-01T10:00:07Z INFO job 0b1c2d3e4f50 took 340ms";
+    hr_logc_classify(x, strlen(x), &a);
+    hr_logc_classify(y, strlen(y), &b);
+    hr_logc_classify(z, strlen(z), &c);
+    ok(a == b && b != c, "times, hex ids and numbers share a template; words do not");
+}
+
+static void bad_input(void *state)
+{
+    /* a log of one repeated line, a single huge line, binary-ish bytes, only ANSI */
+    struct tc_result r;
+    char *big = malloc(300001);
+    memset(big, 'x', 300000);
+    big[300000] = '\0';
+    r = tc_run(state, big, HR_CT_LOG, "", 0);
+    is_int(r.rc, 0, "one 300 KB line: apply returns 0");
+    ok(!strcmp(r.text, big), "one 300 KB line: left as is (nothing to fold)");
+    free(r.text);
+    size_t n = 0;
+    for (int i = 0; i < 3000; i++)
+        n += (size_t)sprintf(big + n, "\x1b[32mok\x1b[0m step %d\r\n", i);
+    r = tc_run(state, big, HR_CT_LOG, "", 0);
+    if (!strstr(r.text, "similar lines like: ok step")) tap_diag("%.300s", r.text);
+    ok(r.rc == 0 && !strchr(r.text, '\x1b') && strstr(r.text, "similar lines like: ok step") &&
+           r.out_tokens * 10 < r.in_tokens, "3000 coloured CRLF lines fold into one ANSI-free line (%zu -> %zu tokens)",
+       r.in_tokens, r.out_tokens);
+    free(r.text);
+    for (size_t i = 0; i < 4000; i++)
+        big[i] = (char)(1 + (i * 7919) % 126);
+    big[4000] = '\0';
+    r = tc_run(state, big, HR_CT_LOG, "", 0);
+    is_int(r.rc, 0, "random ASCII bytes: apply returns 0 (the host refuses invalid text, not the plugin)");
+    free(r.text);
+    r = tc_run(state, "", HR_CT_LOG, "", 0);
+    is_int(r.rc, 0, "empty text: apply returns 0");
+    free(r.text);
+    free(big);
+}
+
+static void skips(void *state)
+{
+    char *log = malloc(200000);
+    size_t n = 0;
+    for (int i = 0; i < 2000; i++)
+        n += (size_t)sprintf(log + n, "2024-06-01 10:%02d:%02d INFO worker %d heartbeat ok\n", i / 60 % 60, i % 60, i % 7);
+    struct tc_result r = tc_run(state, log, HR_CT_LOG, "", HR_UNIT_PROTECTED);
+    ok(!strcmp(r.text, log), "protected unit untouched");
+    free(r.text);
+    r = tc_run(state, log, HR_CT_JSON_ARRAY, "", 0);
+    ok(!strcmp(r.text, log), "a unit typed json_array is not a log");
+    free(r.text);
+    r = tc_run(state, log, HR_CT_TEXT, "", 0);
+    ok(!strcmp(r.text, log), "plain text without build/test signatures is left to others");
+    free(r.text);
+    r = tc_run(state, log, HR_CT_LOG, "", 0);
+    ok(r.out_tokens * 20 < r.in_tokens && strstr(r.tag, "log_compressor:kept="), "heartbeat log folds (%zu -> %zu), tag %s",
+       r.in_tokens, r.out_tokens, r.tag);
+    struct tc_result again = tc_run(state, r.text, HR_CT_LOG, "", 0);
+    ok(!strcmp(again.text, r.text), "an output that carries a marker is not compressed again");
+    free(again.text), free(r.text), free(log);
+}
+
+int main(void)
+{
+    void *state;
+    struct hr_conf conf;
+    fh_conf(&conf, headroom_plugin.conf_keys, NULL);
+    is_int(headroom_plugin.init(fh_host(), &inst, &conf, &state), 0, "init");
+    classes();
+    tc_fixture(state, "make_gcc_error", HR_CT_LOG);
+    tc_fixture(state, "python_unittest", HR_CT_TEXT);
+    tc_fixture(state, "npm_node_test", HR_CT_LOG);
+    tc_fixture(state, "cargo_test", HR_CT_TEXT);
+    tc_fixture(state, "java_exception", HR_CT_LOG);
+    tc_fixture(state, "app_log_needles", HR_CT_LOG);
+    bad_input(state);
+    skips(state);
+    json_t *st = fh_stats("log_compressor");
+    ok(json_integer_value(json_object_get(json_object_get(st, "result_cache"), "hits")) > 0,
+       "second runs come from the result cache");
+    json_decref(st);
+    fh_drop_stats(state);
+    headroom_plugin.fini(state);
+    fh_reset();
+    return tap_exit();
+}
