@@ -3,7 +3,7 @@
 # running, `deps.sh --test` adds what the test suite uses (promtool, valgrind).
 set -euo pipefail
 PKGS="build-essential autoconf automake libtool pkg-config libevent-dev libcurl4-openssl-dev
-      libjansson-dev libltdl-dev libssl-dev python3 curl ca-certificates"
+      libjansson-dev libltdl-dev zlib1g-dev libssl-dev python3 curl ca-certificates"
 [ "${1:-}" = "--test" ] && PKGS="$PKGS prometheus valgrind chromium"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done

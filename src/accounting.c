@@ -122,6 +122,7 @@ void hr_acct_finish(struct proxy_req *p, int status, int failed, const char *err
         .stages = p->pr.stages,
         .wire_format = p->llm ? p->api->format : HR_WIRE_UNKNOWN,
         .wire_format_name = p->llm ? p->api->name : "",
+        .traceparent = p->traceparent[0] ? p->traceparent : NULL,
     };
     if (p->llm) {
         fill_figures(p, &ev);

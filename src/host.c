@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ccr.h"
+#include "exporter.h"
 #include "host.h"
 #include "log.h"
 #include "metrics.h"
@@ -199,4 +200,7 @@ const struct hr_host hr_host_table = {
     .parallel_for = hr_pipeline_parallel_for,
     .now = hr_clock_now,
     .state_dir = hr_state_dir,
+    .exporter_new = hr_exporter_new,
+    .export_post = hr_export_post,
+    .export_stats = hr_export_stats,
 };

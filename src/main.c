@@ -20,6 +20,7 @@
 #include "log.h"
 #include "par.h"
 #include "sinks.h"
+#include "exporter.h"
 #include "stats.h"
 #include "tokens.h"
 
@@ -348,6 +349,7 @@ out_sinks:
 out:
     hr_par_stop();
     hr_plugins_unload(&d.plugins);
+    hr_exporters_shutdown(); /* after the sinks' fini: their last exports go out */
     hr_host_registries_free();
     hr_cost_shutdown(); /* writes the budget's last spend */
     hr_ccr_shutdown();

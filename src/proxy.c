@@ -202,6 +202,8 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
     snprintf(p->request_id, sizeof p->request_id, "hr-%zx-%llx", w->index, ++w->next_request);
     const char *stack = evhttp_find_header(in, "x-headroom-stack");
     if (valid_stack(stack)) snprintf(p->stack, sizeof p->stack, "%s", stack);
+    const char *traceparent = evhttp_find_header(in, "traceparent");
+    if (traceparent && strlen(traceparent) < sizeof p->traceparent) snprintf(p->traceparent, sizeof p->traceparent, "%s", traceparent);
 
     struct evbuffer *inbuf = evhttp_request_get_input_buffer(req);
     size_t raw_len = evbuffer_get_length(inbuf);

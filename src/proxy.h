@@ -27,6 +27,7 @@ struct proxy_req {
     int llm;                             /* a route an adapter owns: compressed, priced, counted */
     char *model;
     char stack[HR_MAX_STACK_LEN + 1];
+    char traceparent[64];                /* W3C traceparent header, "" when absent or too long */
     char request_id[40];
     char *path;
     double t_start, t_forward, t_first_byte;

@@ -218,6 +218,8 @@ struct hr_event {
      * (failed, refused, non-2xx, response cache) tokens_saved and
      * savings_usd are 0 and totals leave the request's tokens out. */
     int credited;
+    /* 1.2: the client's W3C `traceparent` request header as sent, or NULL. */
+    const char *traceparent;
 };
 
 /* -------------------------------------------------------------------- http */
@@ -288,6 +290,48 @@ typedef void (*hr_metric_visit_fn)(void *ud, const struct hr_metric_family *fami
 #define HR_ENOTSMALLER (-1001) /* unit_replace: the new text is not smaller */
 #define HR_EINVAL      (-22)
 #define HR_ENOMEM      (-12)
+#define HR_EAGAIN      (-11)   /* 1.2: export_post: the exporter's queue is full (counted as dropped) */
+
+/* ---------------------------------------------------------------- export */
+
+/* 1.2: an asynchronous HTTP POST exporter (OTLP/HTTP and the like). The host
+ * runs one thread per exporter with a bounded queue of request bodies; a
+ * plugin only enqueues (export_post copies the body and never blocks on the
+ * network). Each body is POSTed with a per-attempt timeout; 429, 5xx,
+ * connect errors and timeouts are retried with exponential backoff and full
+ * jitter (Retry-After honoured, capped at 60 s) up to max_attempts, then
+ * counted as failed. A full queue drops the new body (counted), so a
+ * collector that is down costs bounded memory. Exporters live until the
+ * host shuts down (after every plugin's fini), when queued bodies get one
+ * last short attempt. /metrics shows headroom_export_* per exporter name. */
+struct hr_exporter;
+
+struct hr_export_conf {
+    uint32_t struct_size;
+    const char *name;               /* [a-z0-9_]+, the `exporter` label in /metrics */
+    const char *url;                /* http:// or https:// */
+    const char *const *headers;     /* "Name: value" strings, NULL-terminated, or NULL; copied */
+    const char *content_type;       /* e.g. "application/x-protobuf" */
+    int gzip;                       /* compress bodies (Content-Encoding: gzip) */
+    unsigned timeout_ms;            /* per attempt; 0 = 10000 */
+    unsigned queue_max;             /* bodies waiting; 0 = 16 */
+    unsigned max_attempts;          /* 0 = 6 */
+    unsigned backoff_ms;            /* first retry delay; doubles up to 30 s; 0 = 1000 */
+};
+
+struct hr_export_stats {
+    uint32_t struct_size;
+    uint64_t ok;                    /* bodies delivered (2xx) */
+    uint64_t failed;                /* bodies given up on (non-retryable status or attempts exhausted) */
+    uint64_t dropped;               /* bodies refused because the queue was full */
+    uint64_t retries;               /* attempts after the first */
+    uint64_t items_ok, items_failed; /* the `items` of those bodies (e.g. spans) */
+    uint64_t queued;                /* waiting now, incl. one in flight */
+    double last_ok_at;              /* Unix seconds of the last delivery; 0 = never */
+    double last_attempt_at;
+    int last_status;                /* HTTP status of the last attempt; 0 = no answer */
+    char last_error[128];           /* "" or why the last attempt failed */
+};
 
 struct hr_host {
     uint32_t struct_size;
@@ -374,6 +418,14 @@ struct hr_host {
     /* The directory headroomd keeps state in ($HEADROOM_WORKSPACE_DIR, else
      * ~/.headroom), without a trailing slash; it may not exist yet. */
     const char *(*state_dir)(void);
+    /* 1.2: asynchronous HTTP export (see struct hr_export_conf). NULL when
+     * the conf is invalid (logged). Call from init. */
+    struct hr_exporter *(*exporter_new)(struct hr_instance *self, const struct hr_export_conf *conf);
+    /* Queue a copy of `body` (`items` is what it carries, e.g. spans, for the
+     * stats). HR_OK, HR_EAGAIN when the queue is full, HR_ENOMEM. Thread-safe. */
+    int (*export_post)(struct hr_exporter *ex, const void *body, size_t len, uint64_t items);
+    /* Counters of one exporter. Thread-safe. */
+    void (*export_stats)(struct hr_exporter *ex, struct hr_export_stats *out);
 };
 
 /* ------------------------------------------------------------ descriptor */

@@ -1,0 +1,243 @@
+/* langfuse.c — the `langfuse` sink: one OTLP trace per proxied model call,
+ * sent to Langfuse's OTLP endpoint (<LANGFUSE_BASE_URL>/api/public/otel/v1/traces,
+ * HTTP Basic public:secret) through the host's asynchronous exporter.
+ * Off unless HEADROOM_LANGFUSE_ENABLED=1 with both keys set (doc/otel.md).
+ *
+ * Each request gives a root span `headroom.compression.pipeline` and a child
+ * span per transform stage, every one with gen_ai.* attributes (Langfuse's
+ * SDK filters spans without them). A client's W3C traceparent makes the root
+ * a child of the client's span, in the client's trace. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <headroom/plugin.h>
+#include "otlp.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "0.1.0"
+#endif
+
+#define MAX_CHILD 64
+
+struct lf {
+    const struct hr_host *host;
+    struct hr_instance *self;
+    int enabled;
+    char *base_url, *endpoint;
+    struct hr_exporter *ex;
+};
+
+static void random_bytes(uint8_t *p, size_t n)
+{
+    if (getrandom(p, n, 0) != (ssize_t)n)
+        for (size_t i = 0; i < n; i++) p[i] = (uint8_t)rand();
+    int zero = 1;
+    for (size_t i = 0; i < n; i++) zero &= !p[i];
+    if (zero) p[0] = 1; /* all-zero ids are invalid */
+}
+
+static void on_event(void *state, const struct hr_event *ev)
+{
+    struct lf *l = state;
+    if (!l->enabled || !HR_HAS_FIELD(ev, struct hr_event, traceparent) || ev->wire_format == HR_WIRE_UNKNOWN) return;
+    size_t n_child = ev->n_stages < MAX_CHILD ? ev->n_stages : MAX_CHILD;
+    struct otlp_span spans[1 + MAX_CHILD];
+    memset(spans, 0, sizeof spans);
+    struct otlp_span *root = &spans[0];
+    uint8_t flags = 1;
+    if (!ev->traceparent || otlp_parse_traceparent(ev->traceparent, root->trace_id, root->parent_span_id, &flags)) {
+        random_bytes(root->trace_id, 16);
+    } else {
+        root->has_parent = 1;
+    }
+    random_bytes(root->span_id, 8);
+    uint64_t end = (uint64_t)(ev->timestamp * 1e9);
+    uint64_t lat = ev->latency_ms > 0 ? (uint64_t)(ev->latency_ms * 1e6) : 0;
+    root->start_ns = end > lat ? end - lat : end;
+    root->end_ns = end;
+    root->name = "headroom.compression.pipeline";
+    root->kind = OTLP_SPAN_CLIENT;
+    root->flags = (root->has_parent ? 0x300u : 0x100u) | flags; /* HAS_IS_REMOTE, IS_REMOTE when the parent is the client's */
+    int bad = ev->failed || ev->status >= 400;
+    root->status = bad ? OTLP_STATUS_ERROR : OTLP_STATUS_OK;
+    char msg[160] = "";
+    if (bad) snprintf(msg, sizeof msg, "%s%sHTTP %d", ev->error ? ev->error : "", ev->error ? "; " : "", ev->status);
+    root->status_message = bad ? msg : NULL;
+    const char *provider = ev->provider_name && *ev->provider_name ? ev->provider_name : "unknown";
+    const char *model = ev->model ? ev->model : "";
+    uint64_t in_tokens = ev->credited ? ev->tokens_sent : ev->tokens_input;
+    const struct otlp_kv ra[] = {
+        OTLP_KV_STR("gen_ai.operation.name", "chat"),
+        OTLP_KV_STR("gen_ai.system", provider),
+        OTLP_KV_STR("gen_ai.provider.name", provider),
+        OTLP_KV_STR("gen_ai.request.model", model),
+        OTLP_KV_INT("gen_ai.usage.input_tokens", in_tokens),
+        OTLP_KV_INT("gen_ai.usage.output_tokens", ev->tokens_output),
+        OTLP_KV_INT("headroom.tokens.before", ev->tokens_input),
+        OTLP_KV_INT("headroom.tokens.after", ev->tokens_sent),
+        OTLP_KV_INT("headroom.tokens.saved", ev->tokens_saved),
+        OTLP_KV_DOUBLE("headroom.cost_usd", ev->cost_usd),
+        OTLP_KV_DOUBLE("headroom.savings_usd", ev->savings_usd),
+        OTLP_KV_STR("headroom.stack", ev->stack && *ev->stack ? ev->stack : "proxy"),
+        OTLP_KV_STR("headroom.request_id", ev->request_id ? ev->request_id : ""),
+        OTLP_KV_STR("headroom.wire_format", ev->wire_format_name ? ev->wire_format_name : ""),
+        OTLP_KV_BOOL("headroom.cached", ev->cached),
+        OTLP_KV_BOOL("headroom.streamed", ev->streamed),
+        OTLP_KV_INT("http.response.status_code", ev->status),
+        OTLP_KV_DOUBLE("headroom.overhead_ms", ev->overhead_ms),
+    };
+    root->attrs = (struct otlp_attrs){ra, sizeof ra / sizeof *ra};
+
+    /* Stages ran back to back just before forwarding. */
+    struct otlp_kv ca[MAX_CHILD][7];
+    char names[MAX_CHILD][96];
+    double pipe = ev->pipeline_ms >= 0 ? ev->pipeline_ms : 0;
+    double pre = ev->overhead_ms > pipe ? ev->overhead_ms - pipe : 0;
+    uint64_t t = root->start_ns + (uint64_t)(pre * 1e6);
+    for (size_t i = 0; i < n_child; i++) {
+        const struct hr_stage_result *st = &ev->stages[i];
+        struct otlp_span *c = &spans[1 + i];
+        memcpy(c->trace_id, root->trace_id, 16);
+        memcpy(c->parent_span_id, root->span_id, 8);
+        c->has_parent = 1;
+        random_bytes(c->span_id, 8);
+        snprintf(names[i], sizeof names[i], "headroom.transform.%s", st->name ? st->name : "");
+        c->name = names[i];
+        c->kind = OTLP_SPAN_INTERNAL;
+        c->start_ns = t;
+        t += st->ms > 0 ? (uint64_t)(st->ms * 1e6) : 0;
+        c->end_ns = t;
+        c->status = st->failed ? OTLP_STATUS_ERROR : OTLP_STATUS_UNSET;
+        c->flags = 0x100u | flags;
+        ca[i][0] = (struct otlp_kv)OTLP_KV_STR("gen_ai.operation.name", "chat");
+        ca[i][1] = (struct otlp_kv)OTLP_KV_STR("gen_ai.system", provider);
+        ca[i][2] = (struct otlp_kv)OTLP_KV_STR("gen_ai.request.model", model);
+        ca[i][3] = (struct otlp_kv)OTLP_KV_STR("headroom.stage", st->name ? st->name : "");
+        ca[i][4] = (struct otlp_kv)OTLP_KV_INT("headroom.tokens.saved", st->tokens_saved);
+        ca[i][5] = (struct otlp_kv)OTLP_KV_STR("headroom.tag", st->tag ? st->tag : "");
+        ca[i][6] = (struct otlp_kv)OTLP_KV_BOOL("headroom.failed", st->failed);
+        c->attrs = (struct otlp_attrs){ca[i], 7};
+    }
+    const struct otlp_kv res[] = {OTLP_KV_STR("service.name", "headroom-proxy"), OTLP_KV_STR("service.version", PACKAGE_VERSION)};
+    const struct otlp_attrs resource = {res, 2};
+    const struct otlp_scope scope = {"headroomd", PACKAGE_VERSION};
+    struct otlp_buf b = {0};
+    if (otlp_traces_pb(&b, &resource, &scope, spans, 1 + n_child) == 0)
+        l->host->export_post(l->ex, b.data, b.len, 1 + n_child); /* a full queue is counted by the host */
+    otlp_buf_free(&b);
+}
+
+static json_t *stats_block(void *state)
+{
+    struct lf *l = state;
+    json_t *j = json_object();
+    json_object_set_new(j, "enabled", json_boolean(l->enabled));
+    json_object_set_new(j, "base_url", l->base_url ? json_string(l->base_url) : json_null());
+    json_object_set_new(j, "endpoint", l->endpoint ? json_string(l->endpoint) : json_null());
+    struct hr_export_stats st = {.struct_size = sizeof st};
+    if (l->ex) l->host->export_stats(l->ex, &st);
+    json_object_set_new(j, "spans_exported", json_integer((json_int_t)st.items_ok));
+    json_object_set_new(j, "export_errors", json_integer((json_int_t)st.failed));
+    json_object_set_new(j, "spans_failed", json_integer((json_int_t)st.items_failed));
+    json_object_set_new(j, "exports_dropped", json_integer((json_int_t)st.dropped));
+    json_object_set_new(j, "last_error", st.last_error[0] ? json_string(st.last_error) : json_null());
+    return j;
+}
+
+static int init(const struct hr_host *host, struct hr_instance *self, const struct hr_conf *conf, void **out)
+{
+    (void)conf;
+    if (!HR_HAS_FIELD(host, struct hr_host, export_stats) || !host->exporter_new) {
+        host->log(self, HR_LOG_ERROR, "this headroomd has no export path (ABI 1.2 exporter_new); upgrade headroomd");
+        return HR_EINVAL;
+    }
+    struct lf *l = calloc(1, sizeof *l);
+    if (!l) return HR_ENOMEM;
+    l->host = host;
+    l->self = self;
+    *out = l;
+    const char *v = getenv("HEADROOM_LANGFUSE_ENABLED");
+    int on = 0;
+    if (v && *v) {
+        if (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on")) on = 1;
+        else if (strcmp(v, "0") && strcasecmp(v, "false") && strcasecmp(v, "no") && strcasecmp(v, "off"))
+            host->log(self, HR_LOG_WARN, "HEADROOM_LANGFUSE_ENABLED='%s' is not valid (0 or 1); using 0", v);
+    }
+    if (!on) return HR_OK; /* no /stats block: trace export is not configured */
+    const char *base = getenv("LANGFUSE_BASE_URL");
+    if (!base || !*base) base = "https://cloud.langfuse.com";
+    if (strncmp(base, "http://", 7) && strncmp(base, "https://", 8)) {
+        host->log(self, HR_LOG_WARN, "LANGFUSE_BASE_URL='%s' is not valid (an http:// or https:// URL); using https://cloud.langfuse.com",
+                  base);
+        base = "https://cloud.langfuse.com";
+    }
+    size_t bl = strlen(base);
+    while (bl && base[bl - 1] == '/') bl--;
+    l->base_url = strndup(base, bl);
+    size_t el = bl + 40;
+    l->endpoint = malloc(el);
+    if (!l->base_url || !l->endpoint) return HR_ENOMEM;
+    snprintf(l->endpoint, el, "%s/api/public/otel/v1/traces", l->base_url);
+    host->register_stats(self, "langfuse", stats_block, l);
+    const char *pk = getenv("LANGFUSE_PUBLIC_KEY"), *sk = getenv("LANGFUSE_SECRET_KEY");
+    if (!pk || !*pk || !sk || !*sk) {
+        host->log(self, HR_LOG_WARN,
+                  "HEADROOM_LANGFUSE_ENABLED=1 but %s unset: no traces are exported; set both LANGFUSE_PUBLIC_KEY and "
+                  "LANGFUSE_SECRET_KEY (Langfuse project settings, API keys)",
+                  (!pk || !*pk) && (!sk || !*sk) ? "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY are"
+                  : (!pk || !*pk)                ? "LANGFUSE_PUBLIC_KEY is"
+                                                 : "LANGFUSE_SECRET_KEY is");
+        return HR_OK;
+    }
+    size_t cl = strlen(pk) + strlen(sk) + 2;
+    char *cred = malloc(cl);
+    if (!cred) return HR_ENOMEM;
+    snprintf(cred, cl, "%s:%s", pk, sk);
+    char *b64 = otlp_base64(cred, strlen(cred));
+    free(cred);
+    if (!b64) return HR_ENOMEM;
+    size_t hl = strlen(b64) + 32;
+    char *auth = malloc(hl);
+    if (!auth) {
+        free(b64);
+        return HR_ENOMEM;
+    }
+    snprintf(auth, hl, "Authorization: Basic %s", b64);
+    free(b64);
+    const char *headers[] = {auth, NULL};
+    struct hr_export_conf ec = {.struct_size = sizeof ec, .name = "langfuse_traces", .url = l->endpoint,
+                                .headers = headers, .content_type = OTLP_CT_PROTOBUF, .queue_max = 256};
+    l->ex = host->exporter_new(self, &ec);
+    memset(auth, 0, strlen(auth));
+    free(auth);
+    if (!l->ex) {
+        host->log(self, HR_LOG_ERROR, "cannot start the trace exporter for %s; Langfuse export is off", l->endpoint);
+        return HR_OK;
+    }
+    l->enabled = 1;
+    host->log(self, HR_LOG_INFO, "Langfuse traces to %s", l->endpoint);
+    return HR_OK;
+}
+
+static void fini(void *state)
+{
+    struct lf *l = state;
+    if (!l) return;
+    free(l->base_url);
+    free(l->endpoint);
+    free(l);
+}
+
+HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
+    HR_PLUGIN_HEADER,
+    .name = "langfuse",
+    .kind = HR_PLUGIN_SINK,
+    .version = "1.0.0",
+    .description = "Langfuse traces over OTLP/HTTP (HEADROOM_LANGFUSE_ENABLED, LANGFUSE_*)",
+    .conf_keys = NULL,
+    .init = init,
+    .fini = fini,
+    .on_event = on_event,
+};
