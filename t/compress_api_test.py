@@ -150,4 +150,25 @@ with Mock() as m, Headroomd(mock=m, extra_conf=CONF) as h:
     r = request("GET", h.url + "/health")
     is_(r.status, 200, "the daemon keeps serving")
 
+    # --- savings are credited only when the provider answered 2xx ---
+    body = {"model": "gpt-4o", "messages": chat_messages()}
+    r = post_json(h.url + "/v1/chat/completions", body, headers={"x-mock-status": "500"})
+    st = h.stats()
+    ok(r.status == 500 and r.header("x-headroom-tokens-saved") == "0" and st["tokens"]["saved"] == 0
+       and st["savings_history"] == [], "a provider 500: no saving credited anywhere (header, /stats, history)")
+    r = post_json(h.url + "/v1/chat/completions", body)
+    st = h.stats()
+    saved = int(r.header("x-headroom-tokens-saved", "0"))
+    ok(r.status == 200 and saved > 0 and st["tokens"]["saved"] == saved, "a 200: the saving is credited (%d)" % saved)
+    hist = st["savings_history"]
+    ok(hist and hist[-1][1] == st["tokens"]["saved"], "savings_history has a point per saving: last = tokens.saved")
+    cmp_ok(sum(st["router"]["content_types"].values()), ">", 0, "router counted units")
+    r = request("POST", h.url + "/stats/reset")
+    st = h.stats()
+    is_((st["tokens"]["saved"], st["savings_history"]), (0, []), "reset: tokens and the history are emptied")
+    rc = st["smart_crusher"]["result_cache"]
+    is_((rc["hits"], rc["lookups"]), (0, 0), "reset: smart_crusher's result-cache counters are zeroed")
+    ok(st["router"]["content_types"] and all(v == 0 for v in st["router"]["content_types"].values()),
+       "reset: router's counts are zeroed")
+
 done()

@@ -275,6 +275,13 @@ static void test_responses(void)
                                           "\"output_tokens_details\":{\"reasoning_tokens\":3}}}");
     ok(u.input_tokens == 5 && u.cache_read_tokens == 0, "responses: more cached than input: breakdown dropped");
     is_int(u.reasoning_tokens, 0, "responses: more reasoning than output: ignored");
+    u = from_json(HR_WIRE_RESPONSES_TEST, "{\"usage\":{\"input_tokens\":1000,\"input_tokens_details\":"
+                                          "{\"cached_tokens\":200,\"cache_write_tokens\":300},\"output_tokens\":5}}");
+    ok(u.input_tokens == 500 && u.cache_read_tokens == 200 && u.cache_write_tokens == 300 && u.cache_write_5m_tokens == 300,
+       "responses: cache_write_tokens (GPT-5.6 on) are cache writes, not uncached input");
+    u = from_json(HR_PROVIDER_OPENAI, "{\"usage\":{\"prompt_tokens\":100,\"prompt_tokens_details\":"
+                                      "{\"cache_write_tokens\":40},\"completion_tokens\":1}}");
+    ok(u.input_tokens == 60 && u.cache_write_tokens == 40, "chat: cache_write_tokens moved out of uncached input");
     u = from_json(HR_WIRE_RESPONSES_TEST, "{\"usage\":{\"input_tokens\":-1,\"output_tokens\":\"7\"}}");
     ok(u.seen && !u.input_tokens && !u.output_tokens, "responses: bad counts ignored");
 

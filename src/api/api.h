@@ -96,6 +96,8 @@ void hr_api_set_model(struct hr_usage *u, const json_t *obj);
 int hr_api_str_is(const char *s, size_t n, const char *lit);
 /* The `"usage": {` test that spares a JSON parse per streamed chunk. */
 int hr_api_has_usage_object(const char *data, size_t len);
+/* OpenAI's cache_write_tokens in prompt/input token details (see api_common.c). */
+void hr_api_openai_cache_writes(const json_t *details, struct hr_usage *u);
 /* {"error":{"message","type","param":null,"code"}}: OpenAI's error shape. */
 json_t *hr_api_openai_error(const char *type, const char *code, const char *message);
 /* Chat Completions and Messages: the last user turn's text, "" when none. */

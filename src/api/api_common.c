@@ -122,3 +122,15 @@ void hr_api_add_text_parts(json_t *content, size_t item, const char *tool, hr_ap
             add(ud, part, "text", item, tool);
     }
 }
+
+/* Models that bill prompt-cache writes (GPT-5.6 on) report them in the
+ * input details as cache_write_tokens, inside the input total: moved from
+ * uncached input to cache writes, priced at the table's cache_write_5m. */
+void hr_api_openai_cache_writes(const json_t *details, struct hr_usage *u)
+{
+    uint64_t written = 0;
+    if (!hr_api_get_count(details, "cache_write_tokens", &written) || !written || written > u->input_tokens) return;
+    u->input_tokens -= written;
+    u->cache_write_tokens = written;
+    u->cache_write_5m_tokens = written;
+}

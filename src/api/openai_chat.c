@@ -44,12 +44,14 @@ static void read_usage(struct hr_usage *u, const json_t *usage)
     if (!json_is_object(usage)) return;
     u->seen = 1;
     int have_prompt = hr_api_get_count(usage, "prompt_tokens", &prompt);
-    int have_cached = hr_api_get_count(json_object_get(usage, "prompt_tokens_details"), "cached_tokens", &cached);
+    const json_t *details = json_object_get(usage, "prompt_tokens_details");
+    int have_cached = hr_api_get_count(details, "cached_tokens", &cached);
     /* prompt_tokens includes the cached part; more cached than prompt is
      * nonsense, so trust the total and drop the breakdown. */
     if (have_prompt && have_cached && cached > prompt) have_cached = 0;
     if (have_cached) u->cache_read_tokens = cached;
     if (have_prompt) u->input_tokens = prompt - (have_cached ? cached : 0);
+    hr_api_openai_cache_writes(details, u);
     if (hr_api_get_count(usage, "completion_tokens", &completion)) u->output_tokens = completion;
     if (hr_api_get_count(json_object_get(usage, "completion_tokens_details"), "reasoning_tokens", &reasoning) &&
         reasoning <= u->output_tokens)

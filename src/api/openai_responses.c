@@ -78,10 +78,12 @@ static void read_usage(struct hr_usage *u, const json_t *usage)
     if (!json_is_object(usage)) return;
     u->seen = 1;
     int have_input = hr_api_get_count(usage, "input_tokens", &input);
-    int have_cached = hr_api_get_count(json_object_get(usage, "input_tokens_details"), "cached_tokens", &cached);
+    const json_t *details = json_object_get(usage, "input_tokens_details");
+    int have_cached = hr_api_get_count(details, "cached_tokens", &cached);
     if (have_input && have_cached && cached > input) have_cached = 0;
     if (have_cached) u->cache_read_tokens = cached;
     if (have_input) u->input_tokens = input - (have_cached ? cached : 0);
+    hr_api_openai_cache_writes(details, u);
     if (hr_api_get_count(usage, "output_tokens", &output)) u->output_tokens = output;
     if (hr_api_get_count(json_object_get(usage, "output_tokens_details"), "reasoning_tokens", &reasoning) &&
         reasoning <= u->output_tokens)
