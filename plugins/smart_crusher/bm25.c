@@ -1,189 +1,24 @@
-/* bm25.c — Okapi BM25 of each row's text (its compacted JSON) against the latest
- * user message, so rows the user is asking about survive the cut. */
-#include <math.h>
+/* bm25.c — smart_crusher's relevance: BM25 (lib/bm25.c) of each row's text
+ * (its compacted JSON) against the latest user message. */
 #include <stdlib.h>
-#include <string.h>
+#include "bm25.h"
 #include "crush.h"
-
-#define MAX_TERMS 32
-#define MAX_TERM_LEN 32
-
-struct term {
-    char s[MAX_TERM_LEN + 1];
-    size_t len;
-    uint64_t h;
-    uint32_t df;
-};
-
-/* ASCII letters and digits, and any non-ASCII byte (UTF-8 words); no locale lookup
- * because this runs on every byte of every row. */
-static inline int word_byte(unsigned char c)
-{
-    return (unsigned)(c - '0') < 10 || (unsigned)((c | 32) - 'a') < 26 || c >= 0x80;
-}
-
-/* ASCII case folding, as tolower() in the C locale, without a libc call per byte. */
-static inline unsigned char lower(unsigned char c)
-{
-    return (unsigned)(c - 'A') < 26 ? (unsigned char)(c + 32) : c;
-}
-
-static uint64_t term_hash(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ lower((unsigned char)s[i])) * 1099511628211ULL;
-    return h;
-}
-
-/* The word at s (len bytes) equals the lower-case term t. */
-static int same_word(const char *t, const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)t[i] != lower((unsigned char)s[i]))
-            return 0;
-    return 1;
-}
-
-static int stopword(const char *s, size_t len)
-{
-    static const char *const words[] = {"the", "and", "for", "with", "that", "this", "from",
-        "are", "was", "were", "what", "which", "show", "find", "give", "list", "all", "any",
-        "me", "my", "of", "to", "in", "on", "is", "it", "an", "or", "be", "by", "at", "as",
-        "do", "does", "can", "you", "please", "about", "there", "their", "have", "has", NULL};
-    for (const char *const *w = words; *w; w++)
-        if (strlen(*w) == len && strncasecmp(*w, s, len) == 0)
-            return 1;
-    return 0;
-}
-
-static size_t query_terms(const char *q, struct term *terms)
-{
-    size_t n = 0;
-    for (size_t i = 0; q[i] && n < MAX_TERMS;) {
-        if (!word_byte((unsigned char)q[i])) {
-            i++;
-            continue;
-        }
-        size_t s = i;
-        while (q[i] && word_byte((unsigned char)q[i]))
-            i++;
-        size_t len = i - s;
-        if (len < 2 || len > MAX_TERM_LEN || stopword(q + s, len))
-            continue;
-        uint64_t h = term_hash(q + s, len);
-        int seen = 0;
-        for (size_t k = 0; k < n; k++)
-            if (terms[k].h == h && terms[k].len == len)
-                seen = 1;
-        if (seen)
-            continue;
-        for (size_t k = 0; k < len; k++)
-            terms[n].s[k] = (char)lower((unsigned char)q[s + k]);
-        terms[n].s[len] = '\0';
-        terms[n].len = len;
-        terms[n].h = h;
-        terms[n].df = 0;
-        n++;
-    }
-    return n;
-}
-
-/* Term frequencies of one row; returns its length in words. */
-/* Byte classes for row_tf: 0 other, 1 word byte, 2 backslash (an escape is skipped). */
-static void byte_classes(unsigned char cls[256])
-{
-    for (unsigned c = 0; c < 256; c++)
-        cls[c] = word_byte((unsigned char)c) ? 1 : c == '\\' ? 2 : 0;
-}
-
-static size_t row_tf(const char *s, size_t len, const unsigned char *cls, const struct term *terms,
-                     size_t nt, uint64_t len_mask, uint16_t *tf)
-{
-    size_t words = 0;
-    memset(tf, 0, nt * sizeof *tf);
-    for (size_t i = 0; i < len;) {
-        unsigned k = cls[(unsigned char)s[i]];
-        if (k == 0) {
-            i++;
-            continue;
-        }
-        if (k == 2) {
-            i += (i + 1 < len && s[i + 1] == 'u') ? 6 : 2;
-            continue;
-        }
-        size_t st = i;
-        while (i < len && cls[(unsigned char)s[i]] == 1)
-            i++;
-        words++;
-        size_t wl = i - st;
-        /* Most words have no term of their length: one bit test rules them out. */
-        if (wl < 2 || wl > MAX_TERM_LEN || !((len_mask >> wl) & 1))
-            continue;
-        uint64_t h = 0;
-        int hashed = 0;
-        for (size_t k = 0; k < nt; k++) {
-            if (terms[k].len != wl || lower((unsigned char)s[st]) != (unsigned char)terms[k].s[0])
-                continue;
-            if (!hashed) {
-                h = term_hash(s + st, wl);
-                hashed = 1;
-            }
-            if (terms[k].h == h && same_word(terms[k].s, s + st, wl) && tf[k] < UINT16_MAX)
-                tf[k]++;
-        }
-    }
-    return words;
-}
 
 int hr_sc_bm25(struct hr_sc_table *t, const char *query)
 {
-    struct term terms[MAX_TERMS];
-    size_t nt = query ? query_terms(query, terms) : 0;
     t->has_query_hits = 0;
-    if (nt == 0 || t->n == 0)
+    if (!query || !*query || t->n == 0)
         return 0;
-    uint16_t *tf = malloc(t->n * nt * sizeof *tf);
-    uint32_t *dl = malloc(t->n * sizeof *dl);
-    if (!tf || !dl) {
-        free(tf), free(dl);
-        return -1;
-    }
-    unsigned char cls[256];
-    byte_classes(cls);
-    uint64_t len_mask = 0;
-    for (size_t k = 0; k < nt; k++)
-        len_mask |= 1ULL << terms[k].len;
-    double total = 0;
-    for (size_t i = 0; i < t->n; i++) {
-        size_t w = row_tf(t->text + t->rows[i].off, t->rows[i].len, cls, terms, nt, len_mask,
-                          tf + i * nt);
-        dl[i] = (uint32_t)w;
-        total += (double)w;
-        for (size_t k = 0; k < nt; k++)
-            if (tf[i * nt + k])
-                terms[k].df++;
-    }
-    double avgdl = total / (double)t->n;
-    if (avgdl <= 0)
-        avgdl = 1;
-    const double k1 = 1.2, b = 0.75;
-    for (size_t i = 0; i < t->n; i++) {
-        double score = 0;
-        for (size_t k = 0; k < nt; k++) {
-            double f = tf[i * nt + k];
-            /* A term in most rows says nothing about which rows matter. */
-            if (f == 0 || terms[k].df * 2 > t->n)
-                continue;
-            double df = terms[k].df;
-            double idf = log(1.0 + ((double)t->n - df + 0.5) / (df + 0.5));
-            score += idf * f * (k1 + 1) / (f + k1 * (1 - b + b * dl[i] / avgdl));
-        }
-        t->rows[i].bm25 = score;
-        if (score > 0)
-            t->has_query_hits = 1;
-    }
-    free(tf);
-    free(dl);
-    return 0;
+    struct hr_bm25_doc *docs = malloc(t->n * sizeof *docs);
+    double *scores = malloc(t->n * sizeof *scores);
+    int hits = docs && scores ? 0 : -1;
+    for (size_t i = 0; hits == 0 && i < t->n; i++)
+        docs[i] = (struct hr_bm25_doc){t->text + t->rows[i].off, t->rows[i].len};
+    if (hits == 0)
+        hits = hr_bm25(query, docs, t->n, 1, scores);
+    for (size_t i = 0; hits >= 0 && i < t->n; i++)
+        t->rows[i].bm25 = scores[i];
+    t->has_query_hits = hits > 0;
+    free(docs), free(scores);
+    return hits < 0 ? -1 : 0;
 }
