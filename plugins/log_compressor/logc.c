@@ -386,20 +386,24 @@ int hr_logc_compress(const void *cfgv, const char *text, size_t len, const char 
     return rc;
 }
 
-/* Signatures of build and test tools, for text the router did not call a log. */
+/* Signatures of build and test tools, for text the router did not call a
+ * log; looked for in the first and last 16 KiB (errors and summaries sit at
+ * the end of a long build). */
 int hr_logc_sniff(const char *text, size_t len)
 {
     static const char *const sig[] = {"Traceback (most recent call last)", "npm ERR!", "error[E", "make: ***",
         "make[", "--- FAIL", "FAIL\t", "test result:", "BUILD FAILURE", "BUILD SUCCESS", "[INFO] ", "[ERROR] ",
         "short test summary info", "passed in ", "failed in ", ": error: ", ": warning: ", "Ran ", "Compiling ",
-        "Step ", " panicked at ", "Exception in thread", "\tat ", "    at ", "Tests:", "FAILED", "npm WARN", NULL};
-    size_t lim = len < 16384 ? len : 16384, lines = 0, hits = 0;
-    for (size_t i = 0; i < lim; i++)
+        "Step ", " panicked at ", "Exception in thread", "\tat ", "    at ", "Tests:", "FAILED", "npm WARN",
+        "] Error ", "not remade because of errors", ": In function ", "collect2: error", NULL};
+    const size_t win = 16384;
+    size_t head = len < win ? len : win, tail = len > 2 * win ? win : len - head, lines = 0, hits = 0;
+    for (size_t i = 0; i < head; i++)
         lines += text[i] == '\n';
-    if (lines < 10)
+    if (lines < 10 && len <= win)
         return 0;
     for (const char *const *s = sig; *s; s++)
-        if (memmem(text, lim, *s, strlen(*s)))
+        if (memmem(text, head, *s, strlen(*s)) || (tail && memmem(text + len - tail, tail, *s, strlen(*s))))
             hits++;
     return hits >= 2;
 }

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+# text_compressors_test.py — the text compressors through the daemon: a
+# failing build log and a repo-wide grep (real output from t/fixtures/text)
+# arrive upstream compressed, with their evidence lines and a hash= marker;
+# the originals come back from /v1/retrieve; the headroom_retrieve tool is
+# offered; /stats pipeline_timing and /metrics list each stage.
+import os
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hrtest import *  # noqa: E402,F403
+import base64  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+
+STAGES = ["router", "log_compressor", "search_compressor"]
+TRANSFORMS = "".join("transform %s { }\n" % s for s in STAGES) + "sink prometheus { }\n"
+FX = os.path.join(T_DIR, "fixtures", "text")
+
+
+def fixture(name):
+    text = open(os.path.join(FX, name + ".txt")).read()
+    ev = [l for l in open(os.path.join(FX, name + ".evidence")).read().splitlines()
+          if l and not l.startswith(("#", "floor ", "query "))]
+    return text, ev
+
+
+OUTPUTS = [("make", "make_gcc_error", "[headroom: log:"), ("grep", "grep_rn_src", "[headroom: search:")]
+QUESTION = "Why did the build fail, and where is the stream flag read from the request body?"
+
+
+def body():
+    msgs = [{"role": "user", "content": QUESTION}]
+    for i, (tool, name, _) in enumerate(OUTPUTS):
+        msgs.append({"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c%d" % i, "type": "function", "function": {"name": "run_" + tool, "arguments": "{}"}}]})
+        msgs.append({"role": "tool", "tool_call_id": "c%d" % i, "content": fixture(name)[0]})
+    return {"model": "gpt-4o", "messages": msgs}
+
+
+with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
+    r = post_json(hd.url + "/v1/chat/completions", body())
+    is_(r.status, 200, "request with a build log and a grep output answered")
+    before, after = int(r.header("x-headroom-tokens-before")), int(r.header("x-headroom-tokens-after"))
+    cmp_ok(1 - after / before, ">=", 0.60, "at least 60 %% of the request's tokens saved (%d -> %d)" % (before, after))
+    sent = json.loads(base64.b64decode(mock.requests()[-1]["body_b64"]))
+    tool_msgs = [m for m in sent["messages"] if m["role"] == "tool"]
+    for (tool, name, head), m in zip(OUTPUTS, tool_msgs):
+        text, ev = fixture(name)
+        out = m["content"]
+        ok(out.startswith(head), "%s: arrives compressed, marker first" % name)
+        lost = [e for e in ev if e not in out]
+        ok(not lost, "%s: all %d evidence lines arrive upstream%s" % (name, len(ev), "; lost: %r" % lost if lost else ""))
+        h = re.search(r"hash=([0-9a-f]{24})", out)
+        ok(h and ('"retrieve":"%s"' % h.group(1)) in out, "%s: hash= and the _headroom marker agree" % name)
+        st, got = get_json(hd.url + "/v1/retrieve/" + (h.group(1) if h else "0" * 24))
+        is_(st, 200, "%s: GET /v1/retrieve/<hash> answers" % name)
+        ok(got and got.get("original_content") == text, "%s: and returns the original byte for byte" % name)
+    names = [t["function"]["name"] for t in sent.get("tools", [])]
+    is_(names, ["headroom_retrieve"], "headroom_retrieve offered for text markers too")
+
+    r2 = post_json(hd.url + "/v1/chat/completions", body())
+    sent2 = json.loads(base64.b64decode(mock.requests()[-1]["body_b64"]))
+    is_(json.dumps(sent2), json.dumps(sent), "the same request twice gives byte-identical upstream bodies")
+
+    st, stats = get_json(hd.url + "/stats")
+    pt = stats["pipeline_timing"]
+    for s in STAGES:
+        ok(s in pt and pt[s]["count"] == pt["pipeline_total"]["count"], "/stats pipeline_timing times %s on every run" % s)
+    cmp_ok(stats["log_compressor"]["result_cache"]["hits"], ">=", 1, "the resent build log is a result-cache hit")
+    metrics = get(hd.url + "/metrics").body.decode()
+    for s in STAGES:
+        like(metrics, r'headroom_transform_timing_ms_count\{transform="%s"\} 2' % s, "/metrics times %s" % s)
+done()
