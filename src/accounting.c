@@ -60,6 +60,13 @@ static void price_so_far(const struct proxy_req *p, struct hr_event *ev)
     hr_cost_price_event(ev, usage_seen(p), NULL);
 }
 
+double hr_acct_cost_so_far(const struct proxy_req *p)
+{
+    struct hr_event ev;
+    price_so_far(p, &ev);
+    return ev.cost_usd;
+}
+
 void hr_acct_headers(struct proxy_req *p, struct evkeyvalq *out)
 {
     char v[32];

@@ -84,14 +84,15 @@ int hr_admit_from_cache(struct proxy_req *p, const json_t *body)
     evhttp_add_header(out, "x-headroom-tokens-before", v);
     snprintf(v, sizeof v, "%llu", (unsigned long long)e.tokens_after);
     evhttp_add_header(out, "x-headroom-tokens-after", v);
-    snprintf(v, sizeof v, "%llu", (unsigned long long)(e.tokens_before - e.tokens_after));
-    evhttp_add_header(out, "x-headroom-tokens-saved", v);
-    /* Nothing reached a provider: this answer cost nothing. */
+    /* Nothing reached a provider: no compression saving is claimed (doc/stats.md),
+     * and this answer cost nothing; what it avoided is cost.cache_avoided_usd. */
+    evhttp_add_header(out, "x-headroom-tokens-saved", "0");
     evhttp_add_header(out, "x-headroom-cost-usd", "0.000000");
     evhttp_add_header(out, "x-headroom-savings-usd", "0.000000");
     struct evbuffer *buf = evbuffer_new();
     if (buf) evbuffer_add(buf, e.body, e.body_len);
     p->cached = 1;
+    hr_stats_record_avoided(e.cost_usd);
     evhttp_send_reply(p->req, e.status, NULL, buf);
     if (buf) evbuffer_free(buf);
     hr_acct_finish(p, e.status, 0, NULL);
@@ -107,7 +108,7 @@ void hr_admit_cache_store(struct proxy_req *p)
     if (p->status != 200 || !p->body) return;
     struct hr_respcache_entry e = {200, (char *)evhttp_find_header(out, "content-type"),
                                    (char *)evbuffer_pullup(p->body, -1), evbuffer_get_length(p->body),
-                                   p->pr.tokens_before, p->pr.tokens_after};
+                                   p->pr.tokens_before, p->pr.tokens_after, hr_acct_cost_so_far(p)};
     hr_respcache_put(p->cache_key, &e);
 }
 

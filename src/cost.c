@@ -254,7 +254,8 @@ int hr_cost_budget_gate(char *msg, size_t msglen, long *retry_after_s)
 
 json_t *hr_cost_stats_json(const struct hr_stats_data *d)
 {
-    return json_pack("{s:f,s:f,s:f,s:f,s:f,s:I,s:s?}", "total_cost_usd", hr_round(d->cost_usd, 6),
+    return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:I,s:s?}", "cache_avoided_usd", hr_round(d->cache_avoided_usd, 6),
+                     "total_cost_usd", hr_round(d->cost_usd, 6),
                      "total_savings_usd", hr_round(d->savings_usd, 6), "input_cost_usd",
                      hr_round(d->input_cost_usd, 6), "output_cost_usd", hr_round(d->output_cost_usd, 6),
                      "cache_savings_usd", hr_round(d->cache_savings_usd, 6), "unpriced_requests",

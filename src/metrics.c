@@ -121,6 +121,9 @@ int hr_metrics_visit(hr_metric_visit_fn fn, void *ud)
     scalar(&v, "headroom_tokens_sent_total", HR_METRIC_COUNTER, "Input tokens forwarded after compression", (double)d->tokens_sent);
     scalar(&v, "headroom_cost_usd_total", HR_METRIC_COUNTER, "Provider cost of proxied requests (USD)", d->cost_usd);
     scalar(&v, "headroom_savings_usd_total", HR_METRIC_COUNTER, "Compression savings at list input price (USD)", d->savings_usd);
+    scalar(&v, "headroom_cache_avoided_usd_total", HR_METRIC_COUNTER,
+           "Provider price of the answers the response cache replayed (USD): spend avoided, not compression savings",
+           d->cache_avoided_usd);
     scalar(&v, "headroom_requests_unpriced_total", HR_METRIC_COUNTER, "Requests for a model with no known price (their USD figures are 0)",
            (double)d->unpriced);
 

@@ -81,6 +81,8 @@ void hr_relay_detach_client(struct proxy_req *p);
 /* Tokens added to what is sent after the pipeline (the retrieve tool's
  * definition, retrieve rounds), capped at tokens before. */
 void hr_acct_charge_sent(struct proxy_req *p, uint64_t tokens);
+/* The provider's price of the answer so far (what a cache hit avoids). */
+double hr_acct_cost_so_far(const struct proxy_req *p);
 /* x-headroom-request-id and the token (and, unless streamed, cost) headers. */
 void hr_acct_headers(struct proxy_req *p, struct evkeyvalq *out);
 /* A stream's figures, as an SSE comment at its very end. */

@@ -35,6 +35,7 @@ struct hr_respcache_entry {
     char *body;
     size_t body_len;
     uint64_t tokens_before, tokens_after;   /* replayed as x-headroom-tokens-* */
+    double cost_usd;                        /* the provider's price of the answer: what a hit avoids */
 };
 
 struct hr_respcache_backend {

@@ -265,6 +265,15 @@ void hr_stats_record_cost(double input_usd, double output_usd, double cache_savi
     pthread_mutex_unlock(&s->lock);
 }
 
+void hr_stats_record_avoided(double usd)
+{
+    struct shard *s = current_shard();
+    if (!s || !(usd > 0)) return;
+    pthread_mutex_lock(&s->lock);
+    s->d.cache_avoided_usd += usd;
+    pthread_mutex_unlock(&s->lock);
+}
+
 static void data_merge(struct hr_stats_data *to, const struct hr_stats_data *from)
 {
     to->requests_total += from->requests_total;
@@ -300,6 +309,7 @@ static void data_merge(struct hr_stats_data *to, const struct hr_stats_data *fro
     to->input_cost_usd += from->input_cost_usd;
     to->output_cost_usd += from->output_cost_usd;
     to->cache_savings_usd += from->cache_savings_usd;
+    to->cache_avoided_usd += from->cache_avoided_usd;
     to->unpriced += from->unpriced;
     hr_hist_merge(&to->latency, &from->latency);
     hr_hist_merge(&to->overhead, &from->overhead);

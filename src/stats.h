@@ -37,6 +37,7 @@ struct hr_stats_data {
     uint64_t ratio_n;
     double cost_usd, savings_usd;
     double input_cost_usd, output_cost_usd, cache_savings_usd;  /* hr_stats_record_cost */
+    double cache_avoided_usd;           /* response-cache hits: the price of the answers they replayed */
     uint64_t unpriced;
     struct hr_hist latency, overhead, ttfb;
     struct hr_prefix_cache prefix[HR_NPROVIDERS];
@@ -68,6 +69,8 @@ void hr_stats_record(const struct hr_event *ev);
 void hr_stats_count_rejected(int status, int rate_limited, int budget);
 /* The cost split of one request (its total goes in through hr_stats_record). */
 void hr_stats_record_cost(double input_usd, double output_usd, double cache_savings_usd);
+/* A response-cache hit replayed an answer that cost `usd` at the provider. */
+void hr_stats_record_avoided(double usd);
 
 /* Summed copy of every shard; free with hr_stats_snapshot_free. */
 struct hr_stats_data *hr_stats_snapshot(void);

@@ -44,12 +44,16 @@ with Mock() as m, Headroomd(mock=m, extra_conf="cache_ttl 60\nsink prometheus { 
     is_(r2.body, r1.body, "cached body byte-identical")
     is_(n_upstream(m), 1, "the mock saw only one request")
     is_(r2.header("content-type"), r1.header("content-type"), "content type kept")
-    for k in ("x-headroom-tokens-before", "x-headroom-tokens-after", "x-headroom-tokens-saved"):
+    for k in ("x-headroom-tokens-before", "x-headroom-tokens-after"):
         is_(r2.header(k), r1.header(k), "hit keeps " + k)
+    is_((r2.header("x-headroom-tokens-saved"), r2.header("x-headroom-cost-usd")), ("0", "0.000000"),
+        "a hit claims no compression saving and costs nothing")
     ok(r2.header("x-headroom-request-id") not in (None, r1.header("x-headroom-request-id")), "hit has its own request id")
     st = h.stats()
     is_(st["requests"]["cached"], 1, "/stats requests.cached = 1")
     is_(st["cache"]["total_hits"], 1, "/stats cache.total_hits = 1")
+    is_(st["cost"]["cache_avoided_usd"], float(r1.header("x-headroom-cost-usd")),
+        "/stats cost.cache_avoided_usd = the price of the answer the hit replayed (%s)" % r1.header("x-headroom-cost-usd"))
     is_(st["cache"]["misses"], 1, "/stats cache.misses = 1")
     is_(st["cache"]["entries"], 1, "/stats cache.entries = 1")
     ok(st["cache"]["enabled"] is True, "/stats cache.enabled")
