@@ -8,6 +8,7 @@
 #include <time.h>
 #include "logc.h"
 #include "searchc.h"
+#include "diffc.h"
 #include "slurp.h"
 
 static double now(void)
@@ -28,9 +29,11 @@ int main(int argc, char **argv)
     const char *dir = argc > 1 ? argv[1] : "/tmp/hr_text_fx";
     static const struct hr_logc_config logc = {5, 10, 2, 5, 20};
     static const struct hr_searchc_config searchc = {30, 5};
+    static const struct hr_diffc_config diffc = {2};
     const struct item items[] = {
         {"log_1mb.txt", "log_compressor", "", hr_logc_compress, &logc},
         {"log_real_1mb.txt", "log_compressor", "", hr_logc_compress, &logc},
+        {"diff_1mb.txt", "diff_compressor", "", hr_diffc_compress, &diffc},
         {"grep_1mb.txt", "search_compressor", "where is the timeout set", hr_searchc_compress, &searchc},
     };
     printf("%-18s %-16s %9s %9s %8s %9s\n", "transform", "input", "bytes", "out", "saved", "MB/s");

@@ -1,0 +1,201 @@
+/* diffc.c — diff_compressor's core: every added and removed line, hunk
+ * header and commit header stays; unchanged context is trimmed to
+ * context_lines around changes; lockfile, generated, binary and pure-rename
+ * file diffs become one line with their counts. */
+#include <stdlib.h>
+#include <string.h>
+#include "diffc.h"
+
+enum { L_TEXT = 0, L_FILE, L_FHDR, L_HUNK, L_ADD, L_DEL, L_CTX, L_NOTE };
+
+static int ends(const char *s, size_t n, const char *suf)
+{
+    size_t k = strlen(suf);
+    return n >= k && !memcmp(s + n - k, suf, k);
+}
+
+/* Lockfiles and generated files: their diff says little a model can use. */
+static int bulky_path(const char *p, size_t n)
+{
+    static const char *const names[] = {"package-lock.json", "yarn.lock", "pnpm-lock.yaml", "Cargo.lock",
+        "poetry.lock", "Gemfile.lock", "composer.lock", "go.sum", "Pipfile.lock", "uv.lock", "bun.lockb", NULL};
+    static const char *const sufs[] = {".min.js", ".min.css", ".map", ".pb.go", "_pb2.py", ".snap", ".svg", NULL};
+    size_t b = n;
+    while (b && p[b - 1] != '/')
+        b--;
+    for (const char *const *x = names; *x; x++)
+        if (n - b == strlen(*x) && !memcmp(p + b, *x, n - b))
+            return 1;
+    for (const char *const *x = sufs; *x; x++)
+        if (ends(p, n, *x))
+            return 1;
+    return memmem(p, n, "/dist/", 6) || memmem(p, n, "/generated/", 11) || memmem(p, n, ".generated.", 11);
+}
+
+struct file {
+    size_t first, end;   /* lines [first, end) */
+    size_t adds, dels;
+    const char *path;
+    size_t path_len;
+    const char *why;     /* non-NULL: collapse to one line */
+};
+
+int hr_diffc_compress(const void *cfgv, const char *text, size_t len, const char *query, struct hr_text_out *out)
+{
+    (void)query;
+    const struct hr_diffc_config *cfg = cfgv;
+    memset(out, 0, sizeof *out);
+    size_t n;
+    struct hr_line *ln = hr_lines_split(text, len, &n);
+    if (!ln)
+        return len ? -12 : 1;
+    unsigned char *kind = calloc(n ? n : 1, 1), *keep = calloc(n ? n : 1, 1);
+    struct file *f = calloc(n ? n : 1, sizeof *f);
+    if (!kind || !keep || !f) {
+        free(ln), free(kind), free(keep), free(f);
+        return -12;
+    }
+    size_t nf = 0, cols = 1, hunks = 0;
+    int in_hunk = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = text + ln[i].off;
+        size_t l = ln[i].len;
+        if (HR_STARTS(s, l, "diff --git ") || HR_STARTS(s, l, "diff --cc ") || HR_STARTS(s, l, "diff --combined ") ||
+            (HR_STARTS(s, l, "--- ") && !in_hunk && i + 1 < n && HR_STARTS(text + ln[i + 1].off, ln[i + 1].len, "+++ ") &&
+             (i == 0 || kind[i - 1] != L_FHDR))) {
+            if (nf)
+                f[nf - 1].end = i;
+            f[nf++] = (struct file){.first = i};
+            kind[i] = L_FILE;
+            in_hunk = 0;
+            continue;
+        }
+        if (HR_STARTS(s, l, "commit ") || HR_STARTS(s, l, "From ")) {
+            if (nf && !f[nf - 1].end)
+                f[nf - 1].end = i;
+            in_hunk = 0;
+        }
+        if (l > 3 && s[0] == '@' && s[1] == '@') {
+            cols = 0;
+            while (cols < l && s[cols] == '@')
+                cols++;
+            cols--; /* "@@" one column, "@@@" two (combined) */
+            kind[i] = L_HUNK;
+            in_hunk = 1;
+            hunks++;
+            continue;
+        }
+        if (in_hunk && nf && !f[nf - 1].end) {
+            if (l == 0 || (s[0] != ' ' && s[0] != '+' && s[0] != '-' && s[0] != '\\')) {
+                in_hunk = 0; /* end of the hunk: text after it */
+            } else if (s[0] == '\\') {
+                kind[i] = L_NOTE;
+                continue;
+            } else {
+                int add = 0, del = 0;
+                for (size_t c = 0; c < cols && c < l; c++)
+                    add |= s[c] == '+', del |= s[c] == '-';
+                kind[i] = add ? L_ADD : del ? L_DEL : L_CTX;
+                f[nf - 1].adds += add;
+                f[nf - 1].dels += del && !add;
+                continue;
+            }
+        }
+        if (nf && !f[nf - 1].end && !in_hunk) {
+            kind[i] = L_FHDR;
+            if (HR_STARTS(s, l, "Binary files ") || HR_STARTS(s, l, "GIT binary patch"))
+                f[nf - 1].why = "binary";
+            else if (HR_STARTS(s, l, "similarity index 100%"))
+                f[nf - 1].why = "renamed, content unchanged";
+            else if (HR_STARTS(s, l, "+++ ") && l > 4) {
+                f[nf - 1].path = s + 4 + (HR_STARTS(s + 4, l - 4, "b/") ? 2 : 0);
+                f[nf - 1].path_len = l - (size_t)(f[nf - 1].path - s);
+            }
+        }
+    }
+    if (nf && !f[nf - 1].end)
+        f[nf - 1].end = n;
+    if (!nf || !hunks) {
+        free(ln), free(kind), free(keep), free(f);
+        return 2; /* not a diff */
+    }
+    for (size_t k = 0; k < nf; k++)
+        if (!f[k].why && f[k].path && bulky_path(f[k].path, f[k].path_len))
+            f[k].why = strstr(f[k].path, "lock") || ends(f[k].path, f[k].path_len, "go.sum") ? "lockfile" : "generated";
+    /* keep everything but context far from a change */
+    for (size_t i = 0; i < n; i++)
+        keep[i] = kind[i] != L_CTX;
+    size_t c = cfg->context_lines;
+    for (size_t i = 0; i < n; i++) {
+        if (kind[i] != L_ADD && kind[i] != L_DEL)
+            continue;
+        for (size_t k = i; k-- > 0 && i - k <= c && kind[k] == L_CTX;)
+            keep[k] = 1;
+        for (size_t k = i + 1; k < n && k - i <= c && kind[k] == L_CTX; k++)
+            keep[k] = 1;
+    }
+    size_t dropped = 0, collapsed = 0;
+    struct hr_tbuf body = {0};
+    for (size_t i = 0, fi = 0; i < n;) {
+        while (fi < nf && f[fi].end <= i)
+            fi++;
+        if (fi < nf && f[fi].first == i && f[fi].why) {
+            /* headers stay (rename from/to, Binary files … differ); hunks go */
+            size_t gone = 0;
+            for (; i < f[fi].end; i++) {
+                if (kind[i] == L_FILE || kind[i] == L_FHDR) {
+                    hr_tbuf_put(&body, text + ln[i].off, ln[i].len);
+                    hr_tbuf_putc(&body, '\n');
+                } else {
+                    gone++;
+                }
+            }
+            if (gone)
+                hr_tbuf_putf(&body, "\xe2\x80\xa6 %s: +%zu -%zu lines, %zu diff lines omitted\n", f[fi].why,
+                             f[fi].adds, f[fi].dels, gone);
+            dropped += gone;
+            collapsed++;
+            continue;
+        }
+        if (keep[i]) {
+            hr_tbuf_put(&body, text + ln[i].off, ln[i].len);
+            hr_tbuf_putc(&body, '\n');
+            i++;
+            continue;
+        }
+        size_t e = i;
+        while (e < n && !keep[e] && !(fi < nf && f[fi].end == e))
+            e++;
+        if (e == i)
+            e++;
+        int edge = (i && kind[i - 1] == L_HUNK) || e == n || kind[e] == L_HUNK || kind[e] == L_FILE ||
+                   kind[e] == L_TEXT || kind[e] == L_FHDR;
+        if (edge && kind[i] == L_CTX) {
+            dropped += e - i; /* leading/trailing context: the hunk header already says where */
+        } else if (e - i == 1) {
+            hr_tbuf_put(&body, text + ln[i].off, ln[i].len);
+            hr_tbuf_putc(&body, '\n');
+        } else {
+            hr_tbuf_putf(&body, "\xe2\x80\xa6 %zu unchanged lines\n", e - i);
+            dropped += e - i;
+        }
+        i = e;
+    }
+    int rc = 0;
+    if (!dropped) {
+        rc = 3;
+    } else {
+        char what[160];
+        snprintf(what, sizeof what, "diff: %zu of %zu lines omitted (unchanged context beyond %zu lines, %zu bulky files)",
+                 dropped, n, c, collapsed);
+        hr_text_marker(out, what, dropped, n);
+        hr_tbuf_put(&out->b, body.p ? body.p : "", body.len);
+        if (body.oom)
+            out->b.oom = 1;
+    }
+    hr_tbuf_free(&body);
+    free(ln), free(kind), free(keep), free(f);
+    if (rc)
+        hr_text_out_free(out);
+    return rc;
+}
