@@ -96,6 +96,13 @@ void hr_api_set_model(struct hr_usage *u, const json_t *obj);
 int hr_api_str_is(const char *s, size_t n, const char *lit);
 /* The `"usage": {` test that spares a JSON parse per streamed chunk. */
 int hr_api_has_usage_object(const char *data, size_t len);
+/* OpenAI usage: Chat and Responses name the same fields differently. */
+struct hr_api_openai_usage_keys {
+    const char *input, *input_details, *output, *output_details;
+};
+void hr_api_openai_usage(struct hr_usage *u, const json_t *usage, const struct hr_api_openai_usage_keys *k);
+/* The "hash" member of a tool call's JSON `arguments` string (malloc'd), or NULL. */
+char *hr_api_hash_argument(const char *arguments);
 /* OpenAI's cache_write_tokens in prompt/input token details (see api_common.c). */
 void hr_api_openai_cache_writes(const json_t *details, struct hr_usage *u);
 /* {"error":{"message","type","param":null,"code"}}: OpenAI's error shape. */

@@ -134,3 +134,34 @@ void hr_api_openai_cache_writes(const json_t *details, struct hr_usage *u)
     u->cache_write_tokens = written;
     u->cache_write_5m_tokens = written;
 }
+
+/* OpenAI's usage, under either API's names: the input total includes the
+ * cached part (and, from GPT-5.6, the cache writes), the output total the
+ * reasoning part. A breakdown larger than its total is nonsense: the total
+ * is trusted and the breakdown dropped. */
+void hr_api_openai_usage(struct hr_usage *u, const json_t *usage, const struct hr_api_openai_usage_keys *k)
+{
+    uint64_t input = 0, cached = 0, output = 0, reasoning = 0;
+    if (!json_is_object(usage)) return;
+    u->seen = 1;
+    int have_input = hr_api_get_count(usage, k->input, &input);
+    const json_t *details = json_object_get(usage, k->input_details);
+    int have_cached = hr_api_get_count(details, "cached_tokens", &cached);
+    if (have_input && have_cached && cached > input) have_cached = 0;
+    if (have_cached) u->cache_read_tokens = cached;
+    if (have_input) u->input_tokens = input - (have_cached ? cached : 0);
+    hr_api_openai_cache_writes(details, u);
+    if (hr_api_get_count(usage, k->output, &output)) u->output_tokens = output;
+    if (hr_api_get_count(json_object_get(usage, k->output_details), "reasoning_tokens", &reasoning) &&
+        reasoning <= u->output_tokens)
+        u->reasoning_tokens = reasoning;
+}
+
+char *hr_api_hash_argument(const char *arguments)
+{
+    json_t *a = arguments ? json_loads(arguments, 0, NULL) : NULL;
+    const char *h = json_string_value(json_object_get(a, "hash"));
+    char *out = h ? strdup(h) : NULL;
+    json_decref(a);
+    return out;
+}

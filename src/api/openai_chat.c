@@ -38,31 +38,15 @@ static void find_units(json_t *body, hr_api_unit_fn add, void *ud)
     }
 }
 
-static void read_usage(struct hr_usage *u, const json_t *usage)
-{
-    uint64_t prompt = 0, cached = 0, completion = 0, reasoning = 0;
-    if (!json_is_object(usage)) return;
-    u->seen = 1;
-    int have_prompt = hr_api_get_count(usage, "prompt_tokens", &prompt);
-    const json_t *details = json_object_get(usage, "prompt_tokens_details");
-    int have_cached = hr_api_get_count(details, "cached_tokens", &cached);
-    /* prompt_tokens includes the cached part; more cached than prompt is
-     * nonsense, so trust the total and drop the breakdown. */
-    if (have_prompt && have_cached && cached > prompt) have_cached = 0;
-    if (have_cached) u->cache_read_tokens = cached;
-    if (have_prompt) u->input_tokens = prompt - (have_cached ? cached : 0);
-    hr_api_openai_cache_writes(details, u);
-    if (hr_api_get_count(usage, "completion_tokens", &completion)) u->output_tokens = completion;
-    if (hr_api_get_count(json_object_get(usage, "completion_tokens_details"), "reasoning_tokens", &reasoning) &&
-        reasoning <= u->output_tokens)
-        u->reasoning_tokens = reasoning;
-}
+/* Chat Completions' names for OpenAI's usage fields. */
+static const struct hr_api_openai_usage_keys usage_keys = {"prompt_tokens", "prompt_tokens_details", "completion_tokens",
+                                                           "completion_tokens_details"};
 
 static void usage_from_json(const json_t *answer, struct hr_usage *u)
 {
     if (!json_is_object(answer)) return;
     hr_api_set_model(u, answer);
-    read_usage(u, json_object_get(answer, "usage"));
+    hr_api_openai_usage(u, json_object_get(answer, "usage"), &usage_keys);
 }
 
 static void usage_from_sse(const char *event, size_t event_len, const char *data, size_t len, struct hr_usage *u)
@@ -78,7 +62,7 @@ static void usage_from_sse(const char *event, size_t event_len, const char *data
     json_t *root = json_loadb(data, len, 0, NULL);
     if (json_is_object(root)) {
         if (want_model) hr_api_set_model(u, root);
-        if (want_usage) read_usage(u, json_object_get(root, "usage"));
+        if (want_usage) hr_api_openai_usage(u, json_object_get(root, "usage"), &usage_keys);
     }
     json_decref(root);
 }
@@ -125,12 +109,7 @@ static const char *call_name(const json_t *call) { return tool_def_name(call); }
 
 static char *call_hash(const json_t *call)
 {
-    const char *args = json_string_value(json_object_get(json_object_get(call, "function"), "arguments"));
-    json_t *a = args ? json_loads(args, 0, NULL) : NULL;
-    const char *h = json_string_value(json_object_get(a, "hash"));
-    char *out = h ? strdup(h) : NULL;
-    json_decref(a);
-    return out;
+    return hr_api_hash_argument(json_string_value(json_object_get(json_object_get(call, "function"), "arguments")));
 }
 
 static int append_results(json_t *body, const json_t *answer, const json_t *const *calls, size_t n,

@@ -71,30 +71,15 @@ static const char *latest_user_text(const json_t *body)
     return "";
 }
 
-/* input_tokens includes the cached part, output_tokens the reasoning part. */
-static void read_usage(struct hr_usage *u, const json_t *usage)
-{
-    uint64_t input = 0, cached = 0, output = 0, reasoning = 0;
-    if (!json_is_object(usage)) return;
-    u->seen = 1;
-    int have_input = hr_api_get_count(usage, "input_tokens", &input);
-    const json_t *details = json_object_get(usage, "input_tokens_details");
-    int have_cached = hr_api_get_count(details, "cached_tokens", &cached);
-    if (have_input && have_cached && cached > input) have_cached = 0;
-    if (have_cached) u->cache_read_tokens = cached;
-    if (have_input) u->input_tokens = input - (have_cached ? cached : 0);
-    hr_api_openai_cache_writes(details, u);
-    if (hr_api_get_count(usage, "output_tokens", &output)) u->output_tokens = output;
-    if (hr_api_get_count(json_object_get(usage, "output_tokens_details"), "reasoning_tokens", &reasoning) &&
-        reasoning <= u->output_tokens)
-        u->reasoning_tokens = reasoning;
-}
+/* The Responses API's names for OpenAI's usage fields. */
+static const struct hr_api_openai_usage_keys usage_keys = {"input_tokens", "input_tokens_details", "output_tokens",
+                                                           "output_tokens_details"};
 
 static void usage_from_json(const json_t *answer, struct hr_usage *u)
 {
     if (!json_is_object(answer)) return;
     hr_api_set_model(u, answer);
-    read_usage(u, json_object_get(answer, "usage"));
+    hr_api_openai_usage(u, json_object_get(answer, "usage"), &usage_keys);
 }
 
 /* Events that carry the whole response: created (model), and the three
@@ -121,7 +106,7 @@ static void usage_from_sse(const char *event, size_t event_len, const char *data
     const json_t *response = json_object_get(root, "response");
     if (json_is_object(response)) {
         hr_api_set_model(u, response);
-        if (final) read_usage(u, json_object_get(response, "usage"));
+        if (final) hr_api_openai_usage(u, json_object_get(response, "usage"), &usage_keys);
     }
     json_decref(root);
 }
@@ -158,12 +143,7 @@ static size_t answer_calls(const json_t *answer, const json_t **calls, size_t ma
 
 static char *call_hash(const json_t *call)
 {
-    const char *args = json_string_value(json_object_get(call, "arguments"));
-    json_t *a = args ? json_loads(args, 0, NULL) : NULL;
-    const char *h = json_string_value(json_object_get(a, "hash"));
-    char *out = h ? strdup(h) : NULL;
-    json_decref(a);
-    return out;
+    return hr_api_hash_argument(json_string_value(json_object_get(call, "arguments")));
 }
 
 /* input += answer.output, then one function_call_output per call: the
