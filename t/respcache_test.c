@@ -32,7 +32,7 @@ static int same_key(const char *a, const char *b)
 
 static struct hr_respcache_entry entry(const char *body)
 {
-    return (struct hr_respcache_entry){200, (char *)"application/json", (char *)body, strlen(body), 100, 60};
+    return (struct hr_respcache_entry){200, (char *)"application/json", (char *)body, strlen(body), 100, 60, 0.001};
 }
 
 static void key_n(int i, uint8_t key[32])
