@@ -147,7 +147,10 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static evutil_socket_t listen_on(const char *host, int port, int *bound_port, char *err, size_t errlen)
+/* reuseport: every worker gets its own listening socket on the same port
+ * (SO_REUSEPORT), so the kernel spreads new connections over the workers
+ * instead of waking whichever loop polls first on one shared socket. */
+static evutil_socket_t listen_on(const char *host, int port, int reuseport, int *bound_port, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res;
@@ -161,6 +164,11 @@ static evutil_socket_t listen_on(const char *host, int port, int *bound_port, ch
     evutil_socket_t fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+#ifdef SO_REUSEPORT
+    if (fd >= 0 && reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+#else
+    (void)reuseport;
+#endif
     if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 1024)) {
         snprintf(err, errlen, "cannot listen on %s:%d: %s%s", host, port, strerror(errno),
                  errno == EADDRINUSE ? " (another process uses the port: pick another with --port)" : "");
@@ -181,7 +189,16 @@ static evutil_socket_t listen_on(const char *host, int port, int *bound_port, ch
 int hr_server_start(struct hr_daemon *d, char *err, size_t errlen)
 {
     evthread_use_pthreads();
-    d->listen_fd = listen_on(d->cfg->host, d->cfg->port, &d->port, err, errlen);
+    int reuseport = d->n_workers > 1;
+    if (reuseport && d->cfg->port != 0) {
+        /* SO_REUSEPORT would let this bind join another process's listener
+         * on the port: find out first, with a plain bind, that it is free. */
+        int probe_port;
+        evutil_socket_t probe = listen_on(d->cfg->host, d->cfg->port, 0, &probe_port, err, errlen);
+        if (probe < 0) return -1;
+        close(probe);
+    }
+    d->listen_fd = listen_on(d->cfg->host, d->cfg->port, reuseport, &d->port, err, errlen);
     if (d->listen_fd < 0) return -1;
     d->workers = calloc(d->n_workers, sizeof *d->workers);
     if (!d->workers) return -1;
@@ -202,9 +219,16 @@ int hr_server_start(struct hr_daemon *d, char *err, size_t errlen)
         evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
                                                 EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
         evhttp_set_gencb(w->http, dispatch, w);
-        /* Every worker accepts on the same socket (its own dup: evhttp closes
-         * the descriptor it was given when freed); the kernel spreads connections. */
-        evutil_socket_t fd = fcntl(d->listen_fd, F_DUPFD_CLOEXEC, 0);
+        /* Worker 0 takes (a dup of: evhttp closes what it was given) the
+         * first socket; the others bind their own on the port it got. Where
+         * that fails, a worker shares the first socket. */
+        evutil_socket_t fd = -1;
+        if (i > 0 && reuseport) {
+            char ignored[160];
+            int port = d->port;
+            fd = listen_on(d->cfg->host, d->port, 1, &port, ignored, sizeof ignored);
+        }
+        if (fd < 0) fd = fcntl(d->listen_fd, F_DUPFD_CLOEXEC, 0);
         if (fd < 0 || !evhttp_accept_socket_with_handle(w->http, fd)) {
             snprintf(err, errlen, "worker %zu cannot accept on the listening socket", i);
             return -1;
