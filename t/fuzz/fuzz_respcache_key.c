@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (b2 && hr_respcache_key(&r, k2) == HR_OK && memcmp(k1, k2, sizeof k1)) abort();
         json_decref(b2);
         free(again);
-        struct hr_respcache_entry e = {200, (char *)"application/json", (char *)data, size, size, size / 2}, out;
+        struct hr_respcache_entry e = {200, (char *)"application/json", (char *)data, size, size, size / 2, 0.0}, out;
         if (hr_respcache_put(k1, &e) == HR_OK) {
             if (hr_respcache_get(k1, &out) != HR_OK) abort();
             if (out.body_len != size || (size && memcmp(out.body, data, size))) abort();
