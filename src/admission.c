@@ -33,10 +33,13 @@ int hr_admit_connection(struct hr_worker *w, struct evhttp_request *req, const s
 {
     struct hr_daemon *d = w->d;
     if (w->inflight >= d->cfg->max_connections) {
+        char id[40];
+        snprintf(id, sizeof id, "hr-%zx-%llx", w->index, ++w->next_request);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "x-headroom-request-id", id);
         hr_send_api_error(req, api, 503, HR_API_ERR_OVERLOADED,
                           "headroomd is at max_connections concurrent requests on this worker; retry, or raise max_connections");
         hr_stats_count_rejected(503, 0, 0);
-        hr_acct_refusal(w, NULL, api, path, NULL, 503, "max_connections reached");
+        hr_acct_refusal(w, id, api, path, NULL, 503, "max_connections reached");
         return 1;
     }
     /* Budget spent: refused before anything is parsed or forwarded, on every
@@ -44,12 +47,15 @@ int hr_admit_connection(struct hr_worker *w, struct evhttp_request *req, const s
     char msg[300];
     long retry_after;
     if (!strcmp(method, "POST") && is_model_route(path) && hr_cost_budget_gate(msg, sizeof msg, &retry_after)) {
-        char ra[24];
+        char ra[24], id[40];
         snprintf(ra, sizeof ra, "%ld", retry_after);
+        /* The refusal's id, as on every answer, names its request-log line. */
+        snprintf(id, sizeof id, "hr-%zx-%llx", w->index, ++w->next_request);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "x-headroom-request-id", id);
         hr_send_api_error(req, api, 429, HR_API_ERR_BUDGET, msg);
         hr_stats_count_rejected(429, 0, 1);
-        hr_acct_refusal(w, NULL, api, path, NULL, 429, "budget exceeded");
+        hr_acct_refusal(w, id, api, path, NULL, 429, "budget exceeded");
         return 1;
     }
     return 0;
@@ -92,6 +98,10 @@ int hr_admit_from_cache(struct proxy_req *p, const json_t *body)
     struct evbuffer *buf = evbuffer_new();
     if (buf) evbuffer_add(buf, e.body, e.body_len);
     p->cached = 1;
+    /* The log line says what the headers say (before/after of the replayed
+     * answer); a hit is never credited, so no total counts them. */
+    p->pr.tokens_before = e.tokens_before;
+    p->pr.tokens_after = e.tokens_after;
     hr_stats_record_avoided(e.cost_usd);
     evhttp_send_reply(p->req, e.status, NULL, buf);
     if (buf) evbuffer_free(buf);
@@ -132,6 +142,7 @@ int hr_admit_rate(struct proxy_req *p, uint64_t tokens, int charge)
              v.retry_after_s, unit);
     snprintf(secs, sizeof secs, "%d", v.retry_after_s);
     evhttp_add_header(evhttp_request_get_output_headers(p->req), "Retry-After", secs);
+    evhttp_add_header(evhttp_request_get_output_headers(p->req), "x-headroom-request-id", p->request_id);
     hr_send_api_error(p->req, p->api, 429, HR_API_ERR_RATE_LIMIT, msg);
     hr_stats_count_rejected(429, 1, 0);
     hr_acct_refusal(p->w, p->request_id, p->api, p->path, p->stack, 429, "rate limited");

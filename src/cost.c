@@ -202,6 +202,16 @@ void hr_cost_price_event(struct hr_event *ev, int usage_seen, struct hr_cost *sp
     if (!usage_seen && ev->status >= 200 && ev->status < 300) u.input = ev->tokens_sent;
     if (ev->cached) u = (struct hr_cost_usage){0}; /* our own response cache: the provider bills nothing */
     hr_cost_compute(p, &u, &c);
+    /* Computed once, in whole micro-dollars: the headers, the stream comment,
+     * the request log and every total (/stats, /metrics, the savings file, the
+     * budget) add up exactly these values, so a sum over the log is the total
+     * to the micro-dollar. The split keeps input + output = total. */
+    c.total_usd = hr_numfmt_round(c.total_usd, HR_DECIMALS_USD);
+    c.input_usd = hr_numfmt_round(c.input_usd, HR_DECIMALS_USD);
+    if (c.input_usd > c.total_usd) c.input_usd = c.total_usd;
+    c.output_usd = hr_numfmt_round(c.total_usd - c.input_usd, HR_DECIMALS_USD);
+    c.savings_usd = hr_numfmt_round(c.savings_usd, HR_DECIMALS_USD);
+    c.cache_savings_usd = hr_numfmt_round(c.cache_savings_usd, HR_DECIMALS_USD);
     ev->priced = p != NULL;
     ev->cost_usd = c.total_usd;
     ev->savings_usd = c.savings_usd;
