@@ -1,0 +1,21 @@
+-- post.lua — wrk script for bench/proxy_vs_nginx: POST a small,
+-- non-compressible chat request (BENCH_STREAM=1: the same with "stream":true)
+-- and print one machine-readable line at the end.
+wrk.method = "POST"
+wrk.path = "/v1/chat/completions"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer sk-bench-not-a-key"
+if os.getenv("BENCH_STREAM") == "1" then
+  wrk.body = '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},'
+    .. '{"role":"user","content":"Hello, how are you today?"}],"stream":true,"stream_options":{"include_usage":true}}'
+else
+  wrk.body = '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},'
+    .. '{"role":"user","content":"Hello, how are you today?"}]}'
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT requests=%d duration_us=%d errors=%d status_errors=%d p50_us=%d p99_us=%d mean_us=%.1f\n",
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99), latency.mean))
+end

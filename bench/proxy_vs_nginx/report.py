@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""report.py RUNS.tsv — the summary tables of bench/proxy_vs_nginx/run.sh.
+
+Each figure is the median over rounds; [a–b] is the range over rounds.
+Ratios are headroomd/nginx, computed per round (the two runs of a round are
+back to back) and then taken as the median, so drift on a shared machine
+cancels out as far as it can.
+"""
+import csv
+import statistics
+import sys
+
+TARGET_RPS = 0.7      # headroomd/nginx throughput at 16 and 64 connections
+TARGET_P99 = 1.5      # headroomd/nginx p99
+TARGET_CPU = 25.0     # µs of CPU per request
+TARGET_ADDED = 40.0   # µs added at one connection over a direct call
+
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+bodies = list(dict.fromkeys(r["body"] for r in rows))
+conns = sorted({int(r["conns"]) for r in rows})
+rounds = sorted({int(r["round"]) for r in rows})
+
+
+def get(target, body, c, key):
+    return {int(r["round"]): float(r[key]) for r in rows
+            if r["target"] == target and r["body"] == body and int(r["conns"]) == c and r[key] != ""}
+
+
+def med(d):
+    return statistics.median(d.values()) if d else float("nan")
+
+
+def rng(d, fmt="%.0f"):
+    return ("[" + fmt % min(d.values()) + "–" + fmt % max(d.values()) + "]") if len(d) > 1 else ""
+
+
+def ratio(a, b):
+    per = {k: a[k] / b[k] for k in a if k in b and b[k]}
+    return med(per), per
+
+
+def verdict(ok):
+    return "met" if ok else "**not met**"
+
+
+errors = sum(int(r["errors"]) for r in rows)
+label = {"json": "small JSON", "sse": "SSE stream"}
+print()
+print("Throughput and latency (median of %d rounds; [range]):" % len(rounds))
+print()
+print("| request | conns | nginx req/s | headroomd req/s | ratio (target) | nginx p50 / p99 µs | headroomd p50 / p99 µs | p99 ratio (target ≤ %.1f×) | CPU µs/req nginx | CPU µs/req headroomd (target ≤ %.0f) |" % (TARGET_P99, TARGET_CPU))
+print("|---|---|---|---|---|---|---|---|---|---|")
+for b in bodies:
+    for c in conns:
+        n_rps, h_rps = get("nginx", b, c, "req_s"), get("headroomd", b, c, "req_s")
+        if not n_rps or not h_rps:
+            continue
+        r, per = ratio(h_rps, n_rps)
+        tgt = (" (≥ %.1f: %s)" % (TARGET_RPS, verdict(r >= TARGET_RPS))) if c >= 16 else ""
+        n50, n99 = get("nginx", b, c, "p50_us"), get("nginx", b, c, "p99_us")
+        h50, h99 = get("headroomd", b, c, "p50_us"), get("headroomd", b, c, "p99_us")
+        p99r, p99per = ratio(h99, n99)
+        ncpu, hcpu = get("nginx", b, c, "proxy_cpu_us_req"), get("headroomd", b, c, "proxy_cpu_us_req")
+        print("| %s | %d | %.0f %s | %.0f %s | %.2f× %s%s | %.0f / %.0f | %.0f / %.0f | %.2f× %s %s | %.1f | %.1f %s %s |" % (
+            label.get(b, b), c, med(n_rps), rng(n_rps), med(h_rps), rng(h_rps), r, rng(per, "%.2f"), tgt,
+            med(n50), med(n99), med(h50), med(h99), p99r, rng(p99per, "%.2f"), verdict(p99r <= TARGET_P99),
+            med(ncpu), med(hcpu), rng(hcpu, "%.1f"), verdict(med(hcpu) <= TARGET_CPU)))
+
+print()
+print("Added latency at one connection (p50 through the proxy minus p50 straight to the upstream, same round; target ≤ +%.0f µs):" % TARGET_ADDED)
+print()
+print("| request | direct p50 / p99 µs | nginx p50 / p99 µs | nginx adds p50 | headroomd p50 / p99 µs | headroomd adds p50 | target |")
+print("|---|---|---|---|---|---|---|")
+for b in bodies:
+    d50, d99 = get("direct", b, 1, "p50_us"), get("direct", b, 1, "p99_us")
+    if not d50:
+        continue
+    n50, n99 = get("nginx", b, 1, "p50_us"), get("nginx", b, 1, "p99_us")
+    h50, h99 = get("headroomd", b, 1, "p50_us"), get("headroomd", b, 1, "p99_us")
+    nadd = {k: n50[k] - d50[k] for k in n50 if k in d50}
+    hadd = {k: h50[k] - d50[k] for k in h50 if k in d50}
+    print("| %s | %.0f / %.0f | %.0f / %.0f | +%.0f µs %s | %.0f / %.0f | +%.0f µs %s | %s |" % (
+        label.get(b, b), med(d50), med(d99), med(n50), med(n99), med(nadd), rng(nadd), med(h50), med(h99),
+        med(hadd), rng(hadd), verdict(med(hadd) <= TARGET_ADDED)))
+
+print()
+print("The upstream alone (is it the bottleneck?):")
+print()
+print("| request | conns | direct req/s | upstream CPU µs/req direct | via nginx | via headroomd |")
+print("|---|---|---|---|---|---|")
+for b in bodies:
+    for c in conns:
+        d = get("direct", b, c, "req_s")
+        if not d:
+            continue
+        print("| %s | %d | %.0f %s | %.1f | %.1f | %.1f |" % (
+            label.get(b, b), c, med(d), rng(d), med(get("direct", b, c, "upstream_cpu_us_req")),
+            med(get("nginx", b, c, "upstream_cpu_us_req")), med(get("headroomd", b, c, "upstream_cpu_us_req"))))
+print()
+print("Errors (socket or non-2xx) over all runs: %d" % errors)

@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# run.sh — headroomd against nginx proxy_pass as the floor (issue 17).
+#
+# Starts a fast C upstream (fast_upstream.c), nginx (Debian's, our own config,
+# daemon off) and headroomd (conf/headroom.conf: default transforms and
+# sinks), all on 127.0.0.1, then runs wrk at 1, 16 and 64 connections with a
+# small non-compressible chat request, as JSON and as an SSE stream,
+# interleaving nginx and headroomd, ROUNDS times. Prints req/s, p50/p99,
+# the proxy's CPU µs per request and the headroomd/nginx ratios next to the
+# issue's targets. See README.md in this directory.
+#
+# Usage: HEADROOMD=/path/to/build/src/headroomd bench/proxy_vs_nginx/run.sh
+#   DURATION=3   seconds per wrk run          ROUNDS=3   repetitions
+#   CONNS="1 16 64"  BODIES="json sse"        OUT=dir    keep raw results there
+#   INSTALL=0    don't apt-get install missing nginx/wrk
+#   FAST_UPSTREAM_SSE_SPLIT=1  the upstream sends each SSE event on its own
+#   PERF=1       also profile headroomd (perf record, DWARF call graphs) during
+#                one extra 16-connection JSON run and print its top symbols
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/../.." && pwd)
+DURATION=${DURATION:-3}
+ROUNDS=${ROUNDS:-3}
+CONNS=${CONNS:-"1 16 64"}
+BODIES=${BODIES:-"json sse"}
+INSTALL=${INSTALL:-1}
+CLK_TCK=$(getconf CLK_TCK)
+NCPU=$(nproc)
+
+die() { echo "proxy_vs_nginx: $*" >&2; exit 1; }
+
+# --- tools -----------------------------------------------------------------
+if ! command -v wrk >/dev/null || ! { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; }; then
+    [ "$INSTALL" = 1 ] || die "needs nginx and wrk (apt-get install nginx-light wrk)"
+    [ "$(id -u)" = 0 ] || die "needs nginx and wrk: run as root once, or apt-get install nginx-light wrk"
+    echo "# installing nginx-light and wrk from Debian" >&2
+    apt-get install -y --no-install-recommends nginx-light wrk >/dev/null ||
+        { apt-get update -qq >/dev/null && apt-get install -y --no-install-recommends nginx-light wrk >/dev/null; }
+    # Debian's package may start the nginx service; we only want our own.
+    if [ -s /run/nginx.pid ] && kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; then
+        (service nginx stop || kill "$(cat /run/nginx.pid)") >/dev/null 2>&1 || true
+    fi
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+command -v wrk >/dev/null || die "wrk not found"
+command -v cc >/dev/null || die "cc not found"
+command -v curl >/dev/null || die "curl not found"
+command -v python3 >/dev/null || die "python3 not found"
+
+if [ -z "${HEADROOMD:-}" ]; then
+    for c in "$TOP/src/headroomd" "$TOP/_build/src/headroomd"; do
+        [ -x "$c" ] && HEADROOMD=$c && break
+    done
+fi
+[ -n "${HEADROOMD:-}" ] && [ -x "$HEADROOMD" ] ||
+    die "set HEADROOMD to a built headroomd (e.g. mkdir /tmp/b && cd /tmp/b && $TOP/configure -q && make -j2)"
+
+# --- processes: everything we start is stopped on exit ---------------------
+TMP=$(mktemp -d /tmp/proxy_vs_nginx.XXXXXX)
+UP_PID= NGX_PID= HD_PID=
+cleanup() {
+    set +e
+    [ -n "$HD_PID" ] && kill -TERM "$HD_PID" 2>/dev/null
+    [ -n "$NGX_PID" ] && kill -TERM "$NGX_PID" 2>/dev/null
+    [ -n "$UP_PID" ] && kill -TERM "$UP_PID" 2>/dev/null
+    for p in $HD_PID $NGX_PID $UP_PID; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null
+    done
+    wait 2>/dev/null
+    if [ -n "${OUT:-}" ]; then mkdir -p "$OUT" && cp "$TMP"/*.tsv "$TMP"/*.log "$TMP"/*.conf "$OUT"/ 2>/dev/null; fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { # url [method]
+    for _ in $(seq 100); do
+        curl -s -o /dev/null -m 1 "$1" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# utime+stime in clock ticks, summed over pids (a process's line covers all its threads)
+cpu_ticks() {
+    local t=0 p
+    for p in "$@"; do
+        t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+    done
+    echo "$t"
+}
+
+# fast upstream
+cc -O2 -Wall -o "$TMP/fast_upstream" "$HERE/fast_upstream.c" || die "cannot build fast_upstream.c"
+"$TMP/fast_upstream" 0 "$TMP/up.port" >/dev/null 2>"$TMP/upstream.log" &
+UP_PID=$!
+for _ in $(seq 50); do [ -s "$TMP/up.port" ] && break; sleep 0.1; done
+UP_PORT=$(cat "$TMP/up.port") || die "fast_upstream did not start"
+
+# nginx: as many workers as headroomd's `workers auto` (one per core)
+NGX_PORT=$(free_port)
+mkdir -p "$TMP/ngx"
+cat >"$TMP/nginx.conf" <<EOF
+# written by bench/proxy_vs_nginx/run.sh
+worker_processes $NCPU;
+daemon off;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/ngx/body;
+    proxy_temp_path $TMP/ngx/proxy;
+    fastcgi_temp_path $TMP/ngx/fastcgi;
+    uwsgi_temp_path $TMP/ngx/uwsgi;
+    scgi_temp_path $TMP/ngx/scgi;
+    client_body_buffer_size 64k;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    upstream llm {
+        server 127.0.0.1:$UP_PORT;
+        keepalive 256;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$NGX_PORT;
+        location / {
+            proxy_pass http://llm;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }
+    }
+}
+EOF
+"$NGINX" -p "$TMP/ngx" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" </dev/null >/dev/null 2>>"$TMP/nginx-error.log" &
+NGX_PID=$!
+
+# headroomd: the shipped config, only addresses changed
+HD_PORT=$(free_port)
+sed -e "s|^host .*|host 127.0.0.1|" -e "s|^port .*|port $HD_PORT|" \
+    -e "s|^openai_api_url .*|openai_api_url http://127.0.0.1:$UP_PORT|" \
+    -e "s|^anthropic_api_url .*|anthropic_api_url http://127.0.0.1:$UP_PORT|" \
+    "$TOP/conf/headroom.conf" >"$TMP/headroom.conf"
+mkdir -p "$TMP/ws"
+HEADROOM_WORKSPACE_DIR=$TMP/ws HEADROOM_TELEMETRY=off \
+    "$HEADROOMD" -c "$TMP/headroom.conf" </dev/null >"$TMP/headroomd.log" 2>&1 &
+HD_PID=$!
+
+wait_http "http://127.0.0.1:$NGX_PORT/" || { cat "$TMP/nginx-error.log" >&2; die "nginx did not start"; }
+wait_http "http://127.0.0.1:$HD_PORT/readyz" || { tail -20 "$TMP/headroomd.log" >&2; die "headroomd did not start"; }
+NGX_WORKERS=$(pgrep -P "$NGX_PID" | tr '\n' ' ')
+[ -n "$NGX_WORKERS" ] || die "no nginx workers found"
+# the libtool wrapper execs the real binary, so $HD_PID is headroomd itself
+grep -q headroomd "/proc/$HD_PID/comm" || die "pid $HD_PID is $(cat /proc/$HD_PID/comm), not headroomd"
+
+for port in "$UP_PORT" "$NGX_PORT" "$HD_PORT"; do
+    curl -sf -m 5 -H 'Content-Type: application/json' -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}' \
+        "http://127.0.0.1:$port/v1/chat/completions" | grep -q chatcmpl-bench || die "no answer through port $port"
+    curl -sfN -m 5 -H 'Content-Type: application/json' -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream":true}' \
+        "http://127.0.0.1:$port/v1/chat/completions" | grep -q 'data: \[DONE\]' || die "no stream through port $port"
+done
+
+# --- runs ------------------------------------------------------------------
+RES="$TMP/runs.tsv"
+printf 'round\ttarget\tbody\tconns\trequests\terrors\treq_s\tp50_us\tp99_us\tmean_us\tproxy_cpu_us_req\tupstream_cpu_us_req\n' >"$RES"
+
+run_one() { # round target body conns seconds record
+    local round=$1 target=$2 body=$3 c=$4 secs=$5 record=$6 port pids= t=2
+    case $target in
+        nginx) port=$NGX_PORT pids="$NGX_PID $NGX_WORKERS" ;;
+        headroomd) port=$HD_PORT pids=$HD_PID ;;
+        direct) port=$UP_PORT ;;
+    esac
+    [ "$c" -lt 2 ] && t=1
+    local p0 u0 p1 u1 line
+    p0=$(cpu_ticks $pids) u0=$(cpu_ticks "$UP_PID")
+    BENCH_STREAM=$([ "$body" = sse ] && echo 1 || echo 0) timeout $((secs + 20)) \
+        wrk -t"$t" -c"$c" -d"${secs}s" --timeout 5s --latency -s "$HERE/post.lua" "http://127.0.0.1:$port" >"$TMP/wrk.out" 2>&1 ||
+        { cat "$TMP/wrk.out" >&2; die "wrk failed ($target $body c=$c)"; }
+    p1=$(cpu_ticks $pids) u1=$(cpu_ticks "$UP_PID")
+    [ "$record" = 1 ] || return 0
+    line=$(grep '^RESULT' "$TMP/wrk.out") || { cat "$TMP/wrk.out" >&2; die "no RESULT line from wrk"; }
+    python3 - "$line" "$round" "$target" "$body" "$c" "$p0" "$p1" "$u0" "$u1" "$CLK_TCK" "${pids:-none}" >>"$RES" <<'EOF'
+import sys
+line, rnd, target, body, c, p0, p1, u0, u1, tck, pids = sys.argv[1:]
+kv = dict(x.split("=") for x in line.split()[1:])
+n = int(kv["requests"])
+errs = int(kv["errors"]) + int(kv["status_errors"])
+rps = n / (int(kv["duration_us"]) / 1e6)
+us = lambda a, b: (int(b) - int(a)) * 1e6 / int(tck) / n if n else 0
+pcpu = "" if pids == "none" else "%.1f" % us(p0, p1)
+print("\t".join([rnd, target, body, c, str(n), str(errs), "%.0f" % rps, kv["p50_us"], kv["p99_us"], kv["mean_us"],
+                 pcpu, "%.1f" % us(u0, u1)]))
+EOF
+    tail -1 "$RES" | awk -F'\t' '{printf "#   round %s  %-9s %-4s c=%-3s %8s req/s  p50 %6s us  p99 %6s us  cpu/req %s us  errors %s\n", $1,$2,$3,$4,$7,$8,$9,$11,$6}' >&2
+}
+
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $NCPU cores, load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "# $("$NGINX" -v 2>&1), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), headroomd $HEADROOMD" >&2
+for body in $BODIES; do # warm up: caches, upstream keep-alive pools, page faults
+    run_one 0 nginx "$body" 16 1 0
+    run_one 0 headroomd "$body" 16 1 0
+done
+for round in $(seq "$ROUNDS"); do
+    if [ $((round % 2)) = 1 ]; then order="nginx headroomd"; else order="headroomd nginx"; fi
+    for body in $BODIES; do
+        for c in $CONNS; do
+            targets=$order
+            if [ "$c" = 1 ] || [ "$c" = 64 ]; then targets="direct $order"; fi
+            for target in $targets; do run_one "$round" "$target" "$body" "$c" "$DURATION" 1; done
+        done
+    done
+done
+if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
+    perf record -F 499 --call-graph dwarf,16384 -p "$HD_PID" -o "$TMP/perf.data" -- sleep 2 >/dev/null 2>&1 &
+    PERF_PID=$!
+    run_one P headroomd json 16 3 0
+    wait "$PERF_PID" || true
+    echo "# perf: headroomd, small JSON, 16 connections, 2 s; inclusive share of headroomd's samples, user-space symbols:" >&2
+    timeout 120 perf report -i "$TMP/perf.data" --children --sort symbol -g none --stdio 2>/dev/null |
+        grep -E '^ +[0-9]' | grep -v '\[k\]' | grep -vE '0x[0-9a-f]{8,}|inlined|clone3|start_thread' | head -40 >&2 || true
+    echo "# perf: self time by shared object:" >&2
+    timeout 60 perf report -i "$TMP/perf.data" --no-children --sort dso -g none --stdio 2>/dev/null |
+        grep -E '^ +[0-9]' | head -8 >&2 || true
+fi
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "# load after: $LOAD_AFTER" >&2
+if grep -qiE 'warn|error' "$TMP/headroomd.log"; then echo "# headroomd log (last lines):" >&2; tail -5 "$TMP/headroomd.log" >&2; fi
+cp "$TMP/nginx-error.log" "$TMP/nginx.log" 2>/dev/null || true
+
+python3 "$HERE/report.py" "$RES"
