@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # text_compressors_test.py — the text compressors through the daemon: a
-# failing build log, a repo-wide grep and a git show (real output from t/fixtures/text)
+# failing build log, a repo-wide grep, a git show and a fetched HTML page (real
+# output from t/fixtures/text)
 # arrive upstream compressed, with their evidence lines and a hash= marker;
 # the originals come back from /v1/retrieve; the headroom_retrieve tool is
 # offered; /stats pipeline_timing and /metrics list each stage.
@@ -14,7 +15,7 @@ import base64  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 
-STAGES = ["router", "log_compressor", "search_compressor", "diff_compressor"]
+STAGES = ["router", "log_compressor", "search_compressor", "diff_compressor", "html_extractor"]
 TRANSFORMS = "".join("transform %s { }\n" % s for s in STAGES) + "sink prometheus { }\n"
 FX = os.path.join(T_DIR, "fixtures", "text")
 
@@ -27,7 +28,7 @@ def fixture(name):
 
 
 OUTPUTS = [("make", "make_gcc_error", "[headroom: log:"), ("grep", "grep_rn_src", "[headroom: search:"),
-           ("git_show", "git_show_mixed", "[headroom: diff:")]
+           ("git_show", "git_show_mixed", "[headroom: diff:"), ("fetch_url", "nodejs_path", "[headroom: html:")]
 QUESTION = "Why did the build fail, and where is the stream flag read from the request body?"
 
 

@@ -9,6 +9,7 @@
 #include "logc.h"
 #include "searchc.h"
 #include "diffc.h"
+#include "htmlx.h"
 #include "slurp.h"
 
 static double now(void)
@@ -30,11 +31,13 @@ int main(int argc, char **argv)
     static const struct hr_logc_config logc = {5, 10, 2, 5, 20};
     static const struct hr_searchc_config searchc = {30, 5};
     static const struct hr_diffc_config diffc = {2};
+    static const struct hr_htmlx_config htmlx = {0, 1};
     const struct item items[] = {
         {"log_1mb.txt", "log_compressor", "", hr_logc_compress, &logc},
         {"log_real_1mb.txt", "log_compressor", "", hr_logc_compress, &logc},
         {"diff_1mb.txt", "diff_compressor", "", hr_diffc_compress, &diffc},
         {"grep_1mb.txt", "search_compressor", "where is the timeout set", hr_searchc_compress, &searchc},
+        {"html_1mb.html", "html_extractor", "", hr_htmlx_compress, &htmlx},
     };
     printf("%-18s %-16s %9s %9s %8s %9s\n", "transform", "input", "bytes", "out", "saved", "MB/s");
     for (size_t k = 0; k < sizeof items / sizeof *items; k++) {
