@@ -272,6 +272,37 @@ static void bad_input(void)
     }
 }
 
+/* A mixed-schema array: a row flagged is_anomaly (or failed, error, …) in the
+ * minority schema, whose other rows carry the same key unflagged, is kept. */
+static void mixed_schema_flags(void)
+{
+    static const char *const flags[] = {"\"is_anomaly\":true", "\"anomaly\":true", "\"failed\":true",
+                                        "\"error\":\"disk full\"", "\"outcome\":\"failure\""};
+    static const char *const benign[] = {"\"is_anomaly\":false", "\"anomaly\":false", "\"failed\":false",
+                                         "\"error\":null", "\"outcome\":\"success\""};
+    for (size_t f = 0; f < sizeof flags / sizeof *flags; f++) {
+        size_t cap = 100 * 128 + 256, l = 0;
+        char *p = malloc(cap);
+        l += (size_t)snprintf(p + l, cap - l, "[");
+        for (size_t i = 0; i < 100; i++) {
+            if (i % 10 == 7)
+                l += (size_t)snprintf(p + l, cap - l, "%s{\"host\":\"host-%zu\",\"cpu\":%zu,%s}", i ? "," : "", i,
+                                      40 + i % 5, i == 47 ? flags[f] : benign[f]);
+            else
+                l += (size_t)snprintf(p + l, cap - l, "%s{\"id\":%zu,\"name\":\"item number %zu\",\"v\":%zu}",
+                                      i ? "," : "", i, i, i % 7);
+        }
+        snprintf(p + l, cap - l, "]");
+        struct hr_sc_config cfg = {15, 0.10, 0.05};
+        struct hr_sc_output o;
+        int rc = hr_sc_crush(&cfg, p, strlen(p), "", &o);
+        ok(rc == 0 && strstr(o.text, "\"host-47\""), "mixed schemas: minority-schema row flagged %s kept", flags[f]);
+        if (rc == 0)
+            hr_sc_output_free(&o);
+        free(p);
+    }
+}
+
 static void policy(void)
 {
     char *rows = rows_json(300, NULL);
@@ -493,6 +524,7 @@ int main(void)
     bad_input();
     fh_set_log_level(HR_LOG_WARN);
     policy();
+    mixed_schema_flags();
     headroom_plugin.fini(state);
     fh_reset();
     return tap_exit();

@@ -41,7 +41,10 @@ static uint8_t classify(const char *path)
 {
     static const char *const err[] = {"error", "errors", "exception", "exceptions", "err",
         "error_message", "error_msg", "errormessage", "errmsg", "failure", "fault",
-        "stacktrace", "stack_trace", "traceback", NULL};
+        "stacktrace", "stack_trace", "traceback",
+        /* explicit flags: true (or any non-empty, non-zero value) marks the row */
+        "is_anomaly", "anomaly", "is_anomalous", "anomalous", "failed", "is_failed", "is_error", "has_error",
+        NULL};
     static const char *const status[] = {"status", "state", "result", "outcome", "conclusion",
         "health", "status_code", "statuscode", "http_status", "success", "ok", "passed", NULL};
     static const char *const level[] = {"level", "severity", "log_level", "loglevel", "lvl",
