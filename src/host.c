@@ -94,6 +94,11 @@ static int add_stats_block(const char *key, json_t *(*fn)(void *), json_t *(*fn_
     return HR_OK;
 }
 
+static void events_off(struct hr_instance *self)
+{
+    if (self) self->events_off = 1;
+}
+
 static int register_stats(struct hr_instance *self, const char *key, json_t *(*fn)(void *), void *state)
 {
     (void)self;
@@ -203,4 +208,5 @@ const struct hr_host hr_host_table = {
     .exporter_new = hr_exporter_new,
     .export_post = hr_export_post,
     .export_stats = hr_export_stats,
+    .events_off = events_off,
 };

@@ -25,6 +25,7 @@ struct hr_instance {
     int initialised;
     size_t stage_index;         /* transforms: position in the pipeline */
     struct hr_sink_queue *queue; /* sinks */
+    int events_off;             /* sinks: asked for no events (hr_host.events_off) */
     atomic_ullong events, dropped;
 };
 

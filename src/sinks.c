@@ -126,7 +126,8 @@ int hr_sinks_start(struct hr_plugins *p, size_t queue_size)
     queues = calloc(p->n_sinks ? p->n_sinks : 1, sizeof *queues);
     if (!queues) return -12;
     for (size_t i = 0; i < p->n_sinks; i++) {
-        if (!p->sinks[i]->desc->on_event) continue; /* reads the registries only: no events, no thread */
+        /* Reads the registries only, or asked for nothing: no events, no thread. */
+        if (!p->sinks[i]->desc->on_event || p->sinks[i]->events_off) continue;
         struct hr_sink_queue *q = calloc(1, sizeof *q);
         if (!q) return -12;
         q->in = p->sinks[i];

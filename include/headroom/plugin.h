@@ -426,6 +426,10 @@ struct hr_host {
     int (*export_post)(struct hr_exporter *ex, const void *body, size_t len, uint64_t items);
     /* Counters of one exporter. Thread-safe. */
     void (*export_stats)(struct hr_exporter *ex, struct hr_export_stats *out);
+    /* 1.2, sinks, from init: this instance wants no events (e.g. an exporter
+     * left unconfigured). It then gets no queue and no thread, and requests
+     * pay nothing for it. */
+    void (*events_off)(struct hr_instance *self);
 };
 
 /* ------------------------------------------------------------ descriptor */

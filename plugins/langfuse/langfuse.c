@@ -146,7 +146,7 @@ static json_t *stats_block(void *state)
     return j;
 }
 
-static int init(const struct hr_host *host, struct hr_instance *self, const struct hr_conf *conf, void **out)
+static int start(const struct hr_host *host, struct hr_instance *self, const struct hr_conf *conf, void **out)
 {
     (void)conf;
     if (!HR_HAS_FIELD(host, struct hr_host, export_stats) || !host->exporter_new) {
@@ -219,6 +219,15 @@ static int init(const struct hr_host *host, struct hr_instance *self, const stru
     l->enabled = 1;
     host->log(self, HR_LOG_INFO, "Langfuse traces to %s", l->endpoint);
     return HR_OK;
+}
+
+static int init(const struct hr_host *host, struct hr_instance *self, const struct hr_conf *conf, void **out)
+{
+    int rc = start(host, self, conf, out);
+    const struct lf *l = *out;
+    /* Not exporting: requests need not hand this sink their events. */
+    if (rc == HR_OK && l && !l->enabled && HR_HAS_FIELD(host, struct hr_host, events_off)) host->events_off(self);
+    return rc;
 }
 
 static void fini(void *state)

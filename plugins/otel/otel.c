@@ -929,6 +929,8 @@ static int init(const struct hr_host *host, struct hr_instance *self, const stru
         }
     }
     host->register_stats(self, "otel", stats_block, o);
+    /* Not exporting: requests need not hand this sink their events. */
+    if (!o->enabled && HR_HAS_FIELD(host, struct hr_host, events_off)) host->events_off(self);
     *out = o;
     return HR_OK;
 }
