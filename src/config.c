@@ -44,6 +44,8 @@ static const struct directive directives[] = {
     {"client_timeout", D_INT, OFF(client_timeout_s), 1, 86400, NULL, "seconds a client may take to send a request (default 60)"},
     {"upstream_connect_timeout_ms", D_INT, OFF(upstream_connect_timeout_ms), 1, 600000, NULL, "upstream connect timeout (default 10000)"},
     {"upstream_timeout", D_INT, OFF(upstream_timeout_s), 1, 86400, NULL, "seconds an upstream answer may take in all (default 600)"},
+    {"upstream_keepalive", D_INT, OFF(upstream_keepalive), 1, 10000, NULL, "idle upstream connections kept open per worker (default 32)"},
+    {"upstream_idle_timeout", D_INT, OFF(upstream_idle_timeout_s), 1, 3600, NULL, "seconds an idle upstream connection is kept (default 60)"},
     {"stage_budget_ms", D_INT, OFF(stage_budget_ms), 1, 60000, NULL, "a transform stage slower than this is undone (default 250)"},
     {"min_tokens", D_INT, OFF(min_tokens), 0, 1 << 30, NULL, "tool outputs under this many tokens are left alone (default 200)"},
     {"protect_recent", D_INT, OFF(protect_recent), 0, 1000, NULL, "last N outputs of protected tools are left alone (default 2)"},
@@ -88,6 +90,8 @@ void hr_config_defaults(struct hr_config *c)
     c->client_timeout_s = 60;
     c->upstream_connect_timeout_ms = 10000;
     c->upstream_timeout_s = 600;
+    c->upstream_keepalive = 32;
+    c->upstream_idle_timeout_s = 60;
     c->stage_budget_ms = 250;
     c->min_tokens = 200;
     c->protect_recent = 2;

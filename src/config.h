@@ -35,6 +35,8 @@ struct hr_config {
     int client_timeout_s;
     int upstream_connect_timeout_ms;
     int upstream_timeout_s;
+    int upstream_keepalive;             /* idle upstream connections per worker */
+    int upstream_idle_timeout_s;
     int stage_budget_ms;               /* a stage over this is undone (fail open) */
     int min_tokens;                    /* units smaller than this are not candidates */
     int protect_recent;                /* last N outputs of protected tools stay as they are */

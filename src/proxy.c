@@ -29,7 +29,8 @@ int hr_proxy_is_hop_by_hop(const char *name)
 struct hr_transfer_opts hr_proxy_transfer_opts(const struct proxy_req *p)
 {
     const struct hr_config *cfg = p->w->d->cfg;
-    return (struct hr_transfer_opts){cfg->upstream_connect_timeout_ms, cfg->upstream_timeout_s};
+    return (struct hr_transfer_opts){cfg->upstream_connect_timeout_ms, cfg->upstream_timeout_s,
+                                     cfg->upstream_idle_timeout_s};
 }
 
 void hr_proxy_free(struct proxy_req *p)

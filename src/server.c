@@ -208,7 +208,7 @@ int hr_server_start(struct hr_daemon *d, char *err, size_t errlen)
         w->d = d;
         w->base = event_base_new();
         w->http = w->base ? evhttp_new(w->base) : NULL;
-        w->up = w->base ? hr_upstream_new(w->base) : NULL;
+        w->up = w->base ? hr_upstream_new(w->base, d->cfg->upstream_keepalive) : NULL;
         if (!w->http || !w->up) {
             snprintf(err, errlen, "cannot create worker %zu event loop", i);
             return -1;

@@ -112,7 +112,7 @@ static int timer_set_cb(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
-struct hr_upstream *hr_upstream_new(struct event_base *base)
+struct hr_upstream *hr_upstream_new(struct event_base *base, long max_idle)
 {
     struct hr_upstream *u = calloc(1, sizeof *u);
     if (!u) return NULL;
@@ -127,6 +127,9 @@ struct hr_upstream *hr_upstream_new(struct event_base *base)
     curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
     curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, timer_set_cb);
     curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
+    /* Without a fixed size the cache follows the number of easy handles, so
+     * it shrinks between bursts and reused connections get closed. */
+    curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, max_idle > 0 ? max_idle : 32L);
     return u;
 }
 
@@ -249,6 +252,7 @@ struct hr_transfer *hr_transfer_start(struct hr_upstream *u, const char *method,
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, opts->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT, opts->total_timeout_s);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (opts->idle_timeout_s > 0) curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, opts->idle_timeout_s);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     if (body || strcasecmp(method, "GET")) {
         t->body = malloc(body_len + 1);

@@ -29,9 +29,12 @@ struct hr_transfer_cbs {
 struct hr_transfer_opts {
     long connect_timeout_ms;
     long total_timeout_s;
+    long idle_timeout_s;        /* a pooled connection idle longer is not reused (closed) */
 };
 
-struct hr_upstream *hr_upstream_new(struct event_base *base);
+/* max_idle: connections kept open for reuse once their transfers end (curl's
+ * connection cache), so a steady stream of requests does not reconnect. */
+struct hr_upstream *hr_upstream_new(struct event_base *base, long max_idle);
 void hr_upstream_free(struct hr_upstream *u);
 
 /* Start a request; headers are "Name: value" lines (copied). NULL on error. */
