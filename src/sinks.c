@@ -5,14 +5,17 @@
  * wake-ups a second per sink instead of one per request; when idle, an event
  * is handled at once. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include "log.h"
 #include "sinks.h"
 
-/* An hr_event with its strings and stages copied into one allocation. */
+/* An hr_event with its strings and stages copied into one allocation, made
+ * once per request and shared by every sink queue (sinks only read it). */
 struct owned_event {
+    atomic_int refs; /* queues still holding it, plus the emitter while it hands it out */
     struct hr_event ev;
     struct hr_stage_result stages[];
 };
@@ -92,6 +95,11 @@ static void linger(struct hr_sink_queue *q)
     pthread_cond_timedwait(&q->cond, &q->lock, &ts);
 }
 
+static void release(struct owned_event *o)
+{
+    if (atomic_fetch_sub(&o->refs, 1) == 1) free(o);
+}
+
 static void *sink_thread(void *arg)
 {
     struct hr_sink_queue *q = arg;
@@ -113,7 +121,7 @@ static void *sink_thread(void *arg)
             pthread_mutex_unlock(&q->lock);
             q->in->desc->on_event(q->in->state, &o->ev);
             atomic_fetch_add(&q->in->events, 1);
-            free(o);
+            release(o);
             pthread_mutex_lock(&q->lock);
         }
     }
@@ -151,13 +159,17 @@ int hr_sinks_start(struct hr_plugins *p, size_t queue_size)
 
 void hr_sinks_emit(const struct hr_event *ev)
 {
+    if (!n_queues) return;
+    struct owned_event *o = copy_event(ev);
+    /* One reference per queue, and ours until every queue has it: a sink
+     * that finishes early cannot free it under us. */
+    if (o) atomic_init(&o->refs, (int)n_queues + 1);
     for (size_t i = 0; i < n_queues; i++) {
         struct hr_sink_queue *q = queues[i];
-        struct owned_event *o = copy_event(ev);
         pthread_mutex_lock(&q->lock);
         if (!o || q->len == q->cap || q->stop) {
             pthread_mutex_unlock(&q->lock);
-            free(o);
+            if (o) release(o);
             atomic_fetch_add(&q->in->dropped, 1);
             continue;
         }
@@ -167,6 +179,7 @@ void hr_sinks_emit(const struct hr_event *ev)
         pthread_mutex_unlock(&q->lock);
         if (wake) pthread_cond_signal(&q->cond);
     }
+    if (o) release(o);
 }
 
 void hr_sinks_stop(void)
