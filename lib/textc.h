@@ -9,16 +9,8 @@
 #include <stdint.h>
 #include <headroom/plugin.h>
 #include "memo.h"
+#include "tbuf.h"
 
-struct hr_tbuf {
-    char *p;
-    size_t len, cap;
-    int oom; /* sticky: every later put is a no-op */
-};
-void hr_tbuf_put(struct hr_tbuf *b, const void *s, size_t n);
-void hr_tbuf_putc(struct hr_tbuf *b, char c);
-void hr_tbuf_putf(struct hr_tbuf *b, const char *fmt, ...) HR_PRINTF_LIKE(2, 3);
-void hr_tbuf_free(struct hr_tbuf *b);
 
 /* One line of a text: [off, off+len), without '\n' and a trailing '\r'. */
 struct hr_line {
