@@ -23,6 +23,7 @@ struct unit_ref {
     const char *key;
     int hashed;
     uint64_t hash[2];
+    int replaced;          /* a stage replaced the text in this request */
 };
 
 /* One unit_replace, kept so a failing stage can be undone. */
@@ -123,7 +124,7 @@ static void add_unit(void *ud, json_t *holder, const char *key, size_t msg, cons
                                       .text = json_string_value(s), .len = json_string_length(s), .tool_name = tool};
     /* Held so a stage that removes whole messages cannot free a holder that
      * the undo journal or a later unit_replace would still write to. */
-    l->refs[l->n] = (struct unit_ref){json_incref(holder), key, 0, {0, 0}};
+    l->refs[l->n] = (struct unit_ref){json_incref(holder), key, 0, {0, 0}, 0};
     l->n++;
 }
 
@@ -175,6 +176,7 @@ int hr_pipeline_unit_replace(struct hr_request *req, size_t i, const char *text,
     c->journal[c->n_journal++] = (struct journal_entry){i, json_incref(json_object_get(r->holder, r->key)), u->tokens};
     json_object_set_new(r->holder, r->key, s);
     r->hashed = 0;
+    r->replaced = 1;
     c->stage_saved += (int64_t)(u->tokens - tokens);
     u->text = json_string_value(s);
     u->len = len;
@@ -264,13 +266,15 @@ static void marker_counts(const char *text, const char *addr, struct hr_ccr_info
     }
 }
 
-/* The addresses markers in the final units point to: reported by
- * /v1/compress (ccr_hashes), and described in the store (tool, counts). */
-static void note_markers(struct hr_request *req, struct hr_pipeline_result *out)
+/* The addresses of the markers this request's stages inserted: reported by
+ * /v1/compress (ccr_hashes), and described in the store (tool, counts).
+ * Only replaced units are read: the rest carry no new marker. */
+static void note_markers(struct req_ctx *c, struct hr_pipeline_result *out)
 {
+    struct hr_request *req = &c->req;
     for (size_t i = 0; i < req->n_units; i++) {
         const struct hr_unit *u = &req->units[i];
-        if (!strstr(u->text, "hash=") && !strstr(u->text, "\"retrieve\":\"")) continue;
+        if (!c->refs[i].replaced) continue;
         char found[16][HR_CCR_HASH_LEN + 1];
         size_t n = hr_ccr_markers(u->text, u->len, found, 16);
         for (size_t k = 0; k < n; k++) {
@@ -535,7 +539,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
         saved_total += c.stage_saved;
     }
     out->changed = c.n_journal > 0 || c.req.body_edited;
-    note_markers(&c.req, out);
+    note_markers(&c, out);
     commit_journal(&c);
     free(c.journal);
     if (saved_total > (int64_t)out->tokens_before) saved_total = (int64_t)out->tokens_before;
