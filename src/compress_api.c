@@ -10,7 +10,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <math.h>
+#include "bm25.h"
 #include "ccr.h"
 #include "daemon.h"
 #include "json_load.h"
@@ -112,94 +112,34 @@ void hr_compress_handle(struct hr_daemon *d, struct evhttp_request *req, const c
     hr_send_json(req, 200, out);
 }
 
-#define MAX_QUERY_TERMS 16
-
-/* Lowercase words of `text` (letters, digits, _), fed to fn one by one. */
-static void for_words(const char *text, void (*fn)(void *ud, const char *w, size_t n), void *ud)
-{
-    const char *p = text;
-    while (*p) {
-        while (*p && !(((*p | 32) >= 'a' && (*p | 32) <= 'z') || (*p >= '0' && *p <= '9') || *p == '_')) p++;
-        const char *w = p;
-        while (((*p | 32) >= 'a' && (*p | 32) <= 'z') || (*p >= '0' && *p <= '9') || *p == '_') p++;
-        if (p > w) fn(ud, w, (size_t)(p - w));
-    }
-}
-
-struct terms {
-    char t[MAX_QUERY_TERMS][64];
-    size_t n;
-};
-
-static void add_term(void *ud, const char *w, size_t n)
-{
-    struct terms *q = ud;
-    if (n < 2 || n >= 64 || q->n == MAX_QUERY_TERMS) return;
-    for (size_t i = 0; i < n; i++) q->t[q->n][i] = (char)((w[i] >= 'A' && w[i] <= 'Z') ? w[i] + 32 : w[i]);
-    q->t[q->n][n] = '\0';
-    for (size_t k = 0; k < q->n; k++)
-        if (!strcmp(q->t[k], q->t[q->n])) return;
-    q->n++;
-}
-
-struct row_count {
-    const struct terms *q;
-    unsigned tf[MAX_QUERY_TERMS];
-    size_t words;
-};
-
-static void count_word(void *ud, const char *w, size_t n)
-{
-    struct row_count *r = ud;
-    r->words++;
-    for (size_t k = 0; k < r->q->n; k++)
-        if (strlen(r->q->t[k]) == n && !strncasecmp(r->q->t[k], w, n)) r->tf[k]++;
-}
-
 /* The rows of a JSON-array original that rank best for `query` by BM25
- * (k1 1.2, b 0.75), best first, at most `max`; rows with no query word are
- * left out. */
+ * (lib/bm25, as smart_crusher ranks rows), best first, at most `max`; rows
+ * with no query word are left out. */
 static json_t *rank_rows(const json_t *rows, const char *query, size_t max)
 {
     json_t *out = json_array();
     size_t n = json_array_size(rows);
-    struct terms q = {.n = 0};
-    if (query) for_words(query, add_term, &q);
-    if (!n || !q.n) return out;
-    struct row_count *rc = calloc(n, sizeof *rc);
+    if (!n || !query || !*query) return out;
+    struct hr_bm25_doc *docs = calloc(n, sizeof *docs);
+    char **texts = calloc(n, sizeof *texts);
     double *score = calloc(n, sizeof *score);
-    if (!rc || !score) {
-        free(rc), free(score);
-        return out;
-    }
-    double total_words = 0;
-    size_t df[MAX_QUERY_TERMS] = {0};
-    for (size_t i = 0; i < n; i++) {
-        rc[i].q = &q;
-        char *text = json_dumps(json_array_get(rows, i), JSON_COMPACT | JSON_ENCODE_ANY);
-        if (text) for_words(text, count_word, &rc[i]);
-        free(text);
-        total_words += (double)rc[i].words;
-        for (size_t k = 0; k < q.n; k++) df[k] += rc[i].tf[k] > 0;
-    }
-    double avgdl = total_words / (double)n;
-    for (size_t i = 0; i < n; i++)
-        for (size_t k = 0; k < q.n; k++) {
-            if (!rc[i].tf[k]) continue;
-            double idf = log(1.0 + ((double)n - (double)df[k] + 0.5) / ((double)df[k] + 0.5));
-            double tf = rc[i].tf[k], norm = 1.2 * (1 - 0.75 + 0.75 * (double)rc[i].words / (avgdl > 0 ? avgdl : 1));
-            score[i] += idf * tf * 2.2 / (tf + norm);
+    if (docs && texts && score) {
+        for (size_t i = 0; i < n; i++) {
+            texts[i] = json_dumps(json_array_get(rows, i), JSON_COMPACT | JSON_ENCODE_ANY);
+            docs[i] = (struct hr_bm25_doc){texts[i] ? texts[i] : "", texts[i] ? strlen(texts[i]) : 0};
         }
-    for (size_t k = 0; k < max; k++) {
-        size_t best = n;
-        for (size_t i = 0; i < n; i++)
-            if (score[i] > 0 && (best == n || score[i] > score[best])) best = i;
-        if (best == n) break;
-        json_array_append(out, json_array_get(rows, best));
-        score[best] = 0;
+        if (hr_bm25(query, docs, n, 1, score) > 0)
+            for (size_t k = 0; k < max; k++) {
+                size_t best = n;
+                for (size_t i = 0; i < n; i++)
+                    if (score[i] > 0 && (best == n || score[i] > score[best])) best = i;
+                if (best == n) break;
+                json_array_append(out, json_array_get(rows, best));
+                score[best] = 0;
+            }
     }
-    free(rc);
-    free(score);
+    for (size_t i = 0; texts && i < n; i++) free(texts[i]);
+    free(texts), free(docs), free(score);
     return out;
 }
 
