@@ -2,6 +2,7 @@
  * finished request, the budget gate before forwarding, /stats blocks. */
 #include <errno.h>
 #include <math.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,18 +70,10 @@ static char *default_prices_path(void)
  * text is not such a date. */
 static long days_since(const char *date)
 {
-    int y, m, d;
-    char tail;
-    if (!date || sscanf(date, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || m < 1 || m > 12 || d < 1 || d > 31)
-        return -1;
-    /* days from civil (proleptic Gregorian), as in timegm without the TZ dance */
-    y -= m <= 2;
-    long era = (y >= 0 ? y : y - 399) / 400;
-    long yoe = y - era * 400;
-    long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    long day = era * 146097 + doe - 719468;
-    return (long)floor(hr_clock_now() / 86400.0) - day;
+    struct tm tm = {0};
+    const char *end = date ? strptime(date, "%Y-%m-%d", &tm) : NULL;
+    if (!end || *end) return -1;
+    return (long)floor((hr_clock_now() - (double)timegm(&tm)) / 86400.0);
 }
 
 /* Prices change: a table older than this many days gets one WARN at start. */
