@@ -65,7 +65,10 @@ static void summary(struct hr_tbuf *b, const struct hr_sc_table *t)
     reason(b, t, HR_SC_R_QUERY, "query match", 0);
     if (sp)
         hr_tbuf_putf(b, "%s%zu evenly spaced", b->len ? "; " : "", sp);
-    hr_tbuf_putf(b, "%sfirst/last", b->len ? "; " : "");
+    if (t->n_groups > 1)
+        hr_tbuf_putf(b, "%sfirst/last of each of %zu schemas", b->len ? "; " : "", t->n_groups);
+    else
+        hr_tbuf_putf(b, "%sfirst/last", b->len ? "; " : "");
     if (err_left || needle_left || out_left)
         hr_tbuf_putf(b, "; not shown: %zu errors, %zu rare-field rows, %zu outliers", err_left,
              needle_left, out_left);
