@@ -96,8 +96,7 @@ int hr_sc_render(const struct hr_sc_table *t, const char *prefix, size_t prefix_
     char hint[160];
     /* "hash=<24 hex>" in the text too: clients and gateways look for it. */
     snprintf(hint, sizeof hint,
-             "%zu of %zu rows shown, original order. Call headroom_retrieve with hash=" HR_SC_HASH_PLACEHOLDER
-             " for the full data.", kept, t->n);
+             "Call headroom_retrieve with hash=" HR_SC_HASH_PLACEHOLDER " for all %zu rows.", t->n);
     json_t *m = json_pack("{s:{s:I,s:I,s:o,s:s,s:s,s:s}}", "_headroom",
                           "omitted", (json_int_t)(t->n - kept), "total", (json_int_t)t->n,
                           "kept_indices", idx, "reasons", reasons.p ? reasons.p : "",
