@@ -316,8 +316,24 @@ int main(void)
     headroom_plugin.on_event(s, &ev);
     for (int i = 0; i < 200 && stat_int("write_errors") < 1; i++) usleep(10000);
     ok(stat_int("write_errors") >= 1, "the writer retries and counts the failure");
+    /* Fixing the path needs no restart: the queued row goes in. */
+    unlink(blocker);
+    mkdir(blocker, 0700);
+    ok(wait_written(1) && stat_state("ok"), "once the directory can be made, the queued row is written");
+    ok(strstr(fh_log(), "writable again") != NULL, "an INFO says the file is writable again");
     drop(s);
-    ok(strstr(fh_log(), "could not be written") != NULL, "fini says which rows are lost");
+    is_int(q_int(bad, "SELECT count(*) FROM requests"), 1, "the row is in the file");
+
+    /* Still unusable at shutdown: the loss is reported. */
+    const char *blocker2 = file("b-file");
+    write_bytes(blocker2, "x", 1);
+    snprintf(bad, sizeof bad, "%s/metrics.db", blocker2);
+    fh_log_clear();
+    s = make(bad, "flush_interval_ms", "60000", NULL, NULL);
+    ev = event(1);
+    headroom_plugin.on_event(s, &ev);
+    drop(s);
+    ok(strstr(fh_log(), "1 rows could not be written") != NULL, "fini says which rows are lost");
 
     /* --- hostile strings ---------------------------------------------- */
     const char *db7 = file("strings.db");
