@@ -138,9 +138,7 @@ static int open_db(struct mdb *m, int at_start)
     if (st == MDB_OPENED) {
         atomic_store(&m->state, ST_OK);
         set_error(m, "");
-        if (!at_start && m->failing)
-            m->host->log(m->self, HR_LOG_INFO, "metrics database %s is writable again", m->path);
-        else if (at_start)
+        if (at_start)
             m->host->log(m->self, HR_LOG_INFO, "metrics database: %s (schema version %d%s, retention %d days)",
                          m->path, MDB_SCHEMA_VERSION,
                          info.created ? (info.version_found ? ", migrated" : ", created") : "", m->retention_days);
@@ -164,8 +162,9 @@ static int open_db(struct mdb *m, int at_start)
 
 static void prune(struct mdb *m, double now)
 {
+    if (!m->db) return; /* not open yet: prune as soon as it is */
     m->next_prune = now + PRUNE_EVERY_S;
-    if (!m->retention_days || !m->db) return;
+    if (!m->retention_days) return;
     int64_t deleted = 0;
     char why[256];
     int rc = mdb_prune(m->db, now - m->retention_days * 86400.0, &deleted, why, sizeof why);
@@ -190,13 +189,15 @@ static void requeue(struct mdb *m, struct mdb_row *rows, size_t n)
     pthread_mutex_unlock(&m->mu);
 }
 
-/* Write one batch. Returns 0, or -1 with the rows put back (final: dropped). */
+/* Write one batch. Returns 0, or -1 with the rows put back (final: freed,
+ * the caller counts and reports them). */
 static int write_batch(struct mdb *m, struct mdb_row *rows, size_t n, int final)
 {
     double t0 = mono_ms();
     int rc = SQLITE_CANTOPEN;
     char why[512] = "";
-    if (m->db || open_db(m, 0) == 0) {
+    int opened = m->db || open_db(m, 0) == 0;
+    if (opened) {
         rc = mdb_insert(m->db, rows, why, sizeof why);
         if (rc != SQLITE_OK && mdb_is_damage(rc)) {
             /* Damaged under us: the next attempt reopens, which moves it aside. */
@@ -218,14 +219,13 @@ static int write_batch(struct mdb *m, struct mdb_row *rows, size_t n, int final)
         m->total_batch_ms += ms;
         if (ms > m->max_batch_ms) m->max_batch_ms = ms;
         pthread_mutex_unlock(&m->mu);
-        if (m->failing && atomic_load(&m->state) == ST_OK)
-            m->host->log(m->self, HR_LOG_INFO, "metrics database %s: writes succeed again", m->path);
+        if (m->failing) m->host->log(m->self, HR_LOG_INFO, "metrics database %s is writable again", m->path);
         m->failing = 0;
         mdb_rows_free(rows);
         return 0;
     }
     atomic_fetch_add(&m->write_errors, 1);
-    if (m->db) {
+    if (opened) { /* an open that failed has logged and set the error itself */
         set_error(m, why);
         if (!m->failing)
             m->host->log(m->self, HR_LOG_WARN,
@@ -234,9 +234,6 @@ static int write_batch(struct mdb *m, struct mdb_row *rows, size_t n, int final)
         m->failing = 1;
     }
     if (final) {
-        atomic_fetch_add(&m->rows_dropped, n);
-        m->host->log(m->self, HR_LOG_ERROR, "shutting down: %zu rows could not be written to %s (%s) and are lost", n,
-                     m->path, why);
         mdb_rows_free(rows);
     } else {
         requeue(m, rows, n);
@@ -291,6 +288,23 @@ static void *writer_main(void *arg)
             if (rc && !stop) {
                 backoff = 1;
                 break;
+            }
+            if (rc) {
+                /* Shutting down and the file refuses: do not wait a busy
+                 * timeout per batch, give the rest up at once. */
+                size_t lost = n + m->queued;
+                mdb_rows_free(m->head);
+                m->head = NULL;
+                m->tail = &m->head;
+                m->queued = 0;
+                atomic_fetch_add(&m->rows_dropped, lost);
+                char why[sizeof m->last_error];
+                memcpy(why, m->last_error, sizeof why);
+                pthread_mutex_unlock(&m->mu);
+                m->host->log(m->self, HR_LOG_ERROR,
+                             "shutting down: %zu rows could not be written to %s (%s) and are lost", lost, m->path,
+                             why[0] ? why : "see the warnings above");
+                pthread_mutex_lock(&m->mu);
             }
         }
         if (stop) break;

@@ -190,7 +190,8 @@ static int migrate(sqlite3 *db, const char *path, struct mdb_open_info *info)
     return MDB_OPENED;
 }
 
-static int try_open(const char *path, int busy_ms, int check, sqlite3 **out, struct mdb_open_info *info)
+static int try_open(const char *path, int busy_ms, int check, sqlite3 **out, struct mdb_open_info *info,
+                    struct stat *seen)
 {
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
@@ -199,6 +200,7 @@ static int try_open(const char *path, int busy_ms, int check, sqlite3 **out, str
         sqlite3_close(db);
         return st;
     }
+    if (stat(path, seen)) memset(seen, 0, sizeof *seen);
     sqlite3_busy_timeout(db, busy_ms);
     int st = MDB_OPENED;
     int64_t v = 0, n = 0;
@@ -279,8 +281,12 @@ out:
 
 /* Rename the damaged file (and its -wal, -journal) to
  * <path>.corrupt-<stamp>[-N]; its -shm is only an index and goes. */
-static int quarantine(const char *path, double now, char *dest, size_t destlen)
+static int quarantine(const char *path, double now, const struct stat *damaged, char *dest, size_t destlen)
 {
+    /* Another process sharing the file may have moved it aside and started
+     * a new one since we looked: that one is not ours to move. */
+    struct stat cur;
+    if (stat(path, &cur) || cur.st_ino != damaged->st_ino || cur.st_dev != damaged->st_dev) return -EAGAIN;
     time_t t = (time_t)now;
     struct tm tm;
     char stamp[32];
@@ -319,9 +325,19 @@ enum mdb_open_status mdb_open(const char *path, double now, int busy_timeout_ms,
         snprintf(info->why, sizeof info->why, "cannot create the directory of %s: %s", path, strerror(-rc));
         return MDB_FAILED;
     }
-    int st = try_open(path, busy_timeout_ms, check, db, info);
+    struct stat seen;
+    int st = try_open(path, busy_timeout_ms, check, db, info, &seen);
     if (st != OPEN_DAMAGED) return (enum mdb_open_status)st;
-    rc = quarantine(path, now, info->moved_to, sizeof info->moved_to);
+    rc = quarantine(path, now, &seen, info->moved_to, sizeof info->moved_to);
+    if (rc == -EAGAIN) { /* replaced meanwhile: open what is there now */
+        memset(info, 0, sizeof *info);
+        st = try_open(path, busy_timeout_ms, 0, db, info, &seen);
+        if (st == OPEN_DAMAGED) {
+            snprintf(info->why, sizeof info->why, "%s is unreadable: %s", path, info->damage);
+            return MDB_FAILED;
+        }
+        return (enum mdb_open_status)st;
+    }
     if (rc) {
         info->moved_to[0] = '\0';
         snprintf(info->why, sizeof info->why,
@@ -334,7 +350,7 @@ enum mdb_open_status mdb_open(const char *path, double now, int busy_timeout_ms,
     memcpy(damage, info->damage, sizeof damage);
     memcpy(moved, info->moved_to, sizeof moved);
     memset(info, 0, sizeof *info);
-    st = try_open(path, busy_timeout_ms, 0, db, info);
+    st = try_open(path, busy_timeout_ms, 0, db, info, &seen);
     memcpy(info->damage, damage, sizeof damage);
     memcpy(info->moved_to, moved, sizeof moved);
     if (st == OPEN_DAMAGED) {
