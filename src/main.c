@@ -285,7 +285,7 @@ int main(int argc, char **argv)
         hr_config_free(&cfg);
         return 0;
     }
-    if (!conf_path) HR_INFO(LOGGER, "no config file (-c): running with defaults and no plugins");
+    if (!conf_path) HR_INFO(LOGGER, "no config file (-c): running with defaults%s", cfg.n_plugins ? "" : " and no plugins");
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
