@@ -85,7 +85,10 @@ def stand_in(name, kind, extra=""):
 stand_in("claude", "anthropic")
 stand_in("codex", "openai")
 stand_in("aider", "openai")
-stand_in("mytool", "openai")
+stand_in("mytool", "openai", 'read line; echo "agent-said:$line"')
+with open(os.path.join(BIN, "ttycheck"), "w") as f:
+    f.write('#!/bin/sh\nif [ -t 0 ] && [ -t 1 ] && [ -t 2 ]; then echo tty-ok; else echo no-tty; fi\n')
+os.chmod(os.path.join(BIN, "ttycheck"), 0o755)
 stand_in("slowagent", "anthropic", 'touch "$WRAP_OUT/slowagent.started"; sleep 30')
 
 
@@ -128,8 +131,8 @@ def base_env(mock, workspace, **extra):
     return e
 
 
-def wrap(args, env, timeout=60):
-    return subprocess.run([CLI, "wrap"] + args, env=env, capture_output=True, timeout=timeout)
+def wrap(args, env, timeout=60, stdin=b""):
+    return subprocess.run([CLI, "wrap"] + args, env=env, capture_output=True, timeout=timeout, input=stdin)
 
 
 with Mock() as m:
@@ -185,8 +188,9 @@ with Mock() as m:
 
     # ---- generic: wrap -- CMD
     port = free_port()
-    r = wrap(["--port", str(port), "--", "mytool", "a b"], base_env(m, ws, AGENT_EXIT="3"))
+    r = wrap(["--port", str(port), "--", "mytool", "a b"], base_env(m, ws, AGENT_EXIT="3"), stdin=b"from-stdin\n")
     is_(r.returncode, 3, "wrap -- CMD: the command's exit code")
+    is_(r.stdout.decode(), "agent-said:from-stdin\n", "stdin and stdout are the agent's (the proxy's output goes to its log)")
     e = envfile("mytool")
     is_([e.get(k) for k in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL")],
         ["http://127.0.0.1:%d/v1" % port, "http://127.0.0.1:%d" % port], "wrap -- CMD: both base URLs")
@@ -200,6 +204,21 @@ with Mock() as m:
         ok(h.alive(), "reuse: the running headroomd is left running")
         is_(h.stats()["requests"]["by_stack"], {"wrap_claude": 1}, "reuse: the session shows in the running daemon's /stats")
         ok(not os.path.exists(os.path.join(ws + "-reuse", "wrap-headroomd.log")), "reuse: no second headroomd started")
+        # the terminal is the agent's: stdin, stdout and stderr stay a tty
+        import pty
+        master, slave = pty.openpty()
+        p = subprocess.Popen([CLI, "wrap", "--port", str(h.port), "--", "ttycheck"], env=base_env(m, ws + "-reuse"),
+                             stdin=slave, stdout=slave, stderr=slave)
+        os.close(slave)
+        got = b""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and b"\n" not in got:
+            try:
+                got += os.read(master, 100)
+            except OSError:
+                break
+        is_((p.wait(30), got.strip()), (0, b"tty-ok"), "the agent gets the terminal")
+        os.close(master)
 
     # ---- signals: SIGTERM to wrap reaches the agent; Ctrl-C (SIGINT to the group) too; the proxy stops
     for what, sig, want in (("SIGTERM to wrap", signal.SIGTERM, 128 + signal.SIGTERM),
