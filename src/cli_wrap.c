@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include "cli.h"
+#include "config.h"
 #include "state_dir.h"
 
 #define MAX_ENV 8
@@ -52,8 +53,8 @@ static void usage(FILE *out)
             "and stopped when the agent exits. The agent's exit code is wrap's exit code.\n"
             "\n"
             "  --print-env   print the agent's environment as shell `export` lines instead of running it\n"
-            "  --port N      headroomd port on 127.0.0.1 (default $HEADROOM_PORT, else 8787)\n"
-            "  -c FILE       config for a headroomd that wrap starts (default $HEADROOM_CONFIG)\n"
+            "  --port N      headroomd port on 127.0.0.1 (default: $HEADROOM_PORT, else the config's port, else 8787)\n"
+            "  -c FILE       config whose port wrap uses, and that a headroomd wrap starts reads (default $HEADROOM_CONFIG)\n"
             "\n"
             "Environment: HEADROOMD names the headroomd binary (default: next to headroom, else on PATH).\n");
 }
@@ -304,6 +305,20 @@ static void print_env(const struct env *e)
 
 /* ------------------------------------------------------------------ main */
 
+/* The port headroomd would use: the config file's `port`, then
+ * HEADROOM_PORT, as headroomd reads them (--port overrides both). */
+static int configured_port(const char *conf, int *port)
+{
+    struct hr_config c;
+    char err[1024];
+    hr_config_defaults(&c);
+    int rc = (conf && hr_config_apply_file(&c, conf, err, sizeof err)) || hr_config_apply_env(&c, err, sizeof err);
+    if (rc) fprintf(stderr, "headroom wrap: %s\n", err);
+    else *port = c.port;
+    hr_config_free(&c);
+    return rc ? -1 : 0;
+}
+
 static int parse_port(const char *s, int *port)
 {
     char *end;
@@ -315,14 +330,9 @@ static int parse_port(const char *s, int *port)
 
 int hr_cli_wrap(int argc, char **argv)
 {
-    int print = 0, port = 8787, i = 1;
+    int print = 0, port = 0, i = 1;
     const char *conf = getenv("HEADROOM_CONFIG");
     if (conf && !*conf) conf = NULL;
-    const char *env_port = getenv("HEADROOM_PORT");
-    if (env_port && *env_port && parse_port(env_port, &port)) {
-        fprintf(stderr, "headroom wrap: HEADROOM_PORT='%s' is not a port (1-65535)\n", env_port);
-        return HR_EXIT_USAGE;
-    }
     for (; i < argc && argv[i][0] == '-' && strcmp(argv[i], "--"); i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -338,6 +348,13 @@ int hr_cli_wrap(int argc, char **argv)
             conf = argv[++i];
         } else {
             fprintf(stderr, "headroom wrap: unknown option '%s'; run 'headroom wrap --help'\n", argv[i]);
+            return HR_EXIT_USAGE;
+        }
+    }
+    if (!port) {
+        if (configured_port(conf, &port)) return HR_EXIT_USAGE;
+        if (!port) {
+            fprintf(stderr, "headroom wrap: the configured port is 0 (any free port); give wrap a fixed one with --port\n");
             return HR_EXIT_USAGE;
         }
     }

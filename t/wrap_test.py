@@ -204,6 +204,12 @@ with Mock() as m:
         ok(h.alive(), "reuse: the running headroomd is left running")
         is_(h.stats()["requests"]["by_stack"], {"wrap_claude": 1}, "reuse: the session shows in the running daemon's /stats")
         ok(not os.path.exists(os.path.join(ws + "-reuse", "wrap-headroomd.log")), "reuse: no second headroomd started")
+        r = wrap(["-c", h.conf_path, "codex"], base_env(m, ws + "-reuse"))
+        is_((r.returncode, h.stats()["requests"]["by_stack"]), (0, {"wrap_claude": 1}),
+            "reuse: the port from the config file (-c); codex sends no stack header")
+        is_(h.stats()["requests"]["total"], 2, "reuse: codex's request went to the running daemon")
+        r = wrap(["--print-env", "codex"], base_env(m, ws, HEADROOM_CONFIG=h.conf_path))
+        is_(r.stdout.decode(), "export OPENAI_BASE_URL='http://127.0.0.1:%d/v1'\n" % h.port, "the port from $HEADROOM_CONFIG")
         # the terminal is the agent's: stdin, stdout and stderr stay a tty
         import pty
         master, slave = pty.openpty()
@@ -254,6 +260,9 @@ with Mock() as m:
     like(r.stderr.decode(), r"unknown agent 'gemini-cli' \(claude, codex or aider; `headroom wrap -- COMMAND`", "unknown agent named")
     r = wrap(["--port", "70000", "claude"], base_env(m, ws))
     like(r.stderr.decode(), r"--port '70000' is not a port", "bad --port named")
+    r = wrap(["claude"], base_env(m, ws, HEADROOM_PORT="http"))
+    is_(r.returncode, 2, "bad HEADROOM_PORT: usage error")
+    like(r.stderr.decode(), r"HEADROOM_PORT: 'http' must be a whole number", "bad HEADROOM_PORT named")
 
     class NotUs(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
