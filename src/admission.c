@@ -65,19 +65,25 @@ int hr_admit_connection(struct hr_worker *w, struct evhttp_request *req, const s
  * the client's body, before compression). A hit sends no tokens anywhere,
  * so its event carries none; it replays the token headers of the answer it
  * reuses. */
-int hr_admit_from_cache(struct proxy_req *p, const json_t *body)
+int hr_admit_cache_key(struct evhttp_request *req, const struct hr_api *api, const char *path, const json_t *body,
+                       uint8_t key[HR_RESPCACHE_KEY_LEN])
 {
-    if (!hr_respcache_enabled()) return 0;
-    struct evkeyvalq *in = evhttp_request_get_input_headers(p->req);
-    const char *query = strchr(evhttp_request_get_uri(p->req), '?');
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *query = strchr(evhttp_request_get_uri(req), '?');
     const char *const hdrs[] = {"x-api-key", evhttp_find_header(in, "x-api-key"),
                                 "anthropic-version", evhttp_find_header(in, "anthropic-version"),
                                 "anthropic-beta", evhttp_find_header(in, "anthropic-beta"),
                                 "openai-organization", evhttp_find_header(in, "openai-organization"),
                                 "openai-project", evhttp_find_header(in, "openai-project"), NULL};
-    struct hr_respcache_request r = {p->api->provider, p->path, query, body, evhttp_find_header(in, "authorization"),
+    struct hr_respcache_request r = {api->provider, path, query, body, evhttp_find_header(in, "authorization"),
                                      hdrs};
-    if (hr_respcache_key(&r, p->cache_key)) return 0; /* a stream: never cached */
+    return hr_respcache_key(&r, key);
+}
+
+int hr_admit_from_cache(struct proxy_req *p, const json_t *body)
+{
+    if (!hr_respcache_enabled()) return 0;
+    if (hr_admit_cache_key(p->req, p->api, p->path, body, p->cache_key)) return 0; /* a stream: never cached */
     p->cacheable = 1;
     struct hr_respcache_entry e;
     if (hr_respcache_get(p->cache_key, &e)) return 0;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <curl/curl.h>
 #include "ccr.h"
+#include "fleet.h"
 #include "cost.h"
 #include "ratelimit.h"
 #include "respcache.h"
@@ -289,6 +290,7 @@ int main(int argc, char **argv)
     hr_cost_start_flusher();
     hr_respcache_setup(&cfg);
     hr_ratelimit_setup(&cfg);
+    hr_fleet_setup(&cfg, err, sizeof err);
 
     /* Signals go to the main thread only: block them before threads start. */
     sigset_t sigs;
@@ -355,6 +357,7 @@ out:
     hr_ccr_shutdown();
     hr_respcache_shutdown();
     hr_ratelimit_shutdown();
+    hr_fleet_shutdown();
     hr_stats_shutdown();
     curl_global_cleanup();
     hr_config_free(&cfg);

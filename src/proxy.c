@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include "fleet.h"
 #include "json_load.h"
 #include "log.h"
 #include "proxy.h"
@@ -36,6 +37,7 @@ struct hr_transfer_opts hr_proxy_transfer_opts(const struct proxy_req *p)
 void hr_proxy_free(struct proxy_req *p)
 {
     hr_relay_detach_client(p);
+    if (p->fleet_wait) hr_fleet_cancel(p);
     if (p->t) hr_transfer_abort(p->t);
     if (p->sse) hr_sse_parser_free(p->sse);
     if (p->body) evbuffer_free(p->body);
@@ -119,7 +121,8 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
 {
     struct hr_daemon *d = p->w->d;
     json_error_t jerr;
-    json_t *body = hr_json_load(raw, len, &jerr);
+    json_t *body = hr_fleet_take_body(p->req); /* already parsed while waiting for shared state */
+    if (!body) body = hr_json_load(raw, len, &jerr);
     if (!body || !json_is_object(body)) {
         char msg[300];
         if (body) snprintf(msg, sizeof msg, "request body must be a JSON object");
