@@ -18,7 +18,7 @@
 
 /* Routes that bill model tokens: gated by the budget whether or not
  * headroomd compresses them. */
-static int is_model_route(const char *path)
+int hr_admit_is_model_route(const char *path)
 {
     static const char *const routes[] = {"/v1/completions", "/v1/embeddings", "/v1/messages/batches",
                                          "/v1/batches", NULL};
@@ -46,7 +46,7 @@ int hr_admit_connection(struct hr_worker *w, struct evhttp_request *req, const s
      * route that runs a model (also those headroomd does not compress). */
     char msg[300];
     long retry_after;
-    if (!strcmp(method, "POST") && is_model_route(path) && hr_cost_budget_gate(msg, sizeof msg, &retry_after)) {
+    if (!strcmp(method, "POST") && hr_admit_is_model_route(path) && hr_cost_budget_gate(msg, sizeof msg, &retry_after)) {
         char ra[24], id[40];
         snprintf(ra, sizeof ra, "%ld", retry_after);
         /* The refusal's id, as on every answer, names its request-log line. */

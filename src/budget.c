@@ -359,7 +359,7 @@ void hr_budget_observe(struct hr_budget *b, time_t start, double spent_usd)
 {
     if (!isfinite(spent_usd) || spent_usd < 0) return;
     pthread_mutex_lock(&b->lock);
-    roll(b, (double)start);
+    if (start >= b->end) roll(b, (double)start); /* forward only: a late answer for a past period is dropped */
     if (b->start == start && spent_usd > b->base + b->delta) {
         b->base = spent_usd;
         b->delta = 0;

@@ -115,6 +115,7 @@ struct hr_fleet_wait {
     hr_fleet_dispatch_fn again;
     int stage, pending;
     int strict_failed;              /* a budget or rate-limit answer is missing */
+    int let_through;                /* ... and on_backend_error open let it through (counted once) */
     json_t *body;
     const char *budget_period;
     time_t budget_start;
@@ -159,10 +160,10 @@ static void ignore_reply(void *ud, const redisReply *r)
 
 /* A budget or rate-limit answer is missing and on_backend_error is open:
  * the request goes on unchecked, loudly. */
-static void note_fail_open(const char *what)
+static void note_fail_open(struct hr_fleet_wait *x, const char *what)
 {
     pthread_mutex_lock(&fl.lock);
-    fl.fail_open++;
+    if (!x->let_through++) fl.fail_open++;
     double now = hr_now();
     int say = now - fl.last_open_warn >= 10;
     if (say) fl.last_open_warn = now;
@@ -587,7 +588,7 @@ static void run_stage(struct hr_fleet_wait *x)
                     wait_free(x);
                     return;
                 }
-                note_fail_open("the budget");
+                note_fail_open(x, "the budget");
                 x->strict_failed = 0;
             }
             if (x->want_rate && !x->cache_hit && !budget_refuses()) {
@@ -608,7 +609,7 @@ static void run_stage(struct hr_fleet_wait *x)
                     wait_free(x);
                     return;
                 }
-                note_fail_open("the rate limit");
+                note_fail_open(x, "the rate limit");
             }
             finish(x);
             return;
@@ -668,7 +669,8 @@ int hr_fleet_defer(struct hr_worker *w, struct evhttp_request *req, const char *
         return 0;
     }
     time_t end;
-    x->want_budget = hr_cost_budget_period(hr_clock_now(), &x->budget_period, &x->budget_start, &end);
+    x->want_budget = hr_admit_is_model_route(path) &&
+                     hr_cost_budget_period(hr_clock_now(), &x->budget_period, &x->budget_start, &end);
     const struct hr_api *api = hr_api_for_route("POST", path);
     if (api && hr_respcache_enabled()) {
         json_error_t jerr;

@@ -74,6 +74,8 @@ int hr_admit_cache_key(struct evhttp_request *req, const struct hr_api *api, con
                        uint8_t key[HR_RESPCACHE_KEY_LEN]);
 /* charge 0: is there room (before compressing); 1: take the request and its tokens. */
 int hr_admit_rate(struct proxy_req *p, uint64_t tokens, int charge);
+/* Routes that bill model tokens (gated by the budget). */
+int hr_admit_is_model_route(const char *path);
 /* Keep a cacheable 200 answer for the next identical request. */
 void hr_admit_cache_store(struct proxy_req *p);
 
