@@ -266,6 +266,10 @@ int main(int argc, char **argv)
                cfg.workers ? "fixed" : "auto", cfg.openai_url, cfg.anthropic_url);
         hr_plugins_describe(&d.plugins, stdout);
         hr_cost_describe(stdout);
+        if (cfg.backend_url)
+            printf("shared state in Redis at %s:%d/%d, prefix %s, timeout_ms %d, on_backend_error %s (not contacted)\n",
+                   cfg.backend_host, cfg.backend_port, cfg.backend_db, cfg.backend_prefix, cfg.backend_timeout_ms,
+                   cfg.backend_fail_closed ? "closed" : "open");
         hr_cost_shutdown();
         hr_plugins_unload(&d.plugins);
         hr_host_registries_free();

@@ -220,6 +220,12 @@ try:
         is_((r2.status, r2.header("x-headroom-cache")), (200, "hit"), "cache: B replays A's answer")
         is_(r2.body, r1.body, "cache: same bytes")
         is_(len(mock.requests()), n0 + 1, "cache: one upstream call for both")
+        # A damaged entry in Redis is a miss, never a crash or a wrong answer.
+        for k in redis.cmd("KEYS", "three:cache:*") or []:
+            redis.cmd("SET", k, "HR1 not a cached answer")
+        r3 = post_json(C.url + "/v1/chat/completions", body, headers={"authorization": "Bearer cache"})
+        is_((r3.status, r3.header("x-headroom-cache")), (200, "miss"), "cache: a damaged entry in Redis is a miss")
+        is_(len(mock.requests()), n0 + 2, "cache: ... answered from upstream")
 
         # CCR: compressed on A, original read on B by hash and via the retrieve tool on C.
         c = post_json(A.url + "/v1/compress", tool_body()).json()
@@ -309,7 +315,18 @@ try:
         is_(r.status, 200, "closed: answered again once Redis is back")
         cl.stop()
 
-    # ---------------------------------------------- config errors
+    # ---------------------------------------------- config
+    cfg_dir = tempfile.mkdtemp(prefix="hr-fleet-conf-")
+    path = os.path.join(cfg_dir, "headroom.conf")
+    with open(path, "w") as f:
+        f.write("backend redis {\n  url redis://:secret@127.0.0.1:1/3\n  prefix team:\n  on_backend_error closed\n}\n")
+    out = subprocess.run([os.environ.get("HEADROOMD") or os.path.join(T_DIR, "..", "src", "headroomd"),
+                          "--check-config", "-c", path], capture_output=True, text=True, timeout=30)
+    is_(out.returncode, 0, "--check-config accepts a backend block without contacting Redis")
+    like(out.stdout, r"shared state in Redis at 127\.0\.0\.1:1/3, prefix team:, timeout_ms 50, on_backend_error closed",
+         "--check-config describes the backend (password not shown)")
+    ok("secret" not in out.stdout, "--check-config does not print the password")
+    shutil.rmtree(cfg_dir, True)
     for text, want in (("backend redis { }", r"needs `url"),
                        ("backend redis { url http://x; }", r"not a redis:// URL"),
                        ("backend redis { url redis://h:99999; }", r"port must be"),
