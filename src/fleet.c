@@ -552,6 +552,22 @@ static void finish(struct hr_fleet_wait *x)
     wait_free(x);
 }
 
+/* Go on from the worker's loop rather than from inside hiredis's reply
+ * handler, so what the request writes to Redis next (a spend increment)
+ * goes on the wire at once, ahead of the answer to the client. */
+static void finish_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    finish(arg);
+}
+
+static void finish_soon(struct hr_fleet_wait *x)
+{
+    static const struct timeval now = {0, 0};
+    if (event_base_once(x->w->base, -1, EV_TIMEOUT, finish_cb, x, &now)) finish(x);
+}
+
 static int budget_refuses(void)
 {
     char msg[320];
@@ -566,7 +582,7 @@ static void run_stage(struct hr_fleet_wait *x)
         x->pending = 1; /* held until this stage's commands are all sent */
         if (x->n_hashes) {
             if (x->stage > 1) {
-                finish(x);
+                finish_soon(x);
                 return;
             }
             for (size_t i = 0; i < x->n_hashes; i++) send_get(x, K_CCR_GET, "ccr:", x->hashes[i], ccr_read);
@@ -611,7 +627,7 @@ static void run_stage(struct hr_fleet_wait *x)
                 }
                 note_fail_open(x, "the rate limit");
             }
-            finish(x);
+            finish_soon(x);
             return;
         }
         if (--x->pending) return; /* the last answer runs the next stage */

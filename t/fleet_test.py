@@ -193,7 +193,9 @@ try:
             h.stop()
 
         # ---------------------------------------------- three instances: everything
-        extra = ("budget 0.009\nrate_limit_rpm 12\ncache_ttl 60\ntransform router { }\ntransform smart_crusher { }\n"
+        # stage_budget_ms: a loaded test machine must not undo the compression this test needs.
+        extra = ("budget 0.009\nrate_limit_rpm 12\ncache_ttl 60\nstage_budget_ms 20000\n"
+                 "transform router { }\ntransform smart_crusher { }\n"
                  "sink prometheus { path /metrics; }")
         three = [Headroomd(mock=mock, extra_conf=conf(redis, "three:", extra)) for _ in range(3)]
         for h in three:
