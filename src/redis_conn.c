@@ -302,10 +302,10 @@ int hr_rconn_connected(const struct hr_rconn *c) { return c && c->connected; }
 void hr_rconn_command(struct hr_rconn *c, int kind, int argc, const char **argv, const size_t *argvlen,
                       hr_rconn_done_fn done, void *ud)
 {
-    struct op *o = c && c->ac && c->connected ? calloc(1, sizeof *o) : NULL;
+    /* While connecting, hiredis sends it once connected (within the same
+     * deadline); while down (waiting to reconnect), it fails at once. */
+    struct op *o = c && c->ac ? calloc(1, sizeof *o) : NULL;
     if (!o) {
-        /* Down (or still connecting): answer at once, never queue behind
-         * a connection that may not come back within the timeout. */
         count(kind, 0, -1);
         done(ud, NULL);
         return;
