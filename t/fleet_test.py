@@ -157,9 +157,17 @@ def budget_round(redis, daemons, prefix, label):
 def rate_round(daemons, key, rpm, label):
     rr = RoundRobin(daemons)
     hdr = {"authorization": "Bearer " + key}
+    t0 = time.monotonic()
     statuses = [rr.post("/v1/chat/completions", chat(text="r%d" % i), hdr)[1].status for i in range(rpm + 2)]
-    is_(statuses, [200] * rpm + [429, 429], "%s: exactly %d requests per minute across %d instances, then 429"
-        % (label, rpm, len(daemons)))
+    took = time.monotonic() - t0
+    if took < 0.9 * 60.0 / rpm:  # faster than one refill: the count is exact
+        is_(statuses, [200] * rpm + [429, 429], "%s: exactly %d requests per minute across %d instances, then 429"
+            % (label, rpm, len(daemons)))
+    else:  # a very slow machine (valgrind): the bucket refilled meanwhile, by at most took*rpm/60
+        extra = int(took * rpm / 60.0) + 1
+        n = statuses.count(200)
+        ok(rpm <= n <= rpm + extra and statuses[-1] == 429,
+           "%s: %d admitted in %.1f s (limit %d plus at most %d refilled)" % (label, n, took, rpm, extra))
     r = post_json(daemons[0].url + "/v1/chat/completions", chat(text="other key"),
                   headers={"authorization": "Bearer someone-else-" + key})
     is_(r.status, 200, "%s: another API key has its own bucket" % label)
