@@ -196,6 +196,7 @@ try:
         two = [Headroomd(mock=mock, extra_conf=conf(redis, "two:", "budget 0.009\nrate_limit_rpm 5")) for _ in range(2)]
         for h in two:
             h.start()
+        rate_round(two, "rate-two", 5, "2 instances")  # an unpriced model: spends nothing
         budget_round(redis, two, "two:", "2 instances")
         for h in two:
             h.stop()
