@@ -114,6 +114,7 @@ struct hr_fleet_wait {
     struct evhttp_request *req;
     hr_fleet_dispatch_fn again;
     int stage, pending;
+    double t_arrived;               /* monotonic ms: latency and overhead count the wait */
     int strict_failed;              /* a budget or rate-limit answer is missing */
     int let_through;                /* ... and on_backend_error open let it through (counted once) */
     json_t *body;
@@ -664,6 +665,7 @@ int hr_fleet_defer(struct hr_worker *w, struct evhttp_request *req, const char *
     x->w = w;
     x->req = req;
     x->again = again;
+    x->t_arrived = hr_monotonic_ms();
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     /* Retrieval: originals stored by another instance. */
@@ -706,6 +708,12 @@ int hr_fleet_defer(struct hr_worker *w, struct evhttp_request *req, const char *
     }
     run_stage(x);
     return 1;
+}
+
+double hr_fleet_arrived_ms(struct evhttp_request *req)
+{
+    struct hr_fleet_wait *x = tl_current;
+    return x && x->req == req ? x->t_arrived : 0;
 }
 
 json_t *hr_fleet_take_body(struct evhttp_request *req)

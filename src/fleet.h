@@ -36,6 +36,9 @@ typedef void (*hr_fleet_dispatch_fn)(struct evhttp_request *req, void *worker);
  */
 int hr_fleet_defer(struct hr_worker *w, struct evhttp_request *req, const char *path, hr_fleet_dispatch_fn again);
 
+/* When a request that waited for shared state arrived (monotonic ms), or 0. */
+double hr_fleet_arrived_ms(struct evhttp_request *req);
+
 /* The request body the wait already parsed (the caller owns it), or NULL. */
 json_t *hr_fleet_take_body(struct evhttp_request *req);
 

@@ -202,7 +202,8 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
     p->api = api;
     p->llm = owner != NULL;
     p->path = strdup(path);
-    p->t_start = hr_monotonic_ms();
+    p->t_start = hr_fleet_arrived_ms(req); /* a request that waited for shared state counts from arrival */
+    if (p->t_start <= 0) p->t_start = hr_monotonic_ms();
     snprintf(p->request_id, sizeof p->request_id, "hr-%zx-%llx", w->index, ++w->next_request);
     const char *stack = evhttp_find_header(in, "x-headroom-stack");
     if (valid_stack(stack)) snprintf(p->stack, sizeof p->stack, "%s", stack);
