@@ -18,7 +18,7 @@
 
 /* Routes that bill model tokens: gated by the budget whether or not
  * headroomd compresses them. */
-static int is_model_route(const char *path)
+int hr_admit_is_model_route(const char *path)
 {
     static const char *const routes[] = {"/v1/completions", "/v1/embeddings", "/v1/messages/batches",
                                          "/v1/batches", NULL};
@@ -46,7 +46,7 @@ int hr_admit_connection(struct hr_worker *w, struct evhttp_request *req, const s
      * route that runs a model (also those headroomd does not compress). */
     char msg[300];
     long retry_after;
-    if (!strcmp(method, "POST") && is_model_route(path) && hr_cost_budget_gate(msg, sizeof msg, &retry_after)) {
+    if (!strcmp(method, "POST") && hr_admit_is_model_route(path) && hr_cost_budget_gate(msg, sizeof msg, &retry_after)) {
         char ra[24], id[40];
         snprintf(ra, sizeof ra, "%ld", retry_after);
         /* The refusal's id, as on every answer, names its request-log line. */
@@ -65,19 +65,25 @@ int hr_admit_connection(struct hr_worker *w, struct evhttp_request *req, const s
  * the client's body, before compression). A hit sends no tokens anywhere,
  * so its event carries none; it replays the token headers of the answer it
  * reuses. */
-int hr_admit_from_cache(struct proxy_req *p, const json_t *body)
+int hr_admit_cache_key(struct evhttp_request *req, const struct hr_api *api, const char *path, const json_t *body,
+                       uint8_t key[HR_RESPCACHE_KEY_LEN])
 {
-    if (!hr_respcache_enabled()) return 0;
-    struct evkeyvalq *in = evhttp_request_get_input_headers(p->req);
-    const char *query = strchr(evhttp_request_get_uri(p->req), '?');
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *query = strchr(evhttp_request_get_uri(req), '?');
     const char *const hdrs[] = {"x-api-key", evhttp_find_header(in, "x-api-key"),
                                 "anthropic-version", evhttp_find_header(in, "anthropic-version"),
                                 "anthropic-beta", evhttp_find_header(in, "anthropic-beta"),
                                 "openai-organization", evhttp_find_header(in, "openai-organization"),
                                 "openai-project", evhttp_find_header(in, "openai-project"), NULL};
-    struct hr_respcache_request r = {p->api->provider, p->path, query, body, evhttp_find_header(in, "authorization"),
+    struct hr_respcache_request r = {api->provider, path, query, body, evhttp_find_header(in, "authorization"),
                                      hdrs};
-    if (hr_respcache_key(&r, p->cache_key)) return 0; /* a stream: never cached */
+    return hr_respcache_key(&r, key);
+}
+
+int hr_admit_from_cache(struct proxy_req *p, const json_t *body)
+{
+    if (!hr_respcache_enabled()) return 0;
+    if (hr_admit_cache_key(p->req, p->api, p->path, body, p->cache_key)) return 0; /* a stream: never cached */
     p->cacheable = 1;
     struct hr_respcache_entry e;
     if (hr_respcache_get(p->cache_key, &e)) return 0;

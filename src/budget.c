@@ -355,6 +355,18 @@ void hr_budget_add(struct hr_budget *b, double usd, double now)
                 "period resets", s, hr_budget_period_name(period), l);
 }
 
+void hr_budget_observe(struct hr_budget *b, time_t start, double spent_usd)
+{
+    if (!isfinite(spent_usd) || spent_usd < 0) return;
+    pthread_mutex_lock(&b->lock);
+    if (start >= b->end) roll(b, (double)start); /* forward only: a late answer for a past period is dropped */
+    if (b->start == start && spent_usd > b->base + b->delta) {
+        b->base = spent_usd;
+        b->delta = 0;
+    }
+    pthread_mutex_unlock(&b->lock);
+}
+
 void hr_budget_get(struct hr_budget *b, double now, struct hr_budget_state *st)
 {
     pthread_mutex_lock(&b->lock);

@@ -35,6 +35,11 @@ int hr_budget_exceeded(struct hr_budget *b, double now, double *retry_after_s);
 /* Add a completed request's cost; logs WARN once per period at 80 % and 100 %. */
 void hr_budget_add(struct hr_budget *b, double usd, double now);
 
+/* Fleet: the spend of period `start` as the shared store holds it (N
+ * instances add to it). Spend only grows within a period, so the larger of
+ * this and what this process knows wins. */
+void hr_budget_observe(struct hr_budget *b, time_t start, double spent_usd);
+
 struct hr_budget_state {
     double limit_usd, spent_usd, remaining_usd;
     int exceeded;

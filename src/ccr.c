@@ -29,6 +29,7 @@ struct memstore {
 };
 
 static struct hr_ccr_backend backend;
+static struct hr_ccr_remote remote;
 
 /* A content address must not collide even for content chosen to: the
  * first 96 bits of SHA-256, as 24 hex characters. */
@@ -219,7 +220,25 @@ int hr_ccr_put(const char *data, size_t len, char hash_out[HR_CCR_HASH_LEN + 1])
 
 int hr_ccr_put_at(const char *hash, const char *data, size_t len)
 {
+    int rc = hr_ccr_put_local(hash, data, len);
+    if (rc == HR_OK && remote.put) remote.put(remote.ctx, hash, data, len);
+    return rc;
+}
+
+int hr_ccr_put_local(const char *hash, const char *data, size_t len)
+{
     return backend.put ? backend.put(backend.ctx, hash, data, len) : HR_EINVAL;
+}
+
+void hr_ccr_set_remote(const struct hr_ccr_remote *r) { remote = r ? *r : (struct hr_ccr_remote){0}; }
+
+int hr_ccr_has_local(const char *hash)
+{
+    /* describe() finds an entry without touching hit/miss counters; an
+     * expired one is dropped by the next get, so a stale yes only costs a
+     * local miss. */
+    return hash && strlen(hash) == HR_CCR_HASH_LEN && backend.describe &&
+           backend.describe(backend.ctx, hash, NULL, NULL) == HR_OK;
 }
 
 char *hr_ccr_get(const char *hash, size_t *len_out)

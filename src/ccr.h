@@ -29,6 +29,19 @@ struct hr_ccr_backend {
     int (*describe)(void *ctx, const char *hash, const struct hr_ccr_info *in, struct hr_ccr_info *out);
 };
 
+/* A shared tier behind the backend (fleet.c: Redis): every stored original
+ * is also handed to it; what this process lacks is fetched from it by the
+ * daemon before the synchronous lookups run (and kept with put_local). */
+struct hr_ccr_remote {
+    void (*put)(void *ctx, const char *hash, const char *data, size_t len);
+    void *ctx;
+};
+void hr_ccr_set_remote(const struct hr_ccr_remote *r);
+/* Store in this process only (an original fetched from the shared tier). */
+int hr_ccr_put_local(const char *hash, const char *data, size_t len);
+/* 1 when this process holds `hash` (fresh), without counting a hit or miss. */
+int hr_ccr_has_local(const char *hash);
+
 /* Memory backend, the default. */
 int hr_ccr_init_memory(size_t max_bytes, unsigned ttl_s);
 /* Use another backend (takes ownership). */

@@ -102,6 +102,8 @@ void hr_config_defaults(struct hr_config *c)
     c->no_cache = -1;
     c->cache_max_entries = 1000;
     c->cache_max_bytes = 64u << 20;
+    c->backend_prefix = strdup("headroom:");
+    c->backend_timeout_ms = 50;
 }
 
 int hr_parse_int(const char *s, long long min, long long max, long long *out)
@@ -310,6 +312,104 @@ static int add_plugin_block(struct hr_config *c, const struct hr_conf_node *n, c
     return 0;
 }
 
+/* redis://[[user]:password@]host[:port][/db]: 0, or -EINVAL with `why`. */
+static int parse_redis_url(struct hr_config *c, const char *s, char *why, size_t whylen)
+{
+    if (strncmp(s, "redis://", 8)) {
+        snprintf(why, whylen, "'%s' is not a redis:// URL (e.g. redis://127.0.0.1:6379/0; for TLS see doc/fleet.md)", s);
+        return -EINVAL;
+    }
+    const char *p = s + 8, *at = strrchr(p, '@');
+    char *password = NULL;
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (colon) password = strndup(colon + 1, (size_t)(at - colon - 1));
+        p = at + 1;
+    }
+    size_t hl = strcspn(p, ":/");
+    if (!hl || hl > 255) {
+        snprintf(why, whylen, "'%s' names no host", s);
+        free(password);
+        return -EINVAL;
+    }
+    long long port = 6379, db = 0;
+    const char *q = p + hl;
+    if (*q == ':') {
+        char num[8] = "";
+        size_t n = strcspn(q + 1, "/");
+        if (n < sizeof num) memcpy(num, q + 1, n), num[n] = '\0';
+        if (n >= sizeof num || hr_parse_int(num, 1, 65535, &port)) {
+            snprintf(why, whylen, "'%s': the port must be 1..65535", s);
+            free(password);
+            return -EINVAL;
+        }
+        q += 1 + n;
+    }
+    if (*q == '/' && q[1] && hr_parse_int(q + 1, 0, 1 << 20, &db)) {
+        snprintf(why, whylen, "'%s': the database after / must be a number (0..)", s);
+        free(password);
+        return -EINVAL;
+    }
+    free(c->backend_url);
+    free(c->backend_host);
+    free(c->backend_password);
+    c->backend_url = strdup(s);
+    c->backend_host = strndup(p, hl);
+    c->backend_port = (int)port;
+    c->backend_db = (int)db;
+    c->backend_password = password && *password ? password : (free(password), NULL);
+    return 0;
+}
+
+/* `backend redis { url …; prefix …; timeout_ms …; on_backend_error open|closed; }` */
+static int apply_backend(struct hr_config *c, const struct hr_conf_node *n, const char *file, char *err, size_t errlen)
+{
+    if (!n->has_block || n->n_args != 1 || strcmp(n->args[0], "redis")) {
+        snprintf(err, errlen, "%s:%d:%d: backend takes a kind and a block: `backend redis { url redis://127.0.0.1:6379/0; }`"
+                 " (redis is the only shared backend; without a backend block state stays in memory)",
+                 file, n->line, n->col);
+        return -EINVAL;
+    }
+    int have_url = 0;
+    for (size_t i = 0; i < n->n_children; i++) {
+        const struct hr_conf_node *k = &n->children[i];
+        char why[512] = "";
+        int bad = 0;
+        if (k->has_block || k->n_args != 1) {
+            snprintf(err, errlen, "%s:%d:%d: backend redis: '%s' takes exactly one value", file, k->line, k->col, k->name);
+            return -EINVAL;
+        }
+        const char *v = k->args[0];
+        long long x;
+        if (!strcmp(k->name, "url")) {
+            bad = parse_redis_url(c, v, why, sizeof why);
+            have_url = !bad;
+        } else if (!strcmp(k->name, "prefix")) {
+            free(c->backend_prefix);
+            c->backend_prefix = strdup(v);
+        } else if (!strcmp(k->name, "timeout_ms")) {
+            if ((bad = hr_parse_int(v, 1, 60000, &x))) snprintf(why, sizeof why, "'%s' must be 1..60000 (milliseconds)", v);
+            else c->backend_timeout_ms = (int)x;
+        } else if (!strcmp(k->name, "on_backend_error")) {
+            if (!strcmp(v, "open") || !strcmp(v, "closed")) c->backend_fail_closed = !strcmp(v, "closed");
+            else bad = 1, snprintf(why, sizeof why, "'%s' must be open or closed", v);
+        } else {
+            snprintf(err, errlen, "%s:%d:%d: backend redis: unknown setting '%s' (url, prefix, timeout_ms, on_backend_error)",
+                     file, k->line, k->col, k->name);
+            return -EINVAL;
+        }
+        if (bad) {
+            snprintf(err, errlen, "%s:%d:%d: backend redis: %s: %s", file, k->arg_lines[0], k->arg_cols[0], k->name, why);
+            return -EINVAL;
+        }
+    }
+    if (!have_url) {
+        snprintf(err, errlen, "%s:%d:%d: backend redis needs `url redis://HOST:PORT/DB;`", file, n->line, n->col);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static void free_list(char **list, size_t n)
 {
     for (size_t i = 0; i < n; i++) free(list[i]);
@@ -325,6 +425,10 @@ int hr_config_apply_file(struct hr_config *c, const char *path, char *err, size_
         const struct hr_conf_node *n = &doc->root.children[i];
         if (!strcmp(n->name, "transform") || !strcmp(n->name, "sink")) {
             if (add_plugin_block(c, n, file, err, errlen)) goto fail;
+            continue;
+        }
+        if (!strcmp(n->name, "backend")) {
+            if (apply_backend(c, n, file, err, errlen)) goto fail;
             continue;
         }
         const struct directive *d = find_directive(n->name);
@@ -416,6 +520,10 @@ void hr_config_free(struct hr_config *c)
     free(c->api_token);
     free(c->budget_period);
     free(c->prices_file);
+    free(c->backend_url);
+    free(c->backend_host);
+    free(c->backend_password);
+    free(c->backend_prefix);
     free_list(c->protected_tools, c->n_protected_tools);
     for (size_t i = 0; i < c->n_plugins; i++) {
         free(c->plugins[i].name);
@@ -465,4 +573,7 @@ void hr_config_print_directives(FILE *out)
     }
     fprintf(out, "  %-28s %s\n", "transform NAME { … }", "load a transform plugin (in pipeline order)");
     fprintf(out, "  %-28s %s\n", "sink NAME { … }", "load a sink plugin");
+    fprintf(out, "  %-28s %s\n", "backend redis { … }",
+            "share CCR, response cache, rate limit and budget with other instances (url, prefix, timeout_ms, "
+            "on_backend_error open|closed; doc/fleet.md)");
 }

@@ -30,6 +30,9 @@
 static struct hr_prices *prices;
 static char *prices_path;
 static struct hr_budget *budget;
+static enum hr_budget_period budget_period;
+static void (*budget_remote_add)(void *ctx, double usd, double now);
+static void *budget_remote_ctx;
 
 static int readable(const char *path) { return *path && access(path, R_OK) == 0; }
 
@@ -132,7 +135,10 @@ int hr_cost_init(const struct hr_config *c, int check_only, char *err, size_t er
             check_budget_period = period;
             return 0;
         }
-        char *state = budget_state_path();
+        /* With a shared backend the spend lives there (fleet.c), not in a
+         * per-host budget.json. */
+        char *state = c->backend_url ? NULL : budget_state_path();
+        budget_period = (enum hr_budget_period)period;
         int rc = hr_budget_open(c->budget_usd, (enum hr_budget_period)period, state, &budget, err, errlen);
         free(state);
         if (rc) return rc;
@@ -217,7 +223,30 @@ void hr_cost_account_event(struct hr_event *ev, int usage_seen)
     hr_cost_price_event(ev, usage_seen, &c);
     if (!ev->priced) return;
     hr_stats_record_cost(c.input_usd, c.output_usd, c.cache_savings_usd);
-    if (budget) hr_budget_add(budget, c.total_usd, hr_clock_now());
+    if (budget) {
+        double now = hr_clock_now();
+        hr_budget_add(budget, c.total_usd, now);
+        if (budget_remote_add && c.total_usd > 0) budget_remote_add(budget_remote_ctx, c.total_usd, now);
+    }
+}
+
+int hr_cost_budget_period(double now, const char **period_name, time_t *start, time_t *end)
+{
+    if (!budget) return 0;
+    hr_budget_period_bounds(budget_period, (time_t)now, start, end);
+    *period_name = hr_budget_period_name(budget_period);
+    return 1;
+}
+
+void hr_cost_budget_observe(time_t start, double spent_usd)
+{
+    if (budget) hr_budget_observe(budget, start, spent_usd);
+}
+
+void hr_cost_set_budget_remote(void (*add)(void *ctx, double usd, double now), void *ctx)
+{
+    budget_remote_add = add;
+    budget_remote_ctx = ctx;
 }
 
 /* Fixed six decimals of the value every surface rounds to (numfmt.h), so a

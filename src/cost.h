@@ -2,6 +2,7 @@
  * pricing of finished requests, the budget gate, and their /stats blocks. */
 #ifndef HR_COST_H
 #define HR_COST_H
+#include <time.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <jansson.h>
@@ -57,4 +58,12 @@ json_t *hr_cost_stats_json(const struct hr_stats_data *d);
 json_t *hr_cost_budget_json(const struct hr_stats_data *d);
 /* For /metrics: 1 and the figures when a budget is set, else 0. */
 int hr_cost_budget_figures(double *spent_usd, double *limit_usd);
+/* Fleet mode (fleet.c): the budget's spend lives in a shared store.
+ * hr_cost_budget_period: 1 and the current period when a budget is set.
+ * hr_cost_budget_observe: the shared spend of the period starting at `start`.
+ * hr_cost_set_budget_remote: every priced request's cost is also handed to
+ * `add` (on the thread that finished the request). */
+int hr_cost_budget_period(double now, const char **period_name, time_t *start, time_t *end);
+void hr_cost_budget_observe(time_t start, double spent_usd);
+void hr_cost_set_budget_remote(void (*add)(void *ctx, double usd, double now), void *ctx);
 #endif

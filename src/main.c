@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <curl/curl.h>
 #include "ccr.h"
+#include "fleet.h"
 #include "cost.h"
 #include "ratelimit.h"
 #include "respcache.h"
@@ -279,6 +280,10 @@ int main(int argc, char **argv)
                cfg.workers ? "fixed" : "auto", cfg.openai_url, cfg.anthropic_url);
         hr_plugins_describe(&d.plugins, stdout);
         hr_cost_describe(stdout);
+        if (cfg.backend_url)
+            printf("shared state in Redis at %s:%d/%d, prefix %s, timeout_ms %d, on_backend_error %s (not contacted)\n",
+                   cfg.backend_host, cfg.backend_port, cfg.backend_db, cfg.backend_prefix, cfg.backend_timeout_ms,
+                   cfg.backend_fail_closed ? "closed" : "open");
         hr_cost_shutdown();
         hr_plugins_unload(&d.plugins);
         hr_host_registries_free();
@@ -303,6 +308,7 @@ int main(int argc, char **argv)
     hr_cost_start_flusher();
     hr_respcache_setup(&cfg);
     hr_ratelimit_setup(&cfg);
+    hr_fleet_setup(&cfg, err, sizeof err);
 
     /* Signals go to the main thread only: block them before threads start. */
     sigset_t sigs;
@@ -369,6 +375,7 @@ out:
     hr_ccr_shutdown();
     hr_respcache_shutdown();
     hr_ratelimit_shutdown();
+    hr_fleet_shutdown();
     hr_stats_shutdown();
     curl_global_cleanup();
     hr_config_free(&cfg);

@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include "fleet.h"
 #include "json_load.h"
 #include "json_scan.h"
 #include "log.h"
@@ -38,6 +39,7 @@ struct hr_transfer_opts hr_proxy_transfer_opts(const struct proxy_req *p)
 void hr_proxy_free(struct proxy_req *p)
 {
     hr_relay_detach_client(p);
+    if (p->fleet_wait) hr_fleet_cancel(p);
     if (p->t) hr_transfer_abort(p->t);
     p->t = NULL;
     if (p->finish_deferred) { /* accounting.c frees it after its late count */
@@ -158,7 +160,8 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
 {
     struct hr_daemon *d = p->w->d;
     json_error_t jerr;
-    json_t *body = hr_json_load(raw, len, &jerr);
+    json_t *body = hr_fleet_take_body(p->req); /* already parsed while waiting for shared state */
+    if (!body) body = hr_json_load(raw, len, &jerr);
     if (!body || !json_is_object(body)) {
         char msg[300];
         if (body) snprintf(msg, sizeof msg, "request body must be a JSON object");
@@ -238,7 +241,8 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
     p->api = api;
     p->llm = owner != NULL;
     p->path = strdup(path);
-    p->t_start = hr_monotonic_ms();
+    p->t_start = hr_fleet_arrived_ms(req); /* a request that waited for shared state counts from arrival */
+    if (p->t_start <= 0) p->t_start = hr_monotonic_ms();
     snprintf(p->request_id, sizeof p->request_id, "hr-%zx-%llx", w->index, ++w->next_request);
     const char *stack = evhttp_find_header(in, "x-headroom-stack");
     if (valid_stack(stack)) snprintf(p->stack, sizeof p->stack, "%s", stack);

@@ -18,6 +18,8 @@
 
 #define HR_MAX_STACK_LEN 64
 
+struct hr_fleet_wait;
+
 struct proxy_req {
     struct hr_worker *w;
     struct evhttp_request *req;          /* NULL once the client is gone */
@@ -65,6 +67,8 @@ struct proxy_req {
     int cacheable, cached;
     uint8_t cache_key[HR_RESPCACHE_KEY_LEN];
     struct event *peer_closed;           /* EV_CLOSED watch on the client socket */
+    struct hr_fleet_wait *fleet_wait;    /* fetching originals for headroom_retrieve (fleet.c) */
+    int fleet_round;                     /* the retrieve round those were fetched for, + 1 */
     char *logged_body;                   /* the client's body, only with log_messages */
     size_t logged_body_len;
 };
@@ -80,8 +84,13 @@ struct hr_transfer_opts hr_proxy_transfer_opts(const struct proxy_req *p);
 int hr_admit_connection(struct hr_worker *w, struct evhttp_request *req, const struct hr_api *api,
                         const char *method, const char *path);
 int hr_admit_from_cache(struct proxy_req *p, const json_t *body);
+/* The response cache's key of a request: 0, or HR_EINVAL (not cacheable). */
+int hr_admit_cache_key(struct evhttp_request *req, const struct hr_api *api, const char *path, const json_t *body,
+                       uint8_t key[HR_RESPCACHE_KEY_LEN]);
 /* charge 0: is there room (before compressing); 1: take the request and its tokens. */
 int hr_admit_rate(struct proxy_req *p, uint64_t tokens, int charge);
+/* Routes that bill model tokens (gated by the budget). */
+int hr_admit_is_model_route(const char *path);
 /* Keep a cacheable 200 answer for the next identical request. */
 void hr_admit_cache_store(struct proxy_req *p);
 

@@ -26,6 +26,8 @@ static struct {
     struct bucket **slots;
     struct hr_lru lru;
     uint64_t rejected, evicted;
+    hr_ratelimit_remote_fn remote;
+    void *remote_ctx;
 } rl = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 void hr_ratelimit_key(const char *credential, uint8_t key[HR_SHA256_LEN])
@@ -121,6 +123,22 @@ static int wait_s(double level, double need, uint64_t per_minute)
     return w < 1 ? 1 : w > 86400 ? 86400 : (int)w;
 }
 
+void hr_ratelimit_set_remote(hr_ratelimit_remote_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&rl.lock);
+    rl.remote = fn;
+    rl.remote_ctx = ctx;
+    pthread_mutex_unlock(&rl.lock);
+}
+
+void hr_ratelimit_limits(uint64_t *rpm, uint64_t *tpm)
+{
+    pthread_mutex_lock(&rl.lock);
+    *rpm = rl.enabled ? rl.rpm : 0;
+    *tpm = rl.enabled ? rl.tpm : 0;
+    pthread_mutex_unlock(&rl.lock);
+}
+
 int hr_ratelimit_admit(const uint8_t key[HR_SHA256_LEN], uint64_t tokens, int charge, double now,
                        struct hr_ratelimit_verdict *v)
 {
@@ -128,6 +146,18 @@ int hr_ratelimit_admit(const uint8_t key[HR_SHA256_LEN], uint64_t tokens, int ch
     if (!rl.enabled) {
         pthread_mutex_unlock(&rl.lock);
         return HR_OK;
+    }
+    if (rl.remote) {
+        hr_ratelimit_remote_fn fn = rl.remote;
+        void *ctx = rl.remote_ctx;
+        pthread_mutex_unlock(&rl.lock);
+        int rc = fn(ctx, key, tokens, charge, v);
+        if (rc == HR_RATELIMIT_LIMITED) {
+            pthread_mutex_lock(&rl.lock);
+            rl.rejected++;
+            pthread_mutex_unlock(&rl.lock);
+        }
+        return rc;
     }
     struct bucket *b = rl.slots[slot_of(key)];
     while (b && memcmp(b->key, key, HR_SHA256_LEN)) b = b->next_in_bucket;

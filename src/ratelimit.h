@@ -38,6 +38,14 @@ void hr_ratelimit_key(const char *credential, uint8_t key[HR_SHA256_LEN]);
 int hr_ratelimit_admit(const uint8_t key[HR_SHA256_LEN], uint64_t tokens, int charge, double now,
                        struct hr_ratelimit_verdict *v);
 
+/* A shared store (fleet.c: Redis) deciding instead of the in-process
+ * buckets, same contract as hr_ratelimit_admit; NULL goes back to memory. */
+typedef int (*hr_ratelimit_remote_fn)(void *ctx, const uint8_t key[HR_SHA256_LEN], uint64_t tokens, int charge,
+                                      struct hr_ratelimit_verdict *v);
+void hr_ratelimit_set_remote(hr_ratelimit_remote_fn fn, void *ctx);
+/* The configured limits (0 = off). */
+void hr_ratelimit_limits(uint64_t *rpm, uint64_t *tpm);
+
 /* /stats.rate_limit: enabled, rpm, tpm, tracked_keys, max_keys, rejected. */
 json_t *hr_ratelimit_stats_json(void);
 #endif

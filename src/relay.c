@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/http.h>
+#include "fleet.h"
 #include "json_scan.h"
 #include "log.h"
 #include "pipeline.h"
@@ -159,6 +160,11 @@ static void stream_error_event(struct proxy_req *p, const char *why)
     free(text);
 }
 
+static void on_done(void *ud, CURLcode rc, const char *why);
+
+/* The originals the model asked for are here (or known missing): go on. */
+static void retrieve_fetched(struct proxy_req *p) { on_done(p, CURLE_OK, ""); }
+
 /* The model answered with headroom_retrieve calls only: answer them from the
  * CCR store and ask again, so the client sees a normal answer. Returns 1 when
  * a follow-up request is under way. */
@@ -170,6 +176,10 @@ static int answer_retrieve_calls(struct proxy_req *p)
     if (!answer || !hr_retrieve_only_calls(p->api, answer)) {
         json_decref(answer);
         return 0;
+    }
+    if (hr_fleet_retrieve_wait(p, answer, retrieve_fetched)) { /* originals stored by another instance */
+        json_decref(answer);
+        return 1;
     }
     json_t *items = json_object_get(p->sent_body, p->api->items_key);
     size_t first_new = json_array_size(items);

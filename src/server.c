@@ -17,6 +17,7 @@
 #include <event2/util.h>
 #include "ccr.h"
 #include "daemon.h"
+#include "fleet.h"
 #include "host.h"
 #include "log.h"
 #include "stats.h"
@@ -89,6 +90,15 @@ static int plugin_route(struct evhttp_request *req, const char *method, const ch
     return 1;
 }
 
+static void dispatch(struct evhttp_request *req, void *arg);
+
+/* With `backend redis`, a /v1/ request first waits (off the worker) for the
+ * shared state it needs, then comes back through dispatch. */
+static int deferred(struct hr_worker *w, struct evhttp_request *req, const char *path)
+{
+    return hr_fleet_enabled() && hr_fleet_defer(w, req, path, dispatch);
+}
+
 /* A request switches its sockets between reading and writing several times
  * within one loop iteration (evhttp, then curl): epoll's changelist folds
  * those into at most one epoll_ctl per socket per iteration. (Its one hazard,
@@ -139,6 +149,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
             HR_INFO(LOGGER, "live counters reset by an admin request (durable savings untouched)");
             hr_send_json(req, 200, json_pack("{s:b}", "reset", 1));
         }
+    } else if (!strncmp(path, "/v1/", 4) && deferred(w, req, path)) {
+        /* waiting for the shared backend; dispatched again on its answer */
     } else if (!strcmp(path, "/v1/compress") && !strcmp(method, "POST")) {
         hr_compress_handle(d, req, q ? q + 1 : "");
     } else if (!strncmp(path, "/v1/retrieve/", 13) && !strcmp(method, "GET")) {
@@ -158,6 +170,7 @@ static void *worker_main(void *arg)
 {
     struct hr_worker *w = arg;
     hr_stats_bind_thread(w->index);
+    hr_fleet_bind_thread(w);
     event_base_dispatch(w->base);
     return NULL;
 }
@@ -234,6 +247,10 @@ int hr_server_start(struct hr_daemon *d, char *err, size_t errlen)
         evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
                                                 EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
         evhttp_set_gencb(w->http, dispatch, w);
+        if (hr_fleet_worker_start(w)) {
+            snprintf(err, errlen, "cannot set up worker %zu's Redis connection", i);
+            return -1;
+        }
         /* Worker 0 takes (a dup of: evhttp closes what it was given) the
          * first socket; the others bind their own on the port it got. Where
          * that fails, a worker shares the first socket. */
@@ -269,6 +286,7 @@ void hr_server_stop(struct hr_daemon *d)
     for (size_t i = 0; i < d->n_workers; i++) {
         struct hr_worker *w = &d->workers[i];
         if (w->http) evhttp_free(w->http); /* closes connections; in-flight requests are aborted */
+        hr_fleet_worker_stop(w);
         hr_acct_flush_deferred(w);
         if (w->up) hr_upstream_free(w->up);
         if (w->base) event_base_free(w->base);

@@ -1,0 +1,897 @@
+/* fleet.c — `backend redis`: the CCR store, the response cache, rate-limit
+ * buckets and budget spend shared by every headroomd pointing at one Redis.
+ *
+ * The request path (proxy.c, admission.c) stays synchronous. A request that
+ * needs shared state waits in a small continuation (struct hr_fleet_wait)
+ * while its worker serves others: budget spend and cached answer are read
+ * together (pipelined), then the rate-limit script runs unless the request
+ * is already settled; then the route runs again with the answers at hand,
+ * which the cache backend and the rate-limit hook below read. Writes
+ * (stored originals, cached answers, spend, tokens) are sent without
+ * waiting. Originals another instance stored are fetched into this
+ * process's CCR store before the synchronous retrieve code looks. */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include "ccr.h"
+#include "cost.h"
+#include "fleet.h"
+#include "host.h"
+#include "json_load.h"
+#include "log.h"
+#include "proxy.h"
+#include "ratelimit.h"
+#include "redis_conn.h"
+#include "respcache.h"
+#include "retrieve_tool.h"
+#include "stats.h"
+
+#define LOGGER "headroom.backend"
+#define MAX_FETCH 64               /* originals fetched for one retrieve round */
+
+enum kind { K_BUDGET_READ, K_BUDGET_ADD, K_RATE, K_CACHE_GET, K_CACHE_PUT, K_CCR_GET, K_CCR_PUT, N_KINDS };
+static const char *const kind_names[N_KINDS] = {"budget_read", "budget_add", "rate_limit", "cache_get",
+                                                "cache_put", "ccr_get", "ccr_put"};
+
+/* Token bucket per key, as ratelimit.c keeps it in memory, refilled by
+ * Redis's own clock (instances' clocks may differ). ARGV: rpm, tpm, mode
+ * ("admit": take one request if there is room for it and a token; "tokens":
+ * take ARGV[4] tokens, maybe into debt). Returns the waits in ms before a
+ * request and a token would fit (0, 0 = admitted). */
+static const char RATE_SCRIPT[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
+    "local rpm, tpm = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local v = redis.call('HMGET', KEYS[1], 'r', 'k', 'at')\n"
+    "local r, k, at = tonumber(v[1]), tonumber(v[2]), tonumber(v[3])\n"
+    "if not at then r, k, at = rpm, tpm, now end\n"
+    "local dt = now - at\n"
+    "if dt < 0 then dt = 0 end\n"
+    "r = math.min(rpm, r + dt * rpm / 60)\n"
+    "k = math.min(tpm, k + dt * tpm / 60)\n"
+    "local wr, wk = 0, 0\n"
+    "if ARGV[3] == 'admit' then\n"
+    "  if rpm > 0 and r < 1 then wr = (1 - r) * 60 / rpm end\n"
+    "  if tpm > 0 and k < 1 then wk = (1 - k) * 60 / tpm end\n"
+    "  if wr == 0 and wk == 0 and rpm > 0 then r = r - 1 end\n"
+    "elseif tpm > 0 then\n"
+    "  k = k - tonumber(ARGV[4])\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'r', tostring(r), 'k', tostring(k), 'at', tostring(now))\n"
+    "local ttl = 61\n"
+    "if tpm > 0 and k < 0 then ttl = ttl + math.ceil(-k * 60 / tpm) end\n"
+    "redis.call('EXPIRE', KEYS[1], ttl)\n"
+    "return {math.ceil(wr * 1000), math.ceil(wk * 1000)}\n";
+
+/* Spend in whole micro-dollars (every cost is rounded to them), so N
+ * instances add up exactly; the key lives a day past its period. */
+static const char BUDGET_SCRIPT[] =
+    "local v = redis.call('INCRBY', KEYS[1], ARGV[1])\n"
+    "redis.call('EXPIREAT', KEYS[1], ARGV[2])\n"
+    "return v\n";
+
+struct fleet_worker {
+    struct hr_rconn *conn;
+    struct event *drain;            /* sends originals stored on helper threads */
+};
+
+struct outbox_item {
+    char hash[HR_CCR_HASH_LEN + 1];
+    char *data;
+    size_t len;
+    struct outbox_item *next;
+};
+
+static struct {
+    int on;
+    struct hr_rconn_settings s;
+    char *host, *password, *prefix, *url;
+    int fail_closed;
+    unsigned cache_ttl_s, ccr_ttl_s;
+    uint64_t rpm, tpm;
+    struct fleet_worker *workers;
+    size_t n_workers;
+    pthread_mutex_t lock;           /* outbox, unsent spend, figures below */
+    struct outbox_item *outbox;
+    long long unsent_micro;         /* spend Redis did not take (down): sent on reconnect */
+    time_t unsent_start, unsent_end;
+    const char *unsent_period;
+    unsigned long long fail_open, fail_closed_n, ccr_fetched, ccr_missing;
+    double last_open_warn;
+} fl = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static _Thread_local struct hr_rconn *tl_conn;
+static _Thread_local struct hr_fleet_wait *tl_current;
+
+struct hr_fleet_wait {
+    struct hr_worker *w;
+    struct evhttp_request *req;
+    hr_fleet_dispatch_fn again;
+    int stage, pending;
+    double t_arrived;               /* monotonic ms: latency and overhead count the wait */
+    int strict_failed;              /* a budget or rate-limit answer is missing */
+    int let_through;                /* ... and on_backend_error open let it through (counted once) */
+    json_t *body;
+    const char *budget_period;
+    time_t budget_start;
+    int want_budget, want_cache, want_rate;
+    uint8_t cache_key[HR_RESPCACHE_KEY_LEN];
+    int cache_hit;
+    struct hr_respcache_entry entry;
+    uint8_t rate_key[HR_SHA256_LEN];
+    int rate_limited;
+    struct hr_ratelimit_verdict verdict;
+    /* originals to fetch */
+    char (*hashes)[HR_CCR_HASH_LEN + 1];
+    size_t n_hashes;
+    size_t replies;                 /* originals answered so far (in the order asked) */
+    struct proxy_req *p;            /* a retrieve round (NULL once cancelled) */
+    void (*resume)(struct proxy_req *p);
+};
+
+int hr_fleet_enabled(void) { return fl.on; }
+
+static size_t make_key(char *out, size_t cap, const char *what, const char *id)
+{
+    int n = snprintf(out, cap, "%s%s%s", fl.prefix, what, id);
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+static void hex(const uint8_t *d, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[d[i] >> 4];
+        out[2 * i + 1] = digits[d[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static void ignore_reply(void *ud, const redisReply *r)
+{
+    (void)ud;
+    (void)r;
+}
+
+/* A budget or rate-limit answer is missing and on_backend_error is open:
+ * the request goes on unchecked, loudly. */
+static void note_fail_open(struct hr_fleet_wait *x, const char *what)
+{
+    pthread_mutex_lock(&fl.lock);
+    if (!x->let_through++) fl.fail_open++;
+    double now = hr_now();
+    int say = now - fl.last_open_warn >= 10;
+    if (say) fl.last_open_warn = now;
+    pthread_mutex_unlock(&fl.lock);
+    if (say)
+        HR_WARN(LOGGER, "Redis did not answer: %s not enforced for this request (on_backend_error open; set "
+                "on_backend_error closed to refuse instead)", what);
+}
+
+/* ------------------------------------------------------------ CCR */
+
+static void ccr_send(struct hr_rconn *c, const char *hash, const char *data, size_t len)
+{
+    char key[256], ttl[16];
+    size_t kl = make_key(key, sizeof key, "ccr:", hash);
+    snprintf(ttl, sizeof ttl, "%u", fl.ccr_ttl_s);
+    /* NX: an address keeps what markers in flight point to. */
+    const char *argv[] = {"SET", key, data, "NX", "EX", ttl};
+    size_t lens[] = {3, kl, len, 2, 2, strlen(ttl)};
+    hr_rconn_command(c, K_CCR_PUT, 6, argv, lens, ignore_reply, NULL);
+}
+
+static void ccr_put_remote(void *ctx, const char *hash, const char *data, size_t len)
+{
+    (void)ctx;
+    if (tl_conn) {
+        ccr_send(tl_conn, hash, data, len);
+        return;
+    }
+    /* A compression helper thread: a worker's loop sends it. */
+    struct outbox_item *it = calloc(1, sizeof *it);
+    if (!it || !(it->data = malloc(len ? len : 1))) {
+        free(it);
+        return;
+    }
+    memcpy(it->hash, hash, sizeof it->hash);
+    memcpy(it->data, data, len);
+    it->len = len;
+    pthread_mutex_lock(&fl.lock);
+    it->next = fl.outbox;
+    fl.outbox = it;
+    pthread_mutex_unlock(&fl.lock);
+    for (size_t i = 0; i < fl.n_workers; i++)
+        if (fl.workers[i].drain) event_active(fl.workers[i].drain, EV_READ, 0);
+}
+
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct fleet_worker *fw = arg;
+    pthread_mutex_lock(&fl.lock);
+    struct outbox_item *it = fl.outbox;
+    fl.outbox = NULL;
+    pthread_mutex_unlock(&fl.lock);
+    while (it) {
+        struct outbox_item *next = it->next;
+        ccr_send(fw->conn, it->hash, it->data, it->len);
+        free(it->data);
+        free(it);
+        it = next;
+    }
+}
+
+/* ------------------------------------------------------------ budget */
+
+static void budget_send(struct hr_rconn *c, const char *period, time_t start, time_t end, long long micro);
+
+struct budget_add { const char *period; time_t start, end; long long micro; };
+
+static void budget_added(void *ud, const redisReply *r)
+{
+    struct budget_add *a = ud;
+    if (r && r->type == REDIS_REPLY_INTEGER) {
+        hr_cost_budget_observe(a->start, (double)r->integer / 1e6);
+    } else {
+        /* Kept and sent again on reconnect: the shared spend stays exact
+         * across an outage, only later. */
+        pthread_mutex_lock(&fl.lock);
+        if (fl.unsent_start != a->start) fl.unsent_micro = 0;
+        fl.unsent_micro += a->micro;
+        fl.unsent_start = a->start;
+        fl.unsent_end = a->end;
+        fl.unsent_period = a->period;
+        pthread_mutex_unlock(&fl.lock);
+    }
+    free(a);
+}
+
+static void budget_send(struct hr_rconn *c, const char *period, time_t start, time_t end, long long micro)
+{
+    struct budget_add *a = malloc(sizeof *a);
+    if (!a) return;
+    *a = (struct budget_add){period, start, end, micro};
+    char id[64], key[256], amount[24], expire[24];
+    snprintf(id, sizeof id, "%s:%lld", period, (long long)start);
+    size_t kl = make_key(key, sizeof key, "budget:", id);
+    snprintf(amount, sizeof amount, "%lld", micro);
+    snprintf(expire, sizeof expire, "%lld", (long long)end + 86400);
+    const char *argv[] = {"EVAL", BUDGET_SCRIPT, "1", key, amount, expire};
+    size_t lens[] = {4, sizeof BUDGET_SCRIPT - 1, 1, kl, strlen(amount), strlen(expire)};
+    hr_rconn_command(c, K_BUDGET_ADD, 6, argv, lens, budget_added, a);
+}
+
+static void budget_add_remote(void *ctx, double usd, double now)
+{
+    (void)ctx;
+    const char *period;
+    time_t start, end;
+    long long micro = llround(usd * 1e6);
+    if (micro <= 0 || !hr_cost_budget_period(now, &period, &start, &end)) return;
+    if (tl_conn) {
+        budget_send(tl_conn, period, start, end, micro);
+        return;
+    }
+    pthread_mutex_lock(&fl.lock);
+    if (fl.unsent_start != start) fl.unsent_micro = 0;
+    fl.unsent_micro += micro;
+    fl.unsent_start = start;
+    fl.unsent_end = end;
+    fl.unsent_period = period;
+    pthread_mutex_unlock(&fl.lock);
+}
+
+static void on_conn_up(struct hr_rconn *c, void *ud)
+{
+    (void)ud;
+    pthread_mutex_lock(&fl.lock);
+    long long micro = fl.unsent_micro;
+    time_t start = fl.unsent_start, end = fl.unsent_end;
+    const char *period = fl.unsent_period;
+    fl.unsent_micro = 0;
+    pthread_mutex_unlock(&fl.lock);
+    if (micro > 0 && period) {
+        HR_INFO(LOGGER, "sending $%.6f of spend Redis missed while it was unavailable", (double)micro / 1e6);
+        budget_send(c, period, start, end, micro);
+    }
+}
+
+/* ------------------------------------------------------------ response cache */
+
+static int cache_get(void *ctx, const uint8_t key[HR_RESPCACHE_KEY_LEN], double now, struct hr_respcache_entry *out)
+{
+    (void)ctx;
+    (void)now;
+    struct hr_fleet_wait *x = tl_current;
+    if (!x || !x->cache_hit || memcmp(x->cache_key, key, HR_RESPCACHE_KEY_LEN)) return HR_RESPCACHE_MISS;
+    *out = x->entry; /* handed over */
+    memset(&x->entry, 0, sizeof x->entry);
+    x->cache_hit = 0;
+    return HR_OK;
+}
+
+/* Stored as one string: "HR1 status before after cost ctype_len\n" ctype body. */
+static int cache_put(void *ctx, const uint8_t key[HR_RESPCACHE_KEY_LEN], double now,
+                     const struct hr_respcache_entry *e)
+{
+    (void)ctx;
+    (void)now;
+    if (!tl_conn) return HR_EINVAL;
+    const char *ct = e->content_type ? e->content_type : "application/json";
+    size_t ctl = strlen(ct);
+    char head[160];
+    int hl = snprintf(head, sizeof head, "HR1 %d %llu %llu %.6f %zu\n", e->status, (unsigned long long)e->tokens_before,
+                      (unsigned long long)e->tokens_after, e->cost_usd, ctl);
+    size_t total = (size_t)hl + ctl + e->body_len;
+    char *val = malloc(total);
+    if (!val) return HR_ENOMEM;
+    memcpy(val, head, (size_t)hl);
+    memcpy(val + hl, ct, ctl);
+    memcpy(val + hl + ctl, e->body, e->body_len);
+    char id[2 * HR_RESPCACHE_KEY_LEN + 1], k[256], ttl[16];
+    hex(key, HR_RESPCACHE_KEY_LEN, id);
+    size_t kl = make_key(k, sizeof k, "cache:", id);
+    snprintf(ttl, sizeof ttl, "%u", fl.cache_ttl_s);
+    const char *argv[] = {"SET", k, val, "EX", ttl};
+    size_t lens[] = {3, kl, total, 2, strlen(ttl)};
+    hr_rconn_command(tl_conn, K_CACHE_PUT, 5, argv, lens, ignore_reply, NULL);
+    free(val);
+    return HR_OK;
+}
+
+static int cache_decode(const char *s, size_t len, struct hr_respcache_entry *e)
+{
+    const char *nl = memchr(s, '\n', len < 200 ? len : 200);
+    int status;
+    unsigned long long before, after;
+    double cost;
+    size_t ctl;
+    if (!nl || sscanf(s, "HR1 %d %llu %llu %lf %zu", &status, &before, &after, &cost, &ctl) != 5) return -1;
+    const char *p = nl + 1;
+    if ((size_t)(s + len - p) < ctl) return -1;
+    e->status = status;
+    e->tokens_before = before;
+    e->tokens_after = after;
+    e->cost_usd = cost;
+    e->content_type = strndup(p, ctl);
+    e->body_len = (size_t)(s + len - p) - ctl;
+    e->body = malloc(e->body_len ? e->body_len : 1);
+    if (!e->content_type || !e->body) {
+        hr_respcache_entry_free(e);
+        return -1;
+    }
+    memcpy(e->body, p + ctl, e->body_len);
+    return 0;
+}
+
+static void cache_stats(void *ctx, json_t *o)
+{
+    (void)ctx;
+    json_object_set_new(o, "backend", json_string("redis"));
+    json_object_set_new(o, "ttl_seconds", json_integer((json_int_t)fl.cache_ttl_s));
+}
+
+static void cache_destroy(void *ctx) { (void)ctx; }
+
+/* ------------------------------------------------------------ rate limit */
+
+static void rate_tokens_send(const uint8_t key[HR_SHA256_LEN], uint64_t tokens)
+{
+    char id[2 * HR_SHA256_LEN + 1], k[256], rpm[24], tpm[24], n[24];
+    hex(key, HR_SHA256_LEN, id);
+    size_t kl = make_key(k, sizeof k, "rl:", id);
+    snprintf(rpm, sizeof rpm, "%llu", (unsigned long long)fl.rpm);
+    snprintf(tpm, sizeof tpm, "%llu", (unsigned long long)fl.tpm);
+    snprintf(n, sizeof n, "%llu", (unsigned long long)tokens);
+    const char *argv[] = {"EVAL", RATE_SCRIPT, "1", k, rpm, tpm, "tokens", n};
+    size_t lens[] = {4, sizeof RATE_SCRIPT - 1, 1, kl, strlen(rpm), strlen(tpm), 6, strlen(n)};
+    hr_rconn_command(tl_conn, K_RATE, 8, argv, lens, ignore_reply, NULL);
+}
+
+/* hr_ratelimit_admit in fleet mode: the verdict the wait fetched (the
+ * request was charged then); tokens are charged after compression without
+ * waiting, so a request may overdraw tpm and the next ones wait. */
+static int rate_remote(void *ctx, const uint8_t key[HR_SHA256_LEN], uint64_t tokens, int charge,
+                       struct hr_ratelimit_verdict *v)
+{
+    (void)ctx;
+    if (charge) {
+        if (fl.tpm && tokens && tl_conn) rate_tokens_send(key, tokens);
+        return HR_OK;
+    }
+    struct hr_fleet_wait *x = tl_current;
+    if (x && x->rate_limited && !memcmp(x->rate_key, key, HR_SHA256_LEN)) {
+        if (v) *v = x->verdict;
+        return HR_RATELIMIT_LIMITED;
+    }
+    return HR_OK;
+}
+
+/* ------------------------------------------------------------ the wait */
+
+static void wait_free(struct hr_fleet_wait *x)
+{
+    json_decref(x->body);
+    hr_respcache_entry_free(&x->entry);
+    free(x->hashes);
+    free(x);
+}
+
+static void run_stage(struct hr_fleet_wait *x);
+
+static void op_done(struct hr_fleet_wait *x)
+{
+    if (--x->pending == 0) run_stage(x);
+}
+
+static void budget_read(void *ud, const redisReply *r)
+{
+    struct hr_fleet_wait *x = ud;
+    if (!r) x->strict_failed = 1;
+    else if (r->type == REDIS_REPLY_STRING) hr_cost_budget_observe(x->budget_start, strtod(r->str, NULL) / 1e6);
+    op_done(x);
+}
+
+static void cache_read(void *ud, const redisReply *r)
+{
+    struct hr_fleet_wait *x = ud;
+    if (r && r->type == REDIS_REPLY_STRING && !cache_decode(r->str, r->len, &x->entry)) x->cache_hit = 1;
+    op_done(x);
+}
+
+static int wait_ms_to_s(long long ms)
+{
+    long long s = (ms + 999) / 1000;
+    return s < 1 ? 1 : s > 86400 ? 86400 : (int)s;
+}
+
+static void rate_read(void *ud, const redisReply *r)
+{
+    struct hr_fleet_wait *x = ud;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        x->strict_failed = 1;
+    } else {
+        long long wr = r->element[0]->integer, wk = r->element[1]->integer;
+        if (wr > 0 || wk > 0) {
+            int tok = wk > wr;
+            x->rate_limited = 1;
+            x->verdict.retry_after_s = wait_ms_to_s(tok ? wk : wr);
+            x->verdict.limit = tok ? "tokens" : "requests";
+            x->verdict.per_minute = tok ? fl.tpm : fl.rpm;
+        }
+    }
+    op_done(x);
+}
+
+static void ccr_read(void *ud, const redisReply *r)
+{
+    /* Answers (failures included) come in the order the GETs were sent. */
+    struct hr_fleet_wait *x = ud;
+    size_t i = x->replies++;
+    if (i < x->n_hashes) {
+        if (r && r->type == REDIS_REPLY_STRING) {
+            hr_ccr_put_local(x->hashes[i], r->str, r->len);
+            pthread_mutex_lock(&fl.lock);
+            fl.ccr_fetched++;
+            pthread_mutex_unlock(&fl.lock);
+        } else {
+            pthread_mutex_lock(&fl.lock);
+            fl.ccr_missing++;
+            pthread_mutex_unlock(&fl.lock);
+        }
+    }
+    op_done(x);
+}
+
+static void send_get(struct hr_fleet_wait *x, int kind, const char *what, const char *id, hr_rconn_done_fn done)
+{
+    char key[256];
+    size_t kl = make_key(key, sizeof key, what, id);
+    const char *argv[] = {"GET", key};
+    size_t lens[] = {3, kl};
+    x->pending++;
+    hr_rconn_command(tl_conn, kind, 2, argv, lens, done, x);
+}
+
+static const struct hr_api *api_of(struct evhttp_request *req, const char *path)
+{
+    const struct hr_api *owner = hr_api_for_route("POST", path);
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    return owner ? owner : hr_api_for_passthrough(path, evhttp_find_header(in, "anthropic-version") ||
+                                                            evhttp_find_header(in, "x-api-key"));
+}
+
+/* on_backend_error closed: a budget or rate limit that cannot be checked
+ * refuses the request. */
+static void refuse(struct hr_fleet_wait *x)
+{
+    pthread_mutex_lock(&fl.lock);
+    fl.fail_closed_n++;
+    pthread_mutex_unlock(&fl.lock);
+    char path[2048], id[40];
+    const char *uri = evhttp_request_get_uri(x->req);
+    snprintf(path, sizeof path, "%.*s", (int)strcspn(uri, "?"), uri);
+    const struct hr_api *api = api_of(x->req, path);
+    snprintf(id, sizeof id, "hr-%zx-%llx", x->w->index, ++x->w->next_request);
+    struct evkeyvalq *out = evhttp_request_get_output_headers(x->req);
+    evhttp_add_header(out, "Retry-After", "1");
+    evhttp_add_header(out, "x-headroom-request-id", id);
+    hr_send_api_error(x->req, api, 503, HR_API_ERR_OVERLOADED,
+                      "headroomd cannot reach its shared state (Redis) to check the budget or rate limit, and "
+                      "on_backend_error is closed; retry shortly, or see doc/fleet.md");
+    hr_stats_count_rejected(503, 0, 0);
+    hr_acct_refusal(x->w, id, api, path, NULL, 503, "shared state backend unavailable");
+}
+
+static void finish(struct hr_fleet_wait *x)
+{
+    if (x->p || x->resume) { /* a retrieve round */
+        if (x->p) {
+            x->p->fleet_wait = NULL;
+            x->resume(x->p);
+        }
+        wait_free(x);
+        return;
+    }
+    if (!evhttp_request_get_connection(x->req)) { /* the client went away meanwhile */
+        evhttp_request_free(x->req);
+        wait_free(x);
+        return;
+    }
+    struct hr_fleet_wait *saved = tl_current;
+    tl_current = x;
+    x->again(x->req, x->w);
+    tl_current = saved;
+    wait_free(x);
+}
+
+/* Go on from the worker's loop rather than from inside hiredis's reply
+ * handler, so what the request writes to Redis next (a spend increment)
+ * goes on the wire at once, ahead of the answer to the client. */
+static void finish_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    finish(arg);
+}
+
+static void finish_soon(struct hr_fleet_wait *x)
+{
+    static const struct timeval now = {0, 0};
+    if (event_base_once(x->w->base, -1, EV_TIMEOUT, finish_cb, x, &now)) finish(x);
+}
+
+static int budget_refuses(void)
+{
+    char msg[320];
+    long ra;
+    return hr_cost_budget_gate(msg, sizeof msg, &ra);
+}
+
+static void run_stage(struct hr_fleet_wait *x)
+{
+    for (;;) {
+        x->stage++;
+        x->pending = 1; /* held until this stage's commands are all sent */
+        if (x->n_hashes) {
+            if (x->stage > 1) {
+                finish_soon(x);
+                return;
+            }
+            for (size_t i = 0; i < x->n_hashes; i++) send_get(x, K_CCR_GET, "ccr:", x->hashes[i], ccr_read);
+        } else if (x->stage == 1) {
+            if (x->want_budget) {
+                char id[64];
+                snprintf(id, sizeof id, "%s:%lld", x->budget_period, (long long)x->budget_start);
+                send_get(x, K_BUDGET_READ, "budget:", id, budget_read);
+            }
+            if (x->want_cache) {
+                char id[2 * HR_RESPCACHE_KEY_LEN + 1];
+                hex(x->cache_key, HR_RESPCACHE_KEY_LEN, id);
+                send_get(x, K_CACHE_GET, "cache:", id, cache_read);
+            }
+        } else if (x->stage == 2) {
+            if (x->strict_failed) {
+                if (fl.fail_closed) {
+                    refuse(x);
+                    wait_free(x);
+                    return;
+                }
+                note_fail_open(x, "the budget");
+                x->strict_failed = 0;
+            }
+            if (x->want_rate && !x->cache_hit && !budget_refuses()) {
+                char id[2 * HR_SHA256_LEN + 1], k[256], rpm[24], tpm[24];
+                hex(x->rate_key, HR_SHA256_LEN, id);
+                size_t kl = make_key(k, sizeof k, "rl:", id);
+                snprintf(rpm, sizeof rpm, "%llu", (unsigned long long)fl.rpm);
+                snprintf(tpm, sizeof tpm, "%llu", (unsigned long long)fl.tpm);
+                const char *argv[] = {"EVAL", RATE_SCRIPT, "1", k, rpm, tpm, "admit"};
+                size_t lens[] = {4, sizeof RATE_SCRIPT - 1, 1, kl, strlen(rpm), strlen(tpm), 5};
+                x->pending++;
+                hr_rconn_command(tl_conn, K_RATE, 7, argv, lens, rate_read, x);
+            }
+        } else {
+            if (x->strict_failed) {
+                if (fl.fail_closed) {
+                    refuse(x);
+                    wait_free(x);
+                    return;
+                }
+                note_fail_open(x, "the rate limit");
+            }
+            finish_soon(x);
+            return;
+        }
+        if (--x->pending) return; /* the last answer runs the next stage */
+    }
+}
+
+static int valid_hash(const char *h)
+{
+    return h && strlen(h) == HR_CCR_HASH_LEN && strspn(h, "0123456789abcdef") == HR_CCR_HASH_LEN;
+}
+
+/* Fetch the originals in `hashes` this process lacks; 1 when waiting. */
+static int fetch_originals(struct hr_fleet_wait *x, const char *const *hashes, size_t n)
+{
+    x->hashes = calloc(n ? n : 1, sizeof *x->hashes);
+    if (!x->hashes) return 0;
+    for (size_t i = 0; i < n && x->n_hashes < MAX_FETCH; i++) {
+        if (!valid_hash(hashes[i]) || hr_ccr_has_local(hashes[i])) continue;
+        size_t k = 0;
+        while (k < x->n_hashes && strcmp(x->hashes[k], hashes[i])) k++;
+        if (k == x->n_hashes) memcpy(x->hashes[x->n_hashes++], hashes[i], HR_CCR_HASH_LEN + 1);
+    }
+    if (!x->n_hashes) return 0;
+    run_stage(x);
+    return 1;
+}
+
+int hr_fleet_defer(struct hr_worker *w, struct evhttp_request *req, const char *path, hr_fleet_dispatch_fn again)
+{
+    if (!fl.on || !tl_conn || (tl_current && tl_current->req == req)) return 0;
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    struct hr_fleet_wait *x = calloc(1, sizeof *x);
+    if (!x) return 0;
+    x->w = w;
+    x->req = req;
+    x->again = again;
+    x->t_arrived = hr_monotonic_ms();
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    /* Retrieval: originals stored by another instance. */
+    if (!strncmp(path, "/v1/retrieve", 12)) {
+        const char *hash = NULL;
+        json_t *body = NULL;
+        if (cmd == EVHTTP_REQ_GET && path[12] == '/') hash = path + 13;
+        else if (cmd == EVHTTP_REQ_POST && !path[12]) {
+            body = json_loadb(len ? (const char *)evbuffer_pullup(in, -1) : "", len, 0, NULL);
+            hash = json_string_value(json_object_get(body, "hash"));
+        }
+        int waiting = hash && fetch_originals(x, &hash, 1);
+        json_decref(body);
+        if (!waiting) wait_free(x);
+        return waiting;
+    }
+    if (cmd != EVHTTP_REQ_POST || !strcmp(path, "/v1/compress")) {
+        wait_free(x);
+        return 0;
+    }
+    time_t end;
+    x->want_budget = hr_admit_is_model_route(path) &&
+                     hr_cost_budget_period(hr_clock_now(), &x->budget_period, &x->budget_start, &end);
+    const struct hr_api *api = hr_api_for_route("POST", path);
+    if (api && hr_respcache_enabled()) {
+        json_error_t jerr;
+        x->body = hr_json_load(len ? (const char *)evbuffer_pullup(in, -1) : "", len, &jerr);
+        x->want_cache = json_is_object(x->body) && !hr_admit_cache_key(req, api, path, x->body, x->cache_key);
+    }
+    if (api && hr_ratelimit_enabled()) {
+        struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+        const char *cred = evhttp_find_header(h, "authorization");
+        if (!cred || !*cred) cred = evhttp_find_header(h, "x-api-key");
+        hr_ratelimit_key(cred, x->rate_key);
+        x->want_rate = 1;
+    }
+    if (!x->want_budget && !x->want_cache && !x->want_rate) {
+        wait_free(x);
+        return 0;
+    }
+    run_stage(x);
+    return 1;
+}
+
+double hr_fleet_arrived_ms(struct evhttp_request *req)
+{
+    struct hr_fleet_wait *x = tl_current;
+    return x && x->req == req ? x->t_arrived : 0;
+}
+
+json_t *hr_fleet_take_body(struct evhttp_request *req)
+{
+    struct hr_fleet_wait *x = tl_current;
+    if (!x || x->req != req || !x->body) return NULL;
+    json_t *b = x->body;
+    x->body = NULL;
+    return b;
+}
+
+/* hr_api_result_fn has no user pointer: the hashes a call asks for are
+ * noted here while the adapter walks the calls. */
+static _Thread_local struct { const char *list[MAX_FETCH]; char buf[MAX_FETCH][HR_CCR_HASH_LEN + 1]; size_t n; } asked;
+
+static json_t *note_hash(const char *hash)
+{
+    if (hash && asked.n < MAX_FETCH && strlen(hash) == HR_CCR_HASH_LEN) {
+        memcpy(asked.buf[asked.n], hash, HR_CCR_HASH_LEN + 1);
+        asked.list[asked.n] = asked.buf[asked.n];
+        asked.n++;
+    }
+    return json_string("");
+}
+
+int hr_fleet_retrieve_wait(struct proxy_req *p, const json_t *answer, void (*resume)(struct proxy_req *p))
+{
+    if (!fl.on || !tl_conn || p->fleet_round == p->retrieve_rounds + 1) return 0;
+    p->fleet_round = p->retrieve_rounds + 1;
+    const json_t *calls[MAX_FETCH];
+    size_t n = p->api->answer_calls(answer, calls, MAX_FETCH);
+    json_t *scratch = json_pack("{s:[]}", p->api->items_key);
+    asked.n = 0;
+    if (n && scratch) p->api->append_results(scratch, answer, calls, n, note_hash);
+    json_decref(scratch);
+    struct hr_fleet_wait *x = calloc(1, sizeof *x);
+    if (!x) return 0;
+    x->w = p->w;
+    x->p = p;
+    x->resume = resume;
+    p->fleet_wait = x;
+    if (fetch_originals(x, asked.list, asked.n)) return 1;
+    p->fleet_wait = NULL;
+    wait_free(x);
+    return 0;
+}
+
+void hr_fleet_cancel(struct proxy_req *p)
+{
+    if (p->fleet_wait) p->fleet_wait->p = NULL; /* freed when its answers are in */
+    p->fleet_wait = NULL;
+}
+
+/* ------------------------------------------------------------ figures */
+
+static json_t *stats_block(void *state)
+{
+    (void)state;
+    json_t *o = json_object();
+    json_object_set_new(o, "kind", json_string("redis"));
+    char shown[300];
+    /* The password stays out of /stats. */
+    snprintf(shown, sizeof shown, "redis://%s%s:%d/%d", fl.password ? "***@" : "", fl.host, fl.s.port, fl.s.db);
+    json_object_set_new(o, "url", json_string(shown));
+    json_object_set_new(o, "prefix", json_string(fl.prefix));
+    json_object_set_new(o, "timeout_ms", json_integer(fl.s.timeout_ms));
+    json_object_set_new(o, "on_backend_error", json_string(fl.fail_closed ? "closed" : "open"));
+    hr_rconn_stats(o);
+    pthread_mutex_lock(&fl.lock);
+    json_object_set_new(o, "fail_open", json_integer((json_int_t)fl.fail_open));
+    json_object_set_new(o, "fail_closed", json_integer((json_int_t)fl.fail_closed_n));
+    json_object_set_new(o, "ccr_fetched", json_integer((json_int_t)fl.ccr_fetched));
+    json_object_set_new(o, "ccr_missing", json_integer((json_int_t)fl.ccr_missing));
+    json_object_set_new(o, "unsent_budget_usd", json_real((double)fl.unsent_micro / 1e6));
+    pthread_mutex_unlock(&fl.lock);
+    return o;
+}
+
+static const char *const L_DECISION[] = {"decision"};
+
+static int metrics(void *state, hr_metric_visit_fn visit, void *ud)
+{
+    (void)state;
+    hr_rconn_metrics(visit, ud);
+    pthread_mutex_lock(&fl.lock);
+    double open = (double)fl.fail_open, closed = (double)fl.fail_closed_n;
+    pthread_mutex_unlock(&fl.lock);
+    struct hr_metric_family f = {sizeof f, "headroom_backend_unchecked_total",
+                                 "Requests whose budget or rate limit Redis could not check, by what on_backend_error "
+                                 "decided (open: let through, closed: refused)",
+                                 HR_METRIC_COUNTER, 1, L_DECISION};
+    static const char *const lv_open[] = {"open"}, *const lv_closed[] = {"closed"};
+    struct hr_metric_sample s = {.struct_size = sizeof s, .label_values = lv_open, .value = open};
+    visit(ud, &f, &s);
+    s.label_values = lv_closed;
+    s.value = closed;
+    visit(ud, &f, &s);
+    return HR_OK;
+}
+
+/* ------------------------------------------------------------ setup */
+
+int hr_fleet_setup(const struct hr_config *c, char *err, size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    if (!c->backend_url) return 0;
+    fl.host = strdup(c->backend_host);
+    fl.password = c->backend_password ? strdup(c->backend_password) : NULL;
+    fl.prefix = strdup(c->backend_prefix ? c->backend_prefix : "headroom:");
+    fl.s = (struct hr_rconn_settings){fl.host, c->backend_port, c->backend_db, fl.password, c->backend_timeout_ms};
+    fl.fail_closed = c->backend_fail_closed;
+    fl.cache_ttl_s = c->cache_ttl_s > 0 ? (unsigned)c->cache_ttl_s : 300;
+    fl.ccr_ttl_s = c->ccr_ttl_s > 0 ? (unsigned)c->ccr_ttl_s : 3600;
+    hr_ratelimit_limits(&fl.rpm, &fl.tpm);
+    hr_rconn_kinds(kind_names, N_KINDS);
+    hr_ccr_set_remote(&(struct hr_ccr_remote){ccr_put_remote, NULL});
+    if (hr_respcache_enabled())
+        hr_respcache_set_backend(&(struct hr_respcache_backend){"redis", cache_get, cache_put, cache_stats,
+                                                                cache_destroy, NULL});
+    if (fl.rpm || fl.tpm) hr_ratelimit_set_remote(rate_remote, NULL);
+    hr_cost_set_budget_remote(budget_add_remote, NULL);
+    hr_host_table.register_stats(NULL, "backend", stats_block, NULL);
+    hr_host_table.register_metrics(NULL, metrics, NULL);
+    fl.on = 1;
+    HR_INFO(LOGGER, "shared state in Redis at %s:%d/%d (prefix %s, timeout_ms %d, on_backend_error %s): CCR store, "
+            "response cache%s, rate limit%s, budget%s", fl.host, fl.s.port, fl.s.db, fl.prefix, fl.s.timeout_ms,
+            fl.fail_closed ? "closed" : "open", hr_respcache_enabled() ? "" : " (off)",
+            fl.rpm || fl.tpm ? "" : " (off)", c->budget_usd > 0 ? "" : " (off)");
+    return 0;
+}
+
+void hr_fleet_shutdown(void)
+{
+    if (!fl.on) return;
+    hr_ccr_set_remote(NULL);
+    hr_ratelimit_set_remote(NULL, NULL);
+    hr_cost_set_budget_remote(NULL, NULL);
+    while (fl.outbox) {
+        struct outbox_item *next = fl.outbox->next;
+        free(fl.outbox->data);
+        free(fl.outbox);
+        fl.outbox = next;
+    }
+    free(fl.workers);
+    fl.workers = NULL;
+    fl.n_workers = 0;
+    free(fl.host);
+    free(fl.password);
+    free(fl.prefix);
+    fl.on = 0;
+}
+
+int hr_fleet_worker_start(struct hr_worker *w)
+{
+    if (!fl.on) return 0;
+    if (!fl.workers) {
+        fl.workers = calloc(w->d->n_workers, sizeof *fl.workers);
+        if (!fl.workers) return HR_ENOMEM;
+        fl.n_workers = w->d->n_workers;
+    }
+    struct fleet_worker *fw = &fl.workers[w->index];
+    fw->conn = hr_rconn_new(w->base, &fl.s, w->index, on_conn_up, NULL);
+    fw->drain = event_new(w->base, -1, 0, on_drain, fw);
+    return fw->conn && fw->drain ? 0 : HR_ENOMEM;
+}
+
+void hr_fleet_bind_thread(struct hr_worker *w)
+{
+    tl_conn = fl.on && fl.workers ? fl.workers[w->index].conn : NULL;
+}
+
+void hr_fleet_worker_stop(struct hr_worker *w)
+{
+    if (!fl.on || !fl.workers) return;
+    struct fleet_worker *fw = &fl.workers[w->index];
+    if (fw->drain) event_free(fw->drain);
+    hr_rconn_free(fw->conn);
+    fw->drain = NULL;
+    fw->conn = NULL;
+}

@@ -1,0 +1,54 @@
+/* fleet.h — shared state for many headroomd instances (`backend redis`):
+ * the CCR store, response cache, rate-limit buckets and budget spend live
+ * in Redis. The request path stays synchronous in-process code: before it
+ * runs, a request that needs shared state waits (without blocking its
+ * worker) for the few Redis answers it needs, then is dispatched again
+ * with those answers at hand. Without a backend every call here is a no-op. */
+#ifndef HR_FLEET_H
+#define HR_FLEET_H
+#include <event2/http.h>
+#include <jansson.h>
+#include "config.h"
+
+struct hr_worker;
+struct proxy_req;
+
+/* From the config, after the cache, rate limit and budget are set up. */
+int hr_fleet_setup(const struct hr_config *c, char *err, size_t errlen);
+void hr_fleet_shutdown(void);
+int hr_fleet_enabled(void);
+
+/* Per worker: connect on its loop (server start); bind the worker thread;
+ * close (server stop, after the loop ended). */
+int hr_fleet_worker_start(struct hr_worker *w);
+void hr_fleet_bind_thread(struct hr_worker *w);
+void hr_fleet_worker_stop(struct hr_worker *w);
+
+/* The server's route, called again with the answers at hand. */
+typedef void (*hr_fleet_dispatch_fn)(struct evhttp_request *req, void *worker);
+
+/*
+ * hr_fleet_defer
+ *   For a /v1/ request: 1 when it waits for shared state (budget spend,
+ *   cached answer, rate-limit verdict, a stored original) and `again` will
+ *   run it; 0 to handle it now (no backend, nothing shared needed, or this
+ *   is that second run).
+ */
+int hr_fleet_defer(struct hr_worker *w, struct evhttp_request *req, const char *path, hr_fleet_dispatch_fn again);
+
+/* When a request that waited for shared state arrived (monotonic ms), or 0. */
+double hr_fleet_arrived_ms(struct evhttp_request *req);
+
+/* The request body the wait already parsed (the caller owns it), or NULL. */
+json_t *hr_fleet_take_body(struct evhttp_request *req);
+
+/*
+ * hr_fleet_retrieve_wait
+ *   The model answered with headroom_retrieve calls: 1 when originals this
+ *   process lacks are being fetched, and `resume(p)` will run once they
+ *   are here (or known missing); 0 to answer now.
+ */
+int hr_fleet_retrieve_wait(struct proxy_req *p, const json_t *answer, void (*resume)(struct proxy_req *p));
+/* hr_proxy_free: the request is gone; a pending fetch must not resume it. */
+void hr_fleet_cancel(struct proxy_req *p);
+#endif

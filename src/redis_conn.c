@@ -1,0 +1,399 @@
+/* redis_conn.c — per-worker asynchronous Redis connections (hiredis on the
+ * worker's libevent loop): pipelined commands with a deadline each, and
+ * reconnection with backoff. Replies come in order, so one overdue answer
+ * means the connection is stuck: it is dropped and every waiting command
+ * fails at once (the callers fail open or closed as configured). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <hiredis/async.h>
+#include <hiredis/adapters/libevent.h>
+#include "hist.h"
+#include "log.h"
+#include "redis_conn.h"
+#include "stats.h"
+
+#define LOGGER "headroom.backend"
+#define BACKOFF_MIN_MS 100.0
+#define BACKOFF_MAX_MS 2000.0
+
+struct op {
+    struct hr_rconn *c;
+    int kind;
+    double t0;                  /* monotonic ms when sent */
+    hr_rconn_done_fn done;
+    void *ud;
+    int finished;               /* done() already called (timeout, failure) */
+    struct op *prev, *next;     /* the connection's in-flight list, oldest first */
+};
+
+struct hr_rconn {
+    struct event_base *base;
+    struct hr_rconn_settings s;
+    size_t index;
+    redisAsyncContext *ac;      /* NULL while down */
+    int connected;
+    int down_logged;            /* one WARN per outage */
+    double backoff_ms;
+    struct event *retry;        /* reconnect timer */
+    struct event *deadline;     /* the oldest command's timeout */
+    struct op *head, *tail;
+    void (*on_up)(struct hr_rconn *c, void *ud);
+    void *up_ud;
+};
+
+/* Figures of every connection, summed. */
+static struct {
+    pthread_mutex_t lock;
+    const char *const *kinds;
+    size_t n_kinds;
+    unsigned long long ops[HR_RCONN_MAX_KINDS], errors[HR_RCONN_MAX_KINDS];
+    unsigned long long timeouts, reconnects, disconnects;
+    int connections, up;
+    struct hr_hist latency;
+} st = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+void hr_rconn_kinds(const char *const *names, size_t n)
+{
+    st.kinds = names;
+    st.n_kinds = n < HR_RCONN_MAX_KINDS ? n : HR_RCONN_MAX_KINDS;
+}
+
+static void count(int kind, int ok, double ms)
+{
+    pthread_mutex_lock(&st.lock);
+    if (kind >= 0 && kind < HR_RCONN_MAX_KINDS) {
+        st.ops[kind]++;
+        if (!ok) st.errors[kind]++;
+    }
+    if (ok && ms >= 0) hr_hist_add(&st.latency, ms);
+    pthread_mutex_unlock(&st.lock);
+}
+
+static void set_up(struct hr_rconn *c, int up)
+{
+    if (c->connected == up) return;
+    c->connected = up;
+    pthread_mutex_lock(&st.lock);
+    st.up += up ? 1 : -1;
+    pthread_mutex_unlock(&st.lock);
+}
+
+static void unlink_op(struct hr_rconn *c, struct op *o)
+{
+    if (o->prev) o->prev->next = o->next;
+    else c->head = o->next;
+    if (o->next) o->next->prev = o->prev;
+    else c->tail = o->prev;
+    o->prev = o->next = NULL;
+}
+
+static void arm_deadline(struct hr_rconn *c)
+{
+    if (!c->head) {
+        event_del(c->deadline);
+        return;
+    }
+    double left = c->head->t0 + c->s.timeout_ms - hr_monotonic_ms();
+    if (left < 0) left = 0;
+    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((long)left % 1000) * 1000 + 1};
+    event_add(c->deadline, &tv);
+}
+
+static void schedule_retry(struct hr_rconn *c)
+{
+    struct timeval tv = {(time_t)(c->backoff_ms / 1000), (suseconds_t)((long)c->backoff_ms % 1000) * 1000};
+    event_add(c->retry, &tv);
+    c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+}
+
+static void went_down(struct hr_rconn *c, const char *why)
+{
+    set_up(c, 0);
+    pthread_mutex_lock(&st.lock);
+    st.disconnects++;
+    pthread_mutex_unlock(&st.lock);
+    if (!c->down_logged) {
+        HR_WARN(LOGGER, "worker %zu: Redis at %s:%d unavailable (%s); shared state fails %s until it is back, "
+                "retrying with backoff", c->index, c->s.host, c->s.port, why, "as on_backend_error says");
+        c->down_logged = 1;
+    }
+    schedule_retry(c);
+}
+
+/* Drop a stuck or broken connection: every waiting command fails now. */
+static void fail_all(struct hr_rconn *c, const char *why, int timed_out)
+{
+    redisAsyncContext *ac = c->ac;
+    c->ac = NULL;
+    size_t n = 0;
+    for (struct op *o = c->head; o; o = o->next) n++;
+    struct pending { hr_rconn_done_fn done; void *ud; int kind; } *todo = n ? calloc(n, sizeof *todo) : NULL;
+    size_t k = 0;
+    while (c->head) {
+        struct op *o = c->head;
+        unlink_op(c, o);
+        o->finished = 1;            /* hiredis frees it in its callback */
+        if (todo) todo[k++] = (struct pending){o->done, o->ud, o->kind};
+    }
+    event_del(c->deadline);
+    if (timed_out) {
+        pthread_mutex_lock(&st.lock);
+        st.timeouts++;
+        pthread_mutex_unlock(&st.lock);
+    }
+    if (ac) redisAsyncFree(ac);     /* runs each command's callback with NULL */
+    went_down(c, why);
+    for (size_t i = 0; i < k; i++) {
+        count(todo[i].kind, 0, -1);
+        todo[i].done(todo[i].ud, NULL);
+    }
+    free(todo);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct hr_rconn *c = arg;
+    if (!c->head) return;
+    if (hr_monotonic_ms() - c->head->t0 >= c->s.timeout_ms) {
+        char why[64];
+        snprintf(why, sizeof why, "no answer within timeout_ms %d", c->s.timeout_ms);
+        fail_all(c, why, 1);
+    } else {
+        arm_deadline(c);
+    }
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    struct op *o = priv;
+    struct hr_rconn *c = o->c;
+    if (!o->finished) {
+        o->finished = 1;
+        unlink_op(c, o);
+        const redisReply *r = reply;
+        int ok = r && r->type != REDIS_REPLY_ERROR;
+        if (r && r->type == REDIS_REPLY_ERROR)
+            HR_WARN(LOGGER, "Redis refused a %s command: %.*s", o->kind >= 0 && (size_t)o->kind < st.n_kinds ?
+                    st.kinds[o->kind] : "backend", (int)r->len, r->str);
+        count(o->kind, ok, hr_monotonic_ms() - o->t0);
+        arm_deadline(c);
+        o->done(o->ud, ok ? r : NULL);
+    }
+    free(o);
+}
+
+static void on_setup_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    const redisReply *r = reply;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        HR_WARN(LOGGER, "Redis refused %s: %.*s (check the password and database in backend redis { url … })",
+                (const char *)priv, (int)r->len, r->str);
+}
+
+static void on_connected(const redisAsyncContext *ac, int status)
+{
+    struct hr_rconn *c = ac->data;
+    if (c->ac != ac) return;
+    if (status != REDIS_OK) {
+        c->ac = NULL;               /* hiredis frees it after this call */
+        went_down(c, ac->errstr[0] ? ac->errstr : "connect failed");
+        return;
+    }
+    set_up(c, 1);
+    c->backoff_ms = BACKOFF_MIN_MS;
+    if (c->down_logged) HR_INFO(LOGGER, "worker %zu: Redis at %s:%d is back", c->index, c->s.host, c->s.port);
+    c->down_logged = 0;
+    pthread_mutex_lock(&st.lock);
+    st.reconnects++;
+    pthread_mutex_unlock(&st.lock);
+    if (c->on_up) c->on_up(c, c->up_ud);
+}
+
+static void on_disconnected(const redisAsyncContext *ac, int status)
+{
+    (void)status;
+    struct hr_rconn *c = ac->data;
+    if (c->ac != ac) return;        /* dropped by fail_all, already handled */
+    c->ac = NULL;
+    /* Commands still listed got their NULL callbacks just before this. */
+    went_down(c, ac->errstr[0] ? ac->errstr : "connection closed");
+}
+
+static void connect_now(struct hr_rconn *c)
+{
+    redisAsyncContext *ac = redisAsyncConnect(c->s.host, c->s.port);
+    if (!ac || ac->err) {
+        char why[160];
+        snprintf(why, sizeof why, "%s", ac ? ac->errstr : "out of memory");
+        if (ac) redisAsyncFree(ac);
+        went_down(c, why);
+        return;
+    }
+    ac->data = c;
+    c->ac = ac;
+    redisLibeventAttach(ac, c->base);
+    redisAsyncSetConnectCallback(ac, on_connected);
+    redisAsyncSetDisconnectCallback(ac, on_disconnected);
+    /* Queued first on the connection, so every later command runs after them. */
+    if (c->s.password) redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", c->s.password);
+    if (c->s.db) redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %d", c->s.db);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct hr_rconn *c = arg;
+    if (!c->ac) connect_now(c);
+}
+
+struct hr_rconn *hr_rconn_new(struct event_base *base, const struct hr_rconn_settings *s, size_t index,
+                              void (*on_up)(struct hr_rconn *c, void *ud), void *ud)
+{
+    struct hr_rconn *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->base = base;
+    c->s = *s;
+    c->index = index;
+    c->backoff_ms = BACKOFF_MIN_MS;
+    c->on_up = on_up;
+    c->up_ud = ud;
+    c->retry = evtimer_new(base, on_retry, c);
+    c->deadline = evtimer_new(base, on_deadline, c);
+    if (!c->retry || !c->deadline) {
+        hr_rconn_free(c);
+        return NULL;
+    }
+    pthread_mutex_lock(&st.lock);
+    st.connections++;
+    pthread_mutex_unlock(&st.lock);
+    connect_now(c);
+    return c;
+}
+
+void hr_rconn_free(struct hr_rconn *c)
+{
+    if (!c) return;
+    while (c->head) { /* the loop has stopped: nobody waits for these */
+        struct op *o = c->head;
+        unlink_op(c, o);
+        o->finished = 1;
+    }
+    redisAsyncContext *ac = c->ac;
+    c->ac = NULL;
+    if (ac) redisAsyncFree(ac);
+    set_up(c, 0);
+    pthread_mutex_lock(&st.lock);
+    st.connections--;
+    pthread_mutex_unlock(&st.lock);
+    if (c->retry) event_free(c->retry);
+    if (c->deadline) event_free(c->deadline);
+    free(c);
+}
+
+int hr_rconn_connected(const struct hr_rconn *c) { return c && c->connected; }
+
+void hr_rconn_command(struct hr_rconn *c, int kind, int argc, const char **argv, const size_t *argvlen,
+                      hr_rconn_done_fn done, void *ud)
+{
+    /* While connecting, hiredis sends it once connected (within the same
+     * deadline); while down (waiting to reconnect), it fails at once. */
+    struct op *o = c && c->ac ? calloc(1, sizeof *o) : NULL;
+    if (!o) {
+        count(kind, 0, -1);
+        done(ud, NULL);
+        return;
+    }
+    *o = (struct op){c, kind, hr_monotonic_ms(), done, ud, 0, c->tail, NULL};
+    redisAsyncContext *ac = c->ac;
+    if (redisAsyncCommandArgv(ac, on_reply, o, argc, argv, argvlen) != REDIS_OK) {
+        free(o);
+        count(kind, 0, -1);
+        done(ud, NULL);
+        return;
+    }
+    if (c->tail) c->tail->next = o;
+    else c->head = o;
+    c->tail = o;
+    if (o == c->head) arm_deadline(c);
+    /* Put it on the wire now rather than on the next loop turn: a budget
+     * increment or a stored original then reaches Redis before the answer
+     * that follows it reaches the client (and its next request, another
+     * instance). Not from inside a hiredis callback: hiredis writes then. */
+    if (!(ac->c.flags & REDIS_IN_CALLBACK)) redisAsyncHandleWrite(ac);
+}
+
+void hr_rconn_stats(json_t *o)
+{
+    pthread_mutex_lock(&st.lock);
+    json_t *ops = json_object(), *errors = json_object();
+    unsigned long long total_errors = 0;
+    for (size_t i = 0; i < st.n_kinds; i++) {
+        json_object_set_new(ops, st.kinds[i], json_integer((json_int_t)st.ops[i]));
+        json_object_set_new(errors, st.kinds[i], json_integer((json_int_t)st.errors[i]));
+        total_errors += st.errors[i];
+    }
+    json_object_set_new(o, "connected", json_boolean(st.connections > 0 && st.up == st.connections));
+    json_object_set_new(o, "connections", json_integer(st.connections));
+    json_object_set_new(o, "connections_up", json_integer(st.up));
+    json_object_set_new(o, "errors", json_integer((json_int_t)total_errors));
+    json_object_set_new(o, "timeouts", json_integer((json_int_t)st.timeouts));
+    json_object_set_new(o, "disconnects", json_integer((json_int_t)st.disconnects));
+    json_object_set_new(o, "connects", json_integer((json_int_t)st.reconnects));
+    json_object_set_new(o, "ops", ops);
+    json_object_set_new(o, "errors_by_kind", errors);
+    json_object_set_new(o, "latency_ms",
+                        json_pack("{s:I,s:f,s:f,s:f,s:f}", "count", (json_int_t)st.latency.count, "average_ms",
+                                  hr_hist_average(&st.latency), "p50_ms", hr_hist_quantile(&st.latency, 0.5),
+                                  "p99_ms", hr_hist_quantile(&st.latency, 0.99), "max_ms", st.latency.max_ms));
+    pthread_mutex_unlock(&st.lock);
+}
+
+static const char *const L_KIND[] = {"kind"};
+
+int hr_rconn_metrics(hr_metric_visit_fn visit, void *ud)
+{
+    pthread_mutex_lock(&st.lock);
+    struct hr_metric_family f = {sizeof f, "headroom_backend_up", "1 when every worker's Redis connection is up",
+                                 HR_METRIC_GAUGE, 0, NULL};
+    struct hr_metric_sample s = {.struct_size = sizeof s, .value = st.connections > 0 && st.up == st.connections};
+    visit(ud, &f, &s);
+    f = (struct hr_metric_family){sizeof f, "headroom_backend_connections_up", "Worker connections to Redis that are up",
+                                  HR_METRIC_GAUGE, 0, NULL};
+    s.value = st.up;
+    visit(ud, &f, &s);
+    f = (struct hr_metric_family){sizeof f, "headroom_backend_ops_total", "Redis commands sent, by kind",
+                                  HR_METRIC_COUNTER, 1, L_KIND};
+    for (size_t i = 0; i < st.n_kinds; i++) {
+        s = (struct hr_metric_sample){.struct_size = sizeof s, .label_values = &st.kinds[i], .value = (double)st.ops[i]};
+        visit(ud, &f, &s);
+    }
+    f = (struct hr_metric_family){sizeof f, "headroom_backend_errors_total",
+                                  "Redis commands without an answer (down, timeout, error reply), by kind",
+                                  HR_METRIC_COUNTER, 1, L_KIND};
+    for (size_t i = 0; i < st.n_kinds; i++) {
+        s = (struct hr_metric_sample){.struct_size = sizeof s, .label_values = &st.kinds[i], .value = (double)st.errors[i]};
+        visit(ud, &f, &s);
+    }
+    f = (struct hr_metric_family){sizeof f, "headroom_backend_timeouts_total",
+                                  "Redis connections dropped for an answer later than timeout_ms", HR_METRIC_COUNTER, 0,
+                                  NULL};
+    s = (struct hr_metric_sample){.struct_size = sizeof s, .value = (double)st.timeouts};
+    visit(ud, &f, &s);
+    f = (struct hr_metric_family){sizeof f, "headroom_backend_latency_ms", "Redis command round trip (ms)",
+                                  HR_METRIC_HISTOGRAM, 0, NULL};
+    uint64_t cum[HR_HIST_PROM + 1];
+    hr_hist_cumulative(&st.latency, cum);
+    s = (struct hr_metric_sample){.struct_size = sizeof s, .n_buckets = HR_HIST_PROM + 1,
+                                  .bucket_upper = hr_hist_prom_bounds, .bucket_cumulative = cum,
+                                  .count = st.latency.count, .sum = st.latency.sum_ms};
+    visit(ud, &f, &s);
+    pthread_mutex_unlock(&st.lock);
+    return HR_OK;
+}

@@ -1,0 +1,51 @@
+/* redis_conn.h — one asynchronous Redis connection per worker, on that
+ * worker's event_base (hiredis and its libevent adapter): commands are
+ * pipelined, each is bounded by a timeout, a lost connection is retried
+ * with backoff. Figures for /stats and /metrics are kept here. */
+#ifndef HR_REDIS_CONN_H
+#define HR_REDIS_CONN_H
+#include <stddef.h>
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include "headroom/plugin.h"
+
+#define HR_RCONN_MAX_KINDS 8
+
+struct hr_rconn;
+
+struct hr_rconn_settings {
+    const char *host;
+    int port, db;
+    const char *password;        /* NULL: no AUTH */
+    int timeout_ms;              /* one command's limit, connecting included */
+};
+
+/* The answer, or NULL when there is none: not connected, timed out, the
+ * connection broke, or an error reply (all counted as errors of `kind`). */
+typedef void (*hr_rconn_done_fn)(void *ud, const redisReply *r);
+
+/* Name the operation kinds (labels of the ops/errors figures), once. */
+void hr_rconn_kinds(const char *const *names, size_t n);
+
+/* Start connecting (the worker's loop does the rest). `on_up` runs on the
+ * loop each time the connection is (re)established. */
+struct hr_rconn *hr_rconn_new(struct event_base *base, const struct hr_rconn_settings *s, size_t index,
+                              void (*on_up)(struct hr_rconn *c, void *ud), void *ud);
+/* Close; commands still waiting get no answer callback (the loop is gone). */
+void hr_rconn_free(struct hr_rconn *c);
+int hr_rconn_connected(const struct hr_rconn *c);
+
+/*
+ * hr_rconn_command
+ *   Send argv (binary-safe) and call done(ud, reply) exactly once: on the
+ *   answer, on a failure, or at once (before this returns) when the
+ *   connection is down. Never blocks.
+ */
+void hr_rconn_command(struct hr_rconn *c, int kind, int argc, const char **argv, const size_t *argvlen,
+                      hr_rconn_done_fn done, void *ud);
+
+/* /stats "backend" figures (added to `o`) and /metrics families. */
+void hr_rconn_stats(json_t *o);
+int hr_rconn_metrics(hr_metric_visit_fn visit, void *ud);
+#endif

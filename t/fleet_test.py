@@ -1,0 +1,354 @@
+#!/usr/bin/env python3
+# fleet_test.py — `backend redis` end to end on a real redis-server started
+# here (free loopback port, temp dir): two and three headroomd instances
+# behind a round-robin client share one budget (spend adds up to the
+# micro-dollar; the first request over it is refused wherever it lands),
+# one rate limit per key (exact count, and one more after a refill), the
+# CCR store (hash made on A read on B, also through headroom_retrieve) and
+# the response cache; Redis killed, stopped and restarted: fail open /
+# closed as configured, no crash, recovery.
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hrtest import *  # noqa: E402,F403
+
+SRCDIR = os.environ.get("top_srcdir") or os.path.join(T_DIR, "..")
+PRICES = os.path.abspath(os.path.join(SRCDIR, "conf", "prices.json"))
+REDIS_BIN = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.access("/usr/bin/redis-server", os.X_OK)
+                                             else None)
+if not REDIS_BIN:
+    # Not a skip: CI installs it (scripts/deps.sh --test), so its absence is a broken setup.
+    ok(False, "redis-server is installed (scripts/deps.sh --test installs Debian's redis-server)")
+    done()
+
+
+class Redis:
+    """A private redis-server: loopback, free port, temp dir, nothing saved."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="hr-redis-")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+                                      "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
+                                     stdout=open(os.path.join(self.dir, "log"), "ab"), stderr=subprocess.STDOUT)
+        ok(wait_until(lambda: self.ping(), timeout=10), "redis-server up on 127.0.0.1:%d" % self.port)
+
+    def ping(self):
+        try:
+            return self.cmd("PING") == "PONG"
+        except OSError:
+            return False
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            self.proc.wait()
+        shutil.rmtree(self.dir, True)
+
+    def cmd(self, *args):
+        """One command over RESP; returns str, int, list or None."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        try:
+            out = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in
+                                                   (x.encode() if isinstance(x, str) else x for x in args))
+            s.sendall(out)
+            f = s.makefile("rb")
+            return self._read(f)
+        finally:
+            s.close()
+
+    def _read(self, f):
+        line = f.readline().rstrip(b"\r\n")
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            raise RuntimeError(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = f.read(n + 2)[:-2]
+            return data.decode("utf-8", "replace")
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._read(f) for _ in range(n)]
+        raise RuntimeError("bad RESP line %r" % line)
+
+
+class RoundRobin:
+    def __init__(self, daemons):
+        self.daemons = daemons
+        self.i = 0
+
+    def post(self, path, body, headers=None):
+        h = self.daemons[self.i % len(self.daemons)]
+        self.i += 1
+        return h, post_json(h.url + path, body, headers=headers)
+
+
+def conf(redis, prefix, extra="", on_error="open"):
+    return ("prices %s\n%s\nbackend redis {\n  url redis://127.0.0.1:%d/0\n  prefix %s\n  timeout_ms 1000\n"
+            "  on_backend_error %s\n}\n" % (PRICES, extra, redis.port, prefix, on_error))
+
+
+def chat(model="fleet-test-model", text="hello", **kw):
+    b = {"model": model, "messages": [{"role": "user", "content": text}]}
+    b.update(kw)
+    return b
+
+
+def backend_stats(h):
+    return h.get_json("/stats").get("backend") or {}
+
+
+def metric(text, name, labels=""):
+    m = re.search(r"(?m)^%s%s (\S+)$" % (re.escape(name), re.escape(labels)), text)
+    return float(m.group(1)) if m else None
+
+
+USAGE_1000 = {"x-mock-usage": json.dumps({"prompt_tokens": 1000, "completion_tokens": 0})}
+COST = 0.0025  # 1000 gpt-4o input tokens at $2.50 / M
+
+
+def budget_round(redis, daemons, prefix, label):
+    """Budget $0.009: four requests of $0.0025 pass, the fifth is refused on whichever instance it lands."""
+    rr = RoundRobin(daemons)
+    hdr = dict(USAGE_1000, authorization="Bearer budget-" + prefix)
+    costs = []
+    for i in range(4):
+        h, r = rr.post("/v1/chat/completions", chat("gpt-4o", "q%d" % i), hdr)
+        is_(r.status, 200, "%s: request %d under the budget passes (instance %d)" % (label, i + 1, rr.i % len(daemons)))
+        costs.append(r.header("x-headroom-cost-usd"))
+    is_(costs, ["%.6f" % COST] * 4, "%s: each request cost $%.4f" % (label, COST))
+    keys = redis.cmd("KEYS", prefix + "budget:*")
+    is_(len(keys or []), 1, "%s: one spend key for the period in Redis (%s)" % (label, keys))
+    spent_micro = int(redis.cmd("GET", keys[0])) if keys else None
+    is_(spent_micro, 4 * 2500, "%s: Redis holds the fleet's spend to the micro-dollar (4 x 2500)" % label)
+    h, r = rr.post("/v1/chat/completions", chat("gpt-4o", "over"), hdr)
+    is_(r.status, 429, "%s: the first request over the budget is refused on instance %d" % (label, daemons.index(h)))
+    ok(r.header("retry-after"), "%s: with Retry-After" % label)
+    for k, h in enumerate(daemons):
+        r = post_json(h.url + "/v1/chat/completions", chat("gpt-4o", "again"), headers=hdr)
+        is_(r.status, 429, "%s: instance %d refuses too" % (label, k))
+    is_(int(redis.cmd("GET", keys[0])), 4 * 2500, "%s: refused requests spent nothing" % label)
+
+
+def rate_round(daemons, key, rpm, label):
+    rr = RoundRobin(daemons)
+    hdr = {"authorization": "Bearer " + key}
+    t0 = time.monotonic()
+    statuses = [rr.post("/v1/chat/completions", chat(text="r%d" % i), hdr)[1].status for i in range(rpm + 2)]
+    took = time.monotonic() - t0
+    if took < 0.9 * 60.0 / rpm:  # faster than one refill: the count is exact
+        is_(statuses, [200] * rpm + [429, 429], "%s: exactly %d requests per minute across %d instances, then 429"
+            % (label, rpm, len(daemons)))
+    else:  # a very slow machine (valgrind): the bucket refilled meanwhile, by at most took*rpm/60
+        extra = int(took * rpm / 60.0) + 1
+        n = statuses.count(200)
+        ok(rpm <= n <= rpm + extra and statuses[-1] == 429,
+           "%s: %d admitted in %.1f s (limit %d plus at most %d refilled)" % (label, n, took, rpm, extra))
+    r = post_json(daemons[0].url + "/v1/chat/completions", chat(text="other key"),
+                  headers={"authorization": "Bearer someone-else-" + key})
+    is_(r.status, 200, "%s: another API key has its own bucket" % label)
+
+
+redis = Redis()
+redis.start()
+FIX = tempfile.mkdtemp(prefix="hr-fleet-fx-")
+subprocess.run([sys.executable, os.path.join(T_DIR, "fixtures", "gen_fixtures.py"), "--out", FIX], check=True,
+               capture_output=True)
+ROWS_TEXT = json.dumps(json.load(open(os.path.join(FIX, "logs_1000.json"))))
+shutil.rmtree(FIX, True)
+
+
+def tool_body(model="fleet-test-model"):
+    return {"model": model, "messages": [
+        {"role": "user", "content": "Which requests failed?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "search_logs", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": ROWS_TEXT}]}
+
+
+try:
+    with Mock() as mock:
+        # ---------------------------------------------- two instances: budget, rate limit
+        two = [Headroomd(mock=mock, extra_conf=conf(redis, "two:", "budget 0.009\nrate_limit_rpm 5")) for _ in range(2)]
+        for h in two:
+            h.start()
+        rate_round(two, "rate-two", 5, "2 instances")  # an unpriced model: spends nothing
+        budget_round(redis, two, "two:", "2 instances")
+        for h in two:
+            h.stop()
+
+        # ---------------------------------------------- three instances: everything
+        # stage_budget_ms: a loaded test machine must not undo the compression this test needs.
+        extra = ("budget 0.009\nrate_limit_rpm 12\ncache_ttl 60\nstage_budget_ms 20000\n"
+                 "transform router { }\ntransform smart_crusher { }\n"
+                 "sink prometheus { path /metrics; }")
+        three = [Headroomd(mock=mock, extra_conf=conf(redis, "three:", extra)) for _ in range(3)]
+        for h in three:
+            h.start()
+        A, B, C = three
+        st = backend_stats(A)
+        is_((st.get("kind"), st.get("connected"), st.get("prefix")), ("redis", True, "three:"),
+            "/stats backend: redis, connected, prefix")
+        rate_round(three, "rate-key", 12, "3 instances")
+        ok(redis.cmd("KEYS", "three:rl:*"), "rate-limit buckets live in Redis")
+        # The bucket refills at 12 per minute: one more request fits 5 s later, not two.
+        time.sleep(5.2)
+        rr = RoundRobin(three)
+        statuses = [rr.post("/v1/chat/completions", chat(text="refill %d" % i), {"authorization": "Bearer rate-key"})[1]
+                    .status for i in range(2)]
+        is_(statuses, [200, 429], "after 5 s exactly one request's worth refilled, fleet-wide")
+
+        # Response cache: the answer A got is B's hit, no upstream call.
+        n0 = len(mock.requests())
+        body = chat(text="cache me", temperature=0)
+        r1 = post_json(A.url + "/v1/chat/completions", body, headers={"authorization": "Bearer cache"})
+        r2 = post_json(B.url + "/v1/chat/completions", body, headers={"authorization": "Bearer cache"})
+        is_((r1.status, r1.header("x-headroom-cache")), (200, "miss"), "cache: A answers from upstream")
+        is_((r2.status, r2.header("x-headroom-cache")), (200, "hit"), "cache: B replays A's answer")
+        is_(r2.body, r1.body, "cache: same bytes")
+        is_(len(mock.requests()), n0 + 1, "cache: one upstream call for both")
+        # A damaged entry in Redis is a miss, never a crash or a wrong answer.
+        for k in redis.cmd("KEYS", "three:cache:*") or []:
+            redis.cmd("SET", k, "HR1 not a cached answer")
+        r3 = post_json(C.url + "/v1/chat/completions", body, headers={"authorization": "Bearer cache"})
+        is_((r3.status, r3.header("x-headroom-cache")), (200, "miss"), "cache: a damaged entry in Redis is a miss")
+        is_(len(mock.requests()), n0 + 2, "cache: ... answered from upstream")
+
+        # CCR: compressed on A, original read on B by hash and via the retrieve tool on C.
+        c = post_json(A.url + "/v1/compress", tool_body()).json()
+        hashes = c.get("ccr_hashes") or []
+        ok(hashes, "A compressed the tool output (ccr_hashes %s)" % hashes)
+        h0 = hashes[0] if hashes else "0" * 24
+        ok(redis.cmd("EXISTS", "three:ccr:" + h0), "the original is in Redis under three:ccr:<hash>")
+        st_code, got = get_json(B.url + "/v1/retrieve/" + h0)
+        is_(st_code, 200, "B: GET /v1/retrieve/<hash made on A> answers")
+        is_((got or {}).get("original_content"), ROWS_TEXT, "B: the original, byte for byte")
+        r = post_json(B.url + "/v1/retrieve", {"hash": h0})
+        is_(r.status, 200, "B: POST /v1/retrieve works too")
+        hdr = {"x-mock-tool-call": "headroom_retrieve", "x-mock-tool-args": json.dumps({"hash": h0})}
+        r = post_json(C.url + "/v1/chat/completions", c["request"], headers=hdr)
+        is_(r.status, 200, "C: the model's headroom_retrieve call on A's hash is answered")
+        like(r.text, r"tool result of %d bytes" % len(ROWS_TEXT), "C: the model got the whole original back")
+        cmp_ok(backend_stats(C).get("ccr_fetched", 0), ">=", 1, "C fetched the original from Redis")
+        st_code, _ = get_json(B.url + "/v1/retrieve/" + "0" * 24)
+        is_(st_code, 404, "an unknown hash is still a 404")
+
+        # Budget over three instances (after the other scenarios: they used an unpriced model).
+        budget_round(redis, three, "three:", "3 instances")
+        prom = A.get("/metrics").text
+        cmp_ok(metric(prom, "headroom_backend_ops_total", '{kind="rate_limit"}') or 0, ">", 0,
+               "/metrics: headroom_backend_ops_total by kind")
+        is_(metric(prom, "headroom_backend_up"), 1.0, "/metrics: headroom_backend_up 1")
+        ok(metric(prom, "headroom_backend_latency_ms_count"), "/metrics: latency histogram")
+        for h in three:
+            h.stop()
+
+        # ---------------------------------------------- Redis down: fail open, then recovery
+        extra = "budget 1000\nrate_limit_rpm 3\ncache_ttl 60\nsink prometheus { path /metrics; }"
+        op = [Headroomd(mock=mock, extra_conf=conf(redis, "open:", extra)) for _ in range(2)]
+        for h in op:
+            h.start()
+        r = post_json(op[0].url + "/v1/chat/completions", chat("gpt-4o", "before"), headers=USAGE_1000)
+        is_(r.status, 200, "open: a request with Redis up")
+        redis.kill()
+        for i in range(4):  # more than rate_limit_rpm 3: unchecked while Redis is gone
+            r = post_json(op[i % 2].url + "/v1/chat/completions", chat("gpt-4o", "down %d" % i), headers=USAGE_1000)
+            is_(r.status, 200, "open: Redis killed, request %d still answered" % (i + 1))
+        st = backend_stats(op[0])
+        is_(st.get("connected"), False, "open: /stats backend says disconnected")
+        cmp_ok(st.get("fail_open", 0), ">=", 1, "open: requests let through are counted")
+        prom = op[0].get("/metrics").text
+        is_(metric(prom, "headroom_backend_up"), 0.0, "open: headroom_backend_up 0")
+        cmp_ok(metric(prom, "headroom_backend_unchecked_total", '{decision="open"}') or 0, ">=", 1,
+               "open: headroom_backend_unchecked_total{decision=open}")
+        ok(all(h.alive() for h in op), "open: both instances alive")
+        redis.start()
+        ok(wait_until(lambda: all(backend_stats(h).get("connected") for h in op), timeout=10),
+           "open: both instances reconnect after Redis is back")
+        # The spend of the 4 requests made while Redis was gone is sent on reconnect
+        # (this Redis starts empty: it holds exactly that).
+        ok(wait_until(lambda: redis.cmd("GET", (redis.cmd("KEYS", "open:budget:*") or ["x"])[0]) == "10000",
+                      timeout=5), "open: spend made during the outage reaches Redis after it ($0.01)")
+        statuses = [post_json(op[i % 2].url + "/v1/chat/completions", chat(text="after %d" % i),
+                              headers={"authorization": "Bearer after"}).status for i in range(4)]
+        is_(statuses, [200, 200, 200, 429], "open: the shared rate limit is enforced again")
+
+        # Redis stopped (SIGSTOP): answers stop coming; the timeout, not the request, gives.
+        redis.proc.send_signal(signal.SIGSTOP)
+        r = post_json(op[1].url + "/v1/chat/completions", chat(text="stalled"), headers={"authorization": "Bearer s"})
+        is_(r.status, 200, "stalled Redis: answered after timeout_ms (fail open)")
+        cmp_ok(backend_stats(op[1]).get("timeouts", 0), ">=", 1, "stalled Redis: the timeout is counted")
+        redis.proc.send_signal(signal.SIGCONT)
+        ok(wait_until(lambda: backend_stats(op[1]).get("connected"), timeout=10), "stalled Redis: reconnected")
+        for h in op:
+            h.stop()
+
+        # ---------------------------------------------- on_backend_error closed
+        cl = Headroomd(mock=mock, extra_conf=conf(redis, "closed:", "budget 1000\nrate_limit_rpm 100", "closed"))
+        cl.start()
+        r = post_json(cl.url + "/v1/chat/completions", chat(text="up"))
+        is_(r.status, 200, "closed: answered with Redis up")
+        redis.kill()
+        r = post_json(cl.url + "/v1/chat/completions", chat(text="down"))
+        is_(r.status, 503, "closed: Redis gone -> 503")
+        ok(r.header("retry-after"), "closed: with Retry-After")
+        like(r.text, r"on_backend_error", "closed: the error says why")
+        st_code, _ = get_json(cl.url + "/v1/retrieve/" + "1" * 24)
+        is_(st_code, 404, "closed: CCR still fails open (a miss)")
+        is_(cl.get_json("/stats")["backend"]["fail_closed"], 1, "closed: the refusal is counted")
+        redis.start()
+        ok(wait_until(lambda: backend_stats(cl).get("connected"), timeout=10), "closed: reconnects")
+        r = post_json(cl.url + "/v1/chat/completions", chat(text="back"))
+        is_(r.status, 200, "closed: answered again once Redis is back")
+        cl.stop()
+
+    # ---------------------------------------------- config
+    cfg_dir = tempfile.mkdtemp(prefix="hr-fleet-conf-")
+    path = os.path.join(cfg_dir, "headroom.conf")
+    with open(path, "w") as f:
+        f.write("backend redis {\n  url redis://:secret@127.0.0.1:1/3\n  prefix team:\n  on_backend_error closed\n}\n")
+    out = subprocess.run([os.environ.get("HEADROOMD") or os.path.join(T_DIR, "..", "src", "headroomd"),
+                          "--check-config", "-c", path], capture_output=True, text=True, timeout=30)
+    is_(out.returncode, 0, "--check-config accepts a backend block without contacting Redis")
+    like(out.stdout, r"shared state in Redis at 127\.0\.0\.1:1/3, prefix team:, timeout_ms 50, on_backend_error closed",
+         "--check-config describes the backend (password not shown)")
+    ok("secret" not in out.stdout, "--check-config does not print the password")
+    shutil.rmtree(cfg_dir, True)
+    for text, want in (("backend redis { }", r"needs `url"),
+                       ("backend redis { url http://x; }", r"not a redis:// URL"),
+                       ("backend redis { url redis://h:99999; }", r"port must be"),
+                       ("backend redis { url redis://h; on_backend_error maybe; }", r"must be open or closed"),
+                       ("backend redis { url redis://h; colour red; }", r"unknown setting 'colour'"),
+                       ("backend memcached { }", r"only shared backend")):
+        h = Headroomd(extra_conf=text, wait_ready=False, expect_exit=None)
+        h.start()
+        h.proc.wait(timeout=20)
+        ok(h.proc.returncode not in (0, None), "bad config refused: %s" % text)
+        like(h.stderr_text(), r"headroom\.conf:\d+:\d+: .*" + want, "names the file, line and problem: %s" % text)
+finally:
+    redis.stop()
+done()
