@@ -333,9 +333,11 @@ int main(int argc, char **argv)
             }
             continue;
         }
-        HR_INFO(LOGGER, "%s received: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        HR_INFO(LOGGER, "%s received: draining (up to shutdown_timeout %d s; a second signal exits at once)",
+                sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.shutdown_timeout_s);
         break;
     }
+    if (hr_server_drain(&d, &sigs)) _exit(1);
     hr_server_stop(&d);
     pthread_mutex_lock(&hk_lock);
     hk_stop = 1;
