@@ -38,6 +38,7 @@ struct conn_watch {
 struct hr_conn_guard {
     struct hr_worker *w;
     struct event *sweep, *resume, *register_ev;
+    struct evhttp_bound_socket *bound;
     struct evconnlistener *listener;
     int reserve_fd;
     struct bufferevent *pending[MAX_PENDING]; /* created, fd not known yet */
@@ -175,7 +176,7 @@ static void resume_accepting(evutil_socket_t unused, short what, void *arg)
     (void)what;
     struct hr_conn_guard *g = arg;
     if (g->reserve_fd < 0) g->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (g->listener && !atomic_load(&g->w->d->stopping)) evconnlistener_enable(g->listener);
+    if (g->listener) evconnlistener_enable(g->listener);
 }
 
 /* accept() failed for a reason retrying at once cannot fix (no descriptor
@@ -233,6 +234,7 @@ int hr_conn_guard_worker(struct hr_worker *w, struct evhttp_bound_socket *bound)
     struct timeval tv = {1, 0};
     event_add(g->sweep, &tv);
     evhttp_set_bevcb(w->http, new_bev, g);
+    g->bound = bound;
     g->listener = evhttp_bound_socket_get_listener(bound);
     if (w->index < sizeof guards / sizeof *guards) guards[w->index] = g;
     if (g->listener) evconnlistener_set_error_cb(g->listener, on_accept_error);
@@ -242,7 +244,13 @@ int hr_conn_guard_worker(struct hr_worker *w, struct evhttp_bound_socket *bound)
 void hr_conn_guard_stop_accepting(struct hr_worker *w)
 {
     struct hr_conn_guard *g = w->guard;
-    if (g && g->listener) evconnlistener_disable(g->listener);
+    if (!g || !g->bound) return;
+    evtimer_del(g->resume);
+    /* Closed, not just paused: new connections are refused at once (and a
+     * replacement process can take the port) instead of waiting in the backlog. */
+    evhttp_del_accept_socket(w->http, g->bound);
+    g->bound = NULL;
+    g->listener = NULL;
 }
 
 void hr_conn_guard_worker_free(struct hr_worker *w)

@@ -11,6 +11,6 @@ int hr_conn_guard_worker(struct hr_worker *w, struct evhttp_bound_socket *bound)
 void hr_conn_guard_worker_free(struct hr_worker *w);
 /* Every request as it is dispatched: its connection is busy until answered. */
 void hr_conn_guard_request(struct hr_worker *w, struct evhttp_request *req);
-/* In the worker's thread: accept no new connections (draining). */
+/* In the worker's thread: close the worker's listening socket (draining). */
 void hr_conn_guard_stop_accepting(struct hr_worker *w);
 #endif

@@ -3,6 +3,7 @@
  * finish for up to shutdown_timeout, the rest end with an error their SDK
  * raises. The caller then flushes sinks and state files as usual. */
 #include <errno.h>
+#include <unistd.h>
 #include <time.h>
 #include <event2/event.h>
 #include "conn_guard.h"
@@ -62,7 +63,10 @@ int hr_server_drain(struct hr_daemon *d, const sigset_t *sigs)
     atomic_store(&d->stopping, 1);
     if (!d->workers) return 0;
     const struct timeval now = {0, 0};
-    for (size_t i = 0; i < d->n_workers; i++) event_base_once(d->workers[i].base, -1, EV_TIMEOUT, start_draining, &d->workers[i], &now);
+    for (size_t i = 0; i < d->n_workers; i++)
+        event_base_once(d->workers[i].base, -1, EV_TIMEOUT, start_draining, &d->workers[i], &now);
+    if (d->listen_fd >= 0) close(d->listen_fd); /* the workers close their own copies */
+    d->listen_fd = -1;
     double deadline = hr_monotonic_ms() + 1000.0 * d->cfg->shutdown_timeout_s;
     int aborted = 0;
     while (!all_drained(d)) {

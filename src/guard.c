@@ -113,10 +113,14 @@ const char *hr_guard_path(const char *path)
      * able to leave it (dot segments, which the upstream or curl would
      * resolve), nor hide a separator from this check (encoded '/', '\\',
      * '.'), nor carry a second request or a fragment. */
+    int in_query = 0; /* the query is the upstream's to read: only bytes that break the URL are refused there */
     for (const char *p = path; *p; p++) {
         unsigned char c = (unsigned char)*p;
-        if (c <= 0x20 || c == 0x7f || c == '\\' || c == '#')
-            return "the request path holds a control byte, space, backslash or '#'";
+        if (c <= 0x20 || c == 0x7f || c == '#')
+            return "the request target holds a control byte, space or '#'";
+        if (c == '?') in_query = 1;
+        if (in_query) continue;
+        if (c == '\\') return "the request path holds a backslash";
         if (c == '%' && p[1] && p[2]) {
             char hex[3] = {p[1], p[2], 0};
             long v = strtol(hex, NULL, 16);

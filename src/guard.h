@@ -20,6 +20,7 @@ const char *hr_guard_cross_site(struct evkeyvalq *in);
 int hr_guard_bearer_ok(struct evkeyvalq *in, const char *token);
 /* x-headroom-admin-token matches a configured admin_token. */
 int hr_guard_admin_token_ok(struct evkeyvalq *in, const char *token);
-/* Why a proxied path cannot be appended to a base URL (NULL when it can). */
+/* Why a proxied request target (path and query) cannot be appended to a
+ * base URL (NULL when it can). */
 const char *hr_guard_path(const char *path);
 #endif

@@ -198,6 +198,7 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
         snprintf(msg, sizeof msg, "%s: headroomd forwards only plain paths under the provider's base URL", bad);
         hr_guard_count(HR_REFUSE_BAD_PATH);
         hr_stats_count_rejected(400, 0, 0);
+        HR_DEBUG("headroom.proxy", "refused %s: %s", evhttp_request_get_uri(req), bad);
         hr_send_api_error(req, api, 400, HR_API_ERR_INVALID_REQUEST, msg);
         return;
     }
