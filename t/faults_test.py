@@ -313,5 +313,45 @@ with Headroomd(conf_text=conf, args=["--log-level", "debug"]) as h:
     is_(r.status, 200, "the daemon still serves after every fault")
     ok(wait_until(lambda: fds(h.pid) <= base_fds + 2, 8), "file descriptors back to baseline (%d -> %d)"
        % (base_fds, fds(h.pid)))
+
+# --- tokens on /stats and /metrics; a WARN when listening beyond loopback without them
+tok_conf = conf.replace("host 127.0.0.1", "host 0.0.0.0") + "stats_token st-1\nmetrics_token mt-1\n"
+with Headroomd(conf_text=tok_conf) as h:
+    is_(h.get("/stats").status, 401, "stats_token set: /stats without it is 401")
+    is_(h.get("/stats", headers={"Authorization": "Bearer st-1"}).status, 200, "/stats with the stats token: 200")
+    is_(h.get("/metrics", headers={"Authorization": "Bearer st-1"}).status, 401, "/metrics does not take the stats token")
+    is_(h.get("/metrics", headers={"Authorization": "Bearer mt-1"}).status, 200, "/metrics with the metrics token: 200")
+    like(h.stderr_text(), r"WARNING:headroom.server:listening on 0.0.0.0.*without admin_token",
+         "non-loopback listener without admin_token: WARN naming the risk")
+
+# --- out of file descriptors: accepts pause (no spin), a waiting client gets 503, service resumes
+old_wrapper = os.environ.get("HEADROOMD_WRAPPER", "")
+os.environ["HEADROOMD_WRAPPER"] = ("prlimit --nofile=96:96 " + old_wrapper).strip()
+with Headroomd(conf_text=conf.replace("workers 2", "workers 1")) as h:
+    os.environ["HEADROOMD_WRAPPER"] = old_wrapper
+    held, answers = [], []
+    for _ in range(120):
+        try:
+            c = socket.create_connection(("127.0.0.1", h.port), timeout=2)
+            held.append(c)
+        except OSError:
+            break
+    time.sleep(1.5)
+    for c in held:
+        c.setblocking(False)
+        try:
+            answers.append(c.recv(4096))
+        except OSError:
+            pass
+    ok(any(a.startswith(b"HTTP/1.1 503") and b"Retry-After" in a for a in answers),
+       "a client beyond the descriptor limit gets 503 with Retry-After")
+    for c in held:
+        c.close()
+    ok(wait_until(lambda: request("GET", h.url + "/livez", quiet=True).status == 200, 5), "serving again once descriptors free up")
+    metrics = request("GET", h.url + "/metrics").text
+    mm = re.search(r"^headroom_accept_errors_total (\S+)$", metrics, re.M)
+    n = float(mm.group(1)) if mm else -1
+    ok(1 <= n <= 50, "accept errors counted, a few per second, not millions (%g)" % n)
+    is_(len(re.findall(r"cannot accept connections", h.stderr_text())), 1, "one WARN for the episode")
 hostile.stop.set()
 done()

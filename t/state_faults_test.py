@@ -28,7 +28,7 @@ with Mock() as m:
     ws = None
     last_requests = 0
     total_ok = [0]
-    for round_no in range(3):
+    for round_no in range(2):
         env = {"HEADROOM_WORKSPACE_DIR": ws} if ws else {}
         h = Headroomd(extra_conf=CONF_EXTRA, env=env, expect_exit=None).start()
         ws = h.workspace
@@ -82,4 +82,23 @@ with Mock() as m:
         cmp_ok(float(mm.group(1)) if mm else 0, ">=", 2, "headroom_state_write_errors_total counts each failed write")
         err = h.stderr_text()
         is_(len(re.findall(r"could not write the budget file", err)), 1, "one budget WARN for the outage, not one a second")
+
+    # --- a full disk under the request log (a file-size limit makes writes fail part-way)
+    old_wrapper = os.environ.get("HEADROOMD_WRAPPER", "")
+    os.environ["HEADROOMD_WRAPPER"] = ("prlimit --fsize=3000 " + old_wrapper).strip()
+    with Headroomd(extra_conf="log_file @WORKSPACE@/requests.jsonl\n") as h:
+        os.environ["HEADROOMD_WRAPPER"] = old_wrapper
+        codes = set()
+        for i in range(12):
+            codes.add(request("POST", h.url + "/v1/chat/completions", body=dumps(openai_body(content="x" * (i * 37))),
+                              headers={"Content-Type": "application/json"}).status)
+        is_(codes, {200}, "requests are served while the request log cannot be written")
+        wait_until(lambda: h.stats().get("request_log", {}).get("write_errors", 0) > 0, 3)
+        data = open(os.path.join(h.workspace, "requests.jsonl"), "rb").read()
+        lines = data.split(b"\n")
+        ok(data.endswith(b"\n") and len(lines) > 2, "the log ends with a whole line (%d bytes, %d lines)" % (len(data), len(lines) - 1))
+        bad = [l for l in lines[:-1] if not l.startswith(b"{") or not l.endswith(b"}")]
+        is_(bad, [], "no torn line in the request log")
+        ok(all(json.loads(l) for l in lines[:-1]), "every line parses as JSON")
+        cmp_ok(len(lines) - 1, "<", 12, "lines that did not fit are absent, not cut")
 done()
