@@ -145,7 +145,6 @@ static void expire(int fd, int timeout_s)
     (void)wr; /* a client that reads nothing still loses the connection */
     shutdown(fd, SHUT_RDWR);
     hr_guard_count(HR_REFUSE_SLOW_CLIENT);
-    hr_stats_count_rejected(408, 0, 0);
 }
 
 static void sweep(evutil_socket_t unused, short what, void *arg)
@@ -212,7 +211,6 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
             (void)wr;
             close(fd);
             hr_guard_count(HR_REFUSE_OVERLOADED);
-            hr_stats_count_rejected(503, 0, 0);
         }
     }
     evconnlistener_disable(l);

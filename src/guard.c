@@ -15,7 +15,6 @@
 #include <event2/keyvalq_struct.h>
 #include "guard.h"
 #include "log.h"
-#include "stats.h"
 
 #define LOGGER "headroom.server"
 
@@ -170,7 +169,6 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
         snprintf(msg, sizeof msg, "request refused (HTTP %d)", error);
     }
     hr_guard_count(why);
-    hr_stats_count_rejected(status, 0, 0);
     /* No route is known here (evhttp dropped the URI): the provider's shape
      * follows the client's own Anthropic headers, else OpenAI's. */
     const struct hr_api *api = in && (evhttp_find_header(in, "anthropic-version") || evhttp_find_header(in, "x-api-key"))

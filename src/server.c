@@ -47,7 +47,6 @@ static void send_error(struct evhttp_request *req, int status, const char *messa
 static void refuse(struct evhttp_request *req, int status, enum hr_refusal why, const char *message)
 {
     hr_guard_count(why);
-    hr_stats_count_rejected(status, 0, 0);
     send_error(req, status, message);
 }
 
