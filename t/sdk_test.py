@@ -83,8 +83,8 @@ with Mock() as mock, Headroomd(extra_conf="max_body_size 4k\n") as hd:
     e4, e5 = r["openai_413"], r["anthropic_413"]
     is_((e4.get("thrown"), e4.get("status")), ("APIError", 413), "OpenAI SDK raises an API error on headroomd's 413")
     like(e4.get("message", ""), r"max_body_size", "and its message is headroomd's, naming the limit")
-    is_((e5.get("status"), e5.get("type")), (413, "invalid_request_error"),
-        "Anthropic SDK parses headroomd's 413 (Anthropic shape: error.type)")
+    is_((e5.get("status"), e5.get("type")), (413, "error"),
+        "Anthropic SDK parses headroomd's 413 as an Anthropic error body ({type: error, error: {...}})")
     like(e5.get("message", ""), r"max_body_size", "and its message names the limit")
 
     st, stats = get_json(hd.url + "/stats")
