@@ -25,6 +25,7 @@ struct hr_worker {
     struct hr_upstream *up;
     int inflight;
     unsigned long long next_request;
+    struct proxy_req *deferred; /* accounting.c: requests whose figures wait one loop turn */
     struct hr_conn_guard *guard;        /* conn_guard.c: fd limit, slow clients */
     struct proxy_req *live;             /* proxied requests in flight (drain aborts them) */
     struct event *drain_check;          /* drain.c */
@@ -54,6 +55,9 @@ int hr_server_drain(struct hr_daemon *d, const sigset_t *sigs);
 
 /* proxy.c: requests under /v1/. */
 void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char *path);
+/* Account (and free) the requests still waiting for their late count
+ * (passthrough): the worker's loop has stopped. */
+void hr_acct_flush_deferred(struct hr_worker *w);
 /* compress_api.c: POST /v1/compress (pipeline only, no upstream). */
 void hr_compress_handle(struct hr_daemon *d, struct evhttp_request *req, const char *query);
 /* compress_api.c: GET /v1/retrieve/<hash>[?query=] (hash_in_path) or POST /v1/retrieve {"hash","query"?}. */

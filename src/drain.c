@@ -19,7 +19,9 @@ static void check_drained(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct hr_worker *w = arg;
-    if (!w->live && w->inflight <= 0) atomic_store(&w->drained, 1);
+    int busy = 0;
+    for (struct proxy_req *p = w->live; p && !busy; p = p->live_next) busy = !p->finish_deferred;
+    if (!busy) atomic_store(&w->drained, 1);
 }
 
 /* In the worker's thread: no more accepts, and report when idle. */
@@ -41,9 +43,12 @@ static void abort_inflight(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct hr_worker *w = arg;
     int n = 0;
-    while (w->live) {
-        hr_relay_abort(w->live, "headroomd is shutting down and this request did not finish within "
-                                "shutdown_timeout; retry it");
+    hr_acct_flush_deferred(w); /* answered already, only their count was pending */
+    for (struct proxy_req *p = w->live, *next; p; p = next) {
+        next = p->live_next;
+        if (p->finish_deferred) continue; /* answered; freed after its late count */
+        hr_relay_abort(p, "headroomd is shutting down and this request did not finish within shutdown_timeout; "
+                          "retry it");
         n++;
     }
     if (n) HR_WARN(LOGGER, "worker %zu: %d request%s still in flight at shutdown_timeout: ended with an error", w->index,

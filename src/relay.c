@@ -192,7 +192,13 @@ static int answer_retrieve_calls(struct proxy_req *p)
     struct hr_transfer_opts opts = hr_proxy_transfer_opts(p);
     struct hr_transfer *t = hr_transfer_start(p->w->up, "POST", p->url, p->up_headers, text, strlen(text), &opts,
                                               &hr_relay_cbs, p);
-    if (!t) return 0;
+    if (!t) {
+        free(text);
+        return 0;
+    }
+    free(p->up_body); /* the finished round's body */
+    p->up_body = text;
+    p->up_body_len = strlen(text);
     hr_usage_add(&p->earlier_usage, &u);
     p->retrieve_rounds++;
     HR_INFO(LOGGER, "%s: answered %d headroom_retrieve call%s from the CCR store (round %d)", p->request_id, n,
@@ -302,7 +308,9 @@ void hr_relay_abort(struct proxy_req *p, const char *why)
     p->t = NULL;
     hr_relay_detach_client(p);
     int status = 503;
-    if (p->reply_started) {
+    if (!p->req) {
+        /* the client is gone already: only the count is left */
+    } else if (p->reply_started) {
         stream_error_event(p, why);
         evhttp_send_reply_end(p->req);
         status = (int)p->status;

@@ -342,6 +342,7 @@ void hr_server_stop(struct hr_daemon *d)
     for (size_t i = 0; i < d->n_workers; i++) {
         struct hr_worker *w = &d->workers[i];
         if (w->http) evhttp_free(w->http); /* closes connections; in-flight requests are aborted */
+        hr_acct_flush_deferred(w);
         hr_conn_guard_worker_free(w);
         if (w->drain_check) event_free(w->drain_check);
         if (w->up) hr_upstream_free(w->up);
