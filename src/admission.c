@@ -8,6 +8,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include "cost.h"
+#include "guard.h"
 #include "log.h"
 #include "proxy.h"
 #include "ratelimit.h"
@@ -32,14 +33,20 @@ int hr_admit_connection(struct hr_worker *w, struct evhttp_request *req, const s
                         const char *method, const char *path)
 {
     struct hr_daemon *d = w->d;
-    if (w->inflight >= d->cfg->max_connections) {
+    int draining = atomic_load_explicit(&d->stopping, memory_order_relaxed);
+    if (draining || w->inflight >= d->cfg->max_connections) {
         char id[40];
         snprintf(id, sizeof id, "hr-%zx-%llx", w->index, ++w->next_request);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "x-headroom-request-id", id);
+        struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+        evhttp_add_header(out, "x-headroom-request-id", id);
+        evhttp_add_header(out, "Retry-After", "1");
+        if (draining) evhttp_add_header(out, "Connection", "close");
         hr_send_api_error(req, api, 503, HR_API_ERR_OVERLOADED,
-                          "headroomd is at max_connections concurrent requests on this worker; retry, or raise max_connections");
+                          draining ? "headroomd is shutting down; retry (another instance may take the request)"
+                                   : "headroomd is at max_connections concurrent requests on this worker; retry, or raise max_connections");
         hr_stats_count_rejected(503, 0, 0);
-        hr_acct_refusal(w, id, api, path, NULL, 503, "max_connections reached");
+        hr_guard_count(draining ? HR_REFUSE_DRAINING : HR_REFUSE_OVERLOADED);
+        hr_acct_refusal(w, id, api, path, NULL, 503, draining ? "shutting down" : "max_connections reached");
         return 1;
     }
     /* Budget spent: refused before anything is parsed or forwarded, on every

@@ -51,7 +51,7 @@ void hr_compress_handle(struct hr_daemon *d, struct evhttp_request *req, const c
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     json_error_t jerr;
-    json_t *body = hr_json_load(len ? (const char *)evbuffer_pullup(in, -1) : "", len, &jerr);
+    json_t *body = hr_json_load_strict(len ? (const char *)evbuffer_pullup(in, -1) : "", len, &jerr);
     if (!json_is_object(body)) {
         char msg[300];
         snprintf(msg, sizeof msg,

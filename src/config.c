@@ -37,6 +37,10 @@ static const struct directive directives[] = {
     {"optimize", D_BOOL, OFF(no_optimize), 0, 0, NULL, "run the transforms (default yes; no = passthrough)"},
     {"admin_token", D_STRING, OFF(admin_token), 0, 0, "HEADROOM_ADMIN_TOKEN", "token allowing admin endpoints from non-loopback clients"},
     {"api_token", D_STRING, OFF(api_token), 0, 0, "HEADROOM_API_TOKEN", "when set, POST /v1/compress and /v1/retrieve need Authorization: Bearer <token>"},
+    {"metrics_token", D_STRING, OFF(metrics_token), 0, 0, "HEADROOM_METRICS_TOKEN", "when set, the Prometheus route (/metrics) needs Authorization: Bearer <token>"},
+    {"stats_token", D_STRING, OFF(stats_token), 0, 0, "HEADROOM_STATS_TOKEN", "when set, /stats, /stats-history and /dashboard need Authorization: Bearer <token>"},
+    {"allowed_hosts", D_STRING, OFF(allowed_hosts), 0, 0, "HEADROOM_ALLOWED_HOSTS", "Host header names accepted besides localhost and IP addresses (space or comma separated; * = any); others get 403 (DNS rebinding)"},
+    {"shutdown_timeout", D_INT, OFF(shutdown_timeout_s), 0, 86400, NULL, "seconds in-flight requests and streams may take to finish after SIGTERM/SIGINT (default 30)"},
     {"max_body_size", D_SIZE, OFF(max_body_bytes), 1024, 1LL << 32, NULL, "largest request body accepted (default 32m)"},
     {"max_header_size", D_SIZE, OFF(max_header_bytes), 1024, 1 << 24, NULL, "largest request header block (default 64k)"},
     {"max_response_size", D_SIZE, OFF(max_response_bytes), 1024, 1LL << 34, NULL, "largest non-streamed upstream answer (default 64m)"},
@@ -88,6 +92,7 @@ void hr_config_defaults(struct hr_config *c)
     c->max_response_bytes = 64u << 20;
     c->max_connections = 1024;
     c->client_timeout_s = 60;
+    c->shutdown_timeout_s = 30;
     c->upstream_connect_timeout_ms = 10000;
     c->upstream_timeout_s = 600;
     c->upstream_keepalive = 32;
@@ -518,6 +523,9 @@ void hr_config_free(struct hr_config *c)
     free(c->log_file);
     free(c->admin_token);
     free(c->api_token);
+    free(c->metrics_token);
+    free(c->stats_token);
+    free(c->allowed_hosts);
     free(c->budget_period);
     free(c->prices_file);
     free(c->backend_url);

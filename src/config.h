@@ -28,6 +28,10 @@ struct hr_config {
     int no_optimize;                   /* passthrough: no transforms */
     char *admin_token;
     char *api_token;            /* guards /v1/compress and /v1/retrieve when set */
+    char *metrics_token;               /* guards the prometheus route when set */
+    char *stats_token;                 /* guards /stats, /stats-history, /dashboard when set */
+    char *allowed_hosts;               /* Host names accepted besides loopback names and IP literals */
+    int shutdown_timeout_s;            /* drain: seconds in-flight requests get on SIGTERM */
     size_t max_body_bytes;
     size_t max_header_bytes;
     size_t max_response_bytes;

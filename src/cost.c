@@ -101,11 +101,21 @@ static char *budget_state_path(void)
     return asprintf(&out, "%s/budget.json", hr_state_dir()) < 0 ? NULL : out;
 }
 
+static int budget_failing; /* housekeeping thread only */
+
 static void flush_timer(void *state)
 {
     struct hr_budget *b = state;
     int rc = hr_budget_flush(b);
-    if (rc) HR_WARN(LOGGER, "could not write the budget file: %s (retrying)", strerror(-rc));
+    /* Once per outage, not once per retry: a read-only disk would otherwise
+     * log every second. /health and headroom_state_write_errors_total show it meanwhile. */
+    hr_state_write_result("budget", rc);
+    if (rc && !budget_failing)
+        HR_WARN(LOGGER, "could not write the budget file in %s: %s; spend stays in memory and is retried every second "
+                "(check the state directory is writable, or set HEADROOM_WORKSPACE_DIR)", hr_state_dir(), strerror(-rc));
+    else if (!rc && budget_failing)
+        HR_INFO(LOGGER, "budget file writable again: spend saved");
+    budget_failing = rc != 0;
 }
 
 int hr_cost_init(const struct hr_config *c, int check_only, char *err, size_t errlen)

@@ -2,6 +2,7 @@
 #ifndef HR_DAEMON_H
 #define HR_DAEMON_H
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -12,6 +13,8 @@
 #include "upstream.h"
 
 struct hr_daemon;
+struct hr_conn_guard;
+struct proxy_req;
 
 struct hr_worker {
     size_t index;
@@ -23,6 +26,10 @@ struct hr_worker {
     int inflight;
     unsigned long long next_request;
     struct proxy_req *deferred; /* accounting.c: requests whose figures wait one loop turn */
+    struct hr_conn_guard *guard;        /* conn_guard.c: fd limit, slow clients */
+    struct proxy_req *live;             /* proxied requests in flight (drain aborts them) */
+    struct event *drain_check;          /* drain.c */
+    atomic_int drained;
 };
 
 struct hr_daemon {
@@ -41,6 +48,10 @@ struct hr_daemon {
 int hr_server_start(struct hr_daemon *d, char *err, size_t errlen);
 /* Stop accepting, let workers finish their loops, join them. */
 void hr_server_stop(struct hr_daemon *d);
+/* drain.c: after SIGTERM/SIGINT: stop accepting, /readyz 503, let in-flight
+ * requests finish for up to shutdown_timeout, then abort the rest with an
+ * error. Returns 1 when one of `sigs` arrived meanwhile (exit at once). */
+int hr_server_drain(struct hr_daemon *d, const sigset_t *sigs);
 
 /* proxy.c: requests under /v1/. */
 void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char *path);

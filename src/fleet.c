@@ -692,7 +692,7 @@ int hr_fleet_defer(struct hr_worker *w, struct evhttp_request *req, const char *
     const struct hr_api *api = hr_api_for_route("POST", path);
     if (api && hr_respcache_enabled()) {
         json_error_t jerr;
-        x->body = hr_json_load(len ? (const char *)evbuffer_pullup(in, -1) : "", len, &jerr);
+        x->body = hr_json_load_strict(len ? (const char *)evbuffer_pullup(in, -1) : "", len, &jerr);
         x->want_cache = json_is_object(x->body) && !hr_admit_cache_key(req, api, path, x->body, x->cache_key);
     }
     if (api && hr_ratelimit_enabled()) {

@@ -5,6 +5,7 @@
  * this file: hr_json_scan has accepted the text exactly as jansson would. */
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include "json_load.h"
 #include "json_scan.h"
@@ -14,6 +15,8 @@ struct builder {
     char *scratch; /* decoded strings that carried escapes */
     size_t cap;
     int failed;
+    int reject_dups;
+    char *dup_key;  /* the first key seen twice in one object (reject_dups) */
 };
 
 static void skip_ws(struct builder *b)
@@ -66,7 +69,12 @@ static json_t *object(struct builder *b)
         b->p++; /* ':' */
         skip_ws(b);
         json_t *v = value(b);
+        size_t before = json_object_size(o);
         int bad = !v || json_object_setn_new_nocheck(o, key, klen, v);
+        if (!bad && b->reject_dups && json_object_size(o) == before) { /* replaced: a duplicate */
+            if (!b->dup_key) b->dup_key = strndup(key, klen);
+            bad = 1;
+        }
         if (key != small) free(key);
         if (bad) break;
         skip_ws(b);
@@ -133,16 +141,31 @@ static json_t *value(struct builder *b)
     }
 }
 
-json_t *hr_json_load(const char *text, size_t len, json_error_t *err)
+static json_t *load(const char *text, size_t len, json_error_t *err, int reject_dups)
 {
-    if (hr_json_scan(text, len, 0, NULL, NULL) != 0) return json_loadb(text, len, 0, err);
-    struct builder b = {text, text + len, NULL, 0, 0};
+    size_t flags = reject_dups ? JSON_REJECT_DUPLICATES : 0;
+    if (hr_json_scan(text, len, 0, NULL, NULL) != 0) return json_loadb(text, len, flags, err);
+    struct builder b = {text, text + len, NULL, 0, 0, reject_dups, NULL};
     skip_ws(&b);
     json_t *root = value(&b);
     free(b.scratch);
+    if (b.dup_key) {
+        json_decref(root);
+        if (err) {
+            memset(err, 0, sizeof *err);
+            snprintf(err->text, sizeof err->text, "duplicate object key '%.*s'", 100, b.dup_key);
+            snprintf(err->source, sizeof err->source, "<buffer>");
+        }
+        free(b.dup_key);
+        return NULL;
+    }
     if (!root || b.failed) {
         json_decref(root);
-        return json_loadb(text, len, 0, err); /* out of memory: let jansson try and report */
+        return json_loadb(text, len, flags, err); /* out of memory: let jansson try and report */
     }
     return root;
 }
+
+json_t *hr_json_load(const char *text, size_t len, json_error_t *err) { return load(text, len, err, 0); }
+
+json_t *hr_json_load_strict(const char *text, size_t len, json_error_t *err) { return load(text, len, err, 1); }

@@ -13,4 +13,9 @@
  * or a failed allocation, goes to json_loadb itself, so errors carry
  * jansson's message, line and column. */
 json_t *hr_json_load(const char *text, size_t len, json_error_t *err);
+/* As hr_json_load, but a key repeated within one object is an error
+ * ("duplicate object key 'NAME'" in err->text), as with jansson's
+ * JSON_REJECT_DUPLICATES: a request whose meaning depends on which copy a
+ * parser keeps is refused rather than read differently here and upstream. */
+json_t *hr_json_load_strict(const char *text, size_t len, json_error_t *err);
 #endif

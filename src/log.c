@@ -1,7 +1,10 @@
 /* log.c — process logging. One write(2) per line so lines from worker
- * threads never interleave. */
+ * threads never interleave; control bytes (from request paths, model names,
+ * upstream errors) are written as \xNN so a line cannot forge another or
+ * drive the terminal. */
 #include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -40,8 +43,16 @@ void hr_logv(enum hr_log_level level, const char *logger, const char *fmt, va_li
     if (m < 0) return;
     size_t len = (size_t)n + (size_t)m;
     if (len > sizeof line - 2) len = sizeof line - 2; /* truncated: still one line */
-    line[len++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, len);
+    /* Escape control bytes (and DEL) in place of printing them raw. */
+    char esc[sizeof line * 2];
+    size_t o = 0;
+    for (size_t i = 0; i < len && o < sizeof esc - 6; i++) {
+        unsigned char c = (unsigned char)line[i];
+        if (c < 0x20 || c == 0x7f) o += (size_t)snprintf(esc + o, 5, "\\x%02x", c);
+        else esc[o++] = (char)c;
+    }
+    esc[o++] = '\n';
+    ssize_t w = write(STDERR_FILENO, esc, o);
     (void)w; /* nowhere to report a failing log */
 }
 
@@ -51,4 +62,26 @@ void hr_log(enum hr_log_level level, const char *logger, const char *fmt, ...)
     va_start(ap, fmt);
     hr_logv(level, logger, fmt, ap);
     va_end(ap);
+}
+
+void hr_log_limited(struct hr_log_limit *lim, int every_s, enum hr_log_level level, const char *logger, const char *fmt,
+                    ...)
+{
+    if (!hr_log_enabled(level)) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    long long next = atomic_load(&lim->next_ms);
+    if (now < next || !atomic_compare_exchange_strong(&lim->next_ms, &next, now + (long long)every_s * 1000)) {
+        atomic_fetch_add(&lim->held, 1);
+        return;
+    }
+    char msg[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    unsigned long long held = atomic_exchange(&lim->held, 0);
+    if (held) hr_log(level, logger, "%s (%llu more like this in the last %d s)", msg, held, every_s);
+    else hr_log(level, logger, "%s", msg);
 }

@@ -14,6 +14,17 @@ int hr_log_enabled(enum hr_log_level level);
 void hr_logv(enum hr_log_level level, const char *logger, const char *fmt, va_list ap);
 void hr_log(enum hr_log_level level, const char *logger, const char *fmt, ...) HR_PRINTF_LIKE(3, 4);
 
+/* A WARN that can repeat (a failing disk, a full fd table): logged at most
+ * once per `every_s` seconds; the next line says how many were held back.
+ * Declare the limiter static next to the call site. */
+struct hr_log_limit {
+    _Atomic long long next_ms;
+    _Atomic unsigned long long held;
+};
+void hr_log_limited(struct hr_log_limit *lim, int every_s, enum hr_log_level level, const char *logger, const char *fmt,
+                    ...) HR_PRINTF_LIKE(5, 6);
+#define HR_WARN_LIMITED(lim, every_s, logger, ...) hr_log_limited(lim, every_s, HR_LOG_WARN, logger, __VA_ARGS__)
+
 #define HR_ERROR(logger, ...) hr_log(HR_LOG_ERROR, logger, __VA_ARGS__)
 #define HR_WARN(logger, ...)  hr_log(HR_LOG_WARN, logger, __VA_ARGS__)
 #define HR_INFO(logger, ...)  hr_log(HR_LOG_INFO, logger, __VA_ARGS__)

@@ -318,6 +318,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file-size limit fails the write (counted), it does not kill the daemon */
 
     int exit_code = 1;
     pthread_t hk = 0;
@@ -353,9 +354,11 @@ int main(int argc, char **argv)
             }
             continue;
         }
-        HR_INFO(LOGGER, "%s received: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        HR_INFO(LOGGER, "%s received: draining (up to shutdown_timeout %d s; a second signal exits at once)",
+                sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.shutdown_timeout_s);
         break;
     }
+    if (hr_server_drain(&d, &sigs)) _exit(1);
     hr_server_stop(&d);
     pthread_mutex_lock(&hk_lock);
     hk_stop = 1;

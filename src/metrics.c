@@ -6,6 +6,8 @@
 #include "hist.h"
 #include "host.h"
 #include "metrics.h"
+#include "refusals.h"
+#include "state_dir.h"
 #include "sinks.h"
 #include "stats.h"
 
@@ -54,6 +56,7 @@ static const char *const L_PROVIDER_TTL[] = {"provider", "ttl"};
 static const char *const L_SINK[] = {"sink"};
 static const char *const L_VERSION[] = {"version"};
 static const char *const L_CODE[] = {"code"};
+static const char *const L_REASON[] = {"reason"};
 
 static void per_provider(struct visit *v, const char *name, const char *help, const struct hr_stats_data *d,
                          size_t offset)
@@ -107,6 +110,16 @@ int hr_metrics_visit(hr_metric_visit_fn fn, void *ud)
         snprintf(code, sizeof code, "%d", st);
         if (n) value(&v, (const char *const[]){code}, (double)n);
     }
+    family(&v, "headroom_refusals_total", HR_METRIC_COUNTER,
+           "Requests refused before reaching a provider, by reason (limits, slow clients, Host, cross-site, tokens, shutdown)",
+           1, L_REASON);
+    for (size_t i = 0; hr_guard_refusal_name(i); i++)
+        value(&v, (const char *const[]){hr_guard_refusal_name(i)}, (double)hr_guard_refusals(i));
+    scalar(&v, "headroom_accept_errors_total", HR_METRIC_COUNTER,
+           "accept() failures on the listening socket (no file descriptors left); accepts pause meanwhile",
+           (double)hr_guard_accept_errors());
+    scalar(&v, "headroom_state_write_errors_total", HR_METRIC_COUNTER,
+           "Failed writes of state files (budget) in the state directory", (double)hr_state_write_errors());
     scalar(&v, "headroom_requests_failed_total", HR_METRIC_COUNTER, "Requests headroomd could not answer", (double)d->failed);
     scalar(&v, "headroom_requests_cached_total", HR_METRIC_COUNTER, "Requests answered from the response cache", (double)d->cached);
     scalar(&v, "headroom_requests_rate_limited_total", HR_METRIC_COUNTER, "Requests refused by the rate limit", (double)d->rate_limited);

@@ -10,6 +10,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include "fleet.h"
+#include "guard.h"
 #include "json_load.h"
 #include "json_scan.h"
 #include "log.h"
@@ -33,7 +34,7 @@ struct hr_transfer_opts hr_proxy_transfer_opts(const struct proxy_req *p)
 {
     const struct hr_config *cfg = p->w->d->cfg;
     return (struct hr_transfer_opts){cfg->upstream_connect_timeout_ms, cfg->upstream_timeout_s,
-                                     cfg->upstream_idle_timeout_s};
+                                     cfg->upstream_idle_timeout_s, cfg->max_header_bytes};
 }
 
 void hr_proxy_free(struct proxy_req *p)
@@ -54,6 +55,9 @@ void hr_proxy_free(struct proxy_req *p)
     free(p->up_body);
     free(p->logged_body);
     curl_slist_free_all(p->up_headers);
+    if (p->live_prev) p->live_prev->live_next = p->live_next;
+    else p->w->live = p->live_next;
+    if (p->live_next) p->live_next->live_prev = p->live_prev;
     p->w->inflight--;
     free(p->model);
     free(p->path);
@@ -88,13 +92,14 @@ static int named_in_connection(struct evkeyvalq *in, const char *name)
     return 0;
 }
 
-/* Headers forwarded upstream: the client's, minus hop-by-hop and x-headroom-*. */
-static struct curl_slist *upstream_headers(struct evkeyvalq *in, int body_rewritten)
+/* Headers forwarded upstream: the client's, minus hop-by-hop, x-headroom-*
+ * and a credential the provider does not take (`foreign_key`, or NULL). */
+static struct curl_slist *upstream_headers(struct evkeyvalq *in, int body_rewritten, const char *foreign_key)
 {
     struct curl_slist *list = NULL;
     for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next) {
         if (hr_proxy_is_hop_by_hop(kv->key) || !strncasecmp(kv->key, "x-headroom-", 11) ||
-            named_in_connection(in, kv->key))
+            (foreign_key && !strcasecmp(kv->key, foreign_key)) || named_in_connection(in, kv->key))
             continue;
         /* Sized per header: a fixed buffer would silently cut long values. */
         size_t need = strlen(kv->key) + strlen(kv->value) + 3;
@@ -161,10 +166,12 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
     struct hr_daemon *d = p->w->d;
     json_error_t jerr;
     json_t *body = hr_fleet_take_body(p->req); /* already parsed while waiting for shared state */
-    if (!body) body = hr_json_load(raw, len, &jerr);
+    if (!body) body = hr_json_load_strict(raw, len, &jerr);
     if (!body || !json_is_object(body)) {
         char msg[300];
         if (body) snprintf(msg, sizeof msg, "request body must be a JSON object");
+        else if (!strncmp(jerr.text, "duplicate object key", 20))
+            snprintf(msg, sizeof msg, "request body repeats a key within one object (%s): send each key once", jerr.text);
         else snprintf(msg, sizeof msg, "request body is not valid JSON: %s (line %d, column %d)", jerr.text,
                       jerr.line, jerr.column);
         json_decref(body);
@@ -222,11 +229,19 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     const char *method = method_name(evhttp_request_get_command(req));
     const struct hr_api *owner = hr_api_for_route(method, path);
-    const struct hr_api *api = owner ? owner
-                                     : hr_api_for_passthrough(path, evhttp_find_header(in, "anthropic-version") ||
-                                                                        evhttp_find_header(in, "x-api-key"));
+    const struct hr_api *api = owner ? owner : hr_api_for_passthrough(path);
     if (!method) {
         hr_send_api_error(req, api, 405, HR_API_ERR_INVALID_REQUEST, "method not supported by headroomd");
+        return;
+    }
+    const char *bad = hr_guard_path(evhttp_request_get_uri(req));
+    if (bad) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s: headroomd forwards only plain paths under the provider's base URL", bad);
+        hr_guard_count(HR_REFUSE_BAD_PATH);
+        hr_stats_count_rejected(400, 0, 0);
+        HR_DEBUG("headroom.proxy", "refused %s: %s", evhttp_request_get_uri(req), bad);
+        hr_send_api_error(req, api, 400, HR_API_ERR_INVALID_REQUEST, msg);
         return;
     }
     if (hr_admit_connection(w, req, api, method, path)) return;
@@ -236,6 +251,9 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
         return;
     }
     w->inflight++;
+    p->live_next = w->live;
+    if (w->live) w->live->live_prev = p;
+    w->live = p;
     p->w = w;
     p->req = req;
     p->api = api;
@@ -289,7 +307,7 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
     size_t ulen = strlen(base) + strlen(path) + (query ? strlen(query) : 0) + 1;
     char *url = malloc(ulen);
     snprintf(url, ulen, "%s%s%s", base, path, query ? query : "");
-    struct curl_slist *headers = upstream_headers(in, p->pr.changed);
+    struct curl_slist *headers = upstream_headers(in, p->pr.changed, hr_api_foreign_credential(api));
     struct hr_transfer_opts opts = hr_proxy_transfer_opts(p);
     hr_relay_watch_client(p);
     p->t_forward = hr_monotonic_ms();

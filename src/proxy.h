@@ -71,6 +71,7 @@ struct proxy_req {
     int fleet_round;                     /* the retrieve round those were fetched for, + 1 */
     char *logged_body;                   /* the client's body, only with log_messages */
     size_t logged_body_len;
+    struct proxy_req *live_prev, *live_next; /* the worker's in-flight list */
 };
 
 /* proxy.c */
@@ -100,6 +101,9 @@ extern const struct hr_transfer_cbs hr_relay_cbs;
 void hr_relay_watch_client(struct proxy_req *p);
 /* Before the final reply: stop watching the client. */
 void hr_relay_detach_client(struct proxy_req *p);
+/* Shutdown past shutdown_timeout: end the request now with an error (503,
+ * or an error event on a started stream), count it, free it. */
+void hr_relay_abort(struct proxy_req *p, const char *why);
 
 /* accounting.c */
 /* Tokens added to what is sent after the pipeline (the retrieve tool's

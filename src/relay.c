@@ -103,6 +103,7 @@ static void on_headers(void *ud, long status, const struct hr_header *h, size_t 
     p->streaming = event_stream || !p->llm;
     if (p->streaming) {
         if (event_stream && p->llm) p->sse = hr_sse_parser_new(sse_event, p, HR_SSE_DEFAULT_MAX_EVENT);
+        if (p->sse) hr_sse_skip_oversized(p->sse, 1); /* a huge event is relayed, not parsed; usage after it still is */
         hr_acct_headers(p, out);
         evhttp_send_reply_start(p->req, (int)status, NULL);
         p->reply_started = 1;
@@ -308,6 +309,29 @@ static void on_done(void *ud, CURLcode rc, const char *why)
     p->reply_ms = hr_monotonic_ms() - t_upstream_done;
     evhttp_send_reply(p->req, (int)p->status, NULL, p->body);
     hr_acct_finish(p, (int)p->status, 0, NULL);
+    hr_proxy_free(p);
+}
+
+void hr_relay_abort(struct proxy_req *p, const char *why)
+{
+    if (p->t) hr_transfer_abort(p->t);
+    p->t = NULL;
+    hr_relay_detach_client(p);
+    int status = 503;
+    if (!p->req) {
+        /* the client is gone already: only the count is left */
+    } else if (p->reply_started) {
+        stream_error_event(p, why);
+        evhttp_send_reply_end(p->req);
+        status = (int)p->status;
+    } else {
+        struct evkeyvalq *out = evhttp_request_get_output_headers(p->req);
+        evhttp_clear_headers(out);
+        evhttp_add_header(out, "Retry-After", "1");
+        evhttp_add_header(out, "Connection", "close");
+        hr_acct_send_error(p, 503, HR_API_ERR_OVERLOADED, why);
+    }
+    hr_acct_finish(p, status, 1, "aborted at shutdown");
     hr_proxy_free(p);
 }
 

@@ -16,10 +16,13 @@
 #include <event2/thread.h>
 #include <event2/util.h>
 #include "ccr.h"
+#include "conn_guard.h"
+#include "guard.h"
 #include "daemon.h"
 #include "fleet.h"
 #include "host.h"
 #include "log.h"
+#include "state_dir.h"
 #include "stats.h"
 #include "stats_json.h"
 
@@ -37,30 +40,57 @@ static int peer_is_loopback(struct evhttp_request *req)
     return addr && (!strncmp(addr, "127.", 4) || !strcmp(addr, "::1") || !strncmp(addr, "::ffff:127.", 11));
 }
 
-/* Admin endpoints: loopback, or the configured admin token as a bearer token. */
-static int is_admin(struct hr_daemon *d, struct evhttp_request *req)
-{
-    if (peer_is_loopback(req)) return 1;
-    const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "x-headroom-admin-token");
-    return d->cfg->admin_token && *d->cfg->admin_token && auth && !strcmp(auth, d->cfg->admin_token);
-}
-
 static void send_error(struct evhttp_request *req, int status, const char *message)
 {
     hr_send_json(req, status, json_pack("{s:{s:s,s:i}}", "error", "message", message, "status", status));
 }
 
+static void refuse(struct evhttp_request *req, int status, enum hr_refusal why, const char *message)
+{
+    hr_guard_count(why);
+    send_error(req, status, message);
+}
+
+/* Admin endpoints change state: the admin token, or loopback without the
+ * marks of a web page (another origin, a form post). Returns 1 when refused. */
+static int refuse_non_admin(struct hr_daemon *d, struct evhttp_request *req)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    if (hr_guard_admin_token_ok(in, d->cfg->admin_token)) return 0;
+    if (!peer_is_loopback(req)) {
+        refuse(req, 403, HR_REFUSE_UNAUTHORIZED, "admin endpoint: call from loopback or send x-headroom-admin-token");
+        return 1;
+    }
+    const char *why = hr_guard_cross_site(in);
+    if (why) refuse(req, 403, HR_REFUSE_CROSS_SITE, why);
+    return why != NULL;
+}
+
+/* /stats and the savings views (stats_token), the Prometheus route
+ * (metrics_token). Returns 1 when refused. */
+static int refuse_without_token(struct evhttp_request *req, const char *token, const char *name)
+{
+    if (hr_guard_bearer_ok(evhttp_request_get_input_headers(req), token)) return 0;
+    char msg[160];
+    snprintf(msg, sizeof msg, "this endpoint needs Authorization: Bearer <%s> (set in headroom.conf)", name);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+    refuse(req, 401, HR_REFUSE_UNAUTHORIZED, msg);
+    return 1;
+}
+
 static void handle_health(struct hr_daemon *d, struct evhttp_request *req)
 {
     int ready = atomic_load(&d->ready);
-    json_t *checks = json_pack("{s:s,s:i,s:i,s:i}", "listener", "ok", "workers", (int)d->n_workers, "transforms",
-                               (int)d->plugins.n_transforms, "sinks", (int)d->plugins.n_sinks);
+    char why[512];
+    json_t *checks = json_pack("{s:s,s:i,s:i,s:i,s:s}", "listener", atomic_load(&d->stopping) ? "draining" : "ok",
+                               "workers", (int)d->n_workers, "transforms", (int)d->plugins.n_transforms, "sinks",
+                               (int)d->plugins.n_sinks, "state_dir", hr_state_dir_check(why, sizeof why));
     hr_send_json(req, 200, json_pack("{s:s,s:s,s:f,s:b,s:o}", "status", ready ? "healthy" : "starting", "version",
                                      PACKAGE_VERSION, "uptime_seconds", hr_round(hr_uptime_seconds(), 1), "ready",
                                      ready, "checks", checks));
 }
 
-static int plugin_route(struct evhttp_request *req, const char *method, const char *path, const char *query)
+static int plugin_route(struct hr_worker *w, struct evhttp_request *req, const char *method, const char *path, const char *query)
 {
     int wrong_method;
     const struct hr_route *r = hr_routes_find(method, path, &wrong_method);
@@ -68,6 +98,12 @@ static int plugin_route(struct evhttp_request *req, const char *method, const ch
         if (wrong_method) send_error(req, 405, "method not allowed on this path");
         return wrong_method;
     }
+    const struct hr_config *cfg = w->d->cfg;
+    const char *owner = r->owner && r->owner->desc ? r->owner->desc->name : "";
+    if (!strcmp(owner, "prometheus") ? refuse_without_token(req, cfg->metrics_token, "metrics_token")
+        : !strcmp(path, "/stats-history") ? refuse_without_token(req, cfg->stats_token, "stats_token")
+                                           : 0)
+        return 1;
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t blen = evbuffer_get_length(in);
     struct hr_http_request hreq = {sizeof hreq, method, path, query ? query : "",
@@ -120,10 +156,23 @@ static void dispatch(struct evhttp_request *req, void *arg)
     struct hr_daemon *d = w->d;
     const char *uri = evhttp_request_get_uri(req);
     char path[2048];
+    hr_conn_guard_request(w, req);
+    /* DNS rebinding: a web page whose name now points at 127.0.0.1 still
+     * sends its own name as Host. */
+    if (!hr_guard_host_ok(d->cfg, evhttp_find_header(evhttp_request_get_input_headers(req), "host"))) {
+        refuse(req, 403, HR_REFUSE_HOST, "Host header names a host headroomd does not serve: use localhost or an IP "
+                                         "address, or add the name to allowed_hosts in headroom.conf");
+        return;
+    }
     const char *q = strchr(uri, '?');
     size_t plen = q ? (size_t)(q - uri) : strlen(uri);
-    if (plen >= sizeof path || uri[0] != '/') {
-        send_error(req, 414, "request path too long or not absolute");
+    if (uri[0] != '/') { /* absolute-form (a proxy request) or '*' */
+        refuse(req, 400, HR_REFUSE_BAD_PATH, "request target must be a path (origin-form), not an absolute URL: "
+                                             "headroomd is not a forward proxy");
+        return;
+    }
+    if (plen >= sizeof path) {
+        refuse(req, 414, HR_REFUSE_BAD_PATH, "request path longer than 2047 bytes");
         return;
     }
     memcpy(path, uri, plen);
@@ -139,11 +188,13 @@ static void dispatch(struct evhttp_request *req, void *arg)
     } else if (!strcmp(path, "/health")) {
         handle_health(d, req);
     } else if (!strcmp(path, "/stats") && !strcmp(method, "GET")) {
-        hr_send_json(req, 200, hr_stats_json(peer_is_loopback(req)));
+        if (!refuse_without_token(req, d->cfg->stats_token, "stats_token"))
+            hr_send_json(req, 200, hr_stats_json(peer_is_loopback(req)));
     } else if (!strcmp(path, "/stats/reset")) {
         if (strcmp(method, "POST")) send_error(req, 405, "use POST /stats/reset");
-        else if (!is_admin(d, req)) send_error(req, 403, "admin endpoint: call from loopback or send x-headroom-admin-token");
-        else {
+        else if (refuse_non_admin(d, req)) {
+            /* refused */
+        } else {
             hr_stats_reset();
             hr_plugins_reset(&d->plugins);
             HR_INFO(LOGGER, "live counters reset by an admin request (durable savings untouched)");
@@ -157,7 +208,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
         hr_retrieve_handle(d, req, path + 13, q ? q + 1 : "");
     } else if (!strcmp(path, "/v1/retrieve") && !strcmp(method, "POST")) {
         hr_retrieve_handle(d, req, NULL, NULL);
-    } else if (plugin_route(req, method, path, q ? q + 1 : "")) {
+    } else if (plugin_route(w, req, method, path, q ? q + 1 : "")) {
         /* answered by a plugin */
     } else if (!strncmp(path, "/v1/", 4)) {
         hr_proxy_handle(w, req, path);
@@ -214,9 +265,30 @@ static evutil_socket_t listen_on(const char *host, int port, int reuseport, int 
     return fd;
 }
 
+/* A listener other machines can reach, with nothing guarding what it shows. */
+static void warn_exposed(const struct hr_config *c)
+{
+    const char *h = c->host;
+    if (!strncmp(h, "127.", 4) || !strcmp(h, "::1") || !strcmp(h, "localhost")) return;
+    if (!c->admin_token || !*c->admin_token || !c->stats_token || !*c->stats_token || !c->metrics_token ||
+        !*c->metrics_token)
+        HR_WARN(LOGGER, "listening on %s, reachable from other machines, without %s%s%s: anyone who can connect sees "
+                "usage, cost and savings%s; set these tokens in headroom.conf or listen on 127.0.0.1", h,
+                c->stats_token && *c->stats_token ? "" : "stats_token ",
+                c->metrics_token && *c->metrics_token ? "" : "metrics_token ",
+                c->admin_token && *c->admin_token ? "" : "admin_token",
+                c->admin_token && *c->admin_token ? "" : " and loopback peers (other users, local containers) can reset counters");
+}
+
 int hr_server_start(struct hr_daemon *d, char *err, size_t errlen)
 {
     evthread_use_pthreads();
+    hr_guard_init(d->cfg);
+    warn_exposed(d->cfg);
+    if (hr_conn_guard_init()) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     int reuseport = d->n_workers > 1;
     if (reuseport && d->cfg->port != 0) {
         /* SO_REUSEPORT would let this bind join another process's listener
@@ -261,7 +333,8 @@ int hr_server_start(struct hr_daemon *d, char *err, size_t errlen)
             fd = listen_on(d->cfg->host, d->port, 1, &port, ignored, sizeof ignored);
         }
         if (fd < 0) fd = fcntl(d->listen_fd, F_DUPFD_CLOEXEC, 0);
-        if (fd < 0 || !evhttp_accept_socket_with_handle(w->http, fd)) {
+        struct evhttp_bound_socket *bound = fd < 0 ? NULL : evhttp_accept_socket_with_handle(w->http, fd);
+        if (!bound || hr_conn_guard_worker(w, bound)) {
             snprintf(err, errlen, "worker %zu cannot accept on the listening socket", i);
             return -1;
         }
@@ -288,11 +361,14 @@ void hr_server_stop(struct hr_daemon *d)
         if (w->http) evhttp_free(w->http); /* closes connections; in-flight requests are aborted */
         hr_fleet_worker_stop(w);
         hr_acct_flush_deferred(w);
+        hr_conn_guard_worker_free(w);
+        if (w->drain_check) event_free(w->drain_check);
         if (w->up) hr_upstream_free(w->up);
         if (w->base) event_base_free(w->base);
     }
     free(d->workers);
     d->workers = NULL;
+    hr_conn_guard_shutdown();
     if (d->listen_fd >= 0) close(d->listen_fd);
     d->listen_fd = -1;
 }

@@ -19,7 +19,10 @@ struct hr_sse_parser {
     int bom_done;        /* the leading-BOM question is settled */
     unsigned bom_seen;   /* BOM bytes matched so far while !bom_done */
     int pending_cr;      /* previous chunk ended in CR: a leading LF belongs to it */
-    int in_comment;      /* dropping the rest of a ':' line split across chunks */
+    int in_comment;      /* dropping the rest of a line split across chunks (a comment, or skipped) */
+    int skip_oversized;  /* an event over max is skipped, not the end of parsing */
+    int skipping;        /* inside such an event: lines are dropped until the blank line */
+    size_t skipped;      /* events skipped so far */
     struct sse_buf line; /* a line split across chunks (never a comment) */
     struct sse_buf data; /* data lines, each followed by '\n' as the spec builds it */
     struct sse_buf event;
@@ -85,6 +88,18 @@ static int dispatch(struct hr_sse_parser *p)
     return 0;
 }
 
+/* An event outgrew max: end parsing, or (skip_oversized) drop that event
+ * and carry on with the next, so usage sent after a huge event is read. */
+static int start_skip(struct hr_sse_parser *p)
+{
+    if (!p->skip_oversized)
+        return -E2BIG;
+    p->skipping = 1;
+    p->skipped++;
+    p->data.len = p->event.len = p->line.len = 0;
+    return 0;
+}
+
 /* One complete line, without its terminator. */
 static int process_line(struct hr_sse_parser *p, const char *s, size_t n)
 {
@@ -92,6 +107,11 @@ static int process_line(struct hr_sse_parser *p, const char *s, size_t n)
     size_t flen, vlen;
     int rc;
 
+    if (p->skipping) {
+        if (n == 0)
+            p->skipping = 0; /* the oversized event ended here; the next one parses */
+        return 0;
+    }
     if (n == 0)
         return dispatch(p);
     if (s[0] == ':')
@@ -99,7 +119,7 @@ static int process_line(struct hr_sse_parser *p, const char *s, size_t n)
     /* Same test as stash_partial() makes on the pieces of a split line, so
      * the outcome never depends on where chunks were cut. */
     if (n > p->max || p->data.len + p->event.len > p->max - n)
-        return -E2BIG;
+        return start_skip(p);
 
     colon = memchr(s, ':', n);
     if (colon) {
@@ -136,13 +156,16 @@ static int stash_partial(struct hr_sse_parser *p, const char *s, size_t n)
 
     if (n == 0 || p->in_comment)
         return 0;
-    if (p->line.len == 0 && s[0] == ':') {
+    if (p->skipping || (p->line.len == 0 && s[0] == ':')) {
         p->in_comment = 1; /* comments can be long (keep-alives, our own): never buffer them */
         return 0;
     }
     have = p->line.len + p->data.len + p->event.len;
-    if (n > p->max || have > p->max - n)
-        return -E2BIG;
+    if (n > p->max || have > p->max - n) {
+        int rc = start_skip(p);
+        p->in_comment = rc == 0; /* the rest of this line goes too */
+        return rc;
+    }
     return buf_append(&p->line, s, n);
 }
 
@@ -179,8 +202,9 @@ static int parse(struct hr_sse_parser *p, const char *s, size_t n)
             rc = 0;
         } else if (p->line.len) {
             rc = stash_partial(p, s + i, eol - i);
-            if (rc == 0)
+            if (rc == 0 && !p->in_comment)
                 rc = process_line(p, p->line.p, p->line.len);
+            p->in_comment = 0; /* the line ends here either way */
             p->line.len = 0;
         } else {
             rc = process_line(p, s + i, eol - i);
@@ -213,6 +237,9 @@ struct hr_sse_parser *hr_sse_parser_new(hr_sse_event_fn fn, void *ud, size_t max
     p->max = max_event_bytes ? max_event_bytes : HR_SSE_DEFAULT_MAX_EVENT;
     return p;
 }
+
+void hr_sse_skip_oversized(struct hr_sse_parser *p, int on) { p->skip_oversized = on; }
+size_t hr_sse_skipped(const struct hr_sse_parser *p) { return p->skipped; }
 
 int hr_sse_feed(struct hr_sse_parser *p, const char *buf, size_t len)
 {

@@ -45,6 +45,13 @@ struct hr_sse_parser *hr_sse_parser_new(hr_sse_event_fn fn, void *ud, size_t max
  */
 int hr_sse_feed(struct hr_sse_parser *p, const char *buf, size_t len);
 
+/* on = 1: an event over max_event_bytes is dropped whole (counted by
+ * hr_sse_skipped) and parsing goes on with the next event instead of
+ * stopping with -E2BIG, so figures sent after a huge event (usage at the
+ * end of a stream) are still read. Results never depend on chunk cuts. */
+void hr_sse_skip_oversized(struct hr_sse_parser *p, int on);
+size_t hr_sse_skipped(const struct hr_sse_parser *p);
+
 /* Release the parser. An event not yet terminated by a blank line is
  * discarded, as the spec requires at end of stream. NULL is a no-op. */
 void hr_sse_parser_free(struct hr_sse_parser *p);

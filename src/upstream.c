@@ -35,6 +35,8 @@ struct hr_transfer {
     struct hr_header *headers;
     size_t n_headers, cap_headers;
     int headers_sent;
+    size_t header_bytes, max_header_bytes;
+    int headers_too_large;
     int paused;
     int in_callback;     /* abort requested from inside a curl callback */
     int aborted;
@@ -209,6 +211,11 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *ud)
 {
     struct hr_transfer *t = ud;
     size_t len = size * n;
+    t->header_bytes += len;
+    if (t->header_bytes > t->max_header_bytes) {
+        t->headers_too_large = 1;
+        return 0; /* fails the transfer; check_done says why */
+    }
     if (len >= 5 && !strncmp(buf, "HTTP/", 5)) {
         /* A new status line: 1xx answers come before the final one. */
         free_headers(t);
@@ -265,8 +272,13 @@ static void check_done(struct hr_upstream *u)
         CURLcode rc = msg->data.result;
         if (!t->aborted) {
             if (rc == CURLE_OK) deliver_headers(t);
-            if (t->cbs.on_done)
-                t->cbs.on_done(t->ud, rc, rc == CURLE_OK ? "" : t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+            char why[CURL_ERROR_SIZE + 16];
+            /* curl reports a header line over its own 100 kB cap as "out of memory" */
+            if (t->headers_too_large || (rc == CURLE_OUT_OF_MEMORY && !t->headers_sent))
+                snprintf(why, sizeof why, "the answer's headers exceed %zu bytes (max_header_size)", t->max_header_bytes);
+            else
+                snprintf(why, sizeof why, "%s", rc == CURLE_OK ? "" : t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc));
+            if (t->cbs.on_done) t->cbs.on_done(t->ud, rc, why);
         }
         transfer_free(t);
     }
@@ -282,6 +294,7 @@ struct hr_transfer *hr_transfer_start(struct hr_upstream *u, const char *method,
     t->up = u;
     t->cbs = *cbs;
     t->ud = ud;
+    t->max_header_bytes = opts->max_header_bytes ? opts->max_header_bytes : 64u << 10;
     t->easy = curl_easy_init();
     if (!t->easy) goto fail;
     int has_content_type = 0;

@@ -30,6 +30,7 @@ struct hr_transfer_opts {
     long connect_timeout_ms;
     long total_timeout_s;
     long idle_timeout_s;        /* a pooled connection idle longer is not reused (closed) */
+    size_t max_header_bytes;    /* the answer's header block; over it the transfer fails (0 = 64 KiB) */
 };
 
 /* max_idle: connections kept open for reuse once their transfers end (curl's

@@ -22,7 +22,7 @@ def slow_stream(port, chunks, stall):
     returns the de-chunked body."""
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
               b"x-mock-chunks: %d\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (chunks, len(BODY), BODY))
     time.sleep(stall)
     data = b""

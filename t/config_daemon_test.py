@@ -215,9 +215,10 @@ with Mock() as m:
             rc = None
         h.stop()
         is_(rc, 0, "SIGINT -> exit code 0")
-    # Shutdown while a stream is in flight: exits 0 promptly, the client is not left hanging.
+    # Shutdown while a stream outlives shutdown_timeout: exits 0 promptly, the client is not left
+    # hanging (t/drain_test.py covers streams that finish within it).
     m.reset()
-    with Headroomd(mock=m, expect_exit=None) as h:
+    with Headroomd(mock=m, expect_exit=None, extra_conf="shutdown_timeout 1\n") as h:
         res = {}
         th = threading.Thread(target=lambda: res.setdefault(
             "r", stream(h.url + "/v1/messages", anthropic_body(stream=True),

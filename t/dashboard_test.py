@@ -95,6 +95,8 @@ with Mock() as m:
         is_(r.status, 200, "GET /dashboard")
         like(r.header("content-type") or "", r"^text/html", "HTML")
         like(r.header("content-security-policy") or "", r"default-src 'none'", "CSP keeps it self-contained")
+        like(r.header("content-security-policy") or "", r"frame-ancestors 'none'.*form-action 'none'.*base-uri 'none'",
+             "CSP forbids framing, form targets and base rewrites")
         ok(not re.search(r'(src|href)=["\']?(https?:)?//', r.text), "no external scripts, styles or links (works offline)")
 
         before = h.get_json("/stats-history")

@@ -17,7 +17,7 @@ BODY = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "
 
 def send_and_leave(port, delay_ms):
     s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
               b"x-mock-delay-ms: %d\r\nContent-Length: %d\r\n\r\n%s" % (delay_ms, len(BODY), BODY))
     time.sleep(0.3)
     s.close()

@@ -144,7 +144,7 @@ with Mock() as m, Headroomd(mock=m) as h:
     r = request("POST", h.url + "/v2/chat/completions", body=dumps(openai_body()))
     is_(r.status, 404, "a /v2 path is not proxied")
 
-# --- provider choice: path first, then x-api-key / anthropic-version ---
+# --- provider choice: by route only; a client header never switches it ---
 with Mock() as mo, Mock() as ma:
     conf = ("host 127.0.0.1\nport @PORT@\nworkers 2\nopenai_api_url %s\nanthropic_api_url %s/v1\n"
             % (mo.url, ma.url))
@@ -156,16 +156,22 @@ with Mock() as mo, Mock() as ma:
             return r.status, len(mo.requests()), len(ma.requests())
 
         is_(where("/v1/models"), (200, 1, 0), "no provider headers -> openai upstream")
-        is_(where("/v1/models", {"x-api-key": "k"}), (200, 0, 1), "x-api-key -> anthropic upstream")
-        is_(where("/v1/models", {"anthropic-version": "2023-06-01"}), (200, 0, 1), "anthropic-version -> anthropic upstream")
+        is_(where("/v1/models", {"x-api-key": "k"}), (200, 1, 0), "x-api-key does not switch to the anthropic upstream")
+        ok("x-api-key" not in dict(headers_of(mo.last_request())), "an Anthropic key is never sent to the OpenAI upstream")
+        is_(where("/v1/models", {"anthropic-version": "2023-06-01"}), (200, 1, 0),
+            "anthropic-version does not switch to the anthropic upstream")
+        is_(where("/v1/files", {"anthropic-version": "2023-06-01", "Authorization": "Bearer sk-openai"}, method="POST",
+                  body="{}"), (200, 1, 0), "an OpenAI key with Anthropic headers stays with OpenAI")
         is_(where("/v1/messages", method="POST", body=anthropic_body()), (200, 0, 1), "/v1/messages -> anthropic")
         is_(where("/v1/chat/completions", method="POST", body=openai_body()), (200, 1, 0), "/v1/chat/completions -> openai")
         ma.reset()
-        request("GET", h.url + "/v1/models?q=1", headers={"x-api-key": "k"})
+        request("POST", h.url + "/v1/messages/count_tokens?q=1", body=dumps(anthropic_body()),
+                headers={"x-api-key": "k", "anthropic-version": "2023-06-01"})
         lr = ma.last_request()
-        is_((lr["path"], lr["query"]) if lr else None, ("/v1/models", "q=1"),
+        is_((lr["path"], lr["query"]) if lr else None, ("/v1/messages/count_tokens", "q=1"),
             "a base URL given with /v1 is not doubled")
+        is_(dict(headers_of(lr)).get("x-api-key") if lr else None, "k", "x-api-key goes to the Anthropic upstream")
         st = h.stats()["requests"]["by_provider"]
-        is_((st.get("openai"), st.get("anthropic")), (2, 4), "/stats by_provider follows the routing")
+        is_((st.get("openai"), st.get("anthropic")), (5, 2), "/stats by_provider follows the routing")
 
 done()

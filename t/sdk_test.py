@@ -32,7 +32,7 @@ if not os.path.isdir(os.path.join(SDK_DIR, "node_modules", "openai")):
         skip_all("npm install failed: " + r.stderr.decode("utf-8", "replace")[-300:])
 shutil.copy(os.path.join(SDK_SRC, "sdk_check.mjs"), SDK_DIR)
 
-with Mock() as mock, Headroomd() as hd:
+with Mock() as mock, Headroomd(extra_conf="max_body_size 4k\n") as hd:
     p = subprocess.run(["node", os.path.join(SDK_DIR, "sdk_check.mjs")], capture_output=True, timeout=120,
                        env=dict(os.environ, HEADROOM_URL=hd.url))
     if p.returncode != 0:
@@ -79,6 +79,13 @@ with Mock() as mock, Headroomd() as hd:
     ok("thrown" in e3, "Anthropic SDK raises when the upstream breaks mid-stream (%s)" % e3.get("thrown"))
     like(e3.get("message", ""), r"could not get an answer|upstream|api_error|Overloaded|error",
          "and the error says the upstream failed")
+
+    e4, e5 = r["openai_413"], r["anthropic_413"]
+    is_((e4.get("thrown"), e4.get("status")), ("APIError", 413), "OpenAI SDK raises an API error on headroomd's 413")
+    like(e4.get("message", ""), r"max_body_size", "and its message is headroomd's, naming the limit")
+    is_((e5.get("status"), e5.get("type")), (413, "error"),
+        "Anthropic SDK parses headroomd's 413 as an Anthropic error body ({type: error, error: {...}})")
+    like(e5.get("message", ""), r"max_body_size", "and its message names the limit")
 
     st, stats = get_json(hd.url + "/stats")
     req = stats["requests"]

@@ -422,6 +422,50 @@ static void test_edges(void)
     }
 }
 
+/* skip_oversized: an event over the bound is dropped whole, the ones after
+ * it still parse (usage at a stream's end), wherever the chunks are cut. */
+static void run_skip(const char *s, size_t n, size_t cut, size_t step, struct txt *t, int *rc, size_t *skipped)
+{
+    struct hr_sse_parser *p = hr_sse_parser_new(on_txt, t, 48);
+    memset(t, 0, sizeof(*t));
+    hr_sse_skip_oversized(p, 1);
+    *rc = 0;
+    for (size_t off = 0; off < n && !*rc;) {
+        size_t c = step ? step : (off < cut ? cut - off : n - off);
+        if (c > n - off)
+            c = n - off;
+        *rc = hr_sse_feed(p, s + off, c);
+        off += c;
+    }
+    *skipped = hr_sse_skipped(p);
+    hr_sse_parser_free(p);
+}
+
+static void test_skip_oversized(void)
+{
+    static const char s[] = "data: one\n\n"
+                            "event: big\ndata: 0123456789012345678901234567890123456789\ndata: 0123456789\n\n"
+                            ": a comment\r\n"
+                            "data: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n\r\n"
+                            "event: usage\ndata: two\n\n";
+    size_t n = sizeof(s) - 1, skipped;
+    struct txt t;
+    int rc, all_same = 1;
+    run_skip(s, n, n, 0, &t, &rc, &skipped);
+    is_int(rc, 0, "skip_oversized: no error");
+    is_str(t.buf, "message|one;usage|two;", "skip_oversized: the events around the oversized ones are delivered");
+    is_int((int)skipped, 2, "skip_oversized: both oversized events counted");
+    for (size_t cut = 1; cut < n; cut++) {
+        run_skip(s, n, cut, 0, &t, &rc, &skipped);
+        all_same &= rc == 0 && !strcmp(t.buf, "message|one;usage|two;") && skipped == 2;
+    }
+    for (size_t step = 1; step < 8; step++) {
+        run_skip(s, n, 0, step, &t, &rc, &skipped);
+        all_same &= rc == 0 && !strcmp(t.buf, "message|one;usage|two;") && skipped == 2;
+    }
+    ok(all_same, "skip_oversized: the same result for every cut and every chunk size 1-7");
+}
+
 int main(void)
 {
     struct hr_usage oa = {0}, an = {0};
@@ -445,5 +489,6 @@ int main(void)
                 8, &an);
 
     test_edges();
+    test_skip_oversized();
     return tap_exit();
 }

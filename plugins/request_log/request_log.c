@@ -117,8 +117,13 @@ static void on_event(void *state, const struct hr_event *ev)
     size_t done = 0;
     rc = write_all(s->fd, line, len, &done);
     if (rc) {
-        /* End a torn line so the next one starts on its own line. */
-        if (done > 0) (void)!write(s->fd, "\n", 1);
+        /* Lines are whole or absent: cut what part of this one landed
+         * (the file offset of an O_APPEND descriptor is its end). If even
+         * that fails, end the torn line so the next starts on its own. */
+        if (done > 0) {
+            off_t end = lseek(s->fd, 0, SEEK_CUR);
+            if (end < (off_t)done || ftruncate(s->fd, end - (off_t)done) != 0) (void)!write(s->fd, "\n", 1);
+        }
         write_failed(s, -rc, "write to");
         goto out;
     }

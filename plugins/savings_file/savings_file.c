@@ -439,8 +439,9 @@ static int route_history(void *state, const struct hr_http_request *req, struct 
 
 static const char *const page_headers[] = {
     "Content-Security-Policy",
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:",
-    "Cache-Control", "no-store", NULL};
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; "
+    "frame-ancestors 'none'; form-action 'none'; base-uri 'none'",
+    "X-Content-Type-Options", "nosniff", "Referrer-Policy", "no-referrer", "Cache-Control", "no-store", NULL};
 
 static int route_dashboard(void *state, const struct hr_http_request *req, struct hr_http_response *resp)
 {

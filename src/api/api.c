@@ -31,11 +31,13 @@ const struct hr_api *hr_api_for_format(enum hr_wire_format f)
     return NULL;
 }
 
-const struct hr_api *hr_api_for_passthrough(const char *path, int has_anthropic_headers)
+const struct hr_api *hr_api_for_passthrough(const char *path)
 {
-    /* Anthropic's own routes (messages/batches, count_tokens, legacy complete). */
-    if (!strncmp(path, "/v1/messages", 12) || !strncmp(path, "/v1/complete", 12) || has_anthropic_headers)
-        return &hr_api_anthropic_messages;
+    /* Anthropic's own routes (messages/batches, count_tokens, legacy
+     * complete); every other path is OpenAI's. Never a request header: a
+     * client header must not be able to send a request (and the key in it)
+     * to the other provider. */
+    if (!strncmp(path, "/v1/messages", 12) || !strncmp(path, "/v1/complete", 12)) return &hr_api_anthropic_messages;
     return &hr_api_openai_chat;
 }
 
@@ -75,6 +77,13 @@ const struct hr_api *hr_api_guess(const char *query, const json_t *body)
 const char *hr_api_upstream_base(const struct hr_api *api, const struct hr_config *cfg)
 {
     return api->provider == HR_PROVIDER_ANTHROPIC ? cfg->anthropic_url : cfg->openai_url;
+}
+
+const char *hr_api_foreign_credential(const struct hr_api *api)
+{
+    /* Anthropic's key header never goes to OpenAI. (Authorization stays on
+     * both: Anthropic takes OAuth bearer tokens too.) */
+    return api->provider == HR_PROVIDER_ANTHROPIC ? NULL : "x-api-key";
 }
 
 const char *hr_provider_name(enum hr_provider p)

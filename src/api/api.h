@@ -75,9 +75,9 @@ struct hr_api {
 
 /* The adapter that owns `method path` (compressed, priced, counted), or NULL. */
 const struct hr_api *hr_api_for_route(const char *method, const char *path);
-/* The adapter whose errors a request to a route no adapter owns gets: the
- * provider that route goes to (by path prefix, then by Anthropic headers). */
-const struct hr_api *hr_api_for_passthrough(const char *path, int has_anthropic_headers);
+/* The adapter (provider, error shape) of a route no adapter owns: by path
+ * alone (Anthropic's /v1/messages* and /v1/complete, else OpenAI). */
+const struct hr_api *hr_api_for_passthrough(const char *path);
 /* POST /v1/compress: from ?format= / ?provider= in `query`, else the shape of `body`. */
 const struct hr_api *hr_api_guess(const char *query, const json_t *body);
 const struct hr_api *hr_api_for_format(enum hr_wire_format f);
@@ -87,6 +87,8 @@ const struct hr_api *hr_api_at(size_t i);
 /* The provider's base URL from the config (openai_url, anthropic_url). */
 struct hr_config;
 const char *hr_api_upstream_base(const struct hr_api *api, const struct hr_config *cfg);
+/* The other provider's credential header, never forwarded to this one's upstream (or NULL). */
+const char *hr_api_foreign_credential(const struct hr_api *api);
 /* "openai", "anthropic". */
 const char *hr_provider_name(enum hr_provider p);
 

@@ -72,4 +72,9 @@ await attempt("anthropic_stream_error", async () => {
                                       { headers: { "x-mock-reset": "mid-body", "x-mock-chunk-delay-ms": "20" } });
   return { text: (await s.finalMessage()).content[0].text };
 });
+// headroomd's own refusals (max_body_size 4k in sdk_test.py) parse as API errors too.
+const big = [{ role: "user", content: "x".repeat(8000) }];
+await attempt("openai_413", () => openai.chat.completions.create({ model: "gpt-4o", messages: big }));
+await attempt("anthropic_413", () =>
+  anthropic.messages.create({ model: "claude-sonnet-4-5", max_tokens: 8, messages: big }));
 console.log(JSON.stringify(out));
