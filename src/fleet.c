@@ -503,10 +503,9 @@ static void send_get(struct hr_fleet_wait *x, int kind, const char *what, const 
 
 static const struct hr_api *api_of(struct evhttp_request *req, const char *path)
 {
+    (void)req; /* the route alone names the provider (doc/hardening.md) */
     const struct hr_api *owner = hr_api_for_route("POST", path);
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-    return owner ? owner : hr_api_for_passthrough(path, evhttp_find_header(in, "anthropic-version") ||
-                                                            evhttp_find_header(in, "x-api-key"));
+    return owner ? owner : hr_api_for_passthrough(path);
 }
 
 /* on_backend_error closed: a budget or rate limit that cannot be checked
