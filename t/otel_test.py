@@ -5,7 +5,11 @@
 # t/otel/package.json): names, units, temporality, resource and point
 # attributes, and counts equal to /stats. A collector that fails (500), sheds
 # load (429 + Retry-After), hangs, or is down never slows a request; the
-# failures are counted and retried with backoff. Skipped when node or the npm
+# failures are counted and retried with backoff. The official OpenTelemetry JS
+# SDK (sdk-metrics + exporter-metrics-otlp-proto) records the same instruments
+# into the same receiver, and headroomd's requests are compared with its:
+# resource, scope, names, units, kinds, temporality, monotonicity, point
+# fields, attribute keys and bucket layout. Skipped when node or the npm
 # registry is not available.
 import os
 import sys
@@ -26,7 +30,7 @@ NODE_DIR = os.environ.get("HEADROOM_TEST_NODE_DIR") or os.path.join(os.getcwd(),
 
 if not shutil.which("node") or not shutil.which("npm"):
     skip_all("node and npm are needed to decode OTLP with the official definitions")
-if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@opentelemetry", "otlp-transformer")):
+if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@opentelemetry", "exporter-metrics-otlp-proto")):
     os.makedirs(NODE_DIR, exist_ok=True)
     shutil.copy(os.path.join(SRC, "package.json"), NODE_DIR)
     try:
@@ -37,6 +41,7 @@ if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@opentelemetry", "o
     if r.returncode != 0:
         skip_all("npm install failed: " + r.stderr.decode("utf-8", "replace")[-300:])
 shutil.copy(os.path.join(SRC, "decode.mjs"), NODE_DIR)
+shutil.copy(os.path.join(SRC, "sdk_emit.mjs"), NODE_DIR)
 
 
 class Receiver:
@@ -144,6 +149,90 @@ def total(m, key=None, want=None):
     return s
 
 
+def sdk_reference(rcv, records, temporality="cumulative"):
+    """What the official JS SDK sends for `records` ([{name, value, attrs}]), decoded."""
+    n0 = len(rcv.snapshot())
+    r = subprocess.run(["node", os.path.join(NODE_DIR, "sdk_emit.mjs")], input=json.dumps(records).encode(),
+                       capture_output=True, timeout=60,
+                       env=dict(os.environ, OTLP_URL=rcv.url + "/sdk/v1/metrics", TEMPORALITY=temporality,
+                                SERVICE_NAME="sdk-ref"))
+    if r.returncode != 0:
+        bail("sdk_emit.mjs failed: " + r.stderr.decode("utf-8", "replace")[-1500:])
+    posts = [p for p in rcv.snapshot()[n0:] if p["path"] == "/sdk/v1/metrics"]
+    if not posts:
+        bail("the OpenTelemetry JS SDK posted nothing")
+    return decode(posts[-1:], "metrics")[0]
+
+
+def points(m):
+    kind = "sum" if "sum" in m else "histogram"
+    return m[kind].get("dataPoints", [])
+
+
+def compare_with_sdk(ours, sdk, label):
+    """Structural comparison of two decoded ExportMetricsServiceRequests."""
+    mo, ms = metrics_of(ours), metrics_of(sdk)
+    ro = attrs(ours["resourceMetrics"][0]["resource"]["attributes"])
+    rsdk = attrs(sdk["resourceMetrics"][0]["resource"]["attributes"])
+    is_(sorted(set(rsdk) - set(ro)), ["telemetry.sdk.language"],
+        "%s: resource carries every key the SDK's does (%s), but telemetry.sdk.language (no C value in the "
+        "conventions)" % (label, sorted(rsdk)))
+    is_((len(ours["resourceMetrics"]), len(ours["resourceMetrics"][0]["scopeMetrics"])),
+        (len(sdk["resourceMetrics"]), len(sdk["resourceMetrics"][0]["scopeMetrics"])),
+        "%s: one ResourceMetrics with one ScopeMetrics, as the SDK" % label)
+    so = ours["resourceMetrics"][0]["scopeMetrics"][0]["scope"]
+    ss = sdk["resourceMetrics"][0]["scopeMetrics"][0]["scope"]
+    is_(sorted(k for k in so if so[k] != []), sorted(k for k in ss if ss[k] != []), "%s: scope has name and version" % label)
+    for name, m in ms.items():
+        o = mo.get(name)
+        if not o:
+            ok(False, "%s: %s exported" % (label, name))
+            continue
+        kind = "sum" if "sum" in m else "histogram"
+        is_((o.get("unit"), kind in o, bool(o.get("description"))), (m.get("unit"), True, True),
+            "%s: %s: unit %s, a %s, a description" % (label, name, m.get("unit"), kind))
+        want = {k: v for k, v in m[kind].items() if k != "dataPoints"}
+        got = {k: v for k, v in o[kind].items() if k != "dataPoints"}
+        is_(got, want, "%s: %s: temporality / monotonicity as the SDK's (%s)" % (label, name, want))
+        po, ps = points(o), points(m)
+        keys_o = sorted(set().union(*[set(p) for p in po])) if po else []
+        keys_s = sorted(set().union(*[set(p) for p in ps]))
+        is_(keys_o, keys_s, "%s: %s: data point fields as the SDK's" % (label, name))
+        ak_s = set().union(*[set(attrs(p.get("attributes"))) for p in ps])
+        ak_o = [set(attrs(p.get("attributes"))) for p in po]
+        ok(ak_o and all(ak_s <= a for a in ak_o), "%s: %s: point attributes include the SDK's keys %s" %
+           (label, name, sorted(ak_s)))
+        if kind == "histogram":
+            bounds = [p.get("explicitBounds") for p in ps][0]
+            ok(all(p.get("explicitBounds") == bounds and len(p["bucketCounts"]) == len(bounds) + 1 for p in po),
+               "%s: %s: the same bucket layout (%d bounds from %s)" % (label, name, len(bounds), bounds[0]))
+        else:
+            vo = {tuple(sorted(attrs(p["attributes"]).items())): p.get("asInt") for p in po}
+            vs = {tuple(sorted(attrs(p["attributes"]).items())): p.get("asInt") for p in ps}
+            is_(vo, vs, "%s: %s: one point per attribute set, integer values, as the SDK aggregates them" % (label, name))
+
+
+def sdk_records(m):
+    """Recordings giving the SDK what headroomd exported: counters per point,
+    one observation per histogram point (structure, not values)."""
+    rec = []
+    for name in ["headroom.proxy.requests", "headroom.proxy.tokens.input", "headroom.proxy.tokens.output",
+                 "headroom.proxy.tokens.saved"]:
+        for p in points(m[name]):
+            rec.append({"name": name, "value": int(p["asInt"]), "attrs": attrs(p["attributes"])})
+    for p in points(m["headroom.proxy.request.duration"]):
+        rec.append({"name": "headroom.proxy.request.duration", "value": 0.1, "attrs": attrs(p["attributes"])})
+    # The GenAI conventions' required and conditionally required attributes.
+    for t in ("input", "output"):
+        rec.append({"name": "gen_ai.client.token.usage", "value": 100,
+                    "attrs": {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                              "gen_ai.request.model": "gpt-4o", "gen_ai.token.type": t}})
+    rec.append({"name": "gen_ai.client.operation.duration", "value": 0.5,
+                "attrs": {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                          "gen_ai.request.model": "gpt-4o"}})
+    return rec
+
+
 def send(h, n, model="gpt-4o", stack="wrap_test", status=None, traceparent=None):
     took = []
     for i in range(n):
@@ -231,6 +320,9 @@ with Mock() as mock:
             "gen_ai.client.operation.duration counts the 5 model calls")
         out_sum = sum(float(d["sum"]) for d in tu if attrs(d["attributes"]).get("gen_ai.token.type") == "output")
         is_(int(out_sum), st["tokens"]["output"], "gen_ai output token sum equals /stats tokens.output")
+
+        # ---- the official OpenTelemetry JS SDK, same instruments, same receiver ----
+        compare_with_sdk(dec, sdk_reference(rcv, sdk_records(m)), "vs JS SDK")
         o = st.get("otel", {})
         is_((o.get("enabled"), o.get("managed"), o.get("exporter"), o.get("endpoint"), o.get("service_name"),
              o.get("export_interval_ms")), (True, True, "otlp_http", rcv.url + "/v1/metrics", "hr-test", 250),
@@ -299,6 +391,9 @@ with Mock() as mock:
         dec = decode(js[:1], "metrics")[0]
         ok("error" not in dec and metrics_of(dec).get("headroom.proxy.requests"),
            "OTLP/JSON body is accepted by the official classes (fromObject)")
+        full = [x for x in rcv.snapshot()[n0:] if b"gen_ai.client.token.usage" in x["body"]]
+        dd = decode(full[:1], "metrics")[0]
+        compare_with_sdk(dd, sdk_reference(rcv, sdk_records(metrics_of(dd)), "delta"), "delta vs JS SDK")
         like(h.stderr_text(), r"WARN.*HEADROOM_OTEL_METRICS_EXPORTER='bogus'.*otlp_http", "invalid exporter: WARN names it")
 
     h = Headroomd(mock=mock, extra_conf=CONF, env=dict(BASE_ENV, HEADROOM_OTEL_METRICS_ENDPOINT=rcv.url + "/v1/metrics",

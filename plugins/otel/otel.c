@@ -45,6 +45,9 @@ struct hist {
     uint64_t count;
     double sum;
     uint64_t b[MAX_BOUNDS + 1];
+    double min, max;            /* since start (or the last reset) */
+    uint64_t icount;            /* since the last export: min/max of a delta point */
+    double imin, imax;
 };
 
 static void hist_add(struct hist *h, const double *bounds, size_t nb, double v)
@@ -52,7 +55,12 @@ static void hist_add(struct hist *h, const double *bounds, size_t nb, double v)
     size_t i = 0;
     while (i < nb && v > bounds[i]) i++; /* bucket i holds (bounds[i-1], bounds[i]] */
     h->b[i]++;
+    if (!h->count || v < h->min) h->min = v;
+    if (!h->count || v > h->max) h->max = v;
+    if (!h->icount || v < h->imin) h->imin = v;
+    if (!h->icount || v > h->imax) h->imax = v;
     h->count++;
+    h->icount++;
     h->sum += v;
 }
 
@@ -105,15 +113,18 @@ struct otel {
     /* aggregation */
     pthread_mutex_t lock;
     struct agg cur;             /* protected by lock */
+    uint64_t start_ns;          /* lock: cumulative start, moved by POST /stats/reset */
+    unsigned resets;            /* lock: POST /stats/reset count */
     struct agg *prev;           /* export thread only (delta) */
-    uint64_t start_ns, last_ns;
+    unsigned prev_resets;       /* export thread only: `resets` when prev was taken */
+    uint64_t last_ns;           /* export thread only: the last export (delta start) */
     /* export thread */
     pthread_t thread;
     int thread_started;
     pthread_mutex_t tlock;
     pthread_cond_t tcond;
     int stop;
-    /* console exporter counters (otlp_http ones come from the host) */
+    /* console exporter counters under `lock` (otlp_http ones come from the host) */
     uint64_t console_ok, console_failed;
     double console_last;
 };
@@ -591,6 +602,10 @@ static void hist_point(struct build *b, const struct otlp_kv *attrs, size_t n_at
     p->n_bounds = nb;
     p->bounds = bounds;
     p->bucket_counts = bc;
+    /* min/max of what the point covers: the interval (delta) or all time. */
+    p->has_min_max = b->delta ? cur->icount > 0 : 1;
+    p->min = b->delta ? cur->imin : cur->min;
+    p->max = b->delta ? cur->imax : cur->max;
 }
 
 static const struct series *prev_series(const struct agg *prev, size_t i) { return prev && i < prev->n_s ? &prev->s[i] : NULL; }
@@ -615,9 +630,10 @@ static void host_counter(struct build *b, const char *name, const char *desc, do
 }
 
 /* Encode aggregates `a` (and `prev` for delta) into `out`; returns points. */
-static size_t build_request(struct otel *o, const struct agg *a, const struct agg *prev, struct otlp_buf *out)
+static size_t build_request(struct otel *o, const struct agg *a, const struct agg *prev, uint64_t start_ns,
+                            struct otlp_buf *out)
 {
-    struct build b = {.start = o->delta ? o->last_ns : o->start_ns, .now = now_ns(o), .delta = o->delta};
+    struct build b = {.start = start_ns, .now = now_ns(o), .delta = o->delta};
     size_t max_pts = a->n_s * 24 + a->n_g * 3 + a->n_st + 8;
     b.cap_pts = max_pts;
     b.cap_kvs = a->n_s * 11 + a->n_g * 15 + a->n_st + 8; /* series 3 (+4 per TTL point), genai 5 (+5 per token type), stage 1 */
@@ -768,6 +784,14 @@ out:
     return points;
 }
 
+/* Restart the interval min/max of every histogram (lock held). */
+static void interval_restart(struct agg *a)
+{
+    for (size_t i = 0; i < a->n_s; i++) a->s[i].latency.icount = a->s[i].overhead.icount = a->s[i].ttfb.icount = 0;
+    for (size_t i = 0; i < a->n_g; i++) a->g[i].tok_in.icount = a->g[i].tok_out.icount = a->g[i].duration.icount = 0;
+    for (size_t i = 0; i < a->n_st; i++) a->st[i].h.icount = 0;
+}
+
 static void export_once(struct otel *o)
 {
     struct agg *snap = malloc(sizeof *snap);
@@ -778,21 +802,33 @@ static void export_once(struct otel *o)
     o->cur.rate_limited = w.rate_limited;
     o->cur.budget_rejected = w.budget_rejected;
     memcpy(snap, &o->cur, sizeof *snap);
+    interval_restart(&o->cur);
+    uint64_t start = o->start_ns;
+    unsigned resets = o->resets;
     pthread_mutex_unlock(&o->lock);
+    if (o->prev && resets != o->prev_resets) {
+        /* Reset since the last export: its series are gone, deltas count from zero. */
+        free(o->prev);
+        o->prev = NULL;
+    }
     struct otlp_buf buf = {0};
-    size_t points = build_request(o, snap, o->delta ? o->prev : NULL, &buf);
+    size_t points = build_request(o, snap, o->delta ? o->prev : NULL, o->delta ? o->last_ns : start, &buf);
     uint64_t now = now_ns(o);
     if (!points) {
         o->host->log(o->self, HR_LOG_WARN, "could not encode the metrics export (out of memory); skipped");
+        pthread_mutex_lock(&o->lock);
         o->console_failed += o->console;
+        pthread_mutex_unlock(&o->lock);
     } else if (o->console) {
         flockfile(stdout);
         fwrite(buf.data, 1, buf.len, stdout);
         fputc('\n', stdout);
         fflush(stdout);
         funlockfile(stdout);
+        pthread_mutex_lock(&o->lock);
         o->console_ok++;
         o->console_last = (double)now / 1e9;
+        pthread_mutex_unlock(&o->lock);
     } else {
         o->host->export_post(o->ex, buf.data, buf.len, points); /* HR_EAGAIN is counted by the host */
     }
@@ -800,6 +836,7 @@ static void export_once(struct otel *o)
     if (o->delta) {
         free(o->prev);
         o->prev = snap;
+        o->prev_resets = resets;
         o->last_ns = now;
     } else {
         free(snap);
@@ -849,18 +886,33 @@ static json_t *stats_block(void *state)
     json_object_set_new(j, "enabled", json_boolean(o->enabled));
     json_object_set_new(j, "managed", json_boolean(o->managed));
     json_object_set_new(j, "mode", json_string(o->mode));
-    if (!o->enabled) return j;
+    if (!o->enabled) {
+        /* The spec's shape, with nothing configured. */
+        static const char *const nulls[] = {"exporter", "endpoint", "service_name", "export_interval_ms", "last_export_at"};
+        for (size_t i = 0; i < NB(nulls); i++) json_object_set_new(j, nulls[i], json_null());
+        json_object_set_new(j, "exports_ok", json_integer(0));
+        json_object_set_new(j, "exports_failed", json_integer(0));
+        return j;
+    }
     json_object_set_new(j, "exporter", json_string(o->console ? "console" : "otlp_http"));
     json_object_set_new(j, "endpoint", o->console || !o->endpoint_shown ? json_null() : json_string(o->endpoint_shown));
     json_object_set_new(j, "protocol", json_string(o->console || o->json ? "http/json" : "http/protobuf"));
     json_object_set_new(j, "temporality", json_string(o->delta ? "delta" : "cumulative"));
     json_object_set_new(j, "service_name", json_string(o->service_name ? o->service_name : ""));
     json_object_set_new(j, "service_instance_id", json_string(o->instance_id));
+    pthread_mutex_lock(&o->lock);
+    json_object_set_new(j, "start_time", iso_or_null((double)o->start_ns / 1e9));
+    json_object_set_new(j, "resets", json_integer(o->resets));
+    pthread_mutex_unlock(&o->lock);
     json_object_set_new(j, "export_interval_ms", json_integer(o->interval_ms));
     if (o->console) {
-        json_object_set_new(j, "exports_ok", json_integer((json_int_t)o->console_ok));
-        json_object_set_new(j, "exports_failed", json_integer((json_int_t)o->console_failed));
-        json_object_set_new(j, "last_export_at", iso_or_null(o->console_last));
+        pthread_mutex_lock(&o->lock);
+        uint64_t ok = o->console_ok, failed = o->console_failed;
+        double last = o->console_last;
+        pthread_mutex_unlock(&o->lock);
+        json_object_set_new(j, "exports_ok", json_integer((json_int_t)ok));
+        json_object_set_new(j, "exports_failed", json_integer((json_int_t)failed));
+        json_object_set_new(j, "last_export_at", iso_or_null(last));
         return j;
     }
     struct hr_export_stats st = {.struct_size = sizeof st};
@@ -874,6 +926,24 @@ static json_t *stats_block(void *state)
     json_object_set_new(j, "last_status", st.last_attempt_at > 0 ? json_integer(st.last_status) : json_null());
     json_object_set_new(j, "last_error", st.last_error[0] ? json_string(st.last_error) : json_null());
     return j;
+}
+
+/* ----------------------------------------------------------------- reset */
+
+/* POST /stats/reset: the aggregates restart from zero, as /stats does. A
+ * cumulative series then starts over with a new start_time_unix_nano, which
+ * is how OTLP says "this counter was reset" (backends start a new series
+ * instead of seeing a negative increase); delta points simply count from
+ * the reset. Runs on a worker thread. */
+static void otel_reset(void *state)
+{
+    struct otel *o = state;
+    if (!o->enabled) return;
+    pthread_mutex_lock(&o->lock);
+    memset(&o->cur, 0, sizeof o->cur);
+    o->start_ns = now_ns(o);
+    o->resets++;
+    pthread_mutex_unlock(&o->lock);
 }
 
 /* ------------------------------------------------------------- lifecycle */
@@ -959,4 +1029,5 @@ HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     .init = init,
     .fini = fini,
     .on_event = on_event,
+    .reset = otel_reset,
 };
