@@ -218,7 +218,7 @@ def sdk_records(m):
     rec = []
     for name in ["headroom.proxy.requests", "headroom.proxy.tokens.input", "headroom.proxy.tokens.output",
                  "headroom.proxy.tokens.saved"]:
-        for p in points(m[name]):
+        for p in points(m.get(name, {"sum": {}})):  # a delta body leaves out what did not change
             rec.append({"name": name, "value": int(p["asInt"]), "attrs": attrs(p["attributes"])})
     for p in points(m["headroom.proxy.request.duration"]):
         rec.append({"name": "headroom.proxy.request.duration", "value": 0.1, "attrs": attrs(p["attributes"])})
@@ -427,39 +427,50 @@ with Mock() as mock:
         ok(metrics_of(json.loads(line)).get("headroom.proxy.requests"), "console line is one OTLP/JSON request")
 
     # ---- langfuse ------------------------------------------------------------------
+    # A flush interval no test waits for: spans stay pending while the daemon
+    # runs, and the shutdown sends them all as one batch.
     n0 = len(rcv.snapshot())
     lf_env = {"HEADROOM_LANGFUSE_ENABLED": "1", "LANGFUSE_PUBLIC_KEY": "pk-lf-test", "LANGFUSE_SECRET_KEY": "sk-lf-s3cret",
-              "LANGFUSE_BASE_URL": rcv.url, "HEADROOM_LANGFUSE_FLUSH_INTERVAL_MS": "200"}
-    with Headroomd(mock=mock, extra_conf="transform example_transform { }\nsink langfuse { }\n", env=lf_env) as h:
+              "LANGFUSE_BASE_URL": rcv.url, "HEADROOM_LANGFUSE_FLUSH_INTERVAL_MS": "600000"}
+    h = Headroomd(mock=mock, extra_conf="transform example_transform { }\nsink langfuse { }\n", env=lf_env)
+    with h:
         send(h, 2)
         send(h, 1, traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-        ok(wait_until(lambda: h.stats().get("langfuse", {}).get("spans_exported", 0) >= 6, timeout=5),
-           "langfuse: spans exported (%s)" % h.stats().get("langfuse"))
-        posts = [p for p in rcv.snapshot()[n0:]]
-        is_(posts[0]["path"], "/api/public/otel/v1/traces", "langfuse: POST <base>/api/public/otel/v1/traces")
-        is_({k.lower(): v for k, v in posts[0]["headers"].items()}.get("authorization"),
-            "Basic " + base64.b64encode(b"pk-lf-test:sk-lf-s3cret").decode(), "langfuse: Basic auth public:secret")
-        spans = []
-        for d in decode(posts, "traces"):
-            ok("error" not in d, "trace body decodes as ExportTraceServiceRequest") if "error" in d else None
-            for rs in d.get("resourceSpans", []):
-                for ss in rs.get("scopeSpans", []):
-                    spans += ss.get("spans", [])
-        roots = [s for s in spans if s["name"] == "headroom.compression.pipeline"]
-        is_(len(roots), 3, "one headroom.compression.pipeline span per request")
-        ra = attrs(roots[0]["attributes"])
-        is_((ra.get("gen_ai.request.model"), ra.get("gen_ai.system"), ra.get("gen_ai.operation.name")),
-            ("gpt-4o", "openai", "chat"), "root span: gen_ai.* attributes")
-        ok("gen_ai.usage.input_tokens" in ra and "headroom.tokens.saved" in ra, "root span: usage and tokens saved")
-        kids = [s for s in spans if s.get("parentSpanId") == roots[0]["spanId"]]
-        ok(kids and all(attrs(k["attributes"]).get("gen_ai.system") for k in kids),
-           "a child span per stage, each with gen_ai.* attributes")
-        joined = [s for s in roots if s["traceId"] == "4bf92f3577b34da6a3ce929d0e0e4736"]
-        ok(joined and joined[0].get("parentSpanId") == "00f067aa0ba902b7", "a client's traceparent is honoured")
+        ok(wait_until(lambda: h.stats()["langfuse"]["pending_spans"] >= 3, timeout=5),
+           "langfuse: 3 requests' spans pending (%s)" % h.stats().get("langfuse"))
         lf = h.stats()["langfuse"]
-        is_((lf["enabled"], lf["base_url"], lf["endpoint"]), (True, rcv.url, rcv.url + "/api/public/otel/v1/traces"),
-            "/stats.langfuse")
+        is_(len(rcv.snapshot()) - n0, 0, "langfuse: nothing posted before the flush interval")
+        is_((lf["enabled"], lf["base_url"], lf["endpoint"], lf["flush_interval_ms"], lf["max_batch_spans"]),
+            (True, rcv.url, rcv.url + "/api/public/otel/v1/traces", 600000, 512),
+            "/stats.langfuse: endpoint, HEADROOM_LANGFUSE_FLUSH_INTERVAL_MS, max batch")
+        pending = lf["pending_spans"]
         ok("s3cret" not in json.dumps(h.stats()) and "s3cret" not in h.stderr_text(), "the secret key is never shown")
+        is_(h.stop(), 0, "langfuse: clean exit")
+    posts = [p for p in rcv.snapshot()[n0:]]
+    is_(len(posts), 1, "langfuse: the shutdown sends the pending spans as one batch")
+    is_(posts[0]["path"], "/api/public/otel/v1/traces", "langfuse: POST <base>/api/public/otel/v1/traces")
+    is_({k.lower(): v for k, v in posts[0]["headers"].items()}.get("authorization"),
+        "Basic " + base64.b64encode(b"pk-lf-test:sk-lf-s3cret").decode(), "langfuse: Basic auth public:secret")
+    spans = []
+    for d in decode(posts, "traces"):
+        ok("error" not in d, "trace body decodes as ExportTraceServiceRequest") if "error" in d else None
+        for rs in d.get("resourceSpans", []):
+            for ss in rs.get("scopeSpans", []):
+                spans += ss.get("spans", [])
+    is_(len(spans), pending, "langfuse: the batch holds every pending span (%d)" % pending)
+    roots = [s for s in spans if s["name"] == "headroom.compression.pipeline"]
+    is_(len(roots), 3, "one headroom.compression.pipeline span per request")
+    ra = attrs(roots[0]["attributes"])
+    is_((ra.get("gen_ai.request.model"), ra.get("gen_ai.system"), ra.get("gen_ai.operation.name")),
+        ("gpt-4o", "openai", "chat"), "root span: gen_ai.* attributes")
+    ok("gen_ai.usage.input_tokens" in ra and "headroom.tokens.saved" in ra, "root span: usage and tokens saved")
+    kids = [s for s in spans if s.get("parentSpanId") == roots[0]["spanId"]]
+    ok(kids and all(attrs(k["attributes"]).get("gen_ai.system") for k in kids),
+       "a child span per stage, each with gen_ai.* attributes")
+    joined = [s for s in roots if s["traceId"] == "4bf92f3577b34da6a3ce929d0e0e4736"]
+    ok(joined and joined[0].get("parentSpanId") == "00f067aa0ba902b7", "a client's traceparent is honoured")
+    jk = [s for s in spans if joined and s.get("parentSpanId") == joined[0]["spanId"]]
+    ok(jk and all(s["traceId"] == "4bf92f3577b34da6a3ce929d0e0e4736" for s in jk), "its stage spans join the client's trace")
     with Headroomd(mock=mock, extra_conf="sink langfuse { }\n", env={"HEADROOM_LANGFUSE_ENABLED": "1"}) as h:
         is_(h.stats()["langfuse"]["enabled"], False, "langfuse: missing keys, no export")
         is_(len([x for x in h.stderr_text().splitlines() if "WARN" in x and "LANGFUSE_PUBLIC_KEY" in x]), 1,
