@@ -351,6 +351,30 @@ with Mock() as mock:
         rcv.mode = "ok"
         ok(wait_until(lambda: h.stats()["otel"].get("last_status") == 200, timeout=8), "recovers when the collector does")
         like(h.stderr_text(), r"WARN.*otel.*failed \(HTTP 500", "one WARN names the failure")
+
+        # ---- POST /stats/reset: the OTLP counters restart with /stats, as a new series --
+        start0 = max(int(dp["startTimeUnixNano"]) for dp in points(metrics_of(decode(rcv.snapshot()[-1:], "metrics")[0])
+                                                                  ["headroom.proxy.requests"]))
+        is_(request("POST", h.url + "/stats/reset").status, 200, "POST /stats/reset")
+        n1 = len(rcv.snapshot())
+        send(h, 2, model="gpt-4o-mini")
+        st = h.stats()
+
+        def after_reset():
+            for p in rcv.snapshot()[n1:][::-1]:
+                mm = metrics_of(decode([p], "metrics")[0])
+                if "headroom.proxy.requests" in mm and total(mm["headroom.proxy.requests"]) == st["requests"]["total"]:
+                    return mm
+            return None
+        ok(wait_until(lambda: after_reset() is not None, timeout=8),
+           "after the reset an export's requests equal /stats requests.total (%d)" % st["requests"]["total"])
+        mm = after_reset() or {}
+        if mm:
+            is_((total(mm["headroom.proxy.tokens.input"]), total(mm["headroom.proxy.tokens.saved"])),
+                (st["tokens"]["input"], st["tokens"]["saved"]), "after the reset tokens.input/saved equal /stats")
+            ok(all(int(dp["startTimeUnixNano"]) > start0 for dp in points(mm["headroom.proxy.requests"])),
+               "after the reset every cumulative point has a new startTimeUnixNano")
+            is_(h.stats()["otel"]["resets"], 1, "/stats.otel.resets")
         is_(h.stderr_text().count("retrying with backoff"), 1 + h.stderr_text().count("accepts exports again") - 1
             if "accepts exports again" in h.stderr_text() else 1, "failures logged once per outage, not per attempt")
 
