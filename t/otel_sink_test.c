@@ -5,7 +5,10 @@
  * min/max), and POST /stats/reset: a cumulative series restarts with a new
  * start time, delta points never go negative. */
 #include <jansson.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -356,6 +359,51 @@ static void test_export_and_reset(int delta)
     stop(s);
 }
 
+/* The console exporter: OTLP/JSON lines on stdout (sent to a file here),
+ * its counters read by /stats on other threads while it exports (run under
+ * TSan to see the reads and writes are ordered by the lock). */
+static void *read_stats(void *arg)
+{
+    long long *seen = arg;
+    for (int i = 0; i < 400; i++) {
+        json_t *st = fh_stats("otel");
+        long long v = json_integer_value(json_object_get(st, "exports_ok"));
+        if (v > *seen) *seen = v;
+        json_decref(st);
+        nanosleep(&(struct timespec){0, 1000000L}, NULL);
+    }
+    return NULL;
+}
+
+static void test_console(void)
+{
+    env("HEADROOM_OTEL_METRICS_ENABLED", "1", "HEADROOM_OTEL_METRICS_EXPORTER", "console",
+        "HEADROOM_OTEL_METRICS_EXPORT_INTERVAL_MS", "100", NULL);
+    char path[] = "/tmp/otel_sink_test.XXXXXX";
+    int fd = mkstemp(path);
+    fflush(stdout);
+    int saved = dup(1);
+    dup2(fd, 1);
+    void *s = start();
+    size_t exporters = fh_n_exports(); /* checked once stdout is back */
+    event(s, "gpt-4o", 100, 80, 5, 50, 1);
+    long long seen[2] = {0, 0};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, read_stats, &seen[i]);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    stop(s);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    char buf[256] = "";
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    unlink(path);
+    is_int(exporters, 0, "console: no HTTP exporter");
+    ok(n > 0 && !strncmp(buf, "{\"resourceMetrics\":[", 20), "console: OTLP/JSON lines on stdout");
+    ok(seen[0] >= 1 && seen[1] >= 1, "console: /stats.otel.exports_ok counts them (%lld, %lld)", seen[0], seen[1]);
+}
+
 int main(void)
 {
     fh_set_log_level(HR_LOG_ERROR);
@@ -364,6 +412,7 @@ int main(void)
     test_invalid();
     test_export_and_reset(0);
     test_export_and_reset(1);
+    test_console();
     fh_reset();
     return tap_exit();
 }
