@@ -310,6 +310,9 @@ with Mock() as mock:
         is_(len(hist["bucketCounts"]), len(hist["explicitBounds"]) + 1, "bucketCounts = bounds + 1")
         ob = m["headroom.proxy.overhead.duration"]["histogram"]["dataPoints"][0]["explicitBounds"]
         ok(ob[0] < 0.01, "overhead.duration: finer buckets than 10 ms (%s)" % ob[0])
+        import re
+        les = [float(x) for x in re.findall(r'headroom_overhead_ms_bucket\{le="([0-9.e+-]+)"\}', h.get("/metrics").text)]
+        is_(ob, [round(x / 1000, 9) for x in les if x <= 5000], "overhead.duration: /metrics' bounds in seconds, to 5 s")
         tu = m["gen_ai.client.token.usage"]["histogram"]["dataPoints"]
         types = sorted(set(attrs(d["attributes"]).get("gen_ai.token.type") for d in tu))
         is_(types, ["input", "output"], "gen_ai.client.token.usage: gen_ai.token.type input/output")
@@ -446,9 +449,15 @@ with Mock() as mock:
                                                      "HEADROOM_OTEL_METRICS_EXPORTER": "console",
                                                      "HEADROOM_OTEL_METRICS_EXPORT_INTERVAL_MS": "200"}) as h:
         send(h, 1)
-        ok(wait_until(lambda: "resourceMetrics" in h.stdout_text(), timeout=5), "console: OTLP/JSON on stdout")
-        line = [x for x in h.stdout_text().splitlines() if x.startswith('{"resourceMetrics"')][-1]
-        ok(metrics_of(json.loads(line)).get("headroom.proxy.requests"), "console line is one OTLP/JSON request")
+        def console_lines():  # complete lines only: the daemon may be writing the next one
+            text = h.stdout_text()
+            return [x for x in text[:text.rfind("\n") + 1].splitlines() if x.startswith('{"resourceMetrics"')]
+        ok(wait_until(lambda: console_lines(), timeout=5), "console: OTLP/JSON on stdout")
+        # An export may run between the answer and the sink's event: wait for one with it.
+        ok(wait_until(lambda: any(metrics_of(json.loads(x)).get("headroom.proxy.requests") for x in console_lines()),
+                      timeout=5), "console line is one OTLP/JSON request")
+        ok(wait_until(lambda: h.stats()["otel"]["exports_ok"] >= len(console_lines()) > 0, timeout=5),
+           "/stats.otel.exports_ok counts console exports")
 
     # ---- langfuse ------------------------------------------------------------------
     # A flush interval no test waits for: spans stay pending while the daemon
