@@ -75,6 +75,11 @@ def run(label, base):
            "HEADROOM_OTEL_METRICS_EXPORT_INTERVAL_MS": "100", "HEADROOM_OTEL_METRICS_TIMEOUT_MS": "2000",
            "HEADROOM_LANGFUSE_ENABLED": "1", "LANGFUSE_PUBLIC_KEY": "pk", "LANGFUSE_SECRET_KEY": "sk",
            "LANGFUSE_BASE_URL": base, "HEADROOM_LANGFUSE_FLUSH_INTERVAL_MS": "100"}
+    sinks = os.environ.get("BENCH_SINKS", "otel,langfuse").split(",")  # to tell them apart
+    if "otel" not in sinks:
+        env["HEADROOM_OTEL_METRICS_ENABLED"] = "0"
+    if "langfuse" not in sinks:
+        env["HEADROOM_LANGFUSE_ENABLED"] = "0"
     with Mock() as mock, Headroomd(mock=mock, env=env,
                                    extra_conf="sink otel { }\nsink langfuse { }\nsink prometheus { }\n") as h:
         pid = h.proc.pid
@@ -96,11 +101,11 @@ def run(label, base):
         for t in ts:
             t.join()
         st = h.stats()
-        o, lf = st["otel"], st["langfuse"]
+        o, lf = st["otel"], st.get("langfuse") or {}
         print("%-9s RSS KiB by requests served: %s" % (label, "  ".join("%d:%d" % s for s in samples)))
         print("%-9s otel ok=%d failed=%d dropped=%d queued=%d | langfuse spans_exported=%d dropped=%d | "
               "requests=%d" % (label, o["exports_ok"], o["exports_failed"], o.get("exports_dropped", 0), o.get("queued", 0),
-                               lf["spans_exported"], lf["exports_dropped"], st["requests"]["total"]))
+                               lf.get("spans_exported", 0), lf.get("exports_dropped", 0), st["requests"]["total"]))
         sys.stdout.flush()
 
 

@@ -97,6 +97,34 @@ struct agg {
     double rate_limited, budget_rejected; /* host counters, read at export */
 };
 
+/* Export thread only: what one export needs, kept from one export to the
+ * next and only ever grown, so a collector that is down (bodies waiting in
+ * the exporter for minutes) does not leave the heap fragmented by big
+ * short-lived arrays; bench/otel_down measured the difference. */
+struct scratch {
+    struct otlp_point *pts;
+    size_t cap_pts;
+    struct otlp_kv *kvs;
+    size_t cap_kvs;
+    uint64_t *buckets;
+    size_t cap_b;
+    const struct otlp_kv *sattr[MAX_SERIES], *gattr[MAX_GENAI];
+    size_t gn[MAX_GENAI];
+    struct otlp_buf out;
+    struct agg *snap, *prev;    /* prev: the last delta snapshot, valid when have_prev */
+    int have_prev;
+};
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) return 0;
+    void *n = realloc(*p, need * elem);
+    if (!n) return -1;
+    *p = n;
+    *cap = need;
+    return 0;
+}
+
 struct otel {
     const struct hr_host *host;
     struct hr_instance *self;
@@ -116,8 +144,8 @@ struct otel {
     struct agg cur;             /* protected by lock */
     uint64_t start_ns;          /* lock: cumulative start, moved by POST /stats/reset */
     unsigned resets;            /* lock: POST /stats/reset count */
-    struct agg *prev;           /* export thread only (delta) */
-    unsigned prev_resets;       /* export thread only: `resets` when prev was taken */
+    struct scratch sc;          /* export thread only */
+    unsigned prev_resets;       /* export thread only: `resets` when sc.prev was taken */
     uint64_t last_ns;           /* export thread only: the last export (delta start) */
     /* export thread */
     pthread_t thread;
@@ -634,17 +662,19 @@ static void host_counter(struct build *b, const char *name, const char *desc, do
 static size_t build_request(struct otel *o, const struct agg *a, const struct agg *prev, uint64_t start_ns,
                             struct otlp_buf *out)
 {
+    struct scratch *sc = &o->sc;
     struct build b = {.start = start_ns, .now = now_ns(o), .delta = o->delta};
     size_t max_pts = a->n_s * 24 + a->n_g * 3 + a->n_st + 8;
-    b.cap_pts = max_pts;
-    b.cap_kvs = a->n_s * 11 + a->n_g * 15 + a->n_st + 8; /* series 3 (+4 per TTL point), genai 5 (+5 per token type), stage 1 */
-    b.cap_b = max_pts * (MAX_BOUNDS + 1);
-    b.pts = calloc(b.cap_pts, sizeof *b.pts);
-    b.kvs = calloc(b.cap_kvs, sizeof *b.kvs);
-    b.buckets = calloc(b.cap_b, sizeof *b.buckets);
-    const struct otlp_kv **sattr = calloc(a->n_s ? a->n_s : 1, sizeof *sattr);
     size_t points = 0;
-    if (!b.pts || !b.kvs || !b.buckets || !sattr) goto out;
+    /* series 3 (+4 per TTL point), genai 5 (+5 per token type), stage 1 */
+    if (grow((void **)&sc->pts, &sc->cap_pts, max_pts, sizeof *sc->pts) ||
+        grow((void **)&sc->kvs, &sc->cap_kvs, a->n_s * 11 + a->n_g * 15 + a->n_st + 8, sizeof *sc->kvs) ||
+        grow((void **)&sc->buckets, &sc->cap_b, max_pts * (MAX_BOUNDS + 1), sizeof *sc->buckets))
+        return 0;
+    b.pts = sc->pts, b.cap_pts = sc->cap_pts;
+    b.kvs = sc->kvs, b.cap_kvs = sc->cap_kvs;
+    b.buckets = sc->buckets, b.cap_b = sc->cap_b;
+    const struct otlp_kv **sattr = sc->sattr;
     for (size_t i = 0; i < a->n_s; i++) sattr[i] = series_attrs(&b, &a->s[i]);
 
     counter_metric(&b, a, prev, "headroom.proxy.requests", "Requests proxied", "{request}", C_REQUESTS, sattr);
@@ -729,13 +759,8 @@ static size_t build_request(struct otel *o, const struct agg *a, const struct ag
     metric_end(&b);
 
     /* GenAI client semantic conventions. */
-    const struct otlp_kv **gattr = calloc(a->n_g ? a->n_g : 1, sizeof *gattr);
-    size_t *gn = calloc(a->n_g ? a->n_g : 1, sizeof *gn);
-    if (!gattr || !gn) {
-        free(gattr);
-        free(gn);
-        goto out;
-    }
+    const struct otlp_kv **gattr = sc->gattr;
+    size_t *gn = sc->gn;
     for (size_t i = 0; i < a->n_g; i++) {
         struct otlp_kv *k = kv_alloc(&b, 5);
         if (!k) continue;
@@ -769,19 +794,12 @@ static size_t build_request(struct otel *o, const struct agg *a, const struct ag
             hist_point(&b, gattr[i], gn[i], &a->g[i].duration, prev && i < prev->n_g ? &prev->g[i].duration : NULL, B_DURATION,
                        NB(B_DURATION));
     metric_end(&b);
-    free(gattr);
-    free(gn);
 
     const struct otlp_attrs res = {o->res, o->n_res};
     const struct otlp_scope scope = {"headroomd", PACKAGE_VERSION};
     int rc = o->json || o->console ? otlp_metrics_json(out, &res, &scope, b.m, b.n_m)
                                    : otlp_metrics_pb(out, &res, &scope, b.m, b.n_m);
     if (rc == 0) points = b.n_pts ? b.n_pts : 1;
-out:
-    free(sattr);
-    free(b.pts);
-    free(b.kvs);
-    free(b.buckets);
     return points;
 }
 
@@ -795,8 +813,9 @@ static void interval_restart(struct agg *a)
 
 static void export_once(struct otel *o)
 {
-    struct agg *snap = malloc(sizeof *snap);
-    if (!snap) return;
+    struct scratch *sc = &o->sc;
+    if (!sc->snap && !(sc->snap = malloc(sizeof *sc->snap))) return;
+    struct agg *snap = sc->snap;
     struct walk w = {0};
     o->host->metrics_visit(walk_cb, &w); /* outside our lock: the host takes its own */
     pthread_mutex_lock(&o->lock);
@@ -807,13 +826,13 @@ static void export_once(struct otel *o)
     uint64_t start = o->start_ns;
     unsigned resets = o->resets;
     pthread_mutex_unlock(&o->lock);
-    if (o->prev && resets != o->prev_resets) {
-        /* Reset since the last export: its series are gone, deltas count from zero. */
-        free(o->prev);
-        o->prev = NULL;
-    }
-    struct otlp_buf buf = {0};
-    size_t points = build_request(o, snap, o->delta ? o->prev : NULL, o->delta ? o->last_ns : start, &buf);
+    /* Reset since the last export: its series are gone, deltas count from zero. */
+    if (sc->have_prev && resets != o->prev_resets) sc->have_prev = 0;
+    struct otlp_buf *out = &sc->out;
+    out->len = 0;
+    out->oom = 0;
+    size_t points = build_request(o, snap, o->delta && sc->have_prev ? sc->prev : NULL, o->delta ? o->last_ns : start, out);
+    struct otlp_buf buf = *out;
     uint64_t now = now_ns(o);
     if (!points) {
         o->host->log(o->self, HR_LOG_WARN, "could not encode the metrics export (out of memory); skipped");
@@ -833,14 +852,13 @@ static void export_once(struct otel *o)
     } else {
         o->host->export_post(o->ex, buf.data, buf.len, points); /* HR_EAGAIN is counted by the host */
     }
-    otlp_buf_free(&buf);
     if (o->delta) {
-        free(o->prev);
-        o->prev = snap;
+        /* This snapshot is the next one's base; the old base is the next snapshot's memory. */
+        sc->snap = sc->prev;
+        sc->prev = snap;
+        sc->have_prev = 1;
         o->prev_resets = resets;
         o->last_ns = now;
-    } else {
-        free(snap);
     }
 }
 
@@ -957,7 +975,12 @@ static void otel_free(struct otel *o)
     free(o->endpoint);
     free(o->endpoint_shown);
     free(o->service_name);
-    free(o->prev);
+    free(o->sc.pts);
+    free(o->sc.kvs);
+    free(o->sc.buckets);
+    otlp_buf_free(&o->sc.out);
+    free(o->sc.snap);
+    free(o->sc.prev);
     pthread_mutex_destroy(&o->lock);
     pthread_mutex_destroy(&o->tlock);
     pthread_cond_destroy(&o->tcond);
