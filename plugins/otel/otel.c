@@ -404,7 +404,10 @@ static int configure(struct otel *o)
     }
     struct hr_export_conf ec = {.struct_size = sizeof ec, .name = "otel_metrics", .url = o->endpoint,
                                 .headers = (const char *const *)h.v, .content_type = o->json ? OTLP_CT_JSON : OTLP_CT_PROTOBUF,
-                                .gzip = o->gzip, .timeout_ms = o->timeout_ms, .queue_max = 8};
+                                .gzip = o->gzip, .timeout_ms = o->timeout_ms,
+                                /* A cumulative body supersedes the ones before it: while a collector is
+                                 * down one waiting is enough. Delta bodies each carry their interval. */
+                                .queue_max = o->delta ? 8 : 2};
     o->ex = o->host->exporter_new(o->self, &ec);
     hdrs_free(&h);
     if (!o->ex) {
