@@ -51,6 +51,12 @@ static void put(struct otlp_buf *b, const void *p, size_t n)
 
 static void puts_(struct otlp_buf *b, const char *s) { put(b, s, strlen(s)); }
 
+int otlp_buf_append(struct otlp_buf *b, const void *p, size_t n)
+{
+    put(b, p, n);
+    return b->oom ? -1 : 0;
+}
+
 /* ---------------------------------------------------------------- protobuf */
 
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
@@ -302,6 +308,25 @@ int otlp_traces_pb(struct otlp_buf *out, const struct otlp_attrs *resource, cons
     size_t ss = pb_begin(out, 2);
     pb_scope(out, scope);
     for (size_t i = 0; i < n; i++) pb_span(out, &spans[i]);
+    pb_end(out, ss);
+    pb_end(out, rs);
+    return out->oom ? -1 : 0;
+}
+
+int otlp_spans_pb(struct otlp_buf *out, const struct otlp_span *spans, size_t n)
+{
+    for (size_t i = 0; i < n; i++) pb_span(out, &spans[i]);
+    return out->oom ? -1 : 0;
+}
+
+int otlp_traces_pb_wrap(struct otlp_buf *out, const struct otlp_attrs *resource, const struct otlp_scope *scope,
+                        const void *spans_pb, size_t len)
+{
+    size_t rs = pb_begin(out, 1);
+    pb_resource(out, resource);
+    size_t ss = pb_begin(out, 2);
+    pb_scope(out, scope);
+    put(out, spans_pb, len);
     pb_end(out, ss);
     pb_end(out, rs);
     return out->oom ? -1 : 0;

@@ -21,6 +21,8 @@ struct otlp_buf {
     int oom;                    /* an append failed: the content is incomplete */
 };
 void otlp_buf_free(struct otlp_buf *b);
+/* Append raw bytes: 0, or -1 when out of memory (oom set). */
+int otlp_buf_append(struct otlp_buf *b, const void *p, size_t n);
 
 enum otlp_value_type { OTLP_STR = 1, OTLP_INT, OTLP_DOUBLE, OTLP_BOOL };
 
@@ -106,6 +108,13 @@ int otlp_metrics_json(struct otlp_buf *out, const struct otlp_attrs *resource, c
                       const struct otlp_metric *metrics, size_t n);
 int otlp_traces_pb(struct otlp_buf *out, const struct otlp_attrs *resource, const struct otlp_scope *scope,
                    const struct otlp_span *spans, size_t n);
+/* Batching spans: otlp_spans_pb appends only the encoded spans (as
+ * ScopeSpans.spans entries); otlp_traces_pb_wrap turns any concatenation of
+ * such entries into one ExportTraceServiceRequest, byte for byte what
+ * otlp_traces_pb gives for the same spans. */
+int otlp_spans_pb(struct otlp_buf *out, const struct otlp_span *spans, size_t n);
+int otlp_traces_pb_wrap(struct otlp_buf *out, const struct otlp_attrs *resource, const struct otlp_scope *scope,
+                        const void *spans_pb, size_t len);
 int otlp_traces_json(struct otlp_buf *out, const struct otlp_attrs *resource, const struct otlp_scope *scope,
                      const struct otlp_span *spans, size_t n);
 

@@ -5,7 +5,11 @@
  * a ring of at most queue_max owned bodies. export_post only copies into the
  * ring, so a plugin's thread never waits for the network; nothing here runs
  * on a worker or on the housekeeping timer. Memory is bounded by
- * queue_max bodies per exporter whatever the collector does. */
+ * queue_max bodies per exporter whatever the collector does; the ring's
+ * buffers (and the gzip buffer) are kept and reused, never freed per body,
+ * so bodies that wait minutes for a collector that is down do not fragment
+ * the heap: an exporter holds at most queue_max buffers of the largest body
+ * it was given (bench/otel_down). */
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -29,8 +33,8 @@
 #define SHUTDOWN_TIMEOUT_MS 2000u
 
 struct body {
-    unsigned char *data;
-    size_t len;
+    unsigned char *data;        /* kept across uses of the slot; grown, never shrunk */
+    size_t len, cap;
     uint64_t items;
     int gzipped;
 };
@@ -45,6 +49,7 @@ struct hr_exporter {
     pthread_cond_t cond;        /* CLOCK_MONOTONIC */
     struct body *ring;
     size_t head, len;
+    struct body gz;             /* exporter thread only: the gzipped copy of the body in flight */
     int stop;
     int failing;                /* last attempt failed: logged once until it recovers */
     struct hr_export_stats st;
@@ -167,32 +172,33 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
-static int gzip_body(struct body *b)
+/* Gzip `b` into `gz` (its buffer reused). 0 or -1. */
+static int gzip_body(const struct body *b, struct body *gz)
 {
     z_stream z;
     memset(&z, 0, sizeof z);
     if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return -1;
     uLong cap = deflateBound(&z, (uLong)b->len);
-    unsigned char *out = malloc(cap);
-    if (!out) {
-        deflateEnd(&z);
-        return -1;
+    if (gz->cap < cap) {
+        unsigned char *d = realloc(gz->data, cap);
+        if (!d) {
+            deflateEnd(&z);
+            return -1;
+        }
+        gz->data = d;
+        gz->cap = cap;
     }
     z.next_in = b->data;
     z.avail_in = (uInt)b->len;
-    z.next_out = out;
-    z.avail_out = (uInt)cap;
+    z.next_out = gz->data;
+    z.avail_out = (uInt)gz->cap;
     int rc = deflate(&z, Z_FINISH);
     size_t n = z.total_out;
     deflateEnd(&z);
-    if (rc != Z_STREAM_END) {
-        free(out);
-        return -1;
-    }
-    free(b->data);
-    b->data = out;
-    b->len = n;
-    b->gzipped = 1;
+    if (rc != Z_STREAM_END) return -1;
+    gz->len = n;
+    gz->items = b->items;
+    gz->gzipped = 1;
     return 0;
 }
 
@@ -284,10 +290,13 @@ static void *export_thread(void *arg)
     for (;;) {
         while (!ex->len && !ex->stop) pthread_cond_wait(&ex->cond, &ex->lock);
         if (!ex->len) break;
-        struct body *b = &ex->ring[ex->head];
+        struct body *b = &ex->ring[ex->head]; /* posters never touch the head slot while len > 0 */
         pthread_mutex_unlock(&ex->lock);
-        if (ex->gzip && !b->gzipped && gzip_body(b))
-            hr_log(HR_LOG_WARN, ex->logger, "exporter %s: gzip failed; sending this body uncompressed", ex->name);
+        const struct body *send = b;
+        if (ex->gzip) {
+            if (gzip_body(b, &ex->gz) == 0) send = &ex->gz;
+            else hr_log(HR_LOG_WARN, ex->logger, "exporter %s: gzip failed; sending this body uncompressed", ex->name);
+        }
         int delivered = 0;
         for (unsigned n = 1;; n++) {
             pthread_mutex_lock(&ex->lock);
@@ -297,7 +306,7 @@ static void *export_thread(void *arg)
             if (stopping && was_failing) break;
             int status = 0;
             char err[sizeof ex->st.last_error];
-            int rc = c ? attempt(ex, c, b, stopping && ex->timeout_ms > SHUTDOWN_TIMEOUT_MS ? SHUTDOWN_TIMEOUT_MS
+            int rc = c ? attempt(ex, c, send, stopping && ex->timeout_ms > SHUTDOWN_TIMEOUT_MS ? SHUTDOWN_TIMEOUT_MS
                                                                                           : ex->timeout_ms,
                                  &status, err, sizeof err)
                        : -1;
@@ -338,8 +347,7 @@ static void *export_thread(void *arg)
             ex->st.failed++;
             ex->st.items_failed += b->items;
         }
-        free(b->data);
-        b->data = NULL;
+        b->len = 0; /* the slot keeps its buffer for the next body */
         ex->head = (ex->head + 1) % ex->queue_max;
         ex->len--;
     }
@@ -353,8 +361,9 @@ static void *export_thread(void *arg)
 static void exporter_free(struct hr_exporter *ex)
 {
     if (!ex) return;
-    for (size_t i = 0; ex->ring && i < ex->len; i++) free(ex->ring[(ex->head + i) % ex->queue_max].data);
+    for (size_t i = 0; ex->ring && i < ex->queue_max; i++) free(ex->ring[i].data);
     free(ex->ring);
+    free(ex->gz.data);
     curl_slist_free_all(ex->headers);
     free(ex->name);
     free(ex->url);
@@ -462,18 +471,21 @@ int hr_export_post(struct hr_exporter *ex, const void *body, size_t len, uint64_
         pthread_mutex_unlock(&ex->lock);
         return HR_EAGAIN;
     }
-    pthread_mutex_unlock(&ex->lock);
-    unsigned char *copy = malloc(len ? len : 1);
-    if (!copy) return HR_ENOMEM;
-    if (len) memcpy(copy, body, len);
-    pthread_mutex_lock(&ex->lock);
-    if (ex->len == ex->queue_max || ex->stop) { /* filled meanwhile */
-        ex->st.dropped++;
-        pthread_mutex_unlock(&ex->lock);
-        free(copy);
-        return HR_EAGAIN;
+    /* The free slot is not the one in flight (that is the head while len > 0). */
+    struct body *b = &ex->ring[(ex->head + ex->len) % ex->queue_max];
+    if (b->cap < len || !b->data) {
+        unsigned char *d = realloc(b->data, len ? len : 1);
+        if (!d) {
+            pthread_mutex_unlock(&ex->lock);
+            return HR_ENOMEM;
+        }
+        b->data = d;
+        b->cap = len ? len : 1;
     }
-    ex->ring[(ex->head + ex->len) % ex->queue_max] = (struct body){copy, len, items, 0};
+    if (len) memcpy(b->data, body, len);
+    b->len = len;
+    b->items = items;
+    b->gzipped = 0;
     ex->len++;
     pthread_cond_signal(&ex->cond);
     pthread_mutex_unlock(&ex->lock);

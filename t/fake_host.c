@@ -361,9 +361,135 @@ static int fh_add_timer(struct hr_instance *self, unsigned ms, void (*fn)(void *
 
 static int fh_metrics_visit(hr_metric_visit_fn fn, void *ud) { return fh_metrics(fn, ud); }
 
+/* ---- exporters: every conf and body recorded, nothing sent ---- */
+
+struct hr_exporter {
+    struct fh_export info;
+    struct fh_body *bodies;     /* under mu */
+    size_t n_bodies;
+    uint64_t dropped;
+};
+static struct hr_exporter *exps[8];
+static size_t n_exps;
+static int exp_full, events_off_calls;
+
+static struct hr_exporter *fh_exporter_new(struct hr_instance *self, const struct hr_export_conf *c)
+{
+    (void)self;
+    pthread_mutex_lock(&mu);
+    struct hr_exporter *e = n_exps < sizeof exps / sizeof *exps ? calloc(1, sizeof *e) : NULL;
+    if (e) {
+        snprintf(e->info.name, sizeof e->info.name, "%s", c->name ? c->name : "");
+        snprintf(e->info.url, sizeof e->info.url, "%s", c->url ? c->url : "");
+        snprintf(e->info.content_type, sizeof e->info.content_type, "%s", c->content_type ? c->content_type : "");
+        size_t hl = 0;
+        for (size_t i = 0; c->headers && c->headers[i]; i++) {
+            int n = snprintf(e->info.headers + hl, sizeof e->info.headers - hl, "%s\n", c->headers[i]);
+            if (n < 0 || (size_t)n >= sizeof e->info.headers - hl)
+                break;
+            hl += (size_t)n;
+        }
+        e->info.gzip = c->gzip;
+        e->info.timeout_ms = c->timeout_ms;
+        e->info.queue_max = c->queue_max;
+        exps[n_exps++] = e;
+    }
+    pthread_mutex_unlock(&mu);
+    return e;
+}
+
+static int fh_export_post(struct hr_exporter *e, const void *body, size_t len, uint64_t items)
+{
+    pthread_mutex_lock(&mu);
+    int rc = HR_OK;
+    struct fh_body *nb = exp_full ? NULL : realloc(e->bodies, (e->n_bodies + 1) * sizeof *nb);
+    unsigned char *copy = nb ? malloc(len ? len : 1) : NULL;
+    if (nb) e->bodies = nb;
+    if (!copy) {
+        e->dropped++;
+        rc = exp_full ? HR_EAGAIN : HR_ENOMEM;
+    } else {
+        memcpy(copy, body, len);
+        e->bodies[e->n_bodies++] = (struct fh_body){copy, len, items};
+    }
+    pthread_mutex_unlock(&mu);
+    return rc;
+}
+
+static void fh_export_stats(struct hr_exporter *e, struct hr_export_stats *out)
+{
+    pthread_mutex_lock(&mu);
+    uint64_t items = 0;
+    for (size_t i = 0; i < e->n_bodies; i++) items += e->bodies[i].items;
+    *out = (struct hr_export_stats){.struct_size = sizeof *out, .ok = e->n_bodies, .items_ok = items, .dropped = e->dropped};
+    pthread_mutex_unlock(&mu);
+}
+
+static void fh_events_off(struct hr_instance *self)
+{
+    (void)self;
+    pthread_mutex_lock(&mu);
+    events_off_calls++;
+    pthread_mutex_unlock(&mu);
+}
+
+size_t fh_n_exports(void)
+{
+    pthread_mutex_lock(&mu);
+    size_t n = n_exps;
+    pthread_mutex_unlock(&mu);
+    return n;
+}
+
+const struct fh_export *fh_export(size_t i) { return i < fh_n_exports() ? &exps[i]->info : NULL; }
+
+size_t fh_export_posts(size_t i)
+{
+    pthread_mutex_lock(&mu);
+    size_t n = i < n_exps ? exps[i]->n_bodies : 0;
+    pthread_mutex_unlock(&mu);
+    return n;
+}
+
+unsigned char *fh_export_body(size_t i, size_t k, size_t *len, uint64_t *items)
+{
+    pthread_mutex_lock(&mu);
+    unsigned char *out = NULL;
+    if (i < n_exps && k < exps[i]->n_bodies && (out = malloc(exps[i]->bodies[k].len + 1))) {
+        memcpy(out, exps[i]->bodies[k].data, exps[i]->bodies[k].len);
+        *len = exps[i]->bodies[k].len;
+        if (items) *items = exps[i]->bodies[k].items;
+    }
+    pthread_mutex_unlock(&mu);
+    return out;
+}
+
+void fh_export_set_full(int full)
+{
+    pthread_mutex_lock(&mu);
+    exp_full = full;
+    pthread_mutex_unlock(&mu);
+}
+
+int fh_events_off_calls(void)
+{
+    pthread_mutex_lock(&mu);
+    int n = events_off_calls;
+    pthread_mutex_unlock(&mu);
+    return n;
+}
+
 void fh_reset(void)
 {
     pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < n_exps; i++) {
+        for (size_t k = 0; k < exps[i]->n_bodies; k++) free(exps[i]->bodies[k].data);
+        free(exps[i]->bodies);
+        free(exps[i]);
+    }
+    n_exps = 0;
+    exp_full = 0;
+    events_off_calls = 0;
     n_stats = 0;
     n_mregs = 0;
     while (ccr) {
@@ -401,6 +527,10 @@ static const struct hr_host host = {
     .parallel_for = fh_parallel_for,
     .now = fh_now,
     .state_dir = fh_state_dir,
+    .exporter_new = fh_exporter_new,
+    .export_post = fh_export_post,
+    .export_stats = fh_export_stats,
+    .events_off = fh_events_off,
 };
 
 const struct hr_host *fh_host(void) { return &host; }

@@ -61,7 +61,30 @@ json_t *fh_stats(const char *key);
 void fh_drop_stats(void *state);
 /* CCR lookup; free() the result. */
 char *fh_ccr_get(const char *hash, size_t *len);
-/* Drop every registration and stored CCR entry. */
+/* Exporters (hr_host.exporter_new): what a plugin asked for and every body
+ * it posted, kept in memory; nothing is sent. */
+struct fh_export {
+    char name[64], url[1024], content_type[64];
+    char headers[2048];         /* the "Name: value" headers, each followed by '\n' */
+    int gzip;
+    unsigned timeout_ms, queue_max;
+};
+struct fh_body {
+    unsigned char *data;
+    size_t len;
+    uint64_t items;
+};
+size_t fh_n_exports(void);
+const struct fh_export *fh_export(size_t i);
+size_t fh_export_posts(size_t i);
+/* A copy of body k of exporter i (free it), or NULL. */
+unsigned char *fh_export_body(size_t i, size_t k, size_t *len, uint64_t *items);
+/* While set, export_post refuses bodies with HR_EAGAIN (a full queue) and counts them dropped. */
+void fh_export_set_full(int full);
+/* How many times a plugin called hr_host.events_off. */
+int fh_events_off_calls(void);
+
+/* Drop every registration, exporter and stored CCR entry. */
 void fh_reset(void);
 
 #endif

@@ -5,7 +5,11 @@
 # t/otel/package.json): names, units, temporality, resource and point
 # attributes, and counts equal to /stats. A collector that fails (500), sheds
 # load (429 + Retry-After), hangs, or is down never slows a request; the
-# failures are counted and retried with backoff. Skipped when node or the npm
+# failures are counted and retried with backoff. The official OpenTelemetry JS
+# SDK (sdk-metrics + exporter-metrics-otlp-proto) records the same instruments
+# into the same receiver, and headroomd's requests are compared with its:
+# resource, scope, names, units, kinds, temporality, monotonicity, point
+# fields, attribute keys and bucket layout. Skipped when node or the npm
 # registry is not available.
 import os
 import sys
@@ -26,7 +30,7 @@ NODE_DIR = os.environ.get("HEADROOM_TEST_NODE_DIR") or os.path.join(os.getcwd(),
 
 if not shutil.which("node") or not shutil.which("npm"):
     skip_all("node and npm are needed to decode OTLP with the official definitions")
-if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@opentelemetry", "otlp-transformer")):
+if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@opentelemetry", "exporter-metrics-otlp-proto")):
     os.makedirs(NODE_DIR, exist_ok=True)
     shutil.copy(os.path.join(SRC, "package.json"), NODE_DIR)
     try:
@@ -37,6 +41,7 @@ if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@opentelemetry", "o
     if r.returncode != 0:
         skip_all("npm install failed: " + r.stderr.decode("utf-8", "replace")[-300:])
 shutil.copy(os.path.join(SRC, "decode.mjs"), NODE_DIR)
+shutil.copy(os.path.join(SRC, "sdk_emit.mjs"), NODE_DIR)
 
 
 class Receiver:
@@ -144,6 +149,90 @@ def total(m, key=None, want=None):
     return s
 
 
+def sdk_reference(rcv, records, temporality="cumulative"):
+    """What the official JS SDK sends for `records` ([{name, value, attrs}]), decoded."""
+    n0 = len(rcv.snapshot())
+    r = subprocess.run(["node", os.path.join(NODE_DIR, "sdk_emit.mjs")], input=json.dumps(records).encode(),
+                       capture_output=True, timeout=60,
+                       env=dict(os.environ, OTLP_URL=rcv.url + "/sdk/v1/metrics", TEMPORALITY=temporality,
+                                SERVICE_NAME="sdk-ref"))
+    if r.returncode != 0:
+        bail("sdk_emit.mjs failed: " + r.stderr.decode("utf-8", "replace")[-1500:])
+    posts = [p for p in rcv.snapshot()[n0:] if p["path"] == "/sdk/v1/metrics"]
+    if not posts:
+        bail("the OpenTelemetry JS SDK posted nothing")
+    return decode(posts[-1:], "metrics")[0]
+
+
+def points(m):
+    kind = "sum" if "sum" in m else "histogram"
+    return m[kind].get("dataPoints", [])
+
+
+def compare_with_sdk(ours, sdk, label):
+    """Structural comparison of two decoded ExportMetricsServiceRequests."""
+    mo, ms = metrics_of(ours), metrics_of(sdk)
+    ro = attrs(ours["resourceMetrics"][0]["resource"]["attributes"])
+    rsdk = attrs(sdk["resourceMetrics"][0]["resource"]["attributes"])
+    is_(sorted(set(rsdk) - set(ro)), ["telemetry.sdk.language"],
+        "%s: resource carries every key the SDK's does (%s), but telemetry.sdk.language (no C value in the "
+        "conventions)" % (label, sorted(rsdk)))
+    is_((len(ours["resourceMetrics"]), len(ours["resourceMetrics"][0]["scopeMetrics"])),
+        (len(sdk["resourceMetrics"]), len(sdk["resourceMetrics"][0]["scopeMetrics"])),
+        "%s: one ResourceMetrics with one ScopeMetrics, as the SDK" % label)
+    so = ours["resourceMetrics"][0]["scopeMetrics"][0]["scope"]
+    ss = sdk["resourceMetrics"][0]["scopeMetrics"][0]["scope"]
+    is_(sorted(k for k in so if so[k] != []), sorted(k for k in ss if ss[k] != []), "%s: scope has name and version" % label)
+    for name, m in ms.items():
+        o = mo.get(name)
+        if not o:
+            ok(False, "%s: %s exported" % (label, name))
+            continue
+        kind = "sum" if "sum" in m else "histogram"
+        is_((o.get("unit"), kind in o, bool(o.get("description"))), (m.get("unit"), True, True),
+            "%s: %s: unit %s, a %s, a description" % (label, name, m.get("unit"), kind))
+        want = {k: v for k, v in m[kind].items() if k != "dataPoints"}
+        got = {k: v for k, v in o[kind].items() if k != "dataPoints"}
+        is_(got, want, "%s: %s: temporality / monotonicity as the SDK's (%s)" % (label, name, want))
+        po, ps = points(o), points(m)
+        keys_o = sorted(set().union(*[set(p) for p in po])) if po else []
+        keys_s = sorted(set().union(*[set(p) for p in ps]))
+        is_(keys_o, keys_s, "%s: %s: data point fields as the SDK's" % (label, name))
+        ak_s = set().union(*[set(attrs(p.get("attributes"))) for p in ps])
+        ak_o = [set(attrs(p.get("attributes"))) for p in po]
+        ok(ak_o and all(ak_s <= a for a in ak_o), "%s: %s: point attributes include the SDK's keys %s" %
+           (label, name, sorted(ak_s)))
+        if kind == "histogram":
+            bounds = [p.get("explicitBounds") for p in ps][0]
+            ok(all(p.get("explicitBounds") == bounds and len(p["bucketCounts"]) == len(bounds) + 1 for p in po),
+               "%s: %s: the same bucket layout (%d bounds from %s)" % (label, name, len(bounds), bounds[0]))
+        else:
+            vo = {tuple(sorted(attrs(p["attributes"]).items())): p.get("asInt") for p in po}
+            vs = {tuple(sorted(attrs(p["attributes"]).items())): p.get("asInt") for p in ps}
+            is_(vo, vs, "%s: %s: one point per attribute set, integer values, as the SDK aggregates them" % (label, name))
+
+
+def sdk_records(m):
+    """Recordings giving the SDK what headroomd exported: counters per point,
+    one observation per histogram point (structure, not values)."""
+    rec = []
+    for name in ["headroom.proxy.requests", "headroom.proxy.tokens.input", "headroom.proxy.tokens.output",
+                 "headroom.proxy.tokens.saved"]:
+        for p in points(m.get(name, {"sum": {}})):  # a delta body leaves out what did not change
+            rec.append({"name": name, "value": int(p["asInt"]), "attrs": attrs(p["attributes"])})
+    for p in points(m["headroom.proxy.request.duration"]):
+        rec.append({"name": "headroom.proxy.request.duration", "value": 0.1, "attrs": attrs(p["attributes"])})
+    # The GenAI conventions' required and conditionally required attributes.
+    for t in ("input", "output"):
+        rec.append({"name": "gen_ai.client.token.usage", "value": 100,
+                    "attrs": {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                              "gen_ai.request.model": "gpt-4o", "gen_ai.token.type": t}})
+    rec.append({"name": "gen_ai.client.operation.duration", "value": 0.5,
+                "attrs": {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                          "gen_ai.request.model": "gpt-4o"}})
+    return rec
+
+
 def send(h, n, model="gpt-4o", stack="wrap_test", status=None, traceparent=None):
     took = []
     for i in range(n):
@@ -221,6 +310,9 @@ with Mock() as mock:
         is_(len(hist["bucketCounts"]), len(hist["explicitBounds"]) + 1, "bucketCounts = bounds + 1")
         ob = m["headroom.proxy.overhead.duration"]["histogram"]["dataPoints"][0]["explicitBounds"]
         ok(ob[0] < 0.01, "overhead.duration: finer buckets than 10 ms (%s)" % ob[0])
+        import re
+        les = [float(x) for x in re.findall(r'headroom_overhead_ms_bucket\{le="([0-9.e+-]+)"\}', h.get("/metrics").text)]
+        is_(ob, [round(x / 1000, 9) for x in les if x <= 5000], "overhead.duration: /metrics' bounds in seconds, to 5 s")
         tu = m["gen_ai.client.token.usage"]["histogram"]["dataPoints"]
         types = sorted(set(attrs(d["attributes"]).get("gen_ai.token.type") for d in tu))
         is_(types, ["input", "output"], "gen_ai.client.token.usage: gen_ai.token.type input/output")
@@ -231,6 +323,9 @@ with Mock() as mock:
             "gen_ai.client.operation.duration counts the 5 model calls")
         out_sum = sum(float(d["sum"]) for d in tu if attrs(d["attributes"]).get("gen_ai.token.type") == "output")
         is_(int(out_sum), st["tokens"]["output"], "gen_ai output token sum equals /stats tokens.output")
+
+        # ---- the official OpenTelemetry JS SDK, same instruments, same receiver ----
+        compare_with_sdk(dec, sdk_reference(rcv, sdk_records(m)), "vs JS SDK")
         o = st.get("otel", {})
         is_((o.get("enabled"), o.get("managed"), o.get("exporter"), o.get("endpoint"), o.get("service_name"),
              o.get("export_interval_ms")), (True, True, "otlp_http", rcv.url + "/v1/metrics", "hr-test", 250),
@@ -259,6 +354,30 @@ with Mock() as mock:
         rcv.mode = "ok"
         ok(wait_until(lambda: h.stats()["otel"].get("last_status") == 200, timeout=8), "recovers when the collector does")
         like(h.stderr_text(), r"WARN.*otel.*failed \(HTTP 500", "one WARN names the failure")
+
+        # ---- POST /stats/reset: the OTLP counters restart with /stats, as a new series --
+        start0 = max(int(dp["startTimeUnixNano"]) for dp in points(metrics_of(decode(rcv.snapshot()[-1:], "metrics")[0])
+                                                                  ["headroom.proxy.requests"]))
+        is_(request("POST", h.url + "/stats/reset").status, 200, "POST /stats/reset")
+        n1 = len(rcv.snapshot())
+        send(h, 2, model="gpt-4o-mini")
+        st = h.stats()
+
+        def after_reset():
+            for p in rcv.snapshot()[n1:][::-1]:
+                mm = metrics_of(decode([p], "metrics")[0])
+                if "headroom.proxy.requests" in mm and total(mm["headroom.proxy.requests"]) == st["requests"]["total"]:
+                    return mm
+            return None
+        ok(wait_until(lambda: after_reset() is not None, timeout=8),
+           "after the reset an export's requests equal /stats requests.total (%d)" % st["requests"]["total"])
+        mm = after_reset() or {}
+        if mm:
+            is_((total(mm["headroom.proxy.tokens.input"]), total(mm["headroom.proxy.tokens.saved"])),
+                (st["tokens"]["input"], st["tokens"]["saved"]), "after the reset tokens.input/saved equal /stats")
+            ok(all(int(dp["startTimeUnixNano"]) > start0 for dp in points(mm["headroom.proxy.requests"])),
+               "after the reset every cumulative point has a new startTimeUnixNano")
+            is_(h.stats()["otel"]["resets"], 1, "/stats.otel.resets")
         is_(h.stderr_text().count("retrying with backoff"), 1 + h.stderr_text().count("accepts exports again") - 1
             if "accepts exports again" in h.stderr_text() else 1, "failures logged once per outage, not per attempt")
 
@@ -270,7 +389,8 @@ with Mock() as mock:
         ok(max(took) < 1.0, "collector down: requests unaffected (max %.0f ms)" % (max(took) * 1000))
         time.sleep(2.5)
         o = h.stats()["otel"]
-        cmp_ok(o["queued"], "<=", 8, "queue bounded (%d waiting)" % o["queued"])
+        cmp_ok(o["queued"], "<=", 2, "queue bounded: cumulative bodies supersede each other, 2 at most (%d waiting)"
+               % o["queued"])
         cmp_ok(o["exports_dropped"], ">=", 1, "overflow counted (exports_dropped %d)" % o["exports_dropped"])
         like(o.get("last_error") or "", r"(?i)connect", "last_error says the collector refused the connection")
         is_(h.stats()["requests"]["total"], 10, "all requests served")
@@ -299,6 +419,9 @@ with Mock() as mock:
         dec = decode(js[:1], "metrics")[0]
         ok("error" not in dec and metrics_of(dec).get("headroom.proxy.requests"),
            "OTLP/JSON body is accepted by the official classes (fromObject)")
+        full = [x for x in rcv.snapshot()[n0:] if b"gen_ai.client.token.usage" in x["body"]]
+        dd = decode(full[:1], "metrics")[0]
+        compare_with_sdk(dd, sdk_reference(rcv, sdk_records(metrics_of(dd)), "delta"), "delta vs JS SDK")
         like(h.stderr_text(), r"WARN.*HEADROOM_OTEL_METRICS_EXPORTER='bogus'.*otlp_http", "invalid exporter: WARN names it")
 
     h = Headroomd(mock=mock, extra_conf=CONF, env=dict(BASE_ENV, HEADROOM_OTEL_METRICS_ENDPOINT=rcv.url + "/v1/metrics",
@@ -327,44 +450,61 @@ with Mock() as mock:
                                                      "HEADROOM_OTEL_METRICS_EXPORTER": "console",
                                                      "HEADROOM_OTEL_METRICS_EXPORT_INTERVAL_MS": "200"}) as h:
         send(h, 1)
-        ok(wait_until(lambda: "resourceMetrics" in h.stdout_text(), timeout=5), "console: OTLP/JSON on stdout")
-        line = [x for x in h.stdout_text().splitlines() if x.startswith('{"resourceMetrics"')][-1]
-        ok(metrics_of(json.loads(line)).get("headroom.proxy.requests"), "console line is one OTLP/JSON request")
+        def console_lines():  # complete lines only: the daemon may be writing the next one
+            text = h.stdout_text()
+            return [x for x in text[:text.rfind("\n") + 1].splitlines() if x.startswith('{"resourceMetrics"')]
+        ok(wait_until(lambda: console_lines(), timeout=5), "console: OTLP/JSON on stdout")
+        # An export may run between the answer and the sink's event: wait for one with it.
+        ok(wait_until(lambda: any(metrics_of(json.loads(x)).get("headroom.proxy.requests") for x in console_lines()),
+                      timeout=5), "console line is one OTLP/JSON request")
+        ok(wait_until(lambda: h.stats()["otel"]["exports_ok"] >= len(console_lines()) > 0, timeout=5),
+           "/stats.otel.exports_ok counts console exports")
 
     # ---- langfuse ------------------------------------------------------------------
+    # A flush interval no test waits for: spans stay pending while the daemon
+    # runs, and the shutdown sends them all as one batch.
     n0 = len(rcv.snapshot())
     lf_env = {"HEADROOM_LANGFUSE_ENABLED": "1", "LANGFUSE_PUBLIC_KEY": "pk-lf-test", "LANGFUSE_SECRET_KEY": "sk-lf-s3cret",
-              "LANGFUSE_BASE_URL": rcv.url, "HEADROOM_LANGFUSE_FLUSH_INTERVAL_MS": "200"}
-    with Headroomd(mock=mock, extra_conf="transform example_transform { }\nsink langfuse { }\n", env=lf_env) as h:
+              "LANGFUSE_BASE_URL": rcv.url, "HEADROOM_LANGFUSE_FLUSH_INTERVAL_MS": "600000"}
+    h = Headroomd(mock=mock, extra_conf="transform example_transform { }\nsink langfuse { }\n", env=lf_env)
+    with h:
         send(h, 2)
         send(h, 1, traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-        ok(wait_until(lambda: h.stats().get("langfuse", {}).get("spans_exported", 0) >= 6, timeout=5),
-           "langfuse: spans exported (%s)" % h.stats().get("langfuse"))
-        posts = [p for p in rcv.snapshot()[n0:]]
-        is_(posts[0]["path"], "/api/public/otel/v1/traces", "langfuse: POST <base>/api/public/otel/v1/traces")
-        is_({k.lower(): v for k, v in posts[0]["headers"].items()}.get("authorization"),
-            "Basic " + base64.b64encode(b"pk-lf-test:sk-lf-s3cret").decode(), "langfuse: Basic auth public:secret")
-        spans = []
-        for d in decode(posts, "traces"):
-            ok("error" not in d, "trace body decodes as ExportTraceServiceRequest") if "error" in d else None
-            for rs in d.get("resourceSpans", []):
-                for ss in rs.get("scopeSpans", []):
-                    spans += ss.get("spans", [])
-        roots = [s for s in spans if s["name"] == "headroom.compression.pipeline"]
-        is_(len(roots), 3, "one headroom.compression.pipeline span per request")
-        ra = attrs(roots[0]["attributes"])
-        is_((ra.get("gen_ai.request.model"), ra.get("gen_ai.system"), ra.get("gen_ai.operation.name")),
-            ("gpt-4o", "openai", "chat"), "root span: gen_ai.* attributes")
-        ok("gen_ai.usage.input_tokens" in ra and "headroom.tokens.saved" in ra, "root span: usage and tokens saved")
-        kids = [s for s in spans if s.get("parentSpanId") == roots[0]["spanId"]]
-        ok(kids and all(attrs(k["attributes"]).get("gen_ai.system") for k in kids),
-           "a child span per stage, each with gen_ai.* attributes")
-        joined = [s for s in roots if s["traceId"] == "4bf92f3577b34da6a3ce929d0e0e4736"]
-        ok(joined and joined[0].get("parentSpanId") == "00f067aa0ba902b7", "a client's traceparent is honoured")
+        ok(wait_until(lambda: h.stats()["langfuse"]["pending_spans"] >= 3, timeout=5),
+           "langfuse: 3 requests' spans pending (%s)" % h.stats().get("langfuse"))
         lf = h.stats()["langfuse"]
-        is_((lf["enabled"], lf["base_url"], lf["endpoint"]), (True, rcv.url, rcv.url + "/api/public/otel/v1/traces"),
-            "/stats.langfuse")
+        is_(len(rcv.snapshot()) - n0, 0, "langfuse: nothing posted before the flush interval")
+        is_((lf["enabled"], lf["base_url"], lf["endpoint"], lf["flush_interval_ms"], lf["max_batch_spans"]),
+            (True, rcv.url, rcv.url + "/api/public/otel/v1/traces", 600000, 512),
+            "/stats.langfuse: endpoint, HEADROOM_LANGFUSE_FLUSH_INTERVAL_MS, max batch")
+        pending = lf["pending_spans"]
         ok("s3cret" not in json.dumps(h.stats()) and "s3cret" not in h.stderr_text(), "the secret key is never shown")
+        is_(h.stop(), 0, "langfuse: clean exit")
+    posts = [p for p in rcv.snapshot()[n0:]]
+    is_(len(posts), 1, "langfuse: the shutdown sends the pending spans as one batch")
+    is_(posts[0]["path"], "/api/public/otel/v1/traces", "langfuse: POST <base>/api/public/otel/v1/traces")
+    is_({k.lower(): v for k, v in posts[0]["headers"].items()}.get("authorization"),
+        "Basic " + base64.b64encode(b"pk-lf-test:sk-lf-s3cret").decode(), "langfuse: Basic auth public:secret")
+    spans = []
+    for d in decode(posts, "traces"):
+        ok("error" not in d, "trace body decodes as ExportTraceServiceRequest") if "error" in d else None
+        for rs in d.get("resourceSpans", []):
+            for ss in rs.get("scopeSpans", []):
+                spans += ss.get("spans", [])
+    is_(len(spans), pending, "langfuse: the batch holds every pending span (%d)" % pending)
+    roots = [s for s in spans if s["name"] == "headroom.compression.pipeline"]
+    is_(len(roots), 3, "one headroom.compression.pipeline span per request")
+    ra = attrs(roots[0]["attributes"])
+    is_((ra.get("gen_ai.request.model"), ra.get("gen_ai.system"), ra.get("gen_ai.operation.name")),
+        ("gpt-4o", "openai", "chat"), "root span: gen_ai.* attributes")
+    ok("gen_ai.usage.input_tokens" in ra and "headroom.tokens.saved" in ra, "root span: usage and tokens saved")
+    kids = [s for s in spans if s.get("parentSpanId") == roots[0]["spanId"]]
+    ok(kids and all(attrs(k["attributes"]).get("gen_ai.system") for k in kids),
+       "a child span per stage, each with gen_ai.* attributes")
+    joined = [s for s in roots if s["traceId"] == "4bf92f3577b34da6a3ce929d0e0e4736"]
+    ok(joined and joined[0].get("parentSpanId") == "00f067aa0ba902b7", "a client's traceparent is honoured")
+    jk = [s for s in spans if joined and s.get("parentSpanId") == joined[0]["spanId"]]
+    ok(jk and all(s["traceId"] == "4bf92f3577b34da6a3ce929d0e0e4736" for s in jk), "its stage spans join the client's trace")
     with Headroomd(mock=mock, extra_conf="sink langfuse { }\n", env={"HEADROOM_LANGFUSE_ENABLED": "1"}) as h:
         is_(h.stats()["langfuse"]["enabled"], False, "langfuse: missing keys, no export")
         is_(len([x for x in h.stderr_text().splitlines() if "WARN" in x and "LANGFUSE_PUBLIC_KEY" in x]), 1,

@@ -276,6 +276,16 @@ static void test_traces_pb(void)
     const struct pbf *par = get(s1, 4, 0);
     ok(par && par->len == 8 && par->p[7] == 0xa7, "child: parent_span_id (4) = root's span_id");
     ok(!get(s1, 15, 0) && !get(s1, 16, 0), "child: no status or flags when unset");
+
+    /* Batching: span entries encoded one request at a time, then wrapped,
+     * give the very bytes of one request over all the spans. */
+    struct otlp_buf parts = {0}, batch = {0};
+    is_int(otlp_spans_pb(&parts, sp, 1), 0, "spans_pb: first span");
+    is_int(otlp_spans_pb(&parts, sp + 1, 1), 0, "spans_pb: second span appended");
+    is_int(otlp_traces_pb_wrap(&batch, &resource, &scope, parts.data, parts.len), 0, "traces_pb_wrap: encodes");
+    ok(batch.len == b.len && !memcmp(batch.data, b.data, b.len), "wrapped batch == traces_pb of the same spans, byte for byte");
+    otlp_buf_free(&parts);
+    otlp_buf_free(&batch);
     otlp_buf_free(&b);
 }
 

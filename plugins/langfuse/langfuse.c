@@ -6,12 +6,21 @@
  * Each request gives a root span `headroom.compression.pipeline` and a child
  * span per transform stage, every one with gen_ai.* attributes (Langfuse's
  * SDK filters spans without them). A client's W3C traceparent makes the root
- * a child of the client's span, in the client's trace. */
+ * a child of the client's span, in the client's trace.
+ *
+ * Spans are batched: on_event appends the request's encoded spans to a
+ * pending batch, which goes out as one ExportTraceServiceRequest every
+ * HEADROOM_LANGFUSE_FLUSH_INTERVAL_MS (a thread of our own) or as soon as it
+ * holds HEADROOM_LANGFUSE_MAX_BATCH_SPANS spans, and once more at shutdown.
+ * Memory: one pending batch plus the exporter's bounded queue of batches. */
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <time.h>
 #include <headroom/plugin.h>
 #include "otlp.h"
 
@@ -20,6 +29,7 @@
 #endif
 
 #define MAX_CHILD 64
+#define QUEUE_MAX 16            /* batches waiting in the exporter */
 
 struct lf {
     const struct hr_host *host;
@@ -27,7 +37,61 @@ struct lf {
     int enabled;
     char *base_url, *endpoint;
     struct hr_exporter *ex;
+    unsigned flush_ms, max_batch;
+    /* the pending batch: encoded Span entries (lib/otlp otlp_spans_pb) */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;        /* CLOCK_MONOTONIC; wakes the flusher to stop */
+    struct otlp_buf pending;
+    size_t pending_spans;
+    uint64_t batches;           /* handed to the exporter */
+    int stop;
+    pthread_t thread;
+    int thread_started;
 };
+
+static const struct otlp_kv RES[] = {OTLP_KV_STR("service.name", "headroom-proxy"),
+                                     OTLP_KV_STR("service.version", PACKAGE_VERSION)};
+static const struct otlp_scope SCOPE = {"headroomd", PACKAGE_VERSION};
+
+/* Hand the pending batch to the exporter (lock held). A full exporter queue
+ * drops it; the host counts that (exports_dropped). */
+static void flush_locked(struct lf *l)
+{
+    if (!l->pending_spans) return;
+    const struct otlp_attrs resource = {RES, sizeof RES / sizeof *RES};
+    struct otlp_buf b = {0};
+    if (otlp_traces_pb_wrap(&b, &resource, &SCOPE, l->pending.data, l->pending.len) == 0) {
+        l->host->export_post(l->ex, b.data, b.len, l->pending_spans);
+        l->batches++;
+    } else {
+        l->host->log(l->self, HR_LOG_WARN, "could not encode a batch of %zu spans (out of memory); dropped", l->pending_spans);
+    }
+    otlp_buf_free(&b);
+    l->pending.len = 0;         /* the capacity is kept: at most one batch */
+    l->pending.oom = 0;
+    l->pending_spans = 0;
+}
+
+static void *flush_thread(void *arg)
+{
+    struct lf *l = arg;
+    pthread_mutex_lock(&l->lock);
+    while (!l->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += l->flush_ms / 1000;
+        ts.tv_nsec += (long)(l->flush_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        while (!l->stop && pthread_cond_timedwait(&l->cond, &l->lock, &ts) != ETIMEDOUT) {
+        }
+        flush_locked(l); /* also at stop: the last batch is not lost */
+    }
+    pthread_mutex_unlock(&l->lock);
+    return NULL;
+}
 
 static void random_bytes(uint8_t *p, size_t n)
 {
@@ -36,6 +100,22 @@ static void random_bytes(uint8_t *p, size_t n)
     int zero = 1;
     for (size_t i = 0; i < n; i++) zero &= !p[i];
     if (zero) p[0] = 1; /* all-zero ids are invalid */
+}
+
+/* A whole number of milliseconds (or spans) in [lo, hi] from `var`; one
+ * WARN naming it and the default otherwise. */
+static unsigned env_uint(struct lf *l, const char *var, unsigned def, unsigned lo, unsigned hi)
+{
+    const char *v = getenv(var);
+    if (!v || !*v) return def;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) {
+        l->host->log(l->self, HR_LOG_WARN, "%s='%s' is not valid (a whole number, %u to %u); using %u", var, v, lo, hi, def);
+        return def;
+    }
+    return (unsigned)x;
 }
 
 static void on_event(void *state, const struct hr_event *ev)
@@ -91,7 +171,7 @@ static void on_event(void *state, const struct hr_event *ev)
     root->attrs = (struct otlp_attrs){ra, sizeof ra / sizeof *ra};
 
     /* Stages ran back to back just before forwarding. */
-    struct otlp_kv ca[MAX_CHILD][7];
+    struct otlp_kv ca[MAX_CHILD][8];
     char names[MAX_CHILD][96];
     double pipe = ev->pipeline_ms >= 0 ? ev->pipeline_ms : 0;
     double pre = ev->overhead_ms > pipe ? ev->overhead_ms - pipe : 0;
@@ -118,14 +198,24 @@ static void on_event(void *state, const struct hr_event *ev)
         ca[i][4] = (struct otlp_kv)OTLP_KV_INT("headroom.tokens.saved", st->tokens_saved);
         ca[i][5] = (struct otlp_kv)OTLP_KV_STR("headroom.tag", st->tag ? st->tag : "");
         ca[i][6] = (struct otlp_kv)OTLP_KV_BOOL("headroom.failed", st->failed);
-        c->attrs = (struct otlp_attrs){ca[i], 7};
+        ca[i][7] = (struct otlp_kv)OTLP_KV_STR("gen_ai.provider.name", provider);
+        c->attrs = (struct otlp_attrs){ca[i], 8};
     }
-    const struct otlp_kv res[] = {OTLP_KV_STR("service.name", "headroom-proxy"), OTLP_KV_STR("service.version", PACKAGE_VERSION)};
-    const struct otlp_attrs resource = {res, 2};
-    const struct otlp_scope scope = {"headroomd", PACKAGE_VERSION};
     struct otlp_buf b = {0};
-    if (otlp_traces_pb(&b, &resource, &scope, spans, 1 + n_child) == 0)
-        l->host->export_post(l->ex, b.data, b.len, 1 + n_child); /* a full queue is counted by the host */
+    size_t n = 1 + n_child;
+    if (otlp_spans_pb(&b, spans, n) == 0) {
+        pthread_mutex_lock(&l->lock);
+        if (l->pending_spans && l->pending_spans + n > l->max_batch) flush_locked(l);
+        size_t at = l->pending.len;
+        if (otlp_buf_append(&l->pending, b.data, b.len) == 0) {
+            l->pending_spans += n;
+        } else {                /* out of memory: this request's spans are lost, the batch stays whole */
+            l->pending.len = at;
+            l->pending.oom = 0;
+        }
+        if (l->pending_spans >= l->max_batch) flush_locked(l);
+        pthread_mutex_unlock(&l->lock);
+    }
     otlp_buf_free(&b);
 }
 
@@ -138,6 +228,12 @@ static json_t *stats_block(void *state)
     json_object_set_new(j, "endpoint", l->endpoint ? json_string(l->endpoint) : json_null());
     struct hr_export_stats st = {.struct_size = sizeof st};
     if (l->ex) l->host->export_stats(l->ex, &st);
+    json_object_set_new(j, "flush_interval_ms", json_integer(l->flush_ms));
+    json_object_set_new(j, "max_batch_spans", json_integer(l->max_batch));
+    pthread_mutex_lock(&l->lock);
+    json_object_set_new(j, "batches", json_integer((json_int_t)l->batches));
+    json_object_set_new(j, "pending_spans", json_integer((json_int_t)l->pending_spans));
+    pthread_mutex_unlock(&l->lock);
     json_object_set_new(j, "spans_exported", json_integer((json_int_t)st.items_ok));
     json_object_set_new(j, "export_errors", json_integer((json_int_t)st.failed));
     json_object_set_new(j, "spans_failed", json_integer((json_int_t)st.items_failed));
@@ -157,6 +253,12 @@ static int start(const struct hr_host *host, struct hr_instance *self, const str
     if (!l) return HR_ENOMEM;
     l->host = host;
     l->self = self;
+    pthread_mutex_init(&l->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->cond, &ca);
+    pthread_condattr_destroy(&ca);
     *out = l;
     const char *v = getenv("HEADROOM_LANGFUSE_ENABLED");
     int on = 0;
@@ -180,6 +282,8 @@ static int start(const struct hr_host *host, struct hr_instance *self, const str
     l->endpoint = malloc(el);
     if (!l->base_url || !l->endpoint) return HR_ENOMEM;
     snprintf(l->endpoint, el, "%s/api/public/otel/v1/traces", l->base_url);
+    l->flush_ms = env_uint(l, "HEADROOM_LANGFUSE_FLUSH_INTERVAL_MS", 1000, 10, 600000);
+    l->max_batch = env_uint(l, "HEADROOM_LANGFUSE_MAX_BATCH_SPANS", 512, 1, 100000);
     host->register_stats(self, "langfuse", stats_block, l);
     const char *pk = getenv("LANGFUSE_PUBLIC_KEY"), *sk = getenv("LANGFUSE_SECRET_KEY");
     if (!pk || !*pk || !sk || !*sk) {
@@ -208,7 +312,7 @@ static int start(const struct hr_host *host, struct hr_instance *self, const str
     free(b64);
     const char *headers[] = {auth, NULL};
     struct hr_export_conf ec = {.struct_size = sizeof ec, .name = "langfuse_traces", .url = l->endpoint,
-                                .headers = headers, .content_type = OTLP_CT_PROTOBUF, .queue_max = 256};
+                                .headers = headers, .content_type = OTLP_CT_PROTOBUF, .queue_max = QUEUE_MAX};
     l->ex = host->exporter_new(self, &ec);
     memset(auth, 0, strlen(auth));
     free(auth);
@@ -216,8 +320,14 @@ static int start(const struct hr_host *host, struct hr_instance *self, const str
         host->log(self, HR_LOG_ERROR, "cannot start the trace exporter for %s; Langfuse export is off", l->endpoint);
         return HR_OK;
     }
+    if (pthread_create(&l->thread, NULL, flush_thread, l)) {
+        host->log(self, HR_LOG_ERROR, "cannot start the span flush thread; Langfuse export is off");
+        return HR_OK;
+    }
+    l->thread_started = 1;
     l->enabled = 1;
-    host->log(self, HR_LOG_INFO, "Langfuse traces to %s", l->endpoint);
+    host->log(self, HR_LOG_INFO, "Langfuse traces to %s, batched every %u ms or %u spans", l->endpoint, l->flush_ms,
+              l->max_batch);
     return HR_OK;
 }
 
@@ -234,6 +344,16 @@ static void fini(void *state)
 {
     struct lf *l = state;
     if (!l) return;
+    if (l->thread_started) {
+        pthread_mutex_lock(&l->lock);
+        l->stop = 1;
+        pthread_cond_signal(&l->cond);
+        pthread_mutex_unlock(&l->lock);
+        pthread_join(l->thread, NULL);
+    }
+    otlp_buf_free(&l->pending);
+    pthread_mutex_destroy(&l->lock);
+    pthread_cond_destroy(&l->cond);
     free(l->base_url);
     free(l->endpoint);
     free(l);

@@ -29,14 +29,15 @@
 #define MAX_SERIES 128          /* provider x model x stack; then model and stack "other" */
 #define MAX_GENAI 128           /* provider x model x error.type; then model "other" */
 #define MAX_STAGES 64
-#define MAX_BOUNDS 15
+#define MAX_BOUNDS 18
 
 /* Buckets in seconds: the GenAI semantic conventions' for
  * gen_ai.client.operation.duration (also request and TTFB durations). */
 static const double B_DURATION[] = {0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92};
-/* Overhead and per-stage time: mostly well under 10 ms. */
-static const double B_FINE[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                0.05,   0.1,     0.25,   0.5,   1,      2.5,   5};
+/* Overhead and per-stage time: mostly well under 1 ms. /metrics' bounds
+ * (src/hist.c, 10 µs to 5 s) in seconds, so both show the same facts. */
+static const double B_FINE[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                0.01,    0.025,    0.05,    0.1,    0.25,    0.5,    1,     2.5,    5};
 /* gen_ai.client.token.usage, as the conventions advise. */
 static const double B_TOKENS[] = {1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864};
 #define NB(a) (sizeof(a) / sizeof *(a))
@@ -45,6 +46,9 @@ struct hist {
     uint64_t count;
     double sum;
     uint64_t b[MAX_BOUNDS + 1];
+    double min, max;            /* since start (or the last reset) */
+    uint64_t icount;            /* since the last export: min/max of a delta point */
+    double imin, imax;
 };
 
 static void hist_add(struct hist *h, const double *bounds, size_t nb, double v)
@@ -52,7 +56,12 @@ static void hist_add(struct hist *h, const double *bounds, size_t nb, double v)
     size_t i = 0;
     while (i < nb && v > bounds[i]) i++; /* bucket i holds (bounds[i-1], bounds[i]] */
     h->b[i]++;
+    if (!h->count || v < h->min) h->min = v;
+    if (!h->count || v > h->max) h->max = v;
+    if (!h->icount || v < h->imin) h->imin = v;
+    if (!h->icount || v > h->imax) h->imax = v;
     h->count++;
+    h->icount++;
     h->sum += v;
 }
 
@@ -88,6 +97,34 @@ struct agg {
     double rate_limited, budget_rejected; /* host counters, read at export */
 };
 
+/* Export thread only: what one export needs, kept from one export to the
+ * next and only ever grown, so a collector that is down (bodies waiting in
+ * the exporter for minutes) does not leave the heap fragmented by big
+ * short-lived arrays; bench/otel_down measured the difference. */
+struct scratch {
+    struct otlp_point *pts;
+    size_t cap_pts;
+    struct otlp_kv *kvs;
+    size_t cap_kvs;
+    uint64_t *buckets;
+    size_t cap_b;
+    const struct otlp_kv *sattr[MAX_SERIES], *gattr[MAX_GENAI];
+    size_t gn[MAX_GENAI];
+    struct otlp_buf out;
+    struct agg *snap, *prev;    /* prev: the last delta snapshot, valid when have_prev */
+    int have_prev;
+};
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) return 0;
+    void *n = realloc(*p, need * elem);
+    if (!n) return -1;
+    *p = n;
+    *cap = need;
+    return 0;
+}
+
 struct otel {
     const struct hr_host *host;
     struct hr_instance *self;
@@ -105,15 +142,18 @@ struct otel {
     /* aggregation */
     pthread_mutex_t lock;
     struct agg cur;             /* protected by lock */
-    struct agg *prev;           /* export thread only (delta) */
-    uint64_t start_ns, last_ns;
+    uint64_t start_ns;          /* lock: cumulative start, moved by POST /stats/reset */
+    unsigned resets;            /* lock: POST /stats/reset count */
+    struct scratch sc;          /* export thread only */
+    unsigned prev_resets;       /* export thread only: `resets` when sc.prev was taken */
+    uint64_t last_ns;           /* export thread only: the last export (delta start) */
     /* export thread */
     pthread_t thread;
     int thread_started;
     pthread_mutex_t tlock;
     pthread_cond_t tcond;
     int stop;
-    /* console exporter counters (otlp_http ones come from the host) */
+    /* console exporter counters under `lock` (otlp_http ones come from the host) */
     uint64_t console_ok, console_failed;
     double console_last;
 };
@@ -364,7 +404,10 @@ static int configure(struct otel *o)
     }
     struct hr_export_conf ec = {.struct_size = sizeof ec, .name = "otel_metrics", .url = o->endpoint,
                                 .headers = (const char *const *)h.v, .content_type = o->json ? OTLP_CT_JSON : OTLP_CT_PROTOBUF,
-                                .gzip = o->gzip, .timeout_ms = o->timeout_ms, .queue_max = 8};
+                                .gzip = o->gzip, .timeout_ms = o->timeout_ms,
+                                /* A cumulative body supersedes the ones before it: while a collector is
+                                 * down one waiting is enough. Delta bodies each carry their interval. */
+                                .queue_max = o->delta ? 8 : 2};
     o->ex = o->host->exporter_new(o->self, &ec);
     hdrs_free(&h);
     if (!o->ex) {
@@ -591,6 +634,10 @@ static void hist_point(struct build *b, const struct otlp_kv *attrs, size_t n_at
     p->n_bounds = nb;
     p->bounds = bounds;
     p->bucket_counts = bc;
+    /* min/max of what the point covers: the interval (delta) or all time. */
+    p->has_min_max = b->delta ? cur->icount > 0 : 1;
+    p->min = b->delta ? cur->imin : cur->min;
+    p->max = b->delta ? cur->imax : cur->max;
 }
 
 static const struct series *prev_series(const struct agg *prev, size_t i) { return prev && i < prev->n_s ? &prev->s[i] : NULL; }
@@ -615,19 +662,22 @@ static void host_counter(struct build *b, const char *name, const char *desc, do
 }
 
 /* Encode aggregates `a` (and `prev` for delta) into `out`; returns points. */
-static size_t build_request(struct otel *o, const struct agg *a, const struct agg *prev, struct otlp_buf *out)
+static size_t build_request(struct otel *o, const struct agg *a, const struct agg *prev, uint64_t start_ns,
+                            struct otlp_buf *out)
 {
-    struct build b = {.start = o->delta ? o->last_ns : o->start_ns, .now = now_ns(o), .delta = o->delta};
+    struct scratch *sc = &o->sc;
+    struct build b = {.start = start_ns, .now = now_ns(o), .delta = o->delta};
     size_t max_pts = a->n_s * 24 + a->n_g * 3 + a->n_st + 8;
-    b.cap_pts = max_pts;
-    b.cap_kvs = a->n_s * 11 + a->n_g * 15 + a->n_st + 8; /* series 3 (+4 per TTL point), genai 5 (+5 per token type), stage 1 */
-    b.cap_b = max_pts * (MAX_BOUNDS + 1);
-    b.pts = calloc(b.cap_pts, sizeof *b.pts);
-    b.kvs = calloc(b.cap_kvs, sizeof *b.kvs);
-    b.buckets = calloc(b.cap_b, sizeof *b.buckets);
-    const struct otlp_kv **sattr = calloc(a->n_s ? a->n_s : 1, sizeof *sattr);
     size_t points = 0;
-    if (!b.pts || !b.kvs || !b.buckets || !sattr) goto out;
+    /* series 3 (+4 per TTL point), genai 5 (+5 per token type), stage 1 */
+    if (grow((void **)&sc->pts, &sc->cap_pts, max_pts, sizeof *sc->pts) ||
+        grow((void **)&sc->kvs, &sc->cap_kvs, a->n_s * 11 + a->n_g * 15 + a->n_st + 8, sizeof *sc->kvs) ||
+        grow((void **)&sc->buckets, &sc->cap_b, max_pts * (MAX_BOUNDS + 1), sizeof *sc->buckets))
+        return 0;
+    b.pts = sc->pts, b.cap_pts = sc->cap_pts;
+    b.kvs = sc->kvs, b.cap_kvs = sc->cap_kvs;
+    b.buckets = sc->buckets, b.cap_b = sc->cap_b;
+    const struct otlp_kv **sattr = sc->sattr;
     for (size_t i = 0; i < a->n_s; i++) sattr[i] = series_attrs(&b, &a->s[i]);
 
     counter_metric(&b, a, prev, "headroom.proxy.requests", "Requests proxied", "{request}", C_REQUESTS, sattr);
@@ -712,13 +762,8 @@ static size_t build_request(struct otel *o, const struct agg *a, const struct ag
     metric_end(&b);
 
     /* GenAI client semantic conventions. */
-    const struct otlp_kv **gattr = calloc(a->n_g ? a->n_g : 1, sizeof *gattr);
-    size_t *gn = calloc(a->n_g ? a->n_g : 1, sizeof *gn);
-    if (!gattr || !gn) {
-        free(gattr);
-        free(gn);
-        goto out;
-    }
+    const struct otlp_kv **gattr = sc->gattr;
+    size_t *gn = sc->gn;
     for (size_t i = 0; i < a->n_g; i++) {
         struct otlp_kv *k = kv_alloc(&b, 5);
         if (!k) continue;
@@ -752,57 +797,71 @@ static size_t build_request(struct otel *o, const struct agg *a, const struct ag
             hist_point(&b, gattr[i], gn[i], &a->g[i].duration, prev && i < prev->n_g ? &prev->g[i].duration : NULL, B_DURATION,
                        NB(B_DURATION));
     metric_end(&b);
-    free(gattr);
-    free(gn);
 
     const struct otlp_attrs res = {o->res, o->n_res};
     const struct otlp_scope scope = {"headroomd", PACKAGE_VERSION};
     int rc = o->json || o->console ? otlp_metrics_json(out, &res, &scope, b.m, b.n_m)
                                    : otlp_metrics_pb(out, &res, &scope, b.m, b.n_m);
     if (rc == 0) points = b.n_pts ? b.n_pts : 1;
-out:
-    free(sattr);
-    free(b.pts);
-    free(b.kvs);
-    free(b.buckets);
     return points;
+}
+
+/* Restart the interval min/max of every histogram (lock held). */
+static void interval_restart(struct agg *a)
+{
+    for (size_t i = 0; i < a->n_s; i++) a->s[i].latency.icount = a->s[i].overhead.icount = a->s[i].ttfb.icount = 0;
+    for (size_t i = 0; i < a->n_g; i++) a->g[i].tok_in.icount = a->g[i].tok_out.icount = a->g[i].duration.icount = 0;
+    for (size_t i = 0; i < a->n_st; i++) a->st[i].h.icount = 0;
 }
 
 static void export_once(struct otel *o)
 {
-    struct agg *snap = malloc(sizeof *snap);
-    if (!snap) return;
+    struct scratch *sc = &o->sc;
+    if (!sc->snap && !(sc->snap = malloc(sizeof *sc->snap))) return;
+    struct agg *snap = sc->snap;
     struct walk w = {0};
     o->host->metrics_visit(walk_cb, &w); /* outside our lock: the host takes its own */
     pthread_mutex_lock(&o->lock);
     o->cur.rate_limited = w.rate_limited;
     o->cur.budget_rejected = w.budget_rejected;
     memcpy(snap, &o->cur, sizeof *snap);
+    interval_restart(&o->cur);
+    uint64_t start = o->start_ns;
+    unsigned resets = o->resets;
     pthread_mutex_unlock(&o->lock);
-    struct otlp_buf buf = {0};
-    size_t points = build_request(o, snap, o->delta ? o->prev : NULL, &buf);
+    /* Reset since the last export: its series are gone, deltas count from zero. */
+    if (sc->have_prev && resets != o->prev_resets) sc->have_prev = 0;
+    struct otlp_buf *out = &sc->out;
+    out->len = 0;
+    out->oom = 0;
+    size_t points = build_request(o, snap, o->delta && sc->have_prev ? sc->prev : NULL, o->delta ? o->last_ns : start, out);
+    struct otlp_buf buf = *out;
     uint64_t now = now_ns(o);
     if (!points) {
         o->host->log(o->self, HR_LOG_WARN, "could not encode the metrics export (out of memory); skipped");
+        pthread_mutex_lock(&o->lock);
         o->console_failed += o->console;
+        pthread_mutex_unlock(&o->lock);
     } else if (o->console) {
         flockfile(stdout);
         fwrite(buf.data, 1, buf.len, stdout);
         fputc('\n', stdout);
         fflush(stdout);
         funlockfile(stdout);
+        pthread_mutex_lock(&o->lock);
         o->console_ok++;
         o->console_last = (double)now / 1e9;
+        pthread_mutex_unlock(&o->lock);
     } else {
         o->host->export_post(o->ex, buf.data, buf.len, points); /* HR_EAGAIN is counted by the host */
     }
-    otlp_buf_free(&buf);
     if (o->delta) {
-        free(o->prev);
-        o->prev = snap;
+        /* This snapshot is the next one's base; the old base is the next snapshot's memory. */
+        sc->snap = sc->prev;
+        sc->prev = snap;
+        sc->have_prev = 1;
+        o->prev_resets = resets;
         o->last_ns = now;
-    } else {
-        free(snap);
     }
 }
 
@@ -849,18 +908,33 @@ static json_t *stats_block(void *state)
     json_object_set_new(j, "enabled", json_boolean(o->enabled));
     json_object_set_new(j, "managed", json_boolean(o->managed));
     json_object_set_new(j, "mode", json_string(o->mode));
-    if (!o->enabled) return j;
+    if (!o->enabled) {
+        /* The spec's shape, with nothing configured. */
+        static const char *const nulls[] = {"exporter", "endpoint", "service_name", "export_interval_ms", "last_export_at"};
+        for (size_t i = 0; i < NB(nulls); i++) json_object_set_new(j, nulls[i], json_null());
+        json_object_set_new(j, "exports_ok", json_integer(0));
+        json_object_set_new(j, "exports_failed", json_integer(0));
+        return j;
+    }
     json_object_set_new(j, "exporter", json_string(o->console ? "console" : "otlp_http"));
     json_object_set_new(j, "endpoint", o->console || !o->endpoint_shown ? json_null() : json_string(o->endpoint_shown));
     json_object_set_new(j, "protocol", json_string(o->console || o->json ? "http/json" : "http/protobuf"));
     json_object_set_new(j, "temporality", json_string(o->delta ? "delta" : "cumulative"));
     json_object_set_new(j, "service_name", json_string(o->service_name ? o->service_name : ""));
     json_object_set_new(j, "service_instance_id", json_string(o->instance_id));
+    pthread_mutex_lock(&o->lock);
+    json_object_set_new(j, "start_time", iso_or_null((double)o->start_ns / 1e9));
+    json_object_set_new(j, "resets", json_integer(o->resets));
+    pthread_mutex_unlock(&o->lock);
     json_object_set_new(j, "export_interval_ms", json_integer(o->interval_ms));
     if (o->console) {
-        json_object_set_new(j, "exports_ok", json_integer((json_int_t)o->console_ok));
-        json_object_set_new(j, "exports_failed", json_integer((json_int_t)o->console_failed));
-        json_object_set_new(j, "last_export_at", iso_or_null(o->console_last));
+        pthread_mutex_lock(&o->lock);
+        uint64_t ok = o->console_ok, failed = o->console_failed;
+        double last = o->console_last;
+        pthread_mutex_unlock(&o->lock);
+        json_object_set_new(j, "exports_ok", json_integer((json_int_t)ok));
+        json_object_set_new(j, "exports_failed", json_integer((json_int_t)failed));
+        json_object_set_new(j, "last_export_at", iso_or_null(last));
         return j;
     }
     struct hr_export_stats st = {.struct_size = sizeof st};
@@ -876,6 +950,24 @@ static json_t *stats_block(void *state)
     return j;
 }
 
+/* ----------------------------------------------------------------- reset */
+
+/* POST /stats/reset: the aggregates restart from zero, as /stats does. A
+ * cumulative series then starts over with a new start_time_unix_nano, which
+ * is how OTLP says "this counter was reset" (backends start a new series
+ * instead of seeing a negative increase); delta points simply count from
+ * the reset. Runs on a worker thread. */
+static void otel_reset(void *state)
+{
+    struct otel *o = state;
+    if (!o->enabled) return;
+    pthread_mutex_lock(&o->lock);
+    memset(&o->cur, 0, sizeof o->cur);
+    o->start_ns = now_ns(o);
+    o->resets++;
+    pthread_mutex_unlock(&o->lock);
+}
+
 /* ------------------------------------------------------------- lifecycle */
 
 static void otel_free(struct otel *o)
@@ -886,7 +978,12 @@ static void otel_free(struct otel *o)
     free(o->endpoint);
     free(o->endpoint_shown);
     free(o->service_name);
-    free(o->prev);
+    free(o->sc.pts);
+    free(o->sc.kvs);
+    free(o->sc.buckets);
+    otlp_buf_free(&o->sc.out);
+    free(o->sc.snap);
+    free(o->sc.prev);
     pthread_mutex_destroy(&o->lock);
     pthread_mutex_destroy(&o->tlock);
     pthread_cond_destroy(&o->tcond);
@@ -959,4 +1056,5 @@ HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     .init = init,
     .fini = fini,
     .on_event = on_event,
+    .reset = otel_reset,
 };

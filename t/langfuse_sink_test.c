@@ -1,0 +1,225 @@
+/* t/langfuse_sink_test.c — the langfuse sink through t/fake_host.c:
+ * environment parsing (off, missing keys, invalid values → one WARN naming
+ * the variable, then the default), Basic auth and the traces URL, and
+ * batching: spans wait for the flush interval or go out as soon as a batch
+ * holds HEADROOM_LANGFUSE_MAX_BATCH_SPANS, one request's spans are never
+ * split, and fini sends what is pending. */
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <headroom/plugin.h>
+#include "tap.h"
+#include "fake_host.h"
+
+extern const struct headroom_plugin headroom_plugin;
+
+static struct hr_instance inst = {"langfuse"};
+
+static const char *const ALL_VARS[] = {"HEADROOM_LANGFUSE_ENABLED",        "LANGFUSE_PUBLIC_KEY",
+                                       "LANGFUSE_SECRET_KEY",              "LANGFUSE_BASE_URL",
+                                       "HEADROOM_LANGFUSE_FLUSH_INTERVAL_MS", "HEADROOM_LANGFUSE_MAX_BATCH_SPANS",
+                                       NULL};
+
+static void env(const char *k, ...)
+{
+    for (size_t i = 0; ALL_VARS[i]; i++) unsetenv(ALL_VARS[i]);
+    va_list ap;
+    va_start(ap, k);
+    for (const char *key = k; key; key = va_arg(ap, const char *)) setenv(key, va_arg(ap, const char *), 1);
+    va_end(ap);
+}
+
+static void *start(void)
+{
+    struct hr_conf conf;
+    void *s = NULL;
+    fh_reset();
+    fh_log_clear();
+    fh_conf(&conf, headroom_plugin.conf_keys, NULL);
+    if (headroom_plugin.init(fh_host(), &inst, &conf, &s)) return NULL;
+    return s;
+}
+
+static void stop(void *s)
+{
+    fh_drop_stats(s);
+    headroom_plugin.fini(s);
+}
+
+static int warns_naming(const char *var)
+{
+    int n = 0;
+    for (const char *line = fh_log(); *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        char buf[4400];
+        snprintf(buf, sizeof buf, "%.*s", (int)len, line);
+        if (!strncmp(buf, "WARN", 4) && strstr(buf, var)) n++;
+        line += len + (nl ? 1 : 0);
+    }
+    return n;
+}
+
+static int count_mem(const unsigned char *hay, size_t len, const void *needle, size_t nl)
+{
+    int n = 0;
+    for (size_t i = 0; i + nl <= len; i++)
+        if (!memcmp(hay + i, needle, nl)) n++;
+    return n;
+}
+
+static struct hr_stage_result STAGE = {sizeof(struct hr_stage_result), "smart_crusher", 1.5, 70, "kept=3/10", 0};
+
+static void event(void *s, const char *traceparent)
+{
+    struct hr_event ev = {.struct_size = sizeof ev, .request_id = "req-1", .timestamp = 1700000000.0,
+                          .provider = HR_PROVIDER_OPENAI, .provider_name = "openai", .model = "gpt-4o", .stack = "",
+                          .path = "/v1/chat/completions", .status = 200, .tokens_input = 1000, .tokens_sent = 930,
+                          .tokens_saved = 70, .tokens_output = 12, .latency_ms = 200, .overhead_ms = 3, .ttfb_ms = 100,
+                          .n_stages = 1, .stages = &STAGE, .pipeline_ms = 1.5, .wire_format = HR_WIRE_OPENAI_CHAT,
+                          .wire_format_name = "openai_chat", .credited = 1, .traceparent = traceparent};
+    headroom_plugin.on_event(s, &ev);
+}
+
+static json_t *stats(void) { return fh_stats("langfuse"); }
+
+static long long stat_int(const char *key)
+{
+    json_t *st = stats();
+    long long v = json_integer_value(json_object_get(st, key));
+    json_decref(st);
+    return v;
+}
+
+static void test_conf(void)
+{
+    env(NULL);
+    void *s = start();
+    json_t *st = stats();
+    ok(s && !st, "not enabled: no /stats.langfuse block");
+    is_int(fh_events_off_calls(), 1, "not enabled: events_off");
+    json_decref(st);
+    stop(s);
+
+    env("HEADROOM_LANGFUSE_ENABLED", "1", "LANGFUSE_PUBLIC_KEY", "pk-lf-1", NULL);
+    s = start();
+    st = stats();
+    ok(st && json_is_false(json_object_get(st, "enabled")), "secret key missing: /stats.langfuse.enabled false");
+    is_int(warns_naming("LANGFUSE_SECRET_KEY"), 1, "secret key missing: one WARN naming LANGFUSE_SECRET_KEY");
+    is_int(fh_n_exports(), 0, "secret key missing: no exporter");
+    is_int(fh_events_off_calls(), 1, "secret key missing: events_off");
+    json_decref(st);
+    stop(s);
+
+    env("HEADROOM_LANGFUSE_ENABLED", "perhaps", "LANGFUSE_PUBLIC_KEY", "pk", "LANGFUSE_SECRET_KEY", "sk", NULL);
+    s = start();
+    is_int(warns_naming("HEADROOM_LANGFUSE_ENABLED"), 1, "HEADROOM_LANGFUSE_ENABLED=perhaps: one WARN naming it");
+    is_int(fh_n_exports(), 0, "HEADROOM_LANGFUSE_ENABLED=perhaps: off (the default)");
+    stop(s);
+
+    static const struct {
+        const char *var, *val, *key;
+        long long want;
+    } bad[] = {
+        {"HEADROOM_LANGFUSE_FLUSH_INTERVAL_MS", "abc", "flush_interval_ms", 1000},
+        {"HEADROOM_LANGFUSE_FLUSH_INTERVAL_MS", "0", "flush_interval_ms", 1000},
+        {"HEADROOM_LANGFUSE_FLUSH_INTERVAL_MS", "1e3", "flush_interval_ms", 1000},
+        {"HEADROOM_LANGFUSE_MAX_BATCH_SPANS", "0", "max_batch_spans", 512},
+        {"HEADROOM_LANGFUSE_MAX_BATCH_SPANS", "-5", "max_batch_spans", 512},
+        {"HEADROOM_LANGFUSE_MAX_BATCH_SPANS", "many", "max_batch_spans", 512},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        env("HEADROOM_LANGFUSE_ENABLED", "1", "LANGFUSE_PUBLIC_KEY", "pk", "LANGFUSE_SECRET_KEY", "sk", bad[i].var,
+            bad[i].val, NULL);
+        s = start();
+        is_int(warns_naming(bad[i].var), 1, "%s=%s: one WARN naming the variable", bad[i].var, bad[i].val);
+        is_int(stat_int(bad[i].key), bad[i].want, "%s=%s: the default %lld", bad[i].var, bad[i].val, bad[i].want);
+        stop(s);
+    }
+
+    env("HEADROOM_LANGFUSE_ENABLED", "yes", "LANGFUSE_PUBLIC_KEY", "pk-lf-1", "LANGFUSE_SECRET_KEY", "sk-lf-s3cret",
+        "LANGFUSE_BASE_URL", "langfuse.internal", NULL);
+    s = start();
+    is_int(warns_naming("LANGFUSE_BASE_URL"), 1, "LANGFUSE_BASE_URL without a scheme: one WARN naming it");
+    is_str(fh_n_exports() ? fh_export(0)->url : "", "https://cloud.langfuse.com/api/public/otel/v1/traces",
+           "then the default cloud URL");
+    stop(s);
+    ok(!strstr(fh_log(), "s3cret"), "the secret key is never logged");
+}
+
+static void test_batching(void)
+{
+    /* Each request: a root and one child per stage = 2 spans. A batch of at
+     * most 4 spans holds 2 requests; the interval (10 min) never fires here. */
+    env("HEADROOM_LANGFUSE_ENABLED", "1", "LANGFUSE_PUBLIC_KEY", "pk-lf-1", "LANGFUSE_SECRET_KEY", "sk-lf-2",
+        "LANGFUSE_BASE_URL", "http://lf.local:3000/", "HEADROOM_LANGFUSE_FLUSH_INTERVAL_MS", "600000",
+        "HEADROOM_LANGFUSE_MAX_BATCH_SPANS", "4", NULL);
+    void *s = start();
+    const struct fh_export *e = fh_n_exports() ? fh_export(0) : NULL;
+    is_str(e ? e->url : "", "http://lf.local:3000/api/public/otel/v1/traces", "traces URL: <base>/api/public/otel/v1/traces");
+    is_str(e ? e->headers : "", "Authorization: Basic cGstbGYtMTpzay1sZi0y\n", "Basic auth base64(public:secret)");
+    is_str(e ? e->content_type : "", "application/x-protobuf", "OTLP/HTTP protobuf");
+    event(s, NULL);
+    is_int(fh_export_posts(0), 0, "one request: nothing posted before the interval");
+    is_int(stat_int("pending_spans"), 2, "its 2 spans are pending");
+    event(s, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    is_int(fh_export_posts(0), 1, "a full batch (4 spans) goes out at once");
+    for (int i = 0; i < 3; i++) event(s, NULL);
+    is_int(fh_export_posts(0), 2, "5 requests: 2 batches posted, 1 request pending");
+    size_t len = 0;
+    uint64_t items = 0;
+    unsigned char *b = fh_export_body(0, 0, &len, &items);
+    is_int(items, 4, "batch 1: 4 spans");
+    is_int(count_mem(b, len, "headroom.compression.pipeline", 29), 2, "batch 1: 2 root spans (one per request)");
+    is_int(count_mem(b, len, "headroom.transform.smart_crusher", 32), 2, "batch 1: a child span per stage");
+    static const unsigned char tid[] = {0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6,
+                                        0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36};
+    is_int(count_mem(b, len, tid, 16), 2, "the traceparent's trace id on the joined request's root and child");
+    static const unsigned char resource_name[] = "headroom-proxy";
+    is_int(count_mem(b, len, resource_name, sizeof resource_name - 1), 1, "one resource per batch");
+    free(b);
+    stop(s);
+    is_int(fh_export_posts(0), 3, "fini sends the pending request");
+    b = fh_export_body(0, 2, &len, &items);
+    is_int(items, 2, "the last batch: the pending request's 2 spans");
+    free(b);
+
+    /* A batch that cannot be queued (exporter full): dropped and counted by
+     * the host, nothing kept: memory stays one batch. */
+    env("HEADROOM_LANGFUSE_ENABLED", "1", "LANGFUSE_PUBLIC_KEY", "pk", "LANGFUSE_SECRET_KEY", "sk",
+        "HEADROOM_LANGFUSE_FLUSH_INTERVAL_MS", "600000", "HEADROOM_LANGFUSE_MAX_BATCH_SPANS", "2", NULL);
+    s = start();
+    fh_export_set_full(1);
+    for (int i = 0; i < 50; i++) event(s, NULL);
+    is_int(stat_int("exports_dropped"), 50, "exporter full: each batch dropped and counted");
+    is_int(stat_int("pending_spans"), 0, "nothing piles up while the exporter is full");
+    fh_export_set_full(0);
+    event(s, NULL);
+    is_int(fh_export_posts(0), 1, "the next batch goes out once there is room");
+    stop(s);
+
+    /* The interval flushes what is pending. */
+    env("HEADROOM_LANGFUSE_ENABLED", "1", "LANGFUSE_PUBLIC_KEY", "pk", "LANGFUSE_SECRET_KEY", "sk",
+        "HEADROOM_LANGFUSE_FLUSH_INTERVAL_MS", "50", NULL);
+    s = start();
+    event(s, NULL);
+    int posted = 0;
+    for (int i = 0; i < 500 && !posted; i++) {
+        nanosleep(&(struct timespec){0, 10000000L}, NULL);
+        posted = fh_export_posts(0) == 1;
+    }
+    ok(posted, "the flush interval sends a partial batch");
+    is_int(stat_int("max_batch_spans"), 512, "max batch default 512 spans");
+    stop(s);
+}
+
+int main(void)
+{
+    fh_set_log_level(HR_LOG_ERROR);
+    test_conf();
+    test_batching();
+    fh_reset();
+    return tap_exit();
+}
