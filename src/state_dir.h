@@ -4,4 +4,9 @@
 #ifndef HR_STATE_DIR_H
 #define HR_STATE_DIR_H
 const char *hr_state_dir(void);
+/* 0 when `dir` (NULL = hr_state_dir()) is a writable directory, or does not
+ * exist yet and can be created (its nearest existing parent is writable).
+ * Tested by creating and removing a file, so it holds for root too.
+ * Otherwise -errno and `why` says what is wrong and how to fix it. */
+int hr_state_dir_check(const char *dir, char *why, size_t whylen);
 #endif
