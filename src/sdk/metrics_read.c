@@ -49,9 +49,8 @@ static sqlite3 *open_db(const hr_client *c, char **path_out)
     sqlite3_stmt *st_v = NULL;
     int version = -1, rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st_v, NULL);
     if (rc == SQLITE_OK && sqlite3_step(st_v) == SQLITE_ROW) version = sqlite3_column_int(st_v, 0);
-    const char *why = rc == SQLITE_OK ? NULL : sqlite3_errmsg(db);
     char whybuf[300] = "";
-    if (why) snprintf(whybuf, sizeof whybuf, "%s", why);
+    if (version < 0) snprintf(whybuf, sizeof whybuf, "%s", sqlite3_errmsg(db));
     sqlite3_finalize(st_v);
     if (version != SCHEMA_VERSION) {
         if (version < 0)
