@@ -3,8 +3,8 @@
 # running, `deps.sh --test` adds what the test suite uses (promtool, valgrind).
 set -euo pipefail
 PKGS="build-essential autoconf automake libtool pkg-config libevent-dev libcurl4-openssl-dev
-      libjansson-dev libltdl-dev zlib1g-dev libssl-dev python3 curl ca-certificates"
-[ "${1:-}" = "--test" ] && PKGS="$PKGS prometheus valgrind chromium"
+      libjansson-dev libltdl-dev zlib1g-dev libssl-dev libsqlite3-dev python3 curl ca-certificates"
+[ "${1:-}" = "--test" ] && PKGS="$PKGS prometheus valgrind chromium sqlite3"
 # The official SDK and OTLP-decoder tests run on node; Debian's when the
 # machine has none of its own (a nodesource node already brings npm).
 if [ "${1:-}" = "--test" ] && ! command -v node >/dev/null 2>&1; then PKGS="$PKGS nodejs npm"; fi

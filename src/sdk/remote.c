@@ -55,7 +55,7 @@ int hr_sdk_http(const hr_client *c, const char *method, const char *path, const 
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms > 0 ? c->timeout_ms : 120000L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     if (!strcmp(method, "POST")) {
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json");

@@ -12,6 +12,7 @@ struct hr_client {
     int offline;
     char *url;                          /* attached: base URL without a trailing '/' */
     char *token;                        /* attached: Bearer token, or NULL */
+    long timeout_ms;                    /* attached: whole-call limit (0 = 120 s) */
     struct hr_config cfg;               /* the client's config (also for attached clients) */
     int cfg_loaded;
     struct hr_plugins plugins;          /* offline: transforms initialised */

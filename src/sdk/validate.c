@@ -112,6 +112,7 @@ static int headroomd_answers(const char *host, int port)
     snprintf(url, sizeof url, strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d", host, port);
     hr_client *c = hr_client_attach(url, NULL);
     if (!c) return 0;
+    c->timeout_ms = 2000; /* a program that accepts and never answers is not a headroomd */
     long status = 0;
     char *body = NULL;
     int ok = !hr_sdk_http(c, "GET", "/health", NULL, 0, &status, &body, NULL) && status / 100 == 2 && body &&
