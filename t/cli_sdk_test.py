@@ -19,7 +19,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 CLI = os.environ.get("HEADROOM_CLI") or os.path.join(T_DIR, "..", "src", "headroom")
-EXAMPLE = os.path.join(T_DIR, "..", "doc", "examples", "sdk_example")
+EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(CLI))), "doc", "examples", "sdk_example")
 PLUGINS = os.environ.get("HEADROOM_TEST_PLUGIN_DIR")
 SCHEMA = open(os.path.join(T_DIR, "sdk_schema.sql")).read()
 work = tempfile.mkdtemp(prefix="hr-cli-")
