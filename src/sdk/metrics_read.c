@@ -1,6 +1,8 @@
 /* metrics_read.c — hr_get_metrics / hr_get_summary: read the metrics_db
  * sink's SQLite file (schema user_version 1, table `requests`) read-only,
  * while a daemon may be writing it (WAL mode, busy timeout). */
+#include "sdk.h"
+#ifdef HR_HAVE_SQLITE
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -8,7 +10,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <sqlite3.h>
-#include "sdk.h"
 #include "stats_json.h"
 
 #define SCHEMA_VERSION 1
@@ -226,3 +227,24 @@ done:
     free(path);
     return out ? hr_sdk_dump(out) : NULL;
 }
+#else /* built without SQLite (configure --without-sqlite, or no libsqlite3-dev) */
+
+static void *no_sqlite(void)
+{
+    hr_sdk_fail(HEADROOM_ENOTFOUND, "this libheadroom was built without SQLite, so it cannot read the metrics "
+                "database: install libsqlite3-dev and rebuild headroomd");
+    return NULL;
+}
+
+char *hr_get_metrics(hr_client *c, double start, double end, size_t limit, const char *model)
+{
+    (void)c, (void)start, (void)end, (void)limit, (void)model;
+    return no_sqlite();
+}
+
+char *hr_get_summary(hr_client *c, double start, double end)
+{
+    (void)c, (void)start, (void)end;
+    return no_sqlite();
+}
+#endif
