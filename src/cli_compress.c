@@ -86,6 +86,7 @@ int hr_cli_compress(int argc, char **argv)
         free(body);
         return cli_fail(&o, hr_last_status());
     }
+    if (o.url && getenv("HEADROOM_API_TOKEN")) hr_client_set_token(c, getenv("HEADROOM_API_TOKEN")); /* the daemon's api_token */
     struct hr_compress_result r;
     int rc = hr_compress(c, body, len, &r);
     free(body);

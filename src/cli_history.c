@@ -69,6 +69,7 @@ int hr_cli_history(int argc, char **argv)
     if (o.json) format = "json";
     hr_client *c = o.url ? hr_client_attach(o.url, o.config) : hr_client_open(o.config);
     if (!c) return cli_fail(&o, hr_last_status());
+    if (o.url && getenv("HEADROOM_API_TOKEN")) hr_client_set_token(c, getenv("HEADROOM_API_TOKEN")); /* the daemon's api_token */
     char query[128];
     int csv = !strcmp(format, "csv"), table = !strcmp(format, "table");
     if (csv) snprintf(query, sizeof query, "format=csv&series=%s", series);

@@ -1,5 +1,6 @@
 /* remote.c — attached clients: one blocking libcurl call to the daemon per
  * API call (the SDK is not on any request path). */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <curl/curl.h>
@@ -29,14 +30,13 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
     return add;
 }
 
+static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
 int hr_sdk_http(const hr_client *c, const char *method, const char *path, const char *body, size_t len, long *status,
                 char **out, size_t *out_len)
 {
-    static int curl_ready;
-    if (!curl_ready) { /* attached clients are opened by one thread at a time in practice; init is idempotent */
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        curl_ready = 1;
-    }
+    static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+    pthread_once(&curl_once, curl_init);
     CURL *h = curl_easy_init();
     if (!h) return hr_sdk_fail(HEADROOM_ENOMEM, "cannot start libcurl");
     char *url = NULL;
