@@ -21,5 +21,6 @@ int hr_cli_summary(int argc, char **argv);
 int hr_cli_metrics(int argc, char **argv);
 int hr_cli_doctor(int argc, char **argv);
 int hr_cli_compress(int argc, char **argv);
+int hr_cli_wrap(int argc, char **argv);
 
 #endif

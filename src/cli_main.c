@@ -17,6 +17,7 @@ static const struct hr_cli_cmd commands[] = {
     {"doctor", "check config, plugins, state root, prices, upstreams, port; exit 1 on problems", hr_cli_doctor},
     {"compress", "compress a request body (stdin or file) offline, as headroomd would", hr_cli_compress},
     {"tokens", "count the tokens of a file or stdin for a model or encoding", hr_cli_tokens},
+    {"wrap", "run claude, codex, aider or any command through headroomd", hr_cli_wrap},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

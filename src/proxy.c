@@ -15,6 +15,7 @@
 #include "proxy.h"
 #include "retrieve_tool.h"
 #include "stats.h"
+#include "telemetry.h"
 
 static const char *const hop_by_hop[] = {"connection", "keep-alive", "proxy-connection", "proxy-authorization",
                                          "proxy-authenticate", "te", "trailer", "trailers", "transfer-encoding",
@@ -241,6 +242,8 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
     snprintf(p->request_id, sizeof p->request_id, "hr-%zx-%llx", w->index, ++w->next_request);
     const char *stack = evhttp_find_header(in, "x-headroom-stack");
     if (valid_stack(stack)) snprintf(p->stack, sizeof p->stack, "%s", stack);
+    else if (!stack && hr_telemetry_default_stack()) /* HEADROOM_STACK: this process serves one stack */
+        snprintf(p->stack, sizeof p->stack, "%s", hr_telemetry_default_stack());
     const char *traceparent = evhttp_find_header(in, "traceparent");
     if (traceparent && strlen(traceparent) < sizeof p->traceparent) snprintf(p->traceparent, sizeof p->traceparent, "%s", traceparent);
 
