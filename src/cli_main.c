@@ -10,6 +10,12 @@
 #endif
 
 static const struct hr_cli_cmd commands[] = {
+    {"stats", "live session stats of a running headroomd", hr_cli_stats},
+    {"history", "durable savings history: hourly, daily, weekly, monthly rollups", hr_cli_history},
+    {"summary", "totals over the metrics database (requests, tokens saved, cost saved)", hr_cli_summary},
+    {"metrics", "per-request rows from the metrics database, newest first", hr_cli_metrics},
+    {"doctor", "check config, plugins, state root, prices, upstreams, port; exit 1 on problems", hr_cli_doctor},
+    {"compress", "compress a request body (stdin or file) offline, as headroomd would", hr_cli_compress},
     {"tokens", "count the tokens of a file or stdin for a model or encoding", hr_cli_tokens},
     {"wrap", "run claude, codex, aider or any command through headroomd", hr_cli_wrap},
 };

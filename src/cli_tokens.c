@@ -1,7 +1,7 @@
 /* src/cli_tokens.c — `headroom tokens`: print the token count of a file or stdin, exactly as
  * tiktoken counts it for OpenAI models, or the documented estimate for others. */
 #include "cli.h"
-#include "tokens.h"
+#include "headroom/headroom.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -116,20 +116,15 @@ int hr_cli_tokens(int argc, char **argv)
         fprintf(stderr, "headroom tokens: give exactly one of --model MODEL or --encoding NAME\n");
         return HR_EXIT_USAGE;
     }
-    enum hr_encoding enc;
-    if (encname) {
-        if (hr_encoding_from_name(encname, &enc) < 0) {
-            fprintf(stderr, "headroom tokens: unknown encoding '%s'; use o200k_base, cl100k_base or estimate\n",
-                    encname);
-            return HR_EXIT_USAGE;
-        }
-    } else {
-        enc = hr_encoding_for_model(model);
+    /* An empty count first: a bad encoding name or missing tables fail before any input is read. */
+    size_t count = 0;
+    int rc = hr_token_count(model, encname, "", 0, &count);
+    if (rc == HEADROOM_EINVAL) {
+        fprintf(stderr, "headroom tokens: %s\n", hr_last_error());
+        return HR_EXIT_USAGE;
     }
-
-    char err[512];
-    if (enc != HR_ENC_ESTIMATE && hr_tokens_init(err, sizeof err) < 0) {
-        fprintf(stderr, "headroom tokens: %s\n", err);
+    if (rc) {
+        fprintf(stderr, "headroom tokens: %s\n", hr_last_error());
         return HR_EXIT_RUNTIME;
     }
 
@@ -147,7 +142,13 @@ int hr_cli_tokens(int argc, char **argv)
         fprintf(stderr, "headroom tokens: cannot read '%s': %s\n", file ? file : "-", strerror(e));
         return HR_EXIT_RUNTIME;
     }
-    printf("%zu\n", hr_count_tokens_enc(enc, text, len));
+    rc = hr_token_count(model, encname, text, len, &count);
+    if (rc) {
+        fprintf(stderr, "headroom tokens: %s\n", hr_last_error());
+        free(text);
+        return HR_EXIT_RUNTIME;
+    }
+    printf("%zu\n", count);
     free(text);
     if (fflush(stdout) != 0) {
         fprintf(stderr, "headroom tokens: cannot write the result: %s\n", strerror(errno));

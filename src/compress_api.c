@@ -105,6 +105,8 @@ void hr_compress_handle(struct hr_daemon *d, struct evhttp_request *req, const c
                             "savings_percent",
                             pr.tokens_before ? hr_round(100.0 * (double)saved / (double)pr.tokens_before, 2) : 0.0,
                             "tags", tags, "stages", stages, "request", body);
+    /* Whether the proxy would forward re-serialised JSON rather than the client's bytes. */
+    json_object_set_new(out, "changed", json_boolean(pr.changed));
     hr_pipeline_result_free(&pr);
     free(model_copy);
     json_decref(tags);

@@ -21,6 +21,7 @@
 #include "log.h"
 #include "par.h"
 #include "sinks.h"
+#include "state_dir.h"
 #include "exporter.h"
 #include "stats.h"
 #include "telemetry.h"
@@ -275,6 +276,14 @@ int main(int argc, char **argv)
         /* Every key was checked against its declared type, bounds and
          * required flag while loading; init is not run, so the check
          * creates no files, binds no ports and starts no threads. */
+        if (hr_state_dir_check(NULL, err, sizeof err)) { /* the daemon could not keep budget, savings, metrics */
+            fprintf(stderr, "headroomd: %s\n", err);
+            hr_cost_shutdown();
+            hr_plugins_unload(&d.plugins);
+            hr_host_registries_free();
+            hr_config_free(&cfg);
+            return 1;
+        }
         printf("%s: OK\n", cfg.file ? cfg.file : "(no config file)");
         printf("listen %s:%d, workers %s, openai %s, anthropic %s\n", cfg.host, cfg.port,
                cfg.workers ? "fixed" : "auto", cfg.openai_url, cfg.anthropic_url);

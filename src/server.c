@@ -84,7 +84,7 @@ static void handle_health(struct hr_daemon *d, struct evhttp_request *req)
     char why[512];
     json_t *checks = json_pack("{s:s,s:i,s:i,s:i,s:s}", "listener", atomic_load(&d->stopping) ? "draining" : "ok",
                                "workers", (int)d->n_workers, "transforms", (int)d->plugins.n_transforms, "sinks",
-                               (int)d->plugins.n_sinks, "state_dir", hr_state_dir_check(why, sizeof why));
+                               (int)d->plugins.n_sinks, "state_dir", hr_state_dir_health(why, sizeof why));
     hr_send_json(req, 200, json_pack("{s:s,s:s,s:f,s:b,s:o}", "status", ready ? "healthy" : "starting", "version",
                                      PACKAGE_VERSION, "uptime_seconds", hr_round(hr_uptime_seconds(), 1), "ready",
                                      ready, "checks", checks));

@@ -9,5 +9,10 @@ const char *hr_state_dir(void);
 void hr_state_write_result(const char *what, int rc);
 unsigned long long hr_state_write_errors(void);
 /* "ok", or why the state directory cannot take writes (for /health). */
-const char *hr_state_dir_check(char *buf, unsigned len);
+const char *hr_state_dir_health(char *buf, unsigned len);
+/* 0 when `dir` (NULL = hr_state_dir()) is a writable directory, or does not
+ * exist yet and can be created (its nearest existing parent is writable).
+ * Tested by creating and removing a file, so it holds for root too.
+ * Otherwise -errno and `why` says what is wrong and how to fix it. */
+int hr_state_dir_check(const char *dir, char *why, size_t whylen);
 #endif

@@ -107,6 +107,23 @@ for o in $opts; do
     fi
 done
 
+# --- every command of `headroom --help` is in headroom.1 ---------------------
+cli=${HEADROOM_CLI:-$here/../src/headroom}
+man1=$(plain "$doc/headroom.1")
+if cmds=$("$cli" --help 2>/dev/null | sed -n 's/^  \([a-z][a-z]*\)  .*/\1/p') && [ -n "$cmds" ]; then
+    for c in $cmds; do
+        # Documented as an item under COMMANDS (".TP" then ".B cmd") and in the synopsis.
+        if printf '%s\n' "$man1" | grep -A1 '^\.TP' | grep -qx "\.B $c" &&
+           printf '%s\n' "$man1" | grep -A1 '^\.SY headroom' | grep -q "^\.B $c"; then
+            ok "headroom.1 documents command $c"
+        else
+            not_ok "headroom.1 documents command $c (an item under COMMANDS and a SYNOPSIS line)"
+        fi
+    done
+else
+    skip "headroom CLI not found at '$cli' (set HEADROOM_CLI)"
+fi
+
 # --- every key of the bundled plugins is in headroom.conf.5 -------------------
 conf=$top/conf/headroom.conf
 set -- --check-config -c "$conf"

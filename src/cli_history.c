@@ -1,0 +1,128 @@
+/* cli_history.c — `headroom history`: the durable savings history
+ * (hr_get_history): from the savings file in-process, or from a running
+ * daemon's /stats-history with --url. */
+#include "cli.h"
+#include "cli_util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: headroom history [--series history|hourly|daily|weekly|monthly]\n"
+                 "                        [--format table|json|csv] [--url URL] [-c FILE] [--json]\n"
+                 "\n"
+                 "The durable savings history (savings_file sink), as GET /stats-history serves it.\n"
+                 "Without --url it reads the savings file directly ($HEADROOM_SAVINGS_PATH, the `path` of\n"
+                 "`sink savings_file` in -c FILE, else $HEADROOM_WORKSPACE_DIR/proxy_savings.json); no daemon\n"
+                 "is needed.\n"
+                 "\n"
+                 "  --series S         rows to show (default daily); history = the stored checkpoints\n"
+                 "  --format F         table (default), json (the whole /stats-history document) or csv\n"
+                 "  --json             same as --format json\n"
+                 "  --url URL          ask this running headroomd instead of reading the file\n"
+                 "  -c, --config FILE  headroom.conf (plugin_dir, the savings_file settings)\n");
+}
+
+static int one_of(const char *v, const char *const *allowed)
+{
+    for (; *allowed; allowed++)
+        if (!strcmp(v, *allowed)) return 1;
+    return 0;
+}
+
+int hr_cli_history(int argc, char **argv)
+{
+    struct cli_common o = {.cmd = "history", .config = getenv("HEADROOM_CONFIG"), .url = getenv("HEADROOM_URL")};
+    const char *series = "daily", *format = "table";
+    static const char *const series_ok[] = {"history", "hourly", "daily", "weekly", "monthly", NULL};
+    static const char *const format_ok[] = {"table", "json", "csv", NULL};
+    for (int i = 1; i < argc; i++) {
+        int r = cli_common_option(&o, argc, argv, &i), m;
+        const char *v;
+        if (r < 0) return HR_EXIT_USAGE;
+        if (r) continue;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return HR_EXIT_OK;
+        }
+        if ((v = cli_optval(argc, argv, &i, "--series", "-s", &m)) || m) {
+            if (!v || !one_of(v, series_ok)) {
+                fprintf(stderr, "headroom history: --series must be history, hourly, daily, weekly or monthly "
+                        "(got '%s')\n", v ? v : "");
+                return HR_EXIT_USAGE;
+            }
+            series = v;
+            continue;
+        }
+        if ((v = cli_optval(argc, argv, &i, "--format", "-f", &m)) || m) {
+            if (!v || !one_of(v, format_ok)) {
+                fprintf(stderr, "headroom history: --format must be table, json or csv (got '%s')\n", v ? v : "");
+                return HR_EXIT_USAGE;
+            }
+            format = v;
+            continue;
+        }
+        fprintf(stderr, "headroom history: unknown argument '%s'; see 'headroom history --help'\n", argv[i]);
+        return HR_EXIT_USAGE;
+    }
+    if (o.json) format = "json";
+    hr_client *c = o.url ? hr_client_attach(o.url, o.config) : hr_client_open(o.config);
+    if (!c) return cli_fail(&o, hr_last_status());
+    if (o.url && getenv("HEADROOM_API_TOKEN")) hr_client_set_token(c, getenv("HEADROOM_API_TOKEN")); /* the daemon's api_token */
+    char query[128];
+    int csv = !strcmp(format, "csv"), table = !strcmp(format, "table");
+    if (csv) snprintf(query, sizeof query, "format=csv&series=%s", series);
+    else if (table && strcmp(series, "history")) snprintf(query, sizeof query, "history_mode=none");
+    else snprintf(query, sizeof query, "history_mode=%s", table ? "full" : "compact");
+    char *text = hr_get_history(c, query);
+    if (!text) {
+        int code = cli_fail(&o, hr_last_status());
+        hr_client_close(c);
+        return code;
+    }
+    if (csv) {
+        fputs(text, stdout);
+    } else if (!table) {
+        cli_print_json_text(text);
+    } else {
+        json_t *v = json_loads(text, 0, NULL);
+        json_t *rows = !strcmp(series, "history") ? json_object_get(v, "history")
+                                                  : json_object_get(json_object_get(v, "series"), series);
+        int cumulative = !strcmp(series, "history");
+        static const char *const hdr_s[] = {"timestamp", "requests", "input_tokens", "tokens_saved", "savings_usd",
+                                            "cost_usd"};
+        static const char *const hdr_h[] = {"timestamp", "total_tokens_saved", "savings_usd"};
+        static const int right[] = {0, 1, 1, 1, 1, 1};
+        struct cli_table *t = cli_table_new(cumulative ? 3 : 6, cumulative ? hdr_h : hdr_s, right);
+        size_t i;
+        json_t *r;
+        char a[64], b[64], d[64], e[64], f[64];
+        json_array_foreach(rows, i, r) {
+            const char *ts = json_string_value(json_object_get(r, "timestamp"));
+            cli_fmt_usd(e, sizeof e, json_number_value(json_object_get(r, "compression_savings_usd")));
+            if (cumulative) {
+                cli_fmt_int(a, sizeof a, (long long)json_integer_value(json_object_get(r, "total_tokens_saved")));
+                const char *row[] = {ts, a, e};
+                cli_table_row(t, row);
+                continue;
+            }
+            cli_fmt_int(a, sizeof a, (long long)json_integer_value(json_object_get(r, "requests")));
+            cli_fmt_int(b, sizeof b, (long long)json_integer_value(json_object_get(r, "input_tokens")));
+            cli_fmt_int(d, sizeof d, (long long)json_integer_value(json_object_get(r, "tokens_saved")));
+            cli_fmt_usd(f, sizeof f, json_number_value(json_object_get(r, "total_cost_usd")));
+            const char *row[] = {ts, a, b, d, e, f};
+            cli_table_row(t, row);
+        }
+        cli_table_print(t, stdout);
+        cli_table_free(t);
+        json_t *life = json_object_get(v, "lifetime");
+        cli_fmt_int(a, sizeof a, (long long)json_integer_value(json_object_get(life, "tokens_saved")));
+        cli_fmt_usd(e, sizeof e, json_number_value(json_object_get(life, "compression_savings_usd")));
+        printf("lifetime: %s tokens saved, %s\n", a, e);
+        json_decref(v);
+    }
+    hr_free(text);
+    hr_client_close(c);
+    return HR_EXIT_OK;
+}

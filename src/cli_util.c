@@ -1,0 +1,221 @@
+/* cli_util.c — common options, times, tables and errors of the `headroom`
+ * subcommands that use libheadroom's public API. */
+#include "cli.h"
+#include "cli_util.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *cli_optval(int argc, char **argv, int *i, const char *lng, const char *shrt, int *matched)
+{
+    const char *a = argv[*i];
+    size_t l = strlen(lng);
+    *matched = 0;
+    if (strncmp(a, lng, l) == 0 && a[l] == '=') {
+        *matched = 1;
+        return a + l + 1;
+    }
+    if (strcmp(a, lng) == 0 || (shrt && strcmp(a, shrt) == 0)) {
+        *matched = 1;
+        return *i + 1 < argc ? argv[++*i] : NULL;
+    }
+    return NULL;
+}
+
+int cli_common_option(struct cli_common *o, int argc, char **argv, int *i)
+{
+    int m;
+    const char *v;
+    if (!strcmp(argv[*i], "--json")) {
+        o->json = 1;
+        return 1;
+    }
+    if ((v = cli_optval(argc, argv, i, "--url", NULL, &m)) || m) {
+        if (!v || !*v) {
+            fprintf(stderr, "headroom %s: --url needs the daemon's address, e.g. --url http://127.0.0.1:8787\n", o->cmd);
+            return -1;
+        }
+        o->url = v;
+        return 1;
+    }
+    if ((v = cli_optval(argc, argv, i, "--config", "-c", &m)) || m) {
+        if (!v || !*v) {
+            fprintf(stderr, "headroom %s: --config needs a file, e.g. -c /etc/headroom/headroom.conf\n", o->cmd);
+            return -1;
+        }
+        o->config = v;
+        return 1;
+    }
+    return 0;
+}
+
+char *cli_daemon_url(const struct cli_common *o)
+{
+    char *out = NULL;
+    if (o->url) return strdup(o->url);
+    const char *env = getenv("HEADROOM_URL");
+    if (env && *env) return strdup(env);
+    /* The config's listen address: where a daemon started with it answers. */
+    const char *host = "127.0.0.1";
+    int port = 8787;
+    char hostbuf[256] = "";
+    if (o->config) {
+        FILE *f = fopen(o->config, "r");
+        char line[1024];
+        while (f && fgets(line, sizeof line, f)) {
+            char key[64], val[256];
+            if (sscanf(line, " %63s %255s", key, val) != 2) continue;
+            if (!strcmp(key, "host")) snprintf(hostbuf, sizeof hostbuf, "%s", val);
+            else if (!strcmp(key, "port")) port = atoi(val);
+        }
+        if (f) fclose(f);
+    }
+    if (getenv("HEADROOM_HOST")) snprintf(hostbuf, sizeof hostbuf, "%s", getenv("HEADROOM_HOST"));
+    if (getenv("HEADROOM_PORT")) port = atoi(getenv("HEADROOM_PORT"));
+    if (hostbuf[0] && strcmp(hostbuf, "0.0.0.0") && strcmp(hostbuf, "::")) host = hostbuf;
+    if (asprintf(&out, strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d", host, port) < 0) return NULL;
+    return out;
+}
+
+int cli_parse_time(const char *s, double now, double *out)
+{
+    char *end;
+    if (!s || !*s) return -1;
+    double v = strtod(s, &end);
+    if (end != s && v >= 0) {
+        double unit = 0;
+        if (!strcmp(end, "s")) unit = 1;
+        else if (!strcmp(end, "m")) unit = 60;
+        else if (!strcmp(end, "h")) unit = 3600;
+        else if (!strcmp(end, "d")) unit = 86400;
+        else if (!strcmp(end, "w")) unit = 7 * 86400;
+        if (unit > 0) {
+            *out = now - v * unit;
+            return 0;
+        }
+        if (!*end && v > 100000) { /* Unix seconds */
+            *out = v;
+            return 0;
+        }
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *rest = strptime(s, "%Y-%m-%d", &tm);
+    if (!rest) return -1;
+    if (*rest == 'T' || *rest == ' ') {
+        const char *r2 = strptime(rest + 1, "%H:%M", &tm);
+        if (!r2) return -1;
+        rest = r2;
+        if (*rest == ':') {
+            r2 = strptime(rest + 1, "%S", &tm);
+            if (!r2) return -1;
+            rest = r2;
+        }
+    }
+    if (*rest == 'Z') rest++;
+    if (*rest) return -1;
+    *out = (double)timegm(&tm);
+    return 0;
+}
+
+int cli_fail(const struct cli_common *o, int rc)
+{
+    fprintf(stderr, "headroom %s: %s\n", o->cmd, *hr_last_error() ? hr_last_error() : "failed");
+    if (rc == HEADROOM_ENET || rc == HEADROOM_ENOTFOUND) return HR_EXIT_UNAVAILABLE;
+    return HR_EXIT_RUNTIME;
+}
+
+void cli_print_json_text(const char *text)
+{
+    json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+    char *s = v ? json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10)) : NULL;
+    puts(s ? s : text);
+    free(s);
+    json_decref(v);
+}
+
+struct cli_table {
+    size_t ncols, nrows, cap;
+    char **cells; /* (nrows + 1) * ncols, row 0 = headers */
+    int *right;
+};
+
+struct cli_table *cli_table_new(size_t ncols, const char *const *headers, const int *right_align)
+{
+    struct cli_table *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->ncols = ncols;
+    t->right = calloc(ncols, sizeof *t->right);
+    if (right_align && t->right) memcpy(t->right, right_align, ncols * sizeof *t->right);
+    cli_table_row(t, headers);
+    return t;
+}
+
+void cli_table_row(struct cli_table *t, const char *const *cells)
+{
+    if (!t) return;
+    if (t->nrows == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        char **nc = realloc(t->cells, cap * t->ncols * sizeof *nc);
+        if (!nc) return;
+        t->cells = nc;
+        t->cap = cap;
+    }
+    for (size_t c = 0; c < t->ncols; c++) t->cells[t->nrows * t->ncols + c] = strdup(cells[c] ? cells[c] : "");
+    t->nrows++;
+}
+
+void cli_table_print(struct cli_table *t, FILE *out)
+{
+    if (!t) return;
+    size_t *w = calloc(t->ncols, sizeof *w);
+    if (!w) return;
+    for (size_t r = 0; r < t->nrows; r++)
+        for (size_t c = 0; c < t->ncols; c++) {
+            size_t l = strlen(t->cells[r * t->ncols + c]);
+            if (l > w[c]) w[c] = l;
+        }
+    for (size_t r = 0; r < t->nrows; r++) {
+        for (size_t c = 0; c < t->ncols; c++) {
+            const char *s = t->cells[r * t->ncols + c];
+            int last = c + 1 == t->ncols;
+            if (t->right[c]) fprintf(out, "%*s", (int)w[c], s);
+            else if (last) fputs(s, out);
+            else fprintf(out, "%-*s", (int)w[c], s);
+            if (!last) fputs("  ", out);
+        }
+        fputc('\n', out);
+    }
+    free(w);
+}
+
+void cli_table_free(struct cli_table *t)
+{
+    if (!t) return;
+    for (size_t i = 0; i < t->nrows * t->ncols; i++) free(t->cells[i]);
+    free(t->cells);
+    free(t->right);
+    free(t);
+}
+
+void cli_fmt_int(char *out, size_t n, long long v)
+{
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "%lld", v < 0 ? -v : v);
+    size_t l = strlen(tmp), k = 0;
+    char buf[48];
+    if (v < 0) buf[k++] = '-';
+    for (size_t i = 0; i < l; i++) {
+        if (i && (l - i) % 3 == 0) buf[k++] = ',';
+        buf[k++] = tmp[i];
+    }
+    buf[k] = '\0';
+    snprintf(out, n, "%s", buf);
+}
+
+void cli_fmt_usd(char *out, size_t n, double v)
+{
+    snprintf(out, n, "$%.4f", v);
+}

@@ -1,0 +1,41 @@
+/* cli_util.h — what the `headroom` subcommands built on libheadroom's public
+ * API share: common options (--json, --url, -c), time arguments, aligned
+ * tables, and turning an API failure into a message and an exit code. */
+#ifndef HR_CLI_UTIL_H
+#define HR_CLI_UTIL_H
+#include <stdio.h>
+#include <jansson.h>
+#include "headroom/headroom.h"
+
+struct cli_common {
+    const char *cmd;        /* "stats", for messages */
+    const char *url;        /* --url, else $HEADROOM_URL, else NULL */
+    const char *config;     /* -c/--config, else $HEADROOM_CONFIG, else NULL */
+    int json;               /* --json */
+};
+
+/* Parse one common option at argv[*i] (advancing *i past a value).
+ * 1 = consumed, 0 = not a common option, -1 = usage error (printed). */
+int cli_common_option(struct cli_common *o, int argc, char **argv, int *i);
+/* Value of "--name VALUE" / "--name=VALUE" at argv[*i]; *matched tells whether it was that option. */
+const char *cli_optval(int argc, char **argv, int *i, const char *lng, const char *shrt, int *matched);
+/* The daemon's base URL: --url, $HEADROOM_URL, the config's host:port, else http://127.0.0.1:8787 (malloc'd). */
+char *cli_daemon_url(const struct cli_common *o);
+/* "24h", "7d", "30m", "90s", "2w", "2026-03-27", "2026-03-27T09:00:00Z" or Unix seconds -> Unix seconds.
+ * 0 or -1 (unparseable). */
+int cli_parse_time(const char *s, double now, double *out);
+/* Print the API's last error for a failed call; returns the exit code it maps to. */
+int cli_fail(const struct cli_common *o, int rc_or_zero);
+/* Print JSON text (pretty, one document) to stdout. */
+void cli_print_json_text(const char *text);
+
+/* Aligned tables: add header then rows; numbers right-aligned. */
+struct cli_table;
+struct cli_table *cli_table_new(size_t ncols, const char *const *headers, const int *right_align);
+void cli_table_row(struct cli_table *t, const char *const *cells);
+void cli_table_print(struct cli_table *t, FILE *out);
+void cli_table_free(struct cli_table *t);
+/* Format helpers for table cells. */
+void cli_fmt_int(char *out, size_t n, long long v);   /* 12,345 */
+void cli_fmt_usd(char *out, size_t n, double v);      /* $0.0420 */
+#endif

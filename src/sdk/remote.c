@@ -1,0 +1,99 @@
+/* remote.c — attached clients: one blocking libcurl call to the daemon per
+ * API call (the SDK is not on any request path). */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <curl/curl.h>
+#include "sdk.h"
+#include "json_load.h"
+
+struct buf {
+    char *p;
+    size_t n, cap;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct buf *b = ud;
+    size_t add = size * nmemb;
+    if (b->n + add + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + add + 1) cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) return 0;
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, ptr, add);
+    b->n += add;
+    b->p[b->n] = '\0';
+    return add;
+}
+
+static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+int hr_sdk_http(const hr_client *c, const char *method, const char *path, const char *body, size_t len, long *status,
+                char **out, size_t *out_len)
+{
+    static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+    pthread_once(&curl_once, curl_init);
+    CURL *h = curl_easy_init();
+    if (!h) return hr_sdk_fail(HEADROOM_ENOMEM, "cannot start libcurl");
+    char *url = NULL;
+    if (asprintf(&url, "%s%s", c->url, path) < 0) {
+        curl_easy_cleanup(h);
+        return hr_sdk_fail(HEADROOM_ENOMEM, "out of memory");
+    }
+    struct curl_slist *hdrs = NULL;
+    char auth[1024];
+    if (c->token) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->token);
+        hdrs = curl_slist_append(hdrs, auth);
+    }
+    struct buf b = {0};
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms > 0 ? c->timeout_ms : 120000L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    if (!strcmp(method, "POST")) {
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    }
+    if (hdrs) curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    CURLcode rc = curl_easy_perform(h);
+    int ret = HEADROOM_OK;
+    if (rc != CURLE_OK) {
+        ret = hr_sdk_fail(HEADROOM_ENET, "cannot reach headroomd at %s: %s (is it running? start it with "
+                          "'headroomd -c headroom.conf', or pass the right --url)", url, curl_easy_strerror(rc));
+        free(b.p);
+    } else {
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+        if (!b.p) b.p = calloc(1, 1);
+        *out = b.p;
+        if (out_len) *out_len = b.n;
+    }
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(h);
+    free(url);
+    return ret;
+}
+
+json_t *hr_sdk_get_json(const hr_client *c, const char *path)
+{
+    long status = 0;
+    char *body = NULL;
+    size_t n = 0;
+    if (hr_sdk_http(c, "GET", path, NULL, 0, &status, &body, &n)) return NULL;
+    json_t *v = json_loadb(body, n, 0, NULL);
+    if (status != 200 || !v) {
+        hr_sdk_fail(HEADROOM_ENET, "headroomd at %s answered GET %s with HTTP %ld%s%.300s", c->url, path, status,
+                    n ? ": " : "", body);
+        json_decref(v);
+        v = NULL;
+    }
+    free(body);
+    return v;
+}

@@ -1,0 +1,47 @@
+/* sdk.h — what the files of libheadroom's public API (headroom.h) share:
+ * the client, the per-thread error, and the HTTP calls of attached clients. */
+#ifndef HR_SDK_H
+#define HR_SDK_H
+#include <jansson.h>
+#include "headroom/headroom.h"
+#include "config.h"
+#include "loader.h"
+#include "pipeline.h"
+
+struct hr_client {
+    int offline;
+    char *url;                          /* attached: base URL without a trailing '/' */
+    char *token;                        /* attached: Bearer token, or NULL */
+    long timeout_ms;                    /* attached: whole-call limit (0 = 120 s) */
+    struct hr_config cfg;               /* the client's config (also for attached clients) */
+    int cfg_loaded;
+    struct hr_plugins plugins;          /* offline: transforms initialised */
+    int plugins_loaded;
+    struct hr_pipeline_opts popts;
+    struct hr_instance *history_sink;   /* offline: savings_file, started on first hr_get_history */
+    struct hr_plugins history_plugins;  /* when the config has no savings_file block */
+    struct hr_conf_doc *history_doc;    /* ... the block generated for it */
+    /* offline session counters (hr_compress) */
+    uint64_t requests, tokens_before, tokens_after;
+    double ratio_sum;
+    char last_provider[32];
+};
+
+/* Set the calling thread's error (printf-style); returns `code`. */
+int hr_sdk_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void hr_sdk_clear_error(void);
+
+/* Attached clients: one HTTP call to the daemon. *status gets the HTTP
+ * status; the body is malloc'd (NUL-terminated). 0 or HEADROOM_ENET (error set). */
+int hr_sdk_http(const hr_client *c, const char *method, const char *path_and_query, const char *body, size_t len,
+                long *status, char **out, size_t *out_len);
+/* GET that must answer 200 with JSON; NULL with the error set otherwise. */
+json_t *hr_sdk_get_json(const hr_client *c, const char *path);
+
+/* A config for the client: defaults, `path` (NULL = none), HEADROOM_* variables, validated. */
+int hr_sdk_load_config(struct hr_config *cfg, const char *path, char *err, size_t errlen);
+/* The metrics database the client reads (malloc'd). */
+char *hr_sdk_metrics_db_path(const hr_client *c);
+/* malloc'd JSON text of `v` (stolen), or NULL with HEADROOM_ENOMEM set. */
+char *hr_sdk_dump(json_t *v);
+#endif
