@@ -35,6 +35,11 @@ int hr_budget_exceeded(struct hr_budget *b, double now, double *retry_after_s);
 /* Add a completed request's cost; logs WARN once per period at 80 % and 100 %. */
 void hr_budget_add(struct hr_budget *b, double usd, double now);
 
+/* A reload (SIGHUP): a new limit for the running period, spend kept.
+ * 0, or -EINVAL for a limit not above 0. */
+int hr_budget_set_limit(struct hr_budget *b, double limit_usd, double now);
+enum hr_budget_period hr_budget_get_period(struct hr_budget *b);
+
 struct hr_budget_state {
     double limit_usd, spent_usd, remaining_usd;
     int exceeded;
