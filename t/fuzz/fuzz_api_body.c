@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         n += size;
     }
     char head[16];
-    size_t got = hh_exchange((const uint8_t *)req, n, head, sizeof head);
+    size_t got = hh_exchange((const uint8_t *)req, n, head, sizeof head, 0);
     free(req);
     /* a complete, well-framed request always gets an answer */
     if (got < 12 || memcmp(head, "HTTP/1.1 ", 9)) abort();

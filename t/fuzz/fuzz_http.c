@@ -20,7 +20,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char head[16];
-    size_t got = hh_exchange(data, size, head, sizeof head);
-    if (got && (got < 9 || memcmp(head, "HTTP/1.", 7))) abort(); /* not an HTTP answer */
+    size_t got = hh_exchange(data, size, head, sizeof head, 1000);
+    /* evhttp answers in the request's version, even a made-up "HTTP/0.1" */
+    if (got && (got < 9 || memcmp(head, "HTTP/", 5))) abort(); /* not an HTTP answer */
     return 0;
 }

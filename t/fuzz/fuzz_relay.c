@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                      "Connection: close\r\nContent-Length: %d\r\n\r\n%s",
                      routes[which], bl, body);
     char head[16];
-    size_t got = hh_exchange((const uint8_t *)req, (size_t)n, head, sizeof head);
+    size_t got = hh_exchange((const uint8_t *)req, (size_t)n, head, sizeof head, 0);
     if (got < 12 || memcmp(head, "HTTP/1.1 ", 9)) abort(); /* the client always gets an answer */
     return 0;
 }

@@ -291,7 +291,7 @@ static int answer_complete(const char *a, size_t n, int head_request)
     return 0; /* until the daemon closes */
 }
 
-size_t hh_exchange(const uint8_t *req, size_t len, char *out, size_t cap)
+size_t hh_exchange(const uint8_t *req, size_t len, char *out, size_t cap, int patience_ms)
 {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -302,22 +302,23 @@ size_t hh_exchange(const uint8_t *req, size_t len, char *out, size_t cap)
     set_timeouts(fd, 8);
     send_all(fd, req, len); /* the daemon may refuse and close early: fine */
     int half_closed = request_incomplete(req, len);
-    /* (an answer not started within 1 s of a complete request: half-close,
-     * which evhttp takes as the client leaving, also a path worth running) */
+    /* (with patience_ms, an answer not started that long after a request
+     * that looked complete: half-close, which evhttp takes as the client
+     * leaving, also a path worth running) */
     if (half_closed) shutdown(fd, SHUT_WR);
     size_t got = 0, keep = 0;
     static char head[1 << 16]; /* the answer's first bytes, for framing */
     char buf[16384];
     for (;;) {
         struct pollfd pfd = {fd, POLLIN, 0};
-        int pr = poll(&pfd, 1, half_closed ? 8000 : 1000);
-        if (pr == 0 && !half_closed) { /* a request evhttp still waits on after all (pipelined junk) */
+        int pr = poll(&pfd, 1, half_closed || !patience_ms ? 10000 : patience_ms);
+        if (pr == 0 && !half_closed && patience_ms) { /* a request evhttp may still wait on (odd framing) */
             shutdown(fd, SHUT_WR);
             half_closed = 1;
             continue;
         }
         if (pr == 0) {
-            fprintf(stderr, "http_harness: no answer from headroomd within 8 s of the request\n");
+            fprintf(stderr, "http_harness: no answer from headroomd within 10 s of the request\n");
             abort();
         }
         ssize_t k = recv(fd, buf, sizeof buf, 0);

@@ -18,8 +18,13 @@ void hh_start(int response_cache);
  * answer in the shape the request asked for (JSON or SSE, either provider). */
 void hh_set_upstream(const uint8_t *bytes, size_t len);
 
-/* Connect, send `len` bytes, half-close, read until the daemon closes.
- * Returns the bytes read (0 when the daemon sent nothing). The answer's
- * first bytes (up to cap) go to `out` when it is not NULL. */
-size_t hh_exchange(const uint8_t *req, size_t len, char *out, size_t cap);
+/* Connect, send `len` bytes, read one answer (framed by Content-Length or
+ * chunks, or to the daemon's close). A request cut short is half-closed at
+ * once. patience_ms > 0: half-close too when no answer starts that long
+ * after a request that looked complete (arbitrary bytes can fool the
+ * framing check); 0: the request is well-formed, wait for the answer. No
+ * answer 10 s after a half-close (or at all with patience 0) aborts: a hang.
+ * Returns the bytes read (0 when the daemon sent nothing); the first ones
+ * (up to cap) go to `out` when it is not NULL. */
+size_t hh_exchange(const uint8_t *req, size_t len, char *out, size_t cap, int patience_ms);
 #endif
