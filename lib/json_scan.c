@@ -747,3 +747,73 @@ int hr_json_number(const char *s, size_t len, int64_t *iv, double *dv)
         *dv = 0; /* no memory to copy a literal of 128+ bytes: the value is lost */
     return 0;
 }
+
+/* ---- hr_json_member: a skim of the root object's members ---- */
+
+static size_t skim_ws(const char *t, size_t i, size_t len)
+{
+    while (i < len && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r')) i++;
+    return i;
+}
+
+/* Index just past the string whose opening quote is at t[i], or len. */
+static size_t skim_string(const char *t, size_t i, size_t len)
+{
+    for (i++; i < len; i++) {
+        if (t[i] == '\\') i++;
+        else if (t[i] == '"') return i + 1;
+    }
+    return len;
+}
+
+/* Index just past the value starting at t[i], or len when it never ends. */
+static size_t skim_value(const char *t, size_t i, size_t len)
+{
+    if (i >= len) return len;
+    if (t[i] == '"') return skim_string(t, i, len);
+    if (t[i] == '{' || t[i] == '[') {
+        size_t depth = 0;
+        while (i < len) {
+            char c = t[i];
+            if (c == '"') {
+                i = skim_string(t, i, len);
+                continue;
+            }
+            if (c == '{' || c == '[') depth++;
+            else if ((c == '}' || c == ']') && --depth == 0) return i + 1;
+            i++;
+        }
+        return len;
+    }
+    while (i < len && t[i] != ',' && t[i] != '}' && t[i] != ']' && t[i] != ' ' && t[i] != '\t' && t[i] != '\n' &&
+           t[i] != '\r')
+        i++;
+    return i;
+}
+
+int hr_json_member(const char *t, size_t len, const char *key, const char **val, size_t *vlen)
+{
+    size_t klen = strlen(key), i = skim_ws(t, 0, len);
+    int found = 0;
+    if (i >= len || t[i] != '{') return 0;
+    i = skim_ws(t, i + 1, len);
+    while (i < len && t[i] == '"') {
+        size_t kstart = i + 1, kend = skim_string(t, i, len);
+        if (kend >= len) return 0;
+        int match = kend - 1 - kstart == klen && !memcmp(t + kstart, key, klen);
+        i = skim_ws(t, kend, len);
+        if (i >= len || t[i] != ':') return 0;
+        i = skim_ws(t, i + 1, len);
+        size_t vend = skim_value(t, i, len);
+        if (vend >= len) return 0; /* the root never closed */
+        if (match && vend > i) {
+            *val = t + i;
+            *vlen = vend - i;
+            found = 1;
+        }
+        i = skim_ws(t, vend, len);
+        if (i < len && t[i] == ',') i = skim_ws(t, i + 1, len);
+        else break;
+    }
+    return found && i < len && t[i] == '}';
+}

@@ -50,4 +50,11 @@ const char *hr_json_string(const char *s, size_t len, char **buf, size_t *cap, s
  * json_number_value), 0 for a real (*dv set exactly as strtod in the C locale). */
 int hr_json_number(const char *s, size_t len, int64_t *iv, double *dv);
 
+/* The value of the root object's member `key` (the last of that name, as
+ * jansson keeps): *val points at its first byte, *vlen spans it. Skims without
+ * validating, so parse the value itself before trusting it; a key written
+ * with escapes is not recognised. Returns 1 when found, 0 when not (or the
+ * root is not an object, or the text ends early). */
+int hr_json_member(const char *text, size_t len, const char *key, const char **val, size_t *vlen);
+
 #endif

@@ -9,6 +9,7 @@
 #include "par.h"
 #include "pipeline.h"
 #include "session_floor.h"
+#include "sha256.h"
 #include "stats.h"
 #include "token_cache.h"
 #include "tokens.h"
@@ -421,6 +422,53 @@ static void count_units(const char *model, struct unit_list *l)
     free(j.missed);
 }
 
+/* Feeds a JSON value to the digest without serialising it first: a type
+ * byte, then lengths and bytes, so two different values never feed the same
+ * stream. (Objects keep their members' order, as jansson does.) */
+static void digest_json(struct hr_sha256 *c, const json_t *v)
+{
+    unsigned char tag = v ? (unsigned char)json_typeof(v) : 0xffu;
+    hr_sha256_update(c, &tag, 1);
+    if (!v) return;
+    size_t n;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        const json_t *m;
+        n = json_object_size(v);
+        hr_sha256_update(c, &n, sizeof n);
+        json_object_foreach((json_t *)v, k, m) {
+            size_t kl = strlen(k);
+            hr_sha256_update(c, &kl, sizeof kl);
+            hr_sha256_update(c, k, kl);
+            digest_json(c, m);
+        }
+        break;
+    }
+    case JSON_ARRAY:
+        n = json_array_size(v);
+        hr_sha256_update(c, &n, sizeof n);
+        for (size_t i = 0; i < n; i++) digest_json(c, json_array_get(v, i));
+        break;
+    case JSON_STRING:
+        n = json_string_length(v);
+        hr_sha256_update(c, &n, sizeof n);
+        hr_sha256_update(c, json_string_value(v), n);
+        break;
+    case JSON_INTEGER: {
+        json_int_t i = json_integer_value(v);
+        hr_sha256_update(c, &i, sizeof i);
+        break;
+    }
+    case JSON_REAL: {
+        double d = json_real_value(v);
+        hr_sha256_update(c, &d, sizeof d);
+        break;
+    }
+    default: break; /* true, false, null: the tag says it all */
+    }
+}
+
 static void session_id(const struct hr_api *api, const json_t *body, const char *hint, char out[HR_CCR_HASH_LEN + 1])
 {
     if (hint && *hint) {
@@ -428,12 +476,17 @@ static void session_id(const struct hr_api *api, const json_t *body, const char 
         return;
     }
     /* A conversation keeps its system prompt and first message across turns. */
-    json_t *key = json_pack("{s:s,s:O?,s:O?}", "f", api->name, "s", json_object_get(body, api->system_key), "m",
-                            json_array_get(json_object_get(body, api->items_key), 0));
-    char *text = key ? json_dumps(key, JSON_COMPACT) : NULL;
-    hr_ccr_hash(text ? text : "", text ? strlen(text) : 0, out);
-    free(text);
-    json_decref(key);
+    struct hr_sha256 c;
+    uint8_t d[HR_SHA256_LEN];
+    char hex[2 * HR_SHA256_LEN + 1];
+    hr_sha256_init(&c);
+    hr_sha256_update(&c, api->name, strlen(api->name) + 1);
+    digest_json(&c, json_object_get(body, api->system_key));
+    digest_json(&c, json_array_get(json_object_get(body, api->items_key), 0));
+    hr_sha256_final(&c, d);
+    hr_sha256_hex(d, hex);
+    memcpy(out, hex, HR_CCR_HASH_LEN);
+    out[HR_CCR_HASH_LEN] = '\0';
 }
 
 void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const struct hr_pipeline_opts *opts,

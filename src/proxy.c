@@ -238,7 +238,6 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
     hr_relay_watch_client(p);
     p->t_forward = hr_monotonic_ms();
     p->t = hr_transfer_start(w->up, method, url, headers, body, body_len, &opts, &hr_relay_cbs, p);
-    free(body);
     if (p->sent_body) { /* kept for headroom_retrieve follow-ups */
         p->url = url;
         p->up_headers = headers;

@@ -31,6 +31,10 @@ struct proxy_req {
     char request_id[40];
     char *path;
     double t_start, t_forward, t_first_byte;
+    /* Overhead clients pay beyond the handler: the forwarded request waiting
+     * in our loop before curl sends it (connecting excluded), and a buffered
+     * answer's way from its last upstream byte to the client. */
+    double send_wait_ms, reply_ms;
     struct hr_pipeline_result pr;        /* tokens_after: written by accounting.c after the pipeline */
     int pipeline_ran;
     long status;

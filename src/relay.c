@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/http.h>
+#include "json_scan.h"
 #include "log.h"
 #include "pipeline.h"
 #include "proxy.h"
@@ -85,6 +86,7 @@ static void on_headers(void *ud, long status, const struct hr_header *h, size_t 
     struct proxy_req *p = ud;
     p->status = status;
     p->t_first_byte = hr_monotonic_ms();
+    if (p->t) p->send_wait_ms = hr_transfer_send_wait_ms(p->t);
     if (!p->req) return;
     struct evkeyvalq *out = evhttp_request_get_output_headers(p->req);
     if (p->retrieve_rounds) evhttp_clear_headers(out); /* only the last round's headers */
@@ -189,7 +191,6 @@ static int answer_retrieve_calls(struct proxy_req *p)
     struct hr_transfer_opts opts = hr_proxy_transfer_opts(p);
     struct hr_transfer *t = hr_transfer_start(p->w->up, "POST", p->url, p->up_headers, text, strlen(text), &opts,
                                               &hr_relay_cbs, p);
-    free(text);
     if (!t) return 0;
     hr_usage_add(&p->earlier_usage, &u);
     p->retrieve_rounds++;
@@ -211,9 +212,28 @@ static void replace_body(struct proxy_req *p, const json_t *answer)
     free(text);
 }
 
+/* Usage is read from the answer's "model" and "usage" members only: parsing
+ * a whole answer (long texts, tool calls) to read a few numbers costs more
+ * than the rest of the relay. */
+static void usage_from_answer(struct proxy_req *p, const char *text, size_t len)
+{
+    static const char *const keys[] = {"model", "usage"};
+    json_t *picked = json_object();
+    for (size_t i = 0; picked && i < sizeof keys / sizeof *keys; i++) {
+        const char *v;
+        size_t vlen;
+        if (!hr_json_member(text, len, keys[i], &v, &vlen)) continue;
+        json_t *value = json_loadb(v, vlen, JSON_DECODE_ANY, NULL);
+        if (value) json_object_set_new(picked, keys[i], value);
+    }
+    if (picked) p->api->usage_from_json(picked, &p->usage);
+    json_decref(picked);
+}
+
 static void on_done(void *ud, CURLcode rc, const char *why)
 {
     struct proxy_req *p = ud;
+    double t_upstream_done = hr_monotonic_ms();
     p->t = NULL; /* freed by upstream.c after we return */
     if (!p->req) return;
     if (rc == CURLE_OK && !p->streaming && !p->too_large && answer_retrieve_calls(p)) return;
@@ -257,13 +277,19 @@ static void on_done(void *ud, CURLcode rc, const char *why)
     }
     if (p->llm && p->body) {
         size_t len = evbuffer_get_length(p->body);
-        json_t *j = json_loadb((const char *)evbuffer_pullup(p->body, -1), len, 0, NULL);
-        if (j) p->api->usage_from_json(j, &p->usage);
-        if (j && p->sent_body && hr_retrieve_hide_tool(p->api, j)) replace_body(p, j);
-        json_decref(j);
+        const char *text = (const char *)evbuffer_pullup(p->body, -1);
+        if (p->sent_body) { /* the answer may name headroom_retrieve: edit it */
+            json_t *j = json_loadb(text, len, 0, NULL);
+            if (j) p->api->usage_from_json(j, &p->usage);
+            if (j && hr_retrieve_hide_tool(p->api, j)) replace_body(p, j);
+            json_decref(j);
+        } else {
+            usage_from_answer(p, text, len);
+        }
     }
     hr_admit_cache_store(p);
     hr_acct_headers(p, evhttp_request_get_output_headers(p->req));
+    p->reply_ms = hr_monotonic_ms() - t_upstream_done;
     evhttp_send_reply(p->req, (int)p->status, NULL, p->body);
     hr_acct_finish(p, (int)p->status, 0, NULL);
     hr_proxy_free(p);

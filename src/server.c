@@ -89,6 +89,21 @@ static int plugin_route(struct evhttp_request *req, const char *method, const ch
     return 1;
 }
 
+/* A request switches its sockets between reading and writing several times
+ * within one loop iteration (evhttp, then curl): epoll's changelist folds
+ * those into at most one epoll_ctl per socket per iteration. (Its one hazard,
+ * two dup()s of a socket in one loop, does not arise: each loop has its own
+ * listening socket or its own dup of the shared one.) */
+static struct event_base *new_worker_base(void)
+{
+    struct event_config *cfg = event_config_new();
+    if (!cfg) return event_base_new();
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    struct event_base *base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    return base ? base : event_base_new();
+}
+
 static void dispatch(struct evhttp_request *req, void *arg)
 {
     struct hr_worker *w = arg;
@@ -206,7 +221,7 @@ int hr_server_start(struct hr_daemon *d, char *err, size_t errlen)
         struct hr_worker *w = &d->workers[i];
         w->index = i;
         w->d = d;
-        w->base = event_base_new();
+        w->base = new_worker_base();
         w->http = w->base ? evhttp_new(w->base) : NULL;
         w->up = w->base ? hr_upstream_new(w->base, d->cfg->upstream_keepalive) : NULL;
         if (!w->http || !w->up) {

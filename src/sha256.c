@@ -1,13 +1,27 @@
 /* sha256.c — the SHA-256 calls headroomd makes, on libcrypto's EVP
  * interface (hardware SHA extensions where the CPU has them). */
+#include <pthread.h>
 #include <string.h>
 #include <openssl/evp.h>
 #include "sha256.h"
 
+/* EVP_sha256() makes every digest look the algorithm up again (OpenSSL 3's
+ * implicit fetch): fetch it once. Kept for the life of the process. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void) { sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL); }
+
+static const EVP_MD *md(void)
+{
+    pthread_once(&sha256_once, fetch_sha256);
+    return sha256_md ? sha256_md : EVP_sha256();
+}
+
 void hr_sha256_init(struct hr_sha256 *c)
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx && !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+    if (ctx && !EVP_DigestInit_ex(ctx, md(), NULL)) {
         EVP_MD_CTX_free(ctx);
         ctx = NULL;
     }
@@ -31,7 +45,7 @@ void hr_sha256_final(struct hr_sha256 *c, uint8_t out[HR_SHA256_LEN])
 void hr_sha256(const void *data, size_t len, uint8_t out[HR_SHA256_LEN])
 {
     unsigned n = 0;
-    if (!EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) || n != HR_SHA256_LEN) memset(out, 0, HR_SHA256_LEN);
+    if (!EVP_Digest(data, len, out, &n, md(), NULL) || n != HR_SHA256_LEN) memset(out, 0, HR_SHA256_LEN);
 }
 
 void hr_sha256_hex(const uint8_t d[HR_SHA256_LEN], char out[2 * HR_SHA256_LEN + 1])

@@ -4,13 +4,25 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include "upstream.h"
+
+/* One per socket curl gave us, by descriptor, from the first time curl asks
+ * us to watch it until curl closes it. */
+struct sock_watch {
+    struct event *ev;
+    short kind;     /* EV_READ / EV_WRITE the event is registered for */
+    int registered; /* in the loop (epoll) */
+    int parked;     /* curl stopped watching it: an idle kept-alive connection */
+};
 
 struct hr_upstream {
     struct event_base *base;
     CURLM *multi;
     struct event *timer;
     int running;
+    struct sock_watch **watch; /* by fd */
+    size_t n_watch;
 };
 
 struct hr_transfer {
@@ -28,10 +40,6 @@ struct hr_transfer {
     int in_callback;     /* abort requested from inside a curl callback */
     int aborted;
     char errbuf[CURL_ERROR_SIZE];
-};
-
-struct sock_watch {
-    struct event *ev;
 };
 
 static void check_done(struct hr_upstream *u);
@@ -59,6 +67,14 @@ static void transfer_free(struct hr_transfer *t)
 static void event_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct hr_upstream *u = arg;
+    struct sock_watch *w = (size_t)fd < u->n_watch ? u->watch[fd] : NULL;
+    if (w && w->parked) {
+        /* An idle connection spoke (the upstream closed it, mostly): stop
+         * watching it; curl finds it dead when it next tries to reuse it. */
+        event_del(w->ev);
+        w->registered = 0;
+        return;
+    }
     int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
     curl_multi_socket_action(u->multi, fd, flags, &u->running);
     check_done(u);
@@ -73,30 +89,70 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     check_done(u);
 }
 
+static struct sock_watch *watch_of(struct hr_upstream *u, curl_socket_t s)
+{
+    if (s < 0) return NULL;
+    if ((size_t)s >= u->n_watch) {
+        size_t n = u->n_watch ? u->n_watch : 64;
+        while (n <= (size_t)s) n *= 2;
+        struct sock_watch **grown = realloc(u->watch, n * sizeof *grown);
+        if (!grown) return NULL;
+        memset(grown + u->n_watch, 0, (n - u->n_watch) * sizeof *grown);
+        u->watch = grown;
+        u->n_watch = n;
+    }
+    if (!u->watch[s]) {
+        struct sock_watch *w = calloc(1, sizeof *w);
+        if (!w) return NULL;
+        w->ev = event_new(u->base, s, EV_PERSIST | EV_READ, event_cb, u);
+        if (!w->ev) {
+            free(w);
+            return NULL;
+        }
+        u->watch[s] = w;
+    }
+    return u->watch[s];
+}
+
+static void watch_free(struct hr_upstream *u, curl_socket_t s)
+{
+    if (s < 0 || (size_t)s >= u->n_watch || !u->watch[s]) return;
+    event_free(u->watch[s]->ev);
+    free(u->watch[s]);
+    u->watch[s] = NULL;
+}
+
+/* curl's socket callback. A kept-alive connection goes from "watch for the
+ * answer" to "not watched" and back to "watch" with every request: its event
+ * stays registered for reading while parked, so a request on a reused
+ * connection costs no epoll_ctl at all. */
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     (void)easy;
+    (void)socketp;
     struct hr_upstream *u = userp;
-    struct sock_watch *w = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (w) {
-            event_free(w->ev);
-            free(w);
-        }
-        curl_multi_assign(u->multi, s, NULL);
-        return 0;
-    }
-    short kind = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
-    if (!w) {
-        w = calloc(1, sizeof *w);
-        if (!w) return -1;
-        curl_multi_assign(u->multi, s, w);
-    } else {
-        event_free(w->ev);
-    }
-    w->ev = event_new(u->base, s, kind, event_cb, u);
-    event_add(w->ev, NULL);
+    struct sock_watch *w = watch_of(u, s);
+    if (!w) return what == CURL_POLL_REMOVE ? 0 : -1;
+    short kind = what == CURL_POLL_REMOVE ? EV_READ
+                                          : (short)((what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0));
+    w->parked = what == CURL_POLL_REMOVE;
+    if (w->registered && kind == w->kind) return 0;
+    if (w->registered) event_del(w->ev);
+    w->registered = 0;
+    if (!kind) return 0;
+    event_assign(w->ev, u->base, s, EV_PERSIST | kind, event_cb, u);
+    if (event_add(w->ev, NULL) != 0) return w->parked ? 0 : -1;
+    w->kind = kind;
+    w->registered = 1;
     return 0;
+}
+
+/* curl closes its sockets through here (also the cached connections it
+ * drops later): the watch goes before the descriptor can be reused. */
+static int close_socket_cb(void *clientp, curl_socket_t s)
+{
+    watch_free(clientp, s);
+    return close(s);
 }
 
 static int timer_set_cb(CURLM *multi, long timeout_ms, void *userp)
@@ -139,6 +195,8 @@ void hr_upstream_free(struct hr_upstream *u)
     /* Transfers still attached belong to requests that are being torn down. */
     if (u->multi) curl_multi_cleanup(u->multi);
     if (u->timer) event_free(u->timer);
+    for (size_t i = 0; i < u->n_watch; i++) watch_free(u, (curl_socket_t)i);
+    free(u->watch);
     free(u);
 }
 
@@ -217,12 +275,16 @@ static void check_done(struct hr_upstream *u)
 }
 
 struct hr_transfer *hr_transfer_start(struct hr_upstream *u, const char *method, const char *url,
-                                      const struct curl_slist *headers, const char *body, size_t body_len,
+                                      const struct curl_slist *headers, char *body, size_t body_len,
                                       const struct hr_transfer_opts *opts, const struct hr_transfer_cbs *cbs,
                                       void *ud)
 {
     struct hr_transfer *t = calloc(1, sizeof *t);
-    if (!t) return NULL;
+    if (!t) {
+        free(body);
+        return NULL;
+    }
+    t->body = body;
     t->up = u;
     t->cbs = *cbs;
     t->ud = ud;
@@ -241,6 +303,8 @@ struct hr_transfer *hr_transfer_start(struct hr_upstream *u, const char *method,
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->req_headers);
     curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, u);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
@@ -255,9 +319,11 @@ struct hr_transfer *hr_transfer_start(struct hr_upstream *u, const char *method,
     if (opts->idle_timeout_s > 0) curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, opts->idle_timeout_s);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     if (body || strcasecmp(method, "GET")) {
-        t->body = malloc(body_len + 1);
+        if (!t->body) {
+            t->body = malloc(1);
+            body_len = 0;
+        }
         if (!t->body) goto fail;
-        if (body_len) memcpy(t->body, body, body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     }
@@ -273,6 +339,16 @@ fail:
     free(t->body);
     free(t);
     return NULL;
+}
+
+double hr_transfer_send_wait_ms(struct hr_transfer *t)
+{
+    curl_off_t pre = 0, conn = 0, app = 0;
+    if (curl_easy_getinfo(t->easy, CURLINFO_PRETRANSFER_TIME_T, &pre) != CURLE_OK) return 0;
+    curl_easy_getinfo(t->easy, CURLINFO_CONNECT_TIME_T, &conn);
+    curl_easy_getinfo(t->easy, CURLINFO_APPCONNECT_TIME_T, &app);
+    curl_off_t setup = app > conn ? app : conn;
+    return pre > setup ? (double)(pre - setup) / 1000.0 : 0;
 }
 
 void hr_transfer_resume(struct hr_transfer *t)

@@ -206,5 +206,31 @@ int main(void)
             json_decref(j);
         }
     }
+    /* hr_json_member: the root object's member value, as jansson would read it. */
+    {
+        static const struct { const char *text, *key, *want; } cases[] = {
+            {"{\"model\":\"gpt-4o\",\"usage\":{\"prompt_tokens\":5,\"x\":[1,{\"y\":\"}\"}]}}", "usage",
+             "{\"prompt_tokens\":5,\"x\":[1,{\"y\":\"}\"}]}"},
+            {"{\"model\":\"gpt-4o\",\"usage\":{}}", "model", "\"gpt-4o\""},
+            {" { \"a\" : \"q\\\"usage\\\":1\" , \"usage\" :\t7 } ", "usage", "7"},
+            {"{\"usage\":1,\"usage\":{\"n\":2}}", "usage", "{\"n\":2}"}, /* the last wins, as in jansson */
+            {"{\"choices\":[{\"usage\":9}],\"z\":null}", "usage", NULL},  /* nested: not the root's */
+            {"{\"usage\":{\"n\":1}", "usage", NULL},                     /* the root never closes */
+            {"[{\"usage\":1}]", "usage", NULL},                           /* not an object */
+            {"{\"usage\":true,\"b\":false}", "usage", "true"},
+            {"{}", "usage", NULL},
+            {"", "usage", NULL},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+            const char *v = NULL;
+            size_t vlen = 0;
+            int found = hr_json_member(cases[i].text, strlen(cases[i].text), cases[i].key, &v, &vlen);
+            if (cases[i].want)
+                ok(found && vlen == strlen(cases[i].want) && !memcmp(v, cases[i].want, vlen),
+                   "member %s of %s is %s", cases[i].key, cases[i].text, cases[i].want);
+            else
+                ok(!found, "member %s of '%s': none", cases[i].key, cases[i].text);
+        }
+    }
     return tap_exit();
 }

@@ -197,7 +197,7 @@ struct hr_event {
     double savings_usd;
     int priced;                 /* 0 when the model has no known price */
     double latency_ms;          /* request fully read to last byte sent */
-    double overhead_ms;         /* time spent before forwarding */
+    double overhead_ms;         /* latency headroomd added (doc/stats.md) */
     double ttfb_ms;             /* forward to first upstream byte; <0 when none */
     size_t n_stages;
     const struct hr_stage_result *stages;
