@@ -60,8 +60,8 @@ void hr_logv(enum hr_log_level level, const char *logger, const char *fmt, va_li
     /* syslog priorities: err, warning, info, debug */
     static const char *const prio[] = {"<3>", "<4>", "<6>", "<7>"};
     char line[8192];
-    int n = snprintf(line, sizeof line, "%s%s:%s:", hr_log_to_journal() ? prio[(unsigned)level <= HR_LOG_DEBUG ? level : HR_LOG_INFO] : "",
-                     hr_log_level_name(level), logger ? logger : "headroom");
+    const char *p = hr_log_to_journal() ? prio[(unsigned)level <= HR_LOG_DEBUG ? level : HR_LOG_INFO] : "";
+    int n = snprintf(line, sizeof line, "%s%s:%s:", p, hr_log_level_name(level), logger ? logger : "headroom");
     if (n < 0) return;
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
     if (m < 0) return;
