@@ -756,12 +756,19 @@ static size_t skim_ws(const char *t, size_t i, size_t len)
     return i;
 }
 
-/* Index just past the string whose opening quote is at t[i], or len. */
+/* Index just past the string whose opening quote is at t[i], or len. Strings
+ * are most of a request's bytes: memchr to each quote, then an even run of
+ * backslashes before it means it is the closing one. */
 static size_t skim_string(const char *t, size_t i, size_t len)
 {
-    for (i++; i < len; i++) {
-        if (t[i] == '\\') i++;
-        else if (t[i] == '"') return i + 1;
+    size_t start = i + 1;
+    for (size_t from = start; from < len;) {
+        const char *q = memchr(t + from, '"', len - from);
+        if (!q) return len;
+        size_t k = (size_t)(q - t), bs = 0;
+        while (k - bs > start && t[k - bs - 1] == '\\') bs++;
+        if (bs % 2 == 0) return k + 1;
+        from = k + 1;
     }
     return len;
 }

@@ -4,9 +4,9 @@
 # systemd-analyze, logrotate, clang for the fuzzers).
 set -euo pipefail
 PKGS="build-essential autoconf automake libtool pkg-config libevent-dev libcurl4-openssl-dev
-      libjansson-dev libltdl-dev zlib1g-dev libssl-dev libsystemd-dev python3 curl ca-certificates"
-[ "${1:-}" = "--test" ] && PKGS="$PKGS prometheus valgrind chromium"
-# systemd-analyze (unit checks), logrotate, clang (make fuzz) for t/systemd_test.sh, t/logrotate_test.py, t/fuzz_run.sh
+      libjansson-dev libltdl-dev zlib1g-dev libssl-dev libsqlite3-dev libsystemd-dev python3 curl ca-certificates"
+[ "${1:-}" = "--test" ] && PKGS="$PKGS prometheus valgrind chromium sqlite3"
+# systemd-analyze (unit checks), logrotate, clang (make fuzz) for t/systemd_test.sh, t/logrotate_test.py, scripts/test.sh
 [ "${1:-}" = "--test" ] && PKGS="$PKGS systemd logrotate clang libclang-rt-14-dev"
 # The official SDK and OTLP-decoder tests run on node; Debian's when the
 # machine has none of its own (a nodesource node already brings npm).

@@ -4,10 +4,13 @@
  * that carries them to /stats and the sinks. Headers, the stream's closing
  * comment and the event all read the same values from here. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include "cost.h"
+#include "json_load.h"
 #include "log.h"
 #include "proxy.h"
 #include "session_floor.h"
@@ -28,7 +31,8 @@ void hr_acct_charge_sent(struct proxy_req *p, uint64_t tokens)
  * billed what it sent. */
 static int credited(const struct proxy_req *p)
 {
-    return p->llm && p->pipeline_ran && !p->cached && p->t_first_byte > 0 && p->status >= 200 && p->status < 300;
+    return p->llm && (p->pipeline_ran || p->counted_late) && !p->cached && p->t_first_byte > 0 && p->status >= 200 &&
+           p->status < 300;
 }
 
 /* Token counts and provider usage of an LLM request (all rounds). */
@@ -67,6 +71,21 @@ double hr_acct_cost_so_far(const struct proxy_req *p)
     return ev.cost_usd;
 }
 
+/* Passthrough counts what it forwarded now that the answer is on its way:
+ * the same count the pipeline makes, with no stage to run. */
+static void count_late(struct proxy_req *p)
+{
+    if (!p->count_late || p->counted_late || !p->up_body) return;
+    json_t *body = hr_json_load(p->up_body, p->up_body_len, NULL);
+    if (json_is_object(body)) {
+        struct hr_daemon *d = p->w->d;
+        hr_pipeline_run(NULL, 0, &d->popts, p->api, body, p->model, p->stack, NULL, &p->pr);
+        p->pr.tokens_after = p->pr.tokens_before;
+        p->counted_late = 1;
+    }
+    json_decref(body);
+}
+
 void hr_acct_headers(struct proxy_req *p, struct evkeyvalq *out)
 {
     char v[32];
@@ -74,12 +93,14 @@ void hr_acct_headers(struct proxy_req *p, struct evkeyvalq *out)
     if (!p->llm) return;
     struct hr_event ev;
     price_so_far(p, &ev);
-    snprintf(v, sizeof v, "%llu", (unsigned long long)ev.tokens_input);
-    evhttp_add_header(out, "x-headroom-tokens-before", v);
-    snprintf(v, sizeof v, "%llu", (unsigned long long)ev.tokens_sent);
-    evhttp_add_header(out, "x-headroom-tokens-after", v);
-    snprintf(v, sizeof v, "%llu", (unsigned long long)ev.tokens_saved);
-    evhttp_add_header(out, "x-headroom-tokens-saved", v);
+    if (!p->count_late) { /* passthrough counts after the answer (doc/stats.md) */
+        snprintf(v, sizeof v, "%llu", (unsigned long long)ev.tokens_input);
+        evhttp_add_header(out, "x-headroom-tokens-before", v);
+        snprintf(v, sizeof v, "%llu", (unsigned long long)ev.tokens_sent);
+        evhttp_add_header(out, "x-headroom-tokens-after", v);
+        snprintf(v, sizeof v, "%llu", (unsigned long long)ev.tokens_saved);
+        evhttp_add_header(out, "x-headroom-tokens-saved", v);
+    }
     if (p->streaming) return; /* streams carry cost in their closing comment */
     hr_cost_format_usd(ev.cost_usd, v, sizeof v);
     evhttp_add_header(out, "x-headroom-cost-usd", v);
@@ -92,6 +113,7 @@ void hr_acct_stream_comment(struct proxy_req *p)
 {
     struct hr_event ev;
     char line[320];
+    count_late(p); /* the answer's bytes are all relayed: counting delays no one */
     price_so_far(p, &ev);
     int n = hr_cost_sse_comment(&ev, line, sizeof line);
     if (n <= 0 || (size_t)n >= sizeof line) return;
@@ -102,9 +124,69 @@ void hr_acct_stream_comment(struct proxy_req *p)
     evbuffer_free(b);
 }
 
+static void finish_now(struct proxy_req *p, int status, int failed, const char *error, double now);
+
+static void unlink_deferred(struct proxy_req *p)
+{
+    for (struct proxy_req **q = &p->w->deferred; *q; q = &(*q)->deferred_next)
+        if (*q == p) {
+            *q = p->deferred_next;
+            break;
+        }
+}
+
+static void run_deferred(struct proxy_req *p)
+{
+    unlink_deferred(p);
+    finish_now(p, p->late_status, p->late_failed, p->late_error, p->t_finished);
+    free(p->late_error);
+    p->late_error = NULL;
+    p->finish_deferred = 0;
+    if (p->free_requested) hr_proxy_free(p);
+}
+
+static void deferred_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    run_deferred(arg);
+}
+
+/* Passthrough's late count would hold up the answer evhttp has only queued:
+ * account one loop turn later, once the answer is written. */
+static int defer_finish(struct proxy_req *p, int status, int failed, const char *error, double now)
+{
+    static const struct timeval now_tv = {0, 0};
+    p->late_status = status;
+    p->late_failed = failed;
+    p->late_error = error ? strdup(error) : NULL;
+    p->t_finished = now;
+    if (event_base_once(p->w->base, -1, EV_TIMEOUT, deferred_cb, p, &now_tv) != 0) {
+        free(p->late_error);
+        p->late_error = NULL;
+        return 0;
+    }
+    p->finish_deferred = 1;
+    p->deferred_next = p->w->deferred;
+    p->w->deferred = p;
+    return 1;
+}
+
+void hr_acct_flush_deferred(struct hr_worker *w)
+{
+    while (w->deferred) run_deferred(w->deferred);
+}
+
 void hr_acct_finish(struct proxy_req *p, int status, int failed, const char *error)
 {
     double now = hr_monotonic_ms();
+    if (p->count_late && !p->counted_late && p->up_body && defer_finish(p, status, failed, error, now)) return;
+    finish_now(p, status, failed, error, now);
+}
+
+static void finish_now(struct proxy_req *p, int status, int failed, const char *error, double now)
+{
+    count_late(p);
     struct hr_event ev = {
         .struct_size = sizeof ev,
         .request_id = p->request_id,

@@ -14,5 +14,6 @@ struct hr_cli_cmd {
 };
 
 int hr_cli_tokens(int argc, char **argv);
+int hr_cli_wrap(int argc, char **argv);
 
 #endif

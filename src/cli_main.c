@@ -11,6 +11,7 @@
 
 static const struct hr_cli_cmd commands[] = {
     {"tokens", "count the tokens of a file or stdin for a model or encoding", hr_cli_tokens},
+    {"wrap", "run claude, codex, aider or any command through headroomd", hr_cli_wrap},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -56,7 +56,7 @@ static const struct directive directives[] = {
     {"budget", D_DOUBLE, OFF(budget_usd), 0, 0, "HEADROOM_BUDGET", "spend limit in USD per budget_period; over it POSTs to model routes get 429 (default 0 = none)"},
     {"budget_period", D_STRING, OFF(budget_period), 0, 0, "HEADROOM_BUDGET_PERIOD", "hourly, daily, weekly (from Monday) or monthly, UTC (default daily)"},
     {"prices", D_STRING, OFF(prices_file), 0, 0, "HEADROOM_PRICES", "model price table (JSON) replacing the installed prices.json"},
-    {"telemetry", D_TELEMETRY, OFF(telemetry), 0, 0, "HEADROOM_TELEMETRY", "anonymous usage beacon: on or off (reserved, default off)"},
+    {"telemetry", D_TELEMETRY, OFF(telemetry), 0, 0, "HEADROOM_TELEMETRY", "anonymous usage beacon (beacon sink, doc/telemetry.md): on or off (default off; off here, in the variable or --no-telemetry wins)"},
     {"cache", D_BOOL, OFF(no_cache), 0, 0, NULL, "response cache for non-streaming 200s (default off; on when cache_ttl is set; no forces it off)"},
     {"cache_max_entries", D_INT, OFF(cache_max_entries), 1, 1 << 24, NULL, "answers the response cache keeps (default 1000)"},
     {"cache_max_size", D_SIZE, OFF(cache_max_bytes), 1024, 1LL << 36, NULL, "bytes of answers the response cache keeps (default 64m)"},
@@ -223,7 +223,7 @@ static int set_value(struct hr_config *c, const struct directive *d, const char 
             snprintf(why, whylen, "'%s' must be on or off", value);
             return -EINVAL;
         }
-        *(int *)field = b;
+        if (*(int *)field != 0) *(int *)field = b; /* off, wherever it was said, wins */
         return 0;
     case D_DOUBLE: {
         char *end;
@@ -424,6 +424,7 @@ void hr_config_free(struct hr_config *c)
     free(c->plugins);
     if (c->doc) hr_conf_doc_free(c->doc);
     if (c->generated_doc) hr_conf_doc_free(c->generated_doc);
+    if (c->telemetry_doc) hr_conf_doc_free(c->telemetry_doc);
     memset(c, 0, sizeof *c);
 }
 

@@ -49,7 +49,7 @@ struct hr_config {
     double budget_usd;
     char *budget_period;
     char *prices_file;                 /* price table; NULL = the installed conf/prices.json */
-    int telemetry;                     /* -1 unset, 0 off, 1 on */
+    int telemetry;                     /* -1 unset, 0 off, 1 on; off from any source wins */
     int no_cache;                      /* -1 unset (cache off unless cache_ttl is set), 0 on, 1 off */
     int no_rate_limit;
     /* response cache and rate limit (respcache.c, ratelimit.c) */
@@ -61,6 +61,7 @@ struct hr_config {
     size_t n_plugins;
     struct hr_conf_doc *doc;
     struct hr_conf_doc *generated_doc;  /* blocks implied by flags (--log-file) */
+    struct hr_conf_doc *telemetry_doc;  /* `sink beacon { }` implied by --telemetry (telemetry.c) */
 };
 
 /* Fill defaults. */

@@ -22,6 +22,7 @@ struct hr_worker {
     struct hr_upstream *up;
     int inflight;
     unsigned long long next_request;
+    struct proxy_req *deferred; /* accounting.c: requests whose figures wait one loop turn */
 };
 
 struct hr_daemon {
@@ -43,6 +44,9 @@ void hr_server_stop(struct hr_daemon *d);
 
 /* proxy.c: requests under /v1/. */
 void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char *path);
+/* Account (and free) the requests still waiting for their late count
+ * (passthrough): the worker's loop has stopped. */
+void hr_acct_flush_deferred(struct hr_worker *w);
 /* compress_api.c: POST /v1/compress (pipeline only, no upstream). */
 void hr_compress_handle(struct hr_daemon *d, struct evhttp_request *req, const char *query);
 /* compress_api.c: GET /v1/retrieve/<hash>[?query=] (hash_in_path) or POST /v1/retrieve {"hash","query"?}. */

@@ -24,6 +24,7 @@
 #include "sinks.h"
 #include "exporter.h"
 #include "stats.h"
+#include "telemetry.h"
 #include "tokens.h"
 
 #ifndef PACKAGE_VERSION
@@ -35,7 +36,7 @@ enum {
     OPT_HOST = 256, OPT_PORT, OPT_WORKERS, OPT_OPENAI, OPT_ANTHROPIC, OPT_PLUGIN_DIR, OPT_LOG_LEVEL, OPT_LOG_FILE,
     OPT_LOG_MESSAGES, OPT_NO_OPTIMIZE, OPT_CHECK, OPT_HELP_CONFIG, OPT_BUDGET, OPT_BUDGET_PERIOD, OPT_TELEMETRY,
     OPT_NO_TELEMETRY, OPT_NO_CACHE, OPT_NO_RATE_LIMIT,
-    OPT_RATE_LIMIT_RPM, OPT_RATE_LIMIT_TPM,
+    OPT_RATE_LIMIT_RPM, OPT_RATE_LIMIT_TPM, OPT_TELEMETRY_PREVIEW,
 };
 
 static const struct option long_opts[] = {
@@ -56,6 +57,7 @@ static const struct option long_opts[] = {
     {"budget-period", required_argument, NULL, OPT_BUDGET_PERIOD},
     {"telemetry", no_argument, NULL, OPT_TELEMETRY},
     {"no-telemetry", no_argument, NULL, OPT_NO_TELEMETRY},
+    {"telemetry-preview", no_argument, NULL, OPT_TELEMETRY_PREVIEW},
     {"no-cache", no_argument, NULL, OPT_NO_CACHE},
     {"no-rate-limit", no_argument, NULL, OPT_NO_RATE_LIMIT},
     {"rate-limit-rpm", required_argument, NULL, OPT_RATE_LIMIT_RPM},
@@ -83,8 +85,9 @@ static void usage(FILE *out)
             "      --no-optimize          passthrough: forward requests unchanged\n"
             "      --budget USD           spend limit per budget period, then 429 on model routes (default none)\n"
             "      --budget-period P      hourly, daily, weekly (from Monday) or monthly, UTC (default daily)\n"
-            "      --telemetry, --no-telemetry\n"
-            "                             accepted; no effect (this release has no usage beacon)\n"
+            "      --telemetry            send the anonymous usage beacon (aggregate counts; default off)\n"
+            "      --no-telemetry         never send it, whatever the file or HEADROOM_TELEMETRY say\n"
+            "      --telemetry-preview    print the beacon report this process would send now, and exit\n"
             "      --no-cache             response cache off, even if the file sets cache or cache_ttl\n"
             "      --rate-limit-rpm N     requests per minute per API key, then 429 (default: no limit)\n"
             "      --rate-limit-tpm N     input tokens per minute per API key, then 429 (default: no limit)\n"
@@ -182,6 +185,7 @@ static int load_config(struct hr_config *c, const char *conf_path, const struct 
         if (apply_flag(c, &flags[i], err, errlen)) rc = -1;
     if (!rc && hr_config_validate(c, err, errlen)) rc = -1;
     if (!rc && hr_config_add_request_log(c, err, errlen)) rc = -1;
+    if (!rc && hr_telemetry_setup(c, err, errlen)) rc = -1;
     return rc;
 }
 
@@ -240,7 +244,7 @@ int main(int argc, char **argv)
     const char *conf_path = getenv("HEADROOM_CONFIG");
     struct flag *flags = calloc((size_t)argc + 1, sizeof *flags);
     size_t n_flags = 0;
-    int check_only = 0, opt;
+    int check_only = 0, preview = 0, opt;
     char err[2048];
     while ((opt = getopt_long(argc, argv, "c:Vh", long_opts, NULL)) != -1) {
         switch (opt) {
@@ -248,6 +252,7 @@ int main(int argc, char **argv)
         case 'V': printf("headroomd %s (plugin ABI %d.%d)\n", PACKAGE_VERSION, HR_ABI_MAJOR, HR_ABI_MINOR); return early_exit(&cfg, flags, 0);
         case 'h': usage(stdout); return early_exit(&cfg, flags, 0);
         case OPT_CHECK: check_only = 1; break;
+        case OPT_TELEMETRY_PREVIEW: preview = 1; break;
         case OPT_HELP_CONFIG: hr_config_print_directives(stdout); return early_exit(&cfg, flags, 0);
         case '?': fprintf(stderr, "Try 'headroomd --help'.\n"); return early_exit(&cfg, flags, 2);
         default: flags[n_flags++] = (struct flag){opt, optarg}; break;
@@ -267,6 +272,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "headroomd: %s\n", err);
         hr_cost_shutdown();
         return early_exit(&cfg, flags, 1);
+    }
+    if (preview) { /* the payload from this process's state; nothing is sent */
+        hr_stats_init(1, NULL, 0);
+        int rc = hr_telemetry_preview(&cfg, stdout, err, sizeof err);
+        if (rc) fprintf(stderr, "headroomd: --telemetry-preview: %s\n", err);
+        hr_stats_shutdown();
+        hr_cost_shutdown();
+        return early_exit(&cfg, flags, rc ? 1 : 0);
     }
 
     struct hr_daemon d = {.cfg = &cfg, .listen_fd = -1};
@@ -289,7 +302,7 @@ int main(int argc, char **argv)
         hr_host_registries_free();
         return early_exit(&cfg, flags, 0);
     }
-    if (!conf_path) HR_INFO(LOGGER, "no config file (-c): running with defaults and no plugins");
+    if (!conf_path) HR_INFO(LOGGER, "no config file (-c): running with defaults%s", cfg.n_plugins ? "" : " and no plugins");
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);

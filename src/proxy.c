@@ -10,10 +10,12 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include "json_load.h"
+#include "json_scan.h"
 #include "log.h"
 #include "proxy.h"
 #include "retrieve_tool.h"
 #include "stats.h"
+#include "telemetry.h"
 
 static const char *const hop_by_hop[] = {"connection", "keep-alive", "proxy-connection", "proxy-authorization",
                                          "proxy-authenticate", "te", "trailer", "trailers", "transfer-encoding",
@@ -37,11 +39,17 @@ void hr_proxy_free(struct proxy_req *p)
 {
     hr_relay_detach_client(p);
     if (p->t) hr_transfer_abort(p->t);
+    p->t = NULL;
+    if (p->finish_deferred) { /* accounting.c frees it after its late count */
+        p->free_requested = 1;
+        return;
+    }
     if (p->sse) hr_sse_parser_free(p->sse);
     if (p->body) evbuffer_free(p->body);
     hr_pipeline_result_free(&p->pr);
     json_decref(p->sent_body);
     free(p->url);
+    free(p->up_body);
     free(p->logged_body);
     curl_slist_free_all(p->up_headers);
     p->w->inflight--;
@@ -115,6 +123,37 @@ static const char *method_name(enum evhttp_cmd_type c)
 
 /* Parse and compress a request an adapter owns. Returns the body to forward
  * (malloc'd) or NULL with the client already answered. */
+/* optimize no: nothing will change the body, so it is not parsed or counted
+ * on the request path (the model name is skimmed for pricing); accounting.c
+ * counts it when the request ends. The response cache and a token rate limit
+ * need the figures up front: with either on, the body is read as usual. */
+static int passthrough_unread(const struct proxy_req *p)
+{
+    const struct hr_config *c = p->w->d->cfg;
+    return c->no_optimize && !c->rate_limit_tpm && !hr_respcache_enabled();
+}
+
+/* The body, copied once out of evhttp's buffer chain (NULL when empty or out
+ * of memory). */
+static char *copy_body(struct evbuffer *in, size_t len)
+{
+    char *out = len ? malloc(len) : NULL;
+    if (out) evbuffer_copyout(in, out, len);
+    return out;
+}
+
+/* `body` is the client's, copied out of the input buffer; 0 to forward it. */
+static int passthrough_body(struct proxy_req *p, const char *body, size_t len)
+{
+    const char *v;
+    size_t vlen;
+    json_t *model = hr_json_member(body, len, "model", &v, &vlen) ? json_loadb(v, vlen, JSON_DECODE_ANY, NULL) : NULL;
+    p->model = strdup(json_is_string(model) ? json_string_value(model) : "");
+    json_decref(model);
+    p->count_late = 1;
+    return hr_admit_rate(p, 0, 0);
+}
+
 static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, size_t *out_len)
 {
     struct hr_daemon *d = p->w->d;
@@ -203,28 +242,41 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
     snprintf(p->request_id, sizeof p->request_id, "hr-%zx-%llx", w->index, ++w->next_request);
     const char *stack = evhttp_find_header(in, "x-headroom-stack");
     if (valid_stack(stack)) snprintf(p->stack, sizeof p->stack, "%s", stack);
+    else if (!stack && hr_telemetry_default_stack()) /* HEADROOM_STACK: this process serves one stack */
+        snprintf(p->stack, sizeof p->stack, "%s", hr_telemetry_default_stack());
     const char *traceparent = evhttp_find_header(in, "traceparent");
     if (traceparent && strlen(traceparent) < sizeof p->traceparent) snprintf(p->traceparent, sizeof p->traceparent, "%s", traceparent);
 
     struct evbuffer *inbuf = evhttp_request_get_input_buffer(req);
     size_t raw_len = evbuffer_get_length(inbuf);
-    const char *raw = raw_len ? (const char *)evbuffer_pullup(inbuf, -1) : "";
     if (p->llm && d->cfg->log_messages && (p->logged_body = malloc(raw_len + 1))) {
-        memcpy(p->logged_body, raw, raw_len);
+        evbuffer_copyout(inbuf, p->logged_body, raw_len);
         p->logged_body[raw_len] = '\0';
         p->logged_body_len = raw_len;
     }
     char *body = NULL;
     size_t body_len = raw_len;
-    if (p->llm) {
+    if (p->llm && !passthrough_unread(p)) {
+        const char *raw = raw_len ? (const char *)evbuffer_pullup(inbuf, -1) : "";
         body = prepare_llm_body(p, raw, raw_len, &body_len);
         if (!body) {
             hr_proxy_free(p);
             return;
         }
-    } else if (raw_len) {
-        body = malloc(raw_len);
-        if (body) memcpy(body, raw, raw_len);
+    } else {
+        /* Forwarded as it came: one copy out of the buffer chain, no pullup. */
+        body = copy_body(inbuf, raw_len);
+        if (raw_len && !body) {
+            hr_acct_send_error(p, 500, HR_API_ERR_INTERNAL, "headroomd ran out of memory reading the request");
+            hr_acct_finish(p, 500, 1, "out of memory");
+            hr_proxy_free(p);
+            return;
+        }
+        if (p->llm && passthrough_body(p, body ? body : "", raw_len)) {
+            free(body);
+            hr_proxy_free(p);
+            return;
+        }
     }
 
     const char *base = hr_api_upstream_base(api, d->cfg);
@@ -237,6 +289,8 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
     struct hr_transfer_opts opts = hr_proxy_transfer_opts(p);
     hr_relay_watch_client(p);
     p->t_forward = hr_monotonic_ms();
+    p->up_body = body;
+    p->up_body_len = body_len;
     p->t = hr_transfer_start(w->up, method, url, headers, body, body_len, &opts, &hr_relay_cbs, p);
     if (p->sent_body) { /* kept for headroom_retrieve follow-ups */
         p->url = url;

@@ -37,6 +37,17 @@ struct proxy_req {
     double send_wait_ms, reply_ms;
     struct hr_pipeline_result pr;        /* tokens_after: written by accounting.c after the pipeline */
     int pipeline_ran;
+    /* Passthrough (optimize no): the body is forwarded unread and counted
+     * when the request ends (accounting.c), off the request path. */
+    int count_late, counted_late;
+    /* ... and its accounting waits one loop turn, so the answer is written
+     * to the client first; hr_proxy_free leaves the request to it. */
+    int finish_deferred, free_requested, late_status, late_failed;
+    double t_finished;
+    char *late_error;
+    struct proxy_req *deferred_next;
+    char *up_body;                       /* what the upstream transfer sends (borrowed by it) */
+    size_t up_body_len;
     long status;
     int streaming;                       /* relaying chunk by chunk */
     int reply_started;

@@ -191,7 +191,13 @@ static int answer_retrieve_calls(struct proxy_req *p)
     struct hr_transfer_opts opts = hr_proxy_transfer_opts(p);
     struct hr_transfer *t = hr_transfer_start(p->w->up, "POST", p->url, p->up_headers, text, strlen(text), &opts,
                                               &hr_relay_cbs, p);
-    if (!t) return 0;
+    if (!t) {
+        free(text);
+        return 0;
+    }
+    free(p->up_body); /* the finished round's body */
+    p->up_body = text;
+    p->up_body_len = strlen(text);
     hr_usage_add(&p->earlier_usage, &u);
     p->retrieve_rounds++;
     HR_INFO(LOGGER, "%s: answered %d headroom_retrieve call%s from the CCR store (round %d)", p->request_id, n,

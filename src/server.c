@@ -269,6 +269,7 @@ void hr_server_stop(struct hr_daemon *d)
     for (size_t i = 0; i < d->n_workers; i++) {
         struct hr_worker *w = &d->workers[i];
         if (w->http) evhttp_free(w->http); /* closes connections; in-flight requests are aborted */
+        hr_acct_flush_deferred(w);
         if (w->up) hr_upstream_free(w->up);
         if (w->base) event_base_free(w->base);
     }

@@ -11,6 +11,7 @@
 #include "sinks.h"
 #include "stats.h"
 #include "stats_json.h"
+#include "telemetry.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
@@ -134,6 +135,7 @@ json_t *hr_stats_json(int loopback)
     json_object_set_new(o, "cache", hr_respcache_stats_json());
     json_object_set_new(o, "rate_limit", hr_ratelimit_stats_json());
     json_object_set_new(o, "sinks", hr_sinks_stats_json());
+    json_object_set_new(o, "telemetry", hr_telemetry_stats_json()); /* the beacon sink's block replaces it */
     for (size_t i = 0; i < hr_stats_block_count(); i++) {
         const struct hr_stats_block *b = hr_stats_block_at(i);
         json_t *v = b->fn_for ? b->fn_for(b->state, loopback) : b->fn(b->state);

@@ -29,7 +29,6 @@ struct hr_transfer {
     struct hr_upstream *up;
     CURL *easy;
     struct curl_slist *req_headers;
-    char *body;
     struct hr_transfer_cbs cbs;
     void *ud;
     long status;
@@ -60,7 +59,6 @@ static void transfer_free(struct hr_transfer *t)
     curl_slist_free_all(t->req_headers);
     free_headers(t);
     free(t->headers);
-    free(t->body);
     free(t);
 }
 
@@ -275,16 +273,12 @@ static void check_done(struct hr_upstream *u)
 }
 
 struct hr_transfer *hr_transfer_start(struct hr_upstream *u, const char *method, const char *url,
-                                      const struct curl_slist *headers, char *body, size_t body_len,
+                                      const struct curl_slist *headers, const char *body, size_t body_len,
                                       const struct hr_transfer_opts *opts, const struct hr_transfer_cbs *cbs,
                                       void *ud)
 {
     struct hr_transfer *t = calloc(1, sizeof *t);
-    if (!t) {
-        free(body);
-        return NULL;
-    }
-    t->body = body;
+    if (!t) return NULL;
     t->up = u;
     t->cbs = *cbs;
     t->ud = ud;
@@ -319,16 +313,11 @@ struct hr_transfer *hr_transfer_start(struct hr_upstream *u, const char *method,
     if (opts->idle_timeout_s > 0) curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, opts->idle_timeout_s);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     if (body || strcasecmp(method, "GET")) {
-        if (!t->body) {
-            t->body = malloc(1);
-            body_len = 0;
-        }
-        if (!t->body) goto fail;
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body ? body : "");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
     }
     /* POSTFIELDS implies POST: name any other method (a GET with a body too). */
-    if (strcasecmp(method, "POST") && (t->body || strcasecmp(method, "GET")))
+    if (strcasecmp(method, "POST") && (body || strcasecmp(method, "GET")))
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     if (!strcasecmp(method, "HEAD")) curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     if (curl_multi_add_handle(u->multi, e) != CURLM_OK) goto fail;
@@ -336,7 +325,6 @@ struct hr_transfer *hr_transfer_start(struct hr_upstream *u, const char *method,
 fail:
     if (t->easy) curl_easy_cleanup(t->easy);
     curl_slist_free_all(t->req_headers);
-    free(t->body);
     free(t);
     return NULL;
 }

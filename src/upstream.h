@@ -38,10 +38,10 @@ struct hr_upstream *hr_upstream_new(struct event_base *base, long max_idle);
 void hr_upstream_free(struct hr_upstream *u);
 
 /* Start a request; headers are "Name: value" lines (copied). The body (NULL
- * for none) is the transfer's from here on, freed by it, also on error: a
- * megabyte is not copied again. NULL on error. */
+ * for none) is borrowed, not copied: the caller keeps it until the transfer
+ * ends (on_done, or hr_transfer_abort). NULL on error. */
 struct hr_transfer *hr_transfer_start(struct hr_upstream *u, const char *method, const char *url,
-                                      const struct curl_slist *headers, char *body, size_t body_len,
+                                      const struct curl_slist *headers, const char *body, size_t body_len,
                                       const struct hr_transfer_opts *opts, const struct hr_transfer_cbs *cbs,
                                       void *ud);
 /* How long the request waited in headroomd's loop before curl sent it: the

@@ -179,13 +179,22 @@ with Mock() as m:
     raw = dumps(openai_body(messages=msgs)).replace(b'"messages":', b'  "messages" :\n ')
     base = src_conf_text().replace("port 8787", "port @PORT@").replace("workers auto", "workers 2")
     base = re.sub(r"(?m)^(openai_api_url|anthropic_api_url)\s.*$", r"\1 @MOCK_URL@", base)
+    # What the optimizing daemon counts for the same body, to hold passthrough's late count to.
+    with Headroomd(conf_text=base, mock=m, args=PLUGIN_ARGS) as h:
+        counted = int(request("POST", h.url + "/v1/chat/completions", body=raw,
+                              headers={"Content-Type": "application/json"}).header("x-headroom-tokens-before"))
     for label, args, extra in (("--no-optimize", ["--no-optimize"], ""), ("optimize no", [], "optimize no\n")):
         m.reset()
         with Headroomd(conf_text=base, extra_conf=extra, mock=m, args=args + PLUGIN_ARGS) as h:
             r = request("POST", h.url + "/v1/chat/completions", body=raw, headers={"Content-Type": "application/json"})
             is_(r.status, 200, label + ": proxied")
             is_(m.last_request()["body"], raw, label + ": body forwarded byte for byte (ANSI codes kept)")
-            is_(r.header("x-headroom-tokens-saved"), "0", label + ": nothing saved")
+            is_(r.header("x-headroom-tokens-before"), None,
+                label + ": no token headers (the body is counted after the answer, off the request path)")
+            st = get_json(h.url + "/stats")[1]
+            is_(st["tokens"]["input"], counted, label + ": /stats counts the body as the optimizing daemon does")
+            is_(st["tokens"]["saved"], 0, label + ": nothing saved")
+            ok("gpt-4o-mini" in st["requests"].get("by_model", {}), label + ": the model was read (by_model)")
             like(h.stderr_text(), r"passthrough", label + ": startup log says passthrough")
 
     # --- clean shutdown ---

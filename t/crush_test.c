@@ -124,6 +124,9 @@ static void fixture(const char *dir, const char *file, json_t *spec, double *sum
        file, json_array_size(json_object_get(spec, "needles")));
     ok(all_kept(kept, json_object_get(spec, "anomalies"), "anomaly", file), "%s: all %zu anomalies kept", file,
        json_array_size(json_object_get(spec, "anomalies")));
+    if (json_object_get(spec, "group_ends"))
+        ok(all_kept(kept, json_object_get(spec, "group_ends"), "schema group first/last", file),
+           "%s: first and last row of each schema kept", file);
     ok(json_integer_value(json_object_get(marker, "omitted")) ==
            (json_int_t)(rows - json_array_size(kept)), "%s: marker counts omitted rows", file);
     if (*apath) {
@@ -301,6 +304,49 @@ static void mixed_schema_flags(void)
             hr_sc_output_free(&o);
         free(p);
     }
+}
+
+/* Per-schema treatment: 70 "item" rows, 25 "host" rows (a quarter: its fields are too
+ * rare globally for outlier statistics) with one cpu outlier and one row carrying a
+ * field no other host row has, and 5 "job" rows (5 %: every job field is "rare" across
+ * the array). The host outlier and rare-field row and each schema's first and last row
+ * are kept, and the job rows do not drown the item rows' own needle. */
+static void per_schema_groups(void)
+{
+    size_t cap = 100 * 160, l = 0;
+    char *p = malloc(cap);
+    int host = 0, job = 0;
+    l += (size_t)snprintf(p + l, cap - l, "[");
+    for (size_t i = 0; i < 100; i++) {
+        const char *sep = i ? "," : "";
+        if (i % 4 == 1 && host < 25) {
+            host++;
+            l += (size_t)snprintf(p + l, cap - l, "%s{\"host\":\"h%zu\",\"cpu\":%zu%s}", sep, i,
+                                  i == 41 ? 990 : 40 + i % 7, i == 53 ? ",\"kernel_taint\":\"P\"" : "");
+        } else if (i % 20 == 10 && job < 5) {
+            job++;
+            l += (size_t)snprintf(p + l, cap - l, "%s{\"job\":\"j%zu\",\"queue\":\"q\",\"state\":\"ok\"}", sep, i);
+        } else {
+            l += (size_t)snprintf(p + l, cap - l, "%s{\"id\":%zu,\"name\":\"item number %zu\",\"v\":%zu%s}", sep,
+                                  i, i, i % 7, i == 64 ? ",\"recall\":true" : "");
+        }
+    }
+    snprintf(p + l, cap - l, "]");
+    struct hr_sc_config cfg = {15, 0.10, 0.05};
+    struct hr_sc_output o;
+    int rc = hr_sc_crush(&cfg, p, strlen(p), "", &o);
+    ok(rc == 0, "three schemas: crushed");
+    if (rc == 0) {
+        ok(strstr(o.text, "\"cpu\":990") != NULL, "outlier in a 25 %% schema kept");
+        ok(strstr(o.text, "\"kernel_taint\"") != NULL, "rare-field row of a 25 %% schema kept");
+        ok(strstr(o.text, "\"recall\":true") != NULL, "majority schema's rare-field row kept beside a 5 %% schema");
+        ok(strstr(o.text, "\"h1\"") && strstr(o.text, "\"h97\"") && strstr(o.text, "\"j10\"") &&
+               strstr(o.text, "\"j90\""), "first and last row of each schema kept");
+        ok(strstr(o.reasons, "first/last of each of 3 schemas") != NULL, "marker names the schema groups: %s",
+           o.reasons);
+        hr_sc_output_free(&o);
+    }
+    free(p);
 }
 
 static void policy(void)
@@ -525,6 +571,7 @@ int main(void)
     fh_set_log_level(HR_LOG_WARN);
     policy();
     mixed_schema_flags();
+    per_schema_groups();
     headroom_plugin.fini(state);
     fh_reset();
     return tap_exit();

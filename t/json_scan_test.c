@@ -218,6 +218,7 @@ int main(void)
             {"{\"usage\":{\"n\":1}", "usage", NULL},                     /* the root never closes */
             {"[{\"usage\":1}]", "usage", NULL},                           /* not an object */
             {"{\"usage\":true,\"b\":false}", "usage", "true"},
+            {"{\"a\":\"x\\\\\",\"usage\":\"\\\\\\\"\"}", "usage", "\"\\\\\\\"\""}, /* escaped backslash before a quote */
             {"{}", "usage", NULL},
             {"", "usage", NULL},
         };

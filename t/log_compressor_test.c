@@ -116,6 +116,10 @@ int main(void)
     tc_fixture(state, "cargo_test", HR_CT_TEXT);
     tc_fixture(state, "java_exception", HR_CT_LOG);
     tc_fixture(state, "app_log_needles", HR_CT_LOG);
+    tc_fixture(state, "maven_build", HR_CT_LOG);
+    tc_fixture(state, "docker_build", HR_CT_LOG);
+    tc_fixture(state, "go_test", HR_CT_LOG);
+    tc_fixture(state, "journald", HR_CT_LOG);
     bad_input(state);
     skips(state);
     json_t *st = fh_stats("log_compressor");

@@ -43,6 +43,28 @@ int main(void)
            "level-prefixed log");
     is_int(detect("src/a.c:12:int main(void)\nsrc/b.c:40:    return 0;\nsrc/c.h:3:#define X 1\n", NULL, 0),
            HR_CT_SEARCH, "grep -n output");
+    /* Search output in the forms agents meet (real git grep output; rg and ag print the same shapes). */
+    is_int(detect("plugins/otel/otel.c\n187-    o->res_strings = r;\n188:    return r[o->n_res_strings++] = strdup(s);\n"
+                  "189-}\n--\n299-    }\n300:    o->endpoint = strdup(ep);\n301-    o->endpoint_shown = shown_url(ep);\n"
+                  "\nplugins/otel/trace.c\n12:    x = strdup(y);\n", NULL, 0),
+           HR_CT_SEARCH, "heading-grouped matches with context (rg --heading -C1, git grep --heading)");
+    is_int(detect("src/cost.c\n65:    return NULL;\n71:    free(p);\n\nsrc/main.c\n12:int main(void)\n"
+                  "40:    return 0;\n\nlib/tbuf.c\n3:#include <stdlib.h>\n", NULL, 0),
+           HR_CT_SEARCH, "heading-grouped matches of code lines (ag --group)");
+    is_int(detect("lib/tbuf.c:18:12:    char *p = malloc(cap);\nlib/tbuf.c:40:9:    free(b->p);\n"
+                  "src/main.c:77:5:    return x;\n", NULL, 0),
+           HR_CT_SEARCH, "path:line:col: (rg --vimgrep, git grep --column)");
+    is_int(detect("lib/textc.c-38-{\nlib/textc.c-39-    struct hr_tbuf *b = &o->b;\nlib/textc.c:40:    hr_tbuf_putf(b, x);\n"
+                  "lib/textc.c-41-    o->hash_off[0] = b->len;\n--\nlib/my-file.c-7-    y = 1;\nlib/my-file.c:8:    z();\n", NULL, 0),
+           HR_CT_SEARCH, "grep -rn -C1: context lines and -- separators");
+    is_int(detect("Makefile:12:\t$(CC) -o $@ $^\nMakefile:40:clean:\nDockerfile:3:RUN make\n", NULL, 0),
+           HR_CT_SEARCH, "matches in files without a dot or slash (Makefile:12:)");
+    is_int(detect("12:00:01 started worker\n12:00:02 worker ready\n12:00:05 job 7 done\n", NULL, 0),
+           HR_CT_LOG, "clock times are not line numbers");
+    is_int(detect("2024-06-01 10:00:01 INFO a\n2024-06-01 10:00:02 INFO b\n2024-06-01 10:00:03 ERROR c\n", NULL, 0),
+           HR_CT_LOG, "dates are not grep context lines");
+    is_int(detect("1. install the package\n2. run make\n3. run the tests\n", NULL, 0), HR_CT_TEXT,
+           "a numbered list is not search output");
     is_int(detect("diff --git a/x.c b/x.c\n--- a/x.c\n+++ b/x.c\n@@ -1,3 +1,3 @@\n-a\n+b\n", NULL, 0),
            HR_CT_DIFF, "unified diff");
     is_int(detect("#include <stdio.h>\n\nint main(void)\n{\n    printf(\"hi\\n\");\n    return 0;\n}\n", NULL, 0),
@@ -81,7 +103,7 @@ int main(void)
     json_t *ct = json_object_get(st, "content_types");
     ok(json_is_object(ct), "stats block has content_types");
     is_int(json_integer_value(json_object_get(ct, "json_array")), 3, "stats: json_array count");
-    is_int(json_integer_value(json_object_get(ct, "text")), 5, "stats: text count");
+    is_int(json_integer_value(json_object_get(ct, "text")), 6, "stats: text count");
     is_int(json_integer_value(json_object_get(ct, "diff")), 1, "stats: diff count");
     json_decref(st);
     {

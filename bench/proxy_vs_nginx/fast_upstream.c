@@ -27,7 +27,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#ifndef BUF_SIZE /* per connection: the largest request it takes (-DBUF_SIZE=... for megabyte bodies) */
 #define BUF_SIZE (256 * 1024)
+#endif
 
 static const char json_body[] =
     "{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion\",\"created\":1700000000,"

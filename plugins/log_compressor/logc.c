@@ -123,11 +123,15 @@ static void select_lines(struct work *w)
             l[i].keep = ++w->count[l[i].id] <= cfg->max_similar;
             w->errors += c == HR_LOGC_ERROR;
             w->warnings += c == HR_LOGC_WARN;
-        } else if (c == HR_LOGC_SUMMARY) {
-            l[i].keep = 1;
         }
         w->progress += c == HR_LOGC_PROGRESS;
     }
+    /* Summary lines: the last 2 x max_similar of them (the totals come last; a Maven or
+     * cargo run prints one per test class or crate before them). */
+    size_t summaries = 0;
+    for (size_t i = n; i-- > 0;)
+        if (l[i].cls == HR_LOGC_SUMMARY)
+            l[i].keep = ++summaries <= 2 * cfg->max_similar;
     /* context around kept errors and warnings */
     for (size_t i = 0; i < n; i++) {
         if (!l[i].keep || (l[i].cls != HR_LOGC_ERROR && l[i].cls != HR_LOGC_WARN))
@@ -395,7 +399,8 @@ int hr_logc_sniff(const char *text, size_t len)
         "make[", "--- FAIL", "FAIL\t", "test result:", "BUILD FAILURE", "BUILD SUCCESS", "[INFO] ", "[ERROR] ",
         "short test summary info", "passed in ", "failed in ", ": error: ", ": warning: ", "Ran ", "Compiling ",
         "Step ", " panicked at ", "Exception in thread", "\tat ", "    at ", "Tests:", "FAILED", "npm WARN",
-        "] Error ", "not remade because of errors", ": In function ", "collect2: error", NULL};
+        "] Error ", "not remade because of errors", ": In function ", "collect2: error", "TAP version ",
+        "not ok ", "# fail ", "# Subtest: ", NULL};
     const size_t win = 16384;
     size_t head = len < win ? len : win, tail = len > 2 * win ? win : len - head, lines = 0, hits = 0;
     for (size_t i = 0; i < head; i++)

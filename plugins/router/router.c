@@ -46,21 +46,63 @@ static int starts_ci(const char *s, size_t n, const char *p)
     return n >= l && strncasecmp(s, p, l) == 0;
 }
 
-/* `path:123:` or `path:123-` at line start (grep -n, ripgrep, git grep). */
+/* `path:123:` or `path:123-` at line start (grep -n, rg, ag, git grep; `path:12:5:`
+ * with columns), or grep -C's context line `path-123-`. A path has a '.' or '/'
+ * (a timestamp such as "2024-06-01T10:00" has neither), or is a plain name such as
+ * "Makefile" with a letter in it and no '-'. */
 static int search_line(const char *s, size_t n)
 {
     size_t i = 0;
-    int pathy = 0; /* a path has a '.' or '/', a timestamp ("2024-06-01T10:00") has not */
+    int pathy = 0, letter = 0, dash = 0;
     while (i < n && s[i] != ':' && !isspace((unsigned char)s[i])) {
         pathy |= s[i] == '.' || s[i] == '/';
+        letter |= isalpha((unsigned char)s[i]) != 0;
+        dash |= s[i] == '-';
         i++;
     }
-    if (i == 0 || i >= n || s[i] != ':' || !pathy)
-        return 0;
-    size_t d = ++i;
+    if (i > 0 && i < n && s[i] == ':' && (pathy || (letter && !dash))) {
+        size_t d = ++i;
+        while (i < n && isdigit((unsigned char)s[i]))
+            i++;
+        if (i > d && i < n && (s[i] == ':' || s[i] == '-'))
+            return 1;
+    }
+    /* Context line: a "-123-" in the first word, after a path. */
+    size_t w = 0;
+    while (w < n && !isspace((unsigned char)s[w]))
+        w++;
+    for (size_t e = w; e > 0; e--) {
+        if (s[e - 1] != '-' || e < 3)
+            continue;
+        size_t d = e - 1;
+        while (d > 0 && isdigit((unsigned char)s[d - 1]))
+            d--;
+        if (d < e - 1 && d > 1 && s[d - 1] == '-' && (memchr(s, '.', d - 1) || memchr(s, '/', d - 1)))
+            return 1;
+    }
+    return 0;
+}
+
+/* Under a file-name heading (rg --heading, ag --group, git grep --heading): `123:`,
+ * `123-` (context) or `123:45:` (column). */
+static int numbered_line(const char *s, size_t n)
+{
+    size_t i = 0;
     while (i < n && isdigit((unsigned char)s[i]))
         i++;
-    return i > d && i < n && (s[i] == ':' || s[i] == '-');
+    return i > 0 && i < n && (s[i] == ':' || s[i] == '-');
+}
+
+/* A file-name heading: one word with a '.' or '/', no ':'. */
+static int heading_line(const char *s, size_t n)
+{
+    int pathy = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isspace((unsigned char)s[i]) || s[i] == ':')
+            return 0;
+        pathy |= s[i] == '.' || s[i] == '/';
+    }
+    return pathy && n < 512;
 }
 
 static int level_word(const char *s, size_t n)
@@ -116,6 +158,7 @@ static enum hr_content_type sniff_text(const struct router *r, const char *text,
 {
     size_t lim = len < r->sample_bytes ? len : r->sample_bytes;
     size_t lines = 0, blank = 0, diff_hdr = 0, hunk = 0, search = 0, log = 0, code = 0, tag = 0;
+    int in_group = 0, prev_heading = 0, prev_search = 0; /* heading-grouped search output */
     while (lim && isspace((unsigned char)*text))
         text++, lim--, len--;
     if (starts_ci(text, lim, "<!doctype html") || starts_ci(text, lim, "<html"))
@@ -132,14 +175,26 @@ static enum hr_content_type sniff_text(const struct router *r, const char *text,
         lines++;
         if (n == 0 || (n == 1 && s[0] == '\r')) {
             blank++;
+            in_group = prev_heading = 0;
             continue;
         }
+        size_t before_search = search;
         if (starts(s, n, "diff --git ") || starts(s, n, "+++ ") || starts(s, n, "--- "))
             diff_hdr++;
         else if (starts(s, n, "@@ ") && memmem(s + 3, n - 3, " @@", 3))
             hunk++;
-        if (search_line(s, n))
+        if (search_line(s, n)) {
             search++;
+        } else if (numbered_line(s, n) && (in_group || prev_heading)) {
+            search += 1 + prev_heading; /* the heading above it counts too */
+            in_group = 1;
+        } else if (n == 2 && s[0] == '-' && s[1] == '-') {
+            search += in_group || prev_search; /* context-group separator */
+        } else {
+            in_group = 0;
+        }
+        prev_search = search > before_search;
+        prev_heading = heading_line(s, n);
         if (timestamp_prefix(s, n) || level_word(s, n < 40 ? n : 40))
             log++;
         if (code_line(s, n))

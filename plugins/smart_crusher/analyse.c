@@ -10,6 +10,7 @@
 #include "json_scan.h"
 
 #define TABLE_SLOTS 1024 /* > 2 * HR_SC_MAX_FIELDS, power of two */
+#define KEY_WORDS (HR_SC_MAX_FIELDS / 64)
 
 struct scratch {
     char *p;
@@ -27,6 +28,7 @@ struct walk {
     size_t plen[HR_SC_MAX_FIELDS];
     uint16_t pred[64];   /* field index + 1 per visit position, 0 = none */
     size_t seq;          /* visit position within the current row */
+    uint64_t *keys;      /* per row, KEY_WORDS words: the fields it carries (bit = field index) */
 };
 
 static int name_is(const char *name, const char *const *list)
@@ -109,9 +111,8 @@ static int lookup_slow(struct walk *w, const char *path, size_t plen)
     f->nums = malloc(t->n * sizeof *f->nums);
     f->num_rows = malloc(t->n * sizeof *f->num_rows);
     f->vhash = malloc(t->n * sizeof *f->vhash);
-    f->rare_rows = malloc(t->rare_cap * sizeof *f->rare_rows);
-    if (!f->path || !f->nums || !f->num_rows || !f->vhash || !f->rare_rows) {
-        free(f->path), free(f->nums), free(f->num_rows), free(f->vhash), free(f->rare_rows);
+    if (!f->path || !f->nums || !f->num_rows || !f->vhash) {
+        free(f->path), free(f->nums), free(f->num_rows), free(f->vhash);
         w->failed = 1;
         return -1;
     }
@@ -236,9 +237,8 @@ static void visit(struct walk *w, size_t row, const char *path, size_t plen, con
     struct hr_sc_row *r = &t->rows[row];
     if (f->count >= t->n)
         return; /* "a.b" spelled both flat and nested in one row */
-    if (f->count < t->rare_cap)
-        f->rare_rows[f->count] = (uint32_t)row;
     f->count++;
+    w->keys[row * KEY_WORDS + (size_t)fi / 64] |= 1ULL << (fi % 64);
     uint64_t vh;
     switch (v->type) {
     case JSON_STRING:
@@ -396,26 +396,27 @@ static double median_of(double *v, size_t n)
 }
 
 /* Modified z-score (Iglewicz & Hoaglin): |x - median| / (MAD / 0.6745); when more than
- * half the values are equal the MAD is 0 and the mean absolute deviation stands in. */
-static int numeric_stats(struct hr_sc_table *t, struct hr_sc_field *f)
+ * half the values are equal the MAD is 0 and the mean absolute deviation stands in.
+ * `nums`/`rows`: the field's m values in one schema group of `size` rows. */
+static int numeric_stats(struct hr_sc_table *t, struct hr_sc_field *f, const double *nums,
+                         const uint32_t *rows, size_t m, size_t size)
 {
-    size_t m = f->num_count;
-    if (m < 8 || m * 2 < t->n || f->cls == HR_SC_F_ID || f->cls == HR_SC_F_RELEVANCE)
+    if (m < 8 || m * 2 < size || f->cls == HR_SC_F_ID || f->cls == HR_SC_F_RELEVANCE)
         return 0;
     int increasing = 1;
     for (size_t i = 1; i < m && increasing; i++)
-        if (!(f->nums[i] > f->nums[i - 1]))
+        if (!(nums[i] > nums[i - 1]))
             increasing = 0;
     if (increasing)
         return 0; /* a sequence (ids, offsets, timestamps in order) has no outliers */
     double *tmp = malloc(m * sizeof *tmp);
     if (!tmp)
         return -1;
-    memcpy(tmp, f->nums, m * sizeof *tmp);
+    memcpy(tmp, nums, m * sizeof *tmp);
     double med = median_of(tmp, m);
     double mean_ad = 0;
     for (size_t i = 0; i < m; i++) {
-        tmp[i] = fabs(f->nums[i] - med);
+        tmp[i] = fabs(nums[i] - med);
         mean_ad += tmp[i];
     }
     mean_ad /= (double)m;
@@ -427,8 +428,8 @@ static int numeric_stats(struct hr_sc_table *t, struct hr_sc_field *f)
     f->median = med;
     f->scale = scale;
     for (size_t i = 0; i < m; i++) {
-        double z = fabs(f->nums[i] - med) / scale;
-        struct hr_sc_row *r = &t->rows[f->num_rows[i]];
+        double z = fabs(nums[i] - med) / scale;
+        struct hr_sc_row *r = &t->rows[rows[i]];
         if (z > 3.5 && z > r->z) {
             r->z = z > 1e30 ? 1e30f : (float)z;
             r->z_field = (uint16_t)(f - t->fields);
@@ -540,6 +541,191 @@ static void walk_row(struct walk *w, size_t i)
     }
 }
 
+static int popcount_words(const uint64_t *a, const uint64_t *b, int and)
+{
+    int n = 0;
+    for (size_t k = 0; k < KEY_WORDS; k++)
+        n += __builtin_popcountll(and ? a[k] & b[k] : a[k] | b[k]);
+    return n;
+}
+
+/* Key sets alike: Jaccard similarity >= 1/2 (an optional field or two does not split
+ * a schema; orders and customers in one result set are two). */
+static int alike(const uint64_t *a, const uint64_t *b)
+{
+    int u = popcount_words(a, b, 0);
+    return u == 0 || 2 * popcount_words(a, b, 1) >= u;
+}
+
+struct kset { uint32_t first, count; };
+
+static int cmp_kset(const void *a, const void *b)
+{
+    const struct kset *x = a, *y = b;
+    if (x->count != y->count)
+        return x->count > y->count ? -1 : 1;
+    return (x->first > y->first) - (x->first < y->first);
+}
+
+/* Schema groups: distinct key sets, most common first, each joining the first group
+ * whose founding key set it is alike to. More than HR_SC_MAX_SCHEMAS distinct key sets
+ * means no shared schema to speak of: one group. */
+static int group_rows(struct hr_sc_table *t, const uint64_t *keys)
+{
+    struct kset sets[HR_SC_MAX_SCHEMAS];
+    uint16_t set_group[HR_SC_MAX_SCHEMAS];
+    uint32_t base[HR_SC_MAX_SCHEMAS]; /* founding row of each group */
+    size_t ns = 0, ng = 0;
+    uint8_t *set_of = malloc(t->n);
+    t->groups = calloc(HR_SC_MAX_SCHEMAS, sizeof *t->groups);
+    if (!set_of || !t->groups) {
+        free(set_of);
+        return -1;
+    }
+    for (size_t i = 0; i < t->n && ns <= HR_SC_MAX_SCHEMAS; i++) {
+        const uint64_t *k = keys + i * KEY_WORDS;
+        size_t j = 0;
+        while (j < ns && memcmp(keys + (size_t)sets[j].first * KEY_WORDS, k, KEY_WORDS * sizeof *k))
+            j++;
+        if (j == ns) {
+            if (ns == HR_SC_MAX_SCHEMAS) {
+                ns++; /* too many: give up grouping */
+                break;
+            }
+            sets[ns++] = (struct kset){(uint32_t)i, 0};
+        }
+        sets[j].count++;
+        set_of[i] = (uint8_t)j;
+    }
+    if (ns > HR_SC_MAX_SCHEMAS || ns <= 1) {
+        free(set_of);
+        for (size_t i = 0; i < t->n; i++)
+            t->rows[i].group = 0;
+        t->groups[0] = (struct hr_sc_group){(uint32_t)t->n, 0, (uint32_t)(t->n - 1)};
+        t->n_groups = 1;
+        return 0;
+    }
+    struct kset sorted[HR_SC_MAX_SCHEMAS];
+    memcpy(sorted, sets, ns * sizeof *sets);
+    qsort(sorted, ns, sizeof *sorted, cmp_kset);
+    for (size_t a = 0; a < ns; a++) {
+        const uint64_t *k = keys + (size_t)sorted[a].first * KEY_WORDS;
+        size_t g = 0;
+        while (g < ng && !alike(keys + (size_t)base[g] * KEY_WORDS, k))
+            g++;
+        if (g == ng)
+            base[ng++] = sorted[a].first;
+        for (size_t j = 0; j < ns; j++)
+            if (sets[j].first == sorted[a].first)
+                set_group[j] = (uint16_t)g;
+    }
+    /* Number groups by first row so the output does not depend on the sort's ties. */
+    uint16_t renum[HR_SC_MAX_SCHEMAS];
+    for (size_t g = 0; g < ng; g++)
+        renum[g] = UINT16_MAX;
+    uint16_t next = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        uint16_t g = set_group[set_of[i]];
+        if (renum[g] == UINT16_MAX) {
+            renum[g] = next++;
+            t->groups[renum[g]].first = (uint32_t)i;
+        }
+        struct hr_sc_group *gr = &t->groups[renum[g]];
+        t->rows[i].group = renum[g];
+        gr->count++;
+        gr->last = (uint32_t)i;
+    }
+    t->n_groups = ng;
+    free(set_of);
+    return 0;
+}
+
+/* Numeric outliers per field within each schema group: a field shared by two schemas
+ * is judged against its own schema's values. */
+static int outliers(struct hr_sc_table *t, struct hr_sc_field *f)
+{
+    if (t->n_groups == 1)
+        return numeric_stats(t, f, f->nums, f->num_rows, f->num_count, t->n);
+    size_t m = f->num_count;
+    if (m < 8)
+        return 0;
+    double *nums = malloc(m * sizeof *nums);
+    uint32_t *rows = malloc(m * sizeof *rows);
+    int rc = nums && rows ? 0 : -1;
+    for (size_t g = 0; g < t->n_groups && rc == 0; g++) {
+        size_t k = 0;
+        for (size_t i = 0; i < m; i++)
+            if (t->rows[f->num_rows[i]].group == g) {
+                nums[k] = f->nums[i];
+                rows[k++] = f->num_rows[i];
+            }
+        rc = numeric_stats(t, f, nums, rows, k, t->groups[g].count);
+    }
+    free(nums);
+    free(rows);
+    return rc;
+}
+
+/* Per schema group: error keywords that are not the group's vocabulary, and rare fields
+ * (in at most 5 % of the group's rows, not in all) whose rows are needles unless the
+ * group is heterogeneous (more than a tenth of its rows carry one). */
+static int group_signals(struct hr_sc_table *t, const uint64_t *keys)
+{
+    size_t nf = t->n_fields, ng = t->n_groups;
+    uint32_t *cnt = calloc(ng * nf + 1, sizeof *cnt), *kw = calloc(ng * 64, sizeof *kw);
+    uint32_t *needles = calloc(ng, sizeof *needles);
+    if (!cnt || !kw || !needles) {
+        free(cnt), free(kw), free(needles);
+        return -1;
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        const struct hr_sc_row *r = &t->rows[i];
+        const uint64_t *k = keys + i * KEY_WORDS;
+        for (size_t fi = 0; fi < nf; fi++)
+            if (k[fi / 64] & (1ULL << (fi % 64)))
+                cnt[r->group * nf + fi]++;
+        for (size_t b = 0; b < 64; b++)
+            if (r->kw_mask & (1ULL << b))
+                kw[r->group * 64 + b]++;
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        struct hr_sc_row *r = &t->rows[i];
+        size_t size = t->groups[r->group].count;
+        if (r->kw_mask && r->err == 0)
+            for (size_t fi = 0; fi < nf; fi++) {
+                size_t b = fi < 63 ? fi : 63;
+                if (!(r->kw_mask & (1ULL << b)))
+                    continue;
+                /* A keyword in a tenth of the group's rows is vocabulary, not a signal. */
+                int ok = b < 63 ? (size_t)kw[r->group * 64 + b] * 10 <= size : t->fields[fi].kw_ok;
+                if (ok) {
+                    r->err = 1;
+                    break;
+                }
+            }
+        size_t cap = size / 20 > 1 ? size / 20 : 1;
+        const uint64_t *k = keys + i * KEY_WORDS;
+        for (size_t fi = 0; fi < nf && !r->needle; fi++) {
+            uint32_t c = cnt[r->group * nf + fi];
+            if ((k[fi / 64] & (1ULL << (fi % 64))) && c <= cap && c < size) {
+                r->needle = 1;
+                r->rare_field = (uint16_t)fi;
+                needles[r->group]++;
+            }
+        }
+    }
+    t->needles_on = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        struct hr_sc_row *r = &t->rows[i];
+        size_t size = t->groups[r->group].count, limit = size / 10 > 2 ? size / 10 : 2;
+        if (needles[r->group] > limit)
+            r->needle = 0;
+        t->needles_on |= r->needle;
+    }
+    free(cnt), free(kw), free(needles);
+    return 0;
+}
+
 int hr_sc_analyse(struct hr_sc_table *t, size_t text_len)
 {
     struct walk *w = calloc(1, sizeof *w);
@@ -547,12 +733,14 @@ int hr_sc_analyse(struct hr_sc_table *t, size_t text_len)
         return -1;
     w->t = t;
     w->clen = text_len;
-    t->rare_cap = t->n / 20 > 1 ? t->n / 20 : 1;
     t->fields = calloc(HR_SC_MAX_FIELDS, sizeof *t->fields);
-    if (!t->fields) {
+    uint64_t *keys = calloc(t->n * KEY_WORDS, sizeof *keys);
+    if (!t->fields || !keys) {
+        free(keys);
         free(w);
         return -1;
     }
+    w->keys = keys;
     t->rel_field = -1;
     for (size_t i = 0; i < t->n && !w->failed; i++)
         walk_row(w, i);
@@ -561,54 +749,33 @@ int hr_sc_analyse(struct hr_sc_table *t, size_t text_len)
     free(w->sval.p);
     int failed = w->failed;
     free(w);
-    if (failed)
+    if (failed || group_rows(t, keys)) {
+        free(keys);
         return -1;
+    }
     pick_relevance(t);
     size_t set_slots = 16;
     while (set_slots < t->n * 2)
         set_slots *= 2;
     uint64_t *set = malloc(set_slots * sizeof *set);
-    if (!set)
+    if (!set) {
+        free(keys);
         return -1;
+    }
     for (size_t fi = 0; fi < t->n_fields; fi++) {
         struct hr_sc_field *f = &t->fields[fi];
-        if (numeric_stats(t, f)) {
+        if (outliers(t, f)) {
             free(set);
+            free(keys);
             return -1;
         }
         f->distinct = distinct(f->vhash, f->n_vhash, set, set_slots);
-        /* A keyword that shows up in a tenth of the rows is vocabulary, not a signal. */
         f->kw_ok = f->kw_hits > 0 && (size_t)f->kw_hits * 10 <= t->n;
     }
     free(set);
-    size_t needle_rows = 0;
-    for (size_t i = 0; i < t->n; i++) {
-        struct hr_sc_row *r = &t->rows[i];
-        if (r->kw_mask && r->err == 0)
-            for (size_t fi = 0; fi < t->n_fields; fi++)
-                if (t->fields[fi].kw_ok && (r->kw_mask & (1ULL << (fi < 63 ? fi : 63)))) {
-                    r->err = 1;
-                    break;
-                }
-    }
-    /* Rare field (present in at most 5 % of rows): the rows carrying it are needles. */
-    for (size_t fi = 0; fi < t->n_fields; fi++) {
-        struct hr_sc_field *f = &t->fields[fi];
-        if (f->count == 0 || f->count > t->rare_cap)
-            continue;
-        for (size_t j = 0; j < f->count; j++) {
-            struct hr_sc_row *r = &t->rows[f->rare_rows[j]];
-            if (!r->needle) {
-                r->needle = 1;
-                r->rare_field = (uint16_t)fi;
-                needle_rows++;
-            }
-        }
-    }
-    /* When many rows carry rare fields the data is heterogeneous: no needles there. */
-    size_t limit = t->n / 10 > 2 ? t->n / 10 : 2;
-    t->needles_on = needle_rows > 0 && needle_rows <= limit;
-    return mark_duplicates(t);
+    int rc = group_signals(t, keys);
+    free(keys);
+    return rc ? rc : mark_duplicates(t);
 }
 
 void hr_sc_table_free(struct hr_sc_table *t)
@@ -619,10 +786,10 @@ void hr_sc_table_free(struct hr_sc_table *t)
             free(t->fields[i].nums);
             free(t->fields[i].num_rows);
             free(t->fields[i].vhash);
-            free(t->fields[i].rare_rows);
         }
         free(t->fields);
     }
+    free(t->groups);
     free(t->rows);
     memset(t, 0, sizeof *t);
 }

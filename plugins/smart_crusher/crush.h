@@ -52,6 +52,7 @@ struct hr_sc_row {
     uint8_t warn;
     uint8_t needle;
     uint8_t has_rel;
+    uint16_t group;         /* schema group (hr_sc_table.groups) */
     uint32_t kept;          /* HR_SC_R_* bits */
     double rel;
     double bm25;
@@ -68,7 +69,6 @@ struct hr_sc_field {
     uint32_t *num_rows;     /* ... and the rows they came from */
     uint64_t *vhash;        /* value hashes for distinct counts */
     uint32_t n_vhash;
-    uint32_t *rare_rows;    /* first rare_cap rows carrying the field */
     double median, scale;   /* robust location and scale (0 scale: not used) */
     uint8_t cls;            /* HR_SC_F_* name class */
     uint8_t kw_ok;          /* error keywords in this field are a signal */
@@ -76,15 +76,23 @@ struct hr_sc_field {
 
 enum { HR_SC_F_PLAIN = 0, HR_SC_F_ERROR, HR_SC_F_STATUS, HR_SC_F_LEVEL, HR_SC_F_ID, HR_SC_F_RELEVANCE };
 
+/* Rows whose key sets are alike (Jaccard >= 1/2 with the group's most common key set)
+ * form a schema group; stats, rare fields and first/last are per group. */
+#define HR_SC_MAX_SCHEMAS 64    /* more distinct key sets than this: one group */
+struct hr_sc_group {
+    uint32_t count, first, last;
+};
+
 struct hr_sc_table {
     const char *text;       /* compacted input */
     size_t n;
-    size_t rare_cap;        /* a field in at most this many rows is rare */
     struct hr_sc_row *rows;
     struct hr_sc_field *fields;
     size_t n_fields;
     int32_t rel_field;      /* relevance field index or -1 */
-    int needles_on;         /* schema-outlier detection is meaningful here */
+    int needles_on;         /* some group has rare-field rows (row.needle is only set there) */
+    size_t n_groups;        /* schema groups: rows with similar key sets (1 = uniform array) */
+    struct hr_sc_group *groups;
     size_t n_dups;
     int has_query_hits;
 };

@@ -65,7 +65,10 @@ static void summary(struct hr_tbuf *b, const struct hr_sc_table *t)
     reason(b, t, HR_SC_R_QUERY, "query match", 0);
     if (sp)
         hr_tbuf_putf(b, "%s%zu evenly spaced", b->len ? "; " : "", sp);
-    hr_tbuf_putf(b, "%sfirst/last", b->len ? "; " : "");
+    if (t->n_groups > 1)
+        hr_tbuf_putf(b, "%sfirst/last of each of %zu schemas", b->len ? "; " : "", t->n_groups);
+    else
+        hr_tbuf_putf(b, "%sfirst/last", b->len ? "; " : "");
     if (err_left || needle_left || out_left)
         hr_tbuf_putf(b, "; not shown: %zu errors, %zu rare-field rows, %zu outliers", err_left,
              needle_left, out_left);
@@ -93,8 +96,7 @@ int hr_sc_render(const struct hr_sc_table *t, const char *prefix, size_t prefix_
     char hint[160];
     /* "hash=<24 hex>" in the text too: clients and gateways look for it. */
     snprintf(hint, sizeof hint,
-             "%zu of %zu rows shown, original order. Call headroom_retrieve with hash=" HR_SC_HASH_PLACEHOLDER
-             " for the full data.", kept, t->n);
+             "Call headroom_retrieve with hash=" HR_SC_HASH_PLACEHOLDER " for all %zu rows.", t->n);
     json_t *m = json_pack("{s:{s:I,s:I,s:o,s:s,s:s,s:s}}", "_headroom",
                           "omitted", (json_int_t)(t->n - kept), "total", (json_int_t)t->n,
                           "kept_indices", idx, "reasons", reasons.p ? reasons.p : "",

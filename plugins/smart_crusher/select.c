@@ -2,6 +2,7 @@
  * needles, numeric outliers), then warnings, relevance, query match and evenly
  * spaced rows up to max_items. Pure function of the analysed table: deterministic. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "crush.h"
@@ -61,6 +62,32 @@ static size_t spaced(struct hr_sc_table *t, struct cand *c, size_t k, uint32_t w
 static int any_row(const struct hr_sc_row *r) { (void)r; return 1; }
 static int warn_row(const struct hr_sc_row *r) { return r->warn; }
 
+/* In a mixed-schema array each schema group shows its first and last row, the
+ * largest groups first, while that stays within max_items rows. Returns rows added. */
+static size_t group_ends(struct hr_sc_table *t, size_t max_items)
+{
+    size_t added = 0, ends = 2;
+    uint8_t done[HR_SC_MAX_SCHEMAS] = {0};
+    for (size_t round = 0; round < t->n_groups; round++) {
+        size_t best = SIZE_MAX;
+        for (size_t g = 0; g < t->n_groups; g++)
+            if (!done[g] && (best == SIZE_MAX || t->groups[g].count > t->groups[best].count))
+                best = g;
+        done[best] = 1;
+        const struct hr_sc_group *gr = &t->groups[best];
+        uint32_t at[2] = {gr->first, gr->last};
+        for (size_t k = 0; k < 2 && ends < max_items; k++) {
+            struct hr_sc_row *r = &t->rows[at[k]];
+            if (r->kept)
+                continue;
+            r->kept |= HR_SC_R_FIRST_LAST;
+            added++;
+            ends++;
+        }
+    }
+    return added;
+}
+
 size_t hr_sc_select(struct hr_sc_table *t, const struct hr_sc_config *cfg)
 {
     size_t n = t->n, kept = 0;
@@ -70,6 +97,7 @@ size_t hr_sc_select(struct hr_sc_table *t, const struct hr_sc_config *cfg)
     t->rows[0].kept |= HR_SC_R_FIRST_LAST;
     t->rows[n - 1].kept |= HR_SC_R_FIRST_LAST;
     kept = n > 1 ? 2 : 1;
+    kept += group_ends(t, cfg->max_items);
 
     size_t cap = (size_t)ceil((double)n * cfg->critical_fraction);
     if (cap < cfg->max_items)

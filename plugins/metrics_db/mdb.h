@@ -1,0 +1,76 @@
+/* mdb.h — the metrics_db sink's parts: a row (one completed request, copied
+ * out of an hr_event), and the SQLite store it is written to (schema,
+ * migrations, damaged-file recovery, batched inserts, retention). */
+#ifndef HR_MDB_H
+#define HR_MDB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sqlite3.h>
+#include <headroom/plugin.h>
+
+/* The schema version this build writes (PRAGMA user_version). */
+#define MDB_SCHEMA_VERSION 1
+/* Text columns are cut to this many bytes (at a UTF-8 boundary): the names
+ * come from clients, and a hostile one must not bloat the file. */
+#define MDB_TEXT_MAX 256
+
+/* One row of `requests`, with its strings in the same allocation. */
+struct mdb_row {
+    struct mdb_row *next;
+    double timestamp;
+    int status, credited, cached, streamed, failed, priced;
+    int64_t tokens_input_before, tokens_input_after, tokens_saved, tokens_output;
+    int64_t cache_read_tokens, cache_write_tokens, reasoning_tokens;
+    double cost_usd, savings_usd;
+    double latency_ms, overhead_ms, ttfb_ms; /* ttfb_ms < 0: NULL */
+    const char *request_id, *model, *provider, *wire_format, *stack, *path;
+    const char *transforms; /* JSON array of stage names */
+};
+
+/* A row for `ev` (free() it), or NULL when out of memory. Strings that are
+ * not UTF-8 get U+FFFD for each bad byte; `transforms` lists the stages that
+ * removed tokens and were not undone. Never fails on odd input. */
+struct mdb_row *mdb_row_from_event(const struct hr_event *ev);
+void mdb_rows_free(struct mdb_row *list);
+
+/* ------------------------------------------------------------------ store */
+
+enum mdb_open_status {
+    MDB_OPENED = 0,  /* ready; *db set */
+    MDB_FAILED = 1,  /* cannot open or write now (permissions, disk, locks): try again later */
+    MDB_REFUSED = 2, /* the file is not ours to write (newer schema, foreign table): never retry */
+};
+
+struct mdb_open_info {
+    int version_found;       /* user_version the file had (0 for a new file) */
+    int created;             /* the schema was created (or migrated) now */
+    char moved_to[4200];     /* a damaged file was moved here ("" when not) */
+    char damage[256];        /* why it counted as damaged */
+    char why[512];           /* MDB_FAILED / MDB_REFUSED: what went wrong, for the log */
+};
+
+/* Open `path` (creating its directory and the file), set WAL mode and the
+ * busy timeout, migrate the schema up to MDB_SCHEMA_VERSION. A file SQLite
+ * cannot read as a database is renamed to `<path>.corrupt-<UTC stamp>`
+ * (its -wal alongside) and a new one is created. `now` names the stamp.
+ * `check`: also run PRAGMA quick_check (after a write met damage), so a
+ * file whose schema reads fine but whose data pages do not is caught. */
+enum mdb_open_status mdb_open(const char *path, double now, int busy_timeout_ms, int check, sqlite3 **db,
+                              struct mdb_open_info *info);
+
+/* True when an SQLite error code means the file itself is damaged. */
+int mdb_is_damage(int sqlite_rc);
+
+/* Insert `rows` (a list) in one transaction. Returns SQLITE_OK or the
+ * failing code (the transaction is rolled back: none of the rows went in),
+ * with the message in `why`. */
+int mdb_insert(sqlite3 *db, const struct mdb_row *rows, char *why, size_t whylen);
+
+/* Delete rows older than `cutoff` (Unix seconds); *deleted gets the count. */
+int mdb_prune(sqlite3 *db, double cutoff, int64_t *deleted, char *why, size_t whylen);
+
+/* mkdir -p of the directory holding `path`: 0 or -errno. */
+int mdb_mkdir_parent(const char *path);
+
+#endif

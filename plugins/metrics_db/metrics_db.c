@@ -1,0 +1,505 @@
+/* metrics_db.c — the metrics_db sink: one SQLite row per completed request.
+ * on_event only copies the event into a bounded queue; a writer thread
+ * commits the queue in one transaction per batch (every flush_interval_ms
+ * or batch_rows rows), prunes rows past retention_days at start and hourly,
+ * and flushes everything at shutdown. Serves /stats.metrics_db and the
+ * headroom_metrics_db_* families of /metrics. */
+#include <errno.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <headroom/plugin.h>
+#include "mdb.h"
+#include "numfmt.h"
+
+#define BUSY_TIMEOUT_MS 5000   /* another process holding the write lock */
+#define PRUNE_EVERY_S 3600.0
+
+enum mdb_state { ST_OK, ST_UNAVAILABLE, ST_REFUSED };
+static const char *const state_names[] = {"ok", "unavailable", "refused"};
+
+struct mdb {
+    const struct hr_host *host;
+    struct hr_instance *self;
+    char *path;
+    int retention_days;
+    size_t batch_rows, queue_size;
+    unsigned flush_ms;
+
+    pthread_t writer;
+    int writer_started;
+    pthread_mutex_t mu; /* the queue, stop, and the figures below */
+    pthread_cond_t cond;
+    struct mdb_row *head, **tail;
+    size_t queued;
+    int stop;
+
+    /* Writer thread only. */
+    sqlite3 *db;
+    int failing;       /* a write or open failed: WARN once per streak */
+    int suspect;       /* a write met a damaged page: check the whole file on reopen */
+    double next_prune; /* Unix seconds */
+
+    /* Under mu: what /stats shows besides the atomics. */
+    _Atomic int state;
+    char last_error[512];
+    double last_commit_at; /* Unix seconds, 0 = never */
+    size_t last_batch_rows;
+    double last_batch_ms, max_batch_ms, total_batch_ms;
+
+    atomic_uint_fast64_t rows_written, rows_dropped, write_errors, rows_pruned, batches;
+};
+
+static const struct hr_conf_key keys[] = {
+    HR_CONF_KEY("path", HR_CONF_STRING, NULL,
+                "SQLite file (default $HEADROOM_WORKSPACE_DIR/metrics.db, else ~/.headroom/metrics.db)"),
+    HR_CONF_KEY_RANGE("retention_days", HR_CONF_INT, "30",
+                      "rows older than this many days are deleted at start and hourly; 0 keeps them for ever",
+                      0, 36500),
+    HR_CONF_KEY_RANGE("batch_rows", HR_CONF_INT, "256", "a batch is written once this many rows wait (1-100000)", 1,
+                      100000),
+    HR_CONF_KEY_RANGE("flush_interval_ms", HR_CONF_INT, "1000",
+                      "milliseconds between writes of what waits (10-60000)", 10, 60000),
+    HR_CONF_KEY_RANGE("queue_size", HR_CONF_INT, "10000",
+                      "rows waiting for the writer before new ones are dropped and counted (16-10000000)", 16,
+                      10000000),
+    HR_CONF_END,
+};
+
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static double wall_s(const struct mdb *m)
+{
+    if (HR_HAS_FIELD(m->host, struct hr_host, now) && m->host->now) return m->host->now();
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------------ path */
+
+static char *expand_tilde(const char *p)
+{
+    if (p[0] != '~' || (p[1] && p[1] != '/')) return strdup(p);
+    const char *home = getenv("HOME");
+    if (!home || !*home) {
+        struct passwd *pw = getpwuid(getuid());
+        home = pw ? pw->pw_dir : "/";
+    }
+    char *out;
+    return asprintf(&out, "%s%s", home, p + 1) < 0 ? NULL : out;
+}
+
+static char *resolve_path(const struct hr_host *host, const char *conf_path)
+{
+    if (conf_path && *conf_path) return expand_tilde(conf_path);
+    char *out;
+    if (HR_HAS_FIELD(host, struct hr_host, state_dir) && host->state_dir)
+        return asprintf(&out, "%s/metrics.db", host->state_dir()) < 0 ? NULL : out;
+    const char *ws = getenv("HEADROOM_WORKSPACE_DIR");
+    if (ws && *ws) {
+        char *w = expand_tilde(ws);
+        if (!w) return NULL;
+        int rc = asprintf(&out, "%s/metrics.db", w);
+        free(w);
+        return rc < 0 ? NULL : out;
+    }
+    return expand_tilde("~/.headroom/metrics.db");
+}
+
+/* ------------------------------------------------------------ the file */
+
+static void set_error(struct mdb *m, const char *why)
+{
+    pthread_mutex_lock(&m->mu);
+    snprintf(m->last_error, sizeof m->last_error, "%s", why);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* Open (or reopen) the file; logs what happened. 0 when usable. */
+static int open_db(struct mdb *m, int at_start)
+{
+    struct mdb_open_info info;
+    enum mdb_open_status st = mdb_open(m->path, wall_s(m), BUSY_TIMEOUT_MS, m->suspect, &m->db, &info);
+    m->suspect = 0;
+    if (info.moved_to[0])
+        m->host->log(m->self, HR_LOG_WARN, "metrics database %s is damaged (%s): moved aside to %s, starting a new one",
+                     m->path, info.damage, info.moved_to);
+    if (st == MDB_OPENED) {
+        atomic_store(&m->state, ST_OK);
+        set_error(m, "");
+        if (at_start)
+            m->host->log(m->self, HR_LOG_INFO, "metrics database: %s (schema version %d%s, retention %d days)",
+                         m->path, MDB_SCHEMA_VERSION,
+                         info.created ? (info.version_found ? ", migrated" : ", created") : "", m->retention_days);
+        return 0;
+    }
+    set_error(m, info.why);
+    if (st == MDB_REFUSED) {
+        atomic_store(&m->state, ST_REFUSED);
+        m->host->log(m->self, HR_LOG_ERROR, "%s; headroomd serves without the metrics_db sink", info.why);
+        return -1;
+    }
+    atomic_store(&m->state, ST_UNAVAILABLE);
+    if (!m->failing)
+        m->host->log(m->self, HR_LOG_WARN,
+                     "%s; headroomd serves anyway, keeps up to %zu rows in memory and retries every %u ms (rows "
+                     "beyond that are dropped and counted in /stats metrics_db.rows_dropped)",
+                     info.why, m->queue_size, m->flush_ms);
+    m->failing = 1;
+    return -1;
+}
+
+static void prune(struct mdb *m, double now)
+{
+    if (!m->db) return; /* not open yet: prune as soon as it is */
+    m->next_prune = now + PRUNE_EVERY_S;
+    if (!m->retention_days) return;
+    int64_t deleted = 0;
+    char why[256];
+    int rc = mdb_prune(m->db, now - m->retention_days * 86400.0, &deleted, why, sizeof why);
+    atomic_fetch_add(&m->rows_pruned, (uint64_t)deleted);
+    if (rc != SQLITE_OK)
+        m->host->log(m->self, HR_LOG_WARN, "cannot delete old rows from %s: %s; tried again in an hour", m->path, why);
+    else if (deleted)
+        m->host->log(m->self, HR_LOG_INFO, "deleted %lld rows older than %d days from %s", (long long)deleted,
+                     m->retention_days, m->path);
+}
+
+/* Put a batch that could not be written back in front of the queue. */
+static void requeue(struct mdb *m, struct mdb_row *rows, size_t n)
+{
+    struct mdb_row *last = rows;
+    while (last->next) last = last->next;
+    pthread_mutex_lock(&m->mu);
+    last->next = m->head;
+    if (!m->head) m->tail = &last->next;
+    m->head = rows;
+    m->queued += n;
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* Write one batch. Returns 0, or -1 with the rows put back (final: freed,
+ * the caller counts and reports them). */
+static int write_batch(struct mdb *m, struct mdb_row *rows, size_t n, int final)
+{
+    double t0 = mono_ms();
+    int rc = SQLITE_CANTOPEN;
+    char why[512] = "";
+    int opened = m->db || open_db(m, 0) == 0;
+    if (opened) {
+        rc = mdb_insert(m->db, rows, why, sizeof why);
+        if (rc != SQLITE_OK && mdb_is_damage(rc)) {
+            /* Damaged under us: the next attempt reopens, which moves it aside. */
+            sqlite3_close(m->db);
+            m->db = NULL;
+            m->suspect = 1;
+        }
+    } else {
+        snprintf(why, sizeof why, "%s", m->last_error);
+    }
+    double ms = mono_ms() - t0;
+    if (rc == SQLITE_OK) {
+        atomic_fetch_add(&m->rows_written, n);
+        atomic_fetch_add(&m->batches, 1);
+        pthread_mutex_lock(&m->mu);
+        m->last_commit_at = wall_s(m);
+        m->last_batch_rows = n;
+        m->last_batch_ms = ms;
+        m->total_batch_ms += ms;
+        if (ms > m->max_batch_ms) m->max_batch_ms = ms;
+        pthread_mutex_unlock(&m->mu);
+        if (m->failing) m->host->log(m->self, HR_LOG_INFO, "metrics database %s is writable again", m->path);
+        m->failing = 0;
+        mdb_rows_free(rows);
+        return 0;
+    }
+    atomic_fetch_add(&m->write_errors, 1);
+    if (opened) { /* an open that failed has logged and set the error itself */
+        set_error(m, why);
+        if (!m->failing)
+            m->host->log(m->self, HR_LOG_WARN,
+                         "cannot write %zu rows to %s: %s; they stay queued and are retried every %u ms", n, m->path,
+                         why, m->flush_ms);
+        m->failing = 1;
+    }
+    if (final) {
+        mdb_rows_free(rows);
+    } else {
+        requeue(m, rows, n);
+    }
+    return -1;
+}
+
+/* Take up to batch_rows rows off the queue (mu held). */
+static struct mdb_row *take(struct mdb *m, size_t *n)
+{
+    struct mdb_row *first = m->head, **link = &m->head;
+    size_t k = 0;
+    while (*link && k < m->batch_rows) {
+        link = &(*link)->next;
+        k++;
+    }
+    m->head = *link;
+    *link = NULL;
+    if (!m->head) m->tail = &m->head;
+    m->queued -= k;
+    *n = k;
+    return k ? first : NULL;
+}
+
+static void *writer_main(void *arg)
+{
+    struct mdb *m = arg;
+    prune(m, wall_s(m));
+    int backoff = 0; /* the last write failed: wait the whole interval */
+    pthread_mutex_lock(&m->mu);
+    for (;;) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += m->flush_ms / 1000;
+        deadline.tv_nsec += (long)(m->flush_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        while (!m->stop && (backoff || m->queued < m->batch_rows))
+            if (pthread_cond_timedwait(&m->cond, &m->mu, &deadline) == ETIMEDOUT) break;
+        int stop = m->stop;
+        backoff = 0;
+        /* Everything that waits, a batch per transaction; a failure leaves
+         * the rest for the next tick. */
+        while (m->queued) {
+            size_t n;
+            struct mdb_row *rows = take(m, &n);
+            pthread_mutex_unlock(&m->mu);
+            int rc = write_batch(m, rows, n, stop);
+            pthread_mutex_lock(&m->mu);
+            if (rc && !stop) {
+                backoff = 1;
+                break;
+            }
+            if (rc) {
+                /* Shutting down and the file refuses: do not wait a busy
+                 * timeout per batch, give the rest up at once. */
+                size_t lost = n + m->queued;
+                mdb_rows_free(m->head);
+                m->head = NULL;
+                m->tail = &m->head;
+                m->queued = 0;
+                atomic_fetch_add(&m->rows_dropped, lost);
+                char why[sizeof m->last_error];
+                memcpy(why, m->last_error, sizeof why);
+                pthread_mutex_unlock(&m->mu);
+                m->host->log(m->self, HR_LOG_ERROR,
+                             "shutting down: %zu rows could not be written to %s (%s) and are lost", lost, m->path,
+                             why[0] ? why : "see the warnings above");
+                pthread_mutex_lock(&m->mu);
+            }
+        }
+        if (stop) break;
+        pthread_mutex_unlock(&m->mu);
+        double now = wall_s(m);
+        if (now >= m->next_prune) prune(m, now);
+        pthread_mutex_lock(&m->mu);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return NULL;
+}
+
+/* ----------------------------------------------------------------- event */
+
+static void on_event(void *state, const struct hr_event *ev)
+{
+    struct mdb *m = state;
+    if (atomic_load(&m->state) == ST_REFUSED) return;
+    pthread_mutex_lock(&m->mu);
+    int full = m->queued >= m->queue_size;
+    pthread_mutex_unlock(&m->mu);
+    struct mdb_row *r = full ? NULL : mdb_row_from_event(ev);
+    if (!r) {
+        atomic_fetch_add(&m->rows_dropped, 1);
+        return;
+    }
+    pthread_mutex_lock(&m->mu);
+    if (m->queued >= m->queue_size) {
+        pthread_mutex_unlock(&m->mu);
+        free(r);
+        atomic_fetch_add(&m->rows_dropped, 1);
+        return;
+    }
+    *m->tail = r;
+    m->tail = &r->next;
+    int wake = ++m->queued == m->batch_rows;
+    pthread_mutex_unlock(&m->mu);
+    if (wake) pthread_cond_signal(&m->cond);
+}
+
+/* ------------------------------------------------------------- snapshots */
+
+static json_t *stats_block_for(void *state, int from_loopback)
+{
+    struct mdb *m = state;
+    pthread_mutex_lock(&m->mu);
+    size_t queued = m->queued;
+    double last_commit = m->last_commit_at, last_ms = m->last_batch_ms, max_ms = m->max_batch_ms,
+           total_ms = m->total_batch_ms;
+    size_t last_rows = m->last_batch_rows;
+    char err[sizeof m->last_error];
+    memcpy(err, m->last_error, sizeof err);
+    pthread_mutex_unlock(&m->mu);
+    uint64_t batches = atomic_load(&m->batches);
+    char at[32] = "";
+    if (last_commit > 0) {
+        time_t t = (time_t)last_commit;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    json_t *o = json_pack(
+        "{s:s,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:s?,s:{s:I,s:f,s:f,s:f},s:i,s:i,s:i,s:i,s:s?}", "state",
+        state_names[atomic_load(&m->state)], "schema_version", MDB_SCHEMA_VERSION, "rows_written",
+        (json_int_t)atomic_load(&m->rows_written), "rows_dropped", (json_int_t)atomic_load(&m->rows_dropped),
+        "write_errors", (json_int_t)atomic_load(&m->write_errors), "rows_pruned",
+        (json_int_t)atomic_load(&m->rows_pruned), "queued", (json_int_t)queued, "batches", (json_int_t)batches,
+        "last_commit_at", at[0] ? at : NULL, "batch", "last_rows", (json_int_t)last_rows, "last_ms",
+        hr_numfmt_round(last_ms, HR_DECIMALS_MS), "max_ms", hr_numfmt_round(max_ms, HR_DECIMALS_MS), "avg_ms",
+        hr_numfmt_round(batches ? total_ms / (double)batches : 0, HR_DECIMALS_MS), "retention_days",
+        m->retention_days, "batch_rows", (int)m->batch_rows, "flush_interval_ms", (int)m->flush_ms, "queue_size",
+        (int)m->queue_size, "last_error", err[0] ? err : NULL);
+    /* Where the file lives is only for the operator at the machine. */
+    if (o && from_loopback) json_object_set_new(o, "path", json_string(m->path));
+    return o;
+}
+
+static json_t *stats_block(void *state) { return stats_block_for(state, 0); }
+
+static int metrics(void *state, hr_metric_visit_fn visit, void *ud)
+{
+    struct mdb *m = state;
+    pthread_mutex_lock(&m->mu);
+    double queued = (double)m->queued, last_commit = m->last_commit_at;
+    pthread_mutex_unlock(&m->mu);
+    static const struct {
+        const char *name, *help;
+        enum hr_metric_type type;
+    } fams[] = {
+        {"headroom_metrics_db_rows_written_total", "Rows committed to the metrics database", HR_METRIC_COUNTER},
+        {"headroom_metrics_db_rows_dropped_total",
+         "Rows lost: the writer's queue was full (queue_size) or the file was unwritable at shutdown",
+         HR_METRIC_COUNTER},
+        {"headroom_metrics_db_write_errors_total", "Batches that could not be written (retried)", HR_METRIC_COUNTER},
+        {"headroom_metrics_db_rows_pruned_total", "Rows deleted for being older than retention_days",
+         HR_METRIC_COUNTER},
+        {"headroom_metrics_db_queue_length", "Rows waiting for the writer", HR_METRIC_GAUGE},
+        {"headroom_metrics_db_last_commit_timestamp_seconds", "Unix time of the last committed batch; 0 = never",
+         HR_METRIC_GAUGE},
+    };
+    double values[] = {(double)atomic_load(&m->rows_written), (double)atomic_load(&m->rows_dropped),
+                       (double)atomic_load(&m->write_errors), (double)atomic_load(&m->rows_pruned), queued,
+                       last_commit};
+    for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++) {
+        struct hr_metric_family fam = {sizeof fam, fams[i].name, fams[i].help, fams[i].type, 0, NULL};
+        struct hr_metric_sample smp = {.struct_size = sizeof smp, .value = values[i]};
+        visit(ud, &fam, &smp);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+static void fini(void *state);
+
+static int init(const struct hr_host *host, struct hr_instance *self, const struct hr_conf *conf, void **out)
+{
+    struct mdb *m = calloc(1, sizeof *m);
+    if (!m) return HR_ENOMEM;
+    m->host = host;
+    m->self = self;
+    m->retention_days = (int)host->conf_int(conf, "retention_days");
+    m->batch_rows = (size_t)host->conf_int(conf, "batch_rows");
+    m->flush_ms = (unsigned)host->conf_int(conf, "flush_interval_ms");
+    m->queue_size = (size_t)host->conf_int(conf, "queue_size");
+    m->tail = &m->head;
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&m->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (m->batch_rows < 1 || m->queue_size < 1 || m->flush_ms < 1 || m->retention_days < 0) {
+        host->log(self, HR_LOG_ERROR, "batch_rows, queue_size and flush_interval_ms must be positive, retention_days "
+                                      "0 or more");
+        fini(m);
+        return HR_EINVAL;
+    }
+    if (!(m->path = resolve_path(host, host->conf_string(conf, "path")))) {
+        fini(m);
+        return HR_ENOMEM;
+    }
+    int stats_rc = HR_HAS_FIELD(host, struct hr_host, register_stats_for) && host->register_stats_for
+                       ? host->register_stats_for(self, "metrics_db", stats_block_for, m)
+                       : host->register_stats(self, "metrics_db", stats_block, m);
+    if (stats_rc || (HR_HAS_FIELD(host, struct hr_host, register_metrics) && host->register_metrics &&
+                     host->register_metrics(self, metrics, m))) {
+        host->log(self, HR_LOG_ERROR, "cannot register with the host (out of memory?)");
+        fini(m);
+        return HR_ENOMEM;
+    }
+    open_db(m, 1);
+    if (atomic_load(&m->state) == ST_REFUSED) {
+        /* Nothing to write to: the sink stays loaded for /stats only. */
+        if (HR_HAS_FIELD(host, struct hr_host, events_off) && host->events_off) host->events_off(self);
+        *out = m;
+        return HR_OK;
+    }
+    if (pthread_create(&m->writer, NULL, writer_main, m)) {
+        host->log(self, HR_LOG_ERROR, "cannot start the writer thread");
+        fini(m);
+        return HR_ENOMEM;
+    }
+    m->writer_started = 1;
+    *out = m;
+    return HR_OK;
+}
+
+static void fini(void *state)
+{
+    struct mdb *m = state;
+    if (!m) return;
+    if (m->writer_started) {
+        pthread_mutex_lock(&m->mu);
+        m->stop = 1;
+        pthread_cond_signal(&m->cond);
+        pthread_mutex_unlock(&m->mu);
+        pthread_join(m->writer, NULL); /* writes what is queued first */
+    }
+    mdb_rows_free(m->head);
+    if (m->db) sqlite3_close(m->db);
+    pthread_mutex_destroy(&m->mu);
+    pthread_cond_destroy(&m->cond);
+    free(m->path);
+    free(m);
+}
+
+HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
+    HR_PLUGIN_HEADER,
+    .name = "metrics_db",
+    .kind = HR_PLUGIN_SINK,
+    .version = "1.0.0",
+    .description = "one SQLite row per completed request (metrics.db), for headroom metrics/summary and the SDK",
+    .conf_keys = keys,
+    .init = init,
+    .fini = fini,
+    .on_event = on_event,
+};

@@ -1,0 +1,476 @@
+/* src/cli_wrap.c — `headroom wrap`: run a coding agent through headroomd.
+ * Uses the headroomd already listening on the port, or starts one in the
+ * background for the session (install_mode wrapped, HEADROOM_STACK
+ * wrap_<agent>), points the agent at it the way that agent is configured,
+ * runs it in the foreground with the terminal, and returns its exit code
+ * after stopping the daemon it started (doc/telemetry.md, headroom(1)). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include "cli.h"
+#include "config.h"
+#include "state_dir.h"
+
+#define MAX_ENV 8
+
+struct agent {
+    const char *name;    /* as typed after `wrap`, and the executable */
+    const char *product; /* for messages */
+    unsigned openai : 1, openai_api_base : 1, anthropic : 1, anthropic_headers : 1;
+};
+
+/* How each agent finds its API: Claude Code reads ANTHROPIC_BASE_URL and
+ * sends ANTHROPIC_CUSTOM_HEADERS ("Name: value" lines); Codex CLI reads
+ * OPENAI_BASE_URL; aider (through litellm) OPENAI_API_BASE / OPENAI_BASE_URL
+ * and ANTHROPIC_BASE_URL. Agents without a header variable are counted under
+ * the daemon's HEADROOM_STACK when wrap started it. */
+static const struct agent AGENTS[] = {
+    {"claude", "Claude Code", 0, 0, 1, 1},
+    {"codex", "Codex CLI", 1, 0, 0, 0},
+    {"aider", "aider", 1, 1, 1, 0},
+};
+static const struct agent GENERIC = {"generic", "the command", 1, 1, 1, 1};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: headroom wrap [--print-env] [--port N] [-c FILE] AGENT [-- AGENT-ARGS...]\n"
+            "       headroom wrap [--print-env] [--port N] [-c FILE] -- COMMAND [ARGS...]\n"
+            "\n"
+            "Run a coding agent through headroomd: AGENT is claude (Claude Code), codex (Codex CLI) or aider;\n"
+            "`-- COMMAND` runs any other program with both OpenAI and Anthropic base URLs set.\n"
+            "A headroomd already listening on the port is used; otherwise one is started for the session\n"
+            "and stopped when the agent exits. The agent's exit code is wrap's exit code.\n"
+            "\n"
+            "  --print-env   print the agent's environment as shell `export` lines instead of running it\n"
+            "  --port N      headroomd port on 127.0.0.1 (default: $HEADROOM_PORT, else the config's port, else 8787)\n"
+            "  -c FILE       config whose port wrap uses, and that a headroomd wrap starts reads (default $HEADROOM_CONFIG)\n"
+            "\n"
+            "Environment: HEADROOMD names the headroomd binary (default: next to headroom, else on PATH).\n");
+}
+
+/* ------------------------------------------------------------------ http */
+
+static size_t discard(char *p, size_t size, size_t n, void *ud)
+{
+    (void)p;
+    (void)ud;
+    return size * n;
+}
+
+struct buf {
+    char data[4096];
+    size_t len;
+};
+
+static size_t keep(char *p, size_t size, size_t n, void *ud)
+{
+    struct buf *b = ud;
+    size_t k = size * n, room = sizeof b->data - 1 - b->len;
+    memcpy(b->data + b->len, p, k < room ? k : room);
+    b->len += k < room ? k : room;
+    b->data[b->len] = '\0';
+    return size * n;
+}
+
+/* HTTP status of GET url (0 when nothing answers); the body's start in b. */
+static long http_get(const char *url, struct buf *b)
+{
+    CURL *c = curl_easy_init();
+    if (!c) return 0;
+    long status = 0;
+    if (b) b->len = 0, b->data[0] = '\0';
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, b ? keep : discard);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+/* 1: a headroomd answers on the port; 0: nothing listens; -1: something else does. */
+static int probe(int port)
+{
+    char url[64];
+    struct buf b;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/health", port);
+    long st = http_get(url, &b);
+    if (!st) return 0;
+    json_t *j = json_loads(b.data, 0, NULL);
+    int ours = st == 200 && json_is_object(j) && json_is_string(json_object_get(j, "version")) &&
+               json_is_string(json_object_get(j, "status"));
+    json_decref(j);
+    return ours ? 1 : -1;
+}
+
+/* ----------------------------------------------------------- processes */
+
+/* Path of `name` on PATH (or name itself when it has a '/'), or NULL. */
+static char *find_exe(const char *name)
+{
+    if (strchr(name, '/')) return access(name, X_OK) ? NULL : strdup(name);
+    const char *path = getenv("PATH");
+    if (!path) path = "/usr/local/bin:/usr/bin:/bin";
+    char full[PATH_MAX];
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, ":");
+        snprintf(full, sizeof full, "%.*s%s%s", (int)n, p, n ? "/" : "", name);
+        struct stat st;
+        if (!stat(full, &st) && S_ISREG(st.st_mode) && !access(full, X_OK)) return strdup(full);
+        p += n;
+        if (*p == ':') p++;
+    }
+    return NULL;
+}
+
+/* headroomd: $HEADROOMD, else next to this program, else on PATH. */
+static char *daemon_path(void)
+{
+    const char *env = getenv("HEADROOMD");
+    if (env && *env) return strdup(env);
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            char cand[PATH_MAX + 16];
+            snprintf(cand, sizeof cand, "%.*s/headroomd", (int)(slash - self), self);
+            if (!access(cand, X_OK)) return strdup(cand);
+            /* libtool's uninstalled layout: src/.libs/headroom next to src/headroomd */
+            snprintf(cand, sizeof cand, "%.*s/../headroomd", (int)(slash - self), self);
+            if (!access(cand, X_OK)) return strdup(cand);
+        }
+    }
+    return find_exe("headroomd");
+}
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) && errno == EINTR) {
+    }
+}
+
+/* Start headroomd in its own process group (a Ctrl-C meant for the agent
+ * does not reach it; wrap stops it after the agent), logging to
+ * <state>/wrap-headroomd.log. Returns its pid once /readyz says 200, or -1. */
+static pid_t start_daemon(const char *exe, int port, const char *conf, const char *stack)
+{
+    const char *state = hr_state_dir();
+    mkdir(state, 0700);
+    char log_path[4200];
+    snprintf(log_path, sizeof log_path, "%s/wrap-headroomd.log", state);
+    int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (log_fd < 0) {
+        fprintf(stderr, "headroom wrap: cannot open %s: %s (is HEADROOM_WORKSPACE_DIR writable?)\n", log_path, strerror(errno));
+        return -1;
+    }
+    char port_s[16];
+    snprintf(port_s, sizeof port_s, "%d", port);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "headroom wrap: cannot start headroomd: %s\n", strerror(errno));
+        close(log_fd);
+        return -1;
+    }
+    if (pid == 0) {
+        setpgid(0, 0);
+        int null_fd = open("/dev/null", O_RDONLY);
+        if (null_fd >= 0) dup2(null_fd, 0);
+        dup2(log_fd, 1);
+        dup2(log_fd, 2);
+        setenv("HEADROOM_INSTALL_MODE", "wrapped", 1);
+        setenv("HEADROOM_STACK", stack, 1);
+        const char *argv[] = {exe, "--host", "127.0.0.1", "--port", port_s, conf ? "-c" : NULL, conf, NULL};
+        execv(exe, (char *const *)argv);
+        dprintf(2, "headroom wrap: cannot run %s: %s\n", exe, strerror(errno));
+        _exit(127);
+    }
+    close(log_fd);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", port);
+    double deadline = mono() + 20;
+    while (mono() < deadline) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            fprintf(stderr, "headroom wrap: headroomd exited (%s %d) before it was ready; see %s\n",
+                    WIFEXITED(status) ? "code" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), log_path);
+            return -1;
+        }
+        if (http_get(url, NULL) == 200) return pid;
+        nap_ms(50);
+    }
+    fprintf(stderr, "headroom wrap: headroomd did not become ready on port %d within 20 s; see %s\n", port, log_path);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static void stop_daemon(pid_t pid)
+{
+    if (pid <= 0) return;
+    kill(pid, SIGTERM);
+    double deadline = mono() + 15;
+    while (mono() < deadline) {
+        pid_t r = waitpid(pid, NULL, WNOHANG);
+        if (r == pid || (r < 0 && errno != EINTR)) return;
+        nap_ms(20);
+    }
+    fprintf(stderr, "headroom wrap: headroomd (pid %ld) did not stop within 15 s of SIGTERM; killing it\n", (long)pid);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+static volatile sig_atomic_t agent_pid, got_signal;
+
+/* Before the agent runs, a signal ends the session; while it runs, the
+ * signals sent to wrap alone are passed on to it. */
+static void on_signal(int sig)
+{
+    got_signal = sig;
+    if (agent_pid > 0) kill((pid_t)agent_pid, sig);
+}
+
+/* ------------------------------------------------------------ environment */
+
+struct env {
+    const char *name[MAX_ENV];
+    char *value[MAX_ENV];
+    size_t n;
+};
+
+static void env_add(struct env *e, const char *name, const char *fmt, const char *a, const char *b)
+{
+    size_t len = strlen(fmt) + strlen(a) + strlen(b) + 1;
+    char *v = malloc(len);
+    if (!v) return;
+    snprintf(v, len, fmt, a, b);
+    e->name[e->n] = name;
+    e->value[e->n++] = v;
+}
+
+static void build_env(struct env *e, const struct agent *a, int port, const char *stack)
+{
+    char base[64];
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
+    if (a->openai) env_add(e, "OPENAI_BASE_URL", "%s%s", base, "/v1");
+    if (a->openai_api_base) env_add(e, "OPENAI_API_BASE", "%s%s", base, "/v1");
+    if (a->anthropic) env_add(e, "ANTHROPIC_BASE_URL", "%s%s", base, "");
+    if (a->anthropic_headers) {
+        /* Keep the user's own custom headers (one per line). */
+        const char *old = getenv("ANTHROPIC_CUSTOM_HEADERS");
+        char hdr[128];
+        snprintf(hdr, sizeof hdr, "X-Headroom-Stack: %s", stack);
+        if (old && *old) env_add(e, "ANTHROPIC_CUSTOM_HEADERS", "%s\n%s", old, hdr);
+        else env_add(e, "ANTHROPIC_CUSTOM_HEADERS", "%s%s", hdr, "");
+    }
+}
+
+static void env_free(struct env *e)
+{
+    for (size_t i = 0; i < e->n; i++) free(e->value[i]);
+}
+
+static void print_env(const struct env *e)
+{
+    for (size_t i = 0; i < e->n; i++) {
+        printf("export %s='", e->name[i]);
+        for (const char *p = e->value[i]; *p; p++)
+            if (*p == '\'') fputs("'\\''", stdout);
+            else putchar(*p);
+        printf("'\n");
+    }
+}
+
+/* ------------------------------------------------------------------ main */
+
+/* The port headroomd would use: the config file's `port`, then
+ * HEADROOM_PORT, as headroomd reads them (--port overrides both). */
+static int configured_port(const char *conf, int *port)
+{
+    struct hr_config c;
+    char err[1024];
+    hr_config_defaults(&c);
+    int rc = (conf && hr_config_apply_file(&c, conf, err, sizeof err)) || hr_config_apply_env(&c, err, sizeof err);
+    if (rc) fprintf(stderr, "headroom wrap: %s\n", err);
+    else *port = c.port;
+    hr_config_free(&c);
+    return rc ? -1 : 0;
+}
+
+static int parse_port(const char *s, int *port)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < 1 || v > 65535) return -1;
+    *port = (int)v;
+    return 0;
+}
+
+int hr_cli_wrap(int argc, char **argv)
+{
+    int print = 0, port = 0, i = 1;
+    const char *conf = getenv("HEADROOM_CONFIG");
+    if (conf && !*conf) conf = NULL;
+    for (; i < argc && argv[i][0] == '-' && strcmp(argv[i], "--"); i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return HR_EXIT_OK;
+        } else if (!strcmp(argv[i], "--print-env")) {
+            print = 1;
+        } else if (!strcmp(argv[i], "--port") && i + 1 < argc) {
+            if (parse_port(argv[++i], &port)) {
+                fprintf(stderr, "headroom wrap: --port '%s' is not a port (1-65535)\n", argv[i]);
+                return HR_EXIT_USAGE;
+            }
+        } else if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc) {
+            conf = argv[++i];
+        } else {
+            fprintf(stderr, "headroom wrap: unknown option '%s'; run 'headroom wrap --help'\n", argv[i]);
+            return HR_EXIT_USAGE;
+        }
+    }
+    if (!port) {
+        if (configured_port(conf, &port)) return HR_EXIT_USAGE;
+        if (!port) {
+            fprintf(stderr, "headroom wrap: the configured port is 0 (any free port); give wrap a fixed one with --port\n");
+            return HR_EXIT_USAGE;
+        }
+    }
+    const struct agent *a = NULL;
+    if (i < argc && !strcmp(argv[i], "--")) {
+        a = &GENERIC;
+        i++;
+        if (i >= argc) {
+            fprintf(stderr, "headroom wrap: `--` must be followed by the command to run\n");
+            return HR_EXIT_USAGE;
+        }
+    } else if (i < argc) {
+        for (size_t k = 0; k < sizeof AGENTS / sizeof *AGENTS; k++)
+            if (!strcmp(argv[i], AGENTS[k].name)) a = &AGENTS[k];
+        if (!a) {
+            fprintf(stderr, "headroom wrap: unknown agent '%s' (claude, codex or aider; `headroom wrap -- COMMAND` runs any other)\n",
+                    argv[i]);
+            return HR_EXIT_USAGE;
+        }
+        i++;
+        if (i < argc && !strcmp(argv[i], "--")) i++;
+    } else {
+        usage(stderr);
+        return HR_EXIT_USAGE;
+    }
+    char stack[80];
+    snprintf(stack, sizeof stack, "wrap_%s", a->name);
+    struct env e = {.n = 0};
+    build_env(&e, a, port, stack);
+    if (print) {
+        print_env(&e);
+        env_free(&e);
+        return HR_EXIT_OK;
+    }
+    /* What runs: the command after `--`, or the agent by its own name. */
+    char **agent_argv = calloc((size_t)(argc - i) + 2, sizeof *agent_argv);
+    if (!agent_argv) return HR_EXIT_RUNTIME;
+    size_t n = 0;
+    agent_argv[n++] = a == &GENERIC ? argv[i] : (char *)a->name;
+    for (int k = a == &GENERIC ? i + 1 : i; k < argc; k++) agent_argv[n++] = argv[k];
+    char *exe = find_exe(agent_argv[0]);
+    if (!exe) {
+        fprintf(stderr, "headroom wrap: '%s' not found on PATH%s%s%s\n", agent_argv[0], a == &GENERIC ? "" : " (is ",
+                a == &GENERIC ? "" : a->product, a == &GENERIC ? "" : " installed?)");
+        free(agent_argv);
+        env_free(&e);
+        return 127;
+    }
+
+    struct sigaction on = {.sa_handler = on_signal}, ign = {.sa_handler = SIG_IGN}, old_int, old_quit, old_term, old_hup;
+    sigemptyset(&on.sa_mask);
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGINT, &on, &old_int);
+    sigaction(SIGQUIT, &on, &old_quit);
+    sigaction(SIGTERM, &on, &old_term);
+    sigaction(SIGHUP, &on, &old_hup);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    pid_t daemon = 0;
+    int code = HR_EXIT_RUNTIME;
+    int found = probe(port);
+    if (found < 0) {
+        fprintf(stderr, "headroom wrap: port %d answers, but not as headroomd; pick another with --port\n", port);
+        goto out;
+    }
+    if (!found) {
+        char *dexe = daemon_path();
+        if (!dexe) {
+            fprintf(stderr, "headroom wrap: headroomd not found (set HEADROOMD or put it on PATH)\n");
+            goto out;
+        }
+        daemon = start_daemon(dexe, port, conf, stack);
+        free(dexe);
+        if (daemon < 0) {
+            daemon = 0;
+            goto out;
+        }
+    }
+
+    if (got_signal) {
+        code = 128 + got_signal;
+        goto out;
+    }
+    /* The agent owns the terminal: the keyboard's signals reach it (it is
+     * in the foreground group) and wrap ignores them, waiting for its exit. */
+    sigaction(SIGINT, &ign, NULL);
+    sigaction(SIGQUIT, &ign, NULL);
+    pid_t child = fork();
+    if (child == 0) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGQUIT, &old_quit, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        sigaction(SIGHUP, &old_hup, NULL);
+        for (size_t k = 0; k < e.n; k++) setenv(e.name[k], e.value[k], 1);
+        execv(exe, agent_argv);
+        fprintf(stderr, "headroom wrap: cannot run %s: %s\n", exe, strerror(errno));
+        _exit(127);
+    }
+    if (child < 0) {
+        fprintf(stderr, "headroom wrap: cannot start %s: %s\n", agent_argv[0], strerror(errno));
+    } else {
+        agent_pid = child;
+        int status = 0;
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+        }
+        agent_pid = 0;
+        code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+out:
+    stop_daemon(daemon);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGQUIT, &old_quit, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
+    curl_global_cleanup();
+    free(exe);
+    free(agent_argv);
+    env_free(&e);
+    return code;
+}

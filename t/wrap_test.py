@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+# wrap_test.py — `headroom wrap` with stand-in agents: small shell scripts
+# named claude, codex, aider (and a generic command) on a temp PATH that
+# record their environment and arguments, make a request through the proxy
+# the way the real agent would (its base-URL and header variables), and save
+# /stats while the proxy is up. Checked: the proxy wrap starts (install_mode
+# wrapped, HEADROOM_STACK wrap_<agent>) counts the session under
+# requests.by_stack.wrap_<agent> and is stopped afterwards (also after
+# SIGTERM and Ctrl-C); a headroomd already on the port is reused and left
+# running; the agent's exit code (and death by a signal) comes back; a
+# missing agent or a port held by something else is a clear error.
+import os
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hrtest import *  # noqa: E402,F403
+import http.server  # noqa: E402
+import json  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+CLI = os.environ.get("HEADROOM_CLI") or os.path.join(T_DIR, "..", "src", "headroom")
+HEADROOMD = os.environ.get("HEADROOMD") or os.path.join(T_DIR, "..", "src", "headroomd")
+
+WORK = tempfile.mkdtemp(prefix="hr-wrap-")
+if os.environ.get("HRTEST_KEEP") != "1":
+    import atexit
+    import shutil
+    atexit.register(shutil.rmtree, WORK, True)
+BIN = os.path.join(WORK, "bin")
+OUT = os.path.join(WORK, "out")
+os.makedirs(BIN)
+os.makedirs(OUT)
+
+# What a stand-in agent does: one request the way the agent is configured,
+# then a copy of /stats (the proxy may be gone once wrap returns).
+REQ = r'''
+import json, os, sys, urllib.request
+kind, name = sys.argv[1], sys.argv[2]
+out = os.environ["WRAP_OUT"]
+if kind == "anthropic":
+    base = os.environ["ANTHROPIC_BASE_URL"]
+    url = base + "/v1/messages"
+    body = {"model": "claude-3-5-haiku-20241022", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"content-type": "application/json", "x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01"}
+    for line in os.environ.get("ANTHROPIC_CUSTOM_HEADERS", "").splitlines():
+        k, _, v = line.partition(":")
+        if k.strip():
+            headers[k.strip()] = v.strip()
+    root = base
+else:
+    base = os.environ["OPENAI_BASE_URL"]
+    url = base + "/chat/completions"
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"content-type": "application/json", "authorization": "Bearer sk-test"}
+    root = base[:-3] if base.endswith("/v1") else base
+req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+with urllib.request.urlopen(req, timeout=20) as r:
+    status = r.status
+with urllib.request.urlopen(root + "/stats", timeout=20) as r:
+    stats = json.load(r)
+json.dump({"status": status, "stats": stats}, open(os.path.join(out, name + ".result"), "w"))
+'''
+with open(os.path.join(WORK, "req.py"), "w") as f:
+    f.write(REQ)
+
+
+def stand_in(name, kind, extra=""):
+    path = os.path.join(BIN, name)
+    with open(path, "w") as f:
+        f.write('#!/bin/sh\n'
+                'env > "$WRAP_OUT/%(n)s.env"\n'
+                'printf "%%s\\n" "$@" > "$WRAP_OUT/%(n)s.args"\n'
+                '"$WRAP_PYTHON" "%(req)s" %(k)s %(n)s || exit 99\n'
+                '%(extra)s\n'
+                'exit "${AGENT_EXIT:-0}"\n' % {"n": name, "k": kind, "req": os.path.join(WORK, "req.py"), "extra": extra})
+    os.chmod(path, 0o755)
+
+
+stand_in("claude", "anthropic")
+stand_in("codex", "openai")
+stand_in("aider", "openai")
+stand_in("mytool", "openai", 'read line; echo "agent-said:$line"')
+with open(os.path.join(BIN, "ttycheck"), "w") as f:
+    f.write('#!/bin/sh\nif [ -t 0 ] && [ -t 1 ] && [ -t 2 ]; then echo tty-ok; else echo no-tty; fi\n')
+os.chmod(os.path.join(BIN, "ttycheck"), 0o755)
+stand_in("slowagent", "anthropic", 'touch "$WRAP_OUT/slowagent.started"; sleep 30')
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def result(name):
+    t = read(os.path.join(OUT, name + ".result"))
+    return json.loads(t) if t else {}
+
+
+def envfile(name):
+    t = read(os.path.join(OUT, name + ".env")) or ""
+    return dict(line.split("=", 1) for line in t.splitlines() if "=" in line)
+
+
+def port_open(port):
+    s = socket.socket()
+    s.settimeout(1)
+    try:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+    finally:
+        s.close()
+
+
+def base_env(mock, workspace, **extra):
+    e = dict(os.environ)
+    for k in ("HEADROOM_CONFIG", "HEADROOM_PORT", "HEADROOM_STACK", "HEADROOM_INSTALL_MODE", "ANTHROPIC_CUSTOM_HEADERS",
+              "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):
+        e.pop(k, None)
+    e.update({"PATH": BIN + ":" + os.environ.get("PATH", "/usr/bin:/bin"), "WRAP_OUT": OUT, "WRAP_PYTHON": sys.executable,
+              "HEADROOMD": HEADROOMD, "HEADROOM_WORKSPACE_DIR": workspace, "HEADROOM_TELEMETRY": "off",
+              "HEADROOM_OPENAI_API_URL": mock.url, "HEADROOM_ANTHROPIC_API_URL": mock.url})
+    e.update(extra)
+    return e
+
+
+def wrap(args, env, timeout=60, stdin=b""):
+    return subprocess.run([CLI, "wrap"] + args, env=env, capture_output=True, timeout=timeout, input=stdin)
+
+
+with Mock() as m:
+    ws = tempfile.mkdtemp(prefix="ws-", dir=WORK)
+
+    # ---- --print-env: the environment, as shell exports, nothing started
+    port = free_port()
+    r = wrap(["--print-env", "--port", str(port), "claude"], base_env(m, ws))
+    is_(r.returncode, 0, "--print-env claude exits 0")
+    is_(r.stdout.decode().splitlines(),
+        ["export ANTHROPIC_BASE_URL='http://127.0.0.1:%d'" % port,
+         "export ANTHROPIC_CUSTOM_HEADERS='X-Headroom-Stack: wrap_claude'"], "--print-env claude")
+    ok(not port_open(port), "--print-env starts no proxy")
+    r = wrap(["--print-env", "codex"], base_env(m, ws, HEADROOM_PORT="9911"))
+    is_(r.stdout.decode(), "export OPENAI_BASE_URL='http://127.0.0.1:9911/v1'\n", "--print-env codex (port from HEADROOM_PORT)")
+    sh = subprocess.run(["sh", "-c", 'eval "$(%s wrap --print-env aider)"; echo "$OPENAI_API_BASE|$ANTHROPIC_BASE_URL"' % CLI],
+                        env=base_env(m, ws), capture_output=True)
+    is_(sh.stdout.decode().strip(), "http://127.0.0.1:8787/v1|http://127.0.0.1:8787", "--print-env aider evaluates in sh")
+    r = wrap(["--print-env", "claude"], base_env(m, ws, ANTHROPIC_CUSTOM_HEADERS="X-Team: blue"))
+    like(r.stdout.decode(), r"ANTHROPIC_CUSTOM_HEADERS='X-Team: blue\nX-Headroom-Stack: wrap_claude'", "the user's own custom headers are kept")
+
+    # ---- claude: wrap starts a proxy for the session, stops it after
+    port = free_port()
+    r = wrap(["--port", str(port), "claude", "--", "--model", "opus", "-p", "two words"], base_env(m, ws, AGENT_EXIT="7"))
+    is_(r.returncode, 7, "the agent's exit code comes back")
+    res = result("claude")
+    is_(res.get("status"), 200, "the agent's request went through the proxy")
+    st = res.get("stats", {})
+    is_(st.get("requests", {}).get("by_stack"), {"wrap_claude": 1}, "the session shows under requests.by_stack.wrap_claude")
+    t = st.get("telemetry", {})
+    is_((t.get("headroom_stack"), t.get("install_mode"), t.get("beacon_enabled")), ("wrap_claude", "wrapped", False),
+        "/stats.telemetry of the proxy wrap started")
+    e = envfile("claude")
+    is_(e.get("ANTHROPIC_BASE_URL"), "http://127.0.0.1:%d" % port, "ANTHROPIC_BASE_URL")
+    is_(e.get("ANTHROPIC_CUSTOM_HEADERS"), "X-Headroom-Stack: wrap_claude", "ANTHROPIC_CUSTOM_HEADERS carries the stack")
+    is_(read(os.path.join(OUT, "claude.args")), "--model\nopus\n-p\ntwo words\n", "agent arguments passed as given")
+    ok(not port_open(port), "the proxy wrap started is stopped when the agent exits")
+    log = read(os.path.join(ws, "wrap-headroomd.log")) or ""
+    like(log, r"SIGTERM received: shutting down", "stopped cleanly (SIGTERM)")
+    like(log, r"INFO:headroom\.server:stopped", "and it finished")
+    is_([k for k, v in m.last_request()["headers"] if k.lower().startswith("x-headroom")], [],
+        "X-Headroom-Stack is not forwarded upstream")
+
+    # ---- codex and aider: no header variable; the proxy's HEADROOM_STACK names them
+    for agent, var in (("codex", "OPENAI_BASE_URL"), ("aider", "OPENAI_API_BASE")):
+        port = free_port()
+        r = wrap(["--port", str(port), agent], base_env(m, ws))
+        is_(r.returncode, 0, "%s: exit 0" % agent)
+        st = result(agent).get("stats", {})
+        is_(st.get("requests", {}).get("by_stack"), {"wrap_" + agent: 1}, "%s: requests.by_stack.wrap_%s" % (agent, agent))
+        is_(envfile(agent).get(var), "http://127.0.0.1:%d/v1" % port, "%s: %s" % (agent, var))
+        ok(not port_open(port), "%s: proxy stopped" % agent)
+
+    # ---- generic: wrap -- CMD
+    port = free_port()
+    r = wrap(["--port", str(port), "--", "mytool", "a b"], base_env(m, ws, AGENT_EXIT="3"), stdin=b"from-stdin\n")
+    is_(r.returncode, 3, "wrap -- CMD: the command's exit code")
+    is_(r.stdout.decode(), "agent-said:from-stdin\n", "stdin and stdout are the agent's (the proxy's output goes to its log)")
+    e = envfile("mytool")
+    is_([e.get(k) for k in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL")],
+        ["http://127.0.0.1:%d/v1" % port, "http://127.0.0.1:%d" % port], "wrap -- CMD: both base URLs")
+    is_(result("mytool").get("stats", {}).get("requests", {}).get("by_stack"), {"wrap_generic": 1}, "wrap -- CMD: wrap_generic")
+    is_(read(os.path.join(OUT, "mytool.args")), "a b\n", "wrap -- CMD: arguments")
+
+    # ---- a headroomd already on the port is reused and left running
+    with Headroomd() as h:
+        r = wrap(["--port", str(h.port), "claude"], base_env(m, ws + "-reuse"))
+        is_(r.returncode, 0, "reuse: exit 0")
+        ok(h.alive(), "reuse: the running headroomd is left running")
+        is_(h.stats()["requests"]["by_stack"], {"wrap_claude": 1}, "reuse: the session shows in the running daemon's /stats")
+        ok(not os.path.exists(os.path.join(ws + "-reuse", "wrap-headroomd.log")), "reuse: no second headroomd started")
+        r = wrap(["-c", h.conf_path, "codex"], base_env(m, ws + "-reuse"))
+        is_((r.returncode, h.stats()["requests"]["by_stack"]), (0, {"wrap_claude": 1}),
+            "reuse: the port from the config file (-c); codex sends no stack header")
+        is_(h.stats()["requests"]["total"], 2, "reuse: codex's request went to the running daemon")
+        r = wrap(["--print-env", "codex"], base_env(m, ws, HEADROOM_CONFIG=h.conf_path))
+        is_(r.stdout.decode(), "export OPENAI_BASE_URL='http://127.0.0.1:%d/v1'\n" % h.port, "the port from $HEADROOM_CONFIG")
+        # the terminal is the agent's: stdin, stdout and stderr stay a tty
+        import pty
+        master, slave = pty.openpty()
+        p = subprocess.Popen([CLI, "wrap", "--port", str(h.port), "--", "ttycheck"], env=base_env(m, ws + "-reuse"),
+                             stdin=slave, stdout=slave, stderr=slave)
+        os.close(slave)
+        got = b""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and b"\n" not in got:
+            try:
+                got += os.read(master, 100)
+            except OSError:
+                break
+        is_((p.wait(30), got.strip()), (0, b"tty-ok"), "the agent gets the terminal")
+        os.close(master)
+
+    # ---- signals: SIGTERM to wrap reaches the agent; Ctrl-C (SIGINT to the group) too; the proxy stops
+    for what, sig, want in (("SIGTERM to wrap", signal.SIGTERM, 128 + signal.SIGTERM),
+                            ("Ctrl-C", signal.SIGINT, 128 + signal.SIGINT)):
+        port = free_port()
+        started = os.path.join(OUT, "slowagent.started")
+        if os.path.exists(started):
+            os.unlink(started)
+        p = subprocess.Popen([CLI, "wrap", "--port", str(port), "--", "slowagent"], env=base_env(m, ws),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        wait_until(lambda: os.path.exists(started), 30)
+        ok(port_open(port), "%s: the proxy runs while the agent does" % what)
+        if sig == signal.SIGINT:
+            os.killpg(p.pid, sig)  # the terminal sends Ctrl-C to the foreground group
+        else:
+            p.send_signal(sig)
+        try:
+            rc = p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = p.wait()
+        is_(rc, want, "%s: the agent's death by the signal is wrap's exit code" % what)
+        ok(not port_open(port), "%s: the proxy is stopped" % what)
+
+    # ---- errors
+    port = free_port()
+    r = wrap(["--port", str(port), "claude"], base_env(m, ws, PATH="/usr/bin:/bin"))
+    is_(r.returncode, 127, "agent not on PATH: 127")
+    like(r.stderr.decode(), r"'claude' not found on PATH \(is Claude Code installed\?\)", "agent not on PATH: says so")
+    ok(not port_open(port), "agent not on PATH: no proxy left behind")
+    r = wrap(["gemini-cli"], base_env(m, ws))
+    is_(r.returncode, 2, "unknown agent: usage error")
+    like(r.stderr.decode(), r"unknown agent 'gemini-cli' \(claude, codex or aider; `headroom wrap -- COMMAND`", "unknown agent named")
+    r = wrap(["--port", "70000", "claude"], base_env(m, ws))
+    like(r.stderr.decode(), r"--port '70000' is not a port", "bad --port named")
+    r = wrap(["claude"], base_env(m, ws, HEADROOM_PORT="http"))
+    is_(r.returncode, 2, "bad HEADROOM_PORT: usage error")
+    like(r.stderr.decode(), r"HEADROOM_PORT: 'http' must be a whole number", "bad HEADROOM_PORT named")
+
+    class NotUs(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotUs)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    r = wrap(["--port", str(srv.server_address[1]), "claude"], base_env(m, ws))
+    is_(r.returncode, 1, "port held by something else: exit 1")
+    like(r.stderr.decode(), r"answers, but not as headroomd; pick another with --port", "port held by something else: says so")
+    srv.shutdown()
+
+    r = wrap(["--port", str(free_port()), "claude"], base_env(m, ws, HEADROOMD="/nonexistent/headroomd"))
+    like(r.stderr.decode(), r"cannot run /nonexistent/headroomd|headroomd exited", "a headroomd that cannot start: said")
+    isnt(r.returncode, 0, "a headroomd that cannot start: failure exit")
+
+done()
