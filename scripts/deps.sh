@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian packages headroomd needs: `deps.sh` for building and
-# running, `deps.sh --test` adds what the test suite uses (promtool, valgrind).
+# running, `deps.sh --test` adds what the test suite uses (promtool, valgrind,
+# systemd-analyze, logrotate, clang for the fuzzers).
 set -euo pipefail
 PKGS="build-essential autoconf automake libtool pkg-config libevent-dev libcurl4-openssl-dev
-      libjansson-dev libltdl-dev zlib1g-dev libssl-dev libsqlite3-dev libhiredis-dev python3 curl ca-certificates"
+      libjansson-dev libltdl-dev zlib1g-dev libssl-dev libsqlite3-dev libsystemd-dev libhiredis-dev python3 curl ca-certificates"
 [ "${1:-}" = "--test" ] && PKGS="$PKGS prometheus valgrind chromium sqlite3 redis-server"
+# systemd-analyze (unit checks), logrotate, clang (make fuzz) for t/systemd_test.sh, t/logrotate_test.py, scripts/test.sh
+[ "${1:-}" = "--test" ] && PKGS="$PKGS systemd logrotate clang libclang-rt-14-dev"
 # The official SDK and OTLP-decoder tests run on node; Debian's when the
 # machine has none of its own (a nodesource node already brings npm).
 if [ "${1:-}" = "--test" ] && ! command -v node >/dev/null 2>&1; then PKGS="$PKGS nodejs npm"; fi

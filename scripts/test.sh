@@ -38,15 +38,29 @@ if command -v valgrind >/dev/null; then
         HRTEST_READY_TIMEOUT=60 >check.log 2>&1 || status=1
 fi
 
+# 3. Every t/fuzz target as a libFuzzer binary (clang), each run for a
+#    bounded time from its seed corpus (2 at a time), on top of the corpus
+#    regressions in step 1. Reproducers of crashes: $fz/fuzz-artifacts/.
+fz="$top/_build-fuzz"
+if command -v clang >/dev/null; then
+    rm -rf "$fz" && mkdir -p "$fz/t" && cd "$fz" || fail_early "cannot create $fz"
+    if CC=clang "$top/configure" -q --enable-fuzzing && make -j"$jobs" fuzz >make.log 2>&1; then
+        make fuzz-run FUZZ_SECONDS=15 >t/fuzz-run.log 2>&1 || status=1
+        grep -E '^(ok|not ok)' t/fuzz-run.log
+    else
+        tail -50 make.log; echo "not ok - make fuzz (clang --enable-fuzzing) failed" >t/fuzz-run.log; status=1
+    fi
+fi
+
 cd "$top"
-for d in "$san" "$vg"; do
+for d in "$san" "$vg" "$fz"; do
     [ -f "$d/check.log" ] || continue
     grep -E '^(FAIL|XPASS|ERROR):' "$d/check.log" | sed "s|^|  ${d##*/}: |"
     for f in $(grep -l -E '^(not ok|Bail out)' $(find "$d/t" -name '*.log' 2>/dev/null) 2>/dev/null); do
         echo "---- $f"; grep -E -B2 -A12 '^(not ok|Bail out)' "$f" | head -60
     done
 done
-logs=$(find "$san/t" "$vg/t" -name '*.log' 2>/dev/null)
+logs=$(find "$san/t" "$vg/t" "$fz/t" -name '*.log' 2>/dev/null)
 pass=$(cat $logs 2>/dev/null | grep -cE '^ok ')
 fail=$(cat $logs 2>/dev/null | grep -cE '^not ok ')
 errors=$(cat "$san/check.log" "$vg/check.log" 2>/dev/null | grep -cE '^(ERROR|FAIL):')

@@ -344,10 +344,11 @@ void hr_budget_add(struct hr_budget *b, double usd, double now)
     if (warn80) b->warned = 80;
     if (warn100) b->warned = 100;
     enum hr_budget_period period = b->period;
+    double limit = b->limit; /* a reload may change it */
     pthread_mutex_unlock(&b->lock);
     char s[32], l[32];
     hr_numfmt_money(spent, s, sizeof s);
-    hr_numfmt_money(b->limit, l, sizeof l);
+    hr_numfmt_money(limit, l, sizeof l);
     if (warn80)
         HR_WARN(LOGGER, "budget 80%% used: spent $%s of the %s budget of $%s", s, hr_budget_period_name(period), l);
     if (warn100)
@@ -365,6 +366,28 @@ void hr_budget_observe(struct hr_budget *b, time_t start, double spent_usd)
         b->delta = 0;
     }
     pthread_mutex_unlock(&b->lock);
+}
+
+int hr_budget_set_limit(struct hr_budget *b, double limit_usd, double now)
+{
+    if (!(limit_usd > 0) || !isfinite(limit_usd)) return -EINVAL;
+    pthread_mutex_lock(&b->lock);
+    roll(b, now);
+    b->limit = limit_usd;
+    double spent = b->base + b->delta;
+    /* The 80 % and 100 % warnings are said again if the new limit is crossed. */
+    b->warned = spent >= limit_usd ? 100 : spent >= 0.8 * limit_usd ? 80 : 0;
+    b->dirty = 1; /* the file records limit_usd */
+    pthread_mutex_unlock(&b->lock);
+    return 0;
+}
+
+enum hr_budget_period hr_budget_get_period(struct hr_budget *b)
+{
+    pthread_mutex_lock(&b->lock);
+    enum hr_budget_period p = b->period;
+    pthread_mutex_unlock(&b->lock);
+    return p;
 }
 
 void hr_budget_get(struct hr_budget *b, double now, struct hr_budget_state *st)

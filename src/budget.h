@@ -39,6 +39,10 @@ void hr_budget_add(struct hr_budget *b, double usd, double now);
  * instances add to it). Spend only grows within a period, so the larger of
  * this and what this process knows wins. */
 void hr_budget_observe(struct hr_budget *b, time_t start, double spent_usd);
+/* A reload (SIGHUP): a new limit for the running period, spend kept.
+ * 0, or -EINVAL for a limit not above 0. */
+int hr_budget_set_limit(struct hr_budget *b, double limit_usd, double now);
+enum hr_budget_period hr_budget_get_period(struct hr_budget *b);
 
 struct hr_budget_state {
     double limit_usd, spent_usd, remaining_usd;

@@ -572,6 +572,51 @@ int hr_config_add_request_log(struct hr_config *c, char *err, size_t errlen)
     return 0;
 }
 
+static int str_differs(const char *a, const char *b) { return (a == NULL) != (b == NULL) || (a && strcmp(a, b)); }
+
+/* Same directive, arguments and children (positions aside). */
+static int node_equal(const struct hr_conf_node *a, const struct hr_conf_node *b)
+{
+    if (str_differs(a->name, b->name) || a->n_args != b->n_args || a->has_block != b->has_block ||
+        a->n_children != b->n_children)
+        return 0;
+    for (size_t i = 0; i < a->n_args; i++)
+        if (strcmp(a->args[i], b->args[i])) return 0;
+    for (size_t i = 0; i < a->n_children; i++)
+        if (!node_equal(&a->children[i], &b->children[i])) return 0;
+    return 1;
+}
+
+static int field_differs(const struct directive *d, const struct hr_config *a, const struct hr_config *b)
+{
+    const void *fa = (const char *)a + d->offset, *fb = (const char *)b + d->offset;
+    switch (d->type) {
+    case D_STRING:
+    case D_URL: return str_differs(*(char *const *)fa, *(char *const *)fb);
+    case D_SIZE: return *(const size_t *)fa != *(const size_t *)fb;
+    case D_DOUBLE: return *(const double *)fa != *(const double *)fb;
+    case D_LIST:
+        if (a->n_protected_tools != b->n_protected_tools) return 1;
+        for (size_t i = 0; i < a->n_protected_tools; i++)
+            if (strcmp(a->protected_tools[i], b->protected_tools[i])) return 1;
+        return 0;
+    default: return *(const int *)fa != *(const int *)fb;
+    }
+}
+
+void hr_config_diff(const struct hr_config *a, const struct hr_config *b, void (*fn)(const char *name, void *ud),
+                    void *ud)
+{
+    for (size_t i = 0; i < N_DIRECTIVES; i++)
+        if (field_differs(&directives[i], a, b)) fn(directives[i].name, ud);
+    int same = a->n_plugins == b->n_plugins;
+    for (size_t i = 0; same && i < a->n_plugins; i++)
+        same = a->plugins[i].is_sink == b->plugins[i].is_sink && !strcmp(a->plugins[i].name, b->plugins[i].name) &&
+               !strcmp(a->plugins[i].instance, b->plugins[i].instance) &&
+               node_equal(a->plugins[i].node, b->plugins[i].node);
+    if (!same) fn("transform/sink blocks", ud);
+}
+
 void hr_config_print_directives(FILE *out)
 {
     for (size_t i = 0; i < N_DIRECTIVES; i++) {

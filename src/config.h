@@ -94,6 +94,11 @@ int hr_parse_int(const char *s, long long min, long long max, long long *out);
 int hr_parse_size(const char *s, size_t *out);   /* 1024, 64k, 32m, 1g */
 int hr_parse_bool(const char *s, int *out);      /* yes/no, on/off, true/false, 1/0 */
 int hr_parse_url(const char *s, char **normalised, char *why, size_t whylen);
+/* Calls fn with the name of every core directive whose value differs
+ * between a and b, and with "transform/sink blocks" when the plugin blocks
+ * differ (a reload reports what changed). */
+void hr_config_diff(const struct hr_config *a, const struct hr_config *b, void (*fn)(const char *name, void *ud),
+                    void *ud);
 /* Print every core directive with its help text. */
 void hr_config_print_directives(FILE *out);
 #endif

@@ -2,6 +2,8 @@
  * finished request, the budget gate before forwarding, /stats blocks. */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,11 +28,20 @@
 #define HR_SRCCONFDIR ""
 #endif
 
-/* Set once before workers start, read-only afterwards. */
+/* Set before workers start; a reload (SIGHUP) swaps the table under the
+ * write lock and publishes a new or no budget through the atomic pointer.
+ * A budget switched off stays allocated (workers may hold it) and keeps
+ * being flushed until shutdown. */
+static pthread_rwlock_t prices_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct hr_prices *prices;
 static char *prices_path;
-static struct hr_budget *budget;
-static enum hr_budget_period budget_period;
+static _Atomic(struct hr_budget *) budget;
+#define MAX_RETIRED 16
+static struct hr_budget *retired[MAX_RETIRED];
+static size_t n_retired;
+static pthread_mutex_t retired_lock = PTHREAD_MUTEX_INITIALIZER;
+static int flusher_started;
+static _Atomic int budget_period; /* enum hr_budget_period of the running budget */
 static void (*budget_remote_add)(void *ctx, double usd, double now);
 static void *budget_remote_ctx;
 
@@ -82,12 +93,12 @@ static long days_since(const char *date)
 /* Prices change: a table older than this many days gets one WARN at start. */
 #define PRICES_STALE_DAYS 90
 
-static void warn_if_stale(const char *path)
+static void warn_if_stale(const char *path, const struct hr_prices *table)
 {
-    long age = days_since(hr_prices_version(prices));
+    long age = days_since(hr_prices_version(table));
     if (age > PRICES_STALE_DAYS)
         HR_WARN(LOGGER, "%s: prices_version %s is %ld days old; costs may be wrong: check the providers' pricing pages "
-                "and update the file, or point `prices` in headroom.conf at your own", path, hr_prices_version(prices),
+                "and update the file, or point `prices` in headroom.conf at your own", path, hr_prices_version(table),
                 age);
 }
 
@@ -103,9 +114,9 @@ static char *budget_state_path(void)
 
 static int budget_failing; /* housekeeping thread only */
 
-static void flush_timer(void *state)
+static void flush_one(struct hr_budget *b)
 {
-    struct hr_budget *b = state;
+    if (!b) return;
     int rc = hr_budget_flush(b);
     /* Once per outage, not once per retry: a read-only disk would otherwise
      * log every second. /health and headroom_state_write_errors_total show it meanwhile. */
@@ -117,18 +128,36 @@ static void flush_timer(void *state)
         HR_INFO(LOGGER, "budget file writable again: spend saved");
     budget_failing = rc != 0;
 }
+static void flush_timer(void *state)
+{
+    (void)state;
+    flush_one(atomic_load(&budget));
+    pthread_mutex_lock(&retired_lock);
+    for (size_t i = 0; i < n_retired; i++) flush_one(retired[i]);
+    pthread_mutex_unlock(&retired_lock);
+}
+
+/* The price table named by the config (or the installed one); 0 with
+ * *out NULL when there is none. */
+static int load_prices(const struct hr_config *c, struct hr_prices **out, char **out_path, char *err, size_t errlen)
+{
+    *out = NULL;
+    *out_path = c->prices_file ? strdup(c->prices_file) : default_prices_path();
+    if (!*out_path) return 0;
+    int rc = hr_prices_load_file(*out_path, out, err, errlen);
+    if (rc) {
+        free(*out_path);
+        *out_path = NULL;
+    }
+    return rc;
+}
 
 int hr_cost_init(const struct hr_config *c, int check_only, char *err, size_t errlen)
 {
-    char *path = c->prices_file ? strdup(c->prices_file) : default_prices_path();
-    if (path) {
-        int rc = hr_prices_load_file(path, &prices, err, errlen);
-        if (rc) {
-            free(path);
-            return rc;
-        }
-        prices_path = path;
-        warn_if_stale(path);
+    int rc = load_prices(c, &prices, &prices_path, err, errlen);
+    if (rc) return rc;
+    if (prices) {
+        warn_if_stale(prices_path, prices);
     } else {
         HR_WARN(LOGGER, "no price table found (prices.json in %s or %s); every request is unpriced: set `prices FILE` "
                 "in headroom.conf", *HR_PKGDATADIR ? HR_PKGDATADIR : "(no pkgdatadir)",
@@ -148,23 +177,122 @@ int hr_cost_init(const struct hr_config *c, int check_only, char *err, size_t er
         /* With a shared backend the spend lives there (fleet.c), not in a
          * per-host budget.json. */
         char *state = c->backend_url ? NULL : budget_state_path();
-        budget_period = (enum hr_budget_period)period;
-        int rc = hr_budget_open(c->budget_usd, (enum hr_budget_period)period, state, &budget, err, errlen);
+        atomic_store(&budget_period, period);
+        struct hr_budget *b = NULL;
+        rc = hr_budget_open(c->budget_usd, (enum hr_budget_period)period, state, &b, err, errlen);
         free(state);
         if (rc) return rc;
+        atomic_store(&budget, b);
     }
     return 0;
 }
 
+/* Always on: a reload may switch a budget on later (timers cannot be
+ * added once the housekeeping thread runs). */
 void hr_cost_start_flusher(void)
 {
-    if (budget) hr_host_table.add_timer(NULL, 1000, flush_timer, budget);
+    if (!flusher_started) hr_host_table.add_timer(NULL, 1000, flush_timer, NULL);
+    flusher_started = 1;
+}
+
+static void describe_budget(struct hr_budget *b, char *out, size_t outlen)
+{
+    struct hr_budget_state st;
+    hr_budget_get(b, hr_clock_now(), &st);
+    char spent[32], limit[32];
+    hr_numfmt_money(st.spent_usd, spent, sizeof spent);
+    hr_numfmt_money(st.limit_usd, limit, sizeof limit);
+    snprintf(out, outlen, "budget $%s %s, spent $%s this period", limit, hr_budget_period_name(st.period), spent);
+}
+
+int hr_cost_reload(const struct hr_config *c, char *done, size_t donelen, char *restart, size_t restartlen, char *err,
+                   size_t errlen)
+{
+    *done = *restart = '\0';
+    int period = -1;
+    if (c->budget_usd > 0 && (period = hr_budget_period_parse(c->budget_period ? c->budget_period : "daily")) < 0) {
+        snprintf(err, errlen, "budget_period '%s' must be hourly, daily, weekly or monthly", c->budget_period);
+        return -EINVAL;
+    }
+    struct hr_budget *cur = atomic_load(&budget);
+    int period_changed = cur && period >= 0 && (enum hr_budget_period)period != hr_budget_get_period(cur);
+    if (!cur && c->budget_usd > 0 && !flusher_started) {
+        snprintf(err, errlen, "cannot switch a budget on in this process (no flush timer): restart headroomd");
+        return -EINVAL;
+    }
+    /* Everything that can fail comes first: on error nothing has changed. */
+    struct hr_prices *table = NULL;
+    char *path = NULL;
+    int rc = load_prices(c, &table, &path, err, errlen);
+    if (rc) return rc;
+    struct hr_budget *fresh = NULL;
+    if (!cur && c->budget_usd > 0) {
+        char *state = c->backend_url ? NULL : budget_state_path();
+        rc = hr_budget_open(c->budget_usd, (enum hr_budget_period)period, state, &fresh, err, errlen);
+        free(state);
+        if (rc) {
+            hr_prices_free(table);
+            free(path);
+            return rc;
+        }
+    }
+    if (cur && c->budget_usd <= 0) {
+        pthread_mutex_lock(&retired_lock);
+        int full = n_retired == MAX_RETIRED;
+        pthread_mutex_unlock(&retired_lock);
+        if (full) {
+            snprintf(err, errlen, "the budget was switched off and on too often: restart headroomd");
+            hr_prices_free(table);
+            free(path);
+            return -EBUSY;
+        }
+    }
+
+    pthread_rwlock_wrlock(&prices_lock);
+    struct hr_prices *old = prices;
+    char *old_path = prices_path;
+    prices = table;
+    prices_path = path;
+    pthread_rwlock_unlock(&prices_lock);
+    hr_prices_free(old);
+    free(old_path);
+    size_t k = 0;
+    if (table) {
+        warn_if_stale(path, table);
+        k += (size_t)snprintf(done + k, donelen - k, "prices %s (prices_version %s, %zu models)", path,
+                              hr_prices_version(table), hr_prices_model_count(table));
+    } else {
+        k += (size_t)snprintf(done + k, donelen - k, "prices: none found, every request unpriced");
+    }
+    char what[160];
+    if (fresh) {
+        atomic_store(&budget_period, period);
+        atomic_store(&budget, fresh);
+        describe_budget(fresh, what, sizeof what);
+        if (k < donelen) k += (size_t)snprintf(done + k, donelen - k, "; %s (switched on)", what);
+    } else if (cur && c->budget_usd <= 0) {
+        atomic_store(&budget, NULL);
+        pthread_mutex_lock(&retired_lock);
+        retired[n_retired++] = cur;
+        pthread_mutex_unlock(&retired_lock);
+        if (k < donelen) k += (size_t)snprintf(done + k, donelen - k, "; budget switched off");
+    } else if (cur) {
+        hr_budget_set_limit(cur, c->budget_usd, hr_clock_now());
+        describe_budget(cur, what, sizeof what);
+        if (k < donelen) k += (size_t)snprintf(done + k, donelen - k, "; %s", what);
+        if (period_changed)
+            snprintf(restart, restartlen, "budget_period (%s, running as %s)", c->budget_period,
+                     hr_budget_period_name(hr_budget_get_period(cur)));
+    }
+    return 0;
 }
 
 void hr_cost_shutdown(void)
 {
-    hr_budget_close(budget);
-    budget = NULL;
+    hr_budget_close(atomic_exchange(&budget, NULL));
+    for (size_t i = 0; i < n_retired; i++) hr_budget_close(retired[i]);
+    n_retired = 0;
+    flusher_started = 0;
     hr_prices_free(prices);
     prices = NULL;
     free(prices_path);
@@ -176,13 +304,11 @@ void hr_cost_describe(FILE *out)
     if (prices) fprintf(out, "prices %s (prices_version %s, %zu models)\n", prices_path, hr_prices_version(prices),
                         hr_prices_model_count(prices));
     else fprintf(out, "prices: none found, every request unpriced\n");
-    if (budget) {
-        struct hr_budget_state st;
-        hr_budget_get(budget, hr_clock_now(), &st);
-        char spent[32], limit[32];
-        hr_numfmt_money(st.spent_usd, spent, sizeof spent);
-        hr_numfmt_money(st.limit_usd, limit, sizeof limit);
-        fprintf(out, "budget $%s %s, spent $%s this period\n", limit, hr_budget_period_name(st.period), spent);
+    struct hr_budget *b = atomic_load(&budget);
+    if (b) {
+        char line[160];
+        describe_budget(b, line, sizeof line);
+        fprintf(out, "%s\n", line);
     } else if (check_budget_usd > 0) {
         char *state = budget_state_path();
         char limit[32];
@@ -196,6 +322,7 @@ void hr_cost_describe(FILE *out)
 void hr_cost_price_event(struct hr_event *ev, int usage_seen, struct hr_cost *split)
 {
     struct hr_cost c;
+    pthread_rwlock_rdlock(&prices_lock);
     const struct hr_price *p = hr_prices_lookup(prices, ev->model, NULL);
     struct hr_cost_usage u = {
         .input = ev->provider_input_tokens,
@@ -211,6 +338,7 @@ void hr_cost_price_event(struct hr_event *ev, int usage_seen, struct hr_cost *sp
     if (!usage_seen && ev->status >= 200 && ev->status < 300) u.input = ev->tokens_sent;
     if (ev->cached) u = (struct hr_cost_usage){0}; /* our own response cache: the provider bills nothing */
     hr_cost_compute(p, &u, &c);
+    pthread_rwlock_unlock(&prices_lock);
     /* Computed once, in whole micro-dollars: the headers, the stream comment,
      * the request log and every total (/stats, /metrics, the savings file, the
      * budget) add up exactly these values, so a sum over the log is the total
@@ -233,24 +361,27 @@ void hr_cost_account_event(struct hr_event *ev, int usage_seen)
     hr_cost_price_event(ev, usage_seen, &c);
     if (!ev->priced) return;
     hr_stats_record_cost(c.input_usd, c.output_usd, c.cache_savings_usd);
-    if (budget) {
+    struct hr_budget *b = atomic_load(&budget);
+    if (b) {
         double now = hr_clock_now();
-        hr_budget_add(budget, c.total_usd, now);
+        hr_budget_add(b, c.total_usd, now);
         if (budget_remote_add && c.total_usd > 0) budget_remote_add(budget_remote_ctx, c.total_usd, now);
     }
 }
 
 int hr_cost_budget_period(double now, const char **period_name, time_t *start, time_t *end)
 {
-    if (!budget) return 0;
-    hr_budget_period_bounds(budget_period, (time_t)now, start, end);
-    *period_name = hr_budget_period_name(budget_period);
+    if (!atomic_load(&budget)) return 0;
+    enum hr_budget_period bp = (enum hr_budget_period)atomic_load(&budget_period);
+    hr_budget_period_bounds(bp, (time_t)now, start, end);
+    *period_name = hr_budget_period_name(bp);
     return 1;
 }
 
 void hr_cost_budget_observe(time_t start, double spent_usd)
 {
-    if (budget) hr_budget_observe(budget, start, spent_usd);
+    struct hr_budget *b = atomic_load(&budget);
+    if (b) hr_budget_observe(b, start, spent_usd);
 }
 
 void hr_cost_set_budget_remote(void (*add)(void *ctx, double usd, double now), void *ctx)
@@ -277,11 +408,12 @@ int hr_cost_sse_comment(const struct hr_event *ev, char *out, size_t outlen)
 
 int hr_cost_budget_gate(char *msg, size_t msglen, long *retry_after_s)
 {
-    if (!budget) return 0;
+    struct hr_budget *b = atomic_load(&budget);
+    if (!b) return 0;
     double now = hr_clock_now(), wait;
-    if (!hr_budget_exceeded(budget, now, &wait)) return 0;
+    if (!hr_budget_exceeded(b, now, &wait)) return 0;
     struct hr_budget_state st;
-    hr_budget_get(budget, now, &st);
+    hr_budget_get(b, now, &st);
     char spent[32], limit[32];
     hr_numfmt_money(st.spent_usd, spent, sizeof spent);
     hr_numfmt_money(st.limit_usd, limit, sizeof limit);
@@ -296,28 +428,33 @@ int hr_cost_budget_gate(char *msg, size_t msglen, long *retry_after_s)
 
 json_t *hr_cost_stats_json(const struct hr_stats_data *d)
 {
-    return json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:I,s:s?}", "cache_avoided_usd", hr_round(d->cache_avoided_usd, 6),
+    pthread_rwlock_rdlock(&prices_lock);
+    json_t *j = json_pack("{s:f,s:f,s:f,s:f,s:f,s:f,s:I,s:s?}", "cache_avoided_usd", hr_round(d->cache_avoided_usd, 6),
                      "total_cost_usd", hr_round(d->cost_usd, 6),
                      "total_savings_usd", hr_round(d->savings_usd, 6), "input_cost_usd",
                      hr_round(d->input_cost_usd, 6), "output_cost_usd", hr_round(d->output_cost_usd, 6),
                      "cache_savings_usd", hr_round(d->cache_savings_usd, 6), "unpriced_requests",
                      (json_int_t)d->unpriced, "prices_version", prices ? hr_prices_version(prices) : NULL);
+    pthread_rwlock_unlock(&prices_lock);
+    return j;
 }
 
 json_t *hr_cost_budget_json(const struct hr_stats_data *d)
 {
-    if (!budget) return json_null();
-    return hr_budget_json(budget, hr_clock_now(), (unsigned long long)d->budget_rejected);
+    struct hr_budget *b = atomic_load(&budget);
+    if (!b) return json_null();
+    return hr_budget_json(b, hr_clock_now(), (unsigned long long)d->budget_rejected);
 }
 
 int hr_cost_budget_figures(double *spent_usd, double *limit_usd)
 {
-    if (!budget) {
+    struct hr_budget *b = atomic_load(&budget);
+    if (!b) {
         *spent_usd = *limit_usd = 0;
         return 0;
     }
     struct hr_budget_state st;
-    hr_budget_get(budget, hr_clock_now(), &st);
+    hr_budget_get(b, hr_clock_now(), &st);
     *spent_usd = st.spent_usd;
     *limit_usd = st.limit_usd;
     return 1;

@@ -20,6 +20,16 @@
  *   is created or moved aside.
  */
 int hr_cost_init(const struct hr_config *c, int check_only, char *err, size_t errlen);
+/*
+ * hr_cost_reload
+ *   SIGHUP: load the price table again (the file may have changed, or
+ *   `prices` names another), apply a new budget limit, switch a budget on
+ *   or off. `done` gets a summary of what is now in force; `restart` names
+ *   what only a restart changes (another budget_period), or stays empty.
+ *   On error (unreadable prices, budget file) nothing changed and err says why.
+ */
+int hr_cost_reload(const struct hr_config *c, char *done, size_t donelen, char *restart, size_t restartlen, char *err,
+                   size_t errlen);
 /* Write the budget file every second (housekeeping thread) when it changed. */
 void hr_cost_start_flusher(void);
 /* Flush and free (clean shutdown). */

@@ -1,9 +1,13 @@
 /* log.c — process logging. One write(2) per line so lines from worker
  * threads never interleave; control bytes (from request paths, model names,
  * upstream errors) are written as \xNN so a line cannot forge another or
- * drive the terminal. */
+ * drive the terminal; under systemd's journal each line starts with a <N>
+ * syslog priority (sd-daemon(3)) so journalctl -p filters by level. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <string.h>
 #include <strings.h>
@@ -33,11 +37,34 @@ void hr_log_set_level(enum hr_log_level level) { atomic_store(&current_level, (i
 enum hr_log_level hr_log_get_level(void) { return (enum hr_log_level)atomic_load(&current_level); }
 int hr_log_enabled(enum hr_log_level level) { return (int)level <= atomic_load(&current_level); }
 
+/* stderr is the journal when $JOURNAL_STREAM names its device and inode
+ * (a child whose stderr was redirected elsewhere inherits the variable). */
+static int to_journal;
+static pthread_once_t journal_once = PTHREAD_ONCE_INIT;
+
+static void detect_journal(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    if (js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0)
+        to_journal = (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+int hr_log_to_journal(void)
+{
+    pthread_once(&journal_once, detect_journal);
+    return to_journal;
+}
+
 void hr_logv(enum hr_log_level level, const char *logger, const char *fmt, va_list ap)
 {
     if (!hr_log_enabled(level)) return;
+    /* syslog priorities: err, warning, info, debug */
+    static const char *const prio[] = {"<3>", "<4>", "<6>", "<7>"};
     char line[8192];
-    int n = snprintf(line, sizeof line, "%s:%s:", hr_log_level_name(level), logger ? logger : "headroom");
+    const char *p = hr_log_to_journal() ? prio[(unsigned)level <= HR_LOG_DEBUG ? level : HR_LOG_INFO] : "";
+    int n = snprintf(line, sizeof line, "%s%s:%s:", p, hr_log_level_name(level), logger ? logger : "headroom");
     if (n < 0) return;
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
     if (m < 0) return;

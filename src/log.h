@@ -1,4 +1,5 @@
-/* log.h — process logging: `LEVEL:logger:message` lines to stderr. */
+/* log.h — process logging: `LEVEL:logger:message` lines to stderr
+ * (`<N>LEVEL:logger:message` when stderr is the journal). */
 #ifndef HR_LOG_H
 #define HR_LOG_H
 #include <stdarg.h>
@@ -10,6 +11,9 @@ const char *hr_log_level_name(enum hr_log_level level);
 void hr_log_set_level(enum hr_log_level level);
 enum hr_log_level hr_log_get_level(void);
 int hr_log_enabled(enum hr_log_level level);
+/* 1 when stderr is systemd's journal ($JOURNAL_STREAM matches it): lines
+ * then carry a <N> priority prefix. */
+int hr_log_to_journal(void);
 
 void hr_logv(enum hr_log_level level, const char *logger, const char *fmt, va_list ap);
 void hr_log(enum hr_log_level level, const char *logger, const char *fmt, ...) HR_PRINTF_LIKE(3, 4);

@@ -20,6 +20,8 @@
 #include "host.h"
 #include "log.h"
 #include "par.h"
+#include "reload.h"
+#include "sdnotify.h"
 #include "sinks.h"
 #include "state_dir.h"
 #include "exporter.h"
@@ -173,6 +175,35 @@ static int apply_flag(struct hr_config *c, const struct flag *f, char *err, size
     return -EINVAL;
 }
 
+/* Defaults, then the file, HEADROOM_* variables and flags: at start and
+ * again on SIGHUP. */
+static int load_config(struct hr_config *c, const char *conf_path, const struct flag *flags, size_t n_flags, char *err,
+                       size_t errlen)
+{
+    int rc = 0;
+    if (conf_path && hr_config_apply_file(c, conf_path, err, errlen)) rc = -1;
+    if (!rc && hr_config_apply_env(c, err, errlen)) rc = -1;
+    for (size_t i = 0; !rc && i < n_flags; i++)
+        if (apply_flag(c, &flags[i], err, errlen)) rc = -1;
+    if (!rc && hr_config_validate(c, err, errlen)) rc = -1;
+    if (!rc && hr_config_add_request_log(c, err, errlen)) rc = -1;
+    if (!rc && hr_telemetry_setup(c, err, errlen)) rc = -1;
+    return rc;
+}
+
+/* SIGHUP: read the config again and apply what can change while running. */
+static void reload(struct hr_daemon *d, const char *conf_path, const struct flag *flags, size_t n_flags)
+{
+    char err[2048];
+    struct hr_config fresh;
+    hr_sd_reloading();
+    hr_config_defaults(&fresh);
+    if (load_config(&fresh, conf_path, flags, n_flags, err, sizeof err) || hr_reload_apply(d, &fresh, err, sizeof err))
+        HR_ERROR(LOGGER, "reload failed, still running with the previous settings: %s", err);
+    hr_config_free(&fresh);
+    hr_sd_ready("serving");
+}
+
 static pthread_mutex_t hk_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t hk_cond = PTHREAD_COND_INITIALIZER;
 static int hk_stop;
@@ -233,44 +264,31 @@ int main(int argc, char **argv)
         fprintf(stderr, "headroomd: unexpected argument '%s' (the config file goes after -c)\n", argv[optind]);
         return early_exit(&cfg, flags, 2);
     }
-    int rc = 0;
-    if (conf_path && hr_config_apply_file(&cfg, conf_path, err, sizeof err)) rc = -1;
-    if (!rc && hr_config_apply_env(&cfg, err, sizeof err)) rc = -1;
-    for (size_t i = 0; !rc && i < n_flags; i++)
-        if (apply_flag(&cfg, &flags[i], err, sizeof err)) rc = -1;
-    free(flags);
-    if (!rc && hr_config_validate(&cfg, err, sizeof err)) rc = -1;
-    if (!rc && hr_config_add_request_log(&cfg, err, sizeof err)) rc = -1;
-    if (!rc && hr_telemetry_setup(&cfg, err, sizeof err)) rc = -1;
-    if (rc) {
+    if (load_config(&cfg, conf_path, flags, n_flags, err, sizeof err)) {
         fprintf(stderr, "headroomd: %s\n", err);
-        hr_config_free(&cfg);
-        return 1;
+        return early_exit(&cfg, flags, 1);
     }
     hr_log_set_level(cfg.log_level);
     if (hr_tokens_init(err, sizeof err)) HR_WARN("headroom.tokens", "%s; token counts are estimates", err);
     if (hr_cost_init(&cfg, check_only, err, sizeof err)) { /* price table and budget */
         fprintf(stderr, "headroomd: %s\n", err);
         hr_cost_shutdown();
-        hr_config_free(&cfg);
-        return 1;
+        return early_exit(&cfg, flags, 1);
     }
     if (preview) { /* the payload from this process's state; nothing is sent */
         hr_stats_init(1, NULL, 0);
-        rc = hr_telemetry_preview(&cfg, stdout, err, sizeof err);
+        int rc = hr_telemetry_preview(&cfg, stdout, err, sizeof err);
         if (rc) fprintf(stderr, "headroomd: --telemetry-preview: %s\n", err);
         hr_stats_shutdown();
         hr_cost_shutdown();
-        hr_config_free(&cfg);
-        return rc ? 1 : 0;
+        return early_exit(&cfg, flags, rc ? 1 : 0);
     }
 
     struct hr_daemon d = {.cfg = &cfg, .listen_fd = -1};
     if (hr_plugins_load(&cfg, &d.plugins, err, sizeof err)) {
         fprintf(stderr, "headroomd: %s\n", err);
         hr_cost_shutdown();
-        hr_config_free(&cfg);
-        return 1;
+        return early_exit(&cfg, flags, 1);
     }
     if (check_only) {
         /* Every key was checked against its declared type, bounds and
@@ -296,8 +314,7 @@ int main(int argc, char **argv)
         hr_cost_shutdown();
         hr_plugins_unload(&d.plugins);
         hr_host_registries_free();
-        hr_config_free(&cfg);
-        return 0;
+        return early_exit(&cfg, flags, 0);
     }
     if (!conf_path) HR_INFO(LOGGER, "no config file (-c): running with defaults%s", cfg.n_plugins ? "" : " and no plugins");
 
@@ -348,14 +365,19 @@ int main(int argc, char **argv)
         goto out_sinks;
     }
     pthread_create(&hk, NULL, housekeeping, NULL);
+    struct event_base **bases = calloc(d.n_workers, sizeof *bases);
+    for (size_t i = 0; bases && i < d.n_workers; i++) bases[i] = d.workers[i].base;
+    if (bases && hr_watchdog_start(bases, d.n_workers)) HR_WARN(LOGGER, "cannot start the systemd watchdog thread");
     HR_INFO(LOGGER, "headroomd %s listening on http://%s:%d (%zu workers, %u compression helpers, %zu transforms, %zu sinks%s)",
             PACKAGE_VERSION, cfg.host, d.port, d.n_workers, hr_par_helpers(), d.plugins.n_transforms, d.plugins.n_sinks,
             cfg.no_optimize ? ", passthrough" : "");
+    hr_sd_ready("serving");
     for (;;) {
         int sig = 0;
         sigwait(&sigs, &sig);
         if (sig == SIGHUP) {
-            HR_INFO(LOGGER, "SIGHUP received: reopening sink files");
+            HR_INFO(LOGGER, "SIGHUP received: reloading the config, reopening sink files");
+            reload(&d, conf_path, flags, n_flags);
             for (size_t i = 0; i < d.plugins.n_sinks; i++) {
                 const struct hr_instance *in = d.plugins.sinks[i];
                 if (HR_HAS_FIELD(in->desc, struct headroom_plugin, reopen) && in->desc->reopen)
@@ -367,7 +389,10 @@ int main(int argc, char **argv)
                 sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.shutdown_timeout_s);
         break;
     }
-    if (hr_server_drain(&d, &sigs)) _exit(1);
+    hr_sd_stopping("shutting down");
+    if (hr_server_drain(&d, &sigs)) _exit(1); /* the watchdog keeps pinging while requests drain */
+    hr_watchdog_stop();
+    free(bases);
     hr_server_stop(&d);
     pthread_mutex_lock(&hk_lock);
     hk_stop = 1;
@@ -391,6 +416,7 @@ out:
     hr_stats_shutdown();
     curl_global_cleanup();
     hr_config_free(&cfg);
+    free(flags);
     HR_INFO(LOGGER, "stopped");
     return exit_code;
 }

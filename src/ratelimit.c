@@ -99,6 +99,36 @@ int hr_ratelimit_setup(const struct hr_config *c)
     return rc;
 }
 
+int hr_ratelimit_reconfigure(const struct hr_config *c)
+{
+    uint64_t rpm = c->no_rate_limit ? 0 : (uint64_t)c->rate_limit_rpm;
+    uint64_t tpm = c->no_rate_limit ? 0 : (uint64_t)c->rate_limit_tpm;
+    pthread_mutex_lock(&rl.lock);
+    int rc = HR_OK;
+    if ((rpm || tpm) && !rl.slots) {
+        rl.max_keys = rl.max_keys ? rl.max_keys : HR_RATELIMIT_MAX_KEYS;
+        rl.n_slots = rl.max_keys < 1021 ? 1021 : rl.max_keys | 1;
+        if (!(rl.slots = calloc(rl.n_slots, sizeof *rl.slots))) {
+            rl.n_slots = 0;
+            rc = HR_ENOMEM;
+        }
+    }
+    if (rc == HR_OK) {
+        /* Buckets keep their levels; a refill caps them at the new limits. A
+         * limit switched on starts its buckets full (see admit). */
+        for (struct hr_lru_node *n = rl.lru.head; n; n = n->next) {
+            struct bucket *b = HR_LRU_ENTRY(n, struct bucket, lru);
+            if (!rl.rpm || b->requests > (double)rpm) b->requests = (double)rpm;
+            if (!rl.tpm || b->tokens > (double)tpm) b->tokens = (double)tpm;
+        }
+        rl.rpm = rpm;
+        rl.tpm = tpm;
+        rl.enabled = (rpm || tpm) != 0;
+    }
+    pthread_mutex_unlock(&rl.lock);
+    return rc;
+}
+
 void hr_ratelimit_shutdown(void)
 {
     pthread_mutex_lock(&rl.lock);

@@ -22,6 +22,9 @@ struct hr_ratelimit_verdict {
 
 /* Decide from the config (limits set and no `rate_limit no` / --no-rate-limit). */
 int hr_ratelimit_setup(const struct hr_config *c);
+/* A reload (SIGHUP): new limits from the config; tracked keys keep their
+ * levels (capped at the new limits). HR_OK or HR_ENOMEM. */
+int hr_ratelimit_reconfigure(const struct hr_config *c);
 /* rpm/tpm 0 = that limit off; both 0 = disabled. */
 int hr_ratelimit_init(uint64_t rpm, uint64_t tpm, size_t max_keys);
 void hr_ratelimit_shutdown(void);

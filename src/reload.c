@@ -1,0 +1,99 @@
+/* reload.c — SIGHUP: apply what can change in a running daemon (log level,
+ * prices, budget, rate limits, request and upstream limits) from a freshly
+ * read config, and name everything else as needing a restart. */
+#include <stdio.h>
+#include <string.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include "cost.h"
+#include "daemon.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "reload.h"
+
+#define LOGGER "headroom.server"
+
+/* Directives a reload applies. budget and prices are handled by cost.c,
+ * rate limits by ratelimit.c; the rest are plain numbers workers read. */
+static const char *const reloadable[] = {
+    "log_level", "budget", "budget_period", "prices", "rate_limit", "rate_limit_rpm", "rate_limit_tpm",
+    "max_body_size", "max_header_size", "max_response_size", "max_connections", "client_timeout",
+    "upstream_connect_timeout_ms", "upstream_timeout", "upstream_idle_timeout",
+};
+
+struct diff {
+    char applied[1024], restart[1024];
+    size_t na, nr;
+};
+
+static void add(char *buf, size_t cap, size_t *n, const char *name)
+{
+    if (*n >= cap) return;
+    int k = snprintf(buf + *n, cap - *n, "%s%s", *n ? ", " : "", name);
+    if (k > 0) *n += (size_t)k;
+}
+
+static void classify(const char *name, void *ud)
+{
+    struct diff *df = ud;
+    for (size_t i = 0; i < sizeof reloadable / sizeof *reloadable; i++)
+        if (!strcmp(reloadable[i], name)) {
+            add(df->applied, sizeof df->applied, &df->na, name);
+            return;
+        }
+    add(df->restart, sizeof df->restart, &df->nr, name);
+}
+
+/* Workers read these numbers per request or per connection: word-sized
+ * stores, atomic so a reader sees the old or the new value, never a mix. */
+#define STORE(field, value) __atomic_store_n(&(field), (value), __ATOMIC_RELAXED)
+
+/* evhttp settings belong to the worker's loop: set them from inside it. */
+static void apply_http_limits(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct hr_worker *w = arg;
+    const struct hr_config *c = w->d->cfg;
+    evhttp_set_max_body_size(w->http, (ev_ssize_t)__atomic_load_n(&c->max_body_bytes, __ATOMIC_RELAXED));
+    evhttp_set_max_headers_size(w->http, (ev_ssize_t)__atomic_load_n(&c->max_header_bytes, __ATOMIC_RELAXED));
+    evhttp_set_timeout(w->http, __atomic_load_n(&c->client_timeout_s, __ATOMIC_RELAXED));
+}
+
+int hr_reload_apply(struct hr_daemon *d, const struct hr_config *fresh, char *err, size_t errlen)
+{
+    struct hr_config *live = d->cfg;
+    struct diff df = {0};
+    hr_config_diff(live, fresh, classify, &df);
+
+    /* Prices and budget first: they can fail, and then nothing changes. */
+    char cost_done[512], cost_restart[256];
+    if (hr_cost_reload(fresh, cost_done, sizeof cost_done, cost_restart, sizeof cost_restart, err, errlen))
+        return -1;
+    if (*cost_restart) add(df.restart, sizeof df.restart, &df.nr, cost_restart);
+    if (hr_ratelimit_reconfigure(fresh)) HR_WARN(LOGGER, "reload: out of memory for the rate-limit table: limits unchanged");
+
+    hr_log_set_level(fresh->log_level);
+    STORE(live->log_level, fresh->log_level);
+    live->budget_usd = fresh->budget_usd; /* only this thread reads it */
+    STORE(live->rate_limit_rpm, fresh->rate_limit_rpm);
+    STORE(live->rate_limit_tpm, fresh->rate_limit_tpm);
+    STORE(live->no_rate_limit, fresh->no_rate_limit);
+    STORE(live->max_body_bytes, fresh->max_body_bytes);
+    STORE(live->max_header_bytes, fresh->max_header_bytes);
+    STORE(live->max_response_bytes, fresh->max_response_bytes);
+    STORE(live->max_connections, fresh->max_connections);
+    STORE(live->client_timeout_s, fresh->client_timeout_s);
+    STORE(live->upstream_connect_timeout_ms, fresh->upstream_connect_timeout_ms);
+    STORE(live->upstream_timeout_s, fresh->upstream_timeout_s);
+    STORE(live->upstream_idle_timeout_s, fresh->upstream_idle_timeout_s);
+    for (size_t i = 0; i < d->n_workers; i++)
+        event_base_once(d->workers[i].base, -1, EV_TIMEOUT, apply_http_limits, &d->workers[i], NULL);
+
+    HR_INFO(LOGGER, "reloaded %s: changed and applied: %s; %s", fresh->file ? fresh->file : "(no config file)",
+            df.na ? df.applied : "nothing", cost_done);
+    if (df.nr)
+        HR_WARN(LOGGER, "reload: changed but needing a restart to take effect (still running with the old values): %s",
+                df.restart);
+    return 0;
+}
