@@ -185,6 +185,12 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
     evhttp_add_header(out, "Content-Type", "application/json");
     evhttp_add_header(out, "Connection", "close");
     HR_DEBUG(LOGGER, "refused a request before routing: %d %s", status, msg);
+    /* A request line too long to parse leaves no version: evhttp would
+     * answer "HTTP/0.0", which no client reads. */
+    if (req->major != 1) {
+        req->major = 1;
+        req->minor = 1;
+    }
     evhttp_send_reply(req, status, NULL, buf);
     if (buf) evbuffer_free(buf);
 }

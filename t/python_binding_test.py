@@ -26,7 +26,7 @@ def _reexec_with_asan():
     if not asan:
         return
     env = dict(os.environ, _HR_ASAN_PRELOADED="1", LD_PRELOAD=asan[0],
-               ASAN_OPTIONS="detect_leaks=0:" + os.environ.get("ASAN_OPTIONS", ""))
+               ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0")  # the interpreter's own leaks are not ours; last wins
     os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
 

@@ -171,7 +171,7 @@ with Mock() as m:
     is_(read(os.path.join(OUT, "claude.args")), "--model\nopus\n-p\ntwo words\n", "agent arguments passed as given")
     ok(not port_open(port), "the proxy wrap started is stopped when the agent exits")
     log = read(os.path.join(ws, "wrap-headroomd.log")) or ""
-    like(log, r"SIGTERM received: shutting down", "stopped cleanly (SIGTERM)")
+    like(log, r"SIGTERM received: (shutting down|draining)", "stopped cleanly (SIGTERM)")
     like(log, r"INFO:headroom\.server:stopped", "and it finished")
     is_([k for k, v in m.last_request()["headers"] if k.lower().startswith("x-headroom")], [],
         "X-Headroom-Stack is not forwarded upstream")

@@ -49,7 +49,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rc != SQLITE_OK) {
             /* Damage past the schema: the sink reopens with a full check,
              * which moves the file aside; then the row must go in. */
-            if (!mdb_is_damage(rc)) abort();
+            /* Any other refusal (I/O error, read-only, full) leaves the row
+             * queued for the sink's next retry: not a crash. */
+            if (!mdb_is_damage(rc)) {
+                sqlite3_close(db);
+                mdb_rows_free(row);
+                goto done;
+            }
             sqlite3_close(db);
             if (mdb_open(path, 1.7e9, 100, 1, &db, &info) != MDB_OPENED || !info.moved_to[0]) abort();
             if (mdb_insert(db, row, why, sizeof why) != SQLITE_OK) abort();
@@ -69,6 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (mdb_prune(db, 2e9, &deleted, why, sizeof why) != SQLITE_OK) abort();
         sqlite3_close(db);
     }
+done:
     free(text);
     snprintf(cmd, sizeof cmd, "rm -f '%s'/metrics.db*", dir);
     if (system(cmd)) abort();
