@@ -6,7 +6,7 @@
 # same client sends N requests over C keep-alive connections.
 #
 # Usage: HEADROOMD=/path/to/build/src/headroomd bench/proxy_vs_nginx/count.sh
-# Knobs: N=2000 C=4 BODY=json|sse, SKIP_CALLGRIND=1.
+# Knobs: N=2000 C=4 BODY=json|sse, SKIP_CALLGRIND=1, CONF=headroom.conf to use.
 # Needs strace, valgrind and nginx (nginx-light); stops everything it starts.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -19,10 +19,10 @@ die() { echo "count.sh: $*" >&2; exit 1; }
 [ -x "${HEADROOMD:-}" ] || die "set HEADROOMD to a built headroomd (a build without sanitizers)"
 for t in strace valgrind callgrind_annotate python3; do command -v $t >/dev/null || die "$t is missing"; done
 [ -x "$NGINX" ] || die "nginx is missing (apt-get install nginx-light)"
-# The libtool wrapper is a shell script: run the real binary under the tools.
-REAL=$(dirname "$HEADROOMD")/.libs/$(basename "$HEADROOMD")
+# A libtool wrapper is a shell script: run the real binary under the tools.
+REAL=$HEADROOMD
 LIBDIR=$(cd "$(dirname "$HEADROOMD")/.." && pwd)/.libs
-[ -x "$REAL" ] || REAL=$HEADROOMD
+if [ "$(head -c 2 "$HEADROOMD")" = "#!" ]; then REAL=$(dirname "$HEADROOMD")/.libs/$(basename "$HEADROOMD"); fi
 
 TMP=$(mktemp -d /tmp/hr-count.XXXXXX)
 PIDS=()
@@ -83,7 +83,7 @@ EOF
     else
         sed -e "s|^host .*|host 127.0.0.1|" -e "s|^port .*|port $PORT|" -e "s|^workers .*|workers 1|" \
             -e "s|^openai_api_url .*|openai_api_url http://127.0.0.1:$UP|" \
-            -e "s|^anthropic_api_url .*|anthropic_api_url http://127.0.0.1:$UP|" "$TOP/conf/headroom.conf" >"$TMP/hd.conf"
+            -e "s|^anthropic_api_url .*|anthropic_api_url http://127.0.0.1:$UP|" "${CONF:-$TOP/conf/headroom.conf}" >"$TMP/hd.conf"
         mkdir -p "$TMP/ws"
         HEADROOM_WORKSPACE_DIR=$TMP/ws HEADROOM_TELEMETRY=off LD_LIBRARY_PATH=$LIBDIR \
             "$@" "$REAL" -c "$TMP/hd.conf" </dev/null >"$TMP/$name.log" 2>&1 &
