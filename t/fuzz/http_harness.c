@@ -291,6 +291,31 @@ static int answer_complete(const char *a, size_t n, int head_request)
     return 0; /* until the daemon closes */
 }
 
+/* connect(2) that a signal (libFuzzer's timers) may interrupt: the
+ * connection goes on in the background, so wait for it instead of failing. */
+static int connect_retrying(int fd, const struct sockaddr *a, socklen_t alen)
+{
+    if (connect(fd, a, alen) == 0) return 0;
+    if (errno != EINTR && errno != EINPROGRESS) return -1;
+    for (;;) {
+        struct pollfd pfd = {fd, POLLOUT, 0};
+        int pr = poll(&pfd, 1, 10000);
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        int err = 0;
+        socklen_t elen = sizeof err;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen)) return -1;
+        if (err) {
+            errno = err;
+            return -1;
+        }
+        return 0;
+    }
+}
+
 size_t hh_exchange(const uint8_t *req, size_t len, char *out, size_t cap, int patience_ms)
 {
     struct timespec t0, t1;
@@ -298,7 +323,7 @@ size_t hh_exchange(const uint8_t *req, size_t len, char *out, size_t cap, int pa
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)d.port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a)) die("connect to headroomd", strerror(errno));
+    if (fd < 0 || connect_retrying(fd, (struct sockaddr *)&a, sizeof a)) die("connect to headroomd", strerror(errno));
     set_timeouts(fd, 8);
     send_all(fd, req, len); /* the daemon may refuse and close early: fine */
     int half_closed = request_incomplete(req, len);
