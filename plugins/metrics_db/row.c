@@ -6,28 +6,7 @@
 #include <jansson.h>
 #include "mdb.h"
 #include "numfmt.h"
-
-/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF), or 0 when it is not one. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c == 0xE0) len = 3, lo = 0xA0;
-    else if (c == 0xED) len = 3, hi = 0x9F;
-    else if (c >= 0xE1 && c <= 0xEF) len = 3;
-    else if (c == 0xF0) len = 4, lo = 0x90;
-    else if (c == 0xF4) len = 4, hi = 0x8F;
-    else if (c >= 0xF1 && c <= 0xF3) len = 4;
-    else return 0;
-    if (n < len || s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
-    return len;
-}
+#include "utf8.h"
 
 /* Write `src` made valid UTF-8 (bad bytes -> U+FFFD) and cut to at most
  * MDB_TEXT_MAX bytes into dst (room for MDB_TEXT_MAX + 1). */
@@ -37,7 +16,7 @@ static size_t clean_text(char *dst, const char *src)
     if (!src) src = "";
     size_t n = strlen(src);
     for (size_t i = 0; i < n;) {
-        size_t l = utf8_seq((const unsigned char *)src + i, n - i);
+        size_t l = hr_utf8_seq((const unsigned char *)src + i, n - i);
         const char *piece = l ? src + i : "\xEF\xBF\xBD";
         size_t pl = l ? l : 3;
         if (k + pl > MDB_TEXT_MAX) break;

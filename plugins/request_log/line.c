@@ -8,6 +8,7 @@
 #include <time.h>
 #include "line.h"
 #include "numfmt.h"
+#include "utf8.h"
 
 /* 15 significant digits print every value we round (≤ 6 decimals) exactly,
  * where jansson's default of 17 would show binary noise (0.30000000000000004). */
@@ -40,28 +41,6 @@ void hr_rlog_timestamp(double ts, char out[32])
     snprintf(out + n, 32 - n, ".%03uZ", ms % 1000);
 }
 
-/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF), or 0 when it is not one. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c == 0xE0) len = 3, lo = 0xA0;
-    else if (c == 0xED) len = 3, hi = 0x9F;
-    else if (c >= 0xE1 && c <= 0xEF) len = 3;
-    else if (c == 0xF0) len = 4, lo = 0x90;
-    else if (c == 0xF4) len = 4, hi = 0x8F;
-    else if (c >= 0xF1 && c <= 0xF3) len = 4;
-    else return 0;
-    if (n < len || s[1] < lo || s[1] > hi) return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF) return 0;
-    return len;
-}
-
 /* The body as a JSON string; bytes that are not UTF-8 become U+FFFD so the
  * line stays valid JSON and the rest of the text stays readable. */
 static json_t *body_string(const char *body, size_t len)
@@ -71,7 +50,7 @@ static json_t *body_string(const char *body, size_t len)
     if (!clean) return NULL;
     size_t k = 0;
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq((const unsigned char *)body + i, len - i);
+        size_t n = hr_utf8_seq((const unsigned char *)body + i, len - i);
         if (n) {
             memcpy(clean + k, body + i, n);
             k += n;
