@@ -36,6 +36,8 @@ sys.dont_write_bytecode = True
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(TOP, "t"))
 import hrtest  # noqa: E402
+sys.path.insert(0, os.path.join(TOP, "bench", "proxy_vs_nginx"))
+from fast_upstream import FastUpstream  # noqa: E402
 
 REQUESTS = int(os.environ.get("REQUESTS", "300"))
 CLIENTS = int(os.environ.get("CLIENTS", "3"))
@@ -67,24 +69,6 @@ class Sampler(threading.Thread):
             except OSError:
                 return
             time.sleep(0.1)
-
-
-class Upstream:
-    def __init__(self, tmp):
-        exe = os.path.join(tmp, "fast_upstream")
-        subprocess.check_call(["cc", "-O2", "-DBUF_SIZE=(24*1024*1024)", "-o", exe,
-                               os.path.join(TOP, "bench", "proxy_vs_nginx", "fast_upstream.c")])
-        ready = os.path.join(tmp, "up.port")
-        self.proc = subprocess.Popen([exe, "0", ready], stdout=subprocess.DEVNULL)
-        for _ in range(100):
-            if os.path.exists(ready) and open(ready).read().strip():
-                break
-            time.sleep(0.05)
-        self.url = "http://127.0.0.1:%d" % int(open(ready).read())
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
 
 
 def load_fixtures(tmp):
@@ -189,7 +173,7 @@ def cache_bytes(stats):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="hr-memory-")
-    up = Upstream(tmp)
+    up = FastUpstream(tmp)
     js, tx = load_fixtures(tmp)
     conf = open(os.environ.get("CONF") or os.path.join(TOP, "conf", "headroom.conf")).read()
     conf = "\n".join(line for line in conf.splitlines()
