@@ -132,7 +132,8 @@ static int on_data(void *ud, const char *buf, size_t len)
         return 0;
     }
     /* Backpressure: with the client this far behind, pause before relaying;
-     * curl hands the same bytes again when chunk_flushed resumes it. */
+     * the upstream client hands the same bytes again when chunk_flushed
+     * resumes it. */
     struct bufferevent *bev = p->conn ? evhttp_connection_get_bufferevent(p->conn) : NULL;
     if (bev && evbuffer_get_length(bufferevent_get_output(bev)) > STREAM_HIGH_WATER) return 1;
     if (p->sse && hr_sse_feed(p->sse, buf, len) < 0) {
@@ -161,10 +162,10 @@ static void stream_error_event(struct proxy_req *p, const char *why)
     free(text);
 }
 
-static void on_done(void *ud, CURLcode rc, const char *why);
+static void on_done(void *ud, enum hr_xfer_result rc, const char *why);
 
 /* The originals the model asked for are here (or known missing): go on. */
-static void retrieve_fetched(struct proxy_req *p) { on_done(p, CURLE_OK, ""); }
+static void retrieve_fetched(struct proxy_req *p) { on_done(p, HR_XFER_OK, ""); }
 
 /* The model answered with headroom_retrieve calls only: answer them from the
  * CCR store and ask again, so the client sees a normal answer. Returns 1 when
@@ -247,13 +248,13 @@ static void usage_from_answer(struct proxy_req *p, const char *text, size_t len)
     json_decref(picked);
 }
 
-static void on_done(void *ud, CURLcode rc, const char *why)
+static void on_done(void *ud, enum hr_xfer_result rc, const char *why)
 {
     struct proxy_req *p = ud;
     double t_upstream_done = hr_monotonic_ms();
     p->t = NULL; /* freed by upstream.c after we return */
     if (!p->req) return;
-    if (rc == CURLE_OK && !p->streaming && !p->too_large && answer_retrieve_calls(p)) return;
+    if (rc == HR_XFER_OK && !p->streaming && !p->too_large && answer_retrieve_calls(p)) return;
     hr_relay_detach_client(p);
     if (p->too_large) {
         char msg[160];
@@ -265,9 +266,9 @@ static void on_done(void *ud, CURLcode rc, const char *why)
         hr_proxy_free(p);
         return;
     }
-    if (rc != CURLE_OK) {
+    if (rc != HR_XFER_OK) {
         char msg[512];
-        int timeout = rc == CURLE_OPERATION_TIMEDOUT;
+        int timeout = rc == HR_XFER_TIMEOUT;
         snprintf(msg, sizeof msg, "headroomd could not get an answer from the %s API: %s",
                  hr_provider_name(p->api->provider), why);
         HR_WARN(LOGGER, "%s %s: %s", p->request_id, p->path, msg);
