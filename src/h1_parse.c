@@ -130,12 +130,18 @@ long hr_h1_parse_head(const char *buf, size_t len, size_t max, struct hr_h1_head
         if (memchr(p, '\r', (size_t)(le - p))) return fail(h, why, "a bare CR in the answer's headers");
         if (*p == ' ' || *p == '\t') {
             /* obs-fold: the line continues the previous value, joined by
-             * spaces (its line end is overwritten in place). */
+             * one space (RFC 9112 5.2); moved left within the arena. */
             if (!h->n_headers) return fail(h, why, "the answer's headers start with a continuation line");
             struct hr_header *prev = &h->headers[h->n_headers - 1];
-            for (char *s = prev->value + strlen(prev->value); s < p; s++) *s = ' ';
-            char *t = le;
-            while (t > prev->value && (t[-1] == ' ' || t[-1] == '\t')) *--t = 0;
+            char *dst = prev->value + strlen(prev->value), *src = p, *t = le;
+            while (src < t && (*src == ' ' || *src == '\t')) src++;
+            while (t > src && (t[-1] == ' ' || t[-1] == '\t')) t--;
+            if (t > src) {
+                if (dst > prev->value) *dst++ = ' ';
+                memmove(dst, src, (size_t)(t - src));
+                dst += t - src;
+            }
+            *dst = 0;
             p = nl + 1;
             continue;
         }
