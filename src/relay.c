@@ -11,6 +11,7 @@
 #include <event2/bufferevent.h>
 #include <event2/http.h>
 #include "fleet.h"
+#include "json_load.h"
 #include "json_scan.h"
 #include "log.h"
 #include "pipeline.h"
@@ -241,7 +242,15 @@ static void usage_from_answer(struct proxy_req *p, const char *text, size_t len)
         const char *v;
         size_t vlen;
         if (!hr_json_member(text, len, keys[i], &v, &vlen)) continue;
-        json_t *value = json_loadb(v, vlen, JSON_DECODE_ANY, NULL);
+        /* jansson's json_loadb costs ~7 k instructions even for a short
+         * value: a plain string is taken as it is, an object by our loader. */
+        json_t *value;
+        if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"' && !memchr(v, '\\', vlen))
+            value = json_stringn(v + 1, vlen - 2);
+        else if (vlen && v[0] == '{')
+            value = hr_json_load(v, vlen, NULL);
+        else
+            value = json_loadb(v, vlen, JSON_DECODE_ANY, NULL);
         if (value) json_object_set_new(picked, keys[i], value);
     }
     if (picked) p->api->usage_from_json(picked, &p->usage);
