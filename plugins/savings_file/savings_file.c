@@ -4,7 +4,6 @@
  * /dashboard and the persistent Prometheus counters. */
 #include <errno.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include <unistd.h>
 #include <headroom/plugin.h>
 #include "numfmt.h"
+#include "state_file.h"
 #include "savings.h"
 
 #define RECENT_POINTS 20
@@ -68,38 +68,12 @@ static double mono_ms(void)
 
 /* ------------------------------------------------------------------ path */
 
-static char *expand_tilde(const char *p)
-{
-    if (p[0] != '~' || (p[1] && p[1] != '/')) return strdup(p);
-    const char *home = getenv("HOME");
-    if (!home || !*home) {
-        struct passwd *pw = getpwuid(getuid());
-        home = pw ? pw->pw_dir : "/";
-    }
-    char *out;
-    return asprintf(&out, "%s%s", home, p + 1) < 0 ? NULL : out;
-}
-
 /* HEADROOM_* variables beat the config file (project-wide precedence); the
  * state root only applies when neither names a file. */
 static char *resolve_path(const struct hr_host *host, const char *conf_path)
 {
     const char *env = getenv("HEADROOM_SAVINGS_PATH");
-    if (env && *env) return expand_tilde(env);
-    if (conf_path && *conf_path) return expand_tilde(conf_path);
-    char *out;
-    if (HR_HAS_FIELD(host, struct hr_host, state_dir))
-        return asprintf(&out, "%s/proxy_savings.json", host->state_dir()) < 0 ? NULL : out;
-    /* A host before ABI 1.2: its state root rule, by hand. */
-    const char *ws = getenv("HEADROOM_WORKSPACE_DIR");
-    if (ws && *ws) {
-        char *w = expand_tilde(ws);
-        if (!w) return NULL;
-        int rc = asprintf(&out, "%s/proxy_savings.json", w);
-        free(w);
-        return rc < 0 ? NULL : out;
-    }
-    return expand_tilde("~/.headroom/proxy_savings.json");
+    return hr_state_file(host, env && *env ? env : conf_path, "proxy_savings.json");
 }
 
 /* -------------------------------------------------------------- publish */
