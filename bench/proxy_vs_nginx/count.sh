@@ -123,7 +123,6 @@ instructions() { # NAME
     [ -n "$f" ] || f="$TMP/$1.cg"
     local total
     total=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
-    [ -n "${KEEP_CG:-}" ] && cp "$f" "$KEEP_CG/$1.cg" # for callgrind_annotate --inclusive=yes
     printf "%-10s instructions/request %8.0f (user space, callgrind)\n" "$1" "$(echo "$total / $N" | bc -l)"
     if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$f" "$KEEP/$1.callgrind" && cp "$TMP/$1.strace" "$KEEP/" 2>/dev/null || true; fi
 }
