@@ -28,7 +28,7 @@ struct item {
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "/tmp/hr_text_fx";
-    static const struct hr_logc_config logc = {5, 10, 2, 5, 20};
+    static const struct hr_logc_config logc = {3, 3, 2, 5, 20};
     static const struct hr_searchc_config searchc = {30, 5};
     static const struct hr_diffc_config diffc = {2};
     static const struct hr_htmlx_config htmlx = {0, 1};

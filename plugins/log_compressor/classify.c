@@ -120,6 +120,35 @@ static enum hr_logc_class frame_line(const char *s, size_t n)
     return HR_LOGC_NORMAL;
 }
 
+/* A line that reports one passing test, or a test starting: unittest and
+ * cargo "name ... ok", pytest -v "PASSED", go "--- PASS:"/"=== RUN", TAP "# Subtest:" and
+ * "ok 3 - name", jest/mocha/node "✓ name", googletest "[       OK ]", jest
+ * "PASS file", and a Maven Surefire per-class line without failures. */
+static int pass_line(const char *s, size_t n)
+{
+    size_t ws = 0;
+    while (ws < n && (s[ws] == ' ' || s[ws] == '\t'))
+        ws++;
+    const char *p = s + ws;
+    size_t m = n - ws;
+    while (m && (p[m - 1] == ' ' || p[m - 1] == '\t'))
+        m--;
+    if (m > 7 && (!memcmp(p + m - 7, " ... ok", 7) || !memcmp(p + m - 7, " ... OK", 7)))
+        return 1;
+    if (HR_STARTS(p, m, "--- PASS: ") || HR_STARTS(p, m, "=== RUN ") || HR_STARTS(p, m, "=== PAUSE ") ||
+        HR_STARTS(p, m, "=== CONT ") || HR_STARTS(p, m, "=== NAME ") || HR_STARTS(p, m, "[       OK ] ") ||
+        HR_STARTS(p, m, "[ RUN      ] ") || HR_STARTS(p, m, "# Subtest: ") || HR_STARTS(p, m, "PASS ") || HR_STARTS(p, m, "\xe2\x9c\x93 ") ||
+        HR_STARTS(p, m, "\xe2\x9c\x94 "))
+        return 1;
+    if (m > 3 && p[0] == 'o' && p[1] == 'k' && p[2] == ' ' && isdigit((unsigned char)p[3]))
+        return 1;
+    const char *q = memmem(p, m, " PASSED", 7);
+    if (q && (q + 7 == p + m || q[7] == ' '))
+        return 1;
+    return HR_STARTS(p, m, "[INFO] Tests run: ") && memmem(p, m, ", Failures: 0, Errors: 0,", 25) &&
+           memmem(p, m, " in ", 4);
+}
+
 /* "errors: 0", "failed=0": a count of zero right after the word. */
 static int zero_after(const char *s, size_t n, size_t j)
 {
@@ -140,6 +169,9 @@ enum hr_logc_class hr_logc_classify(const char *s, size_t n, uint64_t *tmpl)
         if (!cc[c]) {
             if (c != ' ' && c != '\t')
                 blank = 0, prev_num = 0; /* "17:22: error" is a position, not a count */
+            if (c == '>' && i >= 2 && u[i - 1] == ' ' && u[i - 2] == '|' && i + 2 < n && u[i + 1] == '>' &&
+                u[i + 2] == '>')
+                err = 1; /* Docker BuildKit's "   9 | >>> RUN npm ci": the instruction that failed */
             H(h, c);
             i++;
             continue;
@@ -219,6 +251,8 @@ enum hr_logc_class hr_logc_classify(const char *s, size_t n, uint64_t *tmpl)
         return HR_LOGC_ERROR;
     if (warn)
         return HR_LOGC_WARN;
+    if (pass_line(s, n))
+        return HR_LOGC_PASS;
     if (summ)
         return HR_LOGC_SUMMARY;
     if (progress_line(u, n))

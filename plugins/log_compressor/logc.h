@@ -20,6 +20,7 @@ enum hr_logc_class {
     HR_LOGC_NORMAL = 0,
     HR_LOGC_BLANK,
     HR_LOGC_PROGRESS,   /* progress bars, spinners, lines a '\r' overwrote */
+    HR_LOGC_PASS,       /* one passing (or starting) test: "… ... ok", "--- PASS:", "ok 3 - x", "✓ x" */
     HR_LOGC_FRAME,      /* one stack frame */
     HR_LOGC_FRAME_CONT, /* the source line under a Python frame */
     HR_LOGC_SUMMARY,    /* "5 failed, 120 passed", "test result: …" */
