@@ -31,6 +31,8 @@ static void classes(void)
         {"    at TestContext.<anonymous> (/tmp/cart.test.js:7:26)", HR_LOGC_FRAME},
         {"Downloading 45% |########          | 12.3 MB/s", HR_LOGC_PROGRESS},
         {"   ", HR_LOGC_BLANK},
+        {"[INFO] ", HR_LOGC_BLANK},
+        {"[ERROR]", HR_LOGC_BLANK},
         {"", HR_LOGC_BLANK},
         {"INFO processing order 1000 for customer c-0", HR_LOGC_NORMAL},
         {"not ok 24 - cart total 23", HR_LOGC_ERROR},
@@ -46,6 +48,12 @@ static void classes(void)
         {"[INFO] Tests run: 6, Failures: 0, Errors: 0, Skipped: 0, Time elapsed: 0.2 s -- in com.acme.CartTest", HR_LOGC_PASS},
         {"[INFO] Tests run: 345, Failures: 0, Errors: 0, Skipped: 1", HR_LOGC_SUMMARY},
         {"   9 | >>> RUN npm ci --omit=dev", HR_LOGC_ERROR},
+        {"\t/usr/lib/go-1.19/src/testing/testing.go:1396 +0x24e", HR_LOGC_FRAME},
+        {"Dec 04 18:26:33 vm shop-api[10715]:         /tmp/fx/go/shop-api/main.go:39 +0x174", HR_LOGC_FRAME},
+        {"    cart_test.go:31: Total() = 100.00, want 90.00", HR_LOGC_NORMAL},
+        {"exit status 2", HR_LOGC_ERROR},
+        {"Process finished with exit code 0", HR_LOGC_NORMAL},
+        {"shop-api.service: Main process exited, code=exited, status=2/INVALIDARGUMENT", HR_LOGC_ERROR},
     };
     for (size_t i = 0; i < sizeof t / sizeof *t; i++)
         is_int(hr_logc_classify(t[i].line, strlen(t[i].line), NULL), t[i].want, "class of \"%s\"", t[i].line);

@@ -164,14 +164,15 @@ static void drop_repeats(struct work *w, struct ids *seen, uint8_t bits)
 }
 
 /* Dropped lines that are copies of kept ones fold as repeats. Only lines
- * of a template some kept line has are hashed. */
+ * of a template some kept line has, and that is not everywhere in the log
+ * (a template that common folds as "similar lines" anyway), are hashed. */
 static void mark_repeats(struct work *w, const struct ids *seen)
 {
     uint8_t *kept_tmpl = calloc(w->n_tmpl ? w->n_tmpl : 1, 1);
     if (!kept_tmpl)
         return; /* they fold as other lines */
     for (size_t i = 0; i < w->n; i++)
-        if (w->l[i].keep)
+        if (w->l[i].keep && w->freq[w->l[i].id] <= 4 * w->cfg->max_similar)
             kept_tmpl[w->l[i].id] = 1;
     for (size_t i = 0; i < w->n; i++) {
         struct ll *x = &w->l[i];
@@ -478,6 +479,18 @@ static int load(struct work *w, const char *text, size_t len)
             w->l[i].cls = HR_LOGC_FRAME_CONT;
         else if (w->l[i - 1].cls == HR_LOGC_FRAME_CONT && caret_line(w->l[i].s, w->l[i].len))
             w->l[i].cls = HR_LOGC_FRAME_CONT; /* Python 3.11+ "~~~^^^" under the source line */
+    /* a Go frame is two lines, "pkg.Func(args)" then "\t/path/file.go:12 +0x1d":
+     * the function line is the frame, its file line goes with it */
+    for (size_t i = 1; i < n; i++) {
+        struct ll *f = &w->l[i - 1], *x = &w->l[i];
+        size_t fp = hr_logc_syslog_prefix(f->s, f->len); /* both may come through journald */
+        if (x->cls == HR_LOGC_FRAME && memmem(x->s, x->len, ".go:", 4) && f->cls == HR_LOGC_NORMAL && f->len > fp &&
+            f->s[fp] != ' ' && f->s[fp] != '\t' && (f->s[f->len - 1] == ')' || HR_STARTS(f->s + fp, f->len - fp, "created by "))) {
+            f->cls = HR_LOGC_FRAME;
+            f->lib = x->lib;
+            x->cls = HR_LOGC_FRAME_CONT;
+        }
+    }
     w->n = n;
     w->count = calloc(ids.n ? ids.n : 1, sizeof *w->count);
     w->freq = calloc(ids.n ? ids.n : 1, sizeof *w->freq);
