@@ -20,9 +20,10 @@ static uint16_t row_field(const struct hr_sc_row *r, int detail)
 }
 
 /* "errors at 3, 9" — rows kept for `bit` (not already listed under a stronger
- * reason). With `detail` the rows go by field, the field named once:
- * "rare field debug_dump at 3, 9" (1: the rare field), "outliers in
- * latency_ms at 4" (2: the outlying field). At most LIST_MAX indices. */
+ * reason). With `detail` the rows go by field, each field named once:
+ * "rare field debug_dump at 3, 9 / trace at 12" (1: the rare field),
+ * "outliers in latency_ms at 4" (2: the outlying field). At most LIST_MAX
+ * indices. */
 static void reason(struct hr_tbuf *b, const struct hr_sc_table *t, uint32_t bit, const char *label,
                    int detail)
 {
@@ -49,7 +50,9 @@ static void reason(struct hr_tbuf *b, const struct hr_sc_table *t, uint32_t bit,
                     more++;
                     continue;
                 }
-                if (!in_group++)
+                if (!in_group++ && listed)
+                    hr_tbuf_putf(b, " / %s at ", field_name(t, row_field(r, detail)));
+                else if (in_group == 1)
                     hr_tbuf_putf(b, "%s%s %s at ", b->len ? "; " : "", label, field_name(t, row_field(r, detail)));
                 hr_tbuf_putf(b, "%s%zu", in_group > 1 ? ", " : "", k);
                 listed++;
