@@ -33,6 +33,7 @@ static void classes(void)
         {"   ", HR_LOGC_BLANK},
         {"[INFO] ", HR_LOGC_BLANK},
         {"[ERROR]", HR_LOGC_BLANK},
+        {"[DONE]", HR_LOGC_NORMAL},
         {"", HR_LOGC_BLANK},
         {"INFO processing order 1000 for customer c-0", HR_LOGC_NORMAL},
         {"not ok 24 - cart total 23", HR_LOGC_ERROR},

@@ -182,14 +182,16 @@ static int pass_line(const char *s, size_t n)
 /* "[INFO] ", "[ERROR]": a level tag and nothing else (Maven's empty lines). */
 static int level_only(const char *s, size_t n)
 {
+    static const char *const tags[] = {"[INFO]", "[WARN]", "[WARNING]", "[ERROR]", "[DEBUG]", "[TRACE]", "[FATAL]",
+                                       "[NOTICE]", NULL};
     while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
         n--;
-    if (n < 6 || n > 9 || s[0] != '[' || s[n - 1] != ']')
+    if (n < 6 || n > 9 || s[0] != '[')
         return 0;
-    for (size_t i = 1; i + 1 < n; i++)
-        if (!isupper((unsigned char)s[i]))
-            return 0;
-    return 1;
+    for (const char *const *t = tags; *t; t++)
+        if (strlen(*t) == n && !memcmp(s, *t, n))
+            return 1;
+    return 0;
 }
 
 /* "errors: 0", "failed=0": a count of zero right after the word. */

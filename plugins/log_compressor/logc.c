@@ -254,15 +254,16 @@ static void select_lines(struct work *w, struct ids *seen)
     mark_repeats(w, seen);
 }
 
-/* One kept line. Lines kept for context or position, not as signals, are
- * cut in the middle past LONG_LINE bytes (a 1 KB compiler command line
- * places an error as well by its start and its end). */
+/* One line written out. Normal lines (kept for context or position, or
+ * left in a short run) are cut in the middle past LONG_LINE bytes (a 1 KB
+ * compiler command line places an error as well by its start and its end);
+ * errors, warnings, summaries and frames never are. */
 #define LONG_LINE 200
 #define CUT_HEAD 120
 #define CUT_TAIL 60
 static void put_line(struct hr_tbuf *o, const struct ll *x)
 {
-    if (x->len <= LONG_LINE || (x->keep & K_SIGNAL)) {
+    if (x->len <= LONG_LINE || (x->keep & K_SIGNAL) || x->cls >= HR_LOGC_FRAME) {
         hr_tbuf_put(o, x->s, x->len);
     } else {
         size_t h = CUT_HEAD, t = x->len - CUT_TAIL;
