@@ -8,6 +8,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include "cost.h"
+#include "fleet.h"
 #include "guard.h"
 #include "log.h"
 #include "proxy.h"
@@ -33,7 +34,9 @@ int hr_admit_connection(struct hr_worker *w, struct evhttp_request *req, const s
                         const char *method, const char *path)
 {
     struct hr_daemon *d = w->d;
-    int draining = atomic_load_explicit(&d->stopping, memory_order_relaxed);
+    /* A request that waited for Redis arrived before draining began (none
+     * waits after): it is in flight, not new. */
+    int draining = atomic_load_explicit(&d->stopping, memory_order_relaxed) && !hr_fleet_arrived_ms(req);
     if (draining || w->inflight >= d->cfg->max_connections) {
         char id[40];
         snprintf(id, sizeof id, "hr-%zx-%llx", w->index, ++w->next_request);

@@ -14,6 +14,7 @@
 #include "budget.h"
 #include "numfmt.h"
 #include "log.h"
+#include "state_file.h"
 #include "stats.h"
 
 #define LOGGER "headroom.budget"
@@ -148,20 +149,9 @@ static int read_state(const struct hr_budget *b, time_t start, struct file_state
 
 static void quarantine(const struct hr_budget *b, const char *why)
 {
-    char stamp[32], dest[4200];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    struct stat st;
-    int moved = -1;
-    for (int i = 0; i < 100 && moved; i++) {
-        if (i) snprintf(dest, sizeof dest, "%s.corrupt-%s-%d", b->path, stamp, i);
-        else snprintf(dest, sizeof dest, "%s.corrupt-%s", b->path, stamp);
-        if (lstat(dest, &st) == 0) continue; /* keep every earlier casualty */
-        moved = rename(b->path, dest) ? -errno : 0;
-        break;
-    }
+    char dest[4200];
+    int moved = hr_corrupt_name(b->path, (double)time(NULL), dest, sizeof dest);
+    if (!moved) moved = rename(b->path, dest) ? -errno : 0;
     if (!moved) HR_WARN(LOGGER, "budget file %s is damaged (%s): moved aside to %s; spend starts again at 0", b->path,
                         why, dest);
     else HR_WARN(LOGGER, "budget file %s is damaged (%s) and could not be moved aside (%s); spend starts again at 0",

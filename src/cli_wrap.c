@@ -3,7 +3,9 @@
  * background for the session (install_mode wrapped, HEADROOM_STACK
  * wrap_<agent>), points the agent at it the way that agent is configured,
  * runs it in the foreground with the terminal, and returns its exit code
- * after stopping the daemon it started (doc/telemetry.md, headroom(1)). */
+ * after stopping the daemon it started (doc/telemetry.md, headroom(1)).
+ * Only libheadroom's public API: hr_daemon_setup says where a daemon of the
+ * config listens and keeps its state. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,8 +20,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include "cli.h"
-#include "config.h"
-#include "state_dir.h"
+#include "headroom/headroom.h"
 
 #define MAX_ENV 8
 
@@ -136,6 +137,22 @@ static char *find_exe(const char *name)
     return NULL;
 }
 
+/* Where a headroomd of `conf` listens and keeps its state, or NULL (said why). */
+static json_t *daemon_setup(const char *conf)
+{
+    char *text = hr_daemon_setup(conf);
+    if (!text) {
+        fprintf(stderr, "headroom wrap: %s\n", hr_last_error());
+        return NULL;
+    }
+    json_t *j = json_loads(text, 0, NULL);
+    hr_free(text);
+    if (json_is_object(j)) return j;
+    fprintf(stderr, "headroom wrap: libheadroom gave an unreadable setup\n");
+    json_decref(j);
+    return NULL;
+}
+
 /* headroomd: $HEADROOMD, else next to this program, else on PATH. */
 static char *daemon_path(void)
 {
@@ -177,10 +194,13 @@ static void nap_ms(long ms)
  * <state>/wrap-headroomd.log. Returns its pid once /readyz says 200, or -1. */
 static pid_t start_daemon(const char *exe, int port, const char *conf, const char *stack)
 {
-    const char *state = hr_state_dir();
+    json_t *setup = daemon_setup(conf);
+    if (!setup) return -1;
+    const char *state = json_string_value(json_object_get(setup, "state_root"));
     mkdir(state, 0700);
     char log_path[4200];
     snprintf(log_path, sizeof log_path, "%s/wrap-headroomd.log", state);
+    json_decref(setup);
     int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (log_fd < 0) {
         fprintf(stderr, "headroom wrap: cannot open %s: %s (is HEADROOM_WORKSPACE_DIR writable?)\n", log_path, strerror(errno));
@@ -309,14 +329,11 @@ static void print_env(const struct env *e)
  * HEADROOM_PORT, as headroomd reads them (--port overrides both). */
 static int configured_port(const char *conf, int *port)
 {
-    struct hr_config c;
-    char err[1024];
-    hr_config_defaults(&c);
-    int rc = (conf && hr_config_apply_file(&c, conf, err, sizeof err)) || hr_config_apply_env(&c, err, sizeof err);
-    if (rc) fprintf(stderr, "headroom wrap: %s\n", err);
-    else *port = c.port;
-    hr_config_free(&c);
-    return rc ? -1 : 0;
+    json_t *setup = daemon_setup(conf);
+    if (!setup) return -1;
+    *port = (int)json_integer_value(json_object_get(setup, "port"));
+    json_decref(setup);
+    return 0;
 }
 
 static int parse_port(const char *s, int *port)

@@ -111,24 +111,47 @@ static struct bufferevent *new_bev(struct event_base *base, void *arg)
     return bev;
 }
 
+static int client_timeout_s(const struct hr_worker *w)
+{
+    return __atomic_load_n(&w->d->cfg->client_timeout_s, __ATOMIC_RELAXED); /* SIGHUP may change it */
+}
+
+static struct bufferevent *bev_of(struct evhttp_request *req)
+{
+    struct evhttp_connection *c = evhttp_request_get_connection(req);
+    return c ? evhttp_connection_get_bufferevent(c) : NULL;
+}
+
+/* client_timeout bounds receiving a request, and evhttp applies it as the
+ * connection's read and write idle timers. While the answer is written,
+ * evhttp keeps reading only to notice the client leaving, so its read timer
+ * would cut an answer that is merely silent (a stream while the model
+ * thinks): it is off from dispatch until the answer is done, when the
+ * connection waits for its next request again. The write timer stays: a
+ * client that takes nothing of a pending answer for client_timeout is gone. */
 static void request_done(struct evhttp_request *req, void *arg)
 {
-    (void)req;
-    int fd = (int)(intptr_t)arg;
-    if (fd < 0 || (size_t)fd >= table_len) return;
+    struct hr_worker *w = arg;
+    struct bufferevent *bev = bev_of(req);
+    if (!bev) return;
+    struct timeval tv = {client_timeout_s(w), 0};
+    bufferevent_set_timeouts(bev, &tv, &tv);
+    int fd = (int)bufferevent_getfd(bev);
+    if (fd < 0 || (size_t)fd >= table_len || atomic_load(&table[fd].owner) != (int)w->index + 1) return;
     atomic_store(&table[fd].since_ms, now_ms());
     atomic_store(&table[fd].busy, 0);
 }
 
 void hr_conn_guard_request(struct hr_worker *w, struct evhttp_request *req)
 {
-    if (!table) return;
-    struct evhttp_connection *c = evhttp_request_get_connection(req);
-    struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
-    int fd = bev ? (int)bufferevent_getfd(bev) : -1;
+    struct bufferevent *bev = bev_of(req);
+    if (!bev) return;
+    struct timeval tv = {client_timeout_s(w), 0};
+    bufferevent_set_timeouts(bev, NULL, &tv);
+    evhttp_request_set_on_complete_cb(req, request_done, w);
+    int fd = (int)bufferevent_getfd(bev);
     if (fd < 0 || (size_t)fd >= table_len || atomic_load(&table[fd].owner) != (int)w->index + 1) return;
     atomic_store(&table[fd].busy, 1);
-    evhttp_request_set_on_complete_cb(req, request_done, (void *)(intptr_t)fd);
 }
 
 /* A client still sending its request after client_timeout: 408 in JSON,
@@ -154,7 +177,7 @@ static void sweep(evutil_socket_t unused, short what, void *arg)
     (void)unused;
     (void)what;
     struct hr_conn_guard *g = arg;
-    int timeout_s = g->w->d->cfg->client_timeout_s;
+    int timeout_s = client_timeout_s(g->w);
     /* One second of grace: evhttp's idle timer (the same length) closes
      * silent connections first, quietly. */
     long long limit = (long long)timeout_s * 1000 + 1000, now = now_ms();

@@ -8,6 +8,7 @@
 #include <event2/event.h>
 #include "conn_guard.h"
 #include "daemon.h"
+#include "fleet.h"
 #include "log.h"
 #include "proxy.h"
 #include "stats.h"
@@ -21,7 +22,7 @@ static void check_drained(evutil_socket_t fd, short what, void *arg)
     struct hr_worker *w = arg;
     int busy = 0;
     for (struct proxy_req *p = w->live; p && !busy; p = p->live_next) busy = !p->finish_deferred;
-    if (!busy) atomic_store(&w->drained, 1);
+    if (!busy && !hr_fleet_waiting(w)) atomic_store(&w->drained, 1);
 }
 
 /* In the worker's thread: no more accepts, and report when idle. */
@@ -42,13 +43,14 @@ static void abort_inflight(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct hr_worker *w = arg;
-    int n = 0;
+    static const char why[] = "headroomd is shutting down and this request did not finish within shutdown_timeout; "
+                              "retry it";
     hr_acct_flush_deferred(w); /* answered already, only their count was pending */
+    int n = hr_fleet_abort_waits(w, why);
     for (struct proxy_req *p = w->live, *next; p; p = next) {
         next = p->live_next;
         if (p->finish_deferred) continue; /* answered; freed after its late count */
-        hr_relay_abort(p, "headroomd is shutting down and this request did not finish within shutdown_timeout; "
-                          "retry it");
+        hr_relay_abort(p, why);
         n++;
     }
     if (n) HR_WARN(LOGGER, "worker %zu: %d request%s still in flight at shutdown_timeout: ended with an error", w->index,

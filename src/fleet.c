@@ -12,6 +12,7 @@
  * process's CCR store before the synchronous retrieve code looks. */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,7 @@ static const char BUDGET_SCRIPT[] =
 struct fleet_worker {
     struct hr_rconn *conn;
     struct event *drain;            /* sends originals stored on helper threads */
+    struct hr_fleet_wait *waits;    /* every wait of this worker, freed at stop if still pending */
 };
 
 struct outbox_item {
@@ -106,6 +108,7 @@ static struct {
     double last_open_warn;
 } fl = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+static atomic_long n_waiting; /* waits of every worker, for /stats */
 static _Thread_local struct hr_rconn *tl_conn;
 static _Thread_local struct hr_fleet_wait *tl_current;
 
@@ -133,6 +136,8 @@ struct hr_fleet_wait {
     size_t replies;                 /* originals answered so far (in the order asked) */
     struct proxy_req *p;            /* a retrieve round (NULL once cancelled) */
     void (*resume)(struct proxy_req *p);
+    int abandoned;                  /* answered at shutdown: free once Redis has answered */
+    struct hr_fleet_wait *prev, *next; /* fleet_worker.waits */
 };
 
 int hr_fleet_enabled(void) { return fl.on; }
@@ -417,8 +422,28 @@ static int rate_remote(void *ctx, const uint8_t key[HR_SHA256_LEN], uint64_t tok
 
 /* ------------------------------------------------------------ the wait */
 
+/* Linked into the worker's list, so a wait Redis never answers (the worker
+ * stopped first) is still found and freed. */
+static struct hr_fleet_wait *wait_new(struct hr_worker *w)
+{
+    struct hr_fleet_wait *x = calloc(1, sizeof *x);
+    if (!x) return NULL;
+    struct fleet_worker *fw = &fl.workers[w->index];
+    x->w = w;
+    x->next = fw->waits;
+    if (fw->waits) fw->waits->prev = x;
+    fw->waits = x;
+    atomic_fetch_add(&n_waiting, 1);
+    return x;
+}
+
 static void wait_free(struct hr_fleet_wait *x)
 {
+    struct fleet_worker *fw = &fl.workers[x->w->index];
+    if (x->prev) x->prev->next = x->next;
+    else fw->waits = x->next;
+    if (x->next) x->next->prev = x->prev;
+    atomic_fetch_sub(&n_waiting, 1);
     json_decref(x->body);
     hr_respcache_entry_free(&x->entry);
     free(x->hashes);
@@ -429,7 +454,9 @@ static void run_stage(struct hr_fleet_wait *x);
 
 static void op_done(struct hr_fleet_wait *x)
 {
-    if (--x->pending == 0) run_stage(x);
+    if (--x->pending) return;
+    if (x->abandoned) wait_free(x);
+    else run_stage(x);
 }
 
 static void budget_read(void *ud, const redisReply *r)
@@ -532,6 +559,10 @@ static void refuse(struct hr_fleet_wait *x)
 
 static void finish(struct hr_fleet_wait *x)
 {
+    if (x->abandoned) {
+        wait_free(x);
+        return;
+    }
     if (x->p || x->resume) { /* a retrieve round */
         if (x->p) {
             x->p->fleet_wait = NULL;
@@ -657,11 +688,11 @@ static int fetch_originals(struct hr_fleet_wait *x, const char *const *hashes, s
 
 int hr_fleet_defer(struct hr_worker *w, struct evhttp_request *req, const char *path, hr_fleet_dispatch_fn again)
 {
-    if (!fl.on || !tl_conn || (tl_current && tl_current->req == req)) return 0;
+    /* Draining: a new request is refused at once, without asking Redis. */
+    if (!fl.on || !tl_conn || (tl_current && tl_current->req == req) || atomic_load(&w->d->stopping)) return 0;
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    struct hr_fleet_wait *x = calloc(1, sizeof *x);
+    struct hr_fleet_wait *x = wait_new(w);
     if (!x) return 0;
-    x->w = w;
     x->req = req;
     x->again = again;
     x->t_arrived = hr_monotonic_ms();
@@ -748,9 +779,8 @@ int hr_fleet_retrieve_wait(struct proxy_req *p, const json_t *answer, void (*res
     asked.n = 0;
     if (n && scratch) p->api->append_results(scratch, answer, calls, n, note_hash);
     json_decref(scratch);
-    struct hr_fleet_wait *x = calloc(1, sizeof *x);
+    struct hr_fleet_wait *x = wait_new(p->w);
     if (!x) return 0;
-    x->w = p->w;
     x->p = p;
     x->resume = resume;
     p->fleet_wait = x;
@@ -764,6 +794,42 @@ void hr_fleet_cancel(struct proxy_req *p)
 {
     if (p->fleet_wait) p->fleet_wait->p = NULL; /* freed when its answers are in */
     p->fleet_wait = NULL;
+}
+
+/* Requests (not retrieve rounds, which belong to a proxied request that
+ * drain counts itself) still waiting for Redis. */
+static int is_request_wait(const struct hr_fleet_wait *x) { return !x->abandoned && !x->p && !x->resume; }
+
+int hr_fleet_waiting(struct hr_worker *w)
+{
+    if (!fl.on || !fl.workers) return 0;
+    int n = 0;
+    for (struct hr_fleet_wait *x = fl.workers[w->index].waits; x; x = x->next) n += is_request_wait(x);
+    return n;
+}
+
+int hr_fleet_abort_waits(struct hr_worker *w, const char *message)
+{
+    if (!fl.on || !fl.workers) return 0;
+    int n = 0;
+    for (struct hr_fleet_wait *x = fl.workers[w->index].waits; x; x = x->next) {
+        if (!is_request_wait(x)) continue;
+        x->abandoned = 1; /* Redis's answers, when they come, only free it */
+        n++;
+        if (!evhttp_request_get_connection(x->req)) { /* the client went away meanwhile */
+            evhttp_request_free(x->req);
+            continue;
+        }
+        char path[2048];
+        const char *uri = evhttp_request_get_uri(x->req);
+        snprintf(path, sizeof path, "%.*s", (int)strcspn(uri, "?"), uri);
+        struct evkeyvalq *out = evhttp_request_get_output_headers(x->req);
+        evhttp_add_header(out, "Retry-After", "1");
+        evhttp_add_header(out, "Connection", "close");
+        hr_send_api_error(x->req, api_of(x->req, path), 503, HR_API_ERR_OVERLOADED, message);
+        hr_stats_count_rejected(503, 0, 0);
+    }
+    return n;
 }
 
 /* ------------------------------------------------------------ figures */
@@ -787,6 +853,7 @@ static json_t *stats_block(void *state)
     json_object_set_new(o, "ccr_fetched", json_integer((json_int_t)fl.ccr_fetched));
     json_object_set_new(o, "ccr_missing", json_integer((json_int_t)fl.ccr_missing));
     json_object_set_new(o, "unsent_budget_usd", json_real((double)fl.unsent_micro / 1e6));
+    json_object_set_new(o, "waiting", json_integer((json_int_t)atomic_load(&n_waiting)));
     pthread_mutex_unlock(&fl.lock);
     return o;
 }
@@ -890,7 +957,12 @@ void hr_fleet_worker_stop(struct hr_worker *w)
     if (!fl.on || !fl.workers) return;
     struct fleet_worker *fw = &fl.workers[w->index];
     if (fw->drain) event_free(fw->drain);
-    hr_rconn_free(fw->conn);
+    hr_rconn_free(fw->conn); /* drops its commands: their replies never come */
     fw->drain = NULL;
     fw->conn = NULL;
+    /* evhttp_free has freed the requests already: only the waits are left. */
+    while (fw->waits) {
+        if (fw->waits->p) fw->waits->p->fleet_wait = NULL;
+        wait_free(fw->waits);
+    }
 }

@@ -51,4 +51,10 @@ json_t *hr_fleet_take_body(struct evhttp_request *req);
 int hr_fleet_retrieve_wait(struct proxy_req *p, const json_t *answer, void (*resume)(struct proxy_req *p));
 /* hr_proxy_free: the request is gone; a pending fetch must not resume it. */
 void hr_fleet_cancel(struct proxy_req *p);
+
+/* Draining (worker's thread): requests of `w` still waiting for Redis are in
+ * flight too; at shutdown_timeout each is answered 503 with `message`.
+ * Both return how many. */
+int hr_fleet_waiting(struct hr_worker *w);
+int hr_fleet_abort_waits(struct hr_worker *w, const char *message);
 #endif

@@ -18,7 +18,9 @@ void hr_send_json(struct evhttp_request *req, int status, json_t *body)
     if (text) evbuffer_add(buf, text, strlen(text));
     evbuffer_add(buf, "\n", 1);
     free(text);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    evhttp_add_header(out, "Content-Type", "application/json");
+    evhttp_add_header(out, "X-Content-Type-Options", "nosniff"); /* never read as a script or style */
     evhttp_send_reply(req, status, NULL, buf);
     evbuffer_free(buf);
 }

@@ -501,6 +501,45 @@ void fh_reset(void)
     pthread_mutex_unlock(&mu);
 }
 
+void *fh_start(const struct headroom_plugin *p, struct hr_instance *inst)
+{
+    struct hr_conf conf;
+    void *s = NULL;
+    fh_reset();
+    fh_log_clear();
+    fh_conf(&conf, p->conf_keys, NULL);
+    return p->init(fh_host(), inst, &conf, &s) ? NULL : s;
+}
+
+void fh_stop(const struct headroom_plugin *p, void *state)
+{
+    fh_drop_stats(state);
+    p->fini(state);
+}
+
+void fh_env(const char *const *all, const char *name, ...)
+{
+    for (size_t i = 0; all[i]; i++) unsetenv(all[i]);
+    va_list ap;
+    va_start(ap, name);
+    for (const char *k = name; k; k = va_arg(ap, const char *)) setenv(k, va_arg(ap, const char *), 1);
+    va_end(ap);
+}
+
+int fh_warns_naming(const char *word)
+{
+    int n = 0;
+    for (const char *line = fh_log(); *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        char buf[4400];
+        snprintf(buf, sizeof buf, "%.*s", (int)len, line);
+        if (!strncmp(buf, "WARN", 4) && strstr(buf, word)) n++;
+        line += len + (nl ? 1 : 0);
+    }
+    return n;
+}
+
 static const struct hr_host host = {
     .struct_size = sizeof(struct hr_host),
     .abi_major = HR_ABI_MAJOR,

@@ -87,4 +87,15 @@ int fh_events_off_calls(void);
 /* Drop every registration, exporter and stored CCR entry. */
 void fh_reset(void);
 
+/* What the sink tests share. fh_start: fh_reset, fh_log_clear, then `p`'s
+ * init as `inst` with its default config; its state, or NULL when init
+ * failed. fh_stop: fh_drop_stats, then its fini. */
+void *fh_start(const struct headroom_plugin *p, struct hr_instance *inst);
+void fh_stop(const struct headroom_plugin *p, void *state);
+/* Unset every variable named in `all` (NULL-terminated), then set the pairs
+ * name, value, ..., NULL. */
+void fh_env(const char *const *all, const char *name, ...);
+/* Captured WARN lines that name `word`. */
+int fh_warns_naming(const char *word);
+
 #endif

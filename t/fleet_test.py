@@ -6,7 +6,8 @@
 # one rate limit per key (exact count, and one more after a refill), the
 # CCR store (hash made on A read on B, also through headroom_retrieve) and
 # the response cache; Redis killed, stopped and restarted: fail open /
-# closed as configured, no crash, recovery.
+# closed as configured, no crash, recovery; SIGTERM while a request waits
+# for Redis: answered, nothing leaked.
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.dont_write_bytecode = True
@@ -325,6 +327,38 @@ try:
         r = post_json(cl.url + "/v1/chat/completions", chat(text="back"))
         is_(r.status, 200, "closed: answered again once Redis is back")
         cl.stop()
+
+        # ---------------------------------------------- draining while a request waits for Redis
+        # A request parked for Redis's answer is in flight: SIGTERM lets it go on
+        # (here: fail open once timeout_ms passes) or, past shutdown_timeout, answers
+        # it 503. Either way the daemon exits 0 with nothing leaked (the ASan build's
+        # leak check sets the exit code; the wait used to be lost at shutdown).
+        for label, extra, timeout_ms, want in (
+                ("drain within shutdown_timeout", "shutdown_timeout 20", 1000, 200),
+                ("drain past shutdown_timeout", "shutdown_timeout 1", 8000, 503)):
+            dr = Headroomd(mock=mock, expect_exit=None,
+                           extra_conf=conf(redis, "drain:", "budget 1000\n" + extra).replace(
+                               "timeout_ms 1000", "timeout_ms %d" % timeout_ms))
+            dr.start()
+            is_(post_json(dr.url + "/v1/chat/completions", chat(text="up")).status, 200, "%s: Redis up" % label)
+            redis.proc.send_signal(signal.SIGSTOP)
+            res = []
+            t = threading.Thread(target=lambda: res.append(
+                post_json(dr.url + "/v1/chat/completions", chat(text="parked"), timeout=60)))
+            t.start()
+            ok(wait_until(lambda: backend_stats(dr).get("waiting") == 1, timeout=10),
+               "%s: /stats backend.waiting shows the parked request" % label)
+            rc = dr.stop(timeout=60)
+            t.join(60)
+            redis.proc.send_signal(signal.SIGCONT)
+            r = res[0] if res else None
+            is_(r and r.status, want, "%s: the parked request is answered %d" % (label, want))
+            if want == 503:
+                ok(r.header("retry-after") and "shutdown_timeout" in r.text, "%s: with Retry-After, saying why" % label)
+            is_(rc, 0, "%s: exit 0, nothing leaked" % label)
+            if rc != 0:
+                diag(dr.stderr_text()[-3000:])
+            ok(wait_until(lambda: redis.ping(), timeout=10), "%s: Redis answers again" % label)
 
     # ---------------------------------------------- config
     cfg_dir = tempfile.mkdtemp(prefix="hr-fleet-conf-")

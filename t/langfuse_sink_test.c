@@ -5,7 +5,6 @@
  * holds HEADROOM_LANGFUSE_MAX_BATCH_SPANS, one request's spans are never
  * split, and fini sends what is pending. */
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,45 +21,10 @@ static const char *const ALL_VARS[] = {"HEADROOM_LANGFUSE_ENABLED",        "LANG
                                        "HEADROOM_LANGFUSE_FLUSH_INTERVAL_MS", "HEADROOM_LANGFUSE_MAX_BATCH_SPANS",
                                        NULL};
 
-static void env(const char *k, ...)
-{
-    for (size_t i = 0; ALL_VARS[i]; i++) unsetenv(ALL_VARS[i]);
-    va_list ap;
-    va_start(ap, k);
-    for (const char *key = k; key; key = va_arg(ap, const char *)) setenv(key, va_arg(ap, const char *), 1);
-    va_end(ap);
-}
+#define env(...) fh_env(ALL_VARS, __VA_ARGS__)
 
-static void *start(void)
-{
-    struct hr_conf conf;
-    void *s = NULL;
-    fh_reset();
-    fh_log_clear();
-    fh_conf(&conf, headroom_plugin.conf_keys, NULL);
-    if (headroom_plugin.init(fh_host(), &inst, &conf, &s)) return NULL;
-    return s;
-}
-
-static void stop(void *s)
-{
-    fh_drop_stats(s);
-    headroom_plugin.fini(s);
-}
-
-static int warns_naming(const char *var)
-{
-    int n = 0;
-    for (const char *line = fh_log(); *line;) {
-        const char *nl = strchr(line, '\n');
-        size_t len = nl ? (size_t)(nl - line) : strlen(line);
-        char buf[4400];
-        snprintf(buf, sizeof buf, "%.*s", (int)len, line);
-        if (!strncmp(buf, "WARN", 4) && strstr(buf, var)) n++;
-        line += len + (nl ? 1 : 0);
-    }
-    return n;
-}
+static void *start(void) { return fh_start(&headroom_plugin, &inst); }
+static void stop(void *s) { fh_stop(&headroom_plugin, s); }
 
 static int count_mem(const unsigned char *hay, size_t len, const void *needle, size_t nl)
 {
@@ -107,7 +71,7 @@ static void test_conf(void)
     s = start();
     st = stats();
     ok(st && json_is_false(json_object_get(st, "enabled")), "secret key missing: /stats.langfuse.enabled false");
-    is_int(warns_naming("LANGFUSE_SECRET_KEY"), 1, "secret key missing: one WARN naming LANGFUSE_SECRET_KEY");
+    is_int(fh_warns_naming("LANGFUSE_SECRET_KEY"), 1, "secret key missing: one WARN naming LANGFUSE_SECRET_KEY");
     is_int(fh_n_exports(), 0, "secret key missing: no exporter");
     is_int(fh_events_off_calls(), 1, "secret key missing: events_off");
     json_decref(st);
@@ -115,7 +79,7 @@ static void test_conf(void)
 
     env("HEADROOM_LANGFUSE_ENABLED", "perhaps", "LANGFUSE_PUBLIC_KEY", "pk", "LANGFUSE_SECRET_KEY", "sk", NULL);
     s = start();
-    is_int(warns_naming("HEADROOM_LANGFUSE_ENABLED"), 1, "HEADROOM_LANGFUSE_ENABLED=perhaps: one WARN naming it");
+    is_int(fh_warns_naming("HEADROOM_LANGFUSE_ENABLED"), 1, "HEADROOM_LANGFUSE_ENABLED=perhaps: one WARN naming it");
     is_int(fh_n_exports(), 0, "HEADROOM_LANGFUSE_ENABLED=perhaps: off (the default)");
     stop(s);
 
@@ -134,7 +98,7 @@ static void test_conf(void)
         env("HEADROOM_LANGFUSE_ENABLED", "1", "LANGFUSE_PUBLIC_KEY", "pk", "LANGFUSE_SECRET_KEY", "sk", bad[i].var,
             bad[i].val, NULL);
         s = start();
-        is_int(warns_naming(bad[i].var), 1, "%s=%s: one WARN naming the variable", bad[i].var, bad[i].val);
+        is_int(fh_warns_naming(bad[i].var), 1, "%s=%s: one WARN naming the variable", bad[i].var, bad[i].val);
         is_int(stat_int(bad[i].key), bad[i].want, "%s=%s: the default %lld", bad[i].var, bad[i].val, bad[i].want);
         stop(s);
     }
@@ -142,7 +106,7 @@ static void test_conf(void)
     env("HEADROOM_LANGFUSE_ENABLED", "yes", "LANGFUSE_PUBLIC_KEY", "pk-lf-1", "LANGFUSE_SECRET_KEY", "sk-lf-s3cret",
         "LANGFUSE_BASE_URL", "langfuse.internal", NULL);
     s = start();
-    is_int(warns_naming("LANGFUSE_BASE_URL"), 1, "LANGFUSE_BASE_URL without a scheme: one WARN naming it");
+    is_int(fh_warns_naming("LANGFUSE_BASE_URL"), 1, "LANGFUSE_BASE_URL without a scheme: one WARN naming it");
     is_str(fh_n_exports() ? fh_export(0)->url : "", "https://cloud.langfuse.com/api/public/otel/v1/traces",
            "then the default cloud URL");
     stop(s);

@@ -6,7 +6,6 @@
  * start time, delta points never go negative. */
 #include <jansson.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -31,53 +30,15 @@ static const char *const ALL_VARS[] = {
     "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT",
     "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION", NULL};
 
-/* Clear the environment, then set pairs name, value, ..., NULL. */
-static void env(const char *k, ...)
-{
-    for (size_t i = 0; ALL_VARS[i]; i++) unsetenv(ALL_VARS[i]);
-    va_list ap;
-    va_start(ap, k);
-    for (const char *key = k; key; key = va_arg(ap, const char *)) setenv(key, va_arg(ap, const char *), 1);
-    va_end(ap);
-}
+#define env(...) fh_env(ALL_VARS, __VA_ARGS__)
 
-static void *start(void)
-{
-    struct hr_conf conf;
-    void *s = NULL;
-    fh_reset();
-    fh_log_clear();
-    fh_conf(&conf, headroom_plugin.conf_keys, NULL);
-    if (headroom_plugin.init(fh_host(), &inst, &conf, &s)) return NULL;
-    return s;
-}
-
-static void stop(void *s)
-{
-    fh_drop_stats(s);
-    headroom_plugin.fini(s);
-}
+static void *start(void) { return fh_start(&headroom_plugin, &inst); }
+static void stop(void *s) { fh_stop(&headroom_plugin, s); }
 
 static int count_in(const char *hay, const char *needle)
 {
     int n = 0;
     for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;
-    return n;
-}
-
-/* WARN lines that name `var`. */
-static int warns_naming(const char *var)
-{
-    int n = 0;
-    const char *log = fh_log();
-    for (const char *line = log; *line;) {
-        const char *nl = strchr(line, '\n');
-        size_t len = nl ? (size_t)(nl - line) : strlen(line);
-        char buf[4400];
-        snprintf(buf, sizeof buf, "%.*s", (int)len, line);
-        if (!strncmp(buf, "WARN", 4) && strstr(buf, var)) n++;
-        line += len + (nl ? 1 : 0);
-    }
     return n;
 }
 
@@ -198,7 +159,7 @@ static void test_off(void)
        "off: the spec's fields are there (null / 0)");
     is_int(fh_n_exports(), 0, "off: no exporter");
     is_int(fh_events_off_calls(), 1, "off: events_off (requests pay nothing)");
-    is_int(warns_naming("OTEL"), 0, "off: no WARN");
+    is_int(fh_warns_naming("OTEL"), 0, "off: no WARN");
     json_decref(st);
     stop(s);
 
@@ -260,7 +221,7 @@ static void test_invalid(void)
         env("HEADROOM_OTEL_METRICS_ENABLED", "1", cases[i].var, cases[i].val, NULL);
         void *s = start();
         ok(s != NULL, "%s=%s: init still succeeds", cases[i].var, cases[i].val);
-        is_int(warns_naming(cases[i].var), 1, "%s=%s: one WARN naming the variable", cases[i].var, cases[i].val);
+        is_int(fh_warns_naming(cases[i].var), 1, "%s=%s: one WARN naming the variable", cases[i].var, cases[i].val);
         if (cases[i].stat_key) {
             json_t *st = fh_stats("otel");
             json_t *v = json_object_get(st, cases[i].stat_key);
@@ -276,7 +237,7 @@ static void test_invalid(void)
     void *s = start();
     json_t *st = fh_stats("otel");
     ok(json_is_false(json_object_get(st, "enabled")), "HEADROOM_OTEL_METRICS_ENABLED=maybe: off (the default)");
-    is_int(warns_naming("HEADROOM_OTEL_METRICS_ENABLED"), 1, "HEADROOM_OTEL_METRICS_ENABLED=maybe: one WARN naming it");
+    is_int(fh_warns_naming("HEADROOM_OTEL_METRICS_ENABLED"), 1, "HEADROOM_OTEL_METRICS_ENABLED=maybe: one WARN naming it");
     json_decref(st);
     stop(s);
 
@@ -287,7 +248,7 @@ static void test_invalid(void)
     st = fh_stats("otel");
     is_str(json_string_value(json_object_get(st, "mode")), "ambient", "ambient mode");
     is_str(fh_n_exports() ? fh_export(0)->url : "", "http://c:4318/v1/metrics", "ambient: base endpoint + /v1/metrics");
-    is_int(warns_naming("OTEL_METRIC_EXPORT_INTERVAL"), 1, "ambient: OTEL_METRIC_EXPORT_INTERVAL=soon, one WARN naming it");
+    is_int(fh_warns_naming("OTEL_METRIC_EXPORT_INTERVAL"), 1, "ambient: OTEL_METRIC_EXPORT_INTERVAL=soon, one WARN naming it");
     is_str(json_string_value(json_object_get(st, "temporality")), "delta", "lowmemory preference = delta");
     json_decref(st);
     stop(s);

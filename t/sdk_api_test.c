@@ -224,6 +224,29 @@ int main(void)
     json_decref(val);
     hr_free(v);
 
+    /* --- where a daemon of a config listens (API 1.1) --- */
+    write_file(conf, "host 0.0.0.0\nport 9123\n");
+    v = hr_daemon_setup(conf);
+    val = json_loads(v ? v : "", 0, NULL);
+    is_str(json_string_value(json_object_get(val, "url")), "http://127.0.0.1:9123",
+           "daemon_setup: the config's port, a wildcard host reached on loopback");
+    snprintf(path, sizeof path, "%s/ws", dir);
+    is_str(json_string_value(json_object_get(val, "state_root")), path, "daemon_setup: the state root headroomd uses");
+    json_decref(val);
+    hr_free(v);
+    setenv("HEADROOM_PORT", "9124", 1);
+    v = hr_daemon_setup(conf);
+    val = json_loads(v ? v : "", 0, NULL);
+    is_int(json_integer_value(json_object_get(val, "port")), 9124, "daemon_setup: HEADROOM_PORT wins, as in headroomd");
+    json_decref(val);
+    hr_free(v);
+    unsetenv("HEADROOM_PORT");
+    write_file(conf, "port 9123\nport_typo 1\n");
+    v = hr_daemon_setup(conf);
+    ok(!v && hr_last_status() == HEADROOM_ECONFIG && strstr(hr_last_error(), "headroom.conf:2:"),
+       "daemon_setup: a config error names file:line: %s", hr_last_error());
+    hr_free(v);
+
     /* --- attached clients --- */
     ok(hr_client_attach("ftp:/x", NULL) == NULL && hr_last_status() == HEADROOM_EINVAL, "attach: a bad URL is refused: %s",
        hr_last_error());

@@ -25,6 +25,9 @@ if [ -z "$missing" ]; then ok "every declared function is exported"
 else not_ok "every declared function is exported"; printf '%s\n' "$missing" | sed 's/^/# missing: /'; fi
 if nm -D --defined-only "$lib" | grep -q ' T hr_compress@@HEADROOM_1.0$'; then ok "symbols carry the version HEADROOM_1.0"
 else not_ok "symbols carry the version HEADROOM_1.0"; fi
+# Functions added later carry the version of the API minor that added them.
+if nm -D --defined-only "$lib" | grep -q ' T hr_daemon_setup@@HEADROOM_1.1$'; then ok "hr_daemon_setup carries HEADROOM_1.1"
+else not_ok "hr_daemon_setup carries HEADROOM_1.1"; fi
 soname=$(readelf -d "$lib" 2>/dev/null | sed -n 's/.*Library soname: \[\(.*\)\].*/\1/p')
 major=$(sed -n 's/^#define HEADROOM_API_MAJOR \([0-9]*\)/\1/p' "$top/include/headroom/headroom.h")
 if [ "$soname" = "libheadroom.so.$major" ]; then ok "soname $soname follows HEADROOM_API_MAJOR"

@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 #define HEADROOM_API_MAJOR 1
-#define HEADROOM_API_MINOR 0
+#define HEADROOM_API_MINOR 1
 
 /* Status codes (negative). */
 #define HEADROOM_OK 0
@@ -186,6 +186,16 @@ char *hr_validate_setup(const char *config_path);
  *   RETURNS HEADROOM_OK and *count, HEADROOM_EINVAL (unknown encoding) or
  *   HEADROOM_EIO (token tables missing: set HEADROOM_DATA_DIR). */
 int hr_token_count(const char *model, const char *encoding, const char *text, size_t len, size_t *count);
+
+/* hr_daemon_setup (since API 1.1)
+ *   Where a headroomd started with `config_path` (NULL = defaults) and the
+ *   HEADROOM_* variables would listen and keep its state, read exactly as
+ *   headroomd reads them (the command line's --port is not seen).
+ *   RETURNS JSON {"host", "port", "url", "state_root"}: `url` reaches that
+ *   daemon from this host (a wildcard address becomes loopback), the state
+ *   root may not exist yet. NULL with HEADROOM_ECONFIG for a config error
+ *   ("file:line:col: ..."). */
+char *hr_daemon_setup(const char *config_path);
 
 #ifdef __cplusplus
 }

@@ -76,7 +76,7 @@ static void *flush_thread(void *arg)
 {
     struct lf *l = arg;
     pthread_mutex_lock(&l->lock);
-    while (!l->stop) {
+    for (int last = 0; !last;) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_sec += l->flush_ms / 1000;
@@ -87,7 +87,10 @@ static void *flush_thread(void *arg)
         }
         while (!l->stop && pthread_cond_timedwait(&l->cond, &l->lock, &ts) != ETIMEDOUT) {
         }
-        flush_locked(l); /* also at stop: the last batch is not lost */
+        last = l->stop;
+        /* also at stop, even when fini came before this thread first ran:
+         * the last batch is not lost */
+        flush_locked(l);
     }
     pthread_mutex_unlock(&l->lock);
     return NULL;

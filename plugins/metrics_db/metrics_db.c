@@ -6,7 +6,6 @@
  * headroom_metrics_db_* families of /metrics. */
 #include <errno.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include <headroom/plugin.h>
 #include "mdb.h"
 #include "numfmt.h"
+#include "state_file.h"
 
 #define BUSY_TIMEOUT_MS 5000   /* another process holding the write lock */
 #define PRUNE_EVERY_S 3600.0
@@ -89,33 +89,9 @@ static double wall_s(const struct mdb *m)
 
 /* ------------------------------------------------------------------ path */
 
-static char *expand_tilde(const char *p)
-{
-    if (p[0] != '~' || (p[1] && p[1] != '/')) return strdup(p);
-    const char *home = getenv("HOME");
-    if (!home || !*home) {
-        struct passwd *pw = getpwuid(getuid());
-        home = pw ? pw->pw_dir : "/";
-    }
-    char *out;
-    return asprintf(&out, "%s%s", home, p + 1) < 0 ? NULL : out;
-}
-
 static char *resolve_path(const struct hr_host *host, const char *conf_path)
 {
-    if (conf_path && *conf_path) return expand_tilde(conf_path);
-    char *out;
-    if (HR_HAS_FIELD(host, struct hr_host, state_dir) && host->state_dir)
-        return asprintf(&out, "%s/metrics.db", host->state_dir()) < 0 ? NULL : out;
-    const char *ws = getenv("HEADROOM_WORKSPACE_DIR");
-    if (ws && *ws) {
-        char *w = expand_tilde(ws);
-        if (!w) return NULL;
-        int rc = asprintf(&out, "%s/metrics.db", w);
-        free(w);
-        return rc < 0 ? NULL : out;
-    }
-    return expand_tilde("~/.headroom/metrics.db");
+    return hr_state_file(host, conf_path, "metrics.db");
 }
 
 /* ------------------------------------------------------------ the file */

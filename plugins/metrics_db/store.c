@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "mdb.h"
+#include "state_file.h"
 
 /* Migrations: step i takes a file from user_version i to i + 1, in the same
  * transaction as the version bump. A later schema appends a step (ALTER
@@ -289,32 +290,20 @@ static int quarantine(const char *path, double now, const struct stat *damaged, 
      * a new one since we looked: that one is not ours to move. */
     struct stat cur;
     if (stat(path, &cur) || cur.st_ino != damaged->st_ino || cur.st_dev != damaged->st_dev) return -EAGAIN;
-    time_t t = (time_t)now;
-    struct tm tm;
-    char stamp[32];
-    gmtime_r(&t, &tm);
-    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    struct stat st;
-    for (int i = 0; i < 100; i++) {
-        if (i)
-            snprintf(dest, destlen, "%s.corrupt-%s-%d", path, stamp, i);
-        else
-            snprintf(dest, destlen, "%s.corrupt-%s", path, stamp);
-        if (lstat(dest, &st) == 0) continue; /* keep every earlier casualty */
-        if (rename(path, dest)) return -errno;
-        static const char *const sides[] = {"-wal", "-journal"};
-        for (size_t k = 0; k < 2; k++) {
-            char from[4200], to[4300];
-            snprintf(from, sizeof from, "%s%s", path, sides[k]);
-            snprintf(to, sizeof to, "%s%s", dest, sides[k]);
-            if (rename(from, to) && errno != ENOENT) unlink(from);
-        }
-        char shm[4200];
-        snprintf(shm, sizeof shm, "%s-shm", path);
-        unlink(shm);
-        return 0;
+    int rc = hr_corrupt_name(path, now, dest, destlen);
+    if (rc) return rc;
+    if (rename(path, dest)) return -errno;
+    static const char *const sides[] = {"-wal", "-journal"};
+    for (size_t k = 0; k < 2; k++) {
+        char from[4200], to[4300];
+        snprintf(from, sizeof from, "%s%s", path, sides[k]);
+        snprintf(to, sizeof to, "%s%s", dest, sides[k]);
+        if (rename(from, to) && errno != ENOENT) unlink(from);
     }
-    return -EEXIST;
+    char shm[4200];
+    snprintf(shm, sizeof shm, "%s-shm", path);
+    unlink(shm);
+    return 0;
 }
 
 enum mdb_open_status mdb_open(const char *path, double now, int busy_timeout_ms, int check, sqlite3 **db,

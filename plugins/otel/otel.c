@@ -869,7 +869,7 @@ static void *export_thread(void *arg)
 {
     struct otel *o = arg;
     pthread_mutex_lock(&o->tlock);
-    while (!o->stop) {
+    for (;;) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_sec += o->interval_ms / 1000;
@@ -880,9 +880,13 @@ static void *export_thread(void *arg)
         }
         while (!o->stop && pthread_cond_timedwait(&o->tcond, &o->tlock, &ts) != ETIMEDOUT) {
         }
+        int last = o->stop;
         pthread_mutex_unlock(&o->tlock);
-        export_once(o); /* also once more at shutdown: the last interval is not lost */
+        /* Once more at shutdown, even when it came before this thread first
+         * ran: the last interval is not lost. */
+        export_once(o);
         pthread_mutex_lock(&o->tlock);
+        if (last) break;
     }
     pthread_mutex_unlock(&o->tlock);
     return NULL;

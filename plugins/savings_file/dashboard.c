@@ -1,6 +1,10 @@
-/* dashboard.c — GET /dashboard: one self-contained page (inline CSS and JS,
- * no CDN, works offline) drawing /stats-history and /stats with inline SVG.
- * Edit the HTML in place; it is deliberately free of double quotes. */
+/* dashboard.c — GET /dashboard: one page (no CDN, works offline) drawing
+ * /stats-history and /stats with inline SVG. Its style and script are served
+ * beside it (/dashboard.css, /dashboard.js) so the page's CSP can allow
+ * same-origin code only: no inline script or style runs, even injected.
+ * Edit the text in place; it is deliberately free of double quotes, and the
+ * script builds the DOM with createElement/textContent only (the page
+ * requires Trusted Types for script sinks). */
 #include "savings.h"
 
 const char hr_sav_dashboard_html[] =
@@ -11,7 +15,30 @@ const char hr_sav_dashboard_html[] =
     "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
     "<title>headroom savings</title>\n"
     "<link rel='icon' href='data:,'>\n"
-    "<style>\n"
+    "<link rel='stylesheet' href='dashboard.css'>\n"
+    "</head>\n"
+    "<body data-rendered='0'>\n"
+    "<header><h1>headroom savings</h1><span id='status'>loading…</span></header>\n"
+    "<main>\n"
+    "<h2>Lifetime <span class='muted' id='storage'></span></h2>\n"
+    "<div class='tiles' id='lifetime'></div>\n"
+    "<h2>This session</h2>\n"
+    "<div class='tiles' id='session'></div>\n"
+    "<h2>Budget</h2>\n"
+    "<div class='tiles' id='budget'></div>\n"
+    "<h2>Savings over time</h2>\n"
+    "<div class='charts' id='charts'></div>\n"
+    "<h2>By model (all time)</h2>\n"
+    "<table id='models'><thead><tr><th>model</th><th>requests</th><th>tokens saved</th><th>input tokens</th><th>saved %</th><th>savings USD</th><th>cost USD</th></tr></thead><tbody></tbody></table>\n"
+    "<h2>Download CSV</h2>\n"
+    "<p class='links' id='csv'></p>\n"
+    "</main>\n"
+    "<script src='dashboard.js'></script>\n"
+    "</body>\n"
+    "</html>\n";
+
+
+const char hr_sav_dashboard_css[] =
     ":root { --fg:#1d2430; --muted:#5b6675; --bg:#f6f7f9; --card:#fff; --line:#dde1e6; --tok:#2f6fdf; --usd:#1b9e5a; }\n"
     "* { box-sizing:border-box; }\n"
     "body { margin:0; font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif; color:var(--fg); background:var(--bg); }\n"
@@ -37,26 +64,9 @@ const char hr_sav_dashboard_html[] =
     "th, td { text-align:right; padding:6px 10px; border-bottom:1px solid var(--line); font-variant-numeric:tabular-nums; }\n"
     "th:first-child, td:first-child { text-align:left; }\n"
     ".links a { margin-right:14px; }\n"
-    ".muted { color:var(--muted); }\n"
-    "</style>\n"
-    "</head>\n"
-    "<body data-rendered='0'>\n"
-    "<header><h1>headroom savings</h1><span id='status'>loading…</span></header>\n"
-    "<main>\n"
-    "<h2>Lifetime <span class='muted' id='storage'></span></h2>\n"
-    "<div class='tiles' id='lifetime'></div>\n"
-    "<h2>This session</h2>\n"
-    "<div class='tiles' id='session'></div>\n"
-    "<h2>Budget</h2>\n"
-    "<div class='tiles' id='budget'></div>\n"
-    "<h2>Savings over time</h2>\n"
-    "<div class='charts' id='charts'></div>\n"
-    "<h2>By model (all time)</h2>\n"
-    "<table id='models'><thead><tr><th>model</th><th>requests</th><th>tokens saved</th><th>input tokens</th><th>saved %</th><th>savings USD</th><th>cost USD</th></tr></thead><tbody></tbody></table>\n"
-    "<h2>Download CSV</h2>\n"
-    "<p class='links' id='csv'></p>\n"
-    "</main>\n"
-    "<script>\n"
+    ".muted { color:var(--muted); }\n";
+
+const char hr_sav_dashboard_js[] =
     "(function () {\n"
     "  'use strict';\n"
     "  var POLL_MS = 15000;\n"
@@ -271,7 +281,4 @@ const char hr_sav_dashboard_html[] =
     "  // Poll politely: nothing while the tab is hidden, catch up when it shows.\n"
     "  setInterval(function () { if (!document.hidden) refresh(); }, POLL_MS);\n"
     "  document.addEventListener('visibilitychange', function () { if (!document.hidden) refresh(); });\n"
-    "})();\n"
-    "</script>\n"
-    "</body>\n"
-    "</html>\n";
+    "})();\n";

@@ -107,6 +107,6 @@ extern const char *const hr_sav_series_names[5];
 
 /* --------------------------------------------------------- dashboard.c */
 
-extern const char hr_sav_dashboard_html[];
+extern const char hr_sav_dashboard_html[], hr_sav_dashboard_css[], hr_sav_dashboard_js[];
 
 #endif

@@ -4,7 +4,6 @@
  * /dashboard and the persistent Prometheus counters. */
 #include <errno.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include <unistd.h>
 #include <headroom/plugin.h>
 #include "numfmt.h"
+#include "state_file.h"
 #include "savings.h"
 
 #define RECENT_POINTS 20
@@ -68,38 +68,12 @@ static double mono_ms(void)
 
 /* ------------------------------------------------------------------ path */
 
-static char *expand_tilde(const char *p)
-{
-    if (p[0] != '~' || (p[1] && p[1] != '/')) return strdup(p);
-    const char *home = getenv("HOME");
-    if (!home || !*home) {
-        struct passwd *pw = getpwuid(getuid());
-        home = pw ? pw->pw_dir : "/";
-    }
-    char *out;
-    return asprintf(&out, "%s%s", home, p + 1) < 0 ? NULL : out;
-}
-
 /* HEADROOM_* variables beat the config file (project-wide precedence); the
  * state root only applies when neither names a file. */
 static char *resolve_path(const struct hr_host *host, const char *conf_path)
 {
     const char *env = getenv("HEADROOM_SAVINGS_PATH");
-    if (env && *env) return expand_tilde(env);
-    if (conf_path && *conf_path) return expand_tilde(conf_path);
-    char *out;
-    if (HR_HAS_FIELD(host, struct hr_host, state_dir))
-        return asprintf(&out, "%s/proxy_savings.json", host->state_dir()) < 0 ? NULL : out;
-    /* A host before ABI 1.2: its state root rule, by hand. */
-    const char *ws = getenv("HEADROOM_WORKSPACE_DIR");
-    if (ws && *ws) {
-        char *w = expand_tilde(ws);
-        if (!w) return NULL;
-        int rc = asprintf(&out, "%s/proxy_savings.json", w);
-        free(w);
-        return rc < 0 ? NULL : out;
-    }
-    return expand_tilde("~/.headroom/proxy_savings.json");
+    return hr_state_file(host, env && *env ? env : conf_path, "proxy_savings.json");
 }
 
 /* -------------------------------------------------------------- publish */
@@ -401,7 +375,7 @@ static const char *const csv_headers[5][3] = {
     {"Content-Disposition", "attachment; filename=\"headroom-weekly.csv\"", NULL},
     {"Content-Disposition", "attachment; filename=\"headroom-monthly.csv\"", NULL},
 };
-static const char *const no_store[] = {"Cache-Control", "no-store", NULL};
+static const char *const no_store[] = {"Cache-Control", "no-store", "X-Content-Type-Options", "nosniff", NULL};
 
 static int route_history(void *state, const struct hr_http_request *req, struct hr_http_response *resp)
 {
@@ -437,22 +411,45 @@ static int route_history(void *state, const struct hr_http_request *req, struct 
     return resp->body ? 0 : HR_ENOMEM;
 }
 
+/* The page may run only the script and style served beside it (no inline
+ * code, no eval, DOM sinks behind Trusted Types), talk only to this origin,
+ * and be framed by nobody; see doc/hardening.md. */
 static const char *const page_headers[] = {
     "Content-Security-Policy",
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; "
-    "frame-ancestors 'none'; form-action 'none'; base-uri 'none'",
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "
+    "require-trusted-types-for 'script'",
     "X-Content-Type-Options", "nosniff", "Referrer-Policy", "no-referrer", "Cache-Control", "no-store", NULL};
+static const char *const asset_headers[] = {"X-Content-Type-Options", "nosniff", "Cache-Control", "no-store", NULL};
+
+struct asset {
+    const char *path, *content_type, *body;
+    const char *const *headers;
+};
+static const struct asset dashboard_assets[] = {
+    {"/dashboard", "text/html; charset=utf-8", hr_sav_dashboard_html, page_headers},
+    {"/dashboard.css", "text/css; charset=utf-8", hr_sav_dashboard_css, asset_headers},
+    {"/dashboard.js", "text/javascript; charset=utf-8", hr_sav_dashboard_js, asset_headers},
+};
 
 static int route_dashboard(void *state, const struct hr_http_request *req, struct hr_http_response *resp)
 {
-    (void)state;
+    const struct asset *a = state;
     (void)req;
     resp->status = 200;
-    resp->content_type = "text/html; charset=utf-8";
-    resp->body = (char *)hr_sav_dashboard_html; /* static: no free_body */
-    resp->body_len = strlen(hr_sav_dashboard_html);
+    resp->content_type = a->content_type;
+    resp->body = (char *)a->body; /* static: no free_body */
+    resp->body_len = strlen(a->body);
     resp->free_body = NULL;
-    set_headers(resp, page_headers);
+    set_headers(resp, a->headers);
+    return 0;
+}
+
+static int register_dashboard(const struct hr_host *host, struct hr_instance *self)
+{
+    for (size_t i = 0; i < sizeof dashboard_assets / sizeof *dashboard_assets; i++)
+        if (host->register_route(self, "GET", dashboard_assets[i].path, route_dashboard, (void *)&dashboard_assets[i]))
+            return HR_ENOMEM;
     return 0;
 }
 
@@ -510,7 +507,7 @@ static int init(const struct hr_host *host, struct hr_instance *self, const stru
         host->register_route(self, "GET", "/stats-history", route_history, s) ||
         (HR_HAS_FIELD(host, struct hr_host, register_metrics) && host->register_metrics &&
          host->register_metrics(self, metrics, s)) ||
-        (host->conf_bool(conf, "dashboard") && host->register_route(self, "GET", "/dashboard", route_dashboard, s))) {
+        (host->conf_bool(conf, "dashboard") && register_dashboard(host, self))) {
         host->log(self, HR_LOG_ERROR, "cannot register with the host (out of memory?)");
         fini(s);
         return HR_ENOMEM;

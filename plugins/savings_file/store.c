@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "savings.h"
+#include "state_file.h"
 
 #define MAX_FILE_BYTES (64u << 20) /* a sane file is a few MiB at most */
 
@@ -278,19 +279,8 @@ enum hr_sav_load_result hr_sav_load(const char *path, double now, json_t **doc, 
 
 int hr_sav_quarantine(const char *path, double now, char *dest, size_t destlen)
 {
-    time_t t = (time_t)now;
-    struct tm tm;
-    char stamp[32];
-    gmtime_r(&t, &tm);
-    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    struct stat st;
-    for (int i = 0; i < 100; i++) {
-        if (i) snprintf(dest, destlen, "%s.corrupt-%s-%d", path, stamp, i);
-        else snprintf(dest, destlen, "%s.corrupt-%s", path, stamp);
-        if (lstat(dest, &st) == 0) continue; /* keep every earlier casualty */
-        return rename(path, dest) ? -errno : 0;
-    }
-    return -EEXIST;
+    int rc = hr_corrupt_name(path, now, dest, destlen);
+    return rc ? rc : rename(path, dest) ? -errno : 0;
 }
 
 /* ----------------------------------------------------------------- merge */

@@ -247,6 +247,16 @@ void hh_start(int response_cache)
  * the headers, or a Content-Length / chunked body cut short.) Then the
  * client half-closes at once, else it waits for the answer with the
  * connection open: evhttp takes an early EOF as the client going away. */
+/* The number after a header name, read no further than `end` (the input is
+ * not NUL-terminated, and strtoll would skip a line end looking for digits). */
+static long long header_number(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t')) p++;
+    long long v = 0;
+    for (; p < end && *p >= '0' && *p <= '9' && v < (1LL << 50); p++) v = v * 10 + (*p - '0');
+    return v;
+}
+
 static int request_incomplete(const uint8_t *req, size_t len)
 {
     const char *r = (const char *)req, *end = NULL;
@@ -261,7 +271,7 @@ static int request_incomplete(const uint8_t *req, size_t len)
     long long want = 0;
     int chunked = 0;
     for (const char *p = r; p && p < end; p = memchr(p, '\n', (size_t)(end - p)), p = p ? p + 1 : NULL) {
-        if ((size_t)(end - p) > 15 && !strncasecmp(p, "content-length:", 15)) want = strtoll(p + 15, NULL, 10);
+        if ((size_t)(end - p) > 15 && !strncasecmp(p, "content-length:", 15)) want = header_number(p + 15, end);
         if ((size_t)(end - p) > 18 && !strncasecmp(p, "transfer-encoding:", 18) &&
             memmem(p, (size_t)(end - p) < 64 ? (size_t)(end - p) : 64, "chunked", 7))
             chunked = 1;
