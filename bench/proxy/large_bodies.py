@@ -214,7 +214,7 @@ def main():
             real_mb = statistics.mean(len(b) for b in bodies) / 1e6
             cases = [("headroomd optimize no", conf + "optimize no\n"), ("headroomd optimized", conf)]
             for name, text in cases:
-                if mb == 5 and "optimize no" in text:
+                if mb == 5 and name.endswith("optimize no"):
                     continue
                 with hrtest.Headroomd(conf_text=text, mock=up) as hd:
                     d, v, cpu = measure(hd.port, up.port, hd.pid, bodies, n)
