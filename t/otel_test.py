@@ -470,7 +470,9 @@ with Mock() as mock:
     with h:
         send(h, 2)
         send(h, 1, traceparent="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-        ok(wait_until(lambda: h.stats()["langfuse"]["pending_spans"] >= 3, timeout=5),
+        # Sinks take events in batches: wait until the sink has all three.
+        ok(wait_until(lambda: (lambda st: st.get("sinks", {}).get("langfuse", {}).get("events", 0) >= 3
+                               and st["langfuse"]["pending_spans"] >= 3)(h.stats()), timeout=5),
            "langfuse: 3 requests' spans pending (%s)" % h.stats().get("langfuse"))
         lf = h.stats()["langfuse"]
         is_(len(rcv.snapshot()) - n0, 0, "langfuse: nothing posted before the flush interval")
