@@ -756,19 +756,34 @@ static size_t skim_ws(const char *t, size_t i, size_t len)
     return i;
 }
 
+/* A byte of w is a quote or a backslash. */
+static inline int word_quote_or_backslash(uint64_t w)
+{
+    uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+    return ((((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS) != 0;
+}
+
 /* Index just past the string whose opening quote is at t[i], or len. Strings
- * are most of a request's bytes: memchr to each quote, then an even run of
- * backslashes before it means it is the closing one. */
+ * are most of a request's bytes, and a tool output's are full of escaped
+ * quotes: eight bytes at a time to the next quote or backslash, and a
+ * backslash takes the byte after it with it. */
 static size_t skim_string(const char *t, size_t i, size_t len)
 {
-    size_t start = i + 1;
-    for (size_t from = start; from < len;) {
-        const char *q = memchr(t + from, '"', len - from);
-        if (!q) return len;
-        size_t k = (size_t)(q - t), bs = 0;
-        while (k - bs > start && t[k - bs - 1] == '\\') bs++;
-        if (bs % 2 == 0) return k + 1;
-        from = k + 1;
+    for (size_t k = i + 1; k < len;) {
+        while (len - k >= 8) {
+            uint64_t w;
+            memcpy(&w, t + k, 8);
+            if (word_quote_or_backslash(w))
+                break;
+            k += 8;
+        }
+        while (k < len && t[k] != '"' && t[k] != '\\')
+            k++;
+        if (k >= len)
+            return len;
+        if (t[k] == '"')
+            return k + 1;
+        k += 2; /* the escaped byte cannot end the string */
     }
     return len;
 }

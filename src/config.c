@@ -50,6 +50,7 @@ static const struct directive directives[] = {
     {"upstream_timeout", D_INT, OFF(upstream_timeout_s), 1, 86400, NULL, "seconds an upstream answer may take in all (default 600)"},
     {"upstream_keepalive", D_INT, OFF(upstream_keepalive), 1, 10000, NULL, "idle upstream connections kept open per worker (default 32)"},
     {"upstream_idle_timeout", D_INT, OFF(upstream_idle_timeout_s), 1, 3600, NULL, "seconds an idle upstream connection is kept (default 60)"},
+    {"upstream_client", D_STRING, OFF(upstream_client), 0, 0, "HEADROOM_UPSTREAM_CLIENT", "auto, native or curl: the HTTP client for upstream requests (default auto: native, libcurl when an HTTP proxy is set in the environment)"},
     {"stage_budget_ms", D_INT, OFF(stage_budget_ms), 1, 60000, NULL, "a transform stage slower than this is undone (default 250)"},
     {"min_tokens", D_INT, OFF(min_tokens), 0, 1 << 30, NULL, "tool outputs under this many tokens are left alone (default 200)"},
     {"protect_recent", D_INT, OFF(protect_recent), 0, 1000, NULL, "last N outputs of protected tools are left alone (default 2)"},
@@ -506,6 +507,11 @@ int hr_config_validate(const struct hr_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "budget_period '%s' must be hourly, daily, weekly or monthly", c->budget_period);
         return -EINVAL;
     }
+    if (c->upstream_client && strcmp(c->upstream_client, "auto") && strcmp(c->upstream_client, "native") &&
+        strcmp(c->upstream_client, "curl")) {
+        snprintf(err, errlen, "upstream_client '%s' must be auto, native or curl", c->upstream_client);
+        return -EINVAL;
+    }
     if (!*c->host) {
         snprintf(err, errlen, "host must not be empty (use 127.0.0.1 to stay local)");
         return -EINVAL;
@@ -527,6 +533,7 @@ void hr_config_free(struct hr_config *c)
     free(c->stats_token);
     free(c->allowed_hosts);
     free(c->budget_period);
+    free(c->upstream_client);
     free(c->prices_file);
     free(c->backend_url);
     free(c->backend_host);

@@ -41,6 +41,7 @@ struct hr_config {
     int upstream_timeout_s;
     int upstream_keepalive;             /* idle upstream connections per worker */
     int upstream_idle_timeout_s;
+    char *upstream_client;              /* auto (NULL), native or curl */
     int stage_budget_ms;               /* a stage over this is undone (fail open) */
     int min_tokens;                    /* units smaller than this are not candidates */
     int protect_recent;                /* last N outputs of protected tools stay as they are */

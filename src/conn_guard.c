@@ -19,6 +19,7 @@
 #include "conn_guard.h"
 #include "guard.h"
 #include "log.h"
+#include "read_ahead.h"
 #include "stats.h"
 
 #define LOGGER "headroom.server"
@@ -102,6 +103,7 @@ static struct bufferevent *new_bev(struct event_base *base, void *arg)
 {
     struct hr_conn_guard *g = arg;
     struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (bev) hr_read_ahead_attach(bev); /* large bodies in a few loop turns */
     if (bev && g->n_pending < MAX_PENDING) {
         g->pending[g->n_pending++] = bev;
         event_active(g->register_ev, EV_TIMEOUT, 0);

@@ -562,6 +562,11 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     out->tag_storage = calloc(n ? n : 1, sizeof *out->tag_storage);
     out->n_stages = out->stages && out->tag_storage ? n : 0;
     int64_t saved_total = 0;
+    /* The body as it was before the current stage, for undoing it. Stages
+     * say when they edit the body outside units (body_edited, which the
+     * ABI requires: an unflagged edit would not even be forwarded), so one
+     * snapshot serves every stage until one of them does. */
+    json_t *snapshot = NULL;
     for (size_t s = 0; s < out->n_stages; s++) {
         const struct hr_instance *in = transforms[s];
         struct hr_stage_result *r = &out->stages[s];
@@ -573,24 +578,32 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
         c.stage_tag = out->tag_storage[s];
         size_t mark = c.n_journal;
         int edited_before = c.req.body_edited;
-        json_t *snapshot = snapshot_body(api, body);
+        if (!snapshot) snapshot = snapshot_body(api, body);
+        c.req.body_edited = 0;
         double st = hr_monotonic_ms();
         int rc = in->desc->apply(in->state, &c.req);
         r->ms = hr_monotonic_ms() - st;
+        int edited = c.req.body_edited;
+        c.req.body_edited = edited_before || edited;
         if (rc != 0 || r->ms > opts->stage_budget_ms) {
             undo_stage(&c, mark);
             restore_body(body, snapshot);
+            json_decref(snapshot); /* the body now holds its values: take a fresh one */
+            snapshot = NULL;
             c.req.body_edited = edited_before;
-            json_decref(snapshot);
             r->failed = 1;
             HR_WARN(LOGGER, "stage %s %s (%.2f ms, budget %.0f ms): its changes were undone", in->name,
                     rc ? "failed" : "ran over its time budget", r->ms, opts->stage_budget_ms);
             continue;
         }
-        json_decref(snapshot);
+        if (edited) { /* the next stage's "before" is this stage's result */
+            json_decref(snapshot);
+            snapshot = NULL;
+        }
         r->tokens_saved = c.stage_saved;
         saved_total += c.stage_saved;
     }
+    json_decref(snapshot);
     out->changed = c.n_journal > 0 || c.req.body_edited;
     note_markers(&c, out);
     commit_journal(&c);

@@ -1,5 +1,5 @@
 /* proxy.c — the /v1/... routes: find the wire format, parse and compress
- * what an adapter owns, and forward with libcurl. The answer is relayed by
+ * what an adapter owns, and forward it (upstream.c). The answer is relayed by
  * relay.c, counted by accounting.c; admission.c may refuse or serve first. */
 #include <ctype.h>
 #include <stdio.h>
@@ -54,7 +54,7 @@ void hr_proxy_free(struct proxy_req *p)
     free(p->url);
     free(p->up_body);
     free(p->logged_body);
-    curl_slist_free_all(p->up_headers);
+    free(p->up_headers);
     if (p->live_prev) p->live_prev->live_next = p->live_next;
     else p->w->live = p->live_next;
     if (p->live_next) p->live_next->live_prev = p->live_prev;
@@ -92,26 +92,39 @@ static int named_in_connection(struct evkeyvalq *in, const char *name)
     return 0;
 }
 
-/* Headers forwarded upstream: the client's, minus hop-by-hop, x-headroom-*
- * and a credential the provider does not take (`foreign_key`, or NULL). */
-static struct curl_slist *upstream_headers(struct evkeyvalq *in, int body_rewritten, const char *foreign_key)
+static int forwarded(struct evkeyvalq *in, const struct evkeyval *kv, const char *foreign_key)
 {
-    struct curl_slist *list = NULL;
+    return !(hr_proxy_is_hop_by_hop(kv->key) || !strncasecmp(kv->key, "x-headroom-", 11) ||
+             (foreign_key && !strcasecmp(kv->key, foreign_key)) || named_in_connection(in, kv->key) ||
+             strpbrk(kv->key, "\r\n") || strpbrk(kv->value, "\r\n"));
+}
+
+/* Headers forwarded upstream, as one block of "Name: value\r\n" lines: the
+ * client's, minus hop-by-hop, x-headroom-* and a credential the provider
+ * does not take (`foreign_key`, or NULL). */
+static char *upstream_headers(struct evkeyvalq *in, int body_rewritten, const char *foreign_key)
+{
+    static const char json_type[] = "Content-Type: application/json\r\n";
+    size_t need = sizeof json_type;
+    for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next)
+        if (forwarded(in, kv, foreign_key)) need += strlen(kv->key) + strlen(kv->value) + 4;
+    char *block = malloc(need), *w = block;
+    if (!block) return NULL;
     for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next) {
-        if (hr_proxy_is_hop_by_hop(kv->key) || !strncasecmp(kv->key, "x-headroom-", 11) ||
-            (foreign_key && !strcasecmp(kv->key, foreign_key)) || named_in_connection(in, kv->key))
-            continue;
-        /* Sized per header: a fixed buffer would silently cut long values. */
-        size_t need = strlen(kv->key) + strlen(kv->value) + 3;
-        char *line = malloc(need);
-        if (!line) continue;
-        snprintf(line, need, "%s: %s", kv->key, kv->value);
-        list = curl_slist_append(list, line);
-        free(line);
+        if (!forwarded(in, kv, foreign_key)) continue;
+        size_t k = strlen(kv->key), v = strlen(kv->value);
+        memcpy(w, kv->key, k);
+        memcpy(w + k, ": ", 2);
+        memcpy(w + k + 2, kv->value, v);
+        memcpy(w + k + 2 + v, "\r\n", 2);
+        w += k + v + 4;
     }
-    if (body_rewritten && !evhttp_find_header(in, "content-type"))
-        list = curl_slist_append(list, "Content-Type: application/json");
-    return list;
+    if (body_rewritten && !evhttp_find_header(in, "content-type")) {
+        memcpy(w, json_type, sizeof json_type - 1);
+        w += sizeof json_type - 1;
+    }
+    *w = 0;
+    return block;
 }
 
 static const char *method_name(enum evhttp_cmd_type c)
@@ -307,7 +320,7 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
     size_t ulen = strlen(base) + strlen(path) + (query ? strlen(query) : 0) + 1;
     char *url = malloc(ulen);
     snprintf(url, ulen, "%s%s%s", base, path, query ? query : "");
-    struct curl_slist *headers = upstream_headers(in, p->pr.changed, hr_api_foreign_credential(api));
+    char *headers = upstream_headers(in, p->pr.changed, hr_api_foreign_credential(api));
     struct hr_transfer_opts opts = hr_proxy_transfer_opts(p);
     hr_relay_watch_client(p);
     p->t_forward = hr_monotonic_ms();
@@ -318,7 +331,7 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
         p->url = url;
         p->up_headers = headers;
     } else {
-        curl_slist_free_all(headers);
+        free(headers);
         free(url);
     }
     if (!p->t) {

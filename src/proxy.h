@@ -62,7 +62,7 @@ struct proxy_req {
     json_t *sent_body;
     int retrieve_rounds;
     char *url;
-    struct curl_slist *up_headers;
+    char *up_headers; /* "Name: value\r\n" lines, kept for headroom_retrieve follow-ups */
     /* response cache: key of a cacheable request, and a hit */
     int cacheable, cached;
     uint8_t cache_key[HR_RESPCACHE_KEY_LEN];

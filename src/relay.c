@@ -11,6 +11,7 @@
 #include <event2/bufferevent.h>
 #include <event2/http.h>
 #include "fleet.h"
+#include "json_load.h"
 #include "json_scan.h"
 #include "log.h"
 #include "pipeline.h"
@@ -132,7 +133,8 @@ static int on_data(void *ud, const char *buf, size_t len)
         return 0;
     }
     /* Backpressure: with the client this far behind, pause before relaying;
-     * curl hands the same bytes again when chunk_flushed resumes it. */
+     * the upstream client hands the same bytes again when chunk_flushed
+     * resumes it. */
     struct bufferevent *bev = p->conn ? evhttp_connection_get_bufferevent(p->conn) : NULL;
     if (bev && evbuffer_get_length(bufferevent_get_output(bev)) > STREAM_HIGH_WATER) return 1;
     if (p->sse && hr_sse_feed(p->sse, buf, len) < 0) {
@@ -161,10 +163,10 @@ static void stream_error_event(struct proxy_req *p, const char *why)
     free(text);
 }
 
-static void on_done(void *ud, CURLcode rc, const char *why);
+static void on_done(void *ud, enum hr_xfer_result rc, const char *why);
 
 /* The originals the model asked for are here (or known missing): go on. */
-static void retrieve_fetched(struct proxy_req *p) { on_done(p, CURLE_OK, ""); }
+static void retrieve_fetched(struct proxy_req *p) { on_done(p, HR_XFER_OK, ""); }
 
 /* The model answered with headroom_retrieve calls only: answer them from the
  * CCR store and ask again, so the client sees a normal answer. Returns 1 when
@@ -240,20 +242,28 @@ static void usage_from_answer(struct proxy_req *p, const char *text, size_t len)
         const char *v;
         size_t vlen;
         if (!hr_json_member(text, len, keys[i], &v, &vlen)) continue;
-        json_t *value = json_loadb(v, vlen, JSON_DECODE_ANY, NULL);
+        /* jansson's json_loadb costs ~7 k instructions even for a short
+         * value: a plain string is taken as it is, an object by our loader. */
+        json_t *value;
+        if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"' && !memchr(v, '\\', vlen))
+            value = json_stringn(v + 1, vlen - 2);
+        else if (vlen && v[0] == '{')
+            value = hr_json_load(v, vlen, NULL);
+        else
+            value = json_loadb(v, vlen, JSON_DECODE_ANY, NULL);
         if (value) json_object_set_new(picked, keys[i], value);
     }
     if (picked) p->api->usage_from_json(picked, &p->usage);
     json_decref(picked);
 }
 
-static void on_done(void *ud, CURLcode rc, const char *why)
+static void on_done(void *ud, enum hr_xfer_result rc, const char *why)
 {
     struct proxy_req *p = ud;
     double t_upstream_done = hr_monotonic_ms();
     p->t = NULL; /* freed by upstream.c after we return */
     if (!p->req) return;
-    if (rc == CURLE_OK && !p->streaming && !p->too_large && answer_retrieve_calls(p)) return;
+    if (rc == HR_XFER_OK && !p->streaming && !p->too_large && answer_retrieve_calls(p)) return;
     hr_relay_detach_client(p);
     if (p->too_large) {
         char msg[160];
@@ -265,9 +275,9 @@ static void on_done(void *ud, CURLcode rc, const char *why)
         hr_proxy_free(p);
         return;
     }
-    if (rc != CURLE_OK) {
+    if (rc != HR_XFER_OK) {
         char msg[512];
-        int timeout = rc == CURLE_OPERATION_TIMEDOUT;
+        int timeout = rc == HR_XFER_TIMEOUT;
         snprintf(msg, sizeof msg, "headroomd could not get an answer from the %s API: %s",
                  hr_provider_name(p->api->provider), why);
         HR_WARN(LOGGER, "%s %s: %s", p->request_id, p->path, msg);

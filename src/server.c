@@ -280,6 +280,12 @@ static void warn_exposed(const struct hr_config *c)
                 c->admin_token && *c->admin_token ? "" : " and loopback peers (other users, local containers) can reset counters");
 }
 
+static enum hr_upstream_client upstream_client(const struct hr_config *cfg)
+{
+    const char *v = cfg->upstream_client;
+    return !v || !strcmp(v, "auto") ? HR_UPSTREAM_AUTO : !strcmp(v, "curl") ? HR_UPSTREAM_CURL : HR_UPSTREAM_NATIVE;
+}
+
 int hr_server_start(struct hr_daemon *d, char *err, size_t errlen)
 {
     evthread_use_pthreads();
@@ -308,7 +314,7 @@ int hr_server_start(struct hr_daemon *d, char *err, size_t errlen)
         w->d = d;
         w->base = new_worker_base();
         w->http = w->base ? evhttp_new(w->base) : NULL;
-        w->up = w->base ? hr_upstream_new(w->base, d->cfg->upstream_keepalive) : NULL;
+        w->up = w->base ? hr_upstream_new(w->base, d->cfg->upstream_keepalive, upstream_client(d->cfg)) : NULL;
         if (!w->http || !w->up) {
             snprintf(err, errlen, "cannot create worker %zu event loop", i);
             return -1;

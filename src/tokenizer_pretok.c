@@ -3,6 +3,7 @@
  * validation and the per-text counting loop. */
 #include "tokenizer.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -351,10 +352,47 @@ static size_t cached_count(const struct hr_bpe *b, struct piece_slot *cache, con
     return c;
 }
 
+/* The cache lives as long as its thread: pieces repeat across the parts of
+ * a large text and across requests, and a fresh table per call cost a
+ * 128 KB calloc and a cold start each time. A count depends on the piece and
+ * the table only, so a cache filled from another table is emptied first. */
+struct piece_cache {
+    const struct hr_bpe *owner;
+    struct piece_slot slot[PIECE_SLOTS];
+};
+
+static pthread_key_t cache_key;
+static int cache_key_ok;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_key_init(void) { cache_key_ok = pthread_key_create(&cache_key, free) == 0; }
+
+static struct piece_slot *thread_cache(const struct hr_bpe *b)
+{
+    pthread_once(&cache_once, cache_key_init);
+    if (!cache_key_ok)
+        return NULL;
+    struct piece_cache *c = pthread_getspecific(cache_key);
+    if (!c) {
+        if (!(c = calloc(1, sizeof *c)))
+            return NULL;
+        if (pthread_setspecific(cache_key, c)) {
+            free(c);
+            return NULL;
+        }
+        c->owner = b;
+    }
+    if (c->owner != b) {
+        memset(c->slot, 0, sizeof c->slot);
+        c->owner = b;
+    }
+    return c->slot;
+}
+
 size_t hr_tokenizer_count(const struct hr_bpe *b, enum hr_pretok pt, const uint8_t *s, size_t n)
 {
     size_t total = 0, i = 0;
-    struct piece_slot *cache = n >= PIECE_CACHE_MIN_TEXT ? calloc(PIECE_SLOTS, sizeof *cache) : NULL;
+    struct piece_slot *cache = n >= PIECE_CACHE_MIN_TEXT ? thread_cache(b) : NULL;
     while (i < n) {
         size_t v = i + hr_utf8_valid_prefix(s + i, n - i);
         /* Each valid run is its own text: `$` and (?!\S) see its end as the end. */
@@ -370,7 +408,6 @@ size_t hr_tokenizer_count(const struct hr_bpe *b, enum hr_pretok pt, const uint8
         }
         i = v;
     }
-    free(cache);
     return total;
 }
 

@@ -1,16 +1,22 @@
-/* upstream.h — HTTP transfers to the providers: one libcurl multi handle per
- * worker, driven by that worker's event_base (curl's multi_socket API). */
+/* upstream.h — HTTP transfers to the providers, on the worker's own event
+ * loop. Two clients sit behind this interface: the native HTTP/1.1 client
+ * (upstream_h1.c: kept-alive connections, TLS by OpenSSL, no per-request
+ * set-up) for http:// and https:// URLs, and libcurl (upstream_curl.c) for
+ * what the native one does not do: an HTTP proxy from the environment,
+ * credentials in the URL, or `upstream_client curl`. */
 #ifndef HR_UPSTREAM_H
 #define HR_UPSTREAM_H
 #include <stddef.h>
-#include <curl/curl.h>
 #include <event2/event.h>
+#include "h1_parse.h"
 
 struct hr_upstream;
 struct hr_transfer;
 
-struct hr_header {
-    char *name, *value;
+enum hr_xfer_result {
+    HR_XFER_OK = 0,
+    HR_XFER_TIMEOUT, /* upstream_connect_timeout_ms or upstream_timeout passed */
+    HR_XFER_FAILED,  /* anything else: refused, reset, malformed answer, TLS */
 };
 
 struct hr_transfer_cbs {
@@ -19,33 +25,35 @@ struct hr_transfer_cbs {
     /* Body bytes as they arrive. Return 0 when consumed; 1 to pause the
      * transfer (backpressure) without consuming them: the same bytes come
      * again after hr_transfer_resume(); -1 to stop the transfer (on_done then
-     * reports a write error). */
+     * reports a failure). */
     int (*on_data)(void *ud, const char *buf, size_t len);
-    /* End of transfer: CURLE_OK or the error; `why` is a short text. The
-     * transfer is freed right after this returns. */
-    void (*on_done)(void *ud, CURLcode rc, const char *why);
+    /* End of transfer, with `why` a short text for a failure ("" on
+     * success). The transfer is freed right after this returns. */
+    void (*on_done)(void *ud, enum hr_xfer_result rc, const char *why);
 };
 
 struct hr_transfer_opts {
     long connect_timeout_ms;
     long total_timeout_s;
-    long idle_timeout_s;        /* a pooled connection idle longer is not reused (closed) */
+    long idle_timeout_s;        /* a pooled connection idle longer is closed */
     size_t max_header_bytes;    /* the answer's header block; over it the transfer fails (0 = 64 KiB) */
 };
 
-/* max_idle: connections kept open for reuse once their transfers end (curl's
- * connection cache), so a steady stream of requests does not reconnect. */
-struct hr_upstream *hr_upstream_new(struct event_base *base, long max_idle);
+enum hr_upstream_client { HR_UPSTREAM_AUTO, HR_UPSTREAM_NATIVE, HR_UPSTREAM_CURL };
+
+/* max_idle: idle connections kept open per worker for reuse, so a steady
+ * stream of requests does not reconnect. */
+struct hr_upstream *hr_upstream_new(struct event_base *base, long max_idle, enum hr_upstream_client which);
 void hr_upstream_free(struct hr_upstream *u);
 
-/* Start a request; headers are "Name: value" lines (copied). The body (NULL
- * for none) is borrowed, not copied: the caller keeps it until the transfer
- * ends (on_done, or hr_transfer_abort). NULL on error. */
-struct hr_transfer *hr_transfer_start(struct hr_upstream *u, const char *method, const char *url,
-                                      const struct curl_slist *headers, const char *body, size_t body_len,
-                                      const struct hr_transfer_opts *opts, const struct hr_transfer_cbs *cbs,
-                                      void *ud);
-/* How long the request waited in headroomd's loop before curl sent it: the
+/* Start a request. `headers` is a block of "Name: value\r\n" lines (NULL for
+ * none; Host and Content-Length are added). The body (NULL for none) is
+ * borrowed, not copied: the caller keeps it until the transfer ends
+ * (on_done, or hr_transfer_abort). NULL on error. */
+struct hr_transfer *hr_transfer_start(struct hr_upstream *u, const char *method, const char *url, const char *headers,
+                                      const char *body, size_t body_len, const struct hr_transfer_opts *opts,
+                                      const struct hr_transfer_cbs *cbs, void *ud);
+/* How long the request waited in headroomd's loop before it was sent: the
  * time from hr_transfer_start to the request going out, less connecting
  * (DNS, TCP, TLS). Call once the answer has begun. 0 when unknown. */
 double hr_transfer_send_wait_ms(struct hr_transfer *t);

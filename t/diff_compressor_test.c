@@ -8,7 +8,8 @@
 
 static struct hr_instance inst = {"diff_compressor"};
 
-/* Every +/-/@@ line of the input is in the output, unless inside a folded file. */
+/* Every +/-/@@ line of the input is in the output, unless inside a folded
+ * file or a git file header ("--- a/P", "+++ b/P": the diff --git line says it). */
 static int changes_kept(const char *in, const char *out, const char *skip_file)
 {
     int in_skip = 0, lost = 0;
@@ -17,7 +18,9 @@ static int changes_kept(const char *in, const char *out, const char *skip_file)
         size_t n = nl ? (size_t)(nl - l) : strlen(l);
         if (!strncmp(l, "diff --git ", 11))
             in_skip = skip_file && memmem(l, n, skip_file, strlen(skip_file)) != NULL;
-        if (!in_skip && n && (l[0] == '+' || l[0] == '-' || !strncmp(l, "@@", 2))) {
+        int header = !strncmp(l, "--- a/", 6) || !strncmp(l, "+++ b/", 6) || !strncmp(l, "--- /dev/null", 13) ||
+                     !strncmp(l, "+++ /dev/null", 13);
+        if (!in_skip && !header && n && (l[0] == '+' || l[0] == '-' || !strncmp(l, "@@", 2))) {
             char *line = strndup(l, n);
             if (!strstr(out, line))
                 lost++;
@@ -46,10 +49,40 @@ int main(void)
     is_int(changes_kept(in, r.text, "package-lock.json"), 0, "git show: every change line kept outside the lockfile");
     ok(!strstr(r.text, "\"version\": \"1.0.3-patched\""), "the lockfile's lines are folded");
     free(r.text), free(in);
+    size_t k;
+
+    /* git's index and ---/+++ lines repeat the diff --git line; elsewhere they are the only file name */
+    char *g = malloc(8000);
+    k = (size_t)sprintf(g, "diff --git a/src/x.c b/src/x.c\nindex 1e5548c..52b0cee 100644\n--- a/src/x.c\n+++ b/src/x.c\n"
+                           "@@ -1,62 +1,62 @@\n-int a = 1;\n+int a = 2;\n");
+    for (int i = 0; i < 60; i++) /* enough unchanged lines to be worth compressing */
+        k += (size_t)sprintf(g + k, " int unchanged_padding_%d;\n", i);
+    k += (size_t)sprintf(g + k, "diff --git a/src/old.c b/src/new.c\nsimilarity index 90%%\nrename from src/old.c\n"
+                           "rename to src/new.c\nindex 3d74336..ad88625 100644\n--- a/src/old.c\n+++ b/src/new.c\n"
+                           "@@ -1,2 +1,2 @@\n-int b = 1;\n+int b = 2;\n"
+                           "diff --git a/t/y.c b/t/y.c\nnew file mode 100644\nindex 0000000..02d63bb\n--- /dev/null\n"
+                           "+++ b/t/y.c\n@@ -0,0 +1,1 @@\n+int y;\n");
+    r = tc_run(state, g, HR_CT_DIFF, "", 0);
+    ok(r.rc == 0 && !strstr(r.text, "index 1e5548c") && !strstr(r.text, "--- a/src/x.c") && !strstr(r.text, "+++ b/src/x.c") &&
+           !strstr(r.text, "--- /dev/null") && !strstr(r.text, "+++ b/t/y.c") && strstr(r.text, "diff --git a/src/x.c b/src/x.c\n@@") &&
+           strstr(r.text, "new file mode 100644\n@@ -0,0"),
+       "git diff: index lines and ---/+++ lines that repeat the diff --git line are dropped");
+    if (!strstr(r.text, "new file mode 100644\n@@ -0,0"))
+        tap_diag("%s", r.text);
+    ok(strstr(r.text, "--- a/src/old.c\n+++ b/src/new.c\n") && strstr(r.text, "rename from src/old.c") &&
+           strstr(r.text, "-int b = 1;\n+int b = 2;"), "a rename keeps its --- a/old +++ b/new lines");
+    free(r.text);
+    k = (size_t)sprintf(g, "--- src/x.c.orig\n+++ src/x.c\n@@ -1,2 +1,2 @@\n-int a = 1;\n+int a = 2;\n unchanged;\n");
+    for (int i = 0; i < 80; i++)
+        k += (size_t)sprintf(g + k, " int filler_%d;\n", i);
+    r = tc_run(state, g, HR_CT_DIFF, "", 0);
+    ok(strstr(r.text, "hash=") && strstr(r.text, "--- src/x.c.orig\n+++ src/x.c\n"),
+       "a plain unified diff, compressed, keeps its ---/+++ lines (the only file names)");
+    free(r.text), free(g);
 
     /* a combined diff (merge) with long unchanged runs */
     char *cc = malloc(100000);
-    size_t k = (size_t)sprintf(cc, "diff --cc src/a.c\nindex 1,2..3\n--- a/src/a.c\n+++ b/src/a.c\n@@@ -1,80 -1,80 +1,81 @@@\n");
+    k = (size_t)sprintf(cc, "diff --cc src/a.c\nindex 1,2..3\n--- a/src/a.c\n+++ b/src/a.c\n@@@ -1,80 -1,80 +1,81 @@@\n");
     for (int i = 0; i < 80; i++)
         k += (size_t)sprintf(cc + k, i == 20 || i == 60 ? "++int merged_%d = 1;\n" : "  int unchanged_%d = 0;\n", i);
     r = tc_run(state, cc, HR_CT_DIFF, "", 0);

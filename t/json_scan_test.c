@@ -221,6 +221,12 @@ int main(void)
             {"{\"a\":\"x\\\\\",\"usage\":\"\\\\\\\"\"}", "usage", "\"\\\\\\\"\""}, /* escaped backslash before a quote */
             {"{}", "usage", NULL},
             {"", "usage", NULL},
+            /* long strings (read eight bytes at a time): escapes across word edges */
+            {"{\"content\":\"{\\\"rows\\\":[{\\\"id\\\":1,\\\"msg\\\":\\\"a \\\\\\\"quoted\\\\\\\" word\\\"}]}\","
+             "\"model\":\"gpt-4o-mini\"}", "model", "\"gpt-4o-mini\""},
+            {"{\"a\":\"0123456789abcdef\\\\\",\"model\":\"m\"}", "model", "\"m\""},
+            {"{\"a\":\"0123456789abcdef\\\"\",\"model\":\"m\"}", "model", "\"m\""},
+            {"{\"a\":\"0123456789abcdefg\\", "model", NULL}, /* ends inside an escape */
         };
         for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
             const char *v = NULL;

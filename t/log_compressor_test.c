@@ -31,10 +31,30 @@ static void classes(void)
         {"    at TestContext.<anonymous> (/tmp/cart.test.js:7:26)", HR_LOGC_FRAME},
         {"Downloading 45% |########          | 12.3 MB/s", HR_LOGC_PROGRESS},
         {"   ", HR_LOGC_BLANK},
+        {"[INFO] ", HR_LOGC_BLANK},
+        {"[ERROR]", HR_LOGC_BLANK},
+        {"[DONE]", HR_LOGC_NORMAL},
         {"", HR_LOGC_BLANK},
         {"INFO processing order 1000 for customer c-0", HR_LOGC_NORMAL},
         {"not ok 24 - cart total 23", HR_LOGC_ERROR},
         {"thread 'main' panicked at src/lib.rs:18:35:", HR_LOGC_ERROR},
+        {"test_price_00 (test_shop.PriceTests.test_price_00) ... ok", HR_LOGC_PASS},
+        {"test tests::ledger_case_12 ... FAILED", HR_LOGC_ERROR},
+        {"--- PASS: TestParse (0.01s)", HR_LOGC_PASS},
+        {"=== RUN   TestParse", HR_LOGC_PASS},
+        {"ok 1 - cart total 0", HR_LOGC_PASS},
+        {"ok step 3", HR_LOGC_NORMAL},
+        {"tests/test_cart.py::test_total PASSED                   [ 10%]", HR_LOGC_PASS},
+        {"  \xe2\x9c\x93 adds items (3 ms)", HR_LOGC_PASS},
+        {"[INFO] Tests run: 6, Failures: 0, Errors: 0, Skipped: 0, Time elapsed: 0.2 s -- in com.acme.CartTest", HR_LOGC_PASS},
+        {"[INFO] Tests run: 345, Failures: 0, Errors: 0, Skipped: 1", HR_LOGC_SUMMARY},
+        {"   9 | >>> RUN npm ci --omit=dev", HR_LOGC_ERROR},
+        {"\t/usr/lib/go-1.19/src/testing/testing.go:1396 +0x24e", HR_LOGC_FRAME},
+        {"Dec 04 18:26:33 vm shop-api[10715]:         /tmp/fx/go/shop-api/main.go:39 +0x174", HR_LOGC_FRAME},
+        {"    cart_test.go:31: Total() = 100.00, want 90.00", HR_LOGC_NORMAL},
+        {"exit status 2", HR_LOGC_ERROR},
+        {"Process finished with exit code 0", HR_LOGC_NORMAL},
+        {"shop-api.service: Main process exited, code=exited, status=2/INVALIDARGUMENT", HR_LOGC_ERROR},
     };
     for (size_t i = 0; i < sizeof t / sizeof *t; i++)
         is_int(hr_logc_classify(t[i].line, strlen(t[i].line), NULL), t[i].want, "class of \"%s\"", t[i].line);
@@ -46,6 +66,57 @@ static void classes(void)
     hr_logc_classify(y, strlen(y), &b);
     hr_logc_classify(z, strlen(z), &c);
     ok(a == b && b != c, "times, hex ids and numbers share a template; words do not");
+}
+
+/* Passing tests fold into one line per run; a diagnostic block repeated
+ * byte for byte (one file built into several libraries) is kept once; long
+ * command lines kept only as context are cut in the middle, long error
+ * lines are not. */
+static void folds(void *state)
+{
+    char *log = malloc(200000), cmd[1101], err[601];
+    size_t n = 0;
+    memset(cmd, 'x', sizeof cmd - 1);
+    memcpy(cmd, "gcc -DPACKAGE_NAME=demo", 23);
+    memcpy(cmd + sizeof cmd - 21, " -c lib/numfmt.c END", 20);
+    cmd[sizeof cmd - 1] = '\0';
+    memset(err, 'e', sizeof err - 1);
+    memcpy(err, "lib/long.c:1:1: error: ", 23);
+    memcpy(err + sizeof err - 5, " END", 4);
+    err[sizeof err - 1] = '\0';
+    for (int i = 0; i < 40; i++)
+        n += (size_t)sprintf(log + n, "test_case_%02d (suite.T.test_case_%02d) ... %s\n", i, i, i == 17 ? "FAIL" : "ok");
+    for (int k = 0; k < 3; k++) {
+        n += (size_t)sprintf(log + n, "%s\nlib/numfmt.c: In function 'round':\nlib/numfmt.c:17:22: error: 'scal' undeclared\n"
+                             "   17 |     return round(v * scal) / scale;\n      |                      ^~~~\n"
+                             "lib/numfmt.c:18:1: warning: control reaches end of non-void function\n"
+                             "make: *** [Makefile:%d: lib/lib%d-numfmt.lo] Error 1\n", cmd, 2860 + k, k);
+        for (int j = 0; j < 6; j++)
+            n += (size_t)sprintf(log + n, "mv -f src/.deps/file%d_%d.Tpo src/.deps/file%d_%d.Po\n", k, j, k, j);
+    }
+    n += (size_t)sprintf(log + n, "%s\nmake: Target 'all' not remade because of errors.\n", err);
+    struct tc_result r = tc_run(state, log, HR_CT_LOG, "", 0);
+    size_t oks = 0, errs = 0, cut = 0;
+    for (int i = 1; i < 40; i++) {
+        char t[64];
+        snprintf(t, sizeof t, "\ntest_case_%02d (", i);
+        oks += strstr(r.text, t) != NULL; /* a passing test's own line */
+    }
+    for (const char *p = r.text; (p = strstr(p, "error: 'scal' undeclared\n")); p++)
+        errs++;
+    for (const char *p = r.text; (p = strstr(p, "gcc -DPACKAGE_NAME=demo")); p++)
+        cut += strstr(p, " \xe2\x80\xa6 ") && strstr(p, " \xe2\x80\xa6 ") < strstr(p, "END\n");
+    ok(r.rc == 0 && oks == 1 && strstr(r.text, "passing-test lines omitted, like: test_case_00") &&
+           strstr(r.text, "test_case_17 (suite.T.test_case_17) ... FAIL\n"),
+       "passing tests fold into \"N passing-test lines omitted\", the failing one stays");
+    ok(errs == 1 && strstr(r.text, "repeats of kept lines") && strstr(r.text, "[Makefile:2860: lib/lib0-numfmt.lo]") &&
+           strstr(r.text, "[Makefile:2861: lib/lib1-numfmt.lo]") && strstr(r.text, "[Makefile:2862: lib/lib2-numfmt.lo]"),
+       "a diagnostic block repeated byte for byte is kept once (%zu), each make error line stays", errs);
+    ok(cut >= 1 && strstr(r.text, "-c lib/numfmt.c END\n") && !strstr(r.text, cmd), "a 1 KB command line kept as context is cut in the middle");
+    ok(strstr(r.text, err) != NULL, "a 600-byte error line is kept whole");
+    if (!(errs == 1 && oks == 1 && cut >= 1))
+        tap_diag("%s", r.text);
+    free(r.text), free(log);
 }
 
 static void bad_input(void *state)
@@ -110,6 +181,7 @@ int main(void)
     fh_conf(&conf, headroom_plugin.conf_keys, NULL);
     is_int(headroom_plugin.init(fh_host(), &inst, &conf, &state), 0, "init");
     classes();
+    folds(state);
     tc_fixture(state, "make_gcc_error", HR_CT_LOG);
     tc_fixture(state, "python_unittest", HR_CT_TEXT);
     tc_fixture(state, "npm_node_test", HR_CT_LOG);

@@ -374,6 +374,76 @@ int main(void)
         sqlite3_close(db);
     }
 
+    /* --- the transforms column: the bytes jansson's compact dump wrote -- */
+    {
+        static char names[40][8];
+        struct hr_stage_result many_stages[40];
+        json_t *want = json_array();
+        size_t n = 0;
+        for (int c = 1; c < 0x20; c++) { /* every control byte, escaped */
+            snprintf(names[n], sizeof names[n], "a%cb", c);
+            many_stages[n] = (struct hr_stage_result){sizeof many_stages[n], names[n], 1, 5, "", 0};
+            json_array_append_new(want, json_string(names[n++]));
+        }
+        static const char *const odd_names[] = {"\"q\\/", "del\x7f", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", ""};
+        for (size_t i = 0; i < 4; i++) {
+            many_stages[n] = (struct hr_stage_result){sizeof many_stages[n], odd_names[i], 1, 5, "", 0};
+            json_array_append_new(want, json_string(odd_names[i]));
+            n++;
+        }
+        many_stages[n++] = (struct hr_stage_result){sizeof many_stages[0], "saved_nothing", 1, 0, "", 0};
+        ev = event(0);
+        ev.stages = many_stages;
+        ev.n_stages = n;
+        struct mdb_row *r = mdb_row_from_event(&ev);
+        char *dump = json_dumps(want, JSON_COMPACT);
+        ok(r && dump && !strcmp(r->transforms, dump), "transforms is byte for byte what json_dumps wrote (%s)",
+           r ? r->transforms : "no row");
+        free(dump);
+        json_decref(want);
+        free(r);
+        ev.n_stages = 0;
+        r = mdb_row_from_event(&ev);
+        is_str(r ? r->transforms : NULL, "[]", "no stage: an empty array");
+        free(r);
+    }
+
+    /* --- a batch larger than one multi-row INSERT keeps every row ------ */
+    const char *db8 = file("many.db");
+    s = make(db8, "batch_rows", "45", "flush_interval_ms", "60000");
+    static char ids[45][24];
+    for (int i = 0; i < 45; i++) {
+        ev = event(i);
+        snprintf(ids[i], sizeof ids[i], "hr-many-%d", i);
+        ev.request_id = ids[i];
+        ev.tokens_output = (uint64_t)i;
+        headroom_plugin.on_event(s, &ev);
+    }
+    ok(wait_written(45), "45 rows written");
+    is_int(stat_int("batches"), 1, "in one batch (two 16-row INSERTs and 13 single ones)");
+    drop(s);
+    {
+        sqlite3 *db = open_ro(db8);
+        sqlite3_stmt *q;
+        int good = 0, rows = 0;
+        if (db && sqlite3_prepare_v2(db, "SELECT request_id, tokens_output, ttfb_ms, timestamp FROM requests ORDER BY id",
+                                     -1, &q, NULL) == SQLITE_OK) {
+            good = 1;
+            while (sqlite3_step(q) == SQLITE_ROW) {
+                char want[24];
+                snprintf(want, sizeof want, "hr-many-%d", rows);
+                good &= !strcmp((const char *)sqlite3_column_text(q, 0), want) && sqlite3_column_int(q, 1) == rows &&
+                        (sqlite3_column_type(q, 2) == SQLITE_NULL) == (rows % 2) &&
+                        sqlite3_column_double(q, 3) == 1700000000.25 + rows;
+                rows++;
+            }
+            sqlite3_finalize(q);
+        }
+        sqlite3_close(db);
+        is_int(rows, 45, "45 rows read back");
+        ok(good, "each row in order with its own values");
+    }
+
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd)) tap_diag("could not remove %s", dir);

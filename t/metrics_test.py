@@ -18,7 +18,9 @@ from hrtest import *  # noqa: E402,F401
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 WEIRD_MODEL = 'we"ird\\mo\ndel'  # quote, backslash and newline: all three escapes
-CONF = "transform example_transform { }\nsink prometheus { path /metrics; }\n"
+# savings_file: a sink that takes events, so the headroom_sink_* families
+# have series (prometheus itself takes none).
+CONF = "transform example_transform { }\nsink prometheus { path /metrics; }\nsink savings_file { }\n"
 SRCDIR = os.environ.get("top_srcdir") or os.path.join(T_DIR, "..")
 DASHBOARD = os.path.join(SRCDIR, "conf", "grafana-dashboard.json")
 
@@ -467,7 +469,9 @@ def scripted(m):
             ok(val(fams, "headroom_transform_timing_ms_max", transform=stage) is not None,
                "transform_timing_ms_max{transform=%s} present" % stage)
         is_(val(fams, "headroom_transform_failures_total", transform="example_transform"), 0.0, "no stage failures")
-        is_(val(fams, "headroom_sink_events_dropped_total", sink="prometheus"), 0.0, "sink drop counter present")
+        is_(val(fams, "headroom_sink_events_dropped_total", sink="savings_file"), 0.0, "sink drop counter present")
+        is_(val(fams, "headroom_sink_events_total", sink="prometheus"), None,
+            "prometheus reads the registry only: it takes no events (no queue, no thread)")
         ok(all(f["help"] for f in fams.values()), "every family has HELP text")
         return text, fams
 
@@ -749,7 +753,7 @@ def plugin_families(m):
     if not os.path.exists(os.path.join(pdir, "savings_file.so")):
         skip("savings_file plugin not built", 3)
         return
-    with Headroomd(mock=m, extra_conf=CONF + "sink savings_file { }\n") as h:
+    with Headroomd(mock=m, extra_conf=CONF) as h:
         t = Traffic(h)
         t.send("openai", messages=tool_messages())
         r, text = scrape(h)

@@ -8,6 +8,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hrtest import *  # noqa: E402,F403
 import json  # noqa: E402
+import re  # noqa: E402
 
 # Response headers that legitimately differ between a direct and a proxied answer.
 VOLATILE = {"x-mock-seq", "date", "server", "connection", "keep-alive", "transfer-encoding", "content-length"}
@@ -51,6 +52,23 @@ with Mock() as m, Headroomd(mock=m) as h:
     r = request("POST", h.url + "/v1/chat/completions", body=odd, headers={"Content-Type": "application/json"})
     is_(r.status, 200, "oddly formatted JSON accepted")
     is_(m.last_request()["body"], odd, "an unchanged request body is forwarded byte for byte")
+
+    # A 6 MB body is read in large steps (read_ahead.c), and a request
+    # pipelined right behind it in the same write is still its own request.
+    lines = "".join("row %d: GET /v1/items/%d took %d ms\n" % (i, i * 7, i % 97) for i in range(170000))
+    big = dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": lines}]})
+    big = big if isinstance(big, bytes) else big.encode()
+    small = dumps(openai_body())
+    small = small if isinstance(small, bytes) else small.encode()
+    head = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n%s\r\n")
+    m.reset()
+    r = raw_socket_request(h.port, head % (len(big), b"") + big + head % (len(small), b"Connection: close\r\n") + small,
+                           until="close", timeout=60)
+    is_(len(re.findall(rb"HTTP/1.1 200", r.data)), 2, "a 6 MB body, then a pipelined request: both answered")
+    got = m.requests()
+    ok(len(big) > 6000000 and len(got) == 2 and got[0]["body"] == big and got[1]["body"] == small,
+       "the 6 MB body reached the upstream byte for byte, the pipelined one after it")
 
     # Non-200 success statuses survive.
     same_as_direct(h, m, "/v1/chat/completions", ob, {"x-mock-status": "201"}, "status 201")

@@ -1,6 +1,7 @@
 /* t/search_compressor_test.c — search_compressor on real `grep -rn` and
  * `git grep --heading` output of this tree: the matches a question needs
- * survive (BM25 on the question), every file keeps its first match, dropped
+ * survive (BM25 on the question; relevance kept above half the best score),
+ * every file keeps its first match, dropped
  * matches are counted per file; diagnostics kept; bad input; skipped units. */
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,33 @@ int main(void)
     free(r.text);
     r = tc_run(state, g, HR_CT_LOG, "", 0);
     ok(!strcmp(r.text, g), "a unit typed log is left to log_compressor");
+    free(r.text), free(g);
+    /* grouped output (grep -rn): 2 files of 60 matches; 12 lines hold both
+     * words of the question, 48 only the common one, the rest neither */
+    g = malloc(120 * 96 + 1);
+    size_t k = 0;
+    for (int i = 0; i < 120; i++) {
+        int line = i % 60 + 1;
+        const char *file = i < 60 ? "src/a.c" : "src/b.c";
+        if (i % 10 == 3)
+            k += (size_t)sprintf(g + k, "%s:%d:    flag_%d = read_stream(body);\n", file, line, i);
+        else if (i % 10 < 5)
+            k += (size_t)sprintf(g + k, "%s:%d:    size_%d = body->len;\n", file, line, i);
+        else
+            k += (size_t)sprintf(g + k, "%s:%d:    counter_%d += 1;\n", file, line, i);
+    }
+    r = tc_run(state, g, HR_CT_SEARCH, "where is the stream read from the body", 0);
+    size_t strong = 0, weak = 0;
+    for (const char *p = r.text; (p = strstr(p, "= read_stream(body);")); p++)
+        strong++;
+    for (const char *p = r.text; (p = strstr(p, "= body->len;")); p++)
+        weak++;
+    ok(strong == 10 && weak <= 2, "matches kept by relevance score at least half the best: %zu of 12 naming both words "
+       "(5 per file), %zu of 48 sharing one common word (each file's first)", strong, weak);
+    ok(strstr(r.text, "\xe2\x80\xa6 54 more matches\n") && !strstr(r.text, "more matches in src/a.c"),
+       "grouped output: the dropped count follows the file's own lines, without repeating its path");
+    if (!strstr(r.text, "\xe2\x80\xa6 54 more matches\n"))
+        tap_diag("%s", r.text);
     free(r.text), free(g);
     r = tc_run(state, "not:search\nat:all\nreally\n", HR_CT_SEARCH, "", 0);
     is_int(r.rc, 0, "bad input: apply returns 0");

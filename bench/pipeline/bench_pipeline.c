@@ -132,6 +132,26 @@ static void free_timing(struct timing *tm)
     free(tm);
 }
 
+/* HEADROOM_BENCH_DUMP=dir: every forwarded body is written there as
+ * NNNNN.json (the body as sent, changed or not), in request order, so two
+ * builds can be checked byte for byte (cmp -r). */
+static void dump_body(const char *fwd, const char *text)
+{
+    static size_t seq;
+    const char *dir = getenv("HEADROOM_BENCH_DUMP");
+    if (!dir || !*dir) return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%05zu.json", dir, seq++);
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "cannot write %s\n", path);
+        exit(2);
+    }
+    const char *b = fwd ? fwd : text;
+    fwrite(b, 1, strlen(b), f);
+    fclose(f);
+}
+
 /* Time one request the way the proxy handles it: parse, pipeline, serialise. */
 static void time_request(struct hr_plugins *p, const struct hr_pipeline_opts *o, const json_t *req, struct timing *tm)
 {
@@ -159,6 +179,7 @@ static void time_request(struct hr_plugins *p, const struct hr_pipeline_opts *o,
     }
     sample_add(tm->stage[MAX_STAGES], t2 - t1 - in_stages);
     hr_pipeline_result_free(&r);
+    dump_body(fwd, text);
     free(fwd);
     free(text);
     json_decref(body);

@@ -6,7 +6,8 @@
 # same client sends N requests over C keep-alive connections.
 #
 # Usage: HEADROOMD=/path/to/build/src/headroomd bench/proxy_vs_nginx/count.sh
-# Knobs: N=2000 C=4 BODY=json|sse, SKIP_CALLGRIND=1, CONF=headroom.conf to use.
+# Knobs: N=2000 C=4 BODY=json|sse, SKIP_CALLGRIND=1, SKIP_NGINX=1, CONF=headroom.conf to use,
+# KEEP=dir (keeps the callgrind and strace outputs there, for callgrind_annotate).
 # Needs strace, valgrind and nginx (nginx-light); stops everything it starts.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -105,7 +106,7 @@ syscalls() { # NAME
     kill -INT $sp; wait $sp 2>/dev/null || true
     stop_proxy
     awk -v n="$N" -v who="$1" 'NR>2 && $NF=="total" {total=$4/n}
-        NR>2 && $NF!="total" && $4 ~ /^[0-9]+$/ && $4/n >= 0.2 {parts=parts sprintf(" %s %.2f", $NF, $4/n)}
+        NR>2 && $NF!="total" && $4 ~ /^[0-9]+$/ && ($4/n >= 0.2 || $NF=="futex") {parts=parts sprintf(" %s %.2f", $NF, $4/n)}
         END{printf "%-10s syscalls/request %6.2f  (%s )\n", who, total, parts}' "$TMP/$1.strace"
 }
 
@@ -123,12 +124,13 @@ instructions() { # NAME
     local total
     total=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
     printf "%-10s instructions/request %8.0f (user space, callgrind)\n" "$1" "$(echo "$total / $N" | bc -l)"
+    if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$f" "$KEEP/$1.callgrind" && cp "$TMP/$1.strace" "$KEEP/" 2>/dev/null || true; fi
 }
 
 echo "$N small $BODY requests over $C connections, one worker each, load $(cut -d' ' -f1 /proc/loadavg)"
-syscalls nginx
+[ -n "${SKIP_NGINX:-}" ] || syscalls nginx
 syscalls headroomd
 if [ -z "${SKIP_CALLGRIND:-}" ]; then
-    instructions nginx
+    [ -n "${SKIP_NGINX:-}" ] || instructions nginx
     instructions headroomd
 fi

@@ -1,12 +1,13 @@
 /* diffc.c — diff_compressor's core: every added and removed line, hunk
- * header and commit header stays; unchanged context is trimmed to
+ * header and commit header stays (git's index and ---/+++ lines, which
+ * repeat the diff --git line, go); unchanged context is trimmed to
  * context_lines around changes; lockfile, generated, binary and pure-rename
  * file diffs become one line with their counts. */
 #include <stdlib.h>
 #include <string.h>
 #include "diffc.h"
 
-enum { L_TEXT = 0, L_FILE, L_FHDR, L_HUNK, L_ADD, L_DEL, L_CTX, L_NOTE };
+enum { L_TEXT = 0, L_FILE, L_FHDR, L_HUNK, L_ADD, L_DEL, L_CTX, L_NOTE, L_GONE };
 
 static int ends(const char *s, size_t n, const char *suf)
 {
@@ -32,12 +33,43 @@ static int bulky_path(const char *p, size_t n)
     return memmem(p, n, "/dist/", 6) || memmem(p, n, "/generated/", 11) || memmem(p, n, ".generated.", 11);
 }
 
+/* Lines of a git file header that repeat what "diff --git a/P b/P" says:
+ * "index 1e5548c..52b0cee 100644" (blob ids a model cannot use) and the
+ * "--- a/P" / "+++ b/P" pair (or /dev/null beside "new/deleted file mode"). */
+static int redundant_header(const char *s, size_t l, const char *git_path, size_t git_len)
+{
+    if (HR_STARTS(s, l, "index ") && memmem(s, l, "..", 2))
+        return 1;
+    if (!git_path || l < 4 || !(HR_STARTS(s, l, "--- ") || HR_STARTS(s, l, "+++ ")))
+        return 0;
+    const char *p = s + 4;
+    size_t m = l - 4;
+    if (m == 9 && !memcmp(p, "/dev/null", 9))
+        return 1;
+    return m == git_len + 2 && (HR_STARTS(p, m, "a/") || HR_STARTS(p, m, "b/")) && !memcmp(p + 2, git_path, git_len);
+}
+
+/* "diff --git a/P b/P": P, when both sides name the same path. */
+static const char *git_path(const char *s, size_t l, size_t *plen)
+{
+    if (!HR_STARTS(s, l, "diff --git a/") || (l - 13) % 2 == 0)
+        return NULL;
+    size_t k = (l - 13 - 3) / 2; /* "a/P b/P": P twice, " b/" between */
+    const char *a = s + 13, *b = a + k;
+    if (!HR_STARTS(b, l - (size_t)(b - s), " b/") || memcmp(a, b + 3, k))
+        return NULL;
+    *plen = k;
+    return a;
+}
+
 struct file {
     size_t first, end;   /* lines [first, end) */
     size_t adds, dels;
     const char *path;
     size_t path_len;
     const char *why;     /* non-NULL: collapse to one line */
+    const char *git;     /* the path of "diff --git a/P b/P", or NULL */
+    size_t git_len;
 };
 
 int hr_diffc_compress(const void *cfgv, const char *text, size_t len, const char *query, struct hr_text_out *out)
@@ -55,7 +87,7 @@ int hr_diffc_compress(const void *cfgv, const char *text, size_t len, const char
         free(ln), free(kind), free(keep), free(f);
         return -12;
     }
-    size_t nf = 0, cols = 1, hunks = 0;
+    size_t nf = 0, cols = 1, hunks = 0, headers = 0;
     int in_hunk = 0;
     for (size_t i = 0; i < n; i++) {
         const char *s = text + ln[i].off;
@@ -66,6 +98,7 @@ int hr_diffc_compress(const void *cfgv, const char *text, size_t len, const char
             if (nf)
                 f[nf - 1].end = i;
             f[nf++] = (struct file){.first = i};
+            f[nf - 1].git = git_path(s, l, &f[nf - 1].git_len);
             kind[i] = L_FILE;
             in_hunk = 0;
             continue;
@@ -122,9 +155,15 @@ int hr_diffc_compress(const void *cfgv, const char *text, size_t len, const char
     for (size_t k = 0; k < nf; k++)
         if (!f[k].why && f[k].path && bulky_path(f[k].path, f[k].path_len))
             f[k].why = strstr(f[k].path, "lock") || ends(f[k].path, f[k].path_len, "go.sum") ? "lockfile" : "generated";
-    /* keep everything but context far from a change */
-    for (size_t i = 0; i < n; i++)
+    /* keep everything but context far from a change and redundant git headers */
+    for (size_t i = 0, fi = 0; i < n; i++) {
+        while (fi < nf && f[fi].end <= i)
+            fi++;
         keep[i] = kind[i] != L_CTX;
+        if (kind[i] == L_FHDR && fi < nf && i >= f[fi].first &&
+            redundant_header(text + ln[i].off, ln[i].len, f[fi].git, f[fi].git_len))
+            keep[i] = 0, kind[i] = L_GONE, headers++;
+    }
     size_t c = cfg->context_lines;
     for (size_t i = 0; i < n; i++) {
         if (kind[i] != L_ADD && kind[i] != L_DEL)
@@ -146,6 +185,8 @@ int hr_diffc_compress(const void *cfgv, const char *text, size_t len, const char
                 if (kind[i] == L_FILE || kind[i] == L_FHDR) {
                     hr_tbuf_put(&body, text + ln[i].off, ln[i].len);
                     hr_tbuf_putc(&body, '\n');
+                } else if (kind[i] == L_GONE) {
+                    dropped++;
                 } else {
                     gone++;
                 }
@@ -157,14 +198,18 @@ int hr_diffc_compress(const void *cfgv, const char *text, size_t len, const char
             collapsed++;
             continue;
         }
-        if (keep[i]) {
-            hr_tbuf_put(&body, text + ln[i].off, ln[i].len);
-            hr_tbuf_putc(&body, '\n');
+        if (keep[i] || kind[i] == L_GONE) {
+            if (keep[i]) {
+                hr_tbuf_put(&body, text + ln[i].off, ln[i].len);
+                hr_tbuf_putc(&body, '\n');
+            } else {
+                dropped++;
+            }
             i++;
             continue;
         }
         size_t e = i;
-        while (e < n && !keep[e] && !(fi < nf && f[fi].end == e))
+        while (e < n && !keep[e] && kind[e] != L_GONE && !(fi < nf && f[fi].end == e))
             e++;
         if (e == i)
             e++;
@@ -186,8 +231,8 @@ int hr_diffc_compress(const void *cfgv, const char *text, size_t len, const char
         rc = 3;
     } else {
         char what[160];
-        snprintf(what, sizeof what, "diff: %zu of %zu lines omitted (unchanged context beyond %zu lines, %zu bulky files)",
-                 dropped, n, c, collapsed);
+        snprintf(what, sizeof what, "diff: %zu of %zu lines omitted (unchanged context beyond %zu lines, %zu index/---/+++ "
+                 "lines, %zu bulky files)", dropped, n, c, headers, collapsed);
         hr_text_marker(out, what, dropped, n);
         hr_tbuf_put(&out->b, body.p ? body.p : "", body.len);
         if (body.oom)

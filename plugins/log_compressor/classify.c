@@ -85,6 +85,36 @@ static int progress_line(const unsigned char *s, size_t n)
     return i + 2 < n && s[i] == 0xE2 && s[i + 1] >= 0xA0 && s[i + 1] <= 0xA3; /* U+2800 braille spinner */
 }
 
+/* A Go frame's file line: "/src/x.go:12", then nothing or " +0x1d" (not a
+ * t.Log line "x_test.go:31: message"). */
+static int go_file_line(const char *p, size_t m)
+{
+    const char *g = memmem(p, m, ".go:", 4);
+    if (!g)
+        return 0;
+    size_t k = (size_t)(g - p) + 4, d = k;
+    while (k < m && isdigit((unsigned char)p[k]))
+        k++;
+    return k > d && (k == m || (m - k > 4 && !memcmp(p + k, " +0x", 4)));
+}
+
+/* "Dec  4 10:05:03 host tag[123]: " (syslog, journalctl's default): the
+ * length of the prefix, 0 when there is none. */
+size_t hr_logc_syslog_prefix(const char *s, size_t n)
+{
+    if (n < 20 || !isupper((unsigned char)s[0]) || !islower((unsigned char)s[1]) || !islower((unsigned char)s[2]) ||
+        s[3] != ' ' || !isdigit((unsigned char)s[5]) || s[6] != ' ' || !isdigit((unsigned char)s[7]) || s[9] != ':' ||
+        s[12] != ':' || s[15] != ' ')
+        return 0;
+    const char *host_end = memchr(s + 16, ' ', n - 16);
+    if (!host_end)
+        return 0;
+    size_t t = (size_t)(host_end - s) + 1;
+    while (t < n && s[t] != ' ' && s[t] != ':')
+        t++;
+    return t + 1 < n && s[t] == ':' && s[t + 1] == ' ' ? t + 2 : 0;
+}
+
 /* Stack frames of Python, Java/JS/Rust ("at …"), Go, gdb/C. */
 static enum hr_logc_class frame_line(const char *s, size_t n)
 {
@@ -113,11 +143,55 @@ static enum hr_logc_class frame_line(const char *s, size_t n)
         if (k < m - 1 && k && p[k - 1] == ':')
             return HR_LOGC_FRAME;
     }
-    if (s[0] == '\t' && m > 4 && memmem(p, m, ".go:", 4)) /* go "\t/src/x.go:12 +0x1d" */
+    if (ws && m > 4 && go_file_line(p, m)) /* go "\t/src/x.go:12 +0x1d" */
         return HR_LOGC_FRAME;
     if (!ws && m > 3 && p[0] == '#' && isdigit((unsigned char)p[1]) && (memmem(p, m, " in ", 4) || memmem(p, m, " at ", 4)))
         return HR_LOGC_FRAME;
     return HR_LOGC_NORMAL;
+}
+
+/* A line that reports one passing test, or a test starting: unittest and
+ * cargo "name ... ok", pytest -v "PASSED", go "--- PASS:"/"=== RUN", TAP "# Subtest:" and
+ * "ok 3 - name", jest/mocha/node "✓ name", googletest "[       OK ]", jest
+ * "PASS file", and a Maven Surefire per-class line without failures. */
+static int pass_line(const char *s, size_t n)
+{
+    size_t ws = 0;
+    while (ws < n && (s[ws] == ' ' || s[ws] == '\t'))
+        ws++;
+    const char *p = s + ws;
+    size_t m = n - ws;
+    while (m && (p[m - 1] == ' ' || p[m - 1] == '\t'))
+        m--;
+    if (m > 7 && (!memcmp(p + m - 7, " ... ok", 7) || !memcmp(p + m - 7, " ... OK", 7)))
+        return 1;
+    if (HR_STARTS(p, m, "--- PASS: ") || HR_STARTS(p, m, "=== RUN ") || HR_STARTS(p, m, "=== PAUSE ") ||
+        HR_STARTS(p, m, "=== CONT ") || HR_STARTS(p, m, "=== NAME ") || HR_STARTS(p, m, "[       OK ] ") ||
+        HR_STARTS(p, m, "[ RUN      ] ") || HR_STARTS(p, m, "# Subtest: ") || HR_STARTS(p, m, "PASS ") || HR_STARTS(p, m, "\xe2\x9c\x93 ") ||
+        HR_STARTS(p, m, "\xe2\x9c\x94 "))
+        return 1;
+    if (m > 3 && p[0] == 'o' && p[1] == 'k' && p[2] == ' ' && isdigit((unsigned char)p[3]))
+        return 1;
+    const char *q = memmem(p, m, " PASSED", 7);
+    if (q && (q + 7 == p + m || q[7] == ' '))
+        return 1;
+    return HR_STARTS(p, m, "[INFO] Tests run: ") && memmem(p, m, ", Failures: 0, Errors: 0,", 25) &&
+           memmem(p, m, " in ", 4);
+}
+
+/* "[INFO] ", "[ERROR]": a level tag and nothing else (Maven's empty lines). */
+static int level_only(const char *s, size_t n)
+{
+    static const char *const tags[] = {"[INFO]", "[WARN]", "[WARNING]", "[ERROR]", "[DEBUG]", "[TRACE]", "[FATAL]",
+                                       "[NOTICE]", NULL};
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    if (n < 6 || n > 9 || s[0] != '[')
+        return 0;
+    for (const char *const *t = tags; *t; t++)
+        if (strlen(*t) == n && !memcmp(s, *t, n))
+            return 1;
+    return 0;
 }
 
 /* "errors: 0", "failed=0": a count of zero right after the word. */
@@ -134,12 +208,15 @@ enum hr_logc_class hr_logc_classify(const char *s, size_t n, uint64_t *tmpl)
         init_cc(); /* idempotent; a race writes the same bytes */
     const unsigned char *u = (const unsigned char *)s;
     uint64_t h = 0xcbf29ce484222325ULL;
-    int err = 0, warn = 0, summ = 0, prev_num = 0, prev_neg = 0, prev_not = 0, blank = 1;
+    int err = 0, warn = 0, summ = 0, prev_num = 0, prev_neg = 0, prev_not = 0, blank = 1, exit_w = 0, code_w = 0;
     for (size_t i = 0; i < n;) {
         unsigned char c = u[i];
         if (!cc[c]) {
             if (c != ' ' && c != '\t')
                 blank = 0, prev_num = 0; /* "17:22: error" is a position, not a count */
+            if (c == '>' && i >= 2 && u[i - 1] == ' ' && u[i - 2] == '|' && i + 2 < n && u[i + 1] == '>' &&
+                u[i + 2] == '>')
+                err = 1; /* Docker BuildKit's "   9 | >>> RUN npm ci": the instruction that failed */
             H(h, c);
             i++;
             continue;
@@ -154,6 +231,9 @@ enum hr_logc_class hr_logc_classify(const char *s, size_t n, uint64_t *tmpl)
         }
         size_t wl = j - i;
         if (any & 4) {
+            if (code_w && (all & 4)) /* "exit status 2", "exited, code=exited, status=2": a process failed */
+                for (size_t k = i; k < j; k++)
+                    err |= u[k] != '0';
             /* numbers, hex ids, uuids parts, times: one symbol each */
             if ((all & 2) || (wl > 2 && u[i] == '0' && (u[i + 1] | 0x20) == 'x')) {
                 H(h, '#');
@@ -182,6 +262,10 @@ enum hr_logc_class hr_logc_classify(const char *s, size_t n, uint64_t *tmpl)
             if (wl == 2 && !memcmp(w, "ok", 2) && prev_not)
                 err = 1; /* TAP "not ok 24 - …" */
             prev_not = wl == 3 && !memcmp(w, "not", 3);
+            if ((wl == 4 && !memcmp(w, "exit", 4)) || (wl == 6 && !memcmp(w, "exited", 6)))
+                exit_w = 1;
+            else if (exit_w && ((wl == 6 && !memcmp(w, "status", 6)) || (wl == 4 && !memcmp(w, "code", 4))))
+                code_w = 1;
             if (prev_num && u[i - 1] == ' ' && in(count_words, w, wl)) {
                 summ = 1;
             } else if (in(err_words, w, wl)) {
@@ -208,9 +292,10 @@ enum hr_logc_class hr_logc_classify(const char *s, size_t n, uint64_t *tmpl)
     }
     if (tmpl)
         *tmpl = h;
-    if (blank)
+    if (blank || level_only(s, n))
         return HR_LOGC_BLANK;
-    enum hr_logc_class f = frame_line(s, n);
+    size_t pre = hr_logc_syslog_prefix(s, n); /* a frame logged through syslog/journald */
+    enum hr_logc_class f = frame_line(s + pre, n - pre);
     if (f != HR_LOGC_NORMAL)
         return f;
     if (n >= 2 && s[0] == 'E' && s[1] == ' ')
@@ -219,6 +304,8 @@ enum hr_logc_class hr_logc_classify(const char *s, size_t n, uint64_t *tmpl)
         return HR_LOGC_ERROR;
     if (warn)
         return HR_LOGC_WARN;
+    if (pass_line(s, n))
+        return HR_LOGC_PASS;
     if (summ)
         return HR_LOGC_SUMMARY;
     if (progress_line(u, n))

@@ -12,8 +12,8 @@ struct lc_state {
 };
 
 static const struct hr_conf_key lc_keys[] = {
-    HR_CONF_KEY_RANGE("head_lines", HR_CONF_INT, "5", "first lines of a log always kept", 0, 1000),
-    HR_CONF_KEY_RANGE("tail_lines", HR_CONF_INT, "10", "last lines of a log always kept (summaries live there)", 0, 1000),
+    HR_CONF_KEY_RANGE("head_lines", HR_CONF_INT, "3", "first lines of a log always kept (passing tests fold)", 0, 1000),
+    HR_CONF_KEY_RANGE("tail_lines", HR_CONF_INT, "3", "last lines of a log always kept (summaries and errors are kept anyway)", 0, 1000),
     HR_CONF_KEY_RANGE("context_lines", HR_CONF_INT, "2", "lines kept before and after each error or warning", 0, 100),
     HR_CONF_KEY_RANGE("max_similar", HR_CONF_INT, "5", "errors/warnings of one template kept before the rest are counted", 1, 100000),
     HR_CONF_KEY_RANGE("max_stack_frames", HR_CONF_INT, "20", "frames kept per stack trace: first and last two, then project frames", 4, 10000),

@@ -4,6 +4,7 @@
  * ANSI escapes and blank runs. */
 #include <stdlib.h>
 #include <string.h>
+#include "hash.h"
 #include "logc.h"
 
 #define EXAMPLE_MAX 160 /* bytes of a dropped line quoted as an example */
@@ -16,6 +17,8 @@ struct ll {
     uint8_t cls;
     uint8_t keep;
     uint8_t lib;   /* a frame inside a library/runtime */
+    uint8_t dup;   /* dropped as a repeat of a kept line */
+    uint8_t start; /* a passing-test line that announces a test ("=== RUN") */
 };
 
 /* ESC [ … final, ESC ] … BEL or ESC \, and two-byte ESC x: removed. */
@@ -79,9 +82,17 @@ struct work {
     struct ll *l;
     size_t n;
     uint32_t *count;   /* per template id */
+    uint32_t *freq;    /* lines of each template in the whole log */
+    size_t n_tmpl;
+    struct ids seen;   /* the template table, then exact hashes of kept lines */
     char *clean;       /* ANSI-free copies of lines that had escapes */
     size_t kept, errors, warnings, progress;
 };
+
+/* keep bits: why a line is kept */
+#define K_SIGNAL 1  /* error, warning, summary, stack frame: kept whole */
+#define K_CONTEXT 2 /* next to a signal */
+#define K_EDGE 4    /* among the first or last lines */
 
 /* Keep a stack trace [a, b): all of it when short, else the first and last
  * two frames and project frames, up to max_stack_frames. */
@@ -105,14 +116,74 @@ static void keep_stack(struct work *w, size_t a, size_t b)
     size_t used = budget < 4 ? budget : 4;
     for (size_t i = a; i < b && used < budget; i++)
         if (w->l[i].cls == HR_LOGC_FRAME && !w->l[i].keep && !w->l[i].lib) {
-            w->l[i].keep = 1;
+            w->l[i].keep = K_SIGNAL;
             if (i + 1 < b && w->l[i + 1].cls == HR_LOGC_FRAME_CONT)
-                w->l[i + 1].keep = 1;
+                w->l[i + 1].keep = K_SIGNAL;
             used++;
         }
 }
 
-static void select_lines(struct work *w)
+static uint64_t line_hash(const struct ll *x)
+{
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a: only kept lines and their kin, few */
+    for (uint32_t k = 0; k < x->len; k++)
+        h = (h ^ (unsigned char)x->s[k]) * 0x100000001b3ULL;
+    return hr_mix64(h);
+}
+
+static int has(const struct ids *t, uint64_t h)
+{
+    size_t i = (size_t)(h ^ (h >> 29)) & t->mask;
+    while (t->id[i] && t->h[i] != h)
+        i = (i + 1) & t->mask;
+    return t->id[i] != 0;
+}
+
+/* Lines that repeat, byte for byte, a line already kept above carry nothing
+ * new (a compiler's diagnostics for a file built into four libraries): they
+ * are dropped (and said to be repeats) unless among the first or last lines.
+ * Only error, warning and normal lines kept for a reason in `bits`; `seen`
+ * ends with the exact hashes of the lines kept. */
+static void drop_repeats(struct work *w, struct ids *seen, uint8_t bits)
+{
+    seen->n = 0;
+    memset(seen->id, 0, (seen->mask + 1) * sizeof *seen->id);
+    for (size_t i = 0; i < w->n; i++) {
+        struct ll *x = &w->l[i];
+        if (!x->keep || x->cls == HR_LOGC_BLANK)
+            continue;
+        size_t before = seen->n;
+        id_of(seen, line_hash(x));
+        int again = seen->n == before;
+        if (again && (x->keep & bits) && !(x->keep & K_EDGE) &&
+            (x->cls == HR_LOGC_ERROR || x->cls == HR_LOGC_WARN || x->cls == HR_LOGC_NORMAL)) {
+            x->keep = 0;
+            x->dup = 1;
+        }
+    }
+}
+
+/* Dropped lines that are copies of kept ones fold as repeats. Only lines
+ * of a template some kept line has, and that is not everywhere in the log
+ * (a template that common folds as "similar lines" anyway), are hashed. */
+static void mark_repeats(struct work *w, const struct ids *seen)
+{
+    uint8_t *kept_tmpl = calloc(w->n_tmpl ? w->n_tmpl : 1, 1);
+    if (!kept_tmpl)
+        return; /* they fold as other lines */
+    for (size_t i = 0; i < w->n; i++)
+        if (w->l[i].keep && w->freq[w->l[i].id] <= 4 * w->cfg->max_similar)
+            kept_tmpl[w->l[i].id] = 1;
+    for (size_t i = 0; i < w->n; i++) {
+        struct ll *x = &w->l[i];
+        if (!x->keep && !x->dup && kept_tmpl[x->id] && x->cls != HR_LOGC_BLANK && x->cls != HR_LOGC_PROGRESS &&
+            x->cls != HR_LOGC_PASS && has(seen, line_hash(x)))
+            x->dup = 1;
+    }
+    free(kept_tmpl);
+}
+
+static void select_lines(struct work *w, struct ids *seen)
 {
     const struct hr_logc_config *cfg = w->cfg;
     struct ll *l = w->l;
@@ -132,15 +203,18 @@ static void select_lines(struct work *w)
     for (size_t i = n; i-- > 0;)
         if (l[i].cls == HR_LOGC_SUMMARY)
             l[i].keep = ++summaries <= 2 * cfg->max_similar;
-    /* context around kept errors and warnings */
+    drop_repeats(w, seen, K_SIGNAL);
+    /* Context around kept errors and warnings: normal lines, unless their
+     * template fills the log (more than max_similar lines): such a line says
+     * nothing about the error and is counted in the fold instead. */
     for (size_t i = 0; i < n; i++) {
         if (!l[i].keep || (l[i].cls != HR_LOGC_ERROR && l[i].cls != HR_LOGC_WARN))
             continue;
         size_t a = i > cfg->context_lines ? i - cfg->context_lines : 0;
         size_t b = i + cfg->context_lines < n ? i + cfg->context_lines : n - 1;
         for (size_t k = a; k <= b; k++)
-            if (l[k].cls == HR_LOGC_NORMAL || l[k].cls == HR_LOGC_BLANK)
-                l[k].keep |= 2; /* 2: context, not itself a signal */
+            if (l[k].cls == HR_LOGC_BLANK || (l[k].cls == HR_LOGC_NORMAL && w->freq[l[k].id] <= cfg->max_similar))
+                l[k].keep |= K_CONTEXT;
     }
     /* stack traces next to a kept error */
     for (size_t i = 0; i < n;) {
@@ -153,22 +227,55 @@ static void select_lines(struct work *w)
             b++;
         int near = 0;
         for (size_t k = i > 3 ? i - 3 : 0; k < i && !near; k++)
-            near = (l[k].keep & 1) && l[k].cls == HR_LOGC_ERROR;
+            near = (l[k].keep & K_SIGNAL) && l[k].cls == HR_LOGC_ERROR;
         for (size_t k = b; k < n && k < b + 3 && !near; k++)
-            near = (l[k].keep & 1) && l[k].cls == HR_LOGC_ERROR;
+            near = (l[k].keep & K_SIGNAL) && l[k].cls == HR_LOGC_ERROR;
         if (near)
             keep_stack(w, i, b);
         i = b;
     }
+    /* the first and last lines (passing tests among them fold with the rest) */
     for (size_t i = 0, h = 0; i < n && h < cfg->head_lines; i++)
-        if (l[i].cls != HR_LOGC_PROGRESS && l[i].cls != HR_LOGC_BLANK)
-            l[i].keep |= 2, h++;
+        if (l[i].cls != HR_LOGC_PROGRESS && l[i].cls != HR_LOGC_BLANK) {
+            h++;
+            if (l[i].cls != HR_LOGC_PASS)
+                l[i].keep |= K_EDGE;
+        }
     for (size_t i = n, t = 0; i-- > 0 && t < cfg->tail_lines;)
-        if (l[i].cls != HR_LOGC_PROGRESS && l[i].cls != HR_LOGC_BLANK)
-            l[i].keep |= 2, t++;
+        if (l[i].cls != HR_LOGC_PROGRESS && l[i].cls != HR_LOGC_BLANK) {
+            t++;
+            if (l[i].cls != HR_LOGC_PASS)
+                l[i].keep |= K_EDGE;
+        }
     for (size_t i = 0; i < n; i++)
         if (l[i].cls == HR_LOGC_PROGRESS)
             l[i].keep = 0;
+    drop_repeats(w, seen, K_CONTEXT);
+    mark_repeats(w, seen);
+}
+
+/* One line written out. Normal lines (kept for context or position, or
+ * left in a short run) are cut in the middle past LONG_LINE bytes (a 1 KB
+ * compiler command line places an error as well by its start and its end);
+ * errors, warnings, summaries and frames never are. */
+#define LONG_LINE 200
+#define CUT_HEAD 120
+#define CUT_TAIL 60
+static void put_line(struct hr_tbuf *o, const struct ll *x)
+{
+    if (x->len <= LONG_LINE || (x->keep & K_SIGNAL) || x->cls >= HR_LOGC_FRAME) {
+        hr_tbuf_put(o, x->s, x->len);
+    } else {
+        size_t h = CUT_HEAD, t = x->len - CUT_TAIL;
+        while (h && ((unsigned char)x->s[h] & 0xC0) == 0x80)
+            h--; /* cut on character boundaries */
+        while (t < x->len && ((unsigned char)x->s[t] & 0xC0) == 0x80)
+            t++;
+        hr_tbuf_put(o, x->s, h);
+        hr_tbuf_put(o, " \xe2\x80\xa6 ", 5);
+        hr_tbuf_put(o, x->s + t, x->len - t);
+    }
+    hr_tbuf_putc(o, '\n');
 }
 
 static void put_example(struct hr_tbuf *o, const struct ll *x)
@@ -186,26 +293,57 @@ static void put_example(struct hr_tbuf *o, const struct ll *x)
     } else {
         hr_tbuf_put(o, s, n);
     }
+    hr_tbuf_putc(o, '\n');
 }
 
-/* Lines [a, b) were dropped: say what they were in at most three lines. */
+#define PASS_GROUP UINT32_MAX       /* passing-test lines fold as one group, */
+#define DUP_GROUP (UINT32_MAX - 1) /* and so do repeats of kept lines */
+static uint32_t group_of(const struct ll *x)
+{
+    return x->dup ? DUP_GROUP : x->cls == HR_LOGC_PASS ? PASS_GROUP : x->id;
+}
+
+/* "… 12 similar lines like: X", "… 6 lines repeated from above, first: X" */
+static void put_group(struct hr_tbuf *o, uint32_t g, size_t k, const struct ll *x)
+{
+    if (g == DUP_GROUP)
+        hr_tbuf_putf(o, "\xe2\x80\xa6 %zu repeats of kept lines, first: ", k);
+    else if (g == PASS_GROUP)
+        hr_tbuf_putf(o, "\xe2\x80\xa6 %zu passing-test lines omitted, like: ", k);
+    else
+        hr_tbuf_putf(o, "\xe2\x80\xa6 %zu similar lines like: ", k);
+    put_example(o, x);
+}
+
+static int folded(const struct ll *x) { return x->cls != HR_LOGC_PROGRESS && x->cls != HR_LOGC_BLANK; }
+
+/* Lines [a, b) were dropped: say what they were in at most two lines. */
 static void render_run(struct work *w, struct hr_tbuf *o, size_t a, size_t b, uint32_t *run_count)
 {
-    size_t total = 0, frames = 0;
+    size_t total = 0, frames = 0, dups = 0, passes = 0, results = 0, first = SIZE_MAX, example = SIZE_MAX;
     for (size_t i = a; i < b; i++) {
-        uint8_t c = w->l[i].cls;
-        if (c == HR_LOGC_PROGRESS || c == HR_LOGC_BLANK)
+        const struct ll *x = &w->l[i];
+        if (!folded(x))
             continue;
         total++;
-        frames += c == HR_LOGC_FRAME || c == HR_LOGC_FRAME_CONT;
+        frames += x->cls == HR_LOGC_FRAME || x->cls == HR_LOGC_FRAME_CONT;
+        dups += x->dup;
+        if (first == SIZE_MAX)
+            first = i;
+        if (x->cls != HR_LOGC_PASS)
+            continue;
+        passes++;
+        if (!x->start && !results++)
+            example = i;
+        else if (example == SIZE_MAX)
+            example = i; /* only announcements so far */
     }
     if (!total)
         return;
     if (total <= 2) { /* a summary line would cost as much as the lines */
         for (size_t i = a; i < b; i++)
-            if (w->l[i].cls != HR_LOGC_PROGRESS && w->l[i].cls != HR_LOGC_BLANK) {
-                hr_tbuf_put(o, w->l[i].s, w->l[i].len);
-                hr_tbuf_putc(o, '\n');
+            if (folded(&w->l[i])) {
+                put_line(o, &w->l[i]);
                 w->kept++;
             }
         return;
@@ -214,55 +352,57 @@ static void render_run(struct work *w, struct hr_tbuf *o, size_t a, size_t b, ui
         hr_tbuf_putf(o, "    \xe2\x80\xa6 %zu stack frame lines omitted\n", total);
         return;
     }
-    /* the two largest templates of the run (first seen wins ties) */
-    size_t best[2] = {SIZE_MAX, SIZE_MAX};
-    for (size_t i = a; i < b; i++) {
-        uint8_t c = w->l[i].cls;
-        if (c != HR_LOGC_PROGRESS && c != HR_LOGC_BLANK)
-            run_count[w->l[i].id]++;
+    if (passes * 5 >= total) { /* a test runner's passing tests, with their bookkeeping lines */
+        if (passes == total)
+            hr_tbuf_putf(o, "\xe2\x80\xa6 %zu passing-test lines omitted, like: ", total);
+        else
+            hr_tbuf_putf(o, "\xe2\x80\xa6 %zu lines omitted, with %zu passing tests like: ", total, results);
+        put_example(o, &w->l[example]);
+        return;
     }
+    /* the two largest groups of the run (first seen wins ties) */
+    size_t best[2] = {SIZE_MAX, SIZE_MAX}, cnt[2] = {0, 0};
+    for (size_t i = a; i < b; i++)
+        if (folded(&w->l[i]) && group_of(&w->l[i]) < DUP_GROUP)
+            run_count[w->l[i].id]++;
     for (size_t i = a; i < b; i++) {
-        uint8_t c = w->l[i].cls;
-        if (c == HR_LOGC_PROGRESS || c == HR_LOGC_BLANK)
+        const struct ll *x = &w->l[i];
+        if (!folded(x))
             continue;
-        uint32_t k = run_count[w->l[i].id];
-        if (k < 2 || (best[0] != SIZE_MAX && w->l[best[0]].id == w->l[i].id) ||
-            (best[1] != SIZE_MAX && w->l[best[1]].id == w->l[i].id))
+        uint32_t g = group_of(x);
+        size_t k = g == PASS_GROUP ? passes : g == DUP_GROUP ? dups : run_count[g];
+        if (k < 2 || (best[0] != SIZE_MAX && group_of(&w->l[best[0]]) == g) ||
+            (best[1] != SIZE_MAX && group_of(&w->l[best[1]]) == g))
             continue;
-        if (best[0] == SIZE_MAX || k > run_count[w->l[best[0]].id]) {
-            best[1] = best[0];
-            best[0] = i;
-        } else if (best[1] == SIZE_MAX || k > run_count[w->l[best[1]].id]) {
-            best[1] = i;
+        if (k > cnt[0]) {
+            best[1] = best[0], cnt[1] = cnt[0];
+            best[0] = i, cnt[0] = k;
+        } else if (k > cnt[1]) {
+            best[1] = i, cnt[1] = k;
         }
     }
-    if (best[1] != SIZE_MAX && best[1] < best[0]) { /* in order of first appearance */
-        size_t t = best[0];
-        best[0] = best[1];
-        best[1] = t;
+    size_t rest = total;
+    if (best[0] != SIZE_MAX) {
+        put_group(o, group_of(&w->l[best[0]]), cnt[0], &w->l[best[0]]);
+        rest -= cnt[0];
     }
-    size_t shown = 0;
-    for (int g = 0; g < 2; g++) {
-        if (best[g] == SIZE_MAX)
-            continue;
-        uint32_t k = run_count[w->l[best[g]].id];
-        hr_tbuf_putf(o, "\xe2\x80\xa6 %u similar lines like: ", k);
-        put_example(o, &w->l[best[g]]);
-        hr_tbuf_putc(o, '\n');
-        shown += k;
-    }
-    if (shown < total) {
-        size_t first = a;
-        while (w->l[first].cls == HR_LOGC_PROGRESS || w->l[first].cls == HR_LOGC_BLANK ||
-               (best[0] != SIZE_MAX && w->l[first].id == w->l[best[0]].id) ||
-               (best[1] != SIZE_MAX && w->l[first].id == w->l[best[1]].id))
-            first++;
-        hr_tbuf_putf(o, "\xe2\x80\xa6 %zu %slines omitted, first: ", total - shown, shown ? "other " : "");
-        put_example(o, &w->l[first]);
-        hr_tbuf_putc(o, '\n');
+    if (rest && best[1] != SIZE_MAX && rest == cnt[1]) {
+        put_group(o, group_of(&w->l[best[1]]), cnt[1], &w->l[best[1]]);
+    } else if (rest && best[1] != SIZE_MAX) {
+        uint32_t g = group_of(&w->l[best[1]]);
+        hr_tbuf_putf(o, "\xe2\x80\xa6 %zu other lines omitted, %zu %s: ", rest, cnt[1],
+                     g == DUP_GROUP ? "repeats of kept lines, first" : g == PASS_GROUP ? "passing tests like" : "like");
+        put_example(o, &w->l[best[1]]);
+    } else if (rest) {
+        size_t f = first;
+        while (!folded(&w->l[f]) || (best[0] != SIZE_MAX && group_of(&w->l[f]) == group_of(&w->l[best[0]])))
+            f++;
+        hr_tbuf_putf(o, "\xe2\x80\xa6 %zu %slines omitted, first: ", rest, best[0] != SIZE_MAX ? "other " : "");
+        put_example(o, &w->l[f]);
     }
     for (size_t i = a; i < b; i++)
-        run_count[w->l[i].id] = 0;
+        if (group_of(&w->l[i]) < DUP_GROUP)
+            run_count[w->l[i].id] = 0;
 }
 
 static int caret_line(const char *s, size_t n)
@@ -327,6 +467,9 @@ static int load(struct work *w, const char *text, size_t len)
         if (overwritten && x->cls < HR_LOGC_FRAME)
             x->cls = HR_LOGC_PROGRESS;
         x->keep = 0;
+        x->dup = 0;
+        x->start = x->cls == HR_LOGC_PASS && (HR_STARTS(s, m, "=== ") || HR_STARTS(s, m, "# Subtest: ") ||
+                                              HR_STARTS(s, m, "[ RUN ") || HR_STARTS(s, m, "    # Subtest: "));
         x->lib = x->cls == HR_LOGC_FRAME && lib_frame(s, m);
         x->id = id_of(&ids, t);
     }
@@ -337,10 +480,34 @@ static int load(struct work *w, const char *text, size_t len)
             w->l[i].cls = HR_LOGC_FRAME_CONT;
         else if (w->l[i - 1].cls == HR_LOGC_FRAME_CONT && caret_line(w->l[i].s, w->l[i].len))
             w->l[i].cls = HR_LOGC_FRAME_CONT; /* Python 3.11+ "~~~^^^" under the source line */
+    /* a Go frame is two lines, "pkg.Func(args)" then "\t/path/file.go:12 +0x1d":
+     * the function line is the frame, its file line goes with it */
+    for (size_t i = 1; i < n; i++) {
+        struct ll *f = &w->l[i - 1], *x = &w->l[i];
+        size_t fp = hr_logc_syslog_prefix(f->s, f->len); /* both may come through journald */
+        if (x->cls == HR_LOGC_FRAME && memmem(x->s, x->len, ".go:", 4) && f->cls == HR_LOGC_NORMAL && f->len > fp &&
+            f->s[fp] != ' ' && f->s[fp] != '\t' && (f->s[f->len - 1] == ')' || HR_STARTS(f->s + fp, f->len - fp, "created by "))) {
+            f->cls = HR_LOGC_FRAME;
+            f->lib = x->lib;
+            x->cls = HR_LOGC_FRAME_CONT;
+        }
+    }
     w->n = n;
     w->count = calloc(ids.n ? ids.n : 1, sizeof *w->count);
-    free(raw), free(ids.h), free(ids.id);
-    return w->count ? 0 : -12;
+    w->freq = calloc(ids.n ? ids.n : 1, sizeof *w->freq);
+    w->seen = ids;
+    w->n_tmpl = ids.n;
+    free(raw);
+    if (!w->count || !w->freq)
+        return -12;
+    for (size_t i = 0; i < n; i++)
+        w->freq[w->l[i].id]++;
+    return 0;
+}
+
+static void work_free(struct work *w)
+{
+    free(w->l), free(w->clean), free(w->count), free(w->freq), free(w->seen.h), free(w->seen.id);
 }
 
 int hr_logc_compress(const void *cfgv, const char *text, size_t len, const char *query, struct hr_text_out *out)
@@ -352,17 +519,15 @@ int hr_logc_compress(const void *cfgv, const char *text, size_t len, const char 
     if (rc == 0 && w.n < w.cfg->head_lines + w.cfg->tail_lines + 3)
         rc = 2; /* too short to fold */
     if (rc) {
-        free(w.l), free(w.clean), free(w.count);
+        work_free(&w);
         return rc;
     }
-    select_lines(&w);
-    for (size_t i = 0; i < w.n; i++)
-        w.count[w.l[i].id] = 0; /* reused below as per-run counts */
+    select_lines(&w, &w.seen);
+    memset(w.count, 0, w.n_tmpl * sizeof *w.count); /* reused below as per-run counts */
     struct hr_tbuf body = {0};
     for (size_t i = 0; i < w.n;) {
         if (w.l[i].keep) {
-            hr_tbuf_put(&body, w.l[i].s, w.l[i].len);
-            hr_tbuf_putc(&body, '\n');
+            put_line(&body, &w.l[i]);
             w.kept++;
             i++;
             continue;
@@ -373,9 +538,13 @@ int hr_logc_compress(const void *cfgv, const char *text, size_t len, const char 
         render_run(&w, &body, i, b, w.count);
         i = b;
     }
-    char what[200];
-    snprintf(what, sizeof what, "log: %zu of %zu lines omitted; kept %zu error, %zu warning lines%s", w.n - w.kept,
-             w.n, w.errors, w.warnings, w.progress ? ", progress bars dropped" : "");
+    char what[200], ew[80] = "";
+    if (w.errors && w.warnings)
+        snprintf(ew, sizeof ew, "; kept %zu error, %zu warning lines", w.errors, w.warnings);
+    else if (w.errors || w.warnings)
+        snprintf(ew, sizeof ew, "; kept %zu %s lines", w.errors + w.warnings, w.errors ? "error" : "warning");
+    snprintf(what, sizeof what, "log: %zu of %zu lines omitted%s%s", w.n - w.kept, w.n, ew,
+             w.progress ? ", progress bars dropped" : "");
     if (w.kept == w.n)
         rc = 3; /* nothing folded */
     else
@@ -384,7 +553,7 @@ int hr_logc_compress(const void *cfgv, const char *text, size_t len, const char 
     if (body.oom)
         out->b.oom = 1;
     hr_tbuf_free(&body);
-    free(w.l), free(w.clean), free(w.count);
+    work_free(&w);
     if (rc)
         hr_text_out_free(out);
     return rc;

@@ -20,6 +20,7 @@ enum hr_logc_class {
     HR_LOGC_NORMAL = 0,
     HR_LOGC_BLANK,
     HR_LOGC_PROGRESS,   /* progress bars, spinners, lines a '\r' overwrote */
+    HR_LOGC_PASS,       /* one passing (or starting) test: "… ... ok", "--- PASS:", "ok 3 - x", "✓ x" */
     HR_LOGC_FRAME,      /* one stack frame */
     HR_LOGC_FRAME_CONT, /* the source line under a Python frame */
     HR_LOGC_SUMMARY,    /* "5 failed, 120 passed", "test result: …" */
@@ -30,6 +31,10 @@ enum hr_logc_class {
 /* Class of one line (ANSI already removed), and its template hash (digits,
  * hex ids, uuids and times normalised) in *tmpl when tmpl is not NULL. */
 enum hr_logc_class hr_logc_classify(const char *s, size_t n, uint64_t *tmpl);
+
+/* "Dec  4 10:05:03 host tag[123]: " at the start of a syslog or journalctl
+ * line: its length, else 0 (frames are looked for after it). */
+size_t hr_logc_syslog_prefix(const char *s, size_t n);
 
 /* Whether untyped text (router said text/unknown/search) reads as a build,
  * test or application log worth compressing here. */

@@ -62,10 +62,18 @@ enum mdb_open_status mdb_open(const char *path, double now, int busy_timeout_ms,
 /* True when an SQLite error code means the file itself is damaged. */
 int mdb_is_damage(int sqlite_rc);
 
+/* Prepared INSERT statements kept between batches (zero them at open;
+ * mdb_stmts_free before sqlite3_close). */
+#define MDB_INSERT_ROWS 16 /* rows per multi-row INSERT */
+struct mdb_stmts {
+    sqlite3_stmt *one, *many;
+};
+void mdb_stmts_free(struct mdb_stmts *s);
+
 /* Insert `rows` (a list) in one transaction. Returns SQLITE_OK or the
  * failing code (the transaction is rolled back: none of the rows went in),
- * with the message in `why`. */
-int mdb_insert(sqlite3 *db, const struct mdb_row *rows, char *why, size_t whylen);
+ * with the message in `why`. `cache` (or NULL) keeps the statements. */
+int mdb_insert(sqlite3 *db, struct mdb_stmts *cache, const struct mdb_row *rows, char *why, size_t whylen);
 
 /* Delete rows older than `cutoff` (Unix seconds); *deleted gets the count. */
 int mdb_prune(sqlite3 *db, double cutoff, int64_t *deleted, char *why, size_t whylen);

@@ -41,6 +41,7 @@ struct mdb {
 
     /* Writer thread only. */
     sqlite3 *db;
+    struct mdb_stmts stmts; /* of db */
     int failing;       /* a write or open failed: WARN once per streak */
     int suspect;       /* a write met a damaged page: check the whole file on reopen */
     double next_prune; /* Unix seconds */
@@ -174,9 +175,10 @@ static int write_batch(struct mdb *m, struct mdb_row *rows, size_t n, int final)
     char why[512] = "";
     int opened = m->db || open_db(m, 0) == 0;
     if (opened) {
-        rc = mdb_insert(m->db, rows, why, sizeof why);
+        rc = mdb_insert(m->db, &m->stmts, rows, why, sizeof why);
         if (rc != SQLITE_OK && mdb_is_damage(rc)) {
             /* Damaged under us: the next attempt reopens, which moves it aside. */
+            mdb_stmts_free(&m->stmts);
             sqlite3_close(m->db);
             m->db = NULL;
             m->suspect = 1;
@@ -299,16 +301,11 @@ static void on_event(void *state, const struct hr_event *ev)
 {
     struct mdb *m = state;
     if (atomic_load(&m->state) == ST_REFUSED) return;
+    /* Built before the lock (the writer takes it too); wasted only when
+     * the queue turns out full, which is rare and counted. */
+    struct mdb_row *r = mdb_row_from_event(ev);
     pthread_mutex_lock(&m->mu);
-    int full = m->queued >= m->queue_size;
-    pthread_mutex_unlock(&m->mu);
-    struct mdb_row *r = full ? NULL : mdb_row_from_event(ev);
-    if (!r) {
-        atomic_fetch_add(&m->rows_dropped, 1);
-        return;
-    }
-    pthread_mutex_lock(&m->mu);
-    if (m->queued >= m->queue_size) {
+    if (!r || m->queued >= m->queue_size) {
         pthread_mutex_unlock(&m->mu);
         free(r);
         atomic_fetch_add(&m->rows_dropped, 1);
@@ -461,6 +458,7 @@ static void fini(void *state)
         pthread_join(m->writer, NULL); /* writes what is queued first */
     }
     mdb_rows_free(m->head);
+    mdb_stmts_free(&m->stmts);
     if (m->db) sqlite3_close(m->db);
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cond);

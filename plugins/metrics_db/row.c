@@ -1,9 +1,9 @@
 /* row.c — a metrics_db row copied out of an hr_event: every string in one
  * allocation, cut to MDB_TEXT_MAX bytes and made valid UTF-8, and the
- * `transforms` column as a JSON array of stage names. */
+ * `transforms` column as a JSON array of stage names. Runs once per
+ * request on the sink thread: one malloc, no JSON library. */
 #include <stdlib.h>
 #include <string.h>
-#include <jansson.h>
 #include "mdb.h"
 #include "numfmt.h"
 #include "utf8.h"
@@ -12,11 +12,19 @@
  * MDB_TEXT_MAX bytes into dst (room for MDB_TEXT_MAX + 1). */
 static size_t clean_text(char *dst, const char *src)
 {
-    size_t k = 0;
     if (!src) src = "";
-    size_t n = strlen(src);
-    for (size_t i = 0; i < n;) {
-        size_t l = hr_utf8_seq((const unsigned char *)src + i, n - i);
+    const unsigned char *s = (const unsigned char *)src;
+    /* The usual name is short ASCII: copied as it is. */
+    size_t k = 0;
+    while (k < MDB_TEXT_MAX && s[k] && s[k] < 0x80) k++;
+    memcpy(dst, src, k);
+    if (k == MDB_TEXT_MAX || !s[k]) {
+        dst[k] = '\0';
+        return k;
+    }
+    size_t n = k + strlen(src + k);
+    for (size_t i = k; i < n;) {
+        size_t l = hr_utf8_seq(s + i, n - i);
         const char *piece = l ? src + i : "\xEF\xBF\xBD";
         size_t pl = l ? l : 3;
         if (k + pl > MDB_TEXT_MAX) break;
@@ -28,19 +36,59 @@ static size_t clean_text(char *dst, const char *src)
     return k;
 }
 
-static char *transforms_json(const struct hr_event *ev)
+/* `s` (valid UTF-8) as a JSON string, escaped as jansson's compact dump
+ * escapes it (the column kept the same bytes when this stopped using
+ * json_dumps): written to out when out is not NULL; returns the length. */
+static size_t json_quoted(char *out, const char *s)
 {
-    json_t *a = json_array();
+    static const char hex[] = "0123456789ABCDEF";
+    size_t k = 0;
+#define PUT(c) do { if (out) out[k] = (c); k++; } while (0)
+    PUT('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned c = *p;
+        const char *esc = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\b' ? "\\b" : c == '\f' ? "\\f"
+                        : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
+        if (esc) {
+            PUT(esc[0]);
+            PUT(esc[1]);
+        } else if (c < 0x20) {
+            PUT('\\');
+            PUT('u');
+            PUT('0');
+            PUT('0');
+            PUT(hex[c >> 4]);
+            PUT(hex[c & 15]);
+        } else {
+            PUT((char)c);
+        }
+    }
+    PUT('"');
+#undef PUT
+    return k;
+}
+
+/* The `transforms` column, a JSON array of the names of the stages that
+ * removed tokens and were not undone: written to out when out is not NULL;
+ * returns its length. */
+static size_t transforms_json(char *out, const struct hr_event *ev)
+{
     char name[MDB_TEXT_MAX + 1];
-    for (size_t i = 0; a && ev->stages && i < ev->n_stages; i++) {
+    size_t k = 0, n = 0;
+    if (out) out[k] = '[';
+    k++;
+    for (size_t i = 0; ev->stages && i < ev->n_stages; i++) {
         const struct hr_stage_result *st = &ev->stages[i];
         if (st->failed || st->tokens_saved <= 0) continue;
+        if (n++) {
+            if (out) out[k] = ',';
+            k++;
+        }
         clean_text(name, st->name);
-        json_array_append_new(a, json_string(name));
+        k += json_quoted(out ? out + k : NULL, name);
     }
-    char *s = a ? json_dumps(a, JSON_COMPACT) : NULL;
-    json_decref(a);
-    return s;
+    if (out) out[k] = ']';
+    return k + 1;
 }
 
 static int64_t clamp64(uint64_t v) { return v > INT64_MAX ? INT64_MAX : (int64_t)v; }
@@ -54,14 +102,10 @@ struct mdb_row *mdb_row_from_event(const struct hr_event *ev)
     char text[6][MDB_TEXT_MAX + 1];
     size_t len[6], total = 0;
     for (int i = 0; i < 6; i++) total += (len[i] = clean_text(text[i], src[i])) + 1;
-    char *tr = transforms_json(ev);
-    if (!tr) return NULL;
-    size_t trl = strlen(tr) + 1;
-    struct mdb_row *r = malloc(sizeof *r + total + trl);
-    if (!r) {
-        free(tr);
-        return NULL;
-    }
+    size_t trl = transforms_json(NULL, ev);
+    /* One allocation per row, strings included. */
+    struct mdb_row *r = malloc(sizeof *r + total + trl + 1);
+    if (!r) return NULL;
     memset(r, 0, sizeof *r);
     char *cursor = (char *)(r + 1);
     const char **dst[6] = {&r->request_id, &r->model, &r->provider, &r->wire_format, &r->stack, &r->path};
@@ -70,9 +114,9 @@ struct mdb_row *mdb_row_from_event(const struct hr_event *ev)
         *dst[i] = cursor;
         cursor += len[i] + 1;
     }
-    memcpy(cursor, tr, trl);
+    transforms_json(cursor, ev);
+    cursor[trl] = '\0';
     r->transforms = cursor;
-    free(tr);
 
     r->timestamp = ev->timestamp;
     r->status = ev->status;

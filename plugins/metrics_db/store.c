@@ -195,7 +195,9 @@ static int try_open(const char *path, int busy_ms, int check, sqlite3 **out, str
                     struct stat *seen)
 {
     sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    /* NOMUTEX: one thread at a time uses the connection (the writer), so
+     * SQLite's own lock around every call is pure cost. */
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         int st = fail(info, db, rc, "cannot open %s: %s", path);
         sqlite3_close(db);
@@ -352,15 +354,18 @@ enum mdb_open_status mdb_open(const char *path, double now, int busy_timeout_ms,
 
 /* ---------------------------------------------------------------- writes */
 
-static const char insert_sql[] =
-    "INSERT INTO requests (request_id, timestamp, model, provider, wire_format, stack, path, status, credited, "
-    "cached, streamed, failed, tokens_input_before, tokens_input_after, tokens_saved, tokens_output, "
-    "cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, savings_usd, priced, transforms, "
-    "latency_ms, overhead_ms, ttfb_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+#define INSERT_HEAD                                                                                          \
+    "INSERT INTO requests (request_id, timestamp, model, provider, wire_format, stack, path, status, credited, " \
+    "cached, streamed, failed, tokens_input_before, tokens_input_after, tokens_saved, tokens_output, "          \
+    "cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, savings_usd, priced, transforms, "      \
+    "latency_ms, overhead_ms, ttfb_ms) VALUES "
+#define INSERT_ROW "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+#define ROW_PARAMS 26
 
-static int bind_row(sqlite3_stmt *st, const struct mdb_row *r)
+/* Bind `r` to the ROW_PARAMS parameters from `i` on. */
+static int bind_row(sqlite3_stmt *st, int i, const struct mdb_row *r)
 {
-    int i = 1, rc = SQLITE_OK;
+    int rc = SQLITE_OK;
 #define TXT(v) if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, i++, (v), -1, SQLITE_STATIC)
 #define INT(v) if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, i++, (sqlite3_int64)(v))
 #define DBL(v) if (rc == SQLITE_OK) rc = sqlite3_bind_double(st, i++, (v))
@@ -400,23 +405,57 @@ static int bind_row(sqlite3_stmt *st, const struct mdb_row *r)
     return rc;
 }
 
-int mdb_insert(sqlite3 *db, const struct mdb_row *rows, char *why, size_t whylen)
+/* The INSERT of `rows` rows, prepared once and kept in `cache`. */
+static int insert_stmt(sqlite3 *db, sqlite3_stmt **cache, int rows, sqlite3_stmt **out)
 {
-    sqlite3_stmt *st = NULL;
+    if (*cache) {
+        *out = *cache;
+        return SQLITE_OK;
+    }
+    char sql[sizeof INSERT_HEAD + MDB_INSERT_ROWS * sizeof "," INSERT_ROW];
+    size_t k = (size_t)snprintf(sql, sizeof sql, "%s", INSERT_HEAD);
+    for (int i = 0; i < rows; i++) k += (size_t)snprintf(sql + k, sizeof sql - k, "%s" INSERT_ROW, i ? "," : "");
+    int rc = sqlite3_prepare_v3(db, sql, (int)k, SQLITE_PREPARE_PERSISTENT, cache, NULL);
+    *out = *cache;
+    return rc;
+}
+
+void mdb_stmts_free(struct mdb_stmts *s)
+{
+    if (!s) return;
+    sqlite3_finalize(s->one);
+    sqlite3_finalize(s->many);
+    s->one = s->many = NULL;
+}
+
+int mdb_insert(sqlite3 *db, struct mdb_stmts *cache, const struct mdb_row *rows, char *why, size_t whylen)
+{
+    struct mdb_stmts local = {0, 0};
+    struct mdb_stmts *c = cache ? cache : &local;
     int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc == SQLITE_OK) rc = sqlite3_prepare_v2(db, insert_sql, -1, &st, NULL);
-    for (const struct mdb_row *r = rows; rc == SQLITE_OK && r; r = r->next) {
-        rc = bind_row(st, r);
+    const struct mdb_row *r = rows;
+    while (rc == SQLITE_OK && r) {
+        /* MDB_INSERT_ROWS rows per statement while there are that many:
+         * SQLite's per-statement work is then paid once for them. */
+        const struct mdb_row *e = r;
+        int n = 0;
+        while (e && n < MDB_INSERT_ROWS) e = e->next, n++;
+        int many = n == MDB_INSERT_ROWS;
+        sqlite3_stmt *st;
+        rc = many ? insert_stmt(db, &c->many, MDB_INSERT_ROWS, &st) : insert_stmt(db, &c->one, 1, &st);
+        for (int i = 0; rc == SQLITE_OK && i < (many ? n : 1); i++, r = r->next) rc = bind_row(st, 1 + i * ROW_PARAMS, r);
         if (rc == SQLITE_OK) rc = sqlite3_step(st);
         if (rc == SQLITE_DONE) rc = SQLITE_OK;
-        sqlite3_reset(st);
+        /* The bindings still point at these rows' strings once they are
+         * freed; harmless, as every step binds every parameter anew. */
+        if (st) sqlite3_reset(st);
     }
-    sqlite3_finalize(st);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         snprintf(why, whylen, "%s", sqlite3_errmsg(db));
         if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     }
+    mdb_stmts_free(&local);
     return rc;
 }
 

@@ -1,7 +1,8 @@
 /* prometheus.c — the `prometheus` sink: serves GET <path> (default /metrics)
  * in Prometheus text format 0.0.4, rendered from one metrics walk per scrape.
  * It keeps no counters of its own: the host registry already counts every
- * event, so on_event has nothing to do. */
+ * event, so it has no on_event and requests hand it nothing (no queue, no
+ * thread). */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,12 +99,6 @@ static void fini(void *state)
     free(s);
 }
 
-static void on_event(void *state, const struct hr_event *ev)
-{
-    (void)state;
-    (void)ev;
-}
-
 HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     HR_PLUGIN_HEADER,
     .name = "prometheus",
@@ -113,5 +108,4 @@ HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     .conf_keys = prom_keys,
     .init = init,
     .fini = fini,
-    .on_event = on_event,
 };

@@ -6,6 +6,10 @@
 #include "bm25.h"
 #include "searchc.h"
 
+#ifndef REL_FLOOR
+#define REL_FLOOR 0.5
+#endif
+
 enum { M_OTHER = 0, M_MATCH, M_CONTEXT, M_SEP, M_HEADING };
 
 struct m {
@@ -163,13 +167,19 @@ int hr_searchc_compress(const void *cfgv, const char *text, size_t len, const ch
             kept++;
         }
     }
-    /* then by relevance, best first (earlier wins ties), within the caps */
+    /* then by relevance, best first (earlier wins ties), within the caps,
+     * among the matches that score at least REL_FLOOR of the best one: a
+     * line sharing only a common word of the question is not relevant */
+    double top = 0;
+    for (size_t k = 0; k < matches; k++)
+        if (score[k] > top)
+            top = score[k];
     size_t room = cfg->max_matches;
     for (size_t picked = 0; picked < room;) {
         size_t best = SIZE_MAX;
         for (size_t k = 0; k < matches; k++) {
             struct m *x = &m[order[k]];
-            if (x->keep || score[k] <= 0 || f[x->file].kept >= cfg->max_per_file + 1)
+            if (x->keep || score[k] <= 0 || score[k] < REL_FLOOR * top || f[x->file].kept >= cfg->max_per_file + 1)
                 continue;
             if (best == SIZE_MAX || score[k] > score[best])
                 best = k;
@@ -192,8 +202,7 @@ int hr_searchc_compress(const void *cfgv, const char *text, size_t len, const ch
              (i + 1 < n && m[i + 1].keep == 1 && m[i + 1].file == m[i].file)))
             m[i].keep = 2;
     char what[160];
-    snprintf(what, sizeof what, "search: %zu of %zu matches omitted in %zu files; per file: first match, then the most relevant",
-             dropped_total, matches, nf);
+    snprintf(what, sizeof what, "search: %zu of %zu matches omitted in %zu files", dropped_total, matches, nf);
     hr_text_marker(out, what, dropped_total, matches);
     /* kept lines in input order; after a file's last line, what it lost */
     uint32_t *dropped = calloc(nf ? nf : 1, sizeof *dropped);
@@ -204,16 +213,22 @@ int hr_searchc_compress(const void *cfgv, const char *text, size_t len, const ch
     }
     for (size_t i = 0; i < n; i++)
         dropped[m[i].file] += m[i].kind == M_MATCH && !m[i].keep;
+    size_t shown = SIZE_MAX; /* file of the last line written */
     for (size_t i = 0; i < n; i++) {
         struct m *x = &m[i];
         int filed = x->kind == M_MATCH || x->kind == M_CONTEXT || x->kind == M_HEADING;
         if (x->keep || x->kind == M_HEADING || (x->kind == M_OTHER && x->len)) {
             hr_tbuf_put(&out->b, x->s, x->len);
             hr_tbuf_putc(&out->b, '\n');
+            shown = filed ? x->file : SIZE_MAX;
         }
-        if (filed && f[x->file].last == i && dropped[x->file])
-            hr_tbuf_putf(&out->b, "\xe2\x80\xa6 %u more matches in %.*s\n", dropped[x->file],
-                         (int)f[x->file].path_len, f[x->file].path);
+        if (!filed || f[x->file].last != i || !dropped[x->file])
+            continue;
+        /* the path only when the line above is another file's (interleaved output) */
+        hr_tbuf_putf(&out->b, "\xe2\x80\xa6 %u more match%s", dropped[x->file], dropped[x->file] > 1 ? "es" : "");
+        if (shown != x->file)
+            hr_tbuf_putf(&out->b, " in %.*s", (int)f[x->file].path_len, f[x->file].path);
+        hr_tbuf_putc(&out->b, '\n');
     }
     free(dropped);
     free(lines), free(m), free(f), free(docs), free(score), free(order), free(ft.slot);

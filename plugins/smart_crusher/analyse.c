@@ -2,7 +2,6 @@
  * validated compacted bytes: field presence, types, value hashes (distinct counts),
  * robust numeric statistics, error/warning signals, rare fields (needles), the
  * relevance field and exact duplicates. */
-#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,22 +125,42 @@ static int lookup_slow(struct walk *w, const char *path, size_t plen)
 }
 
 /* Error words in free text. Matches at a word start, or at a camel-case boundary
- * ("NullPointerException"), so "terror" does not count but "TypeError" does. */
+ * ("NullPointerException"), so "terror" does not count but "TypeError" does.
+ * ASCII case rules (the daemon runs in the C locale), by table: this reads
+ * every byte of every plain string field. */
+enum { C_LOWER = 1, C_UPPER = 2, C_DIGIT = 4, C_FIRST = 8 };
+#define L_ C_LOWER
+#define U_ C_UPPER
+#define LF (C_LOWER | C_FIRST)
+#define UF (C_UPPER | C_FIRST)
+static const unsigned char ascii_class[256] = {
+    ['0' ... '9'] = C_DIGIT,
+    ['a' ... 'b'] = L_, ['c'] = LF, ['d'] = L_, ['e' ... 'f'] = LF, ['g' ... 'o'] = L_, ['p'] = LF,
+    ['q' ... 'r'] = L_, ['s' ... 't'] = LF, ['u' ... 'z'] = L_,
+    ['A' ... 'B'] = U_, ['C'] = UF, ['D'] = U_, ['E' ... 'F'] = UF, ['G' ... 'O'] = U_, ['P'] = UF,
+    ['Q' ... 'R'] = U_, ['S' ... 'T'] = UF, ['U' ... 'Z'] = U_,
+};
+#undef L_
+#undef U_
+#undef LF
+#undef UF
+
 static int has_error_word(const char *s, size_t len)
 {
     static const struct { const char *w; size_t n; } words[] = {
         {"error", 5}, {"exception", 9}, {"traceback", 9}, {"fatal", 5}, {"failed", 6},
         {"failure", 7}, {"panic", 5}, {"segfault", 8}, {"critical", 8}};
+    const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        int lc = tolower(ch);
-        if (lc != 'e' && lc != 't' && lc != 'f' && lc != 'p' && lc != 's' && lc != 'c')
+        unsigned cls = ascii_class[u[i]];
+        if (!(cls & C_FIRST))
             continue;
         if (i > 0) {
-            unsigned char pv = (unsigned char)s[i - 1];
-            if (isalnum(pv) && !(isupper(ch) && islower(pv)))
+            unsigned pv = ascii_class[u[i - 1]];
+            if (pv && !((cls & C_UPPER) && (pv & C_LOWER)))
                 continue;
         }
+        int lc = u[i] | 0x20;
         for (size_t k = 0; k < sizeof words / sizeof words[0]; k++) {
             if (words[k].w[0] != lc || i + words[k].n > len)
                 continue;

@@ -14,7 +14,16 @@ static const char *field_name(const struct hr_sc_table *t, uint16_t fi)
     return fi < t->n_fields && t->fields[fi].path ? t->fields[fi].path : "?";
 }
 
-/* "errors at 3, 9" — rows kept for `bit`; `detail` adds a per-row field name. */
+static uint16_t row_field(const struct hr_sc_row *r, int detail)
+{
+    return detail == 1 ? r->rare_field : r->z_field;
+}
+
+/* "errors at 3, 9" — rows kept for `bit` (not already listed under a stronger
+ * reason). With `detail` the rows go by field, each field named once:
+ * "rare field debug_dump at 3, 9 / trace at 12" (1: the rare field),
+ * "outliers in latency_ms at 4" (2: the outlying field). At most LIST_MAX
+ * indices. */
 static void reason(struct hr_tbuf *b, const struct hr_sc_table *t, uint32_t bit, const char *label,
                    int detail)
 {
@@ -24,6 +33,32 @@ static void reason(struct hr_tbuf *b, const struct hr_sc_table *t, uint32_t bit,
         const struct hr_sc_row *r = &t->rows[i];
         if (!(r->kept & bit) || (r->kept & before))
             continue;
+        if (detail) {
+            /* the first row of its field: list the field's rows now */
+            size_t j = 0;
+            while (j < i && !((t->rows[j].kept & bit) && !(t->rows[j].kept & before) &&
+                              row_field(&t->rows[j], detail) == row_field(r, detail)))
+                j++;
+            if (j < i)
+                continue;
+            size_t in_group = 0;
+            for (size_t k = i; k < t->n; k++) {
+                const struct hr_sc_row *x = &t->rows[k];
+                if (!(x->kept & bit) || (x->kept & before) || row_field(x, detail) != row_field(r, detail))
+                    continue;
+                if (listed == LIST_MAX) {
+                    more++;
+                    continue;
+                }
+                if (!in_group++ && listed)
+                    hr_tbuf_putf(b, " / %s at ", field_name(t, row_field(r, detail)));
+                else if (in_group == 1)
+                    hr_tbuf_putf(b, "%s%s %s at ", b->len ? "; " : "", label, field_name(t, row_field(r, detail)));
+                hr_tbuf_putf(b, "%s%zu", in_group > 1 ? ", " : "", k);
+                listed++;
+            }
+            continue;
+        }
         if (listed == LIST_MAX) {
             more++;
             continue;
@@ -31,10 +66,6 @@ static void reason(struct hr_tbuf *b, const struct hr_sc_table *t, uint32_t bit,
         if (listed == 0)
             hr_tbuf_putf(b, "%s%s at ", b->len ? "; " : "", label);
         hr_tbuf_putf(b, "%s%zu", listed ? ", " : "", i);
-        if (detail == 1)
-            hr_tbuf_putf(b, " (%s)", field_name(t, r->rare_field));
-        else if (detail == 2)
-            hr_tbuf_putf(b, " (%s)", field_name(t, r->z_field));
         listed++;
     }
     if (more)
@@ -57,8 +88,8 @@ static void summary(struct hr_tbuf *b, const struct hr_sc_table *t)
         sp += !!(r->kept & HR_SC_R_SPACED);
     }
     reason(b, t, HR_SC_R_ERROR, "errors", 0);
-    reason(b, t, HR_SC_R_NEEDLE, "rare fields", 1);
-    reason(b, t, HR_SC_R_OUTLIER, "outliers", 2);
+    reason(b, t, HR_SC_R_NEEDLE, "rare field", 1);
+    reason(b, t, HR_SC_R_OUTLIER, "outliers in", 2);
     reason(b, t, HR_SC_R_WARN, "warnings", 0);
     if (with_rel)
         hr_tbuf_putf(b, "%stop %zu by %s", b->len ? "; " : "", with_rel, field_name(t, (uint16_t)t->rel_field));
@@ -95,8 +126,7 @@ int hr_sc_render(const struct hr_sc_table *t, const char *prefix, size_t prefix_
     summary(&reasons, t);
     char hint[160];
     /* "hash=<24 hex>" in the text too: clients and gateways look for it. */
-    snprintf(hint, sizeof hint,
-             "Call headroom_retrieve with hash=" HR_SC_HASH_PLACEHOLDER " for all %zu rows.", t->n);
+    snprintf(hint, sizeof hint, "all %zu rows: headroom_retrieve hash=" HR_SC_HASH_PLACEHOLDER, t->n);
     json_t *m = json_pack("{s:{s:I,s:I,s:o,s:s,s:s,s:s}}", "_headroom",
                           "omitted", (json_int_t)(t->n - kept), "total", (json_int_t)t->n,
                           "kept_indices", idx, "reasons", reasons.p ? reasons.p : "",

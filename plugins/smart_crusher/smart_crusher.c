@@ -160,13 +160,20 @@ static void crush_one(void *ctx, size_t i)
     crush_text(j, c);
     if (c->rc != HR_SC_CRUSHED)
         return;
-    size_t after = h->count_tokens(j->model, c->out.text, c->out.len);
-    if ((double)after > (1.0 - j->s->cfg.min_savings) * (double)c->tokens)
+    /* A token covers at least a byte: an output with fewer bytes than the
+     * limit saves enough whatever it counts (the usual crush), and is counted
+     * once, below, as it will be sent. */
+    double limit = (1.0 - j->s->cfg.min_savings) * (double)c->tokens;
+    if ((double)c->out.len > limit && (double)h->count_tokens(j->model, c->out.text, c->out.len) > limit)
         return;
     /* The CCR store keeps the client's original text, byte for byte. */
     c->keep = h->ccr_put(c->text, c->len, c->hash) == HR_OK ? 1 : -1;
-    if (c->keep == 1)
+    if (c->keep == 1) {
         hr_sc_output_set_hash(&c->out, c->hash);
+        /* Counted here, on a helper thread when there is one: unit_replace
+         * then finds the count in the host's cache. */
+        h->count_tokens(j->model, c->out.text, c->out.len);
+    }
 }
 
 static int eligible(const struct sc_state *s, const struct hr_unit *u)

@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct mdb_row *row = mdb_row_from_event(&ev);
         if (!row) abort();
         char why[256];
-        int rc = mdb_insert(db, row, why, sizeof why);
+        int rc = mdb_insert(db, NULL, row, why, sizeof why);
         if (rc != SQLITE_OK) {
             /* Damage past the schema: the sink reopens with a full check,
              * which moves the file aside; then the row must go in. */
@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             sqlite3_close(db);
             if (mdb_open(path, 1.7e9, 100, 1, &db, &info) != MDB_OPENED || !info.moved_to[0]) abort();
-            if (mdb_insert(db, row, why, sizeof why) != SQLITE_OK) abort();
+            if (mdb_insert(db, NULL, row, why, sizeof why) != SQLITE_OK) abort();
         }
         sqlite3_stmt *q;
         if (sqlite3_prepare_v2(db, "SELECT model, transforms FROM requests ORDER BY id DESC LIMIT 1", -1, &q, NULL))

@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""large_bodies.py — what headroomd adds to 1, 5 and 10 MB agent requests.
+
+Starts bench/proxy_vs_nginx/fast_upstream (built here with a 24 MB request
+buffer), headroomd twice — `optimize no` (passthrough, as --no-optimize) and
+the shipped config (optimized) — and, when it is installed, nginx
+`proxy_pass` as the floor for moving a body through a proxy. Then sends the
+same never-seen agent requests (the 8-output mix of bench/pipeline, each tool
+output made unique per request, so no cache helps) straight to the upstream
+and through each proxy, interleaved, one at a time on keep-alive connections,
+and prints per size: direct p50, through the proxy p50, added p50 (median of
+the per-request differences) and added ms per MB.
+
+Usage: HEADROOMD=/path/to/plain-build/src/headroomd bench/proxy/large_bodies.py [N] [FIXTURE_DIR]
+  N: requests per size and proxy (default 20; 10 MB cases use N/2, at least 5)
+  FIXTURE_DIR: t/fixtures/gen_fixtures.py --out DIR (made in a temp dir if absent)
+Everything runs on 127.0.0.1 and is stopped on exit.
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(TOP, "t"))
+import hrtest  # noqa: E402
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+FX = sys.argv[2] if len(sys.argv) > 2 else None
+MIX = ["search_1000.json", "logs_1000.json", "db_1000.json", "metrics_1000.json", "code_1000.json",
+       "search_100.json", "logs_100.json", "api_100.json"]
+SIZES = [1, 5, 10]  # MB, about: 8 tool outputs per MB
+GAP = float(os.environ.get("GAP_MS", "100")) / 1000
+
+
+def cpu_ms(pid):
+    """On-CPU time of every thread of pid so far, ms."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            total += int(open("/proc/%d/task/%s/schedstat" % (pid, tid)).read().split()[0])
+        except (OSError, ValueError):
+            pass
+    return total / 1e6
+
+
+class Upstream:
+    """fast_upstream, for hrtest.Headroomd's mock= (it reads .url)."""
+
+    def __init__(self, tmp):
+        exe = os.path.join(tmp, "fast_upstream")
+        subprocess.check_call(["cc", "-O2", "-DBUF_SIZE=(24*1024*1024)", "-o", exe,
+                               os.path.join(TOP, "bench", "proxy_vs_nginx", "fast_upstream.c")])
+        ready = os.path.join(tmp, "up.port")
+        self.proc = subprocess.Popen([exe, "0", ready], stdout=subprocess.DEVNULL)
+        for _ in range(100):
+            if os.path.exists(ready) and open(ready).read().strip():
+                break
+            time.sleep(0.05)
+        self.port = int(open(ready).read())
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def nginx_start(tmp, up_port):
+    exe = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.access(exe, os.X_OK):
+        return None, None
+    port = hrtest.free_port()
+    d = os.path.join(tmp, "ngx")
+    os.makedirs(d, exist_ok=True)
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("""worker_processes 1;
+master_process off;
+daemon off;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log warn;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path %(d)s/body;
+    proxy_temp_path %(d)s/proxy;
+    client_max_body_size 32m;
+    client_body_buffer_size 32m;
+    upstream llm { server 127.0.0.1:%(up)d; keepalive 16; }
+    server {
+        listen 127.0.0.1:%(port)d;
+        location / { proxy_pass http://llm; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    }
+}
+""" % {"d": d, "up": up_port, "port": port})
+    proc = subprocess.Popen([exe, "-p", d, "-c", conf, "-e", os.path.join(d, "error.log")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if hrtest.request("GET", "http://127.0.0.1:%d/" % port, timeout=1, quiet=True).status:
+            return proc, port
+        time.sleep(0.05)
+    proc.terminate()
+    return None, None
+
+
+def fixtures():
+    global FX
+    if FX:
+        return FX
+    FX = tempfile.mkdtemp(prefix="hr-large-fx-")
+    subprocess.check_call([sys.executable, os.path.join(TOP, "t", "fixtures", "gen_fixtures.py"), "--out", FX],
+                          stdout=subprocess.DEVNULL)
+    return FX
+
+
+def body(texts, mb, serial):
+    """An agent request of about `mb` MB: 8 tool outputs per MB, each unique to (serial, k)."""
+    msgs = [{"role": "system", "content": "You are a coding agent."},
+            {"role": "user", "content": "Find the failing requests and explain why."}]
+    for k in range(8 * mb):
+        t = texts[k % 8].lstrip()
+        out = ('{"call":"%d-%d",%s' % (serial, k, t[1:]) if t.startswith("{")
+               else '{"call":"%d-%d","rows":%s}' % (serial, k, t))
+        cid = "call_%d" % k
+        msgs.append({"role": "assistant", "content": None, "tool_calls": [
+            {"id": cid, "type": "function", "function": {"name": "run_tool", "arguments": "{}"}}]})
+        msgs.append({"role": "tool", "tool_call_id": cid, "content": out})
+    return json.dumps({"model": "gpt-4o", "messages": msgs}, separators=(",", ":")).encode()
+
+
+def send(conn, data):
+    t0 = time.perf_counter()
+    conn.request("POST", "/v1/chat/completions", body=data,
+                 headers={"Content-Type": "application/json", "Authorization": "Bearer bench"})
+    r = conn.getresponse()
+    r.read()
+    ms = (time.perf_counter() - t0) * 1000
+    if r.status != 200:
+        raise SystemExit("status %d" % r.status)
+    return ms
+
+
+def measure(port, up_port, pid, bodies, n):
+    """Interleaved direct / proxied sends of the same bodies: the latencies, and
+    the proxy's CPU ms per request (its threads, including work after the answer)."""
+    direct = http.client.HTTPConnection("127.0.0.1", up_port, timeout=120)
+    via = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    send(direct, bodies[-1])  # warm: connections open, upstream buffers touched
+    send(via, bodies[-1])
+    time.sleep(GAP * 5)
+    d, v = [], []
+    c0 = cpu_ms(pid)
+    for i in range(n):
+        time.sleep(GAP)
+        d.append(send(direct, bodies[i]))
+        time.sleep(GAP)
+        v.append(send(via, bodies[i]))
+    time.sleep(GAP * 5)
+    cpu = (cpu_ms(pid) - c0) / n
+    direct.close()
+    via.close()
+    return d, v, cpu
+
+
+def row(name, mb, d, v, cpu, over):
+    added = statistics.median(b - a for a, b in zip(d, v))
+    print("| %s | %.2f | %.2f | %.2f | %.2f | %.3f | %.2f | %.2f | %s |" % (
+        name, mb, statistics.median(d), statistics.median(v), added, added / mb, cpu, cpu / mb, over))
+    sys.stdout.flush()
+
+
+def main():
+    texts = [open(os.path.join(fixtures(), f)).read() for f in MIX]
+    tmp = tempfile.mkdtemp(prefix="hr-large-")
+    up = Upstream(tmp)
+    ngx, ngx_port = nginx_start(tmp, up.port)
+    conf = open(os.path.join(TOP, "conf", "headroom.conf")).read()
+    conf = "\n".join(line for line in conf.splitlines()
+                     if not line.startswith(("host ", "port ", "openai_api_url", "anthropic_api_url", "workers")))
+    conf = hrtest.DEFAULT_CONF + conf + "\nlog_level warn\n"
+    print("%d requests per size (10 MB: %d), load %s, %s" % (
+        N, max(5, N // 2), open("/proc/loadavg").read().split()[0], time.strftime("%Y-%m-%d %H:%M")))
+    print()
+    print("| proxy | MB | direct p50 ms | via proxy p50 ms | added p50 ms | added ms/MB | proxy CPU ms/request | CPU ms/MB | /stats overhead p50 ms |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    serial = 0
+    try:
+        for mb in SIZES:
+            n = N if mb < 10 else max(5, N // 2)
+            bodies = []
+            for _ in range(n + 1):
+                bodies.append(body(texts, mb, serial))
+                serial += 1
+            real_mb = statistics.mean(len(b) for b in bodies) / 1e6
+            cases = [("headroomd optimize no", conf + "optimize no\n"), ("headroomd optimized", conf)]
+            for name, text in cases:
+                if mb == 5 and "optimize no" in text:
+                    continue
+                with hrtest.Headroomd(conf_text=text, mock=up) as hd:
+                    d, v, cpu = measure(hd.port, up.port, hd.pid, bodies, n)
+                    st, stats = hrtest.get_json(hd.url + "/stats")
+                    over = stats.get("overhead", {}).get("p50_ms", float("nan"))
+                row(name, real_mb, d, v, cpu, "%.3f" % over)
+            if ngx and mb != 5:
+                d, v, cpu = measure(ngx_port, up.port, ngx.pid, bodies, n)
+                row("nginx proxy_pass", real_mb, d, v, cpu, "")
+    finally:
+        if ngx:
+            ngx.send_signal(signal.SIGTERM)
+            ngx.wait()
+        up.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
+    sys.stdout.flush()
+    os._exit(0)  # the daemons are stopped; skip the TAP harness's exit report

@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+# The native upstream client (src/upstream_h1.c) against real peers: HTTPS
+# with a CA of the test's own (trusted through SSL_CERT_FILE), host-name
+# checks, connection reuse, the idle-connection cap and timeout, answers an
+# HTTP/1.1 server may legitimately send (chunked with trailers, 100 Continue
+# first, HTTP/1.0 to close, 204, folded headers), an upstream that closes
+# kept-alive connections, and libcurl taking over when an HTTP proxy is set
+# in the environment.
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+
+from hrtest import Headroomd, cmp_ok, done, is_, like, ok, openai_body, post_json, skip, wait_until
+
+ANSWER = json.dumps({"id": "x", "object": "chat.completion", "model": "gpt-4o-mini",
+                     "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                                  "finish_reason": "stop"}],
+                     "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}}).encode()
+
+
+def chunk(b):
+    return b"%x\r\n%s\r\n" % (len(b), b)
+
+
+class Upstream:
+    """A keep-alive HTTP/1.1 server (optionally TLS) answering as the
+    request's x-answer header asks; counts connections and requests."""
+
+    def __init__(self, tls_ctx=None, close_idle_after=None):
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(64)
+        self.port = self.srv.getsockname()[1]
+        self.tls_ctx = tls_ctx
+        self.close_idle_after = close_idle_after
+        self.lock = threading.Lock()
+        self.accepted = 0
+        self.open = 0
+        self.requests = []
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.conn, args=(c,), daemon=True).start()
+
+    def conn(self, c):
+        with self.lock:
+            self.accepted += 1
+            self.open += 1
+        try:
+            if self.tls_ctx:
+                c = self.tls_ctx.wrap_socket(c, server_side=True)
+            buf = b""
+            while True:
+                if self.close_idle_after is not None:
+                    c.settimeout(self.close_idle_after)
+                while b"\r\n\r\n" not in buf:
+                    try:
+                        d = c.recv(65536)
+                    except (socket.timeout, ssl.SSLError):
+                        return
+                    if not d:
+                        return
+                    buf += d
+                c.settimeout(None)
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                lines = head.split(b"\r\n")
+                hdrs = {}
+                for line in lines[1:]:
+                    k, _, v = line.partition(b":")
+                    hdrs[k.strip().lower().decode()] = v.strip().decode("latin-1")
+                n = int(hdrs.get("content-length", "0"))
+                while len(buf) < n:
+                    buf += c.recv(65536)
+                body, buf = buf[:n], buf[n:]
+                with self.lock:
+                    self.requests.append((lines[0].decode(), hdrs, body))
+                if not getattr(self, "a_" + hdrs.get("x-answer", "json").replace("-", "_"))(c, hdrs):
+                    return
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.open -= 1
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    # Each answer returns True to keep the connection for another request.
+    def a_json(self, c, h):
+        time.sleep(float(h.get("x-delay", "0")))
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                  % (len(ANSWER), ANSWER))
+        return True
+
+    def a_chunked_trailers(self, c, h):
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for i in range(0, len(ANSWER), 7):
+            c.sendall(chunk(ANSWER[i:i + 7]))
+        c.sendall(b"0\r\nX-Checksum: abc\r\n\r\n")
+        return True
+
+    def a_continue_first(self, c, h):
+        c.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
+        return self.a_json(c, h)
+
+    def a_http10_to_close(self, c, h):
+        c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + ANSWER)
+        return False
+
+    def a_no_content(self, c, h):
+        c.sendall(b"HTTP/1.1 204 No Content\r\nX-Kind: none\r\n\r\n")
+        return True
+
+    def a_folded(self, c, h):
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Folded: one\r\n  two\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(ANSWER), ANSWER))
+        return True
+
+    def a_smuggle(self, c, h):
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\n"
+                  b"Content-Length: 6\r\n\r\n{}{}{}")
+        return False
+
+
+def make_certs(d):
+    """A CA and two server certificates: one for 127.0.0.1 and localhost,
+    one for another name only."""
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=headroom test CA",
+        "-keyout", "ca.key", "-out", "ca.pem")
+    for name, san in (("good", "IP:127.0.0.1,DNS:localhost"), ("other", "DNS:other.example")):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=%s" % name, "-keyout", name + ".key",
+            "-out", name + ".csr")
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write("subjectAltName=%s\n" % san)
+        run("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", name + ".ext", "-out", name + ".pem")
+
+
+def server_ctx(d, name):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(d, name + ".pem"), os.path.join(d, name + ".key"))
+    return ctx
+
+
+def conf(url, extra=""):
+    return ("host 127.0.0.1\nport @PORT@\nworkers 1\nopenai_api_url %s\nanthropic_api_url %s\n"
+            "upstream_connect_timeout_ms 2000\nupstream_timeout 10\n%s" % (url, url, extra))
+
+
+CHAT = "/v1/chat/completions"
+
+
+def ask(h, answer="json", extra_headers=None):
+    hdrs = {"Authorization": "Bearer sk-test", "x-answer": answer}
+    hdrs.update(extra_headers or {})
+    return post_json(h.url + CHAT, openai_body(), headers=hdrs)
+
+
+certs = tempfile.mkdtemp(prefix="hr-certs-")
+try:
+    have_openssl = shutil.which("openssl") is not None
+    if have_openssl:
+        make_certs(certs)
+
+    # --- HTTPS, trusted through SSL_CERT_FILE, one connection for many requests
+    if not have_openssl:
+        skip("openssl command missing", 12)
+    else:
+        up = Upstream(tls_ctx=server_ctx(certs, "good"))
+        env = {"SSL_CERT_FILE": os.path.join(certs, "ca.pem")}
+        with Headroomd(conf_text=conf("https://127.0.0.1:%d" % up.port), env=env) as h:
+            codes = [ask(h).status for _ in range(20)]
+            is_(codes, [200] * 20, "https by IP address: 20 requests answered")
+            is_(ask(h).json()["choices"][0]["message"]["content"], "ok", "the answer came through TLS")
+            is_(up.accepted, 1, "all requests on one kept-alive TLS connection")
+            line, hdrs, body = up.requests[-1]
+            is_(line, "POST /v1/chat/completions HTTP/1.1", "request line")
+            is_(hdrs.get("host"), "127.0.0.1:%d" % up.port, "Host names the upstream with its port")
+            is_(int(hdrs.get("content-length", "-1")), len(body), "Content-Length is the body's length")
+            is_(hdrs.get("authorization"), "Bearer sk-test", "credentials forwarded")
+        with Headroomd(conf_text=conf("https://localhost:%d" % up.port), env=env) as h:
+            r = ask(h)
+            is_(r.status, 200, "https by host name (resolved without blocking, SNI, name checked)")
+        other = Upstream(tls_ctx=server_ctx(certs, "other"))
+        with Headroomd(conf_text=conf("https://127.0.0.1:%d" % other.port), env=env) as h:
+            r = ask(h)
+            is_(r.status, 502, "certificate for another name: 502")
+            like(r.json()["error"]["message"], r"certificate verification failed", "the message says why")
+        with Headroomd(conf_text=conf("https://127.0.0.1:%d" % up.port),
+                       env={"SSL_CERT_FILE": "/nonexistent"}) as h:
+            r = ask(h)
+            is_(r.status, 502, "untrusted CA: 502")
+            like(r.json()["error"]["message"], r"certificate verification failed", "untrusted CA named")
+            is_(ask(h).status, 502, "and again (no half-open connection left behind)")
+
+    # --- answers an HTTP/1.1 server may send
+    up = Upstream()
+    url = "http://127.0.0.1:%d" % up.port
+    with Headroomd(conf_text=conf(url)) as h:
+        for answer in ("chunked-trailers", "continue-first", "http10-to-close", "folded"):
+            r = ask(h, answer)
+            is_((r.status, r.json().get("id") if r.status == 200 else None), (200, "x"),
+                "%s: the whole answer" % answer)
+        r = ask(h, "folded")
+        is_(r.headers and [v for k, v in r.headers if k.lower() == "x-folded"], ["one two"],
+            "a folded header is joined with a space")
+        r = ask(h, "no-content")
+        is_((r.status, r.body), (204, b""), "204 has no body")
+        r = ask(h, "smuggle")
+        is_(r.status, 502, "conflicting Content-Length: 502, not a guess")
+        like(r.json()["error"]["message"], r"Content-Length", "the message names the header")
+        is_(ask(h).status, 200, "still serving")
+        stats = h.stats()
+        is_(stats["requests"]["failed"], 1, "only the conflicting answer counted as failed")
+
+    # --- the idle pool: capped at upstream_keepalive, closed after upstream_idle_timeout
+    up = Upstream()
+    url = "http://127.0.0.1:%d" % up.port
+    with Headroomd(conf_text=conf(url, "upstream_keepalive 2\nupstream_idle_timeout 1\n")) as h:
+        results = []
+        ts = [threading.Thread(target=lambda: results.append(ask(h, extra_headers={"x-delay": "0.5"}).status))
+              for _ in range(6)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        is_(results, [200] * 6, "6 concurrent requests answered")
+        is_(up.accepted, 6, "6 connections were needed")
+        ok(wait_until(lambda: up.open <= 2, 3), "at most upstream_keepalive (2) stay open (%d)" % up.open)
+        ok(wait_until(lambda: up.open == 0, 4), "none left after upstream_idle_timeout (1 s)")
+        is_(ask(h).status, 200, "a new connection after the idle ones closed")
+
+    # --- an upstream that drops kept-alive connections after 0.3 s
+    up = Upstream(close_idle_after=0.3)
+    url = "http://127.0.0.1:%d" % up.port
+    with Headroomd(conf_text=conf(url)) as h:
+        codes = []
+        for _ in range(4):
+            codes.append(ask(h).status)
+            time.sleep(0.5)
+        is_(codes, [200] * 4, "requests after the upstream closed the idle connection all succeed")
+        cmp_ok(up.accepted, ">=", 4, "each one on a new connection")
+        is_(h.stats()["requests"]["failed"], 0, "none failed")
+
+    # --- an HTTP proxy in the environment: libcurl takes the request
+    class Proxy(Upstream):
+        def a_json(self, c, h):
+            return super().a_json(c, h)
+
+    proxy = Proxy()
+    up = Upstream()
+    url = "http://127.0.0.1:%d" % up.port
+    penv = {"http_proxy": "http://127.0.0.1:%d" % proxy.port, "no_proxy": ""}
+    with Headroomd(conf_text=conf(url), env=penv) as h:
+        is_(ask(h).status, 200, "with http_proxy set: answered")
+        is_(len(proxy.requests), 1, "through the proxy (libcurl)")
+        like(proxy.requests[0][0], r"^POST http://127\.0\.0\.1:%d/v1/chat/completions HTTP/1\.1$" % up.port,
+             "in absolute form")
+        is_(len(up.requests), 0, "not straight to the upstream")
+    with Headroomd(conf_text=conf(url, "upstream_client native\n"), env=penv) as h:
+        is_(ask(h).status, 200, "upstream_client native: answered")
+        is_((len(proxy.requests), len(up.requests)), (1, 1), "straight to the upstream, the proxy ignored")
+    with Headroomd(conf_text=conf(url, "upstream_client curl\n")) as h:
+        is_(ask(h, "chunked-trailers").status, 200, "upstream_client curl: answered by libcurl")
+    with Headroomd(conf_text=conf(url, "upstream_client fast\n"), wait_ready=False, expect_exit=None) as h:
+        h.proc.wait(10)
+        ok(h.proc.returncode not in (0, None), "an unknown upstream_client is refused at start")
+        with open(h.stderr_path) as f:
+            like(f.read(), r"upstream_client 'fast' must be auto, native or curl", "naming the value")
+finally:
+    shutil.rmtree(certs, ignore_errors=True)
+done()
