@@ -56,7 +56,7 @@ static const struct directive directives[] = {
     {"protect_recent", D_INT, OFF(protect_recent), 0, 1000, NULL, "last N outputs of protected tools are left alone (default 2)"},
     {"protected_tools", D_LIST, OFF(protected_tools), 0, 0, NULL, "tool names whose recent outputs are protected"},
     {"sink_queue_size", D_INT, OFF(sink_queue_size), 1, 1 << 22, NULL, "events buffered per sink before drops are counted (default 4096)"},
-    {"ccr_max_size", D_SIZE, OFF(ccr_max_bytes), 0, 1LL << 36, NULL, "bytes of dropped originals kept for retrieval (default 256m)"},
+    {"ccr_max_size", D_SIZE, OFF(ccr_max_bytes), 0, 1LL << 36, NULL, "bytes of dropped originals kept for retrieval (default 12m)"},
     {"ccr_ttl", D_INT, OFF(ccr_ttl_s), 1, 86400 * 30, NULL, "seconds dropped originals stay retrievable (default 3600)"},
     {"budget", D_DOUBLE, OFF(budget_usd), 0, 0, "HEADROOM_BUDGET", "spend limit in USD per budget_period; over it POSTs to model routes get 429 (default 0 = none)"},
     {"budget_period", D_STRING, OFF(budget_period), 0, 0, "HEADROOM_BUDGET_PERIOD", "hourly, daily, weekly (from Monday) or monthly, UTC (default daily)"},
@@ -102,7 +102,7 @@ void hr_config_defaults(struct hr_config *c)
     c->min_tokens = 200;
     c->protect_recent = 2;
     c->sink_queue_size = 4096;
-    c->ccr_max_bytes = 256u << 20;
+    c->ccr_max_bytes = 12u << 20; /* with the result caches, an idle daemon stays under ~64 MB (bench/memory) */
     c->ccr_ttl_s = 3600;
     c->telemetry = -1;
     c->no_cache = -1;

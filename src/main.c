@@ -19,6 +19,7 @@
 #include "daemon.h"
 #include "host.h"
 #include "log.h"
+#include "mem_trim.h"
 #include "par.h"
 #include "reload.h"
 #include "sdnotify.h"
@@ -217,6 +218,7 @@ static void *housekeeping(void *arg)
         pthread_mutex_unlock(&hk_lock);
         double now = hr_monotonic_ms();
         unsigned wait_ms = hr_timers_run(now);
+        hr_mem_trim_tick(now);
         if (wait_ms > 1000) wait_ms = 1000;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -241,6 +243,7 @@ static int early_exit(struct hr_config *c, struct flag *flags, int code)
 
 int main(int argc, char **argv)
 {
+    hr_mem_init(); /* before the first thread */
     struct hr_config cfg;
     hr_config_defaults(&cfg);
     const char *conf_path = getenv("HEADROOM_CONFIG");

@@ -31,6 +31,8 @@ sys.dont_write_bytecode = True
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(TOP, "t"))
 import hrtest  # noqa: E402
+sys.path.insert(0, os.path.join(TOP, "bench", "proxy_vs_nginx"))
+from fast_upstream import FastUpstream  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 FX = sys.argv[2] if len(sys.argv) > 2 else None
@@ -49,27 +51,6 @@ def cpu_ms(pid):
         except (OSError, ValueError):
             pass
     return total / 1e6
-
-
-class Upstream:
-    """fast_upstream, for hrtest.Headroomd's mock= (it reads .url)."""
-
-    def __init__(self, tmp):
-        exe = os.path.join(tmp, "fast_upstream")
-        subprocess.check_call(["cc", "-O2", "-DBUF_SIZE=(24*1024*1024)", "-o", exe,
-                               os.path.join(TOP, "bench", "proxy_vs_nginx", "fast_upstream.c")])
-        ready = os.path.join(tmp, "up.port")
-        self.proc = subprocess.Popen([exe, "0", ready], stdout=subprocess.DEVNULL)
-        for _ in range(100):
-            if os.path.exists(ready) and open(ready).read().strip():
-                break
-            time.sleep(0.05)
-        self.port = int(open(ready).read())
-        self.url = "http://127.0.0.1:%d" % self.port
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
 
 
 def nginx_start(tmp, up_port):
@@ -179,7 +160,7 @@ def row(name, mb, d, v, cpu, over):
 def main():
     texts = [open(os.path.join(fixtures(), f)).read() for f in MIX]
     tmp = tempfile.mkdtemp(prefix="hr-large-")
-    up = Upstream(tmp)
+    up = FastUpstream(tmp)
     ngx, ngx_port = nginx_start(tmp, up.port)
     conf = open(os.path.join(TOP, "conf", "headroom.conf")).read()
     conf = "\n".join(line for line in conf.splitlines()

@@ -14,7 +14,7 @@ static const struct hr_conf_key keys[] = {
     HR_CONF_KEY_RANGE("context_lines", HR_CONF_INT, "2", "unchanged lines kept before and after each change", 0, 1000),
     HR_CONF_KEY_MIN("min_tokens", HR_CONF_INT, "200", "leave diffs under this many tokens alone", 0),
     HR_CONF_KEY_RANGE("min_savings", HR_CONF_DOUBLE, "0.10", "leave a diff alone unless it shrinks by this fraction of tokens", 0, 0.99),
-    HR_CONF_KEY_RANGE("result_cache_mb", HR_CONF_INT, "16", "MB of results remembered by content (0 = off)", 0, 65536),
+    HR_CONF_KEY_RANGE("result_cache_mb", HR_CONF_INT, "2", "MB of results remembered by content (0 = off)", 0, 65536),
     HR_CONF_END,
 };
 

@@ -19,7 +19,7 @@ static const struct hr_conf_key lc_keys[] = {
     HR_CONF_KEY_RANGE("max_stack_frames", HR_CONF_INT, "20", "frames kept per stack trace: first and last two, then project frames", 4, 10000),
     HR_CONF_KEY_MIN("min_tokens", HR_CONF_INT, "200", "leave logs under this many tokens alone", 0),
     HR_CONF_KEY_RANGE("min_savings", HR_CONF_DOUBLE, "0.10", "leave a log alone unless it shrinks by this fraction of tokens", 0, 0.99),
-    HR_CONF_KEY_RANGE("result_cache_mb", HR_CONF_INT, "16", "MB of results remembered by content (0 = off)", 0, 65536),
+    HR_CONF_KEY_RANGE("result_cache_mb", HR_CONF_INT, "2", "MB of results remembered by content (0 = off)", 0, 65536),
     HR_CONF_END,
 };
 

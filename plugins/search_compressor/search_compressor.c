@@ -16,7 +16,7 @@ static const struct hr_conf_key keys[] = {
     HR_CONF_KEY_RANGE("max_per_file", HR_CONF_INT, "5", "of those, at most this many in one file", 1, 100000),
     HR_CONF_KEY_MIN("min_tokens", HR_CONF_INT, "200", "leave search output under this many tokens alone", 0),
     HR_CONF_KEY_RANGE("min_savings", HR_CONF_DOUBLE, "0.10", "leave output alone unless it shrinks by this fraction of tokens", 0, 0.99),
-    HR_CONF_KEY_RANGE("result_cache_mb", HR_CONF_INT, "16", "MB of results remembered by content and question (0 = off)", 0, 65536),
+    HR_CONF_KEY_RANGE("result_cache_mb", HR_CONF_INT, "2", "MB of results remembered by content and question (0 = off)", 0, 65536),
     HR_CONF_END,
 };
 

@@ -151,15 +151,11 @@ static int has_error_word(const char *s, size_t len)
         {"error", 5}, {"exception", 9}, {"traceback", 9}, {"fatal", 5}, {"failed", 6},
         {"failure", 7}, {"panic", 5}, {"segfault", 8}, {"critical", 8}};
     const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < len; i++) {
+    unsigned pv = 0; /* class of the byte before: 0 = not a letter or digit */
+    for (size_t i = 0; i < len; pv = ascii_class[u[i]], i++) {
         unsigned cls = ascii_class[u[i]];
-        if (!(cls & C_FIRST))
+        if (!(cls & C_FIRST) || (pv && !((cls & C_UPPER) && (pv & C_LOWER))))
             continue;
-        if (i > 0) {
-            unsigned pv = ascii_class[u[i - 1]];
-            if (pv && !((cls & C_UPPER) && (pv & C_LOWER)))
-                continue;
-        }
         int lc = u[i] | 0x20;
         for (size_t k = 0; k < sizeof words / sizeof words[0]; k++) {
             if (words[k].w[0] != lc || i + words[k].n > len)

@@ -20,7 +20,7 @@ static const struct hr_conf_key sc_keys[] = {
     HR_CONF_KEY("min_savings", HR_CONF_DOUBLE, "0.10", "leave an array alone unless it shrinks by this fraction"),
     HR_CONF_KEY_MIN("min_tokens", HR_CONF_INT, "200", "leave units under this many tokens alone", 0),
     HR_CONF_KEY_RANGE("critical_fraction", HR_CONF_DOUBLE, "0.05", "critical rows kept: at most max(max_items, rows * this)", 0, 1),
-    HR_CONF_KEY_RANGE("result_cache_mb", HR_CONF_INT, "32",
+    HR_CONF_KEY_RANGE("result_cache_mb", HR_CONF_INT, "8",
                  "MB of results remembered by content, so outputs resent on the next turn are not analysed again (0 = off)", 0, 65536),
     HR_CONF_END,
 };
