@@ -153,10 +153,13 @@ static void deferred_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Passthrough's late count would hold up the answer evhttp has only queued:
- * account one loop turn later, once the answer is written. */
+ * account one loop turn later, once the answer is written. Not a zero
+ * timeout: event_base_once runs those at once, in this same turn, before
+ * the client socket's write event (the answer waited the whole count, 5 ms
+ * per MB); an expired timer runs after the events the next poll returns. */
 static int defer_finish(struct proxy_req *p, int status, int failed, const char *error, double now)
 {
-    static const struct timeval now_tv = {0, 0};
+    static const struct timeval now_tv = {0, 1};
     p->late_status = status;
     p->late_failed = failed;
     p->late_error = error ? strdup(error) : NULL;

@@ -8,6 +8,9 @@
  * evhttp still parses and bounds everything (max_body_size, header limits);
  * an end of stream or an error is left for libevent's next read to report. */
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <event2/buffer.h>
@@ -16,6 +19,32 @@
 #define LIBEVENT_READ 4096          /* what evbuffer_read takes at most */
 #define STEP (256 * 1024)           /* one readv */
 #define MAX_PER_TURN (4 * 1024 * 1024) /* other connections of the worker get their turn too */
+#define MAX_ROOM (64u * 1024 * 1024)   /* above any max_body_size worth having */
+
+/* The first 4 KB of a request just came in (a lone chain of exactly that):
+ * when its head announces a large body, make room for all of it in that
+ * chain, so head and body stay in one piece and the proxy's pullup of the
+ * body copies nothing (it was a fresh 1 MB allocation and copy per MB). The
+ * room is only address space until the body arrives; evhttp still refuses
+ * what is over max_body_size. */
+static void room_for_body(struct evbuffer *in)
+{
+    char head[LIBEVENT_READ + 1];
+    size_t n = evbuffer_copyout(in, head, LIBEVENT_READ);
+    if (n != LIBEVENT_READ) return;
+    head[n] = '\0';
+    const char *end = strstr(head, "\r\n\r\n");
+    if (!end) return;
+    unsigned long long want = 0;
+    for (const char *l = strchr(head, '\n'); l && l < end; l = strchr(l + 1, '\n'))
+        if (!strncasecmp(l + 1, "content-length:", 15)) {
+            char *stop;
+            want = strtoull(l + 16, &stop, 10);
+            break;
+        }
+    size_t have = n - (size_t)(end + 4 - head);
+    if (want > have + STEP && want <= MAX_ROOM) evbuffer_expand(in, (size_t)(want - have));
+}
 
 static void input_grew(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
 {
@@ -25,6 +54,7 @@ static void input_grew(struct evbuffer *in, const struct evbuffer_cb_info *info,
     int fd = (int)bufferevent_getfd(bev);
     if (fd < 0) return;
     inside = 1;
+    if (evbuffer_get_length(in) == LIBEVENT_READ) room_for_body(in);
     for (size_t total = 0; total < MAX_PER_TURN;) {
         int avail = 0;
         if (ioctl(fd, FIONREAD, &avail) < 0 || avail <= 0) break;

@@ -191,7 +191,9 @@ with Mock() as m:
             is_(m.last_request()["body"], raw, label + ": body forwarded byte for byte (ANSI codes kept)")
             is_(r.header("x-headroom-tokens-before"), None,
                 label + ": no token headers (the body is counted after the answer, off the request path)")
-            st = get_json(h.url + "/stats")[1]
+            # Counted once the answer is out (a loop turn or two later).
+            st = wait_until(lambda: (lambda s: s if s["tokens"]["input"] else None)(get_json(h.url + "/stats")[1]),
+                            10) or get_json(h.url + "/stats")[1]
             is_(st["tokens"]["input"], counted, label + ": /stats counts the body as the optimizing daemon does")
             is_(st["tokens"]["saved"], 0, label + ": nothing saved")
             ok("gpt-4o-mini" in st["requests"].get("by_model", {}), label + ": the model was read (by_model)")
