@@ -278,7 +278,9 @@ with Mock() as m:
 
     # an unwritable location: counts stay in memory, one WARN, requests unaffected
     h = start(Headroomd(mock=m, args=ARGS, extra_conf=conf(1), env={"HEADROOM_SAVINGS_PATH": "/proc/nope/s.json"}))
-    is_(send(h, 1) >= 0 and persistent(h)["lifetime"]["requests"], 1, "unwritable path: counted in memory")
+    send(h, 1)
+    # (the sink takes the event after the answer: read once it has)
+    ok(wait_requests(h, 1), "unwritable path: counted in memory")
     time.sleep(2.5)
     ok(h.alive() and post_json(h.url + "/v1/chat/completions", body()).status == 200, "requests still served")
     w = warn_lines(h)

@@ -89,7 +89,15 @@ stand_in("mytool", "openai", 'read line; echo "agent-said:$line"')
 with open(os.path.join(BIN, "ttycheck"), "w") as f:
     f.write('#!/bin/sh\nif [ -t 0 ] && [ -t 1 ] && [ -t 2 ]; then echo tty-ok; else echo no-tty; fi\n')
 os.chmod(os.path.join(BIN, "ttycheck"), 0o755)
-stand_in("slowagent", "anthropic", 'touch "$WRAP_OUT/slowagent.started"; sleep 30')
+# The slow agent says it started only once a signal is sure to end it: with
+# `touch started; sleep 30` in sh, a Ctrl-C landing as touch exited was
+# taken by the shell, which then slept its 30 s (the test saw wrap hang).
+with open(os.path.join(WORK, "slow.py"), "w") as f:
+    f.write("import os, signal, time\n"
+            "signal.signal(signal.SIGINT, signal.SIG_DFL)\n"
+            "open(os.path.join(os.environ['WRAP_OUT'], 'slowagent.started'), 'w').close()\n"
+            "time.sleep(30)\n")
+stand_in("slowagent", "anthropic", 'exec "$WRAP_PYTHON" "%s"' % os.path.join(WORK, "slow.py"))
 
 
 def read(path):

@@ -52,7 +52,9 @@ static int redundant_header(const char *s, size_t l, const char *git_path, size_
 /* "diff --git a/P b/P": P, when both sides name the same path. */
 static const char *git_path(const char *s, size_t l, size_t *plen)
 {
-    if (!HR_STARTS(s, l, "diff --git a/") || (l - 13) % 2 == 0)
+    /* 13 + k + 3 + k bytes with k >= 1 (an odd length of 18 or more): a
+     * shorter line made k wrap around and read far past the line. */
+    if (l < 18 || !HR_STARTS(s, l, "diff --git a/") || (l - 13) % 2 == 0)
         return NULL;
     size_t k = (l - 13 - 3) / 2; /* "a/P b/P": P twice, " b/" between */
     const char *a = s + 13, *b = a + k;
