@@ -50,3 +50,37 @@ int hr_numfmt_money(double usd, char *out, size_t outlen)
     if (!dot) return snprintf(out, outlen, "%s.00", buf);
     return snprintf(out, outlen, "%s%s", buf, decimals == 1 ? "0" : "");
 }
+
+int hr_numfmt_u64(unsigned long long v, char *out)
+{
+    char rev[20];
+    int n = 0;
+    do {
+        rev[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (int i = 0; i < n; i++) out[i] = rev[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
+int hr_numfmt_usd6(double usd, char *out, size_t outlen)
+{
+    double r = hr_numfmt_round(usd, HR_DECIMALS_USD) + 0.0;
+    /* Below 1e9 the micro-dollars are exact in a double and r is within a
+     * tenth of a micro-dollar of them, so "%.6f" prints exactly them. */
+    if (!(fabs(r) < 1e9) || outlen < 24) return snprintf(out, outlen, "%.6f", r);
+    long long micro = llround(r * 1e6);
+    char *w = out;
+    if (micro < 0) {
+        *w++ = '-';
+        micro = -micro;
+    }
+    w += hr_numfmt_u64((unsigned long long)(micro / 1000000), w);
+    *w++ = '.';
+    long long frac = micro % 1000000;
+    for (int i = 5; i >= 0; i--, frac /= 10) w[i] = (char)('0' + frac % 10);
+    w += 6;
+    *w = '\0';
+    return (int)(w - out);
+}

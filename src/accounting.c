@@ -12,6 +12,7 @@
 #include "cost.h"
 #include "json_load.h"
 #include "log.h"
+#include "numfmt.h"
 #include "proxy.h"
 #include "session_floor.h"
 #include "sinks.h"
@@ -94,11 +95,11 @@ void hr_acct_headers(struct proxy_req *p, struct evkeyvalq *out)
     struct hr_event ev;
     price_so_far(p, &ev);
     if (!p->count_late) { /* passthrough counts after the answer (doc/stats.md) */
-        snprintf(v, sizeof v, "%llu", (unsigned long long)ev.tokens_input);
+        hr_numfmt_u64((unsigned long long)ev.tokens_input, v);
         evhttp_add_header(out, "x-headroom-tokens-before", v);
-        snprintf(v, sizeof v, "%llu", (unsigned long long)ev.tokens_sent);
+        hr_numfmt_u64((unsigned long long)ev.tokens_sent, v);
         evhttp_add_header(out, "x-headroom-tokens-after", v);
-        snprintf(v, sizeof v, "%llu", (unsigned long long)ev.tokens_saved);
+        hr_numfmt_u64((unsigned long long)ev.tokens_saved, v);
         evhttp_add_header(out, "x-headroom-tokens-saved", v);
     }
     if (p->streaming) return; /* streams carry cost in their closing comment */

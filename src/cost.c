@@ -34,6 +34,9 @@
  * being flushed until shutdown. */
 static pthread_rwlock_t prices_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct hr_prices *prices;
+/* Bumped whenever `prices` is replaced: a worker's remembered lookup (below)
+ * is valid only for the table it was made in. */
+static atomic_uint prices_gen = 1;
 static char *prices_path;
 static _Atomic(struct hr_budget *) budget;
 #define MAX_RETIRED 16
@@ -155,6 +158,7 @@ static int load_prices(const struct hr_config *c, struct hr_prices **out, char *
 int hr_cost_init(const struct hr_config *c, int check_only, char *err, size_t errlen)
 {
     int rc = load_prices(c, &prices, &prices_path, err, errlen);
+    atomic_fetch_add(&prices_gen, 1);
     if (rc) return rc;
     if (prices) {
         warn_if_stale(prices_path, prices);
@@ -253,6 +257,7 @@ int hr_cost_reload(const struct hr_config *c, char *done, size_t donelen, char *
     char *old_path = prices_path;
     prices = table;
     prices_path = path;
+    atomic_fetch_add(&prices_gen, 1);
     pthread_rwlock_unlock(&prices_lock);
     hr_prices_free(old);
     free(old_path);
@@ -295,6 +300,7 @@ void hr_cost_shutdown(void)
     flusher_started = 0;
     hr_prices_free(prices);
     prices = NULL;
+    atomic_fetch_add(&prices_gen, 1);
     free(prices_path);
     prices_path = NULL;
 }
@@ -319,11 +325,28 @@ void hr_cost_describe(FILE *out)
     }
 }
 
+/* A worker prices one request twice (headers, then its event) and most
+ * traffic names few models: the last lookup is remembered per thread.
+ * Called with prices_lock held for reading. */
+static const struct hr_price *lookup_price(const char *model)
+{
+    static _Thread_local unsigned gen;
+    static _Thread_local char name[128];
+    static _Thread_local const struct hr_price *price;
+    unsigned now = atomic_load(&prices_gen);
+    size_t n = model ? strlen(model) : 0;
+    if (gen == now && n < sizeof name && !memcmp(name, model ? model : "", n + 1)) return price;
+    price = hr_prices_lookup(prices, model, NULL);
+    gen = n < sizeof name ? now : 0;
+    if (gen) memcpy(name, model ? model : "", n + 1);
+    return price;
+}
+
 void hr_cost_price_event(struct hr_event *ev, int usage_seen, struct hr_cost *split)
 {
     struct hr_cost c;
     pthread_rwlock_rdlock(&prices_lock);
-    const struct hr_price *p = hr_prices_lookup(prices, ev->model, NULL);
+    const struct hr_price *p = lookup_price(ev->model);
     struct hr_cost_usage u = {
         .input = ev->provider_input_tokens,
         .cache_read = ev->cache_read_tokens,
@@ -392,18 +415,47 @@ void hr_cost_set_budget_remote(void (*add)(void *ctx, double usd, double now), v
 
 /* Fixed six decimals of the value every surface rounds to (numfmt.h), so a
  * header and the request log's number are the same figure. */
-void hr_cost_format_usd(double usd, char *out, size_t outlen)
+void hr_cost_format_usd(double usd, char *out, size_t outlen) { hr_numfmt_usd6(usd, out, outlen); }
+
+/* Appends `s` at w; a NULL w stays NULL (the line did not fit). */
+static char *put(char *w, const char *end, const char *s, size_t n)
 {
-    snprintf(out, outlen, "%.6f", hr_numfmt_round(usd, HR_DECIMALS_USD) + 0.0);
+    if (!w || (size_t)(end - w) <= n) return NULL;
+    memcpy(w, s, n);
+    return w + n;
+}
+
+static char *put_u64(char *w, const char *end, unsigned long long v)
+{
+    char d[24];
+    return put(w, end, d, (size_t)hr_numfmt_u64(v, d));
+}
+
+static char *put_usd(char *w, const char *end, double usd)
+{
+    char d[64];
+    return put(w, end, d, (size_t)hr_numfmt_usd6(usd, d, sizeof d));
 }
 
 int hr_cost_sse_comment(const struct hr_event *ev, char *out, size_t outlen)
 {
-    return snprintf(out, outlen,
-                    ": headroom tokens_before=%llu tokens_after=%llu tokens_saved=%llu cost_usd=%.6f savings_usd=%.6f\n\n",
-                    (unsigned long long)ev->tokens_input, (unsigned long long)ev->tokens_sent,
-                    (unsigned long long)ev->tokens_saved, hr_numfmt_round(ev->cost_usd, HR_DECIMALS_USD) + 0.0,
-                    hr_numfmt_round(ev->savings_usd, HR_DECIMALS_USD) + 0.0);
+    static const char k0[] = ": headroom tokens_before=", k1[] = " tokens_after=", k2[] = " tokens_saved=",
+                      k3[] = " cost_usd=", k4[] = " savings_usd=", k5[] = "\n\n";
+    const char *end = out + outlen;
+    char *w = put(out, end, k0, sizeof k0 - 1);
+    w = put_u64(w, end, (unsigned long long)ev->tokens_input);
+    w = put(w, end, k1, sizeof k1 - 1);
+    w = put_u64(w, end, (unsigned long long)ev->tokens_sent);
+    w = put(w, end, k2, sizeof k2 - 1);
+    w = put_u64(w, end, (unsigned long long)ev->tokens_saved);
+    w = put(w, end, k3, sizeof k3 - 1);
+    w = put_usd(w, end, ev->cost_usd);
+    w = put(w, end, k4, sizeof k4 - 1);
+    w = put_usd(w, end, ev->savings_usd);
+    w = put(w, end, k5, sizeof k5 - 1);
+    if (!w) return -1; /* callers treat it as not written */
+    *w = '\0';
+    return (int)(w - out);
 }
 
 int hr_cost_budget_gate(char *msg, size_t msglen, long *retry_after_s)

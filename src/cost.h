@@ -51,7 +51,8 @@ void hr_cost_account_event(struct hr_event *ev, int usage_seen);
 /* USD as the headers and SSE comment print it (6 decimals). */
 void hr_cost_format_usd(double usd, char *out, size_t outlen);
 /* The closing SSE comment of a stream, e.g.
- * ": headroom tokens_before=… tokens_after=… tokens_saved=… cost_usd=… savings_usd=…\n\n". */
+ * ": headroom tokens_before=… tokens_after=… tokens_saved=… cost_usd=… savings_usd=…\n\n".
+ * Returns its length, or -1 when it does not fit in outlen. */
 int hr_cost_sse_comment(const struct hr_event *ev, char *out, size_t outlen);
 
 /*

@@ -19,15 +19,25 @@
 #include "stats.h"
 #include "telemetry.h"
 
-static const char *const hop_by_hop[] = {"connection", "keep-alive", "proxy-connection", "proxy-authorization",
-                                         "proxy-authenticate", "te", "trailer", "trailers", "transfer-encoding",
-                                         "upgrade", "content-length", "host", "expect", "accept-encoding", NULL};
-
+/* Hop-by-hop headers (and those headroomd sets itself), by length first: a
+ * header name meets at most two candidates instead of a list of fourteen. */
 int hr_proxy_is_hop_by_hop(const char *name)
 {
-    for (size_t i = 0; hop_by_hop[i]; i++)
-        if (!strcasecmp(name, hop_by_hop[i])) return 1;
-    return 0;
+    switch (strlen(name)) {
+    case 2: return !strcasecmp(name, "te");
+    case 4: return !strcasecmp(name, "host");
+    case 6: return !strcasecmp(name, "expect");
+    case 7: return !strcasecmp(name, "trailer") || !strcasecmp(name, "upgrade");
+    case 8: return !strcasecmp(name, "trailers");
+    case 10: return !strcasecmp(name, "connection") || !strcasecmp(name, "keep-alive");
+    case 14: return !strcasecmp(name, "content-length");
+    case 15: return !strcasecmp(name, "accept-encoding");
+    case 16: return !strcasecmp(name, "proxy-connection");
+    case 17: return !strcasecmp(name, "transfer-encoding");
+    case 18: return !strcasecmp(name, "proxy-authenticate");
+    case 19: return !strcasecmp(name, "proxy-authorization");
+    default: return 0;
+    }
 }
 
 struct hr_transfer_opts hr_proxy_transfer_opts(const struct proxy_req *p)
