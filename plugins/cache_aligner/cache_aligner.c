@@ -231,8 +231,8 @@ static int is_month(const char *s, size_t n)
                                     "oct", "nov", "dec", NULL};
     if (n < 3)
         return 0;
-    for (const char *const *p = m; *p; p++)
-        if (strncasecmp(s, *p, 3) == 0)
+    for (const char *const *p = m; *p; p++) /* first letters before whole names: most words meet none */
+        if (tolower((unsigned char)s[0]) == (*p)[0] && strncasecmp(s, *p, 3) == 0)
             return 1;
     return 0;
 }
@@ -241,8 +241,10 @@ static int is_weekday(const char *s, size_t n)
 {
     static const char *const d[] = {"monday", "tuesday", "wednesday", "thursday", "friday",
                                     "saturday", "sunday", NULL};
+    if (n < 6 || n > 9)
+        return 0; /* no weekday is shorter or longer */
     for (const char *const *p = d; *p; p++)
-        if (n == strlen(*p) && strncasecmp(s, *p, n) == 0)
+        if (tolower((unsigned char)s[0]) == (*p)[0] && n == strlen(*p) && strncasecmp(s, *p, n) == 0)
             return 1;
     return 0;
 }
