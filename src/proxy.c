@@ -246,6 +246,22 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
     return out;
 }
 
+/* "hr-<worker>-<n>" in hex, as snprintf "hr-%zx-%llx" would print it. */
+static void request_id(char out[40], size_t worker, unsigned long long n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char d[16];
+    int k;
+    memcpy(out, "hr-", 3);
+    out += 3;
+    for (k = 0; k == 0 || worker; worker >>= 4) d[k++] = hex[worker & 15];
+    while (k) *out++ = d[--k];
+    *out++ = '-';
+    for (k = 0; k == 0 || n; n >>= 4) d[k++] = hex[n & 15];
+    while (k) *out++ = d[--k];
+    *out = '\0';
+}
+
 void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char *path)
 {
     struct hr_daemon *d = w->d;
@@ -284,7 +300,7 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
     p->path = strdup(path);
     p->t_start = hr_fleet_arrived_ms(req); /* a request that waited for shared state counts from arrival */
     if (p->t_start <= 0) p->t_start = hr_monotonic_ms();
-    snprintf(p->request_id, sizeof p->request_id, "hr-%zx-%llx", w->index, ++w->next_request);
+    request_id(p->request_id, w->index, ++w->next_request);
     const char *stack = evhttp_find_header(in, "x-headroom-stack");
     if (valid_stack(stack)) snprintf(p->stack, sizeof p->stack, "%s", stack);
     else if (!stack && hr_telemetry_default_stack()) /* HEADROOM_STACK: this process serves one stack */
@@ -327,16 +343,21 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
     const char *base = hr_api_upstream_base(api, d->cfg);
     const char *uri = evhttp_request_get_uri(req);
     const char *query = strchr(uri, '?');
-    size_t ulen = strlen(base) + strlen(path) + (query ? strlen(query) : 0) + 1;
-    char *url = malloc(ulen);
-    snprintf(url, ulen, "%s%s%s", base, path, query ? query : "");
+    size_t bl = strlen(base), pl = strlen(path), ql = query ? strlen(query) : 0;
+    char *url = malloc(bl + pl + ql + 1);
+    if (url) { /* base, path, query */
+        memcpy(url, base, bl);
+        memcpy(url + bl, path, pl);
+        memcpy(url + bl + pl, query ? query : "", ql);
+        url[bl + pl + ql] = '\0';
+    }
     char *headers = upstream_headers(in, p->pr.changed, hr_api_foreign_credential(api));
     struct hr_transfer_opts opts = hr_proxy_transfer_opts(p);
     hr_relay_watch_client(p);
     p->t_forward = hr_monotonic_ms();
     p->up_body = body;
     p->up_body_len = body_len;
-    p->t = hr_transfer_start(w->up, method, url, headers, body, body_len, &opts, &hr_relay_cbs, p);
+    p->t = url ? hr_transfer_start(w->up, method, url, headers, body, body_len, &opts, &hr_relay_cbs, p) : NULL;
     if (p->sent_body) { /* kept for headroom_retrieve follow-ups */
         p->url = url;
         p->up_headers = headers;
