@@ -214,11 +214,14 @@ static void replace_body(struct proxy_req *p, const json_t *answer)
 static void usage_from_answer(struct proxy_req *p, const char *text, size_t len)
 {
     static const char *const keys[] = {"model", "usage"};
+    const char *vals[2];
+    size_t vlens[2];
+    hr_json_members(text, len, keys, 2, vals, vlens);
     json_t *picked = json_object();
-    for (size_t i = 0; picked && i < sizeof keys / sizeof *keys; i++) {
-        const char *v;
-        size_t vlen;
-        if (!hr_json_member(text, len, keys[i], &v, &vlen)) continue;
+    for (size_t i = 0; picked && i < 2; i++) {
+        const char *v = vals[i];
+        size_t vlen = vlens[i];
+        if (!v) continue;
         /* jansson's json_loadb costs ~7 k instructions even for a short
          * value: a plain string is taken as it is, an object by our loader. */
         json_t *value;
