@@ -152,7 +152,7 @@ static int answer_retrieve_calls(struct proxy_req *p)
 {
     if (!p->sent_body || p->status != 200 || p->retrieve_rounds >= MAX_RETRIEVE_ROUNDS || !p->body) return 0;
     size_t len = evbuffer_get_length(p->body);
-    json_t *answer = json_loadb((const char *)evbuffer_pullup(p->body, -1), len, 0, NULL);
+    json_t *answer = hr_json_load((const char *)evbuffer_pullup(p->body, -1), len, NULL);
     if (!answer || !hr_retrieve_only_calls(p->api, answer)) {
         json_decref(answer);
         return 0;
@@ -288,7 +288,7 @@ static void on_done(void *ud, enum hr_xfer_result rc, const char *why)
         size_t len = evbuffer_get_length(p->body);
         const char *text = (const char *)evbuffer_pullup(p->body, -1);
         if (p->sent_body) { /* the answer may name headroom_retrieve: edit it */
-            json_t *j = json_loadb(text, len, 0, NULL);
+            json_t *j = hr_json_load(text, len, NULL);
             if (j) p->api->usage_from_json(j, &p->usage);
             if (j && hr_retrieve_hide_tool(p->api, j)) replace_body(p, j);
             json_decref(j);
