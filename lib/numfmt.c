@@ -51,16 +51,13 @@ int hr_numfmt_money(double usd, char *out, size_t outlen)
     return snprintf(out, outlen, "%s%s", buf, decimals == 1 ? "0" : "");
 }
 
-int hr_numfmt_u64(unsigned long long v, char *out)
+size_t hr_numfmt_uint(unsigned long long v, char *out)
 {
-    char rev[20];
-    int n = 0;
-    do {
-        rev[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (int i = 0; i < n; i++) out[i] = rev[n - 1 - i];
-    out[n] = '\0';
+    char tmp[20];
+    size_t n = 0;
+    do tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10));
+    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
     return n;
 }
 
@@ -76,7 +73,7 @@ int hr_numfmt_usd6(double usd, char *out, size_t outlen)
         *w++ = '-';
         micro = -micro;
     }
-    w += hr_numfmt_u64((unsigned long long)(micro / 1000000), w);
+    w += hr_numfmt_uint((unsigned long long)(micro / 1000000), w);
     *w++ = '.';
     long long frac = micro % 1000000;
     for (int i = 5; i >= 0; i--, frac /= 10) w[i] = (char)('0' + frac % 10);

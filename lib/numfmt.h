@@ -26,9 +26,10 @@ int hr_numfmt(double v, int decimals, char *out, size_t outlen);
 /* Money for people: at least 2 and at most 6 decimals ("12.50", "0.004213",
  * "0.00" only for less than half a micro-dollar). */
 int hr_numfmt_money(double usd, char *out, size_t outlen);
-/* What snprintf "%llu" prints, without printf's machinery (headers on every
- * request). `out` holds 21 bytes; returns the length. */
-int hr_numfmt_u64(unsigned long long v, char *out);
+/* v in decimal at out (at least 20 bytes, not terminated): its length.
+ * For heads and lines built on every request, where snprintf costs more
+ * than the rest of the line. */
+size_t hr_numfmt_uint(unsigned long long v, char *out);
 /* What snprintf "%.6f" prints for hr_numfmt_round(usd, 6) + 0.0, built by
  * hand for the common magnitudes (snprintf beyond). Returns the length. */
 int hr_numfmt_usd6(double usd, char *out, size_t outlen);

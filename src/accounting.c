@@ -94,11 +94,11 @@ void hr_acct_headers(struct proxy_req *p, struct hr_req *out)
     struct hr_event ev;
     price_so_far(p, &ev);
     if (!p->count_late) { /* passthrough counts after the answer (doc/stats.md) */
-        hr_numfmt_u64((unsigned long long)ev.tokens_input, v);
+        v[hr_numfmt_uint((unsigned long long)ev.tokens_input, v)] = 0;
         hr_req_add_header(out, "x-headroom-tokens-before", v);
-        hr_numfmt_u64((unsigned long long)ev.tokens_sent, v);
+        v[hr_numfmt_uint((unsigned long long)ev.tokens_sent, v)] = 0;
         hr_req_add_header(out, "x-headroom-tokens-after", v);
-        hr_numfmt_u64((unsigned long long)ev.tokens_saved, v);
+        v[hr_numfmt_uint((unsigned long long)ev.tokens_saved, v)] = 0;
         hr_req_add_header(out, "x-headroom-tokens-saved", v);
     }
     if (p->streaming) return; /* streams carry cost in their closing comment */

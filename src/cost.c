@@ -428,7 +428,7 @@ static char *put(char *w, const char *end, const char *s, size_t n)
 static char *put_u64(char *w, const char *end, unsigned long long v)
 {
     char d[24];
-    return put(w, end, d, (size_t)hr_numfmt_u64(v, d));
+    return put(w, end, d, hr_numfmt_uint(v, d));
 }
 
 static char *put_usd(char *w, const char *end, double usd)

@@ -18,6 +18,7 @@
 #include <event2/listener.h>
 #include "http_parse.h"
 #include "http_server.h"
+#include "numfmt.h"
 
 #define IN_INITIAL 4096
 #define IN_BODY_ROOM 4096 /* kept after a head for a chunked body's framing */
@@ -132,15 +133,7 @@ static char *put(char *w, const char *s, size_t n)
 
 #define PUTS(w, lit) put((w), (lit), sizeof(lit) - 1)
 
-static char *put_uint(char *w, unsigned long long v)
-{
-    char tmp[24];
-    int n = 0;
-    do tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10));
-    while (n) *w++ = tmp[--n];
-    return w;
-}
+static char *put_uint(char *w, unsigned long long v) { return w + hr_numfmt_uint(v, w); }
 
 /* "Date: ...\r\n", formatted once a second per thread. */
 static const char *date_line(size_t *len)

@@ -81,7 +81,8 @@ static int valid_stack(const char *s)
     return n <= HR_MAX_STACK_LEN;
 }
 
-/* RFC 9110 7.6.1: a header the client lists in Connection is hop-by-hop too. */
+/* RFC 9110 7.6.1: a header the client lists in Connection (any of them)
+ * is hop-by-hop too. */
 static int named_in_connection(const struct hr_req *in, const char *name)
 {
     size_t n = strlen(name);
@@ -102,10 +103,11 @@ static int named_in_connection(const struct hr_req *in, const char *name)
     return 0;
 }
 
-static int forwarded(const struct hr_req *in, const char *key, const char *value, const char *foreign_key)
+static int forwarded(const struct hr_req *in, int has_connection, const char *key, const char *value,
+                     const char *foreign_key)
 {
     return !(hr_proxy_is_hop_by_hop(key) || !strncasecmp(key, "x-headroom-", 11) ||
-             (foreign_key && !strcasecmp(key, foreign_key)) || named_in_connection(in, key) ||
+             (foreign_key && !strcasecmp(key, foreign_key)) || (has_connection && named_in_connection(in, key)) ||
              strpbrk(key, "\r\n") || strpbrk(value, "\r\n"));
 }
 
@@ -116,16 +118,23 @@ static char *upstream_headers(const struct hr_req *in, int body_rewritten, const
 {
     static const char json_type[] = "Content-Type: application/json\r\n";
     size_t need = sizeof json_type, n = hr_req_n_headers(in);
+    int has_connection = hr_req_header(in, "connection") != NULL;
+    unsigned char few[64], *keep = n <= sizeof few ? few : malloc(n); /* each header decided once */
+    if (!keep) return NULL;
     const char *key, *value;
     for (size_t i = 0; i < n; i++) {
         hr_req_header_at(in, i, &key, &value);
-        if (forwarded(in, key, value, foreign_key)) need += strlen(key) + strlen(value) + 4;
+        keep[i] = (unsigned char)forwarded(in, has_connection, key, value, foreign_key);
+        if (keep[i]) need += strlen(key) + strlen(value) + 4;
     }
     char *block = malloc(need), *w = block;
-    if (!block) return NULL;
+    if (!block) {
+        if (keep != few) free(keep);
+        return NULL;
+    }
     for (size_t i = 0; i < n; i++) {
         hr_req_header_at(in, i, &key, &value);
-        if (!forwarded(in, key, value, foreign_key)) continue;
+        if (!keep[i]) continue;
         size_t k = strlen(key), v = strlen(value);
         memcpy(w, key, k);
         memcpy(w + k, ": ", 2);
@@ -133,6 +142,7 @@ static char *upstream_headers(const struct hr_req *in, int body_rewritten, const
         memcpy(w + k + 2 + v, "\r\n", 2);
         w += k + v + 4;
     }
+    if (keep != few) free(keep);
     if (body_rewritten && !hr_req_header(in, "content-type")) {
         memcpy(w, json_type, sizeof json_type - 1);
         w += sizeof json_type - 1;
