@@ -155,8 +155,10 @@ static void run_one(void *ctx, size_t i)
 int hr_text_apply(const struct hr_text_driver *d, struct hr_request *req)
 {
     const struct hr_host *h = d->host;
+    if (!req->n_units)
+        return HR_OK; /* most requests: no tool output to look at, nothing to allocate or hash */
     int abi11 = HR_HAS_FIELD(h, struct hr_host, parallel_for);
-    struct cand *c = calloc(req->n_units ? req->n_units : 1, sizeof *c);
+    struct cand *c = calloc(req->n_units, sizeof *c);
     if (!c)
         return HR_ENOMEM;
     const char *query = d->uses_query && req->query ? req->query : "";

@@ -306,6 +306,8 @@ static void detect_one(void *ctx, size_t i)
 static int router_apply(void *state, struct hr_request *req)
 {
     struct router *r = state;
+    if (!req->n_units)
+        return HR_OK; /* no tool output: nothing to classify, count or tag */
     size_t seen[HR_CT__COUNT] = {0};
     struct detect_job job = {r, req->units, calloc(req->n_units ? req->n_units : 1, sizeof *job.keys)};
     if (!job.keys)

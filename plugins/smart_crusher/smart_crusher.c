@@ -225,8 +225,10 @@ static int sc_apply(void *state, struct hr_request *req)
 {
     struct sc_state *s = state;
     const struct hr_host *h = s->host;
+    if (!req->n_units)
+        return HR_OK; /* no tool output: nothing to crush, no query hash */
     int abi11 = HR_HAS_FIELD(h, struct hr_host, parallel_for);
-    struct candidate *c = calloc(req->n_units ? req->n_units : 1, sizeof *c);
+    struct candidate *c = calloc(req->n_units, sizeof *c);
     if (!c)
         return HR_ENOMEM;
     size_t n = 0;
