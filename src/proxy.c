@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 #include "fleet.h"
 #include "guard.h"
+#include "h1_parse.h"
 #include "json_load.h"
 #include "json_scan.h"
 #include "log.h"
@@ -75,20 +76,10 @@ static int valid_stack(const char *s)
  * is hop-by-hop too. */
 static int named_in_connection(const struct hr_req *in, const char *name)
 {
-    size_t n = strlen(name);
     for (size_t i = 0; i < hr_req_n_headers(in); i++) {
         const char *key, *value;
         hr_req_header_at(in, i, &key, &value);
-        if (strcasecmp(key, "connection")) continue;
-        for (const char *p = value; *p;) {
-            while (*p == ' ' || *p == '\t' || *p == ',') p++;
-            const char *e = p;
-            while (*e && *e != ',') e++;
-            const char *t = e;
-            while (t > p && (t[-1] == ' ' || t[-1] == '\t')) t--;
-            if ((size_t)(t - p) == n && !strncasecmp(p, name, n)) return 1;
-            p = e;
-        }
+        if (!strcasecmp(key, "connection") && hr_h1_list_has(value, name, 0)) return 1;
     }
     return 0;
 }
