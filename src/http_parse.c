@@ -45,11 +45,12 @@ static int refuse(struct hr_http_refusal *r, int status, const char *why)
 }
 
 /* The line at *p (within end), NUL-terminated in place without its CR LF;
- * *p moves past it. Returns its length, or -1 for a bare CR inside it. */
+ * *p moves past it. Returns its length, or -1 for a bare CR inside it or
+ * when no line is left. */
 static long take_line(char **p, char *end, char **line)
 {
-    char *s = *p, *nl = memchr(s, '\n', (size_t)(end - s));
-    if (!nl) nl = end; /* cannot happen for a head hr_http_head_end found */
+    char *s = *p, *nl = s < end ? memchr(s, '\n', (size_t)(end - s)) : NULL;
+    if (!nl) return -1; /* no line left: a head of empty lines only */
     char *e = nl > s && nl[-1] == '\r' ? nl - 1 : nl;
     if (memchr(s, '\r', (size_t)(e - s))) return -1;
     *e = '\0';
