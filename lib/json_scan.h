@@ -57,4 +57,13 @@ int hr_json_number(const char *s, size_t len, int64_t *iv, double *dv);
  * root is not an object, or the text ends early). */
 int hr_json_member(const char *text, size_t len, const char *key, const char **val, size_t *vlen);
 
+/* The same member, read from whichever end of the root reaches it first: a
+ * request's "model" comes before or after a megabyte of "messages" depending
+ * on the client, and only the members between it and the nearer end are
+ * skimmed (plus at most a few times as much of the member in the way). Checks
+ * only that the text starts with '{' and ends with '}' and that the members
+ * it reads are shaped as members; when the key appears twice, either value
+ * may be returned. */
+int hr_json_member_near(const char *text, size_t len, const char *key, const char **val, size_t *vlen);
+
 #endif
