@@ -50,3 +50,13 @@ int hr_numfmt_money(double usd, char *out, size_t outlen)
     if (!dot) return snprintf(out, outlen, "%s.00", buf);
     return snprintf(out, outlen, "%s%s", buf, decimals == 1 ? "0" : "");
 }
+
+size_t hr_numfmt_uint(unsigned long long v, char *out)
+{
+    char tmp[20];
+    size_t n = 0;
+    do tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10));
+    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    return n;
+}

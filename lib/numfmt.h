@@ -26,4 +26,8 @@ int hr_numfmt(double v, int decimals, char *out, size_t outlen);
 /* Money for people: at least 2 and at most 6 decimals ("12.50", "0.004213",
  * "0.00" only for less than half a micro-dollar). */
 int hr_numfmt_money(double usd, char *out, size_t outlen);
+/* v in decimal at out (at least 20 bytes, not terminated): its length.
+ * For heads and lines built on every request, where snprintf costs more
+ * than the rest of the line. */
+size_t hr_numfmt_uint(unsigned long long v, char *out);
 #endif

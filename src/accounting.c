@@ -6,10 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include "cost.h"
+#include "http_server.h"
 #include "json_load.h"
 #include "log.h"
 #include "proxy.h"
@@ -86,26 +85,26 @@ static void count_late(struct proxy_req *p)
     json_decref(body);
 }
 
-void hr_acct_headers(struct proxy_req *p, struct evkeyvalq *out)
+void hr_acct_headers(struct proxy_req *p, struct hr_req *out)
 {
     char v[32];
-    evhttp_add_header(out, "x-headroom-request-id", p->request_id);
+    hr_req_add_header(out, "x-headroom-request-id", p->request_id);
     if (!p->llm) return;
     struct hr_event ev;
     price_so_far(p, &ev);
     if (!p->count_late) { /* passthrough counts after the answer (doc/stats.md) */
         snprintf(v, sizeof v, "%llu", (unsigned long long)ev.tokens_input);
-        evhttp_add_header(out, "x-headroom-tokens-before", v);
+        hr_req_add_header(out, "x-headroom-tokens-before", v);
         snprintf(v, sizeof v, "%llu", (unsigned long long)ev.tokens_sent);
-        evhttp_add_header(out, "x-headroom-tokens-after", v);
+        hr_req_add_header(out, "x-headroom-tokens-after", v);
         snprintf(v, sizeof v, "%llu", (unsigned long long)ev.tokens_saved);
-        evhttp_add_header(out, "x-headroom-tokens-saved", v);
+        hr_req_add_header(out, "x-headroom-tokens-saved", v);
     }
     if (p->streaming) return; /* streams carry cost in their closing comment */
     hr_cost_format_usd(ev.cost_usd, v, sizeof v);
-    evhttp_add_header(out, "x-headroom-cost-usd", v);
+    hr_req_add_header(out, "x-headroom-cost-usd", v);
     hr_cost_format_usd(ev.savings_usd, v, sizeof v);
-    evhttp_add_header(out, "x-headroom-savings-usd", v);
+    hr_req_add_header(out, "x-headroom-savings-usd", v);
 }
 
 /* Clients ignore SSE comments: the stream's figures ride at its very end. */
@@ -117,11 +116,7 @@ void hr_acct_stream_comment(struct proxy_req *p)
     price_so_far(p, &ev);
     int n = hr_cost_sse_comment(&ev, line, sizeof line);
     if (n <= 0 || (size_t)n >= sizeof line) return;
-    struct evbuffer *b = evbuffer_new();
-    if (!b) return;
-    evbuffer_add(b, line, (size_t)n);
-    evhttp_send_reply_chunk(p->req, b);
-    evbuffer_free(b);
+    hr_req_chunk(p->req, line, (size_t)n);
 }
 
 static void finish_now(struct proxy_req *p, int status, int failed, const char *error, double now);
@@ -152,7 +147,8 @@ static void deferred_cb(evutil_socket_t fd, short what, void *arg)
     run_deferred(arg);
 }
 
-/* Passthrough's late count would hold up the answer evhttp has only queued:
+/* Passthrough's late count would hold up an answer not yet written (a
+ * stream's end is written once this loop turn's callbacks are done):
  * account one loop turn later, once the answer is written. Not a zero
  * timeout: event_base_once runs those at once, in this same turn, before
  * the client socket's write event (the answer waited the whole count, 5 ms
@@ -252,6 +248,7 @@ void hr_acct_refusal(struct hr_worker *w, const char *request_id, const struct h
 
 void hr_acct_send_error(struct proxy_req *p, int status, enum hr_api_error kind, const char *message)
 {
-    evhttp_add_header(evhttp_request_get_output_headers(p->req), "x-headroom-request-id", p->request_id);
+    hr_req_add_header(p->req, "x-headroom-request-id", p->request_id);
     hr_send_api_error(p->req, p->api, status, kind, message);
+    p->req = NULL; /* answered: the request is the server's again */
 }

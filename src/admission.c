@@ -5,11 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include "cost.h"
 #include "fleet.h"
 #include "guard.h"
+#include "http_server.h"
 #include "log.h"
 #include "proxy.h"
 #include "ratelimit.h"
@@ -30,7 +29,7 @@ int hr_admit_is_model_route(const char *path)
     return 0;
 }
 
-int hr_admit_connection(struct hr_worker *w, struct evhttp_request *req, const struct hr_api *api,
+int hr_admit_connection(struct hr_worker *w, struct hr_req *req, const struct hr_api *api,
                         const char *method, const char *path)
 {
     struct hr_daemon *d = w->d;
@@ -40,10 +39,9 @@ int hr_admit_connection(struct hr_worker *w, struct evhttp_request *req, const s
     if (draining || w->inflight >= d->cfg->max_connections) {
         char id[40];
         snprintf(id, sizeof id, "hr-%zx-%llx", w->index, ++w->next_request);
-        struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-        evhttp_add_header(out, "x-headroom-request-id", id);
-        evhttp_add_header(out, "Retry-After", "1");
-        if (draining) evhttp_add_header(out, "Connection", "close");
+        hr_req_add_header(req, "x-headroom-request-id", id);
+        hr_req_add_header(req, "Retry-After", "1");
+        if (draining) hr_req_add_header(req, "Connection", "close");
         hr_send_api_error(req, api, 503, HR_API_ERR_OVERLOADED,
                           draining ? "headroomd is shutting down; retry (another instance may take the request)"
                                    : "headroomd is at max_connections concurrent requests on this worker; retry, or raise max_connections");
@@ -61,8 +59,8 @@ int hr_admit_connection(struct hr_worker *w, struct evhttp_request *req, const s
         snprintf(ra, sizeof ra, "%ld", retry_after);
         /* The refusal's id, as on every answer, names its request-log line. */
         snprintf(id, sizeof id, "hr-%zx-%llx", w->index, ++w->next_request);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "x-headroom-request-id", id);
+        hr_req_add_header(req, "Retry-After", ra);
+        hr_req_add_header(req, "x-headroom-request-id", id);
         hr_send_api_error(req, api, 429, HR_API_ERR_BUDGET, msg);
         hr_stats_count_rejected(429, 0, 1);
         hr_acct_refusal(w, id, api, path, NULL, 429, "budget exceeded");
@@ -75,18 +73,16 @@ int hr_admit_connection(struct hr_worker *w, struct evhttp_request *req, const s
  * the client's body, before compression). A hit sends no tokens anywhere,
  * so its event carries none; it replays the token headers of the answer it
  * reuses. */
-int hr_admit_cache_key(struct evhttp_request *req, const struct hr_api *api, const char *path, const json_t *body,
+int hr_admit_cache_key(struct hr_req *req, const struct hr_api *api, const char *path, const json_t *body,
                        uint8_t key[HR_RESPCACHE_KEY_LEN])
 {
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-    const char *query = strchr(evhttp_request_get_uri(req), '?');
-    const char *const hdrs[] = {"x-api-key", evhttp_find_header(in, "x-api-key"),
-                                "anthropic-version", evhttp_find_header(in, "anthropic-version"),
-                                "anthropic-beta", evhttp_find_header(in, "anthropic-beta"),
-                                "openai-organization", evhttp_find_header(in, "openai-organization"),
-                                "openai-project", evhttp_find_header(in, "openai-project"), NULL};
-    struct hr_respcache_request r = {api->provider, path, query, body, evhttp_find_header(in, "authorization"),
-                                     hdrs};
+    const char *query = strchr(hr_req_uri(req), '?');
+    const char *const hdrs[] = {"x-api-key", hr_req_header(req, "x-api-key"),
+                                "anthropic-version", hr_req_header(req, "anthropic-version"),
+                                "anthropic-beta", hr_req_header(req, "anthropic-beta"),
+                                "openai-organization", hr_req_header(req, "openai-organization"),
+                                "openai-project", hr_req_header(req, "openai-project"), NULL};
+    struct hr_respcache_request r = {api->provider, path, query, body, hr_req_header(req, "authorization"), hdrs};
     return hr_respcache_key(&r, key);
 }
 
@@ -97,30 +93,28 @@ int hr_admit_from_cache(struct proxy_req *p, const json_t *body)
     p->cacheable = 1;
     struct hr_respcache_entry e;
     if (hr_respcache_get(p->cache_key, &e)) return 0;
-    struct evkeyvalq *out = evhttp_request_get_output_headers(p->req);
+    struct hr_req *out = p->req;
     char v[32];
-    evhttp_add_header(out, "Content-Type", e.content_type);
-    evhttp_add_header(out, "x-headroom-cache", "hit");
-    evhttp_add_header(out, "x-headroom-request-id", p->request_id);
+    hr_req_add_header(out, "Content-Type", e.content_type);
+    hr_req_add_header(out, "x-headroom-cache", "hit");
+    hr_req_add_header(out, "x-headroom-request-id", p->request_id);
     snprintf(v, sizeof v, "%llu", (unsigned long long)e.tokens_before);
-    evhttp_add_header(out, "x-headroom-tokens-before", v);
+    hr_req_add_header(out, "x-headroom-tokens-before", v);
     snprintf(v, sizeof v, "%llu", (unsigned long long)e.tokens_after);
-    evhttp_add_header(out, "x-headroom-tokens-after", v);
+    hr_req_add_header(out, "x-headroom-tokens-after", v);
     /* Nothing reached a provider: no compression saving is claimed (doc/stats.md),
      * and this answer cost nothing; what it avoided is cost.cache_avoided_usd. */
-    evhttp_add_header(out, "x-headroom-tokens-saved", "0");
-    evhttp_add_header(out, "x-headroom-cost-usd", "0.000000");
-    evhttp_add_header(out, "x-headroom-savings-usd", "0.000000");
-    struct evbuffer *buf = evbuffer_new();
-    if (buf) evbuffer_add(buf, e.body, e.body_len);
+    hr_req_add_header(out, "x-headroom-tokens-saved", "0");
+    hr_req_add_header(out, "x-headroom-cost-usd", "0.000000");
+    hr_req_add_header(out, "x-headroom-savings-usd", "0.000000");
     p->cached = 1;
     /* The log line says what the headers say (before/after of the replayed
      * answer); a hit is never credited, so no total counts them. */
     p->pr.tokens_before = e.tokens_before;
     p->pr.tokens_after = e.tokens_after;
     hr_stats_record_avoided(e.cost_usd);
-    evhttp_send_reply(p->req, e.status, NULL, buf);
-    if (buf) evbuffer_free(buf);
+    hr_req_send(p->req, e.status, e.body, e.body_len);
+    p->req = NULL;
     hr_acct_finish(p, e.status, 0, NULL);
     hr_respcache_entry_free(&e);
     return 1;
@@ -129,10 +123,9 @@ int hr_admit_from_cache(struct proxy_req *p, const json_t *body)
 void hr_admit_cache_store(struct proxy_req *p)
 {
     if (!p->cacheable || !p->req) return;
-    struct evkeyvalq *out = evhttp_request_get_output_headers(p->req);
-    evhttp_add_header(out, "x-headroom-cache", "miss");
+    hr_req_add_header(p->req, "x-headroom-cache", "miss");
     if (p->status != 200 || !p->body) return;
-    struct hr_respcache_entry e = {200, (char *)evhttp_find_header(out, "content-type"),
+    struct hr_respcache_entry e = {200, (char *)hr_req_out_header(p->req, "content-type"),
                                    (char *)evbuffer_pullup(p->body, -1), evbuffer_get_length(p->body),
                                    p->pr.tokens_before, p->pr.tokens_after, hr_acct_cost_so_far(p)};
     hr_respcache_put(p->cache_key, &e);
@@ -143,9 +136,8 @@ void hr_admit_cache_store(struct proxy_req *p)
 int hr_admit_rate(struct proxy_req *p, uint64_t tokens, int charge)
 {
     if (!hr_ratelimit_enabled()) return 0;
-    struct evkeyvalq *in = evhttp_request_get_input_headers(p->req);
-    const char *cred = evhttp_find_header(in, "authorization");
-    if (!cred || !*cred) cred = evhttp_find_header(in, "x-api-key");
+    const char *cred = hr_req_header(p->req, "authorization");
+    if (!cred || !*cred) cred = hr_req_header(p->req, "x-api-key");
     uint8_t key[HR_SHA256_LEN];
     hr_ratelimit_key(cred, key);
     struct hr_ratelimit_verdict v;
@@ -157,9 +149,10 @@ int hr_admit_rate(struct proxy_req *p, uint64_t tokens, int charge)
              "or raise rate_limit_%s in headroom.conf", (unsigned long long)v.per_minute, v.limit, unit,
              v.retry_after_s, unit);
     snprintf(secs, sizeof secs, "%d", v.retry_after_s);
-    evhttp_add_header(evhttp_request_get_output_headers(p->req), "Retry-After", secs);
-    evhttp_add_header(evhttp_request_get_output_headers(p->req), "x-headroom-request-id", p->request_id);
+    hr_req_add_header(p->req, "Retry-After", secs);
+    hr_req_add_header(p->req, "x-headroom-request-id", p->request_id);
     hr_send_api_error(p->req, p->api, 429, HR_API_ERR_RATE_LIMIT, msg);
+    p->req = NULL;
     hr_stats_count_rejected(429, 1, 0);
     hr_acct_refusal(p->w, p->request_id, p->api, p->path, p->stack, 429, "rate limited");
     HR_DEBUG(LOGGER, "%s %s: %s", p->request_id, p->path, msg);

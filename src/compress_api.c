@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <event2/buffer.h>
-#include <event2/http.h>
+#include <event2/http.h> /* evhttp_parse_query_str */
 #include <event2/keyvalq_struct.h>
 #include "bm25.h"
 #include "ccr.h"
 #include "daemon.h"
+#include "http_server.h"
 #include "json_load.h"
 #include "log.h"
 #include "stats_json.h"
@@ -21,37 +21,37 @@
 #define LOGGER "headroom.proxy"
 
 /* {"error": {"type", "message"}}: the service's own error shape. */
-static void service_error(struct evhttp_request *req, int status, const char *type, const char *message)
+static void service_error(struct hr_req *req, int status, const char *type, const char *message)
 {
     hr_send_json(req, status, json_pack("{s:{s:s,s:s}}", "error", "type", type, "message", message));
 }
 
 /* With api_token set, the service needs Authorization: Bearer <token>. */
-static int authorised(struct hr_daemon *d, struct evhttp_request *req)
+static int authorised(struct hr_daemon *d, struct hr_req *req)
 {
     const char *want = d->cfg->api_token;
     if (!want || !*want) return 1;
-    const char *got = evhttp_find_header(evhttp_request_get_input_headers(req), "authorization");
+    const char *got = hr_req_header(req, "authorization");
     if (got && !strncasecmp(got, "Bearer ", 7) && !strcmp(got + 7, want)) return 1;
-    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+    hr_req_add_header(req, "WWW-Authenticate", "Bearer");
     service_error(req, 401, "authentication_error",
                   "this headroomd needs Authorization: Bearer <api_token> (api_token in headroom.conf / HEADROOM_API_TOKEN)");
     return 0;
 }
 
-static const char *header_is(struct evhttp_request *req, const char *name, const char *value)
+static const char *header_is(struct hr_req *req, const char *name, const char *value)
 {
-    const char *v = evhttp_find_header(evhttp_request_get_input_headers(req), name);
+    const char *v = hr_req_header(req, name);
     return v && !strcasecmp(v, value) ? v : NULL;
 }
 
-void hr_compress_handle(struct hr_daemon *d, struct evhttp_request *req, const char *query)
+void hr_compress_handle(struct hr_daemon *d, struct hr_req *req, const char *query)
 {
     if (!authorised(d, req)) return;
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
+    size_t len;
+    const char *raw = hr_req_body(req, &len);
     json_error_t jerr;
-    json_t *body = hr_json_load_strict(len ? (const char *)evbuffer_pullup(in, -1) : "", len, &jerr);
+    json_t *body = hr_json_load_strict(raw, len, &jerr);
     if (!json_is_object(body)) {
         char msg[300];
         snprintf(msg, sizeof msg,
@@ -145,7 +145,7 @@ static json_t *rank_rows(const json_t *rows, const char *query, size_t max)
     return out;
 }
 
-static void retrieve(struct hr_daemon *d, struct evhttp_request *req, const char *hash, const char *query)
+static void retrieve(struct hr_daemon *d, struct hr_req *req, const char *hash, const char *query)
 {
     (void)d;
     size_t len = 0;
@@ -193,7 +193,7 @@ static char *query_param(const char *query, const char *name)
     return out;
 }
 
-void hr_retrieve_handle(struct hr_daemon *d, struct evhttp_request *req, const char *hash_in_path, const char *query)
+void hr_retrieve_handle(struct hr_daemon *d, struct hr_req *req, const char *hash_in_path, const char *query)
 {
     if (!authorised(d, req)) return;
     if (hash_in_path) {
@@ -202,9 +202,9 @@ void hr_retrieve_handle(struct hr_daemon *d, struct evhttp_request *req, const c
         free(q);
         return;
     }
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    json_t *body = json_loadb(len ? (const char *)evbuffer_pullup(in, -1) : "", len, 0, NULL);
+    size_t len;
+    const char *raw = hr_req_body(req, &len);
+    json_t *body = json_loadb(raw, len, 0, NULL);
     const char *hash = json_string_value(json_object_get(body, "hash"));
     if (!hash) service_error(req, 400, "invalid_request", "body must be {\"hash\": \"<24 hex>\", \"query\"?: \"...\"}");
     else retrieve(d, req, hash, json_string_value(json_object_get(body, "query")));

@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include "api/api.h"
 #include "config.h"
 #include "loader.h"
@@ -14,6 +13,8 @@
 
 struct hr_daemon;
 struct hr_conn_guard;
+struct hr_http_server;
+struct hr_req;
 struct proxy_req;
 
 struct hr_worker {
@@ -21,7 +22,7 @@ struct hr_worker {
     struct hr_daemon *d;
     pthread_t thread;
     struct event_base *base;
-    struct evhttp *http;
+    struct hr_http_server *http;
     struct hr_upstream *up;
     int inflight;
     unsigned long long next_request;
@@ -54,17 +55,17 @@ void hr_server_stop(struct hr_daemon *d);
 int hr_server_drain(struct hr_daemon *d, const sigset_t *sigs);
 
 /* proxy.c: requests under /v1/. */
-void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char *path);
+void hr_proxy_handle(struct hr_worker *w, struct hr_req *req, const char *path);
 /* Account (and free) the requests still waiting for their late count
  * (passthrough): the worker's loop has stopped. */
 void hr_acct_flush_deferred(struct hr_worker *w);
 /* compress_api.c: POST /v1/compress (pipeline only, no upstream). */
-void hr_compress_handle(struct hr_daemon *d, struct evhttp_request *req, const char *query);
+void hr_compress_handle(struct hr_daemon *d, struct hr_req *req, const char *query);
 /* compress_api.c: GET /v1/retrieve/<hash>[?query=] (hash_in_path) or POST /v1/retrieve {"hash","query"?}. */
-void hr_retrieve_handle(struct hr_daemon *d, struct evhttp_request *req, const char *hash_in_path, const char *query);
+void hr_retrieve_handle(struct hr_daemon *d, struct hr_req *req, const char *hash_in_path, const char *query);
 /* reply.c: a JSON body with status (takes the reference). */
-void hr_send_json(struct evhttp_request *req, int status, json_t *body);
+void hr_send_json(struct hr_req *req, int status, json_t *body);
 /* reply.c: an error in the wire format's own error shape. */
-void hr_send_api_error(struct evhttp_request *req, const struct hr_api *api, int status, enum hr_api_error kind,
+void hr_send_api_error(struct hr_req *req, const struct hr_api *api, int status, enum hr_api_error kind,
                        const char *message);
 #endif

@@ -16,14 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include "ccr.h"
 #include "cost.h"
 #include "fleet.h"
 #include "host.h"
+#include "http_server.h"
 #include "json_load.h"
 #include "log.h"
 #include "proxy.h"
@@ -114,7 +112,7 @@ static _Thread_local struct hr_fleet_wait *tl_current;
 
 struct hr_fleet_wait {
     struct hr_worker *w;
-    struct evhttp_request *req;
+    struct hr_req *req;
     hr_fleet_dispatch_fn again;
     int stage, pending;
     double t_arrived;               /* monotonic ms: latency and overhead count the wait */
@@ -528,7 +526,7 @@ static void send_get(struct hr_fleet_wait *x, int kind, const char *what, const 
     hr_rconn_command(tl_conn, kind, 2, argv, lens, done, x);
 }
 
-static const struct hr_api *api_of(struct evhttp_request *req, const char *path)
+static const struct hr_api *api_of(struct hr_req *req, const char *path)
 {
     (void)req; /* the route alone names the provider (doc/hardening.md) */
     const struct hr_api *owner = hr_api_for_route("POST", path);
@@ -543,13 +541,12 @@ static void refuse(struct hr_fleet_wait *x)
     fl.fail_closed_n++;
     pthread_mutex_unlock(&fl.lock);
     char path[2048], id[40];
-    const char *uri = evhttp_request_get_uri(x->req);
+    const char *uri = hr_req_uri(x->req);
     snprintf(path, sizeof path, "%.*s", (int)strcspn(uri, "?"), uri);
     const struct hr_api *api = api_of(x->req, path);
     snprintf(id, sizeof id, "hr-%zx-%llx", x->w->index, ++x->w->next_request);
-    struct evkeyvalq *out = evhttp_request_get_output_headers(x->req);
-    evhttp_add_header(out, "Retry-After", "1");
-    evhttp_add_header(out, "x-headroom-request-id", id);
+    hr_req_add_header(x->req, "Retry-After", "1");
+    hr_req_add_header(x->req, "x-headroom-request-id", id);
     hr_send_api_error(x->req, api, 503, HR_API_ERR_OVERLOADED,
                       "headroomd cannot reach its shared state (Redis) to check the budget or rate limit, and "
                       "on_backend_error is closed; retry shortly, or see doc/fleet.md");
@@ -571,8 +568,8 @@ static void finish(struct hr_fleet_wait *x)
         wait_free(x);
         return;
     }
-    if (!evhttp_request_get_connection(x->req)) { /* the client went away meanwhile */
-        evhttp_request_free(x->req);
+    if (hr_req_gone(x->req)) { /* the client went away meanwhile */
+        hr_req_discard(x->req);
         wait_free(x);
         return;
     }
@@ -686,25 +683,25 @@ static int fetch_originals(struct hr_fleet_wait *x, const char *const *hashes, s
     return 1;
 }
 
-int hr_fleet_defer(struct hr_worker *w, struct evhttp_request *req, const char *path, hr_fleet_dispatch_fn again)
+int hr_fleet_defer(struct hr_worker *w, struct hr_req *req, const char *path, hr_fleet_dispatch_fn again)
 {
     /* Draining: a new request is refused at once, without asking Redis. */
     if (!fl.on || !tl_conn || (tl_current && tl_current->req == req) || atomic_load(&w->d->stopping)) return 0;
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    const char *method = hr_req_method(req);
     struct hr_fleet_wait *x = wait_new(w);
     if (!x) return 0;
     x->req = req;
     x->again = again;
     x->t_arrived = hr_monotonic_ms();
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
+    size_t len;
+    const char *raw = hr_req_body(req, &len);
     /* Retrieval: originals stored by another instance. */
     if (!strncmp(path, "/v1/retrieve", 12)) {
         const char *hash = NULL;
         json_t *body = NULL;
-        if (cmd == EVHTTP_REQ_GET && path[12] == '/') hash = path + 13;
-        else if (cmd == EVHTTP_REQ_POST && !path[12]) {
-            body = json_loadb(len ? (const char *)evbuffer_pullup(in, -1) : "", len, 0, NULL);
+        if (!strcmp(method, "GET") && path[12] == '/') hash = path + 13;
+        else if (!strcmp(method, "POST") && !path[12]) {
+            body = json_loadb(raw, len, 0, NULL);
             hash = json_string_value(json_object_get(body, "hash"));
         }
         int waiting = hash && fetch_originals(x, &hash, 1);
@@ -712,7 +709,7 @@ int hr_fleet_defer(struct hr_worker *w, struct evhttp_request *req, const char *
         if (!waiting) wait_free(x);
         return waiting;
     }
-    if (cmd != EVHTTP_REQ_POST || !strcmp(path, "/v1/compress")) {
+    if (strcmp(method, "POST") || !strcmp(path, "/v1/compress")) {
         wait_free(x);
         return 0;
     }
@@ -722,13 +719,12 @@ int hr_fleet_defer(struct hr_worker *w, struct evhttp_request *req, const char *
     const struct hr_api *api = hr_api_for_route("POST", path);
     if (api && hr_respcache_enabled()) {
         json_error_t jerr;
-        x->body = hr_json_load_strict(len ? (const char *)evbuffer_pullup(in, -1) : "", len, &jerr);
+        x->body = hr_json_load_strict(raw, len, &jerr);
         x->want_cache = json_is_object(x->body) && !hr_admit_cache_key(req, api, path, x->body, x->cache_key);
     }
     if (api && hr_ratelimit_enabled()) {
-        struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-        const char *cred = evhttp_find_header(h, "authorization");
-        if (!cred || !*cred) cred = evhttp_find_header(h, "x-api-key");
+        const char *cred = hr_req_header(req, "authorization");
+        if (!cred || !*cred) cred = hr_req_header(req, "x-api-key");
         hr_ratelimit_key(cred, x->rate_key);
         x->want_rate = 1;
     }
@@ -740,13 +736,13 @@ int hr_fleet_defer(struct hr_worker *w, struct evhttp_request *req, const char *
     return 1;
 }
 
-double hr_fleet_arrived_ms(struct evhttp_request *req)
+double hr_fleet_arrived_ms(struct hr_req *req)
 {
     struct hr_fleet_wait *x = tl_current;
     return x && x->req == req ? x->t_arrived : 0;
 }
 
-json_t *hr_fleet_take_body(struct evhttp_request *req)
+json_t *hr_fleet_take_body(struct hr_req *req)
 {
     struct hr_fleet_wait *x = tl_current;
     if (!x || x->req != req || !x->body) return NULL;
@@ -816,16 +812,15 @@ int hr_fleet_abort_waits(struct hr_worker *w, const char *message)
         if (!is_request_wait(x)) continue;
         x->abandoned = 1; /* Redis's answers, when they come, only free it */
         n++;
-        if (!evhttp_request_get_connection(x->req)) { /* the client went away meanwhile */
-            evhttp_request_free(x->req);
+        if (hr_req_gone(x->req)) { /* the client went away meanwhile */
+            hr_req_discard(x->req);
             continue;
         }
         char path[2048];
-        const char *uri = evhttp_request_get_uri(x->req);
+        const char *uri = hr_req_uri(x->req);
         snprintf(path, sizeof path, "%.*s", (int)strcspn(uri, "?"), uri);
-        struct evkeyvalq *out = evhttp_request_get_output_headers(x->req);
-        evhttp_add_header(out, "Retry-After", "1");
-        evhttp_add_header(out, "Connection", "close");
+        hr_req_add_header(x->req, "Retry-After", "1");
+        hr_req_add_header(x->req, "Connection", "close");
         hr_send_api_error(x->req, api_of(x->req, path), 503, HR_API_ERR_OVERLOADED, message);
         hr_stats_count_rejected(503, 0, 0);
     }
@@ -960,7 +955,7 @@ void hr_fleet_worker_stop(struct hr_worker *w)
     hr_rconn_free(fw->conn); /* drops its commands: their replies never come */
     fw->drain = NULL;
     fw->conn = NULL;
-    /* evhttp_free has freed the requests already: only the waits are left. */
+    /* hr_http_server_free has freed the requests already: only the waits are left. */
     while (fw->waits) {
         if (fw->waits->p) fw->waits->p->fleet_wait = NULL;
         wait_free(fw->waits);

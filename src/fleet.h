@@ -6,12 +6,12 @@
  * with those answers at hand. Without a backend every call here is a no-op. */
 #ifndef HR_FLEET_H
 #define HR_FLEET_H
-#include <event2/http.h>
 #include <jansson.h>
 #include "config.h"
 
 struct hr_worker;
 struct proxy_req;
+struct hr_req;
 
 /* From the config, after the cache, rate limit and budget are set up. */
 int hr_fleet_setup(const struct hr_config *c, char *err, size_t errlen);
@@ -25,7 +25,7 @@ void hr_fleet_bind_thread(struct hr_worker *w);
 void hr_fleet_worker_stop(struct hr_worker *w);
 
 /* The server's route, called again with the answers at hand. */
-typedef void (*hr_fleet_dispatch_fn)(struct evhttp_request *req, void *worker);
+typedef void (*hr_fleet_dispatch_fn)(struct hr_req *req, void *worker);
 
 /*
  * hr_fleet_defer
@@ -34,13 +34,13 @@ typedef void (*hr_fleet_dispatch_fn)(struct evhttp_request *req, void *worker);
  *   run it; 0 to handle it now (no backend, nothing shared needed, or this
  *   is that second run).
  */
-int hr_fleet_defer(struct hr_worker *w, struct evhttp_request *req, const char *path, hr_fleet_dispatch_fn again);
+int hr_fleet_defer(struct hr_worker *w, struct hr_req *req, const char *path, hr_fleet_dispatch_fn again);
 
 /* When a request that waited for shared state arrived (monotonic ms), or 0. */
-double hr_fleet_arrived_ms(struct evhttp_request *req);
+double hr_fleet_arrived_ms(struct hr_req *req);
 
 /* The request body the wait already parsed (the caller owns it), or NULL. */
-json_t *hr_fleet_take_body(struct evhttp_request *req);
+json_t *hr_fleet_take_body(struct hr_req *req);
 
 /*
  * hr_fleet_retrieve_wait

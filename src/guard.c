@@ -1,19 +1,16 @@
 /* guard.c — what keeps web pages and hostile clients out: the Host
  * allow-list (DNS rebinding), cross-site checks on state-changing
  * endpoints, bearer tokens for /stats and /metrics, the proxied path's
- * shape, and the refusals evhttp makes itself (413, 400, 501) answered in
- * the provider's JSON error shape and counted like ours. */
+ * shape, and the refusals the HTTP server makes itself (400, 408, 413,
+ * 431, 501, 505) answered in the provider's JSON error shape and counted
+ * like ours. */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/http.h>
-#include <event2/http_struct.h>
-#include <event2/keyvalq_struct.h>
 #include "guard.h"
+#include "http_server.h"
 #include "log.h"
 
 #define LOGGER "headroom.server"
@@ -64,15 +61,15 @@ static int same_origin(const char *origin, const char *host)
     return !strcasecmp(a, host);
 }
 
-const char *hr_guard_cross_site(struct evkeyvalq *in)
+const char *hr_guard_cross_site(const struct hr_req *in)
 {
-    const char *site = evhttp_find_header(in, "sec-fetch-site");
+    const char *site = hr_req_header(in, "sec-fetch-site");
     if (site && strcasecmp(site, "same-origin") && strcasecmp(site, "none"))
         return "cross-site request refused (Sec-Fetch-Site is not same-origin): send x-headroom-admin-token";
-    const char *origin = evhttp_find_header(in, "origin");
-    if (origin && !same_origin(origin, evhttp_find_header(in, "host")))
+    const char *origin = hr_req_header(in, "origin");
+    if (origin && !same_origin(origin, hr_req_header(in, "host")))
         return "cross-origin request refused (Origin does not match Host): send x-headroom-admin-token";
-    const char *ct = evhttp_find_header(in, "content-type");
+    const char *ct = hr_req_header(in, "content-type");
     if (ct) {
         static const char *const simple[] = {"application/x-www-form-urlencoded", "multipart/form-data", "text/plain",
                                              NULL};
@@ -93,16 +90,16 @@ static int token_equal(const char *a, const char *b)
     return diff == 0 && nb;
 }
 
-int hr_guard_bearer_ok(struct evkeyvalq *in, const char *token)
+int hr_guard_bearer_ok(const struct hr_req *in, const char *token)
 {
     if (!token || !*token) return 1;
-    const char *auth = evhttp_find_header(in, "authorization");
+    const char *auth = hr_req_header(in, "authorization");
     return auth && !strncasecmp(auth, "Bearer ", 7) && token_equal(auth + 7, token);
 }
 
-int hr_guard_admin_token_ok(struct evkeyvalq *in, const char *token)
+int hr_guard_admin_token_ok(const struct hr_req *in, const char *token)
 {
-    const char *t = evhttp_find_header(in, "x-headroom-admin-token");
+    const char *t = hr_req_header(in, "x-headroom-admin-token");
     return token && *token && t && token_equal(t, token);
 }
 
@@ -133,64 +130,57 @@ const char *hr_guard_path(const char *path)
     return NULL;
 }
 
-/* evhttp answers some malformed requests itself, before headroomd sees
- * them (body or headers over the limit, a bad request line, an unknown
- * method), with an HTML page. headroomd defines evhttp_send_error, which
- * libevent calls through the dynamic linker, so those answers take the
- * provider's JSON shape (which SDKs parse) and are counted. */
-void evhttp_send_error(struct evhttp_request *req, int error, const char *reason)
+/* The HTTP server refuses some requests before headroomd routes them (a
+ * malformed head, headers or body over the limits, an unknown method, a
+ * request not received within client_timeout): the answer takes the
+ * provider's JSON shape (which SDKs parse) and is counted. */
+void hr_guard_refuse_request(struct hr_req *req, int status, const char *reason, void *worker)
 {
-    (void)reason;
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    (void)worker;
     const struct hr_config *cfg = guard_cfg;
-    int status = error;
     enum hr_refusal why = HR_REFUSE_BAD_REQUEST;
+    enum hr_api_error kind = HR_API_ERR_INVALID_REQUEST;
     char msg[300];
-    /* evhttp says 413 or 400 when the headers outgrow max_header_size: what
-     * it read of them (and what waits unparsed) tells that case apart. */
-    struct evhttp_connection *conn = evhttp_request_get_connection(req);
-    struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
-    size_t header_bytes = req->headers_size + (bev && !req->body_size ? evbuffer_get_length(bufferevent_get_input(bev)) : 0);
-    if ((error == 413 || error == 400) && cfg && !req->body_size && header_bytes > cfg->max_header_bytes) {
-        status = 431;
+    switch (status) {
+    case 431:
         why = HR_REFUSE_HEADERS_TOO_LARGE;
         snprintf(msg, sizeof msg, "request headers larger than max_header_size (%zu bytes): send fewer or shorter "
-                 "headers, or raise max_header_size in headroom.conf", cfg->max_header_bytes);
-    } else if (error == 413) {
+                 "headers, or raise max_header_size in headroom.conf", cfg ? cfg->max_header_bytes : (size_t)0);
+        break;
+    case 413:
         why = HR_REFUSE_BODY_TOO_LARGE;
         snprintf(msg, sizeof msg, "request body larger than max_body_size (%zu bytes): send less, or raise "
                  "max_body_size in headroom.conf", cfg ? cfg->max_body_bytes : (size_t)0);
-    } else if (error == 501 || error == 405) {
+        break;
+    case 408:
+        why = HR_REFUSE_SLOW_CLIENT;
+        snprintf(msg, sizeof msg, "request not received within client_timeout (%d s): send the whole request "
+                 "sooner, or raise client_timeout in headroom.conf", cfg ? cfg->client_timeout_s : 0);
+        break;
+    case 501:
         why = HR_REFUSE_NOT_IMPLEMENTED;
-        snprintf(msg, sizeof msg, "HTTP method not supported by headroomd");
-    } else if (error == 400) {
-        snprintf(msg, sizeof msg, "malformed HTTP request (request line, headers or chunked body)");
-    } else {
-        snprintf(msg, sizeof msg, "request refused (HTTP %d)", error);
+        snprintf(msg, sizeof msg, "%s: headroomd serves GET, POST, HEAD, PUT, DELETE, OPTIONS and PATCH, with "
+                 "Content-Length or chunked bodies", reason);
+        break;
+    default:
+        snprintf(msg, sizeof msg, "malformed HTTP request: %s", reason);
+        break;
     }
     hr_guard_count(why);
-    /* No route is known here (evhttp dropped the URI): the provider's shape
-     * follows the client's own Anthropic headers, else OpenAI's. */
-    const struct hr_api *api = in && (evhttp_find_header(in, "anthropic-version") || evhttp_find_header(in, "x-api-key"))
+    /* No route is known here: the provider's shape follows the client's own
+     * Anthropic headers, else OpenAI's. */
+    const struct hr_api *api = hr_req_header(req, "anthropic-version") || hr_req_header(req, "x-api-key")
                                    ? &hr_api_anthropic_messages
                                    : &hr_api_openai_chat;
-    json_t *body = api->error_body(HR_API_ERR_INVALID_REQUEST, msg);
+    json_t *body = api->error_body(kind, msg);
+    if (status == 408 && api == &hr_api_openai_chat) /* OpenAI names the case in "code" */
+        json_object_set_new(json_object_get(body, "error"), "code", json_string("request_timeout"));
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    struct evbuffer *buf = evbuffer_new();
-    if (buf && text) evbuffer_add(buf, text, strlen(text));
-    free(text);
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    evhttp_clear_headers(out);
-    evhttp_add_header(out, "Content-Type", "application/json");
-    evhttp_add_header(out, "Connection", "close");
+    hr_req_clear_headers(req);
+    hr_req_add_header(req, "Content-Type", "application/json");
+    hr_req_add_header(req, "Connection", "close");
     HR_DEBUG(LOGGER, "refused a request before routing: %d %s", status, msg);
-    /* A request line too long to parse leaves no version: evhttp would
-     * answer "HTTP/0.0", which no client reads. */
-    if (req->major != 1) {
-        req->major = 1;
-        req->minor = 1;
-    }
-    evhttp_send_reply(req, status, NULL, buf);
-    if (buf) evbuffer_free(buf);
+    hr_req_send(req, status, text ? text : "", text ? strlen(text) : 0);
+    free(text);
 }

@@ -7,8 +7,6 @@
 #include <string.h>
 #include <strings.h>
 #include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include "fleet.h"
 #include "guard.h"
 #include "json_load.h"
@@ -73,13 +71,16 @@ static int valid_stack(const char *s)
     return n <= HR_MAX_STACK_LEN;
 }
 
-/* RFC 9110 7.6.1: a header the client lists in Connection is hop-by-hop too. */
-static int named_in_connection(struct evkeyvalq *in, const char *name)
+/* RFC 9110 7.6.1: a header the client lists in Connection (any of them)
+ * is hop-by-hop too. */
+static int named_in_connection(const struct hr_req *in, const char *name)
 {
     size_t n = strlen(name);
-    for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next) {
-        if (strcasecmp(kv->key, "connection")) continue;
-        for (const char *p = kv->value; *p;) {
+    for (size_t i = 0; i < hr_req_n_headers(in); i++) {
+        const char *key, *value;
+        hr_req_header_at(in, i, &key, &value);
+        if (strcasecmp(key, "connection")) continue;
+        for (const char *p = value; *p;) {
             while (*p == ' ' || *p == '\t' || *p == ',') p++;
             const char *e = p;
             while (*e && *e != ',') e++;
@@ -92,53 +93,52 @@ static int named_in_connection(struct evkeyvalq *in, const char *name)
     return 0;
 }
 
-static int forwarded(struct evkeyvalq *in, const struct evkeyval *kv, const char *foreign_key)
+static int forwarded(const struct hr_req *in, int has_connection, const char *key, const char *value,
+                     const char *foreign_key)
 {
-    return !(hr_proxy_is_hop_by_hop(kv->key) || !strncasecmp(kv->key, "x-headroom-", 11) ||
-             (foreign_key && !strcasecmp(kv->key, foreign_key)) || named_in_connection(in, kv->key) ||
-             strpbrk(kv->key, "\r\n") || strpbrk(kv->value, "\r\n"));
+    return !(hr_proxy_is_hop_by_hop(key) || !strncasecmp(key, "x-headroom-", 11) ||
+             (foreign_key && !strcasecmp(key, foreign_key)) || (has_connection && named_in_connection(in, key)) ||
+             strpbrk(key, "\r\n") || strpbrk(value, "\r\n"));
 }
 
 /* Headers forwarded upstream, as one block of "Name: value\r\n" lines: the
  * client's, minus hop-by-hop, x-headroom-* and a credential the provider
  * does not take (`foreign_key`, or NULL). */
-static char *upstream_headers(struct evkeyvalq *in, int body_rewritten, const char *foreign_key)
+static char *upstream_headers(const struct hr_req *in, int body_rewritten, const char *foreign_key)
 {
     static const char json_type[] = "Content-Type: application/json\r\n";
-    size_t need = sizeof json_type;
-    for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next)
-        if (forwarded(in, kv, foreign_key)) need += strlen(kv->key) + strlen(kv->value) + 4;
+    size_t need = sizeof json_type, n = hr_req_n_headers(in);
+    int has_connection = hr_req_header(in, "connection") != NULL;
+    unsigned char few[64], *keep = n <= sizeof few ? few : malloc(n); /* each header decided once */
+    if (!keep) return NULL;
+    const char *key, *value;
+    for (size_t i = 0; i < n; i++) {
+        hr_req_header_at(in, i, &key, &value);
+        keep[i] = (unsigned char)forwarded(in, has_connection, key, value, foreign_key);
+        if (keep[i]) need += strlen(key) + strlen(value) + 4;
+    }
     char *block = malloc(need), *w = block;
-    if (!block) return NULL;
-    for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next) {
-        if (!forwarded(in, kv, foreign_key)) continue;
-        size_t k = strlen(kv->key), v = strlen(kv->value);
-        memcpy(w, kv->key, k);
+    if (!block) {
+        if (keep != few) free(keep);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        hr_req_header_at(in, i, &key, &value);
+        if (!keep[i]) continue;
+        size_t k = strlen(key), v = strlen(value);
+        memcpy(w, key, k);
         memcpy(w + k, ": ", 2);
-        memcpy(w + k + 2, kv->value, v);
+        memcpy(w + k + 2, value, v);
         memcpy(w + k + 2 + v, "\r\n", 2);
         w += k + v + 4;
     }
-    if (body_rewritten && !evhttp_find_header(in, "content-type")) {
+    if (keep != few) free(keep);
+    if (body_rewritten && !hr_req_header(in, "content-type")) {
         memcpy(w, json_type, sizeof json_type - 1);
         w += sizeof json_type - 1;
     }
     *w = 0;
     return block;
-}
-
-static const char *method_name(enum evhttp_cmd_type c)
-{
-    switch (c) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_PATCH: return "PATCH";
-    default: return NULL;
-    }
 }
 
 /* Parse and compress a request an adapter owns. Returns the body to forward
@@ -153,16 +153,7 @@ static int passthrough_unread(const struct proxy_req *p)
     return c->no_optimize && !c->rate_limit_tpm && !hr_respcache_enabled();
 }
 
-/* The body, copied once out of evhttp's buffer chain (NULL when empty or out
- * of memory). */
-static char *copy_body(struct evbuffer *in, size_t len)
-{
-    char *out = len ? malloc(len) : NULL;
-    if (out) evbuffer_copyout(in, out, len);
-    return out;
-}
-
-/* `body` is the client's, copied out of the input buffer; 0 to forward it. */
+/* `body` is the client's, taken from the request; 0 to forward it. */
 static int passthrough_body(struct proxy_req *p, const char *body, size_t len)
 {
     const char *v;
@@ -198,7 +189,7 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
         json_decref(body);
         return NULL;
     }
-    const char *session = evhttp_find_header(evhttp_request_get_input_headers(p->req), "x-headroom-session");
+    const char *session = hr_req_header(p->req, "x-headroom-session");
     hr_pipeline_run(d->plugins.transforms, d->plugins.n_transforms, &d->popts, p->api, body, p->model, p->stack,
                     session, &p->pr);
     p->pipeline_ran = 1;
@@ -224,10 +215,9 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
         out = NULL;
     }
     json_decref(body);
-    if (!out) { /* unchanged: forward the client's bytes exactly */
-        out = malloc(len + 1);
-        if (out) memcpy(out, raw, len);
-        *out_len = len;
+    if (!out) { /* unchanged: forward the client's bytes exactly, without a copy */
+        out = hr_req_take_body(p->req, out_len);
+        if (!out && !*out_len) out = strdup("");
     }
     if (!out) {
         hr_acct_send_error(p, 500, HR_API_ERR_INTERNAL, "headroomd ran out of memory preparing the request");
@@ -236,24 +226,19 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
     return out;
 }
 
-void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char *path)
+void hr_proxy_handle(struct hr_worker *w, struct hr_req *req, const char *path)
 {
     struct hr_daemon *d = w->d;
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-    const char *method = method_name(evhttp_request_get_command(req));
+    const char *method = hr_req_method(req);
     const struct hr_api *owner = hr_api_for_route(method, path);
     const struct hr_api *api = owner ? owner : hr_api_for_passthrough(path);
-    if (!method) {
-        hr_send_api_error(req, api, 405, HR_API_ERR_INVALID_REQUEST, "method not supported by headroomd");
-        return;
-    }
-    const char *bad = hr_guard_path(evhttp_request_get_uri(req));
+    const char *bad = hr_guard_path(hr_req_uri(req));
     if (bad) {
         char msg[256];
         snprintf(msg, sizeof msg, "%s: headroomd forwards only plain paths under the provider's base URL", bad);
         hr_guard_count(HR_REFUSE_BAD_PATH);
         hr_stats_count_rejected(400, 0, 0);
-        HR_DEBUG("headroom.proxy", "refused %s: %s", evhttp_request_get_uri(req), bad);
+        HR_DEBUG("headroom.proxy", "refused %s: %s", hr_req_uri(req), bad);
         hr_send_api_error(req, api, 400, HR_API_ERR_INVALID_REQUEST, msg);
         return;
     }
@@ -275,39 +260,31 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
     p->t_start = hr_fleet_arrived_ms(req); /* a request that waited for shared state counts from arrival */
     if (p->t_start <= 0) p->t_start = hr_monotonic_ms();
     snprintf(p->request_id, sizeof p->request_id, "hr-%zx-%llx", w->index, ++w->next_request);
-    const char *stack = evhttp_find_header(in, "x-headroom-stack");
+    const char *stack = hr_req_header(req, "x-headroom-stack");
     if (valid_stack(stack)) snprintf(p->stack, sizeof p->stack, "%s", stack);
     else if (!stack && hr_telemetry_default_stack()) /* HEADROOM_STACK: this process serves one stack */
         snprintf(p->stack, sizeof p->stack, "%s", hr_telemetry_default_stack());
-    const char *traceparent = evhttp_find_header(in, "traceparent");
+    const char *traceparent = hr_req_header(req, "traceparent");
     if (traceparent && strlen(traceparent) < sizeof p->traceparent) snprintf(p->traceparent, sizeof p->traceparent, "%s", traceparent);
 
-    struct evbuffer *inbuf = evhttp_request_get_input_buffer(req);
-    size_t raw_len = evbuffer_get_length(inbuf);
+    size_t raw_len;
+    const char *raw = hr_req_body(req, &raw_len);
     if (p->llm && d->cfg->log_messages && (p->logged_body = malloc(raw_len + 1))) {
-        evbuffer_copyout(inbuf, p->logged_body, raw_len);
-        p->logged_body[raw_len] = '\0';
+        memcpy(p->logged_body, raw, raw_len + 1);
         p->logged_body_len = raw_len;
     }
     char *body = NULL;
     size_t body_len = raw_len;
     if (p->llm && !passthrough_unread(p)) {
-        const char *raw = raw_len ? (const char *)evbuffer_pullup(inbuf, -1) : "";
         body = prepare_llm_body(p, raw, raw_len, &body_len);
         if (!body) {
             hr_proxy_free(p);
             return;
         }
     } else {
-        /* Forwarded as it came: one copy out of the buffer chain, no pullup. */
-        body = copy_body(inbuf, raw_len);
-        if (raw_len && !body) {
-            hr_acct_send_error(p, 500, HR_API_ERR_INTERNAL, "headroomd ran out of memory reading the request");
-            hr_acct_finish(p, 500, 1, "out of memory");
-            hr_proxy_free(p);
-            return;
-        }
-        if (p->llm && passthrough_body(p, body ? body : "", raw_len)) {
+        /* Forwarded as it came: the request's own buffer, no copy. */
+        body = hr_req_take_body(req, &body_len);
+        if (p->llm && passthrough_body(p, body ? body : "", body_len)) {
             free(body);
             hr_proxy_free(p);
             return;
@@ -315,12 +292,12 @@ void hr_proxy_handle(struct hr_worker *w, struct evhttp_request *req, const char
     }
 
     const char *base = hr_api_upstream_base(api, d->cfg);
-    const char *uri = evhttp_request_get_uri(req);
+    const char *uri = hr_req_uri(req);
     const char *query = strchr(uri, '?');
     size_t ulen = strlen(base) + strlen(path) + (query ? strlen(query) : 0) + 1;
     char *url = malloc(ulen);
     snprintf(url, ulen, "%s%s%s", base, path, query ? query : "");
-    char *headers = upstream_headers(in, p->pr.changed, hr_api_foreign_credential(api));
+    char *headers = upstream_headers(req, p->pr.changed, hr_api_foreign_credential(api));
     struct hr_transfer_opts opts = hr_proxy_transfer_opts(p);
     hr_relay_watch_client(p);
     p->t_forward = hr_monotonic_ms();

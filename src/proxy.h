@@ -9,21 +9,22 @@
  *                 record. */
 #ifndef HR_PROXY_H
 #define HR_PROXY_H
-#include <event2/http.h>
 #include "api/api.h"
 #include "daemon.h"
+#include "http_server.h"
 #include "respcache.h"
 #include "sse.h"
 #include "usage.h"
 
 #define HR_MAX_STACK_LEN 64
 
+struct evbuffer;
 struct hr_fleet_wait;
 
 struct proxy_req {
     struct hr_worker *w;
-    struct evhttp_request *req;          /* NULL once the client is gone */
-    struct evhttp_connection *conn;
+    struct hr_req *req;                  /* NULL once answered or the client is gone */
+    int watching;                        /* hr_relay_watch_client: on_close set */
     struct hr_transfer *t;
     const struct hr_api *api;            /* the wire format (errors too, on pass-through routes) */
     int llm;                             /* a route an adapter owns: compressed, priced, counted */
@@ -53,6 +54,7 @@ struct proxy_req {
     long status;
     int streaming;                       /* relaying chunk by chunk */
     int reply_started;
+    int paused;                          /* on_data asked the upstream to wait for the client */
     struct evbuffer *body;               /* buffered (non-streamed) answer */
     int too_large;
     struct hr_sse_parser *sse;
@@ -66,7 +68,6 @@ struct proxy_req {
     /* response cache: key of a cacheable request, and a hit */
     int cacheable, cached;
     uint8_t cache_key[HR_RESPCACHE_KEY_LEN];
-    struct event *peer_closed;           /* EV_CLOSED watch on the client socket */
     struct hr_fleet_wait *fleet_wait;    /* fetching originals for headroom_retrieve (fleet.c) */
     int fleet_round;                     /* the retrieve round those were fetched for, + 1 */
     char *logged_body;                   /* the client's body, only with log_messages */
@@ -82,11 +83,11 @@ int hr_proxy_is_hop_by_hop(const char *name);
 struct hr_transfer_opts hr_proxy_transfer_opts(const struct proxy_req *p);
 
 /* admission.c — each returns 1 when it answered the client (refused or served). */
-int hr_admit_connection(struct hr_worker *w, struct evhttp_request *req, const struct hr_api *api,
+int hr_admit_connection(struct hr_worker *w, struct hr_req *req, const struct hr_api *api,
                         const char *method, const char *path);
 int hr_admit_from_cache(struct proxy_req *p, const json_t *body);
 /* The response cache's key of a request: 0, or HR_EINVAL (not cacheable). */
-int hr_admit_cache_key(struct evhttp_request *req, const struct hr_api *api, const char *path, const json_t *body,
+int hr_admit_cache_key(struct hr_req *req, const struct hr_api *api, const char *path, const json_t *body,
                        uint8_t key[HR_RESPCACHE_KEY_LEN]);
 /* charge 0: is there room (before compressing); 1: take the request and its tokens. */
 int hr_admit_rate(struct proxy_req *p, uint64_t tokens, int charge);
@@ -97,7 +98,7 @@ void hr_admit_cache_store(struct proxy_req *p);
 
 /* relay.c */
 extern const struct hr_transfer_cbs hr_relay_cbs;
-/* Watch for the client going away (close callback, EV_CLOSED). */
+/* Watch for the client going away (the request's on_close). */
 void hr_relay_watch_client(struct proxy_req *p);
 /* Before the final reply: stop watching the client. */
 void hr_relay_detach_client(struct proxy_req *p);
@@ -112,7 +113,7 @@ void hr_acct_charge_sent(struct proxy_req *p, uint64_t tokens);
 /* The provider's price of the answer so far (what a cache hit avoids). */
 double hr_acct_cost_so_far(const struct proxy_req *p);
 /* x-headroom-request-id and the token (and, unless streamed, cost) headers. */
-void hr_acct_headers(struct proxy_req *p, struct evkeyvalq *out);
+void hr_acct_headers(struct proxy_req *p, struct hr_req *out);
 /* A stream's figures, as an SSE comment at its very end. */
 void hr_acct_stream_comment(struct proxy_req *p);
 /* The one place a finished request is counted and handed to the sinks. */

@@ -8,8 +8,6 @@
 #include <string.h>
 #include <strings.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/http.h>
 #include "fleet.h"
 #include "json_load.h"
 #include "json_scan.h"
@@ -26,61 +24,51 @@
 
 void hr_relay_detach_client(struct proxy_req *p)
 {
-    /* evhttp may free a closing connection inside the send call, and its
-     * close callback must not find us then. */
-    if (p->conn) evhttp_connection_set_closecb(p->conn, NULL, NULL);
-    p->conn = NULL;
-    if (p->peer_closed) event_free(p->peer_closed);
-    p->peer_closed = NULL;
+    if (p->req && p->watching) {
+        hr_req_on_close(p->req, NULL, NULL);
+        hr_req_on_drained(p->req, NULL, NULL);
+    }
+    p->watching = 0;
 }
 
-static void on_client_closed(struct evhttp_connection *conn, void *arg)
+/* The client went away before its answer ended (the server reads the
+ * socket all along, so a waiting request learns it at once, as nginx's
+ * 499): stop the upstream transfer and count the request. */
+static void on_client_closed(struct hr_req *req, void *arg)
 {
-    (void)conn;
+    (void)req;
     struct proxy_req *p = arg;
-    struct evhttp_request *req = p->req;
     p->req = NULL;
-    p->conn = NULL; /* being freed by evhttp */
+    p->watching = 0;
     if (p->t) {
         hr_transfer_abort(p->t); /* stops the upstream transfer now */
         p->t = NULL;
     }
     hr_acct_finish(p, 499, 0, "client closed the connection");
     hr_proxy_free(p);
-    /* On client EOF/timeout evhttp detaches an unfinished request from the
-     * connection and leaves it to us; one still attached is freed by evhttp. */
-    if (req && !evhttp_request_get_connection(req)) evhttp_request_free(req);
-}
-
-/* evhttp stops reading a connection while its request is being answered, so
- * it would notice a client that went away only at the next write. Watching
- * the socket for the peer's close (EPOLLRDHUP) lets a waiting non-streamed
- * request abort its upstream transfer at once, as nginx does (499). */
-static void on_peer_closed(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct proxy_req *p = arg;
-    struct evhttp_connection *conn = p->conn;
-    if (!conn) return;
-    evhttp_connection_free(conn); /* runs on_client_closed, which frees p */
 }
 
 void hr_relay_watch_client(struct proxy_req *p)
 {
-    p->conn = evhttp_request_get_connection(p->req);
-    evhttp_connection_set_closecb(p->conn, on_client_closed, p);
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(p->conn);
-    struct event_base *base = bev ? bufferevent_get_base(bev) : NULL;
-    if (!base || !(event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE)) return;
-    p->peer_closed = event_new(base, bufferevent_getfd(bev), EV_CLOSED, on_peer_closed, p);
-    if (p->peer_closed) event_add(p->peer_closed, NULL);
+    hr_req_on_close(p->req, on_client_closed, p);
+    p->watching = 1;
 }
 
 static void sse_event(void *ud, const char *event, size_t event_len, const char *data, size_t data_len)
 {
     struct proxy_req *p = ud;
     if (data && data_len) p->api->usage_from_sse(event, event_len, data, data_len, &p->usage);
+}
+
+/* The client took what was waiting: a paused upstream may go on. */
+static void chunk_flushed(struct hr_req *req, void *arg)
+{
+    (void)req;
+    struct proxy_req *p = arg;
+    if (p->t && p->paused) {
+        p->paused = 0;
+        hr_transfer_resume(p->t);
+    }
 }
 
 static void on_headers(void *ud, long status, const struct hr_header *h, size_t n)
@@ -90,14 +78,14 @@ static void on_headers(void *ud, long status, const struct hr_header *h, size_t 
     p->t_first_byte = hr_monotonic_ms();
     if (p->t) p->send_wait_ms = hr_transfer_send_wait_ms(p->t);
     if (!p->req) return;
-    struct evkeyvalq *out = evhttp_request_get_output_headers(p->req);
-    if (p->retrieve_rounds) evhttp_clear_headers(out); /* only the last round's headers */
+    struct hr_req *out = p->req;
+    if (p->retrieve_rounds) hr_req_clear_headers(out); /* only the last round's headers */
     int event_stream = 0;
     for (size_t i = 0; i < n; i++) {
         if (hr_proxy_is_hop_by_hop(h[i].name)) continue;
         if (!strcasecmp(h[i].name, "content-type") && !strncasecmp(h[i].value, "text/event-stream", 17))
             event_stream = 1;
-        evhttp_add_header(out, h[i].name, h[i].value);
+        hr_req_add_header(out, h[i].name, h[i].value);
     }
     /* LLM answers are buffered (usage and token headers need the whole body)
      * unless they are a stream; everything else is relayed as it comes. */
@@ -106,19 +94,14 @@ static void on_headers(void *ud, long status, const struct hr_header *h, size_t 
         if (event_stream && p->llm) p->sse = hr_sse_parser_new(sse_event, p, HR_SSE_DEFAULT_MAX_EVENT);
         if (p->sse) hr_sse_skip_oversized(p->sse, 1); /* a huge event is relayed, not parsed; usage after it still is */
         hr_acct_headers(p, out);
-        evhttp_send_reply_start(p->req, (int)status, NULL);
+        hr_req_on_drained(p->req, chunk_flushed, p);
+        hr_req_start(p->req, (int)status);
         p->reply_started = 1;
     } else {
         p->body = evbuffer_new();
     }
 }
 
-static void chunk_flushed(struct evhttp_connection *conn, void *arg)
-{
-    (void)conn;
-    struct proxy_req *p = arg;
-    if (p->t) hr_transfer_resume(p->t);
-}
 
 static int on_data(void *ud, const char *buf, size_t len)
 {
@@ -135,16 +118,15 @@ static int on_data(void *ud, const char *buf, size_t len)
     /* Backpressure: with the client this far behind, pause before relaying;
      * the upstream client hands the same bytes again when chunk_flushed
      * resumes it. */
-    struct bufferevent *bev = p->conn ? evhttp_connection_get_bufferevent(p->conn) : NULL;
-    if (bev && evbuffer_get_length(bufferevent_get_output(bev)) > STREAM_HIGH_WATER) return 1;
+    if (hr_req_pending(p->req) > STREAM_HIGH_WATER) {
+        p->paused = 1;
+        return 1;
+    }
     if (p->sse && hr_sse_feed(p->sse, buf, len) < 0) {
         hr_sse_parser_free(p->sse); /* an oversized event: keep relaying, stop parsing */
         p->sse = NULL;
     }
-    struct evbuffer *chunk = evbuffer_new();
-    evbuffer_add(chunk, buf, len);
-    evhttp_send_reply_chunk_with_cb(p->req, chunk, chunk_flushed, p);
-    evbuffer_free(chunk);
+    hr_req_chunk(p->req, buf, len);
     return 0;
 }
 
@@ -154,12 +136,7 @@ static void stream_error_event(struct proxy_req *p, const char *why)
 {
     char *text = p->api->stream_error(why);
     if (!text) return;
-    struct evbuffer *b = evbuffer_new();
-    if (b) {
-        evbuffer_add(b, text, strlen(text));
-        evhttp_send_reply_chunk(p->req, b);
-        evbuffer_free(b);
-    }
+    hr_req_chunk(p->req, text, strlen(text));
     free(text);
 }
 
@@ -269,7 +246,7 @@ static void on_done(void *ud, enum hr_xfer_result rc, const char *why)
         char msg[160];
         snprintf(msg, sizeof msg, "upstream answer larger than max_response_size (%zu bytes); raise max_response_size in headroom.conf",
                  p->w->d->cfg->max_response_bytes);
-        evhttp_clear_headers(evhttp_request_get_output_headers(p->req));
+        hr_req_clear_headers(p->req);
         hr_acct_send_error(p, 502, HR_API_ERR_UPSTREAM, msg);
         hr_acct_finish(p, 502, 1, "response too large");
         hr_proxy_free(p);
@@ -284,11 +261,12 @@ static void on_done(void *ud, enum hr_xfer_result rc, const char *why)
         int status = timeout ? 504 : 502;
         if (p->reply_started) {
             stream_error_event(p, msg);
-            evhttp_send_reply_end(p->req);
+            hr_req_end(p->req);
+            p->req = NULL;
             status = (int)p->status;
         } else {
             /* Our own answer: none of the upstream's headers belong on it. */
-            evhttp_clear_headers(evhttp_request_get_output_headers(p->req));
+            hr_req_clear_headers(p->req);
             hr_acct_send_error(p, status, HR_API_ERR_UPSTREAM, msg);
         }
         hr_acct_finish(p, status, 1, why);
@@ -297,7 +275,8 @@ static void on_done(void *ud, enum hr_xfer_result rc, const char *why)
     }
     if (p->streaming) {
         if (p->llm) hr_acct_stream_comment(p);
-        evhttp_send_reply_end(p->req);
+        hr_req_end(p->req);
+        p->req = NULL;
         hr_acct_finish(p, (int)p->status, 0, NULL);
         hr_proxy_free(p);
         return;
@@ -315,9 +294,10 @@ static void on_done(void *ud, enum hr_xfer_result rc, const char *why)
         }
     }
     hr_admit_cache_store(p);
-    hr_acct_headers(p, evhttp_request_get_output_headers(p->req));
+    hr_acct_headers(p, p->req);
     p->reply_ms = hr_monotonic_ms() - t_upstream_done;
-    evhttp_send_reply(p->req, (int)p->status, NULL, p->body);
+    hr_req_send_buffer(p->req, (int)p->status, p->body);
+    p->req = NULL;
     hr_acct_finish(p, (int)p->status, 0, NULL);
     hr_proxy_free(p);
 }
@@ -332,13 +312,13 @@ void hr_relay_abort(struct proxy_req *p, const char *why)
         /* the client is gone already: only the count is left */
     } else if (p->reply_started) {
         stream_error_event(p, why);
-        evhttp_send_reply_end(p->req);
+        hr_req_end(p->req);
+        p->req = NULL;
         status = (int)p->status;
     } else {
-        struct evkeyvalq *out = evhttp_request_get_output_headers(p->req);
-        evhttp_clear_headers(out);
-        evhttp_add_header(out, "Retry-After", "1");
-        evhttp_add_header(out, "Connection", "close");
+        hr_req_clear_headers(p->req);
+        hr_req_add_header(p->req, "Retry-After", "1");
+        hr_req_add_header(p->req, "Connection", "close");
         hr_acct_send_error(p, 503, HR_API_ERR_OVERLOADED, why);
     }
     hr_acct_finish(p, status, 1, "aborted at shutdown");

@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include "cost.h"
 #include "daemon.h"
+#include "http_server.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "reload.h"
@@ -48,16 +48,17 @@ static void classify(const char *name, void *ud)
  * stores, atomic so a reader sees the old or the new value, never a mix. */
 #define STORE(field, value) __atomic_store_n(&(field), (value), __ATOMIC_RELAXED)
 
-/* evhttp settings belong to the worker's loop: set them from inside it. */
+/* The HTTP server's limits belong to the worker's loop: set them from inside it. */
 static void apply_http_limits(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct hr_worker *w = arg;
     const struct hr_config *c = w->d->cfg;
-    evhttp_set_max_body_size(w->http, (ev_ssize_t)__atomic_load_n(&c->max_body_bytes, __ATOMIC_RELAXED));
-    evhttp_set_max_headers_size(w->http, (ev_ssize_t)__atomic_load_n(&c->max_header_bytes, __ATOMIC_RELAXED));
-    evhttp_set_timeout(w->http, __atomic_load_n(&c->client_timeout_s, __ATOMIC_RELAXED));
+    struct hr_http_limits lim = {__atomic_load_n(&c->max_body_bytes, __ATOMIC_RELAXED),
+                                 __atomic_load_n(&c->max_header_bytes, __ATOMIC_RELAXED),
+                                 __atomic_load_n(&c->client_timeout_s, __ATOMIC_RELAXED)};
+    hr_http_server_set_limits(w->http, &lim);
 }
 
 int hr_reload_apply(struct hr_daemon *d, const struct hr_config *fresh, char *err, size_t errlen)

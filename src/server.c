@@ -1,5 +1,6 @@
-/* server.c — the listening socket, worker threads (one event_base + evhttp +
- * curl multi each), request routing and the built-in endpoints. */
+/* server.c — the listening socket, worker threads (one event_base, HTTP
+ * server and upstream client each), request routing and the built-in
+ * endpoints. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -10,9 +11,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <event2/util.h>
 #include "ccr.h"
@@ -21,6 +19,7 @@
 #include "daemon.h"
 #include "fleet.h"
 #include "host.h"
+#include "http_server.h"
 #include "log.h"
 #include "state_dir.h"
 #include "stats.h"
@@ -31,21 +30,12 @@
 #endif
 #define LOGGER "headroom.server"
 
-static int peer_is_loopback(struct evhttp_request *req)
-{
-    struct evhttp_connection *c = evhttp_request_get_connection(req);
-    const char *addr = NULL;
-    ev_uint16_t port;
-    if (c) evhttp_connection_get_peer(c, (char **)&addr, &port);
-    return addr && (!strncmp(addr, "127.", 4) || !strcmp(addr, "::1") || !strncmp(addr, "::ffff:127.", 11));
-}
-
-static void send_error(struct evhttp_request *req, int status, const char *message)
+static void send_error(struct hr_req *req, int status, const char *message)
 {
     hr_send_json(req, status, json_pack("{s:{s:s,s:i}}", "error", "message", message, "status", status));
 }
 
-static void refuse(struct evhttp_request *req, int status, enum hr_refusal why, const char *message)
+static void refuse(struct hr_req *req, int status, enum hr_refusal why, const char *message)
 {
     hr_guard_count(why);
     send_error(req, status, message);
@@ -53,32 +43,31 @@ static void refuse(struct evhttp_request *req, int status, enum hr_refusal why, 
 
 /* Admin endpoints change state: the admin token, or loopback without the
  * marks of a web page (another origin, a form post). Returns 1 when refused. */
-static int refuse_non_admin(struct hr_daemon *d, struct evhttp_request *req)
+static int refuse_non_admin(struct hr_daemon *d, struct hr_req *req)
 {
-    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-    if (hr_guard_admin_token_ok(in, d->cfg->admin_token)) return 0;
-    if (!peer_is_loopback(req)) {
+    if (hr_guard_admin_token_ok(req, d->cfg->admin_token)) return 0;
+    if (!hr_req_peer_is_loopback(req)) {
         refuse(req, 403, HR_REFUSE_UNAUTHORIZED, "admin endpoint: call from loopback or send x-headroom-admin-token");
         return 1;
     }
-    const char *why = hr_guard_cross_site(in);
+    const char *why = hr_guard_cross_site(req);
     if (why) refuse(req, 403, HR_REFUSE_CROSS_SITE, why);
     return why != NULL;
 }
 
 /* /stats and the savings views (stats_token), the Prometheus route
  * (metrics_token). Returns 1 when refused. */
-static int refuse_without_token(struct evhttp_request *req, const char *token, const char *name)
+static int refuse_without_token(struct hr_req *req, const char *token, const char *name)
 {
-    if (hr_guard_bearer_ok(evhttp_request_get_input_headers(req), token)) return 0;
+    if (hr_guard_bearer_ok(req, token)) return 0;
     char msg[160];
     snprintf(msg, sizeof msg, "this endpoint needs Authorization: Bearer <%s> (set in headroom.conf)", name);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+    hr_req_add_header(req, "WWW-Authenticate", "Bearer");
     refuse(req, 401, HR_REFUSE_UNAUTHORIZED, msg);
     return 1;
 }
 
-static void handle_health(struct hr_daemon *d, struct evhttp_request *req)
+static void handle_health(struct hr_daemon *d, struct hr_req *req)
 {
     int ready = atomic_load(&d->ready);
     char why[512];
@@ -90,7 +79,7 @@ static void handle_health(struct hr_daemon *d, struct evhttp_request *req)
                                      ready, "checks", checks));
 }
 
-static int plugin_route(struct hr_worker *w, struct evhttp_request *req, const char *method, const char *path, const char *query)
+static int plugin_route(struct hr_worker *w, struct hr_req *req, const char *method, const char *path, const char *query)
 {
     int wrong_method;
     const struct hr_route *r = hr_routes_find(method, path, &wrong_method);
@@ -104,10 +93,10 @@ static int plugin_route(struct hr_worker *w, struct evhttp_request *req, const c
         : !strcmp(path, "/stats-history") ? refuse_without_token(req, cfg->stats_token, "stats_token")
                                            : 0)
         return 1;
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t blen = evbuffer_get_length(in);
-    struct hr_http_request hreq = {sizeof hreq, method, path, query ? query : "",
-                                   blen ? (const char *)evbuffer_pullup(in, -1) : "", blen, peer_is_loopback(req)};
+    size_t blen;
+    const char *body = hr_req_body(req, &blen);
+    struct hr_http_request hreq = {sizeof hreq, method, path, query ? query : "", body, blen,
+                                   hr_req_peer_is_loopback(req)};
     struct hr_http_response resp = {.struct_size = sizeof resp, .status = 200};
     int rc = r->fn(r->state, &hreq, &resp);
     if (rc) {
@@ -115,31 +104,27 @@ static int plugin_route(struct hr_worker *w, struct evhttp_request *req, const c
         send_error(req, 500, "plugin route failed");
         return 1;
     }
-    struct evbuffer *b = evbuffer_new();
-    if (resp.body) evbuffer_add(b, resp.body, resp.body_len);
+    hr_req_add_header(req, "Content-Type", resp.content_type ? resp.content_type : "text/plain; charset=utf-8");
+    for (const char *const *h = resp.extra_headers; h && h[0] && h[1]; h += 2) hr_req_add_header(req, h[0], h[1]);
+    hr_req_send(req, resp.status ? resp.status : 200, resp.body ? resp.body : "", resp.body ? resp.body_len : 0);
     if (resp.body && resp.free_body) resp.free_body(resp.body);
-    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    evhttp_add_header(out, "Content-Type", resp.content_type ? resp.content_type : "text/plain; charset=utf-8");
-    for (const char *const *h = resp.extra_headers; h && h[0] && h[1]; h += 2) evhttp_add_header(out, h[0], h[1]);
-    evhttp_send_reply(req, resp.status ? resp.status : 200, NULL, b);
-    evbuffer_free(b);
     return 1;
 }
 
-static void dispatch(struct evhttp_request *req, void *arg);
+static void dispatch(struct hr_req *req, void *arg);
 
 /* With `backend redis`, a /v1/ request first waits (off the worker) for the
  * shared state it needs, then comes back through dispatch. */
-static int deferred(struct hr_worker *w, struct evhttp_request *req, const char *path)
+static int deferred(struct hr_worker *w, struct hr_req *req, const char *path)
 {
     return hr_fleet_enabled() && hr_fleet_defer(w, req, path, dispatch);
 }
 
-/* A request switches its sockets between reading and writing several times
- * within one loop iteration (evhttp, then curl): epoll's changelist folds
- * those into at most one epoll_ctl per socket per iteration. (Its one hazard,
- * two dup()s of a socket in one loop, does not arise: each loop has its own
- * listening socket or its own dup of the shared one.) */
+/* A request may switch a socket between reading and writing more than once
+ * within one loop iteration (libcurl's upstream sockets): epoll's changelist
+ * folds those into at most one epoll_ctl per socket per iteration. (Its one
+ * hazard, two dup()s of a socket in one loop, does not arise: each loop has
+ * its own listening socket or its own dup of the shared one.) */
 static struct event_base *new_worker_base(void)
 {
     struct event_config *cfg = event_config_new();
@@ -150,16 +135,15 @@ static struct event_base *new_worker_base(void)
     return base ? base : event_base_new();
 }
 
-static void dispatch(struct evhttp_request *req, void *arg)
+static void dispatch(struct hr_req *req, void *arg)
 {
     struct hr_worker *w = arg;
     struct hr_daemon *d = w->d;
-    const char *uri = evhttp_request_get_uri(req);
+    const char *uri = hr_req_uri(req);
     char path[2048];
-    hr_conn_guard_request(w, req);
     /* DNS rebinding: a web page whose name now points at 127.0.0.1 still
      * sends its own name as Host. */
-    if (!hr_guard_host_ok(d->cfg, evhttp_find_header(evhttp_request_get_input_headers(req), "host"))) {
+    if (!hr_guard_host_ok(d->cfg, hr_req_header(req, "host"))) {
         refuse(req, 403, HR_REFUSE_HOST, "Host header names a host headroomd does not serve: use localhost or an IP "
                                          "address, or add the name to allowed_hosts in headroom.conf");
         return;
@@ -177,8 +161,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
     }
     memcpy(path, uri, plen);
     path[plen] = '\0';
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-    const char *method = cmd == EVHTTP_REQ_GET ? "GET" : cmd == EVHTTP_REQ_POST ? "POST" : cmd == EVHTTP_REQ_HEAD ? "HEAD" : "OTHER";
+    const char *method = hr_req_method(req);
 
     if (!strcmp(path, "/livez")) {
         hr_send_json(req, 200, json_pack("{s:s}", "status", "alive"));
@@ -189,7 +172,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
         handle_health(d, req);
     } else if (!strcmp(path, "/stats") && !strcmp(method, "GET")) {
         if (!refuse_without_token(req, d->cfg->stats_token, "stats_token"))
-            hr_send_json(req, 200, hr_stats_json(peer_is_loopback(req)));
+            hr_send_json(req, 200, hr_stats_json(hr_req_peer_is_loopback(req)));
     } else if (!strcmp(path, "/stats/reset")) {
         if (strcmp(method, "POST")) send_error(req, 405, "use POST /stats/reset");
         else if (refuse_non_admin(d, req)) {
@@ -291,10 +274,6 @@ int hr_server_start(struct hr_daemon *d, char *err, size_t errlen)
     evthread_use_pthreads();
     hr_guard_init(d->cfg);
     warn_exposed(d->cfg);
-    if (hr_conn_guard_init()) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
     int reuseport = d->n_workers > 1;
     if (reuseport && d->cfg->port != 0) {
         /* SO_REUSEPORT would let this bind join another process's listener
@@ -313,25 +292,18 @@ int hr_server_start(struct hr_daemon *d, char *err, size_t errlen)
         w->index = i;
         w->d = d;
         w->base = new_worker_base();
-        w->http = w->base ? evhttp_new(w->base) : NULL;
         w->up = w->base ? hr_upstream_new(w->base, d->cfg->upstream_keepalive, upstream_client(d->cfg)) : NULL;
-        if (!w->http || !w->up) {
+        if (!w->up) {
             snprintf(err, errlen, "cannot create worker %zu event loop", i);
             return -1;
         }
-        evhttp_set_max_body_size(w->http, (ev_ssize_t)d->cfg->max_body_bytes);
-        evhttp_set_max_headers_size(w->http, (ev_ssize_t)d->cfg->max_header_bytes);
-        evhttp_set_timeout(w->http, d->cfg->client_timeout_s);
-        evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-                                                EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-        evhttp_set_gencb(w->http, dispatch, w);
         if (hr_fleet_worker_start(w)) {
             snprintf(err, errlen, "cannot set up worker %zu's Redis connection", i);
             return -1;
         }
-        /* Worker 0 takes (a dup of: evhttp closes what it was given) the
-         * first socket; the others bind their own on the port it got. Where
-         * that fails, a worker shares the first socket. */
+        /* Worker 0 takes (a dup of: its server closes what it was given)
+         * the first socket; the others bind their own on the port it got.
+         * Where that fails, a worker shares the first socket. */
         evutil_socket_t fd = -1;
         if (i > 0 && reuseport) {
             char ignored[160];
@@ -339,8 +311,10 @@ int hr_server_start(struct hr_daemon *d, char *err, size_t errlen)
             fd = listen_on(d->cfg->host, d->port, 1, &port, ignored, sizeof ignored);
         }
         if (fd < 0) fd = fcntl(d->listen_fd, F_DUPFD_CLOEXEC, 0);
-        struct evhttp_bound_socket *bound = fd < 0 ? NULL : evhttp_accept_socket_with_handle(w->http, fd);
-        if (!bound || hr_conn_guard_worker(w, bound)) {
+        struct hr_http_limits lim = {d->cfg->max_body_bytes, d->cfg->max_header_bytes, d->cfg->client_timeout_s};
+        w->http = fd < 0 ? NULL : hr_http_server_new(w->base, fd, &lim, dispatch, hr_guard_refuse_request, w);
+        if (!w->http && fd >= 0) close(fd);
+        if (!w->http || hr_conn_guard_worker(w, hr_http_server_listener(w->http))) {
             snprintf(err, errlen, "worker %zu cannot accept on the listening socket", i);
             return -1;
         }
@@ -364,7 +338,7 @@ void hr_server_stop(struct hr_daemon *d)
         if (d->workers[i].thread) pthread_join(d->workers[i].thread, NULL);
     for (size_t i = 0; i < d->n_workers; i++) {
         struct hr_worker *w = &d->workers[i];
-        if (w->http) evhttp_free(w->http); /* closes connections; in-flight requests are aborted */
+        hr_http_server_free(w->http); /* closes connections; in-flight requests are aborted */
         hr_fleet_worker_stop(w);
         hr_acct_flush_deferred(w);
         hr_conn_guard_worker_free(w);
@@ -374,7 +348,6 @@ void hr_server_stop(struct hr_daemon *d)
     }
     free(d->workers);
     d->workers = NULL;
-    hr_conn_guard_shutdown();
     if (d->listen_fd >= 0) close(d->listen_fd);
     d->listen_fd = -1;
 }

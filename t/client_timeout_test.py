@@ -45,7 +45,7 @@ with Mock() as m:
         ok((r.json() or {}).get("choices"), "the whole JSON answer")
 
         # After an answer the connection waits for the next request under
-        # client_timeout again: evhttp closes it quietly, no 408.
+        # client_timeout again: the server closes it quietly, no 408.
         r = raw_socket_request(h.port, b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", timeout=10, until="close")
         is_(r.status, 200, "keep-alive request answered")
         ok(r.closed and not r.timed_out, "idle keep-alive connection closed after client_timeout")

@@ -156,6 +156,8 @@ with Mock() as m:
              "resets_at": "2025-11-27T00:00:00Z", "rejected_requests": 0}, "/stats.budget before spending")
         r = h.post("/v1/chat/completions", openai_body(model="gpt-4o"), headers=SPEND)
         is_((r.status, r.header("x-headroom-cost-usd")), (200, "0.008000"), "first request: $0.008 spent")
+        # the answer is written before its request is accounted: wait for the log line
+        wait_until(lambda: re.search(r"WARNING:headroom\.budget:budget 80% used", h.stderr_text()))
         like(h.stderr_text(), r"WARNING:headroom\.budget:budget 80% used", "WARN at 80 %")
         r = h.post("/v1/chat/completions", openai_body(model="gpt-4o", content="again"), headers=SPEND)
         is_(r.status, 200, "second request still allowed (0.008 < 0.01 before it)")

@@ -52,5 +52,14 @@ int main(void)
     is_str(money(12.5), "12.50", "money: at least 2 decimals");
     is_str(money(3), "3.00", "money: whole dollars");
     is_str(money(0.0000001), "0.00", "money: nothing is 0.00");
+    int same = 1;
+    unsigned long long probes[] = {0, 1, 9, 10, 99, 100, 12345, 4294967296ULL, 18446744073709551615ULL};
+    for (size_t i = 0; i < sizeof probes / sizeof *probes; i++) {
+        char mine[24] = {0}, libc[24];
+        size_t n = hr_numfmt_uint(probes[i], mine);
+        snprintf(libc, sizeof libc, "%llu", probes[i]);
+        same &= n == strlen(libc) && !memcmp(mine, libc, n);
+    }
+    ok(same, "hr_numfmt_uint prints what %%llu prints, from 0 to 2^64-1");
     return tap_exit();
 }

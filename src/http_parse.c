@@ -1,0 +1,193 @@
+/* http_parse.c — see http_parse.h. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "http_parse.h"
+
+size_t hr_http_head_end(const char *buf, size_t len, size_t *scanned)
+{
+    /* A head ends at the first empty line: "\n\n" or "\n\r\n" (bare LF
+     * line ends are accepted, as RFC 9112 2.2 allows). */
+    size_t i = *scanned > 2 ? *scanned - 2 : 0;
+    while (i < len) {
+        const char *nl = memchr(buf + i, '\n', len - i);
+        if (!nl) break;
+        size_t at = (size_t)(nl - buf);
+        if (at + 1 < len && buf[at + 1] == '\n') return at + 2;
+        if (at + 2 < len && buf[at + 1] == '\r' && buf[at + 2] == '\n') return at + 3;
+        if (at + 2 >= len) { /* the line after may still be empty */
+            *scanned = at;
+            return 0;
+        }
+        i = at + 1;
+    }
+    *scanned = len;
+    return 0;
+}
+
+static const unsigned char tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1,
+    ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1,
+    ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
+    ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1,
+    ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,
+    ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
+
+static int refuse(struct hr_http_refusal *r, int status, const char *why)
+{
+    r->status = status;
+    r->why = why;
+    return -1;
+}
+
+/* The line at *p (within end), NUL-terminated in place without its CR LF;
+ * *p moves past it. Returns its length, or -1 for a bare CR inside it. */
+static long take_line(char **p, char *end, char **line)
+{
+    char *s = *p, *nl = memchr(s, '\n', (size_t)(end - s));
+    if (!nl) nl = end; /* cannot happen for a head hr_http_head_end found */
+    char *e = nl > s && nl[-1] == '\r' ? nl - 1 : nl;
+    if (memchr(s, '\r', (size_t)(e - s))) return -1;
+    *e = '\0';
+    *line = s;
+    *p = nl < end ? nl + 1 : end;
+    return e - s;
+}
+
+/* Does the comma-separated list `v` hold `token` (any case)? */
+static int list_has(const char *v, const char *token)
+{
+    size_t n = strlen(token);
+    for (const char *p = v; *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',') p++;
+        const char *e = p;
+        while (*e && *e != ',') e++;
+        const char *t = e;
+        while (t > p && (t[-1] == ' ' || t[-1] == '\t')) t--;
+        if ((size_t)(t - p) == n && !strncasecmp(p, token, n)) return 1;
+        p = e;
+    }
+    return 0;
+}
+
+static int parse_request_line(char *line, struct hr_http_head *h, struct hr_http_refusal *r)
+{
+    char *p = line;
+    while (tchar[(unsigned char)*p]) p++;
+    if (p == line || *p != ' ') return refuse(r, 400, "malformed request line (method)");
+    *p++ = '\0';
+    h->method = line;
+    /* Any byte but SP (and NUL) may reach routing, which refuses what a
+     * path must not hold with a reason, and logs it escaped. */
+    char *t = p;
+    while (*p && *p != ' ') p++;
+    if (p == t || *p != ' ') return refuse(r, 400, "malformed request line (target)");
+    *p++ = '\0';
+    h->target = t;
+    if (strncmp(p, "HTTP/", 5) || p[5] < '0' || p[5] > '9' || p[6] != '.' || p[7] < '0' || p[7] > '9' || p[8])
+        return refuse(r, 400, "malformed request line (version)");
+    if (p[5] != '1') return refuse(r, 505, "only HTTP/1.0 and HTTP/1.1 are served");
+    h->minor = p[7] - '0';
+    return 0;
+}
+
+static int add_header(struct hr_http_head *h, char *name, char *value)
+{
+    if (h->n_headers == h->cap_headers) {
+        size_t cap = h->cap_headers ? h->cap_headers * 2 : 16;
+        struct hr_header *a = realloc(h->headers, cap * sizeof *a);
+        if (!a) return -1;
+        h->headers = a;
+        h->cap_headers = cap;
+    }
+    h->headers[h->n_headers++] = (struct hr_header){name, value};
+    return 0;
+}
+
+/* Content-Length: digits only; repeats must agree (RFC 9112 6.3). */
+static int content_length(struct hr_http_head *h, const char *v, struct hr_http_refusal *r)
+{
+    if (!*v) return refuse(r, 400, "empty Content-Length");
+    int64_t n = 0;
+    for (const char *p = v; *p; p++) {
+        if (*p < '0' || *p > '9') return refuse(r, 400, "Content-Length is not a number");
+        if (n > (INT64_MAX - 9) / 10) return refuse(r, 400, "Content-Length too large");
+        n = n * 10 + (*p - '0');
+    }
+    if (h->content_length >= 0 && h->content_length != n) return refuse(r, 400, "conflicting Content-Length headers");
+    h->content_length = n;
+    return 0;
+}
+
+int hr_http_parse_head(char *buf, size_t len, struct hr_http_head *h, struct hr_http_refusal *r)
+{
+    r->status = 0;
+    r->why = NULL;
+    h->method = h->target = NULL;
+    h->minor = 1;
+    h->keep_alive = h->chunked = h->expect_continue = 0;
+    h->content_length = -1;
+    h->n_headers = 0;
+    char *p = buf, *end = buf + len, *line;
+    /* RFC 9112 2.2: empty lines before a request line are ignored. */
+    while (p < end && (*p == '\r' || *p == '\n')) p++;
+    if (take_line(&p, end, &line) < 0 || parse_request_line(line, h, r)) {
+        if (!r->status) refuse(r, 400, "malformed request line");
+        return -1;
+    }
+    int close = 0, keep_alive = 0, te = 0;
+    for (;;) {
+        long n = take_line(&p, end, &line);
+        if (n < 0) return refuse(r, 400, "bare CR in a header line");
+        if (n == 0) break;
+        if (line[0] == ' ' || line[0] == '\t') return refuse(r, 400, "folded header line (obs-fold)");
+        char *c = line;
+        while (tchar[(unsigned char)*c]) c++;
+        if (c == line || *c != ':') return refuse(r, 400, "malformed header name");
+        *c++ = '\0';
+        while (*c == ' ' || *c == '\t') c++;
+        char *e = line + n;
+        while (e > c && (e[-1] == ' ' || e[-1] == '\t')) e--;
+        *e = '\0';
+        /* NUL would cut the value short; other control bytes are kept (RFC
+         * 9110 5.5 allows it) and never reach a header we write. */
+        if (memchr(c, '\0', (size_t)(e - c))) return refuse(r, 400, "NUL byte in a header value");
+        if (add_header(h, line, c)) return refuse(r, 500, "out of memory");
+        if (!strcasecmp(line, "content-length")) {
+            if (content_length(h, c, r)) return -1;
+        } else if (!strcasecmp(line, "transfer-encoding")) {
+            /* Only chunked, and only once: anything else is a coding we
+             * would have to undo, or a way to disagree about framing. */
+            if (te || strcasecmp(c, "chunked")) return refuse(r, 501, "unsupported Transfer-Encoding (only chunked)");
+            te = 1;
+        } else if (!strcasecmp(line, "connection")) {
+            close |= list_has(c, "close");
+            keep_alive |= list_has(c, "keep-alive");
+        } else if (!strcasecmp(line, "expect")) {
+            h->expect_continue = !strcasecmp(c, "100-continue");
+        }
+    }
+    if (te && h->minor == 0) return refuse(r, 400, "Transfer-Encoding in an HTTP/1.0 request");
+    if (te && h->content_length >= 0) return refuse(r, 400, "both Transfer-Encoding and Content-Length");
+    h->chunked = te;
+    h->keep_alive = !close && (h->minor >= 1 || keep_alive);
+    return 0;
+}
+
+void hr_http_head_free(struct hr_http_head *h)
+{
+    free(h->headers);
+    h->headers = NULL;
+    h->n_headers = h->cap_headers = 0;
+}
+
+const char *hr_http_head_find(const struct hr_http_head *h, const char *name)
+{
+    for (size_t i = 0; i < h->n_headers; i++)
+        if (!strcasecmp(h->headers[i].name, name)) return h->headers[i].value;
+    return NULL;
+}
