@@ -977,16 +977,19 @@ int hr_json_member_near(const char *t, size_t len, const char *key, const char *
     m.front = skim_ws(t, first + 1, m.back);
     if (m.front == m.back) return 0; /* {} */
     /* Each side reads members until one is longer than the limit; when both
-     * are stuck the limit grows, so the far side of a huge member is reached
-     * after reading at most a few times what lies between it and the key. */
+     * are stuck the limit grows, up to 64 KB. Past that the rest is read from
+     * the front once, as hr_json_member would: a key that is absent, or sits
+     * between two long members, costs one skim plus at most 2 x 84 KB. */
     int front = STEP_MORE, back = STEP_MORE;
-    for (size_t limit = 4096;; limit *= 4) {
+    for (size_t limit = 4096; limit <= 65536; limit *= 4) {
         while (back == STEP_MORE) back = step_back(&m, limit);
-        if (back != STEP_SHORT) break;
+        if (back != STEP_SHORT) goto done;
         while (front == STEP_MORE) front = step_front(&m, limit);
-        if (front != STEP_SHORT) break;
+        if (front != STEP_SHORT) goto done;
         front = back = STEP_MORE;
     }
+    while (front == STEP_MORE) front = step_front(&m, SIZE_MAX);
+done:
     if (front != STEP_FOUND && back != STEP_FOUND) return 0;
     *val = m.val;
     *vlen = m.vlen;
