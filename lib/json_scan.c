@@ -826,31 +826,43 @@ static size_t skim_value(const char *t, size_t i, size_t len)
     return i;
 }
 
-int hr_json_member(const char *t, size_t len, const char *key, const char **val, size_t *vlen)
+size_t hr_json_members(const char *t, size_t len, const char *const *keys, size_t n, const char **vals,
+                       size_t *vlens)
 {
-    size_t klen = strlen(key), i = skim_ws(t, 0, len);
-    int found = 0;
+    size_t i = skim_ws(t, 0, len), found = 0;
+    for (size_t k = 0; k < n; k++) vals[k] = NULL;
     if (i >= len || t[i] != '{') return 0;
     i = skim_ws(t, i + 1, len);
     while (i < len && t[i] == '"') {
         size_t kstart = i + 1, kend = skim_string(t, i, len);
         if (kend >= len) return 0;
-        int match = kend - 1 - kstart == klen && !memcmp(t + kstart, key, klen);
+        size_t klen = kend - 1 - kstart, match = n;
+        for (size_t k = 0; k < n && match == n; k++)
+            if (strlen(keys[k]) == klen && !memcmp(t + kstart, keys[k], klen)) match = k;
         i = skim_ws(t, kend, len);
         if (i >= len || t[i] != ':') return 0;
         i = skim_ws(t, i + 1, len);
         size_t vend = skim_value(t, i, len);
         if (vend >= len) return 0; /* the root never closed */
-        if (match && vend > i) {
-            *val = t + i;
-            *vlen = vend - i;
-            found = 1;
+        if (match < n && vend > i) {
+            found += !vals[match];
+            vals[match] = t + i;
+            vlens[match] = vend - i;
         }
         i = skim_ws(t, vend, len);
         if (i < len && t[i] == ',') i = skim_ws(t, i + 1, len);
         else break;
     }
-    return found && i < len && t[i] == '}';
+    if (i >= len || t[i] != '}') {
+        for (size_t k = 0; k < n; k++) vals[k] = NULL;
+        return 0;
+    }
+    return found;
+}
+
+int hr_json_member(const char *t, size_t len, const char *key, const char **val, size_t *vlen)
+{
+    return hr_json_members(t, len, &key, 1, val, vlen) == 1;
 }
 
 /* ---- hr_json_member_near: the same, from whichever end reaches it first ---- */

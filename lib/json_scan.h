@@ -56,6 +56,10 @@ int hr_json_number(const char *s, size_t len, int64_t *iv, double *dv);
  * with escapes is not recognised. Returns 1 when found, 0 when not (or the
  * root is not an object, or the text ends early). */
 int hr_json_member(const char *text, size_t len, const char *key, const char **val, size_t *vlen);
+/* The same for n keys in one pass: vals[k] (NULL when absent) and vlens[k].
+ * Returns how many were found (0 as well when the root is not a whole object). */
+size_t hr_json_members(const char *text, size_t len, const char *const *keys, size_t n, const char **vals,
+                       size_t *vlens);
 
 /* The same member, read from whichever end of the root reaches it first: a
  * request's "model" comes before or after a megabyte of "messages" depending

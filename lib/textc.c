@@ -37,13 +37,10 @@ struct hr_line *hr_lines_split(const char *text, size_t len, size_t *n)
 void hr_text_marker(struct hr_text_out *o, const char *what, size_t omitted, size_t total)
 {
     struct hr_tbuf *b = &o->b;
-    hr_tbuf_putf(b, "[headroom: %s; retrieve hash=", what);
+    hr_tbuf_putf(b, HR_TEXT_MARKER "%zu of %zu %s; headroom_retrieve hash=", omitted, total, what);
     o->hash_off[0] = b->len;
-    hr_tbuf_putf(b, HR_TEXTC_PLACEHOLDER "] {\"" HR_MARKER_KEY "\":{\"omitted\":%zu,\"total\":%zu,\"retrieve\":\"",
-                 omitted, total);
-    o->hash_off[1] = b->len;
-    hr_tbuf_put(b, HR_TEXTC_PLACEHOLDER "\"}}\n", HR_CCR_HASH_LEN + 4);
-    o->n_hash_off = 2;
+    hr_tbuf_put(b, HR_TEXTC_PLACEHOLDER "]\n", HR_CCR_HASH_LEN + 2);
+    o->n_hash_off = 1;
     o->total = total;
     o->omitted = omitted;
 }
@@ -167,7 +164,7 @@ int hr_text_apply(const struct hr_text_driver *d, struct hr_request *req)
     for (size_t i = 0; i < req->n_units; i++) {
         const struct hr_unit *u = &req->units[i];
         if (u->flags & (HR_UNIT_PROTECTED | HR_UNIT_HAS_MARKER) || u->tokens < d->min_tokens ||
-            strstr(u->text, "{\"" HR_MARKER_KEY "\":") || !d->accept(d->cfg, u))
+            strstr(u->text, "{\"" HR_MARKER_KEY "\":") || strstr(u->text, HR_TEXT_MARKER) || !d->accept(d->cfg, u))
             continue;
         c[n] = (struct cand){.unit = i, .text = u->text, .len = u->len, .tokens = u->tokens};
         if (d->memo && abi11) {

@@ -30,8 +30,10 @@ struct hr_text_out {
     size_t hash_off[2];     /* where the placeholder sits in b */
     size_t n_hash_off;
 };
-/* Append the marker line the host and clients recognise:
- * "[headroom: WHAT; retrieve hash=H] {"_headroom":{"omitted":N,"total":M,"retrieve":"H"}}\n" */
+/* Append the marker line the host and clients recognise, short because on a
+ * small output it is a good part of it:
+ * "[headroom: N of M WHAT; headroom_retrieve hash=H]\n" (N omitted of M in
+ * all: the counts the retrieve API reports; WHAT e.g. "log lines omitted"). */
 void hr_text_marker(struct hr_text_out *o, const char *what, size_t omitted, size_t total);
 void hr_text_set_hash(struct hr_text_out *o, const char *hash);
 void hr_text_out_free(struct hr_text_out *o);

@@ -258,23 +258,12 @@ int hr_ccr_describe(const char *hash, const struct hr_ccr_info *in, struct hr_cc
     return backend.describe(backend.ctx, hash, in, out);
 }
 
-/* Markers name their address either way: smart_crusher's JSON
- * ("retrieve":"<hash>") or a text marker's hash=<hash>. */
+/* Every marker, JSON or text, names its address one way: hash=<24 hex>. */
 static const char *next_address(const char *p, const char *end, const char **addr)
 {
-    static const char *const keys[] = {"\"retrieve\":\"", "hash="};
-    const char *best = NULL;
-    size_t best_len = 0;
-    for (size_t k = 0; k < 2; k++) {
-        size_t kl = strlen(keys[k]);
-        const char *q = memmem(p, (size_t)(end - p), keys[k], kl);
-        if (q && (!best || q < best)) {
-            best = q;
-            best_len = kl;
-        }
-    }
+    const char *best = memmem(p, (size_t)(end - p), "hash=", 5);
     if (!best) return NULL;
-    const char *h = best + best_len;
+    const char *h = best + 5;
     *addr = NULL;
     if (end - h < HR_CCR_HASH_LEN) return h;
     for (size_t i = 0; i < HR_CCR_HASH_LEN; i++)

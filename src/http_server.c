@@ -1,9 +1,10 @@
 /* http_server.c — see http_server.h. One connection is one struct hr_req;
  * its socket stays registered for reading the whole time (no epoll_ctl per
- * request: a read while a request is answered notices the client leaving),
- * whole answers are written at once with one writev, streamed ones are
- * gathered and written once per loop turn, and a write the socket cannot
- * take whole waits in an evbuffer for the socket to be writable. */
+ * request: a read while a request is answered notices the client leaving).
+ * What an answer writes is gathered and written with one writev once this
+ * loop turn's callbacks are done (head, body or events, end), so a request
+ * is accounted before its client can see the answer; what the socket
+ * cannot take waits in an evbuffer for the socket to be writable. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -23,7 +24,6 @@
 #define IN_INITIAL 4096
 #define IN_BODY_ROOM 4096 /* kept after a head for a chunked body's framing */
 #define LINGER_S 2        /* reading (and dropping) what a refused client still sends */
-#define MAX_IOV 34
 
 enum conn_state { ST_HEAD, ST_BODY, ST_HANDLING, ST_LINGER };
 
@@ -161,6 +161,7 @@ static int method_allowed(const char *m)
 }
 
 /* ------------------------------------------------------------ connection life */
+static void queue_flush(struct hr_req *c);
 
 static void arm_timer(struct hr_req *c, int seconds)
 {
@@ -434,7 +435,10 @@ static void after_request(struct hr_req *c)
         return;
     }
     if (evbuffer_get_length(c->out) || c->flush_queued) return; /* on_write comes back here */
-    if (c->broken) return;                                         /* the read side frees it */
+    if (c->broken) { /* a write failed: nothing more can be said on this socket */
+        conn_lost(c);
+        return;
+    }
     if (c->close_after) {
         if (c->in_len > c->in_used || c->st != ST_HANDLING) {
             /* unread bytes: closing now would reset the connection and
@@ -905,13 +909,20 @@ void hr_req_clear_headers(struct hr_req *r)
     r->out_close = r->out_date = 0;
 }
 
+/* A whole answer is written once this loop turn's callbacks are done, like
+ * a stream: the handler accounts for the request right after sending, and
+ * a client that has its answer finds it counted in /stats. */
 void hr_req_send(struct hr_req *r, int status, const char *body, size_t len)
 {
-    if (!r->gone) {
+    if (!r->gone && !r->broken) {
         size_t hl = build_head(r, status, (long long)len);
-        struct iovec iov[2] = {{r->hb, hl}, {(void *)body, len}};
-        if (hl) write_iov(r, iov, r->head_only || r->no_body || !len ? 1 : 2);
-        else r->close_after = 1;
+        if (hl) {
+            evbuffer_add(r->out, r->hb, hl);
+            if (len && !r->head_only && !r->no_body) evbuffer_add(r->out, body, len);
+            queue_flush(r);
+        } else {
+            r->close_after = 1;
+        }
     }
     request_ended(r);
 }
@@ -919,23 +930,17 @@ void hr_req_send(struct hr_req *r, int status, const char *body, size_t len)
 void hr_req_send_buffer(struct hr_req *r, int status, struct evbuffer *body)
 {
     size_t len = body ? evbuffer_get_length(body) : 0;
-    if (!r->gone) {
+    if (!r->gone && !r->broken) {
         size_t hl = build_head(r, status, (long long)len);
-        struct iovec iov[MAX_IOV] = {{r->hb, hl}};
-        int n = 1;
-        if (len && !r->head_only && !r->no_body) {
-            struct evbuffer_iovec vec[MAX_IOV - 1];
-            int chains = evbuffer_peek(body, -1, NULL, vec, MAX_IOV - 1);
-            if (chains <= MAX_IOV - 1)
-                for (int i = 0; i < chains; i++) iov[n++] = (struct iovec){vec[i].iov_base, vec[i].iov_len};
-            else { /* many pieces: one contiguous run */
-                iov[n++] = (struct iovec){evbuffer_pullup(body, -1), len};
-            }
+        if (hl) {
+            evbuffer_add(r->out, r->hb, hl);
+            if (len && !r->head_only && !r->no_body) evbuffer_add_buffer(r->out, body); /* moved, not copied */
+            queue_flush(r);
+        } else {
+            r->close_after = 1;
         }
-        if (hl) write_iov(r, iov, n);
-        else r->close_after = 1;
     }
-    if (body) evbuffer_drain(body, len);
+    if (body) evbuffer_drain(body, evbuffer_get_length(body));
     request_ended(r);
 }
 

@@ -252,16 +252,23 @@ static void restore_body(json_t *body, json_t *snapshot)
     json_object_update(body, snapshot);
 }
 
-/* smart_crusher's marker starts {"_headroom":{"omitted":O,"total":T: the
- * counts the retrieve API reports. Other markers leave them unknown. */
+/* The counts the retrieve API reports, from the marker before the address:
+ * smart_crusher's starts {"_headroom":{"omitted":O,"total":T, a text
+ * marker "[headroom: O of T ". Other markers leave them unknown. */
 static void marker_counts(const char *text, const char *addr, struct hr_ccr_info *info)
 {
     static const char head[] = "{\"" HR_MARKER_KEY "\":{\"omitted\":";
-    const char *m = NULL;
+    const char *m = NULL, *tm = NULL;
     for (const char *p = text; (p = strstr(p, head)) && p < addr; p++) m = p;
-    long long omitted, total;
-    if (m && sscanf(m + sizeof head - 1, "%lld,\"total\":%lld", &omitted, &total) == 2 && omitted >= 0 &&
-        total >= omitted) {
+    for (const char *p = text; (p = strstr(p, HR_TEXT_MARKER)) && p < addr; p++) tm = p;
+    long long omitted = -1, total = -1;
+    if (tm && (!m || tm > m)) {
+        if (sscanf(tm + strlen(HR_TEXT_MARKER), "%lld of %lld ", &omitted, &total) != 2)
+            omitted = total = -1;
+    } else if (!m || sscanf(m + sizeof head - 1, "%lld,\"total\":%lld", &omitted, &total) != 2) {
+        omitted = total = -1;
+    }
+    if (omitted >= 0 && total >= omitted) {
         info->original_items = total;
         info->compressed_items = total - omitted;
     }
@@ -322,7 +329,7 @@ struct count_job {
 
 static void flag_marker(struct hr_unit *u)
 {
-    if (strstr(u->text, "\"" HR_MARKER_KEY "\"")) u->flags |= HR_UNIT_HAS_MARKER;
+    if (strstr(u->text, "\"" HR_MARKER_KEY "\"") || strstr(u->text, HR_TEXT_MARKER)) u->flags |= HR_UNIT_HAS_MARKER;
 }
 
 /* Marker check, and the token count when it is cheap: small texts are

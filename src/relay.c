@@ -152,7 +152,7 @@ static int answer_retrieve_calls(struct proxy_req *p)
 {
     if (!p->sent_body || p->status != 200 || p->retrieve_rounds >= MAX_RETRIEVE_ROUNDS || !p->body) return 0;
     size_t len = evbuffer_get_length(p->body);
-    json_t *answer = json_loadb((const char *)evbuffer_pullup(p->body, -1), len, 0, NULL);
+    json_t *answer = hr_json_load((const char *)evbuffer_pullup(p->body, -1), len, NULL);
     if (!answer || !hr_retrieve_only_calls(p->api, answer)) {
         json_decref(answer);
         return 0;
@@ -214,11 +214,14 @@ static void replace_body(struct proxy_req *p, const json_t *answer)
 static void usage_from_answer(struct proxy_req *p, const char *text, size_t len)
 {
     static const char *const keys[] = {"model", "usage"};
+    const char *vals[2];
+    size_t vlens[2];
+    hr_json_members(text, len, keys, 2, vals, vlens);
     json_t *picked = json_object();
-    for (size_t i = 0; picked && i < sizeof keys / sizeof *keys; i++) {
-        const char *v;
-        size_t vlen;
-        if (!hr_json_member(text, len, keys[i], &v, &vlen)) continue;
+    for (size_t i = 0; picked && i < 2; i++) {
+        const char *v = vals[i];
+        size_t vlen = vlens[i];
+        if (!v) continue;
         /* jansson's json_loadb costs ~7 k instructions even for a short
          * value: a plain string is taken as it is, an object by our loader. */
         json_t *value;
@@ -285,7 +288,7 @@ static void on_done(void *ud, enum hr_xfer_result rc, const char *why)
         size_t len = evbuffer_get_length(p->body);
         const char *text = (const char *)evbuffer_pullup(p->body, -1);
         if (p->sent_body) { /* the answer may name headroom_retrieve: edit it */
-            json_t *j = json_loadb(text, len, 0, NULL);
+            json_t *j = hr_json_load(text, len, NULL);
             if (j) p->api->usage_from_json(j, &p->usage);
             if (j && hr_retrieve_hide_tool(p->api, j)) replace_body(p, j);
             json_decref(j);

@@ -8,14 +8,14 @@
 
 #define MAX_CALLS 64
 #define DESCRIPTION                                                                                         \
-    "Fetch the full original of a tool output that headroom compressed. Compressed outputs contain an "    \
-    "object {\"_headroom\": {..., \"retrieve\": \"<hash>\"}} listing which rows were kept; call this with " \
-    "that hash when you need rows that were omitted."
+    "Fetch the full original of a tool output that headroom compressed. A compressed output carries a "  \
+    "marker naming what was omitted and hash=<hash> (a {\"_headroom\": {...}} object in JSON, a "         \
+    "\"[headroom: ...]\" line in text); call this with that hash when you need what was omitted."
 
 json_t *hr_retrieve_tool_def(const struct hr_api *api)
 {
     json_t *schema = json_pack("{s:s,s:{s:{s:s,s:s}},s:[s]}", "type", "object", "properties", "hash", "type", "string",
-                               "description", "the value of _headroom.retrieve", "required", "hash");
+                               "description", "the 24 hex digits after hash= in the marker", "required", "hash");
     return api->tool_def(HR_RETRIEVE_TOOL, DESCRIPTION, schema);
 }
 
@@ -29,7 +29,7 @@ static void scan_unit(void *ud, json_t *holder, const char *key, size_t item, co
     (void)tool;
     struct marker_scan *s = ud;
     const char *text = json_string_value(json_object_get(holder, key));
-    if (text && strstr(text, "{\"" HR_MARKER_KEY "\":")) s->found = 1;
+    if (text && (strstr(text, "{\"" HR_MARKER_KEY "\":") || strstr(text, HR_TEXT_MARKER))) s->found = 1;
 }
 
 int hr_retrieve_needed(const struct hr_api *api, json_t *body)

@@ -52,6 +52,32 @@ static int in_list(json_t *list, json_int_t v)
     return 0;
 }
 
+/* The indices the marker's "kept" lists ("errors at 3,9; rare field f at 5 /
+ * g at 7; first/last at 0,99"), ascending; each kept row is listed once. */
+static json_t *kept_indices(json_t *marker)
+{
+    const char *s = json_string_value(json_object_get(marker, "kept"));
+    char seen[100001] = {0};
+    json_t *out = json_array();
+    for (const char *p = s; p && (p = strstr(p, " at ")); ) {
+        p += 4;
+        while (*p >= '0' && *p <= '9') {
+            long v = strtol(p, (char **)&p, 10);
+            if (v >= 0 && v <= 100000) {
+                if (seen[v]++)
+                    tap_diag("index %ld listed twice", v);
+                seen[v] = 1;
+            }
+            if (*p == ',')
+                p++;
+        }
+    }
+    for (long v = 0; v <= 100000; v++)
+        if (seen[v])
+            json_array_append_new(out, json_integer(v));
+    return out;
+}
+
 static int all_kept(json_t *kept, json_t *must, const char *what, const char *file)
 {
     size_t i, missing = 0;
@@ -109,7 +135,7 @@ static void fixture(const char *dir, const char *file, json_t *spec, double *sum
     json_t *oarr = *apath ? json_object_get(orig, apath) : orig;
     json_t *marker = json_object_get(json_array_get(arr, 0), "_headroom");
     ok(json_is_object(marker), "%s: marker object first in the array", file);
-    json_t *kept = json_object_get(marker, "kept_indices");
+    json_t *kept = kept_indices(marker);
     ok(json_array_size(arr) == json_array_size(kept) + 1, "%s: one row per kept index", file);
     int same = 1;
     for (size_t i = 0; i < json_array_size(kept); i++)
@@ -137,13 +163,17 @@ static void fixture(const char *dir, const char *file, json_t *spec, double *sum
         json_decref(o2);
         json_decref(g2);
     }
-    const char *hash = json_string_value(json_object_get(marker, "retrieve"));
+    const char *all_rows = json_string_value(json_object_get(marker, "all_rows"));
+    const char *hash = all_rows && strstr(all_rows, "hash=") ? strstr(all_rows, "hash=") + 5 : NULL;
+    ok(hash && strlen(hash) == 24, "%s: the marker names the original as hash=<24 hex>: %s", file,
+       all_rows ? all_rows : "-");
     size_t glen = 0;
     char *back = hash ? fh_ccr_get(hash, &glen) : NULL;
     ok(back && glen == len && memcmp(back, text, len) == 0, "%s: CCR returns the original bytes", file);
     free(back);
     tap_diag("%s: kept %zu/%zu: %s", file, json_array_size(kept), rows,
-             json_string_value(json_object_get(marker, "reasons")));
+             json_string_value(json_object_get(marker, "kept")));
+    json_decref(kept);
 
     /* Byte-identical output on every run. */
     struct hr_sc_config cfg = {15, 0.10, 0.05};
@@ -264,8 +294,8 @@ static void bad_input(void)
         int rc = hr_sc_crush(&cfg, buf, strlen(buf), NULL, &o);
         json_t *j = rc == 0 ? json_loadb(o.text, o.len, 0, NULL) : NULL;
         ok(j && json_is_true(json_object_get(j, "ok")) && json_is_null(json_object_get(j, "next")) &&
-               json_array_size(json_object_get(j, "items")) == 16,
-           "pretty nested input: valid, shape kept, 15 rows + marker");
+               json_array_size(json_object_get(j, "items")) == 15,
+           "pretty nested input: valid, shape kept, marker + 14 rows (it takes an evenly spaced row's slot)");
         ok(rc == 0 && strstr(o.text, "\"x\":1.50}") && !strstr(o.text, "\n"),
            "original number text kept, whitespace removed");
         json_decref(j);
@@ -378,8 +408,8 @@ static void policy(void)
     r.units[0].type = HR_CT_JSON_ARRAY;
     headroom_plugin.apply(state, &r.req);
     is_int(r.replaced, 1, "json_array unit crushed");
-    is_str(r.tag, "smart_crusher:top_n:kept=15/300", "stage tag");
-    ok(strstr(fh_log(), "INFO:headroom.transforms.smart_crusher:SmartCrusher applied top_n strategy: kept 15 of 300 items\n") != NULL,
+    is_str(r.tag, "smart_crusher:top_n:kept=14/300", "stage tag");
+    ok(strstr(fh_log(), "INFO:headroom.transforms.smart_crusher:SmartCrusher applied top_n strategy: kept 14 of 300 items\n") != NULL,
        "INFO log line");
     ok(strstr(fh_log(), "DEBUG:headroom.transforms.smart_crusher:Kept items: [0,") != NULL, "DEBUG log line");
     ok(json_string_value(json_object_get(json_array_get(json_object_get(r.req.body, "messages"), 2), "content")) ==

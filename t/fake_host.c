@@ -589,7 +589,8 @@ static void add_unit(struct fh_request *r, size_t msg, json_t *target, const cha
     u->tokens = fh_count_tokens(r->req.model, u->text, u->len);
     u->type = HR_CT_UNKNOWN;
     u->tool_name = json_string_value(name);
-    u->flags = memmem(u->text, u->len, "\"_headroom\"", 11) ? HR_UNIT_HAS_MARKER : 0;
+    u->flags = memmem(u->text, u->len, "\"_headroom\"", 11) || memmem(u->text, u->len, HR_TEXT_MARKER, 11)
+                   ? HR_UNIT_HAS_MARKER : 0;
     r->target[i] = target;
     r->key[i] = key;
 }

@@ -49,7 +49,7 @@ __all__ = [
     "Response", "request", "get", "post_json", "get_json", "stream",
     "stream_then_close", "raw_socket_request", "parse_http_response",
     "hdr", "hdr_all", "sse_events", "sse_data_json",
-    "openai_body", "anthropic_body", "dumps",
+    "openai_body", "anthropic_body", "dumps", "marker_hash", "kept_indices",
 ]
 
 T_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -110,6 +110,22 @@ def ok(cond, name=""):
     if not cond:
         diag("  Failed test '%s'" % name)
     return bool(cond)
+
+
+def marker_hash(text):
+    """The CCR address a marker names (hash=<24 hex>), or None."""
+    m = re.search(r"hash=([0-9a-f]{24})", text or "")
+    return m.group(1) if m else None
+
+
+def kept_indices(marker):
+    """The row indices smart_crusher's marker lists in "kept" ("errors at 3,9; ...;
+    first/last at 0,99"), sorted."""
+    out = set()
+    for part in (marker or {}).get("kept", "").split(";"):
+        for m in re.finditer(r" at ([0-9,]+)", part):
+            out.update(int(x) for x in m.group(1).split(","))
+    return sorted(out)
 
 
 def _show(v, limit=400):

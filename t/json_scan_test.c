@@ -240,6 +240,27 @@ int main(void)
                 else
                     ok(!found, "member%s %s of '%s': none", near ? "_near" : "", cases[i].key, cases[i].text);
             }
+        /* hr_json_members: several keys in one pass agree with one at a time */
+        static const char *const keys[] = {"model", "usage", "x"};
+        int agree = 1;
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+            const char *vals[3], *one;
+            size_t vlens[3], onelen, n = 0;
+            size_t found = hr_json_members(cases[i].text, strlen(cases[i].text), keys, 3, vals, vlens);
+            for (size_t k = 0; k < 3; k++) {
+                int has = hr_json_member(cases[i].text, strlen(cases[i].text), keys[k], &one, &onelen);
+                n += has;
+                agree &= has ? vals[k] == one && vlens[k] == onelen : vals[k] == NULL;
+            }
+            agree &= found == n;
+        }
+        ok(agree, "hr_json_members finds in one pass what hr_json_member finds key by key");
+        static const char nul_key[] = "{\"mo\0xx\":1,\"model\":2}";
+        const char *vals[2];
+        size_t vlens[2];
+        static const char *const mo[] = {"mo", "model"};
+        ok(hr_json_members(nul_key, sizeof nul_key - 1, mo, 2, vals, vlens) == 1 && !vals[0] && vals[1] &&
+           *vals[1] == '2', "a key holding a NUL byte matches no shorter key");
     }
     /* hr_json_member_near on generated requests: the key first, last, between
      * two members longer than its first limits (4, 16, 64 KB), absent, or

@@ -202,7 +202,7 @@ with Mock() as mock, Headroomd(mock=mock, extra_conf=CONF) as hd:
            % (len(ROWS_TEXT), len(out)))
     marker, kept = rows_of(out)
     ok(kept is not None, "upstream: output is still a valid JSON array")
-    ok(marker is not None and marker.get("retrieve"), "upstream: compression marker with a retrieve hash")
+    ok(marker is not None and marker_hash(marker.get("all_rows")), "upstream: compression marker with a retrieve hash")
     ok(kept is not None and all(e in kept for e in ERROR_ROWS), "upstream: all %d error rows kept" % len(ERROR_ROWS))
     if marker:
         is_(marker.get("total"), len(ROWS), "marker says %d rows were there" % len(ROWS))
@@ -446,7 +446,7 @@ with Mock() as mock, Headroomd(mock=mock, extra_conf=CONF) as hd:
        "upstream reset mid-stream: ends with the Responses error event {type:error,message,...}")
 
     # --- headroom_retrieve: the model calls it, headroomd answers -----------
-    h = (rows_of(item_output(first_sent) or "")[0] or {}).get("retrieve", "")
+    h = marker_hash((rows_of(item_output(first_sent) or "")[0] or {}).get("all_rows")) or ""
     mock.reset()
     hdr = {"x-mock-tool-call": "headroom_retrieve", "x-mock-tool-args": json.dumps({"hash": h})}
     r = post_json(hd.url + RS, agent_body(), headers=hdr)

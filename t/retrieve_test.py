@@ -71,12 +71,15 @@ with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
     is_(marker["total"], 1000, "marker says 1000 rows were there")
     is_(marker["omitted"] + len(kept), 1000, "kept + omitted = total")
     errors = [i for i, row in enumerate(ROWS) if row.get("level") in ("ERROR", "CRITICAL", "FATAL")]
-    ok(set(errors) <= set(marker["kept_indices"]), "every ERROR/CRITICAL row is kept (%d rows)" % len(errors))
-    ok(0 in marker["kept_indices"] and 999 in marker["kept_indices"], "first and last rows kept")
+    listed = kept_indices(marker)
+    is_(len(listed), len(kept), "the marker lists one index per kept row")
+    ok(set(errors) <= set(listed), "every ERROR/CRITICAL row is kept (%d rows)" % len(errors))
+    ok(0 in listed and 999 in listed, "first and last rows kept")
+    is_([ROWS[i] for i in listed], kept, "the listed indices are the kept rows, in order")
     names = [t["function"]["name"] for t in sent[0].get("tools", [])]
     is_(names, ["headroom_retrieve"], "headroom_retrieve tool offered when rows were dropped")
 
-    st, got = get_json(hd.url + "/v1/retrieve/" + marker["retrieve"])
+    st, got = get_json(hd.url + "/v1/retrieve/" + str(marker_hash(marker["all_rows"])))
     is_(st, 200, "GET /v1/retrieve/<hash> answers")
     is_(json.loads((got or {}).get("original_content", "null")), ROWS, "and returns the original rows")
     st, err = get_json(hd.url + "/v1/retrieve/" + "0" * 24)
@@ -100,7 +103,7 @@ with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
         req = first.json()["request"]
         content = req["messages"][2]["content"]
         text = content if isinstance(content, str) else content[0]["content"]
-        h = marker_of(text)[0]["retrieve"]
+        h = marker_hash(marker_of(text)[0]["all_rows"])
         hdr = dict(hdr, **{"x-mock-tool-call": "headroom_retrieve", "x-mock-tool-args": json.dumps({"hash": h})})
         r = post_json(hd.url + path, body, headers=hdr)
         is_(r.status, 200, "%s: answer after a headroom_retrieve call" % provider)

@@ -30,8 +30,8 @@ def fixture(name):
     return text, ev
 
 
-OUTPUTS = [("make", "make_gcc_error", "[headroom: log:"), ("grep", "grep_rn_src", "[headroom: search:"),
-           ("git_show", "git_show_mixed", "[headroom: diff:"), ("fetch_url", "nodejs_path", "[headroom: html:")]
+OUTPUTS = [("make", "make_gcc_error", " log lines omitted"), ("grep", "grep_rn_src", " search matches omitted"),
+           ("git_show", "git_show_mixed", " diff lines omitted"), ("fetch_url", "nodejs_path", " html elements dropped")]
 QUESTION = "Why did the build fail, and where is the stream flag read from the request body?"
 
 
@@ -54,14 +54,16 @@ with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
     for (tool, name, head), m in zip(OUTPUTS, tool_msgs):
         text, ev = fixture(name)
         out = m["content"]
-        ok(out.startswith(head), "%s: arrives compressed, marker first" % name)
+        ok(out.startswith("[headroom: ") and head in out.split("\n", 1)[0], "%s: arrives compressed, marker first" % name)
         lost = [e for e in ev if e not in out]
         ok(not lost, "%s: all %d evidence lines arrive upstream%s" % (name, len(ev), "; lost: %r" % lost if lost else ""))
-        h = re.search(r"hash=([0-9a-f]{24})", out)
-        ok(h and ('"retrieve":"%s"' % h.group(1)) in out, "%s: hash= and the _headroom marker agree" % name)
-        st, got = get_json(hd.url + "/v1/retrieve/" + (h.group(1) if h else "0" * 24))
+        h = re.match(r"\[headroom: (\d+) of (\d+) [^\n]*; headroom_retrieve hash=([0-9a-f]{24})\]\n", out)
+        ok(h and int(h.group(1)) < int(h.group(2)), "%s: the marker line says N of M omitted and names hash=" % name)
+        st, got = get_json(hd.url + "/v1/retrieve/" + (h.group(3) if h else "0" * 24))
         is_(st, 200, "%s: GET /v1/retrieve/<hash> answers" % name)
         ok(got and got.get("original_content") == text, "%s: and returns the original byte for byte" % name)
+        ok(h and got and (got.get("original_item_count"), got.get("compressed_item_count")) ==
+           (int(h.group(2)), int(h.group(2)) - int(h.group(1))), "%s: with the marker's counts" % name)
     names = [t["function"]["name"] for t in sent.get("tools", [])]
     is_(names, ["headroom_retrieve"], "headroom_retrieve offered for text markers too")
 

@@ -121,9 +121,12 @@ struct hr_conf_key {
 #define HR_UNIT_PROTECTED  0x1u /* below the protected floor or a protected tool: do not modify */
 #define HR_UNIT_HAS_MARKER 0x2u /* already carries a retrieval marker: do not compress again */
 
-/* Key of the marker object a transform leaves where it dropped content; a
- * unit whose text contains "\"_headroom\"" is flagged HR_UNIT_HAS_MARKER. */
+/* Key of the marker object a transform leaves where it dropped content in
+ * JSON, and the start of the marker line it leaves in text; a unit whose text
+ * contains "\"_headroom\"" or "[headroom: " is flagged HR_UNIT_HAS_MARKER.
+ * Either names the stored original as hash=<24 hex>. */
 #define HR_MARKER_KEY "_headroom"
+#define HR_TEXT_MARKER "[headroom: "
 
 /* A candidate unit: one tool output's text (OpenAI role:"tool" content or an
  * Anthropic tool_result's text). Transforms read `text` and replace it only

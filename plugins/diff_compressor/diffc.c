@@ -232,9 +232,12 @@ int hr_diffc_compress(const void *cfgv, const char *text, size_t len, const char
     if (!dropped) {
         rc = 3;
     } else {
-        char what[160];
-        snprintf(what, sizeof what, "diff: %zu of %zu lines omitted (unchanged context beyond %zu lines, %zu index/---/+++ "
-                 "lines, %zu bulky files)", dropped, n, c, headers, collapsed);
+        char what[200], h[64] = "", b[48] = "";
+        if (headers)
+            snprintf(h, sizeof h, ", %zu index/---/+++ lines", headers);
+        if (collapsed)
+            snprintf(b, sizeof b, ", %zu bulky files", collapsed);
+        snprintf(what, sizeof what, "diff lines omitted (context beyond %zu lines%s%s)", c, h, b);
         hr_text_marker(out, what, dropped, n);
         hr_tbuf_put(&out->b, body.p ? body.p : "", body.len);
         if (body.oom)

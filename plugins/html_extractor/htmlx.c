@@ -774,9 +774,9 @@ int hr_htmlx_compress(const void *cfg, const char *in, size_t len, const char *q
     } else {
         char what[200];
         snprintf(what, sizeof what,
-                 "html: readable text of a %zu-byte page; %zu of %zu elements dropped (scripts, styles, navigation, "
-                 "boilerplate), markup removed",
-                 len, dropped, total);
+                 "html elements dropped (scripts, styles, navigation, boilerplate), markup removed; readable "
+                 "text of a %zu-byte page",
+                 len);
         hr_text_marker(out, what, dropped, total);
         hr_tbuf_put(&out->b, body.p, body.len);
         if (out->b.oom)

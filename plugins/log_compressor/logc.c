@@ -86,7 +86,7 @@ struct work {
     size_t n_tmpl;
     struct ids seen;   /* the template table, then exact hashes of kept lines */
     char *clean;       /* ANSI-free copies of lines that had escapes */
-    size_t kept, errors, warnings, progress;
+    size_t kept, progress;
 };
 
 /* keep bits: why a line is kept */
@@ -190,11 +190,8 @@ static void select_lines(struct work *w, struct ids *seen)
     size_t n = w->n;
     for (size_t i = 0; i < n; i++) {
         uint8_t c = l[i].cls;
-        if (c == HR_LOGC_ERROR || c == HR_LOGC_WARN) {
+        if (c == HR_LOGC_ERROR || c == HR_LOGC_WARN)
             l[i].keep = ++w->count[l[i].id] <= cfg->max_similar;
-            w->errors += c == HR_LOGC_ERROR;
-            w->warnings += c == HR_LOGC_WARN;
-        }
         w->progress += c == HR_LOGC_PROGRESS;
     }
     /* Summary lines: the last 2 x max_similar of them (the totals come last; a Maven or
@@ -309,7 +306,7 @@ static void put_group(struct hr_tbuf *o, uint32_t g, size_t k, const struct ll *
     if (g == DUP_GROUP)
         hr_tbuf_putf(o, "\xe2\x80\xa6 %zu repeats of kept lines, first: ", k);
     else if (g == PASS_GROUP)
-        hr_tbuf_putf(o, "\xe2\x80\xa6 %zu passing-test lines omitted, like: ", k);
+        hr_tbuf_putf(o, "\xe2\x80\xa6 %zu passing tests like: ", k);
     else
         hr_tbuf_putf(o, "\xe2\x80\xa6 %zu similar lines like: ", k);
     put_example(o, x);
@@ -354,7 +351,7 @@ static void render_run(struct work *w, struct hr_tbuf *o, size_t a, size_t b, ui
     }
     if (passes * 5 >= total) { /* a test runner's passing tests, with their bookkeeping lines */
         if (passes == total)
-            hr_tbuf_putf(o, "\xe2\x80\xa6 %zu passing-test lines omitted, like: ", total);
+            hr_tbuf_putf(o, "\xe2\x80\xa6 %zu passing tests like: ", total);
         else
             hr_tbuf_putf(o, "\xe2\x80\xa6 %zu lines omitted, with %zu passing tests like: ", total, results);
         put_example(o, &w->l[example]);
@@ -538,13 +535,8 @@ int hr_logc_compress(const void *cfgv, const char *text, size_t len, const char 
         render_run(&w, &body, i, b, w.count);
         i = b;
     }
-    char what[200], ew[80] = "";
-    if (w.errors && w.warnings)
-        snprintf(ew, sizeof ew, "; kept %zu error, %zu warning lines", w.errors, w.warnings);
-    else if (w.errors || w.warnings)
-        snprintf(ew, sizeof ew, "; kept %zu %s lines", w.errors + w.warnings, w.errors ? "error" : "warning");
-    snprintf(what, sizeof what, "log: %zu of %zu lines omitted%s%s", w.n - w.kept, w.n, ew,
-             w.progress ? ", progress bars dropped" : "");
+    char what[64];
+    snprintf(what, sizeof what, "log lines omitted%s", w.progress ? ", progress bars dropped" : "");
     if (w.kept == w.n)
         rc = 3; /* nothing folded */
     else

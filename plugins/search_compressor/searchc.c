@@ -202,7 +202,7 @@ int hr_searchc_compress(const void *cfgv, const char *text, size_t len, const ch
              (i + 1 < n && m[i + 1].keep == 1 && m[i + 1].file == m[i].file)))
             m[i].keep = 2;
     char what[160];
-    snprintf(what, sizeof what, "search: %zu of %zu matches omitted in %zu files", dropped_total, matches, nf);
+    snprintf(what, sizeof what, "search matches omitted in %zu files", nf);
     hr_text_marker(out, what, dropped_total, matches);
     /* kept lines in input order; after a file's last line, what it lost */
     uint32_t *dropped = calloc(nf ? nf : 1, sizeof *dropped);

@@ -163,8 +163,11 @@ size_t hr_sc_select(struct hr_sc_table *t, const struct hr_sc_config *cfg)
                 c[nc++] = (struct cand){t->rows[i].bm25, (uint32_t)i};
         room -= take(t, c, nc, quota, HR_SC_R_QUERY);
     }
-    if (room)
-        spaced(t, c, room, HR_SC_R_SPACED, any_row);
+    /* Evenly spaced rows are only a sample of the ordinary ones: the marker,
+     * which gives the count and the way to all of them, takes one of their
+     * slots (the array shows max_items entries, marker included). */
+    if (room > 1)
+        spaced(t, c, room - 1, HR_SC_R_SPACED, any_row);
     free(c);
     kept = 0;
     for (size_t i = 0; i < n; i++)

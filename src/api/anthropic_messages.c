@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "api.h"
+#include "json_load.h"
 
 /* The tool name of tool_use `id`, searched in the turns before `before`. */
 static const char *tool_name_for_use(const json_t *messages, size_t before, const char *id)
@@ -101,7 +102,7 @@ static void usage_from_sse(const char *event, size_t event_len, const char *data
     } else {
         return;
     }
-    json_t *root = json_loadb(data, len, 0, NULL);
+    json_t *root = hr_json_load(data, len, NULL); /* json_loadb's result, a few times faster */
     if (json_is_object(root)) {
         const json_t *type = json_object_get(root, "type");
         int start = json_is_string(type) ? !strcmp(json_string_value(type), "message_start")

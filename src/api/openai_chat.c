@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "api.h"
+#include "json_load.h"
 
 /* The function name of tool call `id`, searched in the assistant turns before `before`. */
 static const char *tool_name_for_call(const json_t *messages, size_t before, const char *id)
@@ -59,7 +60,7 @@ static void usage_from_sse(const char *event, size_t event_len, const char *data
     int want_model = u->model[0] == '\0' && memmem(data, len, "\"model\"", 7) != NULL;
     int want_usage = hr_api_has_usage_object(data, len);
     if (!want_model && !want_usage) return;
-    json_t *root = json_loadb(data, len, 0, NULL);
+    json_t *root = hr_json_load(data, len, NULL); /* json_loadb's result, a few times faster */
     if (json_is_object(root)) {
         if (want_model) hr_api_set_model(u, root);
         if (want_usage) hr_api_openai_usage(u, json_object_get(root, "usage"), &usage_keys);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "api.h"
+#include "json_load.h"
 
 static int type_is(const json_t *item, const char *type)
 {
@@ -102,7 +103,7 @@ static void usage_from_sse(const char *event, size_t event_len, const char *data
     for (size_t i = 0; final_events[i] && !final; i++) final = named(event, event_len, data, len, final_events[i]);
     if (!final) created = u->model[0] == '\0' && named(event, event_len, data, len, "response.created");
     if (!final && !created) return;
-    json_t *root = json_loadb(data, len, 0, NULL);
+    json_t *root = hr_json_load(data, len, NULL); /* json_loadb's result, a few times faster */
     const json_t *response = json_object_get(root, "response");
     if (json_is_object(response)) {
         hr_api_set_model(u, response);
