@@ -149,7 +149,7 @@ static int passthrough_body(struct proxy_req *p, const char *body, size_t len)
 {
     const char *v;
     size_t vlen;
-    json_t *model = hr_json_member(body, len, "model", &v, &vlen) ? json_loadb(v, vlen, JSON_DECODE_ANY, NULL) : NULL;
+    json_t *model = hr_json_member_near(body, len, "model", &v, &vlen) ? json_loadb(v, vlen, JSON_DECODE_ANY, NULL) : NULL;
     p->model = strdup(json_is_string(model) ? json_string_value(model) : "");
     json_decref(model);
     p->count_late = 1;
