@@ -864,3 +864,146 @@ int hr_json_member(const char *t, size_t len, const char *key, const char **val,
 {
     return hr_json_members(t, len, &key, 1, val, vlen) == 1;
 }
+
+/* ---- hr_json_member_near: the same, from whichever end reaches it first ---- */
+
+/* Index of the quote opening the string whose closing quote is at t[e], not
+ * below lo; lo - 1 (or SIZE_MAX at 0) when it opens further back. Inside a
+ * string every quote is escaped, so the opening one is the first quote back
+ * with an even run of backslashes before it. */
+static size_t back_string(const char *t, size_t e, size_t lo)
+{
+    size_t k = e;
+    while (k > lo) {
+        const char *q = memrchr(t + lo, '"', k - lo);
+        if (!q) break;
+        k = (size_t)(q - t);
+        size_t n = 0;
+        while (n < k && t[k - 1 - n] == '\\') n++;
+        if (!(n & 1)) return k;
+    }
+    return lo - 1;
+}
+
+/* Index of the first byte of the value whose last byte is t[e], not below lo;
+ * lo - 1 when it starts further back. */
+static size_t back_value(const char *t, size_t e, size_t lo)
+{
+    char c = t[e];
+    if (c == '"') return back_string(t, e, lo);
+    if (c == '}' || c == ']') {
+        size_t depth = 0;
+        for (size_t k = e + 1; k-- > lo;) {
+            c = t[k];
+            if (c == '"') {
+                k = back_string(t, k, lo);
+                if (k == lo - 1) break;
+            } else if (c == '}' || c == ']') depth++;
+            else if ((c == '{' || c == '[') && --depth == 0) return k;
+        }
+        return lo - 1;
+    }
+    size_t k = e;
+    while (k > lo && t[k - 1] != ':' && t[k - 1] != ' ' && t[k - 1] != '\t' && t[k - 1] != '\n' && t[k - 1] != '\r')
+        k--;
+    return k > lo ? k : lo - 1;
+}
+
+static size_t back_ws(const char *t, size_t i, size_t lo)
+{
+    while (i > lo && (t[i - 1] == ' ' || t[i - 1] == '\t' || t[i - 1] == '\n' || t[i - 1] == '\r')) i--;
+    return i;
+}
+
+/* Members still unread lie in [front, back): front is a member's opening
+ * quote, back the ',' or '}' after the last unread member. */
+struct member_walk {
+    const char *t, *key;
+    size_t klen, front, back;
+    const char *val;
+    size_t vlen;
+};
+
+enum { STEP_MORE, STEP_FOUND, STEP_END, STEP_SHORT }; /* STEP_SHORT: the member is longer than the limit */
+
+static int step_front(struct member_walk *m, size_t limit)
+{
+    const char *t = m->t;
+    size_t lim = m->back + 1, i = m->front;
+    if (limit < lim - i) lim = i + limit;
+    if (t[i] != '"') return STEP_END;
+    size_t kend = skim_string(t, i, lim);
+    if (kend >= lim) return lim <= m->back ? STEP_SHORT : STEP_END;
+    int match = kend - 1 - (i + 1) == m->klen && !memcmp(t + i + 1, m->key, m->klen);
+    size_t v = skim_ws(t, kend, lim);
+    if (v >= lim || t[v] != ':') return v >= lim && lim <= m->back ? STEP_SHORT : STEP_END;
+    v = skim_ws(t, v + 1, lim);
+    size_t vend = skim_value(t, v, lim);
+    if (vend >= lim) return lim <= m->back ? STEP_SHORT : STEP_END;
+    if (match && vend > v) {
+        m->val = t + v;
+        m->vlen = vend - v;
+        return STEP_FOUND;
+    }
+    size_t d = skim_ws(t, vend, lim);
+    if (d == m->back) return STEP_END; /* every member read */
+    if (d >= lim || t[d] != ',') return d >= lim && lim <= m->back ? STEP_SHORT : STEP_END;
+    m->front = skim_ws(t, d + 1, m->back);
+    return m->front < m->back ? STEP_MORE : STEP_END;
+}
+
+static int step_back(struct member_walk *m, size_t limit)
+{
+    const char *t = m->t;
+    size_t lo = m->front, e = back_ws(t, m->back, lo);
+    if (e - lo > limit) lo = e - limit;
+    int shortened = lo > m->front;
+    if (e <= lo) return shortened ? STEP_SHORT : STEP_END;
+    size_t v = back_value(t, e - 1, lo);
+    if (v == lo - 1) return shortened ? STEP_SHORT : STEP_END;
+    size_t c = back_ws(t, v, lo);
+    if (c <= lo || t[c - 1] != ':') return c <= lo && shortened ? STEP_SHORT : STEP_END;
+    size_t kq = back_ws(t, c - 1, lo);
+    if (kq <= lo || t[kq - 1] != '"') return kq <= lo && shortened ? STEP_SHORT : STEP_END;
+    size_t ks = back_string(t, kq - 1, lo);
+    if (ks == lo - 1) return shortened ? STEP_SHORT : STEP_END;
+    if (kq - 1 - (ks + 1) == m->klen && !memcmp(t + ks + 1, m->key, m->klen)) {
+        m->val = t + v;
+        m->vlen = e - v;
+        return STEP_FOUND;
+    }
+    if (ks == m->front) return STEP_END; /* every member read */
+    size_t d = back_ws(t, ks, lo);
+    if (d <= lo || t[d - 1] != ',') return d <= lo && shortened ? STEP_SHORT : STEP_END;
+    m->back = d - 1;
+    return STEP_MORE;
+}
+
+int hr_json_member_near(const char *t, size_t len, const char *key, const char **val, size_t *vlen)
+{
+    size_t first = skim_ws(t, 0, len), last = len;
+    while (last > first && (t[last - 1] == ' ' || t[last - 1] == '\t' || t[last - 1] == '\n' || t[last - 1] == '\r'))
+        last--;
+    if (last - first < 2 || t[first] != '{' || t[last - 1] != '}') return 0;
+    struct member_walk m = {.t = t, .key = key, .klen = strlen(key), .back = last - 1};
+    m.front = skim_ws(t, first + 1, m.back);
+    if (m.front == m.back) return 0; /* {} */
+    /* Each side reads members until one is longer than the limit; when both
+     * are stuck the limit grows, up to 64 KB. Past that the rest is read from
+     * the front once, as hr_json_member would: a key that is absent, or sits
+     * between two long members, costs one skim plus at most 2 x 84 KB. */
+    int front = STEP_MORE, back = STEP_MORE;
+    for (size_t limit = 4096; limit <= 65536; limit *= 4) {
+        while (back == STEP_MORE) back = step_back(&m, limit);
+        if (back != STEP_SHORT) goto done;
+        while (front == STEP_MORE) front = step_front(&m, limit);
+        if (front != STEP_SHORT) goto done;
+        front = back = STEP_MORE;
+    }
+    while (front == STEP_MORE) front = step_front(&m, SIZE_MAX);
+done:
+    if (front != STEP_FOUND && back != STEP_FOUND) return 0;
+    *val = m.val;
+    *vlen = m.vlen;
+    return 1;
+}

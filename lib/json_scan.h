@@ -61,4 +61,14 @@ int hr_json_member(const char *text, size_t len, const char *key, const char **v
 size_t hr_json_members(const char *text, size_t len, const char *const *keys, size_t n, const char **vals,
                        size_t *vlens);
 
+/* The same member, read from whichever end of the root reaches it first: a
+ * request's "model" comes before or after a megabyte of "messages" depending
+ * on the client, and only the members between it and the nearer end are
+ * skimmed (when long members sit at both ends, up to 84 KB of each, then the
+ * rest once from the front: never much more than hr_json_member). Checks
+ * only that the text starts with '{' and ends with '}' and that the members
+ * it reads are shaped as members; when the key appears twice, either value
+ * may be returned. */
+int hr_json_member_near(const char *text, size_t len, const char *key, const char **val, size_t *vlen);
+
 #endif

@@ -38,9 +38,7 @@ static int is_tchar(unsigned char c)
            (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
-/* Does a comma-separated list contain `token` (case-insensitive)? With
- * last=1, only as its last element. */
-static int list_has(const char *v, const char *token, int last)
+int hr_h1_list_has(const char *v, const char *token, int last)
 {
     size_t n = strlen(token);
     int found = 0;
@@ -167,10 +165,10 @@ long hr_h1_parse_head(const char *buf, size_t len, size_t max, struct hr_h1_head
             h->content_length = cl;
         } else if (!strcasecmp(n, "transfer-encoding")) {
             te = 1;
-            h->chunked = list_has(v, "chunked", 1);
+            h->chunked = hr_h1_list_has(v, "chunked", 1);
         } else if (!strcasecmp(n, "connection")) {
-            conn_close |= list_has(v, "close", 0);
-            conn_keep |= list_has(v, "keep-alive", 0);
+            conn_close |= hr_h1_list_has(v, "close", 0);
+            conn_keep |= hr_h1_list_has(v, "keep-alive", 0);
         }
     }
     if (te) {

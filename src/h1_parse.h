@@ -33,6 +33,10 @@ enum { HR_H1_MORE = 0, HR_H1_BAD = -1, HR_H1_TOO_LARGE = -2, HR_H1_NOMEM = -3 };
 long hr_h1_parse_head(const char *buf, size_t len, size_t max, struct hr_h1_head *h, const char **why);
 void hr_h1_head_clear(struct hr_h1_head *h);
 
+/* Does the comma-separated header value `v` hold `token` (any case, list
+ * whitespace ignored)? With last=1, only as its last element. */
+int hr_h1_list_has(const char *v, const char *token, int last);
+
 /* Chunked transfer coding, one step at a time so a caller can hand the
  * payload on and consume it only once it was taken (backpressure). */
 struct hr_h1_chunked {

@@ -45,33 +45,18 @@ static int refuse(struct hr_http_refusal *r, int status, const char *why)
 }
 
 /* The line at *p (within end), NUL-terminated in place without its CR LF;
- * *p moves past it. Returns its length, or -1 for a bare CR inside it. */
+ * *p moves past it. Returns its length, or -1 for a bare CR inside it or
+ * when no line is left. */
 static long take_line(char **p, char *end, char **line)
 {
-    char *s = *p, *nl = memchr(s, '\n', (size_t)(end - s));
-    if (!nl) nl = end; /* cannot happen for a head hr_http_head_end found */
+    char *s = *p, *nl = s < end ? memchr(s, '\n', (size_t)(end - s)) : NULL;
+    if (!nl) return -1; /* no line left: a head of empty lines only */
     char *e = nl > s && nl[-1] == '\r' ? nl - 1 : nl;
     if (memchr(s, '\r', (size_t)(e - s))) return -1;
     *e = '\0';
     *line = s;
     *p = nl < end ? nl + 1 : end;
     return e - s;
-}
-
-/* Does the comma-separated list `v` hold `token` (any case)? */
-static int list_has(const char *v, const char *token)
-{
-    size_t n = strlen(token);
-    for (const char *p = v; *p;) {
-        while (*p == ' ' || *p == '\t' || *p == ',') p++;
-        const char *e = p;
-        while (*e && *e != ',') e++;
-        const char *t = e;
-        while (t > p && (t[-1] == ' ' || t[-1] == '\t')) t--;
-        if ((size_t)(t - p) == n && !strncasecmp(p, token, n)) return 1;
-        p = e;
-    }
-    return 0;
 }
 
 static int parse_request_line(char *line, struct hr_http_head *h, struct hr_http_refusal *r)
@@ -165,8 +150,8 @@ int hr_http_parse_head(char *buf, size_t len, struct hr_http_head *h, struct hr_
             if (te || strcasecmp(c, "chunked")) return refuse(r, 501, "unsupported Transfer-Encoding (only chunked)");
             te = 1;
         } else if (!strcasecmp(line, "connection")) {
-            close |= list_has(c, "close");
-            keep_alive |= list_has(c, "keep-alive");
+            close |= hr_h1_list_has(c, "close", 0);
+            keep_alive |= hr_h1_list_has(c, "keep-alive", 0);
         } else if (!strcasecmp(line, "expect")) {
             h->expect_continue = !strcasecmp(c, "100-continue");
         }

@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 #include "fleet.h"
 #include "guard.h"
+#include "h1_parse.h"
 #include "json_load.h"
 #include "json_scan.h"
 #include "log.h"
@@ -85,20 +86,10 @@ static int valid_stack(const char *s)
  * is hop-by-hop too. */
 static int named_in_connection(const struct hr_req *in, const char *name)
 {
-    size_t n = strlen(name);
     for (size_t i = 0; i < hr_req_n_headers(in); i++) {
         const char *key, *value;
         hr_req_header_at(in, i, &key, &value);
-        if (strcasecmp(key, "connection")) continue;
-        for (const char *p = value; *p;) {
-            while (*p == ' ' || *p == '\t' || *p == ',') p++;
-            const char *e = p;
-            while (*e && *e != ',') e++;
-            const char *t = e;
-            while (t > p && (t[-1] == ' ' || t[-1] == '\t')) t--;
-            if ((size_t)(t - p) == n && !strncasecmp(p, name, n)) return 1;
-            p = e;
-        }
+        if (!strcasecmp(key, "connection") && hr_h1_list_has(value, name, 0)) return 1;
     }
     return 0;
 }
@@ -168,7 +159,7 @@ static int passthrough_body(struct proxy_req *p, const char *body, size_t len)
 {
     const char *v;
     size_t vlen;
-    json_t *model = hr_json_member(body, len, "model", &v, &vlen) ? json_loadb(v, vlen, JSON_DECODE_ANY, NULL) : NULL;
+    json_t *model = hr_json_member_near(body, len, "model", &v, &vlen) ? json_loadb(v, vlen, JSON_DECODE_ANY, NULL) : NULL;
     p->model = strdup(json_is_string(model) ? json_string_value(model) : "");
     json_decref(model);
     p->count_late = 1;

@@ -197,6 +197,14 @@ with Mock() as m:
             is_(st["tokens"]["input"], counted, label + ": /stats counts the body as the optimizing daemon does")
             is_(st["tokens"]["saved"], 0, label + ": nothing saved")
             ok("gpt-4o-mini" in st["requests"].get("by_model", {}), label + ": the model was read (by_model)")
+            # The OpenAI and Anthropic SDKs put "model" after "messages": read from the body's far end,
+            # past a tool output longer than the first stretch either end reads.
+            late = dumps({"messages": msgs[:2] + [dict(msgs[2], content=ansi * 40)], "model": "gpt-4.1-nano",
+                          "max_tokens": 64})
+            is_(request("POST", h.url + "/v1/chat/completions", body=late,
+                        headers={"Content-Type": "application/json"}).status, 200, label + ": model last, proxied")
+            ok(wait_until(lambda: "gpt-4.1-nano" in get_json(h.url + "/stats")[1]["requests"].get("by_model", {}), 10),
+               label + ": a model after 200 KB of messages was read (by_model)")
             like(h.stderr_text(), r"passthrough", label + ": startup log says passthrough")
 
     # --- clean shutdown ---

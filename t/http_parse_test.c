@@ -63,6 +63,7 @@ int main(void)
        "bare LF line ends are accepted");
     ok(parse("\r\n\r\nGET / HTTP/1.1\r\n\r\n") == 0 || refusal.status == 400,
        "empty lines before a request are skipped or refused, never mistaken for a request");
+    is_int(refused("\n\n"), 400, "a head of empty lines only: 400 (found by fuzz_http_head)");
     ok(parse("\r\nGET /livez HTTP/1.1\r\nHost: x\r\n\r\n") == 0 && !strcmp(head.target, "/livez"),
        "one empty line before the request line is ignored");
     ok(parse("GET / HTTP/1.0\r\n\r\n") == 0 && head.minor == 0 && !head.keep_alive, "HTTP/1.0 closes by default");

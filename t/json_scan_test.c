@@ -228,16 +228,18 @@ int main(void)
             {"{\"a\":\"0123456789abcdef\\\"\",\"model\":\"m\"}", "model", "\"m\""},
             {"{\"a\":\"0123456789abcdefg\\", "model", NULL}, /* ends inside an escape */
         };
-        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-            const char *v = NULL;
-            size_t vlen = 0;
-            int found = hr_json_member(cases[i].text, strlen(cases[i].text), cases[i].key, &v, &vlen);
-            if (cases[i].want)
-                ok(found && vlen == strlen(cases[i].want) && !memcmp(v, cases[i].want, vlen),
-                   "member %s of %s is %s", cases[i].key, cases[i].text, cases[i].want);
-            else
-                ok(!found, "member %s of '%s': none", cases[i].key, cases[i].text);
-        }
+        for (int near = 0; near < 2; near++)
+            for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+                const char *v = NULL;
+                size_t vlen = 0, len = strlen(cases[i].text);
+                int found = near ? hr_json_member_near(cases[i].text, len, cases[i].key, &v, &vlen)
+                                 : hr_json_member(cases[i].text, len, cases[i].key, &v, &vlen);
+                if (cases[i].want)
+                    ok(found && vlen == strlen(cases[i].want) && !memcmp(v, cases[i].want, vlen),
+                       "member%s %s of %s is %s", near ? "_near" : "", cases[i].key, cases[i].text, cases[i].want);
+                else
+                    ok(!found, "member%s %s of '%s': none", near ? "_near" : "", cases[i].key, cases[i].text);
+            }
         /* hr_json_members: several keys in one pass agree with one at a time */
         static const char *const keys[] = {"model", "usage", "x"};
         int agree = 1;
@@ -259,6 +261,50 @@ int main(void)
         static const char *const mo[] = {"mo", "model"};
         ok(hr_json_members(nul_key, sizeof nul_key - 1, mo, 2, vals, vlens) == 1 && !vals[0] && vals[1] &&
            *vals[1] == '2', "a key holding a NUL byte matches no shorter key");
+    }
+    /* hr_json_member_near on generated requests: the key first, last, between
+     * two members longer than its first limits (4, 16, 64 KB), absent, or
+     * nested inside a member; values full of escaped quotes and backslashes,
+     * pretty-printed or compact. It must find what jansson finds. */
+    {
+        size_t big = 300000;
+        char *pad = malloc(big + 1);
+        for (size_t k = 0; k < big; k++) pad[k] = "ab\"{}[],: \n"[k % 11];
+        pad[big] = 0;
+        json_t *huge = json_pack("[{s:s},{s:[s,{s:s}]}]", "content", pad, "tool", "model", "model", "\"x\"");
+        json_t *mid = json_pack("{s:s,s:i}", "text", pad + big / 2, "model", 3);
+        static const char *const orders[][5] = {
+            {"model", "messages", "tools", NULL},  {"messages", "tools", "model", NULL},
+            {"messages", "model", "tools", NULL},  {"max_tokens", "messages", "model", "stream", NULL},
+            {"messages", "tools", NULL},           {"model", NULL},
+        };
+        for (size_t o = 0; o < sizeof orders / sizeof *orders; o++)
+            for (int pretty = 0; pretty < 2; pretty++) {
+                json_t *req = json_object();
+                for (size_t k = 0; orders[o][k]; k++) {
+                    const char *name = orders[o][k];
+                    json_t *v = !strcmp(name, "model")      ? json_string("gpt-\\4o \"mini\"")
+                                : !strcmp(name, "messages") ? json_incref(huge)
+                                : !strcmp(name, "tools")    ? json_incref(mid)
+                                : !strcmp(name, "stream")   ? json_true()
+                                                            : json_integer(1024);
+                    json_object_set_new(req, name, v);
+                }
+                char *text = json_dumps(req, JSON_PRESERVE_ORDER | (pretty ? JSON_INDENT(2) : JSON_COMPACT));
+                const char *v = NULL;
+                size_t vlen = 0;
+                int found = hr_json_member_near(text, strlen(text), "model", &v, &vlen);
+                json_t *got = found ? json_loadb(v, vlen, JSON_DECODE_ANY, NULL) : NULL;
+                json_t *want = json_object_get(req, "model");
+                ok(want ? got && json_equal(got, want) : !found, "member_near finds model (order %zu%s)", o,
+                   pretty ? ", indented" : "");
+                json_decref(got);
+                free(text);
+                json_decref(req);
+            }
+        json_decref(mid);
+        json_decref(huge);
+        free(pad);
     }
     return tap_exit();
 }

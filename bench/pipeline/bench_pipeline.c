@@ -12,6 +12,7 @@
 #include "config.h"
 #include "host.h"
 #include "json_load.h"
+#include "json_scan.h"
 #include "loader.h"
 #include "log.h"
 #include "par.h"
@@ -108,6 +109,7 @@ struct timing {
     char label[160];
     struct samples *parse, *pipe, *dump, *all;
     struct samples *cpu_pipe, *cpu_all; /* this thread's CPU time: all of it with compress_threads 1 */
+    struct samples *cpu_proc;           /* every thread's (helpers too), parse + pipeline + serialise */
     struct samples *stage[MAX_STAGES + 1]; /* each stage, then counting and unit search */
     size_t samples, bytes;
     uint64_t before, after;
@@ -122,6 +124,7 @@ static struct timing *new_timing(void)
     tm->all = calloc(1, sizeof *tm->all);
     tm->cpu_pipe = calloc(1, sizeof *tm->cpu_pipe);
     tm->cpu_all = calloc(1, sizeof *tm->cpu_all);
+    tm->cpu_proc = calloc(1, sizeof *tm->cpu_proc);
     for (size_t k = 0; k <= MAX_STAGES; k++) tm->stage[k] = calloc(1, sizeof *tm->stage[k]);
     return tm;
 }
@@ -134,6 +137,7 @@ static void free_timing(struct timing *tm)
     free(tm->all);
     free(tm->cpu_pipe);
     free(tm->cpu_all);
+    free(tm->cpu_proc);
     for (size_t k = 0; k <= MAX_STAGES; k++) free(tm->stage[k]);
     free(tm);
 }
@@ -158,18 +162,59 @@ static void dump_body(const char *fwd, const char *text)
     fclose(f);
 }
 
-static double thread_cpu_ms(void)
+static double clock_ms(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static double thread_cpu_ms(void) { return clock_ms(CLOCK_THREAD_CPUTIME_ID); }
+
+/* What `optimize no` does to a body on the request path besides moving it:
+ * find the root's "model" for pricing. Clients put it first (Claude Code,
+ * Codex) or after "messages" (the OpenAI and Anthropic Python SDKs); this
+ * thread's CPU ms per MB, p50 of `reps`, for the full skim and the skim from
+ * the nearer end. */
+static void model_lookup_bench(const json_t *req, int reps)
+{
+    json_t *last = json_pack("{s:O,s:O,s:i,s:b}", "messages", json_object_get(req, "messages"), "model",
+                             json_object_get(req, "model"), "max_tokens", 1024, "stream", 0);
+    char *bodies[2] = {json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER), json_dumps(last, JSON_COMPACT | JSON_PRESERVE_ORDER)};
+    const char *names[2] = {"model first", "model after messages"};
+    json_decref(last);
+    printf("\n| model lookup, ~1 MB body | bytes | hr_json_member (full skim) CPU ms/MB p50 | hr_json_member_near CPU ms/MB p50 |\n"
+           "|---|---|---|---|\n");
+    for (int b = 0; b < 2; b++) {
+        size_t len = strlen(bodies[b]);
+        double mb = (double)len / 1048576.0, p50[2];
+        for (int near = 0; near < 2; near++) {
+            struct samples *s = calloc(1, sizeof *s);
+            for (int r = 0; r < reps; r++) {
+                const char *v = NULL;
+                size_t vlen = 0;
+                double t0 = thread_cpu_ms();
+                int found = near ? hr_json_member_near(bodies[b], len, "model", &v, &vlen)
+                                 : hr_json_member(bodies[b], len, "model", &v, &vlen);
+                sample_add(s, (thread_cpu_ms() - t0) / mb);
+                if (!found || vlen != 8 || memcmp(v, "\"gpt-4o\"", 8)) {
+                    fprintf(stderr, "model lookup failed on %s\n", names[b]);
+                    exit(1);
+                }
+            }
+            p50[near] = sample_quantile(s, 0.5);
+            free(s);
+        }
+        printf("| %s | %zu | %.3f | %.4f |\n", names[b], len, p50[0], p50[1]);
+        free(bodies[b]);
+    }
 }
 
 /* Time one request the way the proxy handles it: parse, pipeline, serialise. */
 static void time_request(struct hr_plugins *p, const struct hr_pipeline_opts *o, const json_t *req, struct timing *tm)
 {
     char *text = json_dumps(req, JSON_COMPACT);
-    double c0 = thread_cpu_ms();
+    double p0 = clock_ms(CLOCK_PROCESS_CPUTIME_ID), c0 = thread_cpu_ms();
     double t0 = hr_monotonic_ms();
     json_t *body = hr_json_load(text, strlen(text), NULL); /* as the proxy parses */
     double t1 = hr_monotonic_ms(), c1 = thread_cpu_ms();
@@ -177,7 +222,8 @@ static void time_request(struct hr_plugins *p, const struct hr_pipeline_opts *o,
     hr_pipeline_run(p->transforms, p->n_transforms, o, &hr_api_openai_chat, body, "gpt-4o", "", NULL, &r);
     double t2 = hr_monotonic_ms(), c2 = thread_cpu_ms();
     char *fwd = r.changed ? json_dumps(body, JSON_COMPACT) : NULL;
-    double t3 = hr_monotonic_ms(), c3 = thread_cpu_ms();
+    double t3 = hr_monotonic_ms(), c3 = thread_cpu_ms(), p3 = clock_ms(CLOCK_PROCESS_CPUTIME_ID);
+    sample_add(tm->cpu_proc, p3 - p0);
     sample_add(tm->cpu_pipe, c2 - c1);
     sample_add(tm->cpu_all, c3 - c0);
     sample_add(tm->parse, t1 - t0);
@@ -204,11 +250,12 @@ static void time_request(struct hr_plugins *p, const struct hr_pipeline_opts *o,
 static void print_timing(struct timing *tm)
 {
     size_t n = tm->samples ? tm->samples : 1;
-    printf("| %s | %zu avg | %llu -> %llu avg (%.1f%%) | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f |\n", tm->label,
+    printf("| %s | %zu avg | %llu -> %llu avg (%.1f%%) | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %.2f |\n", tm->label,
            tm->bytes / n, (unsigned long long)(tm->before / n), (unsigned long long)(tm->after / n),
            tm->before ? 100.0 * (double)(tm->before - tm->after) / (double)tm->before : 0,
            sample_quantile(tm->pipe, 0.5), sample_quantile(tm->pipe, 0.99), sample_quantile(tm->all, 0.5),
-           sample_quantile(tm->all, 0.99), sample_quantile(tm->cpu_pipe, 0.5), sample_quantile(tm->cpu_all, 0.5));
+           sample_quantile(tm->all, 0.99), sample_quantile(tm->cpu_pipe, 0.5), sample_quantile(tm->cpu_all, 0.5),
+           sample_quantile(tm->cpu_proc, 0.5));
 }
 
 static double mean(const struct samples *s)
@@ -405,11 +452,13 @@ int main(int argc, char **argv)
     run("1 x logs_1000 (160 KB)", &p, &o, r1, iters);
     json_t *r2 = agent_request(argv[2], mix, 8);
     run("agent request, 8 tool outputs (~1 MB)", &p, &o, r2, iters);
+    model_lookup_bench(r2, iters);
     json_decref(small);
     json_decref(r1);
     json_decref(r2);
     printf("\n| ~1 MB agent requests | bytes | tokens (saved) | pipeline p50 / p99 ms | parse + pipeline + serialise p50 / p99 ms "
-           "| this thread's CPU p50 ms: pipeline / all three |\n|---|---|---|---|---|---|\n");
+           "| this thread's CPU p50 ms: pipeline / all three | every thread's CPU p50 ms, all three |\n"
+           "|---|---|---|---|---|---|---|\n");
     struct timing *cold = cold_bench(&p, &o, texts, 8, 0, (size_t)iters);
     struct timing *session = session_bench(&p, &o, texts, 8, (size_t)iters);
     print_timing(cold);
