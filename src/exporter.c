@@ -19,6 +19,7 @@
 #include <sys/random.h>
 #include <time.h>
 #include <zlib.h>
+#include "bg_thread.h"
 #include "exporter.h"
 #include "host.h"
 #include "log.h"
@@ -285,6 +286,7 @@ static void deadline_in(struct timespec *ts, unsigned ms)
 static void *export_thread(void *arg)
 {
     struct hr_exporter *ex = arg;
+    hr_thread_name("export");
     CURL *c = curl_easy_init();
     pthread_mutex_lock(&ex->lock);
     for (;;) {

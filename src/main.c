@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <curl/curl.h>
+#include "bg_thread.h"
 #include "ccr.h"
 #include "fleet.h"
 #include "cost.h"
@@ -213,6 +214,7 @@ static int hk_stop;
 static void *housekeeping(void *arg)
 {
     (void)arg;
+    hr_thread_name("housekeep");
     pthread_mutex_lock(&hk_lock);
     while (!hk_stop) {
         pthread_mutex_unlock(&hk_lock);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <event2/thread.h>
 #include <event2/util.h>
+#include "bg_thread.h"
 #include "ccr.h"
 #include "conn_guard.h"
 #include "guard.h"
@@ -203,6 +204,9 @@ static void dispatch(struct hr_req *req, void *arg)
 static void *worker_main(void *arg)
 {
     struct hr_worker *w = arg;
+    char name[16];
+    snprintf(name, sizeof name, "worker-%zu", w->index);
+    hr_thread_name(name);
     hr_stats_bind_thread(w->index);
     hr_fleet_bind_thread(w);
     event_base_dispatch(w->base);

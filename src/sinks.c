@@ -11,6 +11,7 @@
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include "bg_thread.h"
 #include "log.h"
 #include "sinks.h"
 
@@ -111,6 +112,9 @@ static void release(struct owned_event *o)
 static void *sink_thread(void *arg)
 {
     struct hr_sink_queue *q = arg;
+    char name[32];
+    snprintf(name, sizeof name, "sink-%s", q->in->desc->name);
+    hr_thread_name(name);
     pthread_mutex_lock(&q->lock);
     for (;;) {
         if (!q->len && !q->stop) {
