@@ -12,7 +12,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include <event2/buffer.h>
@@ -276,38 +275,6 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
 /* ------------------------------------------------------------ writing */
 
-/* Write iov[0..n) now if nothing waits before it; keep what the socket did
- * not take. */
-static void write_iov(struct hr_req *c, struct iovec *iov, int n)
-{
-    if (c->gone || c->broken) return;
-    size_t done = 0;
-    if (!evbuffer_get_length(c->out)) {
-        ssize_t w;
-        do w = writev(c->fd, iov, n);
-        while (w < 0 && errno == EINTR);
-        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-            c->broken = 1; /* the read side sees the reset or EOF next turn */
-            shutdown(c->fd, SHUT_RDWR);
-            return;
-        }
-        done = w > 0 ? (size_t)w : 0;
-    }
-    for (int i = 0; i < n; i++) {
-        if (done >= iov[i].iov_len) {
-            done -= iov[i].iov_len;
-            continue;
-        }
-        evbuffer_add(c->out, (const char *)iov[i].iov_base + done, iov[i].iov_len - done);
-        done = 0;
-    }
-    if (evbuffer_get_length(c->out) && !c->wr_added) {
-        event_add(c->wr, NULL);
-        c->wr_added = 1;
-        arm_timer(c, c->srv->lim.timeout_s);
-    }
-}
-
 /* Streamed bytes are gathered and written once this loop turn's callbacks
  * are done: a stream's head, events and end leave in one writev. */
 static void queue_flush(struct hr_req *c)
@@ -359,7 +326,7 @@ static void write_pending(struct hr_req *c)
     }
     if (c->busy) {
         if (c->drained_cb) c->drained_cb(c, c->drained_arg);
-    } else {
+    } else if (c->st == ST_HANDLING || c->st == ST_LINGER) { /* not a 100 Continue while the body comes */
         after_request(c);
     }
 }
@@ -528,8 +495,8 @@ static void send_continue(struct hr_req *c)
     if (!c->head.expect_continue || c->head.minor < 1) return;
     c->head.expect_continue = 0;
     static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    struct iovec iov = {(void *)msg, sizeof msg - 1};
-    write_iov(c, &iov, 1);
+    evbuffer_add(c->out, msg, sizeof msg - 1);
+    queue_flush(c);
 }
 
 /* Chunked body bytes at in[in_used..in_len): decoded into the body. */

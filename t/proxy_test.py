@@ -2,6 +2,7 @@
 # proxy_test.py — headroomd against t/mock-upstream: non-streamed answers relayed
 # byte for byte, header hygiene, /v1 passthrough, provider routing, bad input.
 import os
+import socket
 import sys
 
 sys.dont_write_bytecode = True
@@ -69,6 +70,25 @@ with Mock() as m, Headroomd(mock=m) as h:
     got = m.requests()
     ok(len(big) > 6000000 and len(got) == 2 and got[0]["body"] == big and got[1]["body"] == small,
        "the 6 MB body reached the upstream byte for byte, the pipelined one after it")
+
+    # Expect: 100-continue (curl sends it for bodies over 1 MB): the interim
+    # answer comes before the body is sent, then the real one after it.
+    m.reset()
+    s100 = socket.create_connection(("127.0.0.1", h.port), timeout=10)
+    s100.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(small))
+    interim = s100.recv(4096)
+    s100.sendall(small)
+    rest = b""
+    while b"\r\n\r\n" not in rest or len(re.findall(rb"HTTP/1.1 200", rest)) < 1:
+        d = s100.recv(65536)
+        if not d:
+            break
+        rest += d
+    s100.close()
+    ok(interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), "Expect: 100-continue: 100 Continue before the body")
+    ok(rest.startswith(b"HTTP/1.1 200") and len(m.requests()) == 1 and m.requests()[0]["body"] == small,
+       "then the request is proxied and answered 200")
 
     # Non-200 success statuses survive.
     same_as_direct(h, m, "/v1/chat/completions", ob, {"x-mock-status": "201"}, "status 201")
