@@ -44,13 +44,21 @@ static inline long hex4(const unsigned char *p)
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
 
-/* A word needs the careful path when a byte is a quote, a backslash, a control
- * character or non-ASCII. */
-static inline int word_special(uint64_t w)
+/* The high bit of each byte of w that needs the careful path (a quote, a
+ * backslash, a control character or non-ASCII). Bytes above the first such
+ * byte may be flagged wrongly (borrows), the first one never is. */
+static inline uint64_t word_special(uint64_t w)
 {
     uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
     uint64_t t = ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w) | w;
-    return (t & HIGHS) != 0;
+    return t & HIGHS;
+}
+
+/* Index of the first flagged byte of a word_special() mask (little-endian
+ * loads; a big-endian host takes the bytes one at a time instead). */
+static inline unsigned first_flagged(uint64_t m)
+{
+    return (unsigned)__builtin_ctzll(m) >> 3;
 }
 
 /* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0. Strict: no
@@ -85,8 +93,13 @@ static const unsigned char *scan_string(const unsigned char *p, const unsigned c
         while (end - p >= 8) {
             uint64_t w;
             memcpy(&w, p, 8);
-            if (word_special(w))
+            uint64_t m = word_special(w);
+            if (m) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                p += first_flagged(m); /* straight to the byte that ends the run */
+#endif
                 break;
+            }
             p += 8;
         }
         if (p >= end) {
@@ -769,11 +782,12 @@ static size_t skim_ws(const char *t, size_t i, size_t len)
     return i;
 }
 
-/* A byte of w is a quote or a backslash. */
-static inline int word_quote_or_backslash(uint64_t w)
+/* The high bit of each byte of w that is a quote or a backslash (exact for
+ * the first such byte, as word_special). */
+static inline uint64_t word_quote_or_backslash(uint64_t w)
 {
     uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
-    return ((((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS) != 0;
+    return (((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS;
 }
 
 /* Index just past the string whose opening quote is at t[i], or len. Strings
@@ -786,8 +800,13 @@ static size_t skim_string(const char *t, size_t i, size_t len)
         while (len - k >= 8) {
             uint64_t w;
             memcpy(&w, t + k, 8);
-            if (word_quote_or_backslash(w))
+            uint64_t m = word_quote_or_backslash(w);
+            if (m) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                k += first_flagged(m);
+#endif
                 break;
+            }
             k += 8;
         }
         while (k < len && t[k] != '"' && t[k] != '\\')
@@ -799,6 +818,11 @@ static size_t skim_string(const char *t, size_t i, size_t len)
         k += 2; /* the escaped byte cannot end the string */
     }
     return len;
+}
+
+size_t hr_json_skip_string(const char *t, size_t i, size_t len)
+{
+    return skim_string(t, i, len);
 }
 
 /* Index just past the value starting at t[i], or len when it never ends. */

@@ -33,6 +33,9 @@ for name in sorted(os.listdir(src)):
     base = name[:-5]
     # whitespace everywhere (the crusher compacts first)
     open(os.path.join(dst, base + '.pretty.json'), 'w').write(json.dumps(data, indent=1))
+    # exact duplicate rows, here and there
+    if isinstance(data, list) and len(data) > 10:
+        open(os.path.join(dst, base + '.dups.json'), 'w').write(json.dumps(data + data[::7] + data[3:5]))
     # escapes in keys and values: \u for every non-ASCII byte and every 'e', \/ for '/'
     esc = json.dumps(data, ensure_ascii=True).replace('e', '\\u0065').replace('/', '\\/')
     # (a 'e' inside true/false or an exponent would break the JSON: undo those)

@@ -453,41 +453,33 @@ static int numeric_stats(struct hr_sc_table *t, struct hr_sc_field *f, const dou
     return 0;
 }
 
-struct hix { uint64_t h; uint32_t i; };
-
-static int cmp_hix(const void *a, const void *b)
-{
-    const struct hix *x = a, *y = b;
-    if (x->h != y->h)
-        return x->h < y->h ? -1 : 1;
-    return (x->i > y->i) - (x->i < y->i);
-}
-
+/* A row byte-identical to an earlier one is a duplicate: an open-addressing
+ * set of the first rows of each text, by row hash (filled in by the walk). */
 static int mark_duplicates(struct hr_sc_table *t)
 {
-    struct hix *v = malloc(t->n * sizeof *v);
-    if (!v)
+    size_t slots = 16;
+    while (slots < t->n * 2)
+        slots *= 2;
+    uint32_t *set = calloc(slots, sizeof *set); /* row index + 1, 0 = empty */
+    if (!set)
         return -1;
     for (size_t i = 0; i < t->n; i++) {
-        t->rows[i].hash = hr_sc_hash(t->text + t->rows[i].off, t->rows[i].len, 7);
-        v[i].h = t->rows[i].hash;
-        v[i].i = (uint32_t)i;
-    }
-    qsort(v, t->n, sizeof *v, cmp_hix);
-    for (size_t a = 0; a < t->n;) {
-        size_t b = a + 1;
-        while (b < t->n && v[b].h == v[a].h)
-            b++;
-        for (size_t j = a + 1; j < b; j++) {
-            const struct hr_sc_row *ra = &t->rows[v[a].i], *rj = &t->rows[v[j].i];
-            if (ra->len == rj->len && memcmp(t->text + ra->off, t->text + rj->off, ra->len) == 0) {
-                t->rows[v[j].i].dup = 1;
+        struct hr_sc_row *r = &t->rows[i];
+        size_t s = (size_t)(r->hash ^ (r->hash >> 31)) & (slots - 1);
+        for (;; s = (s + 1) & (slots - 1)) {
+            if (!set[s]) {
+                set[s] = (uint32_t)i + 1;
+                break;
+            }
+            const struct hr_sc_row *o = &t->rows[set[s] - 1];
+            if (o->hash == r->hash && o->len == r->len && memcmp(t->text + o->off, t->text + r->off, r->len) == 0) {
+                r->dup = 1;
                 t->n_dups++;
+                break;
             }
         }
-        a = b;
     }
-    free(v);
+    free(set);
     return 0;
 }
 
@@ -516,13 +508,17 @@ static void pick_relevance(struct hr_sc_table *t)
     }
 }
 
-/* Visit every member of row `i`, and the members of object members one level down as
- * "parent.child", in text order (jansson's order for duplicate-free objects). */
-static void walk_row(struct walk *w, size_t i)
+/* Visit every member of row `i`, the object opening at c[start], and the members of
+ * object members one level down as "parent.child", in text order (jansson's order for
+ * duplicate-free objects). Records the row's span and hash; returns the position just
+ * past the row, or 0 when the text is not an object there. */
+static size_t walk_row(struct walk *w, size_t i, size_t start)
 {
     const char *c = w->t->text;
     char path[256];
-    size_t pos = w->t->rows[i].off + 1;
+    if (start >= w->clen || c[start] != '{')
+        return 0;
+    size_t pos = start + 1;
     w->seq = 0;
     while (c[pos] == '"') {
         const char *k;
@@ -554,6 +550,13 @@ static void walk_row(struct walk *w, size_t i)
         if (c[pos] == ',')
             pos++;
     }
+    if (pos >= w->clen || c[pos] != '}' || pos + 1 - start > UINT32_MAX || start > UINT32_MAX)
+        return 0;
+    struct hr_sc_row *r = &w->t->rows[i];
+    r->off = (uint32_t)start;
+    r->len = (uint32_t)(pos + 1 - start);
+    r->hash = hr_sc_hash(c + start, r->len, 7);
+    return pos + 1;
 }
 
 static int popcount_words(const uint64_t *a, const uint64_t *b, int and)
@@ -696,12 +699,11 @@ static int group_signals(struct hr_sc_table *t, const uint64_t *keys)
     for (size_t i = 0; i < t->n; i++) {
         const struct hr_sc_row *r = &t->rows[i];
         const uint64_t *k = keys + i * KEY_WORDS;
-        for (size_t fi = 0; fi < nf; fi++)
-            if (k[fi / 64] & (1ULL << (fi % 64)))
-                cnt[r->group * nf + fi]++;
-        for (size_t b = 0; b < 64; b++)
-            if (r->kw_mask & (1ULL << b))
-                kw[r->group * 64 + b]++;
+        for (size_t wd = 0; wd < KEY_WORDS; wd++)
+            for (uint64_t m = k[wd]; m; m &= m - 1)
+                cnt[r->group * nf + wd * 64 + (size_t)__builtin_ctzll(m)]++;
+        for (uint64_t m = r->kw_mask; m; m &= m - 1)
+            kw[r->group * 64 + (size_t)__builtin_ctzll(m)]++;
     }
     for (size_t i = 0; i < t->n; i++) {
         struct hr_sc_row *r = &t->rows[i];
@@ -720,14 +722,17 @@ static int group_signals(struct hr_sc_table *t, const uint64_t *keys)
             }
         size_t cap = size / 20 > 1 ? size / 20 : 1;
         const uint64_t *k = keys + i * KEY_WORDS;
-        for (size_t fi = 0; fi < nf && !r->needle; fi++) {
-            uint32_t c = cnt[r->group * nf + fi];
-            if ((k[fi / 64] & (1ULL << (fi % 64))) && c <= cap && c < size) {
-                r->needle = 1;
-                r->rare_field = (uint16_t)fi;
-                needles[r->group]++;
+        /* the first rare field it carries, by field index */
+        for (size_t wd = 0; wd < KEY_WORDS && !r->needle; wd++)
+            for (uint64_t m = k[wd]; m && !r->needle; m &= m - 1) {
+                size_t fi = wd * 64 + (size_t)__builtin_ctzll(m);
+                uint32_t c = cnt[r->group * nf + fi];
+                if (c <= cap && c < size) {
+                    r->needle = 1;
+                    r->rare_field = (uint16_t)fi;
+                    needles[r->group]++;
+                }
             }
-        }
     }
     t->needles_on = 0;
     for (size_t i = 0; i < t->n; i++) {
@@ -741,7 +746,7 @@ static int group_signals(struct hr_sc_table *t, const uint64_t *keys)
     return 0;
 }
 
-int hr_sc_analyse(struct hr_sc_table *t, size_t text_len)
+int hr_sc_analyse(struct hr_sc_table *t, size_t text_len, size_t apos, size_t *aend)
 {
     struct walk *w = calloc(1, sizeof *w);
     if (!w)
@@ -757,13 +762,26 @@ int hr_sc_analyse(struct hr_sc_table *t, size_t text_len)
     }
     w->keys = keys;
     t->rel_field = -1;
-    for (size_t i = 0; i < t->n && !w->failed; i++)
-        walk_row(w, i);
+    /* The rows of the array opening at text[apos], one after the other. */
+    const char *c = t->text;
+    size_t pos = apos < text_len && c[apos] == '[' ? apos + 1 : 0;
+    for (size_t i = 0; i < t->n && pos && !w->failed; i++) {
+        pos = walk_row(w, i, pos);
+        if (pos && pos < text_len && c[pos] == (i + 1 < t->n ? ',' : ']'))
+            pos++;
+        else
+            pos = 0;
+    }
     free(w->skey.p);
     free(w->skey2.p);
     free(w->sval.p);
     int failed = w->failed;
     free(w);
+    if (!failed && !pos) {
+        free(keys);
+        return -2; /* the rows are not where the scan counted them */
+    }
+    *aend = pos;
     if (failed || group_rows(t, keys)) {
         free(keys);
         return -1;

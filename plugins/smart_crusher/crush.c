@@ -62,13 +62,12 @@ int hr_sc_crush(const struct hr_sc_config *cfg, const char *text, size_t len,
         compacted[clen] = '\0';
     }
     size_t apos = info.root == '[' ? 0 : member_value_pos(c, clen, mi), aend = 0;
-    if (hr_sc_array_spans(c, clen, apos, t.rows, n, &aend)) {
-        rc = HR_SC_SKIP_NOT_JSON;
-        goto done;
-    }
     t.text = c;
     t.n = n;
-    if (hr_sc_analyse(&t, clen) || hr_sc_bm25(&t, query))
+    int ar = hr_sc_analyse(&t, clen, apos, &aend);
+    if (ar == -2)
+        rc = HR_SC_SKIP_NOT_JSON;
+    if (ar || hr_sc_bm25(&t, query))
         goto done;
     size_t kept = hr_sc_select(&t, cfg);
     if (kept == 0)

@@ -110,13 +110,13 @@ struct hr_sc_output {
 /* spans.c */
 size_t hr_sc_compact(const char *in, size_t len, char *out);
 size_t hr_sc_skip_value(const char *c, size_t len, size_t pos);
-int hr_sc_array_spans(const char *c, size_t len, size_t pos, struct hr_sc_row *rows,
-                      size_t n, size_t *end);
 uint64_t hr_sc_hash(const void *data, size_t len, uint64_t seed);
 
 /* analyse.c */
-/* `text_len`: bytes of t->text, the compacted text the row spans point into. */
-int hr_sc_analyse(struct hr_sc_table *t, size_t text_len);
+/* Walks the t->n rows of the array opening at t->text[apos] (`text_len`: bytes of
+ * t->text, the compacted text), recording their spans, and sets *aend just past the
+ * array. Returns 0, -1 when out of memory, -2 when the rows are not objects there. */
+int hr_sc_analyse(struct hr_sc_table *t, size_t text_len, size_t apos, size_t *aend);
 void hr_sc_table_free(struct hr_sc_table *t);
 
 /* bm25.c */

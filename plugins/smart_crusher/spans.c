@@ -1,5 +1,5 @@
 /* spans.c — byte-level helpers over already-validated JSON text: whitespace removal,
- * value skipping, array element spans and a fast non-cryptographic hash. Working on
+ * value skipping and a fast non-cryptographic hash. Working on
  * the original bytes keeps numbers and escapes exactly as the client sent them. */
 #include <string.h>
 #include "crush.h"
@@ -74,30 +74,6 @@ size_t hr_sc_skip_value(const char *c, size_t len, size_t pos)
     while (pos < len && c[pos] != ',' && c[pos] != ']' && c[pos] != '}')
         pos++;
     return pos;
-}
-
-/* Record the spans of the `n` elements of the array opening at `pos`; *end is set
- * just past its ']'. Returns 0, or -1 when the text does not match the count. */
-int hr_sc_array_spans(const char *c, size_t len, size_t pos, struct hr_sc_row *rows,
-                      size_t n, size_t *end)
-{
-    if (pos >= len || c[pos] != '[')
-        return -1;
-    pos++;
-    for (size_t i = 0; i < n; i++) {
-        size_t e = hr_sc_skip_value(c, len, pos);
-        if (e <= pos || e - pos > UINT32_MAX || pos > UINT32_MAX)
-            return -1;
-        rows[i].off = (uint32_t)pos;
-        rows[i].len = (uint32_t)(e - pos);
-        pos = e;
-        if (pos < len && c[pos] == ',')
-            pos++;
-    }
-    if (pos >= len || c[pos] != ']')
-        return -1;
-    *end = pos + 1;
-    return 0;
 }
 
 /* 8 bytes per step; deterministic across runs and hosts (no random seed) so that
