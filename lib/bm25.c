@@ -91,6 +91,19 @@ static size_t query_terms(const char *q, struct term *terms)
     return n;
 }
 
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* The high bit of every byte of w that is not a word byte (word_byte, eight at
+ * a time; exact per byte: no borrow crosses bytes). */
+static inline uint64_t non_word8(uint64_t w)
+{
+    uint64_t x = (w & ~HIGHS) | HIGHS, l = x | (ONES * 0x20);
+    uint64_t digit = (x - ONES * '0') & ~(x - ONES * ('9' + 1));
+    uint64_t letter = (l - ONES * 'a') & ~(l - ONES * ('z' + 1));
+    return ~(digit | letter | w) & HIGHS;
+}
+
 /* Term frequencies of one row; returns its length in words. */
 /* Byte classes for row_tf: 0 other, 1 word byte, 2 backslash (in JSON an escape is skipped). */
 static void byte_classes(unsigned char cls[256], int json)
@@ -100,7 +113,7 @@ static void byte_classes(unsigned char cls[256], int json)
 }
 
 static size_t row_tf(const char *s, size_t len, const unsigned char *cls, const struct term *terms,
-                     size_t nt, uint64_t len_mask, uint16_t *tf)
+                     size_t nt, const uint64_t *first_mask, uint16_t *tf)
 {
     size_t words = 0;
     memset(tf, 0, nt * sizeof *tf);
@@ -115,12 +128,29 @@ static size_t row_tf(const char *s, size_t len, const unsigned char *cls, const 
             continue;
         }
         size_t st = i;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        /* Eight bytes at a time to the first byte that is not a word byte. */
+        while (len - i >= 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            uint64_t m = non_word8(w);
+            if (m) {
+                i += (size_t)__builtin_ctzll(m) >> 3;
+                goto word_end;
+            }
+            i += 8;
+        }
+#endif
         while (i < len && cls[(unsigned char)s[i]] == 1)
             i++;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    word_end:
+#endif
         words++;
         size_t wl = i - st;
-        /* Most words have no term of their length: one bit test rules them out. */
-        if (wl < 2 || wl > MAX_TERM_LEN || !((len_mask >> wl) & 1))
+        /* Most words have no term of their length and first letter: one bit
+         * test rules them out. */
+        if (wl < 2 || wl > MAX_TERM_LEN || !((first_mask[wl] >> (lower((unsigned char)s[st]) & 63)) & 1))
             continue;
         uint64_t h = 0;
         int hashed = 0;
@@ -154,12 +184,14 @@ int hr_bm25(const char *query, const struct hr_bm25_doc *docs, size_t n, int jso
     }
     unsigned char cls[256];
     byte_classes(cls, json);
-    uint64_t len_mask = 0;
+    /* Per word length, the first bytes of the terms that long (folded to 6
+     * bits: a collision only costs a comparison). */
+    uint64_t first_mask[MAX_TERM_LEN + 1] = {0};
     for (size_t k = 0; k < nt; k++)
-        len_mask |= 1ULL << terms[k].len;
+        first_mask[terms[k].len] |= 1ULL << ((unsigned char)terms[k].s[0] & 63);
     double total = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t w = row_tf(docs[i].s, docs[i].len, cls, terms, nt, len_mask, tf + i * nt);
+        size_t w = row_tf(docs[i].s, docs[i].len, cls, terms, nt, first_mask, tf + i * nt);
         dl[i] = (uint32_t)w;
         total += (double)w;
         for (size_t k = 0; k < nt; k++)

@@ -150,17 +150,26 @@ static int has_error_word(const char *s, size_t len)
     static const struct { const char *w; size_t n; } words[] = {
         {"error", 5}, {"exception", 9}, {"traceback", 9}, {"fatal", 5}, {"failed", 6},
         {"failure", 7}, {"panic", 5}, {"segfault", 8}, {"critical", 8}};
+    if (len < 5)
+        return 0; /* shorter than any word (most values: codes, ids, flags) */
     const unsigned char *u = (const unsigned char *)s;
     unsigned pv = 0; /* class of the byte before: 0 = not a letter or digit */
-    for (size_t i = 0; i < len; pv = ascii_class[u[i]], i++) {
-        unsigned cls = ascii_class[u[i]];
-        if (!(cls & C_FIRST) || (pv && !((cls & C_UPPER) && (pv & C_LOWER))))
+    for (size_t i = 0, last = len - 5; i <= last; i++) {
+        unsigned cls = ascii_class[u[i]], prev = pv;
+        pv = cls;
+        if (!(cls & C_FIRST) || (prev && !((cls & C_UPPER) && (prev & C_LOWER))))
             continue;
-        int lc = u[i] | 0x20;
+        int lc = u[i] | 0x20, l2 = u[i + 1] | 0x20;
         for (size_t k = 0; k < sizeof words / sizeof words[0]; k++) {
-            if (words[k].w[0] != lc || i + words[k].n > len)
+            const char *w = words[k].w;
+            if (w[0] != lc || w[1] != l2 || i + words[k].n > len)
                 continue;
-            if (strncasecmp(s + i, words[k].w, words[k].n) == 0)
+            /* the words are letters: c | 0x20 is c's lower case exactly when it
+             * is that letter in either case */
+            size_t j = 2;
+            while (j < words[k].n && (u[i + j] | 0x20) == w[j])
+                j++;
+            if (j == words[k].n)
                 return 1;
         }
     }
