@@ -165,8 +165,10 @@ int hr_text_apply(const struct hr_text_driver *d, struct hr_request *req)
     size_t n = 0;
     for (size_t i = 0; i < req->n_units; i++) {
         const struct hr_unit *u = &req->units[i];
+        /* The type test first: the marker searches read the whole text, and a
+         * JSON output (most of a request's bytes) is never this driver's. */
         if (u->flags & (HR_UNIT_PROTECTED | HR_UNIT_HAS_MARKER) || u->tokens < d->min_tokens ||
-            strstr(u->text, "{\"" HR_MARKER_KEY "\":") || strstr(u->text, HR_TEXT_MARKER) || !d->accept(d->cfg, u))
+            !d->accept(d->cfg, u) || strstr(u->text, "{\"" HR_MARKER_KEY "\":") || strstr(u->text, HR_TEXT_MARKER))
             continue;
         c[n] = (struct cand){.unit = i, .text = u->text, .len = u->len, .tokens = u->tokens};
         if (d->memo && abi11) {

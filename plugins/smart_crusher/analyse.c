@@ -25,6 +25,7 @@ struct walk {
     /* Rows mostly repeat one key order: the field seen at the same position of the
      * previous row is tried before hashing the path. */
     size_t plen[HR_SC_MAX_FIELDS];
+    uint8_t esc[HR_SC_MAX_FIELDS]; /* the field's name holds a backslash */
     uint16_t pred[64];   /* field index + 1 per visit position, 0 = none */
     size_t seq;          /* visit position within the current row */
     uint64_t *keys;      /* per row, KEY_WORDS words: the fields it carries (bit = field index) */
@@ -120,6 +121,7 @@ static int lookup_slow(struct walk *w, const char *path, size_t plen)
     f->h = h;
     f->cls = classify(f->path);
     w->plen[t->n_fields] = plen;
+    w->esc[t->n_fields] = memchr(path, '\\', plen) != NULL;
     w->slots[s] = (uint16_t)(t->n_fields + 1);
     return (int)t->n_fields++;
 }
@@ -533,7 +535,20 @@ static size_t walk_row(struct walk *w, size_t i, size_t start)
         const char *k;
         size_t kl;
         struct val v;
-        pos = read_key(w, &w->skey, pos, &k, &kl);
+        /* Rows repeat one key order: when the key is, byte for byte, the field
+         * seen at this position in the previous row, and that name holds no
+         * backslash (so the key has no escape), it needs no skip or decode. */
+        uint16_t pf = w->seq < 64 ? w->pred[w->seq] : 0;
+        const struct hr_sc_field *f = pf ? &w->t->fields[pf - 1] : NULL;
+        size_t fl = f ? w->plen[pf - 1] : 0;
+        if (f && !w->esc[pf - 1] && pos + fl + 2 < w->clen && c[pos + 1 + fl] == '"' && c[pos + 2 + fl] == ':' &&
+            memcmp(c + pos + 1, f->path, fl) == 0) {
+            k = c + pos + 1;
+            kl = fl;
+            pos += fl + 3;
+        } else {
+            pos = read_key(w, &w->skey, pos, &k, &kl);
+        }
         size_t vpos = pos;
         pos = read_value(w, vpos, &v);
         visit(w, i, k, kl, &v);
