@@ -15,6 +15,8 @@
 /* Past whitespace; *seen is set when there was any. */
 static inline const unsigned char *skip_ws(const unsigned char *p, const unsigned char *end, int *seen)
 {
+    if (p < end && *p > ' ')
+        return p; /* compact text, the usual case (every whitespace byte is <= ' ') */
     const unsigned char *start = p;
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;

@@ -28,6 +28,7 @@ struct walk {
     uint8_t esc[HR_SC_MAX_FIELDS]; /* the field's name holds a backslash */
     uint16_t pred[64];   /* field index + 1 per visit position, 0 = none */
     size_t seq;          /* visit position within the current row */
+    int known;           /* the next visit's field is pred[seq] (its key matched in place) */
     uint64_t *keys;      /* per row, KEY_WORDS words: the fields it carries (bit = field index) */
 };
 
@@ -78,6 +79,10 @@ static int lookup(struct walk *w, const char *path, size_t plen)
 {
     struct hr_sc_table *t = w->t;
     size_t seq = w->seq++;
+    if (w->known) { /* walk_row matched the key to this position's field already */
+        w->known = 0;
+        return w->pred[seq] - 1;
+    }
     if (seq < 64 && w->pred[seq]) {
         int fi = w->pred[seq] - 1;
         if (w->plen[fi] == plen && memcmp(t->fields[fi].path, path, plen) == 0)
@@ -349,6 +354,8 @@ static size_t read_value(struct walk *w, size_t pos, struct val *v)
                            c[n] == '.' || c[n] == 'e' || c[n] == 'E'))
             n++;
         v->type = hr_json_number(c + pos, n - pos, &v->i, &v->d) ? JSON_INTEGER : JSON_REAL;
+        if (n < len && (c[n] == ',' || c[n] == '}' || c[n] == ']'))
+            return n; /* the delimiter right after the digits: no second look */
         break;
     }
     }
@@ -546,6 +553,7 @@ static size_t walk_row(struct walk *w, size_t i, size_t start)
             k = c + pos + 1;
             kl = fl;
             pos += fl + 3;
+            w->known = 1;
         } else {
             pos = read_key(w, &w->skey, pos, &k, &kl);
         }
