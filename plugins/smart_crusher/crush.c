@@ -67,9 +67,9 @@ int hr_sc_crush(const struct hr_sc_config *cfg, const char *text, size_t len,
     int ar = hr_sc_analyse(&t, clen, apos, &aend);
     if (ar == -2)
         rc = HR_SC_SKIP_NOT_JSON;
-    if (ar || hr_sc_bm25(&t, query))
+    if (ar)
         goto done;
-    size_t kept = hr_sc_select(&t, cfg);
+    size_t kept = hr_sc_select(&t, cfg, query);
     if (kept == 0)
         goto done;
     if (kept >= n) {

@@ -123,7 +123,10 @@ void hr_sc_table_free(struct hr_sc_table *t);
 int hr_sc_bm25(struct hr_sc_table *t, const char *query);
 
 /* select.c */
-size_t hr_sc_select(struct hr_sc_table *t, const struct hr_sc_config *cfg);
+/* Marks the kept rows; returns how many, 0 when out of memory. Scores the rows
+ * against `query` (hr_sc_bm25) only when room is left after the critical rows
+ * and warnings. */
+size_t hr_sc_select(struct hr_sc_table *t, const struct hr_sc_config *cfg, const char *query);
 
 /* marker.c */
 int hr_sc_render(const struct hr_sc_table *t, const char *prefix, size_t prefix_len,

@@ -88,7 +88,7 @@ static size_t group_ends(struct hr_sc_table *t, size_t max_items)
     return added;
 }
 
-size_t hr_sc_select(struct hr_sc_table *t, const struct hr_sc_config *cfg)
+size_t hr_sc_select(struct hr_sc_table *t, const struct hr_sc_config *cfg, const char *query)
 {
     size_t n = t->n, kept = 0;
     struct cand *c = malloc((n ? n : 1) * sizeof *c);
@@ -146,6 +146,12 @@ size_t hr_sc_select(struct hr_sc_table *t, const struct hr_sc_config *cfg)
     if (room) {
         size_t w = spaced(t, c, (room + 1) / 2, HR_SC_R_WARN, warn_row);
         room -= w;
+    }
+    /* Relevance to the query matters only while rows are left to choose:
+     * otherwise the BM25 pass over every row is skipped. */
+    if (room && hr_sc_bm25(t, query)) {
+        free(c);
+        return 0; /* out of memory */
     }
     if (room && t->rel_field >= 0) {
         size_t quota = t->has_query_hits ? (room * 2 + 2) / 3 : room;
