@@ -822,11 +822,6 @@ static size_t skim_string(const char *t, size_t i, size_t len)
     return len;
 }
 
-size_t hr_json_skip_string(const char *t, size_t i, size_t len)
-{
-    return skim_string(t, i, len);
-}
-
 /* Index just past the value starting at t[i], or len when it never ends. */
 static size_t skim_value(const char *t, size_t i, size_t len)
 {

@@ -50,11 +50,6 @@ const char *hr_json_string(const char *s, size_t len, char **buf, size_t *cap, s
  * json_number_value), 0 for a real (*dv set exactly as strtod in the C locale). */
 int hr_json_number(const char *s, size_t len, int64_t *iv, double *dv);
 
-/* Index just past the string whose opening quote is at t[i] (len when it
- * never closes), in text that hr_json_scan accepted (a backslash is taken to
- * escape the byte after it: nothing is checked). Eight bytes at a time. */
-size_t hr_json_skip_string(const char *t, size_t i, size_t len);
-
 /* The value of the root object's member `key` (the last of that name, as
  * jansson keeps): *val points at its first byte, *vlen spans it. Skims without
  * validating, so parse the value itself before trusting it; a key written
