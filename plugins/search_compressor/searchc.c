@@ -241,6 +241,11 @@ int hr_searchc_compress(const void *cfgv, const char *text, size_t len, const ch
         int filed = x->kind == M_MATCH || x->kind == M_CONTEXT || x->kind == M_HEADING;
         if (x->keep || x->kind == M_HEADING || (x->kind == M_OTHER && x->len)) {
             hr_tbuf_put(&out->b, x->s, x->len);
+            if (x->kind == M_HEADING && dropped[x->file]) {
+                /* a heading group's count goes on its path line: one line less */
+                hr_tbuf_putf(&out->b, " (%u more match%s)", dropped[x->file], dropped[x->file] > 1 ? "es" : "");
+                dropped[x->file] = 0;
+            }
             hr_tbuf_putc(&out->b, '\n');
             shown = filed ? x->file : SIZE_MAX;
         }
