@@ -21,7 +21,7 @@ CLI = os.environ.get("HEADROOM_CLI") or os.path.join(T_DIR, "..", "src", "headro
 PLUGIN_DIR = os.environ.get("HEADROOM_TEST_PLUGIN_DIR")
 
 # Floors set from bench/compress/agent_turn.py (o200k saved on the whole
-# request, 2026-12-05: fix_tests 78.5 %, go_service 69.9 %, build_break 79.3 %),
+# request, 2026-12-05: fix_tests 78.5 %, go_service 70.1 %, build_break 79.3 %),
 # a few points below so that a compressor's change of a few tokens does not
 # fail them, and never under the issue's 60 %.
 FLOORS = {"fix_tests": 0.75, "go_service": 0.66, "build_break": 0.75}
