@@ -95,6 +95,9 @@ int main(void)
     }
     ok(same && nflat == 9, "heading groups are scored with their path, as path:LINE: lines are: %zu and %zu matches "
        "kept, the same ones (the otel file's first and 5 more, each other file's first)", nflat, ngrouped);
+    ok(strstr(r.text, "\nsrc/alpha.c (7 more matches)\n18:    v_8 = strdup(s);\n") &&
+       strstr(r.text, "\nplugins/otel/otel.c (2 more matches)\n") && !strstr(r.text, "\xe2\x80\xa6"),
+       "--heading groups: the dropped count is on the path line, no count line after the group");
     free(rf.text), free(r.text), free(flat), free(grouped);
     r = tc_run(state, "not:search\nat:all\nreally\n", HR_CT_SEARCH, "", 0);
     is_int(r.rc, 0, "bad input: apply returns 0");
