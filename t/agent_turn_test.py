@@ -8,7 +8,6 @@
 # turn's floor, by headroomd's headers and /stats and by our own recount of
 # the bodies; the headers and /stats agree with the recount.
 import os
-import re
 import sys
 
 sys.dont_write_bytecode = True
@@ -26,12 +25,9 @@ PLUGIN_DIR = os.environ.get("HEADROOM_TEST_PLUGIN_DIR")
 # fail them, and never under the 60 %.
 FLOORS = {"fix_tests": 0.75, "go_service": 0.66, "build_break": 0.75}
 
-conf = open(os.path.join(T_DIR, "..", "conf", "headroom.conf")).read()
-conf = conf.replace("port 8787", "port @PORT@").replace("workers auto", "workers 2")
-conf = re.sub(r"(?m)^(openai_api_url|anthropic_api_url)\s.*$", r"\1 @MOCK_URL@", conf)
 # A loaded machine (sanitizers, make -j2 beside other builds) must not undo a
 # stage this test measures: the HTML stage has taken over 250 ms there.
-conf = re.sub(r"(?m)^stage_budget_ms\s.*$", "stage_budget_ms 60000", conf)
+conf = at.shipped_conf(stage_budget_ms=60000)
 ok("\nstage_budget_ms 60000" in conf and "\nport @PORT@" in conf, "the shipped config, pointed at the mock")
 
 o200k = at.Tokens(CLI)

@@ -17,18 +17,10 @@ import argparse
 import base64
 import json
 import os
-import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.abspath(os.path.join(HERE, "..", ".."))
-
-
-def shipped_conf():
-    """conf/headroom.conf as shipped, pointed at the mock and a free port."""
-    text = open(os.path.join(SRC, "conf", "headroom.conf")).read()
-    text = text.replace("port 8787", "port @PORT@").replace("workers auto", "workers 2")
-    return re.sub(r"(?m)^(openai_api_url|anthropic_api_url)\s.*$", r"\1 @MOCK_URL@", text)
 
 
 def main():
@@ -44,7 +36,7 @@ def main():
     cli = os.path.join(b, "src", "headroom")
     tok = at.Tokens(cli)  # o200k_base, exact
     rows, totals = [], []
-    with hrtest.Mock() as mock, hrtest.Headroomd(conf_text=shipped_conf(), mock=mock,
+    with hrtest.Mock() as mock, hrtest.Headroomd(conf_text=at.shipped_conf(), mock=mock,
                                                 args=["--plugin-dir", os.path.join(b, "plugins", ".libs")]) as hd:
         for turn in at.TURNS:
             for api, path, build in (("openai", "/v1/chat/completions", at.openai_request),
