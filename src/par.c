@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include "bg_thread.h"
 #include "par.h"
 
 struct job {
@@ -53,6 +54,7 @@ static void run_items(struct job *j)
 static void *helper_main(void *arg)
 {
     (void)arg;
+    hr_thread_name("compress");
     pthread_mutex_lock(&lock);
     for (;;) {
         while (!stopping && !queue) pthread_cond_wait(&work, &lock);

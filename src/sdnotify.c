@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include <event2/event.h>
+#include "bg_thread.h"
 #include "log.h"
 #include "sdnotify.h"
 #ifdef HAVE_LIBSYSTEMD
@@ -75,6 +76,7 @@ static void ack(evutil_socket_t fd, short what, void *arg)
 static void *watchdog_main(void *arg)
 {
     (void)arg;
+    hr_thread_name("watchdog");
     int stalled_logged = 0;
     pthread_mutex_lock(&wd.lock);
     while (!wd.stop) {

@@ -169,15 +169,9 @@ def reload_and_wait(h, n):
 BASE = "port @PORT@\nopenai_api_url @MOCK_URL@\nanthropic_api_url @MOCK_URL@\nworkers 2\n"
 with Mock() as m, Headroomd(mock=m, conf_text=BASE + "max_body_size 4k\n") as h:
     is_(post(h, 8000).status, 413, "8 kB body over max_body_size 4k: 413")
-    # threads carry names an SRE can read in top -H / ps -L (under a wrapper
-    # such as valgrind the pid is the wrapper's: then there is nothing to read)
-    names = set()
-    for tid in os.listdir("/proc/%d/task" % h.pid):
-        try:
-            names.add(open("/proc/%d/task/%s/comm" % (h.pid, tid)).read().strip())
-        except OSError:
-            pass
-    if not os.environ.get("HEADROOMD_WRAPPER"):
+    # threads carry names an SRE can read in top -H / ps -L
+    names = h.thread_names()
+    if names is not None:
         ok({"hr-worker-0", "hr-worker-1", "hr-housekeep"} <= names, "threads named: %s" % sorted(names))
     ok("DEBUG:" not in h.stderr_text(), "log_level info: no DEBUG lines")
     st = h.stats()

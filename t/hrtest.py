@@ -538,6 +538,20 @@ class Headroomd:
             self.wait_until_ready()
         return self
 
+    def thread_names(self):
+        """The daemon's thread names (top -H, ps -L); None under a wrapper
+        such as valgrind, whose pid is the wrapper's."""
+        if os.environ.get("HEADROOMD_WRAPPER"):
+            return None
+        names = set()
+        for tid in os.listdir("/proc/%d/task" % self.pid):
+            try:
+                with open("/proc/%d/task/%s/comm" % (self.pid, tid)) as f:
+                    names.add(f.read().strip())
+            except OSError:
+                pass
+        return names
+
     def wait_until_ready(self, timeout=None):
         """Poll GET /readyz until 200; bail with the daemon's stderr on exit or timeout."""
         timeout = timeout or self.ready_timeout

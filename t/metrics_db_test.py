@@ -116,6 +116,9 @@ with Mock() as m:
         is_(blk.get("state"), "ok", "/stats.metrics_db.state is ok")
         is_(blk.get("path"), db, "/stats.metrics_db.path is <state root>/metrics.db (loopback caller)")
         is_(blk.get("rows_written"), 0, "nothing written yet with a 60 s interval")
+        names = h.thread_names()
+        if names is not None:
+            ok("hr-mdb-writer" in names, "the writer thread is named hr-mdb-writer: %s" % sorted(names))
         n = st["requests"]["total"]
         ok(n == 11 and wait_until(lambda: mdb(h).get("queued") == n, 5), "%s rows queued" % n)
         metrics = h.get("/metrics").text

@@ -4,7 +4,7 @@
 # a metrics database written with Python's sqlite3 module (and checked with
 # the sqlite3 tool); compress() gives the bytes a running headroomd forwards;
 # an attached client reads the daemon's live session stats; validate_setup
-# finds an unwritable state root.
+# finds an unwritable state root; daemon_setup reads where a daemon listens.
 import os
 import subprocess
 import sys
@@ -215,6 +215,21 @@ with headroom.Client() as c2:
         ok("sink metrics_db" in str(e), "no database: the error says which sink to enable")
 is_(headroom.count_tokens("hello world", model="gpt-4o"), 2, "count_tokens")
 ok(headroom.version(), "version() %s" % headroom.version())
+
+# --- daemon_setup: where a daemon of a config listens (wildcard -> loopback URL), and a config error ---
+setup_conf = os.path.join(work, "setup.conf")
+with open(setup_conf, "w") as f:
+    f.write("host 0.0.0.0\nport 18931\n")
+d = headroom.daemon_setup(setup_conf)
+ok(d["port"] == 18931 and d["host"] == "0.0.0.0" and d["url"] == "http://127.0.0.1:18931" and d["state_root"],
+   "daemon_setup: %s" % d)
+with open(setup_conf, "w") as f:
+    f.write("host 0.0.0.0\nport eighty\n")
+try:
+    headroom.daemon_setup(setup_conf)
+    ok(False, "a bad port raises")
+except headroom.HeadroomError as e:
+    like(str(e), r"setup\.conf:2:.*port", "daemon_setup: a config error names file, line and key: %s" % e)
 
 # --- validate_setup: an unwritable state root (a path under a regular file fails even for root) ---
 blocker = os.path.join(work, "a-file")

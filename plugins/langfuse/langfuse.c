@@ -75,6 +75,7 @@ static void flush_locked(struct lf *l)
 static void *flush_thread(void *arg)
 {
     struct lf *l = arg;
+    pthread_setname_np(pthread_self(), "hr-langfuse"); /* top -H, ps -L */
     pthread_mutex_lock(&l->lock);
     for (int last = 0; !last;) {
         struct timespec ts;

@@ -239,6 +239,7 @@ static struct mdb_row *take(struct mdb *m, size_t *n)
 static void *writer_main(void *arg)
 {
     struct mdb *m = arg;
+    pthread_setname_np(pthread_self(), "hr-mdb-writer"); /* top -H, ps -L */
     prune(m, wall_s(m));
     int backoff = 0; /* the last write failed: wait the whole interval */
     pthread_mutex_lock(&m->mu);

@@ -868,6 +868,7 @@ static void export_once(struct otel *o)
 static void *export_thread(void *arg)
 {
     struct otel *o = arg;
+    pthread_setname_np(pthread_self(), "hr-otel"); /* top -H, ps -L */
     pthread_mutex_lock(&o->tlock);
     for (;;) {
         struct timespec ts;

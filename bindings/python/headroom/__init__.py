@@ -75,6 +75,9 @@ def _load():
         "hr_validate_setup": (P, [S]),
         "hr_token_count": (I, [S, S, S, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)]),
     }
+    # Since API 1.1: bound when the library has it, daemon_setup() says so otherwise.
+    optional = {"hr_daemon_setup": (P, [S])}
+    sig.update({k: v for k, v in optional.items() if hasattr(lib, k)})
     for name, (res, args) in sig.items():
         f = getattr(lib, name)
         f.restype = res
@@ -132,6 +135,17 @@ def count_tokens(text, model=None, encoding=None):
     if _lib.hr_token_count(_enc(model), _enc(encoding), data, len(data), ctypes.byref(n)):
         raise _error()
     return n.value
+
+
+def daemon_setup(config=None):
+    """Where a headroomd started with `config` (None = defaults) and the
+    HEADROOM_* variables listens and keeps its state, read as headroomd reads
+    them: {"host", "port", "url", "state_root"}. Raises HeadroomError
+    ("file:line:col: ...") on a config error."""
+    if not hasattr(_lib, "hr_daemon_setup"):
+        raise HeadroomError("daemon_setup() needs libheadroom API 1.1 or later; this library is %d.%d"
+                            % (_lib.hr_api_version() >> 16, _lib.hr_api_version() & 0xffff))
+    return json.loads(_take_text(_lib.hr_daemon_setup(_enc(config))))
 
 
 class RequestMetrics:
