@@ -567,6 +567,22 @@ void hr_pipeline_count_finish(struct hr_pipeline_result *r)
     late_free(lc);
 }
 
+/* Leave out the units under `min` bytes (by_bytes) or tokens. */
+static void drop_below(struct unit_list *l, size_t min, int by_bytes)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if ((by_bytes ? l->units[i].len : l->units[i].tokens) < min) {
+            json_decref(l->refs[i].holder);
+            continue;
+        }
+        l->units[kept] = l->units[i];
+        l->refs[kept] = l->refs[i];
+        kept++;
+    }
+    l->n = kept;
+}
+
 void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const struct hr_pipeline_opts *opts,
                      const struct hr_api *api, json_t *body, const char *model, const char *stack,
                      const char *session_hint, struct hr_pipeline_result *out)
@@ -607,17 +623,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     int parallel = large_request = total_len >= PARALLEL_MIN_BYTES;
     /* Units below min_tokens are not candidates: count only what might be,
      * and what has fewer bytes than min_tokens cannot be (see hr_late_count). */
-    size_t kept = 0;
-    for (size_t i = 0; i < l.n; i++) {
-        if (l.units[i].len < (size_t)opts->min_tokens) {
-            json_decref(l.refs[i].holder);
-            continue;
-        }
-        l.units[kept] = l.units[i];
-        l.refs[kept] = l.refs[i];
-        kept++;
-    }
-    l.n = kept;
+    drop_below(&l, (size_t)opts->min_tokens, 1);
     /* Count each unit once, in parallel when they are big enough to be worth
      * it; the request total reuses those counts. */
     count_units(model, &l, parallel);
@@ -635,17 +641,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
         lc->holders[lc->n] = json_incref(l.refs[i].holder);
         lc->keys[lc->n++] = l.refs[i].key;
     }
-    kept = 0;
-    for (size_t i = 0; i < l.n; i++) {
-        if (l.units[i].tokens < (size_t)opts->min_tokens) {
-            json_decref(l.refs[i].holder);
-            continue;
-        }
-        l.units[kept] = l.units[i];
-        l.refs[kept] = l.refs[i];
-        kept++;
-    }
-    l.n = kept;
+    drop_below(&l, (size_t)opts->min_tokens, 0);
     out->n_units = l.n;
 
     struct req_ctx c = {
