@@ -398,7 +398,8 @@ static size_t cut_parts(struct count_job *j, size_t n_units, struct part **out)
  * there is enough text; what was counted goes into the cache. */
 static void count_units(const char *model, struct unit_list *l, int parallel)
 {
-    struct count_job j = {model, hr_encoding_for_model(model), l->units, l->refs, calloc(l->n ? l->n : 1, 1), NULL};
+    if (!l->n) return;
+    struct count_job j = {model, hr_encoding_for_model(model), l->units, l->refs, calloc(l->n, 1), NULL};
     if (!j.missed) { /* out of memory: one by one, uncached */
         for (size_t i = 0; i < l->n; i++) {
             flag_marker(&l->units[i]);
@@ -542,8 +543,6 @@ static void late_free(struct hr_late_count *lc)
     if (!lc) return;
     json_decref(lc->base);
     for (size_t i = 0; i < lc->n; i++) json_decref(lc->holders[i]);
-    free(lc->holders);
-    free(lc->keys);
     free(lc);
 }
 
@@ -554,7 +553,7 @@ void hr_pipeline_count_finish(struct hr_pipeline_result *r)
     r->late = NULL;
     /* The units' strings as they are now: a stage may have replaced them,
      * in the body and in the snapshot alike (they share messages). */
-    struct skip_set skip = {calloc(lc->n ? lc->n : 1, sizeof *skip.items), 0};
+    struct skip_set skip = {lc->n ? calloc(lc->n, sizeof *skip.items) : NULL, 0};
     for (size_t i = 0; skip.items && i < lc->n; i++) skip.items[skip.n++] = json_object_get(lc->holders[i], lc->keys[i]);
     if (skip.items) qsort(skip.items, skip.n, sizeof *skip.items, cmp_ptr);
     /* Counting is additive over strings: skipping the units and adding their
@@ -627,14 +626,11 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     /* Count each unit once, in parallel when they are big enough to be worth
      * it; the request total reuses those counts. */
     count_units(model, &l, parallel);
-    struct hr_late_count *lc = calloc(1, sizeof *lc);
+    /* One block: the struct, then the holders, then the keys. */
+    struct hr_late_count *lc = calloc(1, sizeof *lc + l.n * (sizeof *lc->holders + sizeof *lc->keys));
     if (lc) {
-        *lc = (struct hr_late_count){.api = api, .model = model, .holders = malloc((l.n ? l.n : 1) * sizeof *lc->holders),
-                                     .keys = malloc((l.n ? l.n : 1) * sizeof *lc->keys)};
-        if (!lc->holders || !lc->keys) {
-            late_free(lc);
-            lc = NULL;
-        }
+        *lc = (struct hr_late_count){.api = api, .model = model, .holders = (json_t **)(lc + 1)};
+        lc->keys = (const char **)(lc->holders + l.n);
     }
     for (size_t i = 0; lc && i < l.n; i++) {
         lc->unit_tokens += l.units[i].tokens;
