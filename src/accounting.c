@@ -180,6 +180,7 @@ void hr_acct_flush_deferred(struct hr_worker *w)
 void hr_acct_finish(struct proxy_req *p, int status, int failed, const char *error)
 {
     double now = hr_monotonic_ms();
+    hr_pipeline_count_finish(&p->pr); /* ended before it was forwarded */
     if (p->count_late && !p->counted_late && p->up_body && defer_finish(p, status, failed, error, now)) return;
     finish_now(p, status, failed, error, now);
 }

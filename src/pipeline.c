@@ -396,12 +396,10 @@ static size_t cut_parts(struct count_job *j, size_t n_units, struct part **out)
 
 /* Token count of every unit, from the cache where it can, in parallel when
  * there is enough text; what was counted goes into the cache. */
-static void count_units(const char *model, struct unit_list *l)
+static void count_units(const char *model, struct unit_list *l, int parallel)
 {
-    size_t total = 0;
-    for (size_t i = 0; i < l->n; i++) total += l->units[i].len;
-    int parallel = large_request = total >= PARALLEL_MIN_BYTES;
-    struct count_job j = {model, hr_encoding_for_model(model), l->units, l->refs, calloc(l->n ? l->n : 1, 1), NULL};
+    if (!l->n) return;
+    struct count_job j = {model, hr_encoding_for_model(model), l->units, l->refs, calloc(l->n, 1), NULL};
     if (!j.missed) { /* out of memory: one by one, uncached */
         for (size_t i = 0; i < l->n; i++) {
             flag_marker(&l->units[i]);
@@ -521,6 +519,69 @@ static void session_id(const struct hr_api *api, const json_t *body, const char 
     out[HR_CCR_HASH_LEN] = '\0';
 }
 
+/* What the request total still needs once the stages have run: the body as
+ * it was before any stage edited it outside units (the body itself when
+ * none did, else the snapshot taken before the first that did: stages
+ * change only units, message order and membership, tools and the system
+ * prompt, which the snapshot copies), and the units counted up front, whose
+ * strings it skips. Units too short to reach min_tokens are not counted up
+ * front: a token is at least a byte, so they can be no candidate; they are
+ * counted here with the other strings, as the same function counts them. */
+struct hr_late_count {
+    const struct hr_api *api;
+    const char *model;
+    json_t *base;          /* reference held */
+    json_t **holders;      /* references held; unit i is holders[i][keys[i]] */
+    const char **keys;
+    size_t n;
+    uint64_t unit_tokens;
+    int64_t saved;
+};
+
+static void late_free(struct hr_late_count *lc)
+{
+    if (!lc) return;
+    json_decref(lc->base);
+    for (size_t i = 0; i < lc->n; i++) json_decref(lc->holders[i]);
+    free(lc);
+}
+
+void hr_pipeline_count_finish(struct hr_pipeline_result *r)
+{
+    struct hr_late_count *lc = r->late;
+    if (!lc) return;
+    r->late = NULL;
+    /* The units' strings as they are now: a stage may have replaced them,
+     * in the body and in the snapshot alike (they share messages). */
+    struct skip_set skip = {lc->n ? calloc(lc->n, sizeof *skip.items) : NULL, 0};
+    for (size_t i = 0; skip.items && i < lc->n; i++) skip.items[skip.n++] = json_object_get(lc->holders[i], lc->keys[i]);
+    if (skip.items) qsort(skip.items, skip.n, sizeof *skip.items, cmp_ptr);
+    /* Counting is additive over strings: skipping the units and adding their
+     * counts is what counting them again gives (as it does out of memory). */
+    r->tokens_before = request_tokens(lc->api, lc->model, lc->base, skip.items ? &skip : NULL) +
+                       (skip.items ? lc->unit_tokens : 0);
+    free(skip.items);
+    int64_t saved = lc->saved > (int64_t)r->tokens_before ? (int64_t)r->tokens_before : lc->saved;
+    r->tokens_after = r->tokens_before - (uint64_t)saved;
+    late_free(lc);
+}
+
+/* Leave out the units under `min` bytes (by_bytes) or tokens. */
+static void drop_below(struct unit_list *l, size_t min, int by_bytes)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if ((by_bytes ? l->units[i].len : l->units[i].tokens) < min) {
+            json_decref(l->refs[i].holder);
+            continue;
+        }
+        l->units[kept] = l->units[i];
+        l->refs[kept] = l->refs[i];
+        kept++;
+    }
+    l->n = kept;
+}
+
 void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const struct hr_pipeline_opts *opts,
                      const struct hr_api *api, json_t *body, const char *model, const char *stack,
                      const char *session_hint, struct hr_pipeline_result *out)
@@ -533,19 +594,6 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     api->find_units(body, add_unit, &l);
     session_id(api, body, session_hint, out->session_id);
     out->n_messages = json_array_size(messages);
-    /* Count each unit once, in parallel when they are big enough to be worth
-     * it; the request total reuses those counts. */
-    count_units(model, &l);
-    struct skip_set skip = {calloc(l.n ? l.n : 1, sizeof *skip.items), 0};
-    uint64_t unit_tokens = 0;
-    for (size_t i = 0; i < l.n; i++) {
-        unit_tokens += l.units[i].tokens;
-        if (skip.items) skip.items[skip.n++] = json_object_get(l.refs[i].holder, l.refs[i].key);
-    }
-    if (skip.items) qsort(skip.items, skip.n, sizeof *skip.items, cmp_ptr);
-    out->tokens_before = request_tokens(api, model, body, &skip) + unit_tokens;
-    free(skip.items);
-
     size_t floor = cache_control_floor(messages);
     struct hr_session_view last_turn;
     hr_session_get(out->session_id, &last_turn);
@@ -569,18 +617,27 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
         if (l.units[i].flags & HR_UNIT_PROTECTED)
             out->raw[out->n_raw++] = hr_session_text_hash(l.units[i].text, l.units[i].len);
     out->record_raw = !opts->dry_run && (out->n_raw || last_turn.n_raw);
-    /* Units below min_tokens are not candidates: count only what might be. */
-    size_t kept = 0;
-    for (size_t i = 0; i < l.n; i++) {
-        if (l.units[i].tokens < (size_t)opts->min_tokens) {
-            json_decref(l.refs[i].holder);
-            continue;
-        }
-        l.units[kept] = l.units[i];
-        l.refs[kept] = l.refs[i];
-        kept++;
+    size_t total_len = 0;
+    for (size_t i = 0; i < l.n; i++) total_len += l.units[i].len;
+    int parallel = large_request = total_len >= PARALLEL_MIN_BYTES;
+    /* Units below min_tokens are not candidates: count only what might be,
+     * and what has fewer bytes than min_tokens cannot be (see hr_late_count). */
+    drop_below(&l, (size_t)opts->min_tokens, 1);
+    /* Count each unit once, in parallel when they are big enough to be worth
+     * it; the request total reuses those counts. */
+    count_units(model, &l, parallel);
+    /* One block: the struct, then the holders, then the keys. */
+    struct hr_late_count *lc = calloc(1, sizeof *lc + l.n * (sizeof *lc->holders + sizeof *lc->keys));
+    if (lc) {
+        *lc = (struct hr_late_count){.api = api, .model = model, .holders = (json_t **)(lc + 1)};
+        lc->keys = (const char **)(lc->holders + l.n);
     }
-    l.n = kept;
+    for (size_t i = 0; lc && i < l.n; i++) {
+        lc->unit_tokens += l.units[i].tokens;
+        lc->holders[lc->n] = json_incref(l.refs[i].holder);
+        lc->keys[lc->n++] = l.refs[i].key;
+    }
+    drop_below(&l, (size_t)opts->min_tokens, 0);
     out->n_units = l.n;
 
     struct req_ctx c = {
@@ -599,6 +656,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
      * ABI requires: an unflagged edit would not even be forwarded), so one
      * snapshot serves every stage until one of them does. */
     json_t *snapshot = NULL;
+    if (!lc) out->tokens_before = request_tokens(api, model, body, NULL); /* out of memory: count all now */
     for (size_t s = 0; s < out->n_stages; s++) {
         const struct hr_instance *in = transforms[s];
         struct hr_stage_result *r = &out->stages[s];
@@ -629,6 +687,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
             continue;
         }
         if (edited) { /* the next stage's "before" is this stage's result */
+            if (lc && !lc->base) lc->base = json_incref(snapshot); /* the body before any edit */
             json_decref(snapshot);
             snapshot = NULL;
         }
@@ -640,13 +699,20 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     note_markers(&c, out);
     commit_journal(&c);
     free(c.journal);
-    if (saved_total > (int64_t)out->tokens_before) saved_total = (int64_t)out->tokens_before;
-    out->tokens_after = out->tokens_before - (uint64_t)saved_total;
+    if (lc) {
+        if (!lc->base) lc->base = json_incref(body);
+        lc->saved = saved_total;
+        out->late = lc;
+    } else {
+        if (saved_total > (int64_t)out->tokens_before) saved_total = (int64_t)out->tokens_before;
+        out->tokens_after = out->tokens_before - (uint64_t)saved_total;
+    }
     free(l.units);
     for (size_t i = 0; i < l.n; i++) json_decref(l.refs[i].holder);
     free(l.refs);
     hr_par_request_end();
     large_request = 0;
+    if (!opts->defer_count) hr_pipeline_count_finish(out);
     out->pipeline_ms = hr_monotonic_ms() - t0;
 }
 
@@ -660,6 +726,7 @@ void hr_pipeline_log_saving(uint64_t before, uint64_t after)
 
 void hr_pipeline_result_free(struct hr_pipeline_result *r)
 {
+    late_free(r->late);
     free(r->ccr_hashes);
     free(r->stages);
     free(r->tag_storage);

@@ -17,7 +17,12 @@ struct hr_pipeline_opts {
     size_t n_protected_tools;
     double stage_budget_ms;
     int dry_run;                        /* /v1/compress: remember nothing about the session */
+    /* Leave the request total (strings outside candidate units) to
+     * hr_pipeline_count_finish, called once the body is forwarded. */
+    int defer_count;
 };
+
+struct hr_late_count;
 
 struct hr_pipeline_result {
     uint64_t tokens_before, tokens_after;
@@ -36,6 +41,9 @@ struct hr_pipeline_result {
     /* CCR addresses the compressed request's markers point to (malloc'd). */
     char (*ccr_hashes)[HR_CCR_HASH_LEN + 1];
     size_t n_ccr_hashes;
+    /* With defer_count: tokens_before/after are not final until
+     * hr_pipeline_count_finish (NULL once they are). */
+    struct hr_late_count *late;
 };
 
 /* Count the tokens a request carries: every string under the format's
@@ -52,6 +60,10 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
                      const struct hr_api *api, json_t *body, const char *model, const char *stack,
                      const char *session_hint, struct hr_pipeline_result *out);
 void hr_pipeline_result_free(struct hr_pipeline_result *r);
+/* Count what defer_count left (nothing when r->late is NULL) and set
+ * tokens_before/after to what an undeferred run reports. The run's `model`
+ * string must still be alive. */
+void hr_pipeline_count_finish(struct hr_pipeline_result *r);
 /* The INFO line "Pipeline complete: B -> A tokens (saved S, P% reduction)",
  * written with the figures every other surface shows (accounting.c, when a
  * saving is credited; compress_api.c). */

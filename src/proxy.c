@@ -14,6 +14,7 @@
 #include "json_scan.h"
 #include "log.h"
 #include "proxy.h"
+#include "ratelimit.h"
 #include "retrieve_tool.h"
 #include "stats.h"
 #include "telemetry.h"
@@ -191,14 +192,21 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
         return NULL;
     }
     const char *session = hr_req_header(p->req, "x-headroom-session");
-    hr_pipeline_run(d->plugins.transforms, d->plugins.n_transforms, &d->popts, p->api, body, p->model, p->stack,
+    /* The request's total (the strings no stage looks at) is counted once
+     * the body is on its way (hr_proxy_handle), unless a figure is needed
+     * before: a token rate limit, or the retrieve tool about to be added. */
+    struct hr_pipeline_opts popts = d->popts;
+    popts.defer_count = 1;
+    hr_pipeline_run(d->plugins.transforms, d->plugins.n_transforms, &popts, p->api, body, p->model, p->stack,
                     session, &p->pr);
     p->pipeline_ran = 1;
+    if (hr_ratelimit_enabled()) hr_pipeline_count_finish(&p->pr);
     /* Offer headroom_retrieve when rows were dropped and we can answer the
      * call ourselves (a non-streamed answer; streams keep the marker's hash
      * and GET /v1/retrieve/<hash>). */
-    if (!json_is_true(json_object_get(body, "stream")) && hr_retrieve_needed(p->api, body) &&
-        hr_retrieve_tool_add(p->api, body) > 0) {
+    int offer = !json_is_true(json_object_get(body, "stream")) && hr_retrieve_needed(p->api, body);
+    if (offer) hr_pipeline_count_finish(&p->pr); /* before the tool joins the body: the client did not send it */
+    if (offer && hr_retrieve_tool_add(p->api, body) > 0) {
         json_t *tools = json_object_get(body, "tools");
         hr_acct_charge_sent(p, hr_json_tokens(p->model, json_array_get(tools, json_array_size(tools) - 1)));
         p->pr.changed = 1;
@@ -326,6 +334,8 @@ void hr_proxy_handle(struct hr_worker *w, struct hr_req *req, const char *path)
     p->up_body = body;
     p->up_body_len = body_len;
     p->t = url ? hr_transfer_start(w->up, method, url, headers, body, body_len, &opts, &hr_relay_cbs, p) : NULL;
+    /* Sent (or connecting): count while the upstream works. */
+    hr_pipeline_count_finish(&p->pr);
     if (p->sent_body) { /* kept for headroom_retrieve follow-ups */
         p->url = url;
         p->up_headers = headers;

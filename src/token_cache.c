@@ -25,8 +25,39 @@ static uint8_t next_way[SETS];
 static pthread_mutex_t stripes[STRIPES] = {[0 ... STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER};
 static atomic_ullong hits, lookups;
 
+/* Short strings (roles, block types, tool names, short messages) come back
+ * in every request: each thread remembers the last ones it counted, by
+ * their exact bytes, in a small direct-mapped table. */
+#define SHORT_MAX 48
+#define SHORT_SLOTS 256
+struct short_entry {
+    uint8_t len1;          /* length + 1; 0: empty */
+    uint8_t enc;
+    uint8_t tokens;        /* at most a token per byte */
+    char text[SHORT_MAX];
+};
+static _Thread_local struct short_entry short_memo[SHORT_SLOTS];
+
+static size_t count_short(const char *model, const char *text, size_t len)
+{
+    enum hr_encoding enc = hr_encoding_for_model(model);
+    uint64_t a = 0, b = 0;
+    memcpy(&a, text, len < 8 ? len : 8);
+    if (len > 8) memcpy(&b, text + len - (len < 16 ? len - 8 : 8), len < 16 ? len - 8 : 8);
+    uint64_t h = (a * 0x9E3779B97F4A7C15ull) ^ (b * 0xC2B2AE3D27D4EB4Full) ^ (len * 0x165667B19E3779F9ull) ^ (uint64_t)enc;
+    struct short_entry *e = &short_memo[(h >> 32) % SHORT_SLOTS];
+    if (e->len1 == len + 1 && e->enc == (uint8_t)enc && !memcmp(e->text, text, len)) return e->tokens;
+    size_t tokens = hr_count_tokens_enc(enc, text, len);
+    e->len1 = (uint8_t)(len + 1);
+    e->enc = (uint8_t)enc;
+    e->tokens = (uint8_t)tokens;
+    memcpy(e->text, text, len);
+    return tokens;
+}
+
 size_t hr_count_tokens_cached(const char *model, const char *text, size_t len)
 {
+    if (len <= SHORT_MAX && text) return count_short(model, text, len);
     if (len < HR_TOKEN_CACHE_MIN_BYTES) return hr_count_tokens(model, text, len);
     uint64_t h[2];
     hr_hash128(text, len, &h[0], &h[1]);

@@ -2,7 +2,8 @@
  * `git grep --heading` output of this tree: the matches a question needs
  * survive (BM25 on the question; relevance kept above half the best score),
  * every file keeps its first match, dropped
- * matches are counted per file; diagnostics kept; bad input; skipped units. */
+ * matches are counted per file; --heading groups scored like path:LINE:
+ * lines; diagnostics kept; bad input; skipped units. */
 #include <stdlib.h>
 #include <string.h>
 #include "textc_check.h"
@@ -71,6 +72,33 @@ int main(void)
     if (!strstr(r.text, "\xe2\x80\xa6 54 more matches\n"))
         tap_diag("%s", r.text);
     free(r.text), free(g);
+    /* the same search printed as path:LINE:text and as git grep --heading
+     * groups: the question names a file ("otel") but no word of its lines,
+     * so only the path tells; both keep the same matches */
+    char *flat = malloc(32 * 64 + 1), *grouped = malloc(32 * 64 + 1);
+    size_t kf = 0, kg = 0;
+    for (int i = 0; i < 32; i++) {
+        const char *file = i < 8 ? "plugins/otel/otel.c" : i < 16 ? "src/alpha.c" : i < 24 ? "src/beta.c" : "src/gamma.c";
+        if (i % 8 == 0)
+            kg += (size_t)sprintf(grouped + kg, "%s%s\n", i ? "\n" : "", file);
+        kf += (size_t)sprintf(flat + kf, "%s:%d:    v_%d = strdup(s);\n", file, 10 + i, i);
+        kg += (size_t)sprintf(grouped + kg, "%d:    v_%d = strdup(s);\n", 10 + i, i);
+    }
+    struct tc_result rf = tc_run(state, flat, HR_CT_SEARCH, "what does the otel sink strdup", 0);
+    r = tc_run(state, grouped, HR_CT_SEARCH, "what does the otel sink strdup", 0);
+    size_t nflat = 0, ngrouped = 0, same = 1;
+    for (int i = 0; i < 32; i++) {
+        char want[48];
+        snprintf(want, sizeof want, "%d:    v_%d = strdup(s);", 10 + i, i);
+        int a = strstr(rf.text, want) != NULL, b = strstr(r.text, want) != NULL;
+        nflat += a, ngrouped += b, same &= a == b;
+    }
+    ok(same && nflat == 9, "heading groups are scored with their path, as path:LINE: lines are: %zu and %zu matches "
+       "kept, the same ones (the otel file's first and 5 more, each other file's first)", nflat, ngrouped);
+    ok(strstr(r.text, "\nsrc/alpha.c (7 more matches)\n18:    v_8 = strdup(s);\n") &&
+       strstr(r.text, "\nplugins/otel/otel.c (2 more matches)\n") && !strstr(r.text, "\xe2\x80\xa6"),
+       "--heading groups: the dropped count is on the path line, no count line after the group");
+    free(rf.text), free(r.text), free(flat), free(grouped);
     r = tc_run(state, "not:search\nat:all\nreally\n", HR_CT_SEARCH, "", 0);
     is_int(r.rc, 0, "bad input: apply returns 0");
     free(r.text);

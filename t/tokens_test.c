@@ -3,6 +3,7 @@
 #include "tap.h"
 #include "../src/tokens.h"
 #include "../src/tokenizer.h"
+#include "../src/token_cache.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -69,6 +70,32 @@ static void test_golden(void)
     }
     fclose(f);
     ok(ngold >= 60, "golden file has %d entries", ngold);
+}
+
+/* The short-string memo answers what counting answers: for the same text
+ * under two encodings (different counts), for texts sharing their first and
+ * last bytes (same memo slot candidates), again and again, up to the size
+ * limit and past it. */
+static void test_short_memo(void)
+{
+    static const char *const models[] = {"gpt-4o", "gpt-4", "claude-3-5-haiku", ""};
+    char text[64];
+    int bad = 0, n = 0;
+    unsigned seed = 7;
+    for (int round = 0; round < 3; round++)
+        for (int k = 0; k < 2000; k++) {
+            size_t len = (size_t)(k % 56);
+            seed = seed * 1103515245u + 12345u;
+            for (size_t i = 0; i < len; i++) text[i] = " aZ9.{\"\u00e9}x"[(seed >> (i % 24)) % 12];
+            if (len > 2) text[0] = 'q', text[len - 1] = 'q'; /* same ends, different middles */
+            text[len] = 0;
+            for (size_t m = 0; m < 4; m++, n++)
+                if (hr_count_tokens_cached(models[m], text, len) != hr_count_tokens(models[m], text, len)) bad++;
+        }
+    is_int(bad, 0, "short strings: the memo's count = a fresh count");
+    ok(n == 24000, "short strings: %d counts compared", n);
+    is_int((long long)hr_count_tokens_cached("gpt-4o", "user", 4), 1, "\"user\" is one token, remembered or not");
+    is_int((long long)hr_count_tokens_cached("gpt-4o", "user", 4), 1, "... the second time too");
 }
 
 static void test_edges(void)
@@ -363,6 +390,7 @@ int main(void)
     test_parts();
     test_ascii_fast_path();
     test_edges();
+    test_short_memo();
     test_models();
     test_merge_equiv();
     test_huge();

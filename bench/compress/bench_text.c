@@ -39,6 +39,7 @@ int main(int argc, char **argv)
         {"log_real_1mb.txt", "log_compressor", "", hr_logc_compress, &logc},
         {"diff_1mb.txt", "diff_compressor", "", hr_diffc_compress, &diffc},
         {"grep_1mb.txt", "search_compressor", "where is the timeout set", hr_searchc_compress, &searchc},
+        {"grep_heading_1mb.txt", "search_compressor", "where is the timeout set", hr_searchc_compress, &searchc},
         {"html_1mb.html", "html_extractor", "", hr_htmlx_compress, &htmlx},
     };
     printf("%-18s %-16s %9s %9s %8s %9s\n", "transform", "input", "bytes", "out", "saved", "MB/s");

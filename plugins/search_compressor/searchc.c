@@ -151,8 +151,30 @@ int hr_searchc_compress(const void *cfgv, const char *text, size_t len, const ch
     }
     if (rc == 0 && matches < 4)
         rc = 2; /* not search output, or too little of it */
+    /* A heading group's matches are scored with their file's path in front,
+     * as "path:LINE:text" lines are: the same search keeps the same matches
+     * whichever way it was printed. */
+    char *joined = NULL;
+    size_t jlen = 0;
+    for (size_t k = 0; rc == 0 && k < matches; k++)
+        if (!m[order[k]].path_len)
+            jlen += f[m[order[k]].file].path_len + 1 + m[order[k]].len;
+    if (jlen && !(joined = malloc(jlen)))
+        rc = -12;
+    for (size_t k = 0, at = 0; rc == 0 && jlen && k < matches; k++) {
+        const struct m *x = &m[order[k]];
+        if (x->path_len)
+            continue;
+        const struct file *xf = &f[x->file];
+        memcpy(joined + at, xf->path, xf->path_len);
+        joined[at + xf->path_len] = ' ';
+        memcpy(joined + at + xf->path_len + 1, x->s, x->len);
+        docs[k] = (struct hr_bm25_doc){joined + at, xf->path_len + 1 + x->len};
+        at += docs[k].len;
+    }
     if (rc == 0 && hr_bm25(query, docs, matches, 0, score) < 0)
         rc = -12;
+    free(joined);
     if (rc) {
         free(lines), free(m), free(f), free(docs), free(score), free(order), free(ft.slot);
         return rc;
@@ -219,6 +241,11 @@ int hr_searchc_compress(const void *cfgv, const char *text, size_t len, const ch
         int filed = x->kind == M_MATCH || x->kind == M_CONTEXT || x->kind == M_HEADING;
         if (x->keep || x->kind == M_HEADING || (x->kind == M_OTHER && x->len)) {
             hr_tbuf_put(&out->b, x->s, x->len);
+            if (x->kind == M_HEADING && dropped[x->file]) {
+                /* a heading group's count goes on its path line: one line less */
+                hr_tbuf_putf(&out->b, " (%u more match%s)", dropped[x->file], dropped[x->file] > 1 ? "es" : "");
+                dropped[x->file] = 0;
+            }
             hr_tbuf_putc(&out->b, '\n');
             shown = filed ? x->file : SIZE_MAX;
         }

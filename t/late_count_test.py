@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+# late_count_test.py — headroomd counts a request's total (the strings no
+# stage looks at) after forwarding it, from the body as the client sent it.
+# The figures must be those of a daemon that runs no stage at all, whatever
+# the stages did to the body: tools reordered by cache_aligner, a tool output
+# crushed by smart_crusher, the headroom_retrieve
+# tool added after the stages, tool outputs too short to be candidates.
+import json
+import os
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hrtest import Headroomd, Mock, cmp_ok, done, is_, ok, post_json, stream  # noqa: E402
+
+PLUGIN_DIR = os.environ.get("HEADROOM_TEST_PLUGIN_DIR")
+BASE = ("host 127.0.0.1\nport @PORT@\nworkers 1\nopenai_api_url @MOCK_URL@\nanthropic_api_url @MOCK_URL@\n"
+        + ("plugin_dir %s\n" % PLUGIN_DIR if PLUGIN_DIR else ""))
+STAGES = ("transform router {\n}\ntransform cache_aligner {\n    add_cache_control yes\n}\n"
+          "transform smart_crusher {\n}\n")
+
+ROWS = json.dumps([{"id": i, "level": "ERROR" if i == 77 else "INFO", "msg": "request %d served in %d ms" % (i, i % 50)}
+                   for i in range(300)])
+# 600 bytes but ~10 tokens: counted before the stages (bytes >= min_tokens), no candidate.
+LONG_WORDS = " ".join(["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"] * 10)
+TOOLS = [  # not in name order, schema keys not sorted: cache_aligner edits both
+    {"type": "function", "function": {"name": "zeta", "description": "last tool",
+                                      "parameters": {"type": "object", "properties": {"b": {"type": "string"},
+                                                                                      "a": {"type": "integer"}}}}},
+    {"type": "function", "function": {"name": "alpha", "description": "first tool",
+                                      "parameters": {"type": "object", "properties": {}}}},
+]
+
+
+def chat(tools, stream_it=False):
+    calls = [{"id": "c%d" % i, "type": "function", "function": {"name": "alpha", "arguments": "{}"}} for i in range(3)]
+    b = {"model": "gpt-4o", "messages": [
+        {"role": "system", "content": "You are a careful agent. Today is 2026-12-05."},
+        {"role": "user", "content": "Which request failed?"},
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "c0", "content": "ok"},
+        {"role": "tool", "tool_call_id": "c1", "content": LONG_WORDS},
+        {"role": "tool", "tool_call_id": "c2", "content": ROWS}]}
+    if tools:
+        b["tools"] = tools
+    if stream_it:
+        b["stream"] = True
+        b["stream_options"] = {"include_usage": True}
+    return b
+
+
+def anthropic():
+    return {"model": "claude-3-5-haiku-20241022", "max_tokens": 100, "system": "Be brief.",
+            "tools": [{"name": "zeta", "input_schema": {"type": "object", "properties": {"y": {}, "x": {}}}},
+                      {"name": "alpha", "input_schema": {"type": "object"}}],
+            "messages": [{"role": "user", "content": "Look it up."},
+                         {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "alpha", "input": {}},
+                                                           {"type": "tool_use", "id": "t2", "name": "alpha", "input": {}}]},
+                         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "done"},
+                                                      {"type": "tool_result", "tool_use_id": "t2", "content": ROWS}]}]}
+
+
+CASES = [
+    ("chat, tools reordered by cache_aligner, not streamed (retrieve tool added)", "/v1/chat/completions",
+     chat(TOOLS), False),
+    ("chat, tools reordered, streamed", "/v1/chat/completions", chat(TOOLS, True), True),
+    ("chat, tools already in order (no edit outside units), streamed", "/v1/chat/completions",
+     chat(sorted(TOOLS, key=lambda t: t["function"]["name"]), True), True),
+    ("chat, no tools, streamed", "/v1/chat/completions", chat(None, True), True),
+    ("anthropic, system, tools and a cache breakpoint edited", "/v1/messages", anthropic(), False),
+]
+
+
+def figures(h, path, body, is_stream):
+    hdrs = {"Authorization": "Bearer sk-t", "x-api-key": "k", "anthropic-version": "2023-06-01"}
+    if is_stream:
+        r = stream(h.url + path, body, headers=hdrs)
+        text = r.body.decode() if isinstance(r.body, bytes) else r.body
+        line = [x for x in text.splitlines() if x.startswith(": headroom tokens_before=")]
+        if not line:
+            return None
+        kv = dict(p.split("=", 1) for p in line[-1][2:].split()[1:])
+        return int(kv["tokens_before"]), int(kv["tokens_after"])
+    r = post_json(h.url + path, body, headers=hdrs)
+    if r.status != 200:
+        return None
+    return int(r.header("x-headroom-tokens-before")), int(r.header("x-headroom-tokens-after"))
+
+
+def run(conf, label):
+    out = []
+    with Mock() as m, Headroomd(mock=m, conf_text=BASE + conf) as h:
+        for name, path, body, is_stream in CASES:
+            out.append(figures(h, path, body, is_stream))
+        st = h.stats()
+        out.append(st["tokens"]["input"])
+    ok(all(x is not None for x in out), "%s: every request answered with its figures" % label)
+    return out
+
+
+reference = run("", "no stage")
+with_stages = run(STAGES, "router, cache_aligner, smart_crusher")
+for i, (name, _, _, _) in enumerate(CASES):
+    ref, got = reference[i], with_stages[i]
+    if not (ref and got):
+        continue
+    is_(ref[0], ref[1], "%s: no stage, nothing saved" % name)
+    is_(got[0], ref[0], "%s: tokens before = a daemon without stages (%d)" % (name, ref[0]))
+    cmp_ok(got[1], "<", got[0], "%s: the crushed output saved tokens (%d -> %d)" % (name, got[0], got[1]))
+is_(with_stages[-1], reference[-1], "/stats tokens.input: the same total as without stages (%d)" % reference[-1])
+done()
