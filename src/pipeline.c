@@ -64,7 +64,7 @@ static int in_skip(const struct skip_set *s, const json_t *v)
     return s && s->n && bsearch(&v, s->items, s->n, sizeof *s->items, cmp_ptr);
 }
 
-static uint64_t count_strings(const char *model, const json_t *v, const struct skip_set *skip)
+static uint64_t count_strings(enum hr_encoding enc, const json_t *v, const struct skip_set *skip)
 {
     uint64_t n = 0;
     size_t i;
@@ -73,12 +73,12 @@ static uint64_t count_strings(const char *model, const json_t *v, const struct s
     if (!v) return 0;
     switch (json_typeof(v)) {
     case JSON_STRING:
-        return in_skip(skip, v) ? 0 : hr_count_tokens_cached(model, json_string_value(v), json_string_length(v));
+        return in_skip(skip, v) ? 0 : hr_count_tokens_cached_enc(enc, json_string_value(v), json_string_length(v));
     case JSON_ARRAY:
-        json_array_foreach(v, i, x) n += count_strings(model, x, skip);
+        json_array_foreach(v, i, x) n += count_strings(enc, x, skip);
         return n;
     case JSON_OBJECT:
-        json_object_foreach((json_t *)v, k, x) n += count_strings(model, x, skip);
+        json_object_foreach((json_t *)v, k, x) n += count_strings(enc, x, skip);
         return n;
     default: return 0;
     }
@@ -88,7 +88,8 @@ static uint64_t request_tokens(const struct hr_api *api, const char *model, cons
                                const struct skip_set *skip)
 {
     uint64_t n = 0;
-    for (size_t i = 0; api->counted_keys[i]; i++) n += count_strings(model, json_object_get(body, api->counted_keys[i]), skip);
+    enum hr_encoding enc = hr_encoding_for_model(model);
+    for (size_t i = 0; api->counted_keys[i]; i++) n += count_strings(enc, json_object_get(body, api->counted_keys[i]), skip);
     n += PER_MESSAGE_TOKENS * (uint64_t)json_array_size(json_object_get(body, api->items_key));
     return n;
 }
@@ -98,7 +99,10 @@ uint64_t hr_request_tokens(const struct hr_api *api, const char *model, const js
     return request_tokens(api, model, body, NULL);
 }
 
-uint64_t hr_json_tokens(const char *model, const json_t *value) { return count_strings(model, value, NULL); }
+uint64_t hr_json_tokens(const char *model, const json_t *value)
+{
+    return count_strings(hr_encoding_for_model(model), value, NULL);
+}
 
 struct unit_list {
     struct hr_unit *units;

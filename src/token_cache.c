@@ -38,9 +38,8 @@ struct short_entry {
 };
 static _Thread_local struct short_entry short_memo[SHORT_SLOTS];
 
-static size_t count_short(const char *model, const char *text, size_t len)
+static size_t count_short(enum hr_encoding enc, const char *text, size_t len)
 {
-    enum hr_encoding enc = hr_encoding_for_model(model);
     uint64_t a = 0, b = 0;
     memcpy(&a, text, len < 8 ? len : 8);
     if (len > 8) memcpy(&b, text + len - (len < 16 ? len - 8 : 8), len < 16 ? len - 8 : 8);
@@ -55,18 +54,9 @@ static size_t count_short(const char *model, const char *text, size_t len)
     return tokens;
 }
 
-size_t hr_count_tokens_cached(const char *model, const char *text, size_t len)
+/* The table, keyed by encoding: callers resolve a model's encoding once. */
+static int lookup(uint32_t enc, size_t len, const uint64_t hash[2], size_t *tokens)
 {
-    if (len <= SHORT_MAX && text) return count_short(model, text, len);
-    if (len < HR_TOKEN_CACHE_MIN_BYTES) return hr_count_tokens(model, text, len);
-    uint64_t h[2];
-    hr_hash128(text, len, &h[0], &h[1]);
-    return hr_count_tokens_cached_hash(model, text, len, h);
-}
-
-int hr_token_cache_lookup(const char *model, size_t len, const uint64_t hash[2], size_t *tokens)
-{
-    uint32_t enc = (uint32_t)hr_encoding_for_model(model);
     size_t set = (size_t)(hash[0] % SETS);
     pthread_mutex_t *lock = &stripes[set % STRIPES];
     atomic_fetch_add_explicit(&lookups, 1, memory_order_relaxed);
@@ -84,9 +74,8 @@ int hr_token_cache_lookup(const char *model, size_t len, const uint64_t hash[2],
     return 0;
 }
 
-void hr_token_cache_store(const char *model, size_t len, const uint64_t hash[2], size_t tokens)
+static void store(uint32_t enc, size_t len, const uint64_t hash[2], size_t tokens)
 {
-    uint32_t enc = (uint32_t)hr_encoding_for_model(model);
     size_t set = (size_t)(hash[0] % SETS);
     pthread_mutex_t *lock = &stripes[set % STRIPES];
     pthread_mutex_lock(lock);
@@ -96,13 +85,42 @@ void hr_token_cache_store(const char *model, size_t len, const uint64_t hash[2],
     pthread_mutex_unlock(lock);
 }
 
-size_t hr_count_tokens_cached_hash(const char *model, const char *text, size_t len, const uint64_t hash[2])
+static size_t count_hashed(enum hr_encoding enc, const char *text, size_t len, const uint64_t hash[2])
 {
     size_t tokens;
-    if (hr_token_cache_lookup(model, len, hash, &tokens)) return tokens;
-    tokens = hr_count_tokens(model, text, len); /* outside any lock: this is the slow part */
-    hr_token_cache_store(model, len, hash, tokens);
+    if (lookup((uint32_t)enc, len, hash, &tokens)) return tokens;
+    tokens = hr_count_tokens_enc(enc, text, len); /* outside any lock: this is the slow part */
+    store((uint32_t)enc, len, hash, tokens);
     return tokens;
+}
+
+size_t hr_count_tokens_cached_enc(enum hr_encoding enc, const char *text, size_t len)
+{
+    if (len <= SHORT_MAX && text) return count_short(enc, text, len);
+    if (len < HR_TOKEN_CACHE_MIN_BYTES) return hr_count_tokens_enc(enc, text, len);
+    uint64_t h[2];
+    hr_hash128(text, len, &h[0], &h[1]);
+    return count_hashed(enc, text, len, h);
+}
+
+size_t hr_count_tokens_cached(const char *model, const char *text, size_t len)
+{
+    return hr_count_tokens_cached_enc(hr_encoding_for_model(model), text, len);
+}
+
+int hr_token_cache_lookup(const char *model, size_t len, const uint64_t hash[2], size_t *tokens)
+{
+    return lookup((uint32_t)hr_encoding_for_model(model), len, hash, tokens);
+}
+
+void hr_token_cache_store(const char *model, size_t len, const uint64_t hash[2], size_t tokens)
+{
+    store((uint32_t)hr_encoding_for_model(model), len, hash, tokens);
+}
+
+size_t hr_count_tokens_cached_hash(const char *model, const char *text, size_t len, const uint64_t hash[2])
+{
+    return count_hashed(hr_encoding_for_model(model), text, len, hash);
 }
 
 void hr_token_cache_counters(uint64_t *h, uint64_t *l)

@@ -5,12 +5,16 @@
 #define HR_TOKEN_CACHE_H
 #include <stddef.h>
 #include <stdint.h>
+#include "tokens.h"
 
 /* Strings shorter than this are counted directly (hashing would not pay). */
 #define HR_TOKEN_CACHE_MIN_BYTES 2048
 
 /* hr_count_tokens with a bounded, thread-safe cache for large strings. */
 size_t hr_count_tokens_cached(const char *model, const char *text, size_t len);
+/* The same for an encoding already resolved (hr_encoding_for_model): a
+ * caller counting many strings of one request resolves it once. */
+size_t hr_count_tokens_cached_enc(enum hr_encoding enc, const char *text, size_t len);
 /* The same, given hr_hash128 of the text (computed once by the caller). */
 size_t hr_count_tokens_cached_hash(const char *model, const char *text, size_t len, const uint64_t hash[2]);
 /* The two halves of the above, for a caller that counts a miss itself
