@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# p99_sinks.sh — which sink sets one connection's p99. Runs headroomd with
+# the shipped conf/headroom.conf, all sinks removed but the ones named, in
+# front of fast_upstream, and drives it with wrk at one connection. Prints
+# wrk's p50/p99 next to headroomd's own `latency` histogram (request read to
+# answer written, /stats): when wrk's p99 grows and headroomd's does not,
+# the time is lost outside the request's processing (threads woken late).
+#
+# Usage: HEADROOMD=/path/to/build/src/headroomd bench/proxy_vs_nginx/p99_sinks.sh [SET...]
+#   SET: a comma-separated list of sinks to keep, or "none"
+#        (default: none savings_file metrics_db prometheus otel langfuse)
+#   DURATION=3 seconds per run, ROUNDS=2
+# Needs wrk; 127.0.0.1 only; stops what it starts.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/../.." && pwd)
+DURATION=${DURATION:-3}
+ROUNDS=${ROUNDS:-2}
+SETS=("$@")
+[ ${#SETS[@]} -gt 0 ] || SETS=(none savings_file metrics_db prometheus otel langfuse)
+die() { echo "p99_sinks.sh: $*" >&2; exit 1; }
+[ -x "${HEADROOMD:-}" ] || die "set HEADROOMD to a built headroomd (a build without sanitizers)"
+command -v wrk >/dev/null || die "wrk is missing (apt-get install wrk)"
+
+TMP=$(mktemp -d /tmp/hr-p99.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$TMP"; }
+trap cleanup EXIT INT TERM
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+cc -O2 -Wall -o "$TMP/fast_upstream" "$HERE/fast_upstream.c"
+"$TMP/fast_upstream" 0 "$TMP/up.port" >/dev/null 2>"$TMP/upstream.log" & PIDS+=($!)
+for _ in $(seq 50); do [ -s "$TMP/up.port" ] && break; sleep 0.1; done
+UP=$(cat "$TMP/up.port")
+
+# one SET: start headroomd with those sinks, warm up, ROUNDS measured runs
+run() {
+    local set=$1 port ws pid
+    port=$(free_port)
+    ws="$TMP/ws-$set"
+    mkdir -p "$ws"
+    sed -e "s|^host .*|host 127.0.0.1|" -e "s|^port .*|port $port|" \
+        -e "s|^openai_api_url .*|openai_api_url http://127.0.0.1:$UP|" \
+        -e "s|^anthropic_api_url .*|anthropic_api_url http://127.0.0.1:$UP|" "$TOP/conf/headroom.conf" |
+        KEEP=$set python3 -c '
+import os, re, sys
+keep = os.environ["KEEP"].split(",")
+text = sys.stdin.read()
+print(re.sub(r"(?ms)^sink (\w+) \{(?:.*?^\}| \})\n", lambda m: m.group(0) if m.group(1) in keep else "", text))' >"$TMP/$set.conf"
+    HEADROOM_WORKSPACE_DIR=$ws HEADROOM_TELEMETRY=off "$HEADROOMD" -c "$TMP/$set.conf" >"$TMP/$set.log" 2>&1 &
+    pid=$!
+    PIDS+=($pid)
+    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/readyz" && break; sleep 0.1; done
+    wrk -t1 -c1 -d1s -s "$HERE/post.lua" "http://127.0.0.1:$port" >/dev/null 2>&1
+    for r in $(seq "$ROUNDS"); do
+        local after
+        after=$(wrk -t1 -c1 -d"${DURATION}s" --latency -s "$HERE/post.lua" "http://127.0.0.1:$port" 2>&1 | grep RESULT)
+        # headroomd's histogram covers the whole life of the daemon: the
+        # warm-up and earlier rounds are a small share of its count.
+        curl -s "http://127.0.0.1:$port/stats" | SET=$set RES="$after" python3 -c '
+import json, os, re, sys
+d = json.load(sys.stdin)
+res = dict(kv.split("=") for kv in os.environ["RES"].split()[1:])
+lat = d["latency"]
+print("| %s | %s | %s | %s | %.3f | %.3f |" % (os.environ["SET"], res["requests"], res["p50_us"], res["p99_us"],
+                                          lat["p50_ms"], lat["p99_ms"]))'
+    done
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+}
+
+echo "one connection, ${DURATION}s per run, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| sinks kept | requests | wrk p50 µs | wrk p99 µs | headroomd latency p50 ms | headroomd latency p99 ms |"
+echo "|---|---|---|---|---|---|"
+for s in "${SETS[@]}"; do run "$s"; done
