@@ -46,22 +46,92 @@ static inline long hex4(const unsigned char *p)
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
 
-/* The high bit of each byte of w that needs the careful path (a quote, a
- * backslash, a control character or non-ASCII). Bytes above the first such
- * byte may be flagged wrongly (borrows), the first one never is. */
-static inline uint64_t word_special(uint64_t w)
-{
-    uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
-    uint64_t t = ((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w) | w;
-    return t & HIGHS;
-}
-
-/* Index of the first flagged byte of a word_special() mask (little-endian
- * loads; a big-endian host takes the bytes one at a time instead). */
+/* Index of the first flagged byte of a word mask with high bits set
+ * (little-endian loads; a big-endian host takes the bytes one at a time). */
 static inline unsigned first_flagged(uint64_t m)
 {
     return (unsigned)__builtin_ctzll(m) >> 3;
 }
+
+/* Strings are scanned a block at a time: one bit per byte of the block for
+ * the bytes that need a look. Every such bit is exact, so all the escapes
+ * of a block (a tool output sent as a JSON string escapes every quote it
+ * holds, one every few bytes) are handled without loading it again. SSE2
+ * is part of x86-64; elsewhere a word with exact per-byte tests. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define BLOCK 16u
+static inline __m128i block_load(const unsigned char *p)
+{
+    return _mm_loadu_si128((const __m128i *)(const void *)p);
+}
+/* A quote, a backslash, a control character or non-ASCII (negative as a
+ * signed byte, so below 0x20 in the signed compare). */
+static inline uint32_t block_special(const unsigned char *p)
+{
+    __m128i v = block_load(p);
+    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))),
+                             _mm_cmplt_epi8(v, _mm_set1_epi8(0x20)));
+    return (uint32_t)_mm_movemask_epi8(m);
+}
+static inline uint32_t block_quote_backslash(const unsigned char *p)
+{
+    __m128i v = block_load(p);
+    return (uint32_t)_mm_movemask_epi8(
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+}
+static inline uint32_t block_backslash(const unsigned char *p)
+{
+    return (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(block_load(p), _mm_set1_epi8('\\')));
+}
+#else
+#define BLOCK 8u
+/* High bit of each byte of w equal to c (exact: no borrow between bytes). */
+static inline uint64_t word_eq(uint64_t w, unsigned char c)
+{
+    uint64_t y = w ^ (ONES * c);
+    return ~(((y & ~HIGHS) + ~HIGHS) | y) & HIGHS;
+}
+/* One bit per byte from the high bits of a word mask, byte i to bit i. */
+static inline uint32_t word_bits(const unsigned char *p, uint64_t m)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    (void)p;
+    return (uint32_t)(((m >> 7) * 0x0102040810204080ULL) >> 56);
+#else
+    uint32_t bits = 0; /* the word's bytes are in the other order: ask each */
+    for (unsigned i = 0; i < 8; i++)
+        bits |= (uint32_t)((m >> (8 * (7 - i) + 7)) & 1) << i;
+    return bits;
+#endif
+}
+static inline uint64_t block_word(const unsigned char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+static inline uint32_t block_special(const unsigned char *p)
+{
+    uint64_t w = block_word(p);
+    uint64_t ctl = ~((w & ~HIGHS) + ONES * 0x60) & HIGHS; /* below 0x20 (or non-ASCII) */
+    return word_bits(p, word_eq(w, '"') | word_eq(w, '\\') | ctl | (w & HIGHS));
+}
+static inline uint32_t block_quote_backslash(const unsigned char *p)
+{
+    uint64_t w = block_word(p);
+    return word_bits(p, word_eq(w, '"') | word_eq(w, '\\'));
+}
+static inline uint32_t block_backslash(const unsigned char *p)
+{
+    return word_bits(p, word_eq(block_word(p), '\\'));
+}
+#endif
+
+/* The escapes of two bytes that need no decoding check: \" \\ \/ \b \f \n \r \t. */
+static const unsigned char simple_escape[256] = {
+    ['"'] = 1, ['\\'] = 1, ['/'] = 1, ['b'] = 1, ['f'] = 1, ['n'] = 1, ['r'] = 1, ['t'] = 1,
+};
 
 /* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0. Strict: no
  * overlong forms, no surrogates, nothing above U+10FFFF (as jansson's utf8.c). */
@@ -92,22 +162,34 @@ static const unsigned char *scan_string(const unsigned char *p, const unsigned c
                                         int *esc, const char **msg)
 {
     for (;;) {
-        while (end - p >= 8) {
-            uint64_t w;
-            memcpy(&w, p, 8);
-            uint64_t m = word_special(w);
-            if (m) {
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-                p += first_flagged(m); /* straight to the byte that ends the run */
-#endif
-                break;
+        while ((size_t)(end - p) >= BLOCK) {
+            uint32_t m = block_special(p);
+            /* The closing quote, two-byte escapes and valid UTF-8 are taken
+             * here; anything else (and an escape or a sequence the block
+             * cuts) goes to the careful path below, which reports errors. */
+            while (m) {
+                unsigned k = (unsigned)__builtin_ctz(m), c = p[k];
+                if (c == '"')
+                    return p + k + 1;
+                if (c == '\\' && k + 1 < BLOCK && simple_escape[p[k + 1]]) {
+                    *esc = 1;
+                    m &= ~(3u << k);
+                    continue;
+                }
+                size_t n = c >= 0x80 ? utf8_seq(p + k, end) : 0;
+                if (!n || k + n > BLOCK) {
+                    p += k;
+                    goto careful;
+                }
+                m &= ~(((1u << n) - 1) << k);
             }
-            p += 8;
+            p += BLOCK;
         }
         if (p >= end) {
             *msg = "premature end of input in a string";
             return NULL;
         }
+    careful:;
         unsigned c = *p;
         if (c == '"')
             return p + 1;
@@ -655,29 +737,61 @@ const char *hr_json_string(const char *s, size_t len, char **buf, size_t *cap, s
     return *buf;
 }
 
+size_t hr_json_span(const char *s, size_t avail, int *esc)
+{
+    const unsigned char *const b = (const unsigned char *)s, *const end = b + avail;
+    const unsigned char *p = b;
+    for (;;) {
+        while ((size_t)(end - p) >= BLOCK) {
+            uint32_t m = block_quote_backslash(p);
+            size_t next = BLOCK;
+            while (m) {
+                unsigned k = (unsigned)__builtin_ctz(m);
+                if (p[k] == '"')
+                    return (size_t)(p + k - b);
+                *esc = 1; /* the escaped byte never ends the string */
+                if (k + 1 >= BLOCK) {
+                    next = BLOCK + 1;
+                    break;
+                }
+                m &= ~(3u << k);
+            }
+            p += next;
+        }
+        while (p < end && *p != '"' && *p != '\\')
+            p++;
+        if (p >= end)
+            return avail;
+        if (*p == '"')
+            return (size_t)(p - b);
+        *esc = 1;
+        p += 2;
+    }
+}
+
 size_t hr_json_unescape(const char *s, size_t len, char *out)
 {
     size_t o = 0;
     for (size_t i = 0; i < len;) {
-        /* To the next backslash, eight bytes at a time: escapes come every
-         * few bytes in a JSON document sent as a string, where a memchr
-         * call per escape costs more than the bytes between them. */
-        size_t j = i;
-        while (len - j >= 8) {
-            uint64_t w;
-            memcpy(&w, s + j, 8);
-            uint64_t x = w ^ (ONES * '\\');
-            if (((x - ONES) & ~x & HIGHS) != 0)
-                break;
-            j += 8;
+        /* To the next backslash a block at a time, copying the whole block
+         * first: escapes come every few bytes in a JSON document sent as a
+         * string. o <= i (decoding never grows), so the block fits in out. */
+        while (len - i >= BLOCK) {
+            memcpy(out + o, s + i, BLOCK);
+            uint32_t m = block_backslash((const unsigned char *)s + i);
+            if (m) {
+                unsigned k = (unsigned)__builtin_ctz(m);
+                i += k;
+                o += k;
+                goto escape;
+            }
+            i += BLOCK;
+            o += BLOCK;
         }
-        while (j < len && s[j] != '\\')
-            j++;
-        size_t run = j - i;
-        memmove(out + o, s + i, run);
-        o += run;
-        i += run;
-        if (i >= len || i + 1 >= len)
+        while (i < len && s[i] != '\\')
+            out[o++] = s[i++];
+    escape:
+        if (i + 1 >= len)
             break;
         char e = s[i + 1];
         i += 2;
@@ -785,7 +899,7 @@ static size_t skim_ws(const char *t, size_t i, size_t len)
 }
 
 /* The high bit of each byte of w that is a quote or a backslash (exact for
- * the first such byte, as word_special). */
+ * the first such byte). */
 static inline uint64_t word_quote_or_backslash(uint64_t w)
 {
     uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');

@@ -40,6 +40,12 @@ int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_in
  * `out`, which must hold `len` bytes (decoding never grows). Returns the decoded length. */
 size_t hr_json_unescape(const char *s, size_t len, char *out);
 
+/* Length of the body of a string that hr_json_scan accepted, `s` just past its
+ * opening quote and `avail` bytes readable there: the offset of the closing
+ * quote (avail when there is none). *esc is set to 1 when the body holds an
+ * escape, and left as it was otherwise. */
+size_t hr_json_span(const char *s, size_t avail, int *esc);
+
 /* The decoded text of a string body that hr_json_scan accepted: the body
  * itself when it holds no escape, else decoded (and NUL-terminated) into
  * *buf, which grows with realloc (*cap is its size). NULL when out of memory. */

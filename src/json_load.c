@@ -24,36 +24,15 @@ static void skip_ws(struct builder *b)
     while (b->p < b->end && (*b->p == ' ' || *b->p == '\n' || *b->p == '\r' || *b->p == '\t')) b->p++;
 }
 
-#define ONES 0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
-
-/* A byte of w is a quote or a backslash. */
-static inline int quote_or_backslash(uint64_t w)
-{
-    uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
-    return ((((q - ONES) & ~q) | ((b - ONES) & ~b)) & HIGHS) != 0;
-}
-
 /* The string at b->p (its opening quote): decoded text and length; b->p
- * moves past the closing quote. One pass finds the end, eight bytes at a
- * time, and whether anything needs decoding (a tool output sent as a JSON
- * string escapes every quote it holds). */
+ * moves past the closing quote. One pass finds the end and whether anything
+ * needs decoding (a tool output sent as a JSON string escapes every quote
+ * it holds). */
 static const char *read_string(struct builder *b, size_t *len)
 {
-    const char *s = b->p + 1, *q = s, *end = b->end;
+    const char *s = b->p + 1;
     int esc = 0;
-    for (;;) {
-        while (end - q >= 8) {
-            uint64_t w;
-            memcpy(&w, q, 8);
-            if (quote_or_backslash(w)) break;
-            q += 8;
-        }
-        while (*q != '"' && *q != '\\') q++; /* the scanner saw the closing quote */
-        if (*q == '"') break;
-        esc = 1;
-        q += 2; /* an escaped byte never ends the string */
-    }
+    const char *q = s + hr_json_span(s, (size_t)(b->end - s), &esc);
     b->p = q + 1;
     *len = (size_t)(q - s);
     if (!esc) return s;
