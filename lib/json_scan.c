@@ -251,6 +251,19 @@ static const unsigned char *scan_string(const unsigned char *p, const unsigned c
     }
 }
 
+/* scan_string for the usual string, short and plain, without the call. */
+static inline const unsigned char *string_end(const unsigned char *p, const unsigned char *end, int *esc,
+                                              const char **msg)
+{
+    if ((size_t)(end - p) >= BLOCK) {
+        uint32_t m = block_special(p);
+        unsigned k = m ? (unsigned)__builtin_ctz(m) : 0;
+        if (m && p[k] == '"')
+            return p + k + 1;
+    }
+    return scan_string(p, end, esc, msg);
+}
+
 /* strtod on a NUL-terminated copy with the locale's decimal point, as jansson does.
  * Returns 0, or -1 on overflow to infinity (underflow is accepted, as in jansson). */
 static int real_value(const char *s, size_t len, double *out)
@@ -379,8 +392,17 @@ static uint64_t hash_bytes(const unsigned char *p, size_t len)
         p += 8;
         len -= 8;
     }
+    /* The last 0..7 bytes without a variable-length copy (a call): two
+     * overlapping 4-byte loads, or three bytes. */
     uint64_t w = 0;
-    memcpy(&w, p, len);
+    if (len >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + len - 4, 4);
+        w = a | (uint64_t)b << 32;
+    } else if (len) {
+        w = p[0] | (uint64_t)p[len / 2] << 8 | (uint64_t)p[len - 1] << 16;
+    }
     h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
     return h ^ (h >> 29);
 }
@@ -520,7 +542,7 @@ value:
     switch (*p) {
     case '"': {
         int esc = 0;
-        const unsigned char *q = scan_string(p + 1, end, &esc, &msg);
+        const unsigned char *q = string_end(p + 1, end, &esc, &msg);
         if (!q)
             goto fail; /* reported at the string's start */
         p = q;
@@ -596,7 +618,7 @@ key:
     {
         int esc = 0;
         const unsigned char *ks = p + 1;
-        const unsigned char *q = scan_string(ks, end, &esc, &msg);
+        const unsigned char *q = string_end(ks, end, &esc, &msg);
         if (!q)
             goto fail;
         p = q;
