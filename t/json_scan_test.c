@@ -179,6 +179,59 @@ int main(void)
     rows("{\"a\":{\"b\":[{},{}]}}", 0, 0, "two levels down does not count");
     rows("{\"a\":[[{}],[{}]]}", 0, 0, "arrays of arrays do not count");
 
+    /* Strings are read a block (16 or 8 bytes) at a time: each escape, UTF-8
+     * sequence and bad byte, at every offset of a block and across its end,
+     * gets jansson's verdict, the same message and, when accepted, the
+     * decoding jansson gives. */
+    {
+        static const struct { const char *piece, *why; } pieces[] = {
+            {"\\\"", NULL}, {"\\\\", NULL}, {"\\/", NULL}, {"\\n", NULL}, {"\\\\\\\"", NULL},
+            {"\\u00e9", NULL}, {"\\ud83d\\ude00", NULL}, {"\xc3\xa9", NULL}, {"\xe2\x82\xac", NULL},
+            {"\xf0\x9f\x98\x80", NULL}, {"\\x", "invalid escape"}, {"\\u12g4", "invalid escape"},
+            {"\\u0000", "\\u0000"}, {"\\ud800x", "high surrogate"}, {"\x01", "control character"},
+            {"\x7f", NULL}, {"\xc3\x28", "invalid UTF-8"}, {"\xed\xa0\x80", "invalid UTF-8"},
+            {"\xe2\x82", "invalid UTF-8"}, {"\"", "',' or ']' expected"},
+        };
+        for (size_t k = 0; k < sizeof pieces / sizeof pieces[0]; k++) {
+            int wrong = 0;
+            for (size_t at = 0; at <= 40 && !wrong; at++) {
+                for (size_t tail = 0; tail <= 20 && !wrong; tail += 19) {
+                    char text[128], out[128];
+                    size_t pl = strlen(pieces[k].piece), n = 0;
+                    text[n++] = '[';
+                    text[n++] = '"';
+                    memset(text + n, 'a', at);
+                    n += at;
+                    memcpy(text + n, pieces[k].piece, pl);
+                    n += pl;
+                    memset(text + n, 'b', tail);
+                    n += tail;
+                    text[n++] = '"';
+                    text[n++] = ']';
+                    struct hr_json_error err = {0, NULL};
+                    int rc = hr_json_scan(text, n, 0, NULL, &err);
+                    json_t *j = json_loadb(text, n, 0, NULL);
+                    wrong |= (rc == 0) != (j != NULL);
+                    wrong |= pieces[k].why ? !err.msg || !strstr(err.msg, pieces[k].why) : rc != 0;
+                    if (!rc && j) {
+                        int esc = 0;
+                        size_t body = hr_json_span(text + 2, n - 2, &esc);
+                        size_t dl = hr_json_unescape(text + 2, body, out);
+                        const json_t *v = json_array_get(j, 0);
+                        wrong |= body != n - 4 || esc != (memchr(text, '\\', n) != NULL);
+                        wrong |= dl != json_string_length(v) || memcmp(out, json_string_value(v), dl) != 0;
+                    }
+                    if (wrong)
+                        tap_diag("piece %zu after %zu bytes, %zu after: scan %d (%s), jansson %s", k, at, tail, rc,
+                                 err.msg ? err.msg : "-", j ? "accepts" : "rejects");
+                    json_decref(j);
+                }
+            }
+            ok(!wrong, "string piece %zu at every offset of a block: as jansson, message '%s'", k,
+               pieces[k].why ? pieces[k].why : "(accepted)");
+        }
+    }
+
     /* Decoders. */
     {
         char out[64];
