@@ -497,6 +497,12 @@ int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_in
     const unsigned char *p = skip_ws(base, end, &ws);
     unsigned char kind[HR_JSON_MAX_DEPTH];
     uint32_t key_base[HR_JSON_MAX_DEPTH];
+    /* Per open object (duplicate keys refused): one bit per key hash (its
+     * top 6 bits), and whether two keys shared a bit. Equal keys hash alike,
+     * so an object where no bit was shared has no duplicate and skips the
+     * pairwise check when it closes. */
+    uint64_t key_bits[HR_JSON_MAX_DEPTH];
+    unsigned char key_clash[HR_JSON_MAX_DEPTH];
     struct keys keys = {.v = keys.stack, .n = 0, .cap = 64};
     const int dups = (flags & HR_JSON_REJECT_DUPLICATES) != 0;
     const char *msg = NULL;
@@ -598,8 +604,11 @@ token_end:
 
 open:
     kind[d] = *p;
-    if (*p == '{')
+    if (*p == '{') {
         key_base[d] = (uint32_t)keys.n;
+        key_bits[d] = 0;
+        key_clash[d] = 0;
+    }
     d++;
     p = skip_ws(p + 1, end, &ws);
     if (p < end && *p == (kind[d - 1] == '[' ? ']' : '}')) {
@@ -631,6 +640,9 @@ key:
                 rc = ENOMEM_;
                 goto out;
             }
+            uint64_t bit = 1ULL << (keys.v[keys.n - 1].h >> 58);
+            key_clash[d - 1] |= (key_bits[d - 1] & bit) != 0;
+            key_bits[d - 1] |= bit;
         }
     }
     if (d == 1)
@@ -647,7 +659,7 @@ close:
     d--;
     if (kind[d] == '{' && dups) {
         size_t b = key_base[d];
-        int dup = keys_dup(text, keys.v + b, keys.n - b);
+        int dup = key_clash[d] ? keys_dup(text, keys.v + b, keys.n - b) : 0;
         if (dup < 0) {
             rc = ENOMEM_;
             goto out;
