@@ -128,9 +128,10 @@ static inline uint32_t block_backslash(const unsigned char *p)
 }
 #endif
 
-/* The escapes of two bytes that need no decoding check: \" \\ \/ \b \f \n \r \t. */
+/* The escapes of two bytes, by their second byte: the byte each stands for
+ * (0: not one of them). */
 static const unsigned char simple_escape[256] = {
-    ['"'] = 1, ['\\'] = 1, ['/'] = 1, ['b'] = 1, ['f'] = 1, ['n'] = 1, ['r'] = 1, ['t'] = 1,
+    ['"'] = '"', ['\\'] = '\\', ['/'] = '/', ['b'] = '\b', ['f'] = '\f', ['n'] = '\n', ['r'] = '\r', ['t'] = '\t',
 };
 
 /* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0. Strict: no
@@ -803,6 +804,44 @@ size_t hr_json_span(const char *s, size_t avail, int *esc)
     }
 }
 
+/* Decode the escape whose backslash is s[i] into out + *o (at most 4 bytes).
+ * Returns the index past it, or 0 when it is cut short or malformed (text
+ * the scanner refused): decoding stops there. */
+static inline size_t decode_escape(const char *s, size_t i, size_t len, char *out, size_t *o)
+{
+    if (i + 1 >= len)
+        return 0;
+    char e = s[i + 1];
+    i += 2;
+    switch (e) {
+    case 'b': out[(*o)++] = '\b'; break;
+    case 'f': out[(*o)++] = '\f'; break;
+    case 'n': out[(*o)++] = '\n'; break;
+    case 'r': out[(*o)++] = '\r'; break;
+    case 't': out[(*o)++] = '\t'; break;
+    case 'u': {
+        if (i + 4 > len)
+            return 0;
+        long v = hex4((const unsigned char *)s + i);
+        i += 4;
+        if (v < 0)
+            return 0;
+        unsigned long cp = (unsigned long)v;
+        if (v >= 0xD800 && v <= 0xDBFF && i + 6 <= len && s[i] == '\\' && s[i + 1] == 'u') {
+            long v2 = hex4((const unsigned char *)s + i + 2);
+            if (v2 >= 0xDC00 && v2 <= 0xDFFF) {
+                cp = 0x10000 + (((unsigned long)v - 0xD800) << 10) + ((unsigned long)v2 - 0xDC00);
+                i += 6;
+            }
+        }
+        *o += utf8_put(cp, out + *o);
+        break;
+    }
+    default: out[(*o)++] = e; break; /* " \ / */
+    }
+    return i;
+}
+
 size_t hr_json_unescape(const char *s, size_t len, char *out)
 {
     size_t o = 0;
@@ -825,38 +864,118 @@ size_t hr_json_unescape(const char *s, size_t len, char *out)
         while (i < len && s[i] != '\\')
             out[o++] = s[i++];
     escape:
-        if (i + 1 >= len)
-            break;
-        char e = s[i + 1];
-        i += 2;
-        switch (e) {
-        case 'b': out[o++] = '\b'; break;
-        case 'f': out[o++] = '\f'; break;
-        case 'n': out[o++] = '\n'; break;
-        case 'r': out[o++] = '\r'; break;
-        case 't': out[o++] = '\t'; break;
-        case 'u': {
-            if (i + 4 > len)
-                return o;
-            long v = hex4((const unsigned char *)s + i);
-            i += 4;
-            if (v < 0)
-                return o;
-            unsigned long cp = (unsigned long)v;
-            if (v >= 0xD800 && v <= 0xDBFF && i + 6 <= len && s[i] == '\\' && s[i + 1] == 'u') {
-                long v2 = hex4((const unsigned char *)s + i + 2);
-                if (v2 >= 0xDC00 && v2 <= 0xDFFF) {
-                    cp = 0x10000 + (((unsigned long)v - 0xD800) << 10) + ((unsigned long)v2 - 0xDC00);
-                    i += 6;
-                }
-            }
-            o += utf8_put(cp, out + o);
-            break;
+        if (i + 1 < len && simple_escape[(unsigned char)s[i + 1]]) {
+            out[o++] = (char)simple_escape[(unsigned char)s[i + 1]];
+            i += 2;
+            continue;
         }
-        default: out[o++] = e; break; /* " \ / */
-        }
+        i = decode_escape(s, i, len, out, &o);
+        if (!i)
+            break;
     }
     return o;
+}
+
+/* out holds at least `need` bytes (doubling), or 0 when out of memory. */
+static int room(char **out, size_t *cap, size_t need)
+{
+    if (*cap >= need)
+        return 1;
+    size_t n = *cap * 2 > need ? *cap * 2 : need;
+    char *p = realloc(*out, n);
+    if (!p)
+        return 0;
+    *out = p;
+    *cap = n;
+    return 1;
+}
+
+const char *hr_json_read_string(const char *s, size_t avail, char **buf, size_t *cap, size_t *raw_len,
+                                size_t *out_len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, o;
+    /* To the closing quote or the first backslash: most strings end here and
+     * are used in place. */
+    while (avail - i >= BLOCK) {
+        uint32_t m = block_quote_backslash(u + i);
+        if (m) {
+            i += (unsigned)__builtin_ctz(m);
+            goto found;
+        }
+        i += BLOCK;
+    }
+    while (i < avail && s[i] != '"' && s[i] != '\\')
+        i++;
+found:
+    if (i >= avail || s[i] == '"') {
+        *raw_len = *out_len = i;
+        return s;
+    }
+    /* Decode from the first escape to the closing quote in the same pass
+     * (whole blocks copied, then kept up to their first quote or backslash),
+     * keeping BLOCK + 8 bytes of room ahead of a block and 8 ahead of a byte
+     * or an escape (which writes at most 4). The buffer is held in locals:
+     * stores through a char pointer would make the compiler reload it. */
+    char *out = *buf;
+    size_t c = *cap;
+    if (!room(&out, &c, i + BLOCK + 8))
+        goto nomem;
+    memcpy(out, s, i);
+    o = i;
+    for (;;) {
+        while (avail - i >= BLOCK) {
+            if (c - o < BLOCK + 8 && !room(&out, &c, o + BLOCK + 8))
+                goto nomem;
+            memcpy(out + o, s + i, BLOCK);
+            uint32_t m = block_quote_backslash(u + i);
+            if (m) {
+                unsigned k = (unsigned)__builtin_ctz(m);
+                i += k;
+                o += k;
+                goto special;
+            }
+            i += BLOCK;
+            o += BLOCK;
+        }
+        while (i < avail && s[i] != '"' && s[i] != '\\') {
+            if (c - o < 8 && !room(&out, &c, o + 8))
+                goto nomem;
+            out[o++] = s[i++];
+        }
+        if (i >= avail)
+            break;
+    special:
+        if (s[i] == '"')
+            break;
+        if (c - o < 8 && !room(&out, &c, o + 8))
+            goto nomem;
+        if (i + 1 < avail && simple_escape[u[i + 1]]) {
+            out[o++] = (char)simple_escape[u[i + 1]];
+            i += 2;
+            continue;
+        }
+        size_t next = decode_escape(s, i, avail, out, &o);
+        if (!next)
+            break;
+        i = next;
+    }
+    if (c - o < 1 && !room(&out, &c, o + 1))
+        goto nomem;
+    out[o] = '\0';
+    *buf = out;
+    *cap = c;
+    *raw_len = i;
+    *out_len = o;
+    return out;
+nomem: {
+        int esc = 0; /* i is never inside an escape here */
+        *buf = out;
+        *cap = c;
+        *raw_len = i + hr_json_span(s + i, avail - i, &esc);
+        *out_len = 0;
+        return NULL;
+    }
 }
 
 int hr_json_number(const char *s, size_t len, int64_t *iv, double *dv)

@@ -51,6 +51,15 @@ size_t hr_json_span(const char *s, size_t avail, int *esc);
  * *buf, which grows with realloc (*cap is its size). NULL when out of memory. */
 const char *hr_json_string(const char *s, size_t len, char **buf, size_t *cap, size_t *out_len);
 
+/* The string whose body starts at `s` (just past its opening quote) in text
+ * hr_json_scan accepted, `avail` bytes readable there, decoded in one pass:
+ * the body itself when it holds no escape, else decoded (and NUL-terminated)
+ * into *buf, which grows with realloc (*cap is its size). *raw_len is the
+ * offset of the closing quote, *out_len the decoded length. NULL when out
+ * of memory (*raw_len still set). */
+const char *hr_json_read_string(const char *s, size_t avail, char **buf, size_t *cap, size_t *raw_len,
+                                size_t *out_len);
+
 /* Value of a number that hr_json_scan accepted, `len` bytes at `s`. Returns 1 for an
  * integer (no '.', 'e', 'E': *iv set, and *dv = (double)*iv as jansson's
  * json_number_value), 0 for a real (*dv set exactly as strtod in the C locale). */

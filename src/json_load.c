@@ -25,18 +25,14 @@ static void skip_ws(struct builder *b)
 }
 
 /* The string at b->p (its opening quote): decoded text and length; b->p
- * moves past the closing quote. One pass finds the end and whether anything
- * needs decoding (a tool output sent as a JSON string escapes every quote
- * it holds). */
+ * moves past the closing quote. One pass finds the end and decodes (a tool
+ * output sent as a JSON string escapes every quote it holds). */
 static const char *read_string(struct builder *b, size_t *len)
 {
     const char *s = b->p + 1;
-    int esc = 0;
-    const char *q = s + hr_json_span(s, (size_t)(b->end - s), &esc);
-    b->p = q + 1;
-    *len = (size_t)(q - s);
-    if (!esc) return s;
-    const char *text = hr_json_string(s, (size_t)(q - s), &b->scratch, &b->cap, len);
+    size_t raw;
+    const char *text = hr_json_read_string(s, (size_t)(b->end - s), &b->scratch, &b->cap, &raw, len);
+    b->p = s + raw + 1;
     if (!text) {
         b->failed = 1;
         *len = 0;

@@ -182,7 +182,7 @@ int main(void)
     /* Strings are read a block (16 or 8 bytes) at a time: each escape, UTF-8
      * sequence and bad byte, at every offset of a block and across its end,
      * gets jansson's verdict, the same message and, when accepted, the
-     * decoding jansson gives. */
+     * decoding jansson gives (hr_json_unescape and hr_json_read_string). */
     {
         static const struct { const char *piece, *why; } pieces[] = {
             {"\\\"", NULL}, {"\\\\", NULL}, {"\\/", NULL}, {"\\n", NULL}, {"\\\\\\\"", NULL},
@@ -220,6 +220,11 @@ int main(void)
                         const json_t *v = json_array_get(j, 0);
                         wrong |= body != n - 4 || esc != (memchr(text, '\\', n) != NULL);
                         wrong |= dl != json_string_length(v) || memcmp(out, json_string_value(v), dl) != 0;
+                        char *buf = NULL;
+                        size_t cap = 0, raw = 0, rl = 0;
+                        const char *r = hr_json_read_string(text + 2, n - 2, &buf, &cap, &raw, &rl);
+                        wrong |= !r || raw != body || rl != dl || memcmp(r, out, dl) != 0;
+                        free(buf);
                     }
                     if (wrong)
                         tap_diag("piece %zu after %zu bytes, %zu after: scan %d (%s), jansson %s", k, at, tail, rc,
