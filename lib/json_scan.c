@@ -252,15 +252,19 @@ static const unsigned char *scan_string(const unsigned char *p, const unsigned c
     }
 }
 
-/* scan_string for the usual string, short and plain, without the call. */
+/* scan_string for the usual string, plain, without the call. */
 static inline const unsigned char *string_end(const unsigned char *p, const unsigned char *end, int *esc,
                                               const char **msg)
 {
-    if ((size_t)(end - p) >= BLOCK) {
+    while ((size_t)(end - p) >= BLOCK) {
         uint32_t m = block_special(p);
-        unsigned k = m ? (unsigned)__builtin_ctz(m) : 0;
-        if (m && p[k] == '"')
-            return p + k + 1;
+        if (m) {
+            unsigned k = (unsigned)__builtin_ctz(m);
+            if (p[k] == '"')
+                return p + k + 1;
+            break;
+        }
+        p += BLOCK;
     }
     return scan_string(p, end, esc, msg);
 }
