@@ -846,6 +846,19 @@ static inline size_t decode_escape(const char *s, size_t i, size_t len, char *ou
     return i;
 }
 
+/* One block of a decoding copy: the BLOCK bytes at s + *i go to out + *o,
+ * and both positions move to the block's first byte in `m` (its mask of
+ * bytes to stop at), or past the block when there is none. Returns whether
+ * there was one. */
+static inline int copy_block(const char *s, size_t *i, char *out, size_t *o, uint32_t m)
+{
+    memcpy(out + *o, s + *i, BLOCK);
+    unsigned k = m ? (unsigned)__builtin_ctz(m) : BLOCK;
+    *i += k;
+    *o += k;
+    return m != 0;
+}
+
 size_t hr_json_unescape(const char *s, size_t len, char *out)
 {
     size_t o = 0;
@@ -853,18 +866,9 @@ size_t hr_json_unescape(const char *s, size_t len, char *out)
         /* To the next backslash a block at a time, copying the whole block
          * first: escapes come every few bytes in a JSON document sent as a
          * string. o <= i (decoding never grows), so the block fits in out. */
-        while (len - i >= BLOCK) {
-            memcpy(out + o, s + i, BLOCK);
-            uint32_t m = block_backslash((const unsigned char *)s + i);
-            if (m) {
-                unsigned k = (unsigned)__builtin_ctz(m);
-                i += k;
-                o += k;
+        while (len - i >= BLOCK)
+            if (copy_block(s, &i, out, &o, block_backslash((const unsigned char *)s + i)))
                 goto escape;
-            }
-            i += BLOCK;
-            o += BLOCK;
-        }
         while (i < len && s[i] != '\\')
             out[o++] = s[i++];
     escape:
@@ -931,16 +935,8 @@ found:
         while (avail - i >= BLOCK) {
             if (c - o < BLOCK + 8 && !room(&out, &c, o + BLOCK + 8))
                 goto nomem;
-            memcpy(out + o, s + i, BLOCK);
-            uint32_t m = block_quote_backslash(u + i);
-            if (m) {
-                unsigned k = (unsigned)__builtin_ctz(m);
-                i += k;
-                o += k;
+            if (copy_block(s, &i, out, &o, block_quote_backslash(u + i)))
                 goto special;
-            }
-            i += BLOCK;
-            o += BLOCK;
         }
         while (i < avail && s[i] != '"' && s[i] != '\\') {
             if (c - o < 8 && !room(&out, &c, o + 8))
