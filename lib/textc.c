@@ -115,6 +115,7 @@ struct job {
     const struct hr_text_driver *d;
     struct cand *c;
     const char *query, *model;
+    struct hr_request *req;     /* for unit_tokens_at_least only (1.3) */
 };
 
 static void run_one(void *ctx, size_t i)
@@ -142,7 +143,8 @@ static void run_one(void *ctx, size_t i)
     if (c->rc != 0)
         return;
     size_t after = d->host->count_tokens(j->model, c->out.b.p, c->out.b.len);
-    if ((double)after > (1.0 - d->min_savings) * (double)c->tokens)
+    if (c->tokens == HR_TOKENS_UNKNOWN ? !d->host->unit_tokens_at_least(j->req, c->unit, hr_tokens_for_savings(after, d->min_savings))
+                                       : (double)after > (1.0 - d->min_savings) * (double)c->tokens)
         return;
     c->keep = d->host->ccr_put(c->text, c->len, c->hash) == HR_OK ? 1 : -1;
     if (c->keep == 1)
@@ -167,8 +169,9 @@ int hr_text_apply(const struct hr_text_driver *d, struct hr_request *req)
         const struct hr_unit *u = &req->units[i];
         /* The type test first: the marker searches read the whole text, and a
          * JSON output (most of a request's bytes) is never this driver's. */
-        if (u->flags & (HR_UNIT_PROTECTED | HR_UNIT_HAS_MARKER) || u->tokens < d->min_tokens ||
-            !d->accept(d->cfg, u) || strstr(u->text, "{\"" HR_MARKER_KEY "\":") || strstr(u->text, HR_TEXT_MARKER))
+        if (u->flags & (HR_UNIT_PROTECTED | HR_UNIT_HAS_MARKER) || !d->accept(d->cfg, u) ||
+            strstr(u->text, "{\"" HR_MARKER_KEY "\":") || strstr(u->text, HR_TEXT_MARKER) ||
+            !hr_unit_tokens_at_least(h, req, i, d->min_tokens))
             continue;
         c[n] = (struct cand){.unit = i, .text = u->text, .len = u->len, .tokens = u->tokens};
         if (d->memo && abi11) {
@@ -178,7 +181,7 @@ int hr_text_apply(const struct hr_text_driver *d, struct hr_request *req)
         }
         n++;
     }
-    struct job job = {d, c, query, req->model};
+    struct job job = {d, c, query, req->model, req};
     if (abi11)
         h->parallel_for(n, run_one, &job);
     else

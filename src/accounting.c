@@ -21,8 +21,7 @@
 
 void hr_acct_charge_sent(struct proxy_req *p, uint64_t tokens)
 {
-    p->pr.tokens_after += tokens;
-    if (p->pr.tokens_after > p->pr.tokens_before) p->pr.tokens_after = p->pr.tokens_before;
+    hr_pipeline_charge_sent(&p->pr, tokens);
 }
 
 /* The rule for every surface (doc/stats.md): a saving is credited only when

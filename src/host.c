@@ -209,4 +209,6 @@ const struct hr_host hr_host_table = {
     .export_post = hr_export_post,
     .export_stats = hr_export_stats,
     .events_off = events_off,
+    .unit_tokens_at_least = hr_pipeline_unit_tokens_at_least,
+    .unit_tokens = hr_pipeline_unit_tokens,
 };

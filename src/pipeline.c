@@ -17,6 +17,14 @@
 #define LOGGER "headroom.transforms.pipeline"
 #define PER_MESSAGE_TOKENS 3
 
+/* A text's count taken only as far as decisions needed it: the pieces
+ * before byte `upto` count `raw` (a sum of hr_count_tokens_part, before the
+ * estimate's scaling). Once upto reaches the end, `tokens` is the count. */
+struct lazy_count {
+    size_t upto, raw, tokens;
+    int done;
+};
+
 /* Where a unit's text lives: holder[key] is the JSON string; and the
  * text's content hash once computed (reset whenever the text changes). */
 struct unit_ref {
@@ -25,18 +33,30 @@ struct unit_ref {
     int hashed;
     uint64_t hash[2];
     int replaced;          /* a stage replaced the text in this request */
+    /* The client's text is the only one counted on demand (a stage's text
+     * is counted whole when it is offered): its count so far, whether it is
+     * still the unit's text, and the stage that replaced it before its count
+     * was known, with what that stage's text counted (credited once the
+     * original is counted, in hr_pipeline_count_finish). */
+    struct lazy_count orig;
+    int original;
+    int credit_stage;      /* -1: none pending */
+    size_t credit_tokens;
+    size_t late;           /* its entry in struct hr_late_count */
 };
 
 /* One unit_replace, kept so a failing stage can be undone. */
 struct journal_entry {
     size_t unit;
     json_t *old_value;     /* reference held */
-    size_t old_tokens;
+    size_t old_tokens;     /* HR_TOKENS_UNKNOWN: the uncounted original */
+    int was_original;
 };
 
 struct req_ctx {
     struct hr_request req;              /* first: plugins see only this */
     struct unit_ref *refs;
+    enum hr_encoding enc;
     size_t cur_stage;
     int64_t stage_saved;
     char *stage_tag;
@@ -129,7 +149,7 @@ static void add_unit(void *ud, json_t *holder, const char *key, size_t msg, cons
                                       .text = json_string_value(s), .len = json_string_length(s), .tool_name = tool};
     /* Held so a stage that removes whole messages cannot free a holder that
      * the undo journal or a later unit_replace would still write to. */
-    l->refs[l->n] = (struct unit_ref){json_incref(holder), key, 0, {0, 0}, 0};
+    l->refs[l->n] = (struct unit_ref){.holder = json_incref(holder), .key = key, .original = 1, .credit_stage = -1};
     l->n++;
 }
 
@@ -156,6 +176,65 @@ static int is_protected_tool(const struct hr_pipeline_opts *o, const char *tool)
     return 0;
 }
 
+/* Counting on demand goes forward in steps of about this many bytes per
+ * token still wanted (a token is 3-4 bytes of typical tool output), and at
+ * least LAZY_MIN_STEP: what a step counts past the answer is not wasted,
+ * the next step (or the count after forwarding) starts where it stopped. */
+#define LAZY_BYTES_PER_TOKEN 4
+#define LAZY_MIN_STEP 4096
+
+/* Count more of text until its count is known to reach n, or it ends. */
+static void lazy_advance(enum hr_encoding enc, const char *text, size_t len, struct lazy_count *z, size_t n)
+{
+    size_t have;
+    while (!z->done && (have = hr_count_tokens_total(enc, z->raw, len)) < n) {
+        size_t want = n - have;
+        size_t step = want > (len - z->upto) / LAZY_BYTES_PER_TOKEN ? len - z->upto : want * LAZY_BYTES_PER_TOKEN;
+        if (step < LAZY_MIN_STEP) step = LAZY_MIN_STEP;
+        size_t end = step >= len - z->upto ? len : hr_tokens_split_point(enc, text, len, z->upto + step);
+        z->raw += hr_count_tokens_part(enc, text + z->upto, end - z->upto);
+        z->upto = end;
+        if (end == len) {
+            z->done = 1;
+            z->tokens = hr_count_tokens_total(enc, z->raw, len);
+        }
+    }
+}
+
+/* A long text's count goes into the count cache, so the next turn, which
+ * sends the same output again, finds it there. */
+static void remember_count(const char *model, size_t len, const struct unit_ref *r)
+{
+    if (r->hashed && r->orig.done) hr_token_cache_store(model, len, r->hash, r->orig.tokens);
+}
+
+/* Whether the unit's text counts n tokens or more; u->tokens stays
+ * HR_TOKENS_UNKNOWN until its whole original has been counted. */
+static int unit_at_least(enum hr_encoding enc, const char *model, struct hr_unit *u, struct unit_ref *r, size_t n)
+{
+    if (u->tokens != HR_TOKENS_UNKNOWN) return u->tokens >= n;
+    lazy_advance(enc, u->text, u->len, &r->orig, n);
+    if (r->orig.done) {
+        u->tokens = r->orig.tokens;
+        remember_count(model, u->len, r);
+    }
+    return hr_count_tokens_total(enc, r->orig.raw, u->len) >= n;
+}
+
+int hr_pipeline_unit_tokens_at_least(struct hr_request *req, size_t i, size_t n)
+{
+    struct req_ctx *c = ctx_of(req);
+    if (i >= req->n_units) return 0;
+    return unit_at_least(c->enc, req->model, &req->units[i], &c->refs[i], n);
+}
+
+size_t hr_pipeline_unit_tokens(struct hr_request *req, size_t i)
+{
+    if (i >= req->n_units) return 0;
+    hr_pipeline_unit_tokens_at_least(req, i, HR_TOKENS_UNKNOWN);
+    return req->units[i].tokens;
+}
+
 int hr_pipeline_unit_replace(struct hr_request *req, size_t i, const char *text, size_t len)
 {
     struct req_ctx *c = ctx_of(req);
@@ -164,7 +243,8 @@ int hr_pipeline_unit_replace(struct hr_request *req, size_t i, const char *text,
     if (u->flags & HR_UNIT_PROTECTED) return HR_EINVAL;
     /* Cached: a plugin that counted its candidate first pays only once. */
     size_t tokens = hr_count_tokens_cached(req->model, text, len);
-    if (tokens >= u->tokens) return HR_ENOTSMALLER;
+    struct unit_ref *r = &c->refs[i];
+    if (!unit_at_least(c->enc, req->model, u, r, tokens + 1)) return HR_ENOTSMALLER;
     json_t *s = json_stringn(text, len);
     if (!s) return HR_EINVAL; /* not UTF-8 */
     if (c->n_journal == c->cap_journal) {
@@ -177,12 +257,18 @@ int hr_pipeline_unit_replace(struct hr_request *req, size_t i, const char *text,
         c->journal = j;
         c->cap_journal = cap;
     }
-    struct unit_ref *r = &c->refs[i];
-    c->journal[c->n_journal++] = (struct journal_entry){i, json_incref(json_object_get(r->holder, r->key)), u->tokens};
+    c->journal[c->n_journal++] =
+        (struct journal_entry){i, json_incref(json_object_get(r->holder, r->key)), u->tokens, r->original};
     json_object_set_new(r->holder, r->key, s);
     r->hashed = 0;
     r->replaced = 1;
-    c->stage_saved += (int64_t)(u->tokens - tokens);
+    if (u->tokens == HR_TOKENS_UNKNOWN) { /* credited when the original is counted */
+        r->credit_stage = (int)c->cur_stage;
+        r->credit_tokens = tokens;
+    } else {
+        c->stage_saved += (int64_t)(u->tokens - tokens);
+    }
+    r->original = 0;
     u->text = json_string_value(s);
     u->len = len;
     u->tokens = tokens;
@@ -230,6 +316,8 @@ static void undo_stage(struct req_ctx *c, size_t journal_mark)
         u->text = json_string_value(e->old_value);
         u->len = json_string_length(e->old_value);
         u->tokens = e->old_tokens;
+        r->original = e->was_original;
+        if (e->old_tokens == HR_TOKENS_UNKNOWN) r->credit_stage = -1;
     }
 }
 
@@ -314,49 +402,37 @@ static void commit_journal(struct req_ctx *c)
 /* Below this much candidate text, handing units to helper threads costs
  * more than it saves. */
 #define PARALLEL_MIN_BYTES (64 * 1024)
-/* Texts not in the count cache are counted in parts of about this size, so
- * one long tool output does not leave the other threads idle. */
+/* Texts counted whole are counted in parts of about this size, so one long
+ * tool output does not leave the other threads idle. */
 #define PART_BYTES (128 * 1024)
-
-struct part {
-    size_t unit, off, len, tokens;
-};
-
-struct count_job {
-    const char *model;
-    enum hr_encoding enc;
-    struct hr_unit *units;
-    struct unit_ref *refs;
-    char *missed;          /* per unit: not in the count cache */
-    struct part *parts;
-};
 
 static void flag_marker(struct hr_unit *u)
 {
     if (strstr(u->text, "\"" HR_MARKER_KEY "\"") || strstr(u->text, HR_TEXT_MARKER)) u->flags |= HR_UNIT_HAS_MARKER;
 }
 
+struct lookup_job {
+    const char *model;
+    struct hr_unit *units;
+    struct unit_ref *refs;
+};
+
 /* Marker check, and the token count when it is cheap: small texts are
  * counted, large ones hashed (that hash keys both the count cache and
- * plugins' unit_hash) and looked up. */
+ * plugins' unit_hash) and looked up; the rest are counted on demand. */
 static void look_up_unit(void *ctx, size_t i)
 {
-    struct count_job *j = ctx;
+    struct lookup_job *j = ctx;
     struct hr_unit *u = &j->units[i];
+    struct unit_ref *r = &j->refs[i];
     flag_marker(u);
     if (u->len < HR_TOKEN_CACHE_MIN_BYTES) {
         u->tokens = hr_count_tokens(j->model, u->text, u->len);
-        return;
+    } else {
+        unit_ref_hash(r, u);
+        if (!hr_token_cache_lookup(j->model, u->len, r->hash, &u->tokens)) u->tokens = HR_TOKENS_UNKNOWN;
     }
-    unit_ref_hash(&j->refs[i], u);
-    j->missed[i] = !hr_token_cache_lookup(j->model, u->len, j->refs[i].hash, &u->tokens);
-}
-
-static void count_part(void *ctx, size_t k)
-{
-    struct count_job *j = ctx;
-    struct part *p = &j->parts[k];
-    p->tokens = hr_count_tokens_part(j->enc, j->units[p->unit].text + p->off, p->len);
+    if (u->tokens != HR_TOKENS_UNKNOWN) r->orig = (struct lazy_count){u->len, 0, u->tokens, 1};
 }
 
 static void for_each(size_t n, hr_par_fn fn, void *ctx, int parallel)
@@ -372,16 +448,39 @@ static _Thread_local int large_request;
 
 void hr_pipeline_parallel_for(size_t n, hr_par_fn fn, void *ctx) { for_each(n, fn, ctx, large_request); }
 
-/* Cut the units the cache did not know into parts no pre-token crosses. */
-static size_t cut_parts(struct count_job *j, size_t n_units, struct part **out)
+/* The rest of a text's count: text[z->upto ..) still to count. */
+struct rest {
+    const char *text;
+    size_t len;
+    struct lazy_count *z;
+};
+
+struct part {
+    size_t rest, off, len, tokens;
+};
+
+struct rest_job {
+    enum hr_encoding enc;
+    struct rest *rests;
+    struct part *parts;
+};
+
+static void count_part(void *ctx, size_t k)
+{
+    struct rest_job *j = ctx;
+    struct part *p = &j->parts[k];
+    p->tokens = hr_count_tokens_part(j->enc, j->rests[p->rest].text + p->off, p->len);
+}
+
+/* Cut the rests into parts no pre-token crosses. */
+static size_t cut_parts(struct rest_job *j, size_t n_rests, struct part **out)
 {
     size_t n = 0, cap = 0;
     struct part *parts = NULL;
-    for (size_t i = 0; i < n_units; i++) {
-        const struct hr_unit *u = &j->units[i];
-        for (size_t off = 0; j->missed[i] && off < u->len;) {
-            size_t end = off + PART_BYTES >= u->len ? u->len
-                                                    : hr_tokens_split_point(j->enc, u->text, u->len, off + PART_BYTES);
+    for (size_t i = 0; i < n_rests; i++) {
+        const struct rest *r = &j->rests[i];
+        for (size_t off = r->z->upto; off < r->len;) {
+            size_t end = off + PART_BYTES >= r->len ? r->len : hr_tokens_split_point(j->enc, r->text, r->len, off + PART_BYTES);
             if (n == cap) {
                 struct part *np = realloc(parts, (cap = cap ? cap * 2 : 16) * sizeof *np);
                 if (!np) {
@@ -398,37 +497,56 @@ static size_t cut_parts(struct count_job *j, size_t n_units, struct part **out)
     return n;
 }
 
-/* Token count of every unit, from the cache where it can, in parallel when
- * there is enough text; what was counted goes into the cache. */
-static void count_units(const char *model, struct unit_list *l, int parallel)
+/* Finish the counts of these texts, in parallel when `parallel`. */
+static void count_rests(enum hr_encoding enc, struct rest *rests, size_t n, int parallel)
 {
-    if (!l->n) return;
-    struct count_job j = {model, hr_encoding_for_model(model), l->units, l->refs, calloc(l->n, 1), NULL};
-    if (!j.missed) { /* out of memory: one by one, uncached */
-        for (size_t i = 0; i < l->n; i++) {
-            flag_marker(&l->units[i]);
-            l->units[i].tokens = hr_count_tokens(model, l->units[i].text, l->units[i].len);
-        }
-        return;
-    }
-    for_each(l->n, look_up_unit, &j, parallel);
-    size_t n_parts = cut_parts(&j, l->n, &j.parts);
-    if (n_parts == (size_t)-1) { /* out of memory: count whole */
-        for (size_t i = 0; i < l->n; i++)
-            if (j.missed[i]) l->units[i].tokens = hr_count_tokens(model, l->units[i].text, l->units[i].len);
-        free(j.missed);
+    struct rest_job j = {enc, rests, NULL};
+    size_t n_parts = n ? cut_parts(&j, n, &j.parts) : 0;
+    if (n_parts == (size_t)-1) { /* out of memory: one by one */
+        for (size_t i = 0; i < n; i++) lazy_advance(enc, rests[i].text, rests[i].len, rests[i].z, HR_TOKENS_UNKNOWN);
         return;
     }
     for_each(n_parts, count_part, &j, parallel);
-    for (size_t i = 0, k = 0; i < l->n; i++) {
-        if (!j.missed[i]) continue;
-        size_t sum = 0;
-        for (; k < n_parts && j.parts[k].unit == i; k++) sum += j.parts[k].tokens;
-        l->units[i].tokens = hr_count_tokens_total(j.enc, sum, l->units[i].len);
-        hr_token_cache_store(model, l->units[i].len, l->refs[i].hash, l->units[i].tokens);
+    for (size_t k = 0; k < n_parts; k++) rests[j.parts[k].rest].z->raw += j.parts[k].tokens;
+    for (size_t i = 0; i < n; i++) {
+        struct lazy_count *z = rests[i].z;
+        z->upto = rests[i].len;
+        z->done = 1;
+        z->tokens = hr_count_tokens_total(enc, z->raw, rests[i].len);
     }
     free(j.parts);
-    free(j.missed);
+}
+
+/* Before a stage that reads hr_unit.tokens directly: count every unit whose
+ * count is still open. */
+static void count_all_units(struct req_ctx *c)
+{
+    struct hr_request *req = &c->req;
+    struct rest *rests = calloc(req->n_units ? req->n_units : 1, sizeof *rests);
+    size_t n = 0;
+    for (size_t i = 0; i < req->n_units; i++) {
+        if (req->units[i].tokens != HR_TOKENS_UNKNOWN) continue;
+        if (!rests) { /* out of memory: one by one */
+            hr_pipeline_unit_tokens(req, i);
+            continue;
+        }
+        rests[n++] = (struct rest){req->units[i].text, req->units[i].len, &c->refs[i].orig};
+    }
+    count_rests(c->enc, rests, n, large_request);
+    for (size_t i = 0; rests && i < req->n_units; i++) {
+        if (req->units[i].tokens != HR_TOKENS_UNKNOWN) continue;
+        req->units[i].tokens = c->refs[i].orig.tokens;
+        remember_count(req->model, req->units[i].len, &c->refs[i]);
+    }
+    free(rests);
+}
+
+/* Stages built for ABI 1.3 or later may say they ask for counts. */
+static int counts_on_demand(const struct hr_instance *in)
+{
+    const struct headroom_plugin *d = in->desc;
+    return d->abi_minor >= 3 && HR_HAS_FIELD(d, struct headroom_plugin, transform_flags) &&
+           (d->transform_flags & HR_TF_COUNTS_ON_DEMAND);
 }
 
 /* Feeds the digest in blocks: small pieces (a tag, a length) go through a
@@ -527,27 +645,82 @@ static void session_id(const struct hr_api *api, const json_t *body, const char 
  * it was before any stage edited it outside units (the body itself when
  * none did, else the snapshot taken before the first that did: stages
  * change only units, message order and membership, tools and the system
- * prompt, which the snapshot copies), and the units counted up front, whose
- * strings it skips. Units too short to reach min_tokens are not counted up
- * front: a token is at least a byte, so they can be no candidate; they are
- * counted here with the other strings, as the same function counts them. */
+ * prompt, which the snapshot copies), and the units, whose strings it skips
+ * and whose original texts it counts apart: those a stage needed counted
+ * are counted already, the rest of them here. Units too short to reach
+ * min_tokens are not units: a token is at least a byte, so they can be no
+ * candidate; they are counted here with the other strings. */
+struct late_unit {
+    json_t *holder;        /* reference held; the unit's string is now holder[key] */
+    const char *key;
+    json_t *original;      /* the client's string, reference held */
+    struct lazy_count orig;
+    int hashed;
+    uint64_t hash[2];
+    int credit_stage;      /* -1, or the stage its saving is owed to */
+    size_t credit_tokens;
+};
+
 struct hr_late_count {
     const struct hr_api *api;
     const char *model;
     json_t *base;          /* reference held */
-    json_t **holders;      /* references held; unit i is holders[i][keys[i]] */
-    const char **keys;
-    size_t n;
-    uint64_t unit_tokens;
     int64_t saved;
+    uint64_t host_added;   /* tokens the host added to `base` after the stages */
+    uint64_t charged;      /* tokens charged as sent before the count was final */
+    size_t n;
+    struct late_unit u[];
 };
 
 static void late_free(struct hr_late_count *lc)
 {
     if (!lc) return;
     json_decref(lc->base);
-    for (size_t i = 0; i < lc->n; i++) json_decref(lc->holders[i]);
+    for (size_t i = 0; i < lc->n; i++) {
+        json_decref(lc->u[i].holder);
+        json_decref(lc->u[i].original);
+    }
     free(lc);
+}
+
+/* The units' originals not counted yet, counted now (on helpers when there
+ * is much), remembered in the count cache, and the savings they were owed
+ * credited to their stages. */
+static void late_units(struct hr_late_count *lc, struct hr_pipeline_result *r)
+{
+    enum hr_encoding enc = hr_encoding_for_model(lc->model);
+    struct rest *rests = calloc(lc->n ? lc->n : 1, sizeof *rests);
+    size_t *which = calloc(lc->n ? lc->n : 1, sizeof *which);
+    size_t n = 0, bytes = 0;
+    for (size_t i = 0; i < lc->n; i++) {
+        struct late_unit *u = &lc->u[i];
+        if (u->orig.done) continue;
+        const char *text = json_string_value(u->original);
+        size_t len = json_string_length(u->original);
+        if (rests && which) {
+            which[n] = i;
+            rests[n++] = (struct rest){text, len, &u->orig};
+            bytes += len - u->orig.upto;
+        } else { /* out of memory: one by one */
+            lazy_advance(enc, text, len, &u->orig, HR_TOKENS_UNKNOWN);
+        }
+    }
+    hr_par_request_begin();
+    count_rests(enc, rests, n, bytes >= PARALLEL_MIN_BYTES);
+    hr_par_request_end();
+    for (size_t k = 0; k < n; k++) {
+        const struct late_unit *u = &lc->u[which[k]];
+        if (u->hashed) hr_token_cache_store(lc->model, json_string_length(u->original), u->hash, u->orig.tokens);
+    }
+    free(rests);
+    free(which);
+    for (size_t i = 0; i < lc->n; i++) {
+        const struct late_unit *u = &lc->u[i];
+        if (u->credit_stage < 0) continue;
+        int64_t owed = (int64_t)u->orig.tokens - (int64_t)u->credit_tokens;
+        if ((size_t)u->credit_stage < r->n_stages) r->stages[u->credit_stage].tokens_saved += owed;
+        lc->saved += owed;
+    }
 }
 
 void hr_pipeline_count_finish(struct hr_pipeline_result *r)
@@ -555,27 +728,49 @@ void hr_pipeline_count_finish(struct hr_pipeline_result *r)
     struct hr_late_count *lc = r->late;
     if (!lc) return;
     r->late = NULL;
+    late_units(lc, r);
     /* The units' strings as they are now: a stage may have replaced them,
      * in the body and in the snapshot alike (they share messages). */
     struct skip_set skip = {lc->n ? calloc(lc->n, sizeof *skip.items) : NULL, 0};
-    for (size_t i = 0; skip.items && i < lc->n; i++) skip.items[skip.n++] = json_object_get(lc->holders[i], lc->keys[i]);
+    uint64_t unit_tokens = 0;
+    for (size_t i = 0; skip.items && i < lc->n; i++) {
+        skip.items[skip.n++] = json_object_get(lc->u[i].holder, lc->u[i].key);
+        unit_tokens += lc->u[i].orig.tokens;
+    }
     if (skip.items) qsort(skip.items, skip.n, sizeof *skip.items, cmp_ptr);
     /* Counting is additive over strings: skipping the units and adding their
      * counts is what counting them again gives (as it does out of memory). */
-    r->tokens_before = request_tokens(lc->api, lc->model, lc->base, skip.items ? &skip : NULL) +
-                       (skip.items ? lc->unit_tokens : 0);
+    uint64_t counted = request_tokens(lc->api, lc->model, lc->base, skip.items ? &skip : NULL) + unit_tokens;
     free(skip.items);
+    r->tokens_before = counted >= lc->host_added ? counted - lc->host_added : 0;
     int64_t saved = lc->saved > (int64_t)r->tokens_before ? (int64_t)r->tokens_before : lc->saved;
     r->tokens_after = r->tokens_before - (uint64_t)saved;
+    uint64_t charged = lc->charged;
     late_free(lc);
+    hr_pipeline_charge_sent(r, charged);
 }
 
-/* Leave out the units under `min` bytes (by_bytes) or tokens. */
-static void drop_below(struct unit_list *l, size_t min, int by_bytes)
+void hr_pipeline_charge_sent(struct hr_pipeline_result *r, uint64_t tokens)
+{
+    if (r->late) { /* applied once the count is final */
+        r->late->charged += tokens;
+        return;
+    }
+    r->tokens_after += tokens;
+    if (r->tokens_after > r->tokens_before) r->tokens_after = r->tokens_before;
+}
+
+void hr_pipeline_host_added(struct hr_pipeline_result *r, const json_t *body, uint64_t tokens)
+{
+    if (r->late && r->late->base == body) r->late->host_added += tokens;
+}
+
+/* Leave out the units whose keep[i] is 0. */
+static void drop_units(struct unit_list *l, const char *keep)
 {
     size_t kept = 0;
     for (size_t i = 0; i < l->n; i++) {
-        if ((by_bytes ? l->units[i].len : l->units[i].tokens) < min) {
+        if (!keep[i]) {
             json_decref(l->refs[i].holder);
             continue;
         }
@@ -584,6 +779,22 @@ static void drop_below(struct unit_list *l, size_t min, int by_bytes)
         kept++;
     }
     l->n = kept;
+}
+
+/* The late count's record of every unit: where its string is, the client's
+ * text and its count so far. */
+static struct hr_late_count *late_new(const struct hr_api *api, const char *model, const struct unit_list *l)
+{
+    struct hr_late_count *lc = calloc(1, sizeof *lc + l->n * sizeof *lc->u);
+    if (!lc) return NULL;
+    *lc = (struct hr_late_count){.api = api, .model = model, .n = l->n};
+    for (size_t i = 0; i < l->n; i++) {
+        const struct unit_ref *r = &l->refs[i];
+        lc->u[i] = (struct late_unit){.holder = json_incref(r->holder), .key = r->key,
+                                      .original = json_incref(json_object_get(r->holder, r->key)), .orig = r->orig,
+                                      .hashed = r->hashed, .hash = {r->hash[0], r->hash[1]}, .credit_stage = -1};
+    }
+    return lc;
 }
 
 void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const struct hr_pipeline_opts *opts,
@@ -624,24 +835,22 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     size_t total_len = 0;
     for (size_t i = 0; i < l.n; i++) total_len += l.units[i].len;
     int parallel = large_request = total_len >= PARALLEL_MIN_BYTES;
-    /* Units below min_tokens are not candidates: count only what might be,
-     * and what has fewer bytes than min_tokens cannot be (see hr_late_count). */
-    drop_below(&l, (size_t)opts->min_tokens, 1);
-    /* Count each unit once, in parallel when they are big enough to be worth
-     * it; the request total reuses those counts. */
-    count_units(model, &l, parallel);
-    /* One block: the struct, then the holders, then the keys. */
-    struct hr_late_count *lc = calloc(1, sizeof *lc + l.n * (sizeof *lc->holders + sizeof *lc->keys));
-    if (lc) {
-        *lc = (struct hr_late_count){.api = api, .model = model, .holders = (json_t **)(lc + 1)};
-        lc->keys = (const char **)(lc->holders + l.n);
-    }
-    for (size_t i = 0; lc && i < l.n; i++) {
-        lc->unit_tokens += l.units[i].tokens;
-        lc->holders[lc->n] = json_incref(l.refs[i].holder);
-        lc->keys[lc->n++] = l.refs[i].key;
-    }
-    drop_below(&l, (size_t)opts->min_tokens, 0);
+    enum hr_encoding enc = hr_encoding_for_model(model);
+    /* Units below min_tokens are not candidates, and what has fewer bytes
+     * than min_tokens cannot be one (see hr_late_count). The others' counts
+     * come from the count cache, or are taken as far as a decision needs:
+     * min_tokens here, then what the stages ask (unit_tokens_at_least). */
+    char *keep = malloc(l.n ? l.n : 1);
+    for (size_t i = 0; keep && i < l.n; i++) keep[i] = l.units[i].len >= (size_t)opts->min_tokens;
+    if (keep) drop_units(&l, keep);
+    struct lookup_job lj = {model, l.units, l.refs};
+    for_each(l.n, look_up_unit, &lj, parallel);
+    for (size_t i = 0; keep && i < l.n; i++)
+        keep[i] = (char)unit_at_least(enc, model, &l.units[i], &l.refs[i], (size_t)opts->min_tokens);
+    struct hr_late_count *lc = late_new(api, model, &l);
+    for (size_t i = 0; i < l.n; i++) l.refs[i].late = i;
+    if (keep) drop_units(&l, keep);
+    free(keep);
     out->n_units = l.n;
 
     struct req_ctx c = {
@@ -650,7 +859,10 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
                 .units = l.units, .n_units = l.n, .query = api->latest_user_text(body),
                 .wire_format = api->format},
         .refs = l.refs,
+        .enc = enc,
     };
+    /* Out of memory for the late count: count everything now. */
+    if (!lc) count_all_units(&c);
     out->stages = calloc(n ? n : 1, sizeof *out->stages);
     out->tag_storage = calloc(n ? n : 1, sizeof *out->tag_storage);
     out->n_stages = out->stages && out->tag_storage ? n : 0;
@@ -674,6 +886,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
         int edited_before = c.req.body_edited;
         if (!snapshot) snapshot = snapshot_body(api, body);
         c.req.body_edited = 0;
+        if (!counts_on_demand(in)) count_all_units(&c);
         double st = hr_monotonic_ms();
         int rc = in->desc->apply(in->state, &c.req);
         r->ms = hr_monotonic_ms() - st;
@@ -706,6 +919,12 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     if (lc) {
         if (!lc->base) lc->base = json_incref(body);
         lc->saved = saved_total;
+        for (size_t i = 0; i < l.n; i++) { /* what the stages counted, and what they are owed */
+            struct late_unit *u = &lc->u[l.refs[i].late];
+            u->orig = l.refs[i].orig;
+            u->credit_stage = l.refs[i].credit_stage;
+            u->credit_tokens = l.refs[i].credit_tokens;
+        }
         out->late = lc;
     } else {
         if (saved_total > (int64_t)out->tokens_before) saved_total = (int64_t)out->tokens_before;

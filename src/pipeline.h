@@ -64,6 +64,14 @@ void hr_pipeline_result_free(struct hr_pipeline_result *r);
  * tokens_before/after to what an undeferred run reports. The run's `model`
  * string must still be alive. */
 void hr_pipeline_count_finish(struct hr_pipeline_result *r);
+/* Tokens sent that the client did not send (the retrieve tool, a
+ * follow-up's messages): added to tokens_after, now or, while the count is
+ * deferred, once it is final. */
+void hr_pipeline_charge_sent(struct hr_pipeline_result *r, uint64_t tokens);
+/* The host added strings counting `tokens` to `body` after the stages (the
+ * retrieve tool): a deferred count that reads `body` leaves them out of
+ * tokens_before. Charge them with hr_pipeline_charge_sent. */
+void hr_pipeline_host_added(struct hr_pipeline_result *r, const json_t *body, uint64_t tokens);
 /* The INFO line "Pipeline complete: B -> A tokens (saved S, P% reduction)",
  * written with the figures every other surface shows (accounting.c, when a
  * saving is credited; compress_api.c). */
@@ -74,6 +82,8 @@ int hr_pipeline_unit_replace(struct hr_request *req, size_t unit_index, const ch
 void hr_pipeline_stage_tag(struct hr_request *req, const char *tag);
 void hr_pipeline_stage_tokens_removed(struct hr_request *req, uint64_t tokens);
 void hr_pipeline_unit_hash(struct hr_request *req, size_t unit_index, uint64_t out[2]);
+int hr_pipeline_unit_tokens_at_least(struct hr_request *req, size_t unit_index, size_t n);
+size_t hr_pipeline_unit_tokens(struct hr_request *req, size_t unit_index);
 /* hr_par_for when the current request has 64 KiB or more of candidate text,
  * else a plain loop (helpers would cost more than they save). */
 void hr_pipeline_parallel_for(size_t n, void (*fn)(void *ctx, size_t i), void *ctx);

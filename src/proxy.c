@@ -192,9 +192,10 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
         return NULL;
     }
     const char *session = hr_req_header(p->req, "x-headroom-session");
-    /* The request's total (the strings no stage looks at) is counted once
-     * the body is on its way (hr_proxy_handle), unless a figure is needed
-     * before: a token rate limit, or the retrieve tool about to be added. */
+    /* The request's total (the strings no stage looks at, and the rest of
+     * every tool output no stage needed counted) is counted once the body is
+     * on its way (hr_proxy_handle), unless a token rate limit needs it
+     * before. */
     struct hr_pipeline_opts popts = d->popts;
     popts.defer_count = 1;
     hr_pipeline_run(d->plugins.transforms, d->plugins.n_transforms, &popts, p->api, body, p->model, p->stack,
@@ -205,10 +206,11 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
      * call ourselves (a non-streamed answer; streams keep the marker's hash
      * and GET /v1/retrieve/<hash>). */
     int offer = !json_is_true(json_object_get(body, "stream")) && hr_retrieve_needed(p->api, body);
-    if (offer) hr_pipeline_count_finish(&p->pr); /* before the tool joins the body: the client did not send it */
     if (offer && hr_retrieve_tool_add(p->api, body) > 0) {
         json_t *tools = json_object_get(body, "tools");
-        hr_acct_charge_sent(p, hr_json_tokens(p->model, json_array_get(tools, json_array_size(tools) - 1)));
+        uint64_t tool_tokens = hr_json_tokens(p->model, json_array_get(tools, json_array_size(tools) - 1));
+        hr_pipeline_host_added(&p->pr, body, tool_tokens); /* the client did not send it */
+        hr_acct_charge_sent(p, tool_tokens);
         p->pr.changed = 1;
         p->sent_body = json_incref(body);
     }

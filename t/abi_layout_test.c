@@ -157,7 +157,9 @@ static const struct layout table[] = {
     FIELD(hr_host, export_post, 200, 2),
     FIELD(hr_host, export_stats, 208, 2),
     FIELD(hr_host, events_off, 216, 2),
-    SIZE(hr_host, 224),
+    FIELD(hr_host, unit_tokens_at_least, 224, 3),
+    FIELD(hr_host, unit_tokens, 232, 3),
+    SIZE(hr_host, 240),
     FIELD(hr_export_conf, struct_size, 0, 2),
     FIELD(hr_export_conf, name, 8, 2),
     FIELD(hr_export_conf, url, 16, 2),
@@ -197,7 +199,8 @@ static const struct layout table[] = {
     FIELD(headroom_plugin, on_event, 80, 0),
     FIELD(headroom_plugin, reopen, 88, 0),
     FIELD(headroom_plugin, reset, 96, 2),
-    SIZE(headroom_plugin, 104),
+    FIELD(headroom_plugin, transform_flags, 104, 3),
+    SIZE(headroom_plugin, 112),
 };
 
 int main(void)
@@ -206,7 +209,7 @@ int main(void)
         printf("1..0 # SKIP the frozen offsets are for LP64 targets\n");
         return 0;
     }
-    ok(HR_ABI_MAJOR == 1 && HR_ABI_MINOR == 2, "ABI 1.2 (a new minor appends lines here)");
+    ok(HR_ABI_MAJOR == 1 && HR_ABI_MINOR == 3, "ABI 1.3 (a new minor appends lines here)");
     for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
         const struct layout *l = &table[i];
         if (l->minor < 0)

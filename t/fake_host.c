@@ -540,6 +540,18 @@ int fh_warns_naming(const char *word)
     return n;
 }
 
+/* Units are counted when the request is built (fh_request_init): the
+ * answers come from those counts. */
+static int fh_unit_tokens_at_least(struct hr_request *req, size_t i, size_t n)
+{
+    return i < req->n_units && req->units[i].tokens >= n;
+}
+
+static size_t fh_unit_tokens(struct hr_request *req, size_t i)
+{
+    return i < req->n_units ? req->units[i].tokens : 0;
+}
+
 static const struct hr_host host = {
     .struct_size = sizeof(struct hr_host),
     .abi_major = HR_ABI_MAJOR,
@@ -570,6 +582,8 @@ static const struct hr_host host = {
     .export_post = fh_export_post,
     .export_stats = fh_export_stats,
     .events_off = fh_events_off,
+    .unit_tokens_at_least = fh_unit_tokens_at_least,
+    .unit_tokens = fh_unit_tokens,
 };
 
 const struct hr_host *fh_host(void) { return &host; }

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define HR_ABI_MAJOR 1
-#define HR_ABI_MINOR 2
+#define HR_ABI_MINOR 3
 
 #if defined(__GNUC__)
 #define HR_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -128,6 +128,11 @@ struct hr_conf_key {
 #define HR_MARKER_KEY "_headroom"
 #define HR_TEXT_MARKER "[headroom: "
 
+/* 1.3: hr_unit.tokens of a text the host has not counted yet. Only stages
+ * that declared HR_TF_COUNTS_ON_DEMAND see it; they ask unit_tokens_at_least
+ * or unit_tokens instead (hr_unit_tokens_at_least below works on any host). */
+#define HR_TOKENS_UNKNOWN ((size_t)-1)
+
 /* A candidate unit: one tool output's text (OpenAI role:"tool" content or an
  * Anthropic tool_result's text). Transforms read `text` and replace it only
  * through hr_host.unit_replace(). */
@@ -136,7 +141,8 @@ struct hr_unit {
     uint32_t message_index;     /* index in messages[] */
     const char *text;           /* NUL-terminated UTF-8, owned by the host */
     size_t len;                 /* bytes, without the NUL */
-    size_t tokens;              /* host's count of `text` */
+    size_t tokens;              /* host's count of `text`; HR_TOKENS_UNKNOWN (1.3) only
+                                 * for stages that declared HR_TF_COUNTS_ON_DEMAND */
     enum hr_content_type type;  /* writable by the router */
     const char *tool_name;      /* name of the tool that produced it, or NULL */
     uint32_t flags;             /* HR_UNIT_* */
@@ -409,8 +415,10 @@ struct hr_host {
      * helper threads (`compress_threads`), and return when all have returned;
      * a plain loop when the request is small or no core is free.
      * fn runs concurrently: it may use only its own data, count_tokens,
-     * ccr_put/ccr_get/ccr_free and log, never the request (unit_replace,
-     * stage_tag, ...). Results must not depend on which thread ran what. */
+     * ccr_put/ccr_get/ccr_free and log (and, 1.3, unit_tokens_at_least /
+     * unit_tokens for the unit it works on), never the rest of the request
+     * (unit_replace, stage_tag, ...). Results must not depend on which
+     * thread ran what. */
     void (*parallel_for)(size_t n, void (*fn)(void *ctx, size_t i), void *ctx);
 
     /* ---- ABI 1.2: check HR_HAS_FIELD(host, struct hr_host, state_dir) */
@@ -433,7 +441,43 @@ struct hr_host {
      * left unconfigured). It then gets no queue and no thread, and requests
      * pay nothing for it. */
     void (*events_off)(struct hr_instance *self);
+
+    /* ---- ABI 1.3: check HR_HAS_FIELD(host, struct hr_host, unit_tokens) */
+
+    /* Whether unit `unit_index`'s current text counts `n` tokens or more.
+     * The host counts only as far as the answer needs (a prefix of a long
+     * output usually settles it) and goes on from there on the next call; the
+     * rest is counted after the body is forwarded. May be called from a
+     * parallel_for fn for the unit that call works on (each unit's count is
+     * its own), as well as from apply. */
+    int (*unit_tokens_at_least)(struct hr_request *req, size_t unit_index, size_t n);
+    /* The exact count of unit `unit_index`'s current text (counting the rest
+     * of it now if needed); sets hr_unit.tokens. Same threading as above. */
+    size_t (*unit_tokens)(struct hr_request *req, size_t unit_index);
 };
+
+/* Whether unit i counts n tokens or more, on a host of any 1.x minor. */
+static inline int hr_unit_tokens_at_least(const struct hr_host *host, struct hr_request *req, size_t i, size_t n)
+{
+    if (HR_HAS_FIELD(host, struct hr_host, unit_tokens)) return host->unit_tokens_at_least(req, i, n);
+    return req->units[i].tokens >= n;
+}
+
+/* The smallest token count of an original for which a result counting
+ * `after` tokens saves at least `min_savings` of it, exactly as the test
+ * (double)after <= (1.0 - min_savings) * (double)tokens decides: ask
+ * hr_unit_tokens_at_least(..., hr_tokens_for_savings(after, s)). */
+static inline size_t hr_tokens_for_savings(size_t after, double min_savings)
+{
+    double keep = 1.0 - min_savings;
+    if (!(keep > 0)) return HR_TOKENS_UNKNOWN;
+    double guess = (double)after / keep;
+    if (!(guess < 1e18)) return HR_TOKENS_UNKNOWN;
+    size_t t = (size_t)guess;
+    while (t > 0 && (double)after <= keep * (double)(t - 1)) t--;
+    while (!((double)after <= keep * (double)t)) t++;
+    return t;
+}
 
 /* ------------------------------------------------------------ descriptor */
 
@@ -471,7 +515,17 @@ struct headroom_plugin {
      * instance shows in /stats and /metrics (durable totals stay). Runs on a
      * worker thread, concurrently with apply/on_event: atomics or your lock. */
     void (*reset)(void *state);
+
+    /* 1.3, transforms: HR_TF_* */
+    uint32_t transform_flags;
 };
+
+/* 1.3: the stage reads token counts of units only through
+ * hr_unit_tokens_at_least / unit_tokens, never hr_unit.tokens directly. The
+ * host may then leave a long output uncounted until a stage asks, and count
+ * the rest after the body is forwarded: a never-seen megabyte reaches the
+ * provider sooner. Stages without it get every unit counted before apply. */
+#define HR_TF_COUNTS_ON_DEMAND 0x1u
 
 /* Fills the version fields; use as the first line of your descriptor. */
 #define HR_PLUGIN_HEADER                                   \

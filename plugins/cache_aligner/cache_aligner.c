@@ -759,6 +759,7 @@ HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     .init = ca_init,
     .fini = ca_fini,
     .apply = ca_apply,
+    .transform_flags = HR_TF_COUNTS_ON_DEMAND,
     .content_types = 0,
     .reset = ca_reset,
 };

@@ -122,6 +122,7 @@ struct crush_job {
     size_t *order;                     /* largest first: the last item to finish is a small one */
     const char *query;
     const char *model;
+    struct hr_request *req;            /* for unit_tokens_at_least only (1.3) */
 };
 
 /* Crush, or recall the crush of the same text under the same query. */
@@ -160,12 +161,19 @@ static void crush_one(void *ctx, size_t i)
     crush_text(j, c);
     if (c->rc != HR_SC_CRUSHED)
         return;
-    /* A token covers at least a byte: an output with fewer bytes than the
-     * limit saves enough whatever it counts (the usual crush), and is counted
-     * once, below, as it will be sent. */
-    double limit = (1.0 - j->s->cfg.min_savings) * (double)c->tokens;
-    if ((double)c->out.len > limit && (double)h->count_tokens(j->model, c->out.text, c->out.len) > limit)
-        return;
+    if (c->tokens == HR_TOKENS_UNKNOWN) {
+        /* The host counts the original only as far as this answer needs. */
+        size_t after = h->count_tokens(j->model, c->out.text, c->out.len);
+        if (!h->unit_tokens_at_least(j->req, c->unit, hr_tokens_for_savings(after, j->s->cfg.min_savings)))
+            return;
+    } else {
+        /* A token covers at least a byte: an output with fewer bytes than the
+         * limit saves enough whatever it counts (the usual crush), and is
+         * counted once, below, as it will be sent. */
+        double limit = (1.0 - j->s->cfg.min_savings) * (double)c->tokens;
+        if ((double)c->out.len > limit && (double)h->count_tokens(j->model, c->out.text, c->out.len) > limit)
+            return;
+    }
     /* The CCR store keeps the client's original text, byte for byte. */
     c->keep = h->ccr_put(c->text, c->len, c->hash) == HR_OK ? 1 : -1;
     if (c->keep == 1) {
@@ -176,11 +184,14 @@ static void crush_one(void *ctx, size_t i)
     }
 }
 
-static int eligible(const struct sc_state *s, const struct hr_unit *u)
+static int eligible(const struct sc_state *s, struct hr_request *req, size_t i)
 {
-    if (u->flags & (HR_UNIT_PROTECTED | HR_UNIT_HAS_MARKER) || u->tokens < s->min_tokens)
+    const struct hr_unit *u = &req->units[i];
+    if (u->flags & (HR_UNIT_PROTECTED | HR_UNIT_HAS_MARKER))
         return 0;
-    return u->type == HR_CT_UNKNOWN ? looks_json(u) : u->type == HR_CT_JSON_ARRAY || u->type == HR_CT_JSON_OBJECT;
+    if (!(u->type == HR_CT_UNKNOWN ? looks_json(u) : u->type == HR_CT_JSON_ARRAY || u->type == HR_CT_JSON_OBJECT))
+        return 0;
+    return hr_unit_tokens_at_least(s->host, req, i, s->min_tokens);
 }
 
 /* Replace one unit with its crush when that was kept. */
@@ -236,7 +247,7 @@ static int sc_apply(void *state, struct hr_request *req)
     uint64_t salt = hr_sc_hash(query, strlen(query), 0x9e57); /* relevance depends on it */
     for (size_t i = 0; i < req->n_units; i++) {
         const struct hr_unit *u = &req->units[i];
-        if (!eligible(s, u))
+        if (!eligible(s, req, i))
             continue;
         c[n] = (struct candidate){.unit = i, .text = u->text, .len = u->len, .tokens = u->tokens};
         if (s->memo) {
@@ -246,7 +257,7 @@ static int sc_apply(void *state, struct hr_request *req)
         }
         n++;
     }
-    struct crush_job job = {s, c, malloc((n ? n : 1) * sizeof *job.order), req->query, req->model};
+    struct crush_job job = {s, c, malloc((n ? n : 1) * sizeof *job.order), req->query, req->model, req};
     if (!job.order) {
         free(c);
         return HR_ENOMEM;
@@ -284,6 +295,7 @@ HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     .init = sc_init,
     .fini = sc_fini,
     .apply = sc_apply,
+    .transform_flags = HR_TF_COUNTS_ON_DEMAND,
     .content_types = HR_CT_BIT(HR_CT_JSON_ARRAY) | HR_CT_BIT(HR_CT_JSON_OBJECT),
     .reset = sc_reset,
 };
