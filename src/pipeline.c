@@ -728,7 +728,7 @@ void hr_pipeline_count_finish(struct hr_pipeline_result *r)
     struct hr_late_count *lc = r->late;
     if (!lc) return;
     r->late = NULL;
-    late_units(lc, r);
+    if (lc->n) late_units(lc, r);
     /* The units' strings as they are now: a stage may have replaced them,
      * in the body and in the snapshot alike (they share messages). */
     struct skip_set skip = {lc->n ? calloc(lc->n, sizeof *skip.items) : NULL, 0};
@@ -840,7 +840,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
      * than min_tokens cannot be one (see hr_late_count). The others' counts
      * come from the count cache, or are taken as far as a decision needs:
      * min_tokens here, then what the stages ask (unit_tokens_at_least). */
-    char *keep = malloc(l.n ? l.n : 1);
+    char *keep = l.n ? malloc(l.n) : NULL;
     for (size_t i = 0; keep && i < l.n; i++) keep[i] = l.units[i].len >= (size_t)opts->min_tokens;
     if (keep) drop_units(&l, keep);
     struct lookup_job lj = {model, l.units, l.refs};
