@@ -413,13 +413,17 @@ static void flag_marker(struct hr_unit *u)
 
 struct lookup_job {
     const char *model;
+    enum hr_encoding enc;
     struct hr_unit *units;
     struct unit_ref *refs;
+    size_t min_tokens;
+    char *keep;            /* per unit: reaches min_tokens */
 };
 
 /* Marker check, and the token count when it is cheap: small texts are
  * counted, large ones hashed (that hash keys both the count cache and
- * plugins' unit_hash) and looked up; the rest are counted on demand. */
+ * plugins' unit_hash) and looked up; the rest are counted on demand, here
+ * as far as min_tokens. */
 static void look_up_unit(void *ctx, size_t i)
 {
     struct lookup_job *j = ctx;
@@ -433,6 +437,7 @@ static void look_up_unit(void *ctx, size_t i)
         if (!hr_token_cache_lookup(j->model, u->len, r->hash, &u->tokens)) u->tokens = HR_TOKENS_UNKNOWN;
     }
     if (u->tokens != HR_TOKENS_UNKNOWN) r->orig = (struct lazy_count){u->len, 0, u->tokens, 1};
+    if (j->keep) j->keep[i] = (char)unit_at_least(j->enc, j->model, u, r, j->min_tokens);
 }
 
 static void for_each(size_t n, hr_par_fn fn, void *ctx, int parallel)
@@ -728,7 +733,7 @@ void hr_pipeline_count_finish(struct hr_pipeline_result *r)
     struct hr_late_count *lc = r->late;
     if (!lc) return;
     r->late = NULL;
-    late_units(lc, r);
+    if (lc->n) late_units(lc, r);
     /* The units' strings as they are now: a stage may have replaced them,
      * in the body and in the snapshot alike (they share messages). */
     struct skip_set skip = {lc->n ? calloc(lc->n, sizeof *skip.items) : NULL, 0};
@@ -840,13 +845,11 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
      * than min_tokens cannot be one (see hr_late_count). The others' counts
      * come from the count cache, or are taken as far as a decision needs:
      * min_tokens here, then what the stages ask (unit_tokens_at_least). */
-    char *keep = malloc(l.n ? l.n : 1);
+    char *keep = l.n ? malloc(l.n) : NULL;
     for (size_t i = 0; keep && i < l.n; i++) keep[i] = l.units[i].len >= (size_t)opts->min_tokens;
     if (keep) drop_units(&l, keep);
-    struct lookup_job lj = {model, l.units, l.refs};
+    struct lookup_job lj = {model, enc, l.units, l.refs, (size_t)opts->min_tokens, keep};
     for_each(l.n, look_up_unit, &lj, parallel);
-    for (size_t i = 0; keep && i < l.n; i++)
-        keep[i] = (char)unit_at_least(enc, model, &l.units[i], &l.refs[i], (size_t)opts->min_tokens);
     struct hr_late_count *lc = late_new(api, model, &l);
     for (size_t i = 0; i < l.n; i++) l.refs[i].late = i;
     if (keep) drop_units(&l, keep);

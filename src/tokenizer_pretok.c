@@ -305,10 +305,12 @@ size_t hr_pretok_next(enum hr_pretok pt, const uint8_t *s, size_t n, size_t pos)
     return e ? e : hr_pretok_next_general(pt, s, n, pos);
 }
 
-/* Long texts repeat their pieces (JSON keys, log levels, common words): a
- * small direct-mapped cache of piece -> count, private to one call, keeps
- * them out of the large rank table, whose lookups miss the CPU caches. */
-#define PIECE_CACHE_MIN_TEXT 16384
+/* Texts repeat their pieces (JSON keys, log levels, common words): a small
+ * direct-mapped cache of piece -> count keeps them out of the large rank
+ * table, whose lookups miss the CPU caches. It lives per thread (below), so
+ * the few-KB steps of counting on demand and a crushed output's count use
+ * it too; only short strings skip it. */
+#define PIECE_CACHE_MIN_TEXT 256
 #define PIECE_MAX 24
 #define PIECE_SLOTS 4096 /* power of two */
 

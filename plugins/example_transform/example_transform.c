@@ -110,5 +110,6 @@ HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     .init = init,
     .fini = fini,
     .apply = apply,
+    .transform_flags = HR_TF_COUNTS_ON_DEMAND, /* reads no unit token count */
     .content_types = 0, /* any content type */
 };
