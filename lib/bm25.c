@@ -104,7 +104,6 @@ static inline uint64_t non_word8(uint64_t w)
     return ~(digit | letter | w) & HIGHS;
 }
 
-/* Term frequencies of one row; returns its length in words. */
 /* Byte classes for row_tf: 0 other, 1 word byte, 2 backslash (in JSON an escape is skipped). */
 static void byte_classes(unsigned char cls[256], int json)
 {
@@ -112,6 +111,29 @@ static void byte_classes(unsigned char cls[256], int json)
         cls[c] = word_byte((unsigned char)c) ? 1 : (json && c == '\\') ? 2 : 0;
 }
 
+/* Counts one word (at s, wl bytes) against the terms. */
+static inline void count_word(const char *s, size_t wl, const struct term *terms, size_t nt,
+                              const uint64_t *first_mask, uint16_t *tf)
+{
+    /* Most words have no term of their length and first letter: one bit
+     * test rules them out. */
+    if (wl < 2 || wl > MAX_TERM_LEN || !((first_mask[wl] >> (lower((unsigned char)s[0]) & 63)) & 1))
+        return;
+    uint64_t h = 0;
+    int hashed = 0;
+    for (size_t k = 0; k < nt; k++) {
+        if (terms[k].len != wl || lower((unsigned char)s[0]) != (unsigned char)terms[k].s[0])
+            continue;
+        if (!hashed) {
+            h = term_hash(s, wl);
+            hashed = 1;
+        }
+        if (terms[k].h == h && same_word(terms[k].s, s, wl) && tf[k] < UINT16_MAX)
+            tf[k]++;
+    }
+}
+
+/* Term frequencies of one row; returns its length in words. */
 static size_t row_tf(const char *s, size_t len, const unsigned char *cls, const struct term *terms,
                      size_t nt, const uint64_t *first_mask, uint16_t *tf)
 {
@@ -147,26 +169,53 @@ static size_t row_tf(const char *s, size_t len, const unsigned char *cls, const 
     word_end:
 #endif
         words++;
-        size_t wl = i - st;
-        /* Most words have no term of their length and first letter: one bit
-         * test rules them out. */
-        if (wl < 2 || wl > MAX_TERM_LEN || !((first_mask[wl] >> (lower((unsigned char)s[st]) & 63)) & 1))
-            continue;
-        uint64_t h = 0;
-        int hashed = 0;
-        for (size_t k = 0; k < nt; k++) {
-            if (terms[k].len != wl || lower((unsigned char)s[st]) != (unsigned char)terms[k].s[0])
+        count_word(s + st, i - st, terms, nt, first_mask, tf);
+    }
+    return words;
+}
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* row_tf for a row without backslashes (most): words are the runs of word
+ * bytes, found eight bytes at a time from one mask; only words whose first
+ * byte starts some term (`first_ok`) are measured and compared. */
+static size_t row_tf_plain(const char *s, size_t len, const unsigned char *first_ok,
+                           const struct term *terms, size_t nt, const uint64_t *first_mask,
+                           uint16_t *tf)
+{
+    size_t words = 0;
+    uint64_t carry = 0; /* high bit of byte 0 set: the byte before the block is a word byte */
+    memset(tf, 0, nt * sizeof *tf);
+    for (size_t b = 0; b < len; b += 8) {
+        uint64_t w = 0;
+        if (len - b >= 8)
+            memcpy(&w, s + b, 8);
+        else
+            for (size_t j = 0; j < len - b; j++)
+                w |= (uint64_t)(unsigned char)s[b + j] << (8 * j); /* 0 pads: not word bytes */
+        uint64_t word = ~non_word8(w) & HIGHS;
+        uint64_t starts = word & ~((word << 8) | carry);
+        carry = word >> 56;
+        /* one 0/1 per byte, summed by a multiply (no popcount instruction in a portable build) */
+        words += (size_t)((((starts >> 7) * ONES) >> 56) & 0xff);
+        for (; starts; starts &= starts - 1) {
+            size_t st = b + ((size_t)__builtin_ctzll(starts) >> 3);
+            if (!first_ok[(unsigned char)s[st]])
                 continue;
-            if (!hashed) {
-                h = term_hash(s + st, wl);
-                hashed = 1;
-            }
-            if (terms[k].h == h && same_word(terms[k].s, s + st, wl) && tf[k] < UINT16_MAX)
-                tf[k]++;
+            /* the word ends at the next non-word byte of the block (the padding
+             * of a last, short block is one), or runs on past it */
+            uint64_t after = ~word & HIGHS & ~(((starts & -starts) << 1) - 1);
+            size_t e = b + 8;
+            if (after)
+                e = b + ((size_t)__builtin_ctzll(after) >> 3);
+            else
+                while (e < len && word_byte((unsigned char)s[e]))
+                    e++;
+            count_word(s + st, e - st, terms, nt, first_mask, tf);
         }
     }
     return words;
 }
+#endif
 
 int hr_bm25(const char *query, const struct hr_bm25_doc *docs, size_t n, int json, double *scores)
 {
@@ -189,9 +238,21 @@ int hr_bm25(const char *query, const struct hr_bm25_doc *docs, size_t n, int jso
     uint64_t first_mask[MAX_TERM_LEN + 1] = {0};
     for (size_t k = 0; k < nt; k++)
         first_mask[terms[k].len] |= 1ULL << ((unsigned char)terms[k].s[0] & 63);
+    /* The bytes a term can start with, in either case. */
+    unsigned char first_ok[256] = {0};
+    for (unsigned c = 0; c < 256; c++)
+        for (size_t k = 0; k < nt; k++)
+            if (lower((unsigned char)c) == (unsigned char)terms[k].s[0])
+                first_ok[c] = 1;
     double total = 0;
     for (size_t i = 0; i < n; i++) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        size_t w = json && memchr(docs[i].s, '\\', docs[i].len)
+                       ? row_tf(docs[i].s, docs[i].len, cls, terms, nt, first_mask, tf + i * nt)
+                       : row_tf_plain(docs[i].s, docs[i].len, first_ok, terms, nt, first_mask, tf + i * nt);
+#else
         size_t w = row_tf(docs[i].s, docs[i].len, cls, terms, nt, first_mask, tf + i * nt);
+#endif
         dl[i] = (uint32_t)w;
         total += (double)w;
         for (size_t k = 0; k < nt; k++)
