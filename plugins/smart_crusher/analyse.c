@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "crush.h"
+#include "hash.h"
 #include "json_scan.h"
 
 #define TABLE_SLOTS 1024 /* > 2 * HR_SC_MAX_FIELDS, power of two */
@@ -152,11 +153,21 @@ static const unsigned char ascii_class[256] = {
 #undef LF
 #undef UF
 
+/* The rest of word `w` (n letters, its first two already matched) at u[i]. */
+static int word_at(const unsigned char *u, size_t i, size_t len, const char *w, size_t n)
+{
+    if (i + n > len)
+        return 0;
+    /* the words are letters: c | 0x20 is c's lower case exactly when it
+     * is that letter in either case */
+    for (size_t j = 2; j < n; j++)
+        if ((u[i + j] | 0x20) != w[j])
+            return 0;
+    return 1;
+}
+
 static int has_error_word(const char *s, size_t len)
 {
-    static const struct { const char *w; size_t n; } words[] = {
-        {"error", 5}, {"exception", 9}, {"traceback", 9}, {"fatal", 5}, {"failed", 6},
-        {"failure", 7}, {"panic", 5}, {"segfault", 8}, {"critical", 8}};
     if (len < 5)
         return 0; /* shorter than any word (most values: codes, ids, flags) */
     const unsigned char *u = (const unsigned char *)s;
@@ -166,19 +177,25 @@ static int has_error_word(const char *s, size_t len)
         pv = cls;
         if (!(cls & C_FIRST) || (prev && !((cls & C_UPPER) && (prev & C_LOWER))))
             continue;
-        int lc = u[i] | 0x20, l2 = u[i + 1] | 0x20;
-        for (size_t k = 0; k < sizeof words / sizeof words[0]; k++) {
-            const char *w = words[k].w;
-            if (w[0] != lc || w[1] != l2 || i + words[k].n > len)
-                continue;
-            /* the words are letters: c | 0x20 is c's lower case exactly when it
-             * is that letter in either case */
-            size_t j = 2;
-            while (j < words[k].n && (u[i + j] | 0x20) == w[j])
-                j++;
-            if (j == words[k].n)
-                return 1;
+        /* error, exception, traceback, fatal, failed, failure, panic, segfault,
+         * critical: by their first two letters */
+        int l2 = u[i + 1] | 0x20, hit = 0;
+        switch (u[i] | 0x20) {
+        case 'c': hit = l2 == 'r' && word_at(u, i, len, "critical", 8); break;
+        case 'e':
+            hit = l2 == 'r' ? word_at(u, i, len, "error", 5) : l2 == 'x' && word_at(u, i, len, "exception", 9);
+            break;
+        case 'f':
+            hit = l2 == 'a' && (word_at(u, i, len, "fatal", 5) || word_at(u, i, len, "failed", 6) ||
+                                word_at(u, i, len, "failure", 7));
+            break;
+        case 'p': hit = l2 == 'a' && word_at(u, i, len, "panic", 5); break;
+        case 's': hit = l2 == 'e' && word_at(u, i, len, "segfault", 8); break;
+        case 't': hit = l2 == 'r' && word_at(u, i, len, "traceback", 9); break;
+        default: break;
         }
+        if (hit)
+            return 1;
     }
     return 0;
 }
@@ -325,8 +342,9 @@ static size_t read_key(struct walk *w, struct scratch *b, size_t pos, const char
 }
 
 /* Decode the value at c[pos]; returns the position just past it. Objects and arrays
- * are not entered (only their emptiness is read). */
-static size_t read_value(struct walk *w, size_t pos, struct val *v)
+ * are not entered (only their emptiness is read); with `stay_in_object`, an object's
+ * end is left to the caller, who walks its members (pos is returned). */
+static size_t read_value(struct walk *w, size_t pos, struct val *v, int stay_in_object)
 {
     const char *c = w->t->text;
     size_t len = w->clen, e;
@@ -340,7 +358,7 @@ static size_t read_value(struct walk *w, size_t pos, struct val *v)
     case '{':
         v->type = JSON_OBJECT;
         v->nonempty = c[pos + 1] != '}';
-        return hr_sc_skip_value(c, len, pos);
+        return stay_in_object ? pos : hr_sc_skip_value(c, len, pos);
     case '[':
         v->type = JSON_ARRAY;
         v->nonempty = c[pos + 1] != ']';
@@ -349,7 +367,20 @@ static size_t read_value(struct walk *w, size_t pos, struct val *v)
     case 'f': v->type = JSON_FALSE; break;
     case 'n': v->type = JSON_NULL; break;
     default: {
-        size_t n = pos;
+        /* Most numbers are short integers: up to 18 digits then a delimiter are
+         * exact in m (the value and double hr_json_number gives them). */
+        size_t n = pos + (c[pos] == '-'), d0 = n;
+        uint64_t m = 0;
+        while (n < len && n - d0 < 18 && (unsigned)(c[n] - '0') < 10)
+            m = m * 10 + (uint64_t)(c[n++] - '0');
+        if (n > d0 && n < len && (c[n] == ',' || c[n] == '}' || c[n] == ']')) {
+            int64_t iv = c[pos] == '-' ? -(int64_t)m : (int64_t)m;
+            v->type = JSON_INTEGER;
+            v->i = iv;
+            v->d = (double)iv;
+            return n;
+        }
+        n = pos;
         while (n < len && ((unsigned)(c[n] - '0') < 10 || c[n] == '-' || c[n] == '+' ||
                            c[n] == '.' || c[n] == 'e' || c[n] == 'E'))
             n++;
@@ -526,6 +557,21 @@ static void pick_relevance(struct hr_sc_table *t)
     }
 }
 
+/* A row's hash, for duplicate detection alone (which compares the bytes of rows
+ * whose hashes match): one multiply per 8 bytes, mixed once at the end. */
+static uint64_t row_hash(const char *p, size_t len)
+{
+    uint64_t h = len * 0x9e3779b97f4a7c15ULL, x;
+    for (; len >= 8; p += 8, len -= 8) {
+        memcpy(&x, p, 8);
+        h = (h ^ x) * 0xd6e8feb86659fd93ULL;
+        h ^= h >> 29;
+    }
+    x = 0;
+    memcpy(&x, p, len);
+    return hr_mix64(h ^ x);
+}
+
 /* Visit every member of row `i`, the object opening at c[start], and the members of
  * object members one level down as "parent.child", in text order (jansson's order for
  * duplicate-free objects). Records the row's span and hash; returns the position just
@@ -558,9 +604,11 @@ static size_t walk_row(struct walk *w, size_t i, size_t start)
             pos = read_key(w, &w->skey, pos, &k, &kl);
         }
         size_t vpos = pos;
-        pos = read_value(w, vpos, &v);
+        /* an object one level down is walked member by member: its end is found there */
+        int nest = c[vpos] == '{' && kl + 2 < sizeof path;
+        pos = read_value(w, vpos, &v, nest);
         visit(w, i, k, kl, &v);
-        if (v.type == JSON_OBJECT && kl + 2 < sizeof path) {
+        if (nest) {
             memcpy(path, k, kl);
             path[kl] = '.';
             size_t p2 = vpos + 1;
@@ -569,7 +617,7 @@ static size_t walk_row(struct walk *w, size_t i, size_t start)
                 size_t k2l;
                 struct val v2;
                 p2 = read_key(w, &w->skey2, p2, &k2, &k2l);
-                p2 = read_value(w, p2, &v2);
+                p2 = read_value(w, p2, &v2, 0);
                 if (kl + 1 + k2l < sizeof path) {
                     memcpy(path + kl + 1, k2, k2l);
                     path[kl + 1 + k2l] = '\0';
@@ -578,6 +626,7 @@ static size_t walk_row(struct walk *w, size_t i, size_t start)
                 if (c[p2] == ',')
                     p2++;
             }
+            pos = p2 < w->clen && c[p2] == '}' ? p2 + 1 : hr_sc_skip_value(c, w->clen, vpos);
         }
         if (c[pos] == ',')
             pos++;
@@ -587,7 +636,7 @@ static size_t walk_row(struct walk *w, size_t i, size_t start)
     struct hr_sc_row *r = &w->t->rows[i];
     r->off = (uint32_t)start;
     r->len = (uint32_t)(pos + 1 - start);
-    r->hash = hr_sc_hash(c + start, r->len, 7);
+    r->hash = row_hash(c + start, r->len);
     return pos + 1;
 }
 
