@@ -1,5 +1,5 @@
 /* analyse.c — one pass over the rows of an array of objects, read straight from the
- * validated compacted bytes: field presence, types, value hashes (distinct counts),
+ * validated compacted bytes: field presence, types,
  * robust numeric statistics, error/warning signals, rare fields (needles), the
  * relevance field and exact duplicates. */
 #include <math.h>
@@ -116,9 +116,8 @@ static int lookup_slow(struct walk *w, const char *path, size_t plen)
     f->path = malloc(plen + 1);
     f->nums = malloc(t->n * sizeof *f->nums);
     f->num_rows = malloc(t->n * sizeof *f->num_rows);
-    f->vhash = malloc(t->n * sizeof *f->vhash);
-    if (!f->path || !f->nums || !f->num_rows || !f->vhash) {
-        free(f->path), free(f->nums), free(f->num_rows), free(f->vhash);
+    if (!f->path || !f->nums || !f->num_rows) {
+        free(f->path), free(f->nums), free(f->num_rows);
         w->failed = 1;
         return -1;
     }
@@ -211,7 +210,7 @@ static int str_in(const char *s, size_t len, const char *const *list)
 }
 
 /* One scalar or container of a row, decoded from the validated, compacted text.
- * `type` uses jansson's json_type numbering so value hashes stay what they were. */
+ * `type` uses jansson's json_type numbering. */
 struct val {
     int type;
     const char *s;   /* JSON_STRING: decoded bytes */
@@ -287,31 +286,15 @@ static void visit(struct walk *w, size_t row, const char *path, size_t plen, con
         return; /* "a.b" spelled both flat and nested in one row */
     f->count++;
     w->keys[row * KEY_WORDS + (size_t)fi / 64] |= 1ULL << (fi % 64);
-    uint64_t vh;
-    switch (v->type) {
-    case JSON_STRING:
-        vh = hr_sc_hash(v->s, v->len, 1);
+    if (v->type == JSON_STRING) {
         if (f->cls == HR_SC_F_PLAIN && has_error_word(v->s, v->len)) {
             f->kw_hits++;
             r->kw_mask |= 1ULL << (fi < 63 ? fi : 63);
         }
-        break;
-    case JSON_INTEGER:
-    case JSON_REAL: {
-        double d = v->d;
-        uint64_t bits;
-        memcpy(&bits, &d, sizeof bits);
-        vh = hr_sc_hash(&bits, sizeof bits, 2);
-        f->nums[f->num_count] = d;
+    } else if (is_number(v)) {
+        f->nums[f->num_count] = v->d;
         f->num_rows[f->num_count++] = (uint32_t)row;
-        break;
     }
-    case JSON_TRUE: vh = 3; break;
-    case JSON_FALSE: vh = 4; break;
-    case JSON_NULL: vh = 5; break;
-    default: vh = 6 + (uint64_t)v->type; break;
-    }
-    f->vhash[f->n_vhash++] = vh;
     if (f->cls != HR_SC_F_PLAIN && f->cls != HR_SC_F_ID && f->cls != HR_SC_F_RELEVANCE)
         signal(r, f, v);
 }
@@ -394,25 +377,6 @@ static size_t read_value(struct walk *w, size_t pos, struct val *v, int stay_in_
     return hr_sc_skip_value(c, len, pos);
 }
 
-
-/* Distinct value hashes, with an open-addressing set of `slots` (> 2n, power of two);
- * 0 marks an empty slot, so a 0 hash is remapped. */
-static uint32_t distinct(const uint64_t *h, size_t n, uint64_t *set, size_t slots)
-{
-    uint32_t d = 0;
-    memset(set, 0, slots * sizeof *set);
-    for (size_t i = 0; i < n; i++) {
-        uint64_t v = h[i] ? h[i] : 1;
-        size_t s = (size_t)(v ^ (v >> 29)) & (slots - 1);
-        while (set[s] && set[s] != v)
-            s = (s + 1) & (slots - 1);
-        if (!set[s]) {
-            set[s] = v;
-            d++;
-        }
-    }
-    return d;
-}
 
 /* k-th smallest (Hoare quickselect, middle pivot: deterministic, O(n) on typical data). */
 static double select_kth(double *v, size_t n, size_t k)
@@ -868,25 +832,14 @@ int hr_sc_analyse(struct hr_sc_table *t, size_t text_len, size_t apos, size_t *a
         return -1;
     }
     pick_relevance(t);
-    size_t set_slots = 16;
-    while (set_slots < t->n * 2)
-        set_slots *= 2;
-    uint64_t *set = malloc(set_slots * sizeof *set);
-    if (!set) {
-        free(keys);
-        return -1;
-    }
     for (size_t fi = 0; fi < t->n_fields; fi++) {
         struct hr_sc_field *f = &t->fields[fi];
         if (outliers(t, f)) {
-            free(set);
             free(keys);
             return -1;
         }
-        f->distinct = distinct(f->vhash, f->n_vhash, set, set_slots);
         f->kw_ok = f->kw_hits > 0 && (size_t)f->kw_hits * 10 <= t->n;
     }
-    free(set);
     int rc = group_signals(t, keys);
     free(keys);
     return rc ? rc : mark_duplicates(t);
@@ -899,7 +852,6 @@ void hr_sc_table_free(struct hr_sc_table *t)
             free(t->fields[i].path);
             free(t->fields[i].nums);
             free(t->fields[i].num_rows);
-            free(t->fields[i].vhash);
         }
         free(t->fields);
     }

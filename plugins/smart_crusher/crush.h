@@ -64,11 +64,8 @@ struct hr_sc_field {
     uint32_t count;         /* rows where present */
     uint32_t num_count;
     uint32_t kw_hits;
-    uint32_t distinct;
     double *nums;           /* num_count values ... */
     uint32_t *num_rows;     /* ... and the rows they came from */
-    uint64_t *vhash;        /* value hashes for distinct counts */
-    uint32_t n_vhash;
     double median, scale;   /* robust location and scale (0 scale: not used) */
     uint8_t cls;            /* HR_SC_F_* name class */
     uint8_t kw_ok;          /* error keywords in this field are a signal */
