@@ -6,6 +6,9 @@
 #include <string.h>
 #include <strings.h>
 #include "bm25.h"
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define MAX_TERMS 32
 #define MAX_TERM_LEN 32
@@ -174,43 +177,71 @@ static size_t row_tf(const char *s, size_t len, const unsigned char *cls, const 
     return words;
 }
 
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* A bit per byte of s[0..n) (n <= PLAIN_BLOCK), set for word bytes; bytes past n are not. */
+#if defined(__SSE2__)
+#define PLAIN_BLOCK 16
+static inline uint32_t word_bits(const char *s, size_t n)
+{
+    char pad[16] = {0};
+    if (n < 16)
+        memcpy(pad, s, n);
+    __m128i v = _mm_loadu_si128((const __m128i *)(n < 16 ? pad : s));
+    /* signed compares on shifted bytes: '0'..'9' and 'a'..'z' (after | 0x20) land
+     * at the bottom of the signed range; bytes >= 0x80 come from the sign bits */
+    __m128i digit = _mm_cmplt_epi8(_mm_add_epi8(v, _mm_set1_epi8((char)(0x80 - '0'))), _mm_set1_epi8(-128 + 10));
+    __m128i l = _mm_or_si128(v, _mm_set1_epi8(0x20));
+    __m128i letter = _mm_cmplt_epi8(_mm_add_epi8(l, _mm_set1_epi8((char)(0x80 - 'a'))), _mm_set1_epi8(-128 + 26));
+    return (uint32_t)_mm_movemask_epi8(_mm_or_si128(digit, letter)) | (uint32_t)_mm_movemask_epi8(v);
+}
+#elif __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define PLAIN_BLOCK 8
+static inline uint32_t word_bits(const char *s, size_t n)
+{
+    uint64_t w = 0;
+    memcpy(&w, s, n); /* little-endian: byte j of s is byte j of w; 0 pads */
+    uint64_t word = ~non_word8(w) & HIGHS;
+    return (uint32_t)(((word >> 7) * 0x0102040810204080ULL) >> 56); /* high bits gathered */
+}
+#endif
+
+#ifdef PLAIN_BLOCK
+static inline unsigned popcount16(uint32_t x)
+{
+    x = x - ((x >> 1) & 0x5555);
+    x = (x & 0x3333) + ((x >> 2) & 0x3333);
+    x = (x + (x >> 4)) & 0x0f0f;
+    return (x + (x >> 8)) & 0x1f;
+}
+
 /* row_tf for a row without backslashes (most): words are the runs of word
- * bytes, found eight bytes at a time from one mask; only words whose first
+ * bytes, found a block at a time from one bit mask; only words whose first
  * byte starts some term (`first_ok`) are measured and compared. */
 static size_t row_tf_plain(const char *s, size_t len, const unsigned char *first_ok,
                            const struct term *terms, size_t nt, const uint64_t *first_mask,
                            uint16_t *tf)
 {
     size_t words = 0;
-    uint64_t carry = 0; /* high bit of byte 0 set: the byte before the block is a word byte */
+    uint32_t carry = 0; /* 1: the byte before the block is a word byte */
     memset(tf, 0, nt * sizeof *tf);
-    for (size_t b = 0; b < len; b += 8) {
-        uint64_t w = 0;
-        if (len - b >= 8)
-            memcpy(&w, s + b, 8);
-        else
-            for (size_t j = 0; j < len - b; j++)
-                w |= (uint64_t)(unsigned char)s[b + j] << (8 * j); /* 0 pads: not word bytes */
-        uint64_t word = ~non_word8(w) & HIGHS;
-        uint64_t starts = word & ~((word << 8) | carry);
-        carry = word >> 56;
-        /* one 0/1 per byte, summed by a multiply (no popcount instruction in a portable build) */
-        words += (size_t)((((starts >> 7) * ONES) >> 56) & 0xff);
+    for (size_t b = 0; b < len; b += PLAIN_BLOCK) {
+        uint32_t word = word_bits(s + b, len - b < PLAIN_BLOCK ? len - b : PLAIN_BLOCK);
+        uint32_t starts = word & ~((word << 1) | carry);
+        carry = (word >> (PLAIN_BLOCK - 1)) & 1;
+        words += popcount16(starts);
         for (; starts; starts &= starts - 1) {
-            size_t st = b + ((size_t)__builtin_ctzll(starts) >> 3);
-            if (!first_ok[(unsigned char)s[st]])
+            unsigned j = (unsigned)__builtin_ctz(starts);
+            if (!first_ok[(unsigned char)s[b + j]])
                 continue;
             /* the word ends at the next non-word byte of the block (the padding
              * of a last, short block is one), or runs on past it */
-            uint64_t after = ~word & HIGHS & ~(((starts & -starts) << 1) - 1);
-            size_t e = b + 8;
+            uint32_t after = ~word & ((1u << PLAIN_BLOCK) - 1) & ~((2u << j) - 1);
+            size_t e = b + PLAIN_BLOCK;
             if (after)
-                e = b + ((size_t)__builtin_ctzll(after) >> 3);
+                e = b + (size_t)__builtin_ctz(after);
             else
                 while (e < len && word_byte((unsigned char)s[e]))
                     e++;
-            count_word(s + st, e - st, terms, nt, first_mask, tf);
+            count_word(s + b + j, e - b - j, terms, nt, first_mask, tf);
         }
     }
     return words;
@@ -238,15 +269,17 @@ int hr_bm25(const char *query, const struct hr_bm25_doc *docs, size_t n, int jso
     uint64_t first_mask[MAX_TERM_LEN + 1] = {0};
     for (size_t k = 0; k < nt; k++)
         first_mask[terms[k].len] |= 1ULL << ((unsigned char)terms[k].s[0] & 63);
+#ifdef PLAIN_BLOCK
     /* The bytes a term can start with, in either case. */
     unsigned char first_ok[256] = {0};
     for (unsigned c = 0; c < 256; c++)
         for (size_t k = 0; k < nt; k++)
             if (lower((unsigned char)c) == (unsigned char)terms[k].s[0])
                 first_ok[c] = 1;
+#endif
     double total = 0;
     for (size_t i = 0; i < n; i++) {
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#ifdef PLAIN_BLOCK
         size_t w = json && memchr(docs[i].s, '\\', docs[i].len)
                        ? row_tf(docs[i].s, docs[i].len, cls, terms, nt, first_mask, tf + i * nt)
                        : row_tf_plain(docs[i].s, docs[i].len, first_ok, terms, nt, first_mask, tf + i * nt);
