@@ -314,14 +314,26 @@ static const char *decode(struct walk *w, struct scratch *b, const char *raw, si
     return s;
 }
 
+/* The decoded text of the string at c[pos] (a '"'); returns the position just past it. */
+static size_t read_string(struct walk *w, struct scratch *b, size_t pos, const char **s, size_t *len)
+{
+    const char *c = w->t->text;
+    int plain;
+    size_t e = hr_sc_skip_string(c, w->clen, pos, &plain);
+    if (plain) { /* no escape: the body itself, as decode would give */
+        *s = c + pos + 1;
+        *len = e - pos - 2;
+    } else {
+        *s = decode(w, b, c + pos + 1, e - pos - 2, len);
+    }
+    return e;
+}
+
 /* The key of the member at c[pos] (a '"'); returns the position of its value. */
 static size_t read_key(struct walk *w, struct scratch *b, size_t pos, const char **key,
                        size_t *klen)
 {
-    const char *c = w->t->text;
-    size_t e = hr_sc_skip_value(c, w->clen, pos);
-    *key = decode(w, b, c + pos + 1, e - pos - 2, klen);
-    return e + 1; /* past ':' */
+    return read_string(w, b, pos, key, klen) + 1; /* past ':' */
 }
 
 /* Decode the value at c[pos]; returns the position just past it. Objects and arrays
@@ -330,14 +342,12 @@ static size_t read_key(struct walk *w, struct scratch *b, size_t pos, const char
 static size_t read_value(struct walk *w, size_t pos, struct val *v, int stay_in_object)
 {
     const char *c = w->t->text;
-    size_t len = w->clen, e;
+    size_t len = w->clen;
     memset(v, 0, sizeof *v);
     switch (c[pos]) {
     case '"':
-        e = hr_sc_skip_value(c, len, pos);
         v->type = JSON_STRING;
-        v->s = decode(w, &w->sval, c + pos + 1, e - pos - 2, &v->len);
-        return e;
+        return read_string(w, &w->sval, pos, &v->s, &v->len);
     case '{':
         v->type = JSON_OBJECT;
         v->nonempty = c[pos + 1] != '}';
