@@ -8,6 +8,9 @@
 #include "crush.h"
 #include "hash.h"
 #include "json_scan.h"
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define TABLE_SLOTS 1024 /* > 2 * HR_SC_MAX_FIELDS, power of two */
 #define KEY_WORDS (HR_SC_MAX_FIELDS / 64)
@@ -165,35 +168,68 @@ static int word_at(const unsigned char *u, size_t i, size_t len, const char *w, 
     return 1;
 }
 
-static int has_error_word(const char *s, size_t len)
+/* One of the error words starts at u[i] (a word start; i + 5 <= len): error, exception,
+ * traceback, fatal, failed, failure, panic, segfault, critical, by their first two letters. */
+static int error_word_at(const unsigned char *u, size_t i, size_t len)
+{
+    int l2 = u[i + 1] | 0x20;
+    switch (u[i] | 0x20) {
+    case 'c': return l2 == 'r' && word_at(u, i, len, "critical", 8);
+    case 'e': return l2 == 'r' ? word_at(u, i, len, "error", 5) : l2 == 'x' && word_at(u, i, len, "exception", 9);
+    case 'f':
+        return l2 == 'a' && (word_at(u, i, len, "fatal", 5) || word_at(u, i, len, "failed", 6) ||
+                             word_at(u, i, len, "failure", 7));
+    case 'p': return l2 == 'a' && word_at(u, i, len, "panic", 5);
+    case 's': return l2 == 'e' && word_at(u, i, len, "segfault", 8);
+    case 't': return l2 == 'r' && word_at(u, i, len, "traceback", 9);
+    default: return 0;
+    }
+}
+
+/* `avail` (>= len): bytes readable at s, so that whole 16-byte blocks can be read
+ * past the string's end (their positions beyond it are not looked at). */
+static int has_error_word(const char *s, size_t len, size_t avail)
 {
     if (len < 5)
         return 0; /* shorter than any word (most values: codes, ids, flags) */
     const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, last = len - 5;
     unsigned pv = 0; /* class of the byte before: 0 = not a letter or digit */
-    for (size_t i = 0, last = len - 5; i <= last; i++) {
+#if defined(__SSE2__)
+    /* The same word starts, 16 positions at a time: a first letter (c e f p s t, either
+     * case) after a byte that is not a letter or digit, or upper case after lower. */
+    uint32_t an_before = 0, lo_before = 0; /* bit 0: the byte before the block is so */
+    for (; i <= last && avail - i >= 16; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(u + i)), l = _mm_or_si128(v, _mm_set1_epi8(0x20));
+        __m128i digit = _mm_cmplt_epi8(_mm_add_epi8(v, _mm_set1_epi8((char)(0x80 - '0'))), _mm_set1_epi8(-128 + 10));
+        __m128i letter = _mm_cmplt_epi8(_mm_add_epi8(l, _mm_set1_epi8((char)(0x80 - 'a'))), _mm_set1_epi8(-128 + 26));
+        __m128i upper = _mm_cmplt_epi8(_mm_add_epi8(v, _mm_set1_epi8((char)(0x80 - 'A'))), _mm_set1_epi8(-128 + 26));
+        __m128i first = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(l, _mm_set1_epi8('c')), _mm_cmpeq_epi8(l, _mm_set1_epi8('e'))),
+                                     _mm_or_si128(_mm_cmpeq_epi8(l, _mm_set1_epi8('f')), _mm_cmpeq_epi8(l, _mm_set1_epi8('p'))));
+        first = _mm_or_si128(first, _mm_or_si128(_mm_cmpeq_epi8(l, _mm_set1_epi8('s')), _mm_cmpeq_epi8(l, _mm_set1_epi8('t'))));
+        uint32_t let = (uint32_t)_mm_movemask_epi8(letter), up = (uint32_t)_mm_movemask_epi8(upper);
+        uint32_t an = let | (uint32_t)_mm_movemask_epi8(digit), lo = let & ~up;
+        uint32_t cand = (uint32_t)_mm_movemask_epi8(first) &
+                        (~((an << 1) | an_before) | (up & ((lo << 1) | lo_before)));
+        an_before = (an >> 15) & 1;
+        lo_before = (lo >> 15) & 1;
+        if (last - i < 15)
+            cand &= (2u << (last - i)) - 1; /* starts up to `last` only */
+        for (; cand; cand &= cand - 1)
+            if (error_word_at(u, i + (size_t)__builtin_ctz(cand), len))
+                return 1;
+    }
+    if (i > 0 && i <= last)
+        pv = ascii_class[u[i - 1]];
+#else
+    (void)avail;
+#endif
+    for (; i <= last; i++) {
         unsigned cls = ascii_class[u[i]], prev = pv;
         pv = cls;
         if (!(cls & C_FIRST) || (prev && !((cls & C_UPPER) && (prev & C_LOWER))))
             continue;
-        /* error, exception, traceback, fatal, failed, failure, panic, segfault,
-         * critical: by their first two letters */
-        int l2 = u[i + 1] | 0x20, hit = 0;
-        switch (u[i] | 0x20) {
-        case 'c': hit = l2 == 'r' && word_at(u, i, len, "critical", 8); break;
-        case 'e':
-            hit = l2 == 'r' ? word_at(u, i, len, "error", 5) : l2 == 'x' && word_at(u, i, len, "exception", 9);
-            break;
-        case 'f':
-            hit = l2 == 'a' && (word_at(u, i, len, "fatal", 5) || word_at(u, i, len, "failed", 6) ||
-                                word_at(u, i, len, "failure", 7));
-            break;
-        case 'p': hit = l2 == 'a' && word_at(u, i, len, "panic", 5); break;
-        case 's': hit = l2 == 'e' && word_at(u, i, len, "segfault", 8); break;
-        case 't': hit = l2 == 'r' && word_at(u, i, len, "traceback", 9); break;
-        default: break;
-        }
-        if (hit)
+        if (error_word_at(u, i, len))
             return 1;
     }
     return 0;
@@ -215,6 +251,7 @@ struct val {
     int type;
     const char *s;   /* JSON_STRING: decoded bytes */
     size_t len;
+    size_t avail;    /* JSON_STRING: bytes readable at s (>= len) */
     int64_t i;       /* JSON_INTEGER */
     double d;        /* JSON_INTEGER (as a double) and JSON_REAL */
     int nonempty;    /* JSON_OBJECT, JSON_ARRAY */
@@ -287,7 +324,7 @@ static void visit(struct walk *w, size_t row, const char *path, size_t plen, con
     f->count++;
     w->keys[row * KEY_WORDS + (size_t)fi / 64] |= 1ULL << (fi % 64);
     if (v->type == JSON_STRING) {
-        if (f->cls == HR_SC_F_PLAIN && has_error_word(v->s, v->len)) {
+        if (f->cls == HR_SC_F_PLAIN && has_error_word(v->s, v->len, v->avail)) {
             f->kw_hits++;
             r->kw_mask |= 1ULL << (fi < 63 ? fi : 63);
         }
@@ -314,8 +351,10 @@ static const char *decode(struct walk *w, struct scratch *b, const char *raw, si
     return s;
 }
 
-/* The decoded text of the string at c[pos] (a '"'); returns the position just past it. */
-static size_t read_string(struct walk *w, struct scratch *b, size_t pos, const char **s, size_t *len)
+/* The decoded text of the string at c[pos] (a '"'), with the bytes readable there
+ * (*avail, when not NULL); returns the position just past it. */
+static size_t read_string(struct walk *w, struct scratch *b, size_t pos, const char **s, size_t *len,
+                          size_t *avail)
 {
     const char *c = w->t->text;
     int plain;
@@ -323,8 +362,12 @@ static size_t read_string(struct walk *w, struct scratch *b, size_t pos, const c
     if (plain) { /* no escape: the body itself, as decode would give */
         *s = c + pos + 1;
         *len = e - pos - 2;
+        if (avail)
+            *avail = w->clen - pos - 1;
     } else {
         *s = decode(w, b, c + pos + 1, e - pos - 2, len);
+        if (avail)
+            *avail = *len;
     }
     return e;
 }
@@ -333,7 +376,7 @@ static size_t read_string(struct walk *w, struct scratch *b, size_t pos, const c
 static size_t read_key(struct walk *w, struct scratch *b, size_t pos, const char **key,
                        size_t *klen)
 {
-    return read_string(w, b, pos, key, klen) + 1; /* past ':' */
+    return read_string(w, b, pos, key, klen, NULL) + 1; /* past ':' */
 }
 
 /* Decode the value at c[pos]; returns the position just past it. Objects and arrays
@@ -347,7 +390,7 @@ static size_t read_value(struct walk *w, size_t pos, struct val *v, int stay_in_
     switch (c[pos]) {
     case '"':
         v->type = JSON_STRING;
-        return read_string(w, &w->sval, pos, &v->s, &v->len);
+        return read_string(w, &w->sval, pos, &v->s, &v->len, &v->avail);
     case '{':
         v->type = JSON_OBJECT;
         v->nonempty = c[pos + 1] != '}';
