@@ -107,8 +107,8 @@ struct hr_sc_output {
 /* spans.c */
 size_t hr_sc_compact(const char *in, size_t len, char *out);
 size_t hr_sc_skip_value(const char *c, size_t len, size_t pos);
-/* hr_sc_skip_value of the string opening at c[pos]; *plain = 1 when it is known to hold
- * no backslash (its body is its text), 0 when not known. */
+/* hr_sc_skip_value of the string opening at c[pos]; *plain = 1 when it holds no
+ * escape (its body is its text). */
 size_t hr_sc_skip_string(const char *c, size_t len, size_t pos, int *plain);
 uint64_t hr_sc_hash(const void *data, size_t len, uint64_t seed);
 

@@ -4,9 +4,7 @@
 #include <string.h>
 #include "crush.h"
 #include "hash.h"
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
+#include "json_scan.h"
 
 /* Drop whitespace outside strings. `out` must hold `len` bytes. The input must be
  * valid JSON (it was parsed before), so no error handling is needed here. */
@@ -79,27 +77,14 @@ size_t hr_sc_skip_value(const char *c, size_t len, size_t pos)
     return pos;
 }
 
-/* Most strings hold no backslash: the first quote or backslash, 16 bytes per step,
- * is their end when it is a quote. Otherwise (or near the end of the text)
- * hr_sc_skip_value decides, and *plain is 0. */
+/* The end of the string opening at c[pos], found by lib/json_scan's block
+ * scan; *plain = 1 when its body holds no escape (the body is its text). */
 size_t hr_sc_skip_string(const char *c, size_t len, size_t pos, int *plain)
 {
-#if defined(__SSE2__)
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
-    for (size_t p = pos + 1; p + 16 <= len; p += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(c + p));
-        unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)));
-        if (m) {
-            size_t at = p + (size_t)__builtin_ctz(m);
-            if (c[at] != '"')
-                break;
-            *plain = 1;
-            return at + 1;
-        }
-    }
-#endif
-    *plain = 0;
-    return hr_sc_skip_value(c, len, pos);
+    int esc = 0;
+    size_t body = hr_json_span(c + pos + 1, len - pos - 1, &esc);
+    *plain = !esc;
+    return pos + 1 + body + 1;
 }
 
 /* 8 bytes per step; deterministic across runs and hosts (no random seed) so that
