@@ -29,6 +29,8 @@ struct hr_worker {
     struct proxy_req *deferred; /* accounting.c: requests whose figures wait one loop turn */
     struct hr_conn_guard *guard;        /* conn_guard.c: fd limit, slow clients */
     struct proxy_req *live;             /* proxied requests in flight (drain aborts them) */
+    struct proxy_req *spare;            /* proxy.c: finished requests kept for reuse */
+    int n_spare;
     struct event *drain_check;          /* drain.c */
     atomic_int drained;
 };
@@ -56,6 +58,8 @@ int hr_server_drain(struct hr_daemon *d, const sigset_t *sigs);
 
 /* proxy.c: requests under /v1/. */
 void hr_proxy_handle(struct hr_worker *w, struct hr_req *req, const char *path);
+/* proxy.c: the worker's kept requests, freed when it stops. */
+void hr_proxy_free_spares(struct hr_worker *w);
 /* Account (and free) the requests still waiting for their late count
  * (passthrough): the worker's loop has stopped. */
 void hr_acct_flush_deferred(struct hr_worker *w);

@@ -172,7 +172,13 @@ void hr_http_head_free(struct hr_http_head *h)
 
 const char *hr_http_head_find(const struct hr_http_head *h, const char *name)
 {
-    for (size_t i = 0; i < h->n_headers; i++)
+    unsigned char c = (unsigned char)name[0];
+    for (size_t i = 0; i < h->n_headers; i++) {
+        unsigned char d = (unsigned char)h->headers[i].name[0];
+        /* Names whose first bytes differ even with the ASCII case bit set
+         * cannot match: most headers are passed over without a call. */
+        if (d != c && (d | 0x20) != (c | 0x20)) continue;
         if (!strcasecmp(h->headers[i].name, name)) return h->headers[i].value;
+    }
     return NULL;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "json_load.h"
+#include "json_pool.h"
 #include "json_scan.h"
 
 struct builder {
@@ -142,7 +143,9 @@ static json_t *load(const char *text, size_t len, json_error_t *err, int reject_
     if (hr_json_scan(text, len, 0, NULL, NULL) != 0) return json_loadb(text, len, flags, err);
     struct builder b = {text, text + len, NULL, 0, 0, reject_dups, NULL};
     skip_ws(&b);
+    int pooled = hr_json_pool_begin(); /* the tree's nodes: json_pool.c */
     json_t *root = value(&b);
+    if (pooled) hr_json_pool_end();
     free(b.scratch);
     if (b.dup_key) {
         json_decref(root);

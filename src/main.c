@@ -20,6 +20,7 @@
 #include "daemon.h"
 #include "host.h"
 #include "log.h"
+#include "json_pool.h"
 #include "mem_trim.h"
 #include "par.h"
 #include "reload.h"
@@ -246,6 +247,7 @@ static int early_exit(struct hr_config *c, struct flag *flags, int code)
 int main(int argc, char **argv)
 {
     hr_mem_init(); /* before the first thread */
+    hr_json_pool_install(); /* before the first jansson value */
     struct hr_config cfg;
     hr_config_defaults(&cfg);
     const char *conf_path = getenv("HEADROOM_CONFIG");

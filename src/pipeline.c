@@ -5,6 +5,7 @@
 #include "api/api.h"
 #include "ccr.h"
 #include "hash.h"
+#include "json_pool.h"
 #include "log.h"
 #include "par.h"
 #include "pipeline.h"
@@ -128,6 +129,7 @@ struct unit_list {
     struct hr_unit *units;
     struct unit_ref *refs;
     size_t n, cap;
+    size_t found;          /* string tool outputs seen, kept or not */
 };
 
 /* hr_api_unit_fn: the adapter found a tool output at holder[key]. */
@@ -136,6 +138,7 @@ static void add_unit(void *ud, json_t *holder, const char *key, size_t msg, cons
     struct unit_list *l = ud;
     json_t *s = json_object_get(holder, key);
     if (!json_is_string(s)) return;
+    l->found++;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 8;
         struct hr_unit *u = realloc(l->units, cap * sizeof *u);
@@ -812,6 +815,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     json_t *messages = json_object_get(body, api->items_key);
     struct unit_list l = {0};
     api->find_units(body, add_unit, &l);
+    out->n_found = l.found;
     session_id(api, body, session_hint, out->session_id);
     out->n_messages = json_array_size(messages);
     size_t floor = cache_control_floor(messages);
@@ -887,7 +891,11 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
         c.stage_tag = out->tag_storage[s];
         size_t mark = c.n_journal;
         int edited_before = c.req.body_edited;
-        if (!snapshot) snapshot = snapshot_body(api, body);
+        if (!snapshot) { /* freed with the request: json_pool.c */
+            int pooled = hr_json_pool_begin();
+            snapshot = snapshot_body(api, body);
+            if (pooled) hr_json_pool_end();
+        }
         c.req.body_edited = 0;
         if (!counts_on_demand(in)) count_all_units(&c);
         double st = hr_monotonic_ms();

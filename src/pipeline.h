@@ -28,6 +28,7 @@ struct hr_pipeline_result {
     uint64_t tokens_before, tokens_after;
     int changed;                        /* body was modified: re-serialise it */
     size_t n_units;
+    size_t n_found;                     /* tool outputs the adapter found, short ones included */
     size_t n_stages;
     struct hr_stage_result *stages;     /* tags point into tag_storage */
     char (*tag_storage)[128];

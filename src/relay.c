@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include "fleet.h"
 #include "json_load.h"
+#include "json_pool.h"
 #include "json_scan.h"
 #include "log.h"
 #include "pipeline.h"
@@ -217,6 +218,7 @@ static void usage_from_answer(struct proxy_req *p, const char *text, size_t len)
     const char *vals[2];
     size_t vlens[2];
     hr_json_members(text, len, keys, 2, vals, vlens);
+    int pooled = hr_json_pool_begin(); /* freed below: json_pool.c */
     json_t *picked = json_object();
     for (size_t i = 0; picked && i < 2; i++) {
         const char *v = vals[i];
@@ -235,6 +237,7 @@ static void usage_from_answer(struct proxy_req *p, const char *text, size_t len)
     }
     if (picked) p->api->usage_from_json(picked, &p->usage);
     json_decref(picked);
+    if (pooled) hr_json_pool_end();
 }
 
 static void on_done(void *ud, enum hr_xfer_result rc, const char *why)

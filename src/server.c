@@ -348,6 +348,7 @@ void hr_server_stop(struct hr_daemon *d)
         hr_conn_guard_worker_free(w);
         if (w->drain_check) event_free(w->drain_check);
         if (w->up) hr_upstream_free(w->up);
+        hr_proxy_free_spares(w);
         if (w->base) event_base_free(w->base);
     }
     free(d->workers);
