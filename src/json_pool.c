@@ -94,6 +94,9 @@ void hr_json_pool_install(void)
 #ifndef POOL_OFF
     json_set_alloc_funcs(pool_malloc, pool_free);
     installed = 1;
+#else
+    (void)pool_malloc;
+    (void)pool_free;
 #endif
 }
 
