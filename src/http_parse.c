@@ -133,6 +133,7 @@ int hr_http_parse_head(char *buf, size_t len, struct hr_http_head *h, struct hr_
         char *c = line;
         while (tchar[(unsigned char)*c]) c++;
         if (c == line || *c != ':') return refuse(r, 400, "malformed header name");
+        size_t nl = (size_t)(c - line); /* the names below are told apart by length first */
         *c++ = '\0';
         while (*c == ' ' || *c == '\t') c++;
         char *e = line + n;
@@ -142,17 +143,17 @@ int hr_http_parse_head(char *buf, size_t len, struct hr_http_head *h, struct hr_
          * 9110 5.5 allows it) and never reach a header we write. */
         if (memchr(c, '\0', (size_t)(e - c))) return refuse(r, 400, "NUL byte in a header value");
         if (add_header(h, line, c)) return refuse(r, 500, "out of memory");
-        if (!strcasecmp(line, "content-length")) {
+        if (nl == 14 && !strcasecmp(line, "content-length")) {
             if (content_length(h, c, r)) return -1;
-        } else if (!strcasecmp(line, "transfer-encoding")) {
+        } else if (nl == 17 && !strcasecmp(line, "transfer-encoding")) {
             /* Only chunked, and only once: anything else is a coding we
              * would have to undo, or a way to disagree about framing. */
             if (te || strcasecmp(c, "chunked")) return refuse(r, 501, "unsupported Transfer-Encoding (only chunked)");
             te = 1;
-        } else if (!strcasecmp(line, "connection")) {
+        } else if (nl == 10 && !strcasecmp(line, "connection")) {
             close |= hr_h1_list_has(c, "close", 0);
             keep_alive |= hr_h1_list_has(c, "keep-alive", 0);
-        } else if (!strcasecmp(line, "expect")) {
+        } else if (nl == 6 && !strcasecmp(line, "expect")) {
             h->expect_continue = !strcasecmp(c, "100-continue");
         }
     }

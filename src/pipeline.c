@@ -793,7 +793,7 @@ static void drop_units(struct unit_list *l, const char *keep)
  * text and its count so far. */
 static struct hr_late_count *late_new(const struct hr_api *api, const char *model, const struct unit_list *l)
 {
-    struct hr_late_count *lc = calloc(1, sizeof *lc + l->n * sizeof *lc->u);
+    struct hr_late_count *lc = malloc(sizeof *lc + l->n * sizeof *lc->u); /* all set below */
     if (!lc) return NULL;
     *lc = (struct hr_late_count){.api = api, .model = model, .n = l->n};
     for (size_t i = 0; i < l->n; i++) {
@@ -870,8 +870,10 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     };
     /* Out of memory for the late count: count everything now. */
     if (!lc) count_all_units(&c);
-    out->stages = calloc(n ? n : 1, sizeof *out->stages);
-    out->tag_storage = calloc(n ? n : 1, sizeof *out->tag_storage);
+    /* malloc, not calloc (which skips glibc's per-thread cache): each entry
+     * is set whole in the loop below. */
+    out->stages = malloc((n ? n : 1) * sizeof *out->stages);
+    out->tag_storage = malloc((n ? n : 1) * sizeof *out->tag_storage);
     out->n_stages = out->stages && out->tag_storage ? n : 0;
     int64_t saved_total = 0;
     /* The body as it was before the current stage, for undoing it. Stages
@@ -883,9 +885,8 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     for (size_t s = 0; s < out->n_stages; s++) {
         const struct hr_instance *in = transforms[s];
         struct hr_stage_result *r = &out->stages[s];
-        r->struct_size = sizeof *r;
-        r->name = in->name;
-        r->tag = out->tag_storage[s];
+        out->tag_storage[s][0] = '\0';
+        *r = (struct hr_stage_result){.struct_size = sizeof *r, .name = in->name, .tag = out->tag_storage[s]};
         c.cur_stage = s;
         c.stage_saved = 0;
         c.stage_tag = out->tag_storage[s];
