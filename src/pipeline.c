@@ -5,6 +5,7 @@
 #include "api/api.h"
 #include "ccr.h"
 #include "hash.h"
+#include "json_get.h"
 #include "json_pool.h"
 #include "log.h"
 #include "par.h"
@@ -110,8 +111,8 @@ static uint64_t request_tokens(const struct hr_api *api, const char *model, cons
 {
     uint64_t n = 0;
     enum hr_encoding enc = hr_encoding_for_model(model);
-    for (size_t i = 0; api->counted_keys[i]; i++) n += count_strings(enc, json_object_get(body, api->counted_keys[i]), skip);
-    n += PER_MESSAGE_TOKENS * (uint64_t)json_array_size(json_object_get(body, api->items_key));
+    for (size_t i = 0; api->counted_keys[i]; i++) n += count_strings(enc, hr_json_get(body, api->counted_keys[i]), skip);
+    n += PER_MESSAGE_TOKENS * (uint64_t)json_array_size(hr_json_get(body, api->items_key));
     return n;
 }
 
@@ -136,7 +137,7 @@ struct unit_list {
 static void add_unit(void *ud, json_t *holder, const char *key, size_t msg, const char *tool)
 {
     struct unit_list *l = ud;
-    json_t *s = json_object_get(holder, key);
+    json_t *s = hr_json_get(holder, key);
     if (!json_is_string(s)) return;
     l->found++;
     if (l->n == l->cap) {
@@ -163,10 +164,10 @@ static size_t cache_control_floor(const json_t *messages)
     size_t floor = 0, i, k;
     json_t *m, *b;
     json_array_foreach(messages, i, m) {
-        json_t *content = json_object_get(m, "content");
-        if (json_object_get(m, "cache_control")) floor = i + 1;
+        json_t *content = hr_json_get(m, "content");
+        if (hr_json_get(m, "cache_control")) floor = i + 1;
         json_array_foreach(content, k, b) {
-            if (json_object_get(b, "cache_control")) floor = i + 1;
+            if (hr_json_get(b, "cache_control")) floor = i + 1;
         }
     }
     return floor;
@@ -261,7 +262,7 @@ int hr_pipeline_unit_replace(struct hr_request *req, size_t i, const char *text,
         c->cap_journal = cap;
     }
     c->journal[c->n_journal++] =
-        (struct journal_entry){i, json_incref(json_object_get(r->holder, r->key)), u->tokens, r->original};
+        (struct journal_entry){i, json_incref(hr_json_get(r->holder, r->key)), u->tokens, r->original};
     json_object_set_new(r->holder, r->key, s);
     r->hashed = 0;
     r->replaced = 1;
@@ -640,8 +641,8 @@ static void session_id(const struct hr_api *api, const json_t *body, const char 
     struct digest_buf db = {.c = &c};
     hr_sha256_init(&c);
     digest_put(&db, api->name, strlen(api->name) + 1);
-    digest_json(&db, json_object_get(body, api->system_key));
-    digest_json(&db, json_array_get(json_object_get(body, api->items_key), 0));
+    digest_json(&db, hr_json_get(body, api->system_key));
+    digest_json(&db, json_array_get(hr_json_get(body, api->items_key), 0));
     hr_sha256_update(&c, db.b, db.n);
     hr_sha256_final(&c, d);
     hr_sha256_hex(d, hex);
@@ -742,7 +743,7 @@ void hr_pipeline_count_finish(struct hr_pipeline_result *r)
     struct skip_set skip = {lc->n ? calloc(lc->n, sizeof *skip.items) : NULL, 0};
     uint64_t unit_tokens = 0;
     for (size_t i = 0; skip.items && i < lc->n; i++) {
-        skip.items[skip.n++] = json_object_get(lc->u[i].holder, lc->u[i].key);
+        skip.items[skip.n++] = hr_json_get(lc->u[i].holder, lc->u[i].key);
         unit_tokens += lc->u[i].orig.tokens;
     }
     if (skip.items) qsort(skip.items, skip.n, sizeof *skip.items, cmp_ptr);
@@ -799,7 +800,7 @@ static struct hr_late_count *late_new(const struct hr_api *api, const char *mode
     for (size_t i = 0; i < l->n; i++) {
         const struct unit_ref *r = &l->refs[i];
         lc->u[i] = (struct late_unit){.holder = json_incref(r->holder), .key = r->key,
-                                      .original = json_incref(json_object_get(r->holder, r->key)), .orig = r->orig,
+                                      .original = json_incref(hr_json_get(r->holder, r->key)), .orig = r->orig,
                                       .hashed = r->hashed, .hash = {r->hash[0], r->hash[1]}, .credit_stage = -1};
     }
     return lc;
@@ -812,7 +813,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     double t0 = hr_monotonic_ms();
     hr_par_request_begin();
     memset(out, 0, sizeof *out);
-    json_t *messages = json_object_get(body, api->items_key);
+    json_t *messages = hr_json_get(body, api->items_key);
     struct unit_list l = {0};
     api->find_units(body, add_unit, &l);
     out->n_found = l.found;

@@ -10,6 +10,7 @@
 #include "fleet.h"
 #include "guard.h"
 #include "h1_parse.h"
+#include "json_get.h"
 #include "json_load.h"
 #include "json_scan.h"
 #include "log.h"
@@ -228,7 +229,7 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
         hr_acct_finish(p, 400, 0, "malformed JSON");
         return NULL;
     }
-    const char *model = json_string_value(json_object_get(body, "model"));
+    const char *model = json_string_value(hr_json_get(body, "model"));
     p->model = strdup(model ? model : "");
     if (hr_admit_from_cache(p, body) || hr_admit_rate(p, 0, 0)) {
         json_decref(body);
@@ -249,10 +250,10 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
      * call ourselves (a non-streamed answer; streams keep the marker's hash
      * and GET /v1/retrieve/<hash>). */
     /* A body with no tool output that no stage edited holds no marker. */
-    int offer = (p->pr.n_found || p->pr.changed) && !json_is_true(json_object_get(body, "stream")) &&
+    int offer = (p->pr.n_found || p->pr.changed) && !json_is_true(hr_json_get(body, "stream")) &&
                 hr_retrieve_needed(p->api, body);
     if (offer && hr_retrieve_tool_add(p->api, body) > 0) {
-        json_t *tools = json_object_get(body, "tools");
+        json_t *tools = hr_json_get(body, "tools");
         uint64_t tool_tokens = hr_json_tokens(p->model, json_array_get(tools, json_array_size(tools) - 1));
         hr_pipeline_host_added(&p->pr, body, tool_tokens); /* the client did not send it */
         hr_acct_charge_sent(p, tool_tokens);

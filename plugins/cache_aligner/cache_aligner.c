@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <headroom/plugin.h>
+#include "json_get.h"
 
 struct sess {
     char *id;
@@ -103,8 +104,8 @@ static uint64_t h_json(uint64_t h, json_t *v)
 
 static const char *tool_name(json_t *tool)
 {
-    const char *n = json_string_value(json_object_get(json_object_get(tool, "function"), "name"));
-    return n ? n : json_string_value(json_object_get(tool, "name"));
+    const char *n = json_string_value(hr_json_get(hr_json_get(tool, "function"), "name"));
+    return n ? n : json_string_value(hr_json_get(tool, "name"));
 }
 
 struct tix { const char *name; size_t i; json_t *v; };
@@ -133,7 +134,7 @@ static int sort_tools(json_t *tools)
     int sorted = 1;
     for (size_t i = 0; i < n; i++) {
         json_t *t = json_array_get(tools, i);
-        if (json_object_get(t, "cache_control")) {
+        if (hr_json_get(t, "cache_control")) {
             free(v);
             return 0; /* the client placed a breakpoint: its order is deliberate */
         }
@@ -199,7 +200,7 @@ static int canon(json_t *v)
     qsort(keys, n, sizeof *keys, cmp_str);
     for (i = 0; i < n; i++) {
         /* Delete and re-insert moves the key to the end: in sorted order after n steps. */
-        json_t *val = json_incref(json_object_get(v, keys[i]));
+        json_t *val = json_incref(hr_json_get(v, keys[i]));
         json_object_del(v, keys[i]);
         json_object_set_new(v, keys[i], val);
         free(keys[i]);
@@ -214,10 +215,10 @@ static int canon_schemas(json_t *tools)
     json_t *t;
     int changed = 0;
     json_array_foreach(tools, i, t) {
-        json_t *s = json_object_get(json_object_get(t, "function"), "parameters");
+        json_t *s = hr_json_get(hr_json_get(t, "function"), "parameters");
         if (s)
             changed += canon(s);
-        if ((s = json_object_get(t, "input_schema")))
+        if ((s = hr_json_get(t, "input_schema")))
             changed += canon(s);
     }
     return changed;
@@ -327,7 +328,7 @@ static long first_volatile(const char *s, size_t n, int kind)
 static size_t system_texts(json_t *body, const char **out, size_t *lens, size_t max)
 {
     size_t n = 0;
-    json_t *sys = json_object_get(body, "system");
+    json_t *sys = hr_json_get(body, "system");
     if (json_is_string(sys) && n < max) {
         out[n] = json_string_value(sys);
         lens[n++] = json_string_length(sys);
@@ -335,7 +336,7 @@ static size_t system_texts(json_t *body, const char **out, size_t *lens, size_t 
         size_t i;
         json_t *b;
         json_array_foreach(sys, i, b) {
-            json_t *t = json_object_get(b, "text");
+            json_t *t = hr_json_get(b, "text");
             if (json_is_string(t) && n < max) {
                 out[n] = json_string_value(t);
                 lens[n++] = json_string_length(t);
@@ -344,11 +345,11 @@ static size_t system_texts(json_t *body, const char **out, size_t *lens, size_t 
     }
     size_t i;
     json_t *m;
-    json_array_foreach(json_object_get(body, "messages"), i, m) {
-        const char *role = json_string_value(json_object_get(m, "role"));
+    json_array_foreach(hr_json_get(body, "messages"), i, m) {
+        const char *role = json_string_value(hr_json_get(m, "role"));
         if (!role || (strcmp(role, "system") && strcmp(role, "developer")))
             continue;
-        json_t *c = json_object_get(m, "content");
+        json_t *c = hr_json_get(m, "content");
         if (json_is_string(c) && n < max) {
             out[n] = json_string_value(c);
             lens[n++] = json_string_length(c);
@@ -356,7 +357,7 @@ static size_t system_texts(json_t *body, const char **out, size_t *lens, size_t 
             size_t j;
             json_t *p;
             json_array_foreach(c, j, p) {
-                json_t *t = json_object_get(p, "text");
+                json_t *t = hr_json_get(p, "text");
                 if (json_is_string(t) && n < max) {
                     out[n] = json_string_value(t);
                     lens[n++] = json_string_length(t);
@@ -484,7 +485,7 @@ static int track(struct aligner *a, const char *sid, uint64_t ht, uint64_t hs, j
 static int has_cache_control(json_t *v)
 {
     if (json_is_object(v)) {
-        if (json_object_get(v, "cache_control"))
+        if (hr_json_get(v, "cache_control"))
             return 1;
         const char *k;
         json_t *x;
@@ -503,21 +504,21 @@ static int has_cache_control(json_t *v)
 
 static int add_breakpoint(json_t *body)
 {
-    if (has_cache_control(json_object_get(body, "tools")) ||
-        has_cache_control(json_object_get(body, "system")) ||
-        has_cache_control(json_object_get(body, "messages")))
+    if (has_cache_control(hr_json_get(body, "tools")) ||
+        has_cache_control(hr_json_get(body, "system")) ||
+        has_cache_control(hr_json_get(body, "messages")))
         return 0;
     json_t *cc = json_pack("{s:s}", "type", "ephemeral");
     if (!cc)
         return -1;
-    json_t *sys = json_object_get(body, "system");
+    json_t *sys = hr_json_get(body, "system");
     if (json_is_string(sys) && json_string_length(sys) > 0) {
         json_t *blocks = json_pack("[{s:s,s:O,s:o}]", "type", "text", "text", sys, "cache_control", cc);
         return blocks && json_object_set_new(body, "system", blocks) == 0 ? 1 : -1;
     }
     json_t *last = json_is_array(sys) ? json_array_get(sys, json_array_size(sys) - 1) : NULL;
     if (!json_is_object(last))
-        last = json_array_get(json_object_get(body, "tools"), json_array_size(json_object_get(body, "tools")) - 1);
+        last = json_array_get(hr_json_get(body, "tools"), json_array_size(hr_json_get(body, "tools")) - 1);
     if (!json_is_object(last)) {
         json_decref(cc);
         return 0;
@@ -658,7 +659,7 @@ static int ca_apply(void *state, struct hr_request *req)
 {
     struct aligner *a = state;
     json_t *body = req->body;
-    json_t *tools = json_object_get(body, "tools");
+    json_t *tools = hr_json_get(body, "tools");
     char tag[256];
     size_t tl = (size_t)snprintf(tag, sizeof tag, "cache_aligner:");
 #define TAG(...) do { int w_ = snprintf(tag + tl, sizeof tag - tl, __VA_ARGS__); \
@@ -705,7 +706,7 @@ static int ca_apply(void *state, struct hr_request *req)
         uint64_t hs = H0;
         for (size_t i = 0; i < nt; i++)
             hs = h_bytes(hs, txt[i], lens[i] + 1);
-        json_t *msgs = json_object_get(body, conversation_key(req));
+        json_t *msgs = hr_json_get(body, conversation_key(req));
         int ch = track(a, req->session_id, ht, hs, msgs, req->protected_floor);
         if (ch > 0) {
             atomic_fetch_add(&a->c[C_CHANGES], 1);

@@ -7,12 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "api.h"
+#include "json_get.h"
 
 /* A token count; 0 when absent or not a sane count, so one bad field never
  * spoils the rest of the object. */
 int hr_api_get_count(const json_t *obj, const char *key, uint64_t *out)
 {
-    const json_t *v = json_object_get(obj, key);
+    const json_t *v = hr_json_get(obj, key);
     if (json_is_integer(v)) {
         json_int_t i = json_integer_value(v);
         if (i < 0 || (uint64_t)i > HR_USAGE_MAX_TOKENS) return 0;
@@ -31,7 +32,7 @@ int hr_api_get_count(const json_t *obj, const char *key, uint64_t *out)
 
 void hr_api_set_model(struct hr_usage *u, const json_t *obj)
 {
-    const json_t *m = json_object_get(obj, "model");
+    const json_t *m = hr_json_get(obj, "model");
     if (!json_is_string(m)) return;
     const char *s = json_string_value(m);
     size_t n = strnlen(s, sizeof(u->model) - 1);
@@ -92,19 +93,19 @@ char *hr_api_sse_text(const char *event, json_t *obj)
 /* Chat and Messages: the last user turn's string, or its first text part. */
 const char *hr_api_messages_latest_user_text(const json_t *body)
 {
-    const json_t *messages = json_object_get(body, "messages");
+    const json_t *messages = hr_json_get(body, "messages");
     for (size_t i = json_array_size(messages); i-- > 0;) {
         const json_t *m = json_array_get(messages, i);
-        const char *role = json_string_value(json_object_get(m, "role"));
+        const char *role = json_string_value(hr_json_get(m, "role"));
         if (!role || strcmp(role, "user")) continue;
-        const json_t *content = json_object_get(m, "content");
+        const json_t *content = hr_json_get(m, "content");
         if (json_is_string(content)) return json_string_value(content);
         size_t k;
         json_t *b;
         json_array_foreach(content, k, b) {
-            const char *type = json_string_value(json_object_get(b, "type"));
-            if (type && !strcmp(type, "text") && json_is_string(json_object_get(b, "text")))
-                return json_string_value(json_object_get(b, "text"));
+            const char *type = json_string_value(hr_json_get(b, "type"));
+            if (type && !strcmp(type, "text") && json_is_string(hr_json_get(b, "text")))
+                return json_string_value(hr_json_get(b, "text"));
         }
     }
     return "";
@@ -116,9 +117,9 @@ void hr_api_add_text_parts(json_t *content, size_t item, const char *tool, hr_ap
     size_t k;
     json_t *part;
     json_array_foreach(content, k, part) {
-        const char *type = json_string_value(json_object_get(part, "type"));
-        if (type && !strcmp(type, "text") && !json_object_get(part, "cache_control") &&
-            json_is_string(json_object_get(part, "text")))
+        const char *type = json_string_value(hr_json_get(part, "type"));
+        if (type && !strcmp(type, "text") && !hr_json_get(part, "cache_control") &&
+            json_is_string(hr_json_get(part, "text")))
             add(ud, part, "text", item, tool);
     }
 }
@@ -145,14 +146,14 @@ void hr_api_openai_usage(struct hr_usage *u, const json_t *usage, const struct h
     if (!json_is_object(usage)) return;
     u->seen = 1;
     int have_input = hr_api_get_count(usage, k->input, &input);
-    const json_t *details = json_object_get(usage, k->input_details);
+    const json_t *details = hr_json_get(usage, k->input_details);
     int have_cached = hr_api_get_count(details, "cached_tokens", &cached);
     if (have_input && have_cached && cached > input) have_cached = 0;
     if (have_cached) u->cache_read_tokens = cached;
     if (have_input) u->input_tokens = input - (have_cached ? cached : 0);
     hr_api_openai_cache_writes(details, u);
     if (hr_api_get_count(usage, k->output, &output)) u->output_tokens = output;
-    if (hr_api_get_count(json_object_get(usage, k->output_details), "reasoning_tokens", &reasoning) &&
+    if (hr_api_get_count(hr_json_get(usage, k->output_details), "reasoning_tokens", &reasoning) &&
         reasoning <= u->output_tokens)
         u->reasoning_tokens = reasoning;
 }
@@ -160,7 +161,7 @@ void hr_api_openai_usage(struct hr_usage *u, const json_t *usage, const struct h
 char *hr_api_hash_argument(const char *arguments)
 {
     json_t *a = arguments ? json_loads(arguments, 0, NULL) : NULL;
-    const char *h = json_string_value(json_object_get(a, "hash"));
+    const char *h = json_string_value(hr_json_get(a, "hash"));
     char *out = h ? strdup(h) : NULL;
     json_decref(a);
     return out;

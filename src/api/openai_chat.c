@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "api.h"
+#include "json_get.h"
 #include "json_load.h"
 
 /* The function name of tool call `id`, searched in the assistant turns before `before`. */
@@ -16,10 +17,10 @@ static const char *tool_name_for_call(const json_t *messages, size_t before, con
     for (size_t i = before; i-- > 0;) {
         size_t k;
         json_t *x;
-        json_array_foreach(json_object_get(json_array_get(messages, i), "tool_calls"), k, x) {
-            const char *cid = json_string_value(json_object_get(x, "id"));
+        json_array_foreach(hr_json_get(json_array_get(messages, i), "tool_calls"), k, x) {
+            const char *cid = json_string_value(hr_json_get(x, "id"));
             if (cid && !strcmp(cid, id))
-                return json_string_value(json_object_get(json_object_get(x, "function"), "name"));
+                return json_string_value(hr_json_get(hr_json_get(x, "function"), "name"));
         }
     }
     return NULL;
@@ -27,13 +28,13 @@ static const char *tool_name_for_call(const json_t *messages, size_t before, con
 
 static void find_units(json_t *body, hr_api_unit_fn add, void *ud)
 {
-    json_t *messages = json_object_get(body, "messages"), *m;
+    json_t *messages = hr_json_get(body, "messages"), *m;
     size_t i;
     json_array_foreach(messages, i, m) {
-        const char *role = json_string_value(json_object_get(m, "role"));
+        const char *role = json_string_value(hr_json_get(m, "role"));
         if (!role || strcmp(role, "tool")) continue;
-        const char *tool = tool_name_for_call(messages, i, json_string_value(json_object_get(m, "tool_call_id")));
-        json_t *content = json_object_get(m, "content");
+        const char *tool = tool_name_for_call(messages, i, json_string_value(hr_json_get(m, "tool_call_id")));
+        json_t *content = hr_json_get(m, "content");
         if (json_is_string(content)) add(ud, m, "content", i, tool);
         else hr_api_add_text_parts(content, i, tool, add, ud);
     }
@@ -47,7 +48,7 @@ static void usage_from_json(const json_t *answer, struct hr_usage *u)
 {
     if (!json_is_object(answer)) return;
     hr_api_set_model(u, answer);
-    hr_api_openai_usage(u, json_object_get(answer, "usage"), &usage_keys);
+    hr_api_openai_usage(u, hr_json_get(answer, "usage"), &usage_keys);
 }
 
 static void usage_from_sse(const char *event, size_t event_len, const char *data, size_t len, struct hr_usage *u)
@@ -63,7 +64,7 @@ static void usage_from_sse(const char *event, size_t event_len, const char *data
     json_t *root = hr_json_load(data, len, NULL); /* json_loadb's result, a few times faster */
     if (json_is_object(root)) {
         if (want_model) hr_api_set_model(u, root);
-        if (want_usage) hr_api_openai_usage(u, json_object_get(root, "usage"), &usage_keys);
+        if (want_usage) hr_api_openai_usage(u, hr_json_get(root, "usage"), &usage_keys);
     }
     json_decref(root);
 }
@@ -94,15 +95,15 @@ static json_t *tool_def(const char *name, const char *description, json_t *schem
 
 static const char *tool_def_name(const json_t *tool)
 {
-    return json_string_value(json_object_get(json_object_get(tool, "function"), "name"));
+    return json_string_value(hr_json_get(hr_json_get(tool, "function"), "name"));
 }
 
 static size_t answer_calls(const json_t *answer, const json_t **calls, size_t max)
 {
-    const json_t *msg = json_object_get(json_array_get(json_object_get(answer, "choices"), 0), "message");
+    const json_t *msg = hr_json_get(json_array_get(hr_json_get(answer, "choices"), 0), "message");
     size_t n = 0, i;
     json_t *c;
-    json_array_foreach(json_object_get(msg, "tool_calls"), i, c) if (n < max) calls[n++] = c;
+    json_array_foreach(hr_json_get(msg, "tool_calls"), i, c) if (n < max) calls[n++] = c;
     return n;
 }
 
@@ -110,22 +111,22 @@ static const char *call_name(const json_t *call) { return tool_def_name(call); }
 
 static char *call_hash(const json_t *call)
 {
-    return hr_api_hash_argument(json_string_value(json_object_get(json_object_get(call, "function"), "arguments")));
+    return hr_api_hash_argument(json_string_value(hr_json_get(hr_json_get(call, "function"), "arguments")));
 }
 
 static int append_results(json_t *body, const json_t *answer, const json_t *const *calls, size_t n,
                           hr_api_result_fn result)
 {
-    json_t *messages = json_object_get(body, "messages");
+    json_t *messages = hr_json_get(body, "messages");
     if (!json_is_array(messages)) return 0;
-    json_t *turn = json_deep_copy(json_object_get(json_array_get(json_object_get(answer, "choices"), 0), "message"));
+    json_t *turn = json_deep_copy(hr_json_get(json_array_get(hr_json_get(answer, "choices"), 0), "message"));
     json_object_del(turn, "refusal");
     json_object_del(turn, "annotations");
     json_array_append_new(messages, turn);
     for (size_t i = 0; i < n; i++) {
         char *hash = call_hash(calls[i]);
         json_array_append_new(messages, json_pack("{s:s,s:O,s:o}", "role", "tool", "tool_call_id",
-                                                  json_object_get(calls[i], "id"), "content", result(hash)));
+                                                  hr_json_get(calls[i], "id"), "content", result(hash)));
         free(hash);
     }
     return (int)n;
