@@ -10,8 +10,6 @@
 #include <event2/buffer.h>
 #include "fleet.h"
 #include "json_load.h"
-#include "json_pool.h"
-#include "json_scan.h"
 #include "log.h"
 #include "pipeline.h"
 #include "proxy.h"
@@ -215,29 +213,9 @@ static void replace_body(struct proxy_req *p, const json_t *answer)
 static void usage_from_answer(struct proxy_req *p, const char *text, size_t len)
 {
     static const char *const keys[] = {"model", "usage"};
-    const char *vals[2];
-    size_t vlens[2];
-    hr_json_members(text, len, keys, 2, vals, vlens);
-    int pooled = hr_json_pool_begin(); /* freed below: json_pool.c */
-    json_t *picked = json_object();
-    for (size_t i = 0; picked && i < 2; i++) {
-        const char *v = vals[i];
-        size_t vlen = vlens[i];
-        if (!v) continue;
-        /* jansson's json_loadb costs ~7 k instructions even for a short
-         * value: a plain string is taken as it is, an object by our loader. */
-        json_t *value;
-        if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"' && !memchr(v, '\\', vlen))
-            value = json_stringn(v + 1, vlen - 2);
-        else if (vlen && v[0] == '{')
-            value = hr_json_load(v, vlen, NULL);
-        else
-            value = json_loadb(v, vlen, JSON_DECODE_ANY, NULL);
-        if (value) json_object_set_new(picked, keys[i], value);
-    }
+    json_t *picked = hr_api_pick_members(text, len, keys, 2);
     if (picked) p->api->usage_from_json(picked, &p->usage);
     json_decref(picked);
-    if (pooled) hr_json_pool_end();
 }
 
 static void on_done(void *ud, enum hr_xfer_result rc, const char *why)

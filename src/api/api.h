@@ -98,6 +98,16 @@ void hr_api_set_model(struct hr_usage *u, const json_t *obj);
 int hr_api_str_is(const char *s, size_t n, const char *lit);
 /* The `"usage": {` test that spares a JSON parse per streamed chunk. */
 int hr_api_has_usage_object(const char *data, size_t len);
+/* An object of the members `keys` (at most 4) of the JSON object `text`,
+ * as they would be in its parsed tree: only they are parsed, the rest is
+ * skimmed (hr_json_members), which costs a fraction of a whole parse. Text
+ * that is not an object gives an empty object; NULL only out of memory.
+ * The text is not validated: hr_api_pick_exact says when the result is
+ * exactly what a parse of the whole text would hold. */
+json_t *hr_api_pick_members(const char *text, size_t len, const char *const *keys, size_t n);
+/* The text is valid JSON (jansson's rules) and has no escape or NUL byte
+ * that the skim could read differently from jansson. */
+int hr_api_pick_exact(const char *text, size_t len);
 /* OpenAI usage: Chat and Responses name the same fields differently. */
 struct hr_api_openai_usage_keys {
     const char *input, *input_details, *output, *output_details;

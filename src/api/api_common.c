@@ -8,6 +8,9 @@
 #include <string.h>
 #include "api.h"
 #include "json_get.h"
+#include "json_load.h"
+#include "json_pool.h"
+#include "json_scan.h"
 
 /* A token count; 0 when absent or not a sane count, so one bad field never
  * spoils the rest of the object. */
@@ -28,6 +31,44 @@ int hr_api_get_count(const json_t *obj, const char *key, uint64_t *out)
         return 1;
     }
     return 0;
+}
+
+#define PICK_MAX 4
+
+json_t *hr_api_pick_members(const char *text, size_t len, const char *const *keys, size_t n)
+{
+    const char *vals[PICK_MAX];
+    size_t vlens[PICK_MAX];
+    if (n > PICK_MAX) return NULL;
+    hr_json_members(text, len, keys, n, vals, vlens);
+    int pooled = hr_json_pool_begin(); /* freed with the request: json_pool.c */
+    json_t *picked = json_object();
+    for (size_t i = 0; picked && i < n; i++) {
+        const char *v = vals[i];
+        size_t vlen = vlens[i];
+        if (!v) continue;
+        /* jansson's json_loadb costs ~7 k instructions even for a short
+         * value: a plain string is taken as it is, an object by our loader. */
+        json_t *value;
+        if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"' && !memchr(v, '\\', vlen))
+            value = json_stringn(v + 1, vlen - 2);
+        else if (vlen && v[0] == '{')
+            value = hr_json_load(v, vlen, NULL);
+        else if (vlen == 4 && !memcmp(v, "null", 4)) /* every chunk's "usage":null with include_usage */
+            value = json_null();
+        else
+            value = json_loadb(v, vlen, JSON_DECODE_ANY, NULL);
+        if (value) json_object_set_new(picked, keys[i], value);
+    }
+    if (pooled) hr_json_pool_end();
+    return picked;
+}
+
+int hr_api_pick_exact(const char *text, size_t len)
+{
+    /* An escaped key ("mod\u0065l") is the same key to jansson, not to the
+     * skim; a NUL after a value is dropped by jansson's lexer. */
+    return !memchr(text, '\\', len) && !memchr(text, '\0', len) && hr_json_scan(text, len, 0, NULL, NULL) == 0;
 }
 
 void hr_api_set_model(struct hr_usage *u, const json_t *obj)

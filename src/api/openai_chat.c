@@ -61,7 +61,14 @@ static void usage_from_sse(const char *event, size_t event_len, const char *data
     int want_model = u->model[0] == '\0' && memmem(data, len, "\"model\"", 7) != NULL;
     int want_usage = hr_api_has_usage_object(data, len);
     if (!want_model && !want_usage) return;
-    json_t *root = hr_json_load(data, len, NULL); /* json_loadb's result, a few times faster */
+    /* The chunk's choices are not read: only "model" and "usage" are
+     * parsed when that reads them as the whole parse would. */
+    const char *keys[2];
+    size_t n = 0;
+    if (want_model) keys[n++] = "model";
+    if (want_usage) keys[n++] = "usage";
+    json_t *root = hr_api_pick_exact(data, len) ? hr_api_pick_members(data, len, keys, n)
+                                                : hr_json_load(data, len, NULL); /* json_loadb's result */
     if (json_is_object(root)) {
         if (want_model) hr_api_set_model(u, root);
         if (want_usage) hr_api_openai_usage(u, hr_json_get(root, "usage"), &usage_keys);
