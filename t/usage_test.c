@@ -190,6 +190,35 @@ static void test_openai_sse(void)
     sse(HR_PROVIDER_OPENAI, "message", "{\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":40,"
         "\"completion_tokens_details\":{\"reasoning_tokens\":32}}}", &u);
     ok(u.output_tokens == 40 && u.reasoning_tokens == 32, "openai sse: reasoning tokens read, within output");
+
+    /* A chunk's model and usage are skimmed out unless the skim could read
+     * them differently from a whole parse: each case reads as jansson does. */
+    memset(&u, 0, sizeof(u));
+    sse(HR_PROVIDER_OPENAI, "message",
+        "{\"model\":\"a\",\"usage\":{\"prompt_tokens\":1},\"mod\\u0065l\":\"gpt-esc\",\"us\\u0061ge\":{\"prompt_tokens\":7}}",
+        &u);
+    ok(u.seen && u.input_tokens == 7, "openai sse: an escaped usage key repeats the usage key: the last one counts");
+    is_str(u.model, "gpt-esc", "openai sse: an escaped model key repeats the model key: the last one counts");
+    memset(&u, 0, sizeof(u));
+    sse(HR_PROVIDER_OPENAI, "message", "{\"usage\":{\"prompt_tokens\":1},\"usage\":{\"prompt_tokens\":2}}", &u);
+    ok(u.input_tokens == 2, "openai sse: a repeated usage key: the last one, as jansson keeps it");
+    memset(&u, 0, sizeof(u));
+    {
+        static const char d[] = "{\"usage\":{\"prompt_tokens\":4\0}}";
+        hr_api_openai_chat.usage_from_sse(NULL, 0, d, sizeof(d) - 1, &u);
+    }
+    ok(u.input_tokens == 4, "openai sse: a NUL after a number is dropped, as jansson's lexer drops it");
+    memset(&u, 0, sizeof(u));
+    {
+        static const char d[] = "{\"usage\":{\"prompt_tokens\":4}\0}";
+        hr_api_openai_chat.usage_from_sse(NULL, 0, d, sizeof(d) - 1, &u);
+    }
+    ok(!u.seen, "openai sse: a NUL after an object is not JSON: no usage");
+    memset(&u, 0, sizeof(u));
+    sse(HR_PROVIDER_OPENAI, "message", "{\"usage\":{\"prompt_tokens\":6},\"choices\":[1,}", &u);
+    sse(HR_PROVIDER_OPENAI, "message", "{\"usage\":{\"prompt_tokens\":6}} trailing", &u);
+    sse(HR_PROVIDER_OPENAI, "message", "[{\"usage\":{\"prompt_tokens\":6}}]", &u);
+    ok(!u.seen, "openai sse: usage in invalid JSON or in a chunk that is not an object is not read");
 }
 
 static void test_anthropic_sse(void)
