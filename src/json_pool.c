@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <sys/mman.h>
 #include <jansson.h>
+#include "asan.h"
 #include "json_pool.h"
 
 #if defined(__has_include)
@@ -31,13 +32,6 @@
 #define VALGRIND_MAKE_MEM_NOACCESS(addr, size) ((void)0)
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
-#define POOL_OFF 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define POOL_OFF 1
-#endif
-#endif
 
 #define BLOCK_BYTES (64 * 1024)
 #define MAX_BLOCKS 64 /* threads that build trees: workers, a few helpers */
@@ -91,13 +85,9 @@ static void pool_free(void *ptr)
 
 void hr_json_pool_install(void)
 {
-#ifndef POOL_OFF
+    if (HR_ASAN) return; /* AddressSanitizer should see every node */
     json_set_alloc_funcs(pool_malloc, pool_free);
     installed = 1;
-#else
-    (void)pool_malloc;
-    (void)pool_free;
-#endif
 }
 
 static struct block *new_block(void)

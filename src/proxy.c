@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 #include <event2/buffer.h>
+#include "asan.h"
 #include "fleet.h"
 #include "guard.h"
 #include "h1_parse.h"
@@ -23,16 +24,7 @@
 /* Finished requests a worker keeps for reuse, as upstream_h1.c keeps
  * transfers; none under AddressSanitizer, which should see every request
  * freed. */
-#if defined(__SANITIZE_ADDRESS__)
-#define MAX_SPARE 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MAX_SPARE 0
-#endif
-#endif
-#ifndef MAX_SPARE
-#define MAX_SPARE 8
-#endif
+#define MAX_SPARE (HR_ASAN ? 0 : 8)
 
 /* Hop-by-hop headers (and those headroomd sets itself), by length first: a
  * header name meets at most two candidates instead of a list of fourteen. */

@@ -25,6 +25,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include "asan.h"
 #include "numfmt.h"
 #include "resolver.h"
 #include "stats.h"
@@ -40,16 +41,7 @@ enum body_mode { B_NONE, B_LENGTH, B_CHUNKED, B_EOF };
 
 /* Finished transfers kept per pool for the next requests; none under
  * AddressSanitizer, which should see every transfer freed. */
-#if defined(__SANITIZE_ADDRESS__)
-#define MAX_SPARE 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MAX_SPARE 0
-#endif
-#endif
-#ifndef MAX_SPARE
-#define MAX_SPARE 16
-#endif
+#define MAX_SPARE (HR_ASAN ? 0 : 16)
 
 struct origin {
     int tls;
