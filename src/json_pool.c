@@ -34,7 +34,8 @@
 
 
 #define BLOCK_BYTES (64 * 1024)
-#define MAX_BLOCKS 64 /* threads that build trees: workers, a few helpers */
+#define MAX_BLOCKS 64 /* threads that build trees: workers, a few helpers, all
+                        * started once; past this, threads use malloc */
 #define ALIGN 16      /* malloc's alignment */
 
 struct block {
