@@ -219,6 +219,11 @@ static void test_openai_sse(void)
     sse(HR_PROVIDER_OPENAI, "message", "{\"usage\":{\"prompt_tokens\":6}} trailing", &u);
     sse(HR_PROVIDER_OPENAI, "message", "[{\"usage\":{\"prompt_tokens\":6}}]", &u);
     ok(!u.seen, "openai sse: usage in invalid JSON or in a chunk that is not an object is not read");
+    memset(&u, 0, sizeof(u));
+    sse(HR_PROVIDER_OPENAI, "message", "{\"a\":{},\"b\":\"{\",\"usage\":null,\"c\":[{}]}", &u);
+    ok(!u.seen, "openai sse: braces elsewhere and a null usage: no usage");
+    sse(HR_PROVIDER_OPENAI, "message", "{\"usage\"\t:\r\n {\"prompt_tokens\":8}}", &u);
+    ok(u.seen && u.input_tokens == 8, "openai sse: usage object after tabs, newlines and spaces around the colon");
 }
 
 static void test_anthropic_sse(void)
