@@ -159,7 +159,7 @@ int main(void)
     for (int i = 0; i < 2000; i++)
         json_array_append_new(rows, json_pack("{s:i,s:s,s:f,s:b,s:n}", "id", i, "msg",
                                               i % 7 ? "GET /api \"ok\"\n\tcaf\u00e9 \u2713" : "ERROR timeout",
-                                              "ms", i * 1.25, "ok", i % 3));
+                                              "ms", i * 1.25, "ok", i % 3, "none"));
     char *rows_text = json_dumps(rows, JSON_COMPACT);
     json_t *req = json_pack("{s:s,s:[{s:s,s:s},{s:s,s:s,s:s},{s:s,s:s,s:s}],s:f}", "model", "gpt-4o", "messages",
                             "role", "user", "content", "why?", "role", "tool", "tool_call_id", "c1", "content",
