@@ -494,22 +494,8 @@ static int keys_dup(const char *text, struct key *v, size_t n)
 
 /* ------------------------------------------------------------------ scanner */
 
-static int long_push(struct hr_json_longs *l, size_t off, size_t len)
-{
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        struct hr_json_long *v = realloc(l->v, cap * sizeof *v);
-        if (!v)
-            return -1;
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = (struct hr_json_long){off, len};
-    return 0;
-}
-
-static int scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info, struct hr_json_error *err,
-                struct hr_json_longs *longs)
+int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info,
+                 struct hr_json_error *err)
 {
     const unsigned char *const base = (const unsigned char *)text, *const end = base + len;
     int ws = 0;
@@ -570,10 +556,6 @@ value:
         const unsigned char *q = string_end(p + 1, end, &esc, &msg);
         if (!q)
             goto fail; /* reported at the string's start */
-        if (longs && (size_t)(q - p - 2) >= longs->min_len && long_push(longs, (size_t)(p + 1 - base), (size_t)(q - p - 2))) {
-            rc = ENOMEM_;
-            goto out;
-        }
         p = q;
         goto after;
     }
@@ -749,18 +731,6 @@ out:
     if (keys.v != keys.stack)
         free(keys.v);
     return rc;
-}
-
-int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info,
-                 struct hr_json_error *err)
-{
-    return scan(text, len, flags, info, err, NULL);
-}
-
-int hr_json_scan_longs(const char *text, size_t len, unsigned flags, struct hr_json_longs *longs)
-{
-    longs->n = 0;
-    return scan(text, len, flags, NULL, NULL, longs);
 }
 
 /* ----------------------------------------------------------------- decoders */

@@ -36,20 +36,6 @@ struct hr_json_error {
 int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info,
                  struct hr_json_error *err);
 
-/* String values (not keys) whose body has at least min_len bytes, in text
- * order: where the body starts (past the opening quote) and its length. */
-struct hr_json_long {
-    size_t off, len;
-};
-struct hr_json_longs {
-    size_t min_len;
-    struct hr_json_long *v; /* malloc'd, grown as needed; free() it */
-    size_t n, cap;
-};
-/* hr_json_scan (no info, no error position), also listing the long
- * strings, so a builder can hand them to other threads. */
-int hr_json_scan_longs(const char *text, size_t len, unsigned flags, struct hr_json_longs *longs);
-
 /* Decode the body of a string (between its quotes) that hr_json_scan accepted into
  * `out`, which must hold `len` bytes (decoding never grows). Returns the decoded length. */
 size_t hr_json_unescape(const char *s, size_t len, char *out);

@@ -9,18 +9,6 @@
 #include <string.h>
 #include "json_load.h"
 #include "json_scan.h"
-#include "par.h"
-
-/* A long string left out of the tree while it is built (its bytes are
- * decoded on another thread meanwhile): a stand-in holds its place, in an
- * object under key or in an array at index. */
-struct slot {
-    json_t *stand_in;  /* reference held: a later duplicate key cannot free it */
-    json_t *holder;    /* reference held */
-    char *key;         /* NULL in an array */
-    size_t klen, index;
-    json_t *value;     /* the decoded string */
-};
 
 struct builder {
     const char *p, *end;
@@ -29,11 +17,6 @@ struct builder {
     int failed;
     int reject_dups;
     char *dup_key;  /* the first key seen twice in one object (reject_dups) */
-    const char *text;
-    const struct hr_json_long *longs; /* the scanner's long strings, in text order */
-    struct slot *slots;
-    size_t n_longs, next_long;
-    struct slot *placed; /* the slot value() just returned a stand-in for */
 };
 
 static void skip_ws(struct builder *b)
@@ -81,17 +64,8 @@ static json_t *object(struct builder *b)
         b->p++; /* ':' */
         skip_ws(b);
         json_t *v = value(b);
-        struct slot *sl = b->placed;
-        b->placed = NULL;
         size_t before = json_object_size(o);
         int bad = !v || json_object_setn_new_nocheck(o, key, klen, v);
-        if (!bad && sl && !(sl->key = malloc(klen + 1))) bad = 1;
-        if (!bad && sl) {
-            memcpy(sl->key, key, klen);
-            sl->key[klen] = '\0';
-            sl->klen = klen;
-            sl->holder = json_incref(o);
-        }
         if (!bad && b->reject_dups && json_object_size(o) == before) { /* replaced: a duplicate */
             if (!b->dup_key) b->dup_key = strndup(key, klen);
             bad = 1;
@@ -118,13 +92,7 @@ static json_t *array(struct builder *b)
     }
     while (a && !b->failed) {
         json_t *v = value(b);
-        struct slot *sl = b->placed;
-        b->placed = NULL;
         if (!v || json_array_append_new(a, v)) break;
-        if (sl) {
-            sl->index = json_array_size(a) - 1;
-            sl->holder = json_incref(a);
-        }
         skip_ws(b);
         if (*b->p++ == ']') return a;
         skip_ws(b);
@@ -151,13 +119,6 @@ static json_t *value(struct builder *b)
     case '{': return object(b);
     case '[': return array(b);
     case '"':
-        if (b->next_long < b->n_longs && (size_t)(b->p + 1 - b->text) == b->longs[b->next_long].off) {
-            struct slot *sl = &b->slots[b->next_long];
-            b->p += b->longs[b->next_long++].len + 2;
-            sl->stand_in = json_object();
-            b->placed = sl;
-            return sl->stand_in ? json_incref(sl->stand_in) : NULL;
-        }
         s = read_string(b, &len);
         return b->failed ? NULL : json_stringn_nocheck(s, len);
     case 't': return token(b, b->p + 4, json_true());
@@ -175,102 +136,13 @@ static json_t *value(struct builder *b)
     }
 }
 
-/* Strings this long are decoded apart, on the pool's threads, in a body
- * this long: below, handing them over costs more than it saves. */
-#define LONG_STRING (16 * 1024)
-#define PARALLEL_BODY (64 * 1024)
-
-struct parallel_build {
-    struct builder *b;
-    json_t *root;
-};
-
-/* Item 0 builds the tree around the long strings; item k decodes long
- * string k - 1. */
-static void build_part(void *ctx, size_t i)
-{
-    struct parallel_build *pb = ctx;
-    struct builder *b = pb->b;
-    if (i == 0) {
-        skip_ws(b);
-        pb->root = value(b);
-        return;
-    }
-    const struct hr_json_long *l = &b->longs[i - 1];
-    char *buf = NULL;
-    size_t cap = 0, raw, n;
-    const char *s = hr_json_read_string(b->text + l->off, l->len + 1, &buf, &cap, &raw, &n);
-    b->slots[i - 1].value = s ? json_stringn_nocheck(s, n) : NULL; /* NULL: out of memory */
-    free(buf);
-}
-
-/* Put each decoded string where its stand-in still is (a duplicate key may
- * have replaced it since, as jansson would have replaced the string). */
-static void place_longs(struct builder *b)
-{
-    for (size_t k = 0; k < b->n_longs; k++) {
-        struct slot *sl = &b->slots[k];
-        if (sl->holder && sl->value) {
-            if (sl->key) {
-                if (json_object_getn(sl->holder, sl->key, sl->klen) == sl->stand_in) {
-                    json_object_setn_new_nocheck(sl->holder, sl->key, sl->klen, sl->value);
-                    sl->value = NULL;
-                }
-            } else if (json_array_get(sl->holder, sl->index) == sl->stand_in) {
-                json_array_set_new(sl->holder, sl->index, sl->value);
-                sl->value = NULL;
-            }
-        }
-        json_decref(sl->value);
-        json_decref(sl->holder);
-        json_decref(sl->stand_in);
-        free(sl->key);
-    }
-}
-
-/* Scan, then build: when the body is large, a helper is there and the scan
- * found long strings, those are decoded on the pool while this thread
- * builds the rest. The tree is the same either way. */
-static json_t *build(struct builder *b, const char *text, size_t len, int *scanned)
-{
-    struct hr_json_longs longs = {.min_len = LONG_STRING};
-    *scanned = 0;
-    if (len >= PARALLEL_BODY && hr_par_helpers() > 0) {
-        int rc = hr_json_scan_longs(text, len, 0, &longs);
-        if (rc == 0 && longs.n && (b->slots = calloc(longs.n, sizeof *b->slots))) {
-            *scanned = 1;
-            b->longs = longs.v;
-            b->n_longs = longs.n;
-            struct parallel_build pb = {b, NULL};
-            hr_par_request_begin();
-            hr_par_for(longs.n + 1, build_part, &pb);
-            hr_par_request_end();
-            for (size_t k = 0; k < longs.n; k++)
-                if (!b->slots[k].value) b->failed = 1;
-            if (b->next_long != b->n_longs) b->failed = 1;
-            place_longs(b);
-            free(b->slots);
-            free(longs.v);
-            return pb.root;
-        }
-        free(longs.v);
-        if (rc != 0) return NULL; /* refused: jansson reports it */
-        *scanned = 1;
-    } else if (hr_json_scan(text, len, 0, NULL, NULL) != 0) {
-        return NULL;
-    }
-    *scanned = 1;
-    skip_ws(b);
-    return value(b);
-}
-
 static json_t *load(const char *text, size_t len, json_error_t *err, int reject_dups)
 {
     size_t flags = reject_dups ? JSON_REJECT_DUPLICATES : 0;
-    struct builder b = {text, text + len, NULL, 0, 0, reject_dups, NULL, text, NULL, NULL, 0, 0, NULL};
-    int scanned;
-    json_t *root = build(&b, text, len, &scanned);
-    if (!scanned) return json_loadb(text, len, flags, err);
+    if (hr_json_scan(text, len, 0, NULL, NULL) != 0) return json_loadb(text, len, flags, err);
+    struct builder b = {text, text + len, NULL, 0, 0, reject_dups, NULL};
+    skip_ws(&b);
+    json_t *root = value(&b);
     free(b.scratch);
     if (b.dup_key) {
         json_decref(root);

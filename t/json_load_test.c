@@ -5,7 +5,6 @@
 #include <string.h>
 #include "json_load.h"
 #include "json_scan.h"
-#include "par.h"
 #include "tap.h"
 
 /* Dumped with every flag that could hide a difference off: compact, key
@@ -89,62 +88,6 @@ int main(void)
         same_as_jansson(indent ? "indented 2000-row array" : "compact 2000-row array", t, strlen(t));
         free(t);
     }
-    /* With a helper thread, long strings in a large body are decoded on the
-     * pool while the tree is built around them: the same trees, the same
-     * refusals. */
-    ok(hr_par_start(1) == 0 && hr_par_helpers() == 1, "a helper thread started");
-    size_t big = strlen(rows_text);
-    char *t = json_dumps(req, JSON_COMPACT);
-    same_as_jansson("agent request, long strings on the pool", t, strlen(t));
-    free(t);
-    t = json_dumps(req, JSON_INDENT(2));
-    same_as_jansson("indented agent request, long strings on the pool", t, strlen(t));
-    free(t);
-    /* Where a long string is not the last word: duplicate keys around it,
-     * in arrays, nested, at the end of the body; refused text too. */
-    static const char *const shapes[][2] = {
-        {"long value replaced by a later duplicate", "{\"a\":\"@\",\"b\":1,\"a\":{\"x\":[]}}"},
-        {"long value replacing an earlier duplicate", "{\"a\":{\"x\":1},\"a\":\"@\",\"b\":\"@\"}"},
-        {"two long duplicates", "{\"a\":\"@\",\"a\":\"@!\"}"},
-        {"a holder replaced by a duplicate", "{\"m\":{\"c\":\"@\"},\"m\":[\"@\",\"@\",1]}"},
-        {"arrays of long strings", "[[\"@\",\"s\",\"@\"],{\"k\":[\"@\"]},\"@\"]"},
-        {"long keys stay keys", "{\"@\":\"@\"}"},
-        {"refused after long strings", "{\"a\":\"@\",\"b\":[\"@\",}"},
-        {"invalid UTF-8 inside a long string", "{\"a\":\"@\xff\"}"},
-        {"bad escape inside a long string", "[\"@\\q\"]"},
-    };
-    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
-        /* '@' becomes a 2000-row output (escaped, with non-ASCII), '!' a marker */
-        const char *shape = shapes[i][1];
-        size_t n = 0, cap = strlen(shape) * (big * 2 + 8) + 1;
-        json_t *rows_string = json_string(rows_text);
-        char *text = malloc(cap), *esc = json_dumps(rows_string, JSON_ENCODE_ANY);
-        json_decref(rows_string);
-        size_t elen = strlen(esc) - 2; /* without its quotes */
-        for (const char *c = shape; *c; c++) {
-            if (*c == '@') {
-                memcpy(text + n, esc + 1, elen);
-                n += elen;
-            } else {
-                text[n++] = *c;
-            }
-        }
-        same_as_jansson(shapes[i][0], text, n);
-        json_error_t e1, e2;
-        json_t *mine = hr_json_load_strict(text, n, &e1), *ref = json_loadb(text, n, JSON_REJECT_DUPLICATES, &e2);
-        char *a = dump(mine), *b = dump(ref);
-        /* (a duplicate is named in our own words: "duplicate object key 'a'") */
-        int dup = !strncmp(e1.text, "duplicate object key", 20) && !strncmp(e2.text, "duplicate object key", 20);
-        ok((a && b && !strcmp(a, b)) || (!mine && !ref && (dup || !strcmp(e1.text, e2.text))),
-           "%s, duplicates refused: as jansson (%s)", shapes[i][0], ref ? "accepted" : e1.text);
-        free(a);
-        free(b);
-        json_decref(mine);
-        json_decref(ref);
-        free(text);
-        free(esc);
-    }
-    hr_par_stop();
     free(rows_text);
     json_decref(rows);
     json_decref(req);
