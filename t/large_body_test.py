@@ -1,10 +1,9 @@
 #!/usr/bin/env python3
 # large_body_test.py — a large agent request through headroomd with a
-# compress helper (compress_threads 2): its long strings are decoded on the
-# helper while the tree is built, and the changed body is serialised by
-# headroomd's own writer. What the upstream receives must be the client's
-# request with only the crushed output replaced, every other long string in
-# its place, written as jansson's compact JSON.
+# compress helper (compress_threads 2), whose changed body is serialised by
+# headroomd's own writer (src/json_dump.c). What the upstream receives must
+# be the client's request with only the crushed output replaced, every other
+# long string as sent, written as jansson's compact JSON.
 import json
 import os
 import sys
@@ -75,7 +74,7 @@ with Mock() as m, Headroomd(mock=m, extra_conf=CONF) as h:
     got_tools = got.pop("tools", None)
     ok(got_tools is None or all(t.get("function", {}).get("name") == "headroom_retrieve" for t in got_tools),
        "only the retrieve tool was added")
-    is_(got, body, "every other message and member arrives as sent: long strings decoded in place")
+    is_(got, body, "every other message and member arrives as sent, long strings whole")
     ok(b", " not in fwd.replace(b'", "', b"").split(b'"messages"')[0] and fwd.startswith(b'{"model":"gpt-4o"'),
        "written as compact JSON, members in the client's order")
     ok(b"\\u001F" in fwd and "\U0001F600".encode() in fwd and b"\\/" not in fwd,
