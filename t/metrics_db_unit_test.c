@@ -444,6 +444,75 @@ int main(void)
         ok(good, "each row in order with its own values");
     }
 
+    /* --- the writer's file goes through the yielding VFS -------------- */
+    ok(sqlite3_vfs_find(MDB_YIELD_VFS) == NULL, "no yielding VFS registered while no sink is loaded");
+    const char *db9 = file("yield.db");
+    s = make(db9, "batch_rows", "100", "flush_interval_ms", "20");
+    ok(s && sqlite3_vfs_find(MDB_YIELD_VFS) != NULL, "a sink loaded: the yielding VFS is registered");
+    for (int i = 0; i < 3000; i++) {
+        struct hr_event ev = event(i);
+        headroom_plugin.on_event(s, &ev);
+    }
+    ok(wait_written(3000), "3000 rows written through it");
+    {
+        /* A checkpoint through the same VFS copies the WAL back into the
+         * database (thousands of page reads and writes, with yields). */
+        sqlite3 *db = NULL;
+        int rc = sqlite3_open_v2(db9, &db, SQLITE_OPEN_READWRITE, MDB_YIELD_VFS);
+        if (rc == SQLITE_OK) rc = sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+        is_int(rc, SQLITE_OK, "a full checkpoint through the yielding VFS succeeds");
+        sqlite3_close(db);
+        struct stat st;
+        char wal[600];
+        snprintf(wal, sizeof wal, "%s-wal", db9);
+        ok(!stat(wal, &st) && st.st_size == 0, "the WAL was copied back and truncated");
+    }
+    is_int(q_int(db9, "SELECT count(*) FROM requests"), 3000, "SQLite's default VFS reads back all 3000 rows");
+    {
+        sqlite3 *db = open_ro(db9);
+        sqlite3_stmt *q;
+        const char *res = NULL;
+        if (db && sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL) == SQLITE_OK) {
+            if (sqlite3_step(q) == SQLITE_ROW) res = (const char *)sqlite3_column_text(q, 0);
+            is_str(res ?: "(none)", "ok", "integrity_check of the file written through it");
+            sqlite3_finalize(q);
+        }
+        sqlite3_close(db);
+    }
+    {
+        sqlite3 *db = NULL;
+        struct mdb_open_info info;
+        memset(&info, 0, sizeof info);
+        char *name = NULL;
+        if (mdb_open(file("vfsname.db"), 0, 100, 0, &db, &info) == MDB_OPENED)
+            sqlite3_file_control(db, "main", SQLITE_FCNTL_VFSNAME, &name);
+        is_str(name ?: "(none)", MDB_YIELD_VFS "/unix", "mdb_open uses it while it is registered");
+        sqlite3_free(name);
+        sqlite3_close(db);
+    }
+    {
+        sqlite3 *db = NULL;
+        int rc = sqlite3_open_v2(file("no/such/dir/x.db"), &db, SQLITE_OPEN_READWRITE, MDB_YIELD_VFS);
+        is_int(rc, SQLITE_CANTOPEN, "a file it cannot open is SQLite's usual CANTOPEN");
+        sqlite3_close(db);
+    }
+    void *s2 = make(file("yield2.db"), NULL, NULL, NULL, NULL);
+    drop(s);
+    ok(s2 && sqlite3_vfs_find(MDB_YIELD_VFS) != NULL, "still registered while a second sink is loaded");
+    drop(s2);
+    ok(sqlite3_vfs_find(MDB_YIELD_VFS) == NULL, "unregistered with the last sink (its code may be unloaded)");
+    {
+        sqlite3 *db = NULL;
+        struct mdb_open_info info;
+        memset(&info, 0, sizeof info);
+        char *name = NULL;
+        if (mdb_open(file("vfsname.db"), 0, 100, 0, &db, &info) == MDB_OPENED)
+            sqlite3_file_control(db, "main", SQLITE_FCNTL_VFSNAME, &name);
+        is_str(name ?: "(none)", "unix", "mdb_open then uses SQLite's default VFS");
+        sqlite3_free(name);
+        sqlite3_close(db);
+    }
+
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd)) tap_diag("could not remove %s", dir);

@@ -10,7 +10,10 @@
 #   SET: a comma-separated list of sinks to keep, or "none"
 #        (default: none savings_file metrics_db prometheus otel langfuse)
 #   DURATION=3 seconds per run, ROUNDS=2
-# Needs wrk; 127.0.0.1 only; stops what it starts.
+#   STRETCHES=THREAD (e.g. hr-mdb-writer): also record scheduler events with
+#        perf during each run and print how long that thread held a CPU
+#        between two points where it let others in (cpu_stretches.py)
+# Needs wrk (and perf for STRETCHES); 127.0.0.1 only; stops what it starts.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
@@ -53,8 +56,18 @@ print(re.sub(r"(?ms)^sink (\w+) \{(?:.*?^\}| \})\n", lambda m: m.group(0) if m.g
     for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/readyz" && break; sleep 0.1; done
     wrk -t1 -c1 -d1s -s "$HERE/post.lua" "http://127.0.0.1:$port" >/dev/null 2>&1
     for r in $(seq "$ROUNDS"); do
-        local after
+        local after tid=
+        if [ -n "${STRETCHES:-}" ]; then
+            tid=$(grep -lx "$STRETCHES" /proc/"$pid"/task/*/comm 2>/dev/null | head -1 | cut -d/ -f5 || true)
+            [ -n "$tid" ] && { perf record -q -e sched:sched_switch -e syscalls:sys_enter_sched_yield -a \
+                -o "$TMP/sched.data" -- sleep "$((DURATION + 1))" >/dev/null 2>&1 & }
+            sleep 0.3
+        fi
         after=$(wrk -t1 -c1 -d"${DURATION}s" --latency -s "$HERE/post.lua" "http://127.0.0.1:$port" 2>&1 | grep RESULT)
+        if [ -n "$tid" ]; then
+            wait $! 2>/dev/null || true
+            echo "  $STRETCHES: $(perf script -i "$TMP/sched.data" 2>/dev/null | "$HERE/cpu_stretches.py" "$tid" | head -1)"
+        fi
         # headroomd's histogram covers the whole life of the daemon: the
         # warm-up and earlier rounds are a small share of its count.
         curl -s "http://127.0.0.1:$port/stats" | SET=$set RES="$after" python3 -c '

@@ -78,6 +78,13 @@ int mdb_insert(sqlite3 *db, struct mdb_stmts *cache, const struct mdb_row *rows,
 /* Delete rows older than `cutoff` (Unix seconds); *deleted gets the count. */
 int mdb_prune(sqlite3 *db, double cutoff, int64_t *deleted, char *why, size_t whylen);
 
+/* The SQLite VFS that yields the CPU every few page reads and writes
+ * (yield_vfs.c). Registered while it has users; mdb_open uses it when it is
+ * registered, SQLite's default VFS otherwise. acquire returns SQLITE_OK. */
+#define MDB_YIELD_VFS "hr-mdb-yield"
+int mdb_yield_vfs_acquire(void);
+void mdb_yield_vfs_release(void);
+
 /* mkdir -p of the directory holding `path`: 0 or -errno. */
 int mdb_mkdir_parent(const char *path);
 

@@ -198,7 +198,8 @@ static int try_open(const char *path, int busy_ms, int check, sqlite3 **out, str
     sqlite3 *db = NULL;
     /* NOMUTEX: one thread at a time uses the connection (the writer), so
      * SQLite's own lock around every call is pure cost. */
-    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    const char *vfs = sqlite3_vfs_find(MDB_YIELD_VFS) ? MDB_YIELD_VFS : NULL;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, vfs);
     if (rc != SQLITE_OK) {
         int st = fail(info, db, rc, "cannot open %s: %s", path);
         sqlite3_close(db);
