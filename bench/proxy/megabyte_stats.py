@@ -9,7 +9,9 @@ connection, GAP_MS apart, and prints the averages /stats keeps for them:
 "overhead" (before forwarding), "pipeline_timing" per stage and
 pipeline_total, overhead minus pipeline_total (the work around the
 pipeline: parse, serialise, headers, sending), and every thread's CPU per
-request (/proc/PID/task/*/schedstat, work after the answer included).
+request, time spent runnable but waiting for a CPU, and how many times it
+was put on one (/proc/PID/task/*/schedstat, work after the answer
+included).
 
 Usage: HEADROOMD=/path/to/plain-build/src/headroomd bench/proxy/megabyte_stats.py [N] [FIXTURE_DIR] [THREADS...]
   N: requests per daemon (default 40); THREADS: compress_threads values (default 1 2)
@@ -37,12 +39,13 @@ ROUNDS = int(os.environ.get("ROUNDS", "1"))
 
 
 def thread_cpu(pid):
-    """{tid: (name, on-CPU ns)} for every thread of pid."""
+    """{tid: (name, on-CPU ns, ns waited runnable for a CPU)} for every thread of pid."""
     out = {}
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
             name = open("/proc/%d/task/%s/comm" % (pid, tid)).read().strip()
-            out[tid] = (name, int(open("/proc/%d/task/%s/schedstat" % (pid, tid)).read().split()[0]))
+            run, wait, slices = open("/proc/%d/task/%s/schedstat" % (pid, tid)).read().split()[:3]
+            out[tid] = (name, int(run), int(wait), int(slices))
         except (OSError, ValueError):
             pass
     return out
@@ -64,7 +67,9 @@ def one_daemon(conf, up, bodies, threads):
         after = hrtest.get_json(hd.url + "/stats")[1]
         conn.close()
     n = len(bodies) - 1
-    cpu = sorted(((c1[t][1] - c0.get(t, (None, 0))[1]) / 1e6 / n, c1[t][0]) for t in c1)
+    zero = (None, 0, 0, 0)
+    cpu = sorted(((c1[t][1] - c0.get(t, zero)[1]) / 1e6 / n, c1[t][0], (c1[t][2] - c0.get(t, zero)[2]) / 1e6 / n,
+                  (c1[t][3] - c0.get(t, zero)[3]) / n) for t in c1)
     return delta(before, after), [c for c in reversed(cpu) if c[0] >= 0.01]
 
 
@@ -110,7 +115,9 @@ def main():
                 for name, v in rows:
                     if name in ("overhead", "overhead - pipeline_total", "pipeline_total") or v >= 0.05:
                         print("| %s | %.3f |" % (name, v))
-                print("threads' CPU ms per request: " + ", ".join("%s %.2f" % (name, ms) for ms, name in cpu))
+                print("threads' CPU ms per request: " + ", ".join("%s %.2f" % (name, ms) for ms, name, _, _ in cpu))
+                print("threads' ms per request runnable but waiting for a CPU (times it got one): " +
+                      ", ".join("%s %.2f (%.0f)" % (name, w, k) for _, name, w, k in cpu))
                 sys.stdout.flush()
     finally:
         up.stop()
