@@ -16,6 +16,7 @@ included).
 Usage: HEADROOMD=/path/to/plain-build/src/headroomd bench/proxy/megabyte_stats.py [N] [FIXTURE_DIR] [THREADS...]
   N: requests per daemon (default 40); THREADS: compress_threads values (default 1 2)
   GAP_MS: pause before each request (default 20); ROUNDS: daemons per value (default 1)
+  PIN=1: workers pinned to CPU 0 and compress helpers to CPU 1 (is the wait placement?)
   EXTRA_CONF: config lines to add, ';'-separated (under valgrind: "stage_budget_ms 60000")
 Everything runs on 127.0.0.1 and is stopped on exit.
 """
@@ -36,6 +37,7 @@ FX = sys.argv[2] if len(sys.argv) > 2 else None
 THREADS = [int(t) for t in sys.argv[3:]] or [1, 2]
 GAP = float(os.environ.get("GAP_MS", "20")) / 1000
 ROUNDS = int(os.environ.get("ROUNDS", "1"))
+PIN = os.environ.get("PIN") == "1"
 
 
 def thread_cpu(pid):
@@ -51,9 +53,19 @@ def thread_cpu(pid):
     return out
 
 
+def pin(pid):
+    """Workers on the first CPU, compress helpers on the second (PIN=1)."""
+    for tid in os.listdir("/proc/%d/task" % pid):
+        name = open("/proc/%d/task/%s/comm" % (pid, tid)).read().strip()
+        if name.startswith(("hr-worker", "hr-compress")):
+            os.sched_setaffinity(int(tid), {0} if name.startswith("hr-worker") else {1})
+
+
 def one_daemon(conf, up, bodies, threads):
     text = conf + "\ncompress_threads %d\n" % threads
     with hrtest.Headroomd(conf_text=text, mock=up) as hd:
+        if PIN:
+            pin(hd.pid)
         conn = lb.Conn(hd.port)
         conn.post(bodies[-1])  # warm: connection open, plugins touched
         time.sleep(GAP * 5)
