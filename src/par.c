@@ -4,6 +4,7 @@
  * stack: the caller leaves only when every item is done and no helper still
  * holds the job. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include "bg_thread.h"
@@ -26,6 +27,28 @@ static pthread_t *threads;
 static unsigned n_threads;
 static int stopping;
 static atomic_int compressing; /* requests between hr_par_request_begin and _end */
+
+/* Woken helpers are kept off the caller's CPU: a thread woken by
+ * pthread_cond_signal is often queued on its waker's CPU, where it waits
+ * while the caller works (bench/README, "the daemon's serial work": each
+ * thread waited 3-5 ms per never-seen megabyte on a run queue). The mask
+ * changes only when the caller has moved to another CPU. */
+static cpu_set_t allowed;      /* the process's CPUs when the pool started */
+static int steer;              /* more than one of them */
+static atomic_int avoided = -1; /* the CPU the helpers are kept off now */
+static _Thread_local int on_helper; /* a nested call from a helper leaves the masks alone */
+
+static void steer_helpers(void)
+{
+    int cpu = steer && !on_helper ? sched_getcpu() : -1;
+    if (cpu < 0 || cpu >= CPU_SETSIZE || cpu == atomic_load_explicit(&avoided, memory_order_relaxed) ||
+        !CPU_ISSET(cpu, &allowed))
+        return;
+    cpu_set_t set = allowed;
+    CPU_CLR(cpu, &set);
+    for (unsigned i = 0; i < n_threads; i++) pthread_setaffinity_np(threads[i], sizeof set, &set);
+    atomic_store_explicit(&avoided, cpu, memory_order_relaxed);
+}
 
 static void dequeue(struct job *j)
 {
@@ -55,6 +78,7 @@ static void *helper_main(void *arg)
 {
     (void)arg;
     hr_thread_name("compress");
+    on_helper = 1;
     pthread_mutex_lock(&lock);
     for (;;) {
         while (!stopping && !queue) pthread_cond_wait(&work, &lock);
@@ -78,6 +102,7 @@ void hr_par_for(size_t n, hr_par_fn fn, void *ctx)
         for (size_t i = 0; i < n; i++) fn(ctx, i);
         return;
     }
+    steer_helpers();
     struct job j = {.fn = fn, .ctx = ctx, .n = n, .queued = 1};
     pthread_cond_init(&j.finished, NULL);
     pthread_mutex_lock(&lock);
@@ -96,6 +121,8 @@ void hr_par_for(size_t n, hr_par_fn fn, void *ctx)
 int hr_par_start(unsigned helpers)
 {
     if (!helpers) return 0;
+    steer = sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) > 1;
+    atomic_store(&avoided, -1);
     threads = calloc(helpers, sizeof *threads);
     if (!threads) return -1;
     stopping = 0;

@@ -11,6 +11,7 @@
 #include "fleet.h"
 #include "guard.h"
 #include "h1_parse.h"
+#include "json_dump.h"
 #include "json_get.h"
 #include "json_load.h"
 #include "json_scan.h"
@@ -258,8 +259,7 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
     }
     char *out;
     if (p->pr.changed) {
-        out = json_dumps(body, JSON_COMPACT);
-        *out_len = out ? strlen(out) : 0;
+        out = hr_json_dump_compact(body, out_len); /* json_dumps(JSON_COMPACT)'s bytes */
     } else {
         out = NULL;
     }

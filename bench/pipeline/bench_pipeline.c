@@ -11,6 +11,7 @@
 #include "ccr.h"
 #include "config.h"
 #include "host.h"
+#include "json_dump.h"
 #include "json_load.h"
 #include "json_scan.h"
 #include "loader.h"
@@ -227,7 +228,8 @@ static void time_request(struct hr_plugins *p, const struct hr_pipeline_opts *op
     struct hr_pipeline_result r;
     hr_pipeline_run(p->transforms, p->n_transforms, o, &hr_api_openai_chat, body, "gpt-4o", "", NULL, &r);
     double t2 = hr_monotonic_ms(), c2 = thread_cpu_ms();
-    char *fwd = r.changed ? json_dumps(body, JSON_COMPACT) : NULL;
+    size_t fwd_len;
+    char *fwd = r.changed ? hr_json_dump_compact(body, &fwd_len) : NULL; /* as the proxy serialises */
     double t3 = hr_monotonic_ms(), c3 = thread_cpu_ms(), p3 = clock_ms(CLOCK_PROCESS_CPUTIME_ID);
     hr_pipeline_count_finish(&r);
     sample_add(tm->cpu_late, thread_cpu_ms() - c3);

@@ -1,0 +1,182 @@
+/* json_dump.c — serialise a changed request body exactly as
+ * json_dumps(body, JSON_COMPACT) does, faster: plain ASCII in strings is
+ * copied 16 bytes at a time where jansson decodes every codepoint and hands
+ * each run to a callback. Whatever this file does not write itself (reals,
+ * invalid UTF-8, trees too deep) comes from jansson, so the bytes are its. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+#include "json_dump.h"
+
+/* Deeper than any parsed body (2048): only a cycle, which jansson refuses. */
+#define MAX_DEPTH 4096
+
+struct out {
+    char *b;
+    size_t n, cap;
+};
+
+static int room(struct out *o, size_t more)
+{
+    if (o->cap - o->n >= more) return 0;
+    size_t cap = o->cap * 2 > o->n + more ? o->cap * 2 : o->n + more;
+    char *b = realloc(o->b, cap);
+    if (!b) return -1;
+    o->b = b;
+    o->cap = cap;
+    return 0;
+}
+
+static int put(struct out *o, const char *s, size_t n)
+{
+    if (room(o, n)) return -1;
+    memcpy(o->b + o->n, s, n);
+    o->n += n;
+    return 0;
+}
+
+/* Bytes in the valid UTF-8 sequence at p, by jansson's rules (no overlong
+ * form, no surrogate, nothing past U+10FFFF); 0 when it is not one. */
+static size_t utf8_len(const unsigned char *p, size_t avail)
+{
+    unsigned c = p[0], cp, min;
+    size_t n;
+    if (c < 0xC2) return 0; /* a continuation byte, or an overlong lead */
+    if (c < 0xE0) n = 2, cp = c & 0x1F, min = 0x80;
+    else if (c < 0xF0) n = 3, cp = c & 0x0F, min = 0x800;
+    else if (c < 0xF5) n = 4, cp = c & 0x07, min = 0x10000;
+    else return 0;
+    if (avail < n) return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (p[i] & 0x3F);
+    }
+    return cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ? 0 : n;
+}
+
+/* How many bytes from s on need no escape and are ASCII. */
+static inline size_t plain_run(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+#ifdef __SSE2__
+    const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    for (; i + 16 <= len; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+        /* signed: bytes from 0x80 are negative, so below 0x20 as well */
+        __m128i special = _mm_or_si128(_mm_cmplt_epi8(v, space),
+                                       _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)));
+        unsigned m = (unsigned)_mm_movemask_epi8(special);
+        if (m) return i + (size_t)__builtin_ctz(m);
+    }
+#endif
+    while (i < len && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\') i++;
+    return i;
+}
+
+/* A string as jansson writes it without JSON_ENSURE_ASCII or
+ * JSON_ESCAPE_SLASH: quote, backslash and controls escaped, the rest as is.
+ * -1 on invalid UTF-8 (jansson fails too) or out of memory. */
+static int put_string(struct out *o, const char *str, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *s = (const unsigned char *)str;
+    if (room(o, len + 2)) return -1;
+    o->b[o->n++] = '"';
+    size_t i = 0;
+    while (i < len) {
+        size_t k = plain_run(s + i, len - i);
+        memcpy(o->b + o->n, s + i, k); /* room was made for the whole text */
+        o->n += k;
+        i += k;
+        if (i == len) break;
+        unsigned c = s[i];
+        if (c >= 0x80) {
+            size_t n = utf8_len(s + i, len - i);
+            if (!n) return -1;
+            memcpy(o->b + o->n, s + i, n);
+            o->n += n;
+            i += n;
+            continue;
+        }
+        /* an escape: up to 6 bytes for 1, and the rest still fits */
+        if (room(o, 6 + (len - i) + 1)) return -1;
+        char *w = o->b + o->n;
+        const char *named = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\b' ? "\\b" : c == '\f' ? "\\f"
+                          : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
+        if (named) {
+            memcpy(w, named, 2);
+            o->n += 2;
+        } else { /* \u00XX, upper-case as jansson's %04X */
+            memcpy(w, "\\u00", 4);
+            w[4] = hex[c >> 4];
+            w[5] = hex[c & 15];
+            o->n += 6;
+        }
+        i++;
+    }
+    o->b[o->n++] = '"';
+    return 0;
+}
+
+static int put_value(struct out *o, const json_t *v, int depth)
+{
+    if (depth > MAX_DEPTH) return -1;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        if (put(o, "{", 1)) return -1;
+        int first = 1;
+        for (void *it = json_object_iter((json_t *)v); it; it = json_object_iter_next((json_t *)v, it)) {
+            if (!first && put(o, ",", 1)) return -1;
+            first = 0;
+            if (put_string(o, json_object_iter_key(it), json_object_iter_key_len(it)) || put(o, ":", 1) ||
+                put_value(o, json_object_iter_value(it), depth + 1))
+                return -1;
+        }
+        return put(o, "}", 1);
+    }
+    case JSON_ARRAY: {
+        size_t n = json_array_size(v);
+        if (put(o, "[", 1)) return -1;
+        for (size_t i = 0; i < n; i++)
+            if ((i && put(o, ",", 1)) || put_value(o, json_array_get(v, i), depth + 1)) return -1;
+        return put(o, "]", 1);
+    }
+    case JSON_STRING: return put_string(o, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER: {
+        char num[32];
+        int k = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return k > 0 && (size_t)k < sizeof num ? put(o, num, (size_t)k) : -1;
+    }
+    case JSON_REAL: { /* jansson's own formatting (precision, ".0", exponent) */
+        char num[128];
+        size_t k = json_dumpb(v, num, sizeof num, JSON_COMPACT | JSON_ENCODE_ANY);
+        return k && k <= sizeof num ? put(o, num, k) : -1;
+    }
+    case JSON_TRUE: return put(o, "true", 4);
+    case JSON_FALSE: return put(o, "false", 5);
+    case JSON_NULL: return put(o, "null", 4);
+    default: return -1;
+    }
+}
+
+char *hr_json_dump_compact(const json_t *root, size_t *len)
+{
+    struct out o = {NULL, 0, 0};
+    if (json_is_object(root) || json_is_array(root)) {
+        o.cap = 4096;
+        o.b = malloc(o.cap);
+        if (o.b && put_value(&o, root, 0) == 0 && put(&o, "", 1) == 0) {
+            *len = o.n - 1;
+            return o.b;
+        }
+        free(o.b);
+    }
+    /* Not written here: jansson decides (its NULL included). */
+    char *text = json_dumps(root, JSON_COMPACT);
+    *len = text ? strlen(text) : 0;
+    return text;
+}

@@ -1,0 +1,175 @@
+/* t/json_dump_test.c — hr_json_dump_compact writes what
+ * json_dumps(JSON_COMPACT) writes, byte for byte: every escape, control
+ * byte, UTF-8 form (valid or not, in values and in keys), number, nesting,
+ * and the agent requests headroomd forwards; NULL exactly where jansson
+ * gives NULL. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "json_dump.h"
+#include "tap.h"
+
+static int same(const char *what, const json_t *j)
+{
+    size_t len = 12345;
+    char *mine = hr_json_dump_compact(j, &len), *ref = json_dumps(j, JSON_COMPACT);
+    int eq = (!mine && !ref && len == 0) ||
+             (mine && ref && len == strlen(ref) && !memcmp(mine, ref, len + 1));
+    ok(eq, "%s: %s", what, ref ? "the same bytes as json_dumps" : "NULL as from json_dumps");
+    if (!eq) tap_diag("  mine %.200s\n#  json_dumps %.200s", mine ? mine : "(null)", ref ? ref : "(null)");
+    free(mine);
+    free(ref);
+    return eq;
+}
+
+/* A string of every byte value position-shifted around the 16-byte blocks. */
+static json_t *wrap_string(const char *s, size_t n)
+{
+    return json_pack("{s:[o]}", "k", json_stringn_nocheck(s, n));
+}
+
+static uint64_t rng = 88172645463325252ull;
+static unsigned next_byte(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (unsigned)(rng & 0xff);
+}
+
+int main(void)
+{
+    /* Literal texts, parsed, then dumped both ways. */
+    static const char *const texts[][2] = {
+        {"empty object", "{}"},
+        {"empty array", "[]"},
+        {"nested empties", "{\"a\":{},\"b\":[],\"c\":[{}, [[]]]}"},
+        {"literals", "[true,false,null]"},
+        {"integers", "[0,-1,9223372036854775807,-9223372036854775808,42]"},
+        {"reals", "[0.1,-0.0,1e308,5e-324,1.5,100.0,1e22,1e-7,123456789012345678.0,3.14159]"},
+        {"named escapes", "[\"q\\\" b\\\\ s\\/ b\\b f\\f n\\n r\\r t\\t\"]"},
+        {"control bytes", "[\"\\u0001\\u001f\\u000b\\u0000x\"]"},
+        {"DEL and non-ASCII", "[\"\x7f caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf\"]"},
+        {"keys with escapes and non-ASCII", "{\"k\\\"ey\":1,\"\\u00e9\\n\":2,\"\":3}"},
+        {"an agent request", "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"tool\",\"content\":\"{\\\"rows\\\":"
+                             "[{\\\"id\\\":1,\\\"msg\\\":\\\"GET /a \\\\\\\"ok\\\\\\\"\\\\n\\\"}]}\"}],"
+                             "\"temperature\":0.7,\"stream\":false,\"max_tokens\":1024}"},
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+        json_t *j = json_loadb(texts[i][1], strlen(texts[i][1]), JSON_ALLOW_NUL, NULL);
+        ok(j != NULL, "%s: parsed", texts[i][0]);
+        same(texts[i][0], j);
+        json_decref(j);
+    }
+
+    /* Every byte value at every offset of a 16-byte block, in a value and a key. */
+    int all = 1;
+    for (unsigned b = 0; b < 256 && all; b++)
+        for (size_t off = 0; off < 40 && all; off++) {
+            char s[48];
+            memset(s, 'a', sizeof s);
+            s[off] = (char)b;
+            json_t *j = wrap_string(s, sizeof s);
+            size_t len;
+            char *mine = hr_json_dump_compact(j, &len), *ref = json_dumps(j, JSON_COMPACT);
+            all = (!mine && !ref) || (mine && ref && !strcmp(mine, ref));
+            free(mine);
+            free(ref);
+            json_decref(j);
+            json_t *k = json_object();
+            char key[48];
+            memcpy(key, s, sizeof key);
+            json_object_setn_new_nocheck(k, key, sizeof key, json_integer(1));
+            mine = hr_json_dump_compact(k, &len);
+            ref = json_dumps(k, JSON_COMPACT);
+            all = all && ((!mine && !ref) || (mine && ref && !strcmp(mine, ref)));
+            if (!all) tap_diag("  byte 0x%02x at %zu: mine %s, json_dumps %s", b, off, mine, ref);
+            free(mine);
+            free(ref);
+            json_decref(k);
+        }
+    ok(all, "every byte value at every offset of a block, in a value and in a key: as json_dumps");
+
+    /* Multi-byte sequences: valid, overlong, surrogate, past U+10FFFF, cut short. */
+    static const char *const seqs[] = {"\xc2\x80", "\xdf\xbf", "\xe0\xa0\x80", "\xef\xbf\xbf", "\xf0\x90\x80\x80",
+                                       "\xf4\x8f\xbf\xbf", "\xc0\xaf", "\xc1\xbf", "\xe0\x80\xaf", "\xed\xa0\x80",
+                                       "\xed\xbf\xbf", "\xf0\x80\x80\xaf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80",
+                                       "\xff", "\x80", "\xe2\x9c", "\xf0\x9f\x98"};
+    for (size_t i = 0; i < sizeof seqs / sizeof *seqs; i++) {
+        char s[64];
+        for (size_t pad = 0; pad < 20; pad += 19) {
+            memset(s, 'x', pad);
+            size_t n = strlen(seqs[i]);
+            memcpy(s + pad, seqs[i], n);
+            json_t *j = wrap_string(s, pad + n); /* also cut short at the very end */
+            char what[64];
+            snprintf(what, sizeof what, "UTF-8 case %zu after %zu bytes", i, pad);
+            same(what, j);
+            json_decref(j);
+        }
+    }
+
+    /* Random strings: runs of ASCII, escapes, controls and UTF-8, valid or not. */
+    int random_ok = 1;
+    for (int r = 0; r < 300 && random_ok; r++) {
+        size_t n = 1 + next_byte() * 4;
+        char *s = malloc(n);
+        for (size_t i = 0; i < n; i++) {
+            unsigned b = next_byte();
+            s[i] = (char)(r % 3 == 0 ? b : b < 200 ? 'a' + b % 26 : b < 215 ? '"' : b < 230 ? '\\' : b < 245 ? b % 32 : 0xc3);
+            if (r % 3 == 1 && (unsigned char)s[i] == 0xc3 && i + 1 < n) s[++i] = (char)0xa9;
+        }
+        json_t *j = wrap_string(s, n);
+        size_t len;
+        char *mine = hr_json_dump_compact(j, &len), *ref = json_dumps(j, JSON_COMPACT);
+        random_ok = (!mine && !ref) || (mine && ref && !strcmp(mine, ref) && len == strlen(ref));
+        free(mine);
+        free(ref);
+        json_decref(j);
+        free(s);
+    }
+    ok(random_ok, "300 random strings (bytes of every kind, valid and invalid UTF-8): as json_dumps");
+
+    /* Scalars at the top: jansson refuses them without JSON_ENCODE_ANY. */
+    json_t *scalar = json_string("x");
+    same("a string at the top", scalar);
+    json_decref(scalar);
+
+    /* A cycle: jansson refuses it. */
+    json_t *a = json_array(), *b = json_array();
+    json_array_append(a, b);
+    json_array_append(b, a);
+    same("two arrays holding each other", a);
+    json_array_clear(b);
+    json_decref(b);
+    json_decref(a);
+
+    /* Deep nesting at the parser's limit. */
+    json_t *deep = json_array(), *cur = deep;
+    for (int d = 1; d < 2048; d++) {
+        json_t *in = json_array();
+        json_array_append_new(cur, in);
+        cur = in;
+    }
+    same("arrays nested 2048 deep", deep);
+    json_decref(deep);
+
+    /* An agent-sized request: 2000-row tool outputs as big strings. */
+    json_t *rows = json_array();
+    for (int i = 0; i < 2000; i++)
+        json_array_append_new(rows, json_pack("{s:i,s:s,s:f,s:b,s:n}", "id", i, "msg",
+                                              i % 7 ? "GET /api \"ok\"\n\tcaf\u00e9 \u2713" : "ERROR timeout",
+                                              "ms", i * 1.25, "ok", i % 3, "none"));
+    char *rows_text = json_dumps(rows, JSON_COMPACT);
+    json_t *req = json_pack("{s:s,s:[{s:s,s:s},{s:s,s:s,s:s},{s:s,s:s,s:s}],s:f}", "model", "gpt-4o", "messages",
+                            "role", "user", "content", "why?", "role", "tool", "tool_call_id", "c1", "content",
+                            rows_text, "role", "tool", "tool_call_id", "c2", "content", rows_text, "temperature",
+                            0.2);
+    same("an agent request with two 2000-row outputs", req);
+    same("the 2000 rows as JSON", rows);
+    free(rows_text);
+    json_decref(rows);
+    json_decref(req);
+    tap_done();
+    return tap_failed != 0;
+}
