@@ -142,6 +142,18 @@ static int count_prefix(const char *prefix)
     return n;
 }
 
+/* The VFS chain (SQLITE_FCNTL_VFSNAME) of a file mdb_open opened; sqlite3_free it. */
+static char *vfs_of_opened(const char *path)
+{
+    sqlite3 *db = NULL;
+    struct mdb_open_info info;
+    memset(&info, 0, sizeof info);
+    char *name = NULL;
+    if (mdb_open(path, 0, 100, 0, &db, &info) == MDB_OPENED) sqlite3_file_control(db, "main", SQLITE_FCNTL_VFSNAME, &name);
+    sqlite3_close(db);
+    return name;
+}
+
 int main(void)
 {
     fh_set_log_level(HR_LOG_ERROR - 1); /* tests read the capture */
@@ -480,15 +492,9 @@ int main(void)
         sqlite3_close(db);
     }
     {
-        sqlite3 *db = NULL;
-        struct mdb_open_info info;
-        memset(&info, 0, sizeof info);
-        char *name = NULL;
-        if (mdb_open(file("vfsname.db"), 0, 100, 0, &db, &info) == MDB_OPENED)
-            sqlite3_file_control(db, "main", SQLITE_FCNTL_VFSNAME, &name);
+        char *name = vfs_of_opened(file("vfsname.db"));
         is_str(name ?: "(none)", MDB_YIELD_VFS "/unix", "mdb_open uses it while it is registered");
         sqlite3_free(name);
-        sqlite3_close(db);
     }
     {
         sqlite3 *db = NULL;
@@ -502,15 +508,9 @@ int main(void)
     drop(s2);
     ok(sqlite3_vfs_find(MDB_YIELD_VFS) == NULL, "unregistered with the last sink (its code may be unloaded)");
     {
-        sqlite3 *db = NULL;
-        struct mdb_open_info info;
-        memset(&info, 0, sizeof info);
-        char *name = NULL;
-        if (mdb_open(file("vfsname.db"), 0, 100, 0, &db, &info) == MDB_OPENED)
-            sqlite3_file_control(db, "main", SQLITE_FCNTL_VFSNAME, &name);
+        char *name = vfs_of_opened(file("vfsname.db"));
         is_str(name ?: "(none)", "unix", "mdb_open then uses SQLite's default VFS");
         sqlite3_free(name);
-        sqlite3_close(db);
     }
 
     char cmd[400];
