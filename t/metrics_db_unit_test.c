@@ -149,7 +149,8 @@ static char *vfs_of_opened(const char *path)
     struct mdb_open_info info;
     memset(&info, 0, sizeof info);
     char *name = NULL;
-    if (mdb_open(path, 0, 100, 0, &db, &info) == MDB_OPENED) sqlite3_file_control(db, "main", SQLITE_FCNTL_VFSNAME, &name);
+    if (mdb_open(path, 0, 100, 0, &db, &info) == MDB_OPENED)
+        sqlite3_file_control(db, "main", SQLITE_FCNTL_VFSNAME, &name);
     sqlite3_close(db);
     return name;
 }
