@@ -50,10 +50,11 @@ void hr_upstream_free(struct hr_upstream *u)
     free(u);
 }
 
-static int needs_curl(const struct hr_upstream *u, const char *url)
+/* libcurl without asking the native client: chosen, or a proxy set in the
+ * environment. The native client declines the URLs it cannot take. */
+static int curl_only(const struct hr_upstream *u, const char *url)
 {
     if (u->which == HR_UPSTREAM_CURL || !u->h1) return 1;
-    if (!hr_h1_takes_url(url)) return 1;
     if (u->which == HR_UPSTREAM_NATIVE) return 0;
     int tls = !strncasecmp(url, "https:", 6);
     return tls ? u->proxy_https : u->proxy_http;
@@ -63,7 +64,11 @@ struct hr_transfer *hr_transfer_start(struct hr_upstream *u, const char *method,
                                       const char *body, size_t body_len, const struct hr_transfer_opts *opts,
                                       const struct hr_transfer_cbs *cbs, void *ud)
 {
-    if (!needs_curl(u, url)) return hr_h1_start(u->h1, method, url, headers, body, body_len, opts, cbs, ud);
+    if (!curl_only(u, url)) { /* the URL is parsed once, there */
+        int declined;
+        struct hr_transfer *t = hr_h1_start(u->h1, method, url, headers, body, body_len, opts, cbs, ud, &declined);
+        if (!declined) return t;
+    }
     if (!u->curl && !(u->curl = hr_curl_multi_new(u->base, u->max_idle))) return NULL;
     return hr_curl_start(u->curl, method, url, headers, body, body_len, opts, cbs, ud);
 }

@@ -175,42 +175,6 @@ static int parse_url(const char *url, struct origin *o, const char **path)
     return 0;
 }
 
-/* parse_url, remembering the URL this thread parsed last: each request
- * asks twice (hr_h1_takes_url, then hr_h1_start), and a worker's requests
- * go to a few URLs. The answer depends on the text alone. */
-static int parse_url_memo(const char *url, struct origin *o, const char **path)
-{
-    static _Thread_local struct {
-        char url[512];
-        size_t len, path_off; /* len 0: nothing remembered */
-        int rc;
-        struct origin o;
-    } m;
-    size_t n = strlen(url);
-    if (n && n == m.len && !memcmp(url, m.url, n)) {
-        *o = m.o;
-        *path = url + m.path_off;
-        return m.rc;
-    }
-    *path = url;
-    int rc = parse_url(url, o, path);
-    if (n < sizeof m.url) {
-        memcpy(m.url, url, n);
-        m.len = n;
-        m.path_off = (size_t)(*path - url);
-        m.rc = rc;
-        m.o = *o;
-    }
-    return rc;
-}
-
-int hr_h1_takes_url(const char *url)
-{
-    struct origin o;
-    const char *path;
-    return parse_url_memo(url, &o, &path) == 0;
-}
-
 static int same_origin(const struct origin *a, const struct origin *b)
 {
     return a->tls == b->tls && a->port == b->port && !strcasecmp(a->host, b->host);
@@ -1021,15 +985,15 @@ static char *build_head(const char *method, const struct origin *o, const char *
 
 struct hr_transfer *hr_h1_start(struct hr_h1_pool *pool, const char *method, const char *url, const char *headers,
                                 const char *body, size_t body_len, const struct hr_transfer_opts *opts,
-                                const struct hr_transfer_cbs *cbs, void *ud)
+                                const struct hr_transfer_cbs *cbs, void *ud, int *declined)
 {
+    struct origin o;
+    const char *path;
+    *declined = parse_url(url, &o, &path) < 0;
+    if (*declined) return NULL;
     struct h1_xfer *x = xfer_new(pool);
     if (!x) return NULL;
-    const char *path;
-    if (parse_url_memo(url, &x->o, &path) < 0) {
-        free(x);
-        return NULL;
-    }
+    x->o = o;
     x->base.native = 1;
     x->pool = pool;
     x->cbs = *cbs;

@@ -11,12 +11,11 @@ struct hr_transfer {
 struct hr_h1_pool;
 struct hr_h1_pool *hr_h1_pool_new(struct event_base *base, long max_idle);
 void hr_h1_pool_free(struct hr_h1_pool *pool);
-/* 1 when the native client can take this URL (http or https, no user
- * information). */
-int hr_h1_takes_url(const char *url);
+/* NULL with *declined set when the URL is not one the native client takes
+ * (only http or https, no user information): libcurl's then. */
 struct hr_transfer *hr_h1_start(struct hr_h1_pool *pool, const char *method, const char *url, const char *headers,
                                 const char *body, size_t body_len, const struct hr_transfer_opts *opts,
-                                const struct hr_transfer_cbs *cbs, void *ud);
+                                const struct hr_transfer_cbs *cbs, void *ud, int *declined);
 double hr_h1_send_wait_ms(struct hr_transfer *t);
 void hr_h1_resume(struct hr_transfer *t);
 void hr_h1_abort(struct hr_transfer *t);
