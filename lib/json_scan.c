@@ -494,8 +494,18 @@ static int keys_dup(const char *text, struct key *v, size_t n)
 
 /* ------------------------------------------------------------------ scanner */
 
-int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info,
-                 struct hr_json_error *err)
+/* Where a split scan starts or stops (hr_json_scan_until, hr_json_scan_from):
+ * an element of an array is due, with these containers open. NULL for a
+ * whole document. */
+struct split {
+    size_t start;     /* scan_from: the element's offset */
+    char *stack;      /* the open containers' brackets, outermost first */
+    size_t depth;
+    int stop;         /* scan_until: stop where the text ends, if an element is due */
+};
+
+static int scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info, struct hr_json_error *err,
+                struct split *sp)
 {
     const unsigned char *const base = (const unsigned char *)text, *const end = base + len;
     int ws = 0;
@@ -519,6 +529,18 @@ int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_in
 
     if (info)
         memset(info, 0, sizeof *info);
+    if (sp && !sp->stop) { /* resume: the caller vouches for what precedes */
+        for (; d < sp->depth; d++) {
+            kind[d] = (unsigned char)sp->stack[d];
+            if (kind[d] == '{') {
+                key_base[d] = 0;
+                key_bits[d] = 0;
+                key_clash[d] = 0;
+            }
+        }
+        p = skip_ws(base + sp->start, end, &ws);
+        goto value;
+    }
     if (p == end || (*p != '[' && *p != '{')) {
         msg = "'[' or '{' expected";
         goto fail;
@@ -530,6 +552,13 @@ int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_in
 value:
     /* p is at a non-space byte where a value must start; d containers are open. */
     if (p == end) {
+        if (sp && sp->stop && kind[d - 1] == '[') { /* the element hr_json_scan_until wants */
+            for (size_t i = 0; i < d; i++)
+                sp->stack[i] = (char)kind[i];
+            sp->depth = d;
+            rc = 0;
+            goto out;
+        }
         msg = "premature end of input (value expected)";
         goto fail;
     }
@@ -731,6 +760,29 @@ out:
     if (keys.v != keys.stack)
         free(keys.v);
     return rc;
+}
+
+int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info,
+                 struct hr_json_error *err)
+{
+    return scan(text, len, flags, info, err, NULL);
+}
+
+int hr_json_scan_until(const char *text, size_t cut, char *stack, size_t *depth)
+{
+    struct split sp = {.stack = stack, .stop = 1};
+    if (scan(text, cut, 0, NULL, NULL, &sp))
+        return EINVAL_;
+    *depth = sp.depth;
+    return 0;
+}
+
+int hr_json_scan_from(const char *text, size_t len, size_t start, const char *stack, size_t depth)
+{
+    if (depth == 0 || depth > HR_JSON_MAX_DEPTH || start > len || stack[depth - 1] != '[')
+        return EINVAL_;
+    struct split sp = {.start = start, .stack = (char *)stack, .depth = depth};
+    return scan(text, len, 0, NULL, NULL, &sp);
 }
 
 /* ----------------------------------------------------------------- decoders */

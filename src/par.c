@@ -10,19 +10,9 @@
 #include "bg_thread.h"
 #include "par.h"
 
-struct job {
-    hr_par_fn fn;
-    void *ctx;
-    size_t n, next, done;
-    unsigned holders;         /* helpers working on this job now */
-    pthread_cond_t finished;  /* done == n and holders == 0 */
-    struct job *queue_next;
-    int queued;
-};
-
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work = PTHREAD_COND_INITIALIZER;
-static struct job *queue;     /* jobs with unclaimed items, oldest first */
+static struct hr_par_job *queue;     /* jobs with unclaimed items, oldest first */
 static pthread_t *threads;
 static unsigned n_threads;
 static int stopping;
@@ -50,9 +40,9 @@ static void steer_helpers(void)
     atomic_store_explicit(&avoided, cpu, memory_order_relaxed);
 }
 
-static void dequeue(struct job *j)
+static void dequeue(struct hr_par_job *j)
 {
-    for (struct job **p = &queue; *p; p = &(*p)->queue_next)
+    for (struct hr_par_job **p = &queue; *p; p = &(*p)->queue_next)
         if (*p == j) {
             *p = j->queue_next;
             break;
@@ -62,7 +52,7 @@ static void dequeue(struct job *j)
 
 /* Claim and run items of `j` until none is left. Called with the lock held;
  * returns with it held. */
-static void run_items(struct job *j)
+static void run_items(struct hr_par_job *j)
 {
     while (j->next < j->n) {
         size_t i = j->next++;
@@ -83,7 +73,7 @@ static void *helper_main(void *arg)
     for (;;) {
         while (!stopping && !queue) pthread_cond_wait(&work, &lock);
         if (stopping) break;
-        struct job *j = queue;
+        struct hr_par_job *j = queue;
         j->holders++;
         run_items(j);
         if (--j->holders == 0 && j->done == j->n) pthread_cond_broadcast(&j->finished);
@@ -92,30 +82,82 @@ static void *helper_main(void *arg)
     return NULL;
 }
 
+/* With as many requests being compressed as there are threads, every
+ * core is busy: a helper would only take a core from another request,
+ * and a preempted helper would hold up this one. */
+static int pool_busy(void)
+{
+    return n_threads == 0 || atomic_load_explicit(&compressing, memory_order_relaxed) > (int)n_threads;
+}
+
+/* Queue `j` and wake a helper for each of its items beyond `own` (the ones
+ * the caller takes itself first). */
+static void offer(struct hr_par_job *j, size_t own)
+{
+    steer_helpers();
+    pthread_cond_init(&j->finished, NULL);
+    j->pooled = 1;
+    j->queued = 1;
+    pthread_mutex_lock(&lock);
+    struct hr_par_job **tail = &queue;
+    while (*tail) tail = &(*tail)->queue_next;
+    *tail = j;
+    for (size_t k = own; k < j->n && k - own < n_threads; k++) pthread_cond_signal(&work);
+    pthread_mutex_unlock(&lock);
+}
+
+/* Run what is left of `j` here, then wait for the items helpers hold. */
+static void finish(struct hr_par_job *j)
+{
+    pthread_mutex_lock(&lock);
+    run_items(j);
+    while (j->done < j->n || j->holders) pthread_cond_wait(&j->finished, &lock);
+    if (j->queued) dequeue(j);
+    pthread_mutex_unlock(&lock);
+    pthread_cond_destroy(&j->finished);
+}
+
 void hr_par_for(size_t n, hr_par_fn fn, void *ctx)
 {
     if (n == 0) return;
-    /* With as many requests being compressed as there are threads, every
-     * core is busy: a helper would only take a core from another request,
-     * and a preempted helper would hold up this one. */
-    if (n == 1 || n_threads == 0 || atomic_load_explicit(&compressing, memory_order_relaxed) > (int)n_threads) {
+    if (n == 1 || pool_busy()) {
         for (size_t i = 0; i < n; i++) fn(ctx, i);
         return;
     }
-    steer_helpers();
-    struct job j = {.fn = fn, .ctx = ctx, .n = n, .queued = 1};
-    pthread_cond_init(&j.finished, NULL);
-    pthread_mutex_lock(&lock);
-    struct job **tail = &queue;
-    while (*tail) tail = &(*tail)->queue_next;
-    *tail = &j;
-    /* One wake per item the caller will not take itself. */
-    for (size_t k = 1; k < n && k <= n_threads; k++) pthread_cond_signal(&work);
-    run_items(&j);
-    while (j.done < j.n || j.holders) pthread_cond_wait(&j.finished, &lock);
-    if (j.queued) dequeue(&j);
-    pthread_mutex_unlock(&lock);
-    pthread_cond_destroy(&j.finished);
+    struct hr_par_job j = {.fn = fn, .ctx = ctx, .n = n};
+    offer(&j, 1); /* one wake per item the caller will not take itself */
+    finish(&j);
+}
+
+void hr_par_spawn(struct hr_par_job *job, hr_par_fn fn, void *ctx)
+{
+    *job = (struct hr_par_job){.fn = fn, .ctx = ctx, .n = 1};
+    if (!pool_busy()) offer(job, 0);
+}
+
+int hr_par_cancel(struct hr_par_job *job)
+{
+    int dropped = !job->pooled;
+    if (job->pooled) {
+        pthread_mutex_lock(&lock);
+        if ((dropped = job->next == 0)) {
+            if (job->queued) dequeue(job);
+            job->pooled = 0;
+        }
+        pthread_mutex_unlock(&lock);
+        if (dropped) pthread_cond_destroy(&job->finished);
+    }
+    if (dropped) job->done = job->n; /* a later join has nothing to run */
+    return dropped;
+}
+
+void hr_par_join(struct hr_par_job *job)
+{
+    if (job->pooled) finish(job);
+    else if (!job->done) {
+        job->fn(job->ctx, 0);
+        job->done = 1;
+    }
 }
 
 int hr_par_start(unsigned helpers)

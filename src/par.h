@@ -5,9 +5,23 @@
  * a queue; the caller waits only for items a helper has already started. */
 #ifndef HR_PAR_H
 #define HR_PAR_H
+#include <pthread.h>
 #include <stddef.h>
 
 typedef void (*hr_par_fn)(void *ctx, size_t i);
+
+/* One call of hr_par_for, or one hr_par_spawn: lives on its caller's stack.
+ * The fields are par.c's. */
+struct hr_par_job {
+    hr_par_fn fn;
+    void *ctx;
+    size_t n, next, done;
+    unsigned holders;         /* helpers working on this job now */
+    pthread_cond_t finished;  /* done == n and holders == 0 */
+    struct hr_par_job *queue_next;
+    int queued;
+    int pooled;               /* in the pool's queue once (hr_par_spawn) */
+};
 
 /* Start `helpers` helper threads (0 = none: hr_par_for runs inline).
  * Returns 0, or -1 when no thread could be started (then none run). */
@@ -23,6 +37,19 @@ unsigned hr_par_helpers(void);
  * Runs inline while more requests are being compressed than there are
  * helpers: then every thread the pool may use is already busy. */
 void hr_par_for(size_t n, hr_par_fn fn, void *ctx);
+
+/* fn(ctx, 0) on an idle helper while the caller goes on with other work:
+ * hr_par_spawn offers it to the pool (under the same rule as hr_par_for)
+ * and returns at once; hr_par_join returns when it has run. A call no
+ * helper has started by then runs in hr_par_join, on the caller, so the
+ * caller waits only for a call a helper has already started. Every spawn
+ * is joined, by the thread that spawned it. */
+void hr_par_spawn(struct hr_par_job *job, hr_par_fn fn, void *ctx);
+void hr_par_join(struct hr_par_job *job);
+/* Instead of hr_par_join, when the result is no longer wanted: returns 1
+ * when no helper had started the call (it never runs), 0 when one has
+ * (hr_par_join must still follow). */
+int hr_par_cancel(struct hr_par_job *job);
 
 /* Bracket the compression of one request (the pipeline does). */
 void hr_par_request_begin(void);
