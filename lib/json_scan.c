@@ -498,10 +498,13 @@ static int keys_dup(const char *text, struct key *v, size_t n)
  * an element of an array is due, with these containers open. NULL for a
  * whole document. */
 struct split {
-    size_t start;     /* scan_from: the element's offset */
-    char *stack;      /* the open containers' brackets, outermost first */
+    int resume;       /* start at `start`, where an element is due, with stack[0..depth) open */
+    size_t start;
+    const char *stack; /* brackets, outermost first */
     size_t depth;
-    int stop;         /* scan_until: stop where the text ends, if an element is due */
+    int stop;         /* stop where the text ends, if an element is due there */
+    char *stop_stack; /* ... writing the containers open there */
+    size_t stop_depth;
 };
 
 static int scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info, struct hr_json_error *err,
@@ -529,7 +532,7 @@ static int scan(const char *text, size_t len, unsigned flags, struct hr_json_inf
 
     if (info)
         memset(info, 0, sizeof *info);
-    if (sp && !sp->stop) { /* resume: the caller vouches for what precedes */
+    if (sp && sp->resume) { /* the caller vouches for what precedes */
         for (; d < sp->depth; d++) {
             kind[d] = (unsigned char)sp->stack[d];
             if (kind[d] == '{') {
@@ -552,10 +555,10 @@ static int scan(const char *text, size_t len, unsigned flags, struct hr_json_inf
 value:
     /* p is at a non-space byte where a value must start; d containers are open. */
     if (p == end) {
-        if (sp && sp->stop && kind[d - 1] == '[') { /* the element hr_json_scan_until wants */
+        if (sp && sp->stop && kind[d - 1] == '[') { /* where hr_json_scan_part was to stop */
             for (size_t i = 0; i < d; i++)
-                sp->stack[i] = (char)kind[i];
-            sp->depth = d;
+                sp->stop_stack[i] = (char)kind[i];
+            sp->stop_depth = d;
             rc = 0;
             goto out;
         }
@@ -768,21 +771,17 @@ int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_in
     return scan(text, len, flags, info, err, NULL);
 }
 
-int hr_json_scan_until(const char *text, size_t cut, char *stack, size_t *depth)
+int hr_json_scan_part(const char *text, size_t start, size_t end, const char *stack, size_t depth, char *stop_stack,
+                      size_t *stop_depth)
 {
-    struct split sp = {.stack = stack, .stop = 1};
-    if (scan(text, cut, 0, NULL, NULL, &sp))
+    if (depth > HR_JSON_MAX_DEPTH || start > end || (depth ? stack[depth - 1] != '[' : start != 0))
         return EINVAL_;
-    *depth = sp.depth;
-    return 0;
-}
-
-int hr_json_scan_from(const char *text, size_t len, size_t start, const char *stack, size_t depth)
-{
-    if (depth == 0 || depth > HR_JSON_MAX_DEPTH || start > len || stack[depth - 1] != '[')
-        return EINVAL_;
-    struct split sp = {.start = start, .stack = (char *)stack, .depth = depth};
-    return scan(text, len, 0, NULL, NULL, &sp);
+    struct split sp = {.start = start, .stack = (char *)stack, .depth = depth, .stop = stop_stack != NULL,
+                       .resume = depth > 0, .stop_stack = stop_stack};
+    int rc = scan(text, end, 0, NULL, NULL, &sp);
+    if (!rc && stop_depth)
+        *stop_depth = sp.stop_depth;
+    return rc;
 }
 
 /* ----------------------------------------------------------------- decoders */

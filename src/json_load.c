@@ -12,7 +12,7 @@
 #include "json_scan.h"
 #include "par.h"
 
-/* Bodies this long are parsed in two pieces when the compress pool has a
+/* Bodies this long are parsed in pieces when the compress pool has a
  * helper (see load_split): ~0.25 ms of parse, enough to pay for a wake. */
 #define SPLIT_MIN (256 * 1024)
 
@@ -25,7 +25,7 @@ struct builder {
     int failed;
     int reject_dups;
     char *dup_key;  /* the first key seen twice in one object (reject_dups) */
-    const char *join; /* load_split: where the helper's elements start */
+    const char *join; /* load_split: where the pieces' elements start */
     struct tail *tail;
     int joined;
 };
@@ -181,54 +181,75 @@ static json_t *load_whole(const char *text, size_t len, json_error_t *err, int r
 }
 
 
-/* ------------------------------------------------------- two pieces at once
+/* ---------------------------------------------------------- in pieces at once
  * A megabyte agent request is one big array ("messages", "input") of
- * elements tens of KB each. The text is cut where an element of an array
- * that is a member of the root starts, near the middle (a guess from the
- * bytes around it, checked below); a helper scans everything from the cut
- * to the end and builds the array's elements up to its closing bracket,
- * while the caller scans up to the cut, then builds from the start and
- * takes the helper's elements when its array reaches the cut. The scanner
- * confirms the guess: the first piece must end exactly where that array's
- * element is due (hr_json_scan_until); the two scans then accept what one
- * scan of the whole accepts. Anything else — a wrong guess, bad text, a
- * duplicate key on either side, no memory — falls back to the one-piece
- * load, which gives today's tree or today's error, byte for byte. */
-struct tail {
-    const char *text;
-    size_t len, start;
-    char stack[2]; /* the containers open at the cut, guessed: root, array */
-    size_t depth;
-    int reject_dups;
-    struct hr_par_job job;
-    json_t *elems;      /* the array's elements from the cut on */
-    const char *after;  /* just past the array's closing bracket */
+ * elements tens of KB each. The text is cut where elements of an array
+ * that is a member of the root start (guessed from the bytes around each
+ * cut, checked below): the caller scans and builds the text before the
+ * first cut, while the pool's helpers take the pieces between the cuts,
+ * in order, each scanning its piece and building the elements in it; once
+ * at the first cut, the caller takes the pieces no helper has started, and
+ * then the elements of them all, in order. The scanner checks the guesses:
+ * each piece must end exactly where an element of the same array is due
+ * (hr_json_scan_part), so the pieces accept what one scan of the whole
+ * accepts. A helper that is slow to wake, or is preempted, costs at most
+ * the piece it holds. Anything else — a wrong guess, bad text, a
+ * duplicate key anywhere, no memory — falls back to the one-piece load,
+ * which gives today's tree or today's error, byte for byte. */
+#define PIECES 4 /* after the caller's: a helper late by a piece's time still helps */
+
+struct piece {
+    size_t start, stop; /* stop 0: the last, to the end of the text */
+    json_t *elems;      /* the array's elements in [start, stop) */
+    const char *after;  /* the last piece: just past the array's closing bracket */
     int ok;
 };
 
-static void tail_run(void *arg, size_t i)
+struct tail {
+    const char *text;
+    size_t len;
+    char stack[2]; /* the containers open at every cut, guessed: root, array */
+    size_t depth;
+    int reject_dups;
+    struct hr_par_job job;
+    size_t n;
+    struct piece piece[PIECES];
+};
+
+static void piece_run(void *arg, size_t i)
 {
-    (void)i;
     struct tail *t = arg;
-    if (hr_json_scan_from(t->text, t->len, t->start, t->stack, t->depth) != 0) return;
-    struct builder b = {.p = t->text + t->start, .end = t->text + t->len, .reject_dups = t->reject_dups};
+    struct piece *pc = &t->piece[i];
+    char stack[HR_JSON_MAX_DEPTH];
+    size_t depth = 0;
+    if (pc->stop ? hr_json_scan_part(t->text, pc->start, pc->stop, t->stack, t->depth, stack, &depth) ||
+                       depth != t->depth || memcmp(stack, t->stack, depth)
+                 : hr_json_scan_part(t->text, pc->start, t->len, t->stack, t->depth, NULL, NULL))
+        return;
+    struct builder b = {.p = t->text + pc->start, .end = t->text + t->len, .reject_dups = t->reject_dups};
+    const char *stop = pc->stop ? t->text + pc->stop : NULL;
     int pooled = hr_json_pool_begin();
     json_t *a = json_array();
+    skip_ws(&b);
     while (a && !b.failed) {
-        skip_ws(&b);
         json_t *v = value(&b);
         if (!v || json_array_append_new(a, v)) break;
         skip_ws(&b);
-        if (*b.p++ == ']') {
-            t->ok = !b.dup_key;
+        if (*b.p++ == ']') { /* the array ends: in the last piece only */
+            pc->ok = !stop && !b.dup_key;
+            break;
+        }
+        skip_ws(&b);
+        if (b.p == stop) {
+            pc->ok = !b.dup_key;
             break;
         }
     }
     if (pooled) hr_json_pool_end();
     free(b.scratch);
     free(b.dup_key);
-    t->elems = a;
-    t->after = b.p;
+    pc->elems = a;
+    pc->after = b.p;
 }
 
 static int join_tail(struct builder *b, json_t *a)
@@ -236,52 +257,103 @@ static int join_tail(struct builder *b, json_t *a)
     struct tail *t = b->tail;
     hr_par_join(&t->job);
     b->joined = 1;
-    if (!t->ok || json_array_extend(a, t->elems)) {
-        b->failed = 1;
-        return -1;
-    }
-    b->p = t->after;
+    for (size_t i = 0; i < t->n; i++)
+        if (!t->piece[i].ok || json_array_extend(a, t->piece[i].elems)) {
+            b->failed = 1;
+            return -1;
+        }
+    b->p = t->piece[t->n - 1].after;
     return 0;
 }
 
-/* Where an element of an array of objects starts, at or after `from`: the
- * '{' of "},{" with a key or '}' next (whitespace allowed between). Inside
- * a string the bytes after '{' would be an escaped quote, so the guess is
- * rarely wrong, and a wrong one is caught. 0 when there is none. */
-static size_t find_cut(const char *text, size_t len, size_t from)
+static int is_ws(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+/* Is the '}' at text[i] followed by ",{" and a key or '}'? The offset of
+ * that '{', or 0. */
+static size_t cut_after(const char *text, size_t len, size_t i)
 {
-    const char *p = text + from, *end = text + len;
-    while (p < end && (p = memchr(p, '}', (size_t)(end - p)))) {
-        const char *q = ++p;
-        while (q < end && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')) q++;
-        if (q == end || *q++ != ',') continue;
-        while (q < end && (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t')) q++;
-        if (q == end || *q != '{') continue;
-        const char *r = q + 1;
-        while (r < end && (*r == ' ' || *r == '\n' || *r == '\r' || *r == '\t')) r++;
-        if (r < end && (*r == '"' || *r == '}')) return (size_t)(q - text);
+    const char *q = text + i + 1, *end = text + len;
+    while (q < end && is_ws(*q)) q++;
+    if (q == end || *q++ != ',') return 0;
+    while (q < end && is_ws(*q)) q++;
+    if (q == end || *q != '{') return 0;
+    const char *r = q + 1;
+    while (r < end && is_ws(*r)) r++;
+    return r < end && (*r == '"' || *r == '}') ? (size_t)(q - text) : 0;
+}
+
+/* The first key of the object whose '{' is at text[at] (its bytes up to the
+ * closing quote, at most 32), or 0 bytes when it has none. */
+static size_t first_key(const char *text, size_t len, size_t at, const char **key)
+{
+    const char *r = text + at + 1, *end = text + len;
+    while (r < end && is_ws(*r)) r++;
+    *key = r;
+    const char *q = r < end && *r == '"' ? memchr(r + 1, '"', (size_t)(end - r - 1 < 32 ? end - r - 1 : 32)) : NULL;
+    return q ? (size_t)(q - r) : 0;
+}
+
+/* Where an element of an array of objects starts, nearest `from` on either
+ * side but after `after`: the '{' of "},{" with a key or '}' next
+ * (whitespace allowed between) and, when `key` is given, that first key.
+ * Inside a string the byte after '{' would be an escaped quote, so the
+ * guess is rarely wrong, and a wrong one is caught; the key keeps later
+ * cuts out of arrays nested in the elements (content blocks after
+ * messages). 0 when there is none. */
+static size_t find_cut(const char *text, size_t len, size_t from, size_t after, const char *key, size_t klen)
+{
+    size_t fwd = 0, back = 0;
+    const char *k;
+#define FITS(at) ((at) && (!key || (first_key(text, len, (at), &k) == klen && !memcmp(k, key, klen))))
+    for (const char *p = text + from; p < text + len && (p = memchr(p, '}', (size_t)(text + len - p))); p++)
+        if (FITS(fwd = cut_after(text, len, (size_t)(p - text)))) break;
+        else fwd = 0;
+    size_t lo = fwd && fwd - from < from ? from - (fwd - from) : 0; /* no use looking further back */
+    if (lo < after) lo = after;
+    for (size_t i = from; i > lo;) {
+        const char *p = memrchr(text + lo, '}', i - lo);
+        if (!p) break;
+        i = (size_t)(p - text);
+        if ((back = cut_after(text, len, i)) > after && FITS(back)) break;
+        back = 0;
     }
-    return 0;
+#undef FITS
+    if (!back) return fwd;
+    if (!fwd) return back;
+    return from - back < fwd - from ? back : fwd;
 }
 
 static json_t *load_split(const char *text, size_t len, json_error_t *err, int reject_dups, size_t from, int *pieces)
 {
     *pieces = 1;
-    size_t cut = from < len ? find_cut(text, len, from) : 0;
     const char *first = text;
-    while (first < text + len && (*first == ' ' || *first == '\n' || *first == '\r' || *first == '\t')) first++;
+    while (first < text + len && is_ws(*first)) first++;
+    size_t cut = from < len ? find_cut(text, len, from, 0, NULL, 0) : 0;
     if (!cut || first == text + len || (*first != '{' && *first != '['))
         return load_whole(text, len, err, reject_dups);
-    struct tail t = {.text = text, .len = len, .start = cut, .reject_dups = reject_dups};
+    struct tail t = {.text = text, .len = len, .reject_dups = reject_dups};
     t.stack[t.depth++] = *first;
     if (*first == '{') t.stack[t.depth++] = '[';
+    /* The pieces: the rest cut again near equal shares, before elements
+     * whose first key is the first cut's. */
+    const char *key;
+    size_t klen = first_key(text, len, cut, &key);
+    t.piece[t.n++].start = cut;
+    for (size_t k = 1; k < PIECES && klen; k++) {
+        size_t at = find_cut(text, len, cut + (len - cut) * k / PIECES, t.piece[t.n - 1].start, key, klen);
+        if (at > t.piece[t.n - 1].start) {
+            t.piece[t.n - 1].stop = at;
+            t.piece[t.n++].start = at;
+        }
+    }
     hr_par_request_begin();
-    hr_par_spawn(&t.job, tail_run, &t);
+    hr_par_spawn(&t.job, t.n, piece_run, &t);
     char stack[HR_JSON_MAX_DEPTH];
     size_t depth = 0;
     json_t *root = NULL;
     struct builder b = {.p = text, .end = text + len, .reject_dups = reject_dups, .join = text + cut, .tail = &t};
-    int ok = hr_json_scan_until(text, cut, stack, &depth) == 0 && depth == t.depth && !memcmp(stack, t.stack, depth);
+    int ok = hr_json_scan_part(text, 0, cut, NULL, 0, stack, &depth) == 0 && depth == t.depth &&
+             !memcmp(stack, t.stack, depth);
     if (ok) {
         skip_ws(&b);
         int pooled = hr_json_pool_begin();
@@ -289,13 +361,13 @@ static json_t *load_split(const char *text, size_t len, json_error_t *err, int r
         if (pooled) hr_json_pool_end();
         ok = root && !b.failed && !b.dup_key && b.joined;
     }
-    if (!b.joined && !hr_par_cancel(&t.job)) hr_par_join(&t.job);
+    if (!b.joined) hr_par_cancel(&t.job);
     hr_par_request_end();
     free(b.scratch);
     free(b.dup_key);
-    json_decref(t.elems);
+    for (size_t i = 0; i < t.n; i++) json_decref(t.piece[i].elems);
     if (ok) {
-        *pieces = 2;
+        *pieces = (int)t.n + 1;
         return root;
     }
     json_decref(root);

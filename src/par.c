@@ -129,35 +129,32 @@ void hr_par_for(size_t n, hr_par_fn fn, void *ctx)
     finish(&j);
 }
 
-void hr_par_spawn(struct hr_par_job *job, hr_par_fn fn, void *ctx)
+void hr_par_spawn(struct hr_par_job *job, size_t n, hr_par_fn fn, void *ctx)
 {
-    *job = (struct hr_par_job){.fn = fn, .ctx = ctx, .n = 1};
-    if (!pool_busy()) offer(job, 0);
-}
-
-int hr_par_cancel(struct hr_par_job *job)
-{
-    int dropped = !job->pooled;
-    if (job->pooled) {
-        pthread_mutex_lock(&lock);
-        if ((dropped = job->next == 0)) {
-            if (job->queued) dequeue(job);
-            job->pooled = 0;
-        }
-        pthread_mutex_unlock(&lock);
-        if (dropped) pthread_cond_destroy(&job->finished);
-    }
-    if (dropped) job->done = job->n; /* a later join has nothing to run */
-    return dropped;
+    *job = (struct hr_par_job){.fn = fn, .ctx = ctx, .n = n};
+    if (n && !pool_busy()) offer(job, 0);
 }
 
 void hr_par_join(struct hr_par_job *job)
 {
-    if (job->pooled) finish(job);
-    else if (!job->done) {
-        job->fn(job->ctx, 0);
-        job->done = 1;
+    if (job->pooled) {
+        finish(job);
+        return;
     }
+    for (; job->next < job->n; job->next++) job->fn(job->ctx, job->next);
+}
+
+void hr_par_cancel(struct hr_par_job *job)
+{
+    if (job->pooled) {
+        pthread_mutex_lock(&lock);
+        job->done += job->n - job->next; /* what no helper has started never runs */
+        job->next = job->n;
+        if (job->queued) dequeue(job);
+        pthread_mutex_unlock(&lock);
+        finish(job);
+    }
+    job->next = job->n;
 }
 
 int hr_par_start(unsigned helpers)

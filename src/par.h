@@ -38,18 +38,18 @@ unsigned hr_par_helpers(void);
  * helpers: then every thread the pool may use is already busy. */
 void hr_par_for(size_t n, hr_par_fn fn, void *ctx);
 
-/* fn(ctx, 0) on an idle helper while the caller goes on with other work:
- * hr_par_spawn offers it to the pool (under the same rule as hr_par_for)
- * and returns at once; hr_par_join returns when it has run. A call no
- * helper has started by then runs in hr_par_join, on the caller, so the
- * caller waits only for a call a helper has already started. Every spawn
- * is joined, by the thread that spawned it. */
-void hr_par_spawn(struct hr_par_job *job, hr_par_fn fn, void *ctx);
+/* fn(ctx, i) for i in [0, n), in that order, on idle helpers while the
+ * caller goes on with other work: hr_par_spawn offers the calls to the pool
+ * (under the same rule as hr_par_for) and returns at once; hr_par_join
+ * runs there, on the caller, the calls no helper has started, and returns
+ * when all have run: the caller waits only for calls a helper has already
+ * started. hr_par_cancel instead of hr_par_join when the results are no
+ * longer wanted: the calls no helper has started never run, and it returns
+ * when the started ones have. Every spawn is joined or cancelled by the
+ * thread that spawned it. */
+void hr_par_spawn(struct hr_par_job *job, size_t n, hr_par_fn fn, void *ctx);
 void hr_par_join(struct hr_par_job *job);
-/* Instead of hr_par_join, when the result is no longer wanted: returns 1
- * when no helper had started the call (it never runs), 0 when one has
- * (hr_par_join must still follow). */
-int hr_par_cancel(struct hr_par_job *job);
+void hr_par_cancel(struct hr_par_job *job);
 
 /* Bracket the compression of one request (the pipeline does). */
 void hr_par_request_begin(void);

@@ -54,7 +54,7 @@ static int split_same(const char *what, const char *text, size_t len, int strict
                        : !got && !strcmp(e1.text, e2.text) && e1.line == e2.line && e1.column == e2.column &&
                              e1.position == e2.position;
         if (!same && !bad++) first_bad = from;
-        two += pieces == 2;
+        two += pieces > 1;
         free(have);
         json_decref(got);
     }
@@ -174,7 +174,7 @@ static void split_tests(int two_wanted)
     int pieces = 0;
     json_t *a = hr_json_load_split(big, blen, &e, 1, blen / 2, &pieces), *b = json_loadb(big, blen, 0, &e);
     char *da = dump(a), *db = dump(b);
-    ok(da && db && !strcmp(da, db) && pieces == 2, "a %zu KB agent request: two pieces, jansson's tree", blen / 1024);
+    ok(da && db && !strcmp(da, db) && pieces == 5, "a %zu KB agent request: five pieces, jansson's tree", blen / 1024);
     free(da);
     free(db);
     json_decref(a);
