@@ -3,10 +3,12 @@
  * time (~110 MB/s); here a string without escapes is one memcpy, so a 1 MB
  * agent request parses in about a millisecond. No validation happens in
  * this file: hr_json_scan has accepted the text exactly as jansson would. */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include "json_load.h"
 #include "json_pool.h"
 #include "json_scan.h"
@@ -28,6 +30,7 @@ struct builder {
     const char *join; /* load_split: where the pieces' elements start */
     struct tail *tail;
     int joined;
+    double t0;        /* when the caller started (µs) */
 };
 
 static void skip_ws(struct builder *b)
@@ -185,49 +188,83 @@ static json_t *load_whole(const char *text, size_t len, json_error_t *err, int r
  * A megabyte agent request is one big array ("messages", "input") of
  * elements tens of KB each. The text is cut where elements of an array
  * that is a member of the root start (guessed from the bytes around each
- * cut, checked below): the caller scans and builds the text before the
- * first cut, while the pool's helpers take the pieces between the cuts,
- * in order, each scanning its piece and building the elements in it; once
- * at the first cut, the caller takes the pieces no helper has started, and
- * then the elements of them all, in order. The scanner checks the guesses:
- * each piece must end exactly where an element of the same array is due
+ * cut, checked below). The caller scans and builds the text before the
+ * first cut while a helper takes the pieces between the cuts from the
+ * front, each scanning its piece and building the elements in it; at the
+ * first cut the caller takes the pieces left from the back, then the
+ * elements of them all, in order. The scanner checks the guesses: each
+ * piece must end exactly where an element of the same array is due
  * (hr_json_scan_part), so the pieces accept what one scan of the whole
- * accepts. A helper that is slow to wake, or is preempted, costs at most
- * the piece it holds. Anything else — a wrong guess, bad text, a
- * duplicate key anywhere, no memory — falls back to the one-piece load,
- * which gives today's tree or today's error, byte for byte. */
-#define PIECES 4 /* after the caller's: a helper late by a piece's time still helps */
+ * accepts. Anything else — a wrong guess, bad text, a duplicate key
+ * anywhere, no memory — falls back to the one-piece load, which gives
+ * today's tree or today's error, byte for byte.
+ *
+ * The caller never waits on this shared host's run queues for a helper
+ * that was preempted or woke late: a piece the helper holds past twice the
+ * time the caller would take for it is built again by the caller, and the
+ * helper's copy thrown away. So the helper reads its own copy of the text
+ * after the first cut and owns half of `struct tail`: whichever of the two
+ * lets go last frees it. */
+#define PIECES 4 /* after the caller's: what a late helper holds up is small */
 
-struct piece {
-    size_t start, stop; /* stop 0: the last, to the end of the text */
-    json_t *elems;      /* the array's elements in [start, stop) */
-    const char *after;  /* the last piece: just past the array's closing bracket */
+enum { FREE, HELPER, CALLER, DONE }; /* who has a piece */
+
+struct built {
+    json_t *elems;        /* the array's elements in [start, stop) */
+    size_t after;         /* the last piece: just past the array's closing bracket */
     int ok;
 };
 
+struct piece {
+    size_t start, stop;   /* stop 0: the last, to the end of the text */
+    atomic_int state;
+    _Atomic double taken; /* when the helper took it (µs) */
+    struct built mine, its; /* the caller's build, the helper's (read once DONE) */
+};
+
 struct tail {
-    const char *text;
-    size_t len;
-    char stack[2]; /* the containers open at every cut, guessed: root, array */
+    atomic_int refs;      /* the caller and the posted call */
+    char *copy;           /* text[cut..len), the helper's */
+    size_t cut, len;
+    char stack[2];        /* the containers open at every cut, guessed: root, array */
     size_t depth;
     int reject_dups;
-    struct hr_par_job job;
     size_t n;
     struct piece piece[PIECES];
 };
 
-static void piece_run(void *arg, size_t i)
+static double now_us(void)
 {
-    struct tail *t = arg;
-    struct piece *pc = &t->piece[i];
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static void tail_release(struct tail *t)
+{
+    if (atomic_fetch_sub(&t->refs, 1) != 1) return;
+    for (size_t i = 0; i < t->n; i++) {
+        json_decref(t->piece[i].mine.elems);
+        json_decref(t->piece[i].its.elems);
+    }
+    free(t->copy);
+    free(t);
+}
+
+/* Scan piece `pc` and build its elements into *out: `text` is the whole
+ * text (shift 0) or the helper's copy of it from t->cut on (shift t->cut). */
+static void piece_build(const struct tail *t, const struct piece *pc, const char *text, size_t shift,
+                        struct built *out)
+{
     char stack[HR_JSON_MAX_DEPTH];
-    size_t depth = 0;
-    if (pc->stop ? hr_json_scan_part(t->text, pc->start, pc->stop, t->stack, t->depth, stack, &depth) ||
+    size_t depth = 0, start = pc->start - shift, len = t->len - shift;
+    out->ok = 0;
+    if (pc->stop ? hr_json_scan_part(text, start, pc->stop - shift, t->stack, t->depth, stack, &depth) ||
                        depth != t->depth || memcmp(stack, t->stack, depth)
-                 : hr_json_scan_part(t->text, pc->start, t->len, t->stack, t->depth, NULL, NULL))
+                 : hr_json_scan_part(text, start, len, t->stack, t->depth, NULL, NULL))
         return;
-    struct builder b = {.p = t->text + pc->start, .end = t->text + t->len, .reject_dups = t->reject_dups};
-    const char *stop = pc->stop ? t->text + pc->stop : NULL;
+    struct builder b = {.p = text + start, .end = text + len, .reject_dups = t->reject_dups};
+    const char *stop = pc->stop ? text + pc->stop - shift : NULL;
     int pooled = hr_json_pool_begin();
     json_t *a = json_array();
     skip_ws(&b);
@@ -236,33 +273,79 @@ static void piece_run(void *arg, size_t i)
         if (!v || json_array_append_new(a, v)) break;
         skip_ws(&b);
         if (*b.p++ == ']') { /* the array ends: in the last piece only */
-            pc->ok = !stop && !b.dup_key;
+            out->ok = !stop && !b.dup_key;
             break;
         }
         skip_ws(&b);
         if (b.p == stop) {
-            pc->ok = !b.dup_key;
+            out->ok = !b.dup_key;
             break;
         }
     }
     if (pooled) hr_json_pool_end();
     free(b.scratch);
     free(b.dup_key);
-    pc->elems = a;
-    pc->after = b.p;
+    out->elems = a;
+    out->after = (size_t)(b.p - text) + shift;
 }
 
+/* The posted call: the pieces from the front, while they are free. */
+static void helper_pieces(void *arg, size_t unused)
+{
+    (void)unused;
+    struct tail *t = arg;
+    for (size_t i = 0; i < t->n; i++) {
+        struct piece *pc = &t->piece[i];
+        int expect = FREE;
+        if (!atomic_compare_exchange_strong(&pc->state, &expect, HELPER)) break; /* the caller's from here */
+        atomic_store(&pc->taken, now_us());
+        piece_build(t, pc, t->copy, t->cut, &pc->its);
+        expect = HELPER;
+        if (!atomic_compare_exchange_strong(&pc->state, &expect, DONE)) { /* the caller built it again */
+            json_decref(pc->its.elems);
+            pc->its.elems = NULL;
+        }
+    }
+    tail_release(t);
+}
+
+/* The caller's part after the first cut: the free pieces from the back,
+ * then each one the helper holds, waited for while it could still be
+ * running ahead of the caller, else built here too. `us_per_byte` is the
+ * caller's own pace. */
+static void caller_pieces(struct tail *t, const char *text, double us_per_byte)
+{
+    for (size_t i = t->n; i-- > 0;) {
+        struct piece *pc = &t->piece[i];
+        int expect = FREE;
+        if (atomic_compare_exchange_strong(&pc->state, &expect, CALLER)) piece_build(t, pc, text, 0, &pc->mine);
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        struct piece *pc = &t->piece[i];
+        if (atomic_load(&pc->state) != HELPER) continue;
+        size_t bytes = (pc->stop ? pc->stop : t->len) - pc->start;
+        double deadline = atomic_load(&pc->taken) + 2 * us_per_byte * (double)bytes;
+        while (atomic_load(&pc->state) == HELPER && now_us() < deadline) continue;
+        int expect = HELPER;
+        if (atomic_compare_exchange_strong(&pc->state, &expect, CALLER)) piece_build(t, pc, text, 0, &pc->mine);
+    }
+}
+
+/* Every piece's elements in order after the caller's, at the first cut. */
 static int join_tail(struct builder *b, json_t *a)
 {
     struct tail *t = b->tail;
-    hr_par_join(&t->job);
+    caller_pieces(t, b->join - t->cut, (now_us() - b->t0) / (double)t->cut);
     b->joined = 1;
-    for (size_t i = 0; i < t->n; i++)
-        if (!t->piece[i].ok || json_array_extend(a, t->piece[i].elems)) {
+    const struct built *got = NULL;
+    for (size_t i = 0; i < t->n; i++) {
+        got = atomic_load(&t->piece[i].state) == DONE ? &t->piece[i].its : &t->piece[i].mine;
+        if (!got->ok || json_array_extend(a, got->elems)) {
             b->failed = 1;
             return -1;
         }
-    b->p = t->piece[t->n - 1].after;
+    }
+    b->p = b->join - t->cut + got->after;
     return 0;
 }
 
@@ -326,34 +409,44 @@ static size_t find_cut(const char *text, size_t len, size_t from, size_t after, 
 static json_t *load_split(const char *text, size_t len, json_error_t *err, int reject_dups, size_t from, int *pieces)
 {
     *pieces = 1;
+    double t0 = now_us();
     const char *first = text;
     while (first < text + len && is_ws(*first)) first++;
     size_t cut = from < len ? find_cut(text, len, from, 0, NULL, 0) : 0;
-    if (!cut || first == text + len || (*first != '{' && *first != '['))
+    struct tail *t = cut && first < text + len && (*first == '{' || *first == '[') ? calloc(1, sizeof *t) : NULL;
+    if (t) t->copy = malloc(len - cut);
+    if (!t || !t->copy) {
+        free(t);
         return load_whole(text, len, err, reject_dups);
-    struct tail t = {.text = text, .len = len, .reject_dups = reject_dups};
-    t.stack[t.depth++] = *first;
-    if (*first == '{') t.stack[t.depth++] = '[';
+    }
+    memcpy(t->copy, text + cut, len - cut);
+    t->cut = cut;
+    t->len = len;
+    t->reject_dups = reject_dups;
+    t->stack[t->depth++] = *first;
+    if (*first == '{') t->stack[t->depth++] = '[';
     /* The pieces: the rest cut again near equal shares, before elements
      * whose first key is the first cut's. */
     const char *key;
     size_t klen = first_key(text, len, cut, &key);
-    t.piece[t.n++].start = cut;
+    t->piece[t->n++].start = cut;
     for (size_t k = 1; k < PIECES && klen; k++) {
-        size_t at = find_cut(text, len, cut + (len - cut) * k / PIECES, t.piece[t.n - 1].start, key, klen);
-        if (at > t.piece[t.n - 1].start) {
-            t.piece[t.n - 1].stop = at;
-            t.piece[t.n++].start = at;
+        size_t at = find_cut(text, len, cut + (len - cut) * k / PIECES, t->piece[t->n - 1].start, key, klen);
+        if (at > t->piece[t->n - 1].start) {
+            t->piece[t->n - 1].stop = at;
+            t->piece[t->n++].start = at;
         }
     }
+    atomic_store(&t->refs, 2);
     hr_par_request_begin();
-    hr_par_spawn(&t.job, t.n, piece_run, &t);
+    if (hr_par_post(helper_pieces, t)) atomic_store(&t->refs, 1); /* no helper: all the caller's */
     char stack[HR_JSON_MAX_DEPTH];
     size_t depth = 0;
     json_t *root = NULL;
-    struct builder b = {.p = text, .end = text + len, .reject_dups = reject_dups, .join = text + cut, .tail = &t};
-    int ok = hr_json_scan_part(text, 0, cut, NULL, 0, stack, &depth) == 0 && depth == t.depth &&
-             !memcmp(stack, t.stack, depth);
+    struct builder b = {.p = text, .end = text + len, .reject_dups = reject_dups, .join = text + cut, .tail = t,
+                        .t0 = t0};
+    int ok = hr_json_scan_part(text, 0, cut, NULL, 0, stack, &depth) == 0 && depth == t->depth &&
+             !memcmp(stack, t->stack, depth);
     if (ok) {
         skip_ws(&b);
         int pooled = hr_json_pool_begin();
@@ -361,15 +454,20 @@ static json_t *load_split(const char *text, size_t len, json_error_t *err, int r
         if (pooled) hr_json_pool_end();
         ok = root && !b.failed && !b.dup_key && b.joined;
     }
-    if (!b.joined) hr_par_cancel(&t.job);
+    if (!b.joined) /* the pieces are not wanted: none is started now, the helper's are its to drop */
+        for (size_t i = 0; i < t->n; i++) {
+            int expect = FREE;
+            if (!atomic_compare_exchange_strong(&t->piece[i].state, &expect, CALLER)) {
+                expect = HELPER;
+                atomic_compare_exchange_strong(&t->piece[i].state, &expect, CALLER);
+            }
+        }
     hr_par_request_end();
     free(b.scratch);
     free(b.dup_key);
-    for (size_t i = 0; i < t.n; i++) json_decref(t.piece[i].elems);
-    if (ok) {
-        *pieces = (int)t.n + 1;
-        return root;
-    }
+    if (ok) *pieces = (int)t->n + 1;
+    tail_release(t);
+    if (ok) return root;
     json_decref(root);
     return load_whole(text, len, err, reject_dups); /* and its verdict, as without the split */
 }

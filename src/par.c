@@ -10,9 +10,20 @@
 #include "bg_thread.h"
 #include "par.h"
 
+struct job {
+    hr_par_fn fn;
+    void *ctx;
+    size_t n, next, done;
+    unsigned holders;         /* helpers working on this job now */
+    pthread_cond_t finished;  /* done == n and holders == 0 */
+    struct job *queue_next;
+    int queued;
+    int posted;               /* hr_par_post's: on the heap, freed once run */
+};
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work = PTHREAD_COND_INITIALIZER;
-static struct hr_par_job *queue;     /* jobs with unclaimed items, oldest first */
+static struct job *queue;     /* jobs with unclaimed items, oldest first */
 static pthread_t *threads;
 static unsigned n_threads;
 static int stopping;
@@ -40,9 +51,9 @@ static void steer_helpers(void)
     atomic_store_explicit(&avoided, cpu, memory_order_relaxed);
 }
 
-static void dequeue(struct hr_par_job *j)
+static void dequeue(struct job *j)
 {
-    for (struct hr_par_job **p = &queue; *p; p = &(*p)->queue_next)
+    for (struct job **p = &queue; *p; p = &(*p)->queue_next)
         if (*p == j) {
             *p = j->queue_next;
             break;
@@ -52,7 +63,7 @@ static void dequeue(struct hr_par_job *j)
 
 /* Claim and run items of `j` until none is left. Called with the lock held;
  * returns with it held. */
-static void run_items(struct hr_par_job *j)
+static void run_items(struct job *j)
 {
     while (j->next < j->n) {
         size_t i = j->next++;
@@ -60,7 +71,7 @@ static void run_items(struct hr_par_job *j)
         pthread_mutex_unlock(&lock);
         j->fn(j->ctx, i);
         pthread_mutex_lock(&lock);
-        if (++j->done == j->n) pthread_cond_broadcast(&j->finished);
+        if (++j->done == j->n && !j->posted) pthread_cond_broadcast(&j->finished);
     }
 }
 
@@ -73,48 +84,39 @@ static void *helper_main(void *arg)
     for (;;) {
         while (!stopping && !queue) pthread_cond_wait(&work, &lock);
         if (stopping) break;
-        struct hr_par_job *j = queue;
+        struct job *j = queue;
         j->holders++;
         run_items(j);
-        if (--j->holders == 0 && j->done == j->n) pthread_cond_broadcast(&j->finished);
+        if (--j->holders == 0 && j->done == j->n) {
+            if (j->posted) free(j); /* no one waits for it */
+            else pthread_cond_broadcast(&j->finished);
+        }
     }
     pthread_mutex_unlock(&lock);
     return NULL;
 }
 
 /* With as many requests being compressed as there are threads, every
- * core is busy: a helper would only take a core from another request,
- * and a preempted helper would hold up this one. */
+ * core is busy: a helper would only take a core from another request, and
+ * a preempted helper would hold up this one. */
 static int pool_busy(void)
 {
     return n_threads == 0 || atomic_load_explicit(&compressing, memory_order_relaxed) > (int)n_threads;
 }
 
-/* Queue `j` and wake a helper for each of its items beyond `own` (the ones
- * the caller takes itself first). */
-static void offer(struct hr_par_job *j, size_t own)
+int hr_par_post(hr_par_fn fn, void *ctx)
 {
+    struct job *j = pool_busy() ? NULL : calloc(1, sizeof *j);
+    if (!j) return -1;
+    *j = (struct job){.fn = fn, .ctx = ctx, .n = 1, .queued = 1, .posted = 1};
     steer_helpers();
-    pthread_cond_init(&j->finished, NULL);
-    j->pooled = 1;
-    j->queued = 1;
     pthread_mutex_lock(&lock);
-    struct hr_par_job **tail = &queue;
+    struct job **tail = &queue;
     while (*tail) tail = &(*tail)->queue_next;
     *tail = j;
-    for (size_t k = own; k < j->n && k - own < n_threads; k++) pthread_cond_signal(&work);
+    pthread_cond_signal(&work);
     pthread_mutex_unlock(&lock);
-}
-
-/* Run what is left of `j` here, then wait for the items helpers hold. */
-static void finish(struct hr_par_job *j)
-{
-    pthread_mutex_lock(&lock);
-    run_items(j);
-    while (j->done < j->n || j->holders) pthread_cond_wait(&j->finished, &lock);
-    if (j->queued) dequeue(j);
-    pthread_mutex_unlock(&lock);
-    pthread_cond_destroy(&j->finished);
+    return 0;
 }
 
 void hr_par_for(size_t n, hr_par_fn fn, void *ctx)
@@ -124,37 +126,20 @@ void hr_par_for(size_t n, hr_par_fn fn, void *ctx)
         for (size_t i = 0; i < n; i++) fn(ctx, i);
         return;
     }
-    struct hr_par_job j = {.fn = fn, .ctx = ctx, .n = n};
-    offer(&j, 1); /* one wake per item the caller will not take itself */
-    finish(&j);
-}
-
-void hr_par_spawn(struct hr_par_job *job, size_t n, hr_par_fn fn, void *ctx)
-{
-    *job = (struct hr_par_job){.fn = fn, .ctx = ctx, .n = n};
-    if (n && !pool_busy()) offer(job, 0);
-}
-
-void hr_par_join(struct hr_par_job *job)
-{
-    if (job->pooled) {
-        finish(job);
-        return;
-    }
-    for (; job->next < job->n; job->next++) job->fn(job->ctx, job->next);
-}
-
-void hr_par_cancel(struct hr_par_job *job)
-{
-    if (job->pooled) {
-        pthread_mutex_lock(&lock);
-        job->done += job->n - job->next; /* what no helper has started never runs */
-        job->next = job->n;
-        if (job->queued) dequeue(job);
-        pthread_mutex_unlock(&lock);
-        finish(job);
-    }
-    job->next = job->n;
+    steer_helpers();
+    struct job j = {.fn = fn, .ctx = ctx, .n = n, .queued = 1};
+    pthread_cond_init(&j.finished, NULL);
+    pthread_mutex_lock(&lock);
+    struct job **tail = &queue;
+    while (*tail) tail = &(*tail)->queue_next;
+    *tail = &j;
+    /* One wake per item the caller will not take itself. */
+    for (size_t k = 1; k < n && k <= n_threads; k++) pthread_cond_signal(&work);
+    run_items(&j);
+    while (j.done < j.n || j.holders) pthread_cond_wait(&j.finished, &lock);
+    if (j.queued) dequeue(&j);
+    pthread_mutex_unlock(&lock);
+    pthread_cond_destroy(&j.finished);
 }
 
 int hr_par_start(unsigned helpers)
@@ -179,6 +164,13 @@ void hr_par_stop(void)
     pthread_cond_broadcast(&work);
     pthread_mutex_unlock(&lock);
     for (unsigned i = 0; i < n_threads; i++) pthread_join(threads[i], NULL);
+    /* Posted calls no helper took still run: their callers count on it. */
+    while (queue) {
+        struct job *j = queue;
+        queue = j->queue_next;
+        j->fn(j->ctx, 0);
+        free(j);
+    }
     free(threads);
     threads = NULL;
     n_threads = 0;

@@ -5,23 +5,9 @@
  * a queue; the caller waits only for items a helper has already started. */
 #ifndef HR_PAR_H
 #define HR_PAR_H
-#include <pthread.h>
 #include <stddef.h>
 
 typedef void (*hr_par_fn)(void *ctx, size_t i);
-
-/* One call of hr_par_for, or one hr_par_spawn: lives on its caller's stack.
- * The fields are par.c's. */
-struct hr_par_job {
-    hr_par_fn fn;
-    void *ctx;
-    size_t n, next, done;
-    unsigned holders;         /* helpers working on this job now */
-    pthread_cond_t finished;  /* done == n and holders == 0 */
-    struct hr_par_job *queue_next;
-    int queued;
-    int pooled;               /* in the pool's queue once (hr_par_spawn) */
-};
 
 /* Start `helpers` helper threads (0 = none: hr_par_for runs inline).
  * Returns 0, or -1 when no thread could be started (then none run). */
@@ -38,18 +24,11 @@ unsigned hr_par_helpers(void);
  * helpers: then every thread the pool may use is already busy. */
 void hr_par_for(size_t n, hr_par_fn fn, void *ctx);
 
-/* fn(ctx, i) for i in [0, n), in that order, on idle helpers while the
- * caller goes on with other work: hr_par_spawn offers the calls to the pool
- * (under the same rule as hr_par_for) and returns at once; hr_par_join
- * runs there, on the caller, the calls no helper has started, and returns
- * when all have run: the caller waits only for calls a helper has already
- * started. hr_par_cancel instead of hr_par_join when the results are no
- * longer wanted: the calls no helper has started never run, and it returns
- * when the started ones have. Every spawn is joined or cancelled by the
- * thread that spawned it. */
-void hr_par_spawn(struct hr_par_job *job, size_t n, hr_par_fn fn, void *ctx);
-void hr_par_join(struct hr_par_job *job);
-void hr_par_cancel(struct hr_par_job *job);
+/* fn(ctx, 0) on a helper, when one is free, while the caller goes on: it
+ * is never waited for (fn owns what it touches; hr_par_stop runs it if no
+ * helper did). Returns -1, and nothing runs, when the pool has no helper or
+ * would run hr_par_for inline (or out of memory). */
+int hr_par_post(hr_par_fn fn, void *ctx);
 
 /* Bracket the compression of one request (the pipeline does). */
 void hr_par_request_begin(void);
