@@ -494,21 +494,8 @@ static int keys_dup(const char *text, struct key *v, size_t n)
 
 /* ------------------------------------------------------------------ scanner */
 
-/* Where a split scan starts or stops (hr_json_scan_until, hr_json_scan_from):
- * an element of an array is due, with these containers open. NULL for a
- * whole document. */
-struct split {
-    int resume;       /* start at `start`, where an element is due, with stack[0..depth) open */
-    size_t start;
-    const char *stack; /* brackets, outermost first */
-    size_t depth;
-    int stop;         /* stop where the text ends, if an element is due there */
-    char *stop_stack; /* ... writing the containers open there */
-    size_t stop_depth;
-};
-
-static int scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info, struct hr_json_error *err,
-                struct split *sp)
+int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info,
+                 struct hr_json_error *err)
 {
     const unsigned char *const base = (const unsigned char *)text, *const end = base + len;
     int ws = 0;
@@ -532,18 +519,6 @@ static int scan(const char *text, size_t len, unsigned flags, struct hr_json_inf
 
     if (info)
         memset(info, 0, sizeof *info);
-    if (sp && sp->resume) { /* the caller vouches for what precedes */
-        for (; d < sp->depth; d++) {
-            kind[d] = (unsigned char)sp->stack[d];
-            if (kind[d] == '{') {
-                key_base[d] = 0;
-                key_bits[d] = 0;
-                key_clash[d] = 0;
-            }
-        }
-        p = skip_ws(base + sp->start, end, &ws);
-        goto value;
-    }
     if (p == end || (*p != '[' && *p != '{')) {
         msg = "'[' or '{' expected";
         goto fail;
@@ -555,13 +530,6 @@ static int scan(const char *text, size_t len, unsigned flags, struct hr_json_inf
 value:
     /* p is at a non-space byte where a value must start; d containers are open. */
     if (p == end) {
-        if (sp && sp->stop && kind[d - 1] == '[') { /* where hr_json_scan_part was to stop */
-            for (size_t i = 0; i < d; i++)
-                sp->stop_stack[i] = (char)kind[i];
-            sp->stop_depth = d;
-            rc = 0;
-            goto out;
-        }
         msg = "premature end of input (value expected)";
         goto fail;
     }
@@ -762,25 +730,6 @@ fail:
 out:
     if (keys.v != keys.stack)
         free(keys.v);
-    return rc;
-}
-
-int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info,
-                 struct hr_json_error *err)
-{
-    return scan(text, len, flags, info, err, NULL);
-}
-
-int hr_json_scan_part(const char *text, size_t start, size_t end, const char *stack, size_t depth, char *stop_stack,
-                      size_t *stop_depth)
-{
-    if (depth > HR_JSON_MAX_DEPTH || start > end || (depth ? stack[depth - 1] != '[' : start != 0))
-        return EINVAL_;
-    struct split sp = {.start = start, .stack = (char *)stack, .depth = depth, .stop = stop_stack != NULL,
-                       .resume = depth > 0, .stop_stack = stop_stack};
-    int rc = scan(text, end, 0, NULL, NULL, &sp);
-    if (!rc && stop_depth)
-        *stop_depth = sp.stop_depth;
     return rc;
 }
 

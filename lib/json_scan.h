@@ -36,20 +36,6 @@ struct hr_json_error {
 int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info,
                  struct hr_json_error *err);
 
-/* A document scanned in pieces, on several threads (src/json_load.c): the
- * pieces meet where an element of an array starts, and together they
- * accept exactly what hr_json_scan (flags 0) accepts on the whole. Scans
- * text[start..end): from the start of the document when depth is 0, else
- * as the rest of one whose open containers are stack[0..depth) (brackets,
- * outermost first, the innermost an array) with an element due at
- * `start`. With stop_stack NULL the document must end at `end`; otherwise
- * an element of an array must be due at `end` (the text may go on there),
- * and the containers open there are written to stop_stack[0..*stop_depth)
- * (HR_JSON_MAX_DEPTH bytes). Returns 0, -22 (bad text, or `end` is not
- * where an element starts: inside a string, say) or -12. */
-int hr_json_scan_part(const char *text, size_t start, size_t end, const char *stack, size_t depth, char *stop_stack,
-                      size_t *stop_depth);
-
 /* Decode the body of a string (between its quotes) that hr_json_scan accepted into
  * `out`, which must hold `len` bytes (decoding never grows). Returns the decoded length. */
 size_t hr_json_unescape(const char *s, size_t len, char *out);

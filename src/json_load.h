@@ -18,11 +18,4 @@ json_t *hr_json_load(const char *text, size_t len, json_error_t *err);
  * JSON_REJECT_DUPLICATES: a request whose meaning depends on which copy a
  * parser keeps is refused rather than read differently here and upstream. */
 json_t *hr_json_load_strict(const char *text, size_t len, json_error_t *err);
-/* Both parse a body of 256 KB or more in pieces, on the caller and the
- * compress helpers (src/par.c), when the pool has one: same tree, same
- * errors. This is that parse forced, whatever the length and the pool, with
- * the first cut searched from byte `from` (for the tests: strict is
- * hr_json_load_strict's rule; *pieces is how many pieces the tree came
- * from, 1 when the one-piece parse made it). */
-json_t *hr_json_load_split(const char *text, size_t len, json_error_t *err, int strict, size_t from, int *pieces);
 #endif

@@ -18,7 +18,6 @@ struct job {
     pthread_cond_t finished;  /* done == n and holders == 0 */
     struct job *queue_next;
     int queued;
-    int posted;               /* hr_par_post's: on the heap, freed once run */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -71,7 +70,7 @@ static void run_items(struct job *j)
         pthread_mutex_unlock(&lock);
         j->fn(j->ctx, i);
         pthread_mutex_lock(&lock);
-        if (++j->done == j->n && !j->posted) pthread_cond_broadcast(&j->finished);
+        if (++j->done == j->n) pthread_cond_broadcast(&j->finished);
     }
 }
 
@@ -87,42 +86,19 @@ static void *helper_main(void *arg)
         struct job *j = queue;
         j->holders++;
         run_items(j);
-        if (--j->holders == 0 && j->done == j->n) {
-            if (j->posted) free(j); /* no one waits for it */
-            else pthread_cond_broadcast(&j->finished);
-        }
+        if (--j->holders == 0 && j->done == j->n) pthread_cond_broadcast(&j->finished);
     }
     pthread_mutex_unlock(&lock);
     return NULL;
 }
 
-/* With as many requests being compressed as there are threads, every
- * core is busy: a helper would only take a core from another request, and
- * a preempted helper would hold up this one. */
-static int pool_busy(void)
-{
-    return n_threads == 0 || atomic_load_explicit(&compressing, memory_order_relaxed) > (int)n_threads;
-}
-
-int hr_par_post(hr_par_fn fn, void *ctx)
-{
-    struct job *j = pool_busy() ? NULL : calloc(1, sizeof *j);
-    if (!j) return -1;
-    *j = (struct job){.fn = fn, .ctx = ctx, .n = 1, .queued = 1, .posted = 1};
-    steer_helpers();
-    pthread_mutex_lock(&lock);
-    struct job **tail = &queue;
-    while (*tail) tail = &(*tail)->queue_next;
-    *tail = j;
-    pthread_cond_signal(&work);
-    pthread_mutex_unlock(&lock);
-    return 0;
-}
-
 void hr_par_for(size_t n, hr_par_fn fn, void *ctx)
 {
     if (n == 0) return;
-    if (n == 1 || pool_busy()) {
+    /* With as many requests being compressed as there are threads, every
+     * core is busy: a helper would only take a core from another request,
+     * and a preempted helper would hold up this one. */
+    if (n == 1 || n_threads == 0 || atomic_load_explicit(&compressing, memory_order_relaxed) > (int)n_threads) {
         for (size_t i = 0; i < n; i++) fn(ctx, i);
         return;
     }
@@ -164,13 +140,6 @@ void hr_par_stop(void)
     pthread_cond_broadcast(&work);
     pthread_mutex_unlock(&lock);
     for (unsigned i = 0; i < n_threads; i++) pthread_join(threads[i], NULL);
-    /* Posted calls no helper took still run: their callers count on it. */
-    while (queue) {
-        struct job *j = queue;
-        queue = j->queue_next;
-        j->fn(j->ctx, 0);
-        free(j);
-    }
     free(threads);
     threads = NULL;
     n_threads = 0;

@@ -24,12 +24,6 @@ unsigned hr_par_helpers(void);
  * helpers: then every thread the pool may use is already busy. */
 void hr_par_for(size_t n, hr_par_fn fn, void *ctx);
 
-/* fn(ctx, 0) on a helper, when one is free, while the caller goes on: it
- * is never waited for (fn owns what it touches; hr_par_stop runs it if no
- * helper did). Returns -1, and nothing runs, when the pool has no helper or
- * would run hr_par_for inline (or out of memory). */
-int hr_par_post(hr_par_fn fn, void *ctx);
-
 /* Bracket the compression of one request (the pipeline does). */
 void hr_par_request_begin(void);
 void hr_par_request_end(void);
