@@ -157,11 +157,128 @@ static inline size_t utf8_seq(const unsigned char *p, const unsigned char *end)
     return 0;
 }
 
-/* p is just past an opening quote. Returns the position just past the closing quote,
- * or NULL with *msg set. *esc tells whether the body holds a backslash. */
-static const unsigned char *scan_string(const unsigned char *p, const unsigned char *end,
-                                        int *esc, const char **msg)
+/* ------------------------------------------------- decoding while scanning
+ * hr_json_scan_decode: a value string with escapes is decoded into d->buf
+ * by the same pass that validates it, so the tree builder copies it instead
+ * of reading it a second time (src/json_load.c). The text between escapes
+ * is copied in runs; `lit` is where the run not yet copied starts. */
+
+static size_t utf8_put(unsigned long cp, char *o);
+static inline size_t decode_escape(const char *s, size_t i, size_t len, char *out, size_t *o);
+
+static void *decoded_oom(struct hr_json_decoded *d)
 {
+    d->failed = 1; /* decoding stops; scanning goes on */
+    return NULL;
+}
+
+/* Room for `need` more bytes past d->used; NULL when out of memory. */
+static char *decoded_room(struct hr_json_decoded *d, size_t need)
+{
+    if (d->cap - d->used < need) {
+        size_t cap = d->cap * 2 > d->used + need ? d->cap * 2 : d->used + need + 4096;
+        char *b = realloc(d->buf, cap);
+        if (!b)
+            return decoded_oom(d);
+        d->buf = b;
+        d->cap = cap;
+    }
+    return d->buf + d->used;
+}
+
+/* The string whose body starts at s0 and whose decoded text is d->buf[off,
+ * d->used) ends at q: a NUL after it, and its entry in d->v. */
+static void decoded_push(struct hr_json_decoded *d, const unsigned char *s0, const unsigned char *q, size_t off)
+{
+    d->buf[d->used] = '\0';
+    if (d->n == d->cap_v) {
+        size_t cap = d->cap_v ? d->cap_v * 2 : 64;
+        struct hr_json_decoded_string *v = realloc(d->v, cap * sizeof *v);
+        if (!v) {
+            decoded_oom(d);
+            return;
+        }
+        d->v = v;
+        d->cap_v = cap;
+    }
+    d->v[d->n++] = (struct hr_json_decoded_string){(const char *)s0, (size_t)(q - s0), off, d->used - off};
+    d->used++;
+}
+
+/* Decoding in scan_string: the run of text before the escape (or closing
+ * quote) at q goes out, with room left for the escape's bytes. Kept in the
+ * caller's locals (ob, o, oc: buffer, length, capacity) so the compiler
+ * holds them in registers; dd becomes NULL when decoding stops (no memory). */
+#define DECODE_RUN(q)                                                                                    \
+    do {                                                                                                 \
+        size_t run_ = (size_t)((q) - lit);                                                               \
+        if (oc - o < run_ + BLOCK + 8) {                                                                 \
+            dd->used = o;                                                                                \
+            if (!decoded_room(dd, run_ + BLOCK + 8)) {                                                   \
+                dd = NULL;                                                                               \
+                ob = NULL;                                                                               \
+                break;                                                                                   \
+            }                                                                                            \
+            ob = dd->buf;                                                                                \
+            oc = dd->cap;                                                                                \
+        }                                                                                                \
+        if (run_ <= BLOCK && (size_t)(end - lit) >= BLOCK)                                               \
+            memcpy(ob + o, lit, BLOCK); /* one fixed-size copy: the bytes past run_ are overwritten next */ \
+        else                                                                                             \
+            memcpy(ob + o, lit, run_);                                                                   \
+        o += run_;                                                                                       \
+    } while (0)
+
+/* The escape at q, `n` bytes, validated. */
+#define DECODE_ESCAPE(q, n)                                                                              \
+    do {                                                                                                 \
+        if (!dd)                                                                                         \
+            break;                                                                                       \
+        if (!ob) {                                                                                       \
+            if (dd->failed) {                                                                            \
+                dd = NULL;                                                                               \
+                break;                                                                                   \
+            }                                                                                            \
+            ob = dd->buf;                                                                                \
+            off = o = dd->used;                                                                          \
+            oc = dd->cap;                                                                                \
+        }                                                                                                \
+        DECODE_RUN(q);                                                                                   \
+        if (!ob)                                                                                         \
+            break;                                                                                       \
+        if ((n) == 2) {                                                                                  \
+            ob[o++] = (char)simple_escape[(q)[1]];                                                       \
+        } else {                                                                                         \
+            size_t k_ = 0;                                                                               \
+            decode_escape((const char *)(q), 0, (n), ob + o, &k_);                                       \
+            o += k_;                                                                                     \
+        }                                                                                                \
+        lit = (q) + (n);                                                                                 \
+    } while (0)
+
+/* The closing quote at q. */
+#define DECODE_END(q)                                                                                    \
+    do {                                                                                                 \
+        if (!ob)                                                                                         \
+            break;                                                                                       \
+        DECODE_RUN(q);                                                                                   \
+        if (!ob)                                                                                         \
+            break;                                                                                       \
+        dd->used = o;                                                                                    \
+        decoded_push(dd, s0, (q), off);                                                                  \
+    } while (0)
+
+/* p is just past an opening quote, at s0 or later (s0..p holds no special byte).
+ * Returns the position just past the closing quote, or NULL with *msg set. *esc
+ * tells whether the body holds a backslash. With `d`, the body is decoded
+ * there when it holds one. */
+static const unsigned char *scan_string(const unsigned char *p, const unsigned char *end, int *esc,
+                                        const char **msg, const unsigned char *s0, struct hr_json_decoded *d)
+{
+    struct hr_json_decoded *dd = d;
+    const unsigned char *lit = s0;
+    char *ob = NULL; /* decoding this string: d's buffer, once it has an escape */
+    size_t o = 0, oc = 0, off = 0;
     for (;;) {
         while ((size_t)(end - p) >= BLOCK) {
             uint32_t m = block_special(p);
@@ -170,10 +287,13 @@ static const unsigned char *scan_string(const unsigned char *p, const unsigned c
              * cuts) goes to the careful path below, which reports errors. */
             while (m) {
                 unsigned k = (unsigned)__builtin_ctz(m), c = p[k];
-                if (c == '"')
+                if (c == '"') {
+                    DECODE_END(p + k);
                     return p + k + 1;
+                }
                 if (c == '\\' && k + 1 < BLOCK && simple_escape[p[k + 1]]) {
                     *esc = 1;
+                    DECODE_ESCAPE(p + k, 2);
                     m &= ~(3u << k);
                     continue;
                 }
@@ -192,8 +312,10 @@ static const unsigned char *scan_string(const unsigned char *p, const unsigned c
         }
     careful:;
         unsigned c = *p;
-        if (c == '"')
+        if (c == '"') {
+            DECODE_END(p);
             return p + 1;
+        }
         if (c == '\\') {
             *esc = 1;
             if (end - p < 2) {
@@ -203,6 +325,7 @@ static const unsigned char *scan_string(const unsigned char *p, const unsigned c
             unsigned e = p[1];
             if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' ||
                 e == 'r' || e == 't') {
+                DECODE_ESCAPE(p, 2);
                 p += 2;
                 continue;
             }
@@ -223,16 +346,17 @@ static const unsigned char *scan_string(const unsigned char *p, const unsigned c
                 *msg = "lone low surrogate escape in a string";
                 return NULL;
             }
+            size_t n = 6;
             if (v >= 0xD800 && v <= 0xDBFF) {
                 long v2 = end - p >= 12 && p[6] == '\\' && p[7] == 'u' ? hex4(p + 8) : -1;
                 if (v2 < 0xDC00 || v2 > 0xDFFF) {
                     *msg = "high surrogate escape not followed by a low one";
                     return NULL;
                 }
-                p += 12;
-            } else {
-                p += 6;
+                n = 12;
             }
+            DECODE_ESCAPE(p, n);
+            p += n;
             continue;
         }
         if (c < 0x20) {
@@ -252,10 +376,15 @@ static const unsigned char *scan_string(const unsigned char *p, const unsigned c
     }
 }
 
+#undef DECODE_RUN
+#undef DECODE_ESCAPE
+#undef DECODE_END
+
 /* scan_string for the usual string, plain, without the call. */
 static inline const unsigned char *string_end(const unsigned char *p, const unsigned char *end, int *esc,
-                                              const char **msg)
+                                              const char **msg, struct hr_json_decoded *d)
 {
+    const unsigned char *s0 = p;
     while ((size_t)(end - p) >= BLOCK) {
         uint32_t m = block_special(p);
         if (m) {
@@ -266,7 +395,7 @@ static inline const unsigned char *string_end(const unsigned char *p, const unsi
         }
         p += BLOCK;
     }
-    return scan_string(p, end, esc, msg);
+    return scan_string(p, end, esc, msg, s0, d);
 }
 
 /* strtod on a NUL-terminated copy with the locale's decimal point, as jansson does.
@@ -494,8 +623,8 @@ static int keys_dup(const char *text, struct key *v, size_t n)
 
 /* ------------------------------------------------------------------ scanner */
 
-int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info,
-                 struct hr_json_error *err)
+static int scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info, struct hr_json_error *err,
+                struct hr_json_decoded *dec)
 {
     const unsigned char *const base = (const unsigned char *)text, *const end = base + len;
     int ws = 0;
@@ -553,7 +682,7 @@ value:
     switch (*p) {
     case '"': {
         int esc = 0;
-        const unsigned char *q = string_end(p + 1, end, &esc, &msg);
+        const unsigned char *q = string_end(p + 1, end, &esc, &msg, dec);
         if (!q)
             goto fail; /* reported at the string's start */
         p = q;
@@ -632,7 +761,7 @@ key:
     {
         int esc = 0;
         const unsigned char *ks = p + 1;
-        const unsigned char *q = string_end(ks, end, &esc, &msg);
+        const unsigned char *q = string_end(ks, end, &esc, &msg, NULL);
         if (!q)
             goto fail;
         p = q;
@@ -731,6 +860,19 @@ out:
     if (keys.v != keys.stack)
         free(keys.v);
     return rc;
+}
+
+int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info,
+                 struct hr_json_error *err)
+{
+    return scan(text, len, flags, info, err, NULL);
+}
+
+int hr_json_scan_decode(const char *text, size_t len, struct hr_json_decoded *d)
+{
+    d->used = d->n = 0;
+    d->failed = 0;
+    return scan(text, len, 0, NULL, NULL, d);
 }
 
 /* ----------------------------------------------------------------- decoders */

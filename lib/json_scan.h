@@ -36,6 +36,26 @@ struct hr_json_error {
 int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info,
                  struct hr_json_error *err);
 
+/* Value strings with escapes, decoded by the pass that validates them
+ * (hr_json_scan_decode). Keep one across calls: the buffers are reused. */
+struct hr_json_decoded_string {
+    const char *at;     /* the body in the text (just past the opening quote) */
+    size_t raw_len;     /* the body's length in the text */
+    size_t off, len;    /* the decoded text: buf + off, len bytes, NUL-terminated */
+};
+struct hr_json_decoded {
+    char *buf;
+    size_t used, cap;
+    struct hr_json_decoded_string *v; /* in the order of the text */
+    size_t n, cap_v;
+    int failed;         /* out of memory: strings from there on are not in v */
+};
+
+/* hr_json_scan(text, len, 0, NULL, NULL), and every value string (not key)
+ * that holds an escape decoded into `d` on the way (what is already there
+ * is dropped). Same return. */
+int hr_json_scan_decode(const char *text, size_t len, struct hr_json_decoded *d);
+
 /* Decode the body of a string (between its quotes) that hr_json_scan accepted into
  * `out`, which must hold `len` bytes (decoding never grows). Returns the decoded length. */
 size_t hr_json_unescape(const char *s, size_t len, char *out);

@@ -18,6 +18,8 @@ struct builder {
     int failed;
     int reject_dups;
     char *dup_key;  /* the first key seen twice in one object (reject_dups) */
+    const struct hr_json_decoded *dec; /* value strings the scan decoded, in order */
+    size_t next_dec;
 };
 
 static void skip_ws(struct builder *b)
@@ -120,6 +122,11 @@ static json_t *value(struct builder *b)
     case '{': return object(b);
     case '[': return array(b);
     case '"':
+        if (b->next_dec < b->dec->n && b->dec->v[b->next_dec].at == b->p + 1) { /* decoded by the scan */
+            const struct hr_json_decoded_string *d = &b->dec->v[b->next_dec++];
+            b->p += d->raw_len + 2;
+            return json_stringn_nocheck(b->dec->buf + d->off, d->len);
+        }
         s = read_string(b, &len);
         return b->failed ? NULL : json_stringn_nocheck(s, len);
     case 't': return token(b, b->p + 4, json_true());
@@ -137,16 +144,35 @@ static json_t *value(struct builder *b)
     }
 }
 
+/* The value strings the scan decodes (a tool output sent as a JSON string
+ * escapes every quote it holds, one every few bytes), so the builder copies
+ * them instead of finding every escape a second time. Kept per thread,
+ * buffers and all, up to KEEP_DECODED bytes. */
+#define KEEP_DECODED (4u << 20)
+static _Thread_local struct hr_json_decoded decoded;
+
+static void decoded_trim(void)
+{
+    if (decoded.cap + decoded.cap_v * sizeof *decoded.v <= KEEP_DECODED) return;
+    free(decoded.buf);
+    free(decoded.v);
+    memset(&decoded, 0, sizeof decoded);
+}
+
 static json_t *load(const char *text, size_t len, json_error_t *err, int reject_dups)
 {
     size_t flags = reject_dups ? JSON_REJECT_DUPLICATES : 0;
-    if (hr_json_scan(text, len, 0, NULL, NULL) != 0) return json_loadb(text, len, flags, err);
-    struct builder b = {text, text + len, NULL, 0, 0, reject_dups, NULL};
+    if (hr_json_scan_decode(text, len, &decoded) != 0) {
+        decoded_trim();
+        return json_loadb(text, len, flags, err);
+    }
+    struct builder b = {text, text + len, NULL, 0, 0, reject_dups, NULL, &decoded, 0};
     skip_ws(&b);
     int pooled = hr_json_pool_begin(); /* the tree's nodes: json_pool.c */
     json_t *root = value(&b);
     if (pooled) hr_json_pool_end();
     free(b.scratch);
+    decoded_trim();
     if (b.dup_key) {
         json_decref(root);
         if (err) {
