@@ -34,6 +34,77 @@ static void same_as_jansson(const char *what, const char *text, size_t len)
     json_decref(ref);
 }
 
+/* Value strings with escapes are decoded by the scan (hr_json_scan_decode)
+ * and copied by the builder: every escape at every offset of a 16-byte
+ * block, runs of every length between escapes, strings that end near the
+ * end of the text, more strings than the first allocation holds, and the
+ * same refusals as jansson when something after an escape is wrong. */
+static void decoded_by_the_scan(void)
+{
+    static const char *const escapes[] = {"\\n", "\\\"", "\\\\", "\\/", "\\t", "\\u00e9", "\\u20ac",
+                                          "\\ud83d\\ude00", "\\u0041"};
+    char *t = malloc(1 << 16);
+    int bad = 0, n = 0;
+    for (size_t e = 0; e < sizeof escapes / sizeof *escapes; e++)
+        for (int before = 0; before < 40; before++)
+            for (int after = 0; after < 20; after += 3) {
+                /* {"k":"<before x's><escape><after y's>","k\u0032":"<escape>x"} with an escaped key */
+                int len = sprintf(t, "{\"k\":\"%.*s%s%.*s\",\"k\\u0032\":\"%sx\"}", before,
+                                  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", escapes[e], after,
+                                  "yyyyyyyyyyyyyyyyyyyy", escapes[e]);
+                json_error_t e1, e2;
+                json_t *a = hr_json_load(t, (size_t)len, &e1), *b = json_loadb(t, (size_t)len, 0, &e2);
+                char *da = dump(a), *db = dump(b);
+                bad += !da || !db || strcmp(da, db);
+                n++;
+                free(da);
+                free(db);
+                json_decref(a);
+                json_decref(b);
+            }
+    ok(!bad, "%d strings with an escape at every offset: jansson's strings (%d differ)", n, bad);
+    /* Many escaped strings, one long one, in one document, twice (the
+     * decoded text is kept between calls). */
+    size_t len = 0;
+    len += (size_t)sprintf(t + len, "[");
+    for (int i = 0; i < 300; i++) len += (size_t)sprintf(t + len, "\"s%d\\n\\u00e9\",", i);
+    len += (size_t)sprintf(t + len, "\"");
+    for (int i = 0; i < 3000; i++) len += (size_t)sprintf(t + len, "%s", i % 3 ? "ab\\\"" : "c\\\\d ");
+    len += (size_t)sprintf(t + len, "\"]");
+    for (int round = 0; round < 2; round++)
+        same_as_jansson(round ? "300 escaped strings and a long one, again" : "300 escaped strings and a long one",
+                        t, len);
+    /* Wrong after an escape, in a long string and in a short one. */
+    static const char *const wrong[][2] = {
+        {"invalid UTF-8 after an escape", "[\"ok\\n ok\\n\xff\"]"},
+        {"a cut UTF-8 sequence after an escape", "[\"ok\\n\xc3\"]"},
+        {"a control byte after an escape", "[\"ok\\t\x01\"]"},
+        {"a bad \\u after an escape", "[\"ok\\n\\u12G4\"]"},
+        {"\\u0000 after an escape", "[\"ok\\n\\u0000\"]"},
+        {"a lone surrogate after an escape", "[\"ok\\n\\udc00\"]"},
+        {"cut inside an escaped string", "[\"ok\\n ok"},
+        {"cut inside an escape", "[\"ok\\n ok\\"},
+        {"a bad key after an escaped value", "{\"a\":\"x\\ny\",\"b\\q\":1}"},
+    };
+    for (size_t i = 0; i < sizeof wrong / sizeof *wrong; i++) {
+        same_as_jansson(wrong[i][0], wrong[i][1], strlen(wrong[i][1]));
+        /* the same in a long string: 2000 escapes before it */
+        size_t l = (size_t)sprintf(t, "[\"");
+        for (int k = 0; k < 2000; k++) l += (size_t)sprintf(t + l, "row\\n");
+        l += (size_t)sprintf(t + l, "%s", wrong[i][1] + 2);
+        char what[120];
+        snprintf(what, sizeof what, "%s, in a long string", wrong[i][0]);
+        same_as_jansson(what, t, l);
+    }
+    /* The strict parse after a decoded document: a duplicate key among escaped strings. */
+    const char *dup = "{\"a\":\"x\\ny\",\"b\":\"\\u00e9\",\"a\":\"z\\t\"}";
+    json_error_t e;
+    json_t *d = hr_json_load_strict(dup, strlen(dup), &e);
+    ok(!d && strstr(e.text, "duplicate object key 'a'"), "escaped strings around a repeated key: refused, naming it");
+    json_decref(d);
+    free(t);
+}
+
 int main(void)
 {
     static const char *const cases[][2] = {
@@ -91,6 +162,7 @@ int main(void)
     free(rows_text);
     json_decref(rows);
     json_decref(req);
+    decoded_by_the_scan();
     tap_done();
     return tap_failed != 0;
 }

@@ -6,6 +6,7 @@
 # long string as sent, written as jansson's compact JSON.
 import json
 import os
+import re
 import sys
 
 sys.dont_write_bytecode = True
@@ -93,5 +94,21 @@ with Mock() as m, Headroomd(mock=m, extra_conf=CONF) as h:
     r = request("POST", h.url + "/v1/chat/completions", body=bad, headers={"Content-Type": "application/json"})
     is_(r.status, 400, "a bad escape inside a long string is refused")
     ok("invalid escape" in r.body.decode() and "column" in r.body.decode(), "with jansson's message and position")
+
+    # The scan decodes escaped strings for the builder: bytes that are wrong
+    # after hundreds of escapes, or a body cut inside an escaped string, get
+    # jansson's message; and the next request is forwarded as the first was.
+    cut = sent.index(b" took ", sent.index(b"file\\n") + 3000) + 5  # after a plain word, hundreds of escapes in
+    for what, raw, msg in (("invalid UTF-8 after escapes", sent[:cut] + b"\xff" + sent[cut:], "unable to decode byte 0xff"),
+                           ("a control byte after escapes", sent[:cut] + b"\x01" + sent[cut:], "control character 0x1"),
+                           ("a body cut inside an escaped string", sent[:cut], "premature end of input")):
+        r = request("POST", h.url + "/v1/chat/completions", body=raw, headers={"Content-Type": "application/json"})
+        is_(r.status, 400, "%s: refused" % what)
+        ok(re.search(r"not valid JSON: %s.*\(line 1, column \d+\)" % re.escape(msg), r.body.decode()),
+           "%s: jansson's message, line and column (%s)" % (what, r.body.decode()[:160]))
+    m.reset()
+    r = request("POST", h.url + "/v1/chat/completions", body=sent, headers={"Content-Type": "application/json"})
+    is_(r.status, 200, "the large request again is answered")
+    is_(m.last_request()["body"], fwd, "and forwarded byte for byte as the first time")
 
 done()
