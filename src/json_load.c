@@ -3,6 +3,7 @@
  * time (~110 MB/s); here a string without escapes is one memcpy, so a 1 MB
  * agent request parses in about a millisecond. No validation happens in
  * this file: hr_json_scan has accepted the text exactly as jansson would. */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -149,30 +150,67 @@ static json_t *value(struct builder *b)
  * them instead of finding every escape a second time. Kept per thread,
  * buffers and all, up to KEEP_DECODED bytes. */
 #define KEEP_DECODED (4u << 20)
-static _Thread_local struct hr_json_decoded decoded;
+static _Thread_local struct hr_json_decoded *decoded; /* freed when the thread ends */
+static pthread_key_t decoded_key;
+static pthread_once_t decoded_once = PTHREAD_ONCE_INIT;
 
-static void decoded_trim(void)
+static void decoded_free(void *p)
 {
-    if (decoded.cap + decoded.cap_v * sizeof *decoded.v <= KEEP_DECODED) return;
-    free(decoded.buf);
-    free(decoded.v);
-    memset(&decoded, 0, sizeof decoded);
+    struct hr_json_decoded *d = p;
+    free(d->buf);
+    free(d->v);
+    free(d);
+}
+
+static int decoded_keyed; /* the key exists */
+
+static void decoded_key_init(void) { decoded_keyed = pthread_key_create(&decoded_key, decoded_free) == 0; }
+
+/* A library unloaded (libheadroom.so under dlclose) leaves no destructor
+ * behind for the threads that end after it. */
+__attribute__((destructor)) static void decoded_unload(void)
+{
+    if (decoded_keyed) pthread_key_delete(decoded_key);
+}
+
+static struct hr_json_decoded *decoded_get(void)
+{
+    if (decoded) return decoded;
+    pthread_once(&decoded_once, decoded_key_init);
+    if (!decoded_keyed) return NULL;
+    decoded = calloc(1, sizeof *decoded);
+    if (decoded && pthread_setspecific(decoded_key, decoded)) {
+        free(decoded);
+        decoded = NULL;
+    }
+    return decoded;
+}
+
+static void decoded_trim(struct hr_json_decoded *d)
+{
+    if (d->cap + d->cap_v * sizeof *d->v <= KEEP_DECODED) return;
+    free(d->buf);
+    free(d->v);
+    memset(d, 0, sizeof *d);
 }
 
 static json_t *load(const char *text, size_t len, json_error_t *err, int reject_dups)
 {
     size_t flags = reject_dups ? JSON_REJECT_DUPLICATES : 0;
-    if (hr_json_scan_decode(text, len, &decoded) != 0) {
-        decoded_trim();
+    struct hr_json_decoded none = {0}, *dec = decoded_get();
+    if (!dec) dec = &none; /* no memory: every string decoded by the builder */
+    else if (hr_json_scan_decode(text, len, dec) != 0) {
+        decoded_trim(dec);
         return json_loadb(text, len, flags, err);
     }
-    struct builder b = {text, text + len, NULL, 0, 0, reject_dups, NULL, &decoded, 0};
+    if (dec == &none && hr_json_scan(text, len, 0, NULL, NULL) != 0) return json_loadb(text, len, flags, err);
+    struct builder b = {text, text + len, NULL, 0, 0, reject_dups, NULL, dec, 0};
     skip_ws(&b);
     int pooled = hr_json_pool_begin(); /* the tree's nodes: json_pool.c */
     json_t *root = value(&b);
     if (pooled) hr_json_pool_end();
     free(b.scratch);
-    decoded_trim();
+    decoded_trim(dec);
     if (b.dup_key) {
         json_decref(root);
         if (err) {
