@@ -23,6 +23,9 @@
 #define IN_INITIAL 4096
 #define IN_BODY_ROOM 4096 /* kept after a head for a chunked body's framing */
 #define LINGER_S 2        /* reading (and dropping) what a refused client still sends */
+#ifndef CUT_STEP
+#define CUT_STEP (256u << 10) /* a body taken early is read (and passed on) this much at a time */
+#endif
 
 enum conn_state { ST_HEAD, ST_BODY, ST_HANDLING, ST_LINGER };
 
@@ -663,6 +666,9 @@ static void read_request(struct hr_req *c)
         if (into_body) { /* straight into the body: no copy, no pipelined bytes mixed in */
             dst = c->body + c->body_len;
             room = (size_t)c->body_need - c->body_len;
+            /* cut-through: a socket buffer may hold megabytes; passed on in
+             * steps, the last step alone is what the upstream waits for */
+            if (c->early && room > CUT_STEP) room = CUT_STEP;
         } else {
             if (c->in_len == c->in_cap) {
                 if (c->st != ST_HEAD) { /* a chunk-size line longer than IN_BODY_ROOM */
