@@ -23,9 +23,7 @@
 #define IN_INITIAL 4096
 #define IN_BODY_ROOM 4096 /* kept after a head for a chunked body's framing */
 #define LINGER_S 2        /* reading (and dropping) what a refused client still sends */
-#ifndef CUT_STEP
 #define CUT_STEP (256u << 10) /* a body taken early is read (and passed on) this much at a time */
-#endif
 
 enum conn_state { ST_HEAD, ST_BODY, ST_HANDLING, ST_LINGER };
 

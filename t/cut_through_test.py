@@ -160,6 +160,20 @@ def send_half_wait_rest(h, up, path, body, extra="", s=None):
     return early, s
 
 
+def upstream_misbehaves(h, how, body):
+    """The whole body sent to an upstream answering as x-up `how` says (the
+    send may fail once headroomd closes); headroomd's answer."""
+    s = socket.create_connection(("127.0.0.1", h.port), timeout=WAIT)
+    s.sendall(head("/v1/chat/completions", len(body), "x-up: %s\r\n" % how) + body[:len(body) // 4])
+    try:
+        s.sendall(body[len(body) // 4:])
+    except OSError:
+        pass
+    answer = read_answer(s)
+    s.close()
+    return answer
+
+
 def status_count(h, code):
     return h.stats()["requests"]["by_status"].get(str(code), 0)
 
@@ -227,27 +241,13 @@ with Headroomd(conf_text=CONF) as h:
 
     # The upstream answers 413 before reading the body: the client gets that
     # answer, and the connection closes (its body was not all read).
-    s = socket.create_connection(("127.0.0.1", h.port), timeout=WAIT)
-    s.sendall(head("/v1/chat/completions", len(body), "x-up: early413\r\n") + body[:len(body) // 4])
-    try:
-        s.sendall(body[len(body) // 4:])
-    except OSError:
-        pass
-    status, headers, ans = read_answer(s)
-    s.close()
+    status, headers, ans = upstream_misbehaves(h, "early413", body)
     is_(status, 413, "an early 413 from the upstream reaches the client")
     like(ans, b"too big for me", "with the upstream's own message")
     is_((hdr(headers, "connection") or "").lower(), "close", "and Connection: close")
 
     # The upstream closes mid-body without answering: a clear 502.
-    s = socket.create_connection(("127.0.0.1", h.port), timeout=WAIT)
-    s.sendall(head("/v1/chat/completions", len(body), "x-up: closemid\r\n") + body[:len(body) // 4])
-    try:
-        s.sendall(body[len(body) // 4:])
-    except OSError:
-        pass
-    status, headers, ans = read_answer(s)
-    s.close()
+    status, headers, ans = upstream_misbehaves(h, "closemid", body)
     is_(status, 502, "an upstream closing mid-body: 502")
     like(ans, b"could not get an answer from the openai API", "saying the upstream failed")
 
