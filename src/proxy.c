@@ -1,6 +1,8 @@
 /* proxy.c — the /v1/... routes: find the wire format, parse and compress
- * what an adapter owns, and forward it (upstream.c). The answer is relayed by
- * relay.c, counted by accounting.c; admission.c may refuse or serve first. */
+ * what an adapter owns, and forward it (upstream.c); a body nothing reads is
+ * forwarded while it arrives (cut-through, hr_proxy_handle_early). The
+ * answer is relayed by relay.c, counted by accounting.c; admission.c may
+ * refuse or serve first. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
