@@ -286,31 +286,28 @@ with Headroomd(conf_text=CONF + "client_timeout 1\n") as h:
     ok(wait_until(lambda: up.cut_short > cut_short, timeout=WAIT), "and the upstream request was aborted")
     ok(wait_until(lambda: status_count(h, 408) == 1, timeout=WAIT), "/stats counts it as 408")
 
-# libcurl carries the request (upstream_client curl): buffered as before.
-with Headroomd(conf_text=CONF + "upstream_client curl\n") as h:
+def buffered(h, label):
+    """Half the body held back: the upstream must see nothing yet; then the
+    rest, and the answer."""
     up.reset()
     s = socket.create_connection(("127.0.0.1", h.port), timeout=WAIT)
     s.sendall(head("/v1/chat/completions", len(body)) + body[:len(body) // 2])
     time.sleep(0.5)
-    is_(up.received, 0, "upstream_client curl: nothing reaches the upstream before the body is whole")
+    is_(up.received, 0, "%s: nothing reaches the upstream before the body is whole" % label)
     s.sendall(body[len(body) // 2:])
     status, _, ans = read_answer(s)
     s.close()
     is_((status, json.loads(ans).get("sha256") if status == 200 else None), (200, hashlib.sha256(body).hexdigest()),
-        "upstream_client curl: answered, the body intact")
+        "%s: answered, the body intact" % label)
 
-# cut_through no: the body is read whole first (the upstream sees nothing
-# while half of it is held back), and counted the same.
+
+# libcurl carries the request (upstream_client curl): buffered as before.
+with Headroomd(conf_text=CONF + "upstream_client curl\n") as h:
+    buffered(h, "upstream_client curl")
+
+# cut_through no: the body is read whole first, and counted the same.
 with Headroomd(conf_text=CONF + "cut_through no\n") as h:
-    up.reset()
-    s = socket.create_connection(("127.0.0.1", h.port), timeout=WAIT)
-    s.sendall(head("/v1/chat/completions", len(body)) + body[:len(body) // 2])
-    time.sleep(0.5)
-    is_(up.received, 0, "cut_through no: nothing reaches the upstream before the body is whole")
-    s.sendall(body[len(body) // 2:])
-    status, _, ans = read_answer(s)
-    s.close()
-    is_(status, 200, "cut_through no: answered")
+    buffered(h, "cut_through no")
     s = socket.create_connection(("127.0.0.1", h.port), timeout=WAIT)
     s.sendall(head("/v1/chat/completions", len(body2)) + body2)
     read_answer(s)
