@@ -30,18 +30,7 @@ CLAUDE = os.path.join(AGENTS_DIR, "node_modules", "@anthropic-ai", "claude-code"
 CLI = os.environ.get("HEADROOM_CLI") or os.path.join(T_DIR, "..", "src", "headroom")
 HEADROOMD = os.environ.get("HEADROOMD") or os.path.join(T_DIR, "..", "src", "headroomd")
 
-if not shutil.which("node") or not shutil.which("npm"):
-    skip_all("node and npm are needed to install Claude Code")
-if not os.path.exists(CLAUDE):
-    os.makedirs(AGENTS_DIR, exist_ok=True)
-    shutil.copy(os.path.join(AGENTS_SRC, "package.json"), AGENTS_DIR)
-    try:
-        r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=AGENTS_DIR,
-                           capture_output=True, timeout=600)
-    except subprocess.TimeoutExpired:
-        skip_all("npm install timed out (no registry?)")
-    if r.returncode != 0:
-        skip_all("npm install failed: " + r.stderr.decode("utf-8", "replace")[-300:])
+npm_install(AGENTS_SRC, AGENTS_DIR, "@anthropic-ai/claude-code/bin/claude.exe", "to install Claude Code", timeout=600)
 try:
     v = subprocess.run([CLAUDE, "--version"], capture_output=True, timeout=60)
 except OSError as e:
