@@ -45,7 +45,7 @@ import urllib.parse
 __all__ = [
     "T_DIR", "plan", "done", "ok", "is_", "isnt", "like", "cmp_ok", "diag", "note",
     "skip", "skip_all", "bail", "failed_count",
-    "Mock", "Headroomd", "free_port", "wait_until",
+    "Mock", "Headroomd", "free_port", "wait_until", "npm_install",
     "Response", "request", "get", "post_json", "get_json", "stream",
     "stream_then_close", "raw_socket_request", "parse_http_response",
     "hdr", "hdr_all", "sse_events", "sse_data_json",
