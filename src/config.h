@@ -26,6 +26,7 @@ struct hr_config {
     char *log_file;                    /* request log (request_log sink) */
     int log_messages;
     int no_optimize;                   /* passthrough: no transforms */
+    int no_cut_through;                /* cut_through no: bodies read whole before forwarding */
     char *admin_token;
     char *api_token;            /* guards /v1/compress and /v1/retrieve when set */
     char *metrics_token;               /* guards the prometheus route when set */

@@ -58,6 +58,9 @@ int hr_server_drain(struct hr_daemon *d, const sigset_t *sigs);
 
 /* proxy.c: requests under /v1/. */
 void hr_proxy_handle(struct hr_worker *w, struct hr_req *req, const char *path);
+/* Cut-through (http_server.h's early hook): take a request whose body is
+ * still arriving and forward it as it comes; 0 to have it handled whole. */
+int hr_proxy_handle_early(struct hr_worker *w, struct hr_req *req, const char *path);
 /* proxy.c: the worker's kept requests, freed when it stops. */
 void hr_proxy_free_spares(struct hr_worker *w);
 /* Account (and free) the requests still waiting for their late count

@@ -23,6 +23,7 @@
 #define IN_INITIAL 4096
 #define IN_BODY_ROOM 4096 /* kept after a head for a chunked body's framing */
 #define LINGER_S 2        /* reading (and dropping) what a refused client still sends */
+#define CUT_STEP (256u << 10) /* a body taken early is read (and passed on) this much at a time */
 
 enum conn_state { ST_HEAD, ST_BODY, ST_HANDLING, ST_LINGER };
 
@@ -60,6 +61,9 @@ struct hr_req {
     int gone;        /* the socket is closed */
     int broken;      /* a write failed: the read side reports the loss */
     int in_dispatch; /* the handler runs from our read path */
+    int early;       /* taken at its head (cut-through): the body is still arriving */
+    void (*body_cb)(struct hr_req *, void *, int);
+    void *body_arg;
     int held;        /* inside one of our event callbacks: freeing waits for its end */
     int doomed;
 };
@@ -70,6 +74,7 @@ struct hr_http_server {
     struct hr_http_limits lim;
     hr_req_handler handler;
     hr_req_refusal refusal;
+    hr_req_early early;
     void *arg;
     struct hr_req *conns;
 };
@@ -232,8 +237,11 @@ static void wait_request(struct hr_req *c)
     free(c->body);
     c->body = NULL;
     c->body_len = c->body_cap = 0;
+    c->body_need = 0;
     c->close_cb = NULL;
     c->drained_cb = NULL;
+    c->body_cb = NULL;
+    c->early = 0;
     arm_timer(c, c->srv->lim.timeout_s);
 }
 
@@ -343,7 +351,9 @@ static size_t build_head(struct hr_req *c, int status, long long body_len)
     }
     c->no_body = (status >= 100 && status < 200) || status == 204 || status == 304;
     c->head_only = c->head_ok && !strcmp(c->head.method, "HEAD");
-    if (!c->head_ok || !c->head.keep_alive || c->out_close) c->close_after = 1;
+    /* answered while its body still comes (cut-through): the rest is read
+     * away and the connection closed */
+    if (!c->head_ok || !c->head.keep_alive || c->out_close || c->st == ST_BODY) c->close_after = 1;
     char *w = c->hb;
     w = PUTS(w, "HTTP/1.1 ");
     w = put_uint(w, (unsigned)status % 1000);
@@ -389,6 +399,12 @@ static void request_ended(struct hr_req *c)
     c->busy = 0;
     c->close_cb = NULL;
     c->drained_cb = NULL;
+    c->body_cb = NULL;
+    if (c->st == ST_BODY) { /* taken early and answered before its body was in */
+        c->early = 0;
+        c->st = ST_LINGER;
+        c->close_after = 1;
+    }
     if (c->in_dispatch) return; /* dispatch goes on once the handler returns */
     after_request(c);
 }
@@ -468,6 +484,39 @@ static void dispatch(struct hr_req *c)
     c->in_dispatch = 0;
     if (c->doomed) return;
     if (!c->busy) after_request(c);
+}
+
+/* Cut-through: the handler may take a request whose body is still coming.
+ * Returns 1 when it did. */
+static int take_early(struct hr_req *c)
+{
+    c->busy = 1;
+    c->early = 1;
+    c->in_dispatch = 1;
+    int took = c->srv->early(c, c->srv->arg);
+    c->in_dispatch = 0;
+    if (!took) {
+        c->busy = 0;
+        c->early = 0;
+        return 0;
+    }
+    if (c->doomed) return 1;
+    if (!c->busy) after_request(c); /* refused at its head */
+    return 1;
+}
+
+static void body_news(struct hr_req *c, int done)
+{
+    if (c->body_cb) c->body_cb(c, c->body_arg, done);
+}
+
+/* The body of a request taken early is all in. */
+static void early_body_done(struct hr_req *c)
+{
+    evtimer_del(c->timer);
+    c->early = 0;
+    c->st = ST_HANDLING;
+    body_news(c, 1);
 }
 
 static int body_room(struct hr_req *c, size_t more)
@@ -601,6 +650,7 @@ static void try_head(struct hr_req *c)
         return;
     }
     c->st = ST_BODY;
+    if (c->srv->early && take_early(c) && (c->doomed || c->st != ST_BODY)) return; /* answered at its head */
     send_continue(c);
 }
 
@@ -614,6 +664,9 @@ static void read_request(struct hr_req *c)
         if (into_body) { /* straight into the body: no copy, no pipelined bytes mixed in */
             dst = c->body + c->body_len;
             room = (size_t)c->body_need - c->body_len;
+            /* cut-through: a socket buffer may hold megabytes; passed on in
+             * steps, the last step alone is what the upstream waits for */
+            if (c->early && room > CUT_STEP) room = CUT_STEP;
         } else {
             if (c->in_len == c->in_cap) {
                 if (c->st != ST_HEAD) { /* a chunk-size line longer than IN_BODY_ROOM */
@@ -644,8 +697,13 @@ static void read_request(struct hr_req *c)
             c->body_len += (size_t)n;
             if (c->body_len == (size_t)c->body_need) {
                 c->body[c->body_len] = '\0';
-                dispatch(c);
+                if (c->early) early_body_done(c);
+                else dispatch(c);
                 return;
+            }
+            if (c->early) {
+                body_news(c, 0);
+                if (c->doomed || c->st != ST_BODY) return; /* answered, or the client is gone */
             }
         } else {
             c->in_len += (size_t)n;
@@ -739,6 +797,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         }
         /* fall through */
     case ST_BODY:
+        if (c->early) { /* the handler has it: it answers; if it does not, the client is cut off */
+            body_news(c, -1);
+            if (!c->doomed && c->st == ST_BODY) conn_lost(c);
+            break;
+        }
         refuse(c, 408, "request not received within client_timeout");
         break;
     case ST_HANDLING: /* a pending write made no progress: the client is gone */
@@ -790,6 +853,8 @@ void hr_http_server_free(struct hr_http_server *s)
 
 void hr_http_server_set_limits(struct hr_http_server *s, const struct hr_http_limits *lim) { s->lim = *lim; }
 
+void hr_http_server_set_early(struct hr_http_server *s, hr_req_early early) { s->early = early; }
+
 struct evconnlistener *hr_http_server_listener(struct hr_http_server *s) { return s->listener; }
 
 void hr_http_server_stop_accepting(struct hr_http_server *s)
@@ -827,6 +892,19 @@ char *hr_req_take_body(struct hr_req *r, size_t *len)
     r->body = NULL;
     r->body_len = r->body_cap = 0;
     return b;
+}
+
+const char *hr_req_body_so_far(const struct hr_req *r, size_t *have, size_t *total)
+{
+    *have = r->body ? r->body_len : 0;
+    *total = r->body_need > 0 ? (size_t)r->body_need : *have;
+    return r->body ? r->body : "";
+}
+
+void hr_req_on_body(struct hr_req *r, void (*cb)(struct hr_req *, void *, int), void *arg)
+{
+    r->body_cb = cb;
+    r->body_arg = arg;
 }
 
 int hr_req_peer_is_loopback(const struct hr_req *r) { return r->loopback; }

@@ -35,6 +35,17 @@ struct hr_http_server *hr_http_server_new(struct event_base *base, int fd, const
 void hr_http_server_free(struct hr_http_server *s);
 /* From the server's loop thread. */
 void hr_http_server_set_limits(struct hr_http_server *s, const struct hr_http_limits *lim);
+/* Cut-through: `early` is asked about a request whose head is in but whose
+ * Content-Length body is not (its size already within max_body). Returning
+ * 1 takes the request now: the handler owns it as if dispatched, reads the
+ * body as it arrives (hr_req_body_so_far, hr_req_on_body) and may answer
+ * before the body is complete (then the connection closes after the answer,
+ * the rest of the body read and dropped). 0: the request is dispatched
+ * whole, as usual. The body's buffer is allocated whole at the head, so what
+ * hr_req_body_so_far returns stays put until the request ends or the body is
+ * taken. */
+typedef int (*hr_req_early)(struct hr_req *req, void *arg);
+void hr_http_server_set_early(struct hr_http_server *s, hr_req_early early);
 /* The libevent listener (conn_guard.c pauses it when out of descriptors). */
 struct evconnlistener *hr_http_server_listener(struct hr_http_server *s);
 /* Stop accepting and close the listening socket (draining). */
@@ -52,6 +63,14 @@ const char *hr_req_body(const struct hr_req *r, size_t *len);
 /* The body's buffer, now the caller's to free(); NULL when empty (then
  * *len is 0). hr_req_body is empty afterwards. */
 char *hr_req_take_body(struct hr_req *r, size_t *len);
+/* A request taken early: the body's buffer and how much of it is in (*have
+ * of *total bytes). */
+const char *hr_req_body_so_far(const struct hr_req *r, size_t *have, size_t *total);
+/* Called as the body of a request taken early arrives: done 0 for more
+ * bytes, 1 once it is complete (then hr_req_body/hr_req_take_body have it
+ * whole), -1 when it was not received within client_timeout (the handler
+ * answers, e.g. 408). Not called once the request has ended. */
+void hr_req_on_body(struct hr_req *r, void (*cb)(struct hr_req *r, void *arg, int done), void *arg);
 int hr_req_peer_is_loopback(const struct hr_req *r);
 /* The client went away before the answer ended. */
 int hr_req_gone(const struct hr_req *r);

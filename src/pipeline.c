@@ -157,8 +157,10 @@ static void add_unit(void *ud, json_t *holder, const char *key, size_t msg, cons
     l->n++;
 }
 
-/* Messages up to the last one carrying cache_control are in the provider's
- * cache: changing them would bust it. */
+/* Messages up to the last one carrying cache_control: what the client asks
+ * the provider to cache (hr_request.protected_floor, cache_aligner's prefix
+ * tracking). Tool outputs in them are still compressed: see
+ * doc/prompt-caching.md. */
 static size_t cache_control_floor(const json_t *messages)
 {
     size_t floor = 0, i, k;
@@ -806,6 +808,25 @@ static struct hr_late_count *late_new(const struct hr_api *api, const char *mode
     return lc;
 }
 
+/* Each unit's relevance query: the latest user text before its item, so a
+ * unit's compression depends only on the conversation up to it and a prefix
+ * the provider cached comes out byte for byte the same on later turns. Units
+ * are in item order. Returns the request's query (the latest of all). */
+static const char *unit_queries(const struct hr_api *api, const json_t *items, const struct hr_unit *u, size_t n,
+                                const char **q)
+{
+    if (json_is_string(items)) return json_string_value(items); /* Responses' "input": "text", no units */
+    const char *latest = "";
+    size_t k = 0, n_items = json_array_size(items);
+    for (size_t i = 0; i < n_items; i++) {
+        for (; k < n && u[k].message_index <= i; k++) q[k] = latest; /* before item i's own text */
+        const char *t = api->user_text(json_array_get(items, i));
+        if (t) latest = t;
+    }
+    for (; k < n; k++) q[k] = latest;
+    return latest;
+}
+
 void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const struct hr_pipeline_opts *opts,
                      const struct hr_api *api, json_t *body, const char *model, const char *stack,
                      const char *session_hint, struct hr_pipeline_result *out)
@@ -823,10 +844,15 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     struct hr_session_view last_turn;
     hr_session_get(out->session_id, &last_turn);
     size_t recent_protected = 0;
+    /* A client that marks cache breakpoints in the conversation (Claude Code
+     * moves one to its last message every turn) has each turn cached: an
+     * output of a protected tool, sent whole while it was recent, stays
+     * whole when it is older, so the cached prefix stays what it was. */
+    int client_caches = floor > 0;
     for (size_t i = l.n; i-- > 0;) {
         struct hr_unit *u = &l.units[i];
-        if (u->message_index < floor) u->flags |= HR_UNIT_PROTECTED;
-        if (is_protected_tool(opts, u->tool_name) && recent_protected < (size_t)opts->protect_recent) {
+        if (is_protected_tool(opts, u->tool_name) && opts->protect_recent > 0 &&
+            (client_caches || recent_protected < (size_t)opts->protect_recent)) {
             u->flags |= HR_UNIT_PROTECTED;
             recent_protected++;
         }
@@ -861,11 +887,13 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     free(keep);
     out->n_units = l.n;
 
+    const char **queries = malloc((l.n ? l.n : 1) * sizeof *queries);
+    const char *query = queries ? unit_queries(api, messages, l.units, l.n, queries) : "";
     struct req_ctx c = {
         .req = {.struct_size = sizeof(struct hr_request), .provider = api->provider, .model = model ? model : "",
                 .stack = stack ? stack : "", .session_id = out->session_id, .body = body, .protected_floor = floor,
-                .units = l.units, .n_units = l.n, .query = api->latest_user_text(body),
-                .wire_format = api->format},
+                .units = l.units, .n_units = l.n, .query = query, .wire_format = api->format,
+                .unit_query = queries},
         .refs = l.refs,
         .enc = enc,
     };
@@ -944,6 +972,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
         out->tokens_after = out->tokens_before - (uint64_t)saved_total;
     }
     free(l.units);
+    free(queries);
     for (size_t i = 0; i < l.n; i++) json_decref(l.refs[i].holder);
     free(l.refs);
     hr_par_request_end();

@@ -1,6 +1,8 @@
 /* proxy.c — the /v1/... routes: find the wire format, parse and compress
- * what an adapter owns, and forward it (upstream.c). The answer is relayed by
- * relay.c, counted by accounting.c; admission.c may refuse or serve first. */
+ * what an adapter owns, and forward it (upstream.c); a body nothing reads is
+ * forwarded while it arrives (cut-through, hr_proxy_handle_early). The
+ * answer is relayed by relay.c, counted by accounting.c; admission.c may
+ * refuse or serve first. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,20 +188,28 @@ static char *upstream_headers(const struct hr_req *in, int body_rewritten, const
  * on the request path (the model name is skimmed for pricing); accounting.c
  * counts it when the request ends. The response cache and a token rate limit
  * need the figures up front: with either on, the body is read as usual. */
-static int passthrough_unread(const struct proxy_req *p)
+static int passthrough_unread_cfg(const struct hr_config *c)
 {
-    const struct hr_config *c = p->w->d->cfg;
     return c->no_optimize && !c->rate_limit_tpm && !hr_respcache_enabled();
+}
+
+static int passthrough_unread(const struct proxy_req *p) { return passthrough_unread_cfg(p->w->d->cfg); }
+
+/* The model name, for pricing, from a body nothing else reads. */
+static void skim_model(struct proxy_req *p, const char *body, size_t len)
+{
+    const char *v;
+    size_t vlen;
+    json_t *model = hr_json_member_near(body, len, "model", &v, &vlen) ? json_loadb(v, vlen, JSON_DECODE_ANY, NULL) : NULL;
+    free(p->model);
+    p->model = strdup(json_is_string(model) ? json_string_value(model) : "");
+    json_decref(model);
 }
 
 /* `body` is the client's, taken from the request; 0 to forward it. */
 static int passthrough_body(struct proxy_req *p, const char *body, size_t len)
 {
-    const char *v;
-    size_t vlen;
-    json_t *model = hr_json_member_near(body, len, "model", &v, &vlen) ? json_loadb(v, vlen, JSON_DECODE_ANY, NULL) : NULL;
-    p->model = strdup(json_is_string(model) ? json_string_value(model) : "");
-    json_decref(model);
+    skim_model(p, body, len);
     p->count_late = 1;
     return hr_admit_rate(p, 0, 0);
 }
@@ -291,9 +301,10 @@ static void request_id(char out[40], size_t worker, unsigned long long n)
     *out = '\0';
 }
 
-void hr_proxy_handle(struct hr_worker *w, struct hr_req *req, const char *path)
+/* The request tracked from here on, or NULL with the client answered
+ * (a refused path, max_connections, budget). */
+static struct proxy_req *proxy_begin(struct hr_worker *w, struct hr_req *req, const char *path)
 {
-    struct hr_daemon *d = w->d;
     const char *method = hr_req_method(req);
     const struct hr_api *owner = hr_api_for_route(method, path);
     const struct hr_api *api = owner ? owner : hr_api_for_passthrough(path);
@@ -305,13 +316,13 @@ void hr_proxy_handle(struct hr_worker *w, struct hr_req *req, const char *path)
         hr_stats_count_rejected(400, 0, 0);
         HR_DEBUG("headroom.proxy", "refused %s: %s", hr_req_uri(req), bad);
         hr_send_api_error(req, api, 400, HR_API_ERR_INVALID_REQUEST, msg);
-        return;
+        return NULL;
     }
-    if (hr_admit_connection(w, req, api, method, path)) return;
+    if (hr_admit_connection(w, req, api, method, path)) return NULL;
     struct proxy_req *p = req_new(w);
     if (!p) {
         hr_send_api_error(req, api, 500, HR_API_ERR_INTERNAL, "out of memory");
-        return;
+        return NULL;
     }
     w->inflight++;
     p->live_next = w->live;
@@ -331,7 +342,62 @@ void hr_proxy_handle(struct hr_worker *w, struct hr_req *req, const char *path)
         snprintf(p->stack, sizeof p->stack, "%s", hr_telemetry_default_stack());
     const char *traceparent = hr_req_header(req, "traceparent");
     if (traceparent && strlen(traceparent) < sizeof p->traceparent) snprintf(p->traceparent, sizeof p->traceparent, "%s", traceparent);
+    return p;
+}
 
+/* base, path, query (malloc'd; NULL when out of memory) */
+static char *upstream_url(const struct hr_api *api, const struct hr_config *cfg, const char *path, const char *uri)
+{
+    const char *base = hr_api_upstream_base(api, cfg);
+    const char *query = strchr(uri, '?');
+    size_t bl = strlen(base), pl = strlen(path), ql = query ? strlen(query) : 0;
+    char *url = malloc(bl + pl + ql + 1);
+    if (url) {
+        memcpy(url, base, bl);
+        memcpy(url + bl, path, pl);
+        memcpy(url + bl + pl, query ? query : "", ql);
+        url[bl + pl + ql] = '\0';
+    }
+    return url;
+}
+
+/* Start the upstream request with p->up_body (the whole body), or, cut
+ * through, with the `have` bytes of `partial` in so far. Takes `url`. */
+static void forward(struct proxy_req *p, char *url, const char *partial, size_t total, size_t have)
+{
+    struct hr_req *req = p->req;
+    const char *method = hr_req_method(req);
+    char *headers = upstream_headers(req, p->pr.changed, hr_api_foreign_credential(p->api));
+    struct hr_transfer_opts opts = hr_proxy_transfer_opts(p);
+    struct hr_upstream *up = p->w->up;
+    hr_relay_watch_client(p);
+    p->t_forward = hr_monotonic_ms();
+    if (!url) p->t = NULL;
+    else if (partial)
+        p->t = hr_transfer_start_partial(up, method, url, headers, partial, total, have, &opts, &hr_relay_cbs, p);
+    else p->t = hr_transfer_start(up, method, url, headers, p->up_body, p->up_body_len, &opts, &hr_relay_cbs, p);
+    /* Sent (or connecting): count while the upstream works. */
+    hr_pipeline_count_finish(&p->pr);
+    if (p->sent_body) { /* kept for headroom_retrieve follow-ups */
+        p->url = url;
+        p->up_headers = headers;
+    } else {
+        free(headers);
+        free(url);
+    }
+    if (!p->t) {
+        hr_relay_detach_client(p);
+        hr_send_api_error(req, p->api, 500, HR_API_ERR_INTERNAL, "headroomd could not start the upstream request");
+        hr_acct_finish(p, 500, 1, "transfer setup failed");
+        hr_proxy_free(p);
+    }
+}
+
+void hr_proxy_handle(struct hr_worker *w, struct hr_req *req, const char *path)
+{
+    struct hr_daemon *d = w->d;
+    struct proxy_req *p = proxy_begin(w, req, path);
+    if (!p) return;
     size_t raw_len;
     const char *raw = hr_req_body(req, &raw_len);
     if (p->llm && d->cfg->log_messages && (p->logged_body = malloc(raw_len + 1))) {
@@ -355,38 +421,73 @@ void hr_proxy_handle(struct hr_worker *w, struct hr_req *req, const char *path)
             return;
         }
     }
-
-    const char *base = hr_api_upstream_base(api, d->cfg);
-    const char *uri = hr_req_uri(req);
-    const char *query = strchr(uri, '?');
-    size_t bl = strlen(base), pl = strlen(path), ql = query ? strlen(query) : 0;
-    char *url = malloc(bl + pl + ql + 1);
-    if (url) { /* base, path, query */
-        memcpy(url, base, bl);
-        memcpy(url + bl, path, pl);
-        memcpy(url + bl + pl, query ? query : "", ql);
-        url[bl + pl + ql] = '\0';
-    }
-    char *headers = upstream_headers(req, p->pr.changed, hr_api_foreign_credential(api));
-    struct hr_transfer_opts opts = hr_proxy_transfer_opts(p);
-    hr_relay_watch_client(p);
-    p->t_forward = hr_monotonic_ms();
     p->up_body = body;
     p->up_body_len = body_len;
-    p->t = url ? hr_transfer_start(w->up, method, url, headers, body, body_len, &opts, &hr_relay_cbs, p) : NULL;
-    /* Sent (or connecting): count while the upstream works. */
-    hr_pipeline_count_finish(&p->pr);
-    if (p->sent_body) { /* kept for headroom_retrieve follow-ups */
-        p->url = url;
-        p->up_headers = headers;
-    } else {
-        free(headers);
-        free(url);
-    }
-    if (!p->t) {
+    forward(p, upstream_url(p->api, d->cfg, path, hr_req_uri(req)), NULL, 0, 0);
+}
+
+/* Cut-through: more of the body is in; sent on at once. Once it is all in,
+ * the request owns it (up_body: counted late, logged) while the upstream
+ * client goes on sending from the same buffer. */
+static void body_arrived(struct hr_req *req, void *arg, int done)
+{
+    struct proxy_req *p = arg;
+    if (done < 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "request body not received within client_timeout (%d s); raise client_timeout in headroom.conf",
+                 p->w->d->cfg->client_timeout_s);
+        if (p->t) hr_transfer_abort(p->t);
+        p->t = NULL;
         hr_relay_detach_client(p);
-        hr_send_api_error(req, api, 500, HR_API_ERR_INTERNAL, "headroomd could not start the upstream request");
-        hr_acct_finish(p, 500, 1, "transfer setup failed");
+        hr_acct_send_error(p, 408, HR_API_ERR_INVALID_REQUEST, msg);
+        hr_acct_finish(p, 408, 1, "request body timed out");
         hr_proxy_free(p);
+        return;
     }
+    size_t have, total;
+    hr_req_body_so_far(req, &have, &total);
+    if (p->t) hr_transfer_body_more(p->t, have);
+    if (!done) return;
+    p->up_body = hr_req_take_body(req, &p->up_body_len);
+    if (!p->llm || !p->up_body) return;
+    skim_model(p, p->up_body, p->up_body_len);
+    if (p->w->d->cfg->log_messages && (p->logged_body = malloc(p->up_body_len + 1))) {
+        memcpy(p->logged_body, p->up_body, p->up_body_len + 1);
+        p->logged_body_len = p->up_body_len;
+    }
+}
+
+int hr_proxy_handle_early(struct hr_worker *w, struct hr_req *req, const char *path)
+{
+    const struct hr_config *cfg = w->d->cfg;
+    const char *uri = hr_req_uri(req);
+    const struct hr_api *owner = hr_api_for_route(hr_req_method(req), path);
+    /* Only what nothing reads before forwarding; anything refused here is
+     * refused later, whole, as without cut-through. */
+    if (cfg->no_cut_through || hr_fleet_enabled() || (owner && !passthrough_unread_cfg(cfg)) || hr_guard_path(uri))
+        return 0;
+    const struct hr_api *api = owner ? owner : hr_api_for_passthrough(path);
+    char *url = upstream_url(api, cfg, path, uri);
+    if (!url || !hr_transfer_streams_body(w->up, url)) { /* libcurl's: buffered */
+        free(url);
+        return 0;
+    }
+    struct proxy_req *p = proxy_begin(w, req, path);
+    if (!p) {
+        free(url);
+        return 1;
+    }
+    if (p->llm) {
+        p->count_late = 1;
+        if (hr_admit_rate(p, 0, 0)) {
+            free(url);
+            hr_proxy_free(p);
+            return 1;
+        }
+    }
+    size_t have, total;
+    const char *buf = hr_req_body_so_far(req, &have, &total);
+    hr_req_on_body(req, body_arrived, p);
+    forward(p, url, buf, total, have);
+    return 1;
 }

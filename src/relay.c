@@ -27,6 +27,7 @@ void hr_relay_detach_client(struct proxy_req *p)
         hr_req_on_close(p->req, NULL, NULL);
         hr_req_on_drained(p->req, NULL, NULL);
     }
+    if (p->req) hr_req_on_body(p->req, NULL, NULL); /* cut-through: the rest of the body is not ours */
     p->watching = 0;
 }
 

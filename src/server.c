@@ -121,6 +121,26 @@ static int deferred(struct hr_worker *w, struct hr_req *req, const char *path)
     return hr_fleet_enabled() && hr_fleet_defer(w, req, path, dispatch);
 }
 
+/* Cut-through: a /v1/ request whose body is still arriving goes to the
+ * proxy now when it is one dispatch would hand to hr_proxy_handle; anything
+ * else (refused, a built-in or plugin route) waits for its whole body. */
+static int early(struct hr_req *req, void *arg)
+{
+    struct hr_worker *w = arg;
+    const char *uri = hr_req_uri(req), *method = hr_req_method(req);
+    size_t plen = strcspn(uri, "?");
+    char path[2048];
+    int wrong_method;
+    if (strncmp(uri, "/v1/", 4) || plen >= sizeof path || !hr_guard_host_ok(w->d->cfg, hr_req_header(req, "host")))
+        return 0;
+    memcpy(path, uri, plen);
+    path[plen] = '\0';
+    if (!strcmp(path, "/v1/compress") || !strncmp(path, "/v1/retrieve", 12) ||
+        hr_routes_find(method, path, &wrong_method) || wrong_method)
+        return 0;
+    return hr_proxy_handle_early(w, req, path);
+}
+
 /* A request may switch a socket between reading and writing more than once
  * within one loop iteration (libcurl's upstream sockets): epoll's changelist
  * folds those into at most one epoll_ctl per socket per iteration. (Its one
@@ -318,6 +338,7 @@ int hr_server_start(struct hr_daemon *d, char *err, size_t errlen)
         struct hr_http_limits lim = {d->cfg->max_body_bytes, d->cfg->max_header_bytes, d->cfg->client_timeout_s};
         w->http = fd < 0 ? NULL : hr_http_server_new(w->base, fd, &lim, dispatch, hr_guard_refuse_request, w);
         if (!w->http && fd >= 0) close(fd);
+        if (w->http) hr_http_server_set_early(w->http, early);
         if (!w->http || hr_conn_guard_worker(w, hr_http_server_listener(w->http))) {
             snprintf(err, errlen, "worker %zu cannot accept on the listening socket", i);
             return -1;

@@ -66,11 +66,32 @@ struct hr_transfer *hr_transfer_start(struct hr_upstream *u, const char *method,
 {
     if (!curl_only(u, url)) { /* the URL is parsed once, there */
         int declined;
-        struct hr_transfer *t = hr_h1_start(u->h1, method, url, headers, body, body_len, opts, cbs, ud, &declined);
+        struct hr_transfer *t =
+            hr_h1_start(u->h1, method, url, headers, body, body_len, body_len, opts, cbs, ud, &declined);
         if (!declined) return t;
     }
     if (!u->curl && !(u->curl = hr_curl_multi_new(u->base, u->max_idle))) return NULL;
     return hr_curl_start(u->curl, method, url, headers, body, body_len, opts, cbs, ud);
+}
+
+int hr_transfer_streams_body(struct hr_upstream *u, const char *url)
+{
+    return !curl_only(u, url) && hr_h1_takes_url(url);
+}
+
+struct hr_transfer *hr_transfer_start_partial(struct hr_upstream *u, const char *method, const char *url,
+                                              const char *headers, const char *body, size_t body_len,
+                                              size_t body_have, const struct hr_transfer_opts *opts,
+                                              const struct hr_transfer_cbs *cbs, void *ud)
+{
+    if (curl_only(u, url)) return NULL;
+    int declined;
+    return hr_h1_start(u->h1, method, url, headers, body, body_len, body_have, opts, cbs, ud, &declined);
+}
+
+void hr_transfer_body_more(struct hr_transfer *t, size_t body_have)
+{
+    if (t && t->native) hr_h1_body_more(t, body_have);
 }
 
 double hr_transfer_send_wait_ms(struct hr_transfer *t)

@@ -53,6 +53,21 @@ void hr_upstream_free(struct hr_upstream *u);
 struct hr_transfer *hr_transfer_start(struct hr_upstream *u, const char *method, const char *url, const char *headers,
                                       const char *body, size_t body_len, const struct hr_transfer_opts *opts,
                                       const struct hr_transfer_cbs *cbs, void *ud);
+/* Cut-through: 1 when hr_transfer_start_partial can carry a request to `url`
+ * (the native client's; not libcurl's, chosen or needed). */
+int hr_transfer_streams_body(struct hr_upstream *u, const char *url);
+/* hr_transfer_start with only the first `body_have` of the body's `body_len`
+ * bytes in `body` yet: the rest arrives later in the same buffer, announced
+ * with hr_transfer_body_more, and goes upstream as it comes. Once the
+ * upstream's final answer head arrives, no more of the body is sent (it
+ * answered early: 413, 400...) and the connection is not reused. NULL on
+ * error, or when hr_transfer_streams_body says no. */
+struct hr_transfer *hr_transfer_start_partial(struct hr_upstream *u, const char *method, const char *url,
+                                              const char *headers, const char *body, size_t body_len,
+                                              size_t body_have, const struct hr_transfer_opts *opts,
+                                              const struct hr_transfer_cbs *cbs, void *ud);
+/* More of a partial body is in: `body_have` bytes from its start. */
+void hr_transfer_body_more(struct hr_transfer *t, size_t body_have);
 /* How long the request waited in headroomd's loop before it was sent: the
  * time from hr_transfer_start to the request going out, less connecting
  * (DNS, TCP, TLS). Call once the answer has begun. 0 when unknown. */

@@ -63,7 +63,9 @@ struct h1_xfer {
     size_t head_len;
     const char *body;
     size_t body_len;
-    size_t sent; /* of head_len + body_len */
+    size_t body_have; /* of body_len, in so far (less while a cut-through body arrives) */
+    int cut;          /* started with part of its body: an early answer is watched for */
+    size_t sent;      /* of head_len + body_len */
     int is_head; /* HEAD: the answer has no body */
     size_t max_header;
     long connect_timeout_ms;
@@ -131,7 +133,7 @@ static void xfer_fail(struct h1_xfer *x, enum hr_xfer_result rc, const char *fmt
     __attribute__((format(printf, 3, 4)));
 static void start_conn(struct h1_xfer *x);
 static void conn_send(struct h1_conn *c);
-static void conn_receive(struct h1_conn *c);
+static int conn_receive(struct h1_conn *c);
 
 /* ---------- URLs ---------- */
 
@@ -416,7 +418,11 @@ static void xfer_finish(struct h1_xfer *x, enum hr_xfer_result rc, const char *w
     x->c = NULL;
     if (c) {
         c->x = NULL;
-        if (rc == HR_XFER_OK && x->resp.keep_alive && x->mode != B_EOF && !c->rlen) conn_park(c, x->idle_timeout_s);
+        /* (an answer that came before the whole request went out leaves the
+         * upstream expecting the rest: not reusable) */
+        if (rc == HR_XFER_OK && x->resp.keep_alive && x->mode != B_EOF && !c->rlen &&
+            x->sent == x->head_len + x->body_len)
+            conn_park(c, x->idle_timeout_s);
         else conn_close(c);
     }
     event_del(&x->timer);
@@ -604,7 +610,9 @@ static void send_failed(struct h1_conn *c, const char *why)
 static void conn_send(struct h1_conn *c)
 {
     struct h1_xfer *x = c->x;
-    size_t total = x->head_len + x->body_len;
+    size_t total = x->head_len + x->body_have;
+    /* cut-through: while the socket is full, an early answer is still read */
+    short blocked = (short)(x->cut ? EV_WRITE | EV_READ : EV_WRITE);
     if (!x->t_send) x->t_send = hr_monotonic_ms();
     while (x->sent < total) {
         ssize_t n;
@@ -616,7 +624,7 @@ static void conn_send(struct h1_conn *c)
             if (r <= 0) {
                 int e = SSL_get_error(c->ssl, r);
                 if (e == SSL_ERROR_WANT_WRITE) {
-                    conn_want(c, EV_WRITE);
+                    conn_want(c, blocked);
                     return;
                 }
                 if (e == SSL_ERROR_WANT_READ) {
@@ -634,13 +642,13 @@ static void conn_send(struct h1_conn *c)
             int k = 0;
             if (x->sent < x->head_len) iov[k++] = (struct iovec){x->head + x->sent, x->head_len - x->sent};
             size_t boff = x->sent > x->head_len ? x->sent - x->head_len : 0;
-            if (x->body_len > boff) iov[k++] = (struct iovec){(void *)(x->body + boff), x->body_len - boff};
+            if (x->body_have > boff) iov[k++] = (struct iovec){(void *)(x->body + boff), x->body_have - boff};
             struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)k};
             n = sendmsg(c->fd, &m, MSG_NOSIGNAL);
             if (n < 0) {
                 if (errno == EINTR) continue;
                 if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    conn_want(c, EV_WRITE);
+                    conn_want(c, blocked);
                     return;
                 }
                 send_failed(c, strerror(errno));
@@ -649,8 +657,29 @@ static void conn_send(struct h1_conn *c)
         }
         x->sent += (size_t)n;
     }
+    if (x->body_have < x->body_len) { /* all that came is sent: wait for more, and for an early answer */
+        conn_want(c, EV_READ);
+        return;
+    }
     c->state = C_RECEIVING;
     conn_want(c, EV_READ);
+}
+
+/* Cut-through: the upstream spoke while the body was still going out. A
+ * final answer ends the sending (an early 413 or 400: the rest is not
+ * wanted); an interim 1xx does not. Returns 1 when sending is over (or the
+ * transfer ended, or moved to a fresh connection). */
+static int early_answer(struct h1_conn *c)
+{
+    struct h1_xfer *x = c->x;
+    c->state = C_RECEIVING;
+    if (conn_receive(c)) return 1;
+    if (x->got_head) {
+        if (c->ev_kind == (EV_READ | EV_WRITE)) conn_want(c, EV_READ);
+        return 1;
+    }
+    c->state = C_SENDING;
+    return 0;
 }
 
 /* ---------- receiving ---------- */
@@ -802,10 +831,12 @@ static void eof_received(struct h1_conn *c, const char *how)
     xfer_finish(x, HR_XFER_FAILED, x->why);
 }
 
-static void conn_receive(struct h1_conn *c)
+/* Returns 1 when the transfer ended or left this connection (c may be
+ * gone), 0 to wait for more. */
+static int conn_receive(struct h1_conn *c)
 {
     struct h1_xfer *x = c->x;
-    if (c->rlen && !x->paused && process(c)) return; /* bytes kept by a pause */
+    if (c->rlen && !x->paused && process(c)) return 1; /* bytes kept by a pause */
     for (int rounds = 0; rounds < 8 && !x->paused; rounds++) {
         if (c->rcap - c->rlen < 4096) {
             size_t cap = c->rcap ? c->rcap * 2 : RBUF_MIN;
@@ -813,7 +844,7 @@ static void conn_receive(struct h1_conn *c)
             char *b = realloc(c->rbuf, cap);
             if (!b) {
                 xfer_finish(x, HR_XFER_FAILED, "out of memory");
-                return;
+                return 1;
             }
             c->rbuf = b;
             c->rcap = cap;
@@ -825,22 +856,22 @@ static void conn_receive(struct h1_conn *c)
             int r = SSL_read(c->ssl, c->rbuf + c->rlen, (int)(room > (1u << 30) ? 1u << 30 : room));
             if (r <= 0) {
                 int e = SSL_get_error(c->ssl, r);
-                if (e == SSL_ERROR_WANT_READ) return;
+                if (e == SSL_ERROR_WANT_READ) return 0;
                 if (e == SSL_ERROR_WANT_WRITE) {
                     conn_want(c, EV_WRITE);
-                    return;
+                    return 0;
                 }
                 if (e == SSL_ERROR_ZERO_RETURN) {
                     eof_received(c, "closed the connection");
-                    return;
+                    return 1;
                 }
                 char why[200];
                 tls_error(c, r, why, sizeof why);
-                if (!x->got_bytes && retry_fresh(x)) return;
+                if (!x->got_bytes && retry_fresh(x)) return 1;
                 snprintf(x->why, sizeof x->why, "reading the answer from %s:%d failed: %s", x->o.host, x->o.port,
                          why);
                 xfer_finish(x, HR_XFER_FAILED, x->why);
-                return;
+                return 1;
             }
             n = r;
             if (c->ev_kind != EV_READ) conn_want(c, EV_READ);
@@ -848,27 +879,27 @@ static void conn_receive(struct h1_conn *c)
             n = recv(c->fd, c->rbuf + c->rlen, room, 0);
             if (n < 0) {
                 if (errno == EINTR) continue;
-                if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+                if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
                 if (errno == ECONNRESET) {
                     eof_received(c, "reset the connection");
-                    return;
+                    return 1;
                 }
-                if (!x->got_bytes && retry_fresh(x)) return;
+                if (!x->got_bytes && retry_fresh(x)) return 1;
                 snprintf(x->why, sizeof x->why, "reading the answer from %s:%d failed: %s", x->o.host, x->o.port,
                          strerror(errno));
                 xfer_finish(x, HR_XFER_FAILED, x->why);
-                return;
+                return 1;
             }
             if (n == 0) {
                 eof_received(c, "closed the connection");
-                return;
+                return 1;
             }
         }
         x->got_bytes = 1;
         c->rlen += (size_t)n;
-        if (process(c)) return;
+        if (process(c)) return 1;
         /* A short read drained the socket (TLS may still hold a record). */
-        if ((size_t)n < room && !(c->ssl && SSL_pending(c->ssl))) return;
+        if ((size_t)n < room && !(c->ssl && SSL_pending(c->ssl))) return 0;
         if (c->rcap < RBUF_READ_MAX && c->rlen + 4096 > c->rcap) {
             char *b = realloc(c->rbuf, RBUF_READ_MAX);
             if (b) {
@@ -877,6 +908,7 @@ static void conn_receive(struct h1_conn *c)
             }
         }
     }
+    return 0;
 }
 
 static void idle_event(struct h1_conn *c)
@@ -889,14 +921,16 @@ static void idle_event(struct h1_conn *c)
 static void conn_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
-    (void)what;
     struct h1_conn *c = arg;
     switch (c->state) {
     case C_IDLE: idle_event(c); break;
     case C_RESOLVING: break;
     case C_CONNECTING: connect_done(c); break;
     case C_TLS: tls_step(c); break;
-    case C_SENDING: conn_send(c); break;
+    case C_SENDING:
+        if ((what & EV_READ) && c->x->cut && early_answer(c)) break;
+        conn_send(c);
+        break;
     case C_RECEIVING: conn_receive(c); break;
     }
 }
@@ -983,9 +1017,17 @@ static char *build_head(const char *method, const struct origin *o, const char *
     return h;
 }
 
+int hr_h1_takes_url(const char *url)
+{
+    struct origin o;
+    const char *path;
+    return parse_url(url, &o, &path) == 0;
+}
+
 struct hr_transfer *hr_h1_start(struct hr_h1_pool *pool, const char *method, const char *url, const char *headers,
-                                const char *body, size_t body_len, const struct hr_transfer_opts *opts,
-                                const struct hr_transfer_cbs *cbs, void *ud, int *declined)
+                                const char *body, size_t body_len, size_t body_have,
+                                const struct hr_transfer_opts *opts, const struct hr_transfer_cbs *cbs, void *ud,
+                                int *declined)
 {
     struct origin o;
     const char *path;
@@ -1002,7 +1044,7 @@ struct hr_transfer *hr_h1_start(struct hr_h1_pool *pool, const char *method, con
     x->is_head = !strcasecmp(method, "HEAD");
     int with_length = body || (strcasecmp(method, "GET") && !x->is_head);
     /* Over TLS a small body rides in the head's buffer: one record. */
-    size_t extra = x->o.tls && body && body_len <= TLS_COALESCE_MAX ? body_len : 0;
+    size_t extra = x->o.tls && body && body_have == body_len && body_len <= TLS_COALESCE_MAX ? body_len : 0;
     x->head = build_head(method, &x->o, path, headers, with_length, body_len, extra, &x->head_len);
     if (!x->head) {
         free(x);
@@ -1014,6 +1056,8 @@ struct hr_transfer *hr_h1_start(struct hr_h1_pool *pool, const char *method, con
     } else {
         x->body = body;
         x->body_len = body ? body_len : 0;
+        x->body_have = body ? body_have : 0;
+        x->cut = x->body_have < x->body_len;
     }
     x->max_header = opts->max_header_bytes ? opts->max_header_bytes : 64u << 10;
     x->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 10000;
@@ -1045,6 +1089,15 @@ double hr_h1_send_wait_ms(struct hr_transfer *t)
     if (!x->t_send) return 0;
     double wait = x->t_send - x->t_start - x->connect_ms;
     return wait > 0 ? wait : 0;
+}
+
+void hr_h1_body_more(struct hr_transfer *t, size_t body_have)
+{
+    struct h1_xfer *x = (struct h1_xfer *)t;
+    x->body_have = body_have < x->body_len ? body_have : x->body_len;
+    struct h1_conn *c = x->c;
+    /* Sending, and not waiting for the socket to take more: send now. */
+    if (c && c->state == C_SENDING && !(c->ev_kind & EV_WRITE)) conn_send(c);
 }
 
 void hr_h1_resume(struct hr_transfer *t)

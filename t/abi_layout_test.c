@@ -48,7 +48,8 @@ static const struct layout table[] = {
     FIELD(hr_request, query, 64, 0),
     FIELD(hr_request, body_edited, 72, 0),
     FIELD(hr_request, wire_format, 76, 2),
-    SIZE(hr_request, 80),
+    FIELD(hr_request, unit_query, 80, 4),
+    SIZE(hr_request, 88),
     FIELD(hr_stage_result, struct_size, 0, 0),
     FIELD(hr_stage_result, name, 8, 0),
     FIELD(hr_stage_result, ms, 16, 0),
@@ -209,7 +210,7 @@ int main(void)
         printf("1..0 # SKIP the frozen offsets are for LP64 targets\n");
         return 0;
     }
-    ok(HR_ABI_MAJOR == 1 && HR_ABI_MINOR == 3, "ABI 1.3 (a new minor appends lines here)");
+    ok(HR_ABI_MAJOR == 1 && HR_ABI_MINOR == 4, "ABI 1.4 (a new minor appends lines here)");
     for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
         const struct layout *l = &table[i];
         if (l->minor < 0)

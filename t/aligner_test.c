@@ -265,6 +265,24 @@ int main(void)
         run(s, ab, HR_PROVIDER_ANTHROPIC, "sess-C", 0);
         json_decref(ab);
         is_int(stat2("prefix_changes", NULL), c0 + 3, "anthropic system change counted");
+        /* Claude Code moves its breakpoint to the newest message every turn. */
+        json_t *t1 = json_loads("{\"model\":\"claude\",\"system\":\"s\",\"messages\":[{\"role\":\"user\",\"content\":"
+                                "[{\"type\":\"text\",\"text\":\"q\",\"cache_control\":{\"type\":\"ephemeral\"}}]}]}",
+                                0, NULL);
+        json_t *t2 = json_loads("{\"model\":\"claude\",\"system\":\"s\",\"messages\":[{\"role\":\"user\",\"content\":"
+                                "[{\"type\":\"text\",\"text\":\"q\"}]},{\"role\":\"assistant\",\"content\":\"a\"},"
+                                "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"q2\",\"cache_control\":"
+                                "{\"type\":\"ephemeral\"}}]}]}",
+                                0, NULL);
+        run(s, t1, HR_PROVIDER_ANTHROPIC, "sess-D", 1);
+        run(s, t2, HR_PROVIDER_ANTHROPIC, "sess-D", 3);
+        is_int(stat2("prefix_changes", NULL), c0 + 3, "a breakpoint moved to the newest message is not a prefix change");
+        json_t *first = json_array_get(json_object_get(json_array_get(json_object_get(t2, "messages"), 0), "content"), 0);
+        json_object_set_new(first, "text", json_string("q edited"));
+        run(s, t2, HR_PROVIDER_ANTHROPIC, "sess-D", 3);
+        is_int(stat2("prefix_changes", NULL), c0 + 4, "but an edited text under it still is");
+        json_decref(t1);
+        json_decref(t2);
     }
 
     /* register_metrics: the waste-signal and cache-bust families. */
@@ -284,9 +302,9 @@ int main(void)
         ok(bo.type == HR_METRIC_COUNTER && bo.label_name && !strcmp(bo.label_name, "provider"),
            "cache_bust is a counter labelled provider");
         is_int((long long)bo.value, 2, "openai prefix changes: a tool added, a protected message edited");
-        is_int((long long)ba.value, 1, "anthropic prefix changes: one");
+        is_int((long long)ba.value, 2, "anthropic prefix changes: two");
         is_int((long long)(bo.value + ba.value), stat2("prefix_changes", NULL), "per-provider busts sum to prefix_changes");
-        is_int(stat2("prefix_changes_by_provider", "anthropic"), 1, "/stats prefix_changes_by_provider.anthropic");
+        is_int(stat2("prefix_changes_by_provider", "anthropic"), 2, "/stats prefix_changes_by_provider.anthropic");
     }
     /* add_cache_control. */
     {

@@ -45,7 +45,7 @@ import urllib.parse
 __all__ = [
     "T_DIR", "plan", "done", "ok", "is_", "isnt", "like", "cmp_ok", "diag", "note",
     "skip", "skip_all", "bail", "failed_count",
-    "Mock", "Headroomd", "free_port", "wait_until",
+    "Mock", "Headroomd", "free_port", "wait_until", "npm_install",
     "Response", "request", "get", "post_json", "get_json", "stream",
     "stream_then_close", "raw_socket_request", "parse_http_response",
     "hdr", "hdr_all", "sse_events", "sse_data_json",
@@ -349,6 +349,27 @@ def wait_until(fn, timeout=5.0, interval=0.05):
         if v or time.monotonic() >= deadline:
             return v
         time.sleep(interval)
+
+
+def npm_install(src_dir, node_dir, installed, why, timeout=300):
+    """Install the npm packages pinned in src_dir/package.json into node_dir
+    (in the build tree) unless node_dir/node_modules/<installed> is there;
+    skip the whole test when node/npm or the registry are missing."""
+    import shutil
+    import subprocess
+    if not shutil.which("node") or not shutil.which("npm"):
+        skip_all("node and npm are needed " + why)
+    if os.path.exists(os.path.join(node_dir, "node_modules", installed)):
+        return
+    os.makedirs(node_dir, exist_ok=True)
+    shutil.copy(os.path.join(src_dir, "package.json"), node_dir)
+    try:
+        r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=node_dir,
+                           capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        skip_all("npm install timed out (no registry?)")
+    if r.returncode != 0:
+        skip_all("npm install failed: " + r.stderr.decode("utf-8", "replace")[-300:])
 
 
 def _tail(path, limit=4000):

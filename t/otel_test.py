@@ -28,18 +28,7 @@ import time  # noqa: E402
 SRC = os.path.join(T_DIR, "otel")
 NODE_DIR = os.environ.get("HEADROOM_TEST_NODE_DIR") or os.path.join(os.getcwd(), "t", "otel-node")
 
-if not shutil.which("node") or not shutil.which("npm"):
-    skip_all("node and npm are needed to decode OTLP with the official definitions")
-if not os.path.isdir(os.path.join(NODE_DIR, "node_modules", "@opentelemetry", "exporter-metrics-otlp-proto")):
-    os.makedirs(NODE_DIR, exist_ok=True)
-    shutil.copy(os.path.join(SRC, "package.json"), NODE_DIR)
-    try:
-        r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=NODE_DIR,
-                           capture_output=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        skip_all("npm install timed out (no registry?)")
-    if r.returncode != 0:
-        skip_all("npm install failed: " + r.stderr.decode("utf-8", "replace")[-300:])
+npm_install(SRC, NODE_DIR, "@opentelemetry/exporter-metrics-otlp-proto", "to decode OTLP with the official definitions")
 shutil.copy(os.path.join(SRC, "decode.mjs"), NODE_DIR)
 shutil.copy(os.path.join(SRC, "sdk_emit.mjs"), NODE_DIR)
 

@@ -18,18 +18,7 @@ import subprocess  # noqa: E402
 SDK_SRC = os.path.join(T_DIR, "sdk")
 SDK_DIR = os.environ.get("HEADROOM_SDK_DIR") or os.path.join(os.getcwd(), "t", "sdk-node")
 
-if not shutil.which("node") or not shutil.which("npm"):
-    skip_all("node and npm are needed for the SDK tests")
-if not os.path.isdir(os.path.join(SDK_DIR, "node_modules", "openai")):
-    os.makedirs(SDK_DIR, exist_ok=True)
-    shutil.copy(os.path.join(SDK_SRC, "package.json"), SDK_DIR)
-    try:
-        r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=SDK_DIR,
-                           capture_output=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        skip_all("npm install timed out (no registry?)")
-    if r.returncode != 0:
-        skip_all("npm install failed: " + r.stderr.decode("utf-8", "replace")[-300:])
+npm_install(SDK_SRC, SDK_DIR, "openai", "for the SDK tests")
 shutil.copy(os.path.join(SDK_SRC, "sdk_check.mjs"), SDK_DIR)
 
 with Mock() as mock, Headroomd(extra_conf="max_body_size 4k\n") as hd:

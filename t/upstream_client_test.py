@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 
-from hrtest import Headroomd, cmp_ok, done, is_, like, ok, openai_body, post_json, skip, wait_until
+from hrtest import Headroomd, cmp_ok, done, is_, like, ok, openai_body, post_json, raw_socket_request, skip, wait_until
 
 ANSWER = json.dumps({"id": "x", "object": "chat.completion", "model": "gpt-4o-mini",
                      "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
@@ -179,7 +179,7 @@ try:
 
     # --- HTTPS, trusted through SSL_CERT_FILE, one connection for many requests
     if not have_openssl:
-        skip("openssl command missing", 12)
+        skip("openssl command missing", 14)
     else:
         up = Upstream(tls_ctx=server_ctx(certs, "good"))
         env = {"SSL_CERT_FILE": os.path.join(certs, "ca.pem")}
@@ -193,6 +193,14 @@ try:
             is_(hdrs.get("host"), "127.0.0.1:%d" % up.port, "Host names the upstream with its port")
             is_(int(hdrs.get("content-length", "-1")), len(body), "Content-Length is the body's length")
             is_(hdrs.get("authorization"), "Bearer sk-test", "credentials forwarded")
+        # cut-through over TLS (optimize no): the body goes out while it arrives
+        with Headroomd(conf_text=conf("https://127.0.0.1:%d" % up.port, "optimize no\n"), env=env) as h:
+            big = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "tls " * 700000}]}).encode()
+            head = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer sk-test\r\n"
+                    b"Content-Length: %d\r\n\r\n" % len(big))
+            r = raw_socket_request(h.url, head + big, timeout=30, chunk=1 << 20, send_delay=0.05)
+            is_(r.status, 200, "a 2.8 MB body sent in 1 MB pieces, cut through to an https upstream: answered")
+            ok(up.requests[-1][2] == big, "the upstream got the body byte for byte")
         with Headroomd(conf_text=conf("https://localhost:%d" % up.port), env=env) as h:
             r = ask(h)
             is_(r.status, 200, "https by host name (resolved without blocking, SNI, name checked)")

@@ -14,6 +14,17 @@ the per-request differences) and added ms per MB.
 Usage: HEADROOMD=/path/to/plain-build/src/headroomd bench/proxy/large_bodies.py [N] [FIXTURE_DIR]
   N: requests per size and proxy (default 20; 10 MB cases use N/2, at least 5)
   FIXTURE_DIR: t/fixtures/gen_fixtures.py --out DIR (made in a temp dir if absent)
+  SIZES=1,10: the sizes in MB (default 1,5,10)
+  PROXIES=no,no-buffered,nginx,nginx-unbuffered: which proxies (default
+    no,optimized,nginx): `no` is headroomd `optimize no` (cut-through),
+    `no-buffered` the same with `cut_through no` (the body read whole
+    first), `optimized` the shipped config, `nginx` proxy_pass (request
+    bodies buffered, nginx's default), `nginx-unbuffered` proxy_pass with
+    `proxy_request_buffering off` (nginx's cut-through). At 5 MB only
+    `optimized` runs.
+  RATE_MBPS=100: the client sends each body at this rate (64 KB pieces,
+    paced), as over a network, instead of as fast as loopback takes it
+    (default 0 = unpaced: then the 2 vCPUs' copying is the limit).
 Everything runs on 127.0.0.1 and is stopped on exit.
 """
 import json
@@ -39,8 +50,11 @@ N = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 FX = sys.argv[2] if len(sys.argv) > 2 else None
 MIX = ["search_1000.json", "logs_1000.json", "db_1000.json", "metrics_1000.json", "code_1000.json",
        "search_100.json", "logs_100.json", "api_100.json"]
-SIZES = [1, 5, 10]  # MB, about: 8 tool outputs per MB
+SIZES = [int(x) for x in os.environ.get("SIZES", "1,5,10").split(",")]  # MB, about: 8 tool outputs per MB
+PROXIES = os.environ.get("PROXIES", "no,optimized,nginx").split(",")
 GAP = float(os.environ.get("GAP_MS", "100")) / 1000
+RATE = float(os.environ.get("RATE_MBPS", "0")) * 1e6  # bytes per second; 0 = unpaced
+PIECE = 64 << 10
 
 
 def cpu_ms(pid):
@@ -54,14 +68,14 @@ def cpu_ms(pid):
     return total / 1e6
 
 
-def nginx_start(tmp, up_port):
+def nginx_start(tmp, up_port, unbuffered=False):
     exe = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.access(exe, os.X_OK):
         return None, None
     port = hrtest.free_port()
-    d = os.path.join(tmp, "ngx")
+    d = os.path.join(tmp, "ngx-unbuffered" if unbuffered else "ngx")
     os.makedirs(d, exist_ok=True)
-    conf = os.path.join(tmp, "nginx.conf")
+    conf = os.path.join(d + ".conf")
     with open(conf, "w") as f:
         f.write("""worker_processes 1;
 master_process off;
@@ -78,10 +92,10 @@ http {
     upstream llm { server 127.0.0.1:%(up)d; keepalive 16; }
     server {
         listen 127.0.0.1:%(port)d;
-        location / { proxy_pass http://llm; proxy_http_version 1.1; proxy_set_header Connection ""; }
+        location / { proxy_pass http://llm; proxy_http_version 1.1; proxy_set_header Connection "";%(rb)s }
     }
 }
-""" % {"d": d, "up": up_port, "port": port})
+""" % {"d": d, "up": up_port, "port": port, "rb": " proxy_request_buffering off;" if unbuffered else ""})
     proc = subprocess.Popen([exe, "-p", d, "-c", conf, "-e", os.path.join(d, "error.log")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
@@ -135,7 +149,16 @@ class Conn:
     def post(self, data):
         head = ("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 "Authorization: Bearer bench\r\nContent-Length: %d\r\n\r\n" % len(data)).encode()
-        self.s.sendall(head + data)
+        if not RATE:
+            self.s.sendall(head + data)
+        else:  # paced: piece k leaves at t0 + k * PIECE / RATE
+            t0 = time.perf_counter()
+            self.s.sendall(head + data[:PIECE])
+            for off in range(PIECE, len(data), PIECE):
+                wait = t0 + off / RATE - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+                self.s.sendall(data[off:off + PIECE])
         while b"\r\n\r\n" not in self.buf:
             self.recv()
         h, self.buf = self.buf.split(b"\r\n\r\n", 1)
@@ -193,13 +216,20 @@ def main():
     texts = [open(os.path.join(fixtures(), f)).read() for f in MIX]
     tmp = tempfile.mkdtemp(prefix="hr-large-")
     up = FastUpstream(tmp)
-    ngx, ngx_port = nginx_start(tmp, up.port)
+    nginxes = []  # (label, process, port)
+    for key, unbuffered, label in (("nginx", False, "nginx proxy_pass"),
+                                   ("nginx-unbuffered", True, "nginx proxy_pass, proxy_request_buffering off")):
+        if key in PROXIES:
+            proc, port = nginx_start(tmp, up.port, unbuffered)
+            if proc:
+                nginxes.append((label, proc, port))
     conf = open(os.path.join(TOP, "conf", "headroom.conf")).read()
     conf = "\n".join(line for line in conf.splitlines()
                      if not line.startswith(("host ", "port ", "openai_api_url", "anthropic_api_url", "workers")))
     conf = hrtest.DEFAULT_CONF + conf + "\nlog_level warn\n"
-    print("%d requests per size (10 MB: %d), load %s, %s" % (
-        N, max(5, N // 2), open("/proc/loadavg").read().split()[0], time.strftime("%Y-%m-%d %H:%M")))
+    print("%d requests per size (10 MB: %d), load %s, %s, client %s" % (
+        N, max(5, N // 2), open("/proc/loadavg").read().split()[0], time.strftime("%Y-%m-%d %H:%M"),
+        "paced at %g MB/s" % (RATE / 1e6) if RATE else "unpaced"))
     print()
     print("| proxy | MB | direct p50 ms | via proxy p50 ms | added p50 ms | added ms/MB | proxy CPU ms/request | CPU ms/MB | /stats overhead p50 ms |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -212,20 +242,22 @@ def main():
                 bodies.append(body(texts, mb, serial))
                 serial += 1
             real_mb = statistics.mean(len(b) for b in bodies) / 1e6
-            cases = [("headroomd optimize no", conf + "optimize no\n"), ("headroomd optimized", conf)]
-            for name, text in cases:
-                if mb == 5 and name.endswith("optimize no"):
+            cases = [("no", "headroomd optimize no", conf + "optimize no\n"),
+                     ("no-buffered", "headroomd optimize no, cut_through no", conf + "optimize no\ncut_through no\n"),
+                     ("optimized", "headroomd optimized", conf)]
+            for key, name, text in cases:
+                if key not in PROXIES or (mb == 5 and key != "optimized"):
                     continue
                 with hrtest.Headroomd(conf_text=text, mock=up) as hd:
                     d, v, cpu = measure(hd.port, up.port, hd.pid, bodies, n)
                     st, stats = hrtest.get_json(hd.url + "/stats")
                     over = stats.get("overhead", {}).get("p50_ms", float("nan"))
                 row(name, real_mb, d, v, cpu, "%.3f" % over)
-            if ngx and mb != 5:
+            for label, ngx, ngx_port in nginxes if mb != 5 else []:
                 d, v, cpu = measure(ngx_port, up.port, ngx.pid, bodies, n)
-                row("nginx proxy_pass", real_mb, d, v, cpu, "")
+                row(label, real_mb, d, v, cpu, "")
     finally:
-        if ngx:
+        for _, ngx, _ in nginxes:
             ngx.send_signal(signal.SIGTERM)
             ngx.wait()
         up.stop()

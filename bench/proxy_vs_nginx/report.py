@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""report.py RUNS.tsv — the summary tables of bench/proxy_vs_nginx/run.sh.
+"""report.py RUNS.tsv [ONECONN.tsv] — the summary tables of bench/proxy_vs_nginx/run.sh.
 
 Each figure is the median over rounds; [a–b] is the range over rounds.
 Ratios are headroomd/nginx, computed per round (the two runs of a round are
@@ -96,5 +96,31 @@ for b in bodies:
         print("| %s | %d | %.0f %s | %.1f | %.1f | %.1f |" % (
             label.get(b, b), c, med(d), rng(d), med(get("direct", b, c, "upstream_cpu_us_req")),
             med(get("nginx", b, c, "upstream_cpu_us_req")), med(get("headroomd", b, c, "upstream_cpu_us_req"))))
+
+if len(sys.argv) > 2:
+    one = list(csv.DictReader(open(sys.argv[2]), delimiter="\t"))
+
+    def one_get(target, body, key):
+        return {int(r["round"]): float(r[key]) for r in one if r["target"] == target and r["body"] == body}
+
+    print()
+    print("One client waiting on each answer (one_conn.c: every request's own latency, no coordinated-omission")
+    print("correction, so a host stall costs one sample, not hundreds; median of rounds):")
+    print()
+    print("| request | direct p50 / p99 µs | nginx p50 / p99 / p99.9 µs | headroomd p50 / p99 / p99.9 µs | headroomd adds p50 | p99 ratio (target ≤ %.1f×) | requests over 10 ms, nginx / headroomd |" % TARGET_P99)
+    print("|---|---|---|---|---|---|---|")
+    for b in dict.fromkeys(r["body"] for r in one):
+        d50, d99 = one_get("direct", b, "p50_us"), one_get("direct", b, "p99_us")
+        n50, n99, n999 = (one_get("nginx", b, k) for k in ("p50_us", "p99_us", "p999_us"))
+        h50, h99, h999 = (one_get("headroomd", b, k) for k in ("p50_us", "p99_us", "p999_us"))
+        if not n50 or not h50:
+            continue
+        hadd = {k: h50[k] - d50[k] for k in h50 if k in d50}
+        p99r, per = ratio(h99, n99)
+        print("| %s | %.0f / %.0f | %.0f / %.0f / %.0f | %.0f / %.0f / %.0f | +%.0f µs %s | %.2f× %s %s | %d / %d |" % (
+            label.get(b, b), med(d50), med(d99), med(n50), med(n99), med(n999), med(h50), med(h99), med(h999),
+            med(hadd), rng(hadd), p99r, rng(per, "%.2f"), verdict(p99r <= TARGET_P99),
+            sum(one_get("nginx", b, "over10ms").values()), sum(one_get("headroomd", b, "over10ms").values())))
+
 print()
 print("Errors (socket or non-2xx) over all runs: %d" % errors)

@@ -14,6 +14,8 @@
 #   CONNS="1 16 64"  BODIES="json sse"        OUT=dir    keep raw results there
 #   INSTALL=0    don't apt-get install missing nginx/wrk
 #   FAST_UPSTREAM_SSE_SPLIT=1  the upstream sends each SSE event on its own
+#   ONECONN=0    skip the one-client runs (one_conn.c: each request's own
+#                latency, no coordinated-omission correction) at c=1
 #   PERF=1       also profile headroomd (perf record, DWARF call graphs) during
 #                one extra 16-connection JSON run and print its top symbols
 set -euo pipefail
@@ -94,6 +96,7 @@ cpu_ticks() {
 
 # fast upstream
 cc -O2 -Wall -o "$TMP/fast_upstream" "$HERE/fast_upstream.c" || die "cannot build fast_upstream.c"
+cc -O2 -Wall -o "$TMP/one_conn" "$HERE/one_conn.c" || die "cannot build one_conn.c"
 "$TMP/fast_upstream" 0 "$TMP/up.port" >/dev/null 2>"$TMP/upstream.log" &
 UP_PID=$!
 for _ in $(seq 50); do [ -s "$TMP/up.port" ] && break; sleep 0.1; done
@@ -198,6 +201,18 @@ EOF
     tail -1 "$RES" | awk -F'\t' '{printf "#   round %s  %-9s %-4s c=%-3s %8s req/s  p50 %6s us  p99 %6s us  cpu/req %s us  errors %s\n", $1,$2,$3,$4,$7,$8,$9,$11,$6}' >&2
 }
 
+# one_conn: one client waiting on each answer, every request's own latency
+ONE="$TMP/oneconn.tsv"
+printf 'round\ttarget\tbody\trequests\tp50_us\tp90_us\tp99_us\tp999_us\tmax_us\tover10ms\n' >"$ONE"
+one_conn_run() { # round target body seconds
+    local port line
+    case $2 in nginx) port=$NGX_PORT ;; headroomd) port=$HD_PORT ;; direct) port=$UP_PORT ;; esac
+    line=$(timeout $(($4 + 20)) "$TMP/one_conn" "$port" "$4" "$3") || die "one_conn failed ($2 $3)"
+    echo "$line" | awk -v r="$1" -v t="$2" -v b="$3" '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[i] = kv[2] }
+        printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r, t, b, v[2], v[3], v[4], v[5], v[6], v[7], v[8] }' >>"$ONE"
+    tail -1 "$ONE" | awk -F'\t' '{printf "#   round %s  %-9s %-4s one client %7s requests  p50 %5s us  p99 %6s us  p99.9 %6s us  max %s us\n", $1,$2,$3,$4,$5,$7,$8,$9}' >&2
+}
+
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $NCPU cores, load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 echo "# $("$NGINX" -v 2>&1), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), headroomd $HEADROOMD" >&2
 for body in $BODIES; do # warm up: caches, upstream keep-alive pools, page faults
@@ -211,6 +226,9 @@ for round in $(seq "$ROUNDS"); do
             targets=$order
             if [ "$c" = 1 ] || [ "$c" = 64 ]; then targets="direct $order"; fi
             for target in $targets; do run_one "$round" "$target" "$body" "$c" "$DURATION" 1; done
+            if [ "$c" = 1 ] && [ "${ONECONN:-1}" = 1 ]; then
+                for target in $targets; do one_conn_run "$round" "$target" "$body" "$DURATION"; done
+            fi
         done
     done
 done
@@ -231,4 +249,4 @@ echo "# load after: $LOAD_AFTER" >&2
 if grep -qiE 'warn|error' "$TMP/headroomd.log"; then echo "# headroomd log (last lines):" >&2; tail -5 "$TMP/headroomd.log" >&2; fi
 cp "$TMP/nginx-error.log" "$TMP/nginx.log" 2>/dev/null || true
 
-python3 "$HERE/report.py" "$RES"
+python3 "$HERE/report.py" "$RES" "$ONE"

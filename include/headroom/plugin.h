@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define HR_ABI_MAJOR 1
-#define HR_ABI_MINOR 3
+#define HR_ABI_MINOR 4
 
 #if defined(__GNUC__)
 #define HR_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -165,6 +165,12 @@ struct hr_request {
     const char *query;          /* text of the latest user message, or "" */
     int body_edited;            /* set to 1 after editing body outside units (e.g. tool order) */
     enum hr_wire_format wire_format; /* 1.2 */
+    /* 1.4: unit_query[i] is the text of the latest user message before
+     * units[i]'s message ("" when none): the question the tool was called
+     * for. A unit compressed under its own query comes out the same on every
+     * later turn of the conversation, which keeps a provider's prompt cache
+     * (doc/prompt-caching.md); prefer it to `query` for relevance. */
+    const char *const *unit_query;
 };
 
 /* ------------------------------------------------------------------- events */

@@ -66,6 +66,10 @@ static uint64_t h_json(uint64_t h, json_t *v)
         const char *k;
         json_t *x;
         json_object_foreach(v, k, x) {
+            /* A breakpoint is not content: Claude Code moves its marker to
+             * the newest message every turn, and the prefix is unchanged. */
+            if (!strcmp(k, "cache_control"))
+                continue;
             h = h_bytes(h, k, strlen(k) + 1);
             h = h_json(h, x);
         }

@@ -109,6 +109,7 @@ struct candidate {
     size_t unit;
     struct hr_memo_key key;
     const char *text;
+    const char *query;                 /* relevance: the question asked before this output */
     size_t len, tokens;
     int rc;
     struct hr_sc_output out;
@@ -120,7 +121,6 @@ struct crush_job {
     struct sc_state *s;
     struct candidate *c;
     size_t *order;                     /* largest first: the last item to finish is a small one */
-    const char *query;
     const char *model;
     struct hr_request *req;            /* for unit_tokens_at_least only (1.3) */
 };
@@ -136,7 +136,7 @@ static void crush_text(struct crush_job *j, struct candidate *c)
         if (c->rc >= 0)
             return;
     }
-    c->rc = hr_sc_crush(&j->s->cfg, c->text, c->len, j->query, &c->out);
+    c->rc = hr_sc_crush(&j->s->cfg, c->text, c->len, c->query, &c->out);
     if (c->rc >= 0 && j->s->memo) {
         blob = hr_sc_result_pack(c->rc, &c->out, &blen);
         if (blob)
@@ -243,21 +243,23 @@ static int sc_apply(void *state, struct hr_request *req)
     if (!c)
         return HR_ENOMEM;
     size_t n = 0;
-    const char *query = req->query ? req->query : "";
-    uint64_t salt = hr_sc_hash(query, strlen(query), 0x9e57); /* relevance depends on it */
+    /* Each output under the question asked before it (1.4), so its crush is
+     * the same on every later turn; an older host gives one query for all. */
+    const char *const *uq = HR_HAS_FIELD(req, struct hr_request, unit_query) ? req->unit_query : NULL;
     for (size_t i = 0; i < req->n_units; i++) {
         const struct hr_unit *u = &req->units[i];
         if (!eligible(s, req, i))
             continue;
-        c[n] = (struct candidate){.unit = i, .text = u->text, .len = u->len, .tokens = u->tokens};
+        const char *query = uq && uq[i] ? uq[i] : req->query ? req->query : "";
+        c[n] = (struct candidate){.unit = i, .text = u->text, .query = query, .len = u->len, .tokens = u->tokens};
         if (s->memo) {
             h->unit_hash(req, i, c[n].key.hash);
             c[n].key.len = u->len;
-            c[n].key.salt = salt;
+            c[n].key.salt = hr_sc_hash(query, strlen(query), 0x9e57); /* relevance depends on it */
         }
         n++;
     }
-    struct crush_job job = {s, c, malloc((n ? n : 1) * sizeof *job.order), req->query, req->model, req};
+    struct crush_job job = {s, c, malloc((n ? n : 1) * sizeof *job.order), req->model, req};
     if (!job.order) {
         free(c);
         return HR_ENOMEM;

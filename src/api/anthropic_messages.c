@@ -33,7 +33,8 @@ static void find_units(json_t *body, hr_api_unit_fn add, void *ud)
         if (!role || strcmp(role, "user")) continue;
         json_array_foreach(json_object_get(m, "content"), k, block) {
             const char *type = json_string_value(json_object_get(block, "type"));
-            if (!type || strcmp(type, "tool_result") || json_object_get(block, "cache_control")) continue;
+            /* One carrying cache_control is a unit too (doc/prompt-caching.md). */
+            if (!type || strcmp(type, "tool_result")) continue;
             const char *tool = tool_name_for_use(messages, i, json_string_value(json_object_get(block, "tool_use_id")));
             json_t *content = json_object_get(block, "content");
             if (json_is_string(content)) add(ud, block, "content", i, tool);
@@ -191,7 +192,7 @@ const struct hr_api hr_api_anthropic_messages = {
     .system_key = "system",
     .counted_keys = counted,
     .find_units = find_units,
-    .latest_user_text = hr_api_messages_latest_user_text,
+    .user_text = hr_api_message_user_text,
     .usage_from_json = usage_from_json,
     .usage_from_sse = usage_from_sse,
     .error_body = error_body,

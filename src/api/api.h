@@ -43,8 +43,9 @@ struct hr_api {
     /* ---- the request */
     /* Every tool output of `body` that a transform may compress. */
     void (*find_units)(json_t *body, hr_api_unit_fn add, void *ud);
-    /* Text of the latest user message, "" when none (the relevance query). */
-    const char *(*latest_user_text)(const json_t *body);
+    /* The text a user turn asks with (relevance queries), or NULL when
+     * `item` of the conversation array is not a user turn with text. */
+    const char *(*user_text)(const json_t *item);
 
     /* ---- the answer */
     void (*usage_from_json)(const json_t *answer, struct hr_usage *u);
@@ -119,10 +120,14 @@ char *hr_api_hash_argument(const char *arguments);
 void hr_api_openai_cache_writes(const json_t *details, struct hr_usage *u);
 /* {"error":{"message","type","param":null,"code"}}: OpenAI's error shape. */
 json_t *hr_api_openai_error(const char *type, const char *code, const char *message);
-/* Chat Completions and Messages: the last user turn's text, "" when none. */
-const char *hr_api_messages_latest_user_text(const json_t *body);
+/* Chat Completions and Messages: a user message's string content, or its
+ * first text part that is not a client's <system-reminder>; NULL otherwise. */
+const char *hr_api_message_user_text(const json_t *message);
+/* Whether a text part is a client's <system-reminder> (Claude Code puts
+ * them in user turns, before the user's own words), not the user asking. */
+int hr_api_is_reminder(const char *text);
 /* A tool output given as content parts: every {"type":"text","text"} part
- * without cache_control is a unit. */
+ * is a unit. */
 void hr_api_add_text_parts(json_t *content, size_t item, const char *tool, hr_api_unit_fn add, void *ud);
 /* "data: <json>\n\n" or "event: NAME\ndata: <json>\n\n" (malloc'd); takes `obj`. */
 char *hr_api_sse_text(const char *event, json_t *obj);

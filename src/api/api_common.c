@@ -136,35 +136,39 @@ char *hr_api_sse_text(const char *event, json_t *obj)
 }
 
 /* Chat and Messages: the last user turn's string, or its first text part. */
-const char *hr_api_messages_latest_user_text(const json_t *body)
+int hr_api_is_reminder(const char *text)
 {
-    const json_t *messages = hr_json_get(body, "messages");
-    for (size_t i = json_array_size(messages); i-- > 0;) {
-        const json_t *m = json_array_get(messages, i);
-        const char *role = json_string_value(hr_json_get(m, "role"));
-        if (!role || strcmp(role, "user")) continue;
-        const json_t *content = hr_json_get(m, "content");
-        if (json_is_string(content)) return json_string_value(content);
-        size_t k;
-        json_t *b;
-        json_array_foreach(content, k, b) {
-            const char *type = json_string_value(hr_json_get(b, "type"));
-            if (type && !strcmp(type, "text") && json_is_string(hr_json_get(b, "text")))
-                return json_string_value(hr_json_get(b, "text"));
-        }
-    }
-    return "";
+    while (*text == ' ' || *text == '\n' || *text == '\r' || *text == '\t') text++;
+    return !strncmp(text, "<system-reminder>", 17);
 }
 
-/* Text parts of a content array: every {"type":"text","text":…} without cache_control. */
+const char *hr_api_message_user_text(const json_t *m)
+{
+    const char *role = json_string_value(hr_json_get(m, "role"));
+    if (!role || strcmp(role, "user")) return NULL;
+    const json_t *content = hr_json_get(m, "content");
+    if (json_is_string(content)) return json_string_value(content);
+    size_t k;
+    json_t *b;
+    json_array_foreach(content, k, b) {
+        const char *type = json_string_value(hr_json_get(b, "type"));
+        const char *text = json_string_value(hr_json_get(b, "text"));
+        if (type && !strcmp(type, "text") && text && !hr_api_is_reminder(text)) return text;
+    }
+    return NULL;
+}
+
+/* Text parts of a content array: every {"type":"text","text":…}. A part
+ * carrying cache_control is one too: compression is a function of the
+ * conversation up to the part, so the provider caches the compressed text
+ * and gets the same bytes on every later turn (doc/prompt-caching.md). */
 void hr_api_add_text_parts(json_t *content, size_t item, const char *tool, hr_api_unit_fn add, void *ud)
 {
     size_t k;
     json_t *part;
     json_array_foreach(content, k, part) {
         const char *type = json_string_value(hr_json_get(part, "type"));
-        if (type && !strcmp(type, "text") && !hr_json_get(part, "cache_control") &&
-            json_is_string(hr_json_get(part, "text")))
+        if (type && !strcmp(type, "text") && json_is_string(hr_json_get(part, "text")))
             add(ud, part, "text", item, tool);
     }
 }

@@ -52,24 +52,19 @@ static void find_units(json_t *body, hr_api_unit_fn add, void *ud)
     }
 }
 
-static const char *latest_user_text(const json_t *body)
+static const char *user_text(const json_t *item)
 {
-    const json_t *input = json_object_get(body, "input");
-    if (json_is_string(input)) return json_string_value(input);
-    for (size_t i = json_array_size(input); i-- > 0;) {
-        const json_t *m = json_array_get(input, i);
-        const char *role = json_string_value(json_object_get(m, "role"));
-        if (!role || strcmp(role, "user")) continue;
-        const json_t *content = json_object_get(m, "content");
-        if (json_is_string(content)) return json_string_value(content);
-        size_t k;
-        json_t *part;
-        json_array_foreach(content, k, part) {
-            if (type_is(part, "input_text") && json_is_string(json_object_get(part, "text")))
-                return json_string_value(json_object_get(part, "text"));
-        }
+    const char *role = json_string_value(json_object_get(item, "role"));
+    if (!role || strcmp(role, "user")) return NULL;
+    const json_t *content = json_object_get(item, "content");
+    if (json_is_string(content)) return json_string_value(content);
+    size_t k;
+    json_t *part;
+    json_array_foreach(content, k, part) {
+        const char *text = json_string_value(json_object_get(part, "text"));
+        if (type_is(part, "input_text") && text && !hr_api_is_reminder(text)) return text;
     }
-    return "";
+    return NULL;
 }
 
 /* The Responses API's names for OpenAI's usage fields. */
@@ -196,7 +191,7 @@ const struct hr_api hr_api_openai_responses = {
     .counted_keys = counted,
     .answer_tools_key = "tools", /* a Response echoes the request's tools */
     .find_units = find_units,
-    .latest_user_text = latest_user_text,
+    .user_text = user_text,
     .usage_from_json = usage_from_json,
     .usage_from_sse = usage_from_sse,
     .error_body = error_body,
