@@ -1,7 +1,7 @@
 /* json_scan.c — validating JSON scanner with jansson's acceptance rules (see
  * json_scan.h) and decoders for accepted strings and numbers. One pass, no tree; it
- * allocates only for duplicate-key bookkeeping past 64 open keys and for reals of
- * 128+ bytes that need strtod. */
+ * allocates only for duplicate-key bookkeeping past 64 open keys, for reals of
+ * 128+ bytes that need strtod, and for the strings hr_json_scan_decode decodes. */
 #include <errno.h>
 #include <locale.h>
 #include <math.h>
