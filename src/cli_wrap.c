@@ -28,19 +28,23 @@ struct agent {
     const char *name;    /* as typed after `wrap`, and the executable */
     const char *product; /* for messages */
     unsigned openai : 1, openai_api_base : 1, anthropic : 1, anthropic_headers : 1;
+    unsigned codex_config : 1; /* also `-c openai_base_url="…"` first in its arguments */
 };
 
 /* How each agent finds its API: Claude Code reads ANTHROPIC_BASE_URL and
  * sends ANTHROPIC_CUSTOM_HEADERS ("Name: value" lines); Codex CLI reads
- * OPENAI_BASE_URL; aider (through litellm) OPENAI_API_BASE / OPENAI_BASE_URL
+ * OPENAI_BASE_URL up to 0.10x, and from about 0.17x only its openai_base_url
+ * config key, given here as `-c openai_base_url="…"` (older versions ignore
+ * the key, newer ones the variable: both are set); aider (through litellm)
+ * OPENAI_API_BASE / OPENAI_BASE_URL
  * and ANTHROPIC_BASE_URL. Agents without a header variable are counted under
  * the daemon's HEADROOM_STACK when wrap started it. */
 static const struct agent AGENTS[] = {
-    {"claude", "Claude Code", 0, 0, 1, 1},
-    {"codex", "Codex CLI", 1, 0, 0, 0},
-    {"aider", "aider", 1, 1, 1, 0},
+    {"claude", "Claude Code", 0, 0, 1, 1, 0},
+    {"codex", "Codex CLI", 1, 0, 0, 0, 1},
+    {"aider", "aider", 1, 1, 1, 0, 0},
 };
-static const struct agent GENERIC = {"generic", "the command", 1, 1, 1, 1};
+static const struct agent GENERIC = {"generic", "the command", 1, 1, 1, 1, 0};
 
 static void usage(FILE *out)
 {
@@ -407,10 +411,16 @@ int hr_cli_wrap(int argc, char **argv)
         return HR_EXIT_OK;
     }
     /* What runs: the command after `--`, or the agent by its own name. */
-    char **agent_argv = calloc((size_t)(argc - i) + 2, sizeof *agent_argv);
+    char **agent_argv = calloc((size_t)(argc - i) + 4, sizeof *agent_argv);
     if (!agent_argv) return HR_EXIT_RUNTIME;
     size_t n = 0;
+    char codex_base[96];
     agent_argv[n++] = a == &GENERIC ? argv[i] : (char *)a->name;
+    if (a->codex_config) {
+        snprintf(codex_base, sizeof codex_base, "openai_base_url=\"http://127.0.0.1:%d/v1\"", port);
+        agent_argv[n++] = (char *)"-c";
+        agent_argv[n++] = codex_base;
+    }
     for (int k = a == &GENERIC ? i + 1 : i; k < argc; k++) agent_argv[n++] = argv[k];
     char *exe = find_exe(agent_argv[0]);
     if (!exe) {

@@ -192,6 +192,9 @@ with Mock() as m:
         st = result(agent).get("stats", {})
         is_(st.get("requests", {}).get("by_stack"), {"wrap_" + agent: 1}, "%s: requests.by_stack.wrap_%s" % (agent, agent))
         is_(envfile(agent).get(var), "http://127.0.0.1:%d/v1" % port, "%s: %s" % (agent, var))
+        if agent == "codex":  # Codex CLI from ~0.17x reads only its openai_base_url config key
+            is_(read(os.path.join(OUT, "codex.args")), '-c\nopenai_base_url="http://127.0.0.1:%d/v1"\n' % port,
+                "codex: -c openai_base_url given first")
         ok(not port_open(port), "%s: proxy stopped" % agent)
 
     # ---- generic: wrap -- CMD
