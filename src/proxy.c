@@ -318,6 +318,17 @@ static struct proxy_req *proxy_begin(struct hr_worker *w, struct hr_req *req, co
         hr_send_api_error(req, api, 400, HR_API_ERR_INVALID_REQUEST, msg);
         return NULL;
     }
+    /* Codex CLI first asks for a WebSocket to /v1/responses; forwarded as a
+     * plain GET (Upgrade is hop-by-hop) the provider's answer means nothing
+     * to it. Refused here, it falls back to HTTPS by itself. */
+    const char *upgrade = hr_req_header(req, "upgrade");
+    if (upgrade && hr_h1_list_has(upgrade, "websocket", 0)) {
+        hr_guard_count(HR_REFUSE_NOT_IMPLEMENTED);
+        hr_stats_count_rejected(501, 0, 0);
+        hr_send_api_error(req, api, 501, HR_API_ERR_INVALID_REQUEST,
+                          "headroomd does not relay WebSocket connections: send the request over HTTP(S)");
+        return NULL;
+    }
     if (hr_admit_connection(w, req, api, method, path)) return NULL;
     struct proxy_req *p = req_new(w);
     if (!p) {

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+# codex_test.py — the real Codex CLI (npm @openai/codex, pinned in
+# t/agents/package.json) started by `headroom wrap codex -- exec …` with the
+# shipped config, against the mock upstream. Codex 0.17x reads its base URL
+# only from its openai_base_url configuration key, which wrap gives it with
+# -c; without that it would go straight to api.openai.com. Checked: codex
+# exits 0 and prints the mock's answer; its Responses requests reached the
+# mock through headroomd (store false, client-made item ids, a
+# prompt_cache_key); metrics.db has them under the wrap_codex stack as
+# openai_responses. Codex first tries a WebSocket to /v1/responses, which
+# headroomd refuses (501: it relays HTTP only), and falls back to HTTPS
+# after a few retries.
+# Skipped when node/npm or the registry are missing, or the package has no
+# binary for this machine.
+import os
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hrtest import *  # noqa: E402,F403
+import base64  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import sqlite3  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+
+AGENTS_SRC = os.path.join(T_DIR, "agents")
+AGENTS_DIR = os.environ.get("HEADROOM_AGENTS_DIR") or os.path.join(os.getcwd(), "t", "agents-node")
+CODEX = os.path.join(AGENTS_DIR, "node_modules", "@openai", "codex", "bin", "codex.js")
+CLI = os.environ.get("HEADROOM_CLI") or os.path.join(T_DIR, "..", "src", "headroom")
+HEADROOMD = os.environ.get("HEADROOMD") or os.path.join(T_DIR, "..", "src", "headroomd")
+
+npm_install(AGENTS_SRC, AGENTS_DIR, "@openai/codex/bin/codex.js", "to install Codex", timeout=600)
+try:
+    v = subprocess.run(["node", CODEX, "--version"], capture_output=True, timeout=60)
+except OSError as e:
+    skip_all("the Codex package does not run here: %s" % e)
+if v.returncode != 0 or b"codex" not in v.stdout:
+    skip_all("codex --version did not answer: " + (v.stdout + v.stderr).decode("utf-8", "replace")[-300:])
+note(v.stdout.decode().strip())
+
+WORK = tempfile.mkdtemp(prefix="hr-codex-")
+if os.environ.get("HRTEST_KEEP") != "1":
+    import atexit
+    atexit.register(shutil.rmtree, WORK, True)
+BIN, PROJ, HOME, WS = (os.path.join(WORK, d) for d in ("bin", "proj", "home", "ws"))
+for d in (BIN, PROJ, HOME, WS):
+    os.makedirs(d)
+with open(os.path.join(BIN, "codex"), "w") as f:
+    f.write('#!/bin/sh\nexec node "%s" "$@"\n' % CODEX)
+os.chmod(os.path.join(BIN, "codex"), 0o755)
+
+with Mock() as mock:
+    port = free_port()
+    conf = os.path.join(WORK, "headroom.conf")
+    with open(os.path.join(T_DIR, "..", "conf", "headroom.conf")) as f:
+        text = f.read()
+    text = re.sub(r"(?m)^port .*", "port %d" % port, text)
+    text = re.sub(r"(?m)^(openai|anthropic)_api_url .*", lambda m: "%s_api_url %s" % (m.group(1), mock.url), text)
+    with open(conf, "w") as f:
+        f.write(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_", "HEADROOM_"))}
+    env.update({"PATH": BIN + ":" + os.environ.get("PATH", "/usr/bin:/bin"), "HOME": HOME, "HEADROOMD": HEADROOMD,
+                "HEADROOM_WORKSPACE_DIR": WS, "HEADROOM_TELEMETRY": "off", "OPENAI_API_KEY": "sk-test"})
+    p = subprocess.run([CLI, "wrap", "--port", str(port), "-c", conf, "codex", "--",
+                        "exec", "--skip-git-repo-check", "What does this project do?"],
+                       cwd=PROJ, env=env, capture_output=True, timeout=240)
+    out = p.stdout.decode("utf-8", "replace")
+    is_(p.returncode, 0, "codex exec through headroom wrap exits 0")
+    if p.returncode:
+        diag(p.stderr.decode("utf-8", "replace")[-2000:])
+    like(out, r"mock reply to \d+ items", "Codex printed the mock's answer")
+
+    posts = [r for r in mock.requests() if r["method"] == "POST" and r["path"] == "/v1/responses"]
+    is_([r["method"] for r in mock.requests() if r["method"] != "POST"], [],
+        "its WebSocket attempts were refused by headroomd, not forwarded as plain GETs")
+    ok(posts, "Codex's Responses requests reached the upstream through headroomd (%d)" % len(posts))
+    if posts:
+        body = json.loads(base64.b64decode(posts[-1]["body_b64"]))
+        ok(body.get("store") is False and body.get("stream") is True and isinstance(body.get("input"), list),
+           "a Codex request: store false, streamed, a list of input items")
+
+    db = sqlite3.connect(os.path.join(WS, "metrics.db"))
+    rows = db.execute("SELECT stack, status, path, tokens_input_before FROM requests "
+                      "WHERE wire_format = 'openai_responses'").fetchall()
+    db.close()
+    ok(rows and all(r[:3] == ("wrap_codex", 200, "/v1/responses") for r in rows),
+       "metrics.db has Codex's requests under wrap_codex as openai_responses: %r" % rows[:3])
+    cmp_ok(min((r[3] for r in rows), default=0), ">", 1000, "each counted with Codex's instructions and context")
+done()
