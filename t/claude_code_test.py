@@ -16,36 +16,15 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hrtest import *  # noqa: E402,F403
+from agent_setup import CLI, HEADROOMD, install, scratch, shipped_conf  # noqa: E402
 import base64  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
-import shutil  # noqa: E402
 import sqlite3  # noqa: E402
 import subprocess  # noqa: E402
-import tempfile  # noqa: E402
 
-AGENTS_SRC = os.path.join(T_DIR, "agents")
-AGENTS_DIR = os.environ.get("HEADROOM_AGENTS_DIR") or os.path.join(os.getcwd(), "t", "agents-node")
-CLAUDE = os.path.join(AGENTS_DIR, "node_modules", "@anthropic-ai", "claude-code", "bin", "claude.exe")
-CLI = os.environ.get("HEADROOM_CLI") or os.path.join(T_DIR, "..", "src", "headroom")
-HEADROOMD = os.environ.get("HEADROOMD") or os.path.join(T_DIR, "..", "src", "headroomd")
-
-npm_install(AGENTS_SRC, AGENTS_DIR, "@anthropic-ai/claude-code/bin/claude.exe", "to install Claude Code", timeout=600)
-try:
-    v = subprocess.run([CLAUDE, "--version"], capture_output=True, timeout=60)
-except OSError as e:
-    skip_all("the Claude Code package has no binary for this machine: %s" % e)
-if v.returncode != 0 or b"Claude Code" not in v.stdout:
-    skip_all("claude --version did not answer: " + (v.stdout + v.stderr).decode("utf-8", "replace")[-300:])
-note("Claude Code " + v.stdout.decode().strip())
-
-WORK = tempfile.mkdtemp(prefix="hr-claude-")
-if os.environ.get("HRTEST_KEEP") != "1":
-    import atexit
-    atexit.register(shutil.rmtree, WORK, True)
-BIN, PROJ, HOME, WS = (os.path.join(WORK, d) for d in ("bin", "proj", "home", "ws"))
-for d in (BIN, PROJ, HOME, WS):
-    os.makedirs(d)
+CLAUDE = install("@anthropic-ai/claude-code/bin/claude.exe", "Claude Code", lambda p: [p], b"Claude Code")
+BIN, PROJ, HOME, WS = scratch("hr-claude-")
 os.symlink(CLAUDE, os.path.join(BIN, "claude"))
 
 # A service log of ~300 lines, two of them errors: what an agent cats.
@@ -63,13 +42,7 @@ with open(os.path.join(PROJ, "app.log"), "w") as f:
 
 with Mock() as mock:
     port = free_port()
-    conf = os.path.join(WORK, "headroom.conf")
-    with open(os.path.join(T_DIR, "..", "conf", "headroom.conf")) as f:
-        text = f.read()
-    text = re.sub(r"(?m)^port .*", "port %d" % port, text)
-    text = re.sub(r"(?m)^(openai|anthropic)_api_url .*", lambda m: "%s_api_url %s" % (m.group(1), mock.url), text)
-    with open(conf, "w") as f:
-        f.write(text)
+    conf = shipped_conf(WS, port, mock.url)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_", "HEADROOM_"))}
     env.update({
         "PATH": BIN + ":" + os.environ.get("PATH", "/usr/bin:/bin"), "HOME": HOME, "HEADROOMD": HEADROOMD,

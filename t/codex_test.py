@@ -18,49 +18,21 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hrtest import *  # noqa: E402,F403
+from agent_setup import CLI, HEADROOMD, install, scratch, shipped_conf  # noqa: E402
 import base64  # noqa: E402
 import json  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
 import sqlite3  # noqa: E402
 import subprocess  # noqa: E402
-import tempfile  # noqa: E402
 
-AGENTS_SRC = os.path.join(T_DIR, "agents")
-AGENTS_DIR = os.environ.get("HEADROOM_AGENTS_DIR") or os.path.join(os.getcwd(), "t", "agents-node")
-CODEX = os.path.join(AGENTS_DIR, "node_modules", "@openai", "codex", "bin", "codex.js")
-CLI = os.environ.get("HEADROOM_CLI") or os.path.join(T_DIR, "..", "src", "headroom")
-HEADROOMD = os.environ.get("HEADROOMD") or os.path.join(T_DIR, "..", "src", "headroomd")
-
-npm_install(AGENTS_SRC, AGENTS_DIR, "@openai/codex/bin/codex.js", "to install Codex", timeout=600)
-try:
-    v = subprocess.run(["node", CODEX, "--version"], capture_output=True, timeout=60)
-except OSError as e:
-    skip_all("the Codex package does not run here: %s" % e)
-if v.returncode != 0 or b"codex" not in v.stdout:
-    skip_all("codex --version did not answer: " + (v.stdout + v.stderr).decode("utf-8", "replace")[-300:])
-note(v.stdout.decode().strip())
-
-WORK = tempfile.mkdtemp(prefix="hr-codex-")
-if os.environ.get("HRTEST_KEEP") != "1":
-    import atexit
-    atexit.register(shutil.rmtree, WORK, True)
-BIN, PROJ, HOME, WS = (os.path.join(WORK, d) for d in ("bin", "proj", "home", "ws"))
-for d in (BIN, PROJ, HOME, WS):
-    os.makedirs(d)
+CODEX = install("@openai/codex/bin/codex.js", "Codex", lambda p: ["node", p], b"codex")
+BIN, PROJ, HOME, WS = scratch("hr-codex-")
 with open(os.path.join(BIN, "codex"), "w") as f:
     f.write('#!/bin/sh\nexec node "%s" "$@"\n' % CODEX)
 os.chmod(os.path.join(BIN, "codex"), 0o755)
 
 with Mock() as mock:
     port = free_port()
-    conf = os.path.join(WORK, "headroom.conf")
-    with open(os.path.join(T_DIR, "..", "conf", "headroom.conf")) as f:
-        text = f.read()
-    text = re.sub(r"(?m)^port .*", "port %d" % port, text)
-    text = re.sub(r"(?m)^(openai|anthropic)_api_url .*", lambda m: "%s_api_url %s" % (m.group(1), mock.url), text)
-    with open(conf, "w") as f:
-        f.write(text)
+    conf = shipped_conf(WS, port, mock.url)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_", "HEADROOM_"))}
     env.update({"PATH": BIN + ":" + os.environ.get("PATH", "/usr/bin:/bin"), "HOME": HOME, "HEADROOMD": HEADROOMD,
                 "HEADROOM_WORKSPACE_DIR": WS, "HEADROOM_TELEMETRY": "off", "OPENAI_API_KEY": "sk-test"})
