@@ -355,21 +355,26 @@ def npm_install(src_dir, node_dir, installed, why, timeout=300):
     """Install the npm packages pinned in src_dir/package.json into node_dir
     (in the build tree) unless node_dir/node_modules/<installed> is there;
     skip the whole test when node/npm or the registry are missing."""
+    import fcntl
     import shutil
     import subprocess
     if not shutil.which("node") or not shutil.which("npm"):
         skip_all("node and npm are needed " + why)
-    if os.path.exists(os.path.join(node_dir, "node_modules", installed)):
-        return
     os.makedirs(node_dir, exist_ok=True)
-    shutil.copy(os.path.join(src_dir, "package.json"), node_dir)
-    try:
-        r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=node_dir,
-                           capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        skip_all("npm install timed out (no registry?)")
-    if r.returncode != 0:
-        skip_all("npm install failed: " + r.stderr.decode("utf-8", "replace")[-300:])
+    # Tests sharing node_dir run in parallel (make -j check): one installs,
+    # the others wait, so none sees a half-extracted node_modules.
+    with open(os.path.join(node_dir, ".install.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(os.path.join(node_dir, "node_modules", installed)):
+            return
+        shutil.copy(os.path.join(src_dir, "package.json"), node_dir)
+        try:
+            r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=node_dir,
+                               capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            skip_all("npm install timed out (no registry?)")
+        if r.returncode != 0:
+            skip_all("npm install failed: " + r.stderr.decode("utf-8", "replace")[-300:])
 
 
 def _tail(path, limit=4000):
