@@ -811,19 +811,22 @@ static struct hr_late_count *late_new(const struct hr_api *api, const char *mode
 /* Each unit's relevance query: the latest user text before its item, so a
  * unit's compression depends only on the conversation up to it and a prefix
  * the provider cached comes out byte for byte the same on later turns. Units
- * are in item order. Returns the request's query (the latest of all). */
+ * are in item order. Items are read forwards only as far as the last unit;
+ * the request's query (the latest of all, returned) is looked for from the
+ * end, so a request without units reads only its last turns. */
 static const char *unit_queries(const struct hr_api *api, const json_t *items, const struct hr_unit *u, size_t n,
                                 const char **q)
 {
     if (json_is_string(items)) return json_string_value(items); /* Responses' "input": "text", no units */
-    const char *latest = "";
-    size_t k = 0, n_items = json_array_size(items);
-    for (size_t i = 0; i < n_items; i++) {
+    const char *latest = "", *t;
+    size_t k = 0, last = n ? u[n - 1].message_index : 0;
+    for (size_t i = 0; i < last; i++) {
         for (; k < n && u[k].message_index <= i; k++) q[k] = latest; /* before item i's own text */
-        const char *t = api->user_text(json_array_get(items, i));
-        if (t) latest = t;
+        if ((t = api->user_text(json_array_get(items, i)))) latest = t;
     }
     for (; k < n; k++) q[k] = latest;
+    for (size_t i = json_array_size(items); i-- > last;)
+        if ((t = api->user_text(json_array_get(items, i)))) return t;
     return latest;
 }
 
@@ -887,8 +890,8 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     free(keep);
     out->n_units = l.n;
 
-    const char **queries = malloc((l.n ? l.n : 1) * sizeof *queries);
-    const char *query = queries ? unit_queries(api, messages, l.units, l.n, queries) : "";
+    const char **queries = l.n ? malloc(l.n * sizeof *queries) : NULL; /* none for a request without units */
+    const char *query = queries || !l.n ? unit_queries(api, messages, l.units, l.n, queries) : "";
     struct req_ctx c = {
         .req = {.struct_size = sizeof(struct hr_request), .provider = api->provider, .model = model ? model : "",
                 .stack = stack ? stack : "", .session_id = out->session_id, .body = body, .protected_floor = floor,

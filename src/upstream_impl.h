@@ -12,12 +12,14 @@ struct hr_h1_pool;
 struct hr_h1_pool *hr_h1_pool_new(struct event_base *base, long max_idle);
 void hr_h1_pool_free(struct hr_h1_pool *pool);
 /* NULL with *declined set when the URL is not one the native client takes
- * (only http or https, no user information): libcurl's then. */
-/* body_have < body_len: the rest of the body comes later (hr_h1_body_more). */
+ * (only http or https, no user information): libcurl's then. body_have <
+ * body_len: the rest of the body comes later (hr_h1_body_more). */
 struct hr_transfer *hr_h1_start(struct hr_h1_pool *pool, const char *method, const char *url, const char *headers,
                                 const char *body, size_t body_len, size_t body_have,
                                 const struct hr_transfer_opts *opts, const struct hr_transfer_cbs *cbs, void *ud,
                                 int *declined);
+/* Whether hr_h1_start would take the URL: asked before a cut-through
+ * request is taken early, when falling back to libcurl is no longer possible. */
 int hr_h1_takes_url(const char *url);
 void hr_h1_body_more(struct hr_transfer *t, size_t body_have);
 double hr_h1_send_wait_ms(struct hr_transfer *t);

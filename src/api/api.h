@@ -120,8 +120,10 @@ char *hr_api_hash_argument(const char *arguments);
 void hr_api_openai_cache_writes(const json_t *details, struct hr_usage *u);
 /* {"error":{"message","type","param":null,"code"}}: OpenAI's error shape. */
 json_t *hr_api_openai_error(const char *type, const char *code, const char *message);
-/* Chat Completions and Messages: a user message's string content, or its
- * first text part that is not a client's <system-reminder>; NULL otherwise. */
+/* A user turn's string content, or its first `part_type` part ("text";
+ * "input_text" in Responses) that is not a client's <system-reminder>; NULL
+ * for other items. hr_api_message_user_text: Chat Completions and Messages. */
+const char *hr_api_user_text(const json_t *item, const char *part_type);
 const char *hr_api_message_user_text(const json_t *message);
 /* Whether a text part is a client's <system-reminder> (Claude Code puts
  * them in user turns, before the user's own words), not the user asking. */

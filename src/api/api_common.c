@@ -142,21 +142,23 @@ int hr_api_is_reminder(const char *text)
     return !strncmp(text, "<system-reminder>", 17);
 }
 
-const char *hr_api_message_user_text(const json_t *m)
+const char *hr_api_user_text(const json_t *item, const char *part_type)
 {
-    const char *role = json_string_value(hr_json_get(m, "role"));
+    const char *role = json_string_value(hr_json_get(item, "role"));
     if (!role || strcmp(role, "user")) return NULL;
-    const json_t *content = hr_json_get(m, "content");
+    const json_t *content = hr_json_get(item, "content");
     if (json_is_string(content)) return json_string_value(content);
     size_t k;
     json_t *b;
     json_array_foreach(content, k, b) {
         const char *type = json_string_value(hr_json_get(b, "type"));
         const char *text = json_string_value(hr_json_get(b, "text"));
-        if (type && !strcmp(type, "text") && text && !hr_api_is_reminder(text)) return text;
+        if (type && !strcmp(type, part_type) && text && !hr_api_is_reminder(text)) return text;
     }
     return NULL;
 }
+
+const char *hr_api_message_user_text(const json_t *message) { return hr_api_user_text(message, "text"); }
 
 /* Text parts of a content array: every {"type":"text","text":…}. A part
  * carrying cache_control is one too: compression is a function of the

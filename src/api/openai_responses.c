@@ -52,20 +52,7 @@ static void find_units(json_t *body, hr_api_unit_fn add, void *ud)
     }
 }
 
-static const char *user_text(const json_t *item)
-{
-    const char *role = json_string_value(json_object_get(item, "role"));
-    if (!role || strcmp(role, "user")) return NULL;
-    const json_t *content = json_object_get(item, "content");
-    if (json_is_string(content)) return json_string_value(content);
-    size_t k;
-    json_t *part;
-    json_array_foreach(content, k, part) {
-        const char *text = json_string_value(json_object_get(part, "text"));
-        if (type_is(part, "input_text") && text && !hr_api_is_reminder(text)) return text;
-    }
-    return NULL;
-}
+static const char *user_text(const json_t *item) { return hr_api_user_text(item, "input_text"); }
 
 /* The Responses API's names for OpenAI's usage fields. */
 static const struct hr_api_openai_usage_keys usage_keys = {"input_tokens", "input_tokens_details", "output_tokens",
