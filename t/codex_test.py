@@ -9,7 +9,9 @@
 # prompt_cache_key); metrics.db has them under the wrap_codex stack as
 # openai_responses. Codex first tries a WebSocket to /v1/responses, which
 # headroomd refuses (501: it relays HTTP only), and falls back to HTTPS
-# after a few retries.
+# after a few retries. Then a turn with a tool call (the mock asks for it by
+# lines in the prompt, since Codex cannot add headers): the log Codex's exec
+# tool read reaches the mock compressed.
 # Skipped when node/npm or the registry are missing, or the package has no
 # binary for this machine.
 import os
@@ -61,4 +63,38 @@ with Mock() as mock:
     ok(rows and all(r[:3] == ("wrap_codex", 200, "/v1/responses") for r in rows),
        "metrics.db has Codex's requests under wrap_codex as openai_responses: %r" % rows[:3])
     cmp_ok(min((r[3] for r in rows), default=0), ">", 1000, "each counted with Codex's instructions and context")
+
+    # A tool call: the mock has the model call Codex's `exec` tool (a custom,
+    # freeform tool: JavaScript that runs exec_command) to cat a 36 KB log;
+    # Codex sends the output back as a custom_tool_call_output, which must
+    # reach the provider compressed, the error lines kept.
+    lines = ["2026-12-05T10:%02d:%02d.%03dZ %s worker-%d request handled path=/api/v1/items/%d status=%d dur_ms=%d"
+             % (i // 60, i % 60, i * 7 % 1000, "ERROR" if i in (137, 311) else "INFO", i % 4, i,
+                500 if i in (137, 311) else 200, i * 13 % 97) for i in range(400)]
+    log = "\n".join(lines) + "\n"
+    with open(os.path.join(PROJ, "app.log"), "w") as f:
+        f.write(log)
+    mock.reset()
+    prompt = ("Summarize app.log\nx-mock-tool-call: exec\n"
+              'x-mock-tool-input: const r = await tools.exec_command({cmd: "cat app.log"}); text(r.output);')
+    p = subprocess.run([CLI, "wrap", "--port", str(port), "-c", conf, "codex", "--", "exec", "--skip-git-repo-check",
+                        "--dangerously-bypass-approvals-and-sandbox", prompt],
+                       cwd=PROJ, env=env, capture_output=True, timeout=240)
+    is_(p.returncode, 0, "a Codex turn with a tool call exits 0")
+    if p.returncode:
+        diag(p.stderr.decode("utf-8", "replace")[-2000:])
+    posts = [json.loads(base64.b64decode(r["body_b64"])) for r in mock.requests()
+             if r["method"] == "POST" and r["path"] == "/v1/responses"]
+    outs = [it for b in posts for it in b.get("input", []) if it.get("type") == "custom_tool_call_output"]
+    out = outs[-1].get("output") if outs else ""
+    sent = out if isinstance(out, str) else "".join(part.get("text", "") for part in out if isinstance(part, dict))
+    ok(outs, "Codex ran the exec tool and sent its output back (%d requests)" % len(posts))
+    cmp_ok(len(sent), "<", len(log) // 4, "the %d-byte log reached the provider compressed (%d bytes)"
+           % (len(log), len(sent)))
+    ok(all(lines[i] in sent for i in (137, 311)) and "headroom_retrieve hash=" in sent,
+       "both error lines kept, and the retrieve marker")
+    db = sqlite3.connect(os.path.join(WS, "metrics.db"))
+    saved = db.execute("SELECT MAX(tokens_saved) FROM requests WHERE stack = 'wrap_codex'").fetchone()[0]
+    db.close()
+    cmp_ok(saved or 0, ">", 5000, "metrics.db counts the saving on the request that carried the output")
 done()
