@@ -72,11 +72,20 @@ struct proxy_req {
     int fleet_round;                     /* the retrieve round those were fetched for, + 1 */
     char *logged_body;                   /* the client's body, only with log_messages */
     size_t logged_body_len;
+    /* Content-Encoding (body_codec.c): a changed body is sent encoded the
+     * same way; one forwarded as sent is read (model, late count) from its
+     * decoded copy. */
+    int codec;
+    char *count_body;
+    size_t count_body_len;
     struct proxy_req *live_prev, *live_next; /* the worker's in-flight list */
 };
 
 /* proxy.c */
 void hr_proxy_free(struct proxy_req *p);
+/* `text` (taken) as the upstream gets it: encoded the way the client sent
+ * its body, or as it is; NULL when out of memory. */
+char *hr_proxy_encode_body(const struct proxy_req *p, char *text, size_t *len);
 /* Hop-by-hop headers are never forwarded, either way. */
 int hr_proxy_is_hop_by_hop(const char *name);
 /* Upstream options from the config. */
