@@ -11,7 +11,8 @@
 # headroomd refuses (501: it relays HTTP only), and falls back to HTTPS
 # after a few retries. Then a turn with a tool call (the mock asks for it by
 # lines in the prompt, since Codex cannot add headers): the log Codex's exec
-# tool read reaches the mock compressed.
+# tool read reaches the mock compressed. Last, Codex signed in with a
+# ChatGPT plan: zstd bodies and ChatGPT-Account-ID, sent to chatgpt_api_url.
 # Skipped when node/npm or the registry are missing, or the package has no
 # binary for this machine.
 import os
@@ -97,4 +98,37 @@ with Mock() as mock:
     saved = db.execute("SELECT MAX(tokens_saved) FROM requests WHERE stack = 'wrap_codex'").fetchone()[0]
     db.close()
     cmp_ok(saved or 0, ">", 5000, "metrics.db counts the saving on the request that carried the output")
+
+    # Signed in with a ChatGPT plan (a made-up token in Codex's auth.json):
+    # Codex sends zstd bodies with its ChatGPT token and ChatGPT-Account-ID,
+    # which headroomd decodes and sends on to chatgpt_api_url (here the
+    # mock's /backend-api/codex).
+    def jwt(claims):
+        part = lambda o: base64.urlsafe_b64encode(json.dumps(o).encode()).rstrip(b"=").decode()  # noqa: E731
+        return part({"alg": "RS256", "typ": "JWT"}) + "." + part(claims) + ".c2ln"
+    claims = {"https://api.openai.com/auth": {"chatgpt_plan_type": "plus", "chatgpt_account_id": "acct-1234",
+                                              "chatgpt_user_id": "user-1"},
+              "email": "dev@example.com", "exp": 4102444800, "iat": 1796400000}
+    os.makedirs(os.path.join(HOME, ".codex"), exist_ok=True)
+    with open(os.path.join(HOME, ".codex", "auth.json"), "w") as f:
+        json.dump({"auth_mode": "chatgpt", "OPENAI_API_KEY": None, "last_refresh": "2026-12-05T10:00:00Z",
+                   "tokens": {"id_token": jwt(claims), "access_token": jwt(claims), "refresh_token": "rt-1",
+                              "account_id": "acct-1234"}}, f)
+    with open(conf, "a") as f:
+        f.write("\nchatgpt_api_url %s/backend-api/codex\n" % mock.url)
+    mock.reset()
+    plan_env = {k: v for k, v in env.items() if k != "OPENAI_API_KEY"}
+    p = subprocess.run([CLI, "wrap", "--port", str(port), "-c", conf, "codex", "--",
+                        "exec", "--skip-git-repo-check", "What does this project do?"],
+                       cwd=PROJ, env=plan_env, capture_output=True, timeout=240)
+    is_(p.returncode, 0, "signed in with ChatGPT: codex exec exits 0")
+    if p.returncode:
+        diag(p.stderr.decode("utf-8", "replace")[-2000:])
+    like(p.stdout.decode("utf-8", "replace"), r"mock reply to \d+ items", "... and prints the mock's answer")
+    turns = [r for r in mock.requests() if r["method"] == "POST"]
+    ok(turns and all(r["path"] == "/backend-api/codex/responses" and
+                     dict((k.lower(), v) for k, v in r["headers"]).get("chatgpt-account-id") == "acct-1234"
+                     for r in turns),
+       "its turns went to chatgpt_api_url with the account header: %r" % [r["path"] for r in turns])
+    ok(turns and all(r["content_encoding"] == "zstd" for r in turns), "... zstd-encoded, as Codex sent them")
 done()
