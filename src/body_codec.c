@@ -22,7 +22,9 @@ enum hr_codec hr_codec_parse(const char *v)
     return HR_CODEC_UNSUPPORTED;
 }
 
-/* A growing output buffer, capped at max (plus room for the NUL). */
+/* A growing output buffer. It may hold one byte more than max: a stream
+ * that stops short after exactly max bytes is then told from one that has
+ * more to give (too large). */
 struct outbuf {
     char *p;
     size_t len, cap, max;
@@ -30,10 +32,10 @@ struct outbuf {
 
 static int grow(struct outbuf *o)
 {
-    if (o->len >= o->max) return HR_CODEC_ERR_TOO_LARGE;
+    if (o->len > o->max) return HR_CODEC_ERR_TOO_LARGE;
     size_t cap = o->cap ? o->cap * 2 : 64 * 1024;
-    if (cap > o->max) cap = o->max;
-    char *p = realloc(o->p, cap + 1);
+    if (cap > o->max + 1) cap = o->max + 1;
+    char *p = realloc(o->p, cap + 1); /* + the NUL */
     if (!p) return HR_CODEC_ERR_NOMEM;
     o->p = p;
     o->cap = cap;
@@ -120,6 +122,7 @@ int hr_codec_decode(enum hr_codec c, const char *in, size_t len, size_t max, cha
     case HR_CODEC_ZSTD: err = zstd_all(in, len, &o, why, whylen); break;
     default: err = HR_CODEC_ERR_UNSUPPORTED; break;
     }
+    if (!err && o.len > max) err = HR_CODEC_ERR_TOO_LARGE;
     if (!err && !o.p && !(o.p = malloc(1))) err = HR_CODEC_ERR_NOMEM;
     if (err) {
         free(o.p);
