@@ -1,6 +1,7 @@
 /* body_codec.c — gzip, deflate and zstd request bodies: zlib and libzstd do
  * the work; here the output grows in steps and stops at the caller's limit,
  * so a small body that inflates to gigabytes costs no more than the limit. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,18 +46,19 @@ static int grow(struct outbuf *o)
 /* windowBits: 15 + 16 for gzip, 15 for a zlib stream, -15 for raw deflate. */
 static int inflate_all(const char *in, size_t len, int window_bits, struct outbuf *o, char *why, size_t whylen)
 {
+    if (len > UINT_MAX) return HR_CODEC_ERR_TOO_LARGE; /* zlib counts in 32 bits */
     z_stream z;
     memset(&z, 0, sizeof z);
     if (inflateInit2(&z, window_bits) != Z_OK) return HR_CODEC_ERR_NOMEM;
     z.next_in = (Bytef *)in;
-    z.avail_in = (uInt)len; /* bodies are bounded by max_body_size, far below 4 GB */
+    z.avail_in = (uInt)len;
     int rc = Z_OK, err = 0;
     while (rc != Z_STREAM_END) {
         if (o->len == o->cap && (err = grow(o))) break;
         z.next_out = (Bytef *)o->p + o->len;
-        z.avail_out = (uInt)(o->cap - o->len);
+        z.avail_out = (uInt)(o->cap - o->len > UINT_MAX ? UINT_MAX : o->cap - o->len);
         rc = inflate(&z, Z_NO_FLUSH);
-        o->len = o->cap - z.avail_out;
+        o->len = (size_t)((char *)z.next_out - o->p);
         if (rc == Z_STREAM_END) break;
         if (rc == Z_BUF_ERROR && z.avail_in == 0) {
             snprintf(why, whylen, "the data ends before the end of the stream");
@@ -152,6 +154,7 @@ int hr_codec_encode(enum hr_codec c, const char *in, size_t len, char **out, siz
         return HR_CODEC_OK;
     }
     if (c != HR_CODEC_GZIP && c != HR_CODEC_DEFLATE) return HR_CODEC_ERR_UNSUPPORTED;
+    if (len > UINT_MAX / 2) return HR_CODEC_ERR_NOMEM; /* zlib counts in 32 bits */
     z_stream z;
     memset(&z, 0, sizeof z);
     if (deflateInit2(&z, 1, Z_DEFLATED, c == HR_CODEC_GZIP ? 15 + 16 : 15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
