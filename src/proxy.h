@@ -73,10 +73,17 @@ struct proxy_req {
     char *logged_body;                   /* the client's body, only with log_messages */
     size_t logged_body_len;
     struct proxy_req *live_prev, *live_next; /* the worker's in-flight list */
+    int upgrade;                         /* a WebSocket handshake (ws_relay.c takes its 101) */
+    struct proxy_req *ws_next;           /* ws_relay.c: the next pending response.create */
 };
 
 /* proxy.c */
 void hr_proxy_free(struct proxy_req *p);
+/* A new request tracked by the worker (max_connections, drain), with its
+ * request id; `req` NULL for one that has no HTTP request of its own (a
+ * WebSocket's response.create). NULL when out of memory. */
+struct proxy_req *hr_proxy_track(struct hr_worker *w, struct hr_req *req, const struct hr_api *api, int llm,
+                                 const char *path);
 /* Hop-by-hop headers are never forwarded, either way. */
 int hr_proxy_is_hop_by_hop(const char *name);
 /* Upstream options from the config. */
