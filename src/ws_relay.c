@@ -182,7 +182,7 @@ static void upstream_text(struct hr_ws *ws, const char *m, size_t len)
         const char *msg = json_string_value(json_object_get(json_is_object(err) ? err : ev, "message"));
         char why[300];
         snprintf(why, sizeof why, "upstream error event: %s", msg ? msg : "(no message)");
-        finish_oldest(ws, st >= 400 && st <= 599 ? (int)st : 500, 1, why);
+        finish_oldest(ws, st >= 400 && st <= 599 ? (int)st : 500, 0, why); /* answered: not a failure */
         json_decref(ev);
     }
 #undef IS
@@ -473,7 +473,8 @@ static void ws_end(struct hr_ws *ws, int status, const char *why)
 {
     if (ws->ending) return;
     ws->ending = 1;
-    while (ws->pend) finish_oldest(ws, status, 1, why ? why : "the WebSocket closed before the response ended");
+    /* a client that left is a 499, as over HTTP; anything else: no answer */
+    while (ws->pend) finish_oldest(ws, status, status != 499, why ? why : "the WebSocket closed before the response ended");
     if (ws->cl.tn && !ws->cl.gone) {
         hr_tunnel_pause(ws->cl.tn, 0);
         hr_tunnel_shutdown(ws->cl.tn);
