@@ -5,11 +5,10 @@
 # only from its openai_base_url configuration key, which wrap gives it with
 # -c; without that it would go straight to api.openai.com. Checked: codex
 # exits 0 and prints the mock's answer; its Responses requests reached the
-# mock through headroomd (store false, client-made item ids, a
-# prompt_cache_key); metrics.db has them under the wrap_codex stack as
-# openai_responses. Codex first tries a WebSocket to /v1/responses, which
-# headroomd refuses (501: it relays HTTP only), and falls back to HTTPS
-# after a few retries.
+# mock through headroomd over the Responses API's WebSocket mode, which
+# Codex prefers and headroomd relays (store false, client-made item ids, a
+# prompt_cache_key): Codex never falls back to HTTPS; metrics.db has each
+# response.create under the wrap_codex stack as openai_responses.
 # Skipped when node/npm or the registry are missing, or the package has no
 # binary for this machine.
 import os
@@ -45,20 +44,27 @@ with Mock() as mock:
         diag(p.stderr.decode("utf-8", "replace")[-2000:])
     like(out, r"mock reply to \d+ items", "Codex printed the mock's answer")
 
-    posts = [r for r in mock.requests() if r["method"] == "POST" and r["path"] == "/v1/responses"]
-    is_([r["method"] for r in mock.requests() if r["method"] != "POST"], [],
-        "its WebSocket attempts were refused by headroomd, not forwarded as plain GETs")
-    ok(posts, "Codex's Responses requests reached the upstream through headroomd (%d)" % len(posts))
-    if posts:
-        body = json.loads(base64.b64decode(posts[-1]["body_b64"]))
-        ok(body.get("store") is False and body.get("stream") is True and isinstance(body.get("input"), list),
-           "a Codex request: store false, streamed, a list of input items")
+    err = p.stderr.decode("utf-8", "replace")
+    ok("Falling back from WebSockets" not in err and "Reconnecting" not in err,
+       "Codex stayed on the WebSocket (no reconnects, no fallback to HTTPS)")
+    reqs = mock.requests()
+    upgrades = [r for r in reqs if r.get("websocket") == "upgrade"]
+    creates = [r for r in reqs if r.get("websocket") is True and r.get("ws_type") == "response.create"]
+    is_([(r["method"], r["path"]) for r in reqs if not r.get("websocket")], [],
+        "nothing went over HTTP: every request rode the WebSocket")
+    ok(upgrades, "Codex's WebSocket reached the upstream through headroomd (%d handshake)" % len(upgrades))
+    ok(creates, "its response.create messages reached the mock over the WebSocket (%d)" % len(creates))
+    if creates:
+        body = json.loads(base64.b64decode(creates[-1]["body_b64"]))
+        ok(body.get("store") is False and isinstance(body.get("input"), list) and body.get("input"),
+           "a Codex turn: store false, a list of input items")
 
     db = sqlite3.connect(os.path.join(WS, "metrics.db"))
     rows = db.execute("SELECT stack, status, path, tokens_input_before FROM requests "
                       "WHERE wire_format = 'openai_responses'").fetchall()
     db.close()
+    is_(len(rows), len(creates), "metrics.db has one row per response.create")
     ok(rows and all(r[:3] == ("wrap_codex", 200, "/v1/responses") for r in rows),
        "metrics.db has Codex's requests under wrap_codex as openai_responses: %r" % rows[:3])
-    cmp_ok(min((r[3] for r in rows), default=0), ">", 1000, "each counted with Codex's instructions and context")
+    cmp_ok(max((r[3] for r in rows), default=0), ">", 1000, "its turn counted with Codex's instructions and context")
 done()
