@@ -21,7 +21,10 @@ import random  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import sqlite3  # noqa: E402
+import shutil  # noqa: E402
 import struct  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 
 PLUGIN_DIR = os.environ.get("HEADROOM_TEST_PLUGIN_DIR")
@@ -385,6 +388,49 @@ with Mock() as mock, Headroomd(extra_conf=CONF) as d:
     is_(code, 1001, "SIGTERM: an idle WebSocket is closed with 1001 (%s)" % reason)
     ws.close()
     ok(wait_until(lambda: not d.alive(), timeout=10), "and the daemon exits")
+
+# --- connection caps and the idle timeout -------------------------------------
+CAPPED = ("host 127.0.0.1\nport @PORT@\nopenai_api_url @MOCK_URL@\nanthropic_api_url @MOCK_URL@\nworkers 1\n"
+          "max_connections 1\nupstream_timeout 2\n")
+with Mock() as mock, Headroomd(conf_text=CAPPED) as d:
+    ws = WS(d.port)
+    is_(ws.status, 101, "max_connections 1: the first WebSocket is relayed")
+    ws2 = WS(d.port)
+    is_(ws2.status, 503, "a second one while it is open: 503 (max_connections)")
+    ws2.close()
+    t0 = time.monotonic()
+    code, reason = ws.close_code()
+    is_(code, 1001, "no frame for upstream_timeout (2 s): closed with 1001 (%s)" % reason)
+    cmp_ok(time.monotonic() - t0, "<", 5, "... within a few seconds")
+    ws.close()
+    ok(wait_until(lambda: WS(d.port).status == 101, timeout=5), "once it is gone, a new WebSocket is taken")
+
+# --- an https upstream --------------------------------------------------------
+certs = tempfile.mkdtemp(prefix="hr-ws-certs-")
+try:
+    make_certs(certs)
+    have_openssl = True
+except (OSError, subprocess.CalledProcessError):
+    have_openssl = False
+if not have_openssl:
+    skip("openssl command missing", 4)
+else:
+    with Mock(tls_certs=certs) as mock, \
+            Headroomd(extra_conf=CONF.replace("sink metrics_db { }\n", "") + "openai_api_url %s\n" % mock.tls_url,
+                      env={"SSL_CERT_FILE": os.path.join(certs, "ca.pem")}) as d:
+        ws = WS(d.port)
+        is_(ws.status, 101, "https upstream: the upgrade is answered 101")
+        ok(ws.accept_ok(), "https upstream: the upstream's Sec-WebSocket-Accept relayed")
+        ws.send_text(create(output=ROWS_TEXT), fragments=2)
+        evs = ws.events()
+        is_(evs[-1].get("type"), "response.completed", "https upstream: the response comes back over TLS")
+        msgs = ws_messages(mock)
+        sent = json.loads(base64.b64decode(msgs[-1]["body_b64"])) if msgs else {}
+        cmp_ok(len(json.dumps(sent)), "<", len(ROWS_TEXT) * 0.5, "https upstream: the message went compressed")
+        ws.send_frame(0x8, struct.pack(">H", 1000))
+        ws.close_code()
+        ws.close()
+shutil.rmtree(certs, True)
 
 # --- websocket no ----------------------------------------------------------
 with Mock() as mock, Headroomd(extra_conf="websocket no\n") as d:
