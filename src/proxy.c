@@ -339,9 +339,9 @@ static int refuse_websocket(struct hr_worker *w, struct hr_req *req, const struc
     if (cfg->no_websocket) {
         snprintf(why, sizeof why, "headroomd does not relay WebSocket connections (websocket no in headroom.conf): "
                                   "send the request over HTTP(S)");
-    } else if (strcmp(method, "GET") || strcmp(path, "/v1/responses")) {
-        snprintf(why, sizeof why, "headroomd relays WebSockets only on GET /v1/responses (the Responses API's "
-                                  "WebSocket mode), not %s %s", method, path);
+    } else if (strcmp(method, "GET") || !hr_api_for_websocket(path)) {
+        snprintf(why, sizeof why, "headroomd relays WebSockets only where an API has a WebSocket mode (GET "
+                                  "/v1/responses), not %s %s", method, path);
     } else if (!(url = upstream_url(api, cfg, path, hr_req_uri(req))) || !hr_transfer_streams_body(w->up, url)) {
         snprintf(why, sizeof why, "headroomd relays WebSockets only through its native upstream client, and this "
                                   "upstream needs libcurl (upstream_client curl, an HTTP proxy from the environment, "

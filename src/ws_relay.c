@@ -195,7 +195,7 @@ static void response_create(struct hr_ws *ws, json_t *body, const char *raw, siz
 {
     struct hr_worker *w = ws->w;
     struct hr_daemon *d = w->d;
-    struct proxy_req *r = hr_proxy_track(w, NULL, ws->api, 1, "/v1/responses");
+    struct proxy_req *r = hr_proxy_track(w, NULL, ws->api, 1, ws->api->path);
     if (!r) {
         send_error_event(ws, 500, HR_API_ERR_INTERNAL, "headroomd ran out of memory");
         return;
@@ -609,7 +609,7 @@ void hr_ws_upgraded(struct proxy_req *p, const struct hr_header *h, size_t n)
         return;
     }
     ws->w = w;
-    ws->api = hr_api_for_route("POST", "/v1/responses");
+    ws->api = hr_api_for_websocket(p->path);
     memcpy(ws->id, p->request_id, sizeof ws->id);
     memcpy(ws->stack, p->stack, sizeof ws->stack);
     memcpy(ws->traceparent, p->traceparent, sizeof ws->traceparent);
