@@ -213,7 +213,9 @@ def log_has(d, text):
     return wait_until(lambda: text in d.stderr_text(), timeout=3)
 
 
-with Mock() as mock, Headroomd(extra_conf=CONF) as d:
+SINKS = ("log_file @WORKSPACE@/requests.jsonl\n"
+         "sink savings_file { path @WORKSPACE@/savings.json; flush_interval 1; dashboard no; }\n")
+with Mock() as mock, Headroomd(extra_conf=CONF + SINKS) as d:
     # --- handshake and one response ----------------------------------------
     ws = WS(d.port, headers={"x-mock-usage": json.dumps({"output_tokens": 1234})})
     is_(ws.status, 101, "the upgrade is answered 101 through headroomd")
@@ -291,6 +293,28 @@ with Mock() as mock, Headroomd(extra_conf=CONF) as d:
         is_(r[0][5] if r else None, 1234, "the provider's usage from response.completed is recorded")
     else:
         skip("metrics_db.so not built", 4)
+
+    def log_lines():
+        try:
+            with open(os.path.join(d.workspace, "requests.jsonl")) as f:
+                return [json.loads(x) for x in f if x.strip()]
+        except (OSError, ValueError):
+            return []
+    ok(wait_until(lambda: len(log_lines()) >= 3), "the request log has a line per response.create")
+    ll = log_lines()
+    is_([(x.get("path"), x.get("wire_format"), x.get("status"), x.get("streamed")) for x in ll[:3]],
+        [("/v1/responses", "openai_responses", 200, True)] * 3, "request log: /v1/responses, openai_responses, 200, streamed")
+    ok(ll and ll[0].get("tokens_saved", 0) > 1000, "request log: the first one's saving")
+
+    def lifetime():
+        try:
+            with open(os.path.join(d.workspace, "savings.json")) as f:
+                return json.load(f).get("lifetime", {})
+        except (OSError, ValueError):
+            return {}
+    ok(wait_until(lambda: lifetime().get("requests", 0) >= 3, timeout=10),
+       "the savings file counts them: %r" % lifetime())
+    cmp_ok(lifetime().get("tokens_saved", 0), ">", 1000, "and their savings")
 
     # --- upstream closes -----------------------------------------------------
     ws = WS(d.port, headers={"x-mock-ws-bad": "close"})
