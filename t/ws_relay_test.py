@@ -6,8 +6,10 @@
 # pong, close from either side, each bad frame closed with its code and a
 # log line, an oversized message (1009), the upstream refusing the upgrade
 # (relayed as HTTP), `websocket no` (501); a large function_call_output
-# reaching the mock compressed; /stats, /metrics and metrics.db counting each
-# response.create with the provider's usage; draining closes with 1001.
+# reaching the mock compressed; /stats, /metrics, metrics.db, the request log
+# and the savings file counting each response.create with the provider's
+# usage; max_connections, the idle timeout (upstream_timeout), the budget (an
+# error event), an https upstream, libcurl (501); draining closes with 1001.
 import os
 import sys
 
@@ -428,6 +430,22 @@ with Mock() as mock, Headroomd(conf_text=CAPPED) as d:
     cmp_ok(time.monotonic() - t0, "<", 5, "... within a few seconds")
     ws.close()
     ok(wait_until(lambda: WS(d.port).status == 101, timeout=5), "once it is gone, a new WebSocket is taken")
+
+# --- the budget ----------------------------------------------------------------
+PRICES = os.path.abspath(os.path.join(os.environ.get("top_srcdir") or os.path.join(T_DIR, ".."), "conf", "prices.json"))
+with Mock() as mock, Headroomd(extra_conf="prices %s\nbudget 0.01\n" % PRICES) as d:
+    ws = WS(d.port, headers={"x-mock-usage": json.dumps({"input_tokens": 5000})})  # $0.0125 on gpt-4o
+    ws.send_text(create())
+    is_(ws.events()[-1].get("type"), "response.completed", "budget: the first response spends it")
+    ok(wait_until(lambda: (d.stats().get("budget") or {}).get("exceeded")), "budget: now exceeded")
+    ws.send_text(create(n_items=2))
+    ev = ws.events()[-1]
+    is_((ev.get("type"), ev.get("status"), (ev.get("error") or {}).get("type")), ("error", 429, "budget_exceeded"),
+        "budget: the next response.create gets an error event (429, budget_exceeded)")
+    is_(len(ws_messages(mock)), 1, "budget: it did not reach the upstream")
+    ws.send_frame(0x8, struct.pack(">H", 1000))
+    ws.close_code()
+    ws.close()
 
 # --- an https upstream --------------------------------------------------------
 certs = tempfile.mkdtemp(prefix="hr-ws-certs-")
