@@ -369,25 +369,27 @@ static int control_end(struct side *s)
 {
     struct hr_ws *ws = s->ws;
     struct side *o = s->from_client ? &ws->up : &ws->cl;
+    int code = 0;
+    if (s->h.opcode == HR_WS_CLOSE) {
+        uint8_t p[125];
+        memcpy(p, s->ctl, s->ctl_len);
+        if (s->h.masked) hr_ws_unmask(p, s->ctl_len, s->h.mask, 0);
+        /* a client's is checked before it goes on; the upstream's went on as it came */
+        if (!hr_ws_close_valid(p, s->ctl_len, &code) && s->from_client) {
+            bad_frame(s, HR_WS_CLOSE_PROTOCOL, "close frame with a code no peer may send or a reason not in UTF-8");
+            return -1;
+        }
+    }
     if (s->from_client) { /* passed on as it came, now that it is whole */
         put(o, s->head, s->h.head_len);
         put(o, s->ctl, s->ctl_len);
     }
     if (s->h.opcode != HR_WS_CLOSE) return 0;
-    uint8_t p[125];
-    memcpy(p, s->ctl, s->ctl_len);
-    if (s->h.masked) hr_ws_unmask(p, s->ctl_len, s->h.mask, 0);
-    int code;
-    if (!hr_ws_close_valid(p, s->ctl_len, &code) && s->from_client) {
-        /* already passed on: the upstream has its own view of it */
-        bad_frame(s, HR_WS_CLOSE_PROTOCOL, "close frame with a code no peer may send or a reason not in UTF-8");
-        return -1;
-    }
     s->close_recv = 1;
     o->close_sent = 1;
     HR_DEBUG(LOGGER, "%s: WebSocket %s closed with %d", ws->id, s->name, code);
-    if (s->close_sent) { /* the answer to our close: the handshake is done */
-        ws_end(ws, s->from_client ? 499 : 502, s->from_client ? "client closed the WebSocket" : "upstream closed the WebSocket");
+    if (s->close_sent) { /* the answer to the other side's close: the handshake is done */
+        ws_end(ws, o->from_client ? 499 : 502, o->from_client ? "client closed the WebSocket" : "upstream closed the WebSocket");
         return -1;
     }
     ws->close_deadline = hr_monotonic_ms() + CLOSE_WAIT_MS;
