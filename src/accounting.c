@@ -75,7 +75,8 @@ double hr_acct_cost_so_far(const struct proxy_req *p)
 static void count_late(struct proxy_req *p)
 {
     if (!p->count_late || p->counted_late || !p->up_body) return;
-    json_t *body = hr_json_load(p->up_body, p->up_body_len, NULL);
+    json_t *body = p->count_body ? hr_json_load(p->count_body, p->count_body_len, NULL)
+                                 : hr_json_load(p->up_body, p->up_body_len, NULL);
     if (json_is_object(body)) {
         struct hr_daemon *d = p->w->d;
         hr_pipeline_run(NULL, 0, &d->popts, p->api, body, p->model, p->stack, NULL, &p->pr);

@@ -30,6 +30,7 @@ static const struct directive directives[] = {
     {"compress_threads", D_WORKERS, OFF(compress_threads), 1, 256, "HEADROOM_COMPRESS_THREADS", "threads sharing one large request's compression, its worker included: a number (1 = the worker alone) or auto (one per core)"},
     {"openai_api_url", D_URL, OFF(openai_url), 0, 0, "HEADROOM_OPENAI_API_URL", "OpenAI base URL (default https://api.openai.com)"},
     {"anthropic_api_url", D_URL, OFF(anthropic_url), 0, 0, "HEADROOM_ANTHROPIC_API_URL", "Anthropic base URL (default https://api.anthropic.com)"},
+    {"chatgpt_api_url", D_URL, OFF(chatgpt_url), 0, 0, "HEADROOM_CHATGPT_API_URL", "where requests carrying ChatGPT-Account-ID go: Codex CLI signed in with a ChatGPT plan (default https://chatgpt.com/backend-api/codex)"},
     {"plugin_dir", D_STRING, OFF(plugin_dir), 0, 0, "HEADROOM_PLUGIN_DIR", "directory holding plugin .so files"},
     {"log_level", D_LOG_LEVEL, OFF(log_level), 0, 0, "HEADROOM_LOG_LEVEL", "error, warn, info or debug (default info)"},
     {"log_file", D_STRING, OFF(log_file), 0, 0, "HEADROOM_LOG_FILE", "JSONL request log written by the request_log sink"},
@@ -90,6 +91,7 @@ void hr_config_defaults(struct hr_config *c)
     c->workers = 0;
     c->openai_url = strdup("https://api.openai.com");
     c->anthropic_url = strdup("https://api.anthropic.com");
+    c->chatgpt_url = strdup("https://chatgpt.com/backend-api/codex");
     c->log_level = HR_LOG_INFO;
     c->max_body_bytes = 32u << 20;
     c->max_header_bytes = 64u << 10;
@@ -528,6 +530,7 @@ void hr_config_free(struct hr_config *c)
     free(c->host);
     free(c->openai_url);
     free(c->anthropic_url);
+    free(c->chatgpt_url);
     free(c->plugin_dir);
     free(c->log_file);
     free(c->admin_token);

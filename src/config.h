@@ -21,6 +21,7 @@ struct hr_config {
     int compress_threads;              /* 0 = auto (one per core); 1 = no helpers */
     char *openai_url;                  /* base URL without a trailing /v1 */
     char *anthropic_url;
+    char *chatgpt_url;                 /* ChatGPT-plan Codex requests (ChatGPT-Account-ID) */
     char *plugin_dir;                  /* NULL = build tree or $(pkglibdir) */
     int log_level;
     char *log_file;                    /* request log (request_log sink) */

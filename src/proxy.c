@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <event2/buffer.h>
 #include "asan.h"
+#include "body_codec.h"
 #include "fleet.h"
 #include "guard.h"
 #include "h1_parse.h"
@@ -75,6 +76,7 @@ void hr_proxy_free(struct proxy_req *p)
     free(p->url);
     free(p->up_body);
     free(p->logged_body);
+    free(p->count_body);
     free(p->up_headers);
     if (p->live_prev) p->live_prev->live_next = p->live_next;
     else p->w->live = p->live_next;
@@ -218,6 +220,51 @@ static int passthrough_body(struct proxy_req *p, const char *body, size_t len)
     return hr_admit_rate(p, 0, 0);
 }
 
+char *hr_proxy_encode_body(const struct proxy_req *p, char *text, size_t *len)
+{
+    if (p->codec == HR_CODEC_IDENTITY) return text;
+    char *enc;
+    size_t enc_len;
+    int rc = hr_codec_encode((enum hr_codec)p->codec, text, *len, &enc, &enc_len);
+    free(text);
+    if (rc) return NULL;
+    *len = enc_len;
+    return enc;
+}
+
+/* A body sent with Content-Encoding, decoded into *out (NULL when it came
+ * as it is). Returns -1 with the client answered when it cannot be read. */
+static int decode_body(struct proxy_req *p, const char *raw, size_t len, char **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    const char *coding = hr_req_header(p->req, "content-encoding");
+    p->codec = hr_codec_parse(coding);
+    if (p->codec == HR_CODEC_IDENTITY) return 0;
+    size_t max = p->w->d->cfg->max_body_bytes;
+    char why[160], msg[400];
+    int rc = hr_codec_decode((enum hr_codec)p->codec, raw, len, max, out, out_len, why, sizeof why);
+    if (rc == HR_CODEC_OK) return 0;
+    int status = 400;
+    if (rc == HR_CODEC_ERR_UNSUPPORTED) {
+        status = 415;
+        snprintf(msg, sizeof msg, "Content-Encoding '%s' is not one headroomd can read: send the body as it is, or "
+                 "with gzip, deflate or zstd", coding);
+    } else if (rc == HR_CODEC_ERR_TOO_LARGE) {
+        status = 413;
+        snprintf(msg, sizeof msg, "request body (Content-Encoding %s) decodes to more than max_body_size (%zu bytes): "
+                 "raise max_body_size in headroom.conf", coding, max);
+    } else if (rc == HR_CODEC_ERR_NOMEM) {
+        status = 500;
+        snprintf(msg, sizeof msg, "headroomd ran out of memory decoding the request body");
+    } else {
+        snprintf(msg, sizeof msg, "request body is not valid %s data (Content-Encoding): %s", coding, why);
+    }
+    hr_acct_send_error(p, status, status == 500 ? HR_API_ERR_INTERNAL : HR_API_ERR_INVALID_REQUEST, msg);
+    hr_acct_finish(p, status, status == 500, "undecodable body");
+    return -1;
+}
+
 static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, size_t *out_len)
 {
     struct hr_daemon *d = p->w->d;
@@ -274,6 +321,7 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
     char *out;
     if (p->pr.changed) {
         out = hr_json_dump_compact(body, out_len); /* json_dumps(JSON_COMPACT)'s bytes */
+        if (out && p->codec != HR_CODEC_IDENTITY) out = hr_proxy_encode_body(p, out, out_len);
     } else {
         out = NULL;
     }
@@ -305,7 +353,8 @@ static void request_id(char out[40], size_t worker, unsigned long long n)
     *out = '\0';
 }
 
-static char *upstream_url(const struct hr_api *api, const struct hr_config *cfg, const char *path, const char *uri);
+static char *upstream_url(const struct hr_api *api, const struct hr_config *cfg, const struct hr_req *req,
+                          const char *path, const char *uri);
 
 struct proxy_req *hr_proxy_track(struct hr_worker *w, struct hr_req *req, const struct hr_api *api, int llm,
                                  const char *path)
@@ -342,7 +391,7 @@ static int refuse_websocket(struct hr_worker *w, struct hr_req *req, const struc
     } else if (strcmp(method, "GET") || !hr_api_for_websocket(path)) {
         snprintf(why, sizeof why, "headroomd relays WebSockets only where an API has a WebSocket mode (GET "
                                   "/v1/responses), not %s %s", method, path);
-    } else if (!(url = upstream_url(api, cfg, path, hr_req_uri(req))) || !hr_transfer_streams_body(w->up, url)) {
+    } else if (!(url = upstream_url(api, cfg, req, path, hr_req_uri(req))) || !hr_transfer_streams_body(w->up, url)) {
         snprintf(why, sizeof why, "headroomd relays WebSockets only through its native upstream client, and this "
                                   "upstream needs libcurl (upstream_client curl, an HTTP proxy from the environment, "
                                   "or credentials in the URL): send the request over HTTP(S)");
@@ -403,10 +452,14 @@ static struct proxy_req *proxy_begin(struct hr_worker *w, struct hr_req *req, co
     return p;
 }
 
-/* base, path, query (malloc'd; NULL when out of memory) */
-static char *upstream_url(const struct hr_api *api, const struct hr_config *cfg, const char *path, const char *uri)
+/* base, path, query (malloc'd; NULL when out of memory). Codex CLI signed
+ * in with ChatGPT sends its plan's requests with a ChatGPT-Account-ID
+ * header: they go to chatgpt_api_url, whose paths have no /v1. */
+static char *upstream_url(const struct hr_api *api, const struct hr_config *cfg, const struct hr_req *req,
+                          const char *path, const char *uri)
 {
-    const char *base = hr_api_upstream_base(api, cfg);
+    const char *base = hr_api_upstream_base(api, cfg, hr_req_header(req, "chatgpt-account-id") != NULL);
+    if (base == cfg->chatgpt_url && !strncmp(path, "/v1/", 4)) path += 3;
     const char *query = strchr(uri, '?');
     size_t bl = strlen(base), pl = strlen(path), ql = query ? strlen(query) : 0;
     char *url = malloc(bl + pl + ql + 1);
@@ -466,6 +519,16 @@ void hr_proxy_handle(struct hr_worker *w, struct hr_req *req, const char *path)
     if (!p) return;
     size_t raw_len;
     const char *raw = hr_req_body(req, &raw_len);
+    char *decoded = NULL;
+    size_t decoded_len = 0;
+    if (p->llm && decode_body(p, raw, raw_len, &decoded, &decoded_len)) {
+        hr_proxy_free(p);
+        return;
+    }
+    if (decoded) { /* what is read; the client's bytes still go on when nothing changes */
+        raw = decoded;
+        raw_len = decoded_len;
+    }
     if (p->llm && d->cfg->log_messages && (p->logged_body = malloc(raw_len + 1))) {
         memcpy(p->logged_body, raw, raw_len + 1);
         p->logged_body_len = raw_len;
@@ -474,6 +537,7 @@ void hr_proxy_handle(struct hr_worker *w, struct hr_req *req, const char *path)
     size_t body_len = raw_len;
     if (p->llm && !passthrough_unread(p)) {
         body = prepare_llm_body(p, raw, raw_len, &body_len);
+        free(decoded);
         if (!body) {
             hr_proxy_free(p);
             return;
@@ -481,7 +545,11 @@ void hr_proxy_handle(struct hr_worker *w, struct hr_req *req, const char *path)
     } else {
         /* Forwarded as it came: the request's own buffer, no copy. */
         body = hr_req_take_body(req, &body_len);
-        if (p->llm && passthrough_body(p, body ? body : "", body_len)) {
+        if (decoded) {
+            p->count_body = decoded;
+            p->count_body_len = raw_len;
+        }
+        if (p->llm && passthrough_body(p, decoded ? decoded : body ? body : "", decoded ? raw_len : body_len)) {
             free(body);
             hr_proxy_free(p);
             return;
@@ -489,7 +557,7 @@ void hr_proxy_handle(struct hr_worker *w, struct hr_req *req, const char *path)
     }
     p->up_body = body;
     p->up_body_len = body_len;
-    forward(p, upstream_url(p->api, d->cfg, path, hr_req_uri(req)), NULL, 0, 0);
+    forward(p, upstream_url(p->api, d->cfg, req, path, hr_req_uri(req)), NULL, 0, 0);
 }
 
 /* Cut-through: more of the body is in; sent on at once. Once it is all in,
@@ -516,10 +584,21 @@ static void body_arrived(struct hr_req *req, void *arg, int done)
     if (!done) return;
     p->up_body = hr_req_take_body(req, &p->up_body_len);
     if (!p->llm || !p->up_body) return;
-    skim_model(p, p->up_body, p->up_body_len);
-    if (p->w->d->cfg->log_messages && (p->logged_body = malloc(p->up_body_len + 1))) {
-        memcpy(p->logged_body, p->up_body, p->up_body_len + 1);
-        p->logged_body_len = p->up_body_len;
+    /* Already on its way as sent: an encoded body is decoded only to be
+     * read (model, late count); one that cannot be is counted as it is. */
+    p->codec = hr_codec_parse(hr_req_header(req, "content-encoding"));
+    char why[160];
+    if (p->codec != HR_CODEC_IDENTITY &&
+        hr_codec_decode((enum hr_codec)p->codec, p->up_body, p->up_body_len, p->w->d->cfg->max_body_bytes,
+                        &p->count_body, &p->count_body_len, why, sizeof why))
+        HR_WARN("headroom.proxy", "%s: its %s body could not be decoded to be counted: %s", p->request_id,
+                hr_req_header(req, "content-encoding"), why[0] ? why : "unsupported or too large");
+    const char *text = p->count_body ? p->count_body : p->up_body;
+    size_t text_len = p->count_body ? p->count_body_len : p->up_body_len;
+    skim_model(p, text, text_len);
+    if (p->w->d->cfg->log_messages && (p->logged_body = malloc(text_len + 1))) {
+        memcpy(p->logged_body, text, text_len + 1);
+        p->logged_body_len = text_len;
     }
 }
 
@@ -533,7 +612,7 @@ int hr_proxy_handle_early(struct hr_worker *w, struct hr_req *req, const char *p
     if (cfg->no_cut_through || hr_fleet_enabled() || (owner && !passthrough_unread_cfg(cfg)) || hr_guard_path(uri))
         return 0;
     const struct hr_api *api = owner ? owner : hr_api_for_passthrough(path);
-    char *url = upstream_url(api, cfg, path, uri);
+    char *url = upstream_url(api, cfg, req, path, uri);
     if (!url || !hr_transfer_streams_body(w->up, url)) { /* libcurl's: buffered */
         free(url);
         return 0;

@@ -72,6 +72,12 @@ struct proxy_req {
     int fleet_round;                     /* the retrieve round those were fetched for, + 1 */
     char *logged_body;                   /* the client's body, only with log_messages */
     size_t logged_body_len;
+    /* Content-Encoding (body_codec.c): a changed body is sent encoded the
+     * same way; one forwarded as sent is read (model, late count) from its
+     * decoded copy. */
+    int codec;
+    char *count_body;
+    size_t count_body_len;
     struct proxy_req *live_prev, *live_next; /* the worker's in-flight list */
     int upgrade;                         /* a WebSocket handshake (ws_relay.c takes its 101) */
     struct proxy_req *ws_next;           /* ws_relay.c: the next pending response.create */
@@ -84,6 +90,9 @@ void hr_proxy_free(struct proxy_req *p);
  * WebSocket's response.create). NULL when out of memory. */
 struct proxy_req *hr_proxy_track(struct hr_worker *w, struct hr_req *req, const struct hr_api *api, int llm,
                                  const char *path);
+/* `text` (taken) as the upstream gets it: encoded the way the client sent
+ * its body, or as it is; NULL when out of memory. */
+char *hr_proxy_encode_body(const struct proxy_req *p, char *text, size_t *len);
 /* Hop-by-hop headers are never forwarded, either way. */
 int hr_proxy_is_hop_by_hop(const char *name);
 /* Upstream options from the config. */

@@ -182,9 +182,11 @@ static int answer_retrieve_calls(struct proxy_req *p)
         extra += hr_json_tokens(p->model, json_array_get(items, i));
     hr_acct_charge_sent(p, extra);
     char *text = json_dumps(p->sent_body, JSON_COMPACT);
+    size_t text_len = text ? strlen(text) : 0;
+    if (text) text = hr_proxy_encode_body(p, text, &text_len); /* with the client's Content-Encoding */
     if (!text) return 0;
     struct hr_transfer_opts opts = hr_proxy_transfer_opts(p);
-    struct hr_transfer *t = hr_transfer_start(p->w->up, "POST", p->url, p->up_headers, text, strlen(text), &opts,
+    struct hr_transfer *t = hr_transfer_start(p->w->up, "POST", p->url, p->up_headers, text, text_len, &opts,
                                               &hr_relay_cbs, p);
     if (!t) {
         free(text);
@@ -192,7 +194,7 @@ static int answer_retrieve_calls(struct proxy_req *p)
     }
     free(p->up_body); /* the finished round's body */
     p->up_body = text;
-    p->up_body_len = strlen(text);
+    p->up_body_len = text_len;
     hr_usage_add(&p->earlier_usage, &u);
     p->retrieve_rounds++;
     HR_INFO(LOGGER, "%s: answered %d headroom_retrieve call%s from the CCR store (round %d)", p->request_id, n,

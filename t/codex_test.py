@@ -8,7 +8,11 @@
 # mock through headroomd over the Responses API's WebSocket mode, which
 # Codex prefers and headroomd relays (store false, client-made item ids, a
 # prompt_cache_key): Codex never falls back to HTTPS; metrics.db has each
-# response.create under the wrap_codex stack as openai_responses.
+# response.create under the wrap_codex stack as openai_responses. Then a
+# turn with a tool call (the mock asks for it by lines in the prompt, since
+# Codex cannot add headers): the log Codex's exec tool read reaches the mock
+# compressed. Last, Codex signed in with a ChatGPT plan: ChatGPT-Account-ID,
+# sent to chatgpt_api_url (zstd bodies when it uses HTTPS).
 # Skipped when node/npm or the registry are missing, or the package has no
 # binary for this machine.
 import os
@@ -67,4 +71,75 @@ with Mock() as mock:
     ok(rows and all(r[:3] == ("wrap_codex", 200, "/v1/responses") for r in rows),
        "metrics.db has Codex's requests under wrap_codex as openai_responses: %r" % rows[:3])
     cmp_ok(max((r[3] for r in rows), default=0), ">", 1000, "its turn counted with Codex's instructions and context")
+
+    # A tool call: the mock has the model call Codex's `exec` tool (a custom,
+    # freeform tool: JavaScript that runs exec_command) to cat a 36 KB log;
+    # Codex sends the output back as a custom_tool_call_output, which must
+    # reach the provider compressed, the error lines kept.
+    lines = ["2026-12-05T10:%02d:%02d.%03dZ %s worker-%d request handled path=/api/v1/items/%d status=%d dur_ms=%d"
+             % (i // 60, i % 60, i * 7 % 1000, "ERROR" if i in (137, 311) else "INFO", i % 4, i,
+                500 if i in (137, 311) else 200, i * 13 % 97) for i in range(400)]
+    log = "\n".join(lines) + "\n"
+    with open(os.path.join(PROJ, "app.log"), "w") as f:
+        f.write(log)
+    mock.reset()
+    prompt = ("Summarize app.log\nx-mock-tool-call: exec\n"
+              'x-mock-tool-input: const r = await tools.exec_command({cmd: "cat app.log"}); text(r.output);')
+    p = subprocess.run([CLI, "wrap", "--port", str(port), "-c", conf, "codex", "--", "exec", "--skip-git-repo-check",
+                        "--dangerously-bypass-approvals-and-sandbox", prompt],
+                       cwd=PROJ, env=env, capture_output=True, timeout=240)
+    is_(p.returncode, 0, "a Codex turn with a tool call exits 0")
+    if p.returncode:
+        diag(p.stderr.decode("utf-8", "replace")[-2000:])
+    # its turns, over the WebSocket (or HTTPS, were it to fall back)
+    posts = [json.loads(base64.b64decode(r["body_b64"])) for r in mock.requests()
+             if r["path"] == "/v1/responses" and (r["method"] == "POST" or r.get("ws_type") == "response.create")]
+    outs = [it for b in posts for it in b.get("input", []) if it.get("type") == "custom_tool_call_output"]
+    out = outs[-1].get("output") if outs else ""
+    sent = out if isinstance(out, str) else "".join(part.get("text", "") for part in out if isinstance(part, dict))
+    ok(outs, "Codex ran the exec tool and sent its output back (%d requests)" % len(posts))
+    cmp_ok(len(sent), "<", len(log) // 4, "the %d-byte log reached the provider compressed (%d bytes)"
+           % (len(log), len(sent)))
+    ok(all(lines[i] in sent for i in (137, 311)) and "headroom_retrieve hash=" in sent,
+       "both error lines kept, and the retrieve marker")
+    db = sqlite3.connect(os.path.join(WS, "metrics.db"))
+    saved = db.execute("SELECT MAX(tokens_saved) FROM requests WHERE stack = 'wrap_codex'").fetchone()[0]
+    db.close()
+    cmp_ok(saved or 0, ">", 5000, "metrics.db counts the saving on the request that carried the output")
+
+    # Signed in with a ChatGPT plan (a made-up token in Codex's auth.json):
+    # Codex sends zstd bodies with its ChatGPT token and ChatGPT-Account-ID,
+    # which headroomd decodes and sends on to chatgpt_api_url (here the
+    # mock's /backend-api/codex).
+    def jwt(claims):
+        part = lambda o: base64.urlsafe_b64encode(json.dumps(o).encode()).rstrip(b"=").decode()  # noqa: E731
+        return part({"alg": "RS256", "typ": "JWT"}) + "." + part(claims) + ".c2ln"
+    claims = {"https://api.openai.com/auth": {"chatgpt_plan_type": "plus", "chatgpt_account_id": "acct-1234",
+                                              "chatgpt_user_id": "user-1"},
+              "email": "dev@example.com", "exp": 4102444800, "iat": 1796400000}
+    os.makedirs(os.path.join(HOME, ".codex"), exist_ok=True)
+    with open(os.path.join(HOME, ".codex", "auth.json"), "w") as f:
+        json.dump({"auth_mode": "chatgpt", "OPENAI_API_KEY": None, "last_refresh": "2026-12-05T10:00:00Z",
+                   "tokens": {"id_token": jwt(claims), "access_token": jwt(claims), "refresh_token": "rt-1",
+                              "account_id": "acct-1234"}}, f)
+    with open(conf, "a") as f:
+        f.write("\nchatgpt_api_url %s/backend-api/codex\n" % mock.url)
+    mock.reset()
+    plan_env = {k: v for k, v in env.items() if k != "OPENAI_API_KEY"}
+    p = subprocess.run([CLI, "wrap", "--port", str(port), "-c", conf, "codex", "--",
+                        "exec", "--skip-git-repo-check", "What does this project do?"],
+                       cwd=PROJ, env=plan_env, capture_output=True, timeout=240)
+    is_(p.returncode, 0, "signed in with ChatGPT: codex exec exits 0")
+    if p.returncode:
+        diag(p.stderr.decode("utf-8", "replace")[-2000:])
+    like(p.stdout.decode("utf-8", "replace"), r"mock reply to \d+ items", "... and prints the mock's answer")
+    turns = [r for r in mock.requests() if r["method"] == "POST" or r.get("ws_type") == "response.create"]
+    ok(turns and all(r["path"] == "/backend-api/codex/responses" and
+                     dict((k.lower(), v) for k, v in r["headers"]).get("chatgpt-account-id") == "acct-1234"
+                     for r in turns),
+       "its turns went to chatgpt_api_url with the account header: %r" % [(r["method"], r["path"]) for r in turns])
+    posted = [r for r in turns if r["method"] == "POST"]
+    ok(all(r["content_encoding"] == "zstd" for r in posted),
+       "... over the WebSocket (%d messages), or zstd-encoded over HTTPS as Codex sends them (%d)"
+       % (len(turns) - len(posted), len(posted)))
 done()

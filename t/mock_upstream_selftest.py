@@ -197,6 +197,35 @@ with Mock(max_seconds=60) as m:
     r = post_json(RS, {"model": "gpt-4o", "input": own})
     is_((((r.json() or {}).get("output") or [{}])[0].get("content") or [{}])[0].get("text"),
         "mock reply to 3 items; tool result of 99 bytes", "responses: without the header, any answered call's size")
+    # streamed calls, as the API streams them: the arguments in pieces
+    r = stream(RS, {"model": "gpt-4o", "input": tin, "stream": True}, call_hdr)
+    data = sse_data_json(r.body)
+    is_([d.get("type") for d in data][:3] + [d.get("type") for d in data][-3:],
+        ["response.created", "response.in_progress", "response.output_item.added",
+         "response.function_call_arguments.done", "response.output_item.done", "response.completed"],
+        "responses sse: a streamed function_call's events")
+    args = "".join(d["delta"] for d in data if d["type"] == "response.function_call_arguments.delta")
+    fin = data[-1]["response"]["output"][0]
+    is_((json.loads(args or "null"), fin.get("type"), fin.get("name"), data[2]["item"].get("arguments")),
+        ({"hash": "abc123"}, "function_call", "lookup", ""),
+        "responses sse: the deltas join to the arguments; the item starts empty and ends completed")
+    # a custom (freeform) tool, asked for by lines of the user's text (Codex CLI cannot add headers)
+    js = 'const r = await tools.exec_command({cmd: "cat app.log"}); text(r.output);'
+    cin = [{"type": "message", "role": "user", "content": [
+        {"type": "input_text", "text": "read the log\nx-mock-tool-call: exec\nx-mock-tool-input: " + js}]}]
+    r = stream(RS, {"model": "gpt-4o", "input": cin, "stream": True})
+    data = sse_data_json(r.body)
+    ctc = data[-1]["response"]["output"][0] if data else {}
+    got = "".join(d["delta"] for d in data if d["type"] == "response.custom_tool_call_input.delta")
+    is_((ctc.get("type"), ctc.get("name"), ctc.get("input"), got),
+        ("custom_tool_call", "exec", js, js), "responses sse: x-mock-tool-input in the user's text -> custom_tool_call")
+    r = post_json(RS, {"model": "gpt-4o", "input": cin + [ctc, {"type": "custom_tool_call_output",
+                                                                 "call_id": ctc.get("call_id"), "output": "y" * 77}]})
+    is_((((r.json() or {}).get("output") or [{}])[0].get("content") or [{}])[0].get("text"),
+        "mock reply to 3 items; tool result of 77 bytes",
+        "responses: a custom_tool_call_output answering the call gets a text answer naming its size")
+    r = post_json(RS, {"model": "gpt-4o", "input": cin}, {"x-mock-tool-call": "grep", "x-mock-tool-args": "{}"})
+    is_(((r.json() or {}).get("output") or [{}])[0].get("name"), "grep", "responses: a header wins over a line")
     # reasoning models: a reasoning item first; encrypted_content when included
     r = post_json(RS, {"model": "o4-mini", "input": tin, "reasoning": {"effort": "low"}, "store": False,
                        "include": ["reasoning.encrypted_content"]}, call_hdr)
@@ -208,17 +237,21 @@ with Mock(max_seconds=60) as m:
     out = (r.json() or {}).get("output") or [{}]
     ok([o.get("type") for o in out] == ["reasoning", "message"] and "encrypted_content" not in out[0],
        "responses: reasoning item before the message; no encrypted_content unless included")
-    # store false: items referred to by id were never persisted
-    r = post_json(RS, {"model": "gpt-4o", "store": False, "input": tin + [dict(fc, id="fc_123")]})
+    # store false: items only referred to by id were never persisted
+    r = post_json(RS, {"model": "gpt-4o", "store": False,
+                       "input": tin + [{"type": "item_reference", "id": "fc_123"}]})
     e = (r.json() or {}).get("error") or {}
     is_((r.status, e.get("type"), e.get("param")), (404, "invalid_request_error", "input"),
-        "responses: store false + an item with an id -> 404 as the API answers")
+        "responses: store false + an item_reference -> 404 as the API answers")
     like(e.get("message", ""), r"^Item with id 'fc_123' not found\. Items are not persisted when `store` is set to false",
          "responses: ... naming the item")
-    r = post_json(RS, {"model": "gpt-4o", "store": False, "input": tin + [{k: v for k, v in fc.items() if k != "id"}]})
-    is_(r.status, 200, "responses: store false without item ids is fine")
-    r = post_json(RS, {"model": "gpt-4o", "input": tin + [dict(fc, id="fc_123")]})
-    is_(r.status, 200, "responses: item ids are fine when stored (store defaults to true)")
+    r = post_json(RS, {"model": "o4-mini", "store": False,
+                       "input": tin + [{"type": "reasoning", "id": "rs_123", "summary": []}]})
+    is_(r.status, 404, "responses: store false + a reasoning item without encrypted_content -> 404")
+    r = post_json(RS, {"model": "gpt-4o", "store": False, "input": tin + [dict(fc, id="fc_123")]})
+    is_(r.status, 200, "responses: store false + an item sent whole keeps its id (as Codex CLI sends them)")
+    r = post_json(RS, {"model": "gpt-4o", "input": tin + [{"type": "item_reference", "id": "fc_123"}]})
+    is_(r.status, 200, "responses: references are fine when stored (store defaults to true)")
     orphan = tin + [{"type": "function_call_output", "call_id": "call_elsewhere", "output": "y"}]
     r = post_json(RS, {"model": "gpt-4o", "input": orphan}, call_hdr)
     is_(((r.json() or {}).get("output") or [{}])[0].get("type"), "function_call",

@@ -161,9 +161,13 @@ grep -q headroomd "/proc/$HD_PID/comm" || die "pid $HD_PID is $(cat /proc/$HD_PI
 
 for port in "$UP_PORT" "$NGX_PORT" "$HD_PORT"; do
     curl -sf -m 5 -H 'Content-Type: application/json' -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}' \
-        "http://127.0.0.1:$port/v1/chat/completions" | grep -q chatcmpl-bench || die "no answer through port $port"
+        "http://127.0.0.1:$port/v1/chat/completions" >"$TMP/check.out" || true
+    grep -q chatcmpl-bench "$TMP/check.out" || die "no answer through port $port"
     curl -sfN -m 5 -H 'Content-Type: application/json' -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream":true}' \
-        "http://127.0.0.1:$port/v1/chat/completions" | grep -q 'data: \[DONE\]' || die "no stream through port $port"
+        "http://127.0.0.1:$port/v1/chat/completions" >"$TMP/check.out" || true
+    # read whole before grep: headroomd's trailing comment follows [DONE], and
+    # a grep -q that quits early would fail curl's write under pipefail
+    grep -q 'data: \[DONE\]' "$TMP/check.out" || die "no stream through port $port"
 done
 
 # --- runs ------------------------------------------------------------------

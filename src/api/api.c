@@ -81,9 +81,10 @@ const struct hr_api *hr_api_guess(const char *query, const json_t *body)
     return shape_of(body);
 }
 
-const char *hr_api_upstream_base(const struct hr_api *api, const struct hr_config *cfg)
+const char *hr_api_upstream_base(const struct hr_api *api, const struct hr_config *cfg, int chatgpt_plan)
 {
-    return api->provider == HR_PROVIDER_ANTHROPIC ? cfg->anthropic_url : cfg->openai_url;
+    if (api->provider == HR_PROVIDER_ANTHROPIC) return cfg->anthropic_url;
+    return chatgpt_plan ? cfg->chatgpt_url : cfg->openai_url;
 }
 
 const char *hr_api_foreign_credential(const struct hr_api *api)

@@ -89,9 +89,11 @@ const struct hr_api *hr_api_for_format(enum hr_wire_format f);
 /* Every adapter, in table order; NULL past the end. */
 const struct hr_api *hr_api_at(size_t i);
 
-/* The provider's base URL from the config (openai_url, anthropic_url). */
+/* The provider's base URL from the config (openai_url, anthropic_url; for
+ * an OpenAI request from a ChatGPT plan, chatgpt_plan set: chatgpt_url,
+ * whose paths have no /v1). */
 struct hr_config;
-const char *hr_api_upstream_base(const struct hr_api *api, const struct hr_config *cfg);
+const char *hr_api_upstream_base(const struct hr_api *api, const struct hr_config *cfg, int chatgpt_plan);
 /* The other provider's credential header, never forwarded to this one's upstream (or NULL). */
 const char *hr_api_foreign_credential(const struct hr_api *api);
 /* "openai", "anthropic". */
