@@ -405,11 +405,18 @@ with Mock() as mock, Headroomd(extra_conf=CONF + SINKS) as d:
     r = get(d.url + "/livez")
     is_(r.status, 200, "the daemon keeps serving after all that")
 
-    # --- drain closes with 1001 -------------------------------------------------
+    # --- drain: a pending response ends first, then 1001 ------------------------
+    busy = WS(d.port, headers={"x-mock-chunk-delay-ms": "100", "x-mock-chunks": "10"})
+    busy.send_text(create())
+    is_(busy.recv_message()[0], 0x1, "drain: a response under way")
     ws = WS(d.port)
     ws.send_text(create())
     ws.events()
     d.signal(signal.SIGTERM)
+    is_(busy.events()[-1].get("type"), "response.completed", "SIGTERM: a pending response still ends")
+    code, reason = busy.close_code()
+    is_(code, 1001, "... then its WebSocket is closed with 1001 (%s)" % reason)
+    busy.close()
     code, reason = ws.close_code()
     is_(code, 1001, "SIGTERM: an idle WebSocket is closed with 1001 (%s)" % reason)
     ws.close()
