@@ -34,7 +34,8 @@ vg="$top/_build-valgrind"
 if command -v valgrind >/dev/null; then
     build "$vg" --enable-werror || fail_early "valgrind build failed"
     make -j"$jobs" check TESTS="t/proxy_test.py t/stream_test.py t/limits_test.py t/stats_test.py t/retrieve_test.py \
-        t/disconnect_test.py t/backpressure_test.py t/client_timeout_test.py t/upstream_client_test.py t/content_encoding_test.py" \
+        t/disconnect_test.py t/backpressure_test.py t/client_timeout_test.py t/upstream_client_test.py \
+        t/content_encoding_test.py t/ws_relay_test.py" \
         HEADROOMD_WRAPPER="$vg/libtool --mode=execute valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
         HRTEST_READY_TIMEOUT=60 >check.log 2>&1 || status=1
 fi

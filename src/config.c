@@ -37,6 +37,7 @@ static const struct directive directives[] = {
     {"log_messages", D_BOOL, OFF(log_messages), 0, 0, NULL, "include message bodies in the request log (default no)"},
     {"optimize", D_BOOL, OFF(no_optimize), 0, 0, NULL, "run the transforms (default yes; no = passthrough)"},
     {"cut_through", D_BOOL, OFF(no_cut_through), 0, 0, NULL, "forward a body nothing reads (optimize no, non-LLM routes) while it arrives (default yes)"},
+    {"websocket", D_BOOL, OFF(no_websocket), 0, 0, NULL, "relay the Responses API's WebSocket mode (GET /v1/responses with Upgrade: websocket), compressing each response.create (default yes; no answers 501)"},
     {"admin_token", D_STRING, OFF(admin_token), 0, 0, "HEADROOM_ADMIN_TOKEN", "token allowing admin endpoints from non-loopback clients"},
     {"api_token", D_STRING, OFF(api_token), 0, 0, "HEADROOM_API_TOKEN", "when set, POST /v1/compress and /v1/retrieve need Authorization: Bearer <token>"},
     {"metrics_token", D_STRING, OFF(metrics_token), 0, 0, "HEADROOM_METRICS_TOKEN", "when set, the Prometheus route (/metrics) needs Authorization: Bearer <token>"},
@@ -79,7 +80,7 @@ static const struct directive directives[] = {
 static int inverted(const struct directive *d)
 {
     return !strcmp(d->name, "optimize") || !strcmp(d->name, "cache") || !strcmp(d->name, "rate_limit") ||
-           !strcmp(d->name, "cut_through");
+           !strcmp(d->name, "cut_through") || !strcmp(d->name, "websocket");
 }
 
 void hr_config_defaults(struct hr_config *c)

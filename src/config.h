@@ -28,6 +28,7 @@ struct hr_config {
     int log_messages;
     int no_optimize;                   /* passthrough: no transforms */
     int no_cut_through;                /* cut_through no: bodies read whole before forwarding */
+    int no_websocket;                  /* websocket no: WebSocket upgrades get 501 */
     char *admin_token;
     char *api_token;            /* guards /v1/compress and /v1/retrieve when set */
     char *metrics_token;               /* guards the prometheus route when set */

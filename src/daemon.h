@@ -16,6 +16,7 @@ struct hr_conn_guard;
 struct hr_http_server;
 struct hr_req;
 struct proxy_req;
+struct hr_ws;
 
 struct hr_worker {
     size_t index;
@@ -29,6 +30,7 @@ struct hr_worker {
     struct proxy_req *deferred; /* accounting.c: requests whose figures wait one loop turn */
     struct hr_conn_guard *guard;        /* conn_guard.c: fd limit, slow clients */
     struct proxy_req *live;             /* proxied requests in flight (drain aborts them) */
+    struct hr_ws *ws;                   /* ws_relay.c: relayed WebSockets */
     struct proxy_req *spare;            /* proxy.c: finished requests kept for reuse */
     int n_spare;
     struct event *drain_check;          /* drain.c */

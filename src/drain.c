@@ -12,6 +12,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "stats.h"
+#include "ws_relay.h"
 
 #define LOGGER "headroom.server"
 
@@ -22,6 +23,7 @@ static void check_drained(evutil_socket_t fd, short what, void *arg)
     struct hr_worker *w = arg;
     int busy = 0;
     for (struct proxy_req *p = w->live; p && !busy; p = p->live_next) busy = !p->finish_deferred;
+    if (hr_ws_drain(w)) busy = 1; /* closes the idle ones */
     if (!busy && !hr_fleet_waiting(w)) atomic_store(&w->drained, 1);
 }
 
@@ -47,6 +49,7 @@ static void abort_inflight(evutil_socket_t fd, short what, void *arg)
                               "retry it";
     hr_acct_flush_deferred(w); /* answered already, only their count was pending */
     int n = hr_fleet_abort_waits(w, why);
+    n += hr_ws_abort_all(w, why); /* their pending responses too, before the loop below */
     for (struct proxy_req *p = w->live, *next; p; p = next) {
         next = p->live_next;
         if (p->finish_deferred) continue; /* answered; freed after its late count */

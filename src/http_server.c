@@ -1049,3 +1049,27 @@ void hr_req_discard(struct hr_req *r)
     r->close_after = 1;
     request_ended(r);
 }
+
+int hr_req_take_socket(struct hr_req *r, char **pre, size_t *pre_len)
+{
+    *pre = NULL;
+    *pre_len = 0;
+    if (r->gone || r->broken || r->st != ST_HANDLING || evbuffer_get_length(r->out) || r->flush_queued) return -1;
+    size_t left = r->in_len - r->in_used;
+    if (left) {
+        if (!(*pre = malloc(left))) return -1;
+        memcpy(*pre, r->in + r->in_used, left);
+        *pre_len = left;
+    }
+    int fd = r->fd;
+    event_del(r->rd);
+    event_del(r->wr);
+    evtimer_del(r->timer);
+    r->fd = -1;
+    r->gone = 1; /* for the server, the client left */
+    r->busy = 0;
+    r->close_cb = NULL;
+    r->drained_cb = NULL;
+    conn_free(r); /* waits for an event callback on the stack */
+    return fd;
+}

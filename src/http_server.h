@@ -99,6 +99,13 @@ void hr_req_on_close(struct hr_req *r, void (*cb)(struct hr_req *r, void *arg), 
 /* End a request without answering (its client is gone). */
 void hr_req_discard(struct hr_req *r);
 
+/* A WebSocket after its 101: the connection leaves HTTP. Returns the
+ * socket (the caller's to close) and, in *pre (malloc'd, NULL when none),
+ * the bytes the client sent past the request; the request ends without an
+ * answer and the server forgets the connection. -1 when the answer has
+ * begun or the client is gone (the request is then still to be ended). */
+int hr_req_take_socket(struct hr_req *r, char **pre, size_t *pre_len);
+
 /* The reason phrase of a status ("OK"), "" for an unknown one. */
 const char *hr_http_reason(int status);
 #endif

@@ -24,6 +24,7 @@
 #include "retrieve_tool.h"
 #include "stats.h"
 #include "telemetry.h"
+#include "upstream.h"
 
 /* Finished requests a worker keeps for reuse, as upstream_h1.c keeps
  * transfers; none under AddressSanitizer, which should see every request
@@ -55,7 +56,7 @@ struct hr_transfer_opts hr_proxy_transfer_opts(const struct proxy_req *p)
 {
     const struct hr_config *cfg = p->w->d->cfg;
     return (struct hr_transfer_opts){cfg->upstream_connect_timeout_ms, cfg->upstream_timeout_s,
-                                     cfg->upstream_idle_timeout_s, cfg->max_header_bytes};
+                                     cfg->upstream_idle_timeout_s, cfg->max_header_bytes, 0};
 }
 
 void hr_proxy_free(struct proxy_req *p)
@@ -139,7 +140,10 @@ static int named_in_connection(const struct hr_req *in, const char *name)
 static int forwarded(const struct hr_req *in, int has_connection, const char *key, const char *value,
                      const char *foreign_key)
 {
+    /* Sec-WebSocket-Extensions: no permessage-deflate, so the relay reads
+     * frames as sent (ws_relay.c) */
     return !(hr_proxy_is_hop_by_hop(key) || !strncasecmp(key, "x-headroom-", 11) ||
+             !strcasecmp(key, "sec-websocket-extensions") ||
              (foreign_key && !strcasecmp(key, foreign_key)) || (has_connection && named_in_connection(in, key)) ||
              strpbrk(key, "\r\n") || strpbrk(value, "\r\n"));
 }
@@ -349,6 +353,67 @@ static void request_id(char out[40], size_t worker, unsigned long long n)
     *out = '\0';
 }
 
+static char *upstream_url(const struct hr_api *api, const struct hr_config *cfg, const struct hr_req *req,
+                          const char *path, const char *uri);
+
+struct proxy_req *hr_proxy_track(struct hr_worker *w, struct hr_req *req, const struct hr_api *api, int llm,
+                                 const char *path)
+{
+    struct proxy_req *p = req_new(w);
+    if (!p) return NULL;
+    w->inflight++;
+    p->live_next = w->live;
+    if (w->live) w->live->live_prev = p;
+    w->live = p;
+    p->w = w;
+    p->req = req;
+    p->api = api;
+    p->llm = llm;
+    p->path = strdup(path);
+    p->t_start = hr_monotonic_ms();
+    request_id(p->request_id, w->index, ++w->next_request);
+    return p;
+}
+
+/* A WebSocket upgrade: relayed (ws_relay.c) on /v1/responses to an
+ * upstream the native client reaches, unless `websocket no`; else refused
+ * with 501 saying why (Codex CLI then falls back to HTTPS by itself).
+ * Returns 1 when refused. */
+static int refuse_websocket(struct hr_worker *w, struct hr_req *req, const struct hr_api *api, const char *method,
+                            const char *path)
+{
+    const struct hr_config *cfg = w->d->cfg;
+    char why[300];
+    char *url = NULL;
+    if (cfg->no_websocket) {
+        snprintf(why, sizeof why, "headroomd does not relay WebSocket connections (websocket no in headroom.conf): "
+                                  "send the request over HTTP(S)");
+    } else if (strcmp(method, "GET") || !hr_api_for_websocket(path)) {
+        snprintf(why, sizeof why, "headroomd relays WebSockets only where an API has a WebSocket mode (GET "
+                                  "/v1/responses), not %s %s", method, path);
+    } else if (!(url = upstream_url(api, cfg, req, path, hr_req_uri(req))) || !hr_transfer_streams_body(w->up, url)) {
+        snprintf(why, sizeof why, "headroomd relays WebSockets only through its native upstream client, and this "
+                                  "upstream needs libcurl (upstream_client curl, an HTTP proxy from the environment, "
+                                  "or credentials in the URL): send the request over HTTP(S)");
+    } else if (!hr_req_header(req, "sec-websocket-key")) {
+        free(url);
+        hr_guard_count(HR_REFUSE_BAD_REQUEST);
+        hr_stats_count_rejected(400, 0, 0);
+        hr_send_api_error(req, api, 400, HR_API_ERR_INVALID_REQUEST,
+                          "WebSocket upgrade without Sec-WebSocket-Key (RFC 6455 4.1)");
+        return 1;
+    } else {
+        free(url);
+        return 0;
+    }
+    free(url);
+    hr_guard_count(HR_REFUSE_NOT_IMPLEMENTED);
+    hr_stats_count_rejected(501, 0, 0);
+    HR_DEBUG("headroom.proxy", "WebSocket upgrade to %s refused: %s", path, why);
+    hr_send_api_error(req, api, 501, HR_API_ERR_INVALID_REQUEST, why);
+    return 1;
+}
+
 /* The request tracked from here on, or NULL with the client answered
  * (a refused path, max_connections, budget). */
 static struct proxy_req *proxy_begin(struct hr_worker *w, struct hr_req *req, const char *path)
@@ -366,35 +431,18 @@ static struct proxy_req *proxy_begin(struct hr_worker *w, struct hr_req *req, co
         hr_send_api_error(req, api, 400, HR_API_ERR_INVALID_REQUEST, msg);
         return NULL;
     }
-    /* Codex CLI first asks for a WebSocket to /v1/responses; forwarded as a
-     * plain GET (Upgrade is hop-by-hop) the provider's answer means nothing
-     * to it. Refused here, it falls back to HTTPS by itself. */
     const char *upgrade = hr_req_header(req, "upgrade");
-    if (upgrade && hr_h1_list_has(upgrade, "websocket", 0)) {
-        hr_guard_count(HR_REFUSE_NOT_IMPLEMENTED);
-        hr_stats_count_rejected(501, 0, 0);
-        hr_send_api_error(req, api, 501, HR_API_ERR_INVALID_REQUEST,
-                          "headroomd does not relay WebSocket connections: send the request over HTTP(S)");
-        return NULL;
-    }
+    int websocket = upgrade && hr_h1_list_has(upgrade, "websocket", 0);
+    if (websocket && refuse_websocket(w, req, api, method, path)) return NULL;
     if (hr_admit_connection(w, req, api, method, path)) return NULL;
-    struct proxy_req *p = req_new(w);
+    struct proxy_req *p = hr_proxy_track(w, req, api, owner != NULL, path);
     if (!p) {
         hr_send_api_error(req, api, 500, HR_API_ERR_INTERNAL, "out of memory");
         return NULL;
     }
-    w->inflight++;
-    p->live_next = w->live;
-    if (w->live) w->live->live_prev = p;
-    w->live = p;
-    p->w = w;
-    p->req = req;
-    p->api = api;
-    p->llm = owner != NULL;
-    p->path = strdup(path);
+    p->upgrade = websocket;
     p->t_start = hr_fleet_arrived_ms(req); /* a request that waited for shared state counts from arrival */
     if (p->t_start <= 0) p->t_start = hr_monotonic_ms();
-    request_id(p->request_id, w->index, ++w->next_request);
     const char *stack = hr_req_header(req, "x-headroom-stack");
     if (valid_stack(stack)) snprintf(p->stack, sizeof p->stack, "%s", stack);
     else if (!stack && hr_telemetry_default_stack()) /* HEADROOM_STACK: this process serves one stack */
@@ -432,6 +480,14 @@ static void forward(struct proxy_req *p, char *url, const char *partial, size_t 
     const char *method = hr_req_method(req);
     char *headers = upstream_headers(req, p->pr.changed, hr_api_foreign_credential(p->api));
     struct hr_transfer_opts opts = hr_proxy_transfer_opts(p);
+    if (p->upgrade && headers) { /* the client's Sec-WebSocket-Key goes as it came: its 101 is relayed */
+        static const char up[] = "Connection: Upgrade\r\nUpgrade: websocket\r\n";
+        size_t hl = strlen(headers);
+        char *h = realloc(headers, hl + sizeof up);
+        if (h) memcpy(h + hl, up, sizeof up);
+        headers = h;
+        opts.upgrade = 1;
+    }
     struct hr_upstream *up = p->w->up;
     hr_relay_watch_client(p);
     p->t_forward = hr_monotonic_ms();

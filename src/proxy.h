@@ -79,10 +79,17 @@ struct proxy_req {
     char *count_body;
     size_t count_body_len;
     struct proxy_req *live_prev, *live_next; /* the worker's in-flight list */
+    int upgrade;                         /* a WebSocket handshake (ws_relay.c takes its 101) */
+    struct proxy_req *ws_next;           /* ws_relay.c: the next pending response.create */
 };
 
 /* proxy.c */
 void hr_proxy_free(struct proxy_req *p);
+/* A new request tracked by the worker (max_connections, drain), with its
+ * request id; `req` NULL for one that has no HTTP request of its own (a
+ * WebSocket's response.create). NULL when out of memory. */
+struct proxy_req *hr_proxy_track(struct hr_worker *w, struct hr_req *req, const struct hr_api *api, int llm,
+                                 const char *path);
 /* `text` (taken) as the upstream gets it: encoded the way the client sent
  * its body, or as it is; NULL when out of memory. */
 char *hr_proxy_encode_body(const struct proxy_req *p, char *text, size_t *len);

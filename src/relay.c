@@ -15,6 +15,7 @@
 #include "proxy.h"
 #include "retrieve_tool.h"
 #include "stats.h"
+#include "ws_relay.h"
 
 #define LOGGER "headroom.proxy"
 #define STREAM_HIGH_WATER (256 * 1024)   /* client output buffered before we pause upstream */
@@ -74,6 +75,10 @@ static void chunk_flushed(struct hr_req *req, void *arg)
 static void on_headers(void *ud, long status, const struct hr_header *h, size_t n)
 {
     struct proxy_req *p = ud;
+    if (status == 101 && p->upgrade) { /* a WebSocket: relayed from now on, p freed */
+        hr_ws_upgraded(p, h, n);
+        return;
+    }
     p->status = status;
     p->t_first_byte = hr_monotonic_ms();
     if (p->t) p->send_wait_ms = hr_transfer_send_wait_ms(p->t);

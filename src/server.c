@@ -25,6 +25,7 @@
 #include "state_dir.h"
 #include "stats.h"
 #include "stats_json.h"
+#include "ws_relay.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
@@ -364,6 +365,7 @@ void hr_server_stop(struct hr_daemon *d)
     for (size_t i = 0; i < d->n_workers; i++) {
         struct hr_worker *w = &d->workers[i];
         hr_http_server_free(w->http); /* closes connections; in-flight requests are aborted */
+        hr_ws_abort_all(w, "headroomd stopped");
         hr_fleet_worker_stop(w);
         hr_acct_flush_deferred(w);
         hr_conn_guard_worker_free(w);

@@ -111,3 +111,8 @@ void hr_transfer_abort(struct hr_transfer *t)
     if (t->native) hr_h1_abort(t);
     else hr_curl_abort(t);
 }
+
+struct hr_tunnel *hr_transfer_take_tunnel(struct hr_transfer *t)
+{
+    return t && t->native ? hr_h1_take_tunnel(t) : NULL;
+}

@@ -10,6 +10,8 @@
 #include <event2/event.h>
 #include "h1_parse.h"
 
+struct hr_tunnel;
+
 struct hr_upstream;
 struct hr_transfer;
 
@@ -37,6 +39,7 @@ struct hr_transfer_opts {
     long total_timeout_s;
     long idle_timeout_s;        /* a pooled connection idle longer is closed */
     size_t max_header_bytes;    /* the answer's header block; over it the transfer fails (0 = 64 KiB) */
+    int upgrade;                /* a WebSocket handshake: a 101 answer is final (hr_transfer_take_tunnel) */
 };
 
 enum hr_upstream_client { HR_UPSTREAM_AUTO, HR_UPSTREAM_NATIVE, HR_UPSTREAM_CURL };
@@ -75,4 +78,9 @@ double hr_transfer_send_wait_ms(struct hr_transfer *t);
 void hr_transfer_resume(struct hr_transfer *t);
 /* Stop now; no callback runs afterwards. */
 void hr_transfer_abort(struct hr_transfer *t);
+/* From on_headers of an upgrade transfer (opts.upgrade) answered 101: the
+ * connection, now a byte pipe (tunnel.h) with whatever was read past the
+ * head. The transfer then ends without on_done. NULL when it cannot be
+ * taken (libcurl's transfers). */
+struct hr_tunnel *hr_transfer_take_tunnel(struct hr_transfer *t);
 #endif

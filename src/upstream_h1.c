@@ -29,6 +29,7 @@
 #include "numfmt.h"
 #include "resolver.h"
 #include "stats.h"
+#include "tunnel.h"
 #include "upstream_impl.h"
 
 #define RBUF_MIN (16u << 10)
@@ -81,6 +82,7 @@ struct h1_xfer {
     uint64_t left; /* B_LENGTH */
     struct hr_h1_chunked ch;
     int paused, in_cb, aborted;
+    int upgrade, tunneled; /* a WebSocket handshake; its 101 taken (hr_h1_take_tunnel) */
     enum hr_xfer_result pending_rc; /* a failure to report from the loop */
     const char *pending_why;
     char why[640];
@@ -714,6 +716,41 @@ static void consume(struct h1_conn *c, size_t n)
     c->rlen -= n;
 }
 
+/* A handshake's 101: the caller takes the connection from on_headers. */
+static int upgraded(struct h1_xfer *x)
+{
+    x->got_head = 1;
+    x->in_cb = 1;
+    if (x->cbs.on_headers) x->cbs.on_headers(x->ud, x->resp.status, x->resp.headers, x->resp.n_headers);
+    x->in_cb = 0;
+    if (x->tunneled) {
+        xfer_free(x);
+        return 1;
+    }
+    if (x->aborted) {
+        hr_h1_abort(&x->base);
+        return 1;
+    }
+    xfer_finish(x, HR_XFER_FAILED, "the upstream switched protocols (101) and nothing took the connection");
+    return 1;
+}
+
+struct hr_tunnel *hr_h1_take_tunnel(struct hr_transfer *t)
+{
+    struct h1_xfer *x = (struct h1_xfer *)t;
+    struct h1_conn *c = x->c;
+    if (!c || !x->upgrade || x->resp.status != 101 || x->tunneled) return NULL;
+    conn_want(c, 0);
+    struct hr_tunnel *tn = hr_tunnel_new(c->pool->base, c->fd, c->ssl, c->rbuf, c->rlen); /* takes fd and ssl */
+    c->fd = -1;
+    c->ssl = NULL;
+    c->x = NULL;
+    x->c = NULL;
+    conn_close(c);
+    x->tunneled = 1; /* even when the tunnel could not be made: the connection is gone */
+    return tn;
+}
+
 /* Work through what is buffered. Returns 1 when the transfer ended (the
  * connection may be gone too), 0 to read on. */
 static int process(struct h1_conn *c)
@@ -735,6 +772,7 @@ static int process(struct h1_conn *c)
         }
         consume(c, (size_t)n);
         if (x->resp.status < 200) {
+            if (x->resp.status == 101 && x->upgrade) return upgraded(x);
             if (x->resp.status == 101) {
                 xfer_finish(x, HR_XFER_FAILED, "the upstream switched protocols (101), which a proxied API call cannot");
                 return 1;
@@ -1042,6 +1080,7 @@ struct hr_transfer *hr_h1_start(struct hr_h1_pool *pool, const char *method, con
     x->ud = ud;
     x->resp.content_length = -1;
     x->is_head = !strcasecmp(method, "HEAD");
+    x->upgrade = opts->upgrade;
     int with_length = body || (strcasecmp(method, "GET") && !x->is_head);
     /* Over TLS a small body rides in the head's buffer: one record. */
     size_t extra = x->o.tls && body && body_have == body_len && body_len <= TLS_COALESCE_MAX ? body_len : 0;

@@ -25,6 +25,7 @@ void hr_h1_body_more(struct hr_transfer *t, size_t body_have);
 double hr_h1_send_wait_ms(struct hr_transfer *t);
 void hr_h1_resume(struct hr_transfer *t);
 void hr_h1_abort(struct hr_transfer *t);
+struct hr_tunnel *hr_h1_take_tunnel(struct hr_transfer *t);
 
 struct hr_curl_multi;
 struct hr_curl_multi *hr_curl_multi_new(struct event_base *base, long max_idle);

@@ -5,14 +5,14 @@
 # only from its openai_base_url configuration key, which wrap gives it with
 # -c; without that it would go straight to api.openai.com. Checked: codex
 # exits 0 and prints the mock's answer; its Responses requests reached the
-# mock through headroomd (store false, client-made item ids, a
-# prompt_cache_key); metrics.db has them under the wrap_codex stack as
-# openai_responses. Codex first tries a WebSocket to /v1/responses, which
-# headroomd refuses (501: it relays HTTP only), and falls back to HTTPS
-# after a few retries. Then a turn with a tool call (the mock asks for it by
-# lines in the prompt, since Codex cannot add headers): the log Codex's exec
-# tool read reaches the mock compressed. Last, Codex signed in with a
-# ChatGPT plan: zstd bodies and ChatGPT-Account-ID, sent to chatgpt_api_url.
+# mock through headroomd over the Responses API's WebSocket mode, which
+# Codex prefers and headroomd relays (store false, client-made item ids, a
+# prompt_cache_key): Codex never falls back to HTTPS; metrics.db has each
+# response.create under the wrap_codex stack as openai_responses. Then a
+# turn with a tool call (the mock asks for it by lines in the prompt, since
+# Codex cannot add headers): the log Codex's exec tool read reaches the mock
+# compressed. Last, Codex signed in with a ChatGPT plan: ChatGPT-Account-ID,
+# sent to chatgpt_api_url (zstd bodies when it uses HTTPS).
 # Skipped when node/npm or the registry are missing, or the package has no
 # binary for this machine.
 import os
@@ -48,22 +48,29 @@ with Mock() as mock:
         diag(p.stderr.decode("utf-8", "replace")[-2000:])
     like(out, r"mock reply to \d+ items", "Codex printed the mock's answer")
 
-    posts = [r for r in mock.requests() if r["method"] == "POST" and r["path"] == "/v1/responses"]
-    is_([r["method"] for r in mock.requests() if r["method"] != "POST"], [],
-        "its WebSocket attempts were refused by headroomd, not forwarded as plain GETs")
-    ok(posts, "Codex's Responses requests reached the upstream through headroomd (%d)" % len(posts))
-    if posts:
-        body = json.loads(base64.b64decode(posts[-1]["body_b64"]))
-        ok(body.get("store") is False and body.get("stream") is True and isinstance(body.get("input"), list),
-           "a Codex request: store false, streamed, a list of input items")
+    err = p.stderr.decode("utf-8", "replace")
+    ok("Falling back from WebSockets" not in err and "Reconnecting" not in err,
+       "Codex stayed on the WebSocket (no reconnects, no fallback to HTTPS)")
+    reqs = mock.requests()
+    upgrades = [r for r in reqs if r.get("websocket") == "upgrade"]
+    creates = [r for r in reqs if r.get("websocket") is True and r.get("ws_type") == "response.create"]
+    is_([(r["method"], r["path"]) for r in reqs if not r.get("websocket")], [],
+        "nothing went over HTTP: every request rode the WebSocket")
+    ok(upgrades, "Codex's WebSocket reached the upstream through headroomd (%d handshake)" % len(upgrades))
+    ok(creates, "its response.create messages reached the mock over the WebSocket (%d)" % len(creates))
+    if creates:
+        body = json.loads(base64.b64decode(creates[-1]["body_b64"]))
+        ok(body.get("store") is False and isinstance(body.get("input"), list) and body.get("input"),
+           "a Codex turn: store false, a list of input items")
 
     db = sqlite3.connect(os.path.join(WS, "metrics.db"))
     rows = db.execute("SELECT stack, status, path, tokens_input_before FROM requests "
                       "WHERE wire_format = 'openai_responses'").fetchall()
     db.close()
+    is_(len(rows), len(creates), "metrics.db has one row per response.create")
     ok(rows and all(r[:3] == ("wrap_codex", 200, "/v1/responses") for r in rows),
        "metrics.db has Codex's requests under wrap_codex as openai_responses: %r" % rows[:3])
-    cmp_ok(min((r[3] for r in rows), default=0), ">", 1000, "each counted with Codex's instructions and context")
+    cmp_ok(max((r[3] for r in rows), default=0), ">", 1000, "its turn counted with Codex's instructions and context")
 
     # A tool call: the mock has the model call Codex's `exec` tool (a custom,
     # freeform tool: JavaScript that runs exec_command) to cat a 36 KB log;
@@ -84,8 +91,9 @@ with Mock() as mock:
     is_(p.returncode, 0, "a Codex turn with a tool call exits 0")
     if p.returncode:
         diag(p.stderr.decode("utf-8", "replace")[-2000:])
+    # its turns, over the WebSocket (or HTTPS, were it to fall back)
     posts = [json.loads(base64.b64decode(r["body_b64"])) for r in mock.requests()
-             if r["method"] == "POST" and r["path"] == "/v1/responses"]
+             if r["path"] == "/v1/responses" and (r["method"] == "POST" or r.get("ws_type") == "response.create")]
     outs = [it for b in posts for it in b.get("input", []) if it.get("type") == "custom_tool_call_output"]
     out = outs[-1].get("output") if outs else ""
     sent = out if isinstance(out, str) else "".join(part.get("text", "") for part in out if isinstance(part, dict))
@@ -125,10 +133,13 @@ with Mock() as mock:
     if p.returncode:
         diag(p.stderr.decode("utf-8", "replace")[-2000:])
     like(p.stdout.decode("utf-8", "replace"), r"mock reply to \d+ items", "... and prints the mock's answer")
-    turns = [r for r in mock.requests() if r["method"] == "POST"]
+    turns = [r for r in mock.requests() if r["method"] == "POST" or r.get("ws_type") == "response.create"]
     ok(turns and all(r["path"] == "/backend-api/codex/responses" and
                      dict((k.lower(), v) for k, v in r["headers"]).get("chatgpt-account-id") == "acct-1234"
                      for r in turns),
-       "its turns went to chatgpt_api_url with the account header: %r" % [r["path"] for r in turns])
-    ok(turns and all(r["content_encoding"] == "zstd" for r in turns), "... zstd-encoded, as Codex sent them")
+       "its turns went to chatgpt_api_url with the account header: %r" % [(r["method"], r["path"]) for r in turns])
+    posted = [r for r in turns if r["method"] == "POST"]
+    ok(all(r["content_encoding"] == "zstd" for r in posted),
+       "... over the WebSocket (%d messages), or zstd-encoded over HTTPS as Codex sends them (%d)"
+       % (len(turns) - len(posted), len(posted)))
 done()

@@ -50,6 +50,7 @@ __all__ = [
     "stream_then_close", "raw_socket_request", "parse_http_response",
     "hdr", "hdr_all", "sse_events", "sse_data_json",
     "openai_body", "anthropic_body", "dumps", "marker_hash", "kept_indices",
+    "make_certs", "server_ctx",
 ]
 
 T_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -396,11 +397,15 @@ class Mock:
 
     m.url ("http://127.0.0.1:PORT"), m.port, m.requests(), m.last_request(),
     m.reset(), m.aborted(). The process is always killed at exit.
+    tls_certs: a make_certs() directory: the routes are also served over TLS
+    with its "good" certificate at m.tls_url ("https://127.0.0.1:PORT2").
     """
 
-    def __init__(self, max_seconds=300, verbose=False):
+    def __init__(self, max_seconds=300, verbose=False, tls_certs=None):
         self.max_seconds = max_seconds
         self.verbose = verbose
+        self.tls_certs = tls_certs
+        self.tls_url = None
         self.proc = None
         self.port = None
         self.url = None
@@ -414,6 +419,10 @@ class Mock:
                "--max-seconds", str(self.max_seconds)]
         if self.verbose:
             cmd.append("--verbose")
+        tpf = os.path.join(d, "tls-port")
+        if self.tls_certs:
+            cmd += ["--tls-cert", os.path.join(self.tls_certs, "good.pem"),
+                    "--tls-key", os.path.join(self.tls_certs, "good.key"), "--tls-port-file", tpf]
         with open(self.stderr_path, "wb") as err:
             self.proc = _track(subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                                 stdout=subprocess.DEVNULL, stderr=err))
@@ -425,6 +434,9 @@ class Mock:
                 if txt:
                     self.port = int(txt)
                     self.url = "http://127.0.0.1:%d" % self.port
+                    if self.tls_certs:
+                        with open(tpf) as f:
+                            self.tls_url = "https://127.0.0.1:%d" % int(f.read())
                     Mock.current = self
                     return self
             if self.proc.poll() is not None:
@@ -664,6 +676,34 @@ class Headroomd:
     def stats(self):
         """Parsed GET /stats."""
         return self.get_json("/stats")
+
+
+# --------------------------------------------------------------------------
+# TLS upstreams
+# --------------------------------------------------------------------------
+
+def make_certs(d):
+    """A CA and two server certificates: one for 127.0.0.1 and localhost,
+    one for another name only."""
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=headroom test CA",
+        "-keyout", "ca.key", "-out", "ca.pem")
+    for name, san in (("good", "IP:127.0.0.1,DNS:localhost"), ("other", "DNS:other.example")):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=%s" % name, "-keyout", name + ".key",
+            "-out", name + ".csr")
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write("subjectAltName=%s\n" % san)
+        run("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", name + ".ext", "-out", name + ".pem")
+
+
+def server_ctx(d, name):
+    """A TLS server context with make_certs' certificate `name`."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.path.join(d, name + ".pem"), os.path.join(d, name + ".key"))
+    return ctx
 
 
 # --------------------------------------------------------------------------

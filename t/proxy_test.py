@@ -212,16 +212,17 @@ with Mock() as mo, Mock() as ma:
         st = h.stats()["requests"]["by_provider"]
         is_((st.get("openai"), st.get("anthropic")), (5, 2), "/stats by_provider follows the routing")
 
-# A WebSocket upgrade (Codex CLI asks for one on /v1/responses before it falls
-# back to HTTPS) is refused, not forwarded as a plain GET.
+# A WebSocket upgrade headroomd does not relay (only /v1/responses has a
+# WebSocket mode it relays: t/ws_relay_test.py) is refused, not forwarded as
+# a plain GET.
 with Mock() as m, Headroomd(mock=m) as h:
     m.reset()
-    r = request("GET", h.url + "/v1/responses", headers={"Connection": "Upgrade", "Upgrade": "websocket",
-                                                          "Sec-WebSocket-Version": "13",
-                                                          "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
-    is_(r.status, 501, "a WebSocket upgrade on /v1/responses: 501")
-    like((r.json() or {}).get("error", {}).get("message", ""), r"does not relay WebSocket",
-         "the error says headroomd relays HTTP only")
+    r = request("GET", h.url + "/v1/realtime", headers={"Connection": "Upgrade", "Upgrade": "websocket",
+                                                         "Sec-WebSocket-Version": "13",
+                                                         "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    is_(r.status, 501, "a WebSocket upgrade on /v1/realtime: 501")
+    like((r.json() or {}).get("error", {}).get("message", ""), r"relays WebSockets only .*GET /v1/responses",
+         "the error says where headroomd relays WebSockets")
     is_(m.requests(), [], "nothing reached the upstream")
     is_(h.stats()["requests"]["by_status"].get("501"), 1, "counted under 501 in /stats")
     is_(request("GET", h.url + "/v1/models").status, 200, "the next request is served")

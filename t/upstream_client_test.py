@@ -11,12 +11,12 @@ import os
 import shutil
 import socket
 import ssl
-import subprocess
 import tempfile
 import threading
 import time
 
-from hrtest import Headroomd, cmp_ok, done, is_, like, ok, openai_body, post_json, raw_socket_request, skip, wait_until
+from hrtest import (Headroomd, cmp_ok, done, is_, like, make_certs, ok, openai_body, post_json, raw_socket_request,  # noqa: E501
+                    server_ctx, skip, wait_until)
 
 ANSWER = json.dumps({"id": "x", "object": "chat.completion", "model": "gpt-4o-mini",
                      "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
@@ -133,28 +133,6 @@ class Upstream:
         c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\n"
                   b"Content-Length: 6\r\n\r\n{}{}{}")
         return False
-
-
-def make_certs(d):
-    """A CA and two server certificates: one for 127.0.0.1 and localhost,
-    one for another name only."""
-    def run(*args):
-        subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True)
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=headroom test CA",
-        "-keyout", "ca.key", "-out", "ca.pem")
-    for name, san in (("good", "IP:127.0.0.1,DNS:localhost"), ("other", "DNS:other.example")):
-        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=%s" % name, "-keyout", name + ".key",
-            "-out", name + ".csr")
-        with open(os.path.join(d, name + ".ext"), "w") as f:
-            f.write("subjectAltName=%s\n" % san)
-        run("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "2", "-extfile", name + ".ext", "-out", name + ".pem")
-
-
-def server_ctx(d, name):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(os.path.join(d, name + ".pem"), os.path.join(d, name + ".key"))
-    return ctx
 
 
 def conf(url, extra=""):

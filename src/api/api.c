@@ -24,6 +24,13 @@ const struct hr_api *hr_api_for_route(const char *method, const char *path)
     return NULL;
 }
 
+const struct hr_api *hr_api_for_websocket(const char *path)
+{
+    for (size_t i = 0; formats[i]; i++)
+        if (formats[i]->websocket && !strcmp(path, formats[i]->path)) return formats[i];
+    return NULL;
+}
+
 const struct hr_api *hr_api_for_format(enum hr_wire_format f)
 {
     for (size_t i = 0; formats[i]; i++)

@@ -35,6 +35,8 @@ struct hr_api {
     enum hr_wire_format format;
     enum hr_provider provider;        /* whose upstream base URL and prices */
     const char *path;                 /* the POST route it owns */
+    int websocket;                    /* the route also runs over a WebSocket: GET with Upgrade, one
+                                       * `{"type":"response.create",...}` message a request (ws_relay.c) */
     const char *items_key;            /* the conversation array: "messages" or "input" */
     const char *system_key;           /* the system prompt's key, or NULL */
     const char *const *counted_keys;  /* top-level keys whose strings are request tokens */
@@ -76,6 +78,8 @@ struct hr_api {
 
 /* The adapter that owns `method path` (compressed, priced, counted), or NULL. */
 const struct hr_api *hr_api_for_route(const char *method, const char *path);
+/* The adapter whose route `path` also runs over a WebSocket, or NULL. */
+const struct hr_api *hr_api_for_websocket(const char *path);
 /* The adapter (provider, error shape) of a route no adapter owns: by path
  * alone (Anthropic's /v1/messages* and /v1/complete, else OpenAI). */
 const struct hr_api *hr_api_for_passthrough(const char *path);

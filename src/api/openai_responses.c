@@ -173,6 +173,7 @@ const struct hr_api hr_api_openai_responses = {
     .format = HR_WIRE_OPENAI_RESPONSES,
     .provider = HR_PROVIDER_OPENAI,
     .path = "/v1/responses",
+    .websocket = 1, /* wss://api.openai.com/v1/responses */
     .items_key = "input",
     .system_key = "instructions",
     .counted_keys = counted,

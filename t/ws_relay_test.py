@@ -1,0 +1,498 @@
+#!/usr/bin/env python3
+# ws_relay_test.py — the Responses API's WebSocket mode (GET /v1/responses
+# with Upgrade: websocket) through headroomd to the mock upstream, with a
+# client written on a raw socket: the handshake relayed (Sec-WebSocket-Accept
+# from the upstream, no extension negotiated), fragmented messages, ping and
+# pong, close from either side, each bad frame closed with its code and a
+# log line, an oversized message (1009), the upstream refusing the upgrade
+# (relayed as HTTP), `websocket no` (501); a large function_call_output
+# reaching the mock compressed; /stats, /metrics, metrics.db, the request log
+# and the savings file counting each response.create with the provider's
+# usage; max_connections, the idle timeout (upstream_timeout), the budget (an
+# error event), an https upstream, libcurl (501); draining closes with 1001.
+import os
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hrtest import *  # noqa: E402,F403
+import base64  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import sqlite3  # noqa: E402
+import shutil  # noqa: E402
+import struct  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+PLUGIN_DIR = os.environ.get("HEADROOM_TEST_PLUGIN_DIR")
+HAVE_DB = not PLUGIN_DIR or os.path.exists(os.path.join(PLUGIN_DIR, "metrics_db.so"))
+CONF = ("transform router { }\ntransform smart_crusher { }\nsink prometheus { path /metrics; }\n" +
+        ("sink metrics_db { }\n" if HAVE_DB else ""))
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class WS:
+    """A WebSocket client on a raw socket, frames built by hand."""
+
+    def __init__(self, port, path="/v1/responses", headers=None, timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.key = base64.b64encode(os.urandom(16)).decode()
+        h = {"Host": "127.0.0.1:%d" % port, "Upgrade": "websocket", "Connection": "Upgrade",
+             "Sec-WebSocket-Key": self.key, "Sec-WebSocket-Version": "13",
+             "Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits",
+             "Authorization": "Bearer sk-test"}
+        h.update(headers or {})
+        req = "GET %s HTTP/1.1\r\n" % path + "".join("%s: %s\r\n" % kv for kv in h.items()) + "\r\n"
+        self.sock.sendall(req.encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            d = self.sock.recv(65536)
+            if not d:
+                break
+            self.buf += d
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        self.status = int(lines[0].split()[1]) if lines and len(lines[0].split()) > 1 else 0
+        self.headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            self.headers[k.strip().lower()] = v.strip()
+        if self.status != 101:  # an HTTP answer: read its body
+            n = int(self.headers.get("content-length", "0"))
+            while len(self.buf) < n:
+                d = self.sock.recv(65536)
+                if not d:
+                    break
+                self.buf += d
+            if "chunked" in self.headers.get("transfer-encoding", ""):
+                while not self.buf.endswith(b"0\r\n\r\n"):
+                    d = self.sock.recv(65536)
+                    if not d:
+                        break
+                    self.buf += d
+                n = len(self.buf)
+            self.body = self.buf[:n]
+
+    def accept_ok(self):
+        want = base64.b64encode(hashlib.sha1((self.key + GUID).encode()).digest()).decode()
+        return self.headers.get("sec-websocket-accept") == want
+
+    def send_frame(self, opcode, payload=b"", fin=True, mask=True, rsv=0, length=None):
+        n = len(payload) if length is None else length
+        head = bytes([(0x80 if fin else 0) | rsv | opcode])
+        m = 0x80 if mask else 0
+        if n < 126:
+            head += bytes([m | n])
+        elif n < 65536:
+            head += bytes([m | 126]) + struct.pack(">H", n)
+        else:
+            head += bytes([m | 127]) + struct.pack(">Q", n)
+        if mask:
+            key = os.urandom(4)
+            head += key
+            payload = bytes(b ^ key[i & 3] for i, b in enumerate(payload)) if len(payload) < 4096 else \
+                (int.from_bytes(payload, "big") ^ int.from_bytes((key * (len(payload) // 4 + 1))[:len(payload)],
+                                                                "big")).to_bytes(len(payload), "big")
+        self.sock.sendall(head + payload)
+
+    def send_text(self, obj, fragments=1):
+        data = (json.dumps(obj) if not isinstance(obj, (bytes, str)) else obj)
+        data = data.encode() if isinstance(data, str) else data
+        if fragments == 1:
+            return self.send_frame(0x1, data)
+        step = len(data) // fragments + 1
+        parts = [data[i:i + step] for i in range(0, len(data), step)]
+        for i, p in enumerate(parts):
+            self.send_frame(0x1 if i == 0 else 0x0, p, fin=i == len(parts) - 1)
+
+    def _read(self, n):
+        while len(self.buf) < n:
+            d = self.sock.recv(65536)
+            if not d:
+                raise EOFError("connection closed")
+            self.buf += d
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def recv_frame(self):
+        b0, b1 = self._read(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack(">H", self._read(2))[0]
+        elif n == 127:
+            n = struct.unpack(">Q", self._read(8))[0]
+        masked = b1 & 0x80
+        key = self._read(4) if masked else None
+        data = self._read(n)
+        if key:
+            data = bytes(b ^ key[i & 3] for i, b in enumerate(data))
+        return b0 >> 7, b0 & 0x0F, data, masked
+
+    def recv_message(self):
+        """(opcode, payload) of the next whole message or control frame."""
+        msg, op = b"", None
+        while True:
+            fin, opcode, data, _ = self.recv_frame()
+            if opcode >= 0x8:
+                return opcode, data
+            if opcode:
+                op, msg = opcode, data
+            else:
+                msg += data
+            if fin:
+                return op, msg
+
+    def events(self):
+        """The JSON messages of one response, through its final event."""
+        out = []
+        while True:
+            op, data = self.recv_message()
+            if op != 0x1:
+                out.append({"type": "<opcode %d>" % op, "data": data})
+                return out
+            ev = json.loads(data)
+            out.append(ev)
+            if ev.get("type") in ("response.completed", "response.failed", "response.incomplete", "error"):
+                return out
+
+    def close_code(self):
+        """The code of the close frame that comes next (skipping messages), None at EOF."""
+        try:
+            while True:
+                op, data = self.recv_message()
+                if op == 0x8:
+                    return (struct.unpack(">H", data[:2])[0] if len(data) >= 2 else 1005), data[2:].decode()
+        except (EOFError, OSError):
+            return None, ""
+
+    def eof(self, timeout=5):
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                if not self.sock.recv(65536):
+                    return True
+        except socket.timeout:
+            return False
+        except OSError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
+def log_rows(n=300):
+    rng = random.Random(7)
+    rows = []
+    for i in range(n):
+        rows.append({"ts": "2025-03-01T10:%02d:%02d" % (i // 60, i % 60), "level": "error" if i % 61 == 0 else "info",
+                     "service": rng.choice(["api", "payments", "auth"]), "duration_ms": rng.randint(20, 80),
+                     "msg": "GET /v1/orders completed", "request_id": "req-%08x" % rng.getrandbits(32)})
+    return json.dumps(rows)
+
+
+ROWS_TEXT = log_rows()
+
+
+def create(n_items=1, output=None, model="gpt-4o"):
+    items = [{"role": "user", "content": [{"type": "input_text", "text": "Which requests failed?"}]}]
+    if output is not None:
+        items += [{"type": "function_call", "call_id": "call_1", "name": "logs", "arguments": "{}"},
+                  {"type": "function_call_output", "call_id": "call_1", "output": output}]
+    items += [{"role": "user", "content": "more %d" % i} for i in range(n_items - 1)]
+    return {"type": "response.create", "model": model, "store": False, "input": items}
+
+
+def ws_messages(mock):
+    return [r for r in mock.requests() if r.get("websocket") is True]
+
+
+def log_has(d, text):
+    return wait_until(lambda: text in d.stderr_text(), timeout=3)
+
+
+SINKS = ("log_file @WORKSPACE@/requests.jsonl\n"
+         "sink savings_file { path @WORKSPACE@/savings.json; flush_interval 1; dashboard no; }\n")
+with Mock() as mock, Headroomd(extra_conf=CONF + SINKS) as d:
+    # --- handshake and one response ----------------------------------------
+    ws = WS(d.port, headers={"x-mock-usage": json.dumps({"output_tokens": 1234})})
+    is_(ws.status, 101, "the upgrade is answered 101 through headroomd")
+    ok(ws.accept_ok(), "Sec-WebSocket-Accept matches the client's key (the key went upstream unchanged)")
+    ok("sec-websocket-extensions" not in ws.headers, "no extension negotiated (permessage-deflate dropped)")
+    up = [r for r in mock.requests() if r.get("websocket") == "upgrade"]
+    hdrs = {k.lower(): v for k, v in (up[-1]["headers"] if up else [])}
+    is_(hdrs.get("authorization"), "Bearer sk-test", "the client's credentials reached the upstream's handshake")
+    ok("sec-websocket-extensions" not in hdrs and "x-mock-usage" in hdrs,
+       "upstream handshake: extensions dropped, other headers forwarded")
+
+    ws.send_text(create(output=ROWS_TEXT))
+    evs = ws.events()
+    is_([e.get("type") for e in evs][:2], ["response.created", "response.in_progress"],
+        "events arrive as the upstream sent them, one message each")
+    is_(evs[-1].get("type"), "response.completed", "the response ends with response.completed")
+    msgs = ws_messages(mock)
+    is_(len(msgs), 1, "the mock got one WebSocket message")
+    sent = json.loads(base64.b64decode(msgs[-1]["body_b64"])) if msgs else {}
+    is_(sent.get("type"), "response.create", "the message kept its type member")
+    out = (sent.get("input") or [{}, {}, {}])[2].get("output", "")
+    cmp_ok(len(out), "<", len(ROWS_TEXT) * 0.5,
+           "the function_call_output reached the mock compressed (%d -> %d chars)" % (len(ROWS_TEXT), len(out)))
+    ok("headroom_retrieve" not in json.dumps(sent.get("tools") or []), "no headroom_retrieve tool offered")
+
+    # --- fragmented message, ping/pong, a second response ------------------
+    ws.send_frame(0x9, b"are you there")
+    op, data = ws.recv_message()
+    is_((op, data), (0xA, b"are you there"), "a ping goes through and its pong comes back")
+    ws.send_text(create(n_items=3), fragments=4)
+    evs = ws.events()
+    is_(evs[-1].get("type"), "response.completed", "a message sent in 4 fragments is answered")
+    ok("mock reply to 3 items" in json.dumps(evs[-1]), "... as one message of 3 input items")
+    # a ping between the fragments of a message
+    data = json.dumps(create(n_items=2)).encode()
+    ws.send_frame(0x1, data[:10], fin=False)
+    ws.send_frame(0x9, b"mid")
+    ws.send_frame(0x0, data[10:], fin=True)
+    op, pong = ws.recv_message()
+    is_((op, pong), (0xA, b"mid"), "a ping between fragments is answered at once")
+    is_(ws.events()[-1].get("type"), "response.completed", "and the fragmented message is answered after it")
+    ws.send_text({"type": "response.steer", "input": "hurry"})
+    ok(wait_until(lambda: any(m.get("ws_type") == "response.steer" for m in ws_messages(mock))),
+       "other messages (response.steer) pass through")
+
+    # --- client closes -------------------------------------------------------
+    ws.send_frame(0x8, struct.pack(">H", 1000) + b"bye")
+    is_(ws.close_code()[0], 1000, "client close: the upstream's close answer is relayed")
+    ok(ws.eof(), "then the connection ends")
+    ws.close()
+
+    # --- accounting ------------------------------------------------------------
+    def rs_requests():
+        return d.stats().get("requests", {}).get("by_provider", {}).get("openai", 0)
+    ok(wait_until(lambda: rs_requests() == 3), "/stats counts each response.create as one request (%d)" % rs_requests())
+    st = d.stats()
+    cmp_ok(st.get("tokens", {}).get("saved", 0), ">", 1000, "/stats credits the compressed tool output's savings")
+    m = d.get("/metrics").text
+    like(m, r'(?m)^headroom_requests_by_provider\{provider="openai"\} 3$', "/metrics counts them too")
+    if HAVE_DB:
+        def rows():
+            db = sqlite3.connect(os.path.join(d.workspace, "metrics.db"))
+            try:
+                return db.execute("SELECT wire_format, path, status, tokens_input_before, tokens_saved, "
+                                  "tokens_output, streamed, failed FROM requests ORDER BY id").fetchall()
+            except sqlite3.Error:
+                return []
+            finally:
+                db.close()
+        ok(wait_until(lambda: len(rows()) >= 3, timeout=10), "metrics.db has a row per response.create")
+        r = rows()
+        ok(r and all(x[:3] == ("openai_responses", "/v1/responses", 200) for x in r),
+           "rows: openai_responses, /v1/responses, 200: %r" % [x[:3] for x in r])
+        ok(r and r[0][4] > 1000 and r[0][3] > r[0][4], "first row: tokens before and saved (%r)" % (r[:1],))
+        is_(r[0][5] if r else None, 1234, "the provider's usage from response.completed is recorded")
+    else:
+        skip("metrics_db.so not built", 4)
+
+    def log_lines():
+        try:
+            with open(os.path.join(d.workspace, "requests.jsonl")) as f:
+                return [json.loads(x) for x in f if x.strip()]
+        except (OSError, ValueError):
+            return []
+    ok(wait_until(lambda: len(log_lines()) >= 3), "the request log has a line per response.create")
+    ll = log_lines()
+    is_([(x.get("path"), x.get("wire_format"), x.get("status"), x.get("streamed")) for x in ll[:3]],
+        [("/v1/responses", "openai_responses", 200, True)] * 3, "request log: /v1/responses, openai_responses, 200, streamed")
+    ok(ll and ll[0].get("tokens_saved", 0) > 1000, "request log: the first one's saving")
+
+    def lifetime():
+        try:
+            with open(os.path.join(d.workspace, "savings.json")) as f:
+                return json.load(f).get("lifetime", {})
+        except (OSError, ValueError):
+            return {}
+    ok(wait_until(lambda: lifetime().get("requests", 0) >= 3, timeout=10),
+       "the savings file counts them: %r" % lifetime())
+    cmp_ok(lifetime().get("tokens_saved", 0), ">", 1000, "and their savings")
+
+    # --- upstream closes -----------------------------------------------------
+    ws = WS(d.port, headers={"x-mock-ws-bad": "close"})
+    ws.send_text(create())
+    ws.events()
+    code, reason = ws.close_code()
+    is_((code, reason), (1000, "mock-upstream: done"), "the upstream's close frame is relayed as it came")
+    ws.send_frame(0x8, struct.pack(">H", 1000))
+    ok(ws.eof(), "the client's answer ends the connection")
+    ws.close()
+
+    # --- a message that is not JSON -------------------------------------------
+    ws = WS(d.port)
+    ws.send_frame(0x1, b"not json{")
+    code, reason = ws.close_code()
+    is_(code, 1007, "a text message that is not JSON: close 1007 (%s)" % reason)
+    ok(log_has(d, "not valid JSON"), "... and a log line says why")
+    ws.close()
+
+    # --- bad frames from the client -----------------------------------------
+    cases = [("unmasked frame", lambda w: w.send_frame(0x1, b"{}", mask=False), 1002, "unmasked"),
+             ("reserved bit", lambda w: w.send_frame(0x1, b"{}", rsv=0x40), 1002, "reserved bits"),
+             ("bad opcode", lambda w: w.send_frame(0x3, b"x"), 1002, "unknown opcode"),
+             ("oversized control frame", lambda w: w.send_frame(0x9, b"p" * 200), 1002, "longer than 125"),
+             ("continuation with no message", lambda w: w.send_frame(0x0, b"x"), 1002, "no message to continue"),
+             ("bad close code", lambda w: w.send_frame(0x8, struct.pack(">H", 1005)), 1002, "close frame")]
+    for name, act, want, logged in cases:
+        ws = WS(d.port)
+        act(ws)
+        code, reason = ws.close_code()
+        is_(code, want, "%s: close %d (%s)" % (name, want, reason))
+        ok(log_has(d, logged), "%s: logged" % name)
+        ok(ws.eof(), "%s: then the connection ends" % name)
+        ws.close()
+
+    # --- oversized message ------------------------------------------------------
+    with Headroomd(extra_conf=CONF + "max_body_size 64k\n") as small:
+        ws = WS(small.port)
+        ws.send_text(create(output="x" * 70000), fragments=3)
+        code, reason = ws.close_code()
+        is_(code, 1009, "a message over max_body_size: close 1009 (%s)" % reason)
+        ok("max_body_size" in reason, "the reason names max_body_size")
+        ok(log_has(small, "raise max_body_size"), "a log line says what to change")
+        ws.close()
+        r = get(small.url + "/livez")
+        is_(r.status, 200, "the daemon keeps serving")
+
+    # --- the upstream refuses the upgrade -------------------------------------
+    ws = WS(d.port, headers={"x-mock-status": "403"})
+    is_(ws.status, 403, "an upstream refusing the upgrade: its status relayed as HTTP")
+    ok(b"WebSocket upgrade refused" in ws.body, "... with its body")
+    ws.close()
+
+    # --- a bad frame from the upstream -----------------------------------------
+    ws = WS(d.port, headers={"x-mock-ws-bad": "rsv"})
+    ws.send_text(create())
+    evs = ws.events()
+    code, reason = ws.close_code()
+    is_(code, 1014, "a bad frame from the upstream: close 1014 to the client (%s)" % reason)
+    ok(log_has(d, "upstream sent a bad frame"), "... logged")
+    ws.close()
+
+    # --- upstream fragments its messages; usage still read ---------------------
+    before = len(ws_messages(mock))
+    ws = WS(d.port, headers={"x-mock-ws-split": "50", "x-mock-usage": json.dumps({"output_tokens": 777})})
+    ws.send_text(create())
+    evs = ws.events()
+    is_(evs[-1].get("type"), "response.completed", "the upstream's fragmented messages are relayed whole")
+    ws.send_frame(0x8, struct.pack(">H", 1000))
+    ws.close_code()
+    ws.close()
+    if HAVE_DB:
+        ok(wait_until(lambda: any(x[5] == 777 for x in rows()), timeout=10),
+           "usage read from a response.completed sent in fragments")
+    else:
+        skip("metrics_db.so not built")
+    is_(len(ws_messages(mock)) - before, 1, "one more message at the mock")
+
+    # --- the client's connection drops mid-response --------------------------
+    ws = WS(d.port, headers={"x-mock-chunk-delay-ms": "100", "x-mock-chunks": "20"})
+    ws.send_text(create())
+    ws.recv_message()
+    ws.sock.close()
+    ok(wait_until(lambda: d.stats().get("requests", {}).get("by_status", {}).get("499", 0) >= 1, timeout=10),
+       "a response cut off by the client is counted as 499")
+    r = get(d.url + "/livez")
+    is_(r.status, 200, "the daemon keeps serving after all that")
+
+    # --- drain: a pending response ends first, then 1001 ------------------------
+    busy = WS(d.port, headers={"x-mock-chunk-delay-ms": "100", "x-mock-chunks": "10"})
+    busy.send_text(create())
+    is_(busy.recv_message()[0], 0x1, "drain: a response under way")
+    ws = WS(d.port)
+    ws.send_text(create())
+    ws.events()
+    d.signal(signal.SIGTERM)
+    is_(busy.events()[-1].get("type"), "response.completed", "SIGTERM: a pending response still ends")
+    code, reason = busy.close_code()
+    is_(code, 1001, "... then its WebSocket is closed with 1001 (%s)" % reason)
+    busy.close()
+    code, reason = ws.close_code()
+    is_(code, 1001, "SIGTERM: an idle WebSocket is closed with 1001 (%s)" % reason)
+    ws.close()
+    ok(wait_until(lambda: not d.alive(), timeout=10), "and the daemon exits")
+
+# --- connection caps and the idle timeout -------------------------------------
+CAPPED = ("host 127.0.0.1\nport @PORT@\nopenai_api_url @MOCK_URL@\nanthropic_api_url @MOCK_URL@\nworkers 1\n"
+          "max_connections 1\nupstream_timeout 2\n")
+with Mock() as mock, Headroomd(conf_text=CAPPED) as d:
+    ws = WS(d.port)
+    is_(ws.status, 101, "max_connections 1: the first WebSocket is relayed")
+    ws2 = WS(d.port)
+    is_(ws2.status, 503, "a second one while it is open: 503 (max_connections)")
+    ws2.close()
+    t0 = time.monotonic()
+    code, reason = ws.close_code()
+    is_(code, 1001, "no frame for upstream_timeout (2 s): closed with 1001 (%s)" % reason)
+    cmp_ok(time.monotonic() - t0, "<", 5, "... within a few seconds")
+    ws.close()
+    ok(wait_until(lambda: WS(d.port).status == 101, timeout=5), "once it is gone, a new WebSocket is taken")
+
+# --- the budget ----------------------------------------------------------------
+PRICES = os.path.abspath(os.path.join(os.environ.get("top_srcdir") or os.path.join(T_DIR, ".."), "conf", "prices.json"))
+with Mock() as mock, Headroomd(extra_conf="prices %s\nbudget 0.01\n" % PRICES) as d:
+    ws = WS(d.port, headers={"x-mock-usage": json.dumps({"input_tokens": 5000})})  # $0.0125 on gpt-4o
+    ws.send_text(create())
+    is_(ws.events()[-1].get("type"), "response.completed", "budget: the first response spends it")
+    ok(wait_until(lambda: (d.stats().get("budget") or {}).get("exceeded")), "budget: now exceeded")
+    ws.send_text(create(n_items=2))
+    ev = ws.events()[-1]
+    is_((ev.get("type"), ev.get("status"), (ev.get("error") or {}).get("type")), ("error", 429, "budget_exceeded"),
+        "budget: the next response.create gets an error event (429, budget_exceeded)")
+    is_(len(ws_messages(mock)), 1, "budget: it did not reach the upstream")
+    ws.send_frame(0x8, struct.pack(">H", 1000))
+    ws.close_code()
+    ws.close()
+
+# --- an https upstream --------------------------------------------------------
+certs = tempfile.mkdtemp(prefix="hr-ws-certs-")
+try:
+    make_certs(certs)
+    have_openssl = True
+except (OSError, subprocess.CalledProcessError):
+    have_openssl = False
+if not have_openssl:
+    skip("openssl command missing", 4)
+else:
+    with Mock(tls_certs=certs) as mock, \
+            Headroomd(extra_conf=CONF.replace("sink metrics_db { }\n", "") + "openai_api_url %s\n" % mock.tls_url,
+                      env={"SSL_CERT_FILE": os.path.join(certs, "ca.pem")}) as d:
+        ws = WS(d.port)
+        is_(ws.status, 101, "https upstream: the upgrade is answered 101")
+        ok(ws.accept_ok(), "https upstream: the upstream's Sec-WebSocket-Accept relayed")
+        ws.send_text(create(output=ROWS_TEXT), fragments=2)
+        evs = ws.events()
+        is_(evs[-1].get("type"), "response.completed", "https upstream: the response comes back over TLS")
+        msgs = ws_messages(mock)
+        sent = json.loads(base64.b64decode(msgs[-1]["body_b64"])) if msgs else {}
+        cmp_ok(len(json.dumps(sent)), "<", len(ROWS_TEXT) * 0.5, "https upstream: the message went compressed")
+        ws.send_frame(0x8, struct.pack(">H", 1000))
+        ws.close_code()
+        ws.close()
+shutil.rmtree(certs, True)
+
+# --- websocket no ----------------------------------------------------------
+with Mock() as mock, Headroomd(extra_conf="websocket no\n") as d:
+    ws = WS(d.port)
+    is_(ws.status, 501, "websocket no: the upgrade gets 501")
+    ok(b"websocket no" in ws.body, "... saying why")
+    ws.close()
+    is_([r for r in mock.requests() if r.get("websocket")], [], "nothing reached the upstream")
+
+# --- libcurl upstream client ------------------------------------------------
+with Mock() as mock, Headroomd(extra_conf="upstream_client curl\n") as d:
+    ws = WS(d.port)
+    is_(ws.status, 501, "upstream_client curl: the upgrade gets 501")
+    ok(b"libcurl" in ws.body, "... saying it needs the native client")
+    ws.close()
+done()
