@@ -481,6 +481,36 @@ else:
         ws.close()
 shutil.rmtree(certs, True)
 
+# --- backpressure: a client that does not read -----------------------------
+# The mock answers with 24 MB of text deltas as fast as it can write; while
+# the client reads nothing, headroomd stops reading the upstream once about
+# 1 MiB waits for the client, so its memory does not grow with the answer;
+# read afterwards, every byte arrives.
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(next(line for line in f if line.startswith("VmRSS:")).split()[1])
+
+
+with Mock() as mock, Headroomd() as d:
+    BIG = 24 << 20
+    ws = WS(d.port, headers={"x-mock-body-bytes": str(BIG), "x-mock-chunks": "96"})
+    ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+    before = rss_kb(d.proc.pid)
+    ws.send_text(create())
+    time.sleep(2)  # the upstream writes; the client reads nothing
+    grown = (rss_kb(d.proc.pid) - before) // 1024
+    if os.environ.get("HEADROOMD_WRAPPER"):
+        skip("memory under a wrapper (valgrind) is not the daemon's", 1)
+    else:
+        cmp_ok(grown, "<", 12, "a client that does not read: headroomd's memory grew %d MB, not by the 24 MB answer"
+               % grown)
+    ws.sock.settimeout(60)
+    evs = ws.events()
+    text = "".join(e.get("delta", "") for e in evs if e.get("type") == "response.output_text.delta")
+    ok(evs[-1].get("type") == "response.completed" and len(text) >= BIG - (1 << 20),
+       "... and once it reads, the whole answer arrives (%d bytes of text, %s)" % (len(text), evs[-1].get("type")))
+    ws.close()
+
 # --- websocket no ----------------------------------------------------------
 with Mock() as mock, Headroomd(extra_conf="websocket no\n") as d:
     ws = WS(d.port)
