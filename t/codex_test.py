@@ -12,7 +12,8 @@
 # turn with a tool call (the mock asks for it by lines in the prompt, since
 # Codex cannot add headers): the log Codex's exec tool read reaches the mock
 # compressed. Last, Codex signed in with a ChatGPT plan: ChatGPT-Account-ID,
-# sent to chatgpt_api_url (zstd bodies when it uses HTTPS).
+# sent to chatgpt_api_url, over the WebSocket and, with websocket no, over
+# HTTPS, where its bodies come zstd-encoded and headroomd decodes them.
 # Skipped when node/npm or the registry are missing, or the package has no
 # binary for this machine.
 import os
@@ -26,6 +27,7 @@ import base64  # noqa: E402
 import json  # noqa: E402
 import sqlite3  # noqa: E402
 import subprocess  # noqa: E402
+import time  # noqa: E402
 
 CODEX = install("@openai/codex/bin/codex.js", "Codex", lambda p: ["node", p], b"codex")
 BIN, PROJ, HOME, WS = scratch("hr-codex-")
@@ -138,8 +140,28 @@ with Mock() as mock:
                      dict((k.lower(), v) for k, v in r["headers"]).get("chatgpt-account-id") == "acct-1234"
                      for r in turns),
        "its turns went to chatgpt_api_url with the account header: %r" % [(r["method"], r["path"]) for r in turns])
-    posted = [r for r in turns if r["method"] == "POST"]
-    ok(all(r["content_encoding"] == "zstd" for r in posted),
-       "... over the WebSocket (%d messages), or zstd-encoded over HTTPS as Codex sends them (%d)"
-       % (len(turns) - len(posted), len(posted)))
+
+    # The same over HTTPS (websocket no: Codex falls back after its retries),
+    # where a ChatGPT-plan Codex sends its bodies zstd-encoded.
+    with open(conf) as f:
+        text = f.read()
+    https_conf = conf + ".https"
+    with open(https_conf, "w") as f:
+        f.write(text + "\nwebsocket no\n")
+    mock.reset()
+    t0 = time.time()
+    p = subprocess.run([CLI, "wrap", "--port", str(port), "-c", https_conf, "codex", "--",
+                        "exec", "--skip-git-repo-check", "What does this project do?"],
+                       cwd=PROJ, env=plan_env, capture_output=True, timeout=240)
+    is_(p.returncode, 0, "signed in with ChatGPT, over HTTPS: codex exec exits 0")
+    if p.returncode:
+        diag(p.stderr.decode("utf-8", "replace")[-2000:])
+    posted = [r for r in mock.requests() if r["method"] == "POST" and r["path"] == "/backend-api/codex/responses"]
+    ok(posted and all(r["content_encoding"] == "zstd" and r["raw_len"] < r["body_len"] for r in posted),
+       "its turns reached chatgpt_api_url zstd-encoded, as Codex sent them (%d)" % len(posted))
+    db = sqlite3.connect(os.path.join(WS, "metrics.db"))
+    before = wait_until(lambda: db.execute("SELECT MAX(tokens_input_before) FROM requests WHERE stack = 'wrap_codex' "
+                                           "AND status = 200 AND timestamp >= ?", (t0,)).fetchone()[0], timeout=5)
+    db.close()
+    cmp_ok(before or 0, ">", 1000, "headroomd read and counted the decoded bodies (%s tokens)" % before)
 done()
