@@ -321,7 +321,7 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
     char *out;
     if (p->pr.changed) {
         out = hr_json_dump_compact(body, out_len); /* json_dumps(JSON_COMPACT)'s bytes */
-        if (out && p->codec != HR_CODEC_IDENTITY) out = hr_proxy_encode_body(p, out, out_len);
+        if (out) out = hr_proxy_encode_body(p, out, out_len); /* as the client encoded it, if it did */
     } else {
         out = NULL;
     }
@@ -441,8 +441,8 @@ static struct proxy_req *proxy_begin(struct hr_worker *w, struct hr_req *req, co
         return NULL;
     }
     p->upgrade = websocket;
-    p->t_start = hr_fleet_arrived_ms(req); /* a request that waited for shared state counts from arrival */
-    if (p->t_start <= 0) p->t_start = hr_monotonic_ms();
+    double arrived = hr_fleet_arrived_ms(req); /* a request that waited for shared state counts from arrival */
+    if (arrived > 0) p->t_start = arrived;
     const char *stack = hr_req_header(req, "x-headroom-stack");
     if (valid_stack(stack)) snprintf(p->stack, sizeof p->stack, "%s", stack);
     else if (!stack && hr_telemetry_default_stack()) /* HEADROOM_STACK: this process serves one stack */
@@ -545,11 +545,12 @@ void hr_proxy_handle(struct hr_worker *w, struct hr_req *req, const char *path)
     } else {
         /* Forwarded as it came: the request's own buffer, no copy. */
         body = hr_req_take_body(req, &body_len);
-        if (decoded) {
+        if (decoded) { /* read from its decoded copy */
             p->count_body = decoded;
             p->count_body_len = raw_len;
         }
-        if (p->llm && passthrough_body(p, decoded ? decoded : body ? body : "", decoded ? raw_len : body_len)) {
+        const char *text = decoded ? decoded : body ? body : "";
+        if (p->llm && passthrough_body(p, text, decoded ? raw_len : body_len)) {
             free(body);
             hr_proxy_free(p);
             return;

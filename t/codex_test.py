@@ -41,13 +41,19 @@ with Mock() as mock:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "CODEX_", "HEADROOM_"))}
     env.update({"PATH": BIN + ":" + os.environ.get("PATH", "/usr/bin:/bin"), "HOME": HOME, "HEADROOMD": HEADROOMD,
                 "HEADROOM_WORKSPACE_DIR": WS, "HEADROOM_TELEMETRY": "off", "OPENAI_API_KEY": "sk-test"})
-    p = subprocess.run([CLI, "wrap", "--port", str(port), "-c", conf, "codex", "--",
-                        "exec", "--skip-git-repo-check", "What does this project do?"],
-                       cwd=PROJ, env=env, capture_output=True, timeout=240)
+
+    def codex_exec(what, conf_path, run_env, *args, prompt="What does this project do?"):
+        """`headroom wrap codex -- exec ARGS PROMPT`; checks it exits 0."""
+        p = subprocess.run([CLI, "wrap", "--port", str(port), "-c", conf_path, "codex", "--", "exec",
+                            "--skip-git-repo-check"] + list(args) + [prompt],
+                           cwd=PROJ, env=run_env, capture_output=True, timeout=240)
+        is_(p.returncode, 0, what + ": codex exec exits 0")
+        if p.returncode:
+            diag(p.stderr.decode("utf-8", "replace")[-2000:])
+        return p
+
+    p = codex_exec("through headroom wrap", conf, env)
     out = p.stdout.decode("utf-8", "replace")
-    is_(p.returncode, 0, "codex exec through headroom wrap exits 0")
-    if p.returncode:
-        diag(p.stderr.decode("utf-8", "replace")[-2000:])
     like(out, r"mock reply to \d+ items", "Codex printed the mock's answer")
 
     err = p.stderr.decode("utf-8", "replace")
@@ -87,12 +93,7 @@ with Mock() as mock:
     mock.reset()
     prompt = ("Summarize app.log\nx-mock-tool-call: exec\n"
               'x-mock-tool-input: const r = await tools.exec_command({cmd: "cat app.log"}); text(r.output);')
-    p = subprocess.run([CLI, "wrap", "--port", str(port), "-c", conf, "codex", "--", "exec", "--skip-git-repo-check",
-                        "--dangerously-bypass-approvals-and-sandbox", prompt],
-                       cwd=PROJ, env=env, capture_output=True, timeout=240)
-    is_(p.returncode, 0, "a Codex turn with a tool call exits 0")
-    if p.returncode:
-        diag(p.stderr.decode("utf-8", "replace")[-2000:])
+    codex_exec("a turn with a tool call", conf, env, "--dangerously-bypass-approvals-and-sandbox", prompt=prompt)
     # its turns, over the WebSocket (or HTTPS, were it to fall back)
     posts = [json.loads(base64.b64decode(r["body_b64"])) for r in mock.requests()
              if r["path"] == "/v1/responses" and (r["method"] == "POST" or r.get("ws_type") == "response.create")]
@@ -128,12 +129,7 @@ with Mock() as mock:
         f.write("\nchatgpt_api_url %s/backend-api/codex\n" % mock.url)
     mock.reset()
     plan_env = {k: v for k, v in env.items() if k != "OPENAI_API_KEY"}
-    p = subprocess.run([CLI, "wrap", "--port", str(port), "-c", conf, "codex", "--",
-                        "exec", "--skip-git-repo-check", "What does this project do?"],
-                       cwd=PROJ, env=plan_env, capture_output=True, timeout=240)
-    is_(p.returncode, 0, "signed in with ChatGPT: codex exec exits 0")
-    if p.returncode:
-        diag(p.stderr.decode("utf-8", "replace")[-2000:])
+    p = codex_exec("signed in with ChatGPT", conf, plan_env)
     like(p.stdout.decode("utf-8", "replace"), r"mock reply to \d+ items", "... and prints the mock's answer")
     turns = [r for r in mock.requests() if r["method"] == "POST" or r.get("ws_type") == "response.create"]
     ok(turns and all(r["path"] == "/backend-api/codex/responses" and
@@ -150,12 +146,7 @@ with Mock() as mock:
         f.write(text + "\nwebsocket no\n")
     mock.reset()
     t0 = time.time()
-    p = subprocess.run([CLI, "wrap", "--port", str(port), "-c", https_conf, "codex", "--",
-                        "exec", "--skip-git-repo-check", "What does this project do?"],
-                       cwd=PROJ, env=plan_env, capture_output=True, timeout=240)
-    is_(p.returncode, 0, "signed in with ChatGPT, over HTTPS: codex exec exits 0")
-    if p.returncode:
-        diag(p.stderr.decode("utf-8", "replace")[-2000:])
+    codex_exec("signed in with ChatGPT, over HTTPS", https_conf, plan_env)
     posted = [r for r in mock.requests() if r["method"] == "POST" and r["path"] == "/backend-api/codex/responses"]
     ok(posted and all(r["content_encoding"] == "zstd" and r["raw_len"] < r["body_len"] for r in posted),
        "its turns reached chatgpt_api_url zstd-encoded, as Codex sent them (%d)" % len(posted))
