@@ -426,18 +426,22 @@ struct lookup_job {
     char *keep;            /* per unit: reaches min_tokens */
 };
 
+/* Below this a unit's count is taken whole (from the count cache, or
+ * counted); from it on, counted only as far as a decision needs. */
+#define UNIT_LAZY_MIN_BYTES 2048
+
 /* Marker check, and the token count when it is cheap: small texts are
- * counted, large ones hashed (that hash keys both the count cache and
- * plugins' unit_hash) and looked up; the rest are counted on demand, here
- * as far as min_tokens. */
+ * counted (or found in the count cache), large ones hashed (that hash keys
+ * both the count cache and plugins' unit_hash) and looked up; the rest are
+ * counted on demand, here as far as min_tokens. */
 static void look_up_unit(void *ctx, size_t i)
 {
     struct lookup_job *j = ctx;
     struct hr_unit *u = &j->units[i];
     struct unit_ref *r = &j->refs[i];
     flag_marker(u);
-    if (u->len < HR_TOKEN_CACHE_MIN_BYTES) {
-        u->tokens = hr_count_tokens(j->model, u->text, u->len);
+    if (u->len < UNIT_LAZY_MIN_BYTES) {
+        u->tokens = hr_count_tokens_cached_enc(j->enc, u->text, u->len);
     } else {
         unit_ref_hash(r, u);
         if (!hr_token_cache_lookup(j->model, u->len, r->hash, &u->tokens)) u->tokens = HR_TOKENS_UNKNOWN;
@@ -558,6 +562,14 @@ static int counts_on_demand(const struct hr_instance *in)
     const struct headroom_plugin *d = in->desc;
     return d->abi_minor >= 3 && HR_HAS_FIELD(d, struct headroom_plugin, transform_flags) &&
            (d->transform_flags & HR_TF_COUNTS_ON_DEMAND);
+}
+
+/* Stages built for ABI 1.5 or later may say they edit units alone. */
+static int units_only(const struct hr_instance *in)
+{
+    const struct headroom_plugin *d = in->desc;
+    return d->abi_minor >= 5 && HR_HAS_FIELD(d, struct headroom_plugin, transform_flags) &&
+           (d->transform_flags & HR_TF_UNITS_ONLY);
 }
 
 /* Feeds the digest in blocks: small pieces (a tag, a length) go through a
@@ -911,7 +923,9 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     /* The body as it was before the current stage, for undoing it. Stages
      * say when they edit the body outside units (body_edited, which the
      * ABI requires: an unflagged edit would not even be forwarded), so one
-     * snapshot serves every stage until one of them does. */
+     * snapshot serves every stage until one of them does; a stage that
+     * edits units alone (HR_TF_UNITS_ONLY) needs none, its journal is
+     * enough. */
     json_t *snapshot = NULL;
     if (!lc) out->tokens_before = request_tokens(api, model, body, NULL); /* out of memory: count all now */
     for (size_t s = 0; s < out->n_stages; s++) {
@@ -924,7 +938,8 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
         c.stage_tag = out->tag_storage[s];
         size_t mark = c.n_journal;
         int edited_before = c.req.body_edited;
-        if (!snapshot) { /* freed with the request: json_pool.c */
+        int only_units = units_only(in);
+        if (!snapshot && !only_units) { /* freed with the request: json_pool.c */
             int pooled = hr_json_pool_begin();
             snapshot = snapshot_body(api, body);
             if (pooled) hr_json_pool_end();
@@ -936,18 +951,23 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
         r->ms = hr_monotonic_ms() - st;
         int edited = c.req.body_edited;
         c.req.body_edited = edited_before || edited;
+        if (edited && only_units && !snapshot)
+            HR_WARN(LOGGER, "stage %s declares HR_TF_UNITS_ONLY but set body_edited: its edits outside units "
+                    "could not be undone; rebuild it without the flag", in->name);
         if (rc != 0 || r->ms > opts->stage_budget_ms) {
             undo_stage(&c, mark);
-            restore_body(body, snapshot);
-            json_decref(snapshot); /* the body now holds its values: take a fresh one */
-            snapshot = NULL;
+            if (snapshot) {
+                restore_body(body, snapshot);
+                json_decref(snapshot); /* the body now holds its values: take a fresh one */
+                snapshot = NULL;
+            }
             c.req.body_edited = edited_before;
             r->failed = 1;
             HR_WARN(LOGGER, "stage %s %s (%.2f ms, budget %.0f ms): its changes were undone", in->name,
                     rc ? "failed" : "ran over its time budget", r->ms, opts->stage_budget_ms);
             continue;
         }
-        if (edited) { /* the next stage's "before" is this stage's result */
+        if (edited && snapshot) { /* the next stage's "before" is this stage's result */
             if (lc && !lc->base) lc->base = json_incref(snapshot); /* the body before any edit */
             json_decref(snapshot);
             snapshot = NULL;

@@ -8,7 +8,7 @@
 #include "token_cache.h"
 #include "tokens.h"
 
-#define SETS 1024
+#define SETS 8192 /* 32 k entries, 1.3 MB: a long agent conversation's strings */
 #define WAYS 4
 #define STRIPES 64
 
@@ -97,7 +97,6 @@ static size_t count_hashed(enum hr_encoding enc, const char *text, size_t len, c
 size_t hr_count_tokens_cached_enc(enum hr_encoding enc, const char *text, size_t len)
 {
     if (len <= SHORT_MAX && text) return count_short(enc, text, len);
-    if (len < HR_TOKEN_CACHE_MIN_BYTES) return hr_count_tokens_enc(enc, text, len);
     uint64_t h[2];
     hr_hash128(text, len, &h[0], &h[1]);
     return count_hashed(enc, text, len, h);

@@ -1,16 +1,14 @@
-/* token_cache.h — remembers token counts of large strings by content, so an
- * agent conversation that resends the same tool outputs every turn is not
- * tokenized again each turn. */
+/* token_cache.h — remembers token counts of strings by content, so an
+ * agent conversation that resends the same tool definitions, messages and
+ * tool outputs every turn is not tokenized again each turn. */
 #ifndef HR_TOKEN_CACHE_H
 #define HR_TOKEN_CACHE_H
 #include <stddef.h>
 #include <stdint.h>
 #include "tokens.h"
 
-/* Strings shorter than this are counted directly (hashing would not pay). */
-#define HR_TOKEN_CACHE_MIN_BYTES 2048
-
-/* hr_count_tokens with a bounded, thread-safe cache for large strings. */
+/* hr_count_tokens with a bounded, thread-safe cache (strings of up to 48 bytes are
+ * remembered per thread by their bytes, longer ones by a content hash). */
 size_t hr_count_tokens_cached(const char *model, const char *text, size_t len);
 /* The same for an encoding already resolved (hr_encoding_for_model): a
  * caller counting many strings of one request resolves it once. */

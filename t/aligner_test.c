@@ -205,6 +205,31 @@ int main(void)
         ok(waste("dynamic_date", "tokens") >= 10, "dynamic_date tokens from the date to the end (%lld)",
            (long long)waste("dynamic_date", "tokens"));
         json_decref(vb);
+        /* The same prompt again (an agent's every turn) is answered from the
+         * memo: the same tag and the same tokens added each time, and a
+         * prompt differing in one digit is scanned afresh. */
+        {
+            const char *p1 = "Be brief. Today's date is 2026-12-05. Answer in English, cite files by path.";
+            char tags[3][512];
+            json_int_t added[3];
+            for (int k = 0; k < 3; k++) {
+                json_int_t t0 = waste("dynamic_date", "tokens");
+                vb = openai(p1, "[]");
+                snprintf(tags[k], sizeof tags[k], "%s", run(s, vb, HR_PROVIDER_OPENAI, "", 0));
+                json_decref(vb);
+                added[k] = waste("dynamic_date", "tokens") - t0;
+            }
+            ok(added[0] > 0 && added[1] == added[0] && added[2] == added[0] && !strcmp(tags[0], tags[1]) &&
+                   !strcmp(tags[0], tags[2]),
+               "the same prompt three times: %s, +%lld tokens each time", tags[0], (long long)added[0]);
+            vb = openai("Be brief. Answer in English, cite files by path. Today's date is 2026-12-05.", "[]");
+            json_int_t t0 = waste("dynamic_date", "tokens");
+            run(s, vb, HR_PROVIDER_OPENAI, "", 0);
+            json_decref(vb);
+            ok(waste("dynamic_date", "tokens") - t0 < added[0],
+               "the date moved to the end: fewer tokens from it to the end (%lld < %lld)",
+               (long long)(waste("dynamic_date", "tokens") - t0), (long long)added[0]);
+        }
         const char *dated[] = {"It is 14:05 now.", "Today is Monday.", "as of January 5, 2025", "t=1718000000 s",
                                "date 31/01/2025"};
         for (size_t i = 0; i < sizeof dated / sizeof *dated; i++) {

@@ -41,4 +41,57 @@ cases = [
 for name, spec, want in cases:
     status, marks = forwarded_marks(spec)
     is_((status, marks), (200, want), "%s: the forwarded body keeps %s" % (name, want))
+
+# Stages that declare HR_TF_UNITS_ONLY (ABI 1.5) get no body copy before
+# them: t/plugins/units_editor replaces every tool output through
+# unit_replace, so its failure is undone from the units' journal alone,
+# next to body_editor stages whose edits outside units need the copy.
+LOG = "\n".join("2026-12-05T10:%02d:%02dZ INFO worker-%d handled request %d in %d ms status=200"
+                % (i // 60, i % 60, i % 4, i, i * 7 % 90) for i in range(300))
+
+
+def units_stage(inst, fail=False, break_promise=False):
+    return ("transform units_editor as %s { fail %s; break_promise %s; }\n"
+            % (inst, "yes" if fail else "no", "yes" if break_promise else "no"))
+
+
+def forwarded(stage_text):
+    conf = ("host 127.0.0.1\nport @PORT@\nworkers 1\nopenai_api_url @MOCK_URL@\nplugin_dir %s\n%s"
+            % (PLUGINS, stage_text))
+    msgs = [{"role": "user", "content": "what failed?"},
+            {"role": "assistant", "content": None,
+             "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "sh", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": LOG}]
+    with Mock() as m, Headroomd(conf_text=conf) as h:
+        r = post_json(h.url + "/v1/chat/completions", openai_body(messages=msgs),
+                      headers={"Authorization": "Bearer sk-t"})
+        body = json.loads(m.last_request()["body"])
+        tool = body["messages"][2]["content"]
+        state = "replaced" if tool == "[units_editor]" else "original" if tool == LOG else "other: %r" % tool[:60]
+        return r.status, sorted(k for k in body if k.startswith("x_")), state, h.stderr_text()
+
+
+unit_cases = [
+    ("body edit, then a units-only stage fails", stages([("a", "x_a", 1, 0)]) + units_stage("u", fail=True),
+     ["x_a"], "original"),
+    ("a units-only stage, then a body edit fails", units_stage("u") + stages([("b", "x_b", 1, 1)]),
+     [], "replaced"),
+    ("body edit, units-only stage, failing body edit",
+     stages([("a", "x_a", 1, 0)]) + units_stage("u") + stages([("b", "x_b", 1, 1)]), ["x_a"], "replaced"),
+    ("a units-only stage fails first, then a body edit",
+     units_stage("u", fail=True) + stages([("a", "x_a", 1, 0)]), ["x_a"], "original"),
+    ("two units-only stages, the second fails", units_stage("u") + units_stage("v", fail=True), [], "replaced"),
+]
+for name, text, want_marks, want_tool in unit_cases:
+    status, marks, tool, _ = forwarded(text)
+    is_((status, marks, tool), (200, want_marks, want_tool),
+        "%s: the forwarded body keeps %s, the tool output %s" % (name, want_marks, want_tool))
+
+# A stage that declares HR_TF_UNITS_ONLY and edits the body anyway: its
+# units are still put back when it fails, the request is served, and the
+# log says which stage broke its promise and what to do.
+status, marks, tool, err = forwarded(units_stage("liar", fail=True, break_promise=True))
+is_((status, tool), (200, "original"), "a units-only stage that also edited the body and failed: units put back, 200")
+ok_ = "declares HR_TF_UNITS_ONLY but set body_edited" in err and "rebuild it without the flag" in err
+is_(ok_, True, "the log names the broken HR_TF_UNITS_ONLY promise and the fix")
 done()

@@ -98,6 +98,41 @@ static void test_short_memo(void)
     is_int((long long)hr_count_tokens_cached("gpt-4o", "user", 4), 1, "... the second time too");
 }
 
+/* Strings past the memo's size (a tool description, an assistant turn, a
+ * short tool output) are remembered by content: an agent resends them every
+ * turn. The cache answers what counting answers, per encoding, and the
+ * second pass over the same texts is all hits. */
+static void test_mid_cache(void)
+{
+    static const char *const models[] = {"gpt-4o", "gpt-4", "claude-3-5-haiku"};
+    static char texts[40][1600];
+    size_t lens[40];
+    unsigned seed = 11;
+    for (int k = 0; k < 40; k++) {
+        lens[k] = 49 + (size_t)k * 39; /* 49 .. 1570 bytes */
+        for (size_t i = 0; i < lens[k]; i++) {
+            seed = seed * 1103515245u + 12345u;
+            texts[k][i] = "the quick brown fox 0123 {\"k\": [1, 2]}\n"[(seed >> 16) % 38];
+        }
+        texts[k][lens[k]] = 0;
+    }
+    int bad = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        uint64_t h0, l0, h1, l1;
+        hr_token_cache_counters(&h0, &l0);
+        for (int k = 0; k < 40; k++)
+            for (size_t m = 0; m < 3; m++)
+                if (hr_count_tokens_cached(models[m], texts[k], lens[k]) != hr_count_tokens(models[m], texts[k], lens[k]))
+                    bad++;
+        hr_token_cache_counters(&h1, &l1);
+        if (pass == 1) {
+            is_int((long long)(l1 - l0), 120, "mid-size strings: 120 cache lookups on the second pass");
+            is_int((long long)(h1 - h0), 120, "mid-size strings: all of them hits");
+        }
+    }
+    is_int(bad, 0, "mid-size strings (49-1570 bytes): the cache's count = a fresh count, per encoding");
+}
+
 static void test_edges(void)
 {
     enum hr_encoding O = HR_ENC_O200K_BASE, C = HR_ENC_CL100K_BASE;
@@ -391,6 +426,7 @@ int main(void)
     test_ascii_fast_path();
     test_edges();
     test_short_memo();
+    test_mid_cache();
     test_models();
     test_merge_equiv();
     test_huge();

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define HR_ABI_MAJOR 1
-#define HR_ABI_MINOR 4
+#define HR_ABI_MINOR 5
 
 #if defined(__GNUC__)
 #define HR_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -532,6 +532,13 @@ struct headroom_plugin {
  * the rest after the body is forwarded: a never-seen megabyte reaches the
  * provider sooner. Stages without it get every unit counted before apply. */
 #define HR_TF_COUNTS_ON_DEMAND 0x1u
+
+/* 1.5: the stage changes the request only through unit_replace: it never
+ * edits messages, tools or the system prompt in place and never sets
+ * body_edited. The host then copies nothing before running it (a failed
+ * stage is undone from the units' journal alone), which saves a copy of the
+ * tool definitions and system prompt per stage on every request. */
+#define HR_TF_UNITS_ONLY 0x2u
 
 /* Fills the version fields; use as the first line of your descriptor. */
 #define HR_PLUGIN_HEADER                                   \

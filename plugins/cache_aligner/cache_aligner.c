@@ -23,6 +23,16 @@ struct sess {
 enum { C_TOOLS_SORTED, C_SCHEMAS, C_CC_ADDED, C_CHANGES, C_CH_TOOLS, C_CH_SYSTEM, C_CH_MSGS,
        C_DATE_TOK, C_DATE_REQ, C_VOL_TOK, C_VOL_REQ, C_EVICTED, C__N };
 
+/* The volatile-value counts of a system prompt already seen: an agent
+ * resends the same prompt every turn, and finding its dates and ids is a
+ * scan of every word (~0.7 M instructions for Claude Code's 7 kB). */
+#define VOL_MEMO_SLOTS 256
+struct vol_memo {
+    uint64_t key;                       /* prompt texts and model; 0: empty */
+    size_t len;
+    size_t date_tokens, volatile_tokens;
+};
+
 struct aligner {
     const struct hr_host *host;
     struct hr_instance *self;
@@ -34,6 +44,8 @@ struct aligner {
     struct sess lru;                    /* sentinel */
     atomic_ullong c[C__N];
     atomic_ullong bust[3];              /* prefix changes by enum hr_provider */
+    pthread_mutex_t memo_mu;            /* guards memo */
+    struct vol_memo memo[VOL_MEMO_SLOTS];
 };
 
 static const struct hr_conf_key ca_keys[] = {
@@ -48,12 +60,24 @@ static const struct hr_conf_key ca_keys[] = {
 
 /* ------------------------------------------------------------ hashing */
 
+/* Eight bytes a step: the messages hashed every turn are the whole
+ * conversation up to the client's cache breakpoint (Claude Code's is its
+ * last message), so this runs over most of each request's bytes. Values
+ * live only in this process's memory; no stored hash depends on them. */
 static uint64_t h_bytes(uint64_t h, const void *p, size_t n)
 {
     const unsigned char *s = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * 1099511628211ULL;
-    return h;
+    h ^= n * 0x9e3779b97f4a7c15ULL;
+    for (; n >= 8; s += 8, n -= 8) {
+        uint64_t v;
+        memcpy(&v, s, 8);
+        h = (h ^ v) * 0x100000001b3ULL;
+        h ^= h >> 29;
+    }
+    uint64_t tail = 0;
+    memcpy(&tail, s, n);
+    h = (h ^ tail) * 0x9fb21c651e98df25ULL;
+    return h ^ (h >> 32);
 }
 
 /* Order-sensitive: providers cache bytes, so key order counts. */
@@ -394,6 +418,29 @@ static size_t volatile_tokens(const struct aligner *a, const char *model, const 
     return tokens;
 }
 
+/* Both counts of volatile_tokens, from the memo when this prompt (hash
+ * `hs` of its texts, `total` bytes) was seen with this model. */
+static void volatile_counts(struct aligner *a, const char *model, const char **txt, const size_t *lens, size_t n,
+                            uint64_t hs, size_t total, size_t *dt, size_t *vt)
+{
+    uint64_t key = h_bytes(hs, model ? model : "", model ? strlen(model) : 0) | 1; /* never 0 */
+    struct vol_memo *m = &a->memo[key % VOL_MEMO_SLOTS];
+    pthread_mutex_lock(&a->memo_mu);
+    int hit = m->key == key && m->len == total;
+    if (hit) {
+        *dt = m->date_tokens;
+        *vt = m->volatile_tokens;
+    }
+    pthread_mutex_unlock(&a->memo_mu);
+    if (hit)
+        return;
+    *dt = volatile_tokens(a, model, txt, lens, n, 0);
+    *vt = volatile_tokens(a, model, txt, lens, n, 1);
+    pthread_mutex_lock(&a->memo_mu);
+    *m = (struct vol_memo){key, total, *dt, *vt};
+    pthread_mutex_unlock(&a->memo_mu);
+}
+
 /* ------------------------------------------------------------ sessions */
 
 static void lru_unlink(struct sess *s)
@@ -613,6 +660,12 @@ static int ca_init(const struct hr_host *host, struct hr_instance *self, const s
         free(a);
         return HR_ENOMEM;
     }
+    if (pthread_mutex_init(&a->memo_mu, NULL)) {
+        pthread_mutex_destroy(&a->mu);
+        free(a->buckets);
+        free(a);
+        return HR_ENOMEM;
+    }
     a->lru.next = a->lru.prev = &a->lru;
     for (int i = 0; i < C__N; i++)
         atomic_init(&a->c[i], 0);
@@ -624,6 +677,7 @@ static int ca_init(const struct hr_host *host, struct hr_instance *self, const s
         HR_HAS_FIELD(host, struct hr_host, register_metrics) && host->register_metrics)
         rc = host->register_metrics(self, ca_metrics, a);
     if (rc != HR_OK) {
+        pthread_mutex_destroy(&a->memo_mu);
         pthread_mutex_destroy(&a->mu);
         free(a->buckets);
         free(a);
@@ -638,6 +692,7 @@ static void ca_fini(void *state)
     struct aligner *a = state;
     while (a->lru.next != &a->lru)
         sess_drop(a, a->lru.next);
+    pthread_mutex_destroy(&a->memo_mu);
     pthread_mutex_destroy(&a->mu);
     free(a->buckets);
     free(a);
@@ -691,9 +746,15 @@ static int ca_apply(void *state, struct hr_request *req)
     const char *txt[64];
     size_t lens[64];
     size_t nt = system_texts(body, txt, lens, 64);
+    uint64_t hs = H0;
+    size_t total = 0;
+    for (size_t i = 0; i < nt; i++) {
+        hs = h_bytes(hs, txt[i], lens[i] + 1);
+        total += lens[i];
+    }
     if (a->detect_volatile && nt) {
-        size_t dt = volatile_tokens(a, req->model, txt, lens, nt, 0);
-        size_t vt = volatile_tokens(a, req->model, txt, lens, nt, 1);
+        size_t dt, vt;
+        volatile_counts(a, req->model, txt, lens, nt, hs, total, &dt, &vt);
         if (dt) {
             atomic_fetch_add(&a->c[C_DATE_TOK], dt);
             atomic_fetch_add(&a->c[C_DATE_REQ], 1);
@@ -707,9 +768,6 @@ static int ca_apply(void *state, struct hr_request *req)
     }
     if (a->track_prefix && req->session_id && *req->session_id) {
         uint64_t ht = tools ? h_json(H0, tools) : H0;
-        uint64_t hs = H0;
-        for (size_t i = 0; i < nt; i++)
-            hs = h_bytes(hs, txt[i], lens[i] + 1);
         json_t *msgs = hr_json_get(body, conversation_key(req));
         int ch = track(a, req->session_id, ht, hs, msgs, req->protected_floor);
         if (ch > 0) {

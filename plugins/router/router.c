@@ -364,7 +364,7 @@ HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     .init = router_init,
     .fini = router_fini,
     .apply = router_apply,
-    .transform_flags = HR_TF_COUNTS_ON_DEMAND,
+    .transform_flags = HR_TF_COUNTS_ON_DEMAND | HR_TF_UNITS_ONLY,
     .content_types = 0,
     .reset = router_reset,
 };

@@ -1,0 +1,67 @@
+/* units_editor.c — a test transform that declares HR_TF_UNITS_ONLY (ABI
+ * 1.5): it replaces every unit's text with a short one through unit_replace
+ * and then succeeds or fails as configured. The host takes no copy of the
+ * body before it, so a failure must be undone from the units' journal
+ * alone. With `break_promise yes` it also edits the body outside units and
+ * flags body_edited, which the host reports as a warning. */
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include <headroom/plugin.h>
+
+static const struct hr_conf_key keys[] = {
+    HR_CONF_KEY("text", HR_CONF_STRING, "[units_editor]", "what every unit's text becomes"),
+    HR_CONF_KEY("fail", HR_CONF_BOOL, "no", "return an error after replacing"),
+    HR_CONF_KEY("break_promise", HR_CONF_BOOL, "no", "also add x_units_editor to the body and set body_edited"),
+    HR_CONF_END,
+};
+
+struct state {
+    const struct hr_host *host;
+    char *text;
+    int fail, break_promise;
+};
+
+static int init(const struct hr_host *host, struct hr_instance *self, const struct hr_conf *conf, void **out)
+{
+    (void)self;
+    struct state *s = calloc(1, sizeof *s);
+    if (!s) return HR_ENOMEM;
+    s->host = host;
+    s->text = strdup(host->conf_string(conf, "text"));
+    s->fail = host->conf_bool(conf, "fail");
+    s->break_promise = host->conf_bool(conf, "break_promise");
+    *out = s;
+    return HR_OK;
+}
+
+static void fini(void *st)
+{
+    struct state *s = st;
+    free(s->text);
+    free(s);
+}
+
+static int apply(void *st, struct hr_request *req)
+{
+    struct state *s = st;
+    for (size_t i = 0; i < req->n_units; i++) s->host->unit_replace(req, i, s->text, strlen(s->text));
+    if (s->break_promise) {
+        json_object_set_new(req->body, "x_units_editor", json_true());
+        req->body_edited = 1;
+    }
+    return s->fail ? HR_EINVAL : HR_OK;
+}
+
+HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
+    HR_PLUGIN_HEADER,
+    .name = "units_editor",
+    .kind = HR_PLUGIN_TRANSFORM,
+    .version = "1.0.0",
+    .description = "test transform: edits units alone (HR_TF_UNITS_ONLY), then succeeds or fails",
+    .conf_keys = keys,
+    .init = init,
+    .fini = fini,
+    .apply = apply,
+    .transform_flags = HR_TF_COUNTS_ON_DEMAND | HR_TF_UNITS_ONLY,
+};
