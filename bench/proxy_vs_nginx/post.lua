@@ -1,11 +1,21 @@
 -- post.lua — wrk script for bench/proxy_vs_nginx: POST a small,
 -- non-compressible chat request (BENCH_STREAM=1: the same with "stream":true)
 -- and print one machine-readable line at the end.
+-- BENCH_BODY_FILE: POST that file to /v1/messages instead (an Anthropic
+-- request, e.g. the Claude Code turn capture_claude.py writes).
 wrk.method = "POST"
 wrk.path = "/v1/chat/completions"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer sk-bench-not-a-key"
-if os.getenv("BENCH_STREAM") == "1" then
+local body_file = os.getenv("BENCH_BODY_FILE")
+if body_file and body_file ~= "" then
+  local f = assert(io.open(body_file, "rb"))
+  wrk.body = f:read("*a")
+  f:close()
+  wrk.path = "/v1/messages"
+  wrk.headers["x-api-key"] = "sk-ant-bench-not-a-key"
+  wrk.headers["anthropic-version"] = "2023-06-01"
+elseif os.getenv("BENCH_STREAM") == "1" then
   wrk.body = '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},'
     .. '{"role":"user","content":"Hello, how are you today?"}],"stream":true,"stream_options":{"include_usage":true}}'
 else

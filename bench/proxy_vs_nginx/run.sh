@@ -16,6 +16,9 @@
 #   FAST_UPSTREAM_SSE_SPLIT=1  the upstream sends each SSE event on its own
 #   ONECONN=0    skip the one-client runs (one_conn.c: each request's own
 #                latency, no coordinated-omission correction) at c=1
+#   AGENT_BODY=file  adds the body kind "agent" (BODIES="agent" or "json sse
+#                agent"): that request posted to /v1/messages, e.g. the Claude
+#                Code turn capture_claude.py writes; no one_conn run for it
 #   PERF=1       also profile headroomd (perf record, DWARF call graphs) during
 #                one extra 16-connection JSON run and print its top symbols
 set -euo pipefail
@@ -31,6 +34,9 @@ CLK_TCK=$(getconf CLK_TCK)
 NCPU=$(nproc)
 
 die() { echo "proxy_vs_nginx: $*" >&2; exit 1; }
+case " $BODIES " in *" agent "*)
+    [ -r "${AGENT_BODY:-}" ] || die "BODIES has agent: set AGENT_BODY to a request file (capture_claude.py writes one)" ;;
+esac
 
 # --- tools -----------------------------------------------------------------
 if ! command -v wrk >/dev/null || ! { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; }; then
@@ -184,7 +190,8 @@ run_one() { # round target body conns seconds record
     [ "$c" -lt 2 ] && t=1
     local p0 u0 p1 u1 line
     p0=$(cpu_ticks $pids) u0=$(cpu_ticks "$UP_PID")
-    BENCH_STREAM=$([ "$body" = sse ] && echo 1 || echo 0) timeout $((secs + 20)) \
+    BENCH_STREAM=$([ "$body" = sse ] && echo 1 || echo 0) BENCH_BODY_FILE=$([ "$body" = agent ] && echo "$AGENT_BODY") \
+        timeout $((secs + 20)) \
         wrk -t"$t" -c"$c" -d"${secs}s" --timeout 5s --latency -s "$HERE/post.lua" "http://127.0.0.1:$port" >"$TMP/wrk.out" 2>&1 ||
         { cat "$TMP/wrk.out" >&2; die "wrk failed ($target $body c=$c)"; }
     p1=$(cpu_ticks $pids) u1=$(cpu_ticks "$UP_PID")
@@ -230,7 +237,7 @@ for round in $(seq "$ROUNDS"); do
             targets=$order
             if [ "$c" = 1 ] || [ "$c" = 64 ]; then targets="direct $order"; fi
             for target in $targets; do run_one "$round" "$target" "$body" "$c" "$DURATION" 1; done
-            if [ "$c" = 1 ] && [ "${ONECONN:-1}" = 1 ]; then
+            if [ "$c" = 1 ] && [ "${ONECONN:-1}" = 1 ] && [ "$body" != agent ]; then
                 for target in $targets; do one_conn_run "$round" "$target" "$body" "$DURATION"; done
             fi
         done
