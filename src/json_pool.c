@@ -38,10 +38,10 @@
 #endif
 
 
-/* Virtual size: pages are touched only as far as the largest tree built
- * goes. 2 MB holds the tree of a ~1 MB body; a larger one continues in
- * malloc. */
-#define BLOCK_BYTES (2 * 1024 * 1024)
+/* Pages are touched only as far as the largest tree built goes, and stay
+ * (RSS) once touched. 1 MB holds the tree of a ~400 kB body, a long coding
+ * agent conversation; a larger one continues in malloc. */
+#define BLOCK_BYTES (1024 * 1024)
 #define MAX_BLOCKS 64 /* threads that build trees: workers, a few helpers, all
                         * started once; past this, threads use malloc */
 #define ALIGN 16      /* malloc's alignment */

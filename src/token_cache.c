@@ -8,7 +8,7 @@
 #include "token_cache.h"
 #include "tokens.h"
 
-#define SETS 8192 /* 32 k entries, 1.3 MB: a long agent conversation's strings */
+#define SETS 4096 /* 16 k entries, 640 kB: a few long agent conversations' strings */
 #define WAYS 4
 #define STRIPES 64
 
