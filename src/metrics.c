@@ -10,6 +10,7 @@
 #include "state_dir.h"
 #include "sinks.h"
 #include "stats.h"
+#include "ws_counters.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
@@ -118,6 +119,13 @@ int hr_metrics_visit(hr_metric_visit_fn fn, void *ud)
     scalar(&v, "headroom_accept_errors_total", HR_METRIC_COUNTER,
            "accept() failures on the listening socket (no file descriptors left); accepts pause meanwhile",
            (double)hr_guard_accept_errors());
+    scalar(&v, "headroom_websocket_connections", HR_METRIC_GAUGE,
+           "Responses API WebSockets relayed and open now (each holds one of max_connections)", (double)hr_ws_open_now());
+    scalar(&v, "headroom_websocket_connections_total", HR_METRIC_COUNTER,
+           "Responses API WebSockets relayed since start", (double)hr_ws_opened());
+    scalar(&v, "headroom_websocket_messages_total", HR_METRIC_COUNTER,
+           "response.create messages relayed over WebSockets (each is also one request in headroom_requests_total)",
+           (double)hr_ws_messages());
     scalar(&v, "headroom_state_write_errors_total", HR_METRIC_COUNTER,
            "Failed writes of state files (budget) in the state directory", (double)hr_state_write_errors());
     scalar(&v, "headroom_requests_failed_total", HR_METRIC_COUNTER, "Requests headroomd could not answer", (double)d->failed);

@@ -22,6 +22,7 @@
 #include "stats.h"
 #include "tunnel.h"
 #include "upstream.h"
+#include "ws_counters.h"
 #include "ws_frame.h"
 #include "ws_relay.h"
 
@@ -200,6 +201,7 @@ static void response_create(struct hr_ws *ws, json_t *body, const char *raw, siz
         send_error_event(ws, 500, HR_API_ERR_INTERNAL, "headroomd ran out of memory");
         return;
     }
+    hr_ws_count_message();
     r->t_start = ws->cl.msg_t0;
     r->streaming = 1;
     memcpy(r->stack, ws->stack, sizeof r->stack);
@@ -459,6 +461,7 @@ static void ws_free(struct hr_ws *ws)
     else ws->w->ws = ws->next;
     if (ws->next) ws->next->prev = ws->prev;
     ws->w->inflight--;
+    hr_ws_count_open(-1);
     hr_tunnel_free(ws->cl.tn);
     hr_tunnel_free(ws->up.tn);
     if (ws->timer) event_free(ws->timer);
@@ -624,6 +627,7 @@ void hr_ws_upgraded(struct proxy_req *p, const struct hr_header *h, size_t n)
     free(pre);
     ws->timer = evtimer_new(w->base, timer_cb, ws);
     w->inflight++; /* max_connections: the WebSocket is one request in flight for as long as it is open */
+    hr_ws_count_open(1);
     ws->next = w->ws;
     if (w->ws) w->ws->prev = ws;
     w->ws = ws;

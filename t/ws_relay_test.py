@@ -20,6 +20,7 @@ import base64  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
+import re  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import sqlite3  # noqa: E402
@@ -263,6 +264,11 @@ with Mock() as mock, Headroomd(extra_conf=CONF + SINKS) as d:
     ok(wait_until(lambda: any(m.get("ws_type") == "response.steer" for m in ws_messages(mock))),
        "other messages (response.steer) pass through")
 
+    # --- the WebSocket metrics, while it is open --------------------------
+    m = d.get("/metrics").text
+    like(m, r'(?m)^headroom_websocket_connections 1$', "/metrics: one WebSocket open")
+    like(m, r'(?m)^headroom_websocket_messages_total 3$', "/metrics: the three response.create messages so far")
+
     # --- client closes -------------------------------------------------------
     ws.send_frame(0x8, struct.pack(">H", 1000) + b"bye")
     is_(ws.close_code()[0], 1000, "client close: the upstream's close answer is relayed")
@@ -277,6 +283,9 @@ with Mock() as mock, Headroomd(extra_conf=CONF + SINKS) as d:
     cmp_ok(st.get("tokens", {}).get("saved", 0), ">", 1000, "/stats credits the compressed tool output's savings")
     m = d.get("/metrics").text
     like(m, r'(?m)^headroom_requests_by_provider\{provider="openai"\} 3$', "/metrics counts them too")
+    ok(wait_until(lambda: re.search(r'(?m)^headroom_websocket_connections 0$', d.get("/metrics").text)),
+       "/metrics: no WebSocket open once it closed")
+    like(d.get("/metrics").text, r'(?m)^headroom_websocket_connections_total 1$', "/metrics: one relayed since start")
     if HAVE_DB:
         def rows():
             db = sqlite3.connect(os.path.join(d.workspace, "metrics.db"))
