@@ -27,6 +27,10 @@ struct hr_ccr_backend {
     /* Merge `in` (fields set) into an entry's info, and/or read it into
      * `out`; HR_EINVAL when the address is unknown. May be NULL. */
     int (*describe)(void *ctx, const char *hash, const struct hr_ccr_info *in, struct hr_ccr_info *out);
+    /* Refresh the entry at `hash` if it holds exactly `data` (HR_OK), else
+     * HR_EINVAL and nothing stored. Lets hr_ccr_put skip SHA-256 for an
+     * original it stored before. May be NULL. */
+    int (*refresh)(void *ctx, const char *hash, const char *data, size_t len);
 };
 
 /* A shared tier behind the backend (fleet.c: Redis): every stored original
