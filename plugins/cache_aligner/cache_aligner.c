@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <headroom/plugin.h>
+#include "hash.h"
 #include "json_get.h"
 
 struct sess {
@@ -60,24 +61,17 @@ static const struct hr_conf_key ca_keys[] = {
 
 /* ------------------------------------------------------------ hashing */
 
-/* Eight bytes a step: the messages hashed every turn are the whole
- * conversation up to the client's cache breakpoint (Claude Code's is its
- * last message), so this runs over most of each request's bytes. Values
- * live only in this process's memory; no stored hash depends on them. */
+/* Chained over every piece (keys, strings, message by message), so order
+ * counts. The messages hashed every turn are the whole conversation up to
+ * the client's cache breakpoint (Claude Code's is its last message), so
+ * this runs over most of each request's bytes: the shared four-lane content
+ * hash (lib/hash.c), not a byte-at-a-time one. Values live only in this
+ * process's memory. */
 static uint64_t h_bytes(uint64_t h, const void *p, size_t n)
 {
-    const unsigned char *s = p;
-    h ^= n * 0x9e3779b97f4a7c15ULL;
-    for (; n >= 8; s += 8, n -= 8) {
-        uint64_t v;
-        memcpy(&v, s, 8);
-        h = (h ^ v) * 0x100000001b3ULL;
-        h ^= h >> 29;
-    }
-    uint64_t tail = 0;
-    memcpy(&tail, s, n);
-    h = (h ^ tail) * 0x9fb21c651e98df25ULL;
-    return h ^ (h >> 32);
+    uint64_t a, b;
+    hr_hash128(p, n, &a, &b);
+    return hr_mix64(h ^ a) + b;
 }
 
 /* Order-sensitive: providers cache bytes, so key order counts. */
