@@ -6,9 +6,13 @@ one Bash call (`cat app.log`, a 300-line service log) and then answers. The
 second request, Claude Code's own body with its system prompt, tool
 definitions, the tool call and its result, is written to OUT.
 
+With TURNS=N (default 1) the stand-in asks for N calls in a row, one log
+file each (app0.log, app1.log, ...), and the request written is the one
+carrying all N results: a long conversation, as an agent's later turns are.
+
 Usage: capture_claude.py OUT   (AGENTS_DIR=dir: where the npm packages are
 installed or go; default /tmp/hr-bench-agents). Needs node/npm and the npm
-registry the first time. Stops what it starts; bounded to 120 s."""
+registry the first time. Stops what it starts; bounded to 60 s + 10 s a turn."""
 import http.server
 import json
 import os
@@ -31,6 +35,7 @@ if not os.path.exists(CLAUDE):
     if r.returncode or not os.path.exists(CLAUDE):
         sys.exit("capture_claude.py: npm install of the pinned Claude Code failed in %s" % AGENTS)
 
+TURNS = int(os.environ.get("TURNS", "1"))
 bodies = []
 
 
@@ -48,13 +53,14 @@ class Api(http.server.BaseHTTPRequestHandler):
             self.send_error(404)
             return
         bodies.append(body)
-        has_result = any(isinstance(m.get("content"), list) and any(b.get("type") == "tool_result" for b in m["content"])
-                         for m in req.get("messages", []))
-        if has_result:
+        results = sum(1 for m in req.get("messages", []) if isinstance(m.get("content"), list)
+                      for b in m["content"] if b.get("type") == "tool_result")
+        if results >= TURNS:
             answer = message([{"type": "text", "text": "Two requests failed: connection reset by peer."}], "end_turn")
         else:
-            answer = message([{"type": "tool_use", "id": "toolu_bench_1", "name": "Bash",
-                               "input": {"command": "cat app.log", "description": "Show the log"}}], "tool_use")
+            answer = message([{"type": "tool_use", "id": "toolu_bench_%d" % results, "name": "Bash",
+                               "input": {"command": "cat app%d.log" % results, "description": "Show the log"}}],
+                             "tool_use")
         if req.get("stream"):
             self.stream(answer)
             return
@@ -102,21 +108,23 @@ try:
     proj, home = os.path.join(work, "proj"), os.path.join(work, "home")
     os.makedirs(proj)
     os.makedirs(home)
-    with open(os.path.join(proj, "app.log"), "w") as f:
-        for i in range(300):
-            level, what = ("ERROR", "failed: connection reset by peer") if i in (120, 121) else ("INFO", "handled")
-            f.write("2026-12-05T08:%02d:%02dZ %s worker-%d request %d %s in %d ms status=200 bytes=%d\n"
-                    % (i // 60, i % 60, level, i % 8, i, what, 3 + i * 7 % 90, 200 + i * 37 % 9000))
+    for k in range(TURNS):
+        with open(os.path.join(proj, "app%d.log" % k), "w") as f:
+            for i in range(300):
+                level, what = ("ERROR", "failed: connection reset by peer") if i in (120, 121) else ("INFO", "handled")
+                f.write("2026-12-05T%02d:%02d:%02dZ %s worker-%d request %d %s in %d ms status=200 bytes=%d\n"
+                        % (8 + k % 12, i // 60, i % 60, level, (i + k) % 8, i + 1000 * k, what, 3 + (i + k) * 7 % 90,
+                           200 + (i + k) * 37 % 9000))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home,
            "ANTHROPIC_BASE_URL": "http://127.0.0.1:%d" % server.server_address[1], "ANTHROPIC_API_KEY": "sk-ant-bench",
            "DISABLE_TELEMETRY": "1", "DISABLE_AUTOUPDATER": "1", "DISABLE_ERROR_REPORTING": "1",
            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
-    p = subprocess.run([CLAUDE, "-p", "What failed in app.log?", "--allowedTools", "Bash"], cwd=proj, env=env,
-                       capture_output=True, timeout=120)
+    p = subprocess.run([CLAUDE, "-p", "What failed in the app*.log files?", "--allowedTools", "Bash"], cwd=proj,
+                       env=env, capture_output=True, timeout=60 + 10 * TURNS)
     server.shutdown()
-    last = next((b for b in reversed(bodies) if b"tool_result" in b), None)
+    last = next((b for b in reversed(bodies) if b.count(b'"tool_result"') >= TURNS), None)
     if p.returncode or last is None:
         sys.exit("capture_claude.py: Claude Code exited %d after %d requests, no tool result captured: %s"
                  % (p.returncode, len(bodies), (p.stdout + p.stderr).decode("utf-8", "replace")[-400:]))
@@ -124,8 +132,8 @@ try:
     req["stream"] = False  # one answer per request: the bench measures the request side
     with open(OUT, "w") as f:
         json.dump(req, f, separators=(",", ":"))
-    print("captured Claude Code's turn with the tool result: %d bytes, %d messages, %d tools, system %d bytes"
-          % (os.path.getsize(OUT), len(req["messages"]), len(req.get("tools", [])),
+    print("captured Claude Code's turn with %d tool result(s): %d bytes, %d messages, %d tools, system %d bytes"
+          % (TURNS, os.path.getsize(OUT), len(req["messages"]), len(req.get("tools", [])),
              len(json.dumps(req.get("system", "")))))
 finally:
     shutil.rmtree(work, True)

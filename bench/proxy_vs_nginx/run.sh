@@ -101,7 +101,9 @@ cpu_ticks() {
 }
 
 # fast upstream
-cc -O2 -Wall -o "$TMP/fast_upstream" "$HERE/fast_upstream.c" || die "cannot build fast_upstream.c"
+# an agent's long conversation is larger than the 256 kB the upstream takes by default
+cc -O2 -Wall ${AGENT_BODY:+-DBUF_SIZE='(4<<20)'} -o "$TMP/fast_upstream" "$HERE/fast_upstream.c" ||
+    die "cannot build fast_upstream.c"
 cc -O2 -Wall -o "$TMP/one_conn" "$HERE/one_conn.c" || die "cannot build one_conn.c"
 "$TMP/fast_upstream" 0 "$TMP/up.port" >/dev/null 2>"$TMP/upstream.log" &
 UP_PID=$!
@@ -125,7 +127,10 @@ http {
     fastcgi_temp_path $TMP/ngx/fastcgi;
     uwsgi_temp_path $TMP/ngx/uwsgi;
     scgi_temp_path $TMP/ngx/scgi;
-    client_body_buffer_size 64k;
+    # bodies held in memory, as headroomd holds them: an agent's long
+    # conversation (AGENT_BODY) would otherwise go to a temp file
+    client_body_buffer_size 4m;
+    client_max_body_size 16m;
     keepalive_requests 1000000;
     keepalive_timeout 75s;
     upstream llm {
