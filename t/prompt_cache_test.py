@@ -134,4 +134,29 @@ with Mock() as mock, Headroomd(extra_conf=CONF) as hd:
     out = [text_of(b) for b in results_of(sent(mock))]
     ok(len(out[0]) < len(rows("r0")) // 3 and len(out[1]) < len(rows("r1")) // 3 and out[2] == rows("r2"),
        "without breakpoints, the older Read outputs are compressed and the last one is whole")
+
+# cache_aligner's report of a changed cached prefix, with long tool outputs
+# in it (their hash is the host's unit hash): resending the conversation
+# with one more turn changes nothing; editing an old tool output is a bust.
+with Mock() as mock, Headroomd(extra_conf=CONF + "transform cache_aligner { }\n") as hd:
+    url = hd.url + "/v1/messages"
+
+    def changes():
+        ca = get_json(hd.url + "/stats")[1].get("cache_aligner", {})
+        return ca.get("prefix_changes"), ca.get("prefix_changes_by_part", {}).get("messages")
+
+    ask = {"role": "user", "content": [{"type": "text", "text": "why is svc-17 slow?"}]}
+    hist = [ask, tool_use(1), tool_result(1, ROWS), tool_use(2), tool_result(2, rows("b"))]
+    hist[-1]["content"][0]["cache_control"] = CC
+    hdrs = {"x-headroom-session": "aligner-units"}
+    is_(post_json(url, body(hist), headers=hdrs).status, 200, "aligner turn 1 answered")
+    more = [dict(m) for m in hist]
+    more[-1] = tool_result(2, rows("b"))
+    more += [tool_use(3), tool_result(3, rows("c"), cache=True)]
+    post_json(url, body(more), headers=hdrs)
+    is_(changes(), (0, 0), "the same long outputs resent with one more turn: no prefix change")
+    edited = [dict(m) for m in more]
+    edited[2] = tool_result(1, rows("a2"))
+    post_json(url, body(edited), headers=hdrs)
+    is_(changes(), (1, 1), "an earlier long tool output edited: one prefix change, in the messages")
 done()

@@ -74,8 +74,57 @@ static uint64_t h_bytes(uint64_t h, const void *p, size_t n)
     return hr_mix64(h ^ a) + b;
 }
 
+/* The request's long tool outputs by text address: their content hash is
+ * the host's unit hash (computed once per request, already for every unit
+ * of 2 kB or more, for the count cache), so the bulk of a conversation is
+ * not hashed a second time here. A text is a unit or not by its place in
+ * the request alone, so each turn hashes it the same way. */
+#define UNIT_HASH_MIN 2048
+struct unit_text {
+    const char *text;
+    size_t index;
+};
+struct unit_texts {
+    const struct hr_host *host;
+    struct hr_request *req;
+    size_t n;
+    struct unit_text *v; /* sorted by address */
+};
+
+static int cmp_unit_text(const void *x, const void *y)
+{
+    uintptr_t a = (uintptr_t)((const struct unit_text *)x)->text, b = (uintptr_t)((const struct unit_text *)y)->text;
+    return (a > b) - (a < b);
+}
+
+/* NULL-safe; ut->v NULL when the host has no unit_hash (before ABI 1.1) or
+ * no memory: every string is then hashed here. */
+static void unit_texts_init(struct unit_texts *ut, const struct hr_host *host, struct hr_request *req)
+{
+    *ut = (struct unit_texts){host, req, 0, NULL};
+    if (!HR_HAS_FIELD(host, struct hr_host, unit_hash) || !host->unit_hash || !req->n_units)
+        return;
+    if (!(ut->v = malloc(req->n_units * sizeof *ut->v)))
+        return;
+    for (size_t i = 0; i < req->n_units; i++)
+        if (req->units[i].len >= UNIT_HASH_MIN)
+            ut->v[ut->n++] = (struct unit_text){req->units[i].text, i};
+    qsort(ut->v, ut->n, sizeof *ut->v, cmp_unit_text);
+}
+
+static int unit_of(const struct unit_texts *ut, const char *text, size_t *index)
+{
+    if (!ut || !ut->n)
+        return 0;
+    struct unit_text key = {text, 0};
+    const struct unit_text *f = bsearch(&key, ut->v, ut->n, sizeof *ut->v, cmp_unit_text);
+    if (f)
+        *index = f->index;
+    return f != NULL;
+}
+
 /* Order-sensitive: providers cache bytes, so key order counts. */
-static uint64_t h_json(uint64_t h, json_t *v)
+static uint64_t h_json(uint64_t h, json_t *v, const struct unit_texts *ut)
 {
     unsigned char t = (unsigned char)json_typeof(v);
     h = h_bytes(h, &t, 1);
@@ -89,7 +138,7 @@ static uint64_t h_json(uint64_t h, json_t *v)
             if (!strcmp(k, "cache_control"))
                 continue;
             h = h_bytes(h, k, strlen(k) + 1);
-            h = h_json(h, x);
+            h = h_json(h, x, ut);
         }
         break;
     }
@@ -97,13 +146,22 @@ static uint64_t h_json(uint64_t h, json_t *v)
         size_t i;
         json_t *x;
         json_array_foreach(v, i, x)
-            h = h_json(h, x);
+            h = h_json(h, x, ut);
         h = h_bytes(h, "]", 1);
         break;
     }
-    case JSON_STRING:
-        h = h_bytes(h, json_string_value(v), json_string_length(v) + 1);
+    case JSON_STRING: {
+        const char *text = json_string_value(v);
+        size_t len = json_string_length(v), unit;
+        if (len >= UNIT_HASH_MIN && unit_of(ut, text, &unit)) {
+            uint64_t uh[2];
+            ut->host->unit_hash(ut->req, unit, uh);
+            h = hr_mix64(h ^ uh[0] ^ len) + uh[1];
+        } else {
+            h = h_bytes(h, text, len + 1);
+        }
         break;
+    }
     case JSON_INTEGER: {
         json_int_t i = json_integer_value(v);
         h = h_bytes(h, &i, sizeof i);
@@ -467,27 +525,30 @@ static void sess_drop(struct aligner *a, struct sess *s)
 /* Which parts changed since the session's previous request: bit 0 tools, 1 system,
  * 2 messages. Records the new state. Returns -1 on a new session. */
 static int track(struct aligner *a, const char *sid, uint64_t ht, uint64_t hs, json_t *msgs,
-                 size_t floor)
+                 size_t floor, const struct unit_texts *ut)
 {
     uint64_t idh = h_bytes(H0, sid, strlen(sid));
     size_t nm = json_array_size(msgs);
     if (floor > nm)
         floor = nm;
+    /* The protected messages hashed once, before the lock (it serves every
+     * worker, and this is most of a long conversation's bytes): cum[i]
+     * covers messages[0 .. i). */
+    uint64_t *cum = malloc((floor + 1) * sizeof *cum);
+    if (!cum)
+        return -1;
+    cum[0] = H0;
+    for (size_t i = 0; i < floor; i++)
+        cum[i + 1] = h_json(cum[i], json_array_get(msgs, i), ut);
+    uint64_t h = cum[floor];
     pthread_mutex_lock(&a->mu);
     struct sess *s = a->buckets[idh % a->n_buckets];
     while (s && (s->idh != idh || strcmp(s->id, sid)))
         s = s->hnext;
     int changed = -1;
-    /* Hash the protected messages once, noting the value at the old floor on the way. */
     size_t old_floor = s ? s->floor : 0;
-    uint64_t h = H0, h_at_old = H0;
-    for (size_t i = 0; i < floor; i++) {
-        if (i == old_floor)
-            h_at_old = h;
-        h = h_json(h, json_array_get(msgs, i));
-    }
-    if (old_floor == floor)
-        h_at_old = h;
+    uint64_t h_at_old = old_floor <= floor ? cum[old_floor] : H0;
+    free(cum);
     if (s) {
         changed = 0;
         if (s->h_tools != ht)
@@ -761,9 +822,12 @@ static int ca_apply(void *state, struct hr_request *req)
         }
     }
     if (a->track_prefix && req->session_id && *req->session_id) {
-        uint64_t ht = tools ? h_json(H0, tools) : H0;
+        struct unit_texts ut;
+        unit_texts_init(&ut, a->host, req);
+        uint64_t ht = tools ? h_json(H0, tools, NULL) : H0;
         json_t *msgs = hr_json_get(body, conversation_key(req));
-        int ch = track(a, req->session_id, ht, hs, msgs, req->protected_floor);
+        int ch = track(a, req->session_id, ht, hs, msgs, req->protected_floor, &ut);
+        free(ut.v);
         if (ch > 0) {
             atomic_fetch_add(&a->c[C_CHANGES], 1);
             if (req->provider == HR_PROVIDER_OPENAI || req->provider == HR_PROVIDER_ANTHROPIC)
