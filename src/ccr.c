@@ -230,8 +230,8 @@ void hr_ccr_shutdown(void)
     memset(&backend, 0, sizeof backend);
 }
 
-/* The addresses of the last originals this thread stored, by a fast hash of
- * their bytes: an agent resends every tool output each turn, so the same
+/* The addresses of the last originals stored (by any worker), by a fast
+ * hash of their bytes: an agent resends every tool output each turn, so the same
  * originals are stored again and again, and SHA-256 over all of them was
  * most of a long conversation's turn (21 M of 31 M instructions for 800 kB
  * of tool outputs, under callgrind). A remembered address is used only if
