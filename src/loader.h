@@ -27,6 +27,7 @@ struct hr_instance {
     struct hr_sink_queue *queue; /* sinks */
     int events_off;             /* sinks: asked for no events (hr_host.events_off) */
     atomic_ullong events, dropped;
+    atomic_int broke_units_only; /* transforms: warned once that HR_TF_UNITS_ONLY was not kept */
 };
 
 struct hr_plugins {

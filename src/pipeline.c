@@ -929,7 +929,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     json_t *snapshot = NULL;
     if (!lc) out->tokens_before = request_tokens(api, model, body, NULL); /* out of memory: count all now */
     for (size_t s = 0; s < out->n_stages; s++) {
-        const struct hr_instance *in = transforms[s];
+        struct hr_instance *in = transforms[s];
         struct hr_stage_result *r = &out->stages[s];
         out->tag_storage[s][0] = '\0';
         *r = (struct hr_stage_result){.struct_size = sizeof *r, .name = in->name, .tag = out->tag_storage[s]};
@@ -951,9 +951,11 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
         r->ms = hr_monotonic_ms() - st;
         int edited = c.req.body_edited;
         c.req.body_edited = edited_before || edited;
-        if (edited && only_units && !snapshot)
-            HR_WARN(LOGGER, "stage %s declares HR_TF_UNITS_ONLY but set body_edited: its edits outside units "
-                    "could not be undone; rebuild it without the flag", in->name);
+        /* once per stage: the instance is shared, the log would say it per request */
+        if (edited && only_units && !snapshot && !atomic_exchange(&in->broke_units_only, 1))
+            HR_WARN(LOGGER, "stage %s declares HR_TF_UNITS_ONLY but set body_edited: no copy of the body is taken "
+                    "before it, so its edits outside units cannot be undone when it fails and are counted as the "
+                    "client's; rebuild it without the flag", in->name);
         if (rc != 0 || r->ms > opts->stage_budget_ms) {
             undo_stage(&c, mark);
             if (snapshot) {

@@ -55,7 +55,7 @@ def units_stage(inst, fail=False, break_promise=False):
             % (inst, "yes" if fail else "no", "yes" if break_promise else "no"))
 
 
-def forwarded(stage_text):
+def forwarded(stage_text, posts=1):
     conf = ("host 127.0.0.1\nport @PORT@\nworkers 1\nopenai_api_url @MOCK_URL@\nplugin_dir %s\n%s"
             % (PLUGINS, stage_text))
     msgs = [{"role": "user", "content": "what failed?"},
@@ -63,8 +63,9 @@ def forwarded(stage_text):
              "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "sh", "arguments": "{}"}}]},
             {"role": "tool", "tool_call_id": "c1", "content": LOG}]
     with Mock() as m, Headroomd(conf_text=conf) as h:
-        r = post_json(h.url + "/v1/chat/completions", openai_body(messages=msgs),
-                      headers={"Authorization": "Bearer sk-t"})
+        for _ in range(posts):
+            r = post_json(h.url + "/v1/chat/completions", openai_body(messages=msgs),
+                          headers={"Authorization": "Bearer sk-t"})
         body = json.loads(m.last_request()["body"])
         tool = body["messages"][2]["content"]
         state = "replaced" if tool == "[units_editor]" else "original" if tool == LOG else "other: %r" % tool[:60]
@@ -90,8 +91,9 @@ for name, text, want_marks, want_tool in unit_cases:
 # A stage that declares HR_TF_UNITS_ONLY and edits the body anyway: its
 # units are still put back when it fails, the request is served, and the
 # log says which stage broke its promise and what to do.
-status, marks, tool, err = forwarded(units_stage("liar", fail=True, break_promise=True))
+status, marks, tool, err = forwarded(units_stage("liar", fail=True, break_promise=True), posts=2)
 is_((status, tool), (200, "original"), "a units-only stage that also edited the body and failed: units put back, 200")
 ok_ = "declares HR_TF_UNITS_ONLY but set body_edited" in err and "rebuild it without the flag" in err
 is_(ok_, True, "the log names the broken HR_TF_UNITS_ONLY promise and the fix")
+is_(err.count("declares HR_TF_UNITS_ONLY"), 1, "once for the stage, not once per request (2 requests)")
 done()
