@@ -801,9 +801,10 @@ static int ca_apply(void *state, struct hr_request *req)
     const char *txt[64];
     size_t lens[64];
     size_t nt = system_texts(body, txt, lens, 64);
+    /* the prompt's hash serves the volatile memo and the prefix tracking */
     uint64_t hs = H0;
     size_t total = 0;
-    for (size_t i = 0; i < nt; i++) {
+    for (size_t i = 0; (a->detect_volatile || a->track_prefix) && i < nt; i++) {
         hs = h_bytes(hs, txt[i], lens[i] + 1);
         total += lens[i];
     }
