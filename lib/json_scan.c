@@ -1256,38 +1256,80 @@ static size_t skim_value(const char *t, size_t i, size_t len)
     return i;
 }
 
-size_t hr_json_members(const char *t, size_t len, const char *const *keys, size_t n, const char **vals,
-                       size_t *vlens)
+/* Calls fn for each member of the root object, in order: 0 when the text
+ * is a whole object, -1 when not (fn may have been called for members seen
+ * before the fault). */
+typedef void (*member_fn)(void *ud, const char *key, size_t klen, const char *val, size_t vlen);
+
+static int each_member(const char *t, size_t len, member_fn fn, void *ud)
 {
-    size_t i = skim_ws(t, 0, len), found = 0;
-    for (size_t k = 0; k < n; k++) vals[k] = NULL;
-    if (i >= len || t[i] != '{') return 0;
+    size_t i = skim_ws(t, 0, len);
+    if (i >= len || t[i] != '{') return -1;
     i = skim_ws(t, i + 1, len);
     while (i < len && t[i] == '"') {
         size_t kstart = i + 1, kend = skim_string(t, i, len);
-        if (kend >= len) return 0;
-        size_t klen = kend - 1 - kstart, match = n;
-        for (size_t k = 0; k < n && match == n; k++)
-            if (strlen(keys[k]) == klen && !memcmp(t + kstart, keys[k], klen)) match = k;
+        if (kend >= len) return -1;
         i = skim_ws(t, kend, len);
-        if (i >= len || t[i] != ':') return 0;
+        if (i >= len || t[i] != ':') return -1;
         i = skim_ws(t, i + 1, len);
         size_t vend = skim_value(t, i, len);
-        if (vend >= len) return 0; /* the root never closed */
-        if (match < n && vend > i) {
-            found += !vals[match];
-            vals[match] = t + i;
-            vlens[match] = vend - i;
-        }
+        if (vend >= len || vend == i) return -1; /* no value, or the root never closed */
+        fn(ud, t + kstart, kend - 1 - kstart, t + i, vend - i);
         i = skim_ws(t, vend, len);
         if (i < len && t[i] == ',') i = skim_ws(t, i + 1, len);
         else break;
     }
-    if (i >= len || t[i] != '}') {
-        for (size_t k = 0; k < n; k++) vals[k] = NULL;
-        return 0;
-    }
-    return found;
+    return i < len && t[i] == '}' ? 0 : -1;
+}
+
+struct wanted {
+    const char *const *keys;
+    size_t n, found;
+    const char **vals;
+    size_t *vlens;
+};
+
+static void match_member(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    struct wanted *w = ud;
+    for (size_t k = 0; k < w->n; k++)
+        if (strlen(w->keys[k]) == klen && !memcmp(key, w->keys[k], klen)) {
+            w->found += !w->vals[k];
+            w->vals[k] = val;
+            w->vlens[k] = vlen;
+            return;
+        }
+}
+
+size_t hr_json_members(const char *t, size_t len, const char *const *keys, size_t n, const char **vals,
+                       size_t *vlens)
+{
+    struct wanted w = {keys, n, 0, vals, vlens};
+    for (size_t k = 0; k < n; k++) vals[k] = NULL;
+    if (each_member(t, len, match_member, &w) == 0) return w.found;
+    for (size_t k = 0; k < n; k++) vals[k] = NULL; /* not a whole object: not even what was seen */
+    return 0;
+}
+
+struct listed {
+    struct hr_json_span *out;
+    size_t n, max;
+};
+
+static void list_member(void *ud, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    struct listed *l = ud;
+    if (l->n < l->max) l->out[l->n] = (struct hr_json_span){key, klen, val, vlen};
+    l->n++;
+}
+
+int hr_json_member_list(const char *t, size_t len, struct hr_json_span *out, size_t max, size_t *n)
+{
+    struct listed l = {out, 0, max};
+    *n = 0;
+    if (each_member(t, len, list_member, &l) != 0) return -1;
+    *n = l.n;
+    return 0;
 }
 
 int hr_json_member(const char *t, size_t len, const char *key, const char **val, size_t *vlen)

@@ -96,6 +96,17 @@ int hr_json_member(const char *text, size_t len, const char *key, const char **v
 size_t hr_json_members(const char *text, size_t len, const char *const *keys, size_t n, const char **vals,
                        size_t *vlens);
 
+/* The root object's members in order, skimmed as hr_json_member does: the
+ * first `max` go to out, *n says how many there are. Returns 0, or -1 (and
+ * *n = 0) when the text is not a whole object. */
+struct hr_json_span {
+    const char *key; /* as written: a key with escapes is not decoded */
+    size_t klen;
+    const char *val;
+    size_t vlen;
+};
+int hr_json_member_list(const char *text, size_t len, struct hr_json_span *out, size_t max, size_t *n);
+
 /* The same member, read from whichever end of the root reaches it first: a
  * request's "model" comes before or after a megabyte of "messages" depending
  * on the client, and only the members between it and the nearer end are

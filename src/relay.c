@@ -215,17 +215,6 @@ static void replace_body(struct proxy_req *p, const json_t *answer)
     free(text);
 }
 
-/* Usage is read from the answer's "model" and "usage" members only: parsing
- * a whole answer (long texts, tool calls) to read a few numbers costs more
- * than the rest of the relay. */
-static void usage_from_answer(struct proxy_req *p, const char *text, size_t len)
-{
-    static const char *const keys[] = {"model", "usage"};
-    json_t *picked = hr_api_pick_members(text, len, keys, 2);
-    if (picked) p->api->usage_from_json(picked, &p->usage);
-    json_decref(picked);
-}
-
 static void on_done(void *ud, enum hr_xfer_result rc, const char *why)
 {
     struct proxy_req *p = ud;
@@ -282,7 +271,10 @@ static void on_done(void *ud, enum hr_xfer_result rc, const char *why)
             if (j && hr_retrieve_hide_tool(p->api, j)) replace_body(p, j);
             json_decref(j);
         } else {
-            usage_from_answer(p, text, len);
+            /* Only "model" and "usage" are read: parsing a whole answer (long
+             * texts, tool calls) to read a few numbers costs more than the rest
+             * of the relay. */
+            hr_api_read_answer(p->api, text, len, HR_READ_MODEL | HR_READ_USAGE, &p->usage);
         }
     }
     hr_admit_cache_store(p);

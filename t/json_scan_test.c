@@ -319,6 +319,12 @@ int main(void)
         static const char *const mo[] = {"mo", "model"};
         ok(hr_json_members(nul_key, sizeof nul_key - 1, mo, 2, vals, vlens) == 1 && !vals[0] && vals[1] &&
            *vals[1] == '2', "a key holding a NUL byte matches no shorter key");
+        /* Not a whole object: what was seen before the fault is not found either. */
+        static const char *const broken[] = {"{\"model\":\"m\",\"usage\":{\"n\":1", "{\"model\":\"m\",\"a\"}",
+                                             "{\"model\":\"m\",\"a\":}", "{\"model\":\"m\",\"usage", NULL};
+        for (const char *const *b = broken; *b; b++)
+            ok(hr_json_members(*b, strlen(*b), mo, 2, vals, vlens) == 0 && !vals[0] && !vals[1],
+               "members of '%s': none", *b);
     }
     /* hr_json_member_near on generated requests: the key first, last, between
      * two members longer than its first limits (4, 16, 64 KB), absent, or

@@ -3,6 +3,7 @@
  * Messages and Responses, cache fields, TTL buckets, reasoning tokens, bad
  * and hostile values. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,8 @@ static const struct hr_api *api_of(int p)
     return p == HR_PROVIDER_ANTHROPIC ? &hr_api_anthropic_messages : &hr_api_openai_chat;
 }
 
+static int text_path_checked, text_path_differs;
+
 static struct hr_usage from_json(int p, const char *text)
 {
     struct hr_usage u;
@@ -29,6 +32,21 @@ static struct hr_usage from_json(int p, const char *text)
         tap_diag("fixture does not parse: %s", err.text);
     api_of(p)->usage_from_json(j, &u);
     json_decref(j);
+    /* The relay reads a non-streamed answer from its text, skimming out
+     * "model" and "usage" (the usage object read as text unless it has
+     * escapes): it must read what the parse does, on every fixture here. */
+    struct hr_usage t;
+    memset(&t, 0, sizeof(t));
+    hr_api_read_answer(api_of(p), text, strlen(text), HR_READ_MODEL | HR_READ_USAGE, &t);
+    if (j && memcmp(&t, &u, sizeof t) != 0) {
+        text_path_differs++;
+        tap_diag("read from the text, differs from the parse: %s (input %llu/%llu, output %llu/%llu, cache read "
+                 "%llu/%llu, model '%s'/'%s')", text, (unsigned long long)t.input_tokens,
+                 (unsigned long long)u.input_tokens, (unsigned long long)t.output_tokens,
+                 (unsigned long long)u.output_tokens, (unsigned long long)t.cache_read_tokens,
+                 (unsigned long long)u.cache_read_tokens, t.model, u.model);
+    }
+    text_path_checked += j != NULL;
     return u;
 }
 
@@ -342,6 +360,70 @@ static void test_responses(void)
     ok(!u.seen, "responses sse: malformed response.completed ignored");
 }
 
+/* Answers whose usage the relay reads from the text: each goes through
+ * from_json, which compares the two readings. */
+static void test_answer_text(void)
+{
+    struct hr_usage u;
+
+    u = from_json(HR_PROVIDER_OPENAI, "{\"model\":\"gpt-4o\",\"usage\":{\"prompt_tokens\":1e3,\"completion_tokens\":2.0}}");
+    ok(u.input_tokens == 1000 && u.output_tokens == 2, "text: counts written as reals are read as the parse reads them");
+    u = from_json(HR_PROVIDER_OPENAI, "{\"usage\":{\"prompt_\\u0074okens\":10,\"completion_tokens\":2}}");
+    ok(u.input_tokens == 10 && u.output_tokens == 2, "text: a key written with an escape is still found (parsed)");
+    u = from_json(HR_PROVIDER_OPENAI, "{\"model\":\"gpt\\u002d4o\",\"usage\":{\"prompt_tokens\":5}}");
+    is_str(u.model, "gpt-4o", "text: a model written with an escape is decoded");
+    u = from_json(HR_PROVIDER_OPENAI, " { \"usage\" : { \"prompt_tokens\" : 7 , \"prompt_tokens_details\" : "
+                                      "{ \"cached_tokens\" : 3 } } , \"model\" : \"m\" } ");
+    ok(u.input_tokens == 4 && u.cache_read_tokens == 3, "text: whitespace everywhere");
+    is_str(u.model, "m", "text: model after usage");
+    u = from_json(HR_PROVIDER_OPENAI, "{\"usage\":{\"prompt_tokens\":1,\"prompt_tokens\":9},\"model\":\"a\",\"model\":\"b\"}");
+    ok(u.input_tokens == 9, "text: a repeated key counts as its last value, as jansson keeps it");
+    is_str(u.model, "b", "text: the last model");
+    u = from_json(HR_PROVIDER_OPENAI, "{\"usage\":{\"prompt_tokens\":9223372036854775807,\"completion_tokens\":-5,"
+                                      "\"completion_tokens_details\":{\"reasoning_tokens\":\"7\"}}}");
+    ok(u.seen && u.input_tokens == 0 && u.output_tokens == 0 && u.reasoning_tokens == 0,
+       "text: insane counts are dropped one by one");
+    u = from_json(HR_PROVIDER_OPENAI, "{\"usage\":{\"prompt_tokens\":3,\"prompt_tokens_details\":[1],"
+                                      "\"completion_tokens_details\":null},\"model\":\"\"}");
+    ok(u.seen && u.input_tokens == 3 && u.cache_read_tokens == 0, "text: details that are not objects are none");
+    u = from_json(HR_PROVIDER_ANTHROPIC,
+                  "{\"model\":\"claude-sonnet-4-5\",\"usage\":{\"input_tokens\":10,\"output_tokens\":4,"
+                  "\"cache_read_input_tokens\":100,\"cache_creation_input_tokens\":50,"
+                  "\"cache_creation\":{\"ephemeral_5m_input_tokens\":20,\"ephemeral_1h_input_tokens\":30}}}");
+    ok(u.cache_write_5m_tokens == 20 && u.cache_write_1h_tokens == 30 && u.cache_read_tokens == 100,
+       "text: anthropic's cache write breakdown");
+    u = from_json(HR_WIRE_RESPONSES_TEST, "{\"model\":\"gpt-5\",\"usage\":{\"input_tokens\":30,\"input_tokens_details\":"
+                                          "{\"cached_tokens\":10},\"output_tokens\":8,\"output_tokens_details\":"
+                                          "{\"reasoning_tokens\":6}}}");
+    ok(u.input_tokens == 20 && u.reasoning_tokens == 6, "text: responses' names");
+
+    /* More members than the text index holds: the rest are looked up in the text. */
+    char many[1024] = "{\"usage\":{";
+    for (int i = 0; i < 20; i++) snprintf(many + strlen(many), sizeof many - strlen(many), "\"f%d\":%d,", i, i);
+    strcat(many, "\"prompt_tokens\":41,\"prompt_tokens_details\":{\"cached_tokens\":40},\"completion_tokens\":1}}");
+    u = from_json(HR_PROVIDER_OPENAI, many);
+    ok(u.input_tokens == 1 && u.cache_read_tokens == 40 && u.output_tokens == 1,
+       "text: a usage object of 23 members is read whole");
+
+    /* What the parse cannot compare: a usage object that is not JSON reads as none. */
+    const char *bad = "{\"model\":\"m\",\"usage\":{\"prompt_tokens\":1,}}";
+    memset(&u, 0, sizeof u);
+    hr_api_read_answer(&hr_api_openai_chat, bad, strlen(bad), HR_READ_MODEL | HR_READ_USAGE, &u);
+    ok(!u.seen && u.input_tokens == 0, "text: a usage object that is not valid JSON gives no usage");
+    is_str(u.model, "m", "text: the model is still read");
+    const char *badutf8 = "{\"model\":\"g\xff\",\"usage\":{\"prompt_tokens\":1}}";
+    memset(&u, 0, sizeof u);
+    hr_api_read_answer(&hr_api_openai_chat, badutf8, strlen(badutf8), HR_READ_MODEL | HR_READ_USAGE, &u);
+    ok(u.seen && u.input_tokens == 1 && u.model[0] == '\0', "text: a model that is not UTF-8 is no model");
+    const char *cut = "{\"model\":\"m\",\"usage\":{\"prompt_tokens\":1";
+    memset(&u, 0, sizeof u);
+    hr_api_read_answer(&hr_api_openai_chat, cut, strlen(cut), HR_READ_MODEL | HR_READ_USAGE, &u);
+    ok(!u.seen && u.model[0] == '\0', "text: a cut answer gives nothing");
+
+    ok(text_path_checked >= 25 && text_path_differs == 0,
+       "every parsed fixture (%d) reads the same from its text (%d differ)", text_path_checked, text_path_differs);
+}
+
 int main(void)
 {
     test_openai_json();
@@ -349,5 +431,6 @@ int main(void)
     test_openai_sse();
     test_anthropic_sse();
     test_responses();
+    test_answer_text();
     return tap_exit();
 }

@@ -46,11 +46,11 @@ static void find_units(json_t *body, hr_api_unit_fn add, void *ud)
 /* `delta`: a message_delta, where the counts other than output_tokens are
  * only taken when non-zero (older API versions send nothing or zeros there;
  * message_start already gave the real values). */
-static void read_usage(struct hr_usage *u, const json_t *usage, int delta)
+static void read_usage(struct hr_usage *u, const struct hr_api_obj *usage, int delta)
 {
     uint64_t v;
     int have_write = 0, have_breakdown = 0;
-    if (!json_is_object(usage)) return;
+    if (!hr_api_obj_is(usage)) return;
     u->seen = 1;
     if (hr_api_get_count(usage, "input_tokens", &v) && (v || !delta)) u->input_tokens = v;
     if (hr_api_get_count(usage, "output_tokens", &v)) u->output_tokens = v; /* cumulative: the latest wins */
@@ -59,13 +59,14 @@ static void read_usage(struct hr_usage *u, const json_t *usage, int delta)
         u->cache_write_tokens = v;
         have_write = 1;
     }
-    const json_t *cc = json_object_get(usage, "cache_creation");
-    if (json_is_object(cc)) {
-        if (hr_api_get_count(cc, "ephemeral_5m_input_tokens", &v)) {
+    struct hr_api_obj cc;
+    hr_api_obj_get(usage, "cache_creation", &cc);
+    if (hr_api_obj_is(&cc)) {
+        if (hr_api_get_count(&cc, "ephemeral_5m_input_tokens", &v)) {
             have_breakdown = 1;
             if (v || !delta) u->cache_write_5m_tokens = v;
         }
-        if (hr_api_get_count(cc, "ephemeral_1h_input_tokens", &v)) {
+        if (hr_api_get_count(&cc, "ephemeral_1h_input_tokens", &v)) {
             have_breakdown = 1;
             if (v || !delta) u->cache_write_1h_tokens = v;
         }
@@ -83,11 +84,21 @@ static void read_usage(struct hr_usage *u, const json_t *usage, int delta)
     }
 }
 
+static void usage_read(const struct hr_api_obj *usage, struct hr_usage *u) { read_usage(u, usage, 0); }
+
+/* The member "usage" of `parent`, read as read_usage does. */
+static void usage_of(const json_t *parent, int delta, struct hr_usage *u)
+{
+    struct hr_api_obj o;
+    hr_api_obj_json(&o, json_object_get(parent, "usage"));
+    read_usage(u, &o, delta);
+}
+
 static void usage_from_json(const json_t *answer, struct hr_usage *u)
 {
     if (!json_is_object(answer)) return;
     hr_api_set_model(u, answer);
-    read_usage(u, json_object_get(answer, "usage"), 0);
+    usage_of(answer, 0, u);
 }
 
 static void usage_from_sse(const char *event, size_t event_len, const char *data, size_t len, struct hr_usage *u)
@@ -111,9 +122,9 @@ static void usage_from_sse(const char *event, size_t event_len, const char *data
         if (start) {
             const json_t *msg = json_object_get(root, "message");
             hr_api_set_model(u, msg);
-            read_usage(u, json_object_get(msg, "usage"), 0);
+            usage_of(msg, 0, u);
         } else if (!json_is_string(type) || !strcmp(json_string_value(type), "message_delta")) {
-            read_usage(u, json_object_get(root, "usage"), 1);
+            usage_of(root, 1, u);
         }
     }
     json_decref(root);
@@ -194,6 +205,7 @@ const struct hr_api hr_api_anthropic_messages = {
     .find_units = find_units,
     .user_text = hr_api_message_user_text,
     .usage_from_json = usage_from_json,
+    .usage_read = usage_read,
     .usage_from_sse = usage_from_sse,
     .error_body = error_body,
     .stream_error = stream_error,

@@ -10,6 +10,7 @@
 #define HR_API_H
 #include <stddef.h>
 #include <jansson.h>
+#include "json_scan.h"
 #include "headroom/plugin.h"
 #include "usage.h"
 
@@ -29,6 +30,17 @@ typedef void (*hr_api_unit_fn)(void *ud, json_t *holder, const char *key, size_t
 
 /* Hands back a tool result for a headroom_retrieve call (new reference). */
 typedef json_t *(*hr_api_result_fn)(const char *hash);
+
+/* A JSON object as jansson built it (json), or as text indexed by one skim
+ * of its members (text): usage readers take either, so a small answer's
+ * usage costs no tree. Set by hr_api_obj_json or hr_api_obj_text. */
+#define HR_API_OBJ_MEMBERS 16
+struct hr_api_obj {
+    const json_t *json;
+    const char *text; /* NULL: no object, unless json */
+    size_t len, n;    /* n members; past HR_API_OBJ_MEMBERS, looked up in text */
+    struct hr_json_span m[HR_API_OBJ_MEMBERS];
+};
 
 struct hr_api {
     const char *name;                 /* "openai_chat", also the `wire_format` in events and logs */
@@ -51,6 +63,8 @@ struct hr_api {
 
     /* ---- the answer */
     void (*usage_from_json)(const json_t *answer, struct hr_usage *u);
+    /* The answer's "usage" object, parsed or as text (hr_api_read_answer). */
+    void (*usage_read)(const struct hr_api_obj *usage, struct hr_usage *u);
     /* One event of a streamed answer; must be cheap on events without usage. */
     void (*usage_from_sse)(const char *event, size_t event_len, const char *data, size_t len, struct hr_usage *u);
 
@@ -100,18 +114,28 @@ const char *hr_api_foreign_credential(const struct hr_api *api);
 const char *hr_provider_name(enum hr_provider p);
 
 /* Shared by adapters (api_common.c). */
-int hr_api_get_count(const json_t *obj, const char *key, uint64_t *out);
+/* A token count of the object's member `key`; 0 when absent or not a sane count. */
+int hr_api_get_count(const struct hr_api_obj *o, const char *key, uint64_t *out);
+/* o is the JSON object `j`, or none when j is not an object. */
+void hr_api_obj_json(struct hr_api_obj *o, const json_t *j);
+/* o is the object `text` and returns 1 when it is valid JSON, an object, and
+ * has no escape (a key written with escapes would not be found); else 0.
+ * `checked`: the caller knows all that already. */
+int hr_api_obj_text(struct hr_api_obj *o, const char *text, size_t len, int checked);
+int hr_api_obj_is(const struct hr_api_obj *o);
+/* out is o's member `key` when that is an object, else none. */
+void hr_api_obj_get(const struct hr_api_obj *o, const char *key, struct hr_api_obj *out);
+/* Model and usage of an answer (or of a stream's chunk), read from its text:
+ * only the two members are skimmed out, and the usage object is read as
+ * text when it has no escapes (jansson builds it otherwise). Gives what
+ * usage_from_json gives on the parsed answer. HR_READ_EXACT: the caller
+ * knows hr_api_pick_exact holds for the whole text (nothing is checked again). */
+enum { HR_READ_MODEL = 1, HR_READ_USAGE = 2, HR_READ_EXACT = 4 };
+void hr_api_read_answer(const struct hr_api *api, const char *text, size_t len, unsigned what, struct hr_usage *u);
 void hr_api_set_model(struct hr_usage *u, const json_t *obj);
 int hr_api_str_is(const char *s, size_t n, const char *lit);
 /* The `"usage": {` test that spares a JSON parse per streamed chunk. */
 int hr_api_has_usage_object(const char *data, size_t len);
-/* An object of the members `keys` (at most 4) of the JSON object `text`,
- * as they would be in its parsed tree: only they are parsed, the rest is
- * skimmed (hr_json_members), which costs a fraction of a whole parse. Text
- * that is not an object gives an empty object; NULL only out of memory.
- * The text is not validated: hr_api_pick_exact says when the result is
- * exactly what a parse of the whole text would hold. */
-json_t *hr_api_pick_members(const char *text, size_t len, const char *const *keys, size_t n);
 /* The text is valid JSON (jansson's rules) and has no escape or NUL byte
  * that the skim could read differently from jansson. */
 int hr_api_pick_exact(const char *text, size_t len);
@@ -119,11 +143,11 @@ int hr_api_pick_exact(const char *text, size_t len);
 struct hr_api_openai_usage_keys {
     const char *input, *input_details, *output, *output_details;
 };
-void hr_api_openai_usage(struct hr_usage *u, const json_t *usage, const struct hr_api_openai_usage_keys *k);
+void hr_api_openai_usage(struct hr_usage *u, const struct hr_api_obj *usage, const struct hr_api_openai_usage_keys *k);
 /* The "hash" member of a tool call's JSON `arguments` string (malloc'd), or NULL. */
 char *hr_api_hash_argument(const char *arguments);
 /* OpenAI's cache_write_tokens in prompt/input token details (see api_common.c). */
-void hr_api_openai_cache_writes(const json_t *details, struct hr_usage *u);
+void hr_api_openai_cache_writes(const struct hr_api_obj *details, struct hr_usage *u);
 /* {"error":{"message","type","param":null,"code"}}: OpenAI's error shape. */
 json_t *hr_api_openai_error(const char *type, const char *code, const char *message);
 /* A user turn's string content, or its first `part_type` part ("text";

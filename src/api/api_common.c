@@ -9,59 +9,87 @@
 #include "api.h"
 #include "json_get.h"
 #include "json_load.h"
-#include "json_pool.h"
 #include "json_scan.h"
+#include "tokenizer.h"
+
+void hr_api_obj_json(struct hr_api_obj *o, const json_t *j)
+{
+    o->json = json_is_object(j) ? j : NULL;
+    o->text = NULL;
+}
+
+int hr_api_obj_text(struct hr_api_obj *o, const char *text, size_t len, int checked)
+{
+    o->json = NULL;
+    o->text = NULL;
+    /* A key written with escapes is the same key to jansson, not to the skim. */
+    if (!checked && (!len || text[0] != '{' || memchr(text, '\\', len) || hr_json_scan(text, len, 0, NULL, NULL) != 0))
+        return 0;
+    if (hr_json_member_list(text, len, o->m, HR_API_OBJ_MEMBERS, &o->n) != 0) return 0;
+    o->text = text;
+    o->len = len;
+    return 1;
+}
+
+int hr_api_obj_is(const struct hr_api_obj *o) { return o->json || o->text; }
+
+/* The value of the text object's member `key` (the last of that name, as jansson keeps). */
+static const char *text_member(const struct hr_api_obj *o, const char *key, size_t *vlen)
+{
+    const char *v;
+    if (o->n > HR_API_OBJ_MEMBERS) return hr_json_member(o->text, o->len, key, &v, vlen) ? v : NULL;
+    size_t kl = strlen(key);
+    for (size_t i = o->n; i-- > 0;)
+        if (o->m[i].klen == kl && !memcmp(o->m[i].key, key, kl)) {
+            *vlen = o->m[i].vlen;
+            return o->m[i].val;
+        }
+    return NULL;
+}
+
+void hr_api_obj_get(const struct hr_api_obj *o, const char *key, struct hr_api_obj *out)
+{
+    if (o->json) {
+        hr_api_obj_json(out, hr_json_get(o->json, key));
+        return;
+    }
+    size_t n;
+    const char *v = o->text ? text_member(o, key, &n) : NULL;
+    if (v && v[0] == '{') hr_api_obj_text(out, v, n, 1); /* part of checked text */
+    else hr_api_obj_json(out, NULL);
+}
+
+static int count_of_int(int64_t i, uint64_t *out)
+{
+    if (i < 0 || (uint64_t)i > HR_USAGE_MAX_TOKENS) return 0;
+    *out = (uint64_t)i;
+    return 1;
+}
+
+/* Some OpenAI-compatible servers print counts as 12.0. */
+static int count_of_real(double d, uint64_t *out)
+{
+    if (!(d >= 0.0 && d <= (double)HR_USAGE_MAX_TOKENS) || (double)(uint64_t)d != d) return 0;
+    *out = (uint64_t)d;
+    return 1;
+}
 
 /* A token count; 0 when absent or not a sane count, so one bad field never
  * spoils the rest of the object. */
-int hr_api_get_count(const json_t *obj, const char *key, uint64_t *out)
+int hr_api_get_count(const struct hr_api_obj *o, const char *key, uint64_t *out)
 {
-    const json_t *v = hr_json_get(obj, key);
-    if (json_is_integer(v)) {
-        json_int_t i = json_integer_value(v);
-        if (i < 0 || (uint64_t)i > HR_USAGE_MAX_TOKENS) return 0;
-        *out = (uint64_t)i;
-        return 1;
+    if (o->json) {
+        const json_t *v = hr_json_get(o->json, key);
+        if (json_is_integer(v)) return count_of_int(json_integer_value(v), out);
+        if (json_is_real(v)) return count_of_real(json_real_value(v), out);
+        return 0;
     }
-    if (json_is_real(v)) {
-        /* Some OpenAI-compatible servers print counts as 12.0. */
-        double d = json_real_value(v);
-        if (!(d >= 0.0 && d <= (double)HR_USAGE_MAX_TOKENS) || (double)(uint64_t)d != d) return 0;
-        *out = (uint64_t)d;
-        return 1;
-    }
-    return 0;
-}
-
-#define PICK_MAX 4
-
-json_t *hr_api_pick_members(const char *text, size_t len, const char *const *keys, size_t n)
-{
-    const char *vals[PICK_MAX];
-    size_t vlens[PICK_MAX];
-    if (n > PICK_MAX) return NULL;
-    hr_json_members(text, len, keys, n, vals, vlens);
-    int pooled = hr_json_pool_begin(); /* freed with the request: json_pool.c */
-    json_t *picked = json_object();
-    for (size_t i = 0; picked && i < n; i++) {
-        const char *v = vals[i];
-        size_t vlen = vlens[i];
-        if (!v) continue;
-        /* jansson's json_loadb costs ~7 k instructions even for a short
-         * value: a plain string is taken as it is, an object by our loader. */
-        json_t *value;
-        if (vlen >= 2 && v[0] == '"' && v[vlen - 1] == '"' && !memchr(v, '\\', vlen))
-            value = json_stringn(v + 1, vlen - 2);
-        else if (vlen && v[0] == '{')
-            value = hr_json_load(v, vlen, NULL);
-        else if (vlen == 4 && !memcmp(v, "null", 4)) /* every chunk's "usage":null with include_usage */
-            value = json_null();
-        else
-            value = json_loadb(v, vlen, JSON_DECODE_ANY, NULL);
-        if (value) json_object_set_new(picked, keys[i], value);
-    }
-    if (pooled) hr_json_pool_end();
-    return picked;
+    size_t n;
+    const char *v = o->text ? text_member(o, key, &n) : NULL;
+    if (!v || !(v[0] == '-' || (unsigned)(v[0] - '0') < 10)) return 0;
+    int64_t i;
+    double d;
+    return hr_json_number(v, n, &i, &d) ? count_of_int(i, out) : count_of_real(d, out);
 }
 
 int hr_api_pick_exact(const char *text, size_t len)
@@ -71,18 +99,53 @@ int hr_api_pick_exact(const char *text, size_t len)
     return !memchr(text, '\\', len) && !memchr(text, '\0', len) && hr_json_scan(text, len, 0, NULL, NULL) == 0;
 }
 
+/* The model's first bytes, cut on a character boundary so the name stays valid UTF-8. */
+static void set_model_bytes(struct hr_usage *u, const char *s, size_t len)
+{
+    size_t n = len < sizeof(u->model) - 1 ? len : sizeof(u->model) - 1;
+    if (n < len)
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+    if (n == 0) return;
+    memcpy(u->model, s, n);
+    u->model[n] = '\0';
+}
+
 void hr_api_set_model(struct hr_usage *u, const json_t *obj)
 {
     const json_t *m = hr_json_get(obj, "model");
     if (!json_is_string(m)) return;
     const char *s = json_string_value(m);
-    size_t n = strnlen(s, sizeof(u->model) - 1);
-    /* Truncate on a character boundary so the name stays valid UTF-8. */
-    if (s[n] != '\0')
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
-    if (n == 0) return;
-    memcpy(u->model, s, n);
-    u->model[n] = '\0';
+    set_model_bytes(u, s, strnlen(s, sizeof(u->model)));
+}
+
+void hr_api_read_answer(const struct hr_api *api, const char *text, size_t len, unsigned what, struct hr_usage *u)
+{
+    static const char *const keys[] = {"model", "usage"};
+    const char *v[2];
+    size_t n[2];
+    hr_json_members(text, len, keys, 2, v, n);
+    if (!(what & HR_READ_MODEL)) {
+    } else if (v[0] && n[0] >= 2 && v[0][0] == '"' && v[0][n[0] - 1] == '"' && !memchr(v[0], '\\', n[0])) {
+        /* As json_stringn takes it: valid UTF-8 (an empty name is none). */
+        const char *s = v[0] + 1;
+        size_t sl = n[0] - 2;
+        if ((what & HR_READ_EXACT) || hr_utf8_valid_prefix((const uint8_t *)s, sl) == sl)
+            set_model_bytes(u, s, strnlen(s, sl));
+    } else if (v[0]) {
+        json_t *m = json_loadb(v[0], n[0], JSON_DECODE_ANY, NULL);
+        if (json_is_string(m)) set_model_bytes(u, json_string_value(m), strnlen(json_string_value(m), sizeof(u->model)));
+        json_decref(m);
+    }
+    if (!(what & HR_READ_USAGE) || !v[1]) return;
+    struct hr_api_obj usage;
+    if (hr_api_obj_text(&usage, v[1], n[1], (what & HR_READ_EXACT) && v[1][0] == '{')) {
+        api->usage_read(&usage, u);
+        return;
+    }
+    json_t *j = hr_json_load(v[1], n[1], NULL); /* escapes or not valid: jansson's reading */
+    hr_api_obj_json(&usage, j);
+    api->usage_read(&usage, u);
+    json_decref(j);
 }
 
 int hr_api_str_is(const char *s, size_t n, const char *lit)
@@ -178,7 +241,7 @@ void hr_api_add_text_parts(json_t *content, size_t item, const char *tool, hr_ap
 /* Models that bill prompt-cache writes (GPT-5.6 on) report them in the
  * input details as cache_write_tokens, inside the input total: moved from
  * uncached input to cache writes, priced at the table's cache_write_5m. */
-void hr_api_openai_cache_writes(const json_t *details, struct hr_usage *u)
+void hr_api_openai_cache_writes(const struct hr_api_obj *details, struct hr_usage *u)
 {
     uint64_t written = 0;
     if (!hr_api_get_count(details, "cache_write_tokens", &written) || !written || written > u->input_tokens) return;
@@ -191,21 +254,22 @@ void hr_api_openai_cache_writes(const json_t *details, struct hr_usage *u)
  * cached part (and, from GPT-5.6, the cache writes), the output total the
  * reasoning part. A breakdown larger than its total is nonsense: the total
  * is trusted and the breakdown dropped. */
-void hr_api_openai_usage(struct hr_usage *u, const json_t *usage, const struct hr_api_openai_usage_keys *k)
+void hr_api_openai_usage(struct hr_usage *u, const struct hr_api_obj *usage, const struct hr_api_openai_usage_keys *k)
 {
     uint64_t input = 0, cached = 0, output = 0, reasoning = 0;
-    if (!json_is_object(usage)) return;
+    struct hr_api_obj details;
+    if (!hr_api_obj_is(usage)) return;
     u->seen = 1;
     int have_input = hr_api_get_count(usage, k->input, &input);
-    const json_t *details = hr_json_get(usage, k->input_details);
-    int have_cached = hr_api_get_count(details, "cached_tokens", &cached);
+    hr_api_obj_get(usage, k->input_details, &details);
+    int have_cached = hr_api_get_count(&details, "cached_tokens", &cached);
     if (have_input && have_cached && cached > input) have_cached = 0;
     if (have_cached) u->cache_read_tokens = cached;
     if (have_input) u->input_tokens = input - (have_cached ? cached : 0);
-    hr_api_openai_cache_writes(details, u);
+    hr_api_openai_cache_writes(&details, u);
     if (hr_api_get_count(usage, k->output, &output)) u->output_tokens = output;
-    if (hr_api_get_count(hr_json_get(usage, k->output_details), "reasoning_tokens", &reasoning) &&
-        reasoning <= u->output_tokens)
+    hr_api_obj_get(usage, k->output_details, &details);
+    if (hr_api_get_count(&details, "reasoning_tokens", &reasoning) && reasoning <= u->output_tokens)
         u->reasoning_tokens = reasoning;
 }
 

@@ -44,11 +44,21 @@ static void find_units(json_t *body, hr_api_unit_fn add, void *ud)
 static const struct hr_api_openai_usage_keys usage_keys = {"prompt_tokens", "prompt_tokens_details", "completion_tokens",
                                                            "completion_tokens_details"};
 
+static void usage_read(const struct hr_api_obj *usage, struct hr_usage *u) { hr_api_openai_usage(u, usage, &usage_keys); }
+
+/* The member "usage" of `parent`, read as usage_read does. */
+static void usage_of(const json_t *parent, struct hr_usage *u)
+{
+    struct hr_api_obj o;
+    hr_api_obj_json(&o, hr_json_get(parent, "usage"));
+    usage_read(&o, u);
+}
+
 static void usage_from_json(const json_t *answer, struct hr_usage *u)
 {
     if (!json_is_object(answer)) return;
     hr_api_set_model(u, answer);
-    hr_api_openai_usage(u, hr_json_get(answer, "usage"), &usage_keys);
+    usage_of(answer, u);
 }
 
 static void usage_from_sse(const char *event, size_t event_len, const char *data, size_t len, struct hr_usage *u)
@@ -61,17 +71,17 @@ static void usage_from_sse(const char *event, size_t event_len, const char *data
     int want_model = u->model[0] == '\0' && memmem(data, len, "\"model\"", 7) != NULL;
     int want_usage = hr_api_has_usage_object(data, len);
     if (!want_model && !want_usage) return;
-    /* The chunk's choices are not read: only "model" and "usage" are
-     * parsed when that reads them as the whole parse would. */
-    const char *keys[2];
-    size_t n = 0;
-    if (want_model) keys[n++] = "model";
-    if (want_usage) keys[n++] = "usage";
-    json_t *root = hr_api_pick_exact(data, len) ? hr_api_pick_members(data, len, keys, n)
-                                                : hr_json_load(data, len, NULL); /* json_loadb's result */
+    /* The chunk's choices are not read: only "model" and "usage", from the
+     * text when that reads them as the whole parse would. */
+    if (hr_api_pick_exact(data, len)) {
+        unsigned what = HR_READ_EXACT | (want_model ? HR_READ_MODEL : 0) | (want_usage ? HR_READ_USAGE : 0);
+        hr_api_read_answer(&hr_api_openai_chat, data, len, what, u);
+        return;
+    }
+    json_t *root = hr_json_load(data, len, NULL); /* json_loadb's result */
     if (json_is_object(root)) {
         if (want_model) hr_api_set_model(u, root);
-        if (want_usage) hr_api_openai_usage(u, hr_json_get(root, "usage"), &usage_keys);
+        if (want_usage) usage_of(root, u);
     }
     json_decref(root);
 }
@@ -152,6 +162,7 @@ const struct hr_api hr_api_openai_chat = {
     .find_units = find_units,
     .user_text = hr_api_message_user_text,
     .usage_from_json = usage_from_json,
+    .usage_read = usage_read,
     .usage_from_sse = usage_from_sse,
     .error_body = error_body,
     .stream_error = stream_error,

@@ -58,11 +58,21 @@ static const char *user_text(const json_t *item) { return hr_api_user_text(item,
 static const struct hr_api_openai_usage_keys usage_keys = {"input_tokens", "input_tokens_details", "output_tokens",
                                                            "output_tokens_details"};
 
+static void usage_read(const struct hr_api_obj *usage, struct hr_usage *u) { hr_api_openai_usage(u, usage, &usage_keys); }
+
+/* The member "usage" of `parent`, read as usage_read does. */
+static void usage_of(const json_t *parent, struct hr_usage *u)
+{
+    struct hr_api_obj o;
+    hr_api_obj_json(&o, json_object_get(parent, "usage"));
+    usage_read(&o, u);
+}
+
 static void usage_from_json(const json_t *answer, struct hr_usage *u)
 {
     if (!json_is_object(answer)) return;
     hr_api_set_model(u, answer);
-    hr_api_openai_usage(u, json_object_get(answer, "usage"), &usage_keys);
+    usage_of(answer, u);
 }
 
 /* Events that carry the whole response: created (model), and the three
@@ -89,7 +99,7 @@ static void usage_from_sse(const char *event, size_t event_len, const char *data
     const json_t *response = json_object_get(root, "response");
     if (json_is_object(response)) {
         hr_api_set_model(u, response);
-        if (final) hr_api_openai_usage(u, json_object_get(response, "usage"), &usage_keys);
+        if (final) usage_of(response, u);
     }
     json_decref(root);
 }
@@ -181,6 +191,7 @@ const struct hr_api hr_api_openai_responses = {
     .find_units = find_units,
     .user_text = user_text,
     .usage_from_json = usage_from_json,
+    .usage_read = usage_read,
     .usage_from_sse = usage_from_sse,
     .error_body = error_body,
     .stream_error = stream_error,
