@@ -115,7 +115,7 @@ struct job {
     const struct hr_text_driver *d;
     struct cand *c;
     const char *query, *model;
-    struct hr_request *req;     /* for unit_tokens_at_least only (1.3) */
+    struct hr_request *req;     /* for unit_tokens_at_least (1.3) and ccr_put_unit (1.6) only */
 };
 
 static void run_one(void *ctx, size_t i)
@@ -146,7 +146,7 @@ static void run_one(void *ctx, size_t i)
     if (c->tokens == HR_TOKENS_UNKNOWN ? !d->host->unit_tokens_at_least(j->req, c->unit, hr_tokens_for_savings(after, d->min_savings))
                                        : (double)after > (1.0 - d->min_savings) * (double)c->tokens)
         return;
-    c->keep = d->host->ccr_put(c->text, c->len, c->hash) == HR_OK ? 1 : -1;
+    c->keep = hr_ccr_put_unit(d->host, j->req, c->unit, c->hash) == HR_OK ? 1 : -1;
     if (c->keep == 1)
         hr_text_set_hash(&c->out, c->hash);
 }
@@ -157,6 +157,8 @@ int hr_text_apply(const struct hr_text_driver *d, struct hr_request *req)
     if (!req->n_units)
         return HR_OK; /* most requests: no tool output to look at, nothing to allocate or hash */
     int abi11 = HR_HAS_FIELD(h, struct hr_host, parallel_for);
+    /* A 1.6 host keeps HR_UNIT_HAS_MARKER current: no text is searched twice. */
+    int flagged = hr_host_tracks_markers(h);
     struct cand *c = calloc(req->n_units, sizeof *c);
     if (!c)
         return HR_ENOMEM;
@@ -170,7 +172,7 @@ int hr_text_apply(const struct hr_text_driver *d, struct hr_request *req)
         /* The type test first: the marker searches read the whole text, and a
          * JSON output (most of a request's bytes) is never this driver's. */
         if (u->flags & (HR_UNIT_PROTECTED | HR_UNIT_HAS_MARKER) || !d->accept(d->cfg, u) ||
-            strstr(u->text, "{\"" HR_MARKER_KEY "\":") || strstr(u->text, HR_TEXT_MARKER) ||
+            (!flagged && (strstr(u->text, "{\"" HR_MARKER_KEY "\":") || strstr(u->text, HR_TEXT_MARKER))) ||
             !hr_unit_tokens_at_least(h, req, i, d->min_tokens))
             continue;
         c[n] = (struct cand){.unit = i, .text = u->text, .len = u->len, .tokens = u->tokens};

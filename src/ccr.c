@@ -249,10 +249,16 @@ static pthread_mutex_t put_memo_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int hr_ccr_put(const char *data, size_t len, char hash_out[HR_CCR_HASH_LEN + 1])
 {
+    uint64_t h[2] = {0, 0};
+    if (len >= PUT_MEMO_MIN && backend.refresh) hr_hash128(data, len, &h[0], &h[1]);
+    return hr_ccr_put_hashed(data, len, h, hash_out);
+}
+
+int hr_ccr_put_hashed(const char *data, size_t len, const uint64_t content_hash[2], char hash_out[HR_CCR_HASH_LEN + 1])
+{
     struct put_memo *pm = NULL, seen = {0};
-    uint64_t h1 = 0, h2 = 0;
+    uint64_t h1 = content_hash[0], h2 = content_hash[1];
     if (len >= PUT_MEMO_MIN && backend.refresh) {
-        hr_hash128(data, len, &h1, &h2);
         pm = &put_memo[h1 % PUT_MEMO_SLOTS];
         pthread_mutex_lock(&put_memo_lock);
         seen = *pm;

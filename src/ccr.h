@@ -55,6 +55,9 @@ void hr_ccr_shutdown(void);
 /* Content hash as HR_CCR_HASH_LEN lowercase hex chars. */
 void hr_ccr_hash(const char *data, size_t len, char out[HR_CCR_HASH_LEN + 1]);
 int hr_ccr_put(const char *data, size_t len, char hash_out[HR_CCR_HASH_LEN + 1]);
+/* hr_ccr_put when the caller has hr_hash128 of `data` already (the
+ * pipeline's unit hash): the address is still SHA-256's. */
+int hr_ccr_put_hashed(const char *data, size_t len, const uint64_t content_hash[2], char hash_out[HR_CCR_HASH_LEN + 1]);
 /* Store under a given address (content another instance hashed). A
  * different content already there is refused (HR_EINVAL) and counted as a
  * collision: a marker in flight keeps pointing at what it meant. */

@@ -211,4 +211,5 @@ const struct hr_host hr_host_table = {
     .events_off = events_off,
     .unit_tokens_at_least = hr_pipeline_unit_tokens_at_least,
     .unit_tokens = hr_pipeline_unit_tokens,
+    .ccr_put_unit = hr_pipeline_ccr_put_unit,
 };

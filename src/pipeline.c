@@ -52,6 +52,7 @@ struct journal_entry {
     json_t *old_value;     /* reference held */
     size_t old_tokens;     /* HR_TOKENS_UNKNOWN: the uncounted original */
     int was_original;
+    uint32_t old_flags;
 };
 
 struct req_ctx {
@@ -240,6 +241,15 @@ size_t hr_pipeline_unit_tokens(struct hr_request *req, size_t i)
     return req->units[i].tokens;
 }
 
+/* HR_UNIT_HAS_MARKER as the unit's current text has it: set when units are
+ * found, and again whenever a stage replaces or a failure restores a text
+ * (ABI 1.6: stages rely on it instead of searching themselves). */
+static void flag_marker(struct hr_unit *u)
+{
+    int has = strstr(u->text, "\"" HR_MARKER_KEY "\"") || strstr(u->text, HR_TEXT_MARKER);
+    u->flags = has ? u->flags | HR_UNIT_HAS_MARKER : u->flags & ~HR_UNIT_HAS_MARKER;
+}
+
 int hr_pipeline_unit_replace(struct hr_request *req, size_t i, const char *text, size_t len)
 {
     struct req_ctx *c = ctx_of(req);
@@ -263,7 +273,7 @@ int hr_pipeline_unit_replace(struct hr_request *req, size_t i, const char *text,
         c->cap_journal = cap;
     }
     c->journal[c->n_journal++] =
-        (struct journal_entry){i, json_incref(hr_json_get(r->holder, r->key)), u->tokens, r->original};
+        (struct journal_entry){i, json_incref(hr_json_get(r->holder, r->key)), u->tokens, r->original, u->flags};
     json_object_set_new(r->holder, r->key, s);
     r->hashed = 0;
     r->replaced = 1;
@@ -277,6 +287,7 @@ int hr_pipeline_unit_replace(struct hr_request *req, size_t i, const char *text,
     u->text = json_string_value(s);
     u->len = len;
     u->tokens = tokens;
+    flag_marker(u);
     return HR_OK;
 }
 
@@ -294,6 +305,15 @@ void hr_pipeline_unit_hash(struct hr_request *req, size_t i, uint64_t out[2])
     unit_ref_hash(&c->refs[i], &req->units[i]);
     out[0] = c->refs[i].hash[0];
     out[1] = c->refs[i].hash[1];
+}
+
+int hr_pipeline_ccr_put_unit(struct hr_request *req, size_t i, char hash_out[HR_CCR_HASH_LEN + 1])
+{
+    if (i >= req->n_units) return HR_EINVAL;
+    struct unit_ref *r = &ctx_of(req)->refs[i];
+    const struct hr_unit *u = &req->units[i];
+    unit_ref_hash(r, u);
+    return hr_ccr_put_hashed(u->text, u->len, r->hash, hash_out);
 }
 
 void hr_pipeline_stage_tokens_removed(struct hr_request *req, uint64_t tokens)
@@ -321,6 +341,7 @@ static void undo_stage(struct req_ctx *c, size_t journal_mark)
         u->text = json_string_value(e->old_value);
         u->len = json_string_length(e->old_value);
         u->tokens = e->old_tokens;
+        u->flags = e->old_flags;
         r->original = e->was_original;
         if (e->old_tokens == HR_TOKENS_UNKNOWN) r->credit_stage = -1;
     }
@@ -411,10 +432,6 @@ static void commit_journal(struct req_ctx *c)
  * tool output does not leave the other threads idle. */
 #define PART_BYTES (128 * 1024)
 
-static void flag_marker(struct hr_unit *u)
-{
-    if (strstr(u->text, "\"" HR_MARKER_KEY "\"") || strstr(u->text, HR_TEXT_MARKER)) u->flags |= HR_UNIT_HAS_MARKER;
-}
 
 struct lookup_job {
     const char *model;

@@ -85,6 +85,7 @@ void hr_pipeline_stage_tokens_removed(struct hr_request *req, uint64_t tokens);
 void hr_pipeline_unit_hash(struct hr_request *req, size_t unit_index, uint64_t out[2]);
 int hr_pipeline_unit_tokens_at_least(struct hr_request *req, size_t unit_index, size_t n);
 size_t hr_pipeline_unit_tokens(struct hr_request *req, size_t unit_index);
+int hr_pipeline_ccr_put_unit(struct hr_request *req, size_t unit_index, char hash_out[HR_CCR_HASH_LEN + 1]);
 /* hr_par_for when the current request has 64 KiB or more of candidate text,
  * else a plain loop (helpers would cost more than they save). */
 void hr_pipeline_parallel_for(size_t n, void (*fn)(void *ctx, size_t i), void *ctx);

@@ -160,7 +160,8 @@ static const struct layout table[] = {
     FIELD(hr_host, events_off, 216, 2),
     FIELD(hr_host, unit_tokens_at_least, 224, 3),
     FIELD(hr_host, unit_tokens, 232, 3),
-    SIZE(hr_host, 240),
+    FIELD(hr_host, ccr_put_unit, 240, 6),
+    SIZE(hr_host, 248),
     FIELD(hr_export_conf, struct_size, 0, 2),
     FIELD(hr_export_conf, name, 8, 2),
     FIELD(hr_export_conf, url, 16, 2),
@@ -210,7 +211,7 @@ int main(void)
         printf("1..0 # SKIP the frozen offsets are for LP64 targets\n");
         return 0;
     }
-    ok(HR_ABI_MAJOR == 1 && HR_ABI_MINOR == 5, "ABI 1.5 (a new minor appends lines here)");
+    ok(HR_ABI_MAJOR == 1 && HR_ABI_MINOR == 6, "ABI 1.6 (a new minor appends lines here)");
     for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
         const struct layout *l = &table[i];
         if (l->minor < 0)

@@ -110,8 +110,10 @@ static void fixture(const char *dir, const char *file, json_t *spec, double *sum
     fh_request_init(&r, body, HR_PROVIDER_OPENAI, query);
     json_decref(body);
     size_t before = r.units[0].tokens;
+    int puts_before = fh_ccr_put_unit_calls();
     headroom_plugin.apply(state, &r.req);
     is_int(r.replaced, 1, "%s: unit replaced", file);
+    is_int(fh_ccr_put_unit_calls() - puts_before, 1, "%s: the original stored through ccr_put_unit (ABI 1.6)", file);
     size_t after = r.units[0].tokens;
     double sav = 1.0 - (double)after / (double)before;
     /* Savings against the compacted input too, so pretty-printing cannot flatter us. */

@@ -154,6 +154,9 @@ static int fh_unit_replace(struct hr_request *req, size_t i, const char *text, s
     u->text = json_string_value(s);
     u->len = json_string_length(s);
     u->tokens = t;
+    /* As a 1.6 host: the marker flag follows the text. */
+    int marked = strstr(u->text, "\"" HR_MARKER_KEY "\"") || strstr(u->text, HR_TEXT_MARKER);
+    u->flags = marked ? u->flags | HR_UNIT_HAS_MARKER : u->flags & ~HR_UNIT_HAS_MARKER;
     r->replaced++;
     return HR_OK;
 }
@@ -232,6 +235,8 @@ static void hash24(const char *data, size_t len, char out[HR_CCR_HASH_LEN + 1])
     snprintf(out, HR_CCR_HASH_LEN + 1, "%016llx%08llx", (unsigned long long)a,
              (unsigned long long)(b & 0xffffffffULL));
 }
+
+static int ccr_put_unit_calls; /* ccr_put_unit, 1.6 */
 
 static int fh_ccr_put(const char *data, size_t len, char hash_out[HR_CCR_HASH_LEN + 1])
 {
@@ -552,6 +557,16 @@ static size_t fh_unit_tokens(struct hr_request *req, size_t i)
     return i < req->n_units ? req->units[i].tokens : 0;
 }
 
+static int fh_ccr_put_unit(struct hr_request *req, size_t i, char hash_out[HR_CCR_HASH_LEN + 1])
+{
+    if (i >= req->n_units)
+        return HR_EINVAL;
+    ccr_put_unit_calls++;
+    return fh_ccr_put(req->units[i].text, req->units[i].len, hash_out);
+}
+
+int fh_ccr_put_unit_calls(void) { return ccr_put_unit_calls; }
+
 static const struct hr_host host = {
     .struct_size = sizeof(struct hr_host),
     .abi_major = HR_ABI_MAJOR,
@@ -584,6 +599,7 @@ static const struct hr_host host = {
     .events_off = fh_events_off,
     .unit_tokens_at_least = fh_unit_tokens_at_least,
     .unit_tokens = fh_unit_tokens,
+    .ccr_put_unit = fh_ccr_put_unit,
 };
 
 const struct hr_host *fh_host(void) { return &host; }

@@ -61,6 +61,8 @@ json_t *fh_stats(const char *key);
 void fh_drop_stats(void *state);
 /* CCR lookup; free() the result. */
 char *fh_ccr_get(const char *hash, size_t *len);
+/* How many stores went through ccr_put_unit (ABI 1.6). */
+int fh_ccr_put_unit_calls(void);
 /* Exporters (hr_host.exporter_new): what a plugin asked for and every body
  * it posted, kept in memory; nothing is sent. */
 struct fh_export {

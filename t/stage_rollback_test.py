@@ -50,9 +50,9 @@ LOG = "\n".join("2026-12-05T10:%02d:%02dZ INFO worker-%d handled request %d in %
                 % (i // 60, i % 60, i % 4, i, i * 7 % 90) for i in range(300))
 
 
-def units_stage(inst, fail=False, break_promise=False):
-    return ("transform units_editor as %s { fail %s; break_promise %s; }\n"
-            % (inst, "yes" if fail else "no", "yes" if break_promise else "no"))
+def units_stage(inst, fail=False, break_promise=False, text="[units_editor]"):
+    return ("transform units_editor as %s { fail %s; break_promise %s; text \"%s\"; }\n"
+            % (inst, "yes" if fail else "no", "yes" if break_promise else "no", text))
 
 
 def forwarded(stage_text, posts=1):
@@ -69,7 +69,7 @@ def forwarded(stage_text, posts=1):
         body = json.loads(m.last_request()["body"])
         tool = body["messages"][2]["content"]
         state = "replaced" if tool == "[units_editor]" else "original" if tool == LOG else "other: %r" % tool[:60]
-        return r.status, sorted(k for k in body if k.startswith("x_")), state, h.stderr_text()
+        return r.status, sorted(k for k in body if k.startswith("x_")), state, h.stderr_text(), tool
 
 
 unit_cases = [
@@ -84,16 +84,25 @@ unit_cases = [
     ("two units-only stages, the second fails", units_stage("u") + units_stage("v", fail=True), [], "replaced"),
 ]
 for name, text, want_marks, want_tool in unit_cases:
-    status, marks, tool, _ = forwarded(text)
+    status, marks, tool, _, _ = forwarded(text)
     is_((status, marks, tool), (200, want_marks, want_tool),
         "%s: the forwarded body keeps %s, the tool output %s" % (name, want_marks, want_tool))
 
 # A stage that declares HR_TF_UNITS_ONLY and edits the body anyway: its
 # units are still put back when it fails, the request is served, and the
 # log says which stage broke its promise and what to do.
-status, marks, tool, err = forwarded(units_stage("liar", fail=True, break_promise=True), posts=2)
+status, marks, tool, err, _ = forwarded(units_stage("liar", fail=True, break_promise=True), posts=2)
 is_((status, tool), (200, "original"), "a units-only stage that also edited the body and failed: units put back, 200")
 ok_ = "declares HR_TF_UNITS_ONLY but set body_edited" in err and "rebuild it without the flag" in err
 is_(ok_, True, "the log names the broken HR_TF_UNITS_ONLY promise and the fix")
 is_(err.count("declares HR_TF_UNITS_ONLY"), 1, "once for the stage, not once per request (2 requests)")
+# ABI 1.6: the host keeps HR_UNIT_HAS_MARKER current when a stage replaces
+# a text (the compressors no longer search texts themselves), and puts it
+# back with the text when it undoes a failed stage. units_editor skips
+# flagged units, as a stage must.
+MARKED = "[headroom: 290 of 300 lines omitted; headroom_retrieve hash=0123456789abcdef01234567]"
+*_, tool = forwarded(units_stage("m", text=MARKED) + units_stage("n", text="[n]"))
+is_(tool, MARKED, "a text a stage replaced with a marker is flagged: the next stage leaves it")
+*_, tool = forwarded(units_stage("m", text=MARKED, fail=True) + units_stage("n", text="[n]"))
+is_(tool, "[n]", "the marker stage failed: text and flag are put back, and the next stage replaces the original")
 done()

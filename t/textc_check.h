@@ -93,8 +93,10 @@ static inline double tc_fixture(void *state, const char *name, enum hr_content_t
             snprintf(query, sizeof query, "%s", l + 6);
         l = nl ? nl + 1 : l + strlen(l);
     }
+    int puts_before = fh_ccr_put_unit_calls();
     struct tc_result a = tc_run(state, text, type, query, 0);
     struct tc_result b = tc_run(state, text, type, query, 0);
+    ok(fh_ccr_put_unit_calls() > puts_before, "%s: the original is stored through ccr_put_unit (ABI 1.6)", name);
     is_int(a.rc, 0, "%s: apply returns 0", name);
     size_t n_ev = 0, found = 0;
     for (char *l = ev; l < ev + elen; l += strlen(l) + 1) {

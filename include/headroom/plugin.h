@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define HR_ABI_MAJOR 1
-#define HR_ABI_MINOR 5
+#define HR_ABI_MINOR 6
 
 #if defined(__GNUC__)
 #define HR_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -119,7 +119,8 @@ struct hr_conf_key {
 /* ----------------------------------------------------------------- requests */
 
 #define HR_UNIT_PROTECTED  0x1u /* below the protected floor or a protected tool: do not modify */
-#define HR_UNIT_HAS_MARKER 0x2u /* already carries a retrieval marker: do not compress again */
+#define HR_UNIT_HAS_MARKER 0x2u /* already carries a retrieval marker: do not compress again
+                                   * (1.6: kept current across unit_replace) */
 
 /* Key of the marker object a transform leaves where it dropped content in
  * JSON, and the start of the marker line it leaves in text; a unit whose text
@@ -460,7 +461,34 @@ struct hr_host {
     /* The exact count of unit `unit_index`'s current text (counting the rest
      * of it now if needed); sets hr_unit.tokens. Same threading as above. */
     size_t (*unit_tokens)(struct hr_request *req, size_t unit_index);
+
+    /* ---- ABI 1.6: check HR_HAS_FIELD(host, struct hr_host, ccr_put_unit) */
+
+    /* ccr_put of unit `unit_index`'s current text (same address, same store),
+     * keyed by the content hash the host already has for that text: a
+     * resent tool output is then not hashed again on every turn. Same
+     * threading as unit_tokens. From 1.6 the host also keeps
+     * HR_UNIT_HAS_MARKER current when unit_replace changes a text, so a
+     * stage need not search texts for markers itself. */
+    int (*ccr_put_unit)(struct hr_request *req, size_t unit_index, char hash_out[HR_CCR_HASH_LEN + 1]);
 };
+
+/* ccr_put of unit i's current text, on a host of any 1.x minor (1.6 reuses
+ * the host's hash of it). */
+static inline int hr_ccr_put_unit(const struct hr_host *host, struct hr_request *req, size_t i,
+                                  char hash_out[HR_CCR_HASH_LEN + 1])
+{
+    if (HR_HAS_FIELD(host, struct hr_host, ccr_put_unit) && host->ccr_put_unit)
+        return host->ccr_put_unit(req, i, hash_out);
+    return host->ccr_put(req->units[i].text, req->units[i].len, hash_out);
+}
+
+/* True when the host keeps HR_UNIT_HAS_MARKER current across unit_replace
+ * (1.6): a stage then need not search texts for markers itself. */
+static inline int hr_host_tracks_markers(const struct hr_host *host)
+{
+    return HR_HAS_FIELD(host, struct hr_host, ccr_put_unit) && host->ccr_put_unit;
+}
 
 /* Whether unit i counts n tokens or more, on a host of any 1.x minor. */
 static inline int hr_unit_tokens_at_least(const struct hr_host *host, struct hr_request *req, size_t i, size_t n)

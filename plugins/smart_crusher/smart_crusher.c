@@ -122,7 +122,7 @@ struct crush_job {
     struct candidate *c;
     size_t *order;                     /* largest first: the last item to finish is a small one */
     const char *model;
-    struct hr_request *req;            /* for unit_tokens_at_least only (1.3) */
+    struct hr_request *req;            /* for unit_tokens_at_least (1.3) and ccr_put_unit (1.6) only */
 };
 
 /* Crush, or recall the crush of the same text under the same query. */
@@ -152,9 +152,9 @@ static void crush_one(void *ctx, size_t i)
     struct crush_job *j = ctx;
     struct candidate *c = &j->c[j->order[i]];
     const struct hr_host *h = j->s->host;
-    /* Crushed on an earlier turn (the host flags these too; this also holds
-     * for a host that does not). */
-    if (memmem(c->text, c->len, "{\"_headroom\":", 13)) {
+    /* Crushed on an earlier turn: a host before 1.6 may not have flagged
+     * it (HR_UNIT_HAS_MARKER) after an earlier stage's replacement. */
+    if (!hr_host_tracks_markers(h) && memmem(c->text, c->len, "{\"_headroom\":", 13)) {
         c->rc = HR_SC_SKIP_SAVINGS;
         return;
     }
@@ -175,7 +175,7 @@ static void crush_one(void *ctx, size_t i)
             return;
     }
     /* The CCR store keeps the client's original text, byte for byte. */
-    c->keep = h->ccr_put(c->text, c->len, c->hash) == HR_OK ? 1 : -1;
+    c->keep = hr_ccr_put_unit(h, j->req, c->unit, c->hash) == HR_OK ? 1 : -1;
     if (c->keep == 1) {
         hr_sc_output_set_hash(&c->out, c->hash);
         /* Counted here, on a helper thread when there is one: unit_replace

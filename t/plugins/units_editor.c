@@ -3,7 +3,9 @@
  * and then succeeds or fails as configured. The host takes no copy of the
  * body before it, so a failure must be undone from the units' journal
  * alone. With `break_promise yes` it also edits the body outside units and
- * flags body_edited, which the host reports as a warning. */
+ * flags body_edited, which the host reports as a warning. It skips units
+ * flagged HR_UNIT_HAS_MARKER: with `text` holding a marker, a later
+ * instance shows whether the host flagged the replacement (ABI 1.6). */
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
@@ -45,7 +47,9 @@ static void fini(void *st)
 static int apply(void *st, struct hr_request *req)
 {
     struct state *s = st;
-    for (size_t i = 0; i < req->n_units; i++) s->host->unit_replace(req, i, s->text, strlen(s->text));
+    for (size_t i = 0; i < req->n_units; i++)
+        if (!(req->units[i].flags & (HR_UNIT_PROTECTED | HR_UNIT_HAS_MARKER))) /* as a stage must */
+            s->host->unit_replace(req, i, s->text, strlen(s->text));
     if (s->break_promise) {
         json_object_set_new(req->body, "x_units_editor", json_true());
         req->body_edited = 1;
