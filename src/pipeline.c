@@ -1,5 +1,6 @@
 /* pipeline.c — candidate units, stage timing, fail-open undo, token totals. */
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "api/api.h"
@@ -450,16 +451,35 @@ struct lookup_job {
  * counted (or found in the count cache), large ones hashed (that hash keys
  * both the count cache and plugins' unit_hash) and looked up; the rest are
  * counted on demand, here as far as min_tokens. */
+/* Long texts already searched and found without a marker, by content hash:
+ * an agent resends its tool outputs every turn, and searching them again
+ * was a tenth of a long conversation's turn. One word per slot (written
+ * and read whole), lossy: a slot another text took is a miss. */
+#define MARKER_MEMO_SLOTS 4096
+static _Atomic uint64_t marker_free[MARKER_MEMO_SLOTS];
+
+static uint64_t marker_memo_key(const uint64_t hash[2], size_t len) { return hr_mix64(hash[1] ^ len) | 1; }
+
+static void flag_marker_long(struct hr_unit *u, const uint64_t hash[2])
+{
+    _Atomic uint64_t *slot = &marker_free[hash[0] % MARKER_MEMO_SLOTS];
+    uint64_t key = marker_memo_key(hash, u->len);
+    if (atomic_load_explicit(slot, memory_order_relaxed) == key) return; /* searched before: none */
+    flag_marker(u);
+    if (!(u->flags & HR_UNIT_HAS_MARKER)) atomic_store_explicit(slot, key, memory_order_relaxed);
+}
+
 static void look_up_unit(void *ctx, size_t i)
 {
     struct lookup_job *j = ctx;
     struct hr_unit *u = &j->units[i];
     struct unit_ref *r = &j->refs[i];
-    flag_marker(u);
     if (u->len < UNIT_LAZY_MIN_BYTES) {
+        flag_marker(u);
         u->tokens = hr_count_tokens_cached_enc(j->enc, u->text, u->len);
     } else {
         unit_ref_hash(r, u);
+        flag_marker_long(u, r->hash);
         if (!hr_token_cache_lookup(j->model, u->len, r->hash, &u->tokens)) u->tokens = HR_TOKENS_UNKNOWN;
     }
     if (u->tokens != HR_TOKENS_UNKNOWN) r->orig = (struct lazy_count){u->len, 0, u->tokens, 1};

@@ -79,4 +79,26 @@ with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
     metrics = get(hd.url + "/metrics").body.decode()
     for s in STAGES:
         like(metrics, r'headroom_transform_timing_ms_count\{transform="%s"\} 2' % s, "/metrics times %s" % s)
+
+    # A long output that already carries a marker is never compressed again,
+    # also when it comes back on a later turn: the host remembers which long
+    # texts it searched and found without one (by content), never those with.
+    log = fixture("make_gcc_error")[0]
+    mark = "[headroom: 1 of 2 log lines omitted; headroom_retrieve hash=%s]\n" % ("0" * 24)
+    marked = mark + log[len(mark):]
+
+    def sent_tool_text(text):
+        msgs = [{"role": "user", "content": QUESTION},
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "c0", "type": "function", "function": {"name": "run_make", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "c0", "content": text}]
+        post_json(hd.url + "/v1/chat/completions", {"model": "gpt-4o", "messages": msgs})
+        sent = json.loads(base64.b64decode(mock.requests()[-1]["body_b64"]))
+        return [m for m in sent["messages"] if m["role"] == "tool"][0]["content"]
+
+    plain = sent_tool_text(log)
+    ok(plain != log and plain.startswith("[headroom: "), "the build log alone is compressed (its search remembered)")
+    is_(sent_tool_text(marked), marked, "the same log carrying a marker arrives as it was sent")
+    is_(sent_tool_text(marked), marked, "and again on the next turn")
+    is_(sent_tool_text(log), plain, "the plain log is still compressed the same way")
 done()
