@@ -14,6 +14,7 @@
 #include "session_floor.h"
 #include "stats.h"
 #include "token_cache.h"
+#include "tokenizer.h"
 #include "tokens.h"
 
 #define LOGGER "headroom.transforms.pipeline"
@@ -261,8 +262,11 @@ int hr_pipeline_unit_replace(struct hr_request *req, size_t i, const char *text,
     size_t tokens = hr_count_tokens_cached(req->model, text, len);
     struct unit_ref *r = &c->refs[i];
     if (!unit_at_least(c->enc, req->model, u, r, tokens + 1)) return HR_ENOTSMALLER;
-    json_t *s = json_stringn(text, len);
-    if (!s) return HR_EINVAL; /* not UTF-8 */
+    /* jansson's own check reads a byte at a time: ours reads ASCII eight at
+     * a time and accepts exactly what json_stringn accepts. */
+    if (hr_utf8_valid_prefix((const uint8_t *)text, len) != len) return HR_EINVAL; /* not UTF-8 */
+    json_t *s = json_stringn_nocheck(text, len);
+    if (!s) return HR_ENOMEM;
     if (c->n_journal == c->cap_journal) {
         size_t cap = c->cap_journal ? c->cap_journal * 2 : 8;
         struct journal_entry *j = realloc(c->journal, cap * sizeof *j);

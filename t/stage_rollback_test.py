@@ -105,4 +105,13 @@ MARKED = "[headroom: 290 of 300 lines omitted; headroom_retrieve hash=0123456789
 is_(tool, MARKED, "a text a stage replaced with a marker is flagged: the next stage leaves it")
 *_, tool = forwarded(units_stage("m", text=MARKED, fail=True) + units_stage("n", text="[n]"))
 is_(tool, "[n]", "the marker stage failed: text and flag are put back, and the next stage replaces the original")
+
+# unit_replace refuses text that is not UTF-8 (as json_stringn would): the
+# output is forwarded as the client sent it, and valid multi-byte text is
+# taken. Bytes: a cut two-byte sequence, a surrogate, past U+10FFFF, an
+# overlong '/', then "x\u00e9" (valid).
+for hexbytes, want in (("78c328", "original"), ("78eda080", "original"), ("78f4908080", "original"),
+                       ("78c0af", "original"), ("78c3a9", "other: %r" % "x\u00e9")):
+    st, _, tool, _, _ = forwarded("transform units_editor as u { text_hex %s; }\n" % hexbytes)
+    is_((st, tool), (200, want), "unit_replace with bytes %s: the forwarded output is the %s" % (hexbytes, want))
 done()

@@ -13,6 +13,7 @@
 
 static const struct hr_conf_key keys[] = {
     HR_CONF_KEY("text", HR_CONF_STRING, "[units_editor]", "what every unit's text becomes"),
+    HR_CONF_KEY("text_hex", HR_CONF_STRING, "", "the same as hex bytes, when set (bytes a config cannot hold)"),
     HR_CONF_KEY("fail", HR_CONF_BOOL, "no", "return an error after replacing"),
     HR_CONF_KEY("break_promise", HR_CONF_BOOL, "no", "also add x_units_editor to the body and set body_edited"),
     HR_CONF_END,
@@ -21,8 +22,11 @@ static const struct hr_conf_key keys[] = {
 struct state {
     const struct hr_host *host;
     char *text;
+    size_t len;
     int fail, break_promise;
 };
+
+static int hexval(char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; }
 
 static int init(const struct hr_host *host, struct hr_instance *self, const struct hr_conf *conf, void **out)
 {
@@ -30,7 +34,29 @@ static int init(const struct hr_host *host, struct hr_instance *self, const stru
     struct state *s = calloc(1, sizeof *s);
     if (!s) return HR_ENOMEM;
     s->host = host;
-    s->text = strdup(host->conf_string(conf, "text"));
+    const char *hex = host->conf_string(conf, "text_hex");
+    if (*hex) {
+        size_t n = strlen(hex) / 2;
+        s->text = malloc(n + 1);
+        for (size_t i = 0; s->text && i < n; i++) {
+            int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+            if (hi < 0 || lo < 0) {
+                free(s->text);
+                free(s);
+                return HR_EINVAL;
+            }
+            s->text[i] = (char)(hi << 4 | lo);
+        }
+        if (s->text) s->text[n] = '\0';
+        s->len = n;
+    } else {
+        s->text = strdup(host->conf_string(conf, "text"));
+        s->len = s->text ? strlen(s->text) : 0;
+    }
+    if (!s->text) {
+        free(s);
+        return HR_ENOMEM;
+    }
     s->fail = host->conf_bool(conf, "fail");
     s->break_promise = host->conf_bool(conf, "break_promise");
     *out = s;
@@ -49,7 +75,7 @@ static int apply(void *st, struct hr_request *req)
     struct state *s = st;
     for (size_t i = 0; i < req->n_units; i++)
         if (!(req->units[i].flags & (HR_UNIT_PROTECTED | HR_UNIT_HAS_MARKER))) /* as a stage must */
-            s->host->unit_replace(req, i, s->text, strlen(s->text));
+            s->host->unit_replace(req, i, s->text, s->len);
     if (s->break_promise) {
         json_object_set_new(req->body, "x_units_editor", json_true());
         req->body_edited = 1;
