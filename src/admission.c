@@ -133,22 +133,34 @@ void hr_admit_cache_store(struct proxy_req *p)
 
 /* Refuse a request over its API key's rate limit: 429 in the format's
  * shape with Retry-After. */
-int hr_admit_rate(struct proxy_req *p, uint64_t tokens, int charge)
+int hr_admit_rate_key(const uint8_t key[HR_SHA256_LEN], uint64_t tokens, int charge, char *msg, size_t msglen,
+                      int *retry_after_s)
 {
-    if (!hr_ratelimit_enabled()) return 0;
-    const char *cred = hr_req_header(p->req, "authorization");
-    if (!cred || !*cred) cred = hr_req_header(p->req, "x-api-key");
-    uint8_t key[HR_SHA256_LEN];
-    hr_ratelimit_key(cred, key);
     struct hr_ratelimit_verdict v;
     if (hr_ratelimit_admit(key, tokens, charge, hr_clock_now(), &v) != HR_RATELIMIT_LIMITED) return 0;
     const char *unit = !strcmp(v.limit, "tokens") ? "tpm" : "rpm";
-    char msg[320], secs[16];
-    snprintf(msg, sizeof msg,
+    snprintf(msg, msglen,
              "headroomd rate limit reached: %llu %s per minute per API key (rate_limit_%s); retry after %d s, "
              "or raise rate_limit_%s in headroom.conf", (unsigned long long)v.per_minute, v.limit, unit,
              v.retry_after_s, unit);
-    snprintf(secs, sizeof secs, "%d", v.retry_after_s);
+    *retry_after_s = v.retry_after_s;
+    return 1;
+}
+
+void hr_admit_rate_key_of(const char *authorization, const char *x_api_key, uint8_t key[HR_SHA256_LEN])
+{
+    hr_ratelimit_key(authorization && *authorization ? authorization : x_api_key, key);
+}
+
+int hr_admit_rate(struct proxy_req *p, uint64_t tokens, int charge)
+{
+    if (!hr_ratelimit_enabled()) return 0;
+    uint8_t key[HR_SHA256_LEN];
+    hr_admit_rate_key_of(hr_req_header(p->req, "authorization"), hr_req_header(p->req, "x-api-key"), key);
+    char msg[320], secs[16];
+    int retry_after;
+    if (!hr_admit_rate_key(key, tokens, charge, msg, sizeof msg, &retry_after)) return 0;
+    snprintf(secs, sizeof secs, "%d", retry_after);
     hr_req_add_header(p->req, "Retry-After", secs);
     hr_req_add_header(p->req, "x-headroom-request-id", p->request_id);
     hr_send_api_error(p->req, p->api, 429, HR_API_ERR_RATE_LIMIT, msg);

@@ -13,6 +13,7 @@
 #include "daemon.h"
 #include "http_server.h"
 #include "respcache.h"
+#include "sha256.h"
 #include "sse.h"
 #include "usage.h"
 
@@ -107,6 +108,12 @@ int hr_admit_cache_key(struct hr_req *req, const struct hr_api *api, const char 
                        uint8_t key[HR_RESPCACHE_KEY_LEN]);
 /* charge 0: is there room (before compressing); 1: take the request and its tokens. */
 int hr_admit_rate(struct proxy_req *p, uint64_t tokens, int charge);
+/* The rate limit for one key (hr_admit_rate_key_of: the Authorization value,
+ * else x-api-key's): 0 when admitted (charged when `charge`), else 1 with
+ * the 429's message and its Retry-After seconds. */
+int hr_admit_rate_key(const uint8_t key[HR_SHA256_LEN], uint64_t tokens, int charge, char *msg, size_t msglen,
+                      int *retry_after_s);
+void hr_admit_rate_key_of(const char *authorization, const char *x_api_key, uint8_t key[HR_SHA256_LEN]);
 /* Routes that bill model tokens (gated by the budget). */
 int hr_admit_is_model_route(const char *path);
 /* Keep a cacheable 200 answer for the next identical request. */

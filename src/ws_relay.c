@@ -19,6 +19,7 @@
 #include "json_scan.h"
 #include "log.h"
 #include "proxy.h"
+#include "ratelimit.h"
 #include "stats.h"
 #include "tunnel.h"
 #include "upstream.h"
@@ -62,6 +63,7 @@ struct hr_ws {
     char stack[HR_MAX_STACK_LEN + 1];
     char traceparent[64];
     char *session;                      /* x-headroom-session */
+    uint8_t rate_key[HR_SHA256_LEN];    /* the handshake's credential, for the per-key rate limit */
     size_t max_msg;
     double idle_ms, last_io, close_deadline;
     struct event *timer;
@@ -192,6 +194,22 @@ static void upstream_text(struct hr_ws *ws, const char *m, size_t len)
 /* A client's response.create: the same pipeline as a POST /v1/responses
  * body (no headroom_retrieve tool: the answer streams, as an SSE request's
  * does), then one masked text frame upstream. */
+/* The per-key rate limit, as a POST meets it (admission.c): refused with an
+ * error event (status 429), counted, and freed. */
+static int rate_limited(struct hr_ws *ws, struct proxy_req *r, uint64_t tokens, int charge)
+{
+    char msg[320];
+    int retry_after;
+    if (!hr_ratelimit_enabled() || !hr_admit_rate_key(ws->rate_key, tokens, charge, msg, sizeof msg, &retry_after))
+        return 0;
+    send_error_event(ws, 429, HR_API_ERR_RATE_LIMIT, msg);
+    hr_stats_count_rejected(429, 1, 0);
+    hr_acct_refusal(ws->w, r->request_id, ws->api, r->path, r->stack, 429, "rate limited");
+    HR_DEBUG(LOGGER, "%s %s: %s", ws->id, r->request_id, msg);
+    hr_proxy_free(r);
+    return 1;
+}
+
 static void response_create(struct hr_ws *ws, json_t *body, const char *raw, size_t raw_len)
 {
     struct hr_worker *w = ws->w;
@@ -222,11 +240,16 @@ static void response_create(struct hr_ws *ws, json_t *body, const char *raw, siz
         hr_proxy_free(r);
         return;
     }
+    if (rate_limited(ws, r, 0, 0)) return; /* room for one more, before compressing */
     struct hr_pipeline_opts popts = d->popts;
     popts.defer_count = 1;
     hr_pipeline_run(d->plugins.transforms, d->plugins.n_transforms, &popts, ws->api, body, r->model, r->stack,
                     ws->session, &r->pr);
     r->pipeline_ran = 1;
+    if (hr_ratelimit_enabled()) {
+        hr_pipeline_count_finish(&r->pr); /* tpm counts what the provider would get */
+        if (rate_limited(ws, r, r->pr.tokens_after, 1)) return;
+    }
     size_t out_len = raw_len;
     char *out = r->pr.changed ? hr_json_dump_compact(body, &out_len) : NULL;
     r->t_forward = hr_monotonic_ms();
@@ -595,6 +618,7 @@ void hr_ws_upgraded(struct proxy_req *p, const struct hr_header *h, size_t n)
     if (ws && req) {
         const char *session = hr_req_header(req, "x-headroom-session");
         ws->session = session ? strdup(session) : NULL;
+        hr_admit_rate_key_of(hr_req_header(req, "authorization"), hr_req_header(req, "x-api-key"), ws->rate_key);
     }
     char *pre = NULL;
     size_t pre_len = 0;

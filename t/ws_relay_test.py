@@ -463,6 +463,48 @@ with Mock() as mock, Headroomd(extra_conf="prices %s\nbudget 0.01\n" % PRICES) a
     ws.close_code()
     ws.close()
 
+# --- the per-key rate limit ----------------------------------------------------
+# As a POST meets it: a response.create past the key's rate_limit_rpm gets an
+# error event (429, rate_limit_exceeded) and never reaches the upstream; the
+# key is the handshake's credential. HEADROOM_TEST_NOW: buckets do not refill.
+with Mock() as mock, Headroomd(extra_conf="rate_limit_rpm 2\n", env={"HEADROOM_TEST_NOW": "1800000000"}) as d:
+    ws = WS(d.port, headers={"Authorization": "Bearer sk-a"})
+    for i in range(2):
+        ws.send_text(create(n_items=i + 1))
+        is_(ws.events()[-1].get("type"), "response.completed", "rate limit: response.create %d of 2 per minute passes" % (i + 1))
+    ws.send_text(create(n_items=3))
+    ev = ws.events()[-1]
+    err = ev.get("error") or {}
+    is_((ev.get("type"), ev.get("status"), err.get("code")), ("error", 429, "rate_limit_exceeded"),
+        "rate limit: the third in the minute gets an error event (429, rate_limit_exceeded)")
+    like(err.get("message", ""), r"rate_limit_rpm", "rate limit: the message names the setting to raise")
+    is_(len(ws_messages(mock)), 2, "rate limit: it did not reach the upstream")
+    other = WS(d.port, headers={"Authorization": "Bearer sk-b"})
+    other.send_text(create())
+    is_(other.events()[-1].get("type"), "response.completed", "rate limit: another key's WebSocket is not limited")
+    ws.send_text(create())
+    is_(ws.events()[-1].get("type"), "error", "rate limit: the first key stays limited on its open WebSocket")
+    ok(wait_until(lambda: (d.stats().get("requests") or {}).get("rate_limited") == 2),
+       "rate limit: /stats requests.rate_limited counts both refusals")
+    for c in (ws, other):
+        c.send_frame(0x8, struct.pack(">H", 1000))
+        c.close_code()
+        c.close()
+
+# Tokens are charged too (after compression): a response.create larger than
+# the whole tpm allowance passes on a full bucket and leaves it in debt.
+with Mock() as mock, Headroomd(extra_conf="rate_limit_tpm 10\n", env={"HEADROOM_TEST_NOW": "1800000000"}) as d:
+    ws = WS(d.port)
+    ws.send_text(create(n_items=4))
+    is_(ws.events()[-1].get("type"), "response.completed", "rate limit tpm: the first response.create passes")
+    ws.send_text(create())
+    err = ws.events()[-1].get("error") or {}
+    ok(err.get("code") == "rate_limit_exceeded" and "rate_limit_tpm" in err.get("message", ""),
+       "rate limit tpm: its tokens were charged, the next one is refused naming rate_limit_tpm")
+    ws.send_frame(0x8, struct.pack(">H", 1000))
+    ws.close_code()
+    ws.close()
+
 # --- an https upstream --------------------------------------------------------
 certs = tempfile.mkdtemp(prefix="hr-ws-certs-")
 try:
