@@ -193,6 +193,18 @@ int main(void)
                "anthropic tools sorted by name, input_schema keys sorted; tool object keys untouched");
         free(d);
         json_decref(ab);
+        /* Objects inside arrays (anyOf, items), at every depth; values kept. */
+        ab = json_loads("{\"model\":\"claude\",\"messages\":[],\"tools\":[{\"name\":\"t\",\"input_schema\":"
+                        "{\"type\":\"object\",\"properties\":{\"x\":{\"anyOf\":[{\"type\":\"string\",\"description\":\"d\"},"
+                        "{\"type\":\"array\",\"items\":{\"type\":\"integer\",\"minimum\":0}}]}}}}]}",
+                        0, NULL);
+        run(s, ab, HR_PROVIDER_ANTHROPIC, "", 0);
+        d = json_dumps(json_object_get(ab, "tools"), JSON_COMPACT);
+        is_str(d, "[{\"name\":\"t\",\"input_schema\":{\"properties\":{\"x\":{\"anyOf\":[{\"description\":\"d\",\"type\":"
+                  "\"string\"},{\"items\":{\"minimum\":0,\"type\":\"integer\"},\"type\":\"array\"}]}},\"type\":\"object\"}}]",
+               "schema objects inside arrays sorted too, at every depth");
+        free(d);
+        json_decref(ab);
     }
 
     /* Volatile values. */
