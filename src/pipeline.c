@@ -355,14 +355,15 @@ static void undo_stage(struct req_ctx *c, size_t journal_mark)
 /* What a stage may edit outside units, kept so a failed stage can be
  * undone: message order and membership (a shallow copy of the array), tool
  * definitions and the system prompt (deep copies: stages edit them in
- * place), every other top-level key by reference. */
-static json_t *snapshot_body(const struct hr_api *api, json_t *body)
+ * place; by reference before a stage that copies on write), every other
+ * top-level key by reference. */
+static json_t *snapshot_body(const struct hr_api *api, json_t *body, int by_reference)
 {
     json_t *s = json_object(), *v;
     const char *k;
     json_object_foreach(body, k, v) {
         if (!strcmp(k, api->items_key)) json_object_set_new(s, k, json_copy(v));
-        else if (!strcmp(k, "tools") || (api->system_key && !strcmp(k, api->system_key)))
+        else if (!by_reference && (!strcmp(k, "tools") || (api->system_key && !strcmp(k, api->system_key))))
             json_object_set_new(s, k, json_deep_copy(v));
         else json_object_set(s, k, v);
     }
@@ -602,6 +603,14 @@ static int counts_on_demand(const struct hr_instance *in)
     const struct headroom_plugin *d = in->desc;
     return d->abi_minor >= 3 && HR_HAS_FIELD(d, struct headroom_plugin, transform_flags) &&
            (d->transform_flags & HR_TF_COUNTS_ON_DEMAND);
+}
+
+/* Stages built for ABI 1.6 or later may say they edit nothing in place. */
+static int copies_on_write(const struct hr_instance *in)
+{
+    const struct headroom_plugin *d = in->desc;
+    return d->abi_minor >= 6 && HR_HAS_FIELD(d, struct headroom_plugin, transform_flags) &&
+           (d->transform_flags & HR_TF_COPY_ON_WRITE);
 }
 
 /* Stages built for ABI 1.5 or later may say they edit units alone. */
@@ -979,6 +988,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
      * edits units alone (HR_TF_UNITS_ONLY) needs none, its journal is
      * enough. */
     json_t *snapshot = NULL;
+    int snapshot_refs = 0; /* it holds tools and system by reference */
     if (!lc) out->tokens_before = request_tokens(api, model, body, NULL); /* out of memory: count all now */
     for (size_t s = 0; s < out->n_stages; s++) {
         struct hr_instance *in = transforms[s];
@@ -990,10 +1000,15 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
         c.stage_tag = out->tag_storage[s];
         size_t mark = c.n_journal;
         int edited_before = c.req.body_edited;
-        int only_units = units_only(in);
-        if (!snapshot && !only_units) { /* freed with the request: json_pool.c */
+        int only_units = units_only(in), cow = copies_on_write(in);
+        /* A snapshot by reference serves stages that copy on write only; no
+         * stage has edited since it was taken, so a deep one taken now holds
+         * the same values. */
+        if (!only_units && (!snapshot || (snapshot_refs && !cow))) { /* freed with the request: json_pool.c */
+            json_decref(snapshot);
             int pooled = hr_json_pool_begin();
-            snapshot = snapshot_body(api, body);
+            snapshot = snapshot_body(api, body, cow);
+            snapshot_refs = cow;
             if (pooled) hr_json_pool_end();
         }
         c.req.body_edited = 0;

@@ -96,6 +96,49 @@ is_((status, tool), (200, "original"), "a units-only stage that also edited the 
 ok_ = "declares HR_TF_UNITS_ONLY but set body_edited" in err and "rebuild it without the flag" in err
 is_(ok_, True, "the log names the broken HR_TF_UNITS_ONLY promise and the fix")
 is_(err.count("declares HR_TF_UNITS_ONLY"), 1, "once for the stage, not once per request (2 requests)")
+# ABI 1.6: a stage that declares HR_TF_COPY_ON_WRITE (t/plugins/cow_editor:
+# body_editor built to mark copies of the tools array and its first tool)
+# gets a snapshot holding the tools by reference; a later stage that edits in
+# place (body_editor with tool_mark) still gets a deep one, so its failure is
+# undone too.
+TOOLS = [{"type": "function", "function": {"name": "sh", "parameters": {"type": "object"}}},
+         {"type": "function", "function": {"name": "zz", "parameters": {"type": "object"}}}]
+
+
+def tool_marks(stage_text):
+    # A last stage that always edits: the tree, not the client's bytes, is sent.
+    stage_text += "transform body_editor as k { mark x_k; }\n"
+    conf = ("host 127.0.0.1\nport @PORT@\nworkers 1\nopenai_api_url @MOCK_URL@\nplugin_dir %s\n%s"
+            % (PLUGINS, stage_text))
+    with Mock() as m, Headroomd(conf_text=conf) as h:
+        r = post_json(h.url + "/v1/chat/completions", openai_body(tools=TOOLS), headers={"Authorization": "Bearer sk-t"})
+        body = json.loads(m.last_request()["body"])
+        return r.status, sorted(k for k in body if k.startswith("x_")), sorted(
+            k for k in body["tools"][0] if k.startswith("x_"))
+
+
+def editor(kind, inst, mark, tool_mark, fail=False, edit=True):
+    return ("transform %s as %s { mark %s; tool_mark %s; edit %s; fail %s; }\n"
+            % (kind, inst, mark, tool_mark, "yes" if edit else "no", "yes" if fail else "no"))
+
+
+cow_cases = [
+    ("a copy-on-write stage", editor("cow_editor", "c", "x_c", "x_tc"), ["x_c", "x_k"], ["x_tc"]),
+    ("a copy-on-write stage fails", editor("cow_editor", "c", "x_c", "x_tc", fail=True), ["x_k"], []),
+    ("copy-on-write, then an in-place edit fails",
+     editor("cow_editor", "c", "x_c", "x_tc") + editor("body_editor", "b", "x_b", "x_tb", fail=True),
+     ["x_c", "x_k"], ["x_tc"]),
+    ("a copy-on-write stage that edits nothing, then an in-place edit fails (a deep snapshot is taken for it)",
+     editor("cow_editor", "c", "x_c", "x_tc", edit=False) + editor("body_editor", "b", "x_b", "x_tb", fail=True),
+     ["x_k"], []),
+    ("an in-place edit, then a copy-on-write stage fails",
+     editor("body_editor", "b", "x_b", "x_tb") + editor("cow_editor", "c", "x_c", "x_tc", fail=True),
+     ["x_b", "x_k"], ["x_tb"]),
+]
+for name, text, want_body, want_tool in cow_cases:
+    is_(tool_marks(text), (200, want_body, want_tool),
+        "%s: the body keeps %s, the first tool %s" % (name, want_body, want_tool))
+
 # ABI 1.6: the host keeps HR_UNIT_HAS_MARKER current when a stage replaces
 # a text (the compressors no longer search texts themselves), and puts it
 # back with the text when it undoes a failed stage. units_editor skips

@@ -568,6 +568,14 @@ struct headroom_plugin {
  * tool definitions and system prompt per stage on every request. */
 #define HR_TF_UNITS_ONLY 0x2u
 
+/* 1.6: the stage edits nothing in place: every value it changes (the tools
+ * array, a tool, a schema, the system prompt, a message) it replaces with a
+ * modified copy, set into its parent, so the values the client sent are
+ * never altered. The host then keeps those by reference to undo a failure,
+ * where it otherwise deep-copies the tool definitions and system prompt
+ * before the stage (~0.3 M instructions for a coding agent's). */
+#define HR_TF_COPY_ON_WRITE 0x4u
+
 /* Fills the version fields; use as the first line of your descriptor. */
 #define HR_PLUGIN_HEADER                                   \
     .struct_size = sizeof(struct headroom_plugin),         \

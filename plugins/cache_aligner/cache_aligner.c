@@ -203,9 +203,30 @@ static int cmp_tix(const void *a, const void *b)
     return (x->i > y->i) - (x->i < y->i);
 }
 
-static int sort_tools(json_t *tools)
+/* Every value this stage changes is replaced by a modified copy, never
+ * edited in place (HR_TF_COPY_ON_WRITE): the host then keeps the client's
+ * values by reference to undo a failure, instead of deep-copying the tool
+ * definitions and system prompt before every request (~0.3 M instructions
+ * for Claude Code's). */
+
+/* The body's tools array as this request may edit it: the client's is
+ * replaced by a shallow copy the first time. */
+static json_t *own_tools(json_t *body, json_t **tools, int *owned)
 {
-    size_t n = json_array_size(tools);
+    if (!*owned) {
+        json_t *c = json_copy(*tools);
+        if (!c || json_object_set_new(body, "tools", c))
+            return NULL;
+        *tools = c;
+        *owned = 1;
+    }
+    return *tools;
+}
+
+/* 1 (body's tools now sorted by name, in a new array), 0, or -1. */
+static int sort_tools(json_t *body, json_t **tools, int *owned)
+{
+    size_t n = json_array_size(*tools);
     if (n < 2)
         return 0;
     struct tix *v = malloc(n * sizeof *v);
@@ -213,7 +234,7 @@ static int sort_tools(json_t *tools)
         return -1;
     int sorted = 1;
     for (size_t i = 0; i < n; i++) {
-        json_t *t = json_array_get(tools, i);
+        json_t *t = json_array_get(*tools, i);
         if (hr_json_get(t, "cache_control")) {
             free(v);
             return 0; /* the client placed a breakpoint: its order is deliberate */
@@ -224,82 +245,143 @@ static int sort_tools(json_t *tools)
     }
     if (!sorted) {
         qsort(v, n, sizeof *v, cmp_tix);
-        for (size_t i = 0; i < n; i++)
-            json_incref(v[i].v);
-        json_array_clear(tools);
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(tools, v[i].v);
+        json_t *s = json_array();
+        for (size_t i = 0; s && i < n; i++)
+            if (json_array_append(s, v[i].v))
+                json_decref(s), s = NULL;
+        if (!s || json_object_set_new(body, "tools", s)) {
+            free(v);
+            return -1;
+        }
+        *tools = s;
+        *owned = 1;
     }
     free(v);
     return !sorted;
 }
 
-static int cmp_str(const void *a, const void *b)
+struct kv {
+    const char *key;
+    size_t len;
+    json_t *val; /* reference held */
+};
+
+static int cmp_kv(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    return strcmp(((const struct kv *)a)->key, ((const struct kv *)b)->key);
 }
 
-/* Sort object keys bytewise at every depth; returns how many objects changed. */
-static int canon(json_t *v)
+static void kv_free(struct kv *e, size_t n)
 {
-    int changed = 0;
+    for (size_t i = 0; i < n; i++)
+        json_decref(e[i].val);
+    free(e);
+}
+
+/* v with object keys sorted bytewise at every depth: *out is a new value
+ * when anything in v changes (values that do not are shared), else NULL.
+ * Returns how many objects changed, or -1 out of memory. */
+static int canon(json_t *v, json_t **out)
+{
+    int changed = 0, rc;
+    json_t *x, *r;
+    *out = NULL;
     if (json_is_array(v)) {
         size_t i;
-        json_t *x;
-        json_array_foreach(v, i, x)
-            changed += canon(x);
+        json_t *copy = NULL;
+        json_array_foreach(v, i, x) {
+            if ((rc = canon(x, &r)) < 0 || (r && !copy && !(copy = json_copy(v)))) {
+                json_decref(r);
+                json_decref(copy);
+                return -1;
+            }
+            changed += rc;
+            if (r)
+                json_array_set_new(copy, i, r);
+        }
+        *out = copy;
         return changed;
     }
     if (!json_is_object(v))
         return 0;
     size_t n = json_object_size(v), i = 0;
+    struct kv *e = malloc((n ? n : 1) * sizeof *e);
+    if (!e)
+        return -1;
     const char *k, *prev = NULL;
-    json_t *x;
-    int sorted = 1;
+    int sorted = 1, inner = 0;
     json_object_foreach(v, k, x) {
-        changed += canon(x);
+        if ((rc = canon(x, &r)) < 0) {
+            kv_free(e, i);
+            return -1;
+        }
+        changed += rc;
+        inner |= r != NULL;
+        e[i++] = (struct kv){k, json_object_iter_key_len(json_object_key_to_iter(k)), r ? r : json_incref(x)};
         if (prev && strcmp(prev, k) > 0)
             sorted = 0;
         prev = k;
     }
-    if (sorted || n < 2)
+    if (sorted && !inner) {
+        kv_free(e, n);
         return changed;
-    char **keys = malloc(n * sizeof *keys);
-    if (!keys)
-        return changed;
-    json_object_foreach(v, k, x) {
-        keys[i] = strdup(k);
-        if (!keys[i]) {
-            while (i--)
-                free(keys[i]);
-            free(keys);
-            return changed;
-        }
-        i++;
     }
-    qsort(keys, n, sizeof *keys, cmp_str);
-    for (i = 0; i < n; i++) {
-        /* Delete and re-insert moves the key to the end: in sorted order after n steps. */
-        json_t *val = json_incref(hr_json_get(v, keys[i]));
-        json_object_del(v, keys[i]);
-        json_object_set_new(v, keys[i], val);
-        free(keys[i]);
+    if (!sorted)
+        qsort(e, n, sizeof *e, cmp_kv);
+    json_t *o = json_object();
+    for (i = 0; o && i < n; i++) {
+        if (json_object_setn_new_nocheck(o, e[i].key, e[i].len, e[i].val))
+            json_decref(o), o = NULL;
+        e[i].val = NULL; /* the object took it, or it is gone */
     }
-    free(keys);
-    return changed + 1;
+    kv_free(e, n);
+    if (!o)
+        return -1;
+    *out = o;
+    return changed + !sorted;
 }
 
-static int canon_schemas(json_t *tools)
+/* Tool i, as a copy, with its schema at `key` (under "function" when fn)
+ * replaced by s (taken). */
+static int put_schema(json_t *tools, size_t i, int fn, const char *key, json_t *s)
 {
-    size_t i;
-    json_t *t;
+    json_t *t = json_copy(json_array_get(tools, i));
+    json_t *holder = !t ? NULL : fn ? json_copy(hr_json_get(t, "function")) : json_incref(t);
+    int rc = holder ? json_object_set_new(holder, key, s) : (json_decref(s), -1);
+    if (rc == 0 && fn)
+        rc = json_object_set(t, "function", holder);
+    json_decref(holder);
+    if (rc) {
+        json_decref(t);
+        return -1;
+    }
+    return json_array_set_new(tools, i, t) ? -1 : 0;
+}
+
+/* How many schema objects had their keys sorted (0: tools untouched), or -1. */
+static int canon_schemas(json_t *body, json_t **tools, int *owned)
+{
     int changed = 0;
-    json_array_foreach(tools, i, t) {
-        json_t *s = hr_json_get(hr_json_get(t, "function"), "parameters");
-        if (s)
-            changed += canon(s);
-        if ((s = hr_json_get(t, "input_schema")))
-            changed += canon(s);
+    for (size_t i = 0; i < json_array_size(*tools); i++) {
+        for (int fn = 1; fn >= 0; fn--) {
+            json_t *t = json_array_get(*tools, i);
+            const char *key = fn ? "parameters" : "input_schema";
+            json_t *s = hr_json_get(fn ? hr_json_get(t, "function") : t, key), *r;
+            if (!s)
+                continue;
+            int rc = canon(s, &r);
+            if (rc < 0)
+                return -1;
+            if (!r)
+                continue;
+            if (!own_tools(body, tools, owned)) {
+                json_decref(r);
+                return -1;
+            }
+            if (put_schema(*tools, i, fn, key, r) < 0)
+                return -1;
+            changed += rc;
+        }
     }
     return changed;
 }
@@ -608,6 +690,29 @@ static int has_cache_control(json_t *v)
     return 0;
 }
 
+/* body[key] replaced by a copy of `arr` whose last element is a copy with
+ * cache_control set to cc (taken). */
+static int mark_last(json_t *body, const char *key, json_t *arr, json_t *cc)
+{
+    size_t n = json_array_size(arr);
+    json_t *a2 = json_copy(arr), *last = json_copy(json_array_get(arr, n - 1));
+    if (!a2 || !last) {
+        json_decref(a2);
+        json_decref(last);
+        json_decref(cc);
+        return -1;
+    }
+    if (json_object_set_new(last, "cache_control", cc) || json_array_set_new(a2, n - 1, json_incref(last)) ||
+        json_object_set(body, key, a2)) {
+        json_decref(last);
+        json_decref(a2);
+        return -1;
+    }
+    json_decref(last);
+    json_decref(a2);
+    return 1;
+}
+
 static int add_breakpoint(json_t *body)
 {
     if (has_cache_control(hr_json_get(body, "tools")) ||
@@ -622,14 +727,13 @@ static int add_breakpoint(json_t *body)
         json_t *blocks = json_pack("[{s:s,s:O,s:o}]", "type", "text", "text", sys, "cache_control", cc);
         return blocks && json_object_set_new(body, "system", blocks) == 0 ? 1 : -1;
     }
-    json_t *last = json_is_array(sys) ? json_array_get(sys, json_array_size(sys) - 1) : NULL;
-    if (!json_is_object(last))
-        last = json_array_get(hr_json_get(body, "tools"), json_array_size(hr_json_get(body, "tools")) - 1);
-    if (!json_is_object(last)) {
-        json_decref(cc);
-        return 0;
-    }
-    return json_object_set_new(last, "cache_control", cc) == 0 ? 1 : -1;
+    if (json_is_object(json_array_get(sys, json_array_size(sys) - 1)))
+        return mark_last(body, "system", sys, cc);
+    json_t *tools = hr_json_get(body, "tools");
+    if (json_is_object(json_array_get(tools, json_array_size(tools) - 1)))
+        return mark_last(body, "tools", tools, cc);
+    json_decref(cc);
+    return 0;
 }
 
 /* ------------------------------------------------------------ plugin */
@@ -780,8 +884,9 @@ static int ca_apply(void *state, struct hr_request *req)
         if (w_ > 0 && (size_t)w_ < sizeof tag - tl) tl += (size_t)w_; } while (0)
     size_t tl0 = tl;
 
+    int owned = 0; /* tools is our copy, not the client's array */
     if (a->sort_tools && json_is_array(tools)) {
-        int rc = sort_tools(tools);
+        int rc = sort_tools(body, &tools, &owned);
         if (rc < 0)
             return HR_ENOMEM;
         if (rc) {
@@ -791,7 +896,9 @@ static int ca_apply(void *state, struct hr_request *req)
         }
     }
     if (a->canonical_schemas && json_is_array(tools)) {
-        int n = canon_schemas(tools);
+        int n = canon_schemas(body, &tools, &owned);
+        if (n < 0)
+            return HR_ENOMEM;
         if (n) {
             req->body_edited = 1;
             atomic_fetch_add(&a->c[C_SCHEMAS], 1);
@@ -881,7 +988,7 @@ HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     .init = ca_init,
     .fini = ca_fini,
     .apply = ca_apply,
-    .transform_flags = HR_TF_COUNTS_ON_DEMAND,
+    .transform_flags = HR_TF_COUNTS_ON_DEMAND | HR_TF_COPY_ON_WRITE,
     .content_types = 0,
     .reset = ca_reset,
 };
