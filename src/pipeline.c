@@ -438,7 +438,6 @@ static void commit_journal(struct req_ctx *c)
  * tool output does not leave the other threads idle. */
 #define PART_BYTES (128 * 1024)
 
-
 struct lookup_job {
     const char *model;
     enum hr_encoding enc;
@@ -452,10 +451,6 @@ struct lookup_job {
  * counted); from it on, counted only as far as a decision needs. */
 #define UNIT_LAZY_MIN_BYTES 2048
 
-/* Marker check, and the token count when it is cheap: small texts are
- * counted (or found in the count cache), large ones hashed (that hash keys
- * both the count cache and plugins' unit_hash) and looked up; the rest are
- * counted on demand, here as far as min_tokens. */
 /* Long texts already searched and found without a marker, by content hash:
  * an agent resends its tool outputs every turn, and searching them again
  * was a tenth of a long conversation's turn. One word per slot (written
@@ -474,6 +469,10 @@ static void flag_marker_long(struct hr_unit *u, const uint64_t hash[2])
     if (!(u->flags & HR_UNIT_HAS_MARKER)) atomic_store_explicit(slot, key, memory_order_relaxed);
 }
 
+/* Marker check, and the token count when it is cheap: small texts are
+ * counted (or found in the count cache), large ones hashed (that hash keys
+ * both the count cache and plugins' unit_hash) and looked up; the rest are
+ * counted on demand, here as far as min_tokens. */
 static void look_up_unit(void *ctx, size_t i)
 {
     struct lookup_job *j = ctx;
