@@ -131,8 +131,6 @@ void hr_admit_cache_store(struct proxy_req *p)
     hr_respcache_put(p->cache_key, &e);
 }
 
-/* Refuse a request over its API key's rate limit: 429 in the format's
- * shape with Retry-After. */
 int hr_admit_rate_key(const uint8_t key[HR_SHA256_LEN], uint64_t tokens, int charge, char *msg, size_t msglen,
                       int *retry_after_s)
 {
@@ -152,6 +150,8 @@ void hr_admit_rate_key_of(const char *authorization, const char *x_api_key, uint
     hr_ratelimit_key(authorization && *authorization ? authorization : x_api_key, key);
 }
 
+/* Refuse a request over its API key's rate limit: 429 in the format's
+ * shape with Retry-After. */
 int hr_admit_rate(struct proxy_req *p, uint64_t tokens, int charge)
 {
     if (!hr_ratelimit_enabled()) return 0;

@@ -191,9 +191,6 @@ static void upstream_text(struct hr_ws *ws, const char *m, size_t len)
 #undef IS
 }
 
-/* A client's response.create: the same pipeline as a POST /v1/responses
- * body (no headroom_retrieve tool: the answer streams, as an SSE request's
- * does), then one masked text frame upstream. */
 /* The per-key rate limit, as a POST meets it (admission.c): refused with an
  * error event (status 429), counted, and freed. */
 static int rate_limited(struct hr_ws *ws, struct proxy_req *r, uint64_t tokens, int charge)
@@ -210,6 +207,9 @@ static int rate_limited(struct hr_ws *ws, struct proxy_req *r, uint64_t tokens, 
     return 1;
 }
 
+/* A client's response.create: the same pipeline as a POST /v1/responses
+ * body (no headroom_retrieve tool: the answer streams, as an SSE request's
+ * does), then one masked text frame upstream. */
 static void response_create(struct hr_ws *ws, json_t *body, const char *raw, size_t raw_len)
 {
     struct hr_worker *w = ws->w;
