@@ -315,10 +315,11 @@ void hr_pipeline_unit_hash(struct hr_request *req, size_t i, uint64_t out[2])
 int hr_pipeline_ccr_put_unit(struct hr_request *req, size_t i, char hash_out[HR_CCR_HASH_LEN + 1])
 {
     if (i >= req->n_units) return HR_EINVAL;
-    struct unit_ref *r = &ctx_of(req)->refs[i];
+    const struct unit_ref *r = &ctx_of(req)->refs[i];
     const struct hr_unit *u = &req->units[i];
-    unit_ref_hash(r, u);
-    return hr_ccr_put_hashed(u->text, u->len, r->hash, hash_out);
+    /* Long units were hashed when found; a short one is hashed by the store
+     * only if its memo wants it. */
+    return r->hashed ? hr_ccr_put_hashed(u->text, u->len, r->hash, hash_out) : hr_ccr_put(u->text, u->len, hash_out);
 }
 
 void hr_pipeline_stage_tokens_removed(struct hr_request *req, uint64_t tokens)

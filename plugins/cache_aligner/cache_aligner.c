@@ -273,9 +273,33 @@ static int cmp_kv(const void *a, const void *b)
 
 static void kv_free(struct kv *e, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; e && i < n; i++)
         json_decref(e[i].val);
     free(e);
+}
+
+/* Member `k` of the object being iterated, holding `val` (a reference). */
+static struct kv kv_of(const char *k, json_t *val)
+{
+    return (struct kv){k, json_object_iter_key_len(json_object_key_to_iter(k)), val};
+}
+
+/* Room for v's n members, the first `upto` filled (key, its length, a
+ * reference to the value). */
+static struct kv *kv_new(json_t *v, size_t upto, size_t n)
+{
+    struct kv *e = malloc((n ? n : 1) * sizeof *e);
+    size_t i = 0;
+    const char *k;
+    json_t *x;
+    if (!e)
+        return NULL;
+    json_object_foreach(v, k, x) {
+        if (i == upto)
+            break;
+        e[i++] = kv_of(k, json_incref(x));
+    }
+    return e;
 }
 
 /* v with object keys sorted bytewise at every depth: *out is a new value
@@ -304,28 +328,30 @@ static int canon(json_t *v, json_t **out)
     }
     if (!json_is_object(v))
         return 0;
+    /* e is only made once something changes: most objects already are
+     * canonical, and cost a pass and no allocation. */
     size_t n = json_object_size(v), i = 0;
-    struct kv *e = malloc((n ? n : 1) * sizeof *e);
-    if (!e)
-        return -1;
+    struct kv *e = NULL;
     const char *k, *prev = NULL;
-    int sorted = 1, inner = 0;
+    int sorted = 1;
     json_object_foreach(v, k, x) {
-        if ((rc = canon(x, &r)) < 0) {
+        if ((rc = canon(x, &r)) < 0 || (r && !e && !(e = kv_new(v, i, n)))) {
+            json_decref(r);
             kv_free(e, i);
             return -1;
         }
         changed += rc;
-        inner |= r != NULL;
-        e[i++] = (struct kv){k, json_object_iter_key_len(json_object_key_to_iter(k)), r ? r : json_incref(x)};
+        if (e)
+            e[i] = kv_of(k, r ? r : json_incref(x));
+        i++;
         if (prev && strcmp(prev, k) > 0)
             sorted = 0;
         prev = k;
     }
-    if (sorted && !inner) {
-        kv_free(e, n);
+    if (sorted && !e)
         return changed;
-    }
+    if (!e && !(e = kv_new(v, n, n)))
+        return -1;
     if (!sorted)
         qsort(e, n, sizeof *e, cmp_kv);
     json_t *o = json_object();

@@ -132,6 +132,8 @@ void hr_api_obj_get(const struct hr_api_obj *o, const char *key, struct hr_api_o
  * knows hr_api_pick_exact holds for the whole text (nothing is checked again). */
 enum { HR_READ_MODEL = 1, HR_READ_USAGE = 2, HR_READ_EXACT = 4 };
 void hr_api_read_answer(const struct hr_api *api, const char *text, size_t len, unsigned what, struct hr_usage *u);
+/* api->usage_read of parent's "usage" member (none when it is not an object). */
+void hr_api_usage_of(const struct hr_api *api, const json_t *parent, struct hr_usage *u);
 void hr_api_set_model(struct hr_usage *u, const json_t *obj);
 int hr_api_str_is(const char *s, size_t n, const char *lit);
 /* The `"usage": {` test that spares a JSON parse per streamed chunk. */

@@ -110,12 +110,35 @@ static void set_model_bytes(struct hr_usage *u, const char *s, size_t len)
     u->model[n] = '\0';
 }
 
-void hr_api_set_model(struct hr_usage *u, const json_t *obj)
+static void set_model_string(struct hr_usage *u, const json_t *m)
 {
-    const json_t *m = hr_json_get(obj, "model");
     if (!json_is_string(m)) return;
     const char *s = json_string_value(m);
     set_model_bytes(u, s, strnlen(s, sizeof(u->model)));
+}
+
+void hr_api_set_model(struct hr_usage *u, const json_t *obj) { set_model_string(u, hr_json_get(obj, "model")); }
+
+/* The model from the text of its value: a plain string as json_stringn takes
+ * it (valid UTF-8; `exact`: known valid already), anything else parsed. */
+static void set_model_text(struct hr_usage *u, const char *v, size_t n, int exact)
+{
+    if (n >= 2 && v[0] == '"' && v[n - 1] == '"' && !memchr(v, '\\', n)) {
+        const char *s = v + 1;
+        size_t sl = n - 2;
+        if (exact || hr_utf8_valid_prefix((const uint8_t *)s, sl) == sl) set_model_bytes(u, s, strnlen(s, sl));
+        return;
+    }
+    json_t *m = json_loadb(v, n, JSON_DECODE_ANY, NULL);
+    set_model_string(u, m);
+    json_decref(m);
+}
+
+void hr_api_usage_of(const struct hr_api *api, const json_t *parent, struct hr_usage *u)
+{
+    struct hr_api_obj o;
+    hr_api_obj_json(&o, hr_json_get(parent, "usage"));
+    api->usage_read(&o, u);
 }
 
 void hr_api_read_answer(const struct hr_api *api, const char *text, size_t len, unsigned what, struct hr_usage *u)
@@ -124,18 +147,7 @@ void hr_api_read_answer(const struct hr_api *api, const char *text, size_t len, 
     const char *v[2];
     size_t n[2];
     hr_json_members(text, len, keys, 2, v, n);
-    if (!(what & HR_READ_MODEL)) {
-    } else if (v[0] && n[0] >= 2 && v[0][0] == '"' && v[0][n[0] - 1] == '"' && !memchr(v[0], '\\', n[0])) {
-        /* As json_stringn takes it: valid UTF-8 (an empty name is none). */
-        const char *s = v[0] + 1;
-        size_t sl = n[0] - 2;
-        if ((what & HR_READ_EXACT) || hr_utf8_valid_prefix((const uint8_t *)s, sl) == sl)
-            set_model_bytes(u, s, strnlen(s, sl));
-    } else if (v[0]) {
-        json_t *m = json_loadb(v[0], n[0], JSON_DECODE_ANY, NULL);
-        if (json_is_string(m)) set_model_bytes(u, json_string_value(m), strnlen(json_string_value(m), sizeof(u->model)));
-        json_decref(m);
-    }
+    if ((what & HR_READ_MODEL) && v[0]) set_model_text(u, v[0], n[0], what & HR_READ_EXACT);
     if (!(what & HR_READ_USAGE) || !v[1]) return;
     struct hr_api_obj usage;
     if (hr_api_obj_text(&usage, v[1], n[1], (what & HR_READ_EXACT) && v[1][0] == '{')) {

@@ -46,19 +46,12 @@ static const struct hr_api_openai_usage_keys usage_keys = {"prompt_tokens", "pro
 
 static void usage_read(const struct hr_api_obj *usage, struct hr_usage *u) { hr_api_openai_usage(u, usage, &usage_keys); }
 
-/* The member "usage" of `parent`, read as usage_read does. */
-static void usage_of(const json_t *parent, struct hr_usage *u)
-{
-    struct hr_api_obj o;
-    hr_api_obj_json(&o, hr_json_get(parent, "usage"));
-    usage_read(&o, u);
-}
 
 static void usage_from_json(const json_t *answer, struct hr_usage *u)
 {
     if (!json_is_object(answer)) return;
     hr_api_set_model(u, answer);
-    usage_of(answer, u);
+    hr_api_usage_of(&hr_api_openai_chat, answer, u);
 }
 
 static void usage_from_sse(const char *event, size_t event_len, const char *data, size_t len, struct hr_usage *u)
@@ -81,7 +74,7 @@ static void usage_from_sse(const char *event, size_t event_len, const char *data
     json_t *root = hr_json_load(data, len, NULL); /* json_loadb's result */
     if (json_is_object(root)) {
         if (want_model) hr_api_set_model(u, root);
-        if (want_usage) usage_of(root, u);
+        if (want_usage) hr_api_usage_of(&hr_api_openai_chat, root, u);
     }
     json_decref(root);
 }

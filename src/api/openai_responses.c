@@ -60,19 +60,12 @@ static const struct hr_api_openai_usage_keys usage_keys = {"input_tokens", "inpu
 
 static void usage_read(const struct hr_api_obj *usage, struct hr_usage *u) { hr_api_openai_usage(u, usage, &usage_keys); }
 
-/* The member "usage" of `parent`, read as usage_read does. */
-static void usage_of(const json_t *parent, struct hr_usage *u)
-{
-    struct hr_api_obj o;
-    hr_api_obj_json(&o, json_object_get(parent, "usage"));
-    usage_read(&o, u);
-}
 
 static void usage_from_json(const json_t *answer, struct hr_usage *u)
 {
     if (!json_is_object(answer)) return;
     hr_api_set_model(u, answer);
-    usage_of(answer, u);
+    hr_api_usage_of(&hr_api_openai_responses, answer, u);
 }
 
 /* Events that carry the whole response: created (model), and the three
@@ -99,7 +92,7 @@ static void usage_from_sse(const char *event, size_t event_len, const char *data
     const json_t *response = json_object_get(root, "response");
     if (json_is_object(response)) {
         hr_api_set_model(u, response);
-        if (final) usage_of(response, u);
+        if (final) hr_api_usage_of(&hr_api_openai_responses, response, u);
     }
     json_decref(root);
 }
