@@ -70,6 +70,10 @@ double hr_acct_cost_so_far(const struct proxy_req *p)
     return ev.cost_usd;
 }
 
+/* A forwarded body this long is counted only once the stream's last events
+ * are written (about 0.2 ms of counting, several writes' cost). */
+#define LATE_COUNT_FLUSH_BYTES (32u * 1024u)
+
 /* Passthrough counts what it forwarded now that the answer is on its way:
  * the same count the pipeline makes, with no stage to run. */
 static void count_late(struct proxy_req *p)
@@ -113,7 +117,11 @@ void hr_acct_stream_comment(struct proxy_req *p)
 {
     struct hr_event ev;
     char line[320];
-    count_late(p); /* the answer's bytes are all relayed: counting delays no one */
+    /* Counting a long forwarded body takes ~6 ms per MB: the answer's last
+     * events go to the client first, and only the comment and the stream's
+     * end wait for the count (a short body's count costs less than a write). */
+    if (p->count_late && !p->counted_late && p->up_body_len >= LATE_COUNT_FLUSH_BYTES) hr_req_flush(p->req);
+    count_late(p);
     price_so_far(p, &ev);
     int n = hr_cost_sse_comment(&ev, line, sizeof line);
     if (n <= 0 || (size_t)n >= sizeof line) return;
