@@ -118,6 +118,7 @@ struct hr_fleet_wait {
     double t_arrived;               /* monotonic ms: latency and overhead count the wait */
     int strict_failed;              /* a budget or rate-limit answer is missing */
     int let_through;                /* ... and on_backend_error open let it through (counted once) */
+    int unchecked_refused;          /* ... and on_backend_error closed refuses it (a message's wait) */
     json_t *body;
     const char *budget_period;
     time_t budget_start;
@@ -533,13 +534,22 @@ static const struct hr_api *api_of(struct hr_req *req, const char *path)
     return owner ? owner : hr_api_for_passthrough(path);
 }
 
-/* on_backend_error closed: a budget or rate limit that cannot be checked
- * refuses the request. */
-static void refuse(struct hr_fleet_wait *x)
+static const char UNCHECKED_MSG[] =
+    "headroomd cannot reach its shared state (Redis) to check the budget or rate limit, and "
+    "on_backend_error is closed; retry shortly, or see doc/fleet.md";
+
+static void count_fail_closed(void)
 {
     pthread_mutex_lock(&fl.lock);
     fl.fail_closed_n++;
     pthread_mutex_unlock(&fl.lock);
+}
+
+/* on_backend_error closed: a budget or rate limit that cannot be checked
+ * refuses the request. */
+static void refuse(struct hr_fleet_wait *x)
+{
+    count_fail_closed();
     char path[2048], id[40];
     const char *uri = hr_req_uri(x->req);
     snprintf(path, sizeof path, "%.*s", (int)strcspn(uri, "?"), uri);
@@ -547,9 +557,7 @@ static void refuse(struct hr_fleet_wait *x)
     snprintf(id, sizeof id, "hr-%zx-%llx", x->w->index, ++x->w->next_request);
     hr_req_add_header(x->req, "Retry-After", "1");
     hr_req_add_header(x->req, "x-headroom-request-id", id);
-    hr_send_api_error(x->req, api, 503, HR_API_ERR_OVERLOADED,
-                      "headroomd cannot reach its shared state (Redis) to check the budget or rate limit, and "
-                      "on_backend_error is closed; retry shortly, or see doc/fleet.md");
+    hr_send_api_error(x->req, api, 503, HR_API_ERR_OVERLOADED, UNCHECKED_MSG);
     hr_stats_count_rejected(503, 0, 0);
     hr_acct_refusal(x->w, id, api, path, NULL, 503, "shared state backend unavailable");
 }
@@ -560,10 +568,13 @@ static void finish(struct hr_fleet_wait *x)
         wait_free(x);
         return;
     }
-    if (x->p || x->resume) { /* a retrieve round */
+    if (x->p || x->resume) { /* a retrieve round, or a WebSocket message's rate verdict */
         if (x->p) {
+            struct hr_fleet_wait *saved = tl_current;
+            tl_current = x; /* what hr_ratelimit_admit and hr_fleet_unchecked_refused read */
             x->p->fleet_wait = NULL;
             x->resume(x->p);
+            tl_current = saved;
         }
         wait_free(x);
         return;
@@ -648,12 +659,16 @@ static void run_stage(struct hr_fleet_wait *x)
             }
         } else {
             if (x->strict_failed) {
-                if (fl.fail_closed) {
+                if (fl.fail_closed && !x->req) { /* a message: its resume refuses it */
+                    count_fail_closed();
+                    x->unchecked_refused = 1;
+                } else if (fl.fail_closed) {
                     refuse(x);
                     wait_free(x);
                     return;
+                } else {
+                    note_fail_open(x, "the rate limit");
                 }
-                note_fail_open(x, "the rate limit");
             }
             finish_soon(x);
             return;
@@ -790,6 +805,27 @@ void hr_fleet_cancel(struct proxy_req *p)
 {
     if (p->fleet_wait) p->fleet_wait->p = NULL; /* freed when its answers are in */
     p->fleet_wait = NULL;
+}
+
+int hr_fleet_rate_wait(struct proxy_req *p, const uint8_t key[HR_SHA256_LEN], void (*resume)(struct proxy_req *p))
+{
+    if (!fl.on || !tl_conn || !(fl.rpm || fl.tpm) || p->fleet_wait) return 0;
+    if (tl_current && tl_current->p == p) return 0; /* this is the resume: the verdict is in */
+    struct hr_fleet_wait *x = wait_new(p->w);
+    if (!x) return 0;
+    x->p = p;
+    x->resume = resume;
+    x->want_rate = 1;
+    memcpy(x->rate_key, key, HR_SHA256_LEN);
+    p->fleet_wait = x;
+    run_stage(x); /* no budget or cache read: straight to the rate script */
+    return 1;
+}
+
+const char *hr_fleet_unchecked_refused(const struct proxy_req *p)
+{
+    struct hr_fleet_wait *x = tl_current;
+    return x && x->p == p && x->unchecked_refused ? UNCHECKED_MSG : NULL;
 }
 
 /* Requests (not retrieve rounds, which belong to a proxied request that

@@ -7,7 +7,9 @@
 #ifndef HR_FLEET_H
 #define HR_FLEET_H
 #include <jansson.h>
+#include <stdint.h>
 #include "config.h"
+#include "sha256.h"
 
 struct hr_worker;
 struct proxy_req;
@@ -49,6 +51,18 @@ json_t *hr_fleet_take_body(struct hr_req *req);
  *   are here (or known missing); 0 to answer now.
  */
 int hr_fleet_retrieve_wait(struct proxy_req *p, const json_t *answer, void (*resume)(struct proxy_req *p));
+/*
+ * hr_fleet_rate_wait
+ *   A WebSocket message (no HTTP request of its own to defer) meets the
+ *   shared rate limit: 1 when Redis is asked for its key's verdict (the
+ *   message charged, as a POST's wait charges it) and `resume(p)` will run
+ *   with it at hand: hr_ratelimit_admit then returns it; 0 to go on now (no
+ *   backend or no shared limit, or called again from that resume).
+ */
+int hr_fleet_rate_wait(struct proxy_req *p, const uint8_t key[HR_SHA256_LEN], void (*resume)(struct proxy_req *p));
+/* In that resume: the refusal message when Redis did not answer and
+ * on_backend_error is closed (counted), else NULL. */
+const char *hr_fleet_unchecked_refused(const struct proxy_req *p);
 /* hr_proxy_free: the request is gone; a pending fetch must not resume it. */
 void hr_fleet_cancel(struct proxy_req *p);
 

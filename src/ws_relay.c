@@ -14,6 +14,7 @@
 #include <sys/random.h>
 #include <event2/event.h>
 #include "cost.h"
+#include "fleet.h"
 #include "json_dump.h"
 #include "json_load.h"
 #include "json_scan.h"
@@ -64,6 +65,12 @@ struct hr_ws {
     char traceparent[64];
     char *session;                      /* x-headroom-session */
     uint8_t rate_key[HR_SHA256_LEN];    /* the handshake's credential, for the per-key rate limit */
+    /* A response.create waiting for the fleet's rate verdict (Redis), and
+     * what the client sent after it: nothing more is read until it is in. */
+    struct proxy_req *held_r;
+    json_t *held_body;
+    char *held_raw, *rest;
+    size_t held_len, rest_len;
     size_t max_msg;
     double idle_ms, last_io, close_deadline;
     struct event *timer;
@@ -144,6 +151,15 @@ static void pend_push(struct hr_ws *ws, struct proxy_req *r)
     ws->pend_tail = r;
 }
 
+/* Draining, with no response under way or message waiting: close both sides. */
+static void close_if_drained(struct hr_ws *ws)
+{
+    if (!ws->draining || ws->pend || ws->held_r || ws->ending) return;
+    send_close(&ws->cl, HR_WS_CLOSE_GOING_AWAY, "headroomd is shutting down");
+    send_close(&ws->up, HR_WS_CLOSE_GOING_AWAY, "headroomd is shutting down");
+    ws_end(ws, 503, NULL);
+}
+
 /* The oldest response ended: its one event, as a POST's would be. */
 static void finish_oldest(struct hr_ws *ws, int status, int failed, const char *error)
 {
@@ -154,11 +170,7 @@ static void finish_oldest(struct hr_ws *ws, int status, int failed, const char *
     r->status = status;
     hr_acct_finish(r, status, failed, error);
     hr_proxy_free(r);
-    if (ws->draining && !ws->pend && !ws->ending) {
-        send_close(&ws->cl, HR_WS_CLOSE_GOING_AWAY, "headroomd is shutting down");
-        send_close(&ws->up, HR_WS_CLOSE_GOING_AWAY, "headroomd is shutting down");
-        ws_end(ws, 503, NULL);
-    }
+    close_if_drained(ws);
 }
 
 /* The upstream's text message `m`: the first after a response.create dates
@@ -207,36 +219,17 @@ static int rate_limited(struct hr_ws *ws, struct proxy_req *r, uint64_t tokens, 
     return 1;
 }
 
-/* A client's response.create: the same pipeline as a POST /v1/responses
- * body (no headroom_retrieve tool: the answer streams, as an SSE request's
- * does), then one masked text frame upstream. */
-static void response_create(struct hr_ws *ws, json_t *body, const char *raw, size_t raw_len)
+static void rate_verdict_in(struct proxy_req *r);
+
+/* A response.create from the rate limit on: checked, compressed, sent. */
+static void create_checked(struct hr_ws *ws, struct proxy_req *r, json_t *body, const char *raw, size_t raw_len)
 {
-    struct hr_worker *w = ws->w;
-    struct hr_daemon *d = w->d;
-    struct proxy_req *r = hr_proxy_track(w, NULL, ws->api, 1, ws->api->path);
-    if (!r) {
-        send_error_event(ws, 500, HR_API_ERR_INTERNAL, "headroomd ran out of memory");
-        return;
-    }
-    hr_ws_count_message();
-    r->t_start = ws->cl.msg_t0;
-    r->streaming = 1;
-    memcpy(r->stack, ws->stack, sizeof r->stack);
-    memcpy(r->traceparent, ws->traceparent, sizeof r->traceparent);
-    const char *model = json_string_value(json_object_get(body, "model"));
-    r->model = strdup(model ? model : "");
-    if (d->cfg->log_messages && (r->logged_body = malloc(raw_len + 1))) {
-        memcpy(r->logged_body, raw, raw_len);
-        r->logged_body[raw_len] = '\0';
-        r->logged_body_len = raw_len;
-    }
-    char msg[300];
-    long retry_after;
-    if (hr_cost_budget_gate(msg, sizeof msg, &retry_after)) { /* as admission.c refuses a POST */
-        send_error_event(ws, 429, HR_API_ERR_BUDGET, msg);
-        hr_stats_count_rejected(429, 0, 1);
-        hr_acct_refusal(w, r->request_id, ws->api, r->path, r->stack, 429, "budget exceeded");
+    struct hr_daemon *d = ws->w->d;
+    const char *unchecked = hr_fleet_unchecked_refused(r);
+    if (unchecked) { /* Redis did not answer, on_backend_error closed: as a POST is refused */
+        send_error_event(ws, 503, HR_API_ERR_OVERLOADED, unchecked);
+        hr_stats_count_rejected(503, 0, 0);
+        hr_acct_refusal(ws->w, r->request_id, ws->api, r->path, r->stack, 503, "shared state backend unavailable");
         hr_proxy_free(r);
         return;
     }
@@ -259,8 +252,53 @@ static void response_create(struct hr_ws *ws, json_t *body, const char *raw, siz
     pend_push(ws, r);
 }
 
-/* A client's whole text message. */
-static void client_text(struct hr_ws *ws, const char *m, size_t len)
+/* A client's response.create: the same pipeline as a POST /v1/responses
+ * body (no headroom_retrieve tool: the answer streams, as an SSE request's
+ * does), then one masked text frame upstream. Returns 1 when it waits for
+ * the fleet's rate verdict: it is then held (ws->held_*), and so is the
+ * client's side, until rate_verdict_in. */
+static int response_create(struct hr_ws *ws, json_t *body, const char *raw, size_t raw_len)
+{
+    struct hr_worker *w = ws->w;
+    struct hr_daemon *d = w->d;
+    struct proxy_req *r = hr_proxy_track(w, NULL, ws->api, 1, ws->api->path);
+    if (!r) {
+        send_error_event(ws, 500, HR_API_ERR_INTERNAL, "headroomd ran out of memory");
+        return 0;
+    }
+    hr_ws_count_message();
+    r->t_start = ws->cl.msg_t0;
+    r->streaming = 1;
+    memcpy(r->stack, ws->stack, sizeof r->stack);
+    memcpy(r->traceparent, ws->traceparent, sizeof r->traceparent);
+    const char *model = json_string_value(json_object_get(body, "model"));
+    r->model = strdup(model ? model : "");
+    if (d->cfg->log_messages && (r->logged_body = malloc(raw_len + 1))) {
+        memcpy(r->logged_body, raw, raw_len);
+        r->logged_body[raw_len] = '\0';
+        r->logged_body_len = raw_len;
+    }
+    char msg[300];
+    long retry_after;
+    if (hr_cost_budget_gate(msg, sizeof msg, &retry_after)) { /* as admission.c refuses a POST */
+        send_error_event(ws, 429, HR_API_ERR_BUDGET, msg);
+        hr_stats_count_rejected(429, 0, 1);
+        hr_acct_refusal(w, r->request_id, ws->api, r->path, r->stack, 429, "budget exceeded");
+        hr_proxy_free(r);
+        return 0;
+    }
+    /* A fleet's shared limit: Redis's verdict first, as a POST waits for it. */
+    if (hr_ratelimit_enabled() && hr_fleet_rate_wait(r, ws->rate_key, rate_verdict_in)) {
+        ws->held_r = r;
+        return 1;
+    }
+    create_checked(ws, r, body, raw, raw_len);
+    return 0;
+}
+
+/* A client's whole text message. Returns 1 when it is held (its parsed
+ * body kept in ws->held_body; the caller keeps `m`). */
+static int client_text(struct hr_ws *ws, const char *m, size_t len)
 {
     json_error_t jerr;
     json_t *body = hr_json_load_strict(m, len, &jerr);
@@ -273,12 +311,19 @@ static void client_text(struct hr_ws *ws, const char *m, size_t len)
         send_close(&ws->cl, HR_WS_CLOSE_BAD_DATA, why);
         send_close(&ws->up, HR_WS_CLOSE_GOING_AWAY, "the client sent a message that is not JSON");
         ws_end(ws, 499, "the client sent a message that is not JSON");
-        return;
+        return 0;
     }
     const char *type = json_string_value(json_object_get(body, "type"));
-    if (type && !strcmp(type, "response.create")) response_create(ws, body, m, len);
-    else send_frame(&ws->up, HR_WS_TEXT, m, len); /* response.steer and the rest: as they came */
+    if (type && !strcmp(type, "response.create")) {
+        if (response_create(ws, body, m, len)) {
+            ws->held_body = body;
+            return 1;
+        }
+    } else {
+        send_frame(&ws->up, HR_WS_TEXT, m, len); /* response.steer and the rest: as they came */
+    }
     json_decref(body);
+    return 0;
 }
 
 /* ------------------------------------------------------------ reading frames */
@@ -421,16 +466,38 @@ static int control_end(struct side *s)
     return 0;
 }
 
-/* A frame is whole. Returns -1 when the WebSocket is ending. */
+/* A frame is whole. Returns -1 when the WebSocket is ending, 1 when the
+ * client's message waits for the fleet's rate verdict. */
 static int frame_end(struct side *s)
 {
     struct hr_ws *ws = s->ws;
     if (s->h.opcode >= HR_WS_CLOSE) return control_end(s);
     if (!s->h.fin) return 0;
-    if (s->hold) client_text(ws, s->msg, s->msg_len);
-    else if (s->watch) upstream_text(ws, s->msg, s->msg_len);
+    if (s->hold && client_text(ws, s->msg, s->msg_len)) {
+        ws->held_raw = s->msg; /* the message's bytes go with it */
+        ws->held_len = s->msg_len;
+        s->msg = NULL;
+        s->msg_cap = 0;
+        msg_reset(s);
+        return 1;
+    }
+    if (!s->hold && s->watch) upstream_text(ws, s->msg, s->msg_len);
     msg_reset(s);
     return ws->ending ? -1 : 0;
+}
+
+/* The client's bytes after a held message wait with it, and its socket is
+ * not read until the verdict is in: messages keep their order. */
+static void hold_rest(struct hr_ws *ws, const uint8_t *buf, size_t len)
+{
+    hr_tunnel_pause(ws->cl.tn, 1);
+    if (!len) return;
+    if (!(ws->rest = malloc(len))) {
+        bad_frame(&ws->cl, HR_WS_CLOSE_TOO_BIG, "headroomd ran out of memory for the message");
+        return;
+    }
+    memcpy(ws->rest, buf, len);
+    ws->rest_len = len;
 }
 
 static void side_read(void *ud, struct hr_tunnel *t, const uint8_t *buf, size_t len)
@@ -470,9 +537,39 @@ static void side_read(void *ud, struct hr_tunnel *t, const uint8_t *buf, size_t 
         len -= n;
         if (s->got == s->h.len) {
             s->in_payload = 0;
-            if (frame_end(s)) return;
+            int r = frame_end(s);
+            if (r > 0) hold_rest(ws, buf, len);
+            if (r) return;
         }
     }
+}
+
+/* The fleet's rate verdict for the held response.create is in: it goes on
+ * (or is refused), then what the client sent after it. */
+static void rate_verdict_in(struct proxy_req *r)
+{
+    struct hr_ws *ws = r->w->ws;
+    while (ws && ws->held_r != r) ws = ws->next;
+    if (!ws) { /* not reachable: ws_free cancels the wait */
+        hr_proxy_free(r);
+        return;
+    }
+    json_t *body = ws->held_body;
+    char *raw = ws->held_raw, *rest = ws->rest;
+    size_t raw_len = ws->held_len, rest_len = ws->rest_len;
+    ws->held_r = NULL;
+    ws->held_body = NULL;
+    ws->held_raw = ws->rest = NULL;
+    ws->held_len = ws->rest_len = 0;
+    if (ws->ending) hr_proxy_free(r); /* closed meanwhile: never answered, as a POST whose client left */
+    else create_checked(ws, r, body, raw, raw_len);
+    json_decref(body);
+    free(raw);
+    if (rest && !ws->ending) side_read(&ws->cl, ws->cl.tn, (const uint8_t *)rest, rest_len);
+    free(rest);
+    if (ws->ending || ws->held_r) return;
+    if (!ws->up.tn || hr_tunnel_pending(ws->up.tn) <= HIGH_WATER) hr_tunnel_pause(ws->cl.tn, 0);
+    close_if_drained(ws);
 }
 
 /* ------------------------------------------------------------ life */
@@ -480,6 +577,10 @@ static void side_read(void *ud, struct hr_tunnel *t, const uint8_t *buf, size_t 
 static void ws_free(struct hr_ws *ws)
 {
     while (ws->pend) finish_oldest(ws, 499, 1, "the WebSocket closed before the response ended");
+    if (ws->held_r) hr_proxy_free(ws->held_r); /* cancels its wait; never answered, as a POST whose client left */
+    json_decref(ws->held_body);
+    free(ws->held_raw);
+    free(ws->rest);
     if (ws->prev) ws->prev->next = ws->next;
     else ws->w->ws = ws->next;
     if (ws->next) ws->next->prev = ws->prev;
@@ -520,7 +621,7 @@ static void side_drained(void *ud, struct hr_tunnel *t)
     (void)t;
     struct side *s = ud;
     struct side *o = s == &s->ws->cl ? &s->ws->up : &s->ws->cl;
-    if (o->tn && !s->ws->ending) hr_tunnel_pause(o->tn, 0);
+    if (o->tn && !s->ws->ending && !(o == &s->ws->cl && s->ws->held_r)) hr_tunnel_pause(o->tn, 0);
 }
 
 static void side_ended(void *ud, struct hr_tunnel *t, const char *why)
@@ -679,11 +780,7 @@ int hr_ws_drain(struct hr_worker *w)
         open++;
         if (ws->ending || ws->draining) continue;
         ws->draining = 1;
-        if (!ws->pend) {
-            send_close(&ws->cl, HR_WS_CLOSE_GOING_AWAY, "headroomd is shutting down");
-            send_close(&ws->up, HR_WS_CLOSE_GOING_AWAY, "headroomd is shutting down");
-            ws_end(ws, 503, NULL);
-        }
+        close_if_drained(ws);
     }
     return open;
 }

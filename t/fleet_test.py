@@ -5,9 +5,11 @@
 # micro-dollar; the first request over it is refused wherever it lands),
 # one rate limit per key (exact count, and one more after a refill), the
 # CCR store (hash made on A read on B, also through headroom_retrieve) and
-# the response cache; Redis killed, stopped and restarted: fail open /
+# the response cache; Responses WebSocket messages held to the shared rate
+# limit in the order sent; Redis killed, stopped and restarted: fail open /
 # closed as configured, no crash, recovery; SIGTERM while a request waits
 # for Redis: answered, nothing leaked.
+import base64
 import json
 import os
 import re
@@ -23,6 +25,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hrtest import *  # noqa: E402,F403
+from ws_client import WS  # noqa: E402
 
 SRCDIR = os.environ.get("top_srcdir") or os.path.join(T_DIR, "..")
 PRICES = os.path.abspath(os.path.join(SRCDIR, "conf", "prices.json"))
@@ -184,6 +187,17 @@ ROWS_TEXT = json.dumps(json.load(open(os.path.join(FIX, "logs_1000.json"))))
 shutil.rmtree(FIX, True)
 
 
+def ws_create(text):
+    return {"type": "response.create", "model": "fleet-test-model", "store": False, "input": [
+        {"role": "user", "content": [{"type": "input_text", "text": text}]}]}
+
+
+def ws_final(ws):
+    """The type (and error status) of the final event of the next response."""
+    ev = ws.events()[-1]
+    return ev.get("type"), ev.get("status")
+
+
 def tool_body(model="fleet-test-model"):
     return {"model": model, "messages": [
         {"role": "user", "content": "Which requests failed?"},
@@ -269,6 +283,53 @@ try:
         for h in three:
             h.stop()
 
+        # ---------------------------------------------- WebSocket messages, shared rate limit
+        # Codex's response.create messages (the Responses WebSocket) are held to the
+        # fleet's per-key limit as POSTs are: two instances, one bucket; a message
+        # sent right behind one that waits for Redis waits its turn (order kept).
+        wsd = [Headroomd(mock=mock, extra_conf=conf(redis, "ws:", "rate_limit_rpm 3")) for _ in range(2)]
+        for h in wsd:
+            h.start()
+        t0 = time.monotonic()
+        key = {"Authorization": "Bearer ws-key"}
+        a, b = WS(wsd[0].port, headers=key), WS(wsd[1].port, headers=key)
+        a.send_text(ws_create("one"))
+        first = ws_final(a)
+        b.send_text(ws_create("two"))
+        second = ws_final(b)
+        a.send_text(ws_create("three"))
+        a.send_text(ws_create("four"))  # sent before the third's verdict is in
+        # four's refusal may come while three's answer streams: finals in either order
+        third, fourth = sorted([ws_final(a), ws_final(a)], key=lambda f: f[0] != "response.completed")
+        b.send_text(ws_create("five"))
+        fifth = ws_final(b)
+        r = post_json(wsd[0].url + "/v1/chat/completions", chat(text="a POST"), headers={"authorization": "Bearer ws-key"})
+        took = time.monotonic() - t0
+        if took < 0.9 * 60.0 / 3:  # faster than one refill: the count is exact
+            is_([first, second, third], [("response.completed", None)] * 3,
+                "WebSocket: 3 response.create per minute pass across 2 instances (one Redis bucket)")
+            is_([fourth, fifth], [("error", 429)] * 2,
+                "WebSocket: the next ones get an error event (429) on either instance")
+            is_(r.status, 429, "WebSocket: a POST with the same key meets the same bucket")
+        else:
+            diag("slow machine: %.1f s, the bucket refilled meanwhile; order checks only" % took)
+        sent = [json.loads(base64.b64decode(m["body_b64"]))["input"][0]["content"][0]["text"]
+                for m in mock.requests() if m.get("websocket") is True]
+        if took < 0.9 * 60.0 / 3:
+            is_(sent, ["one", "two", "three"], "WebSocket: the message sent behind a waiting one waited its turn, "
+                "and refused messages never reached the upstream")
+        else:
+            is_(sent[:3], ["one", "two", "three"], "WebSocket: messages reached the upstream in the order sent")
+        c = WS(wsd[1].port, headers={"Authorization": "Bearer ws-other"})
+        c.send_text(ws_create("other key"))
+        is_(ws_final(c), ("response.completed", None), "WebSocket: another key has its own bucket")
+        ok(redis.cmd("KEYS", "ws:rl:*"), "WebSocket: the buckets live in Redis")
+        for w in (a, b, c):
+            w.close()
+        for h in wsd:
+            h.stop()
+        mock.reset()
+
         # ---------------------------------------------- Redis down: fail open, then recovery
         extra = "budget 1000\nrate_limit_rpm 3\ncache_ttl 60\nsink prometheus { path /metrics; }"
         op = [Headroomd(mock=mock, extra_conf=conf(redis, "open:", extra)) for _ in range(2)]
@@ -328,6 +389,15 @@ try:
         st_code, _ = get_json(cl.url + "/v1/retrieve/" + "1" * 24)
         is_(st_code, 404, "closed: CCR still fails open (a miss)")
         is_(cl.get_json("/stats")["backend"]["fail_closed"], 1, "closed: the refusal is counted")
+        ws = WS(cl.port)
+        ws.send_text(ws_create("down"))
+        ev = ws.events()[-1]
+        is_((ev.get("type"), ev.get("status")), ("error", 503), "closed: a WebSocket message gets an error event (503)")
+        like((ev.get("error") or {}).get("message", ""), r"on_backend_error", "closed: the event says why")
+        ws.send_text(ws_create("down again"))
+        is_(ws_final(ws), ("error", 503), "closed: the WebSocket stays open for the next message")
+        ws.close()
+        is_(cl.get_json("/stats")["backend"]["fail_closed"], 3, "closed: the WebSocket refusals are counted")
         redis.start()
         ok(wait_until(lambda: backend_stats(cl).get("connected"), timeout=10), "closed: reconnects")
         r = post_json(cl.url + "/v1/chat/completions", chat(text="back"))
@@ -365,6 +435,27 @@ try:
             if rc != 0:
                 diag(dr.stderr_text()[-3000:])
             ok(wait_until(lambda: redis.ping(), timeout=10), "%s: Redis answers again" % label)
+
+        # A WebSocket message parked for Redis at SIGTERM: the drain waits for it
+        # (fail open once timeout_ms passes), it is answered, then the WebSocket
+        # closes with 1001; exit 0, nothing leaked.
+        dr = Headroomd(mock=mock, expect_exit=None,
+                       extra_conf=conf(redis, "wsdrain:", "rate_limit_rpm 100\nshutdown_timeout 20"))
+        dr.start()
+        ws = WS(dr.port)
+        redis.proc.send_signal(signal.SIGSTOP)
+        ws.send_text(ws_create("parked"))
+        ok(wait_until(lambda: backend_stats(dr).get("waiting") == 1, timeout=10),
+           "WebSocket drain: /stats backend.waiting shows the parked message")
+        rc = dr.stop(timeout=60)
+        redis.proc.send_signal(signal.SIGCONT)
+        is_(ws_final(ws), ("response.completed", None), "WebSocket drain: the parked message is answered")
+        is_(ws.close_code()[0], 1001, "WebSocket drain: then the WebSocket closes with 1001")
+        ws.close()
+        is_(rc, 0, "WebSocket drain: exit 0, nothing leaked")
+        if rc != 0:
+            diag(dr.stderr_text()[-3000:])
+        ok(wait_until(lambda: redis.ping(), timeout=10), "WebSocket drain: Redis answers again")
 
     # ---------------------------------------------- config
     cfg_dir = tempfile.mkdtemp(prefix="hr-fleet-conf-")
