@@ -294,12 +294,11 @@ static void queue_flush(struct hr_req *c)
 
 static void write_pending(struct hr_req *c);
 
-/* A whole answer is written at once, before its caller's bookkeeping
- * (accounting, sink events, freeing the request), which would otherwise run
- * first in this loop turn while the client waits. Only the write: what
- * follows it (the next request, a close, the drained callback, a failed
- * write's cleanup) stays with the on_write already queued, so no callback
- * runs under the caller. */
+/* What is queued, written now (hr_req_flush). Only the write: what follows
+ * it (the next request, a close, the drained callback, a failed write's
+ * cleanup) stays with the on_write already queued, so no callback runs
+ * under the caller. A whole answer is not written this way: its request is
+ * accounted first, so /stats counts it by the time the client has it. */
 static void write_now(struct hr_req *c)
 {
     if (c->gone || c->broken || c->wr_added || !evbuffer_get_length(c->out)) return;
@@ -977,7 +976,6 @@ void hr_req_send(struct hr_req *r, int status, const char *body, size_t len)
             evbuffer_add(r->out, r->hb, hl);
             if (len && !r->head_only && !r->no_body) evbuffer_add(r->out, body, len);
             queue_flush(r);
-            write_now(r);
         } else {
             r->close_after = 1;
         }
@@ -994,7 +992,6 @@ void hr_req_send_buffer(struct hr_req *r, int status, struct evbuffer *body)
             evbuffer_add(r->out, r->hb, hl);
             if (len && !r->head_only && !r->no_body) evbuffer_add_buffer(r->out, body); /* moved, not copied */
             queue_flush(r);
-            write_now(r);
         } else {
             r->close_after = 1;
         }
@@ -1040,7 +1037,6 @@ void hr_req_end(struct hr_req *r)
     if (!r->gone && !r->broken) {
         if (r->chunked_out && !r->head_only) evbuffer_add(r->out, "0\r\n\r\n", 5);
         queue_flush(r);
-        write_now(r);
     }
     request_ended(r);
 }

@@ -91,8 +91,7 @@ void hr_req_start(struct hr_req *r, int status);
 void hr_req_chunk(struct hr_req *r, const char *data, size_t len);
 void hr_req_end(struct hr_req *r);
 /* Writes what the answer has so far now, not after this loop turn's
- * callbacks (a whole answer, hr_req_send* and hr_req_end, is written at once
- * anyway): for a caller about to do slow work before adding more. */
+ * callbacks: for a caller about to do slow work before adding more. */
 void hr_req_flush(struct hr_req *r);
 /* Bytes of the answer not yet taken by the client's socket. */
 size_t hr_req_pending(const struct hr_req *r);

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# one_client.sh — one client waiting on each answer (one_conn.c), through
+# several headroomd set-ups running side by side against one fast_upstream,
+# alternated round by round so the host's noise falls on all of them alike:
+# what a change, or a sink, does to one client's p50 / p99.
+#
+# Usage: HEADROOMD=/path/to/build/src/headroomd bench/proxy_vs_nginx/one_client.sh [VARIANT...]
+# Variants (default: shipped nosinks):
+#   shipped        conf/headroom.conf as shipped
+#   nomdb          without the metrics_db sink
+#   nosinks        without any sink
+#   base           the shipped config on BASE_HEADROOMD (another build)
+# Knobs: ROUNDS=4 SECONDS_PER_RUN=4 BODY=json|sse
+# Prints one line per run and a median per variant. 127.0.0.1 only; stops
+# everything it starts.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/../.." && pwd)
+ROUNDS=${ROUNDS:-4}
+SECS=${SECONDS_PER_RUN:-4}
+BODY=${BODY:-json}
+die() { echo "one_client.sh: $*" >&2; exit 1; }
+[ -x "${HEADROOMD:-}" ] || die "set HEADROOMD to a built headroomd (a build without sanitizers)"
+VARIANTS=("$@")
+[ ${#VARIANTS[@]} -gt 0 ] || VARIANTS=(shipped nosinks)
+for v in "${VARIANTS[@]}"; do
+    case $v in
+    shipped | nomdb | nosinks) ;;
+    base) [ -x "${BASE_HEADROOMD:-}" ] || die "variant base needs BASE_HEADROOMD" ;;
+    *) die "unknown variant $v (shipped, nomdb, nosinks, base)" ;;
+    esac
+done
+
+TMP=$(mktemp -d /tmp/hr-oneclient.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$TMP"; }
+trap cleanup EXIT INT TERM
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+cc -O2 -Wall -o "$TMP/fast_upstream" "$HERE/fast_upstream.c"
+cc -O2 -Wall -o "$TMP/one_conn" "$HERE/one_conn.c"
+"$TMP/fast_upstream" 0 "$TMP/up.port" >/dev/null 2>"$TMP/upstream.log" & PIDS+=($!)
+for _ in $(seq 50); do [ -s "$TMP/up.port" ] && break; sleep 0.1; done
+UP=$(cat "$TMP/up.port")
+
+declare -A PORT
+for v in "${VARIANTS[@]}"; do
+    PORT[$v]=$(free_port)
+    sed -e "s|^host .*|host 127.0.0.1|" -e "s|^port .*|port ${PORT[$v]}|" \
+        -e "s|^openai_api_url .*|openai_api_url http://127.0.0.1:$UP|" \
+        -e "s|^anthropic_api_url .*|anthropic_api_url http://127.0.0.1:$UP|" \
+        "$TOP/conf/headroom.conf" >"$TMP/$v.conf"
+    case $v in # drop sink blocks: `sink NAME { ... }` up to the closing brace at the start of a line
+    nomdb) sed -i '/^sink metrics_db {/,/^}/d' "$TMP/$v.conf" ;;
+    nosinks) sed -i '/^sink [a-z_]* { *}/d; /^sink [a-z_]* {/,/^}/d' "$TMP/$v.conf" ;;
+    esac
+    bin=$HEADROOMD
+    [ "$v" = base ] && bin=$BASE_HEADROOMD
+    mkdir -p "$TMP/ws-$v"
+    HEADROOM_WORKSPACE_DIR=$TMP/ws-$v HEADROOM_TELEMETRY=off "$bin" -c "$TMP/$v.conf" </dev/null \
+        >"$TMP/$v.log" 2>&1 & PIDS+=($!)
+done
+for v in "${VARIANTS[@]}"; do
+    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:${PORT[$v]}/readyz" && break; sleep 0.1; done
+    curl -sf -o /dev/null "http://127.0.0.1:${PORT[$v]}/readyz" || { tail -5 "$TMP/$v.log" >&2; die "$v did not start"; }
+done
+
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg), $BODY, $ROUNDS rounds of ${SECS} s"
+for r in $(seq "$ROUNDS"); do
+    for v in "${VARIANTS[@]}"; do
+        line=$(timeout $((SECS + 20)) "$TMP/one_conn" "${PORT[$v]}" "$SECS" "$BODY") || die "one_conn failed ($v)"
+        echo "round $r  $v  $line" | tee -a "$TMP/results"
+    done
+done
+python3 - "$TMP/results" <<'PY'
+import re, statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    v = line.split()[2]
+    f = dict(re.findall(r"(\w+)=(\d+)", line))
+    runs.setdefault(v, []).append(f)
+print("| variant | p50 µs | p90 µs | p99 µs | p99.9 µs | (medians of rounds) |")
+print("|---|---|---|---|---|---|")
+for v, fs in runs.items():
+    med = lambda k: statistics.median(int(f[k]) for f in fs)
+    print("| %s | %d | %d | %d | %d | p99 per round: %s |" % (v, med("p50_us"), med("p90_us"), med("p99_us"), med("p999_us"),
+                                                       " ".join(f["p99_us"] for f in fs)))
+PY
