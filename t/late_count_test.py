@@ -4,14 +4,15 @@
 # The figures must be those of a daemon that runs no stage at all, whatever
 # the stages did to the body: tools reordered by cache_aligner, a tool output
 # crushed by smart_crusher, the headroom_retrieve
-# tool added after the stages, tool outputs too short to be candidates.
+# tool added after the stages, tool outputs too short to be candidates; and a
+# passthrough (`optimize no`) stream over 32 KB, counted after its answer.
 import json
 import os
 import sys
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hrtest import Headroomd, Mock, cmp_ok, done, is_, ok, post_json, stream  # noqa: E402
+from hrtest import Headroomd, Mock, cmp_ok, done, is_, ok, post_json, stream, wait_until  # noqa: E402
 
 PLUGIN_DIR = os.environ.get("HEADROOM_TEST_PLUGIN_DIR")
 BASE = ("host 127.0.0.1\nport @PORT@\nworkers 1\nopenai_api_url @MOCK_URL@\nanthropic_api_url @MOCK_URL@\n"
@@ -108,4 +109,24 @@ for i, (name, _, _, _) in enumerate(CASES):
     is_(got[0], ref[0], "%s: tokens before = a daemon without stages (%d)" % (name, ref[0]))
     cmp_ok(got[1], "<", got[0], "%s: the crushed output saved tokens (%d -> %d)" % (name, got[0], got[1]))
 is_(with_stages[-1], reference[-1], "/stats tokens.input: the same total as without stages (%d)" % reference[-1])
+
+# Passthrough (`optimize no`) counts a body after its answer. A streamed
+# answer's closing comment still carries the count, the same as a daemon
+# running no stage counts, also for a body over 32 KB, whose answer's last
+# events are written before the count and only the comment and the end wait.
+BIG = chat(None, True)
+BIG["messages"][-1]["content"] = ROWS * 3
+cmp_ok(len(json.dumps(BIG)), ">", 32 * 1024, "passthrough stream: the body is over 32 KB")
+with Mock() as m, Headroomd(mock=m, conf_text=BASE) as h:
+    want = figures(h, "/v1/chat/completions", BIG, True)
+with Mock() as m, Headroomd(mock=m, conf_text=BASE + "optimize no\n") as h:
+    r = stream(h.url + "/v1/chat/completions", BIG, headers={"Authorization": "Bearer sk-t"})
+    text = r.body.decode() if isinstance(r.body, bytes) else r.body
+    done_at, comment_at = text.find("data: [DONE]"), text.find(": headroom tokens_before=")
+    ok(0 <= done_at < comment_at, "passthrough stream: [DONE], then the closing comment")
+    got = figures(h, "/v1/chat/completions", BIG, True)
+    is_(got, (want[0], want[0]) if want else None,
+        "passthrough stream: the comment counts what a daemon without stages counts, nothing saved")
+    ok(wait_until(lambda: h.stats()["tokens"]["input"] == 2 * want[0]) if want else False,
+       "passthrough stream: /stats tokens.input has both requests' count")
 done()
