@@ -810,7 +810,6 @@ void hr_fleet_cancel(struct proxy_req *p)
 int hr_fleet_rate_wait(struct proxy_req *p, const uint8_t key[HR_SHA256_LEN], void (*resume)(struct proxy_req *p))
 {
     if (!fl.on || !tl_conn || !(fl.rpm || fl.tpm) || p->fleet_wait) return 0;
-    if (tl_current && tl_current->p == p) return 0; /* this is the resume: the verdict is in */
     struct hr_fleet_wait *x = wait_new(p->w);
     if (!x) return 0;
     x->p = p;

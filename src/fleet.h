@@ -57,7 +57,7 @@ int hr_fleet_retrieve_wait(struct proxy_req *p, const json_t *answer, void (*res
  *   shared rate limit: 1 when Redis is asked for its key's verdict (the
  *   message charged, as a POST's wait charges it) and `resume(p)` will run
  *   with it at hand: hr_ratelimit_admit then returns it; 0 to go on now (no
- *   backend or no shared limit, or called again from that resume).
+ *   backend or no shared limit).
  */
 int hr_fleet_rate_wait(struct proxy_req *p, const uint8_t key[HR_SHA256_LEN], void (*resume)(struct proxy_req *p));
 /* In that resume: the refusal message when Redis did not answer and

@@ -16,7 +16,7 @@ N=${N:-2000}
 C=${C:-4}
 BODY=${BODY:-json}
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-die() { echo "count.sh: $*" >&2; exit 1; }
+. "$HERE/common.sh"
 [ -x "${HEADROOMD:-}" ] || die "set HEADROOMD to a built headroomd (a build without sanitizers)"
 for t in strace valgrind callgrind_annotate python3; do command -v $t >/dev/null || die "$t is missing"; done
 [ -x "$NGINX" ] || die "nginx is missing (apt-get install nginx-light)"
@@ -25,17 +25,9 @@ REAL=$HEADROOMD
 LIBDIR=$(cd "$(dirname "$HEADROOMD")/.." && pwd)/.libs
 if [ "$(head -c 2 "$HEADROOMD")" = "#!" ]; then REAL=$(dirname "$HEADROOMD")/.libs/$(basename "$HEADROOMD"); fi
 
-TMP=$(mktemp -d /tmp/hr-count.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 300); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; return 1; }
+bench_tmp hr-count
 
-cc -O2 -Wall -o "$TMP/fast_upstream" "$HERE/fast_upstream.c"
-"$TMP/fast_upstream" 0 "$TMP/up.port" >/dev/null 2>"$TMP/upstream.log" & PIDS+=($!)
-for _ in $(seq 50); do [ -s "$TMP/up.port" ] && break; sleep 0.1; done
-UP=$(cat "$TMP/up.port")
+start_fast_upstream
 
 # client PORT COUNT: COUNT requests over C connections, answers read whole
 client() {

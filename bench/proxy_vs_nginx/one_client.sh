@@ -19,7 +19,7 @@ TOP=$(cd "$HERE/../.." && pwd)
 ROUNDS=${ROUNDS:-4}
 SECS=${SECONDS_PER_RUN:-4}
 BODY=${BODY:-json}
-die() { echo "one_client.sh: $*" >&2; exit 1; }
+. "$HERE/common.sh"
 [ -x "${HEADROOMD:-}" ] || die "set HEADROOMD to a built headroomd (a build without sanitizers)"
 VARIANTS=("$@")
 [ ${#VARIANTS[@]} -gt 0 ] || VARIANTS=(shipped nosinks)
@@ -31,17 +31,10 @@ for v in "${VARIANTS[@]}"; do
     esac
 done
 
-TMP=$(mktemp -d /tmp/hr-oneclient.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+bench_tmp hr-oneclient
 
-cc -O2 -Wall -o "$TMP/fast_upstream" "$HERE/fast_upstream.c"
 cc -O2 -Wall -o "$TMP/one_conn" "$HERE/one_conn.c"
-"$TMP/fast_upstream" 0 "$TMP/up.port" >/dev/null 2>"$TMP/upstream.log" & PIDS+=($!)
-for _ in $(seq 50); do [ -s "$TMP/up.port" ] && break; sleep 0.1; done
-UP=$(cat "$TMP/up.port")
+start_fast_upstream
 
 declare -A PORT
 for v in "${VARIANTS[@]}"; do
@@ -61,8 +54,7 @@ for v in "${VARIANTS[@]}"; do
         >"$TMP/$v.log" 2>&1 & PIDS+=($!)
 done
 for v in "${VARIANTS[@]}"; do
-    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:${PORT[$v]}/readyz" && break; sleep 0.1; done
-    curl -sf -o /dev/null "http://127.0.0.1:${PORT[$v]}/readyz" || { tail -5 "$TMP/$v.log" >&2; die "$v did not start"; }
+    wait_http "http://127.0.0.1:${PORT[$v]}/readyz" || { tail -5 "$TMP/$v.log" >&2; die "$v did not start"; }
 done
 
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg), $BODY, $ROUNDS rounds of ${SECS} s"

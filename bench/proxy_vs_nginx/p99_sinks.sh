@@ -21,20 +21,13 @@ DURATION=${DURATION:-3}
 ROUNDS=${ROUNDS:-2}
 SETS=("$@")
 [ ${#SETS[@]} -gt 0 ] || SETS=(none savings_file metrics_db prometheus otel langfuse)
-die() { echo "p99_sinks.sh: $*" >&2; exit 1; }
+. "$HERE/common.sh"
 [ -x "${HEADROOMD:-}" ] || die "set HEADROOMD to a built headroomd (a build without sanitizers)"
 command -v wrk >/dev/null || die "wrk is missing (apt-get install wrk)"
 
-TMP=$(mktemp -d /tmp/hr-p99.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+bench_tmp hr-p99
 
-cc -O2 -Wall -o "$TMP/fast_upstream" "$HERE/fast_upstream.c"
-"$TMP/fast_upstream" 0 "$TMP/up.port" >/dev/null 2>"$TMP/upstream.log" & PIDS+=($!)
-for _ in $(seq 50); do [ -s "$TMP/up.port" ] && break; sleep 0.1; done
-UP=$(cat "$TMP/up.port")
+start_fast_upstream
 
 # one SET: start headroomd with those sinks, warm up, ROUNDS measured runs
 run() {

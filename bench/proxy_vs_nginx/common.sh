@@ -1,0 +1,31 @@
+# common.sh — what count.sh, p99_sinks.sh and one_client.sh share: a temp
+# dir removed on exit with every process started (PIDS) stopped, a free
+# loopback port, waiting for an HTTP answer, and the fast C upstream.
+# Sourced after `set -euo pipefail`; HERE is the sourcing script's directory.
+
+die() { echo "$(basename "$0"): $*" >&2; exit 1; }
+
+# bench_tmp PREFIX: TMP, PIDS and the exit trap.
+bench_tmp() {
+    TMP=$(mktemp -d "/tmp/$1.XXXXXX")
+    PIDS=()
+    trap bench_cleanup EXIT INT TERM
+}
+# (`|| true`: under set -e, a process already gone or a killed child's
+# status would end the trap before the rm, and the temp dir would stay)
+bench_cleanup() {
+    for p in "${PIDS[@]:-}"; do [ -z "$p" ] || kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 300); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; return 1; }
+
+# start_fast_upstream: fast_upstream.c built in TMP and started; sets UP (its port).
+start_fast_upstream() {
+    cc -O2 -Wall -o "$TMP/fast_upstream" "$HERE/fast_upstream.c"
+    "$TMP/fast_upstream" 0 "$TMP/up.port" >/dev/null 2>"$TMP/upstream.log" & PIDS+=($!)
+    for _ in $(seq 50); do [ -s "$TMP/up.port" ] && break; sleep 0.1; done
+    UP=$(cat "$TMP/up.port")
+}
