@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """passthrough_stream.py — when a client streaming a long request through
 `optimize no` (passthrough) sees its answer end: the last event ([DONE])
-and the stream's end, for two builds side by side.
+and the stream's end, for two builds side by side, with the same request
+straight to the upstream and through nginx `proxy_pass` (when installed)
+as the floor.
 
 Passthrough counts the tokens of the body it forwarded once the answer is
 in, before the stream's closing comment (which carries the figures). This
@@ -13,10 +15,11 @@ Usage: HEADROOMD=/path/to/build/src/headroomd BASE_HEADROOMD=/path/to/other/src/
          bench/proxy/passthrough_stream.py [N] [FIXTURE_DIR]
   N: streamed requests per build and size (default 20), alternated between builds
   SIZES=1,4: request sizes in MB (the agent mix of large_bodies.py, never seen twice)
-Prints p50 ms to [DONE] and to the stream's end per build. 127.0.0.1 only.
+Prints p50 ms to [DONE] and to the stream's end per target. 127.0.0.1 only.
 """
 import os
 import shutil
+import signal
 import socket
 import statistics
 import sys
@@ -74,32 +77,38 @@ def main():
                      if not line.startswith(("host ", "port ", "openai_api_url", "anthropic_api_url", "workers")))
     conf = hrtest.DEFAULT_CONF + conf + "\nlog_level warn\noptimize no\n"
     daemons = [(name, hrtest.Headroomd(conf_text=conf, mock=up, binary=b)) for name, b in builds]
+    ngx, ngx_port = large_bodies.nginx_start(tmp, up.port)
     print("%d streamed requests per build and size, alternated; load %s, %s" % (
         N, open("/proc/loadavg").read().split()[0], time.strftime("%Y-%m-%d %H:%M")))
     print()
-    print("| build | MB | to [DONE] p50 ms | to the end p50 ms |")
+    print("| target | MB | to [DONE] p50 ms | to the end p50 ms |")
     print("|---|---|---|---|")
     serial = 0
     try:
         for _, d in daemons:
             d.start()
+        targets = [("direct", up.port)] + [("headroomd " + name, d.port) for name, d in daemons]
+        if ngx:
+            targets.append(("nginx proxy_pass", ngx_port))
         for mb in SIZES:
-            res = {name: [] for name, _ in daemons}
+            res = {name: [] for name, _ in targets}
             for i in range(N + 1):
-                data = large_bodies.body(texts, mb, serial)
+                data = large_bodies.body(texts, mb, serial)[:-1] + b',"stream":true}'
                 serial += 1
-                for name, d in daemons:
-                    data_stream = data[:-1] + b',"stream":true}'
-                    r = stream(d.port, data_stream)
+                for name, port in targets:
+                    r = stream(port, data)
                     if i:  # the first is a warm-up
                         res[name].append(r)
             real_mb = len(data) / 1e6
-            for name, _ in daemons:
+            for name, _ in targets:
                 print("| %s | %.2f | %.2f | %.2f |" % (name, real_mb, statistics.median(a for a, _ in res[name]),
                                                       statistics.median(b for _, b in res[name])))
     finally:
         for _, d in daemons:
             d.stop()
+        if ngx:
+            ngx.send_signal(signal.SIGTERM)
+            ngx.wait()
         up.stop()
         shutil.rmtree(tmp, ignore_errors=True)
         hrtest._tap.finished = True  # a bench, not a TAP test: no plan line at exit
