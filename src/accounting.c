@@ -12,6 +12,7 @@
 #include "json_load.h"
 #include "log.h"
 #include "numfmt.h"
+#include "par.h"
 #include "proxy.h"
 #include "session_floor.h"
 #include "sinks.h"
@@ -74,20 +75,92 @@ double hr_acct_cost_so_far(const struct proxy_req *p)
  * are written (about 0.2 ms of counting, several writes' cost). */
 #define LATE_COUNT_FLUSH_BYTES (32u * 1024u)
 
-/* Passthrough counts what it forwarded now that the answer is on its way:
- * the same count the pipeline makes, with no stage to run. */
+/* Passthrough's count of what it forwarded: the same count the pipeline
+ * makes, with no stage to run. It reads only the forwarded bytes and
+ * copies of the names, and writes only its own result, so a compression
+ * helper can make it while the upstream works (hr_acct_count_start). */
+struct late_job {
+    struct hr_par_task task;
+    const struct hr_pipeline_opts *popts; /* the daemon's, fixed for its life */
+    const struct hr_api *api;
+    const char *text;                     /* p->count_body or p->up_body: freed only after the join */
+    size_t len;
+    char *model;
+    char stack[HR_MAX_STACK_LEN + 1];
+    struct hr_pipeline_result pr;
+    int counted;
+};
+
+static void late_job_run(void *arg)
+{
+    struct late_job *j = arg;
+    json_t *body = hr_json_load(j->text, j->len, NULL);
+    if (json_is_object(body)) {
+        hr_pipeline_run(NULL, 0, j->popts, j->api, body, j->model, j->stack, NULL, &j->pr);
+        j->counted = 1;
+    }
+    json_decref(body);
+}
+
+static struct late_job *late_job_new(struct proxy_req *p)
+{
+    struct late_job *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    j->popts = &p->w->d->popts;
+    j->api = p->api;
+    j->text = p->count_body ? p->count_body : p->up_body;
+    j->len = p->count_body ? p->count_body_len : p->up_body_len;
+    j->model = p->model ? strdup(p->model) : NULL;
+    memcpy(j->stack, p->stack, sizeof j->stack);
+    return j;
+}
+
+/* Waits for the job, takes its count into the request and frees it. */
+static void late_job_finish(struct proxy_req *p, int take)
+{
+    struct late_job *j = p->late_job;
+    p->late_job = NULL;
+    hr_par_join(&j->task);
+    if (take && j->counted) {
+        hr_pipeline_result_free(&p->pr);
+        p->pr = j->pr;
+        p->pr.tokens_after = p->pr.tokens_before;
+        p->counted_late = 1;
+    } else if (j->counted) {
+        hr_pipeline_result_free(&j->pr);
+    }
+    free(j->model);
+    free(j);
+}
+
+void hr_acct_count_start(struct proxy_req *p)
+{
+    if (!p->count_late || p->counted_late || !p->up_body || p->late_job || !hr_par_helpers()) return;
+    struct late_job *j = late_job_new(p);
+    if (!j) return; /* counted on the worker when the request ends */
+    p->late_job = j;
+    hr_par_spawn(&j->task, late_job_run, j);
+}
+
+void hr_acct_count_drop(struct proxy_req *p)
+{
+    if (p->late_job) late_job_finish(p, 0);
+}
+
+/* Passthrough counts what it forwarded once the answer is on its way: the
+ * helper's count when one was started, else here on the worker. */
 static void count_late(struct proxy_req *p)
 {
     if (!p->count_late || p->counted_late || !p->up_body) return;
-    json_t *body = p->count_body ? hr_json_load(p->count_body, p->count_body_len, NULL)
-                                 : hr_json_load(p->up_body, p->up_body_len, NULL);
-    if (json_is_object(body)) {
-        struct hr_daemon *d = p->w->d;
-        hr_pipeline_run(NULL, 0, &d->popts, p->api, body, p->model, p->stack, NULL, &p->pr);
-        p->pr.tokens_after = p->pr.tokens_before;
-        p->counted_late = 1;
+    if (!p->late_job) {
+        struct late_job *j = late_job_new(p);
+        if (!j) return;
+        p->late_job = j;
+        j->task = (struct hr_par_task){0}; /* never spawned: the join runs it here */
+        j->task.fn = late_job_run;
+        j->task.ctx = j;
     }
-    json_decref(body);
+    late_job_finish(p, 1);
 }
 
 void hr_acct_headers(struct proxy_req *p, struct hr_req *out)

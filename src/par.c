@@ -23,6 +23,9 @@ struct job {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work = PTHREAD_COND_INITIALIZER;
 static struct job *queue;     /* jobs with unclaimed items, oldest first */
+static struct hr_par_task *tasks, **tasks_tail = &tasks; /* spawned, not started, oldest first */
+static pthread_cond_t task_done = PTHREAD_COND_INITIALIZER;
+enum { TASK_QUEUED = 1, TASK_RUNNING, TASK_DONE };
 static pthread_t *threads;
 static unsigned n_threads;
 static int stopping;
@@ -74,6 +77,27 @@ static void run_items(struct job *j)
     }
 }
 
+static void unqueue_task(struct hr_par_task *t)
+{
+    struct hr_par_task **p = &tasks;
+    while (*p != t) p = &(*p)->next;
+    *p = t->next;
+    if (tasks_tail == &t->next) tasks_tail = p;
+    t->next = NULL;
+}
+
+/* Called with the lock held; returns with it held. */
+static void run_task(struct hr_par_task *t)
+{
+    unqueue_task(t);
+    t->state = TASK_RUNNING;
+    pthread_mutex_unlock(&lock);
+    t->fn(t->ctx);
+    pthread_mutex_lock(&lock);
+    t->state = TASK_DONE;
+    pthread_cond_broadcast(&task_done);
+}
+
 static void *helper_main(void *arg)
 {
     (void)arg;
@@ -81,8 +105,12 @@ static void *helper_main(void *arg)
     on_helper = 1;
     pthread_mutex_lock(&lock);
     for (;;) {
-        while (!stopping && !queue) pthread_cond_wait(&work, &lock);
+        while (!stopping && !queue && !tasks) pthread_cond_wait(&work, &lock);
         if (stopping) break;
+        if (!queue) { /* a fork-join job first: its caller is waiting on it now */
+            run_task(tasks);
+            continue;
+        }
         struct job *j = queue;
         j->holders++;
         run_items(j);
@@ -116,6 +144,35 @@ void hr_par_for(size_t n, hr_par_fn fn, void *ctx)
     if (j.queued) dequeue(&j);
     pthread_mutex_unlock(&lock);
     pthread_cond_destroy(&j.finished);
+}
+
+int hr_par_spawn(struct hr_par_task *t, void (*fn)(void *ctx), void *ctx)
+{
+    *t = (struct hr_par_task){.fn = fn, .ctx = ctx};
+    pthread_mutex_lock(&lock);
+    if (!n_threads || stopping) {
+        pthread_mutex_unlock(&lock);
+        return -1;
+    }
+    t->state = TASK_QUEUED;
+    *tasks_tail = t;
+    tasks_tail = &t->next;
+    pthread_cond_signal(&work);
+    pthread_mutex_unlock(&lock);
+    return 0;
+}
+
+void hr_par_join(struct hr_par_task *t)
+{
+    pthread_mutex_lock(&lock);
+    if (t->state == TASK_QUEUED) {
+        run_task(t); /* no helper got to it: waiting would only add its wait */
+    } else {
+        while (t->state == TASK_RUNNING) pthread_cond_wait(&task_done, &lock);
+    }
+    pthread_mutex_unlock(&lock);
+    if (!t->state) t->fn(t->ctx); /* never spawned */
+    t->state = TASK_DONE;
 }
 
 int hr_par_start(unsigned helpers)

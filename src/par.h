@@ -24,6 +24,23 @@ unsigned hr_par_helpers(void);
  * helpers: then every thread the pool may use is already busy. */
 void hr_par_for(size_t n, hr_par_fn fn, void *ctx);
 
+/* One piece of work handed to a helper to run while the caller goes on
+ * (a request's token count while its answer is awaited). Lives in the
+ * caller's memory until hr_par_join returns. */
+struct hr_par_task {
+    void (*fn)(void *ctx);
+    void *ctx;
+    int state; /* par.c's */
+    struct hr_par_task *next;
+};
+
+/* Queue `t` for the first idle helper. Returns 0, or -1 when there is no
+ * helper (nothing queued: hr_par_join then runs it on the caller). */
+int hr_par_spawn(struct hr_par_task *t, void (*fn)(void *ctx), void *ctx);
+/* Return once `t` has run: on this thread when no helper has taken it yet,
+ * else after the helper is done. Every spawned task must be joined. */
+void hr_par_join(struct hr_par_task *t);
+
 /* Bracket the compression of one request (the pipeline does). */
 void hr_par_request_begin(void);
 void hr_par_request_end(void);

@@ -69,6 +69,7 @@ void hr_proxy_free(struct proxy_req *p)
         p->free_requested = 1;
         return;
     }
+    hr_acct_count_drop(p); /* before the body it reads is freed */
     if (p->sse) hr_sse_parser_free(p->sse);
     if (p->body) evbuffer_free(p->body);
     hr_pipeline_result_free(&p->pr);
@@ -509,6 +510,8 @@ static void forward(struct proxy_req *p, char *url, const char *partial, size_t 
         hr_send_api_error(req, p->api, 500, HR_API_ERR_INTERNAL, "headroomd could not start the upstream request");
         hr_acct_finish(p, 500, 1, "transfer setup failed");
         hr_proxy_free(p);
+    } else if (!partial) {
+        hr_acct_count_start(p);
     }
 }
 
@@ -601,6 +604,7 @@ static void body_arrived(struct hr_req *req, void *arg, int done)
         memcpy(p->logged_body, text, text_len + 1);
         p->logged_body_len = text_len;
     }
+    hr_acct_count_start(p);
 }
 
 int hr_proxy_handle_early(struct hr_worker *w, struct hr_req *req, const char *path)

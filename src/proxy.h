@@ -44,6 +44,7 @@ struct proxy_req {
     /* Passthrough (optimize no): the body is forwarded unread and counted
      * when the request ends (accounting.c), off the request path. */
     int count_late, counted_late;
+    struct late_job *late_job;           /* that count, on a compression helper (accounting.c) */
     /* ... and its accounting waits one loop turn, so the answer is written
      * to the client first; hr_proxy_free leaves the request to it. */
     int finish_deferred, free_requested, late_status, late_failed;
@@ -139,6 +140,11 @@ double hr_acct_cost_so_far(const struct proxy_req *p);
 void hr_acct_headers(struct proxy_req *p, struct hr_req *out);
 /* A stream's figures, as an SSE comment at its very end. */
 void hr_acct_stream_comment(struct proxy_req *p);
+/* Passthrough: the forwarded body is all in and on its way; a compression
+ * helper, when there is one, counts it while the upstream works. */
+void hr_acct_count_start(struct proxy_req *p);
+/* The request goes away: that count is waited for and dropped. */
+void hr_acct_count_drop(struct proxy_req *p);
 /* The one place a finished request is counted and handed to the sinks. */
 void hr_acct_finish(struct proxy_req *p, int status, int failed, const char *error);
 /* A request refused before proxying: one event, and the live counters. */

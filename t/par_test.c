@@ -73,8 +73,84 @@ static void outer(void *arg, size_t i)
     hr_par_for(10, inner, arg);
 }
 
+/* A spawned task: records the thread it ran on, can be held until released. */
+struct task_ctx {
+    atomic_int runs;
+    atomic_int started;
+    atomic_int release;
+    pthread_t ran_on;
+};
+
+static void task_fn(void *arg)
+{
+    struct task_ctx *t = arg;
+    t->ran_on = pthread_self();
+    atomic_store(&t->started, 1);
+    while (!atomic_load(&t->release)) usleep(200);
+    atomic_fetch_add(&t->runs, 1);
+}
+
+static int wait_started(struct task_ctx *t)
+{
+    for (int i = 0; i < 5000 && !atomic_load(&t->started); i++) usleep(1000);
+    return atomic_load(&t->started);
+}
+
+static void tasks(void)
+{
+    /* A helper takes it while the caller goes on; the join waits for it. */
+    struct task_ctx a = {0};
+    struct hr_par_task ta;
+    ok(hr_par_spawn(&ta, task_fn, &a) == 0, "task: queued for a helper");
+    ok(wait_started(&a), "task: a helper started it while the caller went on");
+    ok(!pthread_equal(a.ran_on, pthread_self()), "task: not on the caller's thread");
+    atomic_store(&a.release, 1);
+    hr_par_join(&ta);
+    is_int(atomic_load(&a.runs), 1, "task: done once the join returns");
+    hr_par_join(&ta);
+    is_int(atomic_load(&a.runs), 1, "task: a second join runs nothing");
+
+    /* Both helpers busy: a third task waits in the queue, and its join runs
+     * it on the caller instead of waiting behind them. */
+    struct task_ctx b = {0}, c = {0}, d = {0};
+    struct hr_par_task tb, tc, td;
+    hr_par_spawn(&tb, task_fn, &b);
+    hr_par_spawn(&tc, task_fn, &c);
+    ok(wait_started(&b) && wait_started(&c), "tasks: both helpers hold one");
+    d.release = 1;
+    ok(hr_par_spawn(&td, task_fn, &d) == 0, "tasks: a third is queued");
+    hr_par_join(&td);
+    ok(atomic_load(&d.runs) == 1 && pthread_equal(d.ran_on, pthread_self()),
+       "tasks: the join ran the unclaimed one on the caller");
+    atomic_store(&b.release, 1);
+    atomic_store(&c.release, 1);
+    hr_par_join(&tb);
+    hr_par_join(&tc);
+    ok(atomic_load(&b.runs) == 1 && atomic_load(&c.runs) == 1, "tasks: the held ones finish once released");
+
+    /* A fork-join job is served while a task holds a helper. */
+    struct task_ctx e = {0};
+    struct hr_par_task te;
+    hr_par_spawn(&te, task_fn, &e);
+    ok(wait_started(&e), "task and job: a helper holds the task");
+    struct ctx *cx = new_ctx();
+    hr_par_for(100, work, cx);
+    ok(all_once(cx, 100), "task and job: the job's items all ran once");
+    free(cx);
+    atomic_store(&e.release, 1);
+    hr_par_join(&te);
+    is_int(atomic_load(&e.runs), 1, "task and job: the task finished too");
+}
+
 int main(void)
 {
+    struct task_ctx none = {.release = 1};
+    struct hr_par_task tn;
+    ok(hr_par_spawn(&tn, task_fn, &none) == -1, "no pool: a task is not queued");
+    hr_par_join(&tn);
+    ok(atomic_load(&none.runs) == 1 && pthread_equal(none.ran_on, pthread_self()),
+       "no pool: the join runs it on the caller");
+
     struct ctx *c = new_ctx();
     hr_par_for(N, work, c);
     ok(all_once(c, N), "no pool: every index runs once");
@@ -109,6 +185,8 @@ int main(void)
         free(cs[k]);
     }
     ok(every, "four concurrent callers: each index of each job ran once");
+
+    tasks();
 
     struct nest ns = {0};
     hr_par_for(20, outer, &ns);

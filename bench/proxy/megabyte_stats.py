@@ -53,6 +53,11 @@ def thread_cpu(pid):
     return out
 
 
+def minor_faults(pid):
+    """The process's minor page faults so far (/proc/PID/stat field 10)."""
+    return int(open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[7])
+
+
 def pin(pid):
     """Workers on the first CPU, compress helpers on the second (PIN=1)."""
     for tid in os.listdir("/proc/%d/task" % pid):
@@ -71,18 +76,20 @@ def one_daemon(conf, up, bodies, threads):
         time.sleep(GAP * 5)
         before = hrtest.get_json(hd.url + "/stats")[1]
         c0 = thread_cpu(hd.pid)
+        f0 = minor_faults(hd.pid)
         for b in bodies[:-1]:
             time.sleep(GAP)
             conn.post(b)
         time.sleep(GAP * 5)  # the count after forwarding, and the sinks
         c1 = thread_cpu(hd.pid)
+        faults = (minor_faults(hd.pid) - f0) / (len(bodies) - 1)
         after = hrtest.get_json(hd.url + "/stats")[1]
         conn.close()
     n = len(bodies) - 1
     zero = (None, 0, 0, 0)
     cpu = sorted(((c1[t][1] - c0.get(t, zero)[1]) / 1e6 / n, c1[t][0], (c1[t][2] - c0.get(t, zero)[2]) / 1e6 / n,
                   (c1[t][3] - c0.get(t, zero)[3]) / n) for t in c1)
-    return delta(before, after), [c for c in reversed(cpu) if c[0] >= 0.01]
+    return delta(before, after), [c for c in reversed(cpu) if c[0] >= 0.01], faults
 
 
 def avg_delta(a, b):
@@ -120,7 +127,7 @@ def main():
                 for _ in range(N + 1):
                     bodies.append(lb.body(texts, 1, serial))
                     serial += 1
-                rows, cpu = one_daemon(conf, up, bodies, t)
+                rows, cpu, faults = one_daemon(conf, up, bodies, t)
                 print()
                 print("compress_threads %d, round %d: /stats averages (ms) over %d requests" % (t, r + 1, N))
                 print("| what | average ms |\n|---|---|")
@@ -130,6 +137,7 @@ def main():
                 print("threads' CPU ms per request: " + ", ".join("%s %.2f" % (name, ms) for ms, name, _, _ in cpu))
                 print("threads' ms per request runnable but waiting for a CPU (times it got one): " +
                       ", ".join("%s %.2f (%.0f)" % (name, w, k) for _, name, w, k in cpu))
+                print("minor page faults per request: %.0f" % faults)
                 sys.stdout.flush()
     finally:
         up.stop()
