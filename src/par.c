@@ -24,7 +24,6 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t work = PTHREAD_COND_INITIALIZER;
 static struct job *queue;     /* jobs with unclaimed items, oldest first */
 static struct hr_par_task *tasks, **tasks_tail = &tasks; /* spawned, not started, oldest first */
-static pthread_cond_t task_done = PTHREAD_COND_INITIALIZER;
 enum { TASK_QUEUED = 1, TASK_RUNNING, TASK_DONE };
 static pthread_t *threads;
 static unsigned n_threads;
@@ -95,7 +94,7 @@ static void run_task(struct hr_par_task *t)
     t->fn(t->ctx);
     pthread_mutex_lock(&lock);
     t->state = TASK_DONE;
-    pthread_cond_broadcast(&task_done);
+    pthread_cond_broadcast(&work); /* its joiner may be waiting there */
 }
 
 static void *helper_main(void *arg)
@@ -165,10 +164,18 @@ int hr_par_spawn(struct hr_par_task *t, void (*fn)(void *ctx), void *ctx)
 void hr_par_join(struct hr_par_task *t)
 {
     pthread_mutex_lock(&lock);
-    if (t->state == TASK_QUEUED) {
-        run_task(t); /* no helper got to it: waiting would only add its wait */
-    } else {
-        while (t->state == TASK_RUNNING) pthread_cond_wait(&task_done, &lock);
+    if (t->state == TASK_QUEUED) run_task(t); /* no helper got to it: waiting would only add its wait */
+    /* On a helper: meanwhile this thread helps with the queued fork-join
+     * work, which is often the task's own (a large count is split). */
+    while (t->state == TASK_RUNNING) {
+        if (queue) {
+            struct job *j = queue;
+            j->holders++;
+            run_items(j);
+            if (--j->holders == 0 && j->done == j->n) pthread_cond_broadcast(&j->finished);
+        } else {
+            pthread_cond_wait(&work, &lock);
+        }
     }
     pthread_mutex_unlock(&lock);
     if (!t->state) t->fn(t->ctx); /* never spawned */

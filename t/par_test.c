@@ -96,6 +96,27 @@ static int wait_started(struct task_ctx *t)
     return atomic_load(&t->started);
 }
 
+struct split_task {
+    struct ctx *c;
+    atomic_int started;
+    pthread_t ran_on;
+};
+
+static void task_with_job(void *arg)
+{
+    struct split_task *st = arg;
+    st->ran_on = pthread_self();
+    atomic_store(&st->started, 1);
+    hr_par_for(60, work, st->c);
+}
+
+static int saw_thread(struct ctx *c, pthread_t t)
+{
+    for (int k = 0; k < c->n_seen; k++)
+        if (pthread_equal(c->seen[k], t)) return 1;
+    return 0;
+}
+
 static void tasks(void)
 {
     /* A helper takes it while the caller goes on; the join waits for it. */
@@ -137,6 +158,19 @@ static void tasks(void)
     hr_par_for(100, work, cx);
     ok(all_once(cx, 100), "task and job: the job's items all ran once");
     free(cx);
+    /* One helper held, the other runs a task that splits its work: the
+     * joiner takes items of that work instead of only waiting. */
+    struct ctx *split = new_ctx();
+    struct split_task st = {.c = split};
+    struct hr_par_task ts;
+    hr_par_spawn(&ts, task_with_job, &st);
+    for (int i = 0; i < 5000 && !atomic_load(&st.started); i++) usleep(1000);
+    ok(atomic_load(&st.started) && !pthread_equal(st.ran_on, pthread_self()), "a task's own job: the task runs on a helper");
+    hr_par_join(&ts);
+    ok(all_once(split, 60), "a task's own job: every item ran once by the join's return");
+    ok(saw_thread(split, pthread_self()), "a task's own job: the joining thread took items of it (%d threads)",
+       split->n_seen);
+    free(split);
     atomic_store(&e.release, 1);
     hr_par_join(&te);
     is_int(atomic_load(&e.runs), 1, "task and job: the task finished too");

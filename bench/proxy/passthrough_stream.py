@@ -15,6 +15,9 @@ Usage: HEADROOMD=/path/to/build/src/headroomd BASE_HEADROOMD=/path/to/other/src/
          bench/proxy/passthrough_stream.py [N] [FIXTURE_DIR]
   N: streamed requests per build and size (default 20), alternated between builds
   SIZES=1,4: request sizes in MB (the agent mix of large_bodies.py, never seen twice)
+  DELAY_MS=0: the upstream waits this long before answering, as a provider
+    takes time before its first token (0: it answers at once, the worst case
+    for work the proxy does while the upstream works)
 Prints p50 ms to [DONE] and to the stream's end per target. 127.0.0.1 only.
 """
 import os
@@ -40,6 +43,7 @@ N = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 if len(sys.argv) > 2:
     large_bodies.FX = sys.argv[2]
 SIZES = [int(x) for x in os.environ.get("SIZES", "1,4").split(",")]
+DELAY_MS = int(os.environ.get("DELAY_MS", "0"))
 
 
 def stream(port, data):
@@ -71,6 +75,7 @@ def main():
         raise SystemExit("set HEADROOMD and BASE_HEADROOMD to two builds' src/headroomd")
     texts = [open(os.path.join(large_bodies.fixtures(), f)).read() for f in large_bodies.MIX]
     tmp = tempfile.mkdtemp(prefix="hr-pt-stream-")
+    os.environ["FAST_UPSTREAM_DELAY_MS"] = str(DELAY_MS)
     up = FastUpstream(tmp)
     conf = open(os.path.join(TOP, "conf", "headroom.conf")).read()
     conf = "\n".join(line for line in conf.splitlines()
@@ -78,8 +83,8 @@ def main():
     conf = hrtest.DEFAULT_CONF + conf + "\nlog_level warn\noptimize no\n"
     daemons = [(name, hrtest.Headroomd(conf_text=conf, mock=up, binary=b)) for name, b in builds]
     ngx, ngx_port = large_bodies.nginx_start(tmp, up.port)
-    print("%d streamed requests per build and size, alternated; load %s, %s" % (
-        N, open("/proc/loadavg").read().split()[0], time.strftime("%Y-%m-%d %H:%M")))
+    print("%d streamed requests per build and size, alternated; upstream answers after %d ms; load %s, %s" % (
+        N, DELAY_MS, open("/proc/loadavg").read().split()[0], time.strftime("%Y-%m-%d %H:%M")))
     print()
     print("| target | MB | to [DONE] p50 ms | to the end p50 ms |")
     print("|---|---|---|---|")

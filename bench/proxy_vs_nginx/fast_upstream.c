@@ -8,7 +8,9 @@
  * bottleneck of what it measures); with FAST_UPSTREAM_SSE_SPLIT=1 each event
  * in its own send() (TCP_NODELAY), as a provider emits them, which costs the
  * upstream ~5x more CPU per stream. Pipelined requests are answered in
- * order. No allocation per request.
+ * order. No allocation per request. FAST_UPSTREAM_DELAY_MS=N holds each
+ * answer N ms first, as a provider takes time before its first token; the
+ * one thread sleeps, so only for benches that send one request at a time.
  *
  * Usage: fast_upstream PORT [READY_FILE]   (PORT 0 = pick one; the bound port
  * is printed on stdout and written to READY_FILE when given)
@@ -58,6 +60,7 @@ static size_t sse_chunk_len[N_EVENTS];
 static char sse_whole[4096]; /* head and every chunk, for one send() */
 static size_t sse_whole_len;
 static int sse_split;
+static unsigned delay_ms;
 
 struct conn {
     int fd;
@@ -149,6 +152,7 @@ static int serve(struct conn *c)
         size_t blen = content_length(h, hlen);
         if (hlen + blen > BUF_SIZE) return -1;
         if (avail < hlen + blen) break;
+        if (delay_ms) usleep(delay_ms * 1000u);
         if (wants_stream(h + hlen, blen) && !sse_split) {
             if (send_all(c->fd, sse_whole, sse_whole_len)) return -1;
         } else if (wants_stream(h + hlen, blen)) {
@@ -177,6 +181,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     const char *split = getenv("FAST_UPSTREAM_SSE_SPLIT");
     sse_split = split && *split && strcmp(split, "0");
+    const char *delay = getenv("FAST_UPSTREAM_DELAY_MS");
+    delay_ms = delay ? (unsigned)strtoul(delay, NULL, 10) : 0;
     build_replies();
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
