@@ -7,7 +7,6 @@
  * is at most 1000/LINGER_MS wake-ups a second per sink instead of one per
  * request; when idle, an event is handled at once. */
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <stdlib.h>
@@ -39,10 +38,6 @@ struct hr_sink_queue {
 /* A busy sink gets its events at most this late (request_log lines, spans);
  * at 20 k requests/s that is ~400 events per wake-up. */
 #define LINGER_MS 20
-/* Events handled between two yields of the CPU (~20 µs of a typical sink's
- * work): a request thread woken onto this CPU waits at most that long
- * behind a batch of hundreds (one client's p99, bench/README.md session 13). */
-#define YIELD_EVERY 64
 /* A lingering thread is woken early when its queue is this full (1/WAKE_AT),
  * so a burst does not overflow a small sink_queue_size while it waits. */
 #define WAKE_AT 4
@@ -141,7 +136,6 @@ static void *sink_thread(void *arg)
             struct owned_event *o = q->ring[(head + k) % q->cap];
             q->in->desc->on_event(q->in->state, &o->ev);
             release(o);
-            if (k % YIELD_EVERY == YIELD_EVERY - 1) sched_yield();
         }
         atomic_fetch_add(&q->in->events, n);
         pthread_mutex_lock(&q->lock);

@@ -192,24 +192,6 @@ static int migrate(sqlite3 *db, const char *path, struct mdb_open_info *info)
     return MDB_OPENED;
 }
 
-/* The writer gives up the CPU every OPS_PER_YIELD VDBE steps: a request
- * thread woken onto this CPU gets it then. On the 2-vCPU bench host a long
- * batch otherwise delayed such wake-ups by up to a scheduler tick and set
- * one connection's p99 (0.95 -> 0.37 ms with a yield after each statement;
- * nice, SCHED_BATCH or a short slice did not help, SCHED_IDLE made it worse
- * by holding locks; bench/README.md). A row costs ~90 steps (26 columns, the
- * index), so this is every 4 rows, ~15 µs of work, where a whole 16-row
- * statement was ~60 µs (session 13). A yield costs nothing measurable when
- * no other thread wants the CPU. */
-#define OPS_PER_YIELD 360
-
-static int give_way(void *unused)
-{
-    (void)unused;
-    sched_yield();
-    return 0; /* go on */
-}
-
 static int try_open(const char *path, int busy_ms, int check, sqlite3 **out, struct mdb_open_info *info,
                     struct stat *seen)
 {
@@ -292,7 +274,6 @@ static int try_open(const char *path, int busy_ms, int check, sqlite3 **out, str
     /* WAL + NORMAL: a crash never corrupts the file; a power cut may lose
      * the last batches. One fsync per checkpoint instead of per commit. */
     sqlite3_exec(db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
-    sqlite3_progress_handler(db, OPS_PER_YIELD, give_way, NULL);
     st = migrate(db, path, info);
 out:
     if (st == MDB_OPENED) {
@@ -470,6 +451,12 @@ int mdb_insert(sqlite3 *db, struct mdb_stmts *cache, const struct mdb_row *rows,
         /* The bindings still point at these rows' strings once they are
          * freed; harmless, as every step binds every parameter anew. */
         if (st) sqlite3_reset(st);
+        /* A point where a request thread woken onto this CPU gets it at
+         * once: on the 2-vCPU bench host a long batch otherwise delayed
+         * such wake-ups by up to a scheduler tick, and set one connection's
+         * p99 (0.95 -> 0.37 ms; nice, SCHED_BATCH or a short slice did not
+         * help, SCHED_IDLE made it worse by holding locks; bench/README.md). */
+        sched_yield();
     }
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {

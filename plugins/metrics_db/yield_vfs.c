@@ -1,14 +1,13 @@
 /* yield_vfs.c — an SQLite VFS that hands every call to the default VFS and
  * gives up the CPU (sched_yield) after every few page reads and writes.
  *
- * Why: the writer's INSERTs already yield every few rows (store.c's
- * progress handler counts VDBE steps), but a COMMIT writes each dirty page
- * to the WAL and a checkpoint copies up to ~1000 pages back into the
- * database, each in one SQLite call that runs for milliseconds. On a host
- * with as many cores as busy threads, a request thread woken onto the
- * writer's CPU then waits for the whole step: that set one connection's p99
- * (bench/README.md). A yield every few pages lets it in at once, and costs
- * nothing when no other thread wants the CPU. */
+ * Why: the writer's INSERTs already yield between statements (store.c), but
+ * a COMMIT writes each dirty page to the WAL and a checkpoint copies up to
+ * ~1000 pages back into the database, each in one SQLite call that runs for
+ * milliseconds. On a host with as many cores as busy threads, a request
+ * thread woken onto the writer's CPU then waits for the whole step: that set
+ * one connection's p99 (bench/README.md). A yield every few pages lets it in
+ * at once, and costs nothing when no other thread wants the CPU. */
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
