@@ -115,12 +115,9 @@ static struct late_job *late_job_new(struct proxy_req *p)
     return j;
 }
 
-/* Waits for the job, takes its count into the request and frees it. */
-static void late_job_finish(struct proxy_req *p, int take)
+/* Takes a finished job's count into the request (or drops it) and frees it. */
+static void late_job_take(struct proxy_req *p, struct late_job *j, int take)
 {
-    struct late_job *j = p->late_job;
-    p->late_job = NULL;
-    hr_par_join(&j->task);
     if (take && j->counted) {
         hr_pipeline_result_free(&p->pr);
         p->pr = j->pr;
@@ -139,12 +136,16 @@ void hr_acct_count_start(struct proxy_req *p)
     struct late_job *j = late_job_new(p);
     if (!j) return; /* counted on the worker when the request ends */
     p->late_job = j;
-    hr_par_spawn(&j->task, late_job_run, j);
+    hr_par_spawn(&j->task, late_job_run, j); /* not queued: the join runs it */
 }
 
 void hr_acct_count_drop(struct proxy_req *p)
 {
-    if (p->late_job) late_job_finish(p, 0);
+    struct late_job *j = p->late_job;
+    if (!j) return;
+    p->late_job = NULL;
+    hr_par_join(&j->task);
+    late_job_take(p, j, 0);
 }
 
 /* Passthrough counts what it forwarded once the answer is on its way: the
@@ -152,15 +153,15 @@ void hr_acct_count_drop(struct proxy_req *p)
 static void count_late(struct proxy_req *p)
 {
     if (!p->count_late || p->counted_late || !p->up_body) return;
-    if (!p->late_job) {
-        struct late_job *j = late_job_new(p);
-        if (!j) return;
-        p->late_job = j;
-        j->task = (struct hr_par_task){0}; /* never spawned: the join runs it here */
-        j->task.fn = late_job_run;
-        j->task.ctx = j;
+    struct late_job *j = p->late_job;
+    p->late_job = NULL;
+    if (j) {
+        hr_par_join(&j->task);
+    } else {
+        if (!(j = late_job_new(p))) return;
+        late_job_run(j);
     }
-    late_job_finish(p, 1);
+    late_job_take(p, j, 1);
 }
 
 void hr_acct_headers(struct proxy_req *p, struct hr_req *out)

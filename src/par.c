@@ -97,6 +97,14 @@ static void run_task(struct hr_par_task *t)
     pthread_cond_broadcast(&work); /* its joiner may be waiting there */
 }
 
+/* Work on `j` alongside its caller. Lock held on entry and on return. */
+static void help_with(struct job *j)
+{
+    j->holders++;
+    run_items(j);
+    if (--j->holders == 0 && j->done == j->n) pthread_cond_broadcast(&j->finished);
+}
+
 static void *helper_main(void *arg)
 {
     (void)arg;
@@ -110,10 +118,7 @@ static void *helper_main(void *arg)
             run_task(tasks);
             continue;
         }
-        struct job *j = queue;
-        j->holders++;
-        run_items(j);
-        if (--j->holders == 0 && j->done == j->n) pthread_cond_broadcast(&j->finished);
+        help_with(queue);
     }
     pthread_mutex_unlock(&lock);
     return NULL;
@@ -156,7 +161,7 @@ int hr_par_spawn(struct hr_par_task *t, void (*fn)(void *ctx), void *ctx)
     t->state = TASK_QUEUED;
     *tasks_tail = t;
     tasks_tail = &t->next;
-    pthread_cond_signal(&work);
+    pthread_cond_broadcast(&work); /* a signal could wake a joiner, which takes no task */
     pthread_mutex_unlock(&lock);
     return 0;
 }
@@ -168,14 +173,8 @@ void hr_par_join(struct hr_par_task *t)
     /* On a helper: meanwhile this thread helps with the queued fork-join
      * work, which is often the task's own (a large count is split). */
     while (t->state == TASK_RUNNING) {
-        if (queue) {
-            struct job *j = queue;
-            j->holders++;
-            run_items(j);
-            if (--j->holders == 0 && j->done == j->n) pthread_cond_broadcast(&j->finished);
-        } else {
-            pthread_cond_wait(&work, &lock);
-        }
+        if (queue) help_with(queue);
+        else pthread_cond_wait(&work, &lock);
     }
     pthread_mutex_unlock(&lock);
     if (!t->state) t->fn(t->ctx); /* never spawned */
