@@ -5,10 +5,14 @@
 # the stages did to the body: tools reordered by cache_aligner, a tool output
 # crushed by smart_crusher, the headroom_retrieve
 # tool added after the stages, tool outputs too short to be candidates; and a
-# passthrough (`optimize no`) stream over 32 KB, counted after its answer.
+# passthrough (`optimize no`) stream over 32 KB, counted after its answer,
+# by a compression helper while the upstream works or by the worker, and a
+# client that leaves while such a count may be running.
 import json
 import os
+import socket
 import sys
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -129,4 +133,37 @@ with Mock() as m, Headroomd(mock=m, conf_text=BASE + "optimize no\n") as h:
         "passthrough stream: the comment counts what a daemon without stages counts, nothing saved")
     ok(wait_until(lambda: h.stats()["tokens"]["input"] == 2 * want[0]) if want else False,
        "passthrough stream: /stats tokens.input has both requests' count")
+
+# The count is made by a compression helper while the upstream works
+# (compress_threads 2; the upstream takes 300 ms, so it is done before the
+# answer comes), or by the worker once the answer is written (compress_threads
+# 1): the same figures either way.
+SLOW = {"Authorization": "Bearer sk-t", "x-mock-delay-ms": "300"}
+for threads in (1, 2):
+    conf = BASE + "optimize no\ncompress_threads %d\n" % threads
+    with Mock() as m, Headroomd(mock=m, conf_text=conf) as h:
+        r = stream(h.url + "/v1/chat/completions", BIG, headers=SLOW)
+        text = r.body.decode() if isinstance(r.body, bytes) else r.body
+        line = [x for x in text.splitlines() if x.startswith(": headroom tokens_before=")]
+        kv = dict(p.split("=", 1) for p in line[-1][2:].split()[1:]) if line else {}
+        is_((int(kv.get("tokens_before", -1)), int(kv.get("tokens_after", -1))), (want[0], want[0]) if want else None,
+            "compress_threads %d, upstream 300 ms: the comment counts what a daemon without stages counts" % threads)
+        ok(wait_until(lambda: h.stats()["tokens"]["input"] == want[0]) if want else False,
+           "compress_threads %d: /stats tokens.input is that count" % threads)
+
+# A client that leaves while its body is being counted: the count is waited
+# for and dropped with the request, and the daemon goes on serving and
+# counting (ASan builds check nothing is freed under the helper).
+with Mock() as m, Headroomd(mock=m, conf_text=BASE + "optimize no\ncompress_threads 2\n") as h:
+    data = json.dumps(BIG).encode()
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", h.port), timeout=10)
+        s.sendall(("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                   "Authorization: Bearer sk-t\r\nx-mock-delay-ms: 400\r\nContent-Length: %d\r\n\r\n"
+                   % len(data)).encode() + data)
+        time.sleep(0.05)
+        s.close()
+    got = figures(h, "/v1/chat/completions", BIG, True)
+    is_(got, (want[0], want[0]) if want else None, "clients gone mid-count: the next stream is answered and counted")
+    ok(h.alive(), "clients gone mid-count: the daemon is still running")
 done()
