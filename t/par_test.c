@@ -73,12 +73,14 @@ static void outer(void *arg, size_t i)
     hr_par_for(10, inner, arg);
 }
 
-/* A spawned task: records the thread it ran on, can be held until released. */
+/* A spawned task: records the thread it ran on, can be held until released;
+ * task_with_job splits work of its own (c) instead. */
 struct task_ctx {
     atomic_int runs;
     atomic_int started;
     atomic_int release;
     pthread_t ran_on;
+    struct ctx *c;
 };
 
 static void task_fn(void *arg)
@@ -96,18 +98,12 @@ static int wait_started(struct task_ctx *t)
     return atomic_load(&t->started);
 }
 
-struct split_task {
-    struct ctx *c;
-    atomic_int started;
-    pthread_t ran_on;
-};
-
 static void task_with_job(void *arg)
 {
-    struct split_task *st = arg;
-    st->ran_on = pthread_self();
-    atomic_store(&st->started, 1);
-    hr_par_for(60, work, st->c);
+    struct task_ctx *t = arg;
+    t->ran_on = pthread_self();
+    atomic_store(&t->started, 1);
+    hr_par_for(60, work, t->c);
 }
 
 static int saw_thread(struct ctx *c, pthread_t t)
@@ -161,11 +157,10 @@ static void tasks(void)
     /* One helper held, the other runs a task that splits its work: the
      * joiner takes items of that work instead of only waiting. */
     struct ctx *split = new_ctx();
-    struct split_task st = {.c = split};
+    struct task_ctx st = {.c = split};
     struct hr_par_task ts;
     hr_par_spawn(&ts, task_with_job, &st);
-    for (int i = 0; i < 5000 && !atomic_load(&st.started); i++) usleep(1000);
-    ok(atomic_load(&st.started) && !pthread_equal(st.ran_on, pthread_self()), "a task's own job: the task runs on a helper");
+    ok(wait_started(&st) && !pthread_equal(st.ran_on, pthread_self()), "a task's own job: the task runs on a helper");
     hr_par_join(&ts);
     ok(all_once(split, 60), "a task's own job: every item ran once by the join's return");
     ok(saw_thread(split, pthread_self()), "a task's own job: the joining thread took items of it (%d threads)",
