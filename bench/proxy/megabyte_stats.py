@@ -11,7 +11,8 @@ pipeline_total, overhead minus pipeline_total (the work around the
 pipeline: parse, serialise, headers, sending), and every thread's CPU per
 request, time spent runnable but waiting for a CPU, and how many times it
 was put on one (/proc/PID/task/*/schedstat, work after the answer
-included).
+included), and the process's minor page faults per request (memory the
+daemon touched for the first time: caches filling up).
 
 Usage: HEADROOMD=/path/to/plain-build/src/headroomd bench/proxy/megabyte_stats.py [N] [FIXTURE_DIR] [THREADS...]
   N: requests per daemon (default 40); THREADS: compress_threads values (default 1 2)
