@@ -72,8 +72,9 @@ double hr_acct_cost_so_far(const struct proxy_req *p)
 }
 
 /* A forwarded body this long is counted only once the stream's last events
- * are written (about 0.2 ms of counting, several writes' cost). */
-#define LATE_COUNT_FLUSH_BYTES (32u * 1024u)
+ * are written (about 0.2 ms of counting, several writes' cost), and by a
+ * compression helper while the upstream works when there is one. */
+#define LONG_COUNT_BYTES (32u * 1024u)
 
 /* Passthrough's count of what it forwarded: the same count the pipeline
  * makes, with no stage to run. It reads only the forwarded bytes and
@@ -133,6 +134,8 @@ static void late_job_take(struct proxy_req *p, struct late_job *j, int take)
 void hr_acct_count_start(struct proxy_req *p)
 {
     if (!p->count_late || p->counted_late || !p->up_body || p->late_job || !hr_par_helpers()) return;
+    /* A short body is counted faster than a helper is woken. */
+    if ((p->count_body ? p->count_body_len : p->up_body_len) < LONG_COUNT_BYTES) return;
     struct late_job *j = late_job_new(p);
     if (!j) return; /* counted on the worker when the request ends */
     p->late_job = j;
@@ -194,7 +197,7 @@ void hr_acct_stream_comment(struct proxy_req *p)
     /* Counting a long forwarded body takes ~6 ms per MB: the answer's last
      * events go to the client first, and only the comment and the stream's
      * end wait for the count (a short body's count costs less than a write). */
-    if (p->count_late && !p->counted_late && p->up_body_len >= LATE_COUNT_FLUSH_BYTES) hr_req_flush(p->req);
+    if (p->count_late && !p->counted_late && p->up_body_len >= LONG_COUNT_BYTES) hr_req_flush(p->req);
     count_late(p);
     price_so_far(p, &ev);
     int n = hr_cost_sse_comment(&ev, line, sizeof line);
