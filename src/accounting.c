@@ -22,6 +22,7 @@
 
 void hr_acct_charge_sent(struct proxy_req *p, uint64_t tokens)
 {
+    hr_acct_settle(p);
     hr_pipeline_charge_sent(&p->pr, tokens);
 }
 
@@ -151,6 +152,39 @@ void hr_acct_count_drop(struct proxy_req *p)
     late_job_take(p, j, 0);
 }
 
+struct rest_job {
+    struct hr_par_task task;
+    struct hr_pipeline_result *pr; /* the request's: nothing else touches it until the join */
+};
+
+static void rest_job_run(void *arg)
+{
+    struct rest_job *j = arg;
+    hr_pipeline_count_finish(j->pr);
+}
+
+void hr_acct_count_rest(struct proxy_req *p)
+{
+    struct rest_job *j;
+    /* A short body's rest is counted faster than a helper is woken. */
+    if (p->pr.late && p->body_in_len >= LONG_COUNT_BYTES && hr_par_helpers() && (j = malloc(sizeof *j))) {
+        j->pr = &p->pr;
+        p->rest_job = j;
+        hr_par_spawn(&j->task, rest_job_run, j); /* not queued: the join runs it */
+        return;
+    }
+    hr_pipeline_count_finish(&p->pr);
+}
+
+void hr_acct_settle(struct proxy_req *p)
+{
+    struct rest_job *j = p->rest_job;
+    if (!j) return;
+    p->rest_job = NULL;
+    hr_par_join(&j->task);
+    free(j);
+}
+
 /* Passthrough counts what it forwarded once the answer is on its way: the
  * helper's count when one was started, else here on the worker. */
 static void count_late(struct proxy_req *p)
@@ -169,6 +203,7 @@ static void count_late(struct proxy_req *p)
 
 void hr_acct_headers(struct proxy_req *p, struct hr_req *out)
 {
+    hr_acct_settle(p);
     char v[32];
     hr_req_add_header(out, "x-headroom-request-id", p->request_id);
     if (!p->llm) return;
@@ -192,6 +227,7 @@ void hr_acct_headers(struct proxy_req *p, struct hr_req *out)
 /* Clients ignore SSE comments: the stream's figures ride at its very end. */
 void hr_acct_stream_comment(struct proxy_req *p)
 {
+    hr_acct_settle(p);
     struct hr_event ev;
     char line[320];
     /* Counting a long forwarded body takes ~6 ms per MB: the answer's last
@@ -264,6 +300,7 @@ void hr_acct_flush_deferred(struct hr_worker *w)
 
 void hr_acct_finish(struct proxy_req *p, int status, int failed, const char *error)
 {
+    hr_acct_settle(p);
     double now = hr_monotonic_ms();
     hr_pipeline_count_finish(&p->pr); /* ended before it was forwarded */
     if (p->count_late && !p->counted_late && p->up_body && defer_finish(p, status, failed, error, now)) return;
@@ -335,6 +372,7 @@ void hr_acct_refusal(struct hr_worker *w, const char *request_id, const struct h
 
 void hr_acct_send_error(struct proxy_req *p, int status, enum hr_api_error kind, const char *message)
 {
+    hr_acct_settle(p);
     hr_req_add_header(p->req, "x-headroom-request-id", p->request_id);
     hr_send_api_error(p->req, p->api, status, kind, message);
     p->req = NULL; /* answered: the request is the server's again */

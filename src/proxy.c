@@ -70,6 +70,7 @@ void hr_proxy_free(struct proxy_req *p)
         return;
     }
     hr_acct_count_drop(p); /* before the body it reads is freed */
+    hr_acct_settle(p);
     if (p->sse) hr_sse_parser_free(p->sse);
     if (p->body) evbuffer_free(p->body);
     hr_pipeline_result_free(&p->pr);
@@ -269,6 +270,7 @@ static int decode_body(struct proxy_req *p, const char *raw, size_t len, char **
 static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, size_t *out_len)
 {
     struct hr_daemon *d = p->w->d;
+    p->body_in_len = len;
     json_error_t jerr;
     json_t *body = hr_fleet_take_body(p->req); /* already parsed while waiting for shared state */
     if (!body) body = hr_json_load_strict(raw, len, &jerr);
@@ -497,7 +499,7 @@ static void forward(struct proxy_req *p, char *url, const char *partial, size_t 
         p->t = hr_transfer_start_partial(up, method, url, headers, partial, total, have, &opts, &hr_relay_cbs, p);
     else p->t = hr_transfer_start(up, method, url, headers, p->up_body, p->up_body_len, &opts, &hr_relay_cbs, p);
     /* Sent (or connecting): count while the upstream works. */
-    hr_pipeline_count_finish(&p->pr);
+    hr_acct_count_rest(p);
     if (p->sent_body) { /* kept for headroom_retrieve follow-ups */
         p->url = url;
         p->up_headers = headers;

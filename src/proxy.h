@@ -45,6 +45,11 @@ struct proxy_req {
      * when the request ends (accounting.c), off the request path. */
     int count_late, counted_late;
     struct late_job *late_job;           /* that count, on a compression helper (accounting.c) */
+    /* Optimized: the rest of the request's count (hr_pipeline_count_finish),
+     * on a helper while the upstream works; p->pr is the helper's until
+     * hr_acct_settle. body_in_len: the client's body, as it came. */
+    struct rest_job *rest_job;
+    size_t body_in_len;
     /* ... and its accounting waits one loop turn, so the answer is written
      * to the client first; hr_proxy_free leaves the request to it. */
     int finish_deferred, free_requested, late_status, late_failed;
@@ -145,6 +150,12 @@ void hr_acct_stream_comment(struct proxy_req *p);
 void hr_acct_count_start(struct proxy_req *p);
 /* The request goes away: that count is waited for and dropped. */
 void hr_acct_count_drop(struct proxy_req *p);
+/* Optimized: the body is on its way; the rest of its count is made, by a
+ * helper while the upstream works when the body is long. */
+void hr_acct_count_rest(struct proxy_req *p);
+/* Wait for that count: called before anything reads or changes p->pr or
+ * the forwarded body's tree (relay callbacks, accounting, hr_proxy_free). */
+void hr_acct_settle(struct proxy_req *p);
 /* The one place a finished request is counted and handed to the sinks. */
 void hr_acct_finish(struct proxy_req *p, int status, int failed, const char *error);
 /* A request refused before proxying: one event, and the live counters. */

@@ -75,6 +75,7 @@ static void chunk_flushed(struct hr_req *req, void *arg)
 static void on_headers(void *ud, long status, const struct hr_header *h, size_t n)
 {
     struct proxy_req *p = ud;
+    hr_acct_settle(p); /* the count made while the upstream worked */
     if (status == 101 && p->upgrade) { /* a WebSocket: relayed from now on, p freed */
         hr_ws_upgraded(p, h, n);
         return;
@@ -111,6 +112,7 @@ static void on_headers(void *ud, long status, const struct hr_header *h, size_t 
 static int on_data(void *ud, const char *buf, size_t len)
 {
     struct proxy_req *p = ud;
+    hr_acct_settle(p); /* the count made while the upstream worked */
     if (!p->req) return 0;
     if (!p->streaming) {
         if (evbuffer_get_length(p->body) + len > p->w->d->cfg->max_response_bytes) {
@@ -218,6 +220,7 @@ static void replace_body(struct proxy_req *p, const json_t *answer)
 static void on_done(void *ud, enum hr_xfer_result rc, const char *why)
 {
     struct proxy_req *p = ud;
+    hr_acct_settle(p); /* the count made while the upstream worked */
     double t_upstream_done = hr_monotonic_ms();
     p->t = NULL; /* freed by upstream.c after we return */
     if (!p->req) return;
