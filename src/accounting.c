@@ -140,7 +140,7 @@ void hr_acct_count_start(struct proxy_req *p)
     struct late_job *j = late_job_new(p);
     if (!j) return; /* counted on the worker when the request ends */
     p->late_job = j;
-    hr_par_spawn(&j->task, late_job_run, j); /* not queued: the join runs it */
+    hr_par_spawn(&j->task, late_job_run, j); /* if it cannot be queued, the join runs it */
 }
 
 void hr_acct_count_drop(struct proxy_req *p)
@@ -152,6 +152,10 @@ void hr_acct_count_drop(struct proxy_req *p)
     late_job_take(p, j, 0);
 }
 
+/* A compressed request's count after forwarding (the strings no stage
+ * looked at, the rest of each never-seen output) on a helper: it writes the
+ * request's figures and reads the forwarded body's tree, so hr_acct_settle
+ * joins it before anything else touches either. */
 struct rest_job {
     struct hr_par_task task;
     struct hr_pipeline_result *pr; /* the request's: nothing else touches it until the join */
@@ -170,7 +174,7 @@ void hr_acct_count_rest(struct proxy_req *p)
     if (p->pr.late && p->body_in_len >= LONG_COUNT_BYTES && hr_par_helpers() && (j = malloc(sizeof *j))) {
         j->pr = &p->pr;
         p->rest_job = j;
-        hr_par_spawn(&j->task, rest_job_run, j); /* not queued: the join runs it */
+        hr_par_spawn(&j->task, rest_job_run, j); /* if it cannot be queued, the join runs it */
         return;
     }
     hr_pipeline_count_finish(&p->pr);
