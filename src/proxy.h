@@ -139,7 +139,9 @@ void hr_relay_abort(struct proxy_req *p, const char *why);
 /* Tokens added to what is sent after the pipeline (the retrieve tool's
  * definition, retrieve rounds), capped at tokens before. */
 void hr_acct_charge_sent(struct proxy_req *p, uint64_t tokens);
-/* The provider's price of the answer so far (what a cache hit avoids). */
+/* The provider's price of the answer so far (what a cache hit avoids).
+ * Reads p->pr without joining a count: before forwarding, or after
+ * hr_acct_settle. */
 double hr_acct_cost_so_far(const struct proxy_req *p);
 /* x-headroom-request-id and the token (and, unless streamed, cost) headers. */
 void hr_acct_headers(struct proxy_req *p, struct hr_req *out);
