@@ -143,14 +143,6 @@ void hr_acct_count_start(struct proxy_req *p)
     hr_par_spawn(&j->task, late_job_run, j); /* if it cannot be queued, the join runs it */
 }
 
-void hr_acct_count_drop(struct proxy_req *p)
-{
-    struct late_job *j = p->late_job;
-    if (!j) return;
-    p->late_job = NULL;
-    hr_par_join(&j->task);
-    late_job_take(p, j, 0);
-}
 
 /* A compressed request's count after forwarding (the strings no stage
  * looked at, the rest of each never-seen output) on a helper: it writes the
@@ -187,6 +179,16 @@ void hr_acct_settle(struct proxy_req *p)
     p->rest_job = NULL;
     hr_par_join(&j->task);
     free(j);
+}
+
+void hr_acct_count_drop(struct proxy_req *p)
+{
+    hr_acct_settle(p);
+    struct late_job *j = p->late_job;
+    if (!j) return;
+    p->late_job = NULL;
+    hr_par_join(&j->task);
+    late_job_take(p, j, 0);
 }
 
 /* Passthrough counts what it forwarded once the answer is on its way: the

@@ -69,8 +69,7 @@ void hr_proxy_free(struct proxy_req *p)
         p->free_requested = 1;
         return;
     }
-    hr_acct_count_drop(p); /* before the body it reads is freed */
-    hr_acct_settle(p);
+    hr_acct_count_drop(p); /* before the body and figures its counts use are freed */
     if (p->sse) hr_sse_parser_free(p->sse);
     if (p->body) evbuffer_free(p->body);
     hr_pipeline_result_free(&p->pr);

@@ -150,13 +150,14 @@ void hr_acct_stream_comment(struct proxy_req *p);
 /* Passthrough: the forwarded body is all in and on its way; a compression
  * helper, when there is one, counts it while the upstream works. */
 void hr_acct_count_start(struct proxy_req *p);
-/* The request goes away: that count is waited for and dropped. */
+/* The request goes away: any count still made for it (this one, or the
+ * compressed request's rest below) is waited for and dropped. */
 void hr_acct_count_drop(struct proxy_req *p);
 /* Optimized: the body is on its way; the rest of its count is made, by a
  * helper while the upstream works when the body is long. */
 void hr_acct_count_rest(struct proxy_req *p);
 /* Wait for that count: called before anything reads or changes p->pr or
- * the forwarded body's tree (relay callbacks, accounting, hr_proxy_free). */
+ * the forwarded body's tree (relay callbacks, accounting). */
 void hr_acct_settle(struct proxy_req *p);
 /* The one place a finished request is counted and handed to the sinks. */
 void hr_acct_finish(struct proxy_req *p, int status, int failed, const char *error);
