@@ -126,5 +126,40 @@ if len(sys.argv) > 2:
             med(hadd), rng(hadd), p99r, rng(per, "%.2f"), verdict(p99r <= TARGET_P99),
             sum(one_get("nginx", b, "over10ms").values()), sum(one_get("headroomd", b, "over10ms").values())))
 
+    # (columns added with thread_cpu.py; an older ONECONN.tsv has none)
+    if one and "cpu_user_us" in one[0]:
+        def threads_med(target, b):
+            per = {}
+            for r in one:
+                if r["target"] == target and r["body"] == b and r["cpu_threads"] not in ("", "-"):
+                    for part in r["cpu_threads"].split(","):
+                        name, uk = part.split("=")
+                        per.setdefault(name, []).append(tuple(float(x) for x in uk.split("/")))
+            n = len([r for r in one if r["target"] == target and r["body"] == b])
+            out = []
+            for name, vals in per.items():
+                vals += [(0.0, 0.0)] * (n - len(vals))
+                u, k = statistics.median(v[0] for v in vals), statistics.median(v[1] for v in vals)
+                if u + k >= 0.5:
+                    out.append((u + k, "%s %.1f / %.1f" % (name, u, k)))
+            return "; ".join(x for _, x in sorted(out, reverse=True))
+
+        def up_total(target, b):
+            return med({k: v + one_get(target, b, "up_kernel_us").get(k, 0)
+                        for k, v in one_get(target, b, "up_user_us").items()})
+
+        print()
+        print("Where one client's requests spend CPU (µs per request, user space / kernel, median of rounds;")
+        print("thread_cpu.py: /proc ticks over each one_conn run, by thread for headroomd):")
+        print()
+        print("| request | nginx user / kernel | headroomd user / kernel | headroomd by thread, user / kernel | upstream's CPU: direct / via nginx / via headroomd |")
+        print("|---|---|---|---|---|")
+        for b in dict.fromkeys(r["body"] for r in one):
+            nu, nk = med(one_get("nginx", b, "cpu_user_us")), med(one_get("nginx", b, "cpu_kernel_us"))
+            hu, hk = med(one_get("headroomd", b, "cpu_user_us")), med(one_get("headroomd", b, "cpu_kernel_us"))
+            print("| %s | %.1f / %.1f | %.1f / %.1f | %s | %.1f / %.1f / %.1f |" % (
+                label.get(b, b), nu, nk, hu, hk, threads_med("headroomd", b),
+                up_total("direct", b), up_total("nginx", b), up_total("headroomd", b)))
+
 print()
 print("Errors (socket or non-2xx) over all runs: %d" % errors)

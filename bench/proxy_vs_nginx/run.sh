@@ -219,14 +219,19 @@ EOF
 
 # one_conn: one client waiting on each answer, every request's own latency
 ONE="$TMP/oneconn.tsv"
-printf 'round\ttarget\tbody\trequests\tp50_us\tp90_us\tp99_us\tp999_us\tmax_us\tover10ms\n' >"$ONE"
+# (the proxy's CPU per request, user space and kernel, by thread: thread_cpu.py)
+printf 'round\ttarget\tbody\trequests\tp50_us\tp90_us\tp99_us\tp999_us\tmax_us\tover10ms\tcpu_user_us\tcpu_kernel_us\tcpu_threads\tup_user_us\tup_kernel_us\tup_threads\n' >"$ONE"
 one_conn_run() { # round target body seconds
-    local port line
-    case $2 in nginx) port=$NGX_PORT ;; headroomd) port=$HD_PORT ;; direct) port=$UP_PORT ;; esac
+    local port line pids= n
+    case $2 in nginx) port=$NGX_PORT pids=$NGX_WORKERS ;; headroomd) port=$HD_PORT pids=$HD_PID ;; direct) port=$UP_PORT ;; esac
+    python3 "$HERE/thread_cpu.py" snap $pids >"$TMP/cpu0" && python3 "$HERE/thread_cpu.py" snap "$UP_PID" >"$TMP/up0"
     line=$(timeout $(($4 + 20)) "$TMP/one_conn" "$port" "$4" "$3") || die "one_conn failed ($2 $3)"
-    echo "$line" | awk -v r="$1" -v t="$2" -v b="$3" '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[i] = kv[2] }
-        printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r, t, b, v[2], v[3], v[4], v[5], v[6], v[7], v[8] }' >>"$ONE"
-    tail -1 "$ONE" | awk -F'\t' '{printf "#   round %s  %-9s %-4s one client %7s requests  p50 %5s us  p99 %6s us  p99.9 %6s us  max %s us\n", $1,$2,$3,$4,$5,$7,$8,$9}' >&2
+    python3 "$HERE/thread_cpu.py" snap $pids >"$TMP/cpu1" && python3 "$HERE/thread_cpu.py" snap "$UP_PID" >"$TMP/up1"
+    n=$(echo "$line" | sed -n 's/.*requests=\([0-9]*\).*/\1/p')
+    echo "$line" | awk -v r="$1" -v t="$2" -v b="$3" -v cpu="$(python3 "$HERE/thread_cpu.py" diff "$TMP/cpu0" "$TMP/cpu1" "$n")" \
+        -v up="$(python3 "$HERE/thread_cpu.py" diff "$TMP/up0" "$TMP/up1" "$n")" '{ for (i = 2; i <= NF; i++) { split($i, kv, "="); v[i] = kv[2] }
+        printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r, t, b, v[2], v[3], v[4], v[5], v[6], v[7], v[8], cpu, up }' >>"$ONE"
+    tail -1 "$ONE" | awk -F'\t' '{printf "#   round %s  %-9s %-4s one client %7s requests  p50 %5s us  p99 %6s us  p99.9 %6s us  max %s us  cpu/req user %s + kernel %s us\n", $1,$2,$3,$4,$5,$7,$8,$9,$11,$12}' >&2
 }
 
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $NCPU cores, load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
