@@ -457,6 +457,28 @@ int main(void)
         ok(good, "each row in order with its own values");
     }
 
+    /* --- when the writer yields: after 50 us of running, not after a pause */
+    {
+        struct mdb_run run = {0, 0};
+        int64_t t = 1000000;
+        ok(!mdb_yield_due(&run, t), "the first call after a pause starts a run, no yield");
+        ok(!mdb_yield_due(&run, t + 30), "30 us into the run: no yield");
+        ok(!mdb_yield_due(&run, t + MDB_YIELD_AFTER_US - 1), "just short of MDB_YIELD_AFTER_US: no yield");
+        ok(mdb_yield_due(&run, t + MDB_YIELD_AFTER_US), "MDB_YIELD_AFTER_US into the run: yield");
+        t += MDB_YIELD_AFTER_US;
+        ok(!mdb_yield_due(&run, t + 20), "the yield starts a new run: 20 us later, no yield");
+        ok(mdb_yield_due(&run, t + 20 + MDB_YIELD_AFTER_US), "and it yields again after another MDB_YIELD_AFTER_US");
+        t += 20 + MDB_YIELD_AFTER_US;
+        ok(!mdb_yield_due(&run, t + MDB_PAUSE_US + 1), "a call after a longer pause than MDB_PAUSE_US: a new run, no yield");
+        t += MDB_PAUSE_US + 1;
+        ok(mdb_yield_due(&run, t + MDB_PAUSE_US), "a call just MDB_PAUSE_US later continues the run, and yields");
+        int yields = 0;
+        run = (struct mdb_run){0, 0};
+        for (int64_t u = 5000000; u < 5000000 + 1000; u += 10) yields += mdb_yield_due(&run, u);
+        ok(yields >= 1000 / MDB_YIELD_AFTER_US - 1 && yields <= 1000 / MDB_YIELD_AFTER_US,
+           "a call every 10 us for 1 ms: one yield per MDB_YIELD_AFTER_US (%d)", yields);
+    }
+
     /* --- the writer's file goes through the yielding VFS -------------- */
     ok(sqlite3_vfs_find(MDB_YIELD_VFS) == NULL, "no yielding VFS registered while no sink is loaded");
     const char *db9 = file("yield.db");

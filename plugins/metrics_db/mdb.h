@@ -78,12 +78,24 @@ int mdb_insert(sqlite3 *db, struct mdb_stmts *cache, const struct mdb_row *rows,
 /* Delete rows older than `cutoff` (Unix seconds); *deleted gets the count. */
 int mdb_prune(sqlite3 *db, double cutoff, int64_t *deleted, char *why, size_t whylen);
 
-/* The SQLite VFS that yields the CPU every few page reads and writes
+/* The SQLite VFS that yields the CPU at page reads and writes in long runs
  * (yield_vfs.c). Registered while it has users; mdb_open uses it when it is
  * registered, SQLite's default VFS otherwise. acquire returns SQLITE_OK. */
 #define MDB_YIELD_VFS "hr-mdb-yield"
 int mdb_yield_vfs_acquire(void);
 void mdb_yield_vfs_release(void);
+/* Gives up the CPU when this thread has run MDB_YIELD_AFTER_US since it
+ * last paused (slept, waited or yielded); the VFS calls it at every page
+ * read and write. Two calls more than MDB_PAUSE_US apart mean the thread
+ * paused in between. mdb_yield_due is its decision: whether a call at `now`
+ * (µs, monotonic) yields, given the run so far. */
+#define MDB_YIELD_AFTER_US 50
+#define MDB_PAUSE_US 2000
+struct mdb_run {
+    int64_t start, last; /* when the current run began; the last call */
+};
+int mdb_yield_due(struct mdb_run *r, int64_t now);
+void mdb_yield_point(void);
 
 /* mkdir -p of the directory holding `path`: 0 or -errno. */
 int mdb_mkdir_parent(const char *path);

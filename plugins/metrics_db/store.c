@@ -3,7 +3,6 @@
  * PRAGMA user_version, move a damaged file aside, insert rows in batches and
  * prune old ones. Runs on the sink's writer thread only. */
 #include <errno.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -451,12 +450,13 @@ int mdb_insert(sqlite3 *db, struct mdb_stmts *cache, const struct mdb_row *rows,
         /* The bindings still point at these rows' strings once they are
          * freed; harmless, as every step binds every parameter anew. */
         if (st) sqlite3_reset(st);
-        /* A point where a request thread woken onto this CPU gets it at
-         * once: on the 2-vCPU bench host a long batch otherwise delayed
-         * such wake-ups by up to a scheduler tick, and set one connection's
-         * p99 (0.95 -> 0.37 ms; nice, SCHED_BATCH or a short slice did not
-         * help, SCHED_IDLE made it worse by holding locks; bench/README.md). */
-        sched_yield();
+        /* A point where a request thread woken onto this CPU can get it:
+         * on the 2-vCPU bench host a long batch otherwise delayed such
+         * wake-ups by up to a scheduler tick (0.95 -> 0.37 ms p99 then;
+         * nice, SCHED_BATCH or a short slice did not help, SCHED_IDLE made
+         * it worse by holding locks; bench/README.md). It yields once the
+         * writer has run 50 us without a pause (yield_vfs.c). */
+        mdb_yield_point();
     }
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
