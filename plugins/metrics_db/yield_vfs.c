@@ -11,7 +11,7 @@
  *
  * Why by time, not by call: yielding every 16 page calls and every 16-row
  * statement also yielded right after a pause and between quick calls. By
- * time, the writer yields ~30 % less often and switches half as often,
+ * time, the writer yields ~30 % less often and switches ~40 % less often,
  * and its kernel time per row falls (2.3-2.6 -> 1.8-2.0 us in this VM,
  * where a yield that switches costs ~10 us), one client's p99 and p99.9
  * unchanged (bench/README.md, session 14). Without any yield the kernel
