@@ -63,7 +63,7 @@ static const struct hr_conf_key keys[] = {
     HR_CONF_KEY_RANGE("retention_days", HR_CONF_INT, "30",
                       "rows older than this many days are deleted at start and hourly; 0 keeps them for ever",
                       0, 36500),
-    HR_CONF_KEY_RANGE("batch_rows", HR_CONF_INT, "256", "a batch is written once this many rows wait (1-100000)", 1,
+    HR_CONF_KEY_RANGE("batch_rows", HR_CONF_INT, "1024", "a batch is written once this many rows wait (1-100000)", 1,
                       100000),
     HR_CONF_KEY_RANGE("flush_interval_ms", HR_CONF_INT, "1000",
                       "milliseconds between writes of what waits (10-60000)", 10, 60000),
