@@ -77,6 +77,14 @@ double hr_acct_cost_so_far(const struct proxy_req *p)
  * compression helper while the upstream works when there is one. */
 #define LONG_COUNT_BYTES (32u * 1024u)
 
+/* Passthrough: is what it counts LONG_COUNT_BYTES or more? */
+static int long_count(const struct proxy_req *p)
+{
+    size_t len;
+    hr_proxy_count_text(p, &len);
+    return len >= LONG_COUNT_BYTES;
+}
+
 /* Passthrough's count of what it forwarded: the same count the pipeline
  * makes, with no stage to run. It reads only the forwarded bytes and
  * copies of the names, and writes only its own result, so a compression
@@ -110,8 +118,7 @@ static struct late_job *late_job_new(struct proxy_req *p)
     if (!j) return NULL;
     j->popts = &p->w->d->popts;
     j->api = p->api;
-    j->text = p->count_body ? p->count_body : p->up_body;
-    j->len = p->count_body ? p->count_body_len : p->up_body_len;
+    j->text = hr_proxy_count_text(p, &j->len);
     j->model = p->model ? strdup(p->model) : NULL;
     memcpy(j->stack, p->stack, sizeof j->stack);
     return j;
@@ -136,7 +143,7 @@ void hr_acct_count_start(struct proxy_req *p)
 {
     if (!p->count_late || p->counted_late || !p->up_body || p->late_job || !hr_par_helpers()) return;
     /* A short body is counted faster than a helper is woken. */
-    if ((p->count_body ? p->count_body_len : p->up_body_len) < LONG_COUNT_BYTES) return;
+    if (!long_count(p)) return;
     struct late_job *j = late_job_new(p);
     if (!j) return; /* counted on the worker when the request ends */
     p->late_job = j;
@@ -239,7 +246,7 @@ void hr_acct_stream_comment(struct proxy_req *p)
     /* Counting a long forwarded body takes ~6 ms per MB: the answer's last
      * events go to the client first, and only the comment and the stream's
      * end wait for the count (a short body's count costs less than a write). */
-    if (p->count_late && !p->counted_late && p->up_body_len >= LONG_COUNT_BYTES) hr_req_flush(p->req);
+    if (p->count_late && !p->counted_late && long_count(p)) hr_req_flush(p->req);
     count_late(p);
     price_so_far(p, &ev);
     int n = hr_cost_sse_comment(&ev, line, sizeof line);

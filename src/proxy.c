@@ -221,6 +221,12 @@ static int passthrough_body(struct proxy_req *p, const char *body, size_t len)
     return hr_admit_rate(p, 0, 0);
 }
 
+const char *hr_proxy_count_text(const struct proxy_req *p, size_t *len)
+{
+    *len = p->count_body ? p->count_body_len : p->up_body_len;
+    return p->count_body ? p->count_body : p->up_body;
+}
+
 char *hr_proxy_encode_body(const struct proxy_req *p, char *text, size_t *len)
 {
     if (p->codec == HR_CODEC_IDENTITY) return text;
@@ -598,8 +604,8 @@ static void body_arrived(struct hr_req *req, void *arg, int done)
                         &p->count_body, &p->count_body_len, why, sizeof why))
         HR_WARN("headroom.proxy", "%s: its %s body could not be decoded to be counted: %s", p->request_id,
                 hr_req_header(req, "content-encoding"), why[0] ? why : "unsupported or too large");
-    const char *text = p->count_body ? p->count_body : p->up_body;
-    size_t text_len = p->count_body ? p->count_body_len : p->up_body_len;
+    size_t text_len;
+    const char *text = hr_proxy_count_text(p, &text_len);
     skim_model(p, text, text_len);
     if (p->w->d->cfg->log_messages && (p->logged_body = malloc(text_len + 1))) {
         memcpy(p->logged_body, text, text_len + 1);

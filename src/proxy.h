@@ -100,6 +100,9 @@ struct proxy_req *hr_proxy_track(struct hr_worker *w, struct hr_req *req, const 
 /* `text` (taken) as the upstream gets it: encoded the way the client sent
  * its body, or as it is; NULL when out of memory. */
 char *hr_proxy_encode_body(const struct proxy_req *p, char *text, size_t *len);
+/* Passthrough: the text its count reads, the decoded copy of a body sent
+ * with Content-Encoding, else the forwarded bytes. */
+const char *hr_proxy_count_text(const struct proxy_req *p, size_t *len);
 /* Hop-by-hop headers are never forwarded, either way. */
 int hr_proxy_is_hop_by_hop(const char *name);
 /* Upstream options from the config. */

@@ -3,12 +3,11 @@ agent CLIs pinned in t/agents/package.json, installed once into the build
 tree (t/agents-node, or $HEADROOM_AGENTS_DIR); scratch directories; and the
 shipped conf/headroom.conf pointed at the mock upstream."""
 import os
-import re
 import shutil
 import subprocess
 import tempfile
 
-from hrtest import T_DIR, note, npm_install, skip_all
+from hrtest import T_DIR, note, npm_install, shipped_conf_text, skip_all
 
 AGENTS_SRC = os.path.join(T_DIR, "agents")
 AGENTS_DIR = os.environ.get("HEADROOM_AGENTS_DIR") or os.path.join(os.getcwd(), "t", "agents-node")
@@ -47,15 +46,10 @@ def scratch(prefix):
 
 
 def shipped_conf(ws, port, mock_url):
-    """conf/headroom.conf as shipped, with `port`, both provider URLs and
-    stage_budget_ms changed, written next to `ws`; returns its path."""
-    with open(os.path.join(T_DIR, "..", "conf", "headroom.conf")) as f:
-        text = f.read()
-    text = re.sub(r"(?m)^port .*", "port %d" % port, text)
-    text = re.sub(r"(?m)^(openai|anthropic)_api_url .*", lambda m: "%s_api_url %s" % (m.group(1), mock_url), text)
-    # A loaded test machine (ASan, make -j2) must not undo the compression
-    # the agent tests look for: the shipped 250 ms stage budget, raised.
-    text = re.sub(r"(?m)^stage_budget_ms .*", "stage_budget_ms 60000", text)
+    """conf/headroom.conf as shipped (hrtest.shipped_conf_text, with a stage
+    budget a loaded ASan run cannot overrun) on `port` and `mock_url`,
+    written next to `ws`; returns its path."""
+    text = shipped_conf_text(stage_budget_ms=60000).replace("@PORT@", str(port)).replace("@MOCK_URL@", mock_url)
     path = os.path.join(os.path.dirname(ws), "headroom.conf")
     with open(path, "w") as f:
         f.write(text)

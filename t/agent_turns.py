@@ -5,8 +5,9 @@
 """Agent turns from t/fixtures/text, and the request token count headroomd uses."""
 import json
 import os
-import re
 import subprocess
+
+import hrtest
 
 FX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "text")
 
@@ -103,12 +104,7 @@ TURNS = {
 def shipped_conf(stage_budget_ms=None):
     """conf/headroom.conf as shipped, pointed at the mock (hrtest's @MOCK_URL@)
     and a free port (@PORT@), with 2 workers; optionally another stage budget."""
-    text = open(os.path.join(os.path.dirname(FX), "..", "..", "conf", "headroom.conf")).read()
-    text = text.replace("port 8787", "port @PORT@").replace("workers auto", "workers 2")
-    text = re.sub(r"(?m)^(openai_api_url|anthropic_api_url)\s.*$", r"\1 @MOCK_URL@", text)
-    if stage_budget_ms:
-        text = re.sub(r"(?m)^stage_budget_ms\s.*$", "stage_budget_ms %d" % stage_budget_ms, text)
-    return text
+    return hrtest.shipped_conf_text(stage_budget_ms=stage_budget_ms, workers=2)
 
 
 def fixture(name):

@@ -43,13 +43,9 @@ def raw_deflate(data):
     return c.compress(data) + c.flush()
 
 
-with open(os.path.join(T_DIR, "..", "conf", "headroom.conf")) as f:
-    SHIPPED = f.read()
-SHIPPED = re.sub(r"(?m)^port .*", "port @PORT@", SHIPPED)
-SHIPPED = re.sub(r"(?m)^(openai|anthropic)_api_url .*", lambda m: "%s_api_url @MOCK_URL@" % m.group(1), SHIPPED)
 # stage_budget_ms: under valgrind (scripts/test.sh runs this test there) a cold
 # first crush of the log overran the shipped 250 ms and was undone (fail open).
-SHIPPED = re.sub(r"(?m)^stage_budget_ms .*", "stage_budget_ms 60000", SHIPPED)
+SHIPPED = shipped_conf_text(stage_budget_ms=60000)
 SHIPPED += "\nchatgpt_api_url @MOCK_URL@/backend-api/codex\nmax_body_size 1m\n"
 
 LINES = ["2026-12-05T10:%02d:%02d.%03dZ %s worker-%d request handled path=/api/v1/items/%d status=%d dur_ms=%d"

@@ -45,7 +45,7 @@ import urllib.parse
 __all__ = [
     "T_DIR", "plan", "done", "ok", "is_", "isnt", "like", "cmp_ok", "diag", "note",
     "skip", "skip_all", "bail", "failed_count",
-    "Mock", "Headroomd", "free_port", "wait_until", "npm_install",
+    "Mock", "Headroomd", "free_port", "wait_until", "npm_install", "shipped_conf_text",
     "Response", "request", "get", "post_json", "get_json", "stream",
     "stream_then_close", "raw_socket_request", "parse_http_response",
     "hdr", "hdr_all", "sse_events", "sse_data_json",
@@ -330,6 +330,22 @@ def _mkdtemp(prefix):
     d = tempfile.mkdtemp(prefix=prefix)
     _tempdirs.append(d)
     return d
+
+
+def shipped_conf_text(stage_budget_ms=None, workers=None):
+    """conf/headroom.conf as shipped, with `port @PORT@` and both provider
+    URLs `@MOCK_URL@` (Headroomd(conf_text=...) fills them in); optionally
+    another stage_budget_ms (a loaded or valgrind run must not undo the
+    compression a test looks for) and workers."""
+    with open(os.path.join(T_DIR, "..", "conf", "headroom.conf")) as f:
+        text = f.read()
+    text = re.sub(r"(?m)^port\s.*$", "port @PORT@", text)
+    text = re.sub(r"(?m)^(openai_api_url|anthropic_api_url)\s.*$", r"\1 @MOCK_URL@", text)
+    if stage_budget_ms:
+        text = re.sub(r"(?m)^stage_budget_ms\s.*$", "stage_budget_ms %d" % stage_budget_ms, text)
+    if workers:
+        text = re.sub(r"(?m)^workers\s.*$", "workers %d" % workers, text)
+    return text
 
 
 def free_port():
