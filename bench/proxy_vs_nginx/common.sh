@@ -1,6 +1,7 @@
 # common.sh — what count.sh, p99_sinks.sh and one_client.sh share: a temp
 # dir removed on exit with every process started (PIDS) stopped, a free
-# loopback port, waiting for an HTTP answer, and the fast C upstream.
+# loopback port, waiting for an HTTP answer, the fast C upstream and an
+# nginx proxy_pass config in front of it.
 # Sourced after `set -euo pipefail`; HERE is the sourcing script's directory.
 
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
@@ -28,4 +29,32 @@ start_fast_upstream() {
     "$TMP/fast_upstream" 0 "$TMP/up.port" >/dev/null 2>"$TMP/upstream.log" & PIDS+=($!)
     for _ in $(seq 50); do [ -s "$TMP/up.port" ] && break; sleep 0.1; done
     UP=$(cat "$TMP/up.port")
+}
+
+# nginx_conf PORT WORKERS: $TMP/nginx.conf, nginx proxy_pass from PORT to the
+# fast upstream (UP) with keep-alive both sides, WORKERS worker processes
+# (1: no master process, so $! is the worker itself). Temp files in $TMP/ngx.
+nginx_conf() {
+    local master=on
+    [ "$2" = 1 ] && master=off
+    mkdir -p "$TMP/ngx"
+    cat >"$TMP/nginx.conf" <<EOF
+worker_processes $2;
+master_process $master;
+daemon off;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/ngx/body;
+    proxy_temp_path $TMP/ngx/proxy;
+    keepalive_requests 1000000;
+    upstream llm { server 127.0.0.1:$UP; keepalive 64; keepalive_requests 1000000; }
+    server {
+        listen 127.0.0.1:$1;
+        location / { proxy_pass http://llm; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
+    }
+}
+EOF
 }

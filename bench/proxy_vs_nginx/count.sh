@@ -52,26 +52,7 @@ start_proxy() {
     local name=$1; shift
     PORT=$(free_port)
     if [ "$name" = nginx ]; then
-        mkdir -p "$TMP/ngx"
-        cat >"$TMP/nginx.conf" <<EOF
-worker_processes 1;
-master_process off;
-daemon off;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $TMP/ngx/body;
-    proxy_temp_path $TMP/ngx/proxy;
-    keepalive_requests 1000000;
-    upstream llm { server 127.0.0.1:$UP; keepalive 64; keepalive_requests 1000000; }
-    server {
-        listen 127.0.0.1:$PORT;
-        location / { proxy_pass http://llm; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
-    }
-}
-EOF
+        nginx_conf "$PORT" 1
         "$@" "$NGINX" -p "$TMP/ngx" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" </dev/null >"$TMP/$name.log" 2>&1 &
     else
         sed -e "s|^host .*|host 127.0.0.1|" -e "s|^port .*|port $PORT|" -e "s|^workers .*|workers 1|" \

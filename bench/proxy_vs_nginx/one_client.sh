@@ -10,7 +10,15 @@
 #   nomdb          without the metrics_db sink
 #   nosinks        without any sink
 #   base           the shipped config on BASE_HEADROOMD (another build)
-# Knobs: ROUNDS=4 SECONDS_PER_RUN=4 BODY=json|sse
+#   nginx          nginx proxy_pass, one worker per core (the floor)
+#   nginx_bg       the same nginx with background_load.c running beside it
+#                  during its runs, shaped like headroomd's sink threads at
+#                  ~10 k requests/s (BG_SHAPE): what background work alone
+#                  costs one client on this host
+# Knobs: ROUNDS=4 SECONDS_PER_RUN=4 BODY=json|sse, BG_SHAPE (background_load.c's
+# PERIOD_US:BURST_US[:SLICE_US] per thread; default: the metrics sink 120 us
+# and the savings sink 70 us every 20 ms, the metrics_db writer 3 ms in 50 us
+# slices every 100 ms, as thread_cpu.py measured them per request)
 # Prints one line per run and a median per variant. 127.0.0.1 only; stops
 # everything it starts.
 set -euo pipefail
@@ -27,18 +35,32 @@ for v in "${VARIANTS[@]}"; do
     case $v in
     shipped | nomdb | nosinks) ;;
     base) [ -x "${BASE_HEADROOMD:-}" ] || die "variant base needs BASE_HEADROOMD" ;;
-    *) die "unknown variant $v (shipped, nomdb, nosinks, base)" ;;
+    nginx | nginx_bg) NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+        [ -x "$NGINX" ] || die "variant nginx needs nginx (apt-get install nginx-light)" ;;
+    *) die "unknown variant $v (shipped, nomdb, nosinks, base, nginx, nginx_bg)" ;;
     esac
 done
 
 bench_tmp hr-oneclient
 
 cc -O2 -Wall -o "$TMP/one_conn" "$HERE/one_conn.c"
+BG_SHAPE=${BG_SHAPE:-20000:120 20000:70 100000:3000:50}
+case " ${VARIANTS[*]} " in *" nginx_bg "*) cc -O2 -Wall -pthread -o "$TMP/background_load" "$HERE/background_load.c" ;; esac
 start_fast_upstream
 
 declare -A PORT
 for v in "${VARIANTS[@]}"; do
     PORT[$v]=$(free_port)
+    if [ "$v" = nginx ] || [ "$v" = nginx_bg ]; then # one nginx serves both
+        if [ -z "${NGX_PORT:-}" ]; then
+            NGX_PORT=${PORT[$v]}
+            nginx_conf "$NGX_PORT" "$(nproc)"
+            "$NGINX" -p "$TMP/ngx" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" </dev/null >"$TMP/nginx.log" 2>&1 &
+            PIDS+=($!)
+        fi
+        PORT[$v]=$NGX_PORT
+        continue
+    fi
     sed -e "s|^host .*|host 127.0.0.1|" -e "s|^port .*|port ${PORT[$v]}|" \
         -e "s|^openai_api_url .*|openai_api_url http://127.0.0.1:$UP|" \
         -e "s|^anthropic_api_url .*|anthropic_api_url http://127.0.0.1:$UP|" \
@@ -54,13 +76,19 @@ for v in "${VARIANTS[@]}"; do
         >"$TMP/$v.log" 2>&1 & PIDS+=($!)
 done
 for v in "${VARIANTS[@]}"; do
-    wait_http "http://127.0.0.1:${PORT[$v]}/readyz" || { tail -5 "$TMP/$v.log" >&2; die "$v did not start"; }
+    path=/readyz
+    case $v in nginx | nginx_bg) path=/ ;; esac
+    wait_http "http://127.0.0.1:${PORT[$v]}$path" || { tail -5 "$TMP/$v.log" >&2; die "$v did not start"; }
 done
 
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg), $BODY, $ROUNDS rounds of ${SECS} s"
 for r in $(seq "$ROUNDS"); do
     for v in "${VARIANTS[@]}"; do
+        bg=
+        # shellcheck disable=SC2086 # BG_SHAPE is one argument per thread
+        [ "$v" = nginx_bg ] && { "$TMP/background_load" $((SECS + 1)) $BG_SHAPE & bg=$!; }
         line=$(timeout $((SECS + 20)) "$TMP/one_conn" "${PORT[$v]}" "$SECS" "$BODY") || die "one_conn failed ($v)"
+        [ -z "$bg" ] || wait "$bg"
         echo "round $r  $v  $line" | tee -a "$TMP/results"
     done
 done
