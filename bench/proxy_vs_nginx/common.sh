@@ -1,4 +1,4 @@
-# common.sh — what count.sh, p99_sinks.sh and one_client.sh share: a temp
+# common.sh — what run.sh, count.sh, p99_sinks.sh and one_client.sh share: a temp
 # dir removed on exit with every process started (PIDS) stopped, a free
 # loopback port, waiting for an HTTP answer, the fast C upstream and an
 # nginx proxy_pass config in front of it.
@@ -21,7 +21,7 @@ bench_cleanup() {
 }
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 300); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; return 1; }
+wait_http() { for _ in $(seq 300); do curl -s -o /dev/null -m 1 "$1" && return 0; sleep 0.1; done; return 1; }
 
 # start_fast_upstream: fast_upstream.c built in TMP and started; sets UP (its port).
 start_fast_upstream() {
@@ -33,7 +33,9 @@ start_fast_upstream() {
 
 # nginx_conf PORT WORKERS: $TMP/nginx.conf, nginx proxy_pass from PORT to the
 # fast upstream (UP) with keep-alive both sides, WORKERS worker processes
-# (1: no master process, so $! is the worker itself). Temp files in $TMP/ngx.
+# (1: no master process, so $! is the worker itself). Temp files in $TMP/ngx;
+# bodies held in memory, as headroomd holds them (an agent's long
+# conversation, run.sh's AGENT_BODY, would otherwise go to a temp file).
 nginx_conf() {
     local master=on
     [ "$2" = 1 ] && master=off
@@ -44,13 +46,19 @@ master_process $master;
 daemon off;
 pid $TMP/nginx.pid;
 error_log $TMP/nginx-error.log warn;
-events { worker_connections 1024; }
+events { worker_connections 4096; }
 http {
     access_log off;
     client_body_temp_path $TMP/ngx/body;
     proxy_temp_path $TMP/ngx/proxy;
+    fastcgi_temp_path $TMP/ngx/fastcgi;
+    uwsgi_temp_path $TMP/ngx/uwsgi;
+    scgi_temp_path $TMP/ngx/scgi;
+    client_body_buffer_size 4m;
+    client_max_body_size 16m;
     keepalive_requests 1000000;
-    upstream llm { server 127.0.0.1:$UP; keepalive 64; keepalive_requests 1000000; }
+    keepalive_timeout 75s;
+    upstream llm { server 127.0.0.1:$UP; keepalive 256; keepalive_requests 1000000; }
     server {
         listen 127.0.0.1:$1;
         location / { proxy_pass http://llm; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }

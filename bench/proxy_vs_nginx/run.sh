@@ -33,7 +33,7 @@ INSTALL=${INSTALL:-1}
 CLK_TCK=$(getconf CLK_TCK)
 NCPU=$(nproc)
 
-die() { echo "proxy_vs_nginx: $*" >&2; exit 1; }
+. "$HERE/common.sh" # die, free_port, wait_http, nginx_conf
 case " $BODIES " in *" agent "*)
     [ -r "${AGENT_BODY:-}" ] || die "BODIES has agent: set AGENT_BODY to a request file (capture_claude.py writes one)" ;;
 esac
@@ -83,14 +83,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { # url [method]
-    for _ in $(seq 100); do
-        curl -s -o /dev/null -m 1 "$1" && return 0
-        sleep 0.1
-    done
-    return 1
-}
 # utime+stime in clock ticks, summed over pids (a process's line covers all its threads)
 cpu_ticks() {
     local t=0 p
@@ -112,43 +104,7 @@ UP_PORT=$(cat "$TMP/up.port") || die "fast_upstream did not start"
 
 # nginx: as many workers as headroomd's `workers auto` (one per core)
 NGX_PORT=$(free_port)
-mkdir -p "$TMP/ngx"
-cat >"$TMP/nginx.conf" <<EOF
-# written by bench/proxy_vs_nginx/run.sh
-worker_processes $NCPU;
-daemon off;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $TMP/ngx/body;
-    proxy_temp_path $TMP/ngx/proxy;
-    fastcgi_temp_path $TMP/ngx/fastcgi;
-    uwsgi_temp_path $TMP/ngx/uwsgi;
-    scgi_temp_path $TMP/ngx/scgi;
-    # bodies held in memory, as headroomd holds them: an agent's long
-    # conversation (AGENT_BODY) would otherwise go to a temp file
-    client_body_buffer_size 4m;
-    client_max_body_size 16m;
-    keepalive_requests 1000000;
-    keepalive_timeout 75s;
-    upstream llm {
-        server 127.0.0.1:$UP_PORT;
-        keepalive 256;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:$NGX_PORT;
-        location / {
-            proxy_pass http://llm;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-        }
-    }
-}
-EOF
+UP=$UP_PORT nginx_conf "$NGX_PORT" "$NCPU"
 "$NGINX" -p "$TMP/ngx" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" </dev/null >/dev/null 2>>"$TMP/nginx-error.log" &
 NGX_PID=$!
 
