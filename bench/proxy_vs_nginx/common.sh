@@ -1,7 +1,8 @@
 # common.sh — what run.sh, count.sh, p99_sinks.sh and one_client.sh share: a temp
 # dir removed on exit with every process started (PIDS) stopped, a free
-# loopback port, waiting for an HTTP answer, the fast C upstream and an
-# nginx proxy_pass config in front of it.
+# loopback port, waiting for an HTTP answer, the fast C upstream, an nginx
+# proxy_pass config in front of it, and the shape of headroomd's background
+# work for background_load.c.
 # Sourced after `set -euo pipefail`; HERE is the sourcing script's directory.
 
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
@@ -66,3 +67,11 @@ http {
 }
 EOF
 }
+
+# background_load.c's default shape (PERIOD_US:BURST_US[:SLICE_US] per
+# thread): headroomd's sink threads at ~10 k requests/s as thread_cpu.py
+# measured them per request (session 15): the metrics_db sink's thread
+# ~0.6 us and the savings sink's ~0.35 us an event, every 20 ms (LINGER_MS);
+# the metrics_db writer ~3 us a row, 1024-row batches (~100 ms), yielding
+# every 50 us.
+HR_BG_SHAPE="20000:120 20000:70 100000:3000:50"

@@ -44,7 +44,7 @@ done
 bench_tmp hr-oneclient
 
 cc -O2 -Wall -o "$TMP/one_conn" "$HERE/one_conn.c"
-BG_SHAPE=${BG_SHAPE:-20000:120 20000:70 100000:3000:50}
+BG_SHAPE=${BG_SHAPE:-$HR_BG_SHAPE}
 case " ${VARIANTS[*]} " in *" nginx_bg "*) cc -O2 -Wall -pthread -o "$TMP/background_load" "$HERE/background_load.c" ;; esac
 start_fast_upstream
 

@@ -134,6 +134,23 @@ if len(sys.argv) > 2:
             med(hadd), rng(hadd), p99r, rng(per, "%.2f"), verdict(p99r <= TARGET_P99),
             sum(one_get("nginx", b, "over10ms").values()), sum(one_get("headroomd", b, "over10ms").values())))
 
+    # nginx_bg: the same nginx with background_load.c beside it (run.sh NGINX_BG)
+    if any(r["target"] == "nginx_bg" for r in one):
+        print()
+        print("The same nginx beside CPU bursts shaped like headroomd's sink threads (background_load.c, BG_SHAPE):")
+        print("what background work alone costs one client on this host, next to headroomd (median of rounds):")
+        print()
+        print("| request | nginx p99 µs | nginx beside the bursts p50 / p99 / p99.9 µs | headroomd p99 µs | headroomd p99 / nginx beside the bursts |")
+        print("|---|---|---|---|---|")
+        for b in dict.fromkeys(r["body"] for r in one):
+            g50, g99, g999 = (one_get("nginx_bg", b, k) for k in ("p50_us", "p99_us", "p999_us"))
+            n99, h99 = one_get("nginx", b, "p99_us"), one_get("headroomd", b, "p99_us")
+            if not g50 or not h99:
+                continue
+            r, per = ratio(h99, g99)
+            print("| %s | %.0f | %.0f / %.0f / %.0f | %.0f | %.2f× %s |" % (
+                label.get(b, b), med(n99), med(g50), med(g99), med(g999), med(h99), r, rng(per, "%.2f")))
+
     # (columns added with thread_cpu.py; an older ONECONN.tsv has none)
     if one and "cpu_user_us" in one[0]:
         def threads_med(target, b):

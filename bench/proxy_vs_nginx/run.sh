@@ -14,6 +14,9 @@
 #   CONNS="1 16 64"  BODIES="json sse"        OUT=dir    keep raw results there
 #   INSTALL=0    don't apt-get install missing nginx/wrk
 #   FAST_UPSTREAM_SSE_SPLIT=1  the upstream sends each SSE event on its own
+#   NGINX_BG=0   skip the one-client runs of nginx beside background_load.c
+#                (CPU bursts shaped like headroomd's sink threads, BG_SHAPE):
+#                what background work alone costs one client on this host
 #   ONECONN=0    skip the one-client runs (one_conn.c: each request's own
 #                latency, no coordinated-omission correction) at c=1
 #   AGENT_BODY=file  adds the body kind "agent" (BODIES="agent" or "json sse
@@ -97,6 +100,8 @@ cpu_ticks() {
 cc -O2 -Wall ${AGENT_BODY:+-DBUF_SIZE='(4<<20)'} -o "$TMP/fast_upstream" "$HERE/fast_upstream.c" ||
     die "cannot build fast_upstream.c"
 cc -O2 -Wall -o "$TMP/one_conn" "$HERE/one_conn.c" || die "cannot build one_conn.c"
+cc -O2 -Wall -pthread -o "$TMP/background_load" "$HERE/background_load.c" || die "cannot build background_load.c"
+BG_SHAPE=${BG_SHAPE:-$HR_BG_SHAPE}
 "$TMP/fast_upstream" 0 "$TMP/up.port" >/dev/null 2>"$TMP/upstream.log" &
 UP_PID=$!
 for _ in $(seq 50); do [ -s "$TMP/up.port" ] && break; sleep 0.1; done
@@ -178,10 +183,13 @@ ONE="$TMP/oneconn.tsv"
 # (the proxy's CPU per request, user space and kernel, by thread: thread_cpu.py)
 printf 'round\ttarget\tbody\trequests\tp50_us\tp90_us\tp99_us\tp999_us\tmax_us\tover10ms\tcpu_user_us\tcpu_kernel_us\tcpu_threads\tup_user_us\tup_kernel_us\tup_threads\n' >"$ONE"
 one_conn_run() { # round target body seconds
-    local port line pids= n
-    case $2 in nginx) port=$NGX_PORT pids=$NGX_WORKERS ;; headroomd) port=$HD_PORT pids=$HD_PID ;; direct) port=$UP_PORT ;; esac
+    local port line pids= n bg=
+    case $2 in nginx | nginx_bg) port=$NGX_PORT pids=$NGX_WORKERS ;; headroomd) port=$HD_PORT pids=$HD_PID ;; direct) port=$UP_PORT ;; esac
     python3 "$HERE/thread_cpu.py" snap $pids >"$TMP/cpu0" && python3 "$HERE/thread_cpu.py" snap "$UP_PID" >"$TMP/up0"
+    # shellcheck disable=SC2086 # BG_SHAPE is one argument per thread
+    [ "$2" = nginx_bg ] && { "$TMP/background_load" $(($4 + 1)) $BG_SHAPE & bg=$!; }
     line=$(timeout $(($4 + 20)) "$TMP/one_conn" "$port" "$4" "$3") || die "one_conn failed ($2 $3)"
+    [ -z "$bg" ] || wait "$bg"
     python3 "$HERE/thread_cpu.py" snap $pids >"$TMP/cpu1" && python3 "$HERE/thread_cpu.py" snap "$UP_PID" >"$TMP/up1"
     n=$(echo "$line" | sed -n 's/.*requests=\([0-9]*\).*/\1/p')
     echo "$line" | awk -v r="$1" -v t="$2" -v b="$3" -v cpu="$(python3 "$HERE/thread_cpu.py" diff "$TMP/cpu0" "$TMP/cpu1" "$n")" \
@@ -205,6 +213,7 @@ for round in $(seq "$ROUNDS"); do
             for target in $targets; do run_one "$round" "$target" "$body" "$c" "$DURATION" 1; done
             if [ "$c" = 1 ] && [ "${ONECONN:-1}" = 1 ] && [ "$body" != agent ]; then
                 for target in $targets; do one_conn_run "$round" "$target" "$body" "$DURATION"; done
+                [ "${NGINX_BG:-1}" = 0 ] || one_conn_run "$round" nginx_bg "$body" "$DURATION"
             fi
         done
     done
