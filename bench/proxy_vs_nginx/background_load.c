@@ -43,7 +43,8 @@ static void *run(void *arg)
         double burst_end = now() + (double)s->burst_us / 1e6;
         for (double t = now(); t < burst_end; t = now()) {
             double slice_end = s->slice_us ? t + (double)s->slice_us / 1e6 : burst_end;
-            while (now() < slice_end && now() < burst_end) spins++;
+            if (slice_end > burst_end) slice_end = burst_end;
+            while (now() < slice_end) spins++;
             if (s->slice_us) sched_yield();
         }
     }

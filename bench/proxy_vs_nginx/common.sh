@@ -1,8 +1,8 @@
 # common.sh — what run.sh, count.sh, p99_sinks.sh and one_client.sh share: a temp
 # dir removed on exit with every process started (PIDS) stopped, a free
-# loopback port, waiting for an HTTP answer, the fast C upstream, an nginx
-# proxy_pass config in front of it, and the shape of headroomd's background
-# work for background_load.c.
+# loopback port, waiting for an HTTP answer, the fast C upstream, nginx
+# proxy_pass in front of it, and background_load.c in the shape of
+# headroomd's background work.
 # Sourced after `set -euo pipefail`; HERE is the sourcing script's directory.
 
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
@@ -32,17 +32,22 @@ start_fast_upstream() {
     UP=$(cat "$TMP/up.port")
 }
 
-# nginx_conf PORT WORKERS: $TMP/nginx.conf, nginx proxy_pass from PORT to the
-# fast upstream (UP) with keep-alive both sides, WORKERS worker processes
-# (1: no master process, so $! is the worker itself). Temp files in $TMP/ngx;
-# bodies held in memory, as headroomd holds them (an agent's long
-# conversation, run.sh's AGENT_BODY, would otherwise go to a temp file).
-nginx_conf() {
-    local master=on
-    [ "$2" = 1 ] && master=off
+NGINX=$(command -v nginx || echo /usr/sbin/nginx) # Debian's path when not on PATH yet
+
+# start_nginx PORT WORKERS [WRAPPER...]: nginx proxy_pass from PORT to the
+# fast upstream (UP) with keep-alive both sides and WORKERS worker processes
+# (1: no master process, so NGX_PID is the worker itself), started under
+# WRAPPER (strace, valgrind) if given; sets NGX_PID. Config in
+# $TMP/nginx.conf, temp files in $TMP/ngx, output in $TMP/nginx.log; bodies
+# held in memory, as headroomd holds them (an agent's long conversation,
+# run.sh's AGENT_BODY, would otherwise go to a temp file).
+start_nginx() {
+    local port=$1 workers=$2 master=on
+    shift 2
+    [ "$workers" = 1 ] && master=off
     mkdir -p "$TMP/ngx"
     cat >"$TMP/nginx.conf" <<EOF
-worker_processes $2;
+worker_processes $workers;
 master_process $master;
 daemon off;
 pid $TMP/nginx.pid;
@@ -61,11 +66,13 @@ http {
     keepalive_timeout 75s;
     upstream llm { server 127.0.0.1:$UP; keepalive 256; keepalive_requests 1000000; }
     server {
-        listen 127.0.0.1:$1;
+        listen 127.0.0.1:$port;
         location / { proxy_pass http://llm; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
     }
 }
 EOF
+    "$@" "$NGINX" -p "$TMP/ngx" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" </dev/null >"$TMP/nginx.log" 2>&1 &
+    NGX_PID=$!
 }
 
 # background_load.c's default shape (PERIOD_US:BURST_US[:SLICE_US] per
@@ -75,3 +82,14 @@ EOF
 # the metrics_db writer ~3 us a row, 1024-row batches (~100 ms), yielding
 # every 50 us.
 HR_BG_SHAPE="20000:120 20000:70 100000:3000:50"
+
+# start_background_load SECONDS: background_load.c (built into $TMP the first
+# time) in BG_SHAPE (default HR_BG_SHAPE) for SECONDS; sets BG_PID. It stops
+# by itself.
+start_background_load() {
+    [ -x "$TMP/background_load" ] ||
+        cc -O2 -Wall -pthread -o "$TMP/background_load" "$HERE/background_load.c" || die "cannot build background_load.c"
+    # shellcheck disable=SC2086 # one argument per thread
+    "$TMP/background_load" "$1" ${BG_SHAPE:-$HR_BG_SHAPE} &
+    BG_PID=$!
+}

@@ -15,7 +15,6 @@ TOP=$(cd "$HERE/../.." && pwd)
 N=${N:-2000}
 C=${C:-4}
 BODY=${BODY:-json}
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 . "$HERE/common.sh"
 [ -x "${HEADROOMD:-}" ] || die "set HEADROOMD to a built headroomd (a build without sanitizers)"
 for t in strace valgrind callgrind_annotate python3; do command -v $t >/dev/null || die "$t is missing"; done
@@ -52,8 +51,8 @@ start_proxy() {
     local name=$1; shift
     PORT=$(free_port)
     if [ "$name" = nginx ]; then
-        nginx_conf "$PORT" 1
-        "$@" "$NGINX" -p "$TMP/ngx" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" </dev/null >"$TMP/$name.log" 2>&1 &
+        start_nginx "$PORT" 1 "$@"
+        PID=$NGX_PID
     else
         sed -e "s|^host .*|host 127.0.0.1|" -e "s|^port .*|port $PORT|" -e "s|^workers .*|workers 1|" \
             -e "s|^openai_api_url .*|openai_api_url http://127.0.0.1:$UP|" \
@@ -61,8 +60,8 @@ start_proxy() {
         mkdir -p "$TMP/ws"
         HEADROOM_WORKSPACE_DIR=$TMP/ws HEADROOM_TELEMETRY=off LD_LIBRARY_PATH=$LIBDIR \
             "$@" "$REAL" -c "$TMP/hd.conf" </dev/null >"$TMP/$name.log" 2>&1 &
+        PID=$!
     fi
-    PID=$!
     PIDS+=($PID)
     wait_http "http://127.0.0.1:$PORT/" || die "$name did not start: $(tail -5 "$TMP/$name.log")"
 }

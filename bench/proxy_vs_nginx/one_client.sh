@@ -16,9 +16,7 @@
 #                  ~10 k requests/s (BG_SHAPE): what background work alone
 #                  costs one client on this host
 # Knobs: ROUNDS=4 SECONDS_PER_RUN=4 BODY=json|sse, BG_SHAPE (background_load.c's
-# PERIOD_US:BURST_US[:SLICE_US] per thread; default: the metrics sink 120 us
-# and the savings sink 70 us every 20 ms, the metrics_db writer 3 ms in 50 us
-# slices every 100 ms, as thread_cpu.py measured them per request)
+# PERIOD_US:BURST_US[:SLICE_US] per thread; default HR_BG_SHAPE in common.sh)
 # Prints one line per run and a median per variant. 127.0.0.1 only; stops
 # everything it starts.
 set -euo pipefail
@@ -35,8 +33,7 @@ for v in "${VARIANTS[@]}"; do
     case $v in
     shipped | nomdb | nosinks) ;;
     base) [ -x "${BASE_HEADROOMD:-}" ] || die "variant base needs BASE_HEADROOMD" ;;
-    nginx | nginx_bg) NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-        [ -x "$NGINX" ] || die "variant nginx needs nginx (apt-get install nginx-light)" ;;
+    nginx | nginx_bg) [ -x "$NGINX" ] || die "variant $v needs nginx (apt-get install nginx-light)" ;;
     *) die "unknown variant $v (shipped, nomdb, nosinks, base, nginx, nginx_bg)" ;;
     esac
 done
@@ -44,8 +41,6 @@ done
 bench_tmp hr-oneclient
 
 cc -O2 -Wall -o "$TMP/one_conn" "$HERE/one_conn.c"
-BG_SHAPE=${BG_SHAPE:-$HR_BG_SHAPE}
-case " ${VARIANTS[*]} " in *" nginx_bg "*) cc -O2 -Wall -pthread -o "$TMP/background_load" "$HERE/background_load.c" ;; esac
 start_fast_upstream
 
 declare -A PORT
@@ -54,9 +49,8 @@ for v in "${VARIANTS[@]}"; do
     if [ "$v" = nginx ] || [ "$v" = nginx_bg ]; then # one nginx serves both
         if [ -z "${NGX_PORT:-}" ]; then
             NGX_PORT=${PORT[$v]}
-            nginx_conf "$NGX_PORT" "$(nproc)"
-            "$NGINX" -p "$TMP/ngx" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" </dev/null >"$TMP/nginx.log" 2>&1 &
-            PIDS+=($!)
+            start_nginx "$NGX_PORT" "$(nproc)"
+            PIDS+=($NGX_PID)
         fi
         PORT[$v]=$NGX_PORT
         continue
@@ -84,11 +78,10 @@ done
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg), $BODY, $ROUNDS rounds of ${SECS} s"
 for r in $(seq "$ROUNDS"); do
     for v in "${VARIANTS[@]}"; do
-        bg=
-        # shellcheck disable=SC2086 # BG_SHAPE is one argument per thread
-        [ "$v" = nginx_bg ] && { "$TMP/background_load" $((SECS + 1)) $BG_SHAPE & bg=$!; }
+        BG_PID=
+        [ "$v" != nginx_bg ] || start_background_load $((SECS + 1))
         line=$(timeout $((SECS + 20)) "$TMP/one_conn" "${PORT[$v]}" "$SECS" "$BODY") || die "one_conn failed ($v)"
-        [ -z "$bg" ] || wait "$bg"
+        [ -z "$BG_PID" ] || wait "$BG_PID"
         echo "round $r  $v  $line" | tee -a "$TMP/results"
     done
 done

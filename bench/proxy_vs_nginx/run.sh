@@ -36,7 +36,7 @@ INSTALL=${INSTALL:-1}
 CLK_TCK=$(getconf CLK_TCK)
 NCPU=$(nproc)
 
-. "$HERE/common.sh" # die, free_port, wait_http, nginx_conf
+. "$HERE/common.sh" # die, free_port, wait_http, NGINX, start_nginx, start_background_load
 case " $BODIES " in *" agent "*)
     [ -r "${AGENT_BODY:-}" ] || die "BODIES has agent: set AGENT_BODY to a request file (capture_claude.py writes one)" ;;
 esac
@@ -53,7 +53,6 @@ if ! command -v wrk >/dev/null || ! { command -v nginx >/dev/null || [ -x /usr/s
         (service nginx stop || kill "$(cat /run/nginx.pid)") >/dev/null 2>&1 || true
     fi
 fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 command -v wrk >/dev/null || die "wrk not found"
 command -v cc >/dev/null || die "cc not found"
 command -v curl >/dev/null || die "curl not found"
@@ -100,8 +99,6 @@ cpu_ticks() {
 cc -O2 -Wall ${AGENT_BODY:+-DBUF_SIZE='(4<<20)'} -o "$TMP/fast_upstream" "$HERE/fast_upstream.c" ||
     die "cannot build fast_upstream.c"
 cc -O2 -Wall -o "$TMP/one_conn" "$HERE/one_conn.c" || die "cannot build one_conn.c"
-cc -O2 -Wall -pthread -o "$TMP/background_load" "$HERE/background_load.c" || die "cannot build background_load.c"
-BG_SHAPE=${BG_SHAPE:-$HR_BG_SHAPE}
 "$TMP/fast_upstream" 0 "$TMP/up.port" >/dev/null 2>"$TMP/upstream.log" &
 UP_PID=$!
 for _ in $(seq 50); do [ -s "$TMP/up.port" ] && break; sleep 0.1; done
@@ -109,9 +106,7 @@ UP_PORT=$(cat "$TMP/up.port") || die "fast_upstream did not start"
 
 # nginx: as many workers as headroomd's `workers auto` (one per core)
 NGX_PORT=$(free_port)
-UP=$UP_PORT nginx_conf "$NGX_PORT" "$NCPU"
-"$NGINX" -p "$TMP/ngx" -c "$TMP/nginx.conf" -e "$TMP/nginx-error.log" </dev/null >/dev/null 2>>"$TMP/nginx-error.log" &
-NGX_PID=$!
+UP=$UP_PORT start_nginx "$NGX_PORT" "$NCPU"
 
 # headroomd: the shipped config, only addresses changed
 HD_PORT=$(free_port)
@@ -124,7 +119,7 @@ HEADROOM_WORKSPACE_DIR=$TMP/ws HEADROOM_TELEMETRY=off \
     "$HEADROOMD" -c "$TMP/headroom.conf" </dev/null >"$TMP/headroomd.log" 2>&1 &
 HD_PID=$!
 
-wait_http "http://127.0.0.1:$NGX_PORT/" || { cat "$TMP/nginx-error.log" >&2; die "nginx did not start"; }
+wait_http "http://127.0.0.1:$NGX_PORT/" || { cat "$TMP/nginx.log" "$TMP/nginx-error.log" >&2; die "nginx did not start"; }
 wait_http "http://127.0.0.1:$HD_PORT/readyz" || { tail -20 "$TMP/headroomd.log" >&2; die "headroomd did not start"; }
 NGX_WORKERS=$(pgrep -P "$NGX_PID" | tr '\n' ' ')
 [ -n "$NGX_WORKERS" ] || die "no nginx workers found"
@@ -183,13 +178,13 @@ ONE="$TMP/oneconn.tsv"
 # (the proxy's CPU per request, user space and kernel, by thread: thread_cpu.py)
 printf 'round\ttarget\tbody\trequests\tp50_us\tp90_us\tp99_us\tp999_us\tmax_us\tover10ms\tcpu_user_us\tcpu_kernel_us\tcpu_threads\tup_user_us\tup_kernel_us\tup_threads\n' >"$ONE"
 one_conn_run() { # round target body seconds
-    local port line pids= n bg=
+    local port line pids= n
     case $2 in nginx | nginx_bg) port=$NGX_PORT pids=$NGX_WORKERS ;; headroomd) port=$HD_PORT pids=$HD_PID ;; direct) port=$UP_PORT ;; esac
     python3 "$HERE/thread_cpu.py" snap $pids >"$TMP/cpu0" && python3 "$HERE/thread_cpu.py" snap "$UP_PID" >"$TMP/up0"
-    # shellcheck disable=SC2086 # BG_SHAPE is one argument per thread
-    [ "$2" = nginx_bg ] && { "$TMP/background_load" $(($4 + 1)) $BG_SHAPE & bg=$!; }
+    BG_PID=
+    [ "$2" != nginx_bg ] || start_background_load $(($4 + 1))
     line=$(timeout $(($4 + 20)) "$TMP/one_conn" "$port" "$4" "$3") || die "one_conn failed ($2 $3)"
-    [ -z "$bg" ] || wait "$bg"
+    [ -z "$BG_PID" ] || wait "$BG_PID"
     python3 "$HERE/thread_cpu.py" snap $pids >"$TMP/cpu1" && python3 "$HERE/thread_cpu.py" snap "$UP_PID" >"$TMP/up1"
     n=$(echo "$line" | sed -n 's/.*requests=\([0-9]*\).*/\1/p')
     echo "$line" | awk -v r="$1" -v t="$2" -v b="$3" -v cpu="$(python3 "$HERE/thread_cpu.py" diff "$TMP/cpu0" "$TMP/cpu1" "$n")" \
@@ -233,6 +228,6 @@ fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "# load after: $LOAD_AFTER" >&2
 if grep -qiE 'warn|error' "$TMP/headroomd.log"; then echo "# headroomd log (last lines):" >&2; tail -5 "$TMP/headroomd.log" >&2; fi
-cp "$TMP/nginx-error.log" "$TMP/nginx.log" 2>/dev/null || true
+cat "$TMP/nginx-error.log" >>"$TMP/nginx.log" 2>/dev/null || true
 
 python3 "$HERE/report.py" "$RES" "$ONE"
