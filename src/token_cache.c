@@ -27,30 +27,51 @@ static atomic_ullong hits, lookups;
 
 /* Short strings (roles, block types, tool names, short messages) come back
  * in every request: each thread remembers the last ones it counted, by
- * their exact bytes, in a small direct-mapped table. */
+ * their exact bytes, in a small table of two-way sets (most recent first).
+ * Two ways, because the strings every request carries must not evict each
+ * other: with one slot each, "system" and "user" shared a slot and both
+ * were tokenized again on every small chat request. */
 #define SHORT_MAX 48
-#define SHORT_SLOTS 256
+#define SHORT_SETS 128
 struct short_entry {
     uint8_t len1;          /* length + 1; 0: empty */
     uint8_t enc;
     uint8_t tokens;        /* at most a token per byte */
     char text[SHORT_MAX];
 };
-static _Thread_local struct short_entry short_memo[SHORT_SLOTS];
+static _Thread_local struct short_entry short_memo[SHORT_SETS][2];
+static _Thread_local uint64_t short_misses;
+
+uint64_t hr_token_short_misses(void) { return short_misses; }
+
+static int short_hit(const struct short_entry *e, enum hr_encoding enc, const char *text, size_t len)
+{
+    return e->len1 == len + 1 && e->enc == (uint8_t)enc && !memcmp(e->text, text, len);
+}
 
 static size_t count_short(enum hr_encoding enc, const char *text, size_t len)
 {
     uint64_t a = 0, b = 0;
     memcpy(&a, text, len < 8 ? len : 8);
     if (len > 8) memcpy(&b, text + len - (len < 16 ? len - 8 : 8), len < 16 ? len - 8 : 8);
-    uint64_t h = (a * 0x9E3779B97F4A7C15ull) ^ (b * 0xC2B2AE3D27D4EB4Full) ^ (len * 0x165667B19E3779F9ull) ^ (uint64_t)enc;
-    struct short_entry *e = &short_memo[(h >> 32) % SHORT_SLOTS];
-    if (e->len1 == len + 1 && e->enc == (uint8_t)enc && !memcmp(e->text, text, len)) return e->tokens;
+    /* mixed, so that every input bit reaches the bits that pick the set */
+    uint64_t h = hr_mix64((a * 0x9E3779B97F4A7C15ull) ^ (b * 0xC2B2AE3D27D4EB4Full) ^ (len * 0x165667B19E3779F9ull) ^
+                          (uint64_t)enc);
+    struct short_entry *set = short_memo[(h >> 32) % SHORT_SETS];
+    if (short_hit(&set[0], enc, text, len)) return set[0].tokens;
+    if (short_hit(&set[1], enc, text, len)) {
+        struct short_entry t = set[1]; /* the most recent goes first */
+        set[1] = set[0];
+        set[0] = t;
+        return t.tokens;
+    }
+    short_misses++;
     size_t tokens = hr_count_tokens_enc(enc, text, len);
-    e->len1 = (uint8_t)(len + 1);
-    e->enc = (uint8_t)enc;
-    e->tokens = (uint8_t)tokens;
-    memcpy(e->text, text, len);
+    set[1] = set[0];
+    set[0].len1 = (uint8_t)(len + 1);
+    set[0].enc = (uint8_t)enc;
+    set[0].tokens = (uint8_t)tokens;
+    memcpy(set[0].text, text, len);
     return tokens;
 }
 

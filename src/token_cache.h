@@ -21,4 +21,7 @@ int hr_token_cache_lookup(const char *model, size_t len, const uint64_t hash[2],
 void hr_token_cache_store(const char *model, size_t len, const uint64_t hash[2], size_t tokens);
 /* Hits and lookups so far (for benchmarks and /stats). */
 void hr_token_cache_counters(uint64_t *hits, uint64_t *lookups);
+/* Short strings this thread counted because its memo did not hold them
+ * (for tests: the strings every request carries must stay remembered). */
+uint64_t hr_token_short_misses(void);
 #endif

@@ -98,6 +98,34 @@ static void test_short_memo(void)
     is_int((long long)hr_count_tokens_cached("gpt-4o", "user", 4), 1, "... the second time too");
 }
 
+/* The short strings every request carries (roles, block types, schema
+ * words) stay remembered side by side: a second pass over them counts none
+ * again. With one memo slot per hash, "system" and "user" evicted each other
+ * and were tokenized on every small chat request. */
+static void test_short_memo_keeps_common(void)
+{
+    static const char *const words[] = {"system", "user", "assistant", "tool", "developer", "text", "tool_use",
+                                        "tool_result", "function", "image_url", "input_text", "output_text",
+                                        "message", "function_call", "function_call_output", "object", "string",
+                                        "array", "integer", "boolean", "type", "auto", "ephemeral", "stop",
+                                        "end_turn", "You are a helpful assistant."};
+    static const char *const models[] = {"gpt-4o", "gpt-4", "claude-3-5-haiku"};
+    const size_t nw = sizeof words / sizeof *words;
+    for (size_t m = 0; m < 3; m++) {
+        for (size_t i = 0; i < nw; i++) hr_count_tokens_cached(models[m], words[i], strlen(words[i]));
+        uint64_t before = hr_token_short_misses();
+        int bad = 0;
+        for (int pass = 0; pass < 3; pass++)
+            for (size_t i = 0; i < nw; i++)
+                if (hr_count_tokens_cached(models[m], words[i], strlen(words[i])) !=
+                    hr_count_tokens(models[m], words[i], strlen(words[i])))
+                    bad++;
+        is_int(bad, 0, "%s: %zu common short strings, the memo's counts = fresh counts", models[m], nw);
+        is_int((long long)(hr_token_short_misses() - before), 0, "%s: none of them counted again on later passes",
+               models[m]);
+    }
+}
+
 /* Strings past the memo's size (a tool description, an assistant turn, a
  * short tool output) are remembered by content: an agent resends them every
  * turn. The cache answers what counting answers, per encoding, and the
@@ -426,6 +454,7 @@ int main(void)
     test_ascii_fast_path();
     test_edges();
     test_short_memo();
+    test_short_memo_keeps_common();
     test_mid_cache();
     test_models();
     test_merge_equiv();
