@@ -108,10 +108,15 @@ const char *hr_guard_path(const char *path)
     /* The path is appended to the configured base URL: it must not be
      * able to leave it (dot segments, which the upstream or curl would
      * resolve), nor hide a separator from this check (encoded '/', '\\',
-     * '.'), nor carry a second request or a fragment. */
+     * '.'), nor carry a second request or a fragment. Only the bytes in
+     * `look` (and the end) need a test; the others are passed over. */
+    static const unsigned char look[256] = {[0 ... 0x20] = 1, [0x7f] = 1, ['#'] = 1, ['?'] = 1,
+                                            ['\\'] = 1,      ['%'] = 1,  ['/'] = 1};
     int in_query = 0; /* the query is the upstream's to read: only bytes that break the URL are refused there */
-    for (const char *p = path; *p; p++) {
+    for (const char *p = path;; p++) {
+        while (!look[(unsigned char)*p]) p++;
         unsigned char c = (unsigned char)*p;
+        if (!c) break;
         if (c <= 0x20 || c == 0x7f || c == '#')
             return "the request target holds a control byte, space or '#'";
         if (c == '?') in_query = 1;

@@ -923,9 +923,8 @@ int hr_req_gone(const struct hr_req *r) { return r->gone; }
 
 int hr_req_add_header(struct hr_req *r, const char *name, const char *value)
 {
-    size_t nl = strlen(name), vl = strlen(value);
-    if (memchr(name, '\n', nl) || memchr(name, '\r', nl) || memchr(value, '\n', vl) || memchr(value, '\r', vl))
-        return -1; /* would split the answer's head */
+    size_t nl = strcspn(name, "\r\n"), vl = strcspn(value, "\r\n");
+    if (name[nl] || value[vl]) return -1; /* a CR or LF would split the answer's head */
     /* framing is the server's */
     if ((nl == 14 && !strcasecmp(name, "content-length")) || (nl == 17 && !strcasecmp(name, "transfer-encoding")))
         return 0;
