@@ -357,24 +357,64 @@ static void undo_stage(struct req_ctx *c, size_t journal_mark)
  * undone: message order and membership (a shallow copy of the array), tool
  * definitions and the system prompt (deep copies: stages edit them in
  * place; by reference before a stage that copies on write), every other
- * top-level key by reference. */
-static json_t *snapshot_body(const struct hr_api *api, json_t *body, int by_reference)
+ * top-level key by reference. A list of the body's members, not a JSON
+ * object: nearly every request only takes one and drops it, and building
+ * an object (its hash table, a node per member) cost more than the copies. */
+struct snapshot {
+    size_t n;
+    struct member_copy {
+        const char *key; /* in the block after m[] */
+        json_t *value;
+    } m[];
+};
+
+static void snapshot_free(struct snapshot *s)
 {
-    json_t *s = json_object(), *v;
+    for (size_t i = 0; s && i < s->n; i++) json_decref(s->m[i].value);
+    free(s);
+}
+
+/* NULL when out of memory: the stage then runs without a way back. */
+static struct snapshot *snapshot_body(const struct hr_api *api, json_t *body, int by_reference)
+{
     const char *k;
+    json_t *v;
+    size_t n = json_object_size(body), key_bytes = 0;
+    json_object_foreach(body, k, v) key_bytes += strlen(k) + 1;
+    struct snapshot *s = malloc(sizeof *s + n * sizeof *s->m + key_bytes);
+    if (!s) return NULL;
+    char *kp = (char *)(s->m + n);
+    s->n = 0;
     json_object_foreach(body, k, v) {
-        if (!strcmp(k, api->items_key)) json_object_set_new(s, k, json_copy(v));
+        json_t *c;
+        if (!strcmp(k, api->items_key)) c = json_copy(v);
         else if (!by_reference && (!strcmp(k, "tools") || (api->system_key && !strcmp(k, api->system_key))))
-            json_object_set_new(s, k, json_deep_copy(v));
-        else json_object_set(s, k, v);
+            c = json_deep_copy(v);
+        else c = json_incref(v);
+        if (!c) {
+            snapshot_free(s);
+            return NULL;
+        }
+        size_t kl = strlen(k) + 1;
+        memcpy(kp, k, kl);
+        s->m[s->n++] = (struct member_copy){kp, c};
+        kp += kl;
     }
     return s;
 }
 
-static void restore_body(json_t *body, json_t *snapshot)
+static void restore_body(json_t *body, const struct snapshot *s)
 {
     json_object_clear(body);
-    json_object_update(body, snapshot);
+    for (size_t i = 0; i < s->n; i++) json_object_set(body, s->m[i].key, s->m[i].value);
+}
+
+/* The snapshot as a JSON object (the late count's "body before any edit"). */
+static json_t *snapshot_object(const struct snapshot *s)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < s->n; i++) json_object_set(o, s->m[i].key, s->m[i].value);
+    return o;
 }
 
 /* The counts the retrieve API reports, from the marker before the address:
@@ -987,7 +1027,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
      * snapshot serves every stage until one of them does; a stage that
      * edits units alone (HR_TF_UNITS_ONLY) needs none, its journal is
      * enough. */
-    json_t *snapshot = NULL;
+    struct snapshot *snapshot = NULL;
     int snapshot_refs = 0; /* it holds tools and system by reference */
     if (!lc) out->tokens_before = request_tokens(api, model, body, NULL); /* out of memory: count all now */
     for (size_t s = 0; s < out->n_stages; s++) {
@@ -1004,8 +1044,8 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
         /* A snapshot by reference serves stages that copy on write only; no
          * stage has edited since it was taken, so a deep one taken now holds
          * the same values. */
-        if (!only_units && (!snapshot || (snapshot_refs && !cow))) { /* freed with the request: json_pool.c */
-            json_decref(snapshot);
+        if (!only_units && (!snapshot || (snapshot_refs && !cow))) { /* its copies: freed with the request, json_pool.c */
+            snapshot_free(snapshot);
             int pooled = hr_json_pool_begin();
             snapshot = snapshot_body(api, body, cow);
             snapshot_refs = cow;
@@ -1027,7 +1067,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
             undo_stage(&c, mark);
             if (snapshot) {
                 restore_body(body, snapshot);
-                json_decref(snapshot); /* the body now holds its values: take a fresh one */
+                snapshot_free(snapshot); /* the body now holds its values: take a fresh one */
                 snapshot = NULL;
             }
             c.req.body_edited = edited_before;
@@ -1037,14 +1077,18 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
             continue;
         }
         if (edited && snapshot) { /* the next stage's "before" is this stage's result */
-            if (lc && !lc->base) lc->base = json_incref(snapshot); /* the body before any edit */
-            json_decref(snapshot);
+            if (lc && !lc->base) { /* the body before any edit */
+                int pooled = hr_json_pool_begin();
+                lc->base = snapshot_object(snapshot);
+                if (pooled) hr_json_pool_end();
+            }
+            snapshot_free(snapshot);
             snapshot = NULL;
         }
         r->tokens_saved = c.stage_saved;
         saved_total += c.stage_saved;
     }
-    json_decref(snapshot);
+    snapshot_free(snapshot);
     out->changed = c.n_journal > 0 || c.req.body_edited;
     note_markers(&c, out);
     commit_journal(&c);
