@@ -1,4 +1,4 @@
-# common.sh — what run.sh, count.sh, p99_sinks.sh and one_client.sh share: a temp
+# common.sh — what run.sh, count.sh, p99_sinks.sh, one_client.sh and load_ab.sh share: a temp
 # dir removed on exit with every process started (PIDS) stopped, a free
 # loopback port, waiting for an HTTP answer, the fast C upstream, nginx
 # proxy_pass in front of it, and background_load.c in the shape of
@@ -24,10 +24,13 @@ bench_cleanup() {
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 wait_http() { for _ in $(seq 300); do curl -s -o /dev/null -m 1 "$1" && return 0; sleep 0.1; done; return 1; }
 
-# start_fast_upstream: fast_upstream.c built in TMP and started; sets UP (its port).
+# start_fast_upstream: fast_upstream.c built in TMP and started; sets UP (its
+# port) and UPSTREAM_PID.
 start_fast_upstream() {
     cc -O2 -Wall -o "$TMP/fast_upstream" "$HERE/fast_upstream.c"
-    "$TMP/fast_upstream" 0 "$TMP/up.port" >/dev/null 2>"$TMP/upstream.log" & PIDS+=($!)
+    "$TMP/fast_upstream" 0 "$TMP/up.port" >/dev/null 2>"$TMP/upstream.log" &
+    UPSTREAM_PID=$!
+    PIDS+=($UPSTREAM_PID)
     for _ in $(seq 50); do [ -s "$TMP/up.port" ] && break; sleep 0.1; done
     UP=$(cat "$TMP/up.port")
 }

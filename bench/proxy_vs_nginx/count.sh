@@ -83,7 +83,7 @@ syscalls() { # NAME
 }
 
 instructions() { # NAME
-    start_proxy "$1" valgrind --tool=callgrind --callgrind-out-file="$TMP/$1.cg" --dump-instr=no
+    start_proxy "$1" valgrind --tool=callgrind --callgrind-out-file="$TMP/$1.cg" --dump-instr=no ${VG_OPTS:-}
     client "$PORT" 200
     callgrind_control -z "$PID" >/dev/null 2>&1 || true
     client "$PORT" "$N"
