@@ -141,7 +141,7 @@ static int conn_receive(struct h1_conn *c);
 
 static int parse_url(const char *url, struct origin *o, const char **path)
 {
-    memset(o, 0, sizeof *o);
+    o->tls = 0;
     if (!strncasecmp(url, "http://", 7)) {
         url += 7;
         o->port = 80;
@@ -168,11 +168,13 @@ static int parse_url(const char *url, struct origin *o, const char **path)
     size_t hlen = (size_t)(hend - a);
     if (!hlen || hlen >= sizeof o->host) return -1;
     memcpy(o->host, a, hlen);
+    o->host[hlen] = '\0';
     const char *colon = hend < aend && *hend == ']' ? hend + 1 : hend;
-    if (colon < aend && *colon == ':') {
-        char *e;
-        long port = strtol(colon + 1, &e, 10);
-        if (e != aend || port < 1 || port > 65535) return -1;
+    if (colon < aend && *colon == ':') { /* digits only, up to the path (parsed per request: no strtol) */
+        long port = 0;
+        const char *d = colon + 1;
+        for (; d < aend && *d >= '0' && *d <= '9' && port <= 65535; d++) port = port * 10 + (*d - '0');
+        if (d != aend || d == colon + 1 || port < 1 || port > 65535) return -1;
         o->port = (int)port;
     }
     *path = aend;
