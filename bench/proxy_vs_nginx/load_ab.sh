@@ -10,12 +10,15 @@
 # Variants (default: nginx shipped):
 #   nginx      nginx proxy_pass, one worker per core (the floor)
 #   shipped    conf/headroom.conf as shipped, on HEADROOMD
-#   base       the shipped config on BASE_HEADROOMD (another build)
+#   base       the shipped config on BASE_HEADROOMD (another build; default
+#              HEADROOMD), edited by the sed script BASE_CONF_SED if set
+#              (e.g. BASE_CONF_SED='s/^ *batch_rows .*/batch_rows 128/')
 #   nomdb      HEADROOMD without the metrics_db sink
 #   nosinks    HEADROOMD without any sink
 #   passthrough  HEADROOMD with `optimize no` (bodies forwarded unread, counted after the answer)
 # Knobs: ROUNDS=5 SECONDS_PER_RUN=4 CONNS=64 BODY=json|sse
-# Prints one line per run and the median per variant. 127.0.0.1 only;
+# Prints one line per run and the medians per variant (req/s, wrk's p99,
+# CPU per request). 127.0.0.1 only;
 # stops everything it starts.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -32,7 +35,7 @@ VARIANTS=("$@")
 for v in "${VARIANTS[@]}"; do
     case $v in
     shipped | nomdb | nosinks | passthrough) ;;
-    base) [ -x "${BASE_HEADROOMD:-}" ] || die "variant base needs BASE_HEADROOMD" ;;
+    base) [ -x "${BASE_HEADROOMD:=$HEADROOMD}" ] || die "BASE_HEADROOMD is not an executable: $BASE_HEADROOMD" ;;
     nginx) [ -x "$NGINX" ] || die "variant nginx needs nginx (apt-get install nginx-light)" ;;
     *) die "unknown variant $v (nginx, shipped, base, nomdb, nosinks, passthrough)" ;;
     esac
@@ -61,6 +64,7 @@ for v in "${VARIANTS[@]}"; do
     [ "$v" != nomdb ] || sed -i '/^sink metrics_db {/,/^}/s/^/#/' "$TMP/$v.conf"
     [ "$v" != nosinks ] || sed -i '/^sink [a-z_]* {/,/^}/s/^/#/' "$TMP/$v.conf"
     [ "$v" != passthrough ] || echo "optimize no" >>"$TMP/$v.conf"
+    [ "$v" != base ] || [ -z "${BASE_CONF_SED:-}" ] || sed -i -e "$BASE_CONF_SED" "$TMP/$v.conf"
     mkdir -p "$TMP/ws-$v"
     HEADROOM_WORKSPACE_DIR=$TMP/ws-$v HEADROOM_TELEMETRY=off "$bin" -c "$TMP/$v.conf" </dev/null >"$TMP/$v.log" 2>&1 &
     PIDS+=($!)
@@ -88,9 +92,10 @@ for r in $(seq "$ROUNDS"); do
         cpu=$(python3 "$HERE/thread_cpu.py" diff "$TMP/cpu0" "$TMP/cpu1" "$n")
         up=$(python3 "$HERE/thread_cpu.py" diff "$TMP/up0" "$TMP/up1" "$n" | cut -f1,2)
         rps=$(echo "$n $us" | awk '{printf "%.0f", $1 / ($2 / 1e6)}')
-        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$v" "$rps" "$errs" "$cpu" "$up" >>"$RES"
-        printf '#   round %s  %-8s %7s req/s  errors %s  cpu/req user %s + kernel %s us  (%s)\n' "$r" "$v" "$rps" "$errs" \
-            "$(echo "$cpu" | cut -f1)" "$(echo "$cpu" | cut -f2)" "$(echo "$cpu" | cut -f3)" >&2
+        p99=$(echo "$line" | sed -n 's/.* p99_us=\([0-9]*\).*/\1/p')
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$v" "$rps" "$errs" "$cpu" "$up" "$p99" >>"$RES"
+        printf '#   round %s  %-8s %7s req/s  p99 %6s us  errors %s  cpu/req user %s + kernel %s us  (%s)\n' "$r" "$v" "$rps" \
+            "$p99" "$errs" "$(echo "$cpu" | cut -f1)" "$(echo "$cpu" | cut -f2)" "$(echo "$cpu" | cut -f3)" >&2
     done
 done
 
@@ -100,8 +105,8 @@ import sys, statistics as st
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 first = sys.argv[2]
 med = {}
-print("| variant | req/s median [range] | ratio to %s | CPU µs/req user + kernel | by thread (median user/kernel) | upstream user + kernel | errors |" % first)
-print("|---|---|---|---|---|---|---|")
+print("| variant | req/s median [range] | ratio to %s | p99 µs median [range] | CPU µs/req user + kernel | by thread (median user/kernel) | upstream user + kernel | errors |" % first)
+print("|---|---|---|---|---|---|---|---|")
 for v in sys.argv[2:]:
     rs = [r for r in rows if r[1] == v]
     rps = [float(r[2]) for r in rs]
@@ -116,9 +121,10 @@ for v in sys.argv[2:]:
             by.setdefault(name, []).append((float(u), float(k)))
     threads = "; ".join("%s %.1f/%.1f" % (n, st.median(u for u, _ in x), st.median(k for _, k in x))
                         for n, x in sorted(by.items(), key=lambda kv: -sum(a + b for a, b in kv[1])))
-    upu = st.median(float(r[7]) for r in rs) if len(rs[0]) > 8 else float("nan")
-    upk = st.median(float(r[8]) for r in rs) if len(rs[0]) > 8 else float("nan")
-    print("| %s | %.0f [%.0f–%.0f] | %.2f× | %.1f + %.1f = %.1f | %s | %.1f + %.1f | %d |" % (
-        v, med[v], min(rps), max(rps), med[v] / med[first], user, kern, user + kern, threads, upu, upk,
-        sum(int(r[3]) for r in rs)))
+    upu = st.median(float(r[7]) for r in rs)
+    upk = st.median(float(r[8]) for r in rs)
+    p99 = [float(r[9]) for r in rs]
+    print("| %s | %.0f [%.0f–%.0f] | %.2f× | %.0f [%.0f–%.0f] | %.1f + %.1f = %.1f | %s | %.1f + %.1f | %d |" % (
+        v, med[v], min(rps), max(rps), med[v] / med[first], st.median(p99), min(p99), max(p99), user, kern,
+        user + kern, threads, upu, upk, sum(int(r[3]) for r in rs)))
 PY
