@@ -1,7 +1,8 @@
 # common.sh — what run.sh, count.sh, p99_sinks.sh, one_client.sh and load_ab.sh share: a temp
 # dir removed on exit with every process started (PIDS) stopped, a free
 # loopback port, waiting for an HTTP answer, the fast C upstream, nginx
-# proxy_pass in front of it, and background_load.c in the shape of
+# proxy_pass in front of it, headroomd's config for a set-up
+# (headroomd_conf), and background_load.c in the shape of
 # headroomd's background work.
 # Sourced after `set -euo pipefail`; HERE is the sourcing script's directory.
 
@@ -33,6 +34,21 @@ start_fast_upstream() {
     PIDS+=($UPSTREAM_PID)
     for _ in $(seq 50); do [ -s "$TMP/up.port" ] && break; sleep 0.1; done
     UP=$(cat "$TMP/up.port")
+}
+
+# headroomd_conf PORT SETUP OUT: conf/headroom.conf (TOP is the source
+# tree) on 127.0.0.1:PORT in front of the fast upstream (UP), written to OUT
+# for a set-up: nomdb (without the metrics_db sink), nosinks (without any
+# sink), passthrough (`optimize no`); any other name gets it as shipped.
+headroomd_conf() {
+    sed -e "s|^host .*|host 127.0.0.1|" -e "s|^port .*|port $1|" \
+        -e "s|^openai_api_url .*|openai_api_url http://127.0.0.1:$UP|" \
+        -e "s|^anthropic_api_url .*|anthropic_api_url http://127.0.0.1:$UP|" "$TOP/conf/headroom.conf" >"$3"
+    case $2 in # a sink block: `sink NAME { }` on one line, or up to the closing brace at the start of a line
+    nomdb) sed -i '/^sink metrics_db {/,/^}/d' "$3" ;;
+    nosinks) sed -i '/^sink [a-z_]* { *}/d; /^sink [a-z_]* {/,/^}/d' "$3" ;;
+    passthrough) echo "optimize no" >>"$3" ;;
+    esac
 }
 
 NGINX=$(command -v nginx || echo /usr/sbin/nginx) # Debian's path when not on PATH yet

@@ -57,13 +57,7 @@ for v in "${VARIANTS[@]}"; do
     fi
     bin=$HEADROOMD
     [ "$v" = base ] && bin=$BASE_HEADROOMD
-    sed -e "s|^host .*|host 127.0.0.1|" -e "s|^port .*|port $port|" \
-        -e "s|^openai_api_url .*|openai_api_url http://127.0.0.1:$UP|" \
-        -e "s|^anthropic_api_url .*|anthropic_api_url http://127.0.0.1:$UP|" "$TOP/conf/headroom.conf" >"$TMP/$v.conf"
-    # nomdb: the metrics_db block commented out; nosinks: every sink block
-    [ "$v" != nomdb ] || sed -i '/^sink metrics_db {/,/^}/s/^/#/' "$TMP/$v.conf"
-    [ "$v" != nosinks ] || sed -i '/^sink [a-z_]* {/,/^}/s/^/#/' "$TMP/$v.conf"
-    [ "$v" != passthrough ] || echo "optimize no" >>"$TMP/$v.conf"
+    headroomd_conf "$port" "$v" "$TMP/$v.conf"
     [ "$v" != base ] || [ -z "${BASE_CONF_SED:-}" ] || sed -i -e "$BASE_CONF_SED" "$TMP/$v.conf"
     mkdir -p "$TMP/ws-$v"
     HEADROOM_WORKSPACE_DIR=$TMP/ws-$v HEADROOM_TELEMETRY=off "$bin" -c "$TMP/$v.conf" </dev/null >"$TMP/$v.log" 2>&1 &

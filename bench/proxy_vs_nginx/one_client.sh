@@ -55,14 +55,7 @@ for v in "${VARIANTS[@]}"; do
         PORT[$v]=$NGX_PORT
         continue
     fi
-    sed -e "s|^host .*|host 127.0.0.1|" -e "s|^port .*|port ${PORT[$v]}|" \
-        -e "s|^openai_api_url .*|openai_api_url http://127.0.0.1:$UP|" \
-        -e "s|^anthropic_api_url .*|anthropic_api_url http://127.0.0.1:$UP|" \
-        "$TOP/conf/headroom.conf" >"$TMP/$v.conf"
-    case $v in # drop sink blocks: `sink NAME { ... }` up to the closing brace at the start of a line
-    nomdb) sed -i '/^sink metrics_db {/,/^}/d' "$TMP/$v.conf" ;;
-    nosinks) sed -i '/^sink [a-z_]* { *}/d; /^sink [a-z_]* {/,/^}/d' "$TMP/$v.conf" ;;
-    esac
+    headroomd_conf "${PORT[$v]}" "$v" "$TMP/$v.conf"
     bin=$HEADROOMD
     [ "$v" = base ] && bin=$BASE_HEADROOMD
     mkdir -p "$TMP/ws-$v"
