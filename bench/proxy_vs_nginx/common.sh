@@ -1,8 +1,8 @@
 # common.sh — what run.sh, count.sh, p99_sinks.sh, one_client.sh and load_ab.sh share: a temp
 # dir removed on exit with every process started (PIDS) stopped, a free
 # loopback port, waiting for an HTTP answer, the fast C upstream, nginx
-# proxy_pass in front of it, headroomd's config for a set-up
-# (headroomd_conf), and background_load.c in the shape of
+# proxy_pass in front of it, headroomd's config for a set-up and its start
+# (headroomd_conf, start_headroomd), and background_load.c in the shape of
 # headroomd's background work.
 # Sourced after `set -euo pipefail`; HERE is the sourcing script's directory.
 
@@ -36,19 +36,30 @@ start_fast_upstream() {
     UP=$(cat "$TMP/up.port")
 }
 
-# headroomd_conf PORT SETUP OUT: conf/headroom.conf (TOP is the source
-# tree) on 127.0.0.1:PORT in front of the fast upstream (UP), written to OUT
-# for a set-up: nomdb (without the metrics_db sink), nosinks (without any
-# sink), passthrough (`optimize no`); any other name gets it as shipped.
+# headroomd_conf PORT SETUP OUT [SOURCE]: SOURCE (default conf/headroom.conf
+# under TOP, the source tree) on 127.0.0.1:PORT in front of the fast upstream
+# (UP), written to OUT for a set-up: nomdb (without the metrics_db sink),
+# nosinks (without any sink), passthrough (`optimize no`); any other name
+# gets it as it is.
 headroomd_conf() {
     sed -e "s|^host .*|host 127.0.0.1|" -e "s|^port .*|port $1|" \
         -e "s|^openai_api_url .*|openai_api_url http://127.0.0.1:$UP|" \
-        -e "s|^anthropic_api_url .*|anthropic_api_url http://127.0.0.1:$UP|" "$TOP/conf/headroom.conf" >"$3"
+        -e "s|^anthropic_api_url .*|anthropic_api_url http://127.0.0.1:$UP|" "${4:-$TOP/conf/headroom.conf}" >"$3"
     case $2 in # a sink block: `sink NAME { }` on one line, or up to the closing brace at the start of a line
     nomdb) sed -i '/^sink metrics_db {/,/^}/d' "$3" ;;
     nosinks) sed -i '/^sink [a-z_]* { *}/d; /^sink [a-z_]* {/,/^}/d' "$3" ;;
     passthrough) echo "optimize no" >>"$3" ;;
     esac
+}
+
+# start_headroomd NAME BINARY CONF: BINARY -c CONF in the background, its
+# workspace $TMP/ws-NAME, its output in $TMP/NAME.log, telemetry off; sets
+# HD_PID (also in PIDS).
+start_headroomd() {
+    mkdir -p "$TMP/ws-$1"
+    HEADROOM_WORKSPACE_DIR=$TMP/ws-$1 HEADROOM_TELEMETRY=off "$2" -c "$3" </dev/null >"$TMP/$1.log" 2>&1 &
+    HD_PID=$!
+    PIDS+=($HD_PID)
 }
 
 NGINX=$(command -v nginx || echo /usr/sbin/nginx) # Debian's path when not on PATH yet

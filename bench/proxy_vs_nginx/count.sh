@@ -54,9 +54,8 @@ start_proxy() {
         start_nginx "$PORT" 1 "$@"
         PID=$NGX_PID
     else
-        sed -e "s|^host .*|host 127.0.0.1|" -e "s|^port .*|port $PORT|" -e "s|^workers .*|workers 1|" \
-            -e "s|^openai_api_url .*|openai_api_url http://127.0.0.1:$UP|" \
-            -e "s|^anthropic_api_url .*|anthropic_api_url http://127.0.0.1:$UP|" "${CONF:-$TOP/conf/headroom.conf}" >"$TMP/hd.conf"
+        headroomd_conf "$PORT" shipped "$TMP/hd.conf" "${CONF:-$TOP/conf/headroom.conf}"
+        sed -i "s|^workers .*|workers 1|" "$TMP/hd.conf"
         mkdir -p "$TMP/ws"
         HEADROOM_WORKSPACE_DIR=$TMP/ws HEADROOM_TELEMETRY=off LD_LIBRARY_PATH=$LIBDIR \
             "$@" "$REAL" -c "$TMP/hd.conf" </dev/null >"$TMP/$name.log" 2>&1 &

@@ -59,10 +59,8 @@ for v in "${VARIANTS[@]}"; do
     [ "$v" = base ] && bin=$BASE_HEADROOMD
     headroomd_conf "$port" "$v" "$TMP/$v.conf"
     [ "$v" != base ] || [ -z "${BASE_CONF_SED:-}" ] || sed -i -e "$BASE_CONF_SED" "$TMP/$v.conf"
-    mkdir -p "$TMP/ws-$v"
-    HEADROOM_WORKSPACE_DIR=$TMP/ws-$v HEADROOM_TELEMETRY=off "$bin" -c "$TMP/$v.conf" </dev/null >"$TMP/$v.log" 2>&1 &
-    PIDS+=($!)
-    PIDSOF[$v]=$!
+    start_headroomd "$v" "$bin" "$TMP/$v.conf"
+    PIDSOF[$v]=$HD_PID
     wait_http "http://127.0.0.1:$port/readyz" || die "$v did not start: $(tail -5 "$TMP/$v.log")"
 done
 

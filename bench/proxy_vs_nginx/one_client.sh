@@ -58,9 +58,7 @@ for v in "${VARIANTS[@]}"; do
     headroomd_conf "${PORT[$v]}" "$v" "$TMP/$v.conf"
     bin=$HEADROOMD
     [ "$v" = base ] && bin=$BASE_HEADROOMD
-    mkdir -p "$TMP/ws-$v"
-    HEADROOM_WORKSPACE_DIR=$TMP/ws-$v HEADROOM_TELEMETRY=off "$bin" -c "$TMP/$v.conf" </dev/null \
-        >"$TMP/$v.log" 2>&1 & PIDS+=($!)
+    start_headroomd "$v" "$bin" "$TMP/$v.conf"
 done
 for v in "${VARIANTS[@]}"; do
     path=/readyz

@@ -31,21 +31,17 @@ start_fast_upstream
 
 # one SET: start headroomd with those sinks, warm up, ROUNDS measured runs
 run() {
-    local set=$1 port ws pid
+    local set=$1 port pid
     port=$(free_port)
-    ws="$TMP/ws-$set"
-    mkdir -p "$ws"
-    sed -e "s|^host .*|host 127.0.0.1|" -e "s|^port .*|port $port|" \
-        -e "s|^openai_api_url .*|openai_api_url http://127.0.0.1:$UP|" \
-        -e "s|^anthropic_api_url .*|anthropic_api_url http://127.0.0.1:$UP|" "$TOP/conf/headroom.conf" |
-        KEEP=$set python3 -c '
+    headroomd_conf "$port" shipped "$TMP/$set.shipped"
+    KEEP=$set python3 -c '
 import os, re, sys
 keep = os.environ["KEEP"].split(",")
 text = sys.stdin.read()
-print(re.sub(r"(?ms)^sink (\w+) \{(?:.*?^\}| \})\n", lambda m: m.group(0) if m.group(1) in keep else "", text))' >"$TMP/$set.conf"
-    HEADROOM_WORKSPACE_DIR=$ws HEADROOM_TELEMETRY=off "$HEADROOMD" -c "$TMP/$set.conf" >"$TMP/$set.log" 2>&1 &
-    pid=$!
-    PIDS+=($pid)
+print(re.sub(r"(?ms)^sink (\w+) \{(?:.*?^\}| \})\n", lambda m: m.group(0) if m.group(1) in keep else "", text))' \
+        <"$TMP/$set.shipped" >"$TMP/$set.conf"
+    start_headroomd "$set" "$HEADROOMD" "$TMP/$set.conf"
+    pid=$HD_PID
     for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/readyz" && break; sleep 0.1; done
     wrk -t1 -c1 -d1s -s "$HERE/post.lua" "http://127.0.0.1:$port" >/dev/null 2>&1
     for r in $(seq "$ROUNDS"); do

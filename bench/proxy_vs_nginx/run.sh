@@ -36,7 +36,7 @@ INSTALL=${INSTALL:-1}
 CLK_TCK=$(getconf CLK_TCK)
 NCPU=$(nproc)
 
-. "$HERE/common.sh" # die, free_port, wait_http, NGINX, start_nginx, start_background_load
+. "$HERE/common.sh" # die, free_port, wait_http, NGINX, start_nginx, headroomd_conf, start_headroomd, start_background_load
 case " $BODIES " in *" agent "*)
     [ -r "${AGENT_BODY:-}" ] || die "BODIES has agent: set AGENT_BODY to a request file (capture_claude.py writes one)" ;;
 esac
@@ -110,14 +110,8 @@ UP=$UP_PORT start_nginx "$NGX_PORT" "$NCPU"
 
 # headroomd: the shipped config, only addresses changed
 HD_PORT=$(free_port)
-sed -e "s|^host .*|host 127.0.0.1|" -e "s|^port .*|port $HD_PORT|" \
-    -e "s|^openai_api_url .*|openai_api_url http://127.0.0.1:$UP_PORT|" \
-    -e "s|^anthropic_api_url .*|anthropic_api_url http://127.0.0.1:$UP_PORT|" \
-    "$TOP/conf/headroom.conf" >"$TMP/headroom.conf"
-mkdir -p "$TMP/ws"
-HEADROOM_WORKSPACE_DIR=$TMP/ws HEADROOM_TELEMETRY=off \
-    "$HEADROOMD" -c "$TMP/headroom.conf" </dev/null >"$TMP/headroomd.log" 2>&1 &
-HD_PID=$!
+UP=$UP_PORT headroomd_conf "$HD_PORT" shipped "$TMP/headroom.conf"
+start_headroomd headroomd "$HEADROOMD" "$TMP/headroom.conf"
 
 wait_http "http://127.0.0.1:$NGX_PORT/" || { cat "$TMP/nginx.log" "$TMP/nginx-error.log" >&2; die "nginx did not start"; }
 wait_http "http://127.0.0.1:$HD_PORT/readyz" || { tail -20 "$TMP/headroomd.log" >&2; die "headroomd did not start"; }
