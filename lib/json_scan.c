@@ -623,8 +623,14 @@ static int keys_dup(const char *text, struct key *v, size_t n)
 
 /* ------------------------------------------------------------------ scanner */
 
+/* The root object's members, as hr_json_scan_members records them. */
+struct member_list {
+    struct hr_json_span *out;
+    size_t max, n;
+};
+
 static int scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info, struct hr_json_error *err,
-                struct hr_json_decoded *dec)
+                struct hr_json_decoded *dec, struct member_list *ml)
 {
     const unsigned char *const base = (const unsigned char *)text, *const end = base + len;
     int ws = 0;
@@ -670,10 +676,14 @@ value:
         if (kind[0] == '[') {
             top_count++;
             top_objs &= *p == '{';
-        } else if (*p == '[') {
-            cur_count = 0;
-            cur_objs = 1;
-            cur_member = member - 1;
+        } else {
+            if (ml && ml->n < ml->max)
+                ml->out[ml->n].val = (const char *)p;
+            if (*p == '[') {
+                cur_count = 0;
+                cur_objs = 1;
+                cur_member = member - 1;
+            }
         }
     } else if (d == 2 && kind[0] == '{' && kind[1] == '[') {
         cur_count++;
@@ -765,6 +775,10 @@ key:
         if (!q)
             goto fail;
         p = q;
+        if (d == 1 && ml && ml->n < ml->max) {
+            ml->out[ml->n].key = (const char *)ks;
+            ml->out[ml->n].klen = (size_t)(p - 1 - ks);
+        }
         if (dups) {
             if (keys.n >= UINT32_MAX) {
                 rc = ENOMEM_;
@@ -829,6 +843,11 @@ after:
         rc = 0;
         goto out;
     }
+    if (d == 1 && ml && kind[0] == '{') { /* a member's value ends here */
+        if (ml->n < ml->max)
+            ml->out[ml->n].vlen = (size_t)((const char *)p - ml->out[ml->n].val);
+        ml->n++;
+    }
     p = skip_ws(p, end, &ws);
     if (p == end) {
         msg = "premature end of input (',' or a closing bracket expected)";
@@ -865,14 +884,24 @@ out:
 int hr_json_scan(const char *text, size_t len, unsigned flags, struct hr_json_info *info,
                  struct hr_json_error *err)
 {
-    return scan(text, len, flags, info, err, NULL);
+    return scan(text, len, flags, info, err, NULL, NULL);
+}
+
+int hr_json_scan_members(const char *text, size_t len, struct hr_json_span *out, size_t max, size_t *n)
+{
+    struct member_list ml = {out, max, 0};
+    *n = 0;
+    int rc = scan(text, len, 0, NULL, NULL, NULL, &ml);
+    if (rc == 0)
+        *n = ml.n;
+    return rc;
 }
 
 int hr_json_scan_decode(const char *text, size_t len, struct hr_json_decoded *d)
 {
     d->used = d->n = 0;
     d->failed = 0;
-    return scan(text, len, 0, NULL, NULL, d);
+    return scan(text, len, 0, NULL, NULL, d, NULL);
 }
 
 /* ----------------------------------------------------------------- decoders */

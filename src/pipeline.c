@@ -1030,6 +1030,12 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
     struct snapshot *snapshot = NULL;
     int snapshot_refs = 0; /* it holds tools and system by reference */
     if (!lc) out->tokens_before = request_tokens(api, model, body, NULL); /* out of memory: count all now */
+    /* A stage's clock starts where the previous one's stopped, unless the
+     * host did real work in between (a snapshot, counts, an undo): the
+     * bookkeeping between two stages is a few dozen instructions, and a
+     * clock read is ~16 ns, 14 of them per request otherwise. */
+    double clock = 0;
+    int host_work = 1;
     for (size_t s = 0; s < out->n_stages; s++) {
         struct hr_instance *in = transforms[s];
         struct hr_stage_result *r = &out->stages[s];
@@ -1050,12 +1056,18 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
             snapshot = snapshot_body(api, body, cow);
             snapshot_refs = cow;
             if (pooled) hr_json_pool_end();
+            host_work = 1;
         }
         c.req.body_edited = 0;
-        if (!counts_on_demand(in)) count_all_units(&c);
-        double st = hr_monotonic_ms();
+        if (!counts_on_demand(in) && c.req.n_units) {
+            count_all_units(&c);
+            host_work = 1;
+        }
+        double st = host_work ? hr_monotonic_ms() : clock;
         int rc = in->desc->apply(in->state, &c.req);
-        r->ms = hr_monotonic_ms() - st;
+        clock = hr_monotonic_ms();
+        host_work = 0;
+        r->ms = clock - st;
         int edited = c.req.body_edited;
         c.req.body_edited = edited_before || edited;
         /* once per stage: the instance is shared, the log would say it per request */
@@ -1064,6 +1076,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
                     "before it, so its edits outside units cannot be undone when it fails and are counted as the "
                     "client's; rebuild it without the flag", in->name);
         if (rc != 0 || r->ms > opts->stage_budget_ms) {
+            host_work = 1;
             undo_stage(&c, mark);
             if (snapshot) {
                 restore_body(body, snapshot);
@@ -1077,6 +1090,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
             continue;
         }
         if (edited && snapshot) { /* the next stage's "before" is this stage's result */
+            host_work = 1;
             if (lc && !lc->base) { /* the body before any edit */
                 int pooled = hr_json_pool_begin();
                 lc->base = snapshot_object(snapshot);

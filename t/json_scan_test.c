@@ -319,6 +319,41 @@ int main(void)
         static const char *const mo[] = {"mo", "model"};
         ok(hr_json_members(nul_key, sizeof nul_key - 1, mo, 2, vals, vlens) == 1 && !vals[0] && vals[1] &&
            *vals[1] == '2', "a key holding a NUL byte matches no shorter key");
+        /* hr_json_scan_members: where the text is valid, the members
+         * hr_json_member_list skims; nothing where it is not. */
+        int same = 1, valid = 0;
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+            struct hr_json_span a[4], b[4];
+            size_t na = 99, nb = 0, len = strlen(cases[i].text);
+            int rc = hr_json_scan_members(cases[i].text, len, a, 4, &na);
+            if (rc != hr_json_scan(cases[i].text, len, 0, NULL, NULL)) same = 0;
+            if (rc) {
+                same &= na == 0;
+                continue;
+            }
+            valid++;
+            if (cases[i].text[strspn(cases[i].text, " \t\r\n")] != '{') {
+                same &= na == 0;
+                continue;
+            }
+            same &= hr_json_member_list(cases[i].text, len, b, 4, &nb) == 0 && na == nb;
+            for (size_t k = 0; k < na && k < 4; k++)
+                same &= a[k].key == b[k].key && a[k].klen == b[k].klen && a[k].val == b[k].val &&
+                        a[k].vlen == b[k].vlen;
+        }
+        ok(same && valid >= 8, "hr_json_scan_members: the members of %d valid texts as hr_json_member_list lists "
+                               "them, none of the others", valid);
+        {
+            static const char many[] = " {\"a\":1 , \"b\" : [1,{\"c\":2}] ,\"c\":\"x\",\"d\":{},\"e\":null} ";
+            struct hr_json_span m[2];
+            size_t nm = 0;
+            ok(hr_json_scan_members(many, sizeof many - 1, m, 2, &nm) == 0 && nm == 5 && m[1].klen == 1 &&
+                   *m[1].key == 'b' && m[1].vlen == 11 && !memcmp(m[1].val, "[1,{\"c\":2}]", 11),
+               "hr_json_scan_members: counts past its room, values span containers, spaces left out");
+            static const char arr[] = "[{\"a\":1}]";
+            ok(hr_json_scan_members(arr, sizeof arr - 1, m, 2, &nm) == 0 && nm == 0,
+               "hr_json_scan_members: a root array has no members");
+        }
         /* Not a whole object: what was seen before the fault is not found either. */
         static const char *const broken[] = {"{\"model\":\"m\",\"usage\":{\"n\":1", "{\"model\":\"m\",\"a\"}",
                                              "{\"model\":\"m\",\"a\":}", "{\"model\":\"m\",\"usage", NULL};

@@ -19,7 +19,7 @@ static const struct hr_api *api_of(int p)
     return p == HR_PROVIDER_ANTHROPIC ? &hr_api_anthropic_messages : &hr_api_openai_chat;
 }
 
-static int text_path_checked, text_path_differs;
+static int text_path_checked, text_path_differs, exact_path_checked;
 
 static struct hr_usage from_json(int p, const char *text)
 {
@@ -45,6 +45,18 @@ static struct hr_usage from_json(int p, const char *text)
                  (unsigned long long)u.input_tokens, (unsigned long long)t.output_tokens,
                  (unsigned long long)u.output_tokens, (unsigned long long)t.cache_read_tokens,
                  (unsigned long long)u.cache_read_tokens, t.model, u.model);
+    }
+    /* A stream's chunks are checked and their members found in one pass
+     * (hr_api_read_exact): where it takes a text, it too reads what the
+     * parse does. */
+    memset(&t, 0, sizeof(t));
+    if (hr_api_read_exact(api_of(p), text, strlen(text), HR_READ_MODEL | HR_READ_USAGE, &t)) {
+        exact_path_checked++;
+        if (!j || memcmp(&t, &u, sizeof t) != 0) {
+            text_path_differs++;
+            tap_diag("read in one checking pass, differs from the parse: %s (input %llu/%llu, model '%s'/'%s')", text,
+                     (unsigned long long)t.input_tokens, (unsigned long long)u.input_tokens, t.model, u.model);
+        }
     }
     text_path_checked += j != NULL;
     return u;
@@ -422,6 +434,7 @@ static void test_answer_text(void)
 
     ok(text_path_checked >= 25 && text_path_differs == 0,
        "every parsed fixture (%d) reads the same from its text (%d differ)", text_path_checked, text_path_differs);
+    ok(exact_path_checked >= 20, "the one-pass reading took %d of the fixtures", exact_path_checked);
 }
 
 int main(void)

@@ -92,13 +92,6 @@ int hr_api_get_count(const struct hr_api_obj *o, const char *key, uint64_t *out)
     return hr_json_number(v, n, &i, &d) ? count_of_int(i, out) : count_of_real(d, out);
 }
 
-int hr_api_pick_exact(const char *text, size_t len)
-{
-    /* An escaped key ("mod\u0065l") is the same key to jansson, not to the
-     * skim; a NUL after a value is dropped by jansson's lexer. */
-    return !memchr(text, '\\', len) && !memchr(text, '\0', len) && hr_json_scan(text, len, 0, NULL, NULL) == 0;
-}
-
 /* The model's first bytes, cut on a character boundary so the name stays valid UTF-8. */
 static void set_model_bytes(struct hr_usage *u, const char *s, size_t len)
 {
@@ -141,16 +134,19 @@ void hr_api_usage_of(const struct hr_api *api, const json_t *parent, struct hr_u
     api->usage_read(&o, u);
 }
 
-void hr_api_read_answer(const struct hr_api *api, const char *text, size_t len, unsigned what, struct hr_usage *u)
+static const char *const answer_keys[] = {"model", "usage"};
+static const size_t answer_key_len[] = {sizeof "model" - 1, sizeof "usage" - 1};
+
+/* Model and usage from the values of the answer's members of those names
+ * (NULL: absent). `exact`: the text they are part of is known valid and
+ * free of escapes. */
+static void read_members(const struct hr_api *api, const char *const v[2], const size_t n[2], unsigned what, int exact,
+                         struct hr_usage *u)
 {
-    static const char *const keys[] = {"model", "usage"};
-    const char *v[2];
-    size_t n[2];
-    hr_json_members(text, len, keys, 2, v, n);
-    if ((what & HR_READ_MODEL) && v[0]) set_model_text(u, v[0], n[0], what & HR_READ_EXACT);
+    if ((what & HR_READ_MODEL) && v[0]) set_model_text(u, v[0], n[0], exact);
     if (!(what & HR_READ_USAGE) || !v[1]) return;
     struct hr_api_obj usage;
-    if (hr_api_obj_text(&usage, v[1], n[1], (what & HR_READ_EXACT) && v[1][0] == '{')) {
+    if (hr_api_obj_text(&usage, v[1], n[1], exact && v[1][0] == '{')) {
         api->usage_read(&usage, u);
         return;
     }
@@ -158,6 +154,38 @@ void hr_api_read_answer(const struct hr_api *api, const char *text, size_t len, 
     hr_api_obj_json(&usage, j);
     api->usage_read(&usage, u);
     json_decref(j);
+}
+
+void hr_api_read_answer(const struct hr_api *api, const char *text, size_t len, unsigned what, struct hr_usage *u)
+{
+    const char *v[2];
+    size_t n[2];
+    hr_json_members(text, len, answer_keys, 2, v, n);
+    read_members(api, v, n, what, 0, u);
+}
+
+int hr_api_read_exact(const struct hr_api *api, const char *text, size_t len, unsigned what, struct hr_usage *u)
+{
+    /* An escaped key ("mod\u0065l") is the same key to jansson, not to the
+     * skim; a NUL after a value is dropped by jansson's lexer. */
+    if (memchr(text, '\\', len) || memchr(text, '\0', len)) return 0;
+    struct hr_json_span m[HR_API_OBJ_MEMBERS];
+    size_t nm;
+    if (hr_json_scan_members(text, len, m, HR_API_OBJ_MEMBERS, &nm) != 0) return 0;
+    const char *v[2] = {NULL, NULL};
+    size_t n[2] = {0, 0};
+    if (nm > HR_API_OBJ_MEMBERS) {
+        hr_json_members(text, len, answer_keys, 2, v, n); /* more members than listed: skim for the two */
+    } else {
+        for (size_t i = 0; i < nm; i++) /* the last of a name, as jansson keeps */
+            for (size_t k = 0; k < 2; k++)
+                if (m[i].klen == answer_key_len[k] && !memcmp(m[i].key, answer_keys[k], m[i].klen)) {
+                    v[k] = m[i].val;
+                    n[k] = m[i].vlen;
+                }
+    }
+    read_members(api, v, n, what, 1, u);
+    return 1;
 }
 
 int hr_api_str_is(const char *s, size_t n, const char *lit)

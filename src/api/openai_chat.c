@@ -66,11 +66,8 @@ static void usage_from_sse(const char *event, size_t event_len, const char *data
     if (!want_model && !want_usage) return;
     /* The chunk's choices are not read: only "model" and "usage", from the
      * text when that reads them as the whole parse would. */
-    if (hr_api_pick_exact(data, len)) {
-        unsigned what = HR_READ_EXACT | (want_model ? HR_READ_MODEL : 0) | (want_usage ? HR_READ_USAGE : 0);
-        hr_api_read_answer(&hr_api_openai_chat, data, len, what, u);
-        return;
-    }
+    unsigned what = (want_model ? HR_READ_MODEL : 0) | (want_usage ? HR_READ_USAGE : 0);
+    if (hr_api_read_exact(&hr_api_openai_chat, data, len, what, u)) return;
     json_t *root = hr_json_load(data, len, NULL); /* json_loadb's result */
     if (json_is_object(root)) {
         if (want_model) hr_api_set_model(u, root);

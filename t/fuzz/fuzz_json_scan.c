@@ -100,6 +100,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (f1 != f2 || v1 != v2 || n1 != n2)
                 abort();
         }
+        /* Checked and listed in one pass: the members the skim lists. */
+        if (pass) {
+            struct hr_json_span a[8], b[8];
+            size_t na = 0, nb = 0;
+            if (hr_json_scan_members(text, size, a, 8, &na) != 0)
+                abort();
+            if (info.root == '{') {
+                if (hr_json_member_list(text, size, b, 8, &nb) != 0 || na != nb)
+                    abort();
+                for (size_t k = 0; k < na && k < 8; k++)
+                    if (a[k].key != b[k].key || a[k].klen != b[k].klen || a[k].val != b[k].val || a[k].vlen != b[k].vlen)
+                        abort();
+            } else if (na) {
+                abort();
+            }
+        }
         /* What headroomd parses request bodies with, built from the scanner's decoders. */
         json_t *mine = hr_json_load(text, size, NULL);
         if (!same(mine, j))
