@@ -3,6 +3,9 @@
 -- and print one machine-readable line at the end.
 -- BENCH_BODY_FILE: POST that file to /v1/messages instead (an Anthropic
 -- request, e.g. the Claude Code turn capture_claude.py writes).
+-- BENCH_PACE_MS: each connection waits this many milliseconds after an
+-- answer before its next request, so the offered load stays below what
+-- either proxy can serve and the latency is the proxy's, not a queue's.
 wrk.method = "POST"
 wrk.path = "/v1/chat/completions"
 wrk.headers["Content-Type"] = "application/json"
@@ -21,6 +24,11 @@ elseif os.getenv("BENCH_STREAM") == "1" then
 else
   wrk.body = '{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},'
     .. '{"role":"user","content":"Hello, how are you today?"}]}'
+end
+
+local pace = tonumber(os.getenv("BENCH_PACE_MS") or "")
+if pace and pace > 0 then
+  function delay() return pace end
 end
 
 function done(summary, latency, requests)

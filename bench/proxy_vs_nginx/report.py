@@ -15,15 +15,19 @@ TARGET_P99 = 1.5      # headroomd/nginx p99
 TARGET_CPU = 25.0     # µs of CPU per request
 TARGET_ADDED = 40.0   # µs added at one connection over a direct call
 
-rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+all_rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+pace_of = lambda r: int(r.get("pace_ms") or 0)  # (an older RUNS.tsv has no pace_ms)
+rows = [r for r in all_rows if not pace_of(r)]
+paced = [r for r in all_rows if pace_of(r)]
 bodies = list(dict.fromkeys(r["body"] for r in rows))
 conns = sorted({int(r["conns"]) for r in rows})
 rounds = sorted({int(r["round"]) for r in rows})
 
 
-def get(target, body, c, key):
-    return {int(r["round"]): float(r[key]) for r in rows
-            if r["target"] == target and r["body"] == body and int(r["conns"]) == c and r[key] != ""}
+def get(target, body, c, key, src=None, pace=0):
+    return {int(r["round"]): float(r[key]) for r in (rows if src is None else src)
+            if r["target"] == target and r["body"] == body and int(r["conns"]) == c and r[key] != ""
+            and pace_of(r) == pace}
 
 
 def med(d):
@@ -51,7 +55,7 @@ def abs_verdict(mine, floor, target):
     return verdict(mine <= target) + ("" if floor <= target else " (nginx: not met either)")
 
 
-errors = sum(int(r["errors"]) for r in rows)
+errors = sum(int(r["errors"]) for r in all_rows)
 label = {"json": "small JSON", "sse": "SSE stream", "agent": "Claude Code turn (AGENT_BODY)"}
 # The issue's targets are for small requests; an agent's turn is shown for
 # what it costs next to nginx, without a verdict.
@@ -77,6 +81,28 @@ for b in bodies:
             med(n50), med(n99), med(h50), med(h99), p99r, rng(p99per, "%.2f"),
             verdict(p99r <= TARGET_P99) if small(b) else "",
             med(ncpu), med(hcpu), rng(hcpu, "%.1f"), abs_verdict(med(hcpu), med(ncpu), TARGET_CPU) if small(b) else ""))
+
+if paced:
+    print()
+    print("At a paced load (each connection waits PACE ms after an answer before its next request: both proxies")
+    print("serve it without a standing queue, so the p99 is the proxy's own, not the depth of its queue at")
+    print("saturation; wrk fires its connections' timers on the same millisecond ticks, so requests still come")
+    print("in bursts of up to one per connection):")
+    print()
+    print("| request | conns | pace ms | nginx req/s | headroomd req/s | nginx p50 / p99 µs | headroomd p50 / p99 µs | p99 ratio (target ≤ %.1f×) | CPU µs/req nginx / headroomd |" % TARGET_P99)
+    print("|---|---|---|---|---|---|---|---|---|")
+    for b in dict.fromkeys(r["body"] for r in paced):
+        for c, pace in sorted({(int(r["conns"]), pace_of(r)) for r in paced if r["body"] == b}):
+            g = lambda t, k: get(t, b, c, k, paced, pace)
+            n_rps, h_rps = g("nginx", "req_s"), g("headroomd", "req_s")
+            if not n_rps or not h_rps:
+                continue
+            p99r, per = ratio(g("headroomd", "p99_us"), g("nginx", "p99_us"))
+            print("| %s | %d | %d | %.0f | %.0f | %.0f / %.0f | %.0f / %.0f | %.2f× %s %s | %.1f / %.1f |" % (
+                label.get(b, b), c, pace, med(n_rps), med(h_rps), med(g("nginx", "p50_us")), med(g("nginx", "p99_us")),
+                med(g("headroomd", "p50_us")), med(g("headroomd", "p99_us")), p99r, rng(per, "%.2f"),
+                verdict(p99r <= TARGET_P99) if small(b) else "", med(g("nginx", "proxy_cpu_us_req")),
+                med(g("headroomd", "proxy_cpu_us_req"))))
 
 print()
 print("Added latency at one connection (p50 through the proxy minus p50 straight to the upstream, same round; target ≤ +%.0f µs):" % TARGET_ADDED)

@@ -17,6 +17,10 @@
 #   NGINX_BG=0   skip the one-client runs of nginx beside background_load.c
 #                (CPU bursts shaped like headroomd's sink threads, BG_SHAPE):
 #                what background work alone costs one client on this host
+#   PACED="16:1 64:2"  also runs where each connection waits this many ms
+#                after an answer before its next request (conns:ms pairs,
+#                "" for none): a load both proxies serve without a queue, so
+#                the p99 compares the proxies, not their saturation points
 #   ONECONN=0    skip the one-client runs (one_conn.c: each request's own
 #                latency, no coordinated-omission correction) at c=1
 #   AGENT_BODY=file  adds the body kind "agent" (BODIES="agent" or "json sse
@@ -31,6 +35,7 @@ TOP=$(cd "$HERE/../.." && pwd)
 DURATION=${DURATION:-3}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-"1 16 64"}
+PACED=${PACED-"16:1 64:2"}
 BODIES=${BODIES:-"json sse"}
 INSTALL=${INSTALL:-1}
 CLK_TCK=$(getconf CLK_TCK)
@@ -133,10 +138,10 @@ done
 
 # --- runs ------------------------------------------------------------------
 RES="$TMP/runs.tsv"
-printf 'round\ttarget\tbody\tconns\trequests\terrors\treq_s\tp50_us\tp99_us\tmean_us\tproxy_cpu_us_req\tupstream_cpu_us_req\n' >"$RES"
+printf 'round\ttarget\tbody\tconns\trequests\terrors\treq_s\tp50_us\tp99_us\tmean_us\tproxy_cpu_us_req\tupstream_cpu_us_req\tpace_ms\n' >"$RES"
 
-run_one() { # round target body conns seconds record
-    local round=$1 target=$2 body=$3 c=$4 secs=$5 record=$6 port pids= t=2
+run_one() { # round target body conns seconds record [pace_ms]
+    local round=$1 target=$2 body=$3 c=$4 secs=$5 record=$6 pace=${7:-0} port pids= t=2
     case $target in
         nginx) port=$NGX_PORT pids="$NGX_PID $NGX_WORKERS" ;;
         headroomd) port=$HD_PORT pids=$HD_PID ;;
@@ -146,15 +151,15 @@ run_one() { # round target body conns seconds record
     local p0 u0 p1 u1 line
     p0=$(cpu_ticks $pids) u0=$(cpu_ticks "$UP_PID")
     BENCH_STREAM=$([ "$body" = sse ] && echo 1 || echo 0) BENCH_BODY_FILE=$([ "$body" = agent ] && echo "$AGENT_BODY") \
-        timeout $((secs + 20)) \
+        BENCH_PACE_MS=$pace timeout $((secs + 20)) \
         wrk -t"$t" -c"$c" -d"${secs}s" --timeout 5s --latency -s "$HERE/post.lua" "http://127.0.0.1:$port" >"$TMP/wrk.out" 2>&1 ||
         { cat "$TMP/wrk.out" >&2; die "wrk failed ($target $body c=$c)"; }
     p1=$(cpu_ticks $pids) u1=$(cpu_ticks "$UP_PID")
     [ "$record" = 1 ] || return 0
     line=$(grep '^RESULT' "$TMP/wrk.out") || { cat "$TMP/wrk.out" >&2; die "no RESULT line from wrk"; }
-    python3 - "$line" "$round" "$target" "$body" "$c" "$p0" "$p1" "$u0" "$u1" "$CLK_TCK" "${pids:-none}" >>"$RES" <<'EOF'
+    python3 - "$line" "$round" "$target" "$body" "$c" "$p0" "$p1" "$u0" "$u1" "$CLK_TCK" "${pids:-none}" "$pace" >>"$RES" <<'EOF'
 import sys
-line, rnd, target, body, c, p0, p1, u0, u1, tck, pids = sys.argv[1:]
+line, rnd, target, body, c, p0, p1, u0, u1, tck, pids, pace = sys.argv[1:]
 kv = dict(x.split("=") for x in line.split()[1:])
 n = int(kv["requests"])
 errs = int(kv["errors"]) + int(kv["status_errors"])
@@ -162,9 +167,9 @@ rps = n / (int(kv["duration_us"]) / 1e6)
 us = lambda a, b: (int(b) - int(a)) * 1e6 / int(tck) / n if n else 0
 pcpu = "" if pids == "none" else "%.1f" % us(p0, p1)
 print("\t".join([rnd, target, body, c, str(n), str(errs), "%.0f" % rps, kv["p50_us"], kv["p99_us"], kv["mean_us"],
-                 pcpu, "%.1f" % us(u0, u1)]))
+                 pcpu, "%.1f" % us(u0, u1), pace]))
 EOF
-    tail -1 "$RES" | awk -F'\t' '{printf "#   round %s  %-9s %-4s c=%-3s %8s req/s  p50 %6s us  p99 %6s us  cpu/req %s us  errors %s\n", $1,$2,$3,$4,$7,$8,$9,$11,$6}' >&2
+    tail -1 "$RES" | awk -F'\t' '{printf "#   round %s  %-9s %-4s c=%-3s%s %8s req/s  p50 %6s us  p99 %6s us  cpu/req %s us  errors %s\n", $1,$2,$3,$4,($13 > 0 ? " paced " $13 " ms" : ""),$7,$8,$9,$11,$6}' >&2
 }
 
 # one_conn: one client waiting on each answer, every request's own latency
@@ -204,6 +209,9 @@ for round in $(seq "$ROUNDS"); do
                 for target in $targets; do one_conn_run "$round" "$target" "$body" "$DURATION"; done
                 [ "${NGINX_BG:-1}" = 0 ] || one_conn_run "$round" nginx_bg "$body" "$DURATION"
             fi
+        done
+        for pc in $PACED; do
+            for target in $order; do run_one "$round" "$target" "$body" "${pc%%:*}" "$DURATION" 1 "${pc#*:}"; done
         done
     done
 done
