@@ -9,6 +9,10 @@
 # Usage: HEADROOMD=/path/to/build/src/headroomd bench/proxy_vs_nginx/load_ab.sh [VARIANT...]
 # Variants (default: nginx shipped):
 #   nginx      nginx proxy_pass, one worker per core (the floor)
+#   nginx_bg   the same nginx, with background_load.c running beside each
+#              of its measured runs in LOAD_BG_SHAPE: CPU bursts of the size
+#              and rhythm of headroomd's metrics_db writer and sink threads
+#              at ~70 k requests/s (their CPU is not in nginx_bg's figures)
 #   shipped    conf/headroom.conf as shipped, on HEADROOMD
 #   base       the shipped config on BASE_HEADROOMD (another build; default
 #              HEADROOMD), edited by the sed script BASE_CONF_SED if set
@@ -16,7 +20,7 @@
 #   nomdb      HEADROOMD without the metrics_db sink
 #   nosinks    HEADROOMD without any sink
 #   passthrough  HEADROOMD with `optimize no` (bodies forwarded unread, counted after the answer)
-# Knobs: ROUNDS=5 SECONDS_PER_RUN=4 CONNS=64 BODY=json|sse
+# Knobs: ROUNDS=5 SECONDS_PER_RUN=4 CONNS=64 BODY=json|sse LOAD_BG_SHAPE
 # Prints one line per run and the medians per variant (req/s, wrk's p99,
 # CPU per request). 127.0.0.1 only;
 # stops everything it starts.
@@ -24,6 +28,10 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 ROUNDS=${ROUNDS:-5}
+# metrics_db's writer (~1.2 us a row, in batches of 1024 with a yield every
+# 50 us) and its sink thread (~0.45 us an event, every 20 ms) at ~70 k
+# requests/s, and the savings sink (~0.15 us an event)
+LOAD_BG_SHAPE=${LOAD_BG_SHAPE:-"15000:1300:50 20000:650 20000:200"}
 SECS=${SECONDS_PER_RUN:-4}
 CONNS=${CONNS:-64}
 BODY=${BODY:-json}
@@ -36,8 +44,8 @@ for v in "${VARIANTS[@]}"; do
     case $v in
     shipped | nomdb | nosinks | passthrough) ;;
     base) [ -x "${BASE_HEADROOMD:=$HEADROOMD}" ] || die "BASE_HEADROOMD is not an executable: $BASE_HEADROOMD" ;;
-    nginx) [ -x "$NGINX" ] || die "variant nginx needs nginx (apt-get install nginx-light)" ;;
-    *) die "unknown variant $v (nginx, shipped, base, nomdb, nosinks, passthrough)" ;;
+    nginx | nginx_bg) [ -x "$NGINX" ] || die "variant $v needs nginx (apt-get install nginx-light)" ;;
+    *) die "unknown variant $v (nginx, nginx_bg, shipped, base, nomdb, nosinks, passthrough)" ;;
     esac
 done
 case $BODY in json | sse) ;; *) die "BODY is json or sse, not $BODY" ;; esac
@@ -45,10 +53,17 @@ case $BODY in json | sse) ;; *) die "BODY is json or sse, not $BODY" ;; esac
 bench_tmp hr-load-ab
 start_fast_upstream
 declare -A PORT PIDSOF
+NGX_SHARED=
 for v in "${VARIANTS[@]}"; do
     port=$(free_port)
     PORT[$v]=$port
-    if [ "$v" = nginx ]; then
+    if [ "$v" = nginx ] || [ "$v" = nginx_bg ]; then
+        if [ -n "$NGX_SHARED" ]; then # nginx and nginx_bg: one nginx, measured with and without the bursts
+            PORT[$v]=${PORT[$NGX_SHARED]}
+            PIDSOF[$v]=${PIDSOF[$NGX_SHARED]}
+            continue
+        fi
+        NGX_SHARED=$v
         start_nginx "$port" "$(nproc)"
         PIDS+=("$NGX_PID")
         wait_http "http://127.0.0.1:$port/" || die "nginx did not start: $(cat "$TMP/nginx-error.log")"
@@ -73,8 +88,11 @@ for r in $(seq "$ROUNDS"); do
             "http://127.0.0.1:${PORT[$v]}" >/dev/null 2>&1 || die "wrk failed ($v)"
         python3 "$HERE/thread_cpu.py" snap ${PIDSOF[$v]} >"$TMP/cpu0"
         python3 "$HERE/thread_cpu.py" snap "$UPSTREAM_PID" >"$TMP/up0"
+        BG_PID=
+        [ "$v" != nginx_bg ] || BG_SHAPE=$LOAD_BG_SHAPE start_background_load $((SECS + 1))
         BENCH_STREAM=$([ "$BODY" = sse ] && echo 1 || echo 0) timeout $((SECS + 30)) wrk -t2 -c"$CONNS" -d"${SECS}s" \
             --timeout 5s -s "$HERE/post.lua" "http://127.0.0.1:${PORT[$v]}" >"$TMP/wrk.out" 2>&1 || die "wrk failed ($v)"
+        [ -z "$BG_PID" ] || wait "$BG_PID"
         python3 "$HERE/thread_cpu.py" snap ${PIDSOF[$v]} >"$TMP/cpu1"
         python3 "$HERE/thread_cpu.py" snap "$UPSTREAM_PID" >"$TMP/up1"
         line=$(grep '^RESULT' "$TMP/wrk.out") || die "no RESULT line from wrk: $(cat "$TMP/wrk.out")"
