@@ -1034,7 +1034,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
      * host did real work in between (a snapshot, counts, an undo): the
      * bookkeeping between two stages is a few dozen instructions, and a
      * clock read is ~16 ns, 14 of them per request otherwise. */
-    double clock = 0;
+    double stage_end = 0;
     int host_work = 1;
     for (size_t s = 0; s < out->n_stages; s++) {
         struct hr_instance *in = transforms[s];
@@ -1063,18 +1063,20 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
             count_all_units(&c);
             host_work = 1;
         }
-        double st = host_work ? hr_monotonic_ms() : clock;
+        double st = host_work ? hr_monotonic_ms() : stage_end;
         int rc = in->desc->apply(in->state, &c.req);
-        clock = hr_monotonic_ms();
+        stage_end = hr_monotonic_ms();
         host_work = 0;
-        r->ms = clock - st;
+        r->ms = stage_end - st;
         int edited = c.req.body_edited;
         c.req.body_edited = edited_before || edited;
         /* once per stage: the instance is shared, the log would say it per request */
-        if (edited && only_units && !snapshot && !atomic_exchange(&in->broke_units_only, 1))
+        if (edited && only_units && !snapshot && !atomic_exchange(&in->broke_units_only, 1)) {
+            host_work = 1; /* a write to the log: not the next stage's time */
             HR_WARN(LOGGER, "stage %s declares HR_TF_UNITS_ONLY but set body_edited: no copy of the body is taken "
                     "before it, so its edits outside units cannot be undone when it fails and are counted as the "
                     "client's; rebuild it without the flag", in->name);
+        }
         if (rc != 0 || r->ms > opts->stage_budget_ms) {
             host_work = 1;
             undo_stage(&c, mark);

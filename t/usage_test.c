@@ -432,6 +432,31 @@ static void test_answer_text(void)
     hr_api_read_answer(&hr_api_openai_chat, cut, strlen(cut), HR_READ_MODEL | HR_READ_USAGE, &u);
     ok(!u.seen && u.model[0] == '\0', "text: a cut answer gives nothing");
 
+    /* A chunk of more root members than the one-pass list holds: the two
+     * are found by a skim of the text, the last of each name. */
+    {
+        char wide[2048] = "{\"model\":\"first\",";
+        for (int i = 0; i < 24; i++) snprintf(wide + strlen(wide), sizeof wide - strlen(wide), "\"f%d\":%d,", i, i);
+        strcat(wide, "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":3},\"model\":\"last\"}");
+        memset(&u, 0, sizeof u);
+        ok(hr_api_read_exact(&hr_api_openai_chat, wide, strlen(wide), HR_READ_MODEL | HR_READ_USAGE, &u) == 1 &&
+               u.input_tokens == 12 && u.output_tokens == 3,
+           "one pass: the usage of a chunk with 27 root members");
+        is_str(u.model, "last", "one pass: past 16 root members, the last model of two, as jansson keeps");
+    }
+    /* A NUL byte after a value, which jansson's lexer drops: left to the parse. */
+    {
+        static const char nul[] = "{\"model\":\"m\",\"usage\":{\"prompt_tokens\":5\0}}";
+        memset(&u, 0, sizeof u);
+        ok(hr_api_read_exact(&hr_api_openai_chat, nul, sizeof nul - 1, HR_READ_MODEL | HR_READ_USAGE, &u) == 0 &&
+               !u.seen && !u.model[0],
+           "one pass: a text holding a NUL byte is not read (the parse reads it)");
+        static const char esc[] = "{\"model\":\"m\\u0031\",\"usage\":{\"prompt_tokens\":5}}";
+        ok(hr_api_read_exact(&hr_api_openai_chat, esc, sizeof esc - 1, HR_READ_MODEL | HR_READ_USAGE, &u) == 0 &&
+               !u.seen,
+           "one pass: a text holding an escape is not read (the parse reads it)");
+    }
+
     ok(text_path_checked >= 25 && text_path_differs == 0,
        "every parsed fixture (%d) reads the same from its text (%d differ)", text_path_checked, text_path_differs);
     ok(exact_path_checked >= 20, "the one-pass reading took %d of the fixtures", exact_path_checked);
