@@ -614,11 +614,13 @@ static void count_rests(enum hr_encoding enc, struct rest *rests, size_t n, int 
 }
 
 /* Before a stage that reads hr_unit.tokens directly: count every unit whose
- * count is still open. */
-static void count_all_units(struct req_ctx *c)
+ * count is still open. Returns 0 when the request has no units (nothing
+ * done), else 1. */
+static int count_all_units(struct req_ctx *c)
 {
     struct hr_request *req = &c->req;
-    struct rest *rests = calloc(req->n_units ? req->n_units : 1, sizeof *rests);
+    if (!req->n_units) return 0;
+    struct rest *rests = calloc(req->n_units, sizeof *rests);
     size_t n = 0;
     for (size_t i = 0; i < req->n_units; i++) {
         if (req->units[i].tokens != HR_TOKENS_UNKNOWN) continue;
@@ -635,6 +637,7 @@ static void count_all_units(struct req_ctx *c)
         remember_count(req->model, req->units[i].len, &c->refs[i]);
     }
     free(rests);
+    return 1;
 }
 
 /* Stages built for ABI 1.3 or later may say they ask for counts. */
@@ -1059,10 +1062,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
             host_work = 1;
         }
         c.req.body_edited = 0;
-        if (!counts_on_demand(in) && c.req.n_units) {
-            count_all_units(&c);
-            host_work = 1;
-        }
+        if (!counts_on_demand(in) && count_all_units(&c)) host_work = 1;
         double st = host_work ? hr_monotonic_ms() : stage_end;
         int rc = in->desc->apply(in->state, &c.req);
         stage_end = hr_monotonic_ms();

@@ -135,7 +135,6 @@ void hr_api_usage_of(const struct hr_api *api, const json_t *parent, struct hr_u
 }
 
 static const char *const answer_keys[] = {"model", "usage"};
-static const size_t answer_key_len[] = {sizeof "model" - 1, sizeof "usage" - 1};
 
 /* Model and usage from the values of the answer's members of those names
  * (NULL: absent). `exact`: the text they are part of is known valid and
@@ -169,21 +168,16 @@ int hr_api_read_exact(const struct hr_api *api, const char *text, size_t len, un
     /* An escaped key ("mod\u0065l") is the same key to jansson, not to the
      * skim; a NUL after a value is dropped by jansson's lexer. */
     if (memchr(text, '\\', len) || memchr(text, '\0', len)) return 0;
-    struct hr_json_span m[HR_API_OBJ_MEMBERS];
-    size_t nm;
-    if (hr_json_scan_members(text, len, m, HR_API_OBJ_MEMBERS, &nm) != 0) return 0;
-    const char *v[2] = {NULL, NULL};
+    /* The answer itself as a text object: its members listed by the pass
+     * that checks it, looked up as a usage object's are. */
+    struct hr_api_obj root; /* m[] is filled by the scan: not zeroed first */
+    root.json = NULL;
+    root.text = text;
+    root.len = len;
+    if (hr_json_scan_members(text, len, root.m, HR_API_OBJ_MEMBERS, &root.n) != 0) return 0;
+    const char *v[2];
     size_t n[2] = {0, 0};
-    if (nm > HR_API_OBJ_MEMBERS) {
-        hr_json_members(text, len, answer_keys, 2, v, n); /* more members than listed: skim for the two */
-    } else {
-        for (size_t i = 0; i < nm; i++) /* the last of a name, as jansson keeps */
-            for (size_t k = 0; k < 2; k++)
-                if (m[i].klen == answer_key_len[k] && !memcmp(m[i].key, answer_keys[k], m[i].klen)) {
-                    v[k] = m[i].val;
-                    n[k] = m[i].vlen;
-                }
-    }
+    for (size_t k = 0; k < 2; k++) v[k] = text_member(&root, answer_keys[k], &n[k]);
     read_members(api, v, n, what, 1, u);
     return 1;
 }
