@@ -5,7 +5,12 @@
  * empty queue (nothing for LINGER_MS) is signalled at once, or a lingering
  * one whose queue is filling up (WAKE_AT of its capacity). Under load that
  * is at most 1000/LINGER_MS wake-ups a second per sink instead of one per
- * request; when idle, an event is handled at once. */
+ * request; when idle, an event is handled at once.
+ *
+ * An event copy goes back to the thread that made it once every sink is
+ * done with it (lib/return_pool.h): a sink thread freeing a batch of a
+ * request thread's copies held that thread's malloc arena lock, and the
+ * request thread slept on it. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -13,11 +18,21 @@
 #include <string.h>
 #include "bg_thread.h"
 #include "log.h"
+#include "return_pool.h"
 #include "sinks.h"
+
+/* Where event copies go back to: one per thread that emits, made at its
+ * first event, freed by hr_sinks_stop. */
+struct event_home {
+    struct hr_return_pool pool;
+    struct event_home *next_home;
+};
 
 /* An hr_event with its strings and stages copied into one allocation, made
  * once per request and shared by every sink queue (sinks only read it). */
 struct owned_event {
+    struct hr_return_node block; /* first: the pool's block is the copy */
+    struct event_home *home;     /* NULL: freed by whoever releases it last */
     atomic_int refs; /* queues still holding it, plus the emitter while it hands it out */
     struct hr_event ev;
     struct hr_stage_result stages[];
@@ -41,9 +56,50 @@ struct hr_sink_queue {
 /* A lingering thread is woken early when its queue is this full (1/WAKE_AT),
  * so a burst does not overflow a small sink_queue_size while it waits. */
 #define WAKE_AT 4
+/* A copy larger than this (a request body for request_log) is freed where
+ * it is released: kept, it would wait unused for its thread's next request,
+ * and a chunk that large is mmap'd or rare enough not to contend. */
+#define RETURN_MAX 16384
 
 static struct hr_sink_queue **queues;
 static size_t n_queues;
+
+static pthread_mutex_t homes_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct event_home *homes; /* every home, under homes_lock */
+static atomic_uint homes_gen;    /* bumped by hr_sinks_stop: homes from before are gone */
+static _Thread_local struct event_home *my_home;
+static _Thread_local unsigned my_home_gen;
+
+/* This thread's home, or NULL when out of memory (its copies are then
+ * freed where they are released). */
+static struct event_home *this_threads_home(void)
+{
+    unsigned gen = atomic_load_explicit(&homes_gen, memory_order_relaxed);
+    if (my_home && my_home_gen == gen) return my_home;
+    struct event_home *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    pthread_mutex_lock(&homes_lock);
+    h->next_home = homes;
+    homes = h;
+    pthread_mutex_unlock(&homes_lock);
+    my_home = h;
+    my_home_gen = gen;
+    return h;
+}
+
+/* Room for a copy of `need` bytes: one its thread got back, or a new one. */
+static struct owned_event *copy_buffer(struct event_home *h, size_t need)
+{
+    struct owned_event *o;
+    if (!h) {
+        if (!(o = malloc(need))) return NULL;
+        o->block.cap = need;
+    } else if (!(o = (struct owned_event *)hr_return_get(&h->pool, need))) {
+        return NULL;
+    }
+    o->home = h && o->block.cap <= RETURN_MAX ? h : NULL;
+    return o;
+}
 
 static size_t str_size(const char *s) { return s ? strlen(s) + 1 : 0; }
 
@@ -65,7 +121,7 @@ static struct owned_event *copy_event(const struct hr_event *ev)
     for (size_t i = 0; i < ev->n_stages; i++) strings += str_size(ev->stages[i].name) + str_size(ev->stages[i].tag);
     size_t head = sizeof(struct owned_event) + ev->n_stages * sizeof(struct hr_stage_result);
     size_t body = ev->request_body ? ev->request_body_len + 1 : 0;
-    struct owned_event *o = malloc(head + strings + body);
+    struct owned_event *o = copy_buffer(this_threads_home(), head + strings + body);
     if (!o) return NULL;
     char *cursor = (char *)o + head;
     o->ev = *ev;
@@ -106,7 +162,11 @@ static void linger(struct hr_sink_queue *q)
 
 static void release(struct owned_event *o)
 {
-    if (atomic_fetch_sub(&o->refs, 1) == 1) free(o);
+    if (atomic_fetch_sub(&o->refs, 1) != 1) return;
+    if (o->home)
+        hr_return_put(&o->home->pool, &o->block);
+    else
+        free(o);
 }
 
 static void *sink_thread(void *arg)
@@ -158,7 +218,13 @@ int hr_sinks_start(struct hr_plugins *p, size_t queue_size)
         q->in = p->sinks[i];
         q->cap = queue_size ? queue_size : 4096;
         q->ring = calloc(q->cap, sizeof *q->ring);
-        pthread_mutex_init(&q->lock, NULL);
+        /* Adaptive: both request threads and the sink thread take it for a
+         * few instructions; spinning a moment beats sleeping on a futex. */
+        pthread_mutexattr_t ma;
+        pthread_mutexattr_init(&ma);
+        pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+        pthread_mutex_init(&q->lock, &ma);
+        pthread_mutexattr_destroy(&ma);
         pthread_cond_init(&q->cond, NULL);
         /* Registered only with a running thread: hr_sinks_stop joins each one. */
         if (!q->ring || pthread_create(&q->thread, NULL, sink_thread, q)) {
@@ -217,6 +283,16 @@ void hr_sinks_stop(void)
     free(queues);
     queues = NULL;
     n_queues = 0;
+    /* Every sink thread is joined: no copy is out any more. */
+    atomic_fetch_add(&homes_gen, 1);
+    pthread_mutex_lock(&homes_lock);
+    while (homes) {
+        struct event_home *h = homes;
+        homes = h->next_home;
+        hr_return_drain(&h->pool);
+        free(h);
+    }
+    pthread_mutex_unlock(&homes_lock);
 }
 
 json_t *hr_sinks_stats_json(void)

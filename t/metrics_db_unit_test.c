@@ -408,7 +408,7 @@ int main(void)
         ev = event(0);
         ev.stages = many_stages;
         ev.n_stages = n;
-        struct mdb_row *r = mdb_row_from_event(&ev);
+        struct mdb_row *r = mdb_row_from_event(&ev, NULL);
         char *dump = json_dumps(want, JSON_COMPACT);
         ok(r && dump && !strcmp(r->transforms, dump), "transforms is byte for byte what json_dumps wrote (%s)",
            r ? r->transforms : "no row");
@@ -416,9 +416,42 @@ int main(void)
         json_decref(want);
         free(r);
         ev.n_stages = 0;
-        r = mdb_row_from_event(&ev);
+        r = mdb_row_from_event(&ev, NULL);
         is_str(r ? r->transforms : NULL, "[]", "no stage: an empty array");
         free(r);
+    }
+
+    /* --- rows from a pool: the writer's rows come back and are reused --- */
+    {
+        struct hr_return_pool pool = {0};
+        ev = event(1);
+        ev.request_id = "hr-pool-first";
+        struct mdb_row *a = mdb_row_from_event(&ev, &pool);
+        ev.request_id = "hr-pool-second";
+        struct mdb_row *b = mdb_row_from_event(&ev, &pool);
+        ok(a && b && a != b, "two rows, two blocks");
+        if (a && b) {
+            a->next = b;
+            mdb_rows_return(&pool, a); /* as the writer does after a commit */
+            ev.request_id = "hr-pool-third";
+            struct mdb_row *c = mdb_row_from_event(&ev, &pool);
+            ok(c == a || c == b, "the next row reuses a block given back");
+            is_str(c ? c->request_id : NULL, "hr-pool-third", "with its own request_id");
+            is_str(c ? c->model : NULL, ev.model, "and its own model");
+            ok(c && !c->next, "and no link left from the list it came back in");
+            /* Much longer strings do not fit a short row's block. */
+            static char long_id[MDB_TEXT_MAX + 1];
+            memset(long_id, 'x', MDB_TEXT_MAX);
+            ev.request_id = long_id;
+            ev.model = long_id;
+            struct mdb_row *d = mdb_row_from_event(&ev, &pool);
+            ok(d && d != a && d != b && d->block.cap >= sizeof *d + 2 * MDB_TEXT_MAX, "a longer row gets a new block");
+            is_int(d ? (long long)strlen(d->request_id) : -1, MDB_TEXT_MAX, "with its whole request_id");
+            if (c) c->next = d;
+            mdb_rows_return(&pool, c);
+        }
+        hr_return_drain(&pool); /* ASan: nothing leaked, nothing freed twice */
+        ok(!pool.pending && !pool.returned, "the pool is empty after a drain");
     }
 
     /* --- a batch larger than one multi-row INSERT keeps every row ------ */

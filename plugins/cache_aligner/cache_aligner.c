@@ -840,13 +840,16 @@ static int ca_init(const struct hr_host *host, struct hr_instance *self, const s
     a->max_sessions = (size_t)ms;
     a->n_buckets = a->max_sessions < 1024 ? 1024 : a->max_sessions;
     a->buckets = calloc(a->n_buckets, sizeof *a->buckets);
-    if (!a->buckets || pthread_mutex_init(&a->mu, NULL)) {
-        free(a->buckets);
-        free(a);
-        return HR_ENOMEM;
-    }
-    if (pthread_mutex_init(&a->memo_mu, NULL)) {
-        pthread_mutex_destroy(&a->mu);
+    /* Adaptive: every request thread takes these for a lookup; spinning a
+     * moment beats sleeping on a futex when two meet. */
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+    int mu_rc = a->buckets ? pthread_mutex_init(&a->mu, &ma) : -1;
+    int memo_rc = mu_rc ? -1 : pthread_mutex_init(&a->memo_mu, &ma);
+    pthread_mutexattr_destroy(&ma);
+    if (mu_rc || memo_rc) {
+        if (!mu_rc) pthread_mutex_destroy(&a->mu);
         free(a->buckets);
         free(a);
         return HR_ENOMEM;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sqlite3.h>
 #include <headroom/plugin.h>
+#include "return_pool.h"
 
 /* The schema version this build writes (PRAGMA user_version). */
 #define MDB_SCHEMA_VERSION 1
@@ -17,6 +18,7 @@
 
 /* One row of `requests`, with its strings in the same allocation. */
 struct mdb_row {
+    struct hr_return_node block; /* first: the allocation, from a pool or malloc */
     struct mdb_row *next;
     double timestamp;
     int status, credited, cached, streamed, failed, priced;
@@ -28,11 +30,17 @@ struct mdb_row {
     const char *transforms; /* JSON array of stage names */
 };
 
-/* A row for `ev` (free() it), or NULL when out of memory. Strings that are
- * not UTF-8 get U+FFFD for each bad byte; `transforms` lists the stages that
- * removed tokens and were not undone. Never fails on odd input. */
-struct mdb_row *mdb_row_from_event(const struct hr_event *ev);
+/* A row for `ev`, or NULL when out of memory. Strings that are not UTF-8
+ * get U+FFFD for each bad byte; `transforms` lists the stages that removed
+ * tokens and were not undone. Never fails on odd input. Its memory comes
+ * from `pool` when not NULL (the calling thread must own it; the row goes
+ * back with mdb_rows_return), else from malloc. */
+struct mdb_row *mdb_row_from_event(const struct hr_event *ev, struct hr_return_pool *pool);
+/* Free a list of rows (any rows, on any thread). */
 void mdb_rows_free(struct mdb_row *list);
+/* Give a list of rows back to the pool their thread made them from (any
+ * thread): the writer's rows go back to the sink thread (lib/return_pool.h). */
+void mdb_rows_return(struct hr_return_pool *pool, struct mdb_row *list);
 
 /* ------------------------------------------------------------------ store */
 

@@ -34,6 +34,10 @@ struct mdb {
     pthread_t writer;
     int writer_started;
     int yield_vfs; /* holds a reference to yield_vfs.c's VFS */
+    /* Rows come from here on the sink thread and go back here from the
+     * writer (lib/return_pool.h): freeing them on the writer held the sink
+     * thread's malloc arena lock. */
+    struct hr_return_pool rows;
     pthread_mutex_t mu; /* the queue, stop, and the figures below */
     pthread_cond_t cond;
     struct mdb_row *head, **tail;
@@ -200,7 +204,7 @@ static int write_batch(struct mdb *m, struct mdb_row *rows, size_t n, int final)
         pthread_mutex_unlock(&m->mu);
         if (m->failing) m->host->log(m->self, HR_LOG_INFO, "metrics database %s is writable again", m->path);
         m->failing = 0;
-        mdb_rows_free(rows);
+        mdb_rows_return(&m->rows, rows);
         return 0;
     }
     atomic_fetch_add(&m->write_errors, 1);
@@ -305,11 +309,11 @@ static void on_event(void *state, const struct hr_event *ev)
     if (atomic_load(&m->state) == ST_REFUSED) return;
     /* Built before the lock (the writer takes it too); wasted only when
      * the queue turns out full, which is rare and counted. */
-    struct mdb_row *r = mdb_row_from_event(ev);
+    struct mdb_row *r = mdb_row_from_event(ev, &m->rows);
     pthread_mutex_lock(&m->mu);
     if (!r || m->queued >= m->queue_size) {
         pthread_mutex_unlock(&m->mu);
-        free(r);
+        if (r) hr_return_put(&m->rows, &r->block);
         atomic_fetch_add(&m->rows_dropped, 1);
         return;
     }
@@ -462,6 +466,7 @@ static void fini(void *state)
         pthread_join(m->writer, NULL); /* writes what is queued first */
     }
     mdb_rows_free(m->head);
+    hr_return_drain(&m->rows);
     mdb_stmts_free(&m->stmts);
     if (m->db) sqlite3_close(m->db);
     if (m->yield_vfs) mdb_yield_vfs_release();

@@ -1,7 +1,8 @@
 /* row.c — a metrics_db row copied out of an hr_event: every string in one
  * allocation, cut to MDB_TEXT_MAX bytes and made valid UTF-8, and the
  * `transforms` column as a JSON array of stage names. Runs once per
- * request on the sink thread: one malloc, no JSON library. */
+ * request on the sink thread: one allocation (usually a row the writer gave
+ * back), no JSON library. */
 #include <stdlib.h>
 #include <string.h>
 #include "mdb.h"
@@ -93,7 +94,7 @@ static size_t transforms_json(char *out, const struct hr_event *ev)
 
 static int64_t clamp64(uint64_t v) { return v > INT64_MAX ? INT64_MAX : (int64_t)v; }
 
-struct mdb_row *mdb_row_from_event(const struct hr_event *ev)
+struct mdb_row *mdb_row_from_event(const struct hr_event *ev, struct hr_return_pool *pool)
 {
     /* Fields of ABI 1.2: an older host's event is shorter. */
     int v12 = HR_HAS_FIELD(ev, struct hr_event, credited);
@@ -104,9 +105,13 @@ struct mdb_row *mdb_row_from_event(const struct hr_event *ev)
     for (int i = 0; i < 6; i++) total += (len[i] = clean_text(text[i], src[i])) + 1;
     size_t trl = transforms_json(NULL, ev);
     /* One allocation per row, strings included. */
-    struct mdb_row *r = malloc(sizeof *r + total + trl + 1);
-    if (!r) return NULL;
+    size_t need = sizeof(struct mdb_row) + total + trl + 1;
+    struct hr_return_node *block = pool ? hr_return_get(pool, need) : malloc(need);
+    if (!block) return NULL;
+    size_t cap = pool ? block->cap : need;
+    struct mdb_row *r = (struct mdb_row *)block;
     memset(r, 0, sizeof *r);
+    r->block.cap = cap;
     char *cursor = (char *)(r + 1);
     const char **dst[6] = {&r->request_id, &r->model, &r->provider, &r->wire_format, &r->stack, &r->path};
     for (int i = 0; i < 6; i++) {
@@ -150,4 +155,12 @@ void mdb_rows_free(struct mdb_row *list)
         free(list);
         list = next;
     }
+}
+
+void mdb_rows_return(struct hr_return_pool *pool, struct mdb_row *list)
+{
+    if (!list) return;
+    struct mdb_row *last = list;
+    for (; last->next; last = last->next) last->block.next = &last->next->block;
+    hr_return_put_chain(pool, &list->block, &last->block);
 }

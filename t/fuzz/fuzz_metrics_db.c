@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                               .stack = text, .path = text, .wire_format_name = text, .n_stages = 1,
                               .stages = &stage, .tokens_input = UINT64_MAX, .latency_ms = -5, .ttfb_ms = -1,
                               .credited = 1};
-        struct mdb_row *row = mdb_row_from_event(&ev);
+        struct mdb_row *row = mdb_row_from_event(&ev, NULL);
         if (!row) abort();
         char why[256];
         int rc = mdb_insert(db, NULL, row, why, sizeof why);
