@@ -1,10 +1,10 @@
 /* sinks.c — sink threads fed by bounded ring buffers of owned event copies.
  * A request does not wake a sink thread that is busy: after a batch, the
- * thread lingers LINGER_MS before looking again and then takes everything
+ * thread lingers LINGER_US before looking again and then takes everything
  * that came meanwhile in one go. Only a thread that went to sleep on an
- * empty queue (nothing for LINGER_MS) is signalled at once, or a lingering
+ * empty queue (nothing for LINGER_US) is signalled at once, or a lingering
  * one whose queue is filling up (WAKE_AT of its capacity). Under load that
- * is at most 1000/LINGER_MS wake-ups a second per sink instead of one per
+ * is at most 1e6/LINGER_US wake-ups a second per sink instead of one per
  * request; when idle, an event is handled at once.
  *
  * An event copy goes back to the thread that made it once every sink is
@@ -47,12 +47,16 @@ struct hr_sink_queue {
     size_t cap, head, len;
     int stop;
     int asleep;    /* waiting untimed on an empty queue: the next event signals */
-    int lingering; /* waiting LINGER_MS: signalled only when the queue fills up */
+    int lingering; /* waiting LINGER_US: signalled only when the queue fills up */
 };
 
 /* A busy sink gets its events at most this late (request_log lines, spans);
- * at 20 k requests/s that is ~400 events per wake-up. */
-#define LINGER_MS 20
+ * at 20 k requests/s that is ~40 events per wake-up. Short, so that a sink's
+ * work (and the metrics_db rows it hands on) comes in small even slices:
+ * 20 ms made bursts of ~0.6 ms on a 2-vCPU host, and at 16 connections
+ * wrk's p99 fell by ~15 % with 2 ms (bench/README.md, session 18), for
+ * ~500 wake-ups a second per busy sink. */
+#define LINGER_US 2000
 /* A lingering thread is woken early when its queue is this full (1/WAKE_AT),
  * so a burst does not overflow a small sink_queue_size while it waits. */
 #define WAKE_AT 4
@@ -152,7 +156,7 @@ static void linger(struct hr_sink_queue *q)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += LINGER_MS * 1000000L;
+    ts.tv_nsec += LINGER_US * 1000L;
     if (ts.tv_nsec >= 1000000000L) {
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
