@@ -10,7 +10,7 @@
 # issue's targets. See README.md in this directory.
 #
 # Usage: HEADROOMD=/path/to/build/src/headroomd bench/proxy_vs_nginx/run.sh
-#   DURATION=3   seconds per wrk run          ROUNDS=3   repetitions
+#   DURATION=3   seconds per wrk run          ROUNDS=5   repetitions
 #   CONNS="1 16 64"  BODIES="json sse"        OUT=dir    keep raw results there
 #   INSTALL=0    don't apt-get install missing nginx/wrk
 #   FAST_UPSTREAM_SSE_SPLIT=1  the upstream sends each SSE event on its own
@@ -33,7 +33,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 DURATION=${DURATION:-3}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-"1 16 64"}
 PACED=${PACED-"16:1 64:2"}
 BODIES=${BODIES:-"json sse"}
