@@ -57,6 +57,16 @@ static inline struct hr_return_node *hr_return_get(struct hr_return_pool *p, siz
     return n;
 }
 
+/* hr_return_get from `p`, or a plain malloc of `need` bytes when `p` is
+ * NULL (a caller without a pool); cap is set either way. */
+static inline struct hr_return_node *hr_return_alloc(struct hr_return_pool *p, size_t need)
+{
+    if (p) return hr_return_get(p, need);
+    struct hr_return_node *n = malloc(need);
+    if (n) n->cap = need;
+    return n;
+}
+
 /* Put back the chain first..last, linked by next (any thread). */
 static inline void hr_return_put_chain(struct hr_return_pool *p, struct hr_return_node *first,
                                        struct hr_return_node *last)

@@ -94,14 +94,8 @@ static struct event_home *this_threads_home(void)
 /* Room for a copy of `need` bytes: one its thread got back, or a new one. */
 static struct owned_event *copy_buffer(struct event_home *h, size_t need)
 {
-    struct owned_event *o;
-    if (!h) {
-        if (!(o = malloc(need))) return NULL;
-        o->block.cap = need;
-    } else if (!(o = (struct owned_event *)hr_return_get(&h->pool, need))) {
-        return NULL;
-    }
-    o->home = h && o->block.cap <= RETURN_MAX ? h : NULL;
+    struct owned_event *o = (struct owned_event *)hr_return_alloc(h ? &h->pool : NULL, need);
+    if (o) o->home = h && o->block.cap <= RETURN_MAX ? h : NULL;
     return o;
 }
 

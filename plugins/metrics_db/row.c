@@ -106,10 +106,9 @@ struct mdb_row *mdb_row_from_event(const struct hr_event *ev, struct hr_return_p
     size_t trl = transforms_json(NULL, ev);
     /* One allocation per row, strings included. */
     size_t need = sizeof(struct mdb_row) + total + trl + 1;
-    struct hr_return_node *block = pool ? hr_return_get(pool, need) : malloc(need);
-    if (!block) return NULL;
-    size_t cap = pool ? block->cap : need;
-    struct mdb_row *r = (struct mdb_row *)block;
+    struct mdb_row *r = (struct mdb_row *)hr_return_alloc(pool, need);
+    if (!r) return NULL;
+    size_t cap = r->block.cap;
     memset(r, 0, sizeof *r);
     r->block.cap = cap;
     char *cursor = (char *)(r + 1);
