@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <time.h>
 #include <event2/event.h>
+#include "balance.h"
 #include "conn_guard.h"
 #include "daemon.h"
 #include "fleet.h"
@@ -34,6 +35,7 @@ static void start_draining(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct hr_worker *w = arg;
     hr_conn_guard_stop_accepting(w);
+    hr_balance_stop_taking(w);
     w->drain_check = event_new(w->base, -1, EV_PERSIST, check_drained, w);
     struct timeval tv = {0, 20000};
     if (w->drain_check) event_add(w->drain_check, &tv);

@@ -6,6 +6,7 @@
  * is accounted before its client can see the answer; what the socket
  * cannot take waits in an evbuffer for the socket to be writable. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -77,6 +78,9 @@ struct hr_http_server {
     hr_req_early early;
     void *arg;
     struct hr_req *conns;
+    hr_conn_placement place; /* may hand an accepted socket to another server */
+    void *place_arg;
+    atomic_int *open_count; /* client connections open: this thread writes, any reads */
 };
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
@@ -182,6 +186,7 @@ static void conn_free(struct hr_req *c)
     if (c->prev) c->prev->next = c->next;
     else c->srv->conns = c->next;
     if (c->next) c->next->prev = c->prev;
+    if (c->srv->open_count) atomic_fetch_sub_explicit(c->srv->open_count, 1, memory_order_relaxed);
     if (c->rd) event_free(c->rd);
     if (c->wr) event_free(c->wr);
     if (c->timer) event_free(c->timer);
@@ -245,11 +250,8 @@ static void wait_request(struct hr_req *c)
     arm_timer(c, c->srv->lim.timeout_s);
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int socklen, void *arg)
+void hr_http_server_adopt(struct hr_http_server *s, evutil_socket_t fd, const struct sockaddr *sa)
 {
-    (void)l;
-    (void)socklen;
-    struct hr_http_server *s = arg;
     struct hr_req *c = calloc(1, sizeof *c);
     if (!c) {
         close(fd);
@@ -258,9 +260,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->srv = s;
     c->fd = fd;
     if (sa->sa_family == AF_INET)
-        c->loopback = (ntohl(((struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+        c->loopback = (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
     else if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((struct sockaddr_in6 *)sa)->sin6_addr;
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
         c->loopback = IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
     }
     int one = 1; /* a streamed event goes out when written, not after the previous one's ACK */
@@ -274,11 +276,20 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;
+    if (s->open_count) atomic_fetch_add_explicit(s->open_count, 1, memory_order_relaxed);
     if (!c->rd || !c->wr || !c->timer || !c->out || !c->in || event_add(c->rd, NULL)) {
         conn_free(c);
         return;
     }
     wait_request(c);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int socklen, void *arg)
+{
+    (void)l;
+    struct hr_http_server *s = arg;
+    if (s->place && s->place(fd, sa, socklen, s->place_arg)) return;
+    hr_http_server_adopt(s, fd, sa);
 }
 
 /* ------------------------------------------------------------ writing */
@@ -865,6 +876,14 @@ void hr_http_server_free(struct hr_http_server *s)
 void hr_http_server_set_limits(struct hr_http_server *s, const struct hr_http_limits *lim) { s->lim = *lim; }
 
 void hr_http_server_set_early(struct hr_http_server *s, hr_req_early early) { s->early = early; }
+
+void hr_http_server_set_placement(struct hr_http_server *s, hr_conn_placement place, void *arg)
+{
+    s->place = place;
+    s->place_arg = arg;
+}
+
+void hr_http_server_count_open(struct hr_http_server *s, atomic_int *open_count) { s->open_count = open_count; }
 
 struct evconnlistener *hr_http_server_listener(struct hr_http_server *s) { return s->listener; }
 

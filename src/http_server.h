@@ -10,10 +10,12 @@
  * so, and ending it frees it. */
 #ifndef HR_HTTP_SERVER_H
 #define HR_HTTP_SERVER_H
+#include <stdatomic.h>
 #include <stddef.h>
 #include <event2/event.h>
 
 struct evbuffer;
+struct sockaddr;
 struct hr_http_server;
 struct hr_req;
 
@@ -46,6 +48,16 @@ void hr_http_server_set_limits(struct hr_http_server *s, const struct hr_http_li
  * taken. */
 typedef int (*hr_req_early)(struct hr_req *req, void *arg);
 void hr_http_server_set_early(struct hr_http_server *s, hr_req_early early);
+/* Where an accepted connection is served: `place` runs on every accept and
+ * returns 1 when it took the socket (to hand it to another server, which
+ * calls hr_http_server_adopt from its own loop), 0 to serve it here. */
+typedef int (*hr_conn_placement)(evutil_socket_t fd, const struct sockaddr *sa, int socklen, void *arg);
+void hr_http_server_set_placement(struct hr_http_server *s, hr_conn_placement place, void *arg);
+/* From the server's loop thread: serve the accepted socket `fd` (taken). */
+void hr_http_server_adopt(struct hr_http_server *s, evutil_socket_t fd, const struct sockaddr *sa);
+/* Keep the number of client connections open in `*open_count` (before any
+ * is accepted; others may read it at any time). */
+void hr_http_server_count_open(struct hr_http_server *s, atomic_int *open_count);
 /* The libevent listener (conn_guard.c pauses it when out of descriptors). */
 struct evconnlistener *hr_http_server_listener(struct hr_http_server *s);
 /* Stop accepting and close the listening socket (draining). */

@@ -2,6 +2,7 @@
  * doc/metrics.md). Histograms are in milliseconds. */
 #include <stdio.h>
 #include <string.h>
+#include "conn_counters.h"
 #include "cost.h"
 #include "hist.h"
 #include "host.h"
@@ -58,6 +59,7 @@ static const char *const L_SINK[] = {"sink"};
 static const char *const L_VERSION[] = {"version"};
 static const char *const L_CODE[] = {"code"};
 static const char *const L_REASON[] = {"reason"};
+static const char *const L_WORKER[] = {"worker"};
 
 static void per_provider(struct visit *v, const char *name, const char *help, const struct hr_stats_data *d,
                          size_t offset)
@@ -119,6 +121,14 @@ int hr_metrics_visit(hr_metric_visit_fn fn, void *ud)
     scalar(&v, "headroom_accept_errors_total", HR_METRIC_COUNTER,
            "accept() failures on the listening socket (no file descriptors left); accepts pause meanwhile",
            (double)hr_guard_accept_errors());
+    family(&v, "headroom_client_connections", HR_METRIC_GAUGE,
+           "Client connections open now, by worker (balance_connections keeps them within one of each other)", 1,
+           L_WORKER);
+    for (size_t w = 0; hr_conn_open(w) >= 0; w++) {
+        char index[24];
+        snprintf(index, sizeof index, "%zu", w);
+        value(&v, (const char *const[]){index}, (double)hr_conn_open(w));
+    }
     scalar(&v, "headroom_websocket_connections", HR_METRIC_GAUGE,
            "Responses API WebSockets relayed and open now (each holds one of max_connections)", (double)hr_ws_open_now());
     scalar(&v, "headroom_websocket_connections_total", HR_METRIC_COUNTER,

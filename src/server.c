@@ -15,6 +15,8 @@
 #include <event2/util.h>
 #include "bg_thread.h"
 #include "ccr.h"
+#include "balance.h"
+#include "conn_counters.h"
 #include "conn_guard.h"
 #include "guard.h"
 #include "daemon.h"
@@ -312,6 +314,7 @@ int hr_server_start(struct hr_daemon *d, char *err, size_t errlen)
     if (d->listen_fd < 0) return -1;
     d->workers = calloc(d->n_workers, sizeof *d->workers);
     if (!d->workers) return -1;
+    hr_conn_counters_init(d->n_workers);
     for (size_t i = 0; i < d->n_workers; i++) {
         struct hr_worker *w = &d->workers[i];
         w->index = i;
@@ -340,7 +343,7 @@ int hr_server_start(struct hr_daemon *d, char *err, size_t errlen)
         w->http = fd < 0 ? NULL : hr_http_server_new(w->base, fd, &lim, dispatch, hr_guard_refuse_request, w);
         if (!w->http && fd >= 0) close(fd);
         if (w->http) hr_http_server_set_early(w->http, early);
-        if (!w->http || hr_conn_guard_worker(w, hr_http_server_listener(w->http))) {
+        if (!w->http || hr_conn_guard_worker(w, hr_http_server_listener(w->http)) || hr_balance_worker_start(w)) {
             snprintf(err, errlen, "worker %zu cannot accept on the listening socket", i);
             return -1;
         }
@@ -364,6 +367,7 @@ void hr_server_stop(struct hr_daemon *d)
         if (d->workers[i].thread) pthread_join(d->workers[i].thread, NULL);
     for (size_t i = 0; i < d->n_workers; i++) {
         struct hr_worker *w = &d->workers[i];
+        hr_balance_worker_stop(w);
         hr_http_server_free(w->http); /* closes connections; in-flight requests are aborted */
         hr_ws_abort_all(w, "headroomd stopped");
         hr_fleet_worker_stop(w);

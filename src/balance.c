@@ -1,0 +1,156 @@
+/* balance.c — accepted connections spread evenly over the workers.
+ *
+ * Every worker accepts on its own SO_REUSEPORT socket, and the kernel picks
+ * the socket by a hash of the client's address and port: 16 connections
+ * commonly land 10 and 6, 64 land 37 and 27, and the busier worker's queue
+ * sets everyone's tail latency (session 19, bench/README.md). So a worker
+ * that accepts a connection while another worker has fewer open hands the
+ * socket to that one (what Envoy calls exact connection balance). A hand-off
+ * costs one wake-up of the other loop, once per connection: keep-alive
+ * clients pay it once, and a balanced worker keeps what it accepts.
+ *
+ * The decision and the inboxes share one lock: it is taken once per accept,
+ * never per request. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include "balance.h"
+#include "conn_counters.h"
+#include "http_server.h"
+
+#define MAX_WORKERS 256 /* config.c's bound on workers */
+
+struct handoff {
+    struct handoff *next;
+    evutil_socket_t fd;
+    struct sockaddr_storage sa;
+};
+
+struct slot {
+    struct hr_http_server *http; /* NULL: no worker */
+    atomic_int *open;            /* its client connections (conn_counters.c) */
+    int taking;                  /* 0 once its worker drains */
+    struct event *mail;          /* activated from the accepting worker's thread */
+    struct handoff *inbox, **inbox_tail;
+    int pending; /* handed to it, not adopted yet */
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct slot slots[MAX_WORKERS];
+static size_t n_slots;
+
+static int load(const struct slot *s) { return atomic_load_explicit(s->open, memory_order_relaxed) + s->pending; }
+
+/* In the receiving worker's loop: serve what was handed over, in order. */
+static void take_mail(evutil_socket_t unused, short what, void *arg)
+{
+    (void)unused;
+    (void)what;
+    struct slot *s = arg;
+    pthread_mutex_lock(&lock);
+    struct handoff *h = s->inbox;
+    s->inbox = NULL;
+    s->inbox_tail = &s->inbox;
+    pthread_mutex_unlock(&lock);
+    int n = 0;
+    while (h) {
+        struct handoff *next = h->next;
+        hr_http_server_adopt(s->http, h->fd, (const struct sockaddr *)&h->sa);
+        free(h);
+        h = next;
+        n++;
+    }
+    pthread_mutex_lock(&lock); /* counted as open now: no longer pending */
+    s->pending -= n;
+    pthread_mutex_unlock(&lock);
+}
+
+/* On the accepting worker's thread. */
+static int place(evutil_socket_t fd, const struct sockaddr *sa, int socklen, void *arg)
+{
+    struct slot *mine = arg;
+    if ((size_t)socklen > sizeof(struct sockaddr_storage)) return 0;
+    pthread_mutex_lock(&lock);
+    struct slot *best = mine;
+    int best_load = load(mine);
+    for (size_t i = 0; i < n_slots; i++) {
+        struct slot *s = &slots[i];
+        if (s == mine || !s->taking) continue;
+        int l = load(s);
+        if (l < best_load) {
+            best = s;
+            best_load = l;
+        }
+    }
+    struct handoff *h = best != mine ? malloc(sizeof *h) : NULL;
+    if (!h) { /* balanced, or out of memory: served here */
+        pthread_mutex_unlock(&lock);
+        return 0;
+    }
+    h->next = NULL;
+    h->fd = fd;
+    memcpy(&h->sa, sa, (size_t)socklen);
+    int wake = best->inbox == NULL;
+    *best->inbox_tail = h;
+    best->inbox_tail = &h->next;
+    best->pending++;
+    pthread_mutex_unlock(&lock);
+    /* The worker bases are made with evthread locking on (server.c), so this
+     * is safe from here and wakes that loop. */
+    if (wake) event_active(best->mail, EV_READ, 1);
+    return 1;
+}
+
+int hr_balance_worker_start(struct hr_worker *w)
+{
+    if (w->index >= MAX_WORKERS || !hr_conn_counter(w->index)) return -1;
+    struct slot *s = &slots[w->index];
+    s->open = hr_conn_counter(w->index);
+    hr_http_server_count_open(w->http, s->open);
+    s->mail = event_new(w->base, -1, 0, take_mail, s);
+    if (!s->mail) return -1;
+    s->inbox = NULL;
+    s->inbox_tail = &s->inbox;
+    s->pending = 0;
+    pthread_mutex_lock(&lock);
+    s->http = w->http;
+    s->taking = 1;
+    if (w->index >= n_slots) n_slots = w->index + 1;
+    pthread_mutex_unlock(&lock);
+    if (!w->d->cfg->no_balance_connections) hr_http_server_set_placement(w->http, place, s);
+    return 0;
+}
+
+void hr_balance_stop_taking(struct hr_worker *w)
+{
+    if (w->index >= MAX_WORKERS) return;
+    pthread_mutex_lock(&lock);
+    slots[w->index].taking = 0;
+    pthread_mutex_unlock(&lock);
+}
+
+void hr_balance_worker_stop(struct hr_worker *w)
+{
+    if (w->index >= MAX_WORKERS) return;
+    struct slot *s = &slots[w->index];
+    pthread_mutex_lock(&lock);
+    s->http = NULL;
+    s->taking = 0;
+    struct handoff *h = s->inbox;
+    s->inbox = NULL;
+    s->inbox_tail = &s->inbox;
+    s->pending = 0;
+    while (n_slots && !slots[n_slots - 1].http) n_slots--;
+    pthread_mutex_unlock(&lock);
+    while (h) { /* handed over as the daemon stopped: never served */
+        struct handoff *next = h->next;
+        close(h->fd);
+        free(h);
+        h = next;
+    }
+    if (s->mail) event_free(s->mail);
+    s->mail = NULL;
+}
