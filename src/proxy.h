@@ -63,6 +63,7 @@ struct proxy_req {
     int reply_started;
     int paused;                          /* on_data asked the upstream to wait for the client */
     struct evbuffer *body;               /* buffered (non-streamed) answer */
+    struct evbuffer *spare_body;         /* an empty one kept with a spare request (proxy.c) */
     int too_large;
     struct hr_sse_parser *sse;
     struct hr_usage usage;               /* the last round's */

@@ -104,7 +104,8 @@ static void on_headers(void *ud, long status, const struct hr_header *h, size_t 
         hr_req_start(p->req, (int)status);
         p->reply_started = 1;
     } else {
-        p->body = evbuffer_new();
+        p->body = p->spare_body ? p->spare_body : evbuffer_new(); /* an empty one kept by a spare request */
+        p->spare_body = NULL;
     }
 }
 

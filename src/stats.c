@@ -55,7 +55,7 @@ double hr_monotonic_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6; /* a multiply: ~20 cycles less than a divide */
 }
 
 double hr_uptime_seconds(void) { return (hr_monotonic_ms() - started_mono_ms) / 1e3; }

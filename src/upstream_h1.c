@@ -358,9 +358,8 @@ static void conn_park(struct h1_conn *c, long idle_timeout_s)
     sweep_arm(pool);
 }
 
-static struct h1_conn *conn_pooled(struct hr_h1_pool *pool, const struct origin *o)
+static struct h1_conn *conn_pooled(struct hr_h1_pool *pool, const struct origin *o, double now)
 {
-    double now = hr_monotonic_ms();
     for (struct h1_conn *c = pool->idle; c; c = c->idle_next) {
         if (!same_origin(&c->o, o)) continue;
         if (c->idle_since + (double)c->idle_timeout_s * 1000.0 <= now) {
@@ -1110,12 +1109,13 @@ struct hr_transfer *hr_h1_start(struct hr_h1_pool *pool, const char *method, con
     if (pool->live) pool->live->live_prev = x;
     pool->live = x;
 
-    struct h1_conn *c = conn_pooled(pool, &x->o);
+    struct h1_conn *c = conn_pooled(pool, &x->o, x->t_start);
     if (c) {
         x->attempts = 1;
         c->x = x;
         x->c = c;
         c->state = C_SENDING;
+        x->t_send = x->t_start; /* sent at once, microseconds later: no second clock read */
         arm_timer(x, 0);
         conn_send(c);
     } else {
