@@ -1,13 +1,18 @@
 /* balance.c — accepted connections spread evenly over the workers.
  *
  * Every worker accepts on its own SO_REUSEPORT socket, and the kernel picks
- * the socket by a hash of the client's address and port: 16 connections
- * commonly land 10 and 6, 64 land 37 and 27, and the busier worker's queue
- * sets everyone's tail latency (session 19, bench/README.md). So a worker
- * that accepts a connection while another worker has fewer open hands the
- * socket to that one (what Envoy calls exact connection balance). A hand-off
- * costs one wake-up of the other loop, once per connection: keep-alive
- * clients pay it once, and a balanced worker keeps what it accepts.
+ * the socket by a hash of the client's address and port: 64 connections
+ * have landed 40 and 25 on two workers, 41 landed 5, 11, 16 and 9 on four.
+ * Where each worker has a core to itself, the one with the most connections
+ * is the first to queue them. So a worker that accepts a connection while
+ * another worker has fewer open hands the socket to that one (what Envoy
+ * calls exact connection balance). A hand-off costs one wake-up of the
+ * other loop, once per connection: keep-alive clients pay it once, and a
+ * balanced worker keeps what it accepts. Clients that open a connection per
+ * request pay it on many of them (on the 2-vCPU bench host: -6 % req/s,
+ * +25 us p50), and there, where every thread shares both cores, keep-alive
+ * clients gained nothing measurable (bench/README.md, session 19): so it is
+ * off unless balance_connections says yes.
  *
  * The decision and the inboxes share one lock: it is taken once per accept,
  * never per request. */
@@ -120,7 +125,7 @@ int hr_balance_worker_start(struct hr_worker *w)
     s->taking = 1;
     if (w->index >= n_slots) n_slots = w->index + 1;
     pthread_mutex_unlock(&lock);
-    if (!w->d->cfg->no_balance_connections) hr_http_server_set_placement(w->http, place, s);
+    if (w->d->cfg->balance_connections) hr_http_server_set_placement(w->http, place, s);
     return 0;
 }
 

@@ -5,7 +5,7 @@
 #include "daemon.h"
 
 /* Once the worker's HTTP server exists, before its thread runs: it takes
- * connections handed to it, and (unless balance_connections is no) hands
+ * connections handed to it, and (with balance_connections yes) hands
  * what it accepts to a worker with fewer open. */
 int hr_balance_worker_start(struct hr_worker *w);
 /* Draining: no more connections are handed to this worker. */

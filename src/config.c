@@ -36,7 +36,7 @@ static const struct directive directives[] = {
     {"log_file", D_STRING, OFF(log_file), 0, 0, "HEADROOM_LOG_FILE", "JSONL request log written by the request_log sink"},
     {"log_messages", D_BOOL, OFF(log_messages), 0, 0, NULL, "include message bodies in the request log (default no)"},
     {"optimize", D_BOOL, OFF(no_optimize), 0, 0, NULL, "run the transforms (default yes; no = passthrough)"},
-    {"balance_connections", D_BOOL, OFF(no_balance_connections), 0, 0, NULL, "a worker hands a connection it accepts to a worker with fewer open (default yes; no leaves the spread to the kernel's SO_REUSEPORT hash)"},
+    {"balance_connections", D_BOOL, OFF(balance_connections), 0, 0, NULL, "a worker hands a connection it accepts to a worker with fewer open (default no: the kernel's SO_REUSEPORT hash alone spreads them)"},
     {"cut_through", D_BOOL, OFF(no_cut_through), 0, 0, NULL, "forward a body nothing reads (optimize no, non-LLM routes) while it arrives (default yes)"},
     {"websocket", D_BOOL, OFF(no_websocket), 0, 0, NULL, "relay the Responses API's WebSocket mode (GET /v1/responses with Upgrade: websocket), compressing each response.create (default yes; no answers 501)"},
     {"admin_token", D_STRING, OFF(admin_token), 0, 0, "HEADROOM_ADMIN_TOKEN", "token allowing admin endpoints from non-loopback clients"},
@@ -81,8 +81,7 @@ static const struct directive directives[] = {
 static int inverted(const struct directive *d)
 {
     return !strcmp(d->name, "optimize") || !strcmp(d->name, "cache") || !strcmp(d->name, "rate_limit") ||
-           !strcmp(d->name, "cut_through") || !strcmp(d->name, "websocket") ||
-           !strcmp(d->name, "balance_connections");
+           !strcmp(d->name, "cut_through") || !strcmp(d->name, "websocket");
 }
 
 void hr_config_defaults(struct hr_config *c)

@@ -27,7 +27,7 @@ struct hr_config {
     char *log_file;                    /* request log (request_log sink) */
     int log_messages;
     int no_optimize;                   /* passthrough: no transforms */
-    int no_balance_connections;        /* balance_connections no: the kernel's hash alone spreads connections */
+    int balance_connections;           /* balance_connections yes: hand accepted connections to the least busy worker */
     int no_cut_through;                /* cut_through no: bodies read whole before forwarding */
     int no_websocket;                  /* websocket no: WebSocket upgrades get 501 */
     char *admin_token;

@@ -122,7 +122,7 @@ int hr_metrics_visit(hr_metric_visit_fn fn, void *ud)
            "accept() failures on the listening socket (no file descriptors left); accepts pause meanwhile",
            (double)hr_guard_accept_errors());
     family(&v, "headroom_client_connections", HR_METRIC_GAUGE,
-           "Client connections open now, by worker (balance_connections keeps them within one of each other)", 1,
+           "Client connections open now, by worker (balance_connections yes keeps them within one of each other)", 1,
            L_WORKER);
     for (size_t w = 0; hr_conn_open(w) >= 0; w++) {
         char index[24];

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-# balance_test.py — balance_connections: each worker accepts on its own
+# balance_test.py — balance_connections yes: each worker accepts on its own
 # SO_REUSEPORT socket, and a worker that accepts a connection while another
 # has fewer open hands it over, so open client connections stay within one
 # of each other across the workers (the kernel's hash alone leaves 4 workers
 # with 40 connections far apart). headroom_client_connections{worker} in
 # /metrics shows the spread; it falls back as clients leave. Handed-over
-# connections are served like any other (keep-alive, proxied requests), and
-# `balance_connections no` leaves the spread to the kernel.
+# connections are served like any other (keep-alive, proxied requests). By
+# default (and with `no`) the spread is the kernel's.
 import os
 import re
 import socket
@@ -66,7 +66,7 @@ def close_all(socks):
 
 with Mock() as m:
     # Four workers, 40 clients: every worker ends within one of the others.
-    with Headroomd(mock=m, extra_conf="workers 4\nsink prometheus { path /metrics; }\n") as h:
+    with Headroomd(mock=m, extra_conf="workers 4\nbalance_connections yes\nsink prometheus { path /metrics; }\n") as h:
         socks, answered = open_clients(h, 40)
         is_(answered, 40, "40 clients, each answered 200 on its connection")
         counts = per_worker(h)
@@ -93,12 +93,14 @@ with Mock() as m:
         is_(spread, [(32, 33, 1)] * 3, "each round of 32: all answered, within one of each other")
         ok(h.alive(), "the daemon keeps serving")
 
-    # balance_connections no: the kernel's hash alone; the gauge still counts.
-    with Headroomd(mock=m, extra_conf="workers 2\nbalance_connections no\nsink prometheus { path /metrics; }\n") as h:
-        socks, answered = open_clients(h, 16)
-        counts = per_worker(h)
-        is_((answered, sum(counts.values())), (16, 17), "balance_connections no: served, and counted by worker")
-        close_all(socks)
+    # By default, and with `no`: the kernel's hash alone; the gauge still counts.
+    for extra in ("", "balance_connections no\n"):
+        with Headroomd(mock=m, extra_conf="workers 2\n" + extra + "sink prometheus { path /metrics; }\n") as h:
+            socks, answered = open_clients(h, 16)
+            counts = per_worker(h)
+            is_((answered, sum(counts.values()), sorted(counts)), (16, 17, [0, 1]),
+                "%s: served, and counted by worker" % (extra.strip() or "default"))
+            close_all(socks)
 
     # A value that is not a boolean names the file, the line and the fix.
     h = Headroomd(mock=m, extra_conf="balance_connections maybe\n", wait_ready=False, expect_exit=None)

@@ -39,8 +39,8 @@ start_fast_upstream() {
 # headroomd_conf PORT SETUP OUT [SOURCE]: SOURCE (default conf/headroom.conf
 # under TOP, the source tree) on 127.0.0.1:PORT in front of the fast upstream
 # (UP), written to OUT for a set-up: nomdb (without the metrics_db sink),
-# nosinks (without any sink), passthrough (`optimize no`), nobalance
-# (`balance_connections no`); any other name gets it as it is.
+# nosinks (without any sink), passthrough (`optimize no`), balance
+# (`balance_connections yes`); any other name gets it as it is.
 headroomd_conf() {
     sed -e "s|^host .*|host 127.0.0.1|" -e "s|^port .*|port $1|" \
         -e "s|^openai_api_url .*|openai_api_url http://127.0.0.1:$UP|" \
@@ -49,7 +49,7 @@ headroomd_conf() {
     nomdb) sed -i '/^sink metrics_db {/,/^}/d' "$3" ;;
     nosinks) sed -i '/^sink [a-z_]* { *}/d; /^sink [a-z_]* {/,/^}/d' "$3" ;;
     passthrough) echo "optimize no" >>"$3" ;;
-    nobalance) echo "balance_connections no" >>"$3" ;;
+    balance) echo "balance_connections yes" >>"$3" ;;
     esac
 }
 

@@ -20,7 +20,7 @@
 #   nomdb      HEADROOMD without the metrics_db sink
 #   nosinks    HEADROOMD without any sink
 #   passthrough  HEADROOMD with `optimize no` (bodies forwarded unread, counted after the answer)
-#   nobalance  HEADROOMD with `balance_connections no` (the kernel's SO_REUSEPORT hash alone)
+#   balance    HEADROOMD with `balance_connections yes` (accepted connections spread evenly)
 # Knobs: ROUNDS=5 SECONDS_PER_RUN=4 CONNS=64 BODY=json|sse LOAD_BG_SHAPE
 # Prints one line per run and the medians per variant (req/s, wrk's p99,
 # CPU per request). 127.0.0.1 only;
@@ -43,10 +43,10 @@ VARIANTS=("$@")
 [ ${#VARIANTS[@]} -gt 0 ] || VARIANTS=(nginx shipped)
 for v in "${VARIANTS[@]}"; do
     case $v in
-    shipped | nomdb | nosinks | passthrough | nobalance) ;;
+    shipped | nomdb | nosinks | passthrough | balance) ;;
     base) [ -x "${BASE_HEADROOMD:=$HEADROOMD}" ] || die "BASE_HEADROOMD is not an executable: $BASE_HEADROOMD" ;;
     nginx | nginx_bg) [ -x "$NGINX" ] || die "variant $v needs nginx (apt-get install nginx-light)" ;;
-    *) die "unknown variant $v (nginx, nginx_bg, shipped, base, nomdb, nosinks, passthrough, nobalance)" ;;
+    *) die "unknown variant $v (nginx, nginx_bg, shipped, base, nomdb, nosinks, passthrough, balance)" ;;
     esac
 done
 case $BODY in json | sse) ;; *) die "BODY is json or sse, not $BODY" ;; esac
