@@ -6,9 +6,9 @@
  * is accounted before its client can see the answer; what the socket
  * cannot take waits in an evbuffer for the socket to be writable. */
 #include <errno.h>
-#include <stdatomic.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
