@@ -26,67 +26,68 @@
 #include "conn_counters.h"
 #include "http_server.h"
 
-#define MAX_WORKERS 256 /* config.c's bound on workers */
-
 struct handoff {
     struct handoff *next;
     evutil_socket_t fd;
     struct sockaddr_storage sa;
 };
 
-struct slot {
-    struct hr_http_server *http; /* NULL: no worker */
-    atomic_int *open;            /* its client connections (conn_counters.c) */
-    int taking;                  /* 0 once its worker drains */
-    struct event *mail;          /* activated from the accepting worker's thread */
+/* A worker's side of the balance (hr_worker.balance). */
+struct hr_balance {
+    struct hr_worker *w;
+    atomic_int *open;   /* its client connections (conn_counters.c) */
+    int taking;         /* 0 once its worker drains or stops */
+    struct event *mail; /* activated from the accepting worker's thread */
     struct handoff *inbox, **inbox_tail;
     int pending; /* handed to it, not adopted yet */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct slot slots[MAX_WORKERS];
-static size_t n_slots;
 
-static int load(const struct slot *s) { return atomic_load_explicit(s->open, memory_order_relaxed) + s->pending; }
+static int load(const struct hr_balance *b)
+{
+    return atomic_load_explicit(b->open, memory_order_relaxed) + b->pending;
+}
 
 /* In the receiving worker's loop: serve what was handed over, in order. */
 static void take_mail(evutil_socket_t unused, short what, void *arg)
 {
     (void)unused;
     (void)what;
-    struct slot *s = arg;
+    struct hr_balance *b = arg;
     pthread_mutex_lock(&lock);
-    struct handoff *h = s->inbox;
-    s->inbox = NULL;
-    s->inbox_tail = &s->inbox;
+    struct handoff *h = b->inbox;
+    b->inbox = NULL;
+    b->inbox_tail = &b->inbox;
     pthread_mutex_unlock(&lock);
     int n = 0;
     while (h) {
         struct handoff *next = h->next;
-        hr_http_server_adopt(s->http, h->fd, (const struct sockaddr *)&h->sa);
+        hr_http_server_adopt(b->w->http, h->fd, (const struct sockaddr *)&h->sa);
         free(h);
         h = next;
         n++;
     }
     pthread_mutex_lock(&lock); /* counted as open now: no longer pending */
-    s->pending -= n;
+    b->pending -= n;
     pthread_mutex_unlock(&lock);
 }
 
 /* On the accepting worker's thread. */
 static int place(evutil_socket_t fd, const struct sockaddr *sa, int socklen, void *arg)
 {
-    struct slot *mine = arg;
+    struct hr_balance *mine = arg;
+    struct hr_daemon *d = mine->w->d;
     if ((size_t)socklen > sizeof(struct sockaddr_storage)) return 0;
     pthread_mutex_lock(&lock);
-    struct slot *best = mine;
+    struct hr_balance *best = mine;
     int best_load = load(mine);
-    for (size_t i = 0; i < n_slots; i++) {
-        struct slot *s = &slots[i];
-        if (s == mine || !s->taking) continue;
-        int l = load(s);
+    for (size_t i = 0; i < d->n_workers; i++) {
+        struct hr_balance *b = d->workers[i].balance;
+        if (!b || b == mine || !b->taking) continue;
+        int l = load(b);
         if (l < best_load) {
-            best = s;
+            best = b;
             best_load = l;
         }
     }
@@ -111,44 +112,40 @@ static int place(evutil_socket_t fd, const struct sockaddr *sa, int socklen, voi
 
 int hr_balance_worker_start(struct hr_worker *w)
 {
-    if (w->index >= MAX_WORKERS || !hr_conn_counter(w->index)) return -1;
-    struct slot *s = &slots[w->index];
-    s->open = hr_conn_counter(w->index);
-    hr_http_server_count_open(w->http, s->open);
-    s->mail = event_new(w->base, -1, 0, take_mail, s);
-    if (!s->mail) return -1;
-    s->inbox = NULL;
-    s->inbox_tail = &s->inbox;
-    s->pending = 0;
-    pthread_mutex_lock(&lock);
-    s->http = w->http;
-    s->taking = 1;
-    if (w->index >= n_slots) n_slots = w->index + 1;
+    if (!w->d->cfg->balance_connections) return 0;
+    struct hr_balance *b = calloc(1, sizeof *b);
+    if (!b) return -1;
+    b->w = w;
+    b->open = hr_conn_counter(w->index);
+    b->mail = event_new(w->base, -1, 0, take_mail, b);
+    if (!b->open || !b->mail) {
+        if (b->mail) event_free(b->mail);
+        free(b);
+        return -1;
+    }
+    b->inbox_tail = &b->inbox;
+    b->taking = 1;
+    pthread_mutex_lock(&lock); /* workers already running read the list */
+    w->balance = b;
     pthread_mutex_unlock(&lock);
-    if (w->d->cfg->balance_connections) hr_http_server_set_placement(w->http, place, s);
+    hr_http_server_set_placement(w->http, place, b);
     return 0;
 }
 
 void hr_balance_stop_taking(struct hr_worker *w)
 {
-    if (w->index >= MAX_WORKERS) return;
     pthread_mutex_lock(&lock);
-    slots[w->index].taking = 0;
+    if (w->balance) w->balance->taking = 0;
     pthread_mutex_unlock(&lock);
 }
 
 void hr_balance_worker_stop(struct hr_worker *w)
 {
-    if (w->index >= MAX_WORKERS) return;
-    struct slot *s = &slots[w->index];
+    struct hr_balance *b = w->balance;
+    if (!b) return;
     pthread_mutex_lock(&lock);
-    s->http = NULL;
-    s->taking = 0;
-    struct handoff *h = s->inbox;
-    s->inbox = NULL;
-    s->inbox_tail = &s->inbox;
-    s->pending = 0;
-    while (n_slots && !slots[n_slots - 1].http) n_slots--;
+    w->balance = NULL;
+    struct handoff *h = b->inbox;
     pthread_mutex_unlock(&lock);
     while (h) { /* handed over as the daemon stopped: never served */
         struct handoff *next = h->next;
@@ -156,6 +153,6 @@ void hr_balance_worker_stop(struct hr_worker *w)
         free(h);
         h = next;
     }
-    if (s->mail) event_free(s->mail);
-    s->mail = NULL;
+    event_free(b->mail);
+    free(b);
 }

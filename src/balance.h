@@ -4,9 +4,9 @@
 #include <stddef.h>
 #include "daemon.h"
 
-/* Once the worker's HTTP server exists, before its thread runs: it takes
- * connections handed to it, and (with balance_connections yes) hands
- * what it accepts to a worker with fewer open. */
+/* Once the worker's HTTP server exists, before its thread runs; with
+ * balance_connections yes (else nothing): it takes connections handed to
+ * it, and hands what it accepts to a worker with fewer open. */
 int hr_balance_worker_start(struct hr_worker *w);
 /* Draining: no more connections are handed to this worker. */
 void hr_balance_stop_taking(struct hr_worker *w);

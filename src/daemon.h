@@ -12,6 +12,7 @@
 #include "upstream.h"
 
 struct hr_daemon;
+struct hr_balance;
 struct hr_conn_guard;
 struct hr_http_server;
 struct hr_req;
@@ -34,6 +35,7 @@ struct hr_worker {
     struct proxy_req *spare;            /* proxy.c: finished requests kept for reuse */
     int n_spare;
     struct event *drain_check;          /* drain.c */
+    struct hr_balance *balance;         /* balance.c: with balance_connections yes */
     atomic_int drained;
 };
 

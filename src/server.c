@@ -343,6 +343,7 @@ int hr_server_start(struct hr_daemon *d, char *err, size_t errlen)
         w->http = fd < 0 ? NULL : hr_http_server_new(w->base, fd, &lim, dispatch, hr_guard_refuse_request, w);
         if (!w->http && fd >= 0) close(fd);
         if (w->http) hr_http_server_set_early(w->http, early);
+        if (w->http) hr_http_server_count_open(w->http, hr_conn_counter(i)); /* headroom_client_connections */
         if (!w->http || hr_conn_guard_worker(w, hr_http_server_listener(w->http)) || hr_balance_worker_start(w)) {
             snprintf(err, errlen, "worker %zu cannot accept on the listening socket", i);
             return -1;
