@@ -257,7 +257,51 @@ with Mock() as m:
     is_(h.returncode, 0, "the daemon stops cleanly")
     like(h.stderr_text(), r"1 rows could not be written", "the lost row is reported at shutdown")
 
-    # --- 8. config errors name the key ---------------------------------------
+    # --- 8. every request keeps its row while the CPUs are saturated -------
+    # Busy loops on every core, and clients as fast as they go. The writer
+    # steps aside for request threads only while it keeps up: once a batch
+    # waits it yields less often, and past half its queue not at all (it
+    # used to yield every 50 us regardless, fell behind on a busy host and
+    # dropped rows once its queue was full).
+    h = Headroomd(mock=m, args=ARGS, extra_conf=conf(batch_rows=16, queue_size=64, flush_interval_ms=10),
+                  env={"HEADROOM_WORKSPACE_DIR": os.path.join(hrtest_tmp, "ws8")})
+    with h:
+        seconds = 4.0
+        burn = "import time\ne = time.time() + %f\nwhile time.time() < e: pass\n" % (seconds + 1)
+        burners = [subprocess.Popen([sys.executable, "-c", burn]) for _ in range(2 * (os.cpu_count() or 1))]
+        sent = [0] * 4
+        body = json.dumps(openai_body(content="hello")).encode()
+
+        def client(k):
+            import http.client
+            conn = http.client.HTTPConnection("127.0.0.1", h.port, timeout=30)
+            end = time.time() + seconds
+            while time.time() < end:
+                conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+                r = conn.getresponse()
+                r.read()
+                if r.status == 200:
+                    sent[k] += 1
+            conn.close()
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(len(sent))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for b in burners:
+            b.wait()
+        total = sum(sent)
+        note("%d requests from %d clients beside %d busy loops" % (total, len(sent), len(burners)))
+        ok(wait_until(lambda: mdb(h).get("rows_written", 0) + mdb(h).get("rows_dropped", 0) >= total, 10),
+           "the writer has taken every row")
+        b = mdb(h)
+        is_(b.get("rows_dropped"), 0, "no row dropped under saturation (%s written)" % b.get("rows_written"))
+        is_(b.get("rows_written"), total, "one row per request")
+    is_(one(os.path.join(hrtest_tmp, "ws8", "metrics.db"), "SELECT count(*) FROM requests"), total,
+        "the file holds one row per request")
+
+    # --- 9. config errors name the key ---------------------------------------
     path = os.path.join(hrtest_tmp, "bad.conf")
     with open(path, "w") as f:
         f.write("sink metrics_db {\n    batch_rows 0\n}\n")

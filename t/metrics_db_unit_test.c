@@ -494,23 +494,39 @@ int main(void)
     {
         struct mdb_run run = {0, 0};
         int64_t t = 1000000;
-        ok(!mdb_yield_due(&run, t), "the first call after a pause starts a run, no yield");
-        ok(!mdb_yield_due(&run, t + 30), "30 us into the run: no yield");
-        ok(!mdb_yield_due(&run, t + MDB_YIELD_AFTER_US - 1), "just short of MDB_YIELD_AFTER_US: no yield");
-        ok(mdb_yield_due(&run, t + MDB_YIELD_AFTER_US), "MDB_YIELD_AFTER_US into the run: yield");
+        ok(!mdb_yield_due(&run, t, MDB_YIELD_AFTER_US), "the first call after a pause starts a run, no yield");
+        ok(!mdb_yield_due(&run, t + 30, MDB_YIELD_AFTER_US), "30 us into the run: no yield");
+        ok(!mdb_yield_due(&run, t + MDB_YIELD_AFTER_US - 1, MDB_YIELD_AFTER_US), "just short of MDB_YIELD_AFTER_US: no yield");
+        ok(mdb_yield_due(&run, t + MDB_YIELD_AFTER_US, MDB_YIELD_AFTER_US), "MDB_YIELD_AFTER_US into the run: yield");
         t += MDB_YIELD_AFTER_US;
-        ok(!mdb_yield_due(&run, t + 20), "the yield starts a new run: 20 us later, no yield");
-        ok(mdb_yield_due(&run, t + 20 + MDB_YIELD_AFTER_US), "and it yields again after another MDB_YIELD_AFTER_US");
+        ok(!mdb_yield_due(&run, t + 20, MDB_YIELD_AFTER_US), "the yield starts a new run: 20 us later, no yield");
+        ok(mdb_yield_due(&run, t + 20 + MDB_YIELD_AFTER_US, MDB_YIELD_AFTER_US), "and it yields again after another MDB_YIELD_AFTER_US");
         t += 20 + MDB_YIELD_AFTER_US;
-        ok(!mdb_yield_due(&run, t + MDB_PAUSE_US + 1), "a call after a longer pause than MDB_PAUSE_US: a new run, no yield");
+        ok(!mdb_yield_due(&run, t + MDB_PAUSE_US + 1, MDB_YIELD_AFTER_US), "a call after a longer pause than MDB_PAUSE_US: a new run, no yield");
         t += MDB_PAUSE_US + 1;
-        ok(mdb_yield_due(&run, t + MDB_PAUSE_US), "a call just MDB_PAUSE_US later continues the run, and yields");
+        ok(mdb_yield_due(&run, t + MDB_PAUSE_US, MDB_YIELD_AFTER_US), "a call just MDB_PAUSE_US later continues the run, and yields");
         int yields = 0;
         run = (struct mdb_run){0, 0};
-        for (int64_t u = 5000000; u < 5000000 + 1000; u += 10) yields += mdb_yield_due(&run, u);
+        for (int64_t u = 5000000; u < 5000000 + 1000; u += 10) yields += mdb_yield_due(&run, u, MDB_YIELD_AFTER_US);
         ok(yields >= 1000 / MDB_YIELD_AFTER_US - 1 && yields <= 1000 / MDB_YIELD_AFTER_US,
            "a call every 10 us for 1 ms: one yield per MDB_YIELD_AFTER_US (%d)", yields);
+        yields = 0;
+        run = (struct mdb_run){0, 0};
+        for (int64_t u = 5000000; u < 5000000 + 1000; u += 10) yields += mdb_yield_due(&run, u, MDB_YIELD_BEHIND_US);
+        ok(yields >= 1000 / MDB_YIELD_BEHIND_US - 1 && yields <= 1000 / MDB_YIELD_BEHIND_US,
+           "behind: one yield per MDB_YIELD_BEHIND_US (%d)", yields);
     }
+
+    /* --- how often it yields follows its backlog ----------------------- */
+    is_int(mdb_pace_for(0, 1024, 10000), MDB_KEEPING_UP, "nothing waiting: keeping up");
+    is_int(mdb_pace_for(1023, 1024, 10000), MDB_KEEPING_UP, "less than a batch waiting: keeping up");
+    is_int(mdb_pace_for(1024, 1024, 10000), MDB_BEHIND, "a whole batch waiting: behind");
+    is_int(mdb_pace_for(4999, 1024, 10000), MDB_BEHIND, "just under half the queue: behind");
+    is_int(mdb_pace_for(5000, 1024, 10000), MDB_FAR_BEHIND, "half the queue waiting: far behind");
+    is_int(mdb_pace_for(60, 100, 100), MDB_FAR_BEHIND, "a queue smaller than two batches: half of it is far behind");
+    ok(mdb_yield_after(MDB_KEEPING_UP) == MDB_YIELD_AFTER_US && mdb_yield_after(MDB_BEHIND) == MDB_YIELD_BEHIND_US &&
+           MDB_YIELD_BEHIND_US > MDB_YIELD_AFTER_US && mdb_yield_after(MDB_FAR_BEHIND) < 0,
+       "it steps aside every 50 us keeping up, less often behind, never far behind");
 
     /* --- the writer's file goes through the yielding VFS -------------- */
     ok(sqlite3_vfs_find(MDB_YIELD_VFS) == NULL, "no yielding VFS registered while no sink is loaded");

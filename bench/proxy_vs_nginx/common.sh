@@ -63,6 +63,17 @@ start_headroomd() {
     PIDS+=($HD_PID)
 }
 
+# mdb_rows PORT: one line on what headroomd's metrics_db did with the rows of
+# the requests it served (/stats), so a figure never silently counts a run in
+# which rows were dropped: "metrics_db rows: written N, dropped M, queued Q".
+mdb_rows() {
+    curl -s "http://127.0.0.1:$1/stats" | python3 -c '
+import json, sys
+b = (json.load(sys.stdin) or {}).get("metrics_db") or {}
+print("metrics_db rows: written %s, dropped %s, queued %s" % (b.get("rows_written"), b.get("rows_dropped"), b.get("queued"))
+      if "rows_written" in b else "metrics_db: not loaded")' 2>/dev/null || echo "metrics_db rows: /stats unreadable"
+}
+
 NGINX=$(command -v nginx || echo /usr/sbin/nginx) # Debian's path when not on PATH yet
 
 # start_nginx PORT WORKERS [WRAPPER...]: nginx proxy_pass from PORT to the

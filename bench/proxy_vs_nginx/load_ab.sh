@@ -23,7 +23,8 @@
 #   balance    HEADROOMD with `balance_connections yes` (accepted connections spread evenly)
 # Knobs: ROUNDS=5 SECONDS_PER_RUN=4 CONNS=64 BODY=json|sse LOAD_BG_SHAPE
 # Prints one line per run and the medians per variant (req/s, wrk's p99,
-# CPU per request). 127.0.0.1 only;
+# CPU per request), and what each headroomd did with its metrics_db rows
+# (written, dropped: a run that dropped rows did less work). 127.0.0.1 only;
 # stops everything it starts.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -110,6 +111,9 @@ for r in $(seq "$ROUNDS"); do
     done
 done
 
+for v in "${VARIANTS[@]}"; do
+    case $v in nginx | nginx_bg) ;; *) echo "# $v: $(mdb_rows "${PORT[$v]}")" ;; esac
+done
 echo "# $CONNS connections, $BODY, $ROUNDS rounds of ${SECS} s, load $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$RES" "${VARIANTS[@]}" <<'PY'
 import sys, statistics as st

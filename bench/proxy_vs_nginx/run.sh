@@ -227,6 +227,7 @@ if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
     timeout 60 perf report -i "$TMP/perf.data" --no-children --sort dso -g none --stdio 2>/dev/null |
         grep -E '^ +[0-9]' | head -8 >&2 || true
 fi
+echo "# headroomd $(mdb_rows "$HD_PORT")" >&2
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "# load after: $LOAD_AFTER" >&2
 if grep -qiE 'warn|error' "$TMP/headroomd.log"; then echo "# headroomd log (last lines):" >&2; tail -5 "$TMP/headroomd.log" >&2; fi

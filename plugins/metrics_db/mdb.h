@@ -5,6 +5,7 @@
 #define HR_MDB_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sqlite3.h>
 #include <headroom/plugin.h>
@@ -92,18 +93,33 @@ int mdb_prune(sqlite3 *db, double cutoff, int64_t *deleted, char *why, size_t wh
 #define MDB_YIELD_VFS "hr-mdb-yield"
 int mdb_yield_vfs_acquire(void);
 void mdb_yield_vfs_release(void);
-/* Gives up the CPU when this thread has run MDB_YIELD_AFTER_US since it
- * last paused (slept, waited or yielded); the VFS calls it at every page
- * read and write. Two calls more than MDB_PAUSE_US apart mean the thread
- * paused in between. mdb_yield_due is its decision: whether a call at `now`
- * (µs, monotonic) yields, given the run so far. */
+/* Gives up the CPU when this thread has run long enough since it last
+ * paused (slept, waited or yielded); the VFS calls it at every page read and
+ * write. How long is long enough depends on the writer's backlog (its
+ * *pace, set by mdb_yield_pace; 0 when none was set):
+ *   MDB_KEEPING_UP  (less than a batch waits): MDB_YIELD_AFTER_US
+ *   MDB_BEHIND      (a whole batch waits):     MDB_YIELD_BEHIND_US
+ *   MDB_FAR_BEHIND  (half the queue waits):    never
+ * Two calls more than MDB_PAUSE_US apart mean the thread paused in between.
+ * mdb_yield_due is its decision: whether a call at `now` (µs, monotonic)
+ * yields, given the run so far and the run length allowed. */
 #define MDB_YIELD_AFTER_US 50
+#define MDB_YIELD_BEHIND_US 200
 #define MDB_PAUSE_US 2000
+enum mdb_pace { MDB_KEEPING_UP, MDB_BEHIND, MDB_FAR_BEHIND };
 struct mdb_run {
     int64_t start, last; /* when the current run began; the last call */
 };
-int mdb_yield_due(struct mdb_run *r, int64_t now);
+int mdb_yield_due(struct mdb_run *r, int64_t now, int64_t after_us);
+/* The run allowed at `pace` before a yield, or -1: no yield. */
+int64_t mdb_yield_after(enum mdb_pace pace);
+/* The pace for `queued` rows waiting, with batches of batch_rows and room
+ * for queue_size. */
+enum mdb_pace mdb_pace_for(size_t queued, size_t batch_rows, size_t queue_size);
 void mdb_yield_point(void);
+/* This thread's yield points follow *pace (read without a lock); NULL:
+ * MDB_KEEPING_UP always. */
+void mdb_yield_pace(const atomic_int *pace);
 
 /* mkdir -p of the directory holding `path`: 0 or -errno. */
 int mdb_mkdir_parent(const char *path);

@@ -42,6 +42,9 @@ struct mdb {
     pthread_cond_t cond;
     struct mdb_row *head, **tail;
     size_t queued;
+    /* How far behind the writer is (enum mdb_pace): set under mu, read by
+     * its yield points without it. */
+    atomic_int pace;
     int stop;
 
     /* Writer thread only. */
@@ -237,6 +240,7 @@ static struct mdb_row *take(struct mdb *m, size_t *n)
     *link = NULL;
     if (!m->head) m->tail = &m->head;
     m->queued -= k;
+    atomic_store_explicit(&m->pace, (int)mdb_pace_for(m->queued, m->batch_rows, m->queue_size), memory_order_relaxed);
     *n = k;
     return k ? first : NULL;
 }
@@ -245,6 +249,11 @@ static void *writer_main(void *arg)
 {
     struct mdb *m = arg;
     pthread_setname_np(pthread_self(), "hr-mdb-writer"); /* top -H, ps -L */
+    /* The writer steps aside for request threads less often the further
+     * behind it is: yielding every 50 us on a saturated host, it got too
+     * little of the CPU, its queue filled and rows were dropped (57 % at
+     * 64 connections, bench/README.md session 20). */
+    mdb_yield_pace(&m->pace);
     prune(m, wall_s(m));
     int backoff = 0; /* the last write failed: wait the whole interval */
     pthread_mutex_lock(&m->mu);
@@ -320,6 +329,9 @@ static void on_event(void *state, const struct hr_event *ev)
     *m->tail = r;
     m->tail = &r->next;
     int wake = ++m->queued == m->batch_rows;
+    if (wake || m->queued == m->queue_size / 2)
+        atomic_store_explicit(&m->pace, (int)mdb_pace_for(m->queued, m->batch_rows, m->queue_size),
+                              memory_order_relaxed);
     pthread_mutex_unlock(&m->mu);
     if (wake) pthread_cond_signal(&m->cond);
 }

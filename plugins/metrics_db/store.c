@@ -455,7 +455,8 @@ int mdb_insert(sqlite3 *db, struct mdb_stmts *cache, const struct mdb_row *rows,
          * wake-ups by up to a scheduler tick (0.95 -> 0.37 ms p99 then;
          * nice, SCHED_BATCH or a short slice did not help, SCHED_IDLE made
          * it worse by holding locks; bench/README.md). It yields once the
-         * writer has run 50 us without a pause (yield_vfs.c). */
+         * writer has run 50 us without a pause, less often when it is
+         * behind (yield_vfs.c). */
         mdb_yield_point();
     }
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);

@@ -1,7 +1,8 @@
 /* yield_vfs.c — an SQLite VFS that hands every call to the default VFS and
  * gives up the CPU (sched_yield) at page reads and writes once the writer
- * has run for MDB_YIELD_AFTER_US without a pause; mdb_yield_point() is that
- * test, also called between store.c's statements.
+ * has run for MDB_YIELD_AFTER_US without a pause (longer, or never, when it
+ * is behind: mdb.h); mdb_yield_point() is that test, also called between
+ * store.c's statements.
  *
  * Why: a COMMIT writes each dirty page to the WAL and a checkpoint copies up
  * to ~1000 pages back into the database, each in one SQLite call that runs
@@ -38,12 +39,12 @@ static int64_t now_us(void)
     return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
 }
 
-int mdb_yield_due(struct mdb_run *r, int64_t now)
+int mdb_yield_due(struct mdb_run *r, int64_t now, int64_t after_us)
 {
     int due = 0;
     if (now - r->last > MDB_PAUSE_US) {
         r->start = now; /* slept or waited since the last point: a new run */
-    } else if (now - r->start >= MDB_YIELD_AFTER_US) {
+    } else if (now - r->start >= after_us) {
         due = 1;
         r->start = now;
     }
@@ -51,10 +52,28 @@ int mdb_yield_due(struct mdb_run *r, int64_t now)
     return due;
 }
 
+int64_t mdb_yield_after(enum mdb_pace pace)
+{
+    return pace == MDB_KEEPING_UP ? MDB_YIELD_AFTER_US : pace == MDB_BEHIND ? MDB_YIELD_BEHIND_US : -1;
+}
+
+enum mdb_pace mdb_pace_for(size_t queued, size_t batch_rows, size_t queue_size)
+{
+    if (queued >= queue_size / 2) return MDB_FAR_BEHIND;
+    return queued >= batch_rows ? MDB_BEHIND : MDB_KEEPING_UP;
+}
+
+static _Thread_local const atomic_int *my_pace;
+
+void mdb_yield_pace(const atomic_int *pace) { my_pace = pace; }
+
 void mdb_yield_point(void)
 {
     static _Thread_local struct mdb_run run;
-    if (mdb_yield_due(&run, now_us())) {
+    int64_t after = mdb_yield_after(my_pace ? (enum mdb_pace)atomic_load_explicit(my_pace, memory_order_relaxed)
+                                            : MDB_KEEPING_UP);
+    if (after < 0) return;
+    if (mdb_yield_due(&run, now_us(), after)) {
         sched_yield();
         run.start = run.last = now_us(); /* the run starts again once it has the CPU back */
     }
