@@ -1,4 +1,6 @@
-/* sinks.c — sink threads fed by bounded ring buffers of owned event copies.
+/* sinks.c — sink threads fed by bounded ring buffers of owned event copies,
+ * and sinks that take the event on the request's own thread
+ * (HR_SINK_ON_REQUEST_THREAD: no copy, no queue, no thread).
  * A request does not wake a sink thread that is busy: after a batch, the
  * thread lingers LINGER_US before looking again and then takes everything
  * that came meanwhile in one go. Only a thread that went to sleep on an
@@ -67,6 +69,9 @@ struct hr_sink_queue {
 
 static struct hr_sink_queue **queues;
 static size_t n_queues;
+/* Sinks with HR_SINK_ON_REQUEST_THREAD: called by hr_sinks_emit itself. */
+static struct hr_instance **direct;
+static size_t n_direct;
 
 static pthread_mutex_t homes_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct event_home *homes; /* every home, under homes_lock */
@@ -219,13 +224,24 @@ static void *sink_thread(void *arg)
     return NULL;
 }
 
+static int on_request_thread(const struct headroom_plugin *d)
+{
+    return d->abi_minor >= 7 && HR_HAS_FIELD(d, struct headroom_plugin, sink_flags) &&
+           (d->sink_flags & HR_SINK_ON_REQUEST_THREAD);
+}
+
 int hr_sinks_start(struct hr_plugins *p, size_t queue_size)
 {
     queues = calloc(p->n_sinks ? p->n_sinks : 1, sizeof *queues);
-    if (!queues) return -12;
+    direct = calloc(p->n_sinks ? p->n_sinks : 1, sizeof *direct);
+    if (!queues || !direct) return -12;
     for (size_t i = 0; i < p->n_sinks; i++) {
         /* Reads the registries only, or asked for nothing: no events, no thread. */
         if (!p->sinks[i]->desc->on_event || p->sinks[i]->events_off) continue;
+        if (on_request_thread(p->sinks[i]->desc)) {
+            direct[n_direct++] = p->sinks[i];
+            continue;
+        }
         struct hr_sink_queue *q = calloc(1, sizeof *q);
         if (!q) return -12;
         q->in = p->sinks[i];
@@ -255,6 +271,10 @@ int hr_sinks_start(struct hr_plugins *p, size_t queue_size)
 
 void hr_sinks_emit(const struct hr_event *ev)
 {
+    for (size_t i = 0; i < n_direct; i++) {
+        direct[i]->desc->on_event(direct[i]->state, ev);
+        atomic_fetch_add_explicit(&direct[i]->events, 1, memory_order_relaxed);
+    }
     if (!n_queues) return;
     struct owned_event *o = copy_event(ev);
     /* One reference per queue, and ours until every queue has it: a sink
@@ -296,6 +316,9 @@ void hr_sinks_stop(void)
     free(queues);
     queues = NULL;
     n_queues = 0;
+    free(direct);
+    direct = NULL;
+    n_direct = 0;
     /* Every sink thread is joined: no copy is out any more. */
     atomic_fetch_add(&homes_gen, 1);
     pthread_mutex_lock(&homes_lock);
@@ -311,6 +334,10 @@ void hr_sinks_stop(void)
 json_t *hr_sinks_stats_json(void)
 {
     json_t *o = json_object();
+    for (size_t i = 0; i < n_direct; i++)
+        json_object_set_new(o, direct[i]->name,
+                            json_pack("{s:I,s:I,s:I}", "events", (json_int_t)atomic_load(&direct[i]->events),
+                                      "dropped", (json_int_t)atomic_load(&direct[i]->dropped), "queued", (json_int_t)0));
     for (size_t i = 0; i < n_queues; i++) {
         struct hr_sink_queue *q = queues[i];
         pthread_mutex_lock(&q->lock);

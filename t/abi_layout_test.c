@@ -202,6 +202,7 @@ static const struct layout table[] = {
     FIELD(headroom_plugin, reopen, 88, 0),
     FIELD(headroom_plugin, reset, 96, 2),
     FIELD(headroom_plugin, transform_flags, 104, 3),
+    FIELD(headroom_plugin, sink_flags, 108, 7),
     SIZE(headroom_plugin, 112),
 };
 
@@ -211,7 +212,7 @@ int main(void)
         printf("1..0 # SKIP the frozen offsets are for LP64 targets\n");
         return 0;
     }
-    ok(HR_ABI_MAJOR == 1 && HR_ABI_MINOR == 6, "ABI 1.6 (a new minor appends lines here)");
+    ok(HR_ABI_MAJOR == 1 && HR_ABI_MINOR == 7, "ABI 1.7 (a new minor appends lines here)");
     for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
         const struct layout *l = &table[i];
         if (l->minor < 0)

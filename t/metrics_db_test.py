@@ -119,7 +119,14 @@ with Mock() as m:
         names = h.thread_names()
         if names is not None:
             ok("hr-mdb-writer" in names, "the writer thread is named hr-mdb-writer: %s" % sorted(names))
+            # HR_SINK_ON_REQUEST_THREAD (ABI 1.7): rows are made on the
+            # request threads, so the sink has no thread of its own.
+            ok(not [x for x in names if x.startswith("hr-sink-metrics")],
+               "metrics_db takes its events on the request threads: no sink thread (%s)" % sorted(names))
         n = st["requests"]["total"]
+        sk = (st.get("sinks") or {}).get("metrics_db") or {}
+        ok(sk.get("events") == n and sk.get("queued") == 0 and sk.get("dropped") == 0,
+           "/stats.sinks.metrics_db counts every event, none queued or dropped: %s" % sk)
         ok(n == 11 and wait_until(lambda: mdb(h).get("queued") == n, 5), "%s rows queued" % n)
         metrics = h.get("/metrics").text
         like(metrics, r"(?m)^headroom_metrics_db_queue_length %d$" % n, "/metrics has headroom_metrics_db_queue_length")

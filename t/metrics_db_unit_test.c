@@ -432,7 +432,7 @@ int main(void)
         ok(a && b && a != b, "two rows, two blocks");
         if (a && b) {
             a->next = b;
-            mdb_rows_return(&pool, a); /* as the writer does after a commit */
+            mdb_rows_release(a); /* as the writer does after a commit */
             ev.request_id = "hr-pool-third";
             struct mdb_row *c = mdb_row_from_event(&ev, &pool);
             ok(c == a || c == b, "the next row reuses a block given back");
@@ -448,7 +448,16 @@ int main(void)
             ok(d && d != a && d != b && d->block.cap >= sizeof *d + 2 * MDB_TEXT_MAX, "a longer row gets a new block");
             is_int(d ? (long long)strlen(d->request_id) : -1, MDB_TEXT_MAX, "with its whole request_id");
             if (c) c->next = d;
-            mdb_rows_return(&pool, c);
+            mdb_rows_release(c);
+        }
+        /* Rows from malloc and from a pool, mixed in one list, each go back
+         * where they came from. */
+        ev.request_id = "hr-malloc";
+        struct mdb_row *e = mdb_row_from_event(&ev, NULL), *f = mdb_row_from_event(&ev, &pool);
+        ok(e && !e->home && f && f->home == &pool, "a row knows where it goes back");
+        if (e && f) {
+            e->next = f;
+            mdb_rows_release(e);
         }
         hr_return_drain(&pool); /* ASan: nothing leaked, nothing freed twice */
         ok(!pool.pending && !pool.returned, "the pool is empty after a drain");

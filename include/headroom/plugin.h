@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define HR_ABI_MAJOR 1
-#define HR_ABI_MINOR 6
+#define HR_ABI_MINOR 7
 
 #if defined(__GNUC__)
 #define HR_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -538,9 +538,10 @@ struct headroom_plugin {
     /* Transforms: content types acted on (HR_CT_BIT mask); 0 means all. */
     uint32_t content_types;
 
-    /* Sinks: one completed request; runs on the sink's own thread. Since
-     * 1.2 it may be NULL for a sink that only reads the registries (routes,
-     * metrics_visit): it then gets no queue and no thread. */
+    /* Sinks: one completed request; runs on the sink's own thread (or, with
+     * HR_SINK_ON_REQUEST_THREAD, on the request's). Since 1.2 it may be NULL
+     * for a sink that only reads the registries (routes, metrics_visit): it
+     * then gets no queue and no thread. */
     void (*on_event)(void *state, const struct hr_event *event);
     /* Optional: reopen files after log rotation (SIGHUP). Runs on the main
      * thread, concurrently with on_event: take your own lock. */
@@ -552,6 +553,9 @@ struct headroom_plugin {
 
     /* 1.3, transforms: HR_TF_* */
     uint32_t transform_flags;
+
+    /* 1.7, sinks: HR_SINK_* */
+    uint32_t sink_flags;
 };
 
 /* 1.3: the stage reads token counts of units only through
@@ -575,6 +579,15 @@ struct headroom_plugin {
  * where it otherwise deep-copies the tool definitions and system prompt
  * before the stage (~0.3 M instructions for a coding agent's). */
 #define HR_TF_COPY_ON_WRITE 0x4u
+
+/* 1.7: on_event is quick, never waits on disk or network, and may run on
+ * several threads at once (it takes its own locks, and holds them briefly).
+ * The host then calls it on the request's own thread as the request ends,
+ * with the event borrowed for the call, instead of copying the event into
+ * a queue for a thread of the sink's own: no copy, no hand-off, no wake-up,
+ * and the event's memory is still in that core's cache. Nothing is dropped
+ * for a full queue, as there is none; a slow on_event slows requests. */
+#define HR_SINK_ON_REQUEST_THREAD 0x1u
 
 /* Fills the version fields; use as the first line of your descriptor. */
 #define HR_PLUGIN_HEADER                                   \

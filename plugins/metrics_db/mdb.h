@@ -20,6 +20,7 @@
 /* One row of `requests`, with its strings in the same allocation. */
 struct mdb_row {
     struct hr_return_node block; /* first: the allocation, from a pool or malloc */
+    struct hr_return_pool *home; /* the pool it goes back to; NULL: malloc'd */
     struct mdb_row *next;
     double timestamp;
     int status, credited, cached, streamed, failed, priced;
@@ -34,14 +35,14 @@ struct mdb_row {
 /* A row for `ev`, or NULL when out of memory. Strings that are not UTF-8
  * get U+FFFD for each bad byte; `transforms` lists the stages that removed
  * tokens and were not undone. Never fails on odd input. Its memory comes
- * from `pool` when not NULL (the calling thread must own it; the row goes
- * back with mdb_rows_return), else from malloc. */
+ * from `pool` when not NULL (the calling thread must own it), else from
+ * malloc; mdb_rows_release gives it back either way. */
 struct mdb_row *mdb_row_from_event(const struct hr_event *ev, struct hr_return_pool *pool);
 /* Free a list of rows (any rows, on any thread). */
 void mdb_rows_free(struct mdb_row *list);
-/* Give a list of rows back to the pool their thread made them from (any
- * thread): the writer's rows go back to the sink thread (lib/return_pool.h). */
-void mdb_rows_return(struct hr_return_pool *pool, struct mdb_row *list);
+/* Give each row of a list back where it came from (any thread): to the pool
+ * of the thread that made it (lib/return_pool.h), or to free(). */
+void mdb_rows_release(struct mdb_row *list);
 
 /* ------------------------------------------------------------------ store */
 

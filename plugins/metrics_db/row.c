@@ -1,8 +1,8 @@
 /* row.c — a metrics_db row copied out of an hr_event: every string in one
  * allocation, cut to MDB_TEXT_MAX bytes and made valid UTF-8, and the
  * `transforms` column as a JSON array of stage names. Runs once per
- * request on the sink thread: one allocation (usually a row the writer gave
- * back), no JSON library. */
+ * request on the thread that calls on_event (the request's own): one
+ * allocation (usually a row the writer gave back), no JSON library. */
 #include <stdlib.h>
 #include <string.h>
 #include "mdb.h"
@@ -111,6 +111,7 @@ struct mdb_row *mdb_row_from_event(const struct hr_event *ev, struct hr_return_p
     size_t cap = r->block.cap;
     memset(r, 0, sizeof *r);
     r->block.cap = cap;
+    r->home = pool;
     char *cursor = (char *)(r + 1);
     const char **dst[6] = {&r->request_id, &r->model, &r->provider, &r->wire_format, &r->stack, &r->path};
     for (int i = 0; i < 6; i++) {
@@ -156,10 +157,25 @@ void mdb_rows_free(struct mdb_row *list)
     }
 }
 
-void mdb_rows_return(struct hr_return_pool *pool, struct mdb_row *list)
+void mdb_rows_release(struct mdb_row *list)
 {
-    if (!list) return;
-    struct mdb_row *last = list;
-    for (; last->next; last = last->next) last->block.next = &last->next->block;
-    hr_return_put_chain(pool, &list->block, &last->block);
+    while (list) {
+        /* A run of rows from one pool goes back in one exchange. */
+        struct mdb_row *first = list, *last = list;
+        struct hr_return_pool *home = first->home;
+        while (last->next && last->next->home == home) {
+            last->block.next = &last->next->block;
+            last = last->next;
+        }
+        list = last->next;
+        if (home) {
+            hr_return_put_chain(home, &first->block, &last->block);
+            continue;
+        }
+        for (struct mdb_row *r = first, *next;; r = next) {
+            next = r->next;
+            free(r);
+            if (r == last) break;
+        }
+    }
 }
