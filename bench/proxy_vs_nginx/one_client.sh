@@ -9,7 +9,8 @@
 #   shipped        conf/headroom.conf as shipped
 #   nomdb          without the metrics_db sink
 #   nosinks        without any sink
-#   base           the shipped config on BASE_HEADROOMD (another build)
+#   base           the shipped config on BASE_HEADROOMD (another build),
+#                  edited by the sed script BASE_CONF_SED if set
 #   nginx          nginx proxy_pass, one worker per core (the floor)
 #   nginx_bg       the same nginx with background_load.c running beside it
 #                  during its runs, shaped like headroomd's sink threads at
@@ -56,6 +57,7 @@ for v in "${VARIANTS[@]}"; do
         continue
     fi
     headroomd_conf "${PORT[$v]}" "$v" "$TMP/$v.conf"
+    [ "$v" != base ] || [ -z "${BASE_CONF_SED:-}" ] || sed -i -e "$BASE_CONF_SED" "$TMP/$v.conf"
     bin=$HEADROOMD
     [ "$v" = base ] && bin=$BASE_HEADROOMD
     start_headroomd "$v" "$bin" "$TMP/$v.conf"
