@@ -366,9 +366,9 @@ static void finish_now(struct proxy_req *p, int status, int failed, const char *
         hr_session_record(p->pr.session_id, p->pr.raw, p->pr.n_raw, p->pr.record_raw, cached_prefix);
     }
     hr_stats_record(&ev);
-    /* Counted: the answer can go. Sinks that run on this thread
-     * (HR_SINK_ON_REQUEST_THREAD) would otherwise hold it up; they took
-     * one client's p50 from 83 to 93 us (bench/README.md, session 20). */
+    /* Counted: the answer can go now, so that sinks running on this thread
+     * (HR_SINK_ON_REQUEST_THREAD) do their work after it has left rather
+     * than before (bench/README.md, session 20). */
     if (p->answered) hr_req_flush(p->answered);
     p->answered = NULL;
     hr_sinks_emit(&ev);
