@@ -316,10 +316,7 @@ void hr_acct_finish(struct proxy_req *p, int status, int failed, const char *err
     hr_acct_settle(p);
     double now = hr_monotonic_ms();
     hr_pipeline_count_finish(&p->pr); /* ended before it was forwarded */
-    if (p->count_late && !p->counted_late && p->up_body && defer_finish(p, status, failed, error, now)) {
-        p->answered = NULL; /* written by this loop turn; the connection may be another request's by then */
-        return;
-    }
+    if (p->count_late && !p->counted_late && p->up_body && defer_finish(p, status, failed, error, now)) return;
     finish_now(p, status, failed, error, now);
 }
 
@@ -366,11 +363,6 @@ static void finish_now(struct proxy_req *p, int status, int failed, const char *
         hr_session_record(p->pr.session_id, p->pr.raw, p->pr.n_raw, p->pr.record_raw, cached_prefix);
     }
     hr_stats_record(&ev);
-    /* Counted: the answer can go now, so that sinks running on this thread
-     * (HR_SINK_ON_REQUEST_THREAD) do their work after it has left rather
-     * than before (bench/README.md, session 20). */
-    if (p->answered) hr_req_flush(p->answered);
-    p->answered = NULL;
     hr_sinks_emit(&ev);
     HR_DEBUG(LOGGER, "%s %s %s -> %d in %.1f ms%s%s", p->request_id, ev.provider_name, p->path, status,
              ev.latency_ms, error ? ": " : "", error ? error : "");

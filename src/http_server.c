@@ -308,9 +308,8 @@ static void write_pending(struct hr_req *c);
 /* What is queued, written now (hr_req_flush). Only the write: what follows
  * it (the next request, a close, the drained callback, a failed write's
  * cleanup) stays with the on_write already queued, so no callback runs
- * under the caller. A whole answer is written this way only once its
- * request is in /stats (accounting.c's finish_now), so /stats counts it by
- * the time the client has it. */
+ * under the caller. A whole answer is not written this way: its request is
+ * accounted first, so /stats counts it by the time the client has it. */
 static void write_now(struct hr_req *c)
 {
     if (c->gone || c->broken || c->wr_added || !evbuffer_get_length(c->out)) return;

@@ -25,8 +25,6 @@ struct hr_fleet_wait;
 struct proxy_req {
     struct hr_worker *w;
     struct hr_req *req;                  /* NULL once answered or the client is gone */
-    struct hr_req *answered;             /* a whole answer just queued: written once the request
-                                          * is in /stats, before the sinks get its event */
     int watching;                        /* hr_relay_watch_client: on_close set */
     struct hr_transfer *t;
     const struct hr_api *api;            /* the wire format (errors too, on pass-through routes) */

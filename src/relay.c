@@ -285,7 +285,6 @@ static void on_done(void *ud, enum hr_xfer_result rc, const char *why)
     hr_acct_headers(p, p->req);
     p->reply_ms = hr_monotonic_ms() - t_upstream_done;
     hr_req_send_buffer(p->req, (int)p->status, p->body);
-    p->answered = p->req;
     p->req = NULL;
     hr_acct_finish(p, (int)p->status, 0, NULL);
     hr_proxy_free(p);

@@ -331,21 +331,23 @@ void hr_sinks_stop(void)
     pthread_mutex_unlock(&homes_lock);
 }
 
+static void sink_stats(json_t *o, struct hr_instance *in, size_t queued)
+{
+    json_object_set_new(o, in->name,
+                        json_pack("{s:I,s:I,s:I}", "events", (json_int_t)atomic_load(&in->events), "dropped",
+                                  (json_int_t)atomic_load(&in->dropped), "queued", (json_int_t)queued));
+}
+
 json_t *hr_sinks_stats_json(void)
 {
     json_t *o = json_object();
-    for (size_t i = 0; i < n_direct; i++)
-        json_object_set_new(o, direct[i]->name,
-                            json_pack("{s:I,s:I,s:I}", "events", (json_int_t)atomic_load(&direct[i]->events),
-                                      "dropped", (json_int_t)atomic_load(&direct[i]->dropped), "queued", (json_int_t)0));
+    for (size_t i = 0; i < n_direct; i++) sink_stats(o, direct[i], 0); /* no queue */
     for (size_t i = 0; i < n_queues; i++) {
         struct hr_sink_queue *q = queues[i];
         pthread_mutex_lock(&q->lock);
         size_t queued = q->len;
         pthread_mutex_unlock(&q->lock);
-        json_object_set_new(o, q->in->name,
-                            json_pack("{s:I,s:I,s:I}", "events", (json_int_t)atomic_load(&q->in->events), "dropped",
-                                      (json_int_t)atomic_load(&q->in->dropped), "queued", (json_int_t)queued));
+        sink_stats(o, q->in, queued);
     }
     return o;
 }

@@ -124,8 +124,7 @@ with Mock() as m:
             ok(not [x for x in names if x.startswith("hr-sink-metrics")],
                "metrics_db takes its events on the request threads: no sink thread (%s)" % sorted(names))
         n = st["requests"]["total"]
-        # The answer leaves before the sinks see its event: give the last
-        # one's worker a moment.
+        # Counted as each request ends on its worker: a moment for the last.
         sink = lambda: ((h.stats() or {}).get("sinks") or {}).get("metrics_db") or {}  # noqa: E731
         ok(wait_until(lambda: sink().get("events") == n, 5) and sink().get("queued") == 0 and
            sink().get("dropped") == 0, "/stats.sinks.metrics_db counts every event, none queued or dropped: %s" % sink())
