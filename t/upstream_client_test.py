@@ -231,6 +231,26 @@ try:
         ok(wait_until(lambda: up.open == 0, 4), "none left after upstream_idle_timeout (1 s)")
         is_(ask(h).status, 200, "a new connection after the idle ones closed")
 
+    # --- more clients than upstream_keepalive, in rounds: the connections the
+    # load keeps reusing stay open; a burst's extras close within ~2 s
+    up = Upstream()
+    url = "http://127.0.0.1:%d" % up.port
+    with Headroomd(conf_text=conf(url, "workers 1\nupstream_keepalive 2\n")) as h:
+        for _ in range(5):
+            results = []
+            ts = [threading.Thread(target=lambda: results.append(ask(h, extra_headers={"x-delay": "0.1"}).status))
+                  for _ in range(4)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            if results != [200] * 4:
+                break
+        is_(results, [200] * 4, "4 concurrent requests a round, 5 rounds, answered")
+        is_(up.accepted, 4, "4 connections for all 20: none closed and reopened between rounds")
+        ok(wait_until(lambda: up.open <= 2, 5), "2 s after the load, upstream_keepalive (2) stay open (%d)" % up.open)
+        is_(up.accepted, 4, "none opened meanwhile")
+
     # --- an upstream that drops kept-alive connections after 0.3 s
     up = Upstream(close_idle_after=0.3)
     url = "http://127.0.0.1:%d" % up.port
