@@ -465,23 +465,29 @@ int main(void)
 
     /* --- a batch larger than one multi-row INSERT keeps every row ------ */
     const char *db8 = file("many.db");
-    s = make(db8, "batch_rows", "45", "flush_interval_ms", "60000");
-    static char ids[45][24];
-    for (int i = 0; i < 45; i++) {
+    enum { MANY = 2 * MDB_INSERT_ROWS + 13 };
+    char many_rows[16];
+    snprintf(many_rows, sizeof many_rows, "%d", MANY);
+    s = make(db8, "batch_rows", many_rows, "flush_interval_ms", "60000");
+    static char ids[MANY][24];
+    for (int i = 0; i < MANY; i++) {
         ev = event(i);
         snprintf(ids[i], sizeof ids[i], "hr-many-%d", i);
         ev.request_id = ids[i];
         ev.tokens_output = (uint64_t)i;
         headroom_plugin.on_event(s, &ev);
     }
-    ok(wait_written(45), "45 rows written");
-    is_int(stat_int("batches"), 1, "in one batch (two 16-row INSERTs and 13 single ones)");
+    ok(wait_written(MANY), "%d rows written", MANY);
+    is_int(stat_int("batches"), 1, "in one batch (two %d-row INSERTs and 13 single ones)", MDB_INSERT_ROWS);
     drop(s);
     {
         sqlite3 *db = open_ro(db8);
         sqlite3_stmt *q;
         int good = 0, rows = 0;
-        if (db && sqlite3_prepare_v2(db, "SELECT request_id, tokens_output, ttfb_ms, timestamp FROM requests ORDER BY id",
+        ev = event(0);
+        if (db && sqlite3_prepare_v2(db,
+                                     "SELECT request_id, tokens_output, ttfb_ms, timestamp, model, path, transforms, "
+                                     "length(request_id) FROM requests ORDER BY id",
                                      -1, &q, NULL) == SQLITE_OK) {
             good = 1;
             while (sqlite3_step(q) == SQLITE_ROW) {
@@ -489,14 +495,17 @@ int main(void)
                 snprintf(want, sizeof want, "hr-many-%d", rows);
                 good &= !strcmp((const char *)sqlite3_column_text(q, 0), want) && sqlite3_column_int(q, 1) == rows &&
                         (sqlite3_column_type(q, 2) == SQLITE_NULL) == (rows % 2) &&
-                        sqlite3_column_double(q, 3) == 1700000000.25 + rows;
+                        sqlite3_column_double(q, 3) == 1700000000.25 + rows &&
+                        !strcmp((const char *)sqlite3_column_text(q, 4), ev.model) &&
+                        !strcmp((const char *)sqlite3_column_text(q, 5), ev.path) &&
+                        sqlite3_column_text(q, 6)[0] == '[' && sqlite3_column_int(q, 7) == (int)strlen(want);
                 rows++;
             }
             sqlite3_finalize(q);
         }
         sqlite3_close(db);
-        is_int(rows, 45, "45 rows read back");
-        ok(good, "each row in order with its own values");
+        is_int(rows, MANY, "%d rows read back", MANY);
+        ok(good, "each row in order with its own values, every text whole");
     }
 
     /* --- when the writer yields: after 50 us of running, not after a pause */

@@ -45,6 +45,9 @@ static struct mdb_row *make_rows(struct mdb_row *rows, char (*ids)[24], size_t n
             .cost_usd = 0.0000095, .latency_ms = 0.09, .overhead_ms = 0.02, .ttfb_ms = -1, .request_id = ids[i],
             .model = "gpt-4o-mini", .provider = "openai", .wire_format = "openai_chat", .stack = "",
             .path = "/v1/chat/completions", .transforms = "[]"};
+        const char *texts[7] = {rows[i].request_id, rows[i].model, rows[i].provider, rows[i].wire_format,
+                                rows[i].stack, rows[i].path, rows[i].transforms};
+        for (int t = 0; t < 7; t++) rows[i].text_len[t] = (uint32_t)strlen(texts[t]);
     }
     return rows;
 }

@@ -117,11 +117,13 @@ struct mdb_row *mdb_row_from_event(const struct hr_event *ev, struct hr_return_p
     for (int i = 0; i < 6; i++) {
         memcpy(cursor, text[i], len[i] + 1);
         *dst[i] = cursor;
+        r->text_len[i] = (uint32_t)len[i];
         cursor += len[i] + 1;
     }
     transforms_json(cursor, ev);
     cursor[trl] = '\0';
     r->transforms = cursor;
+    r->text_len[6] = (uint32_t)trl;
 
     r->timestamp = ev->timestamp;
     r->status = ev->status;

@@ -366,8 +366,8 @@ enum mdb_open_status mdb_open(const char *path, double now, int busy_timeout_ms,
 /* Bind `r` to the ROW_PARAMS parameters from `i` on. */
 static int bind_row(sqlite3_stmt *st, int i, const struct mdb_row *r)
 {
-    int rc = SQLITE_OK;
-#define TXT(v) if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, i++, (v), -1, SQLITE_STATIC)
+    int rc = SQLITE_OK, t = 0;
+#define TXT(v) if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, i++, (v), (int)r->text_len[t++], SQLITE_STATIC)
 #define INT(v) if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, i++, (sqlite3_int64)(v))
 #define DBL(v) if (rc == SQLITE_OK) rc = sqlite3_bind_double(st, i++, (v))
     TXT(r->request_id);
@@ -434,14 +434,18 @@ int mdb_insert(sqlite3 *db, struct mdb_stmts *cache, const struct mdb_row *rows,
     struct mdb_stmts local = {0, 0};
     struct mdb_stmts *c = cache ? cache : &local;
     int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    /* An SQLite built with fewer parameters a statement than a wide INSERT
+     * needs (999 before 3.32) gets one row a statement. */
+    int width =
+        sqlite3_limit(db, SQLITE_LIMIT_VARIABLE_NUMBER, -1) >= MDB_INSERT_ROWS * ROW_PARAMS ? MDB_INSERT_ROWS : 1;
     const struct mdb_row *r = rows;
     while (rc == SQLITE_OK && r) {
         /* MDB_INSERT_ROWS rows per statement while there are that many:
          * SQLite's per-statement work is then paid once for them. */
         const struct mdb_row *e = r;
         int n = 0;
-        while (e && n < MDB_INSERT_ROWS) e = e->next, n++;
-        int many = n == MDB_INSERT_ROWS;
+        while (e && n < width) e = e->next, n++;
+        int many = width > 1 && n == width;
         sqlite3_stmt *st;
         rc = many ? insert_stmt(db, &c->many, MDB_INSERT_ROWS, &st) : insert_stmt(db, &c->one, 1, &st);
         for (int i = 0; rc == SQLITE_OK && i < (many ? n : 1); i++, r = r->next) rc = bind_row(st, 1 + i * ROW_PARAMS, r);
