@@ -247,7 +247,7 @@ try:
             if results != [200] * 4:
                 break
         is_(results, [200] * 4, "4 concurrent requests a round, 5 rounds, answered")
-        is_(up.accepted, 4, "4 connections for all 20: none closed and reopened between rounds")
+        is_(up.accepted, 4, "4 connections for all 20: none closed and reopened between rounds (%d)" % up.accepted)
         ok(wait_until(lambda: up.open <= 2, 5), "2 s after the load, upstream_keepalive (2) stay open (%d)" % up.open)
         is_(up.accepted, 4, "none opened meanwhile")
 
