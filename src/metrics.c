@@ -129,6 +129,18 @@ int hr_metrics_visit(hr_metric_visit_fn fn, void *ud)
         snprintf(index, sizeof index, "%zu", w);
         value(&v, (const char *const[]){index}, (double)hr_conn_open(w));
     }
+    scalar(&v, "headroom_upstream_connections_opened_total", HR_METRIC_COUNTER,
+           "Upstream connections established since start (a TCP connect, and a TLS handshake for https); against "
+           "headroom_requests_total, how often a request could not reuse a kept one",
+           (double)hr_upstream_opened_total());
+    family(&v, "headroom_upstream_connections_idle", HR_METRIC_GAUGE,
+           "Upstream connections kept open for reuse now, by worker (native client; upstream_keepalive)", 1, L_WORKER);
+    for (size_t w = 0; hr_upstream_counts(w); w++) {
+        char index[24];
+        snprintf(index, sizeof index, "%zu", w);
+        value(&v, (const char *const[]){index},
+              (double)atomic_load_explicit(&hr_upstream_counts(w)->idle, memory_order_relaxed));
+    }
     scalar(&v, "headroom_websocket_connections", HR_METRIC_GAUGE,
            "Responses API WebSockets relayed and open now (each holds one of max_connections)", (double)hr_ws_open_now());
     scalar(&v, "headroom_websocket_connections_total", HR_METRIC_COUNTER,

@@ -320,7 +320,9 @@ int hr_server_start(struct hr_daemon *d, char *err, size_t errlen)
         w->index = i;
         w->d = d;
         w->base = new_worker_base();
-        w->up = w->base ? hr_upstream_new(w->base, d->cfg->upstream_keepalive, upstream_client(d->cfg)) : NULL;
+        w->up = w->base ? hr_upstream_new(w->base, d->cfg->upstream_keepalive, upstream_client(d->cfg),
+                                          hr_upstream_counts(i))
+                        : NULL;
         if (!w->up) {
             snprintf(err, errlen, "cannot create worker %zu event loop", i);
             return -1;

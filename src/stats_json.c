@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 #include "ccr.h"
+#include "conn_counters.h"
 #include "numfmt.h"
 #include "cost.h"
 #include "host.h"
@@ -134,6 +135,9 @@ json_t *hr_stats_json(int loopback)
     json_object_set_new(o, "ccr", hr_ccr_stats_json());
     json_object_set_new(o, "cache", hr_respcache_stats_json());
     json_object_set_new(o, "rate_limit", hr_ratelimit_stats_json());
+    json_object_set_new(o, "upstream", json_pack("{s:I,s:I}", "connections_opened",
+                                                 (json_int_t)hr_upstream_opened_total(), "idle_connections",
+                                                 (json_int_t)hr_upstream_idle_total()));
     json_object_set_new(o, "sinks", hr_sinks_stats_json());
     json_object_set_new(o, "telemetry", hr_telemetry_stats_json()); /* the beacon sink's block replaces it */
     for (size_t i = 0; i < hr_stats_block_count(); i++) {

@@ -12,6 +12,7 @@ struct hr_upstream {
     int proxy_http, proxy_https; /* a proxy from the environment applies */
     struct hr_h1_pool *h1;
     struct hr_curl_multi *curl; /* made when first needed */
+    struct hr_upstream_counts *counts;
 };
 
 static int env_set(const char *name)
@@ -20,11 +21,13 @@ static int env_set(const char *name)
     return v && *v;
 }
 
-struct hr_upstream *hr_upstream_new(struct event_base *base, long max_idle, enum hr_upstream_client which)
+struct hr_upstream *hr_upstream_new(struct event_base *base, long max_idle, enum hr_upstream_client which,
+                                    struct hr_upstream_counts *counts)
 {
     struct hr_upstream *u = calloc(1, sizeof *u);
     if (!u) return NULL;
     u->base = base;
+    u->counts = counts;
     u->max_idle = max_idle > 0 ? max_idle : 32;
     u->which = which;
     /* libcurl's rules: http_proxy (lower case only), HTTPS_PROXY, ALL_PROXY;
@@ -35,7 +38,7 @@ struct hr_upstream *hr_upstream_new(struct event_base *base, long max_idle, enum
         u->proxy_http = all || env_set("http_proxy");
         u->proxy_https = all || env_set("https_proxy") || env_set("HTTPS_PROXY");
     }
-    if (which != HR_UPSTREAM_CURL && !(u->h1 = hr_h1_pool_new(base, u->max_idle))) {
+    if (which != HR_UPSTREAM_CURL && !(u->h1 = hr_h1_pool_new(base, u->max_idle, counts))) {
         free(u);
         return NULL;
     }
@@ -70,7 +73,7 @@ struct hr_transfer *hr_transfer_start(struct hr_upstream *u, const char *method,
             hr_h1_start(u->h1, method, url, headers, body, body_len, body_len, opts, cbs, ud, &declined);
         if (!declined) return t;
     }
-    if (!u->curl && !(u->curl = hr_curl_multi_new(u->base, u->max_idle))) return NULL;
+    if (!u->curl && !(u->curl = hr_curl_multi_new(u->base, u->max_idle, u->counts))) return NULL;
     return hr_curl_start(u->curl, method, url, headers, body, body_len, opts, cbs, ud);
 }
 

@@ -44,9 +44,12 @@ struct hr_transfer_opts {
 
 enum hr_upstream_client { HR_UPSTREAM_AUTO, HR_UPSTREAM_NATIVE, HR_UPSTREAM_CURL };
 
+struct hr_upstream_counts;
 /* max_idle: idle connections kept open per worker for reuse, so a steady
- * stream of requests does not reconnect. */
-struct hr_upstream *hr_upstream_new(struct event_base *base, long max_idle, enum hr_upstream_client which);
+ * stream of requests does not reconnect. `counts` (or NULL): the worker's
+ * upstream connection figures (conn_counters.h), kept up to date. */
+struct hr_upstream *hr_upstream_new(struct event_base *base, long max_idle, enum hr_upstream_client which,
+                                    struct hr_upstream_counts *counts);
 void hr_upstream_free(struct hr_upstream *u);
 
 /* Start a request. `headers` is a block of "Name: value\r\n" lines (NULL for

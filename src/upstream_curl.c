@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <unistd.h>
 #include <curl/curl.h>
+#include "conn_counters.h"
 #include "upstream_impl.h"
 
 /* One per socket curl gave us, by descriptor, from the first time curl asks
@@ -26,6 +27,7 @@ struct hr_curl_multi {
     int running;
     struct sock_watch **watch; /* by fd */
     size_t n_watch;
+    struct hr_upstream_counts *counts; /* or NULL */
 };
 
 struct curl_xfer {
@@ -172,11 +174,12 @@ static int timer_set_cb(CURLM *multi, long timeout_ms, void *userp)
     return 0;
 }
 
-struct hr_curl_multi *hr_curl_multi_new(struct event_base *base, long max_idle)
+struct hr_curl_multi *hr_curl_multi_new(struct event_base *base, long max_idle, struct hr_upstream_counts *counts)
 {
     struct hr_curl_multi *u = calloc(1, sizeof *u);
     if (!u) return NULL;
     u->base = base;
+    u->counts = counts;
     u->multi = curl_multi_init();
     u->timer = evtimer_new(base, timer_cb, u);
     if (!u->multi || !u->timer) {
@@ -274,6 +277,9 @@ static void check_done(struct hr_curl_multi *u)
         struct curl_xfer *t;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
         CURLcode rc = msg->data.result;
+        long made = 0; /* connections this transfer had to open */
+        if (u->counts && curl_easy_getinfo(msg->easy_handle, CURLINFO_NUM_CONNECTS, &made) == CURLE_OK && made > 0)
+            hr_owned_add(&u->counts->opened, (uint64_t)made);
         if (!t->aborted) {
             if (rc == CURLE_OK) deliver_headers(t);
             char why[CURL_ERROR_SIZE + 16];

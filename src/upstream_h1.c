@@ -26,6 +26,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include "asan.h"
+#include "conn_counters.h"
 #include "numfmt.h"
 #include "resolver.h"
 #include "stats.h"
@@ -117,6 +118,7 @@ struct session {
 struct hr_h1_pool {
     struct event_base *base;
     long max_idle;
+    struct hr_upstream_counts *counts; /* or NULL */
     struct h1_conn *idle; /* most recently parked first */
     struct h1_conn *idle_tail;
     long n_idle;
@@ -290,6 +292,7 @@ static void idle_unlink(struct h1_conn *c)
     else pool->idle_tail = c->idle_prev;
     c->idle_prev = c->idle_next = NULL;
     pool->n_idle--;
+    if (pool->counts) atomic_store_explicit(&pool->counts->idle, pool->n_idle, memory_order_relaxed);
 }
 
 static void conn_close(struct h1_conn *c)
@@ -395,6 +398,7 @@ static void conn_park(struct h1_conn *c, long idle_timeout_s)
     else pool->idle_tail = c;
     pool->idle = c;
     pool->n_idle++;
+    if (pool->counts) atomic_store_explicit(&pool->counts->idle, pool->n_idle, memory_order_relaxed);
     sweep_arm(pool, now);
 }
 
@@ -592,6 +596,7 @@ static void start_conn(struct h1_xfer *x)
 static void connected(struct h1_conn *c)
 {
     struct h1_xfer *x = c->x;
+    if (c->pool->counts) hr_owned_add(&c->pool->counts->opened, 1);
     x->connect_ms = hr_monotonic_ms() - x->t_start;
     arm_timer(x, 0);
     c->state = C_SENDING;
@@ -1017,12 +1022,13 @@ static void conn_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---------- the interface ---------- */
 
-struct hr_h1_pool *hr_h1_pool_new(struct event_base *base, long max_idle)
+struct hr_h1_pool *hr_h1_pool_new(struct event_base *base, long max_idle, struct hr_upstream_counts *counts)
 {
     struct hr_h1_pool *pool = calloc(1, sizeof *pool);
     if (!pool) return NULL;
     pool->base = base;
     pool->max_idle = max_idle;
+    pool->counts = counts;
     pool->resolver = hr_resolver_new(base);
     if (!pool->resolver) {
         free(pool);

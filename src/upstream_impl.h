@@ -9,7 +9,9 @@ struct hr_transfer {
 };
 
 struct hr_h1_pool;
-struct hr_h1_pool *hr_h1_pool_new(struct event_base *base, long max_idle);
+struct hr_upstream_counts;
+/* counts (or NULL): where the pool keeps its connection figures (conn_counters.h). */
+struct hr_h1_pool *hr_h1_pool_new(struct event_base *base, long max_idle, struct hr_upstream_counts *counts);
 void hr_h1_pool_free(struct hr_h1_pool *pool);
 /* NULL with *declined set when the URL is not one the native client takes
  * (only http or https, no user information): libcurl's then. body_have <
@@ -28,7 +30,7 @@ void hr_h1_abort(struct hr_transfer *t);
 struct hr_tunnel *hr_h1_take_tunnel(struct hr_transfer *t);
 
 struct hr_curl_multi;
-struct hr_curl_multi *hr_curl_multi_new(struct event_base *base, long max_idle);
+struct hr_curl_multi *hr_curl_multi_new(struct event_base *base, long max_idle, struct hr_upstream_counts *counts);
 void hr_curl_multi_free(struct hr_curl_multi *m);
 struct hr_transfer *hr_curl_start(struct hr_curl_multi *m, const char *method, const char *url, const char *headers,
                                   const char *body, size_t body_len, const struct hr_transfer_opts *opts,

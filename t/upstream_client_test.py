@@ -235,7 +235,7 @@ try:
     # load keeps reusing stay open; a burst's extras close within ~2 s
     up = Upstream()
     url = "http://127.0.0.1:%d" % up.port
-    with Headroomd(conf_text=conf(url, "workers 1\nupstream_keepalive 2\n")) as h:
+    with Headroomd(conf_text=conf(url, "upstream_keepalive 2\nsink prometheus { path /metrics; }\n")) as h:
         for _ in range(5):
             results = []
             ts = [threading.Thread(target=lambda: results.append(ask(h, extra_headers={"x-delay": "0.1"}).status))
@@ -248,8 +248,17 @@ try:
                 break
         is_(results, [200] * 4, "4 concurrent requests a round, 5 rounds, answered")
         is_(up.accepted, 4, "4 connections for all 20: none closed and reopened between rounds (%d)" % up.accepted)
+        st = h.stats()["upstream"]
+        is_(st["connections_opened"], 4, "/stats.upstream.connections_opened: 4")
+        ok(2 <= st["idle_connections"] <= 4, "/stats.upstream.idle_connections: the 4 kept, or 2 once trimmed (%d)"
+           % st["idle_connections"])
         ok(wait_until(lambda: up.open <= 2, 5), "2 s after the load, upstream_keepalive (2) stay open (%d)" % up.open)
         is_(up.accepted, 4, "none opened meanwhile")
+        metrics = h.get("/metrics").body.decode()
+        like(metrics, r"(?m)^headroom_upstream_connections_opened_total 4$", "/metrics: 4 connections opened")
+        like(metrics, r'(?m)^headroom_upstream_connections_idle\{worker="0"\} 2$', "/metrics: 2 idle on the worker")
+        is_(h.stats()["upstream"]["idle_connections"], 2, "/stats.upstream.idle_connections follows the pool")
+        is_(h.stats()["upstream"]["connections_opened"], 4, "and connections_opened still 4")
 
     # --- an upstream that drops kept-alive connections after 0.3 s
     up = Upstream(close_idle_after=0.3)
