@@ -143,6 +143,18 @@ def conf(url, extra=""):
 CHAT = "/v1/chat/completions"
 
 
+def concurrent(h, n, delay):
+    """n requests at once, each answered after `delay` seconds: their statuses."""
+    results = []
+    ts = [threading.Thread(target=lambda: results.append(ask(h, extra_headers={"x-delay": delay}).status))
+          for _ in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return results
+
+
 def ask(h, answer="json", extra_headers=None):
     hdrs = {"Authorization": "Bearer sk-test", "x-answer": answer}
     hdrs.update(extra_headers or {})
@@ -218,14 +230,7 @@ try:
     up = Upstream()
     url = "http://127.0.0.1:%d" % up.port
     with Headroomd(conf_text=conf(url, "upstream_keepalive 2\nupstream_idle_timeout 1\n")) as h:
-        results = []
-        ts = [threading.Thread(target=lambda: results.append(ask(h, extra_headers={"x-delay": "0.5"}).status))
-              for _ in range(6)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-        is_(results, [200] * 6, "6 concurrent requests answered")
+        is_(concurrent(h, 6, "0.5"), [200] * 6, "6 concurrent requests answered")
         is_(up.accepted, 6, "6 connections were needed")
         ok(wait_until(lambda: up.open <= 2, 3), "at most upstream_keepalive (2) stay open (%d)" % up.open)
         ok(wait_until(lambda: up.open == 0, 4), "none left after upstream_idle_timeout (1 s)")
@@ -237,13 +242,7 @@ try:
     url = "http://127.0.0.1:%d" % up.port
     with Headroomd(conf_text=conf(url, "upstream_keepalive 2\nsink prometheus { path /metrics; }\n")) as h:
         for _ in range(5):
-            results = []
-            ts = [threading.Thread(target=lambda: results.append(ask(h, extra_headers={"x-delay": "0.1"}).status))
-                  for _ in range(4)]
-            for t in ts:
-                t.start()
-            for t in ts:
-                t.join()
+            results = concurrent(h, 4, "0.1")
             if results != [200] * 4:
                 break
         is_(results, [200] * 4, "4 concurrent requests a round, 5 rounds, answered")
