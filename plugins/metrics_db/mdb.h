@@ -42,8 +42,6 @@ struct mdb_row {
  * from `pool` when not NULL (the calling thread must own it), else from
  * malloc; mdb_rows_release gives it back either way. */
 struct mdb_row *mdb_row_from_event(const struct hr_event *ev, struct hr_return_pool *pool);
-/* Free a list of rows (any rows, on any thread). */
-void mdb_rows_free(struct mdb_row *list);
 /* Give each row of a list back where it came from (any thread): to the pool
  * of the thread that made it (lib/return_pool.h), or to free(). */
 void mdb_rows_release(struct mdb_row *list);

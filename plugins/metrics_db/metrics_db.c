@@ -227,7 +227,7 @@ static int write_batch(struct mdb *m, struct mdb_row *rows, size_t n, int final)
         m->failing = 1;
     }
     if (final) {
-        mdb_rows_free(rows);
+        mdb_rows_release(rows);
     } else {
         requeue(m, rows, n);
     }
@@ -293,7 +293,7 @@ static void *writer_main(void *arg)
                 /* Shutting down and the file refuses: do not wait a busy
                  * timeout per batch, give the rest up at once. */
                 size_t lost = n + m->queued;
-                mdb_rows_free(m->head);
+                mdb_rows_release(m->head);
                 m->head = NULL;
                 m->tail = &m->head;
                 m->queued = 0;
@@ -507,7 +507,7 @@ static void fini(void *state)
         pthread_mutex_unlock(&m->mu);
         pthread_join(m->writer, NULL); /* writes what is queued first */
     }
-    mdb_rows_free(m->head);
+    mdb_rows_release(m->head); /* to their pools, drained below */
     /* No thread makes rows any more (the host calls fini after the last
      * on_event), and the writer has given every one back. */
     for (struct row_pool *p = m->pools, *next; p; p = next) {

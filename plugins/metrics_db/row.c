@@ -150,15 +150,6 @@ struct mdb_row *mdb_row_from_event(const struct hr_event *ev, struct hr_return_p
     return r;
 }
 
-void mdb_rows_free(struct mdb_row *list)
-{
-    while (list) {
-        struct mdb_row *next = list->next;
-        free(list);
-        list = next;
-    }
-}
-
 void mdb_rows_release(struct mdb_row *list)
 {
     while (list) {

@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
              * queued for the sink's next retry: not a crash. */
             if (!mdb_is_damage(rc)) {
                 sqlite3_close(db);
-                mdb_rows_free(row);
+                mdb_rows_release(row);
                 goto done;
             }
             sqlite3_close(db);
@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!json_is_array(tr) || json_array_size(tr) != 1) abort();
         json_decref(tr);
         sqlite3_finalize(q);
-        mdb_rows_free(row);
+        mdb_rows_release(row);
         int64_t deleted;
         if (mdb_prune(db, 2e9, &deleted, why, sizeof why) != SQLITE_OK) abort();
         sqlite3_close(db);
