@@ -41,6 +41,14 @@ void fh_set_log_level(int level) { log_level = level; }
 
 const char *fh_log(void) { return logbuf; }
 
+int fh_log_has(const char *needle)
+{
+    pthread_mutex_lock(&mu);
+    int found = strstr(logbuf, needle) != NULL;
+    pthread_mutex_unlock(&mu);
+    return found;
+}
+
 void fh_log_clear(void)
 {
     pthread_mutex_lock(&mu);

@@ -38,6 +38,9 @@ void fh_set_log_level(int level);
 /* Captured log lines ("LEVEL:headroom.transforms.<name>:msg\n"...), and reset. */
 const char *fh_log(void);
 void fh_log_clear(void);
+/* Whether the captured lines contain `needle` (under the log's lock: safe
+ * while another thread logs). */
+int fh_log_has(const char *needle);
 /* The fake token estimator: ceil(bytes / 4). */
 size_t fh_count_tokens(const char *model, const char *text, size_t len);
 
