@@ -465,9 +465,9 @@ int main(void)
         ok(!pool.pending && !pool.returned, "the pool is empty after a drain");
     }
 
-    /* --- a batch larger than one multi-row INSERT keeps every row ------ */
+    /* --- a large batch keeps every row, in order, each value its own ---- */
     const char *db8 = file("many.db");
-    enum { MANY = 2 * MDB_INSERT_ROWS + 13 };
+    enum { MANY = 141 };
     char many_rows[16];
     snprintf(many_rows, sizeof many_rows, "%d", MANY);
     s = make(db8, "batch_rows", many_rows, "flush_interval_ms", "60000");
@@ -480,7 +480,7 @@ int main(void)
         headroom_plugin.on_event(s, &ev);
     }
     ok(wait_written(MANY), "%d rows written", MANY);
-    is_int(stat_int("batches"), 1, "in one batch (two %d-row INSERTs and 13 single ones)", MDB_INSERT_ROWS);
+    is_int(stat_int("batches"), 1, "in one batch (one INSERT through %s)", MDB_BATCH_VTAB);
     drop(s);
     {
         sqlite3 *db = open_ro(db8);
@@ -508,6 +508,39 @@ int main(void)
         sqlite3_close(db);
         is_int(rows, MANY, "%d rows read back", MANY);
         ok(good, "each row in order with its own values, every text whole");
+    }
+
+    /* --- mdb_insert on its own: the batch reader, a batch that fails ---- */
+    {
+        const char *db9 = file("direct.db");
+        sqlite3 *db = NULL;
+        struct mdb_open_info info;
+        ok(mdb_open(db9, 1.7e9, 1000, 0, &db, &info) == MDB_OPENED, "mdb_open a new file");
+        struct mdb_stmts stmts = {NULL};
+        char why[256] = "";
+        ev = event(1); /* ttfb_ms unknown: NULL */
+        struct mdb_row *a = mdb_row_from_event(&ev, NULL), *b = mdb_row_from_event(&ev, NULL);
+        if (db && a && b) {
+            a->next = b;
+            is_int(mdb_insert(db, &stmts, a, why, sizeof why), SQLITE_OK, "two rows go in with one statement");
+            const char *model = b->model;
+            b->model = NULL; /* NOT NULL in the schema */
+            int rc = mdb_insert(db, &stmts, a, why, sizeof why);
+            is_int(rc & 0xff, SQLITE_CONSTRAINT, "a row with a NULL model fails the batch");
+            ok(strstr(why, "requests.model") != NULL, "the error names the column: %s", why);
+            b->model = model;
+            is_int(mdb_insert(db, &stmts, b, why, sizeof why), SQLITE_OK, "the statement works again after a failure");
+        }
+        mdb_stmts_free(&stmts);
+        sqlite3_close(db);
+        mdb_rows_release(a);
+        is_int(q_int(db9, "SELECT count(*) FROM requests"), 3, "the failed batch left nothing (its good row too)");
+        is_int(q_int(db9, "SELECT count(*) FROM requests WHERE ttfb_ms IS NULL AND model = 'gpt-4o-mini'"), 3,
+               "NULL ttfb_ms and the texts read back");
+        is_int(q_int(db9, "SELECT count(*) FROM sqlite_master WHERE sql LIKE '%" MDB_BATCH_VTAB "%'"), 0,
+               "the batch reader leaves nothing in the file");
+        ok(q_int(db9, "SELECT count(*) FROM " MDB_BATCH_VTAB) == -1,
+           "another connection does not know " MDB_BATCH_VTAB);
     }
 
     /* --- when the writer yields: after 50 us of running, not after a pause */

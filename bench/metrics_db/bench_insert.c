@@ -75,7 +75,7 @@ static int run(const char *dir, size_t total, size_t batch, int drop_index, cons
     struct mdb_row *rows = calloc(batch, sizeof *rows);
     char (*ids)[24] = calloc(batch, sizeof *ids);
     if (!rows || !ids) return 1;
-    struct mdb_stmts stmts = {NULL, NULL};
+    struct mdb_stmts stmts = {NULL};
     char why[512];
     double u0 = cpu_s(1), k0 = cpu_s(0), w0 = wall_s();
     for (size_t done = 0; done < total; done += batch) {

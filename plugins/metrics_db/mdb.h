@@ -74,18 +74,25 @@ enum mdb_open_status mdb_open(const char *path, double now, int busy_timeout_ms,
 /* True when an SQLite error code means the file itself is damaged. */
 int mdb_is_damage(int sqlite_rc);
 
-/* Prepared INSERT statements kept between batches (zero them at open;
+/* The prepared INSERT kept between batches (zero it at open;
  * mdb_stmts_free before sqlite3_close). */
-#define MDB_INSERT_ROWS 64 /* rows per multi-row INSERT (-6 % a row against 16, bench/metrics_db) */
 struct mdb_stmts {
-    sqlite3_stmt *one, *many;
+    sqlite3_stmt *insert;
 };
 void mdb_stmts_free(struct mdb_stmts *s);
 
-/* Insert `rows` (a list) in one transaction. Returns SQLITE_OK or the
- * failing code (the transaction is rolled back: none of the rows went in),
- * with the message in `why`. `cache` (or NULL) keeps the statements. */
+/* Insert `rows` (a list) in one transaction, with one statement that reads
+ * them through MDB_BATCH_VTAB. Returns SQLITE_OK or the failing code (the
+ * transaction is rolled back: none of the rows went in), with the message
+ * in `why`. `cache` (or NULL) keeps the statement. */
 int mdb_insert(sqlite3 *db, struct mdb_stmts *cache, const struct mdb_row *rows, char *why, size_t whylen);
+
+/* The table-valued function `hr_mdb_batch(?1)` (batch_vtab.c): the rows of
+ * the list bound to ?1 with sqlite3_bind_pointer(..., MDB_ROWS_POINTER, NULL),
+ * in the columns of `requests`. mdb_open registers it on its connection. */
+#define MDB_BATCH_VTAB "hr_mdb_batch"
+#define MDB_ROWS_POINTER "hr_mdb_rows"
+int mdb_batch_vtab_register(sqlite3 *db);
 
 /* Delete rows older than `cutoff` (Unix seconds); *deleted gets the count. */
 int mdb_prune(sqlite3 *db, double cutoff, int64_t *deleted, char *why, size_t whylen);

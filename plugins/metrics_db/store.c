@@ -205,6 +205,12 @@ static int try_open(const char *path, int busy_ms, int check, sqlite3 **out, str
         return st;
     }
     if (stat(path, seen)) memset(seen, 0, sizeof *seen);
+    rc = mdb_batch_vtab_register(db);
+    if (rc != SQLITE_OK) {
+        int st = fail(info, db, rc, "cannot register the batch reader on %s: %s", path);
+        sqlite3_close(db);
+        return st;
+    }
     sqlite3_busy_timeout(db, busy_ms);
     int st = MDB_OPENED;
     int64_t v = 0, n = 0;
@@ -355,113 +361,38 @@ enum mdb_open_status mdb_open(const char *path, double now, int busy_timeout_ms,
 
 /* ---------------------------------------------------------------- writes */
 
-#define INSERT_HEAD                                                                                          \
+/* The whole batch in one statement: SQLite reads the rows through
+ * batch_vtab.c instead of 26 bound parameters a row. */
+#define INSERT_SQL                                                                                           \
     "INSERT INTO requests (request_id, timestamp, model, provider, wire_format, stack, path, status, credited, " \
     "cached, streamed, failed, tokens_input_before, tokens_input_after, tokens_saved, tokens_output, "          \
     "cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, savings_usd, priced, transforms, "      \
-    "latency_ms, overhead_ms, ttfb_ms) VALUES "
-#define INSERT_ROW "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-#define ROW_PARAMS 26
-
-/* Bind `r` to the ROW_PARAMS parameters from `i` on. */
-static int bind_row(sqlite3_stmt *st, int i, const struct mdb_row *r)
-{
-    int rc = SQLITE_OK, t = 0;
-#define TXT(v) if (rc == SQLITE_OK) rc = sqlite3_bind_text(st, i++, (v), (int)r->text_len[t++], SQLITE_STATIC)
-#define INT(v) if (rc == SQLITE_OK) rc = sqlite3_bind_int64(st, i++, (sqlite3_int64)(v))
-#define DBL(v) if (rc == SQLITE_OK) rc = sqlite3_bind_double(st, i++, (v))
-    TXT(r->request_id);
-    DBL(r->timestamp);
-    TXT(r->model);
-    TXT(r->provider);
-    TXT(r->wire_format);
-    TXT(r->stack);
-    TXT(r->path);
-    INT(r->status);
-    INT(r->credited);
-    INT(r->cached);
-    INT(r->streamed);
-    INT(r->failed);
-    INT(r->tokens_input_before);
-    INT(r->tokens_input_after);
-    INT(r->tokens_saved);
-    INT(r->tokens_output);
-    INT(r->cache_read_tokens);
-    INT(r->cache_write_tokens);
-    INT(r->reasoning_tokens);
-    DBL(r->cost_usd);
-    DBL(r->savings_usd);
-    INT(r->priced);
-    TXT(r->transforms);
-    DBL(r->latency_ms);
-    DBL(r->overhead_ms);
-    if (r->ttfb_ms >= 0) {
-        DBL(r->ttfb_ms);
-    } else if (rc == SQLITE_OK) {
-        rc = sqlite3_bind_null(st, i++);
-    }
-#undef TXT
-#undef INT
-#undef DBL
-    return rc;
-}
-
-/* The INSERT of `rows` rows, prepared once and kept in `cache`. */
-static int insert_stmt(sqlite3 *db, sqlite3_stmt **cache, int rows, sqlite3_stmt **out)
-{
-    if (*cache) {
-        *out = *cache;
-        return SQLITE_OK;
-    }
-    char sql[sizeof INSERT_HEAD + MDB_INSERT_ROWS * sizeof "," INSERT_ROW];
-    size_t k = (size_t)snprintf(sql, sizeof sql, "%s", INSERT_HEAD);
-    for (int i = 0; i < rows; i++) k += (size_t)snprintf(sql + k, sizeof sql - k, "%s" INSERT_ROW, i ? "," : "");
-    int rc = sqlite3_prepare_v3(db, sql, (int)k, SQLITE_PREPARE_PERSISTENT, cache, NULL);
-    *out = *cache;
-    return rc;
-}
+    "latency_ms, overhead_ms, ttfb_ms) "                                                                       \
+    "SELECT request_id, timestamp, model, provider, wire_format, stack, path, status, credited, "              \
+    "cached, streamed, failed, tokens_input_before, tokens_input_after, tokens_saved, tokens_output, "          \
+    "cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, savings_usd, priced, transforms, "      \
+    "latency_ms, overhead_ms, ttfb_ms FROM " MDB_BATCH_VTAB "(?1)"
 
 void mdb_stmts_free(struct mdb_stmts *s)
 {
     if (!s) return;
-    sqlite3_finalize(s->one);
-    sqlite3_finalize(s->many);
-    s->one = s->many = NULL;
+    sqlite3_finalize(s->insert);
+    s->insert = NULL;
 }
 
 int mdb_insert(sqlite3 *db, struct mdb_stmts *cache, const struct mdb_row *rows, char *why, size_t whylen)
 {
-    struct mdb_stmts local = {0, 0};
+    struct mdb_stmts local = {NULL};
     struct mdb_stmts *c = cache ? cache : &local;
-    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    /* An SQLite built with fewer parameters a statement than a wide INSERT
-     * needs (999 before 3.32) gets one row a statement. */
-    int width =
-        sqlite3_limit(db, SQLITE_LIMIT_VARIABLE_NUMBER, -1) >= MDB_INSERT_ROWS * ROW_PARAMS ? MDB_INSERT_ROWS : 1;
-    const struct mdb_row *r = rows;
-    while (rc == SQLITE_OK && r) {
-        /* MDB_INSERT_ROWS rows per statement while there are that many:
-         * SQLite's per-statement work is then paid once for them. */
-        const struct mdb_row *e = r;
-        int n = 0;
-        while (e && n < width) e = e->next, n++;
-        int many = width > 1 && n == width;
-        sqlite3_stmt *st;
-        rc = many ? insert_stmt(db, &c->many, MDB_INSERT_ROWS, &st) : insert_stmt(db, &c->one, 1, &st);
-        for (int i = 0; rc == SQLITE_OK && i < (many ? n : 1); i++, r = r->next) rc = bind_row(st, 1 + i * ROW_PARAMS, r);
-        if (rc == SQLITE_OK) rc = sqlite3_step(st);
+    int rc = SQLITE_OK;
+    if (!c->insert) rc = sqlite3_prepare_v3(db, INSERT_SQL, -1, SQLITE_PREPARE_PERSISTENT, &c->insert, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_pointer(c->insert, 1, (void *)rows, MDB_ROWS_POINTER, NULL);
+        if (rc == SQLITE_OK) rc = sqlite3_step(c->insert);
         if (rc == SQLITE_DONE) rc = SQLITE_OK;
-        /* The bindings still point at these rows' strings once they are
-         * freed; harmless, as every step binds every parameter anew. */
-        if (st) sqlite3_reset(st);
-        /* A point where a request thread woken onto this CPU can get it:
-         * on the 2-vCPU bench host a long batch otherwise delayed such
-         * wake-ups by up to a scheduler tick (0.95 -> 0.37 ms p99 then;
-         * nice, SCHED_BATCH or a short slice did not help, SCHED_IDLE made
-         * it worse by holding locks; bench/README.md). It yields once the
-         * writer has run 50 us without a pause, less often when it is
-         * behind (yield_vfs.c). */
-        mdb_yield_point();
+        sqlite3_reset(c->insert);
+        sqlite3_clear_bindings(c->insert); /* the rows are freed after this */
     }
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {

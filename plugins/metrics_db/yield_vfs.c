@@ -1,8 +1,8 @@
 /* yield_vfs.c — an SQLite VFS that hands every call to the default VFS and
  * gives up the CPU (sched_yield) at page reads and writes once the writer
  * has run for MDB_YIELD_AFTER_US without a pause (longer, or never, when it
- * is behind: mdb.h); mdb_yield_point() is that test, also called between
- * store.c's statements.
+ * is behind: mdb.h); mdb_yield_point() is that test, also called by the
+ * batch reader every few rows (batch_vtab.c).
  *
  * Why: a COMMIT writes each dirty page to the WAL and a checkpoint copies up
  * to ~1000 pages back into the database, each in one SQLite call that runs
