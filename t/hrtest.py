@@ -550,15 +550,32 @@ class Headroomd:
         self.expect_exit = expect_exit
         self.binary = binary or os.environ.get("HEADROOMD") or os.path.join(T_DIR, "..", "src", "headroomd")
         self.port = port or free_port()
+        self.port_chosen_here = not port  # free_port's: another may be picked if it is taken meanwhile
         self.url = "http://127.0.0.1:%d" % self.port
         self.proc = None
         self.returncode = None
         self.stopped = False
 
     def start(self):
-        """Write the config, start the daemon and (by default) wait until ready."""
+        """Write the config, start the daemon and (by default) wait until ready.
+        free_port's port can be taken by a parallel test before the daemon
+        binds it; when this object chose the port and only the config names
+        it, another is picked (up to 3 times) instead of failing the test."""
         if not os.access(self.binary, os.X_OK):
             bail("headroomd binary not found at %s: build it (make) or set HEADROOMD" % self.binary)
+        conf = (DEFAULT_CONF if self.conf_text is None else self.conf_text) + self.extra_conf
+        movable = self.port_chosen_here and "@PORT@" in conf and str(self.port) not in self.args
+        for attempt in range(4):
+            self._spawn()
+            if not self.wait_ready or self.wait_until_ready(port_taken_ok=movable and attempt < 3):
+                return self
+            note("port %d was taken before headroomd listened on it; trying another" % self.port)
+            self.port = free_port()
+            self.url = "http://127.0.0.1:%d" % self.port
+        return self
+
+    def _spawn(self):
+        """Write the config with the current port and start the process."""
         self.dir = _mkdtemp("hr-daemon-")
         self.workspace = self.env.get("HEADROOM_WORKSPACE_DIR") or os.path.join(self.dir, "workspace")
         os.makedirs(self.workspace, exist_ok=True)
@@ -588,9 +605,6 @@ class Headroomd:
             self.proc = _track(subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=o,
                                                 stderr=e, env=env))
         self.pid = self.proc.pid
-        if self.wait_ready:
-            self.wait_until_ready()
-        return self
 
     def thread_names(self):
         """The daemon's thread names (top -H, ps -L); None under a wrapper
@@ -606,18 +620,22 @@ class Headroomd:
                 pass
         return names
 
-    def wait_until_ready(self, timeout=None):
-        """Poll GET /readyz until 200; bail with the daemon's stderr on exit or timeout."""
+    def wait_until_ready(self, timeout=None, port_taken_ok=False):
+        """Poll GET /readyz until 200 and return True; bail with the daemon's
+        stderr on exit or timeout. port_taken_ok: return False instead when
+        the daemon exited because its port was in use."""
         timeout = timeout or self.ready_timeout
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if port_taken_ok and "Address already in use" in self.stderr_text():
+                    return False
                 bail("headroomd exited with code %s before it was ready; stderr:\n%s"
                      % (self.proc.returncode, self.stderr_text()[-3000:]))
             r = request("GET", self.url + "/readyz", timeout=2, quiet=True)
             if r.status == 200:
-                return
+                return True
             last = r.status or r.error
             time.sleep(0.05)
         bail("headroomd not ready after %gs (last /readyz: %s); stderr:\n%s"
