@@ -39,6 +39,14 @@ struct cursor {
     sqlite3_int64 n;
 };
 
+/* SQLite's allocator, zeroed: SQLite frees the table and cursor objects. */
+static void *zeroed(size_t n)
+{
+    void *p = sqlite3_malloc64(n);
+    if (p) memset(p, 0, n);
+    return p;
+}
+
 static int batch_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **out, char **err)
 {
     (void)aux, (void)argc, (void)argv, (void)err;
@@ -51,11 +59,9 @@ static int batch_connect(sqlite3 *db, void *aux, int argc, const char *const *ar
             "latency_ms REAL, overhead_ms REAL, ttfb_ms REAL, rows HIDDEN)");
     if (rc != SQLITE_OK) return rc;
     sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
-    sqlite3_vtab *t = sqlite3_malloc(sizeof *t);
-    if (!t) return SQLITE_NOMEM;
-    memset(t, 0, sizeof *t);
+    sqlite3_vtab *t = zeroed(sizeof *t);
     *out = t;
-    return SQLITE_OK;
+    return t ? SQLITE_OK : SQLITE_NOMEM;
 }
 
 static int batch_disconnect(sqlite3_vtab *t)
@@ -87,11 +93,9 @@ static int batch_best_index(sqlite3_vtab *t, sqlite3_index_info *info)
 static int batch_open_cursor(sqlite3_vtab *t, sqlite3_vtab_cursor **out)
 {
     (void)t;
-    struct cursor *c = sqlite3_malloc(sizeof *c);
-    if (!c) return SQLITE_NOMEM;
-    memset(c, 0, sizeof *c);
-    *out = &c->base;
-    return SQLITE_OK;
+    struct cursor *c = zeroed(sizeof *c);
+    *out = c ? &c->base : NULL;
+    return c ? SQLITE_OK : SQLITE_NOMEM;
 }
 
 static int batch_close_cursor(sqlite3_vtab_cursor *cur)
