@@ -643,7 +643,10 @@ static int scan(const char *text, size_t len, unsigned flags, struct hr_json_inf
      * pairwise check when it closes. */
     uint64_t key_bits[HR_JSON_MAX_DEPTH];
     unsigned char key_clash[HR_JSON_MAX_DEPTH];
-    struct keys keys = {.v = keys.stack, .n = 0, .cap = 64};
+    struct keys keys; /* not an initializer: that would clear the 64-entry stack on every call */
+    keys.v = keys.stack;
+    keys.n = 0;
+    keys.cap = 64;
     const int dups = (flags & HR_JSON_REJECT_DUPLICATES) != 0;
     const char *msg = NULL;
     int rc = EINVAL_;
@@ -1147,6 +1150,26 @@ nomem: {
         *out_len = 0;
         return NULL;
     }
+}
+
+int hr_json_plain_string(const char *v, size_t n)
+{
+    if (n < 2 || v[0] != '"' || v[n - 1] != '"')
+        return 0;
+    const unsigned char *p = (const unsigned char *)v + 1, *end = (const unsigned char *)v + n - 1;
+    while (p < end) {
+        if (*p == '"' || *p == '\\' || *p < 0x20)
+            return 0;
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        size_t k = utf8_seq(p, end);
+        if (!k)
+            return 0;
+        p += k;
+    }
+    return 1;
 }
 
 int hr_json_number(const char *s, size_t len, int64_t *iv, double *dv)

@@ -80,6 +80,11 @@ const char *hr_json_string(const char *s, size_t len, char **buf, size_t *cap, s
 const char *hr_json_read_string(const char *s, size_t avail, char **buf, size_t *cap, size_t *raw_len,
                                 size_t *out_len);
 
+/* 1 when the n bytes at v are a JSON string that holds no escape and that
+ * jansson takes as it is (quoted, no control character, valid UTF-8): its
+ * text is then v[1, n - 1). 0 for anything else, which the caller parses. */
+int hr_json_plain_string(const char *v, size_t n);
+
 /* Value of a number that hr_json_scan accepted, `len` bytes at `s`. Returns 1 for an
  * integer (no '.', 'e', 'E': *iv set, and *dv = (double)*iv as jansson's
  * json_number_value), 0 for a real (*dv set exactly as strtod in the C locale). */

@@ -32,11 +32,17 @@ static size_t head_end(const char *buf, size_t len)
     return 0;
 }
 
-static int is_tchar(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
-}
+const unsigned char hr_http_tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1,
+    ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1,
+    ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
+    ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1,
+    ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,
+    ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
 
 int hr_h1_list_has(const char *v, const char *token, int last)
 {
@@ -98,8 +104,8 @@ long hr_h1_parse_head(const char *buf, size_t len, size_t max, struct hr_h1_head
         }
         return HR_H1_MORE;
     }
-    size_t lines = 0;
-    for (size_t i = 0; i < hlen; i++) lines += buf[i] == '\n';
+    size_t lines = 0; /* bounds the header count: memchr, not a byte loop (~5 instructions a byte) */
+    for (const char *q = buf, *e = buf + hlen; (q = memchr(q, '\n', (size_t)(e - q))) != NULL; q++) lines++;
     h->arena = malloc(hlen + 1);
     h->headers = malloc(lines * sizeof *h->headers);
     if (!h->arena || !h->headers) {
@@ -144,7 +150,7 @@ long hr_h1_parse_head(const char *buf, size_t len, size_t max, struct hr_h1_head
             continue;
         }
         char *colon = p;
-        while (colon < le && is_tchar((unsigned char)*colon)) colon++;
+        while (colon < le && hr_http_tchar[(unsigned char)*colon]) colon++;
         if (colon == p || *colon != ':') return fail(h, why, "a malformed header line in the answer");
         *colon = 0;
         char *v = colon + 1;

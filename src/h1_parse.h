@@ -11,6 +11,9 @@ struct hr_header {
     char *name, *value;
 };
 
+/* 1 for the bytes of an HTTP token (RFC 9110 tchar: a header name, a method). */
+extern const unsigned char hr_http_tchar[256];
+
 /* One parsed head. Names and values point into `arena` (one allocation). */
 struct hr_h1_head {
     int status;

@@ -25,18 +25,6 @@ size_t hr_http_head_end(const char *buf, size_t len, size_t *scanned)
     return 0;
 }
 
-static const unsigned char tchar[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1,
-    ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1,
-    ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1,
-    ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1,
-    ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1,
-    ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
-};
-
 static int refuse(struct hr_http_refusal *r, int status, const char *why)
 {
     r->status = status;
@@ -62,7 +50,7 @@ static long take_line(char **p, char *end, char **line)
 static int parse_request_line(char *line, struct hr_http_head *h, struct hr_http_refusal *r)
 {
     char *p = line;
-    while (tchar[(unsigned char)*p]) p++;
+    while (hr_http_tchar[(unsigned char)*p]) p++;
     if (p == line || *p != ' ') return refuse(r, 400, "malformed request line (method)");
     *p++ = '\0';
     h->method = line;
@@ -131,7 +119,7 @@ int hr_http_parse_head(char *buf, size_t len, struct hr_http_head *h, struct hr_
         if (n == 0) break;
         if (line[0] == ' ' || line[0] == '\t') return refuse(r, 400, "folded header line (obs-fold)");
         char *c = line;
-        while (tchar[(unsigned char)*c]) c++;
+        while (hr_http_tchar[(unsigned char)*c]) c++;
         if (c == line || *c != ':') return refuse(r, 400, "malformed header name");
         size_t nl = (size_t)(c - line); /* the names below are told apart by length first */
         *c++ = '\0';

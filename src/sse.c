@@ -25,6 +25,13 @@ struct hr_sse_parser {
     size_t skipped;      /* events skipped so far */
     struct sse_buf line; /* a line split across chunks (never a comment) */
     struct sse_buf data; /* data lines, each followed by '\n' as the spec builds it */
+    /* The event's one data line so far, still in the chunk being parsed:
+     * an event of one line (nearly every one) is handed out from there
+     * without a copy. Copied into `data` (direct_flush) before anything
+     * else reads the sizes, and before the chunk is gone. */
+    const char *direct;
+    size_t direct_len;
+    int has_direct;
     struct sse_buf event;
 };
 
@@ -69,8 +76,24 @@ static void buf_release(struct sse_buf *b)
     b->len = b->cap = 0;
 }
 
+static int direct_flush(struct hr_sse_parser *p)
+{
+    if (!p->has_direct)
+        return 0;
+    p->has_direct = 0;
+    int rc = buf_append(&p->data, p->direct, p->direct_len);
+    return rc ? rc : buf_append(&p->data, "\n", 1);
+}
+
 static int dispatch(struct hr_sse_parser *p)
 {
+    if (p->has_direct) {
+        p->has_direct = 0;
+        p->fn(p->ud, p->event.len ? p->event.p : "message", p->event.len ? p->event.len : 7, p->direct,
+              p->direct_len);
+        p->event.len = 0;
+        return 0;
+    }
     /* The spec dispatches only when the data buffer is non-empty; a bare
      * `data` line makes it "\n", so an event with empty data still fires. */
     if (p->data.len == 0) {
@@ -116,6 +139,8 @@ static int process_line(struct hr_sse_parser *p, const char *s, size_t n)
         return dispatch(p);
     if (s[0] == ':')
         return 0;
+    if ((rc = direct_flush(p)) != 0)
+        return rc;
     /* Same test as stash_partial() makes on the pieces of a split line, so
      * the outcome never depends on where chunks were cut. */
     if (n > p->max || p->data.len + p->event.len > p->max - n)
@@ -137,6 +162,12 @@ static int process_line(struct hr_sse_parser *p, const char *s, size_t n)
     }
 
     if (flen == 4 && memcmp(s, "data", 4) == 0) {
+        if (p->data.len == 0 && p->line.len == 0) { /* the first line, and not a copy that is reused */
+            p->direct = val;
+            p->direct_len = vlen;
+            p->has_direct = 1;
+            return 0;
+        }
         if ((rc = buf_append(&p->data, val, vlen)) != 0)
             return rc;
         return buf_append(&p->data, "\n", 1);
@@ -195,7 +226,7 @@ static int parse(struct hr_sse_parser *p, const char *s, size_t n)
         }
         eol = nl < cr ? nl : cr;
         if (eol == n)
-            return stash_partial(p, s + i, n - i);
+            break;
 
         if (p->in_comment) {
             p->in_comment = 0;
@@ -220,7 +251,10 @@ static int parse(struct hr_sse_parser *p, const char *s, size_t n)
                 i++;
         }
     }
-    return 0;
+    /* The chunk goes away: an event still open keeps its own copy. */
+    if ((rc = direct_flush(p)) != 0)
+        return rc;
+    return i < n ? stash_partial(p, s + i, n - i) : 0;
 }
 
 struct hr_sse_parser *hr_sse_parser_new(hr_sse_event_fn fn, void *ud, size_t max_event_bytes)

@@ -9,9 +9,11 @@ struct hr_sse_parser;
 
 /* One dispatched event. `event` is "message" when the event had no (or an
  * empty) `event:` field; `data` is the `data:` lines joined with "\n".
- * Both are borrowed for the duration of the call and are NUL-terminated at
- * [len] for convenience (they may also contain NULs: trust the lengths).
- * The callback must not feed or free the parser that called it. */
+ * Both are borrowed for the duration of the call. `event` is NUL-terminated
+ * at [event_len]; `data` is not: an event of one data line is handed out
+ * from the chunk being fed, without a copy (either may also contain NULs:
+ * trust the lengths). The callback must not feed or free the parser that
+ * called it. */
 typedef void (*hr_sse_event_fn)(void *ud, const char *event, size_t event_len,
                                 const char *data, size_t data_len);
 

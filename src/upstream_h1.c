@@ -82,6 +82,7 @@ struct h1_xfer {
     enum body_mode mode;
     uint64_t left; /* B_LENGTH */
     struct hr_h1_chunked ch;
+    size_t plain; /* B_CHUNKED: payload at rbuf's start, its framing gone, not yet taken (a pause) */
     int paused, in_cb, aborted;
     int upgrade, tunneled; /* a WebSocket handshake; its 101 taken (hr_h1_take_tunnel) */
     enum hr_xfer_result pending_rc; /* a failure to report from the loop */
@@ -865,31 +866,47 @@ static int process(struct h1_conn *c)
         return 0;
     }
     case B_CHUNKED: {
-        size_t off = 0;
+        /* Every chunk the buffer holds goes to the caller in one call: each
+         * payload is moved down over the framing before it, so rbuf starts
+         * with x->plain bytes of payload. A stream's events arrive as one
+         * chunk each, and a call per chunk cost the relay a parse, a client
+         * write and an iovec per event. */
+        size_t off = x->plain, plain = x->plain;
+        int done = 0;
+        const char *why = NULL;
         for (;;) {
             size_t avail;
-            int done;
-            const char *why;
             long n = hr_h1_chunked_step(&x->ch, c->rbuf + off, c->rlen - off, &avail, &done, &why);
-            if (n < 0) {
-                snprintf(x->why, sizeof x->why, "%s", why);
-                xfer_finish(x, HR_XFER_FAILED, x->why);
-                return 1;
-            }
+            if (n < 0) break;
+            why = NULL;
             off += (size_t)n;
-            if (done) {
-                consume(c, off);
-                xfer_finish(x, HR_XFER_OK, "");
-                return 1;
-            }
-            if (!avail) break;
-            int r = deliver(x, c->rbuf + off, avail);
-            if (r < 0) return 1;
-            if (r > 0) break;
+            if (done || !avail) break;
+            if (off != plain) memmove(c->rbuf + plain, c->rbuf + off, avail);
             hr_h1_chunked_consumed(&x->ch, avail);
+            plain += avail;
             off += avail;
         }
+        if (plain) { /* what came before a bad chunk line is relayed too */
+            int r = deliver(x, c->rbuf, plain);
+            if (r < 0) return 1;
+            if (r > 0) { /* kept, without its framing, for hr_h1_resume */
+                memmove(c->rbuf + plain, c->rbuf + off, c->rlen - off);
+                c->rlen -= off - plain;
+                x->plain = plain;
+                return 0;
+            }
+        }
+        x->plain = 0;
+        if (why) {
+            snprintf(x->why, sizeof x->why, "%s", why);
+            xfer_finish(x, HR_XFER_FAILED, x->why);
+            return 1;
+        }
         consume(c, off);
+        if (done) {
+            xfer_finish(x, HR_XFER_OK, "");
+            return 1;
+        }
         return 0;
     }
     case B_NONE: break;

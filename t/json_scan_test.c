@@ -426,5 +426,28 @@ int main(void)
         free(d.buf);
         free(d.v);
     }
+
+    /* hr_json_plain_string: 1 exactly when jansson reads the text as a
+     * string equal to the bytes between the quotes. */
+    {
+        static const struct {
+            const char *text;
+            size_t len;
+        } cases[] = {
+            {"\"gpt-4o-mini\"", 13}, {"\"\"", 2}, {"\"caf\xc3\xa9 \xf0\x9f\x98\x80\"", 12},
+            {"\"a\\nb\"", 6},                          /* an escape: parsed instead */
+            {"\"a\x01\"", 4}, {"\"a\0b\"", 5},           /* control characters, NUL */
+            {"\"\xc3\"", 3}, {"\"\xed\xa0\x80\"", 5}, /* cut UTF-8, a surrogate */
+            {"\"a\"b\"", 5}, {"\"ab", 3}, {"\"", 1}, {"gpt", 3}, {"42", 2}, {"", 0},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+            const char *t = cases[i].text;
+            size_t n = cases[i].len;
+            json_t *j = json_loadb(t, n, JSON_DECODE_ANY, NULL);
+            int want = json_is_string(j) && json_string_length(j) == n - 2 && !memcmp(json_string_value(j), t + 1, n - 2);
+            is_int(hr_json_plain_string(t, n), want, "plain_string agrees with jansson on case %zu", i);
+            json_decref(j);
+        }
+    }
     return tap_exit();
 }

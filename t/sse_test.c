@@ -48,8 +48,9 @@ static void on_event(void *ud, const char *ev, size_t ev_len, const char *data, 
     rec_put(r, ev, ev_len);
     rec_put(r, &data_len, sizeof(data_len));
     rec_put(r, data, data_len);
-    /* the parser promises NUL-terminated views */
-    if (ev[ev_len] != '\0' || data[data_len] != '\0')
+    /* the parser promises a NUL-terminated event name; data is a view into
+     * the chunk or the parser's buffer, valid for the call only */
+    if (ev[ev_len] != '\0')
         rec_put(r, "!NUL", 4);
     const struct hr_api *api = r->provider == HR_PROVIDER_ANTHROPIC ? &hr_api_anthropic_messages : &hr_api_openai_chat;
     if (data_len) api->usage_from_sse(ev, ev_len, data, data_len, &r->usage);
@@ -77,6 +78,20 @@ static int rec_eq(const struct rec *a, const struct rec *b)
            usage_eq(&a->usage, &b->usage);
 }
 
+/* hr_sse_feed on a heap copy of exactly the piece, freed when it returns:
+ * under ASan a read past the piece, or a pointer into it kept past the
+ * call (an event handed out later from a chunk that is gone), fails. */
+static int feed_copy(struct hr_sse_parser *p, const char *s, size_t n)
+{
+    char *copy = malloc(n ? n : 1);
+    if (!copy)
+        abort();
+    memcpy(copy, s, n);
+    int rc = hr_sse_feed(p, copy, n);
+    free(copy);
+    return rc;
+}
+
 /* Feed `s` cut at the given offsets (ascending, within (0, n)). */
 static void run_cuts(struct rec *r, enum hr_provider prov, size_t max, const char *s, size_t n,
                      const size_t *cuts, size_t n_cuts)
@@ -91,7 +106,7 @@ static void run_cuts(struct rec *r, enum hr_provider prov, size_t max, const cha
         abort();
     for (i = 0; i <= n_cuts; i++) {
         size_t to = i < n_cuts ? cuts[i] : n;
-        rc = hr_sse_feed(p, s + from, to - from);
+        rc = feed_copy(p, s + from, to - from);
         if (rc && !r->rc)
             r->rc = rc;
         from = to;
@@ -322,7 +337,7 @@ static const char *feed_txt(struct txt *t, size_t max, int *rc, ...)
     *rc = 0;
     va_start(ap, rc);
     while ((piece = va_arg(ap, const char *)) != NULL)
-        *rc = hr_sse_feed(p, piece, strlen(piece));
+        *rc = feed_copy(p, piece, strlen(piece));
     va_end(ap);
     hr_sse_parser_free(p);
     return t->buf;
@@ -434,7 +449,7 @@ static void run_skip(const char *s, size_t n, size_t cut, size_t step, struct tx
         size_t c = step ? step : (off < cut ? cut - off : n - off);
         if (c > n - off)
             c = n - off;
-        *rc = hr_sse_feed(p, s + off, c);
+        *rc = feed_copy(p, s + off, c);
         off += c;
     }
     *skipped = hr_sse_skipped(p);

@@ -24,8 +24,22 @@ ANSWER = json.dumps({"id": "x", "object": "chat.completion", "model": "gpt-4o-mi
                      "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}}).encode()
 
 
-def chunk(b):
-    return b"%x\r\n%s\r\n" % (len(b), b)
+def chunk(b, ext=b""):
+    return b"%x%s\r\n%s\r\n" % (len(b), ext, b)
+
+
+def sse_chunk(content=None, usage=None):
+    obj = {"id": "s", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
+           "choices": [] if usage else [{"index": 0, "delta": {"content": content}, "finish_reason": None}]}
+    if usage:
+        obj["usage"] = usage
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
+# A stream whose events reach headroomd as many HTTP chunks in one read.
+SSE_EVENTS = [sse_chunk("Hel"), sse_chunk("lo"), sse_chunk(" there"),
+              sse_chunk(usage={"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}), b"data: [DONE]\n\n"]
+SSE_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
 class Upstream:
@@ -111,6 +125,19 @@ class Upstream:
             c.sendall(chunk(ANSWER[i:i + 7]))
         c.sendall(b"0\r\nX-Checksum: abc\r\n\r\n")
         return True
+
+    def a_sse_packed(self, c, h):
+        """Every event a chunk, one cut mid-line into two, one with a chunk
+        extension, and the last chunk and a trailer: all in one write."""
+        e = SSE_EVENTS
+        c.sendall(SSE_HEAD + chunk(e[0]) + chunk(e[1][:9]) + chunk(e[1][9:], b";x=y") + b"".join(map(chunk, e[2:]))
+                  + b"0\r\nX-Checksum: abc\r\n\r\n")
+        return True
+
+    def a_sse_bad_chunk(self, c, h):
+        """Two good chunks, then a chunk-size line that is not hex, in the same write."""
+        c.sendall(SSE_HEAD + chunk(SSE_EVENTS[0]) + chunk(SSE_EVENTS[1]) + b"zz\r\n" + SSE_EVENTS[2])
+        return False
 
     def a_continue_first(self, c, h):
         c.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
@@ -225,6 +252,20 @@ try:
         is_(ask(h).status, 200, "still serving")
         stats = h.stats()
         is_(stats["requests"]["failed"], 1, "only the conflicting answer counted as failed")
+        out = stats["tokens"]["output"]
+        r = ask(h, "sse-packed")
+        events = b"".join(SSE_EVENTS)
+        is_((r.status, r.body[:len(events)]), (200, events),
+            "a stream of many chunks in one read (one cut mid-line, one with an extension) is relayed byte for byte")
+        like(r.body[len(events):].decode(), r"^: headroom [^\n]*\n\n$", "followed only by headroomd's cost comment")
+        is_(h.stats()["tokens"]["output"] - out, 7, "and its usage is read from the last event")
+        r = ask(h, "sse-bad-chunk")
+        is_(r.status, 200, "a stream whose third chunk line is not hex: the stream had started (200)")
+        ok(r.body.startswith(SSE_EVENTS[0] + SSE_EVENTS[1]),
+           "the two good chunks before it are relayed: %r" % r.body[:80])
+        like(r.body[len(SSE_EVENTS[0] + SSE_EVENTS[1]):].decode(), r"^data: \{\"error\".*chunk",
+             "then the stream ends with an error event naming the bad chunk")
+        is_(ask(h).status, 200, "still serving after the bad chunk")
 
     # --- the idle pool: capped at upstream_keepalive, closed after upstream_idle_timeout
     up = Upstream()

@@ -10,7 +10,6 @@
 #include "json_get.h"
 #include "json_load.h"
 #include "json_scan.h"
-#include "tokenizer.h"
 
 void hr_api_obj_json(struct hr_api_obj *o, const json_t *j)
 {
@@ -113,13 +112,12 @@ static void set_model_string(struct hr_usage *u, const json_t *m)
 void hr_api_set_model(struct hr_usage *u, const json_t *obj) { set_model_string(u, hr_json_get(obj, "model")); }
 
 /* The model from the text of its value: a plain string as json_stringn takes
- * it (valid UTF-8; `exact`: known valid already), anything else parsed. */
+ * it (`exact`: the text was scanned, so only the escapes are left to rule
+ * out), anything else parsed. */
 static void set_model_text(struct hr_usage *u, const char *v, size_t n, int exact)
 {
-    if (n >= 2 && v[0] == '"' && v[n - 1] == '"' && !memchr(v, '\\', n)) {
-        const char *s = v + 1;
-        size_t sl = n - 2;
-        if (exact || hr_utf8_valid_prefix((const uint8_t *)s, sl) == sl) set_model_bytes(u, s, strnlen(s, sl));
+    if (exact ? n >= 2 && v[0] == '"' && !memchr(v, '\\', n) : hr_json_plain_string(v, n)) {
+        set_model_bytes(u, v + 1, strnlen(v + 1, n - 2));
         return;
     }
     json_t *m = json_loadb(v, n, JSON_DECODE_ANY, NULL);
