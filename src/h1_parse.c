@@ -189,6 +189,11 @@ long hr_h1_parse_head(const char *buf, size_t len, size_t max, struct hr_h1_head
 
 enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER, CH_DONE };
 
+static inline int hex_digit(unsigned char ch)
+{
+    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
 #define MAX_CHUNK_LINE 4096
 
 long hr_h1_chunked_step(struct hr_h1_chunked *c, const char *in, size_t len, size_t *avail, int *done,
@@ -198,11 +203,32 @@ long hr_h1_chunked_step(struct hr_h1_chunked *c, const char *in, size_t len, siz
     *avail = 0;
     *done = c->state == CH_DONE;
     while (i < len && !*done) {
+        /* The usual framing whole in the buffer, "\r\n" after a payload and
+         * "<hex>\r\n" before the next, read without a state per byte (a
+         * stream's events come one chunk each); anything else, byte by byte. */
+        if (c->state == CH_DATA_CR && len - i >= 2 && in[i] == '\r' && in[i + 1] == '\n') {
+            c->state = CH_SIZE;
+            i += 2;
+            continue;
+        }
+        if (c->state == CH_SIZE && !c->digits) {
+            size_t k = i;
+            uint64_t v = 0;
+            int d;
+            while (k < len && k - i < 15 && (d = hex_digit((unsigned char)in[k])) >= 0) {
+                v = v * 16 + (uint64_t)d;
+                k++;
+            }
+            if (k > i && len - k >= 2 && in[k] == '\r' && in[k + 1] == '\n') {
+                c->left = v;
+                i = k + 1; /* at the LF, as CH_SIZE_LF leaves it */
+                goto size_done;
+            }
+        }
         unsigned char ch = (unsigned char)in[i];
         switch (c->state) {
         case CH_SIZE: {
-            int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                                                     : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+            int d = hex_digit(ch);
             if (d >= 0) {
                 if (c->left >> 60) goto bad_size;
                 c->left = c->left * 16 + (uint64_t)d;

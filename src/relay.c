@@ -275,10 +275,10 @@ static void on_done(void *ud, enum hr_xfer_result rc, const char *why)
             if (j && hr_retrieve_hide_tool(p->api, j)) replace_body(p, j);
             json_decref(j);
         } else {
-            /* Only "model" and "usage" are read: parsing a whole answer (long
-             * texts, tool calls) to read a few numbers costs more than the rest
-             * of the relay. */
-            hr_api_read_answer(p->api, text, len, HR_READ_MODEL | HR_READ_USAGE, &p->usage);
+            /* Only "usage" is read: parsing a whole answer (long texts,
+             * tool calls) to read a few numbers costs more than the rest of
+             * the relay. */
+            hr_api_read_answer(p->api, text, len, &p->usage);
         }
     }
     hr_admit_cache_store(p);

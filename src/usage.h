@@ -20,7 +20,6 @@ struct hr_usage {
     uint64_t cache_write_tokens;     /* Anthropic cache_creation_input_tokens (OpenAI: 0) */
     uint64_t cache_write_5m_tokens;  /* Anthropic usage.cache_creation.ephemeral_5m_input_tokens */
     uint64_t cache_write_1h_tokens;  /* Anthropic usage.cache_creation.ephemeral_1h_input_tokens */
-    char model[128];                 /* "model" reported by the response, if any (truncated, NUL-terminated) */
 };
 
 /* Add the counts of `u` to `to` (several upstream rounds of one request). */

@@ -174,7 +174,7 @@ static void finish_oldest(struct hr_ws *ws, int status, int failed, const char *
 }
 
 /* The upstream's text message `m`: the first after a response.create dates
- * its first byte; the model and usage are read as from the SSE stream; a
+ * its first byte; the usage is read as from the SSE stream; a
  * final event (or an error) ends the oldest pending response. */
 static void upstream_text(struct hr_ws *ws, const char *m, size_t len)
 {

@@ -97,7 +97,6 @@ static void usage_of(const json_t *parent, int delta, struct hr_usage *u)
 static void usage_from_json(const json_t *answer, struct hr_usage *u)
 {
     if (!json_is_object(answer)) return;
-    hr_api_set_model(u, answer);
     usage_of(answer, 0, u);
 }
 
@@ -120,9 +119,7 @@ static void usage_from_sse(const char *event, size_t event_len, const char *data
         int start = json_is_string(type) ? !strcmp(json_string_value(type), "message_start")
                                          : hr_api_str_is(event, event_len, "message_start");
         if (start) {
-            const json_t *msg = json_object_get(root, "message");
-            hr_api_set_model(u, msg);
-            usage_of(msg, 0, u);
+            usage_of(json_object_get(root, "message"), 0, u);
         } else if (!json_is_string(type) || !strcmp(json_string_value(type), "message_delta")) {
             usage_of(root, 1, u);
         }

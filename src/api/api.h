@@ -125,20 +125,18 @@ int hr_api_obj_text(struct hr_api_obj *o, const char *text, size_t len, int chec
 int hr_api_obj_is(const struct hr_api_obj *o);
 /* out is o's member `key` when that is an object, else none. */
 void hr_api_obj_get(const struct hr_api_obj *o, const char *key, struct hr_api_obj *out);
-/* Model and usage of an answer (or of a stream's chunk), read from its text:
- * only the two members are skimmed out, and the usage object is read as
- * text when it has no escapes (jansson builds it otherwise). Gives what
- * usage_from_json gives on the parsed answer. */
-enum { HR_READ_MODEL = 1, HR_READ_USAGE = 2 };
-void hr_api_read_answer(const struct hr_api *api, const char *text, size_t len, unsigned what, struct hr_usage *u);
+/* Usage of an answer (or of a stream's chunk), read from its text: only
+ * the "usage" member is skimmed out, and it is read as text when it has no
+ * escapes (jansson builds it otherwise). Gives what usage_from_json gives
+ * on the parsed answer. */
+void hr_api_read_answer(const struct hr_api *api, const char *text, size_t len, struct hr_usage *u);
 /* The same, when the text is valid JSON (jansson's rules) without an escape
  * or NUL byte that the skim could read differently from jansson: checked and
  * its members found in one pass. Returns 1 when read, 0 (nothing read) when
  * the text is not such; parse it then. */
-int hr_api_read_exact(const struct hr_api *api, const char *text, size_t len, unsigned what, struct hr_usage *u);
+int hr_api_read_exact(const struct hr_api *api, const char *text, size_t len, struct hr_usage *u);
 /* api->usage_read of parent's "usage" member (none when it is not an object). */
 void hr_api_usage_of(const struct hr_api *api, const json_t *parent, struct hr_usage *u);
-void hr_api_set_model(struct hr_usage *u, const json_t *obj);
 int hr_api_str_is(const char *s, size_t n, const char *lit);
 /* The `"usage": {` test that spares a JSON parse per streamed chunk. */
 int hr_api_has_usage_object(const char *data, size_t len);

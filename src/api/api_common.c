@@ -91,40 +91,6 @@ int hr_api_get_count(const struct hr_api_obj *o, const char *key, uint64_t *out)
     return hr_json_number(v, n, &i, &d) ? count_of_int(i, out) : count_of_real(d, out);
 }
 
-/* The model's first bytes, cut on a character boundary so the name stays valid UTF-8. */
-static void set_model_bytes(struct hr_usage *u, const char *s, size_t len)
-{
-    size_t n = len < sizeof(u->model) - 1 ? len : sizeof(u->model) - 1;
-    if (n < len)
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
-    if (n == 0) return;
-    memcpy(u->model, s, n);
-    u->model[n] = '\0';
-}
-
-static void set_model_string(struct hr_usage *u, const json_t *m)
-{
-    if (!json_is_string(m)) return;
-    const char *s = json_string_value(m);
-    set_model_bytes(u, s, strnlen(s, sizeof(u->model)));
-}
-
-void hr_api_set_model(struct hr_usage *u, const json_t *obj) { set_model_string(u, hr_json_get(obj, "model")); }
-
-/* The model from the text of its value: a plain string as json_stringn takes
- * it (`exact`: the text was scanned, so only the escapes are left to rule
- * out), anything else parsed. */
-static void set_model_text(struct hr_usage *u, const char *v, size_t n, int exact)
-{
-    if (exact ? n >= 2 && v[0] == '"' && !memchr(v, '\\', n) : hr_json_plain_string(v, n)) {
-        set_model_bytes(u, v + 1, strnlen(v + 1, n - 2));
-        return;
-    }
-    json_t *m = json_loadb(v, n, JSON_DECODE_ANY, NULL);
-    set_model_string(u, m);
-    json_decref(m);
-}
-
 void hr_api_usage_of(const struct hr_api *api, const json_t *parent, struct hr_usage *u)
 {
     struct hr_api_obj o;
@@ -132,38 +98,33 @@ void hr_api_usage_of(const struct hr_api *api, const json_t *parent, struct hr_u
     api->usage_read(&o, u);
 }
 
-static const char *const answer_keys[] = {"model", "usage"};
-
-/* Model and usage from the values of the answer's members of those names
- * (NULL: absent). `exact`: the text they are part of is known valid and
- * free of escapes. */
-static void read_members(const struct hr_api *api, const char *const v[2], const size_t n[2], unsigned what, int exact,
-                         struct hr_usage *u)
+/* Usage from the text of the answer's "usage" member (NULL: absent).
+ * `exact`: the text it is part of is known valid and free of escapes. */
+static void read_usage_value(const struct hr_api *api, const char *v, size_t n, int exact, struct hr_usage *u)
 {
-    if ((what & HR_READ_MODEL) && v[0]) set_model_text(u, v[0], n[0], exact);
-    if (!(what & HR_READ_USAGE) || !v[1]) return;
+    if (!v) return;
     struct hr_api_obj usage;
-    if (hr_api_obj_text(&usage, v[1], n[1], exact && v[1][0] == '{')) {
+    if (hr_api_obj_text(&usage, v, n, exact && v[0] == '{')) {
         api->usage_read(&usage, u);
         return;
     }
-    json_t *j = hr_json_load(v[1], n[1], NULL); /* escapes or not valid: jansson's reading */
+    json_t *j = hr_json_load(v, n, NULL); /* escapes or not valid: jansson's reading */
     hr_api_obj_json(&usage, j);
     api->usage_read(&usage, u);
     json_decref(j);
 }
 
-void hr_api_read_answer(const struct hr_api *api, const char *text, size_t len, unsigned what, struct hr_usage *u)
+void hr_api_read_answer(const struct hr_api *api, const char *text, size_t len, struct hr_usage *u)
 {
-    const char *v[2];
-    size_t n[2];
-    hr_json_members(text, len, answer_keys, 2, v, n);
-    read_members(api, v, n, what, 0, u);
+    const char *v = NULL;
+    size_t n = 0;
+    if (!hr_json_member(text, len, "usage", &v, &n)) v = NULL;
+    read_usage_value(api, v, n, 0, u);
 }
 
-int hr_api_read_exact(const struct hr_api *api, const char *text, size_t len, unsigned what, struct hr_usage *u)
+int hr_api_read_exact(const struct hr_api *api, const char *text, size_t len, struct hr_usage *u)
 {
-    /* An escaped key ("mod\u0065l") is the same key to jansson, not to the
+    /* An escaped key ("usag\u0065") is the same key to jansson, not to the
      * skim; a NUL after a value is dropped by jansson's lexer. */
     if (memchr(text, '\\', len) || memchr(text, '\0', len)) return 0;
     /* The answer itself as a text object: its members listed by the pass
@@ -173,10 +134,9 @@ int hr_api_read_exact(const struct hr_api *api, const char *text, size_t len, un
     root.text = text;
     root.len = len;
     if (hr_json_scan_members(text, len, root.m, HR_API_OBJ_MEMBERS, &root.n) != 0) return 0;
-    const char *v[2];
-    size_t n[2] = {0, 0};
-    for (size_t k = 0; k < 2; k++) v[k] = text_member(&root, answer_keys[k], &n[k]);
-    read_members(api, v, n, what, 1, u);
+    size_t n = 0;
+    const char *v = text_member(&root, "usage", &n);
+    read_usage_value(api, v, n, 1, u);
     return 1;
 }
 

@@ -50,7 +50,6 @@ static void usage_read(const struct hr_api_obj *usage, struct hr_usage *u) { hr_
 static void usage_from_json(const json_t *answer, struct hr_usage *u)
 {
     if (!json_is_object(answer)) return;
-    hr_api_set_model(u, answer);
     hr_api_usage_of(&hr_api_openai_chat, answer, u);
 }
 
@@ -61,18 +60,12 @@ static void usage_from_sse(const char *event, size_t event_len, const char *data
     size_t i = 0;
     while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n')) i++;
     if (i == len || data[i] != '{') return; /* "[DONE]" and anything else that is not a chunk object */
-    int want_model = u->model[0] == '\0' && memmem(data, len, "\"model\"", 7) != NULL;
-    int want_usage = hr_api_has_usage_object(data, len);
-    if (!want_model && !want_usage) return;
-    /* The chunk's choices are not read: only "model" and "usage", from the
-     * text when that reads them as the whole parse would. */
-    unsigned what = (want_model ? HR_READ_MODEL : 0) | (want_usage ? HR_READ_USAGE : 0);
-    if (hr_api_read_exact(&hr_api_openai_chat, data, len, what, u)) return;
+    if (!hr_api_has_usage_object(data, len)) return; /* every chunk but the last, with include_usage */
+    /* The chunk's choices are not read: only "usage", from the text when
+     * that reads it as the whole parse would. */
+    if (hr_api_read_exact(&hr_api_openai_chat, data, len, u)) return;
     json_t *root = hr_json_load(data, len, NULL); /* json_loadb's result */
-    if (json_is_object(root)) {
-        if (want_model) hr_api_set_model(u, root);
-        if (want_usage) hr_api_usage_of(&hr_api_openai_chat, root, u);
-    }
+    if (json_is_object(root)) hr_api_usage_of(&hr_api_openai_chat, root, u);
     json_decref(root);
 }
 

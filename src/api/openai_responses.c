@@ -64,12 +64,12 @@ static void usage_read(const struct hr_api_obj *usage, struct hr_usage *u) { hr_
 static void usage_from_json(const json_t *answer, struct hr_usage *u)
 {
     if (!json_is_object(answer)) return;
-    hr_api_set_model(u, answer);
     hr_api_usage_of(&hr_api_openai_responses, answer, u);
 }
 
-/* Events that carry the whole response: created (model), and the three
- * final ones (usage). Deltas are recognised by name and never parsed. */
+/* The three final events carry the whole response with its usage. The
+ * others (deltas, and response.created, which repeats the request's
+ * instructions and tools) are recognised by name and never parsed. */
 static const char *const final_events[] = {"response.completed", "response.incomplete", "response.failed", NULL};
 
 static int named(const char *event, size_t event_len, const char *data, size_t len, const char *name)
@@ -84,16 +84,12 @@ static int named(const char *event, size_t event_len, const char *data, size_t l
 
 static void usage_from_sse(const char *event, size_t event_len, const char *data, size_t len, struct hr_usage *u)
 {
-    int final = 0, created = 0;
+    int final = 0;
     for (size_t i = 0; final_events[i] && !final; i++) final = named(event, event_len, data, len, final_events[i]);
-    if (!final) created = u->model[0] == '\0' && named(event, event_len, data, len, "response.created");
-    if (!final && !created) return;
+    if (!final) return;
     json_t *root = hr_json_load(data, len, NULL); /* json_loadb's result, a few times faster */
     const json_t *response = json_object_get(root, "response");
-    if (json_is_object(response)) {
-        hr_api_set_model(u, response);
-        if (final) hr_api_usage_of(&hr_api_openai_responses, response, u);
-    }
+    if (json_is_object(response)) hr_api_usage_of(&hr_api_openai_responses, response, u);
     json_decref(root);
 }
 

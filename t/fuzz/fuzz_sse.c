@@ -53,14 +53,11 @@ static int same_usage(const struct hr_usage *a, const struct hr_usage *b)
            a->output_tokens == b->output_tokens && a->cache_read_tokens == b->cache_read_tokens &&
            a->cache_write_tokens == b->cache_write_tokens &&
            a->cache_write_5m_tokens == b->cache_write_5m_tokens &&
-           a->cache_write_1h_tokens == b->cache_write_1h_tokens &&
-           memcmp(a->model, b->model, sizeof(a->model)) == 0;
+           a->cache_write_1h_tokens == b->cache_write_1h_tokens;
 }
 
 static void check_usage(const struct hr_usage *u)
 {
-    if (memchr(u->model, '\0', sizeof(u->model)) == NULL)
-        abort();
     if (u->input_tokens > HR_USAGE_MAX_TOKENS || u->output_tokens > HR_USAGE_MAX_TOKENS ||
         u->cache_read_tokens > HR_USAGE_MAX_TOKENS || u->cache_write_tokens > HR_USAGE_MAX_TOKENS ||
         u->cache_write_5m_tokens > HR_USAGE_MAX_TOKENS || u->cache_write_1h_tokens > HR_USAGE_MAX_TOKENS)
