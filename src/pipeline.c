@@ -761,10 +761,10 @@ static void session_id(const struct hr_api *api, const json_t *body, const char 
     digest_json(&db, json_array_get(hr_json_get(body, api->items_key), 0));
     digest_fold(&db, db.b, db.n);
     static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < HR_CCR_HASH_LEN; i++) { /* 24 of the pair's 32 hex digits; snprintf cost 1.5 k instructions */
-        uint64_t h = i < 16 ? db.h1 : db.h2;
-        out[i] = hex[(h >> (60 - 4 * (i % 16))) & 15];
-    }
+    /* 24 of the pair's 32 hex digits, last first (snprintf cost 1.5 k instructions) */
+    uint64_t h1 = db.h1, h2 = db.h2 >> (4 * (32 - HR_CCR_HASH_LEN));
+    for (int i = 15; i >= 0; i--, h1 >>= 4) out[i] = hex[h1 & 15];
+    for (int i = HR_CCR_HASH_LEN - 1; i >= 16; i--, h2 >>= 4) out[i] = hex[h2 & 15];
     out[HR_CCR_HASH_LEN] = '\0';
 }
 

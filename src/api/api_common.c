@@ -21,10 +21,14 @@ int hr_api_obj_text(struct hr_api_obj *o, const char *text, size_t len, int chec
 {
     o->json = NULL;
     o->text = NULL;
-    /* A key written with escapes is the same key to jansson, not to the skim. */
-    if (!checked && (!len || text[0] != '{' || memchr(text, '\\', len) || hr_json_scan(text, len, 0, NULL, NULL) != 0))
-        return 0;
-    if (hr_json_member_list(text, len, o->m, HR_API_OBJ_MEMBERS, &o->n) != 0) return 0;
+    if (checked) {
+        if (hr_json_member_list(text, len, o->m, HR_API_OBJ_MEMBERS, &o->n) != 0) return 0;
+    } else {
+        /* A key written with escapes is the same key to jansson, not to the
+         * skim. The pass that checks the text lists its members. */
+        if (!len || text[0] != '{' || memchr(text, '\\', len)) return 0;
+        if (hr_json_scan_members(text, len, o->m, HR_API_OBJ_MEMBERS, &o->n) != 0) return 0;
+    }
     o->text = text;
     o->len = len;
     return 1;
