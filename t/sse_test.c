@@ -9,6 +9,7 @@
 #include "api/api.h"
 #include "sse.h"
 #include "usage.h"
+#include "sse_feed_copy.h"
 
 /* ------------------------------------------------------------ recording */
 
@@ -76,20 +77,6 @@ static int rec_eq(const struct rec *a, const struct rec *b)
     return a->n_events == b->n_events && a->len == b->len &&
            (a->len == 0 || memcmp(a->log, b->log, a->len) == 0) && a->rc == b->rc &&
            usage_eq(&a->usage, &b->usage);
-}
-
-/* hr_sse_feed on a heap copy of exactly the piece, freed when it returns:
- * under ASan a read past the piece, or a pointer into it kept past the
- * call (an event handed out later from a chunk that is gone), fails. */
-static int feed_copy(struct hr_sse_parser *p, const char *s, size_t n)
-{
-    char *copy = malloc(n ? n : 1);
-    if (!copy)
-        abort();
-    memcpy(copy, s, n);
-    int rc = hr_sse_feed(p, copy, n);
-    free(copy);
-    return rc;
 }
 
 /* Feed `s` cut at the given offsets (ascending, within (0, n)). */

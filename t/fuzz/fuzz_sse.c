@@ -8,6 +8,7 @@
 #include "api/api.h"
 #include "sse.h"
 #include "usage.h"
+#include "../sse_feed_copy.h" /* t/ */
 
 /* Input layout: byte 0 = (limit selector << 3) | number of chunk-size bytes
  * (0..7); then that many chunk sizes, used in turn (0 means an empty feed);
@@ -62,20 +63,6 @@ static void check_usage(const struct hr_usage *u)
         u->cache_read_tokens > HR_USAGE_MAX_TOKENS || u->cache_write_tokens > HR_USAGE_MAX_TOKENS ||
         u->cache_write_5m_tokens > HR_USAGE_MAX_TOKENS || u->cache_write_1h_tokens > HR_USAGE_MAX_TOKENS)
         abort();
-}
-
-/* Each piece from a heap copy of exactly its bytes, freed on return: under
- * ASan a read past the piece, or a pointer into it kept past the call,
- * fails the run. */
-static int feed_copy(struct hr_sse_parser *p, const char *s, size_t n)
-{
-    char *copy = malloc(n ? n : 1);
-    if (!copy)
-        abort();
-    memcpy(copy, s, n);
-    int rc = hr_sse_feed(p, copy, n);
-    free(copy);
-    return rc;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
