@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "hex.h"
 #include "json_scan.h"
 
 #define EINVAL_ (-22)
@@ -24,20 +25,10 @@ static inline const unsigned char *skip_ws(const unsigned char *p, const unsigne
     return p;
 }
 
-static inline int hexval(unsigned c)
-{
-    if (c - '0' < 10)
-        return (int)(c - '0');
-    c |= 32;
-    if (c - 'a' < 6)
-        return (int)(c - 'a' + 10);
-    return -1;
-}
-
 /* Four hex digits at p (p + 4 <= end checked by the caller), or -1. */
 static inline long hex4(const unsigned char *p)
 {
-    int a = hexval(p[0]), b = hexval(p[1]), c = hexval(p[2]), d = hexval(p[3]);
+    int a = hr_hex_digit(p[0]), b = hr_hex_digit(p[1]), c = hr_hex_digit(p[2]), d = hr_hex_digit(p[3]);
     if ((a | b | c | d) < 0)
         return -1;
     return (long)((a << 12) | (b << 8) | (c << 4) | d);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "hex.h"
 #include "otlp.h"
 
 /* ------------------------------------------------------------------ buffer */
@@ -572,14 +573,6 @@ int otlp_traces_json(struct otlp_buf *out, const struct otlp_attrs *resource, co
 
 /* ----------------------------------------------------------------- helpers */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /* Trimmed, percent-decoded copy of [s, e) into out (cap bytes incl. NUL). */
 static int kv_piece(const char *s, const char *e, char *out, size_t cap)
 {
@@ -588,8 +581,10 @@ static int kv_piece(const char *s, const char *e, char *out, size_t cap)
     size_t n = 0;
     for (; s < e; s++) {
         int c = (unsigned char)*s;
-        if (c == '%' && e - s >= 3 && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
-            c = hexval(s[1]) * 16 + hexval(s[2]);
+        int hi = e - s >= 3 ? hr_hex_digit((unsigned char)s[1]) : -1;
+        int lo = e - s >= 3 ? hr_hex_digit((unsigned char)s[2]) : -1;
+        if (c == '%' && hi >= 0 && lo >= 0) {
+            c = hi * 16 + lo;
             s += 2;
         }
         if (n + 1 >= cap) return -1;
@@ -630,7 +625,7 @@ static int hex_bytes(const char *s, uint8_t *out, size_t n)
 {
     int nonzero = 0;
     for (size_t i = 0; i < n; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+        int hi = hr_hex_digit((unsigned char)s[2 * i]), lo = hr_hex_digit((unsigned char)s[2 * i + 1]);
         /* W3C: lowercase hex only */
         if (hi < 0 || lo < 0 || (s[2 * i] >= 'A' && s[2 * i] <= 'F') || (s[2 * i + 1] >= 'A' && s[2 * i + 1] <= 'F'))
             return -1;
@@ -648,12 +643,13 @@ int otlp_parse_traceparent(const char *tp, uint8_t trace_id[16], uint8_t span_id
     while (len && (tp[len - 1] == ' ' || tp[len - 1] == '\t')) len--;
     /* version 00 is exactly 55 chars; later versions may append "-..." */
     if (len < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-') return -1;
-    if (hexval(tp[0]) < 0 || hexval(tp[1]) < 0 || (tp[0] == 'f' && tp[1] == 'f')) return -1;
+    if (hr_hex_digit((unsigned char)tp[0]) < 0 || hr_hex_digit((unsigned char)tp[1]) < 0) return -1;
+    if (tp[0] == 'f' && tp[1] == 'f') return -1;
     if (tp[0] == '0' && tp[1] == '0' && len != 55) return -1;
     if (len > 55 && tp[55] != '-') return -1;
     uint8_t f;
     if (hex_bytes(tp + 3, trace_id, 16) || hex_bytes(tp + 36, span_id, 8)) return -1;
-    int hi = hexval(tp[53]), lo = hexval(tp[54]);
+    int hi = hr_hex_digit((unsigned char)tp[53]), lo = hr_hex_digit((unsigned char)tp[54]);
     if (hi < 0 || lo < 0) return -1;
     f = (uint8_t)(hi * 16 + lo);
     if (flags) *flags = f;

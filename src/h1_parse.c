@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 #include "h1_parse.h"
+#include "hex.h"
 
 void hr_h1_head_clear(struct hr_h1_head *h)
 {
@@ -189,11 +190,6 @@ long hr_h1_parse_head(const char *buf, size_t len, size_t max, struct hr_h1_head
 
 enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER, CH_DONE };
 
-static inline int hex_digit(unsigned char ch)
-{
-    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
-}
-
 #define MAX_CHUNK_LINE 4096
 
 long hr_h1_chunked_step(struct hr_h1_chunked *c, const char *in, size_t len, size_t *avail, int *done,
@@ -215,7 +211,7 @@ long hr_h1_chunked_step(struct hr_h1_chunked *c, const char *in, size_t len, siz
             size_t k = i;
             uint64_t v = 0;
             int d;
-            while (k < len && k - i < 15 && (d = hex_digit((unsigned char)in[k])) >= 0) {
+            while (k < len && k - i < 15 && (d = hr_hex_digit((unsigned char)in[k])) >= 0) {
                 v = v * 16 + (uint64_t)d;
                 k++;
             }
@@ -228,7 +224,7 @@ long hr_h1_chunked_step(struct hr_h1_chunked *c, const char *in, size_t len, siz
         unsigned char ch = (unsigned char)in[i];
         switch (c->state) {
         case CH_SIZE: {
-            int d = hex_digit(ch);
+            int d = hr_hex_digit(ch);
             if (d >= 0) {
                 if (c->left >> 60) goto bad_size;
                 c->left = c->left * 16 + (uint64_t)d;

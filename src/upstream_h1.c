@@ -877,8 +877,7 @@ static int process(struct h1_conn *c)
         for (;;) {
             size_t avail;
             long n = hr_h1_chunked_step(&x->ch, c->rbuf + off, c->rlen - off, &avail, &done, &why);
-            if (n < 0) break;
-            why = NULL;
+            if (n < 0) break; /* why is set only then */
             off += (size_t)n;
             if (done || !avail) break;
             if (off != plain) memmove(c->rbuf + plain, c->rbuf + off, avail);

@@ -363,15 +363,12 @@ enum mdb_open_status mdb_open(const char *path, double now, int busy_timeout_ms,
 
 /* The whole batch in one statement: SQLite reads the rows through
  * batch_vtab.c instead of 26 bound parameters a row. */
-#define INSERT_SQL                                                                                           \
-    "INSERT INTO requests (request_id, timestamp, model, provider, wire_format, stack, path, status, credited, " \
-    "cached, streamed, failed, tokens_input_before, tokens_input_after, tokens_saved, tokens_output, "          \
-    "cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, savings_usd, priced, transforms, "      \
-    "latency_ms, overhead_ms, ttfb_ms) "                                                                       \
-    "SELECT request_id, timestamp, model, provider, wire_format, stack, path, status, credited, "              \
-    "cached, streamed, failed, tokens_input_before, tokens_input_after, tokens_saved, tokens_output, "          \
-    "cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, savings_usd, priced, transforms, "      \
-    "latency_ms, overhead_ms, ttfb_ms FROM " MDB_BATCH_VTAB "(?1)"
+#define ROW_COLUMNS                                                                                        \
+    "request_id, timestamp, model, provider, wire_format, stack, path, status, credited, cached, streamed, "   \
+    "failed, tokens_input_before, tokens_input_after, tokens_saved, tokens_output, cache_read_tokens, "       \
+    "cache_write_tokens, reasoning_tokens, cost_usd, savings_usd, priced, transforms, latency_ms, "           \
+    "overhead_ms, ttfb_ms"
+#define INSERT_SQL "INSERT INTO requests (" ROW_COLUMNS ") SELECT " ROW_COLUMNS " FROM " MDB_BATCH_VTAB "(?1)"
 
 void mdb_stmts_free(struct mdb_stmts *s)
 {
