@@ -158,11 +158,16 @@ class Traffic:
 
 
 def log_lines(path, start=0, end=None):
+    """The complete lines of the request log from start. A line the sink thread
+    is still writing has no newline yet (one write(2) can land in the page cache
+    in pieces a concurrent read sees), so an unterminated tail is left for the
+    next poll, as a log shipper tailing the file would."""
     if not os.path.exists(path):
         return []
     with open(path, "rb") as f:
         f.seek(start)
         data = f.read() if end is None else f.read(end - start)
+    data = data[:data.rfind(b"\n") + 1]
     return [json.loads(l) for l in data.decode().splitlines() if l.strip()]
 
 
