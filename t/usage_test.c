@@ -381,6 +381,31 @@ static void test_answer_text(void)
                                           "{\"reasoning_tokens\":6}}}");
     ok(u.input_tokens == 20 && u.reasoning_tokens == 6, "text: responses' names");
 
+    /* The usage is read from whichever end of the answer reaches it first:
+     * a decoy "usage" inside a long string near either end, and a real one
+     * at the front behind 20 KB of text, read what the parse reads. */
+    {
+        static char big[24 * 1024];
+        char pad[20001];
+        memset(pad, 'x', sizeof pad - 1);
+        pad[sizeof pad - 1] = 0;
+        snprintf(big, sizeof big, "{\"usage\":{\"prompt_tokens\":21},\"content\":\"%s\","
+                 "\"tail\":\"\\\"usage\\\":{\\\"prompt_tokens\\\":99}\"}", pad);
+        u = from_json(HR_PROVIDER_OPENAI, big);
+        ok(u.input_tokens == 21, "text: a usage at the front behind 20 KB, a decoy in a string at the end");
+        snprintf(big, sizeof big, "{\"head\":\"\\\"usage\\\":{\\\"prompt_tokens\\\":99}\",\"content\":\"%s\","
+                 "\"usage\":{\"prompt_tokens\":22}}", pad);
+        u = from_json(HR_PROVIDER_OPENAI, big);
+        ok(u.input_tokens == 22, "text: a usage at the end, a decoy in a string at the front");
+        snprintf(big, sizeof big, "{\"usage\":{\"prompt_tokens\":1},\"content\":\"%s\","
+                 "\"usage\":{\"prompt_tokens\":23}}", pad);
+        u = from_json(HR_PROVIDER_OPENAI, big);
+        ok(u.input_tokens == 23, "text: two usages 20 KB apart: the last, as jansson keeps");
+        snprintf(big, sizeof big, "{\"content\":\"%s\",\"choices\":[{\"usage\":{\"prompt_tokens\":5}}]}", pad);
+        u = from_json(HR_PROVIDER_OPENAI, big);
+        ok(!u.seen, "text: a usage nested below the root is not the answer's");
+    }
+
     /* More members than the text index holds: the rest are looked up in the text. */
     char many[1024] = "{\"usage\":{";
     for (int i = 0; i < 20; i++) snprintf(many + strlen(many), sizeof many - strlen(many), "\"f%d\":%d,", i, i);

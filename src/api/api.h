@@ -125,10 +125,11 @@ int hr_api_obj_text(struct hr_api_obj *o, const char *text, size_t len, int chec
 int hr_api_obj_is(const struct hr_api_obj *o);
 /* out is o's member `key` when that is an object, else none. */
 void hr_api_obj_get(const struct hr_api_obj *o, const char *key, struct hr_api_obj *out);
-/* Usage of an answer (or of a stream's chunk), read from its text: only
- * the "usage" member is skimmed out, and it is read as text when it has no
- * escapes (jansson builds it otherwise). Gives what usage_from_json gives
- * on the parsed answer. */
+/* Usage of an answer, read from its text: only the root's "usage" member
+ * is found, walking from whichever end of the text reaches it first (the
+ * rest is relayed as it came, not checked), and it is read as text when it
+ * has no escapes (jansson builds it otherwise). Gives what usage_from_json
+ * gives on the parsed answer, whenever the answer parses. */
 void hr_api_read_answer(const struct hr_api *api, const char *text, size_t len, struct hr_usage *u);
 /* The same, when the text is valid JSON (jansson's rules) without an escape
  * or NUL byte that the skim could read differently from jansson: checked and

@@ -122,7 +122,10 @@ void hr_api_read_answer(const struct hr_api *api, const char *text, size_t len, 
 {
     const char *v = NULL;
     size_t n = 0;
-    if (!hr_json_member(text, len, "usage", &v, &n)) v = NULL;
+    /* Every provider puts "usage" at or near the end of the answer: read
+     * from whichever end reaches it first, not a skim of the whole text
+     * (the usage value itself is still checked before it is read). */
+    if (!hr_json_member_near(text, len, "usage", &v, &n)) v = NULL;
     read_usage_value(api, v, n, 0, u);
 }
 
