@@ -360,18 +360,39 @@ void hr_cost_price_event(struct hr_event *ev, int usage_seen, struct hr_cost *sp
      * what we sent rather than nothing, so a budget cannot be bypassed. */
     if (!usage_seen && ev->status >= 200 && ev->status < 300) u.input = ev->tokens_sent;
     if (ev->cached) u = (struct hr_cost_usage){0}; /* our own response cache: the provider bills nothing */
-    hr_cost_compute(p, &u, &c);
-    pthread_rwlock_unlock(&prices_lock);
-    /* Computed once, in whole micro-dollars: the headers, the stream comment,
-     * the request log and every total (/stats, /metrics, the savings file, the
-     * budget) add up exactly these values, so a sum over the log is the total
-     * to the micro-dollar. The split keeps input + output = total. */
-    c.total_usd = hr_numfmt_round(c.total_usd, HR_DECIMALS_USD);
-    c.input_usd = hr_numfmt_round(c.input_usd, HR_DECIMALS_USD);
-    if (c.input_usd > c.total_usd) c.input_usd = c.total_usd;
-    c.output_usd = hr_numfmt_round(c.total_usd - c.input_usd, HR_DECIMALS_USD);
-    c.savings_usd = hr_numfmt_round(c.savings_usd, HR_DECIMALS_USD);
-    c.cache_savings_usd = hr_numfmt_round(c.cache_savings_usd, HR_DECIMALS_USD);
+    /* A request is priced for its headers (or stream comment), then for its
+     * event, from the same figures: the last pricing is remembered per
+     * thread, keyed by the price entry (lookup_price's, itself renewed with
+     * the table) and every figure it reads. */
+    static _Thread_local struct {
+        const struct hr_price *p;
+        unsigned gen;
+        struct hr_cost_usage u;
+        struct hr_cost c;
+    } last;
+    unsigned gen = atomic_load(&prices_gen);
+    if (p && last.p == p && last.gen == gen && !memcmp(&last.u, &u, sizeof u)) {
+        pthread_rwlock_unlock(&prices_lock);
+        c = last.c;
+    } else {
+        hr_cost_compute(p, &u, &c);
+        pthread_rwlock_unlock(&prices_lock);
+        /* Computed once, in whole micro-dollars: the headers, the stream
+         * comment, the request log and every total (/stats, /metrics, the
+         * savings file, the budget) add up exactly these values, so a sum
+         * over the log is the total to the micro-dollar. The split keeps
+         * input + output = total. */
+        c.total_usd = hr_numfmt_round(c.total_usd, HR_DECIMALS_USD);
+        c.input_usd = hr_numfmt_round(c.input_usd, HR_DECIMALS_USD);
+        if (c.input_usd > c.total_usd) c.input_usd = c.total_usd;
+        c.output_usd = hr_numfmt_round(c.total_usd - c.input_usd, HR_DECIMALS_USD);
+        c.savings_usd = hr_numfmt_round(c.savings_usd, HR_DECIMALS_USD);
+        c.cache_savings_usd = hr_numfmt_round(c.cache_savings_usd, HR_DECIMALS_USD);
+        last.p = p;
+        last.gen = gen;
+        last.u = u;
+        last.c = c;
+    }
     ev->priced = p != NULL;
     ev->cost_usd = c.total_usd;
     ev->savings_usd = c.savings_usd;

@@ -38,6 +38,29 @@ int main(void)
     hr_hist_merge(h, g);
     is_int(h->count, 1004, "merge adds counts");
     ok(h->max_ms == 1e9, "merge keeps the larger max");
+
+    /* Each value lands in the fine bucket of its octave and eighth, as
+     * frexp reads them: at, just below and just above every bucket edge. */
+    int wrong = 0, tried = 0;
+    for (int o = 0; o < HR_HIST_OCTAVES + 2; o++)
+        for (int sub = 0; sub < HR_HIST_FINE_PER_OCTAVE; sub++)
+            for (int d = -1; d <= 1; d++) {
+                double us = ldexp(1.0 + (double)sub / HR_HIST_FINE_PER_OCTAVE, o);
+                us = d < 0 ? nextafter(us, 0) : d > 0 ? nextafter(us, INFINITY) : us;
+                struct hr_hist one = {0};
+                hr_hist_add(&one, us / 1000.0);
+                int e;
+                double frac = frexp(us, &e);
+                size_t want = us < 1.0 ? 0 : e - 1 >= HR_HIST_OCTAVES ? HR_HIST_FINE - 1
+                            : 1 + (size_t)(e - 1) * HR_HIST_FINE_PER_OCTAVE +
+                                  (size_t)((frac * 2.0 - 1.0) * HR_HIST_FINE_PER_OCTAVE);
+                wrong += one.fine[want] != 1;
+                tried++;
+            }
+    ok(wrong == 0, "fine buckets: %d of %d edge values where frexp puts them", tried - wrong, tried);
+    struct hr_hist inf = {0};
+    hr_hist_add(&inf, INFINITY);
+    ok(inf.fine[HR_HIST_FINE - 1] == 1 && inf.prom[HR_HIST_PROM] == 1, "+Inf ms lands in the last buckets");
     free(h);
     free(g);
     return tap_exit();

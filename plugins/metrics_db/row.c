@@ -3,6 +3,7 @@
  * `transforms` column as a JSON array of stage names. Runs once per
  * request on the thread that calls on_event (the request's own): one
  * allocation (usually a row the writer gave back), no JSON library. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "mdb.h"
@@ -15,15 +16,21 @@ static size_t clean_text(char *dst, const char *src)
 {
     if (!src) src = "";
     const unsigned char *s = (const unsigned char *)src;
-    /* The usual name is short ASCII: copied as it is. */
-    size_t k = 0;
-    while (k < MDB_TEXT_MAX && s[k] && s[k] < 0x80) k++;
+    /* The usual name is short ASCII: copied as it is. Its length first
+     * (strnlen reads no further than the string), then eight bytes at a
+     * time to the first byte with its high bit set. */
+    size_t n = strnlen(src, MDB_TEXT_MAX + 1), lim = n < MDB_TEXT_MAX ? n : MDB_TEXT_MAX, k = 0;
+    for (uint64_t w; k + 8 <= lim; k += 8) {
+        memcpy(&w, s + k, 8);
+        if (w & 0x8080808080808080ull) break;
+    }
+    while (k < lim && s[k] < 0x80) k++;
     memcpy(dst, src, k);
-    if (k == MDB_TEXT_MAX || !s[k]) {
+    if (k == lim) {
         dst[k] = '\0';
         return k;
     }
-    size_t n = k + strlen(src + k);
+    if (n > MDB_TEXT_MAX) n += strlen(src + n);
     for (size_t i = k; i < n;) {
         size_t l = hr_utf8_seq(s + i, n - i);
         const char *piece = l ? src + i : "\xEF\xBF\xBD";
