@@ -212,7 +212,11 @@ int main(void)
         printf("1..0 # SKIP the frozen offsets are for LP64 targets\n");
         return 0;
     }
-    ok(HR_ABI_MAJOR == 1 && HR_ABI_MINOR == 7, "ABI 1.7 (a new minor appends lines here)");
+    ok(HR_ABI_MAJOR == 1 && HR_ABI_MINOR == 8, "ABI 1.8 (a new minor appends lines here)");
+    /* Flag bits are frozen too: a plugin built against 1.8 stores these numbers. */
+    ok(HR_TF_COUNTS_ON_DEMAND == 0x1u && HR_TF_UNITS_ONLY == 0x2u && HR_TF_COPY_ON_WRITE == 0x4u &&
+           HR_TF_NEEDS_UNITS == 0x8u && HR_SINK_ON_REQUEST_THREAD == 0x1u,
+       "transform and sink flag bits (1.3, 1.5, 1.6, 1.8; 1.7)");
     for (size_t i = 0; i < sizeof table / sizeof *table; i++) {
         const struct layout *l = &table[i];
         if (l->minor < 0)

@@ -25,7 +25,7 @@ TEST_PLUGINS = os.environ.get("HEADROOM_TEST_BAD_PLUGIN_DIR") or os.path.join(T_
 # One plugin_dir holds both the shipped stages and the probes.
 pdir = tempfile.mkdtemp(prefix="hr-probe-plugins-")
 for d, names in ((PLUGINS, ("router", "smart_crusher", "log_compressor", "request_log")),
-                 (TEST_PLUGINS, ("count_probe", "count_probe_eager"))):
+                 (TEST_PLUGINS, ("count_probe", "count_probe_eager", "count_probe_idle"))):
     for n in names:
         os.symlink(os.path.join(os.path.abspath(d), n + ".so"), os.path.join(pdir, n + ".so"))
 
@@ -137,4 +137,35 @@ for i, (name, _, _) in enumerate(CASES):
         is_([(t["name"], t["tokens_saved"]) for t in lines[i]["transforms"]],
             [(t["name"], t["tokens_saved"]) for t in lines_full[i]["transforms"]],
             "%s: each stage credited as when every count was taken first" % name)
+
+# A stage that declares HR_TF_NEEDS_UNITS (ABI 1.8) is called only for a
+# request with units: not for a plain chat turn, nor for one whose only tool
+# output is below min_tokens. It is still listed, at 0 ms, and the figures
+# are those of a daemon without it.
+logf = os.path.join(tempfile.mkdtemp(prefix="hr-probe-log-"), "requests.jsonl")
+conf = (BASE + "transform count_probe {\n}\ntransform count_probe_idle {\n}\n"
+        "sink request_log {\n    path %s\n}\n" % logf)
+turns = [("a plain chat turn", {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello there"}]}),
+         ("a turn whose only tool output is short", chat("gpt-4o", ["exit 0"])),
+         ("a turn with a 27 KB tool output", chat("gpt-4o", [MID])),
+         ("a plain chat turn again", {"model": "gpt-4o", "messages": [{"role": "user", "content": "Thanks"}]})]
+with Mock() as m, Headroomd(mock=m, conf_text=conf) as h, \
+        Headroomd(mock=m, conf_text=BASE) as bare:
+    got = []
+    for name, body in turns:
+        r = post_json(h.url + "/v1/chat/completions", body, headers=HDRS)
+        b = post_json(bare.url + "/v1/chat/completions", body, headers=HDRS)
+        got.append((name, r.status, r.header("x-headroom-tokens-before"), b.header("x-headroom-tokens-before")))
+    st = h.stats()
+for name, status, before, bare_before in got:
+    ok(status == 200 and before == bare_before,
+       "%s: answered, %s tokens before as without stages (%s)" % (name, before, bare_before))
+is_(st.get("count_probe", {}).get("applied"), 4, "a stage without HR_TF_NEEDS_UNITS is called for every request")
+is_(st.get("count_probe_idle", {}).get("applied"), 1,
+    "a stage with HR_TF_NEEDS_UNITS is called only for the request with a unit")
+is_(st.get("count_probe_idle", {}).get("mismatches"), 0, "and its counts there agree with count_tokens")
+with open(logf) as f:
+    idle = [[t for t in json.loads(x).get("transforms", []) if t["name"] == "count_probe_idle"] for x in f if x.strip()]
+ok(len(idle) == 4 and all(len(t) == 1 for t in idle) and idle[0][0]["ms"] == 0 and idle[3][0]["ms"] == 0,
+   "the request log still lists the stage on every request, at 0 ms where it was not called")
 done()

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define HR_ABI_MAJOR 1
-#define HR_ABI_MINOR 7
+#define HR_ABI_MINOR 8
 
 #if defined(__GNUC__)
 #define HR_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -579,6 +579,12 @@ struct headroom_plugin {
  * where it otherwise deep-copies the tool definitions and system prompt
  * before the stage (~0.3 M instructions for a coding agent's). */
 #define HR_TF_COPY_ON_WRITE 0x4u
+
+/* 1.8: the stage does nothing on a request without units (tool outputs at
+ * or above the pipeline's min_tokens): the host then does not call apply
+ * for such a request, and reports the stage at 0 ms. A stage that keeps
+ * per-request counters, or reads the rest of the body, must not set it. */
+#define HR_TF_NEEDS_UNITS 0x8u
 
 /* 1.7: on_event is quick, never waits on disk or network, and may run on
  * several threads at once (it takes its own locks, and holds them briefly).

@@ -110,6 +110,6 @@ HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     .init = init,
     .fini = fini,
     .apply = apply,
-    .transform_flags = HR_TF_COUNTS_ON_DEMAND | HR_TF_UNITS_ONLY, /* reads no unit token count; edits units alone */
+    .transform_flags = HR_TF_COUNTS_ON_DEMAND | HR_TF_UNITS_ONLY | HR_TF_NEEDS_UNITS, /* reads no unit token count; edits units alone */
     .content_types = 0, /* any content type */
 };

@@ -80,6 +80,6 @@ HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     .init = init,
     .fini = fini,
     .apply = apply,
-    .transform_flags = HR_TF_COUNTS_ON_DEMAND | HR_TF_UNITS_ONLY,
+    .transform_flags = HR_TF_COUNTS_ON_DEMAND | HR_TF_UNITS_ONLY | HR_TF_NEEDS_UNITS,
     .content_types = HR_CT_BIT(HR_CT_HTML),
 };

@@ -364,7 +364,7 @@ HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     .init = router_init,
     .fini = router_fini,
     .apply = router_apply,
-    .transform_flags = HR_TF_COUNTS_ON_DEMAND | HR_TF_UNITS_ONLY,
+    .transform_flags = HR_TF_COUNTS_ON_DEMAND | HR_TF_UNITS_ONLY | HR_TF_NEEDS_UNITS,
     .content_types = 0,
     .reset = router_reset,
 };

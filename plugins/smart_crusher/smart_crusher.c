@@ -297,7 +297,7 @@ HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     .init = sc_init,
     .fini = sc_fini,
     .apply = sc_apply,
-    .transform_flags = HR_TF_COUNTS_ON_DEMAND | HR_TF_UNITS_ONLY,
+    .transform_flags = HR_TF_COUNTS_ON_DEMAND | HR_TF_UNITS_ONLY | HR_TF_NEEDS_UNITS,
     .content_types = HR_CT_BIT(HR_CT_JSON_ARRAY) | HR_CT_BIT(HR_CT_JSON_OBJECT),
     .reset = sc_reset,
 };

@@ -5,16 +5,22 @@
  *    with `full yes`, unit_tokens; a long never-seen output must still be
  *    uncounted (HR_TOKENS_UNKNOWN) after a small question;
  *  - count_probe_eager (no flag, -DPROBE_EAGER): hr_unit.tokens must be the
- *    exact count of every unit, whatever earlier stages left open.
+ *    exact count of every unit, whatever earlier stages left open;
+ *  - count_probe_idle (-DPROBE_NEEDS_UNITS): as count_probe, declaring
+ *    HR_TF_NEEDS_UNITS (ABI 1.8), so the host calls it only for requests
+ *    with units. Every variant counts its apply calls ("applied").
  * It never edits the request. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <jansson.h>
 #include <headroom/plugin.h>
 
-#ifdef PROBE_EAGER
+#if defined(PROBE_EAGER)
 #define PROBE_NAME "count_probe_eager"
 #define PROBE_FLAGS 0u
+#elif defined(PROBE_NEEDS_UNITS)
+#define PROBE_NAME "count_probe_idle"
+#define PROBE_FLAGS (HR_TF_COUNTS_ON_DEMAND | HR_TF_NEEDS_UNITS)
 #else
 #define PROBE_NAME "count_probe"
 #define PROBE_FLAGS HR_TF_COUNTS_ON_DEMAND
@@ -32,13 +38,14 @@ struct state {
     const struct hr_host *host;
     struct hr_instance *self;
     int full;
-    atomic_ullong units, unknown, partial, mismatches;
+    atomic_ullong applied, units, unknown, partial, mismatches;
 };
 
 static json_t *stats(void *st)
 {
     struct state *s = st;
-    return json_pack("{s:I,s:I,s:I,s:I}", "units", (json_int_t)atomic_load(&s->units), "unknown",
+    return json_pack("{s:I,s:I,s:I,s:I,s:I}", "applied", (json_int_t)atomic_load(&s->applied), "units",
+                     (json_int_t)atomic_load(&s->units), "unknown",
                      (json_int_t)atomic_load(&s->unknown), "partial", (json_int_t)atomic_load(&s->partial),
                      "mismatches", (json_int_t)atomic_load(&s->mismatches));
 }
@@ -70,6 +77,7 @@ static int apply(void *st, struct hr_request *req)
 {
     struct state *s = st;
     const struct hr_host *h = s->host;
+    atomic_fetch_add(&s->applied, 1);
     for (size_t i = 0; i < req->n_units; i++) {
         struct hr_unit *u = &req->units[i];
         size_t exact = h->count_tokens(req->model, u->text, u->len);
