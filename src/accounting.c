@@ -218,23 +218,20 @@ void hr_acct_headers(struct proxy_req *p, struct hr_req *out)
 {
     hr_acct_settle(p);
     char v[32];
-    hr_req_add_header(out, "x-headroom-request-id", p->request_id);
+    HR_REQ_OWN_HEADER(out, "x-headroom-request-id", p->request_id, strlen(p->request_id));
     if (!p->llm) return;
     struct hr_event ev;
     price_so_far(p, &ev);
     if (!p->count_late) { /* passthrough counts after the answer (doc/stats.md) */
-        v[hr_numfmt_uint((unsigned long long)ev.tokens_input, v)] = 0;
-        hr_req_add_header(out, "x-headroom-tokens-before", v);
-        v[hr_numfmt_uint((unsigned long long)ev.tokens_sent, v)] = 0;
-        hr_req_add_header(out, "x-headroom-tokens-after", v);
-        v[hr_numfmt_uint((unsigned long long)ev.tokens_saved, v)] = 0;
-        hr_req_add_header(out, "x-headroom-tokens-saved", v);
+        HR_REQ_OWN_HEADER(out, "x-headroom-tokens-before", v, hr_numfmt_uint((unsigned long long)ev.tokens_input, v));
+        HR_REQ_OWN_HEADER(out, "x-headroom-tokens-after", v, hr_numfmt_uint((unsigned long long)ev.tokens_sent, v));
+        HR_REQ_OWN_HEADER(out, "x-headroom-tokens-saved", v, hr_numfmt_uint((unsigned long long)ev.tokens_saved, v));
     }
     if (p->streaming) return; /* streams carry cost in their closing comment */
     hr_cost_format_usd(ev.cost_usd, v, sizeof v);
-    hr_req_add_header(out, "x-headroom-cost-usd", v);
+    HR_REQ_OWN_HEADER(out, "x-headroom-cost-usd", v, strlen(v));
     hr_cost_format_usd(ev.savings_usd, v, sizeof v);
-    hr_req_add_header(out, "x-headroom-savings-usd", v);
+    HR_REQ_OWN_HEADER(out, "x-headroom-savings-usd", v, strlen(v));
 }
 
 /* Clients ignore SSE comments: the stream's figures ride at its very end. */

@@ -952,6 +952,11 @@ int hr_req_add_header(struct hr_req *r, const char *name, const char *value)
         return 0;
     }
     if (nl == 4 && !strcasecmp(name, "date")) r->out_date = 1;
+    return hr_req_add_own_header(r, name, nl, value, vl);
+}
+
+int hr_req_add_own_header(struct hr_req *r, const char *name, size_t nl, const char *value, size_t vl)
+{
     if (r->oh_len + nl + vl + 2 > r->oh_cap) {
         size_t cap = r->oh_cap ? r->oh_cap * 2 : 512;
         while (cap < r->oh_len + nl + vl + 2) cap *= 2;
@@ -960,8 +965,10 @@ int hr_req_add_header(struct hr_req *r, const char *name, const char *value)
         r->oh = b;
         r->oh_cap = cap;
     }
-    memcpy(r->oh + r->oh_len, name, nl + 1);
-    memcpy(r->oh + r->oh_len + nl + 1, value, vl + 1);
+    memcpy(r->oh + r->oh_len, name, nl);
+    r->oh[r->oh_len + nl] = '\0';
+    memcpy(r->oh + r->oh_len + nl + 1, value, vl);
+    r->oh[r->oh_len + nl + 1 + vl] = '\0';
     r->oh_len += nl + vl + 2;
     r->n_oh++;
     return 0;

@@ -92,6 +92,11 @@ int hr_req_gone(const struct hr_req *r);
  * Date are the server's (a Date given here is kept), "Connection: close"
  * closes the connection after the answer. */
 int hr_req_add_header(struct hr_req *r, const char *name, const char *value);
+/* The same for a header headroomd names itself (x-headroom-*), lengths
+ * known: the name is no framing header and neither holds a CR or LF, so
+ * nothing is checked (an answer carries six of them). */
+int hr_req_add_own_header(struct hr_req *r, const char *name, size_t name_len, const char *value, size_t value_len);
+#define HR_REQ_OWN_HEADER(r, lit, value, value_len) hr_req_add_own_header((r), lit, sizeof(lit) - 1, (value), (value_len))
 const char *hr_req_out_header(const struct hr_req *r, const char *name);
 void hr_req_clear_headers(struct hr_req *r);
 /* A whole answer (ends the request). */
