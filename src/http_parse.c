@@ -68,15 +68,31 @@ static int parse_request_line(char *line, struct hr_http_head *h, struct hr_http
     return 0;
 }
 
-static int add_header(struct hr_http_head *h, char *name, char *value)
+/* A header name's length and first and last bytes, ASCII case folded (the
+ * | 0x20 also folds a few punctuation pairs: a key only filters, and equal
+ * names always share one). The proxy looks up eight names a request, most
+ * of them absent: each costs a key compare per header, not a strcasecmp of
+ * every name that starts with the same letter ("content-..."). */
+static uint32_t name_key(const char *name, size_t n)
+{
+    return n ? (uint32_t)n << 16 | (uint32_t)((unsigned char)name[0] | 0x20) << 8 |
+                   (uint32_t)((unsigned char)name[n - 1] | 0x20)
+             : 0;
+}
+
+static int add_header(struct hr_http_head *h, char *name, size_t name_len, char *value)
 {
     if (h->n_headers == h->cap_headers) {
         size_t cap = h->cap_headers ? h->cap_headers * 2 : 16;
         struct hr_header *a = realloc(h->headers, cap * sizeof *a);
         if (!a) return -1;
         h->headers = a;
+        uint32_t *k = realloc(h->keys, cap * sizeof *k);
+        if (!k) return -1;
+        h->keys = k;
         h->cap_headers = cap;
     }
+    h->keys[h->n_headers] = name_key(name, name_len);
     h->headers[h->n_headers++] = (struct hr_header){name, value};
     return 0;
 }
@@ -130,7 +146,7 @@ int hr_http_parse_head(char *buf, size_t len, struct hr_http_head *h, struct hr_
         /* NUL would cut the value short; other control bytes are kept (RFC
          * 9110 5.5 allows it) and never reach a header we write. */
         if (memchr(c, '\0', (size_t)(e - c))) return refuse(r, 400, "NUL byte in a header value");
-        if (add_header(h, line, c)) return refuse(r, 500, "out of memory");
+        if (add_header(h, line, nl, c)) return refuse(r, 500, "out of memory");
         if (nl == 14 && !strcasecmp(line, "content-length")) {
             if (content_length(h, c, r)) return -1;
         } else if (nl == 17 && !strcasecmp(line, "transfer-encoding")) {
@@ -155,19 +171,16 @@ int hr_http_parse_head(char *buf, size_t len, struct hr_http_head *h, struct hr_
 void hr_http_head_free(struct hr_http_head *h)
 {
     free(h->headers);
+    free(h->keys);
     h->headers = NULL;
+    h->keys = NULL;
     h->n_headers = h->cap_headers = 0;
 }
 
 const char *hr_http_head_find(const struct hr_http_head *h, const char *name)
 {
-    unsigned char c = (unsigned char)name[0];
-    for (size_t i = 0; i < h->n_headers; i++) {
-        unsigned char d = (unsigned char)h->headers[i].name[0];
-        /* Names whose first bytes differ even with the ASCII case bit set
-         * cannot match: most headers are passed over without a call. */
-        if (d != c && (d | 0x20) != (c | 0x20)) continue;
-        if (!strcasecmp(h->headers[i].name, name)) return h->headers[i].value;
-    }
+    uint32_t key = name_key(name, strlen(name));
+    for (size_t i = 0; i < h->n_headers; i++)
+        if (h->keys[i] == key && !strcasecmp(h->headers[i].name, name)) return h->headers[i].value;
     return NULL;
 }

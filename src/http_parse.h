@@ -17,7 +17,8 @@ struct hr_http_head {
     int expect_continue;     /* Expect: 100-continue */
     int64_t content_length;  /* -1 when absent */
     struct hr_header *headers; /* into the parsed buffer */
-    size_t n_headers, cap_headers; /* the array is kept between requests */
+    uint32_t *keys;            /* per header: its name's length and ends, case folded (hr_http_head_find) */
+    size_t n_headers, cap_headers; /* the arrays are kept between requests */
 };
 
 /* Where a complete head ends in buf[0..len): its length with the blank line,

@@ -54,6 +54,21 @@ int main(void)
     ok(!strcmp(hr_http_head_find(&head, "content-type"), "application/json"),
        "a value's surrounding whitespace is trimmed; names match in any case");
     ok(hr_http_head_find(&head, "x-missing") == NULL, "a missing header is NULL");
+    /* Lookups filter on each name's length and case-folded ends first: names
+     * that share them (and ^/~, which the fold makes alike) are still told
+     * apart, and every case of a name still matches. */
+    ok(parse("GET / HTTP/1.1\r\nX-A^b: 1\r\nx-a~B: 2\r\nX-AxB: 3\r\nCONTENT-ENCODING: gzip\r\n"
+             "Content-Length: 0\r\nContent-Type: t\r\n\r\n") == 0,
+       "a head of names with shared lengths and ends parses");
+    const char *v1 = hr_http_head_find(&head, "x-a^B"), *v2 = hr_http_head_find(&head, "X-A~b"),
+               *v3 = hr_http_head_find(&head, "x-axb"), *ce = hr_http_head_find(&head, "content-encoding"),
+               *ct = hr_http_head_find(&head, "content-type");
+    ok(v1 && !strcmp(v1, "1") && v2 && !strcmp(v2, "2") && v3 && !strcmp(v3, "3") && ce && !strcmp(ce, "gzip") &&
+           ct && !strcmp(ct, "t"),
+       "names alike in length and ends are told apart; case never matters");
+    ok(!hr_http_head_find(&head, "x-a_b") && !hr_http_head_find(&head, "content-language") &&
+           !hr_http_head_find(&head, "") && !hr_http_head_find(&head, "X"),
+       "absent names alike in length and ends, the empty name and a one-byte name find nothing");
     size_t whole = strstr(simple, "\r\n\r\n") - simple + 4;
     int same = 1;
     for (size_t step = 1; step < 40; step++) same &= end_in_steps(simple, step) == whole;
