@@ -7,6 +7,7 @@
 # The request-side deadline and the idle keep-alive limit still apply.
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -50,6 +51,40 @@ with Mock() as m:
         is_(r.status, 200, "keep-alive request answered")
         ok(r.closed and not r.timed_out, "idle keep-alive connection closed after client_timeout")
         is_(r.data.count(b"HTTP/1.1 "), 1, "closed without a second (408) answer")
+
+        # Each answer starts a fresh idle deadline: requests 0.7 s apart on
+        # one connection outlive the first request's deadline (the timer
+        # armed then fires, finds the deadline moved, and waits on), and the
+        # close comes client_timeout after the last answer.
+        def answered(sock):
+            """One whole answer (head and Content-Length body): (bytes, still open)."""
+            buf = b""
+            while True:
+                head, sep, rest = buf.partition(b"\r\n\r\n")
+                if sep:
+                    m_len = re.search(rb"(?im)^content-length: *(\d+)", head)
+                    if m_len and len(rest) >= int(m_len.group(1)):
+                        return buf, True
+                d = sock.recv(65536)
+                if not d:
+                    return buf, False
+                buf += d
+        with socket.create_connection(("127.0.0.1", h.port), timeout=10) as s:
+            served = []
+            for k in range(3):
+                if k:
+                    time.sleep(0.7)
+                s.sendall(b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                data, alive = answered(s)
+                served.append(alive and data.startswith(b"HTTP/1.1 200"))
+            t_last = time.monotonic()
+            try:
+                eof = s.recv(65536) == b""
+            except OSError:
+                eof = True
+            idle = time.monotonic() - t_last
+        is_(served, [True, True, True], "three requests 0.7 s apart on one connection, past the first one's deadline")
+        ok(eof and 0.8 <= idle < 5, "closed client_timeout after the last answer (%.2f s)" % idle)
 
         # The request itself is still on a deadline: a body dribbled for
         # longer than client_timeout gets 408.
