@@ -72,8 +72,9 @@ struct h1_xfer {
     size_t max_header;
     long connect_timeout_ms;
     double deadline; /* the whole transfer (upstream_timeout), monotonic ms */
+    double due;      /* when its current step times out: the deadline, or sooner while connecting */
     long idle_timeout_s;
-    struct event timer; /* deadlines, and failures reported from the loop */
+    struct event timer; /* a failure reported from the loop (assigned by xfer_fail) */
     double t_start, t_send, connect_ms;
     int attempts;   /* connections tried (a stale pooled one is retried once) */
     int got_bytes;  /* any byte of the answer arrived */
@@ -124,7 +125,16 @@ struct hr_h1_pool {
     struct h1_conn *idle_tail;
     long n_idle;
     struct event sweep;
+    int sweep_on;
     double sweep_at; /* when the pending sweep fires (monotonic ms) */
+    /* One timer for every live transfer's `due`: a transfer moves it only
+     * to fire sooner, and when it fires it times out what is due and arms
+     * itself for the next. Most transfers end long before their due, so
+     * they cost no timer add and delete (heap operations under the base's
+     * lock) of their own. */
+    struct event due_ev;
+    int due_on;
+    double due_at;
     struct h1_xfer *live;
     /* Demand: transfers at once, their peak in this window and the one
      * before (idle_allowance). */
@@ -345,15 +355,13 @@ static void sweep_arm(struct hr_h1_pool *pool, double now)
     if (!pool->idle_tail) return;
     double at = pool->idle_tail->idle_since + (double)pool->idle_tail->idle_timeout_s * 1000.0;
     if (pool->n_idle > pool->max_idle && now + DEMAND_WINDOW_MS < at) at = now + DEMAND_WINDOW_MS;
-    if (evtimer_pending(&pool->sweep, NULL)) {
-        if (pool->sweep_at <= at) return;
-        event_del(&pool->sweep);
-    }
+    if (pool->sweep_on && pool->sweep_at <= at) return;
     double due = at - now;
     if (due < 0) due = 0;
     struct timeval tv = {(time_t)(due / 1000), (suseconds_t)((long)due % 1000 * 1000)};
     pool->sweep_at = at;
-    evtimer_add(&pool->sweep, &tv);
+    pool->sweep_on = 1;
+    evtimer_add(&pool->sweep, &tv); /* a pending one is moved */
 }
 
 /* Close idle connections past their idle timeout (the oldest are last),
@@ -363,6 +371,7 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct hr_h1_pool *pool = arg;
+    pool->sweep_on = 0;
     double now = hr_monotonic_ms();
     while (pool->idle_tail && pool->idle_tail->idle_since + (double)pool->idle_tail->idle_timeout_s * 1000.0 <= now)
         conn_close(pool->idle_tail);
@@ -426,7 +435,7 @@ static void xfer_free(struct h1_xfer *x)
     else pool->live = x->live_next;
     if (x->live_next) x->live_next->live_prev = x->live_prev;
     pool->n_live--;
-    event_del(&x->timer);
+    if (x->pending_why) event_del(&x->timer); /* a failure not reported yet */
     hr_h1_head_clear(&x->resp);
     free(x->head);
     if (pool->n_spare < MAX_SPARE) { /* a transfer is ~1.2 KB: calloc'ing one cost 2 k instructions */
@@ -450,13 +459,23 @@ static struct h1_xfer *xfer_new(struct hr_h1_pool *pool)
     return x;
 }
 
-static void arm_timer(struct h1_xfer *x, double limit_ms)
+static void due_arm(struct hr_h1_pool *pool, double at, double now)
 {
-    double due = x->deadline - hr_monotonic_ms();
-    if (limit_ms > 0 && limit_ms < due) due = limit_ms;
-    if (due < 0) due = 0;
-    struct timeval tv = {(time_t)(due / 1000), (suseconds_t)((long)due % 1000 * 1000)};
-    evtimer_add(&x->timer, &tv);
+    if (pool->due_on && pool->due_at <= at) return; /* fires no later: then it looks again */
+    double in = at - now;
+    if (in < 0) in = 0;
+    struct timeval tv = {(time_t)(in / 1000), (suseconds_t)((long)in % 1000 * 1000)};
+    pool->due_at = at;
+    pool->due_on = 1;
+    evtimer_add(&pool->due_ev, &tv); /* a pending one is moved */
+}
+
+/* The transfer's next step is due by its deadline, or `limit_ms` from now
+ * when that is sooner (connecting). */
+static void arm_timer(struct h1_xfer *x, double limit_ms, double now)
+{
+    x->due = limit_ms > 0 && now + limit_ms < x->deadline ? now + limit_ms : x->deadline;
+    due_arm(x->pool, x->due, now);
 }
 
 /* The end: the connection is parked or closed first, so on_done may start
@@ -474,10 +493,12 @@ static void xfer_finish(struct h1_xfer *x, enum hr_xfer_result rc, const char *w
             conn_park(c, x->idle_timeout_s);
         else conn_close(c);
     }
-    event_del(&x->timer);
+    if (x->pending_why) event_del(&x->timer);
     if (x->cbs.on_done) x->cbs.on_done(x->ud, rc, why);
     xfer_free(x);
 }
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg);
 
 static void xfer_fail(struct h1_xfer *x, enum hr_xfer_result rc, const char *fmt, ...)
 {
@@ -496,7 +517,7 @@ static void xfer_fail(struct h1_xfer *x, enum hr_xfer_result rc, const char *fmt
     }
     x->pending_rc = rc;
     x->pending_why = x->why;
-    event_del(&x->timer);
+    evtimer_assign(&x->timer, x->pool->base, timer_cb, x);
     event_active(&x->timer, EV_TIMEOUT, 1);
 }
 
@@ -505,18 +526,45 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct h1_xfer *x = arg;
-    if (x->pending_why) {
-        xfer_finish(x, x->pending_rc, x->pending_why);
-        return;
-    }
+    xfer_finish(x, x->pending_rc, x->pending_why);
+}
+
+/* A transfer whose step is due. */
+static void expire(struct h1_xfer *x, double now)
+{
     struct h1_conn *c = x->c;
-    if (c && c->state <= C_TLS && hr_monotonic_ms() < x->deadline)
+    if (c && c->state <= C_TLS && now < x->deadline)
         snprintf(x->why, sizeof x->why, "connecting to %s:%d timed out after %ld ms (upstream_connect_timeout_ms)",
                  x->o.host, x->o.port, x->connect_timeout_ms);
     else
         snprintf(x->why, sizeof x->why, "no complete answer within upstream_timeout (%.0f s; %s)",
                  (x->deadline - x->t_start) / 1000.0, x->got_bytes ? "the answer had begun" : "nothing received");
     xfer_finish(x, HR_XFER_TIMEOUT, x->why);
+}
+
+/* The pool's timer (due_arm): every transfer that is due times out, then
+ * the timer is armed for the soonest of the rest. */
+static void due_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct hr_h1_pool *pool = arg;
+    pool->due_on = 0;
+    double now = hr_monotonic_ms();
+    for (;;) { /* an expiry's on_done may start or end transfers: look again from the start */
+        struct h1_xfer *x = pool->live;
+        while (x && (x->pending_why || x->due > now + 1)) x = x->live_next;
+        if (!x) break;
+        expire(x, now);
+    }
+    double next = 0;
+    int any = 0;
+    for (struct h1_xfer *x = pool->live; x; x = x->live_next)
+        if (!x->pending_why && (!any || x->due < next)) {
+            next = x->due;
+            any = 1;
+        }
+    if (any) due_arm(pool, next, now);
 }
 
 /* A pooled connection the upstream had already closed: send again on a
@@ -589,7 +637,7 @@ static void start_conn(struct h1_xfer *x)
     c->x = x;
     x->c = c;
     c->state = C_RESOLVING;
-    arm_timer(x, (double)x->connect_timeout_ms);
+    arm_timer(x, (double)x->connect_timeout_ms, hr_monotonic_ms());
     struct hr_resolve_req *q = hr_resolve(x->pool->resolver, x->o.host, x->o.port, on_resolved, c);
     if (q) c->dns = q; /* else on_resolved ran already, and c may be gone */
 }
@@ -598,8 +646,9 @@ static void connected(struct h1_conn *c)
 {
     struct h1_xfer *x = c->x;
     if (c->pool->counts) hr_owned_add(&c->pool->counts->opened, 1);
-    x->connect_ms = hr_monotonic_ms() - x->t_start;
-    arm_timer(x, 0);
+    double now = hr_monotonic_ms();
+    x->connect_ms = now - x->t_start;
+    arm_timer(x, 0, now);
     c->state = C_SENDING;
     conn_send(c);
 }
@@ -1051,6 +1100,7 @@ struct hr_h1_pool *hr_h1_pool_new(struct event_base *base, long max_idle, struct
         return NULL;
     }
     evtimer_assign(&pool->sweep, base, sweep_cb, pool);
+    evtimer_assign(&pool->due_ev, base, due_cb, pool);
     return pool;
 }
 
@@ -1065,6 +1115,7 @@ void hr_h1_pool_free(struct hr_h1_pool *pool)
     }
     while (pool->idle) conn_close(pool->idle);
     event_del(&pool->sweep);
+    event_del(&pool->due_ev);
     hr_resolver_free(pool->resolver);
     for (int i = 0; i < SESSION_SLOTS; i++)
         if (pool->sessions[i].s) SSL_SESSION_free(pool->sessions[i].s);
@@ -1167,7 +1218,6 @@ struct hr_transfer *hr_h1_start(struct hr_h1_pool *pool, const char *method, con
     x->idle_timeout_s = opts->idle_timeout_s;
     x->t_start = hr_monotonic_ms();
     x->deadline = x->t_start + (opts->total_timeout_s > 0 ? (double)opts->total_timeout_s * 1000.0 : 1e12);
-    evtimer_assign(&x->timer, pool->base, timer_cb, x);
     x->live_next = pool->live;
     if (pool->live) pool->live->live_prev = x;
     pool->live = x;
@@ -1180,7 +1230,7 @@ struct hr_transfer *hr_h1_start(struct hr_h1_pool *pool, const char *method, con
         x->c = c;
         c->state = C_SENDING;
         x->t_send = x->t_start; /* sent at once, microseconds later: no second clock read */
-        arm_timer(x, 0);
+        arm_timer(x, 0, x->t_start);
         conn_send(c);
     } else {
         start_conn(x);

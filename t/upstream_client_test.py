@@ -15,8 +15,8 @@ import tempfile
 import threading
 import time
 
-from hrtest import (Headroomd, cmp_ok, done, is_, like, make_certs, ok, openai_body, post_json, raw_socket_request,  # noqa: E501
-                    server_ctx, skip, wait_until)
+from hrtest import (Headroomd, anthropic_body, cmp_ok, done, is_, like, make_certs, ok, openai_body, post_json,  # noqa: E501
+                    raw_socket_request, server_ctx, skip, wait_until)
 
 ANSWER = json.dumps({"id": "x", "object": "chat.completion", "model": "gpt-4o-mini",
                      "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
@@ -311,6 +311,41 @@ try:
         is_(codes, [200] * 4, "requests after the upstream closed the idle connection all succeed")
         cmp_ok(up.accepted, ">=", 4, "each one on a new connection")
         is_(h.stats()["requests"]["failed"], 0, "none failed")
+
+    # --- timeouts: a connect that never completes, an answer that never
+    # comes. A listener with a full accept queue drops further SYNs, so a
+    # connect to it hangs until upstream_connect_timeout_ms.
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    fillers = []
+    for _ in range(3):
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex(full.getsockname())
+        fillers.append(f)
+    time.sleep(0.2)
+    silent = Upstream()
+    full_url = "http://127.0.0.1:%d" % full.getsockname()[1]
+    with Headroomd(conf_text=conf(full_url).replace("upstream_connect_timeout_ms 2000", "upstream_connect_timeout_ms 400")
+                   .replace("upstream_timeout 10", "upstream_timeout 2")
+                   .replace("anthropic_api_url %s" % full_url, "anthropic_api_url http://127.0.0.1:%d" % silent.port)) as h:
+        t0 = time.monotonic()
+        r = ask(h)
+        took = time.monotonic() - t0
+        is_(r.status, 504, "a connect that never completes: 504")
+        like((r.json() or {}).get("error", {}).get("message", ""), r"upstream_connect_timeout_ms",
+             "naming upstream_connect_timeout_ms")
+        ok(0.3 < took < 5, "after upstream_connect_timeout_ms (%.2f s)" % took)
+        r = post_json(h.url + "/v1/messages", anthropic_body(),
+                      headers={"x-api-key": "k", "anthropic-version": "2023-06-01", "x-answer": "json", "x-delay": "4"})
+        is_(r.status, 504, "an answer slower than upstream_timeout, while the pool's timer also served the connect: 504")
+        like((r.json() or {}).get("error", {}).get("message", ""), r"upstream_timeout",
+             "naming upstream_timeout")
+        is_(h.get("/livez").status, 200, "the daemon keeps serving")
+    for f in fillers:
+        f.close()
+    full.close()
 
     # --- an HTTP proxy in the environment: libcurl takes the request
     class Proxy(Upstream):
