@@ -125,7 +125,8 @@ void hr_admit_cache_store(struct proxy_req *p)
     if (!p->cacheable || !p->req) return;
     hr_req_add_header(p->req, "x-headroom-cache", "miss");
     if (p->status != 200 || !p->body) return;
-    struct hr_respcache_entry e = {200, (char *)hr_req_out_header(p->req, "content-type"),
+    char ct[256];
+    struct hr_respcache_entry e = {200, (char *)hr_req_out_header(p->req, "content-type", ct, sizeof ct),
                                    (char *)evbuffer_pullup(p->body, -1), evbuffer_get_length(p->body),
                                    p->pr.tokens_before, p->pr.tokens_after, hr_acct_cost_so_far(p)};
     hr_respcache_put(p->cache_key, &e);

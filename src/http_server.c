@@ -404,7 +404,7 @@ static void write_pending(struct hr_req *c)
 /* The answer's head into c->hb; returns its length (0: out of memory). */
 static size_t build_head(struct hr_req *c, int status, long long body_len)
 {
-    size_t need = c->oh_len + 2 * c->n_oh + 200;
+    size_t need = c->oh_len + 200;
     if (c->hb_cap < need) {
         char *b = realloc(c->hb, need);
         if (!b) return 0;
@@ -423,16 +423,7 @@ static size_t build_head(struct hr_req *c, int status, long long body_len)
     const char *reason = hr_http_reason(status);
     w = put(w, reason, strlen(reason));
     w = PUTS(w, "\r\n");
-    for (const char *h = c->oh, *end = c->oh + c->oh_len; h < end;) {
-        size_t nl = strlen(h);
-        const char *v = h + nl + 1;
-        size_t vl = strlen(v);
-        w = put(w, h, nl);
-        w = PUTS(w, ": ");
-        w = put(w, v, vl);
-        w = PUTS(w, "\r\n");
-        h = v + vl + 1;
-    }
+    w = put(w, c->oh, c->oh_len); /* the header lines, as hr_req_add_header wrote them */
     if (!c->out_date) {
         size_t dl;
         const char *d = date_line(&dl);
@@ -990,8 +981,8 @@ int hr_req_gone(const struct hr_req *r) { return r->gone; }
 
 int hr_req_add_header(struct hr_req *r, const char *name, const char *value)
 {
-    size_t nl = strcspn(name, "\r\n"), vl = strcspn(value, "\r\n");
-    if (name[nl] || value[vl]) return -1; /* a CR or LF would split the answer's head */
+    size_t nl = strcspn(name, "\r\n:"), vl = strcspn(value, "\r\n");
+    if (!nl || name[nl] || value[vl]) return -1; /* a CR or LF would split the answer's head; a ':' its line */
     /* framing is the server's */
     if ((nl == 14 && !strcasecmp(name, "content-length")) || (nl == 17 && !strcasecmp(name, "transfer-encoding")))
         return 0;
@@ -1003,31 +994,43 @@ int hr_req_add_header(struct hr_req *r, const char *name, const char *value)
     return hr_req_add_own_header(r, name, nl, value, vl);
 }
 
+/* Stored as the head will carry it, "name: value\r\n": the head takes the
+ * lines in one copy. */
 int hr_req_add_own_header(struct hr_req *r, const char *name, size_t nl, const char *value, size_t vl)
 {
-    if (r->oh_len + nl + vl + 2 > r->oh_cap) {
+    size_t line = nl + 2 + vl + 2;
+    if (r->oh_len + line > r->oh_cap) {
         size_t cap = r->oh_cap ? r->oh_cap * 2 : 512;
-        while (cap < r->oh_len + nl + vl + 2) cap *= 2;
+        while (cap < r->oh_len + line) cap *= 2;
         char *b = realloc(r->oh, cap);
         if (!b) return -1;
         r->oh = b;
         r->oh_cap = cap;
     }
-    memcpy(r->oh + r->oh_len, name, nl);
-    r->oh[r->oh_len + nl] = '\0';
-    memcpy(r->oh + r->oh_len + nl + 1, value, vl);
-    r->oh[r->oh_len + nl + 1 + vl] = '\0';
-    r->oh_len += nl + vl + 2;
+    char *w = r->oh + r->oh_len;
+    memcpy(w, name, nl);
+    memcpy(w + nl, ": ", 2);
+    memcpy(w + nl + 2, value, vl);
+    memcpy(w + nl + 2 + vl, "\r\n", 2);
+    r->oh_len += line;
     r->n_oh++;
     return 0;
 }
 
-const char *hr_req_out_header(const struct hr_req *r, const char *name)
+const char *hr_req_out_header(const struct hr_req *r, const char *name, char *buf, size_t cap)
 {
+    size_t want = strlen(name);
     for (const char *h = r->oh, *end = r->oh + r->oh_len; h < end;) {
-        const char *v = h + strlen(h) + 1;
-        if (!strcasecmp(h, name)) return v;
-        h = v + strlen(v) + 1;
+        const char *eol = memchr(h, '\n', (size_t)(end - h)); /* every line ends "\r\n" */
+        const char *colon = memchr(h, ':', (size_t)(eol - h)); /* names hold no ':' (checked when added) */
+        if ((size_t)(colon - h) == want && !strncasecmp(h, name, want)) {
+            size_t vl = (size_t)(eol - 1 - (colon + 2));
+            if (!cap || vl >= cap) return NULL;
+            memcpy(buf, colon + 2, vl);
+            buf[vl] = '\0';
+            return buf;
+        }
+        h = eol + 1;
     }
     return NULL;
 }

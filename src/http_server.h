@@ -90,14 +90,17 @@ int hr_req_gone(const struct hr_req *r);
 /* --- the answer --- */
 /* Headers of the answer, in order; Content-Length, Transfer-Encoding and
  * Date are the server's (a Date given here is kept), "Connection: close"
- * closes the connection after the answer. */
+ * closes the connection after the answer. -1 (nothing added) for an empty
+ * name, a name with ':', or a CR or LF in either. */
 int hr_req_add_header(struct hr_req *r, const char *name, const char *value);
 /* The same for a header headroomd names itself (x-headroom-*), lengths
- * known: the name is no framing header and neither holds a CR or LF, so
+ * known: the name is no framing header and neither holds ':', CR or LF, so
  * nothing is checked (an answer carries six of them). */
 int hr_req_add_own_header(struct hr_req *r, const char *name, size_t name_len, const char *value, size_t value_len);
 #define HR_REQ_OWN_HEADER(r, lit, value, value_len) hr_req_add_own_header((r), lit, sizeof(lit) - 1, (value), (value_len))
-const char *hr_req_out_header(const struct hr_req *r, const char *name);
+/* An answer header's value, copied into buf (cap bytes with its NUL);
+ * NULL when absent or longer. */
+const char *hr_req_out_header(const struct hr_req *r, const char *name, char *buf, size_t cap);
 void hr_req_clear_headers(struct hr_req *r);
 /* A whole answer (ends the request). */
 void hr_req_send(struct hr_req *r, int status, const char *body, size_t len);
