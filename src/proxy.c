@@ -147,15 +147,15 @@ static int named_in_connection(const struct hr_req *in, const char *name)
     return 0;
 }
 
-static int forwarded(const struct hr_req *in, int has_connection, const char *key, const char *value,
-                     const char *foreign_key)
+/* Names and values hold no CR or LF: the request parser refuses both
+ * inside a header line. */
+static int forwarded(const struct hr_req *in, int has_connection, const char *key, const char *foreign_key)
 {
     /* Sec-WebSocket-Extensions: no permessage-deflate, so the relay reads
      * frames as sent (ws_relay.c) */
     return !(hr_proxy_is_hop_by_hop(key) || !strncasecmp(key, "x-headroom-", 11) ||
              !strcasecmp(key, "sec-websocket-extensions") ||
-             (foreign_key && !strcasecmp(key, foreign_key)) || (has_connection && named_in_connection(in, key)) ||
-             strpbrk(key, "\r\n") || strpbrk(value, "\r\n"));
+             (foreign_key && !strcasecmp(key, foreign_key)) || (has_connection && named_in_connection(in, key)));
 }
 
 /* Headers forwarded upstream, as one block of "Name: value\r\n" lines: the
@@ -171,7 +171,7 @@ static char *upstream_headers(const struct hr_req *in, int body_rewritten, const
     const char *key, *value;
     for (size_t i = 0; i < n; i++) {
         hr_req_header_at(in, i, &key, &value);
-        keep[i] = (unsigned char)forwarded(in, has_connection, key, value, foreign_key);
+        keep[i] = (unsigned char)forwarded(in, has_connection, key, foreign_key);
         if (keep[i]) need += strlen(key) + strlen(value) + 4;
     }
     char *block = malloc(need), *w = block;
