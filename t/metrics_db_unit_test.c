@@ -239,6 +239,13 @@ int main(void)
         headroom_plugin.on_event(s, &e);
     }
     is_int(stat_int("rows_dropped"), 4, "a full queue drops new rows and counts them");
+    ok(fh_log_has("WARNING:") && fh_log_has("16 rows wait for the writer (queue_size)") &&
+           fh_log_has("raise queue_size"),
+       "the first drop is logged, naming queue_size and what to do");
+    {
+        const char *log = fh_log(), *first = strstr(log, "rows wait for the writer");
+        ok(first && !strstr(first + 1, "rows wait for the writer"), "once: later drops within a minute are only counted");
+    }
     is_int(stat_int("queued"), 16, "16 rows queued");
     drop(s);
     is_int(q_int(db2, "SELECT count(*) FROM requests"), 16, "fini writes the queued rows");

@@ -52,6 +52,7 @@ struct mdb {
     /* How far behind the writer is (enum mdb_pace): set under mu, read by
      * its yield points without it. */
     atomic_int pace;
+    _Atomic double drop_warned_ms; /* mono_ms of the last WARN about dropped rows, 0: none yet */
     int stop;
 
     /* Writer thread only. */
@@ -81,7 +82,7 @@ static const struct hr_conf_key keys[] = {
                       100000),
     HR_CONF_KEY_RANGE("flush_interval_ms", HR_CONF_INT, "1000",
                       "milliseconds between writes of what waits (10-60000)", 10, 60000),
-    HR_CONF_KEY_RANGE("queue_size", HR_CONF_INT, "10000",
+    HR_CONF_KEY_RANGE("queue_size", HR_CONF_INT, "50000",
                       "rows waiting for the writer before new ones are dropped and counted (16-10000000)", 16,
                       10000000),
     HR_CONF_END,
@@ -340,6 +341,26 @@ static struct hr_return_pool *thread_pool(struct mdb *m)
     return &p->pool;
 }
 
+/* A row lost: counted, and said in the log the first time and then at
+ * most once a minute, so a disk too slow for the request rate is seen
+ * before the history is found short. */
+static void dropped(struct mdb *m, int queue_full)
+{
+    uint64_t n = atomic_fetch_add(&m->rows_dropped, 1) + 1;
+    double now = mono_ms(), last = atomic_load(&m->drop_warned_ms);
+    if (last > 0 && now - last < 60000) return;
+    if (!atomic_compare_exchange_strong(&m->drop_warned_ms, &last, now)) return; /* another thread says it */
+    if (queue_full)
+        m->host->log(m->self, HR_LOG_WARN,
+                     "%zu rows wait for the writer (queue_size): new rows are dropped, %llu so far "
+                     "(/stats metrics_db.rows_dropped); the database's disk is slower than the request rate: "
+                     "raise queue_size in the metrics_db block of headroom.conf, or move `path` to a faster disk",
+                     m->queue_size, (unsigned long long)n);
+    else
+        m->host->log(m->self, HR_LOG_WARN, "out of memory for a row: dropped, %llu so far (/stats metrics_db.rows_dropped)",
+                     (unsigned long long)n);
+}
+
 static void on_event(void *state, const struct hr_event *ev)
 {
     struct mdb *m = state;
@@ -351,7 +372,7 @@ static void on_event(void *state, const struct hr_event *ev)
     if (!r || m->queued >= m->queue_size) {
         pthread_mutex_unlock(&m->mu);
         mdb_rows_release(r);
-        atomic_fetch_add(&m->rows_dropped, 1);
+        dropped(m, r != NULL);
         return;
     }
     *m->tail = r;
