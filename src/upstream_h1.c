@@ -348,6 +348,20 @@ static long idle_allowance(struct hr_h1_pool *pool, double now)
     return need > pool->max_idle ? need : pool->max_idle;
 }
 
+/* Arm one of the pool's timers for `at` (monotonic ms), unless it is armed
+ * to fire no later: its callback then looks again and re-arms. The pool
+ * tracks the arming itself, which costs less than asking libevent. */
+static void pool_timer_at(struct event *ev, int *on, double *armed_at, double at, double now)
+{
+    if (*on && *armed_at <= at) return;
+    double in = at - now;
+    if (in < 0) in = 0;
+    struct timeval tv = {(time_t)(in / 1000), (suseconds_t)((long)in % 1000 * 1000)};
+    *armed_at = at;
+    *on = 1;
+    evtimer_add(ev, &tv); /* a pending one is moved */
+}
+
 /* Arm the sweep for the oldest idle connection's timeout, or sooner while
  * more than upstream_keepalive are idle (a burst's extras to trim). */
 static void sweep_arm(struct hr_h1_pool *pool, double now)
@@ -355,13 +369,7 @@ static void sweep_arm(struct hr_h1_pool *pool, double now)
     if (!pool->idle_tail) return;
     double at = pool->idle_tail->idle_since + (double)pool->idle_tail->idle_timeout_s * 1000.0;
     if (pool->n_idle > pool->max_idle && now + DEMAND_WINDOW_MS < at) at = now + DEMAND_WINDOW_MS;
-    if (pool->sweep_on && pool->sweep_at <= at) return;
-    double due = at - now;
-    if (due < 0) due = 0;
-    struct timeval tv = {(time_t)(due / 1000), (suseconds_t)((long)due % 1000 * 1000)};
-    pool->sweep_at = at;
-    pool->sweep_on = 1;
-    evtimer_add(&pool->sweep, &tv); /* a pending one is moved */
+    pool_timer_at(&pool->sweep, &pool->sweep_on, &pool->sweep_at, at, now);
 }
 
 /* Close idle connections past their idle timeout (the oldest are last),
@@ -461,13 +469,7 @@ static struct h1_xfer *xfer_new(struct hr_h1_pool *pool)
 
 static void due_arm(struct hr_h1_pool *pool, double at, double now)
 {
-    if (pool->due_on && pool->due_at <= at) return; /* fires no later: then it looks again */
-    double in = at - now;
-    if (in < 0) in = 0;
-    struct timeval tv = {(time_t)(in / 1000), (suseconds_t)((long)in % 1000 * 1000)};
-    pool->due_at = at;
-    pool->due_on = 1;
-    evtimer_add(&pool->due_ev, &tv); /* a pending one is moved */
+    pool_timer_at(&pool->due_ev, &pool->due_on, &pool->due_at, at, now);
 }
 
 /* The transfer's next step is due by its deadline, or `limit_ms` from now
