@@ -580,10 +580,9 @@ static int kv_piece(const char *s, const char *e, char *out, size_t cap)
     while (e > s && (e[-1] == ' ' || e[-1] == '\t')) e--;
     size_t n = 0;
     for (; s < e; s++) {
-        int c = (unsigned char)*s;
-        int hi = e - s >= 3 ? hr_hex_digit((unsigned char)s[1]) : -1;
-        int lo = e - s >= 3 ? hr_hex_digit((unsigned char)s[2]) : -1;
-        if (c == '%' && hi >= 0 && lo >= 0) {
+        int c = (unsigned char)*s, hi, lo;
+        if (c == '%' && e - s >= 3 && (hi = hr_hex_digit((unsigned char)s[1])) >= 0 &&
+            (lo = hr_hex_digit((unsigned char)s[2])) >= 0) {
             c = hi * 16 + lo;
             s += 2;
         }

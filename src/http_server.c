@@ -20,6 +20,7 @@
 #include "http_parse.h"
 #include "http_server.h"
 #include "numfmt.h"
+#include "timeval_ms.h"
 
 #define IN_INITIAL 4096
 #define IN_BODY_ROOM 4096 /* kept after a head for a chunked body's framing */
@@ -194,7 +195,7 @@ static int64_t mono_ms(void)
 static void add_timer(struct hr_req *c, int64_t now, int64_t in_ms)
 {
     if (in_ms < 0) in_ms = 0;
-    struct timeval tv = {(time_t)(in_ms / 1000), (suseconds_t)(in_ms % 1000 * 1000)};
+    struct timeval tv = hr_timeval_ms((double)in_ms);
     evtimer_add(c->timer, &tv);
     c->timer_on = 1;
     c->timer_at_ms = now + in_ms;

@@ -640,36 +640,15 @@ static int count_all_units(struct req_ctx *c)
     return 1;
 }
 
-/* Stages built for ABI 1.3 or later may say they ask for counts. */
-static int counts_on_demand(const struct hr_instance *in)
+/* Whether the stage declares a transform flag: read only from plugins
+ * built for the ABI minor that defined it (an older one's bits mean
+ * nothing). HR_TF_COUNTS_ON_DEMAND is 1.3, HR_TF_UNITS_ONLY 1.5,
+ * HR_TF_COPY_ON_WRITE 1.6, HR_TF_NEEDS_UNITS 1.8. */
+static int declares(const struct hr_instance *in, unsigned minor, uint32_t flag)
 {
     const struct headroom_plugin *d = in->desc;
-    return d->abi_minor >= 3 && HR_HAS_FIELD(d, struct headroom_plugin, transform_flags) &&
-           (d->transform_flags & HR_TF_COUNTS_ON_DEMAND);
-}
-
-/* Stages built for ABI 1.6 or later may say they edit nothing in place. */
-static int copies_on_write(const struct hr_instance *in)
-{
-    const struct headroom_plugin *d = in->desc;
-    return d->abi_minor >= 6 && HR_HAS_FIELD(d, struct headroom_plugin, transform_flags) &&
-           (d->transform_flags & HR_TF_COPY_ON_WRITE);
-}
-
-/* Stages built for ABI 1.8 or later may say they do nothing without units. */
-static int needs_units(const struct hr_instance *in)
-{
-    const struct headroom_plugin *d = in->desc;
-    return d->abi_minor >= 8 && HR_HAS_FIELD(d, struct headroom_plugin, transform_flags) &&
-           (d->transform_flags & HR_TF_NEEDS_UNITS);
-}
-
-/* Stages built for ABI 1.5 or later may say they edit units alone. */
-static int units_only(const struct hr_instance *in)
-{
-    const struct headroom_plugin *d = in->desc;
-    return d->abi_minor >= 5 && HR_HAS_FIELD(d, struct headroom_plugin, transform_flags) &&
-           (d->transform_flags & HR_TF_UNITS_ONLY);
+    return d->abi_minor >= minor && HR_HAS_FIELD(d, struct headroom_plugin, transform_flags) &&
+           (d->transform_flags & flag);
 }
 
 /* Feeds the digest in blocks: small pieces (a tag, a length) go through a
@@ -1054,13 +1033,13 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
         *r = (struct hr_stage_result){.struct_size = sizeof *r, .name = in->name, .tag = out->tag_storage[s]};
         /* Nothing for it to do: not called, not timed (a clock read costs
          * more than the call). */
-        if (!l.n && needs_units(in)) continue;
+        if (!l.n && declares(in, 8, HR_TF_NEEDS_UNITS)) continue;
         c.cur_stage = s;
         c.stage_saved = 0;
         c.stage_tag = out->tag_storage[s];
         size_t mark = c.n_journal;
         int edited_before = c.req.body_edited;
-        int only_units = units_only(in), cow = copies_on_write(in);
+        int only_units = declares(in, 5, HR_TF_UNITS_ONLY), cow = declares(in, 6, HR_TF_COPY_ON_WRITE);
         /* A snapshot by reference serves stages that copy on write only; no
          * stage has edited since it was taken, so a deep one taken now holds
          * the same values. */
@@ -1073,7 +1052,7 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
             host_work = 1;
         }
         c.req.body_edited = 0;
-        if (!counts_on_demand(in) && count_all_units(&c)) host_work = 1;
+        if (!declares(in, 3, HR_TF_COUNTS_ON_DEMAND) && count_all_units(&c)) host_work = 1;
         double st = host_work ? hr_monotonic_ms() : stage_end;
         int rc = in->desc->apply(in->state, &c.req);
         stage_end = hr_monotonic_ms();

@@ -30,6 +30,7 @@
 #include "numfmt.h"
 #include "resolver.h"
 #include "stats.h"
+#include "timeval_ms.h"
 #include "tunnel.h"
 #include "upstream_impl.h"
 
@@ -354,9 +355,7 @@ static long idle_allowance(struct hr_h1_pool *pool, double now)
 static void pool_timer_at(struct event *ev, int *on, double *armed_at, double at, double now)
 {
     if (*on && *armed_at <= at) return;
-    double in = at - now;
-    if (in < 0) in = 0;
-    struct timeval tv = {(time_t)(in / 1000), (suseconds_t)((long)in % 1000 * 1000)};
+    struct timeval tv = hr_timeval_ms(at - now);
     *armed_at = at;
     *on = 1;
     evtimer_add(ev, &tv); /* a pending one is moved */

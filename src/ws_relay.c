@@ -22,6 +22,7 @@
 #include "proxy.h"
 #include "ratelimit.h"
 #include "stats.h"
+#include "timeval_ms.h"
 #include "tunnel.h"
 #include "upstream.h"
 #include "ws_counters.h"
@@ -679,7 +680,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     double due = ws->last_io + ws->idle_ms - now;
     if (ws->close_deadline > 0 && ws->close_deadline - now < due) due = ws->close_deadline - now;
     if (due > 1000) due = 1000;
-    struct timeval tv = {(time_t)(due / 1000), (suseconds_t)((long)due % 1000 * 1000)};
+    struct timeval tv = hr_timeval_ms(due);
     evtimer_add(ws->timer, &tv);
 }
 
