@@ -3,7 +3,15 @@
  * commits the queue in one transaction per batch (every flush_interval_ms
  * or batch_rows rows), prunes rows past retention_days at start and hourly,
  * and flushes everything at shutdown. Serves /stats.metrics_db and the
- * headroom_metrics_db_* families of /metrics. */
+ * headroom_metrics_db_* families of /metrics.
+ *
+ * The queue takes a row without a lock: request threads push onto an
+ * atomic stack (the inbox) and the writer takes the whole stack at once,
+ * restoring arrival order in a list only it touches. With a mutex, the
+ * two workers and the writer met on it ~230 times a second at 70 k
+ * requests/s, and a worker that found it held slept on a futex; when the
+ * holder had been preempted, it slept until that thread ran again
+ * (bench/README.md, session 25). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -45,17 +53,21 @@ struct mdb {
      * freeing them on the writer held those threads' malloc arena locks. */
     uint64_t id;              /* this instance, for thread_pool's cache */
     struct row_pool *pools;   /* every thread's pool, under mu */
-    pthread_mutex_t mu; /* the queue, stop, and the figures below */
+    pthread_mutex_t mu; /* stop, the writer's wake-up, pools and the figures below */
     pthread_cond_t cond;
-    struct mdb_row *head, **tail;
-    size_t queued;
-    /* How far behind the writer is (enum mdb_pace): set under mu, read by
-     * its yield points without it. */
+    _Atomic(struct mdb_row *) inbox; /* rows not yet seen by the writer, newest first */
+    /* Rows waiting: counted by on_event before it pushes one (so it may
+     * briefly count a row not yet in the inbox) and by the writer as it
+     * takes them. queue_size bounds it. */
+    atomic_size_t queued;
+    /* How far behind the writer is (enum mdb_pace): set by whoever moves
+     * queued across a threshold, read by the writer's yield points. */
     atomic_int pace;
     _Atomic double drop_warned_ms; /* mono_ms of the last WARN about dropped rows, 0: none yet */
     int stop;
 
-    /* Writer thread only. */
+    /* Writer thread only (and fini, once it has stopped). */
+    struct mdb_row *head, **tail; /* taken from the inbox, oldest first */
     sqlite3 *db;
     struct mdb_stmts stmts; /* of db */
     int failing;       /* a write or open failed: WARN once per streak */
@@ -169,17 +181,20 @@ static void prune(struct mdb *m, double now)
                      m->retention_days, m->path);
 }
 
+static void set_pace(struct mdb *m, size_t queued)
+{
+    atomic_store_explicit(&m->pace, (int)mdb_pace_for(queued, m->batch_rows, m->queue_size), memory_order_relaxed);
+}
+
 /* Put a batch that could not be written back in front of the queue. */
 static void requeue(struct mdb *m, struct mdb_row *rows, size_t n)
 {
     struct mdb_row *last = rows;
     while (last->next) last = last->next;
-    pthread_mutex_lock(&m->mu);
     last->next = m->head;
     if (!m->head) m->tail = &last->next;
     m->head = rows;
-    m->queued += n;
-    pthread_mutex_unlock(&m->mu);
+    set_pace(m, atomic_fetch_add(&m->queued, n) + n);
 }
 
 /* Write one batch. Returns 0, or -1 with the rows put back (final: freed,
@@ -235,9 +250,38 @@ static int write_batch(struct mdb *m, struct mdb_row *rows, size_t n, int final)
     return -1;
 }
 
-/* Take up to batch_rows rows off the queue (mu held). */
+/* Move what the inbox holds to the end of the writer's list, oldest
+ * first. */
+static void collect(struct mdb *m)
+{
+    struct mdb_row *r = atomic_exchange_explicit(&m->inbox, NULL, memory_order_acquire), *oldest = NULL;
+    while (r) {
+        struct mdb_row *next = r->next;
+        r->next = oldest;
+        oldest = r;
+        r = next;
+    }
+    *m->tail = oldest;
+    while (*m->tail) m->tail = &(*m->tail)->next;
+}
+
+/* Every row still queued, given back; how many. */
+static size_t release_queued(struct mdb *m)
+{
+    collect(m);
+    size_t n = 0;
+    for (const struct mdb_row *r = m->head; r; r = r->next) n++;
+    mdb_rows_release(m->head);
+    m->head = NULL;
+    m->tail = &m->head;
+    atomic_fetch_sub(&m->queued, n);
+    return n;
+}
+
+/* Take up to batch_rows rows off the queue (writer only). */
 static struct mdb_row *take(struct mdb *m, size_t *n)
 {
+    collect(m);
     struct mdb_row *first = m->head, **link = &m->head;
     size_t k = 0;
     while (*link && k < m->batch_rows) {
@@ -247,8 +291,7 @@ static struct mdb_row *take(struct mdb *m, size_t *n)
     m->head = *link;
     *link = NULL;
     if (!m->head) m->tail = &m->head;
-    m->queued -= k;
-    atomic_store_explicit(&m->pace, (int)mdb_pace_for(m->queued, m->batch_rows, m->queue_size), memory_order_relaxed);
+    set_pace(m, atomic_fetch_sub(&m->queued, k) - k);
     *n = k;
     return k ? first : NULL;
 }
@@ -264,28 +307,35 @@ static void *writer_main(void *arg)
     mdb_yield_pace(&m->pace);
     prune(m, wall_s(m));
     int backoff = 0; /* the last write failed: wait the whole interval */
+    /* A full batch was counted but none of it had arrived: its threads are
+     * between counting a row and pushing it. Look again in a millisecond
+     * rather than spin on them. */
+    int early = 0;
     pthread_mutex_lock(&m->mu);
     for (;;) {
+        unsigned wait_ms = early ? 1 : m->flush_ms;
         struct timespec deadline;
         clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += m->flush_ms / 1000;
-        deadline.tv_nsec += (long)(m->flush_ms % 1000) * 1000000L;
+        deadline.tv_sec += wait_ms / 1000;
+        deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
         if (deadline.tv_nsec >= 1000000000L) {
             deadline.tv_sec++;
             deadline.tv_nsec -= 1000000000L;
         }
-        while (!m->stop && (backoff || m->queued < m->batch_rows))
+        while (!m->stop && (backoff || early || atomic_load(&m->queued) < m->batch_rows))
             if (pthread_cond_timedwait(&m->cond, &m->mu, &deadline) == ETIMEDOUT) break;
         int stop = m->stop;
         backoff = 0;
+        pthread_mutex_unlock(&m->mu);
         /* Everything that waits, a batch per transaction; a failure leaves
-         * the rest for the next tick. */
-        while (m->queued) {
-            size_t n;
-            struct mdb_row *rows = take(m, &n);
-            pthread_mutex_unlock(&m->mu);
+         * the rest for the next tick. A row counted but not yet pushed
+         * comes with the next one. */
+        size_t n;
+        struct mdb_row *rows;
+        int took = 0;
+        while ((rows = take(m, &n)) != NULL) {
+            took = 1;
             int rc = write_batch(m, rows, n, stop);
-            pthread_mutex_lock(&m->mu);
             if (rc && !stop) {
                 backoff = 1;
                 break;
@@ -293,29 +343,24 @@ static void *writer_main(void *arg)
             if (rc) {
                 /* Shutting down and the file refuses: do not wait a busy
                  * timeout per batch, give the rest up at once. */
-                size_t lost = n + m->queued;
-                mdb_rows_release(m->head);
-                m->head = NULL;
-                m->tail = &m->head;
-                m->queued = 0;
+                size_t lost = n + release_queued(m);
                 atomic_fetch_add(&m->rows_dropped, lost);
+                pthread_mutex_lock(&m->mu);
                 char why[sizeof m->last_error];
                 memcpy(why, m->last_error, sizeof why);
                 pthread_mutex_unlock(&m->mu);
                 m->host->log(m->self, HR_LOG_ERROR,
                              "shutting down: %zu rows could not be written to %s (%s) and are lost", lost, m->path,
                              why[0] ? why : "see the warnings above");
-                pthread_mutex_lock(&m->mu);
             }
         }
         if (stop) break;
-        pthread_mutex_unlock(&m->mu);
+        early = !took && !backoff && atomic_load(&m->queued) >= m->batch_rows;
         double now = wall_s(m);
         if (now >= m->next_prune) prune(m, now);
         pthread_mutex_lock(&m->mu);
     }
-    pthread_mutex_unlock(&m->mu);
-    return NULL;
+    return NULL; /* mu is not held here: the batches ran without it */
 }
 
 /* ----------------------------------------------------------------- event */
@@ -368,21 +413,28 @@ static void on_event(void *state, const struct hr_event *ev)
     /* Built before the lock (the writer takes it too); wasted only when
      * the queue turns out full, which is rare and counted. */
     struct mdb_row *r = mdb_row_from_event(ev, thread_pool(m));
-    pthread_mutex_lock(&m->mu);
-    if (!r || m->queued >= m->queue_size) {
-        pthread_mutex_unlock(&m->mu);
-        mdb_rows_release(r);
-        dropped(m, r != NULL);
+    if (!r) {
+        dropped(m, 0);
         return;
     }
-    *m->tail = r;
-    m->tail = &r->next;
-    int wake = ++m->queued == m->batch_rows;
-    if (wake || m->queued == m->queue_size / 2)
-        atomic_store_explicit(&m->pace, (int)mdb_pace_for(m->queued, m->batch_rows, m->queue_size),
-                              memory_order_relaxed);
-    pthread_mutex_unlock(&m->mu);
-    if (wake) pthread_cond_signal(&m->cond);
+    size_t queued = atomic_fetch_add_explicit(&m->queued, 1, memory_order_relaxed) + 1;
+    if (queued > m->queue_size) {
+        atomic_fetch_sub_explicit(&m->queued, 1, memory_order_relaxed);
+        mdb_rows_release(r);
+        dropped(m, 1);
+        return;
+    }
+    r->next = atomic_load_explicit(&m->inbox, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&m->inbox, &r->next, r, memory_order_release, memory_order_relaxed))
+        ;
+    if (queued == m->batch_rows || queued == m->queue_size / 2) set_pace(m, queued);
+    if (queued == m->batch_rows) {
+        /* Under mu: the writer tests queued and waits with it held, so the
+         * signal cannot fall between the two. Once per batch_rows rows. */
+        pthread_mutex_lock(&m->mu);
+        pthread_cond_signal(&m->cond);
+        pthread_mutex_unlock(&m->mu);
+    }
 }
 
 /* ------------------------------------------------------------- snapshots */
@@ -390,8 +442,8 @@ static void on_event(void *state, const struct hr_event *ev)
 static json_t *stats_block_for(void *state, int from_loopback)
 {
     struct mdb *m = state;
+    size_t queued = atomic_load(&m->queued);
     pthread_mutex_lock(&m->mu);
-    size_t queued = m->queued;
     double last_commit = m->last_commit_at, last_ms = m->last_batch_ms, max_ms = m->max_batch_ms,
            total_ms = m->total_batch_ms;
     size_t last_rows = m->last_batch_rows;
@@ -427,8 +479,9 @@ static json_t *stats_block(void *state) { return stats_block_for(state, 0); }
 static int metrics(void *state, hr_metric_visit_fn visit, void *ud)
 {
     struct mdb *m = state;
+    double queued = (double)atomic_load(&m->queued);
     pthread_mutex_lock(&m->mu);
-    double queued = (double)m->queued, last_commit = m->last_commit_at;
+    double last_commit = m->last_commit_at;
     pthread_mutex_unlock(&m->mu);
     static const struct {
         const char *name, *help;
@@ -528,7 +581,7 @@ static void fini(void *state)
         pthread_mutex_unlock(&m->mu);
         pthread_join(m->writer, NULL); /* writes what is queued first */
     }
-    mdb_rows_release(m->head); /* to their pools, drained below */
+    release_queued(m); /* to their pools, drained below */
     /* No thread makes rows any more (the host calls fini after the last
      * on_event), and the writer has given every one back. */
     for (struct row_pool *p = m->pools, *next; p; p = next) {
