@@ -4,6 +4,8 @@
  * /dashboard and the persistent Prometheus counters. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,17 @@
 #define RECENT_POINTS 20
 #define MAX_PENDING 65536 /* cells kept while flushes fail; further new cells fold into "other" */
 
+/* One request thread's cells since they were last gathered, under a lock
+ * of its own: with one list for all, the two workers of a saturated
+ * two-core host met on its lock ~70 times a second and the one that found
+ * it held slept on a futex (bench/README.md, session 25). */
+struct shard {
+    pthread_mutex_t mu;
+    struct hr_sav_delta *cells;
+    size_t n, cap;
+    struct shard *next;
+};
+
 struct sav {
     const struct hr_host *host;
     struct hr_instance *self;
@@ -26,7 +39,10 @@ struct sav {
     size_t max_points;
     int hourly_days;
 
-    pthread_mutex_t mu; /* everything below up to flush_mu */
+    uint64_t id;          /* this instance, for my_shard's cache */
+    struct shard *common; /* for a thread that already has a shard of another instance */
+    pthread_mutex_t mu;   /* everything below up to flush_mu; taken before a shard's */
+    struct shard *shards; /* every thread's, common included */
     struct hr_sav_delta *pending, *inflight;
     size_t n_pending, cap_pending, n_inflight;
     json_t *base; /* the file as last read or written; never mutated once published */
@@ -135,11 +151,52 @@ static json_t *load_or_quarantine(struct sav *s, double now)
 
 /* ----------------------------------------------------------------- flush */
 
+/* Add `cell` to the list: into the cell of the same hour, model and
+ * provider when there is one, else as a new one; past MAX_PENDING cells
+ * (flushes failing for long) new names fold into "other". -1 when out of
+ * memory: the count is lost. */
+static int cells_add(struct hr_sav_delta **cells, size_t *n, size_t *cap, struct hr_sav_delta cell)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = *n; i-- > 0;) {
+            struct hr_sav_delta *p = &(*cells)[i];
+            if (p->hour == cell.hour && !strcmp(p->model, cell.model) && !strcmp(p->provider, cell.provider)) {
+                hr_sav_totals_add(&p->t, &cell.t);
+                return 0;
+            }
+        }
+        if (*n < MAX_PENDING || pass) break;
+        strcpy(cell.provider, "other");
+        strcpy(cell.model, "other");
+    }
+    if (*n == *cap) {
+        size_t grown = *cap ? *cap * 2 : 16;
+        struct hr_sav_delta *m = realloc(*cells, grown * sizeof *m);
+        if (!m) return -1;
+        *cells = m;
+        *cap = grown;
+    }
+    (*cells)[(*n)++] = cell;
+    return 0;
+}
+
+/* Move every thread's cells into pending (mu held). */
+static void gather_locked(struct sav *s)
+{
+    for (struct shard *sh = s->shards; sh; sh = sh->next) {
+        pthread_mutex_lock(&sh->mu);
+        for (size_t i = 0; i < sh->n; i++) cells_add(&s->pending, &s->n_pending, &s->cap_pending, sh->cells[i]);
+        sh->n = 0;
+        pthread_mutex_unlock(&sh->mu);
+    }
+}
+
 static void flush(void *state)
 {
     struct sav *s = state;
     pthread_mutex_lock(&s->flush_mu);
     pthread_mutex_lock(&s->mu);
+    gather_locked(s);
     struct hr_sav_delta *d = s->pending;
     size_t n = s->n_pending;
     s->inflight = d;
@@ -237,6 +294,33 @@ static void copy_name(char *dst, const char *src, const char *dflt)
     dst[i] = '\0';
 }
 
+static struct shard *shard_new(void)
+{
+    struct shard *sh = calloc(1, sizeof *sh);
+    if (sh) pthread_mutex_init(&sh->mu, NULL);
+    return sh;
+}
+
+/* The calling thread's shard of `s`, made at its first event. Instances
+ * are told apart by id, not address: one freed and another made at the
+ * same place is not the same. */
+static struct shard *my_shard(struct sav *s)
+{
+    static _Thread_local uint64_t owner;
+    static _Thread_local struct shard *mine;
+    if (owner == s->id) return mine;
+    if (owner) return s->common;
+    struct shard *sh = shard_new();
+    if (!sh) return s->common;
+    pthread_mutex_lock(&s->mu);
+    sh->next = s->shards;
+    s->shards = sh;
+    pthread_mutex_unlock(&s->mu);
+    owner = s->id;
+    mine = sh;
+    return sh;
+}
+
 static void on_event(void *state, const struct hr_event *ev)
 {
     struct sav *s = state;
@@ -254,39 +338,10 @@ static void on_event(void *state, const struct hr_event *ev)
     cell.t.savings_usd = ev->savings_usd > 0 ? ev->savings_usd : 0;
     cell.t.cost_usd = ev->cost_usd > 0 ? ev->cost_usd : 0;
 
-    pthread_mutex_lock(&s->mu);
-    for (size_t i = s->n_pending; i-- > 0;) {
-        struct hr_sav_delta *p = &s->pending[i];
-        if (p->hour == cell.hour && !strcmp(p->model, cell.model) && !strcmp(p->provider, cell.provider)) {
-            hr_sav_totals_add(&p->t, &cell.t);
-            pthread_mutex_unlock(&s->mu);
-            return;
-        }
-    }
-    if (s->n_pending >= MAX_PENDING) {
-        strcpy(cell.provider, "other");
-        strcpy(cell.model, "other");
-        for (size_t i = s->n_pending; i-- > 0;) {
-            struct hr_sav_delta *p = &s->pending[i];
-            if (p->hour == cell.hour && !strcmp(p->model, "other") && !strcmp(p->provider, "other")) {
-                hr_sav_totals_add(&p->t, &cell.t);
-                pthread_mutex_unlock(&s->mu);
-                return;
-            }
-        }
-    }
-    if (s->n_pending == s->cap_pending) {
-        size_t cap = s->cap_pending ? s->cap_pending * 2 : 16;
-        struct hr_sav_delta *m = realloc(s->pending, cap * sizeof *m);
-        if (!m) {
-            pthread_mutex_unlock(&s->mu);
-            return;
-        }
-        s->pending = m;
-        s->cap_pending = cap;
-    }
-    s->pending[s->n_pending++] = cell;
-    pthread_mutex_unlock(&s->mu);
+    struct shard *sh = my_shard(s);
+    pthread_mutex_lock(&sh->mu);
+    cells_add(&sh->cells, &sh->n, &sh->cap, cell);
+    pthread_mutex_unlock(&sh->mu);
 }
 
 /* ------------------------------------------------------------- snapshots */
@@ -295,6 +350,7 @@ static void on_event(void *state, const struct hr_event *ev)
 static json_t *live_doc(struct sav *s, double now)
 {
     pthread_mutex_lock(&s->mu);
+    gather_locked(s);
     json_t *base = json_incref(s->base);
     size_t n = s->n_pending + s->n_inflight;
     struct hr_sav_delta *d = n ? malloc(n * sizeof *d) : NULL;
@@ -314,6 +370,7 @@ static json_t *live_doc(struct sav *s, double now)
 static struct hr_sav_totals live_lifetime(struct sav *s)
 {
     pthread_mutex_lock(&s->mu);
+    gather_locked(s);
     struct hr_sav_totals t = s->base_life;
     for (size_t i = 0; i < s->n_inflight; i++) hr_sav_totals_add(&t, &s->inflight[i].t);
     for (size_t i = 0; i < s->n_pending; i++) hr_sav_totals_add(&t, &s->pending[i].t);
@@ -485,6 +542,12 @@ static int init(const struct hr_host *host, struct hr_instance *self, const stru
     s->flush_ms = (unsigned)interval * 1000;
     s->max_points = (size_t)points;
     s->hourly_days = (int)days;
+    static atomic_uint_fast64_t instances;
+    s->id = atomic_fetch_add(&instances, 1) + 1;
+    if (!(s->common = s->shards = shard_new())) {
+        free(s);
+        return HR_ENOMEM;
+    }
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->flush_mu, NULL);
     s->path = resolve_path(host, host->conf_string(conf, "path"));
@@ -528,6 +591,12 @@ static void fini(void *state)
     struct sav *s = state;
     if (!s) return;
     if (s->path) flush(s); /* idempotent: the host's last timer run may already have emptied it */
+    for (struct shard *sh = s->shards, *next; sh; sh = next) {
+        next = sh->next;
+        pthread_mutex_destroy(&sh->mu);
+        free(sh->cells);
+        free(sh);
+    }
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->flush_mu);
     free(s->pending);
@@ -547,7 +616,7 @@ HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     .init = init,
     .fini = fini,
     .on_event = on_event,
-    /* A few counters added under a short lock: cheaper on the request's
-     * thread than an event copy and a thread of its own. */
+    /* A few counters added under the thread's own lock: cheaper on the
+     * request's thread than an event copy and a thread of its own. */
     .sink_flags = HR_SINK_ON_REQUEST_THREAD,
 };
