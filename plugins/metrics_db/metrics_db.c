@@ -410,8 +410,8 @@ static void on_event(void *state, const struct hr_event *ev)
 {
     struct mdb *m = state;
     if (atomic_load(&m->state) == ST_REFUSED) return;
-    /* Built before the lock (the writer takes it too); wasted only when
-     * the queue turns out full, which is rare and counted. */
+    /* Built before it is counted; wasted only when the queue turns out
+     * full, which is rare and counted. */
     struct mdb_row *r = mdb_row_from_event(ev, thread_pool(m));
     if (!r) {
         dropped(m, 0);
