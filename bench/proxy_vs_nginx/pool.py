@@ -18,6 +18,7 @@ and the CPU ratio, which say how much of the p99 gap is the proxy's cost.
 import csv
 import math
 import os
+import signal
 import statistics
 import sys
 
@@ -79,4 +80,5 @@ def main(dirs):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `pool.py … | head` ends quietly
     main(sys.argv[1:])
