@@ -195,11 +195,14 @@ static void nap_ms(long ms)
 
 /* Start headroomd in its own process group (a Ctrl-C meant for the agent
  * does not reach it; wrap stops it after the agent), logging to
- * <state>/wrap-headroomd.log. Returns its pid once /readyz says 200, or -1. */
-static pid_t start_daemon(const char *exe, int port, const char *conf, const char *stack)
+ * <state>/wrap-headroomd.log. Returns its pid once /readyz says 200, or -1;
+ * *drain_s: the seconds it gives requests in flight after SIGTERM. */
+static pid_t start_daemon(const char *exe, int port, const char *conf, const char *stack, int *drain_s)
 {
     json_t *setup = daemon_setup(conf);
     if (!setup) return -1;
+    json_t *drain = json_object_get(setup, "shutdown_timeout");
+    if (json_is_integer(drain) && json_integer_value(drain) >= 0) *drain_s = (int)json_integer_value(drain);
     const char *state = json_string_value(json_object_get(setup, "state_root"));
     mkdir(state, 0700);
     char log_path[4200];
@@ -251,17 +254,24 @@ static pid_t start_daemon(const char *exe, int port, const char *conf, const cha
     return -1;
 }
 
-static void stop_daemon(pid_t pid)
+/* SIGTERM, then as long as the daemon may drain (drain_s, its
+ * shutdown_timeout) and 15 s more to write what it holds (the metrics_db
+ * rows, the savings file); only then SIGKILL. A shorter wait killed a
+ * daemon still finishing a request the agent had left running, and with it
+ * that request's figures. */
+static void stop_daemon(pid_t pid, int drain_s)
 {
     if (pid <= 0) return;
     kill(pid, SIGTERM);
-    double deadline = mono() + 15;
+    int grace_s = drain_s + 15;
+    double deadline = mono() + grace_s;
     while (mono() < deadline) {
         pid_t r = waitpid(pid, NULL, WNOHANG);
         if (r == pid || (r < 0 && errno != EINTR)) return;
         nap_ms(20);
     }
-    fprintf(stderr, "headroom wrap: headroomd (pid %ld) did not stop within 15 s of SIGTERM; killing it\n", (long)pid);
+    fprintf(stderr, "headroom wrap: headroomd (pid %ld) did not stop within %d s of SIGTERM (shutdown_timeout %d s + 15 s); killing it\n",
+            (long)pid, grace_s, drain_s);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
 }
@@ -440,6 +450,7 @@ int hr_cli_wrap(int argc, char **argv)
     sigaction(SIGHUP, &on, &old_hup);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     pid_t daemon = 0;
+    int drain_s = 30; /* headroomd's default shutdown_timeout, if the setup does not say */
     int code = HR_EXIT_RUNTIME;
     int found = probe(port);
     if (found < 0) {
@@ -452,7 +463,7 @@ int hr_cli_wrap(int argc, char **argv)
             fprintf(stderr, "headroom wrap: headroomd not found (set HEADROOMD or put it on PATH)\n");
             goto out;
         }
-        daemon = start_daemon(dexe, port, conf, stack);
+        daemon = start_daemon(dexe, port, conf, stack, &drain_s);
         free(dexe);
         if (daemon < 0) {
             daemon = 0;
@@ -490,7 +501,7 @@ int hr_cli_wrap(int argc, char **argv)
         code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
 out:
-    stop_daemon(daemon);
+    stop_daemon(daemon, drain_s);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGQUIT, &old_quit, NULL);
     sigaction(SIGTERM, &old_term, NULL);

@@ -221,8 +221,8 @@ setup_conf = os.path.join(work, "setup.conf")
 with open(setup_conf, "w") as f:
     f.write("host 0.0.0.0\nport 18931\n")
 d = headroom.daemon_setup(setup_conf)
-ok(d["port"] == 18931 and d["host"] == "0.0.0.0" and d["url"] == "http://127.0.0.1:18931" and d["state_root"],
-   "daemon_setup: %s" % d)
+ok(d["port"] == 18931 and d["host"] == "0.0.0.0" and d["url"] == "http://127.0.0.1:18931" and d["state_root"]
+   and d["shutdown_timeout"] == 30, "daemon_setup: %s" % d)
 with open(setup_conf, "w") as f:
     f.write("host 0.0.0.0\nport eighty\n")
 try:

@@ -232,8 +232,17 @@ int main(void)
            "daemon_setup: the config's port, a wildcard host reached on loopback");
     snprintf(path, sizeof path, "%s/ws", dir);
     is_str(json_string_value(json_object_get(val, "state_root")), path, "daemon_setup: the state root headroomd uses");
+    is_int(json_integer_value(json_object_get(val, "shutdown_timeout")), 30,
+           "daemon_setup: the default shutdown_timeout (what headroom wrap waits for, plus 15 s)");
     json_decref(val);
     hr_free(v);
+    write_file(conf, "port 9123\nshutdown_timeout 4\n");
+    v = hr_daemon_setup(conf);
+    val = json_loads(v ? v : "", 0, NULL);
+    is_int(json_integer_value(json_object_get(val, "shutdown_timeout")), 4, "daemon_setup: the config's shutdown_timeout");
+    json_decref(val);
+    hr_free(v);
+    write_file(conf, "host 0.0.0.0\nport 9123\n");
     setenv("HEADROOM_PORT", "9124", 1);
     v = hr_daemon_setup(conf);
     val = json_loads(v ? v : "", 0, NULL);

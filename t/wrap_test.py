@@ -98,6 +98,22 @@ with open(os.path.join(WORK, "slow.py"), "w") as f:
             "open(os.path.join(os.environ['WRAP_OUT'], 'slowagent.started'), 'w').close()\n"
             "time.sleep(30)\n")
 stand_in("slowagent", "anthropic", 'exec "$WRAP_PYTHON" "%s"' % os.path.join(WORK, "slow.py"))
+# An agent that exits while a request of its own is still running (a child
+# it left behind): the upstream takes 17 s to answer, longer than the 15 s
+# wrap used to give a daemon after SIGTERM.
+with open(os.path.join(WORK, "leftover.py"), "w") as f:
+    f.write("import os, urllib.request\n"
+            "out = os.path.join(os.environ['WRAP_OUT'], 'leftover.status')\n"
+            "req = urllib.request.Request(os.environ['OPENAI_BASE_URL'] + '/chat/completions', method='POST',\n"
+            "    data=b'{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}',\n"
+            "    headers={'content-type': 'application/json', 'authorization': 'Bearer sk-test', 'x-mock-delay-ms': '17000'})\n"
+            "try:\n"
+            "    with urllib.request.urlopen(req, timeout=60) as r:\n"
+            "        status = str(r.status)\n"
+            "except Exception as e:\n"
+            "    status = 'error: %s' % e\n"
+            "open(out, 'w').write(status)\n")
+stand_in("leftover", "openai", '"$WRAP_PYTHON" "%s" >/dev/null 2>&1 &\nsleep 1' % os.path.join(WORK, "leftover.py"))
 
 
 def read(path):
@@ -259,6 +275,21 @@ with Mock() as m:
             rc = p.wait()
         is_(rc, want, "%s: the agent's death by the signal is wrap's exit code" % what)
         ok(not port_open(port), "%s: the proxy is stopped" % what)
+
+    # ---- a request still running when the agent exits: wrap waits out the daemon's drain
+    # (shutdown_timeout, 30 s by default, plus 15 s) before it would kill it
+    port = free_port()
+    t0 = time.monotonic()
+    r = wrap(["--port", str(port), "--", "leftover"], base_env(m, ws), timeout=120)
+    waited = time.monotonic() - t0
+    is_(r.returncode, 0, "leftover request: the agent's exit code")
+    ok("did not stop" not in r.stderr.decode(), "leftover request: the daemon was not killed (%.1f s): %s" %
+       (waited, r.stderr.decode()[-300:]))
+    is_(wait_until(lambda: read(os.path.join(OUT, "leftover.status")), 10), "200",
+        "leftover request: it was answered during the drain (17 s upstream)")
+    log = read(os.path.join(ws, "wrap-headroomd.log")) or ""
+    like(log.rsplit("SIGTERM received", 1)[-1], r"INFO:headroom\.server:stopped", "leftover request: the daemon stopped by itself")
+    ok(not port_open(port), "leftover request: the proxy is stopped")
 
     # ---- errors
     port = free_port()

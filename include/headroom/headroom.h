@@ -191,10 +191,12 @@ int hr_token_count(const char *model, const char *encoding, const char *text, si
  *   Where a headroomd started with `config_path` (NULL = defaults) and the
  *   HEADROOM_* variables would listen and keep its state, read exactly as
  *   headroomd reads them (the command line's --port is not seen).
- *   RETURNS JSON {"host", "port", "url", "state_root"}: `url` reaches that
- *   daemon from this host (a wildcard address becomes loopback), the state
- *   root may not exist yet. NULL with HEADROOM_ECONFIG for a config error
- *   ("file:line:col: ..."). */
+ *   RETURNS JSON {"host", "port", "url", "state_root", "shutdown_timeout"}:
+ *   `url` reaches that daemon from this host (a wildcard address becomes
+ *   loopback), the state root may not exist yet, `shutdown_timeout` is the
+ *   seconds it gives requests in flight after SIGTERM (added later in API
+ *   1.1: treat it as optional). NULL with HEADROOM_ECONFIG for a config
+ *   error ("file:line:col: ..."). */
 char *hr_daemon_setup(const char *config_path);
 
 #ifdef __cplusplus

@@ -22,8 +22,8 @@ char *hr_daemon_setup(const char *config_path)
     else if (!strcmp(h, "::")) h = "::1";
     char url[400];
     snprintf(url, sizeof url, strchr(h, ':') ? "http://[%s]:%d" : "http://%s:%d", h, cfg.port);
-    json_t *o = json_pack("{s:s,s:i,s:s,s:s}", "host", cfg.host ? cfg.host : "", "port", cfg.port, "url", url,
-                          "state_root", hr_state_dir());
+    json_t *o = json_pack("{s:s,s:i,s:s,s:s,s:i}", "host", cfg.host ? cfg.host : "", "port", cfg.port, "url", url,
+                          "state_root", hr_state_dir(), "shutdown_timeout", cfg.shutdown_timeout_s);
     hr_config_free(&cfg);
     return hr_sdk_dump(o);
 }
