@@ -153,16 +153,16 @@ static json_t *load_or_quarantine(struct sav *s, double now)
 
 /* Add `cell` to the list: into the cell of the same hour, model and
  * provider when there is one, else as a new one; past MAX_PENDING cells
- * (flushes failing for long) new names fold into "other". -1 when out of
- * memory: the count is lost. */
-static int cells_add(struct hr_sav_delta **cells, size_t *n, size_t *cap, struct hr_sav_delta cell)
+ * (flushes failing for long) new names fold into "other". Out of memory,
+ * the count is lost. */
+static void cells_add(struct hr_sav_delta **cells, size_t *n, size_t *cap, struct hr_sav_delta cell)
 {
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = *n; i-- > 0;) {
             struct hr_sav_delta *p = &(*cells)[i];
             if (p->hour == cell.hour && !strcmp(p->model, cell.model) && !strcmp(p->provider, cell.provider)) {
                 hr_sav_totals_add(&p->t, &cell.t);
-                return 0;
+                return;
             }
         }
         if (*n < MAX_PENDING || pass) break;
@@ -172,12 +172,11 @@ static int cells_add(struct hr_sav_delta **cells, size_t *n, size_t *cap, struct
     if (*n == *cap) {
         size_t grown = *cap ? *cap * 2 : 16;
         struct hr_sav_delta *m = realloc(*cells, grown * sizeof *m);
-        if (!m) return -1;
+        if (!m) return;
         *cells = m;
         *cap = grown;
     }
     (*cells)[(*n)++] = cell;
-    return 0;
 }
 
 /* Move every thread's cells into pending (mu held). */
