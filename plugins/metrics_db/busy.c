@@ -1,7 +1,6 @@
 /* busy.c — is the host saturated right now? The metrics_db writer sets its
  * SQLite work aside while it is (metrics_db.c): rows arrive fast and the
- * host has less than one idle core to give it besides what the writer
- * itself uses. Idle time comes from /proc/stat's first line (Linux); where
+ * host has less than one idle core to give it. Idle time comes from /proc/stat's first line (Linux); where
  * it cannot be read the host never counts as saturated, and the writer
  * works as it always did. */
 #include <fcntl.h>
@@ -49,13 +48,6 @@ static int read_stat(int fd, uint64_t *idle, uint64_t *total)
     return 0;
 }
 
-static double thread_seconds(void)
-{
-    struct timespec ts;
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)) return 0;
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 int mdb_busy_now(struct mdb_busy *b, double now_ms, uint64_t rows)
 {
     if (b->fd < 0 || b->min_rate <= 0) return 0;
@@ -65,14 +57,13 @@ int mdb_busy_now(struct mdb_busy *b, double now_ms, uint64_t rows)
         mdb_busy_close(b);
         return b->busy = 0;
     }
-    double mine = thread_seconds();
     if (b->at_ms > 0 && total > b->total) {
         double secs = (now_ms - b->at_ms) / 1e3;
         double rate = (double)(rows - b->rows) / secs;
-        /* Idle cores on average over the sample, plus the core share this
-         * thread used: what the writer could have without taking any from
-         * request threads. */
-        double spare = b->cpus * (double)(idle - b->idle) / (double)(total - b->total) + (mine - b->mine) / secs;
+        /* Idle cores on average over the sample. The writer's own use is
+         * not added back: while it loads rows on a saturated host it takes
+         * that core from request threads, and it must stop. */
+        double spare = b->cpus * (double)(idle - b->idle) / (double)(total - b->total);
         b->rate = rate;
         b->spare = spare;
         b->busy = rate >= b->min_rate && spare < 1.0;
@@ -81,6 +72,5 @@ int mdb_busy_now(struct mdb_busy *b, double now_ms, uint64_t rows)
     b->rows = rows;
     b->idle = idle;
     b->total = total;
-    b->mine = mine;
     return b->busy;
 }

@@ -173,14 +173,12 @@ int mdb_journal_decode(const unsigned char *payload, size_t len, uint32_t nrows,
 void mdb_block_free(struct mdb_block *b);
 
 /* Whether the host is saturated (busy.c): rows arrive at min_rate a second
- * or more and less than one core is idle, not counting the calling thread's
- * own use. Sampled at most every 100 ms. */
+ * or more and less than one core is idle. Sampled at most every 100 ms. */
 struct mdb_busy {
     int fd; /* /proc/stat; -1: never busy */
     double cpus, min_rate;
     double at_ms;            /* the last sample; 0: none */
     uint64_t rows, idle, total;
-    double mine;             /* the thread's CPU seconds then */
     double rate, spare;      /* the last sample's figures */
     int busy;
 };
