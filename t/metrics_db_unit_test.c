@@ -4,7 +4,6 @@
  * foreign table refused, a damaged file moved aside, an unusable path, and
  * hostile strings stored as bounded valid UTF-8. */
 #include <dirent.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,97 +153,6 @@ static char *vfs_of_opened(const char *path)
         sqlite3_file_control(db, "main", SQLITE_FCNTL_VFSNAME, &name);
     sqlite3_close(db);
     return name;
-}
-
-/* The journal's blocks: rows read back exactly as written, repeated
- * strings included; a block damaged or cut short is refused with a
- * reason, never half read. */
-static int same_row(const struct mdb_row *a, const struct mdb_row *b)
-{
-    const char *sa[7] = {a->request_id, a->model, a->provider, a->wire_format, a->stack, a->path, a->transforms};
-    const char *sb[7] = {b->request_id, b->model, b->provider, b->wire_format, b->stack, b->path, b->transforms};
-    for (int k = 0; k < 7; k++)
-        if (a->text_len[k] != b->text_len[k] || memcmp(sa[k], sb[k], a->text_len[k])) return 0;
-    return a->timestamp == b->timestamp && a->status == b->status && a->credited == b->credited &&
-           a->cached == b->cached && a->streamed == b->streamed && a->failed == b->failed && a->priced == b->priced &&
-           a->tokens_input_before == b->tokens_input_before && a->tokens_input_after == b->tokens_input_after &&
-           a->tokens_saved == b->tokens_saved && a->tokens_output == b->tokens_output &&
-           a->cache_read_tokens == b->cache_read_tokens && a->cache_write_tokens == b->cache_write_tokens &&
-           a->reasoning_tokens == b->reasoning_tokens && a->cost_usd == b->cost_usd &&
-           a->savings_usd == b->savings_usd && a->latency_ms == b->latency_ms && a->overhead_ms == b->overhead_ms &&
-           a->ttfb_ms == b->ttfb_ms;
-}
-
-static void test_journal(void)
-{
-    struct mdb_row *rows[5], *list = NULL;
-    for (int i = 4; i >= 0; i--) {
-        struct hr_event ev = event(i);
-        char id[32];
-        snprintf(id, sizeof id, "hr-j-%d", i);
-        ev.request_id = id;
-        if (i == 3) ev.model = "claude-\xc3\xa9t\xc3\xa9", ev.tokens_input = UINT64_MAX, ev.status = 499;
-        rows[i] = mdb_row_from_event(&ev, NULL);
-        rows[i]->next = list;
-        list = rows[i];
-    }
-    struct mdb_buf buf = {0};
-    ok(mdb_journal_encode(&buf, list, 5) == 0, "five rows encode as a block");
-    size_t first = buf.len;
-    ok(mdb_journal_encode(&buf, rows[3], 1) == 0, "a second block of one row");
-    tap_diag("a block of 5 rows is %zu bytes", first);
-    const char *path = file("j.journal");
-    write_bytes(path, (const char *)buf.p, buf.len);
-    int fd = open(path, O_RDONLY);
-    struct mdb_block b = {0};
-    char why[300] = "";
-    int rc = mdb_journal_read(fd, 0, &b, why, sizeof why);
-    ok(rc == MDB_BLOCK_OK && b.n == 5 && b.bytes == first, "the first block reads back: %d rows, %zu bytes (%s)",
-       (int)b.n, b.bytes, why);
-    int same = b.n == 5;
-    for (size_t i = 0; same && i < 5; i++) same = same_row(&b.rows[i], rows[i]) && (b.rows[i].next != NULL) == (i < 4);
-    ok(same, "every field of every row is as written, NULL ttfb and a clamped count included");
-    rc = mdb_journal_read(fd, (int64_t)first, &b, why, sizeof why);
-    ok(rc == MDB_BLOCK_OK && b.n == 1 && same_row(&b.rows[0], rows[3]), "the second block reads back");
-    is_int(mdb_journal_read(fd, (int64_t)buf.len, &b, why, sizeof why), MDB_BLOCK_END, "then the end of the file");
-    close(fd);
-
-    /* Damage: each must be refused, with a reason. */
-    struct {
-        const char *what, *reason;
-        size_t at, len; /* flip the byte at `at`, or keep only `len` bytes */
-    } bad[] = {
-        {"a flipped payload byte", "checksum", 40, 0},
-        {"a flipped magic byte", "no block header", 1, 0},
-        {"a block cut short", "cut short", 0, 60},
-        {"a header cut short", "cut short", 0, 7},
-    };
-    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-        unsigned char *copy = malloc(first);
-        memcpy(copy, buf.p, first);
-        size_t n = bad[k].len ? bad[k].len : first;
-        if (!bad[k].len) copy[bad[k].at] ^= 0x40;
-        write_bytes(path, (const char *)copy, n);
-        free(copy);
-        fd = open(path, O_RDONLY);
-        why[0] = '\0';
-        rc = mdb_journal_read(fd, 0, &b, why, sizeof why);
-        close(fd);
-        ok(rc == MDB_BLOCK_BAD && strstr(why, bad[k].reason), "%s is refused: %s", bad[k].what, why);
-    }
-    /* A payload that passes its checksum but does not parse. */
-    unsigned char zero_tag[6 * 8 + 13 + 1] = {0};
-    rc = mdb_journal_decode(zero_tag, sizeof zero_tag, 1, &b, why, sizeof why);
-    ok(rc == MDB_BLOCK_BAD && strstr(why, "refers to a row before"), "a first row that repeats a string: %s", why);
-    rc = mdb_journal_decode(buf.p + 20, first - 20, 6, &b, why, sizeof why);
-    ok(rc == MDB_BLOCK_BAD && strstr(why, "row 6 of 6"), "more rows claimed than the payload holds: %s", why);
-    rc = mdb_journal_decode(buf.p + 20, first - 20, 4, &b, why, sizeof why);
-    ok(rc == MDB_BLOCK_BAD && strstr(why, "after the last"), "fewer: %s", why);
-    rc = mdb_journal_decode(buf.p + 20, first - 20, 2000000, &b, why, sizeof why);
-    ok(rc == MDB_BLOCK_BAD && strstr(why, "at most"), "a row count past any block's: %s", why);
-    mdb_block_free(&b);
-    free(buf.p);
-    mdb_rows_release(list);
 }
 
 int main(void)
@@ -736,8 +644,6 @@ int main(void)
         is_str(name ?: "(none)", "unix", "mdb_open then uses SQLite's default VFS");
         sqlite3_free(name);
     }
-
-    test_journal();
 
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

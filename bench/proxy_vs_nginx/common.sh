@@ -65,36 +65,13 @@ start_headroomd() {
 
 # mdb_rows PORT: one line on what headroomd's metrics_db did with the rows of
 # the requests it served (/stats), so a figure never silently counts a run in
-# which rows were dropped: "metrics_db rows: written N, dropped M, queued Q"
-# (and, with the journal, how many went through it and how many are in it).
+# which rows were dropped: "metrics_db rows: written N, dropped M, queued Q".
 mdb_rows() {
     curl -s "http://127.0.0.1:$1/stats" | python3 -c '
 import json, sys
 b = (json.load(sys.stdin) or {}).get("metrics_db") or {}
-j = b.get("journal") or {}
-print("metrics_db rows: written %s, dropped %s, queued %s%s" % (b.get("rows_written"), b.get("rows_dropped"), b.get("queued"),
-      ", deferred through the journal %s, in it now %s" % (j.get("rows_deferred"), j.get("rows")) if j else "")
+print("metrics_db rows: written %s, dropped %s, queued %s" % (b.get("rows_written"), b.get("rows_dropped"), b.get("queued"))
       if "rows_written" in b else "metrics_db: not loaded")' 2>/dev/null || echo "metrics_db rows: /stats unreadable"
-}
-
-# mdb_settle PORT: wait (at most 60 s) until headroomd's metrics_db journal
-# is empty, i.e. the rows it set aside while the host was saturated are in
-# the database. Called after a measured run and before its CPU is read, so
-# the CPU a request includes that deferred work (and the next run does not
-# share the host with it). Returns at once for a build without a journal.
-mdb_settle() {
-    python3 - "$1" <<'PYEOF' || true
-import json, sys, time, urllib.request
-end = time.time() + 60
-while time.time() < end:
-    try:
-        b = json.load(urllib.request.urlopen("http://127.0.0.1:%s/stats" % sys.argv[1], timeout=5)).get("metrics_db") or {}
-    except Exception:
-        break
-    if not (b.get("journal") or {}).get("rows"):
-        break
-    time.sleep(0.05)
-PYEOF
 }
 
 NGINX=$(command -v nginx || echo /usr/sbin/nginx) # Debian's path when not on PATH yet

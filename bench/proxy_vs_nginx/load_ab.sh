@@ -95,7 +95,6 @@ for r in $(seq "$ROUNDS"); do
         BENCH_STREAM=$([ "$BODY" = sse ] && echo 1 || echo 0) timeout $((SECS + 30)) wrk -t2 -c"$CONNS" -d"${SECS}s" \
             --timeout 5s -s "$HERE/post.lua" "http://127.0.0.1:${PORT[$v]}" >"$TMP/wrk.out" 2>&1 || die "wrk failed ($v)"
         [ -z "$BG_PID" ] || wait "$BG_PID"
-        case $v in nginx | nginx_bg) ;; *) mdb_settle "${PORT[$v]}" ;; esac # deferred rows' CPU counts
         python3 "$HERE/thread_cpu.py" snap ${PIDSOF[$v]} >"$TMP/cpu1"
         python3 "$HERE/thread_cpu.py" snap "$UPSTREAM_PID" >"$TMP/up1"
         line=$(grep '^RESULT' "$TMP/wrk.out") || die "no RESULT line from wrk: $(cat "$TMP/wrk.out")"

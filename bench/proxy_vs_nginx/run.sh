@@ -154,7 +154,6 @@ run_one() { # round target body conns seconds record [pace_ms]
         BENCH_PACE_MS=$pace timeout $((secs + 20)) \
         wrk -t"$t" -c"$c" -d"${secs}s" --timeout 5s --latency -s "$HERE/post.lua" "http://127.0.0.1:$port" >"$TMP/wrk.out" 2>&1 ||
         { cat "$TMP/wrk.out" >&2; die "wrk failed ($target $body c=$c)"; }
-    [ "$target" != headroomd ] || mdb_settle "$port" # rows deferred during the run: their CPU counts
     p1=$(cpu_ticks $pids) u1=$(cpu_ticks "$UP_PID")
     [ "$record" = 1 ] || return 0
     line=$(grep '^RESULT' "$TMP/wrk.out") || { cat "$TMP/wrk.out" >&2; die "no RESULT line from wrk"; }
@@ -185,7 +184,6 @@ one_conn_run() { # round target body seconds
     [ "$2" != nginx_bg ] || start_background_load $(($4 + 1))
     line=$(timeout $(($4 + 20)) "$TMP/one_conn" "$port" "$4" "$3") || die "one_conn failed ($2 $3)"
     [ -z "$BG_PID" ] || wait "$BG_PID"
-    [ "$2" != headroomd ] || mdb_settle "$port"
     python3 "$HERE/thread_cpu.py" snap $pids >"$TMP/cpu1" && python3 "$HERE/thread_cpu.py" snap "$UP_PID" >"$TMP/up1"
     n=$(echo "$line" | sed -n 's/.*requests=\([0-9]*\).*/\1/p')
     echo "$line" | awk -v r="$1" -v t="$2" -v b="$3" -v cpu="$(python3 "$HERE/thread_cpu.py" diff "$TMP/cpu0" "$TMP/cpu1" "$n")" \

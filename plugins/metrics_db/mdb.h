@@ -77,7 +77,7 @@ int mdb_is_damage(int sqlite_rc);
 /* The prepared INSERT kept between batches (zero it at open;
  * mdb_stmts_free before sqlite3_close). */
 struct mdb_stmts {
-    sqlite3_stmt *insert, *mark;
+    sqlite3_stmt *insert;
 };
 void mdb_stmts_free(struct mdb_stmts *s);
 
@@ -86,10 +86,6 @@ void mdb_stmts_free(struct mdb_stmts *s);
  * transaction is rolled back: none of the rows went in), with the message
  * in `why`. `cache` (or NULL) keeps the statement. */
 int mdb_insert(sqlite3 *db, struct mdb_stmts *cache, const struct mdb_row *rows, char *why, size_t whylen);
-/* The same, for rows read from a journal: the same transaction records
- * that the journal `name` is loaded up to byte `offset`. */
-int mdb_insert_from_journal(sqlite3 *db, struct mdb_stmts *cache, const struct mdb_row *rows, const char *name,
-                            int64_t offset, char *why, size_t whylen);
 
 /* The table-valued function `hr_mdb_batch(?1)` (batch_vtab.c): the rows of
  * the list bound to ?1 with sqlite3_bind_pointer(..., MDB_ROWS_POINTER, NULL),
@@ -134,67 +130,6 @@ void mdb_yield_point(void);
 /* This thread's yield points follow *pace (read without a lock); NULL:
  * MDB_KEEPING_UP always. */
 void mdb_yield_pace(const atomic_int *pace);
-
-/* ---------------------------------------------------------------- journal */
-
-/* Rows the writer set aside while the host was saturated, in a file beside
- * the database, loaded into it later (journal.c has the format). */
-struct mdb_buf {
-    unsigned char *p;
-    size_t len, cap;
-};
-/* Append the first `n` rows of the list `rows` to `out` as one block:
- * 0, or -1 (out of memory, or a block too large to read back; out as it
- * was). */
-int mdb_journal_encode(struct mdb_buf *out, const struct mdb_row *rows, size_t n);
-/* Write all of `buf` at byte `end` of fd: 0 or -errno (nothing of it is
- * left in the file when it can be taken back). */
-int mdb_journal_write(int fd, const struct mdb_buf *buf, int64_t end);
-
-/* A block read back: rows[0..n) linked as a list, their strings pointing
- * into data. Zero it before the first read; mdb_block_free at the end. */
-struct mdb_block {
-    struct mdb_row *rows;
-    size_t n, cap_rows;
-    unsigned char *data;
-    size_t data_cap;
-    size_t bytes; /* the block's length in the file */
-};
-enum { MDB_BLOCK_OK = 1, MDB_BLOCK_END = 0, MDB_BLOCK_BAD = -1, MDB_BLOCK_IO = -2 };
-/* The block at byte `off` of fd: MDB_BLOCK_OK; MDB_BLOCK_END at the end of
- * the file; MDB_BLOCK_BAD when what is there is not a whole, intact block
- * (cut short by a crash, or damaged); MDB_BLOCK_IO when it cannot be read
- * now. `why` says what went wrong. */
-int mdb_journal_read(int fd, int64_t off, struct mdb_block *b, char *why, size_t whylen);
-/* The payload of a block with `nrows` rows (mdb_journal_read's second half;
- * the fuzz target's entry). */
-int mdb_journal_decode(const unsigned char *payload, size_t len, uint32_t nrows, struct mdb_block *b, char *why,
-                       size_t whylen);
-void mdb_block_free(struct mdb_block *b);
-
-/* Whether the host is saturated (busy.c): rows arrive at min_rate a second
- * or more and less than one core is idle. Sampled at most every 100 ms. */
-struct mdb_busy {
-    int fd; /* /proc/stat; -1: never busy */
-    double cpus, min_rate;
-    double at_ms;            /* the last sample; 0: none */
-    uint64_t rows, idle, total;
-    double rate, spare;      /* the last sample's figures */
-    int busy;
-};
-/* min_rate 0: never busy. */
-void mdb_busy_init(struct mdb_busy *b, double min_rate);
-void mdb_busy_close(struct mdb_busy *b);
-/* `rows`: a running count of the rows that arrived; now_ms monotonic. */
-int mdb_busy_now(struct mdb_busy *b, double now_ms, uint64_t rows);
-
-/* The table that says how far each journal is loaded: its offset is
- * committed with the rows it covers, so a crash loads no row twice. */
-#define MDB_JOURNAL_TABLE "journal_offsets"
-/* How far the journal named `name` is loaded (0 when never). */
-int mdb_journal_loaded(sqlite3 *db, const char *name, int64_t *offset);
-/* Forget a journal that is gone. */
-int mdb_journal_forget(sqlite3 *db, const char *name);
 
 /* mkdir -p of the directory holding `path`: 0 or -errno. */
 int mdb_mkdir_parent(const char *path);

@@ -12,16 +12,12 @@
  * requests/s, and a worker that found it held slept on a futex; when the
  * holder had been preempted, it slept until that thread ran again
  * (bench/README.md, session 25). */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <headroom/plugin.h>
@@ -31,9 +27,6 @@
 
 #define BUSY_TIMEOUT_MS 5000   /* another process holding the write lock */
 #define PRUNE_EVERY_S 3600.0
-/* At shutdown the journal is loaded for at most this long; what is left
- * stays in its file for the next start (SIGKILL comes next). */
-#define STOP_LOAD_MS 10000.0
 
 enum mdb_state { ST_OK, ST_UNAVAILABLE, ST_REFUSED };
 static const char *const state_names[] = {"ok", "unavailable", "refused"};
@@ -89,30 +82,6 @@ struct mdb {
     double last_batch_ms, max_batch_ms, total_batch_ms;
 
     atomic_uint_fast64_t rows_written, rows_dropped, write_errors, rows_pruned, batches;
-
-    /* Deferred writing: while the host is saturated the writer appends
-     * the rows it takes to a journal file beside the database, and loads
-     * them into it once the host has a core to spare, or they are
-     * defer_max_s old, or the journal holds journal_max_mb. */
-    unsigned defer_max_s;
-    int64_t journal_max_bytes;
-    struct mdb_busy busy;  /* writer only */
-    uint64_t rows_taken;   /* writer only: rows taken off the queue */
-    struct journal {       /* writer only */
-        int fd;            /* -1: none open */
-        char *path;
-        const char *name;  /* its file name: the key in MDB_JOURNAL_TABLE */
-        int64_t end, loaded;
-        double oldest_ms;  /* mono_ms when its first unloaded row went in */
-        unsigned seq;      /* journals this process opened */
-        struct mdb_buf buf;
-        struct mdb_block blk;
-    } jr;
-    int jr_failing;        /* an append failed: WARN once per streak */
-    int orphans_due;       /* journals other processes left may wait */
-    atomic_uint_fast64_t jr_rows, rows_deferred;
-    _Atomic int64_t jr_bytes;
-    atomic_int deferring;
 };
 
 static const struct hr_conf_key keys[] = {
@@ -128,14 +97,6 @@ static const struct hr_conf_key keys[] = {
     HR_CONF_KEY_RANGE("queue_size", HR_CONF_INT, "50000",
                       "rows waiting for the writer before new ones are dropped and counted (16-10000000)", 16,
                       10000000),
-    HR_CONF_KEY_RANGE("defer_max_s", HR_CONF_INT, "30",
-                      "while the host is saturated, rows wait in a journal beside the database up to this many "
-                      "seconds before they are written to it; 0 writes them at once (0-86400)",
-                      0, 86400),
-    HR_CONF_KEY_RANGE("defer_min_rate", HR_CONF_INT, "2000",
-                      "rows a second below which writing is never deferred (1-10000000)", 1, 10000000),
-    HR_CONF_KEY_RANGE("journal_max_mb", HR_CONF_INT, "256",
-                      "deferred rows are written once the journal holds this many MB (1-1048576)", 1, 1048576),
     HR_CONF_END,
 };
 
@@ -208,7 +169,6 @@ static void prune(struct mdb *m, double now)
 {
     if (!m->db) return; /* not open yet: prune as soon as it is */
     m->next_prune = now + PRUNE_EVERY_S;
-    m->orphans_due = 1; /* a process that shares the file may have died since */
     if (!m->retention_days) return;
     int64_t deleted = 0;
     char why[256];
@@ -237,18 +197,16 @@ static void requeue(struct mdb *m, struct mdb_row *rows, size_t n)
     set_pace(m, atomic_fetch_add(&m->queued, n) + n);
 }
 
-/* Insert rows in one transaction, with the journal offset they take the
- * loaded part of `journal` to when they come from one (NULL: from memory).
- * Counts and logs the outcome; 0 or -1. */
-static int insert_rows(struct mdb *m, const struct mdb_row *rows, size_t n, const char *journal, int64_t offset)
+/* Write one batch. Returns 0, or -1 with the rows put back (final: freed,
+ * the caller counts and reports them). */
+static int write_batch(struct mdb *m, struct mdb_row *rows, size_t n, int final)
 {
     double t0 = mono_ms();
     int rc = SQLITE_CANTOPEN;
     char why[512] = "";
     int opened = m->db || open_db(m, 0) == 0;
     if (opened) {
-        rc = journal ? mdb_insert_from_journal(m->db, &m->stmts, rows, journal, offset, why, sizeof why)
-                     : mdb_insert(m->db, &m->stmts, rows, why, sizeof why);
+        rc = mdb_insert(m->db, &m->stmts, rows, why, sizeof why);
         if (rc != SQLITE_OK && mdb_is_damage(rc)) {
             /* Damaged under us: the next attempt reopens, which moves it aside. */
             mdb_stmts_free(&m->stmts);
@@ -272,6 +230,7 @@ static int insert_rows(struct mdb *m, const struct mdb_row *rows, size_t n, cons
         pthread_mutex_unlock(&m->mu);
         if (m->failing) m->host->log(m->self, HR_LOG_INFO, "metrics database %s is writable again", m->path);
         m->failing = 0;
+        mdb_rows_release(rows);
         return 0;
     }
     atomic_fetch_add(&m->write_errors, 1);
@@ -283,298 +242,12 @@ static int insert_rows(struct mdb *m, const struct mdb_row *rows, size_t n, cons
                          why, m->flush_ms);
         m->failing = 1;
     }
-    return -1;
-}
-
-/* Write one batch from memory. Returns 0, or -1 with the rows put back
- * (final: freed, the caller counts and reports them). */
-static int write_batch(struct mdb *m, struct mdb_row *rows, size_t n, int final)
-{
-    if (insert_rows(m, rows, n, NULL, 0) == 0) {
-        mdb_rows_release(rows);
-        return 0;
-    }
     if (final) {
         mdb_rows_release(rows);
     } else {
         requeue(m, rows, n);
     }
     return -1;
-}
-
-/* ------------------------------------------------------------ the journal */
-
-/* The directory of the database and its file name (for journal names). */
-static void split_path(const char *path, char *dir, size_t dirlen, const char **base)
-{
-    const char *slash = strrchr(path, '/');
-    *base = slash ? slash + 1 : path;
-    if (!slash) {
-        snprintf(dir, dirlen, ".");
-    } else if (slash == path) {
-        snprintf(dir, dirlen, "/");
-    } else {
-        snprintf(dir, dirlen, "%.*s", (int)(slash - path), path);
-    }
-}
-
-static void publish_journal(struct mdb *m, uint64_t rows)
-{
-    atomic_store(&m->jr_rows, rows);
-    atomic_store(&m->jr_bytes, m->jr.end - m->jr.loaded);
-}
-
-/* Open this process's journal if none is: a new file named after the
- * database, the pid, the start second and a sequence number, locked so
- * that no other process takes it for one left behind. 0 or -1 (logged). */
-static int journal_open(struct mdb *m)
-{
-    if (m->jr.fd >= 0) return 0;
-    size_t len = strlen(m->path) + 80;
-    char *p = malloc(len);
-    if (!p) return -1;
-    snprintf(p, len, "%s.journal.%ld-%lld-%u", m->path, (long)getpid(), (long long)time(NULL), m->jr.seq++);
-    int fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB)) {
-        int e = errno;
-        if (fd >= 0) {
-            close(fd);
-            unlink(p);
-        }
-        if (!m->jr_failing)
-            m->host->log(m->self, HR_LOG_WARN,
-                         "cannot create the journal %s: %s; rows are written straight to the database (check the "
-                         "directory's permissions and free space)",
-                         p, strerror(e));
-        m->jr_failing = 1;
-        free(p);
-        return -1;
-    }
-    m->jr.fd = fd;
-    m->jr.path = p;
-    m->jr.name = strrchr(p, '/') ? strrchr(p, '/') + 1 : p;
-    m->jr.end = m->jr.loaded = 0;
-    return 0;
-}
-
-/* Close this process's journal; `loaded`: every row in it is in the
- * database, so the file goes (else it stays for the next start). */
-static void journal_close(struct mdb *m, int loaded)
-{
-    if (m->jr.fd < 0) return;
-    if (loaded) {
-        unlink(m->jr.path);
-        /* A crash before this leaves a row for a missing file: the next
-         * look for journals left behind removes it. */
-        if (m->db) mdb_journal_forget(m->db, m->jr.name);
-    }
-    close(m->jr.fd);
-    m->jr.fd = -1;
-    free(m->jr.path);
-    m->jr.path = NULL;
-    m->jr.end = m->jr.loaded = 0;
-    publish_journal(m, 0);
-}
-
-/* Rows go to the journal while it holds unloaded rows (they keep their
- * order) or while the host is saturated. */
-static int to_journal(struct mdb *m)
-{
-    if (!m->defer_max_s || m->jr_failing) return 0;
-    int busy = mdb_busy_now(&m->busy, mono_ms(), m->rows_taken);
-    atomic_store_explicit(&m->deferring, busy, memory_order_relaxed);
-    return busy || (m->jr.fd >= 0 && m->jr.loaded < m->jr.end);
-}
-
-/* Append rows to the journal: 0, or -1 (logged once per streak; the
- * caller writes them to the database instead). */
-static int journal_append(struct mdb *m, const struct mdb_row *rows, size_t n)
-{
-    if (journal_open(m)) return -1;
-    m->jr.buf.len = 0;
-    int rc = mdb_journal_encode(&m->jr.buf, rows, n) ? -ENOMEM : mdb_journal_write(m->jr.fd, &m->jr.buf, m->jr.end);
-    if (rc) {
-        if (!m->jr_failing)
-            m->host->log(m->self, HR_LOG_WARN,
-                         "cannot append to the journal %s: %s; rows are written straight to the database until "
-                         "headroomd restarts (check the free space of its directory)",
-                         m->jr.path, strerror(-rc));
-        m->jr_failing = 1;
-        if (m->jr.loaded == m->jr.end) journal_close(m, 1);
-        return -1;
-    }
-    if (m->jr.loaded == m->jr.end) m->jr.oldest_ms = mono_ms();
-    m->jr.end += (int64_t)m->jr.buf.len;
-    atomic_fetch_add(&m->rows_deferred, n);
-    publish_journal(m, atomic_load(&m->jr_rows) + n);
-    return 0;
-}
-
-/* A journal that cannot be read past `off` is kept aside for a look,
- * named like a damaged database. */
-static void journal_quarantine(struct mdb *m, const char *path, int64_t off, const char *why)
-{
-    char dest[4200];
-    if (hr_corrupt_name(path, wall_s(m), dest, sizeof dest) || rename(path, dest)) {
-        snprintf(dest, sizeof dest, "(not moved: %s)", strerror(errno));
-        unlink(path);
-    }
-    m->host->log(m->self, HR_LOG_WARN,
-                 "metrics_db journal %s: %s; the rows before byte %lld are in the database, the rest of the file is "
-                 "kept as %s",
-                 path, why, (long long)off, dest);
-}
-
-/* Load the next block of this process's journal: 1 loaded, 0 the journal
- * is done with, -1 the database refused (retried later). */
-static int journal_load_one(struct mdb *m)
-{
-    char why[300];
-    int rc = mdb_journal_read(m->jr.fd, m->jr.loaded, &m->jr.blk, why, sizeof why);
-    if (rc == MDB_BLOCK_IO) {
-        m->host->log(m->self, HR_LOG_WARN, "metrics_db journal %s: %s; tried again later", m->jr.path, why);
-        return -1;
-    }
-    if (rc != MDB_BLOCK_OK) { /* our own file, damaged on disk */
-        if (rc == MDB_BLOCK_END) snprintf(why, sizeof why, "the file ends before byte %lld", (long long)m->jr.end);
-        uint64_t lost = atomic_load(&m->jr_rows);
-        atomic_fetch_add(&m->rows_dropped, lost);
-        journal_quarantine(m, m->jr.path, m->jr.loaded, why);
-        m->jr.loaded = m->jr.end; /* the file is gone from its place */
-        if (m->db) mdb_journal_forget(m->db, m->jr.name);
-        close(m->jr.fd);
-        m->jr.fd = -1;
-        free(m->jr.path);
-        m->jr.path = NULL;
-        m->jr.end = m->jr.loaded = 0;
-        publish_journal(m, 0);
-        return 0;
-    }
-    int64_t next = m->jr.loaded + (int64_t)m->jr.blk.bytes;
-    if (insert_rows(m, m->jr.blk.rows, m->jr.blk.n, m->jr.name, next)) return -1;
-    m->jr.loaded = next;
-    uint64_t left = atomic_load(&m->jr_rows);
-    publish_journal(m, left > m->jr.blk.n ? left - m->jr.blk.n : 0);
-    if (m->jr.loaded >= m->jr.end) journal_close(m, 1);
-    return 1;
-}
-
-/* Load this process's journal while that is due: the host has a core to
- * spare, or the oldest row waited defer_max_s, or the file passed
- * journal_max_mb, or headroomd is stopping. -1: a write failed. */
-static int journal_load(struct mdb *m, int stop)
-{
-    double t0 = mono_ms();
-    while (m->jr.fd >= 0 && m->jr.loaded < m->jr.end) {
-        double now = mono_ms();
-        if (stop) {
-            if (now - t0 > STOP_LOAD_MS) {
-                m->host->log(m->self, HR_LOG_INFO,
-                             "shutting down: %llu rows stay in the journal %s; the next start writes them to %s",
-                             (unsigned long long)atomic_load(&m->jr_rows), m->jr.path, m->path);
-                journal_close(m, 0);
-                return 0;
-            }
-        } else {
-            int due = !mdb_busy_now(&m->busy, now, m->rows_taken) ||
-                      m->jr.end - m->jr.loaded > m->journal_max_bytes ||
-                      now - m->jr.oldest_ms > m->defer_max_s * 1000.0;
-            atomic_store_explicit(&m->deferring, !due, memory_order_relaxed);
-            /* A batch waiting in memory goes to the journal first. */
-            if (!due || atomic_load(&m->queued) >= m->batch_rows) return 0;
-        }
-        if (journal_load_one(m) < 0) return -1;
-    }
-    return 0;
-}
-
-/* Load one journal another process left (it stopped, or crashed): from
- * the offset the database has for it, block by block; the file goes once
- * it is all in. 1 done, 0 stopped early (a batch waits in memory), -1 the
- * database refused. */
-static int orphan_load(struct mdb *m, int fd, const char *dir, const char *name)
-{
-    char path[4400], why[300];
-    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) return 1;
-    int64_t off;
-    if (mdb_journal_loaded(m->db, name, &off) != SQLITE_OK) return -1;
-    uint64_t rows = 0;
-    int rc;
-    while ((rc = mdb_journal_read(fd, off, &m->jr.blk, why, sizeof why)) == MDB_BLOCK_OK) {
-        int64_t next = off + (int64_t)m->jr.blk.bytes;
-        if (insert_rows(m, m->jr.blk.rows, m->jr.blk.n, name, next)) return -1;
-        off = next;
-        rows += m->jr.blk.n;
-        if (atomic_load(&m->queued) >= m->batch_rows) return 0;
-    }
-    if (rc == MDB_BLOCK_IO) {
-        m->host->log(m->self, HR_LOG_WARN, "metrics_db journal %s: %s; tried again later", path, why);
-        return -1;
-    }
-    if (rc == MDB_BLOCK_BAD) {
-        journal_quarantine(m, path, off, why);
-    } else {
-        unlink(path);
-    }
-    mdb_journal_forget(m->db, name);
-    if (rows)
-        m->host->log(m->self, HR_LOG_INFO, "wrote %llu rows from the journal %s (left by a process that stopped) to %s",
-                     (unsigned long long)rows, path, m->path);
-    return 1;
-}
-
-/* Journals other processes sharing the database left: any not locked by
- * a live process is loaded and removed; offsets kept for journals that
- * no longer exist are dropped. Runs at start and hourly. */
-static void load_orphans(struct mdb *m)
-{
-    char dir[4200];
-    const char *base;
-    split_path(m->path, dir, sizeof dir, &base);
-    char prefix[300];
-    snprintf(prefix, sizeof prefix, "%s.journal.", base);
-    size_t plen = strlen(prefix);
-    DIR *d = opendir(dir);
-    if (!d) return;
-    int done = 1;
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        if (strncmp(e->d_name, prefix, plen) || strstr(e->d_name, ".corrupt-")) continue;
-        if (m->jr.fd >= 0 && !strcmp(e->d_name, m->jr.name)) continue;
-        char path[4400];
-        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) continue;
-        struct stat st;
-        /* Locked: its process is alive. Unlinked since we listed it: another
-         * process has just loaded it. */
-        if (flock(fd, LOCK_EX | LOCK_NB) || fstat(fd, &st) || st.st_nlink == 0) {
-            close(fd);
-            continue;
-        }
-        int rc = orphan_load(m, fd, dir, e->d_name);
-        close(fd);
-        if (rc <= 0) {
-            done = 0;
-            break;
-        }
-    }
-    closedir(d);
-    if (!done) return;
-    m->orphans_due = 0;
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(m->db, "SELECT journal FROM " MDB_JOURNAL_TABLE, -1, &st, NULL) != SQLITE_OK) return;
-    char gone[16][256];
-    int n = 0;
-    while (n < 16 && sqlite3_step(st) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(st, 0);
-        char path[4400];
-        if (!name || strlen(name) >= sizeof gone[0] ||
-            snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
-            continue;
-        if (access(path, F_OK) && errno == ENOENT) memcpy(gone[n++], name, strlen(name) + 1);
-    }
-    sqlite3_finalize(st);
-    for (int i = 0; i < n; i++) mdb_journal_forget(m->db, gone[i]);
 }
 
 /* Move what the inbox holds to the end of the writer's list, oldest
@@ -662,11 +335,6 @@ static void *writer_main(void *arg)
         int took = 0;
         while ((rows = take(m, &n)) != NULL) {
             took = 1;
-            m->rows_taken += n;
-            if (!stop && to_journal(m) && journal_append(m, rows, n) == 0) {
-                mdb_rows_release(rows);
-                continue;
-            }
             int rc = write_batch(m, rows, n, stop);
             if (rc && !stop) {
                 backoff = 1;
@@ -686,12 +354,10 @@ static void *writer_main(void *arg)
                              why[0] ? why : "see the warnings above");
             }
         }
-        if (!backoff && m->jr.fd >= 0 && m->jr.loaded < m->jr.end && journal_load(m, stop) < 0) backoff = 1;
         if (stop) break;
         early = !took && !backoff && atomic_load(&m->queued) >= m->batch_rows;
         double now = wall_s(m);
         if (now >= m->next_prune) prune(m, now);
-        if (m->orphans_due && m->db && !backoff && !atomic_load(&m->deferring)) load_orphans(m);
         pthread_mutex_lock(&m->mu);
     }
     return NULL; /* mu is not held here: the batches ran without it */
@@ -804,13 +470,6 @@ static json_t *stats_block_for(void *state, int from_loopback)
         m->retention_days, "batch_rows", (int)m->batch_rows, "flush_interval_ms", (int)m->flush_ms, "queue_size",
         (int)m->queue_size, "last_error", err[0] ? err : NULL);
     /* Where the file lives is only for the operator at the machine. */
-    if (o)
-        json_object_set_new(o, "journal",
-                            json_pack("{s:I,s:I,s:b,s:I,s:i}", "rows", (json_int_t)atomic_load(&m->jr_rows), "bytes",
-                                      (json_int_t)atomic_load(&m->jr_bytes), "deferring",
-                                      atomic_load(&m->deferring), "rows_deferred",
-                                      (json_int_t)atomic_load(&m->rows_deferred), "defer_max_s",
-                                      (int)m->defer_max_s));
     if (o && from_loopback) json_object_set_new(o, "path", json_string(m->path));
     return o;
 }
@@ -838,13 +497,10 @@ static int metrics(void *state, hr_metric_visit_fn visit, void *ud)
         {"headroom_metrics_db_queue_length", "Rows waiting for the writer", HR_METRIC_GAUGE},
         {"headroom_metrics_db_last_commit_timestamp_seconds", "Unix time of the last committed batch; 0 = never",
          HR_METRIC_GAUGE},
-        {"headroom_metrics_db_journal_rows", "Rows set aside in the journal while the host was saturated, not yet "
-                                             "in the database", HR_METRIC_GAUGE},
-        {"headroom_metrics_db_rows_deferred_total", "Rows that went through the journal", HR_METRIC_COUNTER},
     };
     double values[] = {(double)atomic_load(&m->rows_written), (double)atomic_load(&m->rows_dropped),
                        (double)atomic_load(&m->write_errors), (double)atomic_load(&m->rows_pruned), queued,
-                       last_commit, (double)atomic_load(&m->jr_rows), (double)atomic_load(&m->rows_deferred)};
+                       last_commit};
     for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++) {
         struct hr_metric_family fam = {sizeof fam, fams[i].name, fams[i].help, fams[i].type, 0, NULL};
         struct hr_metric_sample smp = {.struct_size = sizeof smp, .value = values[i]};
@@ -867,11 +523,6 @@ static int init(const struct hr_host *host, struct hr_instance *self, const stru
     m->batch_rows = (size_t)host->conf_int(conf, "batch_rows");
     m->flush_ms = (unsigned)host->conf_int(conf, "flush_interval_ms");
     m->queue_size = (size_t)host->conf_int(conf, "queue_size");
-    m->defer_max_s = (unsigned)host->conf_int(conf, "defer_max_s");
-    m->journal_max_bytes = (int64_t)host->conf_int(conf, "journal_max_mb") << 20;
-    mdb_busy_init(&m->busy, m->defer_max_s ? (double)host->conf_int(conf, "defer_min_rate") : 0);
-    m->jr.fd = -1;
-    m->orphans_due = 1;
     m->tail = &m->head;
     static atomic_uint_fast64_t instances;
     m->id = atomic_fetch_add(&instances, 1) + 1;
@@ -930,14 +581,6 @@ static void fini(void *state)
         pthread_mutex_unlock(&m->mu);
         pthread_join(m->writer, NULL); /* writes what is queued first */
     }
-    if (m->jr.fd >= 0) {
-        m->host->log(m->self, HR_LOG_INFO, "%llu rows stay in the journal %s; the next start writes them to %s",
-                     (unsigned long long)atomic_load(&m->jr_rows), m->jr.path, m->path);
-        journal_close(m, 0);
-    }
-    mdb_block_free(&m->jr.blk);
-    free(m->jr.buf.p);
-    mdb_busy_close(&m->busy);
     release_queued(m); /* to their pools, drained below */
     /* No thread makes rows any more (the host calls fini after the last
      * on_event), and the writer has given every one back. */

@@ -182,17 +182,6 @@ static int migrate(sqlite3 *db, const char *path, struct mdb_open_info *info)
         }
         info->created = 1;
     }
-    /* Not a schema version step: a reader of `requests` never sees it, and
-     * an older headroomd sharing the file leaves it alone. */
-    rc = sqlite3_exec(db,
-                      "CREATE TABLE IF NOT EXISTS " MDB_JOURNAL_TABLE
-                      " (journal TEXT PRIMARY KEY, offset INTEGER NOT NULL)",
-                      NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        int out = fail(info, db, rc, "cannot create the journal table in %s: %s", path);
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        return out;
-    }
     rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         int out = fail(info, db, rc, "cannot commit the schema of %s: %s", path);
@@ -381,27 +370,19 @@ enum mdb_open_status mdb_open(const char *path, double now, int busy_timeout_ms,
     "overhead_ms, ttfb_ms"
 #define INSERT_SQL "INSERT INTO requests (" ROW_COLUMNS ") SELECT " ROW_COLUMNS " FROM " MDB_BATCH_VTAB "(?1)"
 
-#define MARK_SQL                                                                                           \
-    "INSERT INTO " MDB_JOURNAL_TABLE " (journal, offset) VALUES (?1, ?2) "                                  \
-    "ON CONFLICT (journal) DO UPDATE SET offset = excluded.offset"
-
 void mdb_stmts_free(struct mdb_stmts *s)
 {
     if (!s) return;
     sqlite3_finalize(s->insert);
-    sqlite3_finalize(s->mark);
-    s->insert = s->mark = NULL;
+    s->insert = NULL;
 }
 
-static int insert(sqlite3 *db, struct mdb_stmts *cache, const struct mdb_row *rows, const char *journal,
-                  int64_t offset, char *why, size_t whylen)
+int mdb_insert(sqlite3 *db, struct mdb_stmts *cache, const struct mdb_row *rows, char *why, size_t whylen)
 {
-    struct mdb_stmts local = {NULL, NULL};
+    struct mdb_stmts local = {NULL};
     struct mdb_stmts *c = cache ? cache : &local;
     int rc = SQLITE_OK;
     if (!c->insert) rc = sqlite3_prepare_v3(db, INSERT_SQL, -1, SQLITE_PREPARE_PERSISTENT, &c->insert, NULL);
-    if (rc == SQLITE_OK && journal && !c->mark)
-        rc = sqlite3_prepare_v3(db, MARK_SQL, -1, SQLITE_PREPARE_PERSISTENT, &c->mark, NULL);
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc == SQLITE_OK) {
         rc = sqlite3_bind_pointer(c->insert, 1, (void *)rows, MDB_ROWS_POINTER, NULL);
@@ -410,14 +391,6 @@ static int insert(sqlite3 *db, struct mdb_stmts *cache, const struct mdb_row *ro
         sqlite3_reset(c->insert);
         sqlite3_clear_bindings(c->insert); /* the rows are freed after this */
     }
-    if (rc == SQLITE_OK && journal) {
-        sqlite3_bind_text(c->mark, 1, journal, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(c->mark, 2, offset);
-        rc = sqlite3_step(c->mark);
-        if (rc == SQLITE_DONE) rc = SQLITE_OK;
-        sqlite3_reset(c->mark);
-        sqlite3_clear_bindings(c->mark);
-    }
     if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         snprintf(why, whylen, "%s", sqlite3_errmsg(db));
@@ -425,42 +398,6 @@ static int insert(sqlite3 *db, struct mdb_stmts *cache, const struct mdb_row *ro
     }
     mdb_stmts_free(&local);
     return rc;
-}
-
-int mdb_insert(sqlite3 *db, struct mdb_stmts *cache, const struct mdb_row *rows, char *why, size_t whylen)
-{
-    return insert(db, cache, rows, NULL, 0, why, whylen);
-}
-
-int mdb_insert_from_journal(sqlite3 *db, struct mdb_stmts *cache, const struct mdb_row *rows, const char *name,
-                            int64_t offset, char *why, size_t whylen)
-{
-    return insert(db, cache, rows, name, offset, why, whylen);
-}
-
-int mdb_journal_loaded(sqlite3 *db, const char *name, int64_t *offset)
-{
-    *offset = 0;
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, "SELECT offset FROM " MDB_JOURNAL_TABLE " WHERE journal = ?1", -1, &st, NULL);
-    if (rc != SQLITE_OK) return rc;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) *offset = sqlite3_column_int64(st, 0);
-    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
-    sqlite3_finalize(st);
-    return rc;
-}
-
-int mdb_journal_forget(sqlite3 *db, const char *name)
-{
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(db, "DELETE FROM " MDB_JOURNAL_TABLE " WHERE journal = ?1", -1, &st, NULL);
-    if (rc != SQLITE_OK) return rc;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 int mdb_prune(sqlite3 *db, double cutoff, int64_t *deleted, char *why, size_t whylen)
