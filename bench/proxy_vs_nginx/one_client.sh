@@ -9,6 +9,8 @@
 #   shipped        conf/headroom.conf as shipped
 #   nomdb          without the metrics_db sink
 #   nosinks        without any sink
+#   passthrough    with `optimize no` (bodies forwarded unread, counted after
+#                  the answer): what the work before forwarding costs
 #   base           the shipped config on BASE_HEADROOMD (another build),
 #                  edited by the sed script BASE_CONF_SED if set
 #   nginx          nginx proxy_pass, one worker per core (the floor)
@@ -32,10 +34,10 @@ VARIANTS=("$@")
 [ ${#VARIANTS[@]} -gt 0 ] || VARIANTS=(shipped nosinks)
 for v in "${VARIANTS[@]}"; do
     case $v in
-    shipped | nomdb | nosinks) ;;
+    shipped | nomdb | nosinks | passthrough) ;;
     base) [ -x "${BASE_HEADROOMD:-}" ] || die "variant base needs BASE_HEADROOMD" ;;
     nginx | nginx_bg) [ -x "$NGINX" ] || die "variant $v needs nginx (apt-get install nginx-light)" ;;
-    *) die "unknown variant $v (shipped, nomdb, nosinks, base, nginx, nginx_bg)" ;;
+    *) die "unknown variant $v (shipped, nomdb, nosinks, passthrough, base, nginx, nginx_bg)" ;;
     esac
 done
 
