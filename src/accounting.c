@@ -139,7 +139,23 @@ static void late_job_take(struct proxy_req *p, struct late_job *j, int take)
     free(j);
 }
 
-static void count_late(struct proxy_req *p);
+/* Passthrough's count of what it forwarded, taken into the request: a
+ * short body's as soon as it is forwarded; a long one's once the answer
+ * is on its way, the helper's when one was started, else made here on the
+ * worker. */
+static void count_late(struct proxy_req *p)
+{
+    if (!p->count_late || p->counted_late || !p->up_body) return;
+    struct late_job *j = p->late_job;
+    p->late_job = NULL;
+    if (j) {
+        hr_par_join(&j->task);
+    } else {
+        if (!(j = late_job_new(p))) return;
+        late_job_run(j);
+    }
+    late_job_take(p, j, 1);
+}
 
 void hr_acct_count_start(struct proxy_req *p)
 {
@@ -208,23 +224,6 @@ void hr_acct_count_drop(struct proxy_req *p)
     late_job_take(p, j, 0);
 }
 
-/* Passthrough's count of what it forwarded, taken into the request: a
- * short body's as soon as it is forwarded; a long one's once the answer
- * is on its way, the helper's when one was started, else made here on the
- * worker. */
-static void count_late(struct proxy_req *p)
-{
-    if (!p->count_late || p->counted_late || !p->up_body) return;
-    struct late_job *j = p->late_job;
-    p->late_job = NULL;
-    if (j) {
-        hr_par_join(&j->task);
-    } else {
-        if (!(j = late_job_new(p))) return;
-        late_job_run(j);
-    }
-    late_job_take(p, j, 1);
-}
 
 void hr_acct_headers(struct proxy_req *p, struct hr_req *out)
 {
@@ -234,7 +233,7 @@ void hr_acct_headers(struct proxy_req *p, struct hr_req *out)
     if (!p->llm) return;
     struct hr_event ev;
     price_so_far(p, &ev);
-    if (!p->count_late) { /* passthrough counts after the answer (doc/stats.md) */
+    if (!p->count_late) { /* passthrough: a long body's count comes after the answer (doc/stats.md) */
         HR_REQ_OWN_HEADER(out, "x-headroom-tokens-before", v, hr_numfmt_uint((unsigned long long)ev.tokens_input, v));
         HR_REQ_OWN_HEADER(out, "x-headroom-tokens-after", v, hr_numfmt_uint((unsigned long long)ev.tokens_sent, v));
         HR_REQ_OWN_HEADER(out, "x-headroom-tokens-saved", v, hr_numfmt_uint((unsigned long long)ev.tokens_saved, v));

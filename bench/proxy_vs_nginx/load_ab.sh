@@ -19,7 +19,7 @@
 #              (e.g. BASE_CONF_SED='s/^ *batch_rows .*/batch_rows 128/')
 #   nomdb      HEADROOMD without the metrics_db sink
 #   nosinks    HEADROOMD without any sink
-#   passthrough  HEADROOMD with `optimize no` (bodies forwarded unread, counted after the answer)
+#   passthrough  HEADROOMD with `optimize no` (bodies forwarded unread, counted while the upstream works)
 #   balance    HEADROOMD with `balance_connections yes` (accepted connections spread evenly)
 # Knobs: ROUNDS=5 SECONDS_PER_RUN=4 CONNS=64 BODY=json|sse LOAD_BG_SHAPE
 # Prints one line per run and the medians per variant (req/s, wrk's p99,

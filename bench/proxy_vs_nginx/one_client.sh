@@ -9,8 +9,8 @@
 #   shipped        conf/headroom.conf as shipped
 #   nomdb          without the metrics_db sink
 #   nosinks        without any sink
-#   passthrough    with `optimize no` (bodies forwarded unread, counted after
-#                  the answer): what the work before forwarding costs
+#   passthrough    with `optimize no` (bodies forwarded unread, counted while
+#                  the upstream works): what the work before forwarding costs
 #   base           the shipped config on BASE_HEADROOMD (another build),
 #                  edited by the sed script BASE_CONF_SED if set
 #   nginx          nginx proxy_pass, one worker per core (the floor)
