@@ -3,7 +3,8 @@
 # sqlite3 command-line tool: one row per request whose sums match /stats,
 # the final flush at shutdown, rows kept across restarts, two daemons writing
 # one file, retention, a damaged file moved aside, a newer schema refused,
-# an unusable path, /stats.metrics_db and the /metrics families.
+# an unusable path, a steady stream written once a tick, /stats.metrics_db
+# and the /metrics families.
 import json
 import os
 import re
@@ -309,7 +310,43 @@ with Mock() as m:
     is_(one(os.path.join(hrtest_tmp, "ws8", "metrics.db"), "SELECT count(*) FROM requests"), total,
         "the file holds one row per request")
 
-    # --- 9. config errors name the key ---------------------------------------
+    # --- 9. a steady stream is written once a tick ----------------------------
+    # Rows that arrive while a batch is written wait for the next tick: the
+    # writer used to take them at once, and as long as requests kept coming it
+    # committed a few rows at a time without pause, each commit writing the
+    # same last pages to the WAL again.
+    h = Headroomd(mock=m, args=ARGS, extra_conf=conf("cache_ttl 300\n", batch_rows=100000, flush_interval_ms=200),
+                  env={"HEADROOM_WORKSPACE_DIR": os.path.join(hrtest_tmp, "ws9")})
+    with h:
+        body = json.dumps(openai_body(content="hello")).encode()
+        sent = [0] * 4
+
+        def steady(k, end):
+            import http.client
+            conn = http.client.HTTPConnection("127.0.0.1", h.port, timeout=30)
+            while time.time() < end:
+                conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+                r = conn.getresponse()
+                r.read()
+                sent[k] += r.status == 200
+            conn.close()
+
+        before = mdb(h).get("batches", 0)
+        t0 = time.time()
+        threads = [threading.Thread(target=steady, args=(k, t0 + 2.0)) for k in range(len(sent))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        ok(wait_until(lambda: mdb(h).get("rows_written", 0) >= sum(sent), 5), "every row written")
+        elapsed = time.time() - t0
+        batches = mdb(h).get("batches", 0) - before
+        ticks = int(elapsed / 0.2) + 1
+        ok(0 < batches <= ticks, "%d requests in %.1f s: %d batches, at most one per 200 ms tick (%d)"
+           % (sum(sent), elapsed, batches, ticks))
+        is_(mdb(h).get("rows_dropped"), 0, "no row dropped")
+
+    # --- 10. config errors name the key --------------------------------------
     path = os.path.join(hrtest_tmp, "bad.conf")
     with open(path, "w") as f:
         f.write("sink metrics_db {\n    batch_rows 0\n}\n")
