@@ -164,9 +164,12 @@ void hr_acct_count_start(struct proxy_req *p)
      * works: faster than a helper is woken, and done before the answer
      * comes. Counted after the answer, it ran between the answer and the
      * client's next request (one client's p50 +12 us, p99 +42 us against
-     * the shipped config's; bench/README.md, session 26). */
+     * the shipped config's; bench/README.md, session 26). Only once the
+     * request is on its way: one still waiting for its connection, or
+     * libcurl's, leaves from the event loop after this returns, and would
+     * wait for the count; it is counted after the answer instead. */
     if (!long_count(p)) {
-        count_late(p);
+        if (p->t && hr_transfer_sending(p->t)) count_late(p);
         return;
     }
     if (!hr_par_helpers()) return;

@@ -97,6 +97,8 @@ void hr_transfer_body_more(struct hr_transfer *t, size_t body_have)
     if (t && t->native) hr_h1_body_more(t, body_have);
 }
 
+int hr_transfer_sending(const struct hr_transfer *t) { return t->native && hr_h1_sending(t); }
+
 double hr_transfer_send_wait_ms(struct hr_transfer *t)
 {
     return t->native ? hr_h1_send_wait_ms(t) : hr_curl_send_wait_ms(t);

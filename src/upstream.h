@@ -78,6 +78,10 @@ void hr_transfer_body_more(struct hr_transfer *t, size_t body_have);
  * time from hr_transfer_start to the request going out, less connecting
  * (DNS, TCP, TLS). Call once the answer has begun. 0 when unknown. */
 double hr_transfer_send_wait_ms(struct hr_transfer *t);
+/* 1 once the request has begun to go out (on a pooled connection, within
+ * hr_transfer_start); 0 while it waits for its connection, and for
+ * libcurl's transfers, which start from the event loop. */
+int hr_transfer_sending(const struct hr_transfer *t);
 void hr_transfer_resume(struct hr_transfer *t);
 /* Stop now; no callback runs afterwards. */
 void hr_transfer_abort(struct hr_transfer *t);

@@ -1239,6 +1239,8 @@ struct hr_transfer *hr_h1_start(struct hr_h1_pool *pool, const char *method, con
     return &x->base;
 }
 
+int hr_h1_sending(const struct hr_transfer *t) { return ((const struct h1_xfer *)t)->t_send > 0; }
+
 double hr_h1_send_wait_ms(struct hr_transfer *t)
 {
     struct h1_xfer *x = (struct h1_xfer *)t;

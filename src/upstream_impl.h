@@ -25,6 +25,7 @@ struct hr_transfer *hr_h1_start(struct hr_h1_pool *pool, const char *method, con
 int hr_h1_takes_url(const char *url);
 void hr_h1_body_more(struct hr_transfer *t, size_t body_have);
 double hr_h1_send_wait_ms(struct hr_transfer *t);
+int hr_h1_sending(const struct hr_transfer *t);
 void hr_h1_resume(struct hr_transfer *t);
 void hr_h1_abort(struct hr_transfer *t);
 struct hr_tunnel *hr_h1_take_tunnel(struct hr_transfer *t);

@@ -4,8 +4,9 @@
 # The figures must be those of a daemon that runs no stage at all, whatever
 # the stages did to the body: tools reordered by cache_aligner, a tool output
 # crushed by smart_crusher, the headroom_retrieve
-# tool added after the stages, tool outputs too short to be candidates; and a
-# passthrough (`optimize no`) stream over 32 KB, counted after its answer,
+# tool added after the stages, tool outputs too short to be candidates; a
+# short passthrough (`optimize no`) body over a fresh, a pooled and a libcurl
+# connection; and a passthrough stream over 32 KB, counted after its answer,
 # by a compression helper while the upstream works or by the worker, and a
 # client that leaves while such a count may be running.
 import json
@@ -133,6 +134,24 @@ with Mock() as m, Headroomd(mock=m, conf_text=BASE + "optimize no\n") as h:
         "passthrough stream: the comment counts what a daemon without stages counts, nothing saved")
     ok(wait_until(lambda: h.stats()["tokens"]["input"] == 2 * want[0]) if want else False,
        "passthrough stream: /stats tokens.input has both requests' count")
+
+# A short passthrough body is counted as soon as it has gone out: on a
+# pooled connection within the forwarding itself; on a fresh connection, or
+# through libcurl, where the request leaves from the event loop, after the
+# answer (not before the request leaves). Every way, /stats and the closing
+# comment hold what a daemon running no stage counts.
+SHORT = chat(None, True)
+cmp_ok(len(json.dumps(SHORT)), "<", 32 * 1024, "passthrough, short body: under 32 KB")
+with Mock() as m, Headroomd(mock=m, conf_text=BASE) as h:
+    short_want = figures(h, "/v1/chat/completions", SHORT, True)
+for client in ("native", "curl"):
+    with Mock() as m, Headroomd(mock=m, conf_text=BASE + "optimize no\nupstream_client %s\n" % client) as h:
+        got = [figures(h, "/v1/chat/completions", SHORT, True) for _ in range(3)]
+        is_(got, [(short_want[0], short_want[0])] * 3 if short_want else None,
+            "passthrough, %s client, short body: the first request (a fresh connection) and the next two "
+            "(pooled for the native client) count what a daemon without stages counts" % client)
+        ok(wait_until(lambda: h.stats()["tokens"]["input"] == 3 * short_want[0]) if short_want else False,
+           "passthrough, %s client: /stats tokens.input has the three counts" % client)
 
 # The count is made by a compression helper while the upstream works
 # (compress_threads 2; the upstream takes 300 ms, so it is done before the
