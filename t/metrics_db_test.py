@@ -313,8 +313,8 @@ with Mock() as m:
     # --- 9. a steady stream is written once a tick ----------------------------
     # Rows that arrive while a batch is written wait for the next tick: the
     # writer used to take them at once, and as long as requests kept coming it
-    # committed a few rows at a time without pause, each commit writing the
-    # same last pages to the WAL again.
+    # committed small batches without a pause, each commit writing the same
+    # last pages to the WAL again.
     h = Headroomd(mock=m, args=ARGS, extra_conf=conf("cache_ttl 300\n", batch_rows=100000, flush_interval_ms=200),
                   env={"HEADROOM_WORKSPACE_DIR": os.path.join(hrtest_tmp, "ws9")})
     with h:
