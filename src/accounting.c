@@ -29,17 +29,20 @@ void hr_acct_charge_sent(struct proxy_req *p, uint64_t tokens)
 /* The rule for every surface (doc/stats.md): a saving is credited only when
  * the provider answered the compressed request with a 2xx — it billed the
  * smaller request. A stream that broke after its 200 counts: the provider
- * billed what it sent. */
-static int credited(const struct proxy_req *p)
+ * billed what it sent. An answer that failed before any of it reached the
+ * client (reset mid-body, over max_response_size) does not: the client got
+ * headroomd's 502 and sends the request again. */
+static int credited(const struct proxy_req *p, int failed)
 {
     return p->llm && (p->pipeline_ran || p->counted_late) && !p->cached && p->t_first_byte > 0 && p->status >= 200 &&
-           p->status < 300;
+           p->status < 300 && !(failed && !p->reply_started);
 }
 
-/* Token counts and provider usage of an LLM request (all rounds). */
-static void fill_figures(const struct proxy_req *p, struct hr_event *ev)
+/* Token counts and provider usage of an LLM request (all rounds); failed:
+ * the request ends failed (hr_acct_finish). */
+static void fill_figures(const struct proxy_req *p, struct hr_event *ev, int failed)
 {
-    ev->credited = credited(p);
+    ev->credited = credited(p, failed);
     ev->tokens_input = p->pr.tokens_before;
     ev->tokens_sent = p->pr.tokens_after;
     ev->tokens_saved = ev->credited ? p->pr.tokens_before - p->pr.tokens_after : 0;
@@ -61,7 +64,7 @@ static int usage_seen(const struct proxy_req *p) { return p->usage.seen || p->ea
 static void price_so_far(const struct proxy_req *p, struct hr_event *ev)
 {
     *ev = (struct hr_event){.struct_size = sizeof *ev, .model = p->model ? p->model : "", .status = (int)p->status};
-    fill_figures(p, ev);
+    fill_figures(p, ev, 0);
     hr_cost_price_event(ev, usage_seen(p), NULL);
 }
 
@@ -361,7 +364,7 @@ static void finish_now(struct proxy_req *p, int status, int failed, const char *
         .traceparent = p->traceparent[0] ? p->traceparent : NULL,
     };
     if (p->llm) {
-        fill_figures(p, &ev);
+        fill_figures(p, &ev, failed);
         hr_cost_account_event(&ev, usage_seen(p));
         if (ev.credited) hr_pipeline_log_saving(ev.tokens_input, ev.tokens_sent);
     } else {

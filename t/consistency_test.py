@@ -2,14 +2,15 @@
 # consistency_test.py — one truth in every number (issue 15): mixed traffic
 # (OpenAI Chat / Anthropic Messages / OpenAI Responses, JSON and SSE,
 # compressible or not, provider 500 and 429, a refused upstream connection, an
-# upstream reset, response-cache hits, rate-limit and budget refusals,
-# Anthropic prompt-cache usage) through one configuration of headroomd, with a
-# restart in the middle, then every surface compared to the token and to the
-# micro-dollar: answer headers and stream comments against the request log,
-# /stats and /metrics against the log lines since the restart, /stats-history
-# (JSON and CSV), persistent_savings, the savings file and the budget against
-# every log line ever written; no saving without a 2xx from the provider;
-# no number printed with binary noise.
+# upstream reset before the answer and one inside it, response-cache hits,
+# rate-limit and budget refusals, Anthropic prompt-cache usage) through one
+# configuration of headroomd, with a restart in the middle, then every surface
+# compared to the token and to the micro-dollar: answer headers and stream
+# comments against the request log, /stats and /metrics against the log lines
+# since the restart, /stats-history (JSON and CSV), persistent_savings, the
+# savings file and the budget against every log line ever written; no saving
+# without a 2xx from the provider that reached the client; no number printed
+# with binary noise.
 import os
 import sys
 
@@ -340,6 +341,11 @@ def run_two(h, seg):
             want_status=429)
     tr.send(h, S, "openai upstream reset", "/v1/chat/completions", chat_tool("r2-h"),
             headers={"x-mock-reset": "before-headers"}, want_status=502, refused=True)
+    # The answer's head (200) came, then the connection broke: the client gets
+    # headroomd's 502, so nothing is credited (the mock pads the answer so the
+    # reset falls inside its body).
+    tr.send(h, S, "openai upstream reset mid-body", "/v1/chat/completions", chat_tool("r2-h2"),
+            headers={"x-mock-reset": "mid-body", "x-mock-body-bytes": "20000"}, want_status=502, refused=True)
     tr.send(h, S, "anthropic stream error after 200", "/v1/messages",
             anthropic_tool("r2-i", stream=True), headers={"x-mock-stream-error": "overloaded_error"}, sse=True)
     k = tr.new_key()
