@@ -72,21 +72,15 @@ static void per_provider(struct visit *v, const char *name, const char *help, co
 }
 
 /* One sample per label of a bounded table, the overflow slot (index cap) as
- * "other". A client may also name its model or stack "other": that entry is
- * folded into the overflow sample, since two series with one label set would
- * make Prometheus reject the scrape. */
+ * "other". A model or stack a client names "other" is counted in that slot
+ * (stats.c), so no second series has the same label set. */
 static void bounded(struct visit *v, const uint64_t *counts, size_t cap, const char *(*name)(size_t))
 {
-    uint64_t other = counts[cap];
     for (size_t i = 0; i < cap; i++) {
         const char *n = name(i);
-        if (n && !strcmp(n, "other")) other += counts[i];
+        if (n && counts[i]) value(v, (const char *const[]){n}, (double)counts[i]);
     }
-    for (size_t i = 0; i < cap; i++) {
-        const char *n = name(i);
-        if (n && counts[i] && strcmp(n, "other")) value(v, (const char *const[]){n}, (double)counts[i]);
-    }
-    if (other) value(v, (const char *const[]){"other"}, (double)other);
+    if (counts[cap]) value(v, (const char *const[]){"other"}, (double)counts[cap]);
 }
 
 int hr_metrics_visit(hr_metric_visit_fn fn, void *ud)

@@ -62,7 +62,10 @@ double hr_uptime_seconds(void) { return (hr_monotonic_ms() - started_mono_ms) / 
 
 /* Index of `name`, adding it while there is room; cap means "other".
  * Names are kept to 127 bytes (cut on a UTF-8 boundary) and compared as kept,
- * so a long name maps to one slot however often it comes. */
+ * so a long name maps to one slot however often it comes. A client that
+ * names its model or stack "other" lands in the overflow slot itself: with
+ * a slot of its own, /stats showed two "other" entries as one, the second
+ * overwriting the first. */
 static size_t label_index(struct label_table *t, const char *full)
 {
     char name[sizeof t->names[0]];
@@ -73,6 +76,7 @@ static size_t label_index(struct label_table *t, const char *full)
     }
     memcpy(name, full, len);
     name[len] = '\0';
+    if (!strcmp(name, "other")) return t->cap;
     size_t n = atomic_load_explicit(&t->n, memory_order_acquire);
     for (size_t i = 0; i < n; i++)
         if (!strcmp(t->names[i], name)) return i;

@@ -606,8 +606,8 @@ def concurrent(m):
 def bounds(m):
     with Headroomd(mock=m, extra_conf=CONF) as h:
         t = Traffic(h)
-        # A client naming its model "other" takes a real slot; it must share the
-        # overflow series rather than make a second {model="other"}.
+        # A client naming its model "other" is counted in the overflow slot:
+        # one {model="other"} series, and one "other" entry in /stats.
         t.send("openai", model="other", stack="other")
         for i in range(65):
             t.send("openai", model="model-%02d" % i)
@@ -623,16 +623,20 @@ def bounds(m):
             ok(False, "exposition with full label tables parses: %s" % e)
             return
         models = {l["model"]: v for _, l, v in fams["headroom_requests_by_model"]["samples"]}
-        is_(len(models), 64, "by_model: 64 series (63 named + other)")
-        # slots: "other", model-00..model-62 -> 64; model-63, model-64 and every
-        # later model overflow; the anthropic default model too.
-        is_(models.get("other"), 1.0 + 2 + 38, "by_model{other} = the client's 'other' + overflow")
+        is_(len(models), 65, "by_model: 65 series (64 named + other)")
+        # slots: model-00..model-63 -> 64; model-64 and every later model
+        # overflow (the anthropic default model too), with the client's "other".
+        is_(models.get("other"), 1.0 + 1 + 38, "by_model{other} = the client's 'other' + overflow")
         is_(sum(models.values()), float(t.n), "by_model sums to requests_total")
-        ok("model-63" not in models and "model-62" in models, "the 64th distinct name goes to other")
+        ok("model-64" not in models and "model-63" in models, "the 65th distinct name goes to other")
         stacks = {l["stack"]: v for _, l, v in fams["headroom_requests_by_stack"]["samples"]}
-        is_(len(stacks), 32, "by_stack: 32 series (31 named + other)")
-        is_(stacks.get("other"), 1.0 + 2, "by_stack{other} = the client's 'other' + 2 overflow")
+        is_(len(stacks), 33, "by_stack: 33 series (32 named + other)")
+        is_(stacks.get("other"), 1.0 + 1, "by_stack{other} = the client's 'other' + 1 overflow")
         is_(sum(stacks.values()), 1.0 + 33, "invalid stack names are not counted")
+        st = (h.stats() or {}).get("requests") or {}
+        is_(st.get("by_model"), {k: int(v) for k, v in models.items()}, "/stats by_model = /metrics by_model")
+        is_(sum((st.get("by_model") or {}).values()), t.n, "/stats by_model sums to requests total")
+        is_(st.get("by_stack"), {k: int(v) for k, v in stacks.items()}, "/stats by_stack = /metrics by_stack")
         promtool_check(text, "full label tables")
 
 
