@@ -11,6 +11,7 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hrtest import *  # noqa: E402,F403
+import glob  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
@@ -179,6 +180,14 @@ like(out, r"(?m)^timestamp +requests +input_tokens +tokens_saved", "history tabl
 like(out, r"(?m)^lifetime: [\d,]+ tokens saved", "history table: lifetime line")
 rc, out, err = cli("history", "--series", "yearly")
 ok(rc == 2 and "hourly, daily, weekly or monthly" in err, "history: a bad --series is exit 2 naming the values")
+# A file that is not a savings file (a typo'd path, a newer headroomd's file):
+# history says so and leaves it where it is (it used to move it aside).
+for label, content in (("not a savings file", '{"name": "my notes"}\n'), ("a newer schema", '{"schema_version": 99}\n')):
+    other = write(os.path.join(work, "notes.json"), content)
+    rc, out, err = cli("history", "--json", env=dict(ENV, HEADROOM_SAVINGS_PATH=other))
+    ok("unusable" in err and other in err, "history on %s: a WARN names the file and why" % label)
+    ok(open(other).read() == content and not glob.glob(other + ".corrupt-*"), "history on %s: the file is left as it was"
+       % label)
 ok(os.path.exists(os.path.join(ws, "metrics.db")) and sqlite(db, "SELECT COUNT(*) FROM requests") in ("4", "5"),
    "the metrics database is still readable by sqlite3")
 

@@ -561,7 +561,18 @@ static int init(const struct hr_host *host, struct hr_instance *self, const stru
                   "set HEADROOM_SAVINGS_PATH or the path key to a writable place",
                   s->path, strerror(-rc));
     int fd = rc ? rc : hr_sav_lock(s->path);
-    json_t *doc = load_or_quarantine(s, now_s());
+    /* A damaged file is only reported here; the first flush with savings to
+     * write moves it aside (load_or_quarantine). So a process that only
+     * reads the history (`headroom history`, hr_get_history) never moves a
+     * file it cannot use: a typo'd HEADROOM_SAVINGS_PATH, or a newer
+     * headroomd's file. */
+    json_t *doc;
+    char why[256];
+    if (hr_sav_load(s->path, now_s(), &doc, why, sizeof why) == HR_SAV_DAMAGED)
+        host->log(self, HR_LOG_WARN,
+                  "savings file %s is unusable (%s): the history starts empty, and the file is moved aside "
+                  "when the first savings are written",
+                  s->path, why);
     hr_sav_unlock(fd);
     json_decref(publish_locked(s, doc)); /* init: no other thread yet */
     remember_file(s);
