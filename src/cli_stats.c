@@ -15,7 +15,7 @@ static void usage(FILE *out)
                  "\n"
                  "  --url URL          the daemon (default $HEADROOM_URL, else the host/port of -c FILE,\n"
                  "                     else http://127.0.0.1:8787)\n"
-                 "  -c, --config FILE  headroom.conf, for the daemon's address\n"
+                 "  -c, --config FILE  headroom.conf, for the daemon's address (default $HEADROOM_CONFIG)\n"
                  "  --json             the seed's {session, config, transforms} object\n");
 }
 
@@ -27,7 +27,7 @@ static void kv(struct cli_table *t, const char *k, const char *v)
 
 int hr_cli_stats(int argc, char **argv)
 {
-    struct cli_common o = {.cmd = "stats"};
+    struct cli_common o = {.cmd = "stats", .config = getenv("HEADROOM_CONFIG")};
     for (int i = 1; i < argc; i++) {
         int r = cli_common_option(&o, argc, argv, &i);
         if (r < 0) return HR_EXIT_USAGE;
