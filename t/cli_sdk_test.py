@@ -13,6 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hrtest import *  # noqa: E402,F403
 import glob  # noqa: E402
 import json  # noqa: E402
+import re  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
@@ -65,6 +66,10 @@ rc, out, err = cli("doctor", "-c", bad)
 is_(rc, 1, "doctor on a config error exits 1")
 like(out, r"(?m)^FAIL config +.*bad\.conf:2:\d+: min_tokens", "the error names file:line and the directive")
 like(out, r"(?m)^ +fix: ", "each problem comes with a fix")
+ok(not re.search(r"(?m)^(ok|FAIL) +(upstreams|listen|plugins|prices) ", out) and "checks run once it parses" in out,
+   "a config that does not parse: no check of built-in defaults' port or URLs, and the fix says so")
+rc, out, err = cli("doctor", "-c", os.path.join(work, "nope.conf"))
+ok(rc == 1 and "nope.conf" in out and "readable headroom.conf" in out, "doctor on a missing config: the fix names the path")
 rc, out, err = cli("doctor", "-c", bad, "--json")
 doc = json.loads(out)
 ok(doc["valid"] is False and any("bad.conf:2:" in i for i in doc["issues"]), "doctor --json: {valid, issues}")

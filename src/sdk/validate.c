@@ -172,10 +172,17 @@ char *hr_validate_setup(const char *config_path)
                  cfg.n_plugins);
         add(&r, "config", 1, msg, NULL);
     } else {
-        add(&r, "config", 0, err, "correct the file at the line and column named (headroom.conf(5) documents each "
-                                  "directive; `headroomd --help-config` lists them)");
+        /* The plugins, prices, upstreams and listen checks need the config:
+         * on built-in defaults they would pass a port or URL it does not
+         * name. They wait until it parses. */
+        int unreadable = config_path && access(config_path, R_OK) != 0;
+        add(&r, "config", 0, err,
+            unreadable ? "give the path of a readable headroom.conf (-c FILE or $HEADROOM_CONFIG); the plugins, "
+                         "prices, upstreams and listen checks run once it parses"
+                       : "correct the file at the line and column named (headroom.conf(5) documents each directive; "
+                         "`headroomd --help-config` lists them); the plugins, prices, upstreams and listen checks "
+                         "run once it parses");
         hr_config_free(&cfg);
-        hr_sdk_load_config(&cfg, NULL, err, sizeof err); /* the other checks on defaults */
     }
     if (cfg_ok) check_plugins(&r, &cfg);
     int rc = hr_state_dir_check(NULL, err, sizeof err);
@@ -186,16 +193,18 @@ char *hr_validate_setup(const char *config_path)
         snprintf(msg, sizeof msg, "state root %s is writable", hr_state_dir());
         add(&r, "state_root", 1, msg, NULL);
     }
-    check_prices(&r, &cfg);
+    if (cfg_ok) check_prices(&r, &cfg);
     if (hr_tokens_init(err, sizeof err))
         add(&r, "token_tables", 0, err, "set HEADROOM_DATA_DIR to the directory holding o200k_base.tiktoken and "
                                         "cl100k_base.tiktoken, or reinstall headroomd's data");
     else
         add(&r, "token_tables", 1, "o200k_base and cl100k_base loaded: OpenAI token counts are exact", NULL);
-    check_url(&r, "openai_api_url", cfg.openai_url);
-    check_url(&r, "anthropic_api_url", cfg.anthropic_url);
-    check_listen(&r, &cfg);
-    hr_config_free(&cfg);
+    if (cfg_ok) {
+        check_url(&r, "openai_api_url", cfg.openai_url);
+        check_url(&r, "anthropic_api_url", cfg.anthropic_url);
+        check_listen(&r, &cfg);
+        hr_config_free(&cfg);
+    }
     hr_log_set_level(level);
     hr_sdk_clear_error();
     return hr_sdk_dump(json_pack("{s:b,s:o,s:o}", "valid", json_array_size(r.issues) == 0, "issues", r.issues,
