@@ -215,6 +215,12 @@ int hr_text_apply(const struct hr_text_driver *d, struct hr_request *req)
     return rc;
 }
 
+void hr_text_reset(void *state)
+{
+    struct hr_text_driver *d = state; /* the state's first member */
+    if (d->memo) hr_memo_reset_counters(d->memo);
+}
+
 json_t *hr_text_memo_stats(void *driver)
 {
     struct hr_text_driver *d = driver;

@@ -63,6 +63,9 @@ struct hr_text_driver {
 int hr_text_apply(const struct hr_text_driver *d, struct hr_request *req);
 /* A /stats block for the driver's memo. */
 json_t *hr_text_memo_stats(void *driver);
+/* The plugin's reset hook (POST /stats/reset zeroes the memo's counters) for a
+ * plugin whose state begins with its struct hr_text_driver. */
+void hr_text_reset(void *state);
 
 /* Byte-string helpers for compress functions. */
 static inline int hr_starts(const char *s, size_t n, const char *p, size_t pl)

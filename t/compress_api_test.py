@@ -171,4 +171,21 @@ with Mock() as m, Headroomd(mock=m, extra_conf=CONF) as h:
     ok(st["router"]["content_types"] and all(v == 0 for v in st["router"]["content_types"].values()),
        "reset: router's counts are zeroed")
 
+# The text compressors' result caches (log, search, diff, html) count in
+# /stats like smart_crusher's, and POST /stats/reset zeroes them the same way.
+LOG = "\n".join("2026-12-07T10:%02d:%02d INFO worker-%d heartbeat ok, queue depth %d" % (i // 60, i % 60, i % 4, i % 9)
+                 for i in range(600)) + "\n2026-12-07T10:10:00 ERROR payment gateway timeout for invoice INV-4471\n"
+TEXT = ("plugin_dir %s\n" % PLUGIN_DIR if PLUGIN_DIR else "") + "transform router {\n}\ntransform log_compressor {\n}\n"
+with Mock() as m, Headroomd(mock=m, extra_conf=TEXT) as h:
+    msgs = chat_messages()
+    msgs[-1]["content"] = LOG
+    for _ in range(2):
+        post_json(h.url + "/v1/chat/completions", {"model": "gpt-4o", "messages": msgs})
+    rc = (h.stats().get("log_compressor") or {}).get("result_cache") or {}
+    ok(rc.get("lookups", 0) >= 2 and rc.get("hits", 0) >= 1, "log_compressor's result cache counts (%s)" % rc)
+    request("POST", h.url + "/stats/reset")
+    rc = (h.stats().get("log_compressor") or {}).get("result_cache") or {}
+    is_((rc.get("hits"), rc.get("lookups")), (0, 0), "reset: log_compressor's result-cache counters are zeroed")
+    cmp_ok(rc.get("entries", 0), ">=", 1, "reset keeps what the cache holds (%s entries)" % rc.get("entries"))
+
 done()

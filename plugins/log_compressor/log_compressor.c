@@ -7,7 +7,7 @@
 #include "logc.h"
 
 struct lc_state {
-    struct hr_text_driver d;
+    struct hr_text_driver d; /* first: hr_text_reset takes the state as the driver */
     struct hr_logc_config cfg;
 };
 
@@ -91,6 +91,7 @@ HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     .conf_keys = lc_keys,
     .init = lc_init,
     .fini = lc_fini,
+    .reset = hr_text_reset,
     .apply = lc_apply,
     .transform_flags = HR_TF_COUNTS_ON_DEMAND | HR_TF_UNITS_ONLY | HR_TF_NEEDS_UNITS,
     .content_types = HR_CT_BIT(HR_CT_LOG) | HR_CT_BIT(HR_CT_TEXT),

@@ -7,7 +7,7 @@
 #include "searchc.h"
 
 struct sc_state {
-    struct hr_text_driver d;
+    struct hr_text_driver d; /* first: hr_text_reset takes the state as the driver */
     struct hr_searchc_config cfg;
 };
 
@@ -78,6 +78,7 @@ HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     .conf_keys = keys,
     .init = init,
     .fini = fini,
+    .reset = hr_text_reset,
     .apply = apply,
     .transform_flags = HR_TF_COUNTS_ON_DEMAND | HR_TF_UNITS_ONLY | HR_TF_NEEDS_UNITS,
     .content_types = HR_CT_BIT(HR_CT_SEARCH),
