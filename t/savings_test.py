@@ -133,6 +133,9 @@ with Mock() as m:
        {"timestamp", "total_tokens_saved", "compression_savings_usd"}, "recent_history points")
     cmp_ok(ps.get("flushes", 0), ">=", 1, "flush counter")
     note("flush took %.3f ms" % ps.get("last_flush_ms", -1))
+    ms = ps.get("last_flush_ms", -1)
+    ok(isinstance(ms, (int, float)) and ms >= 0 and round(ms, 3) == ms,
+       "last_flush_ms is a duration rounded to 3 decimals, as every duration (%r)" % ms)
     j = h.get_json("/stats-history")
     day = j["series"]["daily"][-1]
     is_((day["requests"], day["tokens_saved"], day["total_tokens_saved"]), (3, saved, saved), "daily row")

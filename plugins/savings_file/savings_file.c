@@ -387,7 +387,7 @@ static json_t *stats_block_for(void *state, int from_loopback)
                           recent ? recent : json_array(), "flush_interval_seconds", (int)(s->flush_ms / 1000),
                           "flushes", (json_int_t)s->flushes, "flush_errors", (json_int_t)s->flush_errors,
                           "last_flush_at", s->last_flush_at[0] ? s->last_flush_at : NULL, "last_flush_ms",
-                          hr_sav_round6(s->last_flush_ms));
+                          hr_numfmt_round(s->last_flush_ms, HR_DECIMALS_MS));
     pthread_mutex_unlock(&s->mu);
     if (from_loopback) json_object_set_new(o, "storage_path", json_string(s->path));
     return o;
