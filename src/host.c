@@ -84,6 +84,21 @@ const struct hr_route *hr_routes_find(const char *method, const char *path, int 
     return NULL;
 }
 
+size_t hr_routes_allow(const char *path, char *out, size_t outlen)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n_routes; i++) {
+        const struct hr_route *r = &routes[i];
+        int match = r->prefix ? !strncmp(path, r->path, strlen(r->path)) : !strcmp(path, r->path);
+        if (!match || strstr(out, r->method)) continue;
+        int k = snprintf(out + n, outlen - n, "%s%s", n ? ", " : "", r->method);
+        if (k < 0 || (size_t)k >= outlen - n) break;
+        n += (size_t)k;
+    }
+    return n;
+}
+
 static int add_stats_block(const char *key, json_t *(*fn)(void *), json_t *(*fn_for)(void *, int), void *state)
 {
     if (!key || (!fn && !fn_for)) return HR_EINVAL;

@@ -40,6 +40,9 @@ size_t hr_metrics_source_count(void);
 const struct hr_metrics_source *hr_metrics_source_at(size_t i);
 
 const struct hr_route *hr_routes_find(const char *method, const char *path, int *method_mismatch);
+/* The methods registered for `path`, as an Allow header's value ("GET, POST");
+ * its length (0: none). */
+size_t hr_routes_allow(const char *path, char *out, size_t outlen);
 size_t hr_stats_block_count(void);
 const struct hr_stats_block *hr_stats_block_at(size_t i);
 /* Run due timers; returns ms until the next one is due (capped at 1000). */

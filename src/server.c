@@ -88,7 +88,11 @@ static int plugin_route(struct hr_worker *w, struct hr_req *req, const char *met
     int wrong_method;
     const struct hr_route *r = hr_routes_find(method, path, &wrong_method);
     if (!r) {
-        if (wrong_method) send_error(req, 405, "method not allowed on this path");
+        if (wrong_method) {
+            char allow[128];
+            if (hr_routes_allow(path, allow, sizeof allow)) hr_req_add_header(req, "Allow", allow);
+            send_error(req, 405, "method not allowed on this path");
+        }
         return wrong_method;
     }
     const struct hr_config *cfg = w->d->cfg;
@@ -198,8 +202,10 @@ static void dispatch(struct hr_req *req, void *arg)
         if (!refuse_without_token(req, d->cfg->stats_token, "stats_token"))
             hr_send_json(req, 200, hr_stats_json(hr_req_peer_is_loopback(req)));
     } else if (!strcmp(path, "/stats/reset")) {
-        if (strcmp(method, "POST")) send_error(req, 405, "use POST /stats/reset");
-        else if (refuse_non_admin(d, req)) {
+        if (strcmp(method, "POST")) {
+            hr_req_add_header(req, "Allow", "POST");
+            send_error(req, 405, "use POST /stats/reset");
+        } else if (refuse_non_admin(d, req)) {
             /* refused */
         } else {
             hr_stats_reset();

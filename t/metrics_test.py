@@ -375,7 +375,8 @@ def scripted(m):
         is_(val(fams, "headroom_requests_total"), 0.0, "idle: headroom_requests_total 0")
         is_(val(fams, "headroom_up"), 1.0, "headroom_up 1")
         promtool_check(text, "idle")
-        is_(request("POST", h.url + "/metrics", body=b"").status, 405, "POST /metrics: 405")
+        r = request("POST", h.url + "/metrics", body=b"")
+        is_((r.status, r.header("allow")), (405, "GET"), "POST /metrics: 405 with Allow: GET")
 
         t = Traffic(h)
         out_tokens = 0

@@ -120,7 +120,8 @@ with Mock() as m, Headroomd(mock=m) as h:
     is_(st["pipeline_timing"].get("pipeline_total", {}).get("count"), 9, "pipeline_total.count: LLM requests parsed")
 
     # --- reset ---
-    is_(request("GET", u + "/stats/reset").status, 405, "GET /stats/reset -> 405")
+    r = request("GET", u + "/stats/reset")
+    is_((r.status, r.header("allow")), (405, "POST"), "GET /stats/reset -> 405 with Allow: POST")
     r = request("POST", u + "/stats/reset")
     is_(r.status, 200, "POST /stats/reset from loopback -> 200")
     st = h.stats()
