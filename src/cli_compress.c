@@ -69,11 +69,8 @@ int hr_cli_compress(int argc, char **argv)
         }
         file = argv[i];
     }
-    FILE *f = stdin;
-    if (file && strcmp(file, "-") && !(f = fopen(file, "rb"))) {
-        fprintf(stderr, "headroom compress: cannot open '%s': %s\n", file, strerror(errno));
-        return HR_EXIT_RUNTIME;
-    }
+    FILE *f = cli_open_input("compress", file);
+    if (!f) return HR_EXIT_RUNTIME;
     size_t len = 0;
     char *body = slurp(f, &len);
     if (f != stdin) fclose(f);

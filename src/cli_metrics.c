@@ -78,6 +78,10 @@ static int run(int argc, char **argv, int summary)
                 "2026-03-27, 2026-03-27T09:00:00Z or Unix seconds\n", o.cmd, v ? v : "");
         return HR_EXIT_USAGE;
     }
+    if (start > 0 && end > 0 && start >= end) {
+        fprintf(stderr, "headroom %s: --since must be before --until (the range is empty)\n", o.cmd);
+        return HR_EXIT_USAGE;
+    }
     /* The database is read locally: an attached client that never calls the daemon. */
     hr_client *c = hr_client_attach("http://127.0.0.1:8787", o.config);
     if (!c) return cli_fail(&o, hr_last_status());
@@ -141,7 +145,11 @@ static int run(int argc, char **argv, int summary)
         }
         cli_table_print(t, stdout);
         cli_table_free(t);
-        if (!json_array_size(v)) fprintf(stderr, "headroom metrics: no requests stored in that range\n");
+        if (!json_array_size(v) && model)
+            fprintf(stderr, "headroom metrics: no requests of model '%s' stored in that range (the name must match "
+                    "exactly, as the requests gave it: `headroom metrics` lists them)\n", model);
+        else if (!json_array_size(v))
+            fprintf(stderr, "headroom metrics: no requests stored in that range\n");
     }
     json_decref(v);
     hr_free(text);

@@ -1,6 +1,7 @@
 /* src/cli_tokens.c — `headroom tokens`: print the token count of a file or stdin, exactly as
  * tiktoken counts it for OpenAI models, or the documented estimate for others. */
 #include "cli.h"
+#include "cli_util.h"
 #include "headroom/headroom.h"
 
 #include <errno.h>
@@ -128,11 +129,8 @@ int hr_cli_tokens(int argc, char **argv)
         return HR_EXIT_RUNTIME;
     }
 
-    FILE *f = stdin;
-    if (file && strcmp(file, "-") != 0 && !(f = fopen(file, "rb"))) {
-        fprintf(stderr, "headroom tokens: cannot open '%s': %s\n", file, strerror(errno));
-        return HR_EXIT_RUNTIME;
-    }
+    FILE *f = cli_open_input("tokens", file);
+    if (!f) return HR_EXIT_RUNTIME;
     size_t len = 0;
     char *text = read_all(f, &len);
     int e = errno;

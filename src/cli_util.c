@@ -4,8 +4,10 @@
 #include "cli_util.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 const char *cli_optval(int argc, char **argv, int *i, const char *lng, const char *shrt, int *matched)
@@ -116,8 +118,26 @@ int cli_parse_time(const char *s, double now, double *out)
     }
     if (*rest == 'Z') rest++;
     if (*rest) return -1;
-    *out = (double)timegm(&tm);
+    /* strptime takes 2026-02-30; timegm would make it March 2nd. */
+    int year = tm.tm_year, mon = tm.tm_mon, mday = tm.tm_mday;
+    time_t t = timegm(&tm);
+    if (tm.tm_year != year || tm.tm_mon != mon || tm.tm_mday != mday) return -1;
+    *out = (double)t;
     return 0;
+}
+
+FILE *cli_open_input(const char *cmd, const char *file)
+{
+    if (!file || !strcmp(file, "-")) return stdin;
+    FILE *f = fopen(file, "rb");
+    struct stat st;
+    if (f && !fstat(fileno(f), &st) && S_ISDIR(st.st_mode)) { /* fopen takes a directory; reading it fails */
+        fclose(f);
+        fprintf(stderr, "headroom %s: '%s' is a directory: give a file, or - for standard input\n", cmd, file);
+        return NULL;
+    }
+    if (!f) fprintf(stderr, "headroom %s: cannot open '%s': %s\n", cmd, file, strerror(errno));
+    return f;
 }
 
 int cli_fail(const struct cli_common *o, int rc)

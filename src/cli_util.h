@@ -26,6 +26,9 @@ char *cli_daemon_url(const struct cli_common *o);
 int cli_parse_time(const char *s, double now, double *out);
 /* Print the API's last error for a failed call; returns the exit code it maps to. */
 int cli_fail(const struct cli_common *o, int rc_or_zero);
+/* FILE to read (stdin for NULL or "-"), or NULL after saying on stderr why it
+ * cannot be read (missing, unreadable, a directory). */
+FILE *cli_open_input(const char *cmd, const char *file);
 /* Print JSON text (pretty, one document) to stdout. */
 void cli_print_json_text(const char *text);
 

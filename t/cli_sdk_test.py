@@ -138,6 +138,13 @@ rc, out, err = cli("metrics", "--since", "yesterday-ish")
 ok(rc == 2 and "--since" in err and "24h" in err, "a bad --since: exit 2 and the accepted forms")
 rc, out, err = cli("metrics", "--since", "2020-01-01", "--until", "2020-01-02", "--json")
 is_(out.strip(), "[]", "an empty range is an empty list")
+rc, out, err = cli("metrics", "--since", "2026-02-30")
+ok(rc == 2 and "2026-02-30" in err, "a date that does not exist (2026-02-30): exit 2, not read as March 2nd")
+rc, out, err = cli("metrics", "--since", "1h", "--until", "2h")
+ok(rc == 2 and "--since must be before --until" in err, "--since after --until: exit 2 saying so")
+rc, out, err = cli("metrics", "--model", "GPT-4O-MINI")
+ok(rc == 0 and "no requests of model 'GPT-4O-MINI'" in err and "exactly" in err,
+   "metrics --model with no match: says the model matched nothing, not the range")
 
 # --- a live daemon: stats, compress, history (offline and --url) ---------------
 ROWS = [{"id": i, "state": "ERROR" if i == 42 else "ok", "note": "item %d processed by node-%d" % (i, i % 6)}
@@ -241,6 +248,10 @@ ok(rc == 2 and "headroom summary --help" in err, "unknown option: exit 2 and whe
 rc, out, err = cli("--help")
 ok(rc == 0 and all(c in out for c in ("stats", "history", "summary", "metrics", "doctor", "compress", "tokens")),
    "headroom --help lists every command")
+for cmd in (("tokens", "-m", "gpt-4o"), ("compress",)):
+    rc, out, err = cli(*(cmd + (work,)))
+    ok(rc == 1 and "is a directory" in err and "standard input" in err,
+       "headroom %s on a directory: says so (it said 'Input/output error' or nothing)" % cmd[0])
 
 shutil.rmtree(work, ignore_errors=True)
 done()
