@@ -17,9 +17,9 @@ static void usage(FILE *out)
                  "`sink savings_file` in -c FILE, else $HEADROOM_WORKSPACE_DIR/proxy_savings.json); no daemon\n"
                  "is needed.\n"
                  "\n"
-                 "  --series S         rows to show (default daily); history = the stored checkpoints\n"
-                 "  --format F         table (default), json (the whole /stats-history document) or csv\n"
-                 "  --json             same as --format json\n"
+                 "  -s, --series S     rows to show (default daily); history = the stored checkpoints\n"
+                 "  -f, --format F     table (default), json (the whole /stats-history document) or csv\n"
+                 "  --json             same as --format json (it wins over --format)\n"
                  "  --url URL          ask this running headroomd instead of reading the file\n"
                  "  -c, --config FILE  headroom.conf (plugin_dir, the savings_file settings)\n");
 }

@@ -20,8 +20,8 @@ static void usage(FILE *out, int summary)
                      "\n"
                      "Per-request rows from the metrics database, newest first.\n"
                      "\n"
-                     "  --limit N          at most N rows (default 100)\n"
-                     "  --model MODEL      only this model\n");
+                     "  -n, --limit N      at most N rows (default 100)\n"
+                     "  -m, --model MODEL  only this model (its exact name)\n");
     fprintf(out, "  --since WHEN       from WHEN: 30m, 24h, 7d, 2w, 2026-03-27, 2026-03-27T09:00:00Z or Unix seconds\n"
                  "                     (default: everything stored)\n"
                  "  --until WHEN       before WHEN (same forms; default: now)\n"
