@@ -169,6 +169,13 @@ with Mock() as m:
         like(h.stderr_text(), r"HEADROOM_STACK='Bad Stack!' is not valid", "invalid HEADROOM_STACK named in a warning")
         like(h.stderr_text(), r"HEADROOM_INSTALL_MODE='sometimes' is not valid", "invalid HEADROOM_INSTALL_MODE named in a warning")
 
+    # ---- a collector URL that is not http(s): nothing sent, and its password not logged
+    with Headroomd(extra_conf=beacon_conf("http://127.0.0.1:1/unused"),
+                   env={"HEADROOM_TELEMETRY": "on", "HEADROOM_TELEMETRY_URL": "ftp://user:s3cretpw@127.0.0.1/b"}) as h:
+        err = h.stderr_text()
+        ok("HEADROOM_TELEMETRY_URL 'ftp://***@127.0.0.1/b' is not an http:// or https:// URL" in err and "s3cretpw" not in err,
+           "an invalid HEADROOM_TELEMETRY_URL: named in a WARN, its password shown as ***")
+
     # ---- on: reports every interval, aggregate counts only
     rx = Receiver()
     with Headroomd(extra_conf=beacon_conf(rx.url), env={"HEADROOM_TELEMETRY": "on"}) as h:

@@ -418,6 +418,11 @@ with Mock() as mock:
     with h:
         is_(h.stats()["otel"]["export_interval_ms"], 10000, "invalid interval: the default 10000")
         is_(h.stderr_text().count("HEADROOM_OTEL_METRICS_EXPORT_INTERVAL_MS='abc'"), 1, "one WARN naming the variable")
+    h = Headroomd(mock=mock, extra_conf=CONF, env=dict(BASE_ENV, HEADROOM_OTEL_METRICS_ENDPOINT="ftp://u:s3cretpw@127.0.0.1:1/v1"))
+    with h:
+        err = h.stderr_text()
+        ok("HEADROOM_OTEL_METRICS_ENDPOINT='ftp://***@127.0.0.1:1/v1' is not valid" in err and "s3cretpw" not in err,
+           "an endpoint with a bad scheme: the WARN shows its password as ***")
 
     # ---- ambient mode --------------------------------------------------------------
     n0 = len(rcv.snapshot())
@@ -501,5 +506,15 @@ with Mock() as mock:
         is_(h.stats()["langfuse"]["enabled"], False, "langfuse: missing keys, no export")
         is_(len([x for x in h.stderr_text().splitlines() if "WARN" in x and "LANGFUSE_PUBLIC_KEY" in x]), 1,
             "missing keys: one WARN")
+    # A base URL without its scheme: no export at all, not Langfuse Cloud instead.
+    with Headroomd(mock=mock, extra_conf="sink langfuse { }\n",
+                   env={"HEADROOM_LANGFUSE_ENABLED": "1", "LANGFUSE_PUBLIC_KEY": "pk-lf-x", "LANGFUSE_SECRET_KEY": "sk-lf-x",
+                        "LANGFUSE_BASE_URL": "pk:s3cretpw@127.0.0.1:3000"}) as h:
+        post_json(h.url + "/v1/chat/completions", openai_body())
+        err = h.stderr_text()
+        ok("LANGFUSE_BASE_URL='***@127.0.0.1:3000' is not valid" in err and "no traces are exported" in err
+           and "s3cretpw" not in err and "cloud.langfuse.com" not in err,
+           "an invalid LANGFUSE_BASE_URL: one WARN, no export (not Langfuse Cloud), its password not shown")
+        ok("langfuse" not in (h.stats() or {}), "no langfuse /stats block: nothing is exported")
 rcv.close()
 done()

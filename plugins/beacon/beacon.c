@@ -13,6 +13,7 @@
 #include <time.h>
 #include <headroom/plugin.h>
 #include "telemetry_data.h"
+#include "url_shown.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
@@ -119,7 +120,12 @@ static int start(struct beacon *b, const struct hr_conf *conf)
         return HR_OK;
     }
     if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) {
-        host->log(b->self, HR_LOG_WARN, "beacon url '%s' is not an http:// or https:// URL: nothing is sent", url);
+        char shown[512];
+        hr_url_shown(url, shown, sizeof shown);
+        host->log(b->self, HR_LOG_WARN, "%s '%s' is not an http:// or https:// URL: nothing is sent",
+                  getenv("HEADROOM_TELEMETRY_URL") && *getenv("HEADROOM_TELEMETRY_URL") ? "HEADROOM_TELEMETRY_URL"
+                                                                                          : "the beacon block's url",
+                  shown);
         return HR_OK;
     }
     if (!(b->url = strdup(url))) return HR_ENOMEM;

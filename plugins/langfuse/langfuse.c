@@ -23,6 +23,7 @@
 #include <time.h>
 #include <headroom/plugin.h>
 #include "otlp.h"
+#include "url_shown.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
@@ -275,9 +276,15 @@ static int start(const struct hr_host *host, struct hr_instance *self, const str
     const char *base = getenv("LANGFUSE_BASE_URL");
     if (!base || !*base) base = "https://cloud.langfuse.com";
     if (strncmp(base, "http://", 7) && strncmp(base, "https://", 8)) {
-        host->log(self, HR_LOG_WARN, "LANGFUSE_BASE_URL='%s' is not valid (an http:// or https:// URL); using https://cloud.langfuse.com",
-                  base);
-        base = "https://cloud.langfuse.com";
+        /* Not Langfuse Cloud instead: a self-hosted deployment's keys and
+         * traces would go to a third party over one missing "http://". */
+        char shown[512];
+        hr_url_shown(base, shown, sizeof shown);
+        host->log(self, HR_LOG_WARN,
+                  "LANGFUSE_BASE_URL='%s' is not valid (an http:// or https:// URL): no traces are exported; "
+                  "fix it, or unset it for Langfuse Cloud",
+                  shown);
+        return HR_OK;
     }
     size_t bl = strlen(base);
     while (bl && base[bl - 1] == '/') bl--;

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <headroom/plugin.h>
 #include "otlp.h"
+#include "url_shown.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "0.1.0"
@@ -162,7 +163,9 @@ struct otel {
 
 static int warned_var(struct otel *o, const char *var, const char *val, const char *want, const char *def)
 {
-    o->host->log(o->self, HR_LOG_WARN, "%s='%s' is not valid (%s); using %s", var, val, want, def);
+    char shown[512]; /* an endpoint with a typo'd scheme still holds its password */
+    hr_url_shown(val, shown, sizeof shown);
+    o->host->log(o->self, HR_LOG_WARN, "%s='%s' is not valid (%s); using %s", var, shown, want, def);
     return 0;
 }
 
@@ -270,15 +273,9 @@ static void hdrs_free(struct hdrs *h)
 /* The endpoint as /stats shows it: without user:password@ and query. */
 static char *shown_url(const char *url)
 {
-    const char *scheme = strstr(url, "://");
-    const char *host = scheme ? scheme + 3 : url;
-    const char *slash = host + strcspn(host, "/?#");
-    const char *at = memchr(host, '@', (size_t)(slash - host));
     size_t n = strlen(url) + 16;
     char *out = malloc(n);
-    if (!out) return NULL;
-    snprintf(out, n, "%.*s%s%.*s", (int)(host - url), url, at ? "***@" : "", (int)strcspn(at ? at + 1 : host, "?#"),
-             at ? at + 1 : host);
+    if (out) hr_url_shown(url, out, n);
     return out;
 }
 
