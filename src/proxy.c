@@ -238,7 +238,7 @@ static int passthrough_body(struct proxy_req *p, const char *body, size_t len)
 {
     skim_model(p, body, len);
     p->count_late = 1;
-    return hr_admit_rate(p, 0, 0);
+    return hr_admit_rate(p, HR_TOKENS_ESTIMATE(len), 0);
 }
 
 const char *hr_proxy_count_text(const struct proxy_req *p, size_t *len)
@@ -313,7 +313,7 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
     }
     const char *model = json_string_value(hr_json_get(body, "model"));
     p->model = strdup(model ? model : "");
-    if (hr_admit_from_cache(p, body) || hr_admit_rate(p, 0, 0)) {
+    if (hr_admit_from_cache(p, body) || hr_admit_rate(p, HR_TOKENS_ESTIMATE(len), 0)) {
         json_decref(body);
         return NULL;
     }
@@ -654,16 +654,16 @@ int hr_proxy_handle_early(struct hr_worker *w, struct hr_req *req, const char *p
         free(url);
         return 1;
     }
+    size_t have, total;
+    const char *buf = hr_req_body_so_far(req, &have, &total);
     if (p->llm) {
         p->count_late = 1;
-        if (hr_admit_rate(p, 0, 0)) {
+        if (hr_admit_rate(p, HR_TOKENS_ESTIMATE(total), 0)) {
             free(url);
             hr_proxy_free(p);
             return 1;
         }
     }
-    size_t have, total;
-    const char *buf = hr_req_body_so_far(req, &have, &total);
     hr_req_on_body(req, body_arrived, p);
     forward(p, url, buf, total, have);
     return 1;

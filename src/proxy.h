@@ -117,7 +117,11 @@ int hr_admit_from_cache(struct proxy_req *p, const json_t *body);
 int hr_admit_cache_key(struct hr_req *req, const struct hr_api *api, const char *path, const json_t *body,
                        uint8_t key[HR_RESPCACHE_KEY_LEN]);
 /* charge 0: is there room (before compressing); 1: take the request and its tokens. */
+/* charge 0: a check before the body is counted, `tokens` an estimate of its
+ * size (0: unknown) for the Retry-After of a refusal; charge 1: the count. */
 int hr_admit_rate(struct proxy_req *p, uint64_t tokens, int charge);
+/* A body's tokens before it is counted, for a Retry-After: ~4 bytes a token. */
+#define HR_TOKENS_ESTIMATE(bytes) ((uint64_t)(bytes) / 4)
 /* The rate limit for one key (hr_admit_rate_key_of: the Authorization value,
  * else x-api-key's): 0 when admitted (charged when `charge`), else 1 with
  * the 429's message and its Retry-After seconds. */

@@ -226,7 +226,12 @@ int hr_ratelimit_admit(const uint8_t key[HR_SHA256_LEN], uint64_t tokens, int ch
          * the bucket is full and leaves it in debt: it is never stuck, and
          * the average stays within the limit. */
         double need = charge ? fmin((double)tokens, (double)rl.tpm) : fmin(1.0, (double)rl.tpm);
-        if (b->tokens < need) tok_wait = wait_s(b->tokens, need, rl.tpm);
+        /* Before the request is counted (no charge) it is refused only when
+         * the bucket is empty, but told to wait until it holds the caller's
+         * estimate of the request: waiting until it holds one token, a
+         * client that waited as told was refused again once counted. */
+        double want = charge ? need : fmin(fmax(need, (double)tokens), (double)rl.tpm);
+        if (b->tokens < need) tok_wait = wait_s(b->tokens, want, rl.tpm);
     }
     if (req_wait || tok_wait) {
         rc = HR_RATELIMIT_LIMITED;

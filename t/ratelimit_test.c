@@ -92,6 +92,17 @@ int main(void)
     is_int(admit(K2, 1, t + 60), HR_RATELIMIT_LIMITED, "and leaves the key in debt");
     is_int(v.retry_after_s, 181, "until the debt is repaid (3000 left + 1 token at 1000/min)");
     is_int(admit(K2, 5000, t + 300), 0, "full again after 5 minutes: passes again");
+    /* The check before counting (no charge) refuses only an empty bucket,
+     * with the wait until it holds the caller's estimate of the request, so
+     * a client that waits as told is not refused again once counted. */
+    hr_ratelimit_init(0, 600, 0);
+    is_int(admit(ANON, 804, t), 0, "tpm 600: an 804-token request passes on a full bucket (204 in debt)");
+    is_int(hr_ratelimit_admit(ANON, 804, 0, t, &v), HR_RATELIMIT_LIMITED, "the next, before counting: refused");
+    is_int(v.retry_after_s, 81, "Retry-After until the bucket holds the estimate (204 + 600 at 600/min = 80.4 s)");
+    is_int(hr_ratelimit_admit(ANON, 804, 0, t + 81, &v), 0, "after waiting as told: the check passes");
+    is_int(admit(ANON, 804, t + 81), 0, "and the counted request too");
+    is_int(hr_ratelimit_admit(ANON, 0, 0, t + 82, &v), HR_RATELIMIT_LIMITED, "no estimate (0): refused while in debt");
+    ok(v.retry_after_s >= 1 && v.retry_after_s <= 21, "no estimate: the wait until one token (%d s)", v.retry_after_s);
 
     /* both limits: the longer wait wins */
     hr_ratelimit_init(60, 600, 0);
