@@ -250,6 +250,30 @@ static int mkdir_parent(const char *path)
 
 /* ------------------------------------------------------------ the API */
 
+/* Under b->lock: the thresholds `spent` has crossed that were not said yet
+ * this period, marked said; 0, 80 or 100 (the highest to say). */
+static int crossed_locked(struct hr_budget *b, double spent)
+{
+    int level = spent >= b->limit ? 100 : spent >= 0.8 * b->limit ? 80 : 0;
+    if (level <= b->warned) return 0;
+    b->warned = level;
+    b->dirty = 1; /* the file records warned_pct */
+    return level;
+}
+
+/* The WARN for a threshold crossed (crossed_locked), said without the lock. */
+static void say_crossed(int level, double spent, double limit, enum hr_budget_period period)
+{
+    char s[32], l[32];
+    hr_numfmt_money(spent, s, sizeof s);
+    hr_numfmt_money(limit, l, sizeof l);
+    if (level == 80)
+        HR_WARN(LOGGER, "budget 80%% used: spent $%s of the %s budget of $%s", s, hr_budget_period_name(period), l);
+    else if (level == 100)
+        HR_WARN(LOGGER, "budget exceeded: spent $%s of the %s budget of $%s; POSTs to model routes get 429 until the "
+                "period resets", s, hr_budget_period_name(period), l);
+}
+
 int hr_budget_open(double limit_usd, enum hr_budget_period period, const char *state_path, struct hr_budget **out,
                    char *err, size_t errlen)
 {
@@ -291,6 +315,9 @@ int hr_budget_open(double limit_usd, enum hr_budget_period period, const char *s
         b->base = st.spent;
         b->warned = st.warned;
         stat(b->path, &b->seen);
+        /* Started with a limit the period's spend already crosses (lowered
+         * since the file was written): said now, as no request will. */
+        say_crossed(crossed_locked(b, b->base), b->base, b->limit, b->period);
     }
     *out = b;
     return 0;
@@ -328,22 +355,12 @@ void hr_budget_add(struct hr_budget *b, double usd, double now)
     b->delta += usd;
     b->dirty = 1;
     double spent = b->base + b->delta;
-    /* One request may cross both thresholds: each warning is said once. */
-    int warn80 = spent >= 0.8 * b->limit && b->warned < 80;
-    int warn100 = spent >= b->limit && b->warned < 100;
-    if (warn80) b->warned = 80;
-    if (warn100) b->warned = 100;
+    /* One request may cross both thresholds: the higher is said. */
+    int level = crossed_locked(b, spent);
     enum hr_budget_period period = b->period;
     double limit = b->limit; /* a reload may change it */
     pthread_mutex_unlock(&b->lock);
-    char s[32], l[32];
-    hr_numfmt_money(spent, s, sizeof s);
-    hr_numfmt_money(limit, l, sizeof l);
-    if (warn80)
-        HR_WARN(LOGGER, "budget 80%% used: spent $%s of the %s budget of $%s", s, hr_budget_period_name(period), l);
-    if (warn100)
-        HR_WARN(LOGGER, "budget exceeded: spent $%s of the %s budget of $%s; POSTs to model routes get 429 until the "
-                "period resets", s, hr_budget_period_name(period), l);
+    say_crossed(level, spent, limit, period);
 }
 
 void hr_budget_observe(struct hr_budget *b, time_t start, double spent_usd)
@@ -363,12 +380,21 @@ int hr_budget_set_limit(struct hr_budget *b, double limit_usd, double now)
     if (!(limit_usd > 0) || !isfinite(limit_usd)) return -EINVAL;
     pthread_mutex_lock(&b->lock);
     roll(b, now);
+    int changed = b->limit != limit_usd;
     b->limit = limit_usd;
     double spent = b->base + b->delta;
-    /* The 80 % and 100 % warnings are said again if the new limit is crossed. */
-    b->warned = spent >= limit_usd ? 100 : spent >= 0.8 * limit_usd ? 80 : 0;
+    /* A new limit has its own warnings: one the spend already crosses is
+     * said now (a limit lowered under the spend refuses every request, so no
+     * later request would say it), a higher one when a request crosses it. */
+    int level = 0;
+    if (changed) {
+        b->warned = 0;
+        level = crossed_locked(b, spent);
+    }
+    enum hr_budget_period period = b->period;
     b->dirty = 1; /* the file records limit_usd */
     pthread_mutex_unlock(&b->lock);
+    say_crossed(level, spent, limit_usd, period);
     return 0;
 }
 

@@ -9,6 +9,7 @@ import time
 import calendar
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -197,6 +198,35 @@ with Mock() as m:
         is_(r.status, 429, "after a restart: still 429")
         ok(abs(((h.stats().get("budget") or {}).get("spent_usd") or 0) - 0.016) < 1e-9, "restart: spend kept")
         ok("budget 80% used" not in h.stderr_text(), "restart: no repeated WARN for the same period")
+
+    # A limit lowered under what the period has spent: every request is refused,
+    # so no request would say "budget exceeded" -- it is said when the new
+    # limit takes effect, by a reload (SIGHUP) or at start, once.
+    ws_low = tempfile.mkdtemp(prefix="hr-budget-low-")
+    env_low = dict(env, HEADROOM_WORKSPACE_DIR=ws_low)
+    conf_hi = "prices %s\nbudget 1\nbudget_period daily\n" % PRICES_PATH
+    with Headroomd(mock=m, extra_conf=conf_hi, env=env_low) as h:
+        is_(h.post("/v1/chat/completions", openai_body(model="gpt-4o"), headers=SPEND).status, 200, "$0.008 of $1")
+        ok(wait_until(lambda: abs(((h.stats().get("budget") or {}).get("spent_usd") or 0) - 0.008) < 1e-9),
+           "the spend is counted")
+        with open(h.conf_path) as f:
+            text = f.read()
+        with open(h.conf_path, "w") as f:
+            f.write(text.replace("budget 1\n", "budget 0.005\n"))
+        h.signal(signal.SIGHUP)
+        ok(wait_until(lambda: "budget exceeded" in h.stderr_text()),
+           "a reload lowering the limit under the spend: WARN budget exceeded at once")
+        is_(h.post("/v1/chat/completions", openai_body(model="gpt-4o")).status, 429, "and requests get 429")
+    with open(os.path.join(ws_low, "budget.json")) as f:
+        doc = json.load(f)
+    doc["warned_pct"] = 0  # as a file written under the higher limit left it
+    with open(os.path.join(ws_low, "budget.json"), "w") as f:
+        json.dump(doc, f)
+    with Headroomd(mock=m, extra_conf=conf_hi.replace("budget 1\n", "budget 0.004\n"), env=env_low) as h:
+        is_(len(re.findall(r"WARNING:headroom\.budget:budget exceeded", h.stderr_text())), 1,
+            "started with a limit under the period's spend: WARN budget exceeded at start, once")
+    with Headroomd(mock=m, extra_conf=conf_hi.replace("budget 1\n", "budget 0.004\n"), env=env_low) as h:
+        ok("budget exceeded" not in h.stderr_text(), "and not again at the next start (same period)")
 
     # Next day: allowed again.
     env2 = dict(env, HEADROOM_TEST_NOW=str(THU))
