@@ -1,4 +1,5 @@
 /* numfmt.c — rounding and shortest round-trip printing of figures. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +12,15 @@ double hr_numfmt_round(double v, int decimals)
 {
     if (!isfinite(v) || decimals < 0 || decimals > 9 || fabs(v) >= 1e15) return v;
     double scale = pow10_table[decimals];
-    /* scale and the rounded integer are exact, and IEEE division is
-     * correctly rounded: the result is the double nearest the decimal. */
-    return round(v * scale) / scale;
+    /* A value meant to end in 5 at the next decimal (3 tokens at $2.50 per
+     * million: 7.5 micro-dollars) comes out of the arithmetic a few ulps
+     * under it as often as over (7.4999999999999991): nudged by 8 ulps
+     * away from zero, it rounds half away from zero as the docs say. No
+     * price or count lands that close to a half by design. scale and the
+     * rounded integer are exact, and IEEE division is correctly rounded:
+     * the result is the double nearest the decimal. */
+    double x = v * scale;
+    return round(x + copysign(fabs(x) * 8 * DBL_EPSILON, x)) / scale;
 }
 
 int hr_numfmt(double v, int decimals, char *out, size_t outlen)

@@ -84,5 +84,20 @@ int main(void)
         }
     }
     ok(same, "hand-built USD figures read exactly as snprintf prints them (200000 random values)");
+    /* Half a micro-dollar, as pricing computes it (tokens x $/M / 1e6), is
+     * rounded away from zero (doc/cost-and-budget.md): 3 tokens at $2.50/M
+     * are 7.5 micro-dollars, which the arithmetic gives as 7.4999999999999991. */
+    int halves = 1;
+    for (int t = 1; t < 2000; t += 2) {
+        double micro = hr_numfmt_round(t * 2.5 / 1e6, HR_DECIMALS_USD) * 1e6;
+        double want = floor(t * 2.5) + 1; /* t odd: t x 2.5 ends in .5 */
+        if (fabs(micro - want) > 1e-6) {
+            if (halves) tap_diag("%d tokens at $2.50/M: %.3f micro-dollars, want %.0f", t, micro, want);
+            halves = 0;
+        }
+    }
+    ok(halves, "odd token counts at $2.50/M (x.5 micro-dollars) round up, 1 to 1999 tokens");
+    hr_numfmt(-3 * 2.5 / 1e6, HR_DECIMALS_USD, a, sizeof a);
+    is_str(a, "-0.000008", "and a negative half away from zero");
     return tap_exit();
 }
