@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,8 +243,9 @@ static int set_value(struct hr_config *c, const struct directive *d, const char 
     case D_DOUBLE: {
         char *end;
         double v = strtod(value, &end);
-        if (*end || !(v >= 0)) {
-            snprintf(why, whylen, "'%s' must be a number of at least 0", value);
+        /* strtod also reads inf, 1e400 (inf) and hex (0x10 = 16): refused. */
+        if (*end || !(v >= 0) || !isfinite(v) || strpbrk(value, "xXpP")) {
+            snprintf(why, whylen, "'%s' must be a decimal number of at least 0", value);
             return -EINVAL;
         }
         *(double *)field = v;

@@ -86,6 +86,8 @@ BAD = [
     ("unknown directive", "host 127.0.0.1\nfrobnicate 1\n", r":2:1: unknown directive 'frobnicate'"),
     ("bad value", "port 99999\n", r":1:6: port: '99999' must be a whole number from 0 to 65535"),
     ("bad size", "max_body_size lots\n", r":1:15: .*size"),
+    ("infinite budget", "budget inf\n", r":1:8: budget: 'inf' must be a decimal number of at least 0"),
+    ("hex budget", "budget 0x10\n", r":1:8: budget: '0x10' must be a decimal number of at least 0"),
     ("bad url", "openai_api_url ftp://x\n", r":1:16: .*http"),
     ("unterminated string", "# c\nhost \"127.0.0.1\n", r":2:6: unterminated string"),
     ("unknown plugin key", "transform example_transform {\n  squeeze_blank_lines yes\n  bogus_key 1\n}\n",
