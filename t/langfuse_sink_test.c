@@ -107,8 +107,8 @@ static void test_conf(void)
         "LANGFUSE_BASE_URL", "langfuse.internal", NULL);
     s = start();
     is_int(fh_warns_naming("LANGFUSE_BASE_URL"), 1, "LANGFUSE_BASE_URL without a scheme: one WARN naming it");
-    is_str(fh_n_exports() ? fh_export(0)->url : "", "https://cloud.langfuse.com/api/public/otel/v1/traces",
-           "then the default cloud URL");
+    is_int((int)fh_n_exports(), 0, "then no export at all: not to Langfuse Cloud instead");
+    ok(!strstr(fh_log(), "cloud.langfuse.com"), "and the WARN does not offer the cloud URL as used");
     stop(s);
     ok(!strstr(fh_log(), "s3cret"), "the secret key is never logged");
 }
