@@ -251,25 +251,28 @@ static int mkdir_parent(const char *path)
 /* ------------------------------------------------------------ the API */
 
 /* Under b->lock: the thresholds `spent` has crossed that were not said yet
- * this period, marked said; 0, 80 or 100 (the highest to say). */
+ * this period, marked said: bit 0 for 80 %, bit 1 for 100 % (one request
+ * may cross both: each is said once). */
 static int crossed_locked(struct hr_budget *b, double spent)
 {
     int level = spent >= b->limit ? 100 : spent >= 0.8 * b->limit ? 80 : 0;
-    if (level <= b->warned) return 0;
-    b->warned = level;
-    b->dirty = 1; /* the file records warned_pct */
-    return level;
+    int say = (level >= 80 && b->warned < 80 ? 1 : 0) | (level == 100 && b->warned < 100 ? 2 : 0);
+    if (say) {
+        b->warned = level;
+        b->dirty = 1; /* the file records warned_pct */
+    }
+    return say;
 }
 
-/* The WARN for a threshold crossed (crossed_locked), said without the lock. */
-static void say_crossed(int level, double spent, double limit, enum hr_budget_period period)
+/* The WARN lines of crossed_locked's answer, said without the lock. */
+static void say_crossed(int say, double spent, double limit, enum hr_budget_period period)
 {
     char s[32], l[32];
     hr_numfmt_money(spent, s, sizeof s);
     hr_numfmt_money(limit, l, sizeof l);
-    if (level == 80)
+    if (say & 1)
         HR_WARN(LOGGER, "budget 80%% used: spent $%s of the %s budget of $%s", s, hr_budget_period_name(period), l);
-    else if (level == 100)
+    if (say & 2)
         HR_WARN(LOGGER, "budget exceeded: spent $%s of the %s budget of $%s; POSTs to model routes get 429 until the "
                 "period resets", s, hr_budget_period_name(period), l);
 }
@@ -355,12 +358,11 @@ void hr_budget_add(struct hr_budget *b, double usd, double now)
     b->delta += usd;
     b->dirty = 1;
     double spent = b->base + b->delta;
-    /* One request may cross both thresholds: the higher is said. */
-    int level = crossed_locked(b, spent);
+    int say = crossed_locked(b, spent);
     enum hr_budget_period period = b->period;
     double limit = b->limit; /* a reload may change it */
     pthread_mutex_unlock(&b->lock);
-    say_crossed(level, spent, limit, period);
+    say_crossed(say, spent, limit, period);
 }
 
 void hr_budget_observe(struct hr_budget *b, time_t start, double spent_usd)
@@ -386,15 +388,15 @@ int hr_budget_set_limit(struct hr_budget *b, double limit_usd, double now)
     /* A new limit has its own warnings: one the spend already crosses is
      * said now (a limit lowered under the spend refuses every request, so no
      * later request would say it), a higher one when a request crosses it. */
-    int level = 0;
+    int say = 0;
     if (changed) {
         b->warned = 0;
-        level = crossed_locked(b, spent);
+        say = crossed_locked(b, spent);
     }
     enum hr_budget_period period = b->period;
     b->dirty = 1; /* the file records limit_usd */
     pthread_mutex_unlock(&b->lock);
-    say_crossed(level, spent, limit_usd, period);
+    say_crossed(say, spent, limit_usd, period);
     return 0;
 }
 
