@@ -116,9 +116,9 @@ int hr_admit_from_cache(struct proxy_req *p, const json_t *body);
 /* The response cache's key of a request: 0, or HR_EINVAL (not cacheable). */
 int hr_admit_cache_key(struct hr_req *req, const struct hr_api *api, const char *path, const json_t *body,
                        uint8_t key[HR_RESPCACHE_KEY_LEN]);
-/* charge 0: is there room (before compressing); 1: take the request and its tokens. */
-/* charge 0: a check before the body is counted, `tokens` an estimate of its
- * size (0: unknown) for the Retry-After of a refusal; charge 1: the count. */
+/* charge 0: is there room (before compressing), `tokens` an estimate of the
+ * body's size (0: unknown) for the Retry-After of a refusal; 1: take the
+ * request and its tokens (the count after compressing). */
 int hr_admit_rate(struct proxy_req *p, uint64_t tokens, int charge);
 /* A body's tokens before it is counted, for a Retry-After: ~4 bytes a token. */
 #define HR_TOKENS_ESTIMATE(bytes) ((uint64_t)(bytes) / 4)
