@@ -39,6 +39,11 @@ int cli_common_option(struct cli_common *o, int argc, char **argv, int *i)
             fprintf(stderr, "headroom %s: --url needs the daemon's address, e.g. --url http://127.0.0.1:8787\n", o->cmd);
             return -1;
         }
+        if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) { /* a wrong value: exit 2, headroom(1) */
+            fprintf(stderr, "headroom %s: --url '%s' is not an http:// or https:// URL, e.g. --url http://127.0.0.1:8787\n",
+                    o->cmd, v);
+            return -1;
+        }
         o->url = v;
         return 1;
     }

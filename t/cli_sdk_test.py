@@ -181,6 +181,8 @@ with Mock() as mock, Headroomd(mock=mock, extra_conf=conf_text, env={"HEADROOM_W
     rc, out, err = cli("history", "--url", h.url, "--json")
     remote = json.loads(out) if rc == 0 else {}
     ok(remote.get("lifetime", {}).get("tokens_saved") == live["tokens"]["saved"], "history --url: lifetime from the daemon")
+rc, out, err = cli("stats", "--url", "notaurl")
+ok(rc == 2 and "--url 'notaurl' is not an http:// or https:// URL" in err, "stats --url with a wrong value: exit 2 saying why")
 rc, out, err = cli("stats", "--url", "http://127.0.0.1:%d" % free_port())
 ok(rc == 3 and "cannot reach headroomd" in err and "--url" in err, "stats with no daemon: exit 3 and what to do")
 
