@@ -45,8 +45,12 @@ with Mock() as m, Headroomd(mock=m, extra_conf="log_file %s\n" % logfile) as h:
     p = subprocess.run([LOGROTATE, "-f", "-s", state, conf], capture_output=True, text=True)
     is_(p.returncode, 0, "logrotate -f rotates (%s)" % (p.stderr.strip()[:200] or "no output"))
     ok(os.path.exists(logfile + ".1"), "requests.jsonl.1 exists after the rotation")
-    # until the SIGHUP is handled, lines still go to the renamed file (none is lost)
-    ok(wait_until(lambda: os.path.exists(logfile), 30), "on the postrotate SIGHUP the daemon opens a fresh requests.jsonl")
+    # until the SIGHUP is handled, lines still go to the renamed file (none is
+    # lost). The fresh file exists a moment before the daemon switches to it
+    # (opened first, swapped under the sink's lock), so wait for the switch,
+    # counted in /stats, not for the file.
+    ok(wait_until(lambda: ((h.stats() or {}).get("request_log") or {}).get("reopens") == 1 and os.path.exists(logfile),
+                  30), "on the postrotate SIGHUP the daemon opens a fresh requests.jsonl (request_log.reopens 1)")
     is_(post_json(h.url + "/v1/chat/completions", openai_body()).status, 200, "second request after the rotation")
     ok(wait_until(lambda: os.path.exists(logfile) and open(logfile).read().count("\n") == 1, 30),
        "the second line goes to a fresh requests.jsonl")
