@@ -10,12 +10,14 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "numfmt.h"
 #include "savings.h"
 #include "state_file.h"
 
 #define MAX_FILE_BYTES (64u << 20) /* a sane file is a few MiB at most */
 
-double hr_sav_round6(double v) { return isfinite(v) ? round(v * 1e6) / 1e6 : 0.0; }
+/* The one rounding rule (lib/numfmt.c: half away from zero), 0 for what is not a number. */
+double hr_sav_round6(double v) { return isfinite(v) ? hr_numfmt_round(v, HR_DECIMALS_USD) : 0.0; }
 
 void hr_sav_iso(int64_t t, char *buf, size_t len)
 {
