@@ -71,13 +71,17 @@ static int register_route(struct hr_instance *self, const char *method, const ch
     return HR_OK;
 }
 
+static int route_matches(const struct hr_route *r, const char *path)
+{
+    return r->prefix ? !strncmp(path, r->path, strlen(r->path)) : !strcmp(path, r->path);
+}
+
 const struct hr_route *hr_routes_find(const char *method, const char *path, int *method_mismatch)
 {
     *method_mismatch = 0;
     for (size_t i = 0; i < n_routes; i++) {
         const struct hr_route *r = &routes[i];
-        int match = r->prefix ? !strncmp(path, r->path, strlen(r->path)) : !strcmp(path, r->path);
-        if (!match) continue;
+        if (!route_matches(r, path)) continue;
         if (!strcmp(r->method, method)) return r;
         *method_mismatch = 1;
     }
@@ -90,8 +94,7 @@ size_t hr_routes_allow(const char *path, char *out, size_t outlen)
     out[0] = '\0';
     for (size_t i = 0; i < n_routes; i++) {
         const struct hr_route *r = &routes[i];
-        int match = r->prefix ? !strncmp(path, r->path, strlen(r->path)) : !strcmp(path, r->path);
-        if (!match || strstr(out, r->method)) continue;
+        if (!route_matches(r, path) || strstr(out, r->method)) continue;
         int k = snprintf(out + n, outlen - n, "%s%s", n ? ", " : "", r->method);
         if (k < 0 || (size_t)k >= outlen - n) break;
         n += (size_t)k;
