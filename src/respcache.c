@@ -184,16 +184,21 @@ static int mem_put(void *ctx, const uint8_t key[HR_RESPCACHE_KEY_LEN], double no
     e->expires = now + m->ttl_s;
     struct entry *victims = NULL;
     pthread_mutex_lock(&m->lock);
+    /* An answer past its TTL counts as expired however it goes (replaced
+     * here, pushed out for room, or found at lookup); evictions are live
+     * answers pushed out for room. */
     struct entry *old = find(m, key);
     if (old) {
         detach(m, old);
+        if (old->expires <= now) m->expired++;
         old->next_in_bucket = victims;
         victims = old;
     }
     while (m->lru.tail && (m->bytes + cost > m->max_bytes || m->n_entries + 1 > m->max_entries)) {
         struct entry *v = HR_LRU_ENTRY(m->lru.tail, struct entry, lru);
         detach(m, v);
-        m->evictions++;
+        if (v->expires <= now) m->expired++;
+        else m->evictions++;
         v->next_in_bucket = victims;
         victims = v;
     }

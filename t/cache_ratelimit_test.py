@@ -2,7 +2,8 @@
 # cache_ratelimit_test.py — the response cache and the rate limit end to end:
 # hits served without an upstream call (byte-identical, x-headroom-cache,
 # /stats), what is never cached (streams, non-200s), --no-cache, off by
-# default, TTL expiry (real and frozen HEADROOM_TEST_NOW clock); 429s in each
+# default, TTL expiry (real and frozen HEADROOM_TEST_NOW clock), expired vs
+# evicted answers in a full cache; 429s in each
 # provider's shape with Retry-After, per-key isolation, token limits, off by
 # default, --no-rate-limit over the config, flag validation.
 import os
@@ -132,6 +133,21 @@ with Mock() as m, Headroomd(mock=m, extra_conf="cache_ttl 1\n") as h:
     time.sleep(1.3)
     is_(post_json(h.url + OA, b).header("x-headroom-cache"), "miss", "ttl 1 s: miss after 1.3 s")
     is_(n_upstream(m), 2, "the expired answer was fetched again")
+
+# A full cache: an answer past its TTL pushed out to make room counts as
+# expired, not as an eviction; a live one pushed out is an eviction.
+with Mock() as m, Headroomd(mock=m, extra_conf="cache_ttl 1\ncache_max_entries 1\n") as h:
+    post_json(h.url + OA, openai_body(content="expires first"))
+    time.sleep(1.3)
+    is_(post_json(h.url + OA, openai_body(content="takes its place")).header("x-headroom-cache"), "miss",
+        "full cache, its one answer expired: a new request is a miss")
+    c = h.stats()["cache"]
+    is_((c["expired"], c["evictions"], c["entries"]), (1, 0, 1),
+        "the expired answer it pushed out counts as expired, not evicted (/stats cache.expired 1, evictions 0)")
+    post_json(h.url + OA, openai_body(content="pushes a live one out"))
+    c = h.stats()["cache"]
+    is_((c["expired"], c["evictions"], c["entries"]), (1, 1, 1),
+        "a live answer pushed out for room is an eviction (/stats cache.evictions 1)")
 
 with Mock() as m, Headroomd(mock=m, extra_conf="cache_ttl 1\n", env=FROZEN) as h:
     b = openai_body(content="frozen clock")

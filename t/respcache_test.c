@@ -1,5 +1,6 @@
 /* t/respcache_test.c — SHA-256 vectors, response cache key normalisation,
- * LRU eviction by entries and bytes, TTL expiry on the injectable clock,
+ * LRU eviction by entries and bytes, TTL expiry on the injectable clock
+ * (an expired answer pushed out or replaced counts as expired, not evicted),
  * the config decision (off by default), and /stats.cache. */
 #include <stdlib.h>
 #include <string.h>
@@ -252,6 +253,33 @@ int main(void)
         setenv("HEADROOM_TEST_NOW", "not a number", 1);
         double now = hr_clock_now();
         ok(now > 1.6e9 && now < 1e11, "a bad HEADROOM_TEST_NOW falls back to the wall clock");
+        unsetenv("HEADROOM_TEST_NOW");
+    }
+    hr_respcache_shutdown();
+
+    /* --- a full cache: what goes past its TTL counts as expired --- */
+    setenv("HEADROOM_TEST_NOW", "1700000000", 1);
+    hr_respcache_init_memory(2, 1 << 20, 300);
+    {
+        uint8_t k[32];
+        struct hr_respcache_entry e = entry("{}");
+        for (int i = 1; i <= 2; i++) {
+            key_n(i, k);
+            hr_respcache_put(k, &e);
+        }
+        setenv("HEADROOM_TEST_NOW", "1700000300", 1);
+        key_n(3, k);
+        hr_respcache_put(k, &e);
+        is_int(stat("expired"), 1, "an expired answer pushed out for room counts as expired");
+        is_int(stat("evictions"), 0, "and not as an eviction");
+        key_n(2, k);
+        hr_respcache_put(k, &e);
+        is_int(stat("expired"), 2, "an expired answer replaced by a put on its key counts as expired");
+        key_n(4, k);
+        hr_respcache_put(k, &e);
+        is_int(stat("evictions"), 1, "a live answer pushed out for room is an eviction");
+        is_int(stat("expired"), 2, "and not expired");
+        ok(present(2) && present(4) && !present(3), "the least recently used live answer (3) went");
         unsetenv("HEADROOM_TEST_NOW");
     }
     hr_respcache_shutdown();
