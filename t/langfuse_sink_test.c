@@ -3,7 +3,8 @@
  * the variable, then the default), Basic auth and the traces URL, and
  * batching: spans wait for the flush interval or go out as soon as a batch
  * holds HEADROOM_LANGFUSE_MAX_BATCH_SPANS, one request's spans are never
- * split, and fini sends what is pending. */
+ * split, and fini sends what is pending; gen_ai.usage.input_tokens on
+ * credited and uncredited requests. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,15 +37,41 @@ static int count_mem(const unsigned char *hay, size_t len, const void *needle, s
 
 static struct hr_stage_result STAGE = {sizeof(struct hr_stage_result), "smart_crusher", 1.5, 70, "kept=3/10", 0};
 
+/* A credited request: 1000 tokens before compression, 930 forwarded. */
+static struct hr_event credited_event(const char *traceparent)
+{
+    return (struct hr_event){.struct_size = sizeof(struct hr_event), .request_id = "req-1", .timestamp = 1700000000.0,
+                             .provider = HR_PROVIDER_OPENAI, .provider_name = "openai", .model = "gpt-4o", .stack = "",
+                             .path = "/v1/chat/completions", .status = 200, .tokens_input = 1000, .tokens_sent = 930,
+                             .tokens_saved = 70, .tokens_output = 12, .latency_ms = 200, .overhead_ms = 3,
+                             .ttfb_ms = 100, .n_stages = 1, .stages = &STAGE, .pipeline_ms = 1.5,
+                             .wire_format = HR_WIRE_OPENAI_CHAT, .wire_format_name = "openai_chat", .credited = 1,
+                             .traceparent = traceparent};
+}
+
 static void event(void *s, const char *traceparent)
 {
-    struct hr_event ev = {.struct_size = sizeof ev, .request_id = "req-1", .timestamp = 1700000000.0,
-                          .provider = HR_PROVIDER_OPENAI, .provider_name = "openai", .model = "gpt-4o", .stack = "",
-                          .path = "/v1/chat/completions", .status = 200, .tokens_input = 1000, .tokens_sent = 930,
-                          .tokens_saved = 70, .tokens_output = 12, .latency_ms = 200, .overhead_ms = 3, .ttfb_ms = 100,
-                          .n_stages = 1, .stages = &STAGE, .pipeline_ms = 1.5, .wire_format = HR_WIRE_OPENAI_CHAT,
-                          .wire_format_name = "openai_chat", .credited = 1, .traceparent = traceparent};
+    struct hr_event ev = credited_event(traceparent);
     headroom_plugin.on_event(s, &ev);
+}
+
+/* The int value of the nth (from 0) attribute `key` in an encoded batch:
+ * KeyValue{1: key, 2: AnyValue{3: int_value varint}}; -1 when absent. */
+static long long int_attr(const unsigned char *b, size_t len, const char *key, int nth)
+{
+    size_t kl = strlen(key);
+    for (size_t i = 1; i + kl + 3 < len; i++) {
+        if (b[i - 1] != kl || memcmp(b + i, key, kl) || nth--) continue;
+        const unsigned char *p = b + i + kl;
+        if (p[0] != 0x12 || p[2] != 0x18) return -1;
+        unsigned long long v = 0;
+        for (size_t j = 3, shift = 0; i + kl + j < len && shift < 64; j++, shift += 7) {
+            v |= (unsigned long long)(p[j] & 0x7f) << shift;
+            if (!(p[j] & 0x80)) return (long long)v;
+        }
+        return -1;
+    }
+    return -1;
 }
 
 static json_t *stats(void) { return fh_stats("langfuse"); }
@@ -179,11 +206,56 @@ static void test_batching(void)
     stop(s);
 }
 
+/* gen_ai.usage.input_tokens is what Langfuse prices: the tokens a provider
+ * was sent (after compression) and answered, credited or not; 0 when no
+ * provider was (a response-cache hit, a refusal, no answer), never the
+ * uncompressed count. */
+static void test_usage(void)
+{
+    env("HEADROOM_LANGFUSE_ENABLED", "1", "LANGFUSE_PUBLIC_KEY", "pk", "LANGFUSE_SECRET_KEY", "sk",
+        "HEADROOM_LANGFUSE_FLUSH_INTERVAL_MS", "600000", NULL);
+    void *s = start();
+    /* 1: credited; 2: a response-cache hit (the stored answer's before and
+     * after replayed, no upstream byte); 3: the provider answered the
+     * compressed request with a 500; 4: compressed, then no answer. */
+    static const struct {
+        int credited, cached, status, failed;
+        double ttfb_ms;
+    } how[4] = {{1, 0, 200, 0, 100}, {0, 1, 200, 0, -1}, {0, 0, 500, 0, 80}, {0, 0, 502, 1, -1}};
+    struct hr_event ev[4];
+    for (int i = 0; i < 4; i++) {
+        ev[i] = credited_event(NULL);
+        ev[i].credited = how[i].credited;
+        if (!ev[i].credited) ev[i].tokens_saved = ev[i].tokens_output = 0;
+        ev[i].cached = how[i].cached;
+        ev[i].status = how[i].status;
+        ev[i].failed = how[i].failed;
+        ev[i].ttfb_ms = how[i].ttfb_ms;
+    }
+    for (int i = 0; i < 4; i++) headroom_plugin.on_event(s, &ev[i]);
+    stop(s);
+    size_t len = 0;
+    uint64_t items = 0;
+    unsigned char *b = fh_export_posts(0) == 1 ? fh_export_body(0, 0, &len, &items) : NULL;
+    ok(b != NULL, "fini sends the 4 requests' spans");
+    static const char *const what[] = {"a credited request: the 930 tokens forwarded, not the 1000 before",
+                                       "a response-cache hit (uncredited): 0, nothing was forwarded",
+                                       "an upstream 500 (uncredited): the 930 tokens forwarded",
+                                       "no answer (uncredited): 0"};
+    static const long long want[] = {930, 0, 930, 0};
+    for (int i = 0; i < 4; i++) {
+        is_int(int_attr(b, len, "gen_ai.usage.input_tokens", i), want[i], "gen_ai.usage.input_tokens, %s", what[i]);
+        is_int(int_attr(b, len, "headroom.tokens.before", i), 1000, "headroom.tokens.before 1000 on request %d", i + 1);
+    }
+    free(b);
+}
+
 int main(void)
 {
     fh_set_log_level(HR_LOG_ERROR);
     test_conf();
     test_batching();
+    test_usage();
     fh_reset();
     return tap_exit();
 }

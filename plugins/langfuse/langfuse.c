@@ -152,7 +152,11 @@ static void on_event(void *state, const struct hr_event *ev)
     root->status_message = bad ? msg : NULL;
     const char *provider = ev->provider_name && *ev->provider_name ? ev->provider_name : "unknown";
     const char *model = ev->model ? ev->model : "";
-    uint64_t in_tokens = ev->credited ? ev->tokens_sent : ev->tokens_input;
+    /* Langfuse prices a generation from its usage, so input is what a
+     * provider was sent (after compression) and answered, and 0 when none
+     * was: a response-cache hit, a refusal, no answer. The uncompressed
+     * count is headroom.tokens.before. */
+    uint64_t in_tokens = ev->credited || (!ev->cached && ev->ttfb_ms >= 0) ? ev->tokens_sent : 0;
     const struct otlp_kv ra[] = {
         OTLP_KV_STR("gen_ai.operation.name", "chat"),
         OTLP_KV_STR("gen_ai.system", provider),
