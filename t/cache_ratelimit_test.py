@@ -136,9 +136,10 @@ with Mock() as m, Headroomd(mock=m, extra_conf="cache_ttl 1\n") as h:
 
 # A full cache: an answer past its TTL pushed out to make room counts as
 # expired, not as an eviction; a live one pushed out is an eviction.
-with Mock() as m, Headroomd(mock=m, extra_conf="cache_ttl 1\ncache_max_entries 1\n") as h:
+# (2 s, not 1: the answer B stores must still be live when C comes.)
+with Mock() as m, Headroomd(mock=m, extra_conf="cache_ttl 2\ncache_max_entries 1\n") as h:
     post_json(h.url + OA, openai_body(content="expires first"))
-    time.sleep(1.3)
+    time.sleep(2.3)
     is_(post_json(h.url + OA, openai_body(content="takes its place")).header("x-headroom-cache"), "miss",
         "full cache, its one answer expired: a new request is a miss")
     c = h.stats()["cache"]
