@@ -517,8 +517,8 @@ static void on_event(void *state, const struct hr_event *ev)
         else if (ev->status < 200 || ev->status >= 300) snprintf(err, sizeof err, "%d", ev->status);
         struct genai *g = genai_for(a, provider, model, err);
         hist_add(&g->duration, B_DURATION, NB(B_DURATION), ev->latency_ms / 1000);
-        if (!err[0]) {
-            hist_add(&g->tok_in, B_TOKENS, NB(B_TOKENS), (double)(credited ? ev->tokens_sent : ev->tokens_input));
+        if (!err[0]) { /* input: what the provider was sent and billed, as on the Langfuse span */
+            hist_add(&g->tok_in, B_TOKENS, NB(B_TOKENS), (double)ev->tokens_sent);
             hist_add(&g->tok_out, B_TOKENS, NB(B_TOKENS), (double)ev->tokens_output);
         }
     }
