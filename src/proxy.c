@@ -403,6 +403,20 @@ struct proxy_req *hr_proxy_track(struct hr_worker *w, struct hr_req *req, const 
     return p;
 }
 
+/* A request the proxy refuses before tracking it, answered and counted as
+ * every other request is: /stats, and a sink event (request log, metrics.db,
+ * savings file), under the request id its answer names. */
+static void refuse_counted(struct hr_worker *w, struct hr_req *req, const struct hr_api *api, const char *path,
+                           int status, const char *message)
+{
+    char id[40];
+    request_id(id, w->index, ++w->next_request);
+    hr_req_add_header(req, "x-headroom-request-id", id);
+    hr_send_api_error(req, api, status, HR_API_ERR_INVALID_REQUEST, message);
+    hr_stats_count_rejected(status, 0, 0);
+    hr_acct_refusal(w, id, api, path, NULL, status, message);
+}
+
 /* A WebSocket upgrade: relayed (ws_relay.c) on /v1/responses to an
  * upstream the native client reaches, unless `websocket no`; else refused
  * with 501 saying why (Codex CLI then falls back to HTTPS by itself).
@@ -426,9 +440,7 @@ static int refuse_websocket(struct hr_worker *w, struct hr_req *req, const struc
     } else if (!hr_req_header(req, "sec-websocket-key")) {
         free(url);
         hr_guard_count(HR_REFUSE_BAD_REQUEST);
-        hr_stats_count_rejected(400, 0, 0);
-        hr_send_api_error(req, api, 400, HR_API_ERR_INVALID_REQUEST,
-                          "WebSocket upgrade without Sec-WebSocket-Key (RFC 6455 4.1)");
+        refuse_counted(w, req, api, path, 400, "WebSocket upgrade without Sec-WebSocket-Key (RFC 6455 4.1)");
         return 1;
     } else {
         free(url);
@@ -436,9 +448,8 @@ static int refuse_websocket(struct hr_worker *w, struct hr_req *req, const struc
     }
     free(url);
     hr_guard_count(HR_REFUSE_NOT_IMPLEMENTED);
-    hr_stats_count_rejected(501, 0, 0);
     HR_DEBUG("headroom.proxy", "WebSocket upgrade to %s refused: %s", path, why);
-    hr_send_api_error(req, api, 501, HR_API_ERR_INVALID_REQUEST, why);
+    refuse_counted(w, req, api, path, 501, why);
     return 1;
 }
 
@@ -454,9 +465,8 @@ static struct proxy_req *proxy_begin(struct hr_worker *w, struct hr_req *req, co
         char msg[256];
         snprintf(msg, sizeof msg, "%s: headroomd forwards only plain paths under the provider's base URL", bad);
         hr_guard_count(HR_REFUSE_BAD_PATH);
-        hr_stats_count_rejected(400, 0, 0);
         HR_DEBUG("headroom.proxy", "refused %s: %s", hr_req_uri(req), bad);
-        hr_send_api_error(req, api, 400, HR_API_ERR_INVALID_REQUEST, msg);
+        refuse_counted(w, req, api, path, 400, msg);
         return NULL;
     }
     const char *upgrade = hr_req_header(req, "upgrade");

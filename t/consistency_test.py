@@ -157,6 +157,16 @@ class Traffic:
         self.sent.append(rec)
         return rec
 
+    def refused_by_proxy(self, h, seg, what, method, path, headers, want_status):
+        """A request the proxy refuses before any body is read (a path it
+        will not forward, a WebSocket upgrade it does not relay)."""
+        r = request(method, h.url + path, headers=headers)
+        rec = {"seg": seg, "what": what, "path": path, "status": r.status, "want_status": want_status,
+               "id": r.header("x-headroom-request-id"), "fig": None, "sse": False, "cached": False,
+               "refused": True, "cache_hdr": None, "resp": r, "tok_hdrs": (None, None, None)}
+        self.sent.append(rec)
+        return rec
+
 
 def log_lines(path, start=0, end=None):
     """The complete lines of the request log from start. A line the sink thread
@@ -333,6 +343,12 @@ def run_two(h, seg):
     tr.send(h, S, "anthropic json cache read", "/v1/messages", anthropic_tool("r2-c", model="claude-3-7-sonnet"),
             headers={"x-mock-usage": usage({"cache_read_input_tokens": 7777, "cache_creation_input_tokens": 123})})
     tr.send(h, S, "responses json compressible", "/v1/responses", responses_tool("r2-d"))
+    # Refused by the proxy itself: counted, and a request-log line, like the rest.
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13"}
+    tr.refused_by_proxy(h, S, "bad path 400", "POST", "/v1/../stats", {}, 400)
+    tr.refused_by_proxy(h, S, "websocket upgrade not relayed 501", "GET", "/v1/chat/completions",
+                        dict(upgrade, **{"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}), 501)
+    tr.refused_by_proxy(h, S, "websocket upgrade without key 400", "GET", "/v1/responses", upgrade, 400)
     tr.send(h, S, "openai sse compressible include_usage", "/v1/chat/completions",
             chat_tool("r2-e", model="gpt-4o-mini", stream=True, stream_options={"include_usage": True}), sse=True)
     tr.send(h, S, "openai 500", "/v1/chat/completions", chat_tool("r2-f"), headers={"x-mock-status": "500"},
