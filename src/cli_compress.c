@@ -18,7 +18,8 @@ static void usage(FILE *out)
                  "\n"
                  "  -c, --config FILE  headroom.conf whose transforms run (default $HEADROOM_CONFIG; without\n"
                  "                     one no transform runs and the body comes back unchanged)\n"
-                 "  --url URL          ask this running headroomd (POST /v1/compress) instead\n"
+                 "  --url URL          ask this running headroomd (POST /v1/compress) instead (with its\n"
+                 "                     api_token, if it has one, in $HEADROOM_API_TOKEN)\n"
                  "  --json             {body, tokens_before, tokens_after, tokens_saved, tags, wire_format}\n");
 }
 
@@ -88,9 +89,9 @@ int hr_cli_compress(int argc, char **argv)
     int rc = hr_compress(c, body, len, &r);
     free(body);
     if (rc) {
-        int code = cli_fail(&o, rc);
+        int code = o.url ? cli_fail_daemon(&o, rc, o.url, "HEADROOM_API_TOKEN", "api_token") : cli_fail(&o, rc);
         hr_client_close(c);
-        return code == HR_EXIT_RUNTIME && rc == HEADROOM_EINVAL ? HR_EXIT_RUNTIME : code;
+        return code;
     }
     if (o.json) {
         json_t *tags = json_array();

@@ -19,8 +19,9 @@ static void usage(FILE *out)
                  "\n"
                  "  -s, --series S     rows to show (default daily); history = the stored checkpoints\n"
                  "  -f, --format F     table (default), json (the whole /stats-history document) or csv\n"
-                 "  --json             same as --format json (it wins over --format)\n"
-                 "  --url URL          ask this running headroomd instead of reading the file\n"
+                 "  --json             same as --format json (with another --format: an error)\n"
+                 "  --url URL          ask this running headroomd instead of reading the file (with its\n"
+                 "                     stats_token, if it has one, in $HEADROOM_STATS_TOKEN)\n"
                  "  -c, --config FILE  headroom.conf (plugin_dir, the savings_file settings)\n");
 }
 
@@ -35,6 +36,7 @@ int hr_cli_history(int argc, char **argv)
 {
     struct cli_common o = {.cmd = "history", .config = getenv("HEADROOM_CONFIG"), .url = getenv("HEADROOM_URL")};
     const char *series = "daily", *format = "table";
+    int format_given = 0;
     static const char *const series_ok[] = {"history", "hourly", "daily", "weekly", "monthly", NULL};
     static const char *const format_ok[] = {"table", "json", "csv", NULL};
     for (int i = 1; i < argc; i++) {
@@ -61,15 +63,22 @@ int hr_cli_history(int argc, char **argv)
                 return HR_EXIT_USAGE;
             }
             format = v;
+            format_given = 1;
             continue;
         }
         fprintf(stderr, "headroom history: unknown argument '%s'; see 'headroom history --help'\n", argv[i]);
         return HR_EXIT_USAGE;
     }
+    if (o.json && format_given && strcmp(format, "json")) {
+        fprintf(stderr, "headroom history: --format %s and --json conflict (--json means --format json): give only "
+                "one of them\n", format);
+        return HR_EXIT_USAGE;
+    }
     if (o.json) format = "json";
     hr_client *c = o.url ? hr_client_attach(o.url, o.config) : hr_client_open(o.config);
     if (!c) return cli_fail(&o, hr_last_status());
-    if (o.url && getenv("HEADROOM_API_TOKEN")) hr_client_set_token(c, getenv("HEADROOM_API_TOKEN")); /* the daemon's api_token */
+    const char *token = getenv("HEADROOM_STATS_TOKEN"); /* the daemon's stats_token guards /stats-history */
+    if (o.url && token && *token) hr_client_set_token(c, token);
     char query[128];
     int csv = !strcmp(format, "csv"), table = !strcmp(format, "table");
     if (csv) snprintf(query, sizeof query, "format=csv&series=%s", series);
@@ -77,7 +86,8 @@ int hr_cli_history(int argc, char **argv)
     else snprintf(query, sizeof query, "history_mode=%s", table ? "full" : "compact");
     char *text = hr_get_history(c, query);
     if (!text) {
-        int code = cli_fail(&o, hr_last_status());
+        int code = o.url ? cli_fail_daemon(&o, hr_last_status(), o.url, "HEADROOM_STATS_TOKEN", "stats_token")
+                         : cli_fail(&o, hr_last_status());
         hr_client_close(c);
         return code;
     }

@@ -13,7 +13,8 @@ static void usage(FILE *out, int summary)
         fprintf(out, "usage: headroom summary [--since WHEN] [--until WHEN] [-c FILE] [--json]\n"
                      "\n"
                      "Totals over the metrics database: requests, tokens before/after, tokens saved, average\n"
-                     "compression ratio (sent/input, 1.0 = nothing saved), cost and cost saved.\n");
+                     "compression ratio (sent/input, 1.0 = nothing saved), savings percent (saved/input, in %%),\n"
+                     "cost and cost saved.\n");
     else
         fprintf(out, "usage: headroom metrics [--since WHEN] [--until WHEN] [--limit N] [--model MODEL]\n"
                      "                        [-c FILE] [--json]\n"
@@ -106,7 +107,8 @@ static int run(int argc, char **argv, int summary)
             const char *row[2] = {ints[i], a};
             cli_table_row(t, row);
         }
-        snprintf(a, sizeof a, "%.1f%%", 100.0 * json_number_value(json_object_get(v, "avg_compression_ratio")));
+        /* A ratio, as `headroom stats` prints compression_ratio_avg; the percentage is savings_percent's. */
+        snprintf(a, sizeof a, "%.4f", json_number_value(json_object_get(v, "avg_compression_ratio")));
         snprintf(b, sizeof b, "%.2f%%", json_number_value(json_object_get(v, "savings_percent")));
         cli_fmt_usd(s, sizeof s, json_number_value(json_object_get(v, "total_cost_usd")));
         cli_fmt_usd(d, sizeof d, json_number_value(json_object_get(v, "total_cost_saved_usd")));

@@ -16,7 +16,9 @@ static void usage(FILE *out)
                  "  --url URL          the daemon (default $HEADROOM_URL, else the host/port of -c FILE,\n"
                  "                     else http://127.0.0.1:8787)\n"
                  "  -c, --config FILE  headroom.conf, for the daemon's address (default $HEADROOM_CONFIG)\n"
-                 "  --json             the seed's {session, config, transforms} object\n");
+                 "  --json             the seed's {session, config, transforms} object\n"
+                 "\n"
+                 "A daemon with a stats_token needs it: set HEADROOM_STATS_TOKEN to that token.\n");
 }
 
 static void kv(struct cli_table *t, const char *k, const char *v)
@@ -41,14 +43,20 @@ int hr_cli_stats(int argc, char **argv)
     }
     char *url = cli_daemon_url(&o);
     hr_client *c = hr_client_attach(url, NULL);
-    free(url);
-    if (!c) return cli_fail(&o, hr_last_status());
+    if (!c) {
+        free(url);
+        return cli_fail(&o, hr_last_status());
+    }
+    const char *token = getenv("HEADROOM_STATS_TOKEN"); /* the daemon's stats_token */
+    if (token && *token) hr_client_set_token(c, token);
     char *text = hr_session_stats(c);
     if (!text) {
-        int code = cli_fail(&o, hr_last_status());
+        int code = cli_fail_daemon(&o, hr_last_status(), url, "HEADROOM_STATS_TOKEN", "stats_token");
+        free(url);
         hr_client_close(c);
         return code;
     }
+    free(url);
     if (o.json) {
         cli_print_json_text(text);
     } else {

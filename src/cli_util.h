@@ -26,6 +26,11 @@ char *cli_daemon_url(const struct cli_common *o);
 int cli_parse_time(const char *s, double now, double *out);
 /* Print the API's last error for a failed call; returns the exit code it maps to. */
 int cli_fail(const struct cli_common *o, int rc_or_zero);
+/* cli_fail for a call to the daemon at `url`: a refusal (HTTP 401, 403) is an
+ * answer, said as one with how to fix it (for a 401: set `token_env` to the
+ * daemon's `token_key`), exit 1; anything else as cli_fail. */
+int cli_fail_daemon(const struct cli_common *o, int rc_or_zero, const char *url, const char *token_env,
+                    const char *token_key);
 /* FILE to read (stdin for NULL or "-"), or NULL after saying on stderr why it
  * cannot be read (missing, unreadable, a directory). */
 FILE *cli_open_input(const char *cmd, const char *file);

@@ -383,7 +383,9 @@ int hr_cli_wrap(int argc, char **argv)
         }
     }
     if (!port) {
-        if (configured_port(conf, &port)) return HR_EXIT_USAGE;
+        /* A config that does not parse (said as file:line:col) or a bad HEADROOM_* value is
+         * not a command-line error: exit 1, as compress and doctor. */
+        if (configured_port(conf, &port)) return HR_EXIT_RUNTIME;
         if (!port) {
             fprintf(stderr, "headroom wrap: the configured port is 0 (any free port); give wrap a fixed one with --port\n");
             return HR_EXIT_USAGE;

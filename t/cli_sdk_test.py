@@ -4,7 +4,8 @@
 # problem, a busy port, an unwritable state root), stats from a live daemon,
 # metrics and summary over a SQLite file written by the sqlite3 tool, history
 # from the savings file a daemon left (offline) and from the daemon (--url),
-# compress giving the bytes headroomd forwards, and the doc/ example program.
+# compress giving the bytes headroomd forwards, a daemon that refuses (401, 403:
+# exit 1, what to set), conflicting options, and the doc/ example program.
 import os
 import sys
 
@@ -12,12 +13,14 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hrtest import *  # noqa: E402,F403
 import glob  # noqa: E402
+import http.server  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 
 CLI = os.environ.get("HEADROOM_CLI") or os.path.join(T_DIR, "..", "src", "headroom")
@@ -28,8 +31,8 @@ work = tempfile.mkdtemp(prefix="hr-cli-")
 ws = os.path.join(work, "ws")
 os.makedirs(ws)
 ENV = dict(os.environ, HEADROOM_WORKSPACE_DIR=ws, HEADROOM_TELEMETRY="off")
-ENV.pop("HEADROOM_URL", None)
-ENV.pop("HEADROOM_CONFIG", None)
+for var in ("HEADROOM_URL", "HEADROOM_CONFIG", "HEADROOM_STATS_TOKEN", "HEADROOM_API_TOKEN"):
+    ENV.pop(var, None)
 TRANSFORMS = ("plugin_dir %s\n" % PLUGINS if PLUGINS else "") + "transform router {\n}\ntransform smart_crusher {\n}\n"
 
 
@@ -121,7 +124,9 @@ is_("%g" % s.get("total_cost_saved_usd", -1), "%g" % float(total_saved_sql), "su
 rc, out, err = cli("summary", "--since", "24h")
 total_line = [ln.split() for ln in out.splitlines() if ln.startswith("total_requests ")]
 is_(total_line, [["total_requests", "3"]], "summary --since 24h: the 3 rows of the last day (table)")
-like(out, r"(?m)^avg_compression_ratio +\d+\.\d%$", "summary table: aligned, ratio as a percentage")
+# The last day's credited rows: 1200 -> 300 and 800 -> 800.
+like(out, r"(?m)^avg_compression_ratio +0\.6250$", "summary table: aligned, the ratio as a ratio (as stats prints it)")
+like(out, r"(?m)^savings_percent +45\.00%$", "summary table: the percentage is savings_percent's, with %")
 
 rc, out, err = cli("metrics", "--json", "--limit", "2")
 m = json.loads(out) if rc == 0 else []
@@ -186,6 +191,55 @@ ok(rc == 2 and "--url 'notaurl' is not an http:// or https:// URL" in err, "stat
 rc, out, err = cli("stats", "--url", "http://127.0.0.1:%d" % free_port())
 ok(rc == 3 and "cannot reach headroomd" in err and "--url" in err, "stats with no daemon: exit 3 and what to do")
 
+# A daemon that refuses (a token missing or wrong, HTTP 401; a Host it does not
+# serve, HTTP 403) did answer: exit 1 naming the status and what to set, not 3
+# ("could not be reached").
+with Mock() as mock, Headroomd(mock=mock, extra_conf=conf_text + "stats_token st-secret\napi_token api-secret\n",
+                               env={"HEADROOM_WORKSPACE_DIR": ws}) as h:
+    for cmd, var, key, good_token in ((("stats",), "HEADROOM_STATS_TOKEN", "stats_token", "st-secret"),
+                                      (("history",), "HEADROOM_STATS_TOKEN", "stats_token", "st-secret"),
+                                      (("compress", "-"), "HEADROOM_API_TOKEN", "api_token", "api-secret")):
+        name = cmd[0] + " --url"
+        rc, out, err = cli(*(cmd + ("--url", h.url)), stdin=req_bytes)
+        ok(rc == 1 and "refused the request (HTTP 401" in err and "set %s to the daemon's %s" % (var, key) in err
+           and "cannot reach" not in err, "%s without the daemon's %s: exit 1, HTTP 401 and what to set" % (name, key))
+        rc, out, err = cli(*(cmd + ("--url", h.url)), stdin=req_bytes, env=dict(ENV, **{var: "wrong"}))
+        ok(rc == 1 and "HTTP 401" in err and "%s does not match its %s" % (var, key) in err,
+           "%s with a wrong %s: exit 1 saying it does not match" % (name, var))
+        rc, out, err = cli(*(cmd + ("--url", h.url)), stdin=req_bytes, env=dict(ENV, **{var: good_token}))
+        is_(rc, 0, "%s with %s set to the daemon's %s" % (name, var, key))
+
+
+class Refuses(http.server.BaseHTTPRequestHandler):
+    """Answers everything as headroomd answers a Host it does not serve."""
+    def answer(self):
+        body = json.dumps({"error": {"message": "Host header names a host headroomd does not serve: use localhost or "
+                                     "an IP address, or add the name to allowed_hosts in headroom.conf",
+                                     "status": 403}}).encode()
+        self.send_response(403)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.answer()
+
+    do_GET = answer
+
+    def log_message(self, *a):
+        pass
+
+
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuses)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+for cmd in (("stats",), ("compress", "-")):
+    rc, out, err = cli(*(cmd + ("--url", "http://127.0.0.1:%d" % srv.server_address[1])), stdin=req_bytes)
+    ok(rc == 1 and "refused the request (HTTP 403: Host header names" in err and "allowed_hosts" in err,
+       "%s --url refused with 403: exit 1, the status and the daemon's fix" % cmd[0])
+srv.shutdown()
+
 rc, out, err = cli("history", "-c", conf, "--json")
 offline = json.loads(out) if rc == 0 else {}
 is_(offline.get("lifetime", {}).get("tokens_saved"), remote.get("lifetime", {}).get("tokens_saved"),
@@ -197,6 +251,12 @@ like(out, r"(?m)^timestamp +requests +input_tokens +tokens_saved", "history tabl
 like(out, r"(?m)^lifetime: [\d,]+ tokens saved", "history table: lifetime line")
 rc, out, err = cli("history", "--series", "yearly")
 ok(rc == 2 and "hourly, daily, weekly or monthly" in err, "history: a bad --series is exit 2 naming the values")
+for opts in (("--format", "csv", "--json"), ("--json", "--format", "table")):
+    rc, out, err = cli("history", "-c", conf, *opts)
+    ok(rc == 2 and out == "" and "--format %s and --json conflict" % opts[opts.index("--format") + 1] in err,
+       "history %s: conflicting options are exit 2 naming both (--json used to win silently)" % " ".join(opts))
+rc, out, err = cli("history", "-c", conf, "--format", "json", "--json")
+ok(rc == 0 and json.loads(out).get("lifetime") is not None, "history --format json --json: they agree, no error")
 # A file that is not a savings file (a typo'd path, a newer headroomd's file):
 # history says so and leaves it where it is (it used to move it aside).
 for label, content in (("not a savings file", '{"name": "my notes"}\n'), ("a newer schema", '{"schema_version": 99}\n')):

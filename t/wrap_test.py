@@ -8,7 +8,8 @@
 # requests.by_stack.wrap_<agent> and is stopped afterwards (also after
 # SIGTERM and Ctrl-C); a headroomd already on the port is reused and left
 # running; the agent's exit code (and death by a signal) comes back; a
-# missing agent or a port held by something else is a clear error.
+# missing agent, a port held by something else or a config that does not
+# parse (exit 1, naming file:line) is a clear error.
 import os
 import sys
 
@@ -302,8 +303,19 @@ with Mock() as m:
     like(r.stderr.decode(), r"unknown agent 'gemini-cli' \(claude, codex or aider; `headroom wrap -- COMMAND`", "unknown agent named")
     r = wrap(["--port", "70000", "claude"], base_env(m, ws))
     like(r.stderr.decode(), r"--port '70000' is not a port", "bad --port named")
+    # A config (or HEADROOM_* value) that does not parse is not a command-line
+    # error: exit 1 naming file:line, as compress and doctor (it was 2).
+    bad_conf = os.path.join(WORK, "bad.conf")
+    with open(bad_conf, "w") as f:
+        f.write("port %d\nmin_tokens many\n" % free_port())
+    for args in (["-c", bad_conf, "claude"], ["-c", bad_conf, "--", "true"]):
+        r = wrap(args, base_env(m, ws))
+        is_(r.returncode, 1, "wrap %s with a config that does not parse: exit 1" % " ".join(args[2:]))
+        like(r.stderr.decode(), r"bad\.conf:2:\d+: min_tokens", "wrap %s: the error names file:line" % " ".join(args[2:]))
+    r = wrap(["claude"], base_env(m, ws, HEADROOM_CONFIG=bad_conf))
+    is_(r.returncode, 1, "a $HEADROOM_CONFIG that does not parse: exit 1")
     r = wrap(["claude"], base_env(m, ws, HEADROOM_PORT="http"))
-    is_(r.returncode, 2, "bad HEADROOM_PORT: usage error")
+    is_(r.returncode, 1, "bad HEADROOM_PORT: exit 1, as a bad config (not the command line)")
     like(r.stderr.decode(), r"HEADROOM_PORT: 'http' must be a whole number", "bad HEADROOM_PORT named")
 
     class NotUs(http.server.BaseHTTPRequestHandler):
