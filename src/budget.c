@@ -31,6 +31,7 @@ struct hr_budget {
     double delta;               /* added since, not yet written */
     int warned;                 /* 0, 80 or 100: WARN lines already logged this period */
     int dirty;
+    int limit_stale;            /* the file holds another limit_usd (hr_budget_adopt_file) */
     struct stat seen;           /* the file as last read or written: a change means another writer */
 };
 
@@ -111,13 +112,16 @@ static void roll(struct hr_budget *b, double now)
 struct file_state {
     double spent;
     int warned;
+    double limit;               /* limit_usd as written, whatever its period; -1 when absent */
 };
 
-/* 0 and *st for our period (zeros for another period or kind), -ENOENT when
- * missing, -EINVAL (why filled) when damaged, other -errno when unreadable. */
+/* 0 and *st for our period (zeros for another period or kind; the limit
+ * whatever the period), -ENOENT when missing, -EINVAL (why filled) when
+ * damaged, other -errno when unreadable. */
 static int read_state(const struct hr_budget *b, time_t start, struct file_state *st, char *why, size_t whylen)
 {
     memset(st, 0, sizeof *st);
+    st->limit = -1;
     json_error_t jerr;
     FILE *f = fopen(b->path, "rb");
     if (!f) return errno == ENOENT ? -ENOENT : -errno;
@@ -138,10 +142,14 @@ static int read_state(const struct hr_budget *b, time_t start, struct file_state
         snprintf(why, whylen, "version %lld is not the %d this headroomd writes", (long long)json_integer_value(ver),
                  STATE_VERSION);
         rc = -EINVAL;
-    } else if (!strcmp(json_string_value(period), hr_budget_period_name(b->period)) &&
-               (time_t)json_integer_value(ps) == start) {
-        st->spent = json_number_value(spent);
-        st->warned = (int)json_integer_value(json_object_get(doc, "warned_pct"));
+    } else {
+        json_t *limit = json_object_get(doc, "limit_usd");
+        if (json_is_number(limit)) st->limit = json_number_value(limit);
+        if (!strcmp(json_string_value(period), hr_budget_period_name(b->period)) &&
+            (time_t)json_integer_value(ps) == start) {
+            st->spent = json_number_value(spent);
+            st->warned = (int)json_integer_value(json_object_get(doc, "warned_pct"));
+        }
     }
     json_decref(doc);
     return rc;
@@ -317,6 +325,7 @@ int hr_budget_open(double limit_usd, enum hr_budget_period period, const char *s
         }
         b->base = st.spent;
         b->warned = st.warned;
+        b->limit_stale = rc == 0 && st.limit != b->limit;
         stat(b->path, &b->seen);
         /* Started with a limit the period's spend already crosses (lowered
          * since the file was written): said now, as no request will. */
@@ -398,6 +407,14 @@ int hr_budget_set_limit(struct hr_budget *b, double limit_usd, double now)
     pthread_mutex_unlock(&b->lock);
     say_crossed(say, spent, limit_usd, period);
     return 0;
+}
+
+void hr_budget_adopt_file(struct hr_budget *b)
+{
+    pthread_mutex_lock(&b->lock);
+    if (b->limit_stale) b->dirty = 1; /* the flush keeps the period's spend, re-read under the file lock */
+    b->limit_stale = 0;
+    pthread_mutex_unlock(&b->lock);
 }
 
 enum hr_budget_period hr_budget_get_period(struct hr_budget *b)

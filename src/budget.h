@@ -42,6 +42,12 @@ void hr_budget_observe(struct hr_budget *b, time_t start, double spent_usd);
 /* A reload (SIGHUP): a new limit for the running period, spend kept.
  * 0, or -EINVAL for a limit not above 0. */
 int hr_budget_set_limit(struct hr_budget *b, double limit_usd, double now);
+/* The daemon takes the file over: one written under another limit_usd
+ * (another `budget` before a restart, or before a reload switched the budget
+ * on) is rewritten by the next hr_budget_flush with the limit in force, the
+ * period's spend kept. hr_budget_open alone leaves it so: --telemetry-preview
+ * opens the budget too. */
+void hr_budget_adopt_file(struct hr_budget *b);
 enum hr_budget_period hr_budget_get_period(struct hr_budget *b);
 
 struct hr_budget_state {

@@ -12,7 +12,7 @@
 #include "config.h"
 #include "log.h"
 
-enum dtype { D_STRING, D_URL, D_INT, D_SIZE, D_BOOL, D_DOUBLE, D_LOG_LEVEL, D_WORKERS, D_LIST, D_TELEMETRY };
+enum dtype { D_STRING, D_URL, D_INT, D_SIZE, D_BOOL, D_DOUBLE, D_LOG_LEVEL, D_WORKERS, D_LIST, D_TELEMETRY, D_CHOICE };
 
 struct directive {
     const char *name;
@@ -55,7 +55,7 @@ static const struct directive directives[] = {
     {"upstream_timeout", D_INT, OFF(upstream_timeout_s), 1, 86400, NULL, "seconds an upstream answer may take in all (default 600)"},
     {"upstream_keepalive", D_INT, OFF(upstream_keepalive), 1, 10000, NULL, "idle upstream connections kept open per worker (default 32)"},
     {"upstream_idle_timeout", D_INT, OFF(upstream_idle_timeout_s), 1, 3600, NULL, "seconds an idle upstream connection is kept (default 60)"},
-    {"upstream_client", D_STRING, OFF(upstream_client), 0, 0, "HEADROOM_UPSTREAM_CLIENT", "auto, native or curl: the HTTP client for upstream requests (default auto: native, libcurl when an HTTP proxy is set in the environment)"},
+    {"upstream_client", D_CHOICE, OFF(upstream_client), 0, 0, "HEADROOM_UPSTREAM_CLIENT", "auto, native or curl: the HTTP client for upstream requests (default auto: native, libcurl when an HTTP proxy is set in the environment)"},
     {"stage_budget_ms", D_INT, OFF(stage_budget_ms), 1, 60000, NULL, "a transform stage slower than this is undone (default 250)"},
     {"min_tokens", D_INT, OFF(min_tokens), 0, 1 << 30, NULL, "tool outputs under this many tokens are left alone (default 200)"},
     {"protect_recent", D_INT, OFF(protect_recent), 0, 1000, NULL, "last N outputs of protected tools are left alone (default 2)"},
@@ -64,7 +64,7 @@ static const struct directive directives[] = {
     {"ccr_max_size", D_SIZE, OFF(ccr_max_bytes), 0, 1LL << 36, NULL, "bytes of dropped originals kept for retrieval (default 12m)"},
     {"ccr_ttl", D_INT, OFF(ccr_ttl_s), 1, 86400 * 30, NULL, "seconds dropped originals stay retrievable (default 3600)"},
     {"budget", D_DOUBLE, OFF(budget_usd), 0, 0, "HEADROOM_BUDGET", "spend limit in USD per budget_period; over it POSTs to model routes get 429 (default 0 = none)"},
-    {"budget_period", D_STRING, OFF(budget_period), 0, 0, "HEADROOM_BUDGET_PERIOD", "hourly, daily, weekly (from Monday) or monthly, UTC (default daily)"},
+    {"budget_period", D_CHOICE, OFF(budget_period), 0, 0, "HEADROOM_BUDGET_PERIOD", "hourly, daily, weekly (from Monday) or monthly, UTC (default daily)"},
     {"prices", D_STRING, OFF(prices_file), 0, 0, "HEADROOM_PRICES", "model price table (JSON) replacing the installed prices.json"},
     {"telemetry", D_TELEMETRY, OFF(telemetry), 0, 0, "HEADROOM_TELEMETRY", "anonymous usage beacon (beacon sink, doc/telemetry.md): on or off (default off; off here, in the variable or --no-telemetry wins)"},
     {"cache", D_BOOL, OFF(no_cache), 0, 0, NULL, "response cache for non-streaming 200s (default off; on when cache_ttl is set; no forces it off)"},
@@ -83,6 +83,14 @@ static int inverted(const struct directive *d)
 {
     return !strcmp(d->name, "optimize") || !strcmp(d->name, "cache") || !strcmp(d->name, "rate_limit") ||
            !strcmp(d->name, "cut_through") || !strcmp(d->name, "websocket");
+}
+
+/* The words a D_CHOICE directive accepts, NULL-terminated. */
+static const char *const *choices(const struct directive *d)
+{
+    static const char *const upstream_clients[] = {"auto", "native", "curl", NULL};
+    static const char *const budget_periods[] = {"hourly", "daily", "weekly", "monthly", NULL};
+    return !strcmp(d->name, "upstream_client") ? upstream_clients : budget_periods;
 }
 
 void hr_config_defaults(struct hr_config *c)
@@ -185,6 +193,16 @@ int hr_parse_url(const char *s, char **normalised, char *why, size_t whylen)
     return 0;
 }
 
+/* "'x' must be a, b or c" */
+static void say_choices(const char *const *choices, const char *value, char *why, size_t whylen)
+{
+    size_t n = 0, k;
+    while (choices[n]) n++;
+    k = (size_t)snprintf(why, whylen, "'%s' must be ", value);
+    for (size_t i = 0; i < n && k < whylen; i++)
+        k += (size_t)snprintf(why + k, whylen - k, "%s%s", i == 0 ? "" : i + 1 == n ? " or " : ", ", choices[i]);
+}
+
 /* Store `value` into c according to d. `why` explains a bad value. */
 static int set_value(struct hr_config *c, const struct directive *d, const char *value, char *why, size_t whylen)
 {
@@ -197,6 +215,15 @@ static int set_value(struct hr_config *c, const struct directive *d, const char 
         free(*(char **)field);
         *(char **)field = strdup(value);
         return 0;
+    case D_CHOICE:
+        for (const char *const *w = choices(d); *w; w++) {
+            if (strcmp(value, *w)) continue;
+            free(*(char **)field);
+            *(char **)field = strdup(value);
+            return 0;
+        }
+        say_choices(choices(d), value, why, whylen);
+        return -EINVAL;
     case D_URL: {
         char *u;
         if (hr_parse_url(value, &u, why, whylen)) return -EINVAL;
@@ -510,16 +537,6 @@ int hr_config_apply_env(struct hr_config *c, char *err, size_t errlen)
 
 int hr_config_validate(const struct hr_config *c, char *err, size_t errlen)
 {
-    if (c->budget_period && strcmp(c->budget_period, "hourly") && strcmp(c->budget_period, "daily") &&
-        strcmp(c->budget_period, "weekly") && strcmp(c->budget_period, "monthly")) {
-        snprintf(err, errlen, "budget_period '%s' must be hourly, daily, weekly or monthly", c->budget_period);
-        return -EINVAL;
-    }
-    if (c->upstream_client && strcmp(c->upstream_client, "auto") && strcmp(c->upstream_client, "native") &&
-        strcmp(c->upstream_client, "curl")) {
-        snprintf(err, errlen, "upstream_client '%s' must be auto, native or curl", c->upstream_client);
-        return -EINVAL;
-    }
     if (!*c->host) {
         snprintf(err, errlen, "host must not be empty (use 127.0.0.1 to stay local)");
         return -EINVAL;
@@ -608,6 +625,7 @@ static int field_differs(const struct directive *d, const struct hr_config *a, c
     const void *fa = (const char *)a + d->offset, *fb = (const char *)b + d->offset;
     switch (d->type) {
     case D_STRING:
+    case D_CHOICE:
     case D_URL: return str_differs(*(char *const *)fa, *(char *const *)fb);
     case D_SIZE: return *(const size_t *)fa != *(const size_t *)fb;
     case D_DOUBLE: return *(const double *)fa != *(const double *)fb;

@@ -197,6 +197,14 @@ void hr_cost_start_flusher(void)
 {
     if (!flusher_started) hr_host_table.add_timer(NULL, 1000, flush_timer, NULL);
     flusher_started = 1;
+    /* The daemon's budget.json records the limit in force from the start:
+     * one left by a run with another `budget` is rewritten now, its spend
+     * kept. Before the housekeeping thread runs, so flush_one is still ours. */
+    struct hr_budget *b = atomic_load(&budget);
+    if (b) {
+        hr_budget_adopt_file(b);
+        flush_one(b);
+    }
 }
 
 static void describe_budget(struct hr_budget *b, char *out, size_t outlen)
@@ -271,6 +279,7 @@ int hr_cost_reload(const struct hr_config *c, char *done, size_t donelen, char *
     }
     char what[160];
     if (fresh) {
+        hr_budget_adopt_file(fresh); /* the flusher writes its limit within the second */
         atomic_store(&budget_period, period);
         atomic_store(&budget, fresh);
         describe_budget(fresh, what, sizeof what);

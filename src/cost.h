@@ -30,7 +30,9 @@ int hr_cost_init(const struct hr_config *c, int check_only, char *err, size_t er
  */
 int hr_cost_reload(const struct hr_config *c, char *done, size_t donelen, char *restart, size_t restartlen, char *err,
                    size_t errlen);
-/* Write the budget file every second (housekeeping thread) when it changed. */
+/* Write the budget file every second (housekeeping thread) when it changed;
+ * and now, when it records another limit than the one in force. Before the
+ * housekeeping thread starts. */
 void hr_cost_start_flusher(void);
 /* Flush and free (clean shutdown). */
 void hr_cost_shutdown(void);

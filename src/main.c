@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <curl/curl.h>
 #include "bg_thread.h"
+#include "budget.h"
 #include "ccr.h"
 #include "fleet.h"
 #include "cost.h"
@@ -152,7 +153,11 @@ static int apply_flag(struct hr_config *c, const struct flag *f, char *err, size
         c->budget_usd = b;
         return 0;
     }
-    case OPT_BUDGET_PERIOD: free(c->budget_period); c->budget_period = strdup(f->arg); return 0;
+    case OPT_BUDGET_PERIOD:
+        if (hr_budget_period_parse(f->arg) < 0) break;
+        free(c->budget_period);
+        c->budget_period = strdup(f->arg);
+        return 0;
     case OPT_TELEMETRY: if (c->telemetry != 0) c->telemetry = 1; return 0; /* --no-telemetry always wins */
     case OPT_NO_TELEMETRY: c->telemetry = 0; return 0;
     case OPT_NO_CACHE: c->no_cache = 1; return 0;
@@ -168,12 +173,14 @@ static int apply_flag(struct hr_config *c, const struct flag *f, char *err, size
         else c->rate_limit_tpm = (int)v;
         return 0;
     }
-    const char *hint = f->opt == OPT_LOG_LEVEL ? "error, warn, info or debug"
-                       : f->opt == OPT_WORKERS ? "auto or 1-256"
-                       : f->opt == OPT_PORT    ? "0-65535"
-                                               : "a number";
+    const char *hint = f->opt == OPT_LOG_LEVEL       ? "error, warn, info or debug"
+                       : f->opt == OPT_WORKERS       ? "auto or 1-256"
+                       : f->opt == OPT_PORT          ? "0-65535"
+                       : f->opt == OPT_BUDGET_PERIOD ? "hourly, daily, weekly or monthly"
+                                                     : "a number";
     snprintf(err, errlen, "invalid value '%s' for %s (expected %s)", f->arg,
-             f->opt == OPT_PORT ? "--port" : f->opt == OPT_WORKERS ? "--workers" : f->opt == OPT_LOG_LEVEL ? "--log-level" : "--budget",
+             f->opt == OPT_PORT ? "--port" : f->opt == OPT_WORKERS ? "--workers" : f->opt == OPT_LOG_LEVEL ? "--log-level"
+             : f->opt == OPT_BUDGET_PERIOD ? "--budget-period" : "--budget",
              hint);
     return -EINVAL;
 }

@@ -114,6 +114,9 @@ json_t *hr_telemetry_stats_json(void)
     json_object_set_new(j, "last_report_at", json_null());
     json_object_set_new(j, "reports_ok", json_integer(0));
     json_object_set_new(j, "reports_failed", json_integer(0));
+    json_object_set_new(j, "disabled_reason",
+                        json_string("telemetry is off (the default: turn it on with --telemetry, HEADROOM_TELEMETRY=on "
+                                    "or `telemetry on`; an off anywhere wins)"));
     return j;
 }
 

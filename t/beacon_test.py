@@ -97,6 +97,9 @@ def preview(conf_path, env):
     return subprocess.run([HEADROOMD, "-c", conf_path, "--telemetry-preview"], capture_output=True, env=e, timeout=30)
 
 
+CORE_KEYS = ["beacon_enabled", "headroom_stack", "install_mode", "requests_by_stack", "last_report_at", "reports_ok",
+             "reports_failed"]
+ENDPOINT_KEYS = ["endpoint", "interval_seconds", "current_interval_seconds", "queued", "last_error"]
 UUID4 = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 FIELDS = ["schema_version", "install_id", "version", "os", "headroom_stack", "install_mode", "requests_by_stack",
           "requests_total", "requests_failed", "requests_cached", "tokens_input", "tokens_output", "tokens_saved",
@@ -115,6 +118,9 @@ with Mock() as m:
         is_(t and t["beacon_enabled"], False, "/stats.telemetry.beacon_enabled false by default")
         is_(t and t["reports_ok"], 0, "no reports")
         is_(t and t["last_report_at"], None, "last_report_at null")
+        like(t and t.get("disabled_reason") or "", r"^telemetry is off \(the default: turn it on with --telemetry",
+             "/stats.telemetry.disabled_reason says it is off and how to turn it on")
+        is_([k for k in ENDPOINT_KEYS if k in t], [], "no endpoint or schedule keys while off")
         is_(t and t["requests_by_stack"], {"wrap_claude": 2}, "/stats.telemetry.requests_by_stack")
         is_(t and t["headroom_stack"], "wrap_claude", "headroom_stack from X-Headroom-Stack")
         is_(t and t["install_mode"], "persistent", "install_mode persistent: the config fixes the port")
@@ -175,6 +181,23 @@ with Mock() as m:
         err = h.stderr_text()
         ok("HEADROOM_TELEMETRY_URL 'ftp://***@127.0.0.1/b' is not an http:// or https:// URL" in err and "s3cretpw" not in err,
            "an invalid HEADROOM_TELEMETRY_URL: named in a WARN, its password shown as ***")
+        # /stats says what is true: the beacon sink is loaded but off, why, and no endpoint or schedule
+        t = h.stats()["telemetry"]
+        is_(list(t.keys()), CORE_KEYS + ["disabled_reason"], "an invalid URL: /stats.telemetry without the endpoint keys")
+        is_((t["beacon_enabled"], t["disabled_reason"]),
+            (False, "HEADROOM_TELEMETRY_URL 'ftp://***@127.0.0.1/b' is not an http:// or https:// URL"),
+            "an invalid URL: beacon_enabled false, disabled_reason names the variable, the password shown as ***")
+    with Headroomd(extra_conf=beacon_conf("ftp://collector.example/b"), env={"HEADROOM_TELEMETRY": "on"}) as h:
+        t = h.stats()["telemetry"]
+        is_((t["beacon_enabled"], t.get("disabled_reason"), [k for k in ENDPOINT_KEYS if k in t]),
+            (False, "the beacon block's url 'ftp://collector.example/b' is not an http:// or https:// URL", []),
+            "an invalid url in the beacon block: named as such in /stats, no endpoint keys")
+    with Headroomd(extra_conf="sink beacon { }\n", env={"HEADROOM_TELEMETRY": "on", "HEADROOM_TELEMETRY_URL": ""}) as h:
+        t = h.stats()["telemetry"]
+        is_((t["beacon_enabled"], [k for k in ENDPOINT_KEYS if k in t]), (False, []), "no collector URL: off, no endpoint keys")
+        like(t.get("disabled_reason") or "", r"no collector is configured \(set `url` in the `sink beacon` block or "
+             r"HEADROOM_TELEMETRY_URL\)", "no collector URL: disabled_reason says what to set")
+        like(h.stderr_text(), r"no collector is configured .*: nothing is sent", "and the WARN says the same")
 
     # ---- on: reports every interval, aggregate counts only
     rx = Receiver()
@@ -205,6 +228,8 @@ with Mock() as m:
         ok(not any(k.lower() in ("authorization", "cookie") for k in post["headers"]), "no credentials sent")
         t = s["telemetry"]
         is_(t["beacon_enabled"], True, "/stats.telemetry.beacon_enabled")
+        is_(list(t.keys()), CORE_KEYS + ENDPOINT_KEYS, "/stats.telemetry while on: the endpoint keys, no disabled_reason")
+        is_(t["endpoint"], rx.url, "/stats.telemetry.endpoint")
         cmp_ok(t["reports_ok"], ">=", 1, "/stats.telemetry.reports_ok")
         like(t["last_report_at"] or "", r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", "/stats.telemetry.last_report_at")
         is_(t["reports_failed"], 0, "no failed report")

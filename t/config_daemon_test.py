@@ -89,6 +89,9 @@ BAD = [
     ("infinite budget", "budget inf\n", r":1:8: budget: 'inf' must be a decimal number of at least 0"),
     ("hex budget", "budget 0x10\n", r":1:8: budget: '0x10' must be a decimal number of at least 0"),
     ("bad url", "openai_api_url ftp://x\n", r":1:16: .*http"),
+    ("bad budget_period", "budget 1\nbudget_period yearly\n",
+     r":2:15: budget_period: 'yearly' must be hourly, daily, weekly or monthly"),
+    ("bad upstream_client", "# c\nupstream_client  fast\n", r":2:18: upstream_client: 'fast' must be auto, native or curl"),
     ("unterminated string", "# c\nhost \"127.0.0.1\n", r":2:6: unterminated string"),
     ("unknown plugin key", "transform example_transform {\n  squeeze_blank_lines yes\n  bogus_key 1\n}\n",
      r":3:3: transform example_transform has no setting 'bogus_key'; it accepts: .*max_blank_lines"),
@@ -132,6 +135,24 @@ path = write("plugin_required.conf", "sink request_log {\n  fsync no\n}\n")
 rc, out, err = run(["--check-config", "-c", path] + PLUGIN_ARGS)
 ok(rc == 1 and re.search(re.escape(path) + r":1:\d+: sink request_log needs 'path' set", err),
    "a required plugin key left out: file:line:col names the block and the key (%s)" % err.strip()[-160:])
+
+# Values with a fixed set of words are checked where they are read, like
+# every other value: the daemon refuses to start naming file:line:col, the key
+# and the words it takes (they were checked after parsing, without a place).
+for key, bad, words in (("budget_period", "yearly", "hourly, daily, weekly or monthly"),
+                        ("upstream_client", "fast", "auto, native or curl")):
+    path = write("start_%s.conf" % key, "port 0\n%s %s\n" % (key, bad))
+    rc, out, err = run(["-c", path])
+    ok(rc == 1 and re.search(re.escape(path) + r":2:%d: %s: '%s' must be %s" % (len(key) + 2, key, bad, words), err),
+       "headroomd -c with a bad %s: exit 1, file:line:col, the key and its words (exit %s: %s)" % (key, rc, err.strip()[-160:]))
+    rc, out, err = run(["--check-config"], env={"HEADROOM_" + key.upper(): bad})
+    ok(rc == 1 and "environment variable HEADROOM_%s: '%s' must be %s" % (key.upper(), bad, words) in err,
+       "a bad HEADROOM_%s: exit 1 naming the variable (%s)" % (key.upper(), err.strip()[-160:]))
+rc, out, err = run(["--check-config", "--budget-period", "yearly"])
+ok(rc == 1 and "invalid value 'yearly' for --budget-period (expected hourly, daily, weekly or monthly)" in err,
+   "a bad --budget-period: exit 1 naming the flag (%s)" % err.strip()[-160:])
+rc, out, err = run(["--check-config", "-c", write("good_words.conf", "budget 1\nbudget_period weekly\nupstream_client curl\n")])
+ok(rc == 0 and "budget $1.00 weekly" in out, "good budget_period and upstream_client: accepted (%s)" % (err.strip()[-160:]))
 
 rc, out, err = run(["-c", os.path.join(TMP, "missing.conf")])
 is_(rc, 1, "missing config file exits 1")

@@ -199,6 +199,31 @@ with Mock() as m:
         ok(abs(((h.stats().get("budget") or {}).get("spent_usd") or 0) - 0.016) < 1e-9, "restart: spend kept")
         ok("budget 80% used" not in h.stderr_text(), "restart: no repeated WARN for the same period")
 
+    # Restart with another limit: budget.json records the limit in force as
+    # soon as the daemon is up (it kept the old one until a spend rewrote it),
+    # and the period's spend is kept.
+    def budget_file(d):
+        with open(os.path.join(d, "budget.json")) as f:
+            return json.load(f)
+    with Headroomd(mock=m, extra_conf="prices %s\n" % PRICES_PATH, args=["--budget", "0.02"], env=env) as h:
+        doc = budget_file(ws)
+        is_((doc.get("limit_usd"), round(doc.get("spent_usd", -1), 9), doc.get("period_start")),
+            (0.02, 0.016, "2025-11-26T00:00:00Z"), "restart with another budget: budget.json says the new limit at once, spend kept")
+        is_((h.stats().get("budget") or {}).get("limit_usd"), 0.02, "the limit in force, as /stats says")
+    is_(budget_file(ws).get("limit_usd"), 0.02, "and still after a clean shutdown")
+    # A reload switching a budget on over a file from an earlier run with
+    # another limit: the file gets the new limit within the flush second.
+    with Headroomd(mock=m, extra_conf="prices %s\n" % PRICES_PATH, env=env) as h:
+        is_(h.stats().get("budget"), None, "started without a budget")
+        with open(h.conf_path, "a") as f:
+            f.write("budget 0.03\n")
+        h.signal(signal.SIGHUP)
+        ok(wait_until(lambda: budget_file(ws).get("limit_usd") == 0.03, 10),
+           "a reload switching the budget on: budget.json says its limit (%s)" % budget_file(ws).get("limit_usd"))
+        is_(round(budget_file(ws).get("spent_usd", -1), 9), 0.016, "spend kept")
+    with Headroomd(mock=m, extra_conf="prices %s\n" % PRICES_PATH, args=["--budget", "0.01"], env=env) as h:
+        is_(budget_file(ws).get("limit_usd"), 0.01, "back to the first limit: the file follows")
+
     # A limit lowered under what the period has spent: every request is refused,
     # so no request would say "budget exceeded" -- it is said when the new
     # limit takes effect, by a reload (SIGHUP) or at start, once.

@@ -8,6 +8,7 @@
 # in the environment.
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -371,7 +372,8 @@ try:
         h.proc.wait(10)
         ok(h.proc.returncode not in (0, None), "an unknown upstream_client is refused at start")
         with open(h.stderr_path) as f:
-            like(f.read(), r"upstream_client 'fast' must be auto, native or curl", "naming the value")
+            like(f.read(), re.escape(h.conf_path) + r":\d+:\d+: upstream_client: 'fast' must be auto, native or curl",
+                 "naming file:line:col, the key, the value and the choices")
 finally:
     shutil.rmtree(certs, ignore_errors=True)
 done()

@@ -25,6 +25,7 @@ struct beacon {
     const struct hr_host *host;
     struct hr_instance *self;
     int enabled;
+    char why[600];          /* while not enabled: the reason, for /stats */
     char *url;
     unsigned interval_s;
     char install_id[37];
@@ -97,13 +98,24 @@ static json_t *stats_block(void *state)
     json_object_set_new(j, "last_report_at", iso_or_null(st.last_ok_at));
     json_object_set_new(j, "reports_ok", json_integer((json_int_t)st.ok));
     json_object_set_new(j, "reports_failed", json_integer((json_int_t)(st.failed + st.dropped)));
-    json_object_set_new(j, "endpoint", b->url && *b->url ? json_string(b->url) : json_null());
+    if (!b->enabled) { /* nothing is sent: no endpoint, no schedule, and why */
+        json_object_set_new(j, "disabled_reason", json_string(b->why));
+        return j;
+    }
+    json_object_set_new(j, "endpoint", json_string(b->url));
     json_object_set_new(j, "interval_seconds", json_integer(b->interval_s));
     /* longer than interval_seconds while reports fail */
     json_object_set_new(j, "current_interval_seconds", json_integer((json_int_t)b->interval_s * atomic_load(&b->backoff)));
     json_object_set_new(j, "queued", json_integer((json_int_t)st.queued));
     json_object_set_new(j, "last_error", st.last_error[0] ? json_string(st.last_error) : json_null());
     return j;
+}
+
+/* Loaded but sending nothing: said once in the log, and in /stats. */
+static int off(struct beacon *b)
+{
+    b->host->log(b->self, HR_LOG_WARN, "%s: nothing is sent", b->why);
+    return HR_OK;
 }
 
 static int start(struct beacon *b, const struct hr_conf *conf)
@@ -114,37 +126,38 @@ static int start(struct beacon *b, const struct hr_conf *conf)
     b->interval_s = (unsigned)host->conf_int(conf, "interval");
     unsigned first = (unsigned)host->conf_int(conf, "first_delay");
     if (!url || !*url) {
-        host->log(b->self, HR_LOG_WARN,
-                  "telemetry is on but no collector is configured: nothing is sent (set `url` in the `sink beacon` block "
-                  "or HEADROOM_TELEMETRY_URL)");
-        return HR_OK;
+        snprintf(b->why, sizeof b->why, "telemetry is on but no collector is configured (set `url` in the `sink beacon` "
+                 "block or HEADROOM_TELEMETRY_URL)");
+        return off(b);
     }
     if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) {
         char shown[512];
         hr_url_shown(url, shown, sizeof shown);
-        host->log(b->self, HR_LOG_WARN, "%s '%s' is not an http:// or https:// URL: nothing is sent",
-                  getenv("HEADROOM_TELEMETRY_URL") && *getenv("HEADROOM_TELEMETRY_URL") ? "HEADROOM_TELEMETRY_URL"
-                                                                                          : "the beacon block's url",
-                  shown);
-        return HR_OK;
+        snprintf(b->why, sizeof b->why, "%s '%s' is not an http:// or https:// URL",
+                 getenv("HEADROOM_TELEMETRY_URL") && *getenv("HEADROOM_TELEMETRY_URL") ? "HEADROOM_TELEMETRY_URL"
+                                                                                         : "the beacon block's url",
+                 shown);
+        return off(b);
     }
     if (!(b->url = strdup(url))) return HR_ENOMEM;
     char err[256];
     if (hr_tm_install_id(host->state_dir(), b->install_id, err, sizeof err)) {
-        host->log(b->self, HR_LOG_WARN, "%s: nothing is sent", err);
-        return HR_OK;
+        snprintf(b->why, sizeof b->why, "%s", err);
+        return off(b);
     }
     struct hr_export_conf ec = {.struct_size = sizeof ec, .name = "beacon", .url = b->url, .content_type = "application/json",
                                 .timeout_ms = 10000, .queue_max = 2, .max_attempts = 3, .backoff_ms = 2000};
     if (!(b->ex = host->exporter_new(b->self, &ec))) {
-        host->log(b->self, HR_LOG_WARN, "cannot start the exporter for %s: nothing is sent", b->url);
-        return HR_OK;
+        char shown[512];
+        hr_url_shown(url, shown, sizeof shown);
+        snprintf(b->why, sizeof b->why, "cannot start the exporter for %s", shown);
+        return off(b);
     }
     atomic_store(&b->backoff, 1);
     b->next_due = mono_s() + first;
     if (host->add_timer(b->self, 1000, tick, b)) {
-        host->log(b->self, HR_LOG_WARN, "cannot schedule reports: nothing is sent");
-        return HR_OK;
+        snprintf(b->why, sizeof b->why, "cannot schedule reports");
+        return off(b);
     }
     b->enabled = 1;
     host->log(b->self, HR_LOG_INFO, "anonymous usage report to %s every %u s (first in %u s); preview it with "
