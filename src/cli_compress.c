@@ -89,7 +89,7 @@ int hr_cli_compress(int argc, char **argv)
     int rc = hr_compress(c, body, len, &r);
     free(body);
     if (rc) {
-        int code = o.url ? cli_fail_daemon(&o, rc, o.url, "HEADROOM_API_TOKEN", "api_token") : cli_fail(&o, rc);
+        int code = o.url ? cli_fail_daemon(&o, rc, "HEADROOM_API_TOKEN", "api_token") : cli_fail(&o, rc);
         hr_client_close(c);
         return code;
     }

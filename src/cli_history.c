@@ -86,7 +86,7 @@ int hr_cli_history(int argc, char **argv)
     else snprintf(query, sizeof query, "history_mode=%s", table ? "full" : "compact");
     char *text = hr_get_history(c, query);
     if (!text) {
-        int code = o.url ? cli_fail_daemon(&o, hr_last_status(), o.url, "HEADROOM_STATS_TOKEN", "stats_token")
+        int code = o.url ? cli_fail_daemon(&o, hr_last_status(), "HEADROOM_STATS_TOKEN", "stats_token")
                          : cli_fail(&o, hr_last_status());
         hr_client_close(c);
         return code;

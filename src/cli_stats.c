@@ -43,20 +43,16 @@ int hr_cli_stats(int argc, char **argv)
     }
     char *url = cli_daemon_url(&o);
     hr_client *c = hr_client_attach(url, NULL);
-    if (!c) {
-        free(url);
-        return cli_fail(&o, hr_last_status());
-    }
+    free(url);
+    if (!c) return cli_fail(&o, hr_last_status());
     const char *token = getenv("HEADROOM_STATS_TOKEN"); /* the daemon's stats_token */
     if (token && *token) hr_client_set_token(c, token);
     char *text = hr_session_stats(c);
     if (!text) {
-        int code = cli_fail_daemon(&o, hr_last_status(), url, "HEADROOM_STATS_TOKEN", "stats_token");
-        free(url);
+        int code = cli_fail_daemon(&o, hr_last_status(), "HEADROOM_STATS_TOKEN", "stats_token");
         hr_client_close(c);
         return code;
     }
-    free(url);
     if (o.json) {
         cli_print_json_text(text);
     } else {

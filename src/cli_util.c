@@ -152,39 +152,20 @@ int cli_fail(const struct cli_common *o, int rc)
     return HR_EXIT_RUNTIME;
 }
 
-/* The status of a refusal in the API's message, else 0. It names the status
- * for /stats ("with HTTP 401") and /v1/compress ("(HTTP 401)"); for
- * /stats-history it passes on only the daemon's words, and every 401 of the
- * daemon asks for "Authorization: Bearer <its token's key>". */
-static int refusal_status(const char *err)
+int cli_fail_daemon(const struct cli_common *o, int rc, const char *token_env, const char *token_key)
 {
-    for (const char *p = err; (p = strstr(p, "HTTP 40")); p += 7)
-        if ((p[7] == '1' || p[7] == '3') && !isdigit((unsigned char)p[8])) return 400 + (p[7] - '0');
-    return strstr(err, "needs Authorization: Bearer") ? 401 : 0;
-}
-
-int cli_fail_daemon(const struct cli_common *o, int rc, const char *url, const char *token_env, const char *token_key)
-{
-    const char *err = hr_last_error();
-    int status = refusal_status(err);
-    if (!status) return cli_fail(o, rc);
-    /* The daemon's own reason: its JSON error's message, else what follows the status or the URL. */
-    const char *brace = strchr(err, '{'), *after = strstr(err, "): ");
-    size_t ulen = strlen(url);
-    json_t *j = brace ? json_loads(brace, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
-    const char *why = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
-    if (!why && after) why = after + 3;
-    else if (!why) why = !strncmp(err, url, ulen) && !strncmp(err + ulen, ": ", 2) ? err + ulen + 2 : err;
-    fprintf(stderr, "headroom %s: headroomd at %s refused the request (HTTP %d: %s)", o->cmd, url, status, why);
-    const char *sent = getenv(token_env);
-    if (status == 401 && sent && *sent)
-        fprintf(stderr, "; %s does not match its %s: set %s to the %s of the daemon's headroom.conf\n", token_env,
-                token_key, token_env, token_key);
-    else if (status == 401)
-        fprintf(stderr, "; set %s to the daemon's %s (in its headroom.conf) and run again\n", token_env, token_key);
-    else
-        fputc('\n', stderr);
-    json_decref(j);
+    int status = hr_last_http_status();
+    if (!status || rc == HEADROOM_ENOTFOUND) return cli_fail(o, rc); /* not reached, or no data source */
+    fprintf(stderr, "headroom %s: %s\n", o->cmd, hr_last_error());
+    if (status == 401) {
+        const char *sent = getenv(token_env);
+        if (sent && *sent)
+            fprintf(stderr, "headroom %s: %s does not match the daemon's %s: set it to the %s in the daemon's "
+                            "headroom.conf\n", o->cmd, token_env, token_key, token_key);
+        else
+            fprintf(stderr, "headroom %s: set %s to the daemon's %s (in its headroom.conf) and run again\n", o->cmd,
+                    token_env, token_key);
+    }
     return HR_EXIT_RUNTIME;
 }
 

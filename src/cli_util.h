@@ -26,11 +26,11 @@ char *cli_daemon_url(const struct cli_common *o);
 int cli_parse_time(const char *s, double now, double *out);
 /* Print the API's last error for a failed call; returns the exit code it maps to. */
 int cli_fail(const struct cli_common *o, int rc_or_zero);
-/* cli_fail for a call to the daemon at `url`: a refusal (HTTP 401, 403) is an
- * answer, said as one with how to fix it (for a 401: set `token_env` to the
- * daemon's `token_key`), exit 1; anything else as cli_fail. */
-int cli_fail_daemon(const struct cli_common *o, int rc_or_zero, const char *url, const char *token_env,
-                    const char *token_key);
+/* cli_fail for a call to a running daemon: an HTTP answer other than success
+ * (a refusal: 401, 403; an error: 5xx) is an answer, exit 1, and a 401 says
+ * how to fix it (set `token_env` to the daemon's `token_key`); no answer, or
+ * no data source, as cli_fail (exit 3). */
+int cli_fail_daemon(const struct cli_common *o, int rc_or_zero, const char *token_env, const char *token_key);
 /* FILE to read (stdin for NULL or "-"), or NULL after saying on stderr why it
  * cannot be read (missing, unreadable, a directory). */
 FILE *cli_open_input(const char *cmd, const char *file);

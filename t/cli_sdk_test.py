@@ -201,22 +201,26 @@ with Mock() as mock, Headroomd(mock=mock, extra_conf=conf_text + "stats_token st
                                       (("compress", "-"), "HEADROOM_API_TOKEN", "api_token", "api-secret")):
         name = cmd[0] + " --url"
         rc, out, err = cli(*(cmd + ("--url", h.url)), stdin=req_bytes)
-        ok(rc == 1 and "refused the request (HTTP 401" in err and "set %s to the daemon's %s" % (var, key) in err
-           and "cannot reach" not in err, "%s without the daemon's %s: exit 1, HTTP 401 and what to set" % (name, key))
+        ok(rc == 1 and "HTTP 401" in err and "needs Authorization: Bearer" in err
+           and "set %s to the daemon's %s" % (var, key) in err and "cannot reach" not in err,
+           "%s without the daemon's %s: exit 1, HTTP 401, the daemon's reason and what to set" % (name, key))
         rc, out, err = cli(*(cmd + ("--url", h.url)), stdin=req_bytes, env=dict(ENV, **{var: "wrong"}))
-        ok(rc == 1 and "HTTP 401" in err and "%s does not match its %s" % (var, key) in err,
+        ok(rc == 1 and "HTTP 401" in err and "%s does not match the daemon's %s" % (var, key) in err,
            "%s with a wrong %s: exit 1 saying it does not match" % (name, var))
         rc, out, err = cli(*(cmd + ("--url", h.url)), stdin=req_bytes, env=dict(ENV, **{var: good_token}))
         is_(rc, 0, "%s with %s set to the daemon's %s" % (name, var, key))
 
 
 class Refuses(http.server.BaseHTTPRequestHandler):
-    """Answers everything as headroomd answers a Host it does not serve."""
+    """Answers everything as headroomd answers a Host it does not serve (or,
+    with STATUS 503, as a daemon that cannot serve the request)."""
+    STATUS = 403
+
     def answer(self):
-        body = json.dumps({"error": {"message": "Host header names a host headroomd does not serve: use localhost or "
-                                     "an IP address, or add the name to allowed_hosts in headroom.conf",
-                                     "status": 403}}).encode()
-        self.send_response(403)
+        message = ("Host header names a host headroomd does not serve: use localhost or an IP address, or add the "
+                   "name to allowed_hosts in headroom.conf" if self.STATUS == 403 else "stats are unavailable")
+        body = json.dumps({"error": {"message": message, "status": self.STATUS}}).encode()
+        self.send_response(self.STATUS)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -234,10 +238,14 @@ class Refuses(http.server.BaseHTTPRequestHandler):
 
 srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuses)
 threading.Thread(target=srv.serve_forever, daemon=True).start()
-for cmd in (("stats",), ("compress", "-")):
+for cmd in (("stats",), ("history",), ("compress", "-")):
     rc, out, err = cli(*(cmd + ("--url", "http://127.0.0.1:%d" % srv.server_address[1])), stdin=req_bytes)
-    ok(rc == 1 and "refused the request (HTTP 403: Host header names" in err and "allowed_hosts" in err,
+    ok(rc == 1 and "HTTP 403: Host header names" in err and "allowed_hosts" in err,
        "%s --url refused with 403: exit 1, the status and the daemon's fix" % cmd[0])
+# Any answer is an answer: a 5xx is exit 1 (something failed), not 3 (not reached).
+Refuses.STATUS = 503
+rc, out, err = cli("stats", "--url", "http://127.0.0.1:%d" % srv.server_address[1])
+ok(rc == 1 and "HTTP 503: stats are unavailable" in err, "stats --url answered 503: exit 1 with the daemon's words")
 srv.shutdown()
 
 rc, out, err = cli("history", "-c", conf, "--json")

@@ -205,7 +205,19 @@ with headroom.Client(url="http://127.0.0.1:9") as down:
         down.session_stats()
         ok(False, "no daemon raises")
     except headroom.HeadroomError as e:
-        ok("cannot reach headroomd" in str(e), "no daemon: %s" % e)
+        ok("cannot reach headroomd" in str(e) and e.http_status == 0, "no daemon: http_status 0, %s" % e)
+# A daemon that wants its stats_token answered: the status says so, apart from the text.
+with Mock() as mock, Headroomd(mock=mock, extra_conf="stats_token st-py\n") as h:
+    for token, want in ((None, 401), ("wrong", 401)):
+        with headroom.Client(url=h.url, token=token) as guarded:
+            try:
+                guarded.session_stats()
+                ok(False, "a refused session_stats raises")
+            except headroom.HeadroomError as e:
+                ok(e.http_status == want and "HTTP 401" in str(e) and "needs Authorization: Bearer" in str(e),
+                   "stats_token %s: HeadroomError.http_status %d, the daemon's reason: %s" % (token, want, e))
+    with headroom.Client(url=h.url, token="st-py") as guarded:
+        is_(guarded.session_stats()["session"]["requests_total"], 0, "with the right token the stats come")
 os.remove(db_path)
 with headroom.Client() as c2:
     try:

@@ -264,6 +264,7 @@ int main(void)
     stats = hr_session_stats(c);
     ok(!stats && hr_last_status() == HEADROOM_ENET && strstr(hr_last_error(), "cannot reach headroomd"),
        "a daemon that is not there: ENET with a hint: %s", hr_last_error());
+    ok(hr_last_http_status() == 0, "a daemon that is not there: hr_last_http_status() is 0 (no answer)");
     hr_client_close(c);
     c = hr_client_open(NULL);
     ok(c != NULL, "after close, an offline client can be opened again");

@@ -28,6 +28,8 @@ else not_ok "symbols carry the version HEADROOM_1.0"; fi
 # Functions added later carry the version of the API minor that added them.
 if nm -D --defined-only "$lib" | grep -q ' T hr_daemon_setup@@HEADROOM_1.1$'; then ok "hr_daemon_setup carries HEADROOM_1.1"
 else not_ok "hr_daemon_setup carries HEADROOM_1.1"; fi
+if nm -D --defined-only "$lib" | grep -q ' T hr_last_http_status@@HEADROOM_1.2$'; then ok "hr_last_http_status carries HEADROOM_1.2"
+else not_ok "hr_last_http_status carries HEADROOM_1.2"; fi
 soname=$(readelf -d "$lib" 2>/dev/null | sed -n 's/.*Library soname: \[\(.*\)\].*/\1/p')
 major=$(sed -n 's/^#define HEADROOM_API_MAJOR \([0-9]*\)/\1/p' "$top/include/headroom/headroom.h")
 if [ "$soname" = "libheadroom.so.$major" ]; then ok "soname $soname follows HEADROOM_API_MAJOR"

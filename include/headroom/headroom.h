@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 #define HEADROOM_API_MAJOR 1
-#define HEADROOM_API_MINOR 1
+#define HEADROOM_API_MINOR 2
 
 /* Status codes (negative). */
 #define HEADROOM_OK 0
@@ -60,6 +60,15 @@ const char *hr_last_error(void);
  *   The HEADROOM_E* code of the last failure on the calling thread (for the
  *   functions that return a pointer), HEADROOM_OK after a success. */
 int hr_last_status(void);
+
+/* hr_last_http_status (since API 1.2)
+ *   The HTTP status headroomd answered the last call on the calling thread
+ *   that went to a running daemon with (200 after a success; 401 when it
+ *   wants a token, 403 when it refuses the client, ...), 0 when no answer
+ *   came (not running, wrong --url, timeout) or the call did not reach a
+ *   daemon. Tells "the daemon refused" from "the daemon is not there"
+ *   without reading hr_last_error()'s text. */
+int hr_last_http_status(void);
 
 /* hr_free
  *   Release text returned by this library. NULL is fine. */

@@ -21,18 +21,22 @@
 
 static _Thread_local char last_error[2048];
 static _Thread_local int last_status;
+static _Thread_local int last_http_status; /* of the last call that asked a daemon */
 static atomic_int offline_open;
 
 const char *hr_version(void) { return PACKAGE_VERSION; }
 unsigned hr_api_version(void) { return (HEADROOM_API_MAJOR << 16) | HEADROOM_API_MINOR; }
 const char *hr_last_error(void) { return last_error; }
 int hr_last_status(void) { return last_status; }
+int hr_last_http_status(void) { return last_http_status; }
+void hr_sdk_set_http_status(int status) { last_http_status = status; }
 void hr_free(void *p) { free(p); }
 
 void hr_sdk_clear_error(void)
 {
     last_error[0] = '\0';
     last_status = HEADROOM_OK;
+    last_http_status = 0;
 }
 
 int hr_sdk_fail(int code, const char *fmt, ...)

@@ -48,8 +48,8 @@ static int compress_remote(hr_client *c, const char *body, size_t len, struct hr
     json_t *v = json_loadb(answer, n, 0, NULL);
     if (status != 200 || !json_is_object(v)) {
         const char *msg = json_string_value(json_object_get(json_object_get(v, "error"), "message"));
-        rc = hr_sdk_fail(status == 400 ? HEADROOM_EINVAL : HEADROOM_ENET, "headroomd at %s refused the request "
-                         "(HTTP %ld): %.500s", c->url, status, msg ? msg : answer);
+        rc = hr_sdk_fail(status == 400 ? HEADROOM_EINVAL : HEADROOM_ENET, "headroomd at %s answered POST "
+                         "/v1/compress with HTTP %ld: %.500s", c->url, status, msg ? msg : answer);
         goto done;
     }
     out->tokens_before = (uint64_t)json_integer_value(json_object_get(v, "tokens_before"));

@@ -12,7 +12,8 @@
 static const char SINK[] = "savings_file";
 static const char ROUTE[] = "/stats-history";
 
-static char *answer(long status, char *body, const char *where)
+/* `where` answered `status`; a daemon's answer names its status. */
+static char *answer(long status, char *body, const char *where, int from_daemon)
 {
     if (status == 200) return body;
     json_t *v = json_loads(body ? body : "", 0, NULL);
@@ -21,6 +22,9 @@ static char *answer(long status, char *body, const char *where)
     if (status == 404)
         hr_sdk_fail(HEADROOM_ENOTFOUND, "%s has no savings history (no `sink savings_file` configured): add "
                     "`sink savings_file { }` to headroom.conf", where);
+    else if (from_daemon)
+        hr_sdk_fail(status == 400 ? HEADROOM_EINVAL : HEADROOM_EIO, "%s answered with HTTP %ld: %.400s", where, status,
+                    msg ? msg : (body ? body : ""));
     else
         hr_sdk_fail(status == 400 ? HEADROOM_EINVAL : HEADROOM_EIO, "%s: %.400s", where, msg ? msg : (body ? body : ""));
     json_decref(v);
@@ -78,7 +82,9 @@ char *hr_get_history(hr_client *c, const char *query)
         int rc = hr_sdk_http(c, "GET", path, NULL, 0, &status, &body, NULL);
         free(path);
         if (rc) return NULL;
-        return answer(status, body, c->url);
+        char where[600];
+        snprintf(where, sizeof where, "headroomd at %s", c->url);
+        return answer(status, body, where, 1);
     }
     if (!history_sink(c)) return NULL;
     int wrong_method = 0;
@@ -105,5 +111,5 @@ char *hr_get_history(hr_client *c, const char *query)
         hr_sdk_fail(HEADROOM_ENOMEM, "out of memory");
         return NULL;
     }
-    return answer(resp.status ? resp.status : 200, body, "the savings history");
+    return answer(resp.status ? resp.status : 200, body, "the savings history", 0);
 }

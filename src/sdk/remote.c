@@ -71,6 +71,7 @@ int hr_sdk_http(const hr_client *c, const char *method, const char *path, const 
         free(b.p);
     } else {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+        hr_sdk_set_http_status((int)*status);
         if (!b.p) b.p = calloc(1, 1);
         *out = b.p;
         if (out_len) *out_len = b.n;
@@ -89,8 +90,9 @@ json_t *hr_sdk_get_json(const hr_client *c, const char *path)
     if (hr_sdk_http(c, "GET", path, NULL, 0, &status, &body, &n)) return NULL;
     json_t *v = json_loadb(body, n, 0, NULL);
     if (status != 200 || !v) {
+        const char *msg = json_string_value(json_object_get(json_object_get(v, "error"), "message"));
         hr_sdk_fail(HEADROOM_ENET, "headroomd at %s answered GET %s with HTTP %ld%s%.300s", c->url, path, status,
-                    n ? ": " : "", body);
+                    msg || n ? ": " : "", msg ? msg : body);
         json_decref(v);
         v = NULL;
     }

@@ -30,6 +30,8 @@ struct hr_client {
 /* Set the calling thread's error (printf-style); returns `code`. */
 int hr_sdk_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void hr_sdk_clear_error(void);
+/* What hr_last_http_status() reports: set by hr_sdk_http when a daemon answers. */
+void hr_sdk_set_http_status(int status);
 
 /* Attached clients: one HTTP call to the daemon. *status gets the HTTP
  * status; the body is malloc'd (NUL-terminated). 0 or HEADROOM_ENET (error set). */

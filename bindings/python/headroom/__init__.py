@@ -27,11 +27,14 @@ API_MAJOR = 1
 
 
 class HeadroomError(Exception):
-    """A libheadroom call failed. `code` is the HEADROOM_E* value (negative)."""
+    """A libheadroom call failed. `code` is the HEADROOM_E* value (negative);
+    `http_status` the status a running daemon answered with (401: it wants
+    a token), 0 when none answered."""
 
-    def __init__(self, message, code=-1):
+    def __init__(self, message, code=-1, http_status=0):
         super().__init__(message)
         self.code = code
+        self.http_status = http_status
 
 
 class _CompressResult(ctypes.Structure):
@@ -76,7 +79,7 @@ def _load():
         "hr_token_count": (I, [S, S, S, ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)]),
     }
     # Since API 1.1: bound when the library has it, daemon_setup() says so otherwise.
-    optional = {"hr_daemon_setup": (P, [S])}
+    optional = {"hr_daemon_setup": (P, [S]), "hr_last_http_status": (I, [])}  # 1.1, 1.2
     sig.update({k: v for k, v in optional.items() if hasattr(lib, k)})
     for name, (res, args) in sig.items():
         f = getattr(lib, name)
@@ -97,7 +100,8 @@ def _enc(s):
 
 def _error():
     msg = (_lib.hr_last_error() or b"").decode(errors="replace")
-    return HeadroomError(msg or "libheadroom call failed", _lib.hr_last_status())
+    http = _lib.hr_last_http_status() if hasattr(_lib, "hr_last_http_status") else 0
+    return HeadroomError(msg or "libheadroom call failed", _lib.hr_last_status(), http)
 
 
 def _take_text(ptr):
