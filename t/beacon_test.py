@@ -230,6 +230,12 @@ with Mock() as m:
         is_(t["beacon_enabled"], True, "/stats.telemetry.beacon_enabled")
         is_(list(t.keys()), CORE_KEYS + ENDPOINT_KEYS, "/stats.telemetry while on: the endpoint keys, no disabled_reason")
         is_(t["endpoint"], rx.url, "/stats.telemetry.endpoint")
+        with Headroomd(extra_conf=beacon_conf(rx.url.replace("//", "//beacon:s3cr3t@")),
+                       env={"HEADROOM_TELEMETRY": "on"}) as h2:
+            is_(h2.stats()["telemetry"]["endpoint"], rx.url.replace("//", "//***@"),
+                "a collector URL with user:password: /stats.telemetry.endpoint shows ***@")
+            like(h2.stderr_text(), r"anonymous usage report to http://\*\*\*@127", "the start-up line shows ***@ too")
+            ok("s3cr3t" not in h2.stderr_text(), "the password is in no log line")
         cmp_ok(t["reports_ok"], ">=", 1, "/stats.telemetry.reports_ok")
         like(t["last_report_at"] or "", r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", "/stats.telemetry.last_report_at")
         is_(t["reports_failed"], 0, "no failed report")

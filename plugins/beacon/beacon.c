@@ -102,7 +102,9 @@ static json_t *stats_block(void *state)
         json_object_set_new(j, "disabled_reason", json_string(b->why));
         return j;
     }
-    json_object_set_new(j, "endpoint", json_string(b->url));
+    char shown[512]; /* a collector's user:password@ as ***@, as /stats.otel shows its endpoint */
+    hr_url_shown(b->url, shown, sizeof shown);
+    json_object_set_new(j, "endpoint", json_string(shown));
     json_object_set_new(j, "interval_seconds", json_integer(b->interval_s));
     /* longer than interval_seconds while reports fail */
     json_object_set_new(j, "current_interval_seconds", json_integer((json_int_t)b->interval_s * atomic_load(&b->backoff)));
@@ -160,9 +162,11 @@ static int start(struct beacon *b, const struct hr_conf *conf)
         return off(b);
     }
     b->enabled = 1;
+    char shown[512];
+    hr_url_shown(b->url, shown, sizeof shown);
     host->log(b->self, HR_LOG_INFO, "anonymous usage report to %s every %u s (first in %u s); preview it with "
                                     "headroomd --telemetry-preview, turn it off with --no-telemetry",
-              b->url, b->interval_s, first);
+              shown, b->interval_s, first);
     return HR_OK;
 }
 
