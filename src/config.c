@@ -85,12 +85,16 @@ static int inverted(const struct directive *d)
            !strcmp(d->name, "cut_through") || !strcmp(d->name, "websocket");
 }
 
-/* The words a D_CHOICE directive accepts, NULL-terminated. */
+/* The words a D_CHOICE directive accepts, NULL-terminated (none for a
+ * directive this table does not know: every value is then refused). */
 static const char *const *choices(const struct directive *d)
 {
     static const char *const upstream_clients[] = {"auto", "native", "curl", NULL};
     static const char *const budget_periods[] = {"hourly", "daily", "weekly", "monthly", NULL};
-    return !strcmp(d->name, "upstream_client") ? upstream_clients : budget_periods;
+    static const char *const none[] = {NULL};
+    if (!strcmp(d->name, "upstream_client")) return upstream_clients;
+    if (!strcmp(d->name, "budget_period")) return budget_periods;
+    return none;
 }
 
 void hr_config_defaults(struct hr_config *c)
