@@ -49,7 +49,8 @@ struct side {
     int watch;                 /* the message is kept to read (an upstream text message) */
     char *msg;
     size_t msg_len, msg_cap;
-    double msg_t0;
+    double read_at;            /* monotonic ms: when the bytes being read arrived */
+    double msg_t0;             /* when the message just whole had its last byte in (a request's t_start) */
     uint8_t ctl[125];          /* a control frame's payload, as it came */
     size_t ctl_len;
     int close_recv, close_sent, gone;
@@ -72,6 +73,7 @@ struct hr_ws {
     json_t *held_body;
     char *held_raw, *rest;
     size_t held_len, rest_len;
+    double rest_at;                     /* when `rest` arrived */
     size_t max_msg;
     double idle_ms, last_io, close_deadline;
     struct event *timer;
@@ -268,7 +270,7 @@ static int response_create(struct hr_ws *ws, json_t *body, const char *raw, size
         return 0;
     }
     hr_ws_count_message();
-    r->t_start = ws->cl.msg_t0;
+    r->t_start = ws->cl.msg_t0; /* as a POST's: the whole message read, not its first byte */
     r->streaming = 1;
     memcpy(r->stack, ws->stack, sizeof r->stack);
     memcpy(r->traceparent, ws->traceparent, sizeof r->traceparent);
@@ -387,7 +389,6 @@ static int frame_begin(struct side *s)
         }
         if (h->opcode != HR_WS_CONT) {
             s->msg_op = h->opcode;
-            s->msg_t0 = hr_monotonic_ms();
             s->hold = s->from_client && h->opcode == HR_WS_TEXT;
             s->watch = !s->from_client && h->opcode == HR_WS_TEXT;
         }
@@ -474,6 +475,7 @@ static int frame_end(struct side *s)
     struct hr_ws *ws = s->ws;
     if (s->h.opcode >= HR_WS_CLOSE) return control_end(s);
     if (!s->h.fin) return 0;
+    s->msg_t0 = s->read_at;
     if (s->hold && client_text(ws, s->msg, s->msg_len)) {
         ws->held_raw = s->msg; /* the message's bytes go with it */
         ws->held_len = s->msg_len;
@@ -499,14 +501,15 @@ static void hold_rest(struct hr_ws *ws, const uint8_t *buf, size_t len)
     }
     memcpy(ws->rest, buf, len);
     ws->rest_len = len;
+    ws->rest_at = ws->cl.read_at;
 }
 
-static void side_read(void *ud, struct hr_tunnel *t, const uint8_t *buf, size_t len)
+/* `len` bytes from side `s` that arrived at `at` (monotonic ms): a message
+ * they complete was whole then, however late it is read. */
+static void side_bytes(struct side *s, const uint8_t *buf, size_t len, double at)
 {
-    (void)t;
-    struct side *s = ud;
     struct hr_ws *ws = s->ws;
-    ws->last_io = hr_monotonic_ms();
+    s->read_at = at;
     while (len && !ws->ending) {
         if (s->close_recv) return; /* nothing counts after a side's close frame */
         if (!s->in_payload) {
@@ -545,6 +548,14 @@ static void side_read(void *ud, struct hr_tunnel *t, const uint8_t *buf, size_t 
     }
 }
 
+static void side_read(void *ud, struct hr_tunnel *t, const uint8_t *buf, size_t len)
+{
+    (void)t;
+    struct side *s = ud;
+    s->ws->last_io = hr_monotonic_ms();
+    side_bytes(s, buf, len, s->ws->last_io);
+}
+
 /* The fleet's rate verdict for the held response.create is in: it goes on
  * (or is refused), then what the client sent after it. */
 static void rate_verdict_in(struct proxy_req *r)
@@ -558,6 +569,7 @@ static void rate_verdict_in(struct proxy_req *r)
     json_t *body = ws->held_body;
     char *raw = ws->held_raw, *rest = ws->rest;
     size_t raw_len = ws->held_len, rest_len = ws->rest_len;
+    double rest_at = ws->rest_at;
     ws->held_r = NULL;
     ws->held_body = NULL;
     ws->held_raw = ws->rest = NULL;
@@ -566,7 +578,10 @@ static void rate_verdict_in(struct proxy_req *r)
     else create_checked(ws, r, body, raw, raw_len);
     json_decref(body);
     free(raw);
-    if (rest && !ws->ending) side_read(&ws->cl, ws->cl.tn, (const uint8_t *)rest, rest_len);
+    if (rest && !ws->ending) {
+        ws->last_io = hr_monotonic_ms();
+        side_bytes(&ws->cl, (const uint8_t *)rest, rest_len, rest_at);
+    }
     free(rest);
     if (ws->ending || ws->held_r) return;
     if (!ws->up.tn || hr_tunnel_pending(ws->up.tn) <= HIGH_WATER) hr_tunnel_pause(ws->cl.tn, 0);

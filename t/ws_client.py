@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import struct
+import time
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -57,7 +58,8 @@ class WS:
         want = base64.b64encode(hashlib.sha1((self.key + GUID).encode()).digest()).decode()
         return self.headers.get("sec-websocket-accept") == want
 
-    def send_frame(self, opcode, payload=b"", fin=True, mask=True, rsv=0, length=None):
+    def send_frame(self, opcode, payload=b"", fin=True, mask=True, rsv=0, length=None, pause=None):
+        """pause=(n, seconds): send the head and n bytes of payload, wait, then the rest."""
         n = len(payload) if length is None else length
         head = bytes([(0x80 if fin else 0) | rsv | opcode])
         m = 0x80 if mask else 0
@@ -73,6 +75,10 @@ class WS:
             payload = bytes(b ^ key[i & 3] for i, b in enumerate(payload)) if len(payload) < 4096 else \
                 (int.from_bytes(payload, "big") ^ int.from_bytes((key * (len(payload) // 4 + 1))[:len(payload)],
                                                                 "big")).to_bytes(len(payload), "big")
+        if pause:
+            self.sock.sendall(head + payload[:pause[0]])
+            time.sleep(pause[1])
+            head, payload = b"", payload[pause[0]:]
         self.sock.sendall(head + payload)
 
     def send_text(self, obj, fragments=1):

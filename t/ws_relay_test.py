@@ -8,8 +8,9 @@
 # (relayed as HTTP), `websocket no` (501); a large function_call_output
 # reaching the mock compressed; /stats, /metrics, metrics.db, the request log
 # and the savings file counting each response.create with the provider's
-# usage; max_connections, the idle timeout (upstream_timeout), the budget (an
-# error event), an https upstream, libcurl (501); draining closes with 1001.
+# usage; a slow client's message counted from its last byte; max_connections,
+# the idle timeout (upstream_timeout), the budget (an error event), an https
+# upstream, libcurl (501); draining closes with 1001.
 import os
 import sys
 
@@ -256,6 +257,35 @@ with Mock() as mock, Headroomd(extra_conf=CONF + SINKS) as d:
     else:
         skip("metrics_db.so not built")
     is_(len(ws_messages(mock)) - before, 1, "one more message at the mock")
+
+    def logged(model):
+        found = [x for x in log_lines() if x.get("model") == model]
+        return found[-1] if found else None
+
+    # --- a slow client is not headroomd's overhead -----------------------------
+    # As a POST's, a response.create's clocks start once headroomd has read the
+    # whole message (its last fragment), not at its first byte (doc/stats.md).
+    PAUSE = 1.0
+    ws = WS(d.port)
+    data = json.dumps(create(model="gpt-4o-slow-fragments")).encode()
+    ws.send_frame(0x1, data[:40], fin=False)
+    time.sleep(PAUSE)
+    ws.send_frame(0x0, data[40:], fin=True)
+    is_(ws.events()[-1].get("type"), "response.completed", "slow client: a message in two fragments 1 s apart is answered")
+    ws.send_frame(0x1, json.dumps(create(model="gpt-4o-slow-frame")).encode(), pause=(40, PAUSE))
+    is_(ws.events()[-1].get("type"), "response.completed", "slow client: one frame whose payload pauses 1 s is answered")
+    ws.send_frame(0x8, struct.pack(">H", 1000))
+    ws.close_code()
+    ws.close()
+    ok(wait_until(lambda: logged("gpt-4o-slow-fragments") and logged("gpt-4o-slow-frame")),
+       "slow client: both in the request log")
+    for model, what in (("gpt-4o-slow-fragments", "fragments 1 s apart"), ("gpt-4o-slow-frame", "a frame paused 1 s")):
+        x = logged(model) or {}
+        ov, lat = x.get("overhead_ms"), x.get("latency_ms")
+        cmp_ok(ov if ov is not None else 1e9, "<", PAUSE * 1000 / 2,
+               "%s: overhead_ms (%r) does not hold the client's pause" % (what, ov))
+        cmp_ok(lat if lat is not None else 1e9, "<", PAUSE * 1000,
+               "%s: nor does latency_ms (%r): both count from the last byte" % (what, lat))
 
     # --- the client's connection drops mid-response --------------------------
     ws = WS(d.port, headers={"x-mock-chunk-delay-ms": "100", "x-mock-chunks": "20"})
