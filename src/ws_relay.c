@@ -178,7 +178,10 @@ static void finish_oldest(struct hr_ws *ws, int status, int failed, const char *
 
 /* The upstream's text message `m`: the first after a response.create dates
  * its first byte; the usage is read as from the SSE stream; a
- * final event (or an error) ends the oldest pending response. */
+ * final event (or an error) ends the oldest pending response. An error
+ * event is the provider's answer, as a POST's 4xx/5xx or an SSE stream's
+ * error event is: its status is the request's (else 500), and it is neither
+ * a failure nor an `error` (which says why headroomd got no answer). */
 static void upstream_text(struct hr_ws *ws, const char *m, size_t len)
 {
     struct proxy_req *r = ws->pend;
@@ -196,12 +199,8 @@ static void upstream_text(struct hr_ws *ws, const char *m, size_t len)
     } else if (IS("error")) {
         json_t *ev = hr_json_load(m, len, NULL);
         json_int_t st = json_integer_value(json_object_get(ev, "status"));
-        const json_t *err = json_object_get(ev, "error");
-        const char *msg = json_string_value(json_object_get(json_is_object(err) ? err : ev, "message"));
-        char why[300];
-        snprintf(why, sizeof why, "upstream error event: %s", msg ? msg : "(no message)");
-        finish_oldest(ws, st >= 400 && st <= 599 ? (int)st : 500, 0, why); /* answered: not a failure */
         json_decref(ev);
+        finish_oldest(ws, st >= 400 && st <= 599 ? (int)st : 500, 0, NULL);
     }
 #undef IS
 }

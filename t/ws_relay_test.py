@@ -8,9 +8,10 @@
 # (relayed as HTTP), `websocket no` (501); a large function_call_output
 # reaching the mock compressed; /stats, /metrics, metrics.db, the request log
 # and the savings file counting each response.create with the provider's
-# usage; a slow client's message counted from its last byte; max_connections,
-# the idle timeout (upstream_timeout), the budget (an error event), an https
-# upstream, libcurl (501); draining closes with 1001.
+# usage; a slow client's message counted from its last byte; the provider's
+# error events (status, no `error`); max_connections, the idle timeout
+# (upstream_timeout), the budget (an error event), an https upstream, libcurl
+# (501); draining closes with 1001.
 import os
 import sys
 
@@ -286,6 +287,33 @@ with Mock() as mock, Headroomd(extra_conf=CONF + SINKS) as d:
                "%s: overhead_ms (%r) does not hold the client's pause" % (what, ov))
         cmp_ok(lat if lat is not None else 1e9, "<", PAUSE * 1000,
                "%s: nor does latency_ms (%r): both count from the last byte" % (what, lat))
+
+    # --- the provider's error events are answers, not headroomd's errors -------
+    # As a POST's 4xx/5xx answer or an SSE stream's error event: the request
+    # log's `error` stays null (doc/request-log.md), status is the event's.
+    failed0 = d.stats().get("requests", {}).get("failed")
+    ws = WS(d.port)
+    ws.send_text({"type": "response.create", "model": "gpt-4o-unstored", "store": False,
+                  "input": [{"type": "item_reference", "id": "msg_abc"}]})
+    ev = ws.events()[-1]
+    is_((ev.get("type"), ev.get("status")), ("error", 404), "an unstored item_reference: the provider's error event (404)")
+    ws.send_frame(0x8, struct.pack(">H", 1000))
+    ws.close_code()
+    ws.close()
+    ws = WS(d.port, headers={"x-mock-stream-error": "server_error"})
+    ws.send_text(create(model="gpt-4o-stream-error"))
+    evs = ws.events()
+    is_(evs[-1].get("type"), "error", "a provider error event mid-response is relayed")
+    ws.send_frame(0x8, struct.pack(">H", 1000))
+    ws.close_code()
+    ws.close()
+    ok(wait_until(lambda: logged("gpt-4o-unstored") and logged("gpt-4o-stream-error")),
+       "provider error events: both in the request log")
+    x = logged("gpt-4o-unstored") or {}
+    is_((x.get("status"), x.get("error")), (404, None), "a 404 error event: status 404, error null")
+    x = logged("gpt-4o-stream-error") or {}
+    is_((x.get("status"), x.get("error")), (500, None), "an error event with no status: status 500, error null")
+    is_(d.stats().get("requests", {}).get("failed"), failed0, "neither is counted as failed")
 
     # --- the client's connection drops mid-response --------------------------
     ws = WS(d.port, headers={"x-mock-chunk-delay-ms": "100", "x-mock-chunks": "20"})
