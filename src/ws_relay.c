@@ -5,7 +5,8 @@
  * control frames go on as they arrive; a text message is held until whole,
  * then a response.create is compressed and sent as one new masked frame,
  * anything else sent on as it was. Each response.create is a proxy_req of
- * its own, counted by accounting.c when its response ends. */
+ * its own, counted by accounting.c when its response ends (as is a message
+ * refused for a repeated key, at once). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,6 +255,26 @@ static void create_checked(struct hr_ws *ws, struct proxy_req *r, json_t *body, 
     pend_push(ws, r);
 }
 
+/* The client's message just whole (`raw`) as a request of its own, or NULL
+ * with the client told (out of memory). */
+static struct proxy_req *message_req(struct hr_ws *ws, const char *raw, size_t raw_len)
+{
+    struct proxy_req *r = hr_proxy_track(ws->w, NULL, ws->api, 1, ws->api->path);
+    if (!r) {
+        send_error_event(ws, 500, HR_API_ERR_INTERNAL, "headroomd ran out of memory");
+        return NULL;
+    }
+    r->t_start = ws->cl.msg_t0; /* as a POST's: the whole message read, not its first byte */
+    memcpy(r->stack, ws->stack, sizeof r->stack);
+    memcpy(r->traceparent, ws->traceparent, sizeof r->traceparent);
+    if (ws->w->d->cfg->log_messages && (r->logged_body = malloc(raw_len + 1))) {
+        memcpy(r->logged_body, raw, raw_len);
+        r->logged_body[raw_len] = '\0';
+        r->logged_body_len = raw_len;
+    }
+    return r;
+}
+
 /* A client's response.create: the same pipeline as a POST /v1/responses
  * body (no headroom_retrieve tool: the answer streams, as an SSE request's
  * does), then one masked text frame upstream. Returns 1 when it waits for
@@ -262,24 +283,12 @@ static void create_checked(struct hr_ws *ws, struct proxy_req *r, json_t *body, 
 static int response_create(struct hr_ws *ws, json_t *body, const char *raw, size_t raw_len)
 {
     struct hr_worker *w = ws->w;
-    struct hr_daemon *d = w->d;
-    struct proxy_req *r = hr_proxy_track(w, NULL, ws->api, 1, ws->api->path);
-    if (!r) {
-        send_error_event(ws, 500, HR_API_ERR_INTERNAL, "headroomd ran out of memory");
-        return 0;
-    }
+    struct proxy_req *r = message_req(ws, raw, raw_len);
+    if (!r) return 0;
     hr_ws_count_message();
-    r->t_start = ws->cl.msg_t0; /* as a POST's: the whole message read, not its first byte */
     r->streaming = 1;
-    memcpy(r->stack, ws->stack, sizeof r->stack);
-    memcpy(r->traceparent, ws->traceparent, sizeof r->traceparent);
     const char *model = json_string_value(json_object_get(body, "model"));
     r->model = strdup(model ? model : "");
-    if (d->cfg->log_messages && (r->logged_body = malloc(raw_len + 1))) {
-        memcpy(r->logged_body, raw, raw_len);
-        r->logged_body[raw_len] = '\0';
-        r->logged_body_len = raw_len;
-    }
     char msg[300];
     long retry_after;
     if (hr_cost_budget_gate(msg, sizeof msg, &retry_after)) { /* as admission.c refuses a POST */
@@ -298,12 +307,35 @@ static int response_create(struct hr_ws *ws, json_t *body, const char *raw, size
     return 0;
 }
 
+/* A client's message that repeats a key within one object: which copy the
+ * provider would read is not known (its `type` too), so it goes nowhere.
+ * The rest is valid UTF-8 and JSON (RFC 8259 only says names SHOULD be
+ * unique), nothing RFC 6455 closes a connection for: refused as a POST
+ * with that body is (400, counted as a request, `error` "malformed JSON"),
+ * with an error event, and the WebSocket stays open. */
+static void duplicate_key(struct hr_ws *ws, const char *m, size_t len, const char *what)
+{
+    struct proxy_req *r = message_req(ws, m, len);
+    if (!r) return;
+    char msg[300];
+    snprintf(msg, sizeof msg, "message repeats a key within one object (%s): send each key once", what);
+    HR_DEBUG(LOGGER, "%s %s: %s", ws->id, r->request_id, msg);
+    send_error_event(ws, 400, HR_API_ERR_INVALID_REQUEST, msg);
+    hr_acct_finish(r, 400, 0, "malformed JSON");
+    hr_proxy_free(r);
+}
+
 /* A client's whole text message. Returns 1 when it is held (its parsed
  * body kept in ws->held_body; the caller keeps `m`). */
 static int client_text(struct hr_ws *ws, const char *m, size_t len)
 {
     json_error_t jerr;
     json_t *body = hr_json_load_strict(m, len, &jerr);
+    /* that alone: a text jansson stopped reading at a repeated key may be bad further on */
+    if (!body && !strncmp(jerr.text, "duplicate object key", 20) && hr_json_scan(m, len, 0, NULL, NULL) != -22) {
+        duplicate_key(ws, m, len, jerr.text);
+        return 0;
+    }
     if (!body) {
         char why[320];
         snprintf(why, sizeof why, "text message is not valid JSON: %s (line %d, column %d)", jerr.text, jerr.line,

@@ -9,7 +9,8 @@
 # reaching the mock compressed; /stats, /metrics, metrics.db, the request log
 # and the savings file counting each response.create with the provider's
 # usage; a slow client's message counted from its last byte; the provider's
-# error events (status, no `error`); max_connections, the idle timeout
+# error events (status, no `error`); a repeated key refused with an error
+# event, the WebSocket kept; max_connections, the idle timeout
 # (upstream_timeout), the budget (an error event), an https upstream, libcurl
 # (501); draining closes with 1001.
 import os
@@ -314,6 +315,34 @@ with Mock() as mock, Headroomd(extra_conf=CONF + SINKS) as d:
     x = logged("gpt-4o-stream-error") or {}
     is_((x.get("status"), x.get("error")), (500, None), "an error event with no status: status 500, error null")
     is_(d.stats().get("requests", {}).get("failed"), failed0, "neither is counted as failed")
+
+    # --- a message that repeats a key: an error event, the WebSocket stays -----
+    # As a POST of that body gets a 400 and keeps its connection. Refused
+    # whatever its type (a repeated "type" could make it any message).
+    before = len(ws_messages(mock))
+    ws = WS(d.port)
+    ws.send_text('{"type":"response.create","model":"gpt-4o","model":"gpt-4o-mini","store":false,"input":"hi"}')
+    ev = ws.events()[-1]
+    err = ev.get("error") or {}
+    is_((ev.get("type"), ev.get("status"), err.get("type")), ("error", 400, "invalid_request_error"),
+        "a repeated key: an error event (400, invalid_request_error)")
+    like(err.get("message", ""), r"repeats a key.*duplicate object key 'model'", "... naming the key")
+    ws.send_text('{"type":"response.steer","type":"response.create","input":"x"}')
+    is_(ws.events()[-1].get("status"), 400, "a repeated type: refused the same way")
+    ws.send_text(create(model="gpt-4o-after-dup"))
+    is_(ws.events()[-1].get("type"), "response.completed", "the WebSocket stays open: the next message is answered")
+    is_(len(ws_messages(mock)) - before, 1, "only that one reached the provider")
+    ws.send_frame(0x8, struct.pack(">H", 1000))
+    is_(ws.close_code()[0], 1000, "and it closes normally")
+    ws.close()
+    r = d.post("/v1/responses", '{"model":"gpt-4o","model":"gpt-4o-mini","input":"hi"}',
+               headers={"Content-Type": "application/json", "Authorization": "Bearer sk-test"})
+    is_(r.status, 400, "the same body as a POST: 400")
+
+    def refused():
+        return [(x.get("status"), x.get("error"), x.get("path")) for x in log_lines() if x.get("status") == 400]
+    ok(wait_until(lambda: len(refused()) == 3), "request log: a line for each (%r)" % refused())
+    is_(refused(), [(400, "malformed JSON", "/v1/responses")] * 3, "... alike: 400, malformed JSON")
 
     # --- the client's connection drops mid-response --------------------------
     ws = WS(d.port, headers={"x-mock-chunk-delay-ms": "100", "x-mock-chunks": "20"})
