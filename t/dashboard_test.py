@@ -27,6 +27,7 @@ ARTIFACT_DIR = os.path.join(os.getcwd(), "t")  # automake runs tests from the bu
 SCREENSHOT = os.path.join(ARTIFACT_DIR if os.path.isdir(ARTIFACT_DIR) else os.getcwd(), "dashboard-screenshot.png")
 SERIES = ["hourly", "daily", "weekly", "monthly"]
 METRICS = ["tokens_saved", "compression_savings_usd"]
+TINY_MODEL = "gpt-4.1-nano"
 
 
 def iso(t, day=False):
@@ -44,6 +45,10 @@ def seed(path):
     now = time.time()
     daily = {iso(now - d * 86400, day=True): bucket(3, 900 * d, "claude-3-5-haiku-20241022") for d in (100, 120, 150)}
     hourly = {iso(now - h * 3600): bucket(2, 100 * h, "gpt-4o") for h in (2, 5, 30, 70)}
+    # One cheap request of its own model: amounts under a cent must not show as $0.0000.
+    tiny = {"requests": 1, "tokens_saved": 4, "input_tokens": 40, "compression_savings_usd": 0.000012,
+            "total_cost_usd": 0.000042}
+    hourly[iso(now - 9 * 3600)] = dict(tiny, by_provider={"openai": dict(tiny)}, by_model={TINY_MODEL: dict(tiny)})
     life = {"requests": 0, "tokens_saved": 0, "input_tokens": 0, "compression_savings_usd": 0.0, "total_cost_usd": 0.0}
     for b in list(daily.values()) + list(hourly.values()):
         for k in life:
@@ -194,6 +199,12 @@ with Mock() as m:
              % format(life["requests"] + 3, ","), "lifetime requests tile")
         like(dom, r'data-model="gpt-4o-mini"', "per-model row for live traffic")
         like(dom, r'data-model="claude-3-5-haiku-20241022"', "per-model row from compacted days")
+        tiny_row = re.search(r'<tr data-model="%s">(.*?)</tr>' % re.escape(TINY_MODEL), dom, re.S)
+        is_(re.findall(r'<td>([^<]*)</td>', tiny_row.group(1))[-2:] if tiny_row else None, ["$0.000012", "$0.000042"],
+            "amounts under a cent show their micro-dollars (savings, cost), not $0.0000")
+        lifetime = re.search(r'id="lifetime"(.*?)<h2>', dom, re.S)
+        like(lifetime.group(1) if lifetime else "", r'data-key="cost \(USD\)"><div class="k">cost \(USD\)</div>'
+             r'<div class="v">\$\d+\.\d{4}<', "amounts of a cent or more keep 4 decimals")
         is_(sorted(set(re.findall(r'stats-history\?format=csv&amp;series=(\w+)', dom))),
             sorted(["history"] + SERIES), "CSV download links")
         like(dom, r'id="session"[^>]*>.*?requests.*?3<', "session tiles from /stats")
