@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -304,6 +305,25 @@ static void env_add(struct env *e, const char *name, const char *fmt, const char
     e->value[e->n++] = v;
 }
 
+/* Whether "Name: value" lines (ANTHROPIC_CUSTOM_HEADERS) name X-Headroom-Stack. */
+static int names_stack(const char *headers)
+{
+    static const char NAME[] = "x-headroom-stack";
+    for (const char *p = headers; *p;) {
+        size_t n = strcspn(p, "\n");
+        const char *q = p, *end = p + n;
+        while (q < end && (*q == ' ' || *q == '\t' || *q == '\r')) q++;
+        const char *colon = memchr(q, ':', (size_t)(end - q));
+        if (colon) {
+            const char *k = colon;
+            while (k > q && (k[-1] == ' ' || k[-1] == '\t')) k--;
+            if ((size_t)(k - q) == sizeof NAME - 1 && !strncasecmp(q, NAME, sizeof NAME - 1)) return 1;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
 static void build_env(struct env *e, const struct agent *a, int port, const char *stack)
 {
     char base[64];
@@ -312,11 +332,14 @@ static void build_env(struct env *e, const struct agent *a, int port, const char
     if (a->openai_api_base) env_add(e, "OPENAI_API_BASE", "%s%s", base, "/v1");
     if (a->anthropic) env_add(e, "ANTHROPIC_BASE_URL", "%s%s", base, "");
     if (a->anthropic_headers) {
-        /* Keep the user's own custom headers (one per line). */
+        /* Keep the user's own custom headers (one per line), and their own
+         * X-Headroom-Stack when they give one: a second would not count
+         * (the proxy takes the first) and only confuse. */
         const char *old = getenv("ANTHROPIC_CUSTOM_HEADERS");
         char hdr[128];
         snprintf(hdr, sizeof hdr, "X-Headroom-Stack: %s", stack);
-        if (old && *old) env_add(e, "ANTHROPIC_CUSTOM_HEADERS", "%s\n%s", old, hdr);
+        if (old && names_stack(old)) env_add(e, "ANTHROPIC_CUSTOM_HEADERS", "%s%s", old, "");
+        else if (old && *old) env_add(e, "ANTHROPIC_CUSTOM_HEADERS", "%s\n%s", old, hdr);
         else env_add(e, "ANTHROPIC_CUSTOM_HEADERS", "%s%s", hdr, "");
     }
 }

@@ -5,7 +5,8 @@
 # the way the real agent would (its base-URL and header variables), and save
 # /stats while the proxy is up. Checked: the proxy wrap starts (install_mode
 # wrapped, HEADROOM_STACK wrap_<agent>) counts the session under
-# requests.by_stack.wrap_<agent> and is stopped afterwards (also after
+# requests.by_stack.wrap_<agent> (unless the user's ANTHROPIC_CUSTOM_HEADERS
+# already name a stack, which is kept) and is stopped afterwards (also after
 # SIGTERM and Ctrl-C); a headroomd already on the port is reused and left
 # running; the agent's exit code (and death by a signal) comes back; a
 # missing agent, a port held by something else or a config that does not
@@ -178,6 +179,11 @@ with Mock() as m:
     is_(sh.stdout.decode().strip(), "http://127.0.0.1:8787/v1|http://127.0.0.1:8787", "--print-env aider evaluates in sh")
     r = wrap(["--print-env", "claude"], base_env(m, ws, ANTHROPIC_CUSTOM_HEADERS="X-Team: blue"))
     like(r.stdout.decode(), r"ANTHROPIC_CUSTOM_HEADERS='X-Team: blue\nX-Headroom-Stack: wrap_claude'", "the user's own custom headers are kept")
+    # The user's own X-Headroom-Stack (any case) is kept, and no second one is added.
+    for mine in ("X-Headroom-Stack: team_blue", "X-Team: blue\nx-headroom-stack : team_blue"):
+        r = wrap(["--print-env", "--port", "9911", "claude"], base_env(m, ws, ANTHROPIC_CUSTOM_HEADERS=mine))
+        is_(r.stdout.decode(), "export ANTHROPIC_BASE_URL='http://127.0.0.1:9911'\nexport ANTHROPIC_CUSTOM_HEADERS='%s'\n" % mine,
+            "the user's own X-Headroom-Stack is kept and no second one added (%r)" % mine)
 
     # ---- claude: wrap starts a proxy for the session, stops it after
     port = free_port()
