@@ -124,18 +124,33 @@ static int probe(int port)
 
 /* ----------------------------------------------------------- processes */
 
-/* Path of `name` on PATH (or name itself when it has a '/'), or NULL. */
-static char *find_exe(const char *name)
+/* Path of the executable `name` on PATH (or name itself when it has a '/'),
+ * or NULL. Then *noexec (when asked for) is the first file of that name
+ * found that is not executable, or NULL: the shell's "permission denied". */
+static char *find_exe(const char *name, char **noexec)
 {
-    if (strchr(name, '/')) return access(name, X_OK) ? NULL : strdup(name);
+    struct stat st;
+    if (noexec) *noexec = NULL;
+    if (strchr(name, '/')) {
+        if (!stat(name, &st) && S_ISREG(st.st_mode)) {
+            if (!access(name, X_OK)) return strdup(name);
+            if (noexec) *noexec = strdup(name);
+        }
+        return NULL;
+    }
     const char *path = getenv("PATH");
     if (!path) path = "/usr/local/bin:/usr/bin:/bin";
     char full[PATH_MAX];
     for (const char *p = path; *p;) {
         size_t n = strcspn(p, ":");
         snprintf(full, sizeof full, "%.*s%s%s", (int)n, p, n ? "/" : "", name);
-        struct stat st;
-        if (!stat(full, &st) && S_ISREG(st.st_mode) && !access(full, X_OK)) return strdup(full);
+        if (!stat(full, &st) && S_ISREG(st.st_mode)) {
+            if (!access(full, X_OK)) {
+                if (noexec) free(*noexec), *noexec = NULL;
+                return strdup(full);
+            }
+            if (noexec && !*noexec) *noexec = strdup(full);
+        }
         p += n;
         if (*p == ':') p++;
     }
@@ -177,7 +192,7 @@ static char *daemon_path(void)
             if (!access(cand, X_OK)) return strdup(cand);
         }
     }
-    return find_exe("headroomd");
+    return find_exe("headroomd", NULL);
 }
 
 static double mono(void)
@@ -457,14 +472,40 @@ int hr_cli_wrap(int argc, char **argv)
         agent_argv[n++] = codex_base;
     }
     for (int k = a == &GENERIC ? i + 1 : i; k < argc; k++) agent_argv[n++] = argv[k];
-    char *exe = find_exe(agent_argv[0]);
+    char *noexec;
+    char *exe = find_exe(agent_argv[0], &noexec);
     if (!exe) {
-        fprintf(stderr, "headroom wrap: '%s' not found on PATH%s%s%s\n", agent_argv[0], a == &GENERIC ? "" : " (is ",
-                a == &GENERIC ? "" : a->product, a == &GENERIC ? "" : " installed?)");
+        /* As a shell: 126 for a file that is there but cannot run, 127 for none. */
+        struct stat st;
+        int missing = !noexec;
+        if (noexec && strchr(agent_argv[0], '/'))
+            fprintf(stderr, "headroom wrap: %s is not executable: chmod +x it\n", noexec);
+        else if (noexec)
+            fprintf(stderr, "headroom wrap: found %s but it is not executable: chmod +x it (or put an executable '%s' "
+                    "earlier on PATH)\n", noexec, agent_argv[0]);
+        else if (strchr(agent_argv[0], '/') && !stat(agent_argv[0], &st))
+            fprintf(stderr, "headroom wrap: '%s' is not a file that can run\n", agent_argv[0]), missing = 0;
+        else if (strchr(agent_argv[0], '/'))
+            fprintf(stderr, "headroom wrap: '%s': %s\n", agent_argv[0], strerror(errno));
+        else
+            fprintf(stderr, "headroom wrap: '%s' not found on PATH%s%s%s\n", agent_argv[0], a == &GENERIC ? "" : " (is ",
+                    a == &GENERIC ? "" : a->product, a == &GENERIC ? "" : " installed?)");
+        free(noexec);
         free(agent_argv);
         env_free(&e);
-        return 127;
+        return missing ? 127 : 126;
     }
+    /* A script without "#!" runs with /bin/sh, as execvp and shells run it. */
+    char **sh_argv = calloc(n + 2, sizeof *sh_argv);
+    if (!sh_argv) {
+        free(exe);
+        free(agent_argv);
+        env_free(&e);
+        return HR_EXIT_RUNTIME;
+    }
+    sh_argv[0] = (char *)"/bin/sh";
+    sh_argv[1] = exe;
+    for (size_t k = 1; k < n; k++) sh_argv[k + 1] = agent_argv[k];
 
     struct sigaction on = {.sa_handler = on_signal}, ign = {.sa_handler = SIG_IGN}, old_int, old_quit, old_term, old_hup;
     sigemptyset(&on.sa_mask);
@@ -512,8 +553,14 @@ int hr_cli_wrap(int argc, char **argv)
         sigaction(SIGHUP, &old_hup, NULL);
         for (size_t k = 0; k < e.n; k++) setenv(e.name[k], e.value[k], 1);
         execv(exe, agent_argv);
-        fprintf(stderr, "headroom wrap: cannot run %s: %s\n", exe, strerror(errno));
-        _exit(127);
+        if (errno == ENOEXEC) {
+            execv(sh_argv[0], sh_argv);
+            fprintf(stderr, "headroom wrap: %s has no #! line and /bin/sh cannot run it: %s\n", exe, strerror(errno));
+            _exit(126);
+        }
+        int err = errno;
+        fprintf(stderr, "headroom wrap: cannot run %s: %s\n", exe, strerror(err));
+        _exit(err == ENOENT ? 127 : 126);
     }
     if (child < 0) {
         fprintf(stderr, "headroom wrap: cannot start %s: %s\n", agent_argv[0], strerror(errno));
@@ -533,6 +580,7 @@ out:
     sigaction(SIGHUP, &old_hup, NULL);
     curl_global_cleanup();
     free(exe);
+    free(sh_argv);
     free(agent_argv);
     env_free(&e);
     return code;

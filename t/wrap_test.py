@@ -9,8 +9,9 @@
 # already name a stack, which is kept) and is stopped afterwards (also after
 # SIGTERM and Ctrl-C); a headroomd already on the port is reused and left
 # running; the agent's exit code (and death by a signal) comes back; a
-# missing agent, a port held by something else or a config that does not
-# parse (exit 1, naming file:line) is a clear error.
+# missing agent (127), one that is there but not executable (126), a port
+# held by something else or a config that does not parse (exit 1, naming
+# file:line) is a clear error; a script without #! runs with /bin/sh.
 import os
 import sys
 
@@ -19,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hrtest import *  # noqa: E402,F403
 import http.server  # noqa: E402
 import json  # noqa: E402
+import re  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
@@ -304,6 +306,37 @@ with Mock() as m:
     is_(r.returncode, 127, "agent not on PATH: 127")
     like(r.stderr.decode(), r"'claude' not found on PATH \(is Claude Code installed\?\)", "agent not on PATH: says so")
     ok(not port_open(port), "agent not on PATH: no proxy left behind")
+    # On PATH but not executable: said as such (not "not found"), 126 as a shell; an executable one
+    # later on PATH still runs, as with execvp
+    noexec_bin = os.path.join(WORK, "noexec-bin")
+    os.makedirs(noexec_bin)
+    for name in ("claude", "ttycheck"):
+        with open(os.path.join(noexec_bin, name), "w") as f:
+            f.write("#!/bin/sh\nexit 0\n")
+        os.chmod(os.path.join(noexec_bin, name), 0o644)
+    port = free_port()
+    r = wrap(["--port", str(port), "claude"], base_env(m, ws, PATH=noexec_bin + ":/usr/bin:/bin"))
+    is_(r.returncode, 126, "agent on PATH but not executable: 126")
+    like(r.stderr.decode(), r"found %s/claude but it is not executable: chmod \+x it" % re.escape(noexec_bin),
+         "agent on PATH but not executable: says so and what to do")
+    ok(not port_open(port), "agent not executable: no proxy started")
+    r = wrap(["--port", str(port), "--", os.path.join(noexec_bin, "claude")], base_env(m, ws))
+    is_((r.returncode, r.stderr.decode().strip()),
+        (126, "headroom wrap: %s is not executable: chmod +x it" % os.path.join(noexec_bin, "claude")),
+        "wrap -- PATH/CMD not executable: 126, says so")
+    r = wrap(["--port", str(port), "--", "ttycheck"], base_env(m, ws, PATH=noexec_bin + ":" + BIN + ":/usr/bin:/bin"))
+    is_((r.returncode, r.stdout.decode()), (0, "no-tty\n"), "a non-executable file earlier on PATH is passed over")
+    # A script without #! runs with /bin/sh, as execvp and shells run it.
+    sh_bin = os.path.join(WORK, "sh-bin")
+    os.makedirs(sh_bin)
+    with open(os.path.join(sh_bin, "aider"), "w") as f:
+        f.write('echo "no-shebang:$OPENAI_API_BASE:$*"\nexit 4\n')
+    os.chmod(os.path.join(sh_bin, "aider"), 0o755)
+    port = free_port()
+    r = wrap(["--port", str(port), "aider", "--", "x", "y z"], base_env(m, ws, PATH=sh_bin + ":/usr/bin:/bin"))
+    is_((r.returncode, r.stdout.decode(), r.stderr.decode()), (4, "no-shebang:http://127.0.0.1:%d/v1:x y z\n" % port, ""),
+        "a script without #! runs with /bin/sh, with its arguments and environment")
+
     r = wrap(["gemini-cli"], base_env(m, ws))
     is_(r.returncode, 2, "unknown agent: usage error")
     like(r.stderr.decode(), r"unknown agent 'gemini-cli' \(claude, codex or aider; `headroom wrap -- COMMAND`", "unknown agent named")
