@@ -16,6 +16,9 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
@@ -212,7 +215,10 @@ static void nap_ms(long ms)
 /* Start headroomd in its own process group (a Ctrl-C meant for the agent
  * does not reach it; wrap stops it after the agent), logging to
  * <state>/wrap-headroomd.log. Returns its pid once /readyz says 200, or -1;
- * *drain_s: the seconds it gives requests in flight after SIGTERM. */
+ * *drain_s: the seconds it gives requests in flight after SIGTERM.
+ * On Linux it gets SIGTERM when wrap dies, however wrap dies (SIGKILL
+ * included), so it drains, writes its figures and stops instead of being
+ * left running with nobody to stop it. */
 static pid_t start_daemon(const char *exe, int port, const char *conf, const char *stack, int *drain_s)
 {
     json_t *setup = daemon_setup(conf);
@@ -231,6 +237,7 @@ static pid_t start_daemon(const char *exe, int port, const char *conf, const cha
     }
     char port_s[16];
     snprintf(port_s, sizeof port_s, "%d", port);
+    pid_t wrap_pid = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         fprintf(stderr, "headroom wrap: cannot start headroomd: %s\n", strerror(errno));
@@ -238,6 +245,13 @@ static pid_t start_daemon(const char *exe, int port, const char *conf, const cha
         return -1;
     }
     if (pid == 0) {
+#ifdef __linux__
+        /* The signal follows the forking thread, wrap's only one; if wrap
+         * died before this, the daemon is not started at all. */
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) == 0 && getppid() != wrap_pid) _exit(0);
+#else
+        (void)wrap_pid;
+#endif
         setpgid(0, 0);
         int null_fd = open("/dev/null", O_RDONLY);
         if (null_fd >= 0) dup2(null_fd, 0);

@@ -8,7 +8,8 @@
 # requests.by_stack.wrap_<agent> (unless the user's ANTHROPIC_CUSTOM_HEADERS
 # already name a stack, which is kept) and is stopped afterwards (also after
 # SIGTERM and Ctrl-C); a headroomd already on the port is reused and left
-# running; the agent's exit code (and death by a signal) comes back; a
+# running (also when wrap is SIGKILLed, which stops the one it started);
+# the agent's exit code (and death by a signal) comes back; a
 # missing agent (127), one that is there but not executable (126), a port
 # held by something else or a config that does not parse (exit 1, naming
 # file:line) is a clear error; a script without #! runs with /bin/sh.
@@ -284,6 +285,49 @@ with Mock() as m:
             rc = p.wait()
         is_(rc, want, "%s: the agent's death by the signal is wrap's exit code" % what)
         ok(not port_open(port), "%s: the proxy is stopped" % what)
+
+    # ---- wrap killed outright (SIGKILL: no chance to stop anything): the headroomd it
+    # started gets SIGTERM from the kernel (Linux), drains and stops instead of running on
+    if sys.platform.startswith("linux"):
+        port = free_port()
+        started = os.path.join(OUT, "slowagent.started")
+        if os.path.exists(started):
+            os.unlink(started)
+        wsk = ws + "-killed"
+        p = subprocess.Popen([CLI, "wrap", "--port", str(port), "--", "slowagent"], env=base_env(m, wsk),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            wait_until(lambda: os.path.exists(started), 30)
+            ok(port_open(port), "wrap SIGKILLed: the proxy it started runs while the agent does")
+            p.kill()
+            p.wait(10)
+            ok(wait_until(lambda: not port_open(port), 10), "wrap SIGKILLed: the proxy it started stops by itself")
+            log = read(os.path.join(wsk, "wrap-headroomd.log")) or ""
+            like(log, r"SIGTERM received", "wrap SIGKILLed: the proxy was sent SIGTERM (drains, writes its figures)")
+            ok(wait_until(lambda: re.search(r"INFO:headroom\.server:stopped", read(os.path.join(wsk, "wrap-headroomd.log")) or ""), 10),
+               "wrap SIGKILLed: the proxy finished cleanly")
+        finally:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)  # the agent, left in wrap's process group
+            except OSError:
+                pass
+        # A headroomd wrap did not start is not its to stop: killing wrap leaves it running.
+        with Headroomd() as h:
+            if os.path.exists(started):
+                os.unlink(started)
+            p = subprocess.Popen([CLI, "wrap", "--port", str(h.port), "--", "slowagent"], env=base_env(m, ws + "-reuse"),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            try:
+                wait_until(lambda: os.path.exists(started), 30)
+                p.kill()
+                p.wait(10)
+                time.sleep(1)
+                ok(h.alive() and port_open(h.port), "wrap SIGKILLed: a headroomd it reused keeps running")
+            finally:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except OSError:
+                    pass
 
     # ---- a request still running when the agent exits: wrap waits out the daemon's drain
     # (shutdown_timeout, 30 s by default, plus 15 s) before it would kill it
