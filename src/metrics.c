@@ -165,7 +165,7 @@ int hr_metrics_visit(hr_metric_visit_fn fn, void *ud)
            (double)d->unpriced);
 
     static const struct { const char *name, *help; size_t off; } hists[] = {
-        {"headroom_latency_ms", "Request latency, accept to last byte (ms)", offsetof(struct hr_stats_data, latency)},
+        {"headroom_latency_ms", "Request latency, from the whole request read to the answer's last byte (ms)", offsetof(struct hr_stats_data, latency)},
         {"headroom_overhead_ms", "Time spent before forwarding (ms)", offsetof(struct hr_stats_data, overhead)},
         {"headroom_ttfb_ms", "Forward to first upstream byte (ms)", offsetof(struct hr_stats_data, ttfb)},
     };

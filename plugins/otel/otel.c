@@ -733,7 +733,7 @@ static size_t build_request(struct otel *o, const struct agg *a, const struct ag
         size_t off;
         int fine;
     } hs[] = {
-        {"headroom.proxy.request.duration", "Request latency, accept to last byte", offsetof(struct series, latency), 0},
+        {"headroom.proxy.request.duration", "Request latency, from the whole request read to the answer's last byte", offsetof(struct series, latency), 0},
         {"headroom.proxy.overhead.duration", "Time headroomd spent before forwarding", offsetof(struct series, overhead), 1},
         {"headroom.proxy.ttfb.duration", "Forward to first upstream byte", offsetof(struct series, ttfb), 0},
     };
