@@ -97,6 +97,7 @@ static struct {
     uint64_t rpm, tpm;
     struct fleet_worker *workers;
     size_t n_workers;
+    char *user;                     /* ACL user from the url, or NULL */
     pthread_mutex_t lock;           /* outbox, unsent spend, figures below */
     struct outbox_item *outbox;
     long long unsent_micro;         /* spend Redis did not take (down): sent on reconnect */
@@ -157,9 +158,10 @@ static void hex(const uint8_t *d, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static void ignore_reply(void *ud, const redisReply *r)
+static void ignore_reply(void *ud, int status, const redisReply *r)
 {
     (void)ud;
+    (void)status;
     (void)r;
 }
 
@@ -239,8 +241,9 @@ static void budget_send(struct hr_rconn *c, const char *period, time_t start, ti
 
 struct budget_add { const char *period; time_t start, end; long long micro; };
 
-static void budget_added(void *ud, const redisReply *r)
+static void budget_added(void *ud, int status, const redisReply *r)
 {
+    (void)status;
     struct budget_add *a = ud;
     if (r && r->type == REDIS_REPLY_INTEGER) {
         hr_cost_budget_observe(a->start, (double)r->integer / 1e6);
@@ -458,16 +461,18 @@ static void op_done(struct hr_fleet_wait *x)
     else run_stage(x);
 }
 
-static void budget_read(void *ud, const redisReply *r)
+static void budget_read(void *ud, int status, const redisReply *r)
 {
+    (void)status;
     struct hr_fleet_wait *x = ud;
     if (!r) x->strict_failed = 1;
     else if (r->type == REDIS_REPLY_STRING) hr_cost_budget_observe(x->budget_start, strtod(r->str, NULL) / 1e6);
     op_done(x);
 }
 
-static void cache_read(void *ud, const redisReply *r)
+static void cache_read(void *ud, int status, const redisReply *r)
 {
+    (void)status;
     struct hr_fleet_wait *x = ud;
     if (r && r->type == REDIS_REPLY_STRING && !cache_decode(r->str, r->len, &x->entry)) x->cache_hit = 1;
     op_done(x);
@@ -479,8 +484,9 @@ static int wait_ms_to_s(long long ms)
     return s < 1 ? 1 : s > 86400 ? 86400 : (int)s;
 }
 
-static void rate_read(void *ud, const redisReply *r)
+static void rate_read(void *ud, int status, const redisReply *r)
 {
+    (void)status;
     struct hr_fleet_wait *x = ud;
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
         x->strict_failed = 1;
@@ -497,8 +503,9 @@ static void rate_read(void *ud, const redisReply *r)
     op_done(x);
 }
 
-static void ccr_read(void *ud, const redisReply *r)
+static void ccr_read(void *ud, int status, const redisReply *r)
 {
+    (void)status;
     /* Answers (failures included) come in the order the GETs were sent. */
     struct hr_fleet_wait *x = ud;
     size_t i = x->replies++;
@@ -871,7 +878,8 @@ static json_t *stats_block(void *state)
     json_object_set_new(o, "kind", json_string("redis"));
     char shown[300];
     /* The password stays out of /stats. */
-    snprintf(shown, sizeof shown, "redis://%s%s:%d/%d", fl.password ? "***@" : "", fl.host, fl.s.port, fl.s.db);
+    snprintf(shown, sizeof shown, "redis://%s%s%s%s:%d/%d", fl.user ? fl.user : "", fl.user ? ":" : "",
+             fl.password ? "***@" : fl.user ? "@" : "", fl.host, fl.s.port, fl.s.db);
     json_object_set_new(o, "url", json_string(shown));
     json_object_set_new(o, "prefix", json_string(fl.prefix));
     json_object_set_new(o, "timeout_ms", json_integer(fl.s.timeout_ms));
@@ -912,15 +920,28 @@ static int metrics(void *state, hr_metric_visit_fn visit, void *ud)
 
 /* ------------------------------------------------------------ setup */
 
+/* The ACL user of redis://user:password@host (Redis 6+), or NULL: the
+ * config keeps the password only. */
+static char *url_user(const char *url)
+{
+    if (!url || strncmp(url, "redis://", 8)) return NULL;
+    const char *p = url + 8, *at = strrchr(p, '@');
+    if (!at) return NULL;
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    return colon && colon > p ? strndup(p, (size_t)(colon - p)) : NULL;
+}
+
 int hr_fleet_setup(const struct hr_config *c, char *err, size_t errlen)
 {
     (void)err;
     (void)errlen;
     if (!c->backend_url) return 0;
     fl.host = strdup(c->backend_host);
+    fl.user = url_user(c->backend_url);
     fl.password = c->backend_password ? strdup(c->backend_password) : NULL;
     fl.prefix = strdup(c->backend_prefix ? c->backend_prefix : "headroom:");
-    fl.s = (struct hr_rconn_settings){fl.host, c->backend_port, c->backend_db, fl.password, c->backend_timeout_ms};
+    fl.s = (struct hr_rconn_settings){fl.host, c->backend_port, c->backend_db, fl.user, fl.password,
+                                      c->backend_timeout_ms};
     fl.fail_closed = c->backend_fail_closed;
     fl.cache_ttl_s = c->cache_ttl_s > 0 ? (unsigned)c->cache_ttl_s : 300;
     fl.ccr_ttl_s = c->ccr_ttl_s > 0 ? (unsigned)c->ccr_ttl_s : 3600;
@@ -935,8 +956,9 @@ int hr_fleet_setup(const struct hr_config *c, char *err, size_t errlen)
     hr_host_table.register_stats(NULL, "backend", stats_block, NULL);
     hr_host_table.register_metrics(NULL, metrics, NULL);
     fl.on = 1;
-    HR_INFO(LOGGER, "shared state in Redis at %s:%d/%d (prefix %s, timeout_ms %d, on_backend_error %s): CCR store, "
-            "response cache%s, rate limit%s, budget%s", fl.host, fl.s.port, fl.s.db, fl.prefix, fl.s.timeout_ms,
+    HR_INFO(LOGGER, "shared state in Redis at %s:%d/%d%s%s (prefix %s, timeout_ms %d, on_backend_error %s): CCR store, "
+            "response cache%s, rate limit%s, budget%s", fl.host, fl.s.port, fl.s.db, fl.user ? " as user " : "",
+            fl.user ? fl.user : "", fl.prefix, fl.s.timeout_ms,
             fl.fail_closed ? "closed" : "open", hr_respcache_enabled() ? "" : " (off)",
             fl.rpm || fl.tpm ? "" : " (off)", c->budget_usd > 0 ? "" : " (off)");
     return 0;
@@ -958,6 +980,8 @@ void hr_fleet_shutdown(void)
     fl.workers = NULL;
     fl.n_workers = 0;
     free(fl.host);
+    free(fl.user);
+    fl.user = NULL;
     free(fl.password);
     free(fl.prefix);
     fl.on = 0;

@@ -2,7 +2,11 @@
  * worker's libevent loop): pipelined commands with a deadline each, and
  * reconnection with backoff. Replies come in order, so one overdue answer
  * means the connection is stuck: it is dropped and every waiting command
- * fails at once (the callers fail open or closed as configured). */
+ * fails at once (the callers fail open or closed as configured). A
+ * connection is up once Redis answered its AUTH and SELECT (or a PING when
+ * there is neither) without an error; commands that arrive
+ * before wait for that (a refused one is a failed connection: the commands
+ * never reach Redis, which would run them unauthenticated or in database 0). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,14 +21,18 @@
 #define LOGGER "headroom.backend"
 #define BACKOFF_MIN_MS 100.0
 #define BACKOFF_MAX_MS 2000.0
+#define KIND_SETUP (-1)         /* AUTH, SELECT or PING: not counted as an operation */
 
 struct op {
     struct hr_rconn *c;
     int kind;
     double t0;                  /* monotonic ms when sent */
-    hr_rconn_done_fn done;
-    void *ud;
+    hr_rconn_done_fn done;      /* NULL for the setup (AUTH, SELECT, PING) */
+    void *ud;                   /* for the setup: the command's name */
     int finished;               /* done() already called (timeout, failure) */
+    int sent;                   /* handed to hiredis (hiredis frees it via on_reply) */
+    char *cmd;                  /* not sent yet (connecting): the command, formatted */
+    size_t cmdlen;
     struct op *prev, *next;     /* the connection's in-flight list, oldest first */
 };
 
@@ -33,8 +41,10 @@ struct hr_rconn {
     struct hr_rconn_settings s;
     size_t index;
     redisAsyncContext *ac;      /* NULL while down */
-    int connected;
-    int down_logged;            /* one WARN per outage */
+    int connected;              /* up: connected, AUTH and SELECT (or PING) answered */
+    int setup_pending;          /* setup answers still to come */
+    int down_logged;            /* one WARN per outage (and per new reason) */
+    char down_why[200];         /* the reason last logged */
     double backoff_ms;
     struct event *retry;        /* reconnect timer */
     struct event *deadline;     /* the oldest command's timeout */
@@ -49,7 +59,7 @@ static struct {
     const char *const *kinds;
     size_t n_kinds;
     unsigned long long ops[HR_RCONN_MAX_KINDS], errors[HR_RCONN_MAX_KINDS];
-    unsigned long long timeouts, reconnects, disconnects;
+    unsigned long long timeouts, reconnects, disconnects, connect_failures;
     int connections, up;
     struct hr_hist latency;
 } st = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -62,6 +72,7 @@ void hr_rconn_kinds(const char *const *names, size_t n)
 
 static void count(int kind, int ok, double ms)
 {
+    if (kind < 0) return;
     pthread_mutex_lock(&st.lock);
     if (kind >= 0 && kind < HR_RCONN_MAX_KINDS) {
         st.ops[kind]++;
@@ -108,34 +119,51 @@ static void schedule_retry(struct hr_rconn *c)
     c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
 }
 
+/* A connection was lost (it had been up) or an attempt failed: counted as
+ * one or the other, logged once per outage and reason, retried. */
 static void went_down(struct hr_rconn *c, const char *why)
 {
+    int was_up = c->connected;
     set_up(c, 0);
+    c->setup_pending = 0;
     pthread_mutex_lock(&st.lock);
-    st.disconnects++;
+    if (was_up) st.disconnects++;
+    else st.connect_failures++;
     pthread_mutex_unlock(&st.lock);
-    if (!c->down_logged) {
+    if (!c->down_logged || strcmp(c->down_why, why)) {
         HR_WARN(LOGGER, "worker %zu: Redis at %s:%d unavailable (%s); shared state fails %s until it is back, "
                 "retrying with backoff", c->index, c->s.host, c->s.port, why, "as on_backend_error says");
         c->down_logged = 1;
+        snprintf(c->down_why, sizeof c->down_why, "%s", why);
     }
     schedule_retry(c);
 }
 
-/* Drop a stuck or broken connection: every waiting command fails now. */
-static void fail_all(struct hr_rconn *c, const char *why, int timed_out)
+static void free_op(struct op *o)
+{
+    if (o->cmd) redisFreeCommand(o->cmd);
+    free(o);
+}
+
+/* Drop a stuck or broken connection: every waiting command fails now, as
+ * lost when it was written, unsent when it was waiting for the setup.
+ * free_ac: 0 when hiredis frees the context itself (after a failed connect
+ * or a disconnect). */
+static void fail_all(struct hr_rconn *c, const char *why, int timed_out, int free_ac)
 {
     redisAsyncContext *ac = c->ac;
     c->ac = NULL;
     size_t n = 0;
     for (struct op *o = c->head; o; o = o->next) n++;
-    struct pending { hr_rconn_done_fn done; void *ud; int kind; } *todo = n ? calloc(n, sizeof *todo) : NULL;
+    struct pending { hr_rconn_done_fn done; void *ud; int kind, status; } *todo = n ? calloc(n, sizeof *todo) : NULL;
     size_t k = 0;
     while (c->head) {
         struct op *o = c->head;
         unlink_op(c, o);
-        o->finished = 1;            /* hiredis frees it in its callback */
-        if (todo) todo[k++] = (struct pending){o->done, o->ud, o->kind};
+        o->finished = 1;            /* a sent one: hiredis frees it in its callback */
+        if (todo && o->done)
+            todo[k++] = (struct pending){o->done, o->ud, o->kind, o->sent ? HR_RCONN_LOST : HR_RCONN_UNSENT};
+        if (!o->sent) free_op(o);
     }
     event_del(c->deadline);
     if (timed_out) {
@@ -143,11 +171,11 @@ static void fail_all(struct hr_rconn *c, const char *why, int timed_out)
         st.timeouts++;
         pthread_mutex_unlock(&st.lock);
     }
-    if (ac) redisAsyncFree(ac);     /* runs each command's callback with NULL */
+    if (ac && free_ac) redisAsyncFree(ac); /* runs each command's callback with NULL */
     went_down(c, why);
     for (size_t i = 0; i < k; i++) {
         count(todo[i].kind, 0, -1);
-        todo[i].done(todo[i].ud, NULL);
+        todo[i].done(todo[i].ud, todo[i].status, NULL);
     }
     free(todo);
 }
@@ -161,11 +189,13 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     if (hr_monotonic_ms() - c->head->t0 >= c->s.timeout_ms) {
         char why[64];
         snprintf(why, sizeof why, "no answer within timeout_ms %d", c->s.timeout_ms);
-        fail_all(c, why, 1);
+        fail_all(c, why, 1, 1);
     } else {
         arm_deadline(c);
     }
 }
+
+static void on_setup_answer(struct hr_rconn *c, const char *what, const redisReply *r);
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
@@ -176,43 +206,75 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         o->finished = 1;
         unlink_op(c, o);
         const redisReply *r = reply;
-        int ok = r && r->type != REDIS_REPLY_ERROR;
-        if (r && r->type == REDIS_REPLY_ERROR)
+        int status = !r ? HR_RCONN_LOST : r->type == REDIS_REPLY_ERROR ? HR_RCONN_REFUSED : HR_RCONN_OK;
+        if (status == HR_RCONN_REFUSED && o->kind != KIND_SETUP)
             HR_WARN(LOGGER, "Redis refused a %s command: %.*s", o->kind >= 0 && (size_t)o->kind < st.n_kinds ?
                     st.kinds[o->kind] : "backend", (int)r->len, r->str);
-        count(o->kind, ok, hr_monotonic_ms() - o->t0);
+        count(o->kind, status == HR_RCONN_OK, hr_monotonic_ms() - o->t0);
         arm_deadline(c);
-        o->done(o->ud, ok ? r : NULL);
+        if (o->kind == KIND_SETUP) on_setup_answer(c, o->ud, r);
+        else o->done(o->ud, status, status == HR_RCONN_OK ? r : NULL);
     }
-    free(o);
+    free_op(o);
 }
 
-static void on_setup_reply(redisAsyncContext *ac, void *reply, void *priv)
+/* Connected, the setup answered: send what waited, then tell the owner. */
+static void became_ready(struct hr_rconn *c)
 {
-    (void)ac;
-    const redisReply *r = reply;
-    if (r && r->type == REDIS_REPLY_ERROR)
-        HR_WARN(LOGGER, "Redis refused %s: %.*s (check the password and database in backend redis { url … })",
-                (const char *)priv, (int)r->len, r->str);
+    set_up(c, 1);
+    c->backoff_ms = BACKOFF_MIN_MS;
+    if (c->down_logged) HR_INFO(LOGGER, "worker %zu: Redis at %s:%d is back", c->index, c->s.host, c->s.port);
+    c->down_logged = 0;
+    c->down_why[0] = '\0';
+    pthread_mutex_lock(&st.lock);
+    st.reconnects++;
+    pthread_mutex_unlock(&st.lock);
+    for (struct op *o = c->head, *next; o; o = next) {
+        next = o->next;
+        if (o->sent) continue;
+        if (redisAsyncFormattedCommand(c->ac, on_reply, o, o->cmd, o->cmdlen) == REDIS_OK) {
+            o->sent = 1;
+            redisFreeCommand(o->cmd);
+            o->cmd = NULL;
+            continue;
+        }
+        unlink_op(c, o);
+        count(o->kind, 0, -1);
+        o->done(o->ud, HR_RCONN_UNSENT, NULL);
+        free_op(o);
+    }
+    arm_deadline(c);
+    if (c->on_up) c->on_up(c, c->up_ud);
+}
+
+/* AUTH, SELECT or PING answered. Refused: this connection must not be
+ * used (it would run every command unauthenticated, or in database 0), so
+ * it counts as a failed attempt, retried on the backoff schedule; fixing
+ * Redis's side (or the url) heals it. */
+static void on_setup_answer(struct hr_rconn *c, const char *what, const redisReply *r)
+{
+    if (!r) return; /* the connection failed: handled where it did */
+    if (r->type == REDIS_REPLY_ERROR) {
+        char why[200];
+        snprintf(why, sizeof why, "it refused %s: %.*s; fix the %s in backend redis { url … } or on Redis's side",
+                 what, (int)(r->len < 100 ? r->len : 100), r->str,
+                 !strcmp(what, "SELECT") ? "database number after the /"
+                 : !strcmp(what, "AUTH") ? "user or password" : "password (if Redis asks for one)");
+        fail_all(c, why, 0, 1);
+        return;
+    }
+    if (!--c->setup_pending) became_ready(c);
 }
 
 static void on_connected(const redisAsyncContext *ac, int status)
 {
     struct hr_rconn *c = ac->data;
     if (c->ac != ac) return;
-    if (status != REDIS_OK) {
-        c->ac = NULL;               /* hiredis frees it after this call */
-        went_down(c, ac->errstr[0] ? ac->errstr : "connect failed");
+    if (status != REDIS_OK) {       /* hiredis frees it after this call */
+        fail_all(c, ac->errstr[0] ? ac->errstr : "connect failed", 0, 0);
         return;
     }
-    set_up(c, 1);
-    c->backoff_ms = BACKOFF_MIN_MS;
-    if (c->down_logged) HR_INFO(LOGGER, "worker %zu: Redis at %s:%d is back", c->index, c->s.host, c->s.port);
-    c->down_logged = 0;
-    pthread_mutex_lock(&st.lock);
-    st.reconnects++;
-    pthread_mutex_unlock(&st.lock);
-    if (c->on_up) c->on_up(c, c->up_ud);
+    if (!c->setup_pending) became_ready(c);
 }
 
 static void on_disconnected(const redisAsyncContext *ac, int status)
@@ -220,9 +282,30 @@ static void on_disconnected(const redisAsyncContext *ac, int status)
     (void)status;
     struct hr_rconn *c = ac->data;
     if (c->ac != ac) return;        /* dropped by fail_all, already handled */
-    c->ac = NULL;
-    /* Commands still listed got their NULL callbacks just before this. */
-    went_down(c, ac->errstr[0] ? ac->errstr : "connection closed");
+    /* Commands hiredis had got their NULL callbacks just before this; the
+     * ones waiting for the setup fail unsent. */
+    fail_all(c, ac->errstr[0] ? ac->errstr : "connection closed", 0, 0);
+}
+
+/* AUTH, SELECT or PING, ahead of everything on a new connection (the list
+ * is empty: a connection starts only when the last one's commands are
+ * failed). 0, or -1 when it could not be queued. */
+static int queue_setup(struct hr_rconn *c, const char *what, int argc, const char **argv)
+{
+    struct op *o = calloc(1, sizeof *o);
+    if (!o) return -1;
+    *o = (struct op){.c = c, .kind = KIND_SETUP, .t0 = hr_monotonic_ms(), .ud = (void *)what, .sent = 1,
+                     .prev = c->tail};
+    if (redisAsyncCommandArgv(c->ac, on_reply, o, argc, argv, NULL) != REDIS_OK) {
+        free(o);
+        return -1;
+    }
+    if (c->tail) c->tail->next = o;
+    else c->head = o;
+    c->tail = o;
+    c->setup_pending++;
+    arm_deadline(c);
+    return 0;
 }
 
 static void connect_now(struct hr_rconn *c)
@@ -240,9 +323,31 @@ static void connect_now(struct hr_rconn *c)
     redisLibeventAttach(ac, c->base);
     redisAsyncSetConnectCallback(ac, on_connected);
     redisAsyncSetDisconnectCallback(ac, on_disconnected);
-    /* Queued first on the connection, so every later command runs after them. */
-    if (c->s.password) redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", c->s.password);
-    if (c->s.db) redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %d", c->s.db);
+    /* First on the connection; other commands wait until they are accepted
+     * (one missing would let them run unauthenticated, or in database 0). */
+    c->setup_pending = 0;
+    int bad = 0;
+    if (c->s.user) { /* an ACL user (Redis 6+); a nopass user takes any password */
+        const char *argv[] = {"AUTH", c->s.user, c->s.password ? c->s.password : ""};
+        bad |= queue_setup(c, "AUTH", 3, argv);
+    } else if (c->s.password) {
+        const char *argv[] = {"AUTH", c->s.password};
+        bad |= queue_setup(c, "AUTH", 2, argv);
+    }
+    if (c->s.db) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", c->s.db);
+        const char *argv[] = {"SELECT", db};
+        bad |= queue_setup(c, "SELECT", 2, argv);
+    }
+    /* Nothing to set up: a PING, so the connection is up once Redis answers,
+     * not when the kernel accepts it (a stopped Redis still does), and a
+     * Redis that wants a password says so here (NOAUTH). */
+    if (!c->setup_pending && !bad) {
+        const char *argv[] = {"PING"};
+        bad |= queue_setup(c, "PING", 1, argv);
+    }
+    if (bad) fail_all(c, "out of memory", 0, 1);
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
@@ -284,6 +389,7 @@ void hr_rconn_free(struct hr_rconn *c)
         struct op *o = c->head;
         unlink_op(c, o);
         o->finished = 1;
+        if (!o->sent) free_op(o);
     }
     redisAsyncContext *ac = c->ac;
     c->ac = NULL;
@@ -302,20 +408,29 @@ int hr_rconn_connected(const struct hr_rconn *c) { return c && c->connected; }
 void hr_rconn_command(struct hr_rconn *c, int kind, int argc, const char **argv, const size_t *argvlen,
                       hr_rconn_done_fn done, void *ud)
 {
-    /* While connecting, hiredis sends it once connected (within the same
-     * deadline); while down (waiting to reconnect), it fails at once. */
+    /* While connecting, it waits (within the same deadline) until the
+     * connection is up; while down (waiting to reconnect), it fails at once. */
     struct op *o = c && c->ac ? calloc(1, sizeof *o) : NULL;
     if (!o) {
         count(kind, 0, -1);
-        done(ud, NULL);
+        done(ud, HR_RCONN_UNSENT, NULL);
         return;
     }
-    *o = (struct op){c, kind, hr_monotonic_ms(), done, ud, 0, c->tail, NULL};
+    *o = (struct op){.c = c, .kind = kind, .t0 = hr_monotonic_ms(), .done = done, .ud = ud, .prev = c->tail};
     redisAsyncContext *ac = c->ac;
-    if (redisAsyncCommandArgv(ac, on_reply, o, argc, argv, argvlen) != REDIS_OK) {
-        free(o);
+    int rc;
+    if (c->connected) {
+        rc = redisAsyncCommandArgv(ac, on_reply, o, argc, argv, argvlen);
+        o->sent = rc == REDIS_OK;
+    } else {
+        int n = redisFormatCommandArgv(&o->cmd, argc, argv, argvlen);
+        o->cmdlen = n > 0 ? (size_t)n : 0;
+        rc = n > 0 ? REDIS_OK : REDIS_ERR;
+    }
+    if (rc != REDIS_OK) {
+        free_op(o);
         count(kind, 0, -1);
-        done(ud, NULL);
+        done(ud, HR_RCONN_UNSENT, NULL);
         return;
     }
     if (c->tail) c->tail->next = o;
@@ -326,7 +441,7 @@ void hr_rconn_command(struct hr_rconn *c, int kind, int argc, const char **argv,
      * increment or a stored original then reaches Redis before the answer
      * that follows it reaches the client (and its next request, another
      * instance). Not from inside a hiredis callback: hiredis writes then. */
-    if (!(ac->c.flags & REDIS_IN_CALLBACK)) redisAsyncHandleWrite(ac);
+    if (o->sent && !(ac->c.flags & REDIS_IN_CALLBACK)) redisAsyncHandleWrite(ac);
 }
 
 void hr_rconn_stats(json_t *o)
@@ -345,6 +460,7 @@ void hr_rconn_stats(json_t *o)
     json_object_set_new(o, "errors", json_integer((json_int_t)total_errors));
     json_object_set_new(o, "timeouts", json_integer((json_int_t)st.timeouts));
     json_object_set_new(o, "disconnects", json_integer((json_int_t)st.disconnects));
+    json_object_set_new(o, "connect_failures", json_integer((json_int_t)st.connect_failures));
     json_object_set_new(o, "connects", json_integer((json_int_t)st.reconnects));
     json_object_set_new(o, "ops", ops);
     json_object_set_new(o, "errors_by_kind", errors);
@@ -385,6 +501,12 @@ int hr_rconn_metrics(hr_metric_visit_fn visit, void *ud)
                                   "Redis connections dropped for an answer later than timeout_ms", HR_METRIC_COUNTER, 0,
                                   NULL};
     s = (struct hr_metric_sample){.struct_size = sizeof s, .value = (double)st.timeouts};
+    visit(ud, &f, &s);
+    f = (struct hr_metric_family){sizeof f, "headroom_backend_connect_failures_total",
+                                  "Redis connection attempts that failed (refused, timed out, AUTH, SELECT or PING "
+                                  "refused)",
+                                  HR_METRIC_COUNTER, 0, NULL};
+    s = (struct hr_metric_sample){.struct_size = sizeof s, .value = (double)st.connect_failures};
     visit(ud, &f, &s);
     f = (struct hr_metric_family){sizeof f, "headroom_backend_latency_ms", "Redis command round trip (ms)",
                                   HR_METRIC_HISTOGRAM, 0, NULL};

@@ -17,19 +17,30 @@ struct hr_rconn;
 struct hr_rconn_settings {
     const char *host;
     int port, db;
-    const char *password;        /* NULL: no AUTH */
+    const char *user;            /* NULL: AUTH password (Redis's default user) */
+    const char *password;        /* NULL (and no user): no AUTH */
     int timeout_ms;              /* one command's limit, connecting included */
 };
 
-/* The answer, or NULL when there is none: not connected, timed out, the
- * connection broke, or an error reply (all counted as errors of `kind`). */
-typedef void (*hr_rconn_done_fn)(void *ud, const redisReply *r);
+/* How a command ended. Only HR_RCONN_OK has a reply; the others are counted
+ * as errors of its kind. */
+enum hr_rconn_status {
+    HR_RCONN_OK,                 /* answered (never an error reply) */
+    HR_RCONN_UNSENT,             /* never written to Redis: not connected, or the connection failed first */
+    HR_RCONN_LOST,               /* written, no answer (timeout, connection lost): Redis may still run it */
+    HR_RCONN_REFUSED,            /* Redis answered with an error */
+};
+
+/* The answer (status HR_RCONN_OK), or NULL with the reason there is none. */
+typedef void (*hr_rconn_done_fn)(void *ud, int status, const redisReply *r);
 
 /* Name the operation kinds (labels of the ops/errors figures), once. */
 void hr_rconn_kinds(const char *const *names, size_t n);
 
 /* Start connecting (the worker's loop does the rest). `on_up` runs on the
- * loop each time the connection is (re)established. */
+ * loop each time the connection is (re)established: connected, and Redis
+ * answered AUTH and SELECT (or a PING when there is neither) without an
+ * error (a refused one counts as a failed connection). */
 struct hr_rconn *hr_rconn_new(struct event_base *base, const struct hr_rconn_settings *s, size_t index,
                               void (*on_up)(struct hr_rconn *c, void *ud), void *ud);
 /* Close; commands still waiting get no answer callback (the loop is gone). */
@@ -38,9 +49,10 @@ int hr_rconn_connected(const struct hr_rconn *c);
 
 /*
  * hr_rconn_command
- *   Send argv (binary-safe) and call done(ud, reply) exactly once: on the
- *   answer, on a failure, or at once (before this returns) when the
- *   connection is down. Never blocks.
+ *   Send argv (binary-safe) and call done(ud, status, reply) exactly once:
+ *   on the answer, on a failure, or at once (before this returns) when the
+ *   connection is down. While connecting it waits (within its timeout) until
+ *   the connection is up. Never blocks.
  */
 void hr_rconn_command(struct hr_rconn *c, int kind, int argc, const char **argv, const size_t *argvlen,
                       hr_rconn_done_fn done, void *ud);

@@ -7,8 +7,10 @@
 # CCR store (hash made on A read on B, also through headroom_retrieve) and
 # the response cache; Responses WebSocket messages held to the shared rate
 # limit in the order sent; Redis killed, stopped and restarted: fail open /
-# closed as configured, no crash, recovery; SIGTERM while a request waits
-# for Redis: answered, nothing leaked.
+# closed as configured, no crash, recovery; AUTH (password, ACL user) and
+# SELECT refused: down, retried, healed when Redis's side is fixed; failed
+# connection attempts counted apart from lost connections; SIGTERM while a
+# request waits for Redis: answered, nothing leaked.
 import base64
 import json
 import os
@@ -44,6 +46,7 @@ class Redis:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="hr-redis-")
         self.proc = None
+        self.auth = None  # (password,) or (user, password) once Redis asks for one
 
     def start(self):
         self.proc = subprocess.Popen([REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
@@ -72,11 +75,15 @@ class Redis:
         """One command over RESP; returns str, int, list or None."""
         s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
         try:
-            out = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in
-                                                   (x.encode() if isinstance(x, str) else x for x in args))
-            s.sendall(out)
             f = s.makefile("rb")
-            return self._read(f)
+            for c in ((("AUTH",) + self.auth) if self.auth else None, args):
+                if not c:
+                    continue
+                out = b"*%d\r\n" % len(c) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in
+                                                     (x.encode() if isinstance(x, str) else x for x in c))
+                s.sendall(out)
+                reply = self._read(f)
+            return reply
         finally:
             s.close()
 
@@ -125,6 +132,16 @@ def chat(model="fleet-test-model", text="hello", **kw):
 
 def backend_stats(h):
     return h.get_json("/stats").get("backend") or {}
+
+
+def wait_listening(h):
+    """For an instance started with wait_ready=False (/readyz may say 503)."""
+    ok(wait_until(lambda: request("GET", h.url + "/livez", timeout=2, quiet=True).status == 200, timeout=20),
+       "headroomd on port %d answers /livez" % h.port)
+
+
+def refused_lines(h):
+    return len(re.findall(r"Redis refused a \w+ command", h.stderr_text()))
 
 
 def metric(text, name, labels=""):
@@ -347,6 +364,7 @@ try:
             is_(r.status, 200, "open: Redis killed, request %d still answered" % (i + 1))
         st = backend_stats(op[0])
         is_(st.get("connected"), False, "open: /stats backend says disconnected")
+        cmp_ok(st.get("disconnects", 0), ">=", 1, "open: the lost connections are counted as disconnects")
         cmp_ok(st.get("fail_open", 0), ">=", 1, "open: requests let through are counted")
         prom = op[0].get("/metrics").text
         is_(metric(prom, "headroom_backend_up"), 0.0, "open: headroom_backend_up 0")
@@ -403,6 +421,102 @@ try:
         r = post_json(cl.url + "/v1/chat/completions", chat(text="back"))
         is_(r.status, 200, "closed: answered again once Redis is back")
         cl.stop()
+
+        # ---------------------------------------------- SELECT refused: down, not database 0
+        # redis-server has 16 databases: /99 is refused. Commands must not run in
+        # database 0 instead: the connection counts as down (closed: 503, /readyz
+        # not ready) and is retried.
+        bd = Headroomd(mock=mock, wait_ready=False,
+                       extra_conf=conf(redis, "baddb:", "budget 1000\nrate_limit_rpm 100\nsink prometheus { path /metrics; }",
+                                       "closed").replace("/0\n", "/99\n"))
+        bd.start()
+        wait_listening(bd)
+        ok(wait_until(lambda: backend_stats(bd).get("connect_failures", 0) >= 4, timeout=15),
+           "SELECT refused: each attempt fails, and is retried")
+        st = backend_stats(bd)
+        is_((st.get("connected"), st.get("connections_up"), st.get("disconnects")), (False, 0, 0),
+            "SELECT refused: /stats backend not connected (no connection was ever up)")
+        is_(metric(bd.get("/metrics").text, "headroom_backend_up"), 0.0, "SELECT refused: headroom_backend_up 0")
+        like(bd.stderr_text(), r"WARN.*refused SELECT: ERR DB index is out of range; fix the database number after "
+             r"the / in backend redis \{ url", "SELECT refused: a WARN names the url and what Redis said")
+        is_(len(re.findall(r"refused SELECT", bd.stderr_text())), 2, "SELECT refused: said once per worker, not per retry")
+        r = post_json(bd.url + "/v1/chat/completions", chat(text="db 99"))
+        is_(r.status, 503, "SELECT refused: on_backend_error closed refuses (503)")
+        is_(redis.cmd("KEYS", "baddb:*"), [], "SELECT refused: nothing written to database 0")
+        bd.stop()
+
+        # ---------------------------------------------- ACL user; refused commands logged sparingly
+        # The ACL doc/fleet.md gives (keys and commands, scripts' included).
+        redis.cmd("ACL", "SETUSER", "hrfleet", "on", ">acl-pw", "~acl:*", *("+get +set +eval +time +hget +hmget +hset "
+                                                                            "+incrby +expire +expireat".split()))
+        au = Headroomd(mock=mock, extra_conf=conf(redis, "acl:", "budget 1000\nrate_limit_rpm 100\ncache_ttl 60").replace(
+            "redis://", "redis://hrfleet:acl-pw@"))
+        au.start()
+        ok(wait_until(lambda: backend_stats(au).get("connected"), timeout=10), "ACL user: connected")
+        users = re.findall(r"\buser=(\S+)", redis.cmd("CLIENT", "LIST"))
+        is_(users.count("hrfleet"), 2, "ACL user: both workers authenticated as hrfleet (AUTH user password)")
+        is_(backend_stats(au).get("url"), "redis://hrfleet:***@127.0.0.1:%d/0" % redis.port,
+            "ACL user: /stats url shows the user, not the password")
+        r = post_json(au.url + "/v1/chat/completions", chat("gpt-4o", "acl", temperature=0), headers=USAGE_1000)
+        is_(r.status, 200, "ACL user: a request goes through")
+        ok(wait_until(lambda: redis.cmd("KEYS", "acl:budget:*") and redis.cmd("KEYS", "acl:cache:*"), timeout=5),
+           "ACL user: its spend and cached answer are in Redis")
+        is_(backend_stats(au).get("errors"), 0, "ACL user: no command refused (the ACL doc/fleet.md gives suffices)")
+
+        # ---------------------------------------------- AUTH refused: down until Redis's password matches
+        redis.cmd("CONFIG", "SET", "requirepass", "right-pw")
+        redis.auth = ("right-pw",)
+        pw = Headroomd(mock=mock, wait_ready=False, extra_conf=conf(
+            redis, "pw:", "budget 1000\nrate_limit_rpm 100\nsink prometheus { path /metrics; }", "closed").replace(
+            "redis://", "redis://:wrong-pw@"))
+        pw.start()
+        wait_listening(pw)
+        ok(wait_until(lambda: backend_stats(pw).get("connect_failures", 0) >= 2, timeout=15),
+           "AUTH refused: each attempt fails, and is retried")
+        st = backend_stats(pw)
+        is_((st.get("connected"), st.get("connections_up")), (False, 0), "AUTH refused: /stats backend not connected")
+        is_(metric(pw.get("/metrics").text, "headroom_backend_up"), 0.0, "AUTH refused: headroom_backend_up 0")
+        like(pw.stderr_text(), r"WARN.*refused AUTH: WRONGPASS.*fix the user or password in backend redis \{ url",
+             "AUTH refused: a WARN names the url and what Redis said")
+        ok("wrong-pw" not in pw.stderr_text(), "AUTH refused: the password is not logged")
+        is_(post_json(pw.url + "/v1/chat/completions", chat(text="no auth")).status, 503,
+            "AUTH refused: on_backend_error closed refuses (503)")
+        # No password in the url, Redis asks for one: its first answer is NOAUTH.
+        na = Headroomd(mock=mock, extra_conf=conf(redis, "noauth:", "budget 1000"))
+        na.start()
+        ok(wait_until(lambda: backend_stats(na).get("connect_failures", 0) >= 2, timeout=15),
+           "NOAUTH: each attempt fails, and is retried")
+        is_(backend_stats(na).get("connected"), False, "NOAUTH: /stats backend not connected")
+        like(na.stderr_text(), r"WARN.*refused PING: NOAUTH.*fix the password \(if Redis asks for one\) in backend redis "
+             r"\{ url", "NOAUTH: a WARN says Redis wants a password")
+        is_(refused_lines(na), 0, "NOAUTH: no command was sent on the connection (no per-command refusals)")
+        na.stop()
+        redis.cmd("CONFIG", "SET", "requirepass", "wrong-pw")  # Redis's side changed to match
+        redis.auth = ("wrong-pw",)
+        ok(wait_until(lambda: backend_stats(pw).get("connected"), timeout=10),
+           "AUTH refused: heals by itself once Redis accepts the password")
+        r = post_json(pw.url + "/v1/chat/completions", chat("gpt-4o", "auth ok"), headers=USAGE_1000)
+        is_(r.status, 200, "AUTH refused: ... and requests go through")
+        ok(wait_until(lambda: redis.cmd("KEYS", "pw:budget:*"), timeout=5), "AUTH refused: ... their spend in Redis")
+        pw.stop()
+        redis.cmd("CONFIG", "SET", "requirepass", "")
+        redis.auth = None
+
+        au.stop()
+        redis.cmd("ACL", "DELUSER", "hrfleet")
+
+        # ---------------------------------------------- nothing listening: failed attempts, no disconnects
+        nl = Headroomd(mock=mock, extra_conf="backend redis {\n  url redis://127.0.0.1:%d/0\n}\n"
+                       "sink prometheus { path /metrics; }\n" % free_port())
+        nl.start()
+        ok(wait_until(lambda: backend_stats(nl).get("connect_failures", 0) >= 6, timeout=15),
+           "no Redis: failed connection attempts are counted (connect_failures)")
+        st = backend_stats(nl)
+        is_((st.get("connects"), st.get("disconnects")), (0, 0),
+            "no Redis: no connection established, none lost (disconnects counts lost connections only)")
+        cmp_ok(metric(nl.get("/metrics").text, "headroom_backend_connect_failures_total") or 0, ">=", 6,
+               "no Redis: /metrics headroom_backend_connect_failures_total")
+        nl.stop()
 
         # ---------------------------------------------- draining while a request waits for Redis
         # A request parked for Redis's answer is in flight: SIGTERM lets it go on
