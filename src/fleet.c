@@ -103,7 +103,7 @@ static struct {
     long long unsent_micro;         /* spend Redis did not take (down): sent on reconnect */
     time_t unsent_start, unsent_end;
     const char *unsent_period;
-    unsigned long long fail_open, fail_closed_n, ccr_fetched, ccr_missing;
+    unsigned long long fail_open, fail_closed_n, ccr_fetched, ccr_missing, open_quiet;
     double last_open_warn;
 } fl = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -166,16 +166,27 @@ static void ignore_reply(void *ud, int status, const redisReply *r)
 }
 
 /* A budget or rate-limit answer is missing and on_backend_error is open:
- * the request goes on unchecked, loudly. */
+ * the request goes on unchecked, loudly (a line at most every 10 s, with
+ * the number of such requests since the last one). */
 static void note_fail_open(struct hr_fleet_wait *x, const char *what)
 {
     pthread_mutex_lock(&fl.lock);
     if (!x->let_through++) fl.fail_open++;
     double now = hr_now();
     int say = now - fl.last_open_warn >= 10;
-    if (say) fl.last_open_warn = now;
+    unsigned long long quiet = fl.open_quiet;
+    if (say) {
+        fl.last_open_warn = now;
+        fl.open_quiet = 0;
+    } else {
+        fl.open_quiet++;
+    }
     pthread_mutex_unlock(&fl.lock);
-    if (say)
+    if (say && quiet)
+        HR_WARN(LOGGER, "Redis did not answer: %s not enforced for this request (on_backend_error open; set "
+                "on_backend_error closed to refuse instead); %llu more unchecked since the last such line", what,
+                quiet);
+    else if (say)
         HR_WARN(LOGGER, "Redis did not answer: %s not enforced for this request (on_backend_error open; set "
                 "on_backend_error closed to refuse instead)", what);
 }

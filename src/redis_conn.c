@@ -22,6 +22,7 @@
 #define BACKOFF_MIN_MS 100.0
 #define BACKOFF_MAX_MS 2000.0
 #define KIND_SETUP (-1)         /* AUTH, SELECT or PING: not counted as an operation */
+#define REFUSED_WARN_MS 10000.0 /* at most one "Redis refused" line this often */
 
 struct op {
     struct hr_rconn *c;
@@ -62,6 +63,9 @@ static struct {
     unsigned long long timeouts, reconnects, disconnects, connect_failures;
     int connections, up;
     struct hr_hist latency;
+    int refused_logged;         /* a "Redis refused" line was written, at refused_at */
+    double refused_at;
+    unsigned long long refused_quiet; /* refusals not logged since */
 } st = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 void hr_rconn_kinds(const char *const *names, size_t n)
@@ -180,6 +184,32 @@ static void fail_all(struct hr_rconn *c, const char *why, int timed_out, int fre
     free(todo);
 }
 
+/* Error replies are logged at most every REFUSED_WARN_MS, with the number
+ * left out since: with Redis refusing everything, every request would
+ * otherwise log a line per command. */
+static void warn_refused(int kind, const redisReply *r)
+{
+    pthread_mutex_lock(&st.lock);
+    double now = hr_monotonic_ms();
+    int say = !st.refused_logged || now - st.refused_at >= REFUSED_WARN_MS;
+    unsigned long long quiet = st.refused_quiet;
+    if (say) {
+        st.refused_logged = 1;
+        st.refused_at = now;
+        st.refused_quiet = 0;
+    } else {
+        st.refused_quiet++;
+    }
+    const char *name = kind >= 0 && (size_t)kind < st.n_kinds ? st.kinds[kind] : "backend";
+    pthread_mutex_unlock(&st.lock);
+    if (!say) return;
+    if (quiet)
+        HR_WARN(LOGGER, "Redis refused a %s command: %.*s (and %llu more refused commands since the last such line; "
+                "one line at most every %.0f s)", name, (int)r->len, r->str, quiet, REFUSED_WARN_MS / 1000);
+    else
+        HR_WARN(LOGGER, "Redis refused a %s command: %.*s", name, (int)r->len, r->str);
+}
+
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -207,9 +237,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         unlink_op(c, o);
         const redisReply *r = reply;
         int status = !r ? HR_RCONN_LOST : r->type == REDIS_REPLY_ERROR ? HR_RCONN_REFUSED : HR_RCONN_OK;
-        if (status == HR_RCONN_REFUSED && o->kind != KIND_SETUP)
-            HR_WARN(LOGGER, "Redis refused a %s command: %.*s", o->kind >= 0 && (size_t)o->kind < st.n_kinds ?
-                    st.kinds[o->kind] : "backend", (int)r->len, r->str);
+        if (status == HR_RCONN_REFUSED && o->kind != KIND_SETUP) warn_refused(o->kind, r);
         count(o->kind, status == HR_RCONN_OK, hr_monotonic_ms() - o->t0);
         arm_deadline(c);
         if (o->kind == KIND_SETUP) on_setup_answer(c, o->ud, r);

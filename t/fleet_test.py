@@ -8,9 +8,10 @@
 # the response cache; Responses WebSocket messages held to the shared rate
 # limit in the order sent; Redis killed, stopped and restarted: fail open /
 # closed as configured, no crash, recovery; AUTH (password, ACL user) and
-# SELECT refused: down, retried, healed when Redis's side is fixed; failed
-# connection attempts counted apart from lost connections; SIGTERM while a
-# request waits for Redis: answered, nothing leaked.
+# SELECT refused: down, retried, healed when Redis's side is fixed; error
+# replies logged at most every 10 s; failed connection attempts counted
+# apart from lost connections; SIGTERM while a request waits for Redis:
+# answered, nothing leaked.
 import base64
 import json
 import os
@@ -462,6 +463,21 @@ try:
         ok(wait_until(lambda: redis.cmd("KEYS", "acl:budget:*") and redis.cmd("KEYS", "acl:cache:*"), timeout=5),
            "ACL user: its spend and cached answer are in Redis")
         is_(backend_stats(au).get("errors"), 0, "ACL user: no command refused (the ACL doc/fleet.md gives suffices)")
+        # Now Redis refuses a request's budget read, rate-limit script and budget
+        # add (its keys hold the wrong type): one WARN line, not one per command.
+        for k in redis.cmd("KEYS", "acl:budget:*") + redis.cmd("KEYS", "acl:rl:*"):
+            redis.cmd("DEL", k)
+            if ":budget:" in k:
+                redis.cmd("HSET", k, "not", "a counter")
+            else:
+                redis.cmd("SET", k, "not a bucket")
+        for i in range(5):
+            r = post_json(au.url + "/v1/chat/completions", chat("gpt-4o", "refused %d" % i, temperature=0),
+                          headers=USAGE_1000)
+            is_(r.status, 200, "refused commands: request %d answered (fail open)" % i)
+        t_refused = time.monotonic()
+        cmp_ok(backend_stats(au).get("errors", 0), ">=", 10, "refused commands: counted as errors")
+        is_(refused_lines(au), 1, "refused commands: one WARN line for them all (at most one every 10 s)")
 
         # ---------------------------------------------- AUTH refused: down until Redis's password matches
         redis.cmd("CONFIG", "SET", "requirepass", "right-pw")
@@ -502,6 +518,15 @@ try:
         redis.cmd("CONFIG", "SET", "requirepass", "")
         redis.auth = None
 
+        # Back to the refusals: 10 s after the first line, the next one says how
+        # many were left out.
+        time.sleep(max(0.0, 10.3 - (time.monotonic() - t_refused)))
+        r = post_json(au.url + "/v1/chat/completions", chat(text="refused again"))
+        is_(r.status, 200, "refused commands: a request 10 s later")
+        m = re.findall(r"Redis refused a \w+ command: WRONGTYPE.*?\(and (\d+) more refused commands since the last such "
+                       r"line", au.stderr_text())
+        ok(m and int(m[-1]) >= 9, "refused commands: the next line counts the ones left out (%s)" % m)
+        is_(refused_lines(au), 2, "refused commands: still one line per 10 s")
         au.stop()
         redis.cmd("ACL", "DELUSER", "hrfleet")
 
