@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 #include <event2/event.h>
 #include "ccr.h"
 #include "cost.h"
@@ -69,16 +71,31 @@ static const char RATE_SCRIPT[] =
     "return {math.ceil(wr * 1000), math.ceil(wk * 1000)}\n";
 
 /* Spend in whole micro-dollars (every cost is rounded to them), so N
- * instances add up exactly; the key lives a day past its period. */
+ * instances add up exactly; the key lives a day past its period. Each add
+ * carries its stream (a worker of this process) and a number increasing
+ * per stream; KEYS[2] keeps each stream's last number applied, and an add
+ * whose number is not above it is a copy of one already counted: the total
+ * is returned, nothing added. ARGV: micro-dollars, expiry, stream, number.
+ * The reads come first, so a refusal (a key of the wrong type) adds nothing. */
 static const char BUDGET_SCRIPT[] =
+    "local last = tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or '0')\n"
+    "if tonumber(ARGV[4]) <= last then return tonumber(redis.call('GET', KEYS[1]) or '0') end\n"
     "local v = redis.call('INCRBY', KEYS[1], ARGV[1])\n"
+    "redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])\n"
     "redis.call('EXPIREAT', KEYS[1], ARGV[2])\n"
+    "redis.call('EXPIREAT', KEYS[2], ARGV[2])\n"
     "return v\n";
+
+struct budget_add;
 
 struct fleet_worker {
     struct hr_rconn *conn;
     struct event *drain;            /* sends originals stored on helper threads */
     struct hr_fleet_wait *waits;    /* every wait of this worker, freed at stop if still pending */
+    char stream[40];                /* "<process id>.<worker>": the numbers of its spend adds are its own */
+    unsigned long long seq;         /* the last number given */
+    struct budget_add *lost;        /* adds written without an answer, by number: sent again first */
+    struct budget_add *resending;   /* the first of them, sent again, waiting for its answer */
 };
 
 struct outbox_item {
@@ -98,17 +115,20 @@ static struct {
     struct fleet_worker *workers;
     size_t n_workers;
     char *user;                     /* ACL user from the url, or NULL */
+    char proc_id[17];               /* random per process: names its spend streams */
     pthread_mutex_t lock;           /* outbox, unsent spend, figures below */
     struct outbox_item *outbox;
-    long long unsent_micro;         /* spend Redis did not take (down): sent on reconnect */
+    long long unsent_micro;         /* spend Redis did not count (down, refused): sent with the next add */
     time_t unsent_start, unsent_end;
     const char *unsent_period;
+    long long lost_micro;           /* spend of the workers' lost adds: counted once they are answered */
     unsigned long long fail_open, fail_closed_n, ccr_fetched, ccr_missing, open_quiet;
     double last_open_warn;
 } fl = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static atomic_long n_waiting; /* waits of every worker, for /stats */
 static _Thread_local struct hr_rconn *tl_conn;
+static _Thread_local struct fleet_worker *tl_fw;
 static _Thread_local struct hr_fleet_wait *tl_current;
 
 struct hr_fleet_wait {
@@ -228,6 +248,8 @@ static void ccr_put_remote(void *ctx, const char *hash, const char *data, size_t
         if (fl.workers[i].drain) event_active(fl.workers[i].drain, EV_READ, 0);
 }
 
+static void budget_add_now(struct fleet_worker *fw, const char *period, time_t start, time_t end, long long micro);
+
 static void on_drain(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -244,47 +266,146 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
         free(it);
         it = next;
     }
+    budget_add_now(fw, NULL, 0, 0, 0); /* spend counted off the workers' threads */
 }
 
 /* ------------------------------------------------------------ budget */
 
-static void budget_send(struct hr_rconn *c, const char *period, time_t start, time_t end, long long micro);
+/* Each worker's adds of spend are numbered (its stream; BUDGET_SCRIPT
+ * applies a number once). An add written without an answer (a timeout, a
+ * lost connection) may have run, or may yet run when a stalled Redis
+ * resumes: it is kept and sent again with its number, so it counts once
+ * whichever copy arrives first. That holds while no higher number of the
+ * stream is applied before it is settled, so a stream with lost adds sends
+ * them again one at a time, in order, on its next connection, and holds new
+ * spend until they are answered. Spend that never reached Redis (down) or
+ * that Redis refused did not count: it is held and sent, merged, with the
+ * stream's next add. So the shared total stays exact, only later. */
+struct budget_add {
+    struct fleet_worker *fw;
+    const char *period;
+    time_t start, end;
+    long long micro;
+    unsigned long long seq;
+    int resend;                     /* a lost add, sent again */
+    struct budget_add *next;        /* fw->lost, by number */
+};
 
-struct budget_add { const char *period; time_t start, end; long long micro; };
+/* Spend Redis did not count, sent with the next add. A past period's is
+ * dropped once a later period's comes: it is no longer enforced. */
+static void hold(const char *period, time_t start, time_t end, long long micro)
+{
+    pthread_mutex_lock(&fl.lock);
+    if (!fl.unsent_period || start > fl.unsent_start) {
+        fl.unsent_micro = 0;
+        fl.unsent_start = start;
+        fl.unsent_end = end;
+        fl.unsent_period = period;
+    }
+    if (start == fl.unsent_start) fl.unsent_micro += micro;
+    pthread_mutex_unlock(&fl.lock);
+}
+
+static void budget_added(void *ud, int status, const redisReply *r);
+
+static void budget_send(struct budget_add *a)
+{
+    char id[64], key[256], seen[256], amount[24], expire[24], seq[24];
+    snprintf(id, sizeof id, "%s:%lld", a->period, (long long)a->start);
+    size_t kl = make_key(key, sizeof key, "budget:", id);
+    size_t sl = make_key(seen, sizeof seen, "budget_seq:", id);
+    snprintf(amount, sizeof amount, "%lld", a->micro);
+    snprintf(expire, sizeof expire, "%lld", (long long)a->end + 86400);
+    snprintf(seq, sizeof seq, "%llu", a->seq);
+    const char *argv[] = {"EVAL", BUDGET_SCRIPT, "2", key, seen, amount, expire, a->fw->stream, seq};
+    size_t lens[] = {4, sizeof BUDGET_SCRIPT - 1, 1, kl, sl, strlen(amount), strlen(expire), strlen(a->fw->stream),
+                     strlen(seq)};
+    hr_rconn_command(a->fw->conn, K_BUDGET_ADD, 9, argv, lens, budget_added, a);
+}
+
+static void send_new(struct fleet_worker *fw, const char *period, time_t start, time_t end, long long micro)
+{
+    struct budget_add *a = malloc(sizeof *a);
+    if (!a) {
+        hold(period, start, end, micro);
+        return;
+    }
+    *a = (struct budget_add){fw, period, start, end, micro, ++fw->seq, 0, NULL};
+    budget_send(a);
+}
+
+/* The first lost add, sent again (its answer sends the next). */
+static void resend_next(struct fleet_worker *fw)
+{
+    struct budget_add *a = fw->lost;
+    fw->lost = a->next;
+    a->next = NULL;
+    a->resend = 1;
+    fw->resending = a;
+    budget_send(a);
+}
+
+static void keep_lost(struct fleet_worker *fw, struct budget_add *a)
+{
+    struct budget_add **p = &fw->lost;
+    while (*p && (*p)->seq < a->seq) p = &(*p)->next;
+    a->next = *p;
+    *p = a;
+}
+
+/* New spend on this worker's stream (micro 0: only what is held): sent
+ * with the next number, with the held spend; held while the stream settles
+ * lost adds or Redis is down. */
+static void budget_add_now(struct fleet_worker *fw, const char *period, time_t start, time_t end, long long micro)
+{
+    if (fw->lost || fw->resending || !hr_rconn_sendable(fw->conn)) {
+        if (micro > 0) hold(period, start, end, micro);
+        /* Redis refused a lost add sent again: try again now and then. */
+        if (fw->lost && !fw->resending && hr_rconn_connected(fw->conn)) resend_next(fw);
+        return;
+    }
+    pthread_mutex_lock(&fl.lock);
+    long long held = fl.unsent_micro;
+    time_t hs = fl.unsent_start, he = fl.unsent_end;
+    const char *hp = fl.unsent_period;
+    fl.unsent_micro = 0;
+    pthread_mutex_unlock(&fl.lock);
+    if (held > 0 && micro > 0 && hs == start) micro += held;
+    else if (held > 0) send_new(fw, hp, hs, he, held);
+    if (micro > 0) send_new(fw, period, start, end, micro);
+}
 
 static void budget_added(void *ud, int status, const redisReply *r)
 {
-    (void)status;
     struct budget_add *a = ud;
-    if (r && r->type == REDIS_REPLY_INTEGER) {
+    struct fleet_worker *fw = a->fw;
+    if (a->resend) fw->resending = NULL;
+    if (status == HR_RCONN_OK && r->type == REDIS_REPLY_INTEGER) {
         hr_cost_budget_observe(a->start, (double)r->integer / 1e6);
-    } else {
-        /* Kept and sent again on reconnect: the shared spend stays exact
-         * across an outage, only later. */
-        pthread_mutex_lock(&fl.lock);
-        if (fl.unsent_start != a->start) fl.unsent_micro = 0;
-        fl.unsent_micro += a->micro;
-        fl.unsent_start = a->start;
-        fl.unsent_end = a->end;
-        fl.unsent_period = a->period;
-        pthread_mutex_unlock(&fl.lock);
+        int settled = a->resend;
+        if (settled) {
+            pthread_mutex_lock(&fl.lock);
+            fl.lost_micro -= a->micro;
+            pthread_mutex_unlock(&fl.lock);
+        }
+        free(a);
+        if (settled && fw->lost) resend_next(fw);
+        else if (settled) budget_add_now(fw, NULL, 0, 0, 0); /* what was held meanwhile */
+        return;
     }
+    if (a->resend || status == HR_RCONN_LOST) {
+        /* It may have run, or may yet: sent again with its number. */
+        if (!a->resend) {
+            pthread_mutex_lock(&fl.lock);
+            fl.lost_micro += a->micro;
+            pthread_mutex_unlock(&fl.lock);
+        }
+        keep_lost(fw, a);
+        return;
+    }
+    /* Never written, or refused: it did not count. */
+    hold(a->period, a->start, a->end, a->micro);
     free(a);
-}
-
-static void budget_send(struct hr_rconn *c, const char *period, time_t start, time_t end, long long micro)
-{
-    struct budget_add *a = malloc(sizeof *a);
-    if (!a) return;
-    *a = (struct budget_add){period, start, end, micro};
-    char id[64], key[256], amount[24], expire[24];
-    snprintf(id, sizeof id, "%s:%lld", period, (long long)start);
-    size_t kl = make_key(key, sizeof key, "budget:", id);
-    snprintf(amount, sizeof amount, "%lld", micro);
-    snprintf(expire, sizeof expire, "%lld", (long long)end + 86400);
-    const char *argv[] = {"EVAL", BUDGET_SCRIPT, "1", key, amount, expire};
-    size_t lens[] = {4, sizeof BUDGET_SCRIPT - 1, 1, kl, strlen(amount), strlen(expire)};
-    hr_rconn_command(c, K_BUDGET_ADD, 6, argv, lens, budget_added, a);
 }
 
 static void budget_add_remote(void *ctx, double usd, double now)
@@ -294,31 +415,31 @@ static void budget_add_remote(void *ctx, double usd, double now)
     time_t start, end;
     long long micro = llround(usd * 1e6);
     if (micro <= 0 || !hr_cost_budget_period(now, &period, &start, &end)) return;
-    if (tl_conn) {
-        budget_send(tl_conn, period, start, end, micro);
+    if (tl_fw) {
+        budget_add_now(tl_fw, period, start, end, micro);
         return;
     }
-    pthread_mutex_lock(&fl.lock);
-    if (fl.unsent_start != start) fl.unsent_micro = 0;
-    fl.unsent_micro += micro;
-    fl.unsent_start = start;
-    fl.unsent_end = end;
-    fl.unsent_period = period;
-    pthread_mutex_unlock(&fl.lock);
+    /* Not a worker's thread: a worker's loop sends it. */
+    hold(period, start, end, micro);
+    for (size_t i = 0; i < fl.n_workers; i++)
+        if (fl.workers[i].drain) event_active(fl.workers[i].drain, EV_READ, 0);
 }
 
 static void on_conn_up(struct hr_rconn *c, void *ud)
 {
-    (void)ud;
+    (void)c;
+    struct fleet_worker *fw = ud;
     pthread_mutex_lock(&fl.lock);
-    long long micro = fl.unsent_micro;
-    time_t start = fl.unsent_start, end = fl.unsent_end;
-    const char *period = fl.unsent_period;
-    fl.unsent_micro = 0;
+    long long held = fl.unsent_micro, lost = fl.lost_micro;
     pthread_mutex_unlock(&fl.lock);
-    if (micro > 0 && period) {
-        HR_INFO(LOGGER, "sending $%.6f of spend Redis missed while it was unavailable", (double)micro / 1e6);
-        budget_send(c, period, start, end, micro);
+    if (fw->lost && !fw->resending) {
+        HR_INFO(LOGGER, "worker %zu: sending again the spend Redis did not answer for before the connection was lost "
+                "(it counts once, whether or not it had arrived), then $%.6f held meanwhile; $%.6f in all is "
+                "not yet confirmed", (size_t)(fw - fl.workers), (double)held / 1e6, (double)(held + lost) / 1e6);
+        resend_next(fw);
+    } else if (held > 0) {
+        HR_INFO(LOGGER, "sending $%.6f of spend Redis missed while it was unavailable", (double)held / 1e6);
+        budget_add_now(fw, NULL, 0, 0, 0);
     }
 }
 
@@ -901,7 +1022,7 @@ static json_t *stats_block(void *state)
     json_object_set_new(o, "fail_closed", json_integer((json_int_t)fl.fail_closed_n));
     json_object_set_new(o, "ccr_fetched", json_integer((json_int_t)fl.ccr_fetched));
     json_object_set_new(o, "ccr_missing", json_integer((json_int_t)fl.ccr_missing));
-    json_object_set_new(o, "unsent_budget_usd", json_real((double)fl.unsent_micro / 1e6));
+    json_object_set_new(o, "unsent_budget_usd", json_real((double)(fl.unsent_micro + fl.lost_micro) / 1e6));
     json_object_set_new(o, "waiting", json_integer((json_int_t)atomic_load(&n_waiting)));
     pthread_mutex_unlock(&fl.lock);
     return o;
@@ -953,6 +1074,10 @@ int hr_fleet_setup(const struct hr_config *c, char *err, size_t errlen)
     fl.prefix = strdup(c->backend_prefix ? c->backend_prefix : "headroom:");
     fl.s = (struct hr_rconn_settings){fl.host, c->backend_port, c->backend_db, fl.user, fl.password,
                                       c->backend_timeout_ms};
+    uint64_t id;
+    if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id) /* only needs to differ from other processes' */
+        id = ((uint64_t)getpid() << 32) ^ (uint64_t)(hr_monotonic_ms() * 1000) ^ (uint64_t)time(NULL);
+    snprintf(fl.proc_id, sizeof fl.proc_id, "%016llx", (unsigned long long)id);
     fl.fail_closed = c->backend_fail_closed;
     fl.cache_ttl_s = c->cache_ttl_s > 0 ? (unsigned)c->cache_ttl_s : 300;
     fl.ccr_ttl_s = c->ccr_ttl_s > 0 ? (unsigned)c->ccr_ttl_s : 3600;
@@ -1007,14 +1132,16 @@ int hr_fleet_worker_start(struct hr_worker *w)
         fl.n_workers = w->d->n_workers;
     }
     struct fleet_worker *fw = &fl.workers[w->index];
-    fw->conn = hr_rconn_new(w->base, &fl.s, w->index, on_conn_up, NULL);
+    snprintf(fw->stream, sizeof fw->stream, "%s.%zu", fl.proc_id, w->index);
+    fw->conn = hr_rconn_new(w->base, &fl.s, w->index, on_conn_up, fw);
     fw->drain = event_new(w->base, -1, 0, on_drain, fw);
     return fw->conn && fw->drain ? 0 : HR_ENOMEM;
 }
 
 void hr_fleet_bind_thread(struct hr_worker *w)
 {
-    tl_conn = fl.on && fl.workers ? fl.workers[w->index].conn : NULL;
+    tl_fw = fl.on && fl.workers ? &fl.workers[w->index] : NULL;
+    tl_conn = tl_fw ? tl_fw->conn : NULL;
 }
 
 void hr_fleet_worker_stop(struct hr_worker *w)
@@ -1025,6 +1152,13 @@ void hr_fleet_worker_stop(struct hr_worker *w)
     hr_rconn_free(fw->conn); /* drops its commands: their replies never come */
     fw->drain = NULL;
     fw->conn = NULL;
+    free(fw->resending); /* its answer never comes now */
+    fw->resending = NULL;
+    while (fw->lost) { /* not confirmed: gone with the process, as held spend is */
+        struct budget_add *next = fw->lost->next;
+        free(fw->lost);
+        fw->lost = next;
+    }
     /* hr_http_server_free has freed the requests already: only the waits are left. */
     while (fw->waits) {
         if (fw->waits->p) fw->waits->p->fleet_wait = NULL;

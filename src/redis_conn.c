@@ -433,6 +433,8 @@ void hr_rconn_free(struct hr_rconn *c)
 
 int hr_rconn_connected(const struct hr_rconn *c) { return c && c->connected; }
 
+int hr_rconn_sendable(const struct hr_rconn *c) { return c && c->ac; }
+
 void hr_rconn_command(struct hr_rconn *c, int kind, int argc, const char **argv, const size_t *argvlen,
                       hr_rconn_done_fn done, void *ud)
 {

@@ -46,6 +46,9 @@ struct hr_rconn *hr_rconn_new(struct event_base *base, const struct hr_rconn_set
 /* Close; commands still waiting get no answer callback (the loop is gone). */
 void hr_rconn_free(struct hr_rconn *c);
 int hr_rconn_connected(const struct hr_rconn *c);
+/* A command sent now would be written to Redis (connected, or connecting:
+ * it waits for the connection); 0 while down, waiting to reconnect. */
+int hr_rconn_sendable(const struct hr_rconn *c);
 
 /*
  * hr_rconn_command

@@ -7,11 +7,12 @@
 # CCR store (hash made on A read on B, also through headroom_retrieve) and
 # the response cache; Responses WebSocket messages held to the shared rate
 # limit in the order sent; Redis killed, stopped and restarted: fail open /
-# closed as configured, no crash, recovery; AUTH (password, ACL user) and
-# SELECT refused: down, retried, healed when Redis's side is fixed; error
-# replies logged at most every 10 s; failed connection attempts counted
-# apart from lost connections; SIGTERM while a request waits for Redis:
-# answered, nothing leaked.
+# closed as configured, no crash, recovery; spend counted once when a
+# stalled Redis runs a timed-out add after its re-send; AUTH (password, ACL
+# user) and SELECT refused: down, retried, healed when Redis's side is
+# fixed; error replies logged at most every 10 s; failed connection attempts
+# counted apart from lost connections; SIGTERM while a request waits for
+# Redis: answered, nothing leaked.
 import base64
 import json
 import os
@@ -422,6 +423,53 @@ try:
         r = post_json(cl.url + "/v1/chat/completions", chat(text="back"))
         is_(r.status, 200, "closed: answered again once Redis is back")
         cl.stop()
+
+        # ---------------------------------------------- a stalled Redis runs a timed-out add late
+        # A request's spend add is written to a Redis just stopped (SIGSTOP, longer
+        # than timeout_ms): no answer, the connection is dropped, and the add is
+        # kept to be sent again. On SIGCONT Redis runs the copy it had queued, and
+        # then gets the re-sent one. Each add carries its worker's stream and
+        # number, so only one copy counts: the total is the requests' spend exactly.
+        sh = Headroomd(mock=mock, extra_conf=conf(redis, "stall:", "budget 1000").replace("timeout_ms 1000",
+                                                                                          "timeout_ms 200"))
+        sh.start()
+        costs, statuses = [], []
+
+        def priced(text, headers=USAGE_1000):
+            r = post_json(sh.url + "/v1/chat/completions", chat("gpt-4o", text), headers=headers)
+            statuses.append(r.status)
+            if r.status == 200:
+                costs.append(r.header("x-headroom-cost-usd"))
+
+        for i in range(3):
+            priced("before %d" % i)
+        for rnd in range(2):
+            n = len(mock.requests())
+            t = threading.Thread(target=priced, args=("stalled %d" % rnd, dict(USAGE_1000, **{"x-mock-delay-ms": "600"})))
+            t.start()
+            ok(wait_until(lambda: len(mock.requests()) > n, timeout=10), "stall %d: the request is at the upstream" % rnd)
+            redis.proc.send_signal(signal.SIGSTOP)  # its spend goes to a stopped Redis once it is answered
+            t.join(30)
+            ok(wait_until(lambda: backend_stats(sh).get("unsent_budget_usd", 0) > 0, timeout=10),
+               "stall %d: its spend add had no answer (not confirmed)" % rnd)
+            priced("while stopped %d" % rnd)  # Redis down: held, sent after the lost one
+            time.sleep(1.0)  # reconnect attempts meanwhile
+            redis.proc.send_signal(signal.SIGCONT)
+            ok(wait_until(lambda: backend_stats(sh).get("connected"), timeout=10), "stall %d: reconnected" % rnd)
+        for i in range(3):
+            priced("after %d" % i)
+        is_(statuses, [200] * 10, "stall: every request answered (fail open while Redis is stopped)")
+        want = sum(round(float(c) * 1e6) for c in costs)
+        is_(want, 10 * 2500, "stall: 10 requests of $0.0025")
+        like(sh.stderr_text(), r"sending again the spend Redis did not answer for", "stall: the lost add was sent again")
+        spent = lambda: int(redis.cmd("GET", (redis.cmd("KEYS", "stall:budget:*") or ["x"])[0]) or 0)
+        settled = lambda: backend_stats(sh).get("unsent_budget_usd") == 0 and spent() == want
+        if not ok(wait_until(settled, timeout=15), "stall: Redis holds exactly the requests' spend (%d micro-dollars), "
+                  "nothing left unconfirmed" % want):
+            diag("Redis holds %d, /stats unsent_budget_usd %s" % (spent(), backend_stats(sh).get("unsent_budget_usd")))
+        time.sleep(1)  # any copy still on its way would land now
+        is_(spent(), want, "stall: ... and still exactly that a second later (no copy counted twice)")
+        sh.stop()
 
         # ---------------------------------------------- SELECT refused: down, not database 0
         # redis-server has 16 databases: /99 is refused. Commands must not run in
