@@ -162,6 +162,16 @@ struct hr_fleet_wait {
 
 int hr_fleet_enabled(void) { return fl.on; }
 
+const char *hr_fleet_unready(void)
+{
+    if (!fl.on || !fl.fail_closed || hr_rconn_all_up()) return NULL;
+    const char *period;
+    time_t start, end;
+    if (!hr_ratelimit_enabled() && !hr_cost_budget_period(hr_clock_now(), &period, &start, &end)) return NULL;
+    return "the shared state backend (Redis) is unavailable and on_backend_error is closed: requests that need "
+           "the budget or rate limit get 503 until it is back";
+}
+
 static size_t make_key(char *out, size_t cap, const char *what, const char *id)
 {
     int n = snprintf(out, cap, "%s%s%s", fl.prefix, what, id);

@@ -19,6 +19,10 @@ struct hr_req;
 int hr_fleet_setup(const struct hr_config *c, char *err, size_t errlen);
 void hr_fleet_shutdown(void);
 int hr_fleet_enabled(void);
+/* Why /readyz should say not ready (a static string), or NULL: Redis is
+ * down and on_backend_error closed refuses every request whose budget or
+ * rate limit it would check. No network call: the connections' state. */
+const char *hr_fleet_unready(void);
 
 /* Per worker: connect on its loop (server start); bind the worker thread;
  * close (server stop, after the loop ended). */

@@ -435,6 +435,14 @@ int hr_rconn_connected(const struct hr_rconn *c) { return c && c->connected; }
 
 int hr_rconn_sendable(const struct hr_rconn *c) { return c && c->ac; }
 
+int hr_rconn_all_up(void)
+{
+    pthread_mutex_lock(&st.lock);
+    int up = st.connections > 0 && st.up == st.connections;
+    pthread_mutex_unlock(&st.lock);
+    return up;
+}
+
 void hr_rconn_command(struct hr_rconn *c, int kind, int argc, const char **argv, const size_t *argvlen,
                       hr_rconn_done_fn done, void *ud)
 {

@@ -49,6 +49,8 @@ int hr_rconn_connected(const struct hr_rconn *c);
 /* A command sent now would be written to Redis (connected, or connecting:
  * it waits for the connection); 0 while down, waiting to reconnect. */
 int hr_rconn_sendable(const struct hr_rconn *c);
+/* Every worker's connection is up (headroom_backend_up). */
+int hr_rconn_all_up(void);
 
 /*
  * hr_rconn_command

@@ -195,7 +195,10 @@ static void dispatch(struct hr_req *req, void *arg)
         hr_send_json(req, 200, json_pack("{s:s}", "status", "alive"));
     } else if (!strcmp(path, "/readyz")) {
         int ready = atomic_load(&d->ready) && !atomic_load(&d->stopping);
-        hr_send_json(req, ready ? 200 : 503, json_pack("{s:b}", "ready", ready));
+        const char *why = ready ? hr_fleet_unready() : NULL; /* Redis down, on_backend_error closed */
+        json_t *o = json_pack("{s:b}", "ready", ready && !why);
+        if (why) json_object_set_new(o, "reason", json_string(why));
+        hr_send_json(req, ready && !why ? 200 : 503, o);
     } else if (!strcmp(path, "/health")) {
         handle_health(d, req);
     } else if (!strcmp(path, "/stats") && !strcmp(method, "GET")) {

@@ -7,12 +7,13 @@
 # CCR store (hash made on A read on B, also through headroom_retrieve) and
 # the response cache; Responses WebSocket messages held to the shared rate
 # limit in the order sent; Redis killed, stopped and restarted: fail open /
-# closed as configured, no crash, recovery; spend counted once when a
-# stalled Redis runs a timed-out add after its re-send; AUTH (password, ACL
-# user) and SELECT refused: down, retried, healed when Redis's side is
-# fixed; error replies logged at most every 10 s; failed connection attempts
-# counted apart from lost connections; SIGTERM while a request waits for
-# Redis: answered, nothing leaked.
+# closed as configured (and /readyz not ready while closed refuses), no
+# crash, recovery; spend counted once when a stalled Redis runs a timed-out
+# add after its re-send; AUTH (password, ACL user) and SELECT refused: down,
+# retried, healed when Redis's side is fixed; error replies logged at most
+# every 10 s; failed connection attempts counted apart from lost
+# connections; SIGTERM while a request waits for Redis: answered, nothing
+# leaked.
 import base64
 import json
 import os
@@ -140,6 +141,11 @@ def wait_listening(h):
     """For an instance started with wait_ready=False (/readyz may say 503)."""
     ok(wait_until(lambda: request("GET", h.url + "/livez", timeout=2, quiet=True).status == 200, timeout=20),
        "headroomd on port %d answers /livez" % h.port)
+
+
+def readyz(h):
+    r = request("GET", h.url + "/readyz", timeout=5, quiet=True)
+    return r.status, r.json() or {}
 
 
 def refused_lines(h):
@@ -367,6 +373,7 @@ try:
         st = backend_stats(op[0])
         is_(st.get("connected"), False, "open: /stats backend says disconnected")
         cmp_ok(st.get("disconnects", 0), ">=", 1, "open: the lost connections are counted as disconnects")
+        is_(readyz(op[0])[0], 200, "open: /readyz still ready (requests go on unchecked)")
         cmp_ok(st.get("fail_open", 0), ">=", 1, "open: requests let through are counted")
         prom = op[0].get("/metrics").text
         is_(metric(prom, "headroom_backend_up"), 0.0, "open: headroom_backend_up 0")
@@ -418,8 +425,13 @@ try:
         is_(ws_final(ws), ("error", 503), "closed: the WebSocket stays open for the next message")
         ws.close()
         is_(cl.get_json("/stats")["backend"]["fail_closed"], 3, "closed: the WebSocket refusals are counted")
+        code, body = readyz(cl)
+        is_((code, body.get("ready")), (503, False), "closed: /readyz not ready while Redis is down (a balancer "
+            "stops sending requests that would get 503)")
+        like(body.get("reason", ""), r"Redis.*on_backend_error is closed", "closed: /readyz says why")
         redis.start()
         ok(wait_until(lambda: backend_stats(cl).get("connected"), timeout=10), "closed: reconnects")
+        is_(readyz(cl), (200, {"ready": True}), "closed: /readyz ready again")
         r = post_json(cl.url + "/v1/chat/completions", chat(text="back"))
         is_(r.status, 200, "closed: answered again once Redis is back")
         cl.stop()
@@ -491,6 +503,7 @@ try:
         is_(len(re.findall(r"refused SELECT", bd.stderr_text())), 2, "SELECT refused: said once per worker, not per retry")
         r = post_json(bd.url + "/v1/chat/completions", chat(text="db 99"))
         is_(r.status, 503, "SELECT refused: on_backend_error closed refuses (503)")
+        is_(readyz(bd)[0], 503, "SELECT refused: /readyz not ready")
         is_(redis.cmd("KEYS", "baddb:*"), [], "SELECT refused: nothing written to database 0")
         bd.stop()
 
@@ -545,6 +558,7 @@ try:
         ok("wrong-pw" not in pw.stderr_text(), "AUTH refused: the password is not logged")
         is_(post_json(pw.url + "/v1/chat/completions", chat(text="no auth")).status, 503,
             "AUTH refused: on_backend_error closed refuses (503)")
+        is_(readyz(pw)[0], 503, "AUTH refused: /readyz not ready")
         # No password in the url, Redis asks for one: its first answer is NOAUTH.
         na = Headroomd(mock=mock, extra_conf=conf(redis, "noauth:", "budget 1000"))
         na.start()
@@ -559,6 +573,7 @@ try:
         redis.auth = ("wrong-pw",)
         ok(wait_until(lambda: backend_stats(pw).get("connected"), timeout=10),
            "AUTH refused: heals by itself once Redis accepts the password")
+        is_(readyz(pw)[0], 200, "AUTH refused: ... /readyz ready again")
         r = post_json(pw.url + "/v1/chat/completions", chat("gpt-4o", "auth ok"), headers=USAGE_1000)
         is_(r.status, 200, "AUTH refused: ... and requests go through")
         ok(wait_until(lambda: redis.cmd("KEYS", "pw:budget:*"), timeout=5), "AUTH refused: ... their spend in Redis")
@@ -589,6 +604,7 @@ try:
             "no Redis: no connection established, none lost (disconnects counts lost connections only)")
         cmp_ok(metric(nl.get("/metrics").text, "headroom_backend_connect_failures_total") or 0, ">=", 6,
                "no Redis: /metrics headroom_backend_connect_failures_total")
+        is_(readyz(nl)[0], 200, "no Redis, on_backend_error open: /readyz ready")
         nl.stop()
 
         # ---------------------------------------------- draining while a request waits for Redis
