@@ -44,6 +44,28 @@ static void classify(const char *name, void *ud)
     add(df->restart, sizeof df->restart, &df->nr, name);
 }
 
+static int same_str(const char *a, const char *b) { return a == b || (a && b && !strcmp(a, b)); }
+
+/* The `backend redis { }` block is not a directive hr_config_diff knows.
+ * Its connections are made when the workers start: any change needs a
+ * restart. The url is named, never shown (it may hold a password). */
+static void diff_backend(const struct hr_config *a, const struct hr_config *b, struct diff *df)
+{
+    if (!a->backend_url || !b->backend_url) {
+        if (a->backend_url || b->backend_url)
+            add(df->restart, sizeof df->restart, &df->nr,
+                a->backend_url ? "backend redis (removed)" : "backend redis (added)");
+        return;
+    }
+    if (!same_str(a->backend_url, b->backend_url)) add(df->restart, sizeof df->restart, &df->nr, "backend redis url");
+    if (!same_str(a->backend_prefix, b->backend_prefix))
+        add(df->restart, sizeof df->restart, &df->nr, "backend redis prefix");
+    if (a->backend_timeout_ms != b->backend_timeout_ms)
+        add(df->restart, sizeof df->restart, &df->nr, "backend redis timeout_ms");
+    if (a->backend_fail_closed != b->backend_fail_closed)
+        add(df->restart, sizeof df->restart, &df->nr, "backend redis on_backend_error");
+}
+
 /* Workers read these numbers per request or per connection: word-sized
  * stores, atomic so a reader sees the old or the new value, never a mix. */
 #define STORE(field, value) __atomic_store_n(&(field), (value), __ATOMIC_RELAXED)
@@ -66,6 +88,7 @@ int hr_reload_apply(struct hr_daemon *d, const struct hr_config *fresh, char *er
     struct hr_config *live = d->cfg;
     struct diff df = {0};
     hr_config_diff(live, fresh, classify, &df);
+    diff_backend(live, fresh, &df);
 
     /* Prices and budget first: they can fail, and then nothing changes. */
     char cost_done[512], cost_restart[256];

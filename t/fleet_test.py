@@ -12,8 +12,8 @@
 # add after its re-send; AUTH (password, ACL user) and SELECT refused: down,
 # retried, healed when Redis's side is fixed; error replies logged at most
 # every 10 s; failed connection attempts counted apart from lost
-# connections; SIGTERM while a request waits for Redis: answered, nothing
-# leaked.
+# connections; a reload naming a changed backend block; SIGTERM while a
+# request waits for Redis: answered, nothing leaked.
 import base64
 import json
 import os
@@ -606,6 +606,23 @@ try:
                "no Redis: /metrics headroom_backend_connect_failures_total")
         is_(readyz(nl)[0], 200, "no Redis, on_backend_error open: /readyz ready")
         nl.stop()
+
+        # ---------------------------------------------- reload: a changed backend block needs a restart
+        rl = Headroomd(mock=mock, extra_conf=conf(redis, "reload:", "budget 1000"))
+        rl.start()
+        with open(rl.conf_path) as f:
+            text = f.read()
+        with open(rl.conf_path, "w") as f:
+            f.write(text.replace("prefix reload:", "prefix other:").replace("timeout_ms 1000", "timeout_ms 300")
+                    .replace("redis://", "redis://:reload-pw@").replace("on_backend_error open", "on_backend_error closed"))
+        rl.signal(signal.SIGHUP)
+        ok(wait_until(lambda: "reloaded" in rl.stderr_text(), timeout=10), "reload: done")
+        like(rl.stderr_text(), r"WARN.*needing a restart.*: backend redis url, backend redis prefix, backend redis "
+             r"timeout_ms, backend redis on_backend_error", "reload: the changed backend settings are named as needing "
+             "a restart")
+        ok("reload-pw" not in rl.stderr_text(), "reload: the url (and its password) is not shown")
+        is_(backend_stats(rl).get("prefix"), "reload:", "reload: still running with the old backend")
+        rl.stop()
 
         # ---------------------------------------------- draining while a request waits for Redis
         # A request parked for Redis's answer is in flight: SIGTERM lets it go on
