@@ -314,7 +314,14 @@ char *hr_ccr_get(const char *hash, size_t *len_out)
 
 void hr_ccr_free(char *data) { free(data); }
 
-json_t *hr_ccr_stats_json(void) { return backend.stats ? backend.stats(backend.ctx) : json_null(); }
+json_t *hr_ccr_stats_json(void)
+{
+    json_t *o = backend.stats ? backend.stats(backend.ctx) : json_null();
+    /* With a shared tier the originals live there; the counts stay this
+     * process's copy. */
+    if (remote.put && remote.name && json_is_object(o)) json_object_set_new(o, "backend", json_string(remote.name));
+    return o;
+}
 
 int hr_ccr_describe(const char *hash, const struct hr_ccr_info *in, struct hr_ccr_info *out)
 {

@@ -39,6 +39,7 @@ struct hr_ccr_backend {
 struct hr_ccr_remote {
     void (*put)(void *ctx, const char *hash, const char *data, size_t len);
     void *ctx;
+    const char *name;   /* /stats ccr.backend while it is set ("redis") */
 };
 void hr_ccr_set_remote(const struct hr_ccr_remote *r);
 /* Store in this process only (an original fetched from the shared tier). */

@@ -1093,7 +1093,7 @@ int hr_fleet_setup(const struct hr_config *c, char *err, size_t errlen)
     fl.ccr_ttl_s = c->ccr_ttl_s > 0 ? (unsigned)c->ccr_ttl_s : 3600;
     hr_ratelimit_limits(&fl.rpm, &fl.tpm);
     hr_rconn_kinds(kind_names, N_KINDS);
-    hr_ccr_set_remote(&(struct hr_ccr_remote){ccr_put_remote, NULL});
+    hr_ccr_set_remote(&(struct hr_ccr_remote){ccr_put_remote, NULL, "redis"});
     if (hr_respcache_enabled())
         hr_respcache_set_backend(&(struct hr_respcache_backend){"redis", cache_get, cache_put, cache_stats,
                                                                 cache_destroy, NULL});

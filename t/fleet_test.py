@@ -254,6 +254,7 @@ try:
         st = backend_stats(A)
         is_((st.get("kind"), st.get("connected"), st.get("prefix")), ("redis", True, "three:"),
             "/stats backend: redis, connected, prefix")
+        is_(A.get_json("/stats")["ccr"].get("backend"), "redis", "/stats ccr.backend: redis (originals are shared)")
         rate_round(three, "rate-key", 12, "3 instances")
         ok(redis.cmd("KEYS", "three:rl:*"), "rate-limit buckets live in Redis")
         # The bucket refills at 12 per minute: one more request fits 5 s later, not two.
