@@ -28,6 +28,13 @@
 
 #define MAX_ENV 8
 
+#ifndef HR_SYSCONFDIR
+#define HR_SYSCONFDIR "/usr/local/etc"
+#endif
+#ifndef HR_SRCCONFDIR
+#define HR_SRCCONFDIR ""
+#endif
+
 struct agent {
     const char *name;    /* as typed after `wrap`, and the executable */
     const char *product; /* for messages */
@@ -50,8 +57,56 @@ static const struct agent AGENTS[] = {
 };
 static const struct agent GENERIC = {"generic", "the command", 1, 1, 1, 1, 0};
 
+/* ------------------------------------------------------------ config */
+
+/* Run from its build tree (libtool's src/.libs), not installed. */
+static int running_uninstalled(void)
+{
+#ifdef HR_ABS_BUILDDIR
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        size_t b = strlen(HR_ABS_BUILDDIR);
+        return !strncmp(exe, HR_ABS_BUILDDIR, b) && exe[b] == '/';
+    }
+#endif
+    return 0;
+}
+
+/* Where wrap looks for a config when given none (-c, $HEADROOM_CONFIG):
+ * the user's, headroom.conf in the state directory ($HEADROOM_WORKSPACE_DIR,
+ * else ~/.headroom; empty when the HEADROOM_* settings do not read), then
+ * the one `make install` put in sysconfdir; an uninstalled headroom looks at
+ * its source tree's conf/headroom.conf instead, as it uses that tree's
+ * plugins and prices, so an older install never shadows the build. */
+struct conf_paths {
+    char user[PATH_MAX], site[PATH_MAX];
+};
+
+static void default_conf_paths(struct conf_paths *c)
+{
+    c->user[0] = '\0';
+    char *text = hr_daemon_setup(NULL);
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    const char *state = json_string_value(json_object_get(j, "state_root"));
+    if (state && *state) snprintf(c->user, sizeof c->user, "%s/headroom.conf", state);
+    json_decref(j);
+    hr_free(text);
+    if (*HR_SRCCONFDIR && running_uninstalled()) snprintf(c->site, sizeof c->site, "%s/headroom.conf", HR_SRCCONFDIR);
+    else snprintf(c->site, sizeof c->site, "%s/headroom/headroom.conf", HR_SYSCONFDIR);
+}
+
+static int is_file(const char *path)
+{
+    struct stat st;
+    return *path && !stat(path, &st) && S_ISREG(st.st_mode);
+}
+
 static void usage(FILE *out)
 {
+    struct conf_paths c;
+    default_conf_paths(&c);
     fprintf(out,
             "usage: headroom wrap [--print-env] [--port N] [-c FILE] AGENT [-- AGENT-ARGS...]\n"
             "       headroom wrap [--print-env] [--port N] [-c FILE] -- COMMAND [ARGS...]\n"
@@ -63,9 +118,12 @@ static void usage(FILE *out)
             "\n"
             "  --print-env   print the agent's environment as shell `export` lines instead of running it\n"
             "  --port N      headroomd port on 127.0.0.1 (default: $HEADROOM_PORT, else the config's port, else 8787)\n"
-            "  -c FILE       config whose port wrap uses, and that a headroomd wrap starts reads (default $HEADROOM_CONFIG)\n"
+            "  -c FILE       the config whose port wrap uses and that a headroomd wrap starts reads; default\n"
+            "                $HEADROOM_CONFIG, else the first that exists of %s%s%s;\n"
+            "                with none, that headroomd only proxies and counts (no compression, no savings file)\n"
             "\n"
-            "Environment: HEADROOMD names the headroomd binary (default: next to headroom, else on PATH).\n");
+            "Environment: HEADROOMD names the headroomd binary (default: next to headroom, else on PATH).\n",
+            c.user, *c.user ? " and " : "", c.site);
 }
 
 /* ------------------------------------------------------------------ http */
@@ -416,6 +474,7 @@ int hr_cli_wrap(int argc, char **argv)
     int print = 0, port = 0, i = 1;
     const char *conf = getenv("HEADROOM_CONFIG");
     if (conf && !*conf) conf = NULL;
+    struct conf_paths dflt;
     for (; i < argc && argv[i][0] == '-' && strcmp(argv[i], "--"); i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -433,6 +492,14 @@ int hr_cli_wrap(int argc, char **argv)
             fprintf(stderr, "headroom wrap: unknown option '%s'; run 'headroom wrap --help'\n", argv[i]);
             return HR_EXIT_USAGE;
         }
+    }
+    /* None given: the user's own, else the installed one (see default_conf_paths). */
+    int no_conf = 0;
+    if (!conf) {
+        default_conf_paths(&dflt);
+        if (is_file(dflt.user)) conf = dflt.user;
+        else if (is_file(dflt.site)) conf = dflt.site;
+        else no_conf = 1;
     }
     if (!port) {
         /* A config that does not parse (said as file:line:col) or a bad HEADROOM_* value is
@@ -543,6 +610,11 @@ int hr_cli_wrap(int argc, char **argv)
             fprintf(stderr, "headroom wrap: headroomd not found (set HEADROOMD or put it on PATH)\n");
             goto out;
         }
+        if (no_conf)
+            fprintf(stderr, "headroom wrap: no config (none given with -c or $HEADROOM_CONFIG, none at %s%s%s), so the "
+                    "headroomd started for this session only proxies and counts requests: no compression, no savings "
+                    "file; for those, give one with -c FILE or HEADROOM_CONFIG%s%s\n",
+                    dflt.user, *dflt.user ? " or " : "", dflt.site, *dflt.user ? ", or put one at " : "", dflt.user);
         daemon = start_daemon(dexe, port, conf, stack, &drain_s);
         free(dexe);
         if (daemon < 0) {

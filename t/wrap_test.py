@@ -22,6 +22,7 @@ from hrtest import *  # noqa: E402,F403
 import http.server  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
+import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
@@ -35,7 +36,6 @@ HEADROOMD = os.environ.get("HEADROOMD") or os.path.join(T_DIR, "..", "src", "hea
 WORK = tempfile.mkdtemp(prefix="hr-wrap-")
 if os.environ.get("HRTEST_KEEP") != "1":
     import atexit
-    import shutil
     atexit.register(shutil.rmtree, WORK, True)
 BIN = os.path.join(WORK, "bin")
 OUT = os.path.join(WORK, "out")
@@ -187,6 +187,76 @@ with Mock() as m:
         r = wrap(["--print-env", "--port", "9911", "claude"], base_env(m, ws, ANTHROPIC_CUSTOM_HEADERS=mine))
         is_(r.stdout.decode(), "export ANTHROPIC_BASE_URL='http://127.0.0.1:9911'\nexport ANTHROPIC_CUSTOM_HEADERS='%s'\n" % mine,
             "the user's own X-Headroom-Stack is kept and no second one added (%r)" % mine)
+
+    # ---- the config of a wrap given none (-c, $HEADROOM_CONFIG): headroom.conf in the state
+    # directory, else the installed one (run from the build tree: the source tree's conf/headroom.conf)
+    def listening(workspace):
+        m_ = re.findall(r"listening on http://127\.0\.0\.1:(\d+) \(.*?(\d+) transforms, (\d+) sinks\)",
+                        read(os.path.join(workspace, "wrap-headroomd.log")) or "")
+        return tuple(int(x) for x in m_[-1]) if m_ else None
+
+    ws_src = os.path.join(WORK, "ws-src")
+    port = free_port()
+    r = wrap(["--port", str(port), "--", "true"], base_env(m, ws_src))
+    st = listening(ws_src)
+    ok(r.returncode == 0 and st and st[1] > 0 and st[2] > 0,
+       "no config given, none in the state directory: the source tree's conf/headroom.conf (transforms, sinks): %s" % (st,))
+    is_(r.stderr.decode(), "", "a config was found: nothing said")
+    ws_user = os.path.join(WORK, "ws-user")
+    os.makedirs(ws_user)
+    user_port = free_port()
+    with open(os.path.join(ws_user, "headroom.conf"), "w") as f:
+        f.write("port %d\ntransform router {\n}\n" % user_port)
+    r = wrap(["--print-env", "codex"], base_env(m, ws_user))
+    is_(r.stdout.decode(), "export OPENAI_BASE_URL='http://127.0.0.1:%d/v1'\n" % user_port,
+        "headroom.conf in the state directory: its port")
+    r = wrap(["--", "true"], base_env(m, ws_user))
+    is_((r.returncode, listening(ws_user), r.stderr.decode()), (0, (user_port, 1, 0), ""),
+        "headroom.conf in the state directory: the headroomd wrap starts reads it")
+    plain = os.path.join(WORK, "plain.conf")
+    with open(plain, "w") as f:
+        f.write("log_level info\n")
+    for how, args, extra in (("-c", ["-c", plain], {}), ("$HEADROOM_CONFIG", [], {"HEADROOM_CONFIG": plain})):
+        port = free_port()
+        r = wrap(args + ["--port", str(port), "--", "true"], base_env(m, ws_user, **extra))
+        is_((r.returncode, listening(ws_user), r.stderr.decode()), (0, (port, 0, 0), ""),
+            "%s comes before the state directory's headroom.conf" % how)
+    # Installed (outside the build tree) with no config anywhere: one line says what that means.
+    real_cli = os.path.join(os.path.dirname(CLI), ".libs", "headroom")
+    if not os.path.exists(real_cli):
+        skip("no libtool build of headroom to copy out of the build tree", 6)
+    else:
+        inst = os.path.join(WORK, "inst")
+        os.makedirs(inst)
+        shutil.copy(real_cli, os.path.join(inst, "headroom"))
+        lib_dir = os.path.dirname(os.environ.get("HEADROOM_LIBRARY") or os.path.join(os.path.dirname(CLI), "..", ".libs", "x"))
+        inst_env = dict(LD_LIBRARY_PATH=lib_dir + ":" + os.environ.get("LD_LIBRARY_PATH", ""))
+        help_ = subprocess.run([os.path.join(inst, "headroom"), "wrap", "--help"], capture_output=True,
+                               env=base_env(m, ws_src, **inst_env)).stdout.decode()
+        site = re.search(r"the first that exists of .*? and (\S+?);", help_, re.S)
+        if not site or os.path.exists(site.group(1)):
+            skip("the installed config is there (%s)" % (site.group(1) if site else help_), 6)
+        else:
+            ws_none = os.path.join(WORK, "ws-none")
+            port = free_port()
+            r = subprocess.run([os.path.join(inst, "headroom"), "wrap", "--port", str(port), "--", "true"],
+                               env=base_env(m, ws_none, **inst_env), capture_output=True, timeout=60)
+            is_((r.returncode, listening(ws_none)), (0, (port, 0, 0)), "no config anywhere: a headroomd with none")
+            err = r.stderr.decode()
+            is_(len(err.splitlines()), 1, "no config anywhere: one line on stderr")
+            like(err, r"^headroom wrap: no config \(none given with -c or \$HEADROOM_CONFIG, none at %s or %s\), so "
+                 r"the headroomd started for this session only proxies and counts requests: no compression, no savings "
+                 r"file; for those, give one with -c FILE or HEADROOM_CONFIG, or put one at %s\n$"
+                 % (re.escape(os.path.join(ws_none, "headroom.conf")), re.escape(site.group(1)),
+                    re.escape(os.path.join(ws_none, "headroom.conf"))), "no config anywhere: says what that means and what to do")
+            r = subprocess.run([os.path.join(inst, "headroom"), "wrap", "--print-env", "--", "true"],
+                               env=base_env(m, ws_none, **inst_env), capture_output=True, timeout=60)
+            is_((r.returncode, r.stderr.decode()), (0, ""), "no config anywhere, --print-env: nothing said (nothing started)")
+            with Headroomd() as h:
+                r = subprocess.run([os.path.join(inst, "headroom"), "wrap", "--port", str(h.port), "--", "true"],
+                                   env=base_env(m, ws_none, **inst_env), capture_output=True, timeout=60)
+                is_((r.returncode, r.stderr.decode()), (0, ""), "no config anywhere, a headroomd running: nothing said")
+            ok(not port_open(port), "no config anywhere: the proxy is stopped")
 
     # ---- claude: wrap starts a proxy for the session, stops it after
     port = free_port()
