@@ -108,6 +108,7 @@ static void warn_if_stale(const char *path, const struct hr_prices *table)
 /* --check-config: the budget as configured, never opened. */
 static double check_budget_usd;
 static int check_budget_period;
+static int check_budget_shared; /* backend redis: the spend is there, not in budget.json */
 
 static char *budget_state_path(void)
 {
@@ -176,6 +177,7 @@ int hr_cost_init(const struct hr_config *c, int check_only, char *err, size_t er
         if (check_only) { /* --check-config touches no file: the budget is only described */
             check_budget_usd = c->budget_usd;
             check_budget_period = period;
+            check_budget_shared = c->backend_url != NULL;
             return 0;
         }
         /* With a shared backend the spend lives there (fleet.c), not in a
@@ -325,11 +327,12 @@ void hr_cost_describe(FILE *out)
         describe_budget(b, line, sizeof line);
         fprintf(out, "%s\n", line);
     } else if (check_budget_usd > 0) {
-        char *state = budget_state_path();
+        char *state = check_budget_shared ? NULL : budget_state_path();
         char limit[32];
         hr_numfmt_money(check_budget_usd, limit, sizeof limit);
         fprintf(out, "budget $%s %s (spend kept in %s)\n", limit,
-                hr_budget_period_name((enum hr_budget_period)check_budget_period), state ? state : "?");
+                hr_budget_period_name((enum hr_budget_period)check_budget_period),
+                check_budget_shared ? "the backend redis, shared by the fleet" : state ? state : "?");
         free(state);
     }
 }

@@ -792,7 +792,8 @@ static void run_stage(struct hr_fleet_wait *x)
                     wait_free(x);
                     return;
                 }
-                note_fail_open(x, "the budget");
+                /* the rate limit's script goes to the same Redis: name both */
+                note_fail_open(x, x->want_rate ? "the budget and the rate limit" : "the budget");
                 x->strict_failed = 0;
             }
             if (x->want_rate && !x->cache_hit && !budget_refuses()) {

@@ -21,16 +21,38 @@ static const char *const reloadable[] = {
     "upstream_connect_timeout_ms", "upstream_timeout", "upstream_idle_timeout",
 };
 
+/* What changed, by name (the config table's names, literals, or a buffer
+ * that outlives the reload), until the log lines are written. */
 struct diff {
-    char applied[1024], restart[1024];
+    const char *applied[64], *restart[64];
     size_t na, nr;
 };
 
-static void add(char *buf, size_t cap, size_t *n, const char *name)
+static void add(const char **list, size_t *n, const char *name)
 {
-    if (*n >= cap) return;
-    int k = snprintf(buf + *n, cap - *n, "%s%s", *n ? ", " : "", name);
-    if (k > 0) *n += (size_t)k;
+    if (*n < 64) list[(*n)++] = name;
+}
+
+/* Removes `name` from the list: a change cost.c could not apply. */
+static void drop(const char **list, size_t *n, const char *name)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (!strcmp(list[i], name)) {
+            memmove(list + i, list + i + 1, (*n - i - 1) * sizeof *list);
+            (*n)--;
+            return;
+        }
+}
+
+static const char *joined(const char *const *list, size_t n, char *buf, size_t cap)
+{
+    size_t k = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && k < cap; i++) {
+        int w = snprintf(buf + k, cap - k, "%s%s", i ? ", " : "", list[i]);
+        if (w > 0) k += (size_t)w;
+    }
+    return n ? buf : "nothing";
 }
 
 static void classify(const char *name, void *ud)
@@ -38,10 +60,10 @@ static void classify(const char *name, void *ud)
     struct diff *df = ud;
     for (size_t i = 0; i < sizeof reloadable / sizeof *reloadable; i++)
         if (!strcmp(reloadable[i], name)) {
-            add(df->applied, sizeof df->applied, &df->na, name);
+            add(df->applied, &df->na, name);
             return;
         }
-    add(df->restart, sizeof df->restart, &df->nr, name);
+    add(df->restart, &df->nr, name);
 }
 
 static int same_str(const char *a, const char *b) { return a == b || (a && b && !strcmp(a, b)); }
@@ -53,17 +75,17 @@ static void diff_backend(const struct hr_config *a, const struct hr_config *b, s
 {
     if (!a->backend_url || !b->backend_url) {
         if (a->backend_url || b->backend_url)
-            add(df->restart, sizeof df->restart, &df->nr,
+            add(df->restart, &df->nr,
                 a->backend_url ? "backend redis (removed)" : "backend redis (added)");
         return;
     }
-    if (!same_str(a->backend_url, b->backend_url)) add(df->restart, sizeof df->restart, &df->nr, "backend redis url");
+    if (!same_str(a->backend_url, b->backend_url)) add(df->restart, &df->nr, "backend redis url");
     if (!same_str(a->backend_prefix, b->backend_prefix))
-        add(df->restart, sizeof df->restart, &df->nr, "backend redis prefix");
+        add(df->restart, &df->nr, "backend redis prefix");
     if (a->backend_timeout_ms != b->backend_timeout_ms)
-        add(df->restart, sizeof df->restart, &df->nr, "backend redis timeout_ms");
+        add(df->restart, &df->nr, "backend redis timeout_ms");
     if (a->backend_fail_closed != b->backend_fail_closed)
-        add(df->restart, sizeof df->restart, &df->nr, "backend redis on_backend_error");
+        add(df->restart, &df->nr, "backend redis on_backend_error");
 }
 
 /* Workers read these numbers per request or per connection: word-sized
@@ -94,7 +116,10 @@ int hr_reload_apply(struct hr_daemon *d, const struct hr_config *fresh, char *er
     char cost_done[512], cost_restart[256];
     if (hr_cost_reload(fresh, cost_done, sizeof cost_done, cost_restart, sizeof cost_restart, err, errlen))
         return -1;
-    if (*cost_restart) add(df.restart, sizeof df.restart, &df.nr, cost_restart);
+    if (*cost_restart) { /* budget_period with a budget running: not applied (cost.c says why) */
+        drop(df.applied, &df.na, "budget_period");
+        add(df.restart, &df.nr, cost_restart);
+    }
     if (hr_ratelimit_reconfigure(fresh)) HR_WARN(LOGGER, "reload: out of memory for the rate-limit table: limits unchanged");
 
     hr_log_set_level(fresh->log_level);
@@ -114,10 +139,11 @@ int hr_reload_apply(struct hr_daemon *d, const struct hr_config *fresh, char *er
     for (size_t i = 0; i < d->n_workers; i++)
         event_base_once(d->workers[i].base, -1, EV_TIMEOUT, apply_http_limits, &d->workers[i], NULL);
 
+    char list[1024];
     HR_INFO(LOGGER, "reloaded %s: changed and applied: %s; %s", fresh->file ? fresh->file : "(no config file)",
-            df.na ? df.applied : "nothing", cost_done);
+            joined(df.applied, df.na, list, sizeof list), cost_done);
     if (df.nr)
         HR_WARN(LOGGER, "reload: changed but needing a restart to take effect (still running with the old values): %s",
-                df.restart);
+                joined(df.restart, df.nr, list, sizeof list));
     return 0;
 }

@@ -242,6 +242,17 @@ with Mock() as m:
         ok(wait_until(lambda: "budget exceeded" in h.stderr_text()),
            "a reload lowering the limit under the spend: WARN budget exceeded at once")
         is_(h.post("/v1/chat/completions", openai_body(model="gpt-4o")).status, 429, "and requests get 429")
+        # budget_period cannot change under a running budget: named only as needing a restart
+        with open(h.conf_path, "w") as f:
+            f.write(text.replace("budget 1\n", "budget 0.005\n").replace("budget_period daily", "budget_period hourly"))
+        h.signal(signal.SIGHUP)
+        ok(wait_until(lambda: h.stderr_text().count("reloaded ") >= 2), "a second reload (budget_period hourly)")
+        last = h.stderr_text().split("reloaded ")[-1]
+        applied = last.split("changed and applied: ")[1].split(";")[0] if "changed and applied: " in last else ""
+        ok("budget_period" not in applied and re.search(r"needing a restart[^\n]*budget_period \(hourly, running as "
+                                                        r"daily\)", last),
+           "a changed budget_period under a running budget: only 'needing a restart', not also 'applied' (%s)"
+           % applied)
     with open(os.path.join(ws_low, "budget.json")) as f:
         doc = json.load(f)
     doc["warned_pct"] = 0  # as a file written under the higher limit left it

@@ -682,13 +682,16 @@ try:
     cfg_dir = tempfile.mkdtemp(prefix="hr-fleet-conf-")
     path = os.path.join(cfg_dir, "headroom.conf")
     with open(path, "w") as f:
-        f.write("backend redis {\n  url redis://:secret@127.0.0.1:1/3\n  prefix team:\n  on_backend_error closed\n}\n")
+        f.write("backend redis {\n  url redis://:secret@127.0.0.1:1/3\n  prefix team:\n  on_backend_error closed\n}\n"
+                "budget 5\n")
     out = subprocess.run([os.environ.get("HEADROOMD") or os.path.join(T_DIR, "..", "src", "headroomd"),
                           "--check-config", "-c", path], capture_output=True, text=True, timeout=30)
     is_(out.returncode, 0, "--check-config accepts a backend block without contacting Redis")
     like(out.stdout, r"shared state in Redis at 127\.0\.0\.1:1/3, prefix team:, timeout_ms 50, on_backend_error closed",
          "--check-config describes the backend (password not shown)")
     ok("secret" not in out.stdout, "--check-config does not print the password")
+    like(out.stdout, r"budget \$5\.00? daily \(spend kept in the backend redis, shared by the fleet\)",
+         "--check-config: a fleet's spend is in Redis, not in a budget.json it never writes")
     shutil.rmtree(cfg_dir, True)
     for text, want in (("backend redis { }", r"needs `url"),
                        ("backend redis { url http://x; }", r"not a redis:// URL"),
