@@ -466,6 +466,7 @@ int hr_config_apply_file(struct hr_config *c, const char *path, char *err, size_
     struct hr_conf_doc *doc = NULL;
     if (hr_conf_parse_file(path, NULL, &doc, err, errlen)) return -EINVAL;
     const char *file = doc->file;
+    const struct hr_conf_node *backend = NULL;
     for (size_t i = 0; i < doc->root.n_children; i++) {
         const struct hr_conf_node *n = &doc->root.children[i];
         if (!strcmp(n->name, "transform") || !strcmp(n->name, "sink")) {
@@ -473,6 +474,12 @@ int hr_config_apply_file(struct hr_config *c, const char *path, char *err, size_
             continue;
         }
         if (!strcmp(n->name, "backend")) {
+            if (backend) { /* one shared state: a second block would silently replace the first */
+                snprintf(err, errlen, "%s:%d:%d: a second backend block (the first is at line %d): give one", file,
+                         n->line, n->col, backend->line);
+                goto fail;
+            }
+            backend = n;
             if (apply_backend(c, n, file, err, errlen)) goto fail;
             continue;
         }

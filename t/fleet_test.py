@@ -694,6 +694,8 @@ try:
          "--check-config: a fleet's spend is in Redis, not in a budget.json it never writes")
     shutil.rmtree(cfg_dir, True)
     for text, want in (("backend redis { }", r"needs `url"),
+                       ("backend redis { url redis://h:1/0; }\nbackend redis { url redis://h:2/0; }",
+                        r"a second backend block \(the first is at line \d+\): give one"),
                        ("backend redis { url http://x; }", r"not a redis:// URL"),
                        ("backend redis { url redis://h:99999; }", r"port must be"),
                        ("backend redis { url redis://h; on_backend_error maybe; }", r"must be open or closed"),
