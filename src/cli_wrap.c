@@ -488,6 +488,10 @@ int hr_cli_wrap(int argc, char **argv)
             }
         } else if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc) {
             conf = argv[++i];
+        } else if (!strcmp(argv[i], "--port") || !strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) {
+            fprintf(stderr, "headroom wrap: %s needs a value (%s); run 'headroom wrap --help'\n", argv[i],
+                    strcmp(argv[i], "--port") ? "a headroom.conf" : "a port, 1-65535");
+            return HR_EXIT_USAGE;
         } else {
             fprintf(stderr, "headroom wrap: unknown option '%s'; run 'headroom wrap --help'\n", argv[i]);
             return HR_EXIT_USAGE;

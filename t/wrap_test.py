@@ -456,6 +456,10 @@ with Mock() as m:
     like(r.stderr.decode(), r"unknown agent 'gemini-cli' \(claude, codex or aider; `headroom wrap -- COMMAND`", "unknown agent named")
     r = wrap(["--port", "70000", "claude"], base_env(m, ws))
     like(r.stderr.decode(), r"--port '70000' is not a port", "bad --port named")
+    for opt in ("--port", "-c"):
+        r = wrap([opt], base_env(m, ws))
+        ok(r.returncode == 2 and "%s needs a value" % opt in r.stderr.decode(),
+           "%s as the last word: exit 2, it needs a value (not 'unknown option')" % opt)
     # A config (or HEADROOM_* value) that does not parse is not a command-line
     # error: exit 1 naming file:line, as compress and doctor (it was 2).
     bad_conf = os.path.join(WORK, "bad.conf")

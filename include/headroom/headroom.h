@@ -93,7 +93,9 @@ hr_client *hr_client_open(const char *config_path);
 hr_client *hr_client_attach(const char *url, const char *config_path);
 
 /* hr_client_set_token
- *   Bearer token sent to an attached daemon (its api_token). NULL clears it. */
+ *   Bearer token sent to an attached daemon with every call: its api_token
+ *   for hr_compress, its stats_token for hr_session_stats and
+ *   hr_get_history (a daemon that set neither needs none). NULL clears it. */
 int hr_client_set_token(hr_client *c, const char *token);
 
 /* hr_client_close
