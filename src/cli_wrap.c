@@ -25,6 +25,7 @@
 #include <jansson.h>
 #include "cli.h"
 #include "headroom/headroom.h"
+#include "uninstalled.h"
 
 #define MAX_ENV 8
 
@@ -59,21 +60,6 @@ static const struct agent GENERIC = {"generic", "the command", 1, 1, 1, 1, 0};
 
 /* ------------------------------------------------------------ config */
 
-/* Run from its build tree (libtool's src/.libs), not installed. */
-static int running_uninstalled(void)
-{
-#ifdef HR_ABS_BUILDDIR
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        size_t b = strlen(HR_ABS_BUILDDIR);
-        return !strncmp(exe, HR_ABS_BUILDDIR, b) && exe[b] == '/';
-    }
-#endif
-    return 0;
-}
-
 /* Where wrap looks for a config when given none (-c, $HEADROOM_CONFIG):
  * the user's, headroom.conf in the state directory ($HEADROOM_WORKSPACE_DIR,
  * else ~/.headroom; empty when the HEADROOM_* settings do not read), then
@@ -93,7 +79,7 @@ static void default_conf_paths(struct conf_paths *c)
     if (state && *state) snprintf(c->user, sizeof c->user, "%s/headroom.conf", state);
     json_decref(j);
     hr_free(text);
-    if (*HR_SRCCONFDIR && running_uninstalled()) snprintf(c->site, sizeof c->site, "%s/headroom.conf", HR_SRCCONFDIR);
+    if (*HR_SRCCONFDIR && hr_running_uninstalled()) snprintf(c->site, sizeof c->site, "%s/headroom.conf", HR_SRCCONFDIR);
     else snprintf(c->site, sizeof c->site, "%s/headroom/headroom.conf", HR_SYSCONFDIR);
 }
 

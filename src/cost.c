@@ -18,6 +18,7 @@
 #include "log.h"
 #include "pricing.h"
 #include "stats_json.h"
+#include "uninstalled.h"
 
 #define LOGGER "headroom.cost"
 
@@ -50,26 +51,10 @@ static void *budget_remote_ctx;
 
 static int readable(const char *path) { return *path && access(path, R_OK) == 0; }
 
-/* Uninstalled binaries (libtool's .libs under the build tree) use the
- * source tree's table, so a stale installed copy never shadows it. */
-static int running_uninstalled(void)
-{
-#ifdef HR_ABS_BUILDDIR
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        size_t b = strlen(HR_ABS_BUILDDIR);
-        return !strncmp(exe, HR_ABS_BUILDDIR, b) && exe[b] == '/';
-    }
-#endif
-    return 0;
-}
-
 static char *default_prices_path(void)
 {
     const char *dirs[2] = {HR_PKGDATADIR, HR_SRCCONFDIR};
-    if (running_uninstalled()) {
+    if (hr_running_uninstalled()) {
         dirs[0] = HR_SRCCONFDIR;
         dirs[1] = HR_PKGDATADIR;
     }

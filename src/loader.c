@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "config.h"
 #include "loader.h"
+#include "uninstalled.h"
 
 /* The v1.0 descriptor ends with on_event: anything smaller is not a plugin. */
 #define MIN_DESCRIPTOR_SIZE (offsetof(struct headroom_plugin, on_event) + sizeof(void (*)(void)))
@@ -16,15 +17,7 @@
 const char *hr_default_plugin_dir(void)
 {
 #ifdef HR_ABS_BUILDDIR
-    /* Running uninstalled (libtool puts the binary in <builddir>/src/.libs):
-     * use the freshly built plugins, not an older installed set. */
-    static char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        size_t b = strlen(HR_ABS_BUILDDIR);
-        if (!strncmp(exe, HR_ABS_BUILDDIR, b) && exe[b] == '/') return HR_ABS_BUILDDIR "/plugins/.libs";
-    }
+    if (hr_running_uninstalled()) return HR_ABS_BUILDDIR "/plugins/.libs"; /* the freshly built plugins */
 #endif
 #ifdef HR_PKGLIBDIR
     return HR_PKGLIBDIR;
