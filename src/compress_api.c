@@ -15,6 +15,7 @@
 #include "http_server.h"
 #include "json_load.h"
 #include "log.h"
+#include "retrieve_match.h"
 #include "stats_json.h"
 #include "tokens.h"
 
@@ -114,37 +115,6 @@ void hr_compress_handle(struct hr_daemon *d, struct hr_req *req, const char *que
     hr_send_json(req, 200, out);
 }
 
-/* The rows of a JSON-array original that rank best for `query` by BM25
- * (lib/bm25, as smart_crusher ranks rows), best first, at most `max`; rows
- * with no query word are left out. */
-static json_t *rank_rows(const json_t *rows, const char *query, size_t max)
-{
-    json_t *out = json_array();
-    size_t n = json_array_size(rows);
-    if (!n || !query || !*query) return out;
-    struct hr_bm25_doc *docs = calloc(n, sizeof *docs);
-    char **texts = calloc(n, sizeof *texts);
-    double *score = calloc(n, sizeof *score);
-    if (docs && texts && score) {
-        for (size_t i = 0; i < n; i++) {
-            texts[i] = json_dumps(json_array_get(rows, i), JSON_COMPACT | JSON_ENCODE_ANY);
-            docs[i] = (struct hr_bm25_doc){texts[i] ? texts[i] : "", texts[i] ? strlen(texts[i]) : 0};
-        }
-        if (hr_bm25(query, docs, n, 1, score) > 0)
-            for (size_t k = 0; k < max; k++) {
-                size_t best = n;
-                for (size_t i = 0; i < n; i++)
-                    if (score[i] > 0 && (best == n || score[i] > score[best])) best = i;
-                if (best == n) break;
-                json_array_append(out, json_array_get(rows, best));
-                score[best] = 0;
-            }
-    }
-    for (size_t i = 0; texts && i < n; i++) free(texts[i]);
-    free(texts), free(docs), free(score);
-    return out;
-}
-
 static void retrieve(struct hr_daemon *d, struct hr_req *req, const char *hash, const char *query)
 {
     (void)d;
@@ -174,7 +144,7 @@ static void retrieve(struct hr_daemon *d, struct hr_req *req, const char *hash, 
                             (json_int_t)info.retrieval_count);
     if (query && *query) {
         json_object_set_new(out, "query", json_string(query));
-        json_object_set_new(out, "query_matches", rank_rows(parsed, query, 20));
+        json_object_set_new(out, "query_matches", hr_retrieve_matches(data, len, parsed, query));
     }
     json_decref(parsed);
     hr_ccr_free(data);

@@ -920,8 +920,9 @@ json_t *hr_fleet_take_body(struct hr_req *req)
  * noted here while the adapter walks the calls. */
 static _Thread_local struct { const char *list[MAX_FETCH]; char buf[MAX_FETCH][HR_CCR_HASH_LEN + 1]; size_t n; } asked;
 
-static json_t *note_hash(const char *hash)
+static json_t *note_hash(const char *hash, const char *query)
 {
+    (void)query;
     if (hash && asked.n < MAX_FETCH && strlen(hash) == HR_CCR_HASH_LEN) {
         memcpy(asked.buf[asked.n], hash, HR_CCR_HASH_LEN + 1);
         asked.list[asked.n] = asked.buf[asked.n];

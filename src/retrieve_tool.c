@@ -4,6 +4,7 @@
 #include <string.h>
 #include "ccr.h"
 #include "log.h"
+#include "retrieve_match.h"
 #include "retrieve_tool.h"
 
 #define MAX_CALLS 64
@@ -14,8 +15,11 @@
 
 json_t *hr_retrieve_tool_def(const struct hr_api *api)
 {
-    json_t *schema = json_pack("{s:s,s:{s:{s:s,s:s}},s:[s]}", "type", "object", "properties", "hash", "type", "string",
-                               "description", "the 24 hex digits after hash= in the marker", "required", "hash");
+    json_t *schema = json_pack("{s:s,s:{s:{s:s,s:s},s:{s:s,s:s}},s:[s]}", "type", "object", "properties", "hash",
+                               "type", "string", "description", "the 24 hex digits after hash= in the marker", "query",
+                               "type", "string", "description",
+                               "optional words to look for: only the best-matching rows or lines come back",
+                               "required", "hash");
     return api->tool_def(HR_RETRIEVE_TOOL, DESCRIPTION, schema);
 }
 
@@ -68,8 +72,9 @@ int hr_retrieve_only_calls(const struct hr_api *api, const json_t *answer)
     return 1;
 }
 
-/* hr_api_result_fn: the stored original, or why there is none. */
-static json_t *result_text(const char *hash)
+/* hr_api_result_fn: the stored original (or what of it matches the
+ * query), or why there is none. */
+static json_t *result_text(const char *hash, const char *query)
 {
     size_t len = 0;
     char *data = hash ? hr_ccr_get(hash, &len) : NULL;
@@ -78,6 +83,12 @@ static json_t *result_text(const char *hash)
         snprintf(msg, sizeof msg, "headroom_retrieve: no stored original for hash '%s' (unknown or expired)",
                  hash ? hash : "");
         return json_string(msg);
+    }
+    if (query && *query) {
+        json_t *s = hr_retrieve_match_text(data, len, query);
+        HR_INFO("headroom.cache.compression_store", "CCR cache hit: hash=%s, retrieved the matches of a query", hash);
+        hr_ccr_free(data);
+        return s;
     }
     json_t *parsed = json_loadb(data, len, 0, NULL);
     HR_INFO("headroom.cache.compression_store", "CCR cache hit: hash=%s, retrieved %zu items", hash,

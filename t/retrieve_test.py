@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hrtest import *  # noqa: E402,F403
 import base64  # noqa: E402
 import json  # noqa: E402
+import re  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import shutil  # noqa: E402
@@ -115,6 +116,24 @@ with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
         is_(int(r.header("x-headroom-tokens-saved")), 0,
             "%s: retrieving everything gives the saving back (saved reported as 0, never negative)" % provider)
 
+    # --- a call with a query gets only the rows that match it -------------
+    mock.reset()
+    first = post_json(hd.url + "/v1/compress", openai_body())
+    h = marker_hash(marker_of(first.json()["request"]["messages"][2]["content"])[0]["all_rows"])
+    needle = ROWS[500]["trace_id"]
+    hdr = {"x-mock-tool-call": "headroom_retrieve", "x-mock-tool-args": json.dumps({"hash": h, "query": needle})}
+    r = post_json(hd.url + "/v1/chat/completions", openai_body(), headers=hdr)
+    is_((r.status, len(mock.requests())), (200, 2), "a headroom_retrieve call with a query is answered (two rounds)")
+    result = upstream_bodies(mock, 1)[0]["messages"][-1]["content"]
+    head, _, rows_text = result.partition("\n")
+    like(head, r"^headroom_retrieve: the 1 row of the original \(1000 rows\) that best match the query '%s', best "
+         r"first; call headroom_retrieve without a query for the whole original$" % needle,
+         "the result says what it holds and how to get the rest")
+    is_(json.loads(rows_text or "null"), [ROWS[500]], "and holds the one row with that trace id")
+    cmp_ok(int(r.header("x-headroom-tokens-saved")), ">", 0, "retrieving one row keeps most of the saving")
+    st, got = get_json(hd.url + "/v1/retrieve/%s?query=%s" % (h, needle))
+    is_((got or {}).get("query_matches"), [ROWS[500]], "GET /v1/retrieve?query= gives the same row")
+
     # --- /v1/compress ------------------------------------------------------
     c = post_json(hd.url + "/v1/compress", openai_body()).json()
     cmp_ok(c["tokens_saved"], ">", 0, "/v1/compress reports tokens saved")
@@ -156,5 +175,35 @@ for threads in ("1", "4"):
              "compress_threads %s: the start-up line counts %d helpers" % (threads, int(threads) - 1))
 ok(len(sent_by["1"]) < len(json.dumps(agent_body())) / 5, "the outputs were compressed")
 is_(sent_by["4"], sent_by["1"], "compress_threads 4 and 1 send byte-identical upstream bodies")
+
+# --- A text original (a log): a query gets the matching lines, in order -----
+LOG = "\n".join("2025-01-02 10:%02d:%02d INFO worker-%d handled job %d in %d ms" % (i // 60 % 60, i % 60, i % 5, i,
+                                                                                 10 + i % 90) for i in range(3000))
+LOG_BODY = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [
+    {"role": "user", "content": "What did the worker log?"},
+    {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "bash", "input": {}}]},
+    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": LOG}]}]}
+with Mock() as mock, Headroomd(extra_conf="stage_budget_ms 60000\ntransform router { }\ntransform log_compressor { }\n") as hd:
+    first = post_json(hd.url + "/v1/compress?provider=anthropic", LOG_BODY).json()
+    text = first["request"]["messages"][2]["content"][0]["content"]
+    ok("job 1234 " not in text and "hash=" in text, "the log was compressed, the line of job 1234 left out")
+    h = re.search(r"hash=([0-9a-f]{24})", text).group(1)
+    st, got = get_json(hd.url + "/v1/retrieve/%s?query=job+1234" % h)
+    is_((got or {}).get("query_matches"), [{"line": 1235, "text": LOG.split("\n")[1234]}],
+        "GET /v1/retrieve?query= on a text original: the matching line, numbered")
+    hdr = {"x-api-key": "k", "anthropic-version": "2023-06-01", "x-mock-tool-call": "headroom_retrieve",
+           "x-mock-tool-args": json.dumps({"hash": h, "query": "job 1234"})}
+    r = post_json(hd.url + "/v1/messages", LOG_BODY, headers=hdr)
+    is_((r.status, len(mock.requests())), (200, 2), "Anthropic: a headroom_retrieve call with a query is answered")
+    result = upstream_bodies(mock, 1)[0]["messages"][-1]["content"][0]["content"]
+    is_(result.split("\n"), ["headroom_retrieve: the 1 line of the original (3000 lines) that best match the query "
+                             "'job 1234', in order; call headroom_retrieve without a query for the whole "
+                             "original", "L1235: " + LOG.split("\n")[1234], ""],
+        "the model gets the one line, numbered, not 3000")
+    hdr["x-mock-tool-args"] = json.dumps({"hash": h, "query": "nothing-like-this"})
+    r = post_json(hd.url + "/v1/messages", LOG_BODY, headers=hdr)
+    like(upstream_bodies(mock, 1)[0]["messages"][-1]["content"][0]["content"],
+         r"^headroom_retrieve: no line of the original \(3000 lines\) matches the query 'nothing-like-this'; call "
+         r"headroom_retrieve without a query", "a query that matches nothing says so")
 
 done()

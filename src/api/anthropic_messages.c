@@ -165,11 +165,14 @@ static size_t answer_calls(const json_t *answer, const json_t **calls, size_t ma
     return n;
 }
 
-static char *call_hash(const json_t *call)
+static char *call_argument(const json_t *call, const char *name)
 {
-    const char *h = json_string_value(json_object_get(json_object_get(call, "input"), "hash"));
-    return h ? strdup(h) : NULL;
+    const char *v = json_string_value(json_object_get(json_object_get(call, "input"), name));
+    return v ? strdup(v) : NULL;
 }
+
+static char *call_hash(const json_t *call) { return call_argument(call, "hash"); }
+static char *call_query(const json_t *call) { return call_argument(call, "query"); }
 
 static int append_results(json_t *body, const json_t *answer, const json_t *const *calls, size_t n,
                           hr_api_result_fn result)
@@ -180,10 +183,10 @@ static int append_results(json_t *body, const json_t *answer, const json_t *cons
                           json_pack("{s:s,s:O}", "role", "assistant", "content", json_object_get(answer, "content")));
     json_t *results = json_array();
     for (size_t i = 0; i < n; i++) {
-        char *hash = call_hash(calls[i]);
+        char *hash = call_hash(calls[i]), *query = call_query(calls[i]);
         json_array_append_new(results, json_pack("{s:s,s:O,s:o}", "type", "tool_result", "tool_use_id",
-                                                 json_object_get(calls[i], "id"), "content", result(hash)));
-        free(hash);
+                                                 json_object_get(calls[i], "id"), "content", result(hash, query)));
+        free(hash), free(query);
     }
     json_array_append_new(messages, json_pack("{s:s,s:o}", "role", "user", "content", results));
     return (int)n;

@@ -28,8 +28,10 @@ enum hr_api_error {
  * string, `item` the index of its message/item in the conversation array. */
 typedef void (*hr_api_unit_fn)(void *ud, json_t *holder, const char *key, size_t item, const char *tool_name);
 
-/* Hands back a tool result for a headroom_retrieve call (new reference). */
-typedef json_t *(*hr_api_result_fn)(const char *hash);
+/* Hands back a tool result for a headroom_retrieve call (new reference):
+ * the original stored under `hash`, or only what matches `query` (NULL
+ * when the call named none). */
+typedef json_t *(*hr_api_result_fn)(const char *hash, const char *query);
 
 /* A JSON object as jansson built it (json), or as text indexed by one skim
  * of its members (text): usage readers take either, so a small answer's
@@ -146,8 +148,9 @@ struct hr_api_openai_usage_keys {
     const char *input, *input_details, *output, *output_details;
 };
 void hr_api_openai_usage(struct hr_usage *u, const struct hr_api_obj *usage, const struct hr_api_openai_usage_keys *k);
-/* The "hash" member of a tool call's JSON `arguments` string (malloc'd), or NULL. */
-char *hr_api_hash_argument(const char *arguments);
+/* A string member (`name`: "hash", "query") of a tool call's JSON
+ * `arguments` string (malloc'd), or NULL. */
+char *hr_api_string_argument(const char *arguments, const char *name);
 /* OpenAI's cache_write_tokens in prompt/input token details (see api_common.c). */
 void hr_api_openai_cache_writes(const struct hr_api_obj *details, struct hr_usage *u);
 /* {"error":{"message","type","param":null,"code"}}: OpenAI's error shape. */

@@ -272,10 +272,10 @@ void hr_api_openai_usage(struct hr_usage *u, const struct hr_api_obj *usage, con
         u->reasoning_tokens = reasoning;
 }
 
-char *hr_api_hash_argument(const char *arguments)
+char *hr_api_string_argument(const char *arguments, const char *name)
 {
     json_t *a = arguments ? json_loads(arguments, 0, NULL) : NULL;
-    const char *h = json_string_value(hr_json_get(a, "hash"));
+    const char *h = json_string_value(hr_json_get(a, name));
     char *out = h ? strdup(h) : NULL;
     json_decref(a);
     return out;

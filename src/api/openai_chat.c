@@ -109,10 +109,13 @@ static size_t answer_calls(const json_t *answer, const json_t **calls, size_t ma
 
 static const char *call_name(const json_t *call) { return tool_def_name(call); }
 
-static char *call_hash(const json_t *call)
+static char *call_argument(const json_t *call, const char *name)
 {
-    return hr_api_hash_argument(json_string_value(hr_json_get(hr_json_get(call, "function"), "arguments")));
+    return hr_api_string_argument(json_string_value(hr_json_get(hr_json_get(call, "function"), "arguments")), name);
 }
+
+static char *call_hash(const json_t *call) { return call_argument(call, "hash"); }
+static char *call_query(const json_t *call) { return call_argument(call, "query"); }
 
 static int append_results(json_t *body, const json_t *answer, const json_t *const *calls, size_t n,
                           hr_api_result_fn result)
@@ -124,10 +127,10 @@ static int append_results(json_t *body, const json_t *answer, const json_t *cons
     json_object_del(turn, "annotations");
     json_array_append_new(messages, turn);
     for (size_t i = 0; i < n; i++) {
-        char *hash = call_hash(calls[i]);
+        char *hash = call_hash(calls[i]), *query = call_query(calls[i]);
         json_array_append_new(messages, json_pack("{s:s,s:O,s:o}", "role", "tool", "tool_call_id",
-                                                  hr_json_get(calls[i], "id"), "content", result(hash)));
-        free(hash);
+                                                  hr_json_get(calls[i], "id"), "content", result(hash, query)));
+        free(hash), free(query);
     }
     return (int)n;
 }

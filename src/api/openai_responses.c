@@ -125,7 +125,12 @@ static size_t answer_calls(const json_t *answer, const json_t **calls, size_t ma
 
 static char *call_hash(const json_t *call)
 {
-    return hr_api_hash_argument(json_string_value(json_object_get(call, "arguments")));
+    return hr_api_string_argument(json_string_value(json_object_get(call, "arguments")), "hash");
+}
+
+static char *call_query(const json_t *call)
+{
+    return hr_api_string_argument(json_string_value(json_object_get(call, "arguments")), "query");
 }
 
 /* input += answer.output, then one function_call_output per call: the
@@ -157,10 +162,10 @@ static int append_results(json_t *body, const json_t *answer, const json_t *cons
         json_array_append_new(input, copy);
     }
     for (size_t c = 0; c < n; c++) {
-        char *hash = call_hash(calls[c]);
+        char *hash = call_hash(calls[c]), *query = call_query(calls[c]);
         json_array_append_new(input, json_pack("{s:s,s:O,s:o}", "type", "function_call_output", "call_id",
-                                               json_object_get(calls[c], "call_id"), "output", result(hash)));
-        free(hash);
+                                               json_object_get(calls[c], "call_id"), "output", result(hash, query)));
+        free(hash), free(query);
     }
     return (int)n;
 }
