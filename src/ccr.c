@@ -170,6 +170,7 @@ static int mem_describe(void *ctx, const char *hash, const struct hr_ccr_info *i
     struct entry *e = find(m, hash);
     if (e && in) {
         if (in->tool_name[0]) memcpy(e->info.tool_name, in->tool_name, sizeof e->info.tool_name);
+        if (in->model[0]) memcpy(e->info.model, in->model, sizeof e->info.model);
         if (in->original_items >= 0) e->info.original_items = in->original_items;
         if (in->compressed_items >= 0) e->info.compressed_items = in->compressed_items;
     }

@@ -12,6 +12,7 @@
 /* What the retrieve API says about a stored original besides its text. */
 struct hr_ccr_info {
     char tool_name[64];         /* the tool whose output it was, "" when unknown */
+    char model[64];             /* the model of the request that stored it (its tokenizer), "" when unknown */
     long long original_items;   /* rows/lines of the original, -1 when unknown */
     long long compressed_items; /* of which the compressed output kept, -1 when unknown */
     unsigned long long retrieval_count;

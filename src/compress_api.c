@@ -136,7 +136,7 @@ static void retrieve(struct hr_daemon *d, struct hr_req *req, const char *hash, 
     json_t *content = json_stringn(data, len);
     json_t *out = json_pack("{s:s,s:o,s:I,s:I,s:o,s:o,s:I}", "hash", hash, "original_content",
                             content ? content : json_string(""), "original_tokens",
-                            (json_int_t)hr_count_tokens("", data, len), "original_item_count",
+                            (json_int_t)hr_count_tokens(info.model, data, len), "original_item_count",
                             (json_int_t)(info.original_items >= 0 ? (size_t)info.original_items : items),
                             "compressed_item_count",
                             info.compressed_items >= 0 ? json_integer(info.compressed_items) : json_null(), "tool_name",

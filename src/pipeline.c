@@ -453,6 +453,7 @@ static void note_markers(struct req_ctx *c, struct hr_pipeline_result *out)
         for (size_t k = 0; k < n; k++) {
             struct hr_ccr_info info = {.original_items = -1, .compressed_items = -1};
             if (u->tool_name) snprintf(info.tool_name, sizeof info.tool_name, "%s", u->tool_name);
+            if (req->model) snprintf(info.model, sizeof info.model, "%s", req->model);
             marker_counts(u->text, strstr(u->text, found[k]), &info);
             hr_ccr_describe(found[k], &info, NULL);
             size_t j = 0;

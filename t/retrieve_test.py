@@ -83,6 +83,10 @@ with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
     st, got = get_json(hd.url + "/v1/retrieve/" + str(marker_hash(marker["all_rows"])))
     is_(st, 200, "GET /v1/retrieve/<hash> answers")
     is_(json.loads((got or {}).get("original_content", "null")), ROWS, "and returns the original rows")
+    cli = os.environ.get("HEADROOM_CLI") or os.path.join(T_DIR, "..", "src", "headroom")
+    counted = subprocess.run([cli, "tokens", "--model", "gpt-4o", "-"], input=ROWS_TEXT.encode(), capture_output=True)
+    is_((got or {}).get("original_tokens"), int(counted.stdout.split()[0]) if counted.returncode == 0 else None,
+        "original_tokens is counted for the request's model (gpt-4o: o200k), as `headroom tokens --model gpt-4o`")
     st, err = get_json(hd.url + "/v1/retrieve/" + "0" * 24)
     is_(st, 404, "unknown hash -> 404")
     ok(err and "error" in err, "with a JSON error body")
