@@ -1,7 +1,9 @@
 /* t/diff_compressor_test.c — diff_compressor on real `git show` (code change,
  * lockfile, binary, rename) and `git log -p -3` of this repository: every
  * added/removed line and hunk header survives, context is trimmed, bulky
- * files fold to one line; combined diffs; bad input; skipped units. */
+ * files fold to one line (which do: lockfiles by name, source maps, not
+ * lock.c or a linker script's .map); combined diffs; bad input; skipped
+ * units. */
 #include <stdlib.h>
 #include <string.h>
 #include "textc_check.h"
@@ -29,6 +31,33 @@ static int changes_kept(const char *in, const char *out, const char *skip_file)
         l = nl ? nl + 1 : l + n;
     }
     return lost;
+}
+
+/* Append to g at k a git diff of one file: `adds` lines "+<stem> N", or the
+ * lines given (each already with its marker column), after a header. */
+static size_t git_file(char *g, size_t k, const char *path, int adds, const char *stem, const char *lines)
+{
+    k += (size_t)sprintf(g + k, "diff --git a/%s b/%s\nindex 1e5548c..52b0cee 100644\n--- a/%s\n+++ b/%s\n", path, path,
+                         path, path);
+    if (lines)
+        return k + (size_t)sprintf(g + k, "%s", lines);
+    k += (size_t)sprintf(g + k, "@@ -0,0 +1,%d @@\n", adds);
+    for (int i = 0; i < adds; i++)
+        k += (size_t)sprintf(g + k, "+%s %d\n", stem, i);
+    return k;
+}
+
+/* A hunk changing one line in the middle of 60 unchanged ones (worth compressing). */
+static const char *padded_change(const char *del, const char *add)
+{
+    static char h[8000];
+    size_t k = (size_t)sprintf(h, "@@ -1,61 +1,61 @@\n");
+    for (int i = 0; i < 30; i++)
+        k += (size_t)sprintf(h + k, " int unchanged_%d;\n", i);
+    k += (size_t)sprintf(h + k, "-%s\n+%s\n", del, add);
+    for (int i = 30; i < 60; i++)
+        k += (size_t)sprintf(h + k, " int unchanged_%d;\n", i);
+    return h;
 }
 
 int main(void)
@@ -78,6 +107,61 @@ int main(void)
     r = tc_run(state, g, HR_CT_DIFF, "", 0);
     ok(strstr(r.text, "hash=") && strstr(r.text, "--- src/x.c.orig\n+++ src/x.c\n"),
        "a plain unified diff, compressed, keeps its ---/+++ lines (the only file names)");
+    free(r.text), free(g);
+
+    /* Which files fold, and as what. The path is a span of the diff, not a
+     * C string: "lock" in a later file ("this block") once made a generated
+     * file a "lockfile". A lockfile is one by its name, not by "lock" in it. */
+    g = malloc(100000);
+    k = git_file(g, 0, "web/app.min.js", 80, "var x", NULL);
+    k = git_file(g, k, "src/main.c", 0, NULL, padded_change("return 0;", "return 1;"));
+    k = git_file(g, k, "notes.txt", 0, NULL, "@@ -3,1 +3,2 @@\n line 3\n+this block is new\n");
+    r = tc_run(state, g, HR_CT_DIFF, "", 0);
+    ok(strstr(r.text, "\xe2\x80\xa6 generated: +80 -0 lines, 81 diff lines omitted") && !strstr(r.text, "lockfile"),
+       "app.min.js is 'generated' though a later file says 'block'");
+    ok(strstr(r.text, ", 1 bulky file)") != NULL, "the marker says '1 bulky file'");
+    if (!strstr(r.text, ", 1 bulky file)"))
+        tap_diag("%.300s", r.text);
+    free(r.text);
+    k = git_file(g, 0, "web/dist/clock.js", 80, "var t", NULL);
+    k = git_file(g, k, "frontend/yarn.lock", 80, "  resolved x", NULL);
+    k = git_file(g, k, "src/lock.c", 0, NULL, padded_change("int held;", "int held = 1;"));
+    k = git_file(g, k, "include/clock.h", 0, NULL, "@@ -1,1 +1,2 @@\n int tick;\n+int tock;\n");
+    k = git_file(g, k, "data/blocklist.txt", 0, NULL, "@@ -1,1 +1,2 @@\n a.example\n+b.example\n");
+    k = git_file(g, k, "docs/Cargo.lock.md", 0, NULL, "@@ -1,1 +1,2 @@\n # Cargo.lock\n+Why it is committed.\n");
+    r = tc_run(state, g, HR_CT_DIFF, "", 0);
+    ok(strstr(r.text, "diff --git a/web/dist/clock.js b/web/dist/clock.js\n\xe2\x80\xa6 generated: +80 -0") &&
+           strstr(r.text, "diff --git a/frontend/yarn.lock b/frontend/yarn.lock\n\xe2\x80\xa6 lockfile: +80 -0") &&
+           strstr(r.text, ", 2 bulky files)"),
+       "dist/clock.js is generated, not a lockfile; yarn.lock in a subdirectory is one; '2 bulky files'");
+    ok(strstr(r.text, "+int held = 1;") && strstr(r.text, "+int tock;") && strstr(r.text, "+b.example") &&
+           strstr(r.text, "+Why it is committed."),
+       "lock.c, clock.h, blocklist.txt and Cargo.lock.md are source: their changes stay");
+    free(r.text);
+
+    /* *.map: source maps fold (by name, or by their {"version":3 start);
+     * a linker version script or any other .map is source */
+    k = git_file(g, 0, "src/sdk/libheadroom.map", 0, NULL,
+                 "@@ -29,3 +29,8 @@ HEADROOM_1.1 {\n         hr_x;\n     local: *;\n };\n+HEADROOM_1.2 {\n"
+                 "+    global:\n+        hr_last_http_status;\n+} HEADROOM_1.1;\n+\n");
+    k = git_file(g, k, "src/main.c", 0, NULL, padded_change("return 0;", "return 1;"));
+    k = git_file(g, k, "web/app.js.map", 0, NULL,
+                 "@@ -1 +1 @@\n-{\"version\":3,\"sources\":[\"a.ts\"],\"mappings\":\"AAAA\"}\n"
+                 "+{\"version\":3,\"sources\":[\"a.ts\"],\"mappings\":\"AAAA;AACA\"}\n");
+    k = git_file(g, k, "static/theme.map", 0, NULL,
+                 "@@ -0,0 +1 @@\n+{ \"version\": 3, \"file\": \"theme.css\", \"mappings\": \"AAAA\" }\n");
+    k = git_file(g, k, "levels/one.map", 0, NULL, "@@ -1,1 +1,2 @@\n #####\n+#.@.#\n");
+    k = git_file(g, k, "maps/v.map", 0, NULL, "@@ -0,0 +1 @@\n+{\"version\":30}\n");
+    r = tc_run(state, g, HR_CT_DIFF, "", 0);
+    ok(strstr(r.text, "+HEADROOM_1.2 {\n+    global:\n+        hr_last_http_status;\n+} HEADROOM_1.1;\n+\n") &&
+           strstr(r.text, "+#.@.#") && strstr(r.text, "+{\"version\":30}"),
+       "a linker version script (libheadroom.map) and other .map files keep every added line");
+    ok(strstr(r.text, "diff --git a/web/app.js.map b/web/app.js.map\n\xe2\x80\xa6 generated: +1 -1") &&
+           strstr(r.text, "diff --git a/static/theme.map b/static/theme.map\n\xe2\x80\xa6 generated: +1 -0") &&
+           strstr(r.text, ", 2 bulky files)"),
+       "app.js.map and a .map that begins {\"version\": 3 fold as generated");
+    if (!strstr(r.text, "hr_last_http_status"))
+        tap_diag("%s", r.text);
     free(r.text), free(g);
 
     /* a combined diff (merge) with long unchanged runs */

@@ -15,22 +15,52 @@ static int ends(const char *s, size_t n, const char *suf)
     return n >= k && !memcmp(s + n - k, suf, k);
 }
 
-/* Lockfiles and generated files: their diff says little a model can use. */
-static int bulky_path(const char *p, size_t n)
+/* A diff line whose text, after the marker columns, begins a source map:
+ * {"version":3 (blanks allowed between the tokens), as bundlers and
+ * compilers write the one-line JSON of a source map. */
+static int source_map_start(const char *s, size_t l)
 {
-    static const char *const names[] = {"package-lock.json", "yarn.lock", "pnpm-lock.yaml", "Cargo.lock",
+    static const char *const toks[] = {"{", "\"version\"", ":", "3", NULL};
+    size_t i = 0;
+    while (i < l && (s[i] == '+' || s[i] == '-' || s[i] == ' ' || s[i] == '\t'))
+        i++;
+    for (const char *const *t = toks; *t; t++) {
+        size_t m = strlen(*t);
+        while (i < l && (s[i] == ' ' || s[i] == '\t'))
+            i++;
+        if (l - i < m || memcmp(s + i, *t, m))
+            return 0;
+        i += m;
+    }
+    return i == l || s[i] < '0' || s[i] > '9';
+}
+
+/* Why a file's diff folds: "lockfile" (by its name: package-lock.json, not
+ * blocklist.txt or clock.h), "generated" (by suffix or directory), or NULL.
+ * p is the path's n bytes inside the diff, not NUL-terminated: every test is
+ * bounded by n. A *.map is generated only when a source map: named so
+ * (app.js.map) or, when `first` (the file's first changed or context line)
+ * begins one; other .map files (linker version scripts, …) are source. */
+static const char *bulky_kind(const char *p, size_t n, const char *first, size_t first_len)
+{
+    static const char *const locks[] = {"package-lock.json", "yarn.lock", "pnpm-lock.yaml", "Cargo.lock",
         "poetry.lock", "Gemfile.lock", "composer.lock", "go.sum", "Pipfile.lock", "uv.lock", "bun.lockb", NULL};
-    static const char *const sufs[] = {".min.js", ".min.css", ".map", ".pb.go", "_pb2.py", ".snap", ".svg", NULL};
+    static const char *const sufs[] = {".min.js", ".min.css", ".js.map", ".mjs.map", ".cjs.map", ".css.map",
+        ".d.ts.map", ".pb.go", "_pb2.py", ".snap", ".svg", NULL};
     size_t b = n;
     while (b && p[b - 1] != '/')
         b--;
-    for (const char *const *x = names; *x; x++)
+    for (const char *const *x = locks; *x; x++)
         if (n - b == strlen(*x) && !memcmp(p + b, *x, n - b))
-            return 1;
+            return "lockfile";
     for (const char *const *x = sufs; *x; x++)
         if (ends(p, n, *x))
-            return 1;
-    return memmem(p, n, "/dist/", 6) || memmem(p, n, "/generated/", 11) || memmem(p, n, ".generated.", 11);
+            return "generated";
+    if (first && ends(p, n, ".map") && source_map_start(first, first_len))
+        return "generated";
+    if (memmem(p, n, "/dist/", 6) || memmem(p, n, "/generated/", 11) || memmem(p, n, ".generated.", 11))
+        return "generated";
+    return NULL;
 }
 
 /* Lines of a git file header that repeat what "diff --git a/P b/P" says:
@@ -154,9 +184,17 @@ int hr_diffc_compress(const void *cfgv, const char *text, size_t len, const char
         free(ln), free(kind), free(keep), free(f);
         return 2; /* not a diff */
     }
-    for (size_t k = 0; k < nf; k++)
-        if (!f[k].why && f[k].path && bulky_path(f[k].path, f[k].path_len))
-            f[k].why = strstr(f[k].path, "lock") || ends(f[k].path, f[k].path_len, "go.sum") ? "lockfile" : "generated";
+    for (size_t k = 0; k < nf; k++) {
+        if (f[k].why || !f[k].path)
+            continue;
+        const char *first = NULL; /* for a *.map: its first changed or context line */
+        size_t first_len = 0;
+        if (ends(f[k].path, f[k].path_len, ".map"))
+            for (size_t i = f[k].first; i < f[k].end && !first; i++)
+                if (kind[i] == L_ADD || kind[i] == L_DEL || kind[i] == L_CTX)
+                    first = text + ln[i].off, first_len = ln[i].len;
+        f[k].why = bulky_kind(f[k].path, f[k].path_len, first, first_len);
+    }
     /* keep everything but context far from a change and redundant git headers */
     for (size_t i = 0, fi = 0; i < n; i++) {
         while (fi < nf && f[fi].end <= i)
@@ -236,7 +274,7 @@ int hr_diffc_compress(const void *cfgv, const char *text, size_t len, const char
         if (headers)
             snprintf(h, sizeof h, ", %zu index/---/+++ lines", headers);
         if (collapsed)
-            snprintf(b, sizeof b, ", %zu bulky files", collapsed);
+            snprintf(b, sizeof b, ", %zu bulky file%s", collapsed, collapsed == 1 ? "" : "s");
         snprintf(what, sizeof what, "diff lines omitted (context beyond %zu lines%s%s)", c, h, b);
         hr_text_marker(out, what, dropped, n);
         hr_tbuf_put(&out->b, body.p ? body.p : "", body.len);
