@@ -119,6 +119,38 @@ static void folds(void *state)
     free(r.text), free(log);
 }
 
+/* A compiler error keeps gcc's "In function" line above it and its source
+ * echo and caret below it even when every file of the build prints lines of
+ * those templates (so neither is kept as ordinary context). */
+static void cc_error_context(void *state)
+{
+    char *log = malloc(100000);
+    size_t n = 0;
+    for (int i = 0; i < 30; i++) {
+        n += (size_t)sprintf(log + n, "gcc -O2 -Wall -Wextra -c f%d.c -o f%d.o\nf%d.c: In function 'func_%d':\n"
+                             "f%d.c:6:19: warning: comparison of integer expressions of different signedness [-Wsign-compare]\n"
+                             "    6 |     for (i = 0; i < u; i++) { if (s[i] == 'x') return i; }\n"
+                             "      |                   ^\n", i, i, i, i, i);
+        if (i == 17)
+            n += (size_t)sprintf(log + n, "f17.c:6:19: error: 'u' undeclared (first use in this function)\n"
+                                 "    6 |     for (i = 0; i < u; i++) { if (s[i] == 'x') return i; }\n"
+                                 "      |                   ^\n"
+                                 "f17.c:6:19: note: each undeclared identifier is reported only once\n");
+    }
+    n += (size_t)sprintf(log + n, "make: *** [Makefile:8: f17.o] Error 1\n"); /* make -j prints it later */
+    struct tc_result r = tc_run(state, log, HR_CT_LOG, "", 0);
+    const char *e = strstr(r.text, "f17.c:6:19: error:");
+    ok(r.rc == 0 && e && strstr(r.text, "f17.c: In function 'func_17':\n") &&
+           strstr(r.text, "f17.c: In function 'func_17':\n") < e,
+       "a compiler error keeps its \"In function\" line, whose template every file prints");
+    const char *echo = "    6 |     for (i = 0; i < u; i++) { if (s[i] == 'x') return i; }\n      |                   ^\n";
+    ok(e && !strncmp(strchr(e, '\n') + 1, echo, strlen(echo)), "and its source echo and caret lines");
+    ok(strstr(r.text, "make: *** [Makefile:8: f17.o] Error 1\n") != NULL, "and make's error line");
+    if (!e || !strstr(r.text, "f17.c: In function"))
+        tap_diag("%s", r.text);
+    free(r.text), free(log);
+}
+
 static void bad_input(void *state)
 {
     /* a log of one repeated line, a single huge line, binary-ish bytes, only ANSI */
@@ -182,7 +214,9 @@ int main(void)
     is_int(headroom_plugin.init(fh_host(), &inst, &conf, &state), 0, "init");
     classes();
     folds(state);
+    cc_error_context(state);
     tc_fixture(state, "make_gcc_error", HR_CT_LOG);
+    tc_fixture(state, "make_k_gcc", HR_CT_LOG);
     tc_fixture(state, "python_unittest", HR_CT_TEXT);
     tc_fixture(state, "npm_node_test", HR_CT_LOG);
     tc_fixture(state, "cargo_test", HR_CT_TEXT);

@@ -71,6 +71,56 @@ int main(void)
            HR_CT_CODE, "C code");
     is_int(detect("import os\n\ndef main():\n    print(os.getcwd())\n\nclass A:\n    pass\n", NULL, 0),
            HR_CT_CODE, "python code");
+    /* Build output (real `make -k` of gcc 12 on the dev VM): the source echoes end in ';'
+     * or '}' and "In function 'f':" in ':', which passed the code bar. */
+    is_int(detect("gcc -O2 -Wall -Wextra -I/usr/include -DPROJ_VERSION=\\\"1.0\\\" -c f23.c -o f23.o\n"
+                  "f23.c: In function 'unused_23':\n"
+                  "f23.c:3:35: warning: unused variable 'b' [-Wunused-variable]\n"
+                  "    3 | static int unused_23(int a) { int b; return a; }\n"
+                  "      |                                   ^\n"
+                  "f23.c: In function 'func_23':\n"
+                  "f23.c:6:19: warning: comparison of integer expressions of different signedness [-Wsign-compare]\n"
+                  "    6 |     for (i = 0; i < u; i++) { if (s[i] == 'x') return i; }\n"
+                  "      |                   ^\n"
+                  "f23.c:8:26: error: 'undeclared_counter' undeclared (first use in this function)\n"
+                  "    8 |     return strlen(buf) + undeclared_counter;\n"
+                  "      |                          ^~~~~~~~~~~~~~~~~~\n"
+                  "f23.c:9:1: warning: control reaches end of non-void function [-Wreturn-type]\n"
+                  "    9 | }\n"
+                  "      | ^\n"
+                  "f23.c: At top level:\n"
+                  "f23.c:3:12: warning: 'unused_23' defined but not used [-Wunused-function]\n"
+                  "    3 | static int unused_23(int a) { int b; return a; }\n"
+                  "      |            ^~~~~~~~~\n"
+                  "make: *** [Makefile:8: f23.o] Error 1\n", NULL, 0),
+           HR_CT_LOG, "gcc/make build output with source echoes is a log, not code");
+    is_int(detect("gcc -O2 -Wall -fno-diagnostics-show-caret -c f22.c -o f22.o\n"
+                  "f22.c: In function 'func_22':\n"
+                  "f22.c:6:19: warning: comparison of integer expressions of different signedness [-Wsign-compare]\n"
+                  "f22.c: At top level:\n"
+                  "f22.c:3:12: warning: 'unused_22' defined but not used [-Wunused-function]\n"
+                  "gcc -O2 -Wall -fno-diagnostics-show-caret -c f23.c -o f23.o\n"
+                  "f23.c: In function 'func_23':\n"
+                  "f23.c:8:26: error: 'undeclared_counter' undeclared (first use in this function)\n"
+                  "f23.c: At top level:\n"
+                  "make: *** [Makefile:8: f23.o] Error 1\n", NULL, 0),
+           HR_CT_LOG, "gcc diagnostics without carets: a log, not code or grep output");
+    is_int(detect("In file included from src/main.c:3:\n"
+                  "                 from src/app.c:1:\n"
+                  "src/util.h:12:1: error: unknown type name 'bool'\n"
+                  "   12 | bool ready(void);\n"
+                  "      | ^~~~\n"
+                  "  +++ |+#include <stdbool.h>\n"
+                  "make[1]: *** [Makefile:40: app.o] Error 1\n"
+                  "make: *** [Makefile:12: all] Error 2\n", NULL, 0),
+           HR_CT_LOG, "include chain, fix-it line and recursive make");
+    /* Real code with what build output looks like in it stays code. */
+    is_int(detect("static int flags(int a)\n{\n    int x = FLAG_A\n            | FLAG_B;\n    switch (a) {\n"
+                  "    case 1:\n        return x;\n    default:\n        error(\"bad\");\n    }\n    return 0;\n}\n", NULL, 0),
+           HR_CT_CODE, "C with a '|' continuation and case labels is code");
+    is_int(detect("fn size(n: u32) -> &'static str {\n    match n {\n        0 => \"none\",\n"
+                  "        1 | 2 => \"small\",\n        _ => \"big\",\n    }\n}\n", NULL, 0),
+           HR_CT_CODE, "rust match arms '1 | 2 =>' are code");
     is_int(detect("<!DOCTYPE html><html><body><p>x</p></body></html>", NULL, 0), HR_CT_HTML, "html doctype");
     is_int(detect("<div>\n<p>hello</p>\n</div>\n", NULL, 0), HR_CT_HTML, "html fragment");
     is_int(detect("The build finished. Three tests were skipped because the network was down.", NULL, 0),

@@ -93,6 +93,7 @@ struct work {
 #define K_SIGNAL 1  /* error, warning, summary, stack frame: kept whole */
 #define K_CONTEXT 2 /* next to a signal */
 #define K_EDGE 4    /* among the first or last lines */
+#define K_DIAG 8    /* a compiler error's "In function" line, source echo and caret */
 
 /* Keep a stack trace [a, b): all of it when short, else the first and last
  * two frames and project frames, up to max_stack_frames. */
@@ -155,7 +156,7 @@ static void drop_repeats(struct work *w, struct ids *seen, uint8_t bits)
         size_t before = seen->n;
         id_of(seen, line_hash(x));
         int again = seen->n == before;
-        if (again && (x->keep & bits) && !(x->keep & K_EDGE) &&
+        if (again && (x->keep & bits) && !(x->keep & (K_EDGE | K_DIAG)) &&
             (x->cls == HR_LOGC_ERROR || x->cls == HR_LOGC_WARN || x->cls == HR_LOGC_NORMAL)) {
             x->keep = 0;
             x->dup = 1;
@@ -181,6 +182,86 @@ static void mark_repeats(struct work *w, const struct ids *seen)
             x->dup = 1;
     }
     free(kept_tmpl);
+}
+
+static int digit(char c) { return (unsigned)(c - '0') < 10; }
+
+/* "path:12:5: error: …", "path:12: fatal error: …" (gcc, clang): the length
+ * of path, else 0. */
+static size_t cc_error_path(const char *s, size_t n)
+{
+    size_t p = 0;
+    while (p < n && s[p] != ':' && s[p] != ' ' && s[p] != '\t')
+        p++;
+    size_t i = p;
+    int nums = 0;
+    while (i + 1 < n && s[i] == ':' && digit(s[i + 1])) {
+        for (i++; i < n && digit(s[i]);)
+            i++;
+        nums++;
+    }
+    if (!p || !nums || i + 2 >= n || s[i] != ':' || s[i + 1] != ' ')
+        return 0;
+    i += 2;
+    return HR_STARTS(s + i, n - i, "error") || HR_STARTS(s + i, n - i, "fatal error") ? p : 0;
+}
+
+/* What a compiler prints under a diagnostic: the source echo "   12 | code",
+ * the caret "      |   ^~~~" and fix-its (gcc, clang, rustc), a bare caret
+ * line (older gcc), rustc's "  --> path:2:5" and "   = note: …". */
+static int cc_echo(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && s[i] == ' ')
+        i++;
+    if (i && (HR_STARTS(s + i, n - i, "--> ") || HR_STARTS(s + i, n - i, "= note") || HR_STARTS(s + i, n - i, "= help")))
+        return 1;
+    size_t d = i, sp = 0;
+    while (i < n && (digit(s[i]) || s[i] == '+'))
+        i++;
+    int num = i > d;
+    while (i < n && s[i] == ' ')
+        i++, sp++;
+    if (i < n && s[i] == '|' && (num ? sp > 0 : i > 0))
+        return 1;
+    int marks = 0;
+    for (i = d; i < n; i++) {
+        if (s[i] == '^' || s[i] == '~')
+            marks = 1;
+        else if (s[i] != ' ')
+            return 0;
+    }
+    return marks;
+}
+
+/* A kept compiler error keeps what places it, whatever its template's
+ * frequency (a build prints "x.c: In function 'f':" and the echo of a common
+ * line for every file): gcc's "path: In function 'f':" (or "At top level:")
+ * line above it for the same path, within 40 lines, and the source echo and
+ * caret lines under it (up to 6). */
+#define CC_CONTEXT_BACK 40
+#define CC_ECHO_MAX 6
+static void keep_cc_context(struct work *w)
+{
+    struct ll *l = w->l;
+    for (size_t i = 0; i < w->n; i++) {
+        if (!(l[i].keep & K_SIGNAL) || l[i].cls != HR_LOGC_ERROR)
+            continue;
+        size_t p = cc_error_path(l[i].s, l[i].len);
+        if (!p)
+            continue;
+        for (size_t k = i, m = 0; k-- > 0 && m < CC_CONTEXT_BACK; m++) {
+            const char *s = l[k].s;
+            size_t n = l[k].len;
+            if (n > p + 2 && !memcmp(s, l[i].s, p) && s[p] == ':' && s[p + 1] == ' ' &&
+                (HR_STARTS(s + p + 2, n - p - 2, "In ") || HR_STARTS(s + p + 2, n - p - 2, "At "))) {
+                l[k].keep |= K_DIAG;
+                break;
+            }
+        }
+        for (size_t k = i + 1; k < w->n && k <= i + CC_ECHO_MAX && cc_echo(l[k].s, l[k].len); k++)
+            l[k].keep |= K_DIAG;
+    }
 }
 
 static void select_lines(struct work *w, struct ids *seen)
@@ -213,6 +294,7 @@ static void select_lines(struct work *w, struct ids *seen)
             if (l[k].cls == HR_LOGC_BLANK || (l[k].cls == HR_LOGC_NORMAL && w->freq[l[k].id] <= cfg->max_similar))
                 l[k].keep |= K_CONTEXT;
     }
+    keep_cc_context(w);
     /* stack traces next to a kept error */
     for (size_t i = 0; i < n;) {
         if (l[i].cls != HR_LOGC_FRAME) {

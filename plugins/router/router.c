@@ -135,6 +135,96 @@ static int timestamp_prefix(const char *s, size_t n)
     return 0;
 }
 
+/* Compiler, linker and make output: gcc/clang diagnostics "path:12:5: error: …"
+ * (warning, note, fatal error; "path:12: …" too), gcc's context lines
+ * "path: In function 'f':", "path: At top level:", "In file included from …" and
+ * the "                 from …" lines under it, rustc's "error[E0425]: …", make's
+ * "make: *** …", "make[2]: …" and "Makefile:3: *** …", and ld, collect2, cc1. */
+static int diag_line(const char *s, size_t n)
+{
+    static const char *const what[] = {"error:", "warning:", "note:", "fatal error:", "*** ", "In function ",
+        "In member function ", "In static member function ", "In constructor ", "In destructor ",
+        "In lambda function", "In instantiation of ", "At top level:", "At global scope:", NULL};
+    static const char *const tools[] = {"make", "gmake", "ninja", "ld", "collect2", "cc1", "cc1plus", "gcc", "g++",
+                                        "cc", "clang", NULL};
+    if (starts(s, n, "In file included from ") || starts(s, n, "error[E") || starts(s, n, "error: ") ||
+        starts(s, n, "warning: "))
+        return 1;
+    size_t i = 0;
+    while (i < n && s[i] == ' ')
+        i++;
+    if (i >= 8 && starts(s + i, n - i, "from ")) { /* "                 from x.h:3," */
+        const char *c = memchr(s + i, ':', n - i);
+        return c && c + 1 < s + n && isdigit((unsigned char)c[1]);
+    }
+    if (i)
+        return 0;
+    int pathy = 0;
+    while (i < n && s[i] != ':' && !isspace((unsigned char)s[i])) {
+        pathy |= s[i] == '.' || s[i] == '/';
+        i++;
+    }
+    if (i == 0 || i >= n || s[i] != ':')
+        return 0;
+    size_t w = i; /* the first word, s[0..w) */
+    for (const char *const *t = tools; *t; t++) { /* "make: ", "make[1]: ", "/usr/bin/ld: " */
+        size_t l = strlen(*t);
+        if (w >= l && !memcmp(s + w - l, *t, l) && (w == l || s[w - l - 1] == '/'))
+            return 1;
+        if (w > l + 2 && !memcmp(s, *t, l) && s[l] == '[' && s[w - 1] == ']')
+            return 1;
+    }
+    if (!pathy && !starts(s, w, "Makefile") && !starts(s, w, "makefile") && !starts(s, w, "<command-line>"))
+        return 0;
+    i++;
+    for (int k = 0; k < 2 && i < n && isdigit((unsigned char)s[i]); k++) { /* ":12:", ":12:5:" */
+        size_t d = i;
+        while (i < n && isdigit((unsigned char)s[i]))
+            i++;
+        if (i >= n || s[i] != ':') {
+            i = d;
+            break;
+        }
+        i++;
+    }
+    if (i >= n || s[i] != ' ')
+        return 0;
+    i++;
+    for (const char *const *t = what; *t; t++)
+        if (starts(s + i, n - i, *t))
+            return 1;
+    return 0;
+}
+
+/* What follows a diagnostic: a source echo "   12 | code" and its caret line
+ * "      |   ^~~~" (gcc, clang, rustc), gcc's fix-it "  +++ |+#include", a
+ * bare caret line "   ^~~~" (older gcc), rustc's "  --> path:2:5" and
+ * "   = note: …". Counted only right after a diag_line or another of these. */
+static int diag_cont(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && s[i] == ' ')
+        i++;
+    if (i && (starts(s + i, n - i, "--> ") || starts(s + i, n - i, "= note") || starts(s + i, n - i, "= help")))
+        return 1;
+    size_t d = i, sp = 0;
+    while (i < n && (isdigit((unsigned char)s[i]) || s[i] == '+'))
+        i++;
+    int num = i > d;
+    while (i < n && s[i] == ' ')
+        i++, sp++;
+    if (i < n && s[i] == '|' && (num ? sp > 0 : i > 0))
+        return 1;
+    int marks = 0;
+    for (i = d; i < n; i++) {
+        if (s[i] == '^' || s[i] == '~')
+            marks = 1;
+        else if (s[i] != ' ')
+            return 0;
+    }
+    return marks;
+}
+
 static int code_line(const char *s, size_t n)
 {
     static const char *const kw[] = {"def ", "class ", "import ", "from ", "#include", "function ",
@@ -157,8 +247,9 @@ static int code_line(const char *s, size_t n)
 static enum hr_content_type sniff_text(const struct router *r, const char *text, size_t len)
 {
     size_t lim = len < r->sample_bytes ? len : r->sample_bytes;
-    size_t lines = 0, blank = 0, diff_hdr = 0, hunk = 0, search = 0, log = 0, code = 0, tag = 0;
+    size_t lines = 0, blank = 0, diff_hdr = 0, hunk = 0, search = 0, log = 0, code = 0, tag = 0, diag = 0;
     int in_group = 0, prev_heading = 0, prev_search = 0; /* heading-grouped search output */
+    int in_diag = 0; /* after a compiler diagnostic: its source echo and caret lines */
     while (lim && isspace((unsigned char)*text))
         text++, lim--, len--;
     if (starts_ci(text, lim, "<!doctype html") || starts_ci(text, lim, "<html"))
@@ -175,9 +266,19 @@ static enum hr_content_type sniff_text(const struct router *r, const char *text,
         lines++;
         if (n == 0 || (n == 1 && s[0] == '\r')) {
             blank++;
-            in_group = prev_heading = 0;
+            in_group = prev_heading = in_diag = 0;
             continue;
         }
+        /* Build output: a log line, neither search output (gcc's "x.c:3:5:") nor
+         * code (its source echoes end in ';' or '}', "In function 'f':" in ':'). */
+        size_t dn = s[n - 1] == '\r' ? n - 1 : n;
+        if (diag_line(s, dn) || (in_diag && diag_cont(s, dn))) {
+            diag++;
+            in_diag = 1;
+            in_group = prev_heading = prev_search = 0;
+            continue;
+        }
+        in_diag = 0;
         size_t before_search = search;
         if (starts(s, n, "diff --git ") || starts(s, n, "+++ ") || starts(s, n, "--- "))
             diff_hdr++;
@@ -211,8 +312,8 @@ static enum hr_content_type sniff_text(const struct router *r, const char *text,
         return HR_CT_SEARCH;
     if (tag * 2 >= used && memmem(text, lim, "</", 2))
         return HR_CT_HTML;
-    if (log * 2 >= used)
-        return HR_CT_LOG;
+    if ((log + diag) * 2 >= used || (diag >= 2 && diag >= code && diag * 10 >= used * 3))
+        return HR_CT_LOG; /* compiler output among commands, before the code bar */
     if (code >= 2 && code * 10 >= used * 3)
         return HR_CT_CODE;
     return HR_CT_TEXT;
