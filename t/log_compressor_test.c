@@ -55,6 +55,14 @@ static void classes(void)
         {"exit status 2", HR_LOGC_ERROR},
         {"Process finished with exit code 0", HR_LOGC_NORMAL},
         {"shop-api.service: Main process exited, code=exited, status=2/INVALIDARGUMENT", HR_LOGC_ERROR},
+        {"127.0.0.1 - - [07/Dec/2026 13:02:35] \"GET /missing/config-700.json HTTP/1.1\" 404 -", HR_LOGC_ERROR},
+        {"127.0.0.1 - - [07/Dec/2026 13:02:35] code 404, message File not found", HR_LOGC_ERROR},
+        {"10.0.0.5 - - [07/Dec/2026:13:02:35 +0000] \"POST /api/orders HTTP/1.1\" 502 157 \"-\" \"curl/7.88.1\"", HR_LOGC_ERROR},
+        {"10.0.0.5 - - [07/Dec/2026:13:02:35 +0000] \"GET /x HTTP/2.0\" 403 0", HR_LOGC_ERROR},
+        {"127.0.0.1 - - [07/Dec/2026 13:02:32] \"GET /index.html HTTP/1.1\" 200 -", HR_LOGC_NORMAL},
+        {"10.0.0.5 - - [07/Dec/2026:13:02:35 +0000] \"GET /old?id=404 HTTP/1.1\" 301 0 \"-\" \"curl/7.88.1\"", HR_LOGC_NORMAL},
+        {"10.0.0.5 - - [07/Dec/2026:13:02:35 +0000] \"GET /x HTTP/1.1\" 304 0 \"https://a/404\" \"UA 500\"", HR_LOGC_NORMAL},
+        {"127.0.0.1 - - [07/Dec/2026 13:02:35] code 200, message OK", HR_LOGC_NORMAL},
     };
     for (size_t i = 0; i < sizeof t / sizeof *t; i++)
         is_int(hr_logc_classify(t[i].line, strlen(t[i].line), NULL), t[i].want, "class of \"%s\"", t[i].line);
@@ -151,6 +159,37 @@ static void cc_error_context(void *state)
     free(r.text), free(log);
 }
 
+/* An access log: 4xx/5xx request lines are errors, kept up to max_similar
+ * of a template (the rest fold); 2xx/3xx lines fold. */
+static void access_log(void *state)
+{
+    char *log = malloc(200000);
+    size_t n = 0;
+    for (int i = 0; i < 1200; i++) {
+        int st = i % 100 == 50 ? 404 : i == 777 ? 502 : i % 7 ? 200 : 304;
+        n += (size_t)sprintf(log + n, "10.0.0.%d - - [07/Dec/2026:13:%02d:%02d +0000] \"GET /%s%d HTTP/1.1\" %d %d \"-\" \"curl/7.88.1\"\n",
+                             i % 9, i / 60 % 60, i % 60, st == 404 ? "missing/page-" : "static/app.js?v=", i, st,
+                             st == 200 ? 5120 : 153);
+    }
+    struct tc_result r = tc_run(state, log, HR_CT_LOG, "", 0);
+    size_t k404 = 0, k200 = 0;
+    for (const char *p = r.text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        const char *e = strchr(p, '\n');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (strncmp(p, "10.0.0.", 7))
+            continue; /* a fold line */
+        k404 += memmem(p, len, "\" 404 153 ", 10) != NULL;
+        k200 += memmem(p, len, "\" 200 5120 ", 11) != NULL;
+    }
+    ok(r.rc == 0 && strstr(r.text, "\n10.0.0.3 - - [07/Dec/2026:13:12:57 +0000] \"GET /static/app.js?v=777 HTTP/1.1\" 502 153 ") != NULL,
+       "an access log's 502 line is kept");
+    is_int((long long)k404, 5, "its 404 lines (12, one template) are kept up to max_similar");
+    ok(k200 <= 6, "200 lines fold (%zu kept: the first and last lines)", k200);
+    if (k404 != 5)
+        tap_diag("%s", r.text);
+    free(r.text), free(log);
+}
+
 static void bad_input(void *state)
 {
     /* a log of one repeated line, a single huge line, binary-ish bytes, only ANSI */
@@ -215,8 +254,10 @@ int main(void)
     classes();
     folds(state);
     cc_error_context(state);
+    access_log(state);
     tc_fixture(state, "make_gcc_error", HR_CT_LOG);
     tc_fixture(state, "make_k_gcc", HR_CT_LOG);
+    tc_fixture(state, "http_server_access", HR_CT_LOG);
     tc_fixture(state, "python_unittest", HR_CT_TEXT);
     tc_fixture(state, "npm_node_test", HR_CT_LOG);
     tc_fixture(state, "cargo_test", HR_CT_TEXT);

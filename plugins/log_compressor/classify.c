@@ -194,6 +194,23 @@ static int level_only(const char *s, size_t n)
     return 0;
 }
 
+/* A 4xx or 5xx status at s[i..i+3): an access log's request line (common
+ * and combined formats: `"GET /x HTTP/1.1" 404 153`), or Python http.server's
+ * `code 404, message File not found`. 2xx and 3xx are not errors. */
+static int http_error_status(const char *s, size_t n, size_t i)
+{
+    if (s[i] != '4' && s[i] != '5')
+        return 0;
+    if (i >= 5 && !memcmp(s + i - 5, "code ", 5))
+        return i + 12 <= n && !memcmp(s + i + 3, ", message", 9);
+    if (i < 9 || s[i - 1] != ' ' || s[i - 2] != '"' || (i + 3 < n && s[i + 3] != ' '))
+        return 0;
+    size_t k = i - 2; /* the quote closing the request */
+    while (k > 0 && (isdigit((unsigned char)s[k - 1]) || s[k - 1] == '.'))
+        k--;
+    return k < i - 2 && k >= 5 && !memcmp(s + k - 5, "HTTP/", 5);
+}
+
 /* "errors: 0", "failed=0": a count of zero right after the word. */
 static int zero_after(const char *s, size_t n, size_t j)
 {
@@ -234,6 +251,8 @@ enum hr_logc_class hr_logc_classify(const char *s, size_t n, uint64_t *tmpl)
             if (code_w && (all & 4)) /* "exit status 2", "exited, code=exited, status=2": a process failed */
                 for (size_t k = i; k < j; k++)
                     err |= u[k] != '0';
+            if (wl == 3 && (all & 4) && http_error_status(s, n, i))
+                err = 1;
             /* numbers, hex ids, uuids parts, times: one symbol each */
             if ((all & 2) || (wl > 2 && u[i] == '0' && (u[i + 1] | 0x20) == 'x')) {
                 H(h, '#');
