@@ -190,6 +190,56 @@ static void access_log(void *state)
     free(r.text), free(log);
 }
 
+/* A dpkg.log: every line names its package, so no template has more than a
+ * few lines; the fold names the most common kinds of lines (words before
+ * the package) with their counts, not a two-line template. */
+static void kinds(void *state)
+{
+    char *log = malloc(200000), pkg[16];
+    size_t n = 0;
+    static const char *const steps[] = {"install %s <none> %s", "status half-installed %s %s",
+        "status unpacked %s %s", "status unpacked %s %s", "configure %s %s <none>",
+        "status half-configured %s %s", "status installed %s %s"};
+    for (int i = 0; i < 300; i++) {
+        char ver[16];
+        size_t k = 0;
+        k += (size_t)sprintf(pkg, "lib");
+        for (int v = i + 1; v; v /= 26)
+            pkg[k++] = (char)('a' + v % 26);
+        sprintf(pkg + k, ":amd64");
+        sprintf(ver, "1.%d-%d", i % 7, i % 3);
+        for (size_t s = 0; s < sizeof steps / sizeof *steps; s++) {
+            n += (size_t)sprintf(log + n, "2025-06-24 14:%02d:%02d ", i / 60 % 60, i % 60);
+            n += (size_t)sprintf(log + n, steps[s], pkg, ver);
+            log[n++] = '\n';
+        }
+    }
+    log[n] = '\0';
+    struct tc_result r = tc_run(state, log, HR_CT_LOG, "", 0), again = tc_run(state, log, HR_CT_LOG, "", 0);
+    ok(r.rc == 0 && strstr(r.text, "\n\xe2\x80\xa6 2094 lines omitted; 598 like: 2025-06-24 14:00:01 status unpacked libc:amd64 1.1-1\n"
+                                    "\xe2\x80\xa6   299 like: 2025-06-24 14:00:00 configure libb:amd64 1.0-0 <none>\n"
+                                    "\xe2\x80\xa6   299 like: 2025-06-24 14:00:00 status half-configured libb:amd64 1.0-0\n") &&
+           !strstr(r.text, "other lines omitted"),
+       "a fold of 2094 dpkg lines names its three most common kinds with their counts");
+    ok(again.text && !strcmp(r.text, again.text), "the same kinds on a second run");
+    if (!strstr(r.text, "598 like"))
+        tap_diag("%s", r.text);
+    free(r.text), free(again.text);
+    /* Lines whose first word is rare have no kind in common. */
+    n = 0;
+    for (int i = 0; i < 60; i++) {
+        size_t k = 0;
+        for (int v = i + 1; v; v /= 26)
+            pkg[k++] = (char)('a' + v % 26);
+        pkg[k] = '\0';
+        n += (size_t)sprintf(log + n, "%s%s reported a value of %d\n", pkg, i % 2 ? "er" : "ing", i * 7);
+    }
+    r = tc_run(state, log, HR_CT_LOG, "", 0);
+    ok(r.rc == 0 && strstr(r.text, "\n\xe2\x80\xa6 54 lines omitted, first: eer reported a value of 21\n"),
+       "lines that start with a rare word are not one kind");
+    free(r.text), free(log);
+}
+
 static void bad_input(void *state)
 {
     /* a log of one repeated line, a single huge line, binary-ish bytes, only ANSI */
@@ -255,6 +305,7 @@ int main(void)
     folds(state);
     cc_error_context(state);
     access_log(state);
+    kinds(state);
     tc_fixture(state, "make_gcc_error", HR_CT_LOG);
     tc_fixture(state, "make_k_gcc", HR_CT_LOG);
     tc_fixture(state, "http_server_access", HR_CT_LOG);

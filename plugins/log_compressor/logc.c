@@ -357,14 +357,14 @@ static void put_line(struct hr_tbuf *o, const struct ll *x)
     hr_tbuf_putc(o, '\n');
 }
 
-static void put_example(struct hr_tbuf *o, const struct ll *x)
+static void put_example_max(struct hr_tbuf *o, const struct ll *x, size_t max)
 {
     size_t n = x->len;
     const char *s = x->s;
     while (n && (*s == ' ' || *s == '\t'))
         s++, n--;
-    if (n > EXAMPLE_MAX) {
-        n = EXAMPLE_MAX;
+    if (n > max) {
+        n = max;
         while (n && ((unsigned char)s[n] & 0xC0) == 0x80)
             n--; /* cut on a character boundary */
         hr_tbuf_put(o, s, n);
@@ -374,6 +374,8 @@ static void put_example(struct hr_tbuf *o, const struct ll *x)
     }
     hr_tbuf_putc(o, '\n');
 }
+
+static void put_example(struct hr_tbuf *o, const struct ll *x) { put_example_max(o, x, EXAMPLE_MAX); }
 
 #define PASS_GROUP UINT32_MAX       /* passing-test lines fold as one group, */
 #define DUP_GROUP (UINT32_MAX - 1) /* and so do repeats of kept lines */
@@ -396,7 +398,160 @@ static void put_group(struct hr_tbuf *o, uint32_t g, size_t k, const struct ll *
 
 static int folded(const struct ll *x) { return x->cls != HR_LOGC_PROGRESS && x->cls != HR_LOGC_BLANK; }
 
-/* Lines [a, b) were dropped: say what they were in at most two lines. */
+/* Kinds of lines: when the templates of a long run are too many for its two
+ * largest to say what it holds (dpkg.log: a template per package), lines are
+ * grouped by their common words alone, in order: words (letters, '_') found
+ * in at least 1/KIND_SHARE of the run's lines (at least 3) count, rarer words
+ * (package names, paths) and anything with a digit do not. */
+#define KIND_MIN_REST 20 /* lines left undescribed before kinds are looked for */
+#define KIND_SHARE 50
+#define KIND_SHOWN 3     /* kinds named, the 2nd and 3rd when >= 1/20 of the run */
+#define KIND_WORDS 8     /* words of a line looked at */
+#define KIND_EXAMPLE_MAX 100 /* bytes of each kind's example: up to three lines of them */
+#define KIND_PASS 1      /* passing tests and repeats keep their own groups */
+#define KIND_DUP 2
+
+static int word_byte(unsigned char c)
+{
+    return (unsigned)((c | 0x20) - 'a') < 26u || c == '_' || (unsigned)(c - '0') < 10u;
+}
+
+/* Calls f(ctx, hash) for the first KIND_WORDS digit-free words of x, in
+ * order, until f returns nonzero. */
+static void each_word(const struct ll *x, int (*f)(void *, uint64_t), void *ctx)
+{
+    const unsigned char *s = (const unsigned char *)x->s;
+    size_t n = x->len, words = 0;
+    for (size_t i = 0; i < n && words < KIND_WORDS;) {
+        if (!word_byte(s[i])) {
+            i++;
+            continue;
+        }
+        uint64_t h = 0xcbf29ce484222325ULL;
+        int digit = 0;
+        for (; i < n && word_byte(s[i]); i++) {
+            digit |= (unsigned)(s[i] - '0') < 10u;
+            h = (h ^ s[i]) * 0x100000001b3ULL;
+        }
+        if (digit)
+            continue;
+        words++;
+        if (f(ctx, hr_mix64(h)))
+            return;
+    }
+}
+
+struct kinds {
+    struct ids words;   /* word hash -> dense id */
+    uint32_t *wcount;   /* occurrences of each word in the run */
+    uint32_t common;    /* occurrences that make a word common */
+    uint64_t key;       /* the line's kind, built word by word */
+    size_t used;        /* common words in it */
+};
+
+static int count_word(void *ctx, uint64_t h)
+{
+    struct kinds *k = ctx;
+    k->wcount[id_of(&k->words, h)]++;
+    return 0;
+}
+
+/* Common words make the kind; the first rare one (a package, a path: the
+ * line's subject) ends it. */
+static int key_word(void *ctx, uint64_t h)
+{
+    struct kinds *k = ctx;
+    if (k->wcount[id_of(&k->words, h)] < k->common)
+        return 1;
+    k->key = hr_mix64(k->key ^ h);
+    k->used++;
+    return 0;
+}
+
+static int ids_init(struct ids *t, size_t items)
+{
+    size_t cap = 64;
+    while (cap < 2 * items)
+        cap *= 2;
+    t->h = malloc(cap * sizeof *t->h);
+    t->id = calloc(cap, sizeof *t->id);
+    t->mask = cap - 1;
+    t->n = 0;
+    return t->h && t->id ? 0 : -1;
+}
+
+/* Say what the folded lines of [a, b) are by their most common kinds, in up
+ * to KIND_SHOWN lines; 0 (nothing written) when those describe no more
+ * lines than `named`, what the templates' two largest groups describe. */
+static int render_kinds(struct work *w, struct hr_tbuf *o, size_t a, size_t b, size_t total, size_t named)
+{
+    struct kinds k = {.common = total / KIND_SHARE > 3 ? (uint32_t)(total / KIND_SHARE) : 3};
+    struct ids keys = {0};
+    uint32_t *kcount = NULL, *kfirst = NULL;
+    size_t nwords = 0, shown[KIND_SHOWN], cnt[KIND_SHOWN] = {0}, covered = 0, n_shown = 0;
+    int rc = 0;
+    for (size_t i = a; i < b; i++) /* a bound on the words looked at: a word and a separator */
+        nwords += w->l[i].len / 2 + 1 < KIND_WORDS ? w->l[i].len / 2 + 1 : KIND_WORDS;
+    if (ids_init(&k.words, nwords) || ids_init(&keys, total) || !(k.wcount = calloc(nwords + 1, sizeof *k.wcount)) ||
+        !(kcount = calloc(total, sizeof *kcount)) || !(kfirst = malloc(total * sizeof *kfirst)))
+        goto out; /* the templates' summary stands */
+    for (size_t i = a; i < b; i++)
+        if (folded(&w->l[i]))
+            each_word(&w->l[i], count_word, &k);
+    for (size_t i = a; i < b; i++) {
+        const struct ll *x = &w->l[i];
+        if (!folded(x))
+            continue;
+        uint32_t g = group_of(x);
+        k.key = g == DUP_GROUP ? KIND_DUP : g == PASS_GROUP ? KIND_PASS : 0x6b696e64ULL;
+        k.used = 0;
+        if (g < DUP_GROUP)
+            each_word(x, key_word, &k);
+        if (g < DUP_GROUP && !k.used) /* no common word first: a kind of its own template */
+            k.key = hr_mix64(0x746d706cULL ^ x->id);
+        size_t before = keys.n;
+        uint32_t id = id_of(&keys, k.key);
+        if (keys.n > before)
+            kfirst[id] = (uint32_t)(i - a);
+        kcount[id]++;
+    }
+    for (size_t id = 0; id < keys.n; id++) { /* the largest kinds, first seen wins ties */
+        size_t c = kcount[id], at = n_shown < KIND_SHOWN ? n_shown : KIND_SHOWN - 1;
+        if (c < 2 || (n_shown == KIND_SHOWN && c <= cnt[at]))
+            continue;
+        while (at > 0 && c > cnt[at - 1]) { /* ids come first seen first: a tie keeps the earlier */
+            shown[at] = shown[at - 1], cnt[at] = cnt[at - 1];
+            at--;
+        }
+        shown[at] = id, cnt[at] = c;
+        if (n_shown < KIND_SHOWN)
+            n_shown++;
+    }
+    while (n_shown > 1 && cnt[n_shown - 1] * 10 < total)
+        n_shown--;
+    for (size_t j = 0; j < n_shown; j++)
+        covered += cnt[j];
+    if (!n_shown || covered <= named)
+        goto out;
+    for (size_t j = 0; j < n_shown; j++) {
+        const struct ll *x = &w->l[a + kfirst[shown[j]]];
+        uint32_t g = group_of(x);
+        if (j == 0)
+            hr_tbuf_putf(o, "\xe2\x80\xa6 %zu lines omitted; ", total);
+        else
+            hr_tbuf_put(o, "\xe2\x80\xa6   ", 6);
+        hr_tbuf_putf(o, "%zu %s: ", cnt[j], g == DUP_GROUP ? "repeats of kept lines, first" :
+                                                g == PASS_GROUP ? "passing tests like" : "like");
+        put_example_max(o, x, KIND_EXAMPLE_MAX);
+    }
+    rc = 1;
+out:
+    free(k.words.h), free(k.words.id), free(k.wcount), free(keys.h), free(keys.id), free(kcount), free(kfirst);
+    return rc;
+}
+
+/* Lines [a, b) were dropped: say what they were in at most two lines (three
+ * when it takes kinds of lines to say). */
 static void render_run(struct work *w, struct hr_tbuf *o, size_t a, size_t b, uint32_t *run_count)
 {
     size_t total = 0, frames = 0, dups = 0, passes = 0, results = 0, first = SIZE_MAX, example = SIZE_MAX;
@@ -460,11 +615,12 @@ static void render_run(struct work *w, struct hr_tbuf *o, size_t a, size_t b, ui
             best[1] = i, cnt[1] = k;
         }
     }
-    size_t rest = total;
-    if (best[0] != SIZE_MAX) {
+    /* cnt[1] is 0 without a second group */
+    size_t rest = total - (best[0] != SIZE_MAX ? cnt[0] : 0);
+    if (rest >= KIND_MIN_REST && cnt[1] * 4 < rest && render_kinds(w, o, a, b, total, total - rest + cnt[1]))
+        rest = 0; /* said by kinds of lines */
+    else if (best[0] != SIZE_MAX)
         put_group(o, group_of(&w->l[best[0]]), cnt[0], &w->l[best[0]]);
-        rest -= cnt[0];
-    }
     if (rest && best[1] != SIZE_MAX && rest == cnt[1]) {
         put_group(o, group_of(&w->l[best[1]]), cnt[1], &w->l[best[1]]);
     } else if (rest && best[1] != SIZE_MAX) {
