@@ -400,6 +400,43 @@ static void per_schema_groups(void)
     free(p);
 }
 
+/* `n` log rows: level ERROR every `err_every`-th (0: none) and a latency of 1000+ ms
+ * every `slow_every`-th (0: none), else 10..16 ms. */
+static char *log_rows(size_t n, size_t err_every, size_t slow_every)
+{
+    size_t cap = n * 96 + 16, l = 0;
+    char *p = malloc(cap);
+    l += (size_t)snprintf(p + l, cap - l, "[");
+    for (size_t i = 0; i < n; i++)
+        l += (size_t)snprintf(p + l, cap - l, "%s{\"id\":%zu,\"level\":\"%s\",\"msg\":\"call %zu\",\"ms\":%zu}",
+                              i ? "," : "", i, err_every && i % err_every == 3 ? "ERROR" : "INFO", i,
+                              slow_every && i % slow_every == 5 ? 1000 + i : 10 + i % 7);
+    snprintf(p + l, cap - l, "]");
+    return p;
+}
+
+/* The marker's "not shown" names only the kinds some row was dropped of. */
+static void not_shown(void)
+{
+    struct hr_sc_config cfg = {15, 0.10, 0.05};
+    struct hr_sc_output o;
+    char *p = log_rows(400, 10, 0); /* 40 errors, cap 20 */
+    int rc = hr_sc_crush(&cfg, p, strlen(p), NULL, &o);
+    ok(rc == 0 && o.kept == 22 && strstr(o.reasons, "; not shown: 20 errors") &&
+           !strstr(o.reasons, "rare-field") && !strstr(o.reasons, "outliers"),
+       "errors over the cap: not shown names the errors alone: %s", rc == 0 ? o.reasons : "-");
+    if (rc == 0)
+        hr_sc_output_free(&o);
+    free(p);
+    p = log_rows(1000, 0, 16); /* 63 slow calls (6 %), cap 50 */
+    rc = hr_sc_crush(&cfg, p, strlen(p), NULL, &o);
+    ok(rc == 0 && strstr(o.reasons, "; not shown: 13 outliers") && !strstr(o.reasons, "errors"),
+       "outliers over the cap: not shown names the outliers alone: %s", rc == 0 ? o.reasons : "-");
+    if (rc == 0)
+        hr_sc_output_free(&o);
+    free(p);
+}
+
 static void policy(void)
 {
     char *rows = rows_json(300, NULL);
@@ -623,6 +660,7 @@ int main(void)
     policy();
     mixed_schema_flags();
     per_schema_groups();
+    not_shown();
     headroom_plugin.fini(state);
     fh_reset();
     return tap_exit();

@@ -96,9 +96,12 @@ static void summary(struct hr_tbuf *b, const struct hr_sc_table *t)
     } else {
         reason(b, t, HR_SC_R_FIRST_LAST, "first/last", 0);
     }
-    if (err_left || needle_left || out_left)
-        hr_tbuf_putf(b, "; not shown: %zu errors, %zu rare-field rows, %zu outliers", err_left,
-             needle_left, out_left);
+    /* Only the kinds some row was dropped of: "not shown: 2 errors, 149 outliers". */
+    const size_t left[3] = {err_left, needle_left, out_left};
+    static const char *const kind[3] = {"errors", "rare-field rows", "outliers"};
+    for (size_t k = 0, named = 0; k < 3; k++)
+        if (left[k])
+            hr_tbuf_putf(b, "%s%zu %s", named++ ? ", " : "; not shown: ", left[k], kind[k]);
     if (dups)
         hr_tbuf_putf(b, "; %zu exact duplicate rows dropped", dups);
 }
