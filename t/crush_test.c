@@ -437,6 +437,72 @@ static void not_shown(void)
     free(p);
 }
 
+/* Error words inside names are not errors: package, file and path names (the
+ * dpkg and `ls -l` arrays of a tour had libgpg-error0 and libgpg-error.so.0 kept
+ * and named as errors); said of the row, in text or as a code, they are. A
+ * non-zero exit code and an HTTP 5xx status written as text are errors. */
+static void identifier_words(void)
+{
+    static const struct { size_t at; const char *name, *msg; } rows[] = {
+        {30, "pkg30", "TypeError: undefined is not a function"},
+        {40, "libgpg-error0", "ok"},
+        {41, "libgpg-error-dev", "ok"},
+        {60, "pkg60", "upload failed: disk full"},
+        {90, "liberror-perl", "ok"},
+        {100, "pkg100", "E_FATAL"},
+        {120, "libabsl_failure_signal_handler.so.20220623", "ok"},
+        {130, "pkg130", "at java.lang.NullPointerException"},
+        {150, "libgpg-error.so.0.33.1", "ok"},
+        {160, "libgrpc++_error_details.so.1.51", "ok"},
+        {170, "/usr/include/error.h", "ok"},
+        {180, "python3-exceptiongroup", "see src/errors/mod.rs and test_errors.py"},
+        {190, "pkg190", "Build failed."},
+    };
+    size_t cap = 200 * 128, l = 0, k = 0;
+    char *p = malloc(cap);
+    l += (size_t)snprintf(p + l, cap - l, "[");
+    for (size_t i = 0; i < 200; i++) {
+        char name[16];
+        const char *nm = name, *msg = "ok";
+        snprintf(name, sizeof name, "pkg%zu", i);
+        if (k < sizeof rows / sizeof *rows && rows[k].at == i)
+            nm = rows[k].name, msg = rows[k++].msg;
+        l += (size_t)snprintf(p + l, cap - l, "%s{\"id\":%zu,\"name\":\"%s\",\"msg\":\"%s\"}", i ? "," : "", i, nm, msg);
+    }
+    snprintf(p + l, cap - l, "]");
+    struct hr_sc_config cfg = {15, 0.10, 0.05};
+    struct hr_sc_output o;
+    int rc = hr_sc_crush(&cfg, p, strlen(p), NULL, &o);
+    ok(rc == 0 && strstr(o.reasons, "errors at 30,60,100,130,190;") && !strstr(o.reasons, "not shown"),
+       "error words in package and file names are not errors; in text, codes and camel case they are: %s",
+       rc == 0 ? o.reasons : "-");
+    if (rc == 0)
+        hr_sc_output_free(&o);
+    free(p);
+
+    static const char *const fmt[] = {"%s{\"cmd\":\"make t%zu\",\"exit_code\":%d}",
+                                      "%s{\"path\":\"/api/v1/item/%zu\",\"status\":\"%s\"}"};
+    for (int f = 0; f < 2; f++) {
+        cap = 100 * 64, l = 0;
+        p = malloc(cap);
+        l += (size_t)snprintf(p + l, cap - l, "[");
+        for (size_t i = 0; i < 100; i++) {
+            if (f == 0)
+                l += (size_t)snprintf(p + l, cap - l, fmt[0], i ? "," : "", i, i == 33 ? 2 : 0);
+            else
+                l += (size_t)snprintf(p + l, cap - l, fmt[1], i ? "," : "", i,
+                                      i == 33 ? "503 Service Unavailable" : "200 OK");
+        }
+        snprintf(p + l, cap - l, "]");
+        rc = hr_sc_crush(&cfg, p, strlen(p), NULL, &o);
+        ok(rc == 0 && strstr(o.reasons, "errors at 33;"), "%s: row 33 kept as an error: %s",
+           f == 0 ? "exit_code 2" : "status \"503 Service Unavailable\"", rc == 0 ? o.reasons : "-");
+        if (rc == 0)
+            hr_sc_output_free(&o);
+        free(p);
+    }
+}
+
 static void policy(void)
 {
     char *rows = rows_json(300, NULL);
@@ -661,6 +727,7 @@ int main(void)
     mixed_schema_flags();
     per_schema_groups();
     not_shown();
+    identifier_words();
     headroom_plugin.fini(state);
     fh_reset();
     return tap_exit();

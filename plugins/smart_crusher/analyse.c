@@ -56,6 +56,8 @@ static uint8_t classify(const char *path)
         "health", "status_code", "statuscode", "http_status", "success", "ok", "passed", NULL};
     static const char *const level[] = {"level", "severity", "log_level", "loglevel", "lvl",
         "levelname", NULL};
+    static const char *const exit_code[] = {"exit_code", "exitcode", "exit_status", "exitstatus",
+        "returncode", "return_code", "retcode", NULL};
     static const char *const rel[] = {"score", "_score", "relevance", "relevance_score",
         "match_score", "similarity", "similarity_score", "search_score", NULL};
     static const char *const id[] = {"id", "_id", "uuid", "index", "idx", "line", "lineno",
@@ -69,6 +71,8 @@ static uint8_t classify(const char *path)
         return HR_SC_F_STATUS;
     if (name_is(name, level))
         return HR_SC_F_LEVEL;
+    if (name_is(name, exit_code))
+        return HR_SC_F_EXIT;
     if (name_is(name, rel))
         return HR_SC_F_RELEVANCE;
     if (name_is(name, id) || (len > 3 && strcasecmp(name + len - 3, "_id") == 0) ||
@@ -186,6 +190,31 @@ static int error_word_at(const unsigned char *u, size_t i, size_t len)
     }
 }
 
+/* Bytes that join the parts of a name: package, file and path names and identifiers
+ * (libgpg-error0, libgpg-error.so.0, test_errors.py, src/errors/). */
+static int joiner(unsigned char c)
+{
+    return c == '-' || c == '_' || c == '.' || c == '/' || c == '\\';
+}
+
+/* The error word at u[i] is part of a name, not said of this row: a joiner right
+ * before it, or after its letters a digit, or a joiner and then a letter or digit
+ * ("libgpg-error0", "libgpg-error.so", "error_handler.c"). Not when its letters
+ * are capitals, as codes and levels are written (E_FATAL, JOB_FAILED, ERROR-42). */
+static int in_name(const unsigned char *u, size_t i, size_t len)
+{
+    size_t j = i;
+    unsigned caps = C_UPPER;
+    for (; j < len && (ascii_class[u[j]] & (C_LOWER | C_UPPER)); j++)
+        caps &= ascii_class[u[j]];
+    if (caps)
+        return 0;
+    if (i > 0 && joiner(u[i - 1]))
+        return 1;
+    return j < len && ((ascii_class[u[j]] & C_DIGIT) ||
+                       (joiner(u[j]) && j + 1 < len && ascii_class[u[j + 1]] != 0));
+}
+
 /* `avail` (>= len): bytes readable at s, so that whole 16-byte blocks can be read
  * past the string's end (their positions beyond it are not looked at). */
 static int has_error_word(const char *s, size_t len, size_t avail)
@@ -215,9 +244,11 @@ static int has_error_word(const char *s, size_t len, size_t avail)
         lo_before = (lo >> 15) & 1;
         if (last - i < 15)
             cand &= (2u << (last - i)) - 1; /* starts up to `last` only */
-        for (; cand; cand &= cand - 1)
-            if (error_word_at(u, i + (size_t)__builtin_ctz(cand), len))
+        for (; cand; cand &= cand - 1) {
+            size_t at = i + (size_t)__builtin_ctz(cand);
+            if (error_word_at(u, at, len) && !in_name(u, at, len))
                 return 1;
+        }
     }
     if (i > 0 && i <= last)
         pv = ascii_class[u[i - 1]];
@@ -229,7 +260,7 @@ static int has_error_word(const char *s, size_t len, size_t avail)
         pv = cls;
         if (!(cls & C_FIRST) || (prev && !((cls & C_UPPER) && (prev & C_LOWER))))
             continue;
-        if (error_word_at(u, i, len))
+        if (error_word_at(u, i, len) && !in_name(u, i, len))
             return 1;
     }
     return 0;
@@ -262,6 +293,14 @@ static int is_number(const struct val *v)
     return v->type == JSON_INTEGER || v->type == JSON_REAL;
 }
 
+/* An HTTP 5xx status written as text: "503", "503 Service Unavailable". */
+static int http_5xx(const char *s, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    return len >= 3 && u[0] == '5' && (ascii_class[u[1]] & C_DIGIT) && (ascii_class[u[2]] & C_DIGIT) &&
+           (len == 3 || !(ascii_class[u[3]] & (C_DIGIT | C_LOWER | C_UPPER)));
+}
+
 static void signal(struct hr_sc_row *r, const struct hr_sc_field *f, const struct val *v)
 {
     static const char *const failed[] = {"failed", "failure", "fail", "error", "errored",
@@ -283,7 +322,7 @@ static void signal(struct hr_sc_row *r, const struct hr_sc_field *f, const struc
         break;
     case HR_SC_F_STATUS:
         if (v->type == JSON_STRING) {
-            if (str_in(v->s, v->len, failed))
+            if (str_in(v->s, v->len, failed) || http_5xx(v->s, v->len))
                 e = 2;
             else if (str_in(v->s, v->len, warned))
                 r->warn = 1;
@@ -293,6 +332,10 @@ static void signal(struct hr_sc_row *r, const struct hr_sc_field *f, const struc
         } else if (v->type == JSON_INTEGER && v->i >= 500 && v->i <= 599) {
             e = 2;
         }
+        break;
+    case HR_SC_F_EXIT:
+        if (v->type == JSON_INTEGER && v->i != 0)
+            e = 2; /* a command that did not exit 0 */
         break;
     case HR_SC_F_LEVEL:
         if (v->type == JSON_STRING) {

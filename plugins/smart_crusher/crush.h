@@ -71,7 +71,7 @@ struct hr_sc_field {
     uint8_t kw_ok;          /* error keywords in this field are a signal */
 };
 
-enum { HR_SC_F_PLAIN = 0, HR_SC_F_ERROR, HR_SC_F_STATUS, HR_SC_F_LEVEL, HR_SC_F_ID, HR_SC_F_RELEVANCE };
+enum { HR_SC_F_PLAIN = 0, HR_SC_F_ERROR, HR_SC_F_STATUS, HR_SC_F_LEVEL, HR_SC_F_ID, HR_SC_F_RELEVANCE, HR_SC_F_EXIT };
 
 /* Rows whose key sets are alike (Jaccard >= 1/2 with the group's most common key set)
  * form a schema group; stats, rare fields and first/last are per group. */
