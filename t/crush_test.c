@@ -503,6 +503,137 @@ static void identifier_words(void)
     }
 }
 
+/* `dpkg-query` as JSON (864 packages): installed sizes heavy-tailed when `heavy`
+ * (every fourth package over 20 MB), else with 54 large ones (6 %); two packages
+ * whose names hold "error"; libzstd1 at 694. */
+static char *dpkg_rows(int heavy)
+{
+    size_t cap = 864 * 160, l = 0;
+    char *p = malloc(cap);
+    l += (size_t)snprintf(p + l, cap - l, "[");
+    for (size_t i = 0; i < 864; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s", i == 360 ? "libgpg-error-dev" : i == 361 ? "libgpg-error0" : i == 694 ? "libzstd1" : "");
+        if (!*name)
+            snprintf(name, sizeof name, "pkg-%03zu", i);
+        size_t kb = (heavy ? i % 4 == 0 : i % 16 == 5) ? 20000 + i * 37 % 5000 * 10 : 100 + i * 13 % 400;
+        l += (size_t)snprintf(p + l, cap - l,
+                              "%s{\"package\":\"%s\",\"version\":\"1.%zu-%zu\",\"architecture\":\"amd64\","
+                              "\"installed_size_kb\":%zu,\"status\":\"install ok installed\",\"section\":\"libs\"}",
+                              i ? "," : "", name, i % 17, i % 5, kb);
+    }
+    snprintf(p + l, cap - l, "]");
+    return p;
+}
+
+/* `ls -l /usr/lib/x86_64-linux-gnu` as JSON (1,262 entries): each library as a
+ * link, a versioned link and the file (a third of the rows, 10 kB to 1 MB: sizes
+ * heavy-tailed); every eighth library's first link absolute, into
+ * /lib/x86_64-linux-gnu/; libzstd.so.1.5.4 at 1237 behind two links. */
+static char *lslib_rows(void)
+{
+    size_t cap = 1262 * 200, l = 0;
+    char *p = malloc(cap);
+    l += (size_t)snprintf(p + l, cap - l, "[");
+    for (size_t i = 0; i < 1262; i++) {
+        char name[64], target[96];
+        size_t k = i / 3, size;
+        if (i >= 1235 && i <= 1237) {
+            snprintf(name, sizeof name, "%s", i == 1235 ? "libzstd.so" : i == 1236 ? "libzstd.so.1" : "libzstd.so.1.5.4");
+            snprintf(target, sizeof target, i < 1237 ? "\"libzstd.so.1.5.4\"" : "null");
+            size = i < 1237 ? 16 : 763816;
+        } else if (i % 3 == 0) {
+            snprintf(name, sizeof name, "libk%zu.so", k);
+            snprintf(target, sizeof target, k % 8 ? "\"libk%zu.so.1.0.0\"" : "\"/lib/x86_64-linux-gnu/libk%zu.so.1\"", k);
+            size = 15 + k % 20;
+        } else if (i % 3 == 1) {
+            snprintf(name, sizeof name, "libk%zu.so.1", k);
+            snprintf(target, sizeof target, "\"libk%zu.so.1.0.0\"", k);
+            size = 15 + k % 20;
+        } else {
+            snprintf(name, sizeof name, "libk%zu.so.1.0.0", k);
+            snprintf(target, sizeof target, "null");
+            size = 10000 + k * 7919 % 990000;
+        }
+        l += (size_t)snprintf(p + l, cap - l,
+                              "%s{\"name\":\"%s\",\"mode\":\"%s\",\"size\":%zu,\"owner\":\"root\","
+                              "\"mtime\":\"2023-01-%02zu 12:00\",\"link_target\":%s}",
+                              i ? "," : "", name, strcmp(target, "null") ? "lrwxrwxrwx" : "-rw-r--r--", size,
+                              1 + i % 28, target);
+    }
+    snprintf(p + l, cap - l, "]");
+    return p;
+}
+
+static int kept_row(const struct hr_sc_output *o, const char *needle)
+{
+    return strstr(o->text, needle) != NULL;
+}
+
+/* The row the question is about survives (found by a tour: dpkg and `ls -l` arrays
+ * whose heavy-tailed sizes made a fifth to a third of the rows "outliers", which
+ * filled the critical cap and left the question no row): heavy-tailed values are
+ * not outliers; the best query matches are kept when critical rows fill max_items,
+ * within the critical cap; a name the question quotes whole ranks the rows that
+ * hold it first. */
+static void asked_row_kept(void)
+{
+    struct hr_sc_output o, plain;
+    char *p = dpkg_rows(1);
+    const double fractions[] = {0.05, 0.5};
+    for (size_t f = 0; f < 2; f++) {
+        struct hr_sc_config cfg = {15, 0.10, fractions[f]};
+        int rc = hr_sc_crush(&cfg, p, strlen(p), "Which version of libzstd1 is installed?", &o);
+        ok(rc == 0 && kept_row(&o, "\"libzstd1\"") && o.kept <= 15 && !strstr(o.reasons, "outliers") &&
+               !strstr(o.reasons, "error"),
+           "dpkg, critical_fraction %.2f: libzstd1 kept, a quarter of the sizes far out are no outliers: %zu rows, %s",
+           fractions[f], rc == 0 ? o.kept : 0, rc == 0 ? o.reasons : "-");
+        if (rc == 0)
+            hr_sc_output_free(&o);
+    }
+    free(p);
+
+    /* 6 % far out: outliers, more than the cap of 44 holds. The query's row takes
+     * one of the cap's places (the smallest outlier's): no row more. */
+    struct hr_sc_config cfg = {15, 0.10, 0.05};
+    p = dpkg_rows(0);
+    int rc = hr_sc_crush(&cfg, p, strlen(p), "Which version of libzstd1 is installed?", &o);
+    int rc2 = hr_sc_crush(&cfg, p, strlen(p), NULL, &plain);
+    ok(rc == 0 && rc2 == 0 && kept_row(&o, "\"libzstd1\"") && strstr(o.reasons, "query match at 694;") &&
+           o.kept == plain.kept && strstr(plain.reasons, "not shown: 10 outliers") &&
+           strstr(o.reasons, "not shown: 11 outliers"),
+       "outliers over the cap: the asked row takes the last outlier's place (%zu rows, as without the question: %zu): %s",
+       rc == 0 ? o.kept : 0, rc2 == 0 ? plain.kept : 0, rc == 0 ? o.reasons : "-");
+    if (rc == 0)
+        hr_sc_output_free(&o);
+    if (rc2 == 0)
+        hr_sc_output_free(&plain);
+    free(p);
+
+    /* 16 errors fill max_items, not the cap of 20: the asked row is added; 40
+     * errors fill the cap: it takes the last error's place. */
+    const size_t every[] = {25, 10}, rows[] = {19, 22};
+    const char *const left[] = {"first/last at 0,399", "first/last at 0,399; not shown: 21 errors"};
+    for (size_t k = 0; k < 2; k++) {
+        p = log_rows(400, every[k], 0);
+        rc = hr_sc_crush(&cfg, p, strlen(p), "what did call 257 return", &o);
+        ok(rc == 0 && strstr(o.reasons, "query match at 257;") && o.kept == rows[k] &&
+               !strcmp(strstr(o.reasons, "first/last"), left[k]),
+           "%zu errors: the asked row kept, %zu rows: %s", 400 / every[k], rows[k], rc == 0 ? o.reasons : "-");
+        if (rc == 0)
+            hr_sc_output_free(&o);
+        free(p);
+    }
+
+    p = lslib_rows();
+    rc = hr_sc_crush(&cfg, p, strlen(p), "How big is libzstd.so.1.5.4 in /usr/lib/x86_64-linux-gnu?", &o);
+    ok(rc == 0 && kept_row(&o, "{\"name\":\"libzstd.so.1.5.4\"") && o.kept <= 15 && !strstr(o.reasons, "outliers"),
+       "ls -l: libzstd.so.1.5.4 kept before the links into /lib/x86_64-linux-gnu/: %s", rc == 0 ? o.reasons : "-");
+    if (rc == 0)
+        hr_sc_output_free(&o);
+    free(p);
+}
+
 static void policy(void)
 {
     char *rows = rows_json(300, NULL);
@@ -728,6 +859,7 @@ int main(void)
     per_schema_groups();
     not_shown();
     identifier_words();
+    asked_row_kept();
     headroom_plugin.fini(state);
     fh_reset();
     return tap_exit();

@@ -551,6 +551,13 @@ static int numeric_stats(struct hr_sc_table *t, struct hr_sc_field *f, const dou
         return 0;
     f->median = med;
     f->scale = scale;
+    /* Heavy-tailed values (sizes, counts: more than a tenth of them beyond 3.5
+     * deviations) are the distribution itself, not anomalies: none is an outlier. */
+    size_t far = 0;
+    for (size_t i = 0; i < m; i++)
+        far += fabs(nums[i] - med) / scale > 3.5;
+    if (far * 10 > m)
+        return 0;
     for (size_t i = 0; i < m; i++) {
         double z = fabs(nums[i] - med) / scale;
         struct hr_sc_row *r = &t->rows[rows[i]];

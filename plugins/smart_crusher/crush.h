@@ -120,12 +120,13 @@ int hr_sc_analyse(struct hr_sc_table *t, size_t text_len, size_t apos, size_t *a
 void hr_sc_table_free(struct hr_sc_table *t);
 
 /* bm25.c */
+/* Sets each row's bm25 (0 for all without a query) and has_query_hits; 0, or -1
+ * when out of memory. */
 int hr_sc_bm25(struct hr_sc_table *t, const char *query);
 
 /* select.c */
 /* Marks the kept rows; returns how many, 0 when out of memory. Scores the rows
- * against `query` (hr_sc_bm25) only when room is left after the critical rows
- * and warnings. */
+ * against `query` (hr_sc_bm25) when there is one. */
 size_t hr_sc_select(struct hr_sc_table *t, const struct hr_sc_config *cfg, const char *query);
 
 /* marker.c */
