@@ -4,6 +4,7 @@
  * ANSI escapes and blank runs. */
 #include <stdlib.h>
 #include <string.h>
+#include "cc_diag.h"
 #include "hash.h"
 #include "logc.h"
 
@@ -206,34 +207,6 @@ static size_t cc_error_path(const char *s, size_t n)
     return HR_STARTS(s + i, n - i, "error") || HR_STARTS(s + i, n - i, "fatal error") ? p : 0;
 }
 
-/* What a compiler prints under a diagnostic: the source echo "   12 | code",
- * the caret "      |   ^~~~" and fix-its (gcc, clang, rustc), a bare caret
- * line (older gcc), rustc's "  --> path:2:5" and "   = note: …". */
-static int cc_echo(const char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n && s[i] == ' ')
-        i++;
-    if (i && (HR_STARTS(s + i, n - i, "--> ") || HR_STARTS(s + i, n - i, "= note") || HR_STARTS(s + i, n - i, "= help")))
-        return 1;
-    size_t d = i, sp = 0;
-    while (i < n && (digit(s[i]) || s[i] == '+'))
-        i++;
-    int num = i > d;
-    while (i < n && s[i] == ' ')
-        i++, sp++;
-    if (i < n && s[i] == '|' && (num ? sp > 0 : i > 0))
-        return 1;
-    int marks = 0;
-    for (i = d; i < n; i++) {
-        if (s[i] == '^' || s[i] == '~')
-            marks = 1;
-        else if (s[i] != ' ')
-            return 0;
-    }
-    return marks;
-}
-
 /* A kept compiler error keeps what places it, whatever its template's
  * frequency (a build prints "x.c: In function 'f':" and the echo of a common
  * line for every file): gcc's "path: In function 'f':" (or "At top level:")
@@ -259,7 +232,7 @@ static void keep_cc_context(struct work *w)
                 break;
             }
         }
-        for (size_t k = i + 1; k < w->n && k <= i + CC_ECHO_MAX && cc_echo(l[k].s, l[k].len); k++)
+        for (size_t k = i + 1; k < w->n && k <= i + CC_ECHO_MAX && hr_cc_echo_line(l[k].s, l[k].len); k++)
             l[k].keep |= K_DIAG;
     }
 }

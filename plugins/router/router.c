@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <headroom/plugin.h>
+#include "cc_diag.h"
 #include "json_scan.h"
 #include "memo.h"
 
@@ -196,35 +197,6 @@ static int diag_line(const char *s, size_t n)
     return 0;
 }
 
-/* What follows a diagnostic: a source echo "   12 | code" and its caret line
- * "      |   ^~~~" (gcc, clang, rustc), gcc's fix-it "  +++ |+#include", a
- * bare caret line "   ^~~~" (older gcc), rustc's "  --> path:2:5" and
- * "   = note: …". Counted only right after a diag_line or another of these. */
-static int diag_cont(const char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n && s[i] == ' ')
-        i++;
-    if (i && (starts(s + i, n - i, "--> ") || starts(s + i, n - i, "= note") || starts(s + i, n - i, "= help")))
-        return 1;
-    size_t d = i, sp = 0;
-    while (i < n && (isdigit((unsigned char)s[i]) || s[i] == '+'))
-        i++;
-    int num = i > d;
-    while (i < n && s[i] == ' ')
-        i++, sp++;
-    if (i < n && s[i] == '|' && (num ? sp > 0 : i > 0))
-        return 1;
-    int marks = 0;
-    for (i = d; i < n; i++) {
-        if (s[i] == '^' || s[i] == '~')
-            marks = 1;
-        else if (s[i] != ' ')
-            return 0;
-    }
-    return marks;
-}
-
 static int code_line(const char *s, size_t n)
 {
     static const char *const kw[] = {"def ", "class ", "import ", "from ", "#include", "function ",
@@ -272,7 +244,7 @@ static enum hr_content_type sniff_text(const struct router *r, const char *text,
         /* Build output: a log line, neither search output (gcc's "x.c:3:5:") nor
          * code (its source echoes end in ';' or '}', "In function 'f':" in ':'). */
         size_t dn = s[n - 1] == '\r' ? n - 1 : n;
-        if (diag_line(s, dn) || (in_diag && diag_cont(s, dn))) {
+        if (diag_line(s, dn) || (in_diag && hr_cc_echo_line(s, dn))) {
             diag++;
             in_diag = 1;
             in_group = prev_heading = prev_search = 0;
