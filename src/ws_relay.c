@@ -180,9 +180,12 @@ static void finish_oldest(struct hr_ws *ws, int status, int failed, const char *
 /* The upstream's text message `m`: the first after a response.create dates
  * its first byte; the usage is read as from the SSE stream; a
  * final event (or an error) ends the oldest pending response. An error
- * event is the provider's answer, as a POST's 4xx/5xx or an SSE stream's
- * error event is: its status is the request's (else 500), and it is neither
- * a failure nor an `error` (which says why headroomd got no answer). */
+ * event is the provider's answer, never a failure nor an `error` (which says
+ * why headroomd got no answer). With a `status` it refused the
+ * response.create as a POST's 4xx/5xx would: that status. Without one it is
+ * the response stream's own error event, the one an SSE stream carries after
+ * its 200 head: booked as that stream is, 200 (it said 500, so the same
+ * failure counted as a server error over one transport only). */
 static void upstream_text(struct hr_ws *ws, const char *m, size_t len)
 {
     struct proxy_req *r = ws->pend;
@@ -201,7 +204,7 @@ static void upstream_text(struct hr_ws *ws, const char *m, size_t len)
         json_t *ev = hr_json_load(m, len, NULL);
         json_int_t st = json_integer_value(json_object_get(ev, "status"));
         json_decref(ev);
-        finish_oldest(ws, st >= 400 && st <= 599 ? (int)st : 500, 0, NULL);
+        finish_oldest(ws, st >= 400 && st <= 599 ? (int)st : 200, 0, NULL);
     }
 #undef IS
 }

@@ -313,7 +313,8 @@ with Mock() as mock, Headroomd(extra_conf=CONF + SINKS) as d:
     x = logged("gpt-4o-unstored") or {}
     is_((x.get("status"), x.get("error")), (404, None), "a 404 error event: status 404, error null")
     x = logged("gpt-4o-stream-error") or {}
-    is_((x.get("status"), x.get("error")), (500, None), "an error event with no status: status 500, error null")
+    is_((x.get("status"), x.get("error")), (200, None),
+        "an error event with no status: status 200 (as over SSE), error null")
     is_(d.stats().get("requests", {}).get("failed"), failed0, "neither is counted as failed")
 
     # --- a message that repeats a key: an error event, the WebSocket stays -----
@@ -402,6 +403,58 @@ with Mock() as mock, Headroomd(extra_conf="prices %s\nbudget 0.01\n" % PRICES) a
     ws.send_frame(0x8, struct.pack(">H", 1000))
     ws.close_code()
     ws.close()
+
+# --- a provider error event mid-response: one rule for SSE and the WebSocket ---
+# The Responses API sends the same `error` event inside a response's stream
+# over both transports (its `status` is only for errors refusing a
+# response.create). Over SSE it comes after the 200 head; over the WebSocket
+# it must be booked alike on every surface: status 200, not failed, `error`
+# null, credited as a stream that broke after its 200 is.
+with Mock() as mock, Headroomd(extra_conf=CONF + SINKS) as d:
+    r = stream(d.url + "/v1/responses", {"model": "gpt-4o-sse-error", "stream": True, "store": False,
+                                         "input": create()["input"]},
+               headers={"x-mock-stream-error": "server_error", "Authorization": "Bearer sk-test"})
+    last = sse_events(r.body)[-1:] or [("", b"{}")]
+    is_((r.status, last[0][0]), (200, "error"), "SSE: the provider's error event after the 200 head")
+    ws = WS(d.port, headers={"x-mock-stream-error": "server_error"})
+    ws.send_text(create(model="gpt-4o-ws-error"))
+    ev = ws.events()[-1]
+    is_((ev.get("type"), ev.get("status")), ("error", None), "WebSocket: the same error event, no status")
+    ws.send_frame(0x8, struct.pack(">H", 1000))
+    ws.close_code()
+    ws.close()
+
+    def booked_log():
+        try:
+            with open(os.path.join(d.workspace, "requests.jsonl")) as f:
+                lines = [json.loads(x) for x in f if x.strip()]
+        except (OSError, ValueError):
+            return {}
+        return {x["model"]: (x["status"], x["error"], x["credited"], x["streamed"]) for x in lines}
+    ok(wait_until(lambda: len(booked_log()) == 2), "request log: a line for each")
+    bl = booked_log()
+    is_(bl.get("gpt-4o-ws-error"), bl.get("gpt-4o-sse-error"),
+        "request log: the WebSocket's line books it as the SSE one (status, error, credited, streamed)")
+    is_(bl.get("gpt-4o-sse-error"), (200, None, True, True), "... status 200, error null, credited, streamed")
+    req = d.stats().get("requests", {})
+    is_((req.get("by_status"), req.get("failed")), ({"200": 2}, 0), "/stats: by_status {200: 2}, none failed")
+    m = d.get("/metrics").text
+    like(m, r'(?m)^headroom_responses_total\{code="200"\} 2$', "/metrics: responses_total{code=200} 2")
+    ok(not re.search(r'(?m)^headroom_responses_total\{code="5', m), "/metrics: no 5xx")
+    if HAVE_DB:
+        def db_rows():
+            db = sqlite3.connect(os.path.join(d.workspace, "metrics.db"))
+            try:
+                return dict((x[0], x[1:]) for x in db.execute("SELECT model, status, failed, streamed FROM requests"))
+            except sqlite3.Error:
+                return {}
+            finally:
+                db.close()
+        ok(wait_until(lambda: len(db_rows()) == 2, timeout=10), "metrics.db: a row for each")
+        is_(db_rows(), {"gpt-4o-sse-error": (200, 0, 1), "gpt-4o-ws-error": (200, 0, 1)},
+            "metrics.db: both status 200, not failed, streamed")
+    else:
+        skip("metrics_db.so not built", 2)
 
 # --- the per-key rate limit ----------------------------------------------------
 # As a POST meets it: a response.create past the key's rate_limit_rpm gets an
