@@ -97,6 +97,27 @@ int main(void)
     r = tc_run(state, in, HR_CT_TEXT, "", 0);
     ok(!strcmp(r.text, in), "a unit typed text is not touched");
     free(r.text), free(in);
+    /* A page with nothing to drop (no script, style, nav, ...): its marker
+     * said "0 of 364 html elements dropped (scripts, styles, navigation,
+     * boilerplate)". */
+    char *plain = malloc(40000);
+    size_t pl = (size_t)sprintf(plain, "<!DOCTYPE html>\n<html><head><title>Release notes</title></head><body>\n");
+    for (int i = 0; i < 120; i++)
+        pl += (size_t)sprintf(plain + pl, "<div class=\"entry\"><h3 id=\"v%d\">Version 1.%d</h3>\n<p>Fixed <em>issue</em> "
+                              "<code>#%d</code> in the <b>parser</b>.</p></div>\n", i, i, 4000 + i);
+    sprintf(plain + pl, "</body></html>\n");
+    r = tc_run(state, plain, HR_CT_HTML, "", 0);
+    const char *nl = strchr(r.text, '\n');
+    ok(r.rc == 0 && !strncmp(r.text, "[headroom: html markup removed, no element dropped; readable text of a ", 71) &&
+           nl && strstr(r.text, "-byte page; headroom_retrieve hash=") < nl && !strstr(r.text, "elements dropped") &&
+           strstr(r.text, "\n### Version 1.119\nFixed issue #4119 in the parser.\n"),
+       "a page with nothing to drop: the marker says markup was removed, not \"0 of N elements dropped\"");
+    if (strncmp(r.text, "[headroom: html markup removed", 30))
+        tap_diag("%.300s", r.text);
+    size_t glen = 0;
+    char *orig = r.hash[0] ? fh_ccr_get(r.hash, &glen) : NULL;
+    ok(orig && glen == strlen(plain) && !memcmp(orig, plain, glen), "and its hash= returns the page");
+    free(orig), free(r.text), free(plain);
     fh_drop_stats(state);
     headroom_plugin.fini(state);
 

@@ -101,4 +101,18 @@ with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
     is_(sent_tool_text(marked), marked, "the same log carrying a marker arrives as it was sent")
     is_(sent_tool_text(marked), marked, "and again on the next turn")
     is_(sent_tool_text(log), plain, "the plain log is still compressed the same way")
+
+    # A page with nothing to drop but its markup: the marker said "0 of 724 html
+    # elements dropped (scripts, styles, navigation, boilerplate)".
+    page = "<!DOCTYPE html>\n<html><head><title>Release notes</title></head><body>\n" + "".join(
+        '<div class="entry"><h3 id="v%d">Version 1.%d</h3>\n<p>Fixed <em>issue</em> <code>#%d</code> in the '
+        '<b>parser</b>.</p></div>\n' % (i, i, 4000 + i) for i in range(120)) + "</body></html>\n"
+    out = sent_tool_text(page)
+    head = out.split("\n", 1)[0]
+    like(head, r"^\[headroom: html markup removed, no element dropped; readable text of a %d-byte page; "
+         r"headroom_retrieve hash=[0-9a-f]{24}\]$" % len(page.encode()),
+         "a page that only loses its markup says so, not \"0 of N html elements dropped\"")
+    ok("### Version 1.119\nFixed issue #4119 in the parser." in out, "and arrives as its text")
+    st, got = get_json(hd.url + "/v1/retrieve/" + head[-25:-1])
+    ok(st == 200 and got.get("original_content") == page, "its hash returns the page")
 done()

@@ -685,6 +685,21 @@ static size_t parse_tag(struct x *x, size_t i, char *name, struct attrs *a, int 
     }
 }
 
+/* The marker of a page that lost only its markup: "0 of 167 html elements
+ * dropped (scripts, styles, …)" named drops that did not happen. Same shape
+ * otherwise (the placeholder the driver fills with the hash); without an
+ * "N of M" the retrieve API reports no element counts for it. */
+static void marker_none_dropped(struct hr_text_out *out, size_t total, size_t len)
+{
+    hr_tbuf_putf(&out->b, HR_TEXT_MARKER "html markup removed, no element dropped; readable text of a %zu-byte page; "
+                 "headroom_retrieve hash=", len);
+    out->hash_off[0] = out->b.len;
+    hr_tbuf_put(&out->b, HR_TEXTC_PLACEHOLDER "]\n", HR_CCR_HASH_LEN + 2);
+    out->n_hash_off = 1;
+    out->total = total;
+    out->omitted = 0;
+}
+
 int hr_htmlx_compress(const void *cfg, const char *in, size_t len, const char *query, struct hr_text_out *out)
 {
     (void)query;
@@ -772,12 +787,16 @@ int hr_htmlx_compress(const void *cfg, const char *in, size_t len, const char *q
     } else if (body.len == 0) {
         rc = 1; /* nothing readable: leave the page as it is */
     } else {
-        char what[200];
-        snprintf(what, sizeof what,
-                 "html elements dropped (scripts, styles, navigation, boilerplate), markup removed; readable "
-                 "text of a %zu-byte page",
-                 len);
-        hr_text_marker(out, what, dropped, total);
+        if (dropped) {
+            char what[200];
+            snprintf(what, sizeof what,
+                     "html elements dropped (scripts, styles, navigation, boilerplate), markup removed; readable "
+                     "text of a %zu-byte page",
+                     len);
+            hr_text_marker(out, what, dropped, total);
+        } else {
+            marker_none_dropped(out, total, len);
+        }
         hr_tbuf_put(&out->b, body.p, body.len);
         if (out->b.oom)
             rc = -12;
