@@ -19,7 +19,7 @@ static void usage(FILE *out)
                  "  -c, --config FILE  headroom.conf whose transforms run (default $HEADROOM_CONFIG; without\n"
                  "                     one no transform runs and the body comes back unchanged)\n"
                  "  --url URL          ask this running headroomd (POST /v1/compress) instead (with its\n"
-                 "                     api_token, if it has one, in $HEADROOM_API_TOKEN)\n"
+                 "                     api_token, if it has one: $HEADROOM_API_TOKEN, else that of -c FILE)\n"
                  "  --json             {body, tokens_before, tokens_after, tokens_saved, tags, wire_format}\n");
 }
 
@@ -84,7 +84,8 @@ int hr_cli_compress(int argc, char **argv)
         free(body);
         return cli_fail(&o, hr_last_status());
     }
-    if (o.url && getenv("HEADROOM_API_TOKEN")) hr_client_set_token(c, getenv("HEADROOM_API_TOKEN")); /* the daemon's api_token */
+    const char *token = getenv("HEADROOM_API_TOKEN"); /* the daemon's api_token; else the config's goes */
+    if (o.url && token && *token) hr_client_set_token(c, token);
     struct hr_compress_result r;
     int rc = hr_compress(c, body, len, &r);
     free(body);

@@ -21,8 +21,8 @@ static void usage(FILE *out)
                  "  -f, --format F     table (default), json (the whole /stats-history document) or csv\n"
                  "  --json             same as --format json (with another --format: an error)\n"
                  "  --url URL          ask this running headroomd instead of reading the file (with its\n"
-                 "                     stats_token, if it has one, in $HEADROOM_STATS_TOKEN)\n"
-                 "  -c, --config FILE  headroom.conf (plugin_dir, the savings_file settings)\n");
+                 "                     stats_token, if it has one: $HEADROOM_STATS_TOKEN, else that of -c FILE)\n"
+                 "  -c, --config FILE  headroom.conf (plugin_dir, the savings_file settings, stats_token)\n");
 }
 
 static int one_of(const char *v, const char *const *allowed)

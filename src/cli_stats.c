@@ -15,10 +15,12 @@ static void usage(FILE *out)
                  "\n"
                  "  --url URL          the daemon (default $HEADROOM_URL, else the host/port of -c FILE,\n"
                  "                     else http://127.0.0.1:8787)\n"
-                 "  -c, --config FILE  headroom.conf, for the daemon's address (default $HEADROOM_CONFIG)\n"
+                 "  -c, --config FILE  the daemon's headroom.conf: its address and its stats_token\n"
+                 "                     (default $HEADROOM_CONFIG)\n"
                  "  --json             the seed's {session, config, transforms} object\n"
                  "\n"
-                 "A daemon with a stats_token needs it: set HEADROOM_STATS_TOKEN to that token.\n");
+                 "A daemon with a stats_token needs it: the one of -c FILE is sent; $HEADROOM_STATS_TOKEN,\n"
+                 "when set, is sent instead.\n");
 }
 
 static void kv(struct cli_table *t, const char *k, const char *v)
@@ -42,7 +44,7 @@ int hr_cli_stats(int argc, char **argv)
         return HR_EXIT_USAGE;
     }
     char *url = cli_daemon_url(&o);
-    hr_client *c = hr_client_attach(url, NULL);
+    hr_client *c = hr_client_attach(url, o.config); /* the config's stats_token goes with /stats */
     free(url);
     if (!c) return cli_fail(&o, hr_last_status());
     const char *token = getenv("HEADROOM_STATS_TOKEN"); /* the daemon's stats_token */

@@ -157,14 +157,18 @@ int cli_fail_daemon(const struct cli_common *o, int rc, const char *token_env, c
     int status = hr_last_http_status();
     if (!status || rc == HEADROOM_ENOTFOUND) return cli_fail(o, rc); /* not reached, or no data source */
     fprintf(stderr, "headroom %s: %s\n", o->cmd, hr_last_error());
-    if (status == 401) {
+    if (status == 401) { /* never the token itself: only where it came from */
         const char *sent = getenv(token_env);
         if (sent && *sent)
             fprintf(stderr, "headroom %s: %s does not match the daemon's %s: set it to the %s in the daemon's "
                             "headroom.conf\n", o->cmd, token_env, token_key, token_key);
-        else
-            fprintf(stderr, "headroom %s: set %s to the daemon's %s (in its headroom.conf) and run again\n", o->cmd,
+        else if (o->config)
+            fprintf(stderr, "headroom %s: the daemon's %s is not the one in %s (or that has none): give -c the "
+                            "daemon's own headroom.conf, or set %s to its %s\n", o->cmd, token_key, o->config,
                     token_env, token_key);
+        else
+            fprintf(stderr, "headroom %s: set %s to the daemon's %s (in its headroom.conf), or give -c that "
+                            "headroom.conf, and run again\n", o->cmd, token_env, token_key);
     }
     return HR_EXIT_RUNTIME;
 }

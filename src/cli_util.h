@@ -28,7 +28,8 @@ int cli_parse_time(const char *s, double now, double *out);
 int cli_fail(const struct cli_common *o, int rc_or_zero);
 /* cli_fail for a call to a running daemon: an HTTP answer other than success
  * (a refusal: 401, 403; an error: 5xx) is an answer, exit 1, and a 401 says
- * how to fix it (set `token_env` to the daemon's `token_key`); no answer, or
+ * how to fix it (set `token_env` to the daemon's `token_key`, or give -c the
+ * daemon's config, whose `token_key` the client sent); no answer, or
  * no data source, as cli_fail (exit 3). */
 int cli_fail_daemon(const struct cli_common *o, int rc_or_zero, const char *token_env, const char *token_key);
 /* FILE to read (stdin for NULL or "-"), or NULL after saying on stderr why it

@@ -210,6 +210,34 @@ with Mock() as mock, Headroomd(mock=mock, extra_conf=conf_text + "stats_token st
         rc, out, err = cli(*(cmd + ("--url", h.url)), stdin=req_bytes, env=dict(ENV, **{var: good_token}))
         is_(rc, 0, "%s with %s set to the daemon's %s" % (name, var, key))
 
+# -c names the daemon's config: its stats_token (and api_token, for compress
+# --url) goes with the calls it guards, read as headroomd reads it (quoted,
+# with a space and a ';'); the variable, when set, wins; the token is never
+# printed.
+with Mock() as mock, Headroomd(mock=mock, extra_conf=conf_text + "stats_token \"st secret\";\napi_token 'api secret'\n",
+                               env={"HEADROOM_WORKSPACE_DIR": ws}) as h:
+    runs = []
+    for cmd, var in ((("stats",), "HEADROOM_STATS_TOKEN"), (("stats", "--json"), "HEADROOM_STATS_TOKEN"),
+                     (("history", "--url", h.url, "--json"), "HEADROOM_STATS_TOKEN"),
+                     (("compress", "--url", h.url, "-"), "HEADROOM_API_TOKEN")):
+        rc, out, err = cli(*(cmd + ("-c", h.conf_path)), stdin=req_bytes)
+        runs.append(out + err)
+        is_(rc, 0, "%s -c <the daemon's config>: its %s is sent (%s)" % (" ".join(cmd[:2]), var.lower()[9:], err.strip()))
+        rc, out, err = cli(*(cmd + ("-c", h.conf_path)), stdin=req_bytes, env=dict(ENV, **{var: "wrong"}))
+        runs.append(out + err)
+        ok(rc == 1 and "HTTP 401" in err and "%s does not match" % var in err,
+           "%s -c with %s=wrong: the variable wins (401, exit 1)" % (cmd[0], var))
+    rc, out, err = cli("stats", "-c", h.conf_path, env=dict(ENV, HEADROOM_CONFIG=h.conf_path))
+    rc2, out2, err2 = cli("stats", env=dict(ENV, HEADROOM_CONFIG=h.conf_path))
+    is_((rc, rc2), (0, 0), "stats with $HEADROOM_CONFIG naming the daemon's config: its token too")
+    other = write(os.path.join(work, "other-token.conf"), "host 127.0.0.1\nport %d\nstats_token not-it\n" % h.port)
+    rc, out, err = cli("stats", "-c", other)
+    runs.append(out + err)
+    ok(rc == 1 and "HTTP 401" in err and "stats_token" in err and other in err,
+       "stats -c with another token: exit 1 naming the config whose token was refused (%s)" % err.strip())
+    ok(not any("st secret" in x or "api secret" in x or "not-it" in x for x in runs),
+       "no output, table, JSON or error, prints a token")
+
 
 class Refuses(http.server.BaseHTTPRequestHandler):
     """Answers everything as headroomd answers a Host it does not serve (or,

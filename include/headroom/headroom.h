@@ -87,15 +87,20 @@ hr_client *hr_client_open(const char *config_path);
 /* hr_client_attach
  *   A client of the headroomd listening at `url` (e.g. "http://127.0.0.1:8787").
  *   Compression and session stats come from that daemon over HTTP;
- *   `config_path` (may be NULL) only locates the metrics database and the
- *   savings file for hr_get_metrics/hr_get_summary. The daemon is not
- *   contacted until a call needs it. NULL when `url` is not an http(s) URL. */
+ *   `config_path` (may be NULL) locates the metrics database and the
+ *   savings file for hr_get_metrics/hr_get_summary, and is taken for the
+ *   daemon's: unless hr_client_set_token gives one, its stats_token goes
+ *   with hr_session_stats and hr_get_history, its api_token with hr_compress
+ *   (read as headroomd reads them: HEADROOM_STATS_TOKEN / HEADROOM_API_TOKEN
+ *   win over the file). The daemon is not contacted until a call needs it.
+ *   NULL when `url` is not an http(s) URL, or the config has an error. */
 hr_client *hr_client_attach(const char *url, const char *config_path);
 
 /* hr_client_set_token
  *   Bearer token sent to an attached daemon with every call: its api_token
  *   for hr_compress, its stats_token for hr_session_stats and
- *   hr_get_history (a daemon that set neither needs none). NULL clears it. */
+ *   hr_get_history (a daemon that set neither needs none); it replaces the
+ *   attach config's. NULL clears it (the config's go again). */
 int hr_client_set_token(hr_client *c, const char *token);
 
 /* hr_client_close

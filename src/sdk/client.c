@@ -176,6 +176,7 @@ hr_client *hr_client_attach(const char *url, const char *config_path)
         return NULL;
     }
     c->cfg_loaded = 1;
+    c->cfg_tokens = config_path != NULL;
     return c;
 }
 

@@ -32,6 +32,20 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
 
 static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
+/* The Bearer token of a call to `path`: hr_client_set_token's, else that of
+ * the config the client was attached with (read as headroomd reads it, so
+ * HEADROOM_STATS_TOKEN / HEADROOM_API_TOKEN win over the file) for the
+ * endpoints it guards: the daemon of that config wants it there. */
+static const char *call_token(const hr_client *c, const char *path)
+{
+    const char *t = c->token;
+    if (!t && c->cfg_tokens) {
+        if (!strncmp(path, "/stats", 6)) t = c->cfg.stats_token;
+        else if (!strncmp(path, "/v1/compress", 12) || !strncmp(path, "/v1/retrieve", 12)) t = c->cfg.api_token;
+    }
+    return t && *t ? t : NULL;
+}
+
 int hr_sdk_http(const hr_client *c, const char *method, const char *path, const char *body, size_t len, long *status,
                 char **out, size_t *out_len)
 {
@@ -46,8 +60,9 @@ int hr_sdk_http(const hr_client *c, const char *method, const char *path, const 
     }
     struct curl_slist *hdrs = NULL;
     char auth[1024];
-    if (c->token) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->token);
+    const char *token = call_token(c, path);
+    if (token) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
         hdrs = curl_slist_append(hdrs, auth);
     }
     struct buf b = {0};

@@ -12,6 +12,8 @@ struct hr_client {
     int offline;
     char *url;                          /* attached: base URL without a trailing '/' */
     char *token;                        /* attached: Bearer token, or NULL */
+    int cfg_tokens;                     /* attached with a config file: without `token`, its stats_token
+                                         * and api_token go with the calls they guard */
     long timeout_ms;                    /* attached: whole-call limit (0 = 120 s) */
     struct hr_config cfg;               /* the client's config (also for attached clients) */
     int cfg_loaded;

@@ -200,7 +200,8 @@ class Client:
     None for defaults) and its transforms in-process; no daemon needed.
     Client(url="http://127.0.0.1:8787", config=None, token=None): attached to
     a running headroomd (session stats and compression ask it); `config`
-    locates the metrics database. Only one offline client per process."""
+    locates the metrics database and, unless `token` is given, gives the
+    daemon's stats_token and api_token. Only one offline client per process."""
 
     def __init__(self, config=None, url=None, token=None):
         self._config = config
