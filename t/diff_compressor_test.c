@@ -164,6 +164,71 @@ int main(void)
         tap_diag("%s", r.text);
     free(r.text), free(g);
 
+    /* A deleted lockfile ("+++ /dev/null": the name is on the "--- a/" line)
+     * folds; a deleted source file keeps its lines. */
+    g = malloc(400000);
+    k = (size_t)sprintf(g, "diff --git a/package-lock.json b/package-lock.json\ndeleted file mode 100644\n"
+                           "index 3b18e51..0000000\n--- a/package-lock.json\n+++ /dev/null\n@@ -1,3000 +0,0 @@\n");
+    for (int i = 0; i < 3000; i++)
+        k += (size_t)sprintf(g + k, "-      \"resolved\": \"https://registry.npmjs.org/pkg-%d/-/pkg-%d-1.0.%d.tgz\",\n", i, i, i);
+    k += (size_t)sprintf(g + k, "diff --git a/src/old.c b/src/old.c\ndeleted file mode 100644\nindex 1e5548c..0000000\n"
+                                "--- a/src/old.c\n+++ /dev/null\n@@ -1,2 +0,0 @@\n-int old_helper(void);\n-int old_flag;\n");
+    k = git_file(g, k, "src/main.c", 0, NULL, padded_change("return 0;", "return 1;"));
+    r = tc_run(state, g, HR_CT_DIFF, "", 0);
+    ok(strstr(r.text, "diff --git a/package-lock.json b/package-lock.json\ndeleted file mode 100644\n"
+                      "\xe2\x80\xa6 lockfile: +0 -3000 lines, 3001 diff lines omitted\n") && !strstr(r.text, "pkg-17/"),
+       "a deleted package-lock.json folds as a lockfile (%zu -> %zu tokens)", r.in_tokens, r.out_tokens);
+    ok(strstr(r.text, "-int old_helper(void);\n-int old_flag;\n") && strstr(r.text, "+return 1;"),
+       "a deleted source file keeps its removed lines");
+    if (!strstr(r.text, "lockfile: +0 -3000"))
+        tap_diag("%.600s", r.text);
+    free(r.text);
+    /* The same in a plain diff -u, whose ---/+++ lines end in a tab and a date. */
+    k = (size_t)sprintf(g, "--- yarn.lock.orig\t2026-12-07 14:02:11.000000000 +0000\n"
+                           "+++ yarn.lock\t2026-12-07 14:05:37.000000000 +0000\n@@ -1,0 +1,400 @@\n");
+    for (int i = 0; i < 400; i++)
+        k += (size_t)sprintf(g + k, "+  resolved \"https://registry.yarnpkg.com/pkg-%d/-/pkg-%d-2.%d.0.tgz\"\n", i, i, i);
+    r = tc_run(state, g, HR_CT_DIFF, "", 0);
+    ok(strstr(r.text, "\n\xe2\x80\xa6 lockfile: +400 -0 lines, 401 diff lines omitted\n") != NULL,
+       "diff -u of yarn.lock (a date after the name) folds as a lockfile");
+    free(r.text);
+
+    /* Build output under a top-level dist/ folds as under a nested one; under
+     * build/, JavaScript and CSS a bundler wrote (minified, or named with a
+     * content hash) does, hand-written build scripts and config do not. */
+    char mini[3000];
+    memset(mini, 'x', sizeof mini - 1);
+    memcpy(mini, "+!function(e){", 14);
+    mini[sizeof mini - 1] = '\0';
+    char hunk[3100];
+    snprintf(hunk, sizeof hunk, "@@ -1 +1 @@\n-!function(){}\n%s\n", mini);
+    k = git_file(g, 0, "dist/app.js", 900, "  var bundled =", NULL);
+    k = git_file(g, k, "dist/index.d.ts", 60, "export declare const x:", NULL);
+    k = git_file(g, k, "build/static/js/main.3f2a9c1e.chunk.js", 200, "  a=b", NULL);
+    k = git_file(g, k, "build/static/css/app.css", 0, NULL, hunk);
+    k = git_file(g, k, "web/build/bundle.js", 0, NULL, hunk);
+    k = git_file(g, k, "build/webpack.base.conf.js", 0, NULL,
+                 "@@ -10,1 +10,2 @@\n   entry: { app: './src/main.js' },\n+  devtool: 'source-map',\n");
+    k = git_file(g, k, "build/ci/Dockerfile", 0, NULL, "@@ -1,1 +1,2 @@\n FROM debian:12\n+RUN apt-get update\n");
+    k = git_file(g, k, "build/build-2024.js", 0, NULL, "@@ -1,1 +1,2 @@\n require('./check')\n+require('./lint')\n");
+    k = git_file(g, k, "src/distance.c", 0, NULL, padded_change("int d;", "int d = 0;"));
+    k = git_file(g, k, "redist/notes.js", 0, NULL, "@@ -1,1 +1,2 @@\n // notes\n+// more notes\n");
+    r = tc_run(state, g, HR_CT_DIFF, "", 0);
+    ok(strstr(r.text, "diff --git a/dist/app.js b/dist/app.js\n\xe2\x80\xa6 generated: +900 -0") &&
+           strstr(r.text, "diff --git a/dist/index.d.ts b/dist/index.d.ts\n\xe2\x80\xa6 generated: +60 -0"),
+       "files under a top-level dist/ fold as generated");
+    ok(strstr(r.text, "main.3f2a9c1e.chunk.js\n\xe2\x80\xa6 generated: +200 -0") &&
+           strstr(r.text, "build/static/css/app.css\n\xe2\x80\xa6 generated: +1 -1") &&
+           strstr(r.text, "web/build/bundle.js\n\xe2\x80\xa6 generated: +1 -1") && strstr(r.text, ", 5 bulky files)"),
+       "a content-hashed or minified bundle under build/ folds as generated; '5 bulky files'");
+    ok(strstr(r.text, "+  devtool: 'source-map',\n") && strstr(r.text, "+RUN apt-get update\n") &&
+           strstr(r.text, "+require('./lint')\n") && strstr(r.text, "+int d = 0;\n") && strstr(r.text, "+// more notes\n"),
+       "hand-written build/webpack.base.conf.js, build/ci/Dockerfile, build/build-2024.js, src/distance.c and "
+       "redist/notes.js keep their lines");
+    if (!strstr(r.text, ", 5 bulky files)"))
+        tap_diag("%s", r.text);
+    free(r.text), free(g);
+
     /* a combined diff (merge) with long unchanged runs */
     char *cc = malloc(100000);
     k = (size_t)sprintf(cc, "diff --cc src/a.c\nindex 1,2..3\n--- a/src/a.c\n+++ b/src/a.c\n@@@ -1,80 -1,80 +1,81 @@@\n");

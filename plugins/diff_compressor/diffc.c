@@ -35,13 +35,50 @@ static int source_map_start(const char *s, size_t l)
     return i == l || s[i] < '0' || s[i] > '9';
 }
 
+/* A file name with a bundler's content hash in it: a part between '.' or
+ * '-' of 8 or more letters and digits, with both (main.3f2a9c1e.chunk.js,
+ * index-Bx9s2Lq4.js). */
+static int hashed_name(const char *b, size_t n)
+{
+    for (size_t i = 0, j; i < n; i = j + 1) {
+        size_t digits = 0, letters = 0, other = 0;
+        for (j = i; j < n && b[j] != '.' && b[j] != '-'; j++) {
+            unsigned char c = (unsigned char)b[j];
+            if ((unsigned)(c - '0') < 10u)
+                digits++;
+            else if ((unsigned)((c | 0x20) - 'a') < 26u)
+                letters++;
+            else
+                other++;
+        }
+        if (i > 0 && j < n && j - i >= 8 && digits && letters && !other)
+            return 1; /* a middle part: not the name's first word nor its extension */
+    }
+    return 0;
+}
+
+/* A build/ directory (top level or nested) holds hand-written build scripts
+ * and config too (Vue CLI 2's build/webpack.base.conf.js, build/ci/…): only
+ * JavaScript and CSS that a bundler wrote — minified (a changed line of
+ * MINIFIED_LINE bytes or more) or content-hashed — is generated there. */
+#define MINIFIED_LINE 1000
+static int build_output(const char *p, size_t n, size_t b, size_t longest)
+{
+    if (!(HR_STARTS(p, n, "build/") || memmem(p, n, "/build/", 7)))
+        return 0;
+    if (!(ends(p, n, ".js") || ends(p, n, ".mjs") || ends(p, n, ".cjs") || ends(p, n, ".css")))
+        return 0;
+    return longest >= MINIFIED_LINE || hashed_name(p + b, n - b);
+}
+
 /* Why a file's diff folds: "lockfile" (by its name: package-lock.json, not
  * blocklist.txt or clock.h), "generated" (by suffix or directory), or NULL.
  * p is the path's n bytes inside the diff, not NUL-terminated: every test is
  * bounded by n. A *.map is generated only when a source map: named so
  * (app.js.map) or, when `first` (the file's first changed or context line)
- * begins one; other .map files (linker version scripts, …) are source. */
-static const char *bulky_kind(const char *p, size_t n, const char *first, size_t first_len)
+ * begins one; other .map files (linker version scripts, …) are source.
+ * `longest`: the file's longest changed line, in bytes. */
+static const char *bulky_kind(const char *p, size_t n, const char *first, size_t first_len, size_t longest)
 {
     static const char *const locks[] = {"package-lock.json", "yarn.lock", "pnpm-lock.yaml", "Cargo.lock",
         "poetry.lock", "Gemfile.lock", "composer.lock", "go.sum", "Pipfile.lock", "uv.lock", "bun.lockb", NULL};
@@ -58,7 +95,8 @@ static const char *bulky_kind(const char *p, size_t n, const char *first, size_t
             return "generated";
     if (first && ends(p, n, ".map") && source_map_start(first, first_len))
         return "generated";
-    if (memmem(p, n, "/dist/", 6) || memmem(p, n, "/generated/", 11) || memmem(p, n, ".generated.", 11))
+    if (HR_STARTS(p, n, "dist/") || memmem(p, n, "/dist/", 6) || memmem(p, n, "/generated/", 11) ||
+        memmem(p, n, ".generated.", 11) || build_output(p, n, b, longest))
         return "generated";
     return NULL;
 }
@@ -104,6 +142,27 @@ struct file {
     size_t git_len;
 };
 
+/* The file's path from its "--- " and "+++ " lines: the new name, or the
+ * old one when the file is deleted ("+++ /dev/null": a removed
+ * package-lock.json is a lockfile too). Without git's a/ and b/, and up to
+ * a tab (diff -u writes "\t<date>" after the name). */
+static void header_path(struct file *f, const char *s, size_t l)
+{
+    const char *p = s + 4;
+    size_t m = l - 4;
+    const char *tab = memchr(p, '\t', m);
+    if (tab)
+        m = (size_t)(tab - p);
+    if (m == 9 && !memcmp(p, "/dev/null", 9))
+        return;
+    if (s[0] == '-' && f->path)
+        return; /* "--- " after "+++ ": not a header pair */
+    if (HR_STARTS(p, m, s[0] == '+' ? "b/" : "a/"))
+        p += 2, m -= 2;
+    f->path = p;
+    f->path_len = m;
+}
+
 int hr_diffc_compress(const void *cfgv, const char *text, size_t len, const char *query, struct hr_text_out *out)
 {
     (void)query;
@@ -131,6 +190,8 @@ int hr_diffc_compress(const void *cfgv, const char *text, size_t len, const char
                 f[nf - 1].end = i;
             f[nf++] = (struct file){.first = i};
             f[nf - 1].git = git_path(s, l, &f[nf - 1].git_len);
+            if (HR_STARTS(s, l, "--- ") && l > 4)
+                header_path(&f[nf - 1], s, l); /* a plain diff -u: its "--- " line starts the file */
             kind[i] = L_FILE;
             in_hunk = 0;
             continue;
@@ -172,10 +233,8 @@ int hr_diffc_compress(const void *cfgv, const char *text, size_t len, const char
                 f[nf - 1].why = "binary";
             else if (HR_STARTS(s, l, "similarity index 100%"))
                 f[nf - 1].why = "renamed, content unchanged";
-            else if (HR_STARTS(s, l, "+++ ") && l > 4) {
-                f[nf - 1].path = s + 4 + (HR_STARTS(s + 4, l - 4, "b/") ? 2 : 0);
-                f[nf - 1].path_len = l - (size_t)(f[nf - 1].path - s);
-            }
+            else if ((HR_STARTS(s, l, "+++ ") || HR_STARTS(s, l, "--- ")) && l > 4)
+                header_path(&f[nf - 1], s, l);
         }
     }
     if (nf && !f[nf - 1].end)
@@ -188,12 +247,15 @@ int hr_diffc_compress(const void *cfgv, const char *text, size_t len, const char
         if (f[k].why || !f[k].path)
             continue;
         const char *first = NULL; /* for a *.map: its first changed or context line */
-        size_t first_len = 0;
+        size_t first_len = 0, longest = 0;
         if (ends(f[k].path, f[k].path_len, ".map"))
             for (size_t i = f[k].first; i < f[k].end && !first; i++)
                 if (kind[i] == L_ADD || kind[i] == L_DEL || kind[i] == L_CTX)
                     first = text + ln[i].off, first_len = ln[i].len;
-        f[k].why = bulky_kind(f[k].path, f[k].path_len, first, first_len);
+        for (size_t i = f[k].first; i < f[k].end; i++)
+            if ((kind[i] == L_ADD || kind[i] == L_DEL) && ln[i].len > longest)
+                longest = ln[i].len;
+        f[k].why = bulky_kind(f[k].path, f[k].path_len, first, first_len, longest);
     }
     /* keep everything but context far from a change and redundant git headers */
     for (size_t i = 0, fi = 0; i < n; i++) {
