@@ -159,6 +159,51 @@ static void cc_error_context(void *state)
     free(r.text), free(log);
 }
 
+/* A kept warning gets the context a kept error gets (context_lines 2:
+ * "lines around each error or warning"): a compiler warning its source
+ * echo, caret and "In function" lines, whose templates every file of the
+ * build prints; a warning with a stack trace (node --trace-warnings) its
+ * frames. Both were folded. */
+static void warning_context(void *state)
+{
+    char *log = malloc(100000);
+    size_t n = 0;
+    for (int i = 0; i < 30; i++)
+        n += (size_t)sprintf(log + n, "gcc -O2 -Wall -Wextra -c f%d.c -o f%d.o\nf%d.c: In function 'func_%d':\n"
+                             "f%d.c:6:19: warning: comparison of integer expressions of different signedness [-Wsign-compare]\n"
+                             "    6 |     for (i = 0; i < u; i++) { if (s[i] == 'x') return i; }\n"
+                             "      |                   ^\n", i, i, i, i, i);
+    n += (size_t)sprintf(log + n, "make: *** [Makefile:8: all] Error 1\n");
+    struct tc_result r = tc_run(state, log, HR_CT_LOG, "", 0);
+    const char *w = strstr(r.text, "\nf2.c:6:19: warning:");
+    const char *echo = "    6 |     for (i = 0; i < u; i++) { if (s[i] == 'x') return i; }\n      |                   ^\n";
+    ok(r.rc == 0 && w && !strncmp(strchr(w + 1, '\n') + 1, echo, strlen(echo)),
+       "a kept compiler warning keeps its source echo and caret lines");
+    ok(w && strstr(r.text, "\nf2.c: In function 'func_2':\n") && strstr(r.text, "\nf2.c: In function 'func_2':\n") < w,
+       "and its \"In function\" line");
+    if (!w || strncmp(strchr(w + 1, '\n') + 1, echo, strlen(echo)))
+        tap_diag("%s", r.text);
+    free(r.text);
+    n = 0;
+    for (int i = 0; i < 300; i++) {
+        n += (size_t)sprintf(log + n, "2026-12-07T10:%02d:%02d.%03dZ INFO GET /api/items/%d 200 %dms\n", i / 60, i % 60, i,
+                             i, 3 + i % 17);
+        if (i == 150)
+            n += (size_t)sprintf(log + n, "(node:4242) [DEP0005] DeprecationWarning: Buffer() is deprecated due to security "
+                                 "and usability issues.\n    at showFlaggedDeprecation (node:buffer:187:11)\n"
+                                 "    at new Buffer (node:buffer:271:3)\n    at encodeCursor (/srv/app/lib/cursor.js:14:17)\n"
+                                 "    at listItems (/srv/app/routes/items.js:52:20)\n"
+                                 "    at Layer.handle (/srv/app/node_modules/express/lib/router/layer.js:95:5)\n");
+    }
+    r = tc_run(state, log, HR_CT_LOG, "", 0);
+    ok(r.rc == 0 && strstr(r.text, "DeprecationWarning: Buffer() is deprecated") &&
+           strstr(r.text, "\n    at encodeCursor (/srv/app/lib/cursor.js:14:17)\n    at listItems (/srv/app/routes/items.js:52:20)\n"),
+       "a warning's stack trace is kept with it");
+    if (!strstr(r.text, "at encodeCursor"))
+        tap_diag("%s", r.text);
+    free(r.text), free(log);
+}
+
 /* An access log: 4xx/5xx request lines are errors, kept up to max_similar
  * of a template (the rest fold); 2xx/3xx lines fold. */
 static void access_log(void *state)
@@ -304,6 +349,7 @@ int main(void)
     classes();
     folds(state);
     cc_error_context(state);
+    warning_context(state);
     access_log(state);
     kinds(state);
     tc_fixture(state, "make_gcc_error", HR_CT_LOG);

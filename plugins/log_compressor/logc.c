@@ -187,9 +187,9 @@ static void mark_repeats(struct work *w, const struct ids *seen)
 
 static int digit(char c) { return (unsigned)(c - '0') < 10; }
 
-/* "path:12:5: error: …", "path:12: fatal error: …" (gcc, clang): the length
- * of path, else 0. */
-static size_t cc_error_path(const char *s, size_t n)
+/* "path:12:5: error: …", "path:12: fatal error: …", "path:12:5: warning: …"
+ * (gcc, clang): the length of path, else 0. */
+static size_t cc_diag_path(const char *s, size_t n)
 {
     size_t p = 0;
     while (p < n && s[p] != ':' && s[p] != ' ' && s[p] != '\t')
@@ -204,23 +204,27 @@ static size_t cc_error_path(const char *s, size_t n)
     if (!p || !nums || i + 2 >= n || s[i] != ':' || s[i + 1] != ' ')
         return 0;
     i += 2;
-    return HR_STARTS(s + i, n - i, "error") || HR_STARTS(s + i, n - i, "fatal error") ? p : 0;
+    return HR_STARTS(s + i, n - i, "error") || HR_STARTS(s + i, n - i, "fatal error") ||
+                   HR_STARTS(s + i, n - i, "warning")
+               ? p
+               : 0;
 }
 
-/* A kept compiler error keeps what places it, whatever its template's
- * frequency (a build prints "x.c: In function 'f':" and the echo of a common
- * line for every file): gcc's "path: In function 'f':" (or "At top level:")
- * line above it for the same path, within 40 lines, and the source echo and
- * caret lines under it (up to 6). */
+/* A kept compiler error or warning keeps what places it, whatever its
+ * template's frequency (a build prints "x.c: In function 'f':" and the echo
+ * of a common line for every file): gcc's "path: In function 'f':" (or "At
+ * top level:") line above it for the same path, within 40 lines, and the
+ * source echo and caret lines under it (up to 6): its context_lines, which
+ * frequent templates would otherwise fold. */
 #define CC_CONTEXT_BACK 40
 #define CC_ECHO_MAX 6
 static void keep_cc_context(struct work *w)
 {
     struct ll *l = w->l;
     for (size_t i = 0; i < w->n; i++) {
-        if (!(l[i].keep & K_SIGNAL) || l[i].cls != HR_LOGC_ERROR)
+        if (!(l[i].keep & K_SIGNAL) || (l[i].cls != HR_LOGC_ERROR && l[i].cls != HR_LOGC_WARN))
             continue;
-        size_t p = cc_error_path(l[i].s, l[i].len);
+        size_t p = cc_diag_path(l[i].s, l[i].len);
         if (!p)
             continue;
         for (size_t k = i, m = 0; k-- > 0 && m < CC_CONTEXT_BACK; m++) {
@@ -268,7 +272,7 @@ static void select_lines(struct work *w, struct ids *seen)
                 l[k].keep |= K_CONTEXT;
     }
     keep_cc_context(w);
-    /* stack traces next to a kept error */
+    /* stack traces next to a kept error or warning (node --trace-warnings) */
     for (size_t i = 0; i < n;) {
         if (l[i].cls != HR_LOGC_FRAME) {
             i++;
@@ -279,9 +283,9 @@ static void select_lines(struct work *w, struct ids *seen)
             b++;
         int near = 0;
         for (size_t k = i > 3 ? i - 3 : 0; k < i && !near; k++)
-            near = (l[k].keep & K_SIGNAL) && l[k].cls == HR_LOGC_ERROR;
+            near = (l[k].keep & K_SIGNAL) && (l[k].cls == HR_LOGC_ERROR || l[k].cls == HR_LOGC_WARN);
         for (size_t k = b; k < n && k < b + 3 && !near; k++)
-            near = (l[k].keep & K_SIGNAL) && l[k].cls == HR_LOGC_ERROR;
+            near = (l[k].keep & K_SIGNAL) && (l[k].cls == HR_LOGC_ERROR || l[k].cls == HR_LOGC_WARN);
         if (near)
             keep_stack(w, i, b);
         i = b;
