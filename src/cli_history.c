@@ -4,8 +4,10 @@
 #include "cli.h"
 #include "cli_util.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void usage(FILE *out)
 {
@@ -13,9 +15,10 @@ static void usage(FILE *out)
                  "                        [--format table|json|csv] [--url URL] [-c FILE] [--json]\n"
                  "\n"
                  "The durable savings history (savings_file sink), as GET /stats-history serves it.\n"
-                 "Without --url it reads the savings file directly ($HEADROOM_SAVINGS_PATH, the `path` of\n"
-                 "`sink savings_file` in -c FILE, else $HEADROOM_WORKSPACE_DIR/proxy_savings.json); no daemon\n"
-                 "is needed.\n"
+                 "Without --url (or $HEADROOM_URL) it reads the savings file directly ($HEADROOM_SAVINGS_PATH,\n"
+                 "the `path` of `sink savings_file` in -c FILE, else $HEADROOM_WORKSPACE_DIR/proxy_savings.json,\n"
+                 "else ~/.headroom/proxy_savings.json); no daemon is needed. With no file there (yet), the figures\n"
+                 "are zeros and a note on stderr says where it looked.\n"
                  "\n"
                  "  -s, --series S     rows to show (default daily); history = the stored checkpoints\n"
                  "  -f, --format F     table (default), json (the whole /stats-history document) or csv\n"
@@ -30,6 +33,24 @@ static int one_of(const char *v, const char *const *allowed)
     for (; *allowed; allowed++)
         if (!strcmp(v, *allowed)) return 1;
     return 0;
+}
+
+/* Read offline, the history of a savings file that is not there is all
+ * zeros: true before a daemon has saved anything, misleading when it keeps
+ * its file elsewhere (another state directory). Say where it looked.
+ * `doc`: the JSON document read, or NULL (CSV) to ask for one. */
+static void no_file_note(hr_client *c, const char *doc)
+{
+    char *own = doc ? NULL : hr_get_history(c, "history_mode=none");
+    json_t *v = json_loads(doc ? doc : own ? own : "", 0, NULL);
+    const char *path = json_string_value(json_object_get(v, "storage_path"));
+    struct stat st;
+    if (path && stat(path, &st) && errno == ENOENT)
+        fprintf(stderr, "headroom history: no savings file at %s (yet), so these are zeros: headroomd writes it once "
+                "it has saved something. If it has, it keeps the file elsewhere: pass its config with -c, or set "
+                "HEADROOM_WORKSPACE_DIR (or HEADROOM_SAVINGS_PATH) as headroomd has it\n", path);
+    json_decref(v);
+    hr_free(own);
 }
 
 int hr_cli_history(int argc, char **argv)
@@ -132,6 +153,7 @@ int hr_cli_history(int argc, char **argv)
         printf("lifetime: %s tokens saved, %s\n", a, e);
         json_decref(v);
     }
+    if (!o.url) no_file_note(c, csv ? NULL : text);
     hr_free(text);
     hr_client_close(c);
     return HR_EXIT_OK;

@@ -2,6 +2,7 @@
  * subcommands, so each new command is one row here plus its own cli_<name>.c. */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,18 +40,34 @@ int main(int argc, char **argv)
         return HR_EXIT_USAGE;
     }
     const char *cmd = argv[1];
+    int rc = -1;
+    char *help_argv[] = {argv[0], argc > 2 ? argv[2] : NULL, "--help", NULL};
+    if (strcmp(cmd, "help") == 0 && argc > 2) { /* `headroom help stats` = `headroom stats --help` */
+        cmd = argv[2];
+        argc = 3;
+        argv = help_argv;
+    }
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);
-        return HR_EXIT_OK;
-    }
-    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+        rc = HR_EXIT_OK;
+    } else if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
         printf("headroom %s\n", PACKAGE_VERSION);
-        return HR_EXIT_OK;
+        rc = HR_EXIT_OK;
     }
-    for (size_t i = 0; i < NCOMMANDS; i++)
-        if (strcmp(cmd, commands[i].name) == 0)
-            return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "headroom: unknown %s '%s'; run 'headroom --help' for the list of commands\n",
-            cmd[0] == '-' ? "option" : "command", cmd);
-    return HR_EXIT_USAGE;
+    for (size_t i = 0; rc < 0 && i < NCOMMANDS; i++)
+        if (strcmp(cmd, commands[i].name) == 0) rc = commands[i].run(argc - 1, argv + 1);
+    if (rc < 0) {
+        fprintf(stderr, "headroom: unknown %s '%s'; run 'headroom --help' for the list of commands\n",
+                cmd[0] == '-' ? "option" : "command", cmd);
+        return HR_EXIT_USAGE;
+    }
+    /* Output that did not all reach stdout (a full disk, a closed pipe's
+     * EPIPE when SIGPIPE is ignored) is a failure: a script saving a report
+     * must not get exit 0 and half a file. */
+    int werr = fflush(stdout) ? errno : ferror(stdout) ? EIO : 0;
+    if (werr && rc == HR_EXIT_OK) {
+        fprintf(stderr, "headroom %s: cannot write the output: %s\n", cmd, strerror(werr));
+        rc = HR_EXIT_RUNTIME;
+    }
+    return rc;
 }

@@ -44,6 +44,7 @@ int hr_cli_stats(int argc, char **argv)
         return HR_EXIT_USAGE;
     }
     char *url = cli_daemon_url(&o);
+    if (!url) return cli_fail(&o, hr_last_status());
     hr_client *c = hr_client_attach(url, o.config); /* the config's stats_token goes with /stats */
     free(url);
     if (!c) return cli_fail(&o, hr_last_status());

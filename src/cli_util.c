@@ -60,29 +60,17 @@ int cli_common_option(struct cli_common *o, int argc, char **argv, int *i)
 
 char *cli_daemon_url(const struct cli_common *o)
 {
-    char *out = NULL;
     if (o->url) return strdup(o->url);
     const char *env = getenv("HEADROOM_URL");
     if (env && *env) return strdup(env);
-    /* The config's listen address: where a daemon started with it answers. */
-    const char *host = "127.0.0.1";
-    int port = 8787;
-    char hostbuf[256] = "";
-    if (o->config) {
-        FILE *f = fopen(o->config, "r");
-        char line[1024];
-        while (f && fgets(line, sizeof line, f)) {
-            char key[64], val[256];
-            if (sscanf(line, " %63s %255s", key, val) != 2) continue;
-            if (!strcmp(key, "host")) snprintf(hostbuf, sizeof hostbuf, "%s", val);
-            else if (!strcmp(key, "port")) port = atoi(val);
-        }
-        if (f) fclose(f);
-    }
-    if (getenv("HEADROOM_HOST")) snprintf(hostbuf, sizeof hostbuf, "%s", getenv("HEADROOM_HOST"));
-    if (getenv("HEADROOM_PORT")) port = atoi(getenv("HEADROOM_PORT"));
-    if (hostbuf[0] && strcmp(hostbuf, "0.0.0.0") && strcmp(hostbuf, "::")) host = hostbuf;
-    if (asprintf(&out, strchr(host, ':') ? "http://[%s]:%d" : "http://%s:%d", host, port) < 0) return NULL;
+    /* Where a daemon started with the config (and HEADROOM_HOST/PORT) listens,
+     * read as headroomd reads it: `port ${PORT}`, quotes, `;` and comments. */
+    char *text = hr_daemon_setup(o->config);
+    json_t *v = text ? json_loads(text, 0, NULL) : NULL;
+    const char *url = json_string_value(json_object_get(v, "url"));
+    char *out = url ? strdup(url) : NULL;
+    json_decref(v);
+    hr_free(text);
     return out;
 }
 

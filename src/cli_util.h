@@ -19,7 +19,8 @@ struct cli_common {
 int cli_common_option(struct cli_common *o, int argc, char **argv, int *i);
 /* Value of "--name VALUE" / "--name=VALUE" at argv[*i]; *matched tells whether it was that option. */
 const char *cli_optval(int argc, char **argv, int *i, const char *lng, const char *shrt, int *matched);
-/* The daemon's base URL: --url, $HEADROOM_URL, the config's host:port, else http://127.0.0.1:8787 (malloc'd). */
+/* The daemon's base URL: --url, $HEADROOM_URL, else where a headroomd of the config (or of the defaults, and
+ * the HEADROOM_* variables) listens (malloc'd). NULL with hr_last_error() set: the config has an error. */
 char *cli_daemon_url(const struct cli_common *o);
 /* "24h", "7d", "30m", "90s", "2w", "2026-03-27", "2026-03-27T09:00:00Z" or Unix seconds -> Unix seconds.
  * 0 or -1 (unparseable). */

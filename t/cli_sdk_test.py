@@ -350,6 +350,54 @@ for cmd in (("tokens", "-m", "gpt-4o"), ("compress",)):
     rc, out, err = cli(*(cmd + (work,)))
     ok(rc == 1 and "is a directory" in err and "standard input" in err,
        "headroom %s on a directory: says so (it said 'Input/output error' or nothing)" % cmd[0])
+rc, out, err = cli("help", "stats")
+ok(rc == 0 and out.startswith("usage: headroom stats"), "headroom help stats: the stats options (it listed the commands)")
+
+# --- an SRE's tour: a team daemon's config as headroomd reads it ------------------
+# stats finds the daemon where it listens: `port ${VAR}` and a quoted host
+# (the address was read word by word: port 0, host with its quotes).
+with Mock() as mock, Headroomd(mock=mock, env={"HEADROOM_WORKSPACE_DIR": ws}) as h:
+    team = write(os.path.join(work, "team.conf"), 'host "127.0.0.1"; port ${TEAM_PORT}  # the team proxy\n')
+    rc, out, err = cli("stats", "-c", team, "--json", env=dict(ENV, TEAM_PORT=str(h.port)))
+    ok(rc == 0 and json.loads(out).get("url") == h.url,
+       "stats -c with port ${TEAM_PORT} and a quoted host: the daemon at %s (%s)" % (h.url, err.strip()))
+    # Output that cannot be written is a failure, not exit 0 and half a report.
+    if os.path.exists("/dev/full"):
+        for cmd in (("stats", "--url", h.url), ("stats", "--url", h.url, "--json"), ("summary",), ("metrics",),
+                    ("history", "-c", conf), ("history", "-c", conf, "--format", "csv"), ("doctor", "-c", good)):
+            with open("/dev/full", "w") as full:
+                p = subprocess.run([CLI] + list(cmd), stdout=full, stderr=subprocess.PIPE, env=ENV, timeout=60)
+            ok(p.returncode == 1 and b"cannot write the output: No space left on device" in p.stderr,
+               "%s > /dev/full: exit 1 saying why (%r)" % (" ".join(cmd), p.stderr.decode()[-120:]))
+    else:
+        skip("no /dev/full", 7)
+
+# The metrics database and savings file where the daemon does not keep them:
+# say where they were looked for and why, rather than "add a sink" to a
+# config that has it, or zeros without a word.
+elsewhere = dict(ENV, HEADROOM_WORKSPACE_DIR=os.path.join(work, "not-the-daemons"))
+with_db = write(os.path.join(work, "with-db.conf"), "sink metrics_db {\n}\nsink savings_file {\n}\n")
+rc, out, err = cli("summary", "-c", with_db, env=elsewhere)
+ok(rc == 3 and "no metrics database at %s/not-the-daemons/metrics.db" % work in err and "has no `path`" in err
+   and "set HEADROOM_WORKSPACE_DIR" in err and "add `sink metrics_db" not in err,
+   "summary -c (a metrics_db block without path), another state directory: where and what to set (%s)" % err.strip())
+rc, out, err = cli("metrics", env=elsewhere)
+ok(rc == 3 and "no config given" in err, "metrics with no config: says no config was given (%s)" % err.strip())
+rc, out, err = cli("history", "-c", with_db, "--json", env=elsewhere)
+ok(rc == 0 and json.loads(out)["lifetime"]["tokens_saved"] == 0
+   and "no savings file at %s/not-the-daemons/proxy_savings.json" % work in err and "HEADROOM_WORKSPACE_DIR" in err,
+   "history with no savings file: zeros, and a note where it looked (%s)" % err.strip())
+rc, out, err = cli("history", "-c", conf)
+ok(rc == 0 and "no savings file" not in err, "history with the file there: no note")
+rc, out, err = cli("doctor")
+like(out, r"(?m)^ok   config +no config given .*no transforms", "doctor with no config: says so (it said 'built-in "
+     "defaults parses (0 plugin blocks)')")
+one = write(os.path.join(work, "one.conf"), "port %d\n%s" % (free_port(), "transform router {\n}\n"))
+rc, out, err = cli("doctor", "-c", one)
+like(out, r"(?m)^ok   config .*one\.conf parses \(1 plugin block\)$", "doctor: 1 plugin block, not blocks")
+rc, out, err = cli("doctor", "-c", one, env=dict(ENV, HEADROOM_PORT="abc"))
+ok(rc == 1 and "HEADROOM_PORT" in out and "environment variable named" in out and "line and column" not in out,
+   "doctor: a bad HEADROOM_PORT's fix is the variable, not a line of the file")
 
 shutil.rmtree(work, ignore_errors=True)
 done()

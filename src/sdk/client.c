@@ -12,6 +12,7 @@
 #include "host.h"
 #include "log.h"
 #include "state_dir.h"
+#include "state_file.h"
 #include "stats_json.h"
 #include "tokens.h"
 
@@ -66,26 +67,38 @@ int hr_sdk_load_config(struct hr_config *cfg, const char *path, char *err, size_
     return 0;
 }
 
-char *hr_sdk_metrics_db_path(const hr_client *c)
+char *hr_sdk_sink_file(const hr_client *c, const char *sink, const char *name, int *in_block, int *from_path)
 {
-    char *out = NULL;
-    for (size_t i = 0; c && c->cfg_loaded && i < c->cfg.n_plugins; i++) {
+    const char *path = NULL;
+    *in_block = *from_path = 0;
+    for (size_t i = 0; c && c->cfg_loaded && i < c->cfg.n_plugins && !path; i++) {
         const struct hr_plugin_block *b = &c->cfg.plugins[i];
-        if (!b->is_sink || strcmp(b->name, "metrics_db")) continue;
+        if (!b->is_sink || strcmp(b->name, sink)) continue;
+        *in_block = 1;
         const struct hr_conf_node *p = hr_conf_find(b->node, "path");
-        if (p && p->n_args == 1) {
-            const char *v = p->args[0];
-            const char *home = getenv("HOME");
-            if (v[0] == '~' && (v[1] == '/' || !v[1]) && home) {
-                if (asprintf(&out, "%s%s", home, v + 1) < 0) out = NULL;
-            } else {
-                out = strdup(v);
-            }
-            return out;
-        }
+        if (p && p->n_args == 1 && *p->args[0]) path = p->args[0];
     }
-    if (asprintf(&out, "%s/metrics.db", hr_state_dir()) < 0) out = NULL;
-    return out;
+    *from_path = path != NULL;
+    return hr_state_file(&hr_host_table, path, name);
+}
+
+void hr_sdk_missing_file_hint(const hr_client *c, const char *sink, int in_block, int from_path, char *out,
+                              size_t outlen)
+{
+    if (from_path)
+        snprintf(out, outlen, "as the `path` of `sink %s` in the config says (is headroomd running with this config? a "
+                 "relative path is taken from the directory headroomd started in: give an absolute one)", sink);
+    else if (in_block) /* the block is there: the daemon runs with another state directory */
+        snprintf(out, outlen, "`sink %s` has no `path`, so the file is looked for in the state directory "
+                 "($HEADROOM_WORKSPACE_DIR, else ~/.headroom); if headroomd runs with another (a service's "
+                 "HEADROOM_WORKSPACE_DIR), set HEADROOM_WORKSPACE_DIR to it here too, or give the block a `path`", sink);
+    else if (c->cfg_file)
+        snprintf(out, outlen, "the config has no `sink %s`: add `sink %s { }` to headroomd's headroom.conf and "
+                 "restart it, or pass the config headroomd runs with", sink, sink);
+    else
+        snprintf(out, outlen, "no config given: pass the one headroomd runs with (-c FILE, $HEADROOM_CONFIG; its "
+                 "`sink %s` block says where the file is), or set HEADROOM_WORKSPACE_DIR to headroomd's state "
+                 "directory", sink);
 }
 
 static hr_client *client_new(void)
@@ -114,6 +127,7 @@ hr_client *hr_client_open(const char *config_path)
         goto fail;
     }
     c->cfg_loaded = 1;
+    c->cfg_file = config_path != NULL;
     /* A library stays quiet unless asked: warnings only, or HEADROOM_LOG_LEVEL. */
     hr_log_set_level(getenv("HEADROOM_LOG_LEVEL") ? (enum hr_log_level)c->cfg.log_level : HR_LOG_WARN);
     if (hr_tokens_init(err, sizeof err)) HR_WARN("headroom.tokens", "%s; token counts are estimates", err);
@@ -176,7 +190,7 @@ hr_client *hr_client_attach(const char *url, const char *config_path)
         return NULL;
     }
     c->cfg_loaded = 1;
-    c->cfg_tokens = config_path != NULL;
+    c->cfg_file = config_path != NULL;
     return c;
 }
 

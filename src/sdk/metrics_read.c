@@ -25,17 +25,21 @@ static void iso_time(double t, char *out, size_t outlen)
 /* Open the client's database read-only; NULL with the error set. */
 static sqlite3 *open_db(const hr_client *c, char **path_out)
 {
-    char *path = hr_sdk_metrics_db_path(c);
+    int in_block, from_path;
+    char *path = hr_sdk_sink_file(c, "metrics_db", "metrics.db", &in_block, &from_path);
     if (!path) {
         hr_sdk_fail(HEADROOM_ENOMEM, "out of memory");
         return NULL;
     }
     struct stat st;
     if (stat(path, &st) != 0) {
-        hr_sdk_fail(errno == ENOENT ? HEADROOM_ENOTFOUND : HEADROOM_EIO,
-                    "no metrics database at %s (%s): add `sink metrics_db { }` to headroom.conf and restart headroomd, "
-                    "or point at its file with `path` in that block (and pass the config with -c)", path,
-                    strerror(errno));
+        int e = errno;
+        char hint[600];
+        hr_sdk_missing_file_hint(c, "metrics_db", in_block, from_path, hint, sizeof hint);
+        if (e == ENOENT) /* the config's block and where the file is looked for decide the fix */
+            hr_sdk_fail(HEADROOM_ENOTFOUND, "no metrics database at %s: %s", path, hint);
+        else
+            hr_sdk_fail(HEADROOM_EIO, "cannot read the metrics database %s: %s", path, strerror(e));
         free(path);
         return NULL;
     }

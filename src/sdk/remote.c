@@ -39,7 +39,7 @@ static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 static const char *call_token(const hr_client *c, const char *path)
 {
     const char *t = c->token;
-    if (!t && c->cfg_tokens) {
+    if (!t && c->cfg_file) {
         if (!strncmp(path, "/stats", 6)) t = c->cfg.stats_token;
         else if (!strncmp(path, "/v1/compress", 12) || !strncmp(path, "/v1/retrieve", 12)) t = c->cfg.api_token;
     }

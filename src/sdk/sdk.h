@@ -12,8 +12,9 @@ struct hr_client {
     int offline;
     char *url;                          /* attached: base URL without a trailing '/' */
     char *token;                        /* attached: Bearer token, or NULL */
-    int cfg_tokens;                     /* attached with a config file: without `token`, its stats_token
-                                         * and api_token go with the calls they guard */
+    int cfg_file;                       /* the config came from a file (not defaults alone); attached:
+                                         * without `token`, its stats_token and api_token go with the
+                                         * calls they guard */
     long timeout_ms;                    /* attached: whole-call limit (0 = 120 s) */
     struct hr_config cfg;               /* the client's config (also for attached clients) */
     int cfg_loaded;
@@ -35,6 +36,14 @@ void hr_sdk_clear_error(void);
 /* What hr_last_http_status() reports: set by hr_sdk_http when a daemon answers. */
 void hr_sdk_set_http_status(int status);
 
+/* Where a sink's file is: `path` of the config's `sink <sink>` block, else
+ * `name` in the state root (as lib/state_file.c names it for the sink);
+ * *in_block tells whether the config has such a block. malloc'd. */
+char *hr_sdk_sink_file(const hr_client *c, const char *sink, const char *name, int *in_block, int *from_path);
+/* Why a sink's file `path` is missing, for a message: what to give or set. */
+void hr_sdk_missing_file_hint(const hr_client *c, const char *sink, int in_block, int from_path, char *out,
+                              size_t outlen);
+
 /* Attached clients: one HTTP call to the daemon. *status gets the HTTP
  * status; the body is malloc'd (NUL-terminated). 0 or HEADROOM_ENET (error set). */
 int hr_sdk_http(const hr_client *c, const char *method, const char *path_and_query, const char *body, size_t len,
@@ -44,8 +53,6 @@ json_t *hr_sdk_get_json(const hr_client *c, const char *path);
 
 /* A config for the client: defaults, `path` (NULL = none), HEADROOM_* variables, validated. */
 int hr_sdk_load_config(struct hr_config *cfg, const char *path, char *err, size_t errlen);
-/* The metrics database the client reads (malloc'd). */
-char *hr_sdk_metrics_db_path(const hr_client *c);
 /* malloc'd JSON text of `v` (stolen), or NULL with HEADROOM_ENOMEM set. */
 char *hr_sdk_dump(json_t *v);
 #endif

@@ -168,17 +168,24 @@ char *hr_validate_setup(const char *config_path)
     struct hr_config cfg;
     int cfg_ok = !hr_sdk_load_config(&cfg, config_path, err, sizeof err);
     if (cfg_ok) {
-        snprintf(msg, sizeof msg, "%s parses (%zu plugin blocks)", config_path ? config_path : "built-in defaults",
-                 cfg.n_plugins);
+        if (config_path)
+            snprintf(msg, sizeof msg, "%s parses (%zu plugin block%s)", config_path, cfg.n_plugins,
+                     cfg.n_plugins == 1 ? "" : "s");
+        else /* valid, but a daemon started so compresses nothing: say it */
+            snprintf(msg, sizeof msg, "no config given (-c FILE, $HEADROOM_CONFIG): the built-in defaults, with no "
+                     "transforms (nothing is compressed) and no sinks");
         add(&r, "config", 1, msg, NULL);
     } else {
         /* The plugins, prices, upstreams and listen checks need the config:
          * on built-in defaults they would pass a port or URL it does not
          * name. They wait until it parses. */
         int unreadable = config_path && access(config_path, R_OK) != 0;
+        int env = !strncmp(err, "environment variable ", 21); /* a HEADROOM_* value, not the file */
         add(&r, "config", 0, err,
             unreadable ? "give the path of a readable headroom.conf (-c FILE or $HEADROOM_CONFIG); the plugins, "
                          "prices, upstreams and listen checks run once it parses"
+            : env      ? "correct or unset the environment variable named (headroomd(8) ENVIRONMENT); the plugins, "
+                         "prices, upstreams and listen checks run once it is valid"
                        : "correct the file at the line and column named (headroom.conf(5) documents each directive; "
                          "`headroomd --help-config` lists them); the plugins, prices, upstreams and listen checks "
                          "run once it parses");
