@@ -121,6 +121,31 @@ int main(void)
     is_int(detect("fn size(n: u32) -> &'static str {\n    match n {\n        0 => \"none\",\n"
                   "        1 | 2 => \"small\",\n        _ => \"big\",\n    }\n}\n", NULL, 0),
            HR_CT_CODE, "rust match arms '1 | 2 =>' are code");
+    /* JSON-lines logs: a record ends in '}' (a code line) and Caddy's and
+     * pino's have no date near the start; Traefik's "2026-12-07T…" after a
+     * "10.0.0.31:" read as a grep context line. All went upstream whole. */
+    is_int(detect("{\"level\":\"info\",\"ts\":1765101600.37,\"logger\":\"http.log.access.log0\",\"msg\":\"handled request\","
+                  "\"request\":{\"remote_ip\":\"10.0.0.1\",\"method\":\"GET\",\"uri\":\"/api/items/7\"},\"size\":5120,\"status\":200}\n"
+                  "{\"level\":\"info\",\"ts\":1765101600.74,\"logger\":\"http.log.access.log0\",\"msg\":\"handled request\","
+                  "\"request\":{\"remote_ip\":\"10.0.0.2\",\"method\":\"GET\",\"uri\":\"/login\"},\"size\":153,\"status\":404}\n"
+                  "{\"level\":\"info\",\"ts\":1765101601.11,\"logger\":\"http.log.access.log0\",\"msg\":\"handled request\","
+                  "\"request\":{\"remote_ip\":\"10.0.0.3\",\"method\":\"GET\",\"uri\":\"/\"},\"size\":5120,\"status\":200}\n", NULL, 0),
+           HR_CT_LOG, "Caddy's JSON access log is a log, not code");
+    is_int(detect("{\"ClientAddr\":\"10.0.0.31:40311\",\"DownstreamStatus\":502,\"RequestPath\":\"/api/orders/7\",\"level\":\"info\","
+                  "\"msg\":\"\",\"time\":\"2026-12-07T10:05:11Z\"}\n"
+                  "{\"ClientAddr\":\"10.0.0.32:40312\",\"DownstreamStatus\":200,\"RequestPath\":\"/\",\"level\":\"info\","
+                  "\"msg\":\"\",\"time\":\"2026-12-07T10:05:12Z\"}\n"
+                  "{\"ClientAddr\":\"10.0.0.33:40313\",\"DownstreamStatus\":200,\"RequestPath\":\"/\",\"level\":\"info\","
+                  "\"msg\":\"\",\"time\":\"2026-12-07T10:05:13Z\"}\n", NULL, 0),
+           HR_CT_LOG, "Traefik's JSON access log is a log, not search output");
+    is_int(detect("{\"level\":30,\"time\":1765101600000,\"pid\":4242,\"reqId\":\"req-1000\",\"msg\":\"incoming request\"}\n"
+                  "{\"level\":50,\"time\":1765101600002,\"pid\":4242,\"reqId\":\"req-1000\",\"msg\":\"connect ECONNREFUSED\"}\n"
+                  "{\"level\":30,\"time\":1765101600370,\"pid\":4242,\"reqId\":\"req-1001\",\"msg\":\"timeout\"}\n", NULL, 0),
+           HR_CT_LOG, "pino's JSON lines are a log");
+    is_int(detect("{\"name\":\"libzstd1\",\"version\":\"1.5.4+dfsg2-5\",\"status\":\"installed\"}\n"
+                  "{\"name\":\"libzstd-dev\",\"version\":\"1.5.4+dfsg2-5\",\"status\":\"installed\"}\n"
+                  "{\"name\":\"zstd\",\"version\":\"1.5.4+dfsg2-5\",\"msg\":\"timeout\"}\n", NULL, 0),
+           HR_CT_CODE, "JSON rows without a level or time key (jq -c of data) are typed as before");
     is_int(detect("<!DOCTYPE html><html><body><p>x</p></body></html>", NULL, 0), HR_CT_HTML, "html doctype");
     is_int(detect("<div>\n<p>hello</p>\n</div>\n", NULL, 0), HR_CT_HTML, "html fragment");
     is_int(detect("The build finished. Three tests were skipped because the network was down.", NULL, 0),

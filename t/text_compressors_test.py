@@ -115,4 +115,20 @@ with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
     ok("### Version 1.119\nFixed issue #4119 in the parser." in out, "and arrives as its text")
     st, got = get_json(hd.url + "/v1/retrieve/" + head[-25:-1])
     ok(st == 200 and got.get("original_content") == page, "its hash returns the page")
+
+    # A JSON-lines access log (Caddy's shape): the router typed it code (a
+    # record ends in '}'), so it went upstream whole; and as a log its 404 and
+    # 502 records were folded like the 200s.
+    recs = []
+    for i in range(1500):
+        st_ = 502 if i == 311 else 404 if i == 977 else 200 if i % 9 else 304
+        recs.append(json.dumps({"level": "info", "ts": 1765101600 + i * 0.37, "logger": "http.log.access.log0",
+                                "msg": "handled request", "request": {"remote_ip": "10.0.0.%d" % (i % 40), "method": "GET",
+                                "host": "shop.example.com", "uri": "/api/items/%d" % (1000 + i)},
+                                "size": 5120 if st_ == 200 else 153, "status": st_}, separators=(",", ":")))
+    jl = "\n".join(recs) + "\n"
+    out = sent_tool_text(jl)
+    ok(out.startswith("[headroom: ") and " log lines omitted" in out.split("\n", 1)[0],
+       "a JSON-lines access log arrives compressed as a log (%d -> %d bytes)" % (len(jl), len(out)))
+    ok(recs[311] + "\n" in out and recs[977] + "\n" in out, "with its 502 and 404 records whole")
 done()

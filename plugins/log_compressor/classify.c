@@ -3,6 +3,7 @@
  * are folded into the template hash so near-duplicate lines share it. */
 #include <ctype.h>
 #include <string.h>
+#include <strings.h>
 #include "logc.h"
 
 #define W(s) {s, sizeof(s) - 1}
@@ -194,6 +195,86 @@ static int level_only(const char *s, size_t n)
     return 0;
 }
 
+/* The JSON key whose value starts at s[v] (after an opening '"' for a string
+ * value): its name, s[*k .. *k + *kl), else 0. */
+static int json_key_before(const char *s, size_t v, size_t *k, size_t *kl)
+{
+    size_t e = v;
+    while (e && s[e - 1] == ' ')
+        e--;
+    if (!e || s[--e] != ':')
+        return 0;
+    while (e && s[e - 1] == ' ')
+        e--;
+    if (!e || s[--e] != '"')
+        return 0;
+    size_t b = e;
+    while (b && s[b - 1] != '"' && e - b < 64)
+        b--;
+    if (!b || s[b - 1] != '"' || b == e)
+        return 0;
+    *k = b, *kl = e - b;
+    return 1;
+}
+
+static int ends_ci(const char *s, size_t n, const char *suf)
+{
+    size_t l = strlen(suf);
+    return n >= l && strncasecmp(s + n - l, suf, l) == 0;
+}
+
+/* A JSON-lines access log's 4xx/5xx at s[i..i+3): "status":404,
+ * "statusCode": 502 (pino), "DownstreamStatus":404 (Traefik), "status":"404"
+ * (nginx log_format json writes strings): a key ending in status,
+ * status_code or statuscode. */
+static int json_http_status(const char *s, size_t n, size_t i)
+{
+    size_t v = i, k, kl;
+    if (s[i] != '4' && s[i] != '5')
+        return 0;
+    if (v && s[v - 1] == '"') {
+        if (i + 3 >= n || s[i + 3] != '"')
+            return 0;
+        v--;
+    }
+    if (!json_key_before(s, v, &k, &kl))
+        return 0;
+    return ends_ci(s + k, kl, "status") || ends_ci(s + k, kl, "statuscode") || ends_ci(s + k, kl, "status_code");
+}
+
+/* pino's and bunyan's numeric "level": 50 error, 60 fatal (2), 40 warn (1). */
+static int json_numeric_level(const char *s, size_t i)
+{
+    size_t k, kl;
+    if ((s[i] != '4' && s[i] != '5' && s[i] != '6') || s[i + 1] != '0' || !json_key_before(s, i, &k, &kl) ||
+        kl != 5 || strncasecmp(s + k, "level", 5))
+        return 0;
+    return s[i] == '4' ? 1 : 2;
+}
+
+/* The word s[i..j) is a JSON key whose value is empty: "error":null,
+ * "errors":[], "err":"", "warning":false, "error":0. A field that says
+ * there was no error. */
+static int json_empty_field(const char *s, size_t n, size_t i, size_t j)
+{
+    if (!i || s[i - 1] != '"' || j >= n || s[j] != '"')
+        return 0;
+    j++;
+    while (j < n && s[j] == ' ')
+        j++;
+    if (j >= n || s[j++] != ':')
+        return 0;
+    while (j < n && s[j] == ' ')
+        j++;
+    static const char *const empty[] = {"null", "\"\"", "[]", "{}", "false", "0", NULL};
+    for (const char *const *e = empty; *e; e++) {
+        size_t l = strlen(*e);
+        if (j + l <= n && !memcmp(s + j, *e, l) && (j + l == n || s[j + l] == ',' || s[j + l] == '}' || s[j + l] == ' '))
+            return 1;
+    }
+    return 0;
+}
+
 /* A 4xx or 5xx status at s[i..i+3): an access log's request line (common
  * and combined formats: `"GET /x HTTP/1.1" 404 153`), or Python http.server's
  * `code 404, message File not found`. 2xx and 3xx are not errors. */
@@ -251,8 +332,13 @@ enum hr_logc_class hr_logc_classify(const char *s, size_t n, uint64_t *tmpl)
             if (code_w && (all & 4)) /* "exit status 2", "exited, code=exited, status=2": a process failed */
                 for (size_t k = i; k < j; k++)
                     err |= u[k] != '0';
-            if (wl == 3 && (all & 4) && http_error_status(s, n, i))
+            if (wl == 3 && (all & 4) && (http_error_status(s, n, i) || json_http_status(s, n, i)))
                 err = 1;
+            if (wl == 2 && (all & 4)) {
+                int lv = json_numeric_level(s, i);
+                err |= lv == 2;
+                warn |= lv == 1;
+            }
             /* numbers, hex ids, uuids parts, times: one symbol each */
             if ((all & 2) || (wl > 2 && u[i] == '0' && (u[i + 1] | 0x20) == 'x')) {
                 H(h, '#');
@@ -288,13 +374,17 @@ enum hr_logc_class hr_logc_classify(const char *s, size_t n, uint64_t *tmpl)
             if (prev_num && u[i - 1] == ' ' && in(count_words, w, wl)) {
                 summ = 1;
             } else if (in(err_words, w, wl)) {
-                if (prev_neg || zero_after(s, n, j))
+                if (json_empty_field(s, n, i, j))
+                    ; /* "error":null: a field saying there was none */
+                else if (prev_neg || zero_after(s, n, j))
                     summ = 1;
                 else if (!(i && (u[i - 1] == '-' || u[i - 1] == '/' || u[i - 1] == '.')) || j == n ||
                          u[j] == ':')
                     err = 1; /* not an option or path ("-Werror", "/errors/") unless it ends a label */
             } else if (in(warn_words, w, wl)) {
-                if (prev_neg || zero_after(s, n, j))
+                if (json_empty_field(s, n, i, j))
+                    ;
+                else if (prev_neg || zero_after(s, n, j))
                     summ = 1;
                 else if (!(i && (u[i - 1] == '-' || u[i - 1] == '/')))
                     warn = 1;

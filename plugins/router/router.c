@@ -197,6 +197,39 @@ static int diag_line(const char *s, size_t n)
     return 0;
 }
 
+/* One record of a JSON-lines log: a line that is a JSON object ({"…":…})
+ * with a level or time key (Caddy, Traefik, nginx log_format json, pino,
+ * zap, logrus, slog, bunyan, Docker's json-file, ECS, Serilog's CLEF).
+ * Such a line ends in '}' (a code line) and may hold "path-12-" in a date
+ * (a grep context line): a JSON-lines log typed as code or search went
+ * upstream whole. JSON rows without such a key (jq -c of data) are not
+ * read as log lines. */
+static int json_log_line(const char *s, size_t n)
+{
+    static const char *const keys[] = {"\"level\":", "\"severity\":", "\"lvl\":", "\"log.level\":",
+        "\"levelname\":", "\"loglevel\":", "\"ts\":", "\"@timestamp\":", "\"@t\":", "\"time", "\"timestamp\":",
+        "\"datetime\":", NULL};
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+        n--;
+    if (n < 8 || s[0] != '{' || s[1] != '"' || s[n - 1] != '}')
+        return 0;
+    for (const char *const *k = keys; *k; k++) {
+        size_t kl = strlen(*k);
+        for (const char *p = s; (p = memmem(p, n - (size_t)(p - s), *k, kl)); p++) {
+            if (p[kl - 1] == ':')
+                return 1;
+            /* "time…": a key that begins so ("time", "time_local", "timeMillis"),
+             * not a value ("timeout") */
+            size_t i = (size_t)(p - s) + kl, end = i + 24;
+            while (i < n && i < end && (isalnum((unsigned char)s[i]) || s[i] == '_'))
+                i++;
+            if (i + 1 < n && s[i] == '"' && s[i + 1] == ':')
+                return 1;
+        }
+    }
+    return 0;
+}
+
 static int code_line(const char *s, size_t n)
 {
     static const char *const kw[] = {"def ", "class ", "import ", "from ", "#include", "function ",
@@ -251,6 +284,11 @@ static enum hr_content_type sniff_text(const struct router *r, const char *text,
             continue;
         }
         in_diag = 0;
+        if (json_log_line(s, n)) {
+            log++;
+            in_group = prev_heading = prev_search = 0;
+            continue;
+        }
         size_t before_search = search;
         if (starts(s, n, "diff --git ") || starts(s, n, "+++ ") || starts(s, n, "--- "))
             diff_hdr++;
