@@ -32,6 +32,7 @@
 #include "respcache.h"
 #include "retrieve_tool.h"
 #include "stats.h"
+#include "stats_json.h"
 
 #define LOGGER "headroom.backend"
 #define MAX_FETCH 64               /* originals fetched for one retrieve round */
@@ -1015,16 +1016,45 @@ int hr_fleet_abort_waits(struct hr_worker *w, const char *message)
 
 /* ------------------------------------------------------------ figures */
 
+/* The url as /stats and /health show it: the password stays out. */
+static json_t *shown_url(void)
+{
+    char shown[600];
+    snprintf(shown, sizeof shown, "redis://%s%s%s%s:%d/%d", fl.user ? fl.user : "", fl.user ? ":" : "",
+             fl.password ? "***@" : fl.user ? "@" : "", fl.host, fl.s.port, fl.s.db);
+    return json_string(shown);
+}
+
+json_t *hr_fleet_health(void)
+{
+    if (!fl.on) return NULL;
+    struct hr_rconn_health h;
+    hr_rconn_health(&h);
+    int up = h.connections > 0 && h.up == h.connections;
+    json_t *o = json_pack("{s:s,s:o,s:b,s:i,s:i,s:s}", "kind", "redis", "url", shown_url(), "up", up, "connections",
+                          h.connections, "connections_up", h.up, "on_backend_error", fl.fail_closed ? "closed" : "open");
+    if (!o || up) return o;
+    const char *period;
+    time_t start, end;
+    int strict = hr_ratelimit_enabled() || hr_cost_budget_period(hr_clock_now(), &period, &start, &end);
+    char impact[400];
+    snprintf(impact, sizeof impact, "%s; stored originals and cached answers are not shared meanwhile",
+             !strict ? "no budget or rate limit to check"
+             : fl.fail_closed ? "requests that need the budget or rate limit get 503 (on_backend_error closed) and "
+                                "/readyz says not ready"
+                              : "the budget and rate limit are not enforced (on_backend_error open)");
+    json_object_set_new(o, "down_seconds", json_real(hr_round(h.down_ms / 1000, 1)));
+    if (h.last_error[0]) json_object_set_new(o, "last_error", json_string(h.last_error));
+    json_object_set_new(o, "impact", json_string(impact));
+    return o;
+}
+
 static json_t *stats_block(void *state)
 {
     (void)state;
     json_t *o = json_object();
     json_object_set_new(o, "kind", json_string("redis"));
-    char shown[300];
-    /* The password stays out of /stats. */
-    snprintf(shown, sizeof shown, "redis://%s%s%s%s:%d/%d", fl.user ? fl.user : "", fl.user ? ":" : "",
-             fl.password ? "***@" : fl.user ? "@" : "", fl.host, fl.s.port, fl.s.db);
-    json_object_set_new(o, "url", json_string(shown));
+    json_object_set_new(o, "url", shown_url());
     json_object_set_new(o, "prefix", json_string(fl.prefix));
     json_object_set_new(o, "timeout_ms", json_integer(fl.s.timeout_ms));
     json_object_set_new(o, "on_backend_error", json_string(fl.fail_closed ? "closed" : "open"));

@@ -24,6 +24,11 @@ int hr_fleet_enabled(void);
  * rate limit it would check. No network call: the connections' state. */
 const char *hr_fleet_unready(void);
 
+/* /health checks.backend: the connections' state (no network call), and
+ * while one is down for how long, why, and what that means; NULL without
+ * a backend. */
+json_t *hr_fleet_health(void);
+
 /* Per worker: connect on its loop (server start); bind the worker thread;
  * close (server stop, after the loop ended). */
 int hr_fleet_worker_start(struct hr_worker *w);

@@ -66,6 +66,8 @@ static struct {
     int refused_logged;         /* a "Redis refused" line was written, at refused_at */
     double refused_at;
     unsigned long long refused_quiet; /* refusals not logged since */
+    double down_since;          /* monotonic ms since not every connection is up, 0 while all are */
+    char last_error[200];       /* why a connection last went down or failed */
 } st = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 void hr_rconn_kinds(const char *const *names, size_t n)
@@ -86,12 +88,23 @@ static void count(int kind, int ok, double ms)
     pthread_mutex_unlock(&st.lock);
 }
 
+/* With st.lock held, after st.up or st.connections changed. */
+static void note_all_up_locked(void)
+{
+    if (st.connections > 0 && st.up < st.connections) {
+        if (!st.down_since) st.down_since = hr_monotonic_ms();
+    } else {
+        st.down_since = 0;
+    }
+}
+
 static void set_up(struct hr_rconn *c, int up)
 {
     if (c->connected == up) return;
     c->connected = up;
     pthread_mutex_lock(&st.lock);
     st.up += up ? 1 : -1;
+    note_all_up_locked();
     pthread_mutex_unlock(&st.lock);
 }
 
@@ -133,6 +146,7 @@ static void went_down(struct hr_rconn *c, const char *why)
     pthread_mutex_lock(&st.lock);
     if (was_up) st.disconnects++;
     else st.connect_failures++;
+    snprintf(st.last_error, sizeof st.last_error, "%s", why);
     pthread_mutex_unlock(&st.lock);
     if (!c->down_logged || strcmp(c->down_why, why)) {
         HR_WARN(LOGGER, "worker %zu: Redis at %s:%d unavailable (%s); shared state fails %s until it is back, "
@@ -405,6 +419,7 @@ struct hr_rconn *hr_rconn_new(struct event_base *base, const struct hr_rconn_set
     }
     pthread_mutex_lock(&st.lock);
     st.connections++;
+    note_all_up_locked();
     pthread_mutex_unlock(&st.lock);
     connect_now(c);
     return c;
@@ -425,6 +440,7 @@ void hr_rconn_free(struct hr_rconn *c)
     set_up(c, 0);
     pthread_mutex_lock(&st.lock);
     st.connections--;
+    note_all_up_locked();
     pthread_mutex_unlock(&st.lock);
     if (c->retry) event_free(c->retry);
     if (c->deadline) event_free(c->deadline);
@@ -480,6 +496,16 @@ void hr_rconn_command(struct hr_rconn *c, int kind, int argc, const char **argv,
      * that follows it reaches the client (and its next request, another
      * instance). Not from inside a hiredis callback: hiredis writes then. */
     if (o->sent && !(ac->c.flags & REDIS_IN_CALLBACK)) redisAsyncHandleWrite(ac);
+}
+
+void hr_rconn_health(struct hr_rconn_health *h)
+{
+    pthread_mutex_lock(&st.lock);
+    h->connections = st.connections;
+    h->up = st.up;
+    h->down_ms = st.down_since ? hr_monotonic_ms() - st.down_since : 0;
+    snprintf(h->last_error, sizeof h->last_error, "%s", st.last_error);
+    pthread_mutex_unlock(&st.lock);
 }
 
 void hr_rconn_stats(json_t *o)

@@ -62,6 +62,16 @@ int hr_rconn_all_up(void);
 void hr_rconn_command(struct hr_rconn *c, int kind, int argc, const char **argv, const size_t *argvlen,
                       hr_rconn_done_fn done, void *ud);
 
+/* The connections' state for /health, without a network call: how many
+ * are up, for how long not all of them have been (0 while all are), and
+ * the last reason one went down or failed to connect ("" if none did). */
+struct hr_rconn_health {
+    int connections, up;
+    double down_ms;
+    char last_error[200];
+};
+void hr_rconn_health(struct hr_rconn_health *h);
+
 /* /stats "backend" figures (added to `o`) and /metrics families. */
 void hr_rconn_stats(json_t *o);
 int hr_rconn_metrics(hr_metric_visit_fn visit, void *ud);

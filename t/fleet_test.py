@@ -7,8 +7,8 @@
 # CCR store (hash made on A read on B, also through headroom_retrieve) and
 # the response cache; Responses WebSocket messages held to the shared rate
 # limit in the order sent; Redis killed, stopped and restarted: fail open /
-# closed as configured (and /readyz not ready while closed refuses), no
-# crash, recovery; spend counted once when a stalled Redis runs a timed-out
+# closed as configured (and /readyz not ready while closed refuses; /health
+# 200 but degraded, saying why), no crash, recovery; spend counted once when a stalled Redis runs a timed-out
 # add after its re-send; AUTH (password, ACL user) and SELECT refused: down,
 # retried, healed when Redis's side is fixed; error replies logged at most
 # every 10 s; failed connection attempts counted apart from lost
@@ -157,6 +157,32 @@ def metric(text, name, labels=""):
     return float(m.group(1)) if m else None
 
 
+def health_down(h, label, impact):
+    """/health with Redis gone: still 200 (a liveness probe must not restart it), status degraded, and
+    checks.backend saying it is down, since when, why and what that means."""
+    r = request("GET", h.url + "/health", timeout=5, quiet=True)
+    j = r.json() or {}
+    be = (j.get("checks") or {}).get("backend") or {}
+    is_((r.status, j.get("status"), j.get("ready")), (200, "degraded", True),
+        "%s: /health answers 200, status degraded (not a liveness failure)" % label)
+    is_((be.get("kind"), be.get("up"), be.get("connections_up"), be.get("on_backend_error")),
+        ("redis", False, 0, label), "%s: /health checks.backend: redis, not up, no connection up" % label)
+    cmp_ok(be.get("connections", 0), ">=", 1, "%s: /health checks.backend counts the connections" % label)
+    cmp_ok(be.get("down_seconds", -1), ">=", 0, "%s: /health checks.backend.down_seconds" % label)
+    like(be.get("last_error", ""), r"\S", "%s: /health checks.backend.last_error says why (%s)"
+         % (label, be.get("last_error")))
+    like(be.get("impact", ""), impact, "%s: /health checks.backend.impact says what it means" % label)
+    is_(be.get("url"), "redis://127.0.0.1:%d/0" % redis.port, "%s: /health names the Redis" % label)
+
+
+def health_up(h, label):
+    j = h.get_json("/health")
+    be = (j.get("checks") or {}).get("backend") or {}
+    is_((j.get("status"), be.get("up"), be.get("connections_up") == be.get("connections")), ("healthy", True, True),
+        "%s: /health healthy again once Redis is back" % label)
+    ok("down_seconds" not in be and "impact" not in be, "%s: ... without the outage's fields" % label)
+
+
 USAGE_1000 = {"x-mock-usage": json.dumps({"prompt_tokens": 1000, "completion_tokens": 0})}
 COST = 0.0025  # 1000 gpt-4o input tokens at $2.50 / M
 
@@ -255,6 +281,7 @@ try:
         is_((st.get("kind"), st.get("connected"), st.get("prefix")), ("redis", True, "three:"),
             "/stats backend: redis, connected, prefix")
         is_(A.get_json("/stats")["ccr"].get("backend"), "redis", "/stats ccr.backend: redis (originals are shared)")
+        health_up(A, "3 instances")
         rate_round(three, "rate-key", 12, "3 instances")
         ok(redis.cmd("KEYS", "three:rl:*"), "rate-limit buckets live in Redis")
         # The bucket refills at 12 per minute: one more request fits 5 s later, not two.
@@ -373,6 +400,7 @@ try:
             is_(r.status, 200, "open: Redis killed, request %d still answered" % (i + 1))
         st = backend_stats(op[0])
         is_(st.get("connected"), False, "open: /stats backend says disconnected")
+        health_down(op[0], "open", r"budget and rate limit are not enforced \(on_backend_error open\)")
         cmp_ok(st.get("disconnects", 0), ">=", 1, "open: the lost connections are counted as disconnects")
         is_(readyz(op[0])[0], 200, "open: /readyz still ready (requests go on unchecked)")
         cmp_ok(st.get("fail_open", 0), ">=", 1, "open: requests let through are counted")
@@ -384,6 +412,7 @@ try:
         redis.start()
         ok(wait_until(lambda: all(backend_stats(h).get("connected") for h in op), timeout=10),
            "open: both instances reconnect after Redis is back")
+        health_up(op[0], "open")
         # The spend of the 4 requests made while Redis was gone is sent on reconnect
         # (this Redis starts empty: it holds exactly that).
         spent = lambda: redis.cmd("GET", (redis.cmd("KEYS", "open:budget:*") or ["x"])[0])
@@ -430,8 +459,10 @@ try:
         is_((code, body.get("ready")), (503, False), "closed: /readyz not ready while Redis is down (a balancer "
             "stops sending requests that would get 503)")
         like(body.get("reason", ""), r"Redis.*on_backend_error is closed", "closed: /readyz says why")
+        health_down(cl, "closed", r"requests that need the budget or rate limit get 503 \(on_backend_error closed\)")
         redis.start()
         ok(wait_until(lambda: backend_stats(cl).get("connected"), timeout=10), "closed: reconnects")
+        health_up(cl, "closed")
         is_(readyz(cl), (200, {"ready": True}), "closed: /readyz ready again")
         r = post_json(cl.url + "/v1/chat/completions", chat(text="back"))
         is_(r.status, 200, "closed: answered again once Redis is back")
@@ -557,6 +588,12 @@ try:
         like(pw.stderr_text(), r"WARN.*refused AUTH: WRONGPASS.*fix the user or password in backend redis \{ url",
              "AUTH refused: a WARN names the url and what Redis said")
         ok("wrong-pw" not in pw.stderr_text(), "AUTH refused: the password is not logged")
+        hb = request("GET", pw.url + "/health", timeout=5, quiet=True)
+        be = ((hb.json() or {}).get("checks") or {}).get("backend") or {}
+        is_((hb.status, (hb.json() or {}).get("status"), be.get("up")), (200, "degraded", False),
+            "AUTH refused: /health 200, degraded, backend not up")
+        like(be.get("last_error", ""), r"refused AUTH: WRONGPASS", "AUTH refused: /health says Redis refused the AUTH")
+        ok("wrong-pw" not in hb.text, "AUTH refused: /health does not show the password")
         is_(post_json(pw.url + "/v1/chat/completions", chat(text="no auth")).status, 503,
             "AUTH refused: on_backend_error closed refuses (503)")
         is_(readyz(pw)[0], 503, "AUTH refused: /readyz not ready")
