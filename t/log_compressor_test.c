@@ -77,6 +77,13 @@ static void classes(void)
         {"{\"level\":\"info\",\"error\":null,\"errors\":[],\"warning\":\"\",\"msg\":\"job done\"}", HR_LOGC_NORMAL},
         {"{\"level\":\"info\",\"error\":\"disk full\",\"msg\":\"job done\"}", HR_LOGC_ERROR},
         {"{\"severity\":\"ERROR\",\"message\":\"payment declined\"}", HR_LOGC_ERROR},
+        /* exception and warning names longer than 16 bytes */
+        {"Caused by: java.lang.NullPointerException: Cannot invoke \"Map.get(Object)\"", HR_LOGC_ERROR},
+        {"ModuleNotFoundError: No module named 'yaml'", HR_LOGC_ERROR},
+        {"ConnectionRefusedError: [Errno 111] Connection refused", HR_LOGC_ERROR},
+        {"/srv/app/cfg.py:12: UserWarning: key 'retries' is ignored", HR_LOGC_WARN},
+        {"(node:77) ExperimentalWarning: The Fetch API is an experimental feature", HR_LOGC_WARN},
+        {"the AbstractSingletonProxyFactoryBean was created", HR_LOGC_NORMAL},
     };
     for (size_t i = 0; i < sizeof t / sizeof *t; i++)
         is_int(hr_logc_classify(t[i].line, strlen(t[i].line), NULL), t[i].want, "class of \"%s\"", t[i].line);
@@ -249,6 +256,45 @@ static void access_log(void *state)
     free(r.text), free(log);
 }
 
+/* A traceback's last line names the exception: ModuleNotFoundError (19
+ * bytes), java.lang.NullPointerException (20) were normal lines, as only
+ * words of up to 16 bytes were looked up, so the line that says what went
+ * wrong was folded among the service's lines. A recursion's identical
+ * frames beyond max_stack_frames are not kept one by one. */
+static void long_exception_names(void *state)
+{
+    char *log = malloc(200000);
+    size_t n = 0;
+    for (int i = 0; i < 400; i++) {
+        n += (size_t)sprintf(log + n, "2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n", i / 60, i % 60, i,
+                             3 + i % 17);
+        if (i == 200)
+            n += (size_t)sprintf(log + n, "Traceback (most recent call last):\n  File \"/srv/app/worker.py\", line 88, in run\n"
+                                 "    handler = load_plugin(name)\n  File \"/srv/app/plugins.py\", line 31, in load_plugin\n"
+                                 "    mod = importlib.import_module(name)\nModuleNotFoundError: No module named 'yaml'\n");
+        if (i == 300) {
+            n += (size_t)sprintf(log + n, "Exception in thread \"main\" java.lang.IllegalStateException: order 1187 failed\n"
+                                 "\tat Orders.process(Orders.java:6)\n\tat Orders.main(Orders.java:10)\n"
+                                 "Caused by: java.lang.NullPointerException: Cannot invoke \"Map.get(Object)\"\n");
+            for (int k = 0; k < 40; k++)
+                n += (size_t)sprintf(log + n, "\tat Orders.depth(Orders.java:3)\n");
+            n += (size_t)sprintf(log + n, "\tat Orders.process(Orders.java:5)\n\t... 1 more\n");
+        }
+    }
+    struct tc_result r = tc_run(state, log, HR_CT_LOG, "", 0);
+    ok(r.rc == 0 && strstr(r.text, "\n    mod = importlib.import_module(name)\nModuleNotFoundError: No module named 'yaml'\n"),
+       "a traceback's ModuleNotFoundError line is kept, under its frames");
+    const char *c = strstr(r.text, "\nCaused by: java.lang.NullPointerException: Cannot invoke \"Map.get(Object)\"\n");
+    size_t depth = 0;
+    for (const char *p = r.text; (p = strstr(p, "\tat Orders.depth(Orders.java:3)\n")); p++)
+        depth++;
+    ok(c && strstr(c, "\tat Orders.process(Orders.java:5)\n\t... 1 more\n"), "a Caused by: NullPointerException line is kept with its trace");
+    ok(depth <= 4, "a recursion's identical frames: the first and last two (%zu kept of 40)", depth);
+    if (!c || depth > 4)
+        tap_diag("%s", r.text);
+    free(r.text), free(log);
+}
+
 /* A JSON-lines access log (Caddy's shape): 404 and 502 lines are errors,
  * kept with the lines around them; they were folded into "N similar lines
  * like: … \"status\":200". */
@@ -390,6 +436,7 @@ int main(void)
     warning_context(state);
     access_log(state);
     json_lines_log(state);
+    long_exception_names(state);
     kinds(state);
     tc_fixture(state, "make_gcc_error", HR_CT_LOG);
     tc_fixture(state, "make_k_gcc", HR_CT_LOG);

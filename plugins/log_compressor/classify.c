@@ -292,6 +292,18 @@ static int http_error_status(const char *s, size_t n, size_t i)
     return k < i - 2 && k >= 5 && !memcmp(s + k - 5, "HTTP/", 5);
 }
 
+/* A CamelCase name ending in Error or Exception (ValueError,
+ * java.lang.NullPointerException, ConnectionRefusedError) is an error (2),
+ * one ending in Warning (UserWarning, DeprecationWarning, node's
+ * ExperimentalWarning) a warning (1); the word is s[i..j). */
+static int camel_class(const char *s, size_t i, size_t j)
+{
+    size_t wl = j - i;
+    if ((wl > 5 && !memcmp(s + j - 5, "Error", 5)) || (wl > 9 && !memcmp(s + j - 9, "Exception", 9)))
+        return 2;
+    return wl > 7 && !memcmp(s + j - 7, "Warning", 7) ? 1 : 0;
+}
+
 /* "errors: 0", "failed=0": a count of zero right after the word. */
 static int zero_after(const char *s, size_t n, size_t j)
 {
@@ -388,12 +400,18 @@ enum hr_logc_class hr_logc_classify(const char *s, size_t n, uint64_t *tmpl)
                     summ = 1;
                 else if (!(i && (u[i - 1] == '-' || u[i - 1] == '/')))
                     warn = 1;
-            } else if (wl > 5 && ((wl >= 5 && !memcmp(s + j - 5, "Error", 5)) ||
-                                  (wl > 9 && !memcmp(s + j - 9, "Exception", 9)))) {
-                err = 1; /* ValueError, NullPointerException */
+            } else {
+                int c = camel_class(s, i, j);
+                err |= c == 2;
+                warn |= c == 1;
             }
             prev_neg = neg;
         } else {
+            /* longer words are no table word, but may name an exception
+             * (NullPointerException, ModuleNotFoundError: 20 and 19 bytes) */
+            int c = camel_class(s, i, j);
+            err |= c == 2;
+            warn |= c == 1;
             prev_neg = 0;
         }
         prev_num = 0;

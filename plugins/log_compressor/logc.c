@@ -116,13 +116,21 @@ static void keep_stack(struct work *w, size_t a, size_t b)
     if (frames <= budget)
         return;
     size_t used = budget < 4 ? budget : 4;
-    for (size_t i = a; i < b && used < budget; i++)
-        if (w->l[i].cls == HR_LOGC_FRAME && !w->l[i].keep && !w->l[i].lib) {
+    const struct ll *prev = NULL; /* the frame above: a recursion repeats it, and says nothing new */
+    for (size_t i = a; i < b && used < budget; i++) {
+        const struct ll *x = &w->l[i], *above = prev;
+        if (x->cls != HR_LOGC_FRAME)
+            continue;
+        prev = x;
+        if (above && above->len == x->len && !memcmp(above->s, x->s, x->len))
+            continue;
+        if (!x->keep && !x->lib) {
             w->l[i].keep = K_SIGNAL;
             if (i + 1 < b && w->l[i + 1].cls == HR_LOGC_FRAME_CONT)
                 w->l[i + 1].keep = K_SIGNAL;
             used++;
         }
+    }
 }
 
 static uint64_t line_hash(const struct ll *x)
