@@ -88,9 +88,12 @@ static int in_skip(const struct skip_set *s, const json_t *v)
     return s && s->n && bsearch(&v, s->items, s->n, sizeof *s->items, cmp_ptr);
 }
 
-static uint64_t count_strings(enum hr_encoding enc, const json_t *v, const struct skip_set *skip)
+/* `api`: the request's format, which says what is data (images, PDFs,
+ * signatures) rather than text; NULL: every string is text. */
+static uint64_t count_strings(const struct hr_api *api, enum hr_encoding enc, const json_t *v,
+                              const struct skip_set *skip)
 {
-    uint64_t n = 0;
+    uint64_t n = 0, data;
     size_t i;
     const char *k;
     json_t *x;
@@ -99,10 +102,13 @@ static uint64_t count_strings(enum hr_encoding enc, const json_t *v, const struc
     case JSON_STRING:
         return in_skip(skip, v) ? 0 : hr_count_tokens_cached_enc(enc, json_string_value(v), json_string_length(v));
     case JSON_ARRAY:
-        json_array_foreach(v, i, x) n += count_strings(enc, x, skip);
+        json_array_foreach(v, i, x) n += count_strings(api, enc, x, skip);
         return n;
     case JSON_OBJECT:
-        json_object_foreach((json_t *)v, k, x) n += count_strings(enc, x, skip);
+        json_object_foreach((json_t *)v, k, x) {
+            if (api && api->data_tokens && api->data_tokens(v, k, &data)) n += data;
+            else n += count_strings(api, enc, x, skip);
+        }
         return n;
     default: return 0;
     }
@@ -113,7 +119,8 @@ static uint64_t request_tokens(const struct hr_api *api, const char *model, cons
 {
     uint64_t n = 0;
     enum hr_encoding enc = hr_encoding_for_model(model);
-    for (size_t i = 0; api->counted_keys[i]; i++) n += count_strings(enc, hr_json_get(body, api->counted_keys[i]), skip);
+    for (size_t i = 0; api->counted_keys[i]; i++)
+        n += count_strings(api, enc, hr_json_get(body, api->counted_keys[i]), skip);
     n += PER_MESSAGE_TOKENS * (uint64_t)json_array_size(hr_json_get(body, api->items_key));
     return n;
 }
@@ -125,7 +132,7 @@ uint64_t hr_request_tokens(const struct hr_api *api, const char *model, const js
 
 uint64_t hr_json_tokens(const char *model, const json_t *value)
 {
-    return count_strings(hr_encoding_for_model(model), value, NULL);
+    return count_strings(NULL, hr_encoding_for_model(model), value, NULL);
 }
 
 struct unit_list {

@@ -1,0 +1,334 @@
+#!/usr/bin/env python3
+# wire_tour_test.py — agent-shaped traffic on each wire format through a
+# headroomd running the shipped config, against t/mock-upstream.
+#
+# Anthropic Messages as Claude Code sends it: system blocks with a
+# cache_control breakpoint, thinking / redacted_thinking blocks, tool_results
+# as a string, as text blocks (one carrying cache_control), with an image,
+# is_error, a base64 PDF document and search_result blocks. Checked: what is
+# compressed and what goes upstream as sent, block order and tool_use /
+# tool_result pairing, headroom_retrieve in Anthropic's shape; an image or a
+# PDF counts as Anthropic bills it (not as the text of its base64: a
+# screenshot counted 300 000 tokens) and signatures as nothing, so a
+# rate_limit_tpm far above the real traffic no longer refuses a turn that
+# carries a screenshot.
+# OpenAI Responses as Codex CLI sends it: reasoning items with
+# encrypted_content (not counted), function_call_output as a string and as
+# input_text / input_image parts (the image counted as OpenAI bills it).
+# Chat Completions: tool messages as text parts, parallel calls, an image
+# part counted as OpenAI bills it. Each: x-headroom-tokens-*, /stats and the
+# request log agree.
+import os
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hrtest import *  # noqa: E402,F403
+import base64  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+import struct  # noqa: E402
+import tempfile  # noqa: E402
+import zlib  # noqa: E402
+
+rnd = random.Random(11)
+
+# --------------------------------------------------------------------------
+# realistic tool outputs
+# --------------------------------------------------------------------------
+LOG_LINES = []
+for i in range(2000):
+    t = "2026-12-05T08:%02d:%02d.%03dZ" % (i // 3600 % 60, i // 60 % 60, i % 1000)
+    if i == 731:
+        LOG_LINES.append(t + " ERROR payments-worker-3 charge ord-88412 failed: card_declined (stripe req_9f3a2c)")
+    elif i % 97 == 0:
+        LOG_LINES.append(t + " WARN http-%d slow request GET /api/v2/orders?page=%d took %dms" % (i % 8, i % 40, 900 + i % 300))
+    else:
+        LOG_LINES.append(t + " INFO http-%d GET /api/v2/orders/%d 200 %dms user=u%05d"
+                         % (i % 8, 10000 + i * 7, 3 + i * 13 % 90, i * 31 % 99999))
+LOG = "\n".join(LOG_LINES) + "\n"
+ROWS = [{"package": "lib%s%d" % (rnd.choice(["ssl", "xml", "gtk", "z", "curl"]), i), "version": "1.%d.%d-%d" % (i % 7, i % 13, i % 3),
+         "arch": "amd64", "installed_size_kb": 100 + i * 37 % 5000, "status": "install ok installed"} for i in range(500)]
+ROWS[250]["status"] = "install ok half-configured"
+ROWS[250]["error"] = "dpkg: error processing package lib250 (--configure): installed post-installation script returned 1"
+JSON_ROWS = json.dumps(ROWS, indent=1)
+DPKG = "\n".join("2025-06-24 14:%02d:%02d status %s lib%s%d:amd64 1.%d-%d" % (i // 60 % 60, i % 60,
+                 ("unpacked", "half-configured", "installed")[i % 3], rnd.choice(["ssl", "xml", "gtk"]), i, i % 9, i % 4)
+                 for i in range(2000)) + "\n"
+
+
+def png(w, h, noisy_rows=0):
+    """A valid PNG of w x h: the first noisy_rows rows random (so its base64
+    is as big as a real screenshot's), the rest white."""
+    raw = bytearray()
+    for y in range(h):
+        raw += b"\x00" + (bytes(rnd.getrandbits(8) for _ in range(w * 3)) if y < noisy_rows else b"\xff" * (w * 3))
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(bytes(raw), 1)) + chunk(b"IEND", b""))
+
+
+def pdf(pages):
+    """A small PDF of `pages` pages, each object written out (no object streams)."""
+    objs = ["<< /Type /Catalog /Pages 2 0 R >>",
+            "<< /Type /Pages /Kids [%s] /Count %d >>" % (" ".join("%d 0 R" % (3 + i) for i in range(pages)), pages)]
+    objs += ["<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>"] * pages
+    out = "%PDF-1.4\n" + "".join("%d 0 obj\n%s\nendobj\n" % (i + 1, o) for i, o in enumerate(objs))
+    return out + "trailer\n<< /Root 1 0 R >>\n%%EOF\n"
+
+
+b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+SHOT = b64(png(1280, 800, noisy_rows=120))    # ~490 KB of base64: what a screenshot weighs
+DOT = b64(png(1, 1))
+PDF3, PDF1 = b64(pdf(3).encode()), b64(pdf(1).encode())
+SIG = b64(bytes(rnd.getrandbits(8) for _ in range(1500)))  # a thinking signature's size
+ENC = "gAAAAA" + b64(bytes(rnd.getrandbits(8) for _ in range(6000)))  # encrypted reasoning
+
+
+def jbody(r):
+    try:
+        return json.loads(r.body)
+    except (ValueError, TypeError):
+        return None
+
+
+def upstream_bodies(mock, path):
+    return [json.loads(base64.b64decode(x["body_b64"])) for x in mock.requests() if x["path"] == path]
+
+
+def tokens(r, name):
+    v = r.header("x-headroom-tokens-" + name)
+    return int(v) if v and v.isdigit() else None
+
+
+def read_log(path):
+    try:
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except OSError:
+        return []
+
+
+def figures_agree(hd, r, log_path, stats_before, what):
+    """x-headroom-tokens-* of r, the request log's line for it and the
+    /stats delta are the same figures."""
+    rid = r.header("x-headroom-request-id")
+    line = wait_until(lambda: [x for x in read_log(log_path) if x.get("request_id") == rid], timeout=5)
+    line = line[0] if line else {}
+    st = hd.stats()["tokens"]
+    got = (tokens(r, "before"), tokens(r, "after"), tokens(r, "saved"))
+    is_((line.get("tokens_input"), line.get("tokens_sent"), line.get("tokens_saved")), got,
+        what + ": the request log's tokens are the headers' %r" % (got,))
+    is_((st["input"] - stats_before["input"], st["sent"] - stats_before["sent"]), got[:2],
+        what + ": /stats counted the headers' tokens")
+
+
+def anthropic_turn(shot, pdf_data, sig, redacted):
+    """A Claude Code turn: the log, the package list, a screenshot, a PDF
+    and search results came back from tools."""
+    return {
+        "model": "claude-sonnet-4-5-20250929", "max_tokens": 4096, "thinking": {"type": "enabled", "budget_tokens": 2048},
+        "system": [{"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude."},
+                   {"type": "text", "text": "Working directory: /srv/app", "cache_control": {"type": "ephemeral"}}],
+        "tools": [{"name": "Bash", "description": "Run a shell command",
+                   "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}},
+                  {"name": "Read", "description": "Read a file",
+                   "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}}}],
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": "<system-reminder>\nContext follows.\n</system-reminder>"},
+                {"type": "text", "text": "Why did ord-88412 fail, and which package failed to configure?"}]},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "Look at the log and the packages.", "signature": sig},
+                {"type": "tool_use", "id": "toolu_01", "name": "Bash", "input": {"command": "cat app.log"}},
+                {"type": "tool_use", "id": "toolu_02", "name": "Bash", "input": {"command": "dpkg-query -W --json"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_01", "content": LOG},
+                {"type": "tool_result", "tool_use_id": "toolu_02", "content": [{"type": "text", "text": JSON_ROWS}]}]},
+            {"role": "assistant", "content": [
+                {"type": "redacted_thinking", "data": redacted},
+                {"type": "tool_use", "id": "toolu_03", "name": "Read", "input": {"file_path": "screenshot.png"}},
+                {"type": "tool_use", "id": "toolu_04", "name": "Bash", "input": {"command": "tail -2000 dpkg.log"}},
+                {"type": "tool_use", "id": "toolu_05", "name": "WebSearch", "input": {"query": "dpkg half-configured"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_03", "content": [
+                    {"type": "text", "text": "screenshot.png (1280x800)"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": shot}}]},
+                {"type": "tool_result", "tool_use_id": "toolu_04", "is_error": True,
+                 "content": [{"type": "text", "text": DPKG, "cache_control": {"type": "ephemeral"}}]},
+                {"type": "tool_result", "tool_use_id": "toolu_05", "content": [
+                    {"type": "search_result", "source": "https://example.org/dpkg", "title": "dpkg states",
+                     "content": [{"type": "text", "text": "half-configured: the postinst failed. " * 60}],
+                     "citations": {"enabled": True}}]},
+                {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": pdf_data},
+                 "title": "runbook.pdf"},
+                {"type": "text", "text": "The runbook is attached.", "cache_control": {"type": "ephemeral"}}]}]}
+
+
+def blocks(body):
+    return [[b.get("type") for b in m["content"]] if isinstance(m.get("content"), list) else "str"
+            for m in body.get("messages", [])]
+
+
+def text_of(content):
+    return content if isinstance(content, str) else "".join(b.get("text", "") for b in content if isinstance(b, dict))
+
+
+LOG_FILE = os.path.join(tempfile.mkdtemp(prefix="hr-wire-tour-"), "requests.jsonl")
+CONF = shipped_conf_text(stage_budget_ms=5000) + "\nlog_file %s\n" % LOG_FILE
+
+with Mock() as mock, Headroomd(conf_text=CONF, mock=mock) as hd:
+    # ---------------------------------------------------------------- Anthropic
+    sent = anthropic_turn(SHOT, PDF3, SIG, "EmwKAhgB" + ENC)
+    st0 = hd.stats()["tokens"]
+    r = post_json(hd.url + "/v1/messages", sent, headers={"x-api-key": "sk-ant-x", "anthropic-version": "2023-06-01"})
+    is_(r.status, 200, "Anthropic: a Claude Code turn with a log, rows, a screenshot, a PDF and search results")
+    up = (upstream_bodies(mock, "/v1/messages") or [{}])[-1]
+    is_(blocks(up), blocks(sent), "Anthropic upstream: every turn's blocks in the order sent")
+    uses = [b["id"] for m in up.get("messages", []) for b in m["content"] if b.get("type") == "tool_use"]
+    results = [b["tool_use_id"] for m in up.get("messages", []) if m["role"] == "user"
+               for b in m["content"] if b.get("type") == "tool_result"]
+    is_(results, uses, "Anthropic upstream: each tool_use answered by its tool_result, in order")
+    msgs = up.get("messages") or [{"content": [{}] * 6}] * 5
+    is_(up.get("system"), sent["system"], "Anthropic upstream: system blocks and their cache_control as sent")
+    is_([msgs[1]["content"][0], msgs[3]["content"][0]], [sent["messages"][1]["content"][0], sent["messages"][3]["content"][0]],
+        "Anthropic upstream: thinking and redacted_thinking blocks as sent")
+    r_log, r_rows = msgs[2]["content"][0], msgs[2]["content"][1]
+    cmp_ok(len(text_of(r_log.get("content", LOG))), "<", len(LOG) // 20, "Anthropic: the string tool_result compressed")
+    ok("ord-88412 failed" in text_of(r_log.get("content", "")), "Anthropic: with the error line the question is about")
+    ok(isinstance(r_rows.get("content"), list) and "lib250" in text_of(r_rows["content"])
+       and len(text_of(r_rows["content"])) < len(JSON_ROWS) // 10,
+       "Anthropic: the text-block tool_result compressed, still a text block, the failed package kept")
+    shot_res, dpkg_res, search_res = msgs[4]["content"][0], msgs[4]["content"][1], msgs[4]["content"][2]
+    is_(shot_res, sent["messages"][4]["content"][0], "Anthropic: a tool_result with an image goes as sent")
+    is_((dpkg_res.get("is_error"), dpkg_res["content"][0].get("cache_control")), (True, {"type": "ephemeral"}),
+        "Anthropic: is_error and the text block's cache_control kept")
+    cmp_ok(len(dpkg_res["content"][0].get("text", DPKG)), "<", len(DPKG) // 10, "Anthropic: that block's text compressed")
+    is_([search_res] + msgs[4]["content"][3:], sent["messages"][4]["content"][2:],
+        "Anthropic: search_result tool_result, document and the marked text block as sent")
+    tools = up.get("tools") or []
+    is_(sorted(tools[-1].keys()) if tools else None, ["description", "input_schema", "name"],
+        "Anthropic: headroom_retrieve offered in Anthropic's tool shape")
+    is_(tools[-1].get("name") if tools else None, "headroom_retrieve", "... named headroom_retrieve")
+    figures_agree(hd, r, LOG_FILE, st0, "Anthropic")
+
+    # An image, a PDF, signatures and redacted thinking count as Anthropic
+    # bills them: the screenshot's 1280x800 / 750 = 1366 (a 1x1 image: 1),
+    # 1,500 a PDF page, the opaque strings nothing.
+    small = post_json(hd.url + "/v1/messages", anthropic_turn(DOT, PDF1, "", ""), headers={"x-api-key": "sk-ant-x"})
+    big = tokens(r, "before")
+    is_((big or 0) - (tokens(small, "before") or 0), (1366 - 1) + 2 * 1500,
+        "Anthropic: the screenshot counts 1366 tokens, the 3-page PDF 4500, signatures 0 (%s and %s before)"
+        % (big, tokens(small, "before")))
+
+    # headroom_retrieve answered by headroomd: the follow-up pairs the call
+    mock.reset()
+    h = marker_hash(text_of(r_log.get("content", "")))
+    r2 = post_json(hd.url + "/v1/messages", sent, headers={"x-api-key": "sk-ant-x", "x-mock-tool-call": "headroom_retrieve",
+                                                         "x-mock-tool-args": json.dumps({"hash": h, "query": "ord-88412"})})
+    ups = upstream_bodies(mock, "/v1/messages")
+    last = ups[-1]["messages"][-2:] if len(ups) == 2 else [{"content": [{}]}] * 2
+    ok(r2.status == 200 and "tool result of" in json.dumps(jbody(r2)) and "headroom_retrieve" not in r2.body.decode(),
+       "Anthropic: the model's headroom_retrieve call answered by headroomd; the client sees the answer only")
+    is_((last[0]["content"][0].get("id"), last[1]["content"][0].get("tool_use_id")),
+        (last[0]["content"][0].get("id") or "-", last[0]["content"][0].get("id") or "-"),
+        "Anthropic: the follow-up's tool_result answers the call's tool_use id")
+    like(text_of(last[1]["content"][0].get("content", "")), r"L732: .*ord-88412 failed",
+         "Anthropic: with the line the query asked for")
+
+    # ---------------------------------------------------------------- Responses
+    def codex_turn(image, enc):
+        return {"model": "gpt-5-codex", "instructions": "You are Codex, a coding agent.", "store": False,
+                "reasoning": {"effort": "medium"}, "include": ["reasoning.encrypted_content"],
+                "input": [
+                    {"type": "message", "role": "user", "content": [
+                        {"type": "input_text", "text": "Why did ord-88412 fail? Which package failed to configure?"}]},
+                    {"type": "reasoning", "id": "rs_01", "summary": [], "encrypted_content": enc},
+                    {"type": "function_call", "id": "fc_01", "name": "shell", "call_id": "call_A",
+                     "arguments": json.dumps({"command": ["cat", "app.log"]})},
+                    {"type": "function_call_output", "call_id": "call_A", "output": LOG},
+                    {"type": "function_call", "id": "fc_02", "name": "inspect", "call_id": "call_B", "arguments": "{}"},
+                    {"type": "function_call_output", "call_id": "call_B", "output": [
+                        {"type": "input_text", "text": JSON_ROWS},
+                        {"type": "input_image", "image_url": "data:image/png;base64," + image, "detail": "auto"}]}],
+                "tools": [{"type": "function", "name": "shell", "parameters": {"type": "object", "properties": {}}},
+                          {"type": "function", "name": "inspect", "parameters": {"type": "object", "properties": {}}}]}
+    mock.reset()
+    sent = codex_turn(SHOT, ENC)
+    st0 = hd.stats()["tokens"]
+    r = post_json(hd.url + "/v1/responses", sent, headers={"authorization": "Bearer sk-x"})
+    is_(r.status, 200, "Responses: a Codex turn with reasoning, a log, rows and a screenshot")
+    up = (upstream_bodies(mock, "/v1/responses") or [{}])[-1]
+    items = up.get("input") or [{}] * 6
+    is_([it.get("type") for it in items], [it["type"] for it in sent["input"]], "Responses upstream: the items in order")
+    is_(items[:3] + [items[4]], sent["input"][:3] + [sent["input"][4]],
+        "Responses upstream: message, reasoning (encrypted_content) and function_call items as sent")
+    ok(isinstance(items[3].get("output"), str) and "ord-88412 failed" in items[3]["output"]
+       and len(items[3]["output"]) < len(LOG) // 20, "Responses: the string output compressed, the error line kept")
+    parts = items[5].get("output") or [{}, {}]
+    ok(len(parts) == 2 and "lib250" in parts[0].get("text", "") and len(parts[0].get("text", JSON_ROWS)) < len(JSON_ROWS) // 10
+       and parts[1] == sent["input"][5]["output"][1], "Responses: the input_text part compressed, the input_image as sent")
+    is_(sorted(t.get("name") for t in up.get("tools", [])), ["headroom_retrieve", "inspect", "shell"],
+        "Responses: headroom_retrieve offered")
+    figures_agree(hd, r, LOG_FILE, st0, "Responses")
+    small = post_json(hd.url + "/v1/responses", codex_turn(DOT, ""), headers={"authorization": "Bearer sk-x"})
+    # OpenAI's tiles: 1280x800 -> 1228x768 -> 3x2 tiles -> 85 + 170*6 = 1105;
+    # a 1x1 image one tile, 255; encrypted_content nothing.
+    is_((tokens(r, "before") or 0) - (tokens(small, "before") or 0), 1105 - 255,
+        "Responses: the screenshot counts 1105 tokens, encrypted reasoning 0 (%s and %s before)"
+        % (tokens(r, "before"), tokens(small, "before")))
+
+    # ---------------------------------------------------------------- Chat
+    def chat_turn(image, **extra):
+        b = {"model": "gpt-4o", "messages": [
+            {"role": "system", "content": "You are an SRE agent."},
+            {"role": "user", "content": [{"type": "text", "text": "Why did ord-88412 fail? What does the dashboard show?"},
+                                         {"type": "image_url", "image_url": {"url": "data:image/png;base64," + image}}]},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "read_logs", "arguments": "{}"}},
+                {"id": "call_2", "type": "function", "function": {"name": "list_packages", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": LOG},
+            {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": JSON_ROWS}]}],
+            "tools": [{"type": "function", "function": {"name": n, "parameters": {"type": "object", "properties": {}}}}
+                      for n in ("list_packages", "read_logs")]}
+        b.update(extra)
+        return b
+    mock.reset()
+    st0 = hd.stats()["tokens"]
+    sent = chat_turn(SHOT)
+    r = post_json(hd.url + "/v1/chat/completions", sent, headers={"authorization": "Bearer sk-x"})
+    up = (upstream_bodies(mock, "/v1/chat/completions") or [{}])[-1]
+    m = up.get("messages") or [{}] * 5
+    ok(r.status == 200 and "ord-88412 failed" in m[3].get("content", "") and len(m[3].get("content", LOG)) < len(LOG) // 20,
+       "Chat: parallel calls' string output compressed, the error line kept")
+    ok(isinstance(m[4].get("content"), list) and "lib250" in text_of(m[4]["content"])
+       and len(text_of(m[4]["content"])) < len(JSON_ROWS) // 10, "Chat: the text-part output compressed")
+    is_(m[:3], sent["messages"][:3], "Chat upstream: system, user (with its image) and the calls as sent")
+    figures_agree(hd, r, LOG_FILE, st0, "Chat")
+    small = post_json(hd.url + "/v1/chat/completions", chat_turn(DOT), headers={"authorization": "Bearer sk-x"})
+    is_((tokens(r, "before") or 0) - (tokens(small, "before") or 0), 1105 - 255,
+        "Chat: the image_url part counts 1105 tokens (%s and %s before)" % (tokens(r, "before"), tokens(small, "before")))
+
+    # stream_options.include_usage: the usage chunk is read
+    st0 = hd.stats()["tokens"]
+    r = stream(hd.url + "/v1/chat/completions", dict(chat_turn(DOT), stream=True, stream_options={"include_usage": True}),
+               headers={"authorization": "Bearer sk-x"})
+    chunks = sse_data_json(r.body)
+    ok(chunks and chunks[-1].get("usage") and tokens(r, "before"), "Chat stream: the usage chunk relayed")
+    line = wait_until(lambda: [x for x in read_log(LOG_FILE) if x.get("request_id") == r.header("x-headroom-request-id")])
+    is_(line[0]["tokens_output"] if line else None, chunks[-1]["usage"]["completion_tokens"] if chunks else -1,
+        "Chat stream: the request log has the stream's completion tokens")
+
+# ---------------------------------------------------------------- rate limit
+# rate_limit_tpm far above the real traffic: Claude Code turns carrying a
+# screenshot are not refused (counted as text, one such turn put the key
+# 300 000 tokens in debt and the next got 429).
+with Mock() as mock, Headroomd(mock=mock, conf_text=shipped_conf_text() + "\nrate_limit_tpm 100000\n") as hd:
+    turn = {"model": "claude-sonnet-4-5-20250929", "max_tokens": 1024, "messages": [
+        {"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": SHOT}},
+                                     {"type": "text", "text": "What is wrong with this layout?"}]}]}
+    codes = [post_json(hd.url + "/v1/messages", turn, headers={"x-api-key": "sk-ant-x"}).status for _ in range(3)]
+    is_(codes, [200, 200, 200], "rate_limit_tpm 100000: three turns with a screenshot (~1,400 tokens each) pass")
+done()
