@@ -276,6 +276,50 @@ rc, out, err = cli("stats", "--url", "http://127.0.0.1:%d" % srv.server_address[
 ok(rc == 1 and "HTTP 503: stats are unavailable" in err, "stats --url answered 503: exit 1 with the daemon's words")
 srv.shutdown()
 
+# Something other than headroomd at --url (python3 -m http.server, a web
+# app answering JSON): say so with its status and content type, exit 1; not
+# its HTML page, nor "has no savings history... add sink savings_file"
+# (a 404 page), nor exit 3.
+
+
+class OtherService(http.server.BaseHTTPRequestHandler):
+    """Another service's JSON, 200 for every path."""
+    def do_GET(self):
+        body = b'{"ok": true, "service": "billing"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.do_GET()
+
+    def log_message(self, *a):
+        pass
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+
+for label, handler, status, ctype in (("python3 -m http.server", lambda *a: Quiet(*a, directory=work), None,
+                                       "text/html"),
+                                      ("another service's JSON", OtherService, "200", "application/json")):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = "http://127.0.0.1:%d" % srv.server_address[1]
+    for cmd in (("stats",), ("stats", "--json"), ("history",), ("history", "--format", "csv"), ("compress", "-")):
+        rc, out, err = cli(*(cmd + ("--url", url)), stdin=req_bytes)
+        st = status or ("501" if cmd[0] == "compress" else "404")
+        ok(rc == 1 and "the server at %s is not headroomd" % url in err and "HTTP %s (%s" % (st, ctype) in err
+           and "--url" in err and "<" not in err and "savings_file" not in err and out == "",
+           "%s --url at %s: exit 1, not headroomd, its status and content type (%s)" % (" ".join(cmd), label,
+                                                                                       err.strip()[:400]))
+    srv.shutdown()
+
 rc, out, err = cli("history", "-c", conf, "--json")
 offline = json.loads(out) if rc == 0 else {}
 is_(offline.get("lifetime", {}).get("tokens_saved"), remote.get("lifetime", {}).get("tokens_saved"),

@@ -31,7 +31,8 @@ extern "C" {
 
 /* Status codes (negative). */
 #define HEADROOM_OK 0
-#define HEADROOM_EINVAL (-1)    /* a bad argument: NULL client, malformed body, bad URL */
+#define HEADROOM_EINVAL (-1)    /* a bad argument: NULL client, malformed body, bad URL (or one where
+                                 * another server than headroomd answers) */
 #define HEADROOM_ECONFIG (-2)   /* the config file does not parse or a plugin does not load */
 #define HEADROOM_EIO (-3)       /* a file could not be read or written */
 #define HEADROOM_ENET (-4)      /* the daemon could not be reached, or answered with an error */
@@ -66,8 +67,10 @@ int hr_last_status(void);
  *   that went to a running daemon with (200 after a success; 401 when it
  *   wants a token, 403 when it refuses the client, ...), 0 when no answer
  *   came (not running, wrong --url, timeout) or the call did not reach a
- *   daemon. Tells "the daemon refused" from "the daemon is not there"
- *   without reading hr_last_error()'s text. */
+ *   daemon, or another server answered at the URL (an HTML page, another
+ *   service's JSON: HEADROOM_EINVAL, "... is not headroomd"). Tells "the
+ *   daemon refused" from "the daemon is not there" without reading
+ *   hr_last_error()'s text. */
 int hr_last_http_status(void);
 
 /* hr_free

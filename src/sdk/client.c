@@ -278,7 +278,7 @@ char *hr_session_stats(hr_client *c)
                                 "cache_hits", 0, "compression_ratio_avg", hr_round(avg, 4), "source", "offline");
         return hr_sdk_dump(config_and_transforms(c, out, NULL, c->last_provider[0] ? c->last_provider : NULL, 0));
     }
-    json_t *st = hr_sdk_get_json(c, "/stats");
+    json_t *st = hr_sdk_get_json(c, "/stats", "tokens");
     if (!st) return NULL;
     json_t *req = json_object_get(st, "requests"), *tok = json_object_get(st, "tokens");
     json_t *cache = json_object_get(st, "cache");

@@ -40,16 +40,18 @@ static int add_tag(struct hr_compress_result *out, const char *tag)
 
 static int compress_remote(hr_client *c, const char *body, size_t len, struct hr_compress_result *out)
 {
-    long status = 0;
-    char *answer = NULL;
-    size_t n = 0;
-    int rc = hr_sdk_http(c, "POST", "/v1/compress", body, len, &status, &answer, &n);
+    struct hr_sdk_answer a;
+    int rc = hr_sdk_http(c, "POST", "/v1/compress", body, len, &a);
     if (rc) return rc;
-    json_t *v = json_loadb(answer, n, 0, NULL);
-    if (status != 200 || !json_is_object(v)) {
-        const char *msg = json_string_value(json_object_get(json_object_get(v, "error"), "message"));
-        rc = hr_sdk_fail(status == 400 ? HEADROOM_EINVAL : HEADROOM_ENET, "headroomd at %s answered POST "
-                         "/v1/compress with HTTP %ld: %.500s", c->url, status, msg ? msg : answer);
+    json_t *v = json_loadb(a.body, a.len, 0, NULL);
+    const char *msg = hr_sdk_error_message(v);
+    if (a.status != 200 && msg) {
+        rc = hr_sdk_fail(a.status == 400 ? HEADROOM_EINVAL : HEADROOM_ENET, "headroomd at %s answered POST "
+                         "/v1/compress with HTTP %ld: %.500s", c->url, a.status, msg);
+        goto done;
+    }
+    if (a.status != 200 || !json_is_integer(json_object_get(v, "tokens_before"))) {
+        rc = hr_sdk_not_headroomd(c, "POST", "/v1/compress", &a, v ? "JSON without headroomd's fields" : NULL);
         goto done;
     }
     out->tokens_before = (uint64_t)json_integer_value(json_object_get(v, "tokens_before"));
@@ -69,7 +71,7 @@ static int compress_remote(hr_client *c, const char *body, size_t len, struct hr
     }
 done:
     json_decref(v);
-    free(answer);
+    free(a.body);
     return rc;
 }
 

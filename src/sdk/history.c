@@ -32,6 +32,18 @@ static char *answer(long status, char *body, const char *where, int from_daemon)
     return NULL;
 }
 
+/* Is it headroomd's answer: the history (a JSON document with its lifetime
+ * totals, or CSV where asked), or its JSON error? A web server's 404 page is
+ * not "no savings_file sink". */
+static int from_headroomd(const struct hr_sdk_answer *a)
+{
+    if (a->status == 200 && !strncmp(a->ctype, "text/csv", 8)) return 1;
+    json_t *v = json_loadb(a->body, a->len, 0, NULL);
+    int ok = a->status == 200 ? json_is_object(json_object_get(v, "lifetime")) : hr_sdk_error_message(v) != NULL;
+    json_decref(v);
+    return ok;
+}
+
 /* The offline client's savings_file instance, started on first use. */
 static struct hr_instance *history_sink(hr_client *c)
 {
@@ -76,15 +88,22 @@ char *hr_get_history(hr_client *c, const char *query)
     }
     if (!query) query = "";
     if (!c->offline) {
-        char *path = NULL, *body = NULL;
-        long status = 0;
+        char *path = NULL;
+        struct hr_sdk_answer a;
         if (asprintf(&path, "%s%s%s", ROUTE, *query ? "?" : "", query) < 0) return NULL;
-        int rc = hr_sdk_http(c, "GET", path, NULL, 0, &status, &body, NULL);
+        int rc = hr_sdk_http(c, "GET", path, NULL, 0, &a);
+        if (!rc && !from_headroomd(&a)) {
+            json_t *v = json_loadb(a.body, a.len, 0, NULL);
+            hr_sdk_not_headroomd(c, "GET", path, &a, v ? "JSON without headroomd's fields" : NULL);
+            json_decref(v);
+            free(a.body);
+            rc = -1;
+        }
         free(path);
         if (rc) return NULL;
         char where[600];
         snprintf(where, sizeof where, "headroomd at %s", c->url);
-        return answer(status, body, where, 1);
+        return answer(a.status, a.body, where, 1);
     }
     if (!history_sink(c)) return NULL;
     int wrong_method = 0;

@@ -46,9 +46,10 @@ static const char *call_token(const hr_client *c, const char *path)
     return t && *t ? t : NULL;
 }
 
-int hr_sdk_http(const hr_client *c, const char *method, const char *path, const char *body, size_t len, long *status,
-                char **out, size_t *out_len)
+int hr_sdk_http(const hr_client *c, const char *method, const char *path, const char *body, size_t len,
+                struct hr_sdk_answer *a)
 {
+    memset(a, 0, sizeof *a);
     static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
     pthread_once(&curl_once, curl_init);
     CURL *h = curl_easy_init();
@@ -85,11 +86,14 @@ int hr_sdk_http(const hr_client *c, const char *method, const char *path, const 
                           "'headroomd -c headroom.conf', or pass the right --url)", url, curl_easy_strerror(rc));
         free(b.p);
     } else {
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-        hr_sdk_set_http_status((int)*status);
+        char *ct = NULL;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->status);
+        curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct);
+        snprintf(a->ctype, sizeof a->ctype, "%s", ct ? ct : "");
+        hr_sdk_set_http_status((int)a->status);
         if (!b.p) b.p = calloc(1, 1);
-        *out = b.p;
-        if (out_len) *out_len = b.n;
+        a->body = b.p;
+        a->len = b.n;
     }
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
@@ -97,20 +101,39 @@ int hr_sdk_http(const hr_client *c, const char *method, const char *path, const 
     return ret;
 }
 
-json_t *hr_sdk_get_json(const hr_client *c, const char *path)
+const char *hr_sdk_error_message(const json_t *v)
 {
-    long status = 0;
-    char *body = NULL;
-    size_t n = 0;
-    if (hr_sdk_http(c, "GET", path, NULL, 0, &status, &body, &n)) return NULL;
-    json_t *v = json_loadb(body, n, 0, NULL);
-    if (status != 200 || !v) {
-        const char *msg = json_string_value(json_object_get(json_object_get(v, "error"), "message"));
-        hr_sdk_fail(HEADROOM_ENET, "headroomd at %s answered GET %s with HTTP %ld%s%.300s", c->url, path, status,
-                    msg || n ? ": " : "", msg ? msg : body);
+    return json_string_value(json_object_get(json_object_get(v, "error"), "message"));
+}
+
+int hr_sdk_not_headroomd(const hr_client *c, const char *method, const char *path, const struct hr_sdk_answer *a,
+                         const char *what)
+{
+    int plen = (int)strcspn(path, "?");
+    hr_sdk_set_http_status(0); /* no headroomd answered */
+    return hr_sdk_fail(HEADROOM_EINVAL, "the server at %s is not headroomd (or a proxy in front of it answered for "
+                       "it): %s %.*s got HTTP %ld (%s%s%s), not headroomd's JSON; check the address (--url, "
+                       "$HEADROOM_URL, or the config's host and port)", c->url, method, plen, path, a->status,
+                       *a->ctype ? a->ctype : "no Content-Type", what ? ": " : "", what ? what : "");
+}
+
+json_t *hr_sdk_get_json(const hr_client *c, const char *path, const char *key)
+{
+    struct hr_sdk_answer a;
+    if (hr_sdk_http(c, "GET", path, NULL, 0, &a)) return NULL;
+    json_t *v = json_loadb(a.body, a.len, 0, NULL);
+    const char *msg = hr_sdk_error_message(v);
+    if (a.status == 200 && json_is_object(json_object_get(v, key))) {
+        /* headroomd's answer */
+    } else if (a.status != 200 && msg) {
+        hr_sdk_fail(HEADROOM_ENET, "headroomd at %s answered GET %s with HTTP %ld: %.300s", c->url, path, a.status, msg);
+        json_decref(v);
+        v = NULL;
+    } else {
+        hr_sdk_not_headroomd(c, "GET", path, &a, v ? "JSON without headroomd's fields" : NULL);
         json_decref(v);
         v = NULL;
     }
-    free(body);
+    free(a.body);
     return v;
 }

@@ -44,12 +44,31 @@ char *hr_sdk_sink_file(const hr_client *c, const char *sink, const char *name, i
 void hr_sdk_missing_file_hint(const hr_client *c, const char *sink, int in_block, int from_path, char *out,
                               size_t outlen);
 
-/* Attached clients: one HTTP call to the daemon. *status gets the HTTP
- * status; the body is malloc'd (NUL-terminated). 0 or HEADROOM_ENET (error set). */
+/* What the server at an attached client's URL answered one call with. */
+struct hr_sdk_answer {
+    long status;
+    char *body;                         /* malloc'd, NUL-terminated */
+    size_t len;
+    char ctype[128];                    /* its Content-Type, "" for none */
+};
+/* Attached clients: one HTTP call to the daemon. 0 with *a filled, or
+ * HEADROOM_ENET (not reached; error set). */
 int hr_sdk_http(const hr_client *c, const char *method, const char *path_and_query, const char *body, size_t len,
-                long *status, char **out, size_t *out_len);
-/* GET that must answer 200 with JSON; NULL with the error set otherwise. */
-json_t *hr_sdk_get_json(const hr_client *c, const char *path);
+                struct hr_sdk_answer *a);
+/* headroomd's message in an error answer ({"error": {"message": ...}}, the
+ * shape of every refusal and error it sends), or NULL: not its error. */
+const char *hr_sdk_error_message(const json_t *v);
+/* The server at the client's URL answered `a` where headroomd would have
+ * answered otherwise (an HTML page, another service's JSON): something
+ * else listens there. Sets HEADROOM_EINVAL (the URL is wrong) with its
+ * status and content type, never its body, and hr_last_http_status() 0
+ * (no headroomd answered). `what` says what was wrong with the body when
+ * its content type does not (NULL: nothing). Returns the code. */
+int hr_sdk_not_headroomd(const hr_client *c, const char *method, const char *path_and_query,
+                         const struct hr_sdk_answer *a, const char *what);
+/* GET that must answer 200 with a JSON object holding `key` (headroomd's
+ * answer there); NULL with the error set otherwise. */
+json_t *hr_sdk_get_json(const hr_client *c, const char *path, const char *key);
 
 /* A config for the client: defaults, `path` (NULL = none), HEADROOM_* variables, validated. */
 int hr_sdk_load_config(struct hr_config *cfg, const char *path, char *err, size_t errlen);

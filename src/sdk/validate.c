@@ -113,11 +113,9 @@ static int headroomd_answers(const char *host, int port)
     hr_client *c = hr_client_attach(url, NULL);
     if (!c) return 0;
     c->timeout_ms = 2000; /* a program that accepts and never answers is not a headroomd */
-    long status = 0;
-    char *body = NULL;
-    int ok = !hr_sdk_http(c, "GET", "/health", NULL, 0, &status, &body, NULL) && status / 100 == 2 && body &&
-             strstr(body, "\"status\"") != NULL;
-    free(body);
+    struct hr_sdk_answer a;
+    int ok = !hr_sdk_http(c, "GET", "/health", NULL, 0, &a) && a.status / 100 == 2 && strstr(a.body, "\"status\"");
+    free(a.body);
     hr_client_close(c);
     return ok;
 }
