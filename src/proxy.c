@@ -335,7 +335,7 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
     int offer = (p->pr.n_found || p->pr.changed) && !json_is_true(hr_json_get(body, "stream")) &&
                 hr_retrieve_needed(p->api, body);
     if (offer && hr_retrieve_tool_add(p->api, body) > 0) {
-        json_t *tools = hr_json_get(body, "tools");
+        json_t *tools = hr_json_get(body, hr_retrieve_tools_key(p->api, body));
         uint64_t tool_tokens = hr_json_tokens(p->model, json_array_get(tools, json_array_size(tools) - 1));
         hr_pipeline_host_added(&p->pr, body, tool_tokens); /* the client did not send it */
         hr_acct_charge_sent(p, tool_tokens);

@@ -13,14 +13,19 @@
     "marker naming what was omitted and hash=<hash> (a {\"_headroom\": {...}} object in JSON, a "         \
     "\"[headroom: ...]\" line in text); call this with that hash when you need what was omitted."
 
-json_t *hr_retrieve_tool_def(const struct hr_api *api)
+const char *hr_retrieve_tools_key(const struct hr_api *api, const json_t *body)
+{
+    return api->tools_key ? api->tools_key(body) : "tools";
+}
+
+json_t *hr_retrieve_tool_def(const struct hr_api *api, const char *list)
 {
     json_t *schema = json_pack("{s:s,s:{s:{s:s,s:s},s:{s:s,s:s}},s:[s]}", "type", "object", "properties", "hash",
                                "type", "string", "description", "the 24 hex digits after hash= in the marker", "query",
                                "type", "string", "description",
                                "optional words to look for: only the best-matching rows or lines come back",
                                "required", "hash");
-    return api->tool_def(HR_RETRIEVE_TOOL, DESCRIPTION, schema);
+    return api->tool_def(list, HR_RETRIEVE_TOOL, DESCRIPTION, schema);
 }
 
 struct marker_scan {
@@ -45,7 +50,9 @@ int hr_retrieve_needed(const struct hr_api *api, json_t *body)
 
 int hr_retrieve_tool_add(const struct hr_api *api, json_t *body)
 {
-    json_t *tools = json_object_get(body, "tools");
+    const char *key = hr_retrieve_tools_key(api, body);
+    if (!key) return 0; /* the format cannot offer it to this request */
+    json_t *tools = json_object_get(body, key);
     if (tools && !json_is_array(tools)) return HR_EINVAL;
     size_t i;
     json_t *t;
@@ -55,9 +62,9 @@ int hr_retrieve_tool_add(const struct hr_api *api, json_t *body)
     }
     if (!tools) {
         tools = json_array();
-        json_object_set_new(body, "tools", tools);
+        json_object_set_new(body, key, tools);
     }
-    return json_array_append_new(tools, hr_retrieve_tool_def(api)) ? HR_ENOMEM : 1;
+    return json_array_append_new(tools, hr_retrieve_tool_def(api, key)) ? HR_ENOMEM : 1;
 }
 
 int hr_retrieve_only_calls(const struct hr_api *api, const json_t *answer)

@@ -11,11 +11,15 @@
 
 /* True when any tool output in `body` carries a retrieval marker. */
 int hr_retrieve_needed(const struct hr_api *api, json_t *body);
-/* Append the tool definition to body.tools unless present. Returns 1 when
- * added, 0 when already there, <0 on error. */
+/* Append the tool definition to the body's tool list (hr_retrieve_tools_key)
+ * unless present. Returns 1 when added, 0 when already there or the format
+ * cannot offer it to this request, <0 on error. */
 int hr_retrieve_tool_add(const struct hr_api *api, json_t *body);
-/* The format's tool definition (new reference). */
-json_t *hr_retrieve_tool_def(const struct hr_api *api);
+/* The key of the body's tool list the tool joins ("tools"; a legacy Chat
+ * request's "functions"), or NULL when it cannot be offered. */
+const char *hr_retrieve_tools_key(const struct hr_api *api, const json_t *body);
+/* The format's tool definition for that list (new reference). */
+json_t *hr_retrieve_tool_def(const struct hr_api *api, const char *list);
 
 /* Inspect a non-streamed answer. Returns 1 when every tool call in it is a
  * headroom_retrieve call (and there is at least one), 0 otherwise. */

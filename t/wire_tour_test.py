@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 # wire_tour_test.py — agent-shaped traffic on each wire format through a
-# headroomd running the shipped config, against t/mock-upstream.
+# headroomd running the shipped config, against t/mock-upstream (and, for
+# the legacy Chat `functions` round trip, a small upstream of its own that
+# answers with a `function_call`, as the API did before tools).
 #
 # Anthropic Messages as Claude Code sends it: system blocks with a
 # cache_control breakpoint, thinking / redacted_thinking blocks, tool_results
@@ -15,9 +17,12 @@
 # OpenAI Responses as Codex CLI sends it: reasoning items with
 # encrypted_content (not counted), function_call_output as a string and as
 # input_text / input_image parts (the image counted as OpenAI bills it).
-# Chat Completions: tool messages as text parts, parallel calls, an image
-# part counted as OpenAI bills it. Each: x-headroom-tokens-*, /stats and the
-# request log agree.
+# Chat Completions: tool messages as text parts, parallel calls, legacy
+# `function` messages compressed and headroom_retrieve offered in the
+# legacy `functions` list (OpenAI refuses `tools` beside it) and answered;
+# no headroom_retrieve for n > 1; a custom tool's output found by its name
+# (protected_tools). Each: x-headroom-tokens-*, /stats and the request log
+# agree.
 import os
 import sys
 
@@ -29,7 +34,9 @@ import json  # noqa: E402
 import random  # noqa: E402
 import struct  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 import zlib  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 
 rnd = random.Random(11)
 
@@ -311,6 +318,13 @@ with Mock() as mock, Headroomd(conf_text=CONF, mock=mock) as hd:
     is_((tokens(r, "before") or 0) - (tokens(small, "before") or 0), 1105 - 255,
         "Chat: the image_url part counts 1105 tokens (%s and %s before)" % (tokens(r, "before"), tokens(small, "before")))
 
+    # n > 1: one choice's calls cannot be answered for all, so no tool is offered
+    mock.reset()
+    post_json(hd.url + "/v1/chat/completions", chat_turn(DOT, n=2), headers={"authorization": "Bearer sk-x"})
+    up = (upstream_bodies(mock, "/v1/chat/completions") or [{}])[-1]
+    is_([t["function"]["name"] for t in up.get("tools", [])], ["list_packages", "read_logs"],
+        "Chat n=2: outputs compressed but no headroom_retrieve offered")
+
     # stream_options.include_usage: the usage chunk is read
     st0 = hd.stats()["tokens"]
     r = stream(hd.url + "/v1/chat/completions", dict(chat_turn(DOT), stream=True, stream_options={"include_usage": True}),
@@ -320,6 +334,85 @@ with Mock() as mock, Headroomd(conf_text=CONF, mock=mock) as hd:
     line = wait_until(lambda: [x for x in read_log(LOG_FILE) if x.get("request_id") == r.header("x-headroom-request-id")])
     is_(line[0]["tokens_output"] if line else None, chunks[-1]["usage"]["completion_tokens"] if chunks else -1,
         "Chat stream: the request log has the stream's completion tokens")
+
+    # A custom tool's output is found by the tool's name: a protected tool
+    # (Read) stays whole.
+    mock.reset()
+    b = {"model": "gpt-5", "messages": [
+        {"role": "user", "content": "Edit app.log's rotation."},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_c", "type": "custom", "custom": {"name": "Read", "input": "app.log"}}]},
+        {"role": "tool", "tool_call_id": "call_c", "content": LOG}]}
+    post_json(hd.url + "/v1/chat/completions", b, headers={"authorization": "Bearer sk-x"})
+    up = (upstream_bodies(mock, "/v1/chat/completions") or [{}])[-1]
+    is_(len((up.get("messages") or [{}] * 3)[2].get("content", "")), len(LOG),
+        "Chat: the output of custom tool Read (protected_tools) goes whole")
+
+# ---------------------------------------------------------------- legacy functions
+# An upstream that speaks the legacy API: refuses `tools` beside `functions`
+# (as OpenAI does), calls headroom_retrieve through `function_call` when it
+# is offered, then answers the function message.
+seen = []
+
+
+class Legacy(BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+        seen.append(body)
+        msgs = body.get("messages", [])
+        if "functions" in body and "tools" in body:
+            out, status = {"error": {"message": "Invalid request: 'functions' and 'tools' cannot both be provided. "
+                                     "'functions' are deprecated; use the 'tools' parameter instead.",
+                                     "type": "invalid_request_error", "param": None, "code": None}}, 400
+        else:
+            status, last = 200, msgs[-1] if msgs else {}
+            if last.get("role") == "function" and last.get("name") == "headroom_retrieve":
+                msg = {"role": "assistant", "content": "retrieved: " + last["content"][:300]}
+            elif any(f.get("name") == "headroom_retrieve" for f in body.get("functions", [])):
+                h = marker_hash(json.dumps(msgs))
+                msg = {"role": "assistant", "content": None, "function_call": {
+                    "name": "headroom_retrieve", "arguments": json.dumps({"hash": h, "query": "ord-88412"})}}
+            else:
+                msg = {"role": "assistant", "content": "no retrieve"}
+            out = {"id": "chatcmpl-legacy", "object": "chat.completion", "created": 1700000000, "model": body["model"],
+                   "choices": [{"index": 0, "message": msg, "finish_reason": "stop"}],
+                   "usage": {"prompt_tokens": len(json.dumps(body)) // 4, "completion_tokens": 5, "total_tokens": 0}}
+        data = json.dumps(out).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+srv = ThreadingHTTPServer(("127.0.0.1", 0), Legacy)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+legacy_conf = shipped_conf_text(stage_budget_ms=5000).replace("@MOCK_URL@", "http://127.0.0.1:%d" % srv.server_port)
+with Headroomd(conf_text=legacy_conf) as hd:
+    b = {"model": "gpt-4o", "functions": [{"name": "fetch_log", "parameters": {"type": "object", "properties": {}}}],
+         "messages": [{"role": "user", "content": "Why did ord-88412 fail?"},
+                      {"role": "assistant", "content": None, "function_call": {"name": "fetch_log", "arguments": "{}"}},
+                      {"role": "function", "name": "fetch_log", "content": LOG}]}
+    r = post_json(hd.url + "/v1/chat/completions", b, headers={"authorization": "Bearer sk-x"})
+    first = seen[0] if seen else {}
+    fm = (first.get("messages") or [{}] * 3)[2]
+    ok(len(fm.get("content", LOG)) < len(LOG) // 20 and "ord-88412 failed" in fm.get("content", ""),
+       "legacy Chat: a `function` message's output compressed (%d -> %d bytes), the error line kept"
+       % (len(LOG), len(fm.get("content", LOG))))
+    is_(("tools" in first, [f.get("name") for f in first.get("functions", [])]), (False, ["fetch_log", "headroom_retrieve"]),
+        "legacy Chat: headroom_retrieve offered in `functions`, no `tools` beside it")
+    reply = jbody(r) or {}
+    content = ((reply.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
+    ok(r.status == 200 and content.startswith("retrieved: ") and "L732" in content,
+       "legacy Chat: the model's function_call answered by headroomd, the client gets the final answer: %r" % content[:80])
+    last = (seen[-1].get("messages") or [{}])[-2:] if len(seen) == 2 else [{}, {}]
+    is_((last[0].get("function_call", {}).get("name"), last[1].get("role"), last[1].get("name")),
+        ("headroom_retrieve", "function", "headroom_retrieve"),
+        "legacy Chat: the follow-up carries the call and a `function` message answering it")
+srv.shutdown()
 
 # ---------------------------------------------------------------- rate limit
 # rate_limit_tpm far above the real traffic: Claude Code turns carrying a

@@ -197,8 +197,9 @@ static json_t *error_body(enum hr_api_error kind, const char *message)
 
 static char *stream_error(const char *message) { return hr_api_sse_text("error", error_object("api_error", message)); }
 
-static json_t *tool_def(const char *name, const char *description, json_t *schema)
+static json_t *tool_def(const char *list, const char *name, const char *description, json_t *schema)
 {
+    (void)list; /* always tools */
     return json_pack("{s:s,s:s,s:o}", "name", name, "description", description, "input_schema", schema);
 }
 

@@ -83,8 +83,11 @@ struct hr_api {
     char *(*stream_error)(const char *message);
 
     /* ---- headroom_retrieve */
-    /* The tool definition in this format (new reference). */
-    json_t *(*tool_def)(const char *name, const char *description, json_t *parameters_schema);
+    /* The key of the list in `body` the tool joins: "tools", or NULL when
+     * it cannot be offered. NULL hook: "tools". */
+    const char *(*tools_key)(const json_t *body);
+    /* The tool definition in this format, for the list named `list` (new reference). */
+    json_t *(*tool_def)(const char *list, const char *name, const char *description, json_t *parameters_schema);
     /* Name of a tool definition in body.tools, or NULL. */
     const char *(*tool_def_name)(const json_t *tool);
     /* Tool calls in a non-streamed answer, up to max; returns how many. */

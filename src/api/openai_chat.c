@@ -10,7 +10,7 @@
 #include "json_get.h"
 #include "json_load.h"
 
-/* The function name of tool call `id`, searched in the assistant turns before `before`. */
+/* The name of tool call `id` (a function, or a custom tool), searched in the assistant turns before `before`. */
 static const char *tool_name_for_call(const json_t *messages, size_t before, const char *id)
 {
     if (!id) return NULL;
@@ -19,8 +19,9 @@ static const char *tool_name_for_call(const json_t *messages, size_t before, con
         json_t *x;
         json_array_foreach(hr_json_get(json_array_get(messages, i), "tool_calls"), k, x) {
             const char *cid = json_string_value(hr_json_get(x, "id"));
-            if (cid && !strcmp(cid, id))
-                return json_string_value(hr_json_get(hr_json_get(x, "function"), "name"));
+            if (!cid || strcmp(cid, id)) continue;
+            const json_t *name = hr_json_get(hr_json_get(x, "function"), "name");
+            return json_string_value(name ? name : hr_json_get(hr_json_get(x, "custom"), "name"));
         }
     }
     return NULL;
@@ -31,9 +32,11 @@ static void find_units(json_t *body, hr_api_unit_fn add, void *ud)
     json_t *messages = hr_json_get(body, "messages"), *m;
     size_t i;
     json_array_foreach(messages, i, m) {
-        const char *role = json_string_value(hr_json_get(m, "role"));
-        if (!role || strcmp(role, "tool")) continue;
-        const char *tool = tool_name_for_call(messages, i, json_string_value(hr_json_get(m, "tool_call_id")));
+        const char *role = json_string_value(hr_json_get(m, "role")), *tool;
+        if (!role) continue;
+        if (!strcmp(role, "tool")) tool = tool_name_for_call(messages, i, json_string_value(hr_json_get(m, "tool_call_id")));
+        else if (!strcmp(role, "function")) tool = json_string_value(hr_json_get(m, "name")); /* legacy functions */
+        else continue;
         json_t *content = hr_json_get(m, "content");
         if (json_is_string(content)) add(ud, m, "content", i, tool);
         else hr_api_add_text_parts(content, i, tool, add, ud);
@@ -111,23 +114,46 @@ static char *stream_error(const char *message)
     return hr_api_sse_text(NULL, json_pack("{s:{s:s,s:s}}", "error", "message", message, "type", "upstream_error"));
 }
 
-static json_t *tool_def(const char *name, const char *description, json_t *schema)
+/* A request with the legacy `functions` list gets the tool there: the API
+ * refuses `tools` beside it. One asking for n > 1 choices gets none: the
+ * calls of one choice cannot be answered for all of them. */
+static const char *tools_key(const json_t *body)
 {
+    const json_t *n = hr_json_get(body, "n");
+    if (json_is_integer(n) && json_integer_value(n) > 1) return NULL;
+    return json_is_array(hr_json_get(body, "functions")) && !hr_json_get(body, "tools") ? "functions" : "tools";
+}
+
+static json_t *tool_def(const char *list, const char *name, const char *description, json_t *schema)
+{
+    if (!strcmp(list, "functions"))
+        return json_pack("{s:s,s:s,s:o}", "name", name, "description", description, "parameters", schema);
     return json_pack("{s:s,s:{s:s,s:s,s:o}}", "type", "function", "function", "name", name, "description",
                      description, "parameters", schema);
 }
 
-static const char *tool_def_name(const json_t *tool)
+/* A tool or a call: {"function":{"name",...}}, or a legacy function (call)
+ * {"name",...}. */
+static const json_t *function_of(const json_t *tool)
 {
-    return json_string_value(hr_json_get(hr_json_get(tool, "function"), "name"));
+    const json_t *f = hr_json_get(tool, "function");
+    return f ? f : tool;
 }
 
+static const char *tool_def_name(const json_t *tool)
+{
+    return json_string_value(hr_json_get(function_of(tool), "name"));
+}
+
+/* The first choice's tool_calls, or its legacy function_call. */
 static size_t answer_calls(const json_t *answer, const json_t **calls, size_t max)
 {
     const json_t *msg = hr_json_get(json_array_get(hr_json_get(answer, "choices"), 0), "message");
     size_t n = 0, i;
     json_t *c;
     json_array_foreach(hr_json_get(msg, "tool_calls"), i, c) if (n < max) calls[n++] = c;
+    const json_t *legacy = hr_json_get(msg, "function_call");
+    if (json_is_object(legacy) && n < max) calls[n++] = legacy;
     return n;
 }
 
@@ -135,7 +161,7 @@ static const char *call_name(const json_t *call) { return tool_def_name(call); }
 
 static char *call_argument(const json_t *call, const char *name)
 {
-    return hr_api_string_argument(json_string_value(hr_json_get(hr_json_get(call, "function"), "arguments")), name);
+    return hr_api_string_argument(json_string_value(hr_json_get(function_of(call), "arguments")), name);
 }
 
 static char *call_hash(const json_t *call) { return call_argument(call, "hash"); }
@@ -152,8 +178,12 @@ static int append_results(json_t *body, const json_t *answer, const json_t *cons
     json_array_append_new(messages, turn);
     for (size_t i = 0; i < n; i++) {
         char *hash = call_hash(calls[i]), *query = call_query(calls[i]);
-        json_array_append_new(messages, json_pack("{s:s,s:O,s:o}", "role", "tool", "tool_call_id",
-                                                  hr_json_get(calls[i], "id"), "content", result(hash, query)));
+        if (hr_json_get(calls[i], "function")) /* a tool call */
+            json_array_append_new(messages, json_pack("{s:s,s:O,s:o}", "role", "tool", "tool_call_id",
+                                                      hr_json_get(calls[i], "id"), "content", result(hash, query)));
+        else /* a legacy function call: answered by a function message */
+            json_array_append_new(messages, json_pack("{s:s,s:O,s:o}", "role", "function", "name",
+                                                      hr_json_get(calls[i], "name"), "content", result(hash, query)));
         free(hash), free(query);
     }
     return (int)n;
@@ -177,6 +207,7 @@ const struct hr_api hr_api_openai_chat = {
     .usage_from_sse = usage_from_sse,
     .error_body = error_body,
     .stream_error = stream_error,
+    .tools_key = tools_key,
     .tool_def = tool_def,
     .tool_def_name = tool_def_name,
     .answer_calls = answer_calls,

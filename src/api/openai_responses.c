@@ -134,8 +134,9 @@ static char *stream_error(const char *message)
                                               "message", message, "param"));
 }
 
-static json_t *tool_def(const char *name, const char *description, json_t *schema)
+static json_t *tool_def(const char *list, const char *name, const char *description, json_t *schema)
 {
+    (void)list; /* always tools */
     return json_pack("{s:s,s:s,s:s,s:o}", "type", "function", "name", name, "description", description,
                      "parameters", schema);
 }
