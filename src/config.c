@@ -357,53 +357,117 @@ static int add_plugin_block(struct hr_config *c, const struct hr_conf_node *n, c
     return 0;
 }
 
-/* redis://[[user]:password@]host[:port][/db]: 0, or -EINVAL with `why`. */
+/* The url as an error message may show it: the password (between the
+ * user's ':' and the last '@') masked. */
+static const char *masked_url(const char *s, char *buf, size_t len)
+{
+    const char *rest = strstr(s, "://"), *at = rest ? strrchr(rest + 3, '@') : NULL;
+    if (!at) return s;
+    rest += 3;
+    const char *colon = memchr(rest, ':', (size_t)(at - rest));
+    snprintf(buf, len, "%.*s%s@%s", (int)((colon ? colon : rest) - s), s, colon ? ":***" : "***", at + 1);
+    return buf;
+}
+
+static int hexval(char ch)
+{
+    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+/* The user or password of a url: RFC 3986 percent-encodes userinfo (a
+ * password holding '@', ':' or '/' must be), as redis-py and others read
+ * it. A new string, or NULL with `why` (never showing the text: it may be
+ * a password). */
+static char *url_decode(const char *p, size_t n, const char *what, char *why, size_t whylen)
+{
+    char *out = malloc(n + 1), *o = out;
+    if (!out) {
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != '%') {
+            *o++ = p[i];
+            continue;
+        }
+        int hi = i + 1 < n ? hexval(p[i + 1]) : -1, lo = i + 2 < n ? hexval(p[i + 2]) : -1;
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+            snprintf(why, whylen, hi == 0 && lo == 0 ? "the %s holds %%00 (a NUL byte cannot be sent)"
+                     : "the %s has a '%%' not followed by two hex digits: percent-encode it ('%%' is %%25, "
+                       "'@' %%40, ':' %%3A, '/' %%2F)", what);
+            free(out);
+            return NULL;
+        }
+        *o++ = (char)(hi * 16 + lo);
+        i += 2;
+    }
+    *o = '\0';
+    return out;
+}
+
+/* redis://[[user]:password@]host[:port][/db], user and password
+ * percent-encoded: 0, or -EINVAL with `why` (the password never shown). */
 static int parse_redis_url(struct hr_config *c, const char *s, char *why, size_t whylen)
 {
+    char shown[600];
     if (strncmp(s, "redis://", 8)) {
-        snprintf(why, whylen, "'%s' is not a redis:// URL (e.g. redis://127.0.0.1:6379/0; for TLS see doc/fleet.md)", s);
+        snprintf(why, whylen, "'%.300s' is not a redis:// URL (e.g. redis://127.0.0.1:6379/0; for TLS see doc/fleet.md)",
+                 masked_url(s, shown, sizeof shown));
         return -EINVAL;
     }
+    masked_url(s, shown, sizeof shown);
     const char *p = s + 8, *at = strrchr(p, '@');
-    char *password = NULL;
+    char *user = NULL, *password = NULL;
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (colon) password = strndup(colon + 1, (size_t)(at - colon - 1));
+        if (!colon) {
+            snprintf(why, whylen, "'%.300s': a user with no ':' before the '@': write redis://:PASSWORD@host for a "
+                     "password, redis://USER:PASSWORD@host for a Redis 6 ACL user", shown);
+            return -EINVAL;
+        }
+        if ((colon > p && !(user = url_decode(p, (size_t)(colon - p), "user", why, whylen))) ||
+            !(password = url_decode(colon + 1, (size_t)(at - colon - 1), "password", why, whylen))) {
+            free(user);
+            return -EINVAL;
+        }
         p = at + 1;
     }
     size_t hl = strcspn(p, ":/");
-    if (!hl || hl > 255) {
-        snprintf(why, whylen, "'%s' names no host", s);
-        free(password);
-        return -EINVAL;
-    }
     long long port = 6379, db = 0;
     const char *q = p + hl;
+    if (!hl || hl > 255) {
+        snprintf(why, whylen, "'%.300s' names no host", shown);
+        goto bad;
+    }
     if (*q == ':') {
         char num[8] = "";
         size_t n = strcspn(q + 1, "/");
         if (n < sizeof num) memcpy(num, q + 1, n), num[n] = '\0';
         if (n >= sizeof num || hr_parse_int(num, 1, 65535, &port)) {
-            snprintf(why, whylen, "'%s': the port must be 1..65535", s);
-            free(password);
-            return -EINVAL;
+            snprintf(why, whylen, "'%.300s': the port must be 1..65535", shown);
+            goto bad;
         }
         q += 1 + n;
     }
     if (*q == '/' && q[1] && hr_parse_int(q + 1, 0, 1 << 20, &db)) {
-        snprintf(why, whylen, "'%s': the database after / must be a number (0..)", s);
-        free(password);
-        return -EINVAL;
+        snprintf(why, whylen, "'%.300s': the database after / must be a number (0..)", shown);
+        goto bad;
     }
     free(c->backend_url);
     free(c->backend_host);
+    free(c->backend_user);
     free(c->backend_password);
     c->backend_url = strdup(s);
     c->backend_host = strndup(p, hl);
     c->backend_port = (int)port;
     c->backend_db = (int)db;
+    c->backend_user = user;
     c->backend_password = password && *password ? password : (free(password), NULL);
     return 0;
+bad:
+    free(user);
+    free(password);
+    return -EINVAL;
 }
 
 /* `backend redis { url …; prefix …; timeout_ms …; on_backend_error open|closed; }` */
@@ -574,6 +638,7 @@ void hr_config_free(struct hr_config *c)
     free(c->prices_file);
     free(c->backend_url);
     free(c->backend_host);
+    free(c->backend_user);
     free(c->backend_password);
     free(c->backend_prefix);
     free_list(c->protected_tools, c->n_protected_tools);

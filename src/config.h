@@ -67,10 +67,11 @@ struct hr_config {
     int cache_ttl_s;                   /* 0 = not set (300 s when the cache is on) */
     int rate_limit_rpm, rate_limit_tpm; /* 0 = no limit */
     /* `backend redis { … }` (fleet.c): NULL url = state stays in this process */
-    char *backend_url;                 /* redis://[:password@]host[:port][/db] as written */
+    char *backend_url;                 /* redis://[[user]:password@]host[:port][/db] as written */
     char *backend_host;
     int backend_port, backend_db;
-    char *backend_password;
+    char *backend_user;                /* percent-decoded; NULL: none */
+    char *backend_password;            /* percent-decoded; NULL: none */
     char *backend_prefix;              /* key prefix, default "headroom:" */
     int backend_timeout_ms;            /* one operation's limit, default 50 */
     int backend_fail_closed;           /* on_backend_error closed */

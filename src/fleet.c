@@ -1094,24 +1094,13 @@ static int metrics(void *state, hr_metric_visit_fn visit, void *ud)
 
 /* ------------------------------------------------------------ setup */
 
-/* The ACL user of redis://user:password@host (Redis 6+), or NULL: the
- * config keeps the password only. */
-static char *url_user(const char *url)
-{
-    if (!url || strncmp(url, "redis://", 8)) return NULL;
-    const char *p = url + 8, *at = strrchr(p, '@');
-    if (!at) return NULL;
-    const char *colon = memchr(p, ':', (size_t)(at - p));
-    return colon && colon > p ? strndup(p, (size_t)(colon - p)) : NULL;
-}
-
 int hr_fleet_setup(const struct hr_config *c, char *err, size_t errlen)
 {
     (void)err;
     (void)errlen;
     if (!c->backend_url) return 0;
     fl.host = strdup(c->backend_host);
-    fl.user = url_user(c->backend_url);
+    fl.user = c->backend_user ? strdup(c->backend_user) : NULL;
     fl.password = c->backend_password ? strdup(c->backend_password) : NULL;
     fl.prefix = strdup(c->backend_prefix ? c->backend_prefix : "headroom:");
     fl.s = (struct hr_rconn_settings){fl.host, c->backend_port, c->backend_db, fl.user, fl.password,

@@ -45,15 +45,16 @@ if not REDIS_BIN:
 class Redis:
     """A private redis-server: loopback, free port, temp dir, nothing saved."""
 
-    def __init__(self):
+    def __init__(self, *extra):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="hr-redis-")
         self.proc = None
         self.auth = None  # (password,) or (user, password) once Redis asks for one
+        self.extra = list(extra)  # more redis-server options
 
     def start(self):
         self.proc = subprocess.Popen([REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
-                                      "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
+                                      "--save", "", "--appendonly", "no", "--protected-mode", "yes"] + self.extra,
                                      stdout=open(os.path.join(self.dir, "log"), "ab"), stderr=subprocess.STDOUT)
         ok(wait_until(lambda: self.ping(), timeout=10), "redis-server up on 127.0.0.1:%d" % self.port)
 
@@ -631,6 +632,40 @@ try:
         au.stop()
         redis.cmd("ACL", "DELUSER", "hrfleet")
 
+        # ---------------------------------------------- a password and user with @ : / in the url
+        # RFC 3986 userinfo is percent-encoded: %40 is '@', %3A ':', %2F '/' (either case).
+        pct = Redis("--requirepass", "p@ss:w/rd")
+        pct.auth = ("p@ss:w/rd",)
+        pct.start()
+        try:
+            pe = Headroomd(mock=mock, wait_ready=False, extra_conf=conf(pct, "pct:", "budget 1000", "closed").replace(
+                "redis://", "redis://:p%40ss%3aw%2Frd@"))
+            pe.start()
+            wait_listening(pe)
+            ok(wait_until(lambda: backend_stats(pe).get("connected"), timeout=10),
+               "percent-encoded password: AUTH p@ss:w/rd accepted, connected")
+            is_(backend_stats(pe).get("url"), "redis://***@127.0.0.1:%d/0" % pct.port,
+                "percent-encoded password: /stats url hides it")
+            r = post_json(pe.url + "/v1/chat/completions", chat("gpt-4o", "pct"), headers=USAGE_1000)
+            is_(r.status, 200, "percent-encoded password: a request goes through (on_backend_error closed)")
+            ok(wait_until(lambda: pct.cmd("KEYS", "pct:budget:*"), timeout=5), "percent-encoded password: spend in Redis")
+            ok("p@ss" not in pe.stderr_text() and "p%40ss" not in pe.stderr_text(),
+               "percent-encoded password: not logged")
+            pe.stop()
+            pct.cmd("ACL", "SETUSER", "fl@user", "on", ">p@ss:w/rd", "~pctacl:*", "+@all")
+            pa = Headroomd(mock=mock, extra_conf=conf(pct, "pctacl:", "budget 1000").replace(
+                "redis://", "redis://fl%40user:p%40ss%3Aw%2frd@"))
+            pa.start()
+            ok(wait_until(lambda: backend_stats(pa).get("connected"), timeout=10),
+               "percent-encoded user and password: connected")
+            users = re.findall(r"\buser=(\S+)", pct.cmd("CLIENT", "LIST"))
+            is_(users.count("fl@user"), 2, "percent-encoded user: both workers sent AUTH fl@user p@ss:w/rd")
+            is_(backend_stats(pa).get("url"), "redis://fl@user:***@127.0.0.1:%d/0" % pct.port,
+                "percent-encoded user: /stats shows the user decoded, not the password")
+            pa.stop()
+        finally:
+            pct.stop()
+
         # ---------------------------------------------- nothing listening: failed attempts, no disconnects
         nl = Headroomd(mock=mock, extra_conf="backend redis {\n  url redis://127.0.0.1:%d/0\n}\n"
                        "sink prometheus { path /metrics; }\n" % free_port())
@@ -735,14 +770,41 @@ try:
                         r"a second backend block \(the first is at line \d+\): give one"),
                        ("backend redis { url http://x; }", r"not a redis:// URL"),
                        ("backend redis { url redis://h:99999; }", r"port must be"),
+                       ("backend redis { url redis://:topsecret@h:99999; }",
+                        r"url: 'redis://:\*\*\*@h:99999': the port must be"),
+                       ("backend redis { url redis://:topsecret@; }", r"url: 'redis://:\*\*\*@' names no host"),
+                       ("backend redis {\n  url redis://:top%4secret@h:1/0;\n}",
+                        r"url: the password has a '%' not followed by two hex digits: percent-encode it \('%' is "
+                        r"%25, '@' %40, ':' %3A, '/' %2F\)"),
+                       ("backend redis { url redis://:topsecret%zz@h:1/0; }",
+                        r"url: the password has a '%' not followed by two hex digits"),
+                       ("backend redis { url redis://:topsecret%4@h:1/0; }",
+                        r"url: the password has a '%' not followed by two hex digits"),
+                       ("backend redis { url redis://us%zer:topsecret@h:1/0; }",
+                        r"url: the user has a '%' not followed by two hex digits"),
+                       ("backend redis { url redis://:top%00secret@h:1/0; }", r"url: the password holds %00"),
+                       ("backend redis { url redis://topsecret@h:1/0; }",
+                        r"url: 'redis://\*\*\*@h:1/0': a user with no ':' before the '@': write "
+                        r"redis://:PASSWORD@host for a password"),
+                       ("backend redis { url rediss://:topsecret@h:1/0; }", r"'rediss://:\*\*\*@h:1/0' is not a redis://"),
                        ("backend redis { url redis://h; on_backend_error maybe; }", r"must be open or closed"),
                        ("backend redis { url redis://h; colour red; }", r"unknown setting 'colour'"),
                        ("backend memcached { }", r"only shared backend")):
         h = Headroomd(extra_conf=text, wait_ready=False, expect_exit=None)
         h.start()
-        h.proc.wait(timeout=20)
-        ok(h.proc.returncode not in (0, None), "bad config refused: %s" % text)
+        try:
+            h.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # it started: the config was taken
+            h.stop()
+        ok(h.proc.returncode not in (0, None, -signal.SIGTERM), "bad config refused: %s" % text)
         like(h.stderr_text(), r"headroom\.conf:\d+:\d+: .*" + want, "names the file, line and problem: %s" % text)
+        if "topsecret" in text:
+            ok("secret" not in h.stderr_text(), "... without showing the password")
+        if "%4secret" in text:
+            with open(h.conf_path) as f:
+                line = [i + 1 for i, l in enumerate(f.read().split("\n")) if "%4secret" in l]
+            like(h.stderr_text(), r"headroom\.conf:%d:\d+: backend redis: url: " % line[0],
+                 "a bad escape names the url's own line (%d)" % line[0])
 finally:
     redis.stop()
 done()
