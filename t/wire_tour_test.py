@@ -17,6 +17,8 @@
 # OpenAI Responses as Codex CLI sends it: reasoning items with
 # encrypted_content (not counted), function_call_output as a string and as
 # input_text / input_image parts (the image counted as OpenAI bills it).
+# A Responses turn calling headroom_retrieve beside a custom tool goes to
+# the client (a follow-up leaving the custom call unanswered was refused).
 # Chat Completions: tool messages as text parts, parallel calls, legacy
 # `function` messages compressed and headroom_retrieve offered in the
 # legacy `functions` list (OpenAI refuses `tools` beside it) and answered;
@@ -363,7 +365,9 @@ class Legacy(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
         seen.append(body)
         msgs = body.get("messages", [])
-        if "functions" in body and "tools" in body:
+        if self.path == "/v1/responses":
+            out, status = self.responses_turn(body)
+        elif "functions" in body and "tools" in body:
             out, status = {"error": {"message": "Invalid request: 'functions' and 'tools' cannot both be provided. "
                                      "'functions' are deprecated; use the 'tools' parameter instead.",
                                      "type": "invalid_request_error", "param": None, "code": None}}, 400
@@ -386,6 +390,26 @@ class Legacy(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+    def responses_turn(self, body):
+        """A Responses turn that calls headroom_retrieve beside a custom tool
+        (apply_patch) the client runs; a follow-up leaving a call without its
+        output is refused, as the API does."""
+        items = body.get("input", [])
+        answered = {it.get("call_id") for it in items if it.get("type", "").endswith("_output")}
+        for it in items:
+            if it.get("type") in ("function_call", "custom_tool_call") and it.get("call_id") not in answered:
+                return {"error": {"message": "No tool output found for %s call %s."
+                                  % (it["type"].replace("_call", "").replace("_", " "), it["call_id"]),
+                                  "type": "invalid_request_error", "param": "input", "code": None}}, 400
+        h = marker_hash(json.dumps(items))
+        output = [{"type": "function_call", "id": "fc_1", "call_id": "call_hr", "name": "headroom_retrieve",
+                   "arguments": json.dumps({"hash": h}), "status": "completed"},
+                  {"type": "custom_tool_call", "id": "ctc_1", "call_id": "call_patch", "name": "apply_patch",
+                   "input": "*** Begin Patch\n*** End Patch", "status": "completed"}]
+        return {"id": "resp_1", "object": "response", "status": "completed", "model": body["model"], "output": output,
+                "tools": body.get("tools", []), "usage": {"input_tokens": 100, "output_tokens": 10}}, 200
 
 
 srv = ThreadingHTTPServer(("127.0.0.1", 0), Legacy)
@@ -412,6 +436,23 @@ with Headroomd(conf_text=legacy_conf) as hd:
     is_((last[0].get("function_call", {}).get("name"), last[1].get("role"), last[1].get("name")),
         ("headroom_retrieve", "function", "headroom_retrieve"),
         "legacy Chat: the follow-up carries the call and a `function` message answering it")
+
+    # Responses: headroom_retrieve called beside a custom tool the client
+    # runs. headroomd cannot answer the turn: it goes to the client as the
+    # provider gave it (it answered the retrieve call and asked again, and
+    # the API refused the follow-up that left apply_patch unanswered: 400).
+    del seen[:]
+    b = {"model": "gpt-5", "input": [
+        {"role": "user", "content": "Fix the failing order charge."},
+        {"type": "function_call", "name": "shell", "call_id": "call_A", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_A", "output": LOG}],
+        "tools": [{"type": "function", "name": "shell", "parameters": {"type": "object", "properties": {}}},
+                  {"type": "custom", "name": "apply_patch"}]}
+    r = post_json(hd.url + "/v1/responses", b, headers={"authorization": "Bearer sk-x"})
+    reply = jbody(r) or {}
+    is_((r.status, [it.get("type") for it in reply.get("output", [])], len(seen)),
+        (200, ["function_call", "custom_tool_call"], 1),
+        "Responses: headroom_retrieve beside a custom tool call: the turn goes to the client, no follow-up")
 srv.shutdown()
 
 # ---------------------------------------------------------------- rate limit

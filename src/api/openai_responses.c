@@ -143,12 +143,23 @@ static json_t *tool_def(const char *list, const char *name, const char *descript
 
 static const char *tool_def_name(const json_t *tool) { return json_string_value(json_object_get(tool, "name")); }
 
+/* Output items the client must answer with an item of its own (the
+ * server's own tools, web search and the like, need none): a turn holding
+ * one besides headroom_retrieve calls goes to the client, as the API
+ * refuses a follow-up that leaves a call unanswered. */
+static const char *const client_calls[] = {"function_call", "custom_tool_call", "local_shell_call", "shell_call",
+                                           "apply_patch_call", "computer_call", "mcp_approval_request", NULL};
+
 static size_t answer_calls(const json_t *answer, const json_t **calls, size_t max)
 {
     size_t n = 0, i;
     json_t *it;
     json_array_foreach(json_object_get(answer, "output"), i, it) {
-        if (type_is(it, "function_call") && n < max) calls[n++] = it;
+        for (size_t k = 0; client_calls[k] && n < max; k++)
+            if (type_is(it, client_calls[k])) {
+                calls[n++] = it;
+                break;
+            }
     }
     return n;
 }
