@@ -433,6 +433,46 @@ ok(rc == 0 and json.loads(out)["lifetime"]["tokens_saved"] == 0
    "history with no savings file: zeros, and a note where it looked (%s)" % err.strip())
 rc, out, err = cli("history", "-c", conf)
 ok(rc == 0 and "no savings file" not in err, "history with the file there: no note")
+
+# Read-only commands leave nothing behind: a typo'd HEADROOM_WORKSPACE_DIR
+# got a directory and proxy_savings.json.lock (history started the sink,
+# which made both), and summary on a WAL database no daemon has open made
+# metrics.db-wal and -shm (as root: files the daemon's user cannot write).
+typo = os.path.join(work, "typo")
+for cmd in (("summary",), ("metrics",), ("history",), ("history", "--json"), ("history", "--format", "csv"),
+            ("history", "-c", with_db)):
+    rc, out, err = cli(*cmd, env=dict(ENV, HEADROOM_WORKSPACE_DIR=os.path.join(typo, "state")))
+    ok(rc == (0 if cmd[0] == "history" else 3) and not os.path.exists(typo),
+       "%s under a HEADROOM_WORKSPACE_DIR that does not exist: creates nothing (%s)" % (" ".join(cmd), err.strip()[:200]))
+ro = os.path.join(work, "ro")
+os.makedirs(ro)
+shutil.copy(os.path.join(ws, "proxy_savings.json"), ro)
+rc, out, err = cli("history", "--json", env=dict(ENV, HEADROOM_SAVINGS_PATH=os.path.join(ro, "proxy_savings.json")))
+ok(rc == 0 and json.loads(out)["lifetime"]["tokens_saved"] == remote.get("lifetime", {}).get("tokens_saved")
+   and sorted(os.listdir(ro)) == ["proxy_savings.json"],
+   "history reads a savings file without making a lock file next to it (%s)" % sorted(os.listdir(ro)))
+wal = os.path.join(work, "wal")
+os.makedirs(wal)
+sqlite(os.path.join(wal, "metrics.db"), "PRAGMA journal_mode=WAL;\n" + SCHEMA + "\n".join(rows))
+before = sorted(os.listdir(wal))
+for cmd in (("summary", "--json"), ("metrics", "--json")):
+    rc, out, err = cli(*cmd, env=dict(ENV, HEADROOM_WORKSPACE_DIR=wal))
+    got = json.loads(out) if rc == 0 else {}
+    ok(len(got) == 4 if cmd[0] == "metrics" else got.get("total_requests") == 4,
+       "%s on a WAL database no daemon has open: its 4 rows" % cmd[0])
+    is_(sorted(os.listdir(wal)), before, "%s on it makes no -wal or -shm file" % cmd[0])
+try:
+    import sqlite3
+    writer = sqlite3.connect(os.path.join(wal, "metrics.db"))  # a daemon writing: its rows still in the -wal
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute(rows[0].replace("(NULL,'req-0'", "(NULL,'req-9'"))
+    writer.commit()
+    rc, out, err = cli("summary", "--json", env=dict(ENV, HEADROOM_WORKSPACE_DIR=wal))
+    is_(json.loads(out).get("total_requests") if rc == 0 else err, 5,
+        "summary while a writer holds rows in the -wal: they are read too")
+    writer.close()
+except ImportError:
+    skip("python3 without its sqlite3 module")
 rc, out, err = cli("doctor")
 like(out, r"(?m)^ok   config +no config given .*no transforms", "doctor with no config: says so (it said 'built-in "
      "defaults parses (0 plugin blocks)')")

@@ -213,12 +213,15 @@ with Mock() as m:
     a = start(daemon(m, flush=1, env=senv))
     b = start(daemon(m, flush=1, env=senv))
     is_(a.get_json("/stats-history")["storage_path"], shared, "HEADROOM_SAVINGS_PATH wins over the workspace")
-    is_(stat.S_IMODE(os.stat(os.path.dirname(shared)).st_mode), 0o700, "missing directories created 0700")
+    # Made by the first flush, not at start: a process that only reads
+    # (`headroom history`) leaves no directory behind.
+    ok(not os.path.exists(os.path.dirname(shared)), "no directory made before there is something to write")
     for i in range(6):
         send(a if i % 2 else b, 2, model="gpt-4o" if i % 3 else "gpt-4o-mini")
         time.sleep(0.3)
     a.stop()
     b.stop()
+    is_(stat.S_IMODE(os.stat(os.path.dirname(shared)).st_mode), 0o700, "missing directories created 0700")
     d = read_file(shared)
     is_(d["lifetime"]["requests"], 12, "both daemons' counts are in the shared file")
     rows = d["hourly"].values()

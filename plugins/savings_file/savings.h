@@ -74,6 +74,10 @@ int hr_sav_lock(const char *path);
 void hr_sav_unlock(int fd);
 /* mkdir -p the parent directory of `path` with mode 0700; 0 or -errno. */
 int hr_sav_mkdir_parent(const char *path);
+/* Could hr_sav_mkdir_parent make it? 0 when the parent exists or its
+ * nearest existing ancestor is a directory this process may write; -errno
+ * (ENOTDIR, EACCES, ...) otherwise. Creates nothing. */
+int hr_sav_parent_creatable(const char *path);
 
 /* "2024-05-01T13:00:00Z"; buf needs 21 bytes. */
 void hr_sav_iso(int64_t t, char *buf, size_t len);

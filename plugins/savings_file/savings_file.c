@@ -554,13 +554,18 @@ static int init(const struct hr_host *host, struct hr_instance *self, const stru
         fini(s);
         return HR_ENOMEM;
     }
-    int rc = hr_sav_mkdir_parent(s->path);
+    /* Only a flush creates the directory and <file>.lock: a process that
+     * only reads the history (`headroom history`, hr_get_history) leaves
+     * nothing behind under a typo'd HEADROOM_WORKSPACE_DIR, nor takes a lock
+     * the daemon wants. The read needs no lock: a flush replaces the file
+     * by rename, so it is read whole. A directory that could not be made
+     * is still said at start. */
+    int rc = hr_sav_parent_creatable(s->path);
     if (rc)
         host->log(self, HR_LOG_WARN,
                   "cannot create the directory of savings file %s (%s): savings stay in memory until it exists; "
                   "set HEADROOM_SAVINGS_PATH or the path key to a writable place",
                   s->path, strerror(-rc));
-    int fd = rc ? rc : hr_sav_lock(s->path);
     /* A damaged file is only reported here; the first flush with savings to
      * write moves it aside (load_or_quarantine). So a process that only
      * reads the history (`headroom history`, hr_get_history) never moves a
@@ -573,7 +578,6 @@ static int init(const struct hr_host *host, struct hr_instance *self, const stru
                   "savings file %s is unusable (%s): the history starts empty, and the file is moved aside "
                   "when the first savings are written",
                   s->path, why);
-    hr_sav_unlock(fd);
     json_decref(publish_locked(s, doc)); /* init: no other thread yet */
     remember_file(s);
 

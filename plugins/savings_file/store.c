@@ -491,3 +491,22 @@ int hr_sav_mkdir_parent(const char *path)
     if (mkdir(dir, 0700) && errno != EEXIST) return -errno;
     return 0;
 }
+
+int hr_sav_parent_creatable(const char *path)
+{
+    char dir[4096];
+    int rc = dir_of(path, dir, sizeof dir);
+    if (rc) return rc;
+    struct stat st;
+    if (!stat(dir, &st)) return 0; /* there already: hr_sav_mkdir_parent has nothing to make */
+    /* mkdir -p makes the missing part in the nearest ancestor that exists. */
+    while (stat(dir, &st)) {
+        if (errno != ENOENT || !strcmp(dir, ".")) return -errno;
+        char *slash = strrchr(dir, '/');
+        if (!slash) snprintf(dir, sizeof dir, ".");
+        else if (slash == dir) dir[1] = '\0';
+        else *slash = '\0';
+    }
+    if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
+    return access(dir, W_OK | X_OK) ? -errno : 0;
+}

@@ -3,6 +3,7 @@
  * while a daemon may be writing it (WAL mode, busy timeout). */
 #include "sdk.h"
 #ifdef HR_HAVE_SQLITE
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -20,6 +21,33 @@ static void iso_time(double t, char *out, size_t outlen)
     struct tm tm;
     gmtime_r(&s, &tm);
     strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* The URI to open `path` with. The sink keeps it in WAL mode, and SQLite
+ * reading a WAL database creates <db>-wal and <db>-shm when they are not
+ * there (no headroomd has it open): `headroom summary` run by an SRE as
+ * another user (root) left files the daemon cannot write. With no -wal the
+ * whole database is in the main file: read it as immutable (no lock, no
+ * file made). A -wal there (a daemon writing, or one that stopped without
+ * a checkpoint) holds rows: read it as SQLite does. */
+static char *db_uri(const char *path)
+{
+    char *wal = NULL;
+    struct stat st;
+    if (asprintf(&wal, "%s-wal", path) < 0) return NULL;
+    int immutable = stat(wal, &st) != 0 && errno == ENOENT;
+    free(wal);
+    size_t n = strlen(path);
+    char *uri = malloc(3 * n + 32), *o = uri;
+    if (!uri) return NULL;
+    o += sprintf(o, "file:");
+    for (const char *p = path; *p; p++) { /* a path's '%', '?' and '#' would be read as the URI's */
+        unsigned char ch = (unsigned char)*p;
+        if (isalnum(ch) || strchr("/-._~", ch)) *o++ = (char)ch;
+        else o += sprintf(o, "%%%02X", ch);
+    }
+    strcpy(o, immutable ? "?immutable=1" : "?mode=ro");
+    return uri;
 }
 
 /* Open the client's database read-only; NULL with the error set. */
@@ -44,7 +72,15 @@ static sqlite3 *open_db(const hr_client *c, char **path_out)
         return NULL;
     }
     sqlite3 *db = NULL;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+    char *uri = db_uri(path);
+    if (!uri) {
+        hr_sdk_fail(HEADROOM_ENOMEM, "out of memory");
+        free(path);
+        return NULL;
+    }
+    int orc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+    free(uri);
+    if (orc != SQLITE_OK) {
         hr_sdk_fail(HEADROOM_EIO, "cannot open the metrics database %s: %s", path, db ? sqlite3_errmsg(db) : "no memory");
         sqlite3_close(db);
         free(path);
