@@ -157,7 +157,7 @@ static void header_path(struct file *f, const char *s, size_t l)
         return;
     if (s[0] == '-' && f->path)
         return; /* "--- " after "+++ ": not a header pair */
-    if (HR_STARTS(p, m, s[0] == '+' ? "b/" : "a/"))
+    if (s[0] == '+' ? HR_STARTS(p, m, "b/") : HR_STARTS(p, m, "a/")) /* literals: HR_STARTS takes their sizeof */
         p += 2, m -= 2;
     f->path = p;
     f->path_len = m;
