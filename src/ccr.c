@@ -163,6 +163,21 @@ static char *mem_get(void *ctx, const char *hash, size_t *len_out)
     return copy;
 }
 
+static char *mem_peek(void *ctx, const char *hash, size_t *len_out, double *expires_out)
+{
+    struct memstore *m = ctx;
+    char *copy = NULL;
+    pthread_mutex_lock(&m->lock);
+    struct entry *e = find(m, hash);
+    if (e && e->expires > hr_now() && (copy = malloc(e->len + 1))) {
+        memcpy(copy, e->data, e->len + 1);
+        *len_out = e->len;
+        *expires_out = e->expires;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return copy;
+}
+
 static int mem_describe(void *ctx, const char *hash, const struct hr_ccr_info *in, struct hr_ccr_info *out)
 {
     struct memstore *m = ctx;
@@ -215,7 +230,8 @@ int hr_ccr_init_memory(size_t max_bytes, unsigned ttl_s)
         return HR_ENOMEM;
     }
     hr_ccr_set_backend(
-        &(struct hr_ccr_backend){"memory", mem_put, mem_get, mem_stats, mem_destroy, m, mem_describe, mem_refresh});
+        &(struct hr_ccr_backend){"memory", mem_put, mem_get, mem_stats, mem_destroy, m, mem_describe, mem_refresh,
+                                 mem_peek});
     return HR_OK;
 }
 
@@ -304,6 +320,12 @@ int hr_ccr_has_local(const char *hash)
      * local miss. */
     return hash && strlen(hash) == HR_CCR_HASH_LEN && backend.describe &&
            backend.describe(backend.ctx, hash, NULL, NULL) == HR_OK;
+}
+
+char *hr_ccr_peek_local(const char *hash, size_t *len_out, double *expires_out)
+{
+    if (!backend.peek || !hash || strlen(hash) != HR_CCR_HASH_LEN) return NULL;
+    return backend.peek(backend.ctx, hash, len_out, expires_out);
 }
 
 char *hr_ccr_get(const char *hash, size_t *len_out)

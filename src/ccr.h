@@ -32,6 +32,10 @@ struct hr_ccr_backend {
      * HR_EINVAL and nothing stored. Lets hr_ccr_put skip SHA-256 for an
      * original it stored before. May be NULL. */
     int (*refresh)(void *ctx, const char *hash, const char *data, size_t len);
+    /* A malloc'd copy of the fresh entry at `hash` and when it expires
+     * (hr_now() seconds), counting no hit, miss or retrieval; NULL when
+     * there is none. May be NULL. */
+    char *(*peek)(void *ctx, const char *hash, size_t *len_out, double *expires_out);
 };
 
 /* A shared tier behind the backend (fleet.c: Redis): every stored original
@@ -47,6 +51,11 @@ void hr_ccr_set_remote(const struct hr_ccr_remote *r);
 int hr_ccr_put_local(const char *hash, const char *data, size_t len);
 /* 1 when this process holds `hash` (fresh), without counting a hit or miss. */
 int hr_ccr_has_local(const char *hash);
+/* This process's copy of `hash` and its expiry (hr_now() seconds), without
+ * counting it as used: for the shared tier to send an original it could not
+ * send when it was stored. NULL when gone (expired, evicted). Free with
+ * hr_ccr_free. */
+char *hr_ccr_peek_local(const char *hash, size_t *len_out, double *expires_out);
 
 /* Memory backend, the default. */
 int hr_ccr_init_memory(size_t max_bytes, unsigned ttl_s);

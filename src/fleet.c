@@ -97,14 +97,33 @@ struct fleet_worker {
     unsigned long long seq;         /* the last number given */
     struct budget_add *lost;        /* adds written without an answer, by number: sent again first */
     struct budget_add *resending;   /* the first of them, sent again, waiting for its answer */
+    struct ccr_push *pushes;        /* originals written, answer awaited (freed at stop if never answered) */
+    int flushing;                   /* originals of the unsent queue written, answers awaited */
+    int in_flush;                   /* flush_unsent is running (an answer at once must not re-enter it) */
 };
 
 struct outbox_item {
     char hash[HR_CCR_HASH_LEN + 1];
     char *data;
     size_t len;
+    double expires;                 /* hr_now() seconds: stored + ccr_ttl */
     struct outbox_item *next;
 };
+
+/* An original Redis did not get (down, or no answer): its address only;
+ * the bytes are read from the local store when it is sent. */
+struct unsent {
+    char hash[HR_CCR_HASH_LEN + 1];
+    size_t len;
+    double expires;
+    struct unsent *prev, *next;     /* oldest first */
+    struct unsent *next_in_bucket;
+};
+
+#define UNSENT_BUCKETS 1024
+#define UNSENT_MAX_ENTRIES 16384    /* besides the byte cap: ccr_max_size */
+#define FLUSH_BATCH 32              /* originals in flight at once when sending the queue */
+#define FLUSH_BATCH_BYTES (1u << 20)
 
 static struct {
     int on;
@@ -125,6 +144,12 @@ static struct {
     long long lost_micro;           /* spend of the workers' lost adds: counted once they are answered */
     unsigned long long fail_open, fail_closed_n, ccr_fetched, ccr_missing, open_quiet;
     double last_open_warn;
+    /* Originals stored while Redis could not take them, sent once it is
+     * back: at most ccr_max_size bytes of them (what the local store can
+     * hold) and UNSENT_MAX_ENTRIES, the oldest dropped first. */
+    struct unsent *unsent_head, *unsent_tail, *unsent_index[UNSENT_BUCKETS];
+    size_t unsent_n, unsent_bytes, unsent_cap_bytes;
+    unsigned long long unsent_sent, unsent_dropped, unsent_expired, unsent_evicted;
 } fl = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static atomic_long n_waiting; /* waits of every worker, for /stats */
@@ -224,22 +249,177 @@ static void note_fail_open(struct hr_fleet_wait *x, const char *what)
 
 /* ------------------------------------------------------------ CCR */
 
-static void ccr_send(struct hr_rconn *c, const char *hash, const char *data, size_t len)
+/* One original written to Redis, until its answer: without one (Redis down,
+ * or the connection lost first) it joins the unsent queue. */
+struct ccr_push {
+    struct fleet_worker *fw;
+    char hash[HR_CCR_HASH_LEN + 1];
+    size_t len;
+    double expires;
+    int from_queue;                 /* sent by flush_unsent */
+    struct ccr_push *prev, *next;   /* fw->pushes */
+};
+
+static size_t unsent_bucket(const char *hash)
+{
+    size_t h = 0;
+    for (int i = 0; i < 8; i++) h = h * 31 + (unsigned char)hash[i];
+    return h % UNSENT_BUCKETS;
+}
+
+static struct unsent *unsent_find_locked(const char *hash)
+{
+    for (struct unsent *u = fl.unsent_index[unsent_bucket(hash)]; u; u = u->next_in_bucket)
+        if (!strcmp(u->hash, hash)) return u;
+    return NULL;
+}
+
+static void unsent_unlink_locked(struct unsent *u)
+{
+    struct unsent **pp = &fl.unsent_index[unsent_bucket(u->hash)];
+    while (*pp != u) pp = &(*pp)->next_in_bucket;
+    *pp = u->next_in_bucket;
+    if (u->prev) u->prev->next = u->next;
+    else fl.unsent_head = u->next;
+    if (u->next) u->next->prev = u->prev;
+    else fl.unsent_tail = u->prev;
+    fl.unsent_n--;
+    fl.unsent_bytes -= u->len;
+}
+
+/* Keep the address of an original Redis did not get; one already kept
+ * gets the later expiry. The oldest go first past the caps. */
+static void unsent_add(const char *hash, size_t len, double expires)
+{
+    pthread_mutex_lock(&fl.lock);
+    struct unsent *u = unsent_find_locked(hash);
+    if (u) {
+        if (expires > u->expires) u->expires = expires;
+        pthread_mutex_unlock(&fl.lock);
+        return;
+    }
+    if (len > fl.unsent_cap_bytes || !(u = calloc(1, sizeof *u))) {
+        fl.unsent_dropped++;
+        pthread_mutex_unlock(&fl.lock);
+        return;
+    }
+    memcpy(u->hash, hash, sizeof u->hash);
+    u->len = len;
+    u->expires = expires;
+    size_t b = unsent_bucket(hash);
+    u->next_in_bucket = fl.unsent_index[b];
+    fl.unsent_index[b] = u;
+    u->prev = fl.unsent_tail;
+    if (fl.unsent_tail) fl.unsent_tail->next = u;
+    else fl.unsent_head = u;
+    fl.unsent_tail = u;
+    fl.unsent_n++;
+    fl.unsent_bytes += len;
+    while (fl.unsent_head != u && (fl.unsent_bytes > fl.unsent_cap_bytes || fl.unsent_n > UNSENT_MAX_ENTRIES)) {
+        struct unsent *old = fl.unsent_head;
+        unsent_unlink_locked(old);
+        free(old);
+        fl.unsent_dropped++;
+    }
+    pthread_mutex_unlock(&fl.lock);
+}
+
+static void flush_unsent(struct fleet_worker *fw);
+
+static void ccr_pushed(void *ud, int status, const redisReply *r)
+{
+    (void)r;
+    struct ccr_push *p = ud;
+    struct fleet_worker *fw = p->fw;
+    if (p->prev) p->prev->next = p->next;
+    else fw->pushes = p->next;
+    if (p->next) p->next->prev = p->prev;
+    if (status == HR_RCONN_UNSENT || status == HR_RCONN_LOST) {
+        /* SET NX of the same bytes: sending it twice is harmless. */
+        unsent_add(p->hash, p->len, p->expires);
+    } else if (status == HR_RCONN_OK && p->from_queue) {
+        pthread_mutex_lock(&fl.lock);
+        fl.unsent_sent++;
+        pthread_mutex_unlock(&fl.lock);
+    }
+    int next = p->from_queue && !--fw->flushing;
+    free(p);
+    if (next) flush_unsent(fw); /* the batch is answered: the next one */
+}
+
+/* SET NX EX: the original for ttl_s more seconds (an address keeps what
+ * markers in flight point to). */
+static void ccr_send(struct fleet_worker *fw, const char *hash, const char *data, size_t len, double expires,
+                     unsigned ttl_s, int from_queue)
 {
     char key[256], ttl[16];
     size_t kl = make_key(key, sizeof key, "ccr:", hash);
-    snprintf(ttl, sizeof ttl, "%u", fl.ccr_ttl_s);
-    /* NX: an address keeps what markers in flight point to. */
+    snprintf(ttl, sizeof ttl, "%u", ttl_s);
     const char *argv[] = {"SET", key, data, "NX", "EX", ttl};
     size_t lens[] = {3, kl, len, 2, 2, strlen(ttl)};
-    hr_rconn_command(c, K_CCR_PUT, 6, argv, lens, ignore_reply, NULL);
+    struct ccr_push *p = calloc(1, sizeof *p);
+    if (!p) {
+        hr_rconn_command(fw->conn, K_CCR_PUT, 6, argv, lens, ignore_reply, NULL);
+        return;
+    }
+    *p = (struct ccr_push){.fw = fw, .len = len, .expires = expires, .from_queue = from_queue, .next = fw->pushes};
+    memcpy(p->hash, hash, sizeof p->hash);
+    if (fw->pushes) fw->pushes->prev = p;
+    fw->pushes = p;
+    if (from_queue) fw->flushing++;
+    hr_rconn_command(fw->conn, K_CCR_PUT, 6, argv, lens, ccr_pushed, p);
+}
+
+/* Send the originals Redis missed, a batch at a time (the answers to one
+ * batch send the next), so a long queue neither floods the connection nor
+ * outlasts timeout_ms. Each goes with the time it has left of ccr_ttl, as
+ * this process holds it; one expired or no longer held here is dropped. */
+static void flush_unsent(struct fleet_worker *fw)
+{
+    if (fw->in_flush) return;
+    fw->in_flush = 1;
+    /* Another batch at once only when nothing of this one is in flight
+     * (all dropped, or failed at once): bounded, whatever fails. */
+    for (int round = 0; round < 64 && !fw->flushing && hr_rconn_connected(fw->conn); round++) {
+        struct unsent *batch[FLUSH_BATCH];
+        size_t n = 0, bytes = 0;
+        pthread_mutex_lock(&fl.lock);
+        while (fl.unsent_head && n < FLUSH_BATCH && bytes < FLUSH_BATCH_BYTES) {
+            struct unsent *u = fl.unsent_head;
+            unsent_unlink_locked(u);
+            batch[n++] = u;
+            bytes += u->len;
+        }
+        pthread_mutex_unlock(&fl.lock);
+        if (!n) break;
+        unsigned long long expired = 0, evicted = 0;
+        for (size_t i = 0; i < n; i++) {
+            struct unsent *u = batch[i];
+            double now = hr_now(), local_expires = 0;
+            size_t len = 0;
+            char *data = u->expires - now >= 1 ? hr_ccr_peek_local(u->hash, &len, &local_expires) : NULL;
+            if (u->expires - now < 1) expired++;
+            else if (!data || local_expires - now < 1) evicted++;
+            else ccr_send(fw, u->hash, data, len, local_expires, (unsigned)(local_expires - now), 1);
+            hr_ccr_free(data);
+            free(u);
+        }
+        if (expired || evicted) {
+            pthread_mutex_lock(&fl.lock);
+            fl.unsent_expired += expired;
+            fl.unsent_evicted += evicted;
+            pthread_mutex_unlock(&fl.lock);
+        }
+    }
+    fw->in_flush = 0;
 }
 
 static void ccr_put_remote(void *ctx, const char *hash, const char *data, size_t len)
 {
     (void)ctx;
-    if (tl_conn) {
-        ccr_send(tl_conn, hash, data, len);
+    double expires = hr_now() + fl.ccr_ttl_s;
+    if (tl_fw) {
+        ccr_send(tl_fw, hash, data, len, expires, fl.ccr_ttl_s, 0);
         return;
     }
     /* A compression helper thread: a worker's loop sends it. */
@@ -251,6 +431,7 @@ static void ccr_put_remote(void *ctx, const char *hash, const char *data, size_t
     memcpy(it->hash, hash, sizeof it->hash);
     memcpy(it->data, data, len);
     it->len = len;
+    it->expires = expires;
     pthread_mutex_lock(&fl.lock);
     it->next = fl.outbox;
     fl.outbox = it;
@@ -272,7 +453,8 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_unlock(&fl.lock);
     while (it) {
         struct outbox_item *next = it->next;
-        ccr_send(fw->conn, it->hash, it->data, it->len);
+        double left = it->expires - hr_now();
+        if (left >= 1) ccr_send(fw, it->hash, it->data, it->len, it->expires, (unsigned)left, 0);
         free(it->data);
         free(it);
         it = next;
@@ -440,6 +622,14 @@ static void on_conn_up(struct hr_rconn *c, void *ud)
 {
     (void)c;
     struct fleet_worker *fw = ud;
+    pthread_mutex_lock(&fl.lock);
+    size_t unsent = fl.unsent_n, unsent_bytes = fl.unsent_bytes;
+    pthread_mutex_unlock(&fl.lock);
+    if (unsent) {
+        HR_INFO(LOGGER, "worker %zu: sending the %zu original%s (%zu bytes) stored while Redis could not take them",
+                (size_t)(fw - fl.workers), unsent, unsent == 1 ? "" : "s", unsent_bytes);
+        flush_unsent(fw);
+    }
     pthread_mutex_lock(&fl.lock);
     long long held = fl.unsent_micro, lost = fl.lost_micro;
     pthread_mutex_unlock(&fl.lock);
@@ -1038,7 +1228,8 @@ json_t *hr_fleet_health(void)
     time_t start, end;
     int strict = hr_ratelimit_enabled() || hr_cost_budget_period(hr_clock_now(), &period, &start, &end);
     char impact[400];
-    snprintf(impact, sizeof impact, "%s; stored originals and cached answers are not shared meanwhile",
+    snprintf(impact, sizeof impact, "%s; originals stored meanwhile are kept here and sent once it is back, "
+             "cached answers are not shared meanwhile",
              !strict ? "no budget or rate limit to check"
              : fl.fail_closed ? "requests that need the budget or rate limit get 503 (on_backend_error closed) and "
                                 "/readyz says not ready"
@@ -1065,6 +1256,11 @@ static json_t *stats_block(void *state)
     json_object_set_new(o, "ccr_fetched", json_integer((json_int_t)fl.ccr_fetched));
     json_object_set_new(o, "ccr_missing", json_integer((json_int_t)fl.ccr_missing));
     json_object_set_new(o, "unsent_budget_usd", json_real((double)(fl.unsent_micro + fl.lost_micro) / 1e6));
+    json_object_set_new(o, "ccr_unsent",
+                        json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "waiting", (json_int_t)fl.unsent_n, "bytes",
+                                  (json_int_t)fl.unsent_bytes, "sent", (json_int_t)fl.unsent_sent, "dropped",
+                                  (json_int_t)fl.unsent_dropped, "expired", (json_int_t)fl.unsent_expired, "evicted",
+                                  (json_int_t)fl.unsent_evicted));
     json_object_set_new(o, "waiting", json_integer((json_int_t)atomic_load(&n_waiting)));
     pthread_mutex_unlock(&fl.lock);
     return o;
@@ -1112,6 +1308,7 @@ int hr_fleet_setup(const struct hr_config *c, char *err, size_t errlen)
     fl.fail_closed = c->backend_fail_closed;
     fl.cache_ttl_s = c->cache_ttl_s > 0 ? (unsigned)c->cache_ttl_s : 300;
     fl.ccr_ttl_s = c->ccr_ttl_s > 0 ? (unsigned)c->ccr_ttl_s : 3600;
+    fl.unsent_cap_bytes = c->ccr_max_bytes;
     hr_ratelimit_limits(&fl.rpm, &fl.tpm);
     hr_rconn_kinds(kind_names, N_KINDS);
     hr_ccr_set_remote(&(struct hr_ccr_remote){ccr_put_remote, NULL, "redis"});
@@ -1142,6 +1339,11 @@ void hr_fleet_shutdown(void)
         free(fl.outbox->data);
         free(fl.outbox);
         fl.outbox = next;
+    }
+    while (fl.unsent_head) { /* Redis never came back: they stay this process's */
+        struct unsent *u = fl.unsent_head;
+        unsent_unlink_locked(u);
+        free(u);
     }
     free(fl.workers);
     fl.workers = NULL;
@@ -1183,6 +1385,11 @@ void hr_fleet_worker_stop(struct hr_worker *w)
     hr_rconn_free(fw->conn); /* drops its commands: their replies never come */
     fw->drain = NULL;
     fw->conn = NULL;
+    while (fw->pushes) { /* their answers never come now */
+        struct ccr_push *next = fw->pushes->next;
+        free(fw->pushes);
+        fw->pushes = next;
+    }
     free(fw->resending); /* its answer never comes now */
     fw->resending = NULL;
     while (fw->lost) { /* not confirmed: gone with the process, as held spend is */

@@ -8,10 +8,13 @@
 # the response cache; Responses WebSocket messages held to the shared rate
 # limit in the order sent; Redis killed, stopped and restarted: fail open /
 # closed as configured (and /readyz not ready while closed refuses; /health
-# 200 but degraded, saying why), no crash, recovery; spend counted once when a stalled Redis runs a timed-out
-# add after its re-send; AUTH (password, ACL user) and SELECT refused: down,
-# retried, healed when Redis's side is fixed; error replies logged at most
-# every 10 s; failed connection attempts counted apart from lost
+# 200 but degraded, saying why), no crash, recovery; originals stored
+# during an outage sent once Redis is back (bounded, oldest dropped,
+# expired ones not sent) and retrieved on another instance; spend counted
+# once when a stalled Redis runs a timed-out add after its re-send; AUTH
+# (password, ACL user, percent-encoded in the url) and SELECT refused:
+# down, retried, healed when Redis's side is fixed; error replies logged at
+# most every 10 s; failed connection attempts counted apart from lost
 # connections; a reload naming a changed backend block; SIGTERM while a
 # request waits for Redis: answered, nothing leaked.
 import base64
@@ -383,6 +386,62 @@ try:
         for h in wsd:
             h.stop()
         mock.reset()
+
+        # ---------------------------------------------- CCR originals stored while Redis is down
+        # They are kept (by address; the bytes stay in the local store) and sent once Redis is
+        # back, with what is left of their ccr_ttl, so another instance can answer a retrieve;
+        # at most ccr_max_size bytes of them, the oldest dropped first; expired ones never sent.
+        cx = "stage_budget_ms 20000\ntransform router { }\ntransform smart_crusher { }\n"
+        qa, qb = [Headroomd(mock=mock, extra_conf=conf(redis, "ccrq:", cx + "ccr_ttl 600")) for _ in range(2)]
+        qc = Headroomd(mock=mock, extra_conf=conf(redis, "ccrq:", cx + "ccr_ttl 600\nccr_max_size 400k"))
+        qd = Headroomd(mock=mock, extra_conf=conf(redis, "ccrq:", cx + "ccr_ttl 2"))
+        for h in (qa, qb, qc, qd):
+            h.start()
+
+        def variant(i):
+            rows = json.loads(ROWS_TEXT)
+            rows[0]["msg"] = "variant %d" % i
+            return json.dumps(rows)
+
+        def stored(h, text):
+            body = tool_body()
+            body["messages"][2]["content"] = text
+            c = post_json(h.url + "/v1/compress", body).json() or {}
+            return (c.get("ccr_hashes") or ["0" * 24])[0]
+
+        unsent = lambda h: backend_stats(h).get("ccr_unsent") or {}
+        redis.kill()
+        ok(wait_until(lambda: not any(backend_stats(h).get("connected") for h in (qa, qc, qd)), timeout=10),
+           "outage: the instances see Redis gone")
+        t_stored = time.monotonic()
+        ha = stored(qa, ROWS_TEXT)
+        hc = [stored(qc, variant(i)) for i in range(4)]
+        hd = stored(qd, variant(9))
+        is_((unsent(qa).get("waiting"), unsent(qa).get("bytes")), (1, len(ROWS_TEXT)),
+            "outage: A keeps the original Redis could not take (/stats backend.ccr_unsent)")
+        is_((unsent(qc).get("waiting"), unsent(qc).get("dropped")), (2, 2),
+            "outage: at most ccr_max_size (400k) of them: 2 of 4 originals of 174 kB kept, the 2 oldest dropped")
+        is_(get_json(qb.url + "/v1/retrieve/" + ha)[0], 404, "outage: B cannot answer for A's original yet")
+        time.sleep(max(0.0, 3.0 - (time.monotonic() - t_stored)))  # D's ccr_ttl 2 passes
+        redis.start()
+        ok(wait_until(lambda: all(backend_stats(h).get("connected") for h in (qa, qb, qc, qd)), timeout=10),
+           "outage over: reconnected")
+        ok(wait_until(lambda: unsent(qa).get("sent") == 1 and unsent(qc).get("sent") == 2, timeout=10),
+           "outage over: the kept originals are sent (A 1, C 2)")
+        is_(unsent(qa).get("waiting"), 0, "outage over: none left waiting")
+        ttl = redis.cmd("TTL", "ccrq:ccr:" + ha)
+        ok(isinstance(ttl, int) and 560 <= ttl <= 597, "outage over: sent with what is left of ccr_ttl 600, "
+           "not a fresh 600 s (TTL %s, stored %.1f s before)" % (ttl, time.monotonic() - t_stored))
+        st_code, got = get_json(qb.url + "/v1/retrieve/" + ha)
+        is_((st_code, (got or {}).get("original_content") == ROWS_TEXT), (200, True),
+            "outage over: B answers a retrieve for the original A stored during the outage, byte for byte")
+        is_([get_json(qb.url + "/v1/retrieve/" + h)[0] for h in hc], [404, 404, 200, 200],
+            "outage over: C's 2 newest originals are shared, the 2 dropped are not")
+        ok(wait_until(lambda: unsent(qd).get("expired") == 1, timeout=10),
+           "outage over: an original past its ccr_ttl is not sent (counted expired)")
+        is_(redis.cmd("EXISTS", "ccrq:ccr:" + hd), 0, "outage over: ... and is not in Redis")
+        for h in (qa, qb, qc, qd):
+            is_(h.stop(), 0, "outage: instance exits 0 (nothing leaked)")
 
         # ---------------------------------------------- Redis down: fail open, then recovery
         extra = "budget 1000\nrate_limit_rpm 3\ncache_ttl 60\nsink prometheus { path /metrics; }"
