@@ -44,7 +44,13 @@ int hr_cli_stats(int argc, char **argv)
         return HR_EXIT_USAGE;
     }
     char *url = cli_daemon_url(&o);
-    if (!url) return cli_fail(&o, hr_last_status());
+    if (!url) {
+        int code = cli_fail(&o, hr_last_status());
+        if (!strncmp(hr_last_error(), "environment variable ", 21)) /* HEADROOM_HOST/PORT: where it listens */
+            fprintf(stderr, "headroom stats: it says where the daemon listens: correct or unset it, or give the "
+                    "daemon's address with --url\n");
+        return code;
+    }
     hr_client *c = hr_client_attach(url, o.config); /* the config's stats_token goes with /stats */
     free(url);
     if (!c) return cli_fail(&o, hr_last_status());

@@ -210,6 +210,9 @@ static json_t *daemon_setup(const char *conf)
     char *text = hr_daemon_setup(conf);
     if (!text) {
         fprintf(stderr, "headroom wrap: %s\n", hr_last_error());
+        if (!strncmp(hr_last_error(), "environment variable ", 21)) /* HEADROOM_PORT: where headroomd listens */
+            fprintf(stderr, "headroom wrap: correct or unset it (headroomd(8) ENVIRONMENT), or give wrap the port "
+                    "with --port\n");
         return NULL;
     }
     json_t *j = json_loads(text, 0, NULL);
@@ -267,6 +270,15 @@ static pid_t start_daemon(const char *exe, int port, const char *conf, const cha
 {
     json_t *setup = daemon_setup(conf);
     if (!setup) return -1;
+    /* A HEADROOM_* value only headroomd reads (HEADROOM_BUDGET=x): the one
+     * started here would exit at once; a running one wrap uses is not ours. */
+    const char *bad = json_string_value(json_object_get(setup, "env_error"));
+    if (bad) {
+        fprintf(stderr, "headroom wrap: %s: the headroomd wrap would start refuses it: correct or unset it "
+                "(headroomd(8) ENVIRONMENT)\n", bad);
+        json_decref(setup);
+        return -1;
+    }
     json_t *drain = json_object_get(setup, "shutdown_timeout");
     if (json_is_integer(drain) && json_integer_value(drain) >= 0) *drain_s = (int)json_integer_value(drain);
     const char *state = json_string_value(json_object_get(setup, "state_root"));

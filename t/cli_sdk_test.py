@@ -483,5 +483,39 @@ rc, out, err = cli("doctor", "-c", one, env=dict(ENV, HEADROOM_PORT="abc"))
 ok(rc == 1 and "HEADROOM_PORT" in out and "environment variable named" in out and "line and column" not in out,
    "doctor: a bad HEADROOM_PORT's fix is the variable, not a line of the file")
 
+# A bad HEADROOM_* value fails the commands that read it, naming it and the
+# fix; the others say it in one WARNING line and do their job (HEADROOM_PORT=abc
+# failed `headroom summary`, which reads no port).
+WARN_RE = r"(?m)^WARNING:headroom\.config:environment variable %s: .*correct or unset it$"
+rc, out, err = cli("summary", "--json")
+base = json.loads(out) if rc == 0 else None
+for var, val in (("HEADROOM_PORT", "abc"), ("HEADROOM_BUDGET", "lots"), ("HEADROOM_WORKERS", "-3")):
+    bad = dict(ENV, **{var: val})
+    rc, out, err = cli("summary", "--json", env=bad)
+    ok(rc == 0 and json.loads(out) == base and re.search(WARN_RE % var, err) and err.count("\n") == 1,
+       "summary with %s=%s: the totals, and one WARNING naming it (%s)" % (var, val, err.strip()[:200]))
+    rc, out, err = cli("metrics", "--json", "--limit", "1", env=bad)
+    ok(rc == 0 and len(json.loads(out)) == 1 and re.search(WARN_RE % var, err), "metrics with %s=%s" % (var, val))
+    rc, out, err = cli("history", "-c", conf, "--json", env=bad)
+    ok(rc == 0 and "lifetime" in json.loads(out) and re.search(WARN_RE % var, err), "history with %s=%s" % (var, val))
+    rc, out, err = cli("compress", "-c", conf, stdin=req_bytes, env=bad)
+    ok(rc == 0 and out == compressed and re.search(WARN_RE % var, err), "compress with %s=%s" % (var, val))
+rc, out, err = cli("compress", "-c", conf, stdin=req_bytes, env=dict(ENV, HEADROOM_LOG_LEVEL="loud"))
+ok(rc == 1 and "environment variable HEADROOM_LOG_LEVEL: 'loud' must be error, warn, info or debug" in err,
+   "compress (the pipeline in-process) with HEADROOM_LOG_LEVEL=loud, which it reads: exit 1 naming it")
+rc, out, err = cli("stats", env=dict(ENV, HEADROOM_PORT="abc"))
+ok(rc == 1 and "environment variable HEADROOM_PORT: 'abc'" in err and "correct or unset it, or give the daemon's "
+   "address with --url" in err, "stats with HEADROOM_PORT=abc (where the daemon listens): exit 1, the variable and "
+   "the fix (%s)" % err.strip())
+with Mock() as mock, Headroomd(mock=mock, env={"HEADROOM_WORKSPACE_DIR": ws}) as h:
+    for cmd, env in ((("stats", "--url", h.url), dict(ENV, HEADROOM_PORT="abc")),
+                     (("stats", "--json"), dict(ENV, HEADROOM_PORT=str(h.port), HEADROOM_BUDGET="lots")),
+                     (("history", "--url", h.url), dict(ENV, HEADROOM_PORT="abc"))):
+        rc, out, err = cli(*cmd, env=env)
+        var = "HEADROOM_BUDGET" if "HEADROOM_BUDGET" in env else "HEADROOM_PORT"
+        ok(rc == (0 if cmd[0] == "stats" else 3) and re.search(WARN_RE % var, err),
+           "%s with %s bad: %s, and a WARNING naming it (%s)" % (" ".join(cmd[:2]), var, "answered" if rc == 0 else
+                                                                  "no savings_file sink: exit 3", err.strip()[:300]))
+
 shutil.rmtree(work, ignore_errors=True)
 done()

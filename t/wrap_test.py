@@ -474,6 +474,18 @@ with Mock() as m:
     r = wrap(["claude"], base_env(m, ws, HEADROOM_PORT="http"))
     is_(r.returncode, 1, "bad HEADROOM_PORT: exit 1, as a bad config (not the command line)")
     like(r.stderr.decode(), r"HEADROOM_PORT: 'http' must be a whole number", "bad HEADROOM_PORT named")
+    like(r.stderr.decode(), r"correct or unset it .*or give wrap the port with --port", "bad HEADROOM_PORT: the fix")
+    # A value only headroomd reads stops wrap when it would start one (that
+    # headroomd would exit at once), before anything runs; --print-env starts
+    # nothing and reads no such value.
+    port = free_port()
+    r = wrap(["--port", str(port), "--", "true"], base_env(m, ws, HEADROOM_BUDGET="lots"))
+    ok(r.returncode == 1 and "environment variable HEADROOM_BUDGET: 'lots'" in r.stderr.decode()
+       and "the headroomd wrap would start refuses it" in r.stderr.decode() and "exited" not in r.stderr.decode(),
+       "HEADROOM_BUDGET=lots, wrap would start headroomd: exit 1 naming it, nothing started (%s)" % r.stderr.decode().strip())
+    r = wrap(["--print-env", "--port", str(port), "claude"], base_env(m, ws, HEADROOM_BUDGET="lots"))
+    ok(r.returncode == 0 and r.stdout.decode().startswith("export ANTHROPIC_BASE_URL='http://127.0.0.1:%d'" % port),
+       "--print-env with HEADROOM_BUDGET=lots (read by no headroomd it starts): the exports (%s)" % r.stderr.decode().strip())
 
     class NotUs(http.server.BaseHTTPRequestHandler):
         def do_GET(self):

@@ -83,8 +83,12 @@ void hr_free(void *p);
  *   headroomd does, loads the price table, the token tables and every
  *   configured transform in-process. No daemon is needed and no port is
  *   opened; sinks are not started (nothing is written to the state root).
+ *   Of the HEADROOM_* variables it reads HEADROOM_PLUGIN_DIR and
+ *   HEADROOM_LOG_LEVEL; a bad value of another (HEADROOM_PORT=abc: only a
+ *   headroomd reads it) is said in one WARNING line on stderr, not a failure.
  *   RETURNS the client, or NULL (HEADROOM_ECONFIG-class failure, see
- *   hr_last_error(): "file:line:col: ..." for a config error). */
+ *   hr_last_error(): "file:line:col: ..." for a config error, "environment
+ *   variable NAME: ..." for a variable it reads). */
 hr_client *hr_client_open(const char *config_path);
 
 /* hr_client_attach
@@ -96,6 +100,8 @@ hr_client *hr_client_open(const char *config_path);
  *   with hr_session_stats and hr_get_history, its api_token with hr_compress
  *   (read as headroomd reads them: HEADROOM_STATS_TOKEN / HEADROOM_API_TOKEN
  *   win over the file). The daemon is not contacted until a call needs it.
+ *   A bad value of another HEADROOM_* variable is a WARNING line, not a
+ *   failure (it reads none of the others).
  *   NULL when `url` is not an http(s) URL, or the config has an error. */
 hr_client *hr_client_attach(const char *url, const char *config_path);
 
@@ -214,8 +220,12 @@ int hr_token_count(const char *model, const char *encoding, const char *text, si
  *   `url` reaches that daemon from this host (a wildcard address becomes
  *   loopback), the state root may not exist yet, `shutdown_timeout` is the
  *   seconds it gives requests in flight after SIGTERM (added later in API
- *   1.1: treat it as optional). NULL with HEADROOM_ECONFIG for a config
- *   error ("file:line:col: ..."). */
+ *   1.1: treat it as optional), and "env_error" (later in 1.2, optional)
+ *   when a HEADROOM_* variable other than HEADROOM_HOST and HEADROOM_PORT
+ *   has a value headroomd refuses ("environment variable NAME: why"): the
+ *   address holds, but a headroomd started so would not start. NULL with
+ *   HEADROOM_ECONFIG for a config error ("file:line:col: ...") or a bad
+ *   HEADROOM_HOST/HEADROOM_PORT. */
 char *hr_daemon_setup(const char *config_path);
 
 #ifdef __cplusplus

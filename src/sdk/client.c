@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,11 +59,88 @@ char *hr_sdk_dump(json_t *v)
     return s;
 }
 
-int hr_sdk_load_config(struct hr_config *cfg, const char *path, char *err, size_t errlen)
+/* The HEADROOM_* variables a call of the library reads, and where they go.
+ * The others (workers, upstream URLs, budget, telemetry...) configure a
+ * headroomd only. */
+static const struct env_use {
+    const char *var;
+    size_t off;
+    enum { ENV_STR, ENV_PORT, ENV_LOG_LEVEL } kind;
+} ENV_USES[] = {
+    {"HEADROOM_HOST", offsetof(struct hr_config, host), ENV_STR},
+    {"HEADROOM_PORT", offsetof(struct hr_config, port), ENV_PORT},
+    {"HEADROOM_PLUGIN_DIR", offsetof(struct hr_config, plugin_dir), ENV_STR},
+    {"HEADROOM_LOG_LEVEL", offsetof(struct hr_config, log_level), ENV_LOG_LEVEL},
+    {"HEADROOM_STATS_TOKEN", offsetof(struct hr_config, stats_token), ENV_STR},
+    {"HEADROOM_API_TOKEN", offsetof(struct hr_config, api_token), ENV_STR},
+};
+const char *const hr_sdk_offline_env[] = {"HEADROOM_PLUGIN_DIR", "HEADROOM_LOG_LEVEL", NULL};
+const char *const hr_sdk_attached_env[] = {"HEADROOM_STATS_TOKEN", "HEADROOM_API_TOKEN", NULL};
+const char *const hr_sdk_address_env[] = {"HEADROOM_HOST", "HEADROOM_PORT", NULL};
+
+static int listed(const char *const *list, const char *name, size_t len)
 {
+    for (; *list; list++)
+        if (strlen(*list) == len && !strncmp(*list, name, len)) return 1;
+    return 0;
+}
+
+/* The variables of `uses` applied one by one (hr_config_apply_env stopped
+ * at another's bad value, before some of them). */
+static int apply_used_env(struct hr_config *cfg, const char *const *uses, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < sizeof ENV_USES / sizeof *ENV_USES; i++) {
+        const struct env_use *u = &ENV_USES[i];
+        const char *v = getenv(u->var);
+        if (!v || !*v || !listed(uses, u->var, strlen(u->var))) continue;
+        void *field = (char *)cfg + u->off;
+        long long n;
+        if (u->kind == ENV_STR) {
+            char *d = strdup(v);
+            if (!d) {
+                snprintf(err, errlen, "out of memory");
+                return -ENOMEM;
+            }
+            free(*(char **)field);
+            *(char **)field = d;
+        } else if (u->kind == ENV_PORT) {
+            if (hr_parse_int(v, 0, 65535, &n)) {
+                snprintf(err, errlen, "environment variable %s: '%s' must be a whole number from 0 to 65535", u->var, v);
+                return -EINVAL;
+            }
+            *(int *)field = (int)n;
+        } else {
+            int lv = hr_log_level_parse(v);
+            if (lv < 0) {
+                snprintf(err, errlen, "environment variable %s: '%s' must be error, warn, info or debug", u->var, v);
+                return -EINVAL;
+            }
+            *(int *)field = lv;
+        }
+    }
+    return 0;
+}
+
+int hr_sdk_load_config(struct hr_config *cfg, const char *path, const char *const *uses, char *ignored,
+                       size_t ignoredlen, char *err, size_t errlen)
+{
+    if (ignored && ignoredlen) *ignored = '\0';
     hr_config_defaults(cfg);
     if (path && hr_config_apply_file(cfg, path, err, errlen)) return -EINVAL;
-    if (hr_config_apply_env(cfg, err, errlen)) return -EINVAL;
+    if (hr_config_apply_env(cfg, err, errlen)) {
+        /* "environment variable NAME: why". A variable this call does not
+         * read fails only headroomd (HEADROOM_PORT=abc stops no `headroom
+         * summary`): said, not an error; those it reads are applied here,
+         * and one of theirs that is bad is the error. */
+        static const char PREFIX[] = "environment variable ";
+        const char *name = !strncmp(err, PREFIX, sizeof PREFIX - 1) ? err + sizeof PREFIX - 1 : NULL;
+        size_t len = name ? strcspn(name, ":") : 0;
+        if (!uses || !name || listed(uses, name, len)) return -EINVAL;
+        if (ignored) snprintf(ignored, ignoredlen, "%s", err);
+        else HR_WARN("headroom.config", "%s; ignored here (not read by this call), but a headroomd started with it "
+                     "would refuse to start: correct or unset it", err);
+        if (apply_used_env(cfg, uses, err, errlen)) return -EINVAL;
+    }
     if (hr_config_validate(cfg, err, errlen)) return -EINVAL;
     return 0;
 }
@@ -121,7 +199,7 @@ hr_client *hr_client_open(const char *config_path)
     if (!c) goto fail;
     c->offline = 1;
     char err[2048];
-    if (hr_sdk_load_config(&c->cfg, config_path, err, sizeof err)) {
+    if (hr_sdk_load_config(&c->cfg, config_path, hr_sdk_offline_env, NULL, 0, err, sizeof err)) {
         hr_sdk_fail(HEADROOM_ECONFIG, "%s", err);
         hr_config_free(&c->cfg);
         goto fail;
@@ -182,7 +260,7 @@ hr_client *hr_client_attach(const char *url, const char *config_path)
     size_t n = strlen(norm);
     while (n && norm[n - 1] == '/') norm[--n] = '\0';
     c->url = norm;
-    if (hr_sdk_load_config(&c->cfg, config_path, err, sizeof err)) {
+    if (hr_sdk_load_config(&c->cfg, config_path, hr_sdk_attached_env, NULL, 0, err, sizeof err)) {
         hr_sdk_fail(HEADROOM_ECONFIG, "%s", err);
         hr_config_free(&c->cfg);
         free(c->url);

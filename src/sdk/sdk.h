@@ -70,8 +70,19 @@ int hr_sdk_not_headroomd(const hr_client *c, const char *method, const char *pat
  * answer there); NULL with the error set otherwise. */
 json_t *hr_sdk_get_json(const hr_client *c, const char *path, const char *key);
 
-/* A config for the client: defaults, `path` (NULL = none), HEADROOM_* variables, validated. */
-int hr_sdk_load_config(struct hr_config *cfg, const char *path, char *err, size_t errlen);
+/* A config: defaults, `path` (NULL = none), HEADROOM_* variables, validated.
+ * A bad variable is an error when it is in `uses` (NULL: all of them, as
+ * headroomd reads them); another is not (the caller does not read it;
+ * headroomd would refuse it): its message goes to `ignored` ("" for none),
+ * or without `ignored` to a WARNING line. */
+int hr_sdk_load_config(struct hr_config *cfg, const char *path, const char *const *uses, char *ignored,
+                       size_t ignoredlen, char *err, size_t errlen);
+/* The variables an offline client reads (plugin_dir, log_level), those an
+ * attached one sends (the tokens), and those giving a daemon's address
+ * (hr_daemon_setup). NULL-terminated. */
+extern const char *const hr_sdk_offline_env[];
+extern const char *const hr_sdk_attached_env[];
+extern const char *const hr_sdk_address_env[];
 /* malloc'd JSON text of `v` (stolen), or NULL with HEADROOM_ENOMEM set. */
 char *hr_sdk_dump(json_t *v);
 #endif

@@ -164,7 +164,7 @@ char *hr_validate_setup(const char *config_path)
     hr_log_set_level(HR_LOG_ERROR); /* the answer carries the findings; no log noise */
     char err[2048], msg[2300];
     struct hr_config cfg;
-    int cfg_ok = !hr_sdk_load_config(&cfg, config_path, err, sizeof err);
+    int cfg_ok = !hr_sdk_load_config(&cfg, config_path, NULL, NULL, 0, err, sizeof err);
     if (cfg_ok) {
         if (config_path)
             snprintf(msg, sizeof msg, "%s parses (%zu plugin block%s)", config_path, cfg.n_plugins,
