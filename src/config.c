@@ -494,8 +494,15 @@ static int apply_backend(struct hr_config *c, const struct hr_conf_node *n, cons
             bad = parse_redis_url(c, v, why, sizeof why);
             have_url = !bad;
         } else if (!strcmp(k->name, "prefix")) {
-            free(c->backend_prefix);
-            c->backend_prefix = strdup(v);
+            /* Keys are built in fixed buffers: a longer prefix would cut
+             * them, and different keys would collide. */
+            if (strlen(v) > 128) {
+                bad = 1;
+                snprintf(why, sizeof why, "%zu bytes; at most 128", strlen(v));
+            } else {
+                free(c->backend_prefix);
+                c->backend_prefix = strdup(v);
+            }
         } else if (!strcmp(k->name, "timeout_ms")) {
             if ((bad = hr_parse_int(v, 1, 60000, &x))) snprintf(why, sizeof why, "'%s' must be 1..60000 (milliseconds)", v);
             else c->backend_timeout_ms = (int)x;

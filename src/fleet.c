@@ -97,6 +97,7 @@ struct fleet_worker {
     unsigned long long seq;         /* the last number given */
     struct budget_add *lost;        /* adds written without an answer, by number: sent again first */
     struct budget_add *resending;   /* the first of them, sent again, waiting for its answer */
+    struct budget_add *sending;     /* every add written, answer awaited (resending too): freed at stop */
     struct ccr_push *pushes;        /* originals written, answer awaited (freed at stop if never answered) */
     int flushing;                   /* originals of the unsent queue written, answers awaited */
     int in_flush;                   /* flush_unsent is running (an answer at once must not re-enter it) */
@@ -131,7 +132,6 @@ static struct {
     char *host, *password, *prefix, *url;
     int fail_closed;
     unsigned cache_ttl_s, ccr_ttl_s;
-    uint64_t rpm, tpm;
     struct fleet_worker *workers;
     size_t n_workers;
     char *user;                     /* ACL user from the url, or NULL */
@@ -144,6 +144,8 @@ static struct {
     long long lost_micro;           /* spend of the workers' lost adds: counted once they are answered */
     unsigned long long fail_open, fail_closed_n, ccr_fetched, ccr_missing, open_quiet;
     double last_open_warn;
+    unsigned long long ccr_mismatched, mismatch_quiet; /* fetched bytes that were not the address's */
+    double last_mismatch_warn;
     /* Originals stored while Redis could not take them, sent once it is
      * back: at most ccr_max_size bytes of them (what the local store can
      * hold) and UNSENT_MAX_ENTRIES, the oldest dropped first. */
@@ -174,6 +176,7 @@ struct hr_fleet_wait {
     int cache_hit;
     struct hr_respcache_entry entry;
     uint8_t rate_key[HR_SHA256_LEN];
+    uint64_t rpm, tpm;              /* the limits the script was given */
     int rate_limited;
     struct hr_ratelimit_verdict verdict;
     /* originals to fetch */
@@ -482,6 +485,7 @@ struct budget_add {
     unsigned long long seq;
     int resend;                     /* a lost add, sent again */
     struct budget_add *next;        /* fw->lost, by number */
+    struct budget_add *sprev, *snext; /* fw->sending while its answer is awaited */
 };
 
 /* Spend Redis did not count, sent with the next add. A past period's is
@@ -513,7 +517,12 @@ static void budget_send(struct budget_add *a)
     const char *argv[] = {"EVAL", BUDGET_SCRIPT, "2", key, seen, amount, expire, a->fw->stream, seq};
     size_t lens[] = {4, sizeof BUDGET_SCRIPT - 1, 1, kl, sl, strlen(amount), strlen(expire), strlen(a->fw->stream),
                      strlen(seq)};
-    hr_rconn_command(a->fw->conn, K_BUDGET_ADD, 9, argv, lens, budget_added, a);
+    struct fleet_worker *fw = a->fw;
+    a->sprev = NULL;
+    a->snext = fw->sending;
+    if (fw->sending) fw->sending->sprev = a;
+    fw->sending = a;
+    hr_rconn_command(fw->conn, K_BUDGET_ADD, 9, argv, lens, budget_added, a);
 }
 
 static void send_new(struct fleet_worker *fw, const char *period, time_t start, time_t end, long long micro)
@@ -523,7 +532,7 @@ static void send_new(struct fleet_worker *fw, const char *period, time_t start, 
         hold(period, start, end, micro);
         return;
     }
-    *a = (struct budget_add){fw, period, start, end, micro, ++fw->seq, 0, NULL};
+    *a = (struct budget_add){.fw = fw, .period = period, .start = start, .end = end, .micro = micro, .seq = ++fw->seq};
     budget_send(a);
 }
 
@@ -572,6 +581,9 @@ static void budget_added(void *ud, int status, const redisReply *r)
 {
     struct budget_add *a = ud;
     struct fleet_worker *fw = a->fw;
+    if (a->sprev) a->sprev->snext = a->snext;
+    else fw->sending = a->snext;
+    if (a->snext) a->snext->sprev = a->sprev;
     if (a->resend) fw->resending = NULL;
     if (status == HR_RCONN_OK && r->type == REDIS_REPLY_INTEGER) {
         hr_cost_budget_observe(a->start, (double)r->integer / 1e6);
@@ -670,6 +682,7 @@ static int cache_put(void *ctx, const uint8_t key[HR_RESPCACHE_KEY_LEN], double 
     char head[160];
     int hl = snprintf(head, sizeof head, "HR1 %d %llu %llu %.6f %zu\n", e->status, (unsigned long long)e->tokens_before,
                       (unsigned long long)e->tokens_after, e->cost_usd, ctl);
+    if (hl < 0 || (size_t)hl >= sizeof head) return HR_EINVAL; /* a cost past %.6f's width: not cached */
     size_t total = (size_t)hl + ctl + e->body_len;
     char *val = malloc(total);
     if (!val) return HR_ENOMEM;
@@ -723,13 +736,13 @@ static void cache_destroy(void *ctx) { (void)ctx; }
 
 /* ------------------------------------------------------------ rate limit */
 
-static void rate_tokens_send(const uint8_t key[HR_SHA256_LEN], uint64_t tokens)
+static void rate_tokens_send(const uint8_t key[HR_SHA256_LEN], uint64_t tokens, uint64_t per_min_r, uint64_t per_min_t)
 {
     char id[2 * HR_SHA256_LEN + 1], k[256], rpm[24], tpm[24], n[24];
     hex(key, HR_SHA256_LEN, id);
     size_t kl = make_key(k, sizeof k, "rl:", id);
-    snprintf(rpm, sizeof rpm, "%llu", (unsigned long long)fl.rpm);
-    snprintf(tpm, sizeof tpm, "%llu", (unsigned long long)fl.tpm);
+    snprintf(rpm, sizeof rpm, "%llu", (unsigned long long)per_min_r);
+    snprintf(tpm, sizeof tpm, "%llu", (unsigned long long)per_min_t);
     snprintf(n, sizeof n, "%llu", (unsigned long long)tokens);
     const char *argv[] = {"EVAL", RATE_SCRIPT, "1", k, rpm, tpm, "tokens", n};
     size_t lens[] = {4, sizeof RATE_SCRIPT - 1, 1, kl, strlen(rpm), strlen(tpm), 6, strlen(n)};
@@ -738,13 +751,16 @@ static void rate_tokens_send(const uint8_t key[HR_SHA256_LEN], uint64_t tokens)
 
 /* hr_ratelimit_admit in fleet mode: the verdict the wait fetched (the
  * request was charged then); tokens are charged after compression without
- * waiting, so a request may overdraw tpm and the next ones wait. */
+ * waiting, so a request may overdraw tpm and the next ones wait. The limits
+ * are read each time: a SIGHUP reload changes them (ratelimit.c). */
 static int rate_remote(void *ctx, const uint8_t key[HR_SHA256_LEN], uint64_t tokens, int charge,
                        struct hr_ratelimit_verdict *v)
 {
     (void)ctx;
     if (charge) {
-        if (fl.tpm && tokens && tl_conn) rate_tokens_send(key, tokens);
+        uint64_t rpm, tpm;
+        hr_ratelimit_limits(&rpm, &tpm);
+        if (tpm && tokens && tl_conn) rate_tokens_send(key, tokens, rpm, tpm);
         return HR_OK;
     }
     struct hr_fleet_wait *x = tl_current;
@@ -813,6 +829,7 @@ static void cache_read(void *ud, int status, const redisReply *r)
 
 static int wait_ms_to_s(long long ms)
 {
+    if (ms > 86400000LL) return 86400; /* Redis's number, whatever it is: no overflow below */
     long long s = (ms + 999) / 1000;
     return s < 1 ? 1 : s > 86400 ? 86400 : (int)s;
 }
@@ -830,10 +847,36 @@ static void rate_read(void *ud, int status, const redisReply *r)
             x->rate_limited = 1;
             x->verdict.retry_after_s = wait_ms_to_s(tok ? wk : wr);
             x->verdict.limit = tok ? "tokens" : "requests";
-            x->verdict.per_minute = tok ? fl.tpm : fl.rpm;
+            x->verdict.per_minute = tok ? x->tpm : x->rpm;
         }
     }
     op_done(x);
+}
+
+/* Other bytes under an address (a key damaged, or written by something
+ * else sharing the prefix): a WARN at most every 10 s, with the number
+ * left out since. */
+static void warn_mismatch(const char *hash, size_t len)
+{
+    pthread_mutex_lock(&fl.lock);
+    fl.ccr_mismatched++;
+    double now = hr_now();
+    int say = now - fl.last_mismatch_warn >= 10;
+    unsigned long long quiet = fl.mismatch_quiet;
+    if (say) {
+        fl.last_mismatch_warn = now;
+        fl.mismatch_quiet = 0;
+    } else {
+        fl.mismatch_quiet++;
+    }
+    pthread_mutex_unlock(&fl.lock);
+    if (say) {
+        char more[96] = "";
+        if (quiet) snprintf(more, sizeof more, " (and %llu more since the last such line)", quiet);
+        HR_WARN(LOGGER, "CCR address %s in Redis holds other bytes (%zu; their SHA-256 does not start with it): not "
+                "used, the retrieval misses; something else writes %sccr:* keys, or the value was damaged%s", hash, len,
+                fl.prefix, more);
+    }
 }
 
 static void ccr_read(void *ud, int status, const redisReply *r)
@@ -842,6 +885,16 @@ static void ccr_read(void *ud, int status, const redisReply *r)
     /* Answers (failures included) come in the order the GETs were sent. */
     struct hr_fleet_wait *x = ud;
     size_t i = x->replies++;
+    char got[HR_CCR_HASH_LEN + 1];
+    if (i < x->n_hashes && r && r->type == REDIS_REPLY_STRING) {
+        /* An address names its content: other bytes would be served as
+         * the original a marker points to. */
+        hr_ccr_hash(r->str, r->len, got);
+        if (strcmp(got, x->hashes[i])) {
+            warn_mismatch(x->hashes[i], r->len);
+            r = NULL;
+        }
+    }
     if (i < x->n_hashes) {
         if (r && r->type == REDIS_REPLY_STRING) {
             hr_ccr_put_local(x->hashes[i], r->str, r->len);
@@ -987,12 +1040,13 @@ static void run_stage(struct hr_fleet_wait *x)
                 note_fail_open(x, x->want_rate ? "the budget and the rate limit" : "the budget");
                 x->strict_failed = 0;
             }
-            if (x->want_rate && !x->cache_hit && !budget_refuses()) {
+            if (x->want_rate) hr_ratelimit_limits(&x->rpm, &x->tpm); /* as a reload left them */
+            if (x->want_rate && (x->rpm || x->tpm) && !x->cache_hit && !budget_refuses()) {
                 char id[2 * HR_SHA256_LEN + 1], k[256], rpm[24], tpm[24];
                 hex(x->rate_key, HR_SHA256_LEN, id);
                 size_t kl = make_key(k, sizeof k, "rl:", id);
-                snprintf(rpm, sizeof rpm, "%llu", (unsigned long long)fl.rpm);
-                snprintf(tpm, sizeof tpm, "%llu", (unsigned long long)fl.tpm);
+                snprintf(rpm, sizeof rpm, "%llu", (unsigned long long)x->rpm);
+                snprintf(tpm, sizeof tpm, "%llu", (unsigned long long)x->tpm);
                 const char *argv[] = {"EVAL", RATE_SCRIPT, "1", k, rpm, tpm, "admit"};
                 size_t lens[] = {4, sizeof RATE_SCRIPT - 1, 1, kl, strlen(rpm), strlen(tpm), 5};
                 x->pending++;
@@ -1151,7 +1205,7 @@ void hr_fleet_cancel(struct proxy_req *p)
 
 int hr_fleet_rate_wait(struct proxy_req *p, const uint8_t key[HR_SHA256_LEN], void (*resume)(struct proxy_req *p))
 {
-    if (!fl.on || !tl_conn || !(fl.rpm || fl.tpm) || p->fleet_wait) return 0;
+    if (!fl.on || !tl_conn || !hr_ratelimit_enabled() || p->fleet_wait) return 0;
     struct hr_fleet_wait *x = wait_new(p->w);
     if (!x) return 0;
     x->p = p;
@@ -1255,6 +1309,7 @@ static json_t *stats_block(void *state)
     json_object_set_new(o, "fail_closed", json_integer((json_int_t)fl.fail_closed_n));
     json_object_set_new(o, "ccr_fetched", json_integer((json_int_t)fl.ccr_fetched));
     json_object_set_new(o, "ccr_missing", json_integer((json_int_t)fl.ccr_missing));
+    json_object_set_new(o, "ccr_mismatched", json_integer((json_int_t)fl.ccr_mismatched));
     json_object_set_new(o, "unsent_budget_usd", json_real((double)(fl.unsent_micro + fl.lost_micro) / 1e6));
     json_object_set_new(o, "ccr_unsent",
                         json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "waiting", (json_int_t)fl.unsent_n, "bytes",
@@ -1309,13 +1364,15 @@ int hr_fleet_setup(const struct hr_config *c, char *err, size_t errlen)
     fl.cache_ttl_s = c->cache_ttl_s > 0 ? (unsigned)c->cache_ttl_s : 300;
     fl.ccr_ttl_s = c->ccr_ttl_s > 0 ? (unsigned)c->ccr_ttl_s : 3600;
     fl.unsent_cap_bytes = c->ccr_max_bytes;
-    hr_ratelimit_limits(&fl.rpm, &fl.tpm);
+    uint64_t rpm, tpm;
+    hr_ratelimit_limits(&rpm, &tpm);
     hr_rconn_kinds(kind_names, N_KINDS);
     hr_ccr_set_remote(&(struct hr_ccr_remote){ccr_put_remote, NULL, "redis"});
     if (hr_respcache_enabled())
         hr_respcache_set_backend(&(struct hr_respcache_backend){"redis", cache_get, cache_put, cache_stats,
                                                                 cache_destroy, NULL});
-    if (fl.rpm || fl.tpm) hr_ratelimit_set_remote(rate_remote, NULL);
+    /* Always: a reload may switch the rate limit on (ratelimit.c asks only while it is on). */
+    hr_ratelimit_set_remote(rate_remote, NULL);
     hr_cost_set_budget_remote(budget_add_remote, NULL);
     hr_host_table.register_stats(NULL, "backend", stats_block, NULL);
     hr_host_table.register_metrics(NULL, metrics, NULL);
@@ -1324,7 +1381,7 @@ int hr_fleet_setup(const struct hr_config *c, char *err, size_t errlen)
             "response cache%s, rate limit%s, budget%s", fl.host, fl.s.port, fl.s.db, fl.user ? " as user " : "",
             fl.user ? fl.user : "", fl.prefix, fl.s.timeout_ms,
             fl.fail_closed ? "closed" : "open", hr_respcache_enabled() ? "" : " (off)",
-            fl.rpm || fl.tpm ? "" : " (off)", c->budget_usd > 0 ? "" : " (off)");
+            rpm || tpm ? "" : " (off)", c->budget_usd > 0 ? "" : " (off)");
     return 0;
 }
 
@@ -1390,7 +1447,11 @@ void hr_fleet_worker_stop(struct hr_worker *w)
         free(fw->pushes);
         fw->pushes = next;
     }
-    free(fw->resending); /* its answer never comes now */
+    while (fw->sending) { /* their answers never come now (resending is one of them) */
+        struct budget_add *next = fw->sending->snext;
+        free(fw->sending);
+        fw->sending = next;
+    }
     fw->resending = NULL;
     while (fw->lost) { /* not confirmed: gone with the process, as held spend is */
         struct budget_add *next = fw->lost->next;

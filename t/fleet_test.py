@@ -18,6 +18,7 @@
 # connections; a reload naming a changed backend block; SIGTERM while a
 # request waits for Redis: answered, nothing leaked.
 import base64
+import hashlib
 import json
 import os
 import re
@@ -329,6 +330,15 @@ try:
         cmp_ok(backend_stats(C).get("ccr_fetched", 0), ">=", 1, "C fetched the original from Redis")
         st_code, _ = get_json(B.url + "/v1/retrieve/" + "0" * 24)
         is_(st_code, 404, "an unknown hash is still a 404")
+        # Other bytes under an address in Redis (damaged, or written by something else) are
+        # not the original its markers point to: a miss, never served.
+        meant = "the original this address names"
+        ht = hashlib.sha256(meant.encode()).hexdigest()[:24]
+        redis.cmd("SET", "three:ccr:" + ht, "other bytes")
+        st_code, got = get_json(B.url + "/v1/retrieve/" + ht)
+        is_(st_code, 404, "CCR: other bytes under an address in Redis are not served (%s)"
+            % ((got or {}).get("original_content"),))
+        like(B.stderr_text(), r"WARN.*CCR address %s in Redis holds other bytes" % ht, "CCR: ... a WARN says so")
 
         # Budget over three instances (after the other scenarios: they used an unpriced model).
         budget_round(redis, three, "three:", "3 instances")
@@ -756,6 +766,27 @@ try:
         is_(backend_stats(rl).get("prefix"), "reload:", "reload: still running with the old backend")
         rl.stop()
 
+        # ---------------------------------------------- reload: rate limits apply to the shared buckets
+        # rate_limit_rpm is applied by a SIGHUP reload: the fleet's script must use the new
+        # limit, and a limit switched on must be the shared one, not one per instance.
+        rr2 = [Headroomd(mock=mock, extra_conf=conf(redis, "rlre:", "rate_limit_rpm 2")) for _ in range(2)]
+        rr0 = [Headroomd(mock=mock, extra_conf=conf(redis, "rlon:", "")) for _ in range(2)]
+        for h in rr2 + rr0:
+            h.start()
+        for h, new in [(h, "rate_limit_rpm 4") for h in rr2] + [(h, "rate_limit_rpm 3") for h in rr0]:
+            with open(h.conf_path) as f:
+                text = f.read()
+            with open(h.conf_path, "w") as f:
+                f.write(text.replace("rate_limit_rpm 2", "") + new + "\n")
+            h.signal(signal.SIGHUP)
+        ok(wait_until(lambda: all("reloaded" in h.stderr_text() for h in rr2 + rr0), timeout=10), "reload: done")
+        like(rr2[0].stderr_text(), r"reload.*rate_limit_rpm", "reload: rate_limit_rpm named as applied")
+        rate_round(rr2, "reload-up", 4, "reload rpm 2 -> 4")
+        rate_round(rr0, "reload-on", 3, "reload: rate limit switched on (rpm 3)")
+        ok(redis.cmd("KEYS", "rlon:rl:*"), "reload: the switched-on limit's buckets live in Redis")
+        for h in rr2 + rr0:
+            h.stop()
+
         # ---------------------------------------------- draining while a request waits for Redis
         # A request parked for Redis's answer is in flight: SIGTERM lets it go on
         # (here: fail open once timeout_ms passes) or, past shutdown_timeout, answers
@@ -787,6 +818,29 @@ try:
             if rc != 0:
                 diag(dr.stderr_text()[-3000:])
             ok(wait_until(lambda: redis.ping(), timeout=10), "%s: Redis answers again" % label)
+
+        # A spend add written to a stalled Redis when the daemon stops: its answer never
+        # comes, and it is freed with the connection (the ASan build's exit code says so).
+        lk = Headroomd(mock=mock, expect_exit=None, extra_conf=conf(redis, "addstop:", "budget 1000").replace(
+            "timeout_ms 1000", "timeout_ms 20000"))
+        lk.start()
+        n_up = len(mock.requests())
+        res = []
+        t = threading.Thread(target=lambda: res.append(post_json(
+            lk.url + "/v1/chat/completions", chat("gpt-4o", "add at stop"),
+            headers=dict(USAGE_1000, **{"x-mock-delay-ms": "1500"}), timeout=60)))
+        t.start()
+        ok(wait_until(lambda: len(mock.requests()) > n_up, timeout=10), "add at stop: the request is upstream")
+        redis.proc.send_signal(signal.SIGSTOP)  # its budget read is answered; its add will not be
+        t.join(60)
+        is_(res and res[0].status, 200, "add at stop: answered")
+        time.sleep(0.3)
+        rc = lk.stop(timeout=60)
+        redis.proc.send_signal(signal.SIGCONT)
+        is_(rc, 0, "add at stop: exit 0, the unanswered add freed")
+        if rc != 0:
+            diag(lk.stderr_text()[-3000:])
+        ok(wait_until(lambda: redis.ping(), timeout=10), "add at stop: Redis answers again")
 
         # A WebSocket message parked for Redis at SIGTERM: the drain waits for it
         # (fail open once timeout_ms passes), it is answered, then the WebSocket
@@ -848,6 +902,8 @@ try:
                        ("backend redis { url rediss://:topsecret@h:1/0; }", r"'rediss://:\*\*\*@h:1/0' is not a redis://"),
                        ("backend redis { url redis://h; on_backend_error maybe; }", r"must be open or closed"),
                        ("backend redis { url redis://h; colour red; }", r"unknown setting 'colour'"),
+                       ("backend redis { url redis://h; prefix %s; }" % ("p" * 200),
+                        r"prefix: 200 bytes; at most 128"),
                        ("backend memcached { }", r"only shared backend")):
         h = Headroomd(extra_conf=text, wait_ready=False, expect_exit=None)
         h.start()
