@@ -101,6 +101,8 @@ static void usage(FILE *out)
             "`-- COMMAND` runs any other program with both OpenAI and Anthropic base URLs set.\n"
             "A headroomd already listening on the port is used; otherwise one is started for the session\n"
             "and stopped when the agent exits. The agent's exit code is wrap's exit code.\n"
+            "wrap's options go before AGENT: what follows it is the agent's (as with env and sudo), so\n"
+            "`headroom wrap claude -c team.conf` runs `claude -c team.conf` (--print-env says so).\n"
             "\n"
             "  --print-env   print the agent's environment as shell `export` lines instead of running it\n"
             "  --port N      headroomd port on 127.0.0.1 (default: $HEADROOM_PORT, else the config's port, else 8787)\n"
@@ -458,6 +460,37 @@ static int configured_port(const char *conf, int *port)
     return 0;
 }
 
+/* --print-env runs no agent, so what follows its name is used by nobody. A
+ * wrap option there (`--print-env claude -c team.conf`) is the agent's by the
+ * rule env(1) and sudo(8) follow, and the exports silently had the default
+ * port: say so, and where it goes. Options before AGENT: argv[1..opts_end);
+ * the agent's name (or command) argv[agent_at]; its arguments from `rest`. */
+static void unused_args(int argc, char **argv, int opts_end, int agent_at, int rest)
+{
+    if (rest >= argc) return;
+    char mine[1024] = "", all[1024] = "";
+    size_t nm = 0, na = 0;
+    for (int k = rest; k < argc; k++) {
+        const char *w = argv[k];
+        if ((!strcmp(w, "-c") || !strcmp(w, "--config") || !strcmp(w, "--port")) && k + 1 < argc) {
+            nm += (size_t)snprintf(mine + nm, nm < sizeof mine ? sizeof mine - nm : 0, "%s%s %s", nm ? " " : "", w,
+                                   argv[k + 1]);
+            k++;
+        }
+    }
+    for (int k = rest; k < argc; k++)
+        na += (size_t)snprintf(all + na, na < sizeof all ? sizeof all - na : 0, "%s%s", na ? " " : "", argv[k]);
+    if (!nm) {
+        fprintf(stderr, "headroom wrap: --print-env runs no %s, so '%s' after it is not used\n", argv[agent_at], all);
+        return;
+    }
+    fprintf(stderr, "headroom wrap: '%s' after '%s' is %s's, not wrap's, and --print-env runs no %s: it was not "
+            "used (these exports are without it). Meant for wrap? Options go before the agent's name: headroom wrap",
+            mine, argv[agent_at], argv[agent_at], argv[agent_at]);
+    for (int k = 1; k < opts_end; k++) fprintf(stderr, " %s", argv[k]);
+    fprintf(stderr, " %s%s %s\n", mine, agent_at > opts_end ? " --" : "", argv[agent_at]);
+}
+
 static int parse_port(const char *s, int *port)
 {
     char *end;
@@ -513,9 +546,11 @@ int hr_cli_wrap(int argc, char **argv)
         }
     }
     const struct agent *a = NULL;
+    int opts_end = i, agent_at = i; /* wrap's own options are argv[1..opts_end) */
     if (i < argc && !strcmp(argv[i], "--")) {
         a = &GENERIC;
         i++;
+        agent_at = i;
         if (i >= argc) {
             fprintf(stderr, "headroom wrap: `--` must be followed by the command to run\n");
             return HR_EXIT_USAGE;
@@ -541,6 +576,7 @@ int hr_cli_wrap(int argc, char **argv)
     if (print) {
         print_env(&e);
         env_free(&e);
+        unused_args(argc, argv, opts_end, agent_at, a == &GENERIC ? agent_at + 1 : i);
         return HR_EXIT_OK;
     }
     /* What runs: the command after `--`, or the agent by its own name. */

@@ -180,6 +180,25 @@ with Mock() as m:
     sh = subprocess.run(["sh", "-c", 'eval "$(%s wrap --print-env aider)"; echo "$OPENAI_API_BASE|$ANTHROPIC_BASE_URL"' % CLI],
                         env=base_env(m, ws), capture_output=True)
     is_(sh.stdout.decode().strip(), "http://127.0.0.1:8787/v1|http://127.0.0.1:8787", "--print-env aider evaluates in sh")
+    # What follows the agent's name is the agent's (as with env and sudo); with
+    # --print-env no agent runs, so a wrap option there was silently unused
+    # (the exports had the default port): a note says so and where it goes.
+    team = os.path.join(WORK, "team.conf")
+    with open(team, "w") as f:
+        f.write("port 9123\n")
+    r = wrap(["--print-env", "claude", "-c", team], base_env(m, ws))
+    ok(r.returncode == 0 and "127.0.0.1:8787" in r.stdout.decode()
+       and "'-c %s' after 'claude' is claude's, not wrap's" % team in r.stderr.decode()
+       and "headroom wrap --print-env -c %s claude\n" % team in r.stderr.decode(),
+       "--print-env claude -c team.conf: the exports, and a note that -c went to claude and where it goes (%s)"
+       % r.stderr.decode().strip())
+    r = wrap(["--print-env", "--port", "9000", "--", "mytool", "--port", "9111"], base_env(m, ws))
+    ok("'--port 9111' after 'mytool' is mytool's" in r.stderr.decode()
+       and "headroom wrap --print-env --port 9000 --port 9111 -- mytool" in r.stderr.decode(),
+       "--print-env -- mytool --port 9111: the note, for a command too")
+    r = wrap(["--print-env", "-c", team, "claude"], base_env(m, ws))
+    ok(r.returncode == 0 and "127.0.0.1:9123" in r.stdout.decode() and r.stderr.decode() == "",
+       "--print-env -c team.conf claude: its port, no note")
     r = wrap(["--print-env", "claude"], base_env(m, ws, ANTHROPIC_CUSTOM_HEADERS="X-Team: blue"))
     like(r.stdout.decode(), r"ANTHROPIC_CUSTOM_HEADERS='X-Team: blue\nX-Headroom-Stack: wrap_claude'", "the user's own custom headers are kept")
     # The user's own X-Headroom-Stack (any case) is kept, and no second one is added.
