@@ -350,16 +350,28 @@ static void ccr_pushed(void *ud, int status, const redisReply *r)
     if (next) flush_unsent(fw); /* the batch is answered: the next one */
 }
 
-/* SET NX EX: the original for ttl_s more seconds (an address keeps what
- * markers in flight point to). */
+/* An original stored again (an agent resends its tool outputs every turn)
+ * lives ccr_ttl from now here: so it does in Redis, or after ccr_ttl from
+ * its first store another instance could no longer answer for it. NX: an
+ * address keeps what markers in flight point to. */
+static const char CCR_PUT_SCRIPT[] =
+    "if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end\n"
+    "return 1\n";
+
+/* The original for ttl_s more seconds. One from the unsent queue goes with
+ * what it has left, which must not cut short a later store's: SET NX only. */
 static void ccr_send(struct fleet_worker *fw, const char *hash, const char *data, size_t len, double expires,
                      unsigned ttl_s, int from_queue)
 {
     char key[256], ttl[16];
     size_t kl = make_key(key, sizeof key, "ccr:", hash);
     snprintf(ttl, sizeof ttl, "%u", ttl_s);
-    const char *argv[] = {"SET", key, data, "NX", "EX", ttl};
-    size_t lens[] = {3, kl, len, 2, 2, strlen(ttl)};
+    const char *set_argv[] = {"SET", key, data, "NX", "EX", ttl};
+    size_t set_lens[] = {3, kl, len, 2, 2, strlen(ttl)};
+    const char *eval_argv[] = {"EVAL", CCR_PUT_SCRIPT, "1", key, data, ttl};
+    size_t eval_lens[] = {4, sizeof CCR_PUT_SCRIPT - 1, 1, kl, len, strlen(ttl)};
+    const char **argv = from_queue ? set_argv : eval_argv;
+    const size_t *lens = from_queue ? set_lens : eval_lens;
     struct ccr_push *p = calloc(1, sizeof *p);
     if (!p) {
         hr_rconn_command(fw->conn, K_CCR_PUT, 6, argv, lens, ignore_reply, NULL);

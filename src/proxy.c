@@ -342,6 +342,14 @@ static char *prepare_llm_body(struct proxy_req *p, const char *raw, size_t len, 
         p->pr.changed = 1;
         p->sent_body = json_incref(body);
     }
+    /* A turn continuing from a stored answer whose headroom_retrieve calls
+     * the client never got (retrieve_tool.c): their results go first. */
+    uint64_t added_tokens;
+    if (hr_retrieve_continue(p->api, body, p->model, p->request_id, &added_tokens) > 0) {
+        hr_pipeline_host_added(&p->pr, body, added_tokens); /* the client did not send them */
+        hr_acct_charge_sent(p, added_tokens);
+        p->pr.changed = 1;
+    }
     if (hr_admit_rate(p, p->pr.tokens_after, 1)) {
         json_decref(body);
         return NULL;

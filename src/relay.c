@@ -1,8 +1,9 @@
 /* relay.c — the upstream's answer to the client: headers filtered, an SSE
  * stream relayed chunk by chunk with backpressure (usage read on the way),
  * other answers buffered whole; a model turn made only of headroom_retrieve
- * calls answered from the CCR store and sent again; the client going away
- * noticed at once. */
+ * calls answered from the CCR store and sent again, one that also calls the
+ * client's tools relayed without them; the client going away noticed at
+ * once. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,17 +170,22 @@ static int answer_retrieve_calls(struct proxy_req *p)
         json_decref(answer);
         return 1;
     }
-    json_t *items = json_object_get(p->sent_body, p->api->items_key);
+    json_t *items = json_incref(json_object_get(p->sent_body, p->api->items_key));
     size_t first_new = json_array_size(items);
     int n = hr_retrieve_answer(p->api, p->sent_body, answer);
     struct hr_usage u = {0};
     p->api->usage_from_json(answer, &u);
     json_decref(answer);
+    json_t *was = items;
+    items = json_object_get(p->sent_body, p->api->items_key);
+    int fresh = items != was; /* compared while `was` is held: no address reuse */
+    json_decref(was);
     if (n <= 0) return 0;
     /* What the follow-up sends again is counted as sent: retrieval gives
      * back part of the saving, honestly. (A string input became a list:
-     * its text was already counted.) */
-    items = json_object_get(p->sent_body, p->api->items_key);
+     * its text was already counted. A list the adapter started anew, a
+     * conversation's, is all new.) */
+    if (fresh) first_new = 0;
     uint64_t extra = PER_MESSAGE_OVERHEAD * (json_array_size(items) - first_new);
     for (size_t i = first_new; i < json_array_size(items); i++)
         extra += hr_json_tokens(p->model, json_array_get(items, i));
@@ -226,6 +232,7 @@ static void on_done(void *ud, enum hr_xfer_result rc, const char *why)
     p->t = NULL; /* freed by upstream.c after we return */
     if (!p->req) return;
     if (rc == HR_XFER_OK && !p->streaming && !p->too_large && answer_retrieve_calls(p)) return;
+    hr_retrieve_settled(p->request_id, rc == HR_XFER_OK && !p->too_large && p->status >= 200 && p->status < 300);
     hr_relay_detach_client(p);
     if (p->too_large) {
         char msg[160];
@@ -272,7 +279,15 @@ static void on_done(void *ud, enum hr_xfer_result rc, const char *why)
         if (p->sent_body) { /* the answer may name headroom_retrieve: edit it */
             json_t *j = hr_json_load(text, len, NULL);
             if (j) p->api->usage_from_json(j, &p->usage);
-            if (j && hr_retrieve_hide_tool(p->api, j)) replace_body(p, j);
+            /* headroom_retrieve called beside the client's own tools: the
+             * client gets its calls only (it would meet a tool it never
+             * defined: the Agents SDK raises, Claude Code answers "No such
+             * tool available"). */
+            int left_out = j && p->status == 200 ? hr_retrieve_strip_calls(p->api, p->sent_body, j) : 0;
+            if (left_out)
+                HR_INFO(LOGGER, "%s: %d headroom_retrieve call%s made beside the client's tools left out of the answer",
+                        p->request_id, left_out, left_out == 1 ? "" : "s");
+            if ((j && hr_retrieve_hide_tool(p->api, j)) || left_out) replace_body(p, j);
             json_decref(j);
         } else {
             /* Only "usage" is read: parsing a whole answer (long texts,

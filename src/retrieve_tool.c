@@ -1,13 +1,18 @@
 /* retrieve_tool.c — offering, detecting and answering headroom_retrieve
  * calls; the format's adapter knows where tools, calls and results go. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "ccr.h"
 #include "log.h"
+#include "pipeline.h"
 #include "retrieve_match.h"
 #include "retrieve_tool.h"
 
 #define MAX_CALLS 64
+#define PER_MESSAGE_OVERHEAD 3 /* as hr_request_tokens counts a message */
+#define LOGGER "headroom.proxy"
 #define DESCRIPTION                                                                                         \
     "Fetch the full original of a tool output that headroom compressed. A compressed output carries a "  \
     "marker naming what was omitted and hash=<hash> (a {\"_headroom\": {...}} object in JSON, a "         \
@@ -123,4 +128,171 @@ int hr_retrieve_hide_tool(const struct hr_api *api, json_t *answer)
         if (name && !strcmp(name, HR_RETRIEVE_TOOL) && !json_array_remove(tools, i)) changed = 1;
     }
     return changed;
+}
+
+/* ---- calls left out of a kept answer
+ * A Responses answer is stored by the provider (store defaults to true) or
+ * added to a conversation; the request that continues from it sends only
+ * new items, and the API refuses it ("No tool output found for function
+ * call ...") unless every call of the stored answer has an output, those
+ * the client never saw included. They are kept here until then: up to
+ * KEPT_MAX answers, each for KEPT_TTL_S (an agent answers its calls in
+ * seconds; a person approving a patch may take hours), the oldest given up
+ * first. In memory, per instance: a restart forgets them. */
+#define KEPT_MAX 1024
+#define KEPT_TTL_S (24 * 3600)
+
+struct kept {
+    char key[HR_API_KEY_MAX];
+    time_t at;             /* 0: a free slot */
+    json_t *calls;         /* copies of the calls taken out */
+    char claimed_by[48];   /* the last request carrying their results into a conversation */
+};
+
+static struct kept kept[KEPT_MAX];
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+static int kept_n, kept_claims; /* slots in use, claimed: read unlocked to skip the lock */
+
+static time_t now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1; /* never 0 */
+}
+
+static void kept_free(struct kept *k)
+{
+    json_decref(k->calls);
+    if (k->claimed_by[0]) __atomic_sub_fetch(&kept_claims, 1, __ATOMIC_RELAXED);
+    memset(k, 0, sizeof *k);
+    __atomic_sub_fetch(&kept_n, 1, __ATOMIC_RELAXED);
+}
+
+static void kept_put(const char *key, const json_t *calls)
+{
+    time_t now = now_s();
+    pthread_mutex_lock(&kept_lock);
+    struct kept *slot = NULL, *oldest = NULL;
+    for (size_t i = 0; i < KEPT_MAX; i++) {
+        struct kept *k = &kept[i];
+        if (k->at && (!strcmp(k->key, key) || now - k->at > KEPT_TTL_S)) kept_free(k);
+        if (!k->at) slot = slot ? slot : k;
+        else if (!oldest || k->at < oldest->at) oldest = k;
+    }
+    if (!slot) { /* full: the oldest goes */
+        kept_free(oldest);
+        slot = oldest;
+    }
+    size_t len = strnlen(key, sizeof slot->key - 1);
+    memcpy(slot->key, key, len);
+    slot->key[len] = '\0';
+    slot->at = now;
+    slot->calls = json_deep_copy(calls); /* touched only under the lock */
+    __atomic_add_fetch(&kept_n, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&kept_lock);
+}
+
+/* A copy of the calls kept under `key` (NULL: none); a conversation's are
+ * claimed by `request_id`. */
+static json_t *kept_get(const char *key, const char *request_id)
+{
+    json_t *calls = NULL;
+    time_t now = now_s();
+    pthread_mutex_lock(&kept_lock);
+    for (size_t i = 0; i < KEPT_MAX; i++) {
+        struct kept *k = &kept[i];
+        if (!k->at || strcmp(k->key, key)) continue;
+        if (now - k->at > KEPT_TTL_S) {
+            kept_free(k);
+            break;
+        }
+        calls = json_deep_copy(k->calls);
+        if (key[0] == 'c' && request_id) {
+            if (!k->claimed_by[0]) __atomic_add_fetch(&kept_claims, 1, __ATOMIC_RELAXED);
+            snprintf(k->claimed_by, sizeof k->claimed_by, "%s", request_id);
+        }
+        break;
+    }
+    pthread_mutex_unlock(&kept_lock);
+    return calls;
+}
+
+void hr_retrieve_settled(const char *request_id, int ok)
+{
+    if (!request_id || !__atomic_load_n(&kept_claims, __ATOMIC_RELAXED)) return;
+    pthread_mutex_lock(&kept_lock);
+    for (size_t i = 0; i < KEPT_MAX; i++) {
+        struct kept *k = &kept[i];
+        if (!k->at || strcmp(k->claimed_by, request_id)) continue;
+        if (ok) { /* the conversation has the results now */
+            kept_free(k);
+        } else { /* not added: the next request carries them again */
+            k->claimed_by[0] = '\0';
+            __atomic_sub_fetch(&kept_claims, 1, __ATOMIC_RELAXED);
+        }
+    }
+    pthread_mutex_unlock(&kept_lock);
+}
+
+static int is_retrieve(const struct hr_api *api, const json_t *call)
+{
+    const char *name = api->call_name(call);
+    return name && !strcmp(name, HR_RETRIEVE_TOOL);
+}
+
+int hr_retrieve_strip_calls(const struct hr_api *api, const json_t *body, json_t *answer)
+{
+    if (!api->drop_call) return 0;
+    const json_t *calls[MAX_CALLS];
+    size_t n = api->answer_calls(answer, calls, MAX_CALLS), ours = 0;
+    for (size_t i = 0; i < n; i++) ours += is_retrieve(api, calls[i]);
+    if (!ours || ours == n) return 0; /* none, or only ours: hr_retrieve_answer's */
+    char keys[2][HR_API_KEY_MAX];
+    size_t n_keys = api->answer_kept_as ? api->answer_kept_as(body, answer, keys, 2) : 0;
+    json_t *left_out = n_keys ? json_array() : NULL;
+    int dropped = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!is_retrieve(api, calls[i])) continue;
+        if (left_out) json_array_append_new(left_out, json_deep_copy(calls[i]));
+        dropped += api->drop_call(answer, calls[i]); /* calls[i] is gone now */
+    }
+    for (size_t k = 0; dropped && left_out && k < n_keys; k++) kept_put(keys[k], left_out);
+    json_decref(left_out);
+    return dropped;
+}
+
+int hr_retrieve_continue(const struct hr_api *api, json_t *body, const char *model, const char *request_id,
+                         uint64_t *tokens)
+{
+    *tokens = 0;
+    if (!api->continues_from || !api->prepend_results || !__atomic_load_n(&kept_n, __ATOMIC_RELAXED)) return 0;
+    char keys[2][HR_API_KEY_MAX];
+    size_t n_keys = api->continues_from(body, keys, 2);
+    int added = 0;
+    for (size_t k = 0; k < n_keys; k++) {
+        json_t *calls = kept_get(keys[k], request_id);
+        if (!calls) continue;
+        const json_t *list[MAX_CALLS];
+        size_t n = 0, i;
+        json_t *c;
+        json_array_foreach(calls, i, c) if (n < MAX_CALLS) list[n++] = c;
+        json_t *items = json_object_get(body, api->items_key);
+        json_t *text = json_is_string(items) ? json_incref(items) : NULL; /* becomes an item: counted already */
+        int put = api->prepend_results(body, list, n, result_text);
+        items = json_object_get(body, api->items_key);
+        for (i = 0; put > 0 && i < (size_t)put; i++)
+            *tokens += PER_MESSAGE_OVERHEAD + hr_json_tokens(model, json_array_get(items, i));
+        if (put > 0 && text) /* the user item the text became, after the results */
+            *tokens += PER_MESSAGE_OVERHEAD + hr_json_tokens(model, json_array_get(items, (size_t)put)) -
+                       hr_json_tokens(model, text);
+        if (put > 0) {
+            HR_INFO(LOGGER, "%s: %d headroom_retrieve call%s of %s (left out of the answer the client got) answered "
+                    "from the CCR store before the client's input", request_id ? request_id : "-", put,
+                    put == 1 ? "" : "s", keys[k] + 2);
+            added += put;
+        }
+        json_decref(text);
+        json_decref(calls);
+    }
+    return added;
 }

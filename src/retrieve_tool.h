@@ -1,6 +1,7 @@
 /* retrieve_tool.h — the `headroom_retrieve` tool: offered to the model when a
  * request carries retrieval markers, and answered by headroomd itself from
- * the CCR store when the model calls it (non-streamed answers). The shapes
+ * the CCR store when the model calls it (non-streamed answers), or taken
+ * out of an answer that also calls the client's tools. The shapes
  * of tools, calls and results are the wire format's (src/api/). */
 #ifndef HR_RETRIEVE_TOOL_H
 #define HR_RETRIEVE_TOOL_H
@@ -31,4 +32,22 @@ int hr_retrieve_answer(const struct hr_api *api, json_t *body, const json_t *ans
 /* Remove headroom_retrieve from the tools an answer echoes (Responses do),
  * so the client sees the tools it sent. Returns 1 when the answer changed. */
 int hr_retrieve_hide_tool(const struct hr_api *api, json_t *answer);
+
+/* An answer (to `body`) that calls headroom_retrieve beside tools the
+ * client runs: headroomd cannot answer it (the client's calls need the
+ * client), so the retrieve calls are taken out and the client gets only
+ * its own. Where the provider keeps the answer (api->answer_kept_as) they
+ * are remembered (bounded, with a TTL) for the request that continues from
+ * it. Returns the number of calls taken out. */
+int hr_retrieve_strip_calls(const struct hr_api *api, const json_t *body, json_t *answer);
+/* A request continuing from such a kept answer (previous_response_id, a
+ * conversation): one result per call left out, answered from the CCR store,
+ * put before its own items (not compressed: the stages ran before). Returns
+ * the items added; *tokens their count as the request's count has them.
+ * `request_id`: a conversation's calls are forgotten once a request that
+ * carried their results is answered (hr_retrieve_settled). */
+int hr_retrieve_continue(const struct hr_api *api, json_t *body, const char *model, const char *request_id,
+                         uint64_t *tokens);
+/* Request `request_id` ended: `ok` when the provider answered it 2xx. */
+void hr_retrieve_settled(const char *request_id, int ok);
 #endif

@@ -420,6 +420,23 @@ try:
             return (c.get("ccr_hashes") or ["0" * 24])[0]
 
         unsent = lambda h: backend_stats(h).get("ccr_unsent") or {}
+
+        # An original stored again (an agent resends its tool outputs each turn) lives
+        # ccr_ttl from that store in Redis as it does locally: another instance can still
+        # answer for it after ccr_ttl from its first store.
+        ta, tb = [Headroomd(mock=mock, extra_conf=conf(redis, "ccrttl:", cx + "ccr_ttl 4")) for _ in range(2)]
+        for h in (ta, tb):
+            h.start()
+        ht = stored(ta, ROWS_TEXT)
+        time.sleep(2.5)
+        stored(ta, ROWS_TEXT)  # the next turn
+        ttl = redis.cmd("TTL", "ccrttl:ccr:" + ht)
+        ok(isinstance(ttl, int) and ttl >= 3, "stored again: its TTL in Redis is renewed to ccr_ttl 4 (%s)" % ttl)
+        time.sleep(2)
+        is_(get_json(tb.url + "/v1/retrieve/" + ht)[0], 200,
+            "stored again: 4.5 s after the first store (ccr_ttl 4) another instance still answers for it")
+        for h in (ta, tb):
+            h.stop()
         redis.kill()
         ok(wait_until(lambda: not any(backend_stats(h).get("connected") for h in (qa, qc, qd)), timeout=10),
            "outage: the instances see Redis gone")

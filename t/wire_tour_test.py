@@ -19,6 +19,11 @@
 # input_text / input_image parts (the image counted as OpenAI bills it).
 # A Responses turn calling headroom_retrieve beside a custom tool goes to
 # the client (a follow-up leaving the custom call unanswered was refused).
+# Parallel calls: a turn calling headroom_retrieve beside the client's own
+# tool reaches the client without the retrieve call (Chat, Anthropic,
+# Responses), and the next turn is accepted by an upstream that checks
+# call/result pairing and keeps stored responses and conversations as the
+# APIs do (the stored call's output is added by headroomd).
 # Chat Completions: tool messages as text parts, parallel calls, legacy
 # `function` messages compressed and headroom_retrieve offered in the
 # legacy `functions` list (OpenAI refuses `tools` beside it) and answered;
@@ -438,9 +443,10 @@ with Headroomd(conf_text=legacy_conf) as hd:
         "legacy Chat: the follow-up carries the call and a `function` message answering it")
 
     # Responses: headroom_retrieve called beside a custom tool the client
-    # runs. headroomd cannot answer the turn: it goes to the client as the
-    # provider gave it (it answered the retrieve call and asked again, and
-    # the API refused the follow-up that left apply_patch unanswered: 400).
+    # runs. headroomd cannot answer the turn: it goes to the client with the
+    # client's call alone (it answered the retrieve call and asked again, and
+    # the API refused the follow-up that left apply_patch unanswered: 400;
+    # then it went with both calls). The next turn: "parallel calls" below.
     del seen[:]
     b = {"model": "gpt-5", "input": [
         {"role": "user", "content": "Fix the failing order charge."},
@@ -451,9 +457,306 @@ with Headroomd(conf_text=legacy_conf) as hd:
     r = post_json(hd.url + "/v1/responses", b, headers={"authorization": "Bearer sk-x"})
     reply = jbody(r) or {}
     is_((r.status, [it.get("type") for it in reply.get("output", [])], len(seen)),
-        (200, ["function_call", "custom_tool_call"], 1),
+        (200, ["custom_tool_call"], 1),
         "Responses: headroom_retrieve beside a custom tool call: the turn goes to the client, no follow-up")
 srv.shutdown()
+
+# ---------------------------------------------------------------- parallel calls
+# The model calls headroom_retrieve in the same turn as one of the client's
+# own tools (parallel tool calls). headroomd cannot answer that turn (the
+# client's call needs the client), and the client must not meet a tool it
+# never defined (the OpenAI Agents SDK raises ModelBehaviorError, Claude Code
+# answers "No such tool available"): the retrieve calls are taken out of the
+# answer. The next turn must still be one the API accepts: this upstream
+# checks pairing as the APIs do, and keeps Responses (store, conversation)
+# as the API does, so a request continuing from a stored response that holds
+# an unanswered call is refused ("No tool output found for function call").
+par_seen = []
+stored, convs = {}, {}
+
+
+class Parallel(BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+        par_seen.append((self.path, body))
+        offered = any((t.get("function") or t).get("name") == "headroom_retrieve" for t in body.get("tools", []))
+        if self.path == "/v1/chat/completions":
+            out, status = self.chat_turn(body, offered)
+        elif self.path == "/v1/messages":
+            out, status = self.messages_turn(body, offered)
+        else:
+            out, status = self.responses_turn(body, offered)
+        if status == 200 and body.get("stream"):
+            data = "".join("event: %s\ndata: %s\n\n" % (t, json.dumps({"type": t, "response": dict(out, status=s)}))
+                           for t, s in (("response.created", "in_progress"), ("response.completed", "completed")))
+            ctype = "text/event-stream"
+        else:
+            data, ctype = json.dumps(out), "application/json"
+        data = data.encode()
+        self.send_response(status)
+        self.send_header("content-type", ctype)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def chat_turn(self, body, offered):
+        msgs = body["messages"]
+        for i, m in enumerate(msgs):
+            answered = set()
+            for n in msgs[i + 1:]:
+                if n.get("role") != "tool":
+                    break
+                answered.add(n.get("tool_call_id"))
+            missing = [c["id"] for c in m.get("tool_calls") or [] if c["id"] not in answered]
+            if m.get("role") == "assistant" and missing:
+                return {"error": {"message": "An assistant message with 'tool_calls' must be followed by tool messages "
+                                  "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+                                  "response messages: " + ", ".join(missing), "type": "invalid_request_error",
+                                  "param": "messages.[%d].role" % (i + 1), "code": None}}, 400
+        finish = "tool_calls"
+        if msgs[-1].get("tool_call_id") == "call_tests":
+            msg, finish = {"role": "assistant", "content": "tests pass"}, "stop"
+        elif offered:
+            msg = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_hr", "type": "function", "index": 0, "function": {
+                    "name": "headroom_retrieve", "arguments": json.dumps({"hash": marker_hash(json.dumps(msgs))})}},
+                {"id": "call_tests", "type": "function", "index": 1,
+                 "function": {"name": "run_tests", "arguments": "{}"}}]}
+        else:
+            msg, finish = {"role": "assistant", "content": "no retrieve"}, "stop"
+        return {"id": "chatcmpl-par", "object": "chat.completion", "created": 1700000000, "model": body["model"],
+                "choices": [{"index": 0, "message": msg, "finish_reason": finish}],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 5, "total_tokens": 105}}, 200
+
+    def messages_turn(self, body, offered):
+        msgs = body["messages"]
+        for i, m in enumerate(msgs):
+            uses = [b["id"] for b in m["content"] if b.get("type") == "tool_use"] if isinstance(m["content"], list) else []
+            nxt = msgs[i + 1]["content"] if i + 1 < len(msgs) else []
+            results = {b.get("tool_use_id") for b in nxt if isinstance(b, dict)} if isinstance(nxt, list) else set()
+            missing = [u for u in uses if u not in results]
+            if missing:
+                return {"type": "error", "error": {"type": "invalid_request_error", "message": "messages.%d: "
+                        "`tool_use` ids were found without `tool_result` blocks immediately after: %s. Each "
+                        "`tool_use` block must have a corresponding `tool_result` block in the next message."
+                        % (i + 1, ", ".join(missing))}}, 400
+        last = msgs[-1]["content"]
+        stop = "tool_use"
+        if isinstance(last, list) and last[-1].get("tool_use_id") == "toolu_bash":
+            content, stop = [{"type": "text", "text": "tests pass"}], "end_turn"
+        elif offered:
+            content = [{"type": "text", "text": "Let me read the whole log and run the tests."},
+                       {"type": "tool_use", "id": "toolu_hr", "name": "headroom_retrieve",
+                        "input": {"hash": marker_hash(json.dumps(msgs))}},
+                       {"type": "tool_use", "id": "toolu_bash", "name": "Bash", "input": {"command": "make test"}}]
+        else:
+            content, stop = [{"type": "text", "text": "no retrieve"}], "end_turn"
+        return {"id": "msg_par", "type": "message", "role": "assistant", "model": body["model"], "content": content,
+                "stop_reason": stop, "stop_sequence": None, "usage": {"input_tokens": 100, "output_tokens": 5}}, 200
+
+    def responses_turn(self, body, offered):
+        prev, conv = body.get("previous_response_id"), body.get("conversation")
+        conv = conv.get("id") if isinstance(conv, dict) else conv
+        if prev and prev not in stored:
+            return {"error": {"message": "Previous response with id '%s' not found." % prev,
+                              "type": "invalid_request_error", "param": "previous_response_id",
+                              "code": "previous_response_not_found"}}, 400
+        inp = body.get("input", [])
+        inp = [{"role": "user", "content": inp}] if isinstance(inp, str) else inp
+        items = list(stored.get(prev, [])) + list(convs.get(conv, [])) + inp
+        outs = [it.get("call_id") for it in items if it.get("type", "").endswith("_output")]
+        for it in items:
+            if it.get("type") in ("function_call", "custom_tool_call") and it["call_id"] not in outs:
+                return {"error": {"message": "No tool output found for %s call %s."
+                                  % (it["type"].replace("_call", "").replace("_", " "), it["call_id"]),
+                                  "type": "invalid_request_error", "param": "input", "code": None}}, 400
+        ids = [it["id"] for it in items if it.get("id")]
+        dup = [i for i in ids if ids.count(i) > 1]
+        if dup:
+            return {"error": {"message": "Duplicate item found with id %s. Remove duplicate items from your input "
+                              "and try again." % dup[0], "type": "invalid_request_error", "param": "input",
+                              "code": None}}, 400
+        dup = [c for c in outs if outs.count(c) > 1]
+        if dup:  # this upstream's own rule: one output per call
+            return {"error": {"message": "Duplicate output for call %s." % dup[0], "type": "invalid_request_error",
+                              "param": "input", "code": None}}, 400
+        n = len(stored) + 1
+        last = items[-1] if items else {}
+        only_read = any(it.get("content") == "Only read the log." for it in items)
+        if only_read and last.get("type") == "function_call_output" and last["call_id"].startswith("call_hr"):
+            output = [{"type": "message", "id": "msg_%d" % n, "role": "assistant", "status": "completed",
+                       "content": [{"type": "output_text", "text": "read %d bytes" % len(last["output"]),
+                                    "annotations": []}]}]
+        elif only_read and offered:
+            output = [{"type": "function_call", "id": "fc_%d" % n, "call_id": "call_hr_%d" % n,
+                       "name": "headroom_retrieve", "arguments": json.dumps({"hash": marker_hash(json.dumps(items))}),
+                       "status": "completed"}]
+        elif last.get("type") == "custom_tool_call_output":
+            output = [{"type": "message", "id": "msg_%d" % n, "role": "assistant", "status": "completed",
+                       "content": [{"type": "output_text", "text": "patched", "annotations": []}]}]
+        elif offered:
+            output = [{"type": "function_call", "id": "fc_%d" % n, "call_id": "call_hr_%d" % n,
+                       "name": "headroom_retrieve", "arguments": json.dumps({"hash": marker_hash(json.dumps(items))}),
+                       "status": "completed"},
+                      {"type": "custom_tool_call", "id": "ctc_%d" % n, "call_id": "call_patch_%d" % n,
+                       "name": "apply_patch", "input": "*** Begin Patch\n*** End Patch", "status": "completed"}]
+        else:
+            output = [{"type": "message", "id": "msg_%d" % n, "role": "assistant", "status": "completed",
+                       "content": [{"type": "output_text", "text": "ok", "annotations": []}]}]
+        rid = "resp_par%d" % n
+        if body.get("store") is not False:
+            stored[rid] = items + output
+        else:
+            stored[rid + "-unstored"] = []
+        if conv:
+            convs[conv] = items + output
+        return {"id": rid, "object": "response", "status": "completed", "model": body["model"], "output": output,
+                "previous_response_id": prev, "tools": body.get("tools", []),
+                "usage": {"input_tokens": 100, "output_tokens": 10, "total_tokens": 110}}, 200
+
+
+def par_bodies(path):
+    return [b for p, b in par_seen if p == path]
+
+
+psrv = ThreadingHTTPServer(("127.0.0.1", 0), Parallel)
+threading.Thread(target=psrv.serve_forever, daemon=True).start()
+par_conf = shipped_conf_text(stage_budget_ms=5000).replace("@MOCK_URL@", "http://127.0.0.1:%d" % psrv.server_port)
+with Headroomd(conf_text=par_conf) as hd:
+    auth = {"authorization": "Bearer sk-x"}
+    # Chat Completions (the Agents SDK's Runner.run, LangChain's invoke).
+    chat = {"model": "gpt-4o", "messages": [
+        {"role": "user", "content": "Why do the order tests fail?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_A", "type": "function", "function": {"name": "fetch_log", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_A", "content": LOG}],
+        "tools": [{"type": "function", "function": {"name": n, "parameters": {"type": "object", "properties": {}}}}
+                  for n in ("fetch_log", "run_tests")]}
+    r = post_json(hd.url + "/v1/chat/completions", chat, headers=auth)
+    choice = ((jbody(r) or {}).get("choices") or [{}])[0]
+    up = par_bodies("/v1/chat/completions")
+    is_((r.status, choice.get("message", {}).get("tool_calls"), choice.get("finish_reason"), len(up)),
+        (200, [{"id": "call_tests", "type": "function", "index": 0, "function": {"name": "run_tests", "arguments": "{}"}}],
+         "tool_calls", 1),
+        "Chat: headroom_retrieve called beside run_tests: the client gets run_tests alone (index 0, its id), "
+        "finish_reason tool_calls, one upstream request")
+    ok("headroom_retrieve" in json.dumps(up[:1]) and "headroom_retrieve" not in r.body.decode(),
+       "Chat: the tool was offered upstream; the client's answer never names it")
+    nxt = dict(chat, messages=chat["messages"] + [choice.get("message", {}),
+                                                  {"role": "tool", "tool_call_id": "call_tests", "content": "42 passed"}])
+    r = post_json(hd.url + "/v1/chat/completions", nxt, headers=auth)
+    is_((r.status, ((jbody(r) or {}).get("choices") or [{}])[0].get("message", {}).get("content")), (200, "tests pass"),
+        "Chat: the next turn, with the assistant message as the client got it, is accepted")
+
+    # Anthropic Messages, not streamed (an SDK's messages.create).
+    ant = {"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": [
+        {"role": "user", "content": "Why do the order tests fail?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_A", "name": "Bash", "input": {"command": "cat app.log"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_A", "content": LOG}]}],
+        "tools": [{"name": "Bash", "input_schema": {"type": "object", "properties": {}}}]}
+    ah = {"x-api-key": "sk-ant-x", "anthropic-version": "2023-06-01"}
+    r = post_json(hd.url + "/v1/messages", ant, headers=ah)
+    reply = jbody(r) or {}
+    is_((r.status, [(b.get("type"), b.get("id")) for b in reply.get("content", [])], reply.get("stop_reason"),
+         len(par_bodies("/v1/messages"))),
+        (200, [("text", None), ("tool_use", "toolu_bash")], "tool_use", 1),
+        "Anthropic: headroom_retrieve called beside Bash: the client gets the text and Bash's tool_use, "
+        "stop_reason tool_use, one upstream request")
+    nxt = dict(ant, messages=ant["messages"] + [
+        {"role": "assistant", "content": reply.get("content", [])},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_bash", "content": "42 passed"}]}])
+    r = post_json(hd.url + "/v1/messages", nxt, headers=ah)
+    is_((r.status, [b.get("text") for b in (jbody(r) or {}).get("content", [])]), (200, ["tests pass"]),
+        "Anthropic: the next turn, with the assistant turn as the client got it, is accepted")
+
+    # Responses with previous_response_id (store defaults to true): the
+    # provider keeps the call the client never saw.
+    resp = {"model": "gpt-5", "input": [
+        {"role": "user", "content": "Fix the failing order charge."},
+        {"type": "function_call", "name": "shell", "call_id": "call_A", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_A", "output": LOG}],
+        "tools": [{"type": "function", "name": "shell", "parameters": {"type": "object", "properties": {}}},
+                  {"type": "custom", "name": "apply_patch"}]}
+    r = post_json(hd.url + "/v1/responses", resp, headers=auth)
+    reply = jbody(r) or {}
+    out = reply.get("output", [])
+    patch_id = (out[0] if out else {}).get("call_id")
+    is_((r.status, [it.get("type") for it in out], sorted(t.get("name") for t in reply.get("tools", []))),
+        (200, ["custom_tool_call"], ["apply_patch", "shell"]),
+        "Responses: headroom_retrieve called beside apply_patch: the client gets apply_patch alone, and its own tools")
+    cont = {"model": "gpt-5", "previous_response_id": reply.get("id"), "tools": resp["tools"],
+            "input": [{"type": "custom_tool_call_output", "call_id": patch_id, "output": "Done!"}]}
+    before = post_json(hd.url + "/v1/compress", cont).json()["tokens_before"]
+    del par_seen[:]
+    r = post_json(hd.url + "/v1/responses", cont, headers=auth)
+    up = (par_bodies("/v1/responses") or [{}])[-1].get("input", [])
+    is_((r.status, [it.get("text") for it in ((jbody(r) or {}).get("output") or [{}])[0].get("content", [])]),
+        (200, ["patched"]),
+        "Responses: the next turn (previous_response_id, apply_patch's output) is accepted")
+    is_([(it.get("type"), it.get("call_id")) for it in up],
+        [("function_call_output", "call_hr_1"), ("custom_tool_call_output", patch_id)],
+        "Responses: headroomd put the retrieve call's output before the client's")
+    is_((up[0].get("output") if up else None) == LOG, True,
+        "Responses: that output is the original the model asked for (%d bytes)" % len(LOG))
+    is_((tokens(r, "before"), tokens(r, "saved")), (before, 0),
+        "Responses: x-headroom-tokens-before is the client's request (%d), the original sent counts as sent" % before)
+    cont_s = dict(cont, stream=True)
+    s = request("POST", hd.url + "/v1/responses", body=cont_s, headers=auth)
+    up = (par_bodies("/v1/responses") or [{}])[-1].get("input", [])
+    is_((s.status, "response.completed" in s.body.decode(), [it.get("call_id") for it in up]),
+        (200, True, ["call_hr_1", patch_id]),
+        "Responses: a streamed turn from the same response (a retry) gets the output too")
+    like(hd.stderr_text(), r"1 headroom_retrieve call made beside the client's tools left out of the answer",
+         "an INFO line says a call was left out")
+    like(hd.stderr_text(), r"1 headroom_retrieve call of resp_par1 \(left out of the answer the client got\) "
+         r"answered from the CCR store", "an INFO line says it was answered in the next turn")
+
+    # store false: the client sends every item back, none is kept.
+    r = post_json(hd.url + "/v1/responses", dict(resp, store=False), headers=auth)
+    reply = jbody(r) or {}
+    items = resp["input"] + reply.get("output", []) + [
+        {"type": "custom_tool_call_output", "call_id": (reply.get("output") or [{}])[0].get("call_id"), "output": "Done!"}]
+    del par_seen[:]
+    r = post_json(hd.url + "/v1/responses", dict(resp, store=False, input=items), headers=auth)
+    up = (par_bodies("/v1/responses") or [{}])[-1].get("input", [])
+    is_((r.status, [it.get("type") for it in reply.get("output", [])], len(up), len(items)),
+        (200, ["custom_tool_call"], len(items), len(items)),
+        "Responses, store false: the client's full history goes as sent and is accepted")
+
+    # A conversation: the provider adds each turn's items to it; the results
+    # go with the next turn only.
+    r = post_json(hd.url + "/v1/responses", dict(resp, conversation="conv_par"), headers=auth)
+    out = (jbody(r) or {}).get("output", [])
+    patch_id = (out[0] if out else {}).get("call_id")
+    del par_seen[:]
+    r2 = post_json(hd.url + "/v1/responses", {"model": "gpt-5", "conversation": {"id": "conv_par"}, "tools": resp["tools"],
+                                             "input": [{"type": "custom_tool_call_output", "call_id": patch_id,
+                                                        "output": "Done!"}]}, headers=auth)
+    r3 = post_json(hd.url + "/v1/responses", {"model": "gpt-5", "conversation": "conv_par", "input": "Thanks. Commit it."},
+                   headers=auth)
+    ins = [[it.get("type") for it in b.get("input", [])] if isinstance(b.get("input"), list) else b.get("input")
+           for b in par_bodies("/v1/responses")]
+    is_(([it.get("type") for it in out], r2.status, r3.status, ins),
+        (["custom_tool_call"], 200, 200, [["function_call_output", "custom_tool_call_output"], "Thanks. Commit it."]),
+        "Responses, conversation: the client gets apply_patch alone; its next turn carries the retrieve call's "
+        "output, the one after does not (each accepted)")
+
+    # A conversation turn calling headroom_retrieve alone: headroomd answers
+    # it, and its follow-up sends only the output (the provider added the
+    # input and the call to the conversation already: sent again, the items
+    # repeat, and one with an id is refused as a duplicate).
+    del par_seen[:]
+    ro = dict(resp, conversation="conv_ro", input=[dict(resp["input"][0], content="Only read the log.")] + resp["input"][1:])
+    r = post_json(hd.url + "/v1/responses", ro, headers=auth)
+    reply = jbody(r) or {}
+    ins = [[it.get("type") for it in b.get("input", [])] for b in par_bodies("/v1/responses")]
+    is_((r.status, [c.get("text") for c in ((reply.get("output") or [{}])[0].get("content") or [])], ins),
+        (200, ["read %d bytes" % len(LOG)], [[None, "function_call", "function_call_output"], ["function_call_output"]]),
+        "Responses, conversation: headroom_retrieve alone is answered; the follow-up sends only its output")
+psrv.shutdown()
 
 # ---------------------------------------------------------------- rate limit
 # rate_limit_tpm far above the real traffic: Claude Code turns carrying a

@@ -194,6 +194,16 @@ static json_t *error_body(enum hr_api_error kind, const char *message)
     }
     return error_object("api_error", message);
 }
+/* A tool_use block taken out of the content; stop_reason stays
+ * "tool_use": other calls remain. */
+static int drop_call(json_t *answer, const json_t *call)
+{
+    json_t *content = json_object_get(answer, "content");
+    for (size_t i = 0; i < json_array_size(content); i++)
+        if (json_array_get(content, i) == call) return !json_array_remove(content, i);
+    return 0;
+}
+
 
 static char *stream_error(const char *message) { return hr_api_sse_text("error", error_object("api_error", message)); }
 
@@ -218,6 +228,7 @@ static size_t answer_calls(const json_t *answer, const json_t **calls, size_t ma
 
 static char *call_argument(const json_t *call, const char *name)
 {
+    .drop_call = drop_call,
     const char *v = json_string_value(json_object_get(json_object_get(call, "input"), name));
     return v ? strdup(v) : NULL;
 }

@@ -44,6 +44,8 @@ struct hr_api_obj {
     struct hr_json_span m[HR_API_OBJ_MEMBERS];
 };
 
+#define HR_API_KEY_MAX 160 /* a kept answer's key: "r:" + a response id, "c:" + a conversation id */
+
 struct hr_api {
     const char *name;                 /* "openai_chat", also the `wire_format` in events and logs */
     enum hr_wire_format format;
@@ -100,6 +102,25 @@ struct hr_api {
     int (*append_results)(json_t *body, const json_t *answer, const json_t *const *calls, size_t n,
                           hr_api_result_fn result);
 };
+    /* Take `call` (one of answer_calls') out of the answer, which keeps
+     * other calls: the client gets the answer as if the model had made only
+     * those (indexes renumbered where the format has them; the stop reason
+     * stays a tool call's). Returns 1 when removed. */
+    int (*drop_call)(json_t *answer, const json_t *call);
+    /* The provider keeps the answer and a later request continues from its
+     * copy (Responses: stored, or added to a conversation), so a call left
+     * out of what the client got still needs a result there: the keys
+     * ("r:<response id>", "c:<conversation id>") a request continues from
+     * it by, up to `max`; 0 when the client sends the conversation whole.
+     * NULL: never. */
+    size_t (*answer_kept_as)(const json_t *body, const json_t *answer, char keys[][HR_API_KEY_MAX], size_t max);
+    /* The keys `body` continues a kept answer by (as answer_kept_as's). */
+    size_t (*continues_from)(const json_t *body, char keys[][HR_API_KEY_MAX], size_t max);
+    /* Put one result per call (calls of the answer the request continues
+     * from) before the request's own items, skipping a call they answer
+     * already (an input given as a string becomes a user item after them).
+     * Returns the results put at the front of the items_key array. */
+    int (*prepend_results)(json_t *body, const json_t *const *calls, size_t n, hr_api_result_fn result);
 
 /* The adapter that owns `method path` (compressed, priced, counted), or NULL. */
 const struct hr_api *hr_api_for_route(const char *method, const char *path);

@@ -6,6 +6,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */
 #endif
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "api.h"
@@ -146,6 +147,13 @@ static const char *tool_def_name(const json_t *tool) { return json_string_value(
 /* Output items the client must answer with an item of its own (the
  * server's own tools, web search and the like, need none): a turn holding
  * one besides headroom_retrieve calls goes to the client, as the API
+/* `conversation`: "conv_..." or {"id": "conv_..."}. */
+static const char *conversation_of(const json_t *body)
+{
+    const json_t *c = json_object_get(body, "conversation");
+    return json_is_object(c) ? json_string_value(json_object_get(c, "id")) : json_string_value(c);
+}
+
  * refuses a follow-up that leaves a call unanswered. */
 static const char *const client_calls[] = {"function_call", "custom_tool_call", "local_shell_call", "shell_call",
                                            "apply_patch_call", "computer_call", "mcp_approval_request", NULL};
@@ -154,7 +162,7 @@ static size_t answer_calls(const json_t *answer, const json_t **calls, size_t ma
 {
     size_t n = 0, i;
     json_t *it;
-    json_array_foreach(json_object_get(answer, "output"), i, it) {
+    json_array_foreach(in_conversation ? NULL : json_object_get(answer, "output"), i, it) {
         for (size_t k = 0; client_calls[k] && n < max; k++)
             if (type_is(it, client_calls[k])) {
                 calls[n++] = it;
@@ -175,14 +183,94 @@ static char *call_query(const json_t *call)
 }
 
 /* input += answer.output, then one function_call_output per call: the
- * follow-up the API documents for answering function calls. */
+ * follow-up the API documents for answering function calls. In a
+ * conversation the provider has added the input and the answer to it
+ * already: the input is then the results alone (sent again, the items
+ * would repeat in it, and one with an id is refused as a duplicate). */
 static int append_results(json_t *body, const json_t *answer, const json_t *const *calls, size_t n,
                           hr_api_result_fn result)
 {
     json_t *input = json_object_get(body, "input");
-    if (json_is_string(input)) {
+    int in_conversation = conversation_of(body) != NULL;
+    if (in_conversation) {
+        input = json_array();
+        if (json_object_set_new(body, "input", input)) return 0;
+    } else if (json_is_string(input)) {
         json_t *items = json_pack("[{s:s,s:O}]", "role", "user", "content", input);
         if (!items || json_object_set_new(body, "input", items)) return 0;
+/* A call item taken out of the answer's output. */
+static int drop_call(json_t *answer, const json_t *call)
+{
+    json_t *output = json_object_get(answer, "output");
+    for (size_t i = 0; i < json_array_size(output); i++)
+        if (json_array_get(output, i) == call) return !json_array_remove(output, i);
+    return 0;
+}
+
+static size_t add_key(char keys[][HR_API_KEY_MAX], size_t n, size_t max, char kind, const char *id)
+{
+    if (!id || !*id || n >= max) return n;
+    int w = snprintf(keys[n], HR_API_KEY_MAX, "%c:%s", kind, id);
+    return w > 0 && w < HR_API_KEY_MAX ? n + 1 : n; /* an id too long for a key is not kept */
+}
+
+/* A stored response (store is true unless sent false) is continued by its
+ * id as previous_response_id; a conversation's items by its id. */
+static size_t answer_kept_as(const json_t *body, const json_t *answer, char keys[][HR_API_KEY_MAX], size_t max)
+{
+    size_t n = 0;
+    if (!json_is_false(json_object_get(body, "store")))
+        n = add_key(keys, n, max, 'r', json_string_value(json_object_get(answer, "id")));
+    return add_key(keys, n, max, 'c', conversation_of(body));
+}
+
+static size_t continues_from(const json_t *body, char keys[][HR_API_KEY_MAX], size_t max)
+{
+    size_t n = add_key(keys, 0, max, 'r', json_string_value(json_object_get(body, "previous_response_id")));
+    return add_key(keys, n, max, 'c', conversation_of(body));
+}
+
+static int answered(const json_t *input, const char *call_id)
+{
+    size_t i;
+    json_t *it;
+    json_array_foreach(input, i, it) {
+        const char *type = json_string_value(json_object_get(it, "type")), *cid;
+        size_t tl = type ? strlen(type) : 0;
+        if (tl > 7 && !strcmp(type + tl - 7, "_output") && (cid = json_string_value(json_object_get(it, "call_id"))) &&
+            !strcmp(cid, call_id))
+            return 1;
+    }
+    return 0;
+}
+
+/* function_call_output items first: the stored answer's calls come right
+ * before what the client sends now. */
+static int prepend_results(json_t *body, const json_t *const *calls, size_t n, hr_api_result_fn result)
+{
+    json_t *input = json_object_get(body, "input");
+    if (input && !json_is_array(input) && !json_is_string(input)) return 0;
+    json_t *outs = json_array();
+    for (size_t c = 0; outs && c < n; c++) {
+        const char *call_id = json_string_value(json_object_get(calls[c], "call_id"));
+        if (!call_id || (json_is_array(input) && answered(input, call_id))) continue;
+        char *hash = call_hash(calls[c]), *query = call_query(calls[c]);
+        json_array_append_new(outs, json_pack("{s:s,s:s,s:o}", "type", "function_call_output", "call_id", call_id,
+                                              "output", result(hash, query)));
+        free(hash), free(query);
+    }
+    if (json_array_size(outs) && !json_is_array(input)) { /* a text becomes a user item, after them */
+        json_t *items = json_is_string(input) ? json_pack("[{s:s,s:O}]", "role", "user", "content", input) : json_array();
+        if (!items || json_object_set_new(body, "input", items)) json_array_clear(outs);
+        input = items;
+    }
+    int put = 0;
+    for (size_t i = 0; i < json_array_size(outs); i++)
+        put += !json_array_insert(input, (size_t)put, json_array_get(outs, i));
+    json_decref(outs);
+    return put;
+}
+
         input = items;
     } else if (!input) {
         input = json_array();
@@ -209,6 +297,10 @@ static int append_results(json_t *body, const json_t *answer, const json_t *cons
         free(hash), free(query);
     }
     return (int)n;
+    .drop_call = drop_call,
+    .answer_kept_as = answer_kept_as,
+    .continues_from = continues_from,
+    .prepend_results = prepend_results,
 }
 
 static const char *const counted[] = {"instructions", "tools", "input", NULL};
