@@ -194,16 +194,6 @@ static json_t *error_body(enum hr_api_error kind, const char *message)
     }
     return error_object("api_error", message);
 }
-/* A tool_use block taken out of the content; stop_reason stays
- * "tool_use": other calls remain. */
-static int drop_call(json_t *answer, const json_t *call)
-{
-    json_t *content = json_object_get(answer, "content");
-    for (size_t i = 0; i < json_array_size(content); i++)
-        if (json_array_get(content, i) == call) return !json_array_remove(content, i);
-    return 0;
-}
-
 
 static char *stream_error(const char *message) { return hr_api_sse_text("error", error_object("api_error", message)); }
 
@@ -228,7 +218,6 @@ static size_t answer_calls(const json_t *answer, const json_t **calls, size_t ma
 
 static char *call_argument(const json_t *call, const char *name)
 {
-    .drop_call = drop_call,
     const char *v = json_string_value(json_object_get(json_object_get(call, "input"), name));
     return v ? strdup(v) : NULL;
 }
@@ -252,6 +241,16 @@ static int append_results(json_t *body, const json_t *answer, const json_t *cons
     }
     json_array_append_new(messages, json_pack("{s:s,s:o}", "role", "user", "content", results));
     return (int)n;
+}
+
+/* A tool_use block taken out of the content; stop_reason stays
+ * "tool_use": other calls remain. */
+static int drop_call(json_t *answer, const json_t *call)
+{
+    json_t *content = json_object_get(answer, "content");
+    for (size_t i = 0; i < json_array_size(content); i++)
+        if (json_array_get(content, i) == call) return !json_array_remove(content, i);
+    return 0;
 }
 
 static const char *const counted[] = {"system", "tools", "messages", NULL};
@@ -278,4 +277,5 @@ const struct hr_api hr_api_anthropic_messages = {
     .call_name = tool_def_name,
     .call_hash = call_hash,
     .append_results = append_results,
+    .drop_call = drop_call,
 };

@@ -101,7 +101,6 @@ struct hr_api {
      * conversation in `body`, ready to send again. Returns calls answered. */
     int (*append_results)(json_t *body, const json_t *answer, const json_t *const *calls, size_t n,
                           hr_api_result_fn result);
-};
     /* Take `call` (one of answer_calls') out of the answer, which keeps
      * other calls: the client gets the answer as if the model had made only
      * those (indexes renumbered where the format has them; the stop reason
@@ -121,6 +120,7 @@ struct hr_api {
      * already (an input given as a string becomes a user item after them).
      * Returns the results put at the front of the items_key array. */
     int (*prepend_results)(json_t *body, const json_t *const *calls, size_t n, hr_api_result_fn result);
+};
 
 /* The adapter that owns `method path` (compressed, priced, counted), or NULL. */
 const struct hr_api *hr_api_for_route(const char *method, const char *path);

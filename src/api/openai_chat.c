@@ -166,29 +166,6 @@ static char *call_argument(const json_t *call, const char *name)
 
 static char *call_hash(const json_t *call) { return call_argument(call, "hash"); }
 static char *call_query(const json_t *call) { return call_argument(call, "query"); }
-/* A parallel call taken out of choices[].message.tool_calls (or its
- * function_call); the others keep their ids, and an `index` some providers
- * give them is renumbered so the client sees 0, 1, ... as if only those were
- * made. finish_reason stays "tool_calls": calls remain. */
-static int drop_call(json_t *answer, const json_t *call)
-{
-    size_t c, i;
-    json_t *choice, *x;
-    json_array_foreach(hr_json_get(answer, "choices"), c, choice) {
-        json_t *msg = hr_json_get(choice, "message"), *calls = hr_json_get(msg, "tool_calls");
-        if (hr_json_get(msg, "function_call") == call) return !json_object_del(msg, "function_call");
-        json_array_foreach(calls, i, x) {
-            if (x != call) continue;
-            if (json_array_remove(calls, i)) return 0;
-            json_array_foreach(calls, i, x) {
-                if (json_is_integer(hr_json_get(x, "index"))) json_object_set_new(x, "index", json_integer((json_int_t)i));
-            }
-            return 1;
-        }
-    }
-    return 0;
-}
-
 
 static int append_results(json_t *body, const json_t *answer, const json_t *const *calls, size_t n,
                           hr_api_result_fn result)
@@ -212,9 +189,31 @@ static int append_results(json_t *body, const json_t *answer, const json_t *cons
     return (int)n;
 }
 
+/* A parallel call taken out of choices[].message.tool_calls (or its
+ * function_call); the others keep their ids, and an `index` some providers
+ * give them is renumbered so the client sees 0, 1, ... as if only those were
+ * made. finish_reason stays "tool_calls": calls remain. */
+static int drop_call(json_t *answer, const json_t *call)
+{
+    size_t c, i;
+    json_t *choice, *x;
+    json_array_foreach(hr_json_get(answer, "choices"), c, choice) {
+        json_t *msg = hr_json_get(choice, "message"), *calls = hr_json_get(msg, "tool_calls");
+        if (hr_json_get(msg, "function_call") == call) return !json_object_del(msg, "function_call");
+        json_array_foreach(calls, i, x) {
+            if (x != call) continue;
+            if (json_array_remove(calls, i)) return 0;
+            json_array_foreach(calls, i, x) {
+                if (json_is_integer(hr_json_get(x, "index"))) json_object_set_new(x, "index", json_integer((json_int_t)i));
+            }
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static const char *const counted[] = {"system", "tools", "messages", NULL};
 
-    .drop_call = drop_call,
 const struct hr_api hr_api_openai_chat = {
     .name = "openai_chat",
     .format = HR_WIRE_OPENAI_CHAT,
@@ -238,4 +237,5 @@ const struct hr_api hr_api_openai_chat = {
     .call_name = call_name,
     .call_hash = call_hash,
     .append_results = append_results,
+    .drop_call = drop_call,
 };

@@ -147,13 +147,6 @@ static const char *tool_def_name(const json_t *tool) { return json_string_value(
 /* Output items the client must answer with an item of its own (the
  * server's own tools, web search and the like, need none): a turn holding
  * one besides headroom_retrieve calls goes to the client, as the API
-/* `conversation`: "conv_..." or {"id": "conv_..."}. */
-static const char *conversation_of(const json_t *body)
-{
-    const json_t *c = json_object_get(body, "conversation");
-    return json_is_object(c) ? json_string_value(json_object_get(c, "id")) : json_string_value(c);
-}
-
  * refuses a follow-up that leaves a call unanswered. */
 static const char *const client_calls[] = {"function_call", "custom_tool_call", "local_shell_call", "shell_call",
                                            "apply_patch_call", "computer_call", "mcp_approval_request", NULL};
@@ -162,7 +155,7 @@ static size_t answer_calls(const json_t *answer, const json_t **calls, size_t ma
 {
     size_t n = 0, i;
     json_t *it;
-    json_array_foreach(in_conversation ? NULL : json_object_get(answer, "output"), i, it) {
+    json_array_foreach(json_object_get(answer, "output"), i, it) {
         for (size_t k = 0; client_calls[k] && n < max; k++)
             if (type_is(it, client_calls[k])) {
                 calls[n++] = it;
@@ -182,6 +175,13 @@ static char *call_query(const json_t *call)
     return hr_api_string_argument(json_string_value(json_object_get(call, "arguments")), "query");
 }
 
+/* `conversation`: "conv_..." or {"id": "conv_..."}. */
+static const char *conversation_of(const json_t *body)
+{
+    const json_t *c = json_object_get(body, "conversation");
+    return json_is_object(c) ? json_string_value(json_object_get(c, "id")) : json_string_value(c);
+}
+
 /* input += answer.output, then one function_call_output per call: the
  * follow-up the API documents for answering function calls. In a
  * conversation the provider has added the input and the answer to it
@@ -198,6 +198,34 @@ static int append_results(json_t *body, const json_t *answer, const json_t *cons
     } else if (json_is_string(input)) {
         json_t *items = json_pack("[{s:s,s:O}]", "role", "user", "content", input);
         if (!items || json_object_set_new(body, "input", items)) return 0;
+        input = items;
+    } else if (!input) {
+        input = json_array();
+        if (json_object_set_new(body, "input", input)) return 0;
+    }
+    if (!json_is_array(input)) return 0;
+    /* With store:false the API keeps no items: sending one back by its id is
+     * a 404, so ids go, and so does a reasoning item that cannot be sent
+     * back without them (no encrypted_content). */
+    int stored = !json_is_false(json_object_get(body, "store"));
+    size_t i;
+    json_t *it;
+    json_array_foreach(in_conversation ? NULL : json_object_get(answer, "output"), i, it) {
+        if (!stored && type_is(it, "reasoning") && !json_is_string(json_object_get(it, "encrypted_content")))
+            continue;
+        json_t *copy = json_deep_copy(it);
+        if (!stored) json_object_del(copy, "id");
+        json_array_append_new(input, copy);
+    }
+    for (size_t c = 0; c < n; c++) {
+        char *hash = call_hash(calls[c]), *query = call_query(calls[c]);
+        json_array_append_new(input, json_pack("{s:s,s:O,s:o}", "type", "function_call_output", "call_id",
+                                               json_object_get(calls[c], "call_id"), "output", result(hash, query)));
+        free(hash), free(query);
+    }
+    return (int)n;
+}
+
 /* A call item taken out of the answer's output. */
 static int drop_call(json_t *answer, const json_t *call)
 {
@@ -271,38 +299,6 @@ static int prepend_results(json_t *body, const json_t *const *calls, size_t n, h
     return put;
 }
 
-        input = items;
-    } else if (!input) {
-        input = json_array();
-        if (json_object_set_new(body, "input", input)) return 0;
-    }
-    if (!json_is_array(input)) return 0;
-    /* With store:false the API keeps no items: sending one back by its id is
-     * a 404, so ids go, and so does a reasoning item that cannot be sent
-     * back without them (no encrypted_content). */
-    int stored = !json_is_false(json_object_get(body, "store"));
-    size_t i;
-    json_t *it;
-    json_array_foreach(json_object_get(answer, "output"), i, it) {
-        if (!stored && type_is(it, "reasoning") && !json_is_string(json_object_get(it, "encrypted_content")))
-            continue;
-        json_t *copy = json_deep_copy(it);
-        if (!stored) json_object_del(copy, "id");
-        json_array_append_new(input, copy);
-    }
-    for (size_t c = 0; c < n; c++) {
-        char *hash = call_hash(calls[c]), *query = call_query(calls[c]);
-        json_array_append_new(input, json_pack("{s:s,s:O,s:o}", "type", "function_call_output", "call_id",
-                                               json_object_get(calls[c], "call_id"), "output", result(hash, query)));
-        free(hash), free(query);
-    }
-    return (int)n;
-    .drop_call = drop_call,
-    .answer_kept_as = answer_kept_as,
-    .continues_from = continues_from,
-    .prepend_results = prepend_results,
-}
-
 static const char *const counted[] = {"instructions", "tools", "input", NULL};
 
 const struct hr_api hr_api_openai_responses = {
@@ -329,4 +325,8 @@ const struct hr_api hr_api_openai_responses = {
     .call_name = tool_def_name,
     .call_hash = call_hash,
     .append_results = append_results,
+    .drop_call = drop_call,
+    .answer_kept_as = answer_kept_as,
+    .continues_from = continues_from,
+    .prepend_results = prepend_results,
 };
