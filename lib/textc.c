@@ -103,6 +103,7 @@ static int unpack(const unsigned char *p, size_t len, struct hr_text_out *o)
 struct cand {
     size_t unit;
     struct hr_memo_key key;
+    const char *query;  /* the question this unit is compressed under ("" unless uses_query) */
     const char *text;
     size_t len, tokens;
     int rc;
@@ -114,7 +115,7 @@ struct cand {
 struct job {
     const struct hr_text_driver *d;
     struct cand *c;
-    const char *query, *model;
+    const char *model;
     struct hr_request *req;     /* for unit_tokens_at_least (1.3) and ccr_put_unit (1.6) only */
 };
 
@@ -128,7 +129,7 @@ static void run_one(void *ctx, size_t i)
     c->rc = blob ? unpack(blob, blen, &c->out) : -1;
     free(blob);
     if (!blob || c->rc < 0) {
-        c->rc = d->compress(d->cfg, c->text, c->len, j->query, &c->out);
+        c->rc = d->compress(d->cfg, c->text, c->len, c->query, &c->out);
         if (c->rc == 0 && c->out.b.oom) {
             hr_text_out_free(&c->out);
             c->rc = -12;
@@ -162,10 +163,11 @@ int hr_text_apply(const struct hr_text_driver *d, struct hr_request *req)
     struct cand *c = calloc(req->n_units, sizeof *c);
     if (!c)
         return HR_ENOMEM;
-    const char *query = d->uses_query && req->query ? req->query : "";
-    uint64_t salt = hr_mix64(d->cfg_salt);
-    for (const char *q = query; *q; q++)
-        salt = hr_mix64(salt ^ (unsigned char)*q);
+    /* Each unit under the question asked before it (1.4: unit_query), as
+     * smart_crusher does: a later question must not change how an earlier
+     * output is sent, or the provider's cached prefix no longer matches
+     * (doc/prompt-caching.md). req->query (the latest message) on older hosts. */
+    const char *const *uq = HR_HAS_FIELD(req, struct hr_request, unit_query) ? req->unit_query : NULL;
     size_t n = 0;
     for (size_t i = 0; i < req->n_units; i++) {
         const struct hr_unit *u = &req->units[i];
@@ -175,15 +177,19 @@ int hr_text_apply(const struct hr_text_driver *d, struct hr_request *req)
             (!flagged && (strstr(u->text, "{\"" HR_MARKER_KEY "\":") || strstr(u->text, HR_TEXT_MARKER))) ||
             !hr_unit_tokens_at_least(h, req, i, d->min_tokens))
             continue;
-        c[n] = (struct cand){.unit = i, .text = u->text, .len = u->len, .tokens = u->tokens};
+        const char *query = !d->uses_query ? "" : uq && uq[i] ? uq[i] : req->query ? req->query : "";
+        c[n] = (struct cand){.unit = i, .query = query, .text = u->text, .len = u->len, .tokens = u->tokens};
         if (d->memo && abi11) {
+            uint64_t salt = hr_mix64(d->cfg_salt);
+            for (const char *q = query; *q; q++)
+                salt = hr_mix64(salt ^ (unsigned char)*q);
             h->unit_hash(req, i, c[n].key.hash);
             c[n].key.len = u->len;
             c[n].key.salt = salt;
         }
         n++;
     }
-    struct job job = {d, c, query, req->model, req};
+    struct job job = {d, c, req->model, req};
     if (abi11)
         h->parallel_for(n, run_one, &job);
     else

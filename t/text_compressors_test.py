@@ -131,4 +131,24 @@ with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
     ok(out.startswith("[headroom: ") and " log lines omitted" in out.split("\n", 1)[0],
        "a JSON-lines access log arrives compressed as a log (%d -> %d bytes)" % (len(jl), len(out)))
     ok(recs[311] + "\n" in out and recs[977] + "\n" in out, "with its 502 and 404 records whole")
+
+    # An output is compressed under the question asked before it, not the
+    # latest one: what the provider cached on one turn is sent the same on
+    # the next (doc/prompt-caching.md). search_compressor ranked a turn-1 grep
+    # by the turn-2 question, so its kept matches changed.
+    def two_turns(tool_text, q1, q2):
+        m1 = [{"role": "user", "content": q1},
+              {"role": "assistant", "content": None, "tool_calls": [
+                  {"id": "c0", "type": "function", "function": {"name": "run_tool", "arguments": "{}"}}]},
+              {"role": "tool", "tool_call_id": "c0", "content": tool_text}]
+        post_json(hd.url + "/v1/chat/completions", {"model": "gpt-4o", "messages": m1})
+        t1 = json.loads(base64.b64decode(mock.requests()[-1]["body_b64"]))["messages"][2]["content"]
+        m2 = m1 + [{"role": "assistant", "content": "Found it."}, {"role": "user", "content": q2}]
+        post_json(hd.url + "/v1/chat/completions", {"model": "gpt-4o", "messages": m2})
+        t2 = json.loads(base64.b64decode(mock.requests()[-1]["body_b64"]))["messages"][2]["content"]
+        return t1, t2
+
+    t1, t2 = two_turns(fixture("grep_rn_src")[0], "where is the stream flag read from the request body?",
+                       "and where is the model name copied into the log?")
+    ok(t1.startswith("[headroom: ") and t2 == t1, "a turn-1 grep output is sent byte for byte the same on turn 2")
 done()
