@@ -369,6 +369,63 @@ static void kinds(void *state)
     free(r.text), free(log);
 }
 
+/* A dpkg.log-like log of 6,300 lines, each naming its package: asked
+ * "what happened to package libzstd1?", the package's lines stay (they
+ * were folded into "… N lines omitted; … like: <another package>"); a
+ * question about something else, or about what every tenth line says,
+ * leaves the output as it is without a question. */
+static void question(void *state)
+{
+    char *log = malloc(600000), pkg[32];
+    size_t n = 0;
+    static const char *const steps[] = {"upgrade %s %s %s+deb12u1", "status half-configured %s %s",
+        "status unpacked %s %s", "status half-installed %s %s", "status unpacked %s %s+deb12u1",
+        "configure %s %s+deb12u1 <none>", "status unpacked %s %s+deb12u1", "status half-configured %s %s+deb12u1",
+        "status installed %s %s+deb12u1"};
+    for (int i = 0; i < 700; i++) {
+        size_t k = 0;
+        if (i == 523) {
+            strcpy(pkg, "libzstd1:amd64");
+        } else {
+            k += (size_t)sprintf(pkg, "lib");
+            for (int v = i + 1; v; v /= 26)
+                pkg[k++] = (char)('a' + v % 26);
+            sprintf(pkg + k, "%d:amd64", i % 4);
+        }
+        char ver[24];
+        sprintf(ver, "1.%d.%d+dfsg-%d", i % 7, i % 5, i % 3);
+        for (size_t st = 0; st < sizeof steps / sizeof *steps; st++) {
+            n += (size_t)sprintf(log + n, "2026-12-07 06:%02d:%02d ", i / 60 % 60, i % 60);
+            n += (size_t)sprintf(log + n, steps[st], pkg, ver, ver);
+            log[n++] = '\n';
+        }
+    }
+    log[n] = '\0';
+    struct tc_result none = tc_run(state, log, HR_CT_LOG, "", 0);
+    struct tc_result asked = tc_run(state, log, HR_CT_LOG, "what happened to package libzstd1?", 0);
+    ok(none.rc == 0 && !strstr(none.text, "libzstd1"), "without a question libzstd1's lines are folded (%zu tokens)",
+       none.out_tokens);
+    size_t found = 0;
+    for (size_t st = 0; st < sizeof steps / sizeof *steps; st++) {
+        char line[160];
+        int m = snprintf(line, sizeof line, "2026-12-07 06:08:43 ");
+        snprintf(line + m, sizeof line - (size_t)m, steps[st], "libzstd1:amd64", "1.5.3+dfsg-1", "1.5.3+dfsg-1");
+        strcat(line, "\n");
+        found += strstr(asked.text, line) != NULL;
+    }
+    is_int((long long)found, 9, "asked what happened to libzstd1: its 9 lines are kept (%zu -> %zu tokens)", none.out_tokens,
+           asked.out_tokens);
+    ok(asked.out_tokens < none.out_tokens + 400, "at a small cost (%zu more tokens)", asked.out_tokens - none.out_tokens);
+    if (found != 9)
+        tap_diag("%s", asked.text);
+    struct tc_result other = tc_run(state, log, HR_CT_LOG, "Why is the disk full?", 0);
+    ok(other.text && none.text && !strcmp(other.text, none.text), "a question about something else: the same output");
+    struct tc_result common = tc_run(state, log, HR_CT_LOG, "which packages were configured?", 0);
+    ok(common.text && none.text && !strcmp(common.text, none.text),
+       "a question whose words fill the log (half-configured: two lines in nine) keeps no more lines");
+    free(none.text), free(asked.text), free(other.text), free(common.text), free(log);
+}
+
 static void bad_input(void *state)
 {
     /* a log of one repeated line, a single huge line, binary-ish bytes, only ANSI */
@@ -438,6 +495,7 @@ int main(void)
     json_lines_log(state);
     long_exception_names(state);
     kinds(state);
+    question(state);
     tc_fixture(state, "make_gcc_error", HR_CT_LOG);
     tc_fixture(state, "make_k_gcc", HR_CT_LOG);
     tc_fixture(state, "http_server_access", HR_CT_LOG);

@@ -151,4 +151,40 @@ with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
     t1, t2 = two_turns(fixture("grep_rn_src")[0], "where is the stream flag read from the request body?",
                        "and where is the model name copied into the log?")
     ok(t1.startswith("[headroom: ") and t2 == t1, "a turn-1 grep output is sent byte for byte the same on turn 2")
+
+    # The question decides which lines of a log stay: a dpkg.log names a
+    # package on every line, and the asked one's lines were folded.
+    steps = ["upgrade %s %s %s+deb12u1", "status half-configured %s %s", "status unpacked %s %s",
+             "status half-installed %s %s", "status unpacked %s %s+deb12u1", "configure %s %s+deb12u1 <none>",
+             "status unpacked %s %s+deb12u1", "status half-configured %s %s+deb12u1", "status installed %s %s+deb12u1"]
+    dpkg, asked = [], []
+    for i in range(700):
+        pkg = "libzstd1:amd64" if i == 523 else "lib%s%d:amd64" % ("".join(chr(97 + (i + 1) // 26 ** k % 26) for k in range(3)), i % 4)
+        ver = "1.%d.%d+dfsg-%d" % (i % 7, i % 5, i % 3)
+        for st in steps:
+            line = "2026-12-07 06:%02d:%02d " % (i // 60 % 60, i % 60) + (st % (pkg, ver, ver) if st.count("%s") == 3 else st % (pkg, ver))
+            dpkg.append(line)
+            if i == 523:
+                asked.append(line)
+    dpkg_log = "\n".join(dpkg) + "\n"
+
+    def asked_about(question):
+        msgs = [{"role": "user", "content": question},
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "c0", "type": "function", "function": {"name": "read_log", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "c0", "content": dpkg_log}]
+        post_json(hd.url + "/v1/chat/completions", {"model": "gpt-4o", "messages": msgs})
+        sent = json.loads(base64.b64decode(mock.requests()[-1]["body_b64"]))
+        return [m for m in sent["messages"] if m["role"] == "tool"][0]["content"]
+
+    plain_dpkg = asked_about("Summarise this log.")
+    out = asked_about("What happened to package libzstd1?")
+    lost = [l for l in asked if l + "\n" not in out]
+    ok(plain_dpkg.startswith("[headroom: ") and "libzstd1" not in plain_dpkg and out.startswith("[headroom: ") and not lost,
+       "asked about libzstd1, its %d dpkg.log lines arrive (folded under another question)%s"
+       % (len(asked), "; lost: %r" % lost if lost else ""))
+    cmp_ok(len(out), "<", len(plain_dpkg) + 2000, "and the log stays compressed (%d -> %d -> %d bytes)"
+           % (len(dpkg_log), len(plain_dpkg), len(out)))
+    t1, t2 = two_turns(dpkg_log, "What happened to package libzstd1?", "And to the package after it?")
+    ok("status installed libzstd1:amd64" in t1 and t2 == t1, "a turn-1 log kept for its question is sent the same on turn 2")
 done()

@@ -1,6 +1,7 @@
 /* log_compressor.c — the plugin face of log_compressor: config, which units
  * it takes (router type log, or text/search that reads as a build log), and
- * the shared text-compressor driver (CCR, memo, parallel_for, tags). */
+ * the shared text-compressor driver (query-aware memo, CCR, parallel_for,
+ * tags). */
 #include <stdlib.h>
 #include <headroom/plugin.h>
 #include "hash.h"
@@ -19,7 +20,7 @@ static const struct hr_conf_key lc_keys[] = {
     HR_CONF_KEY_RANGE("max_stack_frames", HR_CONF_INT, "20", "frames kept per stack trace: first and last two, then project frames", 4, 10000),
     HR_CONF_KEY_MIN("min_tokens", HR_CONF_INT, "200", "leave logs under this many tokens alone", 0),
     HR_CONF_KEY_RANGE("min_savings", HR_CONF_DOUBLE, "0.10", "leave a log alone unless it shrinks by this fraction of tokens", 0, 0.99),
-    HR_CONF_KEY_RANGE("result_cache_mb", HR_CONF_INT, "2", "MB of results remembered by content (0 = off)", 0, 65536),
+    HR_CONF_KEY_RANGE("result_cache_mb", HR_CONF_INT, "2", "MB of results remembered by content and question (0 = off)", 0, 65536),
     HR_CONF_END,
 };
 
@@ -63,7 +64,7 @@ static int lc_init(const struct hr_host *host, struct hr_instance *self, const s
         salt = hr_mix64(salt ^ (uint64_t)v[k]);
     s->d = (struct hr_text_driver){.host = host, .self = self, .name = "log_compressor", .accept = lc_accept,
                                    .compress = hr_logc_compress, .cfg = &s->cfg, .min_tokens = (size_t)min_tokens,
-                                   .min_savings = min_savings, .cfg_salt = salt};
+                                   .min_savings = min_savings, .uses_query = 1, .cfg_salt = salt};
     if (cache_mb && HR_HAS_FIELD(host, struct hr_host, unit_hash)) {
         s->d.memo = hr_memo_new((size_t)cache_mb << 20);
         int rc = s->d.memo ? host->register_stats(self, "log_compressor", hr_text_memo_stats, &s->d) : HR_ENOMEM;

@@ -1,9 +1,11 @@
 /* logc.c — log_compressor's selection and rendering: keep errors, warnings
- * (with context), summaries, bounded stack traces, the first and last lines;
+ * (with context), summaries, bounded stack traces, the first and last lines
+ * and the few lines the question is about;
  * fold the rest into "… N similar lines like: X" lines; drop progress bars,
  * ANSI escapes and blank runs. */
 #include <stdlib.h>
 #include <string.h>
+#include "bm25.h"
 #include "cc_diag.h"
 #include "hash.h"
 #include "logc.h"
@@ -80,6 +82,7 @@ static uint32_t id_of(struct ids *t, uint64_t h)
 
 struct work {
     const struct hr_logc_config *cfg;
+    const char *query;  /* the user's question, or "" */
     struct ll *l;
     size_t n;
     uint32_t *count;   /* per template id */
@@ -95,6 +98,7 @@ struct work {
 #define K_CONTEXT 2 /* next to a signal */
 #define K_EDGE 4    /* among the first or last lines */
 #define K_DIAG 8    /* a compiler error's "In function" line, source echo and caret */
+#define K_QUERY 16  /* among the lines that best match the question */
 
 /* Keep a stack trace [a, b): all of it when short, else the first and last
  * two frames and project frames, up to max_stack_frames. */
@@ -249,7 +253,82 @@ static void keep_cc_context(struct work *w)
     }
 }
 
-static void select_lines(struct work *w, struct ids *seen)
+/* Normal lines next to a kept line (context_lines each side), unless their
+ * template fills the log (more than max_similar lines): such a line says
+ * nothing about it and is counted in the fold instead. */
+static void keep_context(struct work *w, size_t i)
+{
+    const struct hr_logc_config *cfg = w->cfg;
+    struct ll *l = w->l;
+    size_t a = i > cfg->context_lines ? i - cfg->context_lines : 0;
+    size_t b = i + cfg->context_lines < w->n ? i + cfg->context_lines : w->n - 1;
+    for (size_t k = a; k <= b; k++)
+        if (l[k].cls == HR_LOGC_BLANK || (l[k].cls == HR_LOGC_NORMAL && w->freq[l[k].id] <= cfg->max_similar))
+            l[k].keep |= K_CONTEXT;
+}
+
+/* The lines the question is about stay, whatever else is folded: up to
+ * QUERY_LINES of the best BM25 matches of the question (lib/bm25.c, as
+ * smart_crusher and search_compressor rank), each scoring at least half the
+ * best (a line sharing one common word of the question is no answer), with
+ * their context; the best first, the earlier of equals. Lines already kept,
+ * and copies of kept lines, take no slot. Only when the question points at
+ * a few lines: when more than 5 % of the lines match that well (at least
+ * QUERY_LINES), it names what the log is full of ("which file, function and
+ * line?" of a build log: 162 of 919 lines), as smart_crusher reads a quoted
+ * name. A few lines, so a question about something else costs little:
+ * "what happened to libzstd1?" of a 6,000-line dpkg.log, whose every line
+ * names its package, was answered by a fold that named other packages.
+ * Returns -1 when out of memory. */
+#define QUERY_LINES 3
+static int keep_query_matches(struct work *w, const struct ids *seen)
+{
+    struct ll *l = w->l;
+    size_t n = w->n;
+    if (!w->query[0] || !n)
+        return 0;
+    struct hr_bm25_doc *docs = malloc(n * sizeof *docs);
+    double *score = malloc(n * sizeof *score);
+    int rc = docs && score ? 0 : -1;
+    for (size_t i = 0; !rc && i < n; i++)
+        docs[i] = (struct hr_bm25_doc){l[i].s, l[i].len};
+    int hits = rc ? -1 : hr_bm25(w->query, docs, n, 0, score);
+    if (hits < 0)
+        rc = -1;
+    double top = 0;
+    for (size_t i = 0; hits > 0 && i < n; i++)
+        if (l[i].cls != HR_LOGC_BLANK && l[i].cls != HR_LOGC_PROGRESS && score[i] > top)
+            top = score[i];
+    size_t good = 0;
+    for (size_t i = 0; hits > 0 && i < n; i++)
+        good += score[i] > 0 && score[i] * 2 >= top;
+    if (good > (n / 20 > QUERY_LINES ? n / 20 : QUERY_LINES))
+        hits = 0; /* more than 5 % of the lines: the question names what the log is full of, not a few lines */
+    const struct ll *picked[QUERY_LINES];
+    for (size_t got = 0; hits > 0 && got < QUERY_LINES;) {
+        size_t best = SIZE_MAX;
+        for (size_t i = 0; i < n; i++) {
+            const struct ll *x = &l[i];
+            if (x->keep || x->cls == HR_LOGC_BLANK || x->cls == HR_LOGC_PROGRESS || score[i] <= 0 ||
+                score[i] * 2 < top || (best != SIZE_MAX && score[i] <= score[best]))
+                continue;
+            int copy = has(seen, line_hash(x)); /* a line kept already, word for word */
+            for (size_t k = 0; k < got && !copy; k++)
+                copy = picked[k]->len == x->len && !memcmp(picked[k]->s, x->s, x->len);
+            if (!copy)
+                best = i;
+        }
+        if (best == SIZE_MAX)
+            break;
+        l[best].keep |= K_QUERY;
+        picked[got++] = &l[best];
+        keep_context(w, best);
+    }
+    free(docs), free(score);
+    return rc;
+}
+
+static int select_lines(struct work *w, struct ids *seen)
 {
     const struct hr_logc_config *cfg = w->cfg;
     struct ll *l = w->l;
@@ -267,18 +346,10 @@ static void select_lines(struct work *w, struct ids *seen)
         if (l[i].cls == HR_LOGC_SUMMARY)
             l[i].keep = ++summaries <= 2 * cfg->max_similar;
     drop_repeats(w, seen, K_SIGNAL);
-    /* Context around kept errors and warnings: normal lines, unless their
-     * template fills the log (more than max_similar lines): such a line says
-     * nothing about the error and is counted in the fold instead. */
-    for (size_t i = 0; i < n; i++) {
-        if (!l[i].keep || (l[i].cls != HR_LOGC_ERROR && l[i].cls != HR_LOGC_WARN))
-            continue;
-        size_t a = i > cfg->context_lines ? i - cfg->context_lines : 0;
-        size_t b = i + cfg->context_lines < n ? i + cfg->context_lines : n - 1;
-        for (size_t k = a; k <= b; k++)
-            if (l[k].cls == HR_LOGC_BLANK || (l[k].cls == HR_LOGC_NORMAL && w->freq[l[k].id] <= cfg->max_similar))
-                l[k].keep |= K_CONTEXT;
-    }
+    /* context around kept errors and warnings */
+    for (size_t i = 0; i < n; i++)
+        if (l[i].keep && (l[i].cls == HR_LOGC_ERROR || l[i].cls == HR_LOGC_WARN))
+            keep_context(w, i);
     keep_cc_context(w);
     /* stack traces next to a kept error or warning (node --trace-warnings) */
     for (size_t i = 0; i < n;) {
@@ -314,8 +385,11 @@ static void select_lines(struct work *w, struct ids *seen)
     for (size_t i = 0; i < n; i++)
         if (l[i].cls == HR_LOGC_PROGRESS)
             l[i].keep = 0;
+    if (keep_query_matches(w, seen) < 0)
+        return -12;
     drop_repeats(w, seen, K_CONTEXT);
     mark_repeats(w, seen);
+    return 0;
 }
 
 /* One line written out. Normal lines (kept for context or position, or
@@ -327,7 +401,7 @@ static void select_lines(struct work *w, struct ids *seen)
 #define CUT_TAIL 60
 static void put_line(struct hr_tbuf *o, const struct ll *x)
 {
-    if (x->len <= LONG_LINE || (x->keep & K_SIGNAL) || x->cls >= HR_LOGC_FRAME) {
+    if (x->len <= LONG_LINE || (x->keep & (K_SIGNAL | K_QUERY)) || x->cls >= HR_LOGC_FRAME) {
         hr_tbuf_put(o, x->s, x->len);
     } else {
         size_t h = CUT_HEAD, t = x->len - CUT_TAIL;
@@ -732,8 +806,7 @@ static void work_free(struct work *w)
 
 int hr_logc_compress(const void *cfgv, const char *text, size_t len, const char *query, struct hr_text_out *out)
 {
-    (void)query;
-    struct work w = {.cfg = cfgv};
+    struct work w = {.cfg = cfgv, .query = query ? query : ""};
     memset(out, 0, sizeof *out);
     int rc = load(&w, text, len);
     if (rc == 0 && w.n < w.cfg->head_lines + w.cfg->tail_lines + 3)
@@ -742,7 +815,10 @@ int hr_logc_compress(const void *cfgv, const char *text, size_t len, const char 
         work_free(&w);
         return rc;
     }
-    select_lines(&w, &w.seen);
+    if (select_lines(&w, &w.seen)) {
+        work_free(&w);
+        return -12;
+    }
     memset(w.count, 0, w.n_tmpl * sizeof *w.count); /* reused below as per-run counts */
     struct hr_tbuf body = {0};
     for (size_t i = 0; i < w.n;) {
