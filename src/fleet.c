@@ -1400,6 +1400,15 @@ int hr_fleet_setup(const struct hr_config *c, char *err, size_t errlen)
 void hr_fleet_shutdown(void)
 {
     if (!fl.on) return;
+    /* What never reached Redis is gone with the process: say so, the fleet's
+     * figures miss it. */
+    long long spend = fl.unsent_micro + fl.lost_micro;
+    if (spend > 0)
+        HR_WARN(LOGGER, "stopping with $%.6f of spend Redis has not confirmed (it was unavailable): the fleet's shared "
+                "budget total misses it", (double)spend / 1e6);
+    if (fl.unsent_n)
+        HR_WARN(LOGGER, "stopping with %zu stored original%s (%zu bytes) Redis never got: other instances cannot answer "
+                "a retrieve for them", fl.unsent_n, fl.unsent_n == 1 ? "" : "s", fl.unsent_bytes);
     hr_ccr_set_remote(NULL);
     hr_ratelimit_set_remote(NULL, NULL);
     hr_cost_set_budget_remote(NULL, NULL);
@@ -1461,6 +1470,11 @@ void hr_fleet_worker_stop(struct hr_worker *w)
     }
     while (fw->sending) { /* their answers never come now (resending is one of them) */
         struct budget_add *next = fw->sending->snext;
+        if (!fw->sending->resend) { /* unconfirmed: the stop's WARN names it */
+            pthread_mutex_lock(&fl.lock);
+            fl.lost_micro += fw->sending->micro;
+            pthread_mutex_unlock(&fl.lock);
+        }
         free(fw->sending);
         fw->sending = next;
     }

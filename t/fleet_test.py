@@ -754,7 +754,8 @@ try:
 
         # ---------------------------------------------- nothing listening: failed attempts, no disconnects
         nl = Headroomd(mock=mock, extra_conf="backend redis {\n  url redis://127.0.0.1:%d/0\n}\n"
-                       "sink prometheus { path /metrics; }\n" % free_port())
+                       "sink prometheus { path /metrics; }\nprices %s\nbudget 1000\n%s"
+                       % (free_port(), PRICES, cx))
         nl.start()
         ok(wait_until(lambda: backend_stats(nl).get("connect_failures", 0) >= 6, timeout=15),
            "no Redis: failed connection attempts are counted (connect_failures)")
@@ -764,7 +765,15 @@ try:
         cmp_ok(metric(nl.get("/metrics").text, "headroom_backend_connect_failures_total") or 0, ">=", 6,
                "no Redis: /metrics headroom_backend_connect_failures_total")
         is_(readyz(nl)[0], 200, "no Redis, on_backend_error open: /readyz ready")
+        # What never reached Redis is named when the daemon stops: the fleet's figures miss it.
+        is_(post_json(nl.url + "/v1/chat/completions", chat("gpt-4o", "no redis"), headers=USAGE_1000).status, 200,
+            "no Redis: a request with spend goes on (open)")
+        ok(stored(nl, ROWS_TEXT) != "0" * 24, "no Redis: an original stored")
         nl.stop()
+        like(nl.stderr_text(), r"WARN.*stopping with \$0\.002500 of spend Redis has not confirmed",
+             "no Redis: at stop, a WARN names the spend the fleet's budget misses")
+        like(nl.stderr_text(), r"WARN.*stopping with 1 stored original \(%d bytes\) Redis never got" % len(ROWS_TEXT),
+             "no Redis: ... and the originals other instances cannot retrieve")
 
         # ---------------------------------------------- reload: a changed backend block needs a restart
         rl = Headroomd(mock=mock, extra_conf=conf(redis, "reload:", "budget 1000"))
@@ -855,6 +864,8 @@ try:
         rc = lk.stop(timeout=60)
         redis.proc.send_signal(signal.SIGCONT)
         is_(rc, 0, "add at stop: exit 0, the unanswered add freed")
+        like(lk.stderr_text(), r"WARN.*stopping with \$0\.002500 of spend Redis has not confirmed",
+             "add at stop: a WARN names the unconfirmed spend")
         if rc != 0:
             diag(lk.stderr_text()[-3000:])
         ok(wait_until(lambda: redis.ping(), timeout=10), "add at stop: Redis answers again")
