@@ -34,6 +34,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hrtest import *  # noqa: E402,F403
+from hrtest import _track  # noqa: E402 (a Bail out! kills the redis-servers too)
 from ws_client import WS  # noqa: E402
 
 SRCDIR = os.environ.get("top_srcdir") or os.path.join(T_DIR, "..")
@@ -57,9 +58,10 @@ class Redis:
         self.extra = list(extra)  # more redis-server options
 
     def start(self):
-        self.proc = subprocess.Popen([REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
-                                      "--save", "", "--appendonly", "no", "--protected-mode", "yes"] + self.extra,
-                                     stdout=open(os.path.join(self.dir, "log"), "ab"), stderr=subprocess.STDOUT)
+        args = [REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", "",
+                "--appendonly", "no", "--protected-mode", "yes"] + self.extra
+        self.proc = _track(subprocess.Popen(args, stdout=open(os.path.join(self.dir, "log"), "ab"),
+                                            stderr=subprocess.STDOUT))
         ok(wait_until(lambda: self.ping(), timeout=10), "redis-server up on 127.0.0.1:%d" % self.port)
 
     def ping(self):
