@@ -72,17 +72,19 @@ static int refuse_without_token(struct hr_req *req, const char *token, const cha
 }
 
 /* Always 200 while the process serves: a liveness probe on /health must
- * not restart an instance for a Redis outage a restart cannot fix. A
- * backend down makes the status "degraded" (readiness is /readyz's). */
+ * not restart an instance for a Redis outage or a full disk a restart
+ * cannot fix. Either makes the status "degraded": figures are being lost
+ * or left unchecked (readiness is /readyz's). */
 static void handle_health(struct hr_daemon *d, struct hr_req *req)
 {
     int ready = atomic_load(&d->ready);
     char why[512];
+    const char *state_dir = hr_state_dir_health(why, sizeof why);
     json_t *checks = json_pack("{s:s,s:i,s:i,s:i,s:s}", "listener", atomic_load(&d->stopping) ? "draining" : "ok",
                                "workers", (int)d->n_workers, "transforms", (int)d->plugins.n_transforms, "sinks",
-                               (int)d->plugins.n_sinks, "state_dir", hr_state_dir_health(why, sizeof why));
+                               (int)d->plugins.n_sinks, "state_dir", state_dir);
     json_t *backend = hr_fleet_health();
-    int degraded = backend && !json_is_true(json_object_get(backend, "up"));
+    int degraded = (backend && !json_is_true(json_object_get(backend, "up"))) || strcmp(state_dir, "ok");
     if (backend) json_object_set_new(checks, "backend", backend);
     hr_send_json(req, 200, json_pack("{s:s,s:s,s:f,s:b,s:o}", "status",
                                      !ready ? "starting" : degraded ? "degraded" : "healthy", "version",

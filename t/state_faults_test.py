@@ -76,7 +76,9 @@ with Mock() as m:
         time.sleep(1.2)
         health = h.get_json("/health")
         like(str(health.get("checks", {}).get("state_dir")), r"cannot write in .*workspace", "/health names the state problem")
-        is_(health.get("status"), "healthy", "the daemon still reports itself healthy (it serves)")
+        is_(health.get("status"), "degraded", "/health says degraded while savings and spend cannot be kept")
+        is_(request("GET", h.url + "/health").status, 200, "/health stays 200 (a liveness probe must not restart it)")
+        is_(h.get_json("/readyz").get("ready"), True, "/readyz stays ready: requests are served")
         metrics = h.get("/metrics").text
         mm = re.search(r"^headroom_state_write_errors_total (\S+)$", metrics, re.M)
         cmp_ok(float(mm.group(1)) if mm else 0, ">=", 2, "headroom_state_write_errors_total counts each failed write")
