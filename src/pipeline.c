@@ -135,6 +135,11 @@ uint64_t hr_json_tokens(const char *model, const json_t *value)
     return count_strings(NULL, hr_encoding_for_model(model), value, NULL);
 }
 
+uint64_t hr_item_tokens(const struct hr_api *api, const char *model, const json_t *item)
+{
+    return count_strings(api, hr_encoding_for_model(model), item, NULL);
+}
+
 struct unit_list {
     struct hr_unit *units;
     struct unit_ref *refs;

@@ -52,8 +52,13 @@ struct hr_pipeline_result {
  * a small per-message overhead. Additive over strings, so a unit's delta is
  * exactly the request's delta. */
 uint64_t hr_request_tokens(const struct hr_api *api, const char *model, const json_t *body);
-/* Tokens of every string inside `value` (same counting as above). */
+/* Tokens of every string inside `value` (same counting as above, each
+ * string as text). */
 uint64_t hr_json_tokens(const char *model, const json_t *value);
+/* Tokens of an item of a request of format `api`, as the request count
+ * counts it: its data (images, PDFs, signatures, encrypted reasoning) as the
+ * provider bills it (without the per-message overhead). */
+uint64_t hr_item_tokens(const struct hr_api *api, const char *model, const json_t *item);
 
 /* Run `transforms` over `body` (edited in place). Never fails: a failing
  * stage is undone and marked failed. */

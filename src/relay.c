@@ -188,7 +188,7 @@ static int answer_retrieve_calls(struct proxy_req *p)
     if (fresh) first_new = 0;
     uint64_t extra = PER_MESSAGE_OVERHEAD * (json_array_size(items) - first_new);
     for (size_t i = first_new; i < json_array_size(items); i++)
-        extra += hr_json_tokens(p->model, json_array_get(items, i));
+        extra += hr_item_tokens(p->api, p->model, json_array_get(items, i)); /* signatures, encrypted reasoning as billed */
     hr_acct_charge_sent(p, extra);
     char *text = json_dumps(p->sent_body, JSON_COMPACT);
     size_t text_len = text ? strlen(text) : 0;

@@ -1,10 +1,13 @@
 /* t/rolling_window_test.c — rolling_window: the model context table, nothing done when
  * a request fits, oldest tool outputs dropped first, then oldest whole turns (OpenAI
  * and Anthropic shapes) with the system prompt, the last two turns and tool call /
- * result pairs kept, honest token accounting, config errors, hostile input. */
+ * result pairs kept, honest token accounting (screenshots, PDFs and signatures as
+ * their provider bills them), config errors, hostile input. */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 #include <headroom/plugin.h>
 #include "tap.h"
 #include "fake_host.h"
@@ -44,8 +47,10 @@ static json_t *big(size_t n, char c)
     return s;
 }
 
-/* The request total as the host counts it: every string (fake: ceil(bytes/4))
- * under system, tools and messages, plus 3 per message. */
+/* Tokens inside v: text as the fake host counts it (ceil(bytes/4)), the
+ * data this test sends as its provider bills it: the 1280x800 screenshot
+ * 1366 (Anthropic) or 1105 (OpenAI), an image by URL 1600 (Anthropic), the
+ * 3-page PDF 4500, a signature 0. */
 static long long strings(const json_t *v)
 {
     long long n = 0;
@@ -56,11 +61,24 @@ static long long strings(const json_t *v)
         return (long long)fh_count_tokens("", json_string_value(v), json_string_length(v));
     if (json_is_array(v))
         json_array_foreach(v, i, x) n += strings(x);
-    if (json_is_object(v))
-        json_object_foreach((json_t *)v, k, x) n += strings(x);
+    if (!json_is_object(v))
+        return n;
+    const char *type = json_string_value(json_object_get(v, "type"));
+    json_object_foreach((json_t *)v, k, x) {
+        if (!strcmp(k, "source") && type && !strcmp(type, "image"))
+            n += json_object_get(x, "url") ? 1600 : 1366;
+        else if (!strcmp(k, "source") && type && !strcmp(type, "document"))
+            n += 4500;
+        else if (!strcmp(k, "image_url") && type && !strcmp(type, "image_url"))
+            n += 1105;
+        else if (strcmp(k, "signature"))
+            n += strings(x);
+    }
     return n;
 }
 
+/* The request total as the host counts it: every string (fake: ceil(bytes/4))
+ * under system, tools and messages, data as billed, plus 3 per message. */
 static long long host_count(const json_t *b)
 {
     const json_t *m = json_object_get(b, "messages");
@@ -191,6 +209,107 @@ static const char *content_of(const json_t *body, size_t i)
 }
 
 static const char *PH = "[older tool output dropped by headroom to fit the context window]";
+
+/* ---- data as a client sends it: a real PNG, a real PDF, in base64 */
+
+static char *b64(const unsigned char *p, size_t n)
+{
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+        *o++ = a[v >> 18 & 63];
+        *o++ = a[v >> 12 & 63];
+        *o++ = i + 1 < n ? a[v >> 6 & 63] : '=';
+        *o++ = i + 2 < n ? a[v & 63] : '=';
+    }
+    *o = '\0';
+    return out;
+}
+
+static size_t png_chunk(unsigned char *at, const char *type, const unsigned char *data, uint32_t len)
+{
+    at[0] = (unsigned char)(len >> 24), at[1] = (unsigned char)(len >> 16), at[2] = (unsigned char)(len >> 8);
+    at[3] = (unsigned char)len;
+    memcpy(at + 4, type, 4);
+    if (len) memcpy(at + 8, data, len);
+    uint32_t crc = (uint32_t)crc32(0, at + 4, len + 4);
+    at[8 + len] = (unsigned char)(crc >> 24), at[9 + len] = (unsigned char)(crc >> 16);
+    at[10 + len] = (unsigned char)(crc >> 8), at[11 + len] = (unsigned char)crc;
+    return 12 + len;
+}
+
+/* A valid RGB PNG of w x h, base64: the first `noisy` rows random (so it
+ * weighs what a screenshot does), the rest white. */
+static char *png_b64(uint32_t w, uint32_t h, uint32_t noisy)
+{
+    size_t row = 1 + (size_t)w * 3, raw_len = row * h;
+    unsigned char *raw = malloc(raw_len);
+    uint32_t seed = 11;
+    for (size_t y = 0; y < h; y++) {
+        raw[y * row] = 0;
+        for (size_t x = 1; x < row; x++) {
+            seed = seed * 1103515245u + 12345u;
+            raw[y * row + x] = y < noisy ? (unsigned char)(seed >> 16) : 0xff;
+        }
+    }
+    uLongf zlen = compressBound((uLong)raw_len);
+    unsigned char *png = malloc(zlen + 64), ihdr[13] = {0};
+    for (int i = 0; i < 4; i++) ihdr[i] = (unsigned char)(w >> (24 - 8 * i)), ihdr[4 + i] = (unsigned char)(h >> (24 - 8 * i));
+    ihdr[8] = 8, ihdr[9] = 2; /* 8-bit RGB */
+    memcpy(png, "\x89PNG\r\n\x1a\n", 8);
+    size_t n = 8 + png_chunk(png + 8, "IHDR", ihdr, 13);
+    unsigned char *z = malloc(zlen);
+    compress2(z, &zlen, raw, (uLong)raw_len, 1);
+    n += png_chunk(png + n, "IDAT", z, (uint32_t)zlen);
+    n += png_chunk(png + n, "IEND", NULL, 0);
+    char *out = b64(png, n);
+    free(raw), free(z), free(png);
+    return out;
+}
+
+/* A small PDF of `pages` pages, base64. */
+static char *pdf_b64(int pages)
+{
+    char pdf[4096], kids[1024] = "";
+    size_t k = 0;
+    for (int i = 0; i < pages; i++) k += (size_t)snprintf(kids + k, sizeof kids - k, "%d 0 R ", 3 + i);
+    int n = snprintf(pdf, sizeof pdf, "%%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
+                     "2 0 obj\n<< /Type /Pages /Kids [%s] /Count %d >>\nendobj\n", kids, pages);
+    for (int i = 0; i < pages; i++)
+        n += snprintf(pdf + n, sizeof pdf - (size_t)n,
+                      "%d 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>\nendobj\n", 3 + i);
+    n += snprintf(pdf + n, sizeof pdf - (size_t)n, "trailer\n<< /Root 1 0 R >>\n%%%%EOF\n");
+    return b64((const unsigned char *)pdf, (size_t)n);
+}
+
+/* Claude Code's turns with a screenshot (a Read of a .png) in each of the
+ * last `shots` turns' tool_result, a thinking block with its signature in
+ * every assistant turn, and a 3-page PDF in the first user turn. */
+static json_t *anthropic_shots(int turns, int shots, const char *shot, const char *pdf)
+{
+    json_t *b = anthropic_conv(turns, 16000);
+    json_t *m = json_object_get(b, "messages");
+    char sig[2049];
+    memset(sig, 'S', 2048);
+    sig[2048] = '\0';
+    json_array_append_new(json_object_get(json_array_get(m, 0), "content"),
+                          json_pack("{s:s,s:{s:s,s:s,s:s}}", "type", "document", "source", "type", "base64",
+                                    "media_type", "application/pdf", "data", pdf));
+    for (int t = 0; t < turns; t++) {
+        json_array_insert_new(json_object_get(json_array_get(m, 4 * (size_t)t + 1), "content"), 0,
+                              json_pack("{s:s,s:s,s:s}", "type", "thinking", "thinking", "Check the output.",
+                                        "signature", sig));
+        if (t < turns - shots)
+            continue;
+        json_t *tr = json_array_get(json_object_get(json_array_get(m, 4 * (size_t)t + 2), "content"), 0);
+        json_t *text = json_incref(json_object_get(tr, "content"));
+        json_object_set_new(tr, "content", json_pack("[{s:s,s:o},{s:s,s:{s:s,s:s,s:s}}]", "type", "text", "text", text,
+                                                     "type", "image", "source", "type", "base64", "media_type",
+                                                     "image/png", "data", shot));
+    }
+    return b;
+}
 
 int main(void)
 {
@@ -477,6 +596,94 @@ int main(void)
         json_t *st = fh_stats("rolling_window");
         ok(json_integer_value(json_object_get(st, "tokens_uncounted")) > 0, "/stats tokens_uncounted");
         json_decref(st);
+        json_decref(b);
+        drop(s2);
+    }
+
+    /* Screenshots, PDFs and signatures count as their provider bills them
+     * (as the host counts the request): a 1280x800 PNG is 1280*800/750 =
+     * 1366 tokens to Anthropic, 85 + 170*6 = 1105 to OpenAI, a PDF 1,500 a
+     * page, a signature nothing. As text, the base64 of each screenshot made
+     * ~150,000 fake tokens (~450,000 real ones): a conversation of ~38,000
+     * was taken for ~490,000, turns dropped that fit, and the WARN said the
+     * provider would likely refuse it. */
+    {
+        char *shot = png_b64(1280, 800, 90), *pdf3 = pdf_b64(3);
+        ok(strlen(shot) > 450000, "the screenshot is %zu bytes of base64", strlen(shot));
+        json_t *b = anthropic_shots(8, 3, shot, pdf3);
+        json_t *orig = json_deep_copy(b);
+        long long total = host_count(b);
+        fh_log_clear();
+        struct result r = run_on(s, b, HR_PROVIDER_ANTHROPIC); /* claude-sonnet-4-5: 200000 - 8192 */
+        ok(total < 191808 && json_equal(b, orig) && r.tag[0] == '\0' && !r.body_edited,
+           "Anthropic: 8 turns, 3 screenshots, a PDF (%lld tokens as billed) fit 191808: untouched (%s)", total,
+           r.tag);
+        ok(!strstr(fh_log(), "context budget"), "no over-budget INFO, no 'provider will likely refuse it' WARN");
+        json_decref(b);
+
+        /* Over a smaller budget: the log's count is the billed one, turns go
+         * until it fits, the screenshots of the last two turns stay. */
+        void *s2 = make("max_tokens", "12000", NULL, NULL);
+        b = anthropic_shots(8, 3, shot, pdf3);
+        long long before = host_count(b);
+        fh_log_clear();
+        r = run_on(s2, b, HR_PROVIDER_ANTHROPIC);
+        char want[96];
+        snprintf(want, sizeof want, "over its context budget (%lld > 12000 tokens", before);
+        ok(strstr(fh_log(), want) != NULL, "the INFO counts %lld tokens, as billed", before);
+        long long after = host_count(b);
+        ok(after <= 12000 && !strstr(r.tag, "turns=0") && !strstr(r.tag, "over_budget") && !strstr(fh_log(), "still over"),
+           "fits after dropping older turns: %lld (%s)", after, r.tag);
+        is_int(r.saved, before - after, "tokens credited = the billed recount's difference");
+        json_t *m = json_object_get(b, "messages"), *om = json_object_get(orig, "messages");
+        size_t n = json_array_size(m), on = json_array_size(om);
+        ok(n >= 8 && json_equal(json_array_get(m, n - 2), json_array_get(om, on - 2)) &&
+               json_equal(json_array_get(m, n - 6), json_array_get(om, on - 6)),
+           "the last two turns' screenshots kept");
+        ok(pairs_intact(b), "tool_use / tool_result pairs intact");
+        json_decref(b);
+        json_decref(orig);
+        drop(s2);
+
+        /* Chat: image_url parts of user turns, gpt-4o (128000 - 8192). */
+        char *url = malloc(strlen(shot) + 32);
+        sprintf(url, "data:image/png;base64,%s", shot);
+        b = openai_conv("gpt-4o", 8, 16000);
+        json_t *cm = json_object_get(b, "messages");
+        for (size_t t = 5; t < 8; t++) {
+            json_t *u = json_array_get(cm, 1 + 4 * t);
+            json_t *q = json_incref(json_object_get(u, "content"));
+            json_object_set_new(u, "content", json_pack("[{s:s,s:o},{s:s,s:{s:s}}]", "type", "text", "text", q, "type",
+                                                        "image_url", "image_url", "url", url));
+        }
+        orig = json_deep_copy(b);
+        total = host_count(b);
+        fh_log_clear();
+        r = run_on(s, b, HR_PROVIDER_OPENAI);
+        ok(total < 119808 && json_equal(b, orig) && r.tag[0] == '\0' && !strstr(fh_log(), "context budget"),
+           "Chat: 3 screenshots as image_url parts (%lld tokens as billed) fit gpt-4o: untouched (%s)", total, r.tag);
+        json_decref(b);
+        json_decref(orig);
+        free(url);
+        free(shot);
+        free(pdf3);
+    }
+
+    /* An image by URL is billed 1,600 tokens for a few bytes: a request
+     * whose bytes are under the budget is not taken to fit for that. */
+    {
+        void *s2 = make("max_tokens", "4000", NULL, NULL);
+        json_t *m = json_array();
+        for (int t = 0; t < 3; t++)
+            json_array_append_new(m, json_pack("{s:s,s:[{s:s,s:s},{s:s,s:{s:s,s:s}}]}", "role", "user", "content",
+                                               "type", "text", "text", "what is on this page?", "type", "image",
+                                               "source", "type", "url", "url", "https://example.com/page.png"));
+        json_t *b = json_pack("{s:s,s:o}", "model", "claude-sonnet-4-5", "messages", m);
+        struct result r = run_on(s2, b, HR_PROVIDER_ANTHROPIC);
+        is_str(r.tag, "rolling_window:outputs=0,turns=1,messages=1",
+               "three images by URL (~4,830 tokens in ~250 bytes) over 4000: the oldest turn dropped");
+        ok(host_count(b) <= 4000 && json_array_size(m) == 2, "the two left fit (%lld)",
+           host_count(b));
         json_decref(b);
         drop(s2);
     }

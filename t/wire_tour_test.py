@@ -30,6 +30,10 @@
 # no headroom_retrieve for n > 1; a custom tool's output found by its name
 # (protected_tools). Each: x-headroom-tokens-*, /stats and the request log
 # agree.
+# rolling_window counts a screenshot as the host does (a conversation that
+# fits goes whole; over its budget its count is x-headroom-tokens-before),
+# and a headroom_retrieve follow-up counts the thinking signature or
+# encrypted_content it sends again as nothing.
 import os
 import sys
 
@@ -362,6 +366,16 @@ with Mock() as mock, Headroomd(conf_text=CONF, mock=mock) as hd:
 seen = []
 
 
+def send_answer(handler, status, text, ctype="application/json"):
+    """How the upstreams of this test answer."""
+    data = text.encode()
+    handler.send_response(status)
+    for k, v in (("content-type", ctype), ("content-length", str(len(data)))):
+        handler.send_header(k, v)
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 class Legacy(BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
@@ -389,12 +403,7 @@ class Legacy(BaseHTTPRequestHandler):
             out = {"id": "chatcmpl-legacy", "object": "chat.completion", "created": 1700000000, "model": body["model"],
                    "choices": [{"index": 0, "message": msg, "finish_reason": "stop"}],
                    "usage": {"prompt_tokens": len(json.dumps(body)) // 4, "completion_tokens": 5, "total_tokens": 0}}
-        data = json.dumps(out).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_answer(self, status, json.dumps(out))
 
 
     def responses_turn(self, body):
@@ -495,12 +504,7 @@ class Parallel(BaseHTTPRequestHandler):
             ctype = "text/event-stream"
         else:
             data, ctype = json.dumps(out), "application/json"
-        data = data.encode()
-        self.send_response(status)
-        self.send_header("content-type", ctype)
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_answer(self, status, data, ctype)
 
     def chat_turn(self, body, offered):
         msgs = body["messages"]
@@ -768,4 +772,126 @@ with Mock() as mock, Headroomd(mock=mock, conf_text=shipped_conf_text() + "\nrat
                                      {"type": "text", "text": "What is wrong with this layout?"}]}]}
     codes = [post_json(hd.url + "/v1/messages", turn, headers={"x-api-key": "sk-ant-x"}).status for _ in range(3)]
     is_(codes, [200, 200, 200], "rate_limit_tpm 100000: three turns with a screenshot (~1,400 tokens each) pass")
+
+# ---------------------------------------------------------------- rolling_window
+# rolling_window counts a request itself (it weighs its turns against the
+# model's context window): data counts there as the host counts it. As the
+# text of its base64, one screenshot made ~470 000 tokens against
+# claude-sonnet-4-5's 191 808: turns of a conversation of a few thousand
+# tokens were dropped and a WARN said the provider would likely refuse it.
+def cc_turns(n, shot):
+    """Claude Code turns, each reading a screenshot (a Read of a .png)."""
+    msgs = []
+    for t in range(n):
+        msgs += [{"role": "user", "content": [{"type": "text", "text": "Step %d: does the page render right now?" % t}]},
+                 {"role": "assistant", "content": [
+                     {"type": "thinking", "thinking": "Look at it.", "signature": SIG},
+                     {"type": "tool_use", "id": "toolu_s%d" % t, "name": "Read", "input": {"file_path": "shot%d.png" % t}}]},
+                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_s%d" % t, "content": [
+                     {"type": "text", "text": "shot%d.png (1280x800)" % t},
+                     {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": shot}}]}]},
+                 {"role": "assistant", "content": [{"type": "text", "text": "The header overlaps the menu."}]}]
+    return msgs
+
+
+# A model outside rolling_window's table gets default_context 8000: with
+# reserve_output at most half of it, a budget of 4000.
+RW_CONF = shipped_conf_text(stage_budget_ms=5000) + "\ntransform rolling_window {\n    default_context 8000\n}\n"
+with Mock() as mock, Headroomd(mock=mock, conf_text=RW_CONF) as hd:
+    sent = {"model": "claude-sonnet-4-5-20250929", "max_tokens": 1024, "messages": cc_turns(3, SHOT)}
+    r = post_json(hd.url + "/v1/messages", sent, headers={"x-api-key": "sk-ant-x"})
+    up = (upstream_bodies(mock, "/v1/messages") or [{}])[-1]
+    ok(r.status == 200 and up.get("messages") == sent["messages"],
+       "rolling_window: three turns with a screenshot each (%s tokens) go whole to claude-sonnet-4-5 (budget 191808)"
+       % tokens(r, "before"))
+    st = hd.stats().get("rolling_window", {})
+    is_((st.get("requests_over_budget"), st.get("still_over_budget")), (0, 0),
+        "rolling_window: not taken for over budget (/stats)")
+    ok("context budget" not in hd.stderr_text(), "rolling_window: no 'over its context budget' log, no WARN")
+
+    # Over its budget: rolling_window's count is the host's (the INFO says
+    # x-headroom-tokens-before), two turns go and the rest fits.
+    mock.reset()
+    sent = {"model": "my-vision-model", "max_tokens": 1024, "messages": cc_turns(4, SHOT)}
+    r = post_json(hd.url + "/v1/messages", sent, headers={"x-api-key": "sk-ant-x"})
+    up = (upstream_bodies(mock, "/v1/messages") or [{}])[-1]
+    like(hd.stderr_text(), r"over its context budget \(%s > 4000 tokens, model my-vision-model\)" % tokens(r, "before"),
+         "rolling_window over budget: it counts what the host counts (%s tokens)" % tokens(r, "before"))
+    ok(r.status == 200 and up.get("messages") == sent["messages"][8:] and 0 < (tokens(r, "after") or 1 << 30) <= 4000
+       and "still over" not in hd.stderr_text(),
+       "rolling_window: the two oldest turns dropped, the rest fits (%s tokens after)" % tokens(r, "after"))
+
+# ---------------------------------------------------------------- retrieval follow-up
+# headroomd answers a headroom_retrieve call and asks again: what the
+# follow-up sends again (the model's turn, its thinking signature or
+# encrypted reasoning, and the result) is counted as the request count
+# counts it. As text, a 8 KB encrypted_content added ~5 000 tokens to
+# x-headroom-tokens-after.
+opaque_seen, opaque_sent = [], []
+
+
+class Opaque(BaseHTTPRequestHandler):
+    """Calls headroom_retrieve after a reasoning item or a thinking block
+    whose opaque data is as long as the request's x-opaque-bytes asks, then
+    answers the result."""
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+        opaque_seen.append(body)
+        size = int(self.headers.get("x-opaque-bytes", "8"))
+        blob = b64(bytes(rnd.getrandbits(8) for _ in range(size)))
+        opaque_sent.append(blob)
+        if self.path == "/v1/responses":
+            items = body["input"]
+            if items[-1].get("call_id") == "call_hr":
+                output = [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "done"}]}]
+            else:
+                output = [{"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAAAA" + blob},
+                          {"type": "function_call", "id": "fc_1", "call_id": "call_hr", "name": "headroom_retrieve",
+                           "arguments": json.dumps({"hash": marker_hash(json.dumps(items)), "query": "ord-88412"}), "status": "completed"}]
+            out = {"id": "resp_o", "object": "response", "status": "completed", "model": body["model"], "output": output,
+                   "usage": {"input_tokens": 100, "output_tokens": 10}}
+        else:
+            msgs = body["messages"]
+            last = msgs[-1]["content"][-1] if isinstance(msgs[-1]["content"], list) else {}
+            if last.get("type") == "tool_result" and last.get("tool_use_id") == "toolu_hr":
+                content = [{"type": "text", "text": "done"}]
+            else:
+                content = [{"type": "thinking", "thinking": "The log was cut.", "signature": blob},
+                           {"type": "tool_use", "id": "toolu_hr", "name": "headroom_retrieve",
+                            "input": {"hash": marker_hash(json.dumps(msgs)), "query": "ord-88412"}}]
+            out = {"id": "msg_o", "type": "message", "role": "assistant", "model": body["model"], "content": content,
+                   "stop_reason": "tool_use", "usage": {"input_tokens": 100, "output_tokens": 10}}
+        send_answer(self, 200, json.dumps(out))
+
+
+srv = ThreadingHTTPServer(("127.0.0.1", 0), Opaque)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+with Headroomd(conf_text=shipped_conf_text(stage_budget_ms=5000).replace(
+        "@MOCK_URL@", "http://127.0.0.1:%d" % srv.server_port)) as hd:
+    codex = {"model": "gpt-5-codex", "input": [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Why did ord-88412 fail?"}]},
+        {"type": "function_call", "name": "shell", "call_id": "call_A", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_A", "output": LOG}],
+        "tools": [{"type": "function", "name": "shell", "parameters": {"type": "object", "properties": {}}}]}
+    claude = {"model": "claude-sonnet-4-5-20250929", "max_tokens": 1024, "messages": [
+        {"role": "user", "content": "Why did ord-88412 fail?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_A", "name": "Bash", "input": {"command": "cat app.log"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_A", "content": LOG}]}]}
+    for path, body, what, hdrs in (("/v1/responses", codex, "Responses: encrypted_content", {"authorization": "Bearer sk-x"}),
+                                   ("/v1/messages", claude, "Anthropic: a thinking signature", {"x-api-key": "sk-ant-x"})):
+        after = []
+        for size in (6000, 3):
+            del opaque_seen[:], opaque_sent[:]
+            r = post_json(hd.url + path, body, headers=dict(hdrs, **{"x-opaque-bytes": str(size)}))
+            ok(r.status == 200 and "done" in r.body.decode() and len(opaque_seen) == 2
+               and opaque_sent[0] in json.dumps(opaque_seen[1]),
+               "%s of %d bytes: the retrieve call answered, sent again in the follow-up" % (what, len(opaque_sent[0])))
+            after.append(tokens(r, "after"))
+        is_(after[0] - after[1] if None not in after else None, 0,
+            "%s sent again counts nothing in x-headroom-tokens-after (%s and %s)" % (what, after[0], after[1]))
+srv.shutdown()
+
 done()

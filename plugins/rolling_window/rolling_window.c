@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <headroom/plugin.h>
+#include "media_tokens.h"
 #include "window.h"
 
 /* The host adds this many tokens per message to a request's count
@@ -46,9 +47,28 @@ static const struct hr_conf_key rw_keys[] = {
 
 /* ------------------------------------------------------------ counting */
 
+/* Which members of a request are data (images, PDFs, signatures) and what
+ * the provider bills for them: the host's rules (its adapters use the same
+ * functions), so an image counts ~1,400 tokens, not the ~500,000 of its
+ * base64 as text. */
+typedef int (*data_tokens_fn)(const json_t *object, const char *key, uint64_t *tokens);
+
+static data_tokens_fn data_tokens_for(const struct hr_request *req)
+{
+    if (!HR_HAS_FIELD(req, struct hr_request, wire_format))
+        return NULL; /* a host before ABI 1.2 counts every string as text */
+    switch (req->wire_format) {
+    case HR_WIRE_ANTHROPIC_MESSAGES: return hr_media_anthropic_data_tokens;
+    case HR_WIRE_OPENAI_CHAT: return hr_media_chat_data_tokens;
+    case HR_WIRE_OPENAI_RESPONSES: return hr_media_responses_data_tokens;
+    default: return NULL;
+    }
+}
+
 struct counter {
     const struct hr_host *host;
     const char *model;
+    data_tokens_fn data_tokens; /* NULL: every string is text */
     const struct hr_unit **units; /* sorted by text address: their counts are known */
     size_t n_units;
 };
@@ -76,10 +96,13 @@ static const struct hr_unit *known_unit(const struct counter *c, const char *tex
     return NULL;
 }
 
-/* Tokens of every string inside v, as the host counts a request. */
-static uint64_t count_json(const struct counter *c, const json_t *v)
+/* Tokens inside v as the host counts a request: every string of text, data
+ * as its provider bills it. Not `exact`: a text string counts its bytes, an
+ * upper bound of its tokens (byte-level BPE never makes more tokens than
+ * bytes), so small requests skip exact counting. */
+static uint64_t count_json(const struct counter *c, const json_t *v, int exact)
 {
-    uint64_t n = 0;
+    uint64_t n = 0, data;
     size_t i;
     const char *k;
     json_t *x;
@@ -87,39 +110,24 @@ static uint64_t count_json(const struct counter *c, const json_t *v)
         return 0;
     switch (json_typeof(v)) {
     case JSON_STRING: {
+        if (!exact)
+            return json_string_length(v);
         const struct hr_unit *u = known_unit(c, json_string_value(v));
         return u ? u->tokens : c->host->count_tokens(c->model, json_string_value(v), json_string_length(v));
     }
     case JSON_ARRAY:
-        json_array_foreach(v, i, x) n += count_json(c, x);
+        json_array_foreach(v, i, x) n += count_json(c, x, exact);
         return n;
     case JSON_OBJECT:
-        json_object_foreach((json_t *)v, k, x) n += count_json(c, x);
+        json_object_foreach((json_t *)v, k, x) {
+            if (c->data_tokens && c->data_tokens(v, k, &data))
+                n += data; /* an image by URL counts more than its bytes: in the bound too */
+            else
+                n += count_json(c, x, exact);
+        }
         return n;
     default:
         return 0;
-    }
-}
-
-/* Bytes of every string inside v: an upper bound of its tokens (byte-level BPE
- * never makes more tokens than bytes), so small requests skip exact counting. */
-static uint64_t bytes_json(const json_t *v)
-{
-    uint64_t n = 0;
-    size_t i;
-    const char *k;
-    json_t *x;
-    if (!v)
-        return 0;
-    switch (json_typeof(v)) {
-    case JSON_STRING: return json_string_length(v);
-    case JSON_ARRAY:
-        json_array_foreach(v, i, x) n += bytes_json(x);
-        return n;
-    case JSON_OBJECT:
-        json_object_foreach((json_t *)v, k, x) n += bytes_json(x);
-        return n;
-    default: return 0;
     }
 }
 
@@ -191,8 +199,10 @@ static int rw_apply(void *state, struct hr_request *req)
     if (budget <= 0)
         return HR_OK; /* unknown model and no default_context: nothing to fit */
     size_t nm = json_array_size(msgs);
-    uint64_t bound = bytes_json(json_object_get(body, "system")) + bytes_json(json_object_get(body, "tools")) +
-                     bytes_json(msgs) + (uint64_t)RW_MESSAGE_TOKENS * nm;
+    struct counter cnt = {w->host, req->model, data_tokens_for(req), NULL, 0};
+    uint64_t bound = count_json(&cnt, json_object_get(body, "system"), 0) +
+                     count_json(&cnt, json_object_get(body, "tools"), 0) + count_json(&cnt, msgs, 0) +
+                     (uint64_t)RW_MESSAGE_TOKENS * nm;
     if (bound <= (uint64_t)budget)
         return HR_OK;
 
@@ -207,10 +217,11 @@ static int rw_apply(void *state, struct hr_request *req)
     for (size_t i = 0; i < req->n_units; i++)
         k.sorted[i] = &req->units[i];
     qsort(k.sorted, req->n_units, sizeof *k.sorted, cmp_unit_text);
-    struct counter cnt = {w->host, req->model, k.sorted, req->n_units};
-    uint64_t total = count_json(&cnt, json_object_get(body, "system")) + count_json(&cnt, json_object_get(body, "tools"));
+    cnt.units = k.sorted;
+    cnt.n_units = req->n_units;
+    uint64_t total = count_json(&cnt, json_object_get(body, "system"), 1) + count_json(&cnt, json_object_get(body, "tools"), 1);
     for (size_t i = 0; i < nm; i++) {
-        k.msg_tok[i] = count_json(&cnt, json_array_get(msgs, i)) + RW_MESSAGE_TOKENS;
+        k.msg_tok[i] = count_json(&cnt, json_array_get(msgs, i), 1) + RW_MESSAGE_TOKENS;
         total += k.msg_tok[i];
     }
     if (total <= (uint64_t)budget) {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include "api.h"
 #include "json_load.h"
+#include "media_tokens.h"
 
 /* The tool name of tool_use `id`, searched in the turns before `before`. */
 static const char *tool_name_for_use(const json_t *messages, size_t before, const char *id)
@@ -41,56 +42,6 @@ static void find_units(json_t *body, hr_api_unit_fn add, void *ud)
             else hr_api_add_text_parts(content, i, tool, add, ud);
         }
     }
-}
-
-static int type_is(const json_t *block, const char *type)
-{
-    const char *t = json_string_value(json_object_get(block, "type"));
-    return t && !strcmp(t, type);
-}
-
-/* An image as Anthropic counts it: width x height / 750 once its long edge
- * is at most 1568 px, at most about 1,600 (its documentation). One whose
- * size cannot be read (a URL, a file id, another format) counts the most. */
-#define IMAGE_MAX_TOKENS 1600
-static uint64_t image_tokens(const json_t *source)
-{
-    const json_t *data = json_object_get(source, "data");
-    uint32_t w32, h32;
-    if (!type_is(source, "base64") || !json_is_string(data) ||
-        !hr_api_image_size(json_string_value(data), json_string_length(data), &w32, &h32))
-        return IMAGE_MAX_TOKENS;
-    uint64_t w = w32, h = h32, longest = w > h ? w : h;
-    if (longest > 1568) w = w * 1568 / longest, h = h * 1568 / longest;
-    uint64_t tokens = (w * h + 749) / 750;
-    return tokens < IMAGE_MAX_TOKENS ? tokens : IMAGE_MAX_TOKENS;
-}
-
-/* Images and base64 PDFs (blocks of their own, or in a tool_result) count
- * as Anthropic bills them, not as the text of their base64; a thinking
- * block's signature and a redacted_thinking block's data are opaque to the
- * model's tokens (not counted). */
-static int data_tokens(const json_t *object, const char *key, uint64_t *tokens)
-{
-    if (key[0] == 's' && !strcmp(key, "source")) {
-        const json_t *source = json_object_get(object, key);
-        if (type_is(object, "image")) {
-            *tokens = image_tokens(source);
-            return 1;
-        }
-        const json_t *data = json_object_get(source, "data");
-        if (type_is(object, "document") && type_is(source, "base64") && json_is_string(data)) {
-            *tokens = HR_API_PDF_PAGE_TOKENS * hr_api_pdf_pages(json_string_value(data), json_string_length(data));
-            return 1;
-        }
-        return 0;
-    }
-    if ((key[0] == 's' && !strcmp(key, "signature") && type_is(object, "thinking")) ||
-        (key[0] == 'd' && !strcmp(key, "data") && type_is(object, "redacted_thinking"))) {
-        *tokens = 0;
-        return 1;
-    }
-    return 0;
 }
 
 /* `delta`: a message_delta, where the counts other than output_tokens are
@@ -265,7 +216,7 @@ const struct hr_api hr_api_anthropic_messages = {
     .counted_keys = counted,
     .find_units = find_units,
     .user_text = hr_api_message_user_text,
-    .data_tokens = data_tokens,
+    .data_tokens = hr_media_anthropic_data_tokens,
     .usage_from_json = usage_from_json,
     .usage_read = usage_read,
     .usage_from_sse = usage_from_sse,

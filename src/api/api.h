@@ -68,7 +68,8 @@ struct hr_api {
      * tokens (an image, a base64 PDF, a thinking block's signature,
      * encrypted reasoning): then its strings are not counted and *tokens is
      * what the provider bills for it instead. NULL: every string is text.
-     * Asked of every member the request count walks: cheap on the others. */
+     * Asked of every member the request count walks: cheap on the others.
+     * lib/media_tokens.h has each format's (rolling_window counts with them). */
     int (*data_tokens)(const json_t *object, const char *key, uint64_t *tokens);
 
     /* ---- the answer */
@@ -196,20 +197,6 @@ int hr_api_is_reminder(const char *text);
 /* A tool output given as content parts: every {"type":"text","text"} part
  * is a unit. */
 void hr_api_add_text_parts(json_t *content, size_t item, const char *tool, hr_api_unit_fn add, void *ud);
-/* Width and height of the image in `data` (base64, or a data: URL): PNG,
- * JPEG, GIF and WebP headers. 0 when not one of those or not readable. */
-int hr_api_image_size(const char *data, size_t len, uint32_t *w, uint32_t *h);
-/* Pages of the PDF in `data` (base64, or a data: URL): its page objects,
- * else the page count of a linearized file; at least 1. */
-uint64_t hr_api_pdf_pages(const char *data, size_t len);
-/* An image as OpenAI bills it (gpt-4o's rule): 85 with detail "low";
- * else 85 + 170 per 512-px tile once fitted in 2048x2048 and its short side
- * brought to at most 768. `url` is the image_url: a data: URL is measured,
- * any other image counts as 1024x1024 (765). */
-uint64_t hr_api_openai_image_tokens(const char *url, size_t len, const char *detail);
-/* What a provider bills for one PDF page (text and page image), as its
- * documentation estimates (Anthropic: 1,500 to 3,000). */
-#define HR_API_PDF_PAGE_TOKENS 1500
 /* "data: <json>\n\n" or "event: NAME\ndata: <json>\n\n" (malloc'd); takes `obj`. */
 char *hr_api_sse_text(const char *event, json_t *obj);
 

@@ -9,6 +9,7 @@
 #include "api.h"
 #include "json_get.h"
 #include "json_load.h"
+#include "media_tokens.h"
 
 /* The name of tool call `id` (a function, or a custom tool), searched in the assistant turns before `before`. */
 static const char *tool_name_for_call(const json_t *messages, size_t before, const char *id)
@@ -41,30 +42,6 @@ static void find_units(json_t *body, hr_api_unit_fn add, void *ud)
         if (json_is_string(content)) add(ud, m, "content", i, tool);
         else hr_api_add_text_parts(content, i, tool, add, ud);
     }
-}
-
-/* Images count as OpenAI bills them and a base64 file as its PDF pages,
- * not as the text of their base64 (content parts of user turns). */
-static int data_tokens(const json_t *object, const char *key, uint64_t *tokens)
-{
-    int image = key[0] == 'i' && !strcmp(key, "image_url"), file = key[0] == 'f' && !strcmp(key, "file");
-    if (!image && !file) return 0;
-    /* the part's payload is under its type's name */
-    const char *type = json_string_value(hr_json_get(object, "type"));
-    if (!type || strcmp(key, type)) return 0;
-    const json_t *v = hr_json_get(object, key);
-    if (image) {
-        const json_t *url = hr_json_get(v, "url");
-        *tokens = hr_api_openai_image_tokens(json_string_value(url), json_string_length(url),
-                                             json_string_value(hr_json_get(v, "detail")));
-        return 1;
-    }
-    const json_t *data = hr_json_get(v, "file_data");
-    if (json_is_string(data)) {
-        *tokens = HR_API_PDF_PAGE_TOKENS * hr_api_pdf_pages(json_string_value(data), json_string_length(data));
-        return 1;
-    }
-    return 0;
 }
 
 /* Chat Completions' names for OpenAI's usage fields. */
@@ -224,7 +201,7 @@ const struct hr_api hr_api_openai_chat = {
     .counted_keys = counted,
     .find_units = find_units,
     .user_text = hr_api_message_user_text,
-    .data_tokens = data_tokens,
+    .data_tokens = hr_media_chat_data_tokens,
     .usage_from_json = usage_from_json,
     .usage_read = usage_read,
     .usage_from_sse = usage_from_sse,

@@ -11,6 +11,7 @@
 #include <string.h>
 #include "api.h"
 #include "json_load.h"
+#include "media_tokens.h"
 
 static int type_is(const json_t *item, const char *type)
 {
@@ -54,35 +55,6 @@ static void find_units(json_t *body, hr_api_unit_fn add, void *ud)
 }
 
 static const char *user_text(const json_t *item) { return hr_api_user_text(item, "input_text"); }
-
-/* Images count as OpenAI bills them and a base64 file as its PDF pages,
- * not as the text of their base64; encrypted reasoning (reasoning and
- * compaction items) is opaque to the model's tokens (not counted). */
-static int data_tokens(const json_t *object, const char *key, uint64_t *tokens)
-{
-    if (key[0] == 'e' && !strcmp(key, "encrypted_content")) {
-        *tokens = 0;
-        return 1;
-    }
-    if (key[0] == 'i' && !strcmp(key, "image_url") &&
-        (type_is(object, "input_image") || type_is(object, "computer_screenshot"))) {
-        const json_t *v = json_object_get(object, key);
-        *tokens = hr_api_openai_image_tokens(json_string_value(v), json_string_length(v),
-                                             json_string_value(json_object_get(object, "detail")));
-        return 1;
-    }
-    if (key[0] == 'f' && !strcmp(key, "file_id") && type_is(object, "input_image") &&
-        !json_object_get(object, "image_url")) { /* an uploaded image: its size is not here */
-        *tokens = hr_api_openai_image_tokens(NULL, 0, json_string_value(json_object_get(object, "detail")));
-        return 1;
-    }
-    const json_t *v = key[0] == 'f' && !strcmp(key, "file_data") ? json_object_get(object, key) : NULL;
-    if (json_is_string(v) && type_is(object, "input_file")) {
-        *tokens = HR_API_PDF_PAGE_TOKENS * hr_api_pdf_pages(json_string_value(v), json_string_length(v));
-        return 1;
-    }
-    return 0;
-}
 
 /* The Responses API's names for OpenAI's usage fields. */
 static const struct hr_api_openai_usage_keys usage_keys = {"input_tokens", "input_tokens_details", "output_tokens",
@@ -313,7 +285,7 @@ const struct hr_api hr_api_openai_responses = {
     .answer_tools_key = "tools", /* a Response echoes the request's tools */
     .find_units = find_units,
     .user_text = user_text,
-    .data_tokens = data_tokens,
+    .data_tokens = hr_media_responses_data_tokens,
     .usage_from_json = usage_from_json,
     .usage_read = usage_read,
     .usage_from_sse = usage_from_sse,
