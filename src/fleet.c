@@ -146,6 +146,9 @@ static struct {
     double last_open_warn;
     unsigned long long ccr_mismatched, mismatch_quiet; /* fetched bytes that were not the address's */
     double last_mismatch_warn;
+    unsigned long long cache_invalid, invalid_quiet; /* cached answers read back that cache_put did not write */
+    double last_invalid_warn;
+    size_t max_answer_bytes;        /* max_response_size at start: the largest answer cached */
     /* Originals stored while Redis could not take them, sent once it is
      * back: at most ccr_max_size bytes of them (what the local store can
      * hold) and UNSENT_MAX_ENTRIES, the oldest dropped first. */
@@ -682,6 +685,22 @@ static int cache_get(void *ctx, const uint8_t key[HR_RESPCACHE_KEY_LEN], double 
     return HR_OK;
 }
 
+/* A content type cache_put stores and cache_decode accepts: it goes out as
+ * a header, so printable ASCII (no CR, LF, NUL, ESC or other control byte),
+ * no space at either end, and no longer than what hr_admit_cache_store can
+ * read back from an answer (255). NULL, or what is wrong. */
+#define CACHE_CT_MAX 255
+#define TOKENS_MAX 9999999999999999999ULL /* 19 digits, as cache_decode reads them */
+static const char *ct_invalid(const char *ct, size_t n)
+{
+    if (!n || n > CACHE_CT_MAX) return "a content type length out of range";
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)ct[i] < 0x20 || (unsigned char)ct[i] > 0x7e)
+            return "a content type with a control or non-ASCII byte";
+    if (ct[0] == ' ' || ct[n - 1] == ' ') return "a content type with a space at an end";
+    return NULL;
+}
+
 /* Stored as one string: "HR1 status before after cost ctype_len\n" ctype body. */
 static int cache_put(void *ctx, const uint8_t key[HR_RESPCACHE_KEY_LEN], double now,
                      const struct hr_respcache_entry *e)
@@ -691,6 +710,10 @@ static int cache_put(void *ctx, const uint8_t key[HR_RESPCACHE_KEY_LEN], double 
     if (!tl_conn) return HR_EINVAL;
     const char *ct = e->content_type ? e->content_type : "application/json";
     size_t ctl = strlen(ct);
+    /* What cache_decode would refuse is not stored (it would be a miss and a WARN). */
+    if (e->status != 200 || ct_invalid(ct, ctl) || e->body_len > fl.max_answer_bytes || !(e->cost_usd >= 0) ||
+        e->cost_usd >= 1e6 || e->tokens_before > TOKENS_MAX || e->tokens_after > TOKENS_MAX)
+        return HR_EINVAL;
     char head[160];
     int hl = snprintf(head, sizeof head, "HR1 %d %llu %llu %.6f %zu\n", e->status, (unsigned long long)e->tokens_before,
                       (unsigned long long)e->tokens_after, e->cost_usd, ctl);
@@ -712,29 +735,62 @@ static int cache_put(void *ctx, const uint8_t key[HR_RESPCACHE_KEY_LEN], double 
     return HR_OK;
 }
 
-static int cache_decode(const char *s, size_t len, struct hr_respcache_entry *e)
+/* A decimal number of at most `digits` digits, then `end`; 0, or -1. */
+static int take_uint(const char **p, const char *lim, int digits, char end, unsigned long long *out)
 {
-    const char *nl = memchr(s, '\n', len < 200 ? len : 200);
-    int status;
-    unsigned long long before, after;
-    double cost;
-    size_t ctl;
-    if (!nl || sscanf(s, "HR1 %d %llu %llu %lf %zu", &status, &before, &after, &cost, &ctl) != 5) return -1;
-    const char *p = nl + 1;
-    if ((size_t)(s + len - p) < ctl) return -1;
-    e->status = status;
+    const char *q = *p;
+    unsigned long long v = 0;
+    int n = 0;
+    while (q < lim && *q >= '0' && *q <= '9' && n < digits) {
+        v = v * 10 + (unsigned long long)(*q++ - '0');
+        n++;
+    }
+    if (!n || q >= lim || *q != end) return -1;
+    *p = q + 1;
+    *out = v;
+    return 0;
+}
+
+static const char DECODE_OOM[] = "out of memory"; /* not the entry's fault: no WARN */
+
+/* Anything sharing the prefix can write a cache key, and the content type
+ * goes out as a header, the status as the status line, the body after
+ * them: every field must be what cache_put writes, or the entry is not
+ * used. NULL and `e` filled, or why not (for the WARN: never Redis's bytes). */
+static const char *cache_decode(const char *s, size_t len, struct hr_respcache_entry *e)
+{
+    const char *lim = s + len, *p = s;
+    unsigned long long status, before, after, ctl, ip, fp = 0;
+    if (len < 4 || memcmp(s, "HR1 ", 4)) return "not headroomd's format";
+    p += 4;
+    if (take_uint(&p, lim, 3, ' ', &status)) return "no status";
+    /* hr_admit_cache_store caches 200s only */
+    if (status != 200) return "a status other than 200";
+    if (take_uint(&p, lim, 19, ' ', &before) || take_uint(&p, lim, 19, ' ', &after))
+        return "a token count that is not a number";
+    /* The cost as %.6f writes it: digits, a point, six digits. */
+    if (take_uint(&p, lim, 7, '.', &ip)) return "a cost that is not a dollar amount";
+    const char *f0 = p;
+    if (take_uint(&p, lim, 6, ' ', &fp) || p - f0 != 7) return "a cost that is not a dollar amount";
+    if (take_uint(&p, lim, 4, '\n', &ctl)) return "no content type length";
+    if ((size_t)(lim - p) < ctl) return "shorter than its content type";
+    const char *bad = ct_invalid(p, ctl);
+    if (bad) return bad;
+    size_t body_len = (size_t)(lim - p) - ctl;
+    if (body_len > fl.max_answer_bytes) return "a body over this instance's max_response_size";
+    e->status = (int)status;
     e->tokens_before = before;
     e->tokens_after = after;
-    e->cost_usd = cost;
+    e->cost_usd = (double)ip + (double)fp / 1e6;
     e->content_type = strndup(p, ctl);
-    e->body_len = (size_t)(s + len - p) - ctl;
+    e->body_len = body_len;
     e->body = malloc(e->body_len ? e->body_len : 1);
     if (!e->content_type || !e->body) {
         hr_respcache_entry_free(e);
-        return -1;
+        return DECODE_OOM;
     }
     memcpy(e->body, p + ctl, e->body_len);
-    return 0;
+    return NULL;
 }
 
 static void cache_stats(void *ctx, json_t *o)
@@ -831,11 +887,42 @@ static void budget_read(void *ud, int status, const redisReply *r)
     op_done(x);
 }
 
+/* A cached answer in Redis that cache_put did not write: a WARN at most
+ * every 10 s, with the number left out since. `why` is ours, never the
+ * value's bytes (they may hold a CR or an escape sequence). */
+static void warn_invalid(const uint8_t key[HR_RESPCACHE_KEY_LEN], const char *why, size_t len)
+{
+    pthread_mutex_lock(&fl.lock);
+    fl.cache_invalid++;
+    double now = hr_now();
+    int say = now - fl.last_invalid_warn >= 10;
+    unsigned long long quiet = fl.invalid_quiet;
+    if (say) {
+        fl.last_invalid_warn = now;
+        fl.invalid_quiet = 0;
+    } else {
+        fl.invalid_quiet++;
+    }
+    pthread_mutex_unlock(&fl.lock);
+    if (say) {
+        char id[2 * HR_RESPCACHE_KEY_LEN + 1], more[96] = "";
+        hex(key, HR_RESPCACHE_KEY_LEN, id);
+        if (quiet) snprintf(more, sizeof more, " (and %llu more since the last such line)", quiet);
+        HR_WARN(LOGGER, "cached answer %scache:%s in Redis (%zu bytes) is not one headroomd stored: %s; not used, the "
+                "request goes upstream; something else writes %scache:* keys, or the value was damaged%s", fl.prefix,
+                id, len, why, fl.prefix, more);
+    }
+}
+
 static void cache_read(void *ud, int status, const redisReply *r)
 {
     (void)status;
     struct hr_fleet_wait *x = ud;
-    if (r && r->type == REDIS_REPLY_STRING && !cache_decode(r->str, r->len, &x->entry)) x->cache_hit = 1;
+    if (r && r->type == REDIS_REPLY_STRING) {
+        const char *why = cache_decode(r->str, r->len, &x->entry);
+        if (!why) x->cache_hit = 1;
+        else if (why != DECODE_OOM) warn_invalid(x->cache_key, why, r->len);
+    }
     op_done(x);
 }
 
@@ -1322,6 +1409,7 @@ static json_t *stats_block(void *state)
     json_object_set_new(o, "ccr_fetched", json_integer((json_int_t)fl.ccr_fetched));
     json_object_set_new(o, "ccr_missing", json_integer((json_int_t)fl.ccr_missing));
     json_object_set_new(o, "ccr_mismatched", json_integer((json_int_t)fl.ccr_mismatched));
+    json_object_set_new(o, "cache_invalid", json_integer((json_int_t)fl.cache_invalid));
     json_object_set_new(o, "unsent_budget_usd", json_real((double)(fl.unsent_micro + fl.lost_micro) / 1e6));
     json_object_set_new(o, "ccr_unsent",
                         json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "waiting", (json_int_t)fl.unsent_n, "bytes",
@@ -1376,6 +1464,7 @@ int hr_fleet_setup(const struct hr_config *c, char *err, size_t errlen)
     fl.cache_ttl_s = c->cache_ttl_s > 0 ? (unsigned)c->cache_ttl_s : 300;
     fl.ccr_ttl_s = c->ccr_ttl_s > 0 ? (unsigned)c->ccr_ttl_s : 3600;
     fl.unsent_cap_bytes = c->ccr_max_bytes;
+    fl.max_answer_bytes = c->max_response_bytes;
     uint64_t rpm, tpm;
     hr_ratelimit_limits(&rpm, &tpm);
     hr_rconn_kinds(kind_names, N_KINDS);

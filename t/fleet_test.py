@@ -5,7 +5,8 @@
 # micro-dollar; the first request over it is refused wherever it lands),
 # one rate limit per key (exact count, and one more after a refill), the
 # CCR store (hash made on A read on B, also through headroom_retrieve) and
-# the response cache; Responses WebSocket messages held to the shared rate
+# the response cache (an entry headroomd did not write, such as a content
+# type with CR LF, is a miss); Responses WebSocket messages held to the shared rate
 # limit in the order sent; Redis killed, stopped and restarted: fail open /
 # closed as configured (and /readyz not ready while closed refuses; /health
 # 200 but degraded, saying why), no crash, recovery; originals stored
@@ -351,6 +352,69 @@ try:
         ok(metric(prom, "headroom_backend_latency_ms_count"), "/metrics: latency histogram")
         for h in three:
             h.stop()
+
+        # ---------------------------------------------- a cached answer in Redis that headroomd did not write
+        # Anything sharing the prefix (another app, a compromised Redis) can write a cache key; its content
+        # type becomes a header, its status the status line. Such an entry is a miss (answered upstream,
+        # stored again), counted (backend.cache_invalid) and named in a WARN at most every 10 s.
+        pz = Headroomd(mock=mock, extra_conf=conf(redis, "poison:", "cache_ttl 60\nmax_response_size 4k"))
+        pz.start()
+        pbody = chat(text="poison me", temperature=0)
+        phdr = {"authorization": "Bearer poison"}
+        r = post_json(pz.url + "/v1/chat/completions", pbody, headers=phdr)
+        is_((r.status, r.header("x-headroom-cache")), (200, "miss"), "poisoned cache: the first answer is from upstream")
+        ct0 = r.header("content-type")
+        pkeys = redis.cmd("KEYS", "poison:cache:*") or []
+        is_(len(pkeys), 1, "poisoned cache: the answer is cached in Redis")
+        pkey = pkeys[0] if pkeys else "poison:cache:x"
+        ok(wait_until(lambda: (redis.cmd("GET", pkey) or "").startswith("HR1 200 "), timeout=5),
+           "poisoned cache: the stored entry is headroomd's format")
+        # A well-formed entry written by hand is served: the format below is the one read back.
+        redis.cmd("SET", pkey, 'HR1 200 7 5 0.000100 31\napplication/json; charset=utf-8{"by":"hand"}', "EX", "60")
+        r = post_json(pz.url + "/v1/chat/completions", pbody, headers=phdr)
+        is_((r.status, r.header("x-headroom-cache"), r.header("content-type"), r.body),
+            (200, "hit", "application/json; charset=utf-8", b'{"by":"hand"}'),
+            "poisoned cache: a well-formed entry is a hit (the format is understood)")
+
+        def entry(ct, status="200", before="10", after="5", cost="0.000100", body='{"poisoned":true}'):
+            ctb = ct.encode("latin-1") if isinstance(ct, str) else ct
+            return (b"HR1 %s %s %s %s %d\n" % (status.encode(), before.encode(), after.encode(), cost.encode(),
+                                                len(ctb)) + ctb + body.encode())
+
+        bad = [("a CR LF and a header after it", entry("application/json\r\nSet-Cookie: hr=pwned")),
+               ("an escape sequence", entry("application/json\x1b[2J")),
+               ("a NUL", entry("application/json\x00; x=1")),
+               ("a vertical tab", entry("application/\x0bjson")),
+               ("a byte over 0x7e", entry("application/json\xff")),
+               ("300 bytes", entry("application/" + "j" * 288)),
+               ("an empty content type", entry("")),
+               ("status 999", entry("application/json", status="999")),
+               ("status 302", entry("application/json", status="302")),
+               ("a negative token count", entry("application/json", before="-1")),
+               ("a cost of nan", entry("application/json", cost="nan")),
+               ("a negative cost", entry("application/json", cost="-5.000000")),
+               ("a cost of 1e308", entry("application/json", cost="1e308")),
+               ("a content type length past the value", entry("application/json")[:-25]),
+               ("a body over max_response_size 4k", entry("application/json", body="x" * 5000))]
+        n0 = len(mock.requests())
+        for label, value in bad:
+            redis.cmd("SET", pkey, value, "EX", "60")
+            r = post_json(pz.url + "/v1/chat/completions", pbody, headers=phdr)
+            is_((r.status, r.header("x-headroom-cache"), r.header("content-type"), r.header("set-cookie")),
+                (200, "miss", ct0, None), "poisoned cache (%s): a miss, upstream's content type" % label)
+            ok(b"poisoned" not in r.body, "poisoned cache (%s): not the stored body" % label)
+            # Answered upstream and stored again: wait for that before writing the next bad one.
+            wait_until(lambda: redis.cmd("GET", pkey) != value.decode("utf-8", "replace"), timeout=2)
+        is_(len(mock.requests()), n0 + len(bad), "poisoned cache: each bad entry was answered upstream")
+        is_(backend_stats(pz).get("cache_invalid"), len(bad), "poisoned cache: /stats backend.cache_invalid counts them")
+        log = pz.stderr_text()
+        is_(len(re.findall(r"WARN.*cached answer poison:cache:[0-9a-f]+ in Redis \(\d+ bytes\) is not one headroomd "
+                           r"stored: .*; not used", log)), 1,
+            "poisoned cache: one WARN for %d bad entries within 10 s" % len(bad))
+        ok("Set-Cookie" not in log and "\x1b" not in log and "pwned" not in log,
+           "poisoned cache: the WARN does not repeat the value's bytes")
+        is_(pz.get_json("/stats").get("cache", {}).get("total_hits"), 1, "poisoned cache: only the good entry hit")
+        is_(pz.stop(), 0, "poisoned cache: instance exits 0")
 
         # ---------------------------------------------- WebSocket messages, shared rate limit
         # Codex's response.create messages (the Responses WebSocket) are held to the
