@@ -136,16 +136,20 @@ static void schedule_retry(struct hr_rconn *c)
     c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
 }
 
-/* A connection was lost (it had been up) or an attempt failed: counted as
- * one or the other, logged once per outage and reason, retried. */
-static void went_down(struct hr_rconn *c, const char *why)
+/* A connection was lost (it had been up) or an attempt failed: counted
+ * once, as one of timeouts (an established connection dropped for a late
+ * answer), disconnects (an established one lost otherwise) or
+ * connect_failures (an attempt that never got up, a timed-out one too);
+ * logged once per outage and reason, retried. */
+static void went_down(struct hr_rconn *c, const char *why, int timed_out)
 {
     int was_up = c->connected;
     set_up(c, 0);
     c->setup_pending = 0;
     pthread_mutex_lock(&st.lock);
-    if (was_up) st.disconnects++;
-    else st.connect_failures++;
+    if (!was_up) st.connect_failures++;
+    else if (timed_out) st.timeouts++;
+    else st.disconnects++;
     snprintf(st.last_error, sizeof st.last_error, "%s", why);
     pthread_mutex_unlock(&st.lock);
     if (!c->down_logged || strcmp(c->down_why, why)) {
@@ -184,13 +188,8 @@ static void fail_all(struct hr_rconn *c, const char *why, int timed_out, int fre
         if (!o->sent) free_op(o);
     }
     event_del(c->deadline);
-    if (timed_out) {
-        pthread_mutex_lock(&st.lock);
-        st.timeouts++;
-        pthread_mutex_unlock(&st.lock);
-    }
     if (ac && free_ac) redisAsyncFree(ac); /* runs each command's callback with NULL */
-    went_down(c, why);
+    went_down(c, why, timed_out);
     for (size_t i = 0; i < k; i++) {
         count(todo[i].kind, 0, -1);
         todo[i].done(todo[i].ud, todo[i].status, NULL);
@@ -357,7 +356,7 @@ static void connect_now(struct hr_rconn *c)
         char why[160];
         snprintf(why, sizeof why, "%s", ac ? ac->errstr : "out of memory");
         if (ac) redisAsyncFree(ac);
-        went_down(c, why);
+        went_down(c, why, 0);
         return;
     }
     ac->data = c;
@@ -562,7 +561,8 @@ int hr_rconn_metrics(hr_metric_visit_fn visit, void *ud)
         visit(ud, &f, &s);
     }
     f = (struct hr_metric_family){sizeof f, "headroom_backend_timeouts_total",
-                                  "Redis connections dropped for an answer later than timeout_ms", HR_METRIC_COUNTER, 0,
+                                  "Established Redis connections dropped for an answer later than timeout_ms (a connection "
+                                  "attempt that times out is a connect failure)", HR_METRIC_COUNTER, 0,
                                   NULL};
     s = (struct hr_metric_sample){.struct_size = sizeof s, .value = (double)st.timeouts};
     visit(ud, &f, &s);

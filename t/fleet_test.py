@@ -621,6 +621,46 @@ try:
         is_(r.status, 200, "closed: answered again once Redis is back")
         cl.stop()
 
+        # ---------------------------------------------- each connection event counted once
+        # Redis stopped (SIGSTOP) before the instance starts: the kernel accepts the connection, PING is
+        # never answered. Such an attempt is a connect_failure, not also a timeout; timeouts counts
+        # established connections dropped for a late answer, and those are not disconnects too.
+        redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            cf = Headroomd(mock=mock, wait_ready=False, extra_conf=conf(
+                redis, "once:", "rate_limit_rpm 100\nsink prometheus { path /metrics; }").replace(
+                "timeout_ms 1000", "timeout_ms 300"))
+            cf.start()
+            wait_listening(cf)
+            ok(wait_until(lambda: backend_stats(cf).get("connect_failures", 0) >= 3, timeout=20),
+               "connect timeouts: the attempts to a stopped Redis fail (connect_failures)")
+            st = backend_stats(cf)
+            is_((st.get("timeouts"), st.get("disconnects"), st.get("connects")), (0, 0, 0),
+                "connect timeouts: counted once, in connect_failures only (%s failures)" % st.get("connect_failures"))
+            prom = cf.get("/metrics").text
+            is_(metric(prom, "headroom_backend_timeouts_total"), 0.0,
+                "connect timeouts: /metrics headroom_backend_timeouts_total stays 0")
+            like(cf.stderr_text(), r"unavailable \(no answer within timeout_ms 300\)",
+                 "connect timeouts: the WARN says the attempt timed out")
+        finally:
+            redis.proc.send_signal(signal.SIGCONT)
+        ok(wait_until(lambda: backend_stats(cf).get("connected"), timeout=10), "connect timeouts: up once Redis runs")
+        st0 = backend_stats(cf)
+        redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            r = post_json(cf.url + "/v1/chat/completions", chat(text="late"), headers={"authorization": "Bearer once"})
+            is_(r.status, 200, "a late answer: the request goes on (on_backend_error open)")
+            st = backend_stats(cf)
+            is_((st.get("timeouts"), st.get("disconnects")), (1, 0),
+                "a late answer: one timeout, not also a disconnect")
+        finally:
+            redis.proc.send_signal(signal.SIGCONT)
+        ok(wait_until(lambda: backend_stats(cf).get("connected"), timeout=10), "a late answer: reconnected")
+        st = backend_stats(cf)
+        is_(st.get("connects") - st0.get("connects"), st.get("timeouts") + st.get("disconnects") - st0.get("disconnects"),
+            "every connection established since was lost once, by a timeout or a disconnect")
+        is_(cf.stop(), 0, "connect timeouts: instance exits 0")
+
         # ---------------------------------------------- a stalled Redis runs a timed-out add late
         # A request's spend add is written to a Redis just stopped (SIGSTOP, longer
         # than timeout_ms): no answer, the connection is dropped, and the add is
