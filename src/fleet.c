@@ -204,6 +204,20 @@ const char *hr_fleet_unready(void)
            "the budget or rate limit get 503 until it is back";
 }
 
+/* For the "Redis unavailable" WARN: the mode and what it does to requests
+ * (a reload may switch the budget or rate limit on or off: asked each time). */
+static const char *down_effect(void)
+{
+    const char *period;
+    time_t start, end;
+    int strict = hr_ratelimit_enabled() || hr_cost_budget_period(hr_clock_now(), &period, &start, &end);
+    if (!strict)
+        return fl.fail_closed ? "on_backend_error closed, but no budget or rate limit to check: requests go on"
+                              : "on_backend_error open, no budget or rate limit to check: requests go on";
+    return fl.fail_closed ? "on_backend_error closed: model requests get 503"
+                          : "on_backend_error open: budget and rate limit unchecked";
+}
+
 static size_t make_key(char *out, size_t cap, const char *what, const char *id)
 {
     int n = snprintf(out, cap, "%s%s%s", fl.prefix, what, id);
@@ -1455,7 +1469,7 @@ int hr_fleet_setup(const struct hr_config *c, char *err, size_t errlen)
     fl.password = c->backend_password ? strdup(c->backend_password) : NULL;
     fl.prefix = strdup(c->backend_prefix ? c->backend_prefix : "headroom:");
     fl.s = (struct hr_rconn_settings){fl.host, c->backend_port, c->backend_db, fl.user, fl.password,
-                                      c->backend_timeout_ms};
+                                      c->backend_timeout_ms, down_effect};
     uint64_t id;
     if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id) /* only needs to differ from other processes' */
         id = ((uint64_t)getpid() << 32) ^ (uint64_t)(hr_monotonic_ms() * 1000) ^ (uint64_t)time(NULL);

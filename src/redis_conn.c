@@ -153,8 +153,9 @@ static void went_down(struct hr_rconn *c, const char *why, int timed_out)
     snprintf(st.last_error, sizeof st.last_error, "%s", why);
     pthread_mutex_unlock(&st.lock);
     if (!c->down_logged || strcmp(c->down_why, why)) {
-        HR_WARN(LOGGER, "worker %zu: Redis at %s:%d unavailable (%s); shared state fails %s until it is back, "
-                "retrying with backoff", c->index, c->s.host, c->s.port, why, "as on_backend_error says");
+        const char *effect = c->s.down_effect ? c->s.down_effect() : NULL;
+        HR_WARN(LOGGER, "worker %zu: Redis at %s:%d unavailable (%s); %s until it is back; retrying with backoff",
+                c->index, c->s.host, c->s.port, why, effect ? effect : "shared state unchecked or not shared");
         c->down_logged = 1;
         snprintf(c->down_why, sizeof c->down_why, "%s", why);
     }

@@ -20,6 +20,9 @@ struct hr_rconn_settings {
     const char *user;            /* NULL: AUTH password (Redis's default user) */
     const char *password;        /* NULL (and no user): no AUTH */
     int timeout_ms;              /* one command's limit, connecting included */
+    /* What an outage means for requests (on_backend_error and its effect),
+     * for the "Redis unavailable" WARN; NULL: a generic phrase. */
+    const char *(*down_effect)(void);
 };
 
 /* How a command ended. Only HR_RCONN_OK has a reply; the others are counted

@@ -555,6 +555,8 @@ try:
         is_(st.get("connected"), False, "open: /stats backend says disconnected")
         health_down(op[0], "open", r"budget and rate limit are not enforced \(on_backend_error open\)")
         cmp_ok(st.get("disconnects", 0), ">=", 1, "open: the lost connections are counted as disconnects")
+        like(op[0].stderr_text(), r"WARN.*Redis at 127\.0\.0\.1:%d unavailable \(.*\); on_backend_error open: budget "
+             r"and rate limit unchecked until it is back" % redis.port, "open: the WARN names the mode and its effect")
         is_(readyz(op[0])[0], 200, "open: /readyz still ready (requests go on unchecked)")
         cmp_ok(st.get("fail_open", 0), ">=", 1, "open: requests let through are counted")
         prom = op[0].get("/metrics").text
@@ -594,6 +596,8 @@ try:
         redis.kill()
         r = post_json(cl.url + "/v1/chat/completions", chat(text="down"))
         is_(r.status, 503, "closed: Redis gone -> 503")
+        like(cl.stderr_text(), r"WARN.*Redis at 127\.0\.0\.1:%d unavailable \(.*\); on_backend_error closed: model "
+             r"requests get 503 until it is back" % redis.port, "closed: the WARN names the mode and its effect")
         ok(r.header("retry-after"), "closed: with Retry-After")
         like(r.text, r"on_backend_error", "closed: the error says why")
         st_code, _ = get_json(cl.url + "/v1/retrieve/" + "1" * 24)
