@@ -32,6 +32,8 @@ struct op {
     void *ud;                   /* for the setup: the command's name */
     int finished;               /* done() already called (timeout, failure) */
     int sent;                   /* handed to hiredis (hiredis frees it via on_reply) */
+    int held;                   /* fail_all is calling the done()s: on_reply must not free it */
+    int released;               /* ... and hiredis's callback for it has run: fail_all frees it */
     char *cmd;                  /* not sent yet (connecting): the command, formatted */
     size_t cmdlen;
     struct op *prev, *next;     /* the connection's in-flight list, oldest first */
@@ -176,26 +178,33 @@ static void fail_all(struct hr_rconn *c, const char *why, int timed_out, int fre
 {
     redisAsyncContext *ac = c->ac;
     c->ac = NULL;
-    size_t n = 0;
-    for (struct op *o = c->head; o; o = o->next) n++;
-    struct pending { hr_rconn_done_fn done; void *ud; int kind, status; } *todo = n ? calloc(n, sizeof *todo) : NULL;
-    size_t k = 0;
-    while (c->head) {
-        struct op *o = c->head;
-        unlink_op(c, o);
-        o->finished = 1;            /* a sent one: hiredis frees it in its callback */
-        if (todo && o->done)
-            todo[k++] = (struct pending){o->done, o->ud, o->kind, o->sent ? HR_RCONN_LOST : HR_RCONN_UNSENT};
-        if (!o->sent) free_op(o);
+    /* The commands are taken off the connection and kept (held: hiredis's
+     * callback for a sent one does not free it) until each has had its
+     * done(): nothing is allocated here, so every waiting request gets its
+     * answer even out of memory. They run last, with the connection
+     * already down, so what they send next fails at once. */
+    struct op *list = c->head;
+    c->head = c->tail = NULL;
+    for (struct op *o = list; o; o = o->next) {
+        o->finished = 1;
+        o->held = 1;
     }
     event_del(c->deadline);
-    if (ac && free_ac) redisAsyncFree(ac); /* runs each command's callback with NULL */
+    if (ac && free_ac) redisAsyncFree(ac); /* runs each sent command's callback with NULL */
     went_down(c, why, timed_out);
-    for (size_t i = 0; i < k; i++) {
-        count(todo[i].kind, 0, -1);
-        todo[i].done(todo[i].ud, todo[i].status, NULL);
+    while (list) {
+        struct op *o = list;
+        list = o->next;
+        o->prev = o->next = NULL;
+        if (o->done) {
+            count(o->kind, 0, -1);
+            o->done(o->ud, o->sent ? HR_RCONN_LOST : HR_RCONN_UNSENT, NULL);
+        }
+        o->held = 0;
+        /* An unsent one is ours; a sent one hiredis's, unless its callback
+         * already ran (redisAsyncFree above): then it is ours too. */
+        if (!o->sent || o->released) free_op(o);
     }
-    free(todo);
 }
 
 /* Error replies are logged at most every REFUSED_WARN_MS, with the number
@@ -246,6 +255,10 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
     (void)ac;
     struct op *o = priv;
     struct hr_rconn *c = o->c;
+    if (o->held) { /* fail_all still has it: it frees it */
+        o->released = 1;
+        return;
+    }
     if (!o->finished) {
         o->finished = 1;
         unlink_op(c, o);
