@@ -295,6 +295,76 @@ static void long_exception_names(void *state)
     free(r.text), free(log);
 }
 
+/* A Python traceback's last line names the exception, with or without a
+ * message, dotted or not: queue.Empty, KeyboardInterrupt, StopIteration,
+ * asyncio.exceptions.CancelledError, SystemExit: 2, an application's
+ * app.errors.PoolTimeout: … read as normal lines (no error word, no
+ * …Error/…Exception name) and were folded away from their frames. A kept
+ * trace keeps its exception line even past max_similar of its template. */
+static void traceback_last_line(void *state)
+{
+    static const char *const last[] = {"queue.Empty", "KeyboardInterrupt", "StopIteration",
+        "asyncio.exceptions.CancelledError", "SystemExit: 2", "app.errors.PoolTimeout: pool exhausted after 30s"};
+    const size_t n_last = sizeof last / sizeof *last;
+    char *log = malloc(300000);
+    size_t n = 0;
+    for (int i = 0; i < 700; i++) {
+        n += (size_t)sprintf(log + n, i % 3 ? "2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n"
+                                            : "2026-12-07 10:%02d:%02d DEBUG pool size %d, idle %d\n",
+                             i / 60 % 60, i % 60, i, 3 + i % 17);
+        if (i % 100 == 50 && (size_t)(i / 100) < n_last)
+            n += (size_t)sprintf(log + n, "Traceback (most recent call last):\n  File \"/srv/app/worker.py\", line %d, in run\n"
+                                 "    conn = self._pool.get(timeout=30)\n"
+                                 "  File \"/usr/lib/python3.11/queue.py\", line 179, in get\n    raise Empty\n%s\n",
+                                 80 + i / 100, last[i / 100]);
+        if (i == 690) /* through journald */
+            n += (size_t)sprintf(log + n, "Dec 07 10:11:30 vm worker[311]: Traceback (most recent call last):\n"
+                                 "Dec 07 10:11:30 vm worker[311]:   File \"/srv/app/worker.py\", line 88, in run\n"
+                                 "Dec 07 10:11:30 vm worker[311]:     conn = self._pool.get(timeout=30)\n"
+                                 "Dec 07 10:11:30 vm worker[311]: queue.Empty\n");
+    }
+    struct tc_result r = tc_run(state, log, HR_CT_LOG, "", 0);
+    size_t kept = 0;
+    for (size_t k = 0; k < n_last; k++) {
+        char want[160];
+        snprintf(want, sizeof want, "\n    raise Empty\n%s\n", last[k]);
+        kept += strstr(r.text, want) != NULL;
+        if (!strstr(r.text, want))
+            tap_diag("missing under its frames: %s", last[k]);
+    }
+    is_int((long long)kept, (long long)n_last, "a traceback's exception line is kept under its frames, message or not, dotted or not");
+    ok(strstr(r.text, "    conn = self._pool.get(timeout=30)\nDec 07 10:11:30 vm worker[311]: queue.Empty\n") != NULL,
+       "and through journald");
+    if (kept != n_last)
+        tap_diag("%s", r.text);
+    free(r.text);
+    /* Seven traces, each after an error line of its own (so each trace is
+     * kept), ending in one template of exception line: the sixth and
+     * seventh were over max_similar and folded, the trace without what
+     * went wrong. */
+    static const char *const who[] = {"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf"};
+    n = 0;
+    for (int i = 0; i < 700; i++) {
+        n += (size_t)sprintf(log + n, "2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n", i / 60 % 60, i % 60,
+                             i, 3 + i % 17);
+        if (i % 100 == 50)
+            n += (size_t)sprintf(log + n, "2026-12-07 10:%02d:%02d ERROR %s worker crashed\nTraceback (most recent call last):\n"
+                                 "  File \"/srv/app/%s.py\", line %d, in run\n    conn = self._pool.get(timeout=30)\n"
+                                 "TimeoutError: waited 30s for job %d\n", i / 60 % 60, i % 60, who[i / 100], who[i / 100], 10 + i, i);
+    }
+    r = tc_run(state, log, HR_CT_LOG, "", 0);
+    kept = 0;
+    for (int i = 50; i < 700; i += 100) {
+        char want[160];
+        snprintf(want, sizeof want, "    conn = self._pool.get(timeout=30)\nTimeoutError: waited 30s for job %d\n", i);
+        kept += strstr(r.text, want) != NULL;
+    }
+    is_int((long long)kept, 7, "seven kept traces keep their exception lines, past max_similar of their template");
+    if (kept != 7)
+        tap_diag("%s", r.text);
+    free(r.text), free(log);
+}
+
 /* A JSON-lines access log (Caddy's shape): 404 and 502 lines are errors,
  * kept with the lines around them; they were folded into "N similar lines
  * like: … \"status\":200". */
@@ -494,6 +564,7 @@ int main(void)
     access_log(state);
     json_lines_log(state);
     long_exception_names(state);
+    traceback_last_line(state);
     kinds(state);
     question(state);
     tc_fixture(state, "make_gcc_error", HR_CT_LOG);

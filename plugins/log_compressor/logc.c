@@ -22,6 +22,7 @@ struct ll {
     uint8_t lib;   /* a frame inside a library/runtime */
     uint8_t dup;   /* dropped as a repeat of a kept line */
     uint8_t start; /* a passing-test line that announces a test ("=== RUN") */
+    uint8_t exc;   /* the exception line ending a Python traceback */
 };
 
 /* ESC [ … final, ESC ] … BEL or ESC \, and two-byte ESC x: removed. */
@@ -99,6 +100,7 @@ struct work {
 #define K_EDGE 4    /* among the first or last lines */
 #define K_DIAG 8    /* a compiler error's "In function" line, source echo and caret */
 #define K_QUERY 16  /* among the lines that best match the question */
+#define K_TRACE 32  /* a traceback's exception line, kept with its frames */
 
 /* Keep a stack trace [a, b): all of it when short, else the first and last
  * two frames and project frames, up to max_stack_frames. */
@@ -169,7 +171,7 @@ static void drop_repeats(struct work *w, struct ids *seen, uint8_t bits)
         size_t before = seen->n;
         id_of(seen, line_hash(x));
         int again = seen->n == before;
-        if (again && (x->keep & bits) && !(x->keep & (K_EDGE | K_DIAG)) &&
+        if (again && (x->keep & bits) && !(x->keep & (K_EDGE | K_DIAG | K_TRACE)) &&
             (x->cls == HR_LOGC_ERROR || x->cls == HR_LOGC_WARN || x->cls == HR_LOGC_NORMAL)) {
             x->keep = 0;
             x->dup = 1;
@@ -367,6 +369,15 @@ static int select_lines(struct work *w, struct ids *seen)
             near = (l[k].keep & K_SIGNAL) && (l[k].cls == HR_LOGC_ERROR || l[k].cls == HR_LOGC_WARN);
         if (near)
             keep_stack(w, i, b);
+        /* a kept trace keeps the line naming its exception, even one over
+         * max_similar or a copy of a kept line: frames alone answer nothing */
+        int any = 0;
+        for (size_t k = i; k < b && !any; k++)
+            any = l[k].keep != 0;
+        if (any && b < n && l[b].exc && !l[b].keep) {
+            l[b].keep = K_SIGNAL | K_TRACE;
+            l[b].dup = 0;
+        }
         i = b;
     }
     /* the first and last lines (passing tests among them fold with the rest) */
@@ -711,6 +722,68 @@ static int caret_line(const char *s, size_t n)
     return marks > 0;
 }
 
+/* "queue.Empty", "KeyboardInterrupt", "app.errors.Timeout: pool exhausted":
+ * a Python exception's name (dotted or not) alone or before ": message",
+ * not an all-capitals word ("INFO: …" is a log line). */
+static int exception_line(const char *s, size_t n)
+{
+    size_t i = 0, seg = 0;
+    int lower = 0;
+    for (;;) {
+        size_t b = i;
+        if (i >= n || !(((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'z') || s[i] == '_'))
+            return 0;
+        lower = 0;
+        while (i < n && (((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'z') || s[i] == '_' || digit(s[i]))) {
+            lower |= s[i] >= 'a' && s[i] <= 'z';
+            i++;
+        }
+        seg = i - b;
+        if (i < n && s[i] == '.') {
+            i++;
+            continue;
+        }
+        break;
+    }
+    if (!lower && seg > 1)
+        return 0;
+    return i == n || (s[i] == ':' && (i + 1 == n || s[i + 1] == ' '));
+}
+
+/* A Python traceback: "Traceback (most recent call last):", its indented
+ * frames, source, caret and "[Previous line repeated N more times]" lines
+ * (one trace), then at the margin the exception. That last line is what the
+ * model needs; it read as a normal line unless its name ended in Error or
+ * Exception or its message held an error word (queue.Empty, StopIteration,
+ * KeyboardInterrupt, SystemExit: 2 were folded). Each line may carry a
+ * syslog or journald prefix. */
+static void mark_tracebacks(struct ll *l, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t p = hr_logc_syslog_prefix(l[i].s, l[i].len);
+        if (!HR_STARTS(l[i].s + p, l[i].len - p, "Traceback (most recent call last):"))
+            continue;
+        size_t k = i + 1;
+        int frames = 0;
+        for (; k < n; k++) {
+            size_t q = hr_logc_syslog_prefix(l[k].s, l[k].len);
+            if (l[k].len <= q || (l[k].s[q] != ' ' && l[k].s[q] != '\t') || l[k].cls == HR_LOGC_BLANK)
+                break;
+            frames += l[k].cls == HR_LOGC_FRAME;
+            if (l[k].cls != HR_LOGC_FRAME)
+                l[k].cls = HR_LOGC_FRAME_CONT;
+        }
+        if (k < n && frames) {
+            size_t q = hr_logc_syslog_prefix(l[k].s, l[k].len);
+            if (exception_line(l[k].s + q, l[k].len - q)) {
+                l[k].cls = HR_LOGC_ERROR;
+                l[k].exc = 1;
+            }
+        }
+        i = k - 1;
+    }
+}
+
 /* Split, clean (ANSI, '\r' overwrites) and classify every line. */
 static int load(struct work *w, const char *text, size_t len)
 {
@@ -762,6 +835,7 @@ static int load(struct work *w, const char *text, size_t len)
             x->cls = HR_LOGC_PROGRESS;
         x->keep = 0;
         x->dup = 0;
+        x->exc = 0;
         x->start = x->cls == HR_LOGC_PASS && (HR_STARTS(s, m, "=== ") || HR_STARTS(s, m, "# Subtest: ") ||
                                               HR_STARTS(s, m, "[ RUN ") || HR_STARTS(s, m, "    # Subtest: "));
         x->lib = x->cls == HR_LOGC_FRAME && lib_frame(s, m);
@@ -786,6 +860,7 @@ static int load(struct work *w, const char *text, size_t len)
             x->cls = HR_LOGC_FRAME_CONT;
         }
     }
+    mark_tracebacks(w->l, n);
     w->n = n;
     w->count = calloc(ids.n ? ids.n : 1, sizeof *w->count);
     w->freq = calloc(ids.n ? ids.n : 1, sizeof *w->freq);
