@@ -151,6 +151,40 @@ int main(void)
     is_int(rc, 2, "not smaller: left as is");
     free(s);
 
+    /* The marker names the kinds of elements the page lost, and only those:
+     * it said "(scripts, styles, navigation, boilerplate)" whatever was
+     * dropped (a man page that lost one <style> block, a page that lost a
+     * form). */
+    static const struct {
+        const char *chrome, *want;
+    } kinds[] = {
+        {"<style>p{margin:0}</style>", "(styles)"},
+        {"<nav><a href=\"/\">Home</a></nav>", "(navigation)"},
+        {"<div class=\"breadcrumb\">Docs</div>", "(navigation)"},
+        {"<script>track()</script><form action=\"/s\"><input name=q><button>Go</button></form>", "(scripts, forms)"},
+        {"<div hidden>draft</div><footer>(c) 2026</footer>", "(boilerplate, hidden elements)"},
+        {"<iframe src=\"/ad\"></iframe><aside role=complementary>More</aside>", "(boilerplate, embeds)"},
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
+        char page[8192];
+        size_t pn = (size_t)snprintf(page, sizeof page, "<!DOCTYPE html><html><head><title>Notes</title></head><body>%s",
+                                     kinds[i].chrome);
+        for (int v = 0; v < 40; v++)
+            pn += (size_t)snprintf(page + pn, sizeof page - pn, "<p>Fixed <em>issue</em> <code>#%d</code>.</p>\n", 4000 + v);
+        snprintf(page + pn, sizeof page - pn, "</body></html>\n");
+        struct hr_text_out o;
+        rc = hr_htmlx_compress(&c, page, strlen(page), "", &o);
+        char want[128];
+        snprintf(want, sizeof want, " html elements dropped %s, markup removed; ", kinds[i].want);
+        const char *nl2 = rc ? NULL : memchr(o.b.p, '\n', o.b.len);
+        const char *at = nl2 ? memmem(o.b.p, (size_t)(nl2 - o.b.p), want, strlen(want)) : NULL;
+        ok(at != NULL, "the marker names what was dropped: %s", kinds[i].want);
+        if (!at && !rc)
+            tap_diag("%.*s", (int)(nl2 ? nl2 - o.b.p : 0), o.b.p);
+        if (!rc)
+            hr_text_out_free(&o);
+    }
+
     /* malformed: truncated/garbled input never reads out of bounds, never grows */
     const char *names[] = {"html_needles", "nodejs_path", "libffi_closure"};
     for (size_t k = 0; k < 3; k++) {

@@ -116,6 +116,14 @@ with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
     st, got = get_json(hd.url + "/v1/retrieve/" + head[-25:-1])
     ok(st == 200 and got.get("original_content") == page, "its hash returns the page")
 
+    # A page that lost only a style block and a form: the marker named
+    # "(scripts, styles, navigation, boilerplate)" whatever was dropped.
+    styled = page.replace("<title>Release notes</title>", "<title>Release notes</title><style>p{margin:0}</style>").replace(
+        "<body>\n", '<body>\n<form action="/search"><input name="q"><button>Go</button></form>\n')
+    head = sent_tool_text(styled).split("\n", 1)[0]
+    like(head, r"^\[headroom: \d+ of \d+ html elements dropped \(styles, forms\), markup removed; readable text of a %d-byte "
+         r"page; headroom_retrieve hash=[0-9a-f]{24}\]$" % len(styled.encode()), "a page's marker names only what it lost")
+
     # A JSON-lines access log (Caddy's shape): the router typed it code (a
     # record ends in '}'), so it went upstream whole; and as a log its 404 and
     # 502 records were folded like the 200s.

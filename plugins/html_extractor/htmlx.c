@@ -110,7 +110,33 @@ struct x {
     char pfx[64];
     size_t pfx_len;
     size_t total, dropped;
+    unsigned kinds;         /* D_* bits: what the dropped subtrees were */
 };
+
+/* Kinds of dropped subtrees, named in the marker in this order: only those
+ * a page had (it named "scripts, styles, navigation, boilerplate" whatever
+ * was dropped). */
+enum { D_SCRIPT = 1, D_STYLE = 2, D_NAV = 4, D_BOILER = 8, D_FORM = 16, D_HIDDEN = 32, D_EMBED = 64 };
+static const char *const drop_names[] = {"scripts", "styles", "navigation", "boilerplate", "forms", "hidden elements",
+                                         "embeds", NULL};
+
+/* The kind a dropped element is by its name alone, 0 for one dropped for
+ * its attributes. */
+static unsigned drop_kind(const char *n)
+{
+    static const struct {
+        const char *n;
+        unsigned k;
+    } t[] = {{"script", D_SCRIPT}, {"noscript", D_SCRIPT}, {"style", D_STYLE}, {"nav", D_NAV}, {"header", D_BOILER},
+             {"footer", D_BOILER}, {"aside", D_BOILER}, {"form", D_FORM}, {"button", D_FORM}, {"select", D_FORM},
+             {"textarea", D_FORM}, {"dialog", D_FORM}, {"iframe", D_EMBED}, {"svg", D_EMBED}, {"canvas", D_EMBED},
+             {"object", D_EMBED}, {"frameset", D_EMBED}, {"noembed", D_EMBED}, {"noframes", D_EMBED},
+             {"template", D_EMBED}, {"xmp", D_EMBED}, {"plaintext", D_EMBED}};
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++)
+        if (!strcmp(n, t[i].n))
+            return t[i].k;
+    return 0;
+}
 
 static inline int is_ws(unsigned char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f'; }
 static inline int is_alpha(unsigned char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
@@ -446,11 +472,13 @@ static void close_sibling(struct x *x, const char *n, const char *n2, const char
 struct attrs {
     const char *href;
     size_t href_len;
-    int boiler, hidden;
+    unsigned boiler, role; /* D_NAV or D_BOILER: what the class/id or role says */
+    int hidden;            /* hidden, aria-hidden="true", display:none */
 };
 
 static const char *const boiler_words[] = {"cookie", "consent", "banner", "advert", "sidebar", "menu", "breadcrumb",
                                            NULL};
+static const unsigned boiler_kind[] = {D_BOILER, D_BOILER, D_BOILER, D_BOILER, D_BOILER, D_NAV, D_NAV};
 
 static void open_el(struct x *x, const char *n, int self_closing, const struct attrs *a)
 {
@@ -487,10 +515,15 @@ static void open_el(struct x *x, const char *n, int self_closing, const struct a
             x->dropped++;
         return;
     }
-    int drop = kind == K_DROP || (kind == K_HEADER && !x->mains) || a->hidden ||
-               (a->boiler && x->cfg->drop_boilerplate && !plain_inline(n));
+    int tag_drop = kind == K_DROP || (kind == K_HEADER && !x->mains),
+        boiler = a->boiler && x->cfg->drop_boilerplate && !plain_inline(n);
+    int drop = tag_drop || a->hidden || a->role || boiler;
     if (x->skip || drop)
         x->dropped++;
+    if (drop && !x->skip) { /* the root of a dropped subtree names its kind */
+        unsigned k = tag_drop ? drop_kind(n) : 0;
+        x->kinds |= k ? k : a->hidden ? D_HIDDEN : a->role ? a->role : boiler ? a->boiler : D_BOILER;
+    }
     if (x->depth == MAX_DEPTH)
         return; /* too deep: treated as inline, its end tag finds no match */
     struct el *el = &x->st[x->depth++];
@@ -668,13 +701,15 @@ static size_t parse_tag(struct x *x, size_t i, char *name, struct attrs *a, int 
         if (ci_eq(at, anl, "href")) {
             a->href = v, a->href_len = vl;
         } else if (ci_eq(at, anl, "id") || ci_eq(at, anl, "class")) {
-            for (const char *const *w = boiler_words; *w && v; w++)
-                if (ci_has(v, vl, *w))
-                    a->boiler = 1;
+            for (size_t w = 0; boiler_words[w] && v; w++)
+                if (!a->boiler && ci_has(v, vl, boiler_words[w]))
+                    a->boiler = boiler_kind[w];
         } else if (ci_eq(at, anl, "role")) {
-            if (v && (ci_eq(v, vl, "navigation") || ci_eq(v, vl, "banner") || ci_eq(v, vl, "contentinfo") ||
-                      ci_eq(v, vl, "complementary") || ci_eq(v, vl, "search")))
-                a->hidden = 1;
+            if (v && ci_eq(v, vl, "navigation"))
+                a->role = D_NAV;
+            else if (v && (ci_eq(v, vl, "banner") || ci_eq(v, vl, "contentinfo") || ci_eq(v, vl, "complementary") ||
+                           ci_eq(v, vl, "search")))
+                a->role = D_BOILER;
         } else if (ci_eq(at, anl, "hidden")) {
             a->hidden = 1;
         } else if (ci_eq(at, anl, "aria-hidden")) {
@@ -734,6 +769,10 @@ int hr_htmlx_compress(const void *cfg, const char *in, size_t len, const char *q
                 size_t after = find_close(in, len, p, name, &ce);
                 x->total++;
                 if (kind == K_RAW_DROP || x->skip) {
+                    if (!x->skip) {
+                        unsigned k = drop_kind(name);
+                        x->kinds |= k ? k : D_EMBED;
+                    }
                     x->dropped++;
                 } else {
                     line_break(x, 1);
@@ -780,6 +819,7 @@ int hr_htmlx_compress(const void *cfg, const char *in, size_t len, const char *q
     pop_to(x, 0);
     line_break(x, 1);
     size_t total = x->total, dropped = x->dropped;
+    unsigned kinds = x->kinds;
     free(x);
     int rc = 0;
     if (body.oom) {
@@ -788,11 +828,13 @@ int hr_htmlx_compress(const void *cfg, const char *in, size_t len, const char *q
         rc = 1; /* nothing readable: leave the page as it is */
     } else {
         if (dropped) {
-            char what[200];
-            snprintf(what, sizeof what,
-                     "html elements dropped (scripts, styles, navigation, boilerplate), markup removed; readable "
-                     "text of a %zu-byte page",
-                     len);
+            char what[256], names[128] = "";
+            size_t nl = 0;
+            for (size_t k = 0; drop_names[k]; k++)
+                if (kinds & (1u << k))
+                    nl += (size_t)snprintf(names + nl, sizeof names - nl, "%s%s", nl ? ", " : "", drop_names[k]);
+            snprintf(what, sizeof what, "html elements dropped (%s), markup removed; readable text of a %zu-byte page",
+                     names, len);
             hr_text_marker(out, what, dropped, total);
         } else {
             marker_none_dropped(out, total, len);
