@@ -503,6 +503,93 @@ static void identifier_words(void)
     }
 }
 
+/* An access log as a JSON array: a request's 4xx is an error, as
+ * log_compressor reads an access log's 404 (a tour kept 0 of 16 404 rows,
+ * and both 502 rows), weaker than a 5xx: under the critical cap the 4xx
+ * rows yield first. A 4xx in a field named like an HTTP status (status,
+ * statusCode, Traefik's DownstreamStatus) counts; in another status field
+ * ("result") only beside a method, path or URL field. */
+static char *access_rows(size_t n, int (*status)(size_t), const char *shape)
+{
+    size_t cap = n * 320, l = 0;
+    char *p = malloc(cap);
+    l += (size_t)snprintf(p + l, cap - l, "[");
+    for (size_t i = 0; i < n; i++) {
+        int st = status(i);
+        if (!strncmp(shape, "caddy", 5)) /* "caddy_even": every response the same size */
+            l += (size_t)snprintf(p + l, cap - l,
+                                  "%s{\"level\":\"info\",\"ts\":%zu.%02zu,\"logger\":\"http.log.access.log0\",\"msg\":\"handled "
+                                  "request\",\"request\":{\"remote_ip\":\"10.0.0.%zu\",\"method\":\"GET\",\"host\":\"shop.example.com\","
+                                  "\"uri\":\"/api/items/%zu\"},\"duration\":0.00%zu,\"size\":%d,\"status\":%d}",
+                                  i ? "," : "", 1765101600 + i / 3, i % 100, i % 40, 1000 + i, 1 + i % 9,
+                                  st == 200 || shape[5] ? 5120 : 153, st);
+        else if (!strcmp(shape, "pino"))
+            l += (size_t)snprintf(p + l, cap - l, "%s{\"level\":30,\"time\":%zu,\"reqId\":\"req-%zu\",\"res\":{\"statusCode\":%d},"
+                                  "\"responseTime\":%zu,\"msg\":\"request completed\"}", i ? "," : "", 1765101887493 + i * 7, i, st, 3 + i % 11);
+        else if (!strcmp(shape, "traefik"))
+            l += (size_t)snprintf(p + l, cap - l, "%s{\"ClientHost\":\"10.0.0.%zu\",\"DownstreamStatus\":%d,\"RequestMethod\":\"GET\","
+                                  "\"RequestPath\":\"/x/%zu\",\"Duration\":%zu}", i ? "," : "", i % 40, st, i, 1000 + i % 13);
+        else if (!strcmp(shape, "request"))
+            l += (size_t)snprintf(p + l, cap - l, "%s{\"method\":\"GET\",\"path\":\"/x/%zu\",\"result\":%d}", i ? "," : "", i, st);
+        else
+            l += (size_t)snprintf(p + l, cap - l, "%s{\"id\":%zu,\"name\":\"job %zu\",\"result\":%d}", i ? "," : "", i, i,
+                                  st == 200 ? 7 : st);
+    }
+    snprintf(p + l, cap - l, "]");
+    return p;
+}
+
+static int tour_status(size_t i) { return i == 311 || i == 1211 ? 502 : i % 90 == 47 ? 404 : i % 9 ? 200 : 304; }
+static int crowd_status(size_t i) { return i % 100 == 77 ? 503 : i % 11 == 5 ? 404 : 200; }
+static int few_status(size_t i) { return i == 40 ? 404 : i == 70 ? 429 : 200; }
+
+static void request_4xx(void)
+{
+    struct hr_sc_config cfg = {15, 0.10, 0.05};
+    struct hr_sc_output o;
+    char *p = access_rows(1500, tour_status, "caddy");
+    for (int q = 0; q < 2; q++) {
+        int rc = hr_sc_crush(&cfg, p, strlen(p), q ? "Which requests failed?" : NULL, &o);
+        size_t k404 = 0, k502 = 0;
+        for (const char *x = rc ? "" : o.text; (x = strstr(x, "\"status\":")); x++) {
+            k404 += !strncmp(x + 9, "404}", 4);
+            k502 += !strncmp(x + 9, "502}", 4);
+        }
+        ok(rc == 0 && k404 == 17 && k502 == 2 && !strstr(o.reasons, "not shown"),
+           "a Caddy access log as an array%s: its 17 404 rows and 2 502 rows kept (%zu, %zu): %.200s",
+           q ? ", asked which requests failed" : "", k404, k502, rc == 0 ? o.reasons : "-");
+        if (rc == 0)
+            hr_sc_output_free(&o);
+    }
+    free(p);
+    /* 1,000 requests, 90 of them 404 and 10 503 (cap 50): every 503, then 404s */
+    p = access_rows(1000, crowd_status, "caddy_even");
+    int rc = hr_sc_crush(&cfg, p, strlen(p), NULL, &o);
+    size_t k404 = 0, k503 = 0;
+    for (const char *x = rc ? "" : o.text; (x = strstr(x, "\"status\":")); x++) {
+        k404 += !strncmp(x + 9, "404}", 4);
+        k503 += !strncmp(x + 9, "503}", 4);
+    }
+    ok(rc == 0 && k503 == 10 && k404 == 40 && strstr(o.reasons, "not shown: 50 errors"),
+       "over the critical cap the 4xx rows yield first: all 10 503 rows and 40 of 90 404 rows (%zu, %zu): %s", k503,
+       k404, rc == 0 ? o.reasons : "-");
+    if (rc == 0)
+        hr_sc_output_free(&o);
+    free(p);
+    /* pino's res.statusCode, Traefik's DownstreamStatus, a request's "result"; a job's "result" 404 is no status */
+    static const char *const shapes[] = {"pino", "traefik", "request", "job"};
+    for (size_t s = 0; s < 4; s++) {
+        p = access_rows(120, few_status, shapes[s]);
+        rc = hr_sc_crush(&cfg, p, strlen(p), NULL, &o);
+        int as_err = rc == 0 && strstr(o.reasons, "errors at 40,70;") != NULL;
+        ok(s < 3 ? as_err : rc == 0 && !strstr(o.reasons, "errors"), "%s rows: 404 and 429 %s: %s", shapes[s],
+           s < 3 ? "kept as errors" : "are no errors", rc == 0 ? o.reasons : "-");
+        if (rc == 0)
+            hr_sc_output_free(&o);
+        free(p);
+    }
+}
+
 /* `dpkg-query` as JSON (864 packages): installed sizes heavy-tailed when `heavy`
  * (every fourth package over 20 MB), else with 54 large ones (6 %); two packages
  * whose names hold "error"; libzstd1 at 694. */
@@ -859,6 +946,7 @@ int main(void)
     per_schema_groups();
     not_shown();
     identifier_words();
+    request_4xx();
     asked_row_kept();
     headroom_plugin.fini(state);
     fh_reset();

@@ -81,6 +81,32 @@ static uint8_t classify(const char *path)
     return HR_SC_F_PLAIN;
 }
 
+static int ends_ci(const char *s, const char *suf)
+{
+    size_t n = strlen(s), l = strlen(suf);
+    return n >= l && strcasecmp(s + n - l, suf) == 0;
+}
+
+/* A field named like an HTTP status, as log_compressor reads JSON-lines
+ * records: "status", "status_code", "statusCode", "http_status", Traefik's
+ * "DownstreamStatus" (exit_status is an exit code). */
+static int http_status_name(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+    const char *name = dot ? dot + 1 : path;
+    return ends_ci(name, "status") || ends_ci(name, "status_code") || ends_ci(name, "statuscode");
+}
+
+/* A field naming a request's method, path or URL: a row with one is a
+ * request, so a 4xx in its "state" or "result" is the request's status. */
+static int request_name(const char *path)
+{
+    static const char *const req[] = {"method", "http_method", "request_method", "verb", "path", "url", "uri",
+        "request_uri", "request_url", "endpoint", "route", "request", NULL};
+    const char *dot = strrchr(path, '.');
+    return name_is(dot ? dot + 1 : path, req);
+}
+
 static int lookup_slow(struct walk *w, const char *path, size_t plen);
 
 static int lookup(struct walk *w, const char *path, size_t plen)
@@ -132,6 +158,8 @@ static int lookup_slow(struct walk *w, const char *path, size_t plen)
     f->path[plen] = '\0';
     f->h = h;
     f->cls = classify(f->path);
+    f->http = f->cls != HR_SC_F_EXIT && http_status_name(f->path);
+    f->req = request_name(f->path);
     w->plen[t->n_fields] = plen;
     w->esc[t->n_fields] = memchr(path, '\\', plen) != NULL;
     w->slots[s] = (uint16_t)(t->n_fields + 1);
@@ -293,12 +321,33 @@ static int is_number(const struct val *v)
     return v->type == JSON_INTEGER || v->type == JSON_REAL;
 }
 
-/* An HTTP 5xx status written as text: "503", "503 Service Unavailable". */
-static int http_5xx(const char *s, size_t len)
+/* An HTTP status written as text, first digit `d`: "503", "503 Service
+ * Unavailable", "404". */
+static int http_text(const char *s, size_t len, char d)
 {
     const unsigned char *u = (const unsigned char *)s;
-    return len >= 3 && u[0] == '5' && (ascii_class[u[1]] & C_DIGIT) && (ascii_class[u[2]] & C_DIGIT) &&
+    return len >= 3 && u[0] == d && (ascii_class[u[1]] & C_DIGIT) && (ascii_class[u[2]] & C_DIGIT) &&
            (len == 3 || !(ascii_class[u[3]] & (C_DIGIT | C_LOWER | C_UPPER)));
+}
+#define http_5xx(s, len) http_text(s, len, '5')
+
+/* A 4xx status: a client error, weaker than a 5xx (2: below every other
+ * structured error, so 4xx rows yield first under the critical cap), as
+ * log_compressor counts an access log's 404. In a field named like an HTTP
+ * status it is one; in another status field ("state", "result") only when
+ * the row is a request (a method, path or URL field beside it: resolved in
+ * group_signals). A 5xx in a field named like an HTTP status that is no
+ * status field by name (DownstreamStatus) is an error, as in "status". */
+static void http_signal(struct hr_sc_row *r, const struct hr_sc_field *f, const struct val *v)
+{
+    int c4 = v->type == JSON_INTEGER ? v->i >= 400 && v->i <= 499 : v->type == JSON_STRING && http_text(v->s, v->len, '4');
+    int c5 = v->type == JSON_INTEGER ? v->i >= 500 && v->i <= 599 : v->type == JSON_STRING && http_5xx(v->s, v->len);
+    if (c5 && f->http && r->err < 3)
+        r->err = 3;
+    if (c4 && f->http && r->err < 2)
+        r->err = 2;
+    else if (c4 && !f->http && f->cls == HR_SC_F_STATUS)
+        r->maybe_4xx = 1;
 }
 
 static void signal(struct hr_sc_row *r, const struct hr_sc_field *f, const struct val *v)
@@ -318,31 +367,31 @@ static void signal(struct hr_sc_row *r, const struct hr_sc_field *f, const struc
             : v->type == JSON_OBJECT || v->type == JSON_ARRAY ? v->nonempty
             : v->type == JSON_TRUE ? 1
             : is_number(v) ? v->d != 0 : 0)
-            e = 2;
+            e = 3;
         break;
     case HR_SC_F_STATUS:
         if (v->type == JSON_STRING) {
             if (str_in(v->s, v->len, failed) || http_5xx(v->s, v->len))
-                e = 2;
+                e = 3;
             else if (str_in(v->s, v->len, warned))
                 r->warn = 1;
         } else if (v->type == JSON_FALSE && (!strcasecmp(name, "success") || !strcasecmp(name, "ok") ||
                                              !strcasecmp(name, "passed"))) {
-            e = 2;
+            e = 3;
         } else if (v->type == JSON_INTEGER && v->i >= 500 && v->i <= 599) {
-            e = 2;
+            e = 3;
         }
         break;
     case HR_SC_F_EXIT:
         if (v->type == JSON_INTEGER && v->i != 0)
-            e = 2; /* a command that did not exit 0 */
+            e = 3; /* a command that did not exit 0 */
         break;
     case HR_SC_F_LEVEL:
         if (v->type == JSON_STRING) {
             if (str_in(v->s, v->len, lvl_fatal))
-                e = 4;
+                e = 5;
             else if (str_in(v->s, v->len, lvl_err))
-                e = 3;
+                e = 4;
             else if (str_in(v->s, v->len, warned))
                 r->warn = 1;
         }
@@ -377,6 +426,8 @@ static void visit(struct walk *w, size_t row, const char *path, size_t plen, con
     }
     if (f->cls != HR_SC_F_PLAIN && f->cls != HR_SC_F_ID && f->cls != HR_SC_F_RELEVANCE)
         signal(r, f, v);
+    if (f->http || f->cls == HR_SC_F_STATUS)
+        http_signal(r, f, v);
 }
 
 /* ------------------------------------------------ reading rows from the text */
@@ -856,6 +907,15 @@ static int group_signals(struct hr_sc_table *t, const uint64_t *keys)
     for (size_t i = 0; i < t->n; i++) {
         struct hr_sc_row *r = &t->rows[i];
         size_t size = t->groups[r->group].count;
+        if (r->maybe_4xx && r->err < 2) { /* a 4xx "state" or "result": the status of a request? */
+            const uint64_t *k = keys + i * KEY_WORDS;
+            for (size_t wd = 0; wd < KEY_WORDS && r->err < 2; wd++)
+                for (uint64_t m = k[wd]; m; m &= m - 1)
+                    if (t->fields[wd * 64 + (size_t)__builtin_ctzll(m)].req) {
+                        r->err = 2;
+                        break;
+                    }
+        }
         if (r->kw_mask && r->err == 0)
             for (size_t fi = 0; fi < nf; fi++) {
                 size_t b = fi < 63 ? fi : 63;

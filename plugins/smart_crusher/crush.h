@@ -48,7 +48,9 @@ struct hr_sc_row {
     uint16_t z_field;
     uint16_t rare_field;
     uint8_t dup;            /* byte-identical to an earlier row */
-    uint8_t err;            /* 0 none, 1 keyword, 2 error field/status, 3 level ERROR, 4 FATAL/CRITICAL */
+    uint8_t err;            /* 0 none, 1 keyword, 2 a request's 4xx status, 3 error field/status, 4 level ERROR,
+                               5 FATAL/CRITICAL */
+    uint8_t maybe_4xx;      /* a 4xx in a status field not named like an HTTP status: 2 when the row is a request */
     uint8_t warn;
     uint8_t needle;
     uint8_t has_rel;
@@ -69,6 +71,8 @@ struct hr_sc_field {
     double median, scale;   /* robust location and scale (0 scale: not used) */
     uint8_t cls;            /* HR_SC_F_* name class */
     uint8_t kw_ok;          /* error keywords in this field are a signal */
+    uint8_t http;           /* named like an HTTP status: ends in status, status_code or statuscode */
+    uint8_t req;            /* names a request's method, path or URL (method, path, url, uri, route, ...) */
 };
 
 enum { HR_SC_F_PLAIN = 0, HR_SC_F_ERROR, HR_SC_F_STATUS, HR_SC_F_LEVEL, HR_SC_F_ID, HR_SC_F_RELEVANCE, HR_SC_F_EXIT };

@@ -177,7 +177,7 @@ size_t hr_sc_select(struct hr_sc_table *t, const struct hr_sc_config *cfg, const
     /* Errors from structured fields by severity, then position. */
     nc = 0;
     for (size_t i = 0; i < n; i++)
-        if (t->rows[i].err > 1)
+        if (t->rows[i].err > 2)
             c[nc++] = (struct cand){t->rows[i].err, (uint32_t)i};
     crit += take(t, &tk, c, nc, cap - crit, HR_SC_R_ERROR);
     if (t->needles_on) {
@@ -192,6 +192,14 @@ size_t hr_sc_select(struct hr_sc_table *t, const struct hr_sc_config *cfg, const
         if (t->rows[i].z > 0)
             c[nc++] = (struct cand){t->rows[i].z, (uint32_t)i};
     crit += take(t, &tk, c, nc, cap - crit, HR_SC_R_OUTLIER);
+    /* A request's 4xx (a missing page, a refused token): an error, as an
+     * access log's 404 is to log_compressor, but common and often harmless,
+     * so after the 5xx, needles and outliers, and the first to yield. */
+    nc = 0;
+    for (size_t i = 0; i < n; i++)
+        if (t->rows[i].err == 2)
+            c[nc++] = (struct cand){0, (uint32_t)i};
+    crit += take(t, &tk, c, nc, cap - crit, HR_SC_R_ERROR);
     /* An error word in free text is the weakest signal: it comes last. */
     nc = 0;
     for (size_t i = 0; i < n; i++)
