@@ -1,13 +1,18 @@
 /* textc.h — what the text compressors (log, search, diff, html) share: a
- * growable output buffer, a line splitter, the retrieval marker line, and
- * the plugin driver that picks units, runs a pure compress function on
- * helper threads (remembering results by content), stores originals in CCR
- * and replaces units in order. The compress functions never see the host. */
+ * growable output buffer, a line splitter, the retrieval marker line, the
+ * plugin driver that picks units, runs a pure compress function on helper
+ * threads (remembering results by content), stores originals in CCR and
+ * replaces units in order, including the long strings of a JSON output that
+ * wraps a text (MCP content parts, {"output":…}, {"stdout":…}), and the
+ * router's text typing. The compress functions never see the host. */
 #ifndef HR_TEXTC_H
 #define HR_TEXTC_H
+#include <ctype.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <headroom/plugin.h>
+#include "cc_diag.h"
 #include "memo.h"
 #include "tbuf.h"
 
@@ -73,4 +78,306 @@ static inline int hr_starts(const char *s, size_t n, const char *p, size_t pl)
     return n >= pl && __builtin_memcmp(s, p, pl) == 0;
 }
 #define HR_STARTS(s, n, lit) hr_starts((s), (n), (lit), sizeof(lit) - 1)
+
+/* ------------------------------------------------------------ text typing */
+
+/* The router's typing of a text that is not JSON (a bounded sample: at most
+ * sample_bytes, sample_lines), here so the text compressors type a text
+ * wrapped in a JSON string as the router types a tool output: the router
+ * (plugins/router/router.c) and hr_text_apply both use it. Header-only: the
+ * router links no other part of this file. */
+
+static inline int hr_tt_starts(const char *s, size_t n, const char *p)
+{
+    size_t l = strlen(p);
+    return n >= l && memcmp(s, p, l) == 0;
+}
+
+static inline int hr_tt_starts_ci(const char *s, size_t n, const char *p)
+{
+    size_t l = strlen(p);
+    return n >= l && strncasecmp(s, p, l) == 0;
+}
+
+/* `path:123:` or `path:123-` at line start (grep -n, rg, ag, git grep; `path:12:5:`
+ * with columns), or grep -C's context line `path-123-`. A path has a '.' or '/'
+ * (a timestamp such as "2024-06-01T10:00" has neither), or is a plain name such as
+ * "Makefile" with a letter in it and no '-'. */
+static inline int hr_tt_search_line(const char *s, size_t n)
+{
+    size_t i = 0;
+    int pathy = 0, letter = 0, dash = 0;
+    while (i < n && s[i] != ':' && !isspace((unsigned char)s[i])) {
+        pathy |= s[i] == '.' || s[i] == '/';
+        letter |= isalpha((unsigned char)s[i]) != 0;
+        dash |= s[i] == '-';
+        i++;
+    }
+    if (i > 0 && i < n && s[i] == ':' && (pathy || (letter && !dash))) {
+        size_t d = ++i;
+        while (i < n && isdigit((unsigned char)s[i]))
+            i++;
+        if (i > d && i < n && (s[i] == ':' || s[i] == '-'))
+            return 1;
+    }
+    /* Context line: a "-123-" in the first word, after a path. */
+    size_t w = 0;
+    while (w < n && !isspace((unsigned char)s[w]))
+        w++;
+    for (size_t e = w; e > 0; e--) {
+        if (s[e - 1] != '-' || e < 3)
+            continue;
+        size_t d = e - 1;
+        while (d > 0 && isdigit((unsigned char)s[d - 1]))
+            d--;
+        if (d < e - 1 && d > 1 && s[d - 1] == '-' && (memchr(s, '.', d - 1) || memchr(s, '/', d - 1)))
+            return 1;
+    }
+    return 0;
+}
+
+/* Under a file-name heading (rg --heading, ag --group, git grep --heading): `123:`,
+ * `123-` (context) or `123:45:` (column). */
+static inline int hr_tt_numbered_line(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && isdigit((unsigned char)s[i]))
+        i++;
+    return i > 0 && i < n && (s[i] == ':' || s[i] == '-');
+}
+
+/* A file-name heading: one word with a '.' or '/', no ':'. */
+static inline int hr_tt_heading_line(const char *s, size_t n)
+{
+    int pathy = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isspace((unsigned char)s[i]) || s[i] == ':')
+            return 0;
+        pathy |= s[i] == '.' || s[i] == '/';
+    }
+    return pathy && n < 512;
+}
+
+static inline int hr_tt_level_word(const char *s, size_t n)
+{
+    static const char *const lv[] = {"ERROR", "WARN", "INFO", "DEBUG", "TRACE", "FATAL",
+                                     "CRITICAL", "NOTICE", NULL};
+    for (size_t i = 0; i < n; i++) {
+        if (i && isalpha((unsigned char)s[i - 1]))
+            continue;
+        for (const char *const *w = lv; *w; w++)
+            if (hr_tt_starts(s + i, n - i, *w) &&
+                (i + strlen(*w) == n || !isalpha((unsigned char)s[i + strlen(*w)])))
+                return 1;
+    }
+    return 0;
+}
+
+/* A date or a clock time near the start of the line. */
+static inline int hr_tt_timestamp_prefix(const char *s, size_t n)
+{
+    size_t lim = n < 32 ? n : 32;
+    for (size_t i = 0; i + 5 <= lim; i++) {
+        const unsigned char *p = (const unsigned char *)s + i;
+        if (i + 10 <= n && isdigit(p[0]) && isdigit(p[1]) && isdigit(p[2]) && isdigit(p[3]) &&
+            (p[4] == '-' || p[4] == '/') && isdigit(p[5]) && isdigit(p[6]))
+            return 1;
+        if (isdigit(p[0]) && isdigit(p[1]) && p[2] == ':' && isdigit(p[3]) && isdigit(p[4]))
+            return 1;
+    }
+    return 0;
+}
+
+/* Compiler, linker and make output: gcc/clang diagnostics "path:12:5: error: …"
+ * (warning, note, fatal error; "path:12: …" too), gcc's context lines
+ * "path: In function 'f':", "path: At top level:", "In file included from …" and
+ * the "                 from …" lines under it, rustc's "error[E0425]: …", make's
+ * "make: *** …", "make[2]: …" and "Makefile:3: *** …", and ld, collect2, cc1. */
+static inline int hr_tt_diag_line(const char *s, size_t n)
+{
+    static const char *const what[] = {"error:", "warning:", "note:", "fatal error:", "*** ", "In function ",
+        "In member function ", "In static member function ", "In constructor ", "In destructor ",
+        "In lambda function", "In instantiation of ", "At top level:", "At global scope:", NULL};
+    static const char *const tools[] = {"make", "gmake", "ninja", "ld", "collect2", "cc1", "cc1plus", "gcc", "g++",
+                                        "cc", "clang", NULL};
+    if (hr_tt_starts(s, n, "In file included from ") || hr_tt_starts(s, n, "error[E") || hr_tt_starts(s, n, "error: ") ||
+        hr_tt_starts(s, n, "warning: "))
+        return 1;
+    size_t i = 0;
+    while (i < n && s[i] == ' ')
+        i++;
+    if (i >= 8 && hr_tt_starts(s + i, n - i, "from ")) { /* "                 from x.h:3," */
+        const char *c = memchr(s + i, ':', n - i);
+        return c && c + 1 < s + n && isdigit((unsigned char)c[1]);
+    }
+    if (i)
+        return 0;
+    int pathy = 0;
+    while (i < n && s[i] != ':' && !isspace((unsigned char)s[i])) {
+        pathy |= s[i] == '.' || s[i] == '/';
+        i++;
+    }
+    if (i == 0 || i >= n || s[i] != ':')
+        return 0;
+    size_t w = i; /* the first word, s[0..w) */
+    for (const char *const *t = tools; *t; t++) { /* "make: ", "make[1]: ", "/usr/bin/ld: " */
+        size_t l = strlen(*t);
+        if (w >= l && !memcmp(s + w - l, *t, l) && (w == l || s[w - l - 1] == '/'))
+            return 1;
+        if (w > l + 2 && !memcmp(s, *t, l) && s[l] == '[' && s[w - 1] == ']')
+            return 1;
+    }
+    if (!pathy && !hr_tt_starts(s, w, "Makefile") && !hr_tt_starts(s, w, "makefile") && !hr_tt_starts(s, w, "<command-line>"))
+        return 0;
+    i++;
+    for (int k = 0; k < 2 && i < n && isdigit((unsigned char)s[i]); k++) { /* ":12:", ":12:5:" */
+        size_t d = i;
+        while (i < n && isdigit((unsigned char)s[i]))
+            i++;
+        if (i >= n || s[i] != ':') {
+            i = d;
+            break;
+        }
+        i++;
+    }
+    if (i >= n || s[i] != ' ')
+        return 0;
+    i++;
+    for (const char *const *t = what; *t; t++)
+        if (hr_tt_starts(s + i, n - i, *t))
+            return 1;
+    return 0;
+}
+
+/* One record of a JSON-lines log: a line that is a JSON object ({"…":…})
+ * with a level or time key (Caddy, Traefik, nginx log_format json, pino,
+ * zap, logrus, slog, bunyan, Docker's json-file, ECS, Serilog's CLEF).
+ * Such a line ends in '}' (a code line) and may hold "path-12-" in a date
+ * (a grep context line): a JSON-lines log typed as code or search went
+ * upstream whole. JSON rows without such a key (jq -c of data) are not
+ * read as log lines. */
+static inline int hr_tt_json_log_line(const char *s, size_t n)
+{
+    static const char *const keys[] = {"\"level\":", "\"severity\":", "\"lvl\":", "\"log.level\":",
+        "\"levelname\":", "\"loglevel\":", "\"ts\":", "\"@timestamp\":", "\"@t\":", "\"time", "\"timestamp\":",
+        "\"datetime\":", NULL};
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+        n--;
+    if (n < 8 || s[0] != '{' || s[1] != '"' || s[n - 1] != '}')
+        return 0;
+    for (const char *const *k = keys; *k; k++) {
+        size_t kl = strlen(*k);
+        for (const char *p = s; (p = memmem(p, n - (size_t)(p - s), *k, kl)); p++) {
+            if (p[kl - 1] == ':')
+                return 1;
+            /* "time…": a key that begins so ("time", "time_local", "timeMillis"),
+             * not a value ("timeout") */
+            size_t i = (size_t)(p - s) + kl, end = i + 24;
+            while (i < n && i < end && (isalnum((unsigned char)s[i]) || s[i] == '_'))
+                i++;
+            if (i + 1 < n && s[i] == '"' && s[i + 1] == ':')
+                return 1;
+        }
+    }
+    return 0;
+}
+
+static inline int hr_tt_code_line(const char *s, size_t n)
+{
+    static const char *const kw[] = {"def ", "class ", "import ", "from ", "#include", "function ",
+        "fn ", "pub ", "return", "const ", "let ", "var ", "package ", "func ", "public ",
+        "private ", "static ", "if (", "for (", "while (", "} else", "#define", "using ", NULL};
+    while (n && isspace((unsigned char)*s))
+        s++, n--;
+    while (n && isspace((unsigned char)s[n - 1]))
+        n--;
+    if (!n)
+        return 0;
+    for (const char *const *k = kw; *k; k++)
+        if (hr_tt_starts(s, n, *k))
+            return 1;
+    char last = s[n - 1];
+    return last == '{' || last == '}' || last == ';' || (last == ':' && n > 1 && s[0] != '#') ||
+           hr_tt_starts(s, n, "//") || hr_tt_starts(s, n, "/*");
+}
+
+static inline enum hr_content_type hr_text_sniff_type(const char *text, size_t len, size_t sample_bytes, size_t sample_lines)
+{
+    size_t lim = len < sample_bytes ? len : sample_bytes;
+    size_t lines = 0, blank = 0, diff_hdr = 0, hunk = 0, search = 0, log = 0, code = 0, tag = 0, diag = 0;
+    int in_group = 0, prev_heading = 0, prev_search = 0; /* heading-grouped search output */
+    int in_diag = 0; /* after a compiler diagnostic: its source echo and caret lines */
+    while (lim && isspace((unsigned char)*text))
+        text++, lim--, len--;
+    if (hr_tt_starts_ci(text, lim, "<!doctype html") || hr_tt_starts_ci(text, lim, "<html"))
+        return HR_CT_HTML;
+    if (hr_tt_starts(text, lim, "diff --git ") || hr_tt_starts(text, lim, "--- a/") || hr_tt_starts(text, lim, "Index: "))
+        diff_hdr++;
+    for (size_t i = 0; i < lim && lines < sample_lines;) {
+        const char *s = text + i;
+        const char *nl = memchr(s, '\n', lim - i);
+        size_t n = nl ? (size_t)(nl - s) : lim - i;
+        i += n + 1;
+        if (!nl && i < len && lines > 0)
+            break; /* a cut line at the end of the sample says little */
+        lines++;
+        if (n == 0 || (n == 1 && s[0] == '\r')) {
+            blank++;
+            in_group = prev_heading = in_diag = 0;
+            continue;
+        }
+        /* Build output: a log line, neither search output (gcc's "x.c:3:5:") nor
+         * code (its source echoes end in ';' or '}', "In function 'f':" in ':'). */
+        size_t dn = s[n - 1] == '\r' ? n - 1 : n;
+        if (hr_tt_diag_line(s, dn) || (in_diag && hr_cc_echo_line(s, dn))) {
+            diag++;
+            in_diag = 1;
+            in_group = prev_heading = prev_search = 0;
+            continue;
+        }
+        in_diag = 0;
+        if (hr_tt_json_log_line(s, n)) {
+            log++;
+            in_group = prev_heading = prev_search = 0;
+            continue;
+        }
+        size_t before_search = search;
+        if (hr_tt_starts(s, n, "diff --git ") || hr_tt_starts(s, n, "+++ ") || hr_tt_starts(s, n, "--- "))
+            diff_hdr++;
+        else if (hr_tt_starts(s, n, "@@ ") && memmem(s + 3, n - 3, " @@", 3))
+            hunk++;
+        if (hr_tt_search_line(s, n)) {
+            search++;
+        } else if (hr_tt_numbered_line(s, n) && (in_group || prev_heading)) {
+            search += 1 + prev_heading; /* the heading above it counts too */
+            in_group = 1;
+        } else if (n == 2 && s[0] == '-' && s[1] == '-') {
+            search += in_group || prev_search; /* context-group separator */
+        } else {
+            in_group = 0;
+        }
+        prev_search = search > before_search;
+        prev_heading = hr_tt_heading_line(s, n);
+        if (hr_tt_timestamp_prefix(s, n) || hr_tt_level_word(s, n < 40 ? n : 40))
+            log++;
+        if (hr_tt_code_line(s, n))
+            code++;
+        if (s[0] == '<' && n > 1 && (isalpha((unsigned char)s[1]) || s[1] == '/' || s[1] == '!'))
+            tag++;
+    }
+    size_t used = lines - blank;
+    if (used == 0)
+        return HR_CT_TEXT;
+    if (hunk && diff_hdr)
+        return HR_CT_DIFF;
+    if (search * 2 >= used)
+        return HR_CT_SEARCH;
+    if (tag * 2 >= used && memmem(text, lim, "</", 2))
+        return HR_CT_HTML;
+    if ((log + diag) * 2 >= used || (diag >= 2 && diag >= code && diag * 10 >= used * 3))
+        return HR_CT_LOG; /* compiler output among commands, before the code bar */
+    if (code >= 2 && code * 10 >= used * 3)
+        return HR_CT_CODE;
+    return HR_CT_TEXT;
+}
 #endif

@@ -365,6 +365,75 @@ static void traceback_last_line(void *state)
     free(r.text), free(log);
 }
 
+/* A log wrapped in JSON (Codex's {"output":…,"metadata":…}; the router
+ * types it json_object): the string is compressed as a log, the JSON around
+ * it kept byte for byte (2.1 stays 2.1, a value ending in an escaped
+ * backslash or quote stays), its hash returns the log. It went whole. An
+ * array of rows, a string already compressed and JSON inside a string are
+ * left alone. */
+static void wrapped_json(void *state)
+{
+    size_t cap = 400000, n = 0, w = 0;
+    char *log = malloc(cap), *json = malloc(2 * cap);
+    for (int i = 0; i < 1500; i++) {
+        n += (size_t)snprintf(log + n, cap - n, "2026-12-07T10:%02d:%02d INFO worker \"job\" %d done in %dms\n", i / 60 % 60,
+                              i % 60, i, 3 + i % 17);
+        if (i == 700)
+            n += (size_t)snprintf(log + n, cap - n, "2026-12-07T10:11:40 ERROR worker job 700 failed: disk full on /var\n");
+    }
+    w += (size_t)snprintf(json + w, 2 * cap - w, "{\"note\": \"a path C:\\\\tmp\\\\\", \"output\": \"");
+    for (size_t i = 0; i < n; i++) {
+        if (log[i] == '\n' || log[i] == '"')
+            json[w++] = '\\', json[w++] = log[i] == '\n' ? 'n' : '"';
+        else
+            json[w++] = log[i];
+    }
+    static const char tail[] = "\", \"metadata\": {\"exit_code\": 1, \"duration_seconds\": 2.1, \"q\": \"say \\\"hi\\\"\"}}";
+    memcpy(json + w, tail, sizeof tail);
+    struct tc_result r = tc_run(state, json, HR_CT_JSON_OBJECT, "", 0);
+    json_t *got = json_loads(r.text, 0, NULL);
+    const char *out = json_string_value(json_object_get(got, "output"));
+    ok(r.rc == 0 && got && !strncmp(r.text, "{\"note\": \"a path C:\\\\tmp\\\\\", \"output\": \"[headroom: ", 45) &&
+           strstr(r.text, tail) && strlen(strstr(r.text, tail)) == sizeof tail - 1,
+       "a log wrapped in JSON: the JSON around it kept byte for byte (%zu -> %zu tokens)", r.in_tokens, r.out_tokens);
+    ok(out && !strncmp(out, "[headroom: ", 11) && strstr(out, "\n2026-12-07T10:11:40 ERROR worker job 700 failed: disk full on /var\n") &&
+           r.out_tokens * 10 < r.in_tokens,
+       "its log compressed, marker first, its error kept");
+    size_t glen = 0;
+    char *orig = r.hash[0] ? fh_ccr_get(r.hash, &glen) : NULL;
+    ok(orig && glen == n && !memcmp(orig, log, n), "the marker's hash returns the log");
+    ok(!strncmp(r.tag, "log_compressor:kept=", 20), "stage tag %s", r.tag);
+    if (!out || strncmp(out, "[headroom: ", 11))
+        tap_diag("%.600s", r.text);
+    free(orig);
+    json_decref(got);
+    /* sent again (the result cache), and the compressed text sent back */
+    struct tc_result again = tc_run(state, json, HR_CT_JSON_OBJECT, "", 0);
+    struct tc_result twice = tc_run(state, again.text, HR_CT_JSON_OBJECT, "", 0);
+    ok(!strcmp(again.text, r.text), "sent again, it comes out the same");
+    ok(!strcmp(twice.text, again.text), "a wrapped log compressed already is not compressed again");
+    free(r.text), free(again.text), free(twice.text);
+    /* an array of rows, and rows as JSON text in a string: no text in them */
+    w = 0;
+    w += (size_t)snprintf(json + w, 2 * cap - w, "[");
+    for (int i = 0; i < 2000; i++)
+        w += (size_t)snprintf(json + w, 2 * cap - w, "%s{\"t\":\"2026-12-07T10:00:%02d INFO job %d\",\"ok\":true}", i ? "," : "",
+                              i % 60, i);
+    snprintf(json + w, 2 * cap - w, "]");
+    r = tc_run(state, json, HR_CT_JSON_ARRAY, "", 0);
+    ok(r.rc == 0 && !strcmp(r.text, json), "an array of short rows is left to smart_crusher");
+    free(r.text);
+    json_t *rows = json_loads(json, 0, NULL);
+    char *rows_text = json_dumps(rows, JSON_COMPACT);
+    json_t *mcp = json_pack("{s:[{s:s,s:s}]}", "content", "type", "text", "text", rows_text);
+    char *mcp_text = json_dumps(mcp, 0);
+    r = tc_run(state, mcp_text, HR_CT_JSON_OBJECT, "", 0);
+    ok(r.rc == 0 && !strcmp(r.text, mcp_text), "rows as JSON text inside a string are data, not a log");
+    free(r.text), free(mcp_text), free(rows_text);
+    json_decref(mcp), json_decref(rows);
+    free(json), free(log);
+}
+
 /* A JSON-lines access log (Caddy's shape): 404 and 502 lines are errors,
  * kept with the lines around them; they were folded into "N similar lines
  * like: … \"status\":200". */
@@ -565,6 +634,7 @@ int main(void)
     json_lines_log(state);
     long_exception_names(state);
     traceback_last_line(state);
+    wrapped_json(state);
     kinds(state);
     question(state);
     tc_fixture(state, "make_gcc_error", HR_CT_LOG);

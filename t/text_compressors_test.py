@@ -140,6 +140,61 @@ with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
        "a JSON-lines access log arrives compressed as a log (%d -> %d bytes)" % (len(jl), len(out)))
     ok(recs[311] + "\n" in out and recs[977] + "\n" in out, "with its 502 and 404 records whole")
 
+    # A log wrapped in JSON: MCP's content parts, Codex's {"output":…,
+    # "metadata":…}, {"stdout":…,"stderr":…,"exit_code":…}, and a bare array
+    # of content parts. The router typed each json_object (json_array) and
+    # nothing compressed the string that is nearly all of it: it went
+    # upstream whole. The string is compressed as the log it is, everything
+    # else kept byte for byte, and its marker's hash returns the log.
+    lines = []
+    for i in range(2200):
+        lines.append("2026-12-07T10:%02d:%02d.%03dZ INFO  api.orders GET /api/orders/%d 200 %dms user=u-%04d caf\u00e9"
+                     % (i // 60 % 60, i % 60, i % 1000, 10000 + i, 3 + i * 7 % 88, i * 37 % 10000))
+        if i == 1400:
+            lines.append("2026-12-07T10:23:21.400Z ERROR api.orders payment gateway refused order 11400: card_declined")
+        if i == 1900:
+            lines += ["Traceback (most recent call last):", '  File "/srv/api/orders.py", line 212, in settle',
+                      "    conn = self._pool.get(timeout=30)", '  File "/usr/lib/python3.11/queue.py", line 179, in get',
+                      "    raise Empty", "_queue.Empty"]
+    wlog = "\n".join(lines) + "\n"
+    shapes = [("MCP content parts", {"content": [{"type": "text", "text": wlog}], "isError": False}),
+              ("Codex output and metadata", {"output": wlog, "metadata": {"exit_code": 1, "duration_seconds": 2.1}}),
+              ("stdout, stderr, exit_code", {"stdout": wlog, "stderr": "npm WARN deprecated left-pad@1.3.0\n", "exit_code": 1}),
+              ("an array of content parts", [{"type": "text", "text": wlog}])]
+    for name, shape in shapes:
+        wrapped = json.dumps(shape)
+        before_n = len(mock.requests())
+        out = sent_tool_text(wrapped)
+        try:
+            got = json.loads(out)
+        except ValueError:
+            got = None
+        ok(got is not None, "%s: arrives as JSON (%d -> %d bytes)" % (name, len(wrapped), len(out)))
+        # the same shape, every other byte as sent: the original with the log's place cut out
+        enc = json.dumps(wlog)[1:-1]
+        head, tail = wrapped.split(enc)
+        text = got and (got["content"][0]["text"] if name.startswith("MCP") else got["output"] if name.startswith("Codex")
+                        else got["stdout"] if name.startswith("stdout") else got[0]["text"])
+        ok(out.startswith(head) and out.endswith(tail) and json.dumps(text)[1:-1] == out[len(head):len(out) - len(tail)],
+           "%s: the JSON around the log kept byte for byte (%r ... %r)" % (name, head[:40], tail[-60:]))
+        m = re.match(r"\[headroom: (\d+) of (\d+) log lines omitted; headroom_retrieve hash=([0-9a-f]{24})\]\n", text or "")
+        ok(m and "ERROR api.orders payment gateway refused order 11400: card_declined\n" in text and
+           "    raise Empty\n_queue.Empty\n" in text and len(text) < len(wlog) / 20,
+           "%s: the log inside is compressed, marker first, its error and traceback kept" % name)
+        ok(out.isascii(), "%s: written as the client wrote it (\\u escapes, no raw UTF-8)" % name)
+        st, back = get_json(hd.url + "/v1/retrieve/" + (m.group(3) if m else "0" * 24))
+        ok(st == 200 and back.get("original_content") == wlog, "%s: the marker's hash returns the log" % name)
+        ok(len(mock.requests()) == before_n + 1, "%s: one request upstream" % name)
+    # a grep output and a git show as MCP content parts: each by its own compressor
+    for fx, head in (("grep_rn_src", " search matches omitted"), ("git_show_mixed", " diff lines omitted")):
+        wrapped = json.dumps({"content": [{"type": "text", "text": fixture(fx)[0]}], "isError": False})
+        out = sent_tool_text(wrapped)
+        text = json.loads(out)["content"][0]["text"]
+        lost = [e for e in fixture(fx)[1] if e not in text]
+        ok(text.startswith("[headroom: ") and head in text.split("\n", 1)[0] and not lost and
+           out.endswith('"}], "isError": false}'), "%s as MCP content: compressed inside its JSON, evidence kept%s"
+           % (fx, "; lost: %r" % lost if lost else ""))
+
     # An output is compressed under the question asked before it, not the
     # latest one: what the provider cached on one turn is sent the same on
     # the next (doc/prompt-caching.md). search_compressor ranked a turn-1 grep
