@@ -6,7 +6,10 @@
  * connection is up once Redis answered its AUTH and SELECT (or a PING when
  * there is neither) without an error; commands that arrive
  * before wait for that (a refused one is a failed connection: the commands
- * never reach Redis, which would run them unauthenticated or in database 0). */
+ * never reach Redis, which would run them unauthenticated or in database 0).
+ * A host name is looked up on a thread of its own, never on the loop. */
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +42,23 @@ struct op {
     struct op *prev, *next;     /* the connection's in-flight list, oldest first */
 };
 
+/* A host name resolved on a thread of its own: getaddrinfo blocks (a
+ * resolver that does not answer holds it for its timeout, A and AAAA), and
+ * on the worker's loop it held every request of that worker meanwhile, on
+ * every reconnect. The connection and the thread share it; the last one
+ * done frees it (owner NULL: the connection is gone). */
+struct resolve_job {
+    pthread_mutex_t lock;
+    struct hr_rconn *owner;
+    struct event *done_ev;      /* the owner's, activated from the thread */
+    int refs;
+    int finished;
+    char host[256];
+    char port[8];
+    char addr[INET6_ADDRSTRLEN];
+    char err[160];
+};
+
 struct hr_rconn {
     struct event_base *base;
     struct hr_rconn_settings s;
@@ -51,6 +71,9 @@ struct hr_rconn {
     double backoff_ms;
     struct event *retry;        /* reconnect timer */
     struct event *deadline;     /* the oldest command's timeout */
+    struct event *resolved;     /* the resolving thread is done */
+    struct resolve_job *job;    /* in flight, or NULL */
+    int resolving;              /* this attempt waits for it: commands queue as while connecting */
     struct op *head, *tail;
     void (*on_up)(struct hr_rconn *c, void *ud);
     void *up_ud;
@@ -148,6 +171,7 @@ static void went_down(struct hr_rconn *c, const char *why, int timed_out)
     int was_up = c->connected;
     set_up(c, 0);
     c->setup_pending = 0;
+    c->resolving = 0;           /* a late answer from the resolver starts the next attempt */
     pthread_mutex_lock(&st.lock);
     if (!was_up) st.connect_failures++;
     else if (timed_out) st.timeouts++;
@@ -240,8 +264,11 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     struct hr_rconn *c = arg;
     if (!c->head) return;
     if (hr_monotonic_ms() - c->head->t0 >= c->s.timeout_ms) {
-        char why[64];
-        snprintf(why, sizeof why, "no answer within timeout_ms %d", c->s.timeout_ms);
+        char why[320];
+        if (c->resolving)
+            snprintf(why, sizeof why, "resolving %s took longer than timeout_ms %d", c->s.host, c->s.timeout_ms);
+        else
+            snprintf(why, sizeof why, "no answer within timeout_ms %d", c->s.timeout_ms);
         fail_all(c, why, 1, 1);
     } else {
         arm_deadline(c);
@@ -342,9 +369,10 @@ static void on_disconnected(const redisAsyncContext *ac, int status)
     fail_all(c, ac->errstr[0] ? ac->errstr : "connection closed", 0, 0);
 }
 
-/* AUTH, SELECT or PING, ahead of everything on a new connection (the list
- * is empty: a connection starts only when the last one's commands are
- * failed). 0, or -1 when it could not be queued. */
+/* AUTH, SELECT or PING, ahead of everything on a new connection: written
+ * at once, while commands queued meanwhile (the host name was resolving)
+ * wait, formatted, until it is answered. 0, or -1 when it could not be
+ * queued. */
 static int queue_setup(struct hr_rconn *c, const char *what, int argc, const char **argv)
 {
     struct op *o = calloc(1, sizeof *o);
@@ -363,9 +391,114 @@ static int queue_setup(struct hr_rconn *c, const char *what, int argc, const cha
     return 0;
 }
 
+static void job_release(struct resolve_job *j)
+{
+    pthread_mutex_lock(&j->lock);
+    int last = !--j->refs;
+    pthread_mutex_unlock(&j->lock);
+    if (!last) return;
+    pthread_mutex_destroy(&j->lock);
+    free(j);
+}
+
+static void *resolve_thread(void *arg)
+{
+    struct resolve_job *j = arg;
+    /* As hiredis resolves: IPv4 first, IPv6 if there is none. */
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(j->host, j->port, &hints, &res);
+    if (rc) {
+        hints.ai_family = AF_INET6;
+        rc = getaddrinfo(j->host, j->port, &hints, &res);
+    }
+    char addr[INET6_ADDRSTRLEN] = "", err[160] = "";
+    if (rc) {
+        snprintf(err, sizeof err, "cannot resolve %.100s: %s", j->host, gai_strerror(rc));
+    } else {
+        const struct addrinfo *a = res; /* the first: hiredis's non-blocking connect takes the first too */
+        const void *in = a->ai_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr
+                                                  : (const void *)&((struct sockaddr_in *)a->ai_addr)->sin_addr;
+        if (!inet_ntop(a->ai_family, in, addr, sizeof addr))
+            snprintf(err, sizeof err, "cannot resolve %.100s: no usable address", j->host);
+        freeaddrinfo(res);
+    }
+    pthread_mutex_lock(&j->lock);
+    memcpy(j->addr, addr, sizeof addr);
+    memcpy(j->err, err, sizeof err);
+    j->finished = 1;
+    if (j->owner) event_active(j->done_ev, EV_READ, 0);
+    pthread_mutex_unlock(&j->lock);
+    job_release(j);
+    return NULL;
+}
+
+static void connect_to(struct hr_rconn *c, const char *addr);
+
+/* On the loop: the thread is done; the attempt goes on with its address. */
+static void on_resolved(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct hr_rconn *c = arg;
+    struct resolve_job *j = c->job;
+    if (!j) return;
+    pthread_mutex_lock(&j->lock);
+    int finished = j->finished;
+    char addr[INET6_ADDRSTRLEN], err[160];
+    memcpy(addr, j->addr, sizeof addr);
+    memcpy(err, j->err, sizeof err);
+    if (finished) j->owner = NULL;
+    pthread_mutex_unlock(&j->lock);
+    if (!finished) return;
+    c->job = NULL;
+    job_release(j);
+    if (c->ac) return;
+    event_del(c->retry); /* this is the attempt */
+    c->resolving = 0;
+    if (err[0]) went_down(c, err, 0);
+    else connect_to(c, addr);
+}
+
+/* A host name is resolved off the loop first; an address connects at once.
+ * Without a thread (none could be started) hiredis resolves it, blocking. */
 static void connect_now(struct hr_rconn *c)
 {
-    redisAsyncContext *ac = redisAsyncConnect(c->s.host, c->s.port);
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, c->s.host, buf) == 1 || inet_pton(AF_INET6, c->s.host, buf) == 1) {
+        connect_to(c, c->s.host);
+        return;
+    }
+    if (c->job) { /* still resolving (an earlier attempt timed out): wait for it */
+        c->resolving = 1;
+        return;
+    }
+    struct resolve_job *j = calloc(1, sizeof *j);
+    pthread_attr_t attr;
+    pthread_t t;
+    int started = 0;
+    if (j && !pthread_mutex_init(&j->lock, NULL)) {
+        *j = (struct resolve_job){.lock = j->lock, .owner = c, .done_ev = c->resolved, .refs = 2};
+        snprintf(j->host, sizeof j->host, "%s", c->s.host);
+        snprintf(j->port, sizeof j->port, "%d", c->s.port);
+        if (!pthread_attr_init(&attr)) {
+            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+            started = !pthread_create(&t, &attr, resolve_thread, j);
+            pthread_attr_destroy(&attr);
+        }
+        if (!started) pthread_mutex_destroy(&j->lock);
+    }
+    if (!started) {
+        free(j);
+        connect_to(c, c->s.host);
+        return;
+    }
+    c->job = j;
+    c->resolving = 1;
+}
+
+static void connect_to(struct hr_rconn *c, const char *addr)
+{
+    redisAsyncContext *ac = redisAsyncConnect(addr, c->s.port);
     if (!ac || ac->err) {
         char why[160];
         snprintf(why, sizeof why, "%s", ac ? ac->errstr : "out of memory");
@@ -410,7 +543,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct hr_rconn *c = arg;
-    if (!c->ac) connect_now(c);
+    if (!c->ac && !c->resolving) connect_now(c);
 }
 
 struct hr_rconn *hr_rconn_new(struct event_base *base, const struct hr_rconn_settings *s, size_t index,
@@ -426,7 +559,8 @@ struct hr_rconn *hr_rconn_new(struct event_base *base, const struct hr_rconn_set
     c->up_ud = ud;
     c->retry = evtimer_new(base, on_retry, c);
     c->deadline = evtimer_new(base, on_deadline, c);
-    if (!c->retry || !c->deadline) {
+    c->resolved = event_new(base, -1, 0, on_resolved, c);
+    if (!c->retry || !c->deadline || !c->resolved) {
         hr_rconn_free(c);
         return NULL;
     }
@@ -455,14 +589,22 @@ void hr_rconn_free(struct hr_rconn *c)
     st.connections--;
     note_all_up_locked();
     pthread_mutex_unlock(&st.lock);
+    if (c->job) { /* the thread may still be in getaddrinfo: it must not wake this one */
+        pthread_mutex_lock(&c->job->lock);
+        c->job->owner = NULL;
+        pthread_mutex_unlock(&c->job->lock);
+        job_release(c->job);
+        c->job = NULL;
+    }
     if (c->retry) event_free(c->retry);
     if (c->deadline) event_free(c->deadline);
+    if (c->resolved) event_free(c->resolved);
     free(c);
 }
 
 int hr_rconn_connected(const struct hr_rconn *c) { return c && c->connected; }
 
-int hr_rconn_sendable(const struct hr_rconn *c) { return c && c->ac; }
+int hr_rconn_sendable(const struct hr_rconn *c) { return c && (c->ac || c->resolving); }
 
 int hr_rconn_all_up(void)
 {
@@ -477,14 +619,14 @@ void hr_rconn_command(struct hr_rconn *c, int kind, int argc, const char **argv,
 {
     /* While connecting, it waits (within the same deadline) until the
      * connection is up; while down (waiting to reconnect), it fails at once. */
-    struct op *o = c && c->ac ? calloc(1, sizeof *o) : NULL;
+    struct op *o = c && (c->ac || c->resolving) ? calloc(1, sizeof *o) : NULL;
     if (!o) {
         count(kind, 0, -1);
         done(ud, HR_RCONN_UNSENT, NULL);
         return;
     }
     *o = (struct op){.c = c, .kind = kind, .t0 = hr_monotonic_ms(), .done = done, .ud = ud, .prev = c->tail};
-    redisAsyncContext *ac = c->ac;
+    redisAsyncContext *ac = c->ac; /* NULL while resolving: the command waits, formatted */
     int rc;
     if (c->connected) {
         rc = redisAsyncCommandArgv(ac, on_reply, o, argc, argv, argvlen);

@@ -16,7 +16,8 @@
 # (password, ACL user, percent-encoded in the url) and SELECT refused:
 # down, retried, healed when Redis's side is fixed; error replies logged at
 # most every 10 s; failed connection attempts counted apart from lost
-# connections; a reload naming a changed backend block; SIGTERM while a
+# connections; a host name looked up off the worker's loop (a DNS server that
+# never answers, in a namespace of our own); a reload naming a changed backend block; SIGTERM while a
 # request waits for Redis: answered, nothing leaked.
 import base64
 import hashlib
@@ -664,6 +665,72 @@ try:
         is_(st.get("connects") - st0.get("connects"), st.get("timeouts") + st.get("disconnects") - st0.get("disconnects"),
             "every connection established since was lost once, by a timeout or a disconnect")
         is_(cf.stop(), 0, "connect timeouts: instance exits 0")
+
+        # ---------------------------------------------- a host name: resolved off the worker's loop
+        # hiredis resolved it inside redisAsyncConnect, on the worker's loop: a resolver that does not
+        # answer stalled every request of that worker, on every reconnect (18 s for one /livez).
+        ln = Headroomd(mock=mock, extra_conf=conf(redis, "byname:", "rate_limit_rpm 100").replace(
+            "redis://127.0.0.1:", "redis://localhost:"))
+        ln.start()
+        ok(wait_until(lambda: backend_stats(ln).get("connected"), timeout=10), "url by host name (localhost): connected")
+        r = post_json(ln.url + "/v1/chat/completions", chat(text="by name"), headers={"authorization": "Bearer byname"})
+        is_(r.status, 200, "url by host name: a request is answered")
+        ok(redis.cmd("KEYS", "byname:rl:*"), "url by host name: its rate-limit bucket is in Redis")
+        is_(ln.stop(), 0, "url by host name: instance exits 0")
+        NS_SCRIPT = r"""
+import json, os, socket, subprocess, sys, time
+sys.path.insert(0, os.environ["HR_T_DIR"])
+from hrtest import Headroomd, Mock, request, post_json
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+rc = os.path.join(os.environ["HR_NS_DIR"], "resolv.conf")
+open(rc, "w").write("nameserver 127.0.0.1\noptions timeout:3 attempts:1\n")
+subprocess.run(["mount", "--bind", rc, "/etc/resolv.conf"], check=True)
+silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+silent.bind(("127.0.0.1", 53))  # takes the queries, answers none
+with Mock() as mock:
+    h = Headroomd(mock=mock, wait_ready=False, extra_conf="workers 1\nrate_limit_rpm 100\nbackend redis {\n"
+                  "  url redis://redis.fleet.test:6390/0\n  timeout_ms 200\n  on_backend_error open\n}\n")
+    h.start()
+    t0, worst, n = time.monotonic(), 0.0, 0
+    while time.monotonic() - t0 < 8:
+        a = time.monotonic()
+        request("GET", h.url + "/livez", timeout=30, quiet=True)
+        worst, n = max(worst, time.monotonic() - a), n + 1
+        time.sleep(0.05)
+    a = time.monotonic()
+    r = post_json(h.url + "/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "x"}]})
+    took = time.monotonic() - a
+    st = json.loads(request("GET", h.url + "/stats", timeout=30, quiet=True).body).get("backend", {})
+    code = h.stop()
+    print("RESULT " + json.dumps({"worst": worst, "n": n, "post": [r.status, took], "exit": code,
+                                  "failures": st.get("connect_failures"),
+                                  "warn": [l for l in h.stderr_text().splitlines() if "unavailable" in l][:1]}))
+"""
+        ns_dir = tempfile.mkdtemp(prefix="hr-fleet-ns-")
+        try:
+            probe = subprocess.run(["unshare", "-rmn", "true"], capture_output=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            probe = None
+        if not probe or probe.returncode:
+            skip("unshare -rmn (user, mount and network namespaces) is not permitted here: the silent-resolver "
+                 "check needs its own /etc/resolv.conf", 5)
+        else:
+            out = subprocess.run(["unshare", "-rmn", sys.executable, "-c", NS_SCRIPT], capture_output=True, text=True,
+                                 timeout=120, env=dict(os.environ, HR_T_DIR=T_DIR, HR_NS_DIR=ns_dir))
+            m = re.search(r"(?m)^RESULT (.*)$", out.stdout)
+            res = json.loads(m.group(1)) if m else {}
+            if not m:
+                diag("namespace run: %s %s" % (out.stdout[-1500:], out.stderr[-1500:]))
+            cmp_ok(res.get("worst", 99), "<", 1.0, "silent resolver: the worker's /livez never waits on the lookup "
+                   "(worst %.2f s over %s probes in 8 s)" % (res.get("worst", 99), res.get("n")))
+            is_(res.get("post", [0])[0], 200, "silent resolver: a request is answered (on_backend_error open)")
+            cmp_ok((res.get("post") or [0, 99])[1], "<", 2.0, "silent resolver: ... within timeout_ms, not the "
+                   "resolver's timeout (%.2f s)" % (res.get("post") or [0, 99])[1])
+            like(" ".join(res.get("warn") or []), r"Redis at redis\.fleet\.test:6390 unavailable \((cannot resolve "
+                 r"redis\.fleet\.test|resolving redis\.fleet\.test took longer than timeout_ms 200)",
+                 "silent resolver: the WARN names the host and the lookup")
+            is_(res.get("exit"), 0, "silent resolver: instance exits 0 with a lookup still running")
+        shutil.rmtree(ns_dir, True)
 
         # ---------------------------------------------- a stalled Redis runs a timed-out add late
         # A request's spend add is written to a Redis just stopped (SIGSTOP, longer
