@@ -256,6 +256,46 @@ static void access_log(void *state)
     free(r.text), free(log);
 }
 
+/* A 404 and a 502 request line differ only in a number, so they were one
+ * template: the first max_similar (5) 404s filled its slots and a later 502
+ * or 503 was folded among the 200s (an access log, a pino JSON-lines log).
+ * The status is part of the template now: each status keeps its own
+ * max_similar lines. */
+static void status_templates(void *state)
+{
+    char *log = malloc(600000);
+    for (int pino = 0; pino < 2; pino++) {
+        size_t n = 0;
+        for (int i = 0; i < 1500; i++) {
+            int st = i == 1211 ? 502 : i == 1300 ? 503 : i % 90 == 47 ? 404 : 200;
+            if (pino)
+                n += (size_t)sprintf(log + n, "{\"level\":30,\"time\":%lld,\"reqId\":\"req-%d\",\"req\":{\"method\":\"GET\",\"url\":"
+                                     "\"/api/items/%d\"},\"res\":{\"statusCode\":%d},\"responseTime\":%d,\"msg\":\"request completed\"}\n",
+                                     1765101887493LL + i * 7, i, 1000 + i, st, 3 + i % 11);
+            else
+                n += (size_t)sprintf(log + n, "10.0.0.%d - - [07/Dec/2026:13:%02d:%02d +0000] \"GET /api/items/%d HTTP/1.1\" %d %d \"-\" "
+                                     "\"curl/7.88.1\"\n", i % 9, i / 60 % 60, i % 60, i, st, st == 200 ? 5120 : 153);
+        }
+        struct tc_result r = tc_run(state, log, HR_CT_LOG, "", 0);
+        size_t k404 = 0, k5xx = 0;
+        for (const char *p = r.text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+            const char *e = strchr(p, '\n');
+            size_t len = e ? (size_t)(e - p) : strlen(p);
+            if (!strncmp(p, "\xe2\x80\xa6", 3))
+                continue; /* a fold line */
+            const char *s404 = pino ? "\"statusCode\":404}" : "\" 404 153 ", *s5xx = pino ? "\"statusCode\":50" : "\" 50";
+            k404 += memmem(p, len, s404, strlen(s404)) != NULL;
+            k5xx += memmem(p, len, s5xx, strlen(s5xx)) != NULL;
+        }
+        ok(r.rc == 0 && k5xx == 2, "%s: the 502 and 503 after 13 404s of the same shape are kept (%zu)", pino ? "pino" : "access log", k5xx);
+        is_int((long long)k404, 5, "%s: its 17 404s up to max_similar", pino ? "pino" : "access log");
+        if (k5xx != 2)
+            tap_diag("%s", r.text);
+        free(r.text);
+    }
+    free(log);
+}
+
 /* A traceback's last line names the exception: ModuleNotFoundError (19
  * bytes), java.lang.NullPointerException (20) were normal lines, as only
  * words of up to 16 bytes were looked up, so the line that says what went
@@ -631,6 +671,7 @@ int main(void)
     cc_error_context(state);
     warning_context(state);
     access_log(state);
+    status_templates(state);
     json_lines_log(state);
     long_exception_names(state);
     traceback_last_line(state);

@@ -2,6 +2,7 @@
  * bytes: words are looked up in small keyword tables, numbers and hex ids
  * are folded into the template hash so near-duplicate lines share it. */
 #include <ctype.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 #include "logc.h"
@@ -319,6 +320,7 @@ enum hr_logc_class hr_logc_classify(const char *s, size_t n, uint64_t *tmpl)
     const unsigned char *u = (const unsigned char *)s;
     uint64_t h = 0xcbf29ce484222325ULL;
     int err = 0, warn = 0, summ = 0, prev_num = 0, prev_neg = 0, prev_not = 0, blank = 1, exit_w = 0, code_w = 0;
+    size_t status = SIZE_MAX; /* where an HTTP error status is */
     for (size_t i = 0; i < n;) {
         unsigned char c = u[i];
         if (!cc[c]) {
@@ -344,8 +346,10 @@ enum hr_logc_class hr_logc_classify(const char *s, size_t n, uint64_t *tmpl)
             if (code_w && (all & 4)) /* "exit status 2", "exited, code=exited, status=2": a process failed */
                 for (size_t k = i; k < j; k++)
                     err |= u[k] != '0';
-            if (wl == 3 && (all & 4) && (http_error_status(s, n, i) || json_http_status(s, n, i)))
+            if (wl == 3 && (all & 4) && (http_error_status(s, n, i) || json_http_status(s, n, i))) {
                 err = 1;
+                status = i;
+            }
             if (wl == 2 && (all & 4)) {
                 int lv = json_numeric_level(s, i);
                 err |= lv == 2;
@@ -416,6 +420,13 @@ enum hr_logc_class hr_logc_classify(const char *s, size_t n, uint64_t *tmpl)
         }
         prev_num = 0;
         i = j;
+    }
+    /* A request's status is part of its template: a 404 and a 502 line are
+     * otherwise one template, and max_similar 404s kept first left a later
+     * 502 folded among them. */
+    if (status != SIZE_MAX) {
+        H(h, 0x1f);
+        H(h, u[status]), H(h, u[status + 1]), H(h, u[status + 2]);
     }
     if (tmpl)
         *tmpl = h;
