@@ -476,8 +476,10 @@ static void connect_now(struct hr_rconn *c)
     pthread_attr_t attr;
     pthread_t t;
     int started = 0;
-    if (j && !pthread_mutex_init(&j->lock, NULL)) {
-        *j = (struct resolve_job){.lock = j->lock, .owner = c, .done_ev = c->resolved, .refs = 2};
+    if (j && !pthread_mutex_init(&j->lock, NULL)) { /* calloc'd: the other fields start zeroed */
+        j->owner = c;
+        j->done_ev = c->resolved;
+        j->refs = 2;
         snprintf(j->host, sizeof j->host, "%s", c->s.host);
         snprintf(j->port, sizeof j->port, "%d", c->s.port);
         if (!pthread_attr_init(&attr)) {
