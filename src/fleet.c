@@ -29,6 +29,7 @@
 #include "proxy.h"
 #include "ratelimit.h"
 #include "redis_conn.h"
+#include "warn_gate.h"
 #include "respcache.h"
 #include "retrieve_tool.h"
 #include "stats.h"
@@ -142,12 +143,10 @@ static struct {
     time_t unsent_start, unsent_end;
     const char *unsent_period;
     long long lost_micro;           /* spend of the workers' lost adds: counted once they are answered */
-    unsigned long long fail_open, fail_closed_n, ccr_fetched, ccr_missing, open_quiet;
-    double last_open_warn;
-    unsigned long long ccr_mismatched, mismatch_quiet; /* fetched bytes that were not the address's */
-    double last_mismatch_warn;
-    unsigned long long cache_invalid, invalid_quiet; /* cached answers read back that cache_put did not write */
-    double last_invalid_warn;
+    unsigned long long fail_open, fail_closed_n, ccr_fetched, ccr_missing;
+    unsigned long long ccr_mismatched; /* fetched bytes that were not the address's */
+    unsigned long long cache_invalid;  /* cached answers read back that cache_put did not write */
+    struct hr_warn_gate open_warn, mismatch_warn, invalid_warn; /* a line each at most every 10 s */
     size_t max_answer_bytes;        /* max_response_size at start: the largest answer cached */
     /* Originals stored while Redis could not take them, sent once it is
      * back: at most ccr_max_size bytes of them (what the local store can
@@ -248,15 +247,8 @@ static void note_fail_open(struct hr_fleet_wait *x, const char *what)
 {
     pthread_mutex_lock(&fl.lock);
     if (!x->let_through++) fl.fail_open++;
-    double now = hr_now();
-    int say = now - fl.last_open_warn >= 10;
-    unsigned long long quiet = fl.open_quiet;
-    if (say) {
-        fl.last_open_warn = now;
-        fl.open_quiet = 0;
-    } else {
-        fl.open_quiet++;
-    }
+    unsigned long long quiet = 0;
+    int say = hr_warn_gate_pass(&fl.open_warn, hr_now(), 10, &quiet);
     pthread_mutex_unlock(&fl.lock);
     if (say && quiet)
         HR_WARN(LOGGER, "Redis did not answer: %s not enforced for this request (on_backend_error open; set "
@@ -908,15 +900,8 @@ static void warn_invalid(const uint8_t key[HR_RESPCACHE_KEY_LEN], const char *wh
 {
     pthread_mutex_lock(&fl.lock);
     fl.cache_invalid++;
-    double now = hr_now();
-    int say = now - fl.last_invalid_warn >= 10;
-    unsigned long long quiet = fl.invalid_quiet;
-    if (say) {
-        fl.last_invalid_warn = now;
-        fl.invalid_quiet = 0;
-    } else {
-        fl.invalid_quiet++;
-    }
+    unsigned long long quiet = 0;
+    int say = hr_warn_gate_pass(&fl.invalid_warn, hr_now(), 10, &quiet);
     pthread_mutex_unlock(&fl.lock);
     if (say) {
         char id[2 * HR_RESPCACHE_KEY_LEN + 1], more[96] = "";
@@ -973,15 +958,8 @@ static void warn_mismatch(const char *hash, size_t len)
 {
     pthread_mutex_lock(&fl.lock);
     fl.ccr_mismatched++;
-    double now = hr_now();
-    int say = now - fl.last_mismatch_warn >= 10;
-    unsigned long long quiet = fl.mismatch_quiet;
-    if (say) {
-        fl.last_mismatch_warn = now;
-        fl.mismatch_quiet = 0;
-    } else {
-        fl.mismatch_quiet++;
-    }
+    unsigned long long quiet = 0;
+    int say = hr_warn_gate_pass(&fl.mismatch_warn, hr_now(), 10, &quiet);
     pthread_mutex_unlock(&fl.lock);
     if (say) {
         char more[96] = "";

@@ -19,6 +19,7 @@
 #include "hist.h"
 #include "log.h"
 #include "redis_conn.h"
+#include "warn_gate.h"
 #include "stats.h"
 
 #define LOGGER "headroom.backend"
@@ -88,9 +89,7 @@ static struct {
     unsigned long long timeouts, reconnects, disconnects, connect_failures;
     int connections, up;
     struct hr_hist latency;
-    int refused_logged;         /* a "Redis refused" line was written, at refused_at */
-    double refused_at;
-    unsigned long long refused_quiet; /* refusals not logged since */
+    struct hr_warn_gate refused_warn; /* "Redis refused" lines */
     double down_since;          /* monotonic ms since not every connection is up, 0 while all are */
     char last_error[200];       /* why a connection last went down or failed */
 } st = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -237,16 +236,8 @@ static void fail_all(struct hr_rconn *c, const char *why, int timed_out, int fre
 static void warn_refused(int kind, const redisReply *r)
 {
     pthread_mutex_lock(&st.lock);
-    double now = hr_monotonic_ms();
-    int say = !st.refused_logged || now - st.refused_at >= REFUSED_WARN_MS;
-    unsigned long long quiet = st.refused_quiet;
-    if (say) {
-        st.refused_logged = 1;
-        st.refused_at = now;
-        st.refused_quiet = 0;
-    } else {
-        st.refused_quiet++;
-    }
+    unsigned long long quiet = 0;
+    int say = hr_warn_gate_pass(&st.refused_warn, hr_monotonic_ms(), REFUSED_WARN_MS, &quiet);
     const char *name = kind >= 0 && (size_t)kind < st.n_kinds ? st.kinds[kind] : "backend";
     pthread_mutex_unlock(&st.lock);
     if (!say) return;
