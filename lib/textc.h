@@ -3,8 +3,9 @@
  * plugin driver that picks units, runs a pure compress function on helper
  * threads (remembering results by content), stores originals in CCR and
  * replaces units in order, including the long strings of a JSON output that
- * wraps a text (MCP content parts, {"output":…}, {"stdout":…}), and the
- * router's text typing. The compress functions never see the host. */
+ * wraps a text (MCP content parts, {"output":…}, {"stdout":…}; that walk is
+ * header-only, smart_crusher's too for rows as text), and the router's text
+ * typing. The compress functions never see the host. */
 #ifndef HR_TEXTC_H
 #define HR_TEXTC_H
 #include <ctype.h>
@@ -78,6 +79,258 @@ static inline int hr_starts(const char *s, size_t n, const char *p, size_t pl)
     return n >= pl && __builtin_memcmp(s, p, pl) == 0;
 }
 #define HR_STARTS(s, n, lit) hr_starts((s), (n), (lit), sizeof(lit) - 1)
+
+/* ------------------------------------------------------ text wrapped in JSON */
+
+/* A tool output that is a JSON object (or array) wrapping a text: MCP's
+ * {"content":[{"type":"text","text":"<log>"}],"isError":false}, Codex's
+ * {"output":"<log>","metadata":{…}}, {"stdout":…,"stderr":…,"exit_code":…}.
+ * The router types it json_object, smart_crusher finds no rows in it, and it
+ * went upstream whole. When long string values are the bulk of it, each is
+ * typed as the router types a text and, when this compressor takes that
+ * type, compressed (its own marker line first, the string's text stored in
+ * CCR under the marker's hash); everything else is kept byte for byte, so
+ * the result is the same JSON with shorter strings. Header-only: smart_crusher
+ * (which links no other part of this file) walks the same strings for JSON
+ * rows carried as text, so there is one walk. */
+#define HR_WRAP_MAX 16         /* long strings in one unit at most: the host describes 16 markers a unit */
+#define HR_WRAP_MIN_BYTES 256  /* a shorter string is never worth a marker */
+
+/* One compressed string: its body in the unit's text, where its marker's
+ * hash goes in the new text, and its counts. */
+struct hr_wrap_str {
+    uint64_t raw_off, raw_len, hash_at[2], n_hash, total, omitted;
+};
+
+/* Whether the quote at t[i] ends or opens a string (not an escaped one: valid
+ * JSON has backslashes only inside strings). */
+static inline int hr_wrap_real_quote(const char *t, size_t i)
+{
+    size_t bs = 0;
+    while (bs < i && t[i - bs - 1] == '\\')
+        bs++;
+    return !(bs & 1);
+}
+
+/* The first real quote in t[from, to), else SIZE_MAX. */
+static inline size_t hr_wrap_quote_after(const char *t, size_t from, size_t to)
+{
+    for (const char *q; from < to && (q = memchr(t + from, '"', to - from)); from = (size_t)(q - t) + 1)
+        if (hr_wrap_real_quote(t, (size_t)(q - t)))
+            return (size_t)(q - t);
+    return SIZE_MAX;
+}
+
+/* The last real quote in t[from, to), else SIZE_MAX. */
+static inline size_t hr_wrap_quote_before(const char *t, size_t from, size_t to)
+{
+    for (const char *q; to > from && (q = memrchr(t + from, '"', to - from)); to = (size_t)(q - t))
+        if (hr_wrap_real_quote(t, (size_t)(q - t)))
+            return (size_t)(q - t);
+    return SIZE_MAX;
+}
+
+/* A quick no for most JSON (arrays of rows): at most HR_WRAP_MAX strings that
+ * are half the text hold one of at least a 32nd of it, so one of 63 evenly
+ * spaced probes lies in a string whose quotes are farther apart than that.
+ * A probe in rows finds quotes a few bytes away on both sides; only a text
+ * where one does not is scanned whole (hr_wrap_long_strings). */
+static inline int hr_wrap_may(const char *t, size_t n)
+{
+    if (n < 65536)
+        return 1; /* scanning it costs little */
+    size_t step = n / 64, gap = n / 32;
+    for (size_t k = 1; k < 64; k++) {
+        size_t p = k * step, r = hr_wrap_quote_after(t, p, p + gap < n ? p + gap : n);
+        size_t l = r == SIZE_MAX ? SIZE_MAX : hr_wrap_quote_before(t, p > gap ? p - gap : 0, p + 1);
+        if (l == SIZE_MAX || r - l > gap)
+            return 1;
+    }
+    return 0;
+}
+
+/* Value strings (not keys) of the JSON text t[0..n) whose body is at least
+ * `min` bytes, in text order, in out; returns how many, their body bytes in
+ * *bytes; 0 when more than HR_WRAP_MAX (rows with long fields, such as issues
+ * and their bodies, are smart_crusher's). Stops early once they can no
+ * longer be half the text (an array of rows). */
+static inline size_t hr_wrap_long_strings(const char *t, size_t n, size_t min, struct hr_wrap_str *out, size_t *bytes)
+{
+    size_t k = 0, found = 0, many = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (found * 2 + 2 * (n - i) < n)
+            break;
+        const char *q = memchr(t + i, '"', n - i);
+        if (!q)
+            break;
+        i = (size_t)(q - t);
+        size_t b = i + 1, e = b;
+        e = hr_wrap_quote_after(t, b, n);
+        if (e == SIZE_MAX)
+            return 0; /* not JSON after all */
+        i = e;
+        size_t j = e + 1;
+        while (j < n && (t[j] == ' ' || t[j] == '\t' || t[j] == '\n' || t[j] == '\r'))
+            j++;
+        if ((j < n && t[j] == ':') || e - b < min)
+            continue; /* a key, or short */
+        struct hr_wrap_str w = {.raw_off = b, .raw_len = e - b};
+        found += e - b;
+        if (++many > HR_WRAP_MAX)
+            return 0; /* rows with long fields (issues and their bodies): smart_crusher's */
+        out[k++] = w;
+    }
+    *bytes = 0;
+    for (size_t x = 0; x < k; x++)
+        *bytes += out[x].raw_len;
+    return k;
+}
+
+/* The decoded value of the string whose body is t[off, off+len) (jansson:
+ * the unit is JSON the router checked); NULL when it will not decode. */
+static inline json_t *hr_wrap_decode(const char *t, uint64_t off, uint64_t len)
+{
+    json_t *v = json_loadb(t + off - 1, len + 2, JSON_DECODE_ANY, NULL);
+    if (v && !json_is_string(v)) {
+        json_decref(v);
+        v = NULL;
+    }
+    return v;
+}
+
+/* Append s[0..n) as the body of a JSON string (no quotes), \uxxxx for every
+ * non-ASCII character when `ascii` (the original had none: Python's
+ * json.dumps writes so), hex in lower case as most encoders write it
+ * (jansson's capitals would be the only change in an ASCII wrapper). -1 when
+ * s is not valid UTF-8. */
+static inline int hr_wrap_put_escaped(struct hr_tbuf *b, const char *s, size_t n, int ascii)
+{
+    if (!n)
+        return 0;
+    json_t *v = json_stringn(s, n);
+    char *e = v ? json_dumps(v, JSON_ENCODE_ANY | (ascii ? JSON_ENSURE_ASCII : 0)) : NULL;
+    json_decref(v);
+    if (!e)
+        return -1;
+    size_t el = strlen(e);
+    for (size_t i = 1; i + 1 < el; i++)
+        if (e[i] == '\\' && e[++i] == 'u')
+            for (size_t k = i + 1; k < i + 5 && k < el; k++)
+                e[k] = (char)tolower((unsigned char)e[k]);
+    hr_tbuf_put(b, e + 1, el - 2);
+    free(e);
+    return 0;
+}
+
+/* The number of tokens of s is at least `want` (a prefix usually settles it:
+ * a token is at least one byte). */
+static inline int hr_wrap_tokens_at_least(const struct hr_host *h, const char *model, const char *s, size_t n,
+                                          size_t want)
+{
+    if (n < want)
+        return 0;
+    size_t pre = 16 * want + 64;
+    if (pre < n) {
+        while (pre < n && ((unsigned char)s[pre] & 0xC0) == 0x80)
+            pre++; /* on a character boundary */
+        if (h->count_tokens(model, s, pre) >= want)
+            return 1;
+    }
+    return h->count_tokens(model, s, n) >= want;
+}
+
+/* Compress one decoded string s[0..sl) (s[sl] is a NUL): 0 with o filled (its
+ * placeholders at o->hash_off), a positive code to leave it, or a negative
+ * error. */
+typedef int (*hr_wrap_fn)(void *ctx, const char *s, size_t sl, struct hr_text_out *o);
+
+/* The one walk of a JSON unit's wrapped strings, for the text compressors
+ * (a log in MCP content, {"output":…}) and smart_crusher (rows as text):
+ * when value strings of at least HR_WRAP_MIN_BYTES and min_tokens bytes are
+ * at least half of t[0..n) and at most HR_WRAP_MAX, each is decoded and given
+ * to fn; out gets t with the bodies of those fn shrank by min_savings
+ * replaced (every other byte kept; non-ASCII as \uxxxx when t had none),
+ * placeholders where the hashes go, the strings' totals; ws[0..*nws) each
+ * string. 0, a positive code to leave the unit alone, or a negative error. */
+static inline int hr_wrap_rewrite(const char *t, size_t n, size_t min_tokens, double min_savings, hr_wrap_fn fn,
+                                  void *ctx, struct hr_text_out *out, struct hr_wrap_str *ws, size_t *nws)
+{
+    struct hr_wrap_str cand[HR_WRAP_MAX];
+    size_t min = min_tokens > HR_WRAP_MIN_BYTES ? min_tokens : HR_WRAP_MIN_BYTES; /* a token is at least a byte */
+    size_t bytes = 0, k = hr_wrap_may(t, n) ? hr_wrap_long_strings(t, n, min, cand, &bytes) : 0;
+    memset(out, 0, sizeof *out);
+    *nws = 0;
+    if (!k || bytes * 2 < n)
+        return 1; /* no text the bulk of it */
+    int ascii = 1;
+    for (size_t i = 0; i < n && ascii; i++)
+        ascii = (unsigned char)t[i] < 0x80;
+    size_t at = 0; /* t[0..at) is written */
+    int rc = 0;
+    for (size_t x = 0; x < k && rc >= 0; x++) {
+        json_t *v = hr_wrap_decode(t, cand[x].raw_off, cand[x].raw_len);
+        struct hr_text_out o;
+        memset(&o, 0, sizeof o);
+        int r = v ? fn(ctx, json_string_value(v), json_string_length(v), &o) : 1;
+        if (r == 0 && o.b.oom)
+            r = -12;
+        if (r == 0 && (double)o.b.len > (1.0 - min_savings) * (double)json_string_length(v))
+            r = 4; /* not worth its marker */
+        if (r == 0) {
+            struct hr_wrap_str *w = &ws[(*nws)++];
+            *w = cand[x];
+            hr_tbuf_put(&out->b, t + at, cand[x].raw_off - at);
+            size_t from = 0;
+            for (size_t h = 0; h < o.n_hash_off && h < 2 && r == 0; h++) {
+                r = hr_wrap_put_escaped(&out->b, o.b.p + from, o.hash_off[h] - from, ascii);
+                w->hash_at[w->n_hash++] = out->b.len;
+                from = o.hash_off[h];
+            }
+            if (r == 0)
+                r = hr_wrap_put_escaped(&out->b, o.b.p + from, o.b.len - from, ascii);
+            at = cand[x].raw_off + cand[x].raw_len;
+            w->total = o.total;
+            w->omitted = o.omitted;
+            out->total += o.total;
+            out->omitted += o.omitted;
+            if (r)
+                rc = -22; /* not UTF-8: cannot be a JSON string */
+        } else if (r < 0) {
+            rc = r;
+        }
+        hr_tbuf_free(&o.b);
+        json_decref(v);
+    }
+    if (rc == 0 && !*nws)
+        rc = 3; /* none of its strings is fn's, or none shrank */
+    if (rc == 0)
+        hr_tbuf_put(&out->b, t + at, n - at);
+    if (rc == 0 && out->b.oom)
+        rc = -12;
+    if (rc)
+        hr_tbuf_free(&out->b);
+    return rc;
+}
+
+/* Each rewritten string's decoded text goes to CCR under its marker's hash
+ * (headroom_retrieve returns that string); 1, or -1 when the store refused. */
+static inline int hr_wrap_store(const struct hr_host *host, const char *t, struct hr_text_out *out,
+                                const struct hr_wrap_str *ws, size_t nws)
+{
+    for (size_t x = 0; x < nws; x++) {
+        const struct hr_wrap_str *w = &ws[x];
+        json_t *v = hr_wrap_decode(t, w->raw_off, w->raw_len);
+        char hash[HR_CCR_HASH_LEN + 1];
+        int rc = v ? host->ccr_put(json_string_value(v), json_string_length(v), hash) : HR_EINVAL;
+        json_decref(v);
+        if (rc != HR_OK)
+            return -1;
+        for (uint64_t h = 0; h < w->n_hash && h < 2; h++)
+            if (w->hash_at[h] + HR_CCR_HASH_LEN <= out->b.len)
+                memcpy(out->b.p + w->hash_at[h], hash, HR_CCR_HASH_LEN);
+    }
+    return 1;
+}
 
 /* ------------------------------------------------------------ text typing */
 

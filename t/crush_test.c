@@ -721,6 +721,73 @@ static void asked_row_kept(void)
     free(p);
 }
 
+/* JSON rows carried as text in a JSON string (an MCP server's content part,
+ * {"output":"[…]"}): the string is crushed as the rows would be, the JSON
+ * around kept byte for byte, its marker's hash storing the rows text; JSON in
+ * a string that is not rows is left alone. */
+static void rows_as_text(void)
+{
+    char *rows = rows_json(300, NULL);
+    json_t *mcp = json_pack("{s:[{s:s,s:s}],s:b}", "content", "type", "text", "text", rows, "isError", 0);
+    char *wrapped = json_dumps(mcp, JSON_PRESERVE_ORDER);
+    json_t *enc = json_string(rows);
+    char *rows_enc = json_dumps(enc, JSON_ENCODE_ANY);
+    json_decref(enc);
+    const char *at = strstr(wrapped, rows_enc);
+    size_t head = at ? (size_t)(at - wrapped) : 0, tail = at ? strlen(at + strlen(rows_enc)) : 0;
+    json_t *body = openai_body("item", wrapped);
+    struct fh_request r;
+    fh_request_init(&r, body, HR_PROVIDER_OPENAI, "");
+    r.units[0].type = HR_CT_JSON_OBJECT;
+    headroom_plugin.apply(state, &r.req);
+    is_int(r.replaced, 1, "rows as text in MCP content: crushed");
+    is_str(r.tag, "smart_crusher:top_n:kept=14/300", "rows as text: stage tag");
+    const char *out = r.units[0].text;
+    size_t ol = r.units[0].len;
+    ok(at && ol > head + tail && !memcmp(out, wrapped, head) && !memcmp(out + ol - tail, wrapped + strlen(wrapped) - tail, tail),
+       "rows as text: the JSON around kept byte for byte");
+    json_t *got = json_loads(out, 0, NULL);
+    const char *inner = json_string_value(json_object_get(json_array_get(json_object_get(got, "content"), 0), "text"));
+    json_t *crushed = inner ? json_loads(inner, 0, NULL) : NULL;
+    const char *all = json_string_value(json_object_get(json_object_get(json_array_get(crushed, 0), "_headroom"), "all_rows"));
+    ok(crushed && json_array_size(crushed) == 15 && all, "rows as text: the string holds the crushed rows and their marker");
+    const char *hash = all ? strstr(all, "hash=") : NULL;
+    size_t glen = 0;
+    char *back = hash ? fh_ccr_get(hash + 5, &glen) : NULL;
+    ok(back && glen == strlen(rows) && !memcmp(back, rows, glen), "rows as text: the marker's hash returns the rows text");
+    free(back);
+    json_decref(crushed);
+    json_decref(got);
+    fh_request_free(&r);
+    json_decref(body);
+    free(wrapped);
+    free(rows_enc);
+    json_decref(mcp);
+
+    /* a config object as text: not rows, left alone */
+    json_t *cfg = json_object();
+    for (int i = 0; i < 200; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "K%03d", i);
+        json_object_set_new(cfg, k, json_string("a configuration value of some length"));
+    }
+    char *cfg_text = json_dumps(cfg, JSON_PRESERVE_ORDER);
+    json_t *out2 = json_pack("{s:s,s:{s:i}}", "output", cfg_text, "metadata", "exit_code", 0);
+    char *w2 = json_dumps(out2, JSON_PRESERVE_ORDER);
+    body = openai_body("item", w2);
+    fh_request_init(&r, body, HR_PROVIDER_OPENAI, "");
+    r.units[0].type = HR_CT_JSON_OBJECT;
+    headroom_plugin.apply(state, &r.req);
+    is_int(r.replaced, 0, "a config object as text in {\"output\":…}: left alone");
+    fh_request_free(&r);
+    json_decref(body);
+    free(w2);
+    json_decref(out2);
+    free(cfg_text);
+    json_decref(cfg);
+    free(rows);
+}
+
 static void policy(void)
 {
     char *rows = rows_json(300, NULL);
@@ -942,6 +1009,7 @@ int main(void)
     bad_input();
     fh_set_log_level(HR_LOG_WARN);
     policy();
+    rows_as_text();
     mixed_schema_flags();
     per_schema_groups();
     not_shown();

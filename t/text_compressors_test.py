@@ -250,4 +250,64 @@ with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
            % (len(dpkg_log), len(plain_dpkg), len(out)))
     t1, t2 = two_turns(dpkg_log, "What happened to package libzstd1?", "And to the package after it?")
     ok("status installed libzstd1:amd64" in t1 and t2 == t1, "a turn-1 log kept for its question is sent the same on turn 2")
+
+# JSON rows carried as text in a JSON string: an MCP server for a database,
+# GitHub or Jira answers {"content":[{"type":"text","text":"[{\"id\":1,…},…]"}]},
+# a Codex tool {"output":"[…]",…}. smart_crusher never saw the rows (they are
+# in a string) and the text compressors pass JSON over: sent whole. Now the
+# string is crushed as the rows would be, the JSON around kept byte for byte.
+SC = "transform router { }\ntransform smart_crusher { }\ntransform log_compressor { }\nstage_budget_ms 60000\n"
+with Mock() as mock, Headroomd(extra_conf=SC) as hd:
+    rows = [{"id": 1000 + i, "name": "order-%04d" % i, "customer": "cust-%03d" % (i * 37 % 211),
+             "status": "shipped", "amount_cents": 1000 + i * 13 % 977, "region": ["eu-west", "us-east", "ap-south"][i % 3]}
+            for i in range(500)]
+    rows_text = json.dumps(rows)
+
+    def sent_tool(text, question):
+        msgs = [{"role": "user", "content": question},
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "c0", "type": "function", "function": {"name": "db_query", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "c0", "content": text}]
+        r = post_json(hd.url + "/v1/chat/completions", {"model": "gpt-4o", "messages": msgs})
+        sent = json.loads(base64.b64decode(mock.requests()[-1]["body_b64"]))
+        return r, [m for m in sent["messages"] if m["role"] == "tool"][0]["content"]
+
+    shapes = [("MCP content parts", {"content": [{"type": "text", "text": rows_text}], "isError": False},
+               lambda g: g["content"][0]["text"]),
+              ("Codex output", {"output": rows_text, "metadata": {"exit_code": 0, "duration_seconds": 0.4}},
+               lambda g: g["output"]),
+              ("a JSON array encoded twice", rows_text, lambda g: g)]
+    for name, shape, inner in shapes:
+        wrapped = json.dumps(shape)
+        r, out = sent_tool(wrapped, "What is the status of order-0321?")
+        before, after = int(r.header("x-headroom-tokens-before")), int(r.header("x-headroom-tokens-after"))
+        cmp_ok(after, "<", before / 4, "%s rows as text: tokens forwarded %d -> %d" % (name, before, after))
+        try:
+            got = json.loads(out)
+        except ValueError:
+            got = None
+        ok(got is not None, "%s rows as text: arrives as JSON (%d -> %d bytes)" % (name, len(wrapped), len(out)))
+        enc = json.dumps(rows_text)[1:-1]
+        head, tail = wrapped.split(enc)
+        text = inner(got) if got else ""
+        ok(out.startswith(head) and out.endswith(tail) and json.dumps(text)[1:-1] == out[len(head):len(out) - len(tail)],
+           "%s rows as text: the JSON around kept byte for byte (%r ... %r)" % (name, head[:40], tail[-40:]))
+        try:
+            crushed = json.loads(text)
+        except ValueError:
+            crushed = None
+        marker = crushed[0].get("_headroom") if isinstance(crushed, list) and crushed and isinstance(crushed[0], dict) else None
+        kept = [x for x in crushed[1:] if isinstance(x, dict)] if marker else []
+        ok(marker and marker.get("total") == 500 and 0 < len(kept) < 60, "%s rows as text: crushed JSON text with the marker (%d of 500 rows)"
+           % (name, len(kept)))
+        ok(rows[321] in kept, "%s rows as text: the asked-about row order-0321 kept" % name)
+        h = re.search(r"hash=([0-9a-f]{24})", marker.get("all_rows", "")) if marker else None
+        st, back = get_json(hd.url + "/v1/retrieve/" + (h.group(1) if h else "0" * 24))
+        ok(st == 200 and back.get("original_content") == rows_text, "%s rows as text: the marker's hash returns the rows" % name)
+    # JSON in the string that is not rows (a config object) is left alone
+    conf = {"content": [{"type": "text", "text": json.dumps({"service": {"name": "orders", "replicas": 3, "env": {
+        "K%03d" % i: "value-%d-" % i + "x" * 20 for i in range(300)}}})}], "isError": False}
+    wrapped = json.dumps(conf)
+    r, out = sent_tool(wrapped, "What is K007?")
+    is_(out, wrapped, "a config object as text in MCP content: sent as it was")
 done()

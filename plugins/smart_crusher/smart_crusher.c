@@ -6,6 +6,7 @@
 #include <headroom/plugin.h>
 #include "crush.h"
 #include "memo.h"
+#include "textc.h"
 
 struct sc_state {
     const struct hr_host *host;
@@ -104,6 +105,18 @@ static int looks_json(const struct hr_unit *u)
     return 0;
 }
 
+/* A tool output that is one JSON string (a JSON array encoded twice): the
+ * router types it text; its rows may be in it (crush_one). */
+static int json_string_unit(const struct hr_unit *u)
+{
+    if (u->type != HR_CT_UNKNOWN && u->type != HR_CT_TEXT)
+        return 0;
+    size_t i = 0;
+    while (i < u->len && (u->text[i] == ' ' || u->text[i] == '\n' || u->text[i] == '\r' || u->text[i] == '\t'))
+        i++;
+    return i < u->len && u->text[i] == '"';
+}
+
 /* One candidate unit's crush, computed in parallel with the others. */
 struct candidate {
     size_t unit;
@@ -115,6 +128,11 @@ struct candidate {
     struct hr_sc_output out;
     int keep;                          /* 1 saves enough and the original is stored, -1 store refused */
     char hash[HR_CCR_HASH_LEN + 1];    /* its CCR hash */
+    int json_string;                   /* the unit is one JSON string */
+    int wrapped;                       /* rows as text in its strings, crushed there (wout) */
+    struct hr_text_out wout;
+    struct hr_wrap_str ws[HR_WRAP_MAX];
+    size_t nws;
 };
 
 struct crush_job {
@@ -145,6 +163,33 @@ static void crush_text(struct crush_job *j, struct candidate *c)
     }
 }
 
+/* One string of a JSON unit that holds JSON rows as text (an MCP server's
+ * {"content":[{"type":"text","text":"[{\"id\":1,…},…]"}]}, {"output":"[…]"}):
+ * crushed as the unit would be, min_tokens counted on the string. */
+struct wrap_rows_ctx {
+    struct crush_job *j;
+    const char *query;
+};
+
+static int wrap_rows_one(void *ctx, const char *s, size_t sl, struct hr_text_out *o)
+{
+    const struct wrap_rows_ctx *w = ctx;
+    const struct sc_state *st = w->j->s;
+    struct hr_sc_output so;
+    if (!hr_wrap_tokens_at_least(st->host, w->j->model, s, sl, st->min_tokens))
+        return 1;
+    int rc = hr_sc_crush(&st->cfg, s, sl, w->query, &so);
+    if (rc != HR_SC_CRUSHED)
+        return rc;
+    hr_tbuf_put(&o->b, so.text, so.len);
+    for (size_t h = 0; h < so.n_hash_off && h < 2; h++)
+        o->hash_off[o->n_hash_off++] = so.hash_off[h];
+    o->total = so.total;
+    o->omitted = so.total - so.kept;
+    hr_sc_output_free(&so);
+    return 0;
+}
+
 /* Work on one unit that needs no request access, so it may run on any
  * thread: crush (or recall), count the result, store the original. */
 static void crush_one(void *ctx, size_t i)
@@ -159,6 +204,27 @@ static void crush_one(void *ctx, size_t i)
         return;
     }
     crush_text(j, c);
+    /* No rows of its own: rows may be carried as text in its strings (one
+     * walk, lib/textc.h's, as the text compressors' for a wrapped log). */
+    if ((c->rc == HR_SC_SKIP_NO_ARRAY || c->rc == HR_SC_SKIP_SMALL ||
+         (c->rc == HR_SC_SKIP_NOT_JSON && c->json_string)) &&
+        c->len >= 2 * HR_WRAP_MIN_BYTES) {
+        struct wrap_rows_ctx w = {j, c->query};
+        c->wrapped = hr_wrap_rewrite(c->text, c->len, j->s->min_tokens, j->s->cfg.min_savings, wrap_rows_one, &w,
+                                     &c->wout, c->ws, &c->nws) == 0;
+        if (!c->wrapped)
+            return;
+        size_t after = h->count_tokens(j->model, c->wout.b.p, c->wout.b.len);
+        if (c->tokens == HR_TOKENS_UNKNOWN
+                ? !h->unit_tokens_at_least(j->req, c->unit, hr_tokens_for_savings(after, j->s->cfg.min_savings))
+                : (double)after > (1.0 - j->s->cfg.min_savings) * (double)c->tokens)
+            return;
+        /* each string's rows text goes to CCR under its marker's hash */
+        c->keep = hr_wrap_store(h, c->text, &c->wout, c->ws, c->nws);
+        if (c->keep == 1)
+            h->count_tokens(j->model, c->wout.b.p, c->wout.b.len);
+        return;
+    }
     if (c->rc != HR_SC_CRUSHED)
         return;
     if (c->tokens == HR_TOKENS_UNKNOWN) {
@@ -189,7 +255,8 @@ static int eligible(const struct sc_state *s, struct hr_request *req, size_t i)
     const struct hr_unit *u = &req->units[i];
     if (u->flags & (HR_UNIT_PROTECTED | HR_UNIT_HAS_MARKER))
         return 0;
-    if (!(u->type == HR_CT_UNKNOWN ? looks_json(u) : u->type == HR_CT_JSON_ARRAY || u->type == HR_CT_JSON_OBJECT))
+    if (!(u->type == HR_CT_UNKNOWN ? looks_json(u) : u->type == HR_CT_JSON_ARRAY || u->type == HR_CT_JSON_OBJECT) &&
+        !json_string_unit(u))
         return 0;
     return hr_unit_tokens_at_least(s->host, req, i, s->min_tokens);
 }
@@ -203,10 +270,21 @@ static void keep_result(struct sc_state *s, struct hr_request *req, struct candi
         h->log(s->self, HR_LOG_WARN, "unit %zu (message %u) left as is: out of memory", c->unit, u->message_index);
         return;
     }
-    if (c->rc != HR_SC_CRUSHED || c->keep == 0)
+    if ((c->rc != HR_SC_CRUSHED && !c->wrapped) || c->keep == 0)
         return; /* not crushed, or too little saved */
     if (c->keep < 0) {
         h->log(s->self, HR_LOG_WARN, "unit %zu left as is: the CCR store refused the original", c->unit);
+        return;
+    }
+    if (c->wrapped) {
+        if (h->unit_replace(req, c->unit, c->wout.b.p, c->wout.b.len) != HR_OK)
+            return;
+        h->log(s->self, HR_LOG_INFO, "SmartCrusher applied top_n strategy to rows as text: kept %zu of %zu items",
+               c->wout.total - c->wout.omitted, c->wout.total);
+        int w = snprintf(tag + *tl, 256 - *tl, "%s%zu/%zu", *tl ? "+" : "smart_crusher:top_n:kept=",
+                         c->wout.total - c->wout.omitted, c->wout.total);
+        if (w > 0 && (size_t)w < 256 - *tl)
+            *tl += (size_t)w;
         return;
     }
     if (h->unit_replace(req, c->unit, c->out.text, c->out.len) != HR_OK)
@@ -251,7 +329,8 @@ static int sc_apply(void *state, struct hr_request *req)
         if (!eligible(s, req, i))
             continue;
         const char *query = uq && uq[i] ? uq[i] : req->query ? req->query : "";
-        c[n] = (struct candidate){.unit = i, .text = u->text, .query = query, .len = u->len, .tokens = u->tokens};
+        c[n] = (struct candidate){.unit = i, .text = u->text, .query = query, .len = u->len, .tokens = u->tokens,
+                                   .json_string = json_string_unit(u)};
         if (s->memo) {
             h->unit_hash(req, i, c[n].key.hash);
             c[n].key.len = u->len;
@@ -279,6 +358,7 @@ static int sc_apply(void *state, struct hr_request *req)
     for (size_t k = 0; k < n; k++) {
         keep_result(s, req, &c[k], tag, &tl);
         hr_sc_output_free(&c[k].out);
+        hr_tbuf_free(&c[k].wout.b);
     }
     free(job.order);
     free(c);
