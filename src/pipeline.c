@@ -260,7 +260,8 @@ size_t hr_pipeline_unit_tokens(struct hr_request *req, size_t i)
  * (ABI 1.6: stages rely on it instead of searching themselves). */
 static void flag_marker(struct hr_unit *u)
 {
-    int has = strstr(u->text, "\"" HR_MARKER_KEY "\"") || strstr(u->text, HR_TEXT_MARKER);
+    int has = strstr(u->text, "\"" HR_MARKER_KEY "\"") || strstr(u->text, "\\\"" HR_MARKER_KEY "\\\"") ||
+              strstr(u->text, HR_TEXT_MARKER); /* the second: escaped in a JSON string (rows carried as text) */
     u->flags = has ? u->flags | HR_UNIT_HAS_MARKER : u->flags & ~HR_UNIT_HAS_MARKER;
 }
 

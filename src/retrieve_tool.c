@@ -43,7 +43,11 @@ static void scan_unit(void *ud, json_t *holder, const char *key, size_t item, co
     (void)tool;
     struct marker_scan *s = ud;
     const char *text = json_string_value(json_object_get(holder, key));
-    if (text && (strstr(text, "{\"" HR_MARKER_KEY "\":") || strstr(text, HR_TEXT_MARKER))) s->found = 1;
+    /* The marker object as JSON, or escaped inside a JSON string (rows that
+     * came as text in MCP content or {"output": ...}, crushed in place). */
+    if (text && (strstr(text, "{\"" HR_MARKER_KEY "\":") || strstr(text, "{\\\"" HR_MARKER_KEY "\\\":") ||
+                 strstr(text, HR_TEXT_MARKER)))
+        s->found = 1;
 }
 
 int hr_retrieve_needed(const struct hr_api *api, json_t *body)

@@ -270,6 +270,7 @@ with Mock() as mock, Headroomd(extra_conf=SC) as hd:
                 {"role": "tool", "tool_call_id": "c0", "content": text}]
         r = post_json(hd.url + "/v1/chat/completions", {"model": "gpt-4o", "messages": msgs})
         sent = json.loads(base64.b64decode(mock.requests()[-1]["body_b64"]))
+        sent_tool.offered = [t["function"]["name"] for t in sent.get("tools", [])]
         return r, [m for m in sent["messages"] if m["role"] == "tool"][0]["content"]
 
     shapes = [("MCP content parts", {"content": [{"type": "text", "text": rows_text}], "isError": False},
@@ -301,6 +302,7 @@ with Mock() as mock, Headroomd(extra_conf=SC) as hd:
         ok(marker and marker.get("total") == 500 and 0 < len(kept) < 60, "%s rows as text: crushed JSON text with the marker (%d of 500 rows)"
            % (name, len(kept)))
         ok(rows[321] in kept, "%s rows as text: the asked-about row order-0321 kept" % name)
+        is_(sent_tool.offered, ["headroom_retrieve"], "%s rows as text: the model is offered headroom_retrieve" % name)
         h = re.search(r"hash=([0-9a-f]{24})", marker.get("all_rows", "")) if marker else None
         st, back = get_json(hd.url + "/v1/retrieve/" + (h.group(1) if h else "0" * 24))
         ok(st == 200 and back.get("original_content") == rows_text, "%s rows as text: the marker's hash returns the rows" % name)
@@ -310,4 +312,5 @@ with Mock() as mock, Headroomd(extra_conf=SC) as hd:
     wrapped = json.dumps(conf)
     r, out = sent_tool(wrapped, "What is K007?")
     is_(out, wrapped, "a config object as text in MCP content: sent as it was")
+    is_(sent_tool.offered, [], "and no headroom_retrieve is offered for it")
 done()
