@@ -5,9 +5,11 @@
 #define _GNU_SOURCE /* memmem */
 #endif
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#include "hash.h"
 #include "media_size.h"
 
 /* The base64 payload of `data`: after the comma of a data: URL. */
@@ -195,11 +197,44 @@ static uint64_t object_stream_pages(const unsigned char *p, size_t n)
     return pages;
 }
 
+/* Page counts remembered by content: an agent resends a PDF with every turn,
+ * and reading one (decode, inflate its object streams) costs ~12 ms a MB
+ * where hashing it costs a fraction of one. Lossy, a few slots: a slot
+ * another PDF took is a miss, counted again. */
+#define PAGES_MEMO 64
+static struct {
+    uint64_t h1, h2, len, pages;
+} pages_memo[PAGES_MEMO];
+static pthread_mutex_t pages_memo_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t count_pages(const char *s, size_t n);
+
 uint64_t hr_media_pdf_pages(const char *data, size_t len)
 {
     size_t n;
     const char *s = base64_payload(data, len, &n);
     if (!s || n < 4) return 1;
+    uint64_t h1, h2, pages = 0;
+    hr_hash128(s, n, &h1, &h2);
+    pthread_mutex_lock(&pages_memo_lock);
+    unsigned slot = (unsigned)(h1 % PAGES_MEMO);
+    if (pages_memo[slot].pages && pages_memo[slot].h1 == h1 && pages_memo[slot].h2 == h2 && pages_memo[slot].len == n)
+        pages = pages_memo[slot].pages;
+    pthread_mutex_unlock(&pages_memo_lock);
+    if (pages) return pages;
+    pages = count_pages(s, n);
+    pthread_mutex_lock(&pages_memo_lock);
+    pages_memo[slot].h1 = h1;
+    pages_memo[slot].h2 = h2;
+    pages_memo[slot].len = n;
+    pages_memo[slot].pages = pages;
+    pthread_mutex_unlock(&pages_memo_lock);
+    return pages;
+}
+
+/* The pages of the PDF whose base64 is s[0..n), at least 1. */
+static uint64_t count_pages(const char *s, size_t n)
+{
     unsigned char *buf = malloc(n / 4 * 3 + 3);
     if (!buf) return 1;
     size_t k = 0;
