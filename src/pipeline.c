@@ -171,6 +171,19 @@ static void add_unit(void *ud, json_t *holder, const char *key, size_t msg, cons
     l->n++;
 }
 
+/* Whether a content block, or a part of its own content (a tool_result's
+ * text parts: Anthropic takes a breakpoint there too), carries cache_control. */
+static int block_caches(const json_t *b)
+{
+    size_t k;
+    json_t *part;
+    if (hr_json_get(b, "cache_control")) return 1;
+    json_array_foreach(hr_json_get(b, "content"), k, part) {
+        if (hr_json_get(part, "cache_control")) return 1;
+    }
+    return 0;
+}
+
 /* Messages up to the last one carrying cache_control: what the client asks
  * the provider to cache (hr_request.protected_floor, cache_aligner's prefix
  * tracking). Tool outputs in them are still compressed: see
@@ -183,7 +196,7 @@ static size_t cache_control_floor(const json_t *messages)
         json_t *content = hr_json_get(m, "content");
         if (hr_json_get(m, "cache_control")) floor = i + 1;
         json_array_foreach(content, k, b) {
-            if (hr_json_get(b, "cache_control")) floor = i + 1;
+            if (block_caches(b)) floor = i + 1;
         }
     }
     return floor;

@@ -11,7 +11,8 @@
 # - <system-reminder> blocks are not taken as the user's question;
 # - with breakpoints in the conversation, every output of a protected tool is
 #   sent whole (it was whole when it was recent, and the cache holds it so);
-#   without them only the last protect_recent are, as before.
+#   without them only the last protect_recent are, as before; a breakpoint
+#   on a text part inside a tool_result's content counts too.
 import os
 import sys
 
@@ -159,4 +160,31 @@ with Mock() as mock, Headroomd(extra_conf=CONF + "transform cache_aligner { }\n"
     edited[2] = tool_result(1, rows("a2"))
     post_json(url, body(edited), headers=hdrs)
     is_(changes(), (1, 1), "an earlier long tool output edited: one prefix change, in the messages")
+
+# The breakpoint inside a tool_result's own content (a text part carrying
+# cache_control, which the API accepts) is a breakpoint like the others. It
+# was not seen: with protect_recent 1 the older Read outputs, whole while
+# they were recent, were compressed (the cached prefix changed under the
+# client), and cache_aligner tracked no prefix, so an edited old output was
+# no prefix change.
+with Mock() as mock, Headroomd(extra_conf=CONF + "transform cache_aligner { }\n") as hd:
+    url = hd.url + "/v1/messages"
+    reads = [ask_a]
+    for i in range(3):
+        reads += [tool_use(10 + i, "Read"), tool_result(10 + i, rows("r%d" % i))]
+    part_cached = reads[:-1] + [tool_result(12, rows("r2"), cache=True, part=True)]
+    is_(post_json(url, body(part_cached)).status, 200, "breakpoint in a tool_result's text part: answered")
+    is_([text_of(b) for b in results_of(sent(mock))], [rows("r%d" % i) for i in range(3)],
+        "with the breakpoint in a tool_result's text part, every Read output is sent whole")
+
+    ask = {"role": "user", "content": [{"type": "text", "text": "why is svc-17 slow?"}]}
+    hist = [ask, tool_use(1), tool_result(1, ROWS), tool_use(2), tool_result(2, rows("b"), cache=True, part=True)]
+    hdrs = {"x-headroom-session": "aligner-parts"}
+    is_(post_json(url, body(hist), headers=hdrs).status, 200, "aligner turn 1 (breakpoint in a text part) answered")
+    edited = [dict(m) for m in hist]
+    edited[2] = tool_result(1, rows("a2"))
+    post_json(url, body(edited), headers=hdrs)
+    ca = get_json(hd.url + "/stats")[1].get("cache_aligner", {})
+    is_((ca.get("prefix_changes"), ca.get("prefix_changes_by_part", {}).get("messages")), (1, 1),
+        "breakpoint in a text part: an earlier tool output edited is one prefix change, in the messages")
 done()
