@@ -22,6 +22,7 @@
 #include "log.h"
 #include "proxy.h"
 #include "ratelimit.h"
+#include "retrieve_tool.h"
 #include "stats.h"
 #include "timeval_ms.h"
 #include "tunnel.h"
@@ -172,6 +173,7 @@ static void finish_oldest(struct hr_ws *ws, int status, int failed, const char *
     ws->pend = r->ws_next;
     if (!ws->pend) ws->pend_tail = NULL;
     r->status = status;
+    hr_retrieve_settled(r->request_id, !failed && status >= 200 && status < 300);
     hr_acct_finish(r, status, failed, error);
     hr_proxy_free(r);
     close_if_drained(ws);
@@ -221,6 +223,7 @@ static int rate_limited(struct hr_ws *ws, struct proxy_req *r, uint64_t tokens, 
     hr_stats_count_rejected(429, 1, 0);
     hr_acct_refusal(ws->w, r->request_id, ws->api, r->path, r->stack, 429, "rate limited");
     HR_DEBUG(LOGGER, "%s %s: %s", ws->id, r->request_id, msg);
+    hr_retrieve_settled(r->request_id, 0); /* outputs it carried go with the next message */
     hr_proxy_free(r);
     return 1;
 }
@@ -245,10 +248,18 @@ static void create_checked(struct hr_ws *ws, struct proxy_req *r, json_t *body, 
     hr_pipeline_run(d->plugins.transforms, d->plugins.n_transforms, &popts, ws->api, body, r->model, r->stack,
                     ws->session, &r->pr);
     r->pipeline_ran = 1;
-    if (hr_ratelimit_enabled()) {
-        hr_pipeline_count_finish(&r->pr); /* tpm counts what the provider would get */
-        if (rate_limited(ws, r, r->pr.tokens_after, 1)) return;
+    if (hr_ratelimit_enabled()) hr_pipeline_count_finish(&r->pr); /* tpm counts what the provider would get */
+    /* Continuing (previous_response_id, conversation) from an answer whose
+     * headroom_retrieve calls the client never got (a POST's, relay.c):
+     * their outputs go first, or the provider refuses the message ("No
+     * tool output found for function call"), as proxy.c does for a POST. */
+    uint64_t added_tokens;
+    if (hr_retrieve_continue(ws->api, body, r->model, r->request_id, &added_tokens) > 0) {
+        hr_pipeline_host_added(&r->pr, body, added_tokens); /* the client did not send them */
+        hr_acct_charge_sent(r, added_tokens);
+        r->pr.changed = 1;
     }
+    if (hr_ratelimit_enabled() && rate_limited(ws, r, r->pr.tokens_after, 1)) return;
     size_t out_len = raw_len;
     char *out = r->pr.changed ? hr_json_dump_compact(body, &out_len) : NULL;
     r->t_forward = hr_monotonic_ms();
@@ -280,7 +291,9 @@ static struct proxy_req *message_req(struct hr_ws *ws, const char *raw, size_t r
 
 /* A client's response.create: the same pipeline as a POST /v1/responses
  * body (no headroom_retrieve tool: the answer streams, as an SSE request's
- * does), then one masked text frame upstream. Returns 1 when it waits for
+ * does, so the model never calls it here; outputs for calls left out of an
+ * earlier POST's answer are added as for a POST), then one masked text
+ * frame upstream. Returns 1 when it waits for
  * the fleet's rate verdict: it is then held (ws->held_*), and so is the
  * client's side, until rate_verdict_in. */
 static int response_create(struct hr_ws *ws, json_t *body, const char *raw, size_t raw_len)

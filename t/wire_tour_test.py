@@ -23,7 +23,8 @@
 # tool reaches the client without the retrieve call (Chat, Anthropic,
 # Responses), and the next turn is accepted by an upstream that checks
 # call/result pairing and keeps stored responses and conversations as the
-# APIs do (the stored call's output is added by headroomd).
+# APIs do (the stored call's output is added by headroomd), over HTTP and
+# as a response.create on the Responses WebSocket.
 # Chat Completions: tool messages as text parts, parallel calls, legacy
 # `function` messages compressed and headroom_retrieve offered in the
 # legacy `functions` list (OpenAI refuses `tools` beside it) and answered;
@@ -41,6 +42,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hrtest import *  # noqa: E402,F403
 import base64  # noqa: E402
+import hashlib  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
 import struct  # noqa: E402
@@ -48,6 +50,7 @@ import tempfile  # noqa: E402
 import threading  # noqa: E402
 import zlib  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+from ws_client import GUID, WS  # noqa: E402
 
 rnd = random.Random(11)
 
@@ -506,6 +509,43 @@ class Parallel(BaseHTTPRequestHandler):
             data, ctype = json.dumps(out), "application/json"
         send_answer(self, status, data, ctype)
 
+    def do_GET(self):
+        """The Responses API's WebSocket mode (Codex): each response.create
+        is a turn as a POST's, answered by events; a refused one by an
+        error event with its status, as the API sends it."""
+        key = self.headers.get("sec-websocket-key", "")
+        self.send_response(101)
+        for k, v in (("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                     ("Sec-WebSocket-Accept", base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode())):
+            self.send_header(k, v)
+        self.end_headers()
+        self.close_connection = True
+
+        def send(opcode, data):
+            n = len(data)
+            head = bytes([0x80 | opcode]) + (bytes([n]) if n < 126 else bytes([126]) + struct.pack(">H", n)
+                                             if n < 65536 else bytes([127]) + struct.pack(">Q", n))
+            self.wfile.write(head + data)
+        while True:
+            b0, b1 = self.rfile.read(2)
+            n = b1 & 0x7F
+            n = struct.unpack(">H", self.rfile.read(2))[0] if n == 126 else \
+                struct.unpack(">Q", self.rfile.read(8))[0] if n == 127 else n
+            mask = self.rfile.read(4) if b1 & 0x80 else b"\0\0\0\0"
+            data = bytes(b ^ mask[i & 3] for i, b in enumerate(self.rfile.read(n)))
+            if b0 & 0x0F == 0x8:
+                send(0x8, data[:2])
+                return
+            body = json.loads(data)
+            par_seen.append(("ws", body))
+            offered = any(t.get("name") == "headroom_retrieve" for t in body.get("tools", []))
+            out, status = self.responses_turn(body, offered)
+            if status != 200:
+                send(0x1, json.dumps({"type": "error", "status": status, "error": out["error"]}).encode())
+                continue
+            for t, st in (("response.created", "in_progress"), ("response.completed", "completed")):
+                send(0x1, json.dumps({"type": t, "response": dict(out, status=st)}).encode())
+
     def chat_turn(self, body, offered):
         msgs = body["messages"]
         for i, m in enumerate(msgs):
@@ -760,6 +800,53 @@ with Headroomd(conf_text=par_conf) as hd:
     is_((r.status, [c.get("text") for c in ((reply.get("output") or [{}])[0].get("content") or [])], ins),
         (200, ["read %d bytes" % len(LOG)], [[None, "function_call", "function_call_output"], ["function_call_output"]]),
         "Responses, conversation: headroom_retrieve alone is answered; the follow-up sends only its output")
+
+    # The next turn over the WebSocket (Codex talks to the Responses API
+    # that way): a response.create continuing from the answer the client
+    # got without the retrieve call gets its output too. It went without,
+    # and the provider refused it with an error event: "No tool output
+    # found for function call call_hr_N".
+    r = post_json(hd.url + "/v1/responses", resp, headers=auth)
+    reply = jbody(r) or {}
+    patch_id = ((reply.get("output") or [{}])[0]).get("call_id")
+    hr_id = "call_hr_" + (reply.get("id") or "resp_par0")[8:]
+    ws = WS(hd.port)
+    del par_seen[:]
+    ws.send_text({"type": "response.create", "model": "gpt-5", "previous_response_id": reply.get("id"),
+                  "tools": resp["tools"], "input": [{"type": "custom_tool_call_output", "call_id": patch_id,
+                                                     "output": "Done!"}]})
+    evs = ws.events()
+    last = evs[-1] if evs else {}
+    up = (par_bodies("ws") or [{}])[-1].get("input", [])
+    is_((ws.status, last.get("type"), last.get("error"),
+         [c.get("text") for c in (((last.get("response") or {}).get("output") or [{}])[0].get("content") or [])]),
+        (101, "response.completed", None, ["patched"]),
+        "WebSocket: a response.create continuing (previous_response_id) from a turn whose headroom_retrieve call "
+        "was left out is accepted")
+    is_([(it.get("type"), it.get("call_id")) for it in up],
+        [("function_call_output", hr_id), ("custom_tool_call_output", patch_id)],
+        "WebSocket: headroomd put the retrieve call's output before the client's")
+    is_((up[0].get("output") if up else None) == LOG, True, "WebSocket: that output is the original asked for")
+    # A conversation: the WebSocket turn carries the output, the one after
+    # it does not (the first was answered, the conversation has it).
+    r = post_json(hd.url + "/v1/responses", dict(resp, conversation="conv_ws"), headers=auth)
+    patch_id = (((jbody(r) or {}).get("output") or [{}])[0]).get("call_id")
+    del par_seen[:]
+    ws.send_text({"type": "response.create", "model": "gpt-5", "conversation": "conv_ws", "tools": resp["tools"],
+                  "input": [{"type": "custom_tool_call_output", "call_id": patch_id, "output": "Done!"}]})
+    e1 = (ws.events() or [{}])[-1]
+    ws.send_text({"type": "response.create", "model": "gpt-5", "conversation": "conv_ws", "input": "Thanks. Commit it."})
+    e2 = (ws.events() or [{}])[-1]
+    ins = [[it.get("type") for it in b.get("input", [])] if isinstance(b.get("input"), list) else b.get("input")
+           for b in par_bodies("ws")]
+    is_((e1.get("type"), e2.get("type"), ins),
+        ("response.completed", "response.completed",
+         [["function_call_output", "custom_tool_call_output"], "Thanks. Commit it."]),
+        "WebSocket, conversation: the next response.create carries the retrieve call's output, the one after "
+        "does not (each accepted)")
+    ws.close()
+    like(hd.stderr_text(), r"1 headroom_retrieve call of conv_ws \(left out of the answer the client got\) answered",
+         "WebSocket: an INFO line says the call was answered")
 psrv.shutdown()
 
 # ---------------------------------------------------------------- rate limit
