@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <event2/buffer.h>
 #include "fleet.h"
+#include "json_dump.h"
 #include "json_load.h"
 #include "log.h"
 #include "pipeline.h"
@@ -190,8 +191,8 @@ static int answer_retrieve_calls(struct proxy_req *p)
     for (size_t i = first_new; i < json_array_size(items); i++)
         extra += hr_item_tokens(p->api, p->model, json_array_get(items, i)); /* signatures, encrypted reasoning as billed */
     hr_acct_charge_sent(p, extra);
-    char *text = json_dumps(p->sent_body, JSON_COMPACT);
-    size_t text_len = text ? strlen(text) : 0;
+    size_t text_len;
+    char *text = hr_json_dump_compact(p->sent_body, &text_len); /* the client's 0.7 stays 0.7 */
     if (text) text = hr_proxy_encode_body(p, text, &text_len); /* with the client's Content-Encoding */
     if (!text) return 0;
     struct hr_transfer_opts opts = hr_proxy_transfer_opts(p);
@@ -217,10 +218,11 @@ static int answer_retrieve_calls(struct proxy_req *p)
 /* The answer the client gets, re-serialised after headroomd edited it. */
 static void replace_body(struct proxy_req *p, const json_t *answer)
 {
-    char *text = json_dumps(answer, JSON_COMPACT);
+    size_t len;
+    char *text = hr_json_dump_compact(answer, &len); /* an echoed temperature 0.7 stays 0.7 */
     if (!text) return; /* out of memory: the answer as the provider sent it */
     evbuffer_drain(p->body, evbuffer_get_length(p->body));
-    evbuffer_add(p->body, text, strlen(text));
+    evbuffer_add(p->body, text, len);
     free(text);
 }
 
@@ -279,12 +281,22 @@ static void on_done(void *ud, enum hr_xfer_result rc, const char *why)
         if (p->sent_body) { /* the answer may name headroom_retrieve: edit it */
             json_t *j = hr_json_load(text, len, NULL);
             if (j) p->api->usage_from_json(j, &p->usage);
-            /* headroom_retrieve called beside the client's own tools: the
-             * client gets its calls only (it would meet a tool it never
+            /* headroom_retrieve called beside the client's own tools, or
+             * alone once the rounds are spent: the client gets its calls
+             * only, or a finished turn (it would meet a tool it never
              * defined: the Agents SDK raises, Claude Code answers "No such
              * tool available"). */
-            int left_out = j && p->status == 200 ? hr_retrieve_strip_calls(p->api, p->sent_body, j) : 0;
-            if (left_out)
+            int all = 0;
+            int left_out = j && p->status == 200 ? hr_retrieve_strip_calls(p->api, p->sent_body, j, p->retrieve_rounds,
+                                                                           &all) : 0;
+            if (left_out && all && p->retrieve_rounds >= MAX_RETRIEVE_ROUNDS)
+                HR_INFO(LOGGER, "%s: %d headroom_retrieve call%s left out of the answer: the model still asked after %d "
+                        "answered rounds (the limit)", p->request_id, left_out, left_out == 1 ? "" : "s",
+                        p->retrieve_rounds);
+            else if (left_out && all)
+                HR_INFO(LOGGER, "%s: %d headroom_retrieve call%s left out of the answer: headroomd could not answer "
+                        "%s", p->request_id, left_out, left_out == 1 ? "" : "s", left_out == 1 ? "it" : "them");
+            else if (left_out)
                 HR_INFO(LOGGER, "%s: %d headroom_retrieve call%s made beside the client's tools left out of the answer",
                         p->request_id, left_out, left_out == 1 ? "" : "s");
             if ((j && hr_retrieve_hide_tool(p->api, j)) || left_out) replace_body(p, j);

@@ -244,13 +244,14 @@ static int is_retrieve(const struct hr_api *api, const json_t *call)
     return name && !strcmp(name, HR_RETRIEVE_TOOL);
 }
 
-int hr_retrieve_strip_calls(const struct hr_api *api, const json_t *body, json_t *answer)
+int hr_retrieve_strip_calls(const struct hr_api *api, const json_t *body, json_t *answer, int rounds, int *all)
 {
+    *all = 0;
     if (!api->drop_call) return 0;
     const json_t *calls[MAX_CALLS];
     size_t n = api->answer_calls(answer, calls, MAX_CALLS), ours = 0;
     for (size_t i = 0; i < n; i++) ours += is_retrieve(api, calls[i]);
-    if (!ours || ours == n) return 0; /* none, or only ours: hr_retrieve_answer's */
+    if (!ours) return 0;
     char keys[2][HR_API_KEY_MAX];
     size_t n_keys = api->answer_kept_as ? api->answer_kept_as(body, answer, keys, 2) : 0;
     json_t *left_out = n_keys ? json_array() : NULL;
@@ -262,6 +263,22 @@ int hr_retrieve_strip_calls(const struct hr_api *api, const json_t *body, json_t
     }
     for (size_t k = 0; dropped && left_out && k < n_keys; k++) kept_put(keys[k], left_out);
     json_decref(left_out);
+    if (dropped && ours == n && api->calls_gone && !api->answer_calls(answer, calls, MAX_CALLS)) {
+        /* Only ours, and not answered (the rounds are spent): the client
+         * gets a finished turn, with the model's text or, without one, a
+         * line saying why there is none. */
+        char note[400];
+        if (rounds > 0)
+            snprintf(note, sizeof note, "[headroom: the model asked to read compressed tool outputs in full "
+                     "(headroom_retrieve) %d times in a row; headroomd answered %d of those and stopped there, so "
+                     "this turn has no answer. Send a message to go on.]", rounds + 1, rounds);
+        else
+            snprintf(note, sizeof note, "[headroom: the model asked to read a compressed tool output in full "
+                     "(headroom_retrieve) and headroomd could not answer it, so this turn has no answer. Send a "
+                     "message to go on.]");
+        api->calls_gone(answer, note);
+        *all = 1;
+    }
     return dropped;
 }
 

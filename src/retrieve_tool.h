@@ -33,13 +33,16 @@ int hr_retrieve_answer(const struct hr_api *api, json_t *body, const json_t *ans
  * so the client sees the tools it sent. Returns 1 when the answer changed. */
 int hr_retrieve_hide_tool(const struct hr_api *api, json_t *answer);
 
-/* An answer (to `body`) that calls headroom_retrieve beside tools the
- * client runs: headroomd cannot answer it (the client's calls need the
- * client), so the retrieve calls are taken out and the client gets only
- * its own. Where the provider keeps the answer (api->answer_kept_as) they
- * are remembered (bounded, with a TTL) for the request that continues from
- * it. Returns the number of calls taken out. */
-int hr_retrieve_strip_calls(const struct hr_api *api, const json_t *body, json_t *answer);
+/* An answer (to `body`) headroomd does not answer itself that calls
+ * headroom_retrieve: beside tools the client runs (the client's calls need
+ * the client), or alone after `rounds` answered rounds (the limit). The
+ * retrieve calls are taken out: the client gets only its own calls, or,
+ * with none left (*all set), a finished turn (api->calls_gone: the
+ * model's text, or a line saying why there is none). Where the provider
+ * keeps the answer (api->answer_kept_as) they are remembered (bounded,
+ * with a TTL) for the request that continues from it. Returns the number
+ * of calls taken out. */
+int hr_retrieve_strip_calls(const struct hr_api *api, const json_t *body, json_t *answer, int rounds, int *all);
 /* A request continuing from such a kept answer (previous_response_id, a
  * conversation): one result per call left out, answered from the CCR store,
  * put before its own items (not compressed: the stages ran before). Returns

@@ -24,7 +24,9 @@
 # Responses), and the next turn is accepted by an upstream that checks
 # call/result pairing and keeps stored responses and conversations as the
 # APIs do (the stored call's output is added by headroomd), over HTTP and
-# as a response.create on the Responses WebSocket.
+# as a response.create on the Responses WebSocket. A model still calling
+# headroom_retrieve alone after the 3 answered rounds: the client gets a
+# finished turn without the call (Chat, Anthropic, Responses).
 # Chat Completions: tool messages as text parts, parallel calls, legacy
 # `function` messages compressed and headroom_retrieve offered in the
 # legacy `functions` list (OpenAI refuses `tools` beside it) and answered;
@@ -561,7 +563,12 @@ class Parallel(BaseHTTPRequestHandler):
                                   "response messages: " + ", ".join(missing), "type": "invalid_request_error",
                                   "param": "messages.[%d].role" % (i + 1), "code": None}}, 400
         finish = "tool_calls"
-        if msgs[-1].get("tool_call_id") == "call_tests":
+        say = self.headers.get("x-say")  # text the model writes beside its call
+        if any(m.get("content") == "Keep reading." for m in msgs) and offered:  # calls it every time
+            msg = {"role": "assistant", "content": say, "tool_calls": [
+                {"id": "call_hr_%d" % len(msgs), "type": "function", "function": {
+                    "name": "headroom_retrieve", "arguments": json.dumps({"hash": marker_hash(json.dumps(msgs))})}}]}
+        elif msgs[-1].get("tool_call_id") == "call_tests":
             msg, finish = {"role": "assistant", "content": "tests pass"}, "stop"
         elif offered:
             msg = {"role": "assistant", "content": None, "tool_calls": [
@@ -589,7 +596,14 @@ class Parallel(BaseHTTPRequestHandler):
                         % (i + 1, ", ".join(missing))}}, 400
         last = msgs[-1]["content"]
         stop = "tool_use"
-        if isinstance(last, list) and last[-1].get("tool_use_id") == "toolu_bash":
+        say = self.headers.get("x-say")
+        if offered and any(m["content"] == "Keep reading." or isinstance(m["content"], list) and any(
+                isinstance(b, dict) and b.get("text") == "Keep reading." for b in m["content"]) for m in msgs):
+            content = ([{"type": "thinking", "thinking": "Read more.", "signature": "c2ln"}]
+                       + ([{"type": "text", "text": say}] if say else [])
+                       + [{"type": "tool_use", "id": "toolu_hr_%d" % len(msgs), "name": "headroom_retrieve",
+                           "input": {"hash": marker_hash(json.dumps(msgs))}}])
+        elif isinstance(last, list) and last[-1].get("tool_use_id") == "toolu_bash":
             content, stop = [{"type": "text", "text": "tests pass"}], "end_turn"
         elif offered:
             content = [{"type": "text", "text": "Let me read the whole log and run the tests."},
@@ -630,7 +644,12 @@ class Parallel(BaseHTTPRequestHandler):
         n = len(stored) + 1
         last = items[-1] if items else {}
         only_read = any(it.get("content") == "Only read the log." for it in items)
-        if only_read and last.get("type") == "function_call_output" and last["call_id"].startswith("call_hr"):
+        if any(it.get("content") == "Keep reading." for it in items) and offered:
+            output = [{"type": "reasoning", "id": "rs_%d" % n, "summary": []},
+                      {"type": "function_call", "id": "fc_%d" % n, "call_id": "call_hr_%d" % n,
+                       "name": "headroom_retrieve", "arguments": json.dumps({"hash": marker_hash(json.dumps(items))}),
+                       "status": "completed"}]
+        elif only_read and last.get("type") == "function_call_output" and last["call_id"].startswith("call_hr"):
             output = [{"type": "message", "id": "msg_%d" % n, "role": "assistant", "status": "completed",
                        "content": [{"type": "output_text", "text": "read %d bytes" % len(last["output"]),
                                     "annotations": []}]}]
@@ -800,6 +819,84 @@ with Headroomd(conf_text=par_conf) as hd:
     is_((r.status, [c.get("text") for c in ((reply.get("output") or [{}])[0].get("content") or [])], ins),
         (200, ["read %d bytes" % len(LOG)], [[None, "function_call", "function_call_output"], ["function_call_output"]]),
         "Responses, conversation: headroom_retrieve alone is answered; the follow-up sends only its output")
+
+    # A model that asks for the originals again and again: headroomd answers
+    # 3 rounds, and the 4th answer still calls headroom_retrieve alone. The
+    # client got that call (a tool it never defined: the Agents SDK raises
+    # ModelBehaviorError, Claude Code answers "No such tool available").
+    # Now it gets a finished turn: the call out, the model's text (or a line
+    # saying why there is none), finish_reason stop / stop_reason end_turn.
+    NOTE = r"^\[headroom: the model asked to read compressed tool outputs in full \(headroom_retrieve\) 4 times in a row;"
+    keep = [{"role": "user", "content": "Keep reading."}]
+    del par_seen[:]
+    r = post_json(hd.url + "/v1/chat/completions", dict(chat, messages=chat["messages"] + keep), headers=auth)
+    choice = ((jbody(r) or {}).get("choices") or [{}])[0]
+    msg = choice.get("message") or {}
+    is_((r.status, len(par_bodies("/v1/chat/completions")), choice.get("finish_reason"), "tool_calls" in msg,
+         '"headroom_retrieve"' in json.dumps(msg)), (200, 4, "stop", False, False),
+        "Chat: still calling headroom_retrieve after 3 rounds: no call reaches the client, finish_reason stop")
+    like(msg.get("content") or "", NOTE, "Chat: the content says why there is no answer")
+    nxt = dict(chat, messages=chat["messages"] + keep + [msg, {"role": "user", "content": "Go on."}])
+    r = post_json(hd.url + "/v1/chat/completions", nxt, headers=auth)
+    is_(r.status, 200, "Chat: the next turn, with that message as the client got it, is accepted")
+    r = post_json(hd.url + "/v1/chat/completions", dict(chat, messages=chat["messages"] + keep),
+                  headers=dict(auth, **{"x-say": "Reading the rest of the log."}))
+    choice = ((jbody(r) or {}).get("choices") or [{}])[0]
+    is_((choice.get("finish_reason"), choice.get("message")), ("stop", {"role": "assistant",
+                                                                        "content": "Reading the rest of the log."}),
+        "Chat: with text beside the call the client gets that text alone")
+    like(hd.stderr_text(), r"1 headroom_retrieve call left out of the answer: the model still asked after 3 answered "
+         r"rounds \(the limit\)", "an INFO line says the call was left out at the limit")
+
+    del par_seen[:]
+    r = post_json(hd.url + "/v1/messages", dict(ant, messages=ant["messages"][:2] + [
+        {"role": "user", "content": ant["messages"][2]["content"] + [{"type": "text", "text": "Keep reading."}]}]), headers=ah)
+    reply = jbody(r) or {}
+    is_((r.status, len(par_bodies("/v1/messages")), reply.get("stop_reason"),
+         [b.get("type") for b in reply.get("content", [])]),
+        (200, 4, "end_turn", ["thinking", "text"]),
+        "Anthropic: still calling headroom_retrieve after 3 rounds: the client gets the thinking and a text block, "
+        "stop_reason end_turn")
+    like(((reply.get("content") or [{}])[-1]).get("text", ""), NOTE, "Anthropic: the text says why there is no answer")
+    ant_keep = [{"role": "user", "content": "Keep reading."}]
+    r = post_json(hd.url + "/v1/messages", dict(ant, messages=ant["messages"] + [
+        {"role": "assistant", "content": [{"type": "text", "text": "Done."}]}] + ant_keep),
+        headers=dict(ah, **{"x-say": "Let me read the whole log."}))
+    reply = jbody(r) or {}
+    is_((reply.get("stop_reason"), [(b.get("type"), b.get("text")) for b in reply.get("content", [])]),
+        ("end_turn", [("thinking", None), ("text", "Let me read the whole log.")]),
+        "Anthropic: with text beside the call the client gets the thinking and that text")
+    nxt = dict(ant, messages=ant["messages"] + [{"role": "assistant", "content": [{"type": "text", "text": "Done."}]}]
+               + ant_keep + [{"role": "assistant", "content": reply.get("content", [])},
+                             {"role": "user", "content": "Go on."}])
+    r = post_json(hd.url + "/v1/messages", nxt, headers=ah)
+    is_(r.status, 200, "Anthropic: the next turn, with that turn as the client got it, is accepted")
+
+    # Responses, stored: the provider keeps the call; the next turn
+    # (previous_response_id) gets its output, as in the mixed case.
+    del par_seen[:]
+    r = post_json(hd.url + "/v1/responses", dict(resp, input=resp["input"] + keep), headers=auth)
+    reply = jbody(r) or {}
+    out = reply.get("output", [])
+    is_((r.status, len(par_bodies("/v1/responses")), [it.get("type") for it in out], '"headroom_retrieve"' in r.body.decode()),
+        (200, 4, ["reasoning", "message"], False),
+        "Responses: still calling headroom_retrieve after 3 rounds: the client gets the reasoning and a message")
+    like(((((out or [{}])[-1]).get("content") or [{}])[0]).get("text", ""), NOTE,
+         "Responses: the message says why there is no answer")
+    hr_id = "call_hr_" + (reply.get("id") or "resp_par0")[8:]
+    del par_seen[:]
+    r = post_json(hd.url + "/v1/responses", {"model": "gpt-5", "previous_response_id": reply.get("id"), "input": "Go on."},
+                  headers=auth)
+    up = (par_bodies("/v1/responses") or [{}])[-1].get("input", [])
+    is_((r.status, [(it.get("type"), it.get("call_id")) for it in up] if isinstance(up, list) else up),
+        (200, [("function_call_output", hr_id), (None, None)]),
+        "Responses: the next turn (previous_response_id) carries that call's output and is accepted")
+    # store false: the client sends back what it got, the message included.
+    r = post_json(hd.url + "/v1/responses", dict(resp, store=False, input=resp["input"] + keep), headers=auth)
+    reply = jbody(r) or {}
+    items = resp["input"] + keep + reply.get("output", []) + [{"role": "user", "content": "Go on."}]
+    r = post_json(hd.url + "/v1/responses", dict(resp, store=False, input=items), headers=auth)
+    is_(r.status, 200, "Responses, store false: the next turn with the output as the client got it is accepted")
 
     # The next turn over the WebSocket (Codex talks to the Responses API
     # that way): a response.create continuing from the answer the client

@@ -204,6 +204,24 @@ static int drop_call(json_t *answer, const json_t *call)
     return 0;
 }
 
+/* No tool_use left: stop_reason "end_turn" (it said tool_use), and the
+ * note as a text block when the model wrote no text (thinking blocks stay
+ * before it). */
+static void calls_gone(json_t *answer, const char *note)
+{
+    const char *sr = json_string_value(json_object_get(answer, "stop_reason"));
+    if (sr && !strcmp(sr, "tool_use")) json_object_set_new(answer, "stop_reason", json_string("end_turn"));
+    json_t *content = json_object_get(answer, "content");
+    size_t i;
+    json_t *b;
+    json_array_foreach(content, i, b) {
+        const char *type = json_string_value(json_object_get(b, "type")), *text;
+        if (type && !strcmp(type, "text") && (text = json_string_value(json_object_get(b, "text"))) && *text) return;
+    }
+    if (!json_is_array(content)) json_object_set_new(answer, "content", content = json_array());
+    json_array_append_new(content, json_pack("{s:s,s:s}", "type", "text", "text", note));
+}
+
 static const char *const counted[] = {"system", "tools", "messages", NULL};
 
 const struct hr_api hr_api_anthropic_messages = {
@@ -229,4 +247,5 @@ const struct hr_api hr_api_anthropic_messages = {
     .call_hash = call_hash,
     .append_results = append_results,
     .drop_call = drop_call,
+    .calls_gone = calls_gone,
 };

@@ -107,6 +107,10 @@ struct hr_api {
      * those (indexes renumbered where the format has them; the stop reason
      * stays a tool call's). Returns 1 when removed. */
     int (*drop_call)(json_t *answer, const json_t *call);
+    /* drop_call took every call out: the stop reason becomes a finished
+     * turn's (end_turn, stop), and an answer left without text gets `note`
+     * as its text, so the client has an answer to show. NULL: as is. */
+    void (*calls_gone)(json_t *answer, const char *note);
     /* The provider keeps the answer and a later request continues from its
      * copy (Responses: stored, or added to a conversation), so a call left
      * out of what the client got still needs a result there: the keys

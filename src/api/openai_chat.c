@@ -189,6 +189,28 @@ static int drop_call(json_t *answer, const json_t *call)
     return 0;
 }
 
+/* No call left: finish_reason "stop" (it said tool_calls or
+ * function_call), an empty tool_calls list gone, and the note as the
+ * content when the model wrote none. */
+static void calls_gone(json_t *answer, const char *note)
+{
+    size_t c;
+    json_t *choice;
+    json_array_foreach(hr_json_get(answer, "choices"), c, choice) {
+        json_t *msg = hr_json_get(choice, "message");
+        if (!json_is_object(msg) || json_array_size(hr_json_get(msg, "tool_calls")) ||
+            json_is_object(hr_json_get(msg, "function_call")))
+            continue;
+        json_object_del(msg, "tool_calls");
+        const char *fr = json_string_value(hr_json_get(choice, "finish_reason"));
+        if (fr && (!strcmp(fr, "tool_calls") || !strcmp(fr, "function_call")))
+            json_object_set_new(choice, "finish_reason", json_string("stop"));
+        const char *text = json_string_value(hr_json_get(msg, "content"));
+        if ((!text || !*text) && !json_is_string(hr_json_get(msg, "refusal")))
+            json_object_set_new(msg, "content", json_string(note));
+    }
+}
+
 static const char *const counted[] = {"system", "tools", "messages", NULL};
 
 const struct hr_api hr_api_openai_chat = {
@@ -215,4 +237,5 @@ const struct hr_api hr_api_openai_chat = {
     .call_hash = call_hash,
     .append_results = append_results,
     .drop_call = drop_call,
+    .calls_gone = calls_gone,
 };

@@ -207,6 +207,21 @@ static int drop_call(json_t *answer, const json_t *call)
     return 0;
 }
 
+/* No call left: a Response has no stop reason to change; an output with no
+ * message gets one holding the note (no id: it is not one the provider
+ * stored, and a client sending it back sends it without). */
+static void calls_gone(json_t *answer, const char *note)
+{
+    json_t *output = json_object_get(answer, "output");
+    size_t i;
+    json_t *it;
+    json_array_foreach(output, i, it) if (type_is(it, "message")) return;
+    if (!json_is_array(output)) json_object_set_new(answer, "output", output = json_array());
+    json_array_append_new(output, json_pack("{s:s,s:s,s:s,s:[{s:s,s:s,s:[]}]}", "type", "message", "role", "assistant",
+                                            "status", "completed", "content", "type", "output_text", "text", note,
+                                            "annotations"));
+}
+
 static size_t add_key(char keys[][HR_API_KEY_MAX], size_t n, size_t max, char kind, const char *id)
 {
     if (!id || !*id || n >= max) return n;
@@ -298,6 +313,7 @@ const struct hr_api hr_api_openai_responses = {
     .call_hash = call_hash,
     .append_results = append_results,
     .drop_call = drop_call,
+    .calls_gone = calls_gone,
     .answer_kept_as = answer_kept_as,
     .continues_from = continues_from,
     .prepend_results = prepend_results,
