@@ -160,49 +160,6 @@ struct cand {
     size_t nws;
 };
 
-/* A wrapped result as one byte string for the memo: rc, the strings, then the text. */
-static void *pack_wrapped(int rc, const struct cand *c, size_t *len)
-{
-    uint64_t head[2] = {(uint64_t)(int64_t)rc, rc == 0 ? c->nws : 0};
-    size_t sl = (size_t)head[1] * sizeof *c->ws, tl = rc == 0 ? c->out.b.len : 0;
-    unsigned char *p = malloc(sizeof head + sl + tl + 1);
-    if (!p)
-        return NULL;
-    memcpy(p, head, sizeof head);
-    if (sl)
-        memcpy(p + sizeof head, c->ws, sl);
-    if (tl)
-        memcpy(p + sizeof head + sl, c->out.b.p, tl);
-    *len = sizeof head + sl + tl;
-    return p;
-}
-
-static int unpack_wrapped(const unsigned char *p, size_t len, struct cand *c)
-{
-    uint64_t head[2];
-    if (len < sizeof head)
-        return -22;
-    memcpy(head, p, sizeof head);
-    if ((int64_t)head[0] != 0)
-        return (int)(int64_t)head[0];
-    size_t sl = (size_t)head[1] * sizeof *c->ws;
-    if (head[1] > HR_WRAP_MAX || len < sizeof head + sl)
-        return -22;
-    memset(&c->out, 0, sizeof c->out);
-    c->nws = (size_t)head[1];
-    memcpy(c->ws, p + sizeof head, sl);
-    hr_tbuf_put(&c->out.b, p + sizeof head + sl, len - sizeof head - sl);
-    if (c->out.b.oom) {
-        hr_tbuf_free(&c->out.b);
-        return -12;
-    }
-    for (size_t x = 0; x < c->nws; x++) {
-        c->out.total += c->ws[x].total;
-        c->out.omitted += c->ws[x].omitted;
-    }
-    return 0;
-}
-
 struct job {
     const struct hr_text_driver *d;
     struct cand *c;
@@ -217,7 +174,7 @@ static void run_one(void *ctx, size_t i)
     const struct hr_text_driver *d = j->d;
     size_t blen;
     unsigned char *blob = d->memo && c->key.len ? hr_memo_get(d->memo, &c->key, &blen) : NULL;
-    c->rc = !blob ? -1 : c->wrapped ? unpack_wrapped(blob, blen, c) : unpack(blob, blen, &c->out);
+    c->rc = !blob ? -1 : c->wrapped ? hr_wrap_unpack(blob, blen, &c->out, c->ws, &c->nws) : unpack(blob, blen, &c->out);
     free(blob);
     if (!blob || c->rc < 0) {
         c->rc = c->wrapped ? wrap_compress(d, j->model, c->text, c->len, c->query, &c->out, c->ws, &c->nws)
@@ -227,7 +184,7 @@ static void run_one(void *ctx, size_t i)
             c->rc = -12;
         }
         if (c->rc >= 0 && d->memo && c->key.len) {
-            void *p = c->wrapped ? pack_wrapped(c->rc, c, &blen) : pack(c->rc, &c->out, &blen);
+            void *p = c->wrapped ? hr_wrap_pack(c->rc, &c->out, c->ws, c->nws, &blen) : pack(c->rc, &c->out, &blen);
             if (p)
                 hr_memo_put(d->memo, &c->key, p, blen);
             free(p);

@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <headroom/plugin.h>
 #include "cc_diag.h"
@@ -330,6 +331,56 @@ static inline int hr_wrap_store(const struct hr_host *host, const char *t, struc
                 memcpy(out->b.p + w->hash_at[h], hash, HR_CCR_HASH_LEN);
     }
     return 1;
+}
+
+/* A hr_wrap_rewrite result as one malloc'd byte string for a result cache
+ * (the text compressors' and smart_crusher's): rc, the strings, then the
+ * text; a positive rc (left alone) is remembered too. NULL when out of
+ * memory. */
+static inline void *hr_wrap_pack(int rc, const struct hr_text_out *out, const struct hr_wrap_str *ws, size_t nws,
+                                 size_t *len)
+{
+    uint64_t head[2] = {(uint64_t)(int64_t)rc, rc == 0 ? nws : 0};
+    size_t sl = (size_t)head[1] * sizeof *ws, tl = rc == 0 ? out->b.len : 0;
+    unsigned char *p = malloc(sizeof head + sl + tl + 1);
+    if (!p)
+        return NULL;
+    memcpy(p, head, sizeof head);
+    if (sl)
+        memcpy(p + sizeof head, ws, sl);
+    if (tl)
+        memcpy(p + sizeof head + sl, out->b.p, tl);
+    *len = sizeof head + sl + tl;
+    return p;
+}
+
+/* Back from hr_wrap_pack: its rc, with out (totals summed), ws[0..*nws)
+ * filled when 0; -22 for a blob that is not one, -12 out of memory. */
+static inline int hr_wrap_unpack(const unsigned char *p, size_t len, struct hr_text_out *out, struct hr_wrap_str *ws,
+                                 size_t *nws)
+{
+    uint64_t head[2];
+    if (len < sizeof head)
+        return -22;
+    memcpy(head, p, sizeof head);
+    if ((int64_t)head[0] != 0)
+        return (int)(int64_t)head[0];
+    size_t sl = (size_t)head[1] * sizeof *ws;
+    if (head[1] > HR_WRAP_MAX || len < sizeof head + sl)
+        return -22;
+    memset(out, 0, sizeof *out);
+    *nws = (size_t)head[1];
+    memcpy(ws, p + sizeof head, sl);
+    hr_tbuf_put(&out->b, p + sizeof head + sl, len - sizeof head - sl);
+    if (out->b.oom) {
+        hr_tbuf_free(&out->b);
+        return -12;
+    }
+    for (size_t x = 0; x < *nws; x++) {
+        out->total += ws[x].total;
+        out->omitted += ws[x].omitted;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------ text typing */

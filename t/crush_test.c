@@ -788,6 +788,86 @@ static void rows_as_text(void)
     free(rows);
 }
 
+static json_int_t cache_stat(const char *what);
+
+/* Bytes the plugin tokenized: a walk of a wrapped string counts its prefix. */
+static _Atomic size_t counted_bytes;
+static size_t counting_tokens(const char *model, const char *text, size_t len)
+{
+    counted_bytes += len;
+    return fh_count_tokens(model, text, len);
+}
+
+/* One apply of an MCP answer holding `rows` as text, under `query` and
+ * `model`: the unit's text after, its length in *len (malloc'd). */
+static char *apply_rows_as_text(void *st, const char *rows, const char *query, const char *model, size_t *len)
+{
+    json_t *mcp = json_pack("{s:[{s:s,s:s}],s:b}", "content", "type", "text", "text", rows, "isError", 0);
+    char *wrapped = json_dumps(mcp, JSON_PRESERVE_ORDER);
+    json_t *body = openai_body(query, wrapped);
+    json_object_set_new(body, "model", json_string(model));
+    struct fh_request r;
+    fh_request_init(&r, body, HR_PROVIDER_OPENAI, query);
+    r.units[0].type = HR_CT_JSON_OBJECT;
+    headroom_plugin.apply(st, &r.req);
+    *len = r.units[0].len;
+    char *out = r.replaced == 1 ? strndup(r.units[0].text, r.units[0].len) : NULL;
+    fh_request_free(&r);
+    json_decref(body);
+    free(wrapped);
+    json_decref(mcp);
+    return out;
+}
+
+/* Rows as text are in the result cache as a whole output's crush is: an
+ * agent resends the conversation every turn, and each turn decoded,
+ * tokenized and crushed the string again. A resent turn is answered from
+ * the cache (the unit's crush and its walk: two hits, no new entry) and
+ * tokenizes no more than the result it sends; another question or another
+ * model (min_tokens counted with its tokenizer) is another entry. */
+static void rows_as_text_cached(void)
+{
+    static struct hr_host h;
+    h = *fh_host();
+    h.count_tokens = counting_tokens;
+    struct hr_conf conf;
+    void *st = NULL;
+    fh_conf(&conf, headroom_plugin.conf_keys, NULL);
+    if (headroom_plugin.init(&h, &inst, &conf, &st) != 0) {
+        ok(0, "init with a counting host");
+        return;
+    }
+    char *rows = rows_json(300, NULL);
+    size_t l1, l2, l3, l4;
+    char *first = apply_rows_as_text(st, rows, "item 42", "gpt-4o", &l1);
+    ok(first != NULL, "rows as text crushed");
+    is_int(cache_stat("lookups"), 2, "first sight: the crush and the walk looked up");
+    is_int(cache_stat("entries"), 2, "both remembered");
+    counted_bytes = 0;
+    char *again = apply_rows_as_text(st, rows, "item 42", "gpt-4o", &l2);
+    size_t resent_bytes = counted_bytes;
+    ok(first && again && !strcmp(first, again), "resent: the same bytes");
+    is_int(cache_stat("hits"), 2, "resent: the crush and the rows-as-text walk are cache hits");
+    is_int(cache_stat("entries"), 2, "resent: no new entry");
+    ok(resent_bytes <= 2 * l2, "resent: only the result is tokenized (%zu bytes for a %zu-byte result)", resent_bytes, l2);
+    char *other_q = apply_rows_as_text(st, rows, "item 250", "gpt-4o", &l3);
+    is_int(cache_stat("hits"), 2, "another question: misses (relevance depends on it)");
+    is_int(cache_stat("entries"), 4, "another question: its own entries");
+    ok(first && strstr(first, "item number 42\\\"") && other_q && strstr(other_q, "item number 250\\\"") &&
+       !strstr(other_q, "item number 42\\\""), "another question: its own rows kept");
+    char *other_m = apply_rows_as_text(st, rows, "item 42", "claude-sonnet-4-5", &l4);
+    is_int(cache_stat("hits"), 3, "another model: the crush hits, the walk (tokens per string) misses");
+    is_int(cache_stat("entries"), 5, "another model: the walk's own entry");
+    ok(first && other_m && !strcmp(first, other_m), "another model: the same bytes here (one estimator)");
+    free(first);
+    free(again);
+    free(other_q);
+    free(other_m);
+    free(rows);
+    fh_drop_stats(st);
+    headroom_plugin.fini(st);
+}
+
 static void policy(void)
 {
     char *rows = rows_json(300, NULL);
@@ -1010,6 +1090,7 @@ int main(void)
     fh_set_log_level(HR_LOG_WARN);
     policy();
     rows_as_text();
+    rows_as_text_cached();
     mixed_schema_flags();
     per_schema_groups();
     not_shown();

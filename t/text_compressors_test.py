@@ -306,6 +306,23 @@ with Mock() as mock, Headroomd(extra_conf=SC) as hd:
         h = re.search(r"hash=([0-9a-f]{24})", marker.get("all_rows", "")) if marker else None
         st, back = get_json(hd.url + "/v1/retrieve/" + (h.group(1) if h else "0" * 24))
         ok(st == 200 and back.get("original_content") == rows_text, "%s rows as text: the marker's hash returns the rows" % name)
+    # An agent resends the whole conversation every turn: the resent rows as
+    # text are answered from smart_crusher's result cache (the unit's crush
+    # and the walk of its strings), where they were decoded and crushed again.
+    def sc_cache():
+        return get_json(hd.url + "/stats")[1]["smart_crusher"]["result_cache"]
+    mcp = json.dumps(shapes[0][1])
+    c0 = sc_cache()
+    r, out1 = sent_tool(mcp, "What is the status of order-0321?")
+    c1 = sc_cache()
+    is_((c1["lookups"] - c0["lookups"], c1["hits"] - c0["hits"], c1["entries"] - c0["entries"]), (2, 2, 0),
+        "resent MCP rows as text: the crush and the rows-as-text walk are both result-cache hits, no new entry")
+    r, out2 = sent_tool(mcp, "Which orders went to ap-south?")
+    c2 = sc_cache()
+    is_((c2["hits"] - c1["hits"], c2["entries"] - c1["entries"]), (0, 2),
+        "the same MCP rows under another question: their own entries")
+    ok(out1 != out2 and out1.startswith('{"content": [{"type": "text", "text": "[{\\"_headroom'),
+       "and their own crush")
     # JSON in the string that is not rows (a config object) is left alone
     conf = {"content": [{"type": "text", "text": json.dumps({"service": {"name": "orders", "replicas": 3, "env": {
         "K%03d" % i: "value-%d-" % i + "x" * 20 for i in range(300)}}})}], "isError": False}

@@ -190,6 +190,35 @@ static int wrap_rows_one(void *ctx, const char *s, size_t sl, struct hr_text_out
     return 0;
 }
 
+/* Walk the unit's strings for rows as text (hr_wrap_rewrite), or recall
+ * that walk: a resent turn would decode and crush every string again. Its
+ * result depends on the text, the question and the model (min_tokens is
+ * counted per string with its tokenizer), so its key is the unit's crush key
+ * with the model and a salt of its own. */
+#define WRAP_SALT 0x726f777374657874ULL
+static void wrap_rows(struct crush_job *j, struct candidate *c)
+{
+    struct hr_memo_key k = c->key;
+    const char *model = j->model ? j->model : "";
+    k.salt = hr_sc_hash(model, strlen(model), c->key.salt ^ WRAP_SALT);
+    size_t blen;
+    void *blob = hr_memo_get(j->s->memo, &k, &blen);
+    int rc = blob ? hr_wrap_unpack(blob, blen, &c->wout, c->ws, &c->nws) : -1;
+    free(blob);
+    if (!blob || rc < 0) {
+        struct wrap_rows_ctx w = {j, c->query};
+        rc = hr_wrap_rewrite(c->text, c->len, j->s->min_tokens, j->s->cfg.min_savings, wrap_rows_one, &w, &c->wout,
+                             c->ws, &c->nws);
+        if (rc >= 0 && j->s->memo) {
+            blob = hr_wrap_pack(rc, &c->wout, c->ws, c->nws, &blen);
+            if (blob)
+                hr_memo_put(j->s->memo, &k, blob, blen);
+            free(blob);
+        }
+    }
+    c->wrapped = rc == 0;
+}
+
 /* Work on one unit that needs no request access, so it may run on any
  * thread: crush (or recall), count the result, store the original. */
 static void crush_one(void *ctx, size_t i)
@@ -209,9 +238,7 @@ static void crush_one(void *ctx, size_t i)
     if ((c->rc == HR_SC_SKIP_NO_ARRAY || c->rc == HR_SC_SKIP_SMALL ||
          (c->rc == HR_SC_SKIP_NOT_JSON && c->json_string)) &&
         c->len >= 2 * HR_WRAP_MIN_BYTES) {
-        struct wrap_rows_ctx w = {j, c->query};
-        c->wrapped = hr_wrap_rewrite(c->text, c->len, j->s->min_tokens, j->s->cfg.min_savings, wrap_rows_one, &w,
-                                     &c->wout, c->ws, &c->nws) == 0;
+        wrap_rows(j, c);
         if (!c->wrapped)
             return;
         size_t after = h->count_tokens(j->model, c->wout.b.p, c->wout.b.len);
