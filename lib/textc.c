@@ -103,7 +103,7 @@ static int unpack(const unsigned char *p, size_t len, struct hr_text_out *o)
 /* ------------------------------------------------------ text wrapped in JSON */
 
 #define WRAP_SALT 0x7772617070656453ULL
-#define SNIFF_BYTES 8192    /* the router's default sample */
+#define SNIFF_BYTES 8192    /* the router's default sample (no router ran) */
 #define SNIFF_LINES 64
 
 /* One string of a wrapped unit for a text compressor: a text (no marker
@@ -112,6 +112,7 @@ static int unpack(const unsigned char *p, size_t len, struct hr_text_out *o)
 struct wrap_text_ctx {
     const struct hr_text_driver *d;
     const char *model, *query;
+    size_t sample_bytes, sample_lines; /* the router's (hr_request, 1.9) */
 };
 
 static int wrap_text_one(void *ctx, const char *s, size_t sl, struct hr_text_out *o)
@@ -130,7 +131,7 @@ static int wrap_text_one(void *ctx, const char *s, size_t sl, struct hr_text_out
         json_decref(j);
     }
     struct hr_unit su = {.struct_size = sizeof su, .text = s, .len = sl, .tokens = HR_TOKENS_UNKNOWN,
-                         .type = text ? hr_text_sniff_type(s, sl, SNIFF_BYTES, SNIFF_LINES) : HR_CT_UNKNOWN};
+                         .type = text ? hr_text_sniff_type(s, sl, w->sample_bytes, w->sample_lines) : HR_CT_UNKNOWN};
     return text && d->accept(d->cfg, &su) && hr_wrap_tokens_at_least(d->host, w->model, s, sl, d->min_tokens)
                ? d->compress(d->cfg, s, sl, w->query, o)
                : 1;
@@ -138,10 +139,10 @@ static int wrap_text_one(void *ctx, const char *s, size_t sl, struct hr_text_out
 
 /* Compress the long strings of the JSON unit text t[0..n) this compressor
  * takes (hr_wrap_rewrite). */
-static int wrap_compress(const struct hr_text_driver *d, const char *model, const char *t, size_t n, const char *query,
-                         struct hr_text_out *out, struct hr_wrap_str *ws, size_t *nws)
+static int wrap_compress(const struct hr_text_driver *d, const char *model, const size_t sample[2], const char *t,
+                         size_t n, const char *query, struct hr_text_out *out, struct hr_wrap_str *ws, size_t *nws)
 {
-    struct wrap_text_ctx w = {d, model, query};
+    struct wrap_text_ctx w = {d, model, query, sample[0], sample[1]};
     return hr_wrap_rewrite(t, n, d->min_tokens, d->min_savings, wrap_text_one, &w, out, ws, nws);
 }
 
@@ -164,6 +165,7 @@ struct job {
     const struct hr_text_driver *d;
     struct cand *c;
     const char *model;
+    size_t sample[2];           /* the router's sample_bytes, sample_lines */
     struct hr_request *req;     /* for unit_tokens_at_least (1.3) and ccr_put_unit (1.6) only */
 };
 
@@ -177,7 +179,7 @@ static void run_one(void *ctx, size_t i)
     c->rc = !blob ? -1 : c->wrapped ? hr_wrap_unpack(blob, blen, &c->out, c->ws, &c->nws) : unpack(blob, blen, &c->out);
     free(blob);
     if (!blob || c->rc < 0) {
-        c->rc = c->wrapped ? wrap_compress(d, j->model, c->text, c->len, c->query, &c->out, c->ws, &c->nws)
+        c->rc = c->wrapped ? wrap_compress(d, j->model, j->sample, c->text, c->len, c->query, &c->out, c->ws, &c->nws)
                            : d->compress(d->cfg, c->text, c->len, c->query, &c->out);
         if (c->rc == 0 && c->out.b.oom) {
             hr_text_out_free(&c->out);
@@ -221,6 +223,13 @@ int hr_text_apply(const struct hr_text_driver *d, struct hr_request *req)
      * output is sent, or the provider's cached prefix no longer matches
      * (doc/prompt-caching.md). req->query (the latest message) on older hosts. */
     const char *const *uq = HR_HAS_FIELD(req, struct hr_request, unit_query) ? req->unit_query : NULL;
+    /* A text wrapped in JSON is typed with the router's sample (1.9), as the
+     * router types the same text sent bare; its defaults when none ran. */
+    size_t sample[2] = {SNIFF_BYTES, SNIFF_LINES};
+    if (HR_HAS_FIELD(req, struct hr_request, sample_lines) && req->sample_bytes && req->sample_lines) {
+        sample[0] = req->sample_bytes;
+        sample[1] = req->sample_lines;
+    }
     size_t n = 0;
     for (size_t i = 0; i < req->n_units; i++) {
         const struct hr_unit *u = &req->units[i];
@@ -244,9 +253,10 @@ int hr_text_apply(const struct hr_text_driver *d, struct hr_request *req)
             uint64_t salt = hr_mix64(d->cfg_salt);
             for (const char *q = query; *q; q++)
                 salt = hr_mix64(salt ^ (unsigned char)*q);
-            /* a wrapped string's min_tokens is counted with the model's tokenizer */
+            /* a wrapped string's min_tokens is counted with the model's
+             * tokenizer, its type sniffed with the router's sample */
             if (wrapped)
-                salt = hr_mix64(salt ^ WRAP_SALT);
+                salt = hr_mix64(hr_mix64(hr_mix64(salt ^ WRAP_SALT) ^ sample[0]) ^ sample[1]);
             for (const char *m = wrapped && req->model ? req->model : ""; *m; m++)
                 salt = hr_mix64(salt ^ (unsigned char)*m);
             h->unit_hash(req, i, c[n].key.hash);
@@ -255,7 +265,7 @@ int hr_text_apply(const struct hr_text_driver *d, struct hr_request *req)
         }
         n++;
     }
-    struct job job = {d, c, req->model, req};
+    struct job job = {d, c, req->model, {sample[0], sample[1]}, req};
     if (abi11)
         h->parallel_for(n, run_one, &job);
     else

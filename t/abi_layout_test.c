@@ -49,7 +49,9 @@ static const struct layout table[] = {
     FIELD(hr_request, body_edited, 72, 0),
     FIELD(hr_request, wire_format, 76, 2),
     FIELD(hr_request, unit_query, 80, 4),
-    SIZE(hr_request, 88),
+    FIELD(hr_request, sample_bytes, 88, 9),
+    FIELD(hr_request, sample_lines, 96, 9),
+    SIZE(hr_request, 104),
     FIELD(hr_stage_result, struct_size, 0, 0),
     FIELD(hr_stage_result, name, 8, 0),
     FIELD(hr_stage_result, ms, 16, 0),
@@ -212,7 +214,7 @@ int main(void)
         printf("1..0 # SKIP the frozen offsets are for LP64 targets\n");
         return 0;
     }
-    ok(HR_ABI_MAJOR == 1 && HR_ABI_MINOR == 8, "ABI 1.8 (a new minor appends lines here)");
+    ok(HR_ABI_MAJOR == 1 && HR_ABI_MINOR == 9, "ABI 1.9 (a new minor appends lines here)");
     /* Flag bits are frozen too: a plugin built against 1.8 stores these numbers. */
     ok(HR_TF_COUNTS_ON_DEMAND == 0x1u && HR_TF_UNITS_ONLY == 0x2u && HR_TF_COPY_ON_WRITE == 0x4u &&
            HR_TF_NEEDS_UNITS == 0x8u && HR_SINK_ON_REQUEST_THREAD == 0x1u,

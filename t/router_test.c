@@ -189,6 +189,26 @@ int main(void)
         is_int(headroom_plugin.init(fh_host(), &inst, &bad, &s2), HR_EINVAL, "sample_bytes 1 refused");
         ok(strstr(fh_log(), "sample_bytes must be 64..16777216 (got 1)") != NULL, "error names the key and range");
     }
+    {
+        /* The stages after it type a text wrapped in JSON with its sample (1.9). */
+        struct hr_conf small;
+        void *s2 = NULL;
+        fh_conf(&small, headroom_plugin.conf_keys, "sample_bytes", "4096", "sample_lines", "8", NULL);
+        is_int(headroom_plugin.init(fh_host(), &inst, &small, &s2), 0, "init with sample_bytes 4096, sample_lines 8");
+        json_t *body = json_pack("{s:s,s:[{s:s,s:s,s:s}]}", "model", "gpt-4o", "messages", "role", "tool",
+                                 "tool_call_id", "c", "content", "{\"output\":\"a log\"}");
+        struct fh_request r;
+        fh_request_init(&r, body, HR_PROVIDER_OPENAI, "");
+        json_decref(body);
+        is_int((long long)(r.req.sample_bytes + r.req.sample_lines), 0, "before the router: no sample on the request");
+        headroom_plugin.apply(s2, &r.req);
+        ok(r.req.sample_bytes == 4096 && r.req.sample_lines == 8,
+           "the router leaves its sample on the request for the stages after it (%zu, %zu)", r.req.sample_bytes,
+           r.req.sample_lines);
+        fh_request_free(&r);
+        fh_drop_stats(s2);
+        headroom_plugin.fini(s2);
+    }
     headroom_plugin.fini(state);
     fh_reset();
     return tap_exit();

@@ -251,6 +251,37 @@ with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
     t1, t2 = two_turns(dpkg_log, "What happened to package libzstd1?", "And to the package after it?")
     ok("status installed libzstd1:amd64" in t1 and t2 == t1, "a turn-1 log kept for its question is sent the same on turn 2")
 
+# A text wrapped in JSON is typed with the router's sample, as the same text
+# sent bare: it was typed with the default sample (8192 bytes, 64 lines)
+# whatever the router was told. Here the router looks at 256 lines; a grep
+# output after 80 lines of notes is search output bare, and was plain text
+# (its first 64 lines) in MCP content, so it went upstream whole there.
+SAMPLE = ("transform router {\n    sample_bytes 65536\n    sample_lines 256\n}\n"
+          "transform search_compressor { }\nstage_budget_ms 60000\n")
+with Mock() as mock, Headroomd(extra_conf=SAMPLE) as hd:
+    notes = "".join("Note %d: the reviewer asked where the request body is read and why it matters here\n" % i
+                    for i in range(80))
+    text = notes + fixture("grep_rn_src")[0]
+
+    def sent_one(content):
+        msgs = [{"role": "user", "content": "where is the stream flag read from the request body?"},
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "c0", "type": "function", "function": {"name": "search", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "c0", "content": content}]
+        post_json(hd.url + "/v1/chat/completions", {"model": "gpt-4o", "messages": msgs})
+        return json.loads(base64.b64decode(mock.requests()[-1]["body_b64"]))["messages"][2]["content"]
+
+    bare = sent_one(text)
+    ok(bare.startswith("[headroom: ") and " search matches omitted" in bare.split("\n", 1)[0],
+       "router sample_lines 256: the notes and grep output sent bare are compressed as search output")
+    wrapped = json.dumps({"content": [{"type": "text", "text": text}], "isError": False})
+    out = sent_one(wrapped)
+    try:
+        inner = json.loads(out)["content"][0]["text"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        inner = None
+    is_(inner, bare, "the same text in MCP content: typed with the router's sample, compressed inside the JSON as bare")
+
 # JSON rows carried as text in a JSON string: an MCP server for a database,
 # GitHub or Jira answers {"content":[{"type":"text","text":"[{\"id\":1,…},…]"}]},
 # a Codex tool {"output":"[…]",…}. smart_crusher never saw the rows (they are

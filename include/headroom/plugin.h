@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define HR_ABI_MAJOR 1
-#define HR_ABI_MINOR 8
+#define HR_ABI_MINOR 9
 
 #if defined(__GNUC__)
 #define HR_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -172,6 +172,13 @@ struct hr_request {
      * later turn of the conversation, which keeps a provider's prompt cache
      * (doc/prompt-caching.md); prefer it to `query` for relevance. */
     const char *const *unit_query;
+    /* 1.9: the sample the router types a text by (its sample_bytes and
+     * sample_lines), written by the router for the stages after it; 0 when
+     * no router ran (its defaults, 8192 and 64, then apply). A stage that
+     * types a text itself, such as one wrapped in a JSON string (MCP content,
+     * {"output":…}), types it with these, as the router would the same text
+     * sent bare. */
+    size_t sample_bytes, sample_lines;
 };
 
 /* ------------------------------------------------------------------- events */

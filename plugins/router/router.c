@@ -125,6 +125,13 @@ static int router_apply(void *state, struct hr_request *req)
     struct router *r = state;
     if (!req->n_units)
         return HR_OK; /* no tool output: nothing to classify, count or tag */
+    /* The stages after this one type a text wrapped in a JSON string (MCP
+     * content, {"output":…}) themselves: with this sample, so it is typed as
+     * this router types the same text sent bare (1.9). */
+    if (HR_HAS_FIELD(req, struct hr_request, sample_lines)) {
+        req->sample_bytes = r->sample_bytes;
+        req->sample_lines = r->sample_lines;
+    }
     size_t seen[HR_CT__COUNT] = {0};
     struct detect_job job = {r, req->units, calloc(req->n_units ? req->n_units : 1, sizeof *job.keys)};
     if (!job.keys)
