@@ -182,10 +182,31 @@ with Mock() as mock, Headroomd(mock=mock, extra_conf=conf_text, env={"HEADROOM_W
     rc, out, err = cli("stats", env=dict(ENV, HEADROOM_CONFIG=where))
     like(out, r"(?m)^tokens_saved_total +[\d,]+$", "stats table (daemon at the port of $HEADROOM_CONFIG)")
     like(out, r"(?m)^smart_crusher_enabled +yes$", "stats table: transforms")
+    # Every stage the daemon runs, in pipeline order, then the seed's keys
+    # no stage gave (only smart_crusher/cache_aligner/rolling_window were
+    # listed: router, running first, was missing).
+    stages = [k for k in live["pipeline_timing"] if k != "pipeline_total"]
+    listed = re.findall(r"(?m)^(\w+)_enabled +(yes|no)$", out)
+    is_(listed, [(k, "yes") for k in stages] + [("cache_aligner", "no"), ("rolling_window", "no")],
+        "stats table: one <stage>_enabled yes per stage of /stats pipeline_timing (%s), in order" % ", ".join(stages))
+    rc, out, err = cli("stats", "--url", h.url, "--json")
+    is_(list((json.loads(out) if rc == 0 else {}).get("transforms", {}).items()),
+        [("router_enabled", True), ("smart_crusher_enabled", True), ("cache_aligner_enabled", False),
+         ("rolling_window_enabled", False)], "stats --json: transforms lists router and smart_crusher")
     ok(wait_until(lambda: os.path.exists(os.path.join(ws, "proxy_savings.json")), 5), "the savings file was flushed")
     rc, out, err = cli("history", "--url", h.url, "--json")
     remote = json.loads(out) if rc == 0 else {}
     ok(remote.get("lifetime", {}).get("tokens_saved") == live["tokens"]["saved"], "history --url: lifetime from the daemon")
+# The shipped config (all seven transforms), one of them a second instance
+# under its own name: each stage is listed as /stats names it.
+with Mock() as mock, Headroomd(mock=mock, conf_text=shipped_conf_text() + "transform smart_crusher as crush_strict {\n}\n",
+                               env={"HEADROOM_WORKSPACE_DIR": ws}) as h:
+    stages = [k for k in h.stats()["pipeline_timing"] if k != "pipeline_total"]
+    rc, out, err = cli("stats", "--url", h.url)
+    listed = re.findall(r"(?m)^(\w+)_enabled +(yes|no)$", out)
+    is_(listed, [(k, "yes") for k in stages] + [("rolling_window", "no")], "stats, shipped config + crush_strict: "
+        "every stage of pipeline_timing, yes (%d: %s), then rolling_window no" % (len(stages), ", ".join(stages)))
+    ok(len(stages) == 8 and "crush_strict" in stages, "(the daemon runs 8 stages, crush_strict among them)")
 rc, out, err = cli("stats", "--url", "notaurl")
 ok(rc == 2 and "--url 'notaurl' is not an http:// or https:// URL" in err, "stats --url with a wrong value: exit 2 saying why")
 rc, out, err = cli("stats", "--url", "http://127.0.0.1:%d" % free_port())

@@ -318,10 +318,34 @@ static json_t *config_and_transforms(const hr_client *c, json_t *out, json_t *st
                                                   has_transform(c, stage_names, "cache_aligner"),
                                                   "semantic_cache_enabled", 0, "response_cache_enabled",
                                                   response_cache));
-    json_object_set_new(out, "transforms",
-                        json_pack("{s:b,s:b,s:b}", "smart_crusher_enabled", has_transform(c, stage_names, "smart_crusher"),
-                                  "cache_aligner_enabled", has_transform(c, stage_names, "cache_aligner"),
-                                  "rolling_window_enabled", has_transform(c, stage_names, "rolling_window")));
+    /* Every stage of the pipeline, in order, as /stats pipeline_timing names
+     * them (the instance name: `transform smart_crusher as strict` is
+     * strict_enabled); then the seed's three keys that no stage gave, false.
+     * Only those three were listed: a daemon running router, the text
+     * compressors and smart_crusher showed smart_crusher alone. */
+    json_t *tr = json_object();
+    char key[160];
+    if (c->offline) {
+        for (size_t i = 0; i < c->plugins.n_transforms; i++) {
+            snprintf(key, sizeof key, "%s_enabled", c->plugins.transforms[i]->name);
+            json_object_set_new(tr, key, json_true());
+        }
+    } else {
+        const char *stage;
+        json_t *v;
+        json_object_foreach(stage_names, stage, v) {
+            if (!strcmp(stage, "pipeline_total")) continue; /* the whole pipeline, not a stage */
+            snprintf(key, sizeof key, "%s_enabled", stage);
+            json_object_set_new(tr, key, json_true());
+        }
+    }
+    static const char *const seed[] = {"smart_crusher", "cache_aligner", "rolling_window"};
+    for (size_t i = 0; i < sizeof seed / sizeof *seed; i++) {
+        snprintf(key, sizeof key, "%s_enabled", seed[i]);
+        if (has_transform(c, stage_names, seed[i])) json_object_set_new(tr, key, json_true());
+        else if (!json_object_get(tr, key)) json_object_set_new(tr, key, json_false());
+    }
+    json_object_set_new(out, "transforms", tr);
     return out;
 }
 
