@@ -84,6 +84,12 @@ static void classes(void)
         {"/srv/app/cfg.py:12: UserWarning: key 'retries' is ignored", HR_LOGC_WARN},
         {"(node:77) ExperimentalWarning: The Fetch API is an experimental feature", HR_LOGC_WARN},
         {"the AbstractSingletonProxyFactoryBean was created", HR_LOGC_NORMAL},
+        /* frames through docker compose's "service  | " prefix */
+        {"web-1  |   File \"/srv/app/jobs.py\", line 40, in run", HR_LOGC_FRAME},
+        {"api_1  |     at Orders.depth(Orders.java:3)", HR_LOGC_FRAME},
+        {"web-1  |File \"/srv/app/jobs.py\", line 40, in run", HR_LOGC_NORMAL},
+        {"name | value", HR_LOGC_NORMAL},
+        {"web-1  |", HR_LOGC_NORMAL},
     };
     for (size_t i = 0; i < sizeof t / sizeof *t; i++)
         is_int(hr_logc_classify(t[i].line, strlen(t[i].line), NULL), t[i].want, "class of \"%s\"", t[i].line);
@@ -405,6 +411,269 @@ static void traceback_last_line(void *state)
     free(r.text), free(log);
 }
 
+/* Real Python output (3.11, paths renamed): traces chained by "raise ...
+ * from e" and by an exception raised while handling another. */
+static const char chain_cause[] =
+    "Traceback (most recent call last):\n"
+    "  File \"/srv/app/settings.py\", line 10, in cfg\n"
+    "    return load(k)\n"
+    "           ^^^^^^^\n"
+    "  File \"/srv/app/settings.py\", line 7, in load\n"
+    "    return d[k]\n"
+    "           ~^^^\n"
+    "KeyError: 'db.url'\n"
+    "\n"
+    "The above exception was the direct cause of the following exception:\n"
+    "\n"
+    "Traceback (most recent call last):\n"
+    "  File \"/srv/app/main.py\", line 21, in <module>\n"
+    "    cfg(\"db.url\")\n"
+    "  File \"/srv/app/settings.py\", line 12, in cfg\n"
+    "    raise ConfigMissing(\"no setting %s\" % k) from e\n"
+    "ConfigMissing: no setting db.url\n";
+/* %s: the value that did not parse */
+static const char chain_context[] =
+    "Traceback (most recent call last):\n"
+    "  File \"/srv/app/jobs.py\", line 15, in parse\n"
+    "    return int(s)\n"
+    "           ^^^^^^\n"
+    "ValueError: invalid literal for int() with base 10: '%s'\n"
+    "\n"
+    "During handling of the above exception, another exception occurred:\n"
+    "\n"
+    "Traceback (most recent call last):\n"
+    "  File \"/srv/app/jobs.py\", line 30, in run\n"
+    "    parse(s)\n"
+    "  File \"/srv/app/jobs.py\", line 17, in parse\n"
+    "    return {}[\"fallback\"]\n"
+    "           ~~^^^^^^^^^^^^\n"
+    "KeyError: 'fallback'\n";
+/* Python 3.11's exception group, a nested group in it */
+static const char group_trace[] =
+    "  + Exception Group Traceback (most recent call last):\n"
+    "  |   File \"/srv/app/batch.py\", line 21, in <module>\n"
+    "  |     batch()\n"
+    "  |   File \"/srv/app/batch.py\", line 17, in batch\n"
+    "  |     raise ExceptionGroup(\"batch %d failed\", errs)\n"
+    "  | ExceptionGroup: batch %d failed (4 sub-exceptions)\n"
+    "  +-+---------------- 1 ----------------\n"
+    "    | Traceback (most recent call last):\n"
+    "    |   File \"/srv/app/batch.py\", line 11, in batch\n"
+    "    |     f(i)\n"
+    "    |   File \"/srv/app/batch.py\", line 5, in f\n"
+    "    |     if i == 1: raise ValueError(\"bad row %%d\" %% i)\n"
+    "    |                ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n"
+    "    | ValueError: bad row %d\n"
+    "    +---------------- 2 ----------------\n"
+    "    | Traceback (most recent call last):\n"
+    "    |   File \"/srv/app/batch.py\", line 11, in batch\n"
+    "    |     f(i)\n"
+    "    |   File \"/srv/app/batch.py\", line 6, in f\n"
+    "    |     if i == 2: raise queue.Empty()\n"
+    "    |                ^^^^^^^^^^^^^^^^^^^\n"
+    "    | _queue.Empty\n"
+    "    +---------------- 3 ----------------\n"
+    "    | Traceback (most recent call last):\n"
+    "    |   File \"/srv/app/batch.py\", line 11, in batch\n"
+    "    |     f(i)\n"
+    "    |   File \"/srv/app/batch.py\", line 7, in f\n"
+    "    |     if i == 3: raise StopIteration\n"
+    "    | StopIteration\n"
+    "    +---------------- 4 ----------------\n"
+    "    | Exception Group Traceback (most recent call last):\n"
+    "    |   File \"/srv/app/batch.py\", line 14, in batch\n"
+    "    |     raise ExceptionGroup(\"inner\", [OSError(\"disk full\")])\n"
+    "    | ExceptionGroup: inner (1 sub-exception)\n"
+    "    +-+---------------- 1 ----------------\n"
+    "      | OSError: disk full\n"
+    "      +------------------------------------\n";
+
+/* Appends block to log at n, each line behind prefix (an empty line gets
+ * the prefix without its last byte, a space, as docker compose writes it). */
+static size_t put_prefixed(char *log, size_t n, const char *prefix, const char *block)
+{
+    for (const char *l = block; *l;) {
+        const char *e = strchr(l, '\n');
+        size_t len = e ? (size_t)(e - l) : strlen(l), pl = strlen(prefix);
+        if (!len && pl)
+            pl--;
+        memcpy(log + n, prefix, pl), n += pl;
+        memcpy(log + n, l, len), n += len;
+        log[n++] = '\n';
+        l += len + (e != NULL);
+    }
+    log[n] = '\0';
+    return n;
+}
+
+static size_t count_str(const char *s, const char *x)
+{
+    size_t k = 0;
+    for (const char *p = s; (p = strstr(p, x)); p += strlen(x))
+        k++;
+    return k;
+}
+
+/* A chained exception kept whole: each trace's header, frames and
+ * exception line, and the line joining them. A chain's second "Traceback
+ * (most recent call last):" repeats the first and its exception line may
+ * repeat one kept above: both were dropped as repeats ("… 1 other lines
+ * omitted, first: Traceback …"), and two chains back to back whose second
+ * halves are alike lost their KeyError and frames, the model left to read
+ * one trace where there were two. */
+static void chained_traces(void *state)
+{
+    char *log = malloc(400000), block[2048];
+    size_t n = 0;
+    for (int i = 0; i < 1500; i++) {
+        n += (size_t)sprintf(log + n, "2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n", i / 60 % 60, i % 60,
+                             i, 3 + i % 17);
+        if (i == 300)
+            n += (size_t)sprintf(log + n, "2026-12-07 10:05:00 ERROR svc startup failed\n%s", chain_cause);
+        if (i == 700)
+            n += (size_t)sprintf(log + n, chain_context, "x1");
+        if (i == 1100) { /* two back to back */
+            n += (size_t)sprintf(log + n, chain_context, "a");
+            n += (size_t)sprintf(log + n, chain_context, "b");
+        }
+    }
+    struct tc_result r = tc_run(state, log, HR_CT_LOG, "", 0);
+    const char *const vals[] = {"x1", "a", "b"};
+    size_t whole = strstr(r.text, chain_cause) != NULL;
+    for (int k = 0; k < 3; k++) {
+        block[0] = '\n';
+        snprintf(block + 1, sizeof block - 1, chain_context, vals[k]);
+        whole += strstr(r.text, block) != NULL;
+        if (!strstr(r.text, block))
+            tap_diag("not whole: the chain of '%s'", vals[k]);
+    }
+    is_int((long long)whole, 4, "four chained exceptions (raise from, raised while handling, two back to back) kept whole");
+    is_int((long long)count_str(r.text, "\nTraceback (most recent call last):\n"), 8, "each of their 8 traces keeps its header");
+    if (whole != 4)
+        tap_diag("%s", r.text);
+    free(r.text);
+    /* the same chain 100 times is still said once, then folded */
+    n = 0;
+    for (int i = 0; i < 3000; i++) {
+        n += (size_t)sprintf(log + n, "2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n", i / 60 % 60, i % 60,
+                             i, 3 + i % 17);
+        if (i % 30 == 5)
+            n += (size_t)sprintf(log + n, chain_context, "x");
+    }
+    r = tc_run(state, log, HR_CT_LOG, "", 0);
+    ok(count_str(r.text, "\nTraceback (most recent call last):\n") <= 4 && r.out_tokens * 20 < r.in_tokens,
+       "100 copies of one chain fold as repeats (%zu -> %zu tokens, %zu headers kept)", r.in_tokens, r.out_tokens,
+       count_str(r.text, "\nTraceback (most recent call last):\n"));
+    free(r.text), free(log);
+}
+
+/* Python 3.11 exception groups ("  + Exception Group Traceback", each line
+ * behind a "  | " gutter, "+-+---- 1 ----" between sub-exceptions) and
+ * traces whose every line carries docker compose's "web-1  | " (coloured
+ * or not): neither read as a trace, so the frames were normal lines and
+ * an exception line without …Error in its name (the ExceptionGroup line,
+ * _queue.Empty, StopIteration, ConfigMissing) folded away. */
+static void group_and_compose_traces(void *state)
+{
+    char *log = malloc(600000), block[4096];
+    size_t n = 0;
+    for (int i = 0; i < 1200; i++) {
+        n += (size_t)sprintf(log + n, "2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n", i / 60 % 60, i % 60,
+                             i, 3 + i % 17);
+        if (i == 400 || i == 800)
+            n += (size_t)sprintf(log + n, group_trace, i, i, i);
+    }
+    struct tc_result r = tc_run(state, log, HR_CT_LOG, "", 0);
+    const char *const want[] = {"\n  | ExceptionGroup: batch 400 failed (4 sub-exceptions)\n", "\n    | ValueError: bad row 400\n",
+        "\n    | _queue.Empty\n", "\n    | StopIteration\n", "\n    | ExceptionGroup: inner (1 sub-exception)\n",
+        "\n      | OSError: disk full\n", "\n  | ExceptionGroup: batch 800 failed (4 sub-exceptions)\n",
+        "\n    | ValueError: bad row 800\n"};
+    size_t kept = 0;
+    for (size_t k = 0; k < sizeof want / sizeof *want; k++) {
+        kept += strstr(r.text, want[k]) != NULL;
+        if (!strstr(r.text, want[k]))
+            tap_diag("lost: %s", want[k] + 1);
+    }
+    is_int((long long)kept, (long long)(sizeof want / sizeof *want), "an exception group keeps its exception lines, nested ones too");
+    snprintf(block, sizeof block, group_trace, 800, 800, 800);
+    ok(strstr(r.text, block) != NULL, "the second group, a copy of the first but for its numbers, is kept whole");
+    is_int((long long)count_str(r.text, "| Traceback (most recent call last):\n"), 6, "each sub-exception's trace keeps its header");
+    if (kept != sizeof want / sizeof *want)
+        tap_diag("%s", r.text);
+    free(r.text);
+    /* docker compose: "web-1  | " in colour, "api_1  | " without */
+    static const char *const pre[] = {"\x1b[36mweb-1  |\x1b[0m ", "api_1  | "};
+    for (int p = 0; p < 2; p++) {
+        n = 0;
+        for (int i = 0; i < 1500; i++) {
+            n += (size_t)sprintf(log + n, "%s2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n", pre[p],
+                                 i / 60 % 60, i % 60, i, 3 + i % 17);
+            if (i == 300) {
+                n += (size_t)sprintf(log + n, "%s2026-12-07 10:05:00 ERROR svc startup failed\n", pre[p]);
+                n = put_prefixed(log, n, pre[p], chain_cause);
+            }
+            if (i == 700 || i == 1100) {
+                snprintf(block, sizeof block, chain_context, i == 700 ? "x1" : "a");
+                n = put_prefixed(log, n, pre[p], block);
+            }
+            if (i == 900) {
+                snprintf(block, sizeof block, group_trace, i, i, i);
+                n = put_prefixed(log, n, pre[p], block);
+            }
+        }
+        r = tc_run(state, log, HR_CT_LOG, "", 0);
+        const char *name = p ? "api_1  | " : "web-1  | ";
+        char *plain = malloc(8192);
+        size_t m = put_prefixed(plain, 0, name, chain_cause);
+        (void)m;
+        int cause = strstr(r.text, plain) != NULL;
+        snprintf(block, sizeof block, chain_context, "a");
+        put_prefixed(plain, 0, name, block);
+        int context = strstr(r.text, plain) != NULL;
+        char line[128];
+        snprintf(line, sizeof line, "\n%s    | _queue.Empty\n", name);
+        int empty = strstr(r.text, line) != NULL;
+        snprintf(line, sizeof line, "\n%s  | ExceptionGroup: batch 900 failed (4 sub-exceptions)\n", name);
+        empty += strstr(r.text, line) != NULL;
+        ok(cause && context && empty == 2, "%sa chain of traces behind \"%s\" kept whole, and a group's exception lines "
+           "(cause %d, context %d, group %d)", p ? "" : "in colour, ", name, cause, context, empty);
+        if (!(cause && context && empty == 2))
+            tap_diag("%s", r.text);
+        free(plain), free(r.text);
+    }
+    free(log);
+}
+
+/* Broken and odd traces: cut short, gutters with nothing in them, a
+ * compose prefix alone, a chain line with no trace after it. */
+static void trace_bad_input(void *state)
+{
+    static const char *const odd[] = {
+        "Traceback (most recent call last):\n", "Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n",
+        "  + Exception Group Traceback (most recent call last):\n", "  + Exception Group Traceback (most recent call last):\n  |",
+        "  + Exception Group Traceback (most recent call last):\n  +-\n  +\n  | \n|\n+\n  + \n",
+        "Traceback (most recent call last):\n  File \"x.py\", line 1, in f\nKeyError: 1\n\nDuring handling of the above "
+        "exception, another exception occurred:\n",
+        "Traceback (most recent call last):\n  File \"x.py\", line 1, in f\nKeyError: 1\n\n\n\nDuring handling of the above "
+        "exception, another exception occurred:\n\n\n\nTraceback (most recent call last):\n",
+        "web-1  |\nweb-1  | Traceback (most recent call last):\nweb-1  |\n-x  | y\n |\nweb-1 |x\n",
+    };
+    char *log = malloc(200000);
+    for (size_t k = 0; k < sizeof odd / sizeof *odd; k++) {
+        size_t n = 0;
+        for (int i = 0; i < 400; i++) {
+            n += (size_t)sprintf(log + n, "2026-12-07 10:%02d:%02d INFO worker processed job %d\n", i / 60 % 60, i % 60, i);
+            if (i % 97 == 3)
+                n += (size_t)sprintf(log + n, "%s", odd[k]);
+        }
+        n += (size_t)sprintf(log + n, "%s", odd[k]); /* and at the end, cut short */
+        struct tc_result r = tc_run(state, log, HR_CT_LOG, "", 0);
+        ok(r.rc == 0 && r.text && strstr(r.text, "log lines omitted"), "odd trace %zu: folded, no fault", k);
+        free(r.text);
+    }
+    free(log);
+}
+
 /* A log wrapped in JSON (Codex's {"output":…,"metadata":…}; the router
  * types it json_object): the string is compressed as a log, the JSON around
  * it kept byte for byte (2.1 stays 2.1, a value ending in an escaped
@@ -675,6 +944,9 @@ int main(void)
     json_lines_log(state);
     long_exception_names(state);
     traceback_last_line(state);
+    chained_traces(state);
+    group_and_compose_traces(state);
+    trace_bad_input(state);
     wrapped_json(state);
     kinds(state);
     question(state);

@@ -117,6 +117,28 @@ size_t hr_logc_syslog_prefix(const char *s, size_t n)
     return t + 1 < n && s[t] == ':' && s[t + 1] == ' ' ? t + 2 : 0;
 }
 
+/* "web-1  | ", "api_1  | " (docker compose, its colour already removed):
+ * a service name, padding, '|' then a space or the line's end. The length
+ * of the prefix (n for a line with nothing after it), else 0. */
+static size_t compose_prefix(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && i < 64 && (isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '-' || s[i] == '.'))
+        i++;
+    size_t name = i;
+    while (i < n && s[i] == ' ')
+        i++;
+    if (!name || !isalnum((unsigned char)s[0]) || i == name || i >= n || s[i] != '|')
+        return 0;
+    return i + 1 == n ? n : s[i + 1] == ' ' ? i + 2 : 0;
+}
+
+size_t hr_logc_line_prefix(const char *s, size_t n)
+{
+    size_t p = hr_logc_syslog_prefix(s, n);
+    return p ? p : compose_prefix(s, n);
+}
+
 /* Stack frames of Python, Java/JS/Rust ("at …"), Go, gdb/C. */
 static enum hr_logc_class frame_line(const char *s, size_t n)
 {
@@ -432,7 +454,7 @@ enum hr_logc_class hr_logc_classify(const char *s, size_t n, uint64_t *tmpl)
         *tmpl = h;
     if (blank || level_only(s, n))
         return HR_LOGC_BLANK;
-    size_t pre = hr_logc_syslog_prefix(s, n); /* a frame logged through syslog/journald */
+    size_t pre = hr_logc_line_prefix(s, n); /* a frame logged through syslog/journald or docker compose */
     enum hr_logc_class f = frame_line(s + pre, n - pre);
     if (f != HR_LOGC_NORMAL)
         return f;

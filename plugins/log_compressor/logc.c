@@ -22,7 +22,19 @@ struct ll {
     uint8_t lib;   /* a frame inside a library/runtime */
     uint8_t dup;   /* dropped as a repeat of a kept line */
     uint8_t start; /* a passing-test line that announces a test ("=== RUN") */
-    uint8_t exc;   /* the exception line ending a Python traceback */
+    uint8_t tb;    /* its part in a Python traceback: TB_EXC, TB_HEAD, TB_LINK */
+};
+
+#define TB_EXC 1  /* the line naming the exception */
+#define TB_HEAD 2 /* "Traceback (most recent call last):", "Exception Group Traceback (…):" */
+#define TB_LINK 3 /* what joins a chain's traces and a group's parts: "During handling of the
+                   * above exception, …", a group's "+---- 1 ----" lines, blank lines between */
+
+/* A Python exception as printed: one trace, or traces chained by "During
+ * handling …" / "The above exception was the direct cause …", or an
+ * exception group with its sub-exceptions; lines [a, b). */
+struct tb_chain {
+    size_t a, b;
 };
 
 /* ESC [ … final, ESC ] … BEL or ESC \, and two-byte ESC x: removed. */
@@ -92,6 +104,8 @@ struct work {
     struct ids seen;   /* the template table, then exact hashes of kept lines */
     char *clean;       /* ANSI-free copies of lines that had escapes */
     size_t kept, progress;
+    struct tb_chain *chains; /* Python exceptions, in order */
+    size_t n_chains;
 };
 
 /* keep bits: why a line is kept */
@@ -330,6 +344,41 @@ static int keep_query_matches(struct work *w, const struct ids *seen)
     return rc;
 }
 
+/* A Python exception that keeps any line keeps, in each of its traces, the
+ * header, the frames keep_stack keeps and the line naming the exception, and
+ * what joins them (the "During handling …" line, a group's separators): a
+ * chain's second "Traceback (most recent call last):" repeats the first and
+ * its exception line may repeat a kept one, but without them the model
+ * reads one trace where there were two, or frames without what they raised. */
+static void keep_chains(struct work *w)
+{
+    struct ll *l = w->l;
+    for (size_t c = 0; c < w->n_chains; c++) {
+        size_t a = w->chains[c].a, b = w->chains[c].b;
+        int kept = 0;
+        for (size_t k = a; k < b && !kept; k++)
+            kept = (l[k].keep & (K_SIGNAL | K_TRACE)) != 0;
+        if (!kept)
+            continue;
+        for (size_t k = a; k < b;) {
+            if (l[k].cls == HR_LOGC_FRAME || l[k].cls == HR_LOGC_FRAME_CONT) {
+                size_t e = k, any = 0;
+                for (; e < b && (l[e].cls == HR_LOGC_FRAME || l[e].cls == HR_LOGC_FRAME_CONT); e++)
+                    any |= l[e].keep;
+                if (!any)
+                    keep_stack(w, k, e);
+                k = e;
+                continue;
+            }
+            if (l[k].tb) {
+                l[k].keep |= K_SIGNAL | K_TRACE;
+                l[k].dup = 0;
+            }
+            k++;
+        }
+    }
+}
+
 static int select_lines(struct work *w, struct ids *seen)
 {
     const struct hr_logc_config *cfg = w->cfg;
@@ -369,17 +418,9 @@ static int select_lines(struct work *w, struct ids *seen)
             near = (l[k].keep & K_SIGNAL) && (l[k].cls == HR_LOGC_ERROR || l[k].cls == HR_LOGC_WARN);
         if (near)
             keep_stack(w, i, b);
-        /* a kept trace keeps the line naming its exception, even one over
-         * max_similar or a copy of a kept line: frames alone answer nothing */
-        int any = 0;
-        for (size_t k = i; k < b && !any; k++)
-            any = l[k].keep != 0;
-        if (any && b < n && l[b].exc && !l[b].keep) {
-            l[b].keep = K_SIGNAL | K_TRACE;
-            l[b].dup = 0;
-        }
         i = b;
     }
+    keep_chains(w);
     /* the first and last lines (passing tests among them fold with the rest) */
     for (size_t i = 0, h = 0; i < n && h < cfg->head_lines; i++)
         if (l[i].cls != HR_LOGC_PROGRESS && l[i].cls != HR_LOGC_BLANK) {
@@ -750,38 +791,175 @@ static int exception_line(const char *s, size_t n)
     return i == n || (s[i] == ':' && (i + 1 == n || s[i + 1] == ' '));
 }
 
-/* A Python traceback: "Traceback (most recent call last):", its indented
- * frames, source, caret and "[Previous line repeated N more times]" lines
- * (one trace), then at the margin the exception. That last line is what the
- * model needs; it read as a normal line unless its name ended in Error or
- * Exception or its message held an error word (queue.Empty, StopIteration,
- * KeyboardInterrupt, SystemExit: 2 were folded). Each line may carry a
- * syslog or journald prefix. */
-static void mark_tracebacks(struct ll *l, size_t n)
+static const char tb_plain[] = "Traceback (most recent call last):";
+static const char tb_group[] = "Exception Group Traceback (most recent call last):";
+
+/* A line's text after its syslog/journald or docker compose prefix. */
+static const char *body(const struct ll *x, size_t *m)
 {
-    for (size_t i = 0; i < n; i++) {
-        size_t p = hr_logc_syslog_prefix(l[i].s, l[i].len);
-        if (!HR_STARTS(l[i].s + p, l[i].len - p, "Traceback (most recent call last):"))
-            continue;
-        size_t k = i + 1;
-        int frames = 0;
-        for (; k < n; k++) {
-            size_t q = hr_logc_syslog_prefix(l[k].s, l[k].len);
-            if (l[k].len <= q || (l[k].s[q] != ' ' && l[k].s[q] != '\t') || l[k].cls == HR_LOGC_BLANK)
-                break;
-            frames += l[k].cls == HR_LOGC_FRAME;
-            if (l[k].cls != HR_LOGC_FRAME)
-                l[k].cls = HR_LOGC_FRAME_CONT;
-        }
-        if (k < n && frames) {
-            size_t q = hr_logc_syslog_prefix(l[k].s, l[k].len);
-            if (exception_line(l[k].s + q, l[k].len - q)) {
-                l[k].cls = HR_LOGC_ERROR;
-                l[k].exc = 1;
-            }
-        }
-        i = k - 1;
+    size_t p = hr_logc_line_prefix(x->s, x->len);
+    *m = x->len - p;
+    return x->s + p;
+}
+
+/* An exception group's gutter at the start of s: spaces, then '|' or '+'
+ * and a space ("  | ", "    + "); its length, else 0. A separator line
+ * ("  +-+---- 1 ----", "    +--------") or a bare "  |" is all gutter. */
+static size_t gutter(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && s[i] == ' ')
+        i++;
+    if (i >= n || (s[i] != '|' && s[i] != '+'))
+        return 0;
+    if (i + 1 == n || (s[i] == '+' && s[i + 1] == '-'))
+        return n;
+    return s[i + 1] == ' ' ? i + 2 : 0;
+}
+
+static int empty_body(const struct ll *x)
+{
+    size_t m;
+    const char *s = body(x, &m);
+    while (m && (*s == ' ' || *s == '\t'))
+        s++, m--;
+    return x->cls == HR_LOGC_BLANK || !m;
+}
+
+static int chain_text(const char *s, size_t m)
+{
+    return HR_STARTS(s, m, "During handling of the above exception, another exception occurred:") ||
+           HR_STARTS(s, m, "The above exception was the direct cause of the following exception:");
+}
+
+static void set_frame(struct ll *x, const char *s, size_t m)
+{
+    if (x->cls == HR_LOGC_FRAME)
+        return;
+    while (m && (*s == ' ' || *s == '\t'))
+        s++, m--;
+    if (HR_STARTS(s, m, "File \"") && memmem(s, m, "\", line ", 8)) { /* a frame behind a group's gutter */
+        x->cls = HR_LOGC_FRAME;
+        x->lib = lib_frame(x->s, x->len);
+    } else {
+        x->cls = HR_LOGC_FRAME_CONT;
     }
+}
+
+/* A plain trace from its header at i: indented frames, source, caret and
+ * "[Previous line repeated N more times]" lines, then at the margin the
+ * exception. That last line is what the model needs; it read as a normal
+ * line unless its name ended in Error or Exception or its message held an
+ * error word (queue.Empty, StopIteration, KeyboardInterrupt, SystemExit: 2
+ * were folded). Returns the line after the trace. */
+static size_t plain_trace(struct ll *l, size_t n, size_t i)
+{
+    l[i].tb = TB_HEAD;
+    size_t k = i + 1;
+    int frames = 0;
+    for (; k < n; k++) {
+        size_t m;
+        const char *s = body(&l[k], &m);
+        if (!m || (s[0] != ' ' && s[0] != '\t') || l[k].cls == HR_LOGC_BLANK)
+            break;
+        set_frame(&l[k], s, m);
+        frames += l[k].cls == HR_LOGC_FRAME;
+    }
+    size_t m;
+    const char *s = k < n ? body(&l[k], &m) : NULL;
+    if (s && frames && exception_line(s, m)) {
+        l[k].cls = HR_LOGC_ERROR;
+        l[k].tb = TB_EXC;
+        k++;
+    }
+    return k;
+}
+
+/* An exception group (Python 3.11) from its "  + Exception Group Traceback"
+ * at i: every line of it has the gutter, its sub-exceptions' traces, nested
+ * groups and the exception lines inside ("  | ExceptionGroup: batch (2
+ * sub-exceptions)", "    | queue.Empty"). Returns the line after it. */
+static size_t group_trace(struct ll *l, size_t n, size_t i)
+{
+    size_t k = i;
+    for (; k < n; k++) {
+        size_t m, g;
+        const char *s = body(&l[k], &m);
+        if (!(g = gutter(s, m)))
+            break;
+        if (k > i && g < m && s[g - 2] == '+' && HR_STARTS(s + g, m - g, tb_group))
+            break; /* the next group, back to back */
+        s += g, m -= g;
+        if (!m)
+            l[k].tb = TB_LINK; /* a separator, a bare "  |" */
+        else if (HR_STARTS(s, m, tb_plain) || HR_STARTS(s, m, tb_group))
+            l[k].tb = TB_HEAD, l[k].cls = HR_LOGC_ERROR;
+        else if (s[0] == ' ' || s[0] == '\t')
+            set_frame(&l[k], s, m);
+        else if (!chain_text(s, m) && exception_line(s, m))
+            l[k].tb = TB_EXC, l[k].cls = HR_LOGC_ERROR;
+        else
+            l[k].tb = TB_LINK; /* "During handling …", "and 5 more exceptions" */
+    }
+    return k;
+}
+
+/* Whether line i begins a trace: 1 plain, 2 a group. */
+static int trace_start(const struct ll *x)
+{
+    size_t m, g;
+    const char *s = body(x, &m);
+    if (HR_STARTS(s, m, tb_plain))
+        return 1;
+    g = gutter(s, m);
+    return g && g < m && s[g - 2] == '+' && HR_STARTS(s + g, m - g, tb_group) ? 2 : 0;
+}
+
+/* Python exceptions (each line may carry a syslog, journald or docker
+ * compose prefix): their lines' classes and parts, and each exception's
+ * lines as a chain in w->chains (traces joined by "During handling of the
+ * above exception, another exception occurred:" or "The above exception
+ * was the direct cause of the following exception:" and blank lines are
+ * one). Returns -1 when out of memory. */
+static int mark_tracebacks(struct work *w)
+{
+    struct ll *l = w->l;
+    size_t n = w->n, cap = 0;
+    for (size_t i = 0; i < n;) {
+        int kind = trace_start(&l[i]);
+        if (!kind) {
+            i++;
+            continue;
+        }
+        size_t a = i, e;
+        for (;;) {
+            e = kind == 1 ? plain_trace(l, n, i) : group_trace(l, n, i);
+            size_t k = e, m;
+            for (size_t gap = 0; k < n && gap < 2 && empty_body(&l[k]); gap++)
+                k++;
+            const char *s = k < n ? body(&l[k], &m) : NULL;
+            if (!s || !chain_text(s, m))
+                break;
+            size_t h = k + 1;
+            for (size_t gap = 0; h < n && gap < 2 && empty_body(&l[h]); gap++)
+                h++;
+            if (h >= n || !(kind = trace_start(&l[h])))
+                break;
+            for (size_t j = e; j < h; j++)
+                l[j].tb = TB_LINK;
+            i = h;
+        }
+        if (w->n_chains == cap) {
+            cap = cap ? 2 * cap : 16;
+            struct tb_chain *c = realloc(w->chains, cap * sizeof *c);
+            if (!c)
+                return -1;
+            w->chains = c;
+        }
+        w->chains[w->n_chains++] = (struct tb_chain){a, e};
+        i = e > a ? e : a + 1;
+    }
+    return 0;
 }
 
 /* Split, clean (ANSI, '\r' overwrites) and classify every line. */
@@ -835,7 +1013,7 @@ static int load(struct work *w, const char *text, size_t len)
             x->cls = HR_LOGC_PROGRESS;
         x->keep = 0;
         x->dup = 0;
-        x->exc = 0;
+        x->tb = 0;
         x->start = x->cls == HR_LOGC_PASS && (HR_STARTS(s, m, "=== ") || HR_STARTS(s, m, "# Subtest: ") ||
                                               HR_STARTS(s, m, "[ RUN ") || HR_STARTS(s, m, "    # Subtest: "));
         x->lib = x->cls == HR_LOGC_FRAME && lib_frame(s, m);
@@ -852,7 +1030,7 @@ static int load(struct work *w, const char *text, size_t len)
      * the function line is the frame, its file line goes with it */
     for (size_t i = 1; i < n; i++) {
         struct ll *f = &w->l[i - 1], *x = &w->l[i];
-        size_t fp = hr_logc_syslog_prefix(f->s, f->len); /* both may come through journald */
+        size_t fp = hr_logc_line_prefix(f->s, f->len); /* both may come through journald or compose */
         if (x->cls == HR_LOGC_FRAME && memmem(x->s, x->len, ".go:", 4) && f->cls == HR_LOGC_NORMAL && f->len > fp &&
             f->s[fp] != ' ' && f->s[fp] != '\t' && (f->s[f->len - 1] == ')' || HR_STARTS(f->s + fp, f->len - fp, "created by "))) {
             f->cls = HR_LOGC_FRAME;
@@ -860,14 +1038,13 @@ static int load(struct work *w, const char *text, size_t len)
             x->cls = HR_LOGC_FRAME_CONT;
         }
     }
-    mark_tracebacks(w->l, n);
     w->n = n;
     w->count = calloc(ids.n ? ids.n : 1, sizeof *w->count);
     w->freq = calloc(ids.n ? ids.n : 1, sizeof *w->freq);
     w->seen = ids;
     w->n_tmpl = ids.n;
     free(raw);
-    if (!w->count || !w->freq)
+    if (!w->count || !w->freq || mark_tracebacks(w))
         return -12;
     for (size_t i = 0; i < n; i++)
         w->freq[w->l[i].id]++;
@@ -876,7 +1053,7 @@ static int load(struct work *w, const char *text, size_t len)
 
 static void work_free(struct work *w)
 {
-    free(w->l), free(w->clean), free(w->count), free(w->freq), free(w->seen.h), free(w->seen.id);
+    free(w->l), free(w->clean), free(w->count), free(w->freq), free(w->seen.h), free(w->seen.id), free(w->chains);
 }
 
 int hr_logc_compress(const void *cfgv, const char *text, size_t len, const char *query, struct hr_text_out *out)

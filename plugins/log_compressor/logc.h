@@ -35,6 +35,8 @@ enum hr_logc_class hr_logc_classify(const char *s, size_t n, uint64_t *tmpl);
 /* "Dec  4 10:05:03 host tag[123]: " at the start of a syslog or journalctl
  * line: its length, else 0 (frames are looked for after it). */
 size_t hr_logc_syslog_prefix(const char *s, size_t n);
+/* That, or docker compose's "web-1  | " (n when nothing follows it). */
+size_t hr_logc_line_prefix(const char *s, size_t n);
 
 /* Whether untyped text (router said text/unknown/search) reads as a build,
  * test or application log worth compressing here. */
