@@ -1,8 +1,11 @@
-/* json_dump.c — serialise a changed request body exactly as
+/* json_dump.c — serialise a changed request body as
  * json_dumps(body, JSON_COMPACT) does, faster: plain ASCII in strings is
  * copied 16 bytes at a time where jansson decodes every codepoint and hands
- * each run to a callback. Whatever this file does not write itself (reals,
- * invalid UTF-8, trees too deep) comes from jansson, so the bytes are its. */
+ * each run to a callback. Reals are the one difference: the shortest text
+ * that reads back to the same double (0.7, not jansson's
+ * 0.69999999999999996). Whatever this file does not write itself (invalid
+ * UTF-8, trees too deep) comes from jansson, so the bytes are its. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +14,7 @@
 #include <emmintrin.h>
 #endif
 #include "json_dump.h"
+#include "json_scan.h"
 
 /* Deeper than any parsed body (2048): only a cycle, which jansson refuses. */
 #define MAX_DEPTH 4096
@@ -122,6 +126,41 @@ static int put_string(struct out *o, const char *str, size_t len)
     return 0;
 }
 
+static size_t real_text(const json_t *v, char *buf, size_t size)
+{
+    double d = json_real_value(v);
+    size_t k = 0;
+    /* %.15g first: what a client wrote as 0.7 prints as 0.7, where jansson's
+     * %.17g says 0.69999999999999996 (the same double, different bytes in a
+     * provider's logs or a cache keyed on them). A normal double's shortest
+     * text of 15 digits or fewer is what %.15g prints (DBL_DIG is 15), so
+     * this is the shortest but for rare 16-digit cases. jansson still
+     * formats each try (".0" on integral values, exponent without '+' or
+     * leading zeros); the first whose text reads back to the same bits wins
+     * (-0.0 included); %.17g always does. */
+    /* A subnormal has fewer digits of precision: its shortest may be fewer
+     * than 15 digits that %.15g pads out (5e-324, not 4.94065645841247e-324). */
+    for (int prec = fpclassify(d) == FP_SUBNORMAL ? 1 : 15; prec <= 17; prec++) {
+        k = json_dumpb(v, buf, size, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(prec));
+        if (!k || k > size) {
+            k = 0;
+            break;
+        }
+        int64_t iv;
+        double back;
+        if (prec == 17 || (!hr_json_number(buf, k, &iv, &back) && !memcmp(&back, &d, sizeof d))) break;
+    }
+    return k;
+}
+
+size_t hr_json_real_text(double d, char *buf, size_t size)
+{
+    json_t *v = json_real(d);
+    size_t k = v ? real_text(v, buf, size) : 0;
+    json_decref(v);
+    return k;
+}
+
 static int put_value(struct out *o, const json_t *v, int depth)
 {
     if (depth > MAX_DEPTH) return -1;
@@ -151,10 +190,10 @@ static int put_value(struct out *o, const json_t *v, int depth)
         int k = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         return k > 0 && (size_t)k < sizeof num ? put(o, num, (size_t)k) : -1;
     }
-    case JSON_REAL: { /* jansson's own formatting (precision, ".0", exponent) */
-        char num[128];
-        size_t k = json_dumpb(v, num, sizeof num, JSON_COMPACT | JSON_ENCODE_ANY);
-        return k && k <= sizeof num ? put(o, num, k) : -1;
+    case JSON_REAL: {
+        char num[64];
+        size_t k = real_text(v, num, sizeof num);
+        return k ? put(o, num, k) : -1;
     }
     case JSON_TRUE: return put(o, "true", 4);
     case JSON_FALSE: return put(o, "false", 5);

@@ -4,9 +4,15 @@
 #include <stddef.h>
 #include <jansson.h>
 
-/* Exactly json_dumps(root, JSON_COMPACT): the same bytes, or NULL where it
- * gives NULL (invalid UTF-8 in a string, a cycle, out of memory), several
- * times faster on long strings. *len is the text's length (0 with NULL).
- * Free the text with free(). */
+/* json_dumps(root, JSON_COMPACT)'s bytes, or NULL where it gives NULL
+ * (invalid UTF-8 in a string, a cycle, out of memory), several times faster
+ * on long strings; but each real is written as hr_json_real_text writes it.
+ * *len is the text's length (0 with NULL). Free the text with free(). */
 char *hr_json_dump_compact(const json_t *root, size_t *len);
+/* The shortest text jansson's formatting gives d (%.15g, else %.16g, else
+ * %.17g) that reads back to the same double, bit for bit: 0.7 as "0.7",
+ * 1e300 as "1e300", 100.0 as "100.0", -0.0 as "-0.0". Written to buf (not
+ * NUL-terminated when it fills buf); its length, 0 when it does not fit
+ * (32 bytes always do). */
+size_t hr_json_real_text(double d, char *buf, size_t size);
 #endif

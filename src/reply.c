@@ -5,15 +5,19 @@
 #include "api/api.h"
 #include "daemon.h"
 #include "http_server.h"
+#include "json_dump.h"
 #include "numfmt.h"
 
 void hr_send_json(struct hr_req *req, int status, json_t *body)
 {
-    /* Figures were rounded to their unit (numfmt.h): print them without
-     * binary noise ("0.051991", not "0.051990999999999996"). */
-    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(HR_JSON_FIGURES_PRECISION));
+    /* Each real as the shortest text that reads back to it: a figure rounded
+     * to its unit (numfmt.h) without binary noise ("0.051991", not
+     * "0.051990999999999996"), and a client's number that /v1/compress
+     * returns in "request" exactly (%.15g turned 0.12345678901234568 into
+     * another double). */
+    size_t len = 0;
+    char *text = hr_json_dump_compact(body, &len);
     json_decref(body);
-    size_t len = text ? strlen(text) : 0;
     char *line = text ? realloc(text, len + 2) : NULL;
     if (line) {
         line[len++] = '\n';

@@ -158,13 +158,15 @@ req = {"model": "gpt-4o", "stream": True, "messages": [
     {"role": "user", "content": "what broke?"},
     {"role": "assistant", "content": None, "tool_calls": [
         {"id": "t1", "type": "function", "function": {"name": "scan", "arguments": "{}"}}]},
-    {"role": "tool", "tool_call_id": "t1", "content": json.dumps(ROWS)}]}
+    {"role": "tool", "tool_call_id": "t1", "content": json.dumps(ROWS)}], "temperature": 0.7, "top_p": 0.1}
 req_bytes = json.dumps(req, separators=(",", ":")).encode()
 conf_text = TRANSFORMS + "sink savings_file {\n flush_interval 1\n}\n"
 conf = write(os.path.join(work, "daemon.conf"), conf_text)
 rc, compressed, err = cli("compress", "-c", conf, stdin=req_bytes)
 is_(rc, 0, "headroom compress < request.json")
 like(err, r"\d+ -> \d+ tokens \(saved \d+", "compress: a summary line on stderr")
+ok("_headroom" in compressed and compressed.endswith(',"temperature":0.7,"top_p":0.1}'),
+   "compress: the rewritten request keeps temperature 0.7 and top_p 0.1 as written (not 0.69999999999999996)")
 
 with Mock() as mock, Headroomd(mock=mock, extra_conf=conf_text, env={"HEADROOM_WORKSPACE_DIR": ws}) as h:
     hdrs = {"Content-Type": "application/json", "Authorization": "Bearer sk-test"}

@@ -1,18 +1,22 @@
 /* t/json_dump_test.c — hr_json_dump_compact writes what
  * json_dumps(JSON_COMPACT) writes, byte for byte: every escape, control
- * byte, UTF-8 form (valid or not, in values and in keys), number, nesting,
+ * byte, UTF-8 form (valid or not, in values and in keys), integer, nesting,
  * and the agent requests headroomd forwards; NULL exactly where jansson
- * gives NULL. */
+ * gives NULL. Reals are the exception: the shortest text that reads back to
+ * the same double (0.7, where json_dumps writes 0.69999999999999996). */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "json_dump.h"
 #include "tap.h"
 
-static int same(const char *what, const json_t *j)
+/* jansson's bytes; flags other than JSON_COMPACT set the reference's real
+ * precision for trees whose reals all read back at 15 digits. */
+static int same_as(const char *what, const json_t *j, size_t flags)
 {
     size_t len = 12345;
-    char *mine = hr_json_dump_compact(j, &len), *ref = json_dumps(j, JSON_COMPACT);
+    char *mine = hr_json_dump_compact(j, &len), *ref = json_dumps(j, flags);
     int eq = (!mine && !ref && len == 0) ||
              (mine && ref && len == strlen(ref) && !memcmp(mine, ref, len + 1));
     ok(eq, "%s: %s", what, ref ? "the same bytes as json_dumps" : "NULL as from json_dumps");
@@ -20,6 +24,32 @@ static int same(const char *what, const json_t *j)
     free(mine);
     free(ref);
     return eq;
+}
+
+static int same(const char *what, const json_t *j) { return same_as(what, j, JSON_COMPACT); }
+
+/* hr_json_dump_compact of a real, alone in an array, without the brackets. */
+static char *real_out(double d)
+{
+    json_t *a = json_pack("[f]", d);
+    size_t len;
+    char *t = hr_json_dump_compact(a, &len);
+    json_decref(a);
+    if (t && len >= 2) {
+        memmove(t, t + 1, len - 2);
+        t[len - 2] = '\0';
+    }
+    return t;
+}
+
+/* A text reads back to d's bits, as jansson reads it. */
+static int reads_back(const char *t, double d)
+{
+    json_t *j = json_loads(t, JSON_DECODE_ANY, NULL);
+    int ok_ = json_is_real(j);
+    double v = ok_ ? json_real_value(j) : 0;
+    json_decref(j);
+    return ok_ && !memcmp(&v, &d, sizeof d);
 }
 
 /* A string of every byte value position-shifted around the 16-byte blocks. */
@@ -46,14 +76,13 @@ int main(void)
         {"nested empties", "{\"a\":{},\"b\":[],\"c\":[{}, [[]]]}"},
         {"literals", "[true,false,null]"},
         {"integers", "[0,-1,9223372036854775807,-9223372036854775808,42]"},
-        {"reals", "[0.1,-0.0,1e308,5e-324,1.5,100.0,1e22,1e-7,123456789012345678.0,3.14159]"},
         {"named escapes", "[\"q\\\" b\\\\ s\\/ b\\b f\\f n\\n r\\r t\\t\"]"},
         {"control bytes", "[\"\\u0001\\u001f\\u000b\\u0000x\"]"},
         {"DEL and non-ASCII", "[\"\x7f caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf\"]"},
         {"keys with escapes and non-ASCII", "{\"k\\\"ey\":1,\"\\u00e9\\n\":2,\"\":3}"},
         {"an agent request", "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"tool\",\"content\":\"{\\\"rows\\\":"
                              "[{\\\"id\\\":1,\\\"msg\\\":\\\"GET /a \\\\\\\"ok\\\\\\\"\\\\n\\\"}]}\"}],"
-                             "\"temperature\":0.7,\"stream\":false,\"max_tokens\":1024}"},
+                             "\"temperature\":0.5,\"stream\":false,\"max_tokens\":1024}"},
     };
     for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
         json_t *j = json_loadb(texts[i][1], strlen(texts[i][1]), JSON_ALLOW_NUL, NULL);
@@ -61,6 +90,71 @@ int main(void)
         same(texts[i][0], j);
         json_decref(j);
     }
+
+    /* Reals: the shortest text that reads back to the same double, in
+     * jansson's spelling (".0" on integral values, exponent without '+' or
+     * leading zeros). json_dumps writes 0.69999999999999996 for 0.7. */
+    static const char *const reals[][2] = {
+        {"0.7", "0.7"}, {"0.1", "0.1"}, {"0.2", "0.2"}, {"0.95", "0.95"}, {"1.5", "1.5"}, {"3.14159", "3.14159"},
+        {"-0.0", "-0.0"}, {"0.0", "0.0"}, {"100.0", "100.0"}, {"1e22", "1e22"}, {"1e-7", "1e-7"}, {"1e-05", "1e-5"},
+        {"1e+300", "1e300"}, {"1e300", "1e300"}, {"-1e-300", "-1e-300"}, {"1E2", "100.0"}, {"2.50", "2.5"},
+        {"0.30000000000000004", "0.30000000000000004"}, {"1.7976931348623157e308", "1.7976931348623157e308"},
+        {"2.2250738585072014e-308", "2.2250738585072014e-308"}, {"5e-324", "5e-324"},
+        {"123456789012345678.0", "1.2345678901234568e17"}, {"9007199254740993.0", "9007199254740992.0"},
+        {"0.1234567890123456789", "0.12345678901234568"}, {"12345.678901234567", "12345.678901234567"},
+    };
+    for (size_t i = 0; i < sizeof reals / sizeof *reals; i++) {
+        json_t *j = json_loads(reals[i][0], JSON_DECODE_ANY, NULL);
+        double d = json_real_value(j);
+        char *t = real_out(d), buf[64];
+        size_t k = hr_json_real_text(d, buf, sizeof buf);
+        ok(t && !strcmp(t, reals[i][1]) && reads_back(t, d) && k == strlen(t) && !memcmp(buf, t, k),
+           "real %s is written %s (hr_json_real_text too) and reads back", reals[i][0], reals[i][1]);
+        if (t && strcmp(t, reals[i][1])) tap_diag("  got %s", t);
+        free(t);
+        json_decref(j);
+    }
+    /* The report's case: a request's sampling figures arrive as sent. */
+    static const char req_text[] = "{\"model\":\"gpt-4o\",\"temperature\":0.7,\"top_p\":0.1,"
+                                   "\"frequency_penalty\":0.3,\"logit_bias\":{\"50256\":-0.1},\"x\":[1.1,2.2,3.3]}";
+    json_t *rq = json_loads(req_text, 0, NULL);
+    size_t rq_len;
+    char *rq_out = hr_json_dump_compact(rq, &rq_len);
+    ok(rq_out && !strcmp(rq_out, req_text), "temperature 0.7, top_p 0.1, ... are written as the client wrote them");
+    if (rq_out && strcmp(rq_out, req_text)) tap_diag("  got %s", rq_out);
+    free(rq_out);
+    json_decref(rq);
+    /* Random bit patterns, every exponent: bit-exact, and %.15g's text
+     * whenever that reads back. (Fewer digits can be a longer text:
+     * 8.893347941085426e16 for jansson's 88933479410854256.0.) */
+    int reals_ok = 1, fewer = 0;
+    for (int r = 0; r < 200000 && reals_ok; r++) {
+        uint64_t bits = 0;
+        for (int b = 0; b < 8; b++) bits = bits << 8 | next_byte();
+        if (r % 4 == 0) bits &= 0x800FFFFFFFFFFFFFull; /* subnormals and zeros */
+        double d;
+        memcpy(&d, &bits, sizeof d);
+        if (isnan(d) || isinf(d)) continue;
+        char *t = real_out(d), *ref = NULL, p15[64];
+        json_t *a = json_pack("[f]", d);
+        ref = json_dumps(a, JSON_COMPACT);
+        size_t k15 = json_dumpb(a, p15, sizeof p15, JSON_COMPACT | JSON_REAL_PRECISION(15));
+        p15[k15 < sizeof p15 ? k15 : 0] = '\0';
+        json_decref(a);
+        json_t *back15 = json_loads(p15, 0, NULL);
+        double d15 = json_real_value(json_array_get(back15, 0));
+        json_decref(back15);
+        int fits15 = !memcmp(&d15, &d, sizeof d);
+        reals_ok = t && reads_back(t, d) &&
+                   (!fits15 || (strlen(t) + 2 == strlen(p15) && !memcmp(t, p15 + 1, strlen(t))) ||
+                    fpclassify(d) == FP_SUBNORMAL);
+        fewer += strlen(t) + 2 < strlen(ref);
+        if (!reals_ok) tap_diag("  bits %016llx: mine %s, json_dumps %s", (unsigned long long)bits, t, ref);
+        free(t);
+        free(ref);
+    }
+    ok(reals_ok, "200000 random doubles (subnormals too): read back bit for bit, %%.15g's text where it reads back");
+    tap_diag("  %d of them shorter than jansson's %%.17g", fewer);
 
     /* Every byte value at every offset of a 16-byte block, in a value and a key. */
     int all = 1;
@@ -165,8 +259,9 @@ int main(void)
                             "role", "user", "content", "why?", "role", "tool", "tool_call_id", "c1", "content",
                             rows_text, "role", "tool", "tool_call_id", "c2", "content", rows_text, "temperature",
                             0.2);
-    same("an agent request with two 2000-row outputs", req);
-    same("the 2000 rows as JSON", rows);
+    /* every real here (i * 1.25, 0.2) reads back at 15 digits */
+    same_as("an agent request with two 2000-row outputs", req, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    same_as("the 2000 rows as JSON", rows, JSON_COMPACT | JSON_REAL_PRECISION(15));
     free(rows_text);
     json_decref(rows);
     json_decref(req);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "sdk.h"
+#include "json_dump.h"
 #include "json_load.h"
 #include "stats_json.h"
 
@@ -65,8 +66,9 @@ static int compress_remote(hr_client *c, const char *body, size_t len, struct hr
     if (!json_is_true(json_object_get(v, "changed"))) {
         rc = set_body(out, body, len); /* unchanged: the client's bytes, as the proxy forwards them */
     } else {
-        char *s = json_dumps(json_object_get(v, "request"), JSON_COMPACT);
-        rc = s ? set_body(out, s, strlen(s)) : hr_sdk_fail(HEADROOM_ENOMEM, "out of memory");
+        size_t n;
+        char *s = hr_json_dump_compact(json_object_get(v, "request"), &n); /* reals as the client wrote them */
+        rc = s ? set_body(out, s, n) : hr_sdk_fail(HEADROOM_ENOMEM, "out of memory");
         free(s);
     }
 done:
@@ -112,8 +114,9 @@ int hr_compress(hr_client *c, const char *body, size_t len, struct hr_compress_r
         if (pr.stages[i].tag && *pr.stages[i].tag) rc = add_tag(out, pr.stages[i].tag);
     if (!rc) {
         if (pr.changed) {
-            char *s = json_dumps(req, JSON_COMPACT);
-            rc = s ? set_body(out, s, strlen(s)) : hr_sdk_fail(HEADROOM_ENOMEM, "out of memory");
+            size_t n;
+            char *s = hr_json_dump_compact(req, &n); /* as the proxy forwards it: 0.7 stays 0.7 */
+            rc = s ? set_body(out, s, n) : hr_sdk_fail(HEADROOM_ENOMEM, "out of memory");
             free(s);
         } else {
             rc = set_body(out, body ? body : "", len);

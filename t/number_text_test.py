@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+# t/number_text_test.py -- a request body headroomd rewrites keeps its
+# numbers' text: "temperature":0.7 arrives upstream as 0.7, not as jansson's
+# 0.69999999999999996 (the same double, other bytes in a provider's logs, a
+# diff, a cache keyed on bytes). Checked on every path that re-serialises a
+# body: the compressed request, the follow-up sent after answering a
+# headroom_retrieve call, the answer edited to hide that tool (a Responses
+# answer echoes temperature and top_p), and /v1/compress's "request".
+import atexit
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hrtest import *  # noqa: E402,F401,F403
+
+TRANSFORMS = """
+stage_budget_ms 60000
+transform router { }
+transform cache_aligner { }
+transform smart_crusher { }
+"""
+
+fx = tempfile.mkdtemp(prefix="hr-fixtures-")
+atexit.register(shutil.rmtree, fx, True)
+subprocess.run([sys.executable, os.path.join(T_DIR, "fixtures", "gen_fixtures.py"), "--out", fx], check=True,
+               capture_output=True)
+ROWS_TEXT = json.dumps(json.load(open(os.path.join(fx, "logs_1000.json"))))
+
+# Reals as a client writes them (each the shortest text of its double, in
+# the spelling headroomd writes: exponent without '+' or leading zeros).
+REALS = ["0.7", "0.1", "0.3", "-0.2", "-0.1", "2.5", "0.95", "1e-7", "1e300", "0.30000000000000004", "-0.0",
+         "5e-324", "1.7976931348623157e308", "2.2250738585072014e-308", "100.0", "123.456", "3.14159",
+         "0.12345678901234568", "1.1", "2.2", "3.3", "0.01", "99.99", "1e22", "4.35", "0.0001"]
+NUM_RE = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+
+
+def reals_in(text):
+    """The reals of a JSON text, as written, in order (strings skipped)."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            i += 1
+            while text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+            i += 1
+        elif c == "-" or c.isdigit():
+            m = NUM_RE.match(text, i)
+            if any(x in m.group(0) for x in ".eE"):
+                out.append(m.group(0))
+            i = m.end()
+        else:
+            i += 1
+    return out
+
+
+def schema():
+    """A tool's JSON schema carrying most of REALS (written by hand below)."""
+    return ('{"type":"object","properties":{"threshold":{"type":"number","default":0.95,"minimum":1e-7,'
+            '"maximum":1e300,"examples":[0.30000000000000004,-0.0,5e-324,1.7976931348623157e308,'
+            '2.2250738585072014e-308,100.0,123.456,3.14159,0.12345678901234568,1.1,2.2,3.3,0.01,99.99,1e22,'
+            '4.35,0.0001]}}}')
+
+
+def chat_text():
+    return ('{"model":"gpt-4o","temperature":0.7,"top_p":0.1,"frequency_penalty":0.3,"presence_penalty":-0.2,'
+            '"logit_bias":{"50256":-0.1,"198":2.5},'
+            '"tools":[{"type":"function","function":{"name":"search_logs","parameters":%s}}],'
+            '"messages":[{"role":"user","content":"Which requests failed?"},'
+            '{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",'
+            '"function":{"name":"search_logs","arguments":"{}"}}]},'
+            '{"role":"tool","tool_call_id":"c1","content":%s}]}' % (schema(), json.dumps(ROWS_TEXT)))
+
+
+def anthropic_text():
+    return ('{"model":"claude-sonnet-4-5","max_tokens":64,"temperature":0.7,"top_p":0.1,'
+            '"tools":[{"name":"search_logs","input_schema":%s}],'
+            '"messages":[{"role":"user","content":"Which requests failed?"},'
+            '{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"search_logs",'
+            '"input":{"since":-0.2,"ratio":2.5}}]},'
+            '{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":%s}]}]}'
+            % (schema(), json.dumps(ROWS_TEXT)))
+
+
+def responses_text():
+    return ('{"model":"gpt-4o","temperature":0.7,"top_p":0.1,'
+            '"tools":[{"type":"function","name":"search_logs","parameters":%s}],'
+            '"input":[{"role":"user","content":"Which requests failed?"},'
+            '{"type":"function_call","call_id":"c1","name":"search_logs","arguments":"{}"},'
+            '{"type":"function_call_output","call_id":"c1","output":%s}]}' % (schema(), json.dumps(ROWS_TEXT)))
+
+
+def tool_text(body, provider):
+    if provider == "anthropic":
+        return body["messages"][2]["content"][0]["content"]
+    if provider == "responses":
+        return body["input"][2]["output"]
+    return body["messages"][2]["content"]
+
+
+ANTH = {"x-api-key": "k", "anthropic-version": "2023-06-01", "content-type": "application/json"}
+JSON_HDR = {"content-type": "application/json"}
+CASES = (("openai", "/v1/chat/completions", chat_text(), JSON_HDR),
+         ("anthropic", "/v1/messages", anthropic_text(), ANTH),
+         ("responses", "/v1/responses", responses_text(), JSON_HDR))
+
+with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
+    for provider, path, text, hdr in CASES:
+        sent_reals = reals_in(text)
+        ok(len(sent_reals) >= 20, "%s: the request holds %d reals" % (provider, len(sent_reals)))
+
+        # --- the compressed request ---------------------------------------
+        mock.reset()
+        r = request("POST", hd.url + path, body=text.encode(), headers=hdr)
+        is_(r.status, 200, "%s: answered" % provider)
+        up = mock.last_request()["body"].decode()
+        ok("_headroom" in up and int(r.header("x-headroom-tokens-after") or 0) <
+           int(r.header("x-headroom-tokens-before") or 0), "%s: the body was rewritten (rows crushed)" % provider)
+        # (cache_aligner may reorder a tool schema's keys: compared as sets of texts)
+        is_(sorted(reals_in(up)), sorted(sent_reals), "%s: every real arrives upstream as the client wrote it" % provider)
+        ok('"temperature":0.7,"top_p":0.1' in up, "%s: \"temperature\":0.7,\"top_p\":0.1 byte for byte" % provider)
+
+        # --- /v1/compress: "request" is what the proxy would forward ------
+        c = request("POST", hd.url + "/v1/compress" + ("?provider=anthropic" if provider == "anthropic" else ""),
+                    body=text.encode(), headers=hdr)
+        is_(c.status, 200, "%s: /v1/compress answered" % provider)
+        creq = (c.json() or {}).get("request") or {}
+        is_(creq.get("top_p"), 0.1, "%s: /v1/compress request.top_p" % provider)
+        is_(creq.get("tools") and json.dumps(creq["tools"]).count("0.12345678901234568"), 1,
+            "%s: /v1/compress keeps 0.12345678901234568 (%%.15g made it another double)" % provider)
+        rows = tool_text(creq, provider) if creq else ""
+        is_(sorted(reals_in(c.body.decode()[c.body.decode().index('"request":'):])), sorted(sent_reals),
+            "%s: /v1/compress request's reals as written" % provider)
+
+        # --- the follow-up after a headroom_retrieve call ------------------
+        marker = json.loads(rows)[0]["_headroom"] if rows.startswith("[") else {}
+        h = marker_hash(marker.get("all_rows", ""))
+        mock.reset()
+        call = dict(hdr, **{"x-mock-tool-call": "headroom_retrieve", "x-mock-tool-args": json.dumps({"hash": h})})
+        r = request("POST", hd.url + path, body=text.encode(), headers=call)
+        reqs = mock.requests()
+        is_((r.status, len(reqs)), (200, 2), "%s: a headroom_retrieve call is answered (two rounds)" % provider)
+        if len(reqs) == 2:
+            follow = reqs[1]["body"].decode()
+            ok("headroom_retrieve" in follow, "%s: the second round carries the retrieve result" % provider)
+            is_(sorted(reals_in(follow)), sorted(sent_reals), "%s: the follow-up keeps every real as the client wrote it" % provider)
+
+        # --- the answer, edited to hide headroom_retrieve ------------------
+        if provider == "responses":
+            mock.reset()
+            r = request("POST", hd.url + path, body=text.encode(), headers=hdr)
+            ans = r.body.decode()
+            ok('"temperature":0.7' in ans and '"top_p":0.1' in ans,
+               "responses: the answer echoing temperature 0.7 and top_p 0.1 reaches the client as 0.7 and 0.1")
+            ok("headroom_retrieve" not in ans, "responses: (the answer was edited: the tool hidden)")
+            is_(sorted(reals_in(ans[ans.index('"tools":'):ans.index(',"top_p":')])), sorted(reals_in(schema())),
+                "responses: the echoed tool schema's reals as written")
+done()
