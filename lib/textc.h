@@ -278,24 +278,34 @@ static inline int hr_wrap_rewrite(const char *t, size_t n, size_t min_tokens, do
         if (r == 0 && (double)o.b.len > (1.0 - min_savings) * (double)json_string_length(v))
             r = 4; /* not worth its marker */
         if (r == 0) {
-            struct hr_wrap_str *w = &ws[(*nws)++];
-            *w = cand[x];
+            struct hr_wrap_str w = cand[x];
+            size_t mark = out->b.len, from = 0;
             hr_tbuf_put(&out->b, t + at, cand[x].raw_off - at);
-            size_t from = 0;
             for (size_t h = 0; h < o.n_hash_off && h < 2 && r == 0; h++) {
+                if (o.hash_off[h] < from || o.hash_off[h] > o.b.len || o.b.len - o.hash_off[h] < HR_CCR_HASH_LEN) {
+                    r = -1; /* a placeholder out of order or past the end */
+                    break;
+                }
                 r = hr_wrap_put_escaped(&out->b, o.b.p + from, o.hash_off[h] - from, ascii);
-                w->hash_at[w->n_hash++] = out->b.len;
+                w.hash_at[w.n_hash++] = out->b.len;
                 from = o.hash_off[h];
             }
             if (r == 0)
                 r = hr_wrap_put_escaped(&out->b, o.b.p + from, o.b.len - from, ascii);
-            at = cand[x].raw_off + cand[x].raw_len;
-            w->total = o.total;
-            w->omitted = o.omitted;
-            out->total += o.total;
-            out->omitted += o.omitted;
-            if (r)
-                rc = -22; /* not UTF-8: cannot be a JSON string */
+            if (r == 0) {
+                at = cand[x].raw_off + cand[x].raw_len;
+                w.total = o.total;
+                w.omitted = o.omitted;
+                out->total += o.total;
+                out->omitted += o.omitted;
+                ws[(*nws)++] = w;
+            } else {
+                /* Its new text cannot be a JSON string (not UTF-8: a cut
+                 * inside a character): this string stays as it was, the
+                 * unit's others are still rewritten. */
+                out->b.len = mark;
+                r = 5;
+            }
         } else if (r < 0) {
             rc = r;
         }

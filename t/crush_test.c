@@ -10,6 +10,7 @@
 #include "fake_host.h"
 #include "../plugins/smart_crusher/crush.h"
 #include "slurp.h"
+#include "textc.h"
 
 extern const struct headroom_plugin headroom_plugin;
 
@@ -868,6 +869,62 @@ static void rows_as_text_cached(void)
     headroom_plugin.fini(st);
 }
 
+/* hr_wrap_rewrite (lib/textc.h), the walk smart_crusher and the text
+ * compressors share, given a new text it cannot write into a JSON string: a
+ * cut inside a UTF-8 character (the first string), a placeholder past the
+ * end (mode 1). That string stays as it was; before, the whole unit was
+ * left (-22, logged as out of memory) or the write read past the end. */
+static int bad_one(void *ctx, const char *s, size_t sl, struct hr_text_out *o)
+{
+    int *calls = ctx;
+    memset(o, 0, sizeof *o);
+    hr_tbuf_put(&o->b, "[headroom: cut; hash=" HR_SC_HASH_PLACEHOLDER "]\n", 21 + HR_SC_HASH_LEN + 2);
+    o->hash_off[0] = 21;
+    o->n_hash_off = 1;
+    hr_tbuf_put(&o->b, s, sl / 3 + (*calls == 0)); /* the first: inside its 3-byte characters */
+    if (*calls == 0 && calls[1])
+        o->hash_off[0] = o->b.len + 10; /* mode 1: past the end */
+    o->total = 3;
+    o->omitted = 2;
+    ++*calls;
+    return 0;
+}
+
+static void wrap_walk_bad_output(void)
+{
+    char cjk[1201], log[2000];
+    for (int i = 0; i < 400; i++)
+        memcpy(cjk + 3 * i, "\xe4\xb8\xad", 3);
+    cjk[1200] = '\0';
+    size_t l = 0;
+    for (int i = 0; l + 40 < sizeof log; i++)
+        l += (size_t)snprintf(log + l, sizeof log - l, "line %d ok\n", i);
+    json_t *mcp = json_pack("{s:[{s:s,s:s},{s:s,s:s}],s:b}", "content", "type", "text", "text", cjk, "type", "text",
+                            "text", log, "isError", 0);
+    char *t = json_dumps(mcp, JSON_PRESERVE_ORDER);
+    size_t n = strlen(t);
+    for (int mode = 0; mode < 2; mode++) {
+        int calls[2] = {0, mode};
+        struct hr_text_out out;
+        struct hr_wrap_str ws[HR_WRAP_MAX];
+        size_t nws = 0;
+        int rc = hr_wrap_rewrite(t, n, 0, 0.0, bad_one, calls, &out, ws, &nws);
+        is_int(rc, 0, "%s in the first string: the unit is still rewritten", mode ? "a placeholder past the end" : "a cut inside a character");
+        json_t *got = rc == 0 ? json_loadb(out.b.p, out.b.len, 0, NULL) : NULL;
+        json_t *parts = json_object_get(got, "content");
+        const char *first = json_string_value(json_object_get(json_array_get(parts, 0), "text"));
+        const char *second = json_string_value(json_object_get(json_array_get(parts, 1), "text"));
+        ok(first && !strcmp(first, cjk) && second && !strncmp(second, "[headroom: cut; hash=", 21) && nws == 1 &&
+               ws[0].raw_off > strlen(cjk),
+           "%s: that string stays as it was, the other is rewritten", mode ? "placeholder past the end" : "cut character");
+        json_decref(got);
+        if (rc == 0)
+            hr_tbuf_free(&out.b);
+    }
+    free(t);
+    json_decref(mcp);
+}
+
 static void policy(void)
 {
     char *rows = rows_json(300, NULL);
@@ -1091,6 +1148,7 @@ int main(void)
     policy();
     rows_as_text();
     rows_as_text_cached();
+    wrap_walk_bad_output();
     mixed_schema_flags();
     per_schema_groups();
     not_shown();
