@@ -343,6 +343,43 @@ for label, handler, status, ctype in (("python3 -m http.server", lambda *a: Quie
                                                                                        err.strip()[:400]))
     srv.shutdown()
 
+
+# A reverse proxy (nginx) in front of a daemon that is down answers 502, 503
+# or 504 with its own page: the daemon cannot be reached (exit 3, as with no
+# daemon), said as such; it was "not headroomd" and exit 1.
+class Gateway(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        st = int(self.server.status)
+        body = (b"<html><head><title>%d</title></head><body><center><h1>%d</h1></center><hr><center>nginx</center>"
+                b"</body></html>" % (st, st))
+        self.send_response(st)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.do_GET()
+
+    def log_message(self, *a):
+        pass
+
+
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+url = "http://127.0.0.1:%d" % srv.server_address[1]
+for status in (502, 503, 504):
+    srv.status = status
+    for cmd in (("stats",), ("stats", "--json"), ("history",), ("compress", "-")):
+        rc, out, err = cli(*(cmd + ("--url", url)), stdin=req_bytes)
+        ok(rc == 3 and "a proxy at %s answered" % url in err and "with HTTP %d" % status in err
+           and "may be down" in err and "not headroomd" in err and "is not headroomd" not in err
+           and "<" not in err and out == "",
+           "%s --url behind a proxy answering %d: exit 3, the proxy's status, the daemon may be down (%s)"
+           % (" ".join(cmd), status, err.strip()[:300]))
+srv.shutdown()
+
 rc, out, err = cli("history", "-c", conf, "--json")
 offline = json.loads(out) if rc == 0 else {}
 is_(offline.get("lifetime", {}).get("tokens_saved"), remote.get("lifetime", {}).get("tokens_saved"),

@@ -111,6 +111,17 @@ int hr_sdk_not_headroomd(const hr_client *c, const char *method, const char *pat
 {
     int plen = (int)strcspn(path, "?");
     hr_sdk_set_http_status(0); /* no headroomd answered */
+    /* 502/503/504 without headroomd's JSON is a gateway's answer (nginx,
+     * Caddy, a load balancer) about what is behind it: the daemon there is
+     * down or not answering, as unreachable as a refused connection (the
+     * CLI's exit 3), not a wrong address. */
+    if (a->status == 502 || a->status == 503 || a->status == 504)
+        return hr_sdk_fail(HEADROOM_ENET, "a proxy at %s answered %s %.*s with HTTP %ld %s (%s%s%s), not headroomd: "
+                           "the headroomd behind it may be down or not answering; check it where it runs (is it "
+                           "started? its /health), or the proxy's upstream address", c->url, method, plen, path,
+                           a->status, a->status == 502 ? "Bad Gateway" : a->status == 503 ? "Service Unavailable"
+                           : "Gateway Timeout", *a->ctype ? a->ctype : "no Content-Type", what ? ": " : "",
+                           what ? what : "");
     return hr_sdk_fail(HEADROOM_EINVAL, "the server at %s is not headroomd (or a proxy in front of it answered for "
                        "it): %s %.*s got HTTP %ld (%s%s%s), not headroomd's JSON; check the address (--url, "
                        "$HEADROOM_URL, or the config's host and port)", c->url, method, plen, path, a->status,

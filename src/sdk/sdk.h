@@ -63,7 +63,9 @@ const char *hr_sdk_error_message(const json_t *v);
  * else listens there. Sets HEADROOM_EINVAL (the URL is wrong) with its
  * status and content type, never its body, and hr_last_http_status() 0
  * (no headroomd answered). `what` says what was wrong with the body when
- * its content type does not (NULL: nothing). Returns the code. */
+ * its content type does not (NULL: nothing). Returns the code. A 502, 503
+ * or 504 is a proxy's answer for a daemon it cannot reach: HEADROOM_ENET,
+ * saying so. */
 int hr_sdk_not_headroomd(const hr_client *c, const char *method, const char *path_and_query,
                          const struct hr_sdk_answer *a, const char *what);
 /* GET that must answer 200 with a JSON object holding `key` (headroomd's
