@@ -12,6 +12,7 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hrtest import *  # noqa: E402,F403
+import collections  # noqa: E402
 import glob  # noqa: E402
 import http.server  # noqa: E402
 import json  # noqa: E402
@@ -533,6 +534,58 @@ try:
     writer.close()
 except ImportError:
     skip("python3 without its sqlite3 module")
+
+# A daemon starting creates metrics.db: an empty file first, its schema a
+# moment later. A read in between said "not a headroom metrics database
+# (schema version 0): check the path" (exit 1). Now it waits for the schema
+# (up to 3 s), else says the file is being created and to run again (exit 3).
+fresh = os.path.join(work, "fresh")
+os.makedirs(fresh)
+fresh_env = dict(ENV, HEADROOM_WORKSPACE_DIR=fresh)
+open(os.path.join(fresh, "metrics.db"), "w").close()
+for cmd in (("summary", "--json"), ("metrics", "--json")):
+    rc, out, err = cli(*cmd, env=fresh_env)
+    ok(rc == 3 and "has no schema yet" in err and "run again in a moment" in err and "check the" not in err,
+       "%s on an empty metrics.db (a daemon creating it): exit 3, run again in a moment (%s)" % (cmd[0], err.strip()[:300]))
+
+
+def create_later(path, delay):
+    time.sleep(delay)
+    sqlite(path, "PRAGMA journal_mode=WAL;\n" + SCHEMA + "\n".join(rows[:3]))
+
+
+t = threading.Thread(target=create_later, args=(os.path.join(fresh, "metrics.db"), 0.5))
+t.start()
+rc, out, err = cli("summary", "--json", env=fresh_env)
+t.join()
+is_(json.loads(out).get("total_requests") if rc == 0 else err, 3,
+    "summary while the schema is written 0.5 s later: waits, then its 3 rows")
+
+# The race itself: daemons starting on a new state directory, read all the while.
+seen = collections.Counter()
+for i in range(12):
+    race = os.path.join(work, "race%d" % i)
+    os.makedirs(race)
+    conf_race = write(os.path.join(race, "h.conf"), "host 127.0.0.1\nport 0\nsink metrics_db {\n}\n")
+    renv = dict(ENV, HEADROOM_WORKSPACE_DIR=race)
+    d = subprocess.Popen([os.environ.get("HEADROOMD") or os.path.join(T_DIR, "..", "src", "headroomd"), "-c",
+                          conf_race], env=renv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 0.4:
+        for cmd in (("summary", "--json"), ("metrics", "--json")):
+            rc, out, err = cli(*cmd, "-c", conf_race, env=renv)
+            if rc == 0:
+                got = json.loads(out)
+                seen["answer" if got in ([], ) or got.get("total_requests") == 0 else "wrong answer: " + out[:80]] += 1
+            elif rc == 3 and ("no metrics database at" in err or "run again in a moment" in err):
+                seen["not there yet (exit 3)"] += 1
+            else:
+                seen["exit %d: %s" % (rc, err.strip()[:200])] += 1
+    d.terminate()
+    d.wait(10)
+ok(set(seen) <= {"answer", "not there yet (exit 3)"} and seen["answer"] > 0,
+   "summary and metrics while 12 daemons start on a new metrics.db: an answer or 'not there yet', nothing else (%s)"
+   % dict(seen))
 rc, out, err = cli("doctor")
 like(out, r"(?m)^ok   config +no config given .*no transforms", "doctor with no config: says so (it said 'built-in "
      "defaults parses (0 plugin blocks)')")

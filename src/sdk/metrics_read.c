@@ -30,13 +30,8 @@ static void iso_time(double t, char *out, size_t outlen)
  * whole database is in the main file: read it as immutable (no lock, no
  * file made). A -wal there (a daemon writing, or one that stopped without
  * a checkpoint) holds rows: read it as SQLite does. */
-static char *db_uri(const char *path)
+static char *db_uri(const char *path, int immutable)
 {
-    char *wal = NULL;
-    struct stat st;
-    if (asprintf(&wal, "%s-wal", path) < 0) return NULL;
-    int immutable = stat(wal, &st) != 0 && errno == ENOENT;
-    free(wal);
     size_t n = strlen(path);
     char *uri = malloc(3 * n + 32), *o = uri;
     if (!uri) return NULL;
@@ -50,8 +45,54 @@ static char *db_uri(const char *path)
     return uri;
 }
 
-/* Open the client's database read-only; NULL with the error set. */
-static sqlite3 *open_db(const hr_client *c, char **path_out)
+/* What an immutable read relies on: the main file as it was, no -wal. A
+ * daemon starting under the read (creating the file, putting it in WAL
+ * mode, migrating, moving a damaged one aside) changes one of them. */
+struct snap {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    int wal; /* a -wal exists */
+};
+
+static int take_snap(const char *path, struct snap *s)
+{
+    struct stat st;
+    memset(s, 0, sizeof *s);
+    char *wal = NULL;
+    if (asprintf(&wal, "%s-wal", path) < 0) return -1;
+    s->wal = !(stat(wal, &st) != 0 && errno == ENOENT);
+    free(wal);
+    if (stat(path, &st) != 0) return -1;
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    s->size = st.st_size;
+    s->mtime = st.st_mtim;
+    return 0;
+}
+
+static int moved(const char *path, const struct snap *before)
+{
+    struct snap now;
+    return take_snap(path, &now) || now.wal || now.dev != before->dev || now.ino != before->ino ||
+           now.size != before->size || now.mtime.tv_sec != before->mtime.tv_sec ||
+           now.mtime.tv_nsec != before->mtime.tv_nsec;
+}
+
+/* How long a read waits for a database that a headroomd starting is
+ * creating (an empty file, no schema yet) before saying so. */
+#define CREATING_WAIT_MS 3000
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Open the client's database read-only; NULL with the error set. *before
+ * and *immutable say how it was opened, for read_db's check afterwards. */
+static sqlite3 *open_db(const hr_client *c, char **path_out, struct snap *before, int *immutable)
 {
     int in_block, from_path;
     char *path = hr_sdk_sink_file(c, "metrics_db", "metrics.db", &in_block, &from_path);
@@ -59,42 +100,65 @@ static sqlite3 *open_db(const hr_client *c, char **path_out)
         hr_sdk_fail(HEADROOM_ENOMEM, "out of memory");
         return NULL;
     }
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        int e = errno;
-        char hint[600];
-        hr_sdk_missing_file_hint(c, "metrics_db", in_block, from_path, hint, sizeof hint);
-        if (e == ENOENT) /* the config's block and where the file is looked for decide the fix */
-            hr_sdk_fail(HEADROOM_ENOTFOUND, "no metrics database at %s: %s", path, hint);
-        else
-            hr_sdk_fail(HEADROOM_EIO, "cannot read the metrics database %s: %s", path, strerror(e));
-        free(path);
-        return NULL;
-    }
-    sqlite3 *db = NULL;
-    char *uri = db_uri(path);
-    if (!uri) {
-        hr_sdk_fail(HEADROOM_ENOMEM, "out of memory");
-        free(path);
-        return NULL;
-    }
-    int orc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
-    free(uri);
-    if (orc != SQLITE_OK) {
-        hr_sdk_fail(HEADROOM_EIO, "cannot open the metrics database %s: %s", path, db ? sqlite3_errmsg(db) : "no memory");
+    for (int waited = 0;; waited += 50) {
+        if (take_snap(path, before) != 0) {
+            int e = errno;
+            char hint[600];
+            hr_sdk_missing_file_hint(c, "metrics_db", in_block, from_path, hint, sizeof hint);
+            if (e == ENOENT) /* the config's block and where the file is looked for decide the fix */
+                hr_sdk_fail(HEADROOM_ENOTFOUND, "no metrics database at %s: %s", path, hint);
+            else
+                hr_sdk_fail(HEADROOM_EIO, "cannot read the metrics database %s: %s", path, strerror(e));
+            free(path);
+            return NULL;
+        }
+        *immutable = !before->wal;
+        sqlite3 *db = NULL;
+        char *uri = db_uri(path, *immutable);
+        if (!uri) {
+            hr_sdk_fail(HEADROOM_ENOMEM, "out of memory");
+            free(path);
+            return NULL;
+        }
+        int orc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+        free(uri);
+        if (orc != SQLITE_OK) {
+            hr_sdk_fail(HEADROOM_EIO, "cannot open the metrics database %s: %s", path,
+                        db ? sqlite3_errmsg(db) : "no memory");
+            sqlite3_close(db);
+            free(path);
+            return NULL;
+        }
+        sqlite3_busy_timeout(db, 5000);
+        sqlite3_stmt *st_v = NULL;
+        int version = -1, tables = -1;
+        int rc = sqlite3_prepare_v2(db, "SELECT (SELECT user_version FROM pragma_user_version), "
+                                        "(SELECT count(*) FROM sqlite_master)", -1, &st_v, NULL);
+        if (rc == SQLITE_OK && sqlite3_step(st_v) == SQLITE_ROW) {
+            version = sqlite3_column_int(st_v, 0);
+            tables = sqlite3_column_int(st_v, 1);
+        }
+        char whybuf[300] = "";
+        if (version < 0) snprintf(whybuf, sizeof whybuf, "%s", sqlite3_errmsg(db));
+        sqlite3_finalize(st_v);
+        if (version == SCHEMA_VERSION) {
+            *path_out = path;
+            return db;
+        }
         sqlite3_close(db);
-        free(path);
-        return NULL;
-    }
-    sqlite3_busy_timeout(db, 5000);
-    sqlite3_stmt *st_v = NULL;
-    int version = -1, rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st_v, NULL);
-    if (rc == SQLITE_OK && sqlite3_step(st_v) == SQLITE_ROW) version = sqlite3_column_int(st_v, 0);
-    char whybuf[300] = "";
-    if (version < 0) snprintf(whybuf, sizeof whybuf, "%s", sqlite3_errmsg(db));
-    sqlite3_finalize(st_v);
-    if (version != SCHEMA_VERSION) {
-        if (version < 0)
+        /* An empty file, or one with no schema yet, is a database a
+         * headroomd starting has just created: its schema comes a moment
+         * later (it said "schema version 0: check the path"). So is one
+         * that changed while it was read. Wait for it, a while. */
+        int creating = (version == 0 && tables == 0) || before->size == 0 || (version <= 0 && moved(path, before));
+        if (creating && waited < CREATING_WAIT_MS) {
+            sleep_ms(50);
+            continue;
+        }
+        if (creating)
+            hr_sdk_fail(HEADROOM_ENOTFOUND, "the metrics database %s has no schema yet: a headroomd starting is "
+                        "creating it (or it is an empty file); run again in a moment", path);
+        else if (version < 0)
             hr_sdk_fail(HEADROOM_EIO, "%s is not a readable SQLite database (%s): it may be damaged; headroomd's "
                         "metrics_db sink moves a damaged file aside at start-up", path, whybuf);
         else if (version > SCHEMA_VERSION)
@@ -103,12 +167,33 @@ static sqlite3 *open_db(const hr_client *c, char **path_out)
         else
             hr_sdk_fail(HEADROOM_EIO, "%s is not a headroom metrics database (schema version %d, want %d): check "
                         "the `path` of `sink metrics_db`", path, version, SCHEMA_VERSION);
-        sqlite3_close(db);
         free(path);
         return NULL;
     }
-    *path_out = path;
-    return db;
+}
+
+/* One query over the database, again when an immutable read's file changed
+ * under it (a daemon started: the answer may be torn, or miss what went to
+ * the -wal it made): the next try sees the -wal and reads as SQLite does. */
+static json_t *read_db(const hr_client *c, json_t *(*query)(sqlite3 *db, const char *path, void *ctx), void *ctx)
+{
+    for (int attempt = 0;; attempt++) {
+        char *path = NULL;
+        struct snap before;
+        int immutable;
+        sqlite3 *db = open_db(c, &path, &before, &immutable);
+        if (!db) return NULL;
+        json_t *out = query(db, path, ctx);
+        sqlite3_close(db);
+        if (immutable && attempt < 5 && moved(path, &before)) {
+            json_decref(out);
+            free(path);
+            hr_sdk_clear_error();
+            continue;
+        }
+        free(path);
+        return out;
+    }
 }
 
 static json_t *column_json(sqlite3_stmt *st, int i)
@@ -167,16 +252,15 @@ static void bind_range(sqlite3_stmt *st, double start, double end)
     sqlite3_bind_double(st, 2, end > 0 ? end : 1e300);
 }
 
-char *hr_get_metrics(hr_client *c, double start, double end, size_t limit, const char *model)
+struct metrics_q {
+    double start, end;
+    size_t limit;
+    const char *model;
+};
+
+static json_t *metrics_query(sqlite3 *db, const char *path, void *ctx)
 {
-    hr_sdk_clear_error();
-    if (!c) {
-        hr_sdk_fail(HEADROOM_EINVAL, "hr_get_metrics: client is NULL");
-        return NULL;
-    }
-    char *path = NULL;
-    sqlite3 *db = open_db(c, &path);
-    if (!db) return NULL;
+    const struct metrics_q *q = ctx;
     char sql[1024];
     size_t k = (size_t)snprintf(sql, sizeof sql, "SELECT ");
     for (size_t i = 0; i < N_METRIC_COLUMNS; i++)
@@ -189,9 +273,9 @@ char *hr_get_metrics(hr_client *c, double start, double end, size_t limit, const
         hr_sdk_fail(HEADROOM_EIO, "cannot query %s: %s (is it a headroom metrics database?)", path, sqlite3_errmsg(db));
         goto out;
     }
-    bind_range(st, start, end);
-    if (model) sqlite3_bind_text(st, 3, model, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 4, limit ? (sqlite3_int64)limit : 100);
+    bind_range(st, q->start, q->end);
+    if (q->model) sqlite3_bind_text(st, 3, q->model, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 4, q->limit ? (sqlite3_int64)q->limit : 100);
     rows = json_array();
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) json_array_append_new(rows, row_json(st));
@@ -202,21 +286,25 @@ char *hr_get_metrics(hr_client *c, double start, double end, size_t limit, const
     }
 out:
     sqlite3_finalize(st);
-    sqlite3_close(db);
-    free(path);
-    return rows ? hr_sdk_dump(rows) : NULL;
+    return rows;
 }
 
-char *hr_get_summary(hr_client *c, double start, double end)
+char *hr_get_metrics(hr_client *c, double start, double end, size_t limit, const char *model)
 {
     hr_sdk_clear_error();
     if (!c) {
-        hr_sdk_fail(HEADROOM_EINVAL, "hr_get_summary: client is NULL");
+        hr_sdk_fail(HEADROOM_EINVAL, "hr_get_metrics: client is NULL");
         return NULL;
     }
-    char *path = NULL;
-    sqlite3 *db = open_db(c, &path);
-    if (!db) return NULL;
+    struct metrics_q q = {start, end, limit, model};
+    json_t *rows = read_db(c, metrics_query, &q);
+    return rows ? hr_sdk_dump(rows) : NULL;
+}
+
+static json_t *summary_query(sqlite3 *db, const char *path, void *ctx)
+{
+    const double *range = ctx;
+    double start = range[0], end = range[1];
     /* Token and savings totals over credited requests (as /stats counts them);
      * the average ratio is the mean of per-request sent/input, as /stats'
      * tokens.compression_ratio_avg. */
@@ -263,8 +351,18 @@ char *hr_get_summary(hr_client *c, double start, double end)
                     path);
 done:
     sqlite3_finalize(st);
-    sqlite3_close(db);
-    free(path);
+    return out;
+}
+
+char *hr_get_summary(hr_client *c, double start, double end)
+{
+    hr_sdk_clear_error();
+    if (!c) {
+        hr_sdk_fail(HEADROOM_EINVAL, "hr_get_summary: client is NULL");
+        return NULL;
+    }
+    double range[2] = {start, end};
+    json_t *out = read_db(c, summary_query, range);
     return out ? hr_sdk_dump(out) : NULL;
 }
 #else /* built without SQLite (configure --without-sqlite, or no libsqlite3-dev) */
