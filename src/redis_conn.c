@@ -7,15 +7,21 @@
  * there is neither) without an error; commands that arrive
  * before wait for that (a refused one is a failed connection: the commands
  * never reach Redis, which would run them unauthenticated or in database 0).
- * A host name is looked up on a thread of its own, never on the loop. */
+ * A host name is looked up on a thread of its own, never on the loop.
+ * A command's timeout counts from when it was queued, except while bytes
+ * queued for Redis are still going out (a large original on a slow link):
+ * then the connection is stuck only if none of them moved for timeout_ms,
+ * and the answers have timeout_ms from when the last byte went. */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <hiredis/async.h>
 #include <hiredis/adapters/libevent.h>
+#include <hiredis/sds.h>
 #include "hist.h"
 #include "log.h"
 #include "redis_conn.h"
@@ -27,6 +33,7 @@
 #define BACKOFF_MAX_MS 2000.0
 #define KIND_SETUP (-1)         /* AUTH, SELECT or PING: not counted as an operation */
 #define REFUSED_WARN_MS 10000.0 /* at most one "Redis refused" line this often */
+#define LARGE_COMMAND 65536     /* bytes: watched as they go out from the start */
 
 struct op {
     struct hr_rconn *c;
@@ -75,6 +82,12 @@ struct hr_rconn {
     struct event *resolved;     /* the resolving thread is done */
     struct resolve_job *job;    /* in flight, or NULL */
     int resolving;              /* this attempt waits for it: commands queue as while connecting */
+    /* Bytes going out on this connection (see outgoing()): appended to
+     * hiredis's buffer, and taken by Redis's side as last seen. */
+    unsigned long long queued, taken;
+    double moved_ms;            /* when `taken` last grew (monotonic ms) */
+    int going;                  /* bytes were waiting to go at the last look */
+    double went_ms;             /* when they were last seen all gone: answers count from there */
     struct op *head, *tail;
     void (*on_up)(struct hr_rconn *c, void *ud);
     void *up_ud;
@@ -141,13 +154,70 @@ static void unlink_op(struct hr_rconn *c, struct op *o)
     o->prev = o->next = NULL;
 }
 
+/* Bytes of this connection not yet taken by Redis's side: in hiredis's
+ * buffer, and (Linux) sent but not acknowledged by the peer's kernel. A
+ * large original on a slow link sits there while it goes out. */
+static size_t outgoing(const struct hr_rconn *c)
+{
+    if (!c->ac || !c->ac->c.obuf) return 0;
+    size_t n = sdslen(c->ac->c.obuf);
+#ifdef TIOCOUTQ
+    int q = 0;
+    if (c->ac->c.fd >= 0 && ioctl(c->ac->c.fd, TIOCOUTQ, &q) == 0 && q > 0) n += (size_t)q;
+#endif
+    return n;
+}
+
+/* hiredis appended a command to its buffer: before is the length before. */
+static void note_queued(struct hr_rconn *c, size_t before)
+{
+    size_t now = c->ac && c->ac->c.obuf ? sdslen(c->ac->c.obuf) : before;
+    if (now > before) c->queued += now - before;
+}
+
+/* Look at the bytes going out: whether any moved since the last look, and
+ * when the last of them went. */
+static void look_outgoing(struct hr_rconn *c, double now)
+{
+    size_t out = outgoing(c);
+    unsigned long long taken = c->queued > out ? c->queued - out : 0;
+    if (taken > c->taken) {
+        c->taken = taken;
+        c->moved_ms = now;
+    }
+    if (out && !c->going) {
+        c->going = 1;
+        c->moved_ms = now;
+    } else if (!out && c->going) {
+        c->going = 0;
+        c->went_ms = now;
+    }
+}
+
+/* How often bytes going out are looked at: a stall is seen within
+ * timeout_ms and this, the moment they all went this late at most. */
+static double look_every(const struct hr_rconn *c)
+{
+    double ms = c->s.timeout_ms / 8.0;
+    return ms < 2 ? 2 : ms > 100 ? 100 : ms;
+}
+
+/* When the oldest command is late: timeout_ms from when it was queued, or
+ * from when the bytes queued before its answer all went, if later. */
+static double head_due(const struct hr_rconn *c)
+{
+    double from = c->head->t0 > c->went_ms ? c->head->t0 : c->went_ms;
+    return from + c->s.timeout_ms;
+}
+
 static void arm_deadline(struct hr_rconn *c)
 {
     if (!c->head) {
         event_del(c->deadline);
         return;
     }
-    double left = c->head->t0 + c->s.timeout_ms - hr_monotonic_ms();
+    /* While bytes go out, look again soon (on_deadline decides). */
+    double left = c->going ? look_every(c) : head_due(c) - hr_monotonic_ms();
     if (left < 0) left = 0;
     struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((long)left % 1000) * 1000 + 1};
     event_add(c->deadline, &tv);
@@ -254,10 +324,18 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct hr_rconn *c = arg;
     if (!c->head) return;
-    if (hr_monotonic_ms() - c->head->t0 >= c->s.timeout_ms) {
+    double now = hr_monotonic_ms();
+    look_outgoing(c, now);
+    /* Bytes still going out: late only if none moved for timeout_ms. */
+    int late = c->going ? now - c->moved_ms >= c->s.timeout_ms && now >= c->head->t0 + c->s.timeout_ms
+                        : now >= head_due(c);
+    if (late) {
         char why[320];
         if (c->resolving)
             snprintf(why, sizeof why, "resolving %s took longer than timeout_ms %d", c->s.host, c->s.timeout_ms);
+        else if (c->going)
+            snprintf(why, sizeof why, "Redis took none of the %zu bytes waiting to go to it for timeout_ms %d",
+                     outgoing(c), c->s.timeout_ms);
         else
             snprintf(why, sizeof why, "no answer within timeout_ms %d", c->s.timeout_ms);
         fail_all(c, why, 1, 1);
@@ -283,7 +361,9 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
         const redisReply *r = reply;
         int status = !r ? HR_RCONN_LOST : r->type == REDIS_REPLY_ERROR ? HR_RCONN_REFUSED : HR_RCONN_OK;
         if (status == HR_RCONN_REFUSED && o->kind != KIND_SETUP) warn_refused(o->kind, r);
-        count(o->kind, status == HR_RCONN_OK, hr_monotonic_ms() - o->t0);
+        double now = hr_monotonic_ms();
+        count(o->kind, status == HR_RCONN_OK, now - o->t0);
+        if (c->going) look_outgoing(c, now);
         arm_deadline(c);
         if (o->kind == KIND_SETUP) on_setup_answer(c, o->ud, r);
         else o->done(o->ud, status, status == HR_RCONN_OK ? r : NULL);
@@ -302,10 +382,13 @@ static void became_ready(struct hr_rconn *c)
     pthread_mutex_lock(&st.lock);
     st.reconnects++;
     pthread_mutex_unlock(&st.lock);
+    unsigned long long queued_before = c->queued;
     for (struct op *o = c->head, *next; o; o = next) {
         next = o->next;
         if (o->sent) continue;
+        size_t before = sdslen(c->ac->c.obuf);
         if (redisAsyncFormattedCommand(c->ac, on_reply, o, o->cmd, o->cmdlen) == REDIS_OK) {
+            note_queued(c, before);
             o->sent = 1;
             redisFreeCommand(o->cmd);
             o->cmd = NULL;
@@ -316,6 +399,7 @@ static void became_ready(struct hr_rconn *c)
         o->done(o->ud, HR_RCONN_UNSENT, NULL);
         free_op(o);
     }
+    if (c->queued - queued_before >= LARGE_COMMAND) look_outgoing(c, hr_monotonic_ms()); /* watch it go */
     arm_deadline(c);
     if (c->on_up) c->on_up(c, c->up_ud);
 }
@@ -370,10 +454,12 @@ static int queue_setup(struct hr_rconn *c, const char *what, int argc, const cha
     if (!o) return -1;
     *o = (struct op){.c = c, .kind = KIND_SETUP, .t0 = hr_monotonic_ms(), .ud = (void *)what, .sent = 1,
                      .prev = c->tail};
+    size_t before = sdslen(c->ac->c.obuf);
     if (redisAsyncCommandArgv(c->ac, on_reply, o, argc, argv, NULL) != REDIS_OK) {
         free(o);
         return -1;
     }
+    note_queued(c, before);
     if (c->tail) c->tail->next = o;
     else c->head = o;
     c->tail = o;
@@ -501,6 +587,9 @@ static void connect_to(struct hr_rconn *c, const char *addr)
     }
     ac->data = c;
     c->ac = ac;
+    c->queued = c->taken = 0;
+    c->going = 0;
+    c->went_ms = 0;
     redisLibeventAttach(ac, c->base);
     redisAsyncSetConnectCallback(ac, on_connected);
     redisAsyncSetDisconnectCallback(ac, on_disconnected);
@@ -620,10 +709,13 @@ void hr_rconn_command(struct hr_rconn *c, int kind, int argc, const char **argv,
     }
     *o = (struct op){.c = c, .kind = kind, .t0 = hr_monotonic_ms(), .done = done, .ud = ud, .prev = c->tail};
     redisAsyncContext *ac = c->ac; /* NULL while resolving: the command waits, formatted */
+    unsigned long long queued_before = c->queued;
     int rc;
     if (c->connected) {
+        size_t before = sdslen(ac->c.obuf);
         rc = redisAsyncCommandArgv(ac, on_reply, o, argc, argv, argvlen);
         o->sent = rc == REDIS_OK;
+        if (o->sent) note_queued(c, before);
     } else {
         int n = redisFormatCommandArgv(&o->cmd, argc, argv, argvlen);
         o->cmdlen = n > 0 ? (size_t)n : 0;
@@ -643,7 +735,13 @@ void hr_rconn_command(struct hr_rconn *c, int kind, int argc, const char **argv,
      * increment or a stored original then reaches Redis before the answer
      * that follows it reaches the client (and its next request, another
      * instance). Not from inside a hiredis callback: hiredis writes then. */
-    if (o->sent && !(ac->c.flags & REDIS_IN_CALLBACK)) redisAsyncHandleWrite(ac);
+    int sent = o->sent;         /* a write that fails frees `o` (its callback runs) */
+    if (sent && !(ac->c.flags & REDIS_IN_CALLBACK)) redisAsyncHandleWrite(ac);
+    /* A large one may take a while to go: watch it from now. */
+    if (sent && c->ac && c->queued - queued_before >= LARGE_COMMAND && !c->going) {
+        look_outgoing(c, hr_monotonic_ms());
+        arm_deadline(c);
+    }
 }
 
 void hr_rconn_health(struct hr_rconn_health *h)

@@ -131,6 +131,54 @@ class RoundRobin:
         return h, post_json(h.url + path, body, headers=headers)
 
 
+class SlowLink:
+    """A TCP relay to Redis whose headroomd-to-Redis direction carries `rate` bytes a second
+    (a slow link), or nothing while paused (a Redis that stopped reading). Its receive
+    buffer is small, so the bytes wait in headroomd's socket as they would on such a link."""
+
+    def __init__(self, redis_port, rate):
+        self.redis_port, self.rate = redis_port, rate
+        self.paused = threading.Event()
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.port = self.lsock.getsockname()[1]
+        self.deadline = time.monotonic() + 120  # bounded: the relay stops by itself
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        self.lsock.settimeout(1)
+        while time.monotonic() < self.deadline:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                continue
+            r = socket.create_connection(("127.0.0.1", self.redis_port))
+            threading.Thread(target=self._pipe, args=(c, r, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(r, c, False), daemon=True).start()
+
+    def _pipe(self, src, dst, slow):
+        chunk = 4096 if slow else 65536
+        try:
+            while time.monotonic() < self.deadline:
+                while slow and self.paused.is_set() and time.monotonic() < self.deadline:
+                    time.sleep(0.01)
+                b = src.recv(chunk)
+                if not b:
+                    break
+                dst.sendall(b)
+                if slow:
+                    time.sleep(len(b) / self.rate)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
 def conf(redis, prefix, extra="", on_error="open"):
     return ("prices %s\n%s\nbackend redis {\n  url redis://127.0.0.1:%d/0\n  prefix %s\n  timeout_ms 1000\n"
             "  on_backend_error %s\n}\n" % (PRICES, extra, redis.port, prefix, on_error))
@@ -244,6 +292,7 @@ FIX = tempfile.mkdtemp(prefix="hr-fleet-fx-")
 subprocess.run([sys.executable, os.path.join(T_DIR, "fixtures", "gen_fixtures.py"), "--out", FIX], check=True,
                capture_output=True)
 ROWS_TEXT = json.dumps(json.load(open(os.path.join(FIX, "logs_1000.json"))))
+BIG_ROWS = [dict(r, seq=i) for i, r in enumerate(json.loads(ROWS_TEXT) * 6)]  # 1.1 MB as JSON
 shutil.rmtree(FIX, True)
 
 
@@ -510,6 +559,7 @@ try:
             "stored again: 4.5 s after the first store (ccr_ttl 4) another instance still answers for it")
         for h in (ta, tb):
             h.stop()
+
         redis.kill()
         ok(wait_until(lambda: not any(backend_stats(h).get("connected") for h in (qa, qc, qd)), timeout=10),
            "outage: the instances see Redis gone")
@@ -737,6 +787,42 @@ with Mock() as mock:
                  "silent resolver: the WARN names the host and the lookup")
             is_(res.get("exit"), 0, "silent resolver: instance exits 0 with a lookup still running")
         shutil.rmtree(ns_dir, True)
+
+        # ---------------------------------------------- a large original on a slow link
+        # timeout_ms bounded each command from when it was queued, so a 2 MB original going
+        # out at 1 MB/s was dropped at timeout_ms (the connection with it, every waiting
+        # command failed) and, sent again on each reconnect, never reached Redis. Now the
+        # bytes going out count as progress; a link that takes none of them for timeout_ms
+        # still drops the connection.
+        link = SlowLink(redis.port, 1 << 20)
+        huge = json.dumps(BIG_ROWS * 2)
+        sl = Headroomd(mock=mock, extra_conf=conf(redis, "slow:", cx + "ccr_ttl 600").replace(
+            "127.0.0.1:%d/" % redis.port, "127.0.0.1:%d/" % link.port).replace("timeout_ms 1000", "timeout_ms 300"))
+        sl.start()
+        ok(wait_until(lambda: backend_stats(sl).get("connected"), timeout=10), "slow link: connected")
+        t0 = time.monotonic()
+        hs = stored(sl, huge)
+        arrived = wait_until(lambda: redis.cmd("STRLEN", "slow:ccr:" + hs) == len(huge), timeout=15, interval=0.1)
+        took = time.monotonic() - t0
+        diag("slow link: a %d-byte original at 1 MiB/s reached Redis in %.1f s (timeout_ms 300)" % (len(huge), took))
+        ok(arrived, "slow link: the %d-byte original reaches Redis though sending it takes longer than timeout_ms"
+           % len(huge))
+        st = backend_stats(sl)
+        is_((st.get("timeouts"), st.get("disconnects"), st.get("errors")), (0, 0, 0),
+            "slow link: no timeout, no dropped connection, no failed command while it went out")
+        # A Redis side that takes none of the bytes (the relay stops reading) is still dropped.
+        link.paused.set()
+        t0 = time.monotonic()
+        stored(sl, json.dumps(BIG_ROWS[::-1] * 2))  # another original: its bytes go out
+        dropped = wait_until(lambda: backend_stats(sl).get("timeouts") == 1, timeout=10, interval=0.05)
+        took = time.monotonic() - t0
+        diag("slow link paused: dropped after %.2f s (timeout_ms 300)" % took)
+        ok(dropped and took < 2.0, "slow link paused: the connection is dropped within a few timeout_ms (%.2f s)" % took)
+        like(sl.stderr_text(), r"unavailable \(Redis took none of the \d+ bytes waiting to go to it for timeout_ms 300\)",
+             "slow link paused: the WARN says Redis took none of the bytes")
+        link.paused.clear()
+        link.deadline = 0
+        is_(sl.stop(), 0, "slow link: instance exits 0")
 
         # ---------------------------------------------- a stalled Redis runs a timed-out add late
         # A request's spend add is written to a Redis just stopped (SIGSTOP, longer
