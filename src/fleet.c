@@ -269,8 +269,41 @@ struct ccr_push {
     size_t len;
     double expires;
     int from_queue;                 /* sent by flush_unsent */
+    int renew;                      /* an EXPIRE only: Redis was known to hold it */
     struct ccr_push *prev, *next;   /* fw->pushes */
 };
+
+/* Addresses Redis took from this process (lossy: a slot holds the last one
+ * that fell in it). An agent resends every tool output each turn, so the
+ * same originals are stored again and again: one Redis holds already only
+ * has its expiry renewed (EXPIRE, a few bytes), its bytes go again only if
+ * Redis answers that it lacks it (expired, evicted, flushed). */
+#define IN_REDIS_SLOTS 4096
+static char in_redis[IN_REDIS_SLOTS][HR_CCR_HASH_LEN + 1]; /* under fl.lock */
+
+static size_t in_redis_slot(const char *hash)
+{
+    size_t h = 0;
+    for (int i = 0; i < 12; i++) h = h * 16 + (size_t)(hash[i] <= '9' ? hash[i] - '0' : hash[i] - 'a' + 10);
+    return h % IN_REDIS_SLOTS;
+}
+
+static int in_redis_known(const char *hash)
+{
+    pthread_mutex_lock(&fl.lock);
+    int known = !strcmp(in_redis[in_redis_slot(hash)], hash);
+    pthread_mutex_unlock(&fl.lock);
+    return known;
+}
+
+static void in_redis_note(const char *hash, int held)
+{
+    pthread_mutex_lock(&fl.lock);
+    char *slot = in_redis[in_redis_slot(hash)];
+    if (held) memcpy(slot, hash, HR_CCR_HASH_LEN + 1);
+    else if (!strcmp(slot, hash)) slot[0] = '\0';
+    pthread_mutex_unlock(&fl.lock);
+}
 
 static size_t unsent_bucket(const char *hash)
 {
@@ -337,10 +370,11 @@ static void unsent_add(const char *hash, size_t len, double expires)
 }
 
 static void flush_unsent(struct fleet_worker *fw);
+static void ccr_send(struct fleet_worker *fw, const char *hash, const char *data, size_t len, double expires,
+                     unsigned ttl_s, int from_queue);
 
 static void ccr_pushed(void *ud, int status, const redisReply *r)
 {
-    (void)r;
     struct ccr_push *p = ud;
     struct fleet_worker *fw = p->fw;
     if (p->prev) p->prev->next = p->next;
@@ -349,10 +383,22 @@ static void ccr_pushed(void *ud, int status, const redisReply *r)
     if (status == HR_RCONN_UNSENT || status == HR_RCONN_LOST) {
         /* SET NX of the same bytes: sending it twice is harmless. */
         unsent_add(p->hash, p->len, p->expires);
-    } else if (status == HR_RCONN_OK && p->from_queue) {
-        pthread_mutex_lock(&fl.lock);
-        fl.unsent_sent++;
-        pthread_mutex_unlock(&fl.lock);
+    } else if (status == HR_RCONN_OK && p->renew && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+        /* Redis lost it (expired, evicted, flushed): the bytes go again,
+         * read back from this process's store (which just stored them). */
+        in_redis_note(p->hash, 0);
+        double now = hr_now(), expires = 0;
+        size_t len = 0;
+        char *data = hr_ccr_peek_local(p->hash, &len, &expires);
+        if (data && p->expires - now >= 1) ccr_send(fw, p->hash, data, len, p->expires, (unsigned)(p->expires - now), 0);
+        hr_ccr_free(data);
+    } else if (status == HR_RCONN_OK) {
+        in_redis_note(p->hash, 1);
+        if (p->from_queue) {
+            pthread_mutex_lock(&fl.lock);
+            fl.unsent_sent++;
+            pthread_mutex_unlock(&fl.lock);
+        }
     }
     int next = p->from_queue && !--fw->flushing;
     free(p);
@@ -368,30 +414,37 @@ static const char CCR_PUT_SCRIPT[] =
     "return 1\n";
 
 /* The original for ttl_s more seconds. One from the unsent queue goes with
- * what it has left, which must not cut short a later store's: SET NX only. */
+ * what it has left, which must not cut short a later store's: SET NX only.
+ * One Redis took from this process before goes as an EXPIRE (its bytes
+ * follow only if Redis answers 0: it lacks it). */
 static void ccr_send(struct fleet_worker *fw, const char *hash, const char *data, size_t len, double expires,
                      unsigned ttl_s, int from_queue)
 {
     char key[256], ttl[16];
     size_t kl = make_key(key, sizeof key, "ccr:", hash);
     snprintf(ttl, sizeof ttl, "%u", ttl_s);
+    int renew = !from_queue && in_redis_known(hash);
     const char *set_argv[] = {"SET", key, data, "NX", "EX", ttl};
     size_t set_lens[] = {3, kl, len, 2, 2, strlen(ttl)};
     const char *eval_argv[] = {"EVAL", CCR_PUT_SCRIPT, "1", key, data, ttl};
     size_t eval_lens[] = {4, sizeof CCR_PUT_SCRIPT - 1, 1, kl, len, strlen(ttl)};
-    const char **argv = from_queue ? set_argv : eval_argv;
-    const size_t *lens = from_queue ? set_lens : eval_lens;
+    const char *expire_argv[] = {"EXPIRE", key, ttl};
+    size_t expire_lens[] = {6, kl, strlen(ttl)};
+    const char **argv = renew ? expire_argv : from_queue ? set_argv : eval_argv;
+    const size_t *lens = renew ? expire_lens : from_queue ? set_lens : eval_lens;
+    int argc = renew ? 3 : 6;
     struct ccr_push *p = calloc(1, sizeof *p);
     if (!p) {
-        hr_rconn_command(fw->conn, K_CCR_PUT, 6, argv, lens, ignore_reply, NULL);
+        hr_rconn_command(fw->conn, K_CCR_PUT, argc, argv, lens, ignore_reply, NULL);
         return;
     }
-    *p = (struct ccr_push){.fw = fw, .len = len, .expires = expires, .from_queue = from_queue, .next = fw->pushes};
+    *p = (struct ccr_push){.fw = fw, .len = len, .expires = expires, .from_queue = from_queue, .renew = renew,
+                           .next = fw->pushes};
     memcpy(p->hash, hash, sizeof p->hash);
     if (fw->pushes) fw->pushes->prev = p;
     fw->pushes = p;
     if (from_queue) fw->flushing++;
-    hr_rconn_command(fw->conn, K_CCR_PUT, 6, argv, lens, ccr_pushed, p);
+    hr_rconn_command(fw->conn, K_CCR_PUT, argc, argv, lens, ccr_pushed, p);
 }
 
 /* Send the originals Redis missed, a batch at a time (the answers to one

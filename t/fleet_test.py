@@ -560,6 +560,35 @@ try:
         for h in (ta, tb):
             h.stop()
 
+        # The same 1 MB tool output resent on 20 turns: its bytes go to Redis once, the
+        # other turns only renew its expiry; one Redis lost (DEL) is sent again in full.
+        big = json.dumps(BIG_ROWS)
+        rs = Headroomd(mock=mock, extra_conf=conf(redis, "ccrre:", cx + "ccr_ttl 600"))
+        rs.start()
+        net_in = lambda: int(re.search(r"total_net_input_bytes:(\d+)", redis.cmd("INFO", "stats")).group(1))
+        puts = lambda: ((backend_stats(rs).get("ops") or {}).get("ccr_put"), backend_stats(rs).get("errors"))
+        before = net_in()
+        hb = [stored(rs, big) for _ in range(20)]
+        ok(wait_until(lambda: puts() == (20, 0), timeout=10), "resent 20 times: 20 stores answered by Redis (%s)"
+           % (puts(),))
+        sent = net_in() - before
+        diag("20 turns resending a %d-byte original: %d bytes reached Redis" % (len(big), sent))
+        is_(len(set(hb)), 1, "resent 20 times: one address")
+        cmp_ok(sent, "<", len(big) * 1.5, "resent 20 times: Redis received the %d-byte original once, not 20 times "
+               "(%d bytes in all)" % (len(big), sent))
+        is_(redis.cmd("STRLEN", "ccrre:ccr:" + hb[0]), len(big), "resent 20 times: Redis holds the original")
+        redis.cmd("EXPIRE", "ccrre:ccr:" + hb[0], "100")
+        stored(rs, big)
+        ok(wait_until(lambda: (redis.cmd("TTL", "ccrre:ccr:" + hb[0]) or 0) > 590, timeout=5),
+           "resent: its expiry in Redis is renewed to ccr_ttl 600 (%s)" % redis.cmd("TTL", "ccrre:ccr:" + hb[0]))
+        redis.cmd("DEL", "ccrre:ccr:" + hb[0])
+        stored(rs, big)
+        ok(wait_until(lambda: redis.cmd("STRLEN", "ccrre:ccr:" + hb[0]) == len(big), timeout=5),
+           "resent after Redis lost it: the bytes are sent again")
+        ttl = redis.cmd("TTL", "ccrre:ccr:" + hb[0])
+        ok(isinstance(ttl, int) and ttl > 590, "resent after Redis lost it: with ccr_ttl 600 (%s)" % ttl)
+        is_(backend_stats(rs).get("errors"), 0, "resent: no Redis command failed")
+        is_(rs.stop(), 0, "resent: instance exits 0")
         redis.kill()
         ok(wait_until(lambda: not any(backend_stats(h).get("connected") for h in (qa, qc, qd)), timeout=10),
            "outage: the instances see Redis gone")
