@@ -71,14 +71,83 @@ static int build_output(const char *p, size_t n, size_t b, size_t longest)
     return longest >= MINIFIED_LINE || hashed_name(p + b, n - b);
 }
 
+/* Under a dist/ directory (top level or nested) sit a package's built
+ * files and, in many repositories, hand-written ones: packaging
+ * (dist/debian/control, dist/rpm/app.spec, dist/systemd/app.service) and
+ * type declarations kept by hand (dist/index.d.ts). A file there is
+ * generated only on evidence a tool wrote it: a line only a tool writes
+ * (tool_line()), its source map changed beside it, a changed line of
+ * MINIFIED_LINE bytes or more, a content-hashed name, or DIST_REBUILT
+ * changed lines (a rebuilt bundle: the largest hand edit under dist/ in
+ * qBittorrent's last 300 dist/ commits changes 691 lines, a license text;
+ * the next 146). */
+#define DIST_REBUILT 1000
+static int dist_dir(const char *p, size_t n)
+{
+    return HR_STARTS(p, n, "dist/") || memmem(p, n, "/dist/", 6) != NULL;
+}
+
+static int has_ci(const char *s, size_t n, const char *w)
+{
+    size_t m = strlen(w);
+    for (size_t i = 0; i + m <= n; i++) {
+        size_t k = 0;
+        while (k < m && (s[i + k] | 0x20) == w[k])
+            k++;
+        if (k == m)
+            return 1;
+    }
+    return 0;
+}
+
+/* A line of a file's diff (marker columns included) that only a tool
+ * writes: a source map reference, webpack's runtime, the __esModule line tsc
+ * and Babel emit, esbuild's helpers; or, among the file's first lines
+ * (`top`), a comment saying it was generated ("// Code generated … DO NOT
+ * EDIT.", an auto-generated block comment, "# @generated"). */
+static int tool_line(const char *s, size_t l, int top)
+{
+    static const char *const marks[] = {"# sourceMappingURL=", "__webpack_require__", "/******/",
+        "Object.defineProperty(exports, \"__esModule\"", "var __defProp = Object.defineProperty", NULL};
+    for (const char *const *m = marks; *m; m++)
+        if (memmem(s, l, *m, strlen(*m)))
+            return 1;
+    if (!top)
+        return 0;
+    size_t i = 0;
+    while (i < l && (s[i] == '+' || s[i] == '-' || s[i] == ' ' || s[i] == '\t'))
+        i++;
+    if (!(HR_STARTS(s + i, l - i, "//") || HR_STARTS(s + i, l - i, "/*") || HR_STARTS(s + i, l - i, "#") ||
+          HR_STARTS(s + i, l - i, "*") || HR_STARTS(s + i, l - i, "<!--") || HR_STARTS(s + i, l - i, "--") ||
+          HR_STARTS(s + i, l - i, ";")))
+        return 0;
+    return has_ci(s + i, l - i, "generated") || has_ci(s + i, l - i, "do not edit");
+}
+
+/* "@@ -1,5 +1,6 @@", "@@ -0,0 +1,80 @@": a hunk starting at the file's top. */
+static int hunk_at_top(const char *s, size_t l)
+{
+    for (size_t i = 2; i + 1 < l; i++) {
+        if ((s[i] != '-' && s[i] != '+') || s[i - 1] != ' ')
+            continue;
+        size_t v = 0, k = i + 1;
+        for (; k < l && k < i + 12 && s[k] >= '0' && s[k] <= '9'; k++)
+            v = v * 10 + (size_t)(s[k] - '0');
+        if (k > i + 1 && v <= 1)
+            return 1;
+    }
+    return 0;
+}
+
 /* Why a file's diff folds: "lockfile" (by its name: package-lock.json, not
  * blocklist.txt or clock.h), "generated" (by suffix or directory), or NULL.
  * p is the path's n bytes inside the diff, not NUL-terminated: every test is
  * bounded by n. A *.map is generated only when a source map: named so
  * (app.js.map) or, when `first` (the file's first changed or context line)
  * begins one; other .map files (linker version scripts, …) are source.
- * `longest`: the file's longest changed line, in bytes. */
-static const char *bulky_kind(const char *p, size_t n, const char *first, size_t first_len, size_t longest)
+ * `longest`: the file's longest changed line, in bytes; `made`: evidence a
+ * tool wrote it (for dist/). */
+static const char *bulky_kind(const char *p, size_t n, const char *first, size_t first_len, size_t longest, int made)
 {
     static const char *const locks[] = {"package-lock.json", "yarn.lock", "pnpm-lock.yaml", "Cargo.lock",
         "poetry.lock", "Gemfile.lock", "composer.lock", "go.sum", "Pipfile.lock", "uv.lock", "bun.lockb", NULL};
@@ -95,8 +164,9 @@ static const char *bulky_kind(const char *p, size_t n, const char *first, size_t
             return "generated";
     if (first && ends(p, n, ".map") && source_map_start(first, first_len))
         return "generated";
-    if (HR_STARTS(p, n, "dist/") || memmem(p, n, "/dist/", 6) || memmem(p, n, "/generated/", 11) ||
-        memmem(p, n, ".generated.", 11) || build_output(p, n, b, longest))
+    if (dist_dir(p, n) && (made || longest >= MINIFIED_LINE || hashed_name(p + b, n - b)))
+        return "generated";
+    if (memmem(p, n, "/generated/", 11) || memmem(p, n, ".generated.", 11) || build_output(p, n, b, longest))
         return "generated";
     return NULL;
 }
@@ -255,7 +325,21 @@ int hr_diffc_compress(const void *cfgv, const char *text, size_t len, const char
         for (size_t i = f[k].first; i < f[k].end; i++)
             if ((kind[i] == L_ADD || kind[i] == L_DEL) && ln[i].len > longest)
                 longest = ln[i].len;
-        f[k].why = bulky_kind(f[k].path, f[k].path_len, first, first_len, longest);
+        int made = f[k].adds + f[k].dels >= DIST_REBUILT;
+        if (!made && dist_dir(f[k].path, f[k].path_len)) {
+            for (size_t i = f[k].first, top = 0; i < f[k].end && !made; i++) {
+                if (kind[i] == L_HUNK)
+                    top = hunk_at_top(text + ln[i].off, ln[i].len) ? 5 : 0;
+                else if (kind[i] == L_ADD || kind[i] == L_DEL || kind[i] == L_CTX) {
+                    made = tool_line(text + ln[i].off, ln[i].len, top > 0);
+                    top -= top > 0;
+                }
+            }
+            for (size_t j = 0; j < nf && !made; j++) /* its source map, NAME.map, changed beside it */
+                made = j != k && f[j].path && f[j].path_len == f[k].path_len + 4 &&
+                       !memcmp(f[j].path, f[k].path, f[k].path_len) && !memcmp(f[j].path + f[k].path_len, ".map", 4);
+        }
+        f[k].why = bulky_kind(f[k].path, f[k].path_len, first, first_len, longest, made);
     }
     /* keep everything but context far from a change and redundant git headers */
     for (size_t i = 0, fi = 0; i < n; i++) {
