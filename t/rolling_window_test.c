@@ -2,7 +2,9 @@
  * a request fits, oldest tool outputs dropped first, then oldest whole turns (OpenAI
  * and Anthropic shapes) with the system prompt, the last two turns and tool call /
  * result pairs kept, honest token accounting (screenshots, PDFs and signatures as
- * their provider bills them), config errors, hostile input. */
+ * their provider bills them), config errors, hostile input; Responses `input`
+ * items (calls and outputs paired by call_id, reasoning with its turn,
+ * instructions and developer items kept, continued conversations left alone). */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,7 +73,7 @@ static long long strings(const json_t *v)
             n += 4500;
         else if (!strcmp(k, "image_url") && type && !strcmp(type, "image_url"))
             n += 1105;
-        else if (strcmp(k, "signature"))
+        else if (strcmp(k, "signature") && strcmp(k, "encrypted_content"))
             n += strings(x);
     }
     return n;
@@ -209,6 +211,110 @@ static const char *content_of(const json_t *body, size_t i)
 }
 
 static const char *PH = "[older tool output dropped by headroom to fit the context window]";
+
+/* ---- Responses: `input` items, `instructions` */
+
+/* The host's count of a Responses request: instructions, tools, input
+ * (a string, or items at 3 tokens each). */
+static long long responses_count(const json_t *b)
+{
+    const json_t *in = json_object_get(b, "input");
+    return strings(json_object_get(b, "instructions")) + strings(json_object_get(b, "tools")) + strings(in) +
+           3 * (long long)json_array_size(in);
+}
+
+/* A Responses request through the fake host: its units are the string
+ * outputs of *_output items, as the host's adapter finds them. */
+static struct result run_responses(void *s, json_t *body)
+{
+    struct fh_request r;
+    struct result out;
+    size_t i;
+    json_t *it;
+    fh_request_init(&r, body, HR_PROVIDER_OPENAI, "");
+    r.req.wire_format = HR_WIRE_OPENAI_RESPONSES;
+    json_array_foreach(json_object_get(body, "input"), i, it) {
+        const char *type = json_string_value(json_object_get(it, "type"));
+        json_t *o = json_object_get(it, "output");
+        if (!type || (strcmp(type, "function_call_output") && strcmp(type, "custom_tool_call_output")) ||
+            !json_is_string(o) || r.req.n_units == FH_MAX_UNITS)
+            continue;
+        struct hr_unit *u = &r.units[r.req.n_units];
+        *u = (struct hr_unit){.struct_size = sizeof *u, .message_index = (uint32_t)i, .text = json_string_value(o),
+                              .len = json_string_length(o), .type = HR_CT_UNKNOWN};
+        u->tokens = fh_count_tokens("", u->text, u->len);
+        r.target[r.req.n_units] = it;
+        r.key[r.req.n_units] = "output";
+        r.req.n_units++;
+    }
+    out.rc = headroom_plugin.apply(s, &r.req);
+    snprintf(out.tag, sizeof out.tag, "%s", r.tag);
+    out.saved = r.tokens_saved;
+    out.removed = r.tokens_removed;
+    out.body_edited = r.req.body_edited;
+    fh_request_free(&r);
+    return out;
+}
+
+/* Codex-shaped: a developer item, then `turns` turns of user words,
+ * reasoning (encrypted), a call (function_call; custom_tool_call in turn 1;
+ * local_shell_call in turn 2), its output of `out_bytes`, reasoning, answer. */
+static json_t *responses_conv(int turns, size_t out_bytes, size_t ask_bytes)
+{
+    json_t *in = json_array();
+    json_array_append_new(in, json_pack("{s:s,s:s,s:[{s:s,s:s}]}", "type", "message", "role", "developer", "content",
+                                        "type", "input_text", "text", "Sandbox: read-only."));
+    for (int t = 0; t < turns; t++) {
+        char id[32], rs[32];
+        snprintf(id, sizeof id, "call_%d", t);
+        snprintf(rs, sizeof rs, "rs_%d", t);
+        json_array_append_new(in, json_pack("{s:s,s:s,s:[{s:s,s:o}]}", "type", "message", "role", "user", "content",
+                                            "type", "input_text", "text", big(ask_bytes + 8, (char)('A' + t % 26))));
+        json_array_append_new(in, json_pack("{s:s,s:s,s:[],s:o}", "type", "reasoning", "id", rs, "summary",
+                                            "encrypted_content", big(4000, 'E')));
+        if (t == 1)
+            json_array_append_new(in, json_pack("{s:s,s:s,s:s,s:s}", "type", "custom_tool_call", "call_id", id,
+                                                "name", "apply_patch", "input", "*** Begin Patch"));
+        else if (t == 2)
+            json_array_append_new(in, json_pack("{s:s,s:s,s:s,s:{s:s,s:[s]}}", "type", "local_shell_call", "id",
+                                                "lsh_2", "call_id", id, "action", "type", "exec", "command", "ls"));
+        else
+            json_array_append_new(in, json_pack("{s:s,s:s,s:s,s:s}", "type", "function_call", "call_id", id, "name",
+                                                "shell", "arguments", "{}"));
+        json_array_append_new(in, json_pack("{s:s,s:s,s:o}", "type", t == 1 ? "custom_tool_call_output"
+                                                                         : "function_call_output",
+                                            "call_id", id, "output", big(out_bytes, (char)('a' + t % 26))));
+        json_array_append_new(in, json_pack("{s:s,s:s,s:[],s:o}", "type", "reasoning", "id", "rs_b", "summary",
+                                            "encrypted_content", big(4000, 'E')));
+        json_array_append_new(in, json_pack("{s:s,s:s,s:[{s:s,s:s}]}", "type", "message", "role", "assistant",
+                                            "content", "type", "output_text", "text", "done"));
+    }
+    return json_pack("{s:s,s:s,s:[{s:s,s:s}],s:o}", "model", "gpt-4o", "instructions", "You are Codex.", "tools",
+                     "type", "function", "name", "shell", "input", in);
+}
+
+/* Every *_output item answers a call item present, and every call is answered. */
+static int responses_pairs_intact(const json_t *body)
+{
+    const json_t *in = json_object_get(body, "input");
+    size_t i, k;
+    json_t *a, *b;
+    json_array_foreach(in, i, a) {
+        const char *type = json_string_value(json_object_get(a, "type"));
+        const char *id = json_string_value(json_object_get(a, "call_id"));
+        if (!type || !id)
+            continue;
+        int out = strstr(type, "_output") != NULL, found = 0;
+        json_array_foreach(in, k, b) {
+            const char *t2 = json_string_value(json_object_get(b, "type"));
+            const char *i2 = json_string_value(json_object_get(b, "call_id"));
+            found |= t2 && i2 && !strcmp(i2, id) && (strstr(t2, "_output") != NULL) != out;
+        }
+        if (!found)
+            return 0;
+    }
+    return 1;
+}
 
 /* ---- data as a client sends it: a real PNG, a real PDF, in base64 */
 
@@ -709,6 +815,141 @@ int main(void)
         run_on(s2, b, HR_PROVIDER_OPENAI);
         is_str(content_of(b, 3), "[dropped]", "custom placeholder");
         json_decref(b);
+        drop(s2);
+    }
+
+    /* Responses: turns of input items. */
+    {
+        json_t *in = json_loads(
+            "[{\"role\":\"developer\",\"content\":\"rules\"},"
+            "{\"type\":\"message\",\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"q0\"}]},"
+            "{\"type\":\"reasoning\",\"id\":\"rs_0\",\"encrypted_content\":\"x\"},"
+            "{\"type\":\"function_call\",\"id\":\"fc_0\",\"call_id\":\"c0\",\"name\":\"shell\"},"
+            "{\"type\":\"function_call_output\",\"call_id\":\"c0\",\"output\":\"o\"},"
+            "{\"role\":\"user\",\"content\":\"q1\"},"
+            "{\"type\":\"local_shell_call\",\"id\":\"lsh_1\",\"call_id\":\"c1\"},"
+            "{\"role\":\"user\",\"content\":\"q2\"},"
+            "{\"type\":\"local_shell_call_output\",\"id\":\"lsh_1\",\"output\":\"o\"},"
+            "{\"type\":\"mcp_approval_request\",\"id\":\"apr_1\",\"name\":\"deploy\"},"
+            "{\"role\":\"system\",\"content\":\"more rules\"},"
+            "{\"role\":\"user\",\"content\":\"q3\"},"
+            "{\"type\":\"mcp_approval_response\",\"approval_request_id\":\"apr_1\",\"approve\":true},"
+            "{\"role\":\"user\",\"content\":\"q4\"},"
+            "{\"type\":\"custom_tool_call\",\"call_id\":\"c4\",\"name\":\"apply_patch\"},"
+            "{\"role\":\"user\",\"content\":\"q5\"},"
+            "{\"type\":\"custom_tool_call_output\",\"call_id\":\"c4\",\"output\":\"o\"},"
+            "{\"type\":\"item_reference\",\"id\":\"msg_9\"}]",
+            0, NULL);
+        struct hr_rw_turns t;
+        is_int(hr_rw_turns_build(in, &t), 0, "responses: turns built");
+        int want_turn[] = {0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 4, 4, 5, 5, 5};
+        int turns_ok = t.n_msgs == 18 && t.n_turns == 6;
+        for (size_t i = 0; turns_ok && i < 18; i++)
+            turns_ok = t.turn_of[i] == want_turn[i];
+        ok(turns_ok, "responses: a turn starts at each user message; reasoning, calls and outputs stay in theirs");
+        ok(t.keep[0] && t.keep[10] && !t.keep[2] && !t.keep[8], "responses: developer and system items kept");
+        is_int(hr_rw_group_end(&t, 0), 0, "function_call answered in its own turn: alone");
+        is_int(hr_rw_group_end(&t, 1), 3, "local_shell_call answered by id in the next turn: tied (and on: turn 2 is tied to 3)");
+        is_int(t.reach[1], 2, "local_shell_call_output found by the call's id");
+        is_int(hr_rw_group_end(&t, 2), 3, "mcp_approval_request answered in the next turn: tied");
+        is_int(hr_rw_group_end(&t, 4), 5, "custom_tool_call answered in the next turn: tied");
+        hr_rw_turns_free(&t);
+        json_decref(in);
+
+        /* Outputs first, then whole turns; accounting exact; pairs intact. */
+        void *s2 = make("max_tokens", "9000", NULL, NULL);
+        json_t *b = responses_conv(8, 8000, 0);
+        long long before = responses_count(b);
+        struct result r = run_responses(s2, b);
+        long long after = responses_count(b);
+        json_t *items = json_object_get(b, "input");
+        ok(before > 9000 && after <= 9000 && strstr(r.tag, "turns=0,"),
+           "responses, outputs only: %lld -> %lld (%s)", before, after, r.tag);
+        is_int(json_array_size(items), 1 + 8 * 6, "responses, outputs only: no item removed");
+        is_int(r.saved, before - after, "responses: tokens credited = recount difference");
+        json_decref(b);
+
+        b = responses_conv(8, 8000, 8000);
+        json_t *orig = json_deep_copy(b);
+        before = responses_count(b);
+        fh_log_clear();
+        r = run_responses(s2, b);
+        after = responses_count(b);
+        items = json_object_get(b, "input");
+        ok(after <= 9000 && strstr(r.tag, "turns=") && !strstr(r.tag, "turns=0"), "responses, turns: %lld -> %lld (%s)",
+           before, after, r.tag);
+        is_int(r.saved, before - after, "responses, turns: credited (units + stage_tokens_removed) = recount difference");
+        ok(r.removed > 0 && r.body_edited, "responses: removed items reported (%lld)", r.removed);
+        is_str(json_string_value(json_object_get(b, "instructions")), "You are Codex.", "responses: instructions kept");
+        is_str(json_string_value(json_object_get(json_array_get(items, 0), "role")), "developer",
+               "responses: developer item kept first");
+        is_str(json_string_value(json_object_get(json_array_get(items, 1), "role")), "user",
+               "responses: then a turn's user message");
+        size_t n = json_array_size(items), on = json_array_size(json_object_get(orig, "input"));
+        int last_two = n >= 13 && (n - 1) % 6 == 0;
+        for (size_t i = 0; i < 12 && last_two; i++)
+            last_two = json_equal(json_array_get(items, n - 12 + i), json_array_get(json_object_get(orig, "input"), on - 12 + i));
+        ok(last_two, "responses: whole turns of 6 items gone, the last two turns untouched");
+        ok(responses_pairs_intact(b), "responses: every call with its output (call_id)");
+        ok(strstr(fh_log(), "turns (") && strstr(fh_log(), " items), now "), "responses: the INFO counts items");
+        json_decref(orig);
+        json_decref(b);
+
+        /* A conversation OpenAI holds: left as sent, with a WARN. */
+        const char *stored[] = {"previous_response_id", "conversation"};
+        for (int i = 0; i < 2; i++) {
+            b = responses_conv(8, 8000, 8000);
+            json_object_set_new(b, stored[i], json_string("resp_1"));
+            char *was = json_dumps(b, JSON_COMPACT);
+            fh_log_clear();
+            r = run_responses(s2, b);
+            char *now = json_dumps(b, JSON_COMPACT);
+            ok(!strcmp(was, now) && r.saved == 0 && !r.body_edited && strstr(r.tag, "continued,over_budget"),
+               "responses with %s: sent as it is (%s)", stored[i], r.tag);
+            ok(strstr(fh_log(), "WARNING:headroom.transforms.rolling_window:request over its context budget") &&
+                   strstr(fh_log(), "can neither count nor drop") && strstr(fh_log(), "truncation"),
+               "responses with %s: the WARN says why and what to do", stored[i]);
+            free(was), free(now);
+            json_decref(b);
+        }
+        /* previous_response_id null or "" is not a continuation. */
+        b = responses_conv(8, 8000, 8000);
+        json_object_set_new(b, "previous_response_id", json_null());
+        json_object_set_new(b, "conversation", json_null());
+        r = run_responses(s2, b);
+        ok(strstr(r.tag, "turns=") && !strstr(r.tag, "turns=0"), "previous_response_id null: turns dropped (%s)", r.tag);
+        json_decref(b);
+
+        /* input as a string: counted, nothing to drop, a WARN. */
+        json_t *words = big(60000, 'w');
+        b = json_pack("{s:s,s:s,s:O}", "model", "gpt-4o", "instructions", "x", "input", words);
+        fh_log_clear();
+        r = run_responses(s2, b);
+        ok(r.rc == HR_OK && json_equal(json_object_get(b, "input"), words) && strstr(r.tag, "over_budget") &&
+               strstr(fh_log(), "still over its context budget (15001 > 9000"),
+           "responses, input as a string: left alone, counted (%s)", r.tag);
+        json_decref(words);
+        json_decref(b);
+
+        /* Hostile Responses shapes. */
+        const char *hostile[] = {
+            "{\"model\":\"gpt-4o\",\"input\":7}",
+            "{\"model\":\"gpt-4o\",\"input\":{}}",
+            "{\"model\":\"gpt-4o\",\"input\":[1,null,[],{},{\"type\":7},{\"type\":\"\"},{\"type\":\"_output\"}]}",
+            "{\"model\":\"gpt-4o\",\"previous_response_id\":5,\"conversation\":null,\"input\":["
+            "{\"type\":\"function_call_output\",\"call_id\":1,\"output\":\"zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz\"},"
+            "{\"type\":\"function_call\",\"call_id\":\"a\",\"id\":\"a\"},{\"role\":\"user\",\"content\":\"q\"},"
+            "{\"type\":\"function_call_output\",\"id\":\"a\"},{\"type\":\"mcp_approval_response\"},"
+            "{\"type\":\"mcp_approval_request\"},{\"role\":\"user\",\"content\":\"q2\"},{\"role\":\"user\",\"content\":\"q3\"}]}",
+        };
+        void *s3 = make("max_tokens", "10", NULL, NULL);
+        for (size_t i = 0; i < sizeof hostile / sizeof *hostile; i++) {
+            b = json_loads(hostile[i], 0, NULL);
+            r = run_responses(s3, b);
+            is_int(r.rc, HR_OK, "hostile responses input %zu: ok (%s)", i, r.tag);
+            json_decref(b);
+        }
+        drop(s3);
         drop(s2);
     }
 

@@ -1,7 +1,7 @@
 /* rolling_window.c — the opt-in `rolling_window` transform: keeps a request inside
  * the model's context window by dropping the oldest tool outputs, then the oldest
  * whole turns (never the system prompt or the last two turns; tool calls and their
- * results go together). */
+ * results go together). Chat and Anthropic `messages`, Responses `input` items. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,21 +188,45 @@ static void warn_uncounted(struct rw *w, uint64_t tokens)
                      (unsigned long long)tokens);
 }
 
+static int is_responses(const struct hr_request *req)
+{
+    return HR_HAS_FIELD(req, struct hr_request, wire_format) && req->wire_format == HR_WIRE_OPENAI_RESPONSES;
+}
+
+/* A Responses request that continues a conversation OpenAI holds: what was
+ * said before is not in the body, so it can be neither counted nor dropped
+ * here, and what is sent now is stored into that conversation for good, so
+ * it is left as sent (OpenAI's own `truncation: "auto"` drops stored items). */
+static int continues_stored(const json_t *body)
+{
+    const json_t *prev = json_object_get(body, "previous_response_id");
+    const json_t *conv = json_object_get(body, "conversation");
+    return (json_is_string(prev) && json_string_length(prev)) || (conv && !json_is_null(conv));
+}
+
 static int rw_apply(void *state, struct hr_request *req)
 {
     struct rw *w = state;
     json_t *body = req->body;
-    json_t *msgs = json_object_get(body, "messages");
-    if (!json_is_array(msgs))
+    /* The host counts system, tools and messages (Chat, Anthropic), or
+     * instructions, tools and input (Responses); 3 tokens an item. */
+    const int responses = is_responses(req);
+    const char *system_key = responses ? "instructions" : "system";
+    json_t *msgs = json_object_get(body, responses ? "input" : "messages");
+    json_t *text_input = responses && json_is_string(msgs) ? msgs : NULL; /* "input": "words": one user turn */
+    if (text_input)
+        msgs = NULL;
+    else if (!json_is_array(msgs))
         return HR_OK;
     long long budget = budget_for(w, req->model);
     if (budget <= 0)
         return HR_OK; /* unknown model and no default_context: nothing to fit */
+    const int continued = responses && continues_stored(body);
     size_t nm = json_array_size(msgs);
     struct counter cnt = {w->host, req->model, data_tokens_for(req), NULL, 0};
-    uint64_t bound = count_json(&cnt, json_object_get(body, "system"), 0) +
+    uint64_t bound = count_json(&cnt, json_object_get(body, system_key), 0) +
                      count_json(&cnt, json_object_get(body, "tools"), 0) + count_json(&cnt, msgs, 0) +
-                     (uint64_t)RW_MESSAGE_TOKENS * nm;
+                     count_json(&cnt, text_input, 0) + (uint64_t)RW_MESSAGE_TOKENS * nm;
     if (bound <= (uint64_t)budget)
         return HR_OK;
 
@@ -219,7 +243,8 @@ static int rw_apply(void *state, struct hr_request *req)
     qsort(k.sorted, req->n_units, sizeof *k.sorted, cmp_unit_text);
     cnt.units = k.sorted;
     cnt.n_units = req->n_units;
-    uint64_t total = count_json(&cnt, json_object_get(body, "system"), 1) + count_json(&cnt, json_object_get(body, "tools"), 1);
+    uint64_t total = count_json(&cnt, json_object_get(body, system_key), 1) +
+                     count_json(&cnt, json_object_get(body, "tools"), 1) + count_json(&cnt, text_input, 1);
     for (size_t i = 0; i < nm; i++) {
         k.msg_tok[i] = count_json(&cnt, json_array_get(msgs, i), 1) + RW_MESSAGE_TOKENS;
         total += k.msg_tok[i];
@@ -230,6 +255,19 @@ static int rw_apply(void *state, struct hr_request *req)
     }
     const uint64_t before = total;
     atomic_fetch_add(&w->c[C_OVER], 1);
+    if (continued) {
+        atomic_fetch_add(&w->c[C_STILL_OVER], 1);
+        w->host->stage_tag(req, "rolling_window:outputs=0,turns=0,messages=0,continued,over_budget");
+        w->host->log(w->self, HR_LOG_WARN,
+                     "request over its context budget (%llu > %lld tokens, model %s) in the items it sends alone; it "
+                     "continues a stored conversation (previous_response_id or conversation), whose earlier items "
+                     "rolling_window can neither count nor drop, so it is sent as it is: the provider will likely "
+                     "refuse it; send \"truncation\": \"auto\" to let OpenAI drop the oldest stored items, start a "
+                     "new conversation or raise max_tokens",
+                     (unsigned long long)total, budget, *req->model ? req->model : "(none)");
+        rc = HR_OK;
+        goto out;
+    }
 
     if (hr_rw_turns_build(msgs, &k.turns))
         goto out;
@@ -330,11 +368,12 @@ static int rw_apply(void *state, struct hr_request *req)
     snprintf(tag, sizeof tag, "rolling_window:outputs=%zu,turns=%zu,messages=%zu%s", outputs, first_kept, dropped_msgs,
              still_over ? ",over_budget" : "");
     w->host->stage_tag(req, tag);
+    const char *unit = responses ? "items" : "messages";
     w->host->log(w->self, HR_LOG_INFO,
                  "request over its context budget (%llu > %lld tokens, model %s): dropped %zu older tool outputs and "
-                 "%zu turns (%zu messages), now %llu tokens",
+                 "%zu turns (%zu %s), now %llu tokens",
                  (unsigned long long)before, budget, *req->model ? req->model : "(none)", outputs, first_kept,
-                 dropped_msgs, (unsigned long long)total);
+                 dropped_msgs, unit, (unsigned long long)total);
     if (still_over) {
         atomic_fetch_add(&w->c[C_STILL_OVER], 1);
         w->host->log(w->self, HR_LOG_WARN,

@@ -1,5 +1,6 @@
-/* turns.c — groups a request's messages into turns for `rolling_window` and finds
- * which turns must go together because a tool call and its result span them. */
+/* turns.c — groups a request's messages (Chat, Anthropic) or input items
+ * (Responses) into turns for `rolling_window` and finds which turns must go
+ * together because a tool call and its result span them. */
 #include <stdlib.h>
 #include <string.h>
 #include "window.h"
@@ -25,7 +26,10 @@ static int has_tool_result(const json_t *content)
 }
 
 /* A user message with the user's own words; one that returns tool results
- * (Anthropic tool_result blocks) continues the turn of the call. */
+ * (Anthropic tool_result blocks) continues the turn of the call. Responses
+ * items with a role are messages (their type is "message" or absent); tool
+ * calls, their outputs and reasoning items have none, so they stay in the
+ * turn of the user message before them. */
 static int starts_turn(const json_t *m)
 {
     const char *r = role_of(m);
@@ -58,16 +62,56 @@ static int push(struct call **v, size_t *n, size_t *cap, const char *id, size_t 
     return 0;
 }
 
+static int ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), t = strlen(tail);
+    return n >= t && !memcmp(s + n - t, tail, t);
+}
+
+/* A Responses item that makes a call (function_call, custom_tool_call,
+ * local_shell_call, computer_call, shell_call, apply_patch_call, ...: a
+ * call_id, a type not ending in "_output"; mcp_approval_request by its id)
+ * when `calls`, or answers one (the "_output" items by call_id, or by id
+ * when they carry no call_id as local_shell_call_output does;
+ * mcp_approval_response by approval_request_id) otherwise. A call is
+ * filed under its id too, so an answer naming either ties them. */
+static int collect_item(const json_t *m, const char *type, int calls, size_t turn, struct call **v, size_t *n,
+                        size_t *cap)
+{
+    const char *call_id = json_string_value(json_object_get(m, "call_id"));
+    const char *id = json_string_value(json_object_get(m, "id"));
+    int rc = 0;
+    if (!strcmp(type, "mcp_approval_request"))
+        return calls && id ? push(v, n, cap, id, turn) : 0;
+    if (!strcmp(type, "mcp_approval_response")) {
+        const char *req = json_string_value(json_object_get(m, "approval_request_id"));
+        return !calls && req ? push(v, n, cap, req, turn) : 0;
+    }
+    if (ends_with(type, "_output")) {
+        const char *answered = call_id ? call_id : id;
+        return !calls && answered ? push(v, n, cap, answered, turn) : 0;
+    }
+    if (!calls || !call_id)
+        return 0;
+    if ((rc = push(v, n, cap, call_id, turn)))
+        return rc;
+    return id && strcmp(id, call_id) ? push(v, n, cap, id, turn) : 0;
+}
+
 /* Tool-call ids a message makes (OpenAI tool_calls[].id, Anthropic tool_use
- * blocks) when `calls`; ids it answers (tool_call_id, tool_result.tool_use_id)
- * otherwise. Appends to v; returns -12 on no memory. */
+ * blocks, Responses call items) when `calls`; ids it answers (tool_call_id,
+ * tool_result.tool_use_id, Responses output items) otherwise. Appends to v;
+ * returns -12 on no memory. */
 static int collect(const json_t *m, int calls, size_t turn, struct call **v, size_t *n, size_t *cap)
 {
     const json_t *openai_calls = json_object_get(m, "tool_calls");
     const char *answered = json_string_value(json_object_get(m, "tool_call_id"));
+    const char *item_type = json_string_value(json_object_get(m, "type"));
     size_t i;
     json_t *x;
     int rc = 0;
+    if (item_type && !json_object_get(m, "role"))
+        return collect_item(m, item_type, calls, turn, v, n, cap);
     if (calls && json_is_array(openai_calls)) {
         json_array_foreach(openai_calls, i, x) {
             const char *id = json_string_value(json_object_get(x, "id"));

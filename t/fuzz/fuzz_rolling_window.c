@@ -1,6 +1,9 @@
 /* t/fuzz/fuzz_rolling_window.c — libFuzzer-style target for the rolling_window
  * transform (through t/fake_host.c): any request body in, no crash or leak; the
- * system messages survive and the message list never grows. */
+ * system messages survive and the message list never grows. A body with
+ * "input" and no "messages" is a Responses request (its *_output items'
+ * string outputs are the units, as the host finds them); a continued one
+ * (previous_response_id, conversation) is never changed. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,28 @@ static size_t n_system(const json_t *msgs)
         n += r && (!strcmp(r, "system") || !strcmp(r, "developer"));
     }
     return n;
+}
+
+/* The host's Responses units: string outputs of *_output items. */
+static void responses_units(struct fh_request *r, json_t *items)
+{
+    size_t i;
+    json_t *it;
+    r->req.wire_format = HR_WIRE_OPENAI_RESPONSES;
+    json_array_foreach(items, i, it) {
+        const char *type = json_string_value(json_object_get(it, "type"));
+        json_t *o = json_object_get(it, "output");
+        size_t tl = type ? strlen(type) : 0;
+        if (tl < 7 || strcmp(type + tl - 7, "_output") || !json_is_string(o) || r->req.n_units == FH_MAX_UNITS)
+            continue;
+        struct hr_unit *u = &r->units[r->req.n_units];
+        *u = (struct hr_unit){.struct_size = sizeof *u, .message_index = (uint32_t)i, .text = json_string_value(o),
+                              .len = json_string_length(o), .type = HR_CT_UNKNOWN};
+        u->tokens = fh_count_tokens("", u->text, u->len);
+        r->target[r->req.n_units] = it;
+        r->key[r->req.n_units] = "output";
+        r->req.n_units++;
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -44,10 +69,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_decref(body);
         return 0;
     }
-    json_t *msgs = json_object_get(body, "messages");
+    int responses = !json_object_get(body, "messages") && json_object_get(body, "input");
+    const char *key = responses ? "input" : "messages";
+    json_t *msgs = json_object_get(body, key);
     size_t nm = json_array_size(msgs), ns = n_system(msgs);
+    const json_t *prev = json_object_get(body, "previous_response_id"), *conv = json_object_get(body, "conversation");
+    char *was = responses && ((json_is_string(prev) && json_string_length(prev)) || (conv && !json_is_null(conv)))
+                    ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     struct fh_request r;
     fh_request_init(&r, body, p, "");
+    if (responses)
+        responses_units(&r, msgs);
     if (headroom_plugin.apply(s, &r.req) != HR_OK)
         abort();
     /* Later stages read every unit's text. */
@@ -55,9 +87,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!r.units[i].text || strlen(r.units[i].text) != r.units[i].len)
             abort();
     fh_request_free(&r);
-    msgs = json_object_get(body, "messages");
+    msgs = json_object_get(body, key);
     if (json_array_size(msgs) > nm || n_system(msgs) != ns)
         abort();
+    if (was) { /* a continued conversation is sent as it came */
+        char *now = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+        if (!now || strcmp(was, now))
+            abort();
+        free(now);
+        free(was);
+    }
     fh_log_clear();
     json_decref(body);
     return 0;
