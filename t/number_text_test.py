@@ -160,4 +160,26 @@ with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
             ok("headroom_retrieve" not in ans, "responses: (the answer was edited: the tool hidden)")
             is_(sorted(reals_in(ans[ans.index('"tools":'):ans.index(',"top_p":')])), sorted(reals_in(schema())),
                 "responses: the echoed tool schema's reals as written")
+    # --- a headroom_retrieve call with a query: the matching rows go back to
+    # the model re-serialised; a row's reals as the tool wrote them ---------
+    REAL_ROWS = [{"id": i, "trace_id": "%016x" % (i * 2654435761 % 2 ** 64), "level": "ERROR" if i == 500 else "INFO",
+                  "latency_s": [0.7, 0.1, 0.3, 12.34, 0.30000000000000004][i % 5], "score": [0.0, 0.1, 0.2][i % 3],
+                  "msg": "request %d served" % i} for i in range(1000)]
+    body = {"model": "gpt-4o", "messages": [
+        {"role": "user", "content": "What happened to the request that failed?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "search_logs", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": json.dumps(REAL_ROWS)}]}
+    first = post_json(hd.url + "/v1/compress", body)
+    crushed = ((first.json() or {}).get("request") or {}).get("messages", [{}] * 3)[2].get("content", "")
+    h = marker_hash(json.loads(crushed)[0]["_headroom"]["all_rows"]) if crushed.startswith("[") else ""
+    needle = REAL_ROWS[501]["trace_id"]
+    mock.reset()
+    r = post_json(hd.url + "/v1/chat/completions", body, headers={
+        "x-mock-tool-call": "headroom_retrieve", "x-mock-tool-args": json.dumps({"hash": h, "query": needle})})
+    reqs = mock.requests()
+    is_((r.status, len(reqs)), (200, 2), "rows with reals: a headroom_retrieve call with a query is answered")
+    result = json.loads(reqs[-1]["body"])["messages"][-1]["content"] if len(reqs) == 2 else ""
+    is_(result.partition("\n")[2], json.dumps([REAL_ROWS[501]], separators=(",", ":")),
+        "the matching row reaches the model with its reals as the tool wrote them (latency_s 0.1, score 0.0)")
 done()
