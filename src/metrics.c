@@ -145,6 +145,9 @@ int hr_metrics_visit(hr_metric_visit_fn fn, void *ud)
     scalar(&v, "headroom_state_write_errors_total", HR_METRIC_COUNTER,
            "Failed writes of state files (budget) in the state directory", (double)hr_state_write_errors());
     scalar(&v, "headroom_requests_failed_total", HR_METRIC_COUNTER, "Requests headroomd could not answer", (double)d->failed);
+    scalar(&v, "headroom_requests_stream_errors_total", HR_METRIC_COUNTER,
+           "Streamed answers the provider ended with an error event (booked with the stream's status, not failed)",
+           (double)d->stream_errors);
     scalar(&v, "headroom_requests_cached_total", HR_METRIC_COUNTER, "Requests answered from the response cache", (double)d->cached);
     scalar(&v, "headroom_requests_rate_limited_total", HR_METRIC_COUNTER, "Requests refused by the rate limit", (double)d->rate_limited);
     scalar(&v, "headroom_budget_rejected_total", HR_METRIC_COUNTER, "Requests refused by the budget", (double)d->budget_rejected);

@@ -71,6 +71,7 @@ struct proxy_req {
     /* headroom_retrieve: the body as sent, kept to answer the model's calls */
     json_t *sent_body;
     int retrieve_rounds;
+    char stream_error[64];               /* the provider's error event in the stream: its type or code (relay.c) */
     char *url;
     char *up_headers; /* "Name: value\r\n" lines, kept for headroom_retrieve follow-ups */
     /* response cache: key of a cacheable request, and a hit */

@@ -57,10 +57,43 @@ void hr_relay_watch_client(struct proxy_req *p)
     p->watching = 1;
 }
 
+/* A provider error event in a stream (SSE `event: error`, Responses
+ * `response.failed`, a Chat Completions `data: {"error": ...}` chunk): the
+ * client got a 200 and the stream ends there, so nothing else marks it.
+ * Its error type or code (else the event's name) goes to the request log
+ * (stream_error) and /stats requests.stream_errors. The first one counts. */
+static void note_stream_error(struct proxy_req *p, const char *event, size_t event_len, const char *data,
+                              size_t data_len)
+{
+    int named = (event_len == 5 && !memcmp(event, "error", 5)) ||
+                (event_len == 15 && !memcmp(event, "response.failed", 15));
+    if (!named) { /* Chat Completions: an unnamed event whose object starts with "error" */
+        size_t i = 0;
+        while (i < data_len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n')) i++;
+        if (i >= data_len || data[i++] != '{') return;
+        while (i < data_len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n')) i++;
+        if (data_len - i < 7 || memcmp(data + i, "\"error\"", 7)) return;
+    }
+    json_t *j = hr_json_load(data, data_len, NULL);
+    json_t *err = json_object_get(j, "error"), *resp_err = json_object_get(json_object_get(j, "response"), "error");
+    const char *kind = json_string_value(json_object_get(err, "type"));
+    if (!kind) kind = json_string_value(json_object_get(err, "code"));
+    if (!kind) kind = json_string_value(json_object_get(j, "code"));
+    if (!kind) kind = json_string_value(json_object_get(resp_err, "code"));
+    if (!kind) kind = json_string_value(json_object_get(resp_err, "type"));
+    if (!kind || !*kind) kind = named ? event : "error";
+    size_t n = 0;
+    for (; kind[n] && n + 1 < sizeof p->stream_error; n++) /* a provider's text: printable ASCII only */
+        p->stream_error[n] = kind[n] > 0x20 && kind[n] < 0x7f ? kind[n] : '_';
+    p->stream_error[n] = '\0';
+    json_decref(j);
+}
+
 static void sse_event(void *ud, const char *event, size_t event_len, const char *data, size_t data_len)
 {
     struct proxy_req *p = ud;
     if (data && data_len) p->api->usage_from_sse(event, event_len, data, data_len, &p->usage);
+    if (data && !p->stream_error[0]) note_stream_error(p, event, event_len, data, data_len);
 }
 
 /* The client took what was waiting: a paused upstream may go on. */

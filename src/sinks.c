@@ -120,7 +120,7 @@ static struct owned_event *copy_event(const struct hr_event *ev)
 {
     size_t strings = str_size(ev->request_id) + str_size(ev->provider_name) + str_size(ev->model) +
                      str_size(ev->stack) + str_size(ev->path) + str_size(ev->error) +
-                     str_size(ev->wire_format_name) + str_size(ev->traceparent);
+                     str_size(ev->wire_format_name) + str_size(ev->traceparent) + str_size(ev->stream_error);
     for (size_t i = 0; i < ev->n_stages; i++) strings += str_size(ev->stages[i].name) + str_size(ev->stages[i].tag);
     size_t head = sizeof(struct owned_event) + ev->n_stages * sizeof(struct hr_stage_result);
     size_t body = ev->request_body ? ev->request_body_len + 1 : 0;
@@ -137,6 +137,7 @@ static struct owned_event *copy_event(const struct hr_event *ev)
     o->ev.error = str_copy(&cursor, ev->error);
     o->ev.wire_format_name = str_copy(&cursor, ev->wire_format_name);
     o->ev.traceparent = str_copy(&cursor, ev->traceparent);
+    o->ev.stream_error = str_copy(&cursor, ev->stream_error); /* in the proxy_req, freed after the emit */
     for (size_t i = 0; i < ev->n_stages; i++) {
         o->stages[i] = ev->stages[i];
         o->stages[i].name = str_copy(&cursor, ev->stages[i].name);

@@ -196,6 +196,7 @@ void hr_stats_record(const struct hr_event *ev)
     d->requests_total++;
     if (ev->failed) d->failed++;
     if (ev->cached) d->cached++;
+    if (ev->stream_error) d->stream_errors++;
     count_status(d, ev->status);
     d->by_provider[provider]++;
     if (model != SIZE_MAX) d->by_model[model]++;
@@ -282,6 +283,7 @@ static void data_merge(struct hr_stats_data *to, const struct hr_stats_data *fro
 {
     to->requests_total += from->requests_total;
     to->failed += from->failed;
+    to->stream_errors += from->stream_errors;
     to->cached += from->cached;
     to->rate_limited += from->rate_limited;
     to->budget_rejected += from->budget_rejected;

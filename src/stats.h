@@ -28,6 +28,7 @@ struct hr_prefix_cache {
 /* Everything a shard counts; a snapshot is the same struct summed. */
 struct hr_stats_data {
     uint64_t requests_total, failed, cached, rate_limited, budget_rejected;
+    uint64_t stream_errors; /* streams the provider ended with an error event (hr_event.stream_error) */
     uint64_t by_status[HR_STATUS_MAX - HR_STATUS_MIN + 1];
     uint64_t by_provider[HR_NPROVIDERS];
     uint64_t by_model[HR_MAX_MODELS + 1];  /* last slot: "other" */

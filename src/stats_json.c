@@ -51,9 +51,10 @@ static json_t *requests_json(const struct hr_stats_data *d)
         if (d->by_model[i]) json_object_set_new(by_model, hr_stats_model_name(i), json_integer((json_int_t)d->by_model[i]));
     for (size_t i = 0; i <= HR_MAX_STACKS; i++)
         if (d->by_stack[i]) json_object_set_new(by_stack, hr_stats_stack_name(i), json_integer((json_int_t)d->by_stack[i]));
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o}", "total", (json_int_t)d->requests_total, "cached",
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o}", "total", (json_int_t)d->requests_total, "cached",
                      (json_int_t)d->cached, "rate_limited", (json_int_t)d->rate_limited, "budget_rejected",
-                     (json_int_t)d->budget_rejected, "failed", (json_int_t)d->failed, "by_status", by_status,
+                     (json_int_t)d->budget_rejected, "failed", (json_int_t)d->failed, "stream_errors",
+                     (json_int_t)d->stream_errors, "by_status", by_status,
                      "by_provider", by_provider, "by_model", by_model, "by_stack", by_stack);
 }
 

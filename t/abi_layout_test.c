@@ -97,7 +97,8 @@ static const struct layout table[] = {
     FIELD(hr_event, reasoning_tokens, 264, 2),
     FIELD(hr_event, credited, 272, 2),
     FIELD(hr_event, traceparent, 280, 2),
-    SIZE(hr_event, 288),
+    FIELD(hr_event, stream_error, 288, 10),
+    SIZE(hr_event, 296),
     FIELD(hr_http_request, struct_size, 0, 0),
     FIELD(hr_http_request, method, 8, 0),
     FIELD(hr_http_request, path, 16, 0),
@@ -214,7 +215,7 @@ int main(void)
         printf("1..0 # SKIP the frozen offsets are for LP64 targets\n");
         return 0;
     }
-    ok(HR_ABI_MAJOR == 1 && HR_ABI_MINOR == 9, "ABI 1.9 (a new minor appends lines here)");
+    ok(HR_ABI_MAJOR == 1 && HR_ABI_MINOR == 10, "ABI 1.10 (a new minor appends lines here)");
     /* Flag bits are frozen too: a plugin built against 1.8 stores these numbers. */
     ok(HR_TF_COUNTS_ON_DEMAND == 0x1u && HR_TF_UNITS_ONLY == 0x2u && HR_TF_COPY_ON_WRITE == 0x4u &&
            HR_TF_NEEDS_UNITS == 0x8u && HR_SINK_ON_REQUEST_THREAD == 0x1u,

@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define HR_ABI_MAJOR 1
-#define HR_ABI_MINOR 9
+#define HR_ABI_MINOR 10
 
 #if defined(__GNUC__)
 #define HR_PLUGIN_EXPORT __attribute__((visibility("default")))
@@ -243,6 +243,12 @@ struct hr_event {
     int credited;
     /* 1.2: the client's W3C `traceparent` request header as sent, or NULL. */
     const char *traceparent;
+    /* 1.10: a streamed answer (status 2xx) the provider ended with an error
+     * event (SSE `event: error`, Responses `response.failed`, a Chat
+     * Completions `{"error": ...}` chunk): its error type or code (e.g.
+     * "overloaded_error"), else the event's name; NULL otherwise. Check
+     * HR_HAS_FIELD(event, struct hr_event, stream_error) first. */
+    const char *stream_error;
 };
 
 /* -------------------------------------------------------------------- http */

@@ -136,6 +136,9 @@ static json_t *event_json(const struct hr_event *ev, int with_request)
     for (size_t i = 0; tr && ev->stages && i < ev->n_stages; i++) json_array_append_new(tr, stage_json(&ev->stages[i]));
     json_object_set_new(o, "transforms", tr ? tr : json_array());
     json_object_set_new(o, "error", ev->error ? str_or_empty(ev->error) : json_null());
+    json_object_set_new(o, "stream_error", HR_HAS_FIELD(ev, struct hr_event, stream_error) && ev->stream_error
+                                               ? str_or_empty(ev->stream_error)
+                                               : json_null());
     if (with_request && HR_HAS_FIELD(ev, struct hr_event, request_body_len) && ev->request_body)
         json_object_set_new(o, "request", hr_rlog_body_json(ev->request_body, ev->request_body_len));
     return o;
