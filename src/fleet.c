@@ -491,6 +491,16 @@ static void flush_unsent(struct fleet_worker *fw)
     fw->in_flush = 0;
 }
 
+/* With fl.lock held: wake every worker's loop to send what another thread
+ * stored. The lock because the main thread frees a stopped worker's event
+ * (hr_fleet_worker_stop) while plugin timers or other threads may still
+ * store an original or add spend: they then find it NULL, never freed. */
+static void wake_drains_locked(void)
+{
+    for (size_t i = 0; i < fl.n_workers; i++)
+        if (fl.workers[i].drain) event_active(fl.workers[i].drain, EV_READ, 0);
+}
+
 static void ccr_put_remote(void *ctx, const char *hash, const char *data, size_t len)
 {
     (void)ctx;
@@ -512,9 +522,8 @@ static void ccr_put_remote(void *ctx, const char *hash, const char *data, size_t
     pthread_mutex_lock(&fl.lock);
     it->next = fl.outbox;
     fl.outbox = it;
+    wake_drains_locked();
     pthread_mutex_unlock(&fl.lock);
-    for (size_t i = 0; i < fl.n_workers; i++)
-        if (fl.workers[i].drain) event_active(fl.workers[i].drain, EV_READ, 0);
 }
 
 static void budget_add_now(struct fleet_worker *fw, const char *period, time_t start, time_t end, long long micro);
@@ -700,8 +709,9 @@ static void budget_add_remote(void *ctx, double usd, double now)
     }
     /* Not a worker's thread: a worker's loop sends it. */
     hold(period, start, end, micro);
-    for (size_t i = 0; i < fl.n_workers; i++)
-        if (fl.workers[i].drain) event_active(fl.workers[i].drain, EV_READ, 0);
+    pthread_mutex_lock(&fl.lock);
+    wake_drains_locked();
+    pthread_mutex_unlock(&fl.lock);
 }
 
 static void on_conn_up(struct hr_rconn *c, void *ud)
@@ -1536,16 +1546,20 @@ void hr_fleet_shutdown(void)
     if (!fl.on) return;
     /* What never reached Redis is gone with the process: say so, the fleet's
      * figures miss it. */
+    pthread_mutex_lock(&fl.lock);
     long long spend = fl.unsent_micro + fl.lost_micro;
+    size_t unsent_n = fl.unsent_n, unsent_bytes = fl.unsent_bytes;
+    pthread_mutex_unlock(&fl.lock);
     if (spend > 0)
         HR_WARN(LOGGER, "stopping with $%.6f of spend Redis has not confirmed (it was unavailable): the fleet's shared "
                 "budget total misses it", (double)spend / 1e6);
-    if (fl.unsent_n)
+    if (unsent_n)
         HR_WARN(LOGGER, "stopping with %zu stored original%s (%zu bytes) Redis never got: other instances cannot answer "
-                "a retrieve for them", fl.unsent_n, fl.unsent_n == 1 ? "" : "s", fl.unsent_bytes);
+                "a retrieve for them", unsent_n, unsent_n == 1 ? "" : "s", unsent_bytes);
     hr_ccr_set_remote(NULL);
     hr_ratelimit_set_remote(NULL, NULL);
     hr_cost_set_budget_remote(NULL, NULL);
+    pthread_mutex_lock(&fl.lock);
     while (fl.outbox) {
         struct outbox_item *next = fl.outbox->next;
         free(fl.outbox->data);
@@ -1557,9 +1571,12 @@ void hr_fleet_shutdown(void)
         unsent_unlink_locked(u);
         free(u);
     }
+    pthread_mutex_unlock(&fl.lock);
+    pthread_mutex_lock(&fl.lock);
     free(fl.workers);
     fl.workers = NULL;
     fl.n_workers = 0;
+    pthread_mutex_unlock(&fl.lock);
     free(fl.host);
     free(fl.user);
     fl.user = NULL;
@@ -1572,14 +1589,20 @@ int hr_fleet_worker_start(struct hr_worker *w)
 {
     if (!fl.on) return 0;
     if (!fl.workers) {
-        fl.workers = calloc(w->d->n_workers, sizeof *fl.workers);
-        if (!fl.workers) return HR_ENOMEM;
+        struct fleet_worker *all = calloc(w->d->n_workers, sizeof *all);
+        if (!all) return HR_ENOMEM;
+        pthread_mutex_lock(&fl.lock);
+        fl.workers = all;
         fl.n_workers = w->d->n_workers;
+        pthread_mutex_unlock(&fl.lock);
     }
     struct fleet_worker *fw = &fl.workers[w->index];
     snprintf(fw->stream, sizeof fw->stream, "%s.%zu", fl.proc_id, w->index);
     fw->conn = hr_rconn_new(w->base, &fl.s, w->index, on_conn_up, fw);
-    fw->drain = event_new(w->base, -1, 0, on_drain, fw);
+    struct event *drain = event_new(w->base, -1, 0, on_drain, fw);
+    pthread_mutex_lock(&fl.lock);
+    fw->drain = drain;
+    pthread_mutex_unlock(&fl.lock);
     return fw->conn && fw->drain ? 0 : HR_ENOMEM;
 }
 
@@ -1593,9 +1616,12 @@ void hr_fleet_worker_stop(struct hr_worker *w)
 {
     if (!fl.on || !fl.workers) return;
     struct fleet_worker *fw = &fl.workers[w->index];
-    if (fw->drain) event_free(fw->drain);
-    hr_rconn_free(fw->conn); /* drops its commands: their replies never come */
+    pthread_mutex_lock(&fl.lock); /* other threads wake it under the lock */
+    struct event *drain = fw->drain;
     fw->drain = NULL;
+    pthread_mutex_unlock(&fl.lock);
+    if (drain) event_free(drain);
+    hr_rconn_free(fw->conn); /* drops its commands: their replies never come */
     fw->conn = NULL;
     while (fw->pushes) { /* their answers never come now */
         struct ccr_push *next = fw->pushes->next;
