@@ -17,6 +17,7 @@
 #include "cc_diag.h"
 #include "memo.h"
 #include "tbuf.h"
+#include "utf8.h"
 
 
 /* One line of a text: [off, off+len), without '\n' and a trailing '\r'. */
@@ -187,16 +188,89 @@ static inline size_t hr_wrap_long_strings(const char *t, size_t n, size_t min, s
     return k;
 }
 
-/* The decoded value of the string whose body is t[off, off+len) (jansson:
- * the unit is JSON the router checked); NULL when it will not decode. */
-static inline json_t *hr_wrap_decode(const char *t, uint64_t off, uint64_t len)
+/* The 4 hex digits at p as a number; -1 when they are not. */
+static inline long hr_wrap_hex4(const unsigned char *p)
 {
-    json_t *v = json_loadb(t + off - 1, len + 2, JSON_DECODE_ANY, NULL);
-    if (v && !json_is_string(v)) {
-        json_decref(v);
-        v = NULL;
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned c = p[i], d = c - '0' < 10 ? c - '0' : (c | 0x20) - 'a' < 6 ? (c | 0x20) - 'a' + 10 : 16;
+        if (d > 15)
+            return -1;
+        v = v * 16 + (long)d;
     }
     return v;
+}
+
+/* The decoded bytes of the JSON string whose body is t[off, off+len), in b
+ * (a NUL after them, not counted): 0; -1 where jansson refuses the string
+ * (a raw control character or quote, a bad escape, a lone surrogate,
+ * \u0000, bytes that are not UTF-8); -12 out of memory (b freed then). By
+ * hand rather than json_loadb: rows as text are all escapes, and an agent
+ * resends them every turn, each resend decoding them again for the CCR. */
+static inline int hr_wrap_unescape(const char *t, uint64_t off, uint64_t len, struct hr_tbuf *b)
+{
+    const unsigned char *s = (const unsigned char *)t + off, *e = s + len;
+    memset(b, 0, sizeof *b);
+    while (s < e) {
+        const unsigned char *r = s;
+        while (r < e && *r >= 0x20 && *r < 0x80 && *r != '\\' && *r != '"')
+            r++;
+        hr_tbuf_put(b, s, (size_t)(r - s));
+        if ((s = r) == e)
+            break;
+        if (*s >= 0x80) {
+            size_t k = hr_utf8_seq(s, (size_t)(e - s));
+            if (!k)
+                goto bad;
+            hr_tbuf_put(b, s, k);
+            s += k;
+            continue;
+        }
+        if (*s != '\\' || e - s < 2)
+            goto bad; /* a control character or a quote */
+        static const char esc[] = "\"\"\\\\//b\bf\fn\nr\rt\t";
+        const char *m = s[1] != 'u' ? memchr(esc, s[1], sizeof esc - 1) : NULL;
+        if (m && (m - esc) % 2 == 0) {
+            hr_tbuf_putc(b, m[1]);
+            s += 2;
+            continue;
+        }
+        if (s[1] != 'u' || e - s < 6)
+            goto bad;
+        long cp = hr_wrap_hex4(s + 2);
+        s += 6;
+        if (cp >= 0xD800 && cp <= 0xDBFF) { /* a pair, or nothing */
+            long lo = e - s >= 6 && s[0] == '\\' && s[1] == 'u' ? hr_wrap_hex4(s + 2) : -1;
+            if (lo < 0xDC00 || lo > 0xDFFF)
+                goto bad;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            s += 6;
+        } else if (cp <= 0 || (cp >= 0xDC00 && cp <= 0xDFFF)) {
+            goto bad;
+        }
+        char u[4];
+        size_t k = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+        if (k == 1)
+            u[0] = (char)cp;
+        else if (k == 2)
+            u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F));
+        else if (k == 3)
+            u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | (cp >> 6 & 0x3F)), u[2] = (char)(0x80 | (cp & 0x3F));
+        else
+            u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | (cp >> 12 & 0x3F)), u[2] = (char)(0x80 | (cp >> 6 & 0x3F)),
+            u[3] = (char)(0x80 | (cp & 0x3F));
+        hr_tbuf_put(b, u, k);
+    }
+    hr_tbuf_putc(b, '\0');
+    if (b->oom) {
+        hr_tbuf_free(b);
+        return -12;
+    }
+    b->len--;
+    return 0;
+bad:
+    hr_tbuf_free(b);
+    return -1;
 }
 
 /* Append s[0..n) as the body of a JSON string (no quotes), \uxxxx for every
@@ -269,13 +343,14 @@ static inline int hr_wrap_rewrite(const char *t, size_t n, size_t min_tokens, do
     size_t at = 0; /* t[0..at) is written */
     int rc = 0;
     for (size_t x = 0; x < k && rc >= 0; x++) {
-        json_t *v = hr_wrap_decode(t, cand[x].raw_off, cand[x].raw_len);
+        struct hr_tbuf v;
+        int dr = hr_wrap_unescape(t, cand[x].raw_off, cand[x].raw_len, &v);
         struct hr_text_out o;
         memset(&o, 0, sizeof o);
-        int r = v ? fn(ctx, json_string_value(v), json_string_length(v), &o) : 1;
+        int r = dr == 0 ? fn(ctx, v.p, v.len, &o) : dr == -12 ? -12 : 1;
         if (r == 0 && o.b.oom)
             r = -12;
-        if (r == 0 && (double)o.b.len > (1.0 - min_savings) * (double)json_string_length(v))
+        if (r == 0 && (double)o.b.len > (1.0 - min_savings) * (double)v.len)
             r = 4; /* not worth its marker */
         if (r == 0) {
             struct hr_wrap_str w = cand[x];
@@ -310,7 +385,7 @@ static inline int hr_wrap_rewrite(const char *t, size_t n, size_t min_tokens, do
             rc = r;
         }
         hr_tbuf_free(&o.b);
-        json_decref(v);
+        hr_tbuf_free(&v);
     }
     if (rc == 0 && !*nws)
         rc = 3; /* none of its strings is fn's, or none shrank */
@@ -330,10 +405,10 @@ static inline int hr_wrap_store(const struct hr_host *host, const char *t, struc
 {
     for (size_t x = 0; x < nws; x++) {
         const struct hr_wrap_str *w = &ws[x];
-        json_t *v = hr_wrap_decode(t, w->raw_off, w->raw_len);
+        struct hr_tbuf v;
         char hash[HR_CCR_HASH_LEN + 1];
-        int rc = v ? host->ccr_put(json_string_value(v), json_string_length(v), hash) : HR_EINVAL;
-        json_decref(v);
+        int rc = hr_wrap_unescape(t, w->raw_off, w->raw_len, &v) == 0 ? host->ccr_put(v.p, v.len, hash) : HR_EINVAL;
+        hr_tbuf_free(&v);
         if (rc != HR_OK)
             return -1;
         for (uint64_t h = 0; h < w->n_hash && h < 2; h++)

@@ -68,6 +68,26 @@ static void wrapped(const char *text, size_t len, const struct wrap_ctx *w)
     json_decref(in);
 }
 
+/* A string's decoding by hand (hr_wrap_unescape) is jansson's: the same
+ * bytes, or both refuse it. */
+static void unescaped(const char *text, size_t len)
+{
+    if (len < 2 || text[0] != '"' || text[len - 1] != '"' || !hr_wrap_real_quote(text, len - 1))
+        return;
+    json_t *j = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+    struct hr_tbuf b;
+    int r = hr_wrap_unescape(text, 1, len - 2, &b);
+    if (r == -12) {
+        json_decref(j);
+        return;
+    }
+    if ((r == 0) != (j != NULL) ||
+        (j && (json_string_length(j) != b.len || memcmp(json_string_value(j), b.p, b.len) || b.p[b.len])))
+        abort();
+    json_decref(j);
+    hr_tbuf_free(&b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     unsigned sel = size ? data[0] : 0;
@@ -99,6 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (p < len && (text[p] == '{' || text[p] == '[' || text[p] == '"')) {
         struct wrap_ctx w = {fn, cfg, (sel >> 1) & 1};
         wrapped(text, len, &w);
+        unescaped(text + p, len - p);
     }
     free(text);
     return 0;
