@@ -362,7 +362,7 @@ static void finish_now(struct proxy_req *p, int status, int failed, const char *
         .wire_format = p->llm ? p->api->format : HR_WIRE_UNKNOWN,
         .wire_format_name = p->llm ? p->api->name : "",
         .traceparent = p->traceparent[0] ? p->traceparent : NULL,
-        .stream_error = p->streaming && p->llm && p->stream_error[0] ? p->stream_error : NULL,
+        .stream_error = p->stream_error[0] ? p->stream_error : NULL, /* relay.c, ws_relay.c */
     };
     if (p->llm) {
         fill_figures(p, &ev, failed);

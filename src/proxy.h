@@ -143,6 +143,10 @@ void hr_relay_detach_client(struct proxy_req *p);
 /* Shutdown past shutdown_timeout: end the request now with an error (503,
  * or an error event on a started stream), count it, free it. */
 void hr_relay_abort(struct proxy_req *p, const char *why);
+/* A provider error event in a 2xx answer's stream (SSE, or a WebSocket
+ * response's): keeps its type or code in p->stream_error (relay.c). */
+void hr_relay_note_stream_error(struct proxy_req *p, const char *event, size_t event_len, const char *data,
+                                size_t data_len);
 
 /* accounting.c */
 /* Tokens added to what is sent after the pipeline (the retrieve tool's

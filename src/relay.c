@@ -61,10 +61,12 @@ void hr_relay_watch_client(struct proxy_req *p)
  * `response.failed`, a Chat Completions `data: {"error": ...}` chunk): the
  * client got a 200 and the stream ends there, so nothing else marks it.
  * Its error type or code (else the event's name) goes to the request log
- * (stream_error) and /stats requests.stream_errors. The first one counts. */
-static void note_stream_error(struct proxy_req *p, const char *event, size_t event_len, const char *data,
-                              size_t data_len)
+ * (stream_error) and /stats requests.stream_errors. The first one counts.
+ * `event` is NUL-terminated at event_len. */
+void hr_relay_note_stream_error(struct proxy_req *p, const char *event, size_t event_len, const char *data,
+                                size_t data_len)
 {
+    if (p->stream_error[0]) return; /* the first one counts */
     int named = (event_len == 5 && !memcmp(event, "error", 5)) ||
                 (event_len == 15 && !memcmp(event, "response.failed", 15));
     if (!named) { /* Chat Completions: an unnamed event whose object starts with "error" */
@@ -93,7 +95,7 @@ static void sse_event(void *ud, const char *event, size_t event_len, const char 
 {
     struct proxy_req *p = ud;
     if (data && data_len) p->api->usage_from_sse(event, event_len, data, data_len, &p->usage);
-    if (data && !p->stream_error[0]) note_stream_error(p, event, event_len, data, data_len);
+    if (data && !p->stream_error[0]) hr_relay_note_stream_error(p, event, event_len, data, data_len);
 }
 
 /* The client took what was waiting: a paused upstream may go on. */

@@ -201,11 +201,13 @@ static void upstream_text(struct hr_ws *ws, const char *m, size_t len)
     ws->api->usage_from_sse(type, tlen, m, len, &r->usage);
 #define IS(lit) (tlen == sizeof(lit) - 1 && !memcmp(type, lit, tlen))
     if (IS("response.completed") || IS("response.incomplete") || IS("response.failed")) {
+        if (IS("response.failed")) hr_relay_note_stream_error(r, "response.failed", tlen, m, len); /* as over SSE */
         finish_oldest(ws, 200, 0, NULL);
     } else if (IS("error")) {
         json_t *ev = hr_json_load(m, len, NULL);
         json_int_t st = json_integer_value(json_object_get(ev, "status"));
         json_decref(ev);
+        if (!(st >= 400 && st <= 599)) hr_relay_note_stream_error(r, "error", tlen, m, len); /* the stream's own */
         finish_oldest(ws, st >= 400 && st <= 599 ? (int)st : 200, 0, NULL);
     }
 #undef IS
