@@ -382,7 +382,10 @@ static void ccr_pushed(void *ud, int status, const redisReply *r)
     if (p->next) p->next->prev = p->prev;
     if (status == HR_RCONN_UNSENT || status == HR_RCONN_LOST) {
         /* SET NX of the same bytes: sending it twice is harmless. */
+        in_redis_note(p->hash, 0);
         unsent_add(p->hash, p->len, p->expires);
+    } else if (status == HR_RCONN_REFUSED) {
+        in_redis_note(p->hash, 0); /* not stored (an error reply): the next store sends the bytes */
     } else if (status == HR_RCONN_OK && p->renew && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
         /* Redis lost it (expired, evicted, flushed): the bytes go again,
          * read back from this process's store (which just stored them). */
@@ -424,6 +427,11 @@ static void ccr_send(struct fleet_worker *fw, const char *hash, const char *data
     size_t kl = make_key(key, sizeof key, "ccr:", hash);
     snprintf(ttl, sizeof ttl, "%u", ttl_s);
     int renew = !from_queue && in_redis_known(hash);
+    /* Noted as sent now, not when answered: the next turn's store (often on
+     * another worker, before this answer) then renews instead of sending the
+     * bytes again; should it reach Redis first, Redis answers 0 and the
+     * bytes go then. A store that fails forgets it. */
+    if (!renew) in_redis_note(hash, 1);
     const char *set_argv[] = {"SET", key, data, "NX", "EX", ttl};
     size_t set_lens[] = {3, kl, len, 2, 2, strlen(ttl)};
     const char *eval_argv[] = {"EVAL", CCR_PUT_SCRIPT, "1", key, data, ttl};
