@@ -850,8 +850,8 @@ with Mock() as mock:
             "slow link: no timeout, no dropped connection, no failed command while it went out")
         # A Redis side that takes none of the bytes (the relay stops reading) is still dropped.
         link.paused.set()
+        stored(sl, json.dumps(BIG_ROWS[::-1] * 2))  # another original: its bytes go out after the answer
         t0 = time.monotonic()
-        stored(sl, json.dumps(BIG_ROWS[::-1] * 2))  # another original: its bytes go out
         dropped = wait_until(lambda: backend_stats(sl).get("timeouts") == 1, timeout=10, interval=0.05)
         took = time.monotonic() - t0
         diag("slow link paused: dropped after %.2f s (timeout_ms 300)" % took)
