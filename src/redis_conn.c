@@ -271,6 +271,8 @@ static void fail_all(struct hr_rconn *c, const char *why, int timed_out, int fre
 {
     redisAsyncContext *ac = c->ac;
     c->ac = NULL;
+    c->going = 0;               /* its bytes are gone with it */
+    c->went_ms = 0;
     /* The commands are taken off the connection and kept (held: hiredis's
      * callback for a sent one does not free it) until each has had its
      * done(): nothing is allocated here, so every waiting request gets its

@@ -370,7 +370,10 @@ try:
         hashes = c.get("ccr_hashes") or []
         ok(hashes, "A compressed the tool output (ccr_hashes %s)" % hashes)
         h0 = hashes[0] if hashes else "0" * 24
-        ok(redis.cmd("EXISTS", "three:ccr:" + h0), "the original is in Redis under three:ccr:<hash>")
+        # The store may reach Redis after /v1/compress answers (a helper thread's store goes
+        # through a worker's loop): wait for it.
+        ok(wait_until(lambda: redis.cmd("EXISTS", "three:ccr:" + h0), timeout=5),
+           "the original is in Redis under three:ccr:<hash>")
         st_code, got = get_json(B.url + "/v1/retrieve/" + h0)
         is_(st_code, 200, "B: GET /v1/retrieve/<hash made on A> answers")
         is_((got or {}).get("original_content"), ROWS_TEXT, "B: the original, byte for byte")
