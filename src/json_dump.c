@@ -1,10 +1,9 @@
 /* json_dump.c — serialise a changed request body as
  * json_dumps(body, JSON_COMPACT) does, faster: plain ASCII in strings is
  * copied 16 bytes at a time where jansson decodes every codepoint and hands
- * each run to a callback. Reals are the one difference: the client's text
- * where the loader kept it, else the shortest text that reads back to the
- * same double (0.7, not jansson's 0.69999999999999996). Whatever this file
- * does not write itself (invalid
+ * each run to a callback. Reals are the one difference: the shortest text
+ * that reads back to the same double (0.7, not jansson's
+ * 0.69999999999999996). Whatever this file does not write itself (invalid
  * UTF-8, trees too deep) comes from jansson, so the bytes are its. */
 #include <math.h>
 #include <stdint.h>
