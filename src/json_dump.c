@@ -14,7 +14,6 @@
 #include <emmintrin.h>
 #endif
 #include "json_dump.h"
-#include "json_load.h"
 #include "json_scan.h"
 
 /* Deeper than any parsed body (2048): only a cycle, which jansson refuses. */
@@ -191,10 +190,9 @@ static int put_value(struct out *o, const json_t *v, int depth)
         int k = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         return k > 0 && (size_t)k < sizeof num ? put(o, num, (size_t)k) : -1;
     }
-    case JSON_REAL: { /* the client's text when the loader kept it (1e-05 stays 1e-05), else the shortest */
+    case JSON_REAL: {
         char num[64];
-        size_t k = hr_json_real_lexeme(v, num, sizeof num);
-        if (!k) k = real_text(v, num, sizeof num);
+        size_t k = real_text(v, num, sizeof num);
         return k ? put(o, num, k) : -1;
     }
     case JSON_TRUE: return put(o, "true", 4);

@@ -4,9 +4,7 @@
  * agent request parses in about a millisecond. No validation happens in
  * this file: hr_json_scan_decode has accepted the text exactly as jansson
  * would, decoding the value strings that hold escapes on the way. */
-#include <math.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -49,95 +47,6 @@ static const char *read_string(struct builder *b, size_t *len)
 }
 
 static json_t *value(struct builder *b);
-
-/* A real's text as the client wrote it, where the shortest text of its
- * double (json_dump.c) may differ: an exponent (Python's 1e-05, 1e+16),
- * trailing zeros (1.50), 16 or more significant digits (a %.17g writer's
- * 0.10000000000000001). jansson keeps only the double, so the text is kept
- * here, by node address and the double's bits, for hr_json_dump_compact.
- * (Also 0.00001, where the shortest is written 1e-5.)
- * Direct-mapped and lossy: a slot taken by another real, or a text over
- * LEX_TEXT bytes, only means that real is written in its shortest form
- * (the same value). A real the loader builds in shortest form clears its
- * address's slot, so a node reused from a freed tree is not written with
- * the old tree's text. */
-#define LEX_SLOTS 4096
-#define LEX_TEXT 39
-struct lex_slot {
-    const json_t *node;
-    uint64_t bits;
-    unsigned char len;
-    char text[LEX_TEXT];
-};
-static struct lex_slot lex[LEX_SLOTS];
-static pthread_mutex_t lex_lock = PTHREAD_MUTEX_INITIALIZER;
-static atomic_int lex_used; /* a text was ever kept: until then no lookup locks */
-
-static struct lex_slot *lex_slot_of(const json_t *node)
-{
-    uint64_t x = (uint64_t)(uintptr_t)node;
-    x ^= x >> 17;
-    x *= 0x9E3779B97F4A7C15ull;
-    return &lex[x >> 52 & (LEX_SLOTS - 1)];
-}
-
-/* Could the shortest text of this real differ from how it is written?
- * Also a plain decimal where %g writes an exponent (JavaScript's 0.00001). */
-static int lex_worth_keeping(const char *s, size_t n, double d)
-{
-    if (d != 0 && (fabs(d) < 1e-4 || fabs(d) >= 1e15)) return 1;
-    size_t sig = 0, frac = 0;
-    int leading = 1, in_frac = 0;
-    char last = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == 'e' || c == 'E') return 1;
-        if (c == '.') {
-            in_frac = 1;
-            continue;
-        }
-        if (c < '0' || c > '9') continue;
-        if (c != '0') leading = 0;
-        if (!leading) sig++;
-        if (in_frac) frac++, last = c;
-    }
-    return sig >= 16 || (frac > 1 && last == '0');
-}
-
-static void lex_note(const json_t *real, const char *s, size_t n, double d)
-{
-    int keep = lex_worth_keeping(s, n, d) && n <= LEX_TEXT;
-    if (!keep && !atomic_load_explicit(&lex_used, memory_order_relaxed)) return;
-    struct lex_slot *slot = lex_slot_of(real);
-    pthread_mutex_lock(&lex_lock);
-    if (keep) {
-        slot->node = real;
-        memcpy(&slot->bits, &d, sizeof d);
-        slot->len = (unsigned char)n;
-        memcpy(slot->text, s, n);
-        atomic_store_explicit(&lex_used, 1, memory_order_relaxed);
-    } else if (slot->node == real) {
-        slot->node = NULL;
-    }
-    pthread_mutex_unlock(&lex_lock);
-}
-
-size_t hr_json_real_lexeme(const json_t *real, char *buf, size_t size)
-{
-    if (!atomic_load_explicit(&lex_used, memory_order_relaxed) || !json_is_real(real)) return 0;
-    double d = json_real_value(real);
-    uint64_t bits;
-    memcpy(&bits, &d, sizeof d);
-    struct lex_slot *slot = lex_slot_of(real);
-    size_t n = 0;
-    pthread_mutex_lock(&lex_lock);
-    if (slot->node == real && slot->bits == bits && slot->len <= size) {
-        n = slot->len;
-        memcpy(buf, slot->text, n);
-    }
-    pthread_mutex_unlock(&lex_lock);
-    return n;
-}
 
 static json_t *object(struct builder *b)
 {
@@ -232,9 +141,7 @@ static json_t *value(struct builder *b)
         int64_t iv;
         double dv;
         int integer = hr_json_number(n, (size_t)(e - n), &iv, &dv);
-        json_t *v = integer ? json_integer((json_int_t)iv) : json_real(dv);
-        if (!integer && v) lex_note(v, n, (size_t)(e - n), dv);
-        return token(b, e, v);
+        return token(b, e, integer ? json_integer((json_int_t)iv) : json_real(dv));
     }
     }
 }

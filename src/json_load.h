@@ -18,9 +18,4 @@ json_t *hr_json_load(const char *text, size_t len, json_error_t *err);
  * JSON_REJECT_DUPLICATES: a request whose meaning depends on which copy a
  * parser keeps is refused rather than read differently here and upstream. */
 json_t *hr_json_load_strict(const char *text, size_t len, json_error_t *err);
-/* The text a real of a tree built here was written with, when its shortest
- * form might differ (1e-05, 1.50, 0.10000000000000001) and it is still
- * known: copied to buf (no NUL), its length; 0 otherwise. The node's
- * value must be unchanged (it is checked). hr_json_dump_compact writes it. */
-size_t hr_json_real_lexeme(const json_t *real, char *buf, size_t size);
 #endif
