@@ -1119,8 +1119,16 @@ int hr_logc_sniff(const char *text, size_t len)
         lines += text[i] == '\n';
     if (lines < 10 && len <= win)
         return 0;
+    /* both windows as spans: with `text + len - tail` written in the call, a
+     * recoverable -fsanitize=nonnull-attribute build (gcc 12 -O3) went on past
+     * its check of the first memmem's text and warned -Wnonnull at the second */
+    const char *at[2] = {text, text + (len - tail)};
+    const size_t span[2] = {head, tail};
     for (const char *const *s = sig; *s; s++)
-        if (memmem(text, head, *s, strlen(*s)) || (tail && memmem(text + len - tail, tail, *s, strlen(*s))))
-            hits++;
+        for (int k = 0; k < 2; k++)
+            if (span[k] && memmem(at[k], span[k], *s, strlen(*s))) {
+                hits++;
+                break;
+            }
     return hits >= 2;
 }
