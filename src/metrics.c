@@ -103,7 +103,7 @@ int hr_metrics_visit(hr_metric_visit_fn fn, void *ud)
     family(&v, "headroom_responses_total", HR_METRIC_COUNTER, "Responses sent to clients by HTTP status code", 1, L_CODE);
     for (int st = HR_STATUS_MIN; st <= HR_STATUS_MAX; st++) {
         uint64_t n = d->by_status[st - HR_STATUS_MIN];
-        char code[8];
+        char code[12]; /* an int, whatever the compiler can prove of st */
         snprintf(code, sizeof code, "%d", st);
         if (n) value(&v, (const char *const[]){code}, (double)n);
     }

@@ -38,7 +38,7 @@ static json_t *requests_json(const struct hr_stats_data *d)
 {
     json_t *by_status = json_object(), *by_provider = json_object(), *by_model = json_object(),
            *by_stack = json_object();
-    char code[8];
+    char code[12]; /* an int, whatever the compiler can prove of s */
     for (int s = HR_STATUS_MIN; s <= HR_STATUS_MAX; s++) {
         uint64_t n = d->by_status[s - HR_STATUS_MIN];
         if (!n) continue;
