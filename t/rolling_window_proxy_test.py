@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# rolling_window_test.py — rolling_window on OpenAI Responses requests, as
+# rolling_window_proxy_test.py — rolling_window on OpenAI Responses requests, as
 # Codex CLI and the Agents SDK send them, through a running headroomd.
 #
 # A Responses request carries its conversation in `input` (items: messages,
