@@ -912,6 +912,47 @@ int main(void)
             free(was), free(now);
             json_decref(b);
         }
+        /* An agent's context in user messages (Codex: AGENTS.md and
+         * <environment_context> first in input) is kept as a system message
+         * is; a message with the user's own words, or an image, is a turn. */
+        json_t *ctx_in = json_loads(
+            "[{\"type\":\"message\",\"role\":\"user\",\"content\":["
+            "{\"type\":\"input_text\",\"text\":\"# AGENTS.md instructions for /repo\\n\\n<INSTRUCTIONS>\\nUse pytest.\\n</INSTRUCTIONS>\"},"
+            "{\"type\":\"input_text\",\"text\":\"<environment_context>\\n  <cwd>/repo</cwd>\\n</environment_context>\\n\"}]},"
+            "{\"role\":\"user\",\"content\":\"<user_instructions>be brief</user_instructions>\"},"
+            "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"<system-reminder>x</system-reminder>\"},"
+            "{\"type\":\"text\",\"text\":\"fix the bug\"}]},"
+            "{\"role\":\"assistant\",\"content\":\"ok\"},"
+            "{\"role\":\"user\",\"content\":\"<a>b</c>\"},"
+            "{\"role\":\"user\",\"content\":\"<environment_context>\"},"
+            "{\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"<note>see</note>\"},"
+            "{\"type\":\"input_image\",\"image_url\":\"https://x/y.png\"}]},"
+            "{\"role\":\"user\",\"content\":[]},"
+            "{\"role\":\"user\",\"content\":\"  <system-reminder>only</system-reminder>  \"}]",
+            0, NULL);
+        struct hr_rw_turns ct;
+        is_int(hr_rw_turns_build(ctx_in, &ct), 0, "agent context: turns built");
+        ok(ct.n_msgs == 9 && ct.keep[0] && ct.keep[1] && ct.keep[8] && !ct.keep[2] && !ct.keep[3] && !ct.keep[4] &&
+               !ct.keep[5] && !ct.keep[6] && !ct.keep[7],
+           "agent context: AGENTS.md + <environment_context>, <user_instructions>, a lone <system-reminder> kept; "
+           "the user's words beside a reminder, a mismatched or unclosed tag, an image, no parts are turns");
+        is_int(ct.turn_of[2], 0, "agent context: the first turn starts at the user's words, after the context");
+        hr_rw_turns_free(&ct);
+        json_decref(ctx_in);
+        b = responses_conv(8, 8000, 8000);
+        json_t *ctx = json_pack("{s:s,s:s,s:[{s:s,s:s},{s:s,s:s}]}", "type", "message", "role", "user", "content",
+                                "type", "input_text", "text", "# AGENTS.md instructions for /repo\n\n<INSTRUCTIONS>\nrules\n</INSTRUCTIONS>",
+                                "type", "input_text", "text", "<environment_context>\n  <cwd>/repo</cwd>\n</environment_context>");
+        json_array_insert(json_object_get(b, "input"), 1, ctx);
+        long long ctx_before = responses_count(b);
+        r = run_responses(s2, b);
+        items = json_object_get(b, "input");
+        ok(strstr(r.tag, "turns=") && !strstr(r.tag, "turns=0") && json_equal(json_array_get(items, 1), ctx) &&
+               responses_pairs_intact(b) && r.saved == ctx_before - responses_count(b),
+           "responses, turns dropped: Codex's AGENTS.md message stays second, after the developer item (%s)", r.tag);
+        json_decref(ctx);
+        json_decref(b);
+
         /* previous_response_id null or "" is not a continuation. */
         b = responses_conv(8, 8000, 8000);
         json_object_set_new(b, "previous_response_id", json_null());

@@ -7,10 +7,58 @@
 
 static const char *role_of(const json_t *m) { return json_string_value(json_object_get(m, "role")); }
 
+/* Text an agent puts in a user message as context, not the user's words:
+ * Codex's "# AGENTS.md instructions for DIR" (<INSTRUCTIONS>) and one block
+ * wrapped in a tag, as <environment_context>, <user_instructions>,
+ * <recommended_plugins> or Claude Code's <system-reminder> are. */
+static int is_context_text(const char *s)
+{
+    if (!s)
+        return 0;
+    while (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')
+        s++;
+    static const char agents_md[] = "# AGENTS.md instructions for ";
+    if (!strncmp(s, agents_md, sizeof agents_md - 1))
+        return 1;
+    if (*s != '<')
+        return 0;
+    size_t tag = strspn(s + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
+    if (!tag || s[1 + tag] != '>')
+        return 0;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == '\t'))
+        n--;
+    /* ends with "</" tag ">" */
+    return n >= 2 * tag + 5 && s[n - 1] == '>' && !memcmp(s + n - 1 - tag, s + 1, tag) && s[n - 2 - tag] == '/' &&
+           s[n - 3 - tag] == '<';
+}
+
+/* A user message made only of such context (Codex sends AGENTS.md and its
+ * environment as user messages at the start of input): kept as a system
+ * message is, or the oldest turns would take the agent's instructions with
+ * them. A message with any words of the user's, or an image, is not. */
+static int is_agent_context(const json_t *m)
+{
+    const char *r = role_of(m);
+    const json_t *content = json_object_get(m, "content");
+    if (!r || strcmp(r, "user"))
+        return 0;
+    if (json_is_string(content))
+        return is_context_text(json_string_value(content));
+    size_t i, n = 0;
+    json_t *part;
+    json_array_foreach(content, i, part) {
+        if (!is_context_text(json_string_value(json_object_get(part, "text"))))
+            return 0;
+        n++;
+    }
+    return n > 0;
+}
+
 static int is_system(const json_t *m)
 {
     const char *r = role_of(m);
-    return r && (!strcmp(r, "system") || !strcmp(r, "developer"));
+    return (r && (!strcmp(r, "system") || !strcmp(r, "developer"))) || is_agent_context(m);
 }
 
 static int has_tool_result(const json_t *content)

@@ -14,12 +14,14 @@ long hr_rw_context_window(const char *model);
 /* How the messages of one request group into turns. A turn starts at a user
  * message that carries the user's own words (not one that only returns tool
  * results) and runs to the next such message; messages before the first one
- * form turn 0. System/developer messages are marked `keep` and never removed. */
+ * form turn 0. System/developer messages, and user messages made only of an
+ * agent's context (Codex's AGENTS.md and <environment_context>), are marked
+ * `keep` and never removed. */
 struct hr_rw_turns {
     size_t n_msgs;
     size_t n_turns;
     int *turn_of;      /* per message: its turn */
-    unsigned char *keep; /* per message: system/developer */
+    unsigned char *keep; /* per message: system/developer, or an agent's context */
     /* per turn: the last turn that must be removed together with it, because a
      * tool call in one is answered by a tool result in the other */
     size_t *reach;
