@@ -83,9 +83,13 @@ void hr_relay_note_stream_error(struct proxy_req *p, const char *event, size_t e
     if (!kind) kind = json_string_value(json_object_get(j, "code"));
     if (!kind) kind = json_string_value(json_object_get(resp_err, "code"));
     if (!kind) kind = json_string_value(json_object_get(resp_err, "type"));
-    if (!kind || !*kind) kind = named ? event : "error";
+    size_t kind_len = kind ? strlen(kind) : 0;
+    if (!kind_len) { /* the event's name: event_len bytes, not a C string */
+        kind = named ? event : "error";
+        kind_len = named ? event_len : 5;
+    }
     size_t n = 0;
-    for (; kind[n] && n + 1 < sizeof p->stream_error; n++) /* a provider's text: printable ASCII only */
+    for (; n < kind_len && n + 1 < sizeof p->stream_error; n++) /* a provider's text: printable ASCII only */
         p->stream_error[n] = kind[n] > 0x20 && kind[n] < 0x7f ? kind[n] : '_';
     p->stream_error[n] = '\0';
     json_decref(j);
