@@ -11,7 +11,7 @@ static const char *ORDER[] = {"request_id", "timestamp", "provider", "model", "s
                               "streamed", "credited", "tokens_input", "tokens_sent", "tokens_saved", "tokens_output",
                               "reasoning_tokens",
                               "savings_percent", "cost_usd", "savings_usd", "priced", "latency_ms", "overhead_ms",
-                              "ttfb_ms", "cached", "transforms", "error"};
+                              "ttfb_ms", "cached", "transforms", "error", "stream_error"};
 #define N_ORDER (sizeof ORDER / sizeof *ORDER)
 
 static struct hr_stage_result stages[2] = {
@@ -66,6 +66,15 @@ int main(void)
         i++;
     }
     ok(in_order && i == N_ORDER, "every field, in the contract's order (%zu keys)", i);
+    ok(json_is_null(json_object_get(o, "stream_error")), "stream_error: null for a stream without an error event");
+    {
+        struct hr_event se = base();
+        se.stream_error = "overloaded_error";
+        json_t *so = line_of(&se, 0, NULL);
+        is_str(json_string_value(json_object_get(so, "stream_error")), "overloaded_error",
+               "stream_error: the provider's error type");
+        json_decref(so);
+    }
     is_str(json_string_value(json_object_get(o, "stack")), "wrap_claude", "stack");
     {
         struct hr_event rev = base();
