@@ -17,7 +17,7 @@
 #include "cc_diag.h"
 #include "memo.h"
 #include "tbuf.h"
-#include "utf8.h"
+#include "json_scan.h"
 
 
 /* One line of a text: [off, off+len), without '\n' and a trailing '\r'. */
@@ -188,89 +188,45 @@ static inline size_t hr_wrap_long_strings(const char *t, size_t n, size_t min, s
     return k;
 }
 
-/* The 4 hex digits at p as a number; -1 when they are not. */
-static inline long hr_wrap_hex4(const unsigned char *p)
-{
-    long v = 0;
-    for (int i = 0; i < 4; i++) {
-        unsigned c = p[i], d = c - '0' < 10 ? c - '0' : (c | 0x20) - 'a' < 6 ? (c | 0x20) - 'a' + 10 : 16;
-        if (d > 15)
-            return -1;
-        v = v * 16 + (long)d;
-    }
-    return v;
-}
-
 /* The decoded bytes of the JSON string whose body is t[off, off+len), in b
  * (a NUL after them, not counted): 0; -1 where jansson refuses the string
  * (a raw control character or quote, a bad escape, a lone surrogate,
- * \u0000, bytes that are not UTF-8); -12 out of memory (b freed then). By
- * hand rather than json_loadb: rows as text are all escapes, and an agent
- * resends them every turn, each resend decoding them again for the CCR. */
+ * \u0000, bytes that are not UTF-8); -12 out of memory (b freed then).
+ * lib/json_scan.c, not json_loadb: it validates as jansson does and decodes
+ * in the same pass, and rows as text are all escapes that an agent resends
+ * every turn, each resend decoding them again for the CCR. The string goes
+ * in as a one-element array, the only string that scan takes. */
 static inline int hr_wrap_unescape(const char *t, uint64_t off, uint64_t len, struct hr_tbuf *b)
 {
-    const unsigned char *s = (const unsigned char *)t + off, *e = s + len;
+    struct hr_tbuf doc;
+    struct hr_json_decoded d;
+    memset(&doc, 0, sizeof doc);
+    memset(&d, 0, sizeof d);
     memset(b, 0, sizeof *b);
-    while (s < e) {
-        const unsigned char *r = s;
-        while (r < e && *r >= 0x20 && *r < 0x80 && *r != '\\' && *r != '"')
-            r++;
-        hr_tbuf_put(b, s, (size_t)(r - s));
-        if ((s = r) == e)
-            break;
-        if (*s >= 0x80) {
-            size_t k = hr_utf8_seq(s, (size_t)(e - s));
-            if (!k)
-                goto bad;
-            hr_tbuf_put(b, s, k);
-            s += k;
-            continue;
-        }
-        if (*s != '\\' || e - s < 2)
-            goto bad; /* a control character or a quote */
-        static const char esc[] = "\"\"\\\\//b\bf\fn\nr\rt\t";
-        const char *m = s[1] != 'u' ? memchr(esc, s[1], sizeof esc - 1) : NULL;
-        if (m && (m - esc) % 2 == 0) {
-            hr_tbuf_putc(b, m[1]);
-            s += 2;
-            continue;
-        }
-        if (s[1] != 'u' || e - s < 6)
-            goto bad;
-        long cp = hr_wrap_hex4(s + 2);
-        s += 6;
-        if (cp >= 0xD800 && cp <= 0xDBFF) { /* a pair, or nothing */
-            long lo = e - s >= 6 && s[0] == '\\' && s[1] == 'u' ? hr_wrap_hex4(s + 2) : -1;
-            if (lo < 0xDC00 || lo > 0xDFFF)
-                goto bad;
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            s += 6;
-        } else if (cp <= 0 || (cp >= 0xDC00 && cp <= 0xDFFF)) {
-            goto bad;
-        }
-        char u[4];
-        size_t k = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-        if (k == 1)
-            u[0] = (char)cp;
-        else if (k == 2)
-            u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F));
-        else if (k == 3)
-            u[0] = (char)(0xE0 | cp >> 12), u[1] = (char)(0x80 | (cp >> 6 & 0x3F)), u[2] = (char)(0x80 | (cp & 0x3F));
+    hr_tbuf_put(&doc, "[\"", 2);
+    hr_tbuf_put(&doc, t + off, len);
+    hr_tbuf_put(&doc, "\"]", 2);
+    int rc = doc.oom ? -12 : hr_json_scan_decode(doc.p, doc.len, &d);
+    if (!rc && d.failed)
+        rc = -12;
+    int esc = 0;
+    /* One string, the whole body: a raw quote inside would make two. */
+    if (!rc && hr_json_span(doc.p + 2, len + 2, &esc) != len)
+        rc = -22;
+    if (!rc) {
+        hr_tbuf_put(b, d.n ? d.buf + d.v[0].off : doc.p + 2, d.n ? d.v[0].len : len);
+        hr_tbuf_putc(b, '\0');
+        if (b->oom)
+            rc = -12;
         else
-            u[0] = (char)(0xF0 | cp >> 18), u[1] = (char)(0x80 | (cp >> 12 & 0x3F)), u[2] = (char)(0x80 | (cp >> 6 & 0x3F)),
-            u[3] = (char)(0x80 | (cp & 0x3F));
-        hr_tbuf_put(b, u, k);
+            b->len--;
     }
-    hr_tbuf_putc(b, '\0');
-    if (b->oom) {
+    free(d.buf);
+    free(d.v);
+    hr_tbuf_free(&doc);
+    if (rc)
         hr_tbuf_free(b);
-        return -12;
-    }
-    b->len--;
-    return 0;
-bad:
-    hr_tbuf_free(b);
-    return -1;
+    return rc == -22 ? -1 : rc;
 }
 
 /* Append s[0..n) as the body of a JSON string (no quotes), \uxxxx for every
