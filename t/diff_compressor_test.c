@@ -4,9 +4,38 @@
  * files fold to one line (which do: lockfiles by name, source maps, not
  * lock.c or a linker script's .map); combined diffs; bad input; skipped
  * units. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "textc_check.h"
+
+/* Inputs are built in buffers of a fixed size: an allocation that fails or
+ * an input that outgrows its buffer stops the test (TAP "Bail out!") where
+ * sprintf would write through NULL or past the end. */
+static void *xmalloc(size_t size)
+{
+    void *p = malloc(size);
+    if (!p) {
+        printf("Bail out! out of memory (%zu bytes)\n", size);
+        exit(1);
+    }
+    return p;
+}
+
+/* Appends to buf (cap bytes) at n; returns the new length. */
+__attribute__((format(printf, 4, 5))) static size_t put(char *buf, size_t cap, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int w = n < cap ? vsnprintf(buf + n, cap - n, fmt, ap) : -1;
+    va_end(ap);
+    if (w < 0 || (size_t)w >= cap - n) {
+        printf("Bail out! a test input outgrew its %zu-byte buffer\n", cap);
+        exit(1);
+    }
+    return n + (size_t)w;
+}
 
 static struct hr_instance inst = {"diff_compressor"};
 
@@ -33,17 +62,17 @@ static int changes_kept(const char *in, const char *out, const char *skip_file)
     return lost;
 }
 
-/* Append to g at k a git diff of one file: `adds` lines "+<stem> N", or the
+/* Append to g (gcap bytes) at k a git diff of one file: `adds` lines "+<stem> N", or the
  * lines given (each already with its marker column), after a header. */
-static size_t git_file(char *g, size_t k, const char *path, int adds, const char *stem, const char *lines)
+static size_t git_file(char *g, size_t gcap, size_t k, const char *path, int adds, const char *stem, const char *lines)
 {
-    k += (size_t)sprintf(g + k, "diff --git a/%s b/%s\nindex 1e5548c..52b0cee 100644\n--- a/%s\n+++ b/%s\n", path, path,
-                         path, path);
+    k = put(g, gcap, k, "diff --git a/%s b/%s\nindex 1e5548c..52b0cee 100644\n--- a/%s\n+++ b/%s\n", path, path,
+            path, path);
     if (lines)
-        return k + (size_t)sprintf(g + k, "%s", lines);
-    k += (size_t)sprintf(g + k, "@@ -0,0 +1,%d @@\n", adds);
+        return put(g, gcap, k, "%s", lines);
+    k = put(g, gcap, k, "@@ -0,0 +1,%d @@\n", adds);
     for (int i = 0; i < adds; i++)
-        k += (size_t)sprintf(g + k, "+%s %d\n", stem, i);
+        k = put(g, gcap, k, "+%s %d\n", stem, i);
     return k;
 }
 
@@ -51,12 +80,12 @@ static size_t git_file(char *g, size_t k, const char *path, int adds, const char
 static const char *padded_change(const char *del, const char *add)
 {
     static char h[8000];
-    size_t k = (size_t)sprintf(h, "@@ -1,61 +1,61 @@\n");
+    size_t k = put(h, sizeof h, 0, "@@ -1,61 +1,61 @@\n");
     for (int i = 0; i < 30; i++)
-        k += (size_t)sprintf(h + k, " int unchanged_%d;\n", i);
-    k += (size_t)sprintf(h + k, "-%s\n+%s\n", del, add);
+        k = put(h, sizeof h, k, " int unchanged_%d;\n", i);
+    k = put(h, sizeof h, k, "-%s\n+%s\n", del, add);
     for (int i = 30; i < 60; i++)
-        k += (size_t)sprintf(h + k, " int unchanged_%d;\n", i);
+        k = put(h, sizeof h, k, " int unchanged_%d;\n", i);
     return h;
 }
 
@@ -65,11 +94,11 @@ static const char *padded_change(const char *del, const char *add)
 static const char *bundle_hunk(const char *stem, int n, const char *last)
 {
     static char h[20000];
-    size_t k = (size_t)sprintf(h, "@@ -0,0 +1,%d @@\n", n + (last != NULL));
+    size_t k = put(h, sizeof h, 0, "@@ -0,0 +1,%d @@\n", n + (last != NULL));
     for (int i = 0; i < n; i++)
-        k += (size_t)sprintf(h + k, "+%s %d\n", stem, i);
+        k = put(h, sizeof h, k, "+%s %d\n", stem, i);
     if (last)
-        sprintf(h + k, "+%s\n", last);
+        put(h, sizeof h, k, "+%s\n", last);
     return h;
 }
 
@@ -78,16 +107,16 @@ static const char *bundle_hunk(const char *stem, int n, const char *last)
 static const char *mid_hunk(int at, const char *before, const char *del, const char *add, const char *after)
 {
     static char h[8000];
-    size_t k = (size_t)sprintf(h, "@@ -%d,8 +%d,8 @@\n", at, at);
+    size_t k = put(h, sizeof h, 0, "@@ -%d,8 +%d,8 @@\n", at, at);
     if (before)
-        k += (size_t)sprintf(h + k, " %s\n", before);
+        k = put(h, sizeof h, k, " %s\n", before);
     for (int i = 0; i < 3; i++)
-        k += (size_t)sprintf(h + k, "   step_%d();\n", i);
-    k += (size_t)sprintf(h + k, "-%s\n+%s\n", del, add);
+        k = put(h, sizeof h, k, "   step_%d();\n", i);
+    k = put(h, sizeof h, k, "-%s\n+%s\n", del, add);
     for (int i = 3; i < 6; i++)
-        k += (size_t)sprintf(h + k, "   step_%d();\n", i);
+        k = put(h, sizeof h, k, "   step_%d();\n", i);
     if (after)
-        sprintf(h + k, " %s\n", after);
+        put(h, sizeof h, k, " %s\n", after);
     return h;
 }
 
@@ -101,33 +130,34 @@ static const char *mid_hunk(int at, const char *before, const char *del, const c
  * "… generated: +1 -1 lines". */
 static void dist_evidence(void *state)
 {
-    char *g = malloc(200000);
+    size_t gcap = 200000;
+    char *g = xmalloc(gcap);
     size_t k = 0;
     char hunk[8000];
     /* generated */
-    k = git_file(g, k, "dist/index.js", 0, NULL, mid_hunk(7121, NULL, "  retries = 1;", "  retries = 2;", "//# sourceMappingURL=index.js.map"));
-    k = git_file(g, k, "dist/lib/util.js", 0, NULL, mid_hunk(1, "Object.defineProperty(exports, \"__esModule\", { value: true });",
-                                                          "  return a;", "  return b;", NULL));
-    k = git_file(g, k, "dist/bundle.js", 0, NULL, mid_hunk(90, "/******/ \t\t// Check if module is in cache", "  x = 1;", "  x = 2;", NULL));
+    k = git_file(g, gcap, k, "dist/index.js", 0, NULL, mid_hunk(7121, NULL, "  retries = 1;", "  retries = 2;", "//# sourceMappingURL=index.js.map"));
+    k = git_file(g, gcap, k, "dist/lib/util.js", 0, NULL, mid_hunk(1, "Object.defineProperty(exports, \"__esModule\", { value: true });",
+                                                                "  return a;", "  return b;", NULL));
+    k = git_file(g, gcap, k, "dist/bundle.js", 0, NULL, mid_hunk(90, "/******/ \t\t// Check if module is in cache", "  x = 1;", "  x = 2;", NULL));
     snprintf(hunk, sizeof hunk, "@@ -1,3 +1,3 @@\n // Code generated by protoc-gen-ts. DO NOT EDIT.\n // source: api.proto\n-const v = 1;\n+const v = 2;\n");
-    k = git_file(g, k, "dist/api_pb.js", 0, NULL, hunk);
-    k = git_file(g, k, "dist/esm/index.mjs", 0, NULL, mid_hunk(1, "var __defProp = Object.defineProperty;", "  y = 1;", "  y = 2;", NULL));
-    k = git_file(g, k, "dist/types.d.ts", 0, NULL, "@@ -3,1 +3,2 @@\n export declare const a: number;\n+export declare const b: number;\n");
-    k = git_file(g, k, "dist/types.d.ts.map", 0, NULL, "@@ -1 +1 @@\n-{\"version\":3,\"file\":\"types.d.ts\",\"mappings\":\"AAAA\"}\n"
-                                                        "+{\"version\":3,\"file\":\"types.d.ts\",\"mappings\":\"AAAA;AACA\"}\n");
-    k = git_file(g, k, "dist/assets/index-Bx9s2Lq4.js", 0, NULL, mid_hunk(4, NULL, "  z = 1;", "  z = 2;", NULL));
+    k = git_file(g, gcap, k, "dist/api_pb.js", 0, NULL, hunk);
+    k = git_file(g, gcap, k, "dist/esm/index.mjs", 0, NULL, mid_hunk(1, "var __defProp = Object.defineProperty;", "  y = 1;", "  y = 2;", NULL));
+    k = git_file(g, gcap, k, "dist/types.d.ts", 0, NULL, "@@ -3,1 +3,2 @@\n export declare const a: number;\n+export declare const b: number;\n");
+    k = git_file(g, gcap, k, "dist/types.d.ts.map", 0, NULL, "@@ -1 +1 @@\n-{\"version\":3,\"file\":\"types.d.ts\",\"mappings\":\"AAAA\"}\n"
+                                                              "+{\"version\":3,\"file\":\"types.d.ts\",\"mappings\":\"AAAA;AACA\"}\n");
+    k = git_file(g, gcap, k, "dist/assets/index-Bx9s2Lq4.js", 0, NULL, mid_hunk(4, NULL, "  z = 1;", "  z = 2;", NULL));
     /* hand-written */
-    k = git_file(g, k, "dist/index.d.ts", 0, NULL,
-                 "@@ -10,3 +10,4 @@ export interface Options {\n   timeout?: number;\n }\n export declare function fetchAll(o: Options): Promise<void>;\n"
-                 "+export declare function retry(n: number): Promise<void>;\n");
-    k = git_file(g, k, "dist/debian/control", 0, NULL,
-                 "@@ -8,3 +8,3 @@ Architecture: any\n Section: net\n-Depends: ${misc:Depends}, libssl3\n+Depends: ${misc:Depends}, libssl3, zlib1g\n Description: proxy\n");
-    k = git_file(g, k, "dist/unix/org.qbittorrent.qBittorrent.desktop", 0, NULL,
-                 "@@ -2,3 +2,3 @@\n [Desktop Entry]\n-Categories=Network;FileTransfer;P2P;Qt;\n+Categories=Network;FileTransfer;P2P;Qt;Utility;\n Exec=qbittorrent %U\n");
-    k = git_file(g, k, "dist/windows/installer.nsi", 0, NULL,
-                 mid_hunk(40, "; the uninstaller is generated at build time", "  SetCompressor /SOLID lzma", "  SetCompressor /SOLID zlib", NULL));
+    k = git_file(g, gcap, k, "dist/index.d.ts", 0, NULL,
+                       "@@ -10,3 +10,4 @@ export interface Options {\n   timeout?: number;\n }\n export declare function fetchAll(o: Options): Promise<void>;\n"
+                       "+export declare function retry(n: number): Promise<void>;\n");
+    k = git_file(g, gcap, k, "dist/debian/control", 0, NULL,
+                       "@@ -8,3 +8,3 @@ Architecture: any\n Section: net\n-Depends: ${misc:Depends}, libssl3\n+Depends: ${misc:Depends}, libssl3, zlib1g\n Description: proxy\n");
+    k = git_file(g, gcap, k, "dist/unix/org.qbittorrent.qBittorrent.desktop", 0, NULL,
+                       "@@ -2,3 +2,3 @@\n [Desktop Entry]\n-Categories=Network;FileTransfer;P2P;Qt;\n+Categories=Network;FileTransfer;P2P;Qt;Utility;\n Exec=qbittorrent %U\n");
+    k = git_file(g, gcap, k, "dist/windows/installer.nsi", 0, NULL,
+                       mid_hunk(40, "; the uninstaller is generated at build time", "  SetCompressor /SOLID lzma", "  SetCompressor /SOLID zlib", NULL));
     snprintf(hunk, sizeof hunk, "@@ -1,3 +1,3 @@\n # Maintained by hand: see README\n [Unit]\n-After=network.target\n+After=network-online.target\n");
-    k = git_file(g, k, "dist/systemd/app.service", 0, NULL, hunk);
+    k = git_file(g, gcap, k, "dist/systemd/app.service", 0, NULL, hunk);
     struct tc_result r = tc_run(state, g, HR_CT_DIFF, "", 0);
     static const char *const made[] = {"dist/index.js", "dist/lib/util.js", "dist/bundle.js", "dist/api_pb.js",
         "dist/esm/index.mjs", "dist/types.d.ts", "dist/types.d.ts.map", "dist/assets/index-Bx9s2Lq4.js"};
@@ -182,16 +212,17 @@ int main(void)
     size_t k;
 
     /* git's index and ---/+++ lines repeat the diff --git line; elsewhere they are the only file name */
-    char *g = malloc(8000);
-    k = (size_t)sprintf(g, "diff --git a/src/x.c b/src/x.c\nindex 1e5548c..52b0cee 100644\n--- a/src/x.c\n+++ b/src/x.c\n"
-                           "@@ -1,62 +1,62 @@\n-int a = 1;\n+int a = 2;\n");
+    size_t gcap = 8000;
+    char *g = xmalloc(gcap);
+    k = put(g, gcap, 0, "diff --git a/src/x.c b/src/x.c\nindex 1e5548c..52b0cee 100644\n--- a/src/x.c\n+++ b/src/x.c\n"
+                        "@@ -1,62 +1,62 @@\n-int a = 1;\n+int a = 2;\n");
     for (int i = 0; i < 60; i++) /* enough unchanged lines to be worth compressing */
-        k += (size_t)sprintf(g + k, " int unchanged_padding_%d;\n", i);
-    k += (size_t)sprintf(g + k, "diff --git a/src/old.c b/src/new.c\nsimilarity index 90%%\nrename from src/old.c\n"
-                           "rename to src/new.c\nindex 3d74336..ad88625 100644\n--- a/src/old.c\n+++ b/src/new.c\n"
-                           "@@ -1,2 +1,2 @@\n-int b = 1;\n+int b = 2;\n"
-                           "diff --git a/t/y.c b/t/y.c\nnew file mode 100644\nindex 0000000..02d63bb\n--- /dev/null\n"
-                           "+++ b/t/y.c\n@@ -0,0 +1,1 @@\n+int y;\n");
+        k = put(g, gcap, k, " int unchanged_padding_%d;\n", i);
+    k = put(g, gcap, k, "diff --git a/src/old.c b/src/new.c\nsimilarity index 90%%\nrename from src/old.c\n"
+                        "rename to src/new.c\nindex 3d74336..ad88625 100644\n--- a/src/old.c\n+++ b/src/new.c\n"
+                        "@@ -1,2 +1,2 @@\n-int b = 1;\n+int b = 2;\n"
+                        "diff --git a/t/y.c b/t/y.c\nnew file mode 100644\nindex 0000000..02d63bb\n--- /dev/null\n"
+                        "+++ b/t/y.c\n@@ -0,0 +1,1 @@\n+int y;\n");
     r = tc_run(state, g, HR_CT_DIFF, "", 0);
     ok(r.rc == 0 && !strstr(r.text, "index 1e5548c") && !strstr(r.text, "--- a/src/x.c") && !strstr(r.text, "+++ b/src/x.c") &&
            !strstr(r.text, "--- /dev/null") && !strstr(r.text, "+++ b/t/y.c") && strstr(r.text, "diff --git a/src/x.c b/src/x.c\n@@") &&
@@ -202,9 +233,9 @@ int main(void)
     ok(strstr(r.text, "--- a/src/old.c\n+++ b/src/new.c\n") && strstr(r.text, "rename from src/old.c") &&
            strstr(r.text, "-int b = 1;\n+int b = 2;"), "a rename keeps its --- a/old +++ b/new lines");
     free(r.text);
-    k = (size_t)sprintf(g, "--- src/x.c.orig\n+++ src/x.c\n@@ -1,2 +1,2 @@\n-int a = 1;\n+int a = 2;\n unchanged;\n");
+    k = put(g, gcap, 0, "--- src/x.c.orig\n+++ src/x.c\n@@ -1,2 +1,2 @@\n-int a = 1;\n+int a = 2;\n unchanged;\n");
     for (int i = 0; i < 80; i++)
-        k += (size_t)sprintf(g + k, " int filler_%d;\n", i);
+        k = put(g, gcap, k, " int filler_%d;\n", i);
     r = tc_run(state, g, HR_CT_DIFF, "", 0);
     ok(strstr(r.text, "hash=") && strstr(r.text, "--- src/x.c.orig\n+++ src/x.c\n"),
        "a plain unified diff, compressed, keeps its ---/+++ lines (the only file names)");
@@ -213,10 +244,10 @@ int main(void)
     /* Which files fold, and as what. The path is a span of the diff, not a
      * C string: "lock" in a later file ("this block") once made a generated
      * file a "lockfile". A lockfile is one by its name, not by "lock" in it. */
-    g = malloc(100000);
-    k = git_file(g, 0, "web/app.min.js", 80, "var x", NULL);
-    k = git_file(g, k, "src/main.c", 0, NULL, padded_change("return 0;", "return 1;"));
-    k = git_file(g, k, "notes.txt", 0, NULL, "@@ -3,1 +3,2 @@\n line 3\n+this block is new\n");
+    g = xmalloc(gcap = 100000);
+    k = git_file(g, gcap, 0, "web/app.min.js", 80, "var x", NULL);
+    k = git_file(g, gcap, k, "src/main.c", 0, NULL, padded_change("return 0;", "return 1;"));
+    k = git_file(g, gcap, k, "notes.txt", 0, NULL, "@@ -3,1 +3,2 @@\n line 3\n+this block is new\n");
     r = tc_run(state, g, HR_CT_DIFF, "", 0);
     ok(strstr(r.text, "\xe2\x80\xa6 generated: +80 -0 lines, 81 diff lines omitted") && !strstr(r.text, "lockfile"),
        "app.min.js is 'generated' though a later file says 'block'");
@@ -224,12 +255,12 @@ int main(void)
     if (!strstr(r.text, ", 1 bulky file)"))
         tap_diag("%.300s", r.text);
     free(r.text);
-    k = git_file(g, 0, "web/dist/clock.js", 0, NULL, bundle_hunk("var t", 79, "//# sourceMappingURL=clock.js.map"));
-    k = git_file(g, k, "frontend/yarn.lock", 80, "  resolved x", NULL);
-    k = git_file(g, k, "src/lock.c", 0, NULL, padded_change("int held;", "int held = 1;"));
-    k = git_file(g, k, "include/clock.h", 0, NULL, "@@ -1,1 +1,2 @@\n int tick;\n+int tock;\n");
-    k = git_file(g, k, "data/blocklist.txt", 0, NULL, "@@ -1,1 +1,2 @@\n a.example\n+b.example\n");
-    k = git_file(g, k, "docs/Cargo.lock.md", 0, NULL, "@@ -1,1 +1,2 @@\n # Cargo.lock\n+Why it is committed.\n");
+    k = git_file(g, gcap, 0, "web/dist/clock.js", 0, NULL, bundle_hunk("var t", 79, "//# sourceMappingURL=clock.js.map"));
+    k = git_file(g, gcap, k, "frontend/yarn.lock", 80, "  resolved x", NULL);
+    k = git_file(g, gcap, k, "src/lock.c", 0, NULL, padded_change("int held;", "int held = 1;"));
+    k = git_file(g, gcap, k, "include/clock.h", 0, NULL, "@@ -1,1 +1,2 @@\n int tick;\n+int tock;\n");
+    k = git_file(g, gcap, k, "data/blocklist.txt", 0, NULL, "@@ -1,1 +1,2 @@\n a.example\n+b.example\n");
+    k = git_file(g, gcap, k, "docs/Cargo.lock.md", 0, NULL, "@@ -1,1 +1,2 @@\n # Cargo.lock\n+Why it is committed.\n");
     r = tc_run(state, g, HR_CT_DIFF, "", 0);
     ok(strstr(r.text, "diff --git a/web/dist/clock.js b/web/dist/clock.js\n\xe2\x80\xa6 generated: +80 -0") &&
            strstr(r.text, "diff --git a/frontend/yarn.lock b/frontend/yarn.lock\n\xe2\x80\xa6 lockfile: +80 -0") &&
@@ -242,17 +273,17 @@ int main(void)
 
     /* *.map: source maps fold (by name, or by their {"version":3 start);
      * a linker version script or any other .map is source */
-    k = git_file(g, 0, "src/sdk/libheadroom.map", 0, NULL,
-                 "@@ -29,3 +29,8 @@ HEADROOM_1.1 {\n         hr_x;\n     local: *;\n };\n+HEADROOM_1.2 {\n"
-                 "+    global:\n+        hr_last_http_status;\n+} HEADROOM_1.1;\n+\n");
-    k = git_file(g, k, "src/main.c", 0, NULL, padded_change("return 0;", "return 1;"));
-    k = git_file(g, k, "web/app.js.map", 0, NULL,
-                 "@@ -1 +1 @@\n-{\"version\":3,\"sources\":[\"a.ts\"],\"mappings\":\"AAAA\"}\n"
-                 "+{\"version\":3,\"sources\":[\"a.ts\"],\"mappings\":\"AAAA;AACA\"}\n");
-    k = git_file(g, k, "static/theme.map", 0, NULL,
-                 "@@ -0,0 +1 @@\n+{ \"version\": 3, \"file\": \"theme.css\", \"mappings\": \"AAAA\" }\n");
-    k = git_file(g, k, "levels/one.map", 0, NULL, "@@ -1,1 +1,2 @@\n #####\n+#.@.#\n");
-    k = git_file(g, k, "maps/v.map", 0, NULL, "@@ -0,0 +1 @@\n+{\"version\":30}\n");
+    k = git_file(g, gcap, 0, "src/sdk/libheadroom.map", 0, NULL,
+                       "@@ -29,3 +29,8 @@ HEADROOM_1.1 {\n         hr_x;\n     local: *;\n };\n+HEADROOM_1.2 {\n"
+                       "+    global:\n+        hr_last_http_status;\n+} HEADROOM_1.1;\n+\n");
+    k = git_file(g, gcap, k, "src/main.c", 0, NULL, padded_change("return 0;", "return 1;"));
+    k = git_file(g, gcap, k, "web/app.js.map", 0, NULL,
+                       "@@ -1 +1 @@\n-{\"version\":3,\"sources\":[\"a.ts\"],\"mappings\":\"AAAA\"}\n"
+                       "+{\"version\":3,\"sources\":[\"a.ts\"],\"mappings\":\"AAAA;AACA\"}\n");
+    k = git_file(g, gcap, k, "static/theme.map", 0, NULL,
+                       "@@ -0,0 +1 @@\n+{ \"version\": 3, \"file\": \"theme.css\", \"mappings\": \"AAAA\" }\n");
+    k = git_file(g, gcap, k, "levels/one.map", 0, NULL, "@@ -1,1 +1,2 @@\n #####\n+#.@.#\n");
+    k = git_file(g, gcap, k, "maps/v.map", 0, NULL, "@@ -0,0 +1 @@\n+{\"version\":30}\n");
     r = tc_run(state, g, HR_CT_DIFF, "", 0);
     ok(strstr(r.text, "+HEADROOM_1.2 {\n+    global:\n+        hr_last_http_status;\n+} HEADROOM_1.1;\n+\n") &&
            strstr(r.text, "+#.@.#") && strstr(r.text, "+{\"version\":30}"),
@@ -267,14 +298,14 @@ int main(void)
 
     /* A deleted lockfile ("+++ /dev/null": the name is on the "--- a/" line)
      * folds; a deleted source file keeps its lines. */
-    g = malloc(400000);
-    k = (size_t)sprintf(g, "diff --git a/package-lock.json b/package-lock.json\ndeleted file mode 100644\n"
-                           "index 3b18e51..0000000\n--- a/package-lock.json\n+++ /dev/null\n@@ -1,3000 +0,0 @@\n");
+    g = xmalloc(gcap = 400000);
+    k = put(g, gcap, 0, "diff --git a/package-lock.json b/package-lock.json\ndeleted file mode 100644\n"
+                        "index 3b18e51..0000000\n--- a/package-lock.json\n+++ /dev/null\n@@ -1,3000 +0,0 @@\n");
     for (int i = 0; i < 3000; i++)
-        k += (size_t)sprintf(g + k, "-      \"resolved\": \"https://registry.npmjs.org/pkg-%d/-/pkg-%d-1.0.%d.tgz\",\n", i, i, i);
-    k += (size_t)sprintf(g + k, "diff --git a/src/old.c b/src/old.c\ndeleted file mode 100644\nindex 1e5548c..0000000\n"
-                                "--- a/src/old.c\n+++ /dev/null\n@@ -1,2 +0,0 @@\n-int old_helper(void);\n-int old_flag;\n");
-    k = git_file(g, k, "src/main.c", 0, NULL, padded_change("return 0;", "return 1;"));
+        k = put(g, gcap, k, "-      \"resolved\": \"https://registry.npmjs.org/pkg-%d/-/pkg-%d-1.0.%d.tgz\",\n", i, i, i);
+    k = put(g, gcap, k, "diff --git a/src/old.c b/src/old.c\ndeleted file mode 100644\nindex 1e5548c..0000000\n"
+                        "--- a/src/old.c\n+++ /dev/null\n@@ -1,2 +0,0 @@\n-int old_helper(void);\n-int old_flag;\n");
+    k = git_file(g, gcap, k, "src/main.c", 0, NULL, padded_change("return 0;", "return 1;"));
     r = tc_run(state, g, HR_CT_DIFF, "", 0);
     ok(strstr(r.text, "diff --git a/package-lock.json b/package-lock.json\ndeleted file mode 100644\n"
                       "\xe2\x80\xa6 lockfile: +0 -3000 lines, 3001 diff lines omitted\n") && !strstr(r.text, "pkg-17/"),
@@ -285,10 +316,10 @@ int main(void)
         tap_diag("%.600s", r.text);
     free(r.text);
     /* The same in a plain diff -u, whose ---/+++ lines end in a tab and a date. */
-    k = (size_t)sprintf(g, "--- yarn.lock.orig\t2026-12-07 14:02:11.000000000 +0000\n"
-                           "+++ yarn.lock\t2026-12-07 14:05:37.000000000 +0000\n@@ -1,0 +1,400 @@\n");
+    k = put(g, gcap, 0, "--- yarn.lock.orig\t2026-12-07 14:02:11.000000000 +0000\n"
+                        "+++ yarn.lock\t2026-12-07 14:05:37.000000000 +0000\n@@ -1,0 +1,400 @@\n");
     for (int i = 0; i < 400; i++)
-        k += (size_t)sprintf(g + k, "+  resolved \"https://registry.yarnpkg.com/pkg-%d/-/pkg-%d-2.%d.0.tgz\"\n", i, i, i);
+        k = put(g, gcap, k, "+  resolved \"https://registry.yarnpkg.com/pkg-%d/-/pkg-%d-2.%d.0.tgz\"\n", i, i, i);
     r = tc_run(state, g, HR_CT_DIFF, "", 0);
     ok(strstr(r.text, "\n\xe2\x80\xa6 lockfile: +400 -0 lines, 401 diff lines omitted\n") != NULL,
        "diff -u of yarn.lock (a date after the name) folds as a lockfile");
@@ -304,16 +335,16 @@ int main(void)
     mini[sizeof mini - 1] = '\0';
     char hunk[3100];
     snprintf(hunk, sizeof hunk, "@@ -1 +1 @@\n-!function(){}\n%s\n", mini);
-    k = git_file(g, 0, "dist/app.js", 1000, "  var bundled =", NULL);
-    k = git_file(g, k, "build/static/js/main.3f2a9c1e.chunk.js", 200, "  a=b", NULL);
-    k = git_file(g, k, "build/static/css/app.css", 0, NULL, hunk);
-    k = git_file(g, k, "web/build/bundle.js", 0, NULL, hunk);
-    k = git_file(g, k, "build/webpack.base.conf.js", 0, NULL,
-                 "@@ -10,1 +10,2 @@\n   entry: { app: './src/main.js' },\n+  devtool: 'source-map',\n");
-    k = git_file(g, k, "build/ci/Dockerfile", 0, NULL, "@@ -1,1 +1,2 @@\n FROM debian:12\n+RUN apt-get update\n");
-    k = git_file(g, k, "build/build-2024.js", 0, NULL, "@@ -1,1 +1,2 @@\n require('./check')\n+require('./lint')\n");
-    k = git_file(g, k, "src/distance.c", 0, NULL, padded_change("int d;", "int d = 0;"));
-    k = git_file(g, k, "redist/notes.js", 0, NULL, "@@ -1,1 +1,2 @@\n // notes\n+// more notes\n");
+    k = git_file(g, gcap, 0, "dist/app.js", 1000, "  var bundled =", NULL);
+    k = git_file(g, gcap, k, "build/static/js/main.3f2a9c1e.chunk.js", 200, "  a=b", NULL);
+    k = git_file(g, gcap, k, "build/static/css/app.css", 0, NULL, hunk);
+    k = git_file(g, gcap, k, "web/build/bundle.js", 0, NULL, hunk);
+    k = git_file(g, gcap, k, "build/webpack.base.conf.js", 0, NULL,
+                       "@@ -10,1 +10,2 @@\n   entry: { app: './src/main.js' },\n+  devtool: 'source-map',\n");
+    k = git_file(g, gcap, k, "build/ci/Dockerfile", 0, NULL, "@@ -1,1 +1,2 @@\n FROM debian:12\n+RUN apt-get update\n");
+    k = git_file(g, gcap, k, "build/build-2024.js", 0, NULL, "@@ -1,1 +1,2 @@\n require('./check')\n+require('./lint')\n");
+    k = git_file(g, gcap, k, "src/distance.c", 0, NULL, padded_change("int d;", "int d = 0;"));
+    k = git_file(g, gcap, k, "redist/notes.js", 0, NULL, "@@ -1,1 +1,2 @@\n // notes\n+// more notes\n");
     r = tc_run(state, g, HR_CT_DIFF, "", 0);
     ok(strstr(r.text, "diff --git a/dist/app.js b/dist/app.js\n\xe2\x80\xa6 generated: +1000 -0") != NULL,
        "a rebuilt bundle under a top-level dist/ folds as generated");
@@ -331,10 +362,11 @@ int main(void)
     dist_evidence(state);
 
     /* a combined diff (merge) with long unchanged runs */
-    char *cc = malloc(100000);
-    k = (size_t)sprintf(cc, "diff --cc src/a.c\nindex 1,2..3\n--- a/src/a.c\n+++ b/src/a.c\n@@@ -1,80 -1,80 +1,81 @@@\n");
+    size_t ccap = 100000;
+    char *cc = xmalloc(ccap);
+    k = put(cc, ccap, 0, "diff --cc src/a.c\nindex 1,2..3\n--- a/src/a.c\n+++ b/src/a.c\n@@@ -1,80 -1,80 +1,81 @@@\n");
     for (int i = 0; i < 80; i++)
-        k += (size_t)sprintf(cc + k, i == 20 || i == 60 ? "++int merged_%d = 1;\n" : "  int unchanged_%d = 0;\n", i);
+        k = put(cc, ccap, k, i == 20 || i == 60 ? "++int merged_%d = 1;\n" : "  int unchanged_%d = 0;\n", i);
     r = tc_run(state, cc, HR_CT_DIFF, "", 0);
     ok(strstr(r.text, "++int merged_20 = 1;") && strstr(r.text, "++int merged_60 = 1;") &&
            strstr(r.text, "\xe2\x80\xa6 35 unchanged lines") && strstr(r.text, "@@@ -1,80"),
