@@ -1,6 +1,7 @@
 /* t/crush_test.c — smart_crusher quality and safety: savings and must-keep rows on
  * generated agent-style fixtures (through the plugin and t/fake_host.c), determinism,
  * bad input, and the per-unit policy (protected, markers, min_tokens, types, logs). */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -869,6 +870,65 @@ static void rows_as_text_cached(void)
     headroom_plugin.fini(st);
 }
 
+/* Rows crushed as text and sent again (an agent resends what `headroom
+ * compress` or a headroomd in front of this one sent), on a host before ABI
+ * 1.6: such a host flags HR_UNIT_HAS_MARKER only for a marker written as
+ * JSON, not for one escaped in a JSON string, and smart_crusher looked for
+ * that form only. The string was crushed a second time: the first marker
+ * became a row among the rows, and error rows the first crush kept (a 20th
+ * of the rows) were cut to max_items. */
+static void rows_as_text_old_host(void)
+{
+    static struct hr_host old;
+    old = *fh_host();
+    old.struct_size = (uint32_t)offsetof(struct hr_host, ccr_put_unit); /* a 1.5 host */
+    struct hr_conf conf;
+    void *st = NULL;
+    fh_conf(&conf, headroom_plugin.conf_keys, NULL);
+    if (headroom_plugin.init(&old, &inst, &conf, &st) != 0) {
+        ok(0, "init on a 1.5 host");
+        return;
+    }
+    size_t cap = 1000 * 96, l = 0;
+    char *rows = malloc(cap);
+    if (!rows) {
+        ok(0, "out of memory");
+        headroom_plugin.fini(st);
+        return;
+    }
+    for (int i = 0; i < 1000 && l < cap; i++)
+        l += (size_t)snprintf(rows + l, cap - l, "%s{\"id\":%d,\"name\":\"item number %d\",\"status\":\"%s\"}",
+                              i ? "," : "[", i, i, i % 10 == 3 ? "error" : "ok");
+    if (l < cap)
+        snprintf(rows + l, cap - l, "]");
+    json_t *mcp = json_pack("{s:[{s:s,s:s}],s:b}", "content", "type", "text", "text", rows, "isError", 0);
+    char *wrapped = json_dumps(mcp, JSON_PRESERVE_ORDER);
+    json_t *body = openai_body("item", wrapped);
+    struct fh_request r;
+    fh_request_init(&r, body, HR_PROVIDER_OPENAI, "");
+    r.units[0].type = HR_CT_JSON_OBJECT;
+    headroom_plugin.apply(st, &r.req);
+    is_int(r.replaced, 1, "1.5 host: rows as text crushed");
+    char *first = r.replaced == 1 ? strndup(r.units[0].text, r.units[0].len) : NULL;
+    fh_request_free(&r);
+    json_t *body2 = openai_body("item", first ? first : "");
+    fh_request_init(&r, body2, HR_PROVIDER_OPENAI, "");
+    r.units[0].type = HR_CT_JSON_OBJECT;
+    is_int(r.units[0].flags & HR_UNIT_HAS_MARKER, 0, "1.5 host: the escaped marker is not flagged");
+    headroom_plugin.apply(st, &r.req);
+    is_int(r.replaced, 0, "1.5 host: rows crushed as text and sent again are not crushed again");
+    if (r.replaced)
+        tap_diag("%.400s", r.units[0].text);
+    fh_request_free(&r);
+    json_decref(body2);
+    json_decref(body);
+    json_decref(mcp);
+    free(first);
+    free(wrapped);
+    free(rows);
+    headroom_plugin.fini(st);
+}
+
 /* hr_wrap_rewrite (lib/textc.h), the walk smart_crusher and the text
  * compressors share, given a new text it cannot write into a JSON string: a
  * cut inside a UTF-8 character (the first string), a placeholder past the
@@ -1148,6 +1208,7 @@ int main(void)
     policy();
     rows_as_text();
     rows_as_text_cached();
+    rows_as_text_old_host();
     wrap_walk_bad_output();
     mixed_schema_flags();
     per_schema_groups();

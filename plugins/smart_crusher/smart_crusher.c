@@ -227,8 +227,10 @@ static void crush_one(void *ctx, size_t i)
     struct candidate *c = &j->c[j->order[i]];
     const struct hr_host *h = j->s->host;
     /* Crushed on an earlier turn: a host before 1.6 may not have flagged
-     * it (HR_UNIT_HAS_MARKER) after an earlier stage's replacement. */
-    if (!hr_host_tracks_markers(h) && memmem(c->text, c->len, "{\"_headroom\":", 13)) {
+     * it (HR_UNIT_HAS_MARKER) after an earlier stage's replacement, and
+     * flags none escaped in a JSON string (rows crushed as text, sent again). */
+    if (!hr_host_tracks_markers(h) && (memmem(c->text, c->len, "{\"_headroom\":", 13) ||
+                                       memmem(c->text, c->len, "{\\\"_headroom\\\":", 15))) {
         c->rc = HR_SC_SKIP_SAVINGS;
         return;
     }
