@@ -38,9 +38,10 @@
 #define LOGGER "headroom.backend"
 #define MAX_FETCH 64               /* originals fetched for one retrieve round */
 
-enum kind { K_BUDGET_READ, K_BUDGET_ADD, K_RATE, K_CACHE_GET, K_CACHE_PUT, K_CCR_GET, K_CCR_PUT, N_KINDS };
+enum kind { K_BUDGET_READ, K_BUDGET_ADD, K_RATE, K_CACHE_GET, K_CACHE_PUT, K_CCR_GET, K_CCR_PUT, K_KEPT_GET,
+            K_KEPT_PUT, N_KINDS };
 static const char *const kind_names[N_KINDS] = {"budget_read", "budget_add", "rate_limit", "cache_get",
-                                                "cache_put", "ccr_get", "ccr_put"};
+                                                "cache_put", "ccr_get", "ccr_put", "kept_get", "kept_put"};
 
 /* Token bucket per key, as ratelimit.c keeps it in memory, refilled by
  * Redis's own clock (instances' clocks may differ). ARGV: rpm, tpm, mode
@@ -147,6 +148,8 @@ static struct {
     unsigned long long ccr_mismatched; /* fetched bytes that were not the address's */
     unsigned long long cache_invalid;  /* cached answers read back that cache_put did not write */
     struct hr_warn_gate open_warn, mismatch_warn, invalid_warn; /* a line each at most every 10 s */
+    /* kept headroom_retrieve calls not written, not read, not usable */
+    struct hr_warn_gate kept_put_warn, kept_get_warn, kept_invalid_warn;
     size_t max_answer_bytes;        /* max_response_size at start: the largest answer cached */
     /* Originals stored while Redis could not take them, sent once it is
      * back: at most ccr_max_size bytes of them (what the local store can
@@ -181,7 +184,12 @@ struct hr_fleet_wait {
     uint64_t rpm, tpm;              /* the limits the script was given */
     int rate_limited;
     struct hr_ratelimit_verdict verdict;
-    /* originals to fetch */
+    /* kept headroom_retrieve calls a Responses request continues from (stage 1) */
+    const struct hr_api *api;
+    char kept_keys[2][HR_API_KEY_MAX];
+    size_t n_kept, kept_replies;
+    /* originals to fetch: a retrieve's (only those), or the kept calls' (stage 2) */
+    int only_originals;
     char (*hashes)[HR_CCR_HASH_LEN + 1];
     size_t n_hashes;
     size_t replies;                 /* originals answered so far (in the order asked) */
@@ -947,6 +955,7 @@ static void wait_free(struct hr_fleet_wait *x)
 }
 
 static void run_stage(struct hr_fleet_wait *x);
+static int valid_hash(const char *h);
 
 static void op_done(struct hr_fleet_wait *x)
 {
@@ -1074,12 +1083,151 @@ static void ccr_read(void *ud, int status, const redisReply *r)
 
 static void send_get(struct hr_fleet_wait *x, int kind, const char *what, const char *id, hr_rconn_done_fn done)
 {
-    char key[256];
+    char key[160 + HR_API_KEY_MAX]; /* prefix (at most 128), what, id (a kept key at most HR_API_KEY_MAX - 1) */
     size_t kl = make_key(key, sizeof key, what, id);
     const char *argv[] = {"GET", key};
     size_t lens[] = {3, kl};
     x->pending++;
     hr_rconn_command(tl_conn, kind, 2, argv, lens, done, x);
+}
+
+/* ------------------------------------------------------------ kept calls
+ * headroom_retrieve calls headroomd took out of a Responses answer the
+ * provider keeps (retrieve_tool.c): the request continuing from it must
+ * carry their outputs, and may land on another instance. `<prefix>kept:<key>`
+ * (key "r:<response id>" or "c:<conversation>") holds them for as long as
+ * an instance keeps them (HR_RETRIEVE_KEPT_TTL_S). */
+
+/* A conversation's calls, once a request carried them to the provider: gone
+ * unless the key holds other calls by now (a later answer's). EXPIRE 0
+ * deletes (Redis's documented rule), within the ACL doc/fleet.md lists. */
+static const char KEPT_FORGET_SCRIPT[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], 0) end\n"
+    "return 0\n";
+
+/* `fmt` takes two strings. */
+static void warn_kept(struct hr_warn_gate *gate, const char *fmt, const char *a, const char *b)
+{
+    pthread_mutex_lock(&fl.lock);
+    unsigned long long quiet = 0;
+    int say = hr_warn_gate_pass(gate, hr_now(), 10, &quiet);
+    pthread_mutex_unlock(&fl.lock);
+    if (!say) return;
+    char more[96] = "";
+    if (quiet) snprintf(more, sizeof more, " (and %llu more such since the last line)", quiet);
+    char line[1200];
+    snprintf(line, sizeof line, fmt, a, b);
+    HR_WARN(LOGGER, "%s%s", line, more);
+}
+
+struct kept_put_ud {
+    char key[HR_API_KEY_MAX];
+    unsigned long gen;
+};
+
+static void kept_written(void *ud, int status, const redisReply *r)
+{
+    (void)status;
+    struct kept_put_ud *u = ud;
+    if (r && r->type == REDIS_REPLY_STATUS) hr_retrieve_kept_stored(u->key, u->gen);
+    else
+        warn_kept(&fl.kept_put_warn, "headroom_retrieve calls left out of %s were not written to Redis (%s): kept "
+                  "on this instance only; a request continuing from it on another instance gets no output for them "
+                  "and the provider refuses it (400 'No tool output found for function call')", u->key + 2,
+                  r && r->type == REDIS_REPLY_ERROR ? r->str : "unavailable");
+    free(u);
+}
+
+static void kept_put_remote(const char *key, const char *json, size_t len, unsigned long gen)
+{
+    struct kept_put_ud *u = tl_conn ? malloc(sizeof *u) : NULL;
+    if (!u) return; /* not on a worker (none strips calls elsewhere), or out of memory: kept here only */
+    snprintf(u->key, sizeof u->key, "%s", key);
+    u->gen = gen;
+    char k[160 + HR_API_KEY_MAX], ttl[16];
+    size_t kl = make_key(k, sizeof k, "kept:", key);
+    snprintf(ttl, sizeof ttl, "%d", HR_RETRIEVE_KEPT_TTL_S);
+    const char *argv[] = {"SET", k, json, "EX", ttl};
+    size_t lens[] = {3, kl, len, 2, strlen(ttl)};
+    hr_rconn_command(tl_conn, K_KEPT_PUT, 5, argv, lens, kept_written, u);
+}
+
+static void kept_forget_remote(const char *key, const char *json, size_t len)
+{
+    if (!tl_conn) return;
+    char k[160 + HR_API_KEY_MAX];
+    size_t kl = make_key(k, sizeof k, "kept:", key);
+    const char *argv[] = {"EVAL", KEPT_FORGET_SCRIPT, "1", k, json};
+    size_t lens[] = {4, sizeof KEPT_FORGET_SCRIPT - 1, 1, kl, len};
+    hr_rconn_command(tl_conn, K_KEPT_PUT, 5, argv, lens, ignore_reply, NULL);
+}
+
+static const struct hr_retrieve_kept_remote kept_remote = {kept_put_remote, kept_forget_remote};
+
+/* Answers come in the order the GETs were sent (kept_keys'). */
+static void kept_read(void *ud, int status, const redisReply *r)
+{
+    (void)status;
+    struct hr_fleet_wait *x = ud;
+    size_t i = x->kept_replies++;
+    const char *key = i < x->n_kept ? x->kept_keys[i] : NULL, *why;
+    if (!key) {
+    } else if (r && r->type == REDIS_REPLY_STRING) {
+        if (hr_retrieve_kept_adopt(key, r->str, r->len, &why)) {
+            char k[160 + HR_API_KEY_MAX];
+            make_key(k, sizeof k, "kept:", key);
+            warn_kept(&fl.kept_invalid_warn, "%s in Redis is not headroom_retrieve calls headroomd kept (%s): not used, "
+                      "the request goes as the client sent it; something else writes kept:* keys under this prefix, "
+                      "or the value was damaged", k, why);
+        }
+    } else if (r && r->type == REDIS_REPLY_NIL) {
+        hr_retrieve_kept_gone(key); /* a conversation's calls another instance carried to the provider */
+    } else if (!hr_retrieve_kept_has(key)) {
+        warn_kept(&fl.kept_get_warn, "Redis did not answer: a request continuing from %s goes without the outputs "
+                  "of any headroom_retrieve calls another instance left out of that answer (%s); if there were some, "
+                  "the provider refuses it (400 'No tool output found for function call'): retry once Redis is back",
+                  key + 2, r && r->type == REDIS_REPLY_ERROR ? r->str : "unavailable");
+    }
+    op_done(x);
+}
+
+/* Stage 2: the originals the kept calls ask for that this process lacks
+ * (stored by the instance that kept them). */
+static void kept_originals(struct hr_fleet_wait *x)
+{
+    char want[MAX_FETCH][HR_CCR_HASH_LEN + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < x->n_kept && n < MAX_FETCH; i++)
+        n += hr_retrieve_kept_hashes(x->api, x->kept_keys[i], want + n, MAX_FETCH - n);
+    if (!n || !(x->hashes = calloc(n, sizeof *x->hashes))) return;
+    for (size_t i = 0; i < n; i++) {
+        if (!valid_hash(want[i]) || hr_ccr_has_local(want[i])) continue;
+        size_t k = 0;
+        while (k < x->n_hashes && strcmp(x->hashes[k], want[i])) k++;
+        if (k == x->n_hashes) memcpy(x->hashes[x->n_hashes++], want[i], HR_CCR_HASH_LEN + 1);
+    }
+    for (size_t i = 0; i < x->n_hashes; i++) send_get(x, K_CCR_GET, "ccr:", x->hashes[i], ccr_read);
+}
+
+/* A Responses request continuing from a kept answer (previous_response_id,
+ * conversation): its keys to read in stage 1. A response's calls never
+ * change, so one this instance keeps is not read; a conversation's are
+ * always read, since another instance may have carried them to the
+ * provider meanwhile. The bytes are looked at first: a request that does
+ * not continue is not parsed here. */
+static void want_kept(struct hr_fleet_wait *x, const struct hr_api *api, const char *raw, size_t len)
+{
+    if (!x->body && (!raw || (!memmem(raw, len, "\"previous_response_id\"", 22) &&
+                              !memmem(raw, len, "\"conversation\"", 14))))
+        return;
+    json_error_t jerr;
+    if (!x->body) x->body = hr_json_load_strict(raw, len, &jerr);
+    if (!json_is_object(x->body)) return;
+    char keys[2][HR_API_KEY_MAX];
+    size_t n = api->continues_from(x->body, keys, 2);
+    for (size_t k = 0; k < n; k++)
+        if (keys[k][0] == 'c' || !hr_retrieve_kept_has(keys[k])) memcpy(x->kept_keys[x->n_kept++], keys[k], sizeof keys[k]);
+    x->api = api;
 }
 
 static const struct hr_api *api_of(struct hr_req *req, const char *path)
@@ -1174,7 +1322,7 @@ static void run_stage(struct hr_fleet_wait *x)
     for (;;) {
         x->stage++;
         x->pending = 1; /* held until this stage's commands are all sent */
-        if (x->n_hashes) {
+        if (x->only_originals) {
             if (x->stage > 1) {
                 finish_soon(x);
                 return;
@@ -1191,6 +1339,7 @@ static void run_stage(struct hr_fleet_wait *x)
                 hex(x->cache_key, HR_RESPCACHE_KEY_LEN, id);
                 send_get(x, K_CACHE_GET, "cache:", id, cache_read);
             }
+            for (size_t i = 0; i < x->n_kept; i++) send_get(x, K_KEPT_GET, "kept:", x->kept_keys[i], kept_read);
         } else if (x->stage == 2) {
             if (x->strict_failed) {
                 if (fl.fail_closed) {
@@ -1214,6 +1363,7 @@ static void run_stage(struct hr_fleet_wait *x)
                 x->pending++;
                 hr_rconn_command(tl_conn, K_RATE, 7, argv, lens, rate_read, x);
             }
+            if (x->n_kept) kept_originals(x); /* in the same round trip as the rate script */
         } else {
             if (x->strict_failed) {
                 if (fl.fail_closed && !x->req) { /* a message: its resume refuses it */
@@ -1244,6 +1394,7 @@ static int fetch_originals(struct hr_fleet_wait *x, const char *const *hashes, s
 {
     x->hashes = calloc(n ? n : 1, sizeof *x->hashes);
     if (!x->hashes) return 0;
+    x->only_originals = 1;
     for (size_t i = 0; i < n && x->n_hashes < MAX_FETCH; i++) {
         if (!valid_hash(hashes[i]) || hr_ccr_has_local(hashes[i])) continue;
         size_t k = 0;
@@ -1300,7 +1451,8 @@ int hr_fleet_defer(struct hr_worker *w, struct hr_req *req, const char *path, hr
         hr_ratelimit_key(cred, x->rate_key);
         x->want_rate = 1;
     }
-    if (!x->want_budget && !x->want_cache && !x->want_rate) {
+    if (api && api->continues_from) want_kept(x, api, raw, len);
+    if (!x->want_budget && !x->want_cache && !x->want_rate && !x->n_kept) {
         wait_free(x);
         return 0;
     }
@@ -1532,6 +1684,7 @@ int hr_fleet_setup(const struct hr_config *c, char *err, size_t errlen)
     hr_ratelimit_limits(&rpm, &tpm);
     hr_rconn_kinds(kind_names, N_KINDS);
     hr_ccr_set_remote(&(struct hr_ccr_remote){ccr_put_remote, NULL, "redis"});
+    hr_retrieve_set_kept_remote(&kept_remote);
     if (hr_respcache_enabled())
         hr_respcache_set_backend(&(struct hr_respcache_backend){"redis", cache_get, cache_put, cache_stats,
                                                                 cache_destroy, NULL});
@@ -1565,6 +1718,7 @@ void hr_fleet_shutdown(void)
         HR_WARN(LOGGER, "stopping with %zu stored original%s (%zu bytes) Redis never got: other instances cannot answer "
                 "a retrieve for them", unsent_n, unsent_n == 1 ? "" : "s", unsent_bytes);
     hr_ccr_set_remote(NULL);
+    hr_retrieve_set_kept_remote(NULL);
     hr_ratelimit_set_remote(NULL, NULL);
     hr_cost_set_budget_remote(NULL, NULL);
     pthread_mutex_lock(&fl.lock);

@@ -10,7 +10,7 @@
 #include <jansson.h>
 #include "headroom/plugin.h"
 
-#define HR_RCONN_MAX_KINDS 8
+#define HR_RCONN_MAX_KINDS 12
 
 struct hr_rconn;
 

@@ -144,18 +144,26 @@ int hr_retrieve_hide_tool(const struct hr_api *api, json_t *answer)
  * seconds; a person approving a patch may take hours), the oldest given up
  * first. In memory, per instance: a restart forgets them. */
 #define KEPT_MAX 1024
-#define KEPT_TTL_S (24 * 3600)
+#define KEPT_TTL_S HR_RETRIEVE_KEPT_TTL_S
 
 struct kept {
     char key[HR_API_KEY_MAX];
     time_t at;             /* 0: a free slot */
     json_t *calls;         /* copies of the calls taken out */
     char claimed_by[48];   /* the last request carrying their results into a conversation */
+    /* With a shared store (fleet.c): the value as it was written or read
+     * there, and whether the store holds it (confirmed, or read from it). */
+    char *shared_json;
+    size_t shared_len;
+    unsigned long gen;     /* names this put in the store's answer */
+    int shared;
 };
 
 static struct kept kept[KEPT_MAX];
 static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
 static int kept_n, kept_claims; /* slots in use, claimed: read unlocked to skip the lock */
+static unsigned long kept_gen;  /* under kept_lock */
+static const struct hr_retrieve_kept_remote *kept_remote; /* set before the workers start */
 
 static time_t now_s(void)
 {
@@ -167,15 +175,18 @@ static time_t now_s(void)
 static void kept_free(struct kept *k)
 {
     json_decref(k->calls);
+    free(k->shared_json);
     if (k->claimed_by[0]) __atomic_sub_fetch(&kept_claims, 1, __ATOMIC_RELAXED);
     memset(k, 0, sizeof *k);
     __atomic_sub_fetch(&kept_n, 1, __ATOMIC_RELAXED);
 }
 
-static void kept_put(const char *key, const json_t *calls)
+void hr_retrieve_set_kept_remote(const struct hr_retrieve_kept_remote *r) { kept_remote = r; }
+
+/* Under kept_lock: a slot for `key` (its old entry, expired ones and, when
+ * full, the oldest given up). */
+static struct kept *kept_slot_locked(const char *key, time_t now)
 {
-    time_t now = now_s();
-    pthread_mutex_lock(&kept_lock);
     struct kept *slot = NULL, *oldest = NULL;
     for (size_t i = 0; i < KEPT_MAX; i++) {
         struct kept *k = &kept[i];
@@ -191,9 +202,148 @@ static void kept_put(const char *key, const json_t *calls)
     memcpy(slot->key, key, len);
     slot->key[len] = '\0';
     slot->at = now;
-    slot->calls = json_deep_copy(calls); /* touched only under the lock */
     __atomic_add_fetch(&kept_n, 1, __ATOMIC_RELAXED);
+    return slot;
+}
+
+static void kept_put(const char *key, const json_t *calls)
+{
+    const struct hr_retrieve_kept_remote *remote = kept_remote;
+    char *json = remote ? json_dumps(calls, JSON_COMPACT) : NULL;
+    size_t len = json ? strlen(json) : 0;
+    if (json && len > HR_RETRIEVE_KEPT_MAX_BYTES) {
+        /* Only a model writing a huge query gets here (64 calls of a few
+         * hundred bytes are far below): kept on this instance alone. */
+        HR_WARN(LOGGER, "headroom_retrieve calls left out of %s take %zu bytes as JSON, over the %d a fleet shares: "
+                "kept on this instance only; a request continuing from it on another instance gets no output for "
+                "them, and the provider refuses it (400 'No tool output found for function call')", key + 2, len,
+                HR_RETRIEVE_KEPT_MAX_BYTES);
+        free(json);
+        json = NULL;
+    }
+    pthread_mutex_lock(&kept_lock);
+    struct kept *slot = kept_slot_locked(key, now_s());
+    slot->calls = json_deep_copy(calls); /* touched only under the lock */
+    unsigned long gen = slot->gen = ++kept_gen;
+    if (json) {
+        slot->shared_json = strdup(json);
+        slot->shared_len = slot->shared_json ? len : 0;
+    }
     pthread_mutex_unlock(&kept_lock);
+    if (json) remote->put(key, json, len, gen);
+    free(json);
+}
+
+void hr_retrieve_kept_stored(const char *key, unsigned long gen)
+{
+    pthread_mutex_lock(&kept_lock);
+    for (size_t i = 0; i < KEPT_MAX; i++)
+        if (kept[i].at && kept[i].gen == gen && !strcmp(kept[i].key, key)) kept[i].shared = 1;
+    pthread_mutex_unlock(&kept_lock);
+}
+
+int hr_retrieve_kept_has(const char *key)
+{
+    if (!__atomic_load_n(&kept_n, __ATOMIC_RELAXED)) return 0;
+    int has = 0;
+    time_t now = now_s();
+    pthread_mutex_lock(&kept_lock);
+    for (size_t i = 0; i < KEPT_MAX && !has; i++)
+        has = kept[i].at && now - kept[i].at <= KEPT_TTL_S && !strcmp(kept[i].key, key);
+    pthread_mutex_unlock(&kept_lock);
+    return has;
+}
+
+int hr_retrieve_kept_adopt(const char *key, const char *json, size_t len, const char **why)
+{
+    *why = NULL;
+    if (len > HR_RETRIEVE_KEPT_MAX_BYTES) *why = "larger than headroomd writes";
+    json_t *calls = *why ? NULL : json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
+    size_t i, n = json_array_size(calls);
+    json_t *c;
+    if (!*why && !calls) *why = "not JSON";
+    else if (!*why && (!json_is_array(calls) || !n || n > MAX_CALLS)) *why = "not a list of 1 to 64 calls";
+    json_array_foreach(calls, i, c) {
+        const char *name = json_string_value(json_object_get(c, "name"));
+        if (!json_is_string(json_object_get(c, "call_id")) || !json_is_string(json_object_get(c, "arguments")) ||
+            !name || strcmp(name, HR_RETRIEVE_TOOL)) {
+            *why = "a call without a call_id, arguments or the name " HR_RETRIEVE_TOOL;
+            break;
+        }
+    }
+    if (*why) {
+        json_decref(calls);
+        return HR_EINVAL;
+    }
+    pthread_mutex_lock(&kept_lock);
+    struct kept *same = NULL;
+    for (i = 0; i < KEPT_MAX && !same; i++)
+        if (kept[i].at && !strcmp(kept[i].key, key) && kept[i].shared_len == len && kept[i].shared_json &&
+            !memcmp(kept[i].shared_json, json, len))
+            same = &kept[i];
+    if (same) { /* ours already (a claim on it stands) */
+        same->shared = 1;
+        json_decref(calls);
+    } else {
+        struct kept *slot = kept_slot_locked(key, now_s());
+        slot->calls = calls;
+        slot->gen = ++kept_gen;
+        slot->shared_json = malloc(len + 1);
+        if (slot->shared_json) {
+            memcpy(slot->shared_json, json, len);
+            slot->shared_json[len] = '\0';
+            slot->shared_len = len;
+        }
+        slot->shared = 1;
+    }
+    pthread_mutex_unlock(&kept_lock);
+    return HR_OK;
+}
+
+void hr_retrieve_kept_gone(const char *key)
+{
+    if (!__atomic_load_n(&kept_n, __ATOMIC_RELAXED)) return;
+    pthread_mutex_lock(&kept_lock);
+    for (size_t i = 0; i < KEPT_MAX; i++)
+        if (kept[i].at && kept[i].shared && !strcmp(kept[i].key, key)) kept_free(&kept[i]);
+    pthread_mutex_unlock(&kept_lock);
+}
+
+/* hr_api_result_fn has no user pointer: hr_retrieve_kept_hashes notes the
+ * hashes here while the adapter walks the calls. */
+static _Thread_local struct { char (*out)[HR_CCR_HASH_LEN + 1]; size_t n, max; } noting;
+
+static json_t *note_hash(const char *hash, const char *query)
+{
+    (void)query;
+    if (hash && noting.n < noting.max && strlen(hash) == HR_CCR_HASH_LEN)
+        memcpy(noting.out[noting.n++], hash, HR_CCR_HASH_LEN + 1);
+    return json_string("");
+}
+
+size_t hr_retrieve_kept_hashes(const struct hr_api *api, const char *key, char (*out)[HR_CCR_HASH_LEN + 1],
+                               size_t max)
+{
+    if (!api->prepend_results || !__atomic_load_n(&kept_n, __ATOMIC_RELAXED)) return 0;
+    json_t *calls = NULL;
+    time_t now = now_s();
+    pthread_mutex_lock(&kept_lock);
+    for (size_t i = 0; i < KEPT_MAX && !calls; i++)
+        if (kept[i].at && now - kept[i].at <= KEPT_TTL_S && !strcmp(kept[i].key, key))
+            calls = json_deep_copy(kept[i].calls);
+    pthread_mutex_unlock(&kept_lock);
+    const json_t *list[MAX_CALLS];
+    size_t n = 0, i;
+    json_t *c;
+    json_array_foreach(calls, i, c) if (n < MAX_CALLS) list[n++] = c;
+    json_t *scratch = json_pack("{s:[]}", api->items_key);
+    noting.out = out;
+    noting.n = 0;
+    noting.max = max;
+    if (n && scratch) api->prepend_results(scratch, list, n, note_hash);
+    json_decref(scratch);
+    json_decref(calls);
+    return noting.n;
 }
 
 /* A copy of the calls kept under `key` (NULL: none); a conversation's are
@@ -224,11 +374,20 @@ static json_t *kept_get(const char *key, const char *request_id)
 void hr_retrieve_settled(const char *request_id, int ok)
 {
     if (!request_id || !__atomic_load_n(&kept_claims, __ATOMIC_RELAXED)) return;
+    /* What the shared store is told to forget, once the lock is released. */
+    struct { char key[HR_API_KEY_MAX]; char *json; size_t len; } gone[2];
+    size_t n_gone = 0;
     pthread_mutex_lock(&kept_lock);
     for (size_t i = 0; i < KEPT_MAX; i++) {
         struct kept *k = &kept[i];
         if (!k->at || strcmp(k->claimed_by, request_id)) continue;
         if (ok) { /* the conversation has the results now */
+            if (kept_remote && k->shared_json && n_gone < 2) {
+                memcpy(gone[n_gone].key, k->key, sizeof k->key);
+                gone[n_gone].json = k->shared_json;
+                gone[n_gone++].len = k->shared_len;
+                k->shared_json = NULL; /* ours now */
+            }
             kept_free(k);
         } else { /* not added: the next request carries them again */
             k->claimed_by[0] = '\0';
@@ -236,6 +395,10 @@ void hr_retrieve_settled(const char *request_id, int ok)
         }
     }
     pthread_mutex_unlock(&kept_lock);
+    for (size_t i = 0; i < n_gone; i++) {
+        kept_remote->forget(gone[i].key, gone[i].json, gone[i].len);
+        free(gone[i].json);
+    }
 }
 
 static int is_retrieve(const struct hr_api *api, const json_t *call)

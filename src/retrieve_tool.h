@@ -7,6 +7,7 @@
 #define HR_RETRIEVE_TOOL_H
 #include <jansson.h>
 #include "api/api.h"
+#include "ccr.h"
 
 #define HR_RETRIEVE_TOOL "headroom_retrieve"
 
@@ -53,4 +54,34 @@ int hr_retrieve_continue(const struct hr_api *api, json_t *body, const char *mod
                          uint64_t *tokens);
 /* Request `request_id` ended: `ok` when the provider answered it 2xx. */
 void hr_retrieve_settled(const char *request_id, int ok);
+
+/* ---- kept calls shared by a fleet (fleet.c, doc/fleet.md): the request
+ * continuing from a kept answer may land on another instance. Keys are
+ * answer_kept_as's ("r:<response id>", "c:<conversation>"); a value is the
+ * calls as a compact JSON array, at most HR_RETRIEVE_KEPT_MAX_BYTES (above
+ * it the calls are kept on this instance only, with a WARN). */
+#define HR_RETRIEVE_KEPT_MAX_BYTES 65536
+#define HR_RETRIEVE_KEPT_TTL_S (24 * 3600) /* here and in the store */
+struct hr_retrieve_kept_remote {
+    /* Calls kept under `key`: write them; hr_retrieve_kept_stored(key, gen)
+     * once the store holds them. */
+    void (*put)(const char *key, const char *json, size_t len, unsigned long gen);
+    /* A conversation's calls reached the provider (a 2xx): forget `key`
+     * unless it holds other calls by now. */
+    void (*forget)(const char *key, const char *json, size_t len);
+};
+/* Before the workers start; NULL: none. */
+void hr_retrieve_set_kept_remote(const struct hr_retrieve_kept_remote *r);
+void hr_retrieve_kept_stored(const char *key, unsigned long gen);
+/* 1 when this process keeps calls under `key` (fresh). */
+int hr_retrieve_kept_has(const char *key);
+/* The store's value for `key`: kept here too (HR_OK), or HR_EINVAL with
+ * *why when it is not calls headroomd keeps (not used). */
+int hr_retrieve_kept_adopt(const char *key, const char *json, size_t len, const char **why);
+/* The store no longer holds `key`: calls kept here that it held are
+ * dropped (another instance carried a conversation's to the provider). */
+void hr_retrieve_kept_gone(const char *key);
+/* The hashes the calls kept under `key` ask for (up to max). */
+size_t hr_retrieve_kept_hashes(const struct hr_api *api, const char *key, char (*out)[HR_CCR_HASH_LEN + 1],
+                               size_t max);
 #endif

@@ -18,7 +18,10 @@
 # most every 10 s; failed connection attempts counted apart from lost
 # connections; a host name looked up off the worker's loop (a DNS server that
 # never answers, in a namespace of our own); a reload naming a changed backend block; SIGTERM while a
-# request waits for Redis: answered, nothing leaked.
+# request waits for Redis: answered, nothing leaked; headroom_retrieve calls taken out of a
+# Responses answer on one instance answered in the follow-up on another (previous_response_id; a
+# conversation's forgotten fleet-wide once carried), a forged value, calls over the 64 KiB bound,
+# Redis down at the follow-up.
 import base64
 import hashlib
 import json
@@ -32,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -284,6 +288,108 @@ def rate_round(daemons, key, rpm, label):
     r = post_json(daemons[0].url + "/v1/chat/completions", chat(text="other key"),
                   headers={"authorization": "Bearer someone-else-" + key})
     is_(r.status, 200, "%s: another API key has its own bucket" % label)
+
+
+# ---------------------------------------------- kept headroom_retrieve calls, shared
+# A Responses answer calling headroom_retrieve beside the client's own tool: headroomd takes
+# the retrieve call out and keeps it; the request continuing from that answer must carry its
+# output or the provider refuses it. Behind a load balancer that request lands on another
+# instance: the kept calls (and the originals they ask for) come from Redis.
+
+prov_seen = []  # bodies the provider got, in order
+prov_stored, prov_convs = {}, {}
+
+
+class Provider(BaseHTTPRequestHandler):
+    """The Responses API as far as this needs: a stored response or a conversation is continued
+    only when every function_call in it has an output (once); headroom_retrieve, when offered
+    and no call was made yet, is called beside the client's `shell`."""
+
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+        prov_seen.append(body)
+        out, status = self.turn(body)
+        data = json.dumps(out).encode()
+        self.send_response(status)
+        for k, v in (("content-type", "application/json"), ("content-length", str(len(data)))):
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def turn(self, body):
+        prev, conv = body.get("previous_response_id"), body.get("conversation")
+        if prev and prev not in prov_stored:
+            return {"error": {"message": "Previous response with id '%s' not found." % prev,
+                              "type": "invalid_request_error", "param": "previous_response_id"}}, 400
+        inp = body.get("input", [])
+        inp = [{"role": "user", "content": inp}] if isinstance(inp, str) else inp
+        items = list(prov_stored.get(prev, [])) + list(prov_convs.get(conv, [])) + inp
+        outs = [it.get("call_id") for it in items if it.get("type") == "function_call_output"]
+        for it in items:
+            if it.get("type") == "function_call" and it["call_id"] not in outs:
+                return {"error": {"message": "No tool output found for function call %s." % it["call_id"],
+                                  "type": "invalid_request_error", "param": "input"}}, 400
+        dup = [c for c in outs if outs.count(c) > 1]
+        if dup:
+            return {"error": {"message": "Duplicate output for call %s." % dup[0],
+                              "type": "invalid_request_error", "param": "input"}}, 400
+        n = len(prov_stored) + 1
+        offered = any(t.get("name") == "headroom_retrieve" for t in body.get("tools", []))
+        if offered and not any(it.get("type") == "function_call" and it.get("name") == "shell" for it in items):
+            args = {"hash": marker_hash(json.dumps(items))}
+            if self.headers.get("x-query-bytes"):  # a model writing an absurd query
+                args["query"] = "error " * (int(self.headers["x-query-bytes"]) // 6)
+            output = [{"type": "function_call", "id": "fc_hr_%d" % n, "call_id": "call_hr_%d" % n,
+                       "name": "headroom_retrieve", "arguments": json.dumps(args), "status": "completed"},
+                      {"type": "function_call", "id": "fc_sh_%d" % n, "call_id": "call_sh_%d" % n, "name": "shell",
+                       "arguments": "{\"cmd\": \"make test\"}", "status": "completed"}]
+        else:
+            output = [{"type": "message", "id": "msg_%d" % n, "role": "assistant", "status": "completed",
+                       "content": [{"type": "output_text", "text": "ok", "annotations": []}]}]
+        rid = "resp_kept%d" % n
+        prov_stored[rid] = items + output
+        if conv:
+            prov_convs[conv] = items + output
+        return {"id": rid, "object": "response", "status": "completed", "model": body["model"], "output": output,
+                "previous_response_id": prev, "tools": body.get("tools", []),
+                "usage": {"input_tokens": 100, "output_tokens": 10, "total_tokens": 110}}, 200
+
+
+TOOLS = [{"type": "function", "name": n, "parameters": {"type": "object", "properties": {}}}
+         for n in ("search_logs", "shell")]
+
+
+def jbody(r):
+    try:
+        return json.loads(r.body)
+    except ValueError:
+        return None
+
+
+def first_turn(h, label, headers=None, **kw):
+    """A turn whose answer calls headroom_retrieve beside shell, on `h`: the client gets shell's call."""
+    body = dict({"model": "gpt-5", "tools": TOOLS, "input": [
+        {"role": "user", "content": "Which requests failed? (%s)" % label},
+        {"type": "function_call", "name": "search_logs", "call_id": "call_search", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_search", "output": ROWS_TEXT}]}, **kw)
+    r = post_json(h.url + "/v1/responses", body, headers=headers)
+    reply = jbody(r) or {}
+    calls = [(it.get("type"), it.get("name")) for it in reply.get("output", [])]
+    is_((r.status, calls), (200, [("function_call", "shell")]),
+        "%s: headroom_retrieve called beside shell: the client gets shell's call alone" % label)
+    sh = [it.get("call_id") for it in reply.get("output", []) if it.get("name") == "shell"]
+    return reply.get("id"), (sh or ["?"])[0], marker_hash(json.dumps(prov_seen[-1]["input"]))
+
+
+def follow_up(h, shell_id, **kw):
+    body = dict({"model": "gpt-5", "tools": TOOLS,
+                 "input": [{"type": "function_call_output", "call_id": shell_id, "output": "42 passed"}]}, **kw)
+    n0 = len(prov_seen)
+    r = post_json(h.url + "/v1/responses", body)
+    return r, (prov_seen[-1].get("input") if len(prov_seen) > n0 else None) or []
 
 
 redis = Redis()
@@ -1200,6 +1306,89 @@ with Mock() as mock:
         if rc != 0:
             diag(dr.stderr_text()[-3000:])
         ok(wait_until(lambda: redis.ping(), timeout=10), "WebSocket drain: Redis answers again")
+
+    # ---------------------------------------------- kept headroom_retrieve calls, shared
+    psrv = ThreadingHTTPServer(("127.0.0.1", 0), Provider)
+    threading.Thread(target=psrv.serve_forever, daemon=True).start()
+    kconf = ("host 127.0.0.1\nport @PORT@\nopenai_api_url http://127.0.0.1:%d\nworkers 2\nstage_budget_ms 20000\n"
+             "transform router { }\ntransform smart_crusher { }\n" % psrv.server_port)
+    KA, KB = [Headroomd(conf_text=kconf + conf(redis, "kept:")) for _ in range(2)]
+    KA.start()
+    KB.start()
+    # previous_response_id: kept on A, continued on B.
+    rid, shell_id, h0 = first_turn(KA, "kept on A")
+    ok(h0, "kept on A: the tool output was compressed (marker hash %s)" % h0)
+    ok(wait_until(lambda: redis.cmd("EXISTS", "kept:kept:r:" + str(rid)), timeout=5),
+       "kept on A: the left-out call is in Redis under <prefix>kept:r:<response id>")
+    ttl = redis.cmd("TTL", "kept:kept:r:" + str(rid))
+    ok(isinstance(ttl, int) and 86000 < ttl <= 86400, "... for 24 h (TTL %s)" % ttl)
+    r, up = follow_up(KB, shell_id, previous_response_id=rid)
+    is_((r.status, [(it.get("type"), it.get("call_id")) for it in up]),
+        (200, [("function_call_output", "call_hr_1"), ("function_call_output", shell_id)]),
+        "continued on B (previous_response_id): the retrieve call's output goes first and the provider accepts it "
+        "(%s)" % r.text[:200])
+    is_((up[0].get("output") if up else None) == ROWS_TEXT, True,
+        "... that output is the original A stored (fetched from Redis by B: %d bytes)" % len(ROWS_TEXT))
+    like(KB.stderr_text(), r"1 headroom_retrieve call of %s \(left out of the answer the client got\) answered" % rid,
+         "... B's INFO line says so")
+    r, up = follow_up(KA, shell_id, previous_response_id=rid)
+    is_((r.status, [it.get("call_id") for it in up]), (200, ["call_hr_1", shell_id]),
+        "the same response continued again on A (a retry, a fork) gets the output too")
+
+    # A conversation: continued on B, whose 2xx makes the kept calls carried; the next turn on A
+    # must not carry them again (the conversation has them).
+    conv = "conv_fleet_1"
+    rid2, shell2, _ = first_turn(KA, "conversation", conversation=conv, store=False)
+    ok(wait_until(lambda: redis.cmd("EXISTS", "kept:kept:c:" + conv), timeout=5),
+       "conversation: kept under <prefix>kept:c:<conversation>")
+    r, up = follow_up(KB, shell2, conversation=conv, store=False)
+    is_((r.status, [it.get("call_id") for it in up][1:]), (200, [shell2]),
+        "conversation continued on B: accepted, with the client's output (%s)" % r.text[:200])
+    ok(up and up[0].get("call_id", "").startswith("call_hr_") and up[0].get("output") == ROWS_TEXT,
+       "... after the retrieve call's output (the original)")
+    ok(wait_until(lambda: not redis.cmd("EXISTS", "kept:kept:c:" + conv), timeout=5),
+       "conversation: once B's request is answered 2xx the key is gone from Redis")
+    r = post_json(KA.url + "/v1/responses", {"model": "gpt-5", "tools": TOOLS, "conversation": conv, "store": False,
+                                             "input": [{"role": "user", "content": "And now?"}]})
+    up = prov_seen[-1].get("input") or []
+    is_((r.status, [it.get("type") for it in up]), (200, [None]),
+        "conversation: the next turn on A (which kept the calls) does not carry them again (%s)" % r.text[:200])
+
+    # A damaged or foreign value under a kept key is not used: the request goes as the client sent it.
+    for val in ("not json", json.dumps([{"call_id": "x", "name": "shell", "arguments": "{}"}]), "[]",
+                json.dumps([{"call_id": "x", "name": "headroom_retrieve", "arguments": "{}", "pad": "p" * 70000}])):
+        redis.cmd("SET", "kept:kept:r:resp_forged", val)
+        r, up = follow_up(KB, "call_none", previous_response_id="resp_forged")
+        is_([it.get("call_id") for it in up], ["call_none"], "a kept value Redis holds that is not calls headroomd "
+            "kept (%s) adds nothing" % val[:30])
+    like(KB.stderr_text(), r"WARN.*kept:r:resp_forged in Redis is not headroom_retrieve calls headroomd kept \(not JSON\)",
+         "... a WARN names the key and what is wrong")
+
+    # Calls over the bound (a model writing a 70 KB query) stay on the instance that kept them.
+    rid3, shell3, _ = first_turn(KA, "huge query", headers={"x-query-bytes": "70000"})
+    like(KA.stderr_text(), r"WARN.*headroom_retrieve calls left out of %s take \d+ bytes as JSON, over the 65536 a fleet "
+         r"shares: kept on this instance only" % rid3, "calls over 64 KiB: a WARN says they are not shared")
+    ok(not redis.cmd("EXISTS", "kept:kept:r:" + str(rid3)), "... and Redis has no key for them")
+    r, up = follow_up(KA, shell3, previous_response_id=rid3)
+    is_((r.status, [it.get("call_id") for it in up][-1:]), (200, [shell3]), "... A still answers them in the follow-up")
+
+    # Redis down when the follow-up lands on B: it goes as it would without a fleet (the provider
+    # refuses it), and B says why.
+    rid4, shell4, _ = first_turn(KA, "redis down")
+    ok(wait_until(lambda: redis.cmd("EXISTS", "kept:kept:r:" + str(rid4)), timeout=5), "redis down: kept in Redis first")
+    redis.kill()
+    r, up = follow_up(KB, shell4, previous_response_id=rid4)
+    is_((r.status, [it.get("call_id") for it in up]), (400, [shell4]),
+        "redis down at the follow-up on B: the request goes as the client sent it; the provider refuses it")
+    like(r.text, r"No tool output found for function call call_hr", "... the client sees the provider's reason")
+    like(KB.stderr_text(), r"WARN.*Redis did not answer: a request continuing from %s goes without the outputs" % rid4,
+         "... B's WARN says why and what to do")
+    redis.start()
+    r, up = follow_up(KA, shell4, previous_response_id=rid4)
+    is_((r.status, [it.get("call_id") for it in up][:1]), (200, ["call_hr_%s" % rid4[len("resp_kept"):]]),
+        "redis down: the instance that kept the calls still answers them")
+    is_((KA.stop(), KB.stop()), (0, 0), "kept calls: both instances exit cleanly")
+    psrv.shutdown()
 
     # ---------------------------------------------- config
     cfg_dir = tempfile.mkdtemp(prefix="hr-fleet-conf-")
