@@ -155,46 +155,235 @@ static uint64_t count_page_objects(const unsigned char *p, size_t n, size_t limi
  * (object streams hold dictionaries, not page contents: a few hundred KB
  * for hundreds of pages). */
 #define PDF_INFLATE_MAX (8u << 20)
-#define PDF_MATCH_MAX 24 /* the longest `/Type /Page` counted across two reads */
-static uint64_t object_stream_pages(const unsigned char *p, size_t n)
+
+/* One definition of an object: its number, where the file defines it, and
+ * whether it is a page. An incremental update appends a new body after
+ * %%EOF whose objects replace earlier ones of the same number, so both
+ * versions of an edited page are in the file: a reader takes the last. */
+struct pdf_def {
+    uint64_t num, at;
+    int page;
+};
+struct pdf_defs {
+    struct pdf_def *v;
+    size_t n, cap;
+    uint64_t anon; /* pages found without an object number */
+    size_t inflated;
+};
+
+static void def_add(struct pdf_defs *d, uint64_t num, uint64_t at, int page)
 {
-    uint64_t pages = 0;
-    size_t inflated = 0;
-    unsigned char out[65536];
-    for (const unsigned char *q = p, *end = p + n; inflated < PDF_INFLATE_MAX &&
-                                                   (q = memmem(q, (size_t)(end - q), "/ObjStm", 7)) != NULL;) {
-        q += 7;
-        size_t dict = (size_t)(end - q) < 4096 ? (size_t)(end - q) : 4096;
-        const unsigned char *s = memmem(q, dict, "stream", 6);
-        if (!s) continue;
-        s += 6;
-        if (s < end && *s == '\r') s++;
-        if (s < end && *s == '\n') s++;
-        z_stream z;
-        memset(&z, 0, sizeof z);
-        if (inflateInit(&z) != Z_OK) break;
-        z.next_in = (unsigned char *)(uintptr_t)s;
-        z.avail_in = (size_t)(end - s) > UINT_MAX ? UINT_MAX : (uInt)(end - s);
-        size_t keep = 0;
-        int rc;
-        do {
-            z.next_out = out + keep;
-            z.avail_out = (uInt)(sizeof out - keep);
-            rc = inflate(&z, Z_NO_FLUSH);
-            size_t have = sizeof out - z.avail_out, fresh = have - keep;
-            inflated += fresh;
-            int last = rc != Z_OK || !fresh || inflated >= PDF_INFLATE_MAX;
-            /* a match starting in the last bytes is counted with the next read */
-            size_t limit = last || have < PDF_MATCH_MAX ? have : have - PDF_MATCH_MAX;
-            pages += count_page_objects(out, have, limit);
-            keep = have - limit;
-            memmove(out, out + limit, keep);
-            if (last) break;
-        } while (1);
-        inflateEnd(&z);
-        q = s;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? 2 * d->cap : 256;
+        struct pdf_def *v = realloc(d->v, cap * sizeof *v);
+        if (!v) { /* out of memory: the page still counts, as one of its own */
+            d->anon += page != 0;
+            return;
+        }
+        d->v = v;
+        d->cap = cap;
     }
-    return pages;
+    d->v[d->n++] = (struct pdf_def){num, at, page};
+}
+
+static int pdf_space(unsigned char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f' || c == 0; }
+static int pdf_regular(unsigned char c) { return !pdf_space(c) && !strchr("()<>[]{}/%", c); }
+
+/* The digits ending just before p[i] (after spaces, when `spaces`): their
+ * value in *v and where they start in *from; 0 when there are none, or more
+ * than 10 (not an object number PDF allows). */
+static int int_before(const unsigned char *p, size_t i, int spaces, uint64_t *v, size_t *from)
+{
+    size_t e = i;
+    if (spaces) {
+        while (e > 0 && pdf_space(p[e - 1])) e--;
+        if (e == i) return 0;
+    }
+    size_t b = e;
+    while (b > 0 && e - b <= 10 && p[b - 1] >= '0' && p[b - 1] <= '9') b--;
+    if (b == e || (b > 0 && pdf_regular(p[b - 1]))) return 0; /* a digit there: more than 10 */
+    *v = 0;
+    for (size_t k = b; k < e; k++) *v = *v * 10 + (uint64_t)(p[k] - '0');
+    *from = b;
+    return 1;
+}
+
+/* The next object header `N G obj` at or after `from`: its number in *num,
+ * where it starts in *start and where its body starts in *body; 0 at the
+ * end. */
+static int next_header(const unsigned char *p, size_t n, size_t from, uint64_t *num, size_t *start, size_t *body)
+{
+    for (const unsigned char *q = p + from; (q = memmem(q, (size_t)(p + n - q), "obj", 3)) != NULL; q += 3) {
+        size_t i = (size_t)(q - p), at;
+        uint64_t gen;
+        if ((i + 3 < n && pdf_regular(p[i + 3])) || !int_before(p, i, 1, &gen, &at) ||
+            !int_before(p, at, 1, num, start))
+            continue;
+        *body = i + 3;
+        return 1;
+    }
+    return 0;
+}
+
+/* The first `word` in p[from, to) that is a keyword of its own (not the end
+ * of a longer one: "stream" in "endstream"), else `to`. */
+static size_t find_word(const unsigned char *p, size_t from, size_t to, const char *word)
+{
+    size_t wl = strlen(word);
+    for (const unsigned char *q = p + from; from < to && (q = memmem(q, (size_t)(p + to - q), word, wl)) != NULL;
+         q += wl) {
+        size_t i = (size_t)(q - p);
+        if ((i == 0 || !pdf_regular(p[i - 1])) && (i + wl >= to || !pdf_regular(p[i + wl]))) return i;
+    }
+    return to;
+}
+
+/* The integer after the name `key` in the dictionary text d[0..n), else -1. */
+static long long dict_int(const unsigned char *d, size_t n, const char *key)
+{
+    size_t kl = strlen(key);
+    for (const unsigned char *q = d; (q = memmem(q, (size_t)(d + n - q), key, kl)) != NULL; q += kl) {
+        const unsigned char *v = q + kl, *end = d + n;
+        if (v < end && pdf_regular(*v)) continue; /* a longer name */
+        while (v < end && pdf_space(*v)) v++;
+        long long x = 0;
+        const unsigned char *b = v;
+        while (v < end && *v >= '0' && *v <= '9' && v - b < 12) x = x * 10 + (*v++ - '0');
+        return v > b ? x : -1;
+    }
+    return -1;
+}
+
+/* The unsigned integer at p[*pos] (after spaces) before `end`, moving *pos past it. */
+static int read_uint(const unsigned char *p, size_t end, size_t *pos, uint64_t *v)
+{
+    size_t i = *pos;
+    while (i < end && pdf_space(p[i])) i++;
+    size_t b = i;
+    uint64_t x = 0;
+    while (i < end && p[i] >= '0' && p[i] <= '9' && i - b < 12) x = x * 10 + (uint64_t)(p[i++] - '0');
+    if (i == b) return 0;
+    *pos = i;
+    *v = x;
+    return 1;
+}
+
+/* Object `num` of an object stream's data s[0..n), at offset `off` from
+ * `first` and ending where the next one (`next`) starts. */
+static void member_page(struct pdf_defs *d, const unsigned char *s, size_t n, size_t first, uint64_t num,
+                        uint64_t off, uint64_t next, uint64_t at)
+{
+    if (off >= n - first) return;
+    size_t b = first + (size_t)off, e = next < n - first && next >= off ? first + (size_t)next : n;
+    def_add(d, num, at, count_page_objects(s + b, e - b, e - b) > 0);
+}
+
+/* The page objects of one object stream, its deflated data s[0..n) (its
+ * dictionary says how many objects, /N, and where the first starts,
+ * /First): each under its own number, defined where the stream is. */
+static void object_stream_pages(struct pdf_defs *d, const unsigned char *dict, size_t dl, const unsigned char *s,
+                                size_t n, uint64_t at)
+{
+    if (d->inflated >= PDF_INFLATE_MAX) return;
+    size_t cap = 0, len = 0;
+    unsigned char *out = NULL;
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit(&z) != Z_OK) return;
+    z.next_in = (unsigned char *)(uintptr_t)s;
+    z.avail_in = n > UINT_MAX ? UINT_MAX : (uInt)n;
+    int rc = Z_OK;
+    while (rc == Z_OK && d->inflated + len < PDF_INFLATE_MAX) {
+        if (len == cap) {
+            size_t want = cap ? 2 * cap : 65536;
+            if (want > PDF_INFLATE_MAX - d->inflated) want = PDF_INFLATE_MAX - d->inflated;
+            unsigned char *grown = want > cap ? realloc(out, want) : NULL;
+            if (!grown) break;
+            out = grown;
+            cap = want;
+        }
+        z.next_out = out + len;
+        z.avail_out = (uInt)(cap - len);
+        rc = inflate(&z, Z_NO_FLUSH);
+        size_t fresh = cap - len - z.avail_out;
+        len += fresh;
+        if (!fresh && rc == Z_OK) break; /* no progress: input cut short */
+    }
+    inflateEnd(&z);
+    d->inflated += len;
+    if (!len) {
+        free(out);
+        return;
+    }
+    long long count = dict_int(dict, dl, "/N"), first = dict_int(dict, dl, "/First");
+    if (count < 0 || first < 0 || (size_t)first > len) {
+        d->anon += count_page_objects(out, len, len); /* no header to read: each page counts */
+        free(out);
+        return;
+    }
+    /* The header: `num off` pairs, an object's text running from its offset
+     * to the next one's (the last to the end). */
+    size_t pos = 0, idx = 0, fl = (size_t)first;
+    uint64_t pnum = 0, poff = 0, nm, of;
+    int have = 0;
+    for (long long i = 0; i < count && read_uint(out, fl, &pos, &nm) && read_uint(out, fl, &pos, &of); i++) {
+        if (have) member_page(d, out, len, fl, pnum, poff, of, at | (idx < 0xFFFFF ? idx : 0xFFFFF)), idx++;
+        pnum = nm, poff = of, have = 1;
+    }
+    if (have) member_page(d, out, len, fl, pnum, poff, UINT64_MAX, at | (idx < 0xFFFFF ? idx : 0xFFFFF));
+    free(out);
+}
+
+static int def_order(const void *a, const void *b)
+{
+    const struct pdf_def *x = a, *y = b;
+    if (x->num != y->num) return x->num < y->num ? -1 : 1;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+/* The pages of the PDF p[0..n): each object whose last definition is a page
+ * counted once, objects in object streams too; 0 when it has no object
+ * headers at all. */
+static uint64_t pdf_page_objects(const unsigned char *p, size_t n)
+{
+    struct pdf_defs d;
+    memset(&d, 0, sizeof d);
+    size_t start, body;
+    size_t endobj = 0, stream = 0, endstream = 0; /* the next of each at or after where it was last looked for */
+    uint64_t num, next_num;
+    size_t next_start, next_body;
+    int more = next_header(p, n, 0, &num, &start, &body);
+    while (more) {
+        /* An object's text runs to its endobj or the next header, whichever
+         * comes first; a stream's data (which may hold anything) to its
+         * endstream, and no header is looked for inside it. */
+        int has_next = next_header(p, n, body, &next_num, &next_start, &next_body);
+        size_t to = has_next ? next_start : n;
+        if (endobj < body) endobj = find_word(p, body, n, "endobj");
+        if (stream < body) stream = find_word(p, body, n, "stream");
+        size_t end = endobj < to ? endobj : to;
+        size_t dict_end = stream < end ? stream : end;
+        uint64_t at = (uint64_t)start << 20;
+        def_add(&d, num, at, count_page_objects(p + body, dict_end - body, dict_end - body) > 0);
+        if (stream < end) {
+            size_t data = stream + 6;
+            if (data < n && p[data] == '\r') data++;
+            if (data < n && p[data] == '\n') data++;
+            if (endstream < data) endstream = find_word(p, data, n, "endstream");
+            if (memmem(p + body, dict_end - body, "/ObjStm", 7))
+                object_stream_pages(&d, p + body, dict_end - body, p + data, endstream - data, at);
+            has_next = next_header(p, n, endstream, &next_num, &next_start, &next_body);
+        }
+        more = has_next;
+        num = next_num, start = next_start, body = next_body;
+    }
+    uint64_t pages = d.anon;
+    if (d.n) qsort(d.v, d.n, sizeof *d.v, def_order);
+    for (size_t i = 0; i < d.n; i++)
+        if (i + 1 == d.n || d.v[i + 1].num != d.v[i].num) pages += d.v[i].page != 0; /* its last definition */
+    int any = d.n || d.anon;
+    free(d.v);
+    return any ? pages : 0;
 }
 
 /* Page counts remembered by content: an agent resends a PDF with every turn,
@@ -250,8 +439,8 @@ static uint64_t count_pages(const char *s, size_t n)
             buf[k++] = (unsigned char)(v >> bits);
         }
     }
-    uint64_t pages = count_page_objects(buf, k, k);
-    if (!pages) pages = object_stream_pages(buf, k);
+    uint64_t pages = pdf_page_objects(buf, k);
+    if (!pages) pages = count_page_objects(buf, k, k); /* no object headers to go by */
     if (!pages) {
         /* None found (object streams in another coding, say): a
          * linearized file says how many pages it has (/N) in its first object. */
