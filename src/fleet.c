@@ -1517,17 +1517,28 @@ void hr_fleet_cancel(struct proxy_req *p)
     p->fleet_wait = NULL;
 }
 
-int hr_fleet_rate_wait(struct proxy_req *p, const uint8_t key[HR_SHA256_LEN], void (*resume)(struct proxy_req *p))
+int hr_fleet_message_wait(struct proxy_req *p, const uint8_t *rate_key, json_t *body,
+                          void (*resume)(struct proxy_req *p))
 {
-    if (!fl.on || !tl_conn || !hr_ratelimit_enabled() || p->fleet_wait) return 0;
+    if (!fl.on || !tl_conn || p->fleet_wait) return 0;
     struct hr_fleet_wait *x = wait_new(p->w);
     if (!x) return 0;
+    if (rate_key && hr_ratelimit_enabled()) {
+        x->want_rate = 1;
+        memcpy(x->rate_key, rate_key, HR_SHA256_LEN);
+    }
+    if (body && p->api && p->api->continues_from) {
+        x->body = json_incref(body); /* parsed already: want_kept reads it, the message keeps it */
+        want_kept(x, p->api, NULL, 0);
+    }
+    if (!x->want_rate && !x->n_kept) {
+        wait_free(x);
+        return 0;
+    }
     x->p = p;
     x->resume = resume;
-    x->want_rate = 1;
-    memcpy(x->rate_key, key, HR_SHA256_LEN);
     p->fleet_wait = x;
-    run_stage(x); /* no budget or cache read: straight to the rate script */
+    run_stage(x); /* no budget or cache read: kept calls if any, then the rate script */
     return 1;
 }
 

@@ -61,14 +61,18 @@ json_t *hr_fleet_take_body(struct hr_req *req);
  */
 int hr_fleet_retrieve_wait(struct proxy_req *p, const json_t *answer, void (*resume)(struct proxy_req *p));
 /*
- * hr_fleet_rate_wait
- *   A WebSocket message (no HTTP request of its own to defer) meets the
- *   shared rate limit: 1 when Redis is asked for its key's verdict (the
- *   message charged, as a POST's wait charges it) and `resume(p)` will run
- *   with it at hand: hr_ratelimit_admit then returns it; 0 to go on now (no
- *   backend or no shared limit).
+ * hr_fleet_message_wait
+ *   A WebSocket message (no HTTP request of its own to defer) meets what a
+ *   POST's wait reads: 1 when Redis is asked for the shared rate limit's
+ *   verdict for `rate_key` (NULL: none; the message charged, as a POST's
+ *   wait charges it), and for headroom_retrieve calls another instance kept
+ *   for the answer `body` continues from (and the originals they ask for),
+ *   and `resume(p)` will run with those at hand: hr_ratelimit_admit then
+ *   returns the verdict, hr_retrieve_continue finds the calls; 0 to go on
+ *   now (no backend, nothing to read).
  */
-int hr_fleet_rate_wait(struct proxy_req *p, const uint8_t key[HR_SHA256_LEN], void (*resume)(struct proxy_req *p));
+int hr_fleet_message_wait(struct proxy_req *p, const uint8_t *rate_key, json_t *body,
+                          void (*resume)(struct proxy_req *p));
 /* In that resume: the refusal message when Redis did not answer and
  * on_backend_error is closed (counted), else NULL. */
 const char *hr_fleet_unchecked_refused(const struct proxy_req *p);

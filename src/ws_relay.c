@@ -296,8 +296,8 @@ static struct proxy_req *message_req(struct hr_ws *ws, const char *raw, size_t r
  * does, so the model never calls it here; outputs for calls left out of an
  * earlier POST's answer are added as for a POST), then one masked text
  * frame upstream. Returns 1 when it waits for
- * the fleet's rate verdict: it is then held (ws->held_*), and so is the
- * client's side, until rate_verdict_in. */
+ * the fleet's answers (rate verdict, kept calls): it is then held
+ * (ws->held_*), and so is the client's side, until rate_verdict_in. */
 static int response_create(struct hr_ws *ws, json_t *body, const char *raw, size_t raw_len)
 {
     struct hr_worker *w = ws->w;
@@ -316,8 +316,8 @@ static int response_create(struct hr_ws *ws, json_t *body, const char *raw, size
         hr_proxy_free(r);
         return 0;
     }
-    /* A fleet's shared limit: Redis's verdict first, as a POST waits for it. */
-    if (hr_ratelimit_enabled() && hr_fleet_rate_wait(r, ws->rate_key, rate_verdict_in)) {
+    /* A fleet's shared limit and kept calls: Redis's answers first, as a POST waits for them. */
+    if (hr_fleet_enabled() && hr_fleet_message_wait(r, ws->rate_key, body, rate_verdict_in)) {
         ws->held_r = r;
         return 1;
     }

@@ -19,9 +19,9 @@
 # connections; a host name looked up off the worker's loop (a DNS server that
 # never answers, in a namespace of our own); a reload naming a changed backend block; SIGTERM while a
 # request waits for Redis: answered, nothing leaked; headroom_retrieve calls taken out of a
-# Responses answer on one instance answered in the follow-up on another (previous_response_id; a
-# conversation's forgotten fleet-wide once carried), a forged value, calls over the 64 KiB bound,
-# Redis down at the follow-up.
+# Responses answer on one instance answered in the follow-up on another (previous_response_id, also
+# as a WebSocket response.create; a conversation's forgotten fleet-wide once carried), a forged
+# value, calls over the 64 KiB bound, Redis down at the follow-up.
 import base64
 import hashlib
 import json
@@ -318,6 +318,40 @@ class Provider(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
+
+    def do_GET(self):
+        """WebSocket mode (Codex): each response.create is a turn as a POST's, answered by
+        events; a refused one by an error event with its status."""
+        self.send_response(101)
+        accept = base64.b64encode(hashlib.sha1((self.headers.get("sec-websocket-key", "") +
+                                                "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+        for k, v in (("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept.decode())):
+            self.send_header(k, v)
+        self.end_headers()
+        self.close_connection = True
+
+        def send(opcode, data):
+            n = len(data)
+            head = bytes([0x80 | opcode]) + (bytes([n]) if n < 126 else bytes([126]) + n.to_bytes(2, "big")
+                                             if n < 65536 else bytes([127]) + n.to_bytes(8, "big"))
+            self.wfile.write(head + data)
+        while True:
+            b0, b1 = self.rfile.read(2)
+            n = b1 & 0x7F
+            n = int.from_bytes(self.rfile.read(2 if n == 126 else 8), "big") if n >= 126 else n
+            mask = self.rfile.read(4) if b1 & 0x80 else b"\0\0\0\0"
+            data = bytes(b ^ mask[i & 3] for i, b in enumerate(self.rfile.read(n)))
+            if b0 & 0x0F == 0x8:
+                send(0x8, data[:2])
+                return
+            body = json.loads(data)
+            prov_seen.append(body)
+            out, status = self.turn(body)
+            if status != 200:
+                send(0x1, json.dumps({"type": "error", "status": status, "error": out["error"]}).encode())
+                continue
+            for t, st in (("response.created", "in_progress"), ("response.completed", "completed")):
+                send(0x1, json.dumps({"type": t, "response": dict(out, status=st)}).encode())
 
     def turn(self, body):
         prev, conv = body.get("previous_response_id"), body.get("conversation")
@@ -1363,6 +1397,25 @@ with Mock() as mock:
             "kept (%s) adds nothing" % val[:30])
     like(KB.stderr_text(), r"WARN.*kept:r:resp_forged in Redis is not headroom_retrieve calls headroomd kept \(not JSON\)",
          "... a WARN names the key and what is wrong")
+
+    # The follow-up as a response.create on B's WebSocket (Codex CLI): the same.
+    rid5, shell5, _ = first_turn(KA, "then a WebSocket")
+    ok(wait_until(lambda: redis.cmd("EXISTS", "kept:kept:r:" + str(rid5)), timeout=5),
+       "then a WebSocket: kept in Redis")
+    ws = WS(KB.port)
+    n0 = len(prov_seen)
+    ws.send_text({"type": "response.create", "model": "gpt-5", "previous_response_id": rid5, "tools": TOOLS,
+                  "input": [{"type": "function_call_output", "call_id": shell5, "output": "42 passed"}]})
+    evs = ws.events()
+    last = evs[-1] if evs else {}
+    up = (prov_seen[-1].get("input") if len(prov_seen) > n0 else None) or []
+    is_((ws.status, last.get("type"), last.get("error")), (101, "response.completed", None),
+        "continued on B's WebSocket (previous_response_id): accepted")
+    is_([(it.get("type"), it.get("call_id")) for it in up][1:], [("function_call_output", shell5)],
+        "... after the retrieve call's output")
+    ok(up and up[0].get("call_id", "").startswith("call_hr_") and up[0].get("output") == ROWS_TEXT,
+       "... which is the original A stored")
+    ws.close()
 
     # Calls over the bound (a model writing a 70 KB query) stay on the instance that kept them.
     rid3, shell3, _ = first_turn(KA, "huge query", headers={"x-query-bytes": "70000"})
