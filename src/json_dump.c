@@ -1,9 +1,9 @@
 /* json_dump.c — serialise a changed request body as
  * json_dumps(body, JSON_COMPACT) does, faster: plain ASCII in strings is
  * copied 16 bytes at a time where jansson decodes every codepoint and hands
- * each run to a callback. Reals are the one difference: the shortest text
- * that reads back to the same double (0.7, not jansson's
- * 0.69999999999999996). Whatever this file does not write itself (invalid
+ * each run to a callback. Numbers are the one difference: as the client
+ * spelled them (json_load.h), else, for reals, the shortest text that reads
+ * back to the same double (0.7, not jansson's 0.69999999999999996). Whatever this file does not write itself (invalid
  * UTF-8, trees too deep) comes from jansson, so the bytes are its. */
 #include <math.h>
 #include <stdint.h>
@@ -14,6 +14,7 @@
 #include <emmintrin.h>
 #endif
 #include "json_dump.h"
+#include "json_load.h"
 #include "json_scan.h"
 
 /* Deeper than any parsed body (2048): only a cycle, which jansson refuses. */
@@ -22,6 +23,7 @@
 struct out {
     char *b;
     size_t n, cap;
+    int spelled; /* some tree holds client spellings (json_load.h): look each number up */
 };
 
 static int room(struct out *o, size_t more)
@@ -186,11 +188,17 @@ static int put_value(struct out *o, const json_t *v, int depth)
     }
     case JSON_STRING: return put_string(o, json_string_value(v), json_string_length(v));
     case JSON_INTEGER: {
+        const char *text;
+        size_t tl;
+        if (o->spelled && (text = hr_json_spelling(v, &tl))) return put(o, text, tl); /* -0 */
         char num[32];
         int k = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         return k > 0 && (size_t)k < sizeof num ? put(o, num, (size_t)k) : -1;
     }
-    case JSON_REAL: {
+    case JSON_REAL: { /* as the client wrote it (1e-05 stays 1e-05), else the shortest */
+        const char *text;
+        size_t tl;
+        if (o->spelled && (text = hr_json_spelling(v, &tl))) return put(o, text, tl);
         char num[64];
         size_t k = real_text(v, num, sizeof num);
         return k ? put(o, num, k) : -1;
@@ -204,11 +212,14 @@ static int put_value(struct out *o, const json_t *v, int depth)
 
 char *hr_json_dump_compact(const json_t *root, size_t *len)
 {
-    struct out o = {NULL, 0, 0};
+    struct out o = {NULL, 0, 0, 0};
     if (json_is_object(root) || json_is_array(root)) {
         o.cap = 4096;
         o.b = malloc(o.cap);
-        if (o.b && put_value(&o, root, 0) == 0 && put(&o, "", 1) == 0) {
+        o.spelled = o.b && hr_json_spellings_hold();
+        int rc = o.b ? put_value(&o, root, 0) : -1;
+        if (o.spelled) hr_json_spellings_release();
+        if (rc == 0 && put(&o, "", 1) == 0) {
             *len = o.n - 1;
             return o.b;
         }

@@ -6,7 +6,9 @@
 
 /* json_dumps(root, JSON_COMPACT)'s bytes, or NULL where it gives NULL
  * (invalid UTF-8 in a string, a cycle, out of memory), several times faster
- * on long strings; but each real is written as hr_json_real_text writes it.
+ * on long strings; but a number of a tree hr_json_load built is written as
+ * its text was spelled while it holds that value (json_load.h: 1e-05, 2.50,
+ * -0), and any other real as hr_json_real_text writes it.
  * *len is the text's length (0 with NULL). Free the text with free(). */
 char *hr_json_dump_compact(const json_t *root, size_t *len);
 /* The shortest text jansson's formatting gives d (%.15g, else %.16g, else

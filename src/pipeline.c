@@ -7,6 +7,7 @@
 #include "ccr.h"
 #include "hash.h"
 #include "json_get.h"
+#include "json_load.h"
 #include "json_pool.h"
 #include "log.h"
 #include "par.h"
@@ -414,9 +415,10 @@ static struct snapshot *snapshot_body(const struct hr_api *api, json_t *body, in
     json_object_foreach(body, k, v) {
         json_t *c;
         if (!strcmp(k, api->items_key)) c = json_copy(v);
-        else if (!by_reference && (!strcmp(k, "tools") || (api->system_key && !strcmp(k, api->system_key))))
+        else if (!by_reference && (!strcmp(k, "tools") || (api->system_key && !strcmp(k, api->system_key)))) {
             c = json_deep_copy(v);
-        else c = json_incref(v);
+            hr_json_spellings_copied(v, c); /* put back by an undo: 1e-05 stays 1e-05 */
+        } else c = json_incref(v);
         if (!c) {
             snapshot_free(s);
             return NULL;

@@ -3,12 +3,15 @@
  * byte, UTF-8 form (valid or not, in values and in keys), integer, nesting,
  * and the agent requests headroomd forwards; NULL exactly where jansson
  * gives NULL. Reals are the exception: the shortest text that reads back to
- * the same double (0.7, where json_dumps writes 0.69999999999999996). */
+ * the same double (0.7, where json_dumps writes 0.69999999999999996), and
+ * a number of a tree hr_json_load built is written as its text was spelled
+ * (1e-05, 2.50, -0) while it holds the value it was read with. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "json_dump.h"
+#include "json_load.h"
 #include "tap.h"
 
 /* jansson's bytes; flags other than JSON_COMPACT set the reference's real
@@ -265,6 +268,86 @@ int main(void)
     free(rows_text);
     json_decref(rows);
     json_decref(req);
+
+    /* Numbers as the client spelled them: a loaded tree comes out byte
+     * for byte. */
+    static const char spelled[] =
+        "{\"a\":1e-05,\"b\":2.50,\"c\":1.0,\"d\":-0.0,\"e\":-0,\"f\":1E5,\"g\":0.10000000000000001,\"h\":1e+16,"
+        "\"i\":[0.00001,100.00,-2.5E-3,1.7976931348623157e+308,5e-324,4.9406564584124654e-324,0.0000,1.5e0],"
+        "\"j\":9223372036854775807,\"k\":-9223372036854775808,\"l\":0.7,\"m\":1,\"n\":123456789012345678,"
+        "\"o\":1000000000000000.0,\"p\":0.000123,\"q\":[1e-05,1e-05]}";
+    json_error_t jerr;
+    json_t *sp = hr_json_load(spelled, strlen(spelled), &jerr);
+    size_t sl;
+    char *st = hr_json_dump_compact(sp, &sl);
+    is_str(st, spelled, "a loaded tree is written with each number as spelled (1e-05, 2.50, -0, 1E5, ...)");
+    free(st);
+    /* A value a stage changes, or a number it puts in, is written shortest. */
+    json_real_set(json_object_get(sp, "a"), 2e-5);
+    json_object_set_new(sp, "b", json_real(2.5));
+    json_integer_set(json_object_get(sp, "e"), 5);
+    json_array_set_new(json_object_get(sp, "q"), 1, json_real(1e-5));
+    st = hr_json_dump_compact(sp, &sl);
+    static const char head[] = "{\"a\":2e-5,\"b\":2.5,\"c\":1.0,\"d\":-0.0,\"e\":5,\"f\":1E5,";
+    ok(st && !strncmp(st, head, sizeof head - 1) &&
+           strstr(st, "\"q\":[1e-05,1e-5]}"),
+       "changed values and new numbers (one of the same value in a spelled one's place) are written shortest");
+    if (tap_failed) tap_diag("  got %.300s", st ? st : "(null)");
+    free(st);
+    /* A copy (a snapshot an undo puts back) keeps the spelling when told. */
+    json_t *orig = hr_json_load(spelled, strlen(spelled), &jerr);
+    json_t *copy = json_deep_copy(json_object_get(orig, "i")), *bare = json_deep_copy(json_object_get(orig, "i"));
+    hr_json_spellings_copied(json_object_get(orig, "i"), copy);
+    json_t *pair = json_pack("[o,o]", copy, bare);
+    st = hr_json_dump_compact(pair, &sl);
+    is_str(st, "[[0.00001,100.00,-2.5E-3,1.7976931348623157e+308,5e-324,4.9406564584124654e-324,0.0000,1.5e0],"
+               "[1e-5,100.0,-0.0025,1.7976931348623157e308,5e-324,5e-324,0.0,1.5]]",
+           "a deep copy takes the spellings with hr_json_spellings_copied (shortest without)");
+    free(st);
+    json_decref(pair);
+    json_decref(orig);
+    json_decref(sp);
+    /* Many trees alive at once, the same value spelled differently in each:
+     * each is written as its own (a shared table of 4096 slots was not). */
+    enum { TREES = 6000 };
+    static const char *forms[] = {"1e-05", "0.00001", "1E-5", "1.0e-5", "10e-6", "1e-005"};
+    json_t **trees = calloc(TREES, sizeof *trees);
+    int own = 0;
+    for (int i = 0; i < TREES; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "{\"id\":%d,\"x\":[%s,%s],\"t\":2.50}", i, forms[i % 6], forms[(i + 1) % 6]);
+        trees[i] = hr_json_load(text, strlen(text), &jerr);
+    }
+    for (int i = 0; i < TREES; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "{\"id\":%d,\"x\":[%s,%s],\"t\":2.50}", i, forms[i % 6], forms[(i + 1) % 6]);
+        st = hr_json_dump_compact(trees[i], &sl);
+        own += st && !strcmp(st, text);
+        free(st);
+    }
+    is_int(own, TREES, "6000 trees alive at once, 1e-05 spelled six ways: each written as its own");
+    for (int i = 0; i < TREES; i++) json_decref(trees[i]);
+    free(trees);
+    /* A freed tree's spellings go with it: the next load frees the table,
+     * and numbers made later (at whatever address) are written shortest. */
+    json_t *later = hr_json_load("[1]", 3, &jerr);
+    json_t *fresh = json_array();
+    for (int i = 0; i < 2000; i++) json_array_append_new(fresh, json_real(1e-5));
+    st = hr_json_dump_compact(fresh, &sl);
+    ok(st && !strstr(st, "1e-05") && !strstr(st, "0.00001") && !strstr(st, "E") && !strstr(st, "1.0e"),
+       "reals made after those trees were freed are written shortest");
+    free(st);
+    json_decref(fresh);
+    json_decref(later);
+    /* Bad numbers are still refused, with jansson's message. */
+    static const char *bad[] = {"[1.]", "[01]", "[1e]", "[-]", "[1.50e+]", "[--1e-05]", "[1e-05.5]",
+                                "[9223372036854775808]", "[.5]", "[2.50E]"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        json_error_t want;
+        json_t *mine = hr_json_load(bad[i], strlen(bad[i]), &jerr), *ref = json_loads(bad[i], 0, &want);
+        ok(!mine && !ref && !strcmp(jerr.text, want.text), "%s refused: %s", bad[i], jerr.text);
+        json_decref(mine);
+    }
     tap_done();
     return tap_failed != 0;
 }

@@ -6,6 +6,9 @@
 # body: the compressed request, the follow-up sent after answering a
 # headroom_retrieve call, the answer edited to hide that tool (a Responses
 # answer echoes temperature and top_p), and /v1/compress's "request".
+# A number the client spelled otherwise than the shortest form (1e-05, 2.50,
+# 1E5, -0) arrives as spelled too, the same bytes every time whatever else
+# is in flight (a provider's prompt cache compares bytes).
 import atexit
 import json
 import os
@@ -14,6 +17,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hrtest import *  # noqa: E402,F401,F403
@@ -57,6 +62,38 @@ def reals_in(text):
         else:
             i += 1
     return out
+
+
+def numbers_in(text):
+    """Every number of a JSON text (integers too), as written, in order."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            i += 1
+            while text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+            i += 1
+        elif c == "-" or c.isdigit():
+            m = NUM_RE.match(text, i)
+            out.append(m.group(0))
+            i = m.end()
+        else:
+            i += 1
+    return out
+
+
+# Numbers spelled otherwise than headroomd's shortest form (which would be
+# 1e-5, 2.5, 100000.0, 0.1, 1e16, 1e-5, 100.0, -0.0025, 1.5, 0 and 1e-5),
+# beside some it writes the same way.
+SPELLED = ["1e-05", "2.50", "1E5", "0.10000000000000001", "1e+16", "0.00001", "100.00", "-2.5E-3", "1.5e0", "-0",
+           "10e-6", "1.0", "-0.0", "9223372036854775807", "-9223372036854775808", "123456789012345678", "0.7"]
+SHORTEST_ONLY = ["1e-5", "2.5", "100000.0", "0.1", "1e16", "100.0", "-0.0025", "1.5"]
+
+
+def spelled_schema():
+    return ('{"type":"object","properties":{"x":{"type":"number","minimum":1e-05,"maximum":1E5,"default":2.50,'
+            '"multipleOf":0.00001,"examples":[%s]}}}' % ",".join(SPELLED))
 
 
 def schema():
@@ -158,8 +195,108 @@ with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
             ok('"temperature":0.7' in ans and '"top_p":0.1' in ans,
                "responses: the answer echoing temperature 0.7 and top_p 0.1 reaches the client as 0.7 and 0.1")
             ok("headroom_retrieve" not in ans, "responses: (the answer was edited: the tool hidden)")
-            is_(sorted(reals_in(ans[ans.index('"tools":'):ans.index(',"top_p":')])), sorted(reals_in(schema())),
-                "responses: the echoed tool schema's reals as written")
+            # (the mock is Python: it echoes the schema in Python's spelling, 1e-07, 1e+300)
+            is_(sorted(reals_in(ans[ans.index('"tools":'):ans.index(',"top_p":')])),
+                sorted(reals_in(json.dumps(json.loads(schema())))),
+                "responses: the echoed tool schema's reals as the provider wrote them")
+    # --- numbers spelled otherwise than the shortest form ----------------
+    def spelled_text(provider, temperature="1.0", top_p="0.90", user="u"):
+        if provider == "anthropic":
+            return ('{"model":"claude-sonnet-4-5","max_tokens":64,"temperature":%s,"top_p":%s,'
+                    '"metadata":{"user_id":"%s"},"tools":[{"name":"search_logs","input_schema":%s}],'
+                    '"messages":[{"role":"user","content":"Which requests failed?"},'
+                    '{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"search_logs",'
+                    '"input":{"since":-1e-05,"ratio":2.50,"n":-0}}]},'
+                    '{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":%s}]}]}'
+                    % (temperature, top_p, user, spelled_schema(), json.dumps(ROWS_TEXT)))
+        if provider == "responses":
+            return ('{"model":"gpt-4o","temperature":%s,"top_p":%s,"user":"%s",'
+                    '"tools":[{"type":"function","name":"search_logs","parameters":%s}],'
+                    '"input":[{"role":"user","content":"Which requests failed?"},'
+                    '{"type":"function_call","call_id":"c1","name":"search_logs","arguments":"{}"},'
+                    '{"type":"function_call_output","call_id":"c1","output":%s}]}'
+                    % (temperature, top_p, user, spelled_schema(), json.dumps(ROWS_TEXT)))
+        return ('{"model":"gpt-4o","temperature":%s,"top_p":%s,"user":"%s","logit_bias":{"50256":-1E-3},'
+                '"tools":[{"type":"function","function":{"name":"search_logs","parameters":%s}}],'
+                '"messages":[{"role":"user","content":"Which requests failed?"},'
+                '{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function",'
+                '"function":{"name":"search_logs","arguments":"{}"}}]},'
+                '{"role":"tool","tool_call_id":"c1","content":%s}]}'
+                % (temperature, top_p, user, spelled_schema(), json.dumps(ROWS_TEXT)))
+
+    def arrived_as_sent(sent, got):
+        """The numbers of sent missing from got (spelled otherwise there), and
+        shortest forms in got the client never wrote."""
+        missing = Counter(numbers_in(sent)) - Counter(numbers_in(got))
+        return sorted(missing.elements()), sorted(x for x in numbers_in(got) if x in SHORTEST_ONLY)
+
+    for provider, path, _, hdr in CASES:
+        text = spelled_text(provider)
+        mock.reset()
+        r = request("POST", hd.url + path, body=text.encode(), headers=hdr)
+        up = mock.last_request()["body"].decode() if r.status == 200 else ""
+        ok("_headroom" in up, "%s, spelled numbers: the body was rewritten (rows crushed)" % provider)
+        is_(arrived_as_sent(text, up), ([], []),
+            "%s: 1e-05, 2.50, 1E5, -0, 0.10000000000000001, 1e+16 ... arrive upstream as the client spelled them" % provider)
+        ok('"temperature":1.0,"top_p":0.90' in up, "%s: \"temperature\":1.0,\"top_p\":0.90 byte for byte" % provider)
+        mock.reset()
+        r2 = request("POST", hd.url + path, body=text.encode(), headers=hdr)
+        up2 = mock.last_request()["body"].decode() if r2.status == 200 else "(status %d)" % r2.status
+        ok(up2 == up, "%s: the same body sent again goes upstream as the same bytes" % provider)
+        c = request("POST", hd.url + "/v1/compress" + ("?provider=anthropic" if provider == "anthropic" else ""),
+                    body=text.encode(), headers=hdr)
+        cbody = c.body.decode()
+        is_(arrived_as_sent(text, cbody[cbody.find('"request":'):]), ([], []),
+            "%s: /v1/compress's request holds the numbers as spelled" % provider)
+
+    # the follow-up after a headroom_retrieve round is written from the same tree
+    text = spelled_text("openai")
+    c = request("POST", hd.url + "/v1/compress", body=text.encode(), headers=JSON_HDR)
+    rows = tool_text((c.json() or {}).get("request") or {}, "openai") if c.status == 200 else ""
+    h = marker_hash(json.loads(rows)[0]["_headroom"]["all_rows"]) if rows.startswith("[") else ""
+    mock.reset()
+    r = request("POST", hd.url + "/v1/chat/completions", body=text.encode(), headers=dict(
+        JSON_HDR, **{"x-mock-tool-call": "headroom_retrieve", "x-mock-tool-args": json.dumps({"hash": h})}))
+    reqs = mock.requests()
+    follow = reqs[1]["body"].decode() if len(reqs) == 2 else ""
+    missing, shortest = arrived_as_sent(text, follow)
+    ok(follow and not shortest and all(x in numbers_in(follow) for x in SPELLED),
+       "the follow-up after a headroom_retrieve call keeps the spelled numbers (%s, %s)" % (missing[:4], shortest[:4]))
+
+    # Many requests in flight at once, the same values spelled differently:
+    # each keeps its own (one table for the whole process did not).
+    FORMS = [("1e-05", "2.50"), ("0.00001", "2.5000"), ("1E-5", "2.500"), ("1.0e-5", "25e-1"), ("10e-6", "2.50E0"),
+             ("1e-005", "0.25e1")]
+    sent, lock = {}, threading.Lock()
+    mock.reset()
+
+    def client(k):
+        t, p = FORMS[k % len(FORMS)]
+        body = spelled_text("openai", temperature=t, top_p=p, user="client-%d" % k)
+        rr = request("POST", hd.url + "/v1/chat/completions", body=body.encode(), headers=JSON_HDR, timeout=120)
+        with lock:
+            sent["client-%d" % k] = (body, rr.status)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(36)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    got = {}
+    for q in mock.requests():
+        b = q["body"].decode()
+        m = re.search(r'"user":"(client-\d+)"', b)
+        if m:
+            got[m.group(1)] = b
+    own = [k for k, (body, status) in sent.items() if status == 200 and k in got and
+           got[k].startswith(body[:body.index('"tools"')]) and arrived_as_sent(body, got[k]) == ([], [])]
+    for k in sorted(set(sent) - set(own))[:3]:
+        diag("%s (%s): %s" % (k, sent[k][1], arrived_as_sent(sent[k][0], got.get(k, ""))))
+    is_(len(own), 36, "36 requests at once, 1e-05 and 2.5 spelled six ways: each arrives upstream as its client wrote it")
+    once = {}
+    for k, b in got.items():
+        once.setdefault(int(k.split("-")[1]) % len(FORMS), set()).add(b.replace('"user":"%s"' % k, ""))
+    is_(sorted(len(v) for v in once.values()), [1] * len(FORMS),
+        "requests with the same body went upstream as the same bytes")
+
     # --- a headroom_retrieve call with a query: the matching rows go back to
     # the model re-serialised; a row's reals as the tool wrote them ---------
     REAL_ROWS = [{"id": i, "trace_id": "%016x" % (i * 2654435761 % 2 ** 64), "level": "ERROR" if i == 500 else "INFO",
