@@ -319,4 +319,24 @@ with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
     result = json.loads(reqs[-1]["body"])["messages"][-1]["content"] if len(reqs) == 2 else ""
     is_(result.partition("\n")[2], json.dumps([REAL_ROWS[501]], separators=(",", ":")),
         "the matching row reaches the model with its reals as the tool wrote them (latency_s 0.1, score 0.0)")
+# --- a stage that fails: its edits undone from the snapshot's deep copy of
+# the tools, whose numbers keep their spelling ---------------------------
+PLUGINS = os.environ.get("HEADROOM_TEST_BAD_PLUGIN_DIR") or os.path.join(T_DIR, "plugins", ".libs")
+if not os.path.exists(os.path.join(PLUGINS, "body_editor.so")):
+    skip("t/plugins/body_editor.so is not built (make check builds it)")
+else:
+    # a: marks the first tool in place, then fails (undone: tools put back
+    # from the copy); k: edits after it, so the tree is what goes upstream
+    conf = ("host 127.0.0.1\nport @PORT@\nworkers 1\nopenai_api_url @MOCK_URL@\nplugin_dir %s\n"
+            "transform body_editor as a { mark x_a; tool_mark x_t; fail yes; }\n"
+            "transform body_editor as k { mark x_k; }\n" % PLUGINS)
+    text = ('{"model":"gpt-4o","temperature":1e-05,"messages":[{"role":"user","content":"hi"}],'
+            '"tools":[{"type":"function","function":{"name":"f","parameters":%s}}]}' % spelled_schema())
+    with Mock() as mock, Headroomd(conf_text=conf) as hd:
+        r = request("POST", hd.url + "/v1/chat/completions", body=text.encode(),
+                    headers={"content-type": "application/json", "authorization": "Bearer k"})
+        up = mock.last_request()["body"].decode() if r.status == 200 else ""
+        ok('"x_k":true' in up and "x_a" not in up and "x_t" not in up,
+           "a failing stage's edits are undone, the next stage's kept (%s)" % up[-60:])
+        is_(arrived_as_sent(text, up), ([], []), "the tools put back by the undo keep 1e-05, 2.50, 1E5, -0 ... as spelled")
 done()
