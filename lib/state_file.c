@@ -39,6 +39,9 @@ char *hr_state_file(const struct hr_host *host, const char *conf_path, const cha
 
 int hr_corrupt_name(const char *path, double now, char *dest, size_t destlen)
 {
+    /* Also what lets gcc -O3 with sanitizers see `dest` is never NULL in
+     * the loop (its null check after lstat() left a path to snprintf). */
+    if (!dest || !destlen) return -EINVAL;
     time_t t = (time_t)now;
     struct tm tm;
     char stamp[32];

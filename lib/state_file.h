@@ -17,6 +17,7 @@ char *hr_state_file(const struct hr_host *host, const char *conf_path, const cha
 
 /* A name for `path` moved aside as damaged, "<path>.corrupt-<UTC stamp of
  * now>", with "-N" added while that name is taken (every earlier casualty
- * is kept). 0 with `dest` filled, or -EEXIST after 100 taken names. */
+ * is kept). 0 with `dest` filled, -EEXIST after 100 taken names, or
+ * -EINVAL without a buffer. */
 int hr_corrupt_name(const char *path, double now, char *dest, size_t destlen);
 #endif
