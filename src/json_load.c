@@ -160,12 +160,15 @@ static const struct spelling *spellings_find(const struct spellings *sp, const j
 }
 
 /* Tables whose tree is gone (only the table's reference to the root is
- * left: no one else can reach it to take another) are freed. */
+ * left: no one else can reach it to take another) are freed. A load does
+ * not wait for dumps in progress to do it unless many tables are left. */
+#define SWEEP_WAIT 64
 static void spellings_sweep(void)
 {
-    if (!atomic_load_explicit(&n_live, memory_order_relaxed)) return;
+    size_t n = atomic_load_explicit(&n_live, memory_order_relaxed);
+    if (!n) return;
+    if (n < SWEEP_WAIT ? pthread_rwlock_trywrlock(&live_lock) : pthread_rwlock_wrlock(&live_lock)) return;
     struct spellings *dead = NULL;
-    pthread_rwlock_wrlock(&live_lock);
     for (struct spellings **pp = &live; *pp;) {
         struct spellings *sp = *pp;
         if (__atomic_load_n(&sp->root->refcount, __ATOMIC_ACQUIRE) == 1) {

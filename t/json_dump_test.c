@@ -339,6 +339,19 @@ int main(void)
     free(st);
     json_decref(fresh);
     json_decref(later);
+    /* The table goes with its tree: it holds the spelled node and the
+     * root, and the first load after the tree's owner lets go frees both. */
+    static const char one[] = "{\"x\":[2.50]}";
+    json_t *gone = hr_json_load(one, sizeof one - 1, &jerr);
+    json_t *held = json_incref(json_array_get(json_object_get(gone, "x"), 0));
+    size_t refs_alive = held ? held->refcount : 0;
+    json_decref(gone);
+    size_t refs_freed = held ? held->refcount : 0;
+    json_decref(hr_json_load("[1]", 3, &jerr));
+    is_int((int)(refs_alive * 100 + refs_freed * 10 + (held ? held->refcount : 0)), 331,
+           "a spelled node: 3 references (tree, table, ours) while the tree lives and after its owner lets go "
+           "(the table holds the root), 1 (ours) after the next load frees tree and table");
+    json_decref(held);
     /* Bad numbers are still refused, with jansson's message. */
     static const char *bad[] = {"[1.]", "[01]", "[1e]", "[-]", "[1.50e+]", "[--1e-05]", "[1e-05.5]",
                                 "[9223372036854775808]", "[.5]", "[2.50E]"};
