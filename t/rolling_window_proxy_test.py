@@ -15,6 +15,14 @@
 # request continuing a stored conversation (previous_response_id,
 # conversation) are sent with every item, the latter two with a WARN that
 # says what can be done.
+#
+# The first user message is the task (Codex sends it after its AGENTS.md
+# message, Claude Code beside its <system-reminder> blocks): it stays while
+# the turns after it go, and goes only when the request cannot fit with it
+# (a WARN then says the model lost the task). Checked on Codex turns here
+# and on a long Claude Code conversation (/v1/messages, claude-sonnet-4-5 and
+# its real budget of 191,808 tokens) below: before, the first turn went
+# whole, task and all.
 import os
 import sys
 
@@ -182,16 +190,17 @@ with Mock() as mock, Headroomd(extra_conf=CONF) as hd:
     ok(got[:1] == [DEV], "the developer item stays, first")
     is_(up.get("instructions"), INSTRUCTIONS, "instructions are sent as they were")
     starts = turn_starts(items)
-    # What is left is the developer item and whole turns at the end, as
-    # sent but for older outputs that became the placeholder.
+    is_(got[1:2], [items[starts[0]]], "then the first user message (the task), as sent")
+    # What is left is the developer item, the task and whole turns at the
+    # end, as sent but for older outputs that became the placeholder.
     def same_or_placeholder(a, b):
         return a == b or (a.get("type", "").endswith("_output") and dict(a, output=PH) == b)
-    kept_from = [s for s in starts if len(items) - s == len(got) - 1 and
-                 all(same_or_placeholder(a, b) for a, b in zip(items[s:], got[1:]))]
-    ok(len(kept_from) == 1 and kept_from[0] > starts[0],
-       "the items left are the last whole turns (%d of %d items), each as sent or an older output's placeholder"
-       % (len(got), len(items)))
-    ok(got[1:] and got[-12:] == items[-12:] and len(turn_starts(got)) >= 2, "the last two turns stay as sent")
+    kept_from = [s for s in starts if len(items) - s == len(got) - 2 and
+                 all(same_or_placeholder(a, b) for a, b in zip(items[s:], got[2:]))]
+    ok(len(kept_from) == 1 and kept_from[0] > starts[1],
+       "the items left after it are the last whole turns (%d of %d items), each as sent or an older output's "
+       "placeholder: the rest of the first turn went" % (len(got), len(items)))
+    ok(got[2:] and got[-12:] == items[-12:] and len(turn_starts(got)) >= 3, "the last two turns stay as sent")
     ok(pairs_ok(got), "every call sent has its output and every output its call (call_id)")
     ok(all(got[i + 1].get("type") != "message" or got[i + 1].get("role") != "user"
            for i, it in enumerate(got[:-1]) if it.get("type") == "reasoning"),
@@ -199,8 +208,8 @@ with Mock() as mock, Headroomd(extra_conf=CONF) as hd:
     ok(after is not None and after <= 4000, "the rest fits (%s tokens after)" % after)
     ok("still over" not in hd.stderr_text(), "no 'still over' WARN")
     st = hd.stats().get("rolling_window", {})
-    is_((st.get("requests_over_budget"), st.get("turns_dropped")), (2, (len(items) - len(got)) // 6),
-        "/stats: two requests over budget, the whole turns counted")
+    is_((st.get("requests_over_budget"), st.get("turns_dropped")), (2, (len(items) - len(got) + 1) // 6),
+        "/stats: two requests over budget, the turns counted (the first with its task kept)")
     # tokens_after is what the body sent counts: the same body, sent again,
     # fits and counts exactly that before anything is done to it.
     r2 = post_json(url, up, headers=hdrs)
@@ -247,4 +256,132 @@ with Mock() as mock, Headroomd(extra_conf=CONF) as hd:
     like(hd.stderr_text(), r"continues a stored conversation \(previous_response_id or conversation\), whose "
          r"earlier items rolling_window can neither count nor drop, so it is sent as it is.*\"truncation\": \"auto\"",
          "a WARN says what rolling_window cannot do there and names truncation")
+
+# Claude Code (/v1/messages): the first user message holds <system-reminder>
+# blocks (CLAUDE.md, the date) and the user's task beside them; a system
+# message with the environment follows (as the pinned Claude Code sends it);
+# then turns of the user's words and the agent's Bash calls with their
+# results, the last one carrying the cache breakpoint. claude-sonnet-4-5:
+# a budget of 200,000 - 8,192 = 191,808 tokens.
+TASK = "Fix the failing test in tests/test_parser.py: parse_header returns None for an empty header line."
+
+
+def cc_user(text, reminders=()):
+    return {"role": "user", "content": [{"type": "text", "text": "<system-reminder>\n%s\n</system-reminder>" % r}
+                                        for r in reminders] + [{"type": "text", "text": text}]}
+
+
+def cc_conversation(turns, calls, words, edit, paste=0):
+    """`turns` turns of `calls` calls: Bash with `words`-word results, and
+    every other one an Edit replacing `edit` words with `edit` words; the
+    task has `paste` words of a pasted log after it."""
+    task = TASK + ("\n\n" + prose(paste) if paste else "")
+    msgs = [cc_user(task, ("As you answer the user's questions, you can use the following context:\n# claudeMd\n"
+                           + prose(400), "# currentDate\nToday's date is 2026-12-07.")),
+            {"role": "system", "content": "# Environment\nYou have been invoked in the following environment:\n"
+                                          " - Primary working directory: /repo\n - Platform: linux"}]
+    for t in range(turns):
+        if t:
+            msgs.append(cc_user("Now step %d: the same for pkg%d. %s" % (t, t, prose(30))))
+        for c in range(calls):
+            tid = "toolu_%02d_%d" % (t, c)
+            # Every other call an Edit: its old and new text are the
+            # assistant's, not a tool output, so only a whole turn frees them.
+            call = ({"type": "tool_use", "id": tid, "name": "Bash",
+                     "input": {"command": "pytest pkg%d -k case%d" % (t, c), "description": "Run the tests"}}
+                    if c % 2 == 0 else
+                    {"type": "tool_use", "id": tid, "name": "Edit",
+                     "input": {"file_path": "/repo/pkg%d/parse.py" % t, "old_string": prose(edit),
+                               "new_string": prose(edit)}})
+            msgs.append({"role": "assistant", "content": [
+                {"type": "text", "text": "Working on pkg%d." % t}, call]})
+            msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": tid,
+                                                      "content": prose(words)}]})
+        msgs.append({"role": "assistant", "content": [{"type": "text", "text": "pkg%d passes now." % t}]})
+    msgs[-2]["content"][-1]["cache_control"] = {"type": "ephemeral"}
+    return {"model": "claude-sonnet-4-5", "max_tokens": 32000, "stream": False,
+            "system": [{"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude."},
+                       {"type": "text", "text": prose(2500), "cache_control": {"type": "ephemeral"}}],
+            "tools": [{"name": "Bash", "description": "Run a command",
+                       "input_schema": {"type": "object", "properties": {"command": {"type": "string"}},
+                                        "required": ["command"]}},
+                      {"name": "Edit", "description": "Replace text in a file",
+                       "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"},
+                                                                         "old_string": {"type": "string"},
+                                                                         "new_string": {"type": "string"}}}}],
+            "messages": msgs}
+
+
+def upstream_messages(mock):
+    bodies = [json.loads(base64.b64decode(x["body_b64"])) for x in mock.requests() if x["path"] == "/v1/messages"]
+    return bodies[-1] if bodies else {}
+
+
+def cc_pairs_ok(msgs):
+    uses = {b["id"] for m in msgs if isinstance(m["content"], list) for b in m["content"] if b["type"] == "tool_use"}
+    results = {b["tool_use_id"] for m in msgs if isinstance(m["content"], list) for b in m["content"]
+               if b["type"] == "tool_result"}
+    return uses == results
+
+
+def cc_turn_starts(msgs):
+    return [i for i, m in enumerate(msgs) if m["role"] == "user" and
+            not any(b["type"] == "tool_result" for b in m["content"])]
+
+
+with Mock() as mock, Headroomd(extra_conf="stage_budget_ms 5000\ntransform rolling_window { }\n") as hd:
+    url = hd.url + "/v1/messages"
+    hdrs = {"x-api-key": "sk-ant-x", "anthropic-version": "2023-06-01"}
+    sent = cc_conversation(16, 4, 600, 2800)
+    r = post_json(url, sent, headers=hdrs, timeout=120)
+    up = upstream_messages(mock)
+    got = up.get("messages") or []
+    msgs = sent["messages"]
+    before, after = tokens(r, "before"), tokens(r, "after")
+    is_(r.status, 200, "Claude Code, %d messages over its budget: answered" % len(msgs))
+    ok(before is not None and before > 191808 and after is not None and after <= 191808,
+       "Claude Code: %s tokens before, %s after (budget 191,808)" % (before, after))
+    is_(got[:2], msgs[:2], "Claude Code: the first message (its reminders and the task) and the environment are sent "
+        "first, as they came")
+    starts = cc_turn_starts(got)
+    ok(len(got) < len(msgs) and len(starts) >= 3 and starts[1] == 2 and got[2]["content"][0]["text"].startswith("Now step")
+       and got[2] != msgs[cc_turn_starts(msgs)[1]],
+       "Claude Code: then a later turn's user message: the rest of the first turn and the turns after it went "
+       "(%d of %d messages sent)" % (len(got), len(msgs)))
+    rest = msgs[len(msgs) - (len(got) - starts[1]):]
+
+    def same_or_placeholder(a, b):
+        return a == b or (a["role"] == "user" and a["content"][0]["type"] == "tool_result" and
+                          b == {"role": "user", "content": [dict(a["content"][0], content=PH)]})
+    ok(rest[0] == got[starts[1]] and all(same_or_placeholder(a, b) for a, b in zip(rest, got[starts[1]:])),
+       "Claude Code: what follows is the last turns, as sent but for older tool results now the placeholder")
+    last_two = len(msgs) - cc_turn_starts(msgs)[-2]
+    ok(got[-last_two:] == msgs[-last_two:], "Claude Code: the last two turns as sent")
+    ok(cc_pairs_ok(got), "Claude Code: every tool_use sent has its tool_result and every tool_result its tool_use")
+    ok("dropped the first user message" not in hd.stderr_text() and "still over" not in hd.stderr_text(),
+       "Claude Code: no WARN")
+    mock.reset()
+    r2 = post_json(url, up, headers=hdrs, timeout=120)
+    is_(tokens(r2, "before"), after, "Claude Code: x-headroom-tokens-after equals a recount of the body sent (%s)" % after)
+    is_(upstream_messages(mock).get("messages"), got, "that body fits: sent again as it was")
+
+    # The task pasted with a 160,000-word log: with it and the last two turns
+    # the request cannot fit, so it goes (the provider would refuse the
+    # request, and every later one of the conversation) and a WARN says so.
+    sent = cc_conversation(6, 4, 600, 2800, paste=160000)
+    mock.reset()
+    r = post_json(url, sent, headers=hdrs, timeout=120)
+    up = upstream_messages(mock)
+    got = up.get("messages") or []
+    before, after = tokens(r, "before"), tokens(r, "after")
+    ok(r.status == 200 and after is not None and after <= 191808 and got and
+       all(TASK not in json.dumps(m) for m in got) and cc_pairs_ok(got),
+       "Claude Code, the task with a pasted log (%s tokens): it goes, the rest fits (%s after)" % (before, after))
+    like(hd.stderr_text(), r"WARN.*dropped the first user message \(\d+ tokens, message 0\), which holds the user's "
+         r"task: the request \(model claude-sonnet-4-5\) fits its context budget of 191808 tokens only without it",
+         "a WARN says the first user message went, and why")
+    mock.reset()
+    r2 = post_json(url, up, headers=hdrs, timeout=120)
+    is_(tokens(r2, "before"), after, "x-headroom-tokens-after equals a recount of that body (%s)" % after)
+
 done()

@@ -417,6 +417,41 @@ static json_t *anthropic_shots(int turns, int shots, const char *shot, const cha
     return b;
 }
 
+/* Claude Code's first message: <system-reminder> blocks (CLAUDE.md, the
+ * date) and, beside them, the user's task; then anthropic_conv's turns. */
+static const char *TASK = "Fix the failing test in t/parser_test.c: the empty-array case returns -1.";
+
+static json_t *claude_code_conv(int turns, size_t tool_bytes, size_t task_pad)
+{
+    json_t *b = anthropic_conv(turns, tool_bytes);
+    json_t *first = json_array_get(json_object_get(b, "messages"), 0);
+    char *task = malloc(strlen(TASK) + task_pad + 2);
+    strcpy(task, TASK);
+    if (task_pad) {
+        strcat(task, "\n");
+        memset(task + strlen(task), 'L', task_pad); /* a pasted log */
+        task[strlen(TASK) + 1 + task_pad] = '\0';
+    }
+    json_object_set_new(first, "content",
+                        json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "type", "text", "text",
+                                  "<system-reminder>\nAs you answer the user's questions, you can use the following "
+                                  "context:\n# claudeMd\nRun `make check` before committing.\n</system-reminder>",
+                                  "type", "text", "text",
+                                  "<system-reminder>\n# currentDate\nToday's date is 2026-12-07.\n</system-reminder>",
+                                  "type", "text", "text", task));
+    free(task);
+    return b;
+}
+
+/* The text of the last text part of message i (a string content too). */
+static const char *last_text(const json_t *body, size_t i)
+{
+    const json_t *c = json_object_get(json_array_get(json_object_get(body, "messages"), i), "content");
+    if (json_is_string(c))
+        return json_string_value(c);
+    return json_string_value(json_object_get(json_array_get(c, json_array_size(c) - 1), "text"));
+}
+
 int main(void)
 {
     fh_set_log_level(HR_LOG_ERROR);
@@ -562,17 +597,20 @@ int main(void)
         drop(s2);
     }
 
-    /* The last two turns stay even when they alone are over budget. */
+    /* The last two turns stay even when they alone are over budget; so does
+     * the first user message (the task) when dropping it would not make the
+     * request fit either. */
     {
         void *s2 = make("max_tokens", "3000", NULL, NULL);
         json_t *b = openai_conv("gpt-4o", 4, 16000);
         struct result r = run_on(s2, b, HR_PROVIDER_OPENAI);
         json_t *m = json_object_get(b, "messages");
-        is_int(json_array_size(m), 9, "system + last two turns left");
+        is_int(json_array_size(m), 10, "system + the first user message + last two turns left");
         is_str(json_string_value(json_object_get(json_array_get(m, 0), "content")), "You are a coding agent.",
                "system prompt kept");
-        is_str(content_of(b, 1), "question 2", "second-to-last turn kept");
-        ok(json_string_length(json_object_get(json_array_get(m, 3), "content")) == 16000, "its tool output kept");
+        is_str(content_of(b, 1), "question 0", "the first user message kept: without it the request is over too");
+        is_str(content_of(b, 2), "question 2", "second-to-last turn kept");
+        ok(json_string_length(json_object_get(json_array_get(m, 4), "content")) == 16000, "its tool output kept");
         ok(strstr(r.tag, "over_budget") != NULL, "tag says over budget: %s", r.tag);
         json_decref(b);
         drop(s2);
@@ -605,7 +643,8 @@ int main(void)
         json_array_insert_new(m, 13, res);
         struct result r = run_on(s2, b, HR_PROVIDER_OPENAI);
         ok(pairs_intact(b), "pairs intact when a result lands in a later turn (%s)", r.tag);
-        is_str(content_of(b, 1), "question 2", "turns 0 and 1 dropped; turn 2 kept with its answer in turn 3");
+        ok(!strcmp(content_of(b, 1), "question 0") && !strcmp(content_of(b, 2), "question 2"),
+           "turns 0 (but its user message) and 1 dropped; turn 2 kept with its answer in turn 3");
         json_decref(b);
         /* Tied to the last two turns: cannot be dropped at all. */
         b = openai_conv("gpt-4o", 4, 16000);
@@ -786,8 +825,9 @@ int main(void)
                                                "source", "type", "url", "url", "https://example.com/page.png"));
         json_t *b = json_pack("{s:s,s:o}", "model", "claude-sonnet-4-5", "messages", m);
         struct result r = run_on(s2, b, HR_PROVIDER_ANTHROPIC);
-        is_str(r.tag, "rolling_window:outputs=0,turns=1,messages=1",
-               "three images by URL (~4,830 tokens in ~250 bytes) over 4000: the oldest turn dropped");
+        is_str(r.tag, "rolling_window:outputs=0,turns=1,messages=1,first_user_dropped",
+               "three images by URL (~4,830 tokens in ~250 bytes) over 4000: the oldest turn dropped, the first "
+               "user message with it (the request fits only without it)");
         ok(host_count(b) <= 4000 && json_array_size(m) == 2, "the two left fit (%lld)",
            host_count(b));
         json_decref(b);
@@ -841,7 +881,7 @@ int main(void)
             "{\"type\":\"item_reference\",\"id\":\"msg_9\"}]",
             0, NULL);
         struct hr_rw_turns t;
-        is_int(hr_rw_turns_build(in, &t), 0, "responses: turns built");
+        is_int(hr_rw_turns_build(in, 0, &t), 0, "responses: turns built");
         int want_turn[] = {0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 4, 4, 5, 5, 5};
         int turns_ok = t.n_msgs == 18 && t.n_turns == 6;
         for (size_t i = 0; turns_ok && i < 18; i++)
@@ -931,12 +971,17 @@ int main(void)
             "{\"role\":\"user\",\"content\":\"  <system-reminder>only</system-reminder>  \"}]",
             0, NULL);
         struct hr_rw_turns ct;
-        is_int(hr_rw_turns_build(ctx_in, &ct), 0, "agent context: turns built");
+        is_int(hr_rw_turns_build(ctx_in, 0, &ct), 0, "agent context: turns built");
         ok(ct.n_msgs == 9 && ct.keep[0] && ct.keep[1] && ct.keep[8] && !ct.keep[2] && !ct.keep[3] && !ct.keep[4] &&
                !ct.keep[5] && !ct.keep[6] && !ct.keep[7],
            "agent context: AGENTS.md + <environment_context>, <user_instructions>, a lone <system-reminder> kept; "
            "the user's words beside a reminder, a mismatched or unclosed tag, an image, no parts are turns");
         is_int(ct.turn_of[2], 0, "agent context: the first turn starts at the user's words, after the context");
+        ok(ct.anchor == ct.n_msgs, "anchor_first off: no anchor");
+        hr_rw_turns_free(&ct);
+        is_int(hr_rw_turns_build(ctx_in, 1, &ct), 0, "agent context, anchor_first: turns built");
+        ok(ct.anchor == 2 && ct.keep[2] && ct.turn_of[2] == 0 && ct.turn_of[3] == 0 && !ct.keep[3] && ct.n_turns == 5,
+           "the first message with the user's words (beside a reminder) is the anchor, kept, still starting its turn");
         hr_rw_turns_free(&ct);
         json_decref(ctx_in);
         b = responses_conv(8, 8000, 8000);
@@ -994,6 +1039,164 @@ int main(void)
         drop(s2);
     }
 
+    /* The first user message is the task: Claude Code sends it beside its
+     * <system-reminder> blocks, Codex after its AGENTS.md message, a Chat
+     * client first. It stays while the turns after it go (before, it went
+     * with the oldest turn and the model no longer saw what it was asked). */
+    {
+        void *s2 = make("max_tokens", "8200", NULL, NULL);
+        json_t *b = claude_code_conv(8, 16000, 0);
+        json_t *orig = json_deep_copy(b);
+        long long before = host_count(b);
+        fh_log_clear();
+        struct result r = run_on(s2, b, HR_PROVIDER_ANTHROPIC);
+        long long after = host_count(b);
+        json_t *m = json_object_get(b, "messages"), *om = json_object_get(orig, "messages");
+        ok(before > 8200 && after <= 8200 && strstr(r.tag, "turns=") && !strstr(r.tag, "turns=0") &&
+               !strstr(r.tag, "first_user_dropped"),
+           "Claude Code shape over budget: %lld -> %lld (%s)", before, after, r.tag);
+        ok(json_equal(json_array_get(m, 0), json_array_get(om, 0)),
+           "Claude Code: the first message (reminders and the task) is sent first, as it came");
+        const char *next = last_text(b, 1);
+        ok(next && !strncmp(next, "question ", 9) && strcmp(next, "question 0") &&
+               !strcmp(json_string_value(json_object_get(json_array_get(m, 1), "role")), "user"),
+           "Claude Code: then the user message of the oldest turn kept (%s)", next ? next : "(none)");
+        ok(pairs_intact(b), "Claude Code: tool_use / tool_result pairs intact");
+        is_int(r.saved, before - after, "Claude Code: tokens credited = recount difference");
+        size_t n = json_array_size(m);
+        int last_two = 1;
+        for (size_t i = 0; i < 8; i++)
+            last_two &= json_equal(json_array_get(m, n - 8 + i), json_array_get(om, json_array_size(om) - 8 + i));
+        ok(last_two, "Claude Code: last two turns untouched");
+        ok(!strstr(fh_log(), "WARNING"), "Claude Code: no WARN");
+        json_decref(b);
+        json_decref(orig);
+
+        /* Chat: the first user message stays after the system message. */
+        b = openai_conv("gpt-4o", 8, 16000);
+        before = host_count(b);
+        r = run_on(s2, b, HR_PROVIDER_OPENAI);
+        ok(host_count(b) <= 8200 && r.saved == before - host_count(b) && pairs_intact(b) &&
+               !strcmp(content_of(b, 1), "question 0") && strcmp(content_of(b, 2), "question 1") &&
+               !strncmp(content_of(b, 2), "question ", 9),
+           "Chat: system, \"question 0\", then the oldest turn kept (%s, %s)", content_of(b, 2), r.tag);
+        json_decref(b);
+        drop(s2);
+
+        /* Responses (Codex): developer item, AGENTS.md message, the task. */
+        s2 = make("max_tokens", "9000", NULL, NULL);
+        b = responses_conv(8, 8000, 4000);
+        json_t *ctx = json_pack("{s:s,s:s,s:[{s:s,s:s}]}", "type", "message", "role", "user", "content", "type",
+                                "input_text", "text", "# AGENTS.md instructions for /repo\n\n<INSTRUCTIONS>\nrules\n</INSTRUCTIONS>");
+        json_array_insert_new(json_object_get(b, "input"), 1, ctx);
+        orig = json_deep_copy(b);
+        before = responses_count(b);
+        r = run_responses(s2, b);
+        json_t *in = json_object_get(b, "input"), *oin = json_object_get(orig, "input");
+        ok(responses_count(b) <= 9000 && r.saved == before - responses_count(b) && responses_pairs_intact(b) &&
+               strstr(r.tag, "turns=") && !strstr(r.tag, "turns=0") && !strstr(r.tag, "first_user_dropped"),
+           "Responses over budget: %lld -> %lld (%s)", before, responses_count(b), r.tag);
+        ok(json_equal(json_array_get(in, 0), json_array_get(oin, 0)) &&
+               json_equal(json_array_get(in, 1), json_array_get(oin, 1)) &&
+               json_equal(json_array_get(in, 2), json_array_get(oin, 2)),
+           "Responses: developer item, AGENTS.md message, then the first user message (the task) as sent");
+        const char *role3 = json_string_value(json_object_get(json_array_get(in, 3), "role"));
+        ok(role3 && !strcmp(role3, "user") && !json_equal(json_array_get(in, 3), json_array_get(oin, 3)),
+           "Responses: then a later turn's user message: the rest of the first turn went");
+        json_decref(b);
+        json_decref(orig);
+        drop(s2);
+
+        /* keep_first_user no: the first user message goes with its turn. */
+        s2 = make("max_tokens", "8200", "keep_first_user", "no");
+        b = claude_code_conv(8, 16000, 0);
+        before = host_count(b);
+        r = run_on(s2, b, HR_PROVIDER_ANTHROPIC);
+        next = last_text(b, 0);
+        ok(host_count(b) <= 8200 && r.saved == before - host_count(b) && pairs_intact(b) && next &&
+               !strncmp(next, "question ", 9),
+           "keep_first_user no: the oldest turn goes whole, the task with it (%s)", r.tag);
+        json_decref(b);
+        drop(s2);
+    }
+
+    /* The first user message alone too large for what is left: it goes as the
+     * last resort, when the request fits without it and not with it, and a
+     * WARN says the model lost the task. */
+    {
+        void *s2 = make("max_tokens", "8200", NULL, NULL);
+        json_t *b = claude_code_conv(8, 2000, 40000); /* a 10,000-token log pasted with the task */
+        long long before = host_count(b);
+        fh_log_clear();
+        struct result r = run_on(s2, b, HR_PROVIDER_ANTHROPIC);
+        long long after = host_count(b);
+        const char *first = last_text(b, 0);
+        ok(after <= 8200 && r.saved == before - after && strstr(r.tag, ",first_user_dropped") &&
+               !strstr(r.tag, "over_budget") && pairs_intact(b),
+           "a 10,000-token first message over a budget of 8200: dropped, fits (%lld -> %lld, %s)", before, after,
+           r.tag);
+        ok(first && strncmp(first, TASK, strlen(TASK)), "the task is no longer sent (first: %.20s)", first ? first : "");
+        ok(strstr(fh_log(), "WARNING:headroom.transforms.rolling_window:dropped the first user message (") &&
+               strstr(fh_log(), "which holds the user's task") && strstr(fh_log(), "fits its context budget of 8200"),
+           "WARN: the first user message dropped, why and what to do");
+        json_t *st = fh_stats("rolling_window");
+        ok(json_integer_value(json_object_get(st, "turn_tokens_removed")) == r.removed && r.removed > 10000,
+           "its tokens are credited with the turns' (%lld)", r.removed);
+        json_decref(st);
+        json_decref(b);
+        /* The same with a first message that fits: only the turns after it go. */
+        b = claude_code_conv(8, 2000, 8000);
+        r = run_on(s2, b, HR_PROVIDER_ANTHROPIC);
+        first = last_text(b, 0);
+        ok(first && !strncmp(first, TASK, strlen(TASK)) && !strstr(r.tag, "first_user_dropped") && host_count(b) <= 8200,
+           "a 2,000-token first message: kept (%s)", r.tag);
+        json_decref(b);
+        drop(s2);
+    }
+
+    /* Problem 2: the anchor never splits a tool call from its result. A user
+     * message that returns tool results is never the anchor (it continues
+     * the turn of the call); a message carrying a call or an answer of its
+     * own (hostile Chat shapes) is not anchored either. */
+    {
+        void *s2 = make("max_tokens", "8200", NULL, NULL);
+        /* Anthropic: the conversation starts with an assistant tool_use whose
+         * result comes back with the user's words beside it. */
+        json_t *b = anthropic_conv(8, 16000);
+        json_t *m = json_object_get(b, "messages");
+        json_array_insert_new(m, 0, json_pack("{s:s,s:[{s:s,s:s,s:s,s:{}}]}", "role", "assistant", "content", "type",
+                                              "tool_use", "id", "toolu_pre", "name", "read", "input"));
+        json_object_set_new(json_array_get(m, 1), "content",
+                            json_pack("[{s:s,s:s,s:o},{s:s,s:s}]", "type", "tool_result", "tool_use_id", "toolu_pre",
+                                      "content", big(8000, 'p'), "type", "text", "text", "question 0"));
+        struct hr_rw_turns t;
+        is_int(hr_rw_turns_build(m, 1, &t), 0, "tool_result first: turns built");
+        ok(t.anchor == 5 && t.turn_of[1] == 0 && !t.keep[1] && t.keep[5],
+           "a user message with tool_result and words is not the anchor; the next user words are (%zu)", t.anchor);
+        hr_rw_turns_free(&t);
+        long long before = host_count(b);
+        struct result r = run_on(s2, b, HR_PROVIDER_ANTHROPIC);
+        ok(pairs_intact(b) && host_count(b) <= 8200 && r.saved == before - host_count(b) &&
+               !strcmp(last_text(b, 0), "question 1"),
+           "tool_use first, its result beside the words: they went together, \"question 1\" stays first (%s)", r.tag);
+        json_decref(b);
+
+        /* Chat: a first user message that carries tool_calls answered in the
+         * next turn (no client does this; a fuzzer does). Anchoring it would
+         * keep the call and drop its answer. */
+        b = openai_conv("gpt-4o", 8, 16000);
+        m = json_object_get(b, "messages");
+        json_object_set_new(json_array_get(m, 1), "tool_calls", json_pack("[{s:s}]", "id", "call_x"));
+        json_array_insert_new(m, 6, json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id", "call_x", "content", "x"));
+        is_int(hr_rw_turns_build(m, 1, &t), 0, "user message with tool_calls: turns built");
+        ok(t.anchor == t.n_msgs && !t.keep[1], "a first user message that makes a call is not the anchor");
+        hr_rw_turns_free(&t);
+        r = run_on(s2, b, HR_PROVIDER_OPENAI);
+        ok(pairs_intact(b) && host_count(b) <= 8200, "no anchor: its turn and the answer's went together (%s)", r.tag);
+        json_decref(b);
+        drop(s2);
+    }
+
     /* Hostile shapes: no crash, nothing invented. */
     {
         void *s2 = make("max_tokens", "10", NULL, NULL);
@@ -1017,12 +1220,13 @@ int main(void)
             is_int(r.rc, HR_OK, "hostile input %zu: ok (%s)", i, r.tag);
             json_decref(b);
         }
-        /* Leading assistant message (turn 0 preamble) goes first; user turns stay in order. */
+        /* The rest of the first turn goes first; user turns stay in order; the
+         * first user message stays (the last two turns alone are over). */
         json_t *b = json_loads(inputs[4], 0, NULL);
         run_on(s2, b, HR_PROVIDER_OPENAI);
         json_t *m = json_object_get(b, "messages");
-        is_int(json_array_size(m), 2, "only the last two turns left");
-        is_str(json_string_value(json_object_get(json_array_get(m, 0), "content")), "cccccccccccccccccccccccccccccccc",
+        is_int(json_array_size(m), 3, "only the first user message and the last two turns left");
+        is_str(json_string_value(json_object_get(json_array_get(m, 1), "content")), "cccccccccccccccccccccccccccccccc",
                "in order");
         json_decref(b);
         b = json_loads(inputs[5], 0, NULL);

@@ -1,7 +1,8 @@
 /* rolling_window.c — the opt-in `rolling_window` transform: keeps a request inside
  * the model's context window by dropping the oldest tool outputs, then the oldest
- * whole turns (never the system prompt or the last two turns; tool calls and their
- * results go together). Chat and Anthropic `messages`, Responses `input` items. */
+ * whole turns (never the system prompt or the last two turns; the first user
+ * message, the task, only as a last resort; tool calls and their results go
+ * together). Chat and Anthropic `messages`, Responses `input` items. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,7 @@ struct rw {
     const struct hr_host *host;
     struct hr_instance *self;
     long long max_tokens, reserve_output, default_context;
-    int drop_turns;
+    int drop_turns, keep_first_user;
     char *placeholder;
     size_t placeholder_len;
     int can_report_removed;      /* host has stage_tokens_removed */
@@ -40,6 +41,9 @@ static const struct hr_conf_key rw_keys[] = {
                  "context window assumed for models missing from the built-in table; 0 = leave their requests alone", 0, 100000000),
     HR_CONF_KEY("drop_turns", HR_CONF_BOOL, "yes",
                  "after tool outputs, drop the oldest whole turns when the request still does not fit"),
+    HR_CONF_KEY("keep_first_user", HR_CONF_BOOL, "yes",
+                 "keep the first user message (the task) while the turns after it are dropped; it goes only when "
+                 "the request cannot fit with it"),
     HR_CONF_KEY("placeholder", HR_CONF_STRING, RW_DEFAULT_PLACEHOLDER,
                  "text that replaces a dropped tool output"),
     HR_CONF_END,
@@ -177,6 +181,34 @@ static void work_free(struct work *k)
     free(k->drop_msg);
 }
 
+/* Whether the request is still over `budget` with `total` tokens even when
+ * tool outputs worth `gain` become the placeholder. */
+static int outputs_short(uint64_t total, uint64_t gain, uint64_t budget)
+{
+    return total - (gain < total ? gain : total) > budget;
+}
+
+/* The fewest oldest turns (whole removal groups, never reaching the last
+ * two turns) whose removal lets the tool outputs of the turns that stay fit
+ * the request into `budget`: returns the first turn kept (turns before it
+ * go), and takes those turns' tokens and output gains off *total, *gain. */
+static size_t plan_turns(const struct work *k, int drop_turns, size_t keep_from, uint64_t budget, uint64_t *total,
+                         uint64_t *gain)
+{
+    size_t first_kept = 0;
+    while (drop_turns && outputs_short(*total, *gain, budget) && first_kept < keep_from) {
+        size_t end = hr_rw_group_end(&k->turns, first_kept);
+        if (end >= keep_from)
+            break; /* a tool call there is answered inside the last two turns */
+        for (size_t t = first_kept; t <= end; t++) {
+            *total -= k->turn_tok[t];
+            *gain -= k->turn_gain[t];
+        }
+        first_kept = end + 1;
+    }
+    return first_kept;
+}
+
 static void warn_uncounted(struct rw *w, uint64_t tokens)
 {
     atomic_fetch_add(&w->c[C_UNCOUNTED], tokens);
@@ -269,7 +301,7 @@ static int rw_apply(void *state, struct hr_request *req)
         goto out;
     }
 
-    if (hr_rw_turns_build(msgs, &k.turns))
+    if (hr_rw_turns_build(msgs, w->keep_first_user, &k.turns))
         goto out;
     size_t nt = k.turns.n_turns;
     size_t keep_from = nt > RW_KEEP_TURNS ? nt - RW_KEEP_TURNS : 0; /* turns >= keep_from stay whole */
@@ -298,18 +330,30 @@ static int rw_apply(void *state, struct hr_request *req)
     uint64_t gain_all = 0;
     for (size_t t = 0; t < nt; t++)
         gain_all += k.turn_gain[t];
-    size_t first_kept = 0; /* turns < first_kept are dropped */
     uint64_t t_total = total, t_gain = gain_all;
-    while (w->drop_turns && t_total - (t_gain < t_total ? t_gain : t_total) > (uint64_t)budget &&
-           first_kept < keep_from) {
-        size_t end = hr_rw_group_end(&k.turns, first_kept);
-        if (end >= keep_from)
-            break; /* a tool call there is answered inside the last two turns */
-        for (size_t t = first_kept; t <= end; t++) {
-            t_total -= k.turn_tok[t];
-            t_gain -= k.turn_gain[t];
+    size_t first_kept = plan_turns(&k, w->drop_turns, keep_from, (uint64_t)budget, &t_total, &t_gain);
+
+    /* The first user message (the task) goes last: only when the request
+     * fits without it and not with it. Sent over the window, the provider
+     * refuses it and every later request of the conversation; kept when
+     * dropping it would not make the request fit anyway. Without it, the
+     * turns are planned again with it as any message of its turn, so no more
+     * turns go than that needs. */
+    const size_t anchor = k.turns.anchor;
+    int anchor_dropped = 0;
+    if (anchor < nm && outputs_short(t_total, t_gain, (uint64_t)budget)) {
+        size_t at = (size_t)k.turns.turn_of[anchor];
+        uint64_t b_total = total, b_gain = gain_all;
+        k.turn_tok[at] += k.msg_tok[anchor];
+        size_t b_first = plan_turns(&k, w->drop_turns, keep_from, (uint64_t)budget, &b_total, &b_gain);
+        if (at < b_first && !outputs_short(b_total, b_gain, (uint64_t)budget)) {
+            anchor_dropped = 1;
+            first_kept = b_first;
+            t_total = b_total;
+            t_gain = b_gain;
+        } else {
+            k.turn_tok[at] -= k.msg_tok[anchor];
         }
-        first_kept = end + 1;
     }
 
     /* Drop tool outputs, oldest first, in the turns that stay. */
@@ -333,7 +377,7 @@ static int rw_apply(void *state, struct hr_request *req)
     size_t dropped_msgs = 0;
     uint64_t turn_tokens = 0;
     for (size_t i = 0; i < nm; i++)
-        if (!k.turns.keep[i] && (size_t)k.turns.turn_of[i] < first_kept) {
+        if ((!k.turns.keep[i] && (size_t)k.turns.turn_of[i] < first_kept) || (anchor_dropped && i == anchor)) {
             k.drop_msg[i] = 1;
             dropped_msgs++;
             turn_tokens += k.msg_tok[i];
@@ -364,9 +408,9 @@ static int rw_apply(void *state, struct hr_request *req)
     atomic_fetch_add(&w->c[C_OUTPUT_TOKENS], output_tokens);
 
     int still_over = total > (uint64_t)budget;
-    char tag[128];
-    snprintf(tag, sizeof tag, "rolling_window:outputs=%zu,turns=%zu,messages=%zu%s", outputs, first_kept, dropped_msgs,
-             still_over ? ",over_budget" : "");
+    char tag[192];
+    snprintf(tag, sizeof tag, "rolling_window:outputs=%zu,turns=%zu,messages=%zu%s%s", outputs, first_kept,
+             dropped_msgs, anchor_dropped ? ",first_user_dropped" : "", still_over ? ",over_budget" : "");
     w->host->stage_tag(req, tag);
     const char *unit = responses ? "items" : "messages";
     w->host->log(w->self, HR_LOG_INFO,
@@ -374,13 +418,22 @@ static int rw_apply(void *state, struct hr_request *req)
                  "%zu turns (%zu %s), now %llu tokens",
                  (unsigned long long)before, budget, *req->model ? req->model : "(none)", outputs, first_kept,
                  dropped_msgs, unit, (unsigned long long)total);
+    if (anchor_dropped)
+        w->host->log(w->self, HR_LOG_WARN,
+                     "dropped the first user message (%llu tokens, %s %zu), which holds the user's task: the request "
+                     "(model %s) fits its context budget of %lld tokens only without it, so the model no longer sees "
+                     "what it was asked to do; start a new conversation with the task restated and less pasted "
+                     "with it, or raise max_tokens if the model's window allows",
+                     (unsigned long long)k.msg_tok[anchor], responses ? "input item" : "message", anchor,
+                     *req->model ? req->model : "(none)", budget);
     if (still_over) {
         atomic_fetch_add(&w->c[C_STILL_OVER], 1);
         w->host->log(w->self, HR_LOG_WARN,
                      "request still over its context budget (%llu > %lld tokens, model %s) after dropping what may be "
-                     "dropped (the system prompt, the last two turns and protected tool outputs stay): the provider "
+                     "dropped (the system prompt, %sthe last two turns and protected tool outputs stay): the provider "
                      "will likely refuse it; start a new conversation or raise max_tokens",
-                     (unsigned long long)total, budget, *req->model ? req->model : "(none)");
+                     (unsigned long long)total, budget, *req->model ? req->model : "(none)",
+                     anchor < nm && !anchor_dropped ? "the first user message, " : "");
     }
     rc = HR_OK;
 out:
@@ -447,6 +500,7 @@ static int rw_init(const struct hr_host *host, struct hr_instance *self, const s
     w->reserve_output = reserve;
     w->default_context = def;
     w->drop_turns = host->conf_bool(conf, "drop_turns");
+    w->keep_first_user = host->conf_bool(conf, "keep_first_user");
     w->placeholder_len = ph_len;
     w->can_report_removed = HR_HAS_FIELD(host, struct hr_host, stage_tokens_removed) && host->stage_tokens_removed;
     atomic_init(&w->warned_uncounted, 0);

@@ -193,7 +193,21 @@ void hr_rw_turns_free(struct hr_rw_turns *t)
     memset(t, 0, sizeof *t);
 }
 
-int hr_rw_turns_build(const json_t *messages, struct hr_rw_turns *t)
+/* Whether m makes or answers a tool call: such a message cannot be kept
+ * alone, or its partner could go without it (the provider refuses an
+ * orphaned tool result). 1, 0, or -12 on no memory. */
+static int has_calls(const json_t *m)
+{
+    struct call *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = collect(m, 1, 0, &v, &n, &cap);
+    if (!rc)
+        rc = collect(m, 0, 0, &v, &n, &cap);
+    free(v);
+    return rc ? rc : n > 0;
+}
+
+int hr_rw_turns_build(const json_t *messages, int anchor_first, struct hr_rw_turns *t)
 {
     memset(t, 0, sizeof *t);
     size_t n = json_is_array(messages) ? json_array_size(messages) : 0;
@@ -221,6 +235,27 @@ int hr_rw_turns_build(const json_t *messages, struct hr_rw_turns *t)
     t->n_turns = seen ? cur + 1 : 0;
     for (size_t k = 0; k < t->n_turns; k++)
         t->reach[k] = k;
+
+    /* The first user message with the user's words is the task (Claude
+     * Code's first message holds it beside its <system-reminder> blocks): it
+     * stays while the turns after it go. One that returns tool results never
+     * starts a turn, so it is never the anchor. */
+    t->anchor = n;
+    for (size_t i = 0; anchor_first && i < n; i++) {
+        const json_t *m = json_array_get(messages, i);
+        if (t->keep[i] || !starts_turn(m))
+            continue;
+        int calls = has_calls(m);
+        if (calls < 0) {
+            hr_rw_turns_free(t);
+            return calls;
+        }
+        if (!calls) {
+            t->anchor = i;
+            t->keep[i] = 1;
+        }
+        break;
+    }
 
     /* A call answered in another turn ties the turns between them together. */
     struct call *calls = NULL, *results = NULL;

@@ -1,14 +1,17 @@
 /* t/fuzz/fuzz_rolling_window.c — libFuzzer-style target for the rolling_window
  * transform (through t/fake_host.c): any request body in, no crash or leak; the
- * system messages survive and the message list never grows. A body with
- * "input" and no "messages" is a Responses request (its *_output items'
- * string outputs are the units, as the host finds them); a continued one
+ * system messages survive and the message list never grows; the first user
+ * message (the anchor) stays unless the tag says first_user_dropped; a tool
+ * result left whose call was sent keeps its call. A body with "input" and
+ * no "messages" is a Responses request (its *_output items' string outputs
+ * are the units, as the host finds them); a continued one
  * (previous_response_id, conversation) is never changed. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <headroom/plugin.h>
 #include "../fake_host.h"
+#include "../../plugins/rolling_window/window.h"
 
 extern const struct headroom_plugin headroom_plugin;
 
@@ -21,6 +24,61 @@ static size_t n_system(const json_t *msgs)
         n += r && (!strcmp(r, "system") || !strcmp(r, "developer"));
     }
     return n;
+}
+
+/* Whether an assistant message in msgs makes call `id` (Chat tool_calls,
+ * Anthropic tool_use). */
+static int has_call(const json_t *msgs, const char *id)
+{
+    size_t i, j;
+    json_t *m, *x;
+    json_array_foreach(msgs, i, m) {
+        const char *r = json_string_value(json_object_get(m, "role"));
+        if (!r || strcmp(r, "assistant"))
+            continue;
+        json_array_foreach(json_object_get(m, "tool_calls"), j, x) {
+            const char *c = json_string_value(json_object_get(x, "id"));
+            if (c && !strcmp(c, id))
+                return 1;
+        }
+        json_array_foreach(json_object_get(m, "content"), j, x) {
+            const char *t = json_string_value(json_object_get(x, "type")), *c = json_string_value(json_object_get(x, "id"));
+            if (t && c && !strcmp(t, "tool_use") && !strcmp(c, id))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* No tool result left (a role "tool" message, a user tool_result block)
+ * whose call was in `before` lost that call: the provider refuses it. */
+static int results_answered(const json_t *before, const json_t *after)
+{
+    size_t i, j;
+    json_t *m, *x;
+    json_array_foreach(after, i, m) {
+        const char *r = json_string_value(json_object_get(m, "role"));
+        const char *id = json_string_value(json_object_get(m, "tool_call_id"));
+        if (r && !strcmp(r, "tool") && id && has_call(before, id) && !has_call(after, id))
+            return 0;
+        if (!r || strcmp(r, "user"))
+            continue;
+        json_array_foreach(json_object_get(m, "content"), j, x) {
+            const char *t = json_string_value(json_object_get(x, "type"));
+            id = json_string_value(json_object_get(x, "tool_use_id"));
+            if (t && id && !strcmp(t, "tool_result") && has_call(before, id) && !has_call(after, id))
+                return 0;
+        }
+    }
+    return 1;
+}
+
+static int contains(const json_t *msgs, const json_t *m)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(msgs, i, x) if (json_equal(x, m)) return 1;
+    return 0;
 }
 
 /* The host's Responses units: string outputs of *_output items. */
@@ -76,12 +134,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const json_t *prev = json_object_get(body, "previous_response_id"), *conv = json_object_get(body, "conversation");
     char *was = responses && ((json_is_string(prev) && json_string_length(prev)) || (conv && !json_is_null(conv)))
                     ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    /* The anchor as rolling_window finds it, and the messages as sent. */
+    json_t *anchor = NULL, *orig = json_deep_copy(msgs);
+    struct hr_rw_turns t;
+    if (hr_rw_turns_build(msgs, 1, &t))
+        abort();
+    if (t.anchor < t.n_msgs)
+        anchor = json_deep_copy(json_array_get(msgs, t.anchor));
+    hr_rw_turns_free(&t);
     struct fh_request r;
     fh_request_init(&r, body, p, "");
     if (responses)
         responses_units(&r, msgs);
     if (headroom_plugin.apply(s, &r.req) != HR_OK)
         abort();
+    int anchor_dropped = strstr(r.tag, "first_user_dropped") != NULL;
     /* Later stages read every unit's text. */
     for (size_t i = 0; i < r.req.n_units; i++)
         if (!r.units[i].text || strlen(r.units[i].text) != r.units[i].len)
@@ -90,6 +157,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     msgs = json_object_get(body, key);
     if (json_array_size(msgs) > nm || n_system(msgs) != ns)
         abort();
+    if (anchor && !anchor_dropped && !contains(msgs, anchor))
+        abort(); /* the task went without a word */
+    if (json_is_array(msgs) && !results_answered(orig, msgs))
+        abort(); /* an orphaned tool result */
+    json_decref(anchor);
+    json_decref(orig);
     if (was) { /* a continued conversation is sent as it came */
         char *now = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
         if (!now || strcmp(was, now))
