@@ -23,7 +23,7 @@
 struct out {
     char *b;
     size_t n, cap;
-    int spelled; /* some tree holds client spellings (json_load.h): look each number up */
+    int spelled; /* a tree this thread loaded holds client spellings (json_load.h): look each number up */
 };
 
 static int room(struct out *o, size_t more)
@@ -216,9 +216,8 @@ char *hr_json_dump_compact(const json_t *root, size_t *len)
     if (json_is_object(root) || json_is_array(root)) {
         o.cap = 4096;
         o.b = malloc(o.cap);
-        o.spelled = o.b && hr_json_spellings_hold();
+        o.spelled = o.b && hr_json_spellings_live();
         int rc = o.b ? put_value(&o, root, 0) : -1;
-        if (o.spelled) hr_json_spellings_release();
         if (rc == 0 && put(&o, "", 1) == 0) {
             *len = o.n - 1;
             return o.b;

@@ -6,7 +6,6 @@
  * would, decoding the value strings that hold escapes on the way. */
 #include <math.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -66,7 +65,13 @@ static json_t *value(struct builder *b);
  * it names is never freed while it exists, so no other number can come to
  * live at that address, and what is written is a function of the tree
  * alone, whatever else is in flight. It is freed once the tree is (its
- * root's last other reference gone), at the next load on any thread. */
+ * root's last other reference gone), at the next load or sweep on the
+ * thread that loaded it.
+ *
+ * The tables are the loading thread's own (no lock, nothing shared between
+ * workers: a request lives on one thread from accept to last byte, and its
+ * body is loaded and written there); a tree written on another thread is
+ * written in shortest form. */
 struct spelling {
     const json_t *node; /* a reference; NULL: an empty slot */
     uint64_t bits;      /* the value read: a double's bits, or the integer */
@@ -82,9 +87,8 @@ struct spellings {
     size_t text_n, text_cap;
 };
 
-static struct spellings *live; /* under live_lock */
-static pthread_rwlock_t live_lock = PTHREAD_RWLOCK_INITIALIZER;
-static atomic_size_t n_live; /* read without the lock: 0 costs a dump nothing */
+static _Thread_local struct spellings *live;
+static _Thread_local size_t n_live; /* 0 costs a load and a dump nothing */
 
 static size_t slot_of(const json_t *node, size_t cap)
 {
@@ -159,53 +163,61 @@ static const struct spelling *spellings_find(const struct spellings *sp, const j
     return NULL;
 }
 
-/* Tables whose tree is gone (only the table's reference to the root is
- * left: no one else can reach it to take another) are freed. A load does
- * not wait for dumps in progress to do it unless many tables are left. */
-#define SWEEP_WAIT 64
-static void spellings_sweep(void)
+/* This thread's tables whose tree is gone (only the table's reference to
+ * the root is left: no one else can reach it to take another) are freed. */
+void hr_json_spellings_sweep(void)
 {
-    size_t n = atomic_load_explicit(&n_live, memory_order_relaxed);
-    if (!n) return;
-    if (n < SWEEP_WAIT ? pthread_rwlock_trywrlock(&live_lock) : pthread_rwlock_wrlock(&live_lock)) return;
-    struct spellings *dead = NULL;
+    if (!n_live) return;
     for (struct spellings **pp = &live; *pp;) {
         struct spellings *sp = *pp;
         if (__atomic_load_n(&sp->root->refcount, __ATOMIC_ACQUIRE) == 1) {
             *pp = sp->next;
-            sp->next = dead;
-            dead = sp;
-            atomic_fetch_sub_explicit(&n_live, 1, memory_order_relaxed);
+            n_live--;
+            spellings_free(sp);
         } else {
             pp = &sp->next;
         }
     }
-    pthread_rwlock_unlock(&live_lock);
-    while (dead) {
-        struct spellings *next = dead->next;
-        spellings_free(dead);
-        dead = next;
+}
+
+/* A thread that ends lets go of its tables (their trees, if any still
+ * live, are then written shortest): nothing is left only its TLS reached. */
+static pthread_key_t tables_key;
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+static int tables_keyed;
+
+static void tables_end(void *unused)
+{
+    (void)unused;
+    while (live) {
+        struct spellings *sp = live;
+        live = sp->next;
+        spellings_free(sp);
     }
+    n_live = 0;
+}
+
+static void tables_key_init(void) { tables_keyed = pthread_key_create(&tables_key, tables_end) == 0; }
+
+/* As decoded_unload below: no destructor left behind by an unloaded library. */
+__attribute__((destructor)) static void tables_unload(void)
+{
+    if (tables_keyed) pthread_key_delete(tables_key);
 }
 
 static void spellings_publish(struct spellings *sp, json_t *root)
 {
+    if (!live) { /* the thread's first: its end frees what is left */
+        pthread_once(&tables_once, tables_key_init);
+        if (tables_keyed) pthread_setspecific(tables_key, &tables_key);
+    }
     sp->root = json_incref(root);
-    pthread_rwlock_wrlock(&live_lock);
     sp->next = live;
     live = sp;
-    atomic_fetch_add_explicit(&n_live, 1, memory_order_relaxed);
-    pthread_rwlock_unlock(&live_lock);
+    n_live++;
 }
 
-int hr_json_spellings_hold(void)
-{
-    if (!atomic_load_explicit(&n_live, memory_order_relaxed)) return 0;
-    pthread_rwlock_rdlock(&live_lock);
-    return 1;
-}
-
-void hr_json_spellings_release(void) { pthread_rwlock_unlock(&live_lock); }
+int hr_json_spellings_live(void) { return n_live != 0; }
 
 const char *hr_json_spelling(const json_t *number, size_t *len)
 {
@@ -256,10 +268,8 @@ static void copy_spellings(const json_t *from, const json_t *to, int depth)
 
 void hr_json_spellings_copied(const json_t *from, const json_t *to)
 {
-    if (!atomic_load_explicit(&n_live, memory_order_relaxed) || !from || !to) return;
-    pthread_rwlock_wrlock(&live_lock);
+    if (!n_live || !from || !to) return;
     copy_spellings(from, to, 0);
-    pthread_rwlock_unlock(&live_lock);
 }
 
 /* Could the dumper write this number otherwise? Its shortest form is
@@ -455,7 +465,7 @@ static void decoded_trim(struct hr_json_decoded *d)
 static json_t *load(const char *text, size_t len, json_error_t *err, int reject_dups)
 {
     size_t flags = reject_dups ? JSON_REJECT_DUPLICATES : 0;
-    spellings_sweep(); /* before the pool starts: a freed tree's block can start over */
+    hr_json_spellings_sweep(); /* before the pool starts: a freed tree's block can start over */
     struct hr_json_decoded none = {0}, *dec = decoded_get();
     if (!dec) dec = &none; /* no memory: every string decoded by the builder */
     else if (hr_json_scan_decode(text, len, dec) != 0) {

@@ -22,14 +22,17 @@ json_t *hr_json_load_strict(const char *text, size_t len, json_error_t *err);
 /* Numbers as the client spelled them (json_load.c). A tree built here
  * keeps the text of each number whose shortest form (hr_json_real_text;
  * -0 as 0) may differ from it (1e-05, 2.50, 1E5, -0), for as long as the
- * tree lives. hr_json_dump_compact writes it: hr_json_spellings_hold()
- * (0 when no tree anywhere has such a number: nothing to look up, nothing
- * to release), then hr_json_spelling(node) for each real and integer: the
- * text (no NUL) and its length when the node was read with one and still
- * holds that value, else NULL; hr_json_spellings_release() after. */
-int hr_json_spellings_hold(void);
+ * tree lives, in a table of the loading thread's own (a tree written on
+ * another thread is written shortest). hr_json_dump_compact writes it:
+ * hr_json_spellings_live() (0 when no tree this thread loaded has such a
+ * number: nothing to look up), then hr_json_spelling(node) for each real
+ * and integer: the text (no NUL) and its length when the node was read
+ * with one and still holds that value, else NULL. */
+int hr_json_spellings_live(void);
 const char *hr_json_spelling(const json_t *number, size_t *len);
-void hr_json_spellings_release(void);
+/* Frees this thread's tables whose tree is gone (each load does it too):
+ * called when a request ends, so an idle worker keeps no dead tree. */
+void hr_json_spellings_sweep(void);
 /* to is a copy of from (json_deep_copy): its numbers take from's
  * spellings, so a copy put back in place of the original (an undo) is
  * written as the client wrote it. */

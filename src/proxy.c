@@ -78,6 +78,7 @@ void hr_proxy_free(struct proxy_req *p)
     p->body = NULL;
     hr_pipeline_result_free(&p->pr);
     json_decref(p->sent_body);
+    hr_json_spellings_sweep(); /* the body's client spellings, if it had any: not kept until the next load */
     free(p->url);
     free(p->up_body);
     free(p->logged_body);

@@ -7,6 +7,7 @@
  * a number of a tree hr_json_load built is written as its text was spelled
  * (1e-05, 2.50, -0) while it holds the value it was read with. */
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,47 @@ static unsigned next_byte(void)
     rng ^= rng >> 7;
     rng ^= rng << 17;
     return (unsigned)(rng & 0xff);
+}
+
+/* A thread's trees and tables are its own: loaded, written and let go of
+ * on a thread that then ends, and one it leaves loaded for another. */
+struct on_thread {
+    char *text;   /* what the thread wrote */
+    json_t *kept; /* a tree it loaded and left alive */
+};
+
+static void *load_on_thread(void *arg)
+{
+    struct on_thread *t = arg;
+    json_error_t jerr;
+    static const char mine[] = "{\"a\":1e-05,\"b\":2.50}", kept[] = "{\"k\":1E5}";
+    json_t *tree = hr_json_load(mine, sizeof mine - 1, &jerr);
+    size_t len;
+    t->text = hr_json_dump_compact(tree, &len);
+    json_decref(tree); /* no load after it: the thread's end frees the table */
+    t->kept = hr_json_load(kept, sizeof kept - 1, &jerr);
+    return NULL;
+}
+
+static void thread_tables(void)
+{
+    struct on_thread t = {NULL, NULL};
+    pthread_t th;
+    if (pthread_create(&th, NULL, load_on_thread, &t) != 0) {
+        printf("Bail out! pthread_create failed\n");
+        exit(1);
+    }
+    pthread_join(th, NULL);
+    is_str(t.text, "{\"a\":1e-05,\"b\":2.50}", "a tree loaded and written on another thread keeps its spelling");
+    size_t len;
+    char *other = hr_json_dump_compact(t.kept, &len);
+    is_str(other, "{\"k\":100000.0}",
+           "a tree written on a thread other than the one that loaded it is written shortest (the tables are "
+           "the loading thread's, and went with it)");
+    ok(t.kept && t.kept->refcount == 1, "the ended thread's table let go of the tree it left alive");
+    free(other);
+    free(t.text);
+    json_decref(t.kept); /* under ASan, a table the thread's end did not free is reported as a leak */
 }
 
 int main(void)
@@ -352,6 +394,7 @@ int main(void)
            "a spelled node: 3 references (tree, table, ours) while the tree lives and after its owner lets go "
            "(the table holds the root), 1 (ours) after the next load frees tree and table");
     json_decref(held);
+    thread_tables();
     /* Bad numbers are still refused, with jansson's message. */
     static const char *bad[] = {"[1.]", "[01]", "[1e]", "[-]", "[1.50e+]", "[--1e-05]", "[1e-05.5]",
                                 "[9223372036854775808]", "[.5]", "[2.50E]"};
