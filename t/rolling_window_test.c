@@ -593,6 +593,8 @@ int main(void)
         is_str(r.tag, "rolling_window:outputs=6,turns=0,messages=0,over_budget", "all but the last two turns' outputs");
         ok(strstr(fh_log(), "WARNING:headroom.transforms.rolling_window:request still over its context budget") != NULL,
            "WARN says it still does not fit and what to do");
+        ok(strstr(fh_log(), "raise max_tokens in headroom.conf's rolling_window block") != NULL,
+           "the WARN names the budget's key and where it is (not the request's max_tokens)");
         json_decref(b);
         drop(s2);
     }

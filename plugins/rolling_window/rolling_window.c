@@ -423,7 +423,7 @@ static int rw_apply(void *state, struct hr_request *req)
                      "dropped the first user message (%llu tokens, %s %zu), which holds the user's task: the request "
                      "(model %s) fits its context budget of %lld tokens only without it, so the model no longer sees "
                      "what it was asked to do; start a new conversation with the task restated and less pasted "
-                     "with it, or raise max_tokens if the model's window allows",
+                     "with it, or raise max_tokens in headroom.conf's rolling_window block if the model's window allows",
                      (unsigned long long)k.msg_tok[anchor], responses ? "input item" : "message", anchor,
                      *req->model ? req->model : "(none)", budget);
     if (still_over) {
@@ -431,7 +431,8 @@ static int rw_apply(void *state, struct hr_request *req)
         w->host->log(w->self, HR_LOG_WARN,
                      "request still over its context budget (%llu > %lld tokens, model %s) after dropping what may be "
                      "dropped (the system prompt, %sthe last two turns and protected tool outputs stay): the provider "
-                     "will likely refuse it; start a new conversation or raise max_tokens",
+                     "will likely refuse it; start a new conversation, or raise max_tokens in headroom.conf's "
+                     "rolling_window block if the model's window allows",
                      (unsigned long long)total, budget, *req->model ? req->model : "(none)",
                      anchor < nm && !anchor_dropped ? "the first user message, " : "");
     }
