@@ -10,33 +10,6 @@
 #include <string.h>
 #include "textc_check.h"
 
-/* Inputs are built in buffers of a fixed size: an allocation that fails or
- * an input that outgrows its buffer stops the test (TAP "Bail out!") where
- * sprintf would write through NULL or past the end. */
-static void *xmalloc(size_t size)
-{
-    void *p = malloc(size);
-    if (!p) {
-        printf("Bail out! out of memory (%zu bytes)\n", size);
-        exit(1);
-    }
-    return p;
-}
-
-/* Appends to buf (cap bytes) at n; returns the new length. */
-__attribute__((format(printf, 4, 5))) static size_t put(char *buf, size_t cap, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int w = n < cap ? vsnprintf(buf + n, cap - n, fmt, ap) : -1;
-    va_end(ap);
-    if (w < 0 || (size_t)w >= cap - n) {
-        printf("Bail out! a test input outgrew its %zu-byte buffer\n", cap);
-        exit(1);
-    }
-    return n + (size_t)w;
-}
-
 static struct hr_instance inst = {"diff_compressor"};
 
 /* Every +/-/@@ line of the input is in the output, unless inside a folded
@@ -66,13 +39,13 @@ static int changes_kept(const char *in, const char *out, const char *skip_file)
  * lines given (each already with its marker column), after a header. */
 static size_t git_file(char *g, size_t gcap, size_t k, const char *path, int adds, const char *stem, const char *lines)
 {
-    k = put(g, gcap, k, "diff --git a/%s b/%s\nindex 1e5548c..52b0cee 100644\n--- a/%s\n+++ b/%s\n", path, path,
+    k = tap_put(g, gcap, k, "diff --git a/%s b/%s\nindex 1e5548c..52b0cee 100644\n--- a/%s\n+++ b/%s\n", path, path,
             path, path);
     if (lines)
-        return put(g, gcap, k, "%s", lines);
-    k = put(g, gcap, k, "@@ -0,0 +1,%d @@\n", adds);
+        return tap_put(g, gcap, k, "%s", lines);
+    k = tap_put(g, gcap, k, "@@ -0,0 +1,%d @@\n", adds);
     for (int i = 0; i < adds; i++)
-        k = put(g, gcap, k, "+%s %d\n", stem, i);
+        k = tap_put(g, gcap, k, "+%s %d\n", stem, i);
     return k;
 }
 
@@ -80,12 +53,12 @@ static size_t git_file(char *g, size_t gcap, size_t k, const char *path, int add
 static const char *padded_change(const char *del, const char *add)
 {
     static char h[8000];
-    size_t k = put(h, sizeof h, 0, "@@ -1,61 +1,61 @@\n");
+    size_t k = tap_put(h, sizeof h, 0, "@@ -1,61 +1,61 @@\n");
     for (int i = 0; i < 30; i++)
-        k = put(h, sizeof h, k, " int unchanged_%d;\n", i);
-    k = put(h, sizeof h, k, "-%s\n+%s\n", del, add);
+        k = tap_put(h, sizeof h, k, " int unchanged_%d;\n", i);
+    k = tap_put(h, sizeof h, k, "-%s\n+%s\n", del, add);
     for (int i = 30; i < 60; i++)
-        k = put(h, sizeof h, k, " int unchanged_%d;\n", i);
+        k = tap_put(h, sizeof h, k, " int unchanged_%d;\n", i);
     return h;
 }
 
@@ -94,11 +67,11 @@ static const char *padded_change(const char *del, const char *add)
 static const char *bundle_hunk(const char *stem, int n, const char *last)
 {
     static char h[20000];
-    size_t k = put(h, sizeof h, 0, "@@ -0,0 +1,%d @@\n", n + (last != NULL));
+    size_t k = tap_put(h, sizeof h, 0, "@@ -0,0 +1,%d @@\n", n + (last != NULL));
     for (int i = 0; i < n; i++)
-        k = put(h, sizeof h, k, "+%s %d\n", stem, i);
+        k = tap_put(h, sizeof h, k, "+%s %d\n", stem, i);
     if (last)
-        put(h, sizeof h, k, "+%s\n", last);
+        tap_put(h, sizeof h, k, "+%s\n", last);
     return h;
 }
 
@@ -107,16 +80,16 @@ static const char *bundle_hunk(const char *stem, int n, const char *last)
 static const char *mid_hunk(int at, const char *before, const char *del, const char *add, const char *after)
 {
     static char h[8000];
-    size_t k = put(h, sizeof h, 0, "@@ -%d,8 +%d,8 @@\n", at, at);
+    size_t k = tap_put(h, sizeof h, 0, "@@ -%d,8 +%d,8 @@\n", at, at);
     if (before)
-        k = put(h, sizeof h, k, " %s\n", before);
+        k = tap_put(h, sizeof h, k, " %s\n", before);
     for (int i = 0; i < 3; i++)
-        k = put(h, sizeof h, k, "   step_%d();\n", i);
-    k = put(h, sizeof h, k, "-%s\n+%s\n", del, add);
+        k = tap_put(h, sizeof h, k, "   step_%d();\n", i);
+    k = tap_put(h, sizeof h, k, "-%s\n+%s\n", del, add);
     for (int i = 3; i < 6; i++)
-        k = put(h, sizeof h, k, "   step_%d();\n", i);
+        k = tap_put(h, sizeof h, k, "   step_%d();\n", i);
     if (after)
-        put(h, sizeof h, k, " %s\n", after);
+        tap_put(h, sizeof h, k, " %s\n", after);
     return h;
 }
 
@@ -131,7 +104,7 @@ static const char *mid_hunk(int at, const char *before, const char *del, const c
 static void dist_evidence(void *state)
 {
     size_t gcap = 200000;
-    char *g = xmalloc(gcap);
+    char *g = tap_xmalloc(gcap);
     size_t k = 0;
     char hunk[8000];
     /* generated */
@@ -213,12 +186,12 @@ int main(void)
 
     /* git's index and ---/+++ lines repeat the diff --git line; elsewhere they are the only file name */
     size_t gcap = 8000;
-    char *g = xmalloc(gcap);
-    k = put(g, gcap, 0, "diff --git a/src/x.c b/src/x.c\nindex 1e5548c..52b0cee 100644\n--- a/src/x.c\n+++ b/src/x.c\n"
+    char *g = tap_xmalloc(gcap);
+    k = tap_put(g, gcap, 0, "diff --git a/src/x.c b/src/x.c\nindex 1e5548c..52b0cee 100644\n--- a/src/x.c\n+++ b/src/x.c\n"
                         "@@ -1,62 +1,62 @@\n-int a = 1;\n+int a = 2;\n");
     for (int i = 0; i < 60; i++) /* enough unchanged lines to be worth compressing */
-        k = put(g, gcap, k, " int unchanged_padding_%d;\n", i);
-    k = put(g, gcap, k, "diff --git a/src/old.c b/src/new.c\nsimilarity index 90%%\nrename from src/old.c\n"
+        k = tap_put(g, gcap, k, " int unchanged_padding_%d;\n", i);
+    k = tap_put(g, gcap, k, "diff --git a/src/old.c b/src/new.c\nsimilarity index 90%%\nrename from src/old.c\n"
                         "rename to src/new.c\nindex 3d74336..ad88625 100644\n--- a/src/old.c\n+++ b/src/new.c\n"
                         "@@ -1,2 +1,2 @@\n-int b = 1;\n+int b = 2;\n"
                         "diff --git a/t/y.c b/t/y.c\nnew file mode 100644\nindex 0000000..02d63bb\n--- /dev/null\n"
@@ -233,9 +206,9 @@ int main(void)
     ok(strstr(r.text, "--- a/src/old.c\n+++ b/src/new.c\n") && strstr(r.text, "rename from src/old.c") &&
            strstr(r.text, "-int b = 1;\n+int b = 2;"), "a rename keeps its --- a/old +++ b/new lines");
     free(r.text);
-    k = put(g, gcap, 0, "--- src/x.c.orig\n+++ src/x.c\n@@ -1,2 +1,2 @@\n-int a = 1;\n+int a = 2;\n unchanged;\n");
+    k = tap_put(g, gcap, 0, "--- src/x.c.orig\n+++ src/x.c\n@@ -1,2 +1,2 @@\n-int a = 1;\n+int a = 2;\n unchanged;\n");
     for (int i = 0; i < 80; i++)
-        k = put(g, gcap, k, " int filler_%d;\n", i);
+        k = tap_put(g, gcap, k, " int filler_%d;\n", i);
     r = tc_run(state, g, HR_CT_DIFF, "", 0);
     ok(strstr(r.text, "hash=") && strstr(r.text, "--- src/x.c.orig\n+++ src/x.c\n"),
        "a plain unified diff, compressed, keeps its ---/+++ lines (the only file names)");
@@ -244,7 +217,7 @@ int main(void)
     /* Which files fold, and as what. The path is a span of the diff, not a
      * C string: "lock" in a later file ("this block") once made a generated
      * file a "lockfile". A lockfile is one by its name, not by "lock" in it. */
-    g = xmalloc(gcap = 100000);
+    g = tap_xmalloc(gcap = 100000);
     k = git_file(g, gcap, 0, "web/app.min.js", 80, "var x", NULL);
     k = git_file(g, gcap, k, "src/main.c", 0, NULL, padded_change("return 0;", "return 1;"));
     k = git_file(g, gcap, k, "notes.txt", 0, NULL, "@@ -3,1 +3,2 @@\n line 3\n+this block is new\n");
@@ -298,12 +271,12 @@ int main(void)
 
     /* A deleted lockfile ("+++ /dev/null": the name is on the "--- a/" line)
      * folds; a deleted source file keeps its lines. */
-    g = xmalloc(gcap = 400000);
-    k = put(g, gcap, 0, "diff --git a/package-lock.json b/package-lock.json\ndeleted file mode 100644\n"
+    g = tap_xmalloc(gcap = 400000);
+    k = tap_put(g, gcap, 0, "diff --git a/package-lock.json b/package-lock.json\ndeleted file mode 100644\n"
                         "index 3b18e51..0000000\n--- a/package-lock.json\n+++ /dev/null\n@@ -1,3000 +0,0 @@\n");
     for (int i = 0; i < 3000; i++)
-        k = put(g, gcap, k, "-      \"resolved\": \"https://registry.npmjs.org/pkg-%d/-/pkg-%d-1.0.%d.tgz\",\n", i, i, i);
-    k = put(g, gcap, k, "diff --git a/src/old.c b/src/old.c\ndeleted file mode 100644\nindex 1e5548c..0000000\n"
+        k = tap_put(g, gcap, k, "-      \"resolved\": \"https://registry.npmjs.org/pkg-%d/-/pkg-%d-1.0.%d.tgz\",\n", i, i, i);
+    k = tap_put(g, gcap, k, "diff --git a/src/old.c b/src/old.c\ndeleted file mode 100644\nindex 1e5548c..0000000\n"
                         "--- a/src/old.c\n+++ /dev/null\n@@ -1,2 +0,0 @@\n-int old_helper(void);\n-int old_flag;\n");
     k = git_file(g, gcap, k, "src/main.c", 0, NULL, padded_change("return 0;", "return 1;"));
     r = tc_run(state, g, HR_CT_DIFF, "", 0);
@@ -316,10 +289,10 @@ int main(void)
         tap_diag("%.600s", r.text);
     free(r.text);
     /* The same in a plain diff -u, whose ---/+++ lines end in a tab and a date. */
-    k = put(g, gcap, 0, "--- yarn.lock.orig\t2026-12-07 14:02:11.000000000 +0000\n"
+    k = tap_put(g, gcap, 0, "--- yarn.lock.orig\t2026-12-07 14:02:11.000000000 +0000\n"
                         "+++ yarn.lock\t2026-12-07 14:05:37.000000000 +0000\n@@ -1,0 +1,400 @@\n");
     for (int i = 0; i < 400; i++)
-        k = put(g, gcap, k, "+  resolved \"https://registry.yarnpkg.com/pkg-%d/-/pkg-%d-2.%d.0.tgz\"\n", i, i, i);
+        k = tap_put(g, gcap, k, "+  resolved \"https://registry.yarnpkg.com/pkg-%d/-/pkg-%d-2.%d.0.tgz\"\n", i, i, i);
     r = tc_run(state, g, HR_CT_DIFF, "", 0);
     ok(strstr(r.text, "\n\xe2\x80\xa6 lockfile: +400 -0 lines, 401 diff lines omitted\n") != NULL,
        "diff -u of yarn.lock (a date after the name) folds as a lockfile");
@@ -363,10 +336,10 @@ int main(void)
 
     /* a combined diff (merge) with long unchanged runs */
     size_t ccap = 100000;
-    char *cc = xmalloc(ccap);
-    k = put(cc, ccap, 0, "diff --cc src/a.c\nindex 1,2..3\n--- a/src/a.c\n+++ b/src/a.c\n@@@ -1,80 -1,80 +1,81 @@@\n");
+    char *cc = tap_xmalloc(ccap);
+    k = tap_put(cc, ccap, 0, "diff --cc src/a.c\nindex 1,2..3\n--- a/src/a.c\n+++ b/src/a.c\n@@@ -1,80 -1,80 +1,81 @@@\n");
     for (int i = 0; i < 80; i++)
-        k = put(cc, ccap, k, i == 20 || i == 60 ? "++int merged_%d = 1;\n" : "  int unchanged_%d = 0;\n", i);
+        k = tap_put(cc, ccap, k, i == 20 || i == 60 ? "++int merged_%d = 1;\n" : "  int unchanged_%d = 0;\n", i);
     r = tc_run(state, cc, HR_CT_DIFF, "", 0);
     ok(strstr(r.text, "++int merged_20 = 1;") && strstr(r.text, "++int merged_60 = 1;") &&
            strstr(r.text, "\xe2\x80\xa6 35 unchanged lines") && strstr(r.text, "@@@ -1,80"),

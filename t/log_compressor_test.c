@@ -10,33 +10,6 @@
 #include "logc.h"
 #include "textc_check.h"
 
-/* Inputs are built in buffers of a fixed size: an allocation that fails or
- * an input that outgrows its buffer stops the test (TAP "Bail out!") where
- * sprintf would write through NULL or past the end. */
-static void *xmalloc(size_t size)
-{
-    void *p = malloc(size);
-    if (!p) {
-        printf("Bail out! out of memory (%zu bytes)\n", size);
-        exit(1);
-    }
-    return p;
-}
-
-/* Appends to buf (cap bytes) at n; returns the new length. */
-__attribute__((format(printf, 4, 5))) static size_t put(char *buf, size_t cap, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int w = n < cap ? vsnprintf(buf + n, cap - n, fmt, ap) : -1;
-    va_end(ap);
-    if (w < 0 || (size_t)w >= cap - n) {
-        printf("Bail out! a test input outgrew its %zu-byte buffer\n", cap);
-        exit(1);
-    }
-    return n + (size_t)w;
-}
-
 static struct hr_instance inst = {"log_compressor"};
 
 static void classes(void)
@@ -139,7 +112,7 @@ static void classes(void)
 static void folds(void *state)
 {
     size_t cap = 200000;
-    char *log = xmalloc(cap), cmd[1101], err[601];
+    char *log = tap_xmalloc(cap), cmd[1101], err[601];
     size_t n = 0;
     memset(cmd, 'x', sizeof cmd - 1);
     memcpy(cmd, "gcc -DPACKAGE_NAME=demo", 23);
@@ -150,16 +123,16 @@ static void folds(void *state)
     memcpy(err + sizeof err - 5, " END", 4);
     err[sizeof err - 1] = '\0';
     for (int i = 0; i < 40; i++)
-        n = put(log, cap, n, "test_case_%02d (suite.T.test_case_%02d) ... %s\n", i, i, i == 17 ? "FAIL" : "ok");
+        n = tap_put(log, cap, n, "test_case_%02d (suite.T.test_case_%02d) ... %s\n", i, i, i == 17 ? "FAIL" : "ok");
     for (int k = 0; k < 3; k++) {
-        n = put(log, cap, n, "%s\nlib/numfmt.c: In function 'round':\nlib/numfmt.c:17:22: error: 'scal' undeclared\n"
+        n = tap_put(log, cap, n, "%s\nlib/numfmt.c: In function 'round':\nlib/numfmt.c:17:22: error: 'scal' undeclared\n"
                              "   17 |     return round(v * scal) / scale;\n      |                      ^~~~\n"
                              "lib/numfmt.c:18:1: warning: control reaches end of non-void function\n"
                              "make: *** [Makefile:%d: lib/lib%d-numfmt.lo] Error 1\n", cmd, 2860 + k, k);
         for (int j = 0; j < 6; j++)
-            n = put(log, cap, n, "mv -f src/.deps/file%d_%d.Tpo src/.deps/file%d_%d.Po\n", k, j, k, j);
+            n = tap_put(log, cap, n, "mv -f src/.deps/file%d_%d.Tpo src/.deps/file%d_%d.Po\n", k, j, k, j);
     }
-    n = put(log, cap, n, "%s\nmake: Target 'all' not remade because of errors.\n", err);
+    n = tap_put(log, cap, n, "%s\nmake: Target 'all' not remade because of errors.\n", err);
     struct tc_result r = tc_run(state, log, HR_CT_LOG, "", 0);
     size_t oks = 0, errs = 0, cut = 0;
     for (int i = 1; i < 40; i++) {
@@ -190,20 +163,20 @@ static void folds(void *state)
 static void cc_error_context(void *state)
 {
     size_t cap = 100000;
-    char *log = xmalloc(cap);
+    char *log = tap_xmalloc(cap);
     size_t n = 0;
     for (int i = 0; i < 30; i++) {
-        n = put(log, cap, n, "gcc -O2 -Wall -Wextra -c f%d.c -o f%d.o\nf%d.c: In function 'func_%d':\n"
+        n = tap_put(log, cap, n, "gcc -O2 -Wall -Wextra -c f%d.c -o f%d.o\nf%d.c: In function 'func_%d':\n"
                              "f%d.c:6:19: warning: comparison of integer expressions of different signedness [-Wsign-compare]\n"
                              "    6 |     for (i = 0; i < u; i++) { if (s[i] == 'x') return i; }\n"
                              "      |                   ^\n", i, i, i, i, i);
         if (i == 17)
-            n = put(log, cap, n, "f17.c:6:19: error: 'u' undeclared (first use in this function)\n"
+            n = tap_put(log, cap, n, "f17.c:6:19: error: 'u' undeclared (first use in this function)\n"
                                  "    6 |     for (i = 0; i < u; i++) { if (s[i] == 'x') return i; }\n"
                                  "      |                   ^\n"
                                  "f17.c:6:19: note: each undeclared identifier is reported only once\n");
     }
-    n = put(log, cap, n, "make: *** [Makefile:8: f17.o] Error 1\n"); /* make -j prints it later */
+    n = tap_put(log, cap, n, "make: *** [Makefile:8: f17.o] Error 1\n"); /* make -j prints it later */
     struct tc_result r = tc_run(state, log, HR_CT_LOG, "", 0);
     const char *e = strstr(r.text, "f17.c:6:19: error:");
     ok(r.rc == 0 && e && strstr(r.text, "f17.c: In function 'func_17':\n") &&
@@ -225,14 +198,14 @@ static void cc_error_context(void *state)
 static void warning_context(void *state)
 {
     size_t cap = 100000;
-    char *log = xmalloc(cap);
+    char *log = tap_xmalloc(cap);
     size_t n = 0;
     for (int i = 0; i < 30; i++)
-        n = put(log, cap, n, "gcc -O2 -Wall -Wextra -c f%d.c -o f%d.o\nf%d.c: In function 'func_%d':\n"
+        n = tap_put(log, cap, n, "gcc -O2 -Wall -Wextra -c f%d.c -o f%d.o\nf%d.c: In function 'func_%d':\n"
                              "f%d.c:6:19: warning: comparison of integer expressions of different signedness [-Wsign-compare]\n"
                              "    6 |     for (i = 0; i < u; i++) { if (s[i] == 'x') return i; }\n"
                              "      |                   ^\n", i, i, i, i, i);
-    n = put(log, cap, n, "make: *** [Makefile:8: all] Error 1\n");
+    n = tap_put(log, cap, n, "make: *** [Makefile:8: all] Error 1\n");
     struct tc_result r = tc_run(state, log, HR_CT_LOG, "", 0);
     const char *w = strstr(r.text, "\nf2.c:6:19: warning:");
     const char *echo = "    6 |     for (i = 0; i < u; i++) { if (s[i] == 'x') return i; }\n      |                   ^\n";
@@ -245,10 +218,10 @@ static void warning_context(void *state)
     free(r.text);
     n = 0;
     for (int i = 0; i < 300; i++) {
-        n = put(log, cap, n, "2026-12-07T10:%02d:%02d.%03dZ INFO GET /api/items/%d 200 %dms\n", i / 60, i % 60, i,
+        n = tap_put(log, cap, n, "2026-12-07T10:%02d:%02d.%03dZ INFO GET /api/items/%d 200 %dms\n", i / 60, i % 60, i,
                 i, 3 + i % 17);
         if (i == 150)
-            n = put(log, cap, n, "(node:4242) [DEP0005] DeprecationWarning: Buffer() is deprecated due to security "
+            n = tap_put(log, cap, n, "(node:4242) [DEP0005] DeprecationWarning: Buffer() is deprecated due to security "
                                  "and usability issues.\n    at showFlaggedDeprecation (node:buffer:187:11)\n"
                                  "    at new Buffer (node:buffer:271:3)\n    at encodeCursor (/srv/app/lib/cursor.js:14:17)\n"
                                  "    at listItems (/srv/app/routes/items.js:52:20)\n"
@@ -268,11 +241,11 @@ static void warning_context(void *state)
 static void access_log(void *state)
 {
     size_t cap = 200000;
-    char *log = xmalloc(cap);
+    char *log = tap_xmalloc(cap);
     size_t n = 0;
     for (int i = 0; i < 1200; i++) {
         int st = i % 100 == 50 ? 404 : i == 777 ? 502 : i % 7 ? 200 : 304;
-        n = put(log, cap, n, "10.0.0.%d - - [07/Dec/2026:13:%02d:%02d +0000] \"GET /%s%d HTTP/1.1\" %d %d \"-\" \"curl/7.88.1\"\n",
+        n = tap_put(log, cap, n, "10.0.0.%d - - [07/Dec/2026:13:%02d:%02d +0000] \"GET /%s%d HTTP/1.1\" %d %d \"-\" \"curl/7.88.1\"\n",
                 i % 9, i / 60 % 60, i % 60, st == 404 ? "missing/page-" : "static/app.js?v=", i, st,
                 st == 200 ? 5120 : 153);
     }
@@ -303,17 +276,17 @@ static void access_log(void *state)
 static void status_templates(void *state)
 {
     size_t cap = 600000;
-    char *log = xmalloc(cap);
+    char *log = tap_xmalloc(cap);
     for (int pino = 0; pino < 2; pino++) {
         size_t n = 0;
         for (int i = 0; i < 1500; i++) {
             int st = i == 1211 ? 502 : i == 1300 ? 503 : i % 90 == 47 ? 404 : 200;
             if (pino)
-                n = put(log, cap, n, "{\"level\":30,\"time\":%lld,\"reqId\":\"req-%d\",\"req\":{\"method\":\"GET\",\"url\":"
+                n = tap_put(log, cap, n, "{\"level\":30,\"time\":%lld,\"reqId\":\"req-%d\",\"req\":{\"method\":\"GET\",\"url\":"
                                      "\"/api/items/%d\"},\"res\":{\"statusCode\":%d},\"responseTime\":%d,\"msg\":\"request completed\"}\n",
                         1765101887493LL + i * 7, i, 1000 + i, st, 3 + i % 11);
             else
-                n = put(log, cap, n, "10.0.0.%d - - [07/Dec/2026:13:%02d:%02d +0000] \"GET /api/items/%d HTTP/1.1\" %d %d \"-\" "
+                n = tap_put(log, cap, n, "10.0.0.%d - - [07/Dec/2026:13:%02d:%02d +0000] \"GET /api/items/%d HTTP/1.1\" %d %d \"-\" "
                                      "\"curl/7.88.1\"\n", i % 9, i / 60 % 60, i % 60, i, st, st == 200 ? 5120 : 153);
         }
         struct tc_result r = tc_run(state, log, HR_CT_LOG, "", 0);
@@ -344,22 +317,22 @@ static void status_templates(void *state)
 static void long_exception_names(void *state)
 {
     size_t cap = 200000;
-    char *log = xmalloc(cap);
+    char *log = tap_xmalloc(cap);
     size_t n = 0;
     for (int i = 0; i < 400; i++) {
-        n = put(log, cap, n, "2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n", i / 60, i % 60, i,
+        n = tap_put(log, cap, n, "2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n", i / 60, i % 60, i,
                 3 + i % 17);
         if (i == 200)
-            n = put(log, cap, n, "Traceback (most recent call last):\n  File \"/srv/app/worker.py\", line 88, in run\n"
+            n = tap_put(log, cap, n, "Traceback (most recent call last):\n  File \"/srv/app/worker.py\", line 88, in run\n"
                                  "    handler = load_plugin(name)\n  File \"/srv/app/plugins.py\", line 31, in load_plugin\n"
                                  "    mod = importlib.import_module(name)\nModuleNotFoundError: No module named 'yaml'\n");
         if (i == 300) {
-            n = put(log, cap, n, "Exception in thread \"main\" java.lang.IllegalStateException: order 1187 failed\n"
+            n = tap_put(log, cap, n, "Exception in thread \"main\" java.lang.IllegalStateException: order 1187 failed\n"
                                  "\tat Orders.process(Orders.java:6)\n\tat Orders.main(Orders.java:10)\n"
                                  "Caused by: java.lang.NullPointerException: Cannot invoke \"Map.get(Object)\"\n");
             for (int k = 0; k < 40; k++)
-                n = put(log, cap, n, "\tat Orders.depth(Orders.java:3)\n");
-            n = put(log, cap, n, "\tat Orders.process(Orders.java:5)\n\t... 1 more\n");
+                n = tap_put(log, cap, n, "\tat Orders.depth(Orders.java:3)\n");
+            n = tap_put(log, cap, n, "\tat Orders.process(Orders.java:5)\n\t... 1 more\n");
         }
     }
     struct tc_result r = tc_run(state, log, HR_CT_LOG, "", 0);
@@ -388,19 +361,19 @@ static void traceback_last_line(void *state)
         "asyncio.exceptions.CancelledError", "SystemExit: 2", "app.errors.PoolTimeout: pool exhausted after 30s"};
     const size_t n_last = sizeof last / sizeof *last;
     size_t cap = 300000;
-    char *log = xmalloc(cap);
+    char *log = tap_xmalloc(cap);
     size_t n = 0;
     for (int i = 0; i < 700; i++) {
-        n = put(log, cap, n, i % 3 ? "2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n"
+        n = tap_put(log, cap, n, i % 3 ? "2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n"
                                    : "2026-12-07 10:%02d:%02d DEBUG pool size %d, idle %d\n",
                 i / 60 % 60, i % 60, i, 3 + i % 17);
         if (i % 100 == 50 && (size_t)(i / 100) < n_last)
-            n = put(log, cap, n, "Traceback (most recent call last):\n  File \"/srv/app/worker.py\", line %d, in run\n"
+            n = tap_put(log, cap, n, "Traceback (most recent call last):\n  File \"/srv/app/worker.py\", line %d, in run\n"
                                  "    conn = self._pool.get(timeout=30)\n"
                                  "  File \"/usr/lib/python3.11/queue.py\", line 179, in get\n    raise Empty\n%s\n",
                     80 + i / 100, last[i / 100]);
         if (i == 690) /* through journald */
-            n = put(log, cap, n, "Dec 07 10:11:30 vm worker[311]: Traceback (most recent call last):\n"
+            n = tap_put(log, cap, n, "Dec 07 10:11:30 vm worker[311]: Traceback (most recent call last):\n"
                                  "Dec 07 10:11:30 vm worker[311]:   File \"/srv/app/worker.py\", line 88, in run\n"
                                  "Dec 07 10:11:30 vm worker[311]:     conn = self._pool.get(timeout=30)\n"
                                  "Dec 07 10:11:30 vm worker[311]: queue.Empty\n");
@@ -427,10 +400,10 @@ static void traceback_last_line(void *state)
     static const char *const who[] = {"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf"};
     n = 0;
     for (int i = 0; i < 700; i++) {
-        n = put(log, cap, n, "2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n", i / 60 % 60, i % 60,
+        n = tap_put(log, cap, n, "2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n", i / 60 % 60, i % 60,
                 i, 3 + i % 17);
         if (i % 100 == 50)
-            n = put(log, cap, n, "2026-12-07 10:%02d:%02d ERROR %s worker crashed\nTraceback (most recent call last):\n"
+            n = tap_put(log, cap, n, "2026-12-07 10:%02d:%02d ERROR %s worker crashed\nTraceback (most recent call last):\n"
                                  "  File \"/srv/app/%s.py\", line %d, in run\n    conn = self._pool.get(timeout=30)\n"
                                  "TimeoutError: waited 30s for job %d\n", i / 60 % 60, i % 60, who[i / 100], who[i / 100], 10 + i, i);
     }
@@ -560,18 +533,18 @@ static size_t count_str(const char *s, const char *x)
 static void chained_traces(void *state)
 {
     size_t cap = 400000;
-    char *log = xmalloc(cap), block[2048];
+    char *log = tap_xmalloc(cap), block[2048];
     size_t n = 0;
     for (int i = 0; i < 1500; i++) {
-        n = put(log, cap, n, "2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n", i / 60 % 60, i % 60,
+        n = tap_put(log, cap, n, "2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n", i / 60 % 60, i % 60,
                 i, 3 + i % 17);
         if (i == 300)
-            n = put(log, cap, n, "2026-12-07 10:05:00 ERROR svc startup failed\n%s", chain_cause);
+            n = tap_put(log, cap, n, "2026-12-07 10:05:00 ERROR svc startup failed\n%s", chain_cause);
         if (i == 700)
-            n = put(log, cap, n, chain_context, "x1");
+            n = tap_put(log, cap, n, chain_context, "x1");
         if (i == 1100) { /* two back to back */
-            n = put(log, cap, n, chain_context, "a");
-            n = put(log, cap, n, chain_context, "b");
+            n = tap_put(log, cap, n, chain_context, "a");
+            n = tap_put(log, cap, n, chain_context, "b");
         }
     }
     struct tc_result r = tc_run(state, log, HR_CT_LOG, "", 0);
@@ -592,10 +565,10 @@ static void chained_traces(void *state)
     /* the same chain 100 times is still said once, then folded */
     n = 0;
     for (int i = 0; i < 3000; i++) {
-        n = put(log, cap, n, "2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n", i / 60 % 60, i % 60,
+        n = tap_put(log, cap, n, "2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n", i / 60 % 60, i % 60,
                 i, 3 + i % 17);
         if (i % 30 == 5)
-            n = put(log, cap, n, chain_context, "x");
+            n = tap_put(log, cap, n, chain_context, "x");
     }
     r = tc_run(state, log, HR_CT_LOG, "", 0);
     ok(count_str(r.text, "\nTraceback (most recent call last):\n") <= 4 && r.out_tokens * 20 < r.in_tokens,
@@ -613,13 +586,13 @@ static void chained_traces(void *state)
 static void group_and_compose_traces(void *state)
 {
     size_t cap = 600000;
-    char *log = xmalloc(cap), block[4096];
+    char *log = tap_xmalloc(cap), block[4096];
     size_t n = 0;
     for (int i = 0; i < 1200; i++) {
-        n = put(log, cap, n, "2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n", i / 60 % 60, i % 60,
+        n = tap_put(log, cap, n, "2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n", i / 60 % 60, i % 60,
                 i, 3 + i % 17);
         if (i == 400 || i == 800)
-            n = put(log, cap, n, group_trace, i, i, i);
+            n = tap_put(log, cap, n, group_trace, i, i, i);
     }
     struct tc_result r = tc_run(state, log, HR_CT_LOG, "", 0);
     const char *const want[] = {"\n  | ExceptionGroup: batch 400 failed (4 sub-exceptions)\n", "\n    | ValueError: bad row 400\n",
@@ -644,10 +617,10 @@ static void group_and_compose_traces(void *state)
     for (int p = 0; p < 2; p++) {
         n = 0;
         for (int i = 0; i < 1500; i++) {
-            n = put(log, cap, n, "%s2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n", pre[p],
+            n = tap_put(log, cap, n, "%s2026-12-07 10:%02d:%02d INFO worker processed job %d in %dms\n", pre[p],
                     i / 60 % 60, i % 60, i, 3 + i % 17);
             if (i == 300) {
-                n = put(log, cap, n, "%s2026-12-07 10:05:00 ERROR svc startup failed\n", pre[p]);
+                n = tap_put(log, cap, n, "%s2026-12-07 10:05:00 ERROR svc startup failed\n", pre[p]);
                 n = put_prefixed(log, n, pre[p], chain_cause);
             }
             if (i == 700 || i == 1100) {
@@ -661,7 +634,7 @@ static void group_and_compose_traces(void *state)
         }
         r = tc_run(state, log, HR_CT_LOG, "", 0);
         const char *name = p ? "api_1  | " : "web-1  | ";
-        char *plain = xmalloc(8192);
+        char *plain = tap_xmalloc(8192);
         size_t m = put_prefixed(plain, 0, name, chain_cause);
         (void)m;
         int cause = strstr(r.text, plain) != NULL;
@@ -697,15 +670,15 @@ static void trace_bad_input(void *state)
         "web-1  |\nweb-1  | Traceback (most recent call last):\nweb-1  |\n-x  | y\n |\nweb-1 |x\n",
     };
     size_t cap = 200000;
-    char *log = xmalloc(cap);
+    char *log = tap_xmalloc(cap);
     for (size_t k = 0; k < sizeof odd / sizeof *odd; k++) {
         size_t n = 0;
         for (int i = 0; i < 400; i++) {
-            n = put(log, cap, n, "2026-12-07 10:%02d:%02d INFO worker processed job %d\n", i / 60 % 60, i % 60, i);
+            n = tap_put(log, cap, n, "2026-12-07 10:%02d:%02d INFO worker processed job %d\n", i / 60 % 60, i % 60, i);
             if (i % 97 == 3)
-                n = put(log, cap, n, "%s", odd[k]);
+                n = tap_put(log, cap, n, "%s", odd[k]);
         }
-        n = put(log, cap, n, "%s", odd[k]); /* and at the end, cut short */
+        n = tap_put(log, cap, n, "%s", odd[k]); /* and at the end, cut short */
         struct tc_result r = tc_run(state, log, HR_CT_LOG, "", 0);
         ok(r.rc == 0 && r.text && strstr(r.text, "log lines omitted"), "odd trace %zu: folded, no fault", k);
         free(r.text);
@@ -722,14 +695,14 @@ static void trace_bad_input(void *state)
 static void wrapped_json(void *state)
 {
     size_t cap = 400000, n = 0, w = 0;
-    char *log = xmalloc(cap), *json = xmalloc(2 * cap);
+    char *log = tap_xmalloc(cap), *json = tap_xmalloc(2 * cap);
     for (int i = 0; i < 1500; i++) {
-        n = put(log, cap, n, "2026-12-07T10:%02d:%02d INFO worker \"job\" %d done in %dms\n", i / 60 % 60,
+        n = tap_put(log, cap, n, "2026-12-07T10:%02d:%02d INFO worker \"job\" %d done in %dms\n", i / 60 % 60,
                 i % 60, i, 3 + i % 17);
         if (i == 700)
-            n = put(log, cap, n, "2026-12-07T10:11:40 ERROR worker job 700 failed: disk full on /var\n");
+            n = tap_put(log, cap, n, "2026-12-07T10:11:40 ERROR worker job 700 failed: disk full on /var\n");
     }
-    w = put(json, 2 * cap, w, "{\"note\": \"a path C:\\\\tmp\\\\\", \"output\": \"");
+    w = tap_put(json, 2 * cap, w, "{\"note\": \"a path C:\\\\tmp\\\\\", \"output\": \"");
     for (size_t i = 0; i < n; i++) {
         if (log[i] == '\n' || log[i] == '"')
             json[w++] = '\\', json[w++] = log[i] == '\n' ? 'n' : '"';
@@ -763,11 +736,11 @@ static void wrapped_json(void *state)
     free(r.text), free(again.text), free(twice.text);
     /* an array of rows, and rows as JSON text in a string: no text in them */
     w = 0;
-    w = put(json, 2 * cap, w, "[");
+    w = tap_put(json, 2 * cap, w, "[");
     for (int i = 0; i < 2000; i++)
-        w = put(json, 2 * cap, w, "%s{\"t\":\"2026-12-07T10:00:%02d INFO job %d\",\"ok\":true}", i ? "," : "",
+        w = tap_put(json, 2 * cap, w, "%s{\"t\":\"2026-12-07T10:00:%02d INFO job %d\",\"ok\":true}", i ? "," : "",
                     i % 60, i);
-    put(json, 2 * cap, w, "]");
+    tap_put(json, 2 * cap, w, "]");
     r = tc_run(state, json, HR_CT_JSON_ARRAY, "", 0);
     ok(r.rc == 0 && !strcmp(r.text, json), "an array of short rows is left to smart_crusher");
     free(r.text);
@@ -788,11 +761,11 @@ static void wrapped_json(void *state)
 static void json_lines_log(void *state)
 {
     size_t cap = 1000000;
-    char *log = xmalloc(cap);
+    char *log = tap_xmalloc(cap);
     size_t n = 0;
     for (int i = 0; i < 1500; i++) {
         int st = i == 311 ? 502 : i == 977 ? 404 : i % 9 ? 200 : 304;
-        n = put(log, cap, n, "{\"level\":\"info\",\"ts\":%d.%02d,\"logger\":\"http.log.access.log0\",\"msg\":\"handled "
+        n = tap_put(log, cap, n, "{\"level\":\"info\",\"ts\":%d.%02d,\"logger\":\"http.log.access.log0\",\"msg\":\"handled "
                              "request\",\"request\":{\"remote_ip\":\"10.0.0.%d\",\"proto\":\"HTTP/2.0\",\"method\":\"GET\","
                              "\"host\":\"shop.example.com\",\"uri\":\"/api/items/%d\"},\"duration\":0.00%d,\"size\":%d,\"status\":%d}\n",
                 1765101600 + i / 3, i % 100, i % 40, 1000 + i, 1 + i % 9, st == 200 ? 5120 : 153, st);
@@ -813,7 +786,7 @@ static void json_lines_log(void *state)
 static void kinds(void *state)
 {
     size_t cap = 200000;
-    char *log = xmalloc(cap), pkg[16];
+    char *log = tap_xmalloc(cap), pkg[16];
     size_t n = 0;
     static const char *const steps[] = {"install %s <none> %s", "status half-installed %s %s",
         "status unpacked %s %s", "status unpacked %s %s", "configure %s %s <none>",
@@ -821,14 +794,14 @@ static void kinds(void *state)
     for (int i = 0; i < 300; i++) {
         char ver[16];
         size_t k = 0;
-        k = put(pkg, sizeof pkg, 0, "lib");
+        k = tap_put(pkg, sizeof pkg, 0, "lib");
         for (int v = i + 1; v; v /= 26)
             pkg[k++] = (char)('a' + v % 26);
-        put(pkg, sizeof pkg, k, ":amd64");
-        put(ver, sizeof ver, 0, "1.%d-%d", i % 7, i % 3);
+        tap_put(pkg, sizeof pkg, k, ":amd64");
+        tap_put(ver, sizeof ver, 0, "1.%d-%d", i % 7, i % 3);
         for (size_t s = 0; s < sizeof steps / sizeof *steps; s++) {
-            n = put(log, cap, n, "2025-06-24 14:%02d:%02d ", i / 60 % 60, i % 60);
-            n = put(log, cap, n, steps[s], pkg, ver);
+            n = tap_put(log, cap, n, "2025-06-24 14:%02d:%02d ", i / 60 % 60, i % 60);
+            n = tap_put(log, cap, n, steps[s], pkg, ver);
             log[n++] = '\n';
         }
     }
@@ -850,7 +823,7 @@ static void kinds(void *state)
         for (int v = i + 1; v; v /= 26)
             pkg[k++] = (char)('a' + v % 26);
         pkg[k] = '\0';
-        n = put(log, cap, n, "%s%s reported a value of %d\n", pkg, i % 2 ? "er" : "ing", i * 7);
+        n = tap_put(log, cap, n, "%s%s reported a value of %d\n", pkg, i % 2 ? "er" : "ing", i * 7);
     }
     r = tc_run(state, log, HR_CT_LOG, "", 0);
     ok(r.rc == 0 && strstr(r.text, "\n\xe2\x80\xa6 54 lines omitted, first: eer reported a value of 21\n"),
@@ -866,7 +839,7 @@ static void kinds(void *state)
 static void question(void *state)
 {
     size_t cap = 600000;
-    char *log = xmalloc(cap), pkg[32];
+    char *log = tap_xmalloc(cap), pkg[32];
     size_t n = 0;
     static const char *const steps[] = {"upgrade %s %s %s+deb12u1", "status half-configured %s %s",
         "status unpacked %s %s", "status half-installed %s %s", "status unpacked %s %s+deb12u1",
@@ -877,16 +850,16 @@ static void question(void *state)
         if (i == 523) {
             strcpy(pkg, "libzstd1:amd64");
         } else {
-            k = put(pkg, sizeof pkg, 0, "lib");
+            k = tap_put(pkg, sizeof pkg, 0, "lib");
             for (int v = i + 1; v; v /= 26)
                 pkg[k++] = (char)('a' + v % 26);
-            put(pkg, sizeof pkg, k, "%d:amd64", i % 4);
+            tap_put(pkg, sizeof pkg, k, "%d:amd64", i % 4);
         }
         char ver[24];
-        put(ver, sizeof ver, 0, "1.%d.%d+dfsg-%d", i % 7, i % 5, i % 3);
+        tap_put(ver, sizeof ver, 0, "1.%d.%d+dfsg-%d", i % 7, i % 5, i % 3);
         for (size_t st = 0; st < sizeof steps / sizeof *steps; st++) {
-            n = put(log, cap, n, "2026-12-07 06:%02d:%02d ", i / 60 % 60, i % 60);
-            n = put(log, cap, n, steps[st], pkg, ver, ver);
+            n = tap_put(log, cap, n, "2026-12-07 06:%02d:%02d ", i / 60 % 60, i % 60);
+            n = tap_put(log, cap, n, steps[st], pkg, ver, ver);
             log[n++] = '\n';
         }
     }
@@ -898,9 +871,9 @@ static void question(void *state)
     size_t found = 0;
     for (size_t st = 0; st < sizeof steps / sizeof *steps; st++) {
         char line[160];
-        size_t m = put(line, sizeof line, 0, "2026-12-07 06:08:43 ");
-        m = put(line, sizeof line, m, steps[st], "libzstd1:amd64", "1.5.3+dfsg-1", "1.5.3+dfsg-1");
-        put(line, sizeof line, m, "\n");
+        size_t m = tap_put(line, sizeof line, 0, "2026-12-07 06:08:43 ");
+        m = tap_put(line, sizeof line, m, steps[st], "libzstd1:amd64", "1.5.3+dfsg-1", "1.5.3+dfsg-1");
+        tap_put(line, sizeof line, m, "\n");
         found += strstr(asked.text, line) != NULL;
     }
     is_int((long long)found, 9, "asked what happened to libzstd1: its 9 lines are kept (%zu -> %zu tokens)", none.out_tokens,
@@ -921,7 +894,7 @@ static void bad_input(void *state)
     /* a log of one repeated line, a single huge line, binary-ish bytes, only ANSI */
     struct tc_result r;
     size_t cap = 300001;
-    char *big = xmalloc(cap);
+    char *big = tap_xmalloc(cap);
     memset(big, 'x', 300000);
     big[300000] = '\0';
     r = tc_run(state, big, HR_CT_LOG, "", 0);
@@ -930,7 +903,7 @@ static void bad_input(void *state)
     free(r.text);
     size_t n = 0;
     for (int i = 0; i < 3000; i++)
-        n = put(big, cap, n, "\x1b[32mok\x1b[0m step %d\r\n", i);
+        n = tap_put(big, cap, n, "\x1b[32mok\x1b[0m step %d\r\n", i);
     r = tc_run(state, big, HR_CT_LOG, "", 0);
     if (!strstr(r.text, "similar lines like: ok step")) tap_diag("%.300s", r.text);
     ok(r.rc == 0 && !strchr(r.text, '\x1b') && strstr(r.text, "similar lines like: ok step") &&
@@ -952,10 +925,10 @@ static void bad_input(void *state)
 static void skips(void *state)
 {
     size_t cap = 200000;
-    char *log = xmalloc(cap);
+    char *log = tap_xmalloc(cap);
     size_t n = 0;
     for (int i = 0; i < 2000; i++)
-        n = put(log, cap, n, "2024-06-01 10:%02d:%02d INFO worker %d heartbeat ok\n", i / 60 % 60, i % 60, i % 7);
+        n = tap_put(log, cap, n, "2024-06-01 10:%02d:%02d INFO worker %d heartbeat ok\n", i / 60 % 60, i % 60, i % 7);
     struct tc_result r = tc_run(state, log, HR_CT_LOG, "", HR_UNIT_PROTECTED);
     ok(!strcmp(r.text, log), "protected unit untouched");
     free(r.text);

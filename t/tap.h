@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <stdarg.h>
+#include <stdlib.h>
 
 static int tap_n, tap_failed;
 
@@ -45,4 +46,31 @@ static inline const char *tap_str(const char *s) { return s; } /* silences -Wadd
                tap_str(want) ? tap_str(want) : "(null)"), 0))
 /* Exit status: automake's TAP driver reads the results; exit 0 unless a test failed. */
 #define tap_exit() (tap_done(), tap_failed ? 1 : 0)
+/* Test inputs built in buffers of a fixed size: an allocation that fails
+ * or an input that outgrows its buffer stops the test (TAP "Bail out!")
+ * where sprintf would write through NULL or past the end. */
+static inline void *tap_xmalloc(size_t size)
+{
+    void *p = malloc(size);
+    if (!p) {
+        printf("Bail out! out of memory (%zu bytes)\n", size);
+        exit(1);
+    }
+    return p;
+}
+
+/* Appends to buf (cap bytes) at n; returns the new length. */
+__attribute__((format(printf, 4, 5))) static inline size_t tap_put(char *buf, size_t cap, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int w = n < cap ? vsnprintf(buf + n, cap - n, fmt, ap) : -1;
+    va_end(ap);
+    if (w < 0 || (size_t)w >= cap - n) {
+        printf("Bail out! a test input outgrew its %zu-byte buffer\n", cap);
+        exit(1);
+    }
+    return n + (size_t)w;
+}
+
 #endif
