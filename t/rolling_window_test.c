@@ -583,14 +583,71 @@ int main(void)
         drop(s2);
     }
 
-    /* drop_turns no: outputs only, and a WARN when it still does not fit. */
+    /* drop_turns no: outputs only, oldest first, those of the last two
+     * turns last, until it fits. */
     {
         void *s2 = make("max_tokens", "8200", "drop_turns", "no");
         json_t *b = openai_conv("gpt-4o", 8, 16000);
         fh_log_clear();
         struct result r = run_on(s2, b, HR_PROVIDER_OPENAI);
         is_int(json_array_size(json_object_get(b, "messages")), 33, "drop_turns no: no message removed");
-        is_str(r.tag, "rolling_window:outputs=6,turns=0,messages=0,over_budget", "all but the last two turns' outputs");
+        is_str(r.tag, "rolling_window:outputs=7,turns=0,messages=0",
+               "the older turns' 6 outputs, then the second-to-last turn's: it fits");
+        is_str(content_of(b, 27), PH, "the second-to-last turn's output is the placeholder");
+        ok(json_string_length(json_object_get(json_array_get(json_object_get(b, "messages"), 31), "content")) == 16000,
+           "the last turn's output kept: the request fits without it going");
+        ok(strstr(fh_log(), "dropped 7 older tool outputs (1 of them in the last two turns)") != NULL,
+           "the INFO says one came from the last two turns");
+        json_decref(b);
+        drop(s2);
+    }
+
+    /* An agent's run on one prompt is one turn: its older outputs go (they
+     * could not before, being in the last two turns), never the results the
+     * model is about to read; a WARN when even that does not fit. */
+    {
+        void *s2 = make("max_tokens", "8200", NULL, NULL);
+        json_t *b = openai_conv("gpt-4o", 1, 16000);
+        json_t *m = json_object_get(b, "messages");
+        json_array_remove(m, json_array_size(m) - 1); /* no "done": the agent is still at work */
+        for (int c = 1; c <= 7; c++) {
+            char id[32];
+            snprintf(id, sizeof id, "call_run_%d", c);
+            json_array_append_new(m, json_pack("{s:s,s:n,s:[{s:s,s:s,s:{s:s,s:s}}]}", "role", "assistant", "content",
+                                               "tool_calls", "id", id, "type", "function", "function", "name",
+                                               "grep", "arguments", "{}"));
+            json_array_append_new(m, json_pack("{s:s,s:s,s:o}", "role", "tool", "tool_call_id", id, "content",
+                                               big(16000, (char)('a' + c))));
+        }
+        long long before = host_count(b);
+        fh_log_clear();
+        struct result r = run_on(s2, b, HR_PROVIDER_OPENAI);
+        long long after = host_count(b);
+        size_t n = json_array_size(m);
+        ok(before > 8200 && after <= 8200 && strstr(r.tag, "turns=0,") && !strstr(r.tag, "over_budget"),
+           "one turn of 8 tool outputs: %lld -> %lld tokens (%s)", before, after, r.tag);
+        is_str(content_of(b, 1), "question 0", "the task kept");
+        is_str(content_of(b, 3), PH, "the run's oldest output is the placeholder");
+        ok(json_string_length(json_object_get(json_array_get(m, n - 1), "content")) == 16000,
+           "the newest result, which the model is about to read, kept");
+        ok(pairs_intact(b), "every call with its result");
+        is_int(r.saved, before - after, "credited = recount difference");
+        json_decref(b);
+
+        /* The newest results alone over the budget: still over, the WARN. */
+        b = openai_conv("gpt-4o", 2, 16000);
+        m = json_object_get(b, "messages");
+        json_array_append_new(m, json_pack("{s:s,s:n,s:[{s:s,s:s,s:{s:s,s:s}}]}", "role", "assistant", "content",
+                                           "tool_calls", "id", "call_last", "type", "function", "function", "name",
+                                           "grep", "arguments", "{}"));
+        json_array_append_new(m, json_pack("{s:s,s:s,s:o}", "role", "tool", "tool_call_id", "call_last", "content",
+                                           big(90000, 'z')));
+        fh_log_clear();
+        r = run_on(s2, b, HR_PROVIDER_OPENAI);
+        n = json_array_size(m);
+        ok(strstr(r.tag, "over_budget") != NULL, "the newest result alone over 8200: still over (%s)", r.tag);
+        ok(json_string_length(json_object_get(json_array_get(m, n - 1), "content")) == 90000,
+           "the newest result kept even so");
         ok(strstr(fh_log(), "WARNING:headroom.transforms.rolling_window:request still over its context budget") != NULL,
            "WARN says it still does not fit and what to do");
         ok(strstr(fh_log(), "raise max_tokens in headroom.conf's rolling_window block") != NULL,
@@ -599,9 +656,9 @@ int main(void)
         drop(s2);
     }
 
-    /* The last two turns stay even when they alone are over budget; so does
-     * the first user message (the task) when dropping it would not make the
-     * request fit either. */
+    /* The last two turns stay even when they alone are over budget (their
+     * tool outputs become the placeholder); so does the first user message
+     * (the task) when dropping it would not make the request fit either. */
     {
         void *s2 = make("max_tokens", "3000", NULL, NULL);
         json_t *b = openai_conv("gpt-4o", 4, 16000);
@@ -612,8 +669,8 @@ int main(void)
                "system prompt kept");
         is_str(content_of(b, 1), "question 0", "the first user message kept: without it the request is over too");
         is_str(content_of(b, 2), "question 2", "second-to-last turn kept");
-        ok(json_string_length(json_object_get(json_array_get(m, 4), "content")) == 16000, "its tool output kept");
-        ok(strstr(r.tag, "over_budget") != NULL, "tag says over budget: %s", r.tag);
+        is_str(content_of(b, 4), PH, "its tool output is the placeholder (the last resort)");
+        is_str(r.tag, "rolling_window:outputs=2,turns=2,messages=7", "it then fits");
         json_decref(b);
         drop(s2);
     }
@@ -784,9 +841,15 @@ int main(void)
         is_int(r.saved, before - after, "tokens credited = the billed recount's difference");
         json_t *m = json_object_get(b, "messages"), *om = json_object_get(orig, "messages");
         size_t n = json_array_size(m), on = json_array_size(om);
-        ok(n >= 8 && json_equal(json_array_get(m, n - 2), json_array_get(om, on - 2)) &&
-               json_equal(json_array_get(m, n - 6), json_array_get(om, on - 6)),
+        /* tool_result content: [text, image]; the text may be the placeholder */
+#define SHOT_OF(arr, i) \
+    json_array_get(json_object_get(json_array_get(json_object_get(json_array_get(arr, i), "content"), 0), "content"), 1)
+        ok(n >= 8 && json_equal(SHOT_OF(m, n - 2), SHOT_OF(om, on - 2)) &&
+               json_equal(SHOT_OF(m, n - 6), SHOT_OF(om, on - 6)) && SHOT_OF(m, n - 2),
            "the last two turns' screenshots kept");
+#undef SHOT_OF
+        ok(json_equal(json_array_get(m, 0), json_array_get(om, 0)),
+           "the first user message (with its PDF) kept: the last two turns' older text outputs went instead");
         ok(pairs_intact(b), "tool_use / tool_result pairs intact");
         json_decref(b);
         json_decref(orig);
@@ -928,10 +991,18 @@ int main(void)
         is_str(json_string_value(json_object_get(json_array_get(items, 1), "role")), "user",
                "responses: then a turn's user message");
         size_t n = json_array_size(items), on = json_array_size(json_object_get(orig, "input"));
-        int last_two = n >= 13 && (n - 1) % 6 == 0;
-        for (size_t i = 0; i < 12 && last_two; i++)
-            last_two = json_equal(json_array_get(items, n - 12 + i), json_array_get(json_object_get(orig, "input"), on - 12 + i));
-        ok(last_two, "responses: whole turns of 6 items gone, the last two turns untouched");
+        /* the developer item, the task (kept: the last two turns' older
+         * outputs go instead), then whole turns of 6 items */
+        int last_two = n >= 14 && (n - 2) % 6 == 0 &&
+                       json_equal(json_array_get(items, 1), json_array_get(json_object_get(orig, "input"), 1));
+        for (size_t i = 0; i < 12 && last_two; i++) {
+            json_t *it = json_array_get(items, n - 12 + i);
+            last_two = json_equal(it, json_array_get(json_object_get(orig, "input"), on - 12 + i)) ||
+                       (!strcmp(json_string_value(json_object_get(it, "type")), "function_call_output") &&
+                        !strcmp(json_string_value(json_object_get(it, "output")), PH));
+        }
+        ok(last_two, "responses: the task kept, whole turns of 6 items gone, the last two turns' items kept (older "
+                     "outputs as the placeholder)");
         ok(responses_pairs_intact(b), "responses: every call with its output (call_id)");
         ok(strstr(fh_log(), "turns (") && strstr(fh_log(), " items), now "), "responses: the INFO counts items");
         json_decref(orig);

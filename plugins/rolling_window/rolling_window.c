@@ -209,6 +209,23 @@ static size_t plan_turns(const struct work *k, int drop_turns, size_t keep_from,
     return first_kept;
 }
 
+/* Where the results the model is about to read start: after the last item
+ * of the model's own (an assistant message; Responses: a call or
+ * reasoning item). Without one, the last message. */
+static size_t newest_results(json_t *msgs, size_t nm)
+{
+    for (size_t i = nm; i-- > 0;) {
+        json_t *m = json_array_get(msgs, i);
+        const char *role = json_string_value(json_object_get(m, "role"));
+        const char *type = json_string_value(json_object_get(m, "type"));
+        size_t tl = type ? strlen(type) : 0;
+        if ((role && !strcmp(role, "assistant")) || (type && !strcmp(type, "reasoning")) ||
+            (tl > 5 && !strcmp(type + tl - 5, "_call")))
+            return i + 1;
+    }
+    return nm ? nm - 1 : 0;
+}
+
 static void warn_uncounted(struct rw *w, uint64_t tokens)
 {
     atomic_fetch_add(&w->c[C_UNCOUNTED], tokens);
@@ -326,6 +343,23 @@ static int rw_apply(void *state, struct hr_request *req)
     }
     qsort(k.cand, nc, sizeof *k.cand, cmp_cand); /* units are in message order already; be sure */
 
+    /* The last resort: tool outputs inside the last two turns, oldest first,
+     * but never the results the model is about to read. An agent's run on
+     * one prompt (Claude Code working through a task) is one turn, whose
+     * outputs could not go otherwise. Kept after k.cand[nc - 1]. */
+    const size_t newest = newest_results(msgs, nm);
+    size_t nr = 0;
+    uint64_t recent_gain = 0;
+    for (size_t i = 0; i < req->n_units; i++) {
+        const struct hr_unit *u = &req->units[i];
+        if ((u->flags & HR_UNIT_PROTECTED) || u->message_index >= newest || k.turns.keep[u->message_index] ||
+            (size_t)k.turns.turn_of[u->message_index] < keep_from || u->tokens <= ph_tokens)
+            continue;
+        k.cand[nc + nr++] = (struct cand){i, u->tokens - ph_tokens};
+        recent_gain += u->tokens - ph_tokens;
+    }
+    qsort(k.cand + nc, nr, sizeof *k.cand, cmp_cand);
+
     /* Fewest oldest turns to drop so that dropping the remaining tool outputs fits. */
     uint64_t gain_all = 0;
     for (size_t t = 0; t < nt; t++)
@@ -341,12 +375,12 @@ static int rw_apply(void *state, struct hr_request *req)
      * turns go than that needs. */
     const size_t anchor = k.turns.anchor;
     int anchor_dropped = 0;
-    if (anchor < nm && outputs_short(t_total, t_gain, (uint64_t)budget)) {
+    if (anchor < nm && outputs_short(t_total, t_gain + recent_gain, (uint64_t)budget)) {
         size_t at = (size_t)k.turns.turn_of[anchor];
         uint64_t b_total = total, b_gain = gain_all;
         k.turn_tok[at] += k.msg_tok[anchor];
         size_t b_first = plan_turns(&k, w->drop_turns, keep_from, (uint64_t)budget, &b_total, &b_gain);
-        if (at < b_first && !outputs_short(b_total, b_gain, (uint64_t)budget)) {
+        if (at < b_first && !outputs_short(b_total, b_gain + recent_gain, (uint64_t)budget)) {
             anchor_dropped = 1;
             first_kept = b_first;
             t_total = b_total;
@@ -356,11 +390,12 @@ static int rw_apply(void *state, struct hr_request *req)
         }
     }
 
-    /* Drop tool outputs, oldest first, in the turns that stay. */
-    size_t outputs = 0;
+    /* Drop tool outputs, oldest first, in the turns that stay; then, when
+     * that is not enough, in the last two turns. */
+    size_t outputs = 0, recent_outputs = 0;
     uint64_t output_tokens = 0;
     total = t_total;
-    for (size_t j = 0; j < nc && total > (uint64_t)budget; j++) {
+    for (size_t j = 0; j < nc + nr && total > (uint64_t)budget; j++) {
         struct hr_unit *u = &req->units[k.cand[j].unit];
         if ((size_t)k.turns.turn_of[u->message_index] < first_kept)
             continue;
@@ -370,6 +405,7 @@ static int rw_apply(void *state, struct hr_request *req)
         total -= old - u->tokens;
         output_tokens += old - u->tokens;
         outputs++;
+        recent_outputs += j >= nc;
     }
 
     /* Drop whole turns. Units in those messages are emptied and protected first,
@@ -413,11 +449,14 @@ static int rw_apply(void *state, struct hr_request *req)
              dropped_msgs, anchor_dropped ? ",first_user_dropped" : "", still_over ? ",over_budget" : "");
     w->host->stage_tag(req, tag);
     const char *unit = responses ? "items" : "messages";
+    char recent[64] = "";
+    if (recent_outputs)
+        snprintf(recent, sizeof recent, " (%zu of them in the last two turns)", recent_outputs);
     w->host->log(w->self, HR_LOG_INFO,
-                 "request over its context budget (%llu > %lld tokens, model %s): dropped %zu older tool outputs and "
-                 "%zu turns (%zu %s), now %llu tokens",
-                 (unsigned long long)before, budget, *req->model ? req->model : "(none)", outputs, first_kept,
-                 dropped_msgs, unit, (unsigned long long)total);
+                 "request over its context budget (%llu > %lld tokens, model %s): dropped %zu older tool outputs%s "
+                 "and %zu turns (%zu %s), now %llu tokens",
+                 (unsigned long long)before, budget, *req->model ? req->model : "(none)", outputs, recent,
+                 first_kept, dropped_msgs, unit, (unsigned long long)total);
     if (anchor_dropped)
         w->host->log(w->self, HR_LOG_WARN,
                      "dropped the first user message (%llu tokens, %s %zu), which holds the user's task: the request "
@@ -430,8 +469,9 @@ static int rw_apply(void *state, struct hr_request *req)
         atomic_fetch_add(&w->c[C_STILL_OVER], 1);
         w->host->log(w->self, HR_LOG_WARN,
                      "request still over its context budget (%llu > %lld tokens, model %s) after dropping what may be "
-                     "dropped (the system prompt, %sthe last two turns and protected tool outputs stay): the provider "
-                     "will likely refuse it; start a new conversation, or raise max_tokens in headroom.conf's "
+                     "dropped (the system prompt, %sthe last two turns but their older tool outputs, the results "
+                     "the model is about to read and protected tool outputs stay): the provider will likely refuse "
+                     "it; start a new conversation, or raise max_tokens in headroom.conf's "
                      "rolling_window block if the model's window allows",
                      (unsigned long long)total, budget, *req->model ? req->model : "(none)",
                      anchor < nm && !anchor_dropped ? "the first user message, " : "");
