@@ -632,6 +632,13 @@ int main(void)
            "the newest result, which the model is about to read, kept");
         ok(pairs_intact(b), "every call with its result");
         is_int(r.saved, before - after, "credited = recount difference");
+        json_t *st = fh_stats("rolling_window");
+        ok(json_integer_value(json_object_get(st, "recent_outputs_dropped")) > 0 &&
+               json_integer_value(json_object_get(st, "recent_outputs_dropped")) ==
+                   json_integer_value(json_object_get(st, "outputs_dropped")) &&
+               json_integer_value(json_object_get(st, "first_user_dropped")) == 0,
+           "/stats: every output dropped was in the last two turns (recent_outputs_dropped), no task went");
+        json_decref(st);
         json_decref(b);
 
         /* The newest results alone over the budget: still over, the WARN. */
@@ -1215,6 +1222,7 @@ int main(void)
         json_t *st = fh_stats("rolling_window");
         ok(json_integer_value(json_object_get(st, "turn_tokens_removed")) == r.removed && r.removed > 10000,
            "its tokens are credited with the turns' (%lld)", r.removed);
+        is_int(json_integer_value(json_object_get(st, "first_user_dropped")), 1, "/stats counts the request whose task went");
         json_decref(st);
         json_decref(b);
         /* The same with a first message that fits: only the turns after it go. */

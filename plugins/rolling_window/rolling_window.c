@@ -18,7 +18,8 @@
 
 #define RW_DEFAULT_PLACEHOLDER "[older tool output dropped by headroom to fit the context window]"
 
-enum { C_OVER, C_OUTPUTS, C_OUTPUT_TOKENS, C_TURNS, C_MESSAGES, C_TURN_TOKENS, C_STILL_OVER, C_UNCOUNTED, C__N };
+enum { C_OVER, C_OUTPUTS, C_OUTPUT_TOKENS, C_TURNS, C_MESSAGES, C_TURN_TOKENS, C_STILL_OVER, C_UNCOUNTED,
+       C_RECENT_OUTPUTS, C_FIRST_USER, C__N };
 
 struct rw {
     const struct hr_host *host;
@@ -441,6 +442,8 @@ static int rw_apply(void *state, struct hr_request *req)
         atomic_fetch_add(&w->c[C_TURN_TOKENS], turn_tokens);
     }
     atomic_fetch_add(&w->c[C_OUTPUTS], outputs);
+    atomic_fetch_add(&w->c[C_RECENT_OUTPUTS], recent_outputs);
+    atomic_fetch_add(&w->c[C_FIRST_USER], anchor_dropped);
     atomic_fetch_add(&w->c[C_OUTPUT_TOKENS], output_tokens);
 
     int still_over = total > (uint64_t)budget;
@@ -488,9 +491,10 @@ static json_t *rw_stats(void *state)
 {
     struct rw *w = state;
 #define C(i) ((json_int_t)atomic_load(&w->c[i]))
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests_over_budget", C(C_OVER), "outputs_dropped",
-                     C(C_OUTPUTS), "output_tokens_removed", C(C_OUTPUT_TOKENS), "turns_dropped", C(C_TURNS),
-                     "messages_dropped", C(C_MESSAGES), "turn_tokens_removed", C(C_TURN_TOKENS),
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests_over_budget", C(C_OVER),
+                     "outputs_dropped", C(C_OUTPUTS), "recent_outputs_dropped", C(C_RECENT_OUTPUTS),
+                     "output_tokens_removed", C(C_OUTPUT_TOKENS), "turns_dropped", C(C_TURNS), "messages_dropped",
+                     C(C_MESSAGES), "turn_tokens_removed", C(C_TURN_TOKENS), "first_user_dropped", C(C_FIRST_USER),
                      "still_over_budget", C(C_STILL_OVER), "tokens_uncounted", C(C_UNCOUNTED));
 #undef C
 }
