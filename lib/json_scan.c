@@ -415,7 +415,7 @@ static int real_value(const char *s, size_t len, double *out)
 
 /* p at '-' or a digit. Returns the position past the number, or NULL with *msg. */
 static const unsigned char *scan_number(const unsigned char *p, const unsigned char *end,
-                                        const char **msg)
+                                        const char **msg, int big_integers)
 {
     const unsigned char *s = p;
     int neg = 0;
@@ -439,10 +439,12 @@ static const unsigned char *scan_number(const unsigned char *p, const unsigned c
     }
     size_t int_digits = (size_t)(p - ds);
     if (p == end || (*p != '.' && *p != 'e' && *p != 'E')) {
-        /* Integer: must fit int64 (jansson uses strtoll and rejects ERANGE). */
-        if (int_digits > 19 ||
-            (int_digits == 19 &&
-             memcmp(ds, neg ? "9223372036854775808" : "9223372036854775807", 19) > 0)) {
+        /* Integer: must fit int64 (jansson uses strtoll and rejects ERANGE),
+         * or, beyond it, a double (HR_JSON_BIG_INTEGERS). */
+        if (big_integers ? int_digits > 308
+                         : (int_digits > 19 ||
+                            (int_digits == 19 &&
+                             memcmp(ds, neg ? "9223372036854775808" : "9223372036854775807", 19) > 0))) {
             *msg = neg ? "too big negative integer" : "too big integer";
             return NULL;
         }
@@ -715,7 +717,7 @@ value:
         goto bad_literal;
     default:
         if (*p == '-' || (unsigned)(*p - '0') < 10) {
-            const unsigned char *q = scan_number(p, end, &msg);
+            const unsigned char *q = scan_number(p, end, &msg, (flags & HR_JSON_BIG_INTEGERS) != 0);
             if (!q)
                 goto fail;
             p = q;
@@ -891,11 +893,11 @@ int hr_json_scan_members(const char *text, size_t len, struct hr_json_span *out,
     return rc;
 }
 
-int hr_json_scan_decode(const char *text, size_t len, struct hr_json_decoded *d)
+int hr_json_scan_decode(const char *text, size_t len, unsigned flags, struct hr_json_decoded *d)
 {
     d->used = d->n = 0;
     d->failed = 0;
-    return scan(text, len, 0, NULL, NULL, d, NULL);
+    return scan(text, len, flags, NULL, NULL, d, NULL);
 }
 
 /* ----------------------------------------------------------------- decoders */
@@ -1181,6 +1183,11 @@ int hr_json_number(const char *s, size_t len, int64_t *iv, double *dv)
         } else {
             exact = 0;
         }
+    }
+    if (i == len && (!exact || m > (uint64_t)INT64_MAX + (uint64_t)neg)) {
+        /* Beyond int64 (HR_JSON_BIG_INTEGERS): its nearest double. */
+        if (real_value(s, len, dv) != 0) *dv = neg ? -HUGE_VAL : HUGE_VAL;
+        return 0;
     }
     if (i == len) {
         /* Integer in int64 range (the scanner checked). */

@@ -10,7 +10,13 @@
 #define HR_JSON_MAX_DEPTH 2048 /* jansson's JSON_PARSER_MAX_DEPTH */
 
 /* Flags of hr_json_scan(). */
-enum { HR_JSON_REJECT_DUPLICATES = 1u << 0 }; /* as jansson's JSON_REJECT_DUPLICATES */
+enum {
+    HR_JSON_REJECT_DUPLICATES = 1u << 0, /* as jansson's JSON_REJECT_DUPLICATES */
+    /* Ours, not jansson's: an integer beyond int64 (valid JSON, which jansson
+     * refuses: "too big integer") is accepted, up to 308 digits (a double's
+     * range). hr_json_number then gives it as a real. */
+    HR_JSON_BIG_INTEGERS = 1u << 1,
+};
 
 struct hr_json_info {
     char root;          /* '[' or '{' */
@@ -51,10 +57,10 @@ struct hr_json_decoded {
     int failed;         /* out of memory: strings from there on are not in v */
 };
 
-/* hr_json_scan(text, len, 0, NULL, NULL), and every value string (not key)
- * that holds an escape decoded into `d` on the way (what is already there
- * is dropped). Same return. */
-int hr_json_scan_decode(const char *text, size_t len, struct hr_json_decoded *d);
+/* hr_json_scan(text, len, flags, NULL, NULL), and every value string (not
+ * key) that holds an escape decoded into `d` on the way (what is already
+ * there is dropped). Same return. */
+int hr_json_scan_decode(const char *text, size_t len, unsigned flags, struct hr_json_decoded *d);
 
 /* Decode the body of a string (between its quotes) that hr_json_scan accepted into
  * `out`, which must hold `len` bytes (decoding never grows). Returns the decoded length. */
@@ -87,7 +93,8 @@ int hr_json_plain_string(const char *v, size_t n);
 
 /* Value of a number that hr_json_scan accepted, `len` bytes at `s`. Returns 1 for an
  * integer (no '.', 'e', 'E': *iv set, and *dv = (double)*iv as jansson's
- * json_number_value), 0 for a real (*dv set exactly as strtod in the C locale). */
+ * json_number_value), 0 for a real (*dv set exactly as strtod in the C locale)
+ * or an integer beyond int64 (HR_JSON_BIG_INTEGERS: *dv its nearest double). */
 int hr_json_number(const char *s, size_t len, int64_t *iv, double *dv);
 
 /* The value of the root object's member `key` (the last of that name, as

@@ -206,7 +206,7 @@ static inline int hr_wrap_unescape(const char *t, uint64_t off, uint64_t len, st
     hr_tbuf_put(&doc, "[\"", 2);
     hr_tbuf_put(&doc, t + off, len);
     hr_tbuf_put(&doc, "\"]", 2);
-    int rc = doc.oom ? -12 : hr_json_scan_decode(doc.p, doc.len, &d);
+    int rc = doc.oom ? -12 : hr_json_scan_decode(doc.p, doc.len, 0, &d);
     if (!rc && d.failed)
         rc = -12;
     int esc = 0;

@@ -3,7 +3,11 @@
  * time (~110 MB/s); here a string without escapes is one memcpy, so a 1 MB
  * agent request parses in about a millisecond. No validation happens in
  * this file: hr_json_scan_decode has accepted the text exactly as jansson
- * would, decoding the value strings that hold escapes on the way. */
+ * would, decoding the value strings that hold escapes on the way, but for
+ * integers beyond int64 (valid JSON, which jansson refuses as "too big
+ * integer"): such an integer is a real here, written back as the client
+ * spelled it (the spelling table), so headroomd forwards what a provider
+ * may well accept instead of refusing it. */
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -468,11 +472,12 @@ static json_t *load(const char *text, size_t len, json_error_t *err, int reject_
     hr_json_spellings_sweep(); /* before the pool starts: a freed tree's block can start over */
     struct hr_json_decoded none = {0}, *dec = decoded_get();
     if (!dec) dec = &none; /* no memory: every string decoded by the builder */
-    else if (hr_json_scan_decode(text, len, dec) != 0) {
+    else if (hr_json_scan_decode(text, len, HR_JSON_BIG_INTEGERS, dec) != 0) {
         decoded_trim(dec);
         return json_loadb(text, len, flags, err);
     }
-    if (dec == &none && hr_json_scan(text, len, 0, NULL, NULL) != 0) return json_loadb(text, len, flags, err);
+    if (dec == &none && hr_json_scan(text, len, HR_JSON_BIG_INTEGERS, NULL, NULL) != 0)
+        return json_loadb(text, len, flags, err);
     struct builder b = {text, text + len, NULL, 0, 0, reject_dups, NULL, dec, 0, NULL};
     skip_ws(&b);
     int pooled = hr_json_pool_begin(); /* the tree's nodes: json_pool.c */

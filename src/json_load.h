@@ -7,7 +7,10 @@
 #include <jansson.h>
 
 /* The same result as json_loadb(text, len, 0, err): same acceptance, same
- * tree (values, key order, last duplicate key wins). Valid text is checked
+ * tree (values, key order, last duplicate key wins), but for an integer
+ * beyond int64 (up to 308 digits), which is valid JSON jansson refuses:
+ * here it is a real holding its nearest double, written back by
+ * hr_json_dump_compact as it was spelled. Valid text is checked
  * by the shared scanner (plugins/common/json_scan.c, jansson's rules) and
  * then built in one pass, copying strings whole; text the scanner refuses,
  * or a failed allocation, goes to json_loadb itself, so errors carry

@@ -397,7 +397,7 @@ int main(void)
     thread_tables();
     /* Bad numbers are still refused, with jansson's message. */
     static const char *bad[] = {"[1.]", "[01]", "[1e]", "[-]", "[1.50e+]", "[--1e-05]", "[1e-05.5]",
-                                "[9223372036854775808]", "[.5]", "[2.50E]"};
+                                "[.5]", "[2.50E]"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         json_error_t want;
         json_t *mine = hr_json_load(bad[i], strlen(bad[i]), &jerr), *ref = json_loads(bad[i], 0, &want);

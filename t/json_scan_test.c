@@ -410,7 +410,7 @@ int main(void)
     {
         struct hr_json_decoded d = {0};
         const char *text = "{\"k\\u0031\":\"a\\nb\",\"plain\":\"xyz\",\"l\":[\"\\u00e9\\ud83d\\ude00\",1,\"q\\\"\"]}";
-        int rc = hr_json_scan_decode(text, strlen(text), &d);
+        int rc = hr_json_scan_decode(text, strlen(text), 0, &d);
         static const char *const want[] = {"a\nb", "\xc3\xa9\xf0\x9f\x98\x80", "q\""};
         int same = rc == 0 && d.n == 3 && !d.failed;
         for (size_t i = 0; same && i < 3; i++) {
@@ -420,8 +420,8 @@ int main(void)
         }
         ok(same, "scan_decode: the three escaped value strings, decoded, where they are in the text");
         const char *bad = "[\"a\\nb\",\"\\q\"]";
-        is_int(hr_json_scan_decode(bad, strlen(bad), &d), -22, "scan_decode refuses what the scan refuses");
-        is_int(hr_json_scan_decode("[\"\\t\"]", 6, &d) == 0 && d.n == 1 && d.buf[d.v[0].off] == '\t', 1,
+        is_int(hr_json_scan_decode(bad, strlen(bad), 0, &d), -22, "scan_decode refuses what the scan refuses");
+        is_int(hr_json_scan_decode("[\"\\t\"]", 6, 0, &d) == 0 && d.n == 1 && d.buf[d.v[0].off] == '\t', 1,
                "scan_decode starts over on each call");
         free(d.buf);
         free(d.v);

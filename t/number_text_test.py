@@ -87,7 +87,9 @@ def numbers_in(text):
 # 1e-5, 2.5, 100000.0, 0.1, 1e16, 1e-5, 100.0, -0.0025, 1.5, 0 and 1e-5),
 # beside some it writes the same way.
 SPELLED = ["1e-05", "2.50", "1E5", "0.10000000000000001", "1e+16", "0.00001", "100.00", "-2.5E-3", "1.5e0", "-0",
-           "10e-6", "1.0", "-0.0", "9223372036854775807", "-9223372036854775808", "123456789012345678", "0.7"]
+           "10e-6", "1.0", "-0.0", "9223372036854775807", "-9223372036854775808", "123456789012345678", "0.7",
+           # beyond int64: valid JSON that jansson refuses ("too big integer")
+           "18446744073709551615", "-9223372036854775809", "123456789012345678901234567890"]
 SHORTEST_ONLY = ["1e-5", "2.5", "100000.0", "0.1", "1e16", "100.0", "-0.0025", "1.5"]
 
 
@@ -262,6 +264,19 @@ with Mock() as mock, Headroomd(extra_conf=TRANSFORMS) as hd:
     missing, shortest = arrived_as_sent(text, follow)
     ok(follow and not shortest and all(x in numbers_in(follow) for x in SPELLED),
        "the follow-up after a headroom_retrieve call keeps the spelled numbers (%s, %s)" % (missing[:4], shortest[:4]))
+
+    # An integer beyond int64 in a body nothing compresses: forwarded as sent
+    # (headroomd answered 400 "too big integer", jansson's rule, before);
+    # beyond a double (309 digits), refused saying so.
+    big = '{"model":"gpt-4o","seed":18446744073709551615,"messages":[{"role":"user","content":"hi"}]}'
+    mock.reset()
+    r = request("POST", hd.url + "/v1/chat/completions", body=big.encode(), headers=JSON_HDR)
+    is_((r.status, mock.last_request()["body"].decode() if r.status == 200 else r.body.decode()[:160]), (200, big),
+        "seed 18446744073709551615 (beyond int64, valid JSON): forwarded byte for byte")
+    huge = '{"model":"gpt-4o","seed":1%s,"messages":[{"role":"user","content":"hi"}]}' % ("0" * 308)
+    r = request("POST", hd.url + "/v1/chat/completions", body=huge.encode(), headers=JSON_HDR)
+    ok(r.status == 400 and b"too big integer" in r.body, "a 309-digit integer (beyond a double): 400, saying so (%d %s)"
+       % (r.status, r.body[:100]))
 
     # Many requests in flight at once, the same values spelled differently:
     # each keeps its own (one table for the whole process did not).
