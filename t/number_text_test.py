@@ -44,26 +44,6 @@ REALS = ["0.7", "0.1", "0.3", "-0.2", "-0.1", "2.5", "0.95", "1e-7", "1e300", "0
 NUM_RE = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 
 
-def reals_in(text):
-    """The reals of a JSON text, as written, in order (strings skipped)."""
-    out, i, n = [], 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == '"':
-            i += 1
-            while text[i] != '"':
-                i += 2 if text[i] == "\\" else 1
-            i += 1
-        elif c == "-" or c.isdigit():
-            m = NUM_RE.match(text, i)
-            if any(x in m.group(0) for x in ".eE"):
-                out.append(m.group(0))
-            i = m.end()
-        else:
-            i += 1
-    return out
-
-
 def numbers_in(text):
     """Every number of a JSON text (integers too), as written, in order."""
     out, i, n = [], 0, len(text)
@@ -81,6 +61,11 @@ def numbers_in(text):
         else:
             i += 1
     return out
+
+
+def reals_in(text):
+    """The reals of a JSON text, as written, in order (strings skipped)."""
+    return [x for x in numbers_in(text) if any(c in x for c in ".eE")]
 
 
 # Numbers spelled otherwise than headroomd's shortest form (which would be
