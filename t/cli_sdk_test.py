@@ -306,12 +306,12 @@ srv.shutdown()
 # (a 404 page), nor exit 3.
 
 
-class OtherService(http.server.BaseHTTPRequestHandler):
-    """Another service's JSON, 200 for every path."""
+class Canned(http.server.BaseHTTPRequestHandler):
+    """One answer (answer(): status, content type, body) for every GET and POST."""
     def do_GET(self):
-        body = b'{"ok": true, "service": "billing"}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        st, ctype, body = self.answer()
+        self.send_response(st)
+        self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -322,6 +322,12 @@ class OtherService(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *a):
         pass
+
+
+class OtherService(Canned):
+    """Another service's JSON, 200 for every path."""
+    def answer(self):
+        return 200, "application/json", b'{"ok": true, "service": "billing"}'
 
 
 class Quiet(http.server.SimpleHTTPRequestHandler):
@@ -348,23 +354,11 @@ for label, handler, status, ctype in (("python3 -m http.server", lambda *a: Quie
 # A reverse proxy (nginx) in front of a daemon that is down answers 502, 503
 # or 504 with its own page: the daemon cannot be reached (exit 3, as with no
 # daemon), said as such; it was "not headroomd" and exit 1.
-class Gateway(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
+class Gateway(Canned):
+    def answer(self):
         st = int(self.server.status)
-        body = (b"<html><head><title>%d</title></head><body><center><h1>%d</h1></center><hr><center>nginx</center>"
-                b"</body></html>" % (st, st))
-        self.send_response(st)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.do_GET()
-
-    def log_message(self, *a):
-        pass
+        return st, "text/html", (b"<html><head><title>%d</title></head><body><center><h1>%d</h1></center><hr>"
+                                 b"<center>nginx</center></body></html>" % (st, st))
 
 
 srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gateway)

@@ -41,6 +41,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import zlib
 
 __all__ = [
     "T_DIR", "plan", "done", "ok", "is_", "isnt", "like", "cmp_ok", "diag", "note",
@@ -49,7 +50,7 @@ __all__ = [
     "Response", "request", "get", "post_json", "get_json", "stream",
     "stream_then_close", "raw_socket_request", "parse_http_response",
     "hdr", "hdr_all", "sse_events", "sse_data_json",
-    "openai_body", "anthropic_body", "dumps", "marker_hash", "kept_indices",
+    "openai_body", "anthropic_body", "dumps", "marker_hash", "kept_indices", "png",
     "make_certs", "server_ctx",
 ]
 
@@ -117,6 +118,20 @@ def marker_hash(text):
     """The CCR address a marker names (hash=<24 hex>), or None."""
     m = re.search(r"hash=([0-9a-f]{24})", text or "")
     return m.group(1) if m else None
+
+
+def png(w, h, noisy_rows=0, rnd=None):
+    """A valid PNG of w x h: the first noisy_rows rows random from rnd (a
+    random.Random, so its base64 is as big as a real screenshot's), the rest
+    white."""
+    raw = bytearray()
+    for y in range(h):
+        raw += b"\x00" + (bytes(rnd.getrandbits(8) for _ in range(w * 3)) if y < noisy_rows else b"\xff" * (w * 3))
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(bytes(raw), 1)) + chunk(b"IEND", b""))
 
 
 def kept_indices(marker):

@@ -32,8 +32,6 @@ from hrtest import *  # noqa: E402,F403
 import base64  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
-import struct  # noqa: E402
-import zlib  # noqa: E402
 
 rnd = random.Random(7)
 WORDS = ("the build step failed because a fixture was missing while the parser read a config file from "
@@ -46,19 +44,7 @@ def prose(n):
     return " ".join(rnd.choice(WORDS) for _ in range(n))
 
 
-def png(w, h, noisy_rows):
-    """A valid w x h PNG, its first rows random: the base64 of a screenshot."""
-    raw = bytearray()
-    for y in range(h):
-        raw += b"\x00" + (bytes(rnd.getrandbits(8) for _ in range(w * 3)) if y < noisy_rows else b"\xff" * (w * 3))
-
-    def chunk(t, d):
-        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(bytes(raw), 1)) + chunk(b"IEND", b""))
-
-
-SHOT = "data:image/png;base64," + base64.b64encode(png(1280, 800, 100)).decode()
+SHOT = "data:image/png;base64," + base64.b64encode(png(1280, 800, 100, rnd)).decode()
 
 
 def user(text):

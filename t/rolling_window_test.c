@@ -108,6 +108,15 @@ static struct result run_on(void *s, json_t *body, enum hr_provider p)
     return out;
 }
 
+/* A Chat tool call and its result of `bytes` bytes, appended to messages. */
+static void add_call(json_t *m, const char *id, size_t bytes, char c)
+{
+    json_array_append_new(m, json_pack("{s:s,s:n,s:[{s:s,s:s,s:{s:s,s:s}}]}", "role", "assistant", "content",
+                                       "tool_calls", "id", id, "type", "function", "function", "name", "grep",
+                                       "arguments", "{}"));
+    json_array_append_new(m, json_pack("{s:s,s:s,s:o}", "role", "tool", "tool_call_id", id, "content", big(bytes, c)));
+}
+
 /* OpenAI agent conversation: system, then `turns` turns of
  * user / assistant tool call / tool result (`tool_bytes`) / assistant text. */
 static json_t *openai_conv(const char *model, int turns, size_t tool_bytes)
@@ -119,11 +128,7 @@ static json_t *openai_conv(const char *model, int turns, size_t tool_bytes)
         snprintf(id, sizeof id, "call_%d", t);
         snprintf(q, sizeof q, "question %d", t);
         json_array_append_new(m, json_pack("{s:s,s:s}", "role", "user", "content", q));
-        json_array_append_new(m, json_pack("{s:s,s:n,s:[{s:s,s:s,s:{s:s,s:s}}]}", "role", "assistant", "content",
-                                           "tool_calls", "id", id, "type", "function", "function", "name", "grep",
-                                           "arguments", "{}"));
-        json_array_append_new(m, json_pack("{s:s,s:s,s:o}", "role", "tool", "tool_call_id", id, "content",
-                                           big(tool_bytes, (char)('a' + t % 26))));
+        add_call(m, id, tool_bytes, (char)('a' + t % 26));
         json_array_append_new(m, json_pack("{s:s,s:s}", "role", "assistant", "content", "done"));
     }
     return json_pack("{s:s,s:o}", "model", model, "messages", m);
@@ -613,11 +618,7 @@ int main(void)
         for (int c = 1; c <= 7; c++) {
             char id[32];
             snprintf(id, sizeof id, "call_run_%d", c);
-            json_array_append_new(m, json_pack("{s:s,s:n,s:[{s:s,s:s,s:{s:s,s:s}}]}", "role", "assistant", "content",
-                                               "tool_calls", "id", id, "type", "function", "function", "name",
-                                               "grep", "arguments", "{}"));
-            json_array_append_new(m, json_pack("{s:s,s:s,s:o}", "role", "tool", "tool_call_id", id, "content",
-                                               big(16000, (char)('a' + c))));
+            add_call(m, id, 16000, (char)('a' + c));
         }
         long long before = host_count(b);
         fh_log_clear();
@@ -644,11 +645,7 @@ int main(void)
         /* The newest results alone over the budget: still over, the WARN. */
         b = openai_conv("gpt-4o", 2, 16000);
         m = json_object_get(b, "messages");
-        json_array_append_new(m, json_pack("{s:s,s:n,s:[{s:s,s:s,s:{s:s,s:s}}]}", "role", "assistant", "content",
-                                           "tool_calls", "id", "call_last", "type", "function", "function", "name",
-                                           "grep", "arguments", "{}"));
-        json_array_append_new(m, json_pack("{s:s,s:s,s:o}", "role", "tool", "tool_call_id", "call_last", "content",
-                                           big(90000, 'z')));
+        add_call(m, "call_last", 90000, 'z');
         fh_log_clear();
         r = run_on(s2, b, HR_PROVIDER_OPENAI);
         n = json_array_size(m);

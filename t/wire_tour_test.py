@@ -50,7 +50,6 @@ import random  # noqa: E402
 import struct  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
-import zlib  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 from ws_client import GUID, WS  # noqa: E402
 
@@ -80,19 +79,6 @@ DPKG = "\n".join("2025-06-24 14:%02d:%02d status %s lib%s%d:amd64 1.%d-%d" % (i 
                  for i in range(2000)) + "\n"
 
 
-def png(w, h, noisy_rows=0):
-    """A valid PNG of w x h: the first noisy_rows rows random (so its base64
-    is as big as a real screenshot's), the rest white."""
-    raw = bytearray()
-    for y in range(h):
-        raw += b"\x00" + (bytes(rnd.getrandbits(8) for _ in range(w * 3)) if y < noisy_rows else b"\xff" * (w * 3))
-
-    def chunk(t, d):
-        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(bytes(raw), 1)) + chunk(b"IEND", b""))
-
-
 def pdf(pages):
     """A small PDF of `pages` pages, each object written out (no object streams)."""
     objs = ["<< /Type /Catalog /Pages 2 0 R >>",
@@ -103,7 +89,7 @@ def pdf(pages):
 
 
 b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
-SHOT = b64(png(1280, 800, noisy_rows=120))    # ~490 KB of base64: what a screenshot weighs
+SHOT = b64(png(1280, 800, noisy_rows=120, rnd=rnd))    # ~490 KB of base64: what a screenshot weighs
 DOT = b64(png(1, 1))
 PDF3, PDF1 = b64(pdf(3).encode()), b64(pdf(1).encode())
 SIG = b64(bytes(rnd.getrandbits(8) for _ in range(1500)))  # a thinking signature's size
