@@ -265,6 +265,21 @@ static void replace_body(struct proxy_req *p, const json_t *answer)
     free(text);
 }
 
+/* A relayed answer's end: accounted first, so /stats counts it by the time
+ * the client has it, then written at once; freeing the request and the
+ * upstream transfer's own end come after the write, off the client's time.
+ * `body`: the whole answer, or NULL to end a stream. */
+static void end_answer(struct proxy_req *p, struct evbuffer *body)
+{
+    struct hr_req *req = p->req;
+    p->req = NULL;
+    hr_acct_finish(p, (int)p->status, 0, NULL);
+    hr_req_end_at_once(req);
+    if (body) hr_req_send_buffer(req, (int)p->status, body);
+    else hr_req_end(req);
+    hr_proxy_free(p);
+}
+
 static void on_done(void *ud, enum hr_xfer_result rc, const char *why)
 {
     struct proxy_req *p = ud;
@@ -308,10 +323,7 @@ static void on_done(void *ud, enum hr_xfer_result rc, const char *why)
     }
     if (p->streaming) {
         if (p->llm) hr_acct_stream_comment(p);
-        hr_req_end(p->req);
-        p->req = NULL;
-        hr_acct_finish(p, (int)p->status, 0, NULL);
-        hr_proxy_free(p);
+        end_answer(p, NULL);
         return;
     }
     if (p->llm && p->body) {
@@ -350,10 +362,7 @@ static void on_done(void *ud, enum hr_xfer_result rc, const char *why)
     hr_admit_cache_store(p);
     hr_acct_headers(p, p->req);
     p->reply_ms = hr_monotonic_ms() - t_upstream_done;
-    hr_req_send_buffer(p->req, (int)p->status, p->body);
-    p->req = NULL;
-    hr_acct_finish(p, (int)p->status, 0, NULL);
-    hr_proxy_free(p);
+    end_answer(p, p->body);
 }
 
 void hr_relay_abort(struct proxy_req *p, const char *why)
