@@ -14,7 +14,7 @@ static void usage(FILE *out, int summary)
                      "\n"
                      "Totals over the metrics database: requests, tokens before/after, tokens saved, average\n"
                      "compression ratio (sent/input, 1.0 = nothing saved), savings percent (saved/input, in %%),\n"
-                     "cost and cost saved.\n");
+                     "cost and cost saved, and the requests of a model without a price (unpriced_requests).\n");
     else
         fprintf(out, "usage: headroom metrics [--since WHEN] [--until WHEN] [--limit N] [--model MODEL]\n"
                      "                        [-c FILE] [--json]\n"
@@ -112,9 +112,12 @@ static int run(int argc, char **argv, int summary)
         snprintf(b, sizeof b, "%.2f%%", json_number_value(json_object_get(v, "savings_percent")));
         cli_fmt_usd(s, sizeof s, json_number_value(json_object_get(v, "total_cost_usd")));
         cli_fmt_usd(d, sizeof d, json_number_value(json_object_get(v, "total_cost_saved_usd")));
+        /* Requests of a model the price table does not know add $0 to both
+         * sums: say how many, as /stats' cost.unpriced_requests does. */
+        cli_fmt_int(e, sizeof e, (long long)json_integer_value(json_object_get(v, "unpriced_requests")));
         const char *rows[][2] = {{"avg_compression_ratio", a}, {"savings_percent", b}, {"total_cost_usd", s},
-                                 {"total_cost_saved_usd", d}};
-        for (size_t i = 0; i < 4; i++) cli_table_row(t, rows[i]);
+                                 {"total_cost_saved_usd", d}, {"unpriced_requests", e}};
+        for (size_t i = 0; i < 5; i++) cli_table_row(t, rows[i]);
         cli_table_print(t, stdout);
         cli_table_free(t);
         const char *first = json_string_value(json_object_get(v, "first_timestamp"));
@@ -137,6 +140,12 @@ static int run(int argc, char **argv, int summary)
             cli_fmt_int(d, sizeof d, (long long)json_integer_value(json_object_get(r, "tokens_output")));
             cli_fmt_usd(e, sizeof e, json_number_value(json_object_get(r, "cost_usd")));
             cli_fmt_usd(f, sizeof f, json_number_value(json_object_get(r, "savings_usd")));
+            /* A model without a price costs $0 here, which is not free: say so. */
+            const char *mname = json_string_value(json_object_get(r, "model"));
+            if (json_is_false(json_object_get(r, "priced")) && mname && *mname) {
+                snprintf(e, sizeof e, "unpriced");
+                snprintf(f, sizeof f, "unpriced");
+            }
             snprintf(lat, sizeof lat, "%.1f", json_number_value(json_object_get(r, "latency_ms")));
             snprintf(g, sizeof g, "%s", tr && strcmp(tr, "[]") ? tr : "-");
             const char *row[] = {json_string_value(json_object_get(r, "time")),

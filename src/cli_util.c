@@ -249,7 +249,18 @@ void cli_fmt_int(char *out, size_t n, long long v)
     snprintf(out, n, "%s", buf);
 }
 
+/* The dashboard's rule (doc/savings-file.md): cents from $100, 4 decimals
+ * from one cent, and below a cent the 6 every amount is rounded to (zeros
+ * past the 4th dropped), so a real cost of $0.000006 never reads $0.0000. */
 void cli_fmt_usd(char *out, size_t n, double v)
 {
-    snprintf(out, n, "$%.4f", v);
+    double a = v < 0 ? -v : v;
+    if (a >= 100) snprintf(out, n, "$%.2f", v);
+    else if (a >= 0.01 || a == 0) snprintf(out, n, "$%.4f", v);
+    else if (a < 0.0000005) snprintf(out, n, "%s$0.000001", v < 0 ? ">-" : "<");
+    else {
+        snprintf(out, n, "$%.6f", v);
+        size_t l = strlen(out);
+        for (int k = 0; k < 2 && l > 0 && out[l - 1] == '0'; k++) out[--l] = '\0';
+    }
 }

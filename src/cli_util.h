@@ -47,5 +47,5 @@ void cli_table_print(struct cli_table *t, FILE *out);
 void cli_table_free(struct cli_table *t);
 /* Format helpers for table cells. */
 void cli_fmt_int(char *out, size_t n, long long v);   /* 12,345 */
-void cli_fmt_usd(char *out, size_t n, double v);      /* $0.0420 */
+void cli_fmt_usd(char *out, size_t n, double v);      /* $0.0420, $0.000042, $123.45 */
 #endif

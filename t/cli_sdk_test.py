@@ -413,6 +413,12 @@ if PLUGINS and os.path.exists(os.path.join(PLUGINS, "metrics_db.so")):
         for stream in (True, False, True):
             body = dict(req, stream=stream)
             request("POST", h.url + "/v1/chat/completions", body=json.dumps(body).encode(), headers=hdrs)
+        # A request of a few tokens costs well under a cent, and a model the
+        # price table does not know costs $0 without being free.
+        tiny = request("POST", h.url + "/v1/chat/completions", headers=hdrs,
+                       body=json.dumps(openai_body(model="gpt-4o-mini", content="hi")).encode())
+        request("POST", h.url + "/v1/chat/completions", headers=hdrs,
+                body=json.dumps(openai_body(model="acme-llm-7", content="hi")).encode())
         live = h.stats()
         h.stop()  # the sink's last batch is written at shutdown
     env2 = dict(ENV, HEADROOM_WORKSPACE_DIR=ws2)
@@ -425,10 +431,25 @@ if PLUGINS and os.path.exists(os.path.join(PLUGINS, "metrics_db.so")):
         "avg_compression_ratio == /stats tokens.compression_ratio_avg")
     rc, out, err = cli("metrics", "--json", env=env2)
     rows2 = json.loads(out) if rc == 0 else []
-    is_(len(rows2), 3, "headroom metrics lists the 3 requests")
-    is_(sqlite(os.path.join(ws2, "metrics.db"), "SELECT COUNT(*) FROM requests"), "3", "sqlite3 agrees")
+    is_(len(rows2), 5, "headroom metrics lists the 5 requests")
+    is_(sqlite(os.path.join(ws2, "metrics.db"), "SELECT COUNT(*) FROM requests"), "5", "sqlite3 agrees")
+    # The tables: a cost under a cent reads as the header says it, not $0.0000;
+    # the unknown model's $0 reads unpriced, and summary counts it as /stats does.
+    tiny_cost = tiny.header("x-headroom-cost-usd") or ""
+    ok(0 < float(tiny_cost or 0) < 0.01, "the gpt-4o-mini request costs under a cent (%s)" % tiny_cost)
+    is_(s2.get("unpriced_requests"), live["cost"]["unpriced_requests"],
+        "summary --json: unpriced_requests == /stats cost.unpriced_requests (%s)" % live["cost"]["unpriced_requests"])
+    is_(live["cost"]["unpriced_requests"], 1, "/stats: the one request of acme-llm-7 is unpriced")
+    rc, out, err = cli("metrics", env=env2)
+    cells = {ln.split()[1]: ln.split() for ln in out.splitlines()[1:] if len(ln.split()) > 9}
+    want = "$" + re.sub(r"0{1,2}$", "", tiny_cost)  # 6 decimals, zeros past the 4th dropped
+    is_(cells.get("gpt-4o-mini", [""] * 9)[8], want, "metrics table: the cost under a cent is shown, not $0.0000")
+    is_(cells.get("acme-llm-7", [""] * 10)[8:10], ["unpriced", "unpriced"],
+        "metrics table: a model without a price reads unpriced, not $0.0000")
+    rc, out, err = cli("summary", env=env2)
+    like(out, r"(?m)^unpriced_requests +1$", "summary table: the unpriced request is counted")
 else:
-    skip("the metrics_db plugin is not built here (its branch not merged yet)", 4)
+    skip("the metrics_db plugin is not built here (its branch not merged yet)", 10)
 
 # --- the example program of doc/ ------------------------------------------------
 if os.access(EXAMPLE, os.X_OK):
@@ -545,7 +566,9 @@ for cmd in (("summary", "--json"), ("metrics", "--json")):
 
 def create_later(path, delay):
     time.sleep(delay)
-    sqlite(path, "PRAGMA journal_mode=WAL;\n" + SCHEMA + "\n".join(rows[:3]))
+    # One transaction: the sqlite3 tool commits each statement on its own, and
+    # a summary read between the first row and the third counted 1 of them.
+    sqlite(path, "PRAGMA journal_mode=WAL;\nBEGIN;\n" + SCHEMA + "\n".join(rows[:3]) + "\nCOMMIT;")
 
 
 t = threading.Thread(target=create_later, args=(os.path.join(fresh, "metrics.db"), 0.5))

@@ -318,7 +318,10 @@ static json_t *summary_query(sqlite3 *db, const char *path, void *ctx)
         " COALESCE(SUM(CASE WHEN credited THEN savings_usd END), 0.0),"
         " AVG(CASE WHEN credited AND tokens_input_before > 0 THEN CAST(tokens_input_after AS REAL) / tokens_input_before END),"
         " MIN(timestamp), MAX(timestamp),"
-        " COALESCE(SUM(cached), 0), COALESCE(SUM(failed), 0), COALESCE(SUM(credited), 0)"
+        " COALESCE(SUM(cached), 0), COALESCE(SUM(failed), 0), COALESCE(SUM(credited), 0),"
+        /* as /stats cost.unpriced_requests: a model the price table does not
+         * know (a request without a model, /v1/models, is not one) */
+        " COALESCE(SUM(CASE WHEN NOT priced AND model <> '' THEN 1 ELSE 0 END), 0)"
         " FROM requests WHERE timestamp >= ?1 AND timestamp < ?2";
     sqlite3_stmt *st = NULL;
     json_t *out = NULL;
@@ -338,7 +341,7 @@ static json_t *summary_query(sqlite3 *db, const char *path, void *ctx)
         iso_time(sqlite3_column_double(st, 8), first, sizeof first);
         iso_time(sqlite3_column_double(st, 9), last, sizeof last);
     }
-    out = json_pack("{s:I,s:I,s:f,s:f,s:f,s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:s?,s:s?,s:s}", "total_requests",
+    out = json_pack("{s:I,s:I,s:f,s:f,s:f,s:I,s:I,s:I,s:f,s:I,s:I,s:I,s:I,s:s?,s:s?,s:s}", "total_requests",
                     (json_int_t)sqlite3_column_int64(st, 0), "total_tokens_saved",
                     (json_int_t)sqlite3_column_int64(st, 3), "avg_compression_ratio", hr_round(avg, 4),
                     "total_cost_saved_usd", hr_round(sqlite3_column_double(st, 6), 6), "total_cost_usd",
@@ -347,6 +350,7 @@ static json_t *summary_query(sqlite3 *db, const char *path, void *ctx)
                     before > 0 ? hr_round(100.0 * (double)(before - after) / (double)before, 2) : 0.0,
                     "credited_requests", (json_int_t)sqlite3_column_int64(st, 12), "cached_requests",
                     (json_int_t)sqlite3_column_int64(st, 10), "failed_requests", (json_int_t)sqlite3_column_int64(st, 11),
+                    "unpriced_requests", (json_int_t)sqlite3_column_int64(st, 13),
                     "first_timestamp", first[0] ? first : NULL, "last_timestamp", last[0] ? last : NULL, "database",
                     path);
 done:
