@@ -913,6 +913,7 @@ static void rows_as_text_old_host(void)
     fh_request_free(&r);
     json_t *body2 = openai_body("item", first ? first : "");
     fh_request_init(&r, body2, HR_PROVIDER_OPENAI, "");
+    fh_request_flag_as_1_5(&r);
     r.units[0].type = HR_CT_JSON_OBJECT;
     is_int(r.units[0].flags & HR_UNIT_HAS_MARKER, 0, "1.5 host: the escaped marker is not flagged");
     headroom_plugin.apply(st, &r.req);
@@ -1165,6 +1166,47 @@ static void result_cache(const char *dir)
         free(texts[i]);
 }
 
+/* The fake host flags HR_UNIT_HAS_MARKER as the real one does (a plugin
+ * tested on it sees what it would see in headroomd): the texts
+ * t/stage_rollback_test.py sends through headroomd, each followed by the
+ * same log lines, and the flag headroomd gives each there. */
+static void fake_host_marker_rule(void)
+{
+    static const struct {
+        const char *text;
+        int flagged;
+    } cases[] = {
+        {"{\"_headroom\":{\"omitted\":3,\"hash\":\"0123456789abcdef01234567\"}} and the rows after it", 1},
+        {"{\"content\":[{\"type\":\"text\",\"text\":\"[{\\\"_headroom\\\":{\\\"omitted\\\":3}},{\\\"id\\\":1}]\"}]}", 1},
+        {"[headroom: 290 of 300 lines omitted; headroom_retrieve hash=0123456789abcdef01234567]", 1},
+        {"a column named _headroom in the rows, never quoted", 0},
+        {"{\"_headroomx\":1,\"id\":2} and the rows after it", 0},
+        {"{\\\\\"_headroom\\\\\":1} a backslash escaped, not the quote", 0},
+        {"[headroom:290 of 300 lines omitted] no space", 0},
+        {"[Headroom: 290 of 300 lines omitted] capital H", 0},
+    };
+    static char text[32768];
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        size_t l = (size_t)snprintf(text, sizeof text, "%s", cases[c].text);
+        for (int i = 0; i < 300 && l < sizeof text; i++)
+            l += (size_t)snprintf(text + l, sizeof text - l,
+                                  "\n2026-12-05T10:%02d:%02dZ INFO worker-%d handled request %d in %d ms status=200",
+                                  i / 60, i % 60, i % 4, i, i * 7 % 90);
+        json_t *body = openai_body("what failed?", text);
+        struct fh_request r;
+        fh_request_init(&r, body, HR_PROVIDER_OPENAI, "");
+        is_int(!!(r.units[0].flags & HR_UNIT_HAS_MARKER), cases[c].flagged, "fake host, as headroomd: %.50s %s",
+               cases[c].text, cases[c].flagged ? "flagged" : "not flagged");
+        /* And a stage's replacement holding it, as a 1.6 host re-flags it. */
+        r.units[0].flags &= ~HR_UNIT_HAS_MARKER;
+        ok(fh_host()->unit_replace(&r.req, 0, cases[c].text, strlen(cases[c].text)) == HR_OK &&
+               !!(r.units[0].flags & HR_UNIT_HAS_MARKER) == cases[c].flagged,
+           "... and as a replacement: %s", cases[c].flagged ? "flagged" : "not flagged");
+        fh_request_free(&r);
+        json_decref(body);
+    }
+}
+
 int main(void)
 {
     struct hr_conf conf;
@@ -1204,6 +1246,7 @@ int main(void)
         result_cache(dir);
     }
     bad_input();
+    fake_host_marker_rule();
     fh_set_log_level(HR_LOG_WARN);
     policy();
     rows_as_text();

@@ -145,6 +145,31 @@ size_t fh_count_tokens(const char *model, const char *text, size_t len)
     return (len + 3) / 4;
 }
 
+/* HR_UNIT_HAS_MARKER by the real host's rule (src/pipeline.c, flag_marker;
+ * t/stage_rollback_test.py and t/crush_test.c check both on the same
+ * texts): the marker key written as JSON, the same escaped in a JSON string
+ * (rows carried as text), or the text marker. strstr as there: nothing
+ * after a NUL in the text is searched. */
+static int fh_has_marker(const char *text)
+{
+    return text && (strstr(text, "\"" HR_MARKER_KEY "\"") || strstr(text, "\\\"" HR_MARKER_KEY "\\\"") ||
+                    strstr(text, HR_TEXT_MARKER));
+}
+
+static void fh_flag_marker(struct hr_unit *u)
+{
+    u->flags = fh_has_marker(u->text) ? u->flags | HR_UNIT_HAS_MARKER : u->flags & ~HR_UNIT_HAS_MARKER;
+}
+
+void fh_request_flag_as_1_5(struct fh_request *r)
+{
+    for (size_t i = 0; i < r->req.n_units; i++) {
+        struct hr_unit *u = &r->units[i];
+        int has = u->text && (strstr(u->text, "\"" HR_MARKER_KEY "\"") || strstr(u->text, HR_TEXT_MARKER));
+        u->flags = has ? u->flags | HR_UNIT_HAS_MARKER : u->flags & ~HR_UNIT_HAS_MARKER;
+    }
+}
+
 static int fh_unit_replace(struct hr_request *req, size_t i, const char *text, size_t len)
 {
     struct fh_request *r = (struct fh_request *)req;
@@ -162,9 +187,7 @@ static int fh_unit_replace(struct hr_request *req, size_t i, const char *text, s
     u->text = json_string_value(s);
     u->len = json_string_length(s);
     u->tokens = t;
-    /* As a 1.6 host: the marker flag follows the text. */
-    int marked = strstr(u->text, "\"" HR_MARKER_KEY "\"") || strstr(u->text, HR_TEXT_MARKER);
-    u->flags = marked ? u->flags | HR_UNIT_HAS_MARKER : u->flags & ~HR_UNIT_HAS_MARKER;
+    fh_flag_marker(u); /* as a 1.6 host: the marker flag follows the text */
     r->replaced++;
     return HR_OK;
 }
@@ -627,8 +650,8 @@ static void add_unit(struct fh_request *r, size_t msg, json_t *target, const cha
     u->tokens = fh_count_tokens(r->req.model, u->text, u->len);
     u->type = HR_CT_UNKNOWN;
     u->tool_name = json_string_value(name);
-    u->flags = memmem(u->text, u->len, "\"_headroom\"", 11) || memmem(u->text, u->len, HR_TEXT_MARKER, 11)
-                   ? HR_UNIT_HAS_MARKER : 0;
+    u->flags = 0;
+    fh_flag_marker(u);
     r->target[i] = target;
     r->key[i] = key;
 }

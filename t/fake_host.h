@@ -52,6 +52,10 @@ void fh_conf(struct hr_conf *conf, const struct hr_conf_key *keys, ...);
 int fh_request_init(struct fh_request *r, json_t *body, enum hr_provider provider,
                     const char *query);
 void fh_request_free(struct fh_request *r);
+/* Units are flagged HR_UNIT_HAS_MARKER as the real host flags them. This
+ * flags r's units as a host before ABI 1.6 did: the marker key written as
+ * JSON or the text marker, not the key escaped in a JSON string. */
+void fh_request_flag_as_1_5(struct fh_request *r);
 
 /* Walk every metric family plugins registered with register_metrics (also what
  * the host's metrics_visit walks). Returns 0 or the first source's error. */

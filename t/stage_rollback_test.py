@@ -157,4 +157,33 @@ for hexbytes, want in (("78c328", "original"), ("78eda080", "original"), ("78f49
                        ("78c0af", "original"), ("78c3a9", "other: %r" % "x\u00e9")):
     st, _, tool, _, _ = forwarded("transform units_editor as u { text_hex %s; }\n" % hexbytes)
     is_((st, tool), (200, want), "unit_replace with bytes %s: the forwarded output is the %s" % (hexbytes, want))
+
+# HR_UNIT_HAS_MARKER on the client's own texts (src/pipeline.c flag_marker):
+# the marker key as JSON, escaped in a JSON string (rows carried as text),
+# or the text marker. t/fake_host.c, which plugin tests run on, mirrors the
+# rule; t/crush_test.c (fake_host_marker_rule) checks it on these same texts.
+# Each is followed by LOG (no marker in it): a unit too small to be worth
+# it is offered to no stage.
+MARKER_TEXTS = [
+    ('{"_headroom":{"omitted":3,"hash":"0123456789abcdef01234567"}} and the rows after it', True),
+    ('{"content":[{"type":"text","text":"[{\\"_headroom\\":{\\"omitted\\":3}},{\\"id\\":1}]"}]}', True),
+    ("[headroom: 290 of 300 lines omitted; headroom_retrieve hash=0123456789abcdef01234567]", True),
+    ("a column named _headroom in the rows, never quoted", False),
+    ('{"_headroomx":1,"id":2} and the rows after it', False),
+    ('{\\\\"_headroom\\\\":1} a backslash escaped, not the quote', False),
+    ("[headroom:290 of 300 lines omitted] no space", False),
+    ("[Headroom: 290 of 300 lines omitted] capital H", False),
+]
+msgs = [{"role": "user", "content": "what failed?"}]
+for i, (text, _) in enumerate(MARKER_TEXTS):
+    msgs.append({"role": "assistant", "content": None,
+                 "tool_calls": [{"id": "m%d" % i, "type": "function", "function": {"name": "sh", "arguments": "{}"}}]})
+    msgs.append({"role": "tool", "tool_call_id": "m%d" % i, "content": text + "\n" + LOG})
+conf = ("host 127.0.0.1\nport @PORT@\nworkers 1\nopenai_api_url @MOCK_URL@\nplugin_dir %s\n%s"
+        % (PLUGINS, units_stage("n", text="[n]")))
+with Mock() as m, Headroomd(conf_text=conf) as h:
+    r = post_json(h.url + "/v1/chat/completions", openai_body(messages=msgs), headers={"Authorization": "Bearer sk-t"})
+    sent = [x["content"] for x in json.loads(m.last_request()["body"])["messages"] if x["role"] == "tool"]
+for (text, flagged), out in zip(MARKER_TEXTS, sent):
+    is_(out != "[n]", flagged, "%r: %s" % (text[:50], "flagged, left as sent" if flagged else "not flagged, replaced"))
 done()
