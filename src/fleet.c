@@ -19,6 +19,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 #include <event2/event.h>
+#include "body_codec.h"
 #include "ccr.h"
 #include "cost.h"
 #include "fleet.h"
@@ -103,6 +104,12 @@ struct fleet_worker {
     struct ccr_push *pushes;        /* originals written, answer awaited (freed at stop if never answered) */
     int flushing;                   /* originals of the unsent queue written, answers awaited */
     int in_flush;                   /* flush_unsent is running (an answer at once must not re-enter it) */
+    /* A Content-Encoding body decoded by hr_fleet_defer for a request it let
+     * go at once: the proxy takes it (hr_fleet_take_decoded), not decoding
+     * again; dropped at the next defer. */
+    struct hr_req *dec_req;
+    char *dec;
+    size_t dec_len;
 };
 
 struct outbox_item {
@@ -174,6 +181,8 @@ struct hr_fleet_wait {
     int let_through;                /* ... and on_backend_error open let it through (counted once) */
     int unchecked_refused;          /* ... and on_backend_error closed refuses it (a message's wait) */
     json_t *body;
+    char *decoded;                  /* the body sent with Content-Encoding, decoded (NULL: none) */
+    size_t decoded_len;
     const char *budget_period;
     time_t budget_start;
     int want_budget, want_cache, want_rate;
@@ -949,6 +958,7 @@ static void wait_free(struct hr_fleet_wait *x)
     if (x->next) x->next->prev = x->prev;
     atomic_fetch_sub(&n_waiting, 1);
     json_decref(x->body);
+    free(x->decoded);
     hr_respcache_entry_free(&x->entry);
     free(x->hashes);
     free(x);
@@ -1406,8 +1416,30 @@ static int fetch_originals(struct hr_fleet_wait *x, const char *const *hashes, s
     return 1;
 }
 
+/* The last request's decoded body, if the proxy did not take it (a request
+ * refused before reading its body): another request may reuse its address. */
+static void drop_decoded(struct fleet_worker *fw)
+{
+    free(fw->dec);
+    fw->dec = NULL;
+    fw->dec_req = NULL;
+}
+
+/* A body sent with Content-Encoding (gzip, deflate, zstd: the openai SDKs,
+ * Codex) decoded into x->decoded, within max_body_size as the proxy reads
+ * it; 0 when it came as it is or cannot be read (the proxy answers that). */
+static int decode_body(struct hr_fleet_wait *x, struct hr_req *req, const char *raw, size_t len)
+{
+    enum hr_codec c = hr_codec_parse(hr_req_header(req, "content-encoding"));
+    if (c == HR_CODEC_IDENTITY || c == HR_CODEC_UNSUPPORTED) return 0;
+    char why[160];
+    return hr_codec_decode(c, raw, len, x->w->d->cfg->max_body_bytes, &x->decoded, &x->decoded_len, why,
+                           sizeof why) == HR_CODEC_OK;
+}
+
 int hr_fleet_defer(struct hr_worker *w, struct hr_req *req, const char *path, hr_fleet_dispatch_fn again)
 {
+    if (tl_fw && tl_fw->dec) drop_decoded(tl_fw);
     /* Draining: a new request is refused at once, without asking Redis. */
     if (!fl.on || !tl_conn || (tl_current && tl_current->req == req) || atomic_load(&w->d->stopping)) return 0;
     const char *method = hr_req_method(req);
@@ -1440,6 +1472,14 @@ int hr_fleet_defer(struct hr_worker *w, struct hr_req *req, const char *path, hr
     x->want_budget = hr_admit_is_model_route(path) &&
                      hr_cost_budget_period(hr_clock_now(), &x->budget_period, &x->budget_start, &end);
     const struct hr_api *api = hr_api_for_route("POST", path);
+    /* A body sent with Content-Encoding is read as the proxy reads it,
+     * decoded (the proxy then takes these bytes): on a route whose requests
+     * may continue from kept calls (Responses), or to find a cached answer.
+     * Any other is not decoded here. */
+    if (api && (api->continues_from || hr_respcache_enabled()) && decode_body(x, req, raw, len)) {
+        raw = x->decoded;
+        len = x->decoded_len;
+    }
     if (api && hr_respcache_enabled()) {
         json_error_t jerr;
         x->body = hr_json_load_strict(raw, len, &jerr);
@@ -1453,6 +1493,13 @@ int hr_fleet_defer(struct hr_worker *w, struct hr_req *req, const char *path, hr
     }
     if (api && api->continues_from) want_kept(x, api, raw, len);
     if (!x->want_budget && !x->want_cache && !x->want_rate && !x->n_kept) {
+        struct fleet_worker *fw = &fl.workers[w->index];
+        if (x->decoded) { /* handled now: the proxy takes it */
+            fw->dec = x->decoded;
+            fw->dec_len = x->decoded_len;
+            fw->dec_req = req;
+            x->decoded = NULL;
+        }
         wait_free(x);
         return 0;
     }
@@ -1464,6 +1511,23 @@ double hr_fleet_arrived_ms(struct hr_req *req)
 {
     struct hr_fleet_wait *x = tl_current;
     return x && x->req == req ? x->t_arrived : 0;
+}
+
+char *hr_fleet_take_decoded(struct hr_req *req, size_t *len)
+{
+    struct hr_fleet_wait *x = tl_current;
+    char *d = NULL;
+    if (x && x->req == req && x->decoded) {
+        d = x->decoded;
+        *len = x->decoded_len;
+        x->decoded = NULL;
+    } else if (tl_fw && tl_fw->dec && tl_fw->dec_req == req) {
+        d = tl_fw->dec;
+        *len = tl_fw->dec_len;
+        tl_fw->dec = NULL;
+        tl_fw->dec_req = NULL;
+    }
+    return d;
 }
 
 json_t *hr_fleet_take_body(struct hr_req *req)
@@ -1817,6 +1881,7 @@ void hr_fleet_worker_stop(struct hr_worker *w)
         free(fw->lost);
         fw->lost = next;
     }
+    drop_decoded(fw);
     /* hr_http_server_free has freed the requests already: only the waits are left. */
     while (fw->waits) {
         if (fw->waits->p) fw->waits->p->fleet_wait = NULL;

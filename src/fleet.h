@@ -50,6 +50,11 @@ int hr_fleet_defer(struct hr_worker *w, struct hr_req *req, const char *path, hr
 /* When a request that waited for shared state arrived (monotonic ms), or 0. */
 double hr_fleet_arrived_ms(struct hr_req *req);
 
+/* A body sent with Content-Encoding that the wait (or hr_fleet_defer, for a
+ * request it let go at once) already decoded: malloc'd, NUL-terminated, the
+ * caller owns it; NULL when there is none. */
+char *hr_fleet_take_decoded(struct hr_req *req, size_t *len);
+
 /* The request body the wait already parsed (the caller owns it), or NULL. */
 json_t *hr_fleet_take_body(struct hr_req *req);
 

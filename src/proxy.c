@@ -269,6 +269,7 @@ static int decode_body(struct proxy_req *p, const char *raw, size_t len, char **
     const char *coding = hr_req_header(p->req, "content-encoding");
     p->codec = hr_codec_parse(coding);
     if (p->codec == HR_CODEC_IDENTITY) return 0;
+    if ((*out = hr_fleet_take_decoded(p->req, out_len))) return 0; /* a fleet read it first (kept calls) */
     size_t max = p->w->d->cfg->max_body_bytes;
     char why[160], msg[400];
     int rc = hr_codec_decode((enum hr_codec)p->codec, raw, len, max, out, out_len, why, sizeof why);

@@ -6,7 +6,7 @@
 # one rate limit per key (exact count, and one more after a refill), the
 # CCR store (hash made on A read on B, also through headroom_retrieve) and
 # the response cache (an entry headroomd did not write, such as a content
-# type with CR LF, is a miss); Responses WebSocket messages held to the shared rate
+# type with CR LF, is a miss; a gzip-coded body is looked up too); Responses WebSocket messages held to the shared rate
 # limit in the order sent; Redis killed, stopped and restarted: fail open /
 # closed as configured (and /readyz not ready while closed refuses; /health
 # 200 but degraded, saying why), no crash, recovery; originals stored
@@ -20,9 +20,11 @@
 # never answers, in a namespace of our own); a reload naming a changed backend block; SIGTERM while a
 # request waits for Redis: answered, nothing leaked; headroom_retrieve calls taken out of a
 # Responses answer on one instance answered in the follow-up on another (previous_response_id, also
-# as a WebSocket response.create; a conversation's forgotten fleet-wide once carried), a forged
+# as a WebSocket response.create; a conversation's forgotten fleet-wide once carried; the follow-up
+# sent gzip- or zstd-coded), a forged
 # value, calls over the 64 KiB bound, Redis down at the follow-up.
 import base64
+import gzip
 import hashlib
 import json
 import os
@@ -35,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.dont_write_bytecode = True
@@ -298,6 +301,23 @@ def rate_round(daemons, key, rpm, label):
 
 prov_seen = []  # bodies the provider got, in order
 prov_stored, prov_convs = {}, {}
+prov_codings = []  # the Content-Encoding of each POST the provider got
+
+
+def encode_body(data, coding):
+    if coding == "gzip":
+        return gzip.compress(data)
+    if coding == "deflate":
+        return zlib.compress(data)
+    return subprocess.run(["zstd", "-q", "-c", "-3"], input=data, capture_output=True, check=True).stdout
+
+
+def decode_body(data, coding):
+    if coding == "gzip":
+        return gzip.decompress(data)
+    if coding == "deflate":
+        return zlib.decompress(data)
+    return subprocess.run(["zstd", "-q", "-d", "-c"], input=data, capture_output=True, check=True).stdout
 
 
 class Provider(BaseHTTPRequestHandler):
@@ -309,7 +329,12 @@ class Provider(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+        data = self.rfile.read(int(self.headers.get("content-length", 0)))
+        coding = self.headers.get("content-encoding")
+        prov_codings.append(coding)
+        if coding in ("gzip", "zstd", "deflate"):  # headroomd sends a changed body coded as the client sent it
+            data = decode_body(data, coding)
+        body = json.loads(data)
         prov_seen.append(body)
         out, status = self.turn(body)
         data = json.dumps(out).encode()
@@ -418,11 +443,16 @@ def first_turn(h, label, headers=None, **kw):
     return reply.get("id"), (sh or ["?"])[0], marker_hash(json.dumps(prov_seen[-1]["input"]))
 
 
-def follow_up(h, shell_id, **kw):
+def follow_up(h, shell_id, coding=None, **kw):
+    """The client's next turn on `h`, its body sent with Content-Encoding `coding` if given."""
     body = dict({"model": "gpt-5", "tools": TOOLS,
                  "input": [{"type": "function_call_output", "call_id": shell_id, "output": "42 passed"}]}, **kw)
     n0 = len(prov_seen)
-    r = post_json(h.url + "/v1/responses", body)
+    if coding:
+        r = request("POST", h.url + "/v1/responses", encode_body(json.dumps(body).encode(), coding),
+                    {"Content-Type": "application/json", "Content-Encoding": coding})
+    else:
+        r = post_json(h.url + "/v1/responses", body)
     return r, (prov_seen[-1].get("input") if len(prov_seen) > n0 else None) or []
 
 
@@ -498,12 +528,20 @@ try:
         is_((r2.status, r2.header("x-headroom-cache")), (200, "hit"), "cache: B replays A's answer")
         is_(r2.body, r1.body, "cache: same bytes")
         is_(len(mock.requests()), n0 + 1, "cache: one upstream call for both")
+        # The same with a body sent gzip-coded (the openai SDKs may): B decodes it to look it up too.
+        gz = {"authorization": "Bearer cache-gz", "Content-Type": "application/json", "Content-Encoding": "gzip"}
+        wire = gzip.compress(json.dumps(chat(text="cache me, gzipped", temperature=0)).encode())
+        r1 = request("POST", A.url + "/v1/chat/completions", wire, gz)
+        r2 = request("POST", B.url + "/v1/chat/completions", wire, gz)
+        is_((r1.status, r1.header("x-headroom-cache"), r2.status, r2.header("x-headroom-cache")),
+            (200, "miss", 200, "hit"), "cache, a gzip body: A answers from upstream, B replays A's answer")
+        is_(len(mock.requests()), n0 + 2, "cache, a gzip body: one upstream call for both")
         # A damaged entry in Redis is a miss, never a crash or a wrong answer.
         for k in redis.cmd("KEYS", "three:cache:*") or []:
             redis.cmd("SET", k, "HR1 not a cached answer")
         r3 = post_json(C.url + "/v1/chat/completions", body, headers={"authorization": "Bearer cache"})
         is_((r3.status, r3.header("x-headroom-cache")), (200, "miss"), "cache: a damaged entry in Redis is a miss")
-        is_(len(mock.requests()), n0 + 2, "cache: ... answered from upstream")
+        is_(len(mock.requests()), n0 + 3, "cache: ... answered from upstream")
 
         # CCR: compressed on A, original read on B by hash and via the retrieve tool on C.
         c = post_json(A.url + "/v1/compress", tool_body()).json()
@@ -1387,6 +1425,38 @@ with Mock() as mock:
     up = prov_seen[-1].get("input") or []
     is_((r.status, [it.get("type") for it in up]), (200, [None]),
         "conversation: the next turn on A (which kept the calls) does not carry them again (%s)" % r.text[:200])
+
+    # The follow-up sent with Content-Encoding (the openai SDKs and Codex may compress a body): B reads
+    # it decoded, as it reads any body, and finds the calls A kept; the provider gets the outputs, the
+    # body still coded as the client sent it.
+    zcoding = "zstd" if shutil.which("zstd") else "deflate"
+    for coding, how in (("gzip", "previous_response_id"), (zcoding, "previous_response_id"),
+                        ("gzip", "conversation"), (zcoding, "conversation")):
+        label = "%s follow-up (%s)" % (coding, how)
+        conv_c = "conv_fleet_%s" % coding
+        kw = {} if how == "previous_response_id" else {"conversation": conv_c, "store": False}
+        rid_c, shell_c, _ = first_turn(KA, label, **kw)
+        key = "kept:kept:r:%s" % rid_c if how == "previous_response_id" else "kept:kept:c:" + conv_c
+        ok(wait_until(lambda: redis.cmd("EXISTS", key), timeout=5), "%s: kept on A, in Redis" % label)
+        r, up = follow_up(KB, shell_c, coding=coding, **(kw or {"previous_response_id": rid_c}))
+        is_((r.status, [(it.get("type"), it.get("call_id", "")[:8]) for it in up]),
+            (200, [("function_call_output", "call_hr_"), ("function_call_output", shell_c[:8])]),
+            "%s on B: the retrieve call's output goes first and the provider accepts it (%s)" % (label, r.text[:200]))
+        ok(up and up[0].get("output") == ROWS_TEXT, "%s: ... that output is the original A stored" % label)
+        is_(prov_codings[-1], coding, "%s: ... the changed body went on coded as the client sent it" % label)
+    # A coded request that continues nothing is read once, and is answered as one without a coding.
+    r = request("POST", KB.url + "/v1/responses", encode_body(json.dumps(
+        {"model": "gpt-5", "input": "hello"}).encode(), "gzip"), {"Content-Type": "application/json",
+                                                                  "Content-Encoding": "gzip"})
+    is_((r.status, prov_seen[-1].get("input")), (200, "hello"), "a gzip request that continues nothing: answered")
+    r = request("POST", KB.url + "/v1/responses", b"not gzip", {"Content-Type": "application/json",
+                                                               "Content-Encoding": "gzip"})
+    is_(r.status, 400, "a body that is not the gzip it says: 400, as without a fleet")
+    like(r.text, r"not valid gzip data", "... saying so")
+    r = request("POST", KB.url + "/v1/responses", encode_body(json.dumps(
+        {"model": "gpt-5", "previous_response_id": "resp_x", "input": "x" * 4000}).encode(), "gzip")[:-30],
+        {"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    is_(r.status, 400, "a continuing request whose gzip data is cut short: 400, as without a fleet")
 
     # A damaged or foreign value under a kept key is not used: the request goes as the client sent it.
     for val in ("not json", json.dumps([{"call_id": "x", "name": "shell", "arguments": "{}"}]), "[]",
