@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+#include "base64.h"
 #include "hash.h"
 #include "media_size.h"
 
@@ -25,16 +26,6 @@ static const char *base64_payload(const char *data, size_t len, size_t *n)
     return data;
 }
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-}
-
 /* Bytes [off, off + cnt) of the decoded payload into out (cnt <= 64); 0
  * when they are past its end or not base64. Random access: a JPEG's size
  * may come after tens of kilobytes of metadata, skipped unread. */
@@ -48,7 +39,7 @@ static int b64_read(const char *s, size_t n, size_t off, unsigned char *out, siz
         int pad = 0;
         for (size_t i = 0; i < 4; i++) {
             size_t at = g * 4 + i;
-            int d = at < n ? b64_value((unsigned char)s[at]) : -1;
+            int d = at < n ? hr_b64_value((unsigned char)s[at], HR_B64_URL) : -1;
             if (d < 0) {
                 if (at < n && s[at] != '=') return 0;
                 d = 0;
@@ -633,19 +624,8 @@ static uint64_t count_pages(const char *s, size_t n)
 {
     unsigned char *buf = malloc(n / 4 * 3 + 3);
     if (!buf) return 1;
-    size_t k = 0;
-    uint32_t v = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int d = b64_value((unsigned char)s[i]);
-        if (d < 0) continue; /* padding, line breaks */
-        v = v << 6 | (uint32_t)d;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            buf[k++] = (unsigned char)(v >> bits);
-        }
-    }
+    /* Either alphabet; padding, line breaks (a data: URL's) and anything else skipped. */
+    size_t k = (size_t)hr_b64_decode(s, n, buf, HR_B64_URL | HR_B64_SKIP);
     uint64_t pages = pdf_page_objects(buf, k);
     if (!pages) pages = count_page_objects(buf, k, k); /* no object headers to go by */
     if (!pages) {

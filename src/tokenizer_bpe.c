@@ -1,9 +1,9 @@
 /* src/tokenizer_bpe.c — the .tiktoken rank table (base64 loader + open-addressing hash) and
  * the byte-pair merge that turns one pre-token into a token count, exactly as tiktoken does. */
 #include "tokenizer.h"
+#include "base64.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,39 +76,6 @@ uint32_t hr_bpe_rank(const struct hr_bpe *b, const uint8_t *p, size_t n)
     return rank_hash(b, p, n);
 }
 
-/* Base64 alphabet -> value, -1 elsewhere; a table because decoding is most of the load time. */
-static signed char b64tab[256];
-static pthread_once_t b64once = PTHREAD_ONCE_INIT;
-static void b64init(void)
-{
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    memset(b64tab, -1, sizeof b64tab);
-    for (int i = 0; i < 64; i++)
-        b64tab[(unsigned char)a[i]] = (signed char)i;
-}
-
-/* Decode standard base64 (with '=' padding) from s[0..n) into out; returns bytes or -1. */
-static long b64dec(const char *s, size_t n, uint8_t *out)
-{
-    while (n && s[n - 1] == '=')
-        n--;
-    long o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64tab[(unsigned char)s[i]];
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (uint8_t)(acc >> bits);
-        }
-    }
-    return o;
-}
-
 void hr_bpe_free(struct hr_bpe *b)
 {
     if (!b)
@@ -124,7 +91,6 @@ size_t hr_bpe_size(const struct hr_bpe *b) { return b ? b->ntoks : 0; }
 int hr_bpe_load(const char *path, struct hr_bpe **out, char *err, size_t errlen)
 {
     *out = NULL;
-    pthread_once(&b64once, b64init);
     FILE *f = fopen(path, "rb");
     if (!f) {
         int e = errno;
@@ -179,7 +145,8 @@ int hr_bpe_load(const char *path, struct hr_bpe **out, char *err, size_t errlen)
         if (le > p) {
             char *sp = memchr(p, ' ', (size_t)(le - p));
             char *rend = NULL;
-            long dl = sp ? b64dec(p, (size_t)(sp - p), b->blob + boff + 5) : -1;
+            /* Strict: the standard alphabet, '=' only at the end. */
+            long dl = sp ? hr_b64_decode(p, (size_t)(sp - p), b->blob + boff + 5, 0) : -1;
             unsigned long rank = 0;
             if (sp) {
                 rend = sp + 1;
