@@ -8,19 +8,29 @@
 #include <string.h>
 #include <unistd.h>
 
+/* sent/input rounded to 4 decimals, as POST /v1/compress and /stats'
+ * compression_ratio_avg give it: the same request reads the same figure. */
+static double ratio4(const struct hr_compress_result *r)
+{
+    if (!r->tokens_before) return 1.0;
+    double x = (double)r->tokens_after / (double)r->tokens_before;
+    return (double)(long long)(x * 10000.0 + 0.5) / 10000.0;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: headroom compress [-c FILE] [--url URL] [--json] [FILE|-]\n"
                  "\n"
                  "Compresses one request body (OpenAI Chat, Responses or Anthropic Messages JSON, from FILE\n"
                  "or stdin) with the transforms of -c FILE, in-process, and prints the body headroomd would\n"
-                 "forward. A summary line goes to stderr.\n"
+                 "forward. A summary line (tokens before, after, saved, each stage's tag) goes to stderr.\n"
                  "\n"
                  "  -c, --config FILE  headroom.conf whose transforms run (default $HEADROOM_CONFIG; without\n"
                  "                     one no transform runs and the body comes back unchanged)\n"
                  "  --url URL          ask this running headroomd (POST /v1/compress) instead (with its\n"
                  "                     api_token, if it has one: $HEADROOM_API_TOKEN, else that of -c FILE)\n"
-                 "  --json             {body, tokens_before, tokens_after, tokens_saved, tags, wire_format}\n");
+                 "  --json             {body, tokens_before, tokens_after, tokens_saved, compression_ratio,\n"
+                 "                     tags, wire_format}\n");
 }
 
 static char *slurp(FILE *f, size_t *len)
@@ -100,8 +110,7 @@ int hr_cli_compress(int argc, char **argv)
         json_t *parsed = json_loadb(r.body, r.body_len, 0, NULL);
         json_t *out = json_pack("{s:o,s:I,s:I,s:I,s:f,s:o,s:s}", "body", parsed ? parsed : json_null(),
                                 "tokens_before", (json_int_t)r.tokens_before, "tokens_after", (json_int_t)r.tokens_after,
-                                "tokens_saved", (json_int_t)r.tokens_saved, "compression_ratio",
-                                r.tokens_before ? (double)r.tokens_after / (double)r.tokens_before : 1.0, "tags", tags,
+                                "tokens_saved", (json_int_t)r.tokens_saved, "compression_ratio", ratio4(&r), "tags", tags,
                                 "wire_format", r.wire_format);
         char *s = json_dumps(out, JSON_INDENT(2));
         puts(s ? s : "null");
@@ -110,11 +119,14 @@ int hr_cli_compress(int argc, char **argv)
     } else {
         fwrite(r.body, 1, r.body_len, stdout); /* exactly the bytes; a newline only for a terminal */
         if (isatty(STDOUT_FILENO)) fputc('\n', stdout);
-        fprintf(stderr, "headroom compress: %llu -> %llu tokens (saved %llu, %.1f%%)%s%s\n",
+        fprintf(stderr, "headroom compress: %llu -> %llu tokens (saved %llu, %.1f%%)",
                 (unsigned long long)r.tokens_before, (unsigned long long)r.tokens_after,
                 (unsigned long long)r.tokens_saved,
-                r.tokens_before ? 100.0 * (double)r.tokens_saved / (double)r.tokens_before : 0.0,
-                r.n_tags ? ": " : "", r.n_tags ? r.tags[0] : "");
+                r.tokens_before ? 100.0 * (double)r.tokens_saved / (double)r.tokens_before : 0.0);
+        /* Every stage's tag, in pipeline order: the first is the router's,
+         * which says what it saw, never what any stage saved. */
+        for (size_t i = 0; i < r.n_tags; i++) fprintf(stderr, "%s%s", i ? ", " : ": ", r.tags[i]);
+        fputc('\n', stderr);
     }
     hr_compress_result_free(&r);
     hr_client_close(c);

@@ -166,6 +166,10 @@ conf = write(os.path.join(work, "daemon.conf"), conf_text)
 rc, compressed, err = cli("compress", "-c", conf, stdin=req_bytes)
 is_(rc, 0, "headroom compress < request.json")
 like(err, r"\d+ -> \d+ tokens \(saved \d+", "compress: a summary line on stderr")
+# The line named only the first tag, the router's ('router:json_array=1'),
+# never the stage that saved the tokens.
+like(err, r"\): router:json_array=1, smart_crusher:\S+\n$", "compress: the summary line names every stage's tag (%s)"
+     % err.strip())
 ok("_headroom" in compressed and compressed.endswith(',"temperature":0.7,"top_p":0.1}'),
    "compress: the rewritten request keeps temperature 0.7 and top_p 0.1 as written (not 0.69999999999999996)")
 
@@ -174,6 +178,15 @@ with Mock() as mock, Headroomd(mock=mock, extra_conf=conf_text, env={"HEADROOM_W
     r = request("POST", h.url + "/v1/chat/completions", body=req_bytes, headers=hdrs)
     is_(r.status, 200, "request proxied")
     is_(mock.last_request()["body"].decode(), compressed, "headroom compress prints the bytes headroomd forwarded")
+    # One request, one ratio: /v1/compress rounds it to 4 decimals, as /stats
+    # does compression_ratio_avg; compress --json printed 0.0436184144...
+    api = json.loads(request("POST", h.url + "/v1/compress", headers=hdrs, body=json.dumps(
+        {"model": req["model"], "messages": req["messages"]}).encode()).body)
+    for how in (("-c", conf), ("--url", h.url)):
+        rc, out, err = cli("compress", "--json", *how, stdin=req_bytes)
+        cj = json.loads(out) if rc == 0 else {}
+        is_((cj.get("tokens_saved"), cj.get("compression_ratio")), (api["tokens_saved"], api["compression_ratio"]),
+            "compress --json %s: compression_ratio as POST /v1/compress gives it (%s)" % (how[0], api["compression_ratio"]))
     rc, out, err = cli("stats", "--url", h.url, "--json")
     st = json.loads(out) if rc == 0 else {}
     live = h.stats()
