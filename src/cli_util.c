@@ -176,6 +176,43 @@ struct cli_table {
     int *right;
 };
 
+/* A copy of a cell fit for a terminal. A cell can hold what a client sent
+ * (a request's model name): a newline, an ESC sequence (which a terminal
+ * would run: retitle the window, clear the screen, ...), C1 controls or
+ * bytes that are not UTF-8 each become '?'; other UTF-8 stays as it is. */
+static char *printable(const char *s)
+{
+    size_t n = strlen(s);
+    char *out = malloc(n + 1);
+    if (!out) return NULL;
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    char *o = out;
+    while (p < end) {
+        unsigned c = *p;
+        size_t len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+                   : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+        int ok = len > 0 && (size_t)(end - p) >= len;
+        for (size_t k = 1; ok && k < len; k++) ok = (p[k] & 0xC0) == 0x80;
+        if (ok && len == 3) ok = !(c == 0xE0 && p[1] < 0xA0) && !(c == 0xED && p[1] >= 0xA0); /* overlong, surrogates */
+        if (ok && len == 4) ok = !(c == 0xF0 && p[1] < 0x90) && !(c == 0xF4 && p[1] >= 0x90);
+        if (!ok) { /* not UTF-8: this byte */
+            *o++ = '?';
+            p++;
+            continue;
+        }
+        if ((len == 1 && (c < 0x20 || c == 0x7F)) || (len == 2 && c == 0xC2 && p[1] < 0xA0)) { /* C0, DEL, C1 */
+            *o++ = '?';
+            p += len;
+            continue;
+        }
+        memcpy(o, p, len);
+        o += len;
+        p += len;
+    }
+    *o = '\0';
+    return out;
+}
+
 struct cli_table *cli_table_new(size_t ncols, const char *const *headers, const int *right_align)
 {
     struct cli_table *t = calloc(1, sizeof *t);
@@ -197,8 +234,23 @@ void cli_table_row(struct cli_table *t, const char *const *cells)
         t->cells = nc;
         t->cap = cap;
     }
-    for (size_t c = 0; c < t->ncols; c++) t->cells[t->nrows * t->ncols + c] = strdup(cells[c] ? cells[c] : "");
+    for (size_t c = 0; c < t->ncols; c++) t->cells[t->nrows * t->ncols + c] = printable(cells[c] ? cells[c] : "");
     t->nrows++;
+}
+
+/* Columns a cell takes on a terminal: its UTF-8 characters, not its bytes
+ * (a model named "modèle-ü" is 8 wide, 10 bytes), so later columns line up. */
+static size_t cell_width(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80) n++;
+    return n;
+}
+
+static void pad(FILE *out, size_t n)
+{
+    while (n--) fputc(' ', out);
 }
 
 void cli_table_print(struct cli_table *t, FILE *out)
@@ -208,16 +260,18 @@ void cli_table_print(struct cli_table *t, FILE *out)
     if (!w) return;
     for (size_t r = 0; r < t->nrows; r++)
         for (size_t c = 0; c < t->ncols; c++) {
-            size_t l = strlen(t->cells[r * t->ncols + c]);
+            const char *s = t->cells[r * t->ncols + c];
+            size_t l = s ? cell_width(s) : 0;
             if (l > w[c]) w[c] = l;
         }
     for (size_t r = 0; r < t->nrows; r++) {
         for (size_t c = 0; c < t->ncols; c++) {
-            const char *s = t->cells[r * t->ncols + c];
+            const char *s = t->cells[r * t->ncols + c] ? t->cells[r * t->ncols + c] : "";
             int last = c + 1 == t->ncols;
-            if (t->right[c]) fprintf(out, "%*s", (int)w[c], s);
-            else if (last) fputs(s, out);
-            else fprintf(out, "%-*s", (int)w[c], s);
+            size_t gap = w[c] - cell_width(s);
+            if (t->right[c]) pad(out, gap);
+            fputs(s, out);
+            if (!t->right[c] && !last) pad(out, gap);
             if (!last) fputs("  ", out);
         }
         fputc('\n', out);

@@ -432,6 +432,11 @@ if PLUGINS and os.path.exists(os.path.join(PLUGINS, "metrics_db.so")):
                        body=json.dumps(openai_body(model="gpt-4o-mini", content="hi")).encode())
         request("POST", h.url + "/v1/chat/completions", headers=hdrs,
                 body=json.dumps(openai_body(model="acme-llm-7", content="hi")).encode())
+        # Model names are the client's: one in UTF-8, one carrying terminal
+        # escapes (retitle the window, clear the screen) and a newline.
+        for name in ("modèle-ü", "evil\x1b]0;owned\x07\x1b[2J\nx\u0085y"):
+            request("POST", h.url + "/v1/chat/completions", headers=hdrs,
+                    body=json.dumps(openai_body(model=name, content="hi")).encode())
         live = h.stats()
         h.stop()  # the sink's last batch is written at shutdown
     env2 = dict(ENV, HEADROOM_WORKSPACE_DIR=ws2)
@@ -444,25 +449,35 @@ if PLUGINS and os.path.exists(os.path.join(PLUGINS, "metrics_db.so")):
         "avg_compression_ratio == /stats tokens.compression_ratio_avg")
     rc, out, err = cli("metrics", "--json", env=env2)
     rows2 = json.loads(out) if rc == 0 else []
-    is_(len(rows2), 5, "headroom metrics lists the 5 requests")
-    is_(sqlite(os.path.join(ws2, "metrics.db"), "SELECT COUNT(*) FROM requests"), "5", "sqlite3 agrees")
+    is_(len(rows2), 7, "headroom metrics lists the 7 requests")
+    is_(sqlite(os.path.join(ws2, "metrics.db"), "SELECT COUNT(*) FROM requests"), "7", "sqlite3 agrees")
     # The tables: a cost under a cent reads as the header says it, not $0.0000;
     # the unknown model's $0 reads unpriced, and summary counts it as /stats does.
     tiny_cost = tiny.header("x-headroom-cost-usd") or ""
     ok(0 < float(tiny_cost or 0) < 0.01, "the gpt-4o-mini request costs under a cent (%s)" % tiny_cost)
     is_(s2.get("unpriced_requests"), live["cost"]["unpriced_requests"],
         "summary --json: unpriced_requests == /stats cost.unpriced_requests (%s)" % live["cost"]["unpriced_requests"])
-    is_(live["cost"]["unpriced_requests"], 1, "/stats: the one request of acme-llm-7 is unpriced")
+    is_(live["cost"]["unpriced_requests"], 3, "/stats: the requests of acme-llm-7 and the two odd names are unpriced")
     rc, out, err = cli("metrics", env=env2)
     cells = {ln.split()[1]: ln.split() for ln in out.splitlines()[1:] if len(ln.split()) > 9}
     want = "$" + re.sub(r"0{1,2}$", "", tiny_cost)  # 6 decimals, zeros past the 4th dropped
     is_(cells.get("gpt-4o-mini", [""] * 9)[8], want, "metrics table: the cost under a cent is shown, not $0.0000")
     is_(cells.get("acme-llm-7", [""] * 10)[8:10], ["unpriced", "unpriced"],
         "metrics table: a model without a price reads unpriced, not $0.0000")
+    # The table as a terminal shows it: one line per row, nothing a terminal
+    # would run, and every column where its header is (counted in characters).
+    rc, out, err = cli("metrics", env=env2)
+    lines = out.splitlines()
+    ok(rc == 0 and len(lines) == 8 and not re.search(r"[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]", out),
+       "metrics table: 7 rows on 7 lines, no control character of a model name reaches the terminal")
+    ok(any("evil?]0;owned??[2J?x?y" in ln for ln in lines), "metrics table: each control character reads '?'")
+    col = lines[0].index("provider") if lines else -1
+    is_(sorted(set(ln.index("openai") for ln in lines[1:] if "openai" in ln)), [col],
+        "metrics table: the provider column lines up under its header, after modèle-ü too")
     rc, out, err = cli("summary", env=env2)
-    like(out, r"(?m)^unpriced_requests +1$", "summary table: the unpriced request is counted")
+    like(out, r"(?m)^unpriced_requests +3$", "summary table: the unpriced requests are counted")
 else:
-    skip("the metrics_db plugin is not built here (its branch not merged yet)", 10)
+    skip("the metrics_db plugin is not built here (its branch not merged yet)", 13)
 
 # --- the example program of doc/ ------------------------------------------------
 if os.access(EXAMPLE, os.X_OK):
