@@ -98,6 +98,8 @@ static void test_conf(void)
     s = start();
     st = stats();
     ok(st && json_is_false(json_object_get(st, "enabled")), "secret key missing: /stats.langfuse.enabled false");
+    is_str(json_string_value(json_object_get(st, "last_error")), "LANGFUSE_SECRET_KEY is unset: nothing is exported",
+           "secret key missing: /stats.langfuse.last_error says which");
     is_int(fh_warns_naming("LANGFUSE_SECRET_KEY"), 1, "secret key missing: one WARN naming LANGFUSE_SECRET_KEY");
     is_int(fh_n_exports(), 0, "secret key missing: no exporter");
     is_int(fh_events_off_calls(), 1, "secret key missing: events_off");
@@ -136,6 +138,15 @@ static void test_conf(void)
     is_int(fh_warns_naming("LANGFUSE_BASE_URL"), 1, "LANGFUSE_BASE_URL without a scheme: one WARN naming it");
     is_int((int)fh_n_exports(), 0, "then no export at all: not to Langfuse Cloud instead");
     ok(!strstr(fh_log(), "cloud.langfuse.com"), "and the WARN does not offer the cloud URL as used");
+    /* Asked for and off: /stats says so and why, as for a missing key (the
+     * block was left out, so a check of /stats.langfuse saw no problem). */
+    st = stats();
+    ok(st && json_is_false(json_object_get(st, "enabled")) && json_is_null(json_object_get(st, "endpoint")),
+       "LANGFUSE_BASE_URL without a scheme: /stats.langfuse.enabled false, no endpoint");
+    is_str(json_string_value(json_object_get(st, "last_error")),
+           "LANGFUSE_BASE_URL='langfuse.internal' is not an http:// or https:// URL: nothing is exported",
+           "LANGFUSE_BASE_URL without a scheme: /stats.langfuse.last_error names it");
+    json_decref(st);
     stop(s);
     ok(!strstr(fh_log(), "s3cret"), "the secret key is never logged");
 }

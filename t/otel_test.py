@@ -503,7 +503,9 @@ with Mock() as mock:
     jk = [s for s in spans if joined and s.get("parentSpanId") == joined[0]["spanId"]]
     ok(jk and all(s["traceId"] == "4bf92f3577b34da6a3ce929d0e0e4736" for s in jk), "its stage spans join the client's trace")
     with Headroomd(mock=mock, extra_conf="sink langfuse { }\n", env={"HEADROOM_LANGFUSE_ENABLED": "1"}) as h:
-        is_(h.stats()["langfuse"]["enabled"], False, "langfuse: missing keys, no export")
+        is_((h.stats()["langfuse"]["enabled"], h.stats()["langfuse"]["last_error"]),
+            (False, "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY are unset: nothing is exported"),
+            "langfuse: missing keys, no export, and last_error says which")
         is_(len([x for x in h.stderr_text().splitlines() if "WARN" in x and "LANGFUSE_PUBLIC_KEY" in x]), 1,
             "missing keys: one WARN")
     # A base URL without its scheme: no export at all, not Langfuse Cloud instead.
@@ -515,6 +517,10 @@ with Mock() as mock:
         ok("LANGFUSE_BASE_URL='***@127.0.0.1:3000' is not valid" in err and "no traces are exported" in err
            and "s3cretpw" not in err and "cloud.langfuse.com" not in err,
            "an invalid LANGFUSE_BASE_URL: one WARN, no export (not Langfuse Cloud), its password not shown")
-        ok("langfuse" not in (h.stats() or {}), "no langfuse /stats block: nothing is exported")
+        lf = (h.stats() or {}).get("langfuse") or {}
+        is_((lf.get("enabled"), lf.get("endpoint"), lf.get("spans_exported")), (False, None, 0),
+            "/stats.langfuse: enabled false, no endpoint, nothing exported (the block was missing)")
+        is_(lf.get("last_error"), "LANGFUSE_BASE_URL='***@127.0.0.1:3000' is not an http:// or https:// URL: "
+            "nothing is exported", "/stats.langfuse.last_error says why, the password not shown")
 rcv.close()
 done()

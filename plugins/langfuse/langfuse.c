@@ -48,6 +48,7 @@ struct lf {
     int stop;
     pthread_t thread;
     int thread_started;
+    char off_reason[640];       /* why nothing is exported, for /stats last_error */
 };
 
 static const struct otlp_kv RES[] = {OTLP_KV_STR("service.name", "headroom-proxy"),
@@ -247,7 +248,8 @@ static json_t *stats_block(void *state)
     json_object_set_new(j, "export_errors", json_integer((json_int_t)st.failed));
     json_object_set_new(j, "spans_failed", json_integer((json_int_t)st.items_failed));
     json_object_set_new(j, "exports_dropped", json_integer((json_int_t)st.dropped));
-    json_object_set_new(j, "last_error", st.last_error[0] ? json_string(st.last_error) : json_null());
+    const char *err = st.last_error[0] ? st.last_error : l->off_reason[0] ? l->off_reason : NULL;
+    json_object_set_new(j, "last_error", err ? json_string(err) : json_null());
     return j;
 }
 
@@ -277,6 +279,11 @@ static int start(const struct hr_host *host, struct hr_instance *self, const str
             host->log(self, HR_LOG_WARN, "HEADROOM_LANGFUSE_ENABLED='%s' is not valid (0 or 1); using 0", v);
     }
     if (!on) return HR_OK; /* no /stats block: trace export is not configured */
+    l->flush_ms = env_uint(l, "HEADROOM_LANGFUSE_FLUSH_INTERVAL_MS", 1000, 10, 600000);
+    l->max_batch = env_uint(l, "HEADROOM_LANGFUSE_MAX_BATCH_SPANS", 512, 1, 100000);
+    /* Asked for: the block is there from now on, enabled false with the
+     * reason in last_error until export really starts. */
+    host->register_stats(self, "langfuse", stats_block, l);
     const char *base = getenv("LANGFUSE_BASE_URL");
     if (!base || !*base) base = "https://cloud.langfuse.com";
     if (strncmp(base, "http://", 7) && strncmp(base, "https://", 8)) {
@@ -288,6 +295,8 @@ static int start(const struct hr_host *host, struct hr_instance *self, const str
                   "LANGFUSE_BASE_URL='%s' is not valid (an http:// or https:// URL): no traces are exported; "
                   "fix it, or unset it for Langfuse Cloud",
                   shown);
+        snprintf(l->off_reason, sizeof l->off_reason,
+                 "LANGFUSE_BASE_URL='%.500s' is not an http:// or https:// URL: nothing is exported", shown);
         return HR_OK;
     }
     size_t bl = strlen(base);
@@ -297,9 +306,6 @@ static int start(const struct hr_host *host, struct hr_instance *self, const str
     l->endpoint = malloc(el);
     if (!l->base_url || !l->endpoint) return HR_ENOMEM;
     snprintf(l->endpoint, el, "%s/api/public/otel/v1/traces", l->base_url);
-    l->flush_ms = env_uint(l, "HEADROOM_LANGFUSE_FLUSH_INTERVAL_MS", 1000, 10, 600000);
-    l->max_batch = env_uint(l, "HEADROOM_LANGFUSE_MAX_BATCH_SPANS", 512, 1, 100000);
-    host->register_stats(self, "langfuse", stats_block, l);
     const char *pk = getenv("LANGFUSE_PUBLIC_KEY"), *sk = getenv("LANGFUSE_SECRET_KEY");
     if (!pk || !*pk || !sk || !*sk) {
         host->log(self, HR_LOG_WARN,
@@ -308,6 +314,10 @@ static int start(const struct hr_host *host, struct hr_instance *self, const str
                   (!pk || !*pk) && (!sk || !*sk) ? "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY are"
                   : (!pk || !*pk)                ? "LANGFUSE_PUBLIC_KEY is"
                                                  : "LANGFUSE_SECRET_KEY is");
+        snprintf(l->off_reason, sizeof l->off_reason, "%s unset: nothing is exported",
+                 (!pk || !*pk) && (!sk || !*sk) ? "LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY are"
+                 : (!pk || !*pk)                ? "LANGFUSE_PUBLIC_KEY is"
+                                                : "LANGFUSE_SECRET_KEY is");
         return HR_OK;
     }
     size_t cl = strlen(pk) + strlen(sk) + 2;
@@ -333,10 +343,12 @@ static int start(const struct hr_host *host, struct hr_instance *self, const str
     free(auth);
     if (!l->ex) {
         host->log(self, HR_LOG_ERROR, "cannot start the trace exporter for %s; Langfuse export is off", l->endpoint);
+        snprintf(l->off_reason, sizeof l->off_reason, "the trace exporter could not start: nothing is exported");
         return HR_OK;
     }
     if (pthread_create(&l->thread, NULL, flush_thread, l)) {
         host->log(self, HR_LOG_ERROR, "cannot start the span flush thread; Langfuse export is off");
+        snprintf(l->off_reason, sizeof l->off_reason, "the span flush thread could not start: nothing is exported");
         return HR_OK;
     }
     l->thread_started = 1;
