@@ -343,6 +343,7 @@ int main(int argc, char **argv)
     const char **stage_names = calloc(d.plugins.n_transforms + 1, sizeof *stage_names);
     for (size_t i = 0; i < d.plugins.n_transforms; i++) stage_names[i] = d.plugins.transforms[i]->name;
     hr_stats_init(d.n_workers, stage_names, d.plugins.n_transforms);
+    hr_stats_set_passthrough(cfg.no_optimize);
     free(stage_names);
     hr_ccr_init_memory(cfg.ccr_max_bytes, (unsigned)cfg.ccr_ttl_s);
     hr_cost_start_flusher();

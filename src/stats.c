@@ -139,6 +139,12 @@ int hr_stats_init(size_t n_workers, const char *const *names, size_t n_transform
     return 0;
 }
 
+/* optimize no (--no-optimize): /stats says so, for clients that do not
+ * read the daemon's config (headroom stats --url). Set once at start-up. */
+static atomic_int passthrough_mode;
+void hr_stats_set_passthrough(int on) { atomic_store(&passthrough_mode, on ? 1 : 0); }
+int hr_stats_passthrough(void) { return atomic_load(&passthrough_mode); }
+
 void hr_stats_shutdown(void)
 {
     for (size_t i = 0; i < n_shards; i++) {

@@ -57,6 +57,9 @@ size_t hr_stats_stack_count(void);
 
 /* Call once before workers start: stage names in pipeline order. */
 int hr_stats_init(size_t n_workers, const char *const *stage_names, size_t n_stages);
+/* The daemon runs with optimize no (passthrough): /stats mode. */
+void hr_stats_set_passthrough(int on);
+int hr_stats_passthrough(void);
 void hr_stats_shutdown(void);
 /* Bind the calling thread to shard `i` (workers); others use shard 0. */
 void hr_stats_bind_thread(size_t i);

@@ -123,6 +123,7 @@ json_t *hr_stats_json(int loopback)
     json_t *o = json_object();
     json_object_set_new(o, "version", json_string(PACKAGE_VERSION));
     json_object_set_new(o, "uptime_seconds", json_real(hr_round(hr_uptime_seconds(), 1)));
+    json_object_set_new(o, "mode", json_string(hr_stats_passthrough() ? "passthrough" : "optimize"));
     json_object_set_new(o, "requests", requests_json(d));
     json_object_set_new(o, "tokens", tokens_json(d));
     json_object_set_new(o, "cost", hr_cost_stats_json(d));

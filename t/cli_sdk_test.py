@@ -479,6 +479,23 @@ if PLUGINS and os.path.exists(os.path.join(PLUGINS, "metrics_db.so")):
 else:
     skip("the metrics_db plugin is not built here (its branch not merged yet)", 13)
 
+# --- stats of a passthrough daemon: its mode, not the CLI's config's ----------
+# `headroom stats --url` said "mode optimize" of a daemon started with
+# `optimize no` (the mode came from the CLI's own config, here none).
+with Mock() as mock, Headroomd(mock=mock, extra_conf="optimize no\n" + TRANSFORMS) as h:
+    request("POST", h.url + "/v1/chat/completions", body=req_bytes,
+            headers={"Content-Type": "application/json", "Authorization": "Bearer sk-test"})
+    is_(h.stats().get("mode"), "passthrough", "/stats mode: passthrough with optimize no")
+    rc, out, err = cli("stats", "--url", h.url)
+    like(out, r"(?m)^mode +passthrough$", "stats table: mode passthrough, the daemon's")
+    rc, out, err = cli("stats", "--url", h.url, "--json", "-c", conf)
+    is_((json.loads(out) if rc == 0 else {}).get("config", {}).get("mode"), "passthrough",
+        "stats --json: config.mode is the daemon's, whatever -c the CLI was given")
+with Mock() as mock, Headroomd(mock=mock, extra_conf=TRANSFORMS) as h:
+    is_(h.stats().get("mode"), "optimize", "/stats mode: optimize by default")
+    rc, out, err = cli("stats", "--url", h.url, "-c", write(os.path.join(work, "pt.conf"), "optimize no\n"))
+    like(out, r"(?m)^mode +optimize$", "stats table: mode optimize, the daemon's, with a passthrough -c")
+
 # --- the example program of doc/ ------------------------------------------------
 if os.access(EXAMPLE, os.X_OK):
     req_file = write(os.path.join(work, "req.json"), req_bytes.decode())

@@ -310,10 +310,12 @@ static int has_transform(const hr_client *c, json_t *stage_names, const char *pl
 }
 
 static json_t *config_and_transforms(const hr_client *c, json_t *out, json_t *stage_names, const char *provider,
-                                     int response_cache)
+                                     int response_cache, const char *daemon_mode)
 {
-    json_object_set_new(out, "config", json_pack("{s:s,s:s?,s:b,s:b,s:b}", "mode",
-                                                  c->cfg.no_optimize ? "passthrough" : "optimize", "provider",
+    /* Attached, the daemon's own mode (/stats mode): the client's config may
+     * be another file, or none, and said "optimize" of a passthrough daemon. */
+    const char *mode = daemon_mode ? daemon_mode : c->cfg.no_optimize ? "passthrough" : "optimize";
+    json_object_set_new(out, "config", json_pack("{s:s,s:s?,s:b,s:b,s:b}", "mode", mode, "provider",
                                                   provider, "cache_optimizer_enabled",
                                                   has_transform(c, stage_names, "cache_aligner"),
                                                   "semantic_cache_enabled", 0, "response_cache_enabled",
@@ -378,7 +380,7 @@ char *hr_session_stats(hr_client *c)
                                 "tokens_input_after", (json_int_t)c->tokens_after, "tokens_saved_total",
                                 (json_int_t)(c->tokens_before - c->tokens_after), "tokens_output_total", 0,
                                 "cache_hits", 0, "compression_ratio_avg", hr_round(avg, 4), "source", "offline");
-        return hr_sdk_dump(config_and_transforms(c, out, NULL, c->last_provider[0] ? c->last_provider : NULL, 0));
+        return hr_sdk_dump(config_and_transforms(c, out, NULL, c->last_provider[0] ? c->last_provider : NULL, 0, NULL));
     }
     json_t *st = hr_sdk_get_json(c, "/stats", "tokens");
     if (!st) return NULL;
@@ -395,7 +397,8 @@ char *hr_session_stats(hr_client *c)
                             json_is_number(ratio) ? json_number_value(ratio) : 1.0, "source", "daemon", "url", c->url);
     json_t *stages = json_object_get(st, "pipeline_timing");
     config_and_transforms(c, out, stages, busiest(json_object_get(req, "by_provider")),
-                          json_is_true(json_object_get(cache, "enabled")));
+                          json_is_true(json_object_get(cache, "enabled")),
+                          json_string_value(json_object_get(st, "mode")));
     json_decref(st);
     return hr_sdk_dump(out);
 }
