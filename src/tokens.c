@@ -92,6 +92,10 @@ enum hr_encoding hr_encoding_for_model(const char *model)
     const char *slash = strrchr(model, '/');
     if (slash && slash[1])
         model = slash + 1;
+    /* A fine-tuned model, "ft:gpt-4o-mini-2024-07-18:org::id": its base
+     * model's encoding, as tiktoken's encoding_for_model gives. */
+    if (has_prefix(model, "ft:") && model[3])
+        model += 3;
     static const char *const o200k[] = {"gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "chatgpt-4o",
                                         "o1", "o3", "o4", "gpt-oss", "codex-"};
     static const char *const cl100k[] = {"gpt-4", "gpt-3.5", "gpt-35", "text-embedding-3",

@@ -271,6 +271,8 @@ static void test_models(void)
         {"gpt-4.1-nano", HR_ENC_O200K_BASE}, {"gpt-5", HR_ENC_O200K_BASE}, {"o1-mini", HR_ENC_O200K_BASE},
         {"o3", HR_ENC_O200K_BASE}, {"o4-mini", HR_ENC_O200K_BASE}, {"chatgpt-4o-latest", HR_ENC_O200K_BASE},
         {"openai/gpt-4o", HR_ENC_O200K_BASE}, {"GPT-4O", HR_ENC_O200K_BASE},
+        {"ft:gpt-4o-mini-2024-07-18:acme::AbC123", HR_ENC_O200K_BASE}, {"ft:gpt-3.5-turbo:acme::x", HR_ENC_CL100K_BASE},
+        {"openai/ft:gpt-4.1-nano:acme:run:y", HR_ENC_O200K_BASE}, {"ft:", HR_ENC_ESTIMATE}, {"ft:llama-3", HR_ENC_ESTIMATE},
         {"gpt-4", HR_ENC_CL100K_BASE}, {"gpt-4-turbo", HR_ENC_CL100K_BASE}, {"gpt-3.5-turbo", HR_ENC_CL100K_BASE},
         {"text-embedding-3-small", HR_ENC_CL100K_BASE}, {"text-embedding-ada-002", HR_ENC_CL100K_BASE},
         {"claude-sonnet-4-5", HR_ENC_ESTIMATE}, {"claude-3-5-haiku-latest", HR_ENC_ESTIMATE},
