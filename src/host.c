@@ -62,6 +62,16 @@ static double conf_double(const struct hr_conf *conf, const char *key)
 static int register_route(struct hr_instance *self, const char *method, const char *path, hr_route_fn fn, void *state)
 {
     if (!method || !path || path[0] != '/' || !fn) return HR_EINVAL;
+    /* Two blocks serving one path (two `sink prometheus`): the second would
+     * never be reached. Refused, naming both, so the config says which. */
+    for (size_t i = 0; i < n_routes; i++)
+        if (!strcmp(routes[i].method, method) && !strcmp(routes[i].path, path)) {
+            host_log(self, HR_LOG_ERROR, "%s %s is served already by '%s' (%s); give this block (%s) another path",
+                     method, path, routes[i].owner ? routes[i].owner->name : "?",
+                     routes[i].owner && routes[i].owner->where ? routes[i].owner->where : "?",
+                     self && self->where ? self->where : "?");
+            return HR_EINVAL;
+        }
     struct hr_route *r = realloc(routes, (n_routes + 1) * sizeof *r);
     if (!r) return HR_ENOMEM;
     routes = r;

@@ -159,6 +159,7 @@ static void free_instance(struct hr_instance *in)
     free(in->path);
     free(in->name);
     free(in->logger);
+    free(in->where);
     free(in);
 }
 
@@ -225,6 +226,7 @@ static struct hr_instance *open_plugin(const char *dir, const struct hr_plugin_b
     }
     in->desc = d;
     in->name = strdup(blk->instance);
+    if (asprintf(&in->where, "%s:%d:%d", file, blk->node->line, blk->node->col) < 0) in->where = NULL;
     size_t llen = strlen(blk->instance) + 32;
     in->logger = malloc(llen);
     snprintf(in->logger, llen, "headroom.%s.%s", blk->is_sink ? "sinks" : "transforms", blk->instance);
@@ -278,8 +280,8 @@ int hr_plugins_init(struct hr_plugins *p, const struct hr_host *host, char *err,
             struct hr_instance *in = lists[l][i];
             int rc = in->desc->init(host, in, &in->conf, &in->state);
             if (rc) {
-                snprintf(err, errlen, "%s '%s' failed to start (code %d); see the lines above", l ? "sink" : "transform",
-                         in->name, rc);
+                snprintf(err, errlen, "%s: %s '%s' failed to start (code %d); see the lines above", in->where ? in->where : "?",
+                         l ? "sink" : "transform", in->name, rc);
                 return rc < 0 ? rc : -EINVAL;
             }
             in->initialised = 1;

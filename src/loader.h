@@ -20,6 +20,7 @@ struct hr_instance {
     char *path;
     char *name;                 /* instance name (stage name for transforms) */
     char *logger;               /* headroom.transforms.<name> / headroom.sinks.<name> */
+    char *where;                /* "file:line:col" of its block, for errors about it */
     struct hr_conf conf;
     void *state;
     int initialised;

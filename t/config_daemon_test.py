@@ -136,6 +136,19 @@ rc, out, err = run(["--check-config", "-c", path] + PLUGIN_ARGS)
 ok(rc == 1 and re.search(re.escape(path) + r":1:\d+: sink request_log needs 'path' set", err),
    "a required plugin key left out: file:line:col names the block and the key (%s)" % err.strip()[-160:])
 
+# A value only the plugin's init can judge stops the daemon naming the
+# block's place; two blocks serving one path are refused naming both.
+path = write("plugin_init_fails.conf", "host 127.0.0.1\nsink prometheus {\n  path metrics\n}\n")
+rc, out, err = run(["-c", path, "--port", "0"] + PLUGIN_ARGS)
+ok(rc == 1 and "path 'metrics' is not a URL path" in err and
+   re.search(re.escape(path) + r":2:1: sink 'prometheus' failed to start", err),
+   "a plugin's init refusing its value: exit 1, the block's file:line:col named (%s)" % err.strip()[-200:])
+path = write("plugin_same_route.conf", "host 127.0.0.1\nsink prometheus { }\nsink prometheus as p2 { }\n")
+rc, out, err = run(["-c", path, "--port", "0"] + PLUGIN_ARGS)
+ok(rc == 1 and re.search(r"GET /metrics is served already by 'prometheus' \(%s:2:1\); give this block \(%s:3:1\) "
+                         r"another path" % (re.escape(path), re.escape(path)), err),
+   "two blocks serving GET /metrics: exit 1, both blocks named (%s)" % err.strip()[-240:])
+
 # Values with a fixed set of words are checked where they are read, like
 # every other value: the daemon refuses to start naming file:line:col, the key
 # and the words it takes (they were checked after parsing, without a place).

@@ -400,7 +400,9 @@ struct hr_host {
     void (*ccr_free)(char *data);
 
     /* Serve `method path` (exact path, or a prefix when it ends in '/').
-     * The handler runs on worker threads concurrently: it must be thread-safe. */
+     * The handler runs on worker threads concurrently: it must be thread-safe.
+     * HR_EINVAL, logged naming both blocks, when another block serves the
+     * same method and path already. */
     int (*register_route)(struct hr_instance *self, const char *method, const char *path,
                           hr_route_fn fn, void *state);
     /* Contribute a block `key` to GET /stats: fn returns a new reference. */
