@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <headroom/plugin.h>
+#include "json_reply.h"
 
 /* struct hr_conf_key as 1.0 and 1.1 define it. */
 struct conf_key_1_1 {
@@ -41,13 +42,7 @@ static int show(void *st, const struct hr_http_request *req, struct hr_http_resp
                      s->host->conf_string(s->conf, "greeting"), s->host->conf_int(s->conf, "limit"),
                      s->host->conf_string(s->conf, "label"), s->events, s->last_model);
     pthread_mutex_unlock(&s->mu);
-    if (n < 0) return HR_ENOMEM;
-    resp->status = 200;
-    resp->content_type = "application/json";
-    resp->body = body;
-    resp->body_len = (size_t)n;
-    resp->free_body = free;
-    return HR_OK;
+    return json_reply(resp, body, n);
 }
 
 static int init(const struct hr_host *host, struct hr_instance *self, const struct hr_conf *conf, void **out)

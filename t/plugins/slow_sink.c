@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include <headroom/plugin.h>
+#include "json_reply.h"
 
 static const struct hr_conf_key keys[] = {
     HR_CONF_KEY_RANGE("delay_ms", HR_CONF_INT, "200", "time each event takes", 0, 10000),
@@ -34,13 +35,7 @@ static int show(void *st, const struct hr_http_request *req, struct hr_http_resp
     struct state *s = st;
     char *body = NULL;
     int n = asprintf(&body, "{\"events\":%llu}", (unsigned long long)atomic_load(&s->events));
-    if (n < 0) return HR_ENOMEM;
-    resp->status = 200;
-    resp->content_type = "application/json";
-    resp->body = body;
-    resp->body_len = (size_t)n;
-    resp->free_body = free;
-    return HR_OK;
+    return json_reply(resp, body, n);
 }
 
 static int init(const struct hr_host *host, struct hr_instance *self, const struct hr_conf *conf, void **out)

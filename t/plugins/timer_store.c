@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <headroom/plugin.h>
+#include "json_reply.h"
 
 static const struct hr_conf_key keys[] = {
     HR_CONF_KEY_RANGE("per_tick", HR_CONF_INT, "200", "originals stored per timer tick", 1, 100000),
@@ -41,13 +42,7 @@ static int show(void *st, const struct hr_http_request *req, struct hr_http_resp
     char *body = NULL;
     int n = asprintf(&body, "{\"stored\":%llu,\"failed\":%llu}", (unsigned long long)atomic_load(&s->stored),
                      (unsigned long long)atomic_load(&s->failed));
-    if (n < 0) return HR_ENOMEM;
-    resp->status = 200;
-    resp->content_type = "application/json";
-    resp->body = body;
-    resp->body_len = (size_t)n;
-    resp->free_body = free;
-    return HR_OK;
+    return json_reply(resp, body, n);
 }
 
 static int init(const struct hr_host *host, struct hr_instance *self, const struct hr_conf *conf, void **out)
