@@ -237,7 +237,8 @@ static int set_value(struct hr_config *c, const struct directive *d, const char 
     }
     case D_INT:
         if (hr_parse_int(value, d->min, d->max, &iv)) {
-            snprintf(why, whylen, "'%s' must be a whole number from %lld to %lld", value, d->min, d->max);
+            /* with what the number is (seconds? a count?), as a plugin key's bounds say */
+            snprintf(why, whylen, "'%s' must be a whole number from %lld to %lld (%s)", value, d->min, d->max, d->help);
             return -EINVAL;
         }
         *(int *)field = (int)iv;

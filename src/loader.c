@@ -130,9 +130,10 @@ static int bind_conf(struct hr_instance *in, const struct hr_plugin_block *blk, 
                      keys[k].help ? keys[k].help : "see --check-config");
             return -EINVAL;
         }
-        if (rc) {
-            snprintf(err, errlen, "%s:%d:%d: %s: '%s' must be %s", file, c->arg_lines[0], c->arg_cols[0], c->name,
-                     c->args[0], type_name(keys[k].type));
+        if (rc) { /* the block and what the value is, as for a bound */
+            snprintf(err, errlen, "%s:%d:%d: %s %s: %s: '%s' must be %s (%s)", file, c->arg_lines[0], c->arg_cols[0],
+                     blk->is_sink ? "sink" : "transform", blk->name, c->name, c->args[0], type_name(keys[k].type),
+                     keys[k].help ? keys[k].help : "see --check-config");
             return -EINVAL;
         }
         free(in->conf.values[k]);

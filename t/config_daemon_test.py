@@ -84,7 +84,9 @@ if err.strip() and not WRAPPER:
 
 BAD = [
     ("unknown directive", "host 127.0.0.1\nfrobnicate 1\n", r":2:1: unknown directive 'frobnicate'"),
-    ("bad value", "port 99999\n", r":1:6: port: '99999' must be a whole number from 0 to 65535"),
+    ("bad value", "port 99999\n", r":1:6: port: '99999' must be a whole number from 0 to 65535 \(TCP port"),
+    ("a number in another unit", "cache_ttl 5m\n",
+     r":1:11: cache_ttl: '5m' must be a whole number from 1 to 2592000 \(seconds a cached answer is reused"),
     ("bad size", "max_body_size lots\n", r":1:15: .*size"),
     ("infinite budget", "budget inf\n", r":1:8: budget: 'inf' must be a decimal number of at least 0"),
     ("hex budget", "budget 0x10\n", r":1:8: budget: '0x10' must be a decimal number of at least 0"),
@@ -95,6 +97,8 @@ BAD = [
     ("unterminated string", "# c\nhost \"127.0.0.1\n", r":2:6: unterminated string"),
     ("unknown plugin key", "transform example_transform {\n  squeeze_blank_lines yes\n  bogus_key 1\n}\n",
      r":3:3: transform example_transform has no setting 'bogus_key'; it accepts: .*max_blank_lines"),
+    ("a plugin value of the wrong type", "transform example_transform {\n  max_blank_lines two\n}\n",
+     r":2:19: transform example_transform: max_blank_lines: 'two' must be a whole number \(blank lines"),
     ("unknown plugin", "transform no_such_plugin {\n}\n", r":1:1: transform 'no_such_plugin': no plugin file .*no_such_plugin"),
 ]
 for label, text, pat in BAD:
