@@ -305,18 +305,23 @@ static const struct directive *find_directive(const char *name)
     return NULL;
 }
 
+size_t hr_name_likeness(const char *a, const char *b)
+{
+    size_t common = 0;
+    while (a[common] && a[common] == b[common]) common++;
+    return common;
+}
+
 /* Closest directive name, for "did you mean" hints. */
 static const char *suggest(const char *name)
 {
     const char *best = NULL;
     size_t best_score = 0;
     for (size_t i = 0; i < N_DIRECTIVES; i++) {
-        const char *a = directives[i].name;
-        size_t common = 0;
-        while (a[common] && a[common] == name[common]) common++;
-        if (common > best_score) { best_score = common; best = a; }
+        size_t common = hr_name_likeness(directives[i].name, name);
+        if (common > best_score) { best_score = common; best = directives[i].name; }
     }
-    return best_score >= 3 ? best : NULL;
+    return best_score >= HR_NAME_LIKE ? best : NULL;
 }
 
 static int add_plugin_block(struct hr_config *c, const struct hr_conf_node *n, const char *file, char *err, size_t errlen)

@@ -93,6 +93,10 @@ int hr_config_apply_env(struct hr_config *c, char *err, size_t errlen);
 int hr_config_add_request_log(struct hr_config *c, char *err, size_t errlen);
 /* Check cross-field rules after everything was applied. */
 int hr_config_validate(const struct hr_config *c, char *err, size_t errlen);
+/* "Did you mean" hints: the leading characters two names share; a name
+ * sharing at least HR_NAME_LIKE with a typo is offered for it. */
+size_t hr_name_likeness(const char *a, const char *b);
+#define HR_NAME_LIKE 3
 void hr_config_free(struct hr_config *c);
 
 /* Shared value parsers (used for flags too). 0 or -EINVAL. */

@@ -1,6 +1,7 @@
 /* loader.c — finds plugin .so files, refuses ABI mismatches with a message
  * naming both versions and the file, and validates config blocks against the
  * keys each plugin declares. */
+#include <dirent.h>
 #include <errno.h>
 #include <ltdl.h>
 #include <stdio.h>
@@ -164,6 +165,28 @@ static void free_instance(struct hr_instance *in)
     free(in);
 }
 
+/* The plugin in dir whose name is most like `name` (a typo in the config),
+ * into out; 0 when none is near. */
+static int closest_plugin(const char *dir, const char *name, char *out, size_t outlen)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    size_t best = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (n <= 3 || strcmp(de->d_name + n - 3, ".so")) continue;
+        size_t like = hr_name_likeness(de->d_name, name);
+        if (like > best && like >= HR_NAME_LIKE && n - 3 < outlen) {
+            best = like;
+            memcpy(out, de->d_name, n - 3);
+            out[n - 3] = '\0';
+        }
+    }
+    closedir(d);
+    return best > 0;
+}
+
 static struct hr_instance *open_plugin(const char *dir, const struct hr_plugin_block *blk, const char *file,
                                        char *err, size_t errlen)
 {
@@ -174,8 +197,15 @@ static struct hr_instance *open_plugin(const char *dir, const struct hr_plugin_b
     in->path = malloc(plen);
     snprintf(in->path, plen, "%s/%s.so", dir, blk->name);
     if (access(in->path, R_OK) != 0) {
-        snprintf(err, errlen, "%s:%d:%d: %s '%s': no plugin file %s (%s); set plugin_dir or --plugin-dir to the directory holding %s.so",
-                 file, blk->node->line, blk->node->col, kind, blk->name, in->path, strerror(errno), blk->name);
+        int e = errno;
+        char near[128];
+        if (e == ENOENT && closest_plugin(dir, blk->name, near, sizeof near))
+            snprintf(err, errlen, "%s:%d:%d: %s '%s': no plugin file %s; did you mean '%s'? (or set plugin_dir or "
+                     "--plugin-dir to the directory holding %s.so)", file, blk->node->line, blk->node->col, kind,
+                     blk->name, in->path, near, blk->name);
+        else
+            snprintf(err, errlen, "%s:%d:%d: %s '%s': no plugin file %s (%s); set plugin_dir or --plugin-dir to the directory holding %s.so",
+                     file, blk->node->line, blk->node->col, kind, blk->name, in->path, strerror(e), blk->name);
         goto fail;
     }
     in->handle = lt_dlopen(in->path);

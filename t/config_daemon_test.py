@@ -99,6 +99,8 @@ BAD = [
      r":3:3: transform example_transform has no setting 'bogus_key'; it accepts: .*max_blank_lines"),
     ("a plugin value of the wrong type", "transform example_transform {\n  max_blank_lines two\n}\n",
      r":2:19: transform example_transform: max_blank_lines: 'two' must be a whole number \(blank lines"),
+    ("a plugin name misspelt", "transform smart_cruncher {\n}\n",
+     r":1:1: transform 'smart_cruncher': no plugin file .*smart_cruncher\.so; did you mean 'smart_crusher'\?"),
     ("unknown plugin", "transform no_such_plugin {\n}\n", r":1:1: transform 'no_such_plugin': no plugin file .*no_such_plugin"),
 ]
 for label, text, pat in BAD:
