@@ -43,13 +43,15 @@ int hr_cli_doctor(int argc, char **argv)
         size_t i;
         json_t *c;
         json_array_foreach(json_object_get(v, "checks"), i, c) {
-            int ok = json_is_true(json_object_get(c, "ok"));
-            printf("%-4s %-12s %s\n", ok ? "ok" : "FAIL", json_string_value(json_object_get(c, "check")),
+            int ok = json_is_true(json_object_get(c, "ok")), warn = json_is_true(json_object_get(c, "warning"));
+            printf("%-4s %-12s %s\n", warn ? "warn" : ok ? "ok" : "FAIL", json_string_value(json_object_get(c, "check")),
                    json_string_value(json_object_get(c, "message")));
-            if (!ok) printf("     %-12s fix: %s\n", "", json_string_value(json_object_get(c, "fix")));
+            if (!ok || warn) printf("     %-12s fix: %s\n", "", json_string_value(json_object_get(c, "fix")));
         }
-        size_t n = json_array_size(json_object_get(v, "issues"));
-        if (valid) printf("setup is valid\n");
+        size_t n = json_array_size(json_object_get(v, "issues")), warnings = 0;
+        json_array_foreach(json_object_get(v, "checks"), i, c) warnings += json_is_true(json_object_get(c, "warning"));
+        if (valid && warnings) printf("setup is valid, with %zu warning%s\n", warnings, warnings == 1 ? "" : "s");
+        else if (valid) printf("setup is valid\n");
         else printf("%zu problem%s found\n", n, n == 1 ? "" : "s");
     }
     json_decref(v);

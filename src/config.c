@@ -305,6 +305,22 @@ static const struct directive *find_directive(const char *name)
     return NULL;
 }
 
+static int is_set(const char *s) { return s && *s; }
+
+int hr_config_exposed(const struct hr_config *c, char *warning, size_t cap)
+{
+    const char *h = c->host ? c->host : "";
+    if (!strncmp(h, "127.", 4) || !strcmp(h, "::1") || !strcmp(h, "localhost")) return 0;
+    int admin = is_set(c->admin_token), stats = is_set(c->stats_token), metrics = is_set(c->metrics_token);
+    if (admin && stats && metrics) return 0;
+    snprintf(warning, cap,
+             "listening on %s, reachable from other machines, without %s%s%s: anyone who can connect sees usage, "
+             "cost and savings%s; set these tokens in headroom.conf or listen on 127.0.0.1",
+             h, stats ? "" : "stats_token ", metrics ? "" : "metrics_token ", admin ? "" : "admin_token",
+             admin ? "" : " and loopback peers (other users, local containers) can reset counters");
+    return 1;
+}
+
 size_t hr_name_likeness(const char *a, const char *b)
 {
     size_t common = 0;

@@ -93,6 +93,11 @@ int hr_config_apply_env(struct hr_config *c, char *err, size_t errlen);
 int hr_config_add_request_log(struct hr_config *c, char *err, size_t errlen);
 /* Check cross-field rules after everything was applied. */
 int hr_config_validate(const struct hr_config *c, char *err, size_t errlen);
+/* Whether c listens where other machines can reach it without every token
+ * that guards what it shows; `warning` (cap bytes) then says what is open
+ * and how to close it. headroomd logs it at start, `headroom doctor`
+ * reports it. */
+int hr_config_exposed(const struct hr_config *c, char *warning, size_t cap);
 /* "Did you mean" hints: the leading characters two names share; a name
  * sharing at least HR_NAME_LIKE with a typo is offered for it. */
 size_t hr_name_likeness(const char *a, const char *b);

@@ -296,16 +296,8 @@ static evutil_socket_t listen_on(const char *host, int port, int reuseport, int 
 /* A listener other machines can reach, with nothing guarding what it shows. */
 static void warn_exposed(const struct hr_config *c)
 {
-    const char *h = c->host;
-    if (!strncmp(h, "127.", 4) || !strcmp(h, "::1") || !strcmp(h, "localhost")) return;
-    if (!c->admin_token || !*c->admin_token || !c->stats_token || !*c->stats_token || !c->metrics_token ||
-        !*c->metrics_token)
-        HR_WARN(LOGGER, "listening on %s, reachable from other machines, without %s%s%s: anyone who can connect sees "
-                "usage, cost and savings%s; set these tokens in headroom.conf or listen on 127.0.0.1", h,
-                c->stats_token && *c->stats_token ? "" : "stats_token ",
-                c->metrics_token && *c->metrics_token ? "" : "metrics_token ",
-                c->admin_token && *c->admin_token ? "" : "admin_token",
-                c->admin_token && *c->admin_token ? "" : " and loopback peers (other users, local containers) can reset counters");
+    char warning[512];
+    if (hr_config_exposed(c, warning, sizeof warning)) HR_WARN(LOGGER, "%s", warning);
 }
 
 static enum hr_upstream_client upstream_client(const struct hr_config *cfg)

@@ -98,6 +98,20 @@ squatter.listen(1)
 rc, out, err = cli("doctor", "-c", good)
 ok(rc == 1 and "FAIL listen" in out and "in use" in out, "doctor: a port held by another program is a problem")
 squatter.close()
+like(out, r"(?m)^ok   exposure +what headroomd shows is guarded", "doctor: loopback is not exposed")
+# Listening for other machines with nothing guarding /stats: headroomd
+# starts (and WARNs); doctor says so too, as a warning with its fix.
+open_conf = write(os.path.join(work, "open.conf"), "host 0.0.0.0\nport %d\nstats_token s3cret\n%s" % (free_port(), TRANSFORMS))
+rc, out, err = cli("doctor", "-c", open_conf)
+ok(rc == 0 and re.search(r"(?m)^warn exposure +listening on 0\.0\.0\.0, reachable from other machines, without "
+                         r"metrics_token admin_token:", out) and re.search(r"(?m)^ +fix: set stats_token, metrics_token "
+                                                                         r"and admin_token", out)
+   and re.search(r"(?m)^setup is valid, with 1 warning$", out),
+   "doctor: an exposed listener is a warning with its fix, the setup still valid (%s)" % out.strip()[-300:])
+rc, out, err = cli("doctor", "-c", open_conf, "--json")
+exp = [c for c in json.loads(out)["checks"] if c["check"] == "exposure"]
+ok(rc == 0 and exp and exp[0]["ok"] is True and exp[0].get("warning") is True and "admin_token" in exp[0]["fix"],
+   "doctor --json: the exposure check has warning true and a fix (%s)" % exp)
 
 # --- metrics and summary over a SQLite file -----------------------------------
 db = os.path.join(ws, "metrics.db")

@@ -156,6 +156,21 @@ static void check_listen(struct report *r, const struct hr_config *cfg)
     }
 }
 
+/* Not a failure (headroomd starts, and warns): a check that is ok with
+ * "warning": true, its message and fix, so doctor shows it and valid stays. */
+static void check_exposure(struct report *r, const struct hr_config *cfg)
+{
+    char warning[512];
+    if (!hr_config_exposed(cfg, warning, sizeof warning)) {
+        add(r, "exposure", 1, "what headroomd shows is guarded: it listens on loopback, or every token is set", NULL);
+        return;
+    }
+    json_array_append_new(r->checks,
+                          json_pack("{s:s,s:b,s:b,s:s,s:s}", "check", "exposure", "ok", 1, "warning", 1, "message",
+                                    warning, "fix", "set stats_token, metrics_token and admin_token in headroom.conf "
+                                                    "(headroomd(8), HTTP INTERFACE), or set `host 127.0.0.1`"));
+}
+
 char *hr_validate_setup(const char *config_path)
 {
     hr_sdk_clear_error();
@@ -208,6 +223,7 @@ char *hr_validate_setup(const char *config_path)
         check_url(&r, "openai_api_url", cfg.openai_url);
         check_url(&r, "anthropic_api_url", cfg.anthropic_url);
         check_listen(&r, &cfg);
+        check_exposure(&r, &cfg);
         hr_config_free(&cfg);
     }
     hr_log_set_level(level);
