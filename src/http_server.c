@@ -60,7 +60,6 @@ struct hr_req {
     size_t hb_cap;
     struct evbuffer *out;
     int chunked_out, head_only, no_body, close_after, wr_added, flush_queued;
-    int end_now; /* hr_req_end_at_once: the answer's end is written when it is handed over */
     void (*close_cb)(struct hr_req *, void *);
     void *close_arg;
     void (*drained_cb)(struct hr_req *, void *);
@@ -347,12 +346,11 @@ static void queue_flush(struct hr_req *c)
 
 static void write_pending(struct hr_req *c);
 
-/* What is queued, written now (hr_req_flush, hr_req_end_at_once). Only the
- * write: what follows it (the next request, a close, the drained callback,
- * a failed write's cleanup) stays with the on_write already queued, so no
- * callback runs under the caller. An answer's end is written this way only
- * when its request was accounted first (hr_req_end_at_once), so /stats
- * counts it by the time the client has it. */
+/* What is queued, written now (hr_req_flush). Only the write: what follows
+ * it (the next request, a close, the drained callback, a failed write's
+ * cleanup) stays with the on_write already queued, so no callback runs
+ * under the caller. A whole answer is not written this way: its request is
+ * accounted first, so /stats counts it by the time the client has it. */
 static void write_now(struct hr_req *c)
 {
     if (c->gone || c->broken || c->wr_added || !evbuffer_get_length(c->out)) return;
@@ -453,7 +451,6 @@ static size_t build_head(struct hr_req *c, int status, long long body_len)
 static void request_ended(struct hr_req *c)
 {
     c->busy = 0;
-    c->end_now = 0;
     c->close_cb = NULL;
     c->drained_cb = NULL;
     c->body_cb = NULL;
@@ -1072,7 +1069,6 @@ void hr_req_send_buffer(struct hr_req *r, int status, struct evbuffer *body)
             evbuffer_add(r->out, r->hb, hl);
             if (len && !r->head_only && !r->no_body) evbuffer_add_buffer(r->out, body); /* moved, not copied */
             queue_flush(r);
-            if (r->end_now) write_now(r);
         } else {
             r->close_after = 1;
         }
@@ -1132,14 +1128,11 @@ void hr_req_end(struct hr_req *r)
     if (!r->gone && !r->broken) {
         if (r->chunked_out && !r->head_only) evbuffer_add(r->out, "0\r\n\r\n", 5);
         queue_flush(r);
-        if (r->end_now) write_now(r);
     }
     request_ended(r);
 }
 
 void hr_req_flush(struct hr_req *r) { write_now(r); }
-
-void hr_req_end_at_once(struct hr_req *r) { r->end_now = 1; }
 
 size_t hr_req_pending(const struct hr_req *r) { return evbuffer_get_length(r->out); }
 

@@ -113,11 +113,6 @@ void hr_req_end(struct hr_req *r);
 /* Writes what the answer has so far now, not after this loop turn's
  * callbacks: for a caller about to do slow work before adding more. */
 void hr_req_flush(struct hr_req *r);
-/* The answer's end (hr_req_send_buffer, hr_req_end) is written when it is
- * handed over, not after this loop turn's callbacks: for a caller that has
- * accounted the request already and has only freeing left. Cleared when
- * the request ends. */
-void hr_req_end_at_once(struct hr_req *r);
 /* Bytes of the answer not yet taken by the client's socket. */
 size_t hr_req_pending(const struct hr_req *r);
 /* Called each time pending bytes have all been written (backpressure). */
