@@ -219,6 +219,13 @@ static struct hr_instance *open_plugin(const char *dir, const struct hr_plugin_b
                  HEADROOM_PLUGIN_SYMBOL);
         goto fail;
     }
+    /* A descriptor without HR_PLUGIN_HEADER has all three zero: rebuilding
+     * would not help, the header line would. */
+    if (d->abi_major == 0 && d->struct_size == 0) {
+        snprintf(err, errlen, "%s: descriptor has no ABI version (struct_size 0, ABI 0.0); start it with "
+                 "HR_PLUGIN_HEADER", in->path);
+        goto fail;
+    }
     if (d->abi_major != HR_ABI_MAJOR) {
         snprintf(err, errlen, "%s: plugin ABI %u.%u does not match headroomd plugin ABI %d.%d; rebuild the plugin against this headroomd's headroom/plugin.h",
                  in->path, d->abi_major, d->abi_minor, HR_ABI_MAJOR, HR_ABI_MINOR);

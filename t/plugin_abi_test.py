@@ -92,6 +92,66 @@ else:
     import shutil
     shutil.rmtree(tmp, ignore_errors=True)
 
+# --- a plugin author's mistakes, built out of tree as doc/plugin-guide.md section 3 says ---
+CC = shlex.split(os.environ.get("CC") or "cc")
+INCLUDE = os.path.join(T_DIR, "..", "include")
+AUTHOR_SRC = r"""
+#include <headroom/plugin.h>
+static int init(const struct hr_host *h, struct hr_instance *s, const struct hr_conf *c, void **o)
+{ (void)h; (void)s; (void)c; *o = 0; return 0; }
+static int apply(void *st, struct hr_request *r) { (void)st; (void)r; return 0; }
+HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
+#ifndef NO_HEADER
+    HR_PLUGIN_HEADER,
+#endif
+    .name = NAME,
+#ifndef NO_KIND
+    .kind = HR_PLUGIN_TRANSFORM,
+#endif
+    .init = init, .apply = apply,
+};
+"""
+author_dir = tempfile.mkdtemp(prefix="hr-author-")
+
+
+def author_plugin(name, *defines):
+    """Builds <name>.so from AUTHOR_SRC with the guide's command; its path, or None."""
+    src = os.path.join(author_dir, "src.c")
+    with open(src, "w") as f:
+        f.write(AUTHOR_SRC)
+    so = os.path.join(author_dir, name + ".so")
+    args = CC + ["-shared", "-fPIC", "-fvisibility=hidden", "-I" + INCLUDE, '-DNAME="%s"' % name] + \
+        ["-D" + d for d in defines] + [src, "-o", so, "-ljansson"]
+    try:
+        p = subprocess.run(args, capture_output=True, timeout=60)
+    except OSError:
+        return None
+    if p.returncode:
+        note("cc failed: " + p.stderr.decode("utf-8", "replace")[-300:])
+    return so if p.returncode == 0 else None
+
+
+def check_author(name):
+    path = os.path.join(author_dir, name + ".conf")
+    with open(path, "w") as f:
+        f.write("port 0\nplugin_dir %s\ntransform %s { }\n" % (author_dir, name))
+    return run(["--check-config", "-c", path])
+
+
+if author_plugin("fine") is None:
+    skip("no C compiler to build a plugin as the guide does", 3)
+else:
+    rc, out, err = check_author("fine")
+    is_(rc, 0, "a plugin built with the guide's command passes --check-config")
+    # Forgetting HR_PLUGIN_HEADER zeroes struct_size and the ABI: the message
+    # said "plugin ABI 0.0 does not match ...; rebuild", which does not help.
+    author_plugin("no_header", "NO_HEADER")
+    rc, out, err = check_author("no_header")
+    is_(rc, 1, "a descriptor without HR_PLUGIN_HEADER is refused")
+    like(err, r"no_header\.so: descriptor has no ABI version .*start it with HR_PLUGIN_HEADER",
+         "the message names the missing HR_PLUGIN_HEADER, not a rebuild")
+    note(err.strip())
+
 # --- the example plugin through conf/headroom.conf ---
 with open(SRC_CONF) as f:
     base = f.read()
@@ -164,4 +224,6 @@ with Mock() as m, Headroomd(conf_text=base, mock=m, args=PLUGIN_ARGS) as h:
     cmp_ok(st["tokens"]["saved"], ">", 0, "/stats tokens.saved > 0")
     is_(st["tokens"]["saved"], st["tokens"]["input"] - st["tokens"]["sent"], "/stats saved = input - sent")
 
+import shutil  # noqa: E402
+shutil.rmtree(author_dir, ignore_errors=True)
 done()
