@@ -249,6 +249,13 @@ static struct hr_instance *open_plugin(const char *dir, const struct hr_plugin_b
         goto fail;
     }
     int want = blk->is_sink ? HR_PLUGIN_SINK : HR_PLUGIN_TRANSFORM;
+    /* An unset .kind (0) is neither: "load it with `transform x`" would be
+     * what the config already says. */
+    if (d->kind != HR_PLUGIN_TRANSFORM && d->kind != HR_PLUGIN_SINK) {
+        snprintf(err, errlen, "%s: descriptor's .kind is %d, neither HR_PLUGIN_TRANSFORM nor HR_PLUGIN_SINK; set "
+                 ".kind = %s", in->path, (int)d->kind, blk->is_sink ? "HR_PLUGIN_SINK" : "HR_PLUGIN_TRANSFORM");
+        goto fail;
+    }
     if ((int)d->kind != want) {
         snprintf(err, errlen, "%s:%d:%d: '%s' is a %s plugin; load it with `%s %s { }`", file, blk->node->line,
                  blk->node->col, blk->name, d->kind == HR_PLUGIN_SINK ? "sink" : "transform",

@@ -139,7 +139,7 @@ def check_author(name):
 
 
 if author_plugin("fine") is None:
-    skip("no C compiler to build a plugin as the guide does", 3)
+    skip("no C compiler to build a plugin as the guide does", 5)
 else:
     rc, out, err = check_author("fine")
     is_(rc, 0, "a plugin built with the guide's command passes --check-config")
@@ -150,6 +150,14 @@ else:
     is_(rc, 1, "a descriptor without HR_PLUGIN_HEADER is refused")
     like(err, r"no_header\.so: descriptor has no ABI version .*start it with HR_PLUGIN_HEADER",
          "the message names the missing HR_PLUGIN_HEADER, not a rebuild")
+    note(err.strip())
+    # An unset .kind (0) got "'no_kind' is a transform plugin; load it with
+    # `transform no_kind { }`": what the config already said.
+    author_plugin("no_kind", "NO_KIND")
+    rc, out, err = check_author("no_kind")
+    is_(rc, 1, "a descriptor without .kind is refused")
+    like(err, r"no_kind\.so: descriptor's \.kind is 0, neither HR_PLUGIN_TRANSFORM nor HR_PLUGIN_SINK; "
+         r"set \.kind = HR_PLUGIN_TRANSFORM", "the message names .kind and the value to set")
     note(err.strip())
 
 # --- the example plugin through conf/headroom.conf ---
