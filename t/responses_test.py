@@ -170,6 +170,10 @@ def check_retrieve_tool(tools, what):
     params = t.get("parameters") or {}
     is_((params.get("type"), "hash" in (params.get("properties") or {}), params.get("required")),
         ("object", True, ["hash"]), what + ": parameters is a JSON schema with a required hash")
+    # Omitted, the Responses API makes a function strict when its schema
+    # allows: `query` would become required and every call get only the
+    # rows matching one, never the whole original.
+    ok(t.get("strict") is False, what + ": strict false said outright (the API's default for Responses is strict)")
 
 
 with Mock() as mock, Headroomd(mock=mock, extra_conf=CONF) as hd:

@@ -107,11 +107,16 @@ static char *stream_error(const char *message)
                                               "message", message, "param"));
 }
 
+/* strict false, said outright: a Responses function tool that omits it is
+ * made strict when its schema allows (every property then required), so
+ * the model would have to write a `query` on every call and get only the
+ * rows matching it, never the whole original. Chat's default is already
+ * non-strict. */
 static json_t *tool_def(const char *list, const char *name, const char *description, json_t *schema)
 {
     (void)list; /* always tools */
-    return json_pack("{s:s,s:s,s:s,s:o}", "type", "function", "name", name, "description", description,
-                     "parameters", schema);
+    return json_pack("{s:s,s:s,s:s,s:o,s:b}", "type", "function", "name", name, "description", description,
+                     "parameters", schema, "strict", 0);
 }
 
 static const char *tool_def_name(const json_t *tool) { return json_string_value(json_object_get(tool, "name")); }
