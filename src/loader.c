@@ -2,6 +2,7 @@
  * naming both versions and the file, and validates config blocks against the
  * keys each plugin declares. */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <ltdl.h>
 #include <stdio.h>
@@ -208,7 +209,25 @@ static struct hr_instance *open_plugin(const char *dir, const struct hr_plugin_b
                      file, blk->node->line, blk->node->col, kind, blk->name, in->path, strerror(e), blk->name);
         goto fail;
     }
+    /* libltdl says "file not found" for any dlopen failure (a file that is
+     * not a shared object, a missing library), and binds lazily: a plugin
+     * calling a function nothing defines passed --check-config and took
+     * headroomd down on its first call. Opening it with RTLD_NOW first
+     * resolves every symbol now and keeps the loader's own reason. */
+    void *probe = dlopen(in->path, RTLD_NOW | RTLD_LOCAL);
+    if (!probe) {
+        const char *why = dlerror();
+        size_t plen = strlen(in->path);
+        if (why && !strncmp(why, in->path, plen) && !strncmp(why + plen, ": ", 2)) why += plen + 2; /* named already */
+        snprintf(err, errlen, "%s: cannot load: %s%s", in->path, why ? why : "unknown error",
+                 why && strstr(why, "undefined symbol")
+                     ? " (the plugin uses it, and neither it, the libraries it links, nor headroomd define it: "
+                       "link its library, or fix the name)"
+                     : "");
+        goto fail;
+    }
     in->handle = lt_dlopen(in->path);
+    dlclose(probe); /* the object stays loaded through in->handle */
     if (!in->handle) {
         snprintf(err, errlen, "%s: cannot load: %s", in->path, lt_dlerror());
         goto fail;

@@ -99,7 +99,12 @@ AUTHOR_SRC = r"""
 #include <headroom/plugin.h>
 static int init(const struct hr_host *h, struct hr_instance *s, const struct hr_conf *c, void **o)
 { (void)h; (void)s; (void)c; *o = 0; return 0; }
+#ifdef UNDEF
+extern int hr_author_no_such_function(void); /* defined nowhere: a typo, or a library not linked */
+static int apply(void *st, struct hr_request *r) { (void)st; (void)r; return hr_author_no_such_function(); }
+#else
 static int apply(void *st, struct hr_request *r) { (void)st; (void)r; return 0; }
+#endif
 HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
 #ifndef NO_HEADER
     HR_PLUGIN_HEADER,
@@ -139,7 +144,7 @@ def check_author(name):
 
 
 if author_plugin("fine") is None:
-    skip("no C compiler to build a plugin as the guide does", 5)
+    skip("no C compiler to build a plugin as the guide does", 9)
 else:
     rc, out, err = check_author("fine")
     is_(rc, 0, "a plugin built with the guide's command passes --check-config")
@@ -158,6 +163,23 @@ else:
     is_(rc, 1, "a descriptor without .kind is refused")
     like(err, r"no_kind\.so: descriptor's \.kind is 0, neither HR_PLUGIN_TRANSFORM nor HR_PLUGIN_SINK; "
          r"set \.kind = HR_PLUGIN_TRANSFORM", "the message names .kind and the value to set")
+    note(err.strip())
+    # A function nothing defines: libltdl binds lazily, so the plugin passed
+    # --check-config and the daemon died ("symbol lookup error") on the
+    # first request that reached it.
+    author_plugin("undef", "UNDEF")
+    rc, out, err = check_author("undef")
+    is_(rc, 1, "a plugin calling an undefined function is refused by --check-config")
+    like(err, r"undef\.so: cannot load: undefined symbol: hr_author_no_such_function \(.*link its library, or fix "
+         r"the name\)", "the message names the symbol and the fix")
+    note(err.strip())
+    # A file that is not a shared object was "cannot load: file not found".
+    with open(os.path.join(author_dir, "not_elf.so"), "w") as f:
+        f.write("not a shared object\n")
+    rc, out, err = check_author("not_elf")
+    is_(rc, 1, "a .so that is not a shared object is refused")
+    ok("file not found" not in err and re.search(r"not_elf\.so: cannot load: \S", err),
+       "the message gives the loader's reason, not 'file not found'")
     note(err.strip())
 
 # --- the example plugin through conf/headroom.conf ---
