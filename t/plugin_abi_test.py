@@ -182,6 +182,74 @@ else:
        "the message gives the loader's reason, not 'file not found'")
     note(err.strip())
 
+# --- the guide's C snippets compile against the real header, and its test runs ---
+GUIDE = os.path.join(T_DIR, "..", "doc", "plugin-guide.md")
+with open(GUIDE) as f:
+    snippets = re.findall(r"```c\n(.*?)```", f.read(), re.S)
+
+
+def snippet(marker):
+    found = [x for x in snippets if marker in x]
+    return found[0] if found else None
+
+
+STUBS = r"""
+#include <stdio.h>
+#include <headroom/plugin.h>
+static int init(const struct hr_host *h, struct hr_instance *s, const struct hr_conf *c, void **o)
+{ (void)h; (void)s; (void)c; *o = 0; return 0; }
+static void fini(void *st) { (void)st; }
+"""
+GUIDE_PLUGINS = [  # (marker in the snippet, what the guide names it, code it leaves to the reader)
+    ("HR_PLUGIN_HEADER,                  /*", "my_transform",
+     "static const struct hr_conf_key keys[] = {HR_CONF_END};\n"
+     "static int apply(void *st, struct hr_request *r) { (void)st; (void)r; return 0; }\n"),
+    ("static void on_event(void *state, const struct hr_event *ev)", "my_sink", "struct sink { FILE *out; };\n"),
+]
+if author_plugin("fine") is None:
+    skip("no C compiler", 2 * len(GUIDE_PLUGINS) + 3)
+else:
+    for marker, name, extra in GUIDE_PLUGINS:
+        code = snippet(marker)
+        src = os.path.join(author_dir, name + ".c")
+        with open(src, "w") as f:
+            f.write(STUBS + extra + (code or ""))
+        so = os.path.join(author_dir, name + ".so")
+        p = subprocess.run(CC + ["-std=c11", "-Wall", "-Wextra", "-Werror", "-Wno-unused-function", "-shared", "-fPIC",
+                                 "-fvisibility=hidden", "-I" + INCLUDE, src, "-o", so, "-ljansson"],
+                           capture_output=True, timeout=60)
+        ok(code and p.returncode == 0, "the guide's %s snippet compiles against plugin.h" % name)
+        if p.returncode:
+            note(p.stderr.decode("utf-8", "replace")[-600:])
+        path = os.path.join(author_dir, name + ".conf")
+        with open(path, "w") as f:
+            f.write("port 0\nplugin_dir %s\n%s %s { }\n" % (author_dir, "sink" if "sink" in name else "transform", name))
+        rc, out, err = run(["--check-config", "-c", path])
+        is_(rc, 0, "and loads as %s" % name)
+    code = snippet("example_transform_test.c")
+    keys = snippet("static const struct hr_conf_key keys[]")
+    src = os.path.join(author_dir, "keys.c")
+    with open(src, "w") as f:
+        f.write("#include <headroom/plugin.h>\n" + (keys or "") + "const struct hr_conf_key *k = keys;\n")
+    p = subprocess.run(CC + ["-std=c11", "-Wall", "-Wextra", "-Werror", "-c", "-I" + INCLUDE, src, "-o",
+                             os.path.join(author_dir, "keys.o")], capture_output=True, timeout=60)
+    ok(keys and p.returncode == 0, "the guide's key table compiles")
+    src = os.path.join(author_dir, "example_transform_test.c")
+    with open(src, "w") as f:
+        f.write(code or "")
+    exe = os.path.join(author_dir, "example_transform_test")
+    # The guide's command, without the sanitizers (not every compiler has them).
+    p = subprocess.run(CC + ["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-O2", "-I" + INCLUDE,
+                             "-I" + T_DIR, src, os.path.join(T_DIR, "fake_host.c"),
+                             os.path.join(T_DIR, "..", "plugins", "example_transform", "example_transform.c"),
+                             "-o", exe, "-ljansson", "-lpthread"], capture_output=True, timeout=120)
+    ok(code and p.returncode == 0, "the guide's unit test compiles with t/fake_host.c")
+    if p.returncode:
+        note(p.stderr.decode("utf-8", "replace")[-600:])
+    r = subprocess.run([exe], capture_output=True, timeout=60) if p.returncode == 0 else None
+    ok(r is not None and r.returncode == 0 and b"1..6" in r.stdout and b"not ok" not in r.stdout,
+       "and passes, 6 checks, as the guide says")
+
 # --- the example plugin through conf/headroom.conf ---
 with open(SRC_CONF) as f:
     base = f.read()
