@@ -134,12 +134,13 @@ struct hr_conf_key {
  * or unit_tokens instead (hr_unit_tokens_at_least below works on any host). */
 #define HR_TOKENS_UNKNOWN ((size_t)-1)
 
-/* A candidate unit: one tool output's text (OpenAI role:"tool" content or an
- * Anthropic tool_result's text). Transforms read `text` and replace it only
- * through hr_host.unit_replace(). */
+/* A candidate unit: one tool output's text (OpenAI role:"tool" content, an
+ * Anthropic tool_result's text, or a Responses function_call_output /
+ * custom_tool_call_output `output`; or each text part of one). Transforms
+ * read `text` and replace it only through hr_host.unit_replace(). */
 struct hr_unit {
     uint32_t struct_size;
-    uint32_t message_index;     /* index in messages[] */
+    uint32_t message_index;     /* index in messages[] (input[] for /v1/responses) */
     const char *text;           /* NUL-terminated UTF-8, owned by the host */
     size_t len;                 /* bytes, without the NUL */
     size_t tokens;              /* host's count of `text`; HR_TOKENS_UNKNOWN (1.3) only
@@ -150,9 +151,11 @@ struct hr_unit {
 };
 
 /* A request going through the pipeline. `body` is the parsed client JSON;
- * transforms may edit it in place (the host serialises it once after the last
- * stage). Units point into it; after editing body structure directly a
- * transform must not use units again in the same call. */
+ * transforms may edit it (the host serialises it once after the last stage),
+ * and must then set body_edited: the host forwards the client's own bytes
+ * when no stage replaced a unit or set it, so an unflagged edit is lost on
+ * some requests and sent on others. Units point into it; after editing body
+ * structure directly a transform must not use units again in the same call. */
 struct hr_request {
     uint32_t struct_size;
     enum hr_provider provider;
@@ -160,11 +163,15 @@ struct hr_request {
     const char *stack;          /* X-Headroom-Stack or "" */
     const char *session_id;     /* stable per conversation, host-derived */
     json_t *body;
-    size_t protected_floor;     /* messages[0 .. floor) must not change */
+    size_t protected_floor;     /* messages[0 .. floor) are in the client's cached prefix: their tool
+                                 * outputs are still units; change other content there only in a way
+                                 * that is the same on every turn (doc/prompt-caching.md) */
     struct hr_unit *units;
     size_t n_units;
-    const char *query;          /* text of the latest user message, or "" */
-    int body_edited;            /* set to 1 after editing body outside units (e.g. tool order) */
+    const char *query;          /* text of the latest user message that has text (without
+                                 * <system-reminder> blocks), or "" */
+    int body_edited;            /* set to 1 after editing body outside units (e.g. tool order);
+                                 * without it the edit may not be forwarded (above) */
     enum hr_wire_format wire_format; /* 1.2 */
     /* 1.4: unit_query[i] is the text of the latest user message before
      * units[i]'s message ("" when none): the question the tool was called
