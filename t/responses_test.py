@@ -2,6 +2,7 @@
 # responses_test.py — OpenAI's Responses API (POST /v1/responses) through
 # headroomd against t/mock-upstream: function_call_output (and Codex's
 # custom_tool_call_output) items compressed, in string and content-part form,
+# and the shell tools' outputs (shell_call_output, local_shell_call_output),
 # string input counted, stored conversations (previous_response_id) passed
 # through byte for byte, other /v1/responses/... routes untouched, usage, cost
 # and /stats from the Response object and from response.completed, the typed
@@ -492,6 +493,44 @@ with Mock() as mock, Headroomd(mock=mock, extra_conf=CONF) as hd:
         "retrieve, store false: the model's reasoning and call items, then the result")
     ok(added and not any("id" in it for it in added), "retrieve, store false: appended items carry no id")
     ok(added and added[0].get("encrypted_content"), "retrieve, store false: the reasoning item keeps its encrypted_content")
+
+    # --- the shell tools' outputs ---------------------------------------------
+    # A shell_call_output (the shell tool: one {stdout, stderr, outcome} per
+    # command) and a local_shell_call_output (LocalShellTool: an output text)
+    # are a shell's output, an agent's largest: each stdout, stderr and
+    # output text is a unit like a function_call_output's.
+    mock.reset()
+    stderr_text = "warning: 300 rows, 5 errors\n"
+    shell = {"model": "gpt-4o", "input": [
+        {"role": "user", "content": "Which payment requests failed?"},
+        {"type": "shell_call", "call_id": "call_sh1", "status": "completed",
+         "action": {"commands": ["cat logs.json", "true"], "timeout_ms": 10000, "max_output_length": 1000000}},
+        {"type": "shell_call_output", "call_id": "call_sh1", "max_output_length": 1000000, "output": [
+            {"stdout": ROWS_TEXT, "stderr": stderr_text, "outcome": {"type": "exit", "exit_code": 0}},
+            {"stdout": "", "stderr": "", "outcome": {"type": "exit", "exit_code": 0}}]},
+        {"type": "local_shell_call", "id": "lsh_1", "call_id": "call_lsh1", "status": "completed",
+         "action": {"type": "exec", "command": ["cat", "logs.json"], "env": {}}},
+        {"type": "local_shell_call_output", "id": "call_lsh1", "output": ROWS_TEXT}]}
+    r = post_json(hd.url + RS, shell)
+    sent = upstream(mock)[0] or {}
+    items = dig(sent, "input", default=[{}] * 5)
+    runs = items[2].get("output") if isinstance(items[2].get("output"), list) else [{}, {}]
+    marker, kept = rows_of(runs[0].get("stdout"))
+    is_(r.status, 200, "shell outputs: answered")
+    ok(marker is not None and marker_hash(marker.get("all_rows")) and kept is not None
+       and all(e in kept for e in ERROR_ROWS),
+       "shell_call_output: the 300-row stdout crushed (marker with a hash, the 5 error rows kept)")
+    is_((runs[0].get("stderr"), runs[0].get("outcome"), runs[1]), (stderr_text, {"type": "exit", "exit_code": 0},
+        shell["input"][2]["output"][1]), "shell_call_output: its short stderr, outcome and the second run as sent")
+    marker, kept = rows_of(items[4].get("output"))
+    ok(marker is not None and kept is not None and all(e in kept for e in ERROR_ROWS),
+       "local_shell_call_output: the 300-row output crushed, the error rows kept")
+    is_([{k: v for k, v in it.items() if k != "output"} for it in items],
+        [{k: v for k, v in it.items() if k != "output"} for it in shell["input"]],
+        "shell outputs: every item's other fields as sent")
+    before, after = hint(r, "x-headroom-tokens-before"), hint(r, "x-headroom-tokens-after")
+    cmp_ok((before or 0) - (after or 0), ">", 2 * 5000, "shell outputs: x-headroom-tokens saved on both (%s -> %s)"
+           % (before, after))
 
     # --- /metrics -------------------------------------------------------------
     m0 = hd.get("/metrics").text

@@ -33,11 +33,32 @@ static const char *tool_name_for_call(const json_t *items, size_t before, const 
     return NULL;
 }
 
+/* The shell tools' outputs: a local_shell_call_output's `output` text (the
+ * Agents SDK's LocalShellTool), and each command's `stdout` and `stderr` of
+ * a shell_call_output (the shell tool: [{"stdout","stderr","outcome"}]).
+ * Their calls carry no tool name. Returns 1 when `it` is one of them. */
+static int shell_units(json_t *it, size_t i, hr_api_unit_fn add, void *ud)
+{
+    if (type_is(it, "local_shell_call_output")) {
+        if (json_is_string(json_object_get(it, "output"))) add(ud, it, "output", i, NULL);
+        return 1;
+    }
+    if (!type_is(it, "shell_call_output")) return 0;
+    size_t k;
+    json_t *run;
+    json_array_foreach(json_object_get(it, "output"), k, run) {
+        if (json_is_string(json_object_get(run, "stdout"))) add(ud, run, "stdout", i, NULL);
+        if (json_is_string(json_object_get(run, "stderr"))) add(ud, run, "stderr", i, NULL);
+    }
+    return 1;
+}
+
 static void find_units(json_t *body, hr_api_unit_fn add, void *ud)
 {
     json_t *items = json_object_get(body, "input"), *it, *part;
     size_t i, k;
     json_array_foreach(items, i, it) {
+        if (shell_units(it, i, add, ud)) continue;
         if (!type_is(it, "function_call_output") && !type_is(it, "custom_tool_call_output")) continue;
         const char *tool = tool_name_for_call(items, i, json_string_value(json_object_get(it, "call_id")));
         json_t *output = json_object_get(it, "output");
