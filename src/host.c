@@ -27,6 +27,8 @@ static void host_log(const struct hr_instance *self, enum hr_log_level level, co
 {
     va_list ap;
     va_start(ap, fmt);
+    /* self is the host's own (calloc'd) instance, const only in the ABI */
+    if (self && level <= HR_LOG_WARN) atomic_fetch_add(&((struct hr_instance *)self)->complaints, 1);
     hr_logv(level, self ? self->logger : "headroom.plugin", fmt, ap);
     va_end(ap);
 }

@@ -335,6 +335,18 @@ int hr_plugins_load(const struct hr_config *c, struct hr_plugins *out, char *err
     return 0;
 }
 
+/* ", HR_EINVAL" for an init's return code, "" for one the ABI does not name. */
+static const char *code_name(int rc)
+{
+    switch (rc) {
+    case HR_EINVAL: return ", HR_EINVAL";
+    case HR_ENOMEM: return ", HR_ENOMEM";
+    case HR_EAGAIN: return ", HR_EAGAIN";
+    case HR_ENOTSMALLER: return ", HR_ENOTSMALLER";
+    default: return "";
+    }
+}
+
 int hr_plugins_init(struct hr_plugins *p, const struct hr_host *host, char *err, size_t errlen)
 {
     struct hr_instance **lists[2] = {p->transforms, p->sinks};
@@ -342,10 +354,16 @@ int hr_plugins_init(struct hr_plugins *p, const struct hr_host *host, char *err,
     for (int l = 0; l < 2; l++) {
         for (size_t i = 0; i < counts[l]; i++) {
             struct hr_instance *in = lists[l][i];
+            unsigned complaints = atomic_load(&in->complaints);
             int rc = in->desc->init(host, in, &in->conf, &in->state);
             if (rc) {
-                snprintf(err, errlen, "%s: %s '%s' failed to start (code %d); see the lines above", in->where ? in->where : "?",
-                         l ? "sink" : "transform", in->name, rc);
+                /* "see the lines above" pointed at nothing when init logged no reason */
+                int said = atomic_load(&in->complaints) != complaints;
+                snprintf(err, errlen, "%s: %s '%s' failed to start (init returned %d%s)%s", in->where ? in->where : "?",
+                         l ? "sink" : "transform", in->name, rc, code_name(rc),
+                         said ? "; see the lines above"
+                              : " and logged no reason; its init should log one with host->log before returning "
+                                "an error");
                 return rc < 0 ? rc : -EINVAL;
             }
             in->initialised = 1;

@@ -29,6 +29,7 @@ struct hr_instance {
     int events_off;             /* sinks: asked for no events (hr_host.events_off) */
     atomic_ullong events, dropped;
     atomic_int broke_units_only; /* transforms: warned once that HR_TF_UNITS_ONLY was not kept */
+    atomic_uint complaints;     /* ERROR and WARN lines it logged: an init failing without one is named */
 };
 
 struct hr_plugins {

@@ -98,7 +98,16 @@ INCLUDE = os.path.join(T_DIR, "..", "include")
 AUTHOR_SRC = r"""
 #include <headroom/plugin.h>
 static int init(const struct hr_host *h, struct hr_instance *s, const struct hr_conf *c, void **o)
-{ (void)h; (void)s; (void)c; *o = 0; return 0; }
+{
+    (void)h; (void)s; (void)c; *o = 0;
+#if defined(INIT_SAYS)
+    h->log(s, HR_LOG_ERROR, "path: '%s' is not absolute", "x");
+#endif
+#if defined(INIT_FAILS) || defined(INIT_SAYS)
+    return HR_EINVAL;
+#endif
+    return 0;
+}
 #ifdef UNDEF
 extern int hr_author_no_such_function(void); /* defined nowhere: a typo, or a library not linked */
 static int apply(void *st, struct hr_request *r) { (void)st; (void)r; return hr_author_no_such_function(); }
@@ -144,7 +153,7 @@ def check_author(name):
 
 
 if author_plugin("fine") is None:
-    skip("no C compiler to build a plugin as the guide does", 9)
+    skip("no C compiler to build a plugin as the guide does", 13)
 else:
     rc, out, err = check_author("fine")
     is_(rc, 0, "a plugin built with the guide's command passes --check-config")
@@ -174,6 +183,24 @@ else:
          r"the name\)", "the message names the symbol and the fix")
     note(err.strip())
     # A file that is not a shared object was "cannot load: file not found".
+    # An init that fails: --check-config passes (it never calls init), the
+    # daemon stops naming the code, and says so when init gave no reason
+    # (it said "(code -22); see the lines above" with nothing above).
+    author_plugin("init_says", "INIT_SAYS")
+    author_plugin("init_fails", "INIT_FAILS")
+    rc, out, err = check_author("init_fails")
+    is_(rc, 0, "--check-config does not run init")
+    rc, out, err = run(["-c", os.path.join(author_dir, "init_fails.conf")], timeout=30)
+    is_(rc, 1, "the daemon stops when init fails")
+    like(err, r"init_fails\.conf:3:1: transform 'init_fails' failed to start \(init returned -22, HR_EINVAL\) and "
+         r"logged no reason; its init should log one with host->log", "a silent init failure is called that, with the code")
+    note(" | ".join(x for x in err.splitlines() if "failed to start" in x))
+    check_author("init_says")
+    rc, out, err = run(["-c", os.path.join(author_dir, "init_says.conf")], timeout=30)
+    ok(rc == 1 and "ERROR:headroom.transforms.init_says:path: 'x' is not absolute" in err and
+       re.search(r"failed to start \(init returned -22, HR_EINVAL\); see the lines above", err),
+       "an init that logged its reason is pointed at it")
+    note(" | ".join(x for x in err.splitlines() if "failed to start" in x))
     with open(os.path.join(author_dir, "not_elf.so"), "w") as f:
         f.write("not a shared object\n")
     rc, out, err = check_author("not_elf")
