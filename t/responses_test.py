@@ -532,6 +532,18 @@ with Mock() as mock, Headroomd(mock=mock, extra_conf=CONF) as hd:
     cmp_ok((before or 0) - (after or 0), ">", 2 * 5000, "shell outputs: x-headroom-tokens saved on both (%s -> %s)"
            % (before, after))
 
+    # shell outputs of other shapes than the API's are sent on as they came
+    mock.reset()
+    odd = {"model": "gpt-4o", "input": [
+        {"role": "user", "content": "Which payment requests failed?"},
+        {"type": "shell_call_output", "call_id": "c1", "output": ROWS_TEXT},
+        {"type": "shell_call_output", "call_id": "c2", "output": [ROWS_TEXT, None, {"stdout": 7, "stderr": [ROWS_TEXT]}]},
+        {"type": "local_shell_call_output", "id": "c3", "output": [{"type": "input_text", "text": ROWS_TEXT}]},
+        {"type": "local_shell_call_output", "id": "c4"}]}
+    r = post_json(hd.url + RS, odd)
+    is_((r.status, (upstream(mock)[0] or {}).get("input")), (200, odd["input"]),
+        "shell outputs of other shapes (a text for the list, entries that are no object, no strings): sent as they came")
+
     # --- /metrics -------------------------------------------------------------
     m0 = hd.get("/metrics").text
     n = 3
