@@ -557,7 +557,9 @@ struct headroom_plugin {
     /* Transforms: rewrite candidate units. Return 0, or a negative code to
      * have the host drop every change this stage made (fail open). */
     int (*apply)(void *state, struct hr_request *req);
-    /* Transforms: content types acted on (HR_CT_BIT mask); 0 means all. */
+    /* Transforms: content types acted on (HR_CT_BIT mask); 0 means all.
+     * Informational: the host calls apply whatever the units' types, so
+     * apply skips the types it does not handle itself. */
     uint32_t content_types;
 
     /* Sinks: one completed request; runs on the sink's own thread (or, with
