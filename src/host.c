@@ -33,31 +33,64 @@ static void host_log(const struct hr_instance *self, enum hr_log_level level, co
     va_end(ap);
 }
 
-static const char *conf_lookup(const struct hr_conf *conf, const char *key)
+static const char *const conf_type_names[] = {"", "HR_CONF_STRING", "HR_CONF_INT", "HR_CONF_BOOL", "HR_CONF_DOUBLE"};
+
+/* The value of `key`, or NULL. A key the plugin never declared (a typo in
+ * its own call) or read as another type would silently read 0 or NULL:
+ * logged, naming the call, every time during init and once after. Every
+ * conf the host hands out is the `conf` of a struct hr_instance. */
+static const char *conf_lookup(const struct hr_conf *conf, const char *key, const char *fn, enum hr_conf_type want)
 {
-    for (size_t i = 0; conf && i < conf->n_keys; i++)
-        if (!strcmp(conf->keys[i].name, key)) return conf->values[i] ? conf->values[i] : conf->keys[i].default_value;
-    return NULL;
+    if (!conf) return NULL;
+    size_t i = 0;
+    while (key && i < conf->n_keys && strcmp(conf->keys[i].name, key)) i++;
+    int found = key && i < conf->n_keys;
+    int wrong_type = found && want && conf->keys[i].type != want && conf->keys[i].type <= HR_CONF_DOUBLE &&
+                     !(want == HR_CONF_DOUBLE && conf->keys[i].type == HR_CONF_INT); /* exact either way */
+    if (!found || wrong_type) {
+        struct hr_instance *in = (struct hr_instance *)((char *)conf - offsetof(struct hr_instance, conf));
+        if (!in->initialised || !atomic_exchange(&in->conf_misread, 1)) {
+            if (wrong_type)
+                host_log(in, HR_LOG_ERROR, "%s('%s'): '%s' is declared %s; read it with conf_%s", fn, key, key,
+                         conf_type_names[conf->keys[i].type],
+                         conf->keys[i].type == HR_CONF_INT ? "int" : conf->keys[i].type == HR_CONF_BOOL ? "bool"
+                         : conf->keys[i].type == HR_CONF_DOUBLE ? "double" : "string");
+            else {
+                char names[512];
+                size_t n = 0;
+                names[0] = '\0';
+                for (size_t k = 0; k < conf->n_keys && n < sizeof names; k++)
+                    n += (size_t)snprintf(names + n, sizeof names - n, " %s", conf->keys[k].name);
+                host_log(in, HR_LOG_ERROR, "%s('%s'): the plugin declares no such key, so it reads %s; declared:%s",
+                         fn, key ? key : "(null)", want ? "0" : "NULL", conf->n_keys ? names : " none");
+            }
+        }
+        if (!found) return NULL;
+    }
+    return conf->values[i] ? conf->values[i] : conf->keys[i].default_value;
 }
 
-static const char *conf_string(const struct hr_conf *conf, const char *key) { return conf_lookup(conf, key); }
+static const char *conf_string(const struct hr_conf *conf, const char *key)
+{
+    return conf_lookup(conf, key, "conf_string", (enum hr_conf_type)0);
+}
 
 static long long conf_int(const struct hr_conf *conf, const char *key)
 {
-    const char *v = conf_lookup(conf, key);
+    const char *v = conf_lookup(conf, key, "conf_int", HR_CONF_INT);
     return v ? strtoll(v, NULL, 10) : 0;
 }
 
 static int conf_bool(const struct hr_conf *conf, const char *key)
 {
-    const char *v = conf_lookup(conf, key);
+    const char *v = conf_lookup(conf, key, "conf_bool", HR_CONF_BOOL);
     int b = 0;
     return v && hr_parse_bool(v, &b) == 0 ? b : 0;
 }
 
 static double conf_double(const struct hr_conf *conf, const char *key)
 {
-    const char *v = conf_lookup(conf, key);
+    const char *v = conf_lookup(conf, key, "conf_double", HR_CONF_DOUBLE);
     return v ? strtod(v, NULL) : 0;
 }
 

@@ -30,6 +30,7 @@ struct hr_instance {
     atomic_ullong events, dropped;
     atomic_int broke_units_only; /* transforms: warned once that HR_TF_UNITS_ONLY was not kept */
     atomic_uint complaints;     /* ERROR and WARN lines it logged: an init failing without one is named */
+    atomic_int conf_misread;    /* logged once after init that it read an undeclared key (host.c) */
 };
 
 struct hr_plugins {

@@ -97,9 +97,24 @@ CC = shlex.split(os.environ.get("CC") or "cc")
 INCLUDE = os.path.join(T_DIR, "..", "include")
 AUTHOR_SRC = r"""
 #include <headroom/plugin.h>
+#ifdef CONF_TYPO
+static const struct hr_conf_key keys[] = {
+    HR_CONF_KEY_MIN("max_lines", HR_CONF_INT, "10", "lines kept", 1),
+    HR_CONF_KEY("label", HR_CONF_STRING, "x", "a label"),
+    HR_CONF_END,
+};
+#endif
 static int init(const struct hr_host *h, struct hr_instance *s, const struct hr_conf *c, void **o)
 {
     (void)h; (void)s; (void)c; *o = 0;
+#if defined(CONF_TYPO)
+    (void)h->conf_bool(c, "label"); /* a string key */
+    long long n = h->conf_int(c, "max_line"); /* the key is max_lines */
+    if (n < 1) {
+        h->log(s, HR_LOG_ERROR, "max_lines must be at least 1, got %lld", n);
+        return HR_EINVAL;
+    }
+#endif
 #if defined(INIT_SAYS)
     h->log(s, HR_LOG_ERROR, "path: '%s' is not absolute", "x");
 #endif
@@ -123,6 +138,9 @@ HR_PLUGIN_EXPORT const struct headroom_plugin headroom_plugin = {
     .kind = HR_PLUGIN_TRANSFORM,
 #endif
     .init = init, .apply = apply,
+#ifdef CONF_TYPO
+    .conf_keys = keys,
+#endif
 };
 """
 author_dir = tempfile.mkdtemp(prefix="hr-author-")
@@ -153,7 +171,7 @@ def check_author(name):
 
 
 if author_plugin("fine") is None:
-    skip("no C compiler to build a plugin as the guide does", 13)
+    skip("no C compiler to build a plugin as the guide does", 16)
 else:
     rc, out, err = check_author("fine")
     is_(rc, 0, "a plugin built with the guide's command passes --check-config")
@@ -201,6 +219,18 @@ else:
        re.search(r"failed to start \(init returned -22, HR_EINVAL\); see the lines above", err),
        "an init that logged its reason is pointed at it")
     note(" | ".join(x for x in err.splitlines() if "failed to start" in x))
+    # A typo in the plugin's own conf_int("max_line") read 0 without a word
+    # (and a string key read with conf_bool, 0): the author saw only their
+    # own range check fail. The host now names the call and the keys.
+    author_plugin("conf_typo", "CONF_TYPO")
+    check_author("conf_typo")
+    rc, out, err = run(["-c", os.path.join(author_dir, "conf_typo.conf")], timeout=30)
+    is_(rc, 1, "the plugin's own check fails on the 0 it read")
+    like(err, r"ERROR:headroom\.transforms\.conf_typo:conf_int\('max_line'\): the plugin declares no such key, so "
+         r"it reads 0; declared: max_lines label", "the host names the undeclared key and the declared ones")
+    like(err, r"ERROR:headroom\.transforms\.conf_typo:conf_bool\('label'\): 'label' is declared HR_CONF_STRING; "
+         r"read it with conf_string", "and a key read as another type")
+    note(" | ".join(x for x in err.splitlines() if "conf_typo:" in x))
     with open(os.path.join(author_dir, "not_elf.so"), "w") as f:
         f.write("not a shared object\n")
     rc, out, err = check_author("not_elf")

@@ -380,7 +380,10 @@ struct hr_host {
     int (*log_enabled)(enum hr_log_level level);
 
     /* Config values of this instance's block, or the declared default.
-     * Types were validated at load time, so these cannot fail. */
+     * Types were validated at load time, so these cannot fail. A key the
+     * plugin's conf_keys does not declare reads NULL or 0, and one read as
+     * another type (conf_int of a string key) is converted; the host logs
+     * either as an ERROR naming the call. */
     const char *(*conf_string)(const struct hr_conf *conf, const char *key);
     long long (*conf_int)(const struct hr_conf *conf, const char *key);
     int (*conf_bool)(const struct hr_conf *conf, const char *key);
