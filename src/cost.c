@@ -353,9 +353,12 @@ void hr_cost_price_event(struct hr_event *ev, int usage_seen, struct hr_cost *sp
         .output = ev->tokens_output,
         .tokens_saved = ev->tokens_saved,
     };
-    /* No usage in the answer (an OpenAI stream without include_usage): bill
-     * what we sent rather than nothing, so a budget cannot be bypassed. */
-    if (!usage_seen && ev->status >= 200 && ev->status < 300) u.input = ev->tokens_sent;
+    /* No usage in the answer (an OpenAI stream without include_usage, or one
+     * its client left before the usage chunk: its status is then the
+     * client's 499, but the provider answered 2xx and billed it, as
+     * `credited` says): bill what we sent rather than nothing, so a budget
+     * cannot be bypassed and no saving stands beside a $0 cost. */
+    if (!usage_seen && (ev->credited || (ev->status >= 200 && ev->status < 300))) u.input = ev->tokens_sent;
     if (ev->cached) u = (struct hr_cost_usage){0}; /* our own response cache: the provider bills nothing */
     /* A request is priced for its headers (or stream comment), then for its
      * event, from the same figures: the last pricing is remembered per

@@ -143,6 +143,21 @@ with Mock() as m, Headroomd(mock=m, extra_conf=conf) as h:
     is_(metric(mtext, "headroom_budget_spent_usd"), 0.0, "headroom_budget_spent_usd 0 without a budget")
     is_(metric(mtext, "headroom_budget_limit_usd"), None, "no headroom_budget_limit_usd without a budget")
 
+# A stream the client left after its 200: the provider billed the request,
+# and its usage never came. It is billed as sent (as a stream without
+# include_usage is), not left at $0 beside the saving it is credited.
+with Mock() as m, Headroomd(mock=m, extra_conf=conf) as h:
+    ob = openai_body(model="gpt-4o-mini", stream=True, include_usage=True, messages=tool_messages())
+    stream_then_close(h.url + "/v1/chat/completions", ob, nbytes=200,
+                      headers={"x-mock-chunk-delay-ms": "300", "x-mock-chunks": "10"})
+    ok(wait_until(lambda: h.stats()["requests"]["total"] == 1, timeout=15), "the broken stream is counted")
+    st = h.stats()
+    sent, saved = st["tokens"]["sent"], st["tokens"]["saved"]
+    cmp_ok(saved, ">", 0, "the broken stream's saving is credited (%d tokens)" % saved)
+    ok(abs(st["cost"]["total_cost_usd"] - float(usd(cost("gpt-4o-mini", inp=sent)))) < 2e-6,
+       "and it is billed as sent: %d tokens, $%s (total_cost_usd %s)" % (sent, usd(cost("gpt-4o-mini", inp=sent)),
+                                                                        st["cost"]["total_cost_usd"]))
+
 # --------------------------------------------------------------------- budget
 ws = tempfile.mkdtemp(prefix="hr-budget-ws-")
 BUDGET_CONF = "prices %s\nbudget 0.01\nbudget_period daily\nsink prometheus { path /metrics; }\n" % PRICES_PATH
