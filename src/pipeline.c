@@ -1106,8 +1106,12 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
             }
             c.req.body_edited = edited_before;
             r->failed = 1;
-            HR_WARN(LOGGER, "stage %s %s (%.2f ms, budget %.0f ms): its changes were undone", in->name,
-                    rc ? "failed" : "ran over its time budget", r->ms, opts->stage_budget_ms);
+            if (rc) /* the code is the plugin's only word on why */
+                HR_WARN(LOGGER, "stage %s failed: apply returned %d (%.2f ms, budget %.0f ms): its changes were undone",
+                        in->name, rc, r->ms, opts->stage_budget_ms);
+            else
+                HR_WARN(LOGGER, "stage %s ran over its time budget (%.2f ms, budget %.0f ms): its changes were undone",
+                        in->name, r->ms, opts->stage_budget_ms);
             continue;
         }
         if (edited && snapshot) { /* the next stage's "before" is this stage's result */

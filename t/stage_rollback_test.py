@@ -6,7 +6,7 @@
 import json
 import os
 
-from hrtest import Headroomd, Mock, done, is_, openai_body, post_json
+from hrtest import Headroomd, Mock, done, is_, like, openai_body, post_json
 
 PLUGINS = os.environ.get("HEADROOM_TEST_BAD_PLUGIN_DIR") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "plugins", ".libs")
@@ -87,6 +87,11 @@ for name, text, want_marks, want_tool in unit_cases:
     status, marks, tool, _, _ = forwarded(text)
     is_((status, marks, tool), (200, want_marks, want_tool),
         "%s: the forwarded body keeps %s, the tool output %s" % (name, want_marks, want_tool))
+# The WARN of a failed stage carries the code its apply returned: the
+# plugin's only word on why (units_editor returns HR_EINVAL, -22).
+_, _, _, err, _ = forwarded(units_stage("u", fail=True))
+like(err, r"stage u failed: apply returned -22 \([0-9.]+ ms, budget \d+ ms\): its changes were undone",
+     "a failed stage's WARN gives the code apply returned")
 
 # A stage that declares HR_TF_UNITS_ONLY and edits the body anyway: its
 # units are still put back when it fails, the request is served, and the
