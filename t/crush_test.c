@@ -1207,6 +1207,28 @@ static void fake_host_marker_rule(void)
     }
 }
 
+/* The fake host's unit_replace answers as headroomd's does
+ * (hr_pipeline_unit_replace): a protected unit and a text that is not UTF-8
+ * are HR_EINVAL, and a try on a protected unit is counted for tests. */
+static void fake_host_replace_answers(void)
+{
+    static char text[8192];
+    size_t l = 0;
+    for (int i = 0; i < 100 && l < sizeof text; i++)
+        l += (size_t)snprintf(text + l, sizeof text - l, "line %d of a long enough tool output\n", i);
+    json_t *body = openai_body("what failed?", text);
+    struct fh_request r;
+    fh_request_init(&r, body, HR_PROVIDER_OPENAI, "");
+    is_int(fh_host()->unit_replace(&r.req, 0, "short \xff\xfe", 8), HR_EINVAL, "fake host: a text not UTF-8 is HR_EINVAL");
+    is_int(fh_host()->unit_replace(&r.req, 0, NULL, 0), HR_EINVAL, "fake host: no text is HR_EINVAL");
+    r.units[0].flags |= HR_UNIT_PROTECTED;
+    is_int(fh_host()->unit_replace(&r.req, 0, "short", 5), HR_EINVAL, "fake host: a protected unit is HR_EINVAL");
+    is_int(r.protected_writes, 1, "... and the try is counted");
+    ok(!strcmp(r.units[0].text, text), "... and its text is unchanged");
+    fh_request_free(&r);
+    json_decref(body);
+}
+
 int main(void)
 {
     struct hr_conf conf;
@@ -1247,6 +1269,7 @@ int main(void)
     }
     bad_input();
     fake_host_marker_rule();
+    fake_host_replace_answers();
     fh_set_log_level(HR_LOG_WARN);
     policy();
     rows_as_text();

@@ -173,14 +173,21 @@ void fh_request_flag_as_1_5(struct fh_request *r)
 static int fh_unit_replace(struct hr_request *req, size_t i, const char *text, size_t len)
 {
     struct fh_request *r = (struct fh_request *)req;
-    if (i >= req->n_units)
+    /* The host's answers, in its order (src/pipeline.c hr_pipeline_unit_replace). */
+    if (!text || i >= req->n_units)
         return HR_EINVAL;
     struct hr_unit *u = &r->units[i];
+    if (u->flags & HR_UNIT_PROTECTED) {
+        r->protected_writes++; /* a test can assert a plugin never tries */
+        return HR_EINVAL;
+    }
     size_t t = fh_count_tokens(req->model, text, len);
     if (t >= u->tokens)
         return HR_ENOTSMALLER;
     json_t *s = json_stringn(text, len);
-    if (!s || json_object_set_new(r->target[i], r->key[i], s))
+    if (!s)
+        return HR_EINVAL; /* not UTF-8 (json_stringn's only refusal short of memory) */
+    if (json_object_set_new(r->target[i], r->key[i], s))
         return HR_ENOMEM;
     s = json_object_get(r->target[i], r->key[i]);
     r->tokens_saved += (int64_t)(u->tokens - t);

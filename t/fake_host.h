@@ -29,6 +29,7 @@ struct fh_request {
     int64_t tokens_saved;  /* unit savings plus stage_tokens_removed() */
     int replaced;
     int64_t tokens_removed; /* stage_tokens_removed() alone */
+    int protected_writes;   /* unit_replace calls on an HR_UNIT_PROTECTED unit (refused, as the host does) */
 };
 
 /* The host table (thread-safe, like the real one). */
