@@ -131,10 +131,10 @@ int main(void)
     is_str(json_string_value(json_object_get(json_object_get(json_array_get(tools, 2), "function"), "name")), "search",
            "tools sorted: search last");
     char *dump = json_dumps(json_array_get(tools, 2), JSON_COMPACT);
-    is_str(dump, "{\"type\":\"function\",\"function\":{\"name\":\"search\",\"parameters\":{\"properties\":{\"limit\":{\"type\":\"integer\"},"
-                 "\"query\":{\"description\":\"q\",\"type\":\"string\"}},\"required\":[\"query\",\"limit\"],"
+    is_str(dump, "{\"type\":\"function\",\"function\":{\"name\":\"search\",\"parameters\":{\"properties\":{\"query\":"
+                 "{\"description\":\"q\",\"type\":\"string\"},\"limit\":{\"type\":\"integer\"}},\"required\":[\"query\",\"limit\"],"
                  "\"type\":\"object\"}}}",
-           "schema keys sorted recursively inside parameters; required order kept");
+           "schema keys sorted recursively inside parameters; the properties' order and required's kept");
     free(dump);
     /* Same content as before, only the order differs. */
     json_t *ot = json_object_get(orig, "tools");
@@ -188,9 +188,30 @@ int main(void)
                         0, NULL);
         run(s, ab, HR_PROVIDER_ANTHROPIC, "", 0);
         char *d = json_dumps(json_object_get(ab, "tools"), JSON_COMPACT);
-        is_str(d, "[{\"name\":\"alpha\",\"input_schema\":{}},{\"name\":\"zeta\",\"input_schema\":{\"properties\":{\"a\":{},\"b\":{}},"
+        is_str(d, "[{\"name\":\"alpha\",\"input_schema\":{}},{\"name\":\"zeta\",\"input_schema\":{\"properties\":{\"b\":{},\"a\":{}},"
                   "\"type\":\"object\"}}]",
-               "anthropic tools sorted by name, input_schema keys sorted; tool object keys untouched");
+               "anthropic tools sorted by name, input_schema keys sorted, its properties in the client's order; tool "
+               "object keys untouched");
+        free(d);
+        json_decref(ab);
+        /* A strict tool asks for its reasoning before its answer: the model
+         * writes the arguments in the properties' order, so it stays. A
+         * property named "properties" is a name too, and the schemas under
+         * the names are made canonical. */
+        ab = json_loads("{\"model\":\"gpt-4o\",\"messages\":[],\"tools\":[{\"type\":\"function\",\"function\":{"
+                        "\"name\":\"answer\",\"strict\":true,\"parameters\":{\"type\":\"object\",\"properties\":{"
+                        "\"reasoning\":{\"type\":\"string\"},\"final_answer\":{\"type\":\"string\"},\"properties\":{"
+                        "\"type\":\"object\",\"properties\":{\"z\":{\"type\":\"string\"},\"y\":{\"type\":\"string\",\"description\":\"d\"}}}},"
+                        "\"required\":[\"reasoning\",\"final_answer\",\"properties\"],\"additionalProperties\":false}}}]}",
+                        0, NULL);
+        run(s, ab, HR_PROVIDER_OPENAI, "", 0);
+        d = json_dumps(json_object_get(json_object_get(json_array_get(json_object_get(ab, "tools"), 0), "function"),
+                                       "parameters"), JSON_COMPACT);
+        is_str(d, "{\"additionalProperties\":false,\"properties\":{\"reasoning\":{\"type\":\"string\"},\"final_answer\":"
+                  "{\"type\":\"string\"},\"properties\":{\"properties\":{\"z\":{\"type\":\"string\"},\"y\":{\"description\":"
+                  "\"d\",\"type\":\"string\"}},\"type\":\"object\"}},\"required\":[\"reasoning\",\"final_answer\","
+                  "\"properties\"],\"type\":\"object\"}",
+               "strict tool: reasoning stays before final_answer, nested properties keep their order, keywords sorted");
         free(d);
         json_decref(ab);
         /* Objects inside arrays (anyOf, items), at every depth; values kept. */

@@ -51,7 +51,7 @@ struct aligner {
 
 static const struct hr_conf_key ca_keys[] = {
     HR_CONF_KEY("sort_tools", HR_CONF_BOOL, "yes", "sort tool definitions by name (skipped when a tool carries cache_control)"),
-    HR_CONF_KEY("canonical_schemas", HR_CONF_BOOL, "yes", "sort the keys of tool parameter / input_schema objects recursively"),
+    HR_CONF_KEY("canonical_schemas", HR_CONF_BOOL, "yes", "sort the keys of tool parameter / input_schema objects recursively (property order kept)"),
     HR_CONF_KEY("detect_volatile", HR_CONF_BOOL, "yes", "report dates, times, UUIDs and request ids in the system prompt"),
     HR_CONF_KEY("track_prefix", HR_CONF_BOOL, "yes", "keep a per-session hash of the stable prefix and report changes"),
     HR_CONF_KEY_RANGE("max_sessions", HR_CONF_INT, "10000", "sessions whose prefix hash is remembered (least recently used dropped)", 1, 10000000),
@@ -304,8 +304,12 @@ static struct kv *kv_new(json_t *v, size_t upto, size_t n)
 
 /* v with object keys sorted bytewise at every depth: *out is a new value
  * when anything in v changes (values that do not are shared), else NULL.
- * Returns how many objects changed, or -1 out of memory. */
-static int canon(json_t *v, json_t **out)
+ * Returns how many objects changed, or -1 out of memory. `names`: v is a
+ * schema's "properties" map, whose key order is kept (its values, schemas,
+ * are still made canonical): a model fills a tool's arguments, and strict
+ * structured outputs generate them, in that order, so sorting it would put
+ * a "final_answer" before the "reasoning" the client asked for first. */
+static int canon(json_t *v, json_t **out, int names)
 {
     int changed = 0, rc;
     json_t *x, *r;
@@ -314,7 +318,7 @@ static int canon(json_t *v, json_t **out)
         size_t i;
         json_t *copy = NULL;
         json_array_foreach(v, i, x) {
-            if ((rc = canon(x, &r)) < 0 || (r && !copy && !(copy = json_copy(v)))) {
+            if ((rc = canon(x, &r, 0)) < 0 || (r && !copy && !(copy = json_copy(v)))) {
                 json_decref(r);
                 json_decref(copy);
                 return -1;
@@ -335,7 +339,7 @@ static int canon(json_t *v, json_t **out)
     const char *k, *prev = NULL;
     int sorted = 1;
     json_object_foreach(v, k, x) {
-        if ((rc = canon(x, &r)) < 0 || (r && !e && !(e = kv_new(v, i, n)))) {
+        if ((rc = canon(x, &r, !names && !strcmp(k, "properties"))) < 0 || (r && !e && !(e = kv_new(v, i, n)))) {
             json_decref(r);
             kv_free(e, i);
             return -1;
@@ -344,7 +348,7 @@ static int canon(json_t *v, json_t **out)
         if (e)
             e[i] = kv_of(k, r ? r : json_incref(x));
         i++;
-        if (prev && strcmp(prev, k) > 0)
+        if (!names && prev && strcmp(prev, k) > 0)
             sorted = 0;
         prev = k;
     }
@@ -395,7 +399,7 @@ static int canon_schemas(json_t *body, json_t **tools, int *owned)
             json_t *s = hr_json_get(fn ? hr_json_get(t, "function") : t, key), *r;
             if (!s)
                 continue;
-            int rc = canon(s, &r);
+            int rc = canon(s, &r, 0);
             if (rc < 0)
                 return -1;
             if (!r)
