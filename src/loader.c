@@ -163,6 +163,7 @@ static void free_instance(struct hr_instance *in)
     free(in->name);
     free(in->logger);
     free(in->where);
+    free(in->label);
     free(in);
 }
 
@@ -291,6 +292,7 @@ static struct hr_instance *open_plugin(const char *dir, const struct hr_plugin_b
     in->desc = d;
     in->name = strdup(blk->instance);
     if (asprintf(&in->where, "%s:%d:%d", file, blk->node->line, blk->node->col) < 0) in->where = NULL;
+    if (asprintf(&in->label, "%s '%s' (%s)", kind, blk->instance, in->path) < 0) in->label = NULL;
     size_t llen = strlen(blk->instance) + 32;
     in->logger = malloc(llen);
     snprintf(in->logger, llen, "headroom.%s.%s", blk->is_sink ? "sinks" : "transforms", blk->instance);

@@ -21,6 +21,7 @@ struct hr_instance {
     char *name;                 /* instance name (stage name for transforms) */
     char *logger;               /* headroom.transforms.<name> / headroom.sinks.<name> */
     char *where;                /* "file:line:col" of its block, for errors about it */
+    char *label;                /* "transform 'name' (path)": hr_crash_where while its code runs */
     struct hr_conf conf;
     void *state;
     int initialised;

@@ -18,6 +18,7 @@
 #include "ratelimit.h"
 #include "respcache.h"
 #include "config.h"
+#include "crash.h"
 #include "daemon.h"
 #include "host.h"
 #include "log.h"
@@ -360,6 +361,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN); /* a file-size limit fails the write (counted), it does not kill the daemon */
+    hr_crash_install(); /* a plugin that crashes is named */
 
     int exit_code = 1;
     pthread_t hk = 0;

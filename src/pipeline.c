@@ -12,6 +12,7 @@
 #include "log.h"
 #include "par.h"
 #include "pipeline.h"
+#include "crash.h"
 #include "session_floor.h"
 #include "stats.h"
 #include "token_cache.h"
@@ -1083,7 +1084,9 @@ void hr_pipeline_run(struct hr_instance *const *transforms, size_t n, const stru
         c.req.body_edited = 0;
         if (!declares(in, 3, HR_TF_COUNTS_ON_DEMAND) && count_all_units(&c)) host_work = 1;
         double st = host_work ? hr_monotonic_ms() : stage_end;
+        hr_crash_where = in->label;
         int rc = in->desc->apply(in->state, &c.req);
+        hr_crash_where = NULL;
         stage_end = hr_monotonic_ms();
         host_work = 0;
         r->ms = stage_end - st;

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "return_pool.h"
 #include "sinks.h"
+#include "crash.h"
 
 /* Where event copies go back to: one per thread that emits, made at its
  * first event, freed by hr_sinks_stop. */
@@ -213,7 +214,9 @@ static void *sink_thread(void *arg)
         for (size_t k = 0; k < n; k++) {
             if (k + PREFETCH_AHEAD < n) prefetch_event(q->ring[(head + k + PREFETCH_AHEAD) % q->cap]);
             struct owned_event *o = q->ring[(head + k) % q->cap];
+            hr_crash_where = q->in->label;
             q->in->desc->on_event(q->in->state, &o->ev);
+            hr_crash_where = NULL;
             release(o);
         }
         atomic_fetch_add(&q->in->events, n);
@@ -273,7 +276,9 @@ int hr_sinks_start(struct hr_plugins *p, size_t queue_size)
 void hr_sinks_emit(const struct hr_event *ev)
 {
     for (size_t i = 0; i < n_direct; i++) {
+        hr_crash_where = direct[i]->label;
         direct[i]->desc->on_event(direct[i]->state, ev);
+        hr_crash_where = NULL;
         atomic_fetch_add_explicit(&direct[i]->events, 1, memory_order_relaxed);
     }
     if (!n_queues) return;

@@ -6,7 +6,7 @@
 import json
 import os
 
-from hrtest import Headroomd, Mock, done, is_, like, openai_body, post_json
+from hrtest import Headroomd, Mock, done, is_, like, ok, openai_body, post_json
 
 PLUGINS = os.environ.get("HEADROOM_TEST_BAD_PLUGIN_DIR") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "plugins", ".libs")
@@ -92,6 +92,27 @@ for name, text, want_marks, want_tool in unit_cases:
 _, _, _, err, _ = forwarded(units_stage("u", fail=True))
 like(err, r"stage u failed: apply returned -22 \([0-9.]+ ms, budget \d+ ms\): its changes were undone",
      "a failed stage's WARN gives the code apply returned")
+
+# A plugin that crashes takes headroomd down (it runs in the process), and
+# the log names it: the last line was "listening" before.
+conf = ("host 127.0.0.1\nport @PORT@\nworkers 1\nopenai_api_url @MOCK_URL@\nplugin_dir %s\n%s"
+        % (PLUGINS, units_stage("crasher").replace("}", "crash yes; }")))
+with Mock() as m:
+    h = Headroomd(conf_text=conf, mock=m, expect_exit=None)
+    h.start()
+    msgs = [{"role": "user", "content": "what failed?"},
+            {"role": "assistant", "content": None,
+             "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "sh", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": LOG}]
+    try:
+        post_json(h.url + "/v1/chat/completions", openai_body(messages=msgs), timeout=20)
+    except Exception:  # the connection dies with the daemon
+        pass
+    rc = h.stop(timeout=30)
+    err = h.stderr_text()
+    like(err, r"headroomd: fatal signal SIGSEGV in transform 'crasher' \(\S*units_editor\.so\): the plugin crashed "
+              r"headroomd; remove its block", "a plugin's crash is named in the log (exit %s)" % rc)
+    ok(rc != 0, "and headroomd did not exit 0 (%s)" % rc)
 
 # A stage that declares HR_TF_UNITS_ONLY and edits the body anyway: its
 # units are still put back when it fails, the request is served, and the

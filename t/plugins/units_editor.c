@@ -5,7 +5,9 @@
  * alone. With `break_promise yes` it also edits the body outside units and
  * flags body_edited, which the host reports as a warning. It skips units
  * flagged HR_UNIT_HAS_MARKER: with `text` holding a marker, a later
- * instance shows whether the host flagged the replacement (ABI 1.6). */
+ * instance shows whether the host flagged the replacement (ABI 1.6). With
+ * `crash yes` its apply faults, as a plugin's bug would. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <jansson.h>
@@ -16,6 +18,7 @@ static const struct hr_conf_key keys[] = {
     HR_CONF_KEY("text_hex", HR_CONF_STRING, "", "the same as hex bytes, when set (bytes a config cannot hold)"),
     HR_CONF_KEY("fail", HR_CONF_BOOL, "no", "return an error after replacing"),
     HR_CONF_KEY("break_promise", HR_CONF_BOOL, "no", "also add x_units_editor to the body and set body_edited"),
+    HR_CONF_KEY("crash", HR_CONF_BOOL, "no", "read through a wild pointer in apply (a plugin's crash)"),
     HR_CONF_END,
 };
 
@@ -23,8 +26,12 @@ struct state {
     const struct hr_host *host;
     char *text;
     size_t len;
-    int fail, break_promise;
+    int fail, break_promise, crash;
 };
+
+/* Opaque to the compiler: the read below is a real fault, not undefined
+ * behaviour it may drop or a sanitizer may trap on before the kernel. */
+volatile uintptr_t units_editor_wild = 16;
 
 static int hexval(char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; }
 
@@ -59,6 +66,7 @@ static int init(const struct hr_host *host, struct hr_instance *self, const stru
     }
     s->fail = host->conf_bool(conf, "fail");
     s->break_promise = host->conf_bool(conf, "break_promise");
+    s->crash = host->conf_bool(conf, "crash");
     *out = s;
     return HR_OK;
 }
@@ -73,6 +81,7 @@ static void fini(void *st)
 static int apply(void *st, struct hr_request *req)
 {
     struct state *s = st;
+    if (s->crash && *(volatile int *)units_editor_wild) return HR_OK;
     for (size_t i = 0; i < req->n_units; i++)
         if (!(req->units[i].flags & (HR_UNIT_PROTECTED | HR_UNIT_HAS_MARKER))) /* as a stage must */
             s->host->unit_replace(req, i, s->text, s->len);
