@@ -2,6 +2,7 @@
  * subcommands that use libheadroom's public API. */
 #include "cli.h"
 #include "cli_util.h"
+#include "utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -188,26 +189,11 @@ static char *printable(const char *s)
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     char *o = out;
     while (p < end) {
-        unsigned c = *p;
-        size_t len = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-                   : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-        int ok = len > 0 && (size_t)(end - p) >= len;
-        for (size_t k = 1; ok && k < len; k++) ok = (p[k] & 0xC0) == 0x80;
-        if (ok && len == 3) ok = !(c == 0xE0 && p[1] < 0xA0) && !(c == 0xED && p[1] >= 0xA0); /* overlong, surrogates */
-        if (ok && len == 4) ok = !(c == 0xF0 && p[1] < 0x90) && !(c == 0xF4 && p[1] >= 0x90);
-        if (!ok) { /* not UTF-8: this byte */
-            *o++ = '?';
-            p++;
-            continue;
-        }
-        if ((len == 1 && (c < 0x20 || c == 0x7F)) || (len == 2 && c == 0xC2 && p[1] < 0xA0)) { /* C0, DEL, C1 */
-            *o++ = '?';
-            p += len;
-            continue;
-        }
-        memcpy(o, p, len);
-        o += len;
-        p += len;
+        size_t len = hr_utf8_seq(p, (size_t)(end - p));
+        int control = (len == 1 && (*p < 0x20 || *p == 0x7F)) || (len == 2 && *p == 0xC2 && p[1] < 0xA0); /* C0, DEL, C1 */
+        if (!len || control) *o++ = '?';
+        else memcpy(o, p, len), o += len;
+        p += len ? len : 1; /* not UTF-8: this byte */
     }
     *o = '\0';
     return out;

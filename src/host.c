@@ -33,7 +33,9 @@ static void host_log(const struct hr_instance *self, enum hr_log_level level, co
     va_end(ap);
 }
 
+/* By enum hr_conf_type: its name, and the conf_* that reads it. */
 static const char *const conf_type_names[] = {"", "HR_CONF_STRING", "HR_CONF_INT", "HR_CONF_BOOL", "HR_CONF_DOUBLE"};
+static const char *const conf_readers[] = {"", "string", "int", "bool", "double"};
 
 /* The value of `key`, or NULL. A key the plugin never declared (a typo in
  * its own call) or read as another type would silently read 0 or NULL:
@@ -52,9 +54,7 @@ static const char *conf_lookup(const struct hr_conf *conf, const char *key, cons
         if (!in->initialised || !atomic_exchange(&in->conf_misread, 1)) {
             if (wrong_type)
                 host_log(in, HR_LOG_ERROR, "%s('%s'): '%s' is declared %s; read it with conf_%s", fn, key, key,
-                         conf_type_names[conf->keys[i].type],
-                         conf->keys[i].type == HR_CONF_INT ? "int" : conf->keys[i].type == HR_CONF_BOOL ? "bool"
-                         : conf->keys[i].type == HR_CONF_DOUBLE ? "double" : "string");
+                         conf_type_names[conf->keys[i].type], conf_readers[conf->keys[i].type]);
             else {
                 char names[512];
                 size_t n = 0;
